@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+// @ts-nocheck (until the modules it wires exist)
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { createLogger } from './log.js';
+
+/**
+ * The one command line: `rackboot serve | build | whatif | demo`. Each
+ * command loads only what it needs, so `rackboot whatif` stays quick.
+ */
+async function main(argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName('rackboot')
+    .usage('$0 <command> [options]')
+    .command(
+      'serve',
+      'answer DHCP, TFTP and HTTP on one interface and boot machines by their profiles',
+      (y) =>
+        y
+          .option('interface', { type: 'string', demandOption: true, describe: 'network interface to serve on' })
+          .option('address', { type: 'string', describe: "this server's IPv4 address on that interface (default: its first)" })
+          .option('dhcp', { choices: ['full', 'proxy', 'off'] as const, default: 'full' as const, describe: 'DHCP mode' })
+          .option('pool', { type: 'string', describe: 'address pool START-END (full mode; default: upper half of the subnet)' })
+          .option('router', { type: 'string', describe: 'router (option 3) to hand out in full mode' })
+          .option('dns', { type: 'string', array: true, default: [] as string[], describe: 'DNS servers (option 6) to hand out' })
+          .option('lease-time', { type: 'number', default: 3600, describe: 'lease time in seconds' })
+          .option('profiles', { type: 'string', default: 'profiles', describe: 'folder of host profiles (YAML)' })
+          .option('assets', { type: 'string', default: 'boot-assets', describe: 'folder of builds made by "rackboot build"' })
+          .option('state', { type: 'string', default: 'state', describe: 'folder for leases and other state' })
+          .option('http-port', { type: 'number', default: 80 })
+          .option('tftp-port', { type: 'number', default: 69 })
+          .option('dhcp-port', { type: 'number', default: 67 }),
+      async (args) => {
+        const { serve } = await import('./serve.js');
+        const log = createLogger();
+        const server = await serve({
+          interfaceName: args.interface,
+          ...(args.address ? { address: args.address } : {}),
+          dhcp: args.dhcp,
+          ...(args.pool ? { pool: args.pool } : {}),
+          ...(args.router ? { router: args.router } : {}),
+          dns: args.dns,
+          leaseSeconds: args['lease-time'],
+          profiles: args.profiles,
+          assets: args.assets,
+          state: args.state,
+          httpPort: args['http-port'],
+          tftpPort: args['tftp-port'],
+          dhcpPort: args['dhcp-port'],
+          log,
+        });
+        const stop = (signal: string) => {
+          log.info({ signal }, 'stopping');
+          void server.close().then(() => process.exit(0));
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      },
+    )
+    .command(
+      'build',
+      'assemble the boot parts (Xen, dom0 kernel, runtime initrd, iPXE) from Debian packages',
+      (y) =>
+        y
+          .option('out', { type: 'string', default: 'boot-assets', describe: 'assets folder: builds/<id> and the "current" link' })
+          .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' }),
+      async (args) => {
+        const { build } = await import('../builder/build.js');
+        const log = createLogger();
+        const result = await build({ out: args.out, ...(args.cache ? { cacheDir: args.cache } : {}), log });
+        log.info({ build: result.id, dir: result.dir }, 'build done');
+      },
+    )
+    .command(
+      'whatif <mac>',
+      'print, as JSON, the profile a MAC resolves to and what it would be served',
+      (y) =>
+        y
+          .positional('mac', { type: 'string', demandOption: true })
+          .option('arch', { choices: ['bios', 'efi64'] as const, default: 'bios' as const })
+          .option('profiles', { type: 'string', default: 'profiles' })
+          .option('assets', { type: 'string', default: 'boot-assets' })
+          .option('address', { type: 'string', default: '127.0.0.1', describe: 'server address to put in URLs' })
+          .option('http-port', { type: 'number', default: 80 }),
+      async (args) => {
+        const { whatif } = await import('./whatif.js');
+        const report = await whatif({
+          mac: args.mac,
+          platform: args.arch,
+          profiles: args.profiles,
+          assets: args.assets,
+          endpoints: { address: args.address, httpPort: args['http-port'] },
+        });
+        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      },
+    )
+    .command(
+      'demo',
+      'build, then serve inside a private network namespace and network-boot a QEMU machine to the ready line',
+      (y) =>
+        y
+          .option('assets', { type: 'string', default: 'boot-assets' })
+          .option('profiles', { type: 'string', default: 'profiles' })
+          .option('firmware', { choices: ['bios', 'efi'] as const, default: 'bios' as const })
+          .option('mac', { type: 'string', default: '52:54:00:ab:cd:01' })
+          .option('keep', { type: 'boolean', default: false, describe: 'keep the machine running after it is ready' }),
+      async (args) => {
+        const { demo } = await import('./demo.js');
+        const code = await demo({
+          assets: args.assets,
+          profiles: args.profiles,
+          firmware: args.firmware,
+          mac: args.mac,
+          keep: args.keep,
+          log: createLogger(),
+        });
+        process.exitCode = code;
+      },
+    )
+    .demandCommand(1, 'name a command: serve, build, whatif or demo')
+    .strict()
+    .fail((message, error, y) => {
+      if (error) {
+        process.stderr.write(`rackboot: ${error.message}\n`);
+      } else {
+        y.showHelp();
+        process.stderr.write(`\nrackboot: ${message}\n`);
+      }
+      process.exit(2);
+    })
+    .help()
+    .parseAsync();
+}
+
+await main(hideBin(process.argv));

@@ -1,0 +1,143 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, access } from 'node:fs/promises';
+import path from 'node:path';
+
+/** Firmware files from Debian's ovmf package. */
+export const ovmfCode = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const ovmfVarsTemplate = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+
+export interface QemuMachineOptions {
+  firmware: 'bios' | 'efi';
+  mac: string;
+  /** Tap device (inside the namespace QEMU runs in). */
+  tap: string;
+  memoryMiB?: number;
+  /** Writable copy of OVMF's variable store (efi only); see prepareOvmfVars. */
+  ovmfVars?: string;
+}
+
+/**
+ * QEMU arguments for a machine that network-boots from a tap device.
+ *
+ * KVM cannot run Xen on these hosts, so QEMU emulates (TCG); "-cpu max" makes
+ * Xen's PV dom0 crash under TCG, Haswell-noTSX does not. BIOS machines get an
+ * e1000 with QEMU's iPXE option ROM (already iPXE: it sends user class
+ * "iPXE"). EFI machines get virtio-net with no option ROM ("romfile="), so
+ * OVMF's own UEFI PXE client boots, the way most UEFI PCs do.
+ */
+export function qemuArgs(options: QemuMachineOptions): string[] {
+  const args = [
+    '-accel', 'tcg',
+    '-cpu', 'Haswell-noTSX',
+    '-m', String(options.memoryMiB ?? 1024),
+    '-display', 'none',
+    '-serial', 'stdio',
+    '-monitor', 'none',
+    '-no-reboot',
+    '-netdev', `tap,id=n0,ifname=${options.tap},script=no,downscript=no`,
+  ];
+  if (options.firmware === 'bios') {
+    args.push('-boot', 'n', '-device', `e1000,netdev=n0,mac=${options.mac}`);
+  } else {
+    if (!options.ovmfVars) throw new Error('an EFI machine needs a writable copy of OVMF_VARS (prepareOvmfVars)');
+    args.push(
+      '-drive', `if=pflash,format=raw,readonly=on,file=${ovmfCode}`,
+      '-drive', `if=pflash,format=raw,file=${options.ovmfVars}`,
+      '-device', `virtio-net-pci,netdev=n0,mac=${options.mac},romfile=`,
+    );
+  }
+  return args;
+}
+
+/** OVMF writes boot variables: every machine needs its own copy of the store. */
+export async function prepareOvmfVars(dir: string): Promise<string> {
+  const target = path.join(dir, 'OVMF_VARS.fd');
+  await copyFile(ovmfVarsTemplate, target);
+  return target;
+}
+
+export async function assertQemu(firmware: 'bios' | 'efi'): Promise<void> {
+  const needed = ['/usr/bin/qemu-system-x86_64', ...(firmware === 'efi' ? [ovmfCode, ovmfVarsTemplate] : [])];
+  for (const file of needed) {
+    try {
+      await access(file);
+    } catch {
+      throw new Error(`${file} is missing: install qemu-system-x86, ipxe-qemu and ovmf (builder/install-deps.sh does)`);
+    }
+  }
+}
+
+/** The line the runtime prints when it has applied its profile. */
+export const readyLinePattern =
+  /rackboot-runtime: ready hostname=(?<hostname>\S+) ip=(?<ip>\S+) mac=(?<mac>\S+)(?<rest>[^\r\n]*)/;
+
+/**
+ * Collect a child's output and wait for a pattern in it, with a deadline.
+ * The whole console transcript stays available for failure messages.
+ */
+export class ConsoleWatcher {
+  transcript = '';
+  private waiters: Array<{ pattern: RegExp; resolve: (m: RegExpExecArray) => void }> = [];
+  private exited: number | null | undefined;
+
+  constructor(
+    readonly child: ChildProcess,
+    onData?: (chunk: string) => void,
+  ) {
+    const take = (data: Buffer) => {
+      const chunk = data.toString('latin1');
+      this.transcript += chunk;
+      onData?.(chunk);
+      this.check();
+    };
+    child.stdout?.on('data', take);
+    child.stderr?.on('data', take);
+    child.once('exit', (code) => {
+      this.exited = code;
+      this.check();
+    });
+  }
+
+  private check(): void {
+    this.waiters = this.waiters.filter(({ pattern, resolve }) => {
+      const match = pattern.exec(this.transcript);
+      if (match) resolve(match);
+      return !match;
+    });
+  }
+
+  get exitCode(): number | null | undefined {
+    return this.exited;
+  }
+
+  waitFor(pattern: RegExp, timeoutMs: number, what = String(pattern)): Promise<RegExpExecArray> {
+    const found = pattern.exec(this.transcript);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((waiter) => waiter.resolve !== done);
+        reject(new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}; output so far:\n${this.transcript.slice(-4000)}`));
+      }, timeoutMs);
+      const done = (match: RegExpExecArray) => {
+        clearTimeout(timer);
+        resolve(match);
+      };
+      this.waiters.push({ pattern, resolve: done });
+      this.child.once('exit', (code) => {
+        if (this.waiters.some((waiter) => waiter.resolve === done)) {
+          clearTimeout(timer);
+          this.waiters = this.waiters.filter((waiter) => waiter.resolve !== done);
+          const again = pattern.exec(this.transcript);
+          if (again) resolve(again);
+          else reject(new Error(`process exited (${String(code)}) before ${what}; output:\n${this.transcript.slice(-4000)}`));
+        }
+      });
+    });
+  }
+}
+
+export function spawnQemu(netns: string, options: QemuMachineOptions): ChildProcess {
+  return spawn('ip', ['netns', 'exec', netns, 'qemu-system-x86_64', ...qemuArgs(options)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}

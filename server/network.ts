@@ -1,0 +1,83 @@
+import { networkInterfaces } from 'node:os';
+
+/** IPv4 dotted quad to a 32-bit unsigned number. */
+export function ipv4ToNumber(address: string): number {
+  const parts = address.split('.');
+  if (parts.length !== 4) throw new Error(`"${address}" is not an IPv4 address`);
+  let value = 0;
+  for (const part of parts) {
+    if (!/^\d{1,3}$/.test(part) || Number(part) > 255) throw new Error(`"${address}" is not an IPv4 address`);
+    value = value * 256 + Number(part);
+  }
+  return value;
+}
+
+export function numberToIpv4(value: number): string {
+  return [24, 16, 8, 0].map((shift) => (Math.floor(value / 2 ** shift) % 256).toString()).join('.');
+}
+
+export function prefixMask(prefixLength: number): number {
+  return prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
+}
+
+export function sameSubnet(a: string, b: string, prefixLength: number): boolean {
+  const mask = prefixMask(prefixLength);
+  return ((ipv4ToNumber(a) & mask) >>> 0) === ((ipv4ToNumber(b) & mask) >>> 0);
+}
+
+export interface InterfaceAddress {
+  interfaceName: string;
+  address: string;
+  prefixLength: number;
+}
+
+/**
+ * The IPv4 address rackboot serves on: the one given (which must be on the
+ * interface), or the interface's first IPv4 address.
+ */
+export function interfaceAddress(interfaceName: string, wanted?: string): InterfaceAddress {
+  const entries = networkInterfaces()[interfaceName];
+  if (!entries) {
+    const known = Object.keys(networkInterfaces()).join(', ');
+    throw new Error(`interface "${interfaceName}" does not exist (this host has: ${known})`);
+  }
+  const ipv4 = entries.filter((entry) => entry.family === 'IPv4');
+  const match = wanted === undefined ? ipv4[0] : ipv4.find((entry) => entry.address === wanted);
+  if (!match) {
+    const have = ipv4.map((entry) => entry.cidr).join(', ') || 'no IPv4 address';
+    throw new Error(
+      wanted === undefined
+        ? `interface "${interfaceName}" has no IPv4 address`
+        : `address ${wanted} is not on interface "${interfaceName}" (it has ${have})`,
+    );
+  }
+  const prefixLength = Number(match.cidr?.split('/')[1] ?? 24);
+  return { interfaceName, address: match.address, prefixLength };
+}
+
+/** Parse "START-END" and check both ends lie in the served subnet, in order. */
+export function parsePool(text: string, served: InterfaceAddress): { start: string; end: string } {
+  const [start, end, extra] = text.split('-').map((part) => part.trim());
+  if (!start || !end || extra !== undefined) throw new Error(`--pool "${text}": want START-END, e.g. 198.18.0.100-198.18.0.199`);
+  for (const address of [start, end]) {
+    ipv4ToNumber(address);
+    if (!sameSubnet(address, served.address, served.prefixLength)) {
+      throw new Error(`--pool "${text}": ${address} is outside ${served.interfaceName}'s subnet ${served.address}/${served.prefixLength}`);
+    }
+  }
+  if (ipv4ToNumber(start) > ipv4ToNumber(end)) throw new Error(`--pool "${text}": the start is after the end`);
+  return { start, end };
+}
+
+/**
+ * A pool when none is given: the upper half of the served subnet, less the
+ * network, broadcast and server addresses (the server's own address is
+ * never leased anyway).
+ */
+export function defaultPool(served: InterfaceAddress): { start: string; end: string } {
+  const mask = prefixMask(served.prefixLength);
+  const network = (ipv4ToNumber(served.address) & mask) >>> 0;
+  const size = 2 ** (32 - served.prefixLength);
+  if (size < 8) throw new Error(`subnet /${served.prefixLength} is too small for a default pool; give --pool`);
+  return { start: numberToIpv4(network + size / 2), end: numberToIpv4(network + size - 2) };
+}

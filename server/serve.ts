@@ -1,0 +1,118 @@
+// @ts-nocheck (until the modules it wires exist)
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { AssetStore } from './assets/builds.js';
+import { chooseBootFile, type ServerEndpoints } from './boot/resolve.js';
+import { MemoryLeaseStore } from './dhcp/leases.js';
+import { DhcpServer } from './dhcp/server.js';
+import { createHttpApp } from './http/app.js';
+import type { Logger } from './log.js';
+import { defaultPool, interfaceAddress, parsePool } from './network.js';
+import { ProfileDirectory } from './profiles/store.js';
+import { TftpServer, fileFromDisk } from './tftp/server.js';
+import { resolveTftpPath } from './boot/tftp-path.js';
+
+export type DhcpMode = 'full' | 'proxy' | 'off';
+
+export interface ServeOptions {
+  interfaceName: string;
+  address?: string;
+  dhcp: DhcpMode;
+  pool?: string;
+  router?: string;
+  dns: string[];
+  leaseSeconds: number;
+  profiles: string;
+  assets: string;
+  state: string;
+  httpPort: number;
+  tftpPort: number;
+  dhcpPort: number;
+  log: Logger;
+}
+
+export interface RunningServer {
+  endpoints: ServerEndpoints;
+  close(): Promise<void>;
+}
+
+/**
+ * `rackboot serve`: DHCP, TFTP and HTTP on one interface, all answering from
+ * the same profiles and the same current build.
+ */
+export async function serve(options: ServeOptions): Promise<RunningServer> {
+  const { log } = options;
+  const served = interfaceAddress(options.interfaceName, options.address);
+  const endpoints: ServerEndpoints = { address: served.address, httpPort: options.httpPort };
+  await mkdir(options.state, { recursive: true });
+
+  const profiles = await ProfileDirectory.open(options.profiles, log);
+  profiles.watch();
+  const assets = new AssetStore(options.assets);
+  const current = await assets.current();
+  if (current) log.info({ build: current.id, dir: current.dir }, 'serving build');
+  else log.warn({ assets: assets.dir }, 'no build yet: machines will be told to wait (run "rackboot build")');
+
+  const closers: Array<() => Promise<void>> = [async () => profiles.close()];
+  try {
+    const app = createHttpApp({ assets, lookupProfile: (mac) => profiles.lookup(mac), endpoints, log });
+    const http: Server = await new Promise((resolve, reject) => {
+      const server = app.listen(options.httpPort, served.address, () => resolve(server));
+      server.once('error', reject);
+    });
+    closers.push(() => new Promise((resolve) => http.close(() => resolve())));
+
+    const tftp = new TftpServer({
+      address: served.address,
+      port: options.tftpPort,
+      log,
+      resolve: async (requested) => {
+        const wanted = resolveTftpPath(requested);
+        if (!wanted) return undefined;
+        const file = await assets.file(wanted.name, wanted.buildId);
+        return file ? fileFromDisk(file.path) : undefined;
+      },
+    });
+    await tftp.start();
+    closers.push(() => tftp.close());
+
+    if (options.dhcp === 'full') {
+      const pool = options.pool ? parsePool(options.pool, served) : defaultPool(served);
+      const dhcp = new DhcpServer({
+        interfaceName: served.interfaceName,
+        serverAddress: served.address,
+        prefixLength: served.prefixLength,
+        pool,
+        leaseSeconds: options.leaseSeconds,
+        ...(options.router ? { router: options.router } : {}),
+        dns: options.dns,
+        leases: new MemoryLeaseStore(),
+        reservationFor: (mac) => profiles.reservationFor(mac),
+        bootFile: (facts) => chooseBootFile(facts, endpoints),
+        log,
+        port: options.dhcpPort,
+      });
+      await dhcp.start();
+      closers.push(() => dhcp.close());
+      log.info({ interface: served.interfaceName, pool }, 'dhcp: full server');
+    } else if (options.dhcp === 'proxy') {
+      throw new Error('--dhcp proxy is not available yet; use --dhcp full, or --dhcp off with your DHCP server pointed at rackboot');
+    } else {
+      log.info('dhcp: off (point your DHCP server at this host: see the README)');
+    }
+    log.info(
+      { interface: served.interfaceName, address: served.address, http: options.httpPort, tftp: options.tftpPort, dhcp: options.dhcp },
+      'rackboot is serving',
+    );
+  } catch (error) {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    throw error;
+  }
+
+  return {
+    endpoints,
+    close: async () => {
+      for (const close of closers.reverse()) await close().catch((error: unknown) => log.warn({ err: error }, 'close failed'));
+    },
+  };
+}
