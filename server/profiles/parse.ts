@@ -1,0 +1,547 @@
+import {
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  visit,
+  Scalar,
+  type Node,
+  type Pair,
+  type YAMLMap,
+  type YAMLSeq,
+} from 'yaml';
+import { compareProfileErrors, type ProfileError } from './error.js';
+import { bootArgsProblem, bootEntryNames, hostnameProblem, isBootEntryName, passwordHashProblem, timezoneProblem } from './fields.js';
+import {
+  formatIpv4,
+  inSubnet,
+  nonUnicastReason,
+  parseIpv4,
+  parseIpv4WithPrefix,
+  reservedInSubnetReason,
+  subnetMask,
+} from './ipv4.js';
+import { normaliseMac } from './mac.js';
+import type { BootSettings, NetworkConfig, Profile } from './profile.js';
+
+/** Where a field's value starts in its file (1-based), for errors found later, such as two files claiming one MAC. */
+export interface FieldLocation {
+  line: number;
+  column: number;
+}
+
+export type ParseResult =
+  | { ok: true; profile: Profile; locations: ReadonlyMap<string, FieldLocation> }
+  | { ok: false; errors: ProfileError[] };
+
+/** File names of the default profile, the one for hosts without a file of their own. */
+export const defaultProfileFileNames = ['default.yaml', 'default.yml'] as const;
+
+export const profileDefaults = {
+  ssh: false,
+  timezone: 'Etc/UTC',
+  boot: { entry: 'standard', xenArgs: 'dom0_mem=512M', kernelArgs: '' } satisfies BootSettings,
+} as const;
+
+/** The host name "{mac}" stands for while checking a default profile's hostname. */
+const sampleMacText = '525400123456';
+
+/** The most name servers glibc's resolver uses (MAXNS in resolv.h); further ones are ignored silently. */
+const maxNameServers = 3;
+
+const topLevelFields = ['mac', 'hostname', 'network', 'rootPasswordHash', 'ssh', 'timezone', 'boot', 'domains'] as const;
+const networkFields = ['mode', 'address', 'gateway', 'dns'] as const;
+const bootFields = ['entry', 'xenArgs', 'kernelArgs'] as const;
+
+/**
+ * Turn the text of one profile file into a Profile, or into every problem
+ * found in it, each with its line, column and field. Pure: `source` is only
+ * used for messages, Profile.source and to tell whether this is default.yaml.
+ * Never throws, whatever the text.
+ */
+export function parseProfile(text: string, source: string): ParseResult {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const reader = new ProfileReader(text, source, lineCounter);
+
+  // Syntax problems first, and alone: once the YAML is broken, field errors
+  // would only describe the parser's guesses.
+  for (const problem of [...document.errors, ...document.warnings]) {
+    reader.errorAtOffset(problem.pos[0], '', problem.message);
+  }
+  if (reader.errors.length > 0) return reader.failure();
+
+  // Aliases (*name) are refused: a profile is small enough to write out, and
+  // refusing them rules out alias bombs and self-referencing lists.
+  visit(document, {
+    Alias(_key, alias) {
+      reader.error(alias, '', `aliases (*${alias.source}) are not supported in profiles; write the value out`);
+    },
+  });
+  if (reader.errors.length > 0) return reader.failure();
+
+  const profile = reader.readProfile(document.contents);
+  if (profile === undefined || reader.errors.length > 0) return reader.failure();
+  return { ok: true, profile, locations: reader.locations };
+}
+
+/** The last part of a path, for either separator (sources are only names here, never opened). */
+function baseName(source: string): string {
+  return source.slice(Math.max(source.lastIndexOf('/'), source.lastIndexOf('\\')) + 1);
+}
+
+export function isDefaultProfileFile(source: string): boolean {
+  return (defaultProfileFileNames as readonly string[]).includes(baseName(source));
+}
+
+/** A field as found in a mapping: the key (for "unknown"/"missing" errors) and the value. */
+interface Entry {
+  path: string;
+  key: Node | null;
+  value: Node | null;
+}
+
+class ProfileReader {
+  readonly errors: ProfileError[] = [];
+  readonly locations = new Map<string, FieldLocation>();
+
+  constructor(
+    private readonly text: string,
+    private readonly source: string,
+    private readonly lineCounter: LineCounter,
+  ) {}
+
+  failure(): ParseResult {
+    return { ok: false, errors: [...this.errors].sort(compareProfileErrors) };
+  }
+
+  position(offset: number): FieldLocation {
+    const clamped = Math.min(Math.max(0, offset), this.text.length);
+    const { line, col } = this.lineCounter.linePos(clamped);
+    return { line, column: col };
+  }
+
+  errorAtOffset(offset: number, field: string, message: string): void {
+    const { line, column } = this.position(offset);
+    this.errors.push({ file: this.source, line, column, field, message });
+  }
+
+  error(node: Node | null | undefined, field: string, message: string, fallbackOffset = 0): void {
+    this.errorAtOffset(node?.range?.[0] ?? fallbackOffset, field, message);
+  }
+
+  /** Report at the value, or at the key when the value is empty (its position is then just after the colon). */
+  entryError(entry: Entry, message: string): void {
+    const valueIsEmpty = entry.value === null || (isScalar(entry.value) && entry.value.value === null);
+    this.error(valueIsEmpty ? (entry.key ?? entry.value) : entry.value, entry.path, message);
+  }
+
+  readProfile(root: Node | null): Profile | undefined {
+    if (root === null || root === undefined || (isScalar(root) && root.value === null)) {
+      this.errorAtOffset(0, '', 'the file holds no profile; want at least mac: and hostname: (see profiles/default.yaml)');
+      return undefined;
+    }
+    const fields = this.mapping({ path: '', key: null, value: root }, topLevelFields);
+    if (fields === undefined) return undefined;
+    const rootOffset = root.range?.[0] ?? 0;
+    const isDefault = isDefaultProfileFile(this.source);
+
+    let mac: string | null = null;
+    const macEntry = fields.get('mac');
+    if (macEntry === undefined) {
+      if (!isDefault) {
+        this.errorAtOffset(
+          rootOffset,
+          'mac',
+          'missing; every profile names its host by MAC, except default.yaml (the profile for hosts without a file of their own)',
+        );
+      }
+    } else if (isDefault) {
+      this.error(
+        macEntry.key,
+        'mac',
+        `not allowed in ${baseName(this.source)}, the profile for hosts without a file of their own; give this host a file of its own`,
+      );
+    } else {
+      mac = this.mac(macEntry) ?? null;
+    }
+
+    const hostnameEntry = fields.get('hostname');
+    let hostname: string | undefined;
+    if (hostnameEntry === undefined) {
+      this.errorAtOffset(rootOffset, 'hostname', isDefault ? 'missing; want a name such as node-{mac}' : 'missing; want a name such as node01');
+    } else {
+      hostname = this.hostname(hostnameEntry, isDefault);
+    }
+
+    const rootPasswordHash = this.optional(fields.get('rootPasswordHash'), (entry) => this.passwordHash(entry));
+    const network = this.network(fields.get('network'), isDefault);
+    const ssh = this.optional(fields.get('ssh'), (entry) => this.boolean(entry)) ?? profileDefaults.ssh;
+    const timezone = this.optional(fields.get('timezone'), (entry) => this.timezone(entry)) ?? profileDefaults.timezone;
+    const boot = this.boot(fields.get('boot'), rootPasswordHash);
+    const domains = this.optional(fields.get('domains'), (entry) => this.domains(entry)) ?? [];
+
+    if (hostname === undefined || network === undefined || boot === undefined || this.errors.length > 0) return undefined;
+    const profile: Profile = { source: this.source, mac, hostname, network, ssh, timezone, boot, domains };
+    if (rootPasswordHash !== undefined) profile.rootPasswordHash = rootPasswordHash;
+    return profile;
+  }
+
+  private optional<T>(entry: Entry | undefined, read: (entry: Entry) => T | undefined): T | undefined {
+    return entry === undefined ? undefined : read(entry);
+  }
+
+  /** The fields of a mapping by name, reporting unknown and malformed keys; undefined if it is no mapping. */
+  private mapping(entry: Entry, known: readonly string[]): Map<string, Entry> | undefined {
+    if (!isMap(entry.value)) {
+      const example = entry.path === '' ? 'mac: ..., hostname: ...' : `${known.slice(0, 2).join(': ..., ')}: ...`;
+      this.entryError(entry, `want a mapping of fields (${example}), got ${describe(entry.value)}`);
+      return undefined;
+    }
+    const fields = new Map<string, Entry>();
+    for (const pair of (entry.value as YAMLMap<unknown, unknown>).items as Array<Pair<Node | null, Node | null>>) {
+      const keyNode = pair.key;
+      const name = isScalar(keyNode) && keyNode.value !== null && typeof keyNode.value !== 'object' ? String(keyNode.value) : undefined;
+      const offset = keyNode?.range?.[0] ?? pair.value?.range?.[0] ?? entry.value.range?.[0] ?? 0;
+      if (name === undefined) {
+        this.errorAtOffset(offset, entry.path, `field names are plain words; got ${describe(keyNode)} as a field name`);
+        continue;
+      }
+      const path = entry.path === '' ? name : `${entry.path}.${name}`;
+      if (!known.includes(name)) {
+        const suggestion = closest(name, known);
+        const hint = suggestion ? `did you mean ${suggestion}?` : `known fields here: ${known.join(', ')}`;
+        this.errorAtOffset(offset, path, `unknown field; ${hint}`);
+        continue;
+      }
+      fields.set(name, { path, key: keyNode, value: pair.value });
+    }
+    return fields;
+  }
+
+  private remember(entry: Entry): void {
+    const node = entry.value ?? entry.key;
+    this.locations.set(entry.path, this.position(node?.range?.[0] ?? 0));
+  }
+
+  private string(entry: Entry): string | undefined {
+    if (isScalar(entry.value) && typeof entry.value.value === 'string') {
+      this.remember(entry);
+      return entry.value.value;
+    }
+    let message = `want a string, got ${describe(entry.value)}`;
+    if (isScalar(entry.value) && entry.value.type === Scalar.PLAIN && entry.value.value !== null) {
+      message += `; put it in quotes if you meant the text "${entry.value.source}"`;
+    }
+    this.entryError(entry, message);
+    return undefined;
+  }
+
+  private boolean(entry: Entry): boolean | undefined {
+    if (isScalar(entry.value) && typeof entry.value.value === 'boolean') {
+      this.remember(entry);
+      return entry.value.value;
+    }
+    // YAML 1.1 also read yes/no/on/off as booleans; YAML 1.2 (and so this
+    // parser) does not, and a quiet "yes" string would turn ssh off.
+    this.entryError(entry, `want true or false, got ${describe(entry.value)}`);
+    return undefined;
+  }
+
+  private mac(entry: Entry): string | undefined {
+    // An unquoted 525400123456 is a number to YAML, and under %YAML 1.1 even
+    // 52:54:00:12:34:56 is one (base 60): read what was written instead.
+    const value = entry.value;
+    const written =
+      isScalar(value) && typeof value.value === 'number' && value.type === Scalar.PLAIN ? value.source : undefined;
+    const text = written ?? this.string(entry);
+    if (text === undefined) return undefined;
+    this.remember(entry);
+    const mac = normaliseMac(text);
+    if (mac === undefined) {
+      this.entryError(
+        entry,
+        `${JSON.stringify(text)} is not a MAC address (want six hex pairs: 52:54:00:12:34:56, 52-54-00-12-34-56 or 525400123456)`,
+      );
+    }
+    return mac;
+  }
+
+  private hostname(entry: Entry, isDefault: boolean): string | undefined {
+    const hostname = this.string(entry);
+    if (hostname === undefined) return undefined;
+    const placeholders = hostname.match(/\{[^}]*\}?/g) ?? [];
+    const unknown = placeholders.find((placeholder) => placeholder !== '{mac}');
+    if (unknown !== undefined) {
+      this.entryError(entry, `${JSON.stringify(hostname)}: unknown placeholder ${unknown}; only {mac} is filled in`);
+      return undefined;
+    }
+    if (placeholders.length > 0 && !isDefault) {
+      this.entryError(entry, `${JSON.stringify(hostname)}: {mac} is only filled in by default.yaml; write this host's name`);
+      return undefined;
+    }
+    const filled = hostname.replaceAll('{mac}', sampleMacText);
+    const problem = hostnameProblem(filled);
+    if (problem !== undefined) {
+      const note = filled === hostname ? '' : ` ({mac} filled in as ${sampleMacText})`;
+      this.entryError(entry, problem + note);
+      return undefined;
+    }
+    return hostname;
+  }
+
+  private passwordHash(entry: Entry): string | undefined {
+    const hash = this.string(entry);
+    if (hash === undefined) return undefined;
+    const problem = passwordHashProblem(hash);
+    if (problem !== undefined) {
+      this.entryError(entry, problem);
+      return undefined;
+    }
+    return hash;
+  }
+
+  private timezone(entry: Entry): string | undefined {
+    const timezone = this.string(entry);
+    if (timezone === undefined) return undefined;
+    const problem = timezoneProblem(timezone);
+    if (problem !== undefined) {
+      this.entryError(entry, problem);
+      return undefined;
+    }
+    return timezone;
+  }
+
+  private network(entry: Entry | undefined, isDefault: boolean): NetworkConfig | undefined {
+    if (entry === undefined) return { mode: 'dhcp' };
+    const fields = this.mapping(entry, networkFields);
+    if (fields === undefined) return undefined;
+    const modeEntry = fields.get('mode');
+    let mode: 'dhcp' | 'static' | undefined = 'dhcp';
+    if (modeEntry !== undefined) {
+      const text = this.string(modeEntry);
+      if (text === 'dhcp' || text === 'static') {
+        mode = text;
+      } else {
+        if (text !== undefined) this.entryError(modeEntry, `${JSON.stringify(text)} is not a network mode (want dhcp or static)`);
+        mode = undefined;
+      }
+    }
+    if (mode === undefined) return undefined;
+
+    if (mode === 'dhcp') {
+      for (const name of ['address', 'gateway', 'dns'] as const) {
+        const unused = fields.get(name);
+        if (unused === undefined) continue;
+        const why = modeEntry === undefined ? 'network.mode is dhcp when left out' : 'the DHCP server provides it';
+        this.error(unused.key, unused.path, `only used with mode: static (${why})`);
+      }
+      return { mode: 'dhcp' };
+    }
+
+    if (isDefault) {
+      this.entryError(
+        modeEntry!,
+        `static is not allowed in ${baseName(this.source)}: every host without a file of its own would get the same address`,
+      );
+      return undefined;
+    }
+    const addressEntry = fields.get('address');
+    if (addressEntry === undefined) {
+      this.error(modeEntry!.value, `${entry.path}.address`, 'missing; mode static needs the host address with its prefix, such as 198.18.0.50/24');
+      return undefined;
+    }
+    const host = this.hostAddress(addressEntry);
+    const gatewayEntry = fields.get('gateway');
+    const gateway = gatewayEntry === undefined ? undefined : this.gateway(gatewayEntry, host);
+    const dnsEntry = fields.get('dns');
+    const dns = dnsEntry === undefined ? [] : this.nameServers(dnsEntry);
+    if (host === undefined || (gatewayEntry !== undefined && gateway === undefined) || dns === undefined) return undefined;
+    const network: NetworkConfig = { mode: 'static', address: formatIpv4(host.address), prefixLength: host.prefixLength, dns };
+    if (gateway !== undefined) network.gateway = gateway;
+    return network;
+  }
+
+  private hostAddress(entry: Entry): { address: number; prefixLength: number } | undefined {
+    const text = this.string(entry);
+    if (text === undefined) return undefined;
+    const quoted = JSON.stringify(text);
+    const parsed = parseIpv4WithPrefix(text);
+    if (parsed === undefined) {
+      const hint = parseIpv4(text) !== undefined ? `; add the prefix length, such as ${text}/24` : '';
+      this.entryError(entry, `${quoted} is not an IPv4 address with a prefix (want a.b.c.d/n)${hint || ipv4Hint(text)}`);
+      return undefined;
+    }
+    if (parsed.prefixLength === 0) {
+      this.entryError(entry, `${quoted} has prefix length 0; want 1 to 32`);
+      return undefined;
+    }
+    const problem = nonUnicastReason(parsed.address) ?? reservedInSubnetReason(parsed.address, parsed.prefixLength);
+    if (problem !== undefined) {
+      this.entryError(entry, `${quoted} ${problem}`);
+      return undefined;
+    }
+    return parsed;
+  }
+
+  /**
+   * The gateway must be inside the host's subnet. Linux can reach a gateway
+   * outside it through an "onlink" route, but the runtime's network setup
+   * adds a plain default route, which the kernel refuses ("Nexthop has
+   * invalid gateway"); and a gateway outside the subnet is almost always a
+   * typo in the address or the prefix.
+   */
+  private gateway(entry: Entry, host: { address: number; prefixLength: number } | undefined): string | undefined {
+    const text = this.string(entry);
+    if (text === undefined) return undefined;
+    const quoted = JSON.stringify(text);
+    const gateway = parseIpv4(text);
+    if (gateway === undefined) {
+      this.entryError(entry, `${quoted} is not an IPv4 address (want a.b.c.d)${ipv4Hint(text)}`);
+      return undefined;
+    }
+    const problem = nonUnicastReason(gateway);
+    if (problem !== undefined) {
+      this.entryError(entry, `${quoted} ${problem}`);
+      return undefined;
+    }
+    if (host !== undefined) {
+      const subnet = `${formatIpv4((host.address & subnetMask(host.prefixLength)) >>> 0)}/${host.prefixLength}`;
+      if (gateway === host.address) {
+        this.entryError(entry, `${quoted} is the host's own address`);
+        return undefined;
+      }
+      if (!inSubnet(gateway, host.address, host.prefixLength)) {
+        this.entryError(entry, `${quoted} is outside the host's subnet ${subnet}; the gateway must be directly reachable`);
+        return undefined;
+      }
+      const reserved = reservedInSubnetReason(gateway, host.prefixLength);
+      if (reserved !== undefined) {
+        this.entryError(entry, `${quoted} ${reserved}`);
+        return undefined;
+      }
+    }
+    return formatIpv4(gateway);
+  }
+
+  private nameServers(entry: Entry): string[] | undefined {
+    if (!isSeq(entry.value)) {
+      this.entryError(entry, `want a list of IPv4 addresses, such as [198.18.0.1], got ${describe(entry.value)}`);
+      return undefined;
+    }
+    const items = (entry.value as YAMLSeq<Node | null>).items;
+    if (items.length > maxNameServers) {
+      this.entryError(entry, `lists ${items.length} name servers; the resolver uses only the first ${maxNameServers}`);
+      return undefined;
+    }
+    const servers: string[] = [];
+    let failed = false;
+    items.forEach((item, index) => {
+      const itemEntry: Entry = { path: `${entry.path}[${index}]`, key: null, value: item };
+      const text = this.string(itemEntry);
+      if (text === undefined) {
+        failed = true;
+        return;
+      }
+      const address = parseIpv4(text);
+      const problem = address === undefined ? `is not an IPv4 address (want a.b.c.d)${ipv4Hint(text)}` : nonUnicastReason(address);
+      if (address === undefined || problem !== undefined) {
+        this.entryError(itemEntry, `${JSON.stringify(text)} ${problem}`);
+        failed = true;
+        return;
+      }
+      servers.push(formatIpv4(address));
+    });
+    return failed ? undefined : servers;
+  }
+
+  private boot(entry: Entry | undefined, passwordHash: string | undefined): BootSettings | undefined {
+    const boot: BootSettings = { ...profileDefaults.boot };
+    if (entry === undefined) return boot;
+    const fields = this.mapping(entry, bootFields);
+    if (fields === undefined) return undefined;
+    let ok = true;
+    const entryEntry = fields.get('entry');
+    if (entryEntry !== undefined) {
+      const name = this.string(entryEntry);
+      if (name !== undefined && isBootEntryName(name)) {
+        boot.entry = name;
+      } else {
+        ok = false;
+        if (name !== undefined) {
+          const names = `${bootEntryNames.slice(0, -1).join(', ')} or ${bootEntryNames.at(-1)}`;
+          this.entryError(entryEntry, `${JSON.stringify(name)} is not a boot entry (want ${names})`);
+        }
+      }
+    }
+    for (const name of ['xenArgs', 'kernelArgs'] as const) {
+      const argsEntry = fields.get(name);
+      if (argsEntry === undefined) continue;
+      const args = this.string(argsEntry);
+      const problem = args === undefined ? undefined : bootArgsProblem(args, passwordHash);
+      if (problem !== undefined) this.entryError(argsEntry, problem);
+      if (args === undefined || problem !== undefined) ok = false;
+      else boot[name] = args;
+    }
+    return ok ? boot : undefined;
+  }
+
+  private domains(entry: Entry): unknown[] | undefined {
+    if (!isSeq(entry.value)) {
+      this.entryError(entry, `want a list, got ${describe(entry.value)}`);
+      return undefined;
+    }
+    // Guests are validated in a later stage; aliases were refused above, so
+    // this cannot blow up.
+    return (entry.value as YAMLSeq).toJSON() as unknown[];
+  }
+}
+
+/** Why a dotted quad was refused, when the reason is not obvious. */
+function ipv4Hint(text: string): string {
+  return /(^|[./])0\d/.test(text) ? '; leading zeros are not allowed (some tools read them as octal)' : '';
+}
+
+/** What a YAML node is, for "want X, got Y" messages. */
+function describe(node: Node | null | undefined): string {
+  if (node === null || node === undefined) return 'nothing';
+  if (isMap(node)) return 'a mapping';
+  if (isSeq(node)) return 'a list';
+  if (isAlias(node)) return 'an alias';
+  if (!isScalar(node)) return 'something else';
+  const value = node.value;
+  if (value === null || value === undefined) return 'nothing (an empty value)';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}`;
+  if (typeof value === 'number' || typeof value === 'bigint') return `the number ${node.source ?? String(value)}`;
+  if (typeof value === 'boolean') return String(value);
+  if (value instanceof Date) return 'a date';
+  if (value instanceof Uint8Array) return 'binary data';
+  return 'something else';
+}
+
+/** The known name closest to a mistyped one, if it is close enough to be a typo. */
+function closest(name: string, known: readonly string[]): string | undefined {
+  const squash = (text: string) => text.toLowerCase().replace(/[-_ ]/g, '');
+  let best: { name: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const distance = squash(candidate) === squash(name) ? 0 : editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (best === undefined || distance < best.distance) best = { name: candidate, distance };
+  }
+  return best !== undefined && best.distance <= Math.min(2, Math.floor(name.length / 3)) ? best.name : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  if (a.length > 64 || b.length > 64) return Math.abs(a.length - b.length) + 64;
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + cost));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
