@@ -1,0 +1,58 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+
+/**
+ * What a transfer reads from: bytes already in memory (generated scripts,
+ * small configs), or a stream or async iterable of chunks (files on disk,
+ * anything produced on the fly). Chunks may have any size; the sender cuts
+ * them into blocks.
+ */
+export type TftpSource = Uint8Array | NodeJS.ReadableStream | AsyncIterable<Uint8Array | string>;
+
+/** A file the server can send. */
+export interface TftpFile {
+  /**
+   * Bytes the source yields, answered to an RFC 2349 tsize request. PXE ROMs
+   * size their download buffer from it, so it must be exact.
+   */
+  readonly size: number;
+  /**
+   * The content from the first byte: a fresh stream on each call (one call
+   * per transfer, and only once the client has accepted the options, so a
+   * tsize probe opens nothing), or the same Buffer every time.
+   */
+  open(): TftpSource;
+}
+
+/** fileFromDisk was handed a directory, FIFO, device or socket. */
+export class NotRegularFileError extends Error {
+  override readonly name = 'NotRegularFileError';
+  readonly code = 'ENOTREGULAR';
+  constructor(readonly path: string) {
+    super(`${path} is not a regular file`);
+  }
+}
+
+/**
+ * A file on disk, streamed in 64 KiB reads, never loaded whole. Rejects with
+ * the fs error (ENOENT, EACCES, ...) when it cannot be read, and with
+ * NotRegularFileError for anything but a regular file (symbolic links to
+ * one are followed): reading a FIFO or a device would hang or never end.
+ * The size is taken now and each stream stops there, so a file that grows
+ * while being sent still matches the tsize the client was told.
+ */
+export async function fileFromDisk(path: string): Promise<TftpFile> {
+  const info = await stat(path);
+  if (!info.isFile()) throw new NotRegularFileError(path);
+  const size = info.size;
+  return {
+    size,
+    open: () => (size === 0 ? Buffer.alloc(0) : createReadStream(path, { start: 0, end: size - 1, highWaterMark: 64 * 1024 })),
+  };
+}
+
+/** Content already in memory; served by slicing, without copies. */
+export function fileFromBuffer(content: Uint8Array): TftpFile {
+  const bytes = Buffer.isBuffer(content) ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+  return { size: bytes.length, open: () => bytes };
+}
