@@ -149,7 +149,9 @@ export function resolveHostBoot(input: {
       xenEfi: buildUrl('xen.efi'),
       kernel: buildUrl('vmlinuz'),
       initrd: buildUrl('initrd.gz'),
-      xenCfg: `${hostUrl('xen.cfg')}?build=${encodeURIComponent(build.id)}`,
+      // The build id sits in the path: iPXE names a fetched image by the URL's
+      // last path component, and xen.efi looks the file up by that name.
+      xenCfg: hostUrl(`builds/${encodeURIComponent(build.id)}/xen.cfg`),
       runtimeEnv: hostUrl('runtime.env'),
     },
   };
