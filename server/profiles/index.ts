@@ -1,0 +1,5 @@
+export * from './profile.js';
+export * from './error.js';
+export * from './mac.js';
+export * from './parse.js';
+export * from './store.js';

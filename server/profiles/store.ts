@@ -1,0 +1,384 @@
+import { watch as watchDirectory, type FSWatcher } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../log.js';
+import { compareProfileErrors, formatProfileError, type ProfileError } from './error.js';
+import { normaliseMac } from './mac.js';
+import { parseProfile, type FieldLocation } from './parse.js';
+import { profileForHost, type NetworkConfig, type Profile } from './profile.js';
+
+/** A static address handed to one host by its profile. */
+export interface Reservation {
+  mac: string;
+  address: string;
+  prefixLength: number;
+  gateway?: string;
+  dns: string[];
+  hostname: string;
+  /** The profile file it comes from. */
+  source: string;
+}
+
+/** What listeners of ProfileDirectory.onChange receive after a reload changed something. */
+export interface ProfileChange {
+  profiles: Profile[];
+  errors: ProfileError[];
+}
+
+export interface ProfileDirectoryOptions {
+  /** Quiet time after the last file event before watch() reloads; editors write in bursts. */
+  debounceMs?: number;
+}
+
+/** Profile files are a few hundred bytes; anything this large is a mistake (a log, an image). */
+const maxFileBytes = 1024 * 1024;
+
+/** A parsed version of one file. */
+interface Version {
+  text: string;
+  profile: Profile;
+  locations: ReadonlyMap<string, FieldLocation>;
+}
+
+/** Everything known about one file of the directory. */
+interface FileState {
+  name: string;
+  path: string;
+  /** The text last read and its problems (parse errors or a read error); empty when it parsed. */
+  text: string | undefined;
+  problems: ProfileError[];
+  /** The newest version that parsed, if it is the file's current text. */
+  latest: Version | undefined;
+  /** The version being served: the last one that parsed and did not conflict with another file. */
+  served: Version | undefined;
+  /** Why `latest` is not served, when it conflicts with another file. */
+  conflicts: ProfileError[];
+}
+
+/** A claim only one file may hold: a MAC, a static address, or being the default profile. */
+interface Claim {
+  key: string;
+  error: (holder: string) => ProfileError;
+}
+
+/**
+ * The profiles of one directory: every *.yaml and *.yml file in it (not in
+ * subfolders, and not hidden files such as editors' ".#name.yaml" locks).
+ *
+ * A file that fails to parse, or that claims a MAC or static address another
+ * file holds, never replaces what was served from it before: the last good
+ * version stays, and the problem is logged and listed by errors(). A file
+ * that is deleted stops being served.
+ *
+ * Conflicts: files are taken in order of name, so on the first load
+ * "a.yaml" wins over "b.yaml". On later reloads, files serving unchanged
+ * keep their claims first, then changed and new files are tried in order of
+ * name. So copying node01.yaml to node00.yaml and forgetting to change the
+ * MAC does not take node01's MAC away from a running rack; after a restart
+ * the name order decides again, and the conflict is still reported.
+ */
+export class ProfileDirectory {
+  private files = new Map<string, FileState>();
+  private byMac = new Map<string, Profile>();
+  private defaultVersion: Profile | undefined;
+  private listeners = new Set<(change: ProfileChange) => void>();
+  private loggedProblems = new Map<string, string>();
+  private queue: Promise<void> = Promise.resolve();
+  private watcher: FSWatcher | undefined;
+  private debounceTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly debounceMs: number;
+
+  private constructor(
+    readonly dir: string,
+    private readonly log: Logger,
+    options: ProfileDirectoryOptions,
+  ) {
+    this.debounceMs = options.debounceMs ?? 200;
+  }
+
+  /** Load every profile in `dir`. Fails if the directory cannot be read; bad files are only reported. */
+  static async open(dir: string, log: Logger, options: ProfileDirectoryOptions = {}): Promise<ProfileDirectory> {
+    const directory = new ProfileDirectory(dir, log.child({ component: 'profiles' }), options);
+    await directory.reload();
+    return directory;
+  }
+
+  /** The profile for a MAC (any accepted spelling): its own, else the default one filled in for it, else undefined. */
+  lookup(mac: string): Profile | undefined {
+    const normalised = normaliseMac(mac);
+    if (normalised === undefined) return undefined;
+    const own = this.byMac.get(normalised);
+    if (own !== undefined) return own;
+    return this.defaultVersion === undefined ? undefined : profileForHost(this.defaultVersion, normalised);
+  }
+
+  /** The profile of default.yaml, with "{mac}" still in its hostname. */
+  get defaultProfile(): Profile | undefined {
+    return this.defaultVersion;
+  }
+
+  /** Every profile served, in order of file name. */
+  all(): Profile[] {
+    return [...this.files.values()].flatMap((file) => (file.served ? [file.served.profile] : []));
+  }
+
+  /** The current problems of every file, in order of file and line. */
+  errors(): ProfileError[] {
+    return [...this.files.values()].flatMap((file) => [...file.problems, ...file.conflicts]).sort(compareProfileErrors);
+  }
+
+  /** Static addresses by MAC, for the DHCP server to keep out of its pool. */
+  reservations(): Map<string, Reservation> {
+    const reservations = new Map<string, Reservation>();
+    for (const profile of this.all()) {
+      if (profile.mac === null || profile.network.mode !== 'static') continue;
+      reservations.set(profile.mac, reservationOf(profile.mac, profile, profile.network));
+    }
+    return reservations;
+  }
+
+  /** The static address of one MAC (any accepted spelling), if its profile has one. */
+  reservationFor(mac: string): Reservation | undefined {
+    const normalised = normaliseMac(mac);
+    const profile = normalised === undefined ? undefined : this.byMac.get(normalised);
+    if (profile === undefined || profile.mac === null || profile.network.mode !== 'static') return undefined;
+    return reservationOf(profile.mac, profile, profile.network);
+  }
+
+  /** Call `listener` after every reload that changed a profile or a problem. Returns a function that unsubscribes. */
+  onChange(listener: (change: ProfileChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Read the directory again. Reloads run one at a time, in the order asked for. */
+  reload(): Promise<void> {
+    const run = this.queue.then(() => this.load());
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Reload when a file in the directory changes, after `debounceMs` of quiet. */
+  watch(): void {
+    if (this.watcher !== undefined || this.closed) return;
+    // The directory, not each file: editors save by writing a new file and
+    // renaming it over the old one, which a watch on the old file misses.
+    this.watcher = watchDirectory(this.dir, { persistent: false }, () => this.scheduleReload());
+    this.watcher.on('error', (error) => {
+      this.log.error({ dir: this.dir, err: error }, 'watching the profile directory failed; profiles are no longer reloaded on change');
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.debounceTimer !== undefined) clearTimeout(this.debounceTimer);
+    this.watcher?.close();
+    this.watcher = undefined;
+    this.listeners.clear();
+  }
+
+  private scheduleReload(): void {
+    if (this.closed) return;
+    if (this.debounceTimer !== undefined) clearTimeout(this.debounceTimer);
+    this.debounceTimer = setTimeout(() => {
+      this.debounceTimer = undefined;
+      if (this.closed) return;
+      this.reload().catch((error: unknown) => {
+        this.log.error({ dir: this.dir, err: error }, 'reading the profile directory failed; still serving the profiles loaded before');
+      });
+    }, this.debounceMs);
+  }
+
+  private async load(): Promise<void> {
+    const names = await this.profileFileNames();
+    const before = this.snapshot();
+
+    const files = new Map<string, FileState>();
+    for (const name of names) {
+      const file = this.files.get(name) ?? { name, path: join(this.dir, name), text: undefined, problems: [], latest: undefined, served: undefined, conflicts: [] };
+      if (await this.read(file)) files.set(name, file);
+    }
+    for (const name of this.files.keys()) {
+      if (!files.has(name)) this.log.info({ file: join(this.dir, name) }, 'profile file removed');
+    }
+    this.files = files;
+    this.resolveClaims();
+    this.logProblems();
+
+    const after = this.snapshot();
+    if (after.key !== before.key) {
+      const change: ProfileChange = { profiles: this.all(), errors: this.errors() };
+      for (const listener of this.listeners) {
+        try {
+          listener(change);
+        } catch (error) {
+          this.log.error({ err: error }, 'a profile change listener failed');
+        }
+      }
+    }
+  }
+
+  /** *.yaml and *.yml regular files (or links to them), sorted by name. */
+  private async profileFileNames(): Promise<string[]> {
+    const entries = await readdir(this.dir, { withFileTypes: true });
+    const names: string[] = [];
+    for (const entry of entries) {
+      if (entry.name.startsWith('.') || !/\.ya?ml$/.test(entry.name)) continue;
+      if (entry.isFile()) {
+        names.push(entry.name);
+      } else if (entry.isSymbolicLink()) {
+        const target = await stat(join(this.dir, entry.name)).catch(() => undefined);
+        if (target?.isFile()) names.push(entry.name);
+      }
+    }
+    return names.sort();
+  }
+
+  /** Read and parse one file; false when it has gone since the directory was listed. */
+  private async read(file: FileState): Promise<boolean> {
+    let text: string;
+    try {
+      const info = await stat(file.path);
+      if (info.size > maxFileBytes) {
+        file.text = undefined;
+        file.latest = undefined;
+        file.problems = [fileProblem(file.path, `is ${info.size} bytes; a profile is at most ${maxFileBytes}`)];
+        return true;
+      }
+      text = await readFile(file.path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      file.text = undefined;
+      file.latest = undefined;
+      file.problems = [fileProblem(file.path, `cannot be read: ${(error as Error).message}`)];
+      return true;
+    }
+    if (text === file.text) return true;
+    file.text = text;
+    const result = parseProfile(text, file.path);
+    if (result.ok) {
+      file.latest = { text, profile: result.profile, locations: result.locations };
+      file.problems = [];
+    } else {
+      file.latest = undefined;
+      file.problems = result.errors;
+    }
+    return true;
+  }
+
+  /** Decide which version of each file is served; see the class comment for the order. */
+  private resolveClaims(): void {
+    const held = new Map<string, string>();
+    const take = (version: Version): ProfileError[] => {
+      const claims = claimsOf(version);
+      const conflicts = claims.flatMap((claim) => {
+        const holder = held.get(claim.key);
+        return holder === undefined ? [] : [claim.error(holder)];
+      });
+      if (conflicts.length === 0) for (const claim of claims) held.set(claim.key, version.profile.source);
+      return conflicts;
+    };
+
+    const ordered = [...this.files.values()];
+    const unchanged = (file: FileState) => file.served !== undefined && (file.latest === undefined || file.latest.text === file.served.text);
+    for (const file of ordered.filter(unchanged)) {
+      file.conflicts = [];
+      // Files served together before cannot conflict with each other; this
+      // only guards the invariant.
+      const conflicts = take(file.served!);
+      if (conflicts.length > 0) {
+        file.served = undefined;
+        file.conflicts = conflicts;
+      }
+    }
+    for (const file of ordered.filter((candidate) => !unchanged(candidate))) {
+      file.conflicts = [];
+      if (file.latest === undefined) {
+        file.served = undefined;
+        continue;
+      }
+      const conflicts = take(file.latest);
+      if (conflicts.length === 0) {
+        file.served = file.latest;
+        continue;
+      }
+      file.conflicts = conflicts;
+      if (file.served !== undefined && take(file.served).length > 0) file.served = undefined;
+    }
+
+    this.byMac = new Map();
+    this.defaultVersion = undefined;
+    for (const profile of this.all()) {
+      if (profile.mac === null) this.defaultVersion = profile;
+      else this.byMac.set(profile.mac, profile);
+    }
+  }
+
+  /** Log each file's problems once, when they change, with what happens to the file meanwhile. */
+  private logProblems(): void {
+    const seen = new Set<string>();
+    for (const file of this.files.values()) {
+      seen.add(file.name);
+      const problems = [...file.problems, ...file.conflicts];
+      const servedKey = file.served === undefined ? '' : file.served.text;
+      const key = JSON.stringify([problems.map(formatProfileError), servedKey]);
+      if (this.loggedProblems.get(file.name) === key) continue;
+      this.loggedProblems.set(file.name, key);
+      if (problems.length === 0) {
+        const profile = file.served?.profile;
+        if (profile) this.log.info({ file: file.path, mac: profile.mac, hostname: profile.hostname }, 'profile loaded');
+        continue;
+      }
+      const outcome = file.served === undefined ? 'this file is not served' : 'still serving the last good version of this file';
+      for (const problem of problems) {
+        this.log.error(
+          { file: problem.file, line: problem.line, column: problem.column, field: problem.field },
+          `${formatProfileError(problem)} (${outcome})`,
+        );
+      }
+    }
+    for (const name of [...this.loggedProblems.keys()]) if (!seen.has(name)) this.loggedProblems.delete(name);
+  }
+
+  /** What onChange compares: which versions are served, and the problems. */
+  private snapshot(): { key: string } {
+    const served = [...this.files.values()].map((file) => [file.name, file.served?.text ?? null]);
+    return { key: JSON.stringify([served, this.errors().map(formatProfileError)]) };
+  }
+}
+
+function reservationOf(mac: string, profile: Profile, network: Extract<NetworkConfig, { mode: 'static' }>): Reservation {
+  const { address, prefixLength, gateway, dns } = network;
+  const reservation: Reservation = { mac, address, prefixLength, dns: [...dns], hostname: profile.hostname, source: profile.source };
+  if (gateway !== undefined) reservation.gateway = gateway;
+  return reservation;
+}
+
+function fileProblem(path: string, message: string): ProfileError {
+  return { file: path, line: 1, column: 1, field: '', message };
+}
+
+/** The MAC, static address and default role a version would hold, each with the error if another file has it. */
+function claimsOf(version: Version): Claim[] {
+  const { profile, locations } = version;
+  const at = (field: string, message: string): ProfileError => {
+    const location = locations.get(field) ?? { line: 1, column: 1 };
+    return { file: profile.source, line: location.line, column: location.column, field, message };
+  };
+  const claims: Claim[] = [];
+  if (profile.mac === null) {
+    claims.push({ key: 'default', error: (holder) => at('', `a second default profile; ${holder} is the default profile already`) });
+  } else {
+    const mac = profile.mac;
+    claims.push({ key: `mac ${mac}`, error: (holder) => at('mac', `${mac} is already the MAC of ${holder}`) });
+  }
+  if (profile.network.mode === 'static') {
+    const { address } = profile.network;
+    claims.push({
+      key: `address ${address}`,
+      error: (holder) => at('network.address', `${address} is already the static address of ${holder}`),
+    });
+  }
+  return claims;
+}
