@@ -1,0 +1,206 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../server/log.js';
+import { BuildStepError } from './errors.js';
+import { CommandError, runCommand, type CommandRunner } from './exec.js';
+
+/**
+ * Debian packages through the machine's own apt configuration (its sources
+ * decide the mirror; rackboot never names one). `apt-get download
+ * --print-uris` tells the exact .deb, its size and SHA256 without fetching
+ * it, so the local cache is keyed by file name and checked by hash, and a
+ * second build downloads nothing.
+ */
+
+/** One line of `apt-get download --print-uris`: what apt would fetch. */
+export interface AptFile {
+  package: string;
+  version: string;
+  /** The name apt saves the .deb under, e.g. "busybox-static_1%3a1.35.0-4+deb12u1+b1_amd64.deb". */
+  fileName: string;
+  size: number;
+  sha256: string;
+  uri: string;
+}
+
+/**
+ * Parse `apt-get download --print-uris` output:
+ * `'URI' FILENAME SIZE SHA256:HEX`. The package and version come from the
+ * file name ("name_version_arch.deb", the epoch's ":" written as "%3a").
+ */
+export function parsePrintUris(text: string): AptFile[] {
+  const files: AptFile[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const m = /^'([^']+)'\s+(\S+)\s+(\d+)\s+(?:SHA256:)?([0-9a-f]{64})\s*$/.exec(line.trim());
+    if (m === null) throw new Error(`apt-get --print-uris line not understood: "${line.trim()}"`);
+    const [, uri, fileName, size, sha256] = m as unknown as [string, string, string, string, string];
+    const parts = decodeURIComponent(fileName).replace(/\.deb$/, '').split('_');
+    if (parts.length !== 3) throw new Error(`apt file name "${fileName}" is not name_version_arch.deb`);
+    files.push({ package: parts[0]!, version: parts[1]!, fileName, size: Number(size), sha256, uri });
+  }
+  return files;
+}
+
+/** The fields of one control paragraph (`apt-cache show`, `dpkg-deb -f`); continuation lines are joined. */
+export function parseControlParagraph(text: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  let last: string | undefined;
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') {
+      if (fields.size > 0) break; // only the first paragraph
+      continue;
+    }
+    if (/^\s/.test(line) && last !== undefined) {
+      fields.set(last, `${fields.get(last)}\n${line.trim()}`);
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon < 1) continue;
+    last = line.slice(0, colon);
+    fields.set(last, line.slice(colon + 1).trim());
+  }
+  return fields;
+}
+
+/** Package names in a Depends field, alternatives flattened, version constraints dropped. */
+export function dependencyNames(depends: string): string[] {
+  return depends
+    .split(/[,|]/)
+    .map((d) => d.trim().split(/[\s(:]/)[0] ?? '')
+    .filter(Boolean);
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export interface FetchedPackage {
+  file: AptFile;
+  /** Where the verified .deb is, inside the cache. */
+  path: string;
+  /** True when the cache already held it and nothing was downloaded. */
+  cached: boolean;
+}
+
+export class AptClient {
+  private readonly debDir: string;
+  private readonly log: Logger;
+  private readonly run: CommandRunner;
+  private updated = false;
+
+  constructor(options: { cacheDir: string; log: Logger; run?: CommandRunner }) {
+    this.debDir = join(options.cacheDir, 'debs');
+    this.log = options.log;
+    this.run = options.run ?? runCommand;
+  }
+
+  /**
+   * apt-get refuses to fetch as the _apt sandbox user into a folder that user
+   * cannot write (our cache is the invoking user's); as root, say so up front
+   * instead of letting apt warn on every download.
+   */
+  private aptOptions(): string[] {
+    return process.getuid?.() === 0 ? ['-o', 'APT::Sandbox::User=root'] : [];
+  }
+
+  /**
+   * Run an apt step; when it fails (unknown package, stale lists after a
+   * mirror update, missing lists on a fresh machine), run `apt-get update`
+   * once per client and try again, then fail naming the step and package.
+   */
+  private async withUpdate<T>(step: string, pkg: string, attempt: () => Promise<T>): Promise<T> {
+    try {
+      return await attempt();
+    } catch (first) {
+      if (this.updated) throw this.stepError(step, pkg, first);
+      this.log.warn({ step, package: pkg, reason: reasonOf(first) }, 'apt step failed; running apt-get update once and retrying');
+      this.updated = true;
+      try {
+        await this.run('apt-get', ['-q', 'update']);
+      } catch (error) {
+        throw new BuildStepError('apt-get update', pkg, reasonOf(error), { cause: error });
+      }
+      try {
+        return await attempt();
+      } catch (second) {
+        throw this.stepError(step, pkg, second);
+      }
+    }
+  }
+
+  private stepError(step: string, pkg: string, error: unknown): BuildStepError {
+    return error instanceof BuildStepError ? error : new BuildStepError(step, pkg, reasonOf(error), { cause: error });
+  }
+
+  /** The .deb apt would fetch for a package (its candidate version). */
+  async resolve(pkg: string): Promise<AptFile> {
+    return this.withUpdate('resolve', pkg, async () => {
+      const { stdout } = await this.run('apt-get', [...this.aptOptions(), 'download', '--print-uris', pkg]);
+      const files = parsePrintUris(stdout).filter((f) => f.package === pkg);
+      if (files.length !== 1) throw new Error(`apt-get download --print-uris ${pkg} listed ${files.length} files for it, want 1`);
+      return files[0]!;
+    });
+  }
+
+  /** The Depends field of a package's candidate version. */
+  async depends(pkg: string): Promise<string[]> {
+    return this.withUpdate('resolve', pkg, async () => {
+      const { stdout } = await this.run('apt-cache', ['show', '--no-all-versions', pkg]);
+      return dependencyNames(parseControlParagraph(stdout).get('Depends') ?? '');
+    });
+  }
+
+  /** The verified .deb in the cache, downloading it only when the cache lacks it or holds a bad copy. */
+  async fetch(file: AptFile): Promise<FetchedPackage> {
+    const path = join(this.debDir, file.fileName);
+    if (await this.verified(path, file)) {
+      this.log.info({ package: file.package, version: file.version }, 'package in cache');
+      return { file, path, cached: true };
+    }
+    await mkdir(this.debDir, { recursive: true });
+    const tmp = join(this.debDir, `.download-${randomBytes(6).toString('hex')}`);
+    await mkdir(tmp, { mode: 0o755 });
+    try {
+      const started = Date.now();
+      await this.withUpdate('download', file.package, async () => {
+        await this.run('apt-get', [...this.aptOptions(), '-q', 'download', `${file.package}=${file.version}`], { cwd: tmp });
+      });
+      const got = await readdir(tmp);
+      if (!got.includes(file.fileName)) {
+        throw new BuildStepError('download', file.package, `apt-get saved ${got.join(', ') || 'nothing'}, expected ${file.fileName}`);
+      }
+      const downloaded = join(tmp, file.fileName);
+      if (!(await this.verified(downloaded, file))) {
+        throw new BuildStepError('verify', file.package, `${file.fileName} does not match size ${file.size} and sha256 ${file.sha256}`);
+      }
+      await rename(downloaded, path);
+      this.log.info({ package: file.package, version: file.version, size: file.size, ms: Date.now() - started }, 'package downloaded');
+      return { file, path, cached: false };
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  private async verified(path: string, file: AptFile): Promise<boolean> {
+    try {
+      const s = await stat(path);
+      if (s.size !== file.size) return false;
+    } catch {
+      return false;
+    }
+    const actual = await sha256File(path);
+    if (actual === file.sha256) return true;
+    this.log.warn({ path, want: file.sha256, actual }, 'cached package has the wrong sha256; fetching it again');
+    return false;
+  }
+}
+
+function reasonOf(error: unknown): string {
+  if (error instanceof CommandError) return error.detail;
+  return error instanceof Error ? error.message : String(error);
+}

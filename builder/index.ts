@@ -1,0 +1,4 @@
+export { build, defaultCacheDir, switchCurrent, type BuildOptions, type BuildResult } from './build.js';
+export { BuildStepError } from './errors.js';
+export { BUILD_FILES, MANIFEST_NAME, parseManifest, type BuildFileName, type Manifest, type ManifestFile, type PackageRef } from './manifest.js';
+export { RUNTIME_MODULES } from './initrd.js';
