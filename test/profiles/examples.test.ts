@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { formatProfileError } from '../../server/profiles/error.js';
+import { parseProfile } from '../../server/profiles/parse.js';
+import { profileForHost } from '../../server/profiles/profile.js';
+
+// dist/test/profiles/ -> the repository root
+const repo = fileURLToPath(new URL('../../../', import.meta.url));
+
+async function parseRepoFile(relative: string) {
+  const result = parseProfile(await readFile(repo + relative, 'utf8'), relative);
+  assert.ok(result.ok, result.ok ? '' : result.errors.map(formatProfileError).join('\n'));
+  return result.profile;
+}
+
+test('profiles/default.yaml parses: dhcp, node-{mac}, no ssh, standard entry', async () => {
+  const profile = await parseRepoFile('profiles/default.yaml');
+  assert.deepEqual(profile, {
+    source: 'profiles/default.yaml',
+    mac: null,
+    hostname: 'node-{mac}',
+    network: { mode: 'dhcp' },
+    ssh: false,
+    timezone: 'Etc/UTC',
+    boot: { entry: 'standard', xenArgs: 'dom0_mem=512M', kernelArgs: '' },
+    domains: [],
+  });
+  assert.equal(profileForHost(profile, '52:54:00:12:34:56').hostname, 'node-525400123456');
+});
+
+test('profiles/examples/node01.yaml parses as a full static profile', async () => {
+  const profile = await parseRepoFile('profiles/examples/node01.yaml');
+  assert.equal(profile.mac, '52:54:00:12:34:56');
+  assert.equal(profile.hostname, 'node01');
+  assert.deepEqual(profile.network, {
+    mode: 'static',
+    address: '198.18.0.50',
+    prefixLength: 24,
+    gateway: '198.18.0.1',
+    dns: ['198.18.0.1'],
+  });
+  assert.equal(profile.ssh, true);
+  assert.match(profile.rootPasswordHash ?? '', /^\$6\$rackbootexample\$/);
+});
+
+test('the example hash is the SHA-512 crypt of "rackboot", as its comment says', async (t) => {
+  const profile = await parseRepoFile('profiles/examples/node01.yaml');
+  let again: string;
+  try {
+    again = execFileSync('openssl', ['passwd', '-6', '-salt', 'rackbootexample', 'rackboot'], { encoding: 'utf8' }).trim();
+  } catch {
+    t.skip('openssl is not installed');
+    return;
+  }
+  assert.equal(profile.rootPasswordHash, again);
+});
