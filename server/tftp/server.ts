@@ -1,0 +1,315 @@
+import { createSocket as createUdpSocket, type Socket, type RemoteInfo } from 'node:dgram';
+import { once } from 'node:events';
+import { isIPv6 } from 'node:net';
+import type { Logger } from '../log.js';
+import { ErrorCode } from './codes.js';
+import { NotRegularFileError, type TftpFile } from './file.js';
+import { defaultLimits, negotiateOptions } from './options.js';
+import { describePacket, encodePacket, tryDecodePacket, type TransferRequest } from './packet.js';
+import { normaliseRequestPath } from './path.js';
+import { clientLabel, ReadTransfer, type TftpClient, type TransferSummary } from './transfer.js';
+
+export type { TftpClient, TransferOutcome, TransferSummary } from './transfer.js';
+
+/** What the server reports to `onEvent`, besides its log lines. */
+export type TftpEvent =
+  /** The first DATA packet of a transfer is about to go out. */
+  | {
+      kind: 'transferStarted';
+      client: TftpClient;
+      file: string;
+      size: number;
+      mode: 'octet' | 'netascii';
+      blockSize: number;
+      windowSize: number;
+    }
+  /** A transfer ended, for whatever reason (see TransferSummary.outcome). */
+  | ({ kind: 'transferEnded' } & TransferSummary)
+  /** A request answered with an ERROR packet and no transfer. */
+  | { kind: 'requestRefused'; client: TftpClient; file: string; code: number; message: string }
+  /** A datagram on the request port that was not acted on. */
+  | { kind: 'packetDropped'; client: TftpClient; reason: string };
+
+export interface TftpServerOptions {
+  /** Address to bind; default 0.0.0.0. An IPv6 address binds an IPv6 socket. */
+  address?: string;
+  /** UDP port; default 69. 0 picks a free port, read it from `server.port`. */
+  port?: number;
+  /**
+   * Map a normalised request path (relative, `/` separated, no `..`) to a
+   * file. Undefined, or a rejection with code ENOENT/ENOTDIR, is answered
+   * with error 1 "file not found"; EACCES/EPERM and non-regular files with
+   * error 2; anything else with error 0.
+   */
+  resolve: (path: string, client: TftpClient) => Promise<TftpFile | undefined>;
+  log: Logger;
+  /** Transfers in progress at once; requests beyond are dropped (the client retries). Default 64. */
+  maxTransfers?: number;
+  /** Retransmission timeout unless the client asks for another (RFC 2349). Default 1000 ms. */
+  timeoutMs?: number;
+  /** Retransmissions of one window (or OACK) before giving up. Default 5. */
+  retries?: number;
+  onEvent?: (event: TftpEvent) => void;
+  /**
+   * Socket factory, for tests that need to lose packets on purpose. Called
+   * once for the request socket and once per transfer, unbound.
+   */
+  createSocket?: (type: 'udp4' | 'udp6') => Socket;
+}
+
+/**
+ * Read-only TFTP server: RFC 1350 with options (RFC 2347, 2348, 2349) and
+ * windows (RFC 7440). Each transfer gets its own ephemeral socket, whose port
+ * is the transfer ID. This class is the I/O shell; decoding, negotiation and
+ * path rules live in pure modules beside it.
+ */
+export class TftpServer {
+  private readonly options: Required<Omit<TftpServerOptions, 'onEvent' | 'createSocket' | 'log' | 'resolve'>>;
+  private readonly log: Logger;
+  private readonly socketType: 'udp4' | 'udp6';
+  private socket: Socket | undefined;
+  private boundPort: number | undefined;
+  /** Requests being resolved or transferred, by client address and port. */
+  private readonly active = new Map<string, ReadTransfer | 'resolving'>();
+  private closing = false;
+  private lastBusyWarning = 0;
+
+  constructor(private readonly config: TftpServerOptions) {
+    this.options = {
+      address: config.address ?? '0.0.0.0',
+      port: config.port ?? 69,
+      maxTransfers: config.maxTransfers ?? 64,
+      timeoutMs: config.timeoutMs ?? 1000,
+      retries: config.retries ?? 5,
+    };
+    this.log = config.log.child({ component: 'tftp' });
+    this.socketType = isIPv6(this.options.address) ? 'udp6' : 'udp4';
+  }
+
+  /** The bound UDP port; throws before start(). */
+  get port(): number {
+    if (this.boundPort === undefined) throw new Error('TftpServer is not started');
+    return this.boundPort;
+  }
+
+  get address(): string {
+    return this.options.address;
+  }
+
+  /** Transfers being resolved or running. */
+  get activeTransfers(): number {
+    return this.active.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.socket !== undefined) throw new Error('TftpServer already started');
+    const socket = this.newSocket();
+    socket.on('message', (message, remote) => this.receiveRequest(message, remote));
+    socket.on('error', (err) => this.log.error({ err }, 'tftp request socket error'));
+    await bind(socket, this.options.address, this.options.port);
+    this.socket = socket;
+    this.boundPort = socket.address().port;
+    this.log.info({ address: this.options.address, port: this.boundPort }, 'tftp server listening');
+  }
+
+  /** Stop listening and end every transfer with an ERROR to its client. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const transfer of this.active.values()) {
+      if (transfer !== 'resolving') transfer.abort('serverClosed', 'server shutting down');
+    }
+    if (this.socket !== undefined) {
+      const socket = this.socket;
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    }
+    // Aborted transfers close their sockets on the next turn of the loop.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  private newSocket(): Socket {
+    return this.config.createSocket?.(this.socketType) ?? createUdpSocket({ type: this.socketType });
+  }
+
+  private receiveRequest(message: Buffer, remote: RemoteInfo): void {
+    const client: TftpClient = { address: remote.address, port: remote.port };
+    if (this.closing || remote.port === 0) return;
+    const decoded = tryDecodePacket(message);
+    if (decoded.kind === 'malformed') {
+      // A broken RRQ or WRQ still gets an answer, so a person at the console
+      // sees why; other garbage gets none (no reflection). One debug line
+      // either way: a flood of junk must not flood the log.
+      const opcode = message.length >= 2 ? message.readUInt16BE(0) : 0;
+      if (opcode === 1 || opcode === 2) this.refuse(client, '', ErrorCode.illegalOperation, decoded.reason, 'debug');
+      else this.drop(client, decoded.reason, message.length);
+      return;
+    }
+    const packet = decoded.packet;
+    switch (packet.kind) {
+      case 'readRequest':
+        void this.handleReadRequest(packet, client, Date.now()).catch((err: unknown) => {
+          this.log.error({ err, client: clientLabel(client) }, 'tftp request failed unexpectedly');
+        });
+        return;
+      case 'writeRequest':
+        this.refuse(client, packet.fileName, ErrorCode.accessViolation, 'rackboot serves files read-only');
+        return;
+      default:
+        this.drop(client, `${describePacket(packet)} is not a request`, message.length);
+    }
+  }
+
+  private async handleReadRequest(request: TransferRequest, client: TftpClient, startedAt: number): Promise<void> {
+    const key = clientLabel(client);
+    if (this.active.has(key)) {
+      // The client sent its RRQ again because our first answer was slow or
+      // lost; the running transfer retransmits on its own.
+      this.drop(client, 'repeated request for a transfer in progress', 0);
+      return;
+    }
+    if (request.mode !== 'octet' && request.mode !== 'netascii') {
+      const message = request.mode === 'mail' ? 'mail mode is not supported' : `unknown transfer mode "${request.mode}"`;
+      this.refuse(client, request.fileName, ErrorCode.illegalOperation, message);
+      return;
+    }
+    if (this.active.size >= this.options.maxTransfers) {
+      // Dropped, not refused: a PXE ROM retries an unanswered RRQ, but
+      // gives up on an ERROR.
+      this.drop(client, `busy: ${this.active.size} transfers running`, 0);
+      if (startedAt - this.lastBusyWarning >= 10_000) {
+        this.lastBusyWarning = startedAt;
+        this.log.warn({ maxTransfers: this.options.maxTransfers }, 'tftp at its transfer limit, dropping requests');
+      }
+      return;
+    }
+    const requestPath = normaliseRequestPath(request.fileName);
+    if (requestPath.kind === 'rejected') {
+      this.refuse(client, request.fileName, ErrorCode.accessViolation, requestPath.reason);
+      return;
+    }
+    const path = requestPath.path;
+    this.active.set(key, 'resolving');
+    let content: TftpFile | undefined;
+    try {
+      content = await this.config.resolve(path, client);
+    } catch (err) {
+      this.active.delete(key);
+      const [code, message] = resolveFailure(err);
+      if (code === ErrorCode.notDefined) this.log.warn({ err, client: key, file: path }, 'tftp could not resolve file');
+      this.refuse(client, path, code, message);
+      return;
+    }
+    if (this.closing) {
+      this.active.delete(key);
+      return;
+    }
+    if (content === undefined) {
+      this.active.delete(key);
+      this.refuse(client, path, ErrorCode.fileNotFound, 'file not found');
+      return;
+    }
+
+    const netascii = request.mode === 'netascii';
+    const negotiated = negotiateOptions(request.options, netascii ? undefined : content.size, defaultLimits);
+    if (negotiated.ignored.length > 0) {
+      this.log.debug({ client: key, file: path, ignored: negotiated.ignored }, 'tftp ignored options');
+    }
+    const socket = this.newSocket();
+    try {
+      await bind(socket, this.options.address, 0);
+    } catch (err) {
+      this.active.delete(key);
+      this.log.error({ err, client: key }, 'tftp could not open a transfer socket');
+      socket.close();
+      return;
+    }
+    if (this.closing) {
+      this.active.delete(key);
+      socket.close();
+      return;
+    }
+    const size = content.size;
+    const transfer = new ReadTransfer({
+      socket,
+      client,
+      file: path,
+      content,
+      netascii,
+      negotiated,
+      timeoutMs: negotiated.timeoutMs ?? this.options.timeoutMs,
+      retries: this.options.retries,
+      log: this.log,
+      startedAt,
+      onStarted: () => {
+        const mode = netascii ? 'netascii' : 'octet';
+        const { blockSize, windowSize } = negotiated;
+        this.log.info({ client: key, file: path, size, mode, blockSize, windowSize }, 'tftp transfer started');
+        this.emit({ kind: 'transferStarted', client, file: path, size, mode, blockSize, windowSize });
+      },
+      onFinished: (summary) => {
+        this.active.delete(key);
+        this.logEnd(summary);
+        this.emit({ kind: 'transferEnded', ...summary });
+      },
+    });
+    this.active.set(key, transfer);
+    transfer.start();
+  }
+
+  private logEnd(summary: TransferSummary): void {
+    const { client, outcome, ...rest } = summary;
+    const fields = { client: clientLabel(client), outcome, ...rest };
+    switch (outcome) {
+      case 'complete':
+        this.log.info(fields, 'tftp transfer finished');
+        return;
+      case 'probe':
+        this.log.debug(fields, 'tftp size probe ended by the client');
+        return;
+      case 'clientError':
+      case 'serverClosed':
+        this.log.info(fields, 'tftp transfer aborted');
+        return;
+      case 'timeout':
+      case 'readError':
+        this.log.warn(fields, 'tftp transfer failed');
+        return;
+    }
+  }
+
+  private refuse(client: TftpClient, file: string, code: number, message: string, level: 'info' | 'debug' = 'info'): void {
+    this.log[level]({ client: clientLabel(client), file, code, message }, 'tftp request refused');
+    this.emit({ kind: 'requestRefused', client, file, code, message });
+    this.socket?.send(encodePacket({ kind: 'error', code, message }), client.port, client.address, () => undefined);
+  }
+
+  private drop(client: TftpClient, reason: string, length: number): void {
+    this.log.debug({ client: clientLabel(client), reason, length }, 'tftp dropped packet');
+    this.emit({ kind: 'packetDropped', client, reason });
+  }
+
+  private emit(event: TftpEvent): void {
+    if (this.config.onEvent === undefined) return;
+    try {
+      this.config.onEvent(event);
+    } catch (err) {
+      this.log.error({ err }, 'tftp onEvent listener threw');
+    }
+  }
+}
+
+/** Error code and message for a resolve() that rejected. */
+function resolveFailure(err: unknown): [number, string] {
+  if (err instanceof NotRegularFileError) return [ErrorCode.accessViolation, 'not a regular file'];
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return [ErrorCode.fileNotFound, 'file not found'];
+  if (code === 'EACCES' || code === 'EPERM') return [ErrorCode.accessViolation, 'access violation'];
+  return [ErrorCode.notDefined, 'internal error'];
+}
+
+async function bind(socket: Socket, address: string, port: number): Promise<void> {
+  // once() rejects if the socket emits 'error' first (EADDRINUSE, EACCES).
+  const listening = once(socket, 'listening');
+  socket.bind({ address, port, exclusive: true });
+  await listening;
+}

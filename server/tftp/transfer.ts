@@ -1,0 +1,298 @@
+import type { Socket, RemoteInfo } from 'node:dgram';
+import type { Logger } from '../log.js';
+import { BlockReader } from './block-reader.js';
+import { ErrorCode } from './codes.js';
+import type { TftpFile } from './file.js';
+import type { NegotiatedTransfer } from './options.js';
+import { describePacket, encodeDataHeader, encodePacket, tryDecodePacket, type TftpPacket } from './packet.js';
+import { interpretAck, wireBlockNumber } from './window.js';
+
+export interface TftpClient {
+  address: string;
+  port: number;
+}
+
+/**
+ * How a transfer ended.
+ * - complete: the client acknowledged the last block.
+ * - probe: the client ended it with an ERROR right after the OACK. PXE ROMs
+ *   (Intel, OVMF) send an RRQ with `tsize 0` only to learn the size, then
+ *   abort with error 8 and ask again: routine, not worth an info line.
+ * - clientError: the client sent an ERROR during the data phase.
+ * - timeout: no acknowledgement after every retransmission.
+ * - readError: the file could not be read to the end.
+ * - serverClosed: the server shut down mid-transfer.
+ */
+export type TransferOutcome = 'complete' | 'probe' | 'clientError' | 'timeout' | 'readError' | 'serverClosed';
+
+export interface TransferSummary {
+  client: TftpClient;
+  file: string;
+  outcome: TransferOutcome;
+  /** File bytes the client acknowledged. */
+  bytes: number;
+  /** Blocks the client acknowledged. */
+  blocks: number;
+  /** DATA (or OACK) packets sent again after a timeout. */
+  retransmits: number;
+  /** ACKs that repeated an earlier one and were not answered. */
+  duplicateAcks: number;
+  durationMs: number;
+  /** The client's ERROR message, or what went wrong on our side. */
+  detail?: string;
+}
+
+export interface ReadTransferParams {
+  /** Bound to an ephemeral port: its port is this transfer's TID. */
+  socket: Socket;
+  client: TftpClient;
+  /** Normalised path, for logs. */
+  file: string;
+  content: TftpFile;
+  netascii: boolean;
+  negotiated: NegotiatedTransfer;
+  timeoutMs: number;
+  retries: number;
+  log: Logger;
+  startedAt: number;
+  onStarted: () => void;
+  onFinished: (summary: TransferSummary) => void;
+}
+
+type Phase = 'optionAck' | 'data' | 'done';
+
+/**
+ * One read transfer: the sender side of RFC 1350 with RFC 2347 option
+ * acknowledgement and RFC 7440 windows. Packets and timer expiries are
+ * handled one at a time, in arrival order, on a promise chain, because
+ * reading the next blocks is asynchronous.
+ */
+export class ReadTransfer {
+  private phase: Phase;
+  private reader: BlockReader | undefined;
+  /** Blocks sent and not yet acknowledged, by index; at most one window. */
+  private readonly unacknowledged = new Map<number, Buffer>();
+  private lastAcked = 0;
+  private highestSent = 0;
+  private finalIndex: number | undefined;
+  private tries = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private timerGeneration = 0;
+  private queue: Promise<void> = Promise.resolve();
+  private bytes = 0;
+  private retransmits = 0;
+  private duplicateAcks = 0;
+  private readonly oack: Buffer | undefined;
+  private readonly blockSize: number;
+  private readonly windowSize: number;
+
+  constructor(private readonly params: ReadTransferParams) {
+    this.blockSize = params.negotiated.blockSize;
+    this.windowSize = params.negotiated.windowSize;
+    const acknowledged = params.negotiated.acknowledged;
+    this.oack = acknowledged.length > 0 ? encodePacket({ kind: 'optionAcknowledgement', options: acknowledged }) : undefined;
+    this.phase = this.oack !== undefined ? 'optionAck' : 'data';
+    params.socket.on('message', (message, remote) => this.receive(message, remote));
+    params.socket.on('error', (err) => params.log.debug({ client: clientLabel(params.client), err }, 'tftp transfer socket error'));
+  }
+
+  /** Send the OACK, or the first window when no option was accepted. */
+  start(): void {
+    this.enqueue(async () => {
+      if (this.oack !== undefined) {
+        this.send(this.oack);
+        this.armTimer();
+      } else {
+        await this.beginData();
+      }
+    });
+  }
+
+  /** End now, telling the client why (server shutdown). */
+  abort(outcome: TransferOutcome, detail: string): void {
+    if (this.phase === 'done') return;
+    this.sendError(ErrorCode.notDefined, detail);
+    this.finish(outcome, detail);
+  }
+
+  private receive(message: Buffer, remote: RemoteInfo): void {
+    if (this.phase === 'done') return;
+    const { client, log } = this.params;
+    if (remote.address !== client.address || remote.port !== client.port) {
+      // RFC 1350 section 4: a packet from a TID other than the client's gets
+      // error 5 and changes nothing here. Not in reply to an ERROR, though:
+      // two servers must not bounce errors at each other.
+      const decoded = tryDecodePacket(message);
+      log.debug({ client: clientLabel(client), from: `${remote.address}:${remote.port}` }, 'tftp packet from an unknown transfer ID');
+      if (!(decoded.kind === 'packet' && decoded.packet.kind === 'error') && remote.port !== 0) {
+        const reply = encodePacket({ kind: 'error', code: ErrorCode.unknownTransferId, message: 'unknown transfer ID' });
+        this.params.socket.send(reply, remote.port, remote.address, () => undefined);
+      }
+      return;
+    }
+    const decoded = tryDecodePacket(message);
+    if (decoded.kind === 'malformed') {
+      log.debug({ client: clientLabel(client), reason: decoded.reason, length: message.length }, 'tftp dropped malformed packet');
+      return;
+    }
+    this.enqueue(() => this.handle(decoded.packet));
+  }
+
+  private async handle(packet: TftpPacket): Promise<void> {
+    if (this.phase === 'done') return;
+    if (packet.kind === 'error') {
+      const probe = this.phase === 'optionAck';
+      this.finish(probe ? 'probe' : 'clientError', `client sent error ${packet.code}: ${packet.message}`);
+      return;
+    }
+    if (packet.kind !== 'acknowledgement') {
+      this.params.log.debug({ client: clientLabel(this.params.client), packet: describePacket(packet) }, 'tftp ignored packet that is not an ACK');
+      return;
+    }
+    if (this.phase === 'optionAck') {
+      // RFC 2347: the client accepts the OACK with ACK 0.
+      if (packet.block === 0) await this.beginData();
+      return;
+    }
+    const meaning = interpretAck(packet.block, this.lastAcked, this.highestSent);
+    if (meaning.kind === 'duplicate') {
+      this.duplicateAcks += 1;
+      return;
+    }
+    if (meaning.kind === 'outOfWindow') return;
+    for (let index = this.lastAcked + 1; index <= meaning.index; index += 1) {
+      this.bytes += this.unacknowledged.get(index)?.length ?? 0;
+      this.unacknowledged.delete(index);
+    }
+    this.lastAcked = meaning.index;
+    this.tries = 0;
+    if (this.lastAcked === this.finalIndex) {
+      this.finish('complete');
+      return;
+    }
+    // RFC 7440 section 4: an ACK inside the window means the blocks after
+    // it were lost; the next window starts right after it either way.
+    await this.sendWindow();
+  }
+
+  private async beginData(): Promise<void> {
+    this.phase = 'data';
+    this.tries = 0;
+    try {
+      this.reader = new BlockReader(this.params.content.open(), this.params.netascii);
+    } catch (err) {
+      this.failRead(err);
+      return;
+    }
+    this.params.onStarted();
+    await this.sendWindow();
+  }
+
+  /** Send blocks lastAcked+1 .. lastAcked+windowSize (or to the last block), then wait. */
+  private async sendWindow(): Promise<void> {
+    const end = this.lastAcked + this.windowSize;
+    for (let index = this.lastAcked + 1; index <= end; index += 1) {
+      if (this.finalIndex !== undefined && index > this.finalIndex) break;
+      let block = this.unacknowledged.get(index);
+      if (block === undefined) {
+        try {
+          block = await this.reader!.read(this.blockSize);
+        } catch (err) {
+          this.failRead(err);
+          return;
+        }
+        if (this.phase === 'done') return;
+        this.unacknowledged.set(index, block);
+        if (block.length < this.blockSize) this.finalIndex = index;
+      } else if (index <= this.highestSent) {
+        this.retransmits += 1;
+      }
+      this.params.socket.send([encodeDataHeader(wireBlockNumber(index)), block], this.params.client.port, this.params.client.address, (err) => {
+        if (err) this.params.log.debug({ client: clientLabel(this.params.client), err }, 'tftp send failed');
+      });
+      if (index > this.highestSent) this.highestSent = index;
+    }
+    this.armTimer();
+  }
+
+  private armTimer(): void {
+    clearTimeout(this.timer);
+    this.timerGeneration += 1;
+    const generation = this.timerGeneration;
+    this.timer = setTimeout(() => {
+      this.enqueue(() => this.expire(generation));
+    }, this.params.timeoutMs);
+  }
+
+  private async expire(generation: number): Promise<void> {
+    // An ACK handled after the timer fired but before this ran re-armed it.
+    if (this.phase === 'done' || generation !== this.timerGeneration) return;
+    this.tries += 1;
+    if (this.tries > this.params.retries) {
+      const detail = `no acknowledgement after ${this.params.retries} retransmissions`;
+      this.sendError(ErrorCode.notDefined, 'timed out');
+      this.finish('timeout', detail);
+      return;
+    }
+    if (this.phase === 'optionAck') {
+      this.retransmits += 1;
+      this.send(this.oack!);
+      this.armTimer();
+      return;
+    }
+    await this.sendWindow();
+  }
+
+  private failRead(err: unknown): void {
+    const detail = err instanceof Error ? err.message : String(err);
+    this.sendError(ErrorCode.notDefined, 'could not read the file');
+    this.finish('readError', detail);
+  }
+
+  private send(packet: Buffer): void {
+    this.params.socket.send(packet, this.params.client.port, this.params.client.address, () => undefined);
+  }
+
+  private sendError(code: number, message: string): void {
+    this.send(encodePacket({ kind: 'error', code, message }));
+  }
+
+  private enqueue(work: () => Promise<void>): void {
+    this.queue = this.queue.then(work).catch((err: unknown) => {
+      this.params.log.error({ client: clientLabel(this.params.client), err }, 'tftp transfer failed unexpectedly');
+      this.abort('readError', 'internal error');
+    });
+  }
+
+  private finish(outcome: TransferOutcome, detail?: string): void {
+    if (this.phase === 'done') return;
+    this.phase = 'done';
+    clearTimeout(this.timer);
+    this.reader?.close();
+    this.unacknowledged.clear();
+    // Close after pending sends (the final ERROR) have gone out.
+    setImmediate(() => {
+      try {
+        this.params.socket.close();
+      } catch {
+        /* already closed */
+      }
+    });
+    const summary: TransferSummary = {
+      client: this.params.client,
+      file: this.params.file,
+      outcome,
+      bytes: this.bytes,
+      blocks: this.lastAcked,
+      retransmits: this.retransmits,
+      duplicateAcks: this.duplicateAcks,
+      durationMs: Date.now() - this.params.startedAt,
+    };
+    if (detail !== undefined) summary.detail = detail;
+    this.params.onFinished(summary);
+  }
+}
+
+export function clientLabel(client: TftpClient): string {
+  return client.address.includes(':') ? `[${client.address}]:${client.port}` : `${client.address}:${client.port}`;
+}
