@@ -62,8 +62,13 @@ const bootFields = ['entry', 'xenArgs', 'kernelArgs'] as const;
  * Never throws, whatever the text.
  */
 export function parseProfile(text: string, source: string): ParseResult {
+  // The line starts are taken from the text rather than collected by the
+  // parser: after a syntax error the parser skips newlines inside the tokens
+  // it gives up on, which shifts every later position to the wrong line.
   const lineCounter = new LineCounter();
-  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  lineCounter.addNewLine(0);
+  for (let offset = text.indexOf('\n'); offset >= 0; offset = text.indexOf('\n', offset + 1)) lineCounter.addNewLine(offset + 1);
+  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   const reader = new ProfileReader(text, source, lineCounter);
 
   // Syntax problems first, and alone: once the YAML is broken, field errors

@@ -529,6 +529,14 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
     });
   }
 
+  test('positions after a syntax error stay on their own line (found by the property test)', () => {
+    assert.deepEqual(errors('- item\n$\n  address: 198.18.0.50/24'), [
+      `${file}:2:1: Unexpected scalar at node end`,
+      `${file}:3:10: Unexpected map-value-ind token in YAML stream: ":"`,
+      `${file}:3:12: Unexpected scalar token in YAML stream: "198.18.0.50/24"`,
+    ]);
+  });
+
   test('every problem is reported at once, in file order', () => {
     const text = [
       'mac: 52:54:00:12:34:5g',
