@@ -1,0 +1,72 @@
+/**
+ * The part of a reply that tells a client what to boot. Shared by the full
+ * DHCP server and the planned proxyDHCP mode, which differ only in whether
+ * they also hand out an address.
+ */
+import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
+import { anyAddress } from './ipv4.js';
+import type { DhcpOptions } from './options.js';
+import type { DhcpPacket } from './packet.js';
+import { pxeVendorOptions } from './pxe.js';
+
+export interface BootReplyFields {
+  /** siaddr: the TFTP server ("next server"). */
+  nextServer: string;
+  /** The header's file field; empty when the name does not fit. */
+  bootFile: string;
+  options: DhcpOptions;
+}
+
+/** 127 bytes leave room for a NUL in the 128-byte file field (firmware reads it as a C string). */
+const fileFieldMax = 127;
+
+function fitsFileField(name: string): boolean {
+  return Buffer.byteLength(name, 'latin1') <= fileFieldMax;
+}
+
+/**
+ * Boot fields for a reply to `request`, or undefined when there is nothing
+ * to boot (the reply is then a plain DHCP reply, and a PXE ROM that gets it
+ * waits for another offer and then gives up: the intended result).
+ */
+export function bootReplyFields(
+  request: DhcpPacket,
+  facts: ClientFacts,
+  choice: BootFileChoice,
+  serverAddress: string,
+): BootReplyFields | undefined {
+  if (choice.kind === 'none') return undefined;
+  const options: DhcpOptions = {};
+  let nextServer = anyAddress;
+  let name: string;
+  if (choice.kind === 'tftp') {
+    name = choice.file;
+    nextServer = serverAddress;
+    // Option 66 as well as siaddr: UEFI PXE reads siaddr, some BIOS ROMs and
+    // iPXE prefer option 66; both name the same server.
+    options.tftpServerName = serverAddress;
+  } else {
+    name = choice.url;
+  }
+  // Both the file field and option 67: old PXE ROMs read only the field,
+  // UEFI HTTP Boot and iPXE read the option (and URLs can be too long for the field).
+  options.bootFileName = name;
+
+  if (facts.isHttpBoot) {
+    // UEFI HTTP Boot clients drop offers without "HTTPClient" in option 60
+    // (UEFI specification, HTTP Boot; seen with OVMF, see FIELD-NOTES).
+    options.vendorClass = 'HTTPClient';
+  } else if (facts.isPxe) {
+    // PXE 2.1: a PXE ROM only takes boot information from an offer with
+    // option 60 "PXEClient"; option 43 sub-option 6 = 8 makes it boot the
+    // named file instead of running boot server discovery.
+    options.vendorClass = 'PXEClient';
+    options.vendorSpecific = pxeVendorOptions();
+  }
+  if ((facts.isPxe || facts.isHttpBoot) && request.options.clientMachineId !== undefined) {
+    // PXE ROMs expect their machine UUID mirrored back; some ignore offers
+    // that lack it (pixiecore mirrors it for the same reason).
+    options.clientMachineId = request.options.clientMachineId;
+  }
+  return { nextServer, bootFile: fitsFileField(name) ? name : '', options };
+}

@@ -1,0 +1,507 @@
+/**
+ * What to do with one DHCP request: a pure function of the packet, the
+ * server's context (configuration, reservations, boot choice, a read-only
+ * view of the leases) and the clock. It never writes: lease changes come
+ * back in the decision and the server applies them.
+ *
+ * The pipeline, in order: drop what is not for us, drop what is unusable,
+ * read the facts once, then handle the message type (RFC 2131 section 4.3).
+ */
+import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
+import { bootReplyFields } from './boot-options.js';
+import { clientFacts } from './facts.js';
+import { anyAddress, ipv4ToNumber, isIpv4, limitedBroadcast, numberToIpv4, Subnet } from './ipv4.js';
+import { holdsAddress, type Lease, type LeaseChange, type LeaseStore } from './leases.js';
+import { MessageType, messageTypeName, typedOptionName, type DhcpOptions, type OptionName } from './options.js';
+import { BootOp, hardwareTypeEthernet, type DhcpPacket } from './packet.js';
+
+/** An address reserved for one MAC, with the hostname it is given (option 12). */
+export interface Reservation {
+  address: string;
+  hostname?: string;
+}
+
+/** An inclusive range of addresses. */
+export interface AddressRange {
+  start: string;
+  end: string;
+}
+
+export interface DhcpContext {
+  /**
+   * 'full': rackboot is the network's DHCP server and hands out addresses.
+   * 'proxy' (RFC 4578/PXE proxyDHCP, planned): another server hands out
+   * addresses and rackboot only adds boot information.
+   */
+  mode: 'full' | 'proxy';
+  /** Our address on the client's network: server identifier (54), next server. */
+  serverAddress: string;
+  prefixLength: number;
+  /** Addresses handed out to clients without a reservation; none when undefined. */
+  pool: AddressRange | undefined;
+  leaseSeconds: number;
+  /** How long an offered address is kept for the client before another may get it. */
+  offerHoldSeconds: number;
+  /** How long an address a client declined (DHCPDECLINE) is kept from everyone. */
+  declineHoldSeconds: number;
+  router: string | undefined;
+  dns: readonly string[];
+  reservationFor(mac: string): Reservation | undefined;
+  /** The MAC an address is reserved for, if any; the pool never gives that address to another client. */
+  reservationOwner(address: string): string | undefined;
+  bootFile(facts: ClientFacts): BootFileChoice;
+  leases: Pick<LeaseStore, 'byMac' | 'byAddress' | 'all'>;
+  /** UDP ports: replies to relays go to serverPort (67), to clients to clientPort (68). */
+  serverPort: number;
+  clientPort: number;
+}
+
+export interface ReplyDestination {
+  address: string;
+  port: number;
+}
+
+export type DhcpDecision =
+  | {
+      kind: 'reply';
+      result: 'offer' | 'ack' | 'nak';
+      packet: DhcpPacket;
+      destination: ReplyDestination;
+      facts: ClientFacts;
+      /** The address given (yiaddr), or for INFORM the client's own. */
+      address?: string;
+      boot?: BootFileChoice;
+      /** Why a NAK was sent; also in its option 56. */
+      reason?: string;
+      leaseChanges: LeaseChange[];
+    }
+  | {
+      /** No reply, but the leases change (RELEASE, DECLINE, a client that chose another server). */
+      kind: 'update';
+      result: 'release' | 'decline' | 'withdraw-offer';
+      facts: ClientFacts;
+      address: string;
+      reason: string;
+      leaseChanges: LeaseChange[];
+    }
+  | { kind: 'ignore'; reason: string; facts?: ClientFacts };
+
+export function decide(packet: DhcpPacket, context: DhcpContext, now: number): DhcpDecision {
+  if (packet.op !== BootOp.request) return ignore('not a BOOTREQUEST (op 2 is for clients)');
+  if (packet.hardwareType !== hardwareTypeEthernet || packet.hardwareAddress.length !== 6) {
+    return ignore(`hardware type ${packet.hardwareType} with hlen ${packet.hardwareAddress.length} is not Ethernet`);
+  }
+  const type = packet.options.messageType;
+  if (type === undefined) return ignore('BOOTP request without option 53; only DHCP is served');
+  const facts = clientFacts(packet);
+  const subnet = new Subnet(context.serverAddress, context.prefixLength);
+  if (packet.relayAddress !== anyAddress && !subnet.contains(packet.relayAddress)) {
+    return ignore(`relayed by ${packet.relayAddress}, outside ${subnet}`, facts);
+  }
+  const run = new Decision(packet, facts, context, subnet, now);
+  return context.mode === 'proxy' ? run.proxy() : run.full(type);
+}
+
+function ignore(reason: string, facts?: ClientFacts): DhcpDecision {
+  return facts === undefined ? { kind: 'ignore', reason } : { kind: 'ignore', reason, facts };
+}
+
+/**
+ * Where a reply goes, RFC 2131 section 4.1: to the relay (giaddr) at the
+ * server port; a NAK is broadcast; to ciaddr when the client has one on our
+ * link; otherwise broadcast. RFC 2131 would unicast to yiaddr when the
+ * broadcast bit is clear, but that needs an ARP entry for an address the
+ * client does not yet answer for, which Node cannot add; broadcast is allowed.
+ */
+export function replyDestination(
+  request: DhcpPacket,
+  replyType: number,
+  subnet: Subnet,
+  ports: { serverPort: number; clientPort: number },
+): ReplyDestination {
+  if (request.relayAddress !== anyAddress) return { address: request.relayAddress, port: ports.serverPort };
+  if (replyType !== MessageType.nak && request.clientAddress !== anyAddress && subnet.contains(request.clientAddress)) {
+    return { address: request.clientAddress, port: ports.clientPort };
+  }
+  return { address: limitedBroadcast, port: ports.clientPort };
+}
+
+type Allocation = { address: string; changes: LeaseChange[] } | { reason: string };
+
+class Decision {
+  private readonly mac: string;
+  private readonly reservation: Reservation | undefined;
+
+  constructor(
+    private readonly request: DhcpPacket,
+    private readonly facts: ClientFacts,
+    private readonly context: DhcpContext,
+    private readonly subnet: Subnet,
+    private readonly now: number,
+  ) {
+    this.mac = facts.mac;
+    this.reservation = context.reservationFor(this.mac);
+  }
+
+  full(type: number): DhcpDecision {
+    switch (type) {
+      case MessageType.discover:
+        return this.discover();
+      case MessageType.request:
+        return this.requestMessage();
+      case MessageType.decline:
+        return this.decline();
+      case MessageType.release:
+        return this.release();
+      case MessageType.inform:
+        return this.inform();
+      default:
+        return ignore(`${messageTypeName(type)} is not a client message`, this.facts);
+    }
+  }
+
+  /** proxyDHCP (PXE spec 2.1) is planned; it will share the facts and bootReplyFields. */
+  proxy(): DhcpDecision {
+    return ignore('proxy mode is not implemented yet', this.facts);
+  }
+
+  // --- message types -------------------------------------------------------
+
+  /** RFC 2131 section 4.3.1. */
+  private discover(): DhcpDecision {
+    const allocation = this.allocate();
+    if ('reason' in allocation) return ignore(allocation.reason, this.facts);
+    const { address } = allocation;
+    const changes = [...allocation.changes];
+    const holdUntil = this.now + this.context.offerHoldSeconds * 1000;
+    const own = this.context.leases.byMac(this.mac);
+    // A client that still has a bound lease keeps it; an offer must not shorten it.
+    const keepsBinding = own !== undefined && own.address === address && own.state === 'bound' && own.expiresAt >= holdUntil;
+    if (!keepsBinding) changes.push({ kind: 'upsert', lease: this.lease(address, 'offered', holdUntil) });
+    return this.reply(MessageType.offer, { yourAddress: address, changes });
+  }
+
+  /** RFC 2131 section 4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING. */
+  private requestMessage(): DhcpDecision {
+    const { options, clientAddress } = this.request;
+    const serverId = options.serverIdentifier;
+    const requested = options.requestedAddress;
+    let address: string;
+    if (serverId !== undefined) {
+      // SELECTING: the client names the server whose offer it took.
+      if (serverId !== this.context.serverAddress) return this.otherServerChosen(serverId);
+      const named = requested ?? (clientAddress !== anyAddress ? clientAddress : undefined);
+      if (named === undefined) return this.nak('DHCPREQUEST names us but no address (option 50)');
+      address = named;
+    } else if (requested !== undefined) {
+      // INIT-REBOOT: a client that remembers its address after a restart.
+      address = requested;
+    } else if (clientAddress !== anyAddress) {
+      // RENEWING (unicast to us) or REBINDING (broadcast): the address is in ciaddr.
+      address = clientAddress;
+    } else {
+      return ignore('DHCPREQUEST with no server identifier, requested address or ciaddr', this.facts);
+    }
+    // rackboot is authoritative for its network: a request for an address it
+    // would not give is NAKed (rather than ignored, RFC 2131 4.3.2 lets a
+    // server without a record stay silent) and a valid one is ACKed even
+    // without a record, so clients keep their address across a restart of a
+    // server whose lease store was lost. dnsmasq's --dhcp-authoritative does the same.
+    const refusal = this.refusal(address);
+    if (refusal !== undefined) return this.nak(refusal);
+    const until = this.now + this.context.leaseSeconds * 1000;
+    return this.reply(MessageType.ack, {
+      yourAddress: address,
+      clientAddress,
+      lease: true,
+      changes: [{ kind: 'upsert', lease: this.lease(address, 'bound', until) }],
+    });
+  }
+
+  /** The client took another server's offer: free the address we held for it. */
+  private otherServerChosen(serverId: string): DhcpDecision {
+    const own = this.context.leases.byMac(this.mac);
+    const reason = `client chose server ${serverId}`;
+    if (own === undefined || own.state !== 'offered') return ignore(reason, this.facts);
+    return {
+      kind: 'update',
+      result: 'withdraw-offer',
+      facts: this.facts,
+      address: own.address,
+      reason,
+      leaseChanges: [{ kind: 'remove', address: own.address }],
+    };
+  }
+
+  /** RFC 2131 section 4.3.3: the client found the address in use; nobody gets it for a while. */
+  private decline(): DhcpDecision {
+    const { serverIdentifier, requestedAddress } = this.request.options;
+    if (serverIdentifier !== undefined && serverIdentifier !== this.context.serverAddress) {
+      return ignore(`DHCPDECLINE for server ${serverIdentifier}`, this.facts);
+    }
+    if (requestedAddress === undefined) return ignore('DHCPDECLINE without option 50', this.facts);
+    const own = this.context.leases.byMac(this.mac);
+    const isOwn = (own !== undefined && own.address === requestedAddress) || this.reservation?.address === requestedAddress;
+    if (!isOwn) return ignore(`DHCPDECLINE of ${requestedAddress}, which this client was not given`, this.facts);
+    const until = this.now + this.context.declineHoldSeconds * 1000;
+    return {
+      kind: 'update',
+      result: 'decline',
+      facts: this.facts,
+      address: requestedAddress,
+      reason: `quarantined for ${this.context.declineHoldSeconds} s`,
+      leaseChanges: [{ kind: 'upsert', lease: { mac: this.mac, address: requestedAddress, state: 'declined', expiresAt: until } }],
+    };
+  }
+
+  /** RFC 2131 section 4.3.4. */
+  private release(): DhcpDecision {
+    const { serverIdentifier } = this.request.options;
+    if (serverIdentifier !== undefined && serverIdentifier !== this.context.serverAddress) {
+      return ignore(`DHCPRELEASE for server ${serverIdentifier}`, this.facts);
+    }
+    const address = this.request.clientAddress;
+    const own = this.context.leases.byMac(this.mac);
+    if (own === undefined || own.address !== address || !holdsAddress(own, this.now) || own.state === 'declined') {
+      return ignore(`DHCPRELEASE of ${address}, which this client does not hold`, this.facts);
+    }
+    return {
+      kind: 'update',
+      result: 'release',
+      facts: this.facts,
+      address,
+      reason: 'released by the client',
+      leaseChanges: [{ kind: 'release', mac: this.mac }],
+    };
+  }
+
+  /** RFC 2131 section 4.3.5: configuration (and boot information) for a client that has an address. */
+  private inform(): DhcpDecision {
+    const address = this.request.clientAddress;
+    if (address === anyAddress) return ignore('DHCPINFORM without ciaddr', this.facts);
+    if (this.request.relayAddress === anyAddress && !this.subnet.contains(address)) {
+      return ignore(`DHCPINFORM from ${address}, outside ${this.subnet}`, this.facts);
+    }
+    return this.reply(MessageType.ack, { yourAddress: anyAddress, clientAddress: address, informOnly: true, changes: [] });
+  }
+
+  // --- addresses -----------------------------------------------------------
+
+  private inPool(address: string): boolean {
+    const { pool } = this.context;
+    if (pool === undefined || !isIpv4(address)) return false;
+    const n = ipv4ToNumber(address);
+    return n >= ipv4ToNumber(pool.start) && n <= ipv4ToNumber(pool.end);
+  }
+
+  /** Someone else holds the address now, or it is quarantined. */
+  private heldByOther(address: string): Lease | undefined {
+    const record = this.context.leases.byAddress(address);
+    if (record === undefined || !holdsAddress(record, this.now)) return undefined;
+    return record.mac !== this.mac || record.state === 'declined' ? record : undefined;
+  }
+
+  private describeHolder(record: Lease): string {
+    return record.state === 'declined' ? 'quarantined after a DHCPDECLINE' : `held by ${record.mac} (${record.state})`;
+  }
+
+  /** Why this client may not have the address, or undefined when it may. */
+  private refusal(address: string): string | undefined {
+    if (!this.subnet.isHostAddress(address)) return `${address} is not a host address in ${this.subnet}`;
+    if (this.reservation !== undefined) {
+      if (address !== this.reservation.address) return `client has reserved address ${this.reservation.address}`;
+    } else {
+      const owner = this.context.reservationOwner(address);
+      if (owner !== undefined) return `${address} is reserved for ${owner}`;
+      if (!this.inPool(address)) return `${address} is outside the pool`;
+      if (this.isInfrastructure(address)) return `${address} is the server's or router's address`;
+    }
+    const holder = this.heldByOther(address);
+    if (holder !== undefined) return `${address} is ${this.describeHolder(holder)}`;
+    return undefined;
+  }
+
+  private isInfrastructure(address: string): boolean {
+    return address === this.context.serverAddress || address === this.context.router;
+  }
+
+  /**
+   * The address to offer: the reservation if there is one; else, from the
+   * pool, the client's previous address, the one it asks for (option 50), an
+   * address never given out, the address free the longest, and last the
+   * oldest unanswered offer to another client (so a flood of DISCOVERs with
+   * made-up MACs cannot lock the pool; that client gets a NAK if it asks).
+   */
+  private allocate(): Allocation {
+    if (this.reservation !== undefined) {
+      const { address } = this.reservation;
+      if (!this.subnet.isHostAddress(address)) return { reason: `reservation ${address} is outside ${this.subnet}` };
+      const holder = this.heldByOther(address);
+      if (holder !== undefined) return { reason: `reserved address ${address} is ${this.describeHolder(holder)}` };
+      return { address, changes: [] };
+    }
+    const { pool } = this.context;
+    if (pool === undefined) return { reason: 'no reservation for this client and no pool' };
+    const usable = (address: string) =>
+      this.inPool(address) &&
+      this.subnet.isHostAddress(address) &&
+      !this.isInfrastructure(address) &&
+      this.context.reservationOwner(address) === undefined &&
+      this.heldByOther(address) === undefined;
+
+    const previous = this.context.leases.byMac(this.mac)?.address;
+    if (previous !== undefined && usable(previous)) return { address: previous, changes: [] };
+    const requested = this.request.options.requestedAddress;
+    if (requested !== undefined && usable(requested)) return { address: requested, changes: [] };
+
+    let longestFree: Lease | undefined;
+    for (let n = ipv4ToNumber(pool.start), end = ipv4ToNumber(pool.end); n <= end; n++) {
+      const address = numberToIpv4(n);
+      if (!usable(address)) continue;
+      const record = this.context.leases.byAddress(address);
+      if (record === undefined) return { address, changes: [] };
+      if (longestFree === undefined || record.expiresAt < longestFree.expiresAt) longestFree = record;
+    }
+    if (longestFree !== undefined) return { address: longestFree.address, changes: [] };
+
+    const oldestOffer = this.context.leases
+      .all()
+      .filter(
+        (record) =>
+          record.state === 'offered' &&
+          record.mac !== this.mac &&
+          this.inPool(record.address) &&
+          this.context.reservationOwner(record.address) === undefined,
+      )
+      .sort((a, b) => a.expiresAt - b.expiresAt)[0];
+    if (oldestOffer !== undefined) {
+      return { address: oldestOffer.address, changes: [{ kind: 'remove', address: oldestOffer.address }] };
+    }
+    return { reason: `no free address in the pool ${pool.start}-${pool.end}` };
+  }
+
+  private lease(address: string, state: 'offered' | 'bound', expiresAt: number): Lease {
+    const lease: Lease = { mac: this.mac, address, state, expiresAt };
+    if (this.reservation?.address === address && this.reservation.hostname !== undefined) lease.hostname = this.reservation.hostname;
+    return lease;
+  }
+
+  // --- replies -------------------------------------------------------------
+
+  private nak(reason: string): DhcpDecision {
+    const type = MessageType.nak;
+    const relayed = this.request.relayAddress !== anyAddress;
+    const packet = this.header({
+      yourAddress: anyAddress,
+      clientAddress: anyAddress,
+      // RFC 2131 section 4.1: a NAK through a relay asks the relay to broadcast it.
+      broadcast: this.request.broadcast || relayed,
+      options: { messageType: type, serverIdentifier: this.context.serverAddress, message: reason },
+    });
+    return {
+      kind: 'reply',
+      result: 'nak',
+      packet,
+      destination: replyDestination(this.request, type, this.subnet, this.context),
+      facts: this.facts,
+      reason,
+      leaseChanges: [],
+    };
+  }
+
+  private reply(
+    type: typeof MessageType.offer | typeof MessageType.ack,
+    parts: { yourAddress: string; clientAddress?: string; lease?: boolean; informOnly?: boolean; changes: LeaseChange[] },
+  ): DhcpDecision {
+    const { context } = this;
+    const boot = context.bootFile(this.facts);
+    const bootFields = bootReplyFields(this.request, this.facts, boot, context.serverAddress);
+
+    // Everything we can say, in our default order; sorted by the client's
+    // parameter request list below.
+    const offered: DhcpOptions = {};
+    if (!parts.informOnly) {
+      // RFC 2131 section 4.3.5: no lease time in a reply to DHCPINFORM.
+      offered.leaseSeconds = context.leaseSeconds;
+      offered.renewalSeconds = Math.floor(context.leaseSeconds * 0.5); // T1, RFC 2131 section 4.4.5
+      offered.rebindingSeconds = Math.floor(context.leaseSeconds * 0.875); // T2
+    }
+    offered.subnetMask = this.subnet.maskAddress;
+    offered.broadcastAddress = this.subnet.broadcastAddress;
+    if (context.router !== undefined) offered.routers = [context.router];
+    if (context.dns.length > 0) offered.dnsServers = [...context.dns];
+    if (this.reservation?.hostname !== undefined) offered.hostname = this.reservation.hostname;
+    Object.assign(offered, bootFields?.options);
+
+    const packet = this.header({
+      yourAddress: parts.yourAddress,
+      clientAddress: parts.clientAddress ?? anyAddress,
+      broadcast: this.request.broadcast,
+      nextServer: bootFields?.nextServer,
+      bootFile: bootFields?.bootFile,
+      options: orderOptions(
+        { messageType: type, serverIdentifier: context.serverAddress },
+        offered,
+        this.request.options.parameterRequestList ?? [],
+      ),
+    });
+    const decision: DhcpDecision = {
+      kind: 'reply',
+      result: type === MessageType.offer ? 'offer' : 'ack',
+      packet,
+      destination: replyDestination(this.request, type, this.subnet, context),
+      facts: this.facts,
+      address: parts.informOnly ? parts.clientAddress ?? anyAddress : parts.yourAddress,
+      boot,
+      leaseChanges: parts.changes,
+    };
+    return decision;
+  }
+
+  /** Reply header fields, RFC 2131 table 3. */
+  private header(fields: {
+    yourAddress: string;
+    clientAddress: string;
+    broadcast: boolean;
+    nextServer?: string | undefined;
+    bootFile?: string | undefined;
+    options: DhcpOptions;
+  }): DhcpPacket {
+    return {
+      op: BootOp.reply,
+      hardwareType: this.request.hardwareType,
+      hardwareAddress: Buffer.from(this.request.hardwareAddress),
+      hops: 0,
+      transactionId: this.request.transactionId,
+      secondsElapsed: 0,
+      broadcast: fields.broadcast,
+      clientAddress: fields.clientAddress,
+      yourAddress: fields.yourAddress,
+      serverAddress: fields.nextServer ?? anyAddress,
+      relayAddress: this.request.relayAddress,
+      serverName: '',
+      bootFile: fields.bootFile ?? '',
+      options: fields.options,
+    };
+  }
+}
+
+/**
+ * Options in wire order: `first` (message type and server identifier, which
+ * some clients look for first), then what the client asked for in its
+ * parameter request list (option 55) in its order, then the rest. Nothing is
+ * left out for not being asked for: PXE ROMs need the boot options whether or
+ * not they listed them.
+ */
+export function orderOptions(first: DhcpOptions, offered: DhcpOptions, requestList: readonly number[]): DhcpOptions {
+  const ordered: DhcpOptions = { ...first };
+  const put = (name: OptionName) => {
+    if (!(name in ordered) && offered[name] !== undefined) (ordered as Record<string, unknown>)[name] = offered[name];
+  };
+  for (const code of requestList) {
+    const name = typedOptionName(code);
+    if (name !== undefined) put(name);
+  }
+  for (const name of Object.keys(offered) as OptionName[]) put(name);
+  return ordered;
+}

@@ -1,0 +1,274 @@
+/**
+ * The DHCP server shell: receive, decode (drop and log what is malformed),
+ * decide, apply lease changes, encode, send. All protocol logic is in
+ * decide.ts; this file only owns sockets, the clock and logging.
+ */
+import dgram from 'node:dgram';
+import { networkInterfaces } from 'node:os';
+import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
+import type { Logger } from '../log.js';
+import { decide, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation } from './decide.js';
+import { DhcpDecodeError, type DhcpDecodeErrorCode } from './errors.js';
+import { formatMac } from './facts.js';
+import { anyAddress, ipv4ToNumber, isIpv4, Subnet } from './ipv4.js';
+import { applyLeaseChanges, type LeaseStore } from './leases.js';
+import { messageTypeName } from './options.js';
+import { decodePacket, encodePacket, type DhcpPacket } from './packet.js';
+
+export interface DhcpServerOptions {
+  /** The interface serverAddress lives on; start() checks it. */
+  interfaceName: string;
+  serverAddress: string;
+  prefixLength: number;
+  pool?: AddressRange;
+  leaseSeconds: number;
+  router?: string;
+  dns: string[];
+  reservationFor(mac: string): Reservation | undefined;
+  /** The MAC an address is reserved for; keeps reserved addresses out of the pool. */
+  reservationOwner(address: string): string | undefined;
+  bootFile(facts: ClientFacts): BootFileChoice;
+  leases: LeaseStore;
+  log: Logger;
+  /** Server port, 67. */
+  port?: number;
+  /** Client port, 68. */
+  clientPort?: number;
+  onEvent?: (event: DhcpEvent) => void;
+  /** Default 60. */
+  offerHoldSeconds?: number;
+  /** Default 600. */
+  declineHoldSeconds?: number;
+  /** Milliseconds since the epoch; Date.now by default. */
+  now?: () => number;
+}
+
+/** One protocol event; also written as one log line. */
+export type DhcpEvent =
+  | { kind: 'malformed'; source: string; code: DhcpDecodeErrorCode; reason: string }
+  | {
+      kind: 'reply';
+      mac: string;
+      type: string;
+      result: 'offer' | 'ack' | 'nak';
+      address?: string;
+      destination: string;
+      boot?: BootFileChoice;
+      reason?: string;
+      xid: number;
+    }
+  | { kind: 'update'; mac: string; type: string; result: 'release' | 'decline' | 'withdraw-offer'; address: string; reason: string }
+  | { kind: 'ignore'; mac?: string; type?: string; source: string; reason: string }
+  | { kind: 'error'; mac?: string; type?: string; source: string; error: string };
+
+export interface DhcpServerStats {
+  received: number;
+  malformed: number;
+  replies: number;
+  updates: number;
+  ignored: number;
+  errors: number;
+}
+
+const expirySweepMs = 60_000;
+
+export class DhcpServer {
+  readonly stats: DhcpServerStats = { received: 0, malformed: 0, replies: 0, updates: 0, ignored: 0, errors: 0 };
+  private readonly context: DhcpContext;
+  private readonly port: number;
+  private readonly now: () => number;
+  /** Bound to 0.0.0.0: receives the broadcasts of clients that have no address yet. */
+  private broadcastSocket: dgram.Socket | undefined;
+  /**
+   * Bound to serverAddress: receives unicast (renewals, relays) and sends
+   * every reply. A broadcast sent from a 0.0.0.0 socket needs a route for
+   * 255.255.255.255 (ENETUNREACH without a default route, or the default
+   * route's interface, which may be the wrong one); from a socket bound to
+   * an address, Linux sends it out of the interface that owns the address.
+   */
+  private addressSocket: dgram.Socket | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: DhcpServerOptions) {
+    validateOptions(options);
+    this.port = options.port ?? 67;
+    this.now = options.now ?? Date.now;
+    this.context = {
+      mode: 'full',
+      serverAddress: options.serverAddress,
+      prefixLength: options.prefixLength,
+      pool: options.pool,
+      leaseSeconds: options.leaseSeconds,
+      offerHoldSeconds: options.offerHoldSeconds ?? 60,
+      declineHoldSeconds: options.declineHoldSeconds ?? 600,
+      router: options.router,
+      dns: options.dns,
+      reservationFor: (mac) => options.reservationFor(mac),
+      reservationOwner: (address) => options.reservationOwner(address),
+      bootFile: (facts) => options.bootFile(facts),
+      leases: options.leases,
+      serverPort: this.port,
+      clientPort: options.clientPort ?? 68,
+    };
+  }
+
+  async start(): Promise<void> {
+    const { interfaceName, serverAddress } = this.options;
+    const addresses = networkInterfaces()[interfaceName];
+    if (addresses === undefined) throw new Error(`DHCP: interface ${interfaceName} does not exist`);
+    if (!addresses.some((a) => a.family === 'IPv4' && a.address === serverAddress)) {
+      throw new Error(`DHCP: interface ${interfaceName} does not have address ${serverAddress}`);
+    }
+    // Both sockets need SO_REUSEADDR to share the port; the kernel hands a
+    // unicast datagram to the socket with the exact address and a broadcast
+    // to the wildcard one, so nothing arrives twice.
+    this.broadcastSocket = await this.bind(anyAddress);
+    this.addressSocket = await this.bind(serverAddress);
+    this.sweepTimer = setInterval(() => this.sweep(), expirySweepMs);
+    this.sweepTimer.unref();
+    this.options.log.info({ interface: interfaceName, address: serverAddress, port: this.port, pool: this.options.pool }, 'DHCP server listening');
+  }
+
+  async close(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    const sockets = [this.broadcastSocket, this.addressSocket].filter((s): s is dgram.Socket => s !== undefined);
+    this.broadcastSocket = this.addressSocket = undefined;
+    await Promise.all(sockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))));
+  }
+
+  private bind(address: string): Promise<dgram.Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+      const onError = (error: Error) => {
+        socket.close();
+        reject(new Error(`DHCP: cannot bind ${address}:${this.port}: ${error.message}`));
+      };
+      socket.once('error', onError);
+      socket.bind({ address, port: this.port }, () => {
+        socket.off('error', onError);
+        socket.setBroadcast(true);
+        socket.on('error', (error) => this.options.log.error({ err: error, address }, 'DHCP socket error'));
+        socket.on('message', (message, remote) => this.receive(message, remote));
+        resolve(socket);
+      });
+    });
+  }
+
+  private sweep(): void {
+    for (const lease of this.options.leases.expire(this.now())) {
+      this.options.log.debug({ mac: lease.mac, address: lease.address, state: lease.state }, 'DHCP lease hold ended');
+    }
+  }
+
+  private emit(event: DhcpEvent): void {
+    try {
+      this.options.onEvent?.(event);
+    } catch (error) {
+      this.options.log.error({ err: error }, 'DHCP onEvent handler threw');
+    }
+  }
+
+  private receive(message: Buffer, remote: dgram.RemoteInfo): void {
+    this.stats.received++;
+    const source = `${remote.address}:${remote.port}`;
+    let packet: DhcpPacket;
+    try {
+      packet = decodePacket(message);
+    } catch (error) {
+      if (!(error instanceof DhcpDecodeError)) {
+        // A codec bug, not a client's fault; keep serving.
+        this.stats.errors++;
+        this.options.log.error({ err: error, source }, 'DHCP decoder failed');
+        this.emit({ kind: 'error', source, error: error instanceof Error ? error.message : String(error) });
+        return;
+      }
+      this.stats.malformed++;
+      this.options.log.debug({ source, code: error.code, reason: error.message, bytes: message.length }, 'malformed DHCP packet dropped');
+      this.emit({ kind: 'malformed', source, code: error.code, reason: error.message });
+      return;
+    }
+    const mac = formatMac(packet.hardwareAddress);
+    const type = messageTypeName(packet.options.messageType);
+    try {
+      this.handle(packet, this.now(), source, mac, type);
+    } catch (error) {
+      // A bug, a failing reservation/boot lookup or a lease store refusing a
+      // change: this packet gets no answer, the server keeps going.
+      this.stats.errors++;
+      const text = error instanceof Error ? error.message : String(error);
+      this.options.log.error({ err: error, mac, type, source }, 'DHCP request failed');
+      this.emit({ kind: 'error', mac, type, source, error: text });
+    }
+  }
+
+  private handle(packet: DhcpPacket, now: number, source: string, mac: string, type: string): void {
+    const decision: DhcpDecision = decide(packet, this.context, now);
+    const { log } = this.options;
+    switch (decision.kind) {
+      case 'ignore':
+        this.stats.ignored++;
+        log.info({ mac, type, result: 'ignore', reason: decision.reason, source }, `${type} ignored`);
+        this.emit({ kind: 'ignore', mac, type, source, reason: decision.reason });
+        return;
+      case 'update':
+        applyLeaseChanges(this.options.leases, decision.leaseChanges, now);
+        this.stats.updates++;
+        log.info({ mac, type, result: decision.result, address: decision.address, reason: decision.reason }, `${type} ${decision.result}`);
+        this.emit({ kind: 'update', mac, type, result: decision.result, address: decision.address, reason: decision.reason });
+        return;
+      case 'reply': {
+        const bytes = encodePacket(decision.packet);
+        // Leases first: if the store refuses, nothing is promised on the wire.
+        applyLeaseChanges(this.options.leases, decision.leaseChanges, now);
+        const { address, port } = decision.destination;
+        const destination = `${address}:${port}`;
+        this.stats.replies++;
+        const fields = {
+          mac,
+          type,
+          result: decision.result,
+          address: decision.address,
+          destination,
+          xid: packet.transactionId,
+          ...(decision.boot && decision.boot.kind !== 'none' ? { boot: decision.boot } : {}),
+          ...(decision.reason === undefined ? {} : { reason: decision.reason }),
+          arch: decision.facts.arch,
+        };
+        log.info(fields, `${type} ${decision.result}`);
+        this.emit({ kind: 'reply', ...fields });
+        this.addressSocket?.send(bytes, port, address, (error) => {
+          if (!error) return;
+          this.stats.errors++;
+          log.warn({ mac, type, destination, err: error }, 'DHCP reply not sent');
+          this.emit({ kind: 'error', mac, type, source, error: `send to ${destination}: ${error.message}` });
+        });
+        return;
+      }
+    }
+  }
+}
+
+function validateOptions(options: DhcpServerOptions): void {
+  const fail = (message: string): never => {
+    throw new Error(`DHCP configuration: ${message}`);
+  };
+  if (!isIpv4(options.serverAddress)) fail(`serverAddress '${options.serverAddress}' is not an IPv4 address`);
+  if (!Number.isInteger(options.prefixLength) || options.prefixLength < 1 || options.prefixLength > 30) {
+    fail(`prefixLength ${options.prefixLength} is not in 1-30`);
+  }
+  const subnet = new Subnet(options.serverAddress, options.prefixLength);
+  if (!subnet.isHostAddress(options.serverAddress)) fail(`serverAddress ${options.serverAddress} is not a host address of ${subnet}`);
+  if (options.pool !== undefined) {
+    const { start, end } = options.pool;
+    for (const address of [start, end]) {
+      if (!subnet.isHostAddress(address)) fail(`pool address ${address} is not a host address of ${subnet}`);
+    }
+    if (ipv4ToNumber(start) > ipv4ToNumber(end)) fail(`pool start ${start} is after its end ${end}`);
+  }
+  if (options.router !== undefined && !subnet.isHostAddress(options.router)) fail(`router ${options.router} is not a host address of ${subnet}`);
+  for (const dns of options.dns) if (!isIpv4(dns)) fail(`DNS server '${dns}' is not an IPv4 address`);
+  if (!Number.isInteger(options.leaseSeconds) || options.leaseSeconds < 60 || options.leaseSeconds > 0xffffffff) {
+    fail(`leaseSeconds ${options.leaseSeconds} is not an integer of at least 60`);
+  }
+}
