@@ -57,7 +57,12 @@ export async function startServer(overrides: Partial<TftpServerOptions> = {}): P
     },
     ...overrides,
   });
-  await server.start();
+  try {
+    await server.start();
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     server,
     port: server.port,

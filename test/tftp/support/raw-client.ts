@@ -82,22 +82,26 @@ export interface DownloadResult {
   oack: TftpOption[] | undefined;
   /** Block numbers in the order they arrived, as on the wire. */
   blockNumbers: number[];
+  /** Block numbers the client acknowledged, in order. */
+  acknowledged: number[];
 }
 
 /**
  * A complete, well-behaved read with optional windowsize, for tests that
+ * replay captured requests (pass the bytes) or
  * need more control than the real clients give (block size 8, windows of 64,
  * recording the block numbers).
  */
 export async function download(
   serverPort: number,
-  fileName: string,
+  request: string | Buffer,
   options: TftpOption[] = [],
   mode = 'octet',
 ): Promise<DownloadResult> {
   const client = await RawClient.open();
   try {
-    await client.readRequest(serverPort, fileName, options, mode);
+    if (typeof request === 'string') await client.readRequest(serverPort, request, options, mode);
+    else await client.sendBytes(request, serverPort);
     let blockSize = 512;
     let windowSize = 1;
     let first = await client.receive();
@@ -114,6 +118,7 @@ export async function download(
     }
     const chunks: Buffer[] = [];
     const blockNumbers: number[] = [];
+    const acknowledged: number[] = [];
     let expected = 1;
     let inWindow = 0;
     let packet: Received | undefined = first;
@@ -129,12 +134,13 @@ export async function download(
       inWindow += 1;
       if (last || inWindow === windowSize) {
         await client.send({ kind: 'acknowledgement', block: received.packet.block }, transferPort);
+        acknowledged.push(received.packet.block);
         inWindow = 0;
       }
       if (last) break;
       expected += 1;
     }
-    return { content: Buffer.concat(chunks), oack, blockNumbers };
+    return { content: Buffer.concat(chunks), oack, blockNumbers, acknowledged };
   } finally {
     client.close();
   }
