@@ -1,0 +1,161 @@
+/**
+ * The contract every LeaseStore keeps. Run it against each implementation
+ * (memory now, SQLite later): leaseStoreContract('name', () => new Store()).
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { holdsAddress, LeaseConflictError, type Lease, type LeaseStore } from '../../server/dhcp/leases.js';
+
+const t0 = 1_700_000_000_000;
+
+function lease(mac: string, address: string, state: Lease['state'], expiresAt: number, hostname?: string): Lease {
+  return hostname === undefined ? { mac, address, state, expiresAt } : { mac, address, state, expiresAt, hostname };
+}
+
+/** At most one record per address, one client record per MAC, and byMac/byAddress agree with all(). */
+export function assertConsistent(store: LeaseStore): void {
+  const records = store.all();
+  const addresses = records.map((r) => r.address);
+  assert.equal(new Set(addresses).size, addresses.length, 'one record per address');
+  const clients = records.filter((r) => r.state !== 'declined');
+  const macs = clients.map((r) => r.mac);
+  assert.equal(new Set(macs).size, macs.length, 'one client record per MAC');
+  for (const record of records) assert.deepEqual(store.byAddress(record.address), record);
+  for (const record of clients) assert.deepEqual(store.byMac(record.mac), record);
+}
+
+export function leaseStoreContract(name: string, create: () => LeaseStore): void {
+  describe(`LeaseStore contract: ${name}`, () => {
+    test('upsert, then read by MAC and by address', () => {
+      const store = create();
+      store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 60_000, 'node-1'), t0);
+      const expected = lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 60_000, 'node-1');
+      assert.deepEqual(store.byMac('02:00:00:00:00:01'), expected);
+      assert.deepEqual(store.byAddress('198.18.0.100'), expected);
+      assert.deepEqual(store.all(), [expected]);
+      assert.equal(store.byMac('02:00:00:00:00:02'), undefined);
+      assert.equal(store.byAddress('198.18.0.101'), undefined);
+    });
+
+    test('records read out are copies', () => {
+      const store = create();
+      store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 1), t0);
+      store.byMac('02:00:00:00:00:01')!.address = '198.18.0.200';
+      store.all()[0]!.state = 'released';
+      assert.deepEqual(store.byAddress('198.18.0.100'), lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 1));
+    });
+
+    test('a client moving to another address leaves its old one', () => {
+      const store = create();
+      store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 1000), t0);
+      store.upsert(lease('02:00:00:00:00:01', '198.18.0.101', 'offered', t0 + 1000), t0);
+      assert.equal(store.byAddress('198.18.0.100'), undefined);
+      assert.equal(store.byMac('02:00:00:00:00:01')?.address, '198.18.0.101');
+      assertConsistent(store);
+    });
+
+    test('an address held by another client cannot be taken; a stale one can', () => {
+      const store = create();
+      store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 1000), t0);
+      assert.throws(() => store.upsert(lease('02:00:00:00:00:02', '198.18.0.100', 'offered', t0 + 2000), t0 + 999), LeaseConflictError);
+      assert.equal(store.byAddress('198.18.0.100')?.mac, '02:00:00:00:00:01');
+      // At its expiry time the lease no longer holds the address.
+      store.upsert(lease('02:00:00:00:00:02', '198.18.0.100', 'offered', t0 + 2000), t0 + 1000);
+      assert.equal(store.byAddress('198.18.0.100')?.mac, '02:00:00:00:00:02');
+      assert.equal(store.byMac('02:00:00:00:00:01'), undefined, 'the stale client record is gone');
+      assertConsistent(store);
+    });
+
+    test('release keeps the record, no longer holding the address', () => {
+      const store = create();
+      store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 1000), t0);
+      const released = store.release('02:00:00:00:00:01', t0 + 10);
+      assert.deepEqual(released, lease('02:00:00:00:00:01', '198.18.0.100', 'released', t0 + 10));
+      assert.equal(holdsAddress(released, t0 + 10), false);
+      assert.equal(store.release('02:00:00:00:00:09', t0), undefined);
+      store.upsert(lease('02:00:00:00:00:02', '198.18.0.100', 'offered', t0 + 100), t0 + 20);
+      assertConsistent(store);
+    });
+
+    test('a declined address is quarantined from everyone, its decliner included', () => {
+      const store = create();
+      store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 1000), t0);
+      store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'declined', t0 + 600_000), t0);
+      assert.equal(store.byMac('02:00:00:00:00:01'), undefined, 'the client has no lease any more');
+      assert.equal(store.byAddress('198.18.0.100')?.state, 'declined');
+      assert.throws(() => store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 60_000), t0 + 1), LeaseConflictError);
+      assert.throws(() => store.upsert(lease('02:00:00:00:00:02', '198.18.0.100', 'offered', t0 + 60_000), t0 + 1), LeaseConflictError);
+      // The decliner can get another address meanwhile.
+      store.upsert(lease('02:00:00:00:00:01', '198.18.0.101', 'offered', t0 + 60_000), t0 + 1);
+      assert.equal(store.byAddress('198.18.0.100')?.state, 'declined');
+      assertConsistent(store);
+    });
+
+    test('expire drops ended offers and quarantines and marks ended leases expired', () => {
+      const store = create();
+      store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 10), t0);
+      store.upsert(lease('02:00:00:00:00:02', '198.18.0.101', 'bound', t0 + 10), t0);
+      store.upsert(lease('02:00:00:00:00:03', '198.18.0.102', 'declined', t0 + 10), t0);
+      store.upsert(lease('02:00:00:00:00:04', '198.18.0.103', 'bound', t0 + 1000), t0);
+      assert.deepEqual(store.expire(t0 + 9), []);
+      const ended = store.expire(t0 + 10);
+      assert.deepEqual(ended.map((l) => l.address).sort(), ['198.18.0.100', '198.18.0.101', '198.18.0.102']);
+      assert.equal(store.byAddress('198.18.0.100'), undefined);
+      assert.equal(store.byAddress('198.18.0.101')?.state, 'expired');
+      assert.equal(store.byAddress('198.18.0.102'), undefined);
+      assert.equal(store.byAddress('198.18.0.103')?.state, 'bound');
+      assert.deepEqual(store.expire(t0 + 10), [], 'expiring twice changes nothing');
+      assertConsistent(store);
+    });
+
+    test('remove drops a record and its client index', () => {
+      const store = create();
+      store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 10), t0);
+      store.remove('198.18.0.100');
+      store.remove('198.18.0.200');
+      assert.equal(store.byMac('02:00:00:00:00:01'), undefined);
+      assert.deepEqual(store.all(), []);
+    });
+
+    test('random operations never leave an address held by two clients', () => {
+      const macs = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03', '02:00:00:00:00:04'];
+      const addresses = ['198.18.0.100', '198.18.0.101', '198.18.0.102'];
+      const operation = fc.oneof(
+        fc.record({
+          kind: fc.constant('upsert' as const),
+          mac: fc.constantFrom(...macs),
+          address: fc.constantFrom(...addresses),
+          state: fc.constantFrom<Lease['state']>('offered', 'bound', 'declined', 'released', 'expired'),
+          ttl: fc.integer({ min: 0, max: 100 }),
+        }),
+        fc.record({ kind: fc.constant('release' as const), mac: fc.constantFrom(...macs) }),
+        fc.record({ kind: fc.constant('remove' as const), address: fc.constantFrom(...addresses) }),
+        fc.record({ kind: fc.constant('expire' as const) }),
+        fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 60 }) }),
+      );
+      fc.assert(
+        fc.property(fc.array(operation, { maxLength: 60 }), (operations) => {
+          const store = create();
+          let now = t0;
+          for (const op of operations) {
+            if (op.kind === 'upsert') {
+              const before = store.byAddress(op.address);
+              try {
+                store.upsert(lease(op.mac, op.address, op.state, now + op.ttl), now);
+              } catch (error) {
+                assert.ok(error instanceof LeaseConflictError);
+                assert.ok(before !== undefined && holdsAddress(before, now), 'refused only for a held address');
+              }
+            } else if (op.kind === 'release') store.release(op.mac, now);
+            else if (op.kind === 'remove') store.remove(op.address);
+            else if (op.kind === 'expire') store.expire(now);
+            else now += op.ms;
+            assertConsistent(store);
+          }
+        }),
+        { numRuns: 500 },
+      );
+    });
+  });
+}
