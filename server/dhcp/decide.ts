@@ -98,6 +98,10 @@ export function decide(packet: DhcpPacket, context: DhcpContext, now: number): D
   if (packet.relayAddress !== anyAddress && !subnet.contains(packet.relayAddress)) {
     return ignore(`relayed by ${packet.relayAddress}, outside ${subnet}`, facts);
   }
+  if (packet.relayAddress === context.serverAddress) {
+    // Not a relay: a reply to it would come straight back to us.
+    return ignore(`giaddr is our own address ${packet.relayAddress}`, facts);
+  }
   const run = new Decision(packet, facts, context, subnet, now);
   return context.mode === 'proxy' ? run.proxy() : run.full(type);
 }

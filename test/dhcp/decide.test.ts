@@ -355,6 +355,10 @@ describe('relayed requests', () => {
   test('a relay outside our subnet is ignored (full mode serves one subnet)', () => {
     assert.equal(ignored(step(testContext(), discover(macA, {}, { relayAddress: '198.19.1.1' }))), 'relayed by 198.19.1.1, outside 198.18.0.0/24');
   });
+
+  test('giaddr naming the server itself is ignored (the reply would loop back)', () => {
+    assert.equal(ignored(step(testContext(), discover(macA, {}, { relayAddress: server }))), 'giaddr is our own address 198.18.0.1');
+  });
 });
 
 describe('DHCPRELEASE, DHCPDECLINE, DHCPINFORM', () => {
