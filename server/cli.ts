@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-// @ts-nocheck (until the modules it wires exist)
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createLogger } from './log.js';

@@ -1,4 +1,3 @@
-// @ts-nocheck (until the modules it wires exist)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';

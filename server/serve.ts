@@ -1,4 +1,3 @@
-// @ts-nocheck (until the modules it wires exist)
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { AssetStore } from './assets/builds.js';
@@ -9,7 +8,8 @@ import { createHttpApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { defaultPool, interfaceAddress, parsePool } from './network.js';
 import { ProfileDirectory } from './profiles/store.js';
-import { TftpServer, fileFromDisk } from './tftp/server.js';
+import { fileFromDisk } from './tftp/file.js';
+import { TftpServer } from './tftp/server.js';
 import { resolveTftpPath } from './boot/tftp-path.js';
 
 export type DhcpMode = 'full' | 'proxy' | 'off';
@@ -70,7 +70,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         const wanted = resolveTftpPath(requested);
         if (!wanted) return undefined;
         const file = await assets.file(wanted.name, wanted.buildId);
-        return file ? fileFromDisk(file.path) : undefined;
+        return file ? await fileFromDisk(file.path) : undefined;
       },
     });
     await tftp.start();
@@ -88,6 +88,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         dns: options.dns,
         leases: new MemoryLeaseStore(),
         reservationFor: (mac) => profiles.reservationFor(mac),
+        reservationOwner: (address) => profiles.reservationOwner(address),
         bootFile: (facts) => chooseBootFile(facts, endpoints),
         log,
         port: options.dhcpPort,

@@ -1,4 +1,3 @@
-// @ts-nocheck (until the modules it wires exist)
 import { AssetStore } from './assets/builds.js';
 import { ClientArch, type Platform } from './boot/facts.js';
 import { renderHostScript, renderXenConfig } from './boot/render.js';

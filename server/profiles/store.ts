@@ -80,6 +80,8 @@ interface Claim {
 export class ProfileDirectory {
   private files = new Map<string, FileState>();
   private byMac = new Map<string, Profile>();
+  /** Static address -> MAC of the profile that holds it. */
+  private byStaticAddress = new Map<string, string>();
   private defaultVersion: Profile | undefined;
   private listeners = new Set<(change: ProfileChange) => void>();
   private loggedProblems = new Map<string, string>();
@@ -139,6 +141,11 @@ export class ProfileDirectory {
   }
 
   /** The static address of one MAC (any accepted spelling), if its profile has one. */
+  /** The MAC a static address is reserved for, if any profile holds it. */
+  reservationOwner(address: string): string | undefined {
+    return this.byStaticAddress.get(address);
+  }
+
   reservationFor(mac: string): Reservation | undefined {
     const normalised = normaliseMac(mac);
     const profile = normalised === undefined ? undefined : this.byMac.get(normalised);
@@ -308,10 +315,12 @@ export class ProfileDirectory {
     }
 
     this.byMac = new Map();
+    this.byStaticAddress = new Map();
     this.defaultVersion = undefined;
     for (const profile of this.all()) {
       if (profile.mac === null) this.defaultVersion = profile;
       else this.byMac.set(profile.mac, profile);
+      if (profile.mac !== null && profile.network.mode === 'static') this.byStaticAddress.set(profile.network.address, profile.mac);
     }
   }
 

@@ -1,4 +1,3 @@
-// @ts-nocheck (until the builder module exists)
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
