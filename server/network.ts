@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 
 /** IPv4 dotted quad to a 32-bit unsigned number. */
@@ -32,27 +33,58 @@ export interface InterfaceAddress {
 }
 
 /**
+ * The IPv4 addresses (with prefix length) of an interface, or undefined when
+ * there is no such interface.
+ *
+ * Node's os.networkInterfaces() (libuv) leaves out interfaces that are up but
+ * have no carrier: a switch port not yet cabled, or a tap no VM holds yet.
+ * rackboot must start on those too, so it asks iproute2 first and falls back
+ * to Node's list where `ip` is missing.
+ */
+export function ipv4AddressesOf(interfaceName: string): Array<{ address: string; prefixLength: number }> | undefined {
+  try {
+    const output = execFileSync('ip', ['-j', '-4', 'addr', 'show', 'dev', interfaceName], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const links = JSON.parse(output) as Array<{ addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }> }>;
+    if (links.length === 0) return undefined;
+    return links.flatMap((link) =>
+      (link.addr_info ?? [])
+        .filter((info) => info.family === 'inet' && info.local !== undefined)
+        .map((info) => ({ address: info.local!, prefixLength: info.prefixlen ?? 32 })),
+    );
+  } catch (error) {
+    const stderr = String((error as { stderr?: unknown }).stderr ?? '');
+    if (/does not exist|Cannot find device/i.test(stderr)) return undefined;
+    const entries = networkInterfaces()[interfaceName];
+    if (!entries) return undefined;
+    return entries
+      .filter((entry) => entry.family === 'IPv4')
+      .map((entry) => ({ address: entry.address, prefixLength: Number(entry.cidr?.split('/')[1] ?? 32) }));
+  }
+}
+
+/**
  * The IPv4 address rackboot serves on: the one given (which must be on the
  * interface), or the interface's first IPv4 address.
  */
 export function interfaceAddress(interfaceName: string, wanted?: string): InterfaceAddress {
-  const entries = networkInterfaces()[interfaceName];
-  if (!entries) {
+  const ipv4 = ipv4AddressesOf(interfaceName);
+  if (!ipv4) {
     const known = Object.keys(networkInterfaces()).join(', ');
-    throw new Error(`interface "${interfaceName}" does not exist (this host has: ${known})`);
+    throw new Error(`interface "${interfaceName}" does not exist (interfaces with an address: ${known})`);
   }
-  const ipv4 = entries.filter((entry) => entry.family === 'IPv4');
   const match = wanted === undefined ? ipv4[0] : ipv4.find((entry) => entry.address === wanted);
   if (!match) {
-    const have = ipv4.map((entry) => entry.cidr).join(', ') || 'no IPv4 address';
+    const have = ipv4.map((entry) => `${entry.address}/${entry.prefixLength}`).join(', ') || 'no IPv4 address';
     throw new Error(
       wanted === undefined
         ? `interface "${interfaceName}" has no IPv4 address`
         : `address ${wanted} is not on interface "${interfaceName}" (it has ${have})`,
     );
   }
-  const prefixLength = Number(match.cidr?.split('/')[1] ?? 24);
-  return { interfaceName, address: match.address, prefixLength };
+  return { interfaceName, address: match.address, prefixLength: match.prefixLength };
 }
 
 /** Parse "START-END" and check both ends lie in the served subnet, in order. */

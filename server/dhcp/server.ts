@@ -4,9 +4,9 @@
  * decide.ts; this file only owns sockets, the clock and logging.
  */
 import dgram from 'node:dgram';
-import { networkInterfaces } from 'node:os';
 import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
 import type { Logger } from '../log.js';
+import { ipv4AddressesOf } from '../network.js';
 import { decide, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation } from './decide.js';
 import { DhcpDecodeError, type DhcpDecodeErrorCode } from './errors.js';
 import { formatMac } from './facts.js';
@@ -114,9 +114,9 @@ export class DhcpServer {
 
   async start(): Promise<void> {
     const { interfaceName, serverAddress } = this.options;
-    const addresses = networkInterfaces()[interfaceName];
+    const addresses = ipv4AddressesOf(interfaceName);
     if (addresses === undefined) throw new Error(`DHCP: interface ${interfaceName} does not exist`);
-    if (!addresses.some((a) => a.family === 'IPv4' && a.address === serverAddress)) {
+    if (!addresses.some((a) => a.address === serverAddress)) {
       throw new Error(`DHCP: interface ${interfaceName} does not have address ${serverAddress}`);
     }
     // Both sockets need SO_REUSEADDR to share the port; the kernel hands a
