@@ -1,0 +1,117 @@
+import type { ChildProcess } from 'node:child_process';
+import type { Netns } from '../helpers/netns.js';
+
+/**
+ * A QEMU machine on a serial console, started inside a namespace: its output
+ * kept as text to wait on, its input writable (Xen hands serial input to
+ * dom0 once dom0 runs), and a hard deadline after which it is killed.
+ */
+export class ConsoleMachine {
+  readonly started = Date.now();
+  output = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private readonly child: ChildProcess;
+  private readonly waiters = new Set<() => void>();
+  private readonly deadline: NodeJS.Timeout;
+  private done = false;
+
+  constructor(ns: Netns, args: string[], hardTimeoutMs: number) {
+    this.child = ns.spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const take = (chunk: Buffer): void => {
+      this.output += chunk.toString('latin1');
+      for (const wake of [...this.waiters]) wake();
+    };
+    this.child.stdout!.on('data', take);
+    this.child.stderr!.on('data', take);
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        this.done = true;
+        clearTimeout(this.deadline);
+        for (const wake of [...this.waiters]) wake();
+        resolve({ code, signal });
+      });
+    });
+    this.deadline = setTimeout(() => this.kill(), hardTimeoutMs);
+  }
+
+  /** Seconds since QEMU was started. */
+  elapsed(): number {
+    return (Date.now() - this.started) / 1000;
+  }
+
+  /** Resolves with the first match of `pattern` in the output after `from`; rejects on exit or timeout. */
+  waitFor(pattern: RegExp, timeoutMs: number, from = 0): Promise<RegExpExecArray & { end: number }> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        const re = new RegExp(pattern.source, pattern.flags.replace('g', '') + 'g');
+        re.lastIndex = from;
+        const m = re.exec(this.output);
+        if (m !== null) {
+          finish();
+          resolve(Object.assign(m, { end: m.index + m[0].length }));
+        } else if (this.done) {
+          finish();
+          reject(new Error(`QEMU exited before ${pattern} appeared; console:\n${this.tail()}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`${pattern} did not appear within ${timeoutMs / 1000} s; console:\n${this.tail()}`));
+      }, timeoutMs);
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  write(text: string): void {
+    this.child.stdin!.write(text);
+  }
+
+  tail(lines = 60): string {
+    return this.output.split('\n').slice(-lines).join('\n');
+  }
+
+  kill(): void {
+    if (!this.done) this.child.kill('SIGKILL');
+  }
+}
+
+/** QEMU arguments for a direct Xen multiboot boot with one e1000 NIC on tap0. */
+export function xenBootArgs(buildDir: string, dom0Args: string, mac: string): string[] {
+  if (buildDir.includes(',')) throw new Error(`build folder ${buildDir} has a comma, which QEMU's -initrd would split on`);
+  return [
+    '-accel', 'tcg',
+    '-cpu', 'Haswell-noTSX',
+    '-m', '1024',
+    '-nographic',
+    '-no-reboot',
+    '-kernel', `${buildDir}/xen`,
+    '-append', 'console=com1 com1=115200 dom0_mem=512M',
+    // QEMU splits -initrd on commas into multiboot modules; ",," is a literal comma.
+    '-initrd', `${buildDir}/vmlinuz console=hvc0 quiet ${dom0Args.replaceAll(',', ',,')},${buildDir}/initrd.gz`,
+    '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
+    '-device', `e1000,netdev=n0,mac=${mac}`,
+  ];
+}
+
+/**
+ * A tiny HTTP server for inside a namespace (node, so the test needs nothing
+ * else): serves the given paths, answers 404 otherwise, and prints one JSON
+ * line per request on stdout.
+ */
+export const HTTP_SERVER_SCRIPT = `
+const http = require('node:http');
+const [address, port, routesJson] = process.argv.slice(1);
+const routes = JSON.parse(routesJson);
+http.createServer((req, res) => {
+  console.log(JSON.stringify({ method: req.method, url: req.url, userAgent: req.headers['user-agent'] || '' }));
+  const body = routes[req.url];
+  if (body === undefined) { res.writeHead(404); res.end('not found\\n'); return; }
+  res.writeHead(200, { 'content-type': 'text/plain' });
+  res.end(body);
+}).listen(Number(port), address, () => console.log(JSON.stringify({ listening: port })));
+`;
