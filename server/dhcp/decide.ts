@@ -30,8 +30,8 @@ export interface AddressRange {
 export interface DhcpContext {
   /**
    * 'full': rackboot is the network's DHCP server and hands out addresses.
-   * 'proxy' (RFC 4578/PXE proxyDHCP, planned): another server hands out
-   * addresses and rackboot only adds boot information.
+   * 'proxy' (PXE proxyDHCP, planned): another server hands out addresses
+   * and rackboot only answers PXE clients with boot information.
    */
   mode: 'full' | 'proxy';
   /** Our address on the client's network: server identifier (54), next server. */

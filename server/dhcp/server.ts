@@ -2,6 +2,12 @@
  * The DHCP server shell: receive, decode (drop and log what is malformed),
  * decide, apply lease changes, encode, send. All protocol logic is in
  * decide.ts; this file only owns sockets, the clock and logging.
+ *
+ * Limitation: Node offers neither SO_BINDTODEVICE nor IP_PKTINFO, so the
+ * wildcard socket also hears broadcasts arriving on other interfaces of the
+ * host, and cannot tell them apart. Replies still leave by interfaceName
+ * (see addressSocket). Run rackboot where the boot network is the only one
+ * with DHCP clients on it, or in a network namespace holding just that link.
  */
 import dgram from 'node:dgram';
 import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
@@ -123,7 +129,12 @@ export class DhcpServer {
     // unicast datagram to the socket with the exact address and a broadcast
     // to the wildcard one, so nothing arrives twice.
     this.broadcastSocket = await this.bind(anyAddress);
-    this.addressSocket = await this.bind(serverAddress);
+    try {
+      this.addressSocket = await this.bind(serverAddress);
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
     this.sweepTimer = setInterval(() => this.sweep(), expirySweepMs);
     this.sweepTimer.unref();
     this.options.log.info({ interface: interfaceName, address: serverAddress, port: this.port, pool: this.options.pool }, 'DHCP server listening');

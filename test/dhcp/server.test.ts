@@ -217,6 +217,21 @@ describe('DhcpServer configuration', () => {
     });
   }
 
+  test('start() reports a port that is taken', async () => {
+    const holder = dgram.createSocket('udp4'); // no SO_REUSEADDR: nobody may share the port
+    holder.bind(0, '127.0.0.1');
+    await once(holder, 'listening');
+    const { port } = holder.address();
+    try {
+      await assert.rejects(new DhcpServer(options({ port })).start(), (error: Error) => {
+        assert.match(error.message, new RegExp(`^DHCP: cannot bind (0\\.0\\.0\\.0|127\\.0\\.0\\.1):${port}: .*EADDRINUSE`));
+        return true;
+      });
+    } finally {
+      holder.close();
+    }
+  });
+
   test('start() refuses an interface without the server address', async () => {
     await assert.rejects(new DhcpServer(options({ serverAddress: '127.0.0.1', interfaceName: 'no-such-if0' })).start(), {
       message: 'DHCP: interface no-such-if0 does not exist',
