@@ -143,6 +143,9 @@ class Decision {
     private readonly subnet: Subnet,
     private readonly now: number,
   ) {
+    // Clients are known by MAC (chaddr), not by client identifier (option
+    // 61): profiles and reservations are per MAC, and the firmware, iPXE and
+    // the booted OS send different identifiers (or none) for the same NIC.
     this.mac = facts.mac;
     this.reservation = context.reservationFor(this.mac);
   }
@@ -400,7 +403,7 @@ class Decision {
       clientAddress: anyAddress,
       // RFC 2131 section 4.1: a NAK through a relay asks the relay to broadcast it.
       broadcast: this.request.broadcast || relayed,
-      options: { messageType: type, serverIdentifier: this.context.serverAddress, message: reason },
+      options: { messageType: type, serverIdentifier: this.context.serverAddress, message: reason, ...this.echoedClientId() },
     });
     return {
       kind: 'reply',
@@ -435,7 +438,7 @@ class Decision {
     if (context.router !== undefined) offered.routers = [context.router];
     if (context.dns.length > 0) offered.dnsServers = [...context.dns];
     if (this.reservation?.hostname !== undefined) offered.hostname = this.reservation.hostname;
-    Object.assign(offered, bootFields?.options);
+    Object.assign(offered, bootFields?.options, this.echoedClientId());
 
     const packet = this.header({
       yourAddress: parts.yourAddress,
@@ -460,6 +463,12 @@ class Decision {
       leaseChanges: parts.changes,
     };
     return decision;
+  }
+
+  /** RFC 6842: a reply carries the client identifier (61) the request had. */
+  private echoedClientId(): DhcpOptions {
+    const id = this.request.options.clientIdentifier;
+    return id === undefined ? {} : { clientIdentifier: id };
   }
 
   /** Reply header fields, RFC 2131 table 3. */

@@ -217,6 +217,17 @@ describe('boot options', () => {
     assert.equal(packet.options.clientMachineId, undefined, 'nothing to echo');
   });
 
+  test('the client identifier (61) is echoed in OFFER, ACK and NAK (RFC 6842)', () => {
+    const context = testContext();
+    const id = Buffer.from([1, 2, 0, 0, 0, 0, 0x0a]);
+    assert.deepEqual(reply(step(context, discover(macA, { clientIdentifier: id }))).packet.options.clientIdentifier, id);
+    assert.deepEqual(reply(step(context, request(macA, { clientIdentifier: id, serverIdentifier: server, requestedAddress: '198.18.0.100' }))).packet.options.clientIdentifier, id);
+    const nak = reply(step(context, request(macB, { clientIdentifier: id, requestedAddress: '10.0.0.1' })));
+    assert.equal(nak.result, 'nak');
+    assert.deepEqual(nak.packet.options.clientIdentifier, id);
+    assert.equal(reply(step(context, discover(macB))).packet.options.clientIdentifier, undefined);
+  });
+
   test('a URL too long for the file field goes in option 67 only', () => {
     const url = `http://198.18.0.1:8080/${'a'.repeat(120)}`;
     const context = testContext({ bootFile: () => ({ kind: 'http', url }) });
