@@ -134,16 +134,30 @@ export class AptClient {
   }
 
   private stepError(step: string, pkg: string, error: unknown): BuildStepError {
-    return error instanceof BuildStepError ? error : new BuildStepError(step, pkg, reasonOf(error), { cause: error });
+    if (error instanceof BuildStepError) return error;
+    const reason = reasonOf(error);
+    // "E: Unable to locate package foo": when several were asked for, name the one apt did not know.
+    const words = reason.split(/\s+/);
+    const named = pkg.split(', ').find((p) => words.includes(p));
+    return new BuildStepError(step, named ?? pkg, reason, { cause: error });
   }
 
   /** The .deb apt would fetch for a package (its candidate version). */
   async resolve(pkg: string): Promise<AptFile> {
-    return this.withUpdate('resolve', pkg, async () => {
-      const { stdout } = await this.run('apt-get', [...this.aptOptions(), 'download', '--print-uris', pkg]);
-      const files = parsePrintUris(stdout).filter((f) => f.package === pkg);
-      if (files.length !== 1) throw new Error(`apt-get download --print-uris ${pkg} listed ${files.length} files for it, want 1`);
-      return files[0]!;
+    return (await this.resolveAll([pkg]))[0]!;
+  }
+
+  /** The .debs for several packages, in one apt-get run (each run costs apt a few hundred ms to load its cache). */
+  async resolveAll(pkgs: string[]): Promise<AptFile[]> {
+    const label = pkgs.join(', ');
+    return this.withUpdate('resolve', label, async () => {
+      const { stdout } = await this.run('apt-get', [...this.aptOptions(), 'download', '--print-uris', ...pkgs]);
+      const listed = parsePrintUris(stdout);
+      return pkgs.map((pkg) => {
+        const files = listed.filter((f) => f.package === pkg);
+        if (files.length !== 1) throw new Error(`apt-get download --print-uris listed ${files.length} files for ${pkg}, want 1`);
+        return files[0]!;
+      });
     });
   }
 

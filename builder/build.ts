@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import type { Logger } from '../server/log.js';
-import { AptClient, sha256File, type AptFile, type FetchedPackage } from './apt.js';
+import { AptClient, sha256File, type FetchedPackage } from './apt.js';
 import { BuildStepError } from './errors.js';
 import { encodeInitrd, runtimeTree } from './initrd.js';
 import {
@@ -95,8 +95,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   }
   const kernelVersion = kernelVersionOf(kernelPackage);
   const names = [XEN_PACKAGE, kernelPackage, IPXE_PACKAGE, BUSYBOX_PACKAGE];
-  const files: AptFile[] = [];
-  for (const name of names) files.push(await apt.resolve(name));
+  const files = await apt.resolveAll(names);
   const fetched = new Map<string, FetchedPackage>();
   for (const file of files) fetched.set(file.package, await apt.fetch(file));
   const ref = (pkg: string): PackageRef => ({ package: pkg, version: fetched.get(pkg)!.file.version });
@@ -108,11 +107,13 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   try {
     await mkdir(partial);
     const unpacked = new Map<string, string>();
-    for (const [pkg, f] of fetched) {
-      const into = join(work, pkg);
-      await unpackDeb(f.path, into, pkg);
-      unpacked.set(pkg, into);
-    }
+    await Promise.all(
+      [...fetched].map(async ([pkg, f]) => {
+        const into = join(work, pkg);
+        await unpackDeb(f.path, into, pkg);
+        unpacked.set(pkg, into);
+      }),
+    );
     const from = async (pkg: string, path: string): Promise<string> => {
       try {
         return await resolveInRoot(unpacked.get(pkg)!, path);

@@ -143,17 +143,13 @@ export function decodeCpio(archive: Uint8Array): Array<CpioEntry & { mtime: numb
     if (offset + HEADER_LENGTH > buf.length) throw new Error(`cpio archive ends at byte ${buf.length} inside a header at ${offset}`);
     const magic = buf.toString('ascii', offset, offset + 6);
     if (magic !== MAGIC) throw new Error(`cpio header at byte ${offset} has magic "${magic}", want "${MAGIC}"`);
-    const field = (index: number): number => {
+    const fields: number[] = [];
+    for (let index = 0; index < 13; index++) {
       const text = buf.toString('ascii', offset + 6 + index * 8, offset + 14 + index * 8);
       if (!/^[0-9a-fA-F]{8}$/.test(text)) throw new Error(`cpio header at byte ${offset} field ${index} is "${text}", not hex`);
-      return parseInt(text, 16);
-    };
-    const mode = field(1);
-    const mtime = field(5);
-    const size = field(6);
-    const rdevMajor = field(9);
-    const rdevMinor = field(10);
-    const nameSize = field(11);
+      fields.push(parseInt(text, 16));
+    }
+    const [, mode, , , , mtime, size, , , rdevMajor, rdevMinor, nameSize] = fields as [number, number, number, number, number, number, number, number, number, number, number, number, number];
     const nameStart = offset + HEADER_LENGTH;
     if (nameSize < 1 || nameStart + nameSize > buf.length) throw new Error(`cpio header at byte ${offset} has name size ${nameSize}`);
     const path = buf.toString('utf8', nameStart, nameStart + nameSize - 1);

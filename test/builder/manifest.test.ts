@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BUILD_FILES, buildId, contentDigestInput, createManifest, parseManifest, type ManifestFile } from '../../builder/manifest.js';
+
+const sha = (c: string): string => c.repeat(64);
+
+function files(): ManifestFile[] {
+  return BUILD_FILES.map((name, i) => ({ name, size: 100 + i, sha256: sha('0123456'[i]!), package: 'pkg', version: '1.0' }));
+}
+
+test('build ids sort by creation time and carry a content hash', () => {
+  const a = buildId(new Date('2025-05-20T09:59:59.999Z'), 'abcdef0123456789');
+  const b = buildId(new Date('2025-05-20T10:00:00.000Z'), '0000000000000000');
+  assert.equal(a, '20250520T095959.999Z-abcdef01');
+  assert.equal(b, '20250520T100000.000Z-00000000');
+  assert.ok(a < b);
+  assert.match(a, /^[0-9a-fTZ.-]+$/, 'safe as a folder name and in a URL');
+  assert.throws(() => buildId(new Date(), 'XYZ'), /not lower-case hex/);
+});
+
+test('the content digest input does not depend on file order', () => {
+  const f = files();
+  assert.equal(contentDigestInput(f), contentDigestInput([...f].reverse()));
+  assert.equal(contentDigestInput(f).split('\n')[0], `initrd.gz ${sha('3')}`);
+});
+
+test('createManifest orders files as BUILD_FILES and refuses missing or unknown names', () => {
+  const created = new Date('2025-05-20T10:00:00Z');
+  const m = createManifest('id1', created, [...files()].reverse());
+  assert.deepEqual(
+    m.files.map((f) => f.name),
+    ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'undionly.kpxe', 'ipxe.efi', 'snponly.efi'],
+  );
+  assert.equal(m.release, 'bookworm');
+  assert.equal(m.created, '2025-05-20T10:00:00.000Z');
+  assert.throws(() => createManifest('id', created, files().slice(1)), /manifest is missing xen$/);
+  assert.throws(
+    () => createManifest('id', created, [...files(), { ...files()[0]!, name: 'grub.efi' as 'xen' }]),
+    /must be distinct names/,
+  );
+});
+
+test('parseManifest accepts what createManifest writes and names bad fields', () => {
+  const m = createManifest('id1', new Date('2025-05-20T10:00:00Z'), files());
+  m.files[3]!.contains = [{ package: 'busybox-static', version: '1:1.35.0-4' }];
+  assert.deepEqual(parseManifest(JSON.parse(JSON.stringify(m))), m);
+  const broken = (change: (j: any) => void): unknown => {
+    const j = JSON.parse(JSON.stringify(m));
+    change(j);
+    return j;
+  };
+  assert.throws(() => parseManifest(broken((j) => (j.release = 'trixie'))), /release is "trixie", want "bookworm"/);
+  assert.throws(() => parseManifest(broken((j) => (j.files[1].sha256 = 'ABC'))), /files\[1\]\.sha256 is not 64 lower-case hex digits/);
+  assert.throws(() => parseManifest(broken((j) => (j.files[2].size = -1))), /files\[2\]\.size must be a whole number/);
+  assert.throws(() => parseManifest(broken((j) => (j.files[3].contains[0].version = ''))), /files\[3\]\.contains\[0\]\.version/);
+  assert.throws(() => parseManifest(broken((j) => (j.created = 'yesterday'))), /created "yesterday" is not a date/);
+});
