@@ -31,7 +31,13 @@ export type TftpEvent =
   | { kind: 'packetDropped'; client: TftpClient; reason: string };
 
 export interface TftpServerOptions {
-  /** Address to bind; default 0.0.0.0. An IPv6 address binds an IPv6 socket. */
+  /**
+   * Address to bind; default 0.0.0.0. An IPv6 address binds an IPv6 socket.
+   * Transfer sockets bind the same address. Node cannot tell which local
+   * address a request arrived on, so with 0.0.0.0 on a host with several
+   * addresses a reply may leave from another one than the client asked, and
+   * strict clients drop it: bind the boot network's address there.
+   */
   address?: string;
   /** UDP port; default 69. 0 picks a free port, read it from `server.port`. */
   port?: number;
@@ -82,6 +88,13 @@ export class TftpServer {
       timeoutMs: config.timeoutMs ?? 1000,
       retries: config.retries ?? 5,
     };
+    for (const [name, value, min] of [
+      ['maxTransfers', this.options.maxTransfers, 1],
+      ['timeoutMs', this.options.timeoutMs, 1],
+      ['retries', this.options.retries, 0],
+    ] as const) {
+      if (!Number.isInteger(value) || value < min) throw new RangeError(`TftpServer ${name} is ${value}, want an integer of at least ${min}`);
+    }
     this.log = config.log.child({ component: 'tftp' });
     this.socketType = isIPv6(this.options.address) ? 'udp6' : 'udp4';
   }

@@ -15,8 +15,8 @@ export interface TftpClient {
 /**
  * How a transfer ended.
  * - complete: the client acknowledged the last block.
- * - probe: the client ended it with an ERROR right after the OACK. PXE ROMs
- *   (Intel, OVMF) send an RRQ with `tsize 0` only to learn the size, then
+ * - probe: the client answered an OACK carrying tsize with an ERROR. PXE
+ *   ROMs (Intel, OVMF) send an RRQ with `tsize 0` only to learn the size,
  *   abort with error 8 and ask again: routine, not worth an info line.
  * - clientError: the client sent an ERROR during the data phase.
  * - timeout: no acknowledgement after every retransmission.
@@ -141,7 +141,9 @@ export class ReadTransfer {
   private async handle(packet: TftpPacket): Promise<void> {
     if (this.phase === 'done') return;
     if (packet.kind === 'error') {
-      const probe = this.phase === 'optionAck';
+      // Only a refusal of an OACK that answered tsize counts as a size
+      // probe; refusing other options is worth an info line.
+      const probe = this.phase === 'optionAck' && this.params.negotiated.acknowledged.some((option) => option.name === 'tsize');
       this.finish(probe ? 'probe' : 'clientError', `client sent error ${packet.code}: ${packet.message}`);
       return;
     }

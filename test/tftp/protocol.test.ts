@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
 import { describe, test } from 'node:test';
 import { ErrorCode } from '../../server/tftp/codes.js';
 import { fileFromBuffer, NotRegularFileError } from '../../server/tftp/file.js';
-import type { TftpPacket } from '../../server/tftp/packet.js';
+import { decodePacket, encodePacket, type TftpPacket } from '../../server/tftp/packet.js';
 import { silentLogger } from '../../server/log.js';
 import { TftpServer } from '../../server/tftp/server.js';
 import { readUdpDatagrams } from './support/pcap.js';
@@ -102,6 +104,50 @@ describe('TFTP server protocol', () => {
       const ended = await fixture.waitForEvent('transferEnded', (event) => event.outcome === 'complete');
       assert.equal(ended.retransmits, 0);
       assert.equal(ended.bytes, 1_000_000);
+    });
+  });
+
+  test('refusing an OACK without tsize is not a probe: it is logged at info', async () => {
+    await withServer({}, async (fixture) => {
+      fixture.writeRandomFile('f', 5000);
+      await withClient(async (client) => {
+        await client.readRequest(fixture.port, 'f', [{ name: 'blksize', value: '100000' }]);
+        const oack = await client.receive();
+        assert.deepEqual(expectPacket(oack, 'optionAcknowledgement').options, [{ name: 'blksize', value: '65464' }]);
+        await client.send({ kind: 'error', code: ErrorCode.optionsRefused, message: 'blksize too small' }, oack.port);
+      });
+      const ended = await fixture.waitForEvent('transferEnded');
+      assert.equal(ended.outcome, 'clientError');
+      assert.equal(ended.detail, 'client sent error 8: blksize too small');
+      const line = fixture.lines.find((entry) => entry.msg === 'tftp transfer aborted');
+      assert.equal(line?.level, 30);
+    });
+  });
+
+  test('serves over IPv6 when bound to ::1', async () => {
+    await withServer({ address: '::1' }, async (fixture) => {
+      const content = fixture.writeRandomFile('f', 3000);
+      const socket = createSocket('udp6');
+      try {
+        socket.bind(0, '::1');
+        await once(socket, 'listening');
+        const received: Buffer[] = [];
+        socket.on('message', (message, remote) => {
+          const packet = decodePacket(message);
+          assert.equal(packet.kind, 'data');
+          if (packet.kind !== 'data') return;
+          received.push(Buffer.from(packet.data));
+          socket.send(encodePacket({ kind: 'acknowledgement', block: packet.block }), remote.port, remote.address);
+        });
+        socket.send(encodePacket({ kind: 'readRequest', fileName: 'f', mode: 'octet', options: [] }), fixture.port, '::1');
+        const ended = await fixture.waitForEvent('transferEnded');
+        assert.equal(ended.outcome, 'complete');
+        assert.equal(ended.client.address, '::1');
+        assert.deepEqual(Buffer.concat(received), content);
+        assert.ok(fixture.lines.some((line) => line.client === `[::1]:${socket.address().port}`));
+      } finally {
+        socket.close();
+      }
     });
   });
 
@@ -555,7 +601,11 @@ describe('TFTP server protocol', () => {
     await again.close();
   });
 
-  test('start() fails when the port is taken; port throws before start()', async () => {
+  test('start() fails when the port is taken; port throws before start(); bad settings throw', async () => {
+    assert.throws(
+      () => new TftpServer({ log: silentLogger(), resolve: () => Promise.resolve(undefined), retries: -1 }),
+      /TftpServer retries is -1, want an integer of at least 0/u,
+    );
     const unstarted = new TftpServer({ log: silentLogger(), resolve: () => Promise.resolve(undefined) });
     assert.throws(() => unstarted.port, /TftpServer is not started/u);
     const fixture = await startServer();
