@@ -8,7 +8,8 @@ import { gunzipSync } from 'node:zlib';
 import type { Logger } from '../server/log.js';
 import { AptClient, sha256File, type FetchedPackage } from './apt.js';
 import { BuildStepError } from './errors.js';
-import { encodeInitrd, runtimeTree } from './initrd.js';
+import { encodeInitrd, RUNTIME_MODULES, runtimeTree } from './initrd.js';
+import { readKernelPackage } from './kernel.js';
 import {
   buildId,
   contentDigestInput,
@@ -106,14 +107,21 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   let published: string | undefined;
   try {
     await mkdir(partial);
+    // The kernel package is streamed (400 MB of modules, of which the
+    // runtime needs a few); the small ones are unpacked meanwhile.
     const unpacked = new Map<string, string>();
-    await Promise.all(
-      [...fetched].map(async ([pkg, f]) => {
+    const [kernel] = await Promise.all([
+      readKernelPackage(
+        { path: fetched.get(kernelPackage)!.path, sha256: fetched.get(kernelPackage)!.file.sha256, name: kernelPackage, version: kernelVersion },
+        RUNTIME_MODULES,
+        { indexPath: join(cacheDir, 'kernel-index', `${fetched.get(kernelPackage)!.file.fileName}.json`) },
+      ),
+      ...[XEN_PACKAGE, IPXE_PACKAGE, BUSYBOX_PACKAGE].map(async (pkg) => {
         const into = join(work, pkg);
-        await unpackDeb(f.path, into, pkg);
+        await unpackDeb(fetched.get(pkg)!.path, into, pkg);
         unpacked.set(pkg, into);
       }),
-    );
+    ]);
     const from = async (pkg: string, path: string): Promise<string> => {
       try {
         return await resolveInRoot(unpacked.get(pkg)!, path);
@@ -134,7 +142,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     await copyFile(await from(XEN_PACKAGE, XEN_EFI), join(partial, 'xen.efi'));
     made.push({ name: 'xen.efi', source: ref(XEN_PACKAGE) });
 
-    await copyFile(await from(kernelPackage, `/boot/vmlinuz-${kernelVersion}`), join(partial, 'vmlinuz'));
+    await writeFile(join(partial, 'vmlinuz'), kernel.vmlinuz);
     made.push({ name: 'vmlinuz', source: ref(kernelPackage) });
 
     for (const name of ['undionly.kpxe', 'ipxe.efi', 'snponly.efi'] as const) {
@@ -147,8 +155,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     try {
       tree = await runtimeTree({
         busyboxRoot: unpacked.get(BUSYBOX_PACKAGE)!,
-        kernelRoot: unpacked.get(kernelPackage)!,
-        kernelVersion,
+        kernel,
         runtimeDir: join(root, 'builder', 'runtime'),
         runtimeVersion,
       });
@@ -157,7 +164,13 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     }
     await writeFile(join(partial, 'initrd.gz'), encodeInitrd(tree.entries));
     log.info(
-      { modules: tree.modules.order.length, builtin: tree.modules.builtin, members: tree.entries.length, ms: Date.now() - initrdStarted },
+      {
+        modules: tree.modules.order.length,
+        builtin: tree.modules.builtin,
+        moduleIndex: kernel.indexReused ? 'cached' : 'read',
+        members: tree.entries.length,
+        ms: Date.now() - initrdStarted,
+      },
       'runtime initrd written',
     );
     made.push({

@@ -142,3 +142,73 @@ export function parseModinfo(elf: Uint8Array): Map<string, string[]> {
 export function dependsOf(info: Map<string, string[]>): string[] {
   return (info.get('depends') ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean).map(moduleNameOf);
 }
+
+/** modinfo "softdep=pre: a b post: c": the modules to load before this one. */
+export function softPreOf(info: Map<string, string[]>): string[] {
+  const names: string[] = [];
+  for (const value of info.get('softdep') ?? []) {
+    let pre = false;
+    for (const word of value.split(/\s+/).filter(Boolean)) {
+      if (word === 'pre:') pre = true;
+      else if (word === 'post:') pre = false;
+      else if (pre) names.push(moduleNameOf(word));
+    }
+  }
+  return names;
+}
+
+/** What the build learns from one module file: where it is and what it needs, by name. */
+export interface ModuleInfo {
+  path: string;
+  depends: string[];
+  softPre: string[];
+}
+
+/** Every module of a kernel, by name. */
+export type ModuleIndex = Map<string, ModuleInfo>;
+
+export interface ModuleSelection {
+  /** modules.dep for the shipped modules only (closed: every listed dependency is shipped). */
+  dep: ModulesDep;
+  /** Shipped module paths, in a load order insmod can follow. */
+  order: string[];
+  /** Requested modules the kernel has built in, which need no loading. */
+  builtin: string[];
+}
+
+/**
+ * The modules to ship for `wanted`: their hard dependencies (which must each
+ * be a module or built in), and soft "pre:" dependencies when the kernel has
+ * them as modules, folded in as hard ones since busybox modprobe reads no
+ * modules.softdep.
+ */
+export function selectModules(index: ModuleIndex, builtin: ReadonlySet<string>, wanted: readonly string[]): ModuleSelection {
+  const direct: ModulesDep = new Map();
+  const builtinWanted: string[] = [];
+  const queue = wanted.map((name) => ({ name: moduleNameOf(name), neededBy: undefined as string | undefined, soft: false }));
+  const seen = new Set<string>();
+  while (queue.length > 0) {
+    const { name, neededBy, soft } = queue.shift()!;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const info = index.get(name);
+    if (info === undefined) {
+      if (builtin.has(name)) {
+        if (neededBy === undefined) builtinWanted.push(name);
+        continue;
+      }
+      if (soft) continue;
+      throw new Error(`kernel module ${name}${neededBy ? ` (needed by ${neededBy})` : ''} is neither a module of this kernel nor built in`);
+    }
+    direct.set(
+      info.path,
+      [...info.softPre, ...info.depends].filter((d) => index.has(d)).map((d) => index.get(d)!.path),
+    );
+    for (const d of info.depends) queue.push({ name: d, neededBy: name, soft: false });
+    for (const d of info.softPre) queue.push({ name: d, neededBy: name, soft: true });
+  }
+  const roots = wanted.map(moduleNameOf).filter((w) => !builtinWanted.includes(w));
+  const { order, missing } = loadOrder(direct, roots);
+  if (missing.length > 0) throw new Error(`kernel modules not resolved: ${missing.join(', ')}`);
+  return { dep: transitiveModulesDep(direct, order), order, builtin: builtinWanted };
+}

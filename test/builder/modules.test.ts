@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
-import { selectModules } from '../../builder/initrd.js';
+import { readKernelPackage } from '../../builder/kernel.js';
 import {
   dependsOf,
   formatModulesDep,
@@ -11,7 +12,10 @@ import {
   moduleNameOf,
   parseModinfo,
   parseModulesDep,
+  selectModules,
+  softPreOf,
   transitiveModulesDep,
+  type ModuleIndex,
 } from '../../builder/modules.js';
 import { fakeModule } from './elf-fixture.js';
 
@@ -97,37 +101,76 @@ test('.modinfo strings are read from the ELF section', () => {
   assert.throws(() => parseModinfo(elf32), /ELF class 1 data 1, want 2/);
 });
 
-test('selectModules walks .modinfo, folds soft "pre:" dependencies in, and knows built-ins', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'rackboot-modules-'));
-  try {
-    const put = async (path: string, modinfo: string[]): Promise<void> => {
-      await mkdir(dirname(join(root, path)), { recursive: true });
-      await writeFile(join(root, path), fakeModule(modinfo));
-    };
-    await put('kernel/drivers/net/r8169.ko', ['depends=libphy,mdio_devres', 'softdep=pre: realtek']);
-    await put('kernel/drivers/net/phy/libphy.ko', ['depends=']);
-    await put('kernel/drivers/net/phy/mdio_devres.ko', ['depends=libphy']);
-    await put('kernel/drivers/net/phy/realtek.ko', ['depends=libphy']);
-    await put('kernel/drivers/net/unused.ko', ['depends=']);
-    await put('kernel/drivers/net/needs-gone.ko', ['depends=gone']);
-    await writeFile(join(root, 'modules.builtin'), 'kernel/drivers/virtio/virtio_pci.ko\n');
+test('selectModules follows hard dependencies, folds soft "pre:" ones in, and knows built-ins', () => {
+  const index: ModuleIndex = new Map();
+  const add = (path: string, modinfo: string[]): void => {
+    const info = parseModinfo(fakeModule(modinfo));
+    index.set(moduleNameOf(path), { path, depends: dependsOf(info), softPre: softPreOf(info) });
+  };
+  add('kernel/drivers/net/r8169.ko', ['depends=libphy,mdio_devres', 'softdep=pre: realtek post: nothing']);
+  add('kernel/drivers/net/phy/libphy.ko', ['depends=']);
+  add('kernel/drivers/net/phy/mdio_devres.ko', ['depends=libphy']);
+  add('kernel/drivers/net/phy/realtek.ko', ['depends=libphy']);
+  add('kernel/drivers/net/unused.ko', ['depends=']);
+  add('kernel/drivers/net/needs-gone.ko', ['depends=gone']);
+  add('kernel/drivers/net/soft-gone.ko', ['depends=', 'softdep=pre: gone']);
+  const builtin = new Set(['virtio_pci']);
 
-    const selection = await selectModules(root, ['r8169', 'virtio_pci']);
-    assert.deepEqual(selection.builtin, ['virtio_pci']);
-    assert.deepEqual(selection.order, [
-      'kernel/drivers/net/phy/libphy.ko',
-      'kernel/drivers/net/phy/realtek.ko',
-      'kernel/drivers/net/phy/mdio_devres.ko',
-      'kernel/drivers/net/r8169.ko',
-    ]);
-    assert.deepEqual(selection.dep.get('kernel/drivers/net/r8169.ko'), [
-      'kernel/drivers/net/phy/mdio_devres.ko',
-      'kernel/drivers/net/phy/realtek.ko',
-      'kernel/drivers/net/phy/libphy.ko',
-    ]);
-    assert.ok(!selection.dep.has('kernel/drivers/net/unused.ko'), 'only the closure is shipped');
-    await assert.rejects(selectModules(root, ['nosuch']), /kernel module nosuch is neither in .* nor built in/);
-    await assert.rejects(selectModules(root, ['needs-gone']), /kernel module gone \(needed by needs_gone\) is neither/);
+  const selection = selectModules(index, builtin, ['r8169', 'virtio_pci', 'soft-gone']);
+  assert.deepEqual(selection.builtin, ['virtio_pci']);
+  assert.deepEqual(selection.order, [
+    'kernel/drivers/net/phy/libphy.ko',
+    'kernel/drivers/net/phy/realtek.ko',
+    'kernel/drivers/net/phy/mdio_devres.ko',
+    'kernel/drivers/net/r8169.ko',
+    'kernel/drivers/net/soft-gone.ko',
+  ]);
+  assert.deepEqual(selection.dep.get('kernel/drivers/net/r8169.ko'), [
+    'kernel/drivers/net/phy/mdio_devres.ko',
+    'kernel/drivers/net/phy/realtek.ko',
+    'kernel/drivers/net/phy/libphy.ko',
+  ]);
+  assert.ok(!selection.dep.has('kernel/drivers/net/unused.ko'), 'only the closure is shipped');
+  assert.throws(() => selectModules(index, builtin, ['nosuch']), /kernel module nosuch is neither a module of this kernel nor built in/);
+  assert.throws(() => selectModules(index, builtin, ['needs-gone']), /kernel module gone \(needed by needs_gone\) is neither/);
+});
+
+test('readKernelPackage streams a linux-image .deb: kernel, selected modules, their modules.dep', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'rackboot-kernel-'));
+  try {
+    const tree = join(root, 'tree');
+    const put = async (path: string, data: Buffer | string): Promise<void> => {
+      await mkdir(dirname(join(tree, path)), { recursive: true });
+      await writeFile(join(tree, path), data);
+    };
+    const deep = 'lib/modules/9.9.9-test/kernel/drivers/net/ethernet/some-vendor-with-a-long-name/another-long-folder-name';
+    await put('DEBIAN/control', 'Package: linux-image-9.9.9-test\nVersion: 1\nArchitecture: amd64\nMaintainer: x <x@example.invalid>\nDescription: test\n');
+    await put('boot/vmlinuz-9.9.9-test', 'kernel image');
+    await put(`${deep}/nic-with-a-long-module-name.ko`, fakeModule(['depends=libphy']));
+    await put('lib/modules/9.9.9-test/kernel/drivers/net/phy/libphy.ko', fakeModule(['depends=']));
+    await put('lib/modules/9.9.9-test/kernel/drivers/net/unused.ko', fakeModule(['depends=']));
+    await put('lib/modules/9.9.9-test/modules.builtin', 'kernel/drivers/virtio/virtio_pci.ko\n');
+    execFileSync('dpkg-deb', ['--root-owner-group', '-Zxz', '-b', tree, join(root, 'k.deb')], { stdio: 'ignore' });
+
+    const deb = { path: join(root, 'k.deb'), sha256: 'a'.repeat(64), name: 'linux-image-9.9.9-test', version: '9.9.9-test' };
+    const indexPath = join(root, 'index', 'k.deb.json');
+    const nic = `${deep.slice('lib/modules/9.9.9-test/'.length)}/nic-with-a-long-module-name.ko`;
+    for (const pass of ['first', 'with saved index']) {
+      const kernel = await readKernelPackage(deb, ['nic-with-a-long-module-name', 'virtio_pci'], { indexPath });
+      assert.equal(kernel.indexReused, pass !== 'first');
+      assert.equal(kernel.vmlinuz.toString(), 'kernel image');
+      assert.deepEqual(kernel.selection.order, ['kernel/drivers/net/phy/libphy.ko', nic]);
+      assert.deepEqual(kernel.selection.builtin, ['virtio_pci']);
+      assert.deepEqual([...kernel.files.keys()].sort(), ['kernel/drivers/net/phy/libphy.ko', nic, 'modules.builtin'].sort(), pass);
+      assert.deepEqual(kernel.files.get(nic), fakeModule(['depends=libphy']));
+    }
+    // An index saved for another .deb (different sha256) is not trusted.
+    const other = await readKernelPackage({ ...deb, sha256: 'b'.repeat(64) }, ['libphy'], { indexPath });
+    assert.equal(other.indexReused, false);
+    await assert.rejects(
+      readKernelPackage({ ...deb, version: '9.9.9-other' }, ['libphy']),
+      /build step "kernel" failed for package linux-image-9.9.9-test: the package has no modules in \/lib\/modules\/9.9.9-other\//,
+    );
   } finally {
     await rm(root, { recursive: true, force: true });
   }
