@@ -299,7 +299,7 @@ describe('TFTP server protocol', () => {
         const oack = await client.receive();
         expectPacket(oack, 'optionAcknowledgement');
         // Say nothing: the OACK comes again, twice, then an ERROR.
-        const later = await client.collect(800);
+        const later = await client.collect(1500);
         assert.deepEqual(
           later.map((received) => received.packet.kind),
           ['optionAcknowledgement', 'optionAcknowledgement', 'error'],
