@@ -119,7 +119,17 @@ export function createHttpApp(options: HttpAppOptions) {
     }
     // sendFile answers HEAD, Range and conditional requests; the build
     // folder is immutable once written, so its files may be cached.
-    res.sendFile(file.path, { headers: { 'Cache-Control': buildId ? 'public, max-age=31536000, immutable' : 'no-cache' } });
+    // dotfiles: the path comes from the manifest, not the request, and an
+    // assets folder may well sit below a dot-folder (~/.cache, test/.work).
+    res.sendFile(
+      file.path,
+      { dotfiles: 'allow', headers: { 'Cache-Control': buildId ? 'public, max-age=31536000, immutable' : 'no-cache' } },
+      (error?: Error) => {
+        if (!error) return;
+        log.warn({ event: 'http-file', file: file.path, err: error.message }, 'boot file not sent');
+        if (!res.headersSent) text(res.status(500), `rackboot: could not send "${name}": ${error.message}\n`);
+      },
+    );
   };
 
   app.get('/builds/:build/:file', (req, res) => sendBuildFile(res, String(req.params.file), String(req.params.build)));

@@ -36,7 +36,8 @@ async function switchCurrent(id: string): Promise<void> {
 }
 
 before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'rackboot-http-'));
+  // Below a dot-folder on purpose, like ~/.cache or test/.work.
+  dir = path.join(await mkdtemp(path.join(tmpdir(), 'rackboot-http-')), '.assets');
   for (const name of ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'ipxe.efi', 'undionly.kpxe']) files[name] = randomBytes(1000 + name.length * 997);
   await writeBuild('b1', files);
   await switchCurrent('b1');
@@ -55,7 +56,7 @@ before(async () => {
 
 after(async () => {
   await new Promise((resolve) => server.close(resolve));
-  await rm(dir, { recursive: true, force: true });
+  await rm(path.dirname(dir), { recursive: true, force: true });
 });
 
 async function get(url: string, init?: RequestInit): Promise<{ status: number; body: string; headers: Headers }> {
