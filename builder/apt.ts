@@ -171,30 +171,45 @@ export class AptClient {
 
   /** The verified .deb in the cache, downloading it only when the cache lacks it or holds a bad copy. */
   async fetch(file: AptFile): Promise<FetchedPackage> {
-    const path = join(this.debDir, file.fileName);
-    if (await this.verified(path, file)) {
-      this.log.info({ package: file.package, version: file.version }, 'package in cache');
-      return { file, path, cached: true };
-    }
+    return (await this.fetchAll([file]))[0]!;
+  }
+
+  /** Like fetch for several packages; whatever is missing comes down in one apt-get run. */
+  async fetchAll(files: AptFile[]): Promise<FetchedPackage[]> {
+    const results = await Promise.all(
+      files.map(async (file): Promise<FetchedPackage> => {
+        const path = join(this.debDir, file.fileName);
+        return { file, path, cached: await this.verified(path, file) };
+      }),
+    );
+    for (const r of results.filter((r) => r.cached)) this.log.info({ package: r.file.package, version: r.file.version }, 'package in cache');
+    const missing = results.filter((r) => !r.cached).map((r) => r.file);
+    if (missing.length === 0) return results;
+
     await mkdir(this.debDir, { recursive: true });
     const tmp = join(this.debDir, `.download-${randomBytes(6).toString('hex')}`);
     await mkdir(tmp, { mode: 0o755 });
     try {
       const started = Date.now();
-      await this.withUpdate('download', file.package, async () => {
-        await this.run('apt-get', [...this.aptOptions(), '-q', 'download', `${file.package}=${file.version}`], { cwd: tmp });
+      const label = missing.map((f) => f.package).join(', ');
+      await this.withUpdate('download', label, async () => {
+        const specs = missing.map((f) => `${f.package}=${f.version}`);
+        await this.run('apt-get', [...this.aptOptions(), '-q', 'download', ...specs], { cwd: tmp });
       });
       const got = await readdir(tmp);
-      if (!got.includes(file.fileName)) {
-        throw new BuildStepError('download', file.package, `apt-get saved ${got.join(', ') || 'nothing'}, expected ${file.fileName}`);
+      for (const file of missing) {
+        if (!got.includes(file.fileName)) {
+          throw new BuildStepError('download', file.package, `apt-get saved ${got.join(', ') || 'nothing'}, expected ${file.fileName}`);
+        }
+        const downloaded = join(tmp, file.fileName);
+        if (!(await this.verified(downloaded, file))) {
+          throw new BuildStepError('verify', file.package, `${file.fileName} does not match size ${file.size} and sha256 ${file.sha256}`);
+        }
+        await rename(downloaded, join(this.debDir, file.fileName));
+        this.log.info({ package: file.package, version: file.version, size: file.size }, 'package downloaded');
       }
-      const downloaded = join(tmp, file.fileName);
-      if (!(await this.verified(downloaded, file))) {
-        throw new BuildStepError('verify', file.package, `${file.fileName} does not match size ${file.size} and sha256 ${file.sha256}`);
-      }
-      await rename(downloaded, path);
-      this.log.info({ package: file.package, version: file.version, size: file.size, ms: Date.now() - started }, 'package downloaded');
-      return { file, path, cached: false };
+      this.log.info({ packages: missing.length, bytes: missing.reduce((n, f) => n + f.size, 0), ms: Date.now() - started }, 'downloads done');
+      return results;
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }

@@ -97,8 +97,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const kernelVersion = kernelVersionOf(kernelPackage);
   const names = [XEN_PACKAGE, kernelPackage, IPXE_PACKAGE, BUSYBOX_PACKAGE];
   const files = await apt.resolveAll(names);
-  const fetched = new Map<string, FetchedPackage>();
-  for (const file of files) fetched.set(file.package, await apt.fetch(file));
+  const fetched = new Map<string, FetchedPackage>((await apt.fetchAll(files)).map((f) => [f.file.package, f]));
   const ref = (pkg: string): PackageRef => ({ package: pkg, version: fetched.get(pkg)!.file.version });
 
   await mkdir(join(out, 'builds'), { recursive: true });

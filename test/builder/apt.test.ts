@@ -68,8 +68,9 @@ function fakeApt(options: { knownAfterUpdate?: boolean; deb?: Buffer } = {}) {
       return { stdout: lines.join(''), stderr: '' };
     }
     if (line.startsWith('apt-get -q download ')) {
-      const pkg = args[args.length - 1]!.split('=')[0]!;
-      await writeFile(join(opts.cwd!, `${pkg}_2.0_all.deb`), deb);
+      for (const spec of args.slice(args.indexOf('download') + 1)) {
+        await writeFile(join(opts.cwd!, `${spec.split('=')[0]}_2.0_all.deb`), deb);
+      }
       return { stdout: '', stderr: '' };
     }
     throw new Error(`unexpected command ${line}`);
@@ -142,6 +143,32 @@ test('fetch downloads once, then serves the verified cache; a corrupt cached fil
     const third = await client.fetch(file);
     assert.equal(third.cached, false);
     assert.equal(await readFile(third.path, 'utf8'), 'a .deb');
+  } finally {
+    await rm(cacheDir, { recursive: true, force: true });
+  }
+});
+
+test('fetchAll downloads only what the cache lacks, in one apt-get run', async () => {
+  const cacheDir = await mkdtemp(join(tmpdir(), 'rackboot-apt-'));
+  try {
+    const apt = fakeApt();
+    const client = new AptClient({ cacheDir, log: silentLogger(), run: apt.run });
+    const [ipxe, busybox, xen] = await client.resolveAll(['ipxe', 'busybox-static', 'xen']);
+    await client.fetch(busybox!);
+    const fetched = await client.fetchAll([ipxe!, busybox!, xen!]);
+    assert.deepEqual(
+      fetched.map((f) => [f.file.package, f.cached]),
+      [
+        ['ipxe', false],
+        ['busybox-static', true],
+        ['xen', false],
+      ],
+    );
+    assert.deepEqual(
+      apt.calls.filter((c) => c.startsWith('apt-get -q download')),
+      ['apt-get -q download busybox-static=2.0', 'apt-get -q download ipxe=2.0 xen=2.0'],
+    );
+    assert.ok((await client.fetchAll([ipxe!, busybox!, xen!])).every((f) => f.cached));
   } finally {
     await rm(cacheDir, { recursive: true, force: true });
   }

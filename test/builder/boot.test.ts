@@ -198,3 +198,38 @@ test('dhcp network: udhcpc gets a lease; root can log in on the console with the
     await rm(work, { recursive: true, force: true });
   }
 });
+
+test('a MAC that matches no NIC falls back to the first one; a 404 for runtime.env leaves the command-line settings', { timeout: 300_000 }, async () => {
+  const ns = Netns.create('rbboot');
+  let machine: ConsoleMachine | undefined;
+  try {
+    ns.addTap('tap0', '198.18.0.1/24');
+    const requests = await serve(ns, {});
+    const wrongMac = '52:54:00:00:00:99';
+    const args = [
+      `rackboot.server=http://198.18.0.1:${PORT}/`,
+      `rackboot.mac=${wrongMac}`,
+      'rackboot.net=static',
+      'rackboot.ip=198.18.0.51/24',
+      'rackboot.hostname=from-cmdline',
+      'rackboot.poweroff=1',
+    ].join(' ');
+    machine = new ConsoleMachine(ns, xenBootArgs(result.dir, args, MAC), QEMU_DEADLINE_MS);
+    const ready = await machine.waitFor(READY, QEMU_DEADLINE_MS);
+    await machine.exited;
+    const console = machine.output;
+    assert.match(console, new RegExp(`rackboot-runtime: no interface has MAC ${wrongMac} \\(rackboot.mac\\); using the first one, eth0`));
+    assert.match(console, /rackboot-runtime: runtime\.env not fetched from http:\/\/198\.18\.0\.1:8080\/hosts\/52:54:00:00:00:99\/runtime\.env: .*404/);
+    assert.deepEqual(
+      requests.map((r) => r.url),
+      [`/hosts/${wrongMac}/runtime.env`],
+      'asked once, by the MAC the server knows the host by; a 404 is not retried',
+    );
+    assert.equal(ready[1], 'from-cmdline');
+    assert.equal(ready[2], '198.18.0.51/24');
+    assert.equal(ready[3], MAC, 'the ready line names the MAC of the interface actually used');
+  } finally {
+    machine?.kill();
+    ns.delete();
+  }
+});
