@@ -124,7 +124,8 @@ export function renderRuntimeEnv(plan: BootPlan): string {
   const { profile } = plan;
   const values: Array<[string, string]> = [
     ['RACKBOOT_HOSTNAME', profile.hostname],
-    ['RACKBOOT_ROOT_HASH', profile.rootPasswordHash ?? ''],
+    // No hash, no line: root stays locked.
+    ...(profile.rootPasswordHash ? [['RACKBOOT_ROOT_HASH', profile.rootPasswordHash] as [string, string]] : []),
     ['RACKBOOT_SSH', profile.ssh ? '1' : '0'],
     ['RACKBOOT_TIMEZONE', profile.timezone],
     ['RACKBOOT_PROFILE', profile.source],
