@@ -11,6 +11,8 @@ packages=(
   qemu-system-x86 ipxe-qemu ovmf
   # test hosts and peers
   iproute2 busybox atftp tftp-hpa curl isc-dhcp-client
+  # builder tests check the initrd's modules.dep against depmod
+  kmod
 )
 
 if [ "$(id -u)" -ne 0 ]; then
