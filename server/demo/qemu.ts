@@ -67,9 +67,12 @@ export async function assertQemu(firmware: 'bios' | 'efi'): Promise<void> {
   }
 }
 
-/** The line the runtime prints when it has applied its profile. */
+/**
+ * The line the runtime prints when it has applied its profile; only a
+ * whole line counts (the serial console delivers it in pieces).
+ */
 export const readyLinePattern =
-  /rackboot-runtime: ready hostname=(?<hostname>\S+) ip=(?<ip>\S+) mac=(?<mac>\S+)(?<rest>[^\r\n]*)/;
+  /rackboot-runtime: ready hostname=(?<hostname>\S+) ip=(?<ip>\S+) mac=(?<mac>\S+)(?<rest>[^\r\n]*)\r?\n/;
 
 /**
  * Collect a child's output and wait for a pattern in it, with a deadline.
