@@ -69,10 +69,11 @@ export async function assertQemu(firmware: 'bios' | 'efi'): Promise<void> {
 
 /**
  * The line the runtime prints when it has applied its profile; only a
- * whole line counts (the serial console delivers it in pieces).
+ * whole line counts (the serial console delivers it in pieces, and Xen's
+ * serial driver turns the runtime's "\r\n" into "\r\r\n").
  */
 export const readyLinePattern =
-  /rackboot-runtime: ready hostname=(?<hostname>\S+) ip=(?<ip>\S+) mac=(?<mac>\S+)(?<rest>[^\r\n]*)\r?\n/;
+  /rackboot-runtime: ready hostname=(?<hostname>\S+) ip=(?<ip>\S+) mac=(?<mac>\S+)(?<rest>[^\r\n]*)\r*\n/;
 
 /**
  * Collect a child's output and wait for a pattern in it, with a deadline.
