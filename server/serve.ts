@@ -6,7 +6,7 @@ import { MemoryLeaseStore } from './dhcp/leases.js';
 import { DhcpServer } from './dhcp/server.js';
 import { createHttpApp } from './http/app.js';
 import type { Logger } from './log.js';
-import { defaultPool, interfaceAddress, parsePool } from './network.js';
+import { defaultPool, interfaceAddress, parsePool } from './net/interfaces.js';
 import { ProfileDirectory } from './profiles/store.js';
 import { fileFromDisk } from './tftp/file.js';
 import { TftpServer } from './tftp/server.js';

@@ -4,7 +4,7 @@
  * they also hand out an address.
  */
 import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
-import { anyAddress } from './ipv4.js';
+import { anyAddress } from '../net/ipv4.js';
 import type { DhcpOptions } from './options.js';
 import type { DhcpPacket } from './packet.js';
 import { pxeVendorOptions } from './pxe.js';

@@ -10,7 +10,7 @@
 import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
 import { bootReplyFields } from './boot-options.js';
 import { clientFacts } from './facts.js';
-import { anyAddress, ipv4ToNumber, isIpv4, limitedBroadcast, numberToIpv4, Subnet } from './ipv4.js';
+import { anyAddress, ipv4ToNumber, isIpv4, limitedBroadcast, numberToIpv4, Subnet } from '../net/ipv4.js';
 import { holdsAddress, type Lease, type LeaseChange, type LeaseStore } from './leases.js';
 import { MessageType, messageTypeName, typedOptionName, type DhcpOptions, type OptionName } from './options.js';
 import { BootOp, hardwareTypeEthernet, type DhcpPacket } from './packet.js';

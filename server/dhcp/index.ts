@@ -2,7 +2,7 @@ export * from './boot-options.js';
 export * from './decide.js';
 export * from './errors.js';
 export * from './facts.js';
-export * from './ipv4.js';
+export * from '../net/ipv4.js';
 export * from './leases.js';
 export * from './options.js';
 export * from './packet.js';

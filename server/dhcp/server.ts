@@ -12,11 +12,11 @@
 import dgram from 'node:dgram';
 import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
 import type { Logger } from '../log.js';
-import { ipv4AddressesOf } from '../network.js';
+import { ipv4AddressesOf } from '../net/interfaces.js';
 import { decide, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation } from './decide.js';
 import { DhcpDecodeError, type DhcpDecodeErrorCode } from './errors.js';
 import { formatMac } from './facts.js';
-import { anyAddress, ipv4ToNumber, isIpv4, Subnet } from './ipv4.js';
+import { anyAddress, ipv4ToNumber, isIpv4, Subnet } from '../net/ipv4.js';
 import { applyLeaseChanges, type LeaseStore } from './leases.js';
 import { messageTypeName } from './options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from './packet.js';

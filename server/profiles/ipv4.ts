@@ -2,8 +2,7 @@
  * IPv4 addresses as profiles write them: dotted quads, with a prefix length for
  * the host's own address. Addresses are handled as unsigned 32-bit numbers.
  */
-
-const dottedQuad = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+import { ipv4ToNumber, isIpv4, numberToIpv4, Subnet } from '../net/ipv4.js';
 
 /**
  * The address as a number, or undefined. Strict: exactly four decimal parts,
@@ -11,20 +10,7 @@ const dottedQuad = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
  * "010.0.0.1" as octal (8.0.0.1) while others read it as decimal.
  */
 export function parseIpv4(text: string): number | undefined {
-  const match = dottedQuad.exec(text);
-  if (!match) return undefined;
-  let value = 0;
-  for (const part of match.slice(1)) {
-    if (part.length > 1 && part.startsWith('0')) return undefined;
-    const octet = Number(part);
-    if (octet > 255) return undefined;
-    value = value * 256 + octet;
-  }
-  return value;
-}
-
-export function formatIpv4(value: number): string {
-  return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join('.');
+  return isIpv4(text) ? ipv4ToNumber(text) : undefined;
 }
 
 /** "a.b.c.d/n" with n from 0 to 32, or undefined. */
@@ -37,15 +23,6 @@ export function parseIpv4WithPrefix(text: string): { address: number; prefixLeng
   const prefixLength = Number(prefixText);
   if (prefixLength > 32) return undefined;
   return { address, prefixLength };
-}
-
-export function subnetMask(prefixLength: number): number {
-  return prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
-}
-
-export function inSubnet(address: number, network: number, prefixLength: number): boolean {
-  const mask = subnetMask(prefixLength);
-  return ((address & mask) >>> 0) === ((network & mask) >>> 0);
 }
 
 /**
@@ -71,10 +48,8 @@ export function nonUnicastReason(address: number): string | undefined {
  */
 export function reservedInSubnetReason(address: number, prefixLength: number): string | undefined {
   if (prefixLength > 30) return undefined;
-  const mask = subnetMask(prefixLength);
-  const network = (address & mask) >>> 0;
-  const broadcast = (network | ~mask) >>> 0;
-  if (address === network) return `is the network address of ${formatIpv4(network)}/${prefixLength}, not a host address`;
-  if (address === broadcast) return `is the broadcast address of ${formatIpv4(network)}/${prefixLength}, not a host address`;
+  const subnet = new Subnet(numberToIpv4(address), prefixLength);
+  if (address === subnet.network) return `is the network address of ${subnet.toString()}, not a host address`;
+  if (address === subnet.broadcast) return `is the broadcast address of ${subnet.toString()}, not a host address`;
   return undefined;
 }

@@ -15,14 +15,12 @@ import {
 import { compareProfileErrors, type ProfileError } from './error.js';
 import { bootArgsProblem, bootEntryNames, hostnameProblem, isBootEntryName, passwordHashProblem, timezoneProblem } from './fields.js';
 import {
-  formatIpv4,
-  inSubnet,
   nonUnicastReason,
   parseIpv4,
   parseIpv4WithPrefix,
   reservedInSubnetReason,
-  subnetMask,
 } from './ipv4.js';
+import { numberToIpv4, Subnet } from '../net/ipv4.js';
 import { normaliseMac } from './mac.js';
 import type { BootSettings, NetworkConfig, Profile } from './profile.js';
 
@@ -364,7 +362,7 @@ class ProfileReader {
     const dnsEntry = fields.get('dns');
     const dns = dnsEntry === undefined ? [] : this.nameServers(dnsEntry);
     if (host === undefined || (gatewayEntry !== undefined && gateway === undefined) || dns === undefined) return undefined;
-    const network: NetworkConfig = { mode: 'static', address: formatIpv4(host.address), prefixLength: host.prefixLength, dns };
+    const network: NetworkConfig = { mode: 'static', address: numberToIpv4(host.address), prefixLength: host.prefixLength, dns };
     if (gateway !== undefined) network.gateway = gateway;
     return network;
   }
@@ -413,12 +411,12 @@ class ProfileReader {
       return undefined;
     }
     if (host !== undefined) {
-      const subnet = `${formatIpv4((host.address & subnetMask(host.prefixLength)) >>> 0)}/${host.prefixLength}`;
+      const subnet = new Subnet(numberToIpv4(host.address), host.prefixLength);
       if (gateway === host.address) {
         this.entryError(entry, `${quoted} is the host's own address`);
         return undefined;
       }
-      if (!inSubnet(gateway, host.address, host.prefixLength)) {
+      if (!subnet.contains(numberToIpv4(gateway))) {
         this.entryError(entry, `${quoted} is outside the host's subnet ${subnet}; the gateway must be directly reachable`);
         return undefined;
       }
@@ -428,7 +426,7 @@ class ProfileReader {
         return undefined;
       }
     }
-    return formatIpv4(gateway);
+    return numberToIpv4(gateway);
   }
 
   private nameServers(entry: Entry): string[] | undefined {
@@ -457,7 +455,7 @@ class ProfileReader {
         failed = true;
         return;
       }
-      servers.push(formatIpv4(address));
+      servers.push(numberToIpv4(address));
     });
     return failed ? undefined : servers;
   }

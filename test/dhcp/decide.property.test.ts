@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { decide } from '../../server/dhcp/decide.js';
-import { anyAddress } from '../../server/dhcp/ipv4.js';
+import { anyAddress } from '../../server/net/ipv4.js';
 import { applyLeaseChanges, holdsAddress } from '../../server/dhcp/leases.js';
 import { MessageType } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';

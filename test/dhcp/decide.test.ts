@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { decide, orderOptions, replyDestination, type DhcpDecision } from '../../server/dhcp/decide.js';
-import { Subnet } from '../../server/dhcp/ipv4.js';
+import { Subnet } from '../../server/net/ipv4.js';
 import { applyLeaseChanges } from '../../server/dhcp/leases.js';
 import { MessageType, type DhcpOptions } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';

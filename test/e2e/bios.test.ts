@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { bootMachine, poolEnd, poolStart, startRack, type Rack } from '../helpers/boot.js';
-import { ipv4ToNumber } from '../../server/network.js';
+import { ipv4ToNumber } from '../../server/net/ipv4.js';
 
 // openssl passwd -6 -salt rackboottest rackboot
 const hash = '$6$rackboottest$6E616jjiQnqPDW2Bft0mJ1zvl4xkkMp/sCuOEftdqMhU3IA1YA0Ry8onEmYUORSRvQEKMlQt/JZaKJFiMCT1f.';

@@ -1,30 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
-
-/** IPv4 dotted quad to a 32-bit unsigned number. */
-export function ipv4ToNumber(address: string): number {
-  const parts = address.split('.');
-  if (parts.length !== 4) throw new Error(`"${address}" is not an IPv4 address`);
-  let value = 0;
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part) || Number(part) > 255) throw new Error(`"${address}" is not an IPv4 address`);
-    value = value * 256 + Number(part);
-  }
-  return value;
-}
-
-export function numberToIpv4(value: number): string {
-  return [24, 16, 8, 0].map((shift) => (Math.floor(value / 2 ** shift) % 256).toString()).join('.');
-}
-
-export function prefixMask(prefixLength: number): number {
-  return prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
-}
-
-export function sameSubnet(a: string, b: string, prefixLength: number): boolean {
-  const mask = prefixMask(prefixLength);
-  return ((ipv4ToNumber(a) & mask) >>> 0) === ((ipv4ToNumber(b) & mask) >>> 0);
-}
+import { ipv4ToNumber, isIpv4, numberToIpv4, Subnet } from './ipv4.js';
 
 export interface InterfaceAddress {
   interfaceName: string;
@@ -91,10 +67,11 @@ export function interfaceAddress(interfaceName: string, wanted?: string): Interf
 export function parsePool(text: string, served: InterfaceAddress): { start: string; end: string } {
   const [start, end, extra] = text.split('-').map((part) => part.trim());
   if (!start || !end || extra !== undefined) throw new Error(`--pool "${text}": want START-END, e.g. 198.18.0.100-198.18.0.199`);
+  const subnet = new Subnet(served.address, served.prefixLength);
   for (const address of [start, end]) {
-    ipv4ToNumber(address);
-    if (!sameSubnet(address, served.address, served.prefixLength)) {
-      throw new Error(`--pool "${text}": ${address} is outside ${served.interfaceName}'s subnet ${served.address}/${served.prefixLength}`);
+    if (!isIpv4(address)) throw new Error(`--pool "${text}": "${address}" is not an IPv4 address`);
+    if (!subnet.isHostAddress(address)) {
+      throw new Error(`--pool "${text}": ${address} is not a host address of ${served.interfaceName}'s subnet ${subnet.toString()}`);
     }
   }
   if (ipv4ToNumber(start) > ipv4ToNumber(end)) throw new Error(`--pool "${text}": the start is after the end`);
@@ -103,13 +80,11 @@ export function parsePool(text: string, served: InterfaceAddress): { start: stri
 
 /**
  * A pool when none is given: the upper half of the served subnet, less the
- * network, broadcast and server addresses (the server's own address is
- * never leased anyway).
+ * broadcast address (the server's own address is never leased anyway).
  */
 export function defaultPool(served: InterfaceAddress): { start: string; end: string } {
-  const mask = prefixMask(served.prefixLength);
-  const network = (ipv4ToNumber(served.address) & mask) >>> 0;
+  const subnet = new Subnet(served.address, served.prefixLength);
   const size = 2 ** (32 - served.prefixLength);
-  if (size < 8) throw new Error(`subnet /${served.prefixLength} is too small for a default pool; give --pool`);
-  return { start: numberToIpv4(network + size / 2), end: numberToIpv4(network + size - 2) };
+  if (size < 8) throw new Error(`subnet ${subnet.toString()} is too small for a default pool; give --pool`);
+  return { start: numberToIpv4(subnet.network + size / 2), end: numberToIpv4(subnet.broadcast - 1) };
 }
