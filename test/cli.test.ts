@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { cliPath, repoRoot } from './helpers/build.js';
+
+const run = promisify(execFile);
+
+async function rackboot(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cliPath, ...args], { cwd: repoRoot });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+test('whatif: the example profile, as BIOS and as EFI, without a build', async () => {
+  const bios = await rackboot(['whatif', '52-54-00-12-34-56', '--profiles', 'profiles/examples', '--assets', '/nonexistent', '--address', '198.18.0.1']);
+  assert.equal(bios.code, 0, bios.stderr);
+  const report = JSON.parse(bios.stdout) as Record<string, any>;
+  assert.equal(report.mac, '52:54:00:12:34:56');
+  assert.equal(report.profile.hostname, 'node01');
+  assert.equal(report.profile.source, 'profiles/examples/node01.yaml');
+  assert.equal(report.result, 'no-build');
+  assert.deepEqual(report.dhcp.firmware, { kind: 'tftp', file: 'undionly.kpxe' });
+  assert.deepEqual(report.dhcp.ipxe, { kind: 'http', url: 'http://198.18.0.1/boot.ipxe' });
+  assert.match(report.script, /the server has no boot parts yet \(run "rackboot build"\)/);
+
+  const efi = await rackboot(['whatif', '52:54:00:12:34:56', '--arch', 'efi64', '--profiles', 'profiles/examples', '--assets', '/nonexistent']);
+  assert.deepEqual((JSON.parse(efi.stdout) as Record<string, any>).dhcp.firmware, { kind: 'tftp', file: 'ipxe.efi' });
+});
+
+test('whatif: with a build, the exact command lines and script; unknown MAC uses the default', async () => {
+  const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-'));
+  try {
+    const build = path.join(work, 'assets/builds/b1');
+    await mkdir(build, { recursive: true });
+    await writeFile(path.join(build, 'manifest.json'), JSON.stringify({ id: 'b1', created: '', release: 'bookworm', files: [] }));
+    await import('node:fs/promises').then((fs) => fs.symlink('builds/b1', path.join(work, 'assets/current')));
+    const result = await rackboot(['whatif', 'aa:bb:cc:dd:ee:01', '--profiles', 'profiles', '--assets', path.join(work, 'assets'), '--address', '198.18.0.1', '--http-port', '8080']);
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout) as Record<string, any>;
+    assert.equal(report.result, 'boot');
+    assert.equal(report.build, 'b1');
+    assert.equal(report.profile.hostname, 'node-aabbccddee01');
+    assert.equal(report.xenCommandLine, 'console=com1,vga com1=115200,8n1 dom0_mem=512M');
+    assert.match(report.kernelCommandLine, /rackboot\.mac=aa:bb:cc:dd:ee:01 rackboot\.hostname=node-aabbccddee01 rackboot\.net=dhcp/);
+    assert.match(report.script, /^kernel http:\/\/198\.18\.0\.1:8080\/builds\/b1\/xen console=com1,vga/m);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+});
+
+test('bad command lines fail with exit 2 and say what is wrong', async () => {
+  const mac = await rackboot(['whatif', 'nonsense']);
+  assert.equal(mac.code, 2);
+  assert.match(mac.stderr, /rackboot: "nonsense" is not a MAC address/);
+
+  const noInterface = await rackboot(['serve']);
+  assert.equal(noInterface.code, 2);
+  assert.match(noInterface.stderr, /Missing required argument: interface/);
+
+  const missing = await rackboot(['serve', '--interface', 'nosuchif0', '--profiles', 'profiles']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /rackboot: interface "nosuchif0" does not exist/);
+
+  const unknown = await rackboot(['frobnicate']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /Unknown argument: frobnicate/);
+});
