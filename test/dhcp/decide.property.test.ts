@@ -16,7 +16,7 @@ const macs = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03', '02
 const reservations = { '02:00:00:00:00:01': { address: '198.18.0.101', hostname: 'one' }, '02:00:00:00:00:02': { address: '198.18.0.20' } };
 const owners = new Map(Object.entries(reservations).map(([mac, r]) => [r.address, mac]));
 /** Addresses clients ask for: pool, reserved, infrastructure, off-subnet. */
-const addresses = ['198.18.0.100', '198.18.0.101', '198.18.0.102', '198.18.0.103', '198.18.0.20', '198.18.0.1', '198.18.0.50', '10.0.0.1'];
+const addresses = ['198.18.0.100', '198.18.0.101', '198.18.0.102', '198.18.0.103', '198.18.0.20', '198.18.0.1', '198.18.0.50', '198.19.0.1'];
 
 const action = fc.record({
   mac: fc.constantFrom(...macs),

@@ -148,8 +148,8 @@ describe('DHCPDISCOVER', () => {
   });
 
   test('a reservation outside the subnet is not offered', () => {
-    const context = testContext({ reservations: { [macA]: { address: '10.0.0.5' } } });
-    assert.equal(ignored(step(context, discover(macA))), 'reservation 10.0.0.5 is outside 198.18.0.0/24');
+    const context = testContext({ reservations: { [macA]: { address: '198.19.0.5' } } });
+    assert.equal(ignored(step(context, discover(macA))), 'reservation 198.19.0.5 is outside 198.18.0.0/24');
   });
 });
 
@@ -222,7 +222,7 @@ describe('boot options', () => {
     const id = Buffer.from([1, 2, 0, 0, 0, 0, 0x0a]);
     assert.deepEqual(reply(step(context, discover(macA, { clientIdentifier: id }))).packet.options.clientIdentifier, id);
     assert.deepEqual(reply(step(context, request(macA, { clientIdentifier: id, serverIdentifier: server, requestedAddress: '198.18.0.100' }))).packet.options.clientIdentifier, id);
-    const nak = reply(step(context, request(macB, { clientIdentifier: id, requestedAddress: '10.0.0.1' })));
+    const nak = reply(step(context, request(macB, { clientIdentifier: id, requestedAddress: '198.19.0.1' })));
     assert.equal(nak.result, 'nak');
     assert.deepEqual(nak.packet.options.clientIdentifier, id);
     assert.equal(reply(step(context, discover(macB))).packet.options.clientIdentifier, undefined);
@@ -309,7 +309,7 @@ describe('DHCPREQUEST', () => {
     assert.equal(reply(step(context, request(macA, { requestedAddress: '198.18.0.104' }))).result, 'ack');
     assert.equal(context.leases.byMac(macA)?.state, 'bound');
     const cases: Array<[string, string, string]> = [
-      [macA, '10.1.2.3', '10.1.2.3 is not a host address in 198.18.0.0/24'],
+      [macA, '198.19.2.3', '198.19.2.3 is not a host address in 198.18.0.0/24'],
       [macA, '198.18.0.255', '198.18.0.255 is not a host address in 198.18.0.0/24'],
       [macA, '198.18.0.20', '198.18.0.20 is reserved for 02:00:00:00:00:0b'],
       [macA, '198.18.0.50', '198.18.0.50 is outside the pool'],
@@ -357,7 +357,7 @@ describe('relayed requests', () => {
     assert.deepEqual(offer.destination, { address: '198.18.0.254', port: 67 });
     assert.equal(offer.packet.relayAddress, '198.18.0.254');
     assert.equal(offer.packet.hops, 0);
-    const nak = reply(step(context, request(macB, { requestedAddress: '10.0.0.1' }, { relayAddress: '198.18.0.254' })));
+    const nak = reply(step(context, request(macB, { requestedAddress: '198.19.0.1' }, { relayAddress: '198.18.0.254' })));
     assert.equal(nak.result, 'nak');
     assert.deepEqual(nak.destination, { address: '198.18.0.254', port: 67 });
     assert.equal(nak.packet.broadcast, true);

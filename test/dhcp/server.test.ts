@@ -205,9 +205,9 @@ describe('DhcpServer configuration', () => {
   const cases: Array<[string, Partial<DhcpServerOptions>, string]> = [
     ['server address', { serverAddress: '127.0.0' }, "serverAddress '127.0.0' is not an IPv4 address"],
     ['prefix', { prefixLength: 31 }, 'prefixLength 31 is not in 1-30'],
-    ['pool outside', { pool: { start: '10.0.0.1', end: '127.0.0.9' } }, 'pool address 10.0.0.1 is not a host address of 127.0.0.0/8'],
+    ['pool outside', { pool: { start: '198.19.0.1', end: '127.0.0.9' } }, 'pool address 198.19.0.1 is not a host address of 127.0.0.0/8'],
     ['pool backwards', { pool: { start: '127.0.0.9', end: '127.0.0.1' } }, 'pool start 127.0.0.9 is after its end 127.0.0.1'],
-    ['router', { router: '10.0.0.1' }, 'router 10.0.0.1 is not a host address of 127.0.0.0/8'],
+    ['router', { router: '198.19.0.1' }, 'router 198.19.0.1 is not a host address of 127.0.0.0/8'],
     ['dns', { dns: ['dns.example'] }, "DNS server 'dns.example' is not an IPv4 address"],
     ['lease time', { leaseSeconds: 10 }, 'leaseSeconds 10 is not an integer of at least 60'],
   ];

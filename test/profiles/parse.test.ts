@@ -83,8 +83,8 @@ describe('parseProfile: valid profiles', () => {
   });
 
   test('static without gateway or dns', () => {
-    const profile = parsed('mac: 52:54:00:12:34:56\nhostname: n\nnetwork: {mode: static, address: 10.1.2.3/8}\n');
-    assert.deepEqual(profile.network, { mode: 'static', address: '10.1.2.3', prefixLength: 8, dns: [] });
+    const profile = parsed('mac: 52:54:00:12:34:56\nhostname: n\nnetwork: {mode: static, address: 198.19.2.3/8}\n');
+    assert.deepEqual(profile.network, { mode: 'static', address: '198.19.2.3', prefixLength: 8, dns: [] });
   });
 
   test('/31 and /32 have no network or broadcast address (RFC 3021)', () => {
