@@ -7,6 +7,7 @@ import { DhcpServer } from './dhcp/server.js';
 import { createHttpApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { defaultPool, interfaceAddress, parsePool } from './net/interfaces.js';
+import { formatProfileError } from './profiles/error.js';
 import { ProfileDirectory } from './profiles/store.js';
 import { fileFromDisk } from './tftp/file.js';
 import { TftpServer } from './tftp/server.js';
@@ -55,7 +56,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
 
   const closers: Array<() => Promise<void>> = [async () => profiles.close()];
   try {
-    const app = createHttpApp({ assets, lookupProfile: (mac) => profiles.lookup(mac), endpoints, log });
+    const app = createHttpApp({
+      assets,
+      lookupProfile: (mac) => profiles.lookup(mac),
+      profileProblems: (mac) => profiles.problemsFor(mac).map(formatProfileError),
+      endpoints,
+      log,
+    });
     const http: Server = await new Promise((resolve, reject) => {
       const server = app.listen(options.httpPort, served.address, () => resolve(server));
       server.once('error', reject);

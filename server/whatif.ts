@@ -4,6 +4,7 @@ import { renderHostScript, renderXenConfig } from './boot/render.js';
 import { chooseBootFile, resolveHostBoot, type ServerEndpoints } from './boot/resolve.js';
 import { createLogger } from './log.js';
 import { normaliseMac } from './profiles/mac.js';
+import { formatProfileError } from './profiles/error.js';
 import { ProfileDirectory } from './profiles/store.js';
 
 /**
@@ -23,7 +24,8 @@ export async function whatif(options: {
   const profiles = await ProfileDirectory.open(options.profiles, log);
   const build = await new AssetStore(options.assets).current();
   const profile = profiles.lookup(mac);
-  const boot = resolveHostBoot({ mac, platform: options.platform, profile, build, endpoints: options.endpoints });
+  const problems = profiles.problemsFor(mac).map(formatProfileError);
+  const boot = resolveHostBoot({ mac, platform: options.platform, profile, problems, build, endpoints: options.endpoints });
   const firmwareArch = options.platform === 'bios' ? ClientArch.biosX86 : ClientArch.efiBc;
   const facts = { mac, arch: firmwareArch, platform: options.platform, isPxe: true, isHttpBoot: false, isIpxe: false };
   profiles.close();
@@ -31,7 +33,7 @@ export async function whatif(options: {
     mac,
     platform: options.platform,
     profile: boot.kind === 'boot' ? boot.plan.profile : (profile ?? null),
-    profileErrors: profiles.errors().length,
+    profileErrors: profiles.errors().map(formatProfileError),
     build: build ? build.id : null,
     dhcp: {
       firmware: chooseBootFile(facts, options.endpoints),

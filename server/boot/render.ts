@@ -40,6 +40,15 @@ export function renderHostScript(boot: HostBoot, endpoints: ServerEndpoints): st
         retry,
         '',
       ].join('\n');
+    case 'broken-profile':
+      return [
+        '#!ipxe',
+        `echo rackboot: the profile for ${boot.mac} has errors; fix it on the server (retrying in 30 seconds):`,
+        ...boot.problems.map((problem) => `echo ${ipxeText(problem)}`),
+        'sleep 30',
+        retry,
+        '',
+      ].join('\n');
     case 'no-build':
       return [
         '#!ipxe',
@@ -51,6 +60,11 @@ export function renderHostScript(boot: HostBoot, endpoints: ServerEndpoints): st
     case 'boot':
       return boot.plan.platform === 'bios' ? renderMultibootScript(boot.plan) : renderEfiScript(boot.plan);
   }
+}
+
+/** Text for an iPXE `echo`: iPXE expands "${...}", so "$" must not start one. */
+function ipxeText(text: string): string {
+  return text.replaceAll('${', '$ {').replaceAll(/[\r\n]/g, ' ');
 }
 
 function header(plan: BootPlan): string[] {

@@ -87,6 +87,7 @@ export interface BootPlan {
 export type HostBoot =
   | { kind: 'boot'; plan: BootPlan }
   | { kind: 'no-profile'; mac: string }
+  | { kind: 'broken-profile'; mac: string; problems: string[] }
   | { kind: 'no-build'; mac: string };
 
 /** Always on the hypervisor line: serial console for racks (and the tests), VGA for a crash cart. */
@@ -103,10 +104,13 @@ export function resolveHostBoot(input: {
   mac: string;
   platform: Platform;
   profile: Profile | undefined;
+  /** Why the host's own profile file is not served (it never parsed), formatted. */
+  problems?: string[];
   build: Build | undefined;
   endpoints: ServerEndpoints;
 }): HostBoot {
   const { mac, platform, build, endpoints } = input;
+  if (!input.profile && input.problems && input.problems.length > 0) return { kind: 'broken-profile', mac, problems: input.problems };
   if (!input.profile) return { kind: 'no-profile', mac };
   if (!build) return { kind: 'no-build', mac };
   const profile = profileForHost(input.profile, mac);

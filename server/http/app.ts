@@ -11,6 +11,8 @@ export interface HttpAppOptions {
   assets: AssetStore;
   /** The profile a MAC resolves to (its own, else the default), or undefined. */
   lookupProfile: (mac: string) => Profile | undefined;
+  /** Errors of a host's own profile file when it is not served (shown on the machine's console). */
+  profileProblems?: (mac: string) => string[];
   endpoints: ServerEndpoints;
   log: Logger;
 }
@@ -71,7 +73,8 @@ export function createHttpApp(options: HttpAppOptions) {
       text(res.status(404), `rackboot: no build "${buildId}"\n`);
       return undefined;
     }
-    return resolveHostBoot({ mac, platform, profile: options.lookupProfile(mac), build, endpoints });
+    const problems = options.profileProblems?.(mac) ?? [];
+    return resolveHostBoot({ mac, platform, profile: options.lookupProfile(mac), problems, build, endpoints });
   };
 
   app.get('/hosts/:mac/boot.ipxe', async (req, res) => {
@@ -94,7 +97,7 @@ export function createHttpApp(options: HttpAppOptions) {
     const boot = await hostBoot(req, res, 'efi64', String(req.params.build));
     if (!boot) return;
     if (boot.kind !== 'boot') {
-      text(res.status(404), `rackboot: ${boot.kind === 'no-profile' ? 'no profile' : 'no build'} for ${boot.mac}\n`);
+      text(res.status(404), `rackboot: ${boot.kind.replace('-', ' ')} for ${boot.mac}\n`);
       return;
     }
     text(res, renderXenConfig(boot.plan));
@@ -104,7 +107,7 @@ export function createHttpApp(options: HttpAppOptions) {
     const boot = await hostBoot(req, res, platformOf(undefined));
     if (!boot) return;
     if (boot.kind !== 'boot') {
-      text(res.status(404), `# rackboot: ${boot.kind === 'no-profile' ? 'no profile' : 'no build'} for ${boot.mac}\n`);
+      text(res.status(404), `# rackboot: ${boot.kind.replace('-', ' ')} for ${boot.mac}\n`);
       return;
     }
     log.info({ event: 'runtime-env', mac: boot.plan.mac, hostname: boot.plan.profile.hostname }, 'runtime settings');

@@ -1,6 +1,7 @@
 import { watch as watchDirectory, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseDocument, Scalar, YAMLMap } from 'yaml';
 import type { Logger } from '../log.js';
 import { compareProfileErrors, formatProfileError, type ProfileError } from './error.js';
 import { normaliseMac } from './mac.js';
@@ -53,6 +54,8 @@ interface FileState {
   served: Version | undefined;
   /** Why `latest` is not served, when it conflicts with another file. */
   conflicts: ProfileError[];
+  /** The MAC the current text names, even when the file as a whole does not parse. */
+  namedMac: string | undefined;
 }
 
 /** A claim only one file may hold: a MAC, a static address, or being the default profile. */
@@ -80,6 +83,8 @@ interface Claim {
 export class ProfileDirectory {
   private files = new Map<string, FileState>();
   private byMac = new Map<string, Profile>();
+  /** MACs whose own file is broken and never parsed: they wait instead of booting the default. */
+  private brokenByMac = new Map<string, ProfileError[]>();
   /** Static address -> MAC of the profile that holds it. */
   private byStaticAddress = new Map<string, string>();
   private defaultVersion: Profile | undefined;
@@ -112,7 +117,16 @@ export class ProfileDirectory {
     if (normalised === undefined) return undefined;
     const own = this.byMac.get(normalised);
     if (own !== undefined) return own;
+    // A host whose own file is broken must not boot as a generic default
+    // node (wrong hostname, no reservation): it waits until the file is fixed.
+    if (this.brokenByMac.has(normalised)) return undefined;
     return this.defaultVersion === undefined ? undefined : profileForHost(this.defaultVersion, normalised);
+  }
+
+  /** Why a MAC has no profile although a file names it (the file never parsed), or [] if none. */
+  problemsFor(mac: string): ProfileError[] {
+    const normalised = normaliseMac(mac);
+    return normalised === undefined || this.byMac.has(normalised) ? [] : (this.brokenByMac.get(normalised) ?? []);
   }
 
   /** The profile of default.yaml, with "{mac}" still in its hostname. */
@@ -203,7 +217,7 @@ export class ProfileDirectory {
 
     const files = new Map<string, FileState>();
     for (const name of names) {
-      const file = this.files.get(name) ?? { name, path: join(this.dir, name), text: undefined, problems: [], latest: undefined, served: undefined, conflicts: [] };
+      const file = this.files.get(name) ?? { name, path: join(this.dir, name), text: undefined, problems: [], latest: undefined, served: undefined, conflicts: [], namedMac: undefined };
       if (await this.read(file)) files.set(name, file);
     }
     for (const name of this.files.keys()) {
@@ -263,6 +277,7 @@ export class ProfileDirectory {
     }
     if (text === file.text) return true;
     file.text = text;
+    file.namedMac = macNamedIn(text);
     const result = parseProfile(text, file.path);
     if (result.ok) {
       file.latest = { text, profile: result.profile, locations: result.locations };
@@ -316,7 +331,13 @@ export class ProfileDirectory {
 
     this.byMac = new Map();
     this.byStaticAddress = new Map();
+    this.brokenByMac = new Map();
     this.defaultVersion = undefined;
+    for (const file of this.files.values()) {
+      if (file.served === undefined && file.namedMac !== undefined) {
+        this.brokenByMac.set(file.namedMac, [...file.problems, ...file.conflicts].sort(compareProfileErrors));
+      }
+    }
     for (const profile of this.all()) {
       if (profile.mac === null) this.defaultVersion = profile;
       else this.byMac.set(profile.mac, profile);
@@ -362,6 +383,18 @@ function reservationOf(mac: string, profile: Profile, network: Extract<NetworkCo
   const reservation: Reservation = { mac, address, prefixLength, dns: [...dns], hostname: profile.hostname, source: profile.source };
   if (gateway !== undefined) reservation.gateway = gateway;
   return reservation;
+}
+
+/** The `mac:` of a profile text that may not parse as a whole, if it names one clearly. */
+function macNamedIn(text: string): string | undefined {
+  try {
+    const document = parseDocument(text, { prettyErrors: false });
+    const value = document.contents instanceof YAMLMap ? document.contents.get('mac', true) : undefined;
+    const source = value instanceof Scalar ? (value.source ?? String(value.value)) : undefined;
+    return typeof source === 'string' ? normaliseMac(source) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function fileProblem(path: string, message: string): ProfileError {

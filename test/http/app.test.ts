@@ -18,6 +18,7 @@ let base: string;
 const files: Record<string, Buffer> = {};
 const profiles = new Map<string, Profile>();
 let defaultProfile: Profile | undefined;
+const problems = new Map<string, string[]>();
 
 async function writeBuild(id: string, content: Record<string, Buffer>): Promise<void> {
   const buildDir = path.join(dir, 'builds', id);
@@ -44,7 +45,8 @@ before(async () => {
   profiles.set('52:54:00:12:34:56', makeProfile());
   const app = createHttpApp({
     assets: new AssetStore(dir),
-    lookupProfile: (mac) => profiles.get(mac) ?? (defaultProfile ? { ...defaultProfile } : undefined),
+    lookupProfile: (mac) => profiles.get(mac) ?? (defaultProfile && !problems.has(mac) ? { ...defaultProfile } : undefined),
+    profileProblems: (mac) => problems.get(mac) ?? [],
     endpoints: { address: '198.18.0.1', httpPort: 8080 },
     log: silentLogger(),
   });
@@ -173,6 +175,31 @@ test('unknown MAC: a clear no-profile script, then the default profile once ther
     const boot = await get('/hosts/aa-bb-cc-dd-ee-ff/boot.ipxe?platform=pcbios');
     assert.match(boot.body, /rackboot\.hostname=node-aabbccddeeff rackboot\.net=dhcp\n/);
   } finally {
+    defaultProfile = undefined;
+  }
+});
+
+test('a broken own profile: its errors on the console, no default boot', async () => {
+  problems.set('aa:bb:cc:dd:ee:01', ['profiles/node9.yaml:2:11: hostname: "x_y" contains "_"', 'profiles/node9.yaml:3:1: ${evil}']);
+  defaultProfile = makeProfile({ mac: null, hostname: 'node-{mac}', network: { mode: 'dhcp' }, source: 'profiles/default.yaml' });
+  try {
+    const { status, body } = await get('/hosts/aa-bb-cc-dd-ee-01/boot.ipxe?platform=pcbios');
+    assert.equal(status, 200);
+    assert.equal(
+      body,
+      [
+        '#!ipxe',
+        'echo rackboot: the profile for aa:bb:cc:dd:ee:01 has errors; fix it on the server (retrying in 30 seconds):',
+        'echo profiles/node9.yaml:2:11: hostname: "x_y" contains "_"',
+        'echo profiles/node9.yaml:3:1: $ {evil}',
+        'sleep 30',
+        'chain http://198.18.0.1:8080/boot.ipxe',
+        '',
+      ].join('\n'),
+    );
+    assert.equal((await get('/hosts/aa-bb-cc-dd-ee-01/runtime.env')).status, 404);
+  } finally {
+    problems.clear();
     defaultProfile = undefined;
   }
 });

@@ -145,6 +145,26 @@ describe('ProfileDirectory', () => {
     assert.match(lines.find((line) => line.level >= 50)?.msg ?? '', /\(this file is not served\)$/);
   });
 
+  test('a host whose own file never parsed waits instead of booting the default profile', async () => {
+    await write('default.yaml', 'hostname: "node-{mac}"\n');
+    await write('node0a.yaml', host(macA, 'bad_name'));
+    await write('node0b.yaml', 'mac: 52540000000b\nhostname: [\n');
+    const { directory } = await open();
+    assert.equal(directory.lookup(macA), undefined);
+    assert.deepEqual(directory.problemsFor(macA).map(formatProfileError), [
+      `${join(dir, 'node0a.yaml')}:2:11: hostname: "bad_name" contains "_"; host names use letters, digits and "-" (RFC 1123)`,
+    ]);
+    assert.equal(directory.lookup(macB), undefined, 'a YAML syntax error still names its MAC');
+    assert.equal(directory.problemsFor(macB).length, 1);
+    assert.equal(directory.lookup('52:54:00:00:00:0c')?.hostname, 'node-52540000000c');
+    assert.deepEqual(directory.problemsFor('52:54:00:00:00:0c'), []);
+
+    await write('node0a.yaml', host(macA, 'node0a'));
+    await directory.reload();
+    assert.equal(directory.lookup(macA)?.hostname, 'node0a');
+    assert.deepEqual(directory.problemsFor(macA), []);
+  });
+
   test('two files with one MAC: the later file name is rejected, pointing at its mac line', async () => {
     await write('b.yaml', host(macA, 'second'));
     await write('a.yaml', `# first\n${host(macA, 'first')}`);
