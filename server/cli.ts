@@ -100,7 +100,7 @@ async function main(argv: string[]): Promise<void> {
         y
           .option('assets', { type: 'string', default: 'boot-assets' })
           .option('profiles', { type: 'string', default: 'profiles' })
-          .option('firmware', { choices: ['bios', 'efi'] as const, default: 'bios' as const })
+          .option('firmware', { choices: ['bios', 'efi', 'efi-http'] as const, default: 'bios' as const, describe: 'BIOS with iPXE ROM, UEFI PXE, or UEFI HTTP Boot' })
           .option('mac', { type: 'string', default: '52:54:00:ab:cd:01' })
           .option('keep', { type: 'boolean', default: false, describe: 'keep the machine running after it is ready' }),
       async (args) => {

@@ -4,13 +4,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AssetStore } from './assets/builds.js';
 import { Netns } from './demo/netns.js';
-import { ConsoleWatcher, assertQemu, prepareOvmfVars, readyLinePattern, spawnQemu } from './demo/qemu.js';
+import { ConsoleWatcher, assertQemu, prepareOvmfVars, readyLinePattern, spawnQemu, type Firmware } from './demo/qemu.js';
 import type { Logger } from './log.js';
 
 export interface DemoOptions {
   assets: string;
   profiles: string;
-  firmware: 'bios' | 'efi';
+  firmware: Firmware;
   mac: string;
   keep: boolean;
   log: Logger;
@@ -64,7 +64,7 @@ export async function demo(options: DemoOptions): Promise<number> {
       firmware: options.firmware,
       mac: options.mac,
       tap: 'tap0',
-      ...(options.firmware === 'efi' ? { ovmfVars: await prepareOvmfVars(work) } : {}),
+      ...(options.firmware === 'bios' ? {} : { ovmfVars: await prepareOvmfVars(work) }),
     });
     const console = new ConsoleWatcher(qemu, (chunk) => process.stdout.write(chunk));
     const ready = await console.waitFor(readyLinePattern, 600_000, 'the runtime ready line');

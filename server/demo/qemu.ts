@@ -6,8 +6,14 @@ import path from 'node:path';
 export const ovmfCode = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const ovmfVarsTemplate = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 
+/**
+ * bios: SeaBIOS with QEMU's iPXE ROM; efi: OVMF's own UEFI PXE client;
+ * efi-http: OVMF's UEFI HTTP Boot client (PXE switched off).
+ */
+export type Firmware = 'bios' | 'efi' | 'efi-http';
+
 export interface QemuMachineOptions {
-  firmware: 'bios' | 'efi';
+  firmware: Firmware;
   mac: string;
   /** Tap device (inside the namespace QEMU runs in). */
   tap: string;
@@ -45,6 +51,13 @@ export function qemuArgs(options: QemuMachineOptions): string[] {
       '-drive', `if=pflash,format=raw,file=${options.ovmfVars}`,
       '-device', `virtio-net-pci,netdev=n0,mac=${options.mac},romfile=`,
     );
+    if (options.firmware === 'efi-http') {
+      // With PXE on, OVMF tries HTTP Boot only after minutes of PXE time-outs.
+      args.push(
+        '-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n',
+        '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n',
+      );
+    }
   }
   return args;
 }
@@ -56,8 +69,8 @@ export async function prepareOvmfVars(dir: string): Promise<string> {
   return target;
 }
 
-export async function assertQemu(firmware: 'bios' | 'efi'): Promise<void> {
-  const needed = ['/usr/bin/qemu-system-x86_64', ...(firmware === 'efi' ? [ovmfCode, ovmfVarsTemplate] : [])];
+export async function assertQemu(firmware: Firmware): Promise<void> {
+  const needed = ['/usr/bin/qemu-system-x86_64', ...(firmware === 'bios' ? [] : [ovmfCode, ovmfVarsTemplate])];
   for (const file of needed) {
     try {
       await access(file);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ConsoleWatcher, assertQemu, prepareOvmfVars, readyLinePattern, spawnQemu } from '../../server/demo/qemu.js';
+import { ConsoleWatcher, assertQemu, prepareOvmfVars, readyLinePattern, spawnQemu, type Firmware } from '../../server/demo/qemu.js';
 import { Netns } from './netns.js';
 import { cliPath, ensureTestBuild } from './build.js';
 
@@ -71,14 +71,14 @@ export interface BootResult {
  * Network-boot one QEMU machine on the rack and wait for the runtime's ready
  * line; the profile is expected to power the machine off after it.
  */
-export async function bootMachine(rack: Rack, firmware: 'bios' | 'efi', mac: string, timeoutMs = 300_000): Promise<BootResult> {
+export async function bootMachine(rack: Rack, firmware: Firmware, mac: string, timeoutMs = 300_000): Promise<BootResult> {
   await assertQemu(firmware);
   const started = Date.now();
   const qemu = spawnQemu(rack.ns.name, {
     firmware,
     mac,
     tap: 'tap0',
-    ...(firmware === 'efi' ? { ovmfVars: await prepareOvmfVars(rack.work) } : {}),
+    ...(firmware === 'bios' ? {} : { ovmfVars: await prepareOvmfVars(rack.work) }),
   });
   const console = new ConsoleWatcher(qemu);
   try {
