@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { LeaseConflictError } from '../../server/dhcp/leases.js';
+import { LeaseDatabaseError, leaseSchemaVersion, SqliteLeaseStore } from '../../server/dhcp/sqlite-leases.js';
+import { leaseStoreContract } from './lease-store-contract.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'rackboot-leases-'));
+const opened: SqliteLeaseStore[] = [];
+let files = 0;
+function open(file = join(dir, `leases-${files++}.sqlite`)): SqliteLeaseStore {
+  const store = SqliteLeaseStore.open(file);
+  opened.push(store);
+  return store;
+}
+after(() => {
+  for (const store of opened) store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+leaseStoreContract('SqliteLeaseStore', () => open());
+
+const t0 = 1_700_000_000_000;
+
+describe('SqliteLeaseStore', () => {
+  test('a reopened file keeps every record, hostnames included', () => {
+    const file = join(dir, 'reopen.sqlite');
+    const first = open(file);
+    first.upsert({ mac: '02:00:00:00:00:01', address: '198.18.0.100', state: 'bound', expiresAt: t0 + 3_600_000, hostname: 'node-1' }, t0);
+    first.upsert({ mac: '02:00:00:00:00:02', address: '198.18.0.101', state: 'offered', expiresAt: t0 + 60_000 }, t0);
+    first.upsert({ mac: '02:00:00:00:00:03', address: '198.18.0.102', state: 'declined', expiresAt: t0 + 600_000 }, t0);
+    first.release('02:00:00:00:00:02', t0 + 1);
+    const before = first.all();
+    first.close();
+    const second = open(file);
+    assert.deepEqual(second.all(), before);
+    assert.equal(before.length, 3);
+    assert.throws(
+      () => second.upsert({ mac: '02:00:00:00:00:09', address: '198.18.0.100', state: 'offered', expiresAt: t0 + 60_000 }, t0 + 2),
+      LeaseConflictError,
+    );
+  });
+
+  test('a file that is not a database is refused with its name', () => {
+    const file = join(dir, 'garbage.sqlite');
+    writeFileSync(file, Buffer.alloc(8192, 0x5a));
+    assert.throws(
+      () => open(file),
+      (error: unknown) => error instanceof LeaseDatabaseError && error.code === 'CORRUPT' && error.message.includes(file),
+    );
+  });
+
+  test('a file another server holds is refused as locked, with its name', () => {
+    const file = join(dir, 'locked.sqlite');
+    open(file);
+    const started = Date.now();
+    assert.throws(
+      () => SqliteLeaseStore.open(file, { busyTimeoutMs: 100 }),
+      (error: unknown) =>
+        error instanceof LeaseDatabaseError && error.code === 'LOCKED' && error.message.includes(file) && /another rackboot/.test(error.message),
+    );
+    assert.ok(Date.now() - started < 2000, 'fails after the busy timeout, not hanging');
+  });
+
+  test('a file from a newer schema is refused', () => {
+    const file = join(dir, 'newer.sqlite');
+    open(file).close();
+    const db = new Database(file);
+    db.prepare('UPDATE schema_version SET version = ?').run(leaseSchemaVersion + 1);
+    db.close();
+    assert.throws(
+      () => open(file),
+      (error: unknown) => error instanceof LeaseDatabaseError && error.code === 'NEWER_SCHEMA' && error.message.includes(file),
+    );
+  });
+
+  test('the file is in WAL mode and records its schema version', () => {
+    const file = join(dir, 'mode.sqlite');
+    open(file).close();
+    const db = new Database(file, { readonly: true });
+    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    assert.deepEqual(db.prepare('SELECT version FROM schema_version').all(), [{ version: leaseSchemaVersion }]);
+    db.close();
+  });
+
+  test('expire reclaims ended holds for good', () => {
+    const file = join(dir, 'expire.sqlite');
+    const store = open(file);
+    store.upsert({ mac: '02:00:00:00:00:01', address: '198.18.0.100', state: 'offered', expiresAt: t0 + 10 }, t0);
+    store.upsert({ mac: '02:00:00:00:00:02', address: '198.18.0.101', state: 'bound', expiresAt: t0 + 10 }, t0);
+    assert.equal(store.expire(t0 + 10).length, 2);
+    store.close();
+    const reopened = open(file);
+    assert.deepEqual(reopened.all(), [{ mac: '02:00:00:00:00:02', address: '198.18.0.101', state: 'expired', expiresAt: t0 + 10 }]);
+    // The expired client's address can now go to someone else.
+    reopened.upsert({ mac: '02:00:00:00:00:03', address: '198.18.0.101', state: 'offered', expiresAt: t0 + 100 }, t0 + 11);
+    assert.equal(reopened.byMac('02:00:00:00:00:02'), undefined);
+  });
+});
