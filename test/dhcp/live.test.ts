@@ -100,11 +100,11 @@ describe('DHCP server and udhcpc across a veth pair', () => {
     );
   });
 
-  test('10,000 random and malformed packets, then a new client still gets an answer', async (t) => {
+  test('100,000 random and malformed packets, then a new client still gets an answer', async (t) => {
     const before = (await link.server.stats()).stats;
     const logLinesBefore = link.server.logLines;
     link.clientNs.ip('addr', 'add', `${floodAddress}/24`, 'dev', 'dhc0');
-    const flood: FloodConfig = { localAddress: floodAddress, serverAddress, count: 10_000, seed: 20240601, batch: 64 };
+    const flood: FloodConfig = { localAddress: floodAddress, serverAddress, count: 100_000, seed: 20240601, batch: 64 };
     const result = await runIn(link.clientNs, process.execPath, [childScript, 'flood', JSON.stringify(flood)], 120_000);
     assert.equal(result.code, 0, result.stderr);
     const summary = JSON.parse(result.stdout) as FloodSummary;
@@ -120,8 +120,10 @@ describe('DHCP server and udhcpc across a veth pair', () => {
         `${stats.updates - before.updates} updates, ${stats.ignored - before.ignored} ignored, ${stats.errors - before.errors} errors`,
     );
     // Every packet reached the server and was handled: the barriers make the
-    // flood wait for the server, so the socket buffer never overflows.
-    assert.equal(received, summary.sent + summary.barriers + summary.barrierRetries);
+    // flood wait for the server, so the socket buffer never overflows. A few
+    // more may come from the earlier tests' clients still retransmitting.
+    const expected = summary.sent + summary.barriers + summary.barrierRetries;
+    assert.ok(received >= expected && received <= expected + 10, `received ${received}, sent ${expected}`);
     assert.equal(stats.errors, before.errors, 'no request failed inside the server');
     assert.ok(stats.malformed - before.malformed > 5000, 'most of the flood was malformed');
     // One debug line per malformed packet (and one per other event).
