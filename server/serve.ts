@@ -1,9 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import { AssetStore } from './assets/builds.js';
 import { chooseBootFile, type ServerEndpoints } from './boot/resolve.js';
-import { MemoryLeaseStore } from './dhcp/leases.js';
 import { DhcpServer } from './dhcp/server.js';
+import { SqliteLeaseStore } from './dhcp/sqlite-leases.js';
 import { createHttpApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { defaultPool, interfaceAddress, parsePool } from './net/interfaces.js';
@@ -85,6 +86,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
 
     if (options.dhcp === 'full') {
       const pool = options.pool ? parsePool(options.pool, served) : defaultPool(served);
+      // Durable: an ACKed lease survives a crash or restart (see sqlite-leases.ts).
+      const leases = SqliteLeaseStore.open(join(options.state, 'leases.sqlite'));
+      closers.push(async () => leases.close());
+      log.info({ file: leases.file, leases: leases.all().length }, 'dhcp: leases opened');
       const dhcp = new DhcpServer({
         interfaceName: served.interfaceName,
         serverAddress: served.address,
@@ -93,7 +98,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         leaseSeconds: options.leaseSeconds,
         ...(options.router ? { router: options.router } : {}),
         dns: options.dns,
-        leases: new MemoryLeaseStore(),
+        leases,
         reservationFor: (mac) => profiles.reservationFor(mac),
         reservationOwner: (address) => profiles.reservationOwner(address),
         bootFile: (facts) => chooseBootFile(facts, endpoints),

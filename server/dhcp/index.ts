@@ -9,3 +9,5 @@ export * from './packet.js';
 export * from './pxe.js';
 export * from './render.js';
 export * from './server.js';
+export * from './sqlite-leases.js';
+export * from './proxy.js';
