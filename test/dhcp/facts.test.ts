@@ -21,6 +21,16 @@ describe('clientFacts from the captures', () => {
     });
   });
 
+  test('plain DHCP clients (udhcpc, dhclient, dhcpcd): not network-boot clients', () => {
+    for (const name of ['busybox-udhcpc', 'isc-dhclient', 'dhcpcd'] as const) {
+      assert.deepEqual(
+        clientFacts(firstDiscover(name)),
+        { mac: '52:54:00:aa:bb:01', arch: undefined, platform: 'bios', isPxe: false, isHttpBoot: false, isIpxe: false },
+        name,
+      );
+    }
+  });
+
   test('OVMF UEFI PXE: arch 7, PXE, not iPXE', () => {
     assert.deepEqual(clientFacts(firstDiscover('ovmf-x64-uefi-pxe')), {
       mac: '52:54:00:12:34:57',

@@ -11,7 +11,14 @@ import { readPcap, type UdpDatagram } from '../helpers/pcap.js';
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
-export const fixtureNames = ['qemu-bios-ipxe-rom', 'ovmf-x64-uefi-pxe', 'ovmf-x64-uefi-httpboot'] as const;
+export const fixtureNames = [
+  'qemu-bios-ipxe-rom',
+  'ovmf-x64-uefi-pxe',
+  'ovmf-x64-uefi-httpboot',
+  'busybox-udhcpc',
+  'isc-dhclient',
+  'dhcpcd',
+] as const;
 export type FixtureName = (typeof fixtureNames)[number];
 
 /** The DHCP datagrams (ports 67/68) of a fixture capture. */
