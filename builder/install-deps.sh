@@ -11,6 +11,8 @@ packages=(
   qemu-system-x86 ipxe-qemu ovmf
   # test hosts and peers
   iproute2 busybox atftp tftp-hpa curl isc-dhcp-client
+  # DHCP load (perfdhcp) and captures of what clients received, for the durable-lease test
+  kea-admin tcpdump
   # builder tests check the initrd's modules.dep against depmod
   kmod
 )
