@@ -28,6 +28,8 @@ async function main(argv: string[]): Promise<void> {
           .option('state', { type: 'string', default: 'state', describe: 'folder for leases and other state' })
           .option('http-port', { type: 'number', default: 80 })
           .option('tftp-port', { type: 'number', default: 69 })
+          .option('tftp-max-transfers', { type: 'number', default: 64, describe: 'TFTP transfers at once; past it clients get "server busy"' })
+          .option('tftp-max-per-client', { type: 'number', default: 8, describe: 'TFTP transfers at once from one client address' })
           .option('dhcp-port', { type: 'number', default: 67 }),
       async (args) => {
         const { serve } = await import('./serve.js');
@@ -45,6 +47,8 @@ async function main(argv: string[]): Promise<void> {
           state: args.state,
           httpPort: args['http-port'],
           tftpPort: args['tftp-port'],
+          tftpMaxTransfers: args['tftp-max-transfers'],
+          tftpMaxTransfersPerClient: args['tftp-max-per-client'],
           dhcpPort: args['dhcp-port'],
           log,
         });

@@ -29,6 +29,9 @@ export interface ServeOptions {
   state: string;
   httpPort: number;
   tftpPort: number;
+  /** TFTP transfers at once, in all and from one client address (see TftpServer). */
+  tftpMaxTransfers?: number;
+  tftpMaxTransfersPerClient?: number;
   dhcpPort: number;
   log: Logger;
 }
@@ -73,6 +76,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const tftp = new TftpServer({
       address: served.address,
       port: options.tftpPort,
+      ...(options.tftpMaxTransfers !== undefined ? { maxTransfers: options.tftpMaxTransfers } : {}),
+      ...(options.tftpMaxTransfersPerClient !== undefined ? { maxTransfersPerClient: options.tftpMaxTransfersPerClient } : {}),
       log,
       resolve: async (requested) => {
         const wanted = resolveTftpPath(requested);

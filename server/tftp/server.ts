@@ -49,8 +49,19 @@ export interface TftpServerOptions {
    */
   resolve: (path: string, client: TftpClient) => Promise<TftpFile | undefined>;
   log: Logger;
-  /** Transfers in progress at once; requests beyond are dropped (the client retries). Default 64. */
+  /**
+   * Transfers in progress at once (size probes and resolving included);
+   * requests beyond are refused with error 0 "server busy: N transfers in
+   * progress, try again". Default 64.
+   */
   maxTransfers?: number;
+  /**
+   * Transfers in progress at once from one client address; requests beyond
+   * are refused with error 0 naming the address. Default 8: a PXE ROM runs
+   * one transfer at a time (its tsize probe ends before the real read
+   * starts), so more from one address is a script or a loop.
+   */
+  maxTransfersPerClient?: number;
   /** Retransmission timeout unless the client asks for another (RFC 2349). Default 1000 ms. */
   timeoutMs?: number;
   /** Retransmissions of one window (or OACK) before giving up. Default 5. */
@@ -77,19 +88,24 @@ export class TftpServer {
   private boundPort: number | undefined;
   /** Requests being resolved or transferred, by client address and port. */
   private readonly active = new Map<string, ReadTransfer | 'resolving'>();
+  /** How many entries of `active` each client address holds. */
+  private readonly activeByAddress = new Map<string, number>();
   private closing = false;
-  private lastBusyWarning = 0;
+  /** When each kind of busy refusal was last logged at warn level. */
+  private readonly lastBusyWarning = { server: -Infinity, client: -Infinity };
 
   constructor(private readonly config: TftpServerOptions) {
     this.options = {
       address: config.address ?? '0.0.0.0',
       port: config.port ?? 69,
       maxTransfers: config.maxTransfers ?? 64,
+      maxTransfersPerClient: config.maxTransfersPerClient ?? 8,
       timeoutMs: config.timeoutMs ?? 1000,
       retries: config.retries ?? 5,
     };
     for (const [name, value, min] of [
       ['maxTransfers', this.options.maxTransfers, 1],
+      ['maxTransfersPerClient', this.options.maxTransfersPerClient, 1],
       ['timeoutMs', this.options.timeoutMs, 1],
       ['retries', this.options.retries, 0],
     ] as const) {
@@ -185,14 +201,19 @@ export class TftpServer {
       this.refuse(client, request.fileName, ErrorCode.illegalOperation, message);
       return;
     }
+    // Past a cap the client gets an ERROR that says why, rather than
+    // silence: a person at the console, or a script, sees the cause at once
+    // instead of a timeout. Firmware that gives up on it retries the boot.
     if (this.active.size >= this.options.maxTransfers) {
-      // Dropped, not refused: a PXE ROM retries an unanswered RRQ, but
-      // gives up on an ERROR.
-      this.drop(client, `busy: ${this.active.size} transfers running`, 0);
-      if (startedAt - this.lastBusyWarning >= 10_000) {
-        this.lastBusyWarning = startedAt;
-        this.log.warn({ maxTransfers: this.options.maxTransfers }, 'tftp at its transfer limit, dropping requests');
-      }
+      const message = `server busy: ${this.active.size} transfers in progress, try again`;
+      this.refuseBusy('server', client, request.fileName, message, startedAt, { maxTransfers: this.options.maxTransfers });
+      return;
+    }
+    const fromClient = this.activeByAddress.get(client.address) ?? 0;
+    if (fromClient >= this.options.maxTransfersPerClient) {
+      const message = `too many transfers from ${client.address}: ${fromClient} in progress, try again`;
+      const limit = { maxTransfersPerClient: this.options.maxTransfersPerClient, address: client.address };
+      this.refuseBusy('client', client, request.fileName, message, startedAt, limit);
       return;
     }
     const requestPath = normaliseRequestPath(request.fileName);
@@ -201,23 +222,23 @@ export class TftpServer {
       return;
     }
     const path = requestPath.path;
-    this.active.set(key, 'resolving');
+    this.claim(client, 'resolving');
     let content: TftpFile | undefined;
     try {
       content = await this.config.resolve(path, client);
     } catch (err) {
-      this.active.delete(key);
+      this.release(client);
       const [code, message] = resolveFailure(err);
       if (code === ErrorCode.notDefined) this.log.warn({ err, client: key, file: path }, 'tftp could not resolve file');
       this.refuse(client, path, code, message);
       return;
     }
     if (this.closing) {
-      this.active.delete(key);
+      this.release(client);
       return;
     }
     if (content === undefined) {
-      this.active.delete(key);
+      this.release(client);
       this.refuse(client, path, ErrorCode.fileNotFound, 'file not found');
       return;
     }
@@ -231,13 +252,13 @@ export class TftpServer {
     try {
       await bind(socket, this.options.address, 0);
     } catch (err) {
-      this.active.delete(key);
+      this.release(client);
       this.log.error({ err, client: key }, 'tftp could not open a transfer socket');
       socket.close();
       return;
     }
     if (this.closing) {
-      this.active.delete(key);
+      this.release(client);
       socket.close();
       return;
     }
@@ -260,13 +281,46 @@ export class TftpServer {
         this.emit({ kind: 'transferStarted', client, file: path, size, mode, blockSize, windowSize });
       },
       onFinished: (summary) => {
-        this.active.delete(key);
+        this.release(client);
         this.logEnd(summary);
         this.emit({ kind: 'transferEnded', ...summary });
       },
     });
-    this.active.set(key, transfer);
+    this.claim(client, transfer);
     transfer.start();
+  }
+
+  private claim(client: TftpClient, entry: ReadTransfer | 'resolving'): void {
+    const key = clientLabel(client);
+    if (!this.active.has(key)) this.activeByAddress.set(client.address, (this.activeByAddress.get(client.address) ?? 0) + 1);
+    this.active.set(key, entry);
+  }
+
+  private release(client: TftpClient): void {
+    if (!this.active.delete(clientLabel(client))) return;
+    const left = (this.activeByAddress.get(client.address) ?? 1) - 1;
+    if (left > 0) this.activeByAddress.set(client.address, left);
+    else this.activeByAddress.delete(client.address);
+  }
+
+  /**
+   * Refuse a request past a cap. Each refusal is a debug line; a warning
+   * goes out at most every 10 s per kind of cap, so a crowd of retrying
+   * clients cannot flood the log.
+   */
+  private refuseBusy(
+    cap: 'server' | 'client',
+    client: TftpClient,
+    file: string,
+    message: string,
+    now: number,
+    fields: Record<string, unknown>,
+  ): void {
+    this.refuse(client, file, ErrorCode.notDefined, message, 'debug');
+    if (now - this.lastBusyWarning[cap] < 10_000) return;
+    this.lastBusyWarning[cap] = now;
+    const what = cap === 'server' ? 'tftp at its transfer limit, refusing requests' : 'tftp client at its transfer limit, refusing its requests';
+    this.log.warn({ ...fields, client: clientLabel(client) }, what);
   }
 
   private logEnd(summary: TransferSummary): void {

@@ -539,7 +539,7 @@ describe('TFTP server protocol', () => {
     });
   });
 
-  test('past maxTransfers, requests go unanswered so the client retries later', async () => {
+  test('past maxTransfers, requests get error 0 "server busy" and are served once a transfer ends', async () => {
     await withServer({ maxTransfers: 1, timeoutMs: 5000 }, async (fixture) => {
       fixture.writeRandomFile('f', 100);
       await withClient(async (first) => {
@@ -547,7 +547,10 @@ describe('TFTP server protocol', () => {
           await first.readRequest(fixture.port, 'f', [{ name: 'tsize', value: '0' }]);
           const oack = await first.receive();
           await second.readRequest(fixture.port, 'f');
-          assert.deepEqual(await second.collect(300), []);
+          const refused = await second.receive();
+          assert.equal(refused.port, fixture.port, 'refused from the request port: no transfer was opened');
+          assert.deepEqual(expectPacket(refused, 'error'), { kind: 'error', code: 0, message: 'server busy: 1 transfers in progress, try again' });
+          assert.equal(fixture.server.activeTransfers, 1);
           // The first transfer ends; now the retry is served.
           await first.send({ kind: 'error', code: 8, message: 'probe done' }, oack.port);
           await fixture.waitForEvent('transferEnded');
@@ -555,8 +558,64 @@ describe('TFTP server protocol', () => {
           assert.equal(expectPacket(await second.receive(), 'data').data.length, 100);
         });
       });
-      assert.ok(fixture.events.some((event) => event.kind === 'packetDropped' && event.reason === 'busy: 1 transfers running'));
+      assert.ok(fixture.events.some((event) => event.kind === 'requestRefused' && event.code === 0 && event.message.startsWith('server busy')));
     });
+  });
+
+  test('past maxTransfersPerClient, that address gets its own error; other addresses are still served', async () => {
+    await withServer({ maxTransfersPerClient: 2, timeoutMs: 5000 }, async (fixture) => {
+      fixture.writeRandomFile('f', 100);
+      const clients = await Promise.all([RawClient.open(), RawClient.open(), RawClient.open(), RawClient.open('127.0.0.2')]);
+      try {
+        const [a, b, c, other] = clients as [RawClient, RawClient, RawClient, RawClient];
+        const oacks: Received[] = [];
+        for (const client of [a, b]) {
+          await client.readRequest(fixture.port, 'f', [{ name: 'tsize', value: '0' }]);
+          oacks.push(await client.receive());
+          expectPacket(oacks.at(-1)!, 'optionAcknowledgement');
+        }
+        await c.readRequest(fixture.port, 'f');
+        assert.deepEqual(expectPacket(await c.receive(), 'error'), {
+          kind: 'error',
+          code: 0,
+          message: 'too many transfers from 127.0.0.1: 2 in progress, try again',
+        });
+        await other.readRequest(fixture.port, 'f');
+        assert.equal(expectPacket(await other.receive(), 'data').data.length, 100);
+        // One of the two ends: the third client of 127.0.0.1 is served.
+        await a.send({ kind: 'error', code: 8, message: 'probe done' }, oacks[0]!.port);
+        await fixture.waitForEvent('transferEnded', (event) => event.outcome === 'probe');
+        await c.readRequest(fixture.port, 'f');
+        assert.equal(expectPacket(await c.receive(), 'data').data.length, 100);
+      } finally {
+        for (const client of clients) client.close();
+      }
+      const warnings = fixture.lines.filter((line) => line.msg === 'tftp client at its transfer limit, refusing its requests');
+      assert.equal(warnings.length, 1);
+    });
+  });
+
+  test('a crowd past the cap gets one warning per 10 s, not one per request', async () => {
+    await withServer({ maxTransfers: 1, timeoutMs: 5000 }, async (fixture) => {
+      fixture.writeRandomFile('f', 100);
+      await withClient(async (holder) => {
+        await holder.readRequest(fixture.port, 'f', [{ name: 'tsize', value: '0' }]);
+        await holder.receive();
+        await withClient(async (crowd) => {
+          for (let i = 0; i < 50; i += 1) await crowd.readRequest(fixture.port, 'f');
+          const replies = await crowd.collect(300);
+          assert.equal(replies.length, 50);
+          assert.ok(replies.every((reply) => reply.packet.kind === 'error' && reply.packet.code === 0));
+        });
+      });
+      assert.equal(fixture.lines.filter((line) => line.msg === 'tftp at its transfer limit, refusing requests').length, 1);
+    });
+  });
+
+  test('the caps must be positive integers', () => {
+    for (const bad of [0, -1, 1.5]) {
+      assert.throws(() => new TftpServer({ resolve: async () => undefined, log: silentLogger(), maxTransfersPerClient: bad }), /maxTransfersPerClient is/u);
+    }
   });
 
   test('a read error mid-transfer ends it with an ERROR to the client', async () => {

@@ -25,9 +25,10 @@ export class RawClient {
     });
   }
 
-  static async open(): Promise<RawClient> {
+  /** A client on `address` (any of 127.0.0.0/8 reaches a server on 127.0.0.1). */
+  static async open(address = '127.0.0.1'): Promise<RawClient> {
     const socket = createSocket('udp4');
-    socket.bind(0, '127.0.0.1');
+    socket.bind(0, address);
     await once(socket, 'listening');
     return new RawClient(socket);
   }
