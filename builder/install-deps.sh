@@ -13,6 +13,8 @@ packages=(
   iproute2 busybox atftp tftp-hpa curl isc-dhcp-client
   # DHCP load (perfdhcp) and captures of what clients received, for the durable-lease test
   kea-admin tcpdump
+  # the site DHCP server beside `--dhcp proxy` in the proxyDHCP tests (the daemon only, no service)
+  dnsmasq-base
   # builder tests check the initrd's modules.dep against depmod
   kmod
 )

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { AssetStore } from './assets/builds.js';
 import { chooseBootFile, type ServerEndpoints } from './boot/resolve.js';
+import { MemoryLeaseStore } from './dhcp/leases.js';
 import { DhcpServer } from './dhcp/server.js';
 import { SqliteLeaseStore } from './dhcp/sqlite-leases.js';
 import { createHttpApp } from './http/app.js';
@@ -114,7 +115,25 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       closers.push(() => dhcp.close());
       log.info({ interface: served.interfaceName, pool }, 'dhcp: full server');
     } else if (options.dhcp === 'proxy') {
-      throw new Error('--dhcp proxy is not available yet; use --dhcp full, or --dhcp off with your DHCP server pointed at rackboot');
+      // proxyDHCP: the network's DHCP server gives addresses; rackboot only
+      // answers network-boot clients, with the same boot choice as full mode.
+      const dhcp = new DhcpServer({
+        mode: 'proxy',
+        interfaceName: served.interfaceName,
+        serverAddress: served.address,
+        prefixLength: served.prefixLength,
+        leaseSeconds: options.leaseSeconds,
+        dns: [],
+        leases: new MemoryLeaseStore(), // stays empty: proxy mode writes no leases
+        reservationFor: () => undefined,
+        reservationOwner: () => undefined,
+        bootFile: (facts) => chooseBootFile(facts, endpoints),
+        log,
+        port: options.dhcpPort,
+      });
+      await dhcp.start();
+      closers.push(() => dhcp.close());
+      log.info({ interface: served.interfaceName }, 'dhcp: proxy (boot information only, beside the network\'s DHCP server)');
     } else {
       log.info('dhcp: off (point your DHCP server at this host: see the README)');
     }

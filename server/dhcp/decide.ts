@@ -10,6 +10,7 @@
 import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
 import { bootReplyFields } from './boot-options.js';
 import { clientFacts } from './facts.js';
+import { decideProxy } from './proxy.js';
 import { anyAddress, ipv4ToNumber, isIpv4, limitedBroadcast, numberToIpv4, Subnet } from '../net/ipv4.js';
 import { holdsAddress, type Lease, type LeaseChange, type LeaseStore } from './leases.js';
 import { MessageType, messageTypeName, typedOptionName, type DhcpOptions, type OptionName } from './options.js';
@@ -30,8 +31,8 @@ export interface AddressRange {
 export interface DhcpContext {
   /**
    * 'full': rackboot is the network's DHCP server and hands out addresses.
-   * 'proxy' (PXE proxyDHCP, planned): another server hands out addresses
-   * and rackboot only answers PXE clients with boot information.
+   * 'proxy' (PXE proxyDHCP, proxy.ts): another server hands out addresses
+   * and rackboot only answers network-boot clients with boot information.
    */
   mode: 'full' | 'proxy';
   /** Our address on the client's network: server identifier (54), next server. */
@@ -87,6 +88,8 @@ export type DhcpDecision =
   | { kind: 'ignore'; reason: string; facts?: ClientFacts };
 
 export function decide(packet: DhcpPacket, context: DhcpContext, now: number): DhcpDecision {
+  // A packet on port 67; the server shell calls decideProxy itself for port 4011.
+  if (context.mode === 'proxy') return decideProxy(packet, context, { port: 'dhcp' });
   if (packet.op !== BootOp.request) return ignore('not a BOOTREQUEST (op 2 is for clients)');
   if (packet.hardwareType !== hardwareTypeEthernet || packet.hardwareAddress.length !== 6) {
     return ignore(`hardware type ${packet.hardwareType} with hlen ${packet.hardwareAddress.length} is not Ethernet`);
@@ -102,8 +105,7 @@ export function decide(packet: DhcpPacket, context: DhcpContext, now: number): D
     // Not a relay: a reply to it would come straight back to us.
     return ignore(`giaddr is our own address ${packet.relayAddress}`, facts);
   }
-  const run = new Decision(packet, facts, context, subnet, now);
-  return context.mode === 'proxy' ? run.proxy() : run.full(type);
+  return new Decision(packet, facts, context, subnet, now).full(type);
 }
 
 function ignore(reason: string, facts?: ClientFacts): DhcpDecision {
@@ -165,11 +167,6 @@ class Decision {
       default:
         return ignore(`${messageTypeName(type)} is not a client message`, this.facts);
     }
-  }
-
-  /** proxyDHCP (PXE spec 2.1) is planned; it will share the facts and bootReplyFields. */
-  proxy(): DhcpDecision {
-    return ignore('proxy mode is not implemented yet', this.facts);
   }
 
   // --- message types -------------------------------------------------------

@@ -14,6 +14,7 @@ import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
 import type { Logger } from '../log.js';
 import { ipv4AddressesOf } from '../net/interfaces.js';
 import { decide, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation } from './decide.js';
+import { bootServerPort, decideProxy } from './proxy.js';
 import { DhcpDecodeError, type DhcpDecodeErrorCode } from './errors.js';
 import { formatMac } from './facts.js';
 import { anyAddress, ipv4ToNumber, isIpv4, Subnet } from '../net/ipv4.js';
@@ -22,6 +23,12 @@ import { messageTypeName } from './options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from './packet.js';
 
 export interface DhcpServerOptions {
+  /**
+   * 'full' (default): hand out addresses. 'proxy': proxyDHCP beside another
+   * DHCP server, boot information only (proxy.ts); also listens on the PXE
+   * boot server port, and writes no leases.
+   */
+  mode?: 'full' | 'proxy';
   /** The interface serverAddress lives on; start() checks it. */
   interfaceName: string;
   serverAddress: string;
@@ -40,6 +47,8 @@ export interface DhcpServerOptions {
   port?: number;
   /** Client port, 68. */
   clientPort?: number;
+  /** PXE boot server port for proxy mode, 4011. */
+  bootServerPort?: number;
   onEvent?: (event: DhcpEvent) => void;
   /** Default 60. */
   offerHoldSeconds?: number;
@@ -93,6 +102,11 @@ export class DhcpServer {
    * an address, Linux sends it out of the interface that owns the address.
    */
   private addressSocket: dgram.Socket | undefined;
+  /**
+   * Proxy mode: bound to serverAddress on the boot server port (4011). Its
+   * replies leave from it too: iPXE takes a ProxyDHCPACK only from port 4011.
+   */
+  private bootServerSocket: dgram.Socket | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: DhcpServerOptions) {
@@ -100,7 +114,7 @@ export class DhcpServer {
     this.port = options.port ?? 67;
     this.now = options.now ?? Date.now;
     this.context = {
-      mode: 'full',
+      mode: options.mode ?? 'full',
       serverAddress: options.serverAddress,
       prefixLength: options.prefixLength,
       pool: options.pool,
@@ -131,36 +145,43 @@ export class DhcpServer {
     this.broadcastSocket = await this.bind(anyAddress);
     try {
       this.addressSocket = await this.bind(serverAddress);
+      if (this.context.mode === 'proxy') this.bootServerSocket = await this.bind(serverAddress, this.options.bootServerPort ?? bootServerPort);
     } catch (error) {
       await this.close();
       throw error;
     }
     this.sweepTimer = setInterval(() => this.sweep(), expirySweepMs);
     this.sweepTimer.unref();
-    this.options.log.info({ interface: interfaceName, address: serverAddress, port: this.port, pool: this.options.pool }, 'DHCP server listening');
+    this.options.log.info(
+      this.context.mode === 'proxy'
+        ? { interface: interfaceName, address: serverAddress, port: this.port, bootServerPort: this.options.bootServerPort ?? bootServerPort, mode: 'proxy' }
+        : { interface: interfaceName, address: serverAddress, port: this.port, pool: this.options.pool },
+      'DHCP server listening',
+    );
   }
 
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
-    const sockets = [this.broadcastSocket, this.addressSocket].filter((s): s is dgram.Socket => s !== undefined);
-    this.broadcastSocket = this.addressSocket = undefined;
+    const sockets = [this.broadcastSocket, this.addressSocket, this.bootServerSocket].filter((s): s is dgram.Socket => s !== undefined);
+    this.broadcastSocket = this.addressSocket = this.bootServerSocket = undefined;
     await Promise.all(sockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))));
   }
 
-  private bind(address: string): Promise<dgram.Socket> {
+  private bind(address: string, port = this.port): Promise<dgram.Socket> {
     return new Promise((resolve, reject) => {
       const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
       const onError = (error: Error) => {
         socket.close();
-        reject(new Error(`DHCP: cannot bind ${address}:${this.port}: ${error.message}`));
+        reject(new Error(`DHCP: cannot bind ${address}:${port}: ${error.message}`));
       };
       socket.once('error', onError);
-      socket.bind({ address, port: this.port }, () => {
+      socket.bind({ address, port }, () => {
         socket.off('error', onError);
         socket.setBroadcast(true);
         socket.on('error', (error) => this.options.log.error({ err: error, address }, 'DHCP socket error'));
-        socket.on('message', (message, remote) => this.receive(message, remote));
+        const onBootServerPort = port !== this.port;
+        socket.on('message', (message, remote) => this.receive(message, remote, onBootServerPort));
         resolve(socket);
       });
     });
@@ -180,7 +201,7 @@ export class DhcpServer {
     }
   }
 
-  private receive(message: Buffer, remote: dgram.RemoteInfo): void {
+  private receive(message: Buffer, remote: dgram.RemoteInfo, onBootServerPort = false): void {
     this.stats.received++;
     const source = `${remote.address}:${remote.port}`;
     let packet: DhcpPacket;
@@ -202,7 +223,7 @@ export class DhcpServer {
     const mac = formatMac(packet.hardwareAddress);
     const type = messageTypeName(packet.options.messageType);
     try {
-      this.handle(packet, this.now(), source, mac, type);
+      this.handle(packet, this.now(), source, mac, type, onBootServerPort ? { address: remote.address, port: remote.port } : undefined);
     } catch (error) {
       // A bug, a failing reservation/boot lookup or a lease store refusing a
       // change: this packet gets no answer, the server keeps going.
@@ -213,13 +234,18 @@ export class DhcpServer {
     }
   }
 
-  private handle(packet: DhcpPacket, now: number, source: string, mac: string, type: string): void {
-    const decision: DhcpDecision = decide(packet, this.context, now);
+  /** bootServerSource: set for a packet that came in on the boot server port (proxy mode). */
+  private handle(packet: DhcpPacket, now: number, source: string, mac: string, type: string, bootServerSource?: { address: string; port: number }): void {
+    const decision: DhcpDecision =
+      bootServerSource !== undefined
+        ? decideProxy(packet, this.context, { port: 'boot-server', source: bootServerSource })
+        : decide(packet, this.context, now);
     const { log } = this.options;
     switch (decision.kind) {
       case 'ignore':
         this.stats.ignored++;
-        log.info({ mac, type, result: 'ignore', reason: decision.reason, source }, `${type} ignored`);
+        // In proxy mode most traffic on the wire is the address server's business.
+        log[this.context.mode === 'proxy' ? 'debug' : 'info']({ mac, type, result: 'ignore', reason: decision.reason, source }, `${type} ignored`);
         this.emit({ kind: 'ignore', mac, type, source, reason: decision.reason });
         return;
       case 'update':
@@ -248,7 +274,8 @@ export class DhcpServer {
         };
         log.info(fields, `${type} ${decision.result}`);
         this.emit({ kind: 'reply', ...fields });
-        this.addressSocket?.send(bytes, port, address, (error) => {
+        const socket = bootServerSource !== undefined ? this.bootServerSocket : this.addressSocket;
+        socket?.send(bytes, port, address, (error) => {
           if (!error) return;
           this.stats.errors++;
           log.warn({ mac, type, destination, err: error }, 'DHCP reply not sent');

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ConsoleWatcher, assertQemu, prepareOvmfVars, readyLinePattern, spawnQemu, type Firmware } from '../../server/demo/qemu.js';
 import { Netns } from './netns.js';
 import { cliPath, ensureTestBuild } from './build.js';
+import { startSiteDhcp, type SiteDhcp } from './site-dhcp.js';
 
 export const serverAddress = '198.18.0.1';
 export const poolStart = '198.18.0.100';
@@ -18,24 +19,49 @@ export interface Rack {
   server: ConsoleWatcher;
   /** Server log lines parsed from JSON. */
   events(): Array<Record<string, unknown>>;
+  /** With dhcp 'proxy': the site's DHCP server (dnsmasq) that hands out the addresses. */
+  site?: SiteDhcp;
   close(): Promise<void>;
+}
+
+export interface RackOptions {
+  /**
+   * 'full' (default): rackboot is the wire's DHCP server, on tap0.
+   * 'proxy': dnsmasq gives addresses (startSiteDhcp) and `rackboot serve
+   * --dhcp proxy` answers boot on the bridge that holds tap0.
+   */
+  dhcp?: 'full' | 'proxy';
 }
 
 /**
  * A one-wire test rack: a namespace with tap0 at 198.18.0.1/24, a profiles
  * folder with the given files, and `rackboot serve` (the real CLI) on it.
  */
-export async function startRack(profileFiles: Record<string, string>): Promise<Rack> {
+export async function startRack(profileFiles: Record<string, string>, options: RackOptions = {}): Promise<Rack> {
   const assets = await ensureTestBuild();
   const work = await mkdtemp(path.join(tmpdir(), 'rackboot-e2e-'));
   const profiles = path.join(work, 'profiles');
   await import('node:fs/promises').then((fs) => fs.mkdir(profiles));
   for (const [name, text] of Object.entries(profileFiles)) await writeFile(path.join(profiles, name), text);
   const ns = Netns.create('rbe2e');
-  ns.addTap('tap0', `${serverAddress}/24`);
+  let site: (SiteDhcp & { bridge: string }) | undefined;
+  let dhcpArgs: string[];
+  if (options.dhcp === 'proxy') {
+    ns.ip('tuntap', 'add', 'dev', 'tap0', 'mode', 'tap');
+    try {
+      site = await startSiteDhcp(ns, `${serverAddress}/24`);
+    } catch (error) {
+      ns.delete();
+      throw error;
+    }
+    dhcpArgs = ['--interface', site.bridge, '--dhcp', 'proxy'];
+  } else {
+    ns.addTap('tap0', `${serverAddress}/24`);
+    dhcpArgs = ['--interface', 'tap0', '--pool', `${poolStart}-${poolEnd}`];
+  }
   const child = ns.spawn(process.execPath, [
     cliPath, 'serve',
-    '--interface', 'tap0', '--address', serverAddress, '--pool', `${poolStart}-${poolEnd}`,
+    ...dhcpArgs, '--address', serverAddress,
     '--profiles', profiles, '--assets', assets, '--state', path.join(work, 'state'),
     '--http-port', String(httpPort),
   ], { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'debug' } });
@@ -51,8 +77,10 @@ export async function startRack(profileFiles: Record<string, string>): Promise<R
         .split('\n')
         .filter((line) => line.startsWith('{'))
         .map((line) => JSON.parse(line) as Record<string, unknown>),
+    ...(site ? { site } : {}),
     close: async () => {
       child.kill('SIGTERM');
+      await site?.close();
       ns.delete();
       await rm(work, { recursive: true, force: true });
     },

@@ -1,0 +1,163 @@
+/**
+ * proxyDHCP (PXE specification 2.1, sections 2.2.4 and 2.2.5): another DHCP
+ * server on the network hands out addresses; rackboot only tells network-boot
+ * clients what to boot. A pure function of the packet, where it arrived and
+ * the server's context; it keeps no leases.
+ *
+ * Two conversations, both carrying the boot file from chooseBootFile (the
+ * same decision as full mode):
+ * - port 67: a DHCPDISCOVER gets a ProxyDHCPOFFER, an offer without an
+ *   address (yiaddr 0.0.0.0) that the client pairs with the address
+ *   server's offer. It is broadcast: the client has no address yet.
+ * - port 4011: once the client has its address it may ask again with a
+ *   DHCPREQUEST unicast to us (UEFI PXE always does, see boot-options.ts;
+ *   iPXE does when the proxy offer lacked siaddr or a boot file). The ACK
+ *   goes back to the address and port it came from.
+ *
+ * The DHCPREQUEST a client broadcasts to port 67 selects the address
+ * server's offer and names that server (option 54); it is not ours to answer.
+ * iPXE in particular only accepts the ACK to it from the server it named, and
+ * takes its boot file from the ProxyDHCPOFFER (or asks on port 4011).
+ */
+import type { ClientFacts } from '../boot/facts.js';
+import { bootReplyFields } from './boot-options.js';
+import { orderOptions, type DhcpContext, type DhcpDecision, type ReplyDestination } from './decide.js';
+import { clientFacts } from './facts.js';
+import { anyAddress, limitedBroadcast, Subnet } from '../net/ipv4.js';
+import { MessageType, messageTypeName, type DhcpOptions } from './options.js';
+import { BootOp, hardwareTypeEthernet, type DhcpPacket } from './packet.js';
+
+/** What proxy mode reads of the server's context. */
+export type ProxyContext = Pick<DhcpContext, 'serverAddress' | 'prefixLength' | 'bootFile' | 'serverPort' | 'clientPort'>;
+
+/** Where a request arrived: the DHCP port (67) or the PXE boot server port (4011). */
+export interface ProxyArrival {
+  port: 'dhcp' | 'boot-server';
+  /** The datagram's source address and port; replies on port 4011 go back there. */
+  source?: ReplyDestination;
+}
+
+/** The PXE boot server port (PXE 2.1 section 2.2.5; IANA "pxe"). */
+export const bootServerPort = 4011;
+
+export function decideProxy(packet: DhcpPacket, context: ProxyContext, arrival: ProxyArrival): DhcpDecision {
+  if (packet.op !== BootOp.request) return ignore('not a BOOTREQUEST (op 2 is for clients)');
+  if (packet.hardwareType !== hardwareTypeEthernet || packet.hardwareAddress.length !== 6) {
+    return ignore(`hardware type ${packet.hardwareType} with hlen ${packet.hardwareAddress.length} is not Ethernet`);
+  }
+  const type = packet.options.messageType;
+  if (type === undefined) return ignore('BOOTP request without option 53; only DHCP is served');
+  const facts = clientFacts(packet);
+  const subnet = new Subnet(context.serverAddress, context.prefixLength);
+  if (packet.relayAddress !== anyAddress && !subnet.contains(packet.relayAddress)) {
+    return ignore(`relayed by ${packet.relayAddress}, outside ${subnet}`, facts);
+  }
+  if (packet.relayAddress === context.serverAddress) return ignore(`giaddr is our own address ${packet.relayAddress}`, facts);
+  if (!facts.isPxe && !facts.isIpxe && !facts.isHttpBoot) {
+    return ignore('not a PXE, iPXE or HTTP Boot client; in proxy mode the network\'s DHCP server serves it', facts);
+  }
+  const proxy = new ProxyReply(packet, facts, context, subnet);
+  return arrival.port === 'boot-server' ? proxy.onBootServerPort(type, arrival.source) : proxy.onDhcpPort(type);
+}
+
+function ignore(reason: string, facts?: ClientFacts): DhcpDecision {
+  return facts === undefined ? { kind: 'ignore', reason } : { kind: 'ignore', reason, facts };
+}
+
+class ProxyReply {
+  constructor(
+    private readonly request: DhcpPacket,
+    private readonly facts: ClientFacts,
+    private readonly context: ProxyContext,
+    private readonly subnet: Subnet,
+  ) {}
+
+  onDhcpPort(type: number): DhcpDecision {
+    if (type === MessageType.discover) {
+      // To the relay if there is one, else broadcast: the client has no address yet.
+      const destination =
+        this.request.relayAddress !== anyAddress
+          ? { address: this.request.relayAddress, port: this.context.serverPort }
+          : { address: limitedBroadcast, port: this.context.clientPort };
+      return this.reply(MessageType.offer, destination);
+    }
+    if (type === MessageType.request) {
+      const serverId = this.request.options.serverIdentifier;
+      return ignore(
+        serverId === undefined
+          ? 'DHCPREQUEST without a server identifier is for the address server'
+          : `DHCPREQUEST for server ${serverId}; boot information went in the proxy offer (or comes on port ${bootServerPort})`,
+        this.facts,
+      );
+    }
+    return ignore(`${messageTypeName(type)} is not answered in proxy mode`, this.facts);
+  }
+
+  onBootServerPort(type: number, source: ReplyDestination | undefined): DhcpDecision {
+    if (type !== MessageType.request && type !== MessageType.inform) {
+      return ignore(`${messageTypeName(type)} on port ${bootServerPort} (only DHCPREQUEST is answered there)`, this.facts);
+    }
+    const serverId = this.request.options.serverIdentifier;
+    if (serverId !== undefined && serverId !== this.context.serverAddress) {
+      return ignore(`port ${bootServerPort} request for server ${serverId}`, this.facts);
+    }
+    // Back where it came from: iPXE sends from port 68, UEFI PXE from 4011
+    // (EDK2 PxeBcDhcp4Discover listens on 4011), each listening there.
+    let destination: ReplyDestination | undefined;
+    if (this.request.relayAddress !== anyAddress) {
+      destination = { address: this.request.relayAddress, port: this.context.serverPort };
+    } else if (source !== undefined && source.address !== anyAddress) {
+      destination = source;
+    } else if (this.request.clientAddress !== anyAddress) {
+      destination = { address: this.request.clientAddress, port: this.context.clientPort };
+    }
+    if (destination === undefined) return ignore(`port ${bootServerPort} request without ciaddr or a source address`, this.facts);
+    if (destination.address !== this.request.relayAddress && !this.subnet.contains(destination.address)) {
+      return ignore(`port ${bootServerPort} request from ${destination.address}, outside ${this.subnet}`, this.facts);
+    }
+    return this.reply(MessageType.ack, destination);
+  }
+
+  private reply(type: typeof MessageType.offer | typeof MessageType.ack, destination: ReplyDestination): DhcpDecision {
+    const { context, request } = this;
+    const boot = context.bootFile(this.facts);
+    const fields = bootReplyFields(request, this.facts, boot, context.serverAddress, 'proxy');
+    if (boot.kind === 'none' || fields === undefined) {
+      return ignore(boot.kind === 'none' ? boot.reason : 'nothing to boot', this.facts);
+    }
+    const offered: DhcpOptions = { ...fields.options };
+    // RFC 6842: a reply carries the client identifier (61) the request had.
+    if (request.options.clientIdentifier !== undefined) offered.clientIdentifier = request.options.clientIdentifier;
+    const packet: DhcpPacket = {
+      op: BootOp.reply,
+      hardwareType: request.hardwareType,
+      hardwareAddress: Buffer.from(request.hardwareAddress),
+      hops: 0,
+      transactionId: request.transactionId,
+      secondsElapsed: 0,
+      // The offer is broadcast; say so, as pixiecore and dnsmasq do.
+      broadcast: type === MessageType.offer ? true : request.broadcast,
+      // The ACK on port 4011 keeps the client's address; no address is ever given.
+      clientAddress: type === MessageType.ack ? request.clientAddress : anyAddress,
+      yourAddress: anyAddress,
+      serverAddress: fields.nextServer,
+      relayAddress: request.relayAddress,
+      serverName: '',
+      bootFile: fields.bootFile,
+      options: orderOptions(
+        { messageType: type, serverIdentifier: context.serverAddress },
+        offered,
+        request.options.parameterRequestList ?? [],
+      ),
+    };
+    return {
+      kind: 'reply',
+      result: type === MessageType.offer ? 'offer' : 'ack',
+      packet,
+      destination,
+      facts: this.facts,
+      boot,
+      leaseChanges: [],
+    };
+  }
+}
