@@ -145,8 +145,6 @@ export class SqliteLeaseStore implements LeaseStore {
       ),
       dropEnded: db.prepare<[number]>(`DELETE FROM leases WHERE expires_at <= ? AND state IN ('offered', 'declined')`),
       expireBound: db.prepare<[number]>(`UPDATE leases SET state = 'expired' WHERE expires_at <= ? AND state = 'bound'`),
-      synchronousFull: db.prepare('PRAGMA synchronous = FULL'),
-      synchronousNormal: db.prepare('PRAGMA synchronous = NORMAL'),
     };
   }
 
@@ -154,8 +152,10 @@ export class SqliteLeaseStore implements LeaseStore {
   private write<T>(durable: boolean, change: () => T): T {
     const wanted = durable ? 'FULL' : 'NORMAL';
     if (this.synchronous !== wanted) {
-      // Only outside a transaction: SQLite refuses to change it inside one.
-      (durable ? this.statements.synchronousFull : this.statements.synchronousNormal).run();
+      // Set before BEGIN, so the COMMIT runs at this level. Not a prepared
+      // statement: SQLite applies PRAGMA synchronous when the statement is
+      // compiled, and running the compiled statement again changes nothing.
+      this.db.pragma(`synchronous = ${wanted}`);
       this.synchronous = wanted;
     }
     return this.db.transaction(change)();

@@ -86,6 +86,18 @@ describe('SqliteLeaseStore', () => {
     db.close();
   });
 
+  test('a bound lease commits with synchronous=FULL (fsynced), an offer with NORMAL', () => {
+    const store = open();
+    // The connection is private; its level is what the commit just ran at.
+    const level = () => (store as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true });
+    store.upsert({ mac: '02:00:00:00:00:01', address: '198.18.0.100', state: 'offered', expiresAt: t0 + 60_000 }, t0);
+    assert.equal(level(), 1, 'NORMAL');
+    store.upsert({ mac: '02:00:00:00:00:01', address: '198.18.0.100', state: 'bound', expiresAt: t0 + 3_600_000 }, t0);
+    assert.equal(level(), 2, 'FULL');
+    store.release('02:00:00:00:00:01', t0 + 1);
+    assert.equal(level(), 1, 'NORMAL');
+  });
+
   test('expire reclaims ended holds for good', () => {
     const file = join(dir, 'expire.sqlite');
     const store = open(file);
