@@ -25,6 +25,8 @@ before(async () => {
         '  kernelArgs: "rackboot.poweroff=1"',
         '',
       ].join('\n'),
+      // Everyone else (node13, the HTTP Boot machine): DHCP, powered off after the ready line.
+      'default.yaml': ['hostname: "node-{mac}"', 'boot:', '  kernelArgs: "rackboot.poweroff=1"', ''].join('\n'),
     },
     { dhcp: 'proxy' },
   );
@@ -91,4 +93,18 @@ test('proxy, UEFI: OVMF PXE asks on port 4011 for ipxe.efi, takes it by TFTP, an
     'a TFTP transfer of ipxe.efi was logged',
   );
   assert.ok(rack.events().some((event) => event.event === 'boot-script' && event.mac === mac && event.platform === 'efi64'));
+});
+
+test('proxy, UEFI HTTP Boot: OVMF takes ipxe.efi by the URL in the proxy offer and boots to the ready line', { timeout: 480_000 }, async () => {
+  const mac = '52:54:00:12:35:13';
+  const result = await bootMachine(rack, 'efi-http', mac);
+  process.stderr.write(`proxyDHCP UEFI HTTP Boot of node13 to ready: ${result.seconds.toFixed(1)} s\n`);
+  assert.equal(result.hostname, 'node-525400123513');
+  assert.equal(result.mac, mac);
+  assert.ok(inSitePool(result.ip.split('/')[0]!), `the runtime's address ${result.ip} came from dnsmasq's range`);
+
+  const offer = dhcpEvents(mac).find((event) => event.result === 'offer' && event.arch === 16);
+  assert.ok(offer, `a proxy offer to the HTTP Boot client: ${JSON.stringify(dhcpEvents(mac))}`);
+  assert.deepEqual(offer.boot, { kind: 'http', url: 'http://198.18.0.1:8080/ipxe.efi' });
+  assert.ok(rack.events().some((event) => event.event === 'http' && event.path === '/ipxe.efi' && event.status === 200));
 });
