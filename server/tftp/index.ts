@@ -36,4 +36,5 @@ export {
   type TransferOutcome,
   type TransferSummary,
 } from './server.js';
+export { maxBackoffMs, retransmissionDelay } from './transfer.js';
 export { interpretAck, wireBlockNumber, type AckMeaning } from './window.js';

@@ -62,7 +62,11 @@ export interface TftpServerOptions {
    * starts), so more from one address is a script or a loop.
    */
   maxTransfersPerClient?: number;
-  /** Retransmission timeout unless the client asks for another (RFC 2349). Default 1000 ms. */
+  /**
+   * Retransmission timeout unless the client asks for another (RFC 2349).
+   * Default 1000 ms. Doubles with each retransmission of the same window,
+   * up to 8 s (see retransmissionDelay).
+   */
   timeoutMs?: number;
   /** Retransmissions of one window (or OACK) before giving up. Default 5. */
   retries?: number;

@@ -223,7 +223,7 @@ export class ReadTransfer {
     const generation = this.timerGeneration;
     this.timer = setTimeout(() => {
       this.enqueue(() => this.expire(generation));
-    }, this.params.timeoutMs);
+    }, retransmissionDelay(this.params.timeoutMs, this.tries));
   }
 
   private async expire(generation: number): Promise<void> {
@@ -293,6 +293,28 @@ export class ReadTransfer {
     if (detail !== undefined) summary.detail = detail;
     this.params.onFinished(summary);
   }
+}
+
+/**
+ * Longest wait between retransmissions once backing off: longer than the
+ * clients' own retransmission timers (atftp and tftp-hpa wait 5 s).
+ */
+export const maxBackoffMs = 8000;
+
+/**
+ * How long to wait for an ACK after the `tries`-th retransmission of the
+ * same window: the timeout, doubled each time (RFC 1123 section 4.2.3.2
+ * asks for exponential backoff), up to maxBackoffMs (or the timeout, if the
+ * client asked for a longer one).
+ *
+ * Backing off is also what unsticks atftp with windows (Debian's RFC 7440
+ * patch): on old blocks it sends one ACK and then ignores them until its
+ * own 5 s timer fires, and every retransmission restarts that timer. If
+ * that one ACK is lost, only a pause longer than 5 s lets it speak again;
+ * resending every second would keep it silent until we gave up.
+ */
+export function retransmissionDelay(timeoutMs: number, tries: number): number {
+  return Math.min(timeoutMs * 2 ** Math.min(tries, 20), Math.max(timeoutMs, maxBackoffMs));
 }
 
 export function clientLabel(client: TftpClient): string {
