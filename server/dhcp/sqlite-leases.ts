@@ -113,6 +113,13 @@ export class SqliteLeaseStore implements LeaseStore {
       if (String(mode).toLowerCase() !== 'wal') throw new LeaseDatabaseError(file, 'OPEN', `cannot switch to WAL mode (journal_mode is ${mode})`);
       db.pragma('synchronous = FULL');
       migrate(db, file);
+      // Damaged pages would otherwise surface later as failed DHCP requests;
+      // quick_check reads every page once (milliseconds for a leases file).
+      const problems = (db.pragma('quick_check(3)') as Array<{ quick_check: string }>).map((row) => row.quick_check);
+      if (problems.length !== 1 || problems[0] !== 'ok') {
+        const found = problems.join('; ').replace(/\s+/g, ' ').slice(0, 300);
+        throw new LeaseDatabaseError(file, 'CORRUPT', `damaged (quick_check: ${found}); move it aside to start with no leases`);
+      }
       const store = new SqliteLeaseStore(file, db);
       store.synchronous = 'FULL';
       return store;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -52,6 +52,29 @@ describe('SqliteLeaseStore', () => {
       (error: unknown) => error instanceof LeaseDatabaseError && error.code === 'CORRUPT' && error.message.includes(file),
     );
   });
+
+  for (const [where, page] of [['an early page', 2], ['the last page', -1]] as const) {
+    test(`a database with ${where} damaged is refused with its name`, () => {
+      const file = join(dir, `damaged${page}.sqlite`);
+      const store = open(file);
+      for (let i = 0; i < 400; i++) {
+        const mac = `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+        store.upsert({ mac, address: `198.18.${i >> 8}.${i & 255}`, state: 'bound', expiresAt: t0 + 1000 }, t0);
+      }
+      store.close();
+      // Closing checkpoints the WAL into the file; scribble over a table or index page.
+      // An early one breaks opening itself; the last one only quick_check finds.
+      const bytes = readFileSync(file);
+      assert.ok(bytes.length >= 4 * 4096, `${bytes.length} bytes`);
+      const start = page >= 0 ? page * 4096 : bytes.length - 4096;
+      bytes.fill(0x5a, start + 100, start + 4096);
+      writeFileSync(file, bytes);
+      assert.throws(
+        () => open(file),
+        (error: unknown) => error instanceof LeaseDatabaseError && error.code === 'CORRUPT' && error.message.includes(file),
+      );
+    });
+  }
 
   test('a file another server holds is refused as locked, with its name', () => {
     const file = join(dir, 'locked.sqlite');
