@@ -23,8 +23,8 @@
  * server runs; stop it first (sqlite3 leases.sqlite 'SELECT * FROM leases').
  *
  * Portability: the schema and the statements are meant to run unchanged on
- * PostgreSQL later. SQLite-only parts are the PRAGMAs in open() and nothing
- * else; expires_at is BIGINT because milliseconds since the epoch overflow
+ * PostgreSQL later. SQLite-only parts are the PRAGMAs (open() and write())
+ * and nothing else; expires_at is BIGINT because milliseconds since the epoch overflow
  * PostgreSQL's 32-bit INTEGER (SQLite gives BIGINT integer affinity).
  * INSERT ... ON CONFLICT ... DO UPDATE and partial indexes (CREATE INDEX ...
  * WHERE) are the same in both (SQLite 3.24+/3.8, PostgreSQL 9.5+).
