@@ -5,6 +5,8 @@
 set -euo pipefail
 
 packages=(
+  # npm install builds server/native (SO_BINDTODEVICE for DHCP) with node-gyp
+  g++ make python3
   # `rackboot build`: apt-get download + dpkg-deb come with apt and dpkg
   ca-certificates cpio xz-utils gzip
   # machines for `rackboot demo` and the end-to-end tests

@@ -3,15 +3,16 @@
  * decide, apply lease changes, encode, send. All protocol logic is in
  * decide.ts; this file only owns sockets, the clock and logging.
  *
- * Limitation: Node offers neither SO_BINDTODEVICE nor IP_PKTINFO, so the
- * wildcard socket also hears broadcasts arriving on other interfaces of the
- * host, and cannot tell them apart. Replies still leave by interfaceName
- * (see addressSocket). Run rackboot where the boot network is the only one
- * with DHCP clients on it, or in a network namespace holding just that link.
+ * Every socket is bound to interfaceName (SO_BINDTODEVICE, see
+ * net/device-socket.ts): a 0.0.0.0 socket would otherwise hear the
+ * broadcasts of every interface of the host, and a DHCP server must never
+ * answer on a network it was not given. Datagrams from other interfaces are
+ * not even received.
  */
 import dgram from 'node:dgram';
 import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
 import type { Logger } from '../log.js';
+import { bindUdp4ToDevice } from '../net/device-socket.js';
 import { ipv4AddressesOf } from '../net/interfaces.js';
 import { decide, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation } from './decide.js';
 import { bootServerPort, decideProxy } from './proxy.js';
@@ -168,23 +169,19 @@ export class DhcpServer {
     await Promise.all(sockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))));
   }
 
-  private bind(address: string, port = this.port): Promise<dgram.Socket> {
-    return new Promise((resolve, reject) => {
-      const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-      const onError = (error: Error) => {
-        socket.close();
-        reject(new Error(`DHCP: cannot bind ${address}:${port}: ${error.message}`));
-      };
-      socket.once('error', onError);
-      socket.bind({ address, port }, () => {
-        socket.off('error', onError);
-        socket.setBroadcast(true);
-        socket.on('error', (error) => this.options.log.error({ err: error, address }, 'DHCP socket error'));
-        const onBootServerPort = port !== this.port;
-        socket.on('message', (message, remote) => this.receive(message, remote, onBootServerPort));
-        resolve(socket);
-      });
-    });
+  /** A socket on interfaceName only, with SO_REUSEADDR and SO_BROADCAST. */
+  private async bind(address: string, port = this.port): Promise<dgram.Socket> {
+    const device = this.options.interfaceName;
+    let socket: dgram.Socket;
+    try {
+      socket = await bindUdp4ToDevice({ device, address, port });
+    } catch (error) {
+      throw new Error(`DHCP: cannot bind ${address}:${port}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    socket.on('error', (error) => this.options.log.error({ err: error, address }, 'DHCP socket error'));
+    const onBootServerPort = port !== this.port;
+    socket.on('message', (message, remote) => this.receive(message, remote, onBootServerPort));
+    return socket;
   }
 
   private sweep(): void {

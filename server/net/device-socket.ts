@@ -1,0 +1,72 @@
+import dgram from 'node:dgram';
+import { closeSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+/**
+ * UDP sockets that hear one network device only (SO_BINDTODEVICE).
+ *
+ * A DHCP server binds 0.0.0.0:67 to hear clients that have no address yet,
+ * and on Linux that socket hears the broadcasts of every interface: on a
+ * multi-homed host rackboot would answer on networks it was never given.
+ * Node's dgram can neither set SO_BINDTODEVICE nor tell which interface a
+ * datagram came in on (IP_PKTINFO), so a small addon of ours
+ * (server/native, built by node-gyp at npm install) creates the socket, sets
+ * the option before bind() so nothing from another device is ever queued,
+ * binds it, and hands the descriptor to dgram's documented bind({ fd }).
+ */
+
+interface NativeBinding {
+  /** A bound UDP socket's descriptor; throws an Error with code/errno/syscall like Node's. */
+  openUdp4OnDevice(device: string, address: string, port: number): number;
+}
+
+let binding: NativeBinding | undefined;
+
+function nativeBinding(): NativeBinding {
+  if (binding === undefined) {
+    const require = createRequire(import.meta.url);
+    try {
+      binding = require('rackboot-native') as NativeBinding;
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`the native addon rackboot-native is not built (run npm install; it needs g++, make and python3): ${reason}`);
+    }
+  }
+  return binding;
+}
+
+export interface DeviceSocketOptions {
+  /** Network device, e.g. eth1. */
+  device: string;
+  /** Local IPv4 address to bind; 0.0.0.0 for broadcasts. */
+  address: string;
+  port: number;
+}
+
+/**
+ * A udp4 dgram socket bound to address:port that receives only what arrives
+ * on `device` and sends only through it. SO_REUSEADDR and SO_BROADCAST are
+ * set. Needs CAP_NET_RAW (root), as binding port 67 needs root anyway.
+ */
+export function bindUdp4ToDevice(options: DeviceSocketOptions): Promise<dgram.Socket> {
+  const { device, address, port } = options;
+  const fd = nativeBinding().openUdp4OnDevice(device, address, port);
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket({ type: 'udp4' });
+    const onError = (error: Error) => {
+      socket.close();
+      reject(error);
+    };
+    socket.once('error', onError);
+    try {
+      // With fd, dgram adopts the socket as it is: address and port are ignored.
+      socket.bind({ fd }, () => {
+        socket.off('error', onError);
+        resolve(socket);
+      });
+    } catch (error) {
+      closeSync(fd);
+      reject(error);
+    }
+  });
+}

@@ -1,0 +1,130 @@
+/**
+ * DHCP answers only on the interface it was given. A host namespace with two
+ * networks, each a veth pair to a client namespace: the served one
+ * (198.18.0.1/24, device rbA0) and another (198.18.1.1/24, device rbB0).
+ * rackboot's DhcpServer serves rbA0. A client on the other network must get
+ * no answer at all, and the server must not even receive its packets; a
+ * witness socket bound to no device shows they did reach the host. Needs
+ * root; fails (never skips) without it.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { DhcpEvent } from '../../server/dhcp/server.js';
+import { Netns, run } from '../helpers/netns.js';
+import { bindingChildScript, type InformConfig } from './binding-child.js';
+import { runIn, ServerChild } from './live-support.js';
+import { childScript, type ChildServerConfig } from './netns-child.js';
+
+const servedAddress = '198.18.0.1';
+const otherAddress = '198.18.1.1';
+const otherClientAddress = '198.18.1.2';
+const servedClientMac = '02:00:00:00:0a:01';
+const otherClientMac = '02:00:00:00:0b:01';
+
+describe('DHCP on a host with two networks answers only on its own', () => {
+  const namespaces: Netns[] = [];
+  let host: Netns;
+  let served: Netns;
+  let other: Netns;
+  let server: ServerChild;
+  let witness: ServerChild | undefined;
+  let scratch: string;
+  let script: string;
+
+  /** A veth pair from the host to a new client namespace; the host end gets `cidr`. */
+  const joinClient = (hostDevice: string, clientDevice: string, cidr: string, mac: string): Netns => {
+    const client = Netns.create('rbbc');
+    namespaces.push(client);
+    host.addVethPair(hostDevice, clientDevice);
+    host.ip('link', 'set', clientDevice, 'netns', client.name);
+    host.ip('addr', 'add', cidr, 'dev', hostDevice);
+    host.ip('link', 'set', hostDevice, 'up');
+    client.ip('link', 'set', clientDevice, 'address', mac);
+    client.ip('link', 'set', clientDevice, 'up');
+    return client;
+  };
+
+  const udhcpc = (ns: Netns, device: string) =>
+    runIn(ns, 'busybox', ['udhcpc', '-i', device, '-n', '-q', '-f', '-t', '3', '-T', '1', '-s', script], 30_000);
+
+  const heardFrom = (source: string) => (witness?.events ?? []).filter((e) => e.kind === 'heard' && e['source'] === source).length;
+
+  before(async () => {
+    run('busybox', ['udhcpc', '--help']); // fails the suite when busybox has no udhcpc
+    host = Netns.create('rbbh');
+    namespaces.push(host);
+    served = joinClient('rbA0', 'cliA0', `${servedAddress}/24`, servedClientMac);
+    other = joinClient('rbB0', 'cliB0', `${otherAddress}/24`, otherClientMac);
+    scratch = mkdtempSync(join(tmpdir(), 'rackboot-dhcp-binding-'));
+    script = join(scratch, 'udhcpc-script');
+    // udhcpc runs this on each event; it only reports, it configures nothing.
+    writeFileSync(script, '#!/bin/sh\necho "UDHCPC $1 ip=$ip serverid=$serverid"\n', { mode: 0o755 });
+    const config: ChildServerConfig = {
+      interfaceName: 'rbA0',
+      serverAddress: servedAddress,
+      prefixLength: 24,
+      pool: { start: '198.18.0.100', end: '198.18.0.199' },
+      leaseSeconds: 3600,
+      dns: [],
+      reservations: {},
+    };
+    server = new ServerChild(host.spawn(process.execPath, [childScript, 'server', JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    await server.waitFor(() => server.events.find((e) => e.kind === 'ready'), 'ready line');
+    witness = new ServerChild(host.spawn(process.execPath, [bindingChildScript, 'witness', JSON.stringify({ port: 67 })], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    await witness.waitFor(() => witness!.events.find((e) => e.kind === 'ready'), 'witness ready line');
+  });
+
+  after(() => {
+    witness?.process.kill('SIGKILL');
+    server?.process.stdin?.end('close\n');
+    server?.process.kill('SIGKILL');
+    for (const ns of namespaces.reverse()) ns.delete();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  test('udhcpc on the other network gets no answer; the server never receives its broadcasts', async () => {
+    const result = await udhcpc(other, 'cliB0');
+    assert.notEqual(result.code, 0, `udhcpc on the other network got a lease:\n${result.stdout}\n${result.stderr}`);
+    assert.doesNotMatch(result.stdout, /UDHCPC bound/);
+    // udhcpc sent (3 DISCOVERs from 0.0.0.0:68) and the host heard them ...
+    await witness!.waitFor(() => (heardFrom('0.0.0.0:68') >= 3 ? true : undefined), 'DISCOVERs from the other network at the witness');
+    // ... but on another device than the server's, so it received nothing.
+    const { stats } = await server.stats();
+    assert.equal(stats.received, 0, `server received ${stats.received} packets from the other network`);
+    assert.deepEqual(server.events.filter((e) => e.kind === 'reply'), []);
+  });
+
+  test('a unicast INFORM to the server address from the other network is not received either', async () => {
+    // The host accepts a datagram for any of its addresses on any interface
+    // (the weak host model), so this would reach a socket bound to no device.
+    other.ip('addr', 'add', `${otherClientAddress}/24`, 'dev', 'cliB0');
+    other.ip('route', 'add', `${servedAddress}/32`, 'via', otherAddress);
+    const config: InformConfig = { localAddress: otherClientAddress, serverAddress: servedAddress, waitMs: 1500 };
+    const result = await runIn(other, process.execPath, [bindingChildScript, 'inform', JSON.stringify(config)], 10_000);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout), { sent: true, answered: false });
+    await witness!.waitFor(() => (heardFrom(`${otherClientAddress}:68`) >= 1 ? true : undefined), 'the INFORM at the witness');
+    const { stats } = await server.stats();
+    assert.equal(stats.received, 0);
+  });
+
+  test('udhcpc on the served network gets a lease', async () => {
+    const result = await udhcpc(served, 'cliA0');
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    assert.match(result.stdout, new RegExp(`UDHCPC bound ip=198\\.18\\.0\\.100 serverid=${servedAddress.replace(/\./g, '\\.')}`));
+    // udhcpc can exit before the server's event lines have been read here.
+    const replies = await server.waitFor(() => {
+      const found = server.events
+        .filter((e): e is Extract<DhcpEvent, { kind: 'reply' }> => e.kind === 'reply')
+        .map((e) => [e.mac, e.result]);
+      return found.length >= 2 ? found : undefined;
+    }, 'two replies');
+    assert.deepEqual(replies, [
+      [servedClientMac, 'offer'],
+      [servedClientMac, 'ack'],
+    ]);
+  });
+});
