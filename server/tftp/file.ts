@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { close, createReadStream, open, read } from 'node:fs';
 import { stat } from 'node:fs/promises';
 
 /**
@@ -22,6 +22,20 @@ export interface TftpFile {
    * tsize probe opens nothing), or the same Buffer every time.
    */
   open(): TftpSource;
+  /**
+   * Random access to the same bytes, for sources that have it (files on
+   * disk). Octet transfers then read each window straight into a buffer of
+   * their own that they reuse, instead of streaming: no allocation per
+   * block, so 200 transfers stay within a few tens of MB.
+   */
+  openRandomAccess?(): Promise<RandomAccessContent>;
+}
+
+/** Positional reads of a TftpFile's content. */
+export interface RandomAccessContent {
+  /** Read up to `length` bytes at `position` into `buffer` at `offset`; resolves with the count read. */
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
+  close(): void;
 }
 
 /** fileFromDisk was handed a directory, FIFO, device or socket. */
@@ -48,7 +62,38 @@ export async function fileFromDisk(path: string): Promise<TftpFile> {
   return {
     size,
     open: () => (size === 0 ? Buffer.alloc(0) : createReadStream(path, { start: 0, end: size - 1, highWaterMark: 64 * 1024 })),
+    openRandomAccess: () => openRandomAccess(path, size),
   };
+}
+
+/** Callback fs calls rather than FileHandle: one promise per read, no more. */
+function openRandomAccess(path: string, size: number): Promise<RandomAccessContent> {
+  return new Promise((resolve, reject) => {
+    open(path, 'r', (err, fd) => {
+      if (err) {
+        reject(err);
+        return;
+      }
+      let closed = false;
+      resolve({
+        read: (buffer, offset, length, position) =>
+          new Promise((done, fail) => {
+            // Stop at the size taken when the file was resolved (see fileFromDisk).
+            const wanted = Math.max(0, Math.min(length, size - position));
+            if (wanted === 0 || closed) {
+              done(0);
+              return;
+            }
+            read(fd, buffer, offset, wanted, position, (readErr, bytesRead) => (readErr ? fail(readErr) : done(bytesRead)));
+          }),
+        close: () => {
+          if (closed) return;
+          closed = true;
+          close(fd, () => undefined);
+        },
+      });
+    });
+  });
 }
 
 /** Content already in memory; served by slicing, without copies. */

@@ -1,6 +1,7 @@
 import type { Socket, RemoteInfo } from 'node:dgram';
 import type { Logger } from '../log.js';
 import { BlockReader } from './block-reader.js';
+import { WindowBuffer } from './window-buffer.js';
 import { ErrorCode } from './codes.js';
 import type { TftpFile } from './file.js';
 import type { NegotiatedTransfer } from './options.js';
@@ -69,7 +70,11 @@ type Phase = 'optionAck' | 'data' | 'done';
  */
 export class ReadTransfer {
   private phase: Phase;
+  /** Where blocks come from: a reused window buffer for random-access content, else a stream. */
   private reader: BlockReader | undefined;
+  private window: WindowBuffer | undefined;
+  /** DATA sends handed to the socket whose callbacks have not run: their bytes may still be queued. */
+  private sendsInFlight = 0;
   /** Blocks sent and not yet acknowledged, by index; at most one window. */
   private readonly unacknowledged = new Map<number, Buffer>();
   private lastAcked = 0;
@@ -180,8 +185,19 @@ export class ReadTransfer {
   private async beginData(): Promise<void> {
     this.phase = 'data';
     this.tries = 0;
+    const { content, netascii } = this.params;
     try {
-      this.reader = new BlockReader(this.params.content.open(), this.params.netascii);
+      if (!netascii && content.openRandomAccess !== undefined) {
+        const random = await content.openRandomAccess();
+        if (this.phase !== 'data') {
+          random.close();
+          return;
+        }
+        this.window = new WindowBuffer(random, content.size, this.blockSize, this.windowSize);
+        this.finalIndex = this.window.finalIndex;
+      } else {
+        this.reader = new BlockReader(content.open(), netascii);
+      }
     } catch (err) {
       this.failRead(err);
       return;
@@ -198,7 +214,7 @@ export class ReadTransfer {
       let block = this.unacknowledged.get(index);
       if (block === undefined) {
         try {
-          block = await this.reader!.read(this.blockSize);
+          block = this.window !== undefined ? await this.windowBlock(index, end) : await this.reader!.read(this.blockSize);
         } catch (err) {
           this.failRead(err);
           return;
@@ -209,12 +225,21 @@ export class ReadTransfer {
       } else if (index <= this.highestSent) {
         this.retransmits += 1;
       }
+      this.sendsInFlight += 1;
       this.params.socket.send([encodeDataHeader(wireBlockNumber(index)), block], this.params.client.port, this.params.client.address, (err) => {
+        this.sendsInFlight -= 1;
         if (err) this.params.log.debug({ client: clientLabel(this.params.client), err }, 'tftp send failed');
       });
       if (index > this.highestSent) this.highestSent = index;
     }
     this.armTimer();
+  }
+
+  /** Block `index` from the window buffer, reading the rest of the window (up to `end`) at once when it is new. */
+  private async windowBlock(index: number, end: number): Promise<Buffer> {
+    const window = this.window!;
+    if (index > window.highestRead) await window.fill(index, end, this.sendsInFlight > 0);
+    return window.block(index);
   }
 
   private armTimer(): void {
@@ -271,6 +296,7 @@ export class ReadTransfer {
     this.phase = 'done';
     clearTimeout(this.timer);
     this.reader?.close();
+    this.window?.close();
     this.unacknowledged.clear();
     // Close after pending sends (the final ERROR) have gone out.
     setImmediate(() => {
