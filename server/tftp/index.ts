@@ -28,6 +28,7 @@ export {
   type TransferRequest,
 } from './packet.js';
 export { normaliseRequestPath, type RequestPath } from './path.js';
+export { fileInRoot, OutsideRootError } from './root.js';
 export {
   TftpServer,
   type TftpClient,

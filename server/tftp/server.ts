@@ -7,6 +7,7 @@ import { NotRegularFileError, type TftpFile } from './file.js';
 import { defaultLimits, negotiateOptions } from './options.js';
 import { describePacket, encodePacket, tryDecodePacket, type TransferRequest } from './packet.js';
 import { normaliseRequestPath } from './path.js';
+import { OutsideRootError } from './root.js';
 import { clientLabel, ReadTransfer, type TftpClient, type TransferSummary } from './transfer.js';
 
 export type { TftpClient, TransferOutcome, TransferSummary } from './transfer.js';
@@ -372,6 +373,7 @@ export class TftpServer {
 /** Error code and message for a resolve() that rejected. */
 function resolveFailure(err: unknown): [number, string] {
   if (err instanceof NotRegularFileError) return [ErrorCode.accessViolation, 'not a regular file'];
+  if (err instanceof OutsideRootError) return [ErrorCode.accessViolation, 'access violation'];
   const code = (err as { code?: unknown } | null)?.code;
   if (code === 'ENOENT' || code === 'ENOTDIR') return [ErrorCode.fileNotFound, 'file not found'];
   if (code === 'EACCES' || code === 'EPERM') return [ErrorCode.accessViolation, 'access violation'];
