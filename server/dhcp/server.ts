@@ -253,7 +253,9 @@ export class DhcpServer {
         return;
       case 'reply': {
         const bytes = encodePacket(decision.packet);
-        // Leases first: if the store refuses, nothing is promised on the wire.
+        // Leases first: if the store refuses, nothing is promised on the wire,
+        // and a durable store (SqliteLeaseStore) has an ACKed lease on disk
+        // before the ACK leaves (test/dhcp/durable.test.ts).
         applyLeaseChanges(this.options.leases, decision.leaseChanges, now);
         const { address, port } = decision.destination;
         const destination = `${address}:${port}`;
