@@ -14,7 +14,7 @@
  *   SO_REUSEADDR     the wildcard and the address socket share port 67
  *   SO_BROADCAST     replies to clients without an address are broadcast
  *   SO_BINDTODEVICE  receive from (and send through) this device only;
- *                    needs CAP_NET_RAW, which a server on port 67 has
+ *                    Linux before 5.7 wants CAP_NET_RAW for it
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>

@@ -46,12 +46,14 @@ export interface DeviceSocketOptions {
 /**
  * A udp4 dgram socket bound to address:port that receives only what arrives
  * on `device` and sends only through it. SO_REUSEADDR and SO_BROADCAST are
- * set. Needs CAP_NET_RAW (root), as binding port 67 needs root anyway.
+ * set. Linux before 5.7 wants CAP_NET_RAW for SO_BINDTODEVICE; port 67
+ * needs root anyway.
  */
 export function bindUdp4ToDevice(options: DeviceSocketOptions): Promise<dgram.Socket> {
   const { device, address, port } = options;
-  const fd = nativeBinding().openUdp4OnDevice(device, address, port);
   return new Promise((resolve, reject) => {
+    // Throws for bad arguments and failed system calls; the promise rejects.
+    const fd = nativeBinding().openUdp4OnDevice(device, address, port);
     const socket = dgram.createSocket({ type: 'udp4' });
     const onError = (error: Error) => {
       socket.close();

@@ -8,11 +8,14 @@
  * root; fails (never skips) without it.
  */
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DhcpEvent } from '../../server/dhcp/server.js';
+import { bindUdp4ToDevice } from '../../server/net/device-socket.js';
 import { Netns, run } from '../helpers/netns.js';
 import { bindingChildScript, type InformConfig } from './binding-child.js';
 import { runIn, ServerChild } from './live-support.js';
@@ -126,5 +129,50 @@ describe('DHCP on a host with two networks answers only on its own', () => {
       [servedClientMac, 'offer'],
       [servedClientMac, 'ack'],
     ]);
+  });
+});
+
+describe('bindUdp4ToDevice', () => {
+  test('a socket on lo sends and receives through dgram as usual', async () => {
+    const socket = await bindUdp4ToDevice({ device: 'lo', address: '127.0.0.1', port: 0 });
+    try {
+      const { port } = socket.address();
+      assert.ok(port > 0);
+      const heard = once(socket, 'message');
+      socket.send(Buffer.from('ping'), port, '127.0.0.1');
+      const [message] = (await heard) as [Buffer];
+      assert.equal(message.toString(), 'ping');
+    } finally {
+      socket.close();
+    }
+  });
+
+  test('errors carry the errno code and the call that failed, like Node system errors', async () => {
+    await assert.rejects(bindUdp4ToDevice({ device: 'no-such-if0', address: '0.0.0.0', port: 0 }), {
+      code: 'ENODEV',
+      syscall: 'setsockopt',
+      message: /^setsockopt ENODEV SO_BINDTODEVICE no-such-if0/,
+    });
+    await assert.rejects(bindUdp4ToDevice({ device: 'lo', address: '198.18.255.254', port: 0 }), {
+      code: 'EADDRNOTAVAIL',
+      syscall: 'bind',
+      message: /^bind EADDRNOTAVAIL 198\.18\.255\.254:0 on lo/,
+    });
+    // A holder without SO_REUSEADDR: nobody may share its port.
+    const holder = dgram.createSocket('udp4');
+    holder.bind(0, '127.0.0.1');
+    await once(holder, 'listening');
+    try {
+      const { port } = holder.address();
+      await assert.rejects(bindUdp4ToDevice({ device: 'lo', address: '127.0.0.1', port }), { code: 'EADDRINUSE', syscall: 'bind' });
+    } finally {
+      holder.close();
+    }
+  });
+
+  test('arguments are checked before any socket is made', async () => {
+    await assert.rejects(bindUdp4ToDevice({ device: 'an-overlong-device-name', address: '0.0.0.0', port: 0 }), { code: 'ERR_INVALID_ARG_TYPE' });
+    await assert.rejects(bindUdp4ToDevice({ device: 'lo', address: 'not-an-address', port: 0 }), { code: 'ERR_INVALID_ARG_TYPE' });
+    await assert.rejects(bindUdp4ToDevice({ device: 'lo', address: '0.0.0.0', port: 70000 }), { code: 'ERR_INVALID_ARG_TYPE' });
   });
 });
