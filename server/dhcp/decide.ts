@@ -9,12 +9,12 @@
  */
 import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
 import { bootReplyFields } from './boot-options.js';
-import { clientFacts } from './facts.js';
 import { decideProxy } from './proxy.js';
+import { ignore, screenRequest } from './screen.js';
 import { anyAddress, ipv4ToNumber, isIpv4, limitedBroadcast, numberToIpv4, Subnet } from '../net/ipv4.js';
 import { holdsAddress, type Lease, type LeaseChange, type LeaseStore } from './leases.js';
 import { MessageType, messageTypeName, typedOptionName, type DhcpOptions, type OptionName } from './options.js';
-import { BootOp, hardwareTypeEthernet, type DhcpPacket } from './packet.js';
+import { BootOp, type DhcpPacket } from './packet.js';
 
 /** An address reserved for one MAC, with the hostname it is given (option 12). */
 export interface Reservation {
@@ -90,27 +90,12 @@ export type DhcpDecision =
 export function decide(packet: DhcpPacket, context: DhcpContext, now: number): DhcpDecision {
   // A packet on port 67; the server shell calls decideProxy itself for port 4011.
   if (context.mode === 'proxy') return decideProxy(packet, context, { port: 'dhcp' });
-  if (packet.op !== BootOp.request) return ignore('not a BOOTREQUEST (op 2 is for clients)');
-  if (packet.hardwareType !== hardwareTypeEthernet || packet.hardwareAddress.length !== 6) {
-    return ignore(`hardware type ${packet.hardwareType} with hlen ${packet.hardwareAddress.length} is not Ethernet`);
-  }
-  const type = packet.options.messageType;
-  if (type === undefined) return ignore('BOOTP request without option 53; only DHCP is served');
-  const facts = clientFacts(packet);
-  const subnet = new Subnet(context.serverAddress, context.prefixLength);
-  if (packet.relayAddress !== anyAddress && !subnet.contains(packet.relayAddress)) {
-    return ignore(`relayed by ${packet.relayAddress}, outside ${subnet}`, facts);
-  }
-  if (packet.relayAddress === context.serverAddress) {
-    // Not a relay: a reply to it would come straight back to us.
-    return ignore(`giaddr is our own address ${packet.relayAddress}`, facts);
-  }
+  const screened = screenRequest(packet, context);
+  if (screened.kind === 'ignore') return screened;
+  const { type, facts, subnet } = screened;
   return new Decision(packet, facts, context, subnet, now).full(type);
 }
 
-function ignore(reason: string, facts?: ClientFacts): DhcpDecision {
-  return facts === undefined ? { kind: 'ignore', reason } : { kind: 'ignore', reason, facts };
-}
 
 /**
  * Where a reply goes, RFC 2131 section 4.1: to the relay (giaddr) at the

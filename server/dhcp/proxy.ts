@@ -22,10 +22,10 @@
 import type { ClientFacts } from '../boot/facts.js';
 import { bootReplyFields } from './boot-options.js';
 import { orderOptions, type DhcpContext, type DhcpDecision, type ReplyDestination } from './decide.js';
-import { clientFacts } from './facts.js';
+import { ignore, screenRequest } from './screen.js';
 import { anyAddress, limitedBroadcast, Subnet } from '../net/ipv4.js';
 import { MessageType, messageTypeName, type DhcpOptions } from './options.js';
-import { BootOp, hardwareTypeEthernet, type DhcpPacket } from './packet.js';
+import { BootOp, type DhcpPacket } from './packet.js';
 
 /** What proxy mode reads of the server's context. */
 export type ProxyContext = Pick<DhcpContext, 'serverAddress' | 'prefixLength' | 'bootFile' | 'serverPort' | 'clientPort'>;
@@ -41,18 +41,9 @@ export interface ProxyArrival {
 export const bootServerPort = 4011;
 
 export function decideProxy(packet: DhcpPacket, context: ProxyContext, arrival: ProxyArrival): DhcpDecision {
-  if (packet.op !== BootOp.request) return ignore('not a BOOTREQUEST (op 2 is for clients)');
-  if (packet.hardwareType !== hardwareTypeEthernet || packet.hardwareAddress.length !== 6) {
-    return ignore(`hardware type ${packet.hardwareType} with hlen ${packet.hardwareAddress.length} is not Ethernet`);
-  }
-  const type = packet.options.messageType;
-  if (type === undefined) return ignore('BOOTP request without option 53; only DHCP is served');
-  const facts = clientFacts(packet);
-  const subnet = new Subnet(context.serverAddress, context.prefixLength);
-  if (packet.relayAddress !== anyAddress && !subnet.contains(packet.relayAddress)) {
-    return ignore(`relayed by ${packet.relayAddress}, outside ${subnet}`, facts);
-  }
-  if (packet.relayAddress === context.serverAddress) return ignore(`giaddr is our own address ${packet.relayAddress}`, facts);
+  const screened = screenRequest(packet, context);
+  if (screened.kind === 'ignore') return screened;
+  const { type, facts, subnet } = screened;
   if (!facts.isPxe && !facts.isIpxe && !facts.isHttpBoot) {
     return ignore('not a PXE, iPXE or HTTP Boot client; in proxy mode the network\'s DHCP server serves it', facts);
   }
@@ -60,9 +51,6 @@ export function decideProxy(packet: DhcpPacket, context: ProxyContext, arrival: 
   return arrival.port === 'boot-server' ? proxy.onBootServerPort(type, arrival.source) : proxy.onDhcpPort(type);
 }
 
-function ignore(reason: string, facts?: ClientFacts): DhcpDecision {
-  return facts === undefined ? { kind: 'ignore', reason } : { kind: 'ignore', reason, facts };
-}
 
 class ProxyReply {
   constructor(
