@@ -17,6 +17,8 @@ packages=(
   kea-admin tcpdump
   # the site DHCP server beside `--dhcp proxy` in the proxyDHCP tests (the daemon only, no service)
   dnsmasq-base
+  # `npm run bench:tftp` runs in.tftpd unpacked from tftpd-hpa's .deb (the package would start a service on port 69); it links libwrap
+  libwrap0
   # builder tests check the initrd's modules.dep against depmod
   kmod
 )

@@ -214,7 +214,7 @@ export class ReadTransfer {
       let block = this.unacknowledged.get(index);
       if (block === undefined) {
         try {
-          block = this.window !== undefined ? await this.windowBlock(index, end) : await this.reader!.read(this.blockSize);
+          block = this.window !== undefined ? await this.windowBlock(index) : await this.reader!.read(this.blockSize);
         } catch (err) {
           this.failRead(err);
           return;
@@ -235,10 +235,10 @@ export class ReadTransfer {
     this.armTimer();
   }
 
-  /** Block `index` from the window buffer, reading the rest of the window (up to `end`) at once when it is new. */
-  private async windowBlock(index: number, end: number): Promise<Buffer> {
+  /** Block `index` from the window buffer; when it is new, read it and as many after it as the buffer has room for. */
+  private async windowBlock(index: number): Promise<Buffer> {
     const window = this.window!;
-    if (index > window.highestRead) await window.fill(index, end, this.sendsInFlight > 0);
+    if (index > window.highestRead) await window.fill(index, this.lastAcked + window.capacity, this.sendsInFlight > 0);
     return window.block(index);
   }
 

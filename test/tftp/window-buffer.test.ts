@@ -45,3 +45,19 @@ test('WindowBuffer: a small file asked for with big blocks and windows gets a sm
   const shrunk = new WindowBuffer(memoryContent(randomBytes(100)), 1000, 512, 4);
   await assert.rejects(shrunk.fill(1, 4, false), /file ended at 100 bytes, 1000 expected/u);
 });
+
+test('WindowBuffer: at windowsize 1 it reads ahead 64 KiB at a time, never past what is acknowledged + capacity', async () => {
+  const size = 1024 * 1024;
+  const bytes = randomBytes(size);
+  const content = memoryContent(bytes);
+  const window = new WindowBuffer(content, size, 1468, 1);
+  assert.equal(window.capacity, Math.ceil(65536 / 1468));
+  const received: Buffer[] = [];
+  for (let index = 1; index <= window.finalIndex; index += 1) {
+    // Lock-step: block index - 1 is acknowledged when block index is wanted.
+    if (index > window.highestRead) await window.fill(index, index - 1 + window.capacity, false);
+    received.push(Buffer.from(window.block(index)));
+  }
+  assert.deepEqual(Buffer.concat(received), bytes);
+  assert.equal(content.reads, Math.ceil(window.finalIndex / window.capacity));
+});

@@ -1,0 +1,25 @@
+/**
+ * The lossy, slow relay (relay.ts) as a process of its own, so it can run
+ * inside a network namespace:
+ *
+ *   node relay-main.js LISTEN_ADDRESS UPSTREAM_ADDRESS SERVER_ADDRESS SERVER_PORT LOSS_RATE DELAY_MS
+ *
+ * Prints one JSON line {"port": N} once listening; stops on SIGTERM.
+ */
+import { UdpRelay } from './relay.js';
+
+const [listenAddress, upstreamAddress, serverAddress, serverPort, lossRate, delayMs] = process.argv.slice(2);
+if (delayMs === undefined) throw new Error('usage: relay-main LISTEN_ADDRESS UPSTREAM_ADDRESS SERVER_ADDRESS SERVER_PORT LOSS_RATE DELAY_MS');
+const relay = await UdpRelay.start({
+  listenAddress: listenAddress!,
+  upstreamAddress: upstreamAddress!,
+  serverAddress: serverAddress!,
+  serverPort: Number(serverPort),
+  lossRate: Number(lossRate),
+  delayMs: Number(delayMs),
+});
+process.stdout.write(`${JSON.stringify({ port: relay.port })}\n`);
+process.once('SIGTERM', () => {
+  relay.close();
+  process.exit(0);
+});
