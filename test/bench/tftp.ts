@@ -98,7 +98,10 @@ async function atftp(ns: Netns, address: string, port: number, file: string, win
 function formatTable(title: string, rows: Row[]): string {
   const header = ['', ...serverNames.map((name) => `${labels[name]} MB/s`), 'vs dnsmasq', 'vs tftpd-hpa'];
   const body = rows.map((row) => {
-    const speed = (name: ServerName): string => (row.speeds[name] === undefined ? '-' : row.speeds[name]!.toFixed(1));
+    const speed = (name: ServerName): string => {
+      const value = row.speeds[name];
+      return value === undefined ? '-' : value.toFixed(value < 10 ? 2 : 1);
+    };
     const ratio = (name: ServerName): string =>
       row.speeds.rackboot !== undefined && row.speeds[name] !== undefined ? `${(row.speeds.rackboot / row.speeds[name]!).toFixed(2)}x` : '-';
     return [row.what, ...serverNames.map(speed), ratio('dnsmasq'), ratio('tftpdHpa')];
