@@ -4,18 +4,9 @@
  * failure can be replayed.
  */
 import { encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
+import { seededRandom } from '../helpers/random.js';
 
-/** mulberry32: small, fast, good enough to pick fuzz cases. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+
 
 export type FuzzKind = 'random' | 'truncated' | 'mutated' | 'random-options' | 'bad-length' | 'well-formed';
 

@@ -9,6 +9,7 @@ import { fileFromDisk } from '../../server/tftp/file.js';
 import { encodePacket, type TftpPacket } from '../../server/tftp/packet.js';
 import { requireTool, runTool, sha256, startServer } from './support/fixture.js';
 import { download, RawClient } from './support/raw-client.js';
+import { seededRandom } from '../helpers/random.js';
 
 /**
  * Garbage at the server, then a normal transfer. The generator is seeded so
@@ -18,17 +19,6 @@ import { download, RawClient } from './support/raw-client.js';
 
 const seed = Number(process.env.RACKBOOT_FUZZ_SEED ?? Date.now() % 2 ** 31);
 
-/** mulberry32: small, seedable, good enough to pick bytes. */
-function random(seedValue: number): () => number {
-  let state = seedValue >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function datagramMaker(next: () => number): () => Buffer {
   const int = (max: number): number => Math.floor(next() * max);
@@ -116,7 +106,7 @@ describe('TFTP server under fuzzing', () => {
     const senders: Socket[] = [];
     try {
       const content = fixture.writeRandomFile('payload.bin', 2 * 1024 * 1024);
-      const makeDatagram = datagramMaker(random(seed));
+      const makeDatagram = datagramMaker(seededRandom(seed));
       senders.push(...(await Promise.all([openSocket(), openSocket(), openSocket(), openSocket()])));
       // Replies are read and thrown away, as a real sender would.
       for (const sender of senders) sender.on('message', () => undefined);
@@ -173,7 +163,7 @@ describe('TFTP server under fuzzing', () => {
     const fixture = await startServer({ timeoutMs: 200 });
     try {
       const content = fixture.writeRandomFile('payload.bin', 200 * 1024);
-      const makeDatagram = datagramMaker(random(seed + 1));
+      const makeDatagram = datagramMaker(seededRandom(seed + 1));
       const client = await RawClient.open();
       const stranger = await RawClient.open();
       try {

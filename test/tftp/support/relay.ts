@@ -1,5 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { once } from 'node:events';
+import { seededRandom } from '../../helpers/random.js';
 
 /**
  * A lossy, slow link made of UDP sockets, for a kernel without the netem
@@ -53,7 +54,7 @@ export class UdpRelay {
     private readonly options: RelayOptions,
     private readonly listener: Socket,
   ) {
-    this.random = mulberry32(options.seed ?? 0x7f7f7f7f);
+    this.random = seededRandom(options.seed ?? 0x7f7f7f7f);
     listener.on('message', (message, remote) => this.fromClient(message, remote, this.options.serverPort));
   }
 
@@ -138,14 +139,3 @@ export class UdpRelay {
   }
 }
 
-/** A small seeded PRNG (public domain, Tommy Ettinger): same seed, same losses. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
