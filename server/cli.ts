@@ -20,6 +20,12 @@ async function main(argv: string[]): Promise<void> {
           .option('address', { type: 'string', describe: "this server's IPv4 address on that interface (default: its first)" })
           .option('dhcp', { choices: ['full', 'proxy', 'off'] as const, default: 'full' as const, describe: 'DHCP mode' })
           .option('pool', { type: 'string', describe: 'address pool START-END (full mode; default: upper half of the subnet)' })
+          .option('relay-subnet', {
+            type: 'string',
+            array: true,
+            default: [] as string[],
+            describe: 'a subnet behind a DHCP relay: CIDR,START-END[,ROUTER[,DNS...]] (full mode; repeat for more)',
+          })
           .option('router', { type: 'string', describe: 'router (option 3) to hand out in full mode' })
           .option('dns', { type: 'string', array: true, default: [] as string[], describe: 'DNS servers (option 6) to hand out' })
           .option('lease-time', { type: 'number', default: 3600, describe: 'lease time in seconds' })
@@ -39,6 +45,7 @@ async function main(argv: string[]): Promise<void> {
           ...(args.address ? { address: args.address } : {}),
           dhcp: args.dhcp,
           ...(args.pool ? { pool: args.pool } : {}),
+          relaySubnets: args['relay-subnet'],
           ...(args.router ? { router: args.router } : {}),
           dns: args.dns,
           leaseSeconds: args['lease-time'],

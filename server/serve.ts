@@ -8,7 +8,7 @@ import { DhcpServer } from './dhcp/server.js';
 import { SqliteLeaseStore } from './dhcp/sqlite-leases.js';
 import { createHttpApp } from './http/app.js';
 import type { Logger } from './log.js';
-import { defaultPool, interfaceAddress, parsePool } from './net/interfaces.js';
+import { defaultPool, interfaceAddress, parsePool, parseRelaySubnet } from './net/interfaces.js';
 import { formatProfileError } from './profiles/error.js';
 import { ProfileDirectory } from './profiles/store.js';
 import { fileFromDisk } from './tftp/file.js';
@@ -22,6 +22,8 @@ export interface ServeOptions {
   address?: string;
   dhcp: DhcpMode;
   pool?: string;
+  /** `--relay-subnet` values: subnets behind DHCP relays, served in full mode. */
+  relaySubnets?: string[];
   router?: string;
   dns: string[];
   leaseSeconds: number;
@@ -92,6 +94,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
 
     if (options.dhcp === 'full') {
       const pool = options.pool ? parsePool(options.pool, served) : defaultPool(served);
+      const relayScopes = (options.relaySubnets ?? []).map(parseRelaySubnet);
       // Durable: an ACKed lease survives a crash or restart (see sqlite-leases.ts).
       const leases = SqliteLeaseStore.open(join(options.state, 'leases.sqlite'));
       closers.push(async () => leases.close());
@@ -101,6 +104,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         serverAddress: served.address,
         prefixLength: served.prefixLength,
         pool,
+        relayScopes,
         leaseSeconds: options.leaseSeconds,
         ...(options.router ? { router: options.router } : {}),
         dns: options.dns,
@@ -113,7 +117,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       });
       await dhcp.start();
       closers.push(() => dhcp.close());
-      log.info({ interface: served.interfaceName, pool }, 'dhcp: full server');
+      log.info(
+        { interface: served.interfaceName, pool, relaySubnets: relayScopes.map((scope) => `${scope.subnet.toString()} ${scope.pool.start}-${scope.pool.end}`) },
+        'dhcp: full server',
+      );
     } else if (options.dhcp === 'proxy') {
       // proxyDHCP: the network's DHCP server gives addresses; rackboot only
       // answers network-boot clients, with the same boot choice as full mode.

@@ -10,7 +10,7 @@
 import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
 import { bootReplyFields } from './boot-options.js';
 import { decideProxy } from './proxy.js';
-import { ignore, screenRequest } from './screen.js';
+import { echoedRelayInformation, ignore, screenRequest } from './screen.js';
 import { anyAddress, ipv4ToNumber, isIpv4, limitedBroadcast, numberToIpv4, Subnet } from '../net/ipv4.js';
 import { holdsAddress, type Lease, type LeaseChange, type LeaseStore } from './leases.js';
 import { MessageType, messageTypeName, typedOptionName, type DhcpOptions, type OptionName } from './options.js';
@@ -26,6 +26,18 @@ export interface Reservation {
 export interface AddressRange {
   start: string;
   end: string;
+}
+
+/**
+ * A subnet rackboot hands out addresses on: its own wire (from serverAddress,
+ * prefixLength, pool, router and dns) or one behind a DHCP relay agent, which
+ * is picked by the relay's address (giaddr) as RFC 2131 section 4.3.1 says.
+ */
+export interface Scope {
+  subnet: Subnet;
+  pool: AddressRange | undefined;
+  router: string | undefined;
+  dns: readonly string[];
 }
 
 export interface DhcpContext {
@@ -47,6 +59,8 @@ export interface DhcpContext {
   declineHoldSeconds: number;
   router: string | undefined;
   dns: readonly string[];
+  /** Subnets behind relay agents (full mode); a relayed request from anywhere else is ignored. */
+  relayScopes?: readonly Scope[];
   reservationFor(mac: string): Reservation | undefined;
   /** The MAC an address is reserved for, if any; the pool never gives that address to another client. */
   reservationOwner(address: string): string | undefined;
@@ -93,9 +107,16 @@ export function decide(packet: DhcpPacket, context: DhcpContext, now: number): D
   const screened = screenRequest(packet, context);
   if (screened.kind === 'ignore') return screened;
   const { type, facts, subnet } = screened;
-  return new Decision(packet, facts, context, subnet, now).full(type);
+  const scope = scopeFor(subnet, context);
+  return new Decision(packet, facts, context, scope, now).full(type);
 }
 
+
+/** The scope of a screened request's subnet: our own wire, or a relay's. */
+export function scopeFor(subnet: Subnet, context: DhcpContext): Scope {
+  const relayed = context.relayScopes?.find((scope) => scope.subnet.network === subnet.network && scope.subnet.prefixLength === subnet.prefixLength);
+  return relayed ?? { subnet, pool: context.pool, router: context.router, dns: context.dns };
+}
 
 /**
  * Where a reply goes, RFC 2131 section 4.1: to the relay (giaddr) at the
@@ -127,7 +148,7 @@ class Decision {
     private readonly request: DhcpPacket,
     private readonly facts: ClientFacts,
     private readonly context: DhcpContext,
-    private readonly subnet: Subnet,
+    private readonly scope: Scope,
     private readonly now: number,
   ) {
     // Clients are known by MAC (chaddr), not by client identifier (option
@@ -268,8 +289,8 @@ class Decision {
   private inform(): DhcpDecision {
     const address = this.request.clientAddress;
     if (address === anyAddress) return ignore('DHCPINFORM without ciaddr', this.facts);
-    if (this.request.relayAddress === anyAddress && !this.subnet.contains(address)) {
-      return ignore(`DHCPINFORM from ${address}, outside ${this.subnet}`, this.facts);
+    if (this.request.relayAddress === anyAddress && !this.scope.subnet.contains(address)) {
+      return ignore(`DHCPINFORM from ${address}, outside ${this.scope.subnet}`, this.facts);
     }
     return this.reply(MessageType.ack, { yourAddress: anyAddress, clientAddress: address, informOnly: true, changes: [] });
   }
@@ -277,7 +298,7 @@ class Decision {
   // --- addresses -----------------------------------------------------------
 
   private inPool(address: string): boolean {
-    const { pool } = this.context;
+    const { pool } = this.scope;
     if (pool === undefined || !isIpv4(address)) return false;
     const n = ipv4ToNumber(address);
     return n >= ipv4ToNumber(pool.start) && n <= ipv4ToNumber(pool.end);
@@ -296,7 +317,7 @@ class Decision {
 
   /** Why this client may not have the address, or undefined when it may. */
   private refusal(address: string): string | undefined {
-    if (!this.subnet.isHostAddress(address)) return `${address} is not a host address in ${this.subnet}`;
+    if (!this.scope.subnet.isHostAddress(address)) return `${address} is not a host address in ${this.scope.subnet}`;
     if (this.reservation !== undefined) {
       if (address !== this.reservation.address) return `client has reserved address ${this.reservation.address}`;
     } else {
@@ -311,7 +332,7 @@ class Decision {
   }
 
   private isInfrastructure(address: string): boolean {
-    return address === this.context.serverAddress || address === this.context.router;
+    return address === this.context.serverAddress || address === this.scope.router;
   }
 
   /**
@@ -324,16 +345,16 @@ class Decision {
   private allocate(): Allocation {
     if (this.reservation !== undefined) {
       const { address } = this.reservation;
-      if (!this.subnet.isHostAddress(address)) return { reason: `reservation ${address} is outside ${this.subnet}` };
+      if (!this.scope.subnet.isHostAddress(address)) return { reason: `reservation ${address} is outside ${this.scope.subnet}` };
       const holder = this.heldByOther(address);
       if (holder !== undefined) return { reason: `reserved address ${address} is ${this.describeHolder(holder)}` };
       return { address, changes: [] };
     }
-    const { pool } = this.context;
-    if (pool === undefined) return { reason: 'no reservation for this client and no pool' };
+    const { pool } = this.scope;
+    if (pool === undefined) return { reason: `no reservation for this client and no pool on ${this.scope.subnet}` };
     const usable = (address: string) =>
       this.inPool(address) &&
-      this.subnet.isHostAddress(address) &&
+      this.scope.subnet.isHostAddress(address) &&
       !this.isInfrastructure(address) &&
       this.context.reservationOwner(address) === undefined &&
       this.heldByOther(address) === undefined;
@@ -391,7 +412,7 @@ class Decision {
       kind: 'reply',
       result: 'nak',
       packet,
-      destination: replyDestination(this.request, type, this.subnet, this.context),
+      destination: replyDestination(this.request, type, this.scope.subnet, this.context),
       facts: this.facts,
       reason,
       leaseChanges: [],
@@ -415,10 +436,10 @@ class Decision {
       offered.renewalSeconds = Math.floor(context.leaseSeconds * 0.5); // T1, RFC 2131 section 4.4.5
       offered.rebindingSeconds = Math.floor(context.leaseSeconds * 0.875); // T2
     }
-    offered.subnetMask = this.subnet.maskAddress;
-    offered.broadcastAddress = this.subnet.broadcastAddress;
-    if (context.router !== undefined) offered.routers = [context.router];
-    if (context.dns.length > 0) offered.dnsServers = [...context.dns];
+    offered.subnetMask = this.scope.subnet.maskAddress;
+    offered.broadcastAddress = this.scope.subnet.broadcastAddress;
+    if (this.scope.router !== undefined) offered.routers = [this.scope.router];
+    if (this.scope.dns.length > 0) offered.dnsServers = [...this.scope.dns];
     if (this.reservation?.hostname !== undefined) offered.hostname = this.reservation.hostname;
     Object.assign(offered, bootFields?.options, this.echoedClientId());
 
@@ -438,7 +459,7 @@ class Decision {
       kind: 'reply',
       result: type === MessageType.offer ? 'offer' : 'ack',
       packet,
-      destination: replyDestination(this.request, type, this.subnet, context),
+      destination: replyDestination(this.request, type, this.scope.subnet, context),
       facts: this.facts,
       address: parts.informOnly ? parts.clientAddress ?? anyAddress : parts.yourAddress,
       boot,
@@ -477,6 +498,7 @@ class Decision {
       serverName: '',
       bootFile: fields.bootFile ?? '',
       options: fields.options,
+      ...echoedRelayInformation(this.request),
     };
   }
 }

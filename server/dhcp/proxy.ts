@@ -22,7 +22,7 @@
 import type { ClientFacts } from '../boot/facts.js';
 import { bootReplyFields } from './boot-options.js';
 import { orderOptions, type DhcpContext, type DhcpDecision, type ReplyDestination } from './decide.js';
-import { ignore, screenRequest } from './screen.js';
+import { echoedRelayInformation, ignore, screenRequest } from './screen.js';
 import { anyAddress, limitedBroadcast, Subnet } from '../net/ipv4.js';
 import { MessageType, messageTypeName, type DhcpOptions } from './options.js';
 import { BootOp, type DhcpPacket } from './packet.js';
@@ -137,6 +137,7 @@ class ProxyReply {
         offered,
         request.options.parameterRequestList ?? [],
       ),
+      ...echoedRelayInformation(request),
     };
     return {
       kind: 'reply',

@@ -14,7 +14,7 @@ import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
 import type { Logger } from '../log.js';
 import { bindUdp4ToDevice } from '../net/device-socket.js';
 import { ipv4AddressesOf } from '../net/interfaces.js';
-import { decide, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation } from './decide.js';
+import { decide, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decide.js';
 import { bootServerPort, decideProxy } from './proxy.js';
 import { DhcpDecodeError, type DhcpDecodeErrorCode } from './errors.js';
 import { formatMac } from './facts.js';
@@ -35,6 +35,8 @@ export interface DhcpServerOptions {
   serverAddress: string;
   prefixLength: number;
   pool?: AddressRange;
+  /** Subnets behind DHCP relay agents, each with its own pool (full mode). */
+  relayScopes?: readonly Scope[];
   leaseSeconds: number;
   router?: string;
   dns: string[];
@@ -124,6 +126,7 @@ export class DhcpServer {
       declineHoldSeconds: options.declineHoldSeconds ?? 600,
       router: options.router,
       dns: options.dns,
+      relayScopes: options.relayScopes ?? [],
       reservationFor: (mac) => options.reservationFor(mac),
       reservationOwner: (address) => options.reservationOwner(address),
       bootFile: (facts) => options.bootFile(facts),

@@ -88,3 +88,35 @@ export function defaultPool(served: InterfaceAddress): { start: string; end: str
   if (size < 8) throw new Error(`subnet ${subnet.toString()} is too small for a default pool; give --pool`);
   return { start: numberToIpv4(subnet.network + size / 2), end: numberToIpv4(subnet.broadcast - 1) };
 }
+
+/** A subnet behind a DHCP relay agent, as `--relay-subnet` gives it. */
+export interface RelaySubnet {
+  subnet: Subnet;
+  pool: { start: string; end: string };
+  router: string | undefined;
+  dns: string[];
+}
+
+/**
+ * Parse `--relay-subnet CIDR,START-END[,ROUTER[,DNS...]]`, e.g.
+ * "198.18.2.0/24,198.18.2.100-198.18.2.199,198.18.2.1,198.18.2.53".
+ */
+export function parseRelaySubnet(text: string): RelaySubnet {
+  const fail = (why: string): never => {
+    throw new Error(`--relay-subnet "${text}": ${why} (want CIDR,START-END[,ROUTER[,DNS...]], e.g. 198.18.2.0/24,198.18.2.100-198.18.2.199,198.18.2.1)`);
+  };
+  const [cidr, range, router, ...dns] = text.split(',').map((part) => part.trim());
+  const [network, prefix, extra] = (cidr ?? '').split('/');
+  if (!network || !isIpv4(network) || prefix === undefined || !/^\d{1,2}$/.test(prefix) || Number(prefix) > 30 || extra !== undefined) {
+    fail(`"${cidr ?? ''}" is not a subnet a.b.c.d/n (n up to 30)`);
+  }
+  const subnet = new Subnet(network!, Number(prefix));
+  if (range === undefined || range === '') return fail('no pool');
+  const pool = parsePool(range, { interfaceName: 'the relay', address: network!, prefixLength: Number(prefix) });
+  for (const address of [router, ...dns]) {
+    if (address === undefined || address === '') continue;
+    if (!isIpv4(address)) fail(`"${address}" is not an IPv4 address`);
+  }
+  if (router !== undefined && router !== '' && !subnet.isHostAddress(router)) fail(`router ${router} is not a host address of ${subnet.toString()}`);
+  return { subnet, pool, router: router === '' ? undefined : router, dns: dns.filter(Boolean) };
+}

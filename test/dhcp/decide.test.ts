@@ -133,7 +133,7 @@ describe('DHCPDISCOVER', () => {
   });
 
   test('no pool and no reservation: ignored', () => {
-    assert.equal(ignored(step(testContext({ pool: undefined }), discover(macA))), 'no reservation for this client and no pool');
+    assert.equal(ignored(step(testContext({ pool: undefined }), discover(macA))), 'no reservation for this client and no pool on 198.18.0.0/24');
   });
 
   test('a reserved address still leased to another client is not offered', () => {
@@ -363,8 +363,8 @@ describe('relayed requests', () => {
     assert.equal(nak.packet.broadcast, true);
   });
 
-  test('a relay outside our subnet is ignored (full mode serves one subnet)', () => {
-    assert.equal(ignored(step(testContext(), discover(macA, {}, { relayAddress: '198.19.1.1' }))), 'relayed by 198.19.1.1, outside 198.18.0.0/24');
+  test('a relay outside our subnet and every relay subnet is ignored', () => {
+    assert.equal(ignored(step(testContext(), discover(macA, {}, { relayAddress: '198.19.1.1' }))), 'relayed by 198.19.1.1, outside 198.18.0.0/24 and every relay subnet');
   });
 
   test('giaddr naming the server itself is ignored (the reply would loop back)', () => {

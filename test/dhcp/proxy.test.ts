@@ -140,7 +140,7 @@ describe('proxyDHCP: what it leaves alone', () => {
     ['a BOOTREPLY', clientRequest({ op: 2 }), onDhcpPort, 'not a BOOTREQUEST (op 2 is for clients)'],
     ['BOOTP', clientRequest({ options: {} }), onDhcpPort, 'BOOTP request without option 53; only DHCP is served'],
     ['not Ethernet', clientRequest({ hardwareType: 6 }), onDhcpPort, 'hardware type 6 with hlen 6 is not Ethernet'],
-    ['a relay outside our subnet', discover(biosPxe, { relayAddress: '198.19.0.1' }), onDhcpPort, 'relayed by 198.19.0.1, outside 198.18.0.0/24'],
+    ['a relay outside our subnet', discover(biosPxe, { relayAddress: '198.19.0.1' }), onDhcpPort, 'relayed by 198.19.0.1, outside 198.18.0.0/24 and every relay subnet'],
     [
       'the DHCPREQUEST that selects the address server\'s offer',
       request({ ...ipxe, serverIdentifier: '198.18.0.2', requestedAddress: '198.18.0.120' }),
