@@ -15,6 +15,8 @@ packages=(
   iproute2 busybox atftp tftp-hpa curl isc-dhcp-client
   # DHCP load (perfdhcp) and captures of what clients received, for the durable-lease test
   kea-admin tcpdump
+  # `npm run bench:dhcp` runs kea-dhcp4 beside rackboot (installed with service starts denied, see below)
+  kea-dhcp4-server
   # the site DHCP server beside `--dhcp proxy` in the proxyDHCP tests (the daemon only, no service)
   dnsmasq-base
   # `npm run bench:tftp` runs in.tftpd unpacked from tftpd-hpa's .deb (the package would start a service on port 69); it links libwrap
@@ -38,5 +40,17 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Packages such as kea-dhcp4-server start their service when installed; deny every
+# service start for this install (policy-rc.d exit 101) unless the host has its own policy.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# ... nor at boot: the benchmark runs kea-dhcp4 itself, in its own namespaces.
+if [[ " ${missing[*]} " == *" kea-dhcp4-server "* ]]; then
+  if command -v systemctl >/dev/null; then systemctl disable kea-dhcp4-server.service >/dev/null 2>&1 || true; fi
+  update-rc.d kea-dhcp4-server disable >/dev/null 2>&1 || true
+fi

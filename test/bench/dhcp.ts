@@ -1,0 +1,275 @@
+/**
+ * `npm run bench:dhcp`: rackboot's DHCP server beside dnsmasq and kea-dhcp4,
+ * in the same run, on a veth between two network namespaces (198.18.0.0/16).
+ * Run by hand as root; it prints a table, it does not pass or fail.
+ *
+ * perfdhcp (kea-admin) offers DISCOVER-OFFER-REQUEST-ACK exchanges at 500,
+ * 1000, 2000 and 4000 per second for a few seconds to each server in turn,
+ * over 60,000 client MACs, from 198.18.0.2 as a relay (giaddr 198.18.0.2)
+ * unicasting to the server at 198.18.0.1: Kea answers perfdhcp only that
+ * way, so all three get the same traffic. Every run starts the server afresh
+ * on an empty lease store, with a pool of 65,279 addresses
+ * (198.18.1.0-198.18.255.254) in the server's own /16, so the pool never
+ * runs out.
+ *
+ * - rackboot: the real CLI (`rackboot serve --dhcp full`), leases in SQLite
+ *   (every ACKed lease fsynced before the ACK leaves).
+ * - dnsmasq: addresses only (`--port=0`, no DNS), `--no-ping`, a lease file.
+ * - kea-dhcp4: UDP sockets, memfile lease store with persist on (CSV file).
+ * Each logs at its usual level (rackboot info, dnsmasq's default DHCP log,
+ * Kea INFO as in Debian's config: a line per lease) into a file of the run.
+ *
+ * From perfdhcp's final report (stdout) it takes "Rate: N 4-way
+ * exchanges/second" (ACKs received over the test period) and, from the
+ * DISCOVER-OFFER and REQUEST-ACK sections, "sent packets" and "received
+ * packets". The drop ratio is the share of exchanges started that did not
+ * end in an ACK: 1 - (REQUEST-ACK received) / (DISCOVER-OFFER sent).
+ *
+ * perfdhcp and the server share the machine's cores: compare the servers
+ * within one run, never with a figure from another machine or run.
+ */
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SqliteLeaseStore } from '../../server/dhcp/sqlite-leases.js';
+import { runIn } from '../dhcp/live-support.js';
+import { Netns, assertRoot } from '../helpers/netns.js';
+
+const cliPath = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
+const serverAddress = '198.18.0.1';
+const clientAddress = '198.18.0.2';
+const prefix = 16;
+const pool = { start: '198.18.1.0', end: '198.18.255.254' };
+const serverDevice = 'bench-s';
+const clientDevice = 'bench-c';
+const rates = [500, 1000, 2000, 4000];
+const seconds = 4;
+const clients = 60_000;
+
+type ServerName = 'rackboot' | 'dnsmasq' | 'kea';
+const serverNames: ServerName[] = ['rackboot', 'dnsmasq', 'kea'];
+const labels: Record<ServerName, string> = { rackboot: 'rackboot', dnsmasq: 'dnsmasq', kea: 'kea-dhcp4' };
+
+interface Result {
+  /** Completed 4-way exchanges per second, as perfdhcp reports it. */
+  rate: number;
+  /** 1 - ACKs received / DISCOVERs sent. */
+  dropRatio: number;
+  discovers: number;
+  acks: number;
+  /** Leases found in the server's lease store after it stopped. */
+  stored: number;
+}
+
+interface Running {
+  child: ChildProcess;
+  /** Counts the leases the server stored, once it has stopped. */
+  stored: () => number;
+}
+
+async function waitUntil(what: string, ready: () => boolean, child: ChildProcess, log: () => string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ready()) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited with ${child.exitCode ?? child.signalCode}: ${log()}`);
+    if (Date.now() > deadline) throw new Error(`${what} did not start within ${timeoutMs} ms: ${log()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function stop(child: ChildProcess | undefined): Promise<void> {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))]);
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+/** kea-dhcp4 from the system, or unpacked from kea-dhcp4-server's .deb into the cache (its libraries come with kea-admin). */
+function findKea(): string {
+  if (existsSync('/usr/sbin/kea-dhcp4')) return '/usr/sbin/kea-dhcp4';
+  const cache = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'rackboot', 'bench', 'kea-dhcp4-server');
+  const binary = join(cache, 'root', 'usr', 'sbin', 'kea-dhcp4');
+  if (existsSync(binary)) return binary;
+  mkdirSync(cache, { recursive: true });
+  execFileSync('apt-get', ['download', 'kea-dhcp4-server'], { cwd: cache, stdio: 'inherit' });
+  const deb = execFileSync('sh', ['-c', 'ls kea-dhcp4-server_*.deb | head -n 1'], { cwd: cache, encoding: 'utf8' }).trim();
+  execFileSync('dpkg', ['-x', join(cache, deb), join(cache, 'root')]);
+  return binary;
+}
+
+/** Whether something in the namespace listens on UDP port 67. */
+function listening(ns: Netns): boolean {
+  return ns.exec('ss', ['-H', '-l', '-u', '-n', 'sport = :67']).trim() !== '';
+}
+
+function tail(file: string): string {
+  return existsSync(file) ? readFileSync(file, 'utf8').slice(-2000) : '';
+}
+
+/** Starts one server on an empty lease store in `dir`, its output going to dir/log. */
+async function start(name: ServerName, ns: Netns, dir: string, kea: string): Promise<Running> {
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const logFile = join(dir, 'log');
+  const log = openSync(logFile, 'w');
+  const stdio: ['ignore', number, number] = ['ignore', log, log];
+  try {
+    if (name === 'rackboot') {
+      for (const sub of ['state', 'profiles', 'assets']) mkdirSync(join(dir, sub));
+      const args = [cliPath, 'serve', '--interface', serverDevice, '--address', serverAddress, '--dhcp', 'full'];
+      args.push('--pool', `${pool.start}-${pool.end}`, '--lease-time', '3600');
+      args.push('--state', join(dir, 'state'), '--profiles', join(dir, 'profiles'), '--assets', join(dir, 'assets'));
+      args.push('--http-port', '8080', '--tftp-port', '6969');
+      const child = ns.spawn(process.execPath, args, { stdio });
+      await waitUntil('rackboot serve', () => tail(logFile).includes('rackboot is serving'), child, () => tail(logFile));
+      return {
+        child,
+        stored: () => {
+          const store = SqliteLeaseStore.open(join(dir, 'state', 'leases.sqlite'));
+          try {
+            return store.all().filter((lease) => lease.state === 'bound').length;
+          } finally {
+            store.close();
+          }
+        },
+      };
+    }
+    if (name === 'dnsmasq') {
+      const leases = join(dir, 'dnsmasq.leases');
+      const child = ns.spawn(
+        'dnsmasq',
+        ['--keep-in-foreground', '--conf-file=/dev/null', '--port=0', '--no-ping', `--interface=${serverDevice}`, '--bind-interfaces',
+          `--dhcp-range=${pool.start},${pool.end},255.255.0.0,1h`, '--dhcp-lease-max=100000', `--dhcp-leasefile=${leases}`,
+          '--pid-file=', '--log-facility=-'],
+        { stdio },
+      );
+      await waitUntil('dnsmasq', () => listening(ns), child, () => tail(logFile));
+      return { child, stored: () => (existsSync(leases) ? readFileSync(leases, 'utf8').split('\n').filter(Boolean).length : 0) };
+    }
+    const leases = join(dir, 'kea-leases4.csv');
+    const config = join(dir, 'kea-dhcp4.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        Dhcp4: {
+          'interfaces-config': { interfaces: [serverDevice], 'dhcp-socket-type': 'udp' },
+          'lease-database': { type: 'memfile', persist: true, name: leases, 'lfc-interval': 0 },
+          'valid-lifetime': 3600,
+          subnet4: [{ id: 1, subnet: `198.18.0.0/${prefix}`, pools: [{ pool: `${pool.start} - ${pool.end}` }] }],
+          loggers: [{ name: 'kea-dhcp4', output_options: [{ output: 'stderr' }], severity: 'INFO' }],
+        },
+      }),
+    );
+    const child = ns.spawn(kea, ['-c', config], { stdio, env: { ...process.env, KEA_PIDFILE_DIR: dir, KEA_LOCKFILE_DIR: dir } });
+    await waitUntil('kea-dhcp4', () => listening(ns), child, () => tail(logFile));
+    return {
+      child,
+      // The CSV gets a line per change of a lease: count addresses, not lines.
+      stored: () => {
+        if (!existsSync(leases)) return 0;
+        const lines = readFileSync(leases, 'utf8').split('\n').slice(1).filter(Boolean);
+        return new Set(lines.map((line) => line.split(',')[0])).size;
+      },
+    };
+  } finally {
+    closeSync(log);
+  }
+}
+
+/** The numbers this benchmark uses from perfdhcp's final report. */
+export function parsePerfdhcp(stdout: string): Omit<Result, 'stored'> {
+  const rate = /^Rate: ([\d.]+) 4-way exchanges\/second/m.exec(stdout);
+  const section = (name: string): { sent: number; received: number } => {
+    const at = stdout.indexOf(`***Statistics for: ${name}***`);
+    if (at < 0) throw new Error(`perfdhcp printed no ${name} statistics:\n${stdout}`);
+    const text = stdout.slice(at);
+    const sent = /^sent packets: (\d+)/m.exec(text);
+    const received = /^received packets: (\d+)/m.exec(text);
+    if (!sent || !received) throw new Error(`perfdhcp's ${name} statistics are incomplete:\n${stdout}`);
+    return { sent: Number(sent[1]), received: Number(received[1]) };
+  };
+  if (!rate) throw new Error(`perfdhcp printed no rate:\n${stdout}`);
+  const discovers = section('DISCOVER-OFFER').sent;
+  const acks = section('REQUEST-ACK').received;
+  return { rate: Number(rate[1]), discovers, acks, dropRatio: discovers === 0 ? 1 : 1 - acks / discovers };
+}
+
+function formatTable(title: string, results: Map<number, Partial<Record<ServerName, Result>>>): string {
+  const header = ['offered/s', ...serverNames.flatMap((name) => [`${labels[name]} x/s`, 'drops']), 'vs dnsmasq', 'vs kea-dhcp4'];
+  const body = [...results].map(([offered, row]) => {
+    const cells = (name: ServerName): string[] => {
+      const result = row[name];
+      return result === undefined ? ['-', '-'] : [result.rate.toFixed(0), `${(result.dropRatio * 100).toFixed(result.dropRatio < 0.1 ? 2 : 1)}%`];
+    };
+    const ratio = (name: ServerName): string =>
+      row.rackboot !== undefined && row[name] !== undefined && row[name]!.rate > 0 ? `${(row.rackboot.rate / row[name]!.rate).toFixed(2)}x` : '-';
+    return [String(offered), ...serverNames.flatMap(cells), ratio('dnsmasq'), ratio('kea')];
+  });
+  const widths = header.map((_, column) => Math.max(...[header, ...body].map((cells) => cells[column]!.length)));
+  const line = (cells: string[]): string => `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(' | ')} |`;
+  return [`\n${title}`, line(header), `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`, ...body.map(line)].join('\n');
+}
+
+async function main(): Promise<void> {
+  assertRoot();
+  for (const tool of ['perfdhcp', 'dnsmasq', 'ss']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    } catch {
+      throw new Error(`${tool} is not installed; run builder/install-deps.sh`);
+    }
+  }
+  const kea = findKea();
+  const work = mkdtempSync(join(tmpdir(), 'rackboot-bench-dhcp-'));
+  // dnsmasq drops privileges to nobody: the folders must be readable by all.
+  chmodSync(work, 0o755);
+
+  const serverNs = Netns.create('rbd');
+  const clientNs = Netns.create('rbd');
+  let running: Running | undefined;
+  try {
+    serverNs.addVethPair(serverDevice, clientDevice);
+    serverNs.ip('link', 'set', clientDevice, 'netns', clientNs.name);
+    serverNs.ip('addr', 'add', `${serverAddress}/${prefix}`, 'dev', serverDevice);
+    serverNs.ip('link', 'set', serverDevice, 'up');
+    clientNs.ip('addr', 'add', `${clientAddress}/${prefix}`, 'dev', clientDevice);
+    clientNs.ip('link', 'set', clientDevice, 'up');
+
+    const results = new Map<number, Partial<Record<ServerName, Result>>>();
+    let runs = 0;
+    for (const offered of rates) {
+      const row: Partial<Record<ServerName, Result>> = {};
+      results.set(offered, row);
+      for (const name of serverNames) {
+        const dir = join(work, `run${(runs += 1)}-${name}`);
+        running = await start(name, serverNs, dir, kea);
+        const args = ['-4', '-l', clientDevice, '-r', String(offered), '-R', String(clients), '-p', String(seconds), serverAddress];
+        const finished = await runIn(clientNs, 'perfdhcp', args, (seconds + 20) * 1000);
+        await stop(running.child);
+        const stored = running.stored();
+        running = undefined;
+        const result: Result = { ...parsePerfdhcp(finished.stdout), stored };
+        row[name] = result;
+        process.stderr.write(
+          `${offered}/s ${labels[name]}: ${result.rate.toFixed(0)} exchanges/s, ${result.discovers} DISCOVERs sent, ${result.acks} ACKs received, ` +
+            `drops ${(result.dropRatio * 100).toFixed(2)}%, ${result.stored} leases stored\n`,
+        );
+      }
+    }
+    process.stdout.write(
+      `${formatTable(`perfdhcp 4-way exchanges per second and drop ratio, ${seconds} s per run, ${clients} client MACs, relayed unicast`, results)}\n`,
+    );
+  } finally {
+    await stop(running?.child);
+    clientNs.delete();
+    serverNs.delete();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
