@@ -23,7 +23,11 @@
  * exchanges/second" (ACKs received over the test period) and, from the
  * DISCOVER-OFFER and REQUEST-ACK sections, "sent packets" and "received
  * packets". The drop ratio is the share of exchanges started that did not
- * end in an ACK: 1 - (REQUEST-ACK received) / (DISCOVER-OFFER sent).
+ * end in an ACK: 1 - (REQUEST-ACK received) / (DISCOVER-OFFER sent). The
+ * second table splits the ACKs by second of the run, from perfdhcp's
+ * periodic report (`-t 1`: "received: OFFERs/ACKs", running totals): a
+ * server whose cost per exchange grows with the leases it holds slows down
+ * within a run.
  *
  * perfdhcp and the server share the machine's cores: compare the servers
  * within one run, never with a figure from another machine or run.
@@ -60,6 +64,8 @@ interface Result {
   dropRatio: number;
   discovers: number;
   acks: number;
+  /** ACKs received in each whole second of the run, from perfdhcp's periodic reports. */
+  acksPerSecond: number[];
   /** Leases found in the server's lease store after it stopped. */
   stored: number;
 }
@@ -196,7 +202,21 @@ export function parsePerfdhcp(stdout: string): Omit<Result, 'stored'> {
   if (!rate) throw new Error(`perfdhcp printed no rate:\n${stdout}`);
   const discovers = section('DISCOVER-OFFER').sent;
   const acks = section('REQUEST-ACK').received;
-  return { rate: Number(rate[1]), discovers, acks, dropRatio: discovers === 0 ? 1 : 1 - acks / discovers };
+  const totals = [...stdout.matchAll(/^sent: \d+\/\d+; received: \d+\/(\d+);/gm)].map((match) => Number(match[1]));
+  const acksPerSecond = totals.map((total, i) => total - (i === 0 ? 0 : totals[i - 1]!));
+  return { rate: Number(rate[1]), discovers, acks, dropRatio: discovers === 0 ? 1 : 1 - acks / discovers, acksPerSecond };
+}
+
+function formatRows(title: string, header: string[], body: string[][]): string {
+  const widths = header.map((_, column) => Math.max(...[header, ...body].map((cells) => cells[column]!.length)));
+  const line = (cells: string[]): string => `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(' | ')} |`;
+  return [`\n${title}`, line(header), `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`, ...body.map(line)].join('\n');
+}
+
+function formatSeconds(title: string, results: Map<number, Partial<Record<ServerName, Result>>>): string {
+  const header = ['offered/s', ...serverNames.map((name) => `${labels[name]} ACKs in second 1, 2, ...`)];
+  const body = [...results].map(([offered, row]) => [String(offered), ...serverNames.map((name) => row[name]?.acksPerSecond.join(' ') ?? '-')]);
+  return formatRows(title, header, body);
 }
 
 function formatTable(title: string, results: Map<number, Partial<Record<ServerName, Result>>>): string {
@@ -210,9 +230,7 @@ function formatTable(title: string, results: Map<number, Partial<Record<ServerNa
       row.rackboot !== undefined && row[name] !== undefined && row[name]!.rate > 0 ? `${(row.rackboot.rate / row[name]!.rate).toFixed(2)}x` : '-';
     return [String(offered), ...serverNames.flatMap(cells), ratio('dnsmasq'), ratio('kea')];
   });
-  const widths = header.map((_, column) => Math.max(...[header, ...body].map((cells) => cells[column]!.length)));
-  const line = (cells: string[]): string => `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(' | ')} |`;
-  return [`\n${title}`, line(header), `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`, ...body.map(line)].join('\n');
+  return formatRows(title, header, body);
 }
 
 async function main(): Promise<void> {
@@ -248,7 +266,7 @@ async function main(): Promise<void> {
       for (const name of serverNames) {
         const dir = join(work, `run${(runs += 1)}-${name}`);
         running = await start(name, serverNs, dir, kea);
-        const args = ['-4', '-l', clientDevice, '-r', String(offered), '-R', String(clients), '-p', String(seconds), serverAddress];
+        const args = ['-4', '-l', clientDevice, '-r', String(offered), '-R', String(clients), '-p', String(seconds), '-t', '1', serverAddress];
         const finished = await runIn(clientNs, 'perfdhcp', args, (seconds + 20) * 1000);
         await stop(running.child);
         const stored = running.stored();
@@ -262,7 +280,8 @@ async function main(): Promise<void> {
       }
     }
     process.stdout.write(
-      `${formatTable(`perfdhcp 4-way exchanges per second and drop ratio, ${seconds} s per run, ${clients} client MACs, relayed unicast`, results)}\n`,
+      `${formatTable(`perfdhcp 4-way exchanges per second and drop ratio, ${seconds} s per run, ${clients} client MACs, relayed unicast`, results)}\n` +
+        `${formatSeconds('ACKs received in each second of a run (the lease store fills as the run goes on)', results)}\n`,
     );
   } finally {
     await stop(running?.child);
