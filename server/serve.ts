@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { AssetStore } from './assets/builds.js';
+import { hostFile, tftpHostFile, type HostSources } from './boot/host-files.js';
 import { chooseBootFile, type ServerEndpoints } from './boot/resolve.js';
 import { MemoryLeaseStore } from './dhcp/leases.js';
 import { DhcpServer } from './dhcp/server.js';
@@ -11,7 +12,7 @@ import type { Logger } from './log.js';
 import { defaultPool, interfaceAddress, parsePool, parseRelaySubnet } from './net/interfaces.js';
 import { formatProfileError } from './profiles/error.js';
 import { ProfileDirectory } from './profiles/store.js';
-import { fileFromDisk } from './tftp/file.js';
+import { fileFromBuffer, fileFromDisk } from './tftp/file.js';
 import { TftpServer } from './tftp/server.js';
 import { resolveTftpPath } from './boot/tftp-path.js';
 
@@ -63,13 +64,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
 
   const closers: Array<() => Promise<void>> = [async () => profiles.close()];
   try {
-    const app = createHttpApp({
+    const hosts: HostSources = {
       assets,
       lookupProfile: (mac) => profiles.lookup(mac),
       profileProblems: (mac) => profiles.problemsFor(mac).map(formatProfileError),
       endpoints,
-      log,
-    });
+    };
+    const app = createHttpApp({ ...hosts, log });
     const http: Server = await new Promise((resolve, reject) => {
       const server = app.listen(options.httpPort, served.address, () => resolve(server));
       server.once('error', reject);
@@ -83,6 +84,12 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       ...(options.tftpMaxTransfersPerClient !== undefined ? { maxTransfersPerClient: options.tftpMaxTransfersPerClient } : {}),
       log,
       resolve: async (requested) => {
+        // Generated per-host files first, rendered exactly as HTTP renders them.
+        const generated = tftpHostFile(requested);
+        if (generated) {
+          const file = await hostFile(hosts, { ...generated, platform: 'bios' });
+          return file.kind === 'file' ? fileFromBuffer(Buffer.from(file.body)) : undefined;
+        }
         const wanted = resolveTftpPath(requested);
         if (!wanted) return undefined;
         const file = await assets.file(wanted.name, wanted.buildId);

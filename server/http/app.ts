@@ -1,19 +1,10 @@
 import express, { type Request, type Response } from 'express';
-import type { AssetStore } from '../assets/builds.js';
 import { platformOf, type Platform } from '../boot/facts.js';
-import { renderEntryScript, renderHostScript, renderRuntimeEnv, renderXenConfig } from '../boot/render.js';
-import { resolveHostBoot, type HostBoot, type ServerEndpoints } from '../boot/resolve.js';
+import { hostFile, type HostFileName, type HostSources } from '../boot/host-files.js';
+import { renderEntryScript } from '../boot/render.js';
 import type { Logger } from '../log.js';
-import { normaliseMac } from '../profiles/mac.js';
-import type { Profile } from '../profiles/profile.js';
 
-export interface HttpAppOptions {
-  assets: AssetStore;
-  /** The profile a MAC resolves to (its own, else the default), or undefined. */
-  lookupProfile: (mac: string) => Profile | undefined;
-  /** Errors of a host's own profile file when it is not served (shown on the machine's console). */
-  profileProblems?: (mac: string) => string[];
-  endpoints: ServerEndpoints;
+export interface HttpAppOptions extends HostSources {
   log: Logger;
 }
 
@@ -61,20 +52,15 @@ export function createHttpApp(options: HttpAppOptions) {
 
   app.get('/boot.ipxe', (_req, res) => text(res, renderEntryScript(endpoints)));
 
-  /** Resolve a host request; answers the error itself and returns undefined on a bad MAC. */
-  const hostBoot = async (req: Request, res: Response, platform: Platform, buildId?: string): Promise<HostBoot | undefined> => {
-    const mac = normaliseMac(String(req.params.mac));
-    if (!mac) {
-      text(res.status(400), `rackboot: "${String(req.params.mac)}" is not a MAC address\n`);
+  /** A generated per-host file, or the reason there is none (a comment line for runtime.env). */
+  const sendHostFile = async (req: Request, res: Response, name: HostFileName, platform: Platform, buildId?: string) => {
+    const file = await hostFile(options, { mac: String(req.params.mac), name, platform, ...(buildId === undefined ? {} : { buildId }) });
+    if (file.kind === 'refused') {
+      text(res.status(file.status), `${name === 'runtime.env' ? '# ' : ''}rackboot: ${file.message}\n`);
       return undefined;
     }
-    const build = buildId === undefined ? await assets.current() : await assets.build(buildId);
-    if (buildId !== undefined && !build) {
-      text(res.status(404), `rackboot: no build "${buildId}"\n`);
-      return undefined;
-    }
-    const problems = options.profileProblems?.(mac) ?? [];
-    return resolveHostBoot({ mac, platform, profile: options.lookupProfile(mac), problems, build, endpoints });
+    text(res, file.body);
+    return file.boot;
   };
 
   app.get('/hosts/:mac/boot.ipxe', async (req, res) => {
@@ -83,35 +69,22 @@ export function createHttpApp(options: HttpAppOptions) {
       text(res.status(400), `rackboot: unknown platform "${String(req.query.platform)}" (want pcbios or efi)\n`);
       return;
     }
-    const boot = await hostBoot(req, res, platform);
+    const boot = await sendHostFile(req, res, 'boot.ipxe', platform);
     if (!boot) return;
     log.info(
       { event: 'boot-script', mac: boot.kind === 'boot' ? boot.plan.mac : boot.mac, platform, result: boot.kind,
         hostname: boot.kind === 'boot' ? boot.plan.profile.hostname : undefined },
       'boot script',
     );
-    text(res, renderHostScript(boot, endpoints));
   });
 
   app.get('/hosts/:mac/builds/:build/xen.cfg', async (req, res) => {
-    const boot = await hostBoot(req, res, 'efi64', String(req.params.build));
-    if (!boot) return;
-    if (boot.kind !== 'boot') {
-      text(res.status(404), `rackboot: ${boot.kind.replace('-', ' ')} for ${boot.mac}\n`);
-      return;
-    }
-    text(res, renderXenConfig(boot.plan));
+    await sendHostFile(req, res, 'xen.cfg', 'efi64', String(req.params.build));
   });
 
   app.get('/hosts/:mac/runtime.env', async (req, res) => {
-    const boot = await hostBoot(req, res, platformOf(undefined));
-    if (!boot) return;
-    if (boot.kind !== 'boot') {
-      text(res.status(404), `# rackboot: ${boot.kind.replace('-', ' ')} for ${boot.mac}\n`);
-      return;
-    }
-    log.info({ event: 'runtime-env', mac: boot.plan.mac, hostname: boot.plan.profile.hostname }, 'runtime settings');
-    text(res, renderRuntimeEnv(boot.plan));
+    const boot = await sendHostFile(req, res, 'runtime.env', platformOf(undefined));
+    if (boot?.kind === 'boot') log.info({ event: 'runtime-env', mac: boot.plan.mac, hostname: boot.plan.profile.hostname }, 'runtime settings');
   });
 
   const sendBuildFile = async (res: Response, name: string, buildId?: string) => {

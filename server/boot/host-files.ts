@@ -1,0 +1,58 @@
+import type { AssetStore } from '../assets/builds.js';
+import { normaliseMac } from '../profiles/mac.js';
+import type { Profile } from '../profiles/profile.js';
+import type { Platform } from './facts.js';
+import { renderHostScript, renderRuntimeEnv, renderXenConfig } from './render.js';
+import { resolveHostBoot, type HostBoot, type ServerEndpoints } from './resolve.js';
+
+/** What the per-host answers are made from; the same for HTTP and TFTP. */
+export interface HostSources {
+  assets: AssetStore;
+  /** The profile a MAC resolves to (its own, else the default), or undefined. */
+  lookupProfile: (mac: string) => Profile | undefined;
+  /** Errors of a host's own profile file when it is not served (shown on the machine's console). */
+  profileProblems?: (mac: string) => string[];
+  endpoints: ServerEndpoints;
+}
+
+export type HostFileName = 'boot.ipxe' | 'xen.cfg' | 'runtime.env';
+
+export type HostFile =
+  | { kind: 'file'; body: string; boot: HostBoot }
+  | { kind: 'refused'; status: 400 | 404; message: string; boot?: HostBoot };
+
+/**
+ * A generated per-host file: the boot script, xen.cfg or the runtime
+ * settings, rendered from the one boot decision. HTTP and TFTP both serve
+ * these through this function, so a host gets the same bytes either way.
+ */
+export async function hostFile(
+  sources: HostSources,
+  request: { mac: string; name: HostFileName; platform: Platform; buildId?: string },
+): Promise<HostFile> {
+  const mac = normaliseMac(request.mac);
+  if (!mac) return { kind: 'refused', status: 400, message: `"${request.mac}" is not a MAC address` };
+  const { assets, endpoints } = sources;
+  const build = request.buildId === undefined ? await assets.current() : await assets.build(request.buildId);
+  if (request.buildId !== undefined && !build) return { kind: 'refused', status: 404, message: `no build "${request.buildId}"` };
+  const problems = sources.profileProblems?.(mac) ?? [];
+  const boot = resolveHostBoot({ mac, platform: request.platform, profile: sources.lookupProfile(mac), problems, build, endpoints });
+  if (request.name === 'boot.ipxe') return { kind: 'file', body: renderHostScript(boot, endpoints), boot };
+  if (boot.kind !== 'boot') return { kind: 'refused', status: 404, message: `${boot.kind.replace('-', ' ')} for ${boot.mac}`, boot };
+  const body = request.name === 'xen.cfg' ? renderXenConfig(boot.plan) : renderRuntimeEnv(boot.plan);
+  return { kind: 'file', body, boot };
+}
+
+/**
+ * The generated files TFTP serves: "hosts/<mac>/boot.ipxe" (the BIOS
+ * script, for iPXE builds that fetch their script by TFTP) and
+ * "hosts/<mac>/builds/<id>/xen.cfg". Not runtime.env: it carries the root
+ * hash, and TFTP cannot tell one client from another.
+ */
+export function tftpHostFile(path: string): { mac: string; name: HostFileName; buildId?: string } | undefined {
+  const parts = path.split('/');
+  if (parts[0] !== 'hosts' || parts[1] === undefined) return undefined;
+  if (parts.length === 3 && parts[2] === 'boot.ipxe') return { mac: parts[1], name: 'boot.ipxe' };
+  if (parts.length === 5 && parts[2] === 'builds' && parts[3] && parts[4] === 'xen.cfg') return { mac: parts[1], name: 'xen.cfg', buildId: parts[3] };
+  return undefined;
+}

@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { tftpHostFile } from '../../server/boot/host-files.js';
+import { startRack, serverAddress, httpPort, type Rack } from '../helpers/boot.js';
+
+let rack: Rack;
+
+before(async () => {
+  rack = await startRack({
+    'node01.yaml': ['mac: 52:54:00:12:34:56', 'hostname: node01', 'rootPasswordHash: "$6$salt$' + 'a'.repeat(86) + '"', ''].join('\n'),
+  });
+});
+
+after(async () => {
+  await rack?.close();
+});
+
+test('tftpHostFile: which generated files TFTP serves', () => {
+  assert.deepEqual(tftpHostFile('hosts/52-54-00-12-34-56/boot.ipxe'), { mac: '52-54-00-12-34-56', name: 'boot.ipxe' });
+  assert.deepEqual(tftpHostFile('hosts/52-54-00-12-34-56/builds/b1/xen.cfg'), { mac: '52-54-00-12-34-56', name: 'xen.cfg', buildId: 'b1' });
+  assert.equal(tftpHostFile('hosts/52-54-00-12-34-56/runtime.env'), undefined, 'the root hash never goes out by TFTP');
+  assert.equal(tftpHostFile('hosts/52-54-00-12-34-56'), undefined);
+  assert.equal(tftpHostFile('ipxe.efi'), undefined);
+});
+
+test('per-host files by TFTP are the bytes HTTP serves, with the right tsize', { timeout: 60_000 }, async () => {
+  const http = rack.ns.exec('curl', ['-sS', '--fail', `http://${serverAddress}:${httpPort}/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios`]);
+  assert.match(http, /^kernel http:\/\/198\.18\.0\.1:8080\/builds\/.+\/xen console=com1/m);
+  const tftp = rack.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/boot.ipxe`]);
+  assert.equal(tftp, http);
+
+  // tsize (RFC 2349) names the generated file's exact length.
+  const trace = rack.ns.exec('sh', [
+    '-c',
+    `atftp --trace --option "tsize 0" --get -r hosts/52-54-00-12-34-56/boot.ipxe -l /dev/null ${serverAddress} 2>&1; true`,
+  ]);
+  assert.match(trace, new RegExp(`tsize: ${Buffer.byteLength(http)}\\b|tsize ${Buffer.byteLength(http)}\\b`), trace);
+
+  const build = /builds\/([^/]+)\/xen /.exec(http)![1]!;
+  const cfgHttp = rack.ns.exec('curl', ['-sS', '--fail', `http://${serverAddress}:${httpPort}/hosts/52-54-00-12-34-56/builds/${build}/xen.cfg`]);
+  const cfgTftp = rack.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/builds/${build}/xen.cfg`]);
+  assert.equal(cfgTftp, cfgHttp);
+  assert.match(cfgTftp, /^\[rackboot\]$/m);
+
+  // The secrets file is HTTP only.
+  assert.throws(() => rack.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/runtime.env`]));
+});
