@@ -140,6 +140,21 @@ export function replyDestination(
 
 type Allocation = { address: string; changes: LeaseChange[] } | { reason: string };
 
+/**
+ * Where each pool's search for a never-used address resumes, per server
+ * context. Only a hint for speed: any start finds the same kind of address.
+ */
+const cursorsByContext = new WeakMap<object, Map<string, number>>();
+
+function allocationCursors(context: DhcpContext): Map<string, number> {
+  let cursors = cursorsByContext.get(context);
+  if (cursors === undefined) {
+    cursors = new Map();
+    cursorsByContext.set(context, cursors);
+  }
+  return cursors;
+}
+
 class Decision {
   private readonly mac: string;
   private readonly reservation: Reservation | undefined;
@@ -364,12 +379,26 @@ class Decision {
     const requested = this.request.options.requestedAddress;
     if (requested !== undefined && usable(requested)) return { address: requested, changes: [] };
 
+    // An address never given out, searched from where the last search for
+    // one stopped (wrapping round the pool), so a busy pool costs one lookup
+    // per new client instead of a walk over every address handed out before.
     let longestFree: Lease | undefined;
-    for (let n = ipv4ToNumber(pool.start), end = ipv4ToNumber(pool.end); n <= end; n++) {
-      const address = numberToIpv4(n);
-      if (!usable(address)) continue;
+    const start = ipv4ToNumber(pool.start);
+    const size = ipv4ToNumber(pool.end) - start + 1;
+    const cursors = allocationCursors(this.context);
+    const cursorKey = `${pool.start}-${pool.end}`;
+    const from = cursors.get(cursorKey) ?? 0;
+    for (let i = 0; i < size; i++) {
+      const offset = (from + i) % size;
+      const address = numberToIpv4(start + offset);
+      if (!this.scope.subnet.isHostAddress(address) || this.isInfrastructure(address)) continue;
+      if (this.context.reservationOwner(address) !== undefined) continue;
       const record = this.context.leases.byAddress(address);
-      if (record === undefined) return { address, changes: [] };
+      if (record === undefined) {
+        cursors.set(cursorKey, (offset + 1) % size);
+        return { address, changes: [] };
+      }
+      if (holdsAddress(record, this.now) && (record.mac !== this.mac || record.state === 'declined')) continue;
       if (longestFree === undefined || record.expiresAt < longestFree.expiresAt) longestFree = record;
     }
     if (longestFree !== undefined) return { address: longestFree.address, changes: [] };

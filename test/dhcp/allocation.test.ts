@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decide } from '../../server/dhcp/decide.js';
+import { applyLeaseChanges, MemoryLeaseStore } from '../../server/dhcp/leases.js';
+import { MessageType } from '../../server/dhcp/options.js';
+import { clientRequest, testContext } from './support.js';
+
+const now = 1_700_000_000_000;
+
+/** A lease store that counts address lookups, the cost that grows with a busy pool. */
+class CountingStore extends MemoryLeaseStore {
+  lookups = 0;
+  override byAddress(address: string) {
+    this.lookups++;
+    return super.byAddress(address);
+  }
+}
+
+test('a busy pool: each new client costs a few lookups, not a walk over every address handed out', () => {
+  const leases = new CountingStore();
+  const context = testContext({ pool: { start: '198.18.0.10', end: '198.18.0.250' }, leases });
+  const given: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    const mac = `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+    leases.lookups = 0;
+    const decision = decide(clientRequest({ mac, options: { messageType: MessageType.discover } }), context, now);
+    assert.equal(decision.kind, 'reply');
+    if (decision.kind !== 'reply') return;
+    applyLeaseChanges(leases, decision.leaseChanges, now);
+    given.push(decision.address!);
+    assert.ok(leases.lookups <= 4, `client ${i}: ${leases.lookups} address lookups`);
+  }
+  assert.equal(new Set(given).size, 200, 'no address twice');
+  assert.deepEqual(given.slice(0, 3), ['198.18.0.10', '198.18.0.11', '198.18.0.12'], 'in order from the start of the pool');
+});
+
+test('the search wraps round the pool and still finds the free addresses behind it', () => {
+  const context = testContext({ pool: { start: '198.18.0.10', end: '198.18.0.13' } });
+  const offer = (mac: string) => {
+    const decision = decide(clientRequest({ mac, options: { messageType: MessageType.discover } }), context, now);
+    if (decision.kind !== 'ignore') applyLeaseChanges(context.leases, decision.leaseChanges, now);
+    return decision.kind === 'reply' ? decision.address : decision.kind;
+  };
+  assert.deepEqual(['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03'].map(offer), ['198.18.0.10', '198.18.0.11', '198.18.0.12']);
+  context.leases.remove('198.18.0.10');
+  assert.equal(offer('02:00:00:00:00:04'), '198.18.0.13');
+  assert.equal(offer('02:00:00:00:00:05'), '198.18.0.10', 'wrapped round to the freed address');
+});
