@@ -35,12 +35,13 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SqliteLeaseStore } from '../../server/dhcp/sqlite-leases.js';
 import { runIn } from '../dhcp/live-support.js';
 import { Netns, assertRoot } from '../helpers/netns.js';
+import { unpackedProgram } from '../helpers/unpacked.js';
 
 const cliPath = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 const serverAddress = '198.18.0.1';
@@ -96,17 +97,9 @@ async function stop(child: ChildProcess | undefined): Promise<void> {
   }
 }
 
-/** kea-dhcp4 from the system, or unpacked from kea-dhcp4-server's .deb into the cache (its libraries come with kea-admin). */
+/** kea-dhcp4 from the system, or unpacked from kea-dhcp4-server's .deb (its libraries come with kea-admin). */
 function findKea(): string {
-  if (existsSync('/usr/sbin/kea-dhcp4')) return '/usr/sbin/kea-dhcp4';
-  const cache = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'rackboot', 'bench', 'kea-dhcp4-server');
-  const binary = join(cache, 'root', 'usr', 'sbin', 'kea-dhcp4');
-  if (existsSync(binary)) return binary;
-  mkdirSync(cache, { recursive: true });
-  execFileSync('apt-get', ['download', 'kea-dhcp4-server'], { cwd: cache, stdio: 'inherit' });
-  const deb = execFileSync('sh', ['-c', 'ls kea-dhcp4-server_*.deb | head -n 1'], { cwd: cache, encoding: 'utf8' }).trim();
-  execFileSync('dpkg', ['-x', join(cache, deb), join(cache, 'root')]);
-  return binary;
+  return existsSync('/usr/sbin/kea-dhcp4') ? '/usr/sbin/kea-dhcp4' : unpackedProgram('kea-dhcp4-server', 'usr/sbin/kea-dhcp4');
 }
 
 /** Whether something in the namespace listens on UDP port 67. */
