@@ -1,4 +1,5 @@
 import type { Socket, RemoteInfo } from 'node:dgram';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
 import { BlockReader } from './block-reader.js';
 import { WindowBuffer } from './window-buffer.js';
@@ -38,6 +39,12 @@ export interface TransferSummary {
   retransmits: number;
   /** ACKs that repeated an earlier one and were not answered. */
   duplicateAcks: number;
+  /**
+   * With windows: ACKs inside the window that the client sent before the
+   * blocks after the acknowledged one could reach it; taken as progress,
+   * not answered with a window.
+   */
+  earlyAcks: number;
   durationMs: number;
   /** The client's ERROR message, or what went wrong on our side. */
   detail?: string;
@@ -87,9 +94,25 @@ export class ReadTransfer {
   private bytes = 0;
   private retransmits = 0;
   private duplicateAcks = 0;
+  private earlyAcks = 0;
   private readonly oack: Buffer | undefined;
   private readonly blockSize: number;
   private readonly windowSize: number;
+  /**
+   * With windows: when each unacknowledged block was last handed to the
+   * socket (performance.now()), in slot (index mod windowSize), and the
+   * shortest round trip seen, to tell an ACK that reports a loss from one
+   * the client sent before the blocks after it could have reached it.
+   */
+  private readonly sentAt: Float64Array | undefined;
+  /** With windows, per slot: which burst (sendWindow call) last sent the block, and whether it opened that burst having been sent before. */
+  private readonly burstOf: Uint32Array | undefined;
+  private readonly resent: Uint8Array | undefined;
+  private burst = 0;
+  /** The last ACK taken as early (see handle()); 0 when none is pending. */
+  private earlyAck = 0;
+  private oackSentAt = 0;
+  private minRoundTrip = Infinity;
 
   constructor(private readonly params: ReadTransferParams) {
     this.blockSize = params.negotiated.blockSize;
@@ -97,6 +120,11 @@ export class ReadTransfer {
     const acknowledged = params.negotiated.acknowledged;
     this.oack = acknowledged.length > 0 ? encodePacket({ kind: 'optionAcknowledgement', options: acknowledged }) : undefined;
     this.phase = this.oack !== undefined ? 'optionAck' : 'data';
+    if (this.windowSize > 1) {
+      this.sentAt = new Float64Array(this.windowSize);
+      this.burstOf = new Uint32Array(this.windowSize);
+      this.resent = new Uint8Array(this.windowSize);
+    }
     params.socket.on('message', (message, remote) => this.receive(message, remote));
     params.socket.on('error', (err) => params.log.debug({ client: clientLabel(params.client), err }, 'tftp transfer socket error'));
   }
@@ -106,6 +134,7 @@ export class ReadTransfer {
     this.enqueue(async () => {
       if (this.oack !== undefined) {
         this.send(this.oack);
+        this.oackSentAt = performance.now();
         this.armTimer();
       } else {
         await this.beginData();
@@ -158,12 +187,22 @@ export class ReadTransfer {
     }
     if (this.phase === 'optionAck') {
       // RFC 2347: the client accepts the OACK with ACK 0.
-      if (packet.block === 0) await this.beginData();
+      if (packet.block === 0) {
+        if (this.sentAt !== undefined) this.minRoundTrip = performance.now() - this.oackSentAt;
+        await this.beginData();
+      }
       return;
     }
     const meaning = interpretAck(packet.block, this.lastAcked, this.highestSent);
     if (meaning.kind === 'duplicate') {
       this.duplicateAcks += 1;
+      if (this.earlyAck !== 0 && this.earlyAck === this.lastAcked && this.lastAcked < this.highestSent) {
+        // The client repeats an ACK we took as early: now it does say that
+        // the block after it was lost. Once: the window is resent from
+        // there, and further repeats are plain duplicates again.
+        this.earlyAck = 0;
+        await this.sendWindow(this.lastAcked + 1);
+      }
       return;
     }
     if (meaning.kind === 'outOfWindow') return;
@@ -173,13 +212,44 @@ export class ReadTransfer {
     }
     this.lastAcked = meaning.index;
     this.tries = 0;
+    this.earlyAck = 0;
     if (this.lastAcked === this.finalIndex) {
       this.finish('complete');
       return;
     }
-    // RFC 7440 section 4: an ACK inside the window means the blocks after
-    // it were lost; the next window starts right after it either way.
-    await this.sendWindow();
+    if (this.sentAt !== undefined && meaning.index < this.highestSent && this.isEarly(meaning.index)) {
+      // Take the progress and keep the window full, sending only blocks
+      // never sent; the ones in flight are not sent again.
+      this.earlyAcks += 1;
+      this.earlyAck = meaning.index;
+      await this.sendWindow(this.highestSent + 1);
+      return;
+    }
+    if (this.sentAt !== undefined && meaning.index === this.highestSent) {
+      this.minRoundTrip = Math.min(this.minRoundTrip, performance.now() - this.sentAt[meaning.index % this.windowSize]!);
+    }
+    // RFC 7440 section 4: an ACK inside the window says the blocks after it
+    // were lost; the next window starts right after it either way.
+    await this.sendWindow(this.lastAcked + 1);
+  }
+
+  /**
+   * Whether an ACK for `index`, inside the window, may have left the client
+   * before block index+1 could reach it, so that it says nothing about that
+   * block being lost:
+   * - index+1 went out less than a round trip ago (three quarters of the
+   *   shortest seen, for jitter); or
+   * - `index` was sent again as the first block of a burst, followed by
+   *   index+1: a client that already held it answers the old block at once
+   *   (atftp sends one ACK when old blocks arrive), while index+1 is still
+   *   on its way. Restarting the window on such ACKs sent most windows
+   *   twice after the first loss through a lossy link.
+   */
+  private isEarly(index: number): boolean {
+    const slot = index % this.windowSize;
+    const next = (index + 1) % this.windowSize;
+    if (performance.now() - this.sentAt![next]! < this.minRoundTrip * 0.75) return true;
+    return this.resent![slot] === 1 && this.burstOf![slot] === this.burstOf![next];
   }
 
   private async beginData(): Promise<void> {
@@ -206,10 +276,11 @@ export class ReadTransfer {
     await this.sendWindow();
   }
 
-  /** Send blocks lastAcked+1 .. lastAcked+windowSize (or to the last block), then wait. */
-  private async sendWindow(): Promise<void> {
+  /** Send blocks from .. lastAcked+windowSize (or to the last block), then wait. */
+  private async sendWindow(from = this.lastAcked + 1): Promise<void> {
     const end = this.lastAcked + this.windowSize;
-    for (let index = this.lastAcked + 1; index <= end; index += 1) {
+    this.burst += 1;
+    for (let index = from; index <= end; index += 1) {
       if (this.finalIndex !== undefined && index > this.finalIndex) break;
       let block = this.unacknowledged.get(index);
       if (block === undefined) {
@@ -230,6 +301,13 @@ export class ReadTransfer {
         this.sendsInFlight -= 1;
         if (err) this.params.log.debug({ client: clientLabel(this.params.client), err }, 'tftp send failed');
       });
+      if (this.sentAt !== undefined) {
+        const slot = index % this.windowSize;
+        this.sentAt[slot] = performance.now();
+        this.burstOf![slot] = this.burst;
+        // Only the first block of a burst counts as an old block the client may answer at once.
+        this.resent![slot] = index <= this.highestSent && index === from ? 1 : 0;
+      }
       if (index > this.highestSent) this.highestSent = index;
     }
     this.armTimer();
@@ -264,6 +342,7 @@ export class ReadTransfer {
     if (this.phase === 'optionAck') {
       this.retransmits += 1;
       this.send(this.oack!);
+      this.oackSentAt = performance.now();
       this.armTimer();
       return;
     }
@@ -314,6 +393,7 @@ export class ReadTransfer {
       blocks: this.lastAcked,
       retransmits: this.retransmits,
       duplicateAcks: this.duplicateAcks,
+      earlyAcks: this.earlyAcks,
       durationMs: Date.now() - this.params.startedAt,
     };
     if (detail !== undefined) summary.detail = detail;

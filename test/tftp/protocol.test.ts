@@ -291,6 +291,51 @@ describe('TFTP server protocol', () => {
     });
   });
 
+  test('with windows: an ACK answering a resent block is progress, not a loss; each loss costs one window', async () => {
+    await withServer({ timeoutMs: 5000 }, async (fixture) => {
+      fixture.writeRandomFile('f', 512 * 40);
+      await withClient(async (client) => {
+        await client.readRequest(fixture.port, 'f', [{ name: 'windowsize', value: '4' }]);
+        const oack = await client.receive();
+        const ack = (block: number): Promise<void> => client.send({ kind: 'acknowledgement', block }, oack.port);
+        await ack(0);
+        assert.deepEqual(dataBlocks(await client.collect(200)), [1, 2, 3, 4]);
+        await ack(4);
+        assert.deepEqual(dataBlocks(await client.collect(200)), [5, 6, 7, 8]);
+        // 6 was lost: ACK 5 restarts the window at 6.
+        await ack(5);
+        assert.deepEqual(dataBlocks(await client.collect(200)), [6, 7, 8, 9]);
+        // What atftp does when the resent 6 reaches it having got 6 already
+        // (the first copy was late, not lost): it answers the old block with
+        // ACK 6 at once, while 7..9 are still on their way. That is no loss:
+        // only the block that keeps the window full goes out, not 7..10.
+        await ack(6);
+        assert.deepEqual(dataBlocks(await client.collect(200)), [10], 'one new block, no second window');
+        await ack(10);
+        assert.deepEqual(dataBlocks(await client.collect(200)), [11, 12, 13, 14]);
+        // An ACK inside a fresh window is a loss: the window restarts after it.
+        await ack(12);
+        assert.deepEqual(dataBlocks(await client.collect(200)), [13, 14, 15, 16]);
+        // 13 opened that burst having been sent before: ACK 13 is progress...
+        await ack(13);
+        assert.deepEqual(dataBlocks(await client.collect(200)), [17]);
+        // ...unless the client says it again: then 14 was lost, and the
+        // window is resent from there, once; further repeats change nothing.
+        await ack(13);
+        assert.deepEqual(dataBlocks(await client.collect(200)), [14, 15, 16, 17]);
+        await ack(13);
+        await ack(13);
+        assert.deepEqual(dataBlocks(await client.collect(200)), [], 'no Sorcerer\'s Apprentice');
+        await ack(17);
+        assert.deepEqual(dataBlocks(await client.collect(200)), [18, 19, 20, 21]);
+      });
+      await fixture.server.close();
+      const ended = await fixture.waitForEvent('transferEnded');
+      assert.equal(ended.earlyAcks, 2);
+      assert.equal(ended.duplicateAcks, 3);
+    });
+  });
+
   test('retransmits on timeout, a bounded number of times, then gives up with an ERROR', async () => {
     await withServer({ timeoutMs: 150, retries: 2 }, async (fixture) => {
       fixture.writeRandomFile('f', 2000);
