@@ -90,7 +90,12 @@ export class ReadTransfer {
   private tries = 0;
   private timer: NodeJS.Timeout | undefined;
   private timerGeneration = 0;
+  /** When the ACK is due, and when the running timer fires (Date.now() times). */
+  private deadline = 0;
+  private timerDue = 0;
   private queue: Promise<void> = Promise.resolve();
+  /** Work enqueued and not finished: while any is, packets wait their turn on the queue. */
+  private pending = 0;
   private bytes = 0;
   private retransmits = 0;
   private duplicateAcks = 0;
@@ -164,6 +169,17 @@ export class ReadTransfer {
       }
       return;
     }
+    if (this.pending === 0 && this.phase === 'data' && message.length === 4 && message[0] === 0 && message[1] === 4) {
+      // An ACK with nothing queued before it: handle it here and now.
+      let rest: Promise<void> | undefined;
+      try {
+        rest = this.acknowledged(message.readUInt16BE(2));
+      } catch (err) {
+        rest = Promise.reject(err);
+      }
+      if (rest !== undefined) this.enqueue(() => rest);
+      return;
+    }
     const decoded = tryDecodePacket(message);
     if (decoded.kind === 'malformed') {
       log.debug({ client: clientLabel(client), reason: decoded.reason, length: message.length }, 'tftp dropped malformed packet');
@@ -193,7 +209,16 @@ export class ReadTransfer {
       }
       return;
     }
-    const meaning = interpretAck(packet.block, this.lastAcked, this.highestSent);
+    await this.acknowledged(packet.block);
+  }
+
+  /**
+   * An ACK in the data phase. Synchronous (undefined) when the blocks to
+   * send next are at hand, which is the common case: no promise, no
+   * microtask between the ACK and the next DATA.
+   */
+  private acknowledged(block: number): Promise<void> | undefined {
+    const meaning = interpretAck(block, this.lastAcked, this.highestSent);
     if (meaning.kind === 'duplicate') {
       this.duplicateAcks += 1;
       if (this.earlyAck !== 0 && this.earlyAck === this.lastAcked && this.lastAcked < this.highestSent) {
@@ -201,11 +226,11 @@ export class ReadTransfer {
         // the block after it was lost. Once: the window is resent from
         // there, and further repeats are plain duplicates again.
         this.earlyAck = 0;
-        await this.sendWindow(this.lastAcked + 1);
+        return this.sendWindow(this.lastAcked + 1);
       }
-      return;
+      return undefined;
     }
-    if (meaning.kind === 'outOfWindow') return;
+    if (meaning.kind === 'outOfWindow') return undefined;
     for (let index = this.lastAcked + 1; index <= meaning.index; index += 1) {
       this.bytes += this.unacknowledged.get(index)?.length ?? 0;
       this.unacknowledged.delete(index);
@@ -215,22 +240,21 @@ export class ReadTransfer {
     this.earlyAck = 0;
     if (this.lastAcked === this.finalIndex) {
       this.finish('complete');
-      return;
+      return undefined;
     }
     if (this.sentAt !== undefined && meaning.index < this.highestSent && this.isEarly(meaning.index)) {
       // Take the progress and keep the window full, sending only blocks
       // never sent; the ones in flight are not sent again.
       this.earlyAcks += 1;
       this.earlyAck = meaning.index;
-      await this.sendWindow(this.highestSent + 1);
-      return;
+      return this.sendWindow(this.highestSent + 1);
     }
     if (this.sentAt !== undefined && meaning.index === this.highestSent) {
       this.minRoundTrip = Math.min(this.minRoundTrip, performance.now() - this.sentAt[meaning.index % this.windowSize]!);
     }
     // RFC 7440 section 4: an ACK inside the window says the blocks after it
     // were lost; the next window starts right after it either way.
-    await this.sendWindow(this.lastAcked + 1);
+    return this.sendWindow(this.lastAcked + 1);
   }
 
   /**
@@ -276,11 +300,34 @@ export class ReadTransfer {
     await this.sendWindow();
   }
 
-  /** Send blocks from .. lastAcked+windowSize (or to the last block), then wait. */
-  private async sendWindow(from = this.lastAcked + 1): Promise<void> {
+  /**
+   * Send blocks from .. lastAcked+windowSize (or to the last block), then
+   * wait. Synchronous while the blocks are held (window buffer, or kept for
+   * resending); returns a promise only when it has to read.
+   */
+  private sendWindow(from = this.lastAcked + 1): Promise<void> | undefined {
     const end = this.lastAcked + this.windowSize;
     this.burst += 1;
+    const window = this.window;
     for (let index = from; index <= end; index += 1) {
+      if (this.finalIndex !== undefined && index > this.finalIndex) break;
+      // Blocks sent before are kept here: the window buffer may have moved
+      // on to a new buffer since (see WindowBuffer.fill).
+      let block = this.unacknowledged.get(index);
+      if (block === undefined) {
+        if (window === undefined || index > window.highestRead) return this.readAndSend(index, end, from);
+        block = window.block(index);
+        this.unacknowledged.set(index, block);
+      }
+      this.sendBlock(index, block, from);
+    }
+    this.armTimer();
+    return undefined;
+  }
+
+  /** The rest of sendWindow from block `index`, reading the blocks not read yet. */
+  private async readAndSend(index: number, end: number, from: number): Promise<void> {
+    for (; index <= end; index += 1) {
       if (this.finalIndex !== undefined && index > this.finalIndex) break;
       let block = this.unacknowledged.get(index);
       if (block === undefined) {
@@ -293,25 +340,30 @@ export class ReadTransfer {
         if (this.phase === 'done') return;
         this.unacknowledged.set(index, block);
         if (block.length < this.blockSize) this.finalIndex = index;
-      } else if (index <= this.highestSent) {
-        this.retransmits += 1;
       }
-      this.sendsInFlight += 1;
-      this.params.socket.send([encodeDataHeader(wireBlockNumber(index)), block], this.params.client.port, this.params.client.address, (err) => {
-        this.sendsInFlight -= 1;
-        if (err) this.params.log.debug({ client: clientLabel(this.params.client), err }, 'tftp send failed');
-      });
-      if (this.sentAt !== undefined) {
-        const slot = index % this.windowSize;
-        this.sentAt[slot] = performance.now();
-        this.burstOf![slot] = this.burst;
-        // Only the first block of a burst counts as an old block the client may answer at once.
-        this.resent![slot] = index <= this.highestSent && index === from ? 1 : 0;
-      }
-      if (index > this.highestSent) this.highestSent = index;
+      this.sendBlock(index, block, from);
     }
     this.armTimer();
   }
+
+  private sendBlock(index: number, block: Buffer, burstStart: number): void {
+    if (index <= this.highestSent) this.retransmits += 1;
+    this.sendsInFlight += 1;
+    this.params.socket.send([encodeDataHeader(wireBlockNumber(index)), block], this.params.client.port, this.params.client.address, this.afterSend);
+    if (this.sentAt !== undefined) {
+      const slot = index % this.windowSize;
+      this.sentAt[slot] = performance.now();
+      this.burstOf![slot] = this.burst;
+      // Only the first block of a burst counts as an old block the client may answer at once.
+      this.resent![slot] = index <= this.highestSent && index === burstStart ? 1 : 0;
+    }
+    if (index > this.highestSent) this.highestSent = index;
+  }
+
+  private readonly afterSend = (err: Error | null): void => {
+    this.sendsInFlight -= 1;
+    if (err) this.params.log.debug({ client: clientLabel(this.params.client), err }, 'tftp send failed');
+  };
 
   /** Block `index` from the window buffer; when it is new, read it and as many after it as the buffer has room for. */
   private async windowBlock(index: number): Promise<Buffer> {
@@ -320,14 +372,34 @@ export class ReadTransfer {
     return window.block(index);
   }
 
+  /**
+   * Wait for an ACK until now + the retransmission delay. One timer per
+   * transfer that checks the deadline when it fires, rather than a new
+   * timer per packet: at windowsize 1 that was one setTimeout and one
+   * clearTimeout per block.
+   */
   private armTimer(): void {
-    clearTimeout(this.timer);
     this.timerGeneration += 1;
-    const generation = this.timerGeneration;
-    this.timer = setTimeout(() => {
-      this.enqueue(() => this.expire(generation));
-    }, retransmissionDelay(this.params.timeoutMs, this.tries));
+    const now = Date.now();
+    this.deadline = now + retransmissionDelay(this.params.timeoutMs, this.tries);
+    if (this.timer !== undefined && this.timerDue <= this.deadline) return;
+    clearTimeout(this.timer);
+    this.timerDue = this.deadline;
+    this.timer = setTimeout(this.onTimer, this.deadline - now);
   }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    if (this.phase === 'done') return;
+    const now = Date.now();
+    if (now < this.deadline) {
+      this.timerDue = this.deadline;
+      this.timer = setTimeout(this.onTimer, this.deadline - now);
+      return;
+    }
+    const generation = this.timerGeneration;
+    this.enqueue(() => this.expire(generation));
+  };
 
   private async expire(generation: number): Promise<void> {
     // An ACK handled after the timer fired but before this ran re-armed it.
@@ -364,10 +436,16 @@ export class ReadTransfer {
   }
 
   private enqueue(work: () => Promise<void>): void {
-    this.queue = this.queue.then(work).catch((err: unknown) => {
-      this.params.log.error({ client: clientLabel(this.params.client), err }, 'tftp transfer failed unexpectedly');
-      this.abort('readError', 'internal error');
-    });
+    this.pending += 1;
+    this.queue = this.queue
+      .then(work)
+      .catch((err: unknown) => {
+        this.params.log.error({ client: clientLabel(this.params.client), err }, 'tftp transfer failed unexpectedly');
+        this.abort('readError', 'internal error');
+      })
+      .then(() => {
+        this.pending -= 1;
+      });
   }
 
   private finish(outcome: TransferOutcome, detail?: string): void {
