@@ -253,9 +253,13 @@ export function encodePacket(packet: TftpPacket): Buffer {
  * socket separately (no copy of the block).
  */
 export function encodeDataHeader(block: number): Buffer {
-  const header = Buffer.alloc(4);
-  header.writeUInt16BE(Opcode.data, 0);
-  writeUInt16(header, block, 2, 'block number');
+  if (!Number.isInteger(block) || block < 0 || block > 0xffff) throw new RangeError(`block number ${block} does not fit in 16 bits`);
+  // One per DATA packet: a slice of Node's shared pool, all four bytes written.
+  const header = Buffer.allocUnsafe(4);
+  header[0] = 0;
+  header[1] = Opcode.data;
+  header[2] = block >>> 8;
+  header[3] = block & 0xff;
   return header;
 }
 

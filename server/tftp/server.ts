@@ -1,6 +1,7 @@
 import { createSocket as createUdpSocket, type Socket, type RemoteInfo } from 'node:dgram';
 import { once } from 'node:events';
-import { isIPv6 } from 'node:net';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
 import type { Logger } from '../log.js';
 import { ErrorCode } from './codes.js';
 import { NotRegularFileError, type TftpFile } from './file.js';
@@ -162,7 +163,7 @@ export class TftpServer {
   }
 
   private newSocket(): Socket {
-    return this.config.createSocket?.(this.socketType) ?? createUdpSocket({ type: this.socketType });
+    return this.config.createSocket?.(this.socketType) ?? createUdpSocket({ type: this.socketType, lookup: literalLookup });
   }
 
   private receiveRequest(message: Buffer, remote: RemoteInfo): void {
@@ -385,4 +386,23 @@ async function bind(socket: Socket, address: string, port: number): Promise<void
   const listening = once(socket, 'listening');
   socket.bind({ address, port, exclusive: true });
   await listening;
+}
+
+/**
+ * The sockets' address lookup. Replies always go to the address a packet
+ * came from, an IP literal, yet dgram passes every send's address through
+ * dns.lookup, which answers a literal on the next tick: one deferral and
+ * closure per DATA packet. Literals are answered at once here.
+ */
+function literalLookup(
+  hostname: string,
+  options: LookupOneOptions | number,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const family = isIP(hostname);
+  if (family !== 0) {
+    callback(null, hostname, family);
+    return;
+  }
+  dnsLookup(hostname, typeof options === 'number' ? { family: options } : options, callback);
 }
