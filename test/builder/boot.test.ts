@@ -179,6 +179,7 @@ test('dhcp network: udhcpc gets a lease; root can log in on the console with the
       shell = await machine.waitFor(/~ # /, 15_000, password.end).catch(() => undefined);
     }
     assert.ok(shell, `no shell after logging in; console:\n${machine.tail()}`);
+    await delay(500); // let the shell's cursor query and its answer pass first
     machine.write(
       'echo tz=$(cat /etc/timezone) shadow=$(cut -d: -f1,2 /etc/shadow | head -n 1)' +
         " dns=$(grep -c '^nameserver 198.18.0.1$' /etc/resolv.conf) $(grep -o 'rackboot.dns=[^ ]*' /proc/cmdline)" +

@@ -19,6 +19,7 @@ export class ConsoleMachine {
     this.child = ns.spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const take = (chunk: Buffer): void => {
       this.output += chunk.toString('latin1');
+      this.answerCursorQueries();
       for (const wake of [...this.waiters]) wake();
     };
     this.child.stdout!.on('data', take);
@@ -69,6 +70,18 @@ export class ConsoleMachine {
 
   write(text: string): void {
     this.child.stdin!.write(text);
+  }
+
+  private cursorQueriesAnswered = 0;
+
+  /**
+   * busybox ash asks the terminal where the cursor is (ESC [ 6 n) at each
+   * prompt and reads the answer from its input; a command typed before an
+   * answer arrives loses characters to that read. Answer like a terminal.
+   */
+  private answerCursorQueries(): void {
+    const asked = this.output.split('\x1b[6n').length - 1;
+    for (; this.cursorQueriesAnswered < asked; this.cursorQueriesAnswered++) this.child.stdin!.write('\x1b[24;1R');
   }
 
   tail(lines = 60): string {
