@@ -14,6 +14,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
+import { clientRequest } from './support.js';
 
 export const bindingChildScript = fileURLToPath(import.meta.url);
 
@@ -44,22 +45,7 @@ async function inform(config: InformConfig): Promise<void> {
   const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
   socket.bind({ address: config.localAddress, port: 68 });
   await once(socket, 'listening');
-  const packet: DhcpPacket = {
-    op: 1,
-    hardwareType: 1,
-    hardwareAddress: Buffer.from([0x02, 0xbb, 0, 0, 0, 9]),
-    hops: 0,
-    transactionId: 0x5eed0001,
-    secondsElapsed: 0,
-    broadcast: false,
-    clientAddress: config.localAddress,
-    yourAddress: '0.0.0.0',
-    serverAddress: '0.0.0.0',
-    relayAddress: '0.0.0.0',
-    serverName: '',
-    bootFile: '',
-    options: { messageType: 8 },
-  };
+  const packet: DhcpPacket = clientRequest({ mac: '02:bb:00:00:00:09', transactionId: 0x5eed0001, clientAddress: config.localAddress, options: { messageType: 8 } });
   let answered = false;
   socket.on('message', () => (answered = true));
   await new Promise<void>((resolve, reject) =>

@@ -23,6 +23,7 @@ import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/p
 import { DhcpServer } from '../../server/dhcp/server.js';
 import { readPcap } from '../helpers/pcap.js';
 import { FuzzGenerator } from './fuzz-packets.js';
+import { clientRequest } from './support.js';
 
 export const childScript = fileURLToPath(import.meta.url);
 
@@ -141,22 +142,7 @@ async function flood(config: FloodConfig): Promise<void> {
   let barrierRetries = 0;
   const barrier = async () => {
     const xid = barrierXid++;
-    const inform: DhcpPacket = {
-      op: 1,
-      hardwareType: 1,
-      hardwareAddress: Buffer.from([0x02, 0xfb, 0, 0, 0, 2]),
-      hops: 0,
-      transactionId: xid,
-      secondsElapsed: 0,
-      broadcast: false,
-      clientAddress: config.localAddress,
-      yourAddress: '0.0.0.0',
-      serverAddress: '0.0.0.0',
-      relayAddress: '0.0.0.0',
-      serverName: '',
-      bootFile: '',
-      options: { messageType: 8 },
-    };
+    const inform: DhcpPacket = clientRequest({ mac: '02:fb:00:00:00:02', transactionId: xid, clientAddress: config.localAddress, options: { messageType: 8 } });
     for (let attempt = 0; attempt < 10; attempt++) {
       if (attempt > 0) barrierRetries++;
       await send(encodePacket(inform), config.serverAddress);

@@ -13,16 +13,8 @@ import { MemoryLeaseStore } from '../../server/dhcp/leases.js';
 import { MessageType } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { DhcpServer, type DhcpEvent } from '../../server/dhcp/server.js';
-import { clientRequest, testBootFile } from './support.js';
+import { clientRequest, testBootFile, freePort } from './support.js';
 
-async function freePort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  socket.bind(0, '127.0.0.1');
-  await once(socket, 'listening');
-  const { port } = socket.address();
-  socket.close();
-  return port;
-}
 
 describe('DhcpServer in proxy mode on loopback', () => {
   let server: DhcpServer;

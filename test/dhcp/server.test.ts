@@ -13,16 +13,8 @@ import { MessageType } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { DhcpServer, type DhcpEvent, type DhcpServerOptions } from '../../server/dhcp/server.js';
 import { silentLogger } from '../../server/log.js';
-import { clientRequest, testBootFile } from './support.js';
+import { clientRequest, testBootFile, freePort } from './support.js';
 
-async function freePort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  socket.bind(0, '127.0.0.1');
-  await once(socket, 'listening');
-  const { port } = socket.address();
-  socket.close();
-  return port;
-}
 
 function options(overrides: Partial<DhcpServerOptions> = {}): DhcpServerOptions {
   return {

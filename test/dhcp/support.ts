@@ -8,6 +8,8 @@ import type { DhcpContext, Reservation } from '../../server/dhcp/decide.js';
 import { MemoryLeaseStore } from '../../server/dhcp/leases.js';
 import type { DhcpPacket } from '../../server/dhcp/packet.js';
 import { readPcap, type UdpDatagram } from '../helpers/pcap.js';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -96,4 +98,14 @@ export function testContext(
     ...rest,
     leases: (rest.leases as MemoryLeaseStore | undefined) ?? new MemoryLeaseStore(),
   };
+}
+
+/** A UDP port free on loopback right now, for servers and clients under test. */
+export async function freePort(): Promise<number> {
+  const socket = dgram.createSocket('udp4');
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  const { port } = socket.address();
+  socket.close();
+  return port;
 }
