@@ -19,6 +19,13 @@ export function assertRoot(): void {
   }
 }
 
+/** One end of a veth pair made by Netns.linkTo. */
+export interface VethEnd {
+  device: string;
+  cidr?: string;
+  mac?: string;
+}
+
 export class Netns {
   readonly name: string;
   private closed = false;
@@ -53,11 +60,18 @@ export class Netns {
   }
 
   /**
-   * A veth pair with both ends inside this namespace (one per "host" side);
-   * returns the two device names. Use moveTo to put one end in another namespace.
+   * A veth pair from this namespace to another one: `here` stays, `there`
+   * moves over; each end gets its address (when given) and comes up. The
+   * other end may take a fixed MAC (a client the test knows by MAC).
    */
-  addVethPair(a: string, b: string): void {
-    this.ip('link', 'add', a, 'type', 'veth', 'peer', 'name', b);
+  linkTo(other: Netns, here: VethEnd, there: VethEnd): void {
+    this.ip('link', 'add', here.device, 'type', 'veth', 'peer', 'name', there.device);
+    this.ip('link', 'set', there.device, 'netns', other.name);
+    for (const [ns, end] of [[this as Netns, here], [other, there]] as const) {
+      if (end.mac) ns.ip('link', 'set', end.device, 'address', end.mac);
+      if (end.cidr) ns.ip('addr', 'add', end.cidr, 'dev', end.device);
+      ns.ip('link', 'set', end.device, 'up');
+    }
   }
 
   spawn(cmd: string, args: string[], options: SpawnOptions = {}): ChildProcess {

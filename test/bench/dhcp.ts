@@ -244,12 +244,7 @@ async function main(): Promise<void> {
   const clientNs = Netns.create('rbd');
   let running: Running | undefined;
   try {
-    serverNs.addVethPair(serverDevice, clientDevice);
-    serverNs.ip('link', 'set', clientDevice, 'netns', clientNs.name);
-    serverNs.ip('addr', 'add', `${serverAddress}/${prefix}`, 'dev', serverDevice);
-    serverNs.ip('link', 'set', serverDevice, 'up');
-    clientNs.ip('addr', 'add', `${clientAddress}/${prefix}`, 'dev', clientDevice);
-    clientNs.ip('link', 'set', clientDevice, 'up');
+    serverNs.linkTo(clientNs, { device: serverDevice, cidr: `${serverAddress}/${prefix}` }, { device: clientDevice, cidr: `${clientAddress}/${prefix}` });
 
     const results = new Map<number, Partial<Record<ServerName, Result>>>();
     let runs = 0;

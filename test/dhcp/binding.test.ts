@@ -41,12 +41,7 @@ describe('DHCP on a host with two networks answers only on its own', () => {
   const joinClient = (hostDevice: string, clientDevice: string, cidr: string, mac: string): Netns => {
     const client = Netns.create('rbbc');
     namespaces.push(client);
-    host.addVethPair(hostDevice, clientDevice);
-    host.ip('link', 'set', clientDevice, 'netns', client.name);
-    host.ip('addr', 'add', cidr, 'dev', hostDevice);
-    host.ip('link', 'set', hostDevice, 'up');
-    client.ip('link', 'set', clientDevice, 'address', mac);
-    client.ip('link', 'set', clientDevice, 'up');
+    host.linkTo(client, { device: hostDevice, cidr }, { device: clientDevice, mac });
     return client;
   };
 

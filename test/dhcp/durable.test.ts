@@ -151,12 +151,7 @@ before(() => {
   requireTool('tcpdump', 'tcpdump');
   serverNs = Netns.create('rbdus');
   clientNs = Netns.create('rbduc');
-  serverNs.addVethPair('vs', 'vc');
-  serverNs.ip('link', 'set', 'vc', 'netns', clientNs.name);
-  serverNs.ip('addr', 'add', `${serverAddress}/24`, 'dev', 'vs');
-  serverNs.ip('link', 'set', 'vs', 'up');
-  clientNs.ip('addr', 'add', `${clientAddress}/24`, 'dev', 'vc');
-  clientNs.ip('link', 'set', 'vc', 'up');
+  serverNs.linkTo(clientNs, { device: 'vs', cidr: `${serverAddress}/24` }, { device: 'vc', cidr: `${clientAddress}/24` });
 });
 
 after(() => {

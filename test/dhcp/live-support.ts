@@ -112,11 +112,7 @@ export class LiveLink {
       this.serverNs.delete();
       throw error;
     }
-    this.serverNs.addVethPair(serverDevice, clientDevice);
-    this.serverNs.ip('link', 'set', clientDevice, 'netns', this.clientNs.name);
-    this.serverNs.ip('addr', 'add', `${serverAddress}/24`, 'dev', serverDevice);
-    this.serverNs.ip('link', 'set', serverDevice, 'up');
-    this.setClientMac(clientMac);
+    this.serverNs.linkTo(this.clientNs, { device: serverDevice, cidr: `${serverAddress}/24` }, { device: clientDevice, mac: clientMac });
   }
 
   setClientMac(mac: string): void {

@@ -36,19 +36,9 @@ before(async () => {
   router = Netns.create('rbrr');
   client = Netns.create('rbrc');
   // server s0 <-> r0 router r1 <-> c0 client
-  server.ip('link', 'add', 's0', 'type', 'veth', 'peer', 'name', 'r0');
-  server.ip('link', 'set', 'r0', 'netns', router.name);
-  router.ip('link', 'add', 'r1', 'type', 'veth', 'peer', 'name', 'c0');
-  router.ip('link', 'set', 'c0', 'netns', client.name);
-  server.ip('addr', 'add', '198.18.0.1/24', 'dev', 's0');
-  server.ip('link', 'set', 's0', 'up');
+  server.linkTo(router, { device: 's0', cidr: '198.18.0.1/24' }, { device: 'r0', cidr: '198.18.0.254/24' });
+  router.linkTo(client, { device: 'r1', cidr: '198.18.2.1/24' }, { device: 'c0', mac: clientMac });
   server.ip('route', 'add', '198.18.2.0/24', 'via', '198.18.0.254');
-  router.ip('addr', 'add', '198.18.0.254/24', 'dev', 'r0');
-  router.ip('addr', 'add', '198.18.2.1/24', 'dev', 'r1');
-  router.ip('link', 'set', 'r0', 'up');
-  router.ip('link', 'set', 'r1', 'up');
-  client.ip('link', 'set', 'c0', 'address', clientMac);
-  client.ip('link', 'set', 'c0', 'up');
 
   mkdirSync(join(scratch, 'profiles'));
   writeFileSync(join(scratch, 'profiles/default.yaml'), 'hostname: "node-{mac}"\n');

@@ -39,12 +39,8 @@ export async function startSiteDhcp(wire: Netns, bridgeCidr: string): Promise<Si
   const ns = Netns.create('rbsite');
   const work = await mkdtemp(path.join(tmpdir(), 'rackboot-site-'));
   try {
-    wire.addVethPair('site0', 'site1');
-    wire.ip('link', 'set', 'site1', 'netns', ns.name);
+    wire.linkTo(ns, { device: 'site0' }, { device: 'site1', cidr: `${siteDhcpAddress}/24` });
     wire.ip('link', 'set', 'site0', 'master', 'br0');
-    wire.ip('link', 'set', 'site0', 'up');
-    ns.ip('addr', 'add', `${siteDhcpAddress}/24`, 'dev', 'site1');
-    ns.ip('link', 'set', 'site1', 'up');
     const child = ns.spawn(dnsmasqPath, [
       '--no-daemon', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--port=0', '--no-ping',
       '--interface=site1', '--bind-interfaces', '--user=root', '--pid-file=',
