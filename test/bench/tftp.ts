@@ -20,11 +20,12 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Netns, assertRoot } from '../helpers/netns.js';
+import { unpackedProgram } from '../helpers/unpacked.js';
 
 const serverAddress = '198.18.1.1';
 const clientAddress = '198.18.1.2';
@@ -44,17 +45,9 @@ function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** in.tftpd from the system, or unpacked from tftpd-hpa's .deb into the cache (installing it would start a service on port 69). */
+/** in.tftpd from the system, or unpacked from tftpd-hpa's .deb (installing it would start a service on port 69). */
 function findInTftpd(): string {
-  if (existsSync('/usr/sbin/in.tftpd')) return '/usr/sbin/in.tftpd';
-  const cache = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'rackboot', 'bench', 'tftpd-hpa');
-  const binary = join(cache, 'root', 'usr', 'sbin', 'in.tftpd');
-  if (existsSync(binary)) return binary;
-  mkdirSync(cache, { recursive: true });
-  execFileSync('apt-get', ['download', 'tftpd-hpa'], { cwd: cache, stdio: 'inherit' });
-  const deb = execFileSync('sh', ['-c', 'ls tftpd-hpa_*.deb | head -n 1'], { cwd: cache, encoding: 'utf8' }).trim();
-  execFileSync('dpkg', ['-x', join(cache, deb), join(cache, 'root')]);
-  return binary;
+  return existsSync('/usr/sbin/in.tftpd') ? '/usr/sbin/in.tftpd' : unpackedProgram('tftpd-hpa', 'usr/sbin/in.tftpd');
 }
 
 /** Start a long-running program in a namespace; waits for a JSON line on stdout when asked. */
@@ -133,12 +126,7 @@ async function main(): Promise<void> {
   const clientNs = Netns.create('rbb');
   const children: ChildProcess[] = [];
   try {
-    serverNs.addVethPair('bench-s', 'bench-c');
-    serverNs.ip('link', 'set', 'bench-c', 'netns', clientNs.name);
-    serverNs.ip('addr', 'add', `${serverAddress}/24`, 'dev', 'bench-s');
-    serverNs.ip('link', 'set', 'bench-s', 'up');
-    clientNs.ip('addr', 'add', `${clientAddress}/24`, 'dev', 'bench-c');
-    clientNs.ip('link', 'set', 'bench-c', 'up');
+    serverNs.linkTo(clientNs, { device: 'bench-s', cidr: `${serverAddress}/24` }, { device: 'bench-c', cidr: `${clientAddress}/24` });
 
     const rackboot = await startIn(serverNs, process.execPath, [join(support, 'serve-folder.js'), root, serverAddress, String(ports.rackboot), '128', '128'], true);
     children.push(rackboot.child);

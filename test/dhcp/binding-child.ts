@@ -15,6 +15,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { clientRequest } from './support.js';
+import { runChildMode } from '../helpers/child-main.js';
 
 export const bindingChildScript = fileURLToPath(import.meta.url);
 
@@ -56,16 +57,4 @@ async function inform(config: InformConfig): Promise<void> {
   print({ sent: true, answered });
 }
 
-const [mode, json] = process.argv.slice(2);
-if (mode !== undefined) {
-  const config = JSON.parse(json ?? '{}');
-  const run = mode === 'witness' ? witness(config) : mode === 'inform' ? inform(config) : undefined;
-  if (run === undefined) {
-    process.stderr.write(`unknown mode ${mode}\n`);
-    process.exit(2);
-  }
-  run.catch((error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
-    process.exit(1);
-  });
-}
+runChildMode({ witness, inform });

@@ -24,6 +24,7 @@ import { DhcpServer } from '../../server/dhcp/server.js';
 import { readPcap } from '../helpers/pcap.js';
 import { FuzzGenerator } from './fuzz-packets.js';
 import { clientRequest } from './support.js';
+import { runChildMode } from '../helpers/child-main.js';
 
 export const childScript = fileURLToPath(import.meta.url);
 
@@ -192,16 +193,4 @@ async function broadcastProbe(config: { boundAddress: string; port: number }): P
   print({ wildcard: await attempt('0.0.0.0'), bound: await attempt(config.boundAddress) });
 }
 
-const [mode, json] = process.argv.slice(2);
-if (mode !== undefined) {
-  const config = JSON.parse(json ?? '{}');
-  const run = mode === 'server' ? runServer(config) : mode === 'flood' ? flood(config) : mode === 'broadcast-probe' ? broadcastProbe(config) : undefined;
-  if (run === undefined) {
-    process.stderr.write(`unknown mode ${mode}\n`);
-    process.exit(2);
-  }
-  run.catch((error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
-    process.exit(1);
-  });
-}
+runChildMode({ server: runServer, flood, 'broadcast-probe': broadcastProbe });
