@@ -3,6 +3,12 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createLogger } from './log.js';
 
+/** Where profiles and builds live: the same options and defaults for every command. */
+const folderOptions = {
+  profiles: { type: 'string', default: 'profiles', describe: 'folder of host profiles (YAML)' },
+  assets: { type: 'string', default: 'boot-assets', describe: 'folder of builds made by "rackboot build"' },
+} as const;
+
 /**
  * The one command line: `rackboot serve | build | whatif | demo`. Each
  * command loads only what it needs, so `rackboot whatif` stays quick.
@@ -29,8 +35,7 @@ async function main(argv: string[]): Promise<void> {
           .option('router', { type: 'string', describe: 'router (option 3) to hand out in full mode' })
           .option('dns', { type: 'string', array: true, default: [] as string[], describe: 'DNS servers (option 6) to hand out' })
           .option('lease-time', { type: 'number', default: 3600, describe: 'lease time in seconds' })
-          .option('profiles', { type: 'string', default: 'profiles', describe: 'folder of host profiles (YAML)' })
-          .option('assets', { type: 'string', default: 'boot-assets', describe: 'folder of builds made by "rackboot build"' })
+          .options(folderOptions)
           .option('state', { type: 'string', default: 'state', describe: 'folder for leases and other state' })
           .option('http-port', { type: 'number', default: 80 })
           .option('tftp-port', { type: 'number', default: 69 })
@@ -88,8 +93,7 @@ async function main(argv: string[]): Promise<void> {
         y
           .positional('mac', { type: 'string', demandOption: true })
           .option('arch', { choices: ['bios', 'efi64'] as const, default: 'bios' as const })
-          .option('profiles', { type: 'string', default: 'profiles' })
-          .option('assets', { type: 'string', default: 'boot-assets' })
+          .options(folderOptions)
           .option('address', { type: 'string', default: '127.0.0.1', describe: 'server address to put in URLs' })
           .option('http-port', { type: 'number', default: 80 }),
       async (args) => {
@@ -109,8 +113,7 @@ async function main(argv: string[]): Promise<void> {
       'build, then serve inside a private network namespace and network-boot a QEMU machine to the ready line',
       (y) =>
         y
-          .option('assets', { type: 'string', default: 'boot-assets' })
-          .option('profiles', { type: 'string', default: 'profiles' })
+          .options(folderOptions)
           .option('firmware', { choices: ['bios', 'efi', 'efi-http'] as const, default: 'bios' as const, describe: 'BIOS with iPXE ROM, UEFI PXE, or UEFI HTTP Boot' })
           .option('mac', { type: 'string', default: '52:54:00:ab:cd:01' })
           .option('keep', { type: 'boolean', default: false, describe: 'keep the machine running after it is ready' }),
