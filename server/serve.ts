@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
+import { loadOrCreateAdminToken } from './admin/token.js';
 import { AssetStore } from './assets/builds.js';
 import { hostFile, tftpHostFile, type HostSources } from './boot/host-files.js';
 import { chooseBootFile, type ServerEndpoints } from './boot/resolve.js';
@@ -64,13 +65,23 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
 
   const closers: Array<() => Promise<void>> = [async () => profiles.close()];
   try {
+    // Durable: an ACKed lease survives a crash or restart (see sqlite-leases.ts).
+    // Opened before HTTP starts, since the admin API lists and releases leases.
+    const leases = options.dhcp === 'full' ? SqliteLeaseStore.open(join(options.state, 'leases.sqlite')) : undefined;
+    if (leases) {
+      closers.push(async () => leases.close());
+      log.info({ file: leases.file, leases: leases.all().length }, 'dhcp: leases opened');
+    }
     const hosts: HostSources = {
       assets,
       lookupProfile: (mac) => profiles.lookup(mac),
       profileProblems: (mac) => profiles.problemsFor(mac).map(formatProfileError),
       endpoints,
     };
-    const app = createHttpApp({ ...hosts, log });
+    const token = await loadOrCreateAdminToken(options.state);
+    if (token.created) log.info({ file: token.file }, 'admin api: token created (send it as "Authorization: Bearer <token>")');
+    if (token.tightened) log.warn({ file: token.file }, 'admin api: the token file was readable by others; set back to mode 0600');
+    const app = createHttpApp({ ...hosts, log, admin: { token, profiles, assets, ...(leases ? { leases } : {}), log } });
     const http: Server = await new Promise((resolve, reject) => {
       const server = app.listen(options.httpPort, served.address, () => resolve(server));
       server.once('error', reject);
@@ -102,10 +113,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     if (options.dhcp === 'full') {
       const pool = options.pool ? parsePool(options.pool, served) : defaultPool(served);
       const relayScopes = (options.relaySubnets ?? []).map(parseRelaySubnet);
-      // Durable: an ACKed lease survives a crash or restart (see sqlite-leases.ts).
-      const leases = SqliteLeaseStore.open(join(options.state, 'leases.sqlite'));
-      closers.push(async () => leases.close());
-      log.info({ file: leases.file, leases: leases.all().length }, 'dhcp: leases opened');
+      if (!leases) throw new Error('full DHCP mode without a lease store');
       const dhcp = new DhcpServer({
         interfaceName: served.interfaceName,
         serverAddress: served.address,

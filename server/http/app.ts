@@ -3,9 +3,12 @@ import { platformOf, type Platform } from '../boot/facts.js';
 import { hostFile, type HostFileName, type HostSources } from '../boot/host-files.js';
 import { renderEntryScript } from '../boot/render.js';
 import type { Logger } from '../log.js';
+import { createAdminRouter, type AdminApiOptions } from './admin.js';
 
 export interface HttpAppOptions extends HostSources {
   log: Logger;
+  /** The admin API under /api (bearer token); left out, there is none. */
+  admin?: AdminApiOptions;
 }
 
 /** iPXE's ${platform}: "pcbios" or "efi"; rackboot's own names are accepted too. */
@@ -49,6 +52,8 @@ export function createHttpApp(options: HttpAppOptions) {
   const text = (res: Response, body: string, type = 'text/plain') => {
     res.type(type).set('Cache-Control', 'no-store').send(body);
   };
+
+  if (options.admin) app.use('/api', createAdminRouter(options.admin));
 
   app.get('/boot.ipxe', (_req, res) => text(res, renderEntryScript(endpoints)));
 

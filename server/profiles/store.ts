@@ -20,6 +20,18 @@ export interface Reservation {
   source: string;
 }
 
+/** The outcome of ProfileDirectory.check. */
+export type ProfileCheck = { ok: true; profile: Profile } | { ok: false; errors: ProfileError[] };
+
+/** One profile file as the directory sees it. */
+export interface ProfileFileStatus {
+  name: string;
+  path: string;
+  /** The version being served, if any (the last good one when the file has problems). */
+  served: Profile | undefined;
+  problems: ProfileError[];
+}
+
 /** What listeners of ProfileDirectory.onChange receive after a reload changed something. */
 export interface ProfileChange {
   profiles: Profile[];
@@ -165,6 +177,37 @@ export class ProfileDirectory {
     const profile = normalised === undefined ? undefined : this.byMac.get(normalised);
     if (profile === undefined || profile.mac === null || profile.network.mode !== 'static') return undefined;
     return reservationOf(profile.mac, profile, profile.network);
+  }
+
+  /**
+   * What serving `text` as the file `name` would give, without touching the
+   * directory: the parse errors, or the claims (MAC, static address, default
+   * role) that another served file holds already. The admin API checks an
+   * edit with this before writing it, so a rejected edit never reaches disk.
+   */
+  check(name: string, text: string): ProfileCheck {
+    const result = parseProfile(text, join(this.dir, name));
+    if (!result.ok) return { ok: false, errors: result.errors };
+    const held = new Map<string, string>();
+    for (const file of this.files.values()) {
+      if (file.name === name || file.served === undefined) continue;
+      for (const claim of claimsOf(file.served)) held.set(claim.key, file.served.profile.source);
+    }
+    const errors = claimsOf({ text, profile: result.profile, locations: result.locations }).flatMap((claim) => {
+      const holder = held.get(claim.key);
+      return holder === undefined ? [] : [claim.error(holder)];
+    });
+    return errors.length > 0 ? { ok: false, errors } : { ok: true, profile: result.profile };
+  }
+
+  /** Every profile file with what is served from it and its problems, in order of name. */
+  fileStatuses(): ProfileFileStatus[] {
+    return [...this.files.values()].map((file) => ({
+      name: file.name,
+      path: file.path,
+      served: file.served?.profile,
+      problems: [...file.problems, ...file.conflicts].sort(compareProfileErrors),
+    }));
   }
 
   /** Call `listener` after every reload that changed a profile or a problem. Returns a function that unsubscribes. */

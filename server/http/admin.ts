@@ -1,0 +1,246 @@
+import { randomBytes } from 'node:crypto';
+import { open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { switchCurrent } from '../../builder/build.js';
+import type { AdminToken } from '../admin/token.js';
+import type { AssetStore } from '../assets/builds.js';
+import type { Lease, LeaseStore } from '../dhcp/leases.js';
+import type { Logger } from '../log.js';
+import { formatProfileError, type ProfileError } from '../profiles/error.js';
+import type { ProfileDirectory } from '../profiles/store.js';
+
+export interface AdminApiOptions {
+  token: AdminToken;
+  profiles: ProfileDirectory;
+  assets: AssetStore;
+  /** The DHCP lease store; absent when this server gives no addresses (proxy or off). */
+  leases?: LeaseStore;
+  log: Logger;
+  now?: () => number;
+}
+
+/** A profile file name the API accepts: a plain name, ".yaml" added when it has no YAML extension. */
+const profileNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function profileFileName(name: string): string | undefined {
+  if (!profileNamePattern.test(name) || name.includes('..')) return undefined;
+  return /\.ya?ml$/.test(name) ? name : `${name}.yaml`;
+}
+
+/**
+ * The admin API under /api: profiles, leases and builds, as JSON. Every call
+ * needs `Authorization: Bearer <token>` (the token file in the state folder);
+ * a call without a valid one gets 401 and is logged with where it came from.
+ * The boot endpoints stay open: firmware cannot authenticate.
+ *
+ * Profiles written here go through the same parser and conflict rules as
+ * files edited by hand, and reach disk only when they pass: a temporary file
+ * in the directory, fsynced, then renamed over the old one, so the directory
+ * never holds half a profile and a watcher never reads one.
+ */
+export function createAdminRouter(options: AdminApiOptions): Router {
+  const { profiles, assets, log } = options;
+  const now = options.now ?? Date.now;
+  const router = express.Router();
+
+  router.use((req: Request, res: Response, next: NextFunction) => {
+    const header = req.get('authorization');
+    const presented = header?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+    if (presented !== undefined && options.token.matches(presented)) {
+      next();
+      return;
+    }
+    log.warn(
+      { event: 'admin-denied', method: req.method, path: req.originalUrl, remote: req.socket.remoteAddress, reason: header === undefined ? 'no token' : 'wrong token' },
+      'admin api: request without a valid token refused',
+    );
+    res
+      .status(401)
+      .set('WWW-Authenticate', 'Bearer realm="rackboot"')
+      .json({ error: `a valid bearer token is required (the file ${options.token.file} on the server)` });
+  });
+
+  router.use(express.json({ limit: '1mb' }));
+  router.use(express.text({ limit: '1mb', type: ['text/*', 'application/yaml', 'application/x-yaml'] }));
+
+  // --- profiles ---
+
+  router.get('/profiles', (_req, res) => {
+    res.json(
+      profiles.fileStatuses().map((file) => ({
+        name: file.name,
+        served: file.served !== undefined,
+        mac: file.served?.mac ?? null,
+        hostname: file.served?.hostname ?? null,
+        problems: file.problems.map(formatProfileError),
+      })),
+    );
+  });
+
+  router.get('/profiles/:name', async (req, res) => {
+    const name = profileFileName(String(req.params.name));
+    const file = name === undefined ? undefined : profiles.fileStatuses().find((candidate) => candidate.name === name);
+    if (name === undefined || file === undefined) {
+      res.status(404).json({ error: `no profile file "${String(req.params.name)}" in ${profiles.dir}` });
+      return;
+    }
+    const text = await readText(file.path);
+    res.json({ name, text, profile: file.served ?? null, problems: file.problems.map(formatProfileError) });
+  });
+
+  const writeProfile = async (req: Request, res: Response, mode: 'create' | 'replace-or-create') => {
+    const requested = mode === 'create' ? bodyField(req.body, 'name') : String(req.params.name);
+    const name = requested === undefined ? undefined : profileFileName(requested);
+    if (name === undefined) {
+      res.status(400).json({ error: `profile name "${requested ?? ''}": want letters, digits, ".", "_" or "-" (".yaml" is added)` });
+      return;
+    }
+    const text = typeof req.body === 'string' ? req.body : bodyField(req.body, 'yaml');
+    if (text === undefined) {
+      res.status(400).json({ error: 'send the profile as YAML (Content-Type: application/yaml) or as JSON {"yaml": "..."}' });
+      return;
+    }
+    const exists = profiles.fileStatuses().some((file) => file.name === name);
+    if (mode === 'create' && exists) {
+      res.status(409).json({ error: `profile file ${name} exists already; replace it with PUT /api/profiles/${name}` });
+      return;
+    }
+    const check = profiles.check(name, text);
+    if (!check.ok) {
+      res.status(422).json({ error: `profile ${name} was not saved`, problems: check.errors.map(describeError) });
+      return;
+    }
+    await writeAtomically(join(profiles.dir, name), text);
+    await profiles.reload();
+    log.info({ event: 'admin-profile', action: exists ? 'replaced' : 'created', file: name, mac: check.profile.mac, hostname: check.profile.hostname }, 'admin api: profile saved');
+    const served = profiles.fileStatuses().find((file) => file.name === name);
+    res.status(exists ? 200 : 201).json({ name, profile: served?.served ?? check.profile, problems: (served?.problems ?? []).map(formatProfileError) });
+  };
+
+  router.post('/profiles', (req, res) => writeProfile(req, res, 'create'));
+  router.put('/profiles/:name', (req, res) => writeProfile(req, res, 'replace-or-create'));
+
+  router.delete('/profiles/:name', async (req, res) => {
+    const name = profileFileName(String(req.params.name));
+    if (name === undefined || !profiles.fileStatuses().some((file) => file.name === name)) {
+      res.status(404).json({ error: `no profile file "${String(req.params.name)}" in ${profiles.dir}` });
+      return;
+    }
+    await unlink(join(profiles.dir, name));
+    await profiles.reload();
+    log.info({ event: 'admin-profile', action: 'deleted', file: name }, 'admin api: profile deleted');
+    res.status(204).end();
+  });
+
+  // --- leases ---
+
+  const noLeases = (res: Response) =>
+    res.status(404).json({ error: 'this server gives no addresses (--dhcp proxy or off), so it holds no leases' });
+
+  router.get('/leases', (_req, res) => {
+    if (!options.leases) return noLeases(res);
+    res.json(options.leases.all().map(leaseJson));
+  });
+
+  router.delete('/leases/:address', (req, res) => {
+    const leases = options.leases;
+    if (!leases) return noLeases(res);
+    const address = String(req.params.address);
+    const lease = leases.byAddress(address);
+    if (lease === undefined) {
+      res.status(404).json({ error: `no lease for ${address}` });
+      return;
+    }
+    if (lease.state === 'declined') {
+      // A quarantined address has no client to release it from: the admin
+      // says the conflict is gone, so the record goes.
+      leases.remove(address);
+    } else {
+      leases.release(lease.mac, now());
+    }
+    log.info({ event: 'admin-lease', action: 'released', mac: lease.mac, address, was: lease.state }, 'admin api: lease released');
+    res.json(leaseJson(leases.byAddress(address) ?? { ...lease, state: 'released', expiresAt: now() }));
+  });
+
+  // --- builds ---
+
+  router.get('/builds', async (_req, res) => {
+    const current = await assets.current();
+    const ids = await readdir(join(assets.dir, 'builds')).catch(() => [] as string[]);
+    const builds = [];
+    for (const id of ids.sort()) {
+      const build = await assets.build(id);
+      if (build === undefined) continue;
+      const { manifest } = build;
+      builds.push({ id: build.id, created: manifest.created, release: manifest.release, current: current?.id === build.id, files: manifest.files });
+    }
+    res.json(builds);
+  });
+
+  router.put('/builds/current', async (req, res) => {
+    const id = bodyField(req.body, 'id');
+    const build = id === undefined ? undefined : await assets.build(id);
+    if (id === undefined || build === undefined) {
+      res.status(id === undefined ? 400 : 404).json({ error: id === undefined ? 'send JSON {"id": "<build id>"}' : `no build "${id}" in ${join(assets.dir, 'builds')}` });
+      return;
+    }
+    await switchCurrent(assets.dir, build.id);
+    log.info({ event: 'admin-build', action: 'switched', build: build.id }, 'admin api: current build switched');
+    res.json({ id: build.id, current: true });
+  });
+
+  router.use((_req: Request, res: Response) => {
+    res.status(404).json({ error: 'no such admin API call' });
+  });
+  router.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const status = typeof (error as { status?: unknown }).status === 'number' ? (error as { status: number }).status : 500;
+    if (status >= 500) log.error({ err: error, path: req.originalUrl }, 'admin api: request failed');
+    res.status(status).json({ error: status >= 500 ? 'internal error (see the server log)' : (error as Error).message });
+  });
+  return router;
+}
+
+function bodyField(body: unknown, field: string): string | undefined {
+  if (body === null || typeof body !== 'object') return undefined;
+  const value = (body as Record<string, unknown>)[field];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function describeError(error: ProfileError) {
+  return { line: error.line, column: error.column, field: error.field, message: error.message, text: formatProfileError(error) };
+}
+
+function leaseJson(lease: Lease) {
+  return {
+    mac: lease.mac,
+    address: lease.address,
+    state: lease.state,
+    expiresAt: new Date(lease.expiresAt).toISOString(),
+    ...(lease.hostname === undefined ? {} : { hostname: lease.hostname }),
+  };
+}
+
+async function readText(path: string): Promise<string | null> {
+  return readFile(path, 'utf8').catch(() => null);
+}
+
+/** Write a file so that readers see the old text or the new one, never a part. */
+export async function writeAtomically(path: string, text: string): Promise<void> {
+  const slash = path.lastIndexOf('/');
+  // A hidden name: the profile directory ignores dot files while it is being written.
+  const temp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${randomBytes(6).toString('hex')}.tmp`;
+  const handle = await open(temp, 'wx', 0o644);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
