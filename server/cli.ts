@@ -10,7 +10,7 @@ const folderOptions = {
 } as const;
 
 /**
- * The one command line: `rackboot serve | build | whatif | demo`. Each
+ * The one command line: `rackboot serve | build | whatif | demo | hash-password | profiles`. Each
  * command loads only what it needs, so `rackboot whatif` stays quick.
  */
 async function main(argv: string[]): Promise<void> {
@@ -130,7 +130,34 @@ async function main(argv: string[]): Promise<void> {
         process.exitCode = code;
       },
     )
-    .demandCommand(1, 'name a command: serve, build, whatif or demo')
+    .command(
+      'hash-password',
+      'print a SHA-512 crypt hash ("$6$...") of a password for rootPasswordHash; asks without echo on a terminal, else reads a line from stdin',
+      (y) => y.option('salt', { type: 'string', describe: 'salt to use (default: 16 random characters)' }),
+      async (args) => {
+        const { hashPassword } = await import('./admin/password.js');
+        const { readPassword } = await import('./admin/prompt.js');
+        const password = await readPassword();
+        process.stdout.write(`${hashPassword(password, ...(args.salt === undefined ? [] : [args.salt]))}\n`);
+      },
+    )
+    .command('profiles', 'work with the profile files', (y) =>
+      y
+        .command(
+          'validate',
+          'check every profile file as the server would (syntax, fields, conflicts); exit 1 on any problem',
+          (v) => v.options(folderOptions),
+          async (args) => {
+            const { validateProfiles } = await import('./profiles/validate.js');
+            const report = await validateProfiles(args.profiles);
+            for (const line of report.problems) process.stderr.write(`${line}\n`);
+            process.stdout.write(`${report.summary}\n`);
+            process.exitCode = report.problems.length > 0 ? 1 : 0;
+          },
+        )
+        .demandCommand(1, 'name a profiles command: validate'),
+    )
+    .demandCommand(1, 'name a command: serve, build, whatif, demo, hash-password or profiles')
     .strict()
     .fail((message, error, y) => {
       if (error) {

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { passwordMatches } from '../server/admin/password.js';
+import { cliPath, repoRoot } from './helpers/build.js';
+
+const run = promisify(execFile);
+
+/** rackboot with `input` on stdin (a pipe, not a terminal). */
+function rackboot(args: string[], input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+const sha512Crypt = /^\$6\$([./0-9A-Za-z]{16})\$[./0-9A-Za-z]{86}$/;
+
+test('hash-password from a pipe: a $6$ hash that openssl computes the same from its salt', async () => {
+  const { code, stdout, stderr } = await rackboot(['hash-password'], 'correct horse\n');
+  assert.equal(code, 0, stderr);
+  const hash = stdout.trim();
+  const salt = sha512Crypt.exec(hash)?.[1];
+  assert.ok(salt, `not a SHA-512 crypt hash: ${hash}`);
+  const { stdout: openssl } = await run('openssl', ['passwd', '-6', '-salt', salt, 'correct horse']);
+  assert.equal(openssl.trim(), hash);
+  assert.equal(passwordMatches('correct horse', hash), true);
+  assert.equal(passwordMatches('correct horsE', hash), false);
+  assert.equal(passwordMatches('x', 'not a hash'), false);
+  // Two runs, two salts.
+  const second = (await rackboot(['hash-password'], 'correct horse\n')).stdout.trim();
+  assert.notEqual(second, hash);
+});
+
+test('hash-password refuses an empty password and a bad salt', async () => {
+  const empty = await rackboot(['hash-password'], '\n');
+  assert.equal(empty.code, 2);
+  assert.match(empty.stderr, /an empty password cannot be hashed/);
+  const none = await rackboot(['hash-password'], '');
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /no password given/);
+  const salt = await rackboot(['hash-password', '--salt', 'bad$salt'], 'pw\n');
+  assert.equal(salt.code, 2);
+  assert.match(salt.stderr, /salt "bad\$salt"/);
+});
+
+/**
+ * Drive `rackboot hash-password` on a real pseudo-terminal (python's pty),
+ * typing at each prompt as a person would, and return everything the
+ * terminal showed plus the exit status.
+ */
+async function onTerminal(first: string, second: string): Promise<{ screen: string; status: number }> {
+  const driver = `
+import os, pty, sys, select
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:-2])
+screen = b''
+answers = [sys.argv[-2].encode(), sys.argv[-1].encode()]
+def read_until(marker):
+    global screen
+    while marker not in screen:
+        ready, _, _ = select.select([fd], [], [], 20)
+        if not ready: raise SystemExit('timed out waiting for ' + repr(marker))
+        try: chunk = os.read(fd, 4096)
+        except OSError: return
+        if not chunk: return
+        screen += chunk
+read_until(b'Password: ')
+os.write(fd, answers[0] + b'\\r')
+read_until(b'Again: ')
+os.write(fd, answers[1] + b'\\r')
+while True:
+    try: chunk = os.read(fd, 4096)
+    except OSError: break
+    if not chunk: break
+    screen += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(screen.decode(errors='replace'))
+sys.exit(os.waitstatus_to_exitcode(status))
+`;
+  try {
+    const { stdout } = await run('python3', ['-c', driver, process.execPath, cliPath, 'hash-password', first, second], { cwd: repoRoot });
+    return { screen: stdout, status: 0 };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string };
+    return { screen: failed.stdout, status: failed.code };
+  }
+}
+
+test('hash-password on a terminal: asks twice and never echoes the password', async () => {
+  const { screen, status } = await onTerminal('tty-Secret-42', 'tty-Secret-42');
+  assert.equal(status, 0, screen);
+  assert.ok(!screen.includes('tty-Secret-42'), `the password was echoed:\n${screen}`);
+  assert.match(screen, /Password: /);
+  assert.match(screen, /Again: /);
+  const hash = screen.trim().split(/\r?\n/).at(-1)!.trim();
+  assert.match(hash, sha512Crypt);
+  assert.equal(passwordMatches('tty-Secret-42', hash), true);
+
+  const differ = await onTerminal('one-password', 'another-one');
+  assert.equal(differ.status, 2);
+  assert.match(differ.screen, /the two passwords differ; nothing was hashed/);
+  assert.doesNotMatch(differ.screen, /\$6\$/);
+});
+
+test('profiles validate: exit 0 on good files, 1 with file:line:column lines on bad ones and conflicts', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'rackboot-validate-'));
+  try {
+    await writeFile(path.join(dir, 'default.yaml'), 'hostname: node-{mac}\n');
+    await writeFile(path.join(dir, 'a.yaml'), 'mac: 52:54:00:00:00:01\nhostname: a\n');
+    const good = await rackboot(['profiles', 'validate', '--profiles', dir]);
+    assert.equal(good.code, 0, good.stderr);
+    assert.equal(good.stdout.trim(), `${dir}: 2 profile files, all good`);
+
+    await writeFile(path.join(dir, 'b.yaml'), 'mac: 52:54:00:00:00:01\nhostname: b\n');
+    await writeFile(path.join(dir, 'c.yaml'), 'mac: 52:54:00:00:00:03\nhostname: c\ntimezone: Mars/Olympus\n');
+    const bad = await rackboot(['profiles', 'validate', '--profiles', dir]);
+    assert.equal(bad.code, 1);
+    const lines = bad.stderr.trim().split('\n');
+    assert.equal(lines.length, 2, bad.stderr);
+    assert.match(lines[0]!, new RegExp(`^${dir}/b\\.yaml:1:6: mac: 52:54:00:00:00:01 is already the MAC of ${dir}/a\\.yaml$`));
+    assert.match(lines[1]!, new RegExp(`^${dir}/c\\.yaml:3:11: timezone: `));
+    assert.equal(bad.stdout.trim(), `${dir}: 4 profile files, 2 with problems (2 in all)`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
