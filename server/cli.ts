@@ -78,12 +78,18 @@ async function main(argv: string[]): Promise<void> {
       (y) =>
         y
           .option('out', { type: 'string', default: 'boot-assets', describe: 'assets folder: builds/<id> and the "current" link' })
-          .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' }),
+          .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' })
+          .option('keep', { type: 'number', describe: 'after the build, keep only the N newest builds (and the current one)' })
+          .check((args) => args.keep === undefined || (Number.isInteger(args.keep) && args.keep >= 1) || `--keep ${String(args.keep)}: want a whole number of builds, at least 1`),
       async (args) => {
         const { build } = await import('../builder/build.js');
         const log = createLogger();
         const result = await build({ out: args.out, ...(args.cache ? { cacheDir: args.cache } : {}), log });
         log.info({ build: result.id, dir: result.dir }, 'build done');
+        if (args.keep !== undefined) {
+          const { pruneBuilds } = await import('../builder/prune.js');
+          await pruneBuilds(args.out, args.keep, log);
+        }
       },
     )
     .command(
@@ -160,7 +166,9 @@ async function main(argv: string[]): Promise<void> {
     .demandCommand(1, 'name a command: serve, build, whatif, demo, hash-password or profiles')
     .strict()
     .fail((message, error, y) => {
-      if (error) {
+      // A failed .check() comes with its message as `error` too (a string,
+      // not an Error): it is a usage mistake and gets the usage text.
+      if (error instanceof Error && error.name !== 'YError') {
         process.stderr.write(`rackboot: ${error.message}\n`);
       } else {
         y.showHelp();
