@@ -23,6 +23,8 @@ packages=(
   libwrap0
   # builder tests check the initrd's modules.dep against depmod
   kmod
+  # the status page is tested in headless Chromium (driven by playwright-core); openssl checks hash-password
+  chromium openssl
 )
 
 if [ "$(id -u)" -ne 0 ]; then

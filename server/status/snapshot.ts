@@ -1,0 +1,66 @@
+import type { LoadSample } from './load.js';
+
+/**
+ * What the status page shows, as one JSON document: the same data the page
+ * renders, so scripts can read /status/state.json instead of scraping HTML.
+ */
+
+/** Where a host stands, newest first in the table. */
+export interface HostStatus {
+  mac: string;
+  hostname: string | null;
+  /** The profile file it boots with. */
+  profile: string | null;
+  address: string | null;
+  /** The last stage it reached ("dhcp-offer", "tftp", "boot-script", "booted", "ready", ...). */
+  stage: string;
+  /** ISO time of its last event. */
+  lastSeen: string;
+  /** Seconds from the first DHCP packet of its last boot to its ready report, once it got there. */
+  lastBootSeconds: number | null;
+  failures: number;
+  lastFailure: string | null;
+}
+
+export interface BuildStatus {
+  id: string;
+  created: string;
+  files: Array<{ name: string; size: number; sha256: string }>;
+}
+
+export interface DownloadStatus {
+  name: string;
+  size: number;
+  sha256: string;
+  url: string;
+}
+
+export interface ServerStatus {
+  address: string;
+  interface: string;
+  dhcp: string;
+  startedAt: string;
+  version: string;
+}
+
+export interface StatusSnapshot {
+  server: ServerStatus;
+  hosts: HostStatus[];
+  build: BuildStatus | null;
+  downloads: DownloadStatus[];
+  load: LoadSample | null;
+}
+
+/** Where the status page gets each part; every part is read fresh for each snapshot. */
+export interface StatusSources {
+  server: ServerStatus;
+  hosts(): HostStatus[] | Promise<HostStatus[]>;
+  build(): Promise<BuildStatus | undefined>;
+  downloads(): Promise<DownloadStatus[]>;
+  load(): LoadSample | undefined;
+}
+
+export async function takeSnapshot(sources: StatusSources): Promise<StatusSnapshot> {
+  const [hosts, build, downloads] = await Promise.all([sources.hosts(), sources.build(), sources.downloads()]);
+  return { server: sources.server, hosts, build: build ?? null, downloads, load: sources.load() ?? null };
+}
