@@ -1,0 +1,69 @@
+import { readFile } from 'node:fs/promises';
+import { normaliseMac } from '../profiles/mac.js';
+
+/**
+ * The MAC behind an IPv4 address on the local network, from the kernel's
+ * neighbour (ARP) table. TFTP and HTTP see only a client's address; a client
+ * that just sent us a packet on the boot network is in this table (the
+ * kernel needed its MAC to answer), in proxy mode too, where rackboot holds
+ * no lease that would say it.
+ */
+
+/** One complete entry of /proc/net/arp. */
+export interface Neighbor {
+  address: string;
+  mac: string;
+  device: string;
+}
+
+/** ATF_COM: the entry is complete (the MAC is known). */
+const complete = 0x2;
+
+/** Parse /proc/net/arp: a header line, then "IP HWtype Flags HWaddress Mask Device". Incomplete and non-Ethernet entries are left out. */
+export function parseArpTable(text: string): Neighbor[] {
+  const neighbors: Neighbor[] = [];
+  for (const line of text.split('\n').slice(1)) {
+    const [address, hardwareType, flags, hardwareAddress, , device] = line.trim().split(/\s+/);
+    if (address === undefined || device === undefined || hardwareType !== '0x1') continue;
+    if ((Number.parseInt(flags ?? '0', 16) & complete) === 0) continue;
+    const mac = normaliseMac(hardwareAddress ?? '');
+    if (mac === undefined || mac === '00:00:00:00:00:00') continue;
+    neighbors.push({ address, mac, device });
+  }
+  return neighbors;
+}
+
+/** Looks addresses up in the table, reading it again at most every `maxAgeMs`, and at once on a miss. */
+export class NeighborTable {
+  private table = new Map<string, Neighbor>();
+  private readAt = 0;
+  private reading: Promise<void> | undefined;
+
+  constructor(
+    private readonly path = '/proc/net/arp',
+    private readonly maxAgeMs = 1000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async macOf(address: string): Promise<string | undefined> {
+    const fresh = this.now() - this.readAt < this.maxAgeMs;
+    if (fresh && this.table.has(address)) return this.table.get(address)!.mac;
+    await this.refresh();
+    return this.table.get(address)?.mac;
+  }
+
+  private refresh(): Promise<void> {
+    this.reading ??= readFile(this.path, 'utf8')
+      .then(
+        (text) => {
+          this.table = new Map(parseArpTable(text).map((neighbor) => [neighbor.address, neighbor]));
+        },
+        () => undefined,
+      )
+      .finally(() => {
+        this.readAt = this.now();
+        this.reading = undefined;
+      });
+    return this.reading;
+  }
+}

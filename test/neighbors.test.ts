@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { NeighborTable, parseArpTable } from '../server/net/neighbors.js';
+import { Netns } from './helpers/netns.js';
+
+test('parseArpTable keeps complete Ethernet entries only, with normalised MACs', () => {
+  const text = [
+    'IP address       HW type     Flags       HW address            Mask     Device',
+    '198.18.0.50      0x1         0x2         52:54:00:AB:CD:01     *        tap0',
+    '198.18.0.51      0x1         0x0         00:00:00:00:00:00     *        tap0',
+    '198.18.0.52      0x1         0x6         52:54:00:ab:cd:02     *        tap0',
+    '198.18.0.53      0x20        0x2         80:00:02:08:fe:80:00:00:00:00:00:00:00:00:00:00     *        ib0',
+    '',
+  ].join('\n');
+  assert.deepEqual(parseArpTable(text), [
+    { address: '198.18.0.50', mac: '52:54:00:ab:cd:01', device: 'tap0' },
+    { address: '198.18.0.52', mac: '52:54:00:ab:cd:02', device: 'tap0' },
+  ]);
+  assert.deepEqual(parseArpTable(''), []);
+  assert.deepEqual(parseArpTable('IP address HW type\ngarbage\n\n'), []);
+});
+
+test('NeighborTable re-reads the table on a miss, and at most once per interval on hits', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'rackboot-arp-'));
+  const file = path.join(dir, 'arp');
+  const header = 'IP address       HW type     Flags       HW address            Mask     Device\n';
+  let clock = 0;
+  try {
+    await writeFile(file, `${header}198.18.0.50 0x1 0x2 52:54:00:00:00:50 * tap0\n`);
+    const table = new NeighborTable(file, 1000, () => clock);
+    assert.equal(await table.macOf('198.18.0.50'), '52:54:00:00:00:50');
+    await writeFile(file, `${header}198.18.0.50 0x1 0x2 52:54:00:00:00:99 * tap0\n198.18.0.51 0x1 0x2 52:54:00:00:00:51 * tap0\n`);
+    clock = 500;
+    assert.equal(await table.macOf('198.18.0.50'), '52:54:00:00:00:50', 'a hit within the interval reads no file');
+    assert.equal(await table.macOf('198.18.0.51'), '52:54:00:00:00:51', 'a miss reads the file again');
+    clock = 2000;
+    assert.equal(await table.macOf('198.18.0.50'), '52:54:00:00:00:99');
+    assert.equal(await table.macOf('198.18.0.77'), undefined);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the kernel\'s own table: a client that talked to us is found by its address', () => {
+  const server = Netns.create('rbarp');
+  const client = Netns.create('rbarc');
+  try {
+    server.linkTo(client, { device: 'vs', cidr: '198.18.7.1/24' }, { device: 'vc', cidr: '198.18.7.20/24', mac: '52:54:00:07:00:20' });
+    client.exec('busybox', ['ping', '-c', '1', '-W', '2', '198.18.7.1']);
+    const neighbors = parseArpTable(server.exec('cat', ['/proc/net/arp']));
+    assert.deepEqual(neighbors.find((neighbor) => neighbor.address === '198.18.7.20'), { address: '198.18.7.20', mac: '52:54:00:07:00:20', device: 'vs' });
+  } finally {
+    client.delete();
+    server.delete();
+  }
+});
