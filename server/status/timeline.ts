@@ -1,0 +1,75 @@
+/**
+ * A host's boot timeline, summarised: where it stands, when it last moved,
+ * how long its last boot took, and what failed. Pure: the event store
+ * supplies the events, the status page and the metrics read the summary.
+ */
+
+/** One protocol or runtime event of one machine, as the event store keeps it. */
+export interface TimelineEvent {
+  /** Milliseconds since the epoch. */
+  at: number;
+  mac: string;
+  /** Who saw it: rackboot's DHCP, TFTP or HTTP server, or the runtime / a guest reporting in. */
+  source: string;
+  stage: string;
+  detail?: string;
+  domain?: string;
+}
+
+export interface HostSummary {
+  mac: string;
+  stage: string;
+  lastSeen: number;
+  /** The first DHCP packet of the boot in progress or last finished. */
+  bootStartedAt: number | null;
+  /** From the first DHCP packet to the ready report, of the last boot that got there. */
+  lastBootSeconds: number | null;
+  /** Failures reported since the current boot started. */
+  failures: number;
+  lastFailure: string | null;
+}
+
+/** Stages that say something went wrong; they count as failures of the boot. */
+export const failureStages: ReadonlySet<string> = new Set(['failed', 'setting-failed', 'domain-failed', 'tftp-failed', 'dhcp-nak', 'refused']);
+
+/** Stages that end a boot: the next DHCP packet starts a new one. */
+const endStages: ReadonlySet<string> = new Set(['ready', 'failed']);
+
+/** Events about a host's guests: they do not move the host's own stage. */
+const guestStages: ReadonlySet<string> = new Set(['guest-ready']);
+
+export function summariseHost(mac: string, events: readonly TimelineEvent[]): HostSummary | undefined {
+  if (events.length === 0) return undefined;
+  const ordered = [...events].sort((a, b) => a.at - b.at);
+  let stage = ordered[0]!.stage;
+  let bootStartedAt: number | null = null;
+  let bootEnded = true;
+  let lastBootSeconds: number | null = null;
+  let failures = 0;
+  let lastFailure: string | null = null;
+  for (const event of ordered) {
+    if (event.source === 'dhcp' && bootEnded) {
+      bootStartedAt = event.at;
+      bootEnded = false;
+      failures = 0;
+      lastFailure = null;
+    }
+    if (!guestStages.has(event.stage)) stage = event.stage;
+    if (failureStages.has(event.stage)) {
+      failures += 1;
+      lastFailure = [event.domain ? `domain ${event.domain}` : '', event.detail ?? event.stage].filter(Boolean).join(': ');
+    }
+    if (endStages.has(event.stage)) {
+      if (event.stage === 'ready' && bootStartedAt !== null && !bootEnded) lastBootSeconds = (event.at - bootStartedAt) / 1000;
+      bootEnded = true;
+    }
+  }
+  return { mac, stage, lastSeen: ordered.at(-1)!.at, bootStartedAt, lastBootSeconds, failures, lastFailure };
+}
+
+/** How many hosts stand at each stage, for the metrics gauge. */
+export function hostsPerStage(summaries: Iterable<HostSummary>): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const summary of summaries) counts.set(summary.stage, (counts.get(summary.stage) ?? 0) + 1);
+  return counts;
+}
