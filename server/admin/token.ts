@@ -29,12 +29,30 @@ export interface AdminToken {
 }
 
 export async function loadOrCreateAdminToken(stateDir: string): Promise<AdminToken> {
+  const { file, value: token, created, tightened } = await loadOrCreateSecret(stateDir, adminTokenFileName);
+  const expected = digest(token);
+  return {
+    file,
+    created,
+    tightened,
+    matches: (presented) => timingSafeEqual(digest(presented), expected),
+  };
+}
+
+/**
+ * A random secret kept in a file of the state folder, mode 0600: made the
+ * first time (with 'wx', so two servers starting at once never overwrite
+ * each other's), read after that. A file readable by others is set back to
+ * 0600; one without a usable secret is refused, naming the file.
+ */
+export async function loadOrCreateSecret(
+  stateDir: string,
+  name: string,
+): Promise<{ file: string; value: string; created: boolean; tightened: boolean }> {
   await mkdir(stateDir, { recursive: true });
-  const file = join(stateDir, adminTokenFileName);
+  const file = join(stateDir, name);
   let created = false;
   try {
-    // 'wx': fails if the file exists, so two servers starting at once never
-    // overwrite each other's token.
     const handle = await open(file, 'wx', 0o600);
     try {
       await handle.writeFile(`${randomBytes(32).toString('base64url')}\n`);
@@ -45,7 +63,7 @@ export async function loadOrCreateAdminToken(stateDir: string): Promise<AdminTok
     created = true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-      throw new AdminTokenError(`${file}: cannot create the admin token: ${(error as Error).message}`, { cause: error });
+      throw new AdminTokenError(`${file}: cannot create: ${(error as Error).message}`, { cause: error });
     }
   }
 
@@ -56,17 +74,11 @@ export async function loadOrCreateAdminToken(stateDir: string): Promise<AdminTok
     await chmod(file, 0o600);
     tightened = true;
   }
-  const token = (await readFile(file, 'utf8')).trim();
-  if (token.length < minimumTokenLength || /\s/.test(token)) {
+  const value = (await readFile(file, 'utf8')).trim();
+  if (value.length < minimumTokenLength || /\s/.test(value)) {
     throw new AdminTokenError(`${file}: holds no valid token (want at least ${minimumTokenLength} characters on one line); delete it to make a new one`);
   }
-  const expected = digest(token);
-  return {
-    file,
-    created,
-    tightened,
-    matches: (presented) => timingSafeEqual(digest(presented), expected),
-  };
+  return { file, value, created, tightened };
 }
 
 /** Read the token of a state folder, for the CLI talking to a running server. */
