@@ -4,7 +4,7 @@ import { hostsPerStage, summariseHost, type TimelineEvent } from '../server/stat
 
 const mac = '52:54:00:00:00:01';
 const at = (seconds: number, source: string, stage: string, extra: Partial<TimelineEvent> = {}): TimelineEvent => ({
-  at: 1_000_000 + seconds * 1000,
+  time: 1_000_000 + seconds * 1000,
   mac,
   source,
   stage,

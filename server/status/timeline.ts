@@ -6,8 +6,8 @@
 
 /** One protocol or runtime event of one machine, as the event store keeps it. */
 export interface TimelineEvent {
-  /** Milliseconds since the epoch. */
-  at: number;
+  /** Milliseconds since the epoch, by the server's clock. */
+  time: number;
   mac: string;
   /** Who saw it: rackboot's DHCP, TFTP or HTTP server, or the runtime / a guest reporting in. */
   source: string;
@@ -40,7 +40,7 @@ const guestStages: ReadonlySet<string> = new Set(['guest-ready']);
 
 export function summariseHost(mac: string, events: readonly TimelineEvent[]): HostSummary | undefined {
   if (events.length === 0) return undefined;
-  const ordered = [...events].sort((a, b) => a.at - b.at);
+  const ordered = [...events].sort((a, b) => a.time - b.time);
   let stage = ordered[0]!.stage;
   let bootStartedAt: number | null = null;
   let bootEnded = true;
@@ -49,7 +49,7 @@ export function summariseHost(mac: string, events: readonly TimelineEvent[]): Ho
   let lastFailure: string | null = null;
   for (const event of ordered) {
     if (event.source === 'dhcp' && bootEnded) {
-      bootStartedAt = event.at;
+      bootStartedAt = event.time;
       bootEnded = false;
       failures = 0;
       lastFailure = null;
@@ -60,11 +60,11 @@ export function summariseHost(mac: string, events: readonly TimelineEvent[]): Ho
       lastFailure = [event.domain ? `domain ${event.domain}` : '', event.detail ?? event.stage].filter(Boolean).join(': ');
     }
     if (endStages.has(event.stage)) {
-      if (event.stage === 'ready' && bootStartedAt !== null && !bootEnded) lastBootSeconds = (event.at - bootStartedAt) / 1000;
+      if (event.stage === 'ready' && bootStartedAt !== null && !bootEnded) lastBootSeconds = (event.time - bootStartedAt) / 1000;
       bootEnded = true;
     }
   }
-  return { mac, stage, lastSeen: ordered.at(-1)!.at, bootStartedAt, lastBootSeconds, failures, lastFailure };
+  return { mac, stage, lastSeen: ordered.at(-1)!.time, bootStartedAt, lastBootSeconds, failures, lastFailure };
 }
 
 /** How many hosts stand at each stage, for the metrics gauge. */
