@@ -12,6 +12,7 @@ import type { Logger } from './log.js';
 import { defaultPool, interfaceAddress, parsePool, parseRelaySubnet } from './net/interfaces.js';
 import { formatProfileError } from './profiles/error.js';
 import { ProfileDirectory } from './profiles/store.js';
+import { MemorySlotSightings } from './profiles/sightings.js';
 import { fileFromBuffer, fileFromDisk } from './tftp/file.js';
 import { TftpServer } from './tftp/server.js';
 import { resolveTftpPath } from './boot/tftp-path.js';
@@ -63,10 +64,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   else log.warn({ assets: assets.dir }, 'no build yet: machines will be told to wait (run "rackboot build")');
 
   const closers: Array<() => Promise<void>> = [async () => profiles.close()];
+  // Which MAC the DHCP server saw in which slot (option 82), for slot
+  // profiles; in memory (see the README).
+  const sightings = new MemorySlotSightings();
   try {
     const hosts: HostSources = {
       assets,
-      lookupProfile: (mac) => profiles.lookup(mac),
+      lookupProfile: (mac, slot) => profiles.lookup(mac, slot),
+      slotOf: (mac) => sightings.slotOf(mac),
       profileProblems: (mac) => profiles.problemsFor(mac).map(formatProfileError),
       endpoints,
     };
@@ -116,8 +121,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         ...(options.router ? { router: options.router } : {}),
         dns: options.dns,
         leases,
-        reservationFor: (mac) => profiles.reservationFor(mac),
+        reservationFor: (mac, slot) => profiles.reservationFor(mac, slot),
         reservationOwner: (address) => profiles.reservationOwner(address),
+        sightings,
         bootFile: (facts) => chooseBootFile(facts, endpoints),
         log,
         port: options.dhcpPort,
