@@ -4,9 +4,10 @@
  * record of which MAC was seen in which slot.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { formatProfileError } from '../../server/profiles/error.js';
@@ -71,6 +72,17 @@ describe('parseProfile: relay', () => {
     assert.ok(result.ok, result.ok ? '' : result.errors.map(formatProfileError).join('\n'));
     assert.equal(result.profile.mac, '52:54:00:12:34:56');
     assert.deepEqual(result.profile.relay, { circuitId: '0004000a', remoteId: '3432' });
+  });
+
+  test('profiles/examples/rack3-slot1.yaml parses as a slot profile', async () => {
+    const relative = 'profiles/examples/rack3-slot1.yaml';
+    const text = await readFile(fileURLToPath(new URL(`../../../${relative}`, import.meta.url)), 'utf8');
+    const result = parseProfile(text, relative);
+    assert.ok(result.ok, result.ok ? '' : result.errors.map(formatProfileError).join('\n'));
+    assert.equal(result.profile.mac, null);
+    assert.equal(result.profile.hostname, 'rack3-slot1');
+    assert.deepEqual(result.profile.relay, { circuitId: hex('r1'), remoteId: hex('sw-rack3') });
+    assert.deepEqual(result.profile.network, { mode: 'static', address: '198.18.3.11', prefixLength: 24, gateway: '198.18.3.1', dns: ['198.18.3.1'] });
   });
 
   const cases: Array<{ name: string; text: string; source?: string; want: string[] }> = [
