@@ -30,7 +30,7 @@ async function main(argv: string[]): Promise<void> {
             type: 'string',
             array: true,
             default: [] as string[],
-            describe: 'a subnet behind a DHCP relay: CIDR,START-END[,ROUTER[,DNS...]] (full mode; repeat for more)',
+            describe: 'a subnet behind a DHCP relay: CIDR,START-END[,ROUTER[,DNS...]] in full mode, CIDR in proxy mode (repeat for more)',
           })
           .option('router', { type: 'string', describe: 'router (option 3) to hand out in full mode' })
           .option('dns', { type: 'string', array: true, default: [] as string[], describe: 'DNS servers (option 6) to hand out' })

@@ -9,7 +9,7 @@ import { DhcpServer } from './dhcp/server.js';
 import { SqliteLeaseStore } from './dhcp/sqlite-leases.js';
 import { createHttpApp } from './http/app.js';
 import type { Logger } from './log.js';
-import { defaultPool, interfaceAddress, parsePool, parseRelaySubnet } from './net/interfaces.js';
+import { defaultPool, interfaceAddress, parsePool, parseProxyRelaySubnet, parseRelaySubnet } from './net/interfaces.js';
 import { formatProfileError } from './profiles/error.js';
 import { ProfileDirectory } from './profiles/store.js';
 import { MemorySlotSightings } from './profiles/sightings.js';
@@ -137,6 +137,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     } else if (options.dhcp === 'proxy') {
       // proxyDHCP: the network's DHCP server gives addresses; rackboot only
       // answers network-boot clients, with the same boot choice as full mode.
+      // Relayed ones too, from the served subnet and every --relay-subnet.
+      const relayScopes = (options.relaySubnets ?? []).map((text) => ({ ...parseProxyRelaySubnet(text), pool: undefined, router: undefined, dns: [] }));
       const dhcp = new DhcpServer({
         mode: 'proxy',
         interfaceName: served.interfaceName,
@@ -144,6 +146,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         prefixLength: served.prefixLength,
         leaseSeconds: options.leaseSeconds,
         dns: [],
+        relayScopes,
         leases: new MemoryLeaseStore(), // stays empty: proxy mode writes no leases
         reservationFor: () => undefined,
         reservationOwner: () => undefined,
@@ -153,7 +156,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       });
       await dhcp.start();
       closers.push(() => dhcp.close());
-      log.info({ interface: served.interfaceName }, 'dhcp: proxy (boot information only, beside the network\'s DHCP server)');
+      log.info(
+        { interface: served.interfaceName, relaySubnets: relayScopes.map((scope) => scope.subnet.toString()) },
+        'dhcp: proxy (boot information only, beside the network\'s DHCP server)',
+      );
     } else {
       log.info('dhcp: off (point your DHCP server at this host: see the README)');
     }
