@@ -72,7 +72,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       assets,
       lookupProfile: (mac, slot) => profiles.lookup(mac, slot),
       slotOf: (mac) => sightings.slotOf(mac),
-      profileProblems: (mac) => profiles.problemsFor(mac).map(formatProfileError),
+      profileProblems: (mac, slot) => profiles.problemsFor(mac, slot).map(formatProfileError),
       endpoints,
     };
     const app = createHttpApp({ ...hosts, log });

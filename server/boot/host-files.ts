@@ -16,8 +16,8 @@ export interface HostSources {
    * profiles/sightings.ts): HTTP and TFTP requests carry only the MAC.
    */
   slotOf?: (mac: string) => RelaySlot | undefined;
-  /** Errors of a host's own profile file when it is not served (shown on the machine's console). */
-  profileProblems?: (mac: string) => string[];
+  /** Errors of a host's own profile file (or its slot's) when it is not served (shown on the machine's console). */
+  profileProblems?: (mac: string, slot?: RelaySlot) => string[];
   endpoints: ServerEndpoints;
 }
 
@@ -41,8 +41,8 @@ export async function hostFile(
   const { assets, endpoints } = sources;
   const build = request.buildId === undefined ? await assets.current() : await assets.build(request.buildId);
   if (request.buildId !== undefined && !build) return { kind: 'refused', status: 404, message: `no build "${request.buildId}"` };
-  const problems = sources.profileProblems?.(mac) ?? [];
   const slot = sources.slotOf?.(mac);
+  const problems = (slot === undefined ? sources.profileProblems?.(mac) : sources.profileProblems?.(mac, slot)) ?? [];
   const profile = slot === undefined ? sources.lookupProfile(mac) : sources.lookupProfile(mac, slot);
   const boot = resolveHostBoot({ mac, platform: request.platform, profile, problems, build, endpoints });
   if (request.name === 'boot.ipxe') return { kind: 'file', body: renderHostScript(boot, endpoints), boot };

@@ -7,7 +7,7 @@ import { compareProfileErrors, formatProfileError, type ProfileError } from './e
 import { normaliseMac } from './mac.js';
 import { parseProfile, type FieldLocation } from './parse.js';
 import { isDefaultProfile, profileForHost, type NetworkConfig, type Profile } from './profile.js';
-import { formatSlot, selectSlotProfile, slotKey, type RelaySlot } from './slot.js';
+import { formatSlot, selectSlotProfile, slotIdFromText, slotKey, type RelaySlot } from './slot.js';
 
 /** A static address handed to one host by its profile. */
 export interface Reservation {
@@ -59,6 +59,8 @@ interface FileState {
   conflicts: ProfileError[];
   /** The MAC the current text names, even when the file as a whole does not parse. */
   namedMac: string | undefined;
+  /** The slot (relay:) the current text names, even when the file as a whole does not parse. */
+  namedSlot?: RelaySlot | undefined;
 }
 
 /** A claim only one file may hold: a MAC, a static address, or being the default profile. */
@@ -92,6 +94,8 @@ export class ProfileDirectory {
   private byStaticAddress = new Map<string, string>();
   /** Profiles that name a slot (relay:), in order of file name. */
   private bySlot: Profile[] = [];
+  /** Slots named by files that are not served (they never parsed, or conflict), with the files' problems. */
+  private brokenBySlot: Array<{ relay: RelaySlot; problems: ProfileError[] }> = [];
   private defaultVersion: Profile | undefined;
   private listeners = new Set<(change: ProfileChange) => void>();
   private loggedProblems = new Map<string, string>();
@@ -133,15 +137,27 @@ export class ProfileDirectory {
     // A host whose own file is broken must not boot as a generic default
     // node (wrong hostname, no reservation): it waits until the file is fixed.
     if (this.brokenByMac.has(normalised)) return undefined;
-    const bySlot = slot === undefined ? undefined : selectSlotProfile(this.bySlot, slot);
-    if (bySlot !== undefined) return bySlot;
+    if (slot !== undefined) {
+      const bySlot = this.slotChoice(slot);
+      // Likewise a machine in a slot whose file is broken (and would have won) waits.
+      if (bySlot !== undefined) return 'problems' in bySlot ? undefined : bySlot;
+    }
     return this.defaultVersion === undefined ? undefined : profileForHost(this.defaultVersion, normalised);
   }
 
-  /** Why a MAC has no profile although a file names it (the file never parsed), or [] if none. */
-  problemsFor(mac: string): ProfileError[] {
+  /** Why a MAC (seen in `slot`) has no profile although a file names it or its slot (the file never parsed), or [] if none. */
+  problemsFor(mac: string, slot?: RelaySlot): ProfileError[] {
     const normalised = normaliseMac(mac);
-    return normalised === undefined || this.byMac.has(normalised) ? [] : (this.brokenByMac.get(normalised) ?? []);
+    if (normalised === undefined || this.byMac.has(normalised)) return [];
+    const own = this.brokenByMac.get(normalised);
+    if (own !== undefined) return own;
+    const bySlot = slot === undefined ? undefined : this.slotChoice(slot);
+    return bySlot !== undefined && 'problems' in bySlot ? bySlot.problems : [];
+  }
+
+  /** The slot profile for `slot`, or the broken file that would be it, most specific first (see selectSlotProfile). */
+  private slotChoice(slot: RelaySlot): Profile | { relay: RelaySlot; problems: ProfileError[] } | undefined {
+    return selectSlotProfile<Profile | { relay: RelaySlot; problems: ProfileError[] }>([...this.bySlot, ...this.brokenBySlot], slot);
   }
 
   /** The profile of default.yaml, with "{mac}" still in its hostname. */
@@ -301,6 +317,7 @@ export class ProfileDirectory {
     if (text === file.text) return true;
     file.text = text;
     file.namedMac = macNamedIn(text);
+    file.namedSlot = slotNamedIn(text);
     const result = parseProfile(text, file.path);
     if (result.ok) {
       file.latest = { text, profile: result.profile, locations: result.locations };
@@ -355,11 +372,16 @@ export class ProfileDirectory {
     this.byMac = new Map();
     this.byStaticAddress = new Map();
     this.bySlot = [];
+    this.brokenBySlot = [];
     this.brokenByMac = new Map();
     this.defaultVersion = undefined;
     for (const file of this.files.values()) {
       if (file.served === undefined && file.namedMac !== undefined) {
         this.brokenByMac.set(file.namedMac, [...file.problems, ...file.conflicts].sort(compareProfileErrors));
+      }
+      // A slot file refused for a conflict leaves the slot to the file that holds it.
+      if (file.served === undefined && file.namedSlot !== undefined && file.conflicts.length === 0) {
+        this.brokenBySlot.push({ relay: file.namedSlot, problems: [...file.problems].sort(compareProfileErrors) });
       }
     }
     for (const profile of this.all()) {
@@ -423,6 +445,28 @@ function macNamedIn(text: string): string | undefined {
     const value = document.contents instanceof YAMLMap ? document.contents.get('mac', true) : undefined;
     const source = value instanceof Scalar ? (value.source ?? String(value.value)) : undefined;
     return typeof source === 'string' ? normaliseMac(source) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The relay: slot of a profile text that may not parse as a whole, if it names one clearly. */
+function slotNamedIn(text: string): RelaySlot | undefined {
+  try {
+    const document = parseDocument(text, { prettyErrors: false });
+    const relay = document.contents instanceof YAMLMap ? document.contents.get('relay', true) : undefined;
+    if (!(relay instanceof YAMLMap)) return undefined;
+    const id = (name: string) => {
+      const value = relay.get(name, true);
+      const source = value instanceof Scalar ? (value.source ?? String(value.value)) : undefined;
+      if (typeof source !== 'string') return undefined;
+      const parsed = slotIdFromText(source);
+      return 'hex' in parsed ? parsed.hex : undefined;
+    };
+    const circuitId = id('circuitId');
+    if (circuitId === undefined) return undefined;
+    const remoteId = id('remoteId');
+    return remoteId === undefined ? { circuitId } : { circuitId, remoteId };
   } catch {
     return undefined;
   }

@@ -211,6 +211,26 @@ describe('ProfileDirectory with slot profiles', () => {
     assert.equal(directory.lookup(macB, r1)?.hostname, 'rack3-r1');
   });
 
+  test('a machine in a slot whose file never parsed waits with its errors, as one with a broken own file does', async () => {
+    await write('default.yaml', 'hostname: node-{mac}\n');
+    await write('port.yaml', slotProfile('port-r1', '198.18.2.70/24', '  circuitId: "r1"\n'));
+    // More specific than port.yaml, so it would win for sw-rack3; broken (hostname), it makes that slot wait.
+    await write('slot.yaml', `hostname: -bad\nrelay:\n  circuitId: "r1"\n  remoteId: "sw-rack3"\n`);
+    directory = await ProfileDirectory.open(dir, log);
+    const wanted = [`${join(dir, 'slot.yaml')}:1:11: hostname: "-bad": label "-bad" starts or ends with "-" (RFC 1123)`];
+    assert.equal(directory.lookup(macB, r1OnRack3), undefined);
+    assert.deepEqual(directory.problemsFor(macB, r1OnRack3).map(formatProfileError), wanted);
+    assert.equal(directory.reservationFor(macB, r1OnRack3), undefined);
+    assert.equal(directory.lookup(macB, r1)?.hostname, 'port-r1', 'another relay\'s port r1 is port.yaml\'s');
+    assert.deepEqual(directory.problemsFor(macB, r1), []);
+    assert.equal(directory.lookup(macB)?.hostname, 'node-52540000000b', 'outside the slot: the default');
+
+    await write('slot.yaml', slotProfile('rack3-r1', '198.18.2.77/24', '  circuitId: "r1"\n  remoteId: "sw-rack3"\n'));
+    await directory.reload();
+    assert.equal(directory.lookup(macB, r1OnRack3)?.hostname, 'rack3-r1', 'fixed: served');
+    assert.deepEqual(directory.problemsFor(macB, r1OnRack3), []);
+  });
+
   test('two files claiming one slot: the first by name is served, the second reported at its circuitId', async () => {
     await write('a.yaml', slotProfile('first', '198.18.2.77/24', '  circuitId: "r1"\n  remoteId: "sw-rack3"\n'));
     // The same bytes written in hex are the same slot.
