@@ -95,11 +95,15 @@ async function main(argv: string[]): Promise<void> {
           .option('arch', { choices: ['bios', 'efi64'] as const, default: 'bios' as const })
           .options(folderOptions)
           .option('address', { type: 'string', default: '127.0.0.1', describe: 'server address to put in URLs' })
-          .option('http-port', { type: 'number', default: 80 }),
+          .option('http-port', { type: 'number', default: 80 })
+          .option('circuit-id', { type: 'string', describe: 'as if the machine sat in this slot: option 82 circuit-id (text, or 0x... hex)' })
+          .option('remote-id', { type: 'string', describe: 'and behind this relay: option 82 remote-id (text, or 0x... hex)' }),
       async (args) => {
         const { whatif } = await import('./whatif.js');
         const report = await whatif({
           mac: args.mac,
+          ...(args['circuit-id'] === undefined ? {} : { circuitId: args['circuit-id'] }),
+          ...(args['remote-id'] === undefined ? {} : { remoteId: args['remote-id'] }),
           platform: args.arch,
           profiles: args.profiles,
           assets: args.assets,
