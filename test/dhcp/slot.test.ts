@@ -9,6 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
 import { pino } from 'pino';
 import { decide, type DhcpDecision, type Scope } from '../../server/dhcp/decide.js';
 import { applyLeaseChanges } from '../../server/dhcp/leases.js';
@@ -107,6 +108,32 @@ describe('option 82 sub-options', () => {
       reason: 'option 82 sub-option 2 at byte 4 has no length byte',
     });
   });
+});
+
+test('option 82 property: any bytes give none, a slot or a reason, never an exception; well-formed sub-options read back', () => {
+  const packet = (agent: Uint8Array) => clientRequest({ rawOptions: new Map([[82, Buffer.from(agent)]]) });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 255 }), (bytes) => {
+      const information = relayAgentInformation(packet(bytes));
+      assert.ok(['none', 'slot', 'malformed'].includes(information.kind));
+    }),
+    { numRuns: 2000 },
+  );
+  const subOption = fc.record({ code: fc.integer({ min: 0, max: 255 }), value: fc.uint8Array({ minLength: 1, maxLength: 40 }) });
+  fc.assert(
+    fc.property(fc.array(subOption, { maxLength: 6 }), (subOptions) => {
+      const bytes = Buffer.concat(subOptions.map(({ code, value }) => Buffer.from([code, value.length, ...value])));
+      const first = (code: number) => subOptions.find((option) => option.code === code);
+      const circuit = first(1);
+      const remote = first(2);
+      const want =
+        circuit === undefined
+          ? { kind: 'none' }
+          : { kind: 'slot', slot: { circuitId: Buffer.from(circuit.value).toString('hex'), ...(remote ? { remoteId: Buffer.from(remote.value).toString('hex') } : {}) } };
+      assert.deepEqual(relayAgentInformation(packet(bytes)), want);
+    }),
+    { numRuns: 1000 },
+  );
 });
 
 describe('decide() with slot profiles', () => {
