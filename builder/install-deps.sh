@@ -13,6 +13,8 @@ packages=(
   qemu-system-x86 ipxe-qemu ovmf
   # test hosts and peers
   iproute2 busybox atftp tftp-hpa curl isc-dhcp-client
+  # dhcpcd (the daemon alone: dhcpcd-base ships no service), run by the tests in their own namespaces
+  dhcpcd-base
   # DHCP load (perfdhcp) and captures of what clients received, for the durable-lease test
   kea-admin tcpdump
   # `npm run bench:dhcp` runs kea-dhcp4 beside rackboot (installed with service starts denied, see below)

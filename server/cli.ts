@@ -30,7 +30,7 @@ async function main(argv: string[]): Promise<void> {
             type: 'string',
             array: true,
             default: [] as string[],
-            describe: 'a subnet behind a DHCP relay: CIDR,START-END[,ROUTER[,DNS...]] (full mode; repeat for more)',
+            describe: 'a subnet behind a DHCP relay: CIDR,START-END[,ROUTER[,DNS...]] in full mode, CIDR in proxy mode (repeat for more)',
           })
           .option('router', { type: 'string', describe: 'router (option 3) to hand out in full mode' })
           .option('dns', { type: 'string', array: true, default: [] as string[], describe: 'DNS servers (option 6) to hand out' })
@@ -101,11 +101,15 @@ async function main(argv: string[]): Promise<void> {
           .option('arch', { choices: ['bios', 'efi64'] as const, default: 'bios' as const })
           .options(folderOptions)
           .option('address', { type: 'string', default: '127.0.0.1', describe: 'server address to put in URLs' })
-          .option('http-port', { type: 'number', default: 80 }),
+          .option('http-port', { type: 'number', default: 80 })
+          .option('circuit-id', { type: 'string', describe: 'as if the machine sat in this slot: option 82 circuit-id (text, or 0x... hex)' })
+          .option('remote-id', { type: 'string', describe: 'and behind this relay: option 82 remote-id (text, or 0x... hex)' }),
       async (args) => {
         const { whatif } = await import('./whatif.js');
         const report = await whatif({
           mac: args.mac,
+          ...(args['circuit-id'] === undefined ? {} : { circuitId: args['circuit-id'] }),
+          ...(args['remote-id'] === undefined ? {} : { remoteId: args['remote-id'] }),
           platform: args.arch,
           profiles: args.profiles,
           assets: args.assets,

@@ -10,9 +10,10 @@ import { DhcpServer } from './dhcp/server.js';
 import { SqliteLeaseStore } from './dhcp/sqlite-leases.js';
 import { createHttpApp } from './http/app.js';
 import type { Logger } from './log.js';
-import { defaultPool, interfaceAddress, parsePool, parseRelaySubnet } from './net/interfaces.js';
+import { defaultPool, interfaceAddress, parsePool, parseProxyRelaySubnet, parseRelaySubnet } from './net/interfaces.js';
 import { formatProfileError } from './profiles/error.js';
 import { ProfileDirectory } from './profiles/store.js';
+import { MemorySlotSightings } from './profiles/sightings.js';
 import { fileFromBuffer, fileFromDisk } from './tftp/file.js';
 import { TftpServer } from './tftp/server.js';
 import { resolveTftpPath } from './boot/tftp-path.js';
@@ -64,6 +65,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   else log.warn({ assets: assets.dir }, 'no build yet: machines will be told to wait (run "rackboot build")');
 
   const closers: Array<() => Promise<void>> = [async () => profiles.close()];
+  // Which MAC the DHCP server saw in which slot (option 82), for slot
+  // profiles; in memory (see the README).
+  const sightings = new MemorySlotSightings();
   try {
     // Durable: an ACKed lease survives a crash or restart (see sqlite-leases.ts).
     // Opened before HTTP starts, since the admin API lists and releases leases.
@@ -74,8 +78,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     }
     const hosts: HostSources = {
       assets,
-      lookupProfile: (mac) => profiles.lookup(mac),
-      profileProblems: (mac) => profiles.problemsFor(mac).map(formatProfileError),
+      lookupProfile: (mac, slot) => profiles.lookup(mac, slot),
+      slotOf: (mac) => sightings.slotOf(mac),
+      profileProblems: (mac, slot) => profiles.problemsFor(mac, slot).map(formatProfileError),
       endpoints,
     };
     const token = await loadOrCreateAdminToken(options.state);
@@ -124,8 +129,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         ...(options.router ? { router: options.router } : {}),
         dns: options.dns,
         leases,
-        reservationFor: (mac) => profiles.reservationFor(mac),
+        reservationFor: (mac, slot) => profiles.reservationFor(mac, slot),
         reservationOwner: (address) => profiles.reservationOwner(address),
+        sightings,
         bootFile: (facts) => chooseBootFile(facts, endpoints),
         log,
         port: options.dhcpPort,
@@ -139,6 +145,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     } else if (options.dhcp === 'proxy') {
       // proxyDHCP: the network's DHCP server gives addresses; rackboot only
       // answers network-boot clients, with the same boot choice as full mode.
+      // Relayed ones too, from the served subnet and every --relay-subnet.
+      const relayScopes = (options.relaySubnets ?? []).map((text) => ({ ...parseProxyRelaySubnet(text), pool: undefined, router: undefined, dns: [] }));
       const dhcp = new DhcpServer({
         mode: 'proxy',
         interfaceName: served.interfaceName,
@@ -146,6 +154,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         prefixLength: served.prefixLength,
         leaseSeconds: options.leaseSeconds,
         dns: [],
+        relayScopes,
         leases: new MemoryLeaseStore(), // stays empty: proxy mode writes no leases
         reservationFor: () => undefined,
         reservationOwner: () => undefined,
@@ -155,7 +164,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       });
       await dhcp.start();
       closers.push(() => dhcp.close());
-      log.info({ interface: served.interfaceName }, 'dhcp: proxy (boot information only, beside the network\'s DHCP server)');
+      log.info(
+        { interface: served.interfaceName, relaySubnets: relayScopes.map((scope) => scope.subnet.toString()) },
+        'dhcp: proxy (boot information only, beside the network\'s DHCP server)',
+      );
     } else {
       log.info('dhcp: off (point your DHCP server at this host: see the README)');
     }

@@ -6,6 +6,7 @@ import { createLogger } from './log.js';
 import { normaliseMac } from './profiles/mac.js';
 import { formatProfileError } from './profiles/error.js';
 import { ProfileDirectory } from './profiles/store.js';
+import { formatSlot, slotIdFromText, type RelaySlot } from './profiles/slot.js';
 
 /**
  * `rackboot whatif MAC`: the same decisions `serve` makes, printed instead
@@ -13,6 +14,9 @@ import { ProfileDirectory } from './profiles/store.js';
  */
 export async function whatif(options: {
   mac: string;
+  /** The slot to resolve in (option 82), as a profile writes it. */
+  circuitId?: string;
+  remoteId?: string;
   platform: Platform;
   profiles: string;
   assets: string;
@@ -20,19 +24,23 @@ export async function whatif(options: {
 }) {
   const mac = normaliseMac(options.mac);
   if (!mac) throw new Error(`"${options.mac}" is not a MAC address (want e.g. 52:54:00:12:34:56)`);
+  const slot = slotOption(options.circuitId, options.remoteId);
   const log = createLogger({ level: 'silent', pretty: false });
   const profiles = await ProfileDirectory.open(options.profiles, log);
   const build = await new AssetStore(options.assets).current();
-  const profile = profiles.lookup(mac);
-  const problems = profiles.problemsFor(mac).map(formatProfileError);
+  const profile = profiles.lookup(mac, slot);
+  const problems = profiles.problemsFor(mac, slot).map(formatProfileError);
+  const reservation = profiles.reservationFor(mac, slot);
   const boot = resolveHostBoot({ mac, platform: options.platform, profile, problems, build, endpoints: options.endpoints });
   const firmwareArch = options.platform === 'bios' ? ClientArch.biosX86 : ClientArch.efiBc;
   const facts = { mac, arch: firmwareArch, platform: options.platform, isPxe: true, isHttpBoot: false, isIpxe: false };
   profiles.close();
   return {
     mac,
+    ...(slot === undefined ? {} : { slot: formatSlot(slot) }),
     platform: options.platform,
     profile: boot.kind === 'boot' ? boot.plan.profile : (profile ?? null),
+    reservation: reservation === undefined ? null : { address: `${reservation.address}/${reservation.prefixLength}`, source: reservation.source },
     profileErrors: profiles.errors().map(formatProfileError),
     build: build ? build.id : null,
     dhcp: {
@@ -50,4 +58,18 @@ export async function whatif(options: {
     script: renderHostScript(boot, options.endpoints),
     ...(boot.kind === 'boot' && options.platform === 'efi64' ? { xenCfg: renderXenConfig(boot.plan) } : {}),
   };
+}
+
+function slotOption(circuitId: string | undefined, remoteId: string | undefined): RelaySlot | undefined {
+  if (circuitId === undefined) {
+    if (remoteId !== undefined) throw new Error('--remote-id needs --circuit-id: a slot is named by its circuit-id');
+    return undefined;
+  }
+  const id = (name: string, text: string) => {
+    const parsed = slotIdFromText(text);
+    if ('problem' in parsed) throw new Error(`--${name} ${JSON.stringify(text)}: ${parsed.problem}`);
+    return parsed.hex;
+  };
+  const circuit = id('circuit-id', circuitId);
+  return remoteId === undefined ? { circuitId: circuit } : { circuitId: circuit, remoteId: id('remote-id', remoteId) };
 }

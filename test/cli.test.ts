@@ -73,3 +73,21 @@ test('bad command lines fail with exit 2 and say what is wrong', async () => {
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /Unknown argument: frobnicate/);
 });
+
+test('whatif --circuit-id/--remote-id: what a machine in that slot would get', async () => {
+  const args = ['whatif', '02:00:00:00:00:99', '--profiles', 'profiles/examples', '--assets', '/nonexistent', '--address', '198.18.0.1'];
+  const inSlot = await rackboot([...args, '--circuit-id', 'r1', '--remote-id', 'sw-rack3']);
+  assert.equal(inSlot.code, 0, inSlot.stderr);
+  const report = JSON.parse(inSlot.stdout) as Record<string, any>;
+  assert.equal(report.slot, 'circuit-id "r1" remote-id "sw-rack3"');
+  assert.equal(report.profile.hostname, 'rack3-slot1');
+  assert.deepEqual(report.reservation, { address: '198.18.3.11/24', source: 'profiles/examples/rack3-slot1.yaml' });
+
+  const otherRelay = JSON.parse((await rackboot([...args, '--circuit-id', '0x7231', '--remote-id', 'sw-rack4'])).stdout) as Record<string, any>;
+  assert.equal(otherRelay.profile, null, 'no profile for that slot, and profiles/examples has no default');
+  assert.equal(otherRelay.result, 'no-profile');
+
+  const bad = await rackboot([...args, '--circuit-id', '0x7']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /rackboot: --circuit-id "0x7": "0x7" is not hex bytes/);
+});

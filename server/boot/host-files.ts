@@ -1,6 +1,7 @@
 import type { AssetStore } from '../assets/builds.js';
 import { normaliseMac } from '../profiles/mac.js';
 import type { Profile } from '../profiles/profile.js';
+import type { RelaySlot } from '../profiles/slot.js';
 import type { Platform } from './facts.js';
 import { renderHostScript, renderRuntimeEnv, renderXenConfig } from './render.js';
 import { resolveHostBoot, type HostBoot, type ServerEndpoints } from './resolve.js';
@@ -8,10 +9,15 @@ import { resolveHostBoot, type HostBoot, type ServerEndpoints } from './resolve.
 /** What the per-host answers are made from; the same for HTTP and TFTP. */
 export interface HostSources {
   assets: AssetStore;
-  /** The profile a MAC resolves to (its own, else the default), or undefined. */
-  lookupProfile: (mac: string) => Profile | undefined;
-  /** Errors of a host's own profile file when it is not served (shown on the machine's console). */
-  profileProblems?: (mac: string) => string[];
+  /** The profile a MAC seen in `slot` resolves to (its own, else the slot's, else the default), or undefined. */
+  lookupProfile: (mac: string, slot?: RelaySlot) => Profile | undefined;
+  /**
+   * The slot the DHCP server last saw the MAC in (option 82; see
+   * profiles/sightings.ts): HTTP and TFTP requests carry only the MAC.
+   */
+  slotOf?: (mac: string) => RelaySlot | undefined;
+  /** Errors of a host's own profile file (or its slot's) when it is not served (shown on the machine's console). */
+  profileProblems?: (mac: string, slot?: RelaySlot) => string[];
   endpoints: ServerEndpoints;
 }
 
@@ -35,8 +41,10 @@ export async function hostFile(
   const { assets, endpoints } = sources;
   const build = request.buildId === undefined ? await assets.current() : await assets.build(request.buildId);
   if (request.buildId !== undefined && !build) return { kind: 'refused', status: 404, message: `no build "${request.buildId}"` };
-  const problems = sources.profileProblems?.(mac) ?? [];
-  const boot = resolveHostBoot({ mac, platform: request.platform, profile: sources.lookupProfile(mac), problems, build, endpoints });
+  const slot = sources.slotOf?.(mac);
+  const problems = (slot === undefined ? sources.profileProblems?.(mac) : sources.profileProblems?.(mac, slot)) ?? [];
+  const profile = slot === undefined ? sources.lookupProfile(mac) : sources.lookupProfile(mac, slot);
+  const boot = resolveHostBoot({ mac, platform: request.platform, profile, problems, build, endpoints });
   if (request.name === 'boot.ipxe') return { kind: 'file', body: renderHostScript(boot, endpoints), boot };
   if (boot.kind !== 'boot') return { kind: 'refused', status: 404, message: `${boot.kind.replace('-', ' ')} for ${boot.mac}`, boot };
   const body = request.name === 'xen.cfg' ? renderXenConfig(boot.plan) : renderRuntimeEnv(boot.plan);

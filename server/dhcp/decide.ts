@@ -15,11 +15,19 @@ import { anyAddress, ipv4ToNumber, isIpv4, limitedBroadcast, numberToIpv4, Subne
 import { holdsAddress, type Lease, type LeaseChange, type LeaseStore } from './leases.js';
 import { MessageType, messageTypeName, typedOptionName, type DhcpOptions, type OptionName } from './options.js';
 import { BootOp, type DhcpPacket } from './packet.js';
+import { relayAgentInformation } from './relay-agent.js';
+import { formatSlot, type RelaySlot } from '../profiles/slot.js';
 
 /** An address reserved for one MAC, with the hostname it is given (option 12). */
 export interface Reservation {
   address: string;
   hostname?: string;
+  /**
+   * Set when the address is a slot's (a profile naming option 82's
+   * circuit-id), not the MAC's own: the machine now in the slot gets it,
+   * and a lease the slot's previous machine holds on it is freed.
+   */
+  slot?: RelaySlot;
 }
 
 /** An inclusive range of addresses. */
@@ -61,9 +69,20 @@ export interface DhcpContext {
   dns: readonly string[];
   /** Subnets behind relay agents (full mode); a relayed request from anywhere else is ignored. */
   relayScopes?: readonly Scope[];
-  reservationFor(mac: string): Reservation | undefined;
-  /** The MAC an address is reserved for, if any; the pool never gives that address to another client. */
+  /**
+   * The reservation of a MAC seen in `slot` (the request's option 82, or
+   * the slot the MAC was last seen in): the MAC's own profile first, then
+   * the slot's.
+   */
+  reservationFor(mac: string, slot?: RelaySlot): Reservation | undefined;
+  /** Who an address is reserved for (a MAC or a slot), if anyone; the pool never gives that address to another client. */
   reservationOwner(address: string): string | undefined;
+  /**
+   * The slot a MAC was last seen in (see profiles/sightings.ts), for
+   * requests that come without option 82: renewals are unicast straight to
+   * the server, past the relay agent.
+   */
+  slotOf?(mac: string): RelaySlot | undefined;
   bootFile(facts: ClientFacts): BootFileChoice;
   leases: Pick<LeaseStore, 'byMac' | 'byAddress' | 'all'>;
   /** UDP ports: replies to relays go to serverPort (67), to clients to clientPort (68). */
@@ -88,6 +107,10 @@ export type DhcpDecision =
       boot?: BootFileChoice;
       /** Why a NAK was sent; also in its option 56. */
       reason?: string;
+      /** Something the log should say about an offer or ack (a lease freed for a slot's new machine). */
+      note?: string;
+      /** The slot (option 82) the request came from, for an offer or ack: the server records the MAC there. */
+      slot?: RelaySlot;
       leaseChanges: LeaseChange[];
     }
   | {
@@ -138,7 +161,10 @@ export function replyDestination(
   return { address: limitedBroadcast, port: ports.clientPort };
 }
 
-type Allocation = { address: string; changes: LeaseChange[] } | { reason: string };
+type Allocation = { address: string; changes: LeaseChange[]; note?: string } | { reason: string };
+
+/** May this client have the address: yes, with the changes that make it free (and why), or the refusal. */
+type Claim = { changes: LeaseChange[]; note?: string } | { reason: string };
 
 /**
  * Where each pool's search for a never-used address resumes, per server
@@ -158,6 +184,10 @@ function allocationCursors(context: DhcpContext): Map<string, number> {
 class Decision {
   private readonly mac: string;
   private readonly reservation: Reservation | undefined;
+  /** The slot in this request's option 82: proof the client is in it now. */
+  private readonly seenSlot: RelaySlot | undefined;
+  /** What the log should know about option 82 (malformed). */
+  private readonly relayNote: string | undefined;
 
   constructor(
     private readonly request: DhcpPacket,
@@ -170,7 +200,11 @@ class Decision {
     // 61): profiles and reservations are per MAC, and the firmware, iPXE and
     // the booted OS send different identifiers (or none) for the same NIC.
     this.mac = facts.mac;
-    this.reservation = context.reservationFor(this.mac);
+    const information = relayAgentInformation(request);
+    this.seenSlot = information.kind === 'slot' ? information.slot : undefined;
+    this.relayNote = information.kind === 'malformed' ? `${information.reason}; not matched to a slot` : undefined;
+    const slot = this.seenSlot ?? context.slotOf?.(this.mac);
+    this.reservation = slot === undefined ? context.reservationFor(this.mac) : context.reservationFor(this.mac, slot);
   }
 
   full(type: number): DhcpDecision {
@@ -198,12 +232,13 @@ class Decision {
     if ('reason' in allocation) return ignore(allocation.reason, this.facts);
     const { address } = allocation;
     const changes = [...allocation.changes];
+    const note = allocation.note;
     const holdUntil = this.now + this.context.offerHoldSeconds * 1000;
     const own = this.context.leases.byMac(this.mac);
     // A client that still has a bound lease keeps it; an offer must not shorten it.
     const keepsBinding = own !== undefined && own.address === address && own.state === 'bound' && own.expiresAt >= holdUntil;
     if (!keepsBinding) changes.push({ kind: 'upsert', lease: this.lease(address, 'offered', holdUntil) });
-    return this.reply(MessageType.offer, { yourAddress: address, changes });
+    return this.reply(MessageType.offer, { yourAddress: address, changes, ...(note === undefined ? {} : { note }) });
   }
 
   /** RFC 2131 section 4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING. */
@@ -232,14 +267,15 @@ class Decision {
     // server without a record stay silent) and a valid one is ACKed even
     // without a record, so clients keep their address across a restart of a
     // server whose lease store was lost. dnsmasq's --dhcp-authoritative does the same.
-    const refusal = this.refusal(address);
-    if (refusal !== undefined) return this.nak(refusal);
+    const claim = this.claim(address);
+    if ('reason' in claim) return this.nak(claim.reason);
     const until = this.now + this.context.leaseSeconds * 1000;
     return this.reply(MessageType.ack, {
       yourAddress: address,
       clientAddress,
       lease: true,
-      changes: [{ kind: 'upsert', lease: this.lease(address, 'bound', until) }],
+      changes: [...claim.changes, { kind: 'upsert', lease: this.lease(address, 'bound', until) }],
+      ...(claim.note === undefined ? {} : { note: claim.note }),
     });
   }
 
@@ -330,7 +366,36 @@ class Decision {
     return record.state === 'declined' ? 'quarantined after a DHCPDECLINE' : `held by ${record.mac} (${record.state})`;
   }
 
-  /** Why this client may not have the address, or undefined when it may. */
+  /**
+   * Whether this client may have the address. A slot's address held by
+   * another machine is freed when this request comes through the slot
+   * (option 82): the machine in a slot was swapped, and a lab admin expects
+   * the new one to get the slot's address. The old machine loses the slot
+   * (the server records the new MAC there), so its next renewal is NAKed
+   * and one address is never bound to two MACs. A remembered slot (a
+   * request without option 82) never frees anything: only a request through
+   * the slot proves the machine is there now.
+   */
+  private claim(address: string): Claim {
+    const refusal = this.refusal(address);
+    if (refusal !== undefined) return { reason: refusal };
+    const holder = this.heldByOther(address);
+    if (holder === undefined) return { changes: [] };
+    const freed = this.slotTakeover(address, holder);
+    return freed ?? { reason: `${address} is ${this.describeHolder(holder)}` };
+  }
+
+  /** The changes that free a slot's address from the slot's previous machine, when this request may take it. */
+  private slotTakeover(address: string, holder: Lease): { changes: LeaseChange[]; note: string } | undefined {
+    const slot = this.reservation?.slot;
+    if (slot === undefined || this.seenSlot === undefined || this.reservation?.address !== address || holder.state === 'declined') return undefined;
+    return {
+      changes: [{ kind: 'remove', address }],
+      note: `${address} freed from ${holder.mac} (${holder.state}): ${this.mac} is now in slot ${formatSlot(slot)}`,
+    };
+  }
+
+  /** Why this client may not have the address, leaving aside who holds it now, or undefined when it may. */
   private refusal(address: string): string | undefined {
     if (!this.scope.subnet.isHostAddress(address)) return `${address} is not a host address in ${this.scope.subnet}`;
     if (this.reservation !== undefined) {
@@ -341,8 +406,6 @@ class Decision {
       if (!this.inPool(address)) return `${address} is outside the pool`;
       if (this.isInfrastructure(address)) return `${address} is the server's or router's address`;
     }
-    const holder = this.heldByOther(address);
-    if (holder !== undefined) return `${address} is ${this.describeHolder(holder)}`;
     return undefined;
   }
 
@@ -362,8 +425,10 @@ class Decision {
       const { address } = this.reservation;
       if (!this.scope.subnet.isHostAddress(address)) return { reason: `reservation ${address} is outside ${this.scope.subnet}` };
       const holder = this.heldByOther(address);
-      if (holder !== undefined) return { reason: `reserved address ${address} is ${this.describeHolder(holder)}` };
-      return { address, changes: [] };
+      if (holder === undefined) return { address, changes: [] };
+      const freed = this.slotTakeover(address, holder);
+      if (freed === undefined) return { reason: `reserved address ${address} is ${this.describeHolder(holder)}` };
+      return { address, ...freed };
     }
     const { pool } = this.scope;
     if (pool === undefined) return { reason: `no reservation for this client and no pool on ${this.scope.subnet}` };
@@ -450,7 +515,7 @@ class Decision {
 
   private reply(
     type: typeof MessageType.offer | typeof MessageType.ack,
-    parts: { yourAddress: string; clientAddress?: string; lease?: boolean; informOnly?: boolean; changes: LeaseChange[] },
+    parts: { yourAddress: string; clientAddress?: string; lease?: boolean; informOnly?: boolean; changes: LeaseChange[]; note?: string },
   ): DhcpDecision {
     const { context } = this;
     const boot = context.bootFile(this.facts);
@@ -494,6 +559,9 @@ class Decision {
       boot,
       leaseChanges: parts.changes,
     };
+    const note = [parts.note, this.relayNote].filter((part) => part !== undefined).join('; ');
+    if (note !== '') decision.note = note;
+    if (this.seenSlot !== undefined && !parts.informOnly) decision.slot = { ...this.seenSlot };
     return decision;
   }
 

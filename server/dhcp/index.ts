@@ -8,6 +8,7 @@ export * from './options.js';
 export * from './packet.js';
 export * from './proxy.js';
 export * from './pxe.js';
+export * from './relay-agent.js';
 export * from './render.js';
 export * from './server.js';
 export * from './sqlite-leases.js';

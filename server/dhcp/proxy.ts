@@ -27,8 +27,13 @@ import { anyAddress, limitedBroadcast, Subnet } from '../net/ipv4.js';
 import { MessageType, messageTypeName, type DhcpOptions } from './options.js';
 import { BootOp, type DhcpPacket } from './packet.js';
 
-/** What proxy mode reads of the server's context. */
-export type ProxyContext = Pick<DhcpContext, 'serverAddress' | 'prefixLength' | 'bootFile' | 'serverPort' | 'clientPort'>;
+/**
+ * What proxy mode reads of the server's context. relayScopes: subnets
+ * behind relay agents whose network-boot clients are answered too (only
+ * their subnets count here; their addresses are the DHCP server's business).
+ */
+export type ProxyContext = Pick<DhcpContext, 'serverAddress' | 'prefixLength' | 'bootFile' | 'serverPort' | 'clientPort'> &
+  Partial<Pick<DhcpContext, 'relayScopes'>>;
 
 /** Where a request arrived: the DHCP port (67) or the PXE boot server port (4011). */
 export interface ProxyArrival {
@@ -100,8 +105,13 @@ class ProxyReply {
       destination = { address: this.request.clientAddress, port: this.context.clientPort };
     }
     if (destination === undefined) return ignore(`port ${bootServerPort} request without ciaddr or a source address`, this.facts);
-    if (destination.address !== this.request.relayAddress && !this.subnet.contains(destination.address)) {
-      return ignore(`port ${bootServerPort} request from ${destination.address}, outside ${this.subnet}`, this.facts);
+    // A client behind a relay asks on port 4011 straight from its address
+    // (unicast, routed past the relay): its subnet is a relay subnet.
+    const relayScopes = this.context.relayScopes ?? [];
+    const reachable = (address: string) => this.subnet.contains(address) || relayScopes.some((scope) => scope.subnet.contains(address));
+    if (destination.address !== this.request.relayAddress && !reachable(destination.address)) {
+      const where = relayScopes.length > 0 ? `${this.subnet} and every relay subnet` : `${this.subnet}`;
+      return ignore(`port ${bootServerPort} request from ${destination.address}, outside ${where}`, this.facts);
     }
     return this.reply(MessageType.ack, destination);
   }

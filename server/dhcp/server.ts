@@ -22,6 +22,8 @@ import { anyAddress, ipv4ToNumber, isIpv4, Subnet } from '../net/ipv4.js';
 import { applyLeaseChanges, type LeaseStore } from './leases.js';
 import { messageTypeName } from './options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from './packet.js';
+import type { SlotSightings } from '../profiles/sightings.js';
+import { formatSlot, type RelaySlot } from '../profiles/slot.js';
 
 export interface DhcpServerOptions {
   /**
@@ -40,11 +42,14 @@ export interface DhcpServerOptions {
   leaseSeconds: number;
   router?: string;
   dns: string[];
-  reservationFor(mac: string): Reservation | undefined;
-  /** The MAC an address is reserved for; keeps reserved addresses out of the pool. */
+  /** A MAC's reservation; `slot` is where the request came from (option 82), if known. */
+  reservationFor(mac: string, slot?: RelaySlot): Reservation | undefined;
+  /** Who an address is reserved for (a MAC or a slot); keeps reserved addresses out of the pool. */
   reservationOwner(address: string): string | undefined;
   bootFile(facts: ClientFacts): BootFileChoice;
   leases: LeaseStore;
+  /** Where MACs were seen (option 82), recorded on every offer and ack through a relay; read back for later requests and by HTTP/TFTP lookups. */
+  sightings?: SlotSightings;
   log: Logger;
   /** Server port, 67. */
   port?: number;
@@ -73,6 +78,10 @@ export type DhcpEvent =
       destination: string;
       boot?: BootFileChoice;
       reason?: string;
+      /** The slot the request came through (option 82), and the MAC seen there before, if another. */
+      slot?: string;
+      replacedInSlot?: string;
+      note?: string;
       xid: number;
     }
   | { kind: 'update'; mac: string; type: string; result: 'release' | 'decline' | 'withdraw-offer'; address: string; reason: string }
@@ -127,8 +136,9 @@ export class DhcpServer {
       router: options.router,
       dns: options.dns,
       relayScopes: options.relayScopes ?? [],
-      reservationFor: (mac) => options.reservationFor(mac),
+      reservationFor: (mac, slot) => (slot === undefined ? options.reservationFor(mac) : options.reservationFor(mac, slot)),
       reservationOwner: (address) => options.reservationOwner(address),
+      slotOf: (mac) => options.sightings?.slotOf(mac),
       bootFile: (facts) => options.bootFile(facts),
       leases: options.leases,
       serverPort: this.port,
@@ -260,6 +270,7 @@ export class DhcpServer {
         // and a durable store (SqliteLeaseStore) has an ACKed lease on disk
         // before the ACK leaves (test/dhcp/durable.test.ts).
         applyLeaseChanges(this.options.leases, decision.leaseChanges, now);
+        const replaced = decision.slot === undefined ? undefined : this.options.sightings?.record(mac, decision.slot);
         const { address, port } = decision.destination;
         const destination = `${address}:${port}`;
         this.stats.replies++;
@@ -272,6 +283,9 @@ export class DhcpServer {
           xid: packet.transactionId,
           ...(decision.boot && decision.boot.kind !== 'none' ? { boot: decision.boot } : {}),
           ...(decision.reason === undefined ? {} : { reason: decision.reason }),
+          ...(decision.slot === undefined ? {} : { slot: formatSlot(decision.slot) }),
+          ...(replaced === undefined ? {} : { replacedInSlot: replaced }),
+          ...(decision.note === undefined ? {} : { note: decision.note }),
           arch: decision.facts.arch,
         };
         log.info(fields, `${type} ${decision.result}`);

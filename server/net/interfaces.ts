@@ -98,6 +98,20 @@ export interface RelaySubnet {
 }
 
 /**
+ * `--relay-subnet` in proxy mode: the network's DHCP server hands out the
+ * addresses, so only the subnet counts. "CIDR" alone is enough; the full
+ * form is accepted (and checked) too, so one command line works in both modes.
+ */
+export function parseProxyRelaySubnet(text: string): { subnet: Subnet } {
+  if (text.includes(',')) return { subnet: parseRelaySubnet(text).subnet };
+  const [network, prefix, extra] = text.trim().split('/');
+  if (!network || !isIpv4(network) || prefix === undefined || !/^\d{1,2}$/.test(prefix) || Number(prefix) > 30 || extra !== undefined) {
+    throw new Error(`--relay-subnet "${text}": "${text}" is not a subnet a.b.c.d/n (n up to 30) (want CIDR in proxy mode, e.g. 198.18.2.0/24)`);
+  }
+  return { subnet: new Subnet(network, Number(prefix)) };
+}
+
+/**
  * Parse `--relay-subnet CIDR,START-END[,ROUTER[,DNS...]]`, e.g.
  * "198.18.2.0/24,198.18.2.100-198.18.2.199,198.18.2.1,198.18.2.53".
  */

@@ -3,3 +3,5 @@ export * from './error.js';
 export * from './mac.js';
 export * from './parse.js';
 export * from './store.js';
+export * from './sightings.js';
+export * from './slot.js';

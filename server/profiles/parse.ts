@@ -23,6 +23,7 @@ import {
 import { numberToIpv4, Subnet } from '../net/ipv4.js';
 import { normaliseMac } from './mac.js';
 import type { BootSettings, NetworkConfig, Profile } from './profile.js';
+import { slotIdFromText, type RelaySlot } from './slot.js';
 
 /** Where a field's value starts in its file (1-based), for errors found later, such as two files claiming one MAC. */
 export interface FieldLocation {
@@ -49,9 +50,10 @@ const sampleMacText = '525400123456';
 /** The most name servers glibc's resolver uses (MAXNS in resolv.h); further ones are ignored silently. */
 const maxNameServers = 3;
 
-const topLevelFields = ['mac', 'hostname', 'network', 'rootPasswordHash', 'ssh', 'timezone', 'boot', 'domains'] as const;
+const topLevelFields = ['mac', 'hostname', 'network', 'rootPasswordHash', 'ssh', 'timezone', 'boot', 'domains', 'relay'] as const;
 const networkFields = ['mode', 'address', 'gateway', 'dns'] as const;
 const bootFields = ['entry', 'xenArgs', 'kernelArgs'] as const;
+const relayFields = ['circuitId', 'remoteId'] as const;
 
 /**
  * Turn the text of one profile file into a Profile, or into every problem
@@ -153,12 +155,17 @@ class ProfileReader {
 
     let mac: string | null = null;
     const macEntry = fields.get('mac');
+    const relayEntry = fields.get('relay');
+    if (relayEntry !== undefined && isDefault) {
+      this.error(relayEntry.key, 'relay', `not allowed in ${baseName(this.source)}, the profile for hosts without a file of their own; give the slot a file of its own`);
+    }
+    const relay = relayEntry === undefined || isDefault ? undefined : this.relay(relayEntry);
     if (macEntry === undefined) {
-      if (!isDefault) {
+      if (!isDefault && relayEntry === undefined) {
         this.errorAtOffset(
           rootOffset,
           'mac',
-          'missing; every profile names its host by MAC, except default.yaml (the profile for hosts without a file of their own)',
+          'missing; every profile names its host by MAC (or its slot, with relay:), except default.yaml (the profile for hosts without a file of their own)',
         );
       }
     } else if (isDefault) {
@@ -189,6 +196,7 @@ class ProfileReader {
     if (hostname === undefined || network === undefined || boot === undefined || this.errors.length > 0) return undefined;
     const profile: Profile = { source: this.source, mac, hostname, network, ssh, timezone, boot, domains };
     if (rootPasswordHash !== undefined) profile.rootPasswordHash = rootPasswordHash;
+    if (relay !== undefined) profile.relay = relay;
     return profile;
   }
 
@@ -489,6 +497,39 @@ class ProfileReader {
       else boot[name] = args;
     }
     return ok ? boot : undefined;
+  }
+
+  /** relay: the slot (RFC 3046 option 82 circuit-id and remote-id) this profile is for. */
+  private relay(entry: Entry): RelaySlot | undefined {
+    const fields = this.mapping(entry, relayFields);
+    if (fields === undefined) return undefined;
+    const circuitEntry = fields.get('circuitId');
+    if (circuitEntry === undefined) {
+      this.error(entry.key, `${entry.path}.circuitId`, 'missing; a slot is named by the circuit-id its relay agent sends (sub-option 1), such as "r1"');
+      return undefined;
+    }
+    const circuitId = this.slotId(circuitEntry);
+    const remoteEntry = fields.get('remoteId');
+    const remoteId = remoteEntry === undefined ? undefined : this.slotId(remoteEntry);
+    if (circuitId === undefined || (remoteEntry !== undefined && remoteId === undefined)) return undefined;
+    return remoteId === undefined ? { circuitId } : { circuitId, remoteId };
+  }
+
+  /** A circuit-id or remote-id: text, or hex bytes written 0x... (see slot.ts). */
+  private slotId(entry: Entry): string | undefined {
+    // Unquoted, 0x7231 and 42 are numbers to YAML: read what was written.
+    const value = entry.value;
+    const written =
+      isScalar(value) && typeof value.value === 'number' && value.type === Scalar.PLAIN ? value.source : undefined;
+    const text = written ?? this.string(entry);
+    if (text === undefined) return undefined;
+    this.remember(entry);
+    const parsed = slotIdFromText(text);
+    if ('problem' in parsed) {
+      this.entryError(entry, parsed.problem);
+      return undefined;
+    }
+    return parsed.hex;
   }
 
   private domains(entry: Entry): unknown[] | undefined {

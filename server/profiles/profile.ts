@@ -4,6 +4,8 @@
  * README; see parse.ts for how files become Profiles.
  */
 
+import type { RelaySlot } from './slot.js';
+
 export type NetworkConfig =
   | { mode: 'dhcp' }
   | {
@@ -28,8 +30,14 @@ export interface BootSettings {
 export interface Profile {
   /** Path of the YAML file this profile came from. */
   source: string;
-  /** Normalised MAC (lower case, colon separated); null for the default profile. */
+  /** Normalised MAC (lower case, colon separated); null for the default profile and for a slot-only profile. */
   mac: string | null;
+  /**
+   * The slot (DHCP relay agent option 82) this profile is for, whatever the
+   * MAC of the machine in it; see slot.ts. A MAC's own profile wins over a
+   * slot's.
+   */
+  relay?: RelaySlot;
   /** Hostname; in the default profile "{mac}" is replaced by the MAC without separators. */
   hostname: string;
   network: NetworkConfig;
@@ -40,6 +48,11 @@ export interface Profile {
   boot: BootSettings;
   /** Xen guests to start at boot (validated in a later stage). */
   domains: unknown[];
+}
+
+/** default.yaml's profile: the one that names neither a MAC nor a slot. */
+export function isDefaultProfile(profile: Profile): boolean {
+  return profile.mac === null && profile.relay === undefined;
 }
 
 /** The profile a MAC resolves to, with the default's placeholders filled in. */

@@ -6,7 +6,8 @@ import type { Logger } from '../log.js';
 import { compareProfileErrors, formatProfileError, type ProfileError } from './error.js';
 import { normaliseMac } from './mac.js';
 import { parseProfile, type FieldLocation } from './parse.js';
-import { profileForHost, type NetworkConfig, type Profile } from './profile.js';
+import { isDefaultProfile, profileForHost, type NetworkConfig, type Profile } from './profile.js';
+import { formatSlot, selectSlotProfile, slotIdFromText, slotKey, type RelaySlot } from './slot.js';
 
 /** A static address handed to one host by its profile. */
 export interface Reservation {
@@ -18,6 +19,8 @@ export interface Reservation {
   hostname: string;
   /** The profile file it comes from. */
   source: string;
+  /** Set when the address is the slot's (a slot profile's), not the MAC's own: whoever sits in the slot gets it. */
+  slot?: RelaySlot;
 }
 
 /** The outcome of ProfileDirectory.check. */
@@ -68,6 +71,8 @@ interface FileState {
   conflicts: ProfileError[];
   /** The MAC the current text names, even when the file as a whole does not parse. */
   namedMac: string | undefined;
+  /** The slot (relay:) the current text names, even when the file as a whole does not parse. */
+  namedSlot?: RelaySlot | undefined;
 }
 
 /** A claim only one file may hold: a MAC, a static address, or being the default profile. */
@@ -97,8 +102,12 @@ export class ProfileDirectory {
   private byMac = new Map<string, Profile>();
   /** MACs whose own file is broken and never parsed: they wait instead of booting the default. */
   private brokenByMac = new Map<string, ProfileError[]>();
-  /** Static address -> MAC of the profile that holds it. */
+  /** Static address -> who holds it: the profile's MAC, or its slot for a slot-only profile. */
   private byStaticAddress = new Map<string, string>();
+  /** Profiles that name a slot (relay:), in order of file name. */
+  private bySlot: Profile[] = [];
+  /** Slots named by files that are not served (they never parsed, or conflict), with the files' problems. */
+  private brokenBySlot: Array<{ relay: RelaySlot; problems: ProfileError[] }> = [];
   private defaultVersion: Profile | undefined;
   private listeners = new Set<(change: ProfileChange) => void>();
   private loggedProblems = new Map<string, string>();
@@ -123,8 +132,16 @@ export class ProfileDirectory {
     return directory;
   }
 
-  /** The profile for a MAC (any accepted spelling): its own, else the default one filled in for it, else undefined. */
-  lookup(mac: string): Profile | undefined {
+  /**
+   * The profile for a MAC (any accepted spelling) seen in `slot` (option 82,
+   * if it came through a relay agent). Precedence, most specific first:
+   * the MAC's own profile; then the slot's (one naming circuit-id and
+   * remote-id before one naming the circuit-id only); then the default one
+   * filled in for the MAC; else undefined. A MAC's own profile wins even
+   * over its slot's, so a machine can be pinned to its profile wherever it
+   * is plugged in.
+   */
+  lookup(mac: string, slot?: RelaySlot): Profile | undefined {
     const normalised = normaliseMac(mac);
     if (normalised === undefined) return undefined;
     const own = this.byMac.get(normalised);
@@ -132,13 +149,27 @@ export class ProfileDirectory {
     // A host whose own file is broken must not boot as a generic default
     // node (wrong hostname, no reservation): it waits until the file is fixed.
     if (this.brokenByMac.has(normalised)) return undefined;
+    if (slot !== undefined) {
+      const bySlot = this.slotChoice(slot);
+      // Likewise a machine in a slot whose file is broken (and would have won) waits.
+      if (bySlot !== undefined) return 'problems' in bySlot ? undefined : bySlot;
+    }
     return this.defaultVersion === undefined ? undefined : profileForHost(this.defaultVersion, normalised);
   }
 
-  /** Why a MAC has no profile although a file names it (the file never parsed), or [] if none. */
-  problemsFor(mac: string): ProfileError[] {
+  /** Why a MAC (seen in `slot`) has no profile although a file names it or its slot (the file never parsed), or [] if none. */
+  problemsFor(mac: string, slot?: RelaySlot): ProfileError[] {
     const normalised = normaliseMac(mac);
-    return normalised === undefined || this.byMac.has(normalised) ? [] : (this.brokenByMac.get(normalised) ?? []);
+    if (normalised === undefined || this.byMac.has(normalised)) return [];
+    const own = this.brokenByMac.get(normalised);
+    if (own !== undefined) return own;
+    const bySlot = slot === undefined ? undefined : this.slotChoice(slot);
+    return bySlot !== undefined && 'problems' in bySlot ? bySlot.problems : [];
+  }
+
+  /** The slot profile for `slot`, or the broken file that would be it, most specific first (see selectSlotProfile). */
+  private slotChoice(slot: RelaySlot): Profile | { relay: RelaySlot; problems: ProfileError[] } | undefined {
+    return selectSlotProfile<Profile | { relay: RelaySlot; problems: ProfileError[] }>([...this.bySlot, ...this.brokenBySlot], slot);
   }
 
   /** The profile of default.yaml, with "{mac}" still in its hostname. */
@@ -160,23 +191,31 @@ export class ProfileDirectory {
   reservations(): Map<string, Reservation> {
     const reservations = new Map<string, Reservation>();
     for (const profile of this.all()) {
+      // Slot-only profiles are left out: their address belongs to whichever MAC is in the slot.
       if (profile.mac === null || profile.network.mode !== 'static') continue;
       reservations.set(profile.mac, reservationOf(profile.mac, profile, profile.network));
     }
     return reservations;
   }
 
-  /** The static address of one MAC (any accepted spelling), if its profile has one. */
-  /** The MAC a static address is reserved for, if any profile holds it. */
+  /** Who a static address is reserved for, if any profile holds it: a MAC, or a slot ("slot circuit-id ..."). */
   reservationOwner(address: string): string | undefined {
     return this.byStaticAddress.get(address);
   }
 
-  reservationFor(mac: string): Reservation | undefined {
+  /**
+   * The static address of one MAC (any accepted spelling) seen in `slot`, by
+   * the same precedence as lookup(): the MAC's own profile decides when it
+   * has one (static or not), else the slot's profile.
+   */
+  reservationFor(mac: string, slot?: RelaySlot): Reservation | undefined {
     const normalised = normaliseMac(mac);
-    const profile = normalised === undefined ? undefined : this.byMac.get(normalised);
-    if (profile === undefined || profile.mac === null || profile.network.mode !== 'static') return undefined;
-    return reservationOf(profile.mac, profile, profile.network);
+    if (normalised === undefined) return undefined;
+    const profile = this.lookup(normalised, slot);
+    if (profile === undefined || isDefaultProfile(profile) || profile.network.mode !== 'static') return undefined;
+    const reservation = reservationOf(normalised, profile, profile.network);
+    if (profile.mac !== normalised && profile.relay !== undefined) reservation.slot = { ...profile.relay };
+    return reservation;
   }
 
   /**
@@ -321,6 +360,7 @@ export class ProfileDirectory {
     if (text === file.text) return true;
     file.text = text;
     file.namedMac = macNamedIn(text);
+    file.namedSlot = slotNamedIn(text);
     const result = parseProfile(text, file.path);
     if (result.ok) {
       file.latest = { text, profile: result.profile, locations: result.locations };
@@ -374,17 +414,27 @@ export class ProfileDirectory {
 
     this.byMac = new Map();
     this.byStaticAddress = new Map();
+    this.bySlot = [];
+    this.brokenBySlot = [];
     this.brokenByMac = new Map();
     this.defaultVersion = undefined;
     for (const file of this.files.values()) {
       if (file.served === undefined && file.namedMac !== undefined) {
         this.brokenByMac.set(file.namedMac, [...file.problems, ...file.conflicts].sort(compareProfileErrors));
       }
+      // A slot file refused for a conflict leaves the slot to the file that holds it.
+      if (file.served === undefined && file.namedSlot !== undefined && file.conflicts.length === 0) {
+        this.brokenBySlot.push({ relay: file.namedSlot, problems: [...file.problems].sort(compareProfileErrors) });
+      }
     }
     for (const profile of this.all()) {
-      if (profile.mac === null) this.defaultVersion = profile;
-      else this.byMac.set(profile.mac, profile);
-      if (profile.mac !== null && profile.network.mode === 'static') this.byStaticAddress.set(profile.network.address, profile.mac);
+      if (isDefaultProfile(profile)) this.defaultVersion = profile;
+      if (profile.mac !== null) this.byMac.set(profile.mac, profile);
+      if (profile.relay !== undefined) this.bySlot.push(profile);
+      if (profile.network.mode === 'static') {
+        const owner = profile.mac ?? (profile.relay === undefined ? undefined : `slot ${formatSlot(profile.relay)}`);
+        if (owner !== undefined) this.byStaticAddress.set(profile.network.address, owner);
+      }
     }
   }
 
@@ -400,7 +450,10 @@ export class ProfileDirectory {
       this.loggedProblems.set(file.name, key);
       if (problems.length === 0) {
         const profile = file.served?.profile;
-        if (profile) this.log.info({ file: file.path, mac: profile.mac, hostname: profile.hostname }, 'profile loaded');
+        if (profile) {
+          const slot = profile.relay === undefined ? {} : { slot: formatSlot(profile.relay) };
+          this.log.info({ file: file.path, mac: profile.mac, ...slot, hostname: profile.hostname }, 'profile loaded');
+        }
         continue;
       }
       const outcome = file.served === undefined ? 'this file is not served' : 'still serving the last good version of this file';
@@ -440,6 +493,28 @@ function macNamedIn(text: string): string | undefined {
   }
 }
 
+/** The relay: slot of a profile text that may not parse as a whole, if it names one clearly. */
+function slotNamedIn(text: string): RelaySlot | undefined {
+  try {
+    const document = parseDocument(text, { prettyErrors: false });
+    const relay = document.contents instanceof YAMLMap ? document.contents.get('relay', true) : undefined;
+    if (!(relay instanceof YAMLMap)) return undefined;
+    const id = (name: string) => {
+      const value = relay.get(name, true);
+      const source = value instanceof Scalar ? (value.source ?? String(value.value)) : undefined;
+      if (typeof source !== 'string') return undefined;
+      const parsed = slotIdFromText(source);
+      return 'hex' in parsed ? parsed.hex : undefined;
+    };
+    const circuitId = id('circuitId');
+    if (circuitId === undefined) return undefined;
+    const remoteId = id('remoteId');
+    return remoteId === undefined ? { circuitId } : { circuitId, remoteId };
+  } catch {
+    return undefined;
+  }
+}
+
 function fileProblem(path: string, message: string): ProfileError {
   return { file: path, line: 1, column: 1, field: '', message };
 }
@@ -452,11 +527,16 @@ function claimsOf(version: Version): Claim[] {
     return { file: profile.source, line: location.line, column: location.column, field, message };
   };
   const claims: Claim[] = [];
-  if (profile.mac === null) {
+  if (isDefaultProfile(profile)) {
     claims.push({ key: 'default', error: (holder) => at('', `a second default profile; ${holder} is the default profile already`) });
-  } else {
+  }
+  if (profile.mac !== null) {
     const mac = profile.mac;
     claims.push({ key: `mac ${mac}`, error: (holder) => at('mac', `${mac} is already the MAC of ${holder}`) });
+  }
+  if (profile.relay !== undefined) {
+    const slot = formatSlot(profile.relay);
+    claims.push({ key: `slot ${slotKey(profile.relay)}`, error: (holder) => at('relay.circuitId', `${slot} is already the slot of ${holder}`) });
   }
   if (profile.network.mode === 'static') {
     const { address } = profile.network;

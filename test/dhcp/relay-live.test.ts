@@ -4,12 +4,16 @@
  * between a client network 198.18.2.0/24 and the server's 198.18.0.0/24,
  * adding option 82 (-a). busybox udhcpc on the client network must get an
  * address from the relay subnet's pool, with its router, and every reply
- * rackboot sends the relay must carry option 82 back. Needs root; fails
- * (never skips) without it.
+ * rackboot sends the relay must carry option 82 back. Then a slot profile
+ * (relay: circuitId "r1", dhcrelay's circuit-id for its client interface)
+ * gives whatever machine is behind r1 its static address, and HTTP serves
+ * that MAC the slot's profile; a machine swapped in gets both, and the old
+ * one goes back to the default profile. Needs root; fails (never skips)
+ * without it.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -22,7 +26,9 @@ import { unpackedProgram } from '../helpers/unpacked.js';
 import { runIn } from './live-support.js';
 
 const clientMac = '02:00:00:00:02:01';
+const swappedMac = '02:00:00:00:02:02';
 let server: Netns;
+let serverLog: ConsoleWatcher;
 let router: Netns;
 let client: Netns;
 let scratch: string;
@@ -42,13 +48,18 @@ before(async () => {
 
   mkdirSync(join(scratch, 'profiles'));
   writeFileSync(join(scratch, 'profiles/default.yaml'), 'hostname: "node-{mac}"\n');
+  // A build with no files: enough for runtime.env, which names the build.
+  mkdirSync(join(scratch, 'assets/builds/t1'), { recursive: true });
+  writeFileSync(join(scratch, 'assets/builds/t1/manifest.json'), JSON.stringify({ id: 't1', created: '2026-11-26T00:00:00Z', release: 'bookworm', files: [] }));
+  symlinkSync('builds/t1', join(scratch, 'assets/current'));
   const rackboot = server.spawn(process.execPath, [
     cliPath, 'serve', '--interface', 's0', '--address', '198.18.0.1', '--pool', '198.18.0.100-198.18.0.150',
     '--relay-subnet', '198.18.2.0/24,198.18.2.100-198.18.2.150,198.18.2.1,198.18.2.53',
     '--profiles', join(scratch, 'profiles'), '--assets', join(scratch, 'assets'), '--state', join(scratch, 'state'), '--http-port', '8080',
   ]);
   children.push(rackboot);
-  await new ConsoleWatcher(rackboot).waitFor(/rackboot is serving/, 20_000, 'rackboot serve');
+  serverLog = new ConsoleWatcher(rackboot);
+  await serverLog.waitFor(/rackboot is serving/, 20_000, 'rackboot serve');
 
   capture = router.spawn('tcpdump', ['-Z', 'root', '--immediate-mode', '-i', 'r0', '-U', '-w', join(scratch, 'relay.pcap'), 'udp port 67']);
   children.push(capture);
@@ -68,9 +79,7 @@ after(() => {
 test('udhcpc behind ISC dhcrelay gets an address from the relay subnet, and option 82 comes back', { timeout: 60_000 }, async () => {
   const script = join(scratch, 'udhcpc-script');
   writeFileSync(script, '#!/bin/sh\n[ "$1" = bound ] && echo "BOUND ip=$ip subnet=$subnet router=$router dns=$dns serverid=$serverid"\nexit 0\n', { mode: 0o755 });
-  const result = await runIn(client, 'busybox', ['udhcpc', '-i', 'c0', '-n', '-q', '-f', '-t', '5', '-T', '2', '-s', script], 40_000);
-  assert.equal(result.code, 0, `udhcpc failed:\n${result.stdout}\n${result.stderr}`);
-  assert.match(result.stdout, /BOUND ip=198\.18\.2\.100 subnet=255\.255\.255\.0 router=198\.18\.2\.1 dns=198\.18\.2\.53 serverid=198\.18\.0\.1/);
+  assert.match(await udhcpc(), /BOUND ip=198\.18\.2\.100 subnet=255\.255\.255\.0 router=198\.18\.2\.1 dns=198\.18\.2\.53 serverid=198\.18\.0\.1/);
 
   // Stop the capture and let tcpdump write out everything it holds.
   const stopped = new Promise((resolve) => capture.once('exit', resolve));
@@ -88,4 +97,48 @@ test('udhcpc behind ISC dhcrelay gets an address from the relay subnet, and opti
     // Sub-option 1 (circuit-id) is the relay's client interface, "r1".
     assert.deepEqual([...agent.subarray(0, 4)], [1, 2, ...Buffer.from('r1')]);
   }
+});
+
+/** udhcpc once in the client namespace; returns its BOUND line. */
+async function udhcpc(): Promise<string> {
+  const script = join(scratch, 'udhcpc-script');
+  const result = await runIn(client, 'busybox', ['udhcpc', '-i', 'c0', '-n', '-q', '-f', '-t', '5', '-T', '2', '-s', script], 40_000);
+  assert.equal(result.code, 0, `udhcpc failed:\n${result.stdout}\n${result.stderr}`);
+  const bound = /BOUND .*/.exec(result.stdout);
+  assert.ok(bound, result.stdout);
+  return bound[0];
+}
+
+/** runtime.env of a MAC, fetched over HTTP in the server namespace as a booted machine would. */
+async function runtimeEnv(mac: string): Promise<string> {
+  const result = await runIn(server, 'curl', ['-sS', '--fail', `http://198.18.0.1:8080/hosts/${mac.replaceAll(':', '-')}/runtime.env`], 10_000);
+  assert.equal(result.code, 0, result.stderr);
+  return result.stdout;
+}
+
+test('a slot profile for circuit-id "r1" gives the machine behind the relay its address, and HTTP its profile', { timeout: 90_000 }, async () => {
+  assert.match(await runtimeEnv(clientMac), /^RACKBOOT_HOSTNAME='node-020000000201'$/m, 'before: the default profile');
+  writeFileSync(
+    join(scratch, 'profiles/rack2-r1.yaml'),
+    'hostname: rack2-r1\nrelay:\n  circuitId: "r1"\nnetwork:\n  mode: static\n  address: 198.18.2.77/24\n  gateway: 198.18.2.1\n',
+  );
+  await serverLog.waitFor(/"hostname":"rack2-r1"[^\n]*"profile loaded"|"profile loaded"[^\n]*"hostname":"rack2-r1"/, 10_000, 'the slot profile loaded');
+
+  assert.match(await udhcpc(), /^BOUND ip=198\.18\.2\.77 subnet=255\.255\.255\.0 router=198\.18\.2\.1 dns=198\.18\.2\.53 serverid=198\.18\.0\.1$/);
+  const env = await runtimeEnv(clientMac);
+  assert.match(env, /^RACKBOOT_HOSTNAME='rack2-r1'$/m);
+  assert.match(env, /^RACKBOOT_PROFILE='.*\/rack2-r1\.yaml'$/m);
+
+  // The machine in the slot is swapped: the new MAC gets the slot's address and profile.
+  client.ip('link', 'set', 'c0', 'down');
+  client.ip('link', 'set', 'c0', 'address', swappedMac);
+  client.ip('link', 'set', 'c0', 'up');
+  assert.match(await udhcpc(), /^BOUND ip=198\.18\.2\.77 /);
+  assert.match(await runtimeEnv(swappedMac), /^RACKBOOT_HOSTNAME='rack2-r1'$/m);
+  assert.match(await runtimeEnv(clientMac), /^RACKBOOT_HOSTNAME='node-020000000201'$/m, 'the old machine left the slot');
+  await serverLog.waitFor(
+    new RegExp(`"note":"198\\.18\\.2\\.77 freed from ${clientMac} \\(bound\\): ${swappedMac} is now in slot circuit-id \\\\"r1\\\\""`),
+    5_000,
+    'the log line freeing the old lease',
+  );
 });
