@@ -33,6 +33,14 @@ export function screenRequest(
     const relayed = served.relayScopes?.find((scope) => scope.subnet.contains(packet.relayAddress));
     if (relayed === undefined) return ignore(`relayed by ${packet.relayAddress}, outside ${local} and every relay subnet`, facts);
     subnet = relayed.subnet;
+  } else if (packet.relayAddress === anyAddress && packet.clientAddress !== anyAddress && !local.contains(packet.clientAddress)) {
+    // RFC 2131 section 4.4.5: a client RENEWING (and one sending INFORM or
+    // RELEASE) unicasts straight to the server, without the relay, from its
+    // own address. Behind a relay, that address is in the relay's subnet,
+    // which is the scope to judge it by; judged by our own wire it would be
+    // NAKed and lose an address it holds rightly.
+    const routed = served.relayScopes?.find((scope) => scope.subnet.contains(packet.clientAddress));
+    if (routed !== undefined) subnet = routed.subnet;
   }
   if (packet.relayAddress === served.serverAddress) {
     // Not a relay: a reply to it would come straight back to us.

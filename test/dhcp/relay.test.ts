@@ -54,6 +54,26 @@ describe('requests from DHCP relay agents (giaddr)', () => {
     assert.deepEqual(local.packet.options.routers, ['198.18.0.1']);
   });
 
+  test('a client behind a relay renews by unicast without giaddr (RFC 2131 4.4.5): ACKed in its relay subnet, answered at its own address', () => {
+    const context = testContext({ relayScopes: [rack2] });
+    const mac = '02:00:00:00:02:09';
+    const offer = step(context, relayed(mac, MessageType.discover, '198.18.2.1'));
+    assert.ok(offer.kind === 'reply');
+    const ack = step(context, relayed(mac, MessageType.request, '198.18.2.1', {}, { requestedAddress: offer.address, serverIdentifier: server }));
+    assert.ok(ack.kind === 'reply' && ack.result === 'ack');
+    const renewal = step(context, clientRequest({ mac, clientAddress: offer.address!, options: { messageType: MessageType.request } }));
+    assert.ok(renewal.kind === 'reply', renewal.kind === 'ignore' ? renewal.reason : '');
+    assert.equal(renewal.result, 'ack', renewal.reason);
+    assert.equal(renewal.address, '198.18.2.100');
+    assert.deepEqual(renewal.destination, { address: '198.18.2.100', port: 68 });
+    assert.deepEqual(renewal.packet.options.routers, ['198.18.2.1']);
+    assert.equal(context.leases.byMac(mac)?.state, 'bound');
+
+    // A renewal for an address in no served subnet is still refused.
+    const stray = step(context, clientRequest({ mac: '02:00:00:00:09:09', clientAddress: '198.18.9.5', options: { messageType: MessageType.request } }));
+    assert.ok(stray.kind !== 'reply' || stray.result === 'nak');
+  });
+
   test('the relay pool fills up on its own, then says so', () => {
     const context = testContext({ relayScopes: [rack2] });
     for (const [i, want] of [[1, '198.18.2.100'], [2, '198.18.2.101']] as const) {
