@@ -1,0 +1,156 @@
+import type { Logger } from './log.js';
+import { httpFileLabel, type Metrics } from './metrics.js';
+import type { NeighborTable } from './net/neighbors.js';
+import { normaliseMac } from './profiles/mac.js';
+import { summariseHost, type TimelineEvent } from './status/timeline.js';
+
+/** Where timeline events are kept (the event store), as the observer needs it. */
+export interface TimelineSink {
+  append(event: TimelineEvent): unknown;
+  listByHost(mac: string, options?: { limit?: number }): TimelineEvent[];
+}
+
+/** A DHCP reply or lease update, as the DHCP server decided it. */
+export interface DhcpObservation {
+  mac: string;
+  /** The request's message type name (DHCPDISCOVER, ...). */
+  type: string;
+  /** offer, ack, nak, release, decline, ignored, ... */
+  result: string;
+  address?: string;
+  proxy?: boolean;
+}
+
+export interface TftpObservation {
+  client: string;
+  file: string;
+  result: 'complete' | 'failed' | 'refused';
+  bytes: number;
+  reason?: string;
+}
+
+export interface HttpObservation {
+  path: string;
+  status: number;
+  bytes: number;
+  client: string | undefined;
+}
+
+/** Results of a DHCP exchange that move a host along its timeline. */
+const timelineResults: ReadonlySet<string> = new Set(['offer', 'ack', 'nak', 'release', 'decline']);
+
+/**
+ * One place where protocol events become the boot timeline and the metrics.
+ * The servers call it beside their log line; it never throws into them, and
+ * a DHCP packet costs it one array push: timeline writes are queued and
+ * written together every `flushMs`, off the packet path.
+ */
+export class BootObserver {
+  private queue: TimelineEvent[] = [];
+  /** Neighbour-table lookups under way; their events join the queue when they end. */
+  private readonly lookups = new Set<Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly flushMs: number;
+  private readonly now: () => number;
+  private readonly partNames: () => ReadonlySet<string>;
+
+  constructor(
+    private readonly options: {
+      timeline: TimelineSink;
+      metrics: Metrics;
+      neighbors: NeighborTable;
+      log: Logger;
+      /** Names of the current build's parts, for HTTP metric labels. */
+      partNames: () => ReadonlySet<string>;
+      flushMs?: number;
+      now?: () => number;
+    },
+  ) {
+    this.flushMs = options.flushMs ?? 200;
+    this.now = options.now ?? Date.now;
+    this.partNames = options.partNames;
+  }
+
+  dhcp(observation: DhcpObservation): void {
+    this.options.metrics.dhcpPacket(observation.type, observation.result);
+    if (!timelineResults.has(observation.result)) return;
+    const stage = `${observation.proxy ? 'proxy' : 'dhcp'}-${observation.result}`;
+    this.enqueue({ time: this.now(), mac: observation.mac, source: 'dhcp', stage, ...(observation.address ? { detail: observation.address } : {}) });
+  }
+
+  tftp(observation: TftpObservation): void {
+    this.options.metrics.tftpTransfer(observation.result, observation.bytes);
+    const time = this.now();
+    // TFTP knows the client's address only; the kernel's neighbour table knows its MAC.
+    this.lookup(observation.client, (mac) => {
+      const failed = observation.result !== 'complete';
+      const detail = failed && observation.reason ? `${observation.file}: ${observation.reason}` : observation.file;
+      this.enqueue({ time, mac, source: 'tftp', stage: failed ? 'tftp-failed' : 'tftp', detail });
+    });
+  }
+
+  http(observation: HttpObservation): void {
+    const label = httpFileLabel(observation.path, (name) => this.partNames().has(name));
+    if (observation.status < 400) this.options.metrics.httpFile(label, observation.bytes);
+    if (observation.status >= 400 || label === 'other' || observation.path.includes('/events')) return;
+    const time = this.now();
+    const hostMac = /^\/hosts\/([^/?]+)\//.exec(observation.path)?.[1];
+    const stage = label.startsWith('host:') ? label.slice('host:'.length) : 'boot-file';
+    const record = (mac: string) => this.enqueue({ time, mac, source: 'http', stage, ...(stage === 'boot-file' ? { detail: label } : {}) });
+    const named = hostMac === undefined ? undefined : normaliseMac(hostMac);
+    if (named !== undefined) record(named);
+    else if (hostMac === undefined && observation.client !== undefined) this.lookup(observation.client.replace(/^::ffff:/, ''), record);
+  }
+
+  private lookup(address: string, then: (mac: string) => void): void {
+    const pending: Promise<void> = this.options.neighbors
+      .macOf(address)
+      .then((mac) => {
+        if (mac !== undefined) then(mac);
+      })
+      .catch((error: unknown) => this.options.log.warn({ err: error, client: address }, 'timeline: neighbour lookup failed'))
+      .finally(() => this.lookups.delete(pending));
+    this.lookups.add(pending);
+  }
+
+  /** A runtime report was stored: a ready report ends a boot, timed for the histogram. */
+  async reported(mac: string, stage: string): Promise<void> {
+    if (stage !== 'ready') return;
+    await this.settle();
+    const summary = summariseHost(mac, this.options.timeline.listByHost(mac, { limit: 500 }));
+    if (summary?.lastBootSeconds !== null && summary?.lastBootSeconds !== undefined) this.options.metrics.bootCompleted(summary.lastBootSeconds);
+  }
+
+  /** Wait for the lookups under way, then write everything queued (before reading the timeline). */
+  async settle(): Promise<void> {
+    while (this.lookups.size > 0) await Promise.all([...this.lookups]);
+    this.flush();
+  }
+
+  /** Write what is queued now. */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const events = this.queue;
+    this.queue = [];
+    for (const event of events) {
+      try {
+        this.options.timeline.append(event);
+      } catch (error) {
+        this.options.log.warn({ err: error, mac: event.mac, stage: event.stage }, 'timeline: event not recorded');
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.settle();
+  }
+
+  private enqueue(event: TimelineEvent): void {
+    this.queue.push(event);
+    if (this.timer === undefined) {
+      this.timer = setTimeout(() => this.flush(), this.flushMs);
+      this.timer.unref();
+    }
+  }
+}
