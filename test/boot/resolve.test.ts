@@ -61,14 +61,14 @@ test('resolveHostBoot: default profile fills {mac}, dhcp network, testing entry,
 
   const testing = resolveHostBoot({
     mac: '52:54:00:12:34:56', platform: 'bios', build, endpoints,
-    profile: makeProfile({ boot: { entry: 'testing', xenArgs: 'dom0_mem=1G', kernelArgs: 'rackboot.poweroff=1' } }),
+    profile: makeProfile({ boot: { entry: 'testing', xenArgs: 'dom0_mem=1G', kernelArgs: 'rackboot.poweroff=1', menuTimeout: 5 } }),
   });
   assert.ok(testing.kind === 'boot');
   assert.equal(testing.plan.xenCommandLine, 'console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=1G');
   assert.match(testing.plan.kernelCommandLine, /^console=tty0 console=hvc0 ignore_loglevel rackboot\.server=/);
   assert.match(testing.plan.kernelCommandLine, / rackboot\.poweroff=1$/);
 
-  const memtest = resolveHostBoot({ mac: '52:54:00:12:34:56', platform: 'bios', build, endpoints, profile: makeProfile({ boot: { entry: 'memtest', xenArgs: '', kernelArgs: '' } }) });
+  const memtest = resolveHostBoot({ mac: '52:54:00:12:34:56', platform: 'bios', build, endpoints, profile: makeProfile({ boot: { entry: 'memtest', xenArgs: '', kernelArgs: '', menuTimeout: 5 } }) });
   assert.ok(memtest.kind === 'boot');
   assert.equal(memtest.plan.entry.name, 'standard');
   assert.equal(memtest.plan.entryNote, 'boot entry "memtest" is not in this build; booting "standard"');
