@@ -7,6 +7,7 @@ import { chooseBootFile, type ServerEndpoints } from './boot/resolve.js';
 import { MemoryLeaseStore } from './dhcp/leases.js';
 import { DhcpServer } from './dhcp/server.js';
 import { SqliteLeaseStore } from './dhcp/sqlite-leases.js';
+import { SqliteEventStore } from './events/sqlite-store.js';
 import { createHttpApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { defaultPool, interfaceAddress, parsePool, parseRelaySubnet } from './net/interfaces.js';
@@ -70,7 +71,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       profileProblems: (mac) => profiles.problemsFor(mac).map(formatProfileError),
       endpoints,
     };
-    const app = createHttpApp({ ...hosts, log });
+    // The boot timeline: what runtimes and guests report (see server/events).
+    const events = SqliteEventStore.open(join(options.state, 'events.sqlite'));
+    closers.push(async () => events.close());
+    const app = createHttpApp({ ...hosts, log, events });
     const http: Server = await new Promise((resolve, reject) => {
       const server = app.listen(options.httpPort, served.address, () => resolve(server));
       server.once('error', reject);

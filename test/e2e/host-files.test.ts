@@ -7,7 +7,7 @@ let rack: Rack;
 
 before(async () => {
   rack = await startRack({
-    'node01.yaml': ['mac: 52:54:00:12:34:56', 'hostname: node01', 'rootPasswordHash: "$6$salt$' + 'a'.repeat(86) + '"', ''].join('\n'),
+    'node01.yaml': ['mac: 52:54:00:12:34:56', 'hostname: node01', 'rootPasswordHash: "$6$salt$' + 'a'.repeat(86) + '"', 'domains:', '  - name: web1', ''].join('\n'),
   });
 });
 
@@ -18,6 +18,12 @@ after(async () => {
 test('tftpHostFile: which generated files TFTP serves', () => {
   assert.deepEqual(tftpHostFile('hosts/52-54-00-12-34-56/boot.ipxe'), { mac: '52-54-00-12-34-56', name: 'boot.ipxe' });
   assert.deepEqual(tftpHostFile('hosts/52-54-00-12-34-56/builds/b1/xen.cfg'), { mac: '52-54-00-12-34-56', name: 'xen.cfg', buildId: 'b1' });
+  assert.deepEqual(tftpHostFile('hosts/52-54-00-12-34-56/builds/b1/testing/xen.cfg'), {
+    mac: '52-54-00-12-34-56', name: 'xen.cfg', buildId: 'b1', entry: 'testing',
+  });
+  assert.deepEqual(tftpHostFile('hosts/52-54-00-12-34-56/domains/web1.cfg'), { mac: '52-54-00-12-34-56', name: 'domain.cfg', domain: 'web1' });
+  assert.equal(tftpHostFile('hosts/52-54-00-12-34-56/domains/.cfg'), undefined);
+  assert.equal(tftpHostFile('hosts/52-54-00-12-34-56/domains/web1'), undefined);
   assert.equal(tftpHostFile('hosts/52-54-00-12-34-56/runtime.env'), undefined, 'the root hash never goes out by TFTP');
   assert.equal(tftpHostFile('hosts/52-54-00-12-34-56'), undefined);
   assert.equal(tftpHostFile('ipxe.efi'), undefined);
@@ -41,6 +47,11 @@ test('per-host files by TFTP are the bytes HTTP serves, with the right tsize', {
   const cfgTftp = rack.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/builds/${build}/xen.cfg`]);
   assert.equal(cfgTftp, cfgHttp);
   assert.match(cfgTftp, /^\[rackboot\]$/m);
+
+  const domainHttp = rack.ns.exec('curl', ['-sS', '--fail', `http://${serverAddress}:${httpPort}/hosts/52-54-00-12-34-56/domains/web1.cfg`]);
+  const domainTftp = rack.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/domains/web1.cfg`]);
+  assert.equal(domainTftp, domainHttp);
+  assert.match(domainTftp, /^name = "web1"$/m);
 
   // The secrets file is HTTP only.
   assert.throws(() => rack.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/runtime.env`]));
