@@ -93,7 +93,9 @@ export function createHttpApp(options: HttpAppOptions) {
     if (!boot) return;
     log.info(
       { event: 'boot-script', mac: boot.kind === 'boot' ? boot.plan.mac : boot.mac, platform, result: boot.kind,
-        hostname: boot.kind === 'boot' ? boot.plan.profile.hostname : undefined },
+        hostname: boot.kind === 'boot' ? boot.plan.profile.hostname : undefined,
+        entry: boot.kind === 'boot' ? boot.plan.defaultEntry : undefined,
+        notes: boot.kind === 'boot' && boot.plan.notes.length > 0 ? boot.plan.notes : undefined },
       'boot script',
     );
   });
