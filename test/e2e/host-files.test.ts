@@ -56,3 +56,26 @@ test('per-host files by TFTP are the bytes HTTP serves, with the right tsize', {
   // The secrets file is HTTP only.
   assert.throws(() => rack.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/runtime.env`]));
 });
+
+test('events: busybox wget posts a report as the runtime does; it is logged with the MAC and listed', { timeout: 60_000 }, async () => {
+  const url = `http://${serverAddress}:${httpPort}/hosts/52:54:00:12:34:56/events`;
+  rack.ns.exec('busybox', ['wget', '-q', '-O', '/dev/null', '--post-data', 'stage=domain-started&domain=web1&detail=domid%3D1', url]);
+  // A refused report: busybox wget exits non-zero on the 400.
+  assert.throws(() => rack.ns.exec('busybox', ['wget', '-q', '-O', '/dev/null', '--post-data', 'stage=rebooting', url]));
+  const listed = JSON.parse(rack.ns.exec('curl', ['-sS', '--fail', url])) as Array<Record<string, unknown>>;
+  assert.equal(listed.length, 1);
+  assert.deepEqual(
+    { ...listed[0], id: undefined, time: undefined },
+    { id: undefined, time: undefined, mac: '52:54:00:12:34:56', source: 'runtime', stage: 'domain-started', domain: 'web1', detail: 'domid=1' },
+  );
+  const deadline = Date.now() + 5000;
+  const logged = () => rack.events().filter((event) => event.event === 'host-event' || event.event === 'host-event-refused');
+  while (logged().length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(
+    logged().map((event) => [event.event, event.mac, event.stage ?? event.field]),
+    [
+      ['host-event', '52:54:00:12:34:56', 'domain-started'],
+      ['host-event-refused', '52:54:00:12:34:56', 'stage'],
+    ],
+  );
+});
