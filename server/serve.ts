@@ -8,6 +8,7 @@ import { chooseBootFile, type ServerEndpoints } from './boot/resolve.js';
 import { MemoryLeaseStore } from './dhcp/leases.js';
 import { DhcpServer } from './dhcp/server.js';
 import { SqliteLeaseStore } from './dhcp/sqlite-leases.js';
+import { SqliteEventStore } from './events/sqlite-store.js';
 import { createHttpApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { defaultPool, interfaceAddress, parsePool, parseProxyRelaySubnet, parseRelaySubnet } from './net/interfaces.js';
@@ -86,7 +87,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const token = await loadOrCreateAdminToken(options.state);
     if (token.created) log.info({ file: token.file }, 'admin api: token created (send it as "Authorization: Bearer <token>")');
     if (token.tightened) log.warn({ file: token.file }, 'admin api: the token file was readable by others; set back to mode 0600');
-    const app = createHttpApp({ ...hosts, log, admin: { token, profiles, assets, ...(leases ? { leases } : {}), log } });
+    // The boot timeline: what runtimes and guests report (see server/events).
+    const events = SqliteEventStore.open(join(options.state, 'events.sqlite'));
+    closers.push(async () => events.close());
+    const app = createHttpApp({ ...hosts, log, events, admin: { token, profiles, assets, ...(leases ? { leases } : {}), log } });
     const http: Server = await new Promise((resolve, reject) => {
       const server = app.listen(options.httpPort, served.address, () => resolve(server));
       server.once('error', reject);

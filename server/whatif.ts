@@ -1,6 +1,6 @@
 import { AssetStore } from './assets/builds.js';
 import { ClientArch, type Platform } from './boot/facts.js';
-import { renderHostScript, renderXenConfig } from './boot/render.js';
+import { renderHostScript, renderRuntimeEnv, renderXenConfig } from './boot/render.js';
 import { chooseBootFile, resolveHostBoot, type ServerEndpoints } from './boot/resolve.js';
 import { createLogger } from './log.js';
 import { normaliseMac } from './profiles/mac.js';
@@ -53,6 +53,11 @@ export async function whatif(options: {
           xenCommandLine: boot.plan.xenCommandLine,
           kernelCommandLine: boot.plan.kernelCommandLine,
           files: boot.plan.urls,
+          menu: boot.plan.menu.map((item) => item.name),
+          defaultEntry: boot.plan.defaultEntry,
+          domains: boot.plan.domains.map((domain) => ({ name: domain.name, mac: domain.mac, start: domain.start })),
+          notes: boot.plan.notes,
+          runtimeEnv: renderRuntimeEnv(boot.plan),
         }
       : {}),
     script: renderHostScript(boot, options.endpoints),

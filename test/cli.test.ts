@@ -51,6 +51,12 @@ test('whatif: with a build, the exact command lines and script; unknown MAC uses
     assert.equal(report.xenCommandLine, 'console=com1,vga com1=115200,8n1 dom0_mem=512M');
     assert.match(report.kernelCommandLine, /rackboot\.mac=aa:bb:cc:dd:ee:01 rackboot\.hostname=node-aabbccddee01 rackboot\.net=dhcp/);
     assert.match(report.script, /^kernel http:\/\/198\.18\.0\.1:8080\/builds\/b1\/xen console=com1,vga/m);
+    // default.yaml's demo guests, which this empty build cannot start.
+    assert.deepEqual(report.menu, ['standard', 'testing']);
+    assert.equal(report.defaultEntry, 'standard');
+    assert.deepEqual(report.domains.map((domain: { name: string; start: boolean }) => [domain.name, domain.start]), [['demo1', false], ['demo2', false]]);
+    assert.deepEqual(report.notes, ['domain demo1 not started: build has no vmlinuz or guest.initrd.gz', 'domain demo2 not started: build has no vmlinuz or guest.initrd.gz']);
+    assert.match(report.runtimeEnv, /^RACKBOOT_DOMAINS=''$/m);
   } finally {
     await rm(work, { recursive: true, force: true });
   }

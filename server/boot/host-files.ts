@@ -3,7 +3,7 @@ import { normaliseMac } from '../profiles/mac.js';
 import type { Profile } from '../profiles/profile.js';
 import type { RelaySlot } from '../profiles/slot.js';
 import type { Platform } from './facts.js';
-import { renderHostScript, renderRuntimeEnv, renderXenConfig } from './render.js';
+import { renderDomainConfig, renderHostScript, renderRuntimeEnv, renderXenConfig } from './render.js';
 import { resolveHostBoot, type HostBoot, type ServerEndpoints } from './resolve.js';
 
 /** What the per-host answers are made from; the same for HTTP and TFTP. */
@@ -21,7 +21,7 @@ export interface HostSources {
   endpoints: ServerEndpoints;
 }
 
-export type HostFileName = 'boot.ipxe' | 'xen.cfg' | 'runtime.env';
+export type HostFileName = 'boot.ipxe' | 'xen.cfg' | 'runtime.env' | 'domain.cfg';
 
 export type HostFile =
   | { kind: 'file'; body: string; boot: HostBoot }
@@ -34,7 +34,16 @@ export type HostFile =
  */
 export async function hostFile(
   sources: HostSources,
-  request: { mac: string; name: HostFileName; platform: Platform; buildId?: string },
+  request: {
+    mac: string;
+    name: HostFileName;
+    platform: Platform;
+    buildId?: string;
+    /** xen.cfg: the Xen entry of the menu (standard, testing); the profile's own when left out. */
+    entry?: string;
+    /** domain.cfg: the guest's name. */
+    domain?: string;
+  },
 ): Promise<HostFile> {
   const mac = normaliseMac(request.mac);
   if (!mac) return { kind: 'refused', status: 400, message: `"${request.mac}" is not a MAC address` };
@@ -47,20 +56,42 @@ export async function hostFile(
   const boot = resolveHostBoot({ mac, platform: request.platform, profile, problems, build, endpoints });
   if (request.name === 'boot.ipxe') return { kind: 'file', body: renderHostScript(boot, endpoints), boot };
   if (boot.kind !== 'boot') return { kind: 'refused', status: 404, message: `${boot.kind.replace('-', ' ')} for ${boot.mac}`, boot };
-  const body = request.name === 'xen.cfg' ? renderXenConfig(boot.plan) : renderRuntimeEnv(boot.plan);
-  return { kind: 'file', body, boot };
+  if (request.name === 'runtime.env') return { kind: 'file', body: renderRuntimeEnv(boot.plan), boot };
+  if (request.name === 'domain.cfg') {
+    const domain = boot.plan.domains.find((candidate) => candidate.name === request.domain);
+    if (!domain) {
+      const known = boot.plan.domains.map((candidate) => candidate.name);
+      const list = known.length > 0 ? `it has ${known.join(', ')}` : 'it has none';
+      return { kind: 'refused', status: 404, message: `no domain "${request.domain}" in ${boot.plan.profile.source} for ${mac} (${list})`, boot };
+    }
+    return { kind: 'file', body: renderDomainConfig(boot.plan, domain, endpoints), boot };
+  }
+  const config = renderXenConfig(boot.plan, request.entry);
+  if (config === undefined) return { kind: 'refused', status: 404, message: `no Xen boot entry "${request.entry}" (want standard or testing)`, boot };
+  return { kind: 'file', body: config, boot };
 }
 
 /**
  * The generated files TFTP serves: "hosts/<mac>/boot.ipxe" (the BIOS
- * script, for iPXE builds that fetch their script by TFTP) and
- * "hosts/<mac>/builds/<id>/xen.cfg". Not runtime.env: it carries the root
+ * script, for iPXE builds that fetch their script by TFTP),
+ * "hosts/<mac>/builds/<id>/[<entry>/]xen.cfg" and
+ * "hosts/<mac>/domains/<name>.cfg". Not runtime.env: it carries the root
  * hash, and TFTP cannot tell one client from another.
  */
-export function tftpHostFile(path: string): { mac: string; name: HostFileName; buildId?: string } | undefined {
+export function tftpHostFile(path: string): { mac: string; name: HostFileName; buildId?: string; entry?: string; domain?: string } | undefined {
   const parts = path.split('/');
   if (parts[0] !== 'hosts' || parts[1] === undefined) return undefined;
   if (parts.length === 3 && parts[2] === 'boot.ipxe') return { mac: parts[1], name: 'boot.ipxe' };
   if (parts.length === 5 && parts[2] === 'builds' && parts[3] && parts[4] === 'xen.cfg') return { mac: parts[1], name: 'xen.cfg', buildId: parts[3] };
+  if (parts.length === 6 && parts[2] === 'builds' && parts[3] && parts[4] && parts[5] === 'xen.cfg') {
+    return { mac: parts[1], name: 'xen.cfg', buildId: parts[3], entry: parts[4] };
+  }
+  const domain = parts.length === 4 && parts[2] === 'domains' ? domainConfigName(parts[3]!) : undefined;
+  if (domain !== undefined) return { mac: parts[1], name: 'domain.cfg', domain };
   return undefined;
+}
+
+/** "web1.cfg" -> "web1"; undefined for any other file name. */
+export function domainConfigName(file: string): string | undefined {
+  return file.endsWith('.cfg') && file.length > 4 ? file.slice(0, -4) : undefined;
 }

@@ -1,4 +1,4 @@
-import type { BootPlan, HostBoot, ServerEndpoints } from './resolve.js';
+import type { BootPlan, HostBoot, MenuEntry, PlannedDomain, ServerEndpoints } from './resolve.js';
 import { httpBase } from './resolve.js';
 
 /**
@@ -58,7 +58,7 @@ export function renderHostScript(boot: HostBoot, endpoints: ServerEndpoints): st
         '',
       ].join('\n');
     case 'boot':
-      return boot.plan.platform === 'bios' ? renderMultibootScript(boot.plan) : renderEfiScript(boot.plan);
+      return renderMenuScript(boot.plan, endpoints);
   }
 }
 
@@ -67,14 +67,52 @@ function ipxeText(text: string): string {
   return text.replaceAll('${', '$ {').replaceAll(/[\r\n]/g, ' ');
 }
 
-function header(plan: BootPlan): string[] {
+/**
+ * The per-host script: XenCD's boot menu as an iPXE menu, one label per
+ * entry. With a timeout of 0 the default entry boots at once and no menu is
+ * drawn (what tests and unattended racks want). Every entry ends in
+ * `boot || goto failed`: a part that cannot be fetched or booted sends the
+ * machine back to the entry script instead of leaving it at a dead prompt.
+ */
+function renderMenuScript(plan: BootPlan, endpoints: ServerEndpoints): string {
+  const { profile, mac, build } = plan;
   const lines = [
     '#!ipxe',
-    `# rackboot: ${plan.profile.hostname} (${plan.mac}) from ${plan.profile.source}, build ${plan.build.id}, entry ${plan.entry.name}`,
-    `echo rackboot: booting ${plan.profile.hostname} (${plan.mac}): ${plan.entry.title}`,
+    `# rackboot: ${profile.hostname} (${mac}) from ${profile.source}, build ${build.id}, entry ${plan.defaultEntry}`,
   ];
-  if (plan.entryNote) lines.push(`echo rackboot: ${plan.entryNote}`);
-  return lines;
+  for (const note of [...(plan.entryNote ? [plan.entryNote] : []), ...plan.notes]) lines.push(`echo rackboot: ${ipxeText(note)}`);
+  if (plan.menuTimeout > 0) {
+    lines.push(`menu rackboot: ${profile.hostname} (${mac}), build ${ipxeText(build.id)}`);
+    for (const item of plan.menu) lines.push(`item ${item.name} ${item.title}`);
+    lines.push(`choose --timeout ${plan.menuTimeout * 1000} --default ${plan.defaultEntry} entry || goto ${plan.defaultEntry}`, 'goto ${entry}');
+  } else {
+    lines.push(`goto ${plan.defaultEntry}`);
+  }
+  for (const item of plan.menu) {
+    lines.push('', `:${item.name}`, `echo rackboot: booting ${profile.hostname} (${mac}): ${item.title}`);
+    switch (item.kind) {
+      case 'xen':
+        lines.push(...(plan.platform === 'bios' ? multibootLines(plan, item) : efiXenLines(plan, item)));
+        break;
+      case 'linux':
+        lines.push(`kernel ${item.kernelUrl} ${item.commandLine}`, `initrd ${item.initrdUrl}`, 'boot || goto failed');
+        break;
+      case 'memtest':
+        // memtest86+ 6's .bin has a Linux boot header (iPXE loads it as a
+        // bzImage); its .efi is an EFI application. `kernel` takes both.
+        lines.push(`kernel ${item.url}`, 'boot || goto failed');
+        break;
+    }
+  }
+  lines.push(
+    '',
+    ':failed',
+    `echo rackboot: ${profile.hostname} (${mac}) did not boot; trying again in 10 seconds`,
+    'sleep 10',
+    `chain ${httpBase(endpoints)}/boot.ipxe`,
+    '',
+  );
+  return lines.join('\n');
 }
 
 /**
@@ -82,43 +120,46 @@ function header(plan: BootPlan): string[] {
  * runtime initrd as multiboot modules; Xen starts the first module as dom0
  * with the module's command line.
  */
-function renderMultibootScript(plan: BootPlan): string {
+function multibootLines(plan: BootPlan, entry: MenuEntry & { kind: 'xen' }): string[] {
   return [
-    ...header(plan),
-    `kernel ${plan.urls.xen} ${plan.xenCommandLine}`,
-    `module ${plan.urls.kernel} ${plan.kernelCommandLine}`,
+    `kernel ${plan.urls.xen} ${entry.xenCommandLine}`,
+    `module ${plan.urls.kernel} ${entry.kernelCommandLine}`,
     `module ${plan.urls.initrd}`,
-    'boot',
-    '',
-  ].join('\n');
+    'boot || goto failed',
+  ];
 }
 
 /**
  * EFI: iPXE's EFI builds have no multiboot, so iPXE fetches xen.cfg, the
  * kernel and the initrd as named images and starts xen.efi, which reads them
  * through the file system iPXE exposes. The image names are the last path
- * component of each URL and must match the names inside xen.cfg.
+ * component of each URL and must match the names inside xen.cfg; each Xen
+ * entry has a xen.cfg of its own.
  */
-function renderEfiScript(plan: BootPlan): string {
+function efiXenLines(plan: BootPlan, entry: MenuEntry & { kind: 'xen' }): string[] {
   return [
-    ...header(plan),
-    `imgfetch ${plan.urls.xenCfg}`,
+    `imgfetch ${entry.xenCfgUrl}`,
     `imgfetch ${plan.urls.kernel}`,
     `imgfetch ${plan.urls.initrd}`,
-    `chain ${plan.urls.xenEfi} -cfg=xen.cfg`,
-    '',
-  ].join('\n');
+    `chain ${plan.urls.xenEfi} -cfg=xen.cfg || goto failed`,
+  ];
 }
 
-/** The xen.efi configuration file (Xen's docs/misc/efi.pandoc format) for one host. */
-export function renderXenConfig(plan: BootPlan): string {
+/**
+ * The xen.efi configuration file (Xen's docs/misc/efi.pandoc format) for one
+ * host and one Xen entry of its menu (the plan's default Xen entry when none
+ * is named); undefined for a name that is not a Xen entry.
+ */
+export function renderXenConfig(plan: BootPlan, entryName: string = plan.entry.name): string | undefined {
+  const entry = plan.menu.find((item) => item.name === entryName);
+  if (entry?.kind !== 'xen') return undefined;
   return [
     '[global]',
     'default=rackboot',
     '',
     '[rackboot]',
-    `options=${plan.xenCommandLine}`,
-    `kernel=vmlinuz ${plan.kernelCommandLine}`,
+    `options=${entry.xenCommandLine}`,
+    `kernel=vmlinuz ${entry.kernelCommandLine}`,
     'ramdisk=initrd.gz',
     '',
   ].join('\n');
@@ -144,6 +185,59 @@ export function renderRuntimeEnv(plan: BootPlan): string {
     ['RACKBOOT_TIMEZONE', profile.timezone],
     ['RACKBOOT_PROFILE', profile.source],
     ['RACKBOOT_BUILD', plan.build.id],
+    // authorized_keys for root, one key a line; no keys, no line.
+    ...(profile.sshAuthorizedKeys.length > 0 ? [['RACKBOOT_SSH_KEYS', profile.sshAuthorizedKeys.join('\n')] as [string, string]] : []),
+    ['RACKBOOT_APT_UPDATE', profile.aptUpdate ? '1' : '0'],
+    // The guests to start, in order, and the parts they need from this build.
+    ['RACKBOOT_DOMAINS', plan.domains.filter((domain) => domain.start).map((domain) => domain.name).join(' ')],
+    ['RACKBOOT_GUEST_PARTS', plan.guestParts.join(' ')],
   ];
-  return ['# rackboot runtime settings', ...values.map(([key, value]) => `${key}=${shellQuote(value)}`), ''].join('\n');
+  return [
+    '# rackboot runtime settings',
+    ...plan.notes.map((note) => `# ${note}`),
+    ...values.map(([key, value]) => `${key}=${shellQuote(value)}`),
+    '',
+  ].join('\n');
+}
+
+/** Where dom0's runtime puts the parts it downloads for guests (see RACKBOOT_GUEST_PARTS). */
+export const guestPartsDir = '/run/rackboot/parts';
+
+/** A string in xl.cfg(5) syntax: double quotes, with backslash escapes as libxlu reads them. */
+function xlString(value: string): string {
+  return `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+}
+
+/**
+ * The xl domain configuration (xl.cfg(5)) of one guest, as dom0 saves it to
+ * /run/rackboot/domains/<name>.cfg and starts it with `xl create`. The
+ * guest's kernel learns the server and its parent host from `extra`, to
+ * report "guest-ready" to /hosts/<parent>/events. restart: true makes Xen
+ * restart the guest when it crashes or powers off (and dom0's watcher
+ * creates it again if it is gone); otherwise it is destroyed.
+ */
+export function renderDomainConfig(plan: BootPlan, domain: PlannedDomain, endpoints: ServerEndpoints): string {
+  const extra = [
+    'console=hvc0',
+    `rackboot.server=${httpBase(endpoints)}`,
+    `rackboot.parent=${plan.mac}`,
+    `rackboot.domain=${domain.name}`,
+    domain.extraArgs.trim(),
+  ].filter(Boolean).join(' ');
+  const ending = domain.restart ? 'restart' : 'destroy';
+  return [
+    `# rackboot: domain ${domain.name} of ${plan.profile.hostname} (${plan.mac}) from ${plan.profile.source}`,
+    `name = ${xlString(domain.name)}`,
+    'type = "pv"',
+    `memory = ${domain.memory}`,
+    `vcpus = ${domain.vcpus}`,
+    `kernel = ${xlString(`${guestPartsDir}/${domain.kernel}`)}`,
+    `ramdisk = ${xlString(`${guestPartsDir}/${domain.ramdisk}`)}`,
+    `extra = ${xlString(extra)}`,
+    `vif = [ 'mac=${domain.mac},bridge=${domain.bridge}' ]`,
+    `on_poweroff = "${ending}"`,
+    'on_reboot = "restart"',
+    `on_crash = "${ending}"`,
+    '',
+  ].join('\n');
 }

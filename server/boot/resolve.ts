@@ -1,5 +1,6 @@
 import type { Build } from '../assets/builds.js';
-import { profileForHost, type Profile } from '../profiles/profile.js';
+import { domainMacs } from '../profiles/domain.js';
+import { profileForHost, type DomainConfig, type Profile } from '../profiles/profile.js';
 import { ClientArch, type BootFileChoice, type ClientFacts, type Platform } from './facts.js';
 
 /** Where this rackboot server can be reached by booting machines. */
@@ -49,7 +50,7 @@ export function chooseBootFile(facts: ClientFacts, endpoints: ServerEndpoints): 
   }
 }
 
-/** Menu entries rackboot can boot today, and what each adds to the command lines. */
+/** The Xen entries of the boot menu, and what each adds to the command lines. */
 export interface BootEntry {
   name: string;
   title: string;
@@ -68,13 +69,45 @@ export const bootEntries: Record<string, BootEntry> = {
   },
 };
 
+/** Build parts the entries beside Xen need. */
+export const guestInitrdPart = 'guest.initrd.gz';
+export const memtestParts: Record<Platform, string> = { bios: 'memtest86+x64.bin', efi64: 'memtest86+x64.efi' };
+
+/**
+ * One item of the per-host boot menu (XenCD's GRUB menu, as an iPXE menu):
+ * Xen with dom0 (standard, testing), the demo guest's kernel on bare metal,
+ * or memtest86+. Only entries whose parts the build has are offered.
+ */
+export type MenuEntry =
+  | { kind: 'xen'; name: string; title: string; xenCommandLine: string; kernelCommandLine: string; xenCfgUrl: string }
+  | { kind: 'linux'; name: 'guest'; title: string; kernelUrl: string; initrdUrl: string; commandLine: string }
+  | { kind: 'memtest'; name: 'memtest'; title: string; url: string };
+
+/** A guest of the host with its MAC settled, and whether dom0 starts it at boot. */
+export interface PlannedDomain extends DomainConfig {
+  mac: string;
+  start: boolean;
+}
+
 /** Everything a host is served for one boot: the build is pinned so all parts match. */
 export interface BootPlan {
   mac: string;
   platform: Platform;
   profile: Profile;
   build: Build;
+  /** The Xen entry xen.cfg describes when no entry is named: the profile's, if it is a Xen entry, else standard. */
   entry: BootEntry;
+  /** The menu, in display order; `defaultEntry` names one of them. */
+  menu: MenuEntry[];
+  defaultEntry: string;
+  /** Seconds the menu waits; 0: boot defaultEntry without a menu. */
+  menuTimeout: number;
+  /** Every guest of the profile, in order. */
+  domains: PlannedDomain[];
+  /** Parts dom0 downloads for the guests it starts, each once, in order of need. */
+  guestParts: string[];
+  /** Why a guest of the profile is not started ("domain demo1 not started: build has no guest.initrd.gz"). */
+  notes: string[];
   /** Set when the profile asked for an entry this build cannot boot. */
   entryNote?: string;
   /** Hypervisor command line (multiboot `kernel` arguments, or xen.cfg `options=`). */
@@ -115,11 +148,7 @@ export function resolveHostBoot(input: {
   if (!build) return { kind: 'no-build', mac };
   const profile = profileForHost(input.profile, mac);
   const base = httpBase(endpoints);
-  const requested = bootEntries[profile.boot.entry];
-  const entry = requested ?? bootEntries.standard!;
-  const entryNote = requested
-    ? undefined
-    : `boot entry "${profile.boot.entry}" is not in this build; booting "${entry.name}"`;
+  const has = (part: string) => build.manifest.files.some((file) => file.name === part);
 
   const runtimeArgs = [`rackboot.server=${base}`, `rackboot.mac=${mac}`, `rackboot.hostname=${profile.hostname}`];
   const network = profile.network;
@@ -140,22 +169,69 @@ export function resolveHostBoot(input: {
   const buildUrl = (name: string) => `${base}/builds/${encodeURIComponent(build.id)}/${name}`;
   const hostUrl = (name: string) => `${base}/hosts/${mac.replaceAll(':', '-')}/${name}`;
 
+  const xenEntry = (entry: BootEntry): MenuEntry & { kind: 'xen' } => ({
+    kind: 'xen',
+    name: entry.name,
+    title: entry.title,
+    xenCommandLine: join(baseXenArgs, entry.xenArgs, profile.boot.xenArgs),
+    kernelCommandLine: join(baseKernelArgs, entry.kernelArgs, runtimeArgs, profile.boot.kernelArgs),
+    // The build id and entry sit in the path: iPXE names a fetched image by
+    // the URL's last path component, and xen.efi looks the file up by that name.
+    xenCfgUrl: hostUrl(`builds/${encodeURIComponent(build.id)}/${entry.name}/xen.cfg`),
+  });
+  const menu: MenuEntry[] = Object.values(bootEntries).map(xenEntry);
+  if (has('vmlinuz') && has(guestInitrdPart)) {
+    // The demo guest straight on the hardware, as XenCD offered ttylinux
+    // beside Xen: its /init reports to this server as a guest of itself.
+    const efiInitrd = platform === 'efi64' ? [`initrd=${guestInitrdPart}`] : [];
+    menu.push({
+      kind: 'linux',
+      name: 'guest',
+      title: 'Demo guest on bare metal (no Xen)',
+      kernelUrl: buildUrl('vmlinuz'),
+      initrdUrl: buildUrl(guestInitrdPart),
+      commandLine: join('console=tty0 console=ttyS0,115200n8', efiInitrd, `rackboot.server=${base}`, `rackboot.parent=${mac}`, 'rackboot.domain=bare-metal'),
+    });
+  }
+  if (has(memtestParts[platform])) menu.push({ kind: 'memtest', name: 'memtest', title: 'Memory test (memtest86+)', url: buildUrl(memtestParts[platform]) });
+
+  const requested = menu.find((item) => item.name === profile.boot.entry);
+  const defaultEntry = requested?.name ?? 'standard';
+  const entryNote = requested ? undefined : `boot entry "${profile.boot.entry}" is not in this build; booting "standard"`;
+  const entry = bootEntries[requested?.kind === 'xen' ? requested.name : 'standard']!;
+  const defaultXen = xenEntry(entry);
+
+  const macs = domainMacs(mac, profile.domains);
+  const guestParts: string[] = [];
+  const notes: string[] = [];
+  const domains = profile.domains.map((domain, index): PlannedDomain => {
+    const missing = [domain.kernel, domain.ramdisk].filter((part) => !has(part));
+    const start = domain.autostart && missing.length === 0;
+    if (domain.autostart && missing.length > 0) notes.push(`domain ${domain.name} not started: build has no ${missing.join(' or ')}`);
+    if (start) for (const part of [domain.kernel, domain.ramdisk]) if (!guestParts.includes(part)) guestParts.push(part);
+    return { ...domain, mac: macs[index]!, start };
+  });
+
   const plan: BootPlan = {
     mac,
     platform,
     profile,
     build,
     entry,
-    xenCommandLine: join(baseXenArgs, entry.xenArgs, profile.boot.xenArgs),
-    kernelCommandLine: join(baseKernelArgs, entry.kernelArgs, runtimeArgs, profile.boot.kernelArgs),
+    menu,
+    defaultEntry,
+    menuTimeout: profile.boot.menuTimeout,
+    domains,
+    guestParts,
+    notes,
+    xenCommandLine: defaultXen.xenCommandLine,
+    kernelCommandLine: defaultXen.kernelCommandLine,
     urls: {
       xen: buildUrl('xen'),
       xenEfi: buildUrl('xen.efi'),
       kernel: buildUrl('vmlinuz'),
       initrd: buildUrl('initrd.gz'),
-      // The build id sits in the path: iPXE names a fetched image by the URL's
-      // last path component, and xen.efi looks the file up by that name.
-      xenCfg: hostUrl(`builds/${encodeURIComponent(build.id)}/xen.cfg`),
+      xenCfg: defaultXen.xenCfgUrl,
       runtimeEnv: hostUrl('runtime.env'),
     },
   };

@@ -1,15 +1,27 @@
-import express, { type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import { platformOf, type Platform } from '../boot/facts.js';
-import { hostFile, type HostFileName, type HostSources } from '../boot/host-files.js';
+import { domainConfigName, hostFile, type HostFileName, type HostSources } from '../boot/host-files.js';
 import { renderEntryScript } from '../boot/render.js';
+import { parseEventReport } from '../events/event.js';
+import { MemoryEventStore, type EventStore } from '../events/store.js';
 import type { Logger } from '../log.js';
+import { normaliseMac } from '../profiles/mac.js';
 import { createAdminRouter, type AdminApiOptions } from './admin.js';
 
 export interface HttpAppOptions extends HostSources {
   log: Logger;
   /** The admin API under /api (bearer token); left out, there is none. */
   admin?: AdminApiOptions;
+  /** Where reported boot events go; a memory store when left out. */
+  events?: EventStore;
+  /** The clock events are stamped with; Date.now when left out. */
+  now?: () => number;
 }
+
+/** Event bodies are one line of text or so; anything bigger is not a report. */
+const eventBodyLimit = '16kb';
+/** The most events GET /hosts/<mac>/events returns (the newest ones). */
+const eventListLimit = 1000;
 
 /** iPXE's ${platform}: "pcbios" or "efi"; rackboot's own names are accepted too. */
 export function platformFromQuery(value: unknown): Platform | undefined {
@@ -26,6 +38,8 @@ export function platformFromQuery(value: unknown): Platform | undefined {
  */
 export function createHttpApp(options: HttpAppOptions) {
   const { assets, endpoints, log } = options;
+  const events = options.events ?? new MemoryEventStore();
+  const now = options.now ?? Date.now;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -58,8 +72,14 @@ export function createHttpApp(options: HttpAppOptions) {
   app.get('/boot.ipxe', (_req, res) => text(res, renderEntryScript(endpoints)));
 
   /** A generated per-host file, or the reason there is none (a comment line for runtime.env). */
-  const sendHostFile = async (req: Request, res: Response, name: HostFileName, platform: Platform, buildId?: string) => {
-    const file = await hostFile(options, { mac: String(req.params.mac), name, platform, ...(buildId === undefined ? {} : { buildId }) });
+  const sendHostFile = async (
+    req: Request,
+    res: Response,
+    name: HostFileName,
+    platform: Platform,
+    extra: { buildId?: string; entry?: string; domain?: string } = {},
+  ) => {
+    const file = await hostFile(options, { mac: String(req.params.mac), name, platform, ...extra });
     if (file.kind === 'refused') {
       text(res.status(file.status), `${name === 'runtime.env' ? '# ' : ''}rackboot: ${file.message}\n`);
       return undefined;
@@ -78,13 +98,72 @@ export function createHttpApp(options: HttpAppOptions) {
     if (!boot) return;
     log.info(
       { event: 'boot-script', mac: boot.kind === 'boot' ? boot.plan.mac : boot.mac, platform, result: boot.kind,
-        hostname: boot.kind === 'boot' ? boot.plan.profile.hostname : undefined },
+        hostname: boot.kind === 'boot' ? boot.plan.profile.hostname : undefined,
+        entry: boot.kind === 'boot' ? boot.plan.defaultEntry : undefined,
+        notes: boot.kind === 'boot' && boot.plan.notes.length > 0 ? boot.plan.notes : undefined },
       'boot script',
     );
   });
 
   app.get('/hosts/:mac/builds/:build/xen.cfg', async (req, res) => {
-    await sendHostFile(req, res, 'xen.cfg', 'efi64', String(req.params.build));
+    await sendHostFile(req, res, 'xen.cfg', 'efi64', { buildId: String(req.params.build) });
+  });
+
+  app.get('/hosts/:mac/builds/:build/:entry/xen.cfg', async (req, res) => {
+    await sendHostFile(req, res, 'xen.cfg', 'efi64', { buildId: String(req.params.build), entry: String(req.params.entry) });
+  });
+
+  app.get('/hosts/:mac/domains/:file', async (req, res) => {
+    const domain = domainConfigName(String(req.params.file));
+    if (domain === undefined) {
+      text(res.status(404), `rackboot: no file "${String(req.params.file)}"; domain configurations are /hosts/<mac>/domains/<name>.cfg\n`);
+      return;
+    }
+    const boot = await sendHostFile(req, res, 'domain.cfg', platformOf(undefined), { domain });
+    if (boot?.kind === 'boot') log.info({ event: 'domain-config', mac: boot.plan.mac, domain }, 'domain configuration');
+  });
+
+  // Reports from a host's runtime and its guests: where the boot stands.
+  // Form-encoded, so busybox `wget --post-data` can send them, or JSON.
+  const eventBody = [
+    express.urlencoded({ extended: false, limit: eventBodyLimit }),
+    express.json({ limit: eventBodyLimit, strict: false }),
+  ];
+  app.post('/hosts/:mac/events', ...eventBody, (req: Request, res: Response) => {
+    const mac = normaliseMac(String(req.params.mac));
+    if (!mac) {
+      text(res.status(400), `rackboot: mac: "${String(req.params.mac)}" is not a MAC address\n`);
+      return;
+    }
+    const type = req.headers['content-type'];
+    const mediaType = (type ?? '').split(';')[0]!.trim().toLowerCase();
+    if (mediaType !== 'application/x-www-form-urlencoded' && mediaType !== 'application/json') {
+      text(res.status(400), `rackboot: body: want application/x-www-form-urlencoded or application/json, got ${type ? JSON.stringify(type) : 'no Content-Type'}\n`);
+      return;
+    }
+    // An empty body leaves req.body unset: a report without fields.
+    const report = parseEventReport(req.body ?? {});
+    if (!report.ok) {
+      log.info({ event: 'host-event-refused', mac, field: report.field, reason: report.message, remote: req.socket.remoteAddress }, 'event refused');
+      text(res.status(400), `rackboot: ${report.field}: ${report.message}\n`);
+      return;
+    }
+    const stored = events.append({ ...report.event, time: now(), mac });
+    log.info(
+      { event: 'host-event', mac, source: stored.source, stage: stored.stage, detail: stored.detail, domain: stored.domain, remote: req.socket.remoteAddress },
+      'host event',
+    );
+    res.status(204).set('Cache-Control', 'no-store').end();
+  });
+
+  app.get('/hosts/:mac/events', (req, res) => {
+    const mac = normaliseMac(String(req.params.mac));
+    if (!mac) {
+      text(res.status(400), `rackboot: mac: "${String(req.params.mac)}" is not a MAC address\n`);
+      return;
+    }
+    const list = events.listByHost(mac, { limit: eventListLimit }).map((event) => ({ ...event, time: new Date(event.time).toISOString() }));
+    res.set('Cache-Control', 'no-store').json(list);
   });
 
   app.get('/hosts/:mac/runtime.env', async (req, res) => {
@@ -115,6 +194,16 @@ export function createHttpApp(options: HttpAppOptions) {
 
   app.get('/builds/:build/:file', (req, res) => sendBuildFile(res, String(req.params.file), String(req.params.build)));
   app.get('/:file', (req, res) => sendBuildFile(res, String(req.params.file)));
+
+  // Bodies the parsers refuse (bad JSON, too large) get a 400 naming the body,
+  // as every other bad request does, instead of express's HTML page.
+  app.use((error: Error & { status?: number; type?: string }, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(error);
+    const status = typeof error.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500;
+    const reason = error.type === 'entity.too.large' ? `larger than ${eventBodyLimit}` : error.type === 'entity.parse.failed' ? `not valid JSON (${error.message})` : error.message;
+    if (status === 500) log.warn({ event: 'http-error', err: error.message }, 'request failed');
+    text(res.status(status), `rackboot: body: ${reason}\n`);
+  });
 
   return app;
 }

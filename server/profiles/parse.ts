@@ -21,9 +21,20 @@ import {
   reservedInSubnetReason,
 } from './ipv4.js';
 import { numberToIpv4, Subnet } from '../net/ipv4.js';
+import {
+  bridgeNameProblem,
+  domainDefaults,
+  domainNameProblem,
+  guestMacProblem,
+  maximumDomainMemoryMiB,
+  maximumDomainVcpus,
+  minimumDomainMemoryMiB,
+  partNameProblem,
+} from './domain.js';
 import { normaliseMac } from './mac.js';
-import type { BootSettings, NetworkConfig, Profile } from './profile.js';
+import type { BootSettings, DomainConfig, NetworkConfig, Profile } from './profile.js';
 import { slotIdFromText, type RelaySlot } from './slot.js';
+import { sshPublicKeyProblem } from './ssh-key.js';
 
 /** Where a field's value starts in its file (1-based), for errors found later, such as two files claiming one MAC. */
 export interface FieldLocation {
@@ -41,8 +52,12 @@ export const defaultProfileFileNames = ['default.yaml', 'default.yml'] as const;
 export const profileDefaults = {
   ssh: false,
   timezone: 'Etc/UTC',
-  boot: { entry: 'standard', xenArgs: 'dom0_mem=512M', kernelArgs: '' } satisfies BootSettings,
+  aptUpdate: false,
+  boot: { entry: 'standard', xenArgs: 'dom0_mem=512M', kernelArgs: '', menuTimeout: 5 } satisfies BootSettings,
 } as const;
+
+/** The longest boot menu wait a profile may ask for: an hour is already a machine nobody watches. */
+const maximumMenuTimeout = 3600;
 
 /** The host name "{mac}" stands for while checking a default profile's hostname. */
 const sampleMacText = '525400123456';
@@ -50,9 +65,22 @@ const sampleMacText = '525400123456';
 /** The most name servers glibc's resolver uses (MAXNS in resolv.h); further ones are ignored silently. */
 const maxNameServers = 3;
 
-const topLevelFields = ['mac', 'hostname', 'network', 'rootPasswordHash', 'ssh', 'timezone', 'boot', 'domains', 'relay'] as const;
+const topLevelFields = [
+  'mac',
+  'hostname',
+  'network',
+  'rootPasswordHash',
+  'ssh',
+  'sshAuthorizedKeys',
+  'timezone',
+  'aptUpdate',
+  'boot',
+  'domains',
+  'relay',
+] as const;
 const networkFields = ['mode', 'address', 'gateway', 'dns'] as const;
-const bootFields = ['entry', 'xenArgs', 'kernelArgs'] as const;
+const bootFields = ['entry', 'menuTimeout', 'xenArgs', 'kernelArgs'] as const;
+const domainFields = ['name', 'memory', 'vcpus', 'kernel', 'ramdisk', 'extraArgs', 'bridge', 'mac', 'autostart', 'restart'] as const;
 const relayFields = ['circuitId', 'remoteId'] as const;
 
 /**
@@ -190,11 +218,13 @@ class ProfileReader {
     const network = this.network(fields.get('network'), isDefault);
     const ssh = this.optional(fields.get('ssh'), (entry) => this.boolean(entry)) ?? profileDefaults.ssh;
     const timezone = this.optional(fields.get('timezone'), (entry) => this.timezone(entry)) ?? profileDefaults.timezone;
+    const sshAuthorizedKeys = this.optional(fields.get('sshAuthorizedKeys'), (entry) => this.sshKeys(entry)) ?? [];
+    const aptUpdate = this.optional(fields.get('aptUpdate'), (entry) => this.boolean(entry)) ?? profileDefaults.aptUpdate;
     const boot = this.boot(fields.get('boot'), rootPasswordHash);
-    const domains = this.optional(fields.get('domains'), (entry) => this.domains(entry)) ?? [];
+    const domains = this.optional(fields.get('domains'), (entry) => this.domains(entry, mac, isDefault, rootPasswordHash)) ?? [];
 
     if (hostname === undefined || network === undefined || boot === undefined || this.errors.length > 0) return undefined;
-    const profile: Profile = { source: this.source, mac, hostname, network, ssh, timezone, boot, domains };
+    const profile: Profile = { source: this.source, mac, hostname, network, ssh, timezone, boot, sshAuthorizedKeys, aptUpdate, domains };
     if (rootPasswordHash !== undefined) profile.rootPasswordHash = rootPasswordHash;
     if (relay !== undefined) profile.relay = relay;
     return profile;
@@ -487,6 +517,12 @@ class ProfileReader {
         }
       }
     }
+    const timeoutEntry = fields.get('menuTimeout');
+    if (timeoutEntry !== undefined) {
+      const timeout = this.integer(timeoutEntry, 0, maximumMenuTimeout, 'seconds', '5, or 0 to boot the entry at once without a menu');
+      if (timeout === undefined) ok = false;
+      else boot.menuTimeout = timeout;
+    }
     for (const name of ['xenArgs', 'kernelArgs'] as const) {
       const argsEntry = fields.get(name);
       if (argsEntry === undefined) continue;
@@ -532,14 +568,136 @@ class ProfileReader {
     return parsed.hex;
   }
 
-  private domains(entry: Entry): unknown[] | undefined {
-    if (!isSeq(entry.value)) {
-      this.entryError(entry, `want a list, got ${describe(entry.value)}`);
+  /**
+   * A whole number within [min, max]. YAML's 1e3 or 512.0 are refused as
+   * well as "512M": the unit is fixed by the field, and a silent rounding or
+   * unit guess is worse than a message.
+   */
+  private integer(entry: Entry, min: number, max: number, unit: string, example: string): number | undefined {
+    const value = entry.value;
+    if (isScalar(value) && typeof value.value === 'number' && Number.isInteger(value.value) && /^[+-]?[0-9]+$/.test(value.source ?? String(value.value))) {
+      this.remember(entry);
+      const number = value.value;
+      if (number < min) this.entryError(entry, `${number} is below the minimum of ${min} ${unit}`);
+      else if (number > max) this.entryError(entry, `${number} is above the maximum of ${max} ${unit}`);
+      else return number;
       return undefined;
     }
-    // Guests are validated in a later stage; aliases were refused above, so
-    // this cannot blow up.
-    return (entry.value as YAMLSeq).toJSON() as unknown[];
+    let message = `want a whole number of ${unit} (such as ${example}), got ${describe(value)}`;
+    if (isScalar(value) && typeof value.value === 'string' && /^[0-9]+\s*[A-Za-z]+$/.test(value.value.trim())) {
+      message += `; write the number alone, in ${unit}`;
+    }
+    this.entryError(entry, message);
+    return undefined;
+  }
+
+  private sshKeys(entry: Entry): string[] | undefined {
+    if (!isSeq(entry.value)) {
+      this.entryError(entry, `want a list of public keys, such as ["ssh-ed25519 AAAAC3Nza... user@host"], got ${describe(entry.value)}`);
+      return undefined;
+    }
+    const keys: string[] = [];
+    let failed = false;
+    (entry.value as YAMLSeq<Node | null>).items.forEach((item, index) => {
+      const itemEntry: Entry = { path: `${entry.path}[${index}]`, key: null, value: item };
+      const key = this.string(itemEntry);
+      const problem = key === undefined ? undefined : sshPublicKeyProblem(key);
+      if (problem !== undefined) this.entryError(itemEntry, problem);
+      if (key === undefined || problem !== undefined) failed = true;
+      else keys.push(key.trim());
+    });
+    return failed ? undefined : keys;
+  }
+
+  private checkedString(entry: Entry, problemOf: (text: string) => string | undefined): string | undefined {
+    const text = this.string(entry);
+    if (text === undefined) return undefined;
+    const problem = problemOf(text);
+    if (problem === undefined) return text;
+    this.entryError(entry, problem);
+    return undefined;
+  }
+
+  private domains(entry: Entry, hostMac: string | null, isDefault: boolean, passwordHash: string | undefined): DomainConfig[] | undefined {
+    if (!isSeq(entry.value)) {
+      this.entryError(entry, `want a list of domains (- name: web1 ...), got ${describe(entry.value)}`);
+      return undefined;
+    }
+    const domains: DomainConfig[] = [];
+    const names = new Map<string, string>();
+    const macs = new Map<string, string>();
+    let failed = false;
+    (entry.value as YAMLSeq<Node | null>).items.forEach((item, index) => {
+      const path = `${entry.path}[${index}]`;
+      const fields = this.mapping({ path, key: null, value: item }, domainFields);
+      if (fields === undefined) {
+        failed = true;
+        return;
+      }
+      const before = this.errors.length;
+      const domain: DomainConfig = { name: '', ...domainDefaults };
+      const nameEntry = fields.get('name');
+      if (nameEntry === undefined) {
+        this.error(item, `${path}.name`, 'missing; every domain needs a name, such as web1');
+      } else {
+        const name = this.checkedString(nameEntry, domainNameProblem);
+        if (name !== undefined) {
+          const first = names.get(name);
+          if (first !== undefined) this.entryError(nameEntry, `${JSON.stringify(name)} is already the name of ${first}; names are unique within a profile`);
+          names.set(name, path);
+          domain.name = name;
+        }
+      }
+      const memoryEntry = fields.get('memory');
+      if (memoryEntry !== undefined) {
+        const memory = this.integer(memoryEntry, minimumDomainMemoryMiB, maximumDomainMemoryMiB, 'MiB', '256');
+        if (memory !== undefined) domain.memory = memory;
+      }
+      const vcpusEntry = fields.get('vcpus');
+      if (vcpusEntry !== undefined) {
+        const vcpus = this.integer(vcpusEntry, 1, maximumDomainVcpus, 'virtual CPUs', '1');
+        if (vcpus !== undefined) domain.vcpus = vcpus;
+      }
+      for (const part of ['kernel', 'ramdisk'] as const) {
+        const partEntry = fields.get(part);
+        const value = partEntry === undefined ? undefined : this.checkedString(partEntry, partNameProblem);
+        if (value !== undefined) domain[part] = value;
+      }
+      const argsEntry = fields.get('extraArgs');
+      const args = argsEntry === undefined ? undefined : this.checkedString(argsEntry, (text) => bootArgsProblem(text, passwordHash));
+      if (args !== undefined) domain.extraArgs = args;
+      const bridgeEntry = fields.get('bridge');
+      const bridge = bridgeEntry === undefined ? undefined : this.checkedString(bridgeEntry, bridgeNameProblem);
+      if (bridge !== undefined) domain.bridge = bridge;
+      for (const flag of ['autostart', 'restart'] as const) {
+        const flagEntry = fields.get(flag);
+        const value = flagEntry === undefined ? undefined : this.boolean(flagEntry);
+        if (value !== undefined) domain[flag] = value;
+      }
+      const macEntry = fields.get('mac');
+      if (macEntry !== undefined) {
+        if (isDefault) {
+          this.error(
+            macEntry.key,
+            macEntry.path,
+            `not allowed in ${baseName(this.source)}: every host without a file of its own would give this guest the same MAC; leave it out to derive one per host`,
+          );
+        } else {
+          const mac = this.mac(macEntry);
+          const problem = mac === undefined ? undefined : guestMacProblem(mac);
+          if (problem !== undefined) this.entryError(macEntry, problem);
+          else if (mac !== undefined && mac === hostMac) this.entryError(macEntry, `${mac} is the host's own MAC; a guest needs one of its own`);
+          else if (mac !== undefined && macs.has(mac)) this.entryError(macEntry, `${mac} is already the MAC of ${macs.get(mac)}; two guests never share one`);
+          else if (mac !== undefined) {
+            macs.set(mac, path);
+            domain.mac = mac;
+          }
+        }
+      }
+      if (this.errors.length > before) failed = true;
+      else domains.push(domain);
+    });
+    return failed ? undefined : domains;
   }
 }
 

@@ -25,6 +25,30 @@ export interface BootSettings {
   xenArgs: string;
   /** Extra dom0 kernel arguments. */
   kernelArgs: string;
+  /** Seconds the boot menu waits for a key before booting `entry`; 0 boots it at once, without a menu. */
+  menuTimeout: number;
+}
+
+/** A Xen guest (domU) that dom0 starts from the profile. */
+export interface DomainConfig {
+  /** xl domain name, unique within the profile. */
+  name: string;
+  /** MiB, at least 32. */
+  memory: number;
+  vcpus: number;
+  /** Part names of the build: the guest's kernel and initrd, downloaded into /run/rackboot/parts/ on dom0. */
+  kernel: string;
+  ramdisk: string;
+  /** Extra arguments for the guest's kernel command line. */
+  extraArgs: string;
+  /** The dom0 bridge the guest's NIC joins. */
+  bridge: string;
+  /** Normalised MAC of the guest's NIC; when absent, derived from the host MAC and the name (see guestMacs). */
+  mac?: string;
+  /** Started at boot (else only its configuration is served). */
+  autostart: boolean;
+  /** Restarted by dom0 when it crashes or stops. */
+  restart: boolean;
 }
 
 export interface Profile {
@@ -46,8 +70,12 @@ export interface Profile {
   ssh: boolean;
   timezone: string;
   boot: BootSettings;
-  /** Xen guests to start at boot (validated in a later stage). */
-  domains: unknown[];
+  /** authorized_keys lines for root, each a validated OpenSSH public key. */
+  sshAuthorizedKeys: string[];
+  /** Run apt-get update on dom0 after boot. */
+  aptUpdate: boolean;
+  /** Xen guests, in the order dom0 starts them. */
+  domains: DomainConfig[];
 }
 
 /** default.yaml's profile: the one that names neither a MAC nor a slot. */

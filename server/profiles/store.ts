@@ -75,7 +75,7 @@ interface FileState {
   namedSlot?: RelaySlot | undefined;
 }
 
-/** A claim only one file may hold: a MAC, a static address, or being the default profile. */
+/** A claim only one file may hold: a MAC (a host's or a guest's), a static address, or being the default profile. */
 interface Claim {
   key: string;
   error: (holder: string) => ProfileError;
@@ -545,5 +545,14 @@ function claimsOf(version: Version): Claim[] {
       error: (holder) => at('network.address', `${address} is already the static address of ${holder}`),
     });
   }
+  // A guest's written MAC is a NIC on the same network as every host: it
+  // shares the MAC namespace with them and with other files' guests.
+  // (Derived guest MACs are locally administered hashes; default.yaml may
+  // not write one.)
+  profile.domains.forEach((domain, index) => {
+    if (domain.mac === undefined) return;
+    const mac = domain.mac;
+    claims.push({ key: `mac ${mac}`, error: (holder) => at(`domains[${index}].mac`, `${mac} is already a MAC in ${holder}; two NICs never share one`) });
+  });
   return claims;
 }

@@ -4,6 +4,7 @@ import type { Build } from '../../server/assets/builds.js';
 import { ClientArch, type ClientFacts } from '../../server/boot/facts.js';
 import { chooseBootFile, resolveHostBoot } from '../../server/boot/resolve.js';
 import { resolveTftpPath } from '../../server/boot/tftp-path.js';
+import { deriveDomainMac } from '../../server/profiles/domain.js';
 import { makeProfile } from '../helpers/profiles.js';
 
 const endpoints = { address: '198.18.0.1', httpPort: 8080 };
@@ -49,7 +50,7 @@ test('resolveHostBoot: static profile gives pinned URLs and complete command lin
   );
   assert.ok(!plan.kernelCommandLine.includes('$6$'), 'the hash never goes on a command line');
   assert.equal(plan.urls.xen, 'http://198.18.0.1:8080/builds/20261125T180000Z-abc123/xen');
-  assert.equal(plan.urls.xenCfg, 'http://198.18.0.1:8080/hosts/52-54-00-12-34-56/builds/20261125T180000Z-abc123/xen.cfg');
+  assert.equal(plan.urls.xenCfg, 'http://198.18.0.1:8080/hosts/52-54-00-12-34-56/builds/20261125T180000Z-abc123/standard/xen.cfg');
 });
 
 test('resolveHostBoot: default profile fills {mac}, dhcp network, testing entry, unknown entry falls back', () => {
@@ -61,17 +62,78 @@ test('resolveHostBoot: default profile fills {mac}, dhcp network, testing entry,
 
   const testing = resolveHostBoot({
     mac: '52:54:00:12:34:56', platform: 'bios', build, endpoints,
-    profile: makeProfile({ boot: { entry: 'testing', xenArgs: 'dom0_mem=1G', kernelArgs: 'rackboot.poweroff=1' } }),
+    profile: makeProfile({ boot: { entry: 'testing', xenArgs: 'dom0_mem=1G', kernelArgs: 'rackboot.poweroff=1', menuTimeout: 5 } }),
   });
   assert.ok(testing.kind === 'boot');
   assert.equal(testing.plan.xenCommandLine, 'console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=1G');
   assert.match(testing.plan.kernelCommandLine, /^console=tty0 console=hvc0 ignore_loglevel rackboot\.server=/);
   assert.match(testing.plan.kernelCommandLine, / rackboot\.poweroff=1$/);
 
-  const memtest = resolveHostBoot({ mac: '52:54:00:12:34:56', platform: 'bios', build, endpoints, profile: makeProfile({ boot: { entry: 'memtest', xenArgs: '', kernelArgs: '' } }) });
+  const memtest = resolveHostBoot({ mac: '52:54:00:12:34:56', platform: 'bios', build, endpoints, profile: makeProfile({ boot: { entry: 'memtest', xenArgs: '', kernelArgs: '', menuTimeout: 5 } }) });
   assert.ok(memtest.kind === 'boot');
   assert.equal(memtest.plan.entry.name, 'standard');
   assert.equal(memtest.plan.entryNote, 'boot entry "memtest" is not in this build; booting "standard"');
+});
+
+function buildWith(...names: string[]): Build {
+  return { ...build, manifest: { ...build.manifest, files: names.map((name) => ({ name, size: 1, sha256: '', package: 'p', version: '1' })) } };
+}
+
+const demoDomain = { memory: 128, vcpus: 1, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'xenbr0', autostart: true, restart: false };
+
+test('resolveHostBoot: the menu offers only what the build and the platform have', () => {
+  const names = (platform: 'bios' | 'efi64', parts: string[]) => {
+    const boot = resolveHostBoot({ mac: '52:54:00:12:34:56', platform, profile: makeProfile(), build: buildWith(...parts), endpoints });
+    assert.ok(boot.kind === 'boot');
+    return boot.plan.menu.map((item) => item.name);
+  };
+  const base = ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz'];
+  assert.deepEqual(names('bios', base), ['standard', 'testing']);
+  assert.deepEqual(names('bios', [...base, 'guest.initrd.gz', 'memtest86+x64.bin']), ['standard', 'testing', 'guest', 'memtest']);
+  assert.deepEqual(names('efi64', [...base, 'guest.initrd.gz', 'memtest86+x64.bin']), ['standard', 'testing', 'guest'], 'the BIOS memtest is no EFI program');
+  assert.deepEqual(names('efi64', [...base, 'memtest86+x64.efi']), ['standard', 'testing', 'memtest']);
+
+  const memtest = resolveHostBoot({
+    mac: '52:54:00:12:34:56', platform: 'bios', endpoints, build: buildWith(...base, 'memtest86+x64.bin'),
+    profile: makeProfile({ boot: { entry: 'memtest', xenArgs: '', kernelArgs: '', menuTimeout: 0 } }),
+  });
+  assert.ok(memtest.kind === 'boot');
+  assert.equal(memtest.plan.defaultEntry, 'memtest');
+  assert.equal(memtest.plan.entryNote, undefined);
+  assert.equal(memtest.plan.entry.name, 'standard', 'xen.cfg still describes a Xen entry');
+  assert.equal(memtest.plan.menuTimeout, 0);
+});
+
+test('resolveHostBoot: guests get stable MACs; ones whose parts are missing are noted, not started, and the host still boots', () => {
+  const profile = makeProfile({
+    domains: [
+      { name: 'demo1', ...demoDomain },
+      { name: 'demo2', ...demoDomain, mac: '02:00:00:00:00:02', restart: true },
+      { name: 'idle', ...demoDomain, autostart: false },
+      { name: 'custom', ...demoDomain, kernel: 'vmlinuz-custom', ramdisk: 'custom.gz' },
+    ],
+  });
+  const withGuest = resolveHostBoot({ mac: '52:54:00:12:34:56', platform: 'bios', profile, build: buildWith('vmlinuz', 'guest.initrd.gz'), endpoints });
+  assert.ok(withGuest.kind === 'boot');
+  const { plan } = withGuest;
+  assert.deepEqual(plan.domains.map((domain) => [domain.name, domain.start]), [['demo1', true], ['demo2', true], ['idle', false], ['custom', false]]);
+  assert.equal(plan.domains[0]!.mac, deriveDomainMac('52:54:00:12:34:56', 'demo1', new Set(['52:54:00:12:34:56', '02:00:00:00:00:02'])));
+  assert.equal(plan.domains[1]!.mac, '02:00:00:00:00:02');
+  assert.equal(new Set(plan.domains.map((domain) => domain.mac)).size, 4);
+  assert.deepEqual(plan.guestParts, ['vmlinuz', 'guest.initrd.gz']);
+  assert.deepEqual(plan.notes, ['domain custom not started: build has no vmlinuz-custom or custom.gz']);
+
+  // A build without the guest userland (the tiny runtime): no guests, the host boots all the same.
+  const tiny = resolveHostBoot({ mac: '52:54:00:12:34:56', platform: 'bios', profile, build: buildWith('xen', 'vmlinuz', 'initrd.gz'), endpoints });
+  assert.ok(tiny.kind === 'boot');
+  assert.deepEqual(tiny.plan.domains.map((domain) => domain.start), [false, false, false, false]);
+  assert.deepEqual(tiny.plan.guestParts, []);
+  assert.deepEqual(tiny.plan.notes, [
+    'domain demo1 not started: build has no guest.initrd.gz',
+    'domain demo2 not started: build has no guest.initrd.gz',
+    'domain custom not started: build has no vmlinuz-custom or custom.gz',
+  ]);
+  assert.deepEqual(tiny.plan.domains.map((domain) => domain.mac), plan.domains.map((domain) => domain.mac), 'MACs do not depend on the build');
 });
 
 test('resolveHostBoot: no profile and no build are named results', () => {

@@ -7,7 +7,7 @@ let rack: Rack;
 
 before(async () => {
   rack = await startRack({
-    'node01.yaml': ['mac: 52:54:00:12:34:56', 'hostname: node01', 'rootPasswordHash: "$6$salt$' + 'a'.repeat(86) + '"', ''].join('\n'),
+    'node01.yaml': ['mac: 52:54:00:12:34:56', 'hostname: node01', 'rootPasswordHash: "$6$salt$' + 'a'.repeat(86) + '"', 'domains:', '  - name: web1', ''].join('\n'),
   });
 });
 
@@ -18,6 +18,12 @@ after(async () => {
 test('tftpHostFile: which generated files TFTP serves', () => {
   assert.deepEqual(tftpHostFile('hosts/52-54-00-12-34-56/boot.ipxe'), { mac: '52-54-00-12-34-56', name: 'boot.ipxe' });
   assert.deepEqual(tftpHostFile('hosts/52-54-00-12-34-56/builds/b1/xen.cfg'), { mac: '52-54-00-12-34-56', name: 'xen.cfg', buildId: 'b1' });
+  assert.deepEqual(tftpHostFile('hosts/52-54-00-12-34-56/builds/b1/testing/xen.cfg'), {
+    mac: '52-54-00-12-34-56', name: 'xen.cfg', buildId: 'b1', entry: 'testing',
+  });
+  assert.deepEqual(tftpHostFile('hosts/52-54-00-12-34-56/domains/web1.cfg'), { mac: '52-54-00-12-34-56', name: 'domain.cfg', domain: 'web1' });
+  assert.equal(tftpHostFile('hosts/52-54-00-12-34-56/domains/.cfg'), undefined);
+  assert.equal(tftpHostFile('hosts/52-54-00-12-34-56/domains/web1'), undefined);
   assert.equal(tftpHostFile('hosts/52-54-00-12-34-56/runtime.env'), undefined, 'the root hash never goes out by TFTP');
   assert.equal(tftpHostFile('hosts/52-54-00-12-34-56'), undefined);
   assert.equal(tftpHostFile('ipxe.efi'), undefined);
@@ -42,6 +48,34 @@ test('per-host files by TFTP are the bytes HTTP serves, with the right tsize', {
   assert.equal(cfgTftp, cfgHttp);
   assert.match(cfgTftp, /^\[rackboot\]$/m);
 
+  const domainHttp = rack.ns.exec('curl', ['-sS', '--fail', `http://${serverAddress}:${httpPort}/hosts/52-54-00-12-34-56/domains/web1.cfg`]);
+  const domainTftp = rack.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/domains/web1.cfg`]);
+  assert.equal(domainTftp, domainHttp);
+  assert.match(domainTftp, /^name = "web1"$/m);
+
   // The secrets file is HTTP only.
   assert.throws(() => rack.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/runtime.env`]));
+});
+
+test('events: busybox wget posts a report as the runtime does; it is logged with the MAC and listed', { timeout: 60_000 }, async () => {
+  const url = `http://${serverAddress}:${httpPort}/hosts/52:54:00:12:34:56/events`;
+  rack.ns.exec('busybox', ['wget', '-q', '-O', '/dev/null', '--post-data', 'stage=domain-started&domain=web1&detail=domid%3D1', url]);
+  // A refused report: busybox wget exits non-zero on the 400.
+  assert.throws(() => rack.ns.exec('busybox', ['wget', '-q', '-O', '/dev/null', '--post-data', 'stage=rebooting', url]));
+  const listed = JSON.parse(rack.ns.exec('curl', ['-sS', '--fail', url])) as Array<Record<string, unknown>>;
+  assert.equal(listed.length, 1);
+  assert.deepEqual(
+    { ...listed[0], id: undefined, time: undefined },
+    { id: undefined, time: undefined, mac: '52:54:00:12:34:56', source: 'runtime', stage: 'domain-started', domain: 'web1', detail: 'domid=1' },
+  );
+  const deadline = Date.now() + 5000;
+  const logged = () => rack.events().filter((event) => event.event === 'host-event' || event.event === 'host-event-refused');
+  while (logged().length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(
+    logged().map((event) => [event.event, event.mac, event.stage ?? event.field]),
+    [
+      ['host-event', '52:54:00:12:34:56', 'domain-started'],
+      ['host-event-refused', '52:54:00:12:34:56', 'stage'],
+    ],
+  );
 });

@@ -10,7 +10,9 @@ export function makeProfile(overrides: Partial<Profile> = {}): Profile {
     rootPasswordHash: "$6$salt$abc'def",
     ssh: true,
     timezone: 'Etc/UTC',
-    boot: { entry: 'standard', xenArgs: 'dom0_mem=512M', kernelArgs: '' },
+    boot: { entry: 'standard', xenArgs: 'dom0_mem=512M', kernelArgs: '', menuTimeout: 5 },
+    sshAuthorizedKeys: [],
+    aptUpdate: false,
     domains: [],
     ...overrides,
   };

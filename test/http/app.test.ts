@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -7,8 +8,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { AssetStore, type BuildManifest } from '../../server/assets/builds.js';
+import { MemoryEventStore } from '../../server/events/store.js';
 import { createHttpApp } from '../../server/http/app.js';
 import { silentLogger } from '../../server/log.js';
+import { deriveDomainMac } from '../../server/profiles/domain.js';
 import type { Profile } from '../../server/profiles/profile.js';
 import { makeProfile } from '../helpers/profiles.js';
 
@@ -18,6 +21,10 @@ let base: string;
 const files: Record<string, Buffer> = {};
 const profiles = new Map<string, Profile>();
 let defaultProfile: Profile | undefined;
+const events = new MemoryEventStore();
+let clock = Date.parse('2026-11-26T02:00:00.000Z');
+/** A key made with ssh-keygen (test/fixtures/ssh-public-keys.txt). */
+const sshKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlkc/VLZAO/Wa+NXrNh7Hd4k4QcdyIL1kKnAu8qDRUD test-ked25519@rackboot';
 const problems = new Map<string, string[]>();
 
 async function writeBuild(id: string, content: Record<string, Buffer>): Promise<void> {
@@ -39,16 +46,35 @@ async function switchCurrent(id: string): Promise<void> {
 before(async () => {
   // Below a dot-folder on purpose, like ~/.cache or test/.work.
   dir = path.join(await mkdtemp(path.join(tmpdir(), 'rackboot-http-')), '.assets');
-  for (const name of ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'ipxe.efi', 'undionly.kpxe']) files[name] = randomBytes(1000 + name.length * 997);
+  const names = ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'ipxe.efi', 'undionly.kpxe', 'guest.initrd.gz', 'memtest86+x64.bin', 'memtest86+x64.efi'];
+  for (const name of names) files[name] = randomBytes(1000 + name.length * 997);
   await writeBuild('b1', files);
   await switchCurrent('b1');
   profiles.set('52:54:00:12:34:56', makeProfile());
+  profiles.set(
+    '52:54:00:12:34:57',
+    makeProfile({
+      mac: '52:54:00:12:34:57',
+      hostname: 'node02',
+      source: 'profiles/node02.yaml',
+      boot: { entry: 'testing', xenArgs: 'dom0_mem=512M', kernelArgs: 'rackboot.poweroff=1', menuTimeout: 0 },
+      sshAuthorizedKeys: [sshKey, `${sshKey.split(' ').slice(0, 2).join(' ')} o'brien@desk`],
+      aptUpdate: true,
+      domains: [
+        { name: 'web', memory: 256, vcpus: 2, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: 'quiet web.title="a \\ b"', bridge: 'xenbr0', mac: '02:00:00:00:00:07', autostart: true, restart: true },
+        { name: 'spare', memory: 128, vcpus: 1, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'br1', autostart: false, restart: false },
+        { name: 'other', memory: 128, vcpus: 1, kernel: 'vmlinuz-other', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'xenbr0', autostart: true, restart: false },
+      ],
+    }),
+  );
   const app = createHttpApp({
     assets: new AssetStore(dir),
     lookupProfile: (mac) => profiles.get(mac) ?? (defaultProfile && !problems.has(mac) ? { ...defaultProfile } : undefined),
     profileProblems: (mac) => problems.get(mac) ?? [],
     endpoints: { address: '198.18.0.1', httpPort: 8080 },
     log: silentLogger(),
+    events,
+    now: () => clock,
   });
   server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -84,7 +110,10 @@ test('GET /boot.ipxe chains to the per-host script with the MAC and platform', a
   );
 });
 
-test('BIOS host script: multiboot Xen with dom0 kernel and initrd as modules', async () => {
+const staticArgs =
+  'rackboot.server=http://198.18.0.1:8080 rackboot.mac=52:54:00:12:34:56 rackboot.hostname=node01 rackboot.net=static rackboot.ip=198.18.0.50/24 rackboot.gw=198.18.0.1 rackboot.dns=198.18.0.1';
+
+test('BIOS host script: the boot menu, each entry as XenCD had it, multiboot Xen with dom0 kernel and initrd as modules', async () => {
   const { status, body } = await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios');
   assert.equal(status, 200);
   assert.equal(
@@ -92,32 +121,84 @@ test('BIOS host script: multiboot Xen with dom0 kernel and initrd as modules', a
     [
       '#!ipxe',
       '# rackboot: node01 (52:54:00:12:34:56) from profiles/node01.yaml, build b1, entry standard',
+      'menu rackboot: node01 (52:54:00:12:34:56), build b1',
+      'item standard Xen with the rackboot runtime',
+      'item testing Xen with the rackboot runtime, verbose (testing)',
+      'item guest Demo guest on bare metal (no Xen)',
+      'item memtest Memory test (memtest86+)',
+      'choose --timeout 5000 --default standard entry || goto standard',
+      'goto ${entry}',
+      '',
+      ':standard',
       'echo rackboot: booting node01 (52:54:00:12:34:56): Xen with the rackboot runtime',
       'kernel http://198.18.0.1:8080/builds/b1/xen console=com1,vga com1=115200,8n1 dom0_mem=512M',
-      'module http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=hvc0 quiet rackboot.server=http://198.18.0.1:8080 ' +
-        'rackboot.mac=52:54:00:12:34:56 rackboot.hostname=node01 rackboot.net=static rackboot.ip=198.18.0.50/24 rackboot.gw=198.18.0.1 rackboot.dns=198.18.0.1',
+      `module http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=hvc0 quiet ${staticArgs}`,
       'module http://198.18.0.1:8080/builds/b1/initrd.gz',
-      'boot',
+      'boot || goto failed',
+      '',
+      ':testing',
+      'echo rackboot: booting node01 (52:54:00:12:34:56): Xen with the rackboot runtime, verbose (testing)',
+      'kernel http://198.18.0.1:8080/builds/b1/xen console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M',
+      `module http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=hvc0 ignore_loglevel ${staticArgs}`,
+      'module http://198.18.0.1:8080/builds/b1/initrd.gz',
+      'boot || goto failed',
+      '',
+      ':guest',
+      'echo rackboot: booting node01 (52:54:00:12:34:56): Demo guest on bare metal (no Xen)',
+      'kernel http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=ttyS0,115200n8 rackboot.server=http://198.18.0.1:8080 ' +
+        'rackboot.parent=52:54:00:12:34:56 rackboot.domain=bare-metal',
+      'initrd http://198.18.0.1:8080/builds/b1/guest.initrd.gz',
+      'boot || goto failed',
+      '',
+      ':memtest',
+      'echo rackboot: booting node01 (52:54:00:12:34:56): Memory test (memtest86+)',
+      'kernel http://198.18.0.1:8080/builds/b1/memtest86+x64.bin',
+      'boot || goto failed',
+      '',
+      ':failed',
+      'echo rackboot: node01 (52:54:00:12:34:56) did not boot; trying again in 10 seconds',
+      'sleep 10',
+      'chain http://198.18.0.1:8080/boot.ipxe',
       '',
     ].join('\n'),
   );
 });
 
-test('EFI host script and its xen.cfg', async () => {
-  const script = await get('/hosts/52:54:00:12:34:56/boot.ipxe?platform=efi');
+test('menuTimeout 0: no menu, straight to the profile\'s entry; notes for guests that cannot start', async () => {
+  const { body } = await get('/hosts/52-54-00-12-34-57/boot.ipxe?platform=pcbios');
+  const head = body.split('\n\n')[0];
   assert.equal(
-    script.body,
+    head,
     [
       '#!ipxe',
-      '# rackboot: node01 (52:54:00:12:34:56) from profiles/node01.yaml, build b1, entry standard',
-      'echo rackboot: booting node01 (52:54:00:12:34:56): Xen with the rackboot runtime',
-      'imgfetch http://198.18.0.1:8080/hosts/52-54-00-12-34-56/builds/b1/xen.cfg',
-      'imgfetch http://198.18.0.1:8080/builds/b1/vmlinuz',
-      'imgfetch http://198.18.0.1:8080/builds/b1/initrd.gz',
-      'chain http://198.18.0.1:8080/builds/b1/xen.efi -cfg=xen.cfg',
-      '',
+      '# rackboot: node02 (52:54:00:12:34:57) from profiles/node02.yaml, build b1, entry testing',
+      'echo rackboot: domain other not started: build has no vmlinuz-other',
+      'goto testing',
     ].join('\n'),
   );
+  assert.ok(!body.includes('\nmenu ') && !body.includes('\nchoose '));
+  assert.match(body, /\n:testing\n.*\nkernel \S+\/xen console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M\n/);
+});
+
+test('EFI host script: xen.efi with a xen.cfg per Xen entry, memtest86+ as an EFI program', async () => {
+  const script = await get('/hosts/52:54:00:12:34:56/boot.ipxe?platform=efi');
+  const sections = script.body.split('\n\n');
+  assert.equal(
+    sections[1],
+    [
+      ':standard',
+      'echo rackboot: booting node01 (52:54:00:12:34:56): Xen with the rackboot runtime',
+      'imgfetch http://198.18.0.1:8080/hosts/52-54-00-12-34-56/builds/b1/standard/xen.cfg',
+      'imgfetch http://198.18.0.1:8080/builds/b1/vmlinuz',
+      'imgfetch http://198.18.0.1:8080/builds/b1/initrd.gz',
+      'chain http://198.18.0.1:8080/builds/b1/xen.efi -cfg=xen.cfg || goto failed',
+    ].join('\n'),
+  );
+  assert.match(sections[2]!, /imgfetch http:\/\/198\.18\.0\.1:8080\/hosts\/52-54-00-12-34-56\/builds\/b1\/testing\/xen\.cfg\n/);
+  // Linux's EFI stub loads the initrd iPXE fetched by its image name.
+  assert.match(sections[3]!, /console=ttyS0,115200n8 initrd=guest\.initrd\.gz rackboot\.server=/);
+  assert.match(sections[4]!, /\nkernel http:\/\/198\.18\.0\.1:8080\/builds\/b1\/memtest86\+x64\.efi\n/);
+
   const config = await get('/hosts/52-54-00-12-34-56/builds/b1/xen.cfg');
   assert.equal(config.status, 200);
   assert.equal(
@@ -128,13 +209,19 @@ test('EFI host script and its xen.cfg', async () => {
       '',
       '[rackboot]',
       'options=console=com1,vga com1=115200,8n1 dom0_mem=512M',
-      'kernel=vmlinuz console=tty0 console=hvc0 quiet rackboot.server=http://198.18.0.1:8080 rackboot.mac=52:54:00:12:34:56 ' +
-        'rackboot.hostname=node01 rackboot.net=static rackboot.ip=198.18.0.50/24 rackboot.gw=198.18.0.1 rackboot.dns=198.18.0.1',
+      `kernel=vmlinuz console=tty0 console=hvc0 quiet ${staticArgs}`,
       'ramdisk=initrd.gz',
       '',
     ].join('\n'),
   );
+  assert.equal((await get('/hosts/52-54-00-12-34-56/builds/b1/standard/xen.cfg')).body, config.body);
+  const testing = await get('/hosts/52-54-00-12-34-56/builds/b1/testing/xen.cfg');
+  assert.match(testing.body, /^options=console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M$/m);
+  assert.match(testing.body, /^kernel=vmlinuz console=tty0 console=hvc0 ignore_loglevel rackboot\.server=/m);
   assert.equal((await get('/hosts/52-54-00-12-34-56/builds/nope/xen.cfg')).status, 404);
+  const memtest = await get('/hosts/52-54-00-12-34-56/builds/b1/memtest/xen.cfg');
+  assert.equal(memtest.status, 404);
+  assert.equal(memtest.body, 'rackboot: no Xen boot entry "memtest" (want standard or testing)\n');
 });
 
 test('runtime.env carries the hash, shell-quoted', async () => {
@@ -150,9 +237,124 @@ test('runtime.env carries the hash, shell-quoted', async () => {
       "RACKBOOT_TIMEZONE='Etc/UTC'",
       "RACKBOOT_PROFILE='profiles/node01.yaml'",
       "RACKBOOT_BUILD='b1'",
+      "RACKBOOT_APT_UPDATE='0'",
+      "RACKBOOT_DOMAINS=''",
+      "RACKBOOT_GUEST_PARTS=''",
       '',
     ].join('\n'),
   );
+});
+
+test('runtime.env: keys, apt update, the guests to start and the parts they need', async () => {
+  const { status, body } = await get('/hosts/52-54-00-12-34-57/runtime.env');
+  assert.equal(status, 200);
+  const lines = body.split('\n');
+  assert.equal(lines[1], '# domain other not started: build has no vmlinuz-other');
+  assert.ok(
+    body.includes(`RACKBOOT_SSH_KEYS='${sshKey}\n${sshKey.split(' ').slice(0, 2).join(' ')} o'\\''brien@desk'\n`),
+    'one key a line, quoted for the shell',
+  );
+  assert.ok(body.endsWith(["RACKBOOT_APT_UPDATE='1'", "RACKBOOT_DOMAINS='web'", "RACKBOOT_GUEST_PARTS='vmlinuz guest.initrd.gz'", ''].join('\n')));
+  // What a POSIX shell makes of it.
+  const values = execFileSync('sh', ['-c', 'eval "$1"; printf "%s\\0" "$RACKBOOT_SSH_KEYS" "$RACKBOOT_DOMAINS"', 'sh', body], { encoding: 'utf8' }).split('\0');
+  assert.equal(values[0], `${sshKey}\n${sshKey.split(' ').slice(0, 2).join(' ')} o'brien@desk`);
+  assert.equal(values[1], 'web');
+});
+
+test('domain configurations: xl syntax, a stable guest MAC, restart setting; 404 naming the domains there are', async () => {
+  const web = await get('/hosts/52-54-00-12-34-57/domains/web.cfg');
+  assert.equal(web.status, 200);
+  assert.equal(
+    web.body,
+    [
+      '# rackboot: domain web of node02 (52:54:00:12:34:57) from profiles/node02.yaml',
+      'name = "web"',
+      'type = "pv"',
+      'memory = 256',
+      'vcpus = 2',
+      'kernel = "/run/rackboot/parts/vmlinuz"',
+      'ramdisk = "/run/rackboot/parts/guest.initrd.gz"',
+      'extra = "console=hvc0 rackboot.server=http://198.18.0.1:8080 rackboot.parent=52:54:00:12:34:57 rackboot.domain=web quiet web.title=\\"a \\\\ b\\""',
+      "vif = [ 'mac=02:00:00:00:00:07,bridge=xenbr0' ]",
+      'on_poweroff = "restart"',
+      'on_reboot = "restart"',
+      'on_crash = "restart"',
+      '',
+    ].join('\n'),
+  );
+  // Not started at boot, but its configuration is there for `xl create`.
+  const spare = await get('/hosts/52:54:00:12:34:57/domains/spare.cfg');
+  assert.equal(spare.status, 200);
+  const mac = deriveDomainMac('52:54:00:12:34:57', 'spare', new Set(['52:54:00:12:34:57', '02:00:00:00:00:07']));
+  assert.match(spare.body, new RegExp(`^vif = \\[ 'mac=${mac},bridge=br1' \\]$`, 'm'));
+  assert.match(spare.body, /^on_poweroff = "destroy"\non_reboot = "restart"\non_crash = "destroy"$/m);
+  assert.equal((await get('/hosts/52-54-00-12-34-57/domains/spare.cfg')).body, spare.body, 'the same MAC every time');
+
+  const unknown = await get('/hosts/52-54-00-12-34-57/domains/db.cfg');
+  assert.equal(unknown.status, 404);
+  assert.equal(unknown.body, 'rackboot: no domain "db" in profiles/node02.yaml for 52:54:00:12:34:57 (it has web, spare, other)\n');
+  const none = await get('/hosts/52-54-00-12-34-56/domains/web.cfg');
+  assert.equal(none.status, 404);
+  assert.equal(none.body, 'rackboot: no domain "web" in profiles/node01.yaml for 52:54:00:12:34:56 (it has none)\n');
+  assert.equal((await get('/hosts/52-54-00-12-34-57/domains/web')).status, 404);
+  assert.equal((await get('/hosts/aa-bb-cc-dd-ee-ff/domains/web.cfg')).status, 404);
+});
+
+async function post(url: string, body: string, type?: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(base + url, { method: 'POST', body, headers: type ? { 'Content-Type': type } : {} });
+  return { status: response.status, body: await response.text() };
+}
+
+test('POST /hosts/<mac>/events: form or JSON, 204, then in GET /hosts/<mac>/events', async () => {
+  const form = 'application/x-www-form-urlencoded';
+  assert.equal((await post('/hosts/52-54-00-12-34-57/events', 'stage=booted', form)).status, 204);
+  clock += 1500;
+  const guest = await post('/hosts/52:54:00:12:34:57/events', 'stage=guest-ready&domain=web&detail=ip%3D198.18.0.120%2F24%20mac%3D02%3A00%3A00%3A00%3A00%3A07', form);
+  assert.equal(guest.status, 204);
+  assert.equal(guest.body, '');
+  clock += 500;
+  const json = await post('/hosts/525400123457/events', JSON.stringify({ stage: 'ready', detail: 'domains=1' }), 'application/json; charset=utf-8');
+  assert.equal(json.status, 204);
+
+  const list = await get('/hosts/52-54-00-12-34-57/events');
+  assert.equal(list.status, 200);
+  assert.match(list.headers.get('content-type') ?? '', /^application\/json/);
+  const listed = JSON.parse(list.body) as Array<Record<string, unknown>>;
+  assert.deepEqual(
+    listed.map(({ id: _id, ...rest }) => rest),
+    [
+      { time: '2026-11-26T02:00:00.000Z', mac: '52:54:00:12:34:57', source: 'runtime', stage: 'booted' },
+      { time: '2026-11-26T02:00:01.500Z', mac: '52:54:00:12:34:57', source: 'guest', stage: 'guest-ready', domain: 'web', detail: 'ip=198.18.0.120/24 mac=02:00:00:00:00:07' },
+      { time: '2026-11-26T02:00:02.000Z', mac: '52:54:00:12:34:57', source: 'runtime', stage: 'ready', detail: 'domains=1' },
+    ],
+  );
+  assert.deepEqual(events.latestByHost().map((event) => [event.mac, event.stage]), [['52:54:00:12:34:57', 'ready']]);
+  assert.deepEqual(JSON.parse((await get('/hosts/52-54-00-00-00-99/events')).body), []);
+});
+
+test('POST /hosts/<mac>/events: 400 (413 for a body too large) naming the field, nothing stored', async () => {
+  const form = 'application/x-www-form-urlencoded';
+  const before = events.listByHost('52:54:00:12:34:58').length;
+  const rows: Array<[string, string, string | undefined, string, number?]> = [
+    ['/hosts/not-a-mac/events', 'stage=booted', form, 'rackboot: mac: "not-a-mac" is not a MAC address\n'],
+    ['/hosts/52-54-00-12-34-58/events', 'stage=rebooting', form, /^rackboot: stage: "rebooting" is not a stage; want one of booted, /.source],
+    ['/hosts/52-54-00-12-34-58/events', '', form, /^rackboot: stage: missing; want one of /.source],
+    ['/hosts/52-54-00-12-34-58/events', 'stage=domain-started', form, 'rackboot: domain: missing; stage domain-started is about one domain\n'],
+    ['/hosts/52-54-00-12-34-58/events', 'stage=ready&stage=failed', form, 'rackboot: stage: want text, got a list (the field was given twice?)\n'],
+    ['/hosts/52-54-00-12-34-58/events', 'stage=ready&host=x', form, 'rackboot: host: unknown field; known fields: stage, detail, domain\n'],
+    ['/hosts/52-54-00-12-34-58/events', '{"stage": "ready"', 'application/json', /^rackboot: body: not valid JSON/.source],
+    ['/hosts/52-54-00-12-34-58/events', '"ready"', 'application/json', /^rackboot: body: want form fields or a JSON object/.source],
+    ['/hosts/52-54-00-12-34-58/events', 'stage=ready', 'text/plain', 'rackboot: body: want application/x-www-form-urlencoded or application/json, got "text/plain"\n'],
+    ['/hosts/52-54-00-12-34-58/events', `stage=failed&detail=${'x'.repeat(20_000)}`, form, 'rackboot: body: larger than 16kb\n', 413],
+  ];
+  for (const [url, body, type, want, status = 400] of rows) {
+    const answer = await post(url, body, type);
+    assert.equal(answer.status, status, `${url} ${body.slice(0, 40)}`);
+    if (want.endsWith('\n')) assert.equal(answer.body, want);
+    else assert.match(answer.body, new RegExp(want));
+  }
+  assert.equal(events.listByHost('52:54:00:12:34:58').length, before);
+  assert.equal((await get('/hosts/nope/events')).status, 400);
 });
 
 test('unknown MAC: a clear no-profile script, then the default profile once there is one', async () => {

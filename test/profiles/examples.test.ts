@@ -16,7 +16,7 @@ async function parseRepoFile(relative: string) {
   return result.profile;
 }
 
-test('profiles/default.yaml parses: dhcp, node-{mac}, no ssh, standard entry', async () => {
+test('profiles/default.yaml parses: dhcp, node-{mac}, no ssh, standard entry, two demo guests', async () => {
   const profile = await parseRepoFile('profiles/default.yaml');
   assert.deepEqual(profile, {
     source: 'profiles/default.yaml',
@@ -25,8 +25,20 @@ test('profiles/default.yaml parses: dhcp, node-{mac}, no ssh, standard entry', a
     network: { mode: 'dhcp' },
     ssh: false,
     timezone: 'Etc/UTC',
-    boot: { entry: 'standard', xenArgs: 'dom0_mem=512M', kernelArgs: '' },
-    domains: [],
+    boot: { entry: 'standard', xenArgs: 'dom0_mem=512M', kernelArgs: '', menuTimeout: 5 },
+    sshAuthorizedKeys: [],
+    aptUpdate: false,
+    domains: ['demo1', 'demo2'].map((name) => ({
+      name,
+      memory: 128,
+      vcpus: 1,
+      kernel: 'vmlinuz',
+      ramdisk: 'guest.initrd.gz',
+      extraArgs: '',
+      bridge: 'xenbr0',
+      autostart: true,
+      restart: false,
+    })),
   });
   assert.equal(profileForHost(profile, '52:54:00:12:34:56').hostname, 'node-525400123456');
 });

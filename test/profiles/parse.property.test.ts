@@ -92,7 +92,8 @@ test('parseProfile never throws on a valid profile with characters inserted or r
 });
 
 test('parseProfile never throws on any YAML value under the profile field names', () => {
-  const fieldNames = ['mac', 'hostname', 'network', 'mode', 'address', 'gateway', 'dns', 'rootPasswordHash', 'ssh', 'timezone', 'boot', 'entry', 'xenArgs', 'kernelArgs', 'domains'];
+  const fieldNames = ['mac', 'hostname', 'network', 'mode', 'address', 'gateway', 'dns', 'rootPasswordHash', 'ssh', 'timezone', 'boot', 'entry', 'xenArgs', 'kernelArgs', 'domains',
+    'sshAuthorizedKeys', 'aptUpdate', 'menuTimeout', 'name', 'memory', 'vcpus', 'kernel', 'ramdisk', 'extraArgs', 'bridge', 'autostart', 'restart'];
   const value = fc.letrec((tie) => ({
     node: fc.oneof(
       { depthSize: 'small' },
@@ -119,6 +120,16 @@ const validHost = fc.record({
   gatewayByte: fc.integer({ min: 1, max: 254 }),
   ssh: fc.boolean(),
   entry: fc.constantFrom('standard', 'testing', 'guest', 'memtest'),
+  menuTimeout: fc.integer({ min: 0, max: 3600 }),
+  domains: fc.uniqueArray(
+    fc.record({
+      name: fc.stringMatching(/^[a-z][a-z0-9_.-]{0,20}$/),
+      memory: fc.integer({ min: 32, max: 65536 }),
+      vcpus: fc.integer({ min: 1, max: 512 }),
+      restart: fc.boolean(),
+    }),
+    { selector: (domain) => domain.name, maxLength: 5 },
+  ),
 });
 
 test('valid profiles built from parts parse to what was written', () => {
@@ -133,7 +144,8 @@ test('valid profiles built from parts parse to what was written', () => {
         hostname,
         network: { mode: 'static', address: `198.18.7.${host.hostByte}/24`, gateway: `198.18.7.${host.gatewayByte}` },
         ssh: host.ssh,
-        boot: { entry: host.entry },
+        boot: { entry: host.entry, menuTimeout: host.menuTimeout },
+        domains: host.domains,
       });
       const result = parseProfile(text, source);
       assert.ok(result.ok, result.ok ? '' : JSON.stringify(result.errors));
@@ -148,6 +160,11 @@ test('valid profiles built from parts parse to what was written', () => {
       });
       assert.equal(result.profile.ssh, host.ssh);
       assert.equal(result.profile.boot.entry, host.entry);
+      assert.equal(result.profile.boot.menuTimeout, host.menuTimeout);
+      assert.deepEqual(
+        result.profile.domains,
+        host.domains.map((domain) => ({ kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'xenbr0', autostart: true, ...domain })),
+      );
     }),
     { numRuns: 500 },
   );

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { formatProfileError } from '../../server/profiles/error.js';
 import { parseProfile } from '../../server/profiles/parse.js';
@@ -21,6 +22,11 @@ function errors(text: string, source = file): string[] {
   assert.equal(result.ok, false, 'expected errors');
   return result.ok ? [] : result.errors.map(formatProfileError);
 }
+
+/** Keys made with ssh-keygen (test/fixtures/ssh-public-keys.txt). */
+const fixtureKeys = readFileSync(new URL('../../../test/fixtures/ssh-public-keys.txt', import.meta.url), 'utf8').split('\n');
+const ed25519Key = fixtureKeys.find((line) => line.startsWith('ssh-ed25519 '))!;
+const dsaKey = fixtureKeys.find((line) => line.startsWith('ssh-dss '))!;
 
 /** A valid static profile, one field a line, so tests can change a line and know its number. */
 const staticLines = [
@@ -59,7 +65,9 @@ describe('parseProfile: valid profiles', () => {
       rootPasswordHash: hash,
       ssh: true,
       timezone: 'Etc/UTC',
-      boot: { entry: 'standard', xenArgs: 'dom0_mem=512M', kernelArgs: '' },
+      boot: { entry: 'standard', xenArgs: 'dom0_mem=512M', kernelArgs: '', menuTimeout: 5 },
+      sshAuthorizedKeys: [],
+      aptUpdate: false,
       domains: [],
     });
   });
@@ -72,14 +80,16 @@ describe('parseProfile: valid profiles', () => {
       network: { mode: 'dhcp' },
       ssh: false,
       timezone: 'Etc/UTC',
-      boot: { entry: 'standard', xenArgs: 'dom0_mem=512M', kernelArgs: '' },
+      boot: { entry: 'standard', xenArgs: 'dom0_mem=512M', kernelArgs: '', menuTimeout: 5 },
+      sshAuthorizedKeys: [],
+      aptUpdate: false,
       domains: [],
     });
   });
 
   test('partial boot settings keep the other defaults', () => {
     const profile = parsed('mac: 52:54:00:12:34:56\nhostname: n\nboot:\n  entry: memtest\n');
-    assert.deepEqual(profile.boot, { entry: 'memtest', xenArgs: 'dom0_mem=512M', kernelArgs: '' });
+    assert.deepEqual(profile.boot, { entry: 'memtest', xenArgs: 'dom0_mem=512M', kernelArgs: '', menuTimeout: 5 });
   });
 
   test('static without gateway or dns', () => {
@@ -93,9 +103,62 @@ describe('parseProfile: valid profiles', () => {
     assert.equal(parsed(`${base}  address: 198.18.0.7/32\n`).network.mode, 'static');
   });
 
-  test('domains are kept as written (validated later)', () => {
-    const profile = parsed('mac: 52:54:00:12:34:56\nhostname: n\ndomains:\n  - name: web\n    memory: 512\n');
-    assert.deepEqual(profile.domains, [{ name: 'web', memory: 512 }]);
+  test('domains: defaults for every field but name, and every field written out', () => {
+    const profile = parsed(
+      [
+        'mac: 52:54:00:12:34:56',
+        'hostname: n',
+        'domains:',
+        '  - name: web',
+        '  - name: db.1',
+        '    memory: 2048',
+        '    vcpus: 2',
+        '    kernel: vmlinuz-guest',
+        '    ramdisk: db.initrd.gz',
+        '    extraArgs: "quiet db.role=primary"',
+        '    bridge: br-storage',
+        '    mac: 02-00-00-AB-CD-01',
+        '    autostart: false',
+        '    restart: true',
+        '',
+      ].join('\n'),
+    );
+    assert.deepEqual(profile.domains, [
+      { name: 'web', memory: 128, vcpus: 1, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'xenbr0', autostart: true, restart: false },
+      {
+        name: 'db.1',
+        memory: 2048,
+        vcpus: 2,
+        kernel: 'vmlinuz-guest',
+        ramdisk: 'db.initrd.gz',
+        extraArgs: 'quiet db.role=primary',
+        bridge: 'br-storage',
+        mac: '02:00:00:ab:cd:01',
+        autostart: false,
+        restart: true,
+      },
+    ]);
+  });
+
+  test('sshAuthorizedKeys: every key ssh-keygen makes that OpenSSH 9 accepts, aptUpdate, menuTimeout', () => {
+    const keys = readFileSync(new URL('../../../test/fixtures/ssh-public-keys.txt', import.meta.url), 'utf8')
+      .split('\n')
+      .filter((line) => line !== '' && !line.startsWith('#') && !line.startsWith('ssh-dss'));
+    assert.equal(keys.length, 6);
+    const text = [
+      'mac: 52:54:00:12:34:56',
+      'hostname: n',
+      'sshAuthorizedKeys:',
+      ...keys.map((key) => `  - "${key}"`),
+      'aptUpdate: true',
+      'boot:',
+      '  menuTimeout: 0',
+      '',
+    ].join('\n');
+    const profile = parsed(text);
+    assert.deepEqual(profile.sshAuthorizedKeys, keys);
+    assert.equal(profile.aptUpdate, true);
+    assert.equal(profile.boot.menuTimeout, 0);
   });
 
   test('hash with rounds, dotted host names, three-part time zones', () => {
@@ -190,7 +253,7 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
       name: 'unknown top-level field, with the list of known ones',
       text: withLine(15, 'colour: blue'),
       want: [
-        `${file}:15:1: colour: unknown field; known fields here: mac, hostname, network, rootPasswordHash, ssh, timezone, boot, domains, relay`,
+        `${file}:15:1: colour: unknown field; known fields here: mac, hostname, network, rootPasswordHash, ssh, sshAuthorizedKeys, timezone, aptUpdate, boot, domains, relay`,
       ],
     },
     {
@@ -492,7 +555,7 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
     {
       name: 'boot that is not a mapping',
       text: 'mac: 52:54:00:12:34:56\nhostname: n\nboot: standard\n',
-      want: [`${file}:3:7: boot: want a mapping of fields (entry: ..., xenArgs: ...), got the string "standard"`],
+      want: [`${file}:3:7: boot: want a mapping of fields (entry: ..., menuTimeout: ...), got the string "standard"`],
     },
     {
       name: 'xenArgs with a line break',
@@ -519,7 +582,135 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
     {
       name: 'domains that is not a list',
       text: withLine(15, 'domains: {}'),
-      want: [`${file}:15:10: domains: want a list, got a mapping`],
+      want: [`${file}:15:10: domains: want a list of domains (- name: web1 ...), got a mapping`],
+    },
+    {
+      name: 'menuTimeout below zero',
+      text: withLine(14, '  menuTimeout: -1'),
+      want: [`${file}:14:16: boot.menuTimeout: -1 is below the minimum of 0 seconds`],
+    },
+    {
+      name: 'menuTimeout with a unit',
+      text: withLine(14, '  menuTimeout: 5s'),
+      want: [
+        `${file}:14:16: boot.menuTimeout: want a whole number of seconds (such as 5, or 0 to boot the entry at once without a menu), got the string "5s"; write the number alone, in seconds`,
+      ],
+    },
+    {
+      name: 'menuTimeout as a fraction',
+      text: withLine(14, '  menuTimeout: 2.5'),
+      want: [
+        `${file}:14:16: boot.menuTimeout: want a whole number of seconds (such as 5, or 0 to boot the entry at once without a menu), got the number 2.5`,
+      ],
+    },
+    {
+      name: 'menuTimeout of more than an hour',
+      text: withLine(14, '  menuTimeout: 3601'),
+      want: [`${file}:14:16: boot.menuTimeout: 3601 is above the maximum of 3600 seconds`],
+    },
+    {
+      name: 'aptUpdate that is not a boolean',
+      text: withLine(10, 'aptUpdate: "true"'),
+      want: [`${file}:10:12: aptUpdate: want true or false, got the string "true"`],
+    },
+    {
+      name: 'sshAuthorizedKeys as one string',
+      text: withLine(9, 'sshAuthorizedKeys: "ssh-ed25519 AAAA"'),
+      want: [
+        `${file}:9:20: sshAuthorizedKeys: want a list of public keys, such as ["ssh-ed25519 AAAAC3Nza... user@host"], got the string "ssh-ed25519 AAAA"`,
+      ],
+    },
+    {
+      name: 'an SSH key of an unknown type, and a DSA key',
+      text: withLine(9, `sshAuthorizedKeys: ["ssh-ed448 AAAA", "${dsaKey}"]`),
+      want: [
+        `${file}:9:21: sshAuthorizedKeys[0]: starts with "ssh-ed448", not a key type (want ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256, ecdsa-sha2-nistp384, ecdsa-sha2-nistp521, sk-ssh-ed25519@openssh.com, sk-ecdsa-sha2-nistp256@openssh.com); options before the type are not supported`,
+        `${file}:9:39: sshAuthorizedKeys[1]: is a DSA key (ssh-dss), which OpenSSH 9 no longer accepts; make an Ed25519 key with: ssh-keygen -t ed25519`,
+      ],
+    },
+    {
+      name: 'an SSH key whose blob is of another type',
+      text: withLine(9, `sshAuthorizedKeys: ["ssh-rsa ${ed25519Key.split(' ')[1]}"]`),
+      want: [`${file}:9:21: sshAuthorizedKeys[0]: ssh-rsa key "AAAAC3NzaC1l...": the blob is a "ssh-ed25519" key, but the line says ssh-rsa`],
+    },
+    {
+      name: 'an SSH key cut short',
+      text: withLine(9, `sshAuthorizedKeys:\n  - ${ed25519Key.slice(0, 60)}`),
+      want: [`${file}:10:5: sshAuthorizedKeys[0]: ssh-ed25519 key "AAAAC3NzaC1l...": the blob ends inside the Ed25519 key (32 bytes announced)`],
+    },
+    {
+      name: 'an SSH key with broken base64',
+      text: withLine(9, `sshAuthorizedKeys: ["ssh-ed25519 AAAAC3Nza!C1lZDI1NTE5 me"]`),
+      want: [`${file}:9:21: sshAuthorizedKeys[0]: ssh-ed25519 key "AAAAC3Nza!C1..." is not valid base64`],
+    },
+    {
+      name: 'a private key pasted instead of the public one',
+      text: withLine(9, `sshAuthorizedKeys: ["-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjEAAAAA"]`),
+      want: [`${file}:9:21: sshAuthorizedKeys[0]: is a PEM block, perhaps a private key; want the public key line from the .pub file`],
+    },
+    {
+      name: 'domain without a name, and one with an unknown field',
+      text: withLine(15, 'domains:\n  - memory: 256\n  - name: web\n    memroy: 256'),
+      want: [
+        `${file}:16:5: domains[0].name: missing; every domain needs a name, such as web1`,
+        `${file}:18:5: domains[1].memroy: unknown field; did you mean memory?`,
+      ],
+    },
+    {
+      name: 'domain names: duplicate, bad character, all digits, Domain-0',
+      text: withLine(15, 'domains:\n  - name: web\n  - name: web\n  - name: "we b"\n  - name: 42\n  - name: "007"\n  - name: Domain-0'),
+      want: [
+        `${file}:17:11: domains[1].name: "web" is already the name of domains[0]; names are unique within a profile`,
+        `${file}:18:11: domains[2].name: "we b" contains " "; domain names use letters, digits, "_", "." and "-"`,
+        `${file}:19:11: domains[3].name: want a string, got the number 42; put it in quotes if you meant the text "42"`,
+        `${file}:20:11: domains[4].name: "007" is all digits, which xl reads as a domain id`,
+        `${file}:21:11: domains[5].name: "Domain-0" is the name of dom0 itself`,
+      ],
+    },
+    {
+      name: 'domain memory and vcpus out of range or of the wrong kind',
+      text: withLine(15, 'domains:\n  - name: a\n    memory: 16\n    vcpus: 0\n  - name: b\n    memory: 512M\n    vcpus: 1000\n  - name: c\n    memory: 536870912'),
+      want: [
+        `${file}:17:13: domains[0].memory: 16 is below the minimum of 32 MiB`,
+        `${file}:18:12: domains[0].vcpus: 0 is below the minimum of 1 virtual CPUs`,
+        `${file}:20:13: domains[1].memory: want a whole number of MiB (such as 256), got the string "512M"; write the number alone, in MiB`,
+        `${file}:21:12: domains[1].vcpus: 1000 is above the maximum of 512 virtual CPUs`,
+        `${file}:23:13: domains[2].memory: 536870912 is above the maximum of 16777216 MiB`,
+      ],
+    },
+    {
+      name: 'domain parts, bridge and arguments',
+      text: withLine(15, 'domains:\n  - name: a\n    kernel: ../vmlinuz\n    ramdisk: ""\n    bridge: a-bridge-name-too-long\n    extraArgs: "a\\nb"\n    restart: yes'),
+      want: [
+        `${file}:17:13: domains[0].kernel: "../vmlinuz" is not a part name; want a file name of the build such as vmlinuz or guest.initrd.gz`,
+        `${file}:18:14: domains[0].ramdisk: "" is not a part name; want a file name of the build such as vmlinuz or guest.initrd.gz`,
+        `${file}:19:13: domains[0].bridge: "a-bridge-name-too-long" is 22 characters long; Linux interface names have at most 15`,
+        `${file}:20:16: domains[0].extraArgs: contains a line break (U+000A) at character 2; arguments must be one line`,
+        `${file}:21:14: domains[0].restart: want true or false, got the string "yes"`,
+      ],
+    },
+    {
+      name: "domain MACs: multicast, the host's own, shared by two guests",
+      text: withLine(15, 'domains:\n  - name: a\n    mac: 03:00:00:00:00:01\n  - name: b\n    mac: 52:54:00:12:34:56\n  - name: c\n    mac: 02:00:00:00:00:01\n  - name: d\n    mac: 02-00-00-00-00-01\n  - name: e\n    mac: 02:00:00:00:00'),
+      want: [
+        `${file}:17:10: domains[0].mac: 03:00:00:00:00:01 is a multicast address (the first octet is odd); a NIC needs a unicast one`,
+        `${file}:19:10: domains[1].mac: 52:54:00:12:34:56 is the host's own MAC; a guest needs one of its own`,
+        `${file}:23:10: domains[3].mac: 02:00:00:00:00:01 is already the MAC of domains[2]; two guests never share one`,
+        `${file}:25:10: domains[4].mac: "02:00:00:00:00" is not a MAC address (want six hex pairs: 52:54:00:12:34:56, 52-54-00-12-34-56 or 525400123456)`,
+      ],
+    },
+    {
+      name: 'a domain MAC in default.yaml',
+      text: 'hostname: node-{mac}\ndomains:\n  - name: a\n    mac: 02:00:00:00:00:01\n',
+      source: 'profiles/default.yaml',
+      want: [
+        'profiles/default.yaml:4:5: domains[0].mac: not allowed in default.yaml: every host without a file of its own would give this guest the same MAC; leave it out to derive one per host',
+      ],
+    },
+    {
+      name: 'a domain that is not a mapping',
+      text: withLine(15, 'domains:\n  - web'),
+      want: [`${file}:16:5: domains[0]: want a mapping of fields (name: ..., memory: ...), got the string "web"`],
     },
   ];
 
@@ -556,7 +747,7 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
       `${file}:6:12: network.gateway: "198.18.9.1" is outside the host's subnet 198.18.0.0/24; the gateway must be directly reachable`,
       `${file}:7:6: ssh: want true or false, got the number 1`,
       `${file}:9:10: boot.entry: "fast" is not a boot entry (want standard, testing, guest or memtest)`,
-      `${file}:10:1: extra: unknown field; known fields here: mac, hostname, network, rootPasswordHash, ssh, timezone, boot, domains, relay`,
+      `${file}:10:1: extra: unknown field; known fields here: mac, hostname, network, rootPasswordHash, ssh, sshAuthorizedKeys, timezone, aptUpdate, boot, domains, relay`,
     ]);
   });
 

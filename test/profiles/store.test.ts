@@ -175,6 +175,19 @@ describe('ProfileDirectory', () => {
     ]);
   });
 
+  test('a guest MAC written in one file cannot be another host or another file\'s guest', async () => {
+    await write('a.yaml', host(macA, 'first', 'domains:\n  - name: web\n    mac: 02:00:00:00:00:01\n'));
+    await write('b.yaml', host(macB, 'second', 'domains:\n  - name: db\n    mac: 02-00-00-00-00-01\n'));
+    await write('c.yaml', host('52:54:00:00:00:0c', 'third', `domains:\n  - name: db\n    mac: ${macA}\n`));
+    const { directory } = await open();
+    assert.equal(directory.lookup(macA)?.domains[0]?.mac, '02:00:00:00:00:01');
+    assert.equal(directory.lookup(macB), undefined, 'the conflicting file is not served');
+    assert.deepEqual(directory.errors().map(formatProfileError), [
+      `${join(dir, 'b.yaml')}:5:10: domains[0].mac: 02:00:00:00:00:01 is already a MAC in ${join(dir, 'a.yaml')}; two NICs never share one`,
+      `${join(dir, 'c.yaml')}:5:10: domains[0].mac: ${macA} is already a MAC in ${join(dir, 'a.yaml')}; two NICs never share one`,
+    ]);
+  });
+
   test('two files with one static address: the later file name is rejected', async () => {
     await write('node01.yaml', staticHost(macA, 'node01', '198.18.0.50/24'));
     await write('node02.yaml', staticHost(macB, 'node02', '198.18.0.50/25'));

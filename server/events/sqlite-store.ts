@@ -1,0 +1,170 @@
+/**
+ * Boot events in a SQLite file of their own in the state folder
+ * (events.sqlite), beside leases.sqlite: a timeline is not a promise to a
+ * client, so it has its own file, its own lock and a cheaper durability.
+ *
+ * Durability: synchronous=NORMAL in WAL mode. Every append is atomic and
+ * survives kill -9 once append() returns; a power cut may lose the last few
+ * events, never corrupt the file. Events are observations, and the next boot
+ * reports again.
+ *
+ * Portability: as in sqlite-leases.ts, only the PRAGMAs are SQLite's. Ids are
+ * given by this process (one writer per file, locking_mode=EXCLUSIVE) rather
+ * than by an autoincrement column, whose spelling differs between databases;
+ * time is BIGINT milliseconds.
+ */
+import Database from 'better-sqlite3';
+import type { BootEvent, EventSource, NewBootEvent } from './event.js';
+import type { EventStore } from './store.js';
+
+/** Schema migrations: entry i takes the file from version i to i + 1. Append only. */
+const migrations: readonly string[][] = [
+  [
+    `CREATE TABLE events (
+       id BIGINT NOT NULL PRIMARY KEY,
+       time BIGINT NOT NULL,
+       mac TEXT NOT NULL,
+       source TEXT NOT NULL CHECK (source IN ('runtime', 'guest', 'dhcp', 'tftp', 'http')),
+       stage TEXT NOT NULL,
+       detail TEXT,
+       domain TEXT
+     )`,
+    `CREATE INDEX events_mac_id ON events (mac, id)`,
+  ],
+];
+
+export const eventSchemaVersion = migrations.length;
+
+/** Why an events database could not be used; the message names the file. */
+export class EventDatabaseError extends Error {
+  override readonly name = 'EventDatabaseError';
+  constructor(
+    readonly file: string,
+    /** LOCKED: another process has it open; CORRUPT: not a usable SQLite database; NEWER_SCHEMA; OPEN: anything else. */
+    readonly code: 'LOCKED' | 'CORRUPT' | 'NEWER_SCHEMA' | 'OPEN',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`events database ${file}: ${message}`, options);
+  }
+}
+
+interface EventRow {
+  id: number;
+  time: number;
+  mac: string;
+  source: EventSource;
+  stage: string;
+  detail: string | null;
+  domain: string | null;
+}
+
+function fromRow(row: EventRow): BootEvent {
+  const event: BootEvent = { id: row.id, time: row.time, mac: row.mac, source: row.source, stage: row.stage };
+  if (row.detail !== null) event.detail = row.detail;
+  if (row.domain !== null) event.domain = row.domain;
+  return event;
+}
+
+const columns = 'id, time, mac, source, stage, detail, domain';
+
+export class SqliteEventStore implements EventStore {
+  private readonly statements: ReturnType<SqliteEventStore['prepare']>;
+  private nextId: number;
+
+  private constructor(
+    readonly file: string,
+    private readonly db: Database.Database,
+  ) {
+    this.statements = this.prepare();
+    this.nextId = (this.statements.maxId.get()?.id ?? 0) + 1;
+  }
+
+  /** Opens (creating or migrating) the database at `file`; throws EventDatabaseError. */
+  static open(file: string): SqliteEventStore {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(file);
+      db.pragma('busy_timeout = 2000');
+      db.pragma('locking_mode = EXCLUSIVE');
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      if (String(mode).toLowerCase() !== 'wal') throw new EventDatabaseError(file, 'OPEN', `cannot switch to WAL mode (journal_mode is ${mode})`);
+      db.pragma('synchronous = NORMAL');
+      migrate(db, file);
+      return new SqliteEventStore(file, db);
+    } catch (error) {
+      db?.close();
+      throw asDatabaseError(file, error);
+    }
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      maxId: db.prepare<[], { id: number | null }>('SELECT MAX(id) AS id FROM events'),
+      insert: db.prepare<[number, number, string, string, string, string | null, string | null]>(
+        `INSERT INTO events (${columns}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      byHost: db.prepare<[string], EventRow>(`SELECT ${columns} FROM events WHERE mac = ? ORDER BY id`),
+      newestByHost: db.prepare<[string, number], EventRow>(
+        `SELECT ${columns} FROM (SELECT ${columns} FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?) newest ORDER BY id`,
+      ),
+      latest: db.prepare<[], EventRow>(
+        `SELECT ${columns.split(', ').map((column) => `e.${column}`).join(', ')} FROM events e
+         JOIN (SELECT mac, MAX(id) AS id FROM events GROUP BY mac) last ON e.id = last.id
+         ORDER BY e.mac`,
+      ),
+    };
+  }
+
+  append(event: NewBootEvent): BootEvent {
+    const stored: BootEvent = { ...event, id: this.nextId };
+    this.statements.insert.run(stored.id, stored.time, stored.mac, stored.source, stored.stage, stored.detail ?? null, stored.domain ?? null);
+    this.nextId++;
+    return stored;
+  }
+
+  listByHost(mac: string, options: { limit?: number } = {}): BootEvent[] {
+    const rows = options.limit === undefined ? this.statements.byHost.all(mac) : this.statements.newestByHost.all(mac, options.limit);
+    return rows.map(fromRow);
+  }
+
+  latestByHost(): BootEvent[] {
+    return this.statements.latest.all().map(fromRow);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+function migrate(db: Database.Database, file: string): void {
+  // IMMEDIATE takes the write lock now: with locking_mode=EXCLUSIVE it is then
+  // held until close, so a second server on the same state folder fails here.
+  db.transaction(() => {
+    db.prepare('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)').run();
+    const row = db.prepare<[], { version: number }>('SELECT version FROM schema_version').get();
+    let version = row?.version ?? 0;
+    if (row === undefined) db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
+    if (version > migrations.length) {
+      throw new EventDatabaseError(file, 'NEWER_SCHEMA', `schema version ${version} was written by a newer rackboot (this one knows up to ${migrations.length})`);
+    }
+    for (; version < migrations.length; version++) {
+      for (const statement of migrations[version]!) db.prepare(statement).run();
+    }
+    db.prepare('UPDATE schema_version SET version = ?').run(version);
+  }).immediate();
+}
+
+function asDatabaseError(file: string, error: unknown): EventDatabaseError {
+  if (error instanceof EventDatabaseError) return error;
+  const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+    return new EventDatabaseError(file, 'LOCKED', `locked by another process (is another rackboot serving from this state folder?): ${message}`, { cause: error });
+  }
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+    return new EventDatabaseError(file, 'CORRUPT', `not a usable SQLite database (${message}); move it aside to start a new timeline`, { cause: error });
+  }
+  return new EventDatabaseError(file, 'OPEN', message, { cause: error });
+}

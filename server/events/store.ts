@@ -1,0 +1,40 @@
+import type { BootEvent, NewBootEvent } from './event.js';
+
+/**
+ * Where boot events are kept: append-only, read per host. Synchronous, like
+ * LeaseStore: SQLite through better-sqlite3 is, and a memory store is.
+ */
+export interface EventStore {
+  /** Record an event; returns it with its id. */
+  append(event: NewBootEvent): BootEvent;
+  /** A host's events, oldest first; with `limit`, only the newest `limit` of them. */
+  listByHost(mac: string, options?: { limit?: number }): BootEvent[];
+  /** Each host's most recent event (its current stage), ordered by MAC. */
+  latestByHost(): BootEvent[];
+  close(): void;
+}
+
+/** Events in memory, lost on restart: for tests and `rackboot whatif`-like tools. */
+export class MemoryEventStore implements EventStore {
+  private readonly events: BootEvent[] = [];
+  private readonly latest = new Map<string, BootEvent>();
+
+  append(event: NewBootEvent): BootEvent {
+    const stored: BootEvent = { ...event, id: this.events.length + 1 };
+    this.events.push(stored);
+    this.latest.set(stored.mac, stored);
+    return { ...stored };
+  }
+
+  listByHost(mac: string, options: { limit?: number } = {}): BootEvent[] {
+    const all = this.events.filter((event) => event.mac === mac);
+    const limited = options.limit === undefined ? all : all.slice(Math.max(0, all.length - options.limit));
+    return limited.map((event) => ({ ...event }));
+  }
+
+  latestByHost(): BootEvent[] {
+    return [...this.latest.values()].sort((a, b) => (a.mac < b.mac ? -1 : a.mac > b.mac ? 1 : 0)).map((event) => ({ ...event }));
+  }
+
+  close(): void {}
+}
