@@ -6,7 +6,7 @@ import { summariseHost, type TimelineEvent } from './status/timeline.js';
 
 /** Where timeline events are kept (the event store), as the observer needs it. */
 export interface TimelineSink {
-  append(event: TimelineEvent): unknown;
+  appendAll(events: readonly TimelineEvent[]): unknown;
   listByHost(mac: string, options?: { limit?: number }): TimelineEvent[];
 }
 
@@ -133,12 +133,11 @@ export class BootObserver {
     this.timer = undefined;
     const events = this.queue;
     this.queue = [];
-    for (const event of events) {
-      try {
-        this.options.timeline.append(event);
-      } catch (error) {
-        this.options.log.warn({ err: error, mac: event.mac, stage: event.stage }, 'timeline: event not recorded');
-      }
+    if (events.length === 0) return;
+    try {
+      this.options.timeline.appendAll(events);
+    } catch (error) {
+      this.options.log.warn({ err: error, events: events.length }, 'timeline: events not recorded');
     }
   }
 
@@ -153,4 +152,19 @@ export class BootObserver {
       this.timer.unref();
     }
   }
+}
+
+/** The DHCP server's events, as the observer takes them (serve.ts passes this as onEvent). */
+export function observeDhcp(
+  observer: Pick<BootObserver, 'dhcp'>,
+  event: { kind: string; mac?: string; type?: string; result?: string; address?: string },
+  proxy: boolean,
+): void {
+  if (event.kind === 'malformed') {
+    observer.dhcp({ mac: '', type: 'malformed', result: 'dropped', proxy });
+    return;
+  }
+  if (event.mac === undefined || event.type === undefined) return;
+  const result = event.kind === 'ignore' ? 'ignored' : event.kind === 'error' ? 'error' : (event.result ?? event.kind);
+  observer.dhcp({ mac: event.mac, type: event.type, result, ...(event.address ? { address: event.address } : {}), proxy });
 }

@@ -9,6 +9,13 @@ import { MemoryLeaseStore } from './dhcp/leases.js';
 import { DhcpServer } from './dhcp/server.js';
 import { SqliteLeaseStore } from './dhcp/sqlite-leases.js';
 import { SqliteEventStore } from './events/sqlite-store.js';
+import { createStatusRouter } from './http/status.js';
+import { Metrics } from './metrics.js';
+import { NeighborTable } from './net/neighbors.js';
+import { BootObserver, observeDhcp } from './observe.js';
+import { BuildPartNames, describeHost, rackbootVersion } from './status/hosts.js';
+import { LoadSampler } from './status/load.js';
+import { hostsPerStage } from './status/timeline.js';
 import { createHttpApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { defaultPool, interfaceAddress, parsePool, parseProxyRelaySubnet, parseRelaySubnet } from './net/interfaces.js';
@@ -87,10 +94,61 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const token = await loadOrCreateAdminToken(options.state);
     if (token.created) log.info({ file: token.file }, 'admin api: token created (send it as "Authorization: Bearer <token>")');
     if (token.tightened) log.warn({ file: token.file }, 'admin api: the token file was readable by others; set back to mode 0600');
-    // The boot timeline: what runtimes and guests report (see server/events).
+    // The boot timeline: what runtimes and guests report (see server/events),
+    // and what the DHCP, TFTP and HTTP servers see (server/observe.ts).
     const events = SqliteEventStore.open(join(options.state, 'events.sqlite'));
     closers.push(async () => events.close());
-    const app = createHttpApp({ ...hosts, log, events, admin: { token, profiles, assets, ...(leases ? { leases } : {}), log } });
+    const partNames = new BuildPartNames(assets);
+    closers.push(async () => partNames.stop());
+    const hostStatus = (mac: string) => describeHost(mac, events, { profiles, sightings, ...(leases ? { leases } : {}) });
+    const hostList = () => events.latestByHost().flatMap((latest) => hostStatus(latest.mac) ?? []).sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : -1));
+    const metrics = new Metrics(() => hostsPerStage(hostList()));
+    const observer = new BootObserver({ timeline: events, metrics, neighbors: new NeighborTable(), log, partNames: () => partNames.current });
+    closers.push(() => observer.close());
+    const load = new LoadSampler(served.interfaceName);
+    load.start();
+    closers.push(() => load.stop());
+    const status = createStatusRouter({
+      log,
+      sources: {
+        server: { address: served.address, interface: served.interfaceName, dhcp: options.dhcp, startedAt: new Date().toISOString(), version: rackbootVersion() },
+        hosts: () => {
+          observer.flush();
+          return hostList();
+        },
+        build: async () => {
+          const build = await assets.current();
+          return build && { id: build.id, created: build.manifest.created, files: build.manifest.files.map(({ name, size, sha256 }) => ({ name, size, sha256 })) };
+        },
+        downloads: async () => [],
+        load: () => load.current(),
+      },
+    });
+    closers.push(async () => status.close());
+    const app = createHttpApp({
+      ...hosts,
+      log,
+      events,
+      observer,
+      status: { router: status.router, metrics },
+      admin: {
+        token,
+        profiles,
+        assets,
+        ...(leases ? { leases } : {}),
+        hosts: {
+          list: () => {
+            observer.flush();
+            return hostList();
+          },
+          timeline: (mac) => {
+            observer.flush();
+            return events.listByHost(mac, { limit: 1000 });
+          },
+        },
+        log,
+      },
+    });
     const http: Server = await new Promise((resolve, reject) => {
       const server = app.listen(options.httpPort, served.address, () => resolve(server));
       server.once('error', reject);
@@ -98,6 +156,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     closers.push(() => new Promise((resolve) => http.close(() => resolve())));
 
     const tftp = new TftpServer({
+      onEvent: (event) => {
+        if (event.kind === 'transferEnded' && event.outcome !== 'probe') {
+          observer.tftp({ client: event.client.address, file: event.file, result: event.outcome === 'complete' ? 'complete' : 'failed', bytes: event.bytes, ...(event.detail ? { reason: event.detail } : { reason: event.outcome }) });
+        } else if (event.kind === 'requestRefused') {
+          observer.tftp({ client: event.client.address, file: event.file, result: 'refused', bytes: 0, reason: event.message });
+        }
+      },
       address: served.address,
       port: options.tftpPort,
       ...(options.tftpMaxTransfers !== undefined ? { maxTransfers: options.tftpMaxTransfers } : {}),
@@ -137,6 +202,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         reservationOwner: (address) => profiles.reservationOwner(address),
         sightings,
         bootFile: (facts) => chooseBootFile(facts, endpoints),
+        onEvent: (event) => observeDhcp(observer, event, false),
         log,
         port: options.dhcpPort,
       });
@@ -163,6 +229,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         reservationFor: () => undefined,
         reservationOwner: () => undefined,
         bootFile: (facts) => chooseBootFile(facts, endpoints),
+        onEvent: (event) => observeDhcp(observer, event, true),
         log,
         port: options.dhcpPort,
       });

@@ -14,6 +14,9 @@ class ArraySink implements TimelineSink {
   append(event: TimelineEvent): void {
     this.events.push(event);
   }
+  appendAll(events: readonly TimelineEvent[]): void {
+    this.events.push(...events);
+  }
   listByHost(mac: string): TimelineEvent[] {
     return this.events.filter((event) => event.mac === mac);
   }

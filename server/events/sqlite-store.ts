@@ -124,6 +124,17 @@ export class SqliteEventStore implements EventStore {
     return stored;
   }
 
+  appendAll(events: readonly NewBootEvent[]): BootEvent[] {
+    // One commit for the lot; if it fails, none is kept and nextId is put back.
+    const first = this.nextId;
+    try {
+      return this.db.transaction(() => events.map((event) => this.append(event)))();
+    } catch (error) {
+      this.nextId = first;
+      throw error;
+    }
+  }
+
   listByHost(mac: string, options: { limit?: number } = {}): BootEvent[] {
     const rows = options.limit === undefined ? this.statements.byHost.all(mac) : this.statements.newestByHost.all(mac, options.limit);
     return rows.map(fromRow);

@@ -7,6 +7,8 @@ import type { BootEvent, NewBootEvent } from './event.js';
 export interface EventStore {
   /** Record an event; returns it with its id. */
   append(event: NewBootEvent): BootEvent;
+  /** Record several events at once, in order: one transaction where the store has them (the servers' events come in bursts). */
+  appendAll(events: readonly NewBootEvent[]): BootEvent[];
   /** A host's events, oldest first; with `limit`, only the newest `limit` of them. */
   listByHost(mac: string, options?: { limit?: number }): BootEvent[];
   /** Each host's most recent event (its current stage), ordered by MAC. */
@@ -24,6 +26,10 @@ export class MemoryEventStore implements EventStore {
     this.events.push(stored);
     this.latest.set(stored.mac, stored);
     return { ...stored };
+  }
+
+  appendAll(events: readonly NewBootEvent[]): BootEvent[] {
+    return events.map((event) => this.append(event));
   }
 
   listByHost(mac: string, options: { limit?: number } = {}): BootEvent[] {

@@ -8,7 +8,10 @@ import type { AssetStore } from '../assets/builds.js';
 import type { Lease, LeaseStore } from '../dhcp/leases.js';
 import type { Logger } from '../log.js';
 import { formatProfileError, type ProfileError } from '../profiles/error.js';
+import { normaliseMac } from '../profiles/mac.js';
 import type { ProfileDirectory } from '../profiles/store.js';
+import type { HostStatus } from '../status/snapshot.js';
+import type { TimelineEvent } from '../status/timeline.js';
 
 export interface AdminApiOptions {
   token: AdminToken;
@@ -16,6 +19,8 @@ export interface AdminApiOptions {
   assets: AssetStore;
   /** The DHCP lease store; absent when this server gives no addresses (proxy or off). */
   leases?: LeaseStore;
+  /** Hosts as the status page shows them, and each one's timeline. */
+  hosts?: { list(): HostStatus[]; timeline(mac: string): TimelineEvent[] };
   log: Logger;
   now?: () => number;
 }
@@ -161,6 +166,23 @@ export function createAdminRouter(options: AdminApiOptions): Router {
     }
     log.info({ event: 'admin-lease', action: 'released', mac: lease.mac, address, was: lease.state }, 'admin api: lease released');
     res.json(leaseJson(leases.byAddress(address) ?? { ...lease, state: 'released', expiresAt: now() }));
+  });
+
+  // --- hosts ---
+
+  router.get('/hosts', (_req, res) => {
+    res.json(options.hosts?.list() ?? []);
+  });
+
+  router.get('/hosts/:mac', (req, res) => {
+    const mac = normaliseMac(String(req.params.mac));
+    const host = mac === undefined ? undefined : options.hosts?.list().find((candidate) => candidate.mac === mac);
+    if (mac === undefined || host === undefined) {
+      res.status(404).json({ error: `no host ${String(req.params.mac)} has been seen` });
+      return;
+    }
+    const timeline = options.hosts!.timeline(mac).map((event) => ({ ...event, time: new Date(event.time).toISOString() }));
+    res.json({ ...host, timeline });
   });
 
   // --- builds ---

@@ -1,4 +1,4 @@
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { platformOf, type Platform } from '../boot/facts.js';
 import { domainConfigName, hostFile, type HostFileName, type HostSources } from '../boot/host-files.js';
 import { renderEntryScript } from '../boot/render.js';
@@ -6,6 +6,8 @@ import { parseEventReport } from '../events/event.js';
 import { MemoryEventStore, type EventStore } from '../events/store.js';
 import type { Logger } from '../log.js';
 import { normaliseMac } from '../profiles/mac.js';
+import type { Metrics } from '../metrics.js';
+import type { BootObserver } from '../observe.js';
 import { createAdminRouter, type AdminApiOptions } from './admin.js';
 
 export interface HttpAppOptions extends HostSources {
@@ -16,6 +18,10 @@ export interface HttpAppOptions extends HostSources {
   events?: EventStore;
   /** The clock events are stamped with; Date.now when left out. */
   now?: () => number;
+  /** Told of every answered request, and of every stored report (timeline and metrics: server/observe.ts). */
+  observer?: Pick<BootObserver, 'http' | 'reported'>;
+  /** The status page under /status and GET /metrics; left out, there are none. */
+  status?: { router: Router; metrics: Metrics };
 }
 
 /** Event bodies are one line of text or so; anything bigger is not a report. */
@@ -59,6 +65,12 @@ export function createHttpApp(options: HttpAppOptions) {
         },
         'http request',
       );
+      options.observer?.http({
+        path: req.originalUrl,
+        status: res.statusCode,
+        bytes: Number(res.getHeader('content-length') ?? 0),
+        client: req.socket.remoteAddress,
+      });
     });
     next();
   });
@@ -68,6 +80,13 @@ export function createHttpApp(options: HttpAppOptions) {
   };
 
   if (options.admin) app.use('/api', createAdminRouter(options.admin));
+  if (options.status) {
+    const { metrics } = options.status;
+    app.use('/status', options.status.router);
+    app.get('/metrics', async (_req, res) => {
+      res.type(metrics.contentType).set('Cache-Control', 'no-store').send(await metrics.text());
+    });
+  }
 
   app.get('/boot.ipxe', (_req, res) => text(res, renderEntryScript(endpoints)));
 
@@ -154,6 +173,7 @@ export function createHttpApp(options: HttpAppOptions) {
       'host event',
     );
     res.status(204).set('Cache-Control', 'no-store').end();
+    void options.observer?.reported(mac, stored.stage);
   });
 
   app.get('/hosts/:mac/events', (req, res) => {

@@ -68,7 +68,7 @@ export function summariseHost(mac: string, events: readonly TimelineEvent[]): Ho
 }
 
 /** How many hosts stand at each stage, for the metrics gauge. */
-export function hostsPerStage(summaries: Iterable<HostSummary>): Map<string, number> {
+export function hostsPerStage(summaries: Iterable<{ stage: string }>): Map<string, number> {
   const counts = new Map<string, number>();
   for (const summary of summaries) counts.set(summary.stage, (counts.get(summary.stage) ?? 0) + 1);
   return counts;

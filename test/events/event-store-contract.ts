@@ -27,6 +27,23 @@ export function eventStoreContract(name: string, create: () => EventStore): void
       store.close();
     });
 
+    test('appendAll keeps a burst in order, with increasing ids, interleaved with single appends', () => {
+      const store = create();
+      const before = store.append({ time: t0, mac: hostA, source: 'dhcp', stage: 'dhcp-offer' });
+      const burst = store.appendAll([
+        { time: t0 + 1, mac: hostA, source: 'dhcp', stage: 'dhcp-ack', detail: '198.18.0.100' },
+        { time: t0 + 2, mac: hostB, source: 'tftp', stage: 'tftp', detail: 'undionly.kpxe' },
+        { time: t0 + 3, mac: hostA, source: 'http', stage: 'boot.ipxe' },
+      ]);
+      const after = store.append({ time: t0 + 4, mac: hostA, source: 'runtime', stage: 'booted' });
+      assert.equal(burst.length, 3);
+      assert.ok(before.id < burst[0]!.id && burst[0]!.id < burst[1]!.id && burst[1]!.id < burst[2]!.id && burst[2]!.id < after.id);
+      assert.deepEqual(store.listByHost(hostA).map((event) => event.stage), ['dhcp-offer', 'dhcp-ack', 'boot.ipxe', 'booted']);
+      assert.deepEqual(store.listByHost(hostB), [burst[1]]);
+      assert.deepEqual(store.appendAll([]), []);
+      store.close();
+    });
+
     test('listByHost with a limit keeps the newest, still oldest first', () => {
       const store = create();
       const stages = ['booted', 'configured', 'domain-started', 'ready'];

@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { AssetStore } from '../assets/builds.js';
+import type { LeaseStore } from '../dhcp/leases.js';
+import type { RelaySlot } from '../profiles/slot.js';
+import type { Profile } from '../profiles/profile.js';
+import type { HostStatus } from './snapshot.js';
+import { summariseHost, type TimelineEvent } from './timeline.js';
+
+/** How many of a host's newest events its summary reads. */
+const summaryEvents = 500;
+
+/** One host's row on the status page and in the admin API, from its timeline, profile and lease. */
+export function describeHost(
+  mac: string,
+  events: { listByHost(mac: string, options?: { limit?: number }): TimelineEvent[] },
+  sources: {
+    profiles: { lookup(mac: string, slot?: RelaySlot): Profile | undefined };
+    sightings?: { slotOf(mac: string): RelaySlot | undefined };
+    leases?: Pick<LeaseStore, 'byMac'>;
+  },
+): HostStatus | undefined {
+  const timeline = events.listByHost(mac, { limit: summaryEvents });
+  const summary = summariseHost(mac, timeline);
+  if (summary === undefined) return undefined;
+  const profile = sources.profiles.lookup(mac, sources.sightings?.slotOf(mac));
+  const lease = sources.leases?.byMac(mac);
+  // Our own lease when we gave one; else the last address a DHCP reply or the runtime named.
+  const seen = [...timeline].reverse().find((event) => event.source === 'dhcp' && event.detail !== undefined && /^\d+\.\d+\.\d+\.\d+$/.test(event.detail));
+  const address = lease?.state === 'bound' ? lease.address : (seen?.detail ?? null);
+  return {
+    mac,
+    hostname: profile?.hostname ?? lease?.hostname ?? null,
+    profile: profile ? basename(profile.source) : null,
+    address,
+    stage: summary.stage,
+    lastSeen: new Date(summary.lastSeen).toISOString(),
+    lastBootSeconds: summary.lastBootSeconds,
+    failures: summary.failures,
+    lastFailure: summary.lastFailure,
+  };
+}
+
+/**
+ * The part names of the current build, for metric labels, read again every
+ * few seconds (a build switch changes them) without blocking a request.
+ */
+export class BuildPartNames {
+  current: ReadonlySet<string> = new Set();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(assets: AssetStore, intervalMs = 5000) {
+    const refresh = () => {
+      void assets.current().then(
+        (build) => {
+          this.current = new Set(build?.manifest.files.map((file) => file.name) ?? []);
+        },
+        () => undefined,
+      );
+    };
+    refresh();
+    this.timer = setInterval(refresh, intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+let version: string | undefined;
+
+/** rackboot's version, from its package.json. */
+export function rackbootVersion(): string {
+  version ??= (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  return version;
+}
