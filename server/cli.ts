@@ -78,11 +78,16 @@ async function main(argv: string[]): Promise<void> {
       (y) =>
         y
           .option('out', { type: 'string', default: 'boot-assets', describe: 'assets folder: builds/<id> and the "current" link' })
-          .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' }),
+          .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' })
+          .option('variant', {
+            choices: ['debian', 'tiny'] as const,
+            default: 'debian' as const,
+            describe: 'runtime initrd: a pruned Debian dom0 with the Xen toolstack and sshd, or busybox only (quick, for tests)',
+          }),
       async (args) => {
         const { build } = await import('../builder/build.js');
         const log = createLogger();
-        const result = await build({ out: args.out, ...(args.cache ? { cacheDir: args.cache } : {}), log });
+        const result = await build({ out: args.out, ...(args.cache ? { cacheDir: args.cache } : {}), variant: args.variant, log });
         log.info({ build: result.id, dir: result.dir }, 'build done');
       },
     )

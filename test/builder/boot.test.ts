@@ -31,7 +31,7 @@ before(async () => {
   assertRoot();
   run('qemu-system-x86_64', ['--version']);
   out = await mkdtemp(join(tmpdir(), 'rackboot-boot-'));
-  result = await build({ out, log: silentLogger() }); // shares the default download cache
+  result = await build({ out, variant: 'tiny', log: silentLogger() }); // shares the default download cache
 });
 
 after(async () => {
