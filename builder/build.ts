@@ -8,7 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import type { Logger } from '../server/log.js';
 import { AptClient, sha256File, type FetchedPackage } from './apt.js';
 import { BuildStepError } from './errors.js';
-import { ALL_MODULES, DEBIAN_RUNTIME_MODULES, debianRuntimeTree, encodeInitrd, GUEST_MODULES, guestTree, RUNTIME_MODULES, runtimeTree } from './initrd.js';
+import { ALL_MODULES, DEBIAN_RUNTIME_MODULES, debianRuntimeFiles, debianRuntimeTree, encodeInitrd, ROOT_MOUNT_MODULES, GUEST_MODULES, guestTree, RUNTIME_MODULES, runtimeTree } from './initrd.js';
 import { kernelSubset, readKernelPackage } from './kernel.js';
 import {
   buildId,
@@ -24,7 +24,7 @@ import {
   type PackageRef,
 } from './manifest.js';
 import { findMultibootHeaders, isElf } from './multiboot.js';
-import { ensureRootfs, machineSources, mirrorOfUri, ROOTFS_PACKAGES, rootfsEntries } from './rootfs.js';
+import { ensureRootfs, machineSources, mirrorOfUri, ROOTFS_PACKAGES, squashRootfs } from './rootfs.js';
 import { resolveInRoot, unpackDeb } from './unpack.js';
 
 /**
@@ -185,9 +185,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     let rootfsBytes = 0;
     try {
       if (rootfs !== undefined) {
-        const pruned = await rootfsEntries(rootfs.dir);
-        rootfsBytes = pruned.bytes;
-        tree = await debianRuntimeTree({ rootfs: pruned.entries, kernel: kernelSubset(kernel, DEBIAN_RUNTIME_MODULES), runtimeDir, runtimeVersion });
+        const rootImage = await squashRootfs(rootfs.dir, await debianRuntimeFiles(kernelSubset(kernel, [...DEBIAN_RUNTIME_MODULES, ...ROOT_MOUNT_MODULES]), runtimeDir, runtimeVersion));
+        rootfsBytes = rootImage.length;
+        tree = await debianRuntimeTree({ rootImage, busyboxRoot: unpacked.get(BUSYBOX_PACKAGE)!, kernel: kernelSubset(kernel, ROOT_MOUNT_MODULES), runtimeDir, runtimeVersion });
       } else {
         tree = await runtimeTree({ busyboxRoot: unpacked.get(BUSYBOX_PACKAGE)!, kernel: kernelSubset(kernel, RUNTIME_MODULES), runtimeDir, runtimeVersion });
       }
@@ -203,7 +203,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
         builtin: tree.modules.builtin,
         moduleIndex: kernel.indexReused ? 'cached' : 'read',
         members: tree.entries.length,
-        ...(rootfs !== undefined ? { rootfs: rootfs.cached ? 'cached' : 'debootstrap', rootfsBytes } : {}),
+        ...(rootfs !== undefined ? { rootfs: rootfs.cached ? 'cached' : 'debootstrap', rootImageBytes: rootfsBytes } : {}),
         bytes: initrd.length,
         ms: Date.now() - initrdStarted,
       },
@@ -212,7 +212,10 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     made.push({
       name: 'initrd.gz',
       source: { package: RUNTIME_PACKAGE, version: runtimeVersion },
-      contains: rootfs !== undefined ? [...rootfs.packages, ref(kernelPackage)] : [ref(BUSYBOX_PACKAGE), ref(kernelPackage)],
+      contains:
+        rootfs !== undefined
+          ? [...rootfs.packages.filter((p) => p.package !== BUSYBOX_PACKAGE), ref(BUSYBOX_PACKAGE), ref(kernelPackage)]
+          : [ref(BUSYBOX_PACKAGE), ref(kernelPackage)],
     });
 
     let guest;

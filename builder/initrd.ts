@@ -67,7 +67,7 @@ export const DEBIAN_RUNTIME_MODULES = [
 export const GUEST_MODULES = ['xen-netfront'] as const;
 
 /** Every module any image of a build needs: what the kernel package is read for. */
-export const ALL_MODULES = [...new Set<string>([...DEBIAN_RUNTIME_MODULES, ...GUEST_MODULES])];
+export const ALL_MODULES = [...new Set<string>([...DEBIAN_RUNTIME_MODULES, ...GUEST_MODULES, 'squashfs'])];
 
 /** Every member's modification time (2000-01-01T00:00:00Z): fixed, so the archive is reproducible. */
 export const INITRD_MTIME = 946684800;
@@ -165,33 +165,51 @@ function deviceNodes(): CpioEntry[] {
   ];
 }
 
+/** What the Debian runtime's first stage loads to mount its root: the squashfs, on a loop device, under an overlay. */
+export const ROOT_MOUNT_MODULES = ['squashfs', 'loop', 'overlay'] as const;
+
+/** Where the squashfs sits in the initrd. */
+export const ROOT_IMAGE = 'rootfs.squashfs';
+
 export interface DebianRuntimeInputs {
-  /** The pruned Debian tree (see rootfsEntries). */
-  rootfs: CpioEntry[];
-  /** The kernel with the Debian runtime's modules (DEBIAN_RUNTIME_MODULES). */
+  /** The root image (see squashRootfs), holding the Debian tree and init-debian as /init. */
+  rootImage: Buffer;
+  /** Unpacked busybox-static, for the first stage. */
+  busyboxRoot: string;
+  /** The kernel with ROOT_MOUNT_MODULES only. */
   kernel: KernelParts;
-  /** builder/runtime: init-debian, udhcpc.script. */
+  /** builder/runtime: init-ram-root. */
   runtimeDir: string;
   runtimeVersion: string;
 }
 
 /**
- * The Debian runtime: the debootstrap'd tree, rackboot's /init, and the
- * kernel's modules. Debian's /lib is a link to usr/lib (merged /usr), so the
- * modules go to usr/lib/modules.
+ * The Debian runtime's initrd: a busybox first stage whose /init mounts
+ * rootfs.squashfs read-only, a size-limited tmpfs over it, and switches to
+ * the Debian tree's /init (init-debian).
  */
 export async function debianRuntimeTree(inputs: DebianRuntimeInputs): Promise<RuntimeTree> {
-  const text = (data: string): Buffer => Buffer.from(data, 'utf8');
-  const ours: CpioEntry[] = [
-    { type: 'file', path: 'init', mode: 0o755, data: await readFile(join(inputs.runtimeDir, 'init-debian')) },
-    { type: 'file', path: 'usr/share/udhcpc/default.script', mode: 0o755, data: await readFile(join(inputs.runtimeDir, 'udhcpc.script')) },
-    { type: 'file', path: 'etc/rackboot-release', mode: 0o644, data: text(`rackboot-runtime ${inputs.runtimeVersion} debian\n`) },
+  const entries: CpioEntry[] = [
+    ...(await busyboxEntries(inputs.busyboxRoot)),
+    { type: 'file', path: 'init', mode: 0o755, data: await readFile(join(inputs.runtimeDir, 'init-ram-root')) },
+    { type: 'file', path: ROOT_IMAGE, mode: 0o644, data: inputs.rootImage },
+    { type: 'file', path: 'etc/rackboot-release', mode: 0o644, data: Buffer.from(`rackboot-runtime ${inputs.runtimeVersion} debian\n`, 'utf8') },
     ...deviceNodes(),
-    ...moduleEntries(inputs.kernel, 'usr/lib/modules'),
+    ...moduleEntries(inputs.kernel, 'lib/modules'),
   ];
-  const replaced = new Set(ours.map((e) => e.path));
-  const entries = [...inputs.rootfs.filter((e) => !replaced.has(e.path)), ...ours];
+  for (const d of ['proc', 'sys', 'run', 'newroot', 'tmp']) entries.push({ type: 'directory', path: d, mode: 0o755 });
   return { entries: withParentDirectories(entries), modules: inputs.kernel.selection };
+}
+
+/** rackboot's files inside the Debian tree: init-debian as /init, the udhcpc script, the release note and the dom0 modules. */
+export async function debianRuntimeFiles(kernel: KernelParts, runtimeDir: string, runtimeVersion: string): Promise<CpioEntry[]> {
+  return [
+    { type: 'file', path: 'init', mode: 0o755, data: await readFile(join(runtimeDir, 'init-debian')) },
+    { type: 'file', path: 'usr/share/udhcpc/default.script', mode: 0o755, data: await readFile(join(runtimeDir, 'udhcpc.script')) },
+    { type: 'file', path: 'etc/rackboot-release', mode: 0o644, data: Buffer.from(`rackboot-runtime ${runtimeVersion} debian\n`, 'utf8') },
+    // Debian's /lib is a link to usr/lib (merged /usr).
+    ...moduleEntries(kernel, 'usr/lib/modules'),
+  ];
 }
 
 export interface GuestInputs {

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { Logger } from '../server/log.js';
 import type { CpioEntry } from './cpio.js';
 import { BuildStepError } from './errors.js';
@@ -90,6 +91,15 @@ export function isPruned(path: string): boolean {
     'usr/share/bug/',
     'usr/share/zoneinfo/right/',
     'usr/lib/udev/hwdb.d/',
+    // HVM firmware (hvmloader): HVM guests need qemu-system-xen, which the runtime does not carry.
+    'usr/lib/xen-4.17/boot/',
+    // Python's IDE, test suites, 2to3 and pip's bundled wheels: nothing a dom0 runs.
+    'usr/lib/python3.11/idlelib/',
+    'usr/lib/python3.11/lib2to3/',
+    'usr/lib/python3.11/pydoc_data/',
+    'usr/lib/python3.11/ensurepip/',
+    'usr/lib/python3.11/test/',
+    'usr/lib/python3.11/unittest/test/',
     'var/lib/apt/lists/',
     'var/cache/apt/',
     'var/cache/debconf/',
@@ -108,9 +118,6 @@ export function isPruned(path: string): boolean {
   if (path.endsWith('.pyc') || path.includes('/__pycache__/') || path.endsWith('/__pycache__')) return true;
   return false;
 }
-
-/** Folders kept empty (their contents pruned or made at boot). */
-const EMPTY_DIRS = new Set(['dev', 'proc', 'sys', 'run', 'tmp', 'var/log', 'var/lib/apt/lists', 'var/cache/apt']);
 
 /** dpkg leaves out what the build pruned when apt installs more at runtime, too. */
 const DPKG_EXCLUDES = `# rackboot runtime: runs from RAM, so no documentation or translations
@@ -210,33 +217,49 @@ export async function ensureRootfs(cacheDir: string, inputs: RootfsInputs, log: 
   }
 }
 
+/** Every member's time in the squashfs, as in the cpio (2000-01-01T00:00:00Z). */
+const SQUASHFS_TIME = '946684800';
+
 /**
- * The tree as cpio entries, pruned, with owners and modes as on disk. Device
- * nodes, sockets and FIFOs are left out (devtmpfs provides /dev at boot).
+ * The pruned tree plus `extra` (rackboot's own files: the /init, modules) as
+ * one xz-compressed squashfs image. The runtime mounts it read-only under a
+ * size-limited tmpfs overlay, so the dom0 holds about a third of the tree's
+ * size in RAM, and mksquashfs's reproducible mode (the default) with fixed
+ * times makes the same bytes from the same tree.
  */
-export async function rootfsEntries(root: string): Promise<{ entries: CpioEntry[]; bytes: number }> {
-  const entries: CpioEntry[] = [];
-  let bytes = 0;
-  const walk = async (rel: string): Promise<void> => {
-    const names = (await readdir(join(root, rel))).sort();
-    for (const name of names) {
-      const path = rel === '' ? name : `${rel}/${name}`;
-      if (isPruned(path)) continue;
-      const full = join(root, path);
-      const info = await lstat(full);
-      const owner = { uid: info.uid, gid: info.gid };
-      if (info.isSymbolicLink()) {
-        entries.push({ type: 'symlink', path, target: await readlink(full), ...owner });
-      } else if (info.isDirectory()) {
-        entries.push({ type: 'directory', path, mode: info.mode & 0o7777, ...owner });
-        if (!EMPTY_DIRS.has(path)) await walk(path);
-      } else if (info.isFile()) {
-        const data = await readFile(full);
-        bytes += data.length;
-        entries.push({ type: 'file', path, mode: info.mode & 0o7777, data, ...owner });
+export async function squashRootfs(treeDir: string, extra: CpioEntry[]): Promise<Buffer> {
+  const work = await mkdtemp(join(tmpdir(), 'rackboot-squash-'));
+  try {
+    const root = join(work, 'root');
+    await runCommand('cp', ['-a', '--reflink=auto', treeDir, root]);
+    const prune = async (rel: string): Promise<void> => {
+      for (const name of await readdir(join(root, rel))) {
+        const path = rel === '' ? name : `${rel}/${name}`;
+        const full = join(root, path);
+        const info = await lstat(full);
+        if (isPruned(path) || (!info.isFile() && !info.isDirectory() && !info.isSymbolicLink())) await rm(full, { recursive: true, force: true });
+        else if (info.isDirectory()) await prune(path);
+      }
+    };
+    await prune('');
+    for (const entry of extra) {
+      const full = join(root, entry.path);
+      await mkdir(dirname(full), { recursive: true });
+      if (entry.type === 'file') {
+        await rm(full, { force: true });
+        await writeFile(full, entry.data, { mode: entry.mode });
+      } else if (entry.type === 'directory') {
+        await mkdir(full, { recursive: true, mode: entry.mode });
+      } else {
+        throw new Error(`cannot add ${entry.type} ${entry.path} to the squashfs`);
       }
     }
-  };
-  await walk('');
-  return { entries, bytes };
+    const image = join(work, 'root.squashfs');
+    await runCommand('mksquashfs', [root, image, '-comp', 'xz', '-noappend', '-no-xattrs', '-quiet', '-no-progress', '-all-time', SQUASHFS_TIME, '-mkfs-time', SQUASHFS_TIME]);
+    return await readFile(image);
+  } catch (error) {
+    throw new BuildStepError('rootfs', 'mksquashfs', error instanceof Error ? error.message : String(error), { cause: error });
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
 }
