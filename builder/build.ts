@@ -8,20 +8,23 @@ import { gunzipSync } from 'node:zlib';
 import type { Logger } from '../server/log.js';
 import { AptClient, sha256File, type FetchedPackage } from './apt.js';
 import { BuildStepError } from './errors.js';
-import { encodeInitrd, RUNTIME_MODULES, runtimeTree } from './initrd.js';
-import { readKernelPackage } from './kernel.js';
+import { ALL_MODULES, DEBIAN_RUNTIME_MODULES, debianRuntimeFiles, debianRuntimeTree, encodeInitrd, ROOT_MOUNT_MODULES, GUEST_MODULES, guestTree, RUNTIME_MODULES, runtimeTree } from './initrd.js';
+import { kernelSubset, readKernelPackage } from './kernel.js';
 import {
   buildId,
   contentDigestInput,
   createManifest,
   MANIFEST_NAME,
+  RELEASE,
   RUNTIME_PACKAGE,
+  type RuntimeVariant,
   type BuildFileName,
   type Manifest,
   type ManifestFile,
   type PackageRef,
 } from './manifest.js';
 import { findMultibootHeaders, isElf } from './multiboot.js';
+import { ensureRootfs, machineSources, mirrorOfUri, ROOTFS_PACKAGES, squashRootfs } from './rootfs.js';
 import { resolveInRoot, unpackDeb } from './unpack.js';
 
 /**
@@ -36,6 +39,8 @@ export interface BuildOptions {
   out: string;
   /** Download cache; default $XDG_CACHE_HOME/rackboot or ~/.cache/rackboot. */
   cacheDir?: string;
+  /** The runtime initrd: "debian" (default) or "tiny" (busybox only). */
+  variant?: RuntimeVariant;
   log: Logger;
 }
 
@@ -55,6 +60,9 @@ const XEN_EFI = '/boot/xen-4.17-amd64.efi';
 const KERNEL_META_PACKAGE = 'linux-image-amd64';
 const IPXE_PACKAGE = 'ipxe';
 const BUSYBOX_PACKAGE = 'busybox-static';
+const MEMTEST_PACKAGE = 'memtest86+';
+/** Any package of the release's main archive: its download URI names the mirror debootstrap uses. */
+const MIRROR_PROBE_PACKAGE = 'base-files';
 
 export function defaultCacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
@@ -87,7 +95,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const root = packageRoot();
   const runtimeVersion = (JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string }).version;
   const apt = new AptClient({ cacheDir, log });
-  log.info({ out, cacheDir }, 'build started');
+  const variant = options.variant ?? 'debian';
+  log.info({ out, cacheDir, variant }, 'build started');
 
   // What to fetch: the kernel is whatever linux-image-amd64 points at today.
   const kernelPackage = (await apt.depends(KERNEL_META_PACKAGE)).find((d) => /^linux-image-\d.*-amd64$/.test(d));
@@ -95,10 +104,25 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     throw new BuildStepError('resolve', KERNEL_META_PACKAGE, 'its Depends names no linux-image-<version>-amd64 package');
   }
   const kernelVersion = kernelVersionOf(kernelPackage);
-  const names = [XEN_PACKAGE, kernelPackage, IPXE_PACKAGE, BUSYBOX_PACKAGE];
+  const names = [XEN_PACKAGE, kernelPackage, IPXE_PACKAGE, BUSYBOX_PACKAGE, MEMTEST_PACKAGE];
   const files = await apt.resolveAll(names);
   const fetched = new Map<string, FetchedPackage>((await apt.fetchAll(files)).map((f) => [f.file.package, f]));
   const ref = (pkg: string): PackageRef => ({ package: pkg, version: fetched.get(pkg)!.file.version });
+
+  // The Debian tree comes first: it is the slow part, and cached by its inputs.
+  const rootfs =
+    variant === 'debian'
+      ? await ensureRootfs(
+          cacheDir,
+          {
+            release: RELEASE,
+            mirror: mirrorOfUri((await apt.resolve(MIRROR_PROBE_PACKAGE)).uri),
+            packages: ROOTFS_PACKAGES,
+            sources: await machineSources(),
+          },
+          log,
+        )
+      : undefined;
 
   await mkdir(join(out, 'builds'), { recursive: true });
   const work = await mkdtemp(join(tmpdir(), 'rackboot-build-'));
@@ -112,10 +136,10 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     const [kernel] = await Promise.all([
       readKernelPackage(
         { path: fetched.get(kernelPackage)!.path, sha256: fetched.get(kernelPackage)!.file.sha256, name: kernelPackage, version: kernelVersion },
-        RUNTIME_MODULES,
+        ALL_MODULES,
         { indexPath: join(cacheDir, 'kernel-index', `${fetched.get(kernelPackage)!.file.fileName}.json`) },
       ),
-      ...[XEN_PACKAGE, IPXE_PACKAGE, BUSYBOX_PACKAGE].map(async (pkg) => {
+      ...[XEN_PACKAGE, IPXE_PACKAGE, BUSYBOX_PACKAGE, MEMTEST_PACKAGE].map(async (pkg) => {
         const into = join(work, pkg);
         await unpackDeb(fetched.get(pkg)!.path, into, pkg);
         unpacked.set(pkg, into);
@@ -149,31 +173,60 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       made.push({ name, source: ref(IPXE_PACKAGE) });
     }
 
+    // memtest86+ for BIOS (a Linux-boot-protocol image) and EFI (a PE application).
+    for (const name of ['memtest86+x64.bin', 'memtest86+x64.efi'] as const) {
+      await copyFile(await from(MEMTEST_PACKAGE, `/boot/${name}`), join(partial, name));
+      made.push({ name, source: ref(MEMTEST_PACKAGE) });
+    }
+
+    const runtimeDir = join(root, 'builder', 'runtime');
     const initrdStarted = Date.now();
     let tree;
+    let rootfsBytes = 0;
     try {
-      tree = await runtimeTree({
-        busyboxRoot: unpacked.get(BUSYBOX_PACKAGE)!,
-        kernel,
-        runtimeDir: join(root, 'builder', 'runtime'),
-        runtimeVersion,
-      });
+      if (rootfs !== undefined) {
+        const rootImage = await squashRootfs(rootfs.dir, await debianRuntimeFiles(kernelSubset(kernel, [...DEBIAN_RUNTIME_MODULES, ...ROOT_MOUNT_MODULES]), runtimeDir, runtimeVersion));
+        rootfsBytes = rootImage.length;
+        tree = await debianRuntimeTree({ rootImage, busyboxRoot: unpacked.get(BUSYBOX_PACKAGE)!, kernel: kernelSubset(kernel, ROOT_MOUNT_MODULES), runtimeDir, runtimeVersion });
+      } else {
+        tree = await runtimeTree({ busyboxRoot: unpacked.get(BUSYBOX_PACKAGE)!, kernel: kernelSubset(kernel, RUNTIME_MODULES), runtimeDir, runtimeVersion });
+      }
     } catch (error) {
       throw new BuildStepError('initrd', undefined, error instanceof Error ? error.message : String(error), { cause: error });
     }
-    await writeFile(join(partial, 'initrd.gz'), encodeInitrd(tree.entries));
+    const initrd = encodeInitrd(tree.entries);
+    await writeFile(join(partial, 'initrd.gz'), initrd);
     log.info(
       {
+        variant,
         modules: tree.modules.order.length,
         builtin: tree.modules.builtin,
         moduleIndex: kernel.indexReused ? 'cached' : 'read',
         members: tree.entries.length,
+        ...(rootfs !== undefined ? { rootfs: rootfs.cached ? 'cached' : 'debootstrap', rootImageBytes: rootfsBytes } : {}),
+        bytes: initrd.length,
         ms: Date.now() - initrdStarted,
       },
       'runtime initrd written',
     );
     made.push({
       name: 'initrd.gz',
+      source: { package: RUNTIME_PACKAGE, version: runtimeVersion },
+      contains:
+        rootfs !== undefined
+          ? [...rootfs.packages.filter((p) => p.package !== BUSYBOX_PACKAGE), ref(BUSYBOX_PACKAGE), ref(kernelPackage)]
+          : [ref(BUSYBOX_PACKAGE), ref(kernelPackage)],
+    });
+
+    let guest;
+    try {
+      guest = await guestTree({ busyboxRoot: unpacked.get(BUSYBOX_PACKAGE)!, kernel: kernelSubset(kernel, GUEST_MODULES), runtimeDir, runtimeVersion });
+    } catch (error) {
+      throw new BuildStepError('guest', undefined, error instanceof Error ? error.message : String(error), { cause: error });
+    }
+    await writeFile(join(partial, 'guest.initrd.gz'), encodeInitrd(guest));
+    made.push({
+      name: 'guest.initrd.gz',
       source: { package: RUNTIME_PACKAGE, version: runtimeVersion },
       contains: [ref(BUSYBOX_PACKAGE), ref(kernelPackage)],
     });
@@ -187,7 +240,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     }
     const created = new Date();
     const id = buildId(created, createHash('sha256').update(contentDigestInput(manifestFiles)).digest('hex'));
-    const manifest = createManifest(id, created, manifestFiles);
+    const manifest = createManifest(id, created, manifestFiles, variant);
     await writeFile(join(partial, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
 
     const dir = join(out, 'builds', id);

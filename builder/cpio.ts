@@ -6,15 +6,21 @@
  * Pure: entries in, bytes out, and back. Writing the archive here instead of
  * running cpio(1) lets the build create device nodes (/dev/console) without
  * root and makes the archive byte-for-byte reproducible: members are sorted,
- * owners are root, every mtime is the same fixed value and inode numbers are
+ * owners are root unless an entry names another, every mtime is the same fixed value and inode numbers are
  * assigned in order.
  */
 
+/** Owner and group; root (0) when left out. */
+interface Owner {
+  uid?: number;
+  gid?: number;
+}
+
 export type CpioEntry =
-  | { type: 'file'; path: string; mode: number; data: Uint8Array }
-  | { type: 'directory'; path: string; mode: number }
-  | { type: 'symlink'; path: string; target: string }
-  | { type: 'character-device'; path: string; mode: number; major: number; minor: number };
+  | ({ type: 'file'; path: string; mode: number; data: Uint8Array } & Owner)
+  | ({ type: 'directory'; path: string; mode: number } & Owner)
+  | ({ type: 'symlink'; path: string; target: string } & Owner)
+  | ({ type: 'character-device'; path: string; mode: number; major: number; minor: number } & Owner);
 
 export interface CpioOptions {
   /** Modification time of every member, seconds since the epoch. */
@@ -78,20 +84,23 @@ interface Member {
   data: Uint8Array;
   rdevMajor: number;
   rdevMinor: number;
+  uid: number;
+  gid: number;
 }
 
 function memberOf(entry: CpioEntry): Member {
   const path = normalisePath(entry.path);
   const none = new Uint8Array(0);
+  const owner = { uid: entry.uid ?? 0, gid: entry.gid ?? 0 };
   switch (entry.type) {
     case 'file':
-      return { path, mode: S_IFREG | (entry.mode & 0o7777), nlink: 1, data: entry.data, rdevMajor: 0, rdevMinor: 0 };
+      return { path, mode: S_IFREG | (entry.mode & 0o7777), nlink: 1, data: entry.data, rdevMajor: 0, rdevMinor: 0, ...owner };
     case 'directory':
-      return { path, mode: S_IFDIR | (entry.mode & 0o7777), nlink: 2, data: none, rdevMajor: 0, rdevMinor: 0 };
+      return { path, mode: S_IFDIR | (entry.mode & 0o7777), nlink: 2, data: none, rdevMajor: 0, rdevMinor: 0, ...owner };
     case 'symlink':
-      return { path, mode: S_IFLNK | 0o777, nlink: 1, data: new TextEncoder().encode(entry.target), rdevMajor: 0, rdevMinor: 0 };
+      return { path, mode: S_IFLNK | 0o777, nlink: 1, data: new TextEncoder().encode(entry.target), rdevMajor: 0, rdevMinor: 0, ...owner };
     case 'character-device':
-      return { path, mode: S_IFCHR | (entry.mode & 0o7777), nlink: 1, data: none, rdevMajor: entry.major, rdevMinor: entry.minor };
+      return { path, mode: S_IFCHR | (entry.mode & 0o7777), nlink: 1, data: none, rdevMajor: entry.major, rdevMinor: entry.minor, ...owner };
   }
 }
 
@@ -101,8 +110,8 @@ function encodeHeader(m: Member, ino: number, mtime: number): Buffer {
     MAGIC,
     hex8(ino, 'ino'),
     hex8(m.mode, 'mode'),
-    hex8(0, 'uid'),
-    hex8(0, 'gid'),
+    hex8(m.uid, 'uid'),
+    hex8(m.gid, 'gid'),
     hex8(m.nlink, 'nlink'),
     hex8(mtime, 'mtime'),
     hex8(m.data.length, 'filesize'),
@@ -129,7 +138,7 @@ export function encodeCpio(entries: CpioEntry[], options: CpioOptions = {}): Buf
     chunks.push(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.length));
     chunks.push(Buffer.alloc(padding(m.data.length)));
   });
-  const trailer: Member = { path: TRAILER, mode: 0, nlink: 1, data: new Uint8Array(0), rdevMajor: 0, rdevMinor: 0 };
+  const trailer: Member = { path: TRAILER, mode: 0, nlink: 1, data: new Uint8Array(0), rdevMajor: 0, rdevMinor: 0, uid: 0, gid: 0 };
   chunks.push(encodeHeader(trailer, 0, 0));
   return Buffer.concat(chunks);
 }
@@ -149,7 +158,7 @@ export function decodeCpio(archive: Uint8Array): Array<CpioEntry & { mtime: numb
       if (!/^[0-9a-fA-F]{8}$/.test(text)) throw new Error(`cpio header at byte ${offset} field ${index} is "${text}", not hex`);
       fields.push(parseInt(text, 16));
     }
-    const [, mode, , , , mtime, size, , , rdevMajor, rdevMinor, nameSize] = fields as [number, number, number, number, number, number, number, number, number, number, number, number, number];
+    const [, mode, uid, gid, , mtime, size, , , rdevMajor, rdevMinor, nameSize] = fields as [number, number, number, number, number, number, number, number, number, number, number, number, number];
     const nameStart = offset + HEADER_LENGTH;
     if (nameSize < 1 || nameStart + nameSize > buf.length) throw new Error(`cpio header at byte ${offset} has name size ${nameSize}`);
     const path = buf.toString('utf8', nameStart, nameStart + nameSize - 1);
@@ -159,18 +168,20 @@ export function decodeCpio(archive: Uint8Array): Array<CpioEntry & { mtime: numb
     offset = dataStart + size + padding(size);
     if (path === TRAILER) return out;
     const perm = mode & 0o7777;
+    // Root ownership is the default and is left out, as encodeCpio takes it.
+    const owner = { ...(uid !== 0 ? { uid } : {}), ...(gid !== 0 ? { gid } : {}) };
     switch (mode & S_IFMT) {
       case S_IFREG:
-        out.push({ type: 'file', path, mode: perm, data, mtime });
+        out.push({ type: 'file', path, mode: perm, data, mtime, ...owner });
         break;
       case S_IFDIR:
-        out.push({ type: 'directory', path, mode: perm, mtime });
+        out.push({ type: 'directory', path, mode: perm, mtime, ...owner });
         break;
       case S_IFLNK:
-        out.push({ type: 'symlink', path, target: Buffer.from(data).toString('utf8'), mtime });
+        out.push({ type: 'symlink', path, target: Buffer.from(data).toString('utf8'), mtime, ...owner });
         break;
       case S_IFCHR:
-        out.push({ type: 'character-device', path, mode: perm, major: rdevMajor, minor: rdevMinor, mtime });
+        out.push({ type: 'character-device', path, mode: perm, major: rdevMajor, minor: rdevMinor, mtime, ...owner });
         break;
       default:
         throw new Error(`cpio member "${path}" has mode ${mode.toString(8)}, a file type this decoder does not know`);

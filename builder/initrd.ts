@@ -37,6 +37,38 @@ export const RUNTIME_MODULES = [
   'xen-blkback',
 ] as const;
 
+/**
+ * The Debian dom0 carries more: storage controllers (it may use local disks
+ * for guests), the Xen file system and PCI backend, and what guests' networks
+ * and disks are commonly built from (tun, loop, overlay, VLANs, bonds).
+ */
+export const DEBIAN_RUNTIME_MODULES = [
+  ...RUNTIME_MODULES,
+  'i40e',
+  'vmxnet3',
+  'xenfs',
+  'xen-pciback',
+  'tun',
+  'loop',
+  'overlay',
+  '8021q',
+  'bonding',
+  'ahci',
+  'sd_mod',
+  'nvme',
+  'virtio_blk',
+  'virtio_scsi',
+  'megaraid_sas',
+  'mpt3sas',
+  'ext4',
+] as const;
+
+/** The demo guest, a PV domU: its network card is Xen's netfront. */
+export const GUEST_MODULES = ['xen-netfront'] as const;
+
+/** Every module any image of a build needs: what the kernel package is read for. */
+export const ALL_MODULES = [...new Set<string>([...DEBIAN_RUNTIME_MODULES, ...GUEST_MODULES, 'squashfs'])];
+
 /** Every member's modification time (2000-01-01T00:00:00Z): fixed, so the archive is reproducible. */
 export const INITRD_MTIME = 946684800;
 
@@ -92,9 +124,21 @@ export async function runtimeTree(inputs: RuntimeInputs): Promise<RuntimeTree> {
   dir('tmp', 0o1777);
   entries.push({ type: 'symlink', path: 'var/run', target: '/run' });
 
-  const { kernel } = inputs;
+  entries.push(...moduleEntries(inputs.kernel, 'lib/modules'));
+  return { entries: withParentDirectories(entries), modules: inputs.kernel.selection };
+}
+
+/**
+ * The selected modules under `modulesDir`/<version>, their modules.dep, and
+ * /etc/rackboot/modules: the load order every /init follows with insmod.
+ */
+export function moduleEntries(kernel: KernelParts, modulesDir: string): CpioEntry[] {
+  const entries: CpioEntry[] = [];
+  const file = (path: string, data: Uint8Array | string): void => {
+    entries.push({ type: 'file', path, mode: 0o644, data: typeof data === 'string' ? Buffer.from(data, 'utf8') : data });
+  };
   const modules = kernel.selection;
-  const target = `lib/modules/${kernel.version}`;
+  const target = `${modulesDir}/${kernel.version}`;
   for (const path of modules.order) file(`${target}/${path}`, kernel.files.get(path)!);
   file(`${target}/modules.dep`, formatModulesDep(modules.dep));
   for (const extra of ['modules.builtin', 'modules.order']) {
@@ -102,8 +146,93 @@ export async function runtimeTree(inputs: RuntimeInputs): Promise<RuntimeTree> {
     if (data !== undefined) file(`${target}/${extra}`, data);
   }
   file('etc/rackboot/modules', modules.order.map((p) => `${p}\n`).join(''));
+  return entries;
+}
 
-  return { entries: withParentDirectories(entries), modules };
+/** Busybox and its applets as links; the base of the tiny runtime and the demo guest. */
+async function busyboxEntries(busyboxRoot: string): Promise<CpioEntry[]> {
+  const busybox = join(busyboxRoot, 'bin/busybox');
+  const entries: CpioEntry[] = [{ type: 'file', path: 'bin/busybox', mode: 0o755, data: await readFile(busybox) }];
+  for (const applet of await busyboxApplets(busybox)) entries.push({ type: 'symlink', path: applet, target: '/bin/busybox' });
+  return entries;
+}
+
+/** What every image's /init needs before devtmpfs is mounted. */
+function deviceNodes(): CpioEntry[] {
+  return [
+    { type: 'character-device', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
+    { type: 'character-device', path: 'dev/null', mode: 0o666, major: 1, minor: 3 },
+  ];
+}
+
+/** What the Debian runtime's first stage loads to mount its root: the squashfs, on a loop device, under an overlay. */
+export const ROOT_MOUNT_MODULES = ['squashfs', 'loop', 'overlay'] as const;
+
+/** Where the squashfs sits in the initrd. */
+export const ROOT_IMAGE = 'rootfs.squashfs';
+
+export interface DebianRuntimeInputs {
+  /** The root image (see squashRootfs), holding the Debian tree and init-debian as /init. */
+  rootImage: Buffer;
+  /** Unpacked busybox-static, for the first stage. */
+  busyboxRoot: string;
+  /** The kernel with ROOT_MOUNT_MODULES only. */
+  kernel: KernelParts;
+  /** builder/runtime: init-ram-root. */
+  runtimeDir: string;
+  runtimeVersion: string;
+}
+
+/**
+ * The Debian runtime's initrd: a busybox first stage whose /init mounts
+ * rootfs.squashfs read-only, a size-limited tmpfs over it, and switches to
+ * the Debian tree's /init (init-debian).
+ */
+export async function debianRuntimeTree(inputs: DebianRuntimeInputs): Promise<RuntimeTree> {
+  const entries: CpioEntry[] = [
+    ...(await busyboxEntries(inputs.busyboxRoot)),
+    { type: 'file', path: 'init', mode: 0o755, data: await readFile(join(inputs.runtimeDir, 'init-ram-root')) },
+    { type: 'file', path: ROOT_IMAGE, mode: 0o644, data: inputs.rootImage },
+    { type: 'file', path: 'etc/rackboot-release', mode: 0o644, data: Buffer.from(`rackboot-runtime ${inputs.runtimeVersion} debian\n`, 'utf8') },
+    ...deviceNodes(),
+    ...moduleEntries(inputs.kernel, 'lib/modules'),
+  ];
+  for (const d of ['proc', 'sys', 'run', 'newroot', 'tmp']) entries.push({ type: 'directory', path: d, mode: 0o755 });
+  return { entries: withParentDirectories(entries), modules: inputs.kernel.selection };
+}
+
+/** rackboot's files inside the Debian tree: init-debian as /init, the udhcpc script, the release note and the dom0 modules. */
+export async function debianRuntimeFiles(kernel: KernelParts, runtimeDir: string, runtimeVersion: string): Promise<CpioEntry[]> {
+  return [
+    { type: 'file', path: 'init', mode: 0o755, data: await readFile(join(runtimeDir, 'init-debian')) },
+    { type: 'file', path: 'usr/share/udhcpc/default.script', mode: 0o755, data: await readFile(join(runtimeDir, 'udhcpc.script')) },
+    { type: 'file', path: 'etc/rackboot-release', mode: 0o644, data: Buffer.from(`rackboot-runtime ${runtimeVersion} debian\n`, 'utf8') },
+    // Debian's /lib is a link to usr/lib (merged /usr).
+    ...moduleEntries(kernel, 'usr/lib/modules'),
+  ];
+}
+
+export interface GuestInputs {
+  busyboxRoot: string;
+  /** The kernel with GUEST_MODULES. */
+  kernel: KernelParts;
+  /** builder/runtime: guest-init, udhcpc.script. */
+  runtimeDir: string;
+  runtimeVersion: string;
+}
+
+/** The demo guest's userland: busybox, xen-netfront, and guest-init as /init. */
+export async function guestTree(inputs: GuestInputs): Promise<CpioEntry[]> {
+  const entries: CpioEntry[] = [
+    ...(await busyboxEntries(inputs.busyboxRoot)),
+    { type: 'file', path: 'init', mode: 0o755, data: await readFile(join(inputs.runtimeDir, 'guest-init')) },
+    { type: 'file', path: 'usr/share/udhcpc/default.script', mode: 0o755, data: await readFile(join(inputs.runtimeDir, 'udhcpc.script')) },
+    { type: 'file', path: 'etc/rackboot-release', mode: 0o644, data: Buffer.from(`rackboot-guest ${inputs.runtimeVersion}\n`, 'utf8') },
+    ...deviceNodes(),
+    ...moduleEntries(inputs.kernel, 'lib/modules'),
+  ];
+  for (const d of ['proc', 'sys', 'run', 'root', 'etc', 'tmp']) entries.push({ type: 'directory', path: d, mode: d === 'tmp' ? 0o1777 : 0o755 });
+  return withParentDirectories(entries);
 }
 
 /** gzip'd newc cpio of the tree; the same inputs give the same bytes. */

@@ -9,6 +9,10 @@ packages=(
   g++ make python3
   # `rackboot build`: apt-get download + dpkg-deb come with apt and dpkg
   ca-certificates cpio xz-utils gzip
+  # `rackboot build --variant debian` (the default): the dom0's Debian tree, packed as a squashfs
+  debootstrap squashfs-tools
+  # the Debian runtime's boot test logs into dom0 with a key
+  openssh-client
   # machines for `rackboot demo` and the end-to-end tests
   qemu-system-x86 ipxe-qemu ovmf
   # test hosts and peers

@@ -21,6 +21,25 @@ export interface KernelParts {
   selection: ModuleSelection;
   /** Selected modules and modules.builtin / modules.order, by path relative to /lib/modules/<version>. */
   files: Map<string, Buffer>;
+  /** Every module of the kernel and what it needs, and the built-in ones, for sub-selections (see kernelSubset). */
+  index: ModuleIndex;
+  builtin: ReadonlySet<string>;
+}
+
+/**
+ * The same kernel with only what `wanted` needs: for an image that carries
+ * fewer modules than were read (the demo guest needs xen-netfront, dom0 its
+ * NICs and Xen's backends). Every module of `wanted` must have been read.
+ */
+export function kernelSubset(kernel: KernelParts, wanted: readonly string[]): KernelParts {
+  const selection = selectModules(kernel.index, kernel.builtin, wanted);
+  const files = new Map<string, Buffer>();
+  for (const [path, data] of kernel.files) {
+    if (!path.endsWith('.ko') || selection.dep.has(path)) files.set(path, data);
+  }
+  const absent = selection.order.filter((p) => !files.has(p));
+  if (absent.length > 0) throw new Error(`modules not read from the kernel package: ${absent.join(', ')}`);
+  return { ...kernel, selection, files };
 }
 
 /** Stream the package's file system tarball through a parser. */
@@ -129,7 +148,8 @@ export async function readKernelPackage(deb: KernelPackage, wanted: readonly str
       if (options.indexPath !== undefined) await saveIndex(options.indexPath, saved);
     }
     const index: ModuleIndex = new Map(saved.modules.map((m) => [moduleNameOf(m.path), m]));
-    const selection = selectModules(index, new Set(saved.builtin), wanted);
+    const builtin = new Set(saved.builtin);
+    const selection = selectModules(index, builtin, wanted);
 
     const selected = new Set(selection.order.map((p) => moduleDir + p));
     await streamDeb(
@@ -142,7 +162,7 @@ export async function readKernelPackage(deb: KernelPackage, wanted: readonly str
     if (vmlinuz === undefined) throw new Error(`the package has no /${vmlinuzPath}`);
     const absent = selection.order.filter((p) => !files.has(p));
     if (absent.length > 0) throw new Error(`modules missing from the package: ${absent.join(', ')}`);
-    return { version: deb.version, vmlinuz, selection, files, indexReused };
+    return { version: deb.version, vmlinuz, selection, files, index, builtin, indexReused };
   } catch (error) {
     throw new BuildStepError('kernel', deb.name, error instanceof Error ? error.message : String(error), { cause: error });
   }

@@ -6,7 +6,23 @@
 
 /** Files every build folder holds, besides manifest.json. */
 export const BUILD_FILES = ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'undionly.kpxe', 'ipxe.efi', 'snponly.efi'] as const;
-export type BuildFileName = (typeof BUILD_FILES)[number];
+/**
+ * Files a build may hold besides those: the demo guest's userland (booted
+ * with the same vmlinuz as a PV domU) and memtest86+ for BIOS and EFI. The
+ * server offers a menu entry only for what a build has, so older builds
+ * without them stay valid.
+ */
+export const OPTIONAL_BUILD_FILES = ['guest.initrd.gz', 'memtest86+x64.bin', 'memtest86+x64.efi'] as const;
+export type BuildFileName = (typeof BUILD_FILES)[number] | (typeof OPTIONAL_BUILD_FILES)[number];
+const ALL_BUILD_FILES: readonly string[] = [...BUILD_FILES, ...OPTIONAL_BUILD_FILES];
+
+/**
+ * What initrd.gz boots into: "debian", a pruned Debian dom0 with the Xen
+ * toolstack and sshd, or "tiny", busybox only (quick to build and boot, for
+ * tests of everything before the runtime).
+ */
+export const RUNTIME_VARIANTS = ['debian', 'tiny'] as const;
+export type RuntimeVariant = (typeof RUNTIME_VARIANTS)[number];
 
 export const MANIFEST_NAME = 'manifest.json';
 export const RELEASE = 'bookworm';
@@ -32,6 +48,7 @@ export interface Manifest {
   /** ISO 8601, UTC. */
   created: string;
   release: typeof RELEASE;
+  variant: RuntimeVariant;
   files: ManifestFile[];
 }
 
@@ -54,16 +71,21 @@ export function contentDigestInput(files: Array<Pick<ManifestFile, 'name' | 'sha
     .join('');
 }
 
-/** A manifest with files in BUILD_FILES order; throws when a file is missing or extra. */
-export function createManifest(id: string, created: Date, files: ManifestFile[]): Manifest {
+/**
+ * A manifest with files in BUILD_FILES then OPTIONAL_BUILD_FILES order;
+ * throws when a required file is missing or a name is unknown or repeated.
+ */
+export function createManifest(id: string, created: Date, files: ManifestFile[], variant: RuntimeVariant): Manifest {
   const byName = new Map(files.map((f) => [f.name, f]));
-  const extra = files.filter((f) => !(BUILD_FILES as readonly string[]).includes(f.name));
+  const extra = files.filter((f) => !ALL_BUILD_FILES.includes(f.name));
   if (extra.length > 0 || byName.size !== files.length) {
-    throw new Error(`manifest files must be distinct names from ${BUILD_FILES.join(', ')}; got ${files.map((f) => f.name).join(', ')}`);
+    throw new Error(`manifest files must be distinct names from ${ALL_BUILD_FILES.join(', ')}; got ${files.map((f) => f.name).join(', ')}`);
   }
   const missing = BUILD_FILES.filter((name) => !byName.has(name));
   if (missing.length > 0) throw new Error(`manifest is missing ${missing.join(', ')}`);
-  return { id, created: created.toISOString(), release: RELEASE, files: BUILD_FILES.map((name) => byName.get(name)!) };
+  if (!(RUNTIME_VARIANTS as readonly string[]).includes(variant)) throw new Error(`manifest variant "${variant}" is not one of ${RUNTIME_VARIANTS.join(', ')}`);
+  const ordered = [...BUILD_FILES, ...OPTIONAL_BUILD_FILES].filter((name) => byName.has(name)).map((name) => byName.get(name)!);
+  return { id, created: created.toISOString(), release: RELEASE, variant, files: ordered };
 }
 
 function fail(what: string): never {
@@ -95,7 +117,7 @@ export function parseManifest(json: unknown): Manifest {
     if (typeof raw !== 'object' || raw === null) fail(`${what} must be an object`);
     const f = raw as Record<string, unknown>;
     const name = asString(f.name, `${what}.name`);
-    if (!(BUILD_FILES as readonly string[]).includes(name)) fail(`${what}.name "${name}" is not a build file`);
+    if (!ALL_BUILD_FILES.includes(name)) fail(`${what}.name "${name}" is not a build file`);
     if (typeof f.size !== 'number' || !Number.isInteger(f.size) || f.size < 0) fail(`${what}.size must be a whole number`);
     const sha256 = asString(f.sha256, `${what}.sha256`);
     if (!/^[0-9a-f]{64}$/.test(sha256)) fail(`${what}.sha256 is not 64 lower-case hex digits`);
@@ -106,5 +128,10 @@ export function parseManifest(json: unknown): Manifest {
     }
     return file;
   });
-  return createManifest(id, new Date(created), files);
+  // Builds made before there were variants hold the busybox runtime.
+  const variant = m.variant === undefined ? 'tiny' : m.variant;
+  if (typeof variant !== 'string' || !(RUNTIME_VARIANTS as readonly string[]).includes(variant)) {
+    fail(`variant is ${JSON.stringify(m.variant)}, want one of ${RUNTIME_VARIANTS.map((v) => `"${v}"`).join(', ')}`);
+  }
+  return createManifest(id, new Date(created), files, variant as RuntimeVariant);
 }

@@ -79,12 +79,17 @@ async function main(argv: string[]): Promise<void> {
         y
           .option('out', { type: 'string', default: 'boot-assets', describe: 'assets folder: builds/<id> and the "current" link' })
           .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' })
+          .option('variant', {
+            choices: ['debian', 'tiny'] as const,
+            default: 'debian' as const,
+            describe: 'runtime initrd: a pruned Debian dom0 with the Xen toolstack and sshd, or busybox only (quick, for tests)',
+          })
           .option('keep', { type: 'number', describe: 'after the build, keep only the N newest builds (and the current one)' })
           .check((args) => args.keep === undefined || (Number.isInteger(args.keep) && args.keep >= 1) || `--keep ${String(args.keep)}: want a whole number of builds, at least 1`),
       async (args) => {
         const { build } = await import('../builder/build.js');
         const log = createLogger();
-        const result = await build({ out: args.out, ...(args.cache ? { cacheDir: args.cache } : {}), log });
+        const result = await build({ out: args.out, ...(args.cache ? { cacheDir: args.cache } : {}), variant: args.variant, log });
         log.info({ build: result.id, dir: result.dir }, 'build done');
         if (args.keep !== undefined) {
           const { pruneBuilds } = await import('../builder/prune.js');

@@ -83,10 +83,11 @@ export async function assertQemu(firmware: Firmware): Promise<void> {
 /**
  * The line the runtime prints when it has applied its profile; only a
  * whole line counts (the serial console delivers it in pieces, and Xen's
- * serial driver turns the runtime's "\r\n" into "\r\r\n").
+ * serial driver turns the runtime's "\r\n" into "\r\r\n"). `domains` is
+ * how many Xen domains the runtime started from the profile.
  */
 export const readyLinePattern =
-  /rackboot-runtime: ready hostname=(?<hostname>\S+) ip=(?<ip>\S+) mac=(?<mac>\S+)(?<rest>[^\r\n]*)\r*\n/;
+  /rackboot-runtime: ready hostname=(?<hostname>\S+) ip=(?<ip>\S+) mac=(?<mac>\S+)(?: domains=(?<domains>\d+))?(?<rest>[^\r\n]*)\r*\n/;
 
 /**
  * Collect a child's output and wait for a pattern in it, with a deadline.

@@ -22,7 +22,7 @@ const PORT = 8080;
 const PASSWORD = 'correct horse';
 const ROOT_HASH = '$6$rackboottest$R3I6dZFiAb60PrrUAAtXOMq7uhRrLSm.wvav/fW7uy9vr6fdYQ.pt1/wT0EiPcmrfkJXw5Jcg4yf7oJuDAcI40';
 const QEMU_DEADLINE_MS = 240_000;
-const READY = /rackboot-runtime: ready hostname=(\S+) ip=(\S+) mac=(\S+)[\r\n]/;
+const READY = /rackboot-runtime: ready hostname=(\S+) ip=(\S+) mac=(\S+) domains=(\d+)\r*\n/;
 
 let result: BuildResult;
 let out: string;
@@ -31,7 +31,7 @@ before(async () => {
   assertRoot();
   run('qemu-system-x86_64', ['--version']);
   out = await mkdtemp(join(tmpdir(), 'rackboot-boot-'));
-  result = await build({ out, log: silentLogger() }); // shares the default download cache
+  result = await build({ out, variant: 'tiny', log: silentLogger() }); // shares the default download cache
 });
 
 after(async () => {
@@ -99,6 +99,7 @@ test('static network: the runtime fetches runtime.env, applies it, prints one re
     assert.equal(ready[1], 'node01', 'runtime.env hostname wins over rackboot.hostname');
     assert.equal(ready[2], '198.18.0.50/24');
     assert.equal(ready[3], MAC);
+    assert.equal(ready[4], '0', 'the tiny runtime starts no domains');
     assert.equal(console.match(/rackboot-runtime: ready /g)?.length, 1, 'exactly one ready line');
     assert.deepEqual(
       requests.map((r) => `${r.method} ${r.url}`),

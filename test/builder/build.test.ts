@@ -10,7 +10,7 @@ import { build, defaultCacheDir, kernelVersionOf, type BuildResult } from '../..
 import { decodeCpio, type CpioEntry } from '../../builder/cpio.js';
 import { BuildStepError } from '../../builder/errors.js';
 import { INITRD_MTIME, RUNTIME_MODULES } from '../../builder/initrd.js';
-import { BUILD_FILES, parseManifest } from '../../builder/manifest.js';
+import { BUILD_FILES, OPTIONAL_BUILD_FILES, parseManifest } from '../../builder/manifest.js';
 import { moduleNameOf, parseModulesDep } from '../../builder/modules.js';
 import { findMultibootHeaders, isElf } from '../../builder/multiboot.js';
 import { silentLogger } from '../../server/log.js';
@@ -27,9 +27,9 @@ let currentAfterFirst: string;
 
 before(async () => {
   out = await mkdtemp(join(tmpdir(), 'rackboot-build-test-'));
-  first = await build({ out, log: silentLogger() });
+  first = await build({ out, variant: 'tiny', log: silentLogger() });
   currentAfterFirst = await readlink(join(out, 'current'));
-  second = await build({ out, log: silentLogger() });
+  second = await build({ out, variant: 'tiny', log: silentLogger() });
   process.stdout.write(
     `# build: first ${(first.durationMs / 1000).toFixed(1)} s (downloaded ${first.packages.downloaded.length}), ` +
       `second ${(second.durationMs / 1000).toFixed(1)} s (downloaded ${second.packages.downloaded.length}); ` +
@@ -51,7 +51,7 @@ async function initrdEntries(result: BuildResult): Promise<Map<string, CpioEntry
 test('the second build downloads nothing: every package comes from the cache', () => {
   assert.deepEqual(second.packages.downloaded, []);
   assert.deepEqual([...second.packages.cached].sort(), [...first.packages.downloaded, ...first.packages.cached].sort());
-  assert.equal(second.packages.cached.length, 4);
+  assert.equal(second.packages.cached.length, 5);
 });
 
 test('each build is a new folder builds/<id>; current points at the newest', async () => {
@@ -70,11 +70,12 @@ test('manifest.json lists every file with its real size and sha256 and where it 
     assert.deepEqual(manifest, result.manifest);
     assert.equal(manifest.id, result.id);
     assert.equal(manifest.release, 'bookworm');
+    assert.equal(manifest.variant, 'tiny');
     assert.deepEqual(
       manifest.files.map((f) => f.name),
-      [...BUILD_FILES],
+      [...BUILD_FILES, ...OPTIONAL_BUILD_FILES],
     );
-    assert.deepEqual((await readdir(result.dir)).sort(), [...BUILD_FILES, 'manifest.json'].sort());
+    assert.deepEqual((await readdir(result.dir)).sort(), [...BUILD_FILES, ...OPTIONAL_BUILD_FILES, 'manifest.json'].sort());
     for (const file of manifest.files) {
       const data = await readFile(join(result.dir, file.name));
       assert.equal(file.size, data.length, file.name);
@@ -86,6 +87,8 @@ test('manifest.json lists every file with its real size and sha256 and where it 
   assert.equal(byName.get('xen.efi')!.package, 'xen-hypervisor-4.17-amd64');
   assert.match(byName.get('vmlinuz')!.package, /^linux-image-6\.1\.0-\d+-amd64$/);
   for (const name of ['undionly.kpxe', 'ipxe.efi', 'snponly.efi'] as const) assert.equal(byName.get(name)!.package, 'ipxe');
+  for (const name of ['memtest86+x64.bin', 'memtest86+x64.efi'] as const) assert.equal(byName.get(name)!.package, 'memtest86+');
+  assert.equal(byName.get('guest.initrd.gz')!.package, 'rackboot-runtime');
   const initrd = byName.get('initrd.gz')!;
   assert.equal(initrd.package, 'rackboot-runtime');
   const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -108,6 +111,10 @@ test('the boot files are what their loaders expect', async () => {
   }
   const kernel = await readFile(join(second.dir, 'vmlinuz'));
   assert.equal(kernel.toString('latin1', 0x202, 0x206), 'HdrS', 'vmlinuz is a bzImage');
+  const memtestEfi = await readFile(join(second.dir, 'memtest86+x64.efi'));
+  assert.equal(memtestEfi.toString('latin1', memtestEfi.readUInt32LE(0x3c), memtestEfi.readUInt32LE(0x3c) + 4), 'PE\0\0', 'memtest86+x64.efi is a PE image');
+  const memtestBin = await readFile(join(second.dir, 'memtest86+x64.bin'));
+  assert.equal(memtestBin.toString('latin1', 0x202, 0x206), 'HdrS', 'memtest86+x64.bin boots by the Linux boot protocol');
   const kpxe = await readFile(join(second.dir, 'undionly.kpxe'));
   assert.ok(kpxe.length > 10_000 && kpxe.length < 1_000_000);
 });
@@ -194,7 +201,7 @@ test('a failed build leaves current as it was and removes its build folder', asy
     // A real folder named current cannot be replaced by rename(2): the publish step fails at the very end.
     await mkdir(join(broken, 'current'));
     await writeFile(join(broken, 'current', 'keep'), 'old');
-    await assert.rejects(build({ out: broken, log: silentLogger() }), (error: unknown) => {
+    await assert.rejects(build({ out: broken, variant: 'tiny', log: silentLogger() }), (error: unknown) => {
       assert.ok(error instanceof BuildStepError);
       assert.equal(error.step, 'publish');
       return true;

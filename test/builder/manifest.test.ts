@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BUILD_FILES, buildId, contentDigestInput, createManifest, parseManifest, type ManifestFile } from '../../builder/manifest.js';
+import { BUILD_FILES, OPTIONAL_BUILD_FILES, buildId, contentDigestInput, createManifest, parseManifest, type ManifestFile } from '../../builder/manifest.js';
 
 const sha = (c: string): string => c.repeat(64);
 
@@ -26,22 +26,22 @@ test('the content digest input does not depend on file order', () => {
 
 test('createManifest orders files as BUILD_FILES and refuses missing or unknown names', () => {
   const created = new Date('2025-05-20T10:00:00Z');
-  const m = createManifest('id1', created, [...files()].reverse());
+  const m = createManifest('id1', created, [...files()].reverse(), 'tiny');
   assert.deepEqual(
     m.files.map((f) => f.name),
     ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'undionly.kpxe', 'ipxe.efi', 'snponly.efi'],
   );
   assert.equal(m.release, 'bookworm');
   assert.equal(m.created, '2025-05-20T10:00:00.000Z');
-  assert.throws(() => createManifest('id', created, files().slice(1)), /manifest is missing xen$/);
+  assert.throws(() => createManifest('id', created, files().slice(1), 'tiny'), /manifest is missing xen$/);
   assert.throws(
-    () => createManifest('id', created, [...files(), { ...files()[0]!, name: 'grub.efi' as 'xen' }]),
+    () => createManifest('id', created, [...files(), { ...files()[0]!, name: 'grub.efi' as 'xen' }], 'tiny'),
     /must be distinct names/,
   );
 });
 
 test('parseManifest accepts what createManifest writes and names bad fields', () => {
-  const m = createManifest('id1', new Date('2025-05-20T10:00:00Z'), files());
+  const m = createManifest('id1', new Date('2025-05-20T10:00:00Z'), files(), 'debian');
   m.files[3]!.contains = [{ package: 'busybox-static', version: '1:1.35.0-4' }];
   assert.deepEqual(parseManifest(JSON.parse(JSON.stringify(m))), m);
   const broken = (change: (j: any) => void): unknown => {
@@ -54,4 +54,18 @@ test('parseManifest accepts what createManifest writes and names bad fields', ()
   assert.throws(() => parseManifest(broken((j) => (j.files[2].size = -1))), /files\[2\]\.size must be a whole number/);
   assert.throws(() => parseManifest(broken((j) => (j.files[3].contains[0].version = ''))), /files\[3\]\.contains\[0\]\.version/);
   assert.throws(() => parseManifest(broken((j) => (j.created = 'yesterday'))), /created "yesterday" is not a date/);
+  assert.throws(() => parseManifest(broken((j) => (j.variant = 'alpine'))), /variant is "alpine", want one of "debian", "tiny"/);
+  assert.equal(parseManifest(broken((j) => delete j.variant)).variant, 'tiny', 'builds from before variants hold the busybox runtime');
+});
+
+test('the guest initrd and memtest are optional parts, listed after the required ones', () => {
+  const optional: ManifestFile[] = OPTIONAL_BUILD_FILES.map((name, i) => ({ name, size: 10 + i, sha256: sha('abc'[i]!), package: 'pkg', version: '1' }));
+  const m = createManifest('id2', new Date('2025-05-20T10:00:00Z'), [...optional].reverse().concat(files()), 'debian');
+  assert.deepEqual(
+    m.files.map((f) => f.name),
+    [...BUILD_FILES, 'guest.initrd.gz', 'memtest86+x64.bin', 'memtest86+x64.efi'],
+  );
+  assert.equal(m.variant, 'debian');
+  assert.deepEqual(parseManifest(JSON.parse(JSON.stringify(m))), m);
+  assert.throws(() => createManifest('id', new Date(), files(), 'alpine' as 'tiny'), /variant "alpine" is not one of debian, tiny/);
 });

@@ -93,17 +93,20 @@ export class ConsoleMachine {
   }
 }
 
-/** QEMU arguments for a direct Xen multiboot boot with one e1000 NIC on tap0. */
-export function xenBootArgs(buildDir: string, dom0Args: string, mac: string): string[] {
+/**
+ * QEMU arguments for a direct Xen multiboot boot with one e1000 NIC on tap0;
+ * by default 1024 MiB of which dom0 gets 512.
+ */
+export function xenBootArgs(buildDir: string, dom0Args: string, mac: string, machine: { memoryMiB?: number; xenArgs?: string } = {}): string[] {
   if (buildDir.includes(',')) throw new Error(`build folder ${buildDir} has a comma, which QEMU's -initrd would split on`);
   return [
     '-accel', 'tcg',
     '-cpu', 'Haswell-noTSX',
-    '-m', '1024',
+    '-m', String(machine.memoryMiB ?? 1024),
     '-nographic',
     '-no-reboot',
     '-kernel', `${buildDir}/xen`,
-    '-append', 'console=com1 com1=115200 dom0_mem=512M',
+    '-append', `console=com1 com1=115200 ${machine.xenArgs ?? 'dom0_mem=512M'}`,
     // QEMU splits -initrd on commas into multiboot modules; ",," is a literal comma.
     '-initrd', `${buildDir}/vmlinuz console=hvc0 quiet ${dom0Args.replaceAll(',', ',,')},${buildDir}/initrd.gz`,
     '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',

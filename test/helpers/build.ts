@@ -64,7 +64,7 @@ export async function ensureTestBuild(): Promise<string> {
     const hasCurrent = await stat(path.join(testAssets, 'current/manifest.json')).then(() => true, () => false);
     if (stamp !== fingerprint || !hasCurrent) {
       const { build } = await import('../../builder/build.js');
-      await build({ out: testAssets, log: createLogger({ level: 'warn', pretty: false }) });
+      await build({ out: testAssets, variant: 'tiny', log: createLogger({ level: 'warn', pretty: false }) });
       await writeFile(stampFile, fingerprint);
     }
     return testAssets;
