@@ -20,7 +20,7 @@ export function statusPage(): string {
   header .meta { color: var(--muted); }
   #live { margin-left: auto; font-size: .85rem; color: var(--muted); }
   #live.on::before { content: "\\25CF "; color: var(--ok); }
-  main { padding: 1rem 1.2rem; display: grid; gap: 1rem; grid-template-columns: minmax(0, 3fr) minmax(16rem, 1fr); }
+  main { padding: 1rem 1.2rem; display: grid; gap: 1rem; grid-template-columns: minmax(0, 2fr) minmax(22rem, 1fr); }
   section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: .8rem 1rem; min-width: 0; }
   section h2 { font-size: 1rem; margin: 0 0 .6rem; }
   #hosts-section { grid-row: span 3; align-self: start; }

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Browser } from 'playwright-core';
+import { repoRoot } from '../helpers/build.js';
+import { bootMachine, httpPort, serverAddress, startRack, type Rack } from '../helpers/boot.js';
+import { launchBrowser } from '../helpers/browser.js';
+
+/**
+ * A real machine on the status page: QEMU's BIOS iPXE ROM boots through
+ * rackboot while headless Chromium (in the rack's namespace) watches
+ * /status; the host must show up and move through its stages to ready,
+ * live. Then the same boot is checked in /metrics and /api/hosts.
+ */
+
+const mac = '52:54:00:5a:00:01';
+const base = `http://${serverAddress}:${httpPort}`;
+let rack: Rack;
+let browser: Browser;
+
+before(async () => {
+  rack = await startRack({
+    'node01.yaml': [
+      `mac: ${mac}`,
+      'hostname: status01',
+      'network:',
+      '  mode: static',
+      '  address: 198.18.0.61/24',
+      'boot:',
+      '  menuTimeout: 0',
+      '  kernelArgs: "rackboot.poweroff=1"',
+      'domains: []',
+      '',
+    ].join('\n'),
+  });
+  browser = await launchBrowser({ netns: rack.ns.name, workDir: rack.work });
+});
+
+after(async () => {
+  await browser?.close();
+  await rack?.close();
+});
+
+/** curl inside the rack's namespace (the server listens only there). */
+function curl(url: string, headers: string[] = []): string {
+  return rack.ns.exec('curl', ['--silent', '--show-error', '--fail', ...headers.flatMap((header) => ['-H', header]), url]);
+}
+
+test('a booting host appears on the status page and moves through its stages to ready', { timeout: 420_000 }, async () => {
+  const page = await browser.newPage();
+  try {
+    await page.goto(`${base}/status`);
+    await page.waitForSelector('#live.on');
+    assert.equal(await page.locator('#hosts .empty').textContent(), 'No host has asked to boot yet.');
+
+    // Every stage the page shows for the host, in order, as the live stream delivers it.
+    await page.exposeFunction('sawStage', (stage: string) => seen.push(stage));
+    const seen: string[] = [];
+    await page.evaluate((watched) => {
+      let last = '';
+      new MutationObserver(() => {
+        const badge = document.querySelector(`#hosts tr[data-mac="${watched}"] .stage`);
+        const stage = badge?.textContent ?? '';
+        if (stage !== '' && stage !== last) {
+          last = stage;
+          (window as unknown as { sawStage(stage: string): void }).sawStage(stage);
+        }
+      }).observe(document.querySelector('#hosts tbody')!, { childList: true, subtree: true, characterData: true });
+    }, mac);
+
+    const result = await bootMachine(rack, 'bios', mac);
+    process.stderr.write(`BIOS boot watched on the status page: ${result.seconds.toFixed(1)} s to ready\n`);
+    const row = page.locator(`#hosts tr[data-mac="${mac}"]`);
+    await row.locator('.stage', { hasText: /^ready$/ }).waitFor({ timeout: 15_000 });
+    assert.equal(await row.locator('.hostname').textContent(), 'status01');
+    assert.equal(await row.locator('.profile').textContent(), 'node01.yaml');
+    assert.equal(await row.locator('.address').textContent(), '198.18.0.61');
+    assert.match((await row.locator('.last-boot').textContent()) ?? '', /^\d+\.\d s$/);
+
+    // It moved: DHCP first, then the boot files, then the runtime's own reports.
+    process.stderr.write(`stages seen live: ${seen.join(' > ')}\n`);
+    assert.ok(seen.length >= 3, `expected the row to move through several stages, saw ${seen.join(', ')}`);
+    assert.match(seen[0]!, /^dhcp-/);
+    assert.equal(seen.at(-1), 'ready');
+
+    const artifacts = path.join(repoRoot, 'test', '.work', 'artifacts');
+    await mkdir(artifacts, { recursive: true });
+    await page.setViewportSize({ width: 1280, height: 560 });
+    await page.screenshot({ path: path.join(artifacts, 'status-page-boot.png'), fullPage: true });
+  } finally {
+    await page.close();
+  }
+
+  // The same boot in the metrics...
+  const metrics = curl(`${base}/metrics`);
+  const value = (series: string) => Number(metrics.split('\n').find((line) => line.startsWith(`${series} `))?.slice(series.length + 1));
+  assert.ok(value('rackboot_dhcp_packets_total{type="DHCPDISCOVER",result="offer"}') >= 1, metrics);
+  assert.ok(value('rackboot_dhcp_packets_total{type="DHCPREQUEST",result="ack"}') >= 1);
+  for (const part of ['xen', 'vmlinuz', 'initrd.gz']) assert.ok(value(`rackboot_http_bytes_total{file="${part}"}`) > 0, `no HTTP bytes for ${part}`);
+  assert.equal(value('rackboot_hosts{stage="ready"}'), 1);
+  assert.equal(value('rackboot_boot_duration_seconds_count'), 1);
+
+  // ...and in the admin API, with its timeline.
+  const token = (await readFile(path.join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
+  const host = JSON.parse(curl(`${base}/api/hosts/${mac}`, [`Authorization: Bearer ${token}`])) as {
+    stage: string;
+    timeline: Array<{ source: string; stage: string; detail?: string }>;
+  };
+  assert.equal(host.stage, 'ready');
+  const stages = host.timeline.map((event) => `${event.source}:${event.stage}`);
+  for (const wanted of ['dhcp:dhcp-offer', 'dhcp:dhcp-ack', 'http:boot.ipxe', 'http:boot-file', 'http:runtime.env', 'runtime:booted', 'runtime:ready']) {
+    assert.ok(stages.includes(wanted), `${wanted} missing from the timeline: ${stages.join(', ')}`);
+  }
+  assert.ok(host.timeline.some((event) => event.stage === 'boot-file' && event.detail === 'initrd.gz'));
+});
