@@ -92,9 +92,18 @@ export class BootObserver {
   http(observation: HttpObservation): void {
     const label = httpFileLabel(observation.path, (name) => this.partNames().has(name));
     if (observation.status < 400) this.options.metrics.httpFile(label, observation.bytes);
-    if (observation.status >= 400 || label === 'other' || observation.path.includes('/events')) return;
     const time = this.now();
     const hostMac = /^\/hosts\/([^/?]+)\//.exec(observation.path)?.[1];
+    if (observation.status === 403 && hostMac !== undefined && label.startsWith('host:')) {
+      // Someone asked for a host's secrets without its token: on that host's timeline.
+      const mac = normaliseMac(hostMac);
+      if (mac !== undefined) {
+        const file = label.slice('host:'.length);
+        this.enqueue({ time, mac, source: 'http', stage: 'refused', detail: `${file} refused to ${observation.client?.replace(/^::ffff:/, '') ?? 'a client'}` });
+      }
+      return;
+    }
+    if (observation.status >= 400 || label === 'other' || observation.path.includes('/events')) return;
     const stage = label.startsWith('host:') ? label.slice('host:'.length) : 'boot-file';
     const record = (mac: string) => this.enqueue({ time, mac, source: 'http', stage, ...(stage === 'boot-file' ? { detail: label } : {}) });
     const named = hostMac === undefined ? undefined : normaliseMac(hostMac);

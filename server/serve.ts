@@ -1,7 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
-import { loadOrCreateAdminToken } from './admin/token.js';
+import { loadOrCreateAdminToken, loadOrCreateSecret } from './admin/token.js';
+import { HostTokens } from './boot/host-token.js';
 import { AssetStore } from './assets/builds.js';
 import { hostFile, tftpHostFile, type HostSources } from './boot/host-files.js';
 import { chooseBootFile, type ServerEndpoints } from './boot/resolve.js';
@@ -84,7 +85,16 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       closers.push(async () => leases.close());
       log.info({ file: leases.file, leases: leases.all().length }, 'dhcp: leases opened');
     }
+    const hostTokenSecret = await loadOrCreateSecret(options.state, 'host-token.key');
     const hosts: HostSources = {
+      secrets: {
+        tokens: new HostTokens(Buffer.from(hostTokenSecret.value)),
+        addressOf: (mac) => {
+          const lease = leases?.byMac(mac);
+          if (lease?.state === 'bound') return lease.address;
+          return profiles.reservationFor(mac, sightings.slotOf(mac))?.address;
+        },
+      },
       assets,
       lookupProfile: (mac, slot) => profiles.lookup(mac, slot),
       slotOf: (mac) => sightings.slotOf(mac),
@@ -168,11 +178,11 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       ...(options.tftpMaxTransfers !== undefined ? { maxTransfers: options.tftpMaxTransfers } : {}),
       ...(options.tftpMaxTransfersPerClient !== undefined ? { maxTransfersPerClient: options.tftpMaxTransfersPerClient } : {}),
       log,
-      resolve: async (requested) => {
+      resolve: async (requested, client) => {
         // Generated per-host files first, rendered exactly as HTTP renders them.
         const generated = tftpHostFile(requested);
         if (generated) {
-          const file = await hostFile(hosts, { ...generated, platform: 'bios' });
+          const file = await hostFile(hosts, { ...generated, platform: 'bios', requester: { address: client.address } });
           return file.kind === 'file' ? fileFromBuffer(Buffer.from(file.body)) : undefined;
         }
         const wanted = resolveTftpPath(requested);

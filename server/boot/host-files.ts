@@ -19,13 +19,24 @@ export interface HostSources {
   /** Errors of a host's own profile file (or its slot's) when it is not served (shown on the machine's console). */
   profileProblems?: (mac: string, slot?: RelaySlot) => string[];
   endpoints: ServerEndpoints;
+  /**
+   * Per-host secrets: when set, the files that carry a host's secrets
+   * (runtime.env: root hash and SSH keys; its domain configs) are served
+   * only to a request that shows this boot's token, or that comes from the
+   * address rackboot leased the MAC. Boot scripts and xen.cfg get a fresh token.
+   */
+  secrets?: {
+    tokens: { mint(mac: string): string; verify(mac: string, token: string | undefined): boolean };
+    /** The address the MAC holds a bound lease on (or its reservation), if any. */
+    addressOf(mac: string): string | undefined;
+  };
 }
 
 export type HostFileName = 'boot.ipxe' | 'xen.cfg' | 'runtime.env' | 'domain.cfg';
 
 export type HostFile =
   | { kind: 'file'; body: string; boot: HostBoot }
-  | { kind: 'refused'; status: 400 | 404; message: string; boot?: HostBoot };
+  | { kind: 'refused'; status: 400 | 403 | 404; message: string; boot?: HostBoot };
 
 /**
  * A generated per-host file: the boot script, xen.cfg or the runtime
@@ -43,6 +54,8 @@ export async function hostFile(
     entry?: string;
     /** domain.cfg: the guest's name. */
     domain?: string;
+    /** Who asks: the token it showed and its address, for the files that hold secrets. */
+    requester?: { token?: string; address?: string };
   },
 ): Promise<HostFile> {
   const mac = normaliseMac(request.mac);
@@ -53,7 +66,21 @@ export async function hostFile(
   const slot = sources.slotOf?.(mac);
   const problems = (slot === undefined ? sources.profileProblems?.(mac) : sources.profileProblems?.(mac, slot)) ?? [];
   const profile = slot === undefined ? sources.lookupProfile(mac) : sources.lookupProfile(mac, slot);
-  const boot = resolveHostBoot({ mac, platform: request.platform, profile, problems, build, endpoints });
+  const secret = request.name === 'runtime.env' || request.name === 'domain.cfg';
+  if (secret && sources.secrets) {
+    const { token, address } = request.requester ?? {};
+    const leased = sources.secrets.addressOf(mac);
+    if (!sources.secrets.tokens.verify(mac, token) && (address === undefined || leased === undefined || address !== leased)) {
+      return {
+        kind: 'refused',
+        status: 403,
+        message: `${request.name === 'runtime.env' ? 'runtime.env' : `domain ${request.domain ?? ''}`} of ${mac} is served only to that host (its boot token, or its leased address${leased ? ` ${leased}` : ''}); ${address ?? 'this client'} showed ${token === undefined ? 'no token' : 'a wrong token'}`,
+      };
+    }
+  }
+  const mints = request.name === 'boot.ipxe' || request.name === 'xen.cfg';
+  const token = mints && sources.secrets ? sources.secrets.tokens.mint(mac) : undefined;
+  const boot = resolveHostBoot({ mac, platform: request.platform, profile, problems, build, endpoints, ...(token === undefined ? {} : { token }) });
   if (request.name === 'boot.ipxe') return { kind: 'file', body: renderHostScript(boot, endpoints), boot };
   if (boot.kind !== 'boot') return { kind: 'refused', status: 404, message: `${boot.kind.replace('-', ' ')} for ${boot.mac}`, boot };
   if (request.name === 'runtime.env') return { kind: 'file', body: renderRuntimeEnv(boot.plan), boot };

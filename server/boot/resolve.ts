@@ -141,6 +141,12 @@ export function resolveHostBoot(input: {
   problems?: string[];
   build: Build | undefined;
   endpoints: ServerEndpoints;
+  /**
+   * This boot's host token (boot/host-token.ts), put on dom0's command line:
+   * the runtime shows it to fetch the host's secrets. Only that machine
+   * sees its own command line.
+   */
+  token?: string;
 }): HostBoot {
   const { mac, platform, build, endpoints } = input;
   if (!input.profile && input.problems && input.problems.length > 0) return { kind: 'broken-profile', mac, problems: input.problems };
@@ -159,6 +165,7 @@ export function resolveHostBoot(input: {
   } else {
     runtimeArgs.push('rackboot.net=dhcp');
   }
+  if (input.token !== undefined) runtimeArgs.push(`rackboot.token=${input.token}`);
 
   const join = (...parts: Array<string[] | string>) =>
     parts

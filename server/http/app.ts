@@ -98,7 +98,13 @@ export function createHttpApp(options: HttpAppOptions) {
     platform: Platform,
     extra: { buildId?: string; entry?: string; domain?: string } = {},
   ) => {
-    const file = await hostFile(options, { mac: String(req.params.mac), name, platform, ...extra });
+    const token = typeof req.query.token === 'string' ? req.query.token : req.get('x-rackboot-token');
+    const address = req.socket.remoteAddress?.replace(/^::ffff:/, '');
+    const requester = { ...(token === undefined ? {} : { token }), ...(address === undefined ? {} : { address }) };
+    const file = await hostFile(options, { mac: String(req.params.mac), name, platform, ...extra, requester });
+    if (file.kind === 'refused' && file.status === 403) {
+      log.warn({ event: 'host-secret-refused', mac: normaliseMac(String(req.params.mac)), file: name, remote: address, reason: file.message }, 'host secrets refused');
+    }
     if (file.kind === 'refused') {
       text(res.status(file.status), `${name === 'runtime.env' ? '# ' : ''}rackboot: ${file.message}\n`);
       return undefined;

@@ -35,8 +35,12 @@ export const failureStages: ReadonlySet<string> = new Set(['failed', 'setting-fa
 /** Stages that end a boot: the next DHCP packet starts a new one. */
 const endStages: ReadonlySet<string> = new Set(['ready', 'failed']);
 
-/** Events about a host's guests: they do not move the host's own stage. */
-const guestStages: ReadonlySet<string> = new Set(['guest-ready']);
+/**
+ * Events that do not move the host's own stage: its guests' reports, and
+ * another client refused the host's secrets (a failure worth seeing, but
+ * the host itself is where it was).
+ */
+const guestStages: ReadonlySet<string> = new Set(['guest-ready', 'refused']);
 
 export function summariseHost(mac: string, events: readonly TimelineEvent[]): HostSummary | undefined {
   if (events.length === 0) return undefined;

@@ -42,7 +42,15 @@ interface Request {
   method: string;
   url: string;
   userAgent: string;
+  /** A POST's form body. */
+  body?: string;
 }
+
+/** The runtime's GETs, without its event reports. */
+const gets = (requests: Request[]) => requests.filter((request) => request.method === 'GET');
+/** The stages the runtime reported, in order. */
+const reported = (requests: Request[]) =>
+  requests.filter((request) => request.method === 'POST').map((request) => new URLSearchParams(request.body ?? '').get('stage'));
 
 /** Start the HTTP server in the namespace; returns the requests it has seen so far. */
 async function serve(ns: Netns, routes: Record<string, string>): Promise<Request[]> {
@@ -102,11 +110,17 @@ test('static network: the runtime fetches runtime.env, applies it, prints one re
     assert.equal(ready[4], '0', 'the tiny runtime starts no domains');
     assert.equal(console.match(/rackboot-runtime: ready /g)?.length, 1, 'exactly one ready line');
     assert.deepEqual(
-      requests.map((r) => `${r.method} ${r.url}`),
+      gets(requests).map((r) => `${r.method} ${r.url}`),
       [`GET /hosts/${MAC}/runtime.env`],
       'one request for runtime.env, by the MAC from the command line',
     );
-    assert.match(requests[0]!.userAgent, /Wget/);
+    assert.match(gets(requests)[0]!.userAgent, /Wget/);
+    // Where the boot stood, reported to the server: booted, the setting that failed, ready.
+    assert.deepEqual(reported(requests), ['booted', 'setting-failed', 'ready']);
+    assert.ok(requests.every((r) => r.method === 'GET' || r.url === `/hosts/${MAC}/events`));
+    const failed = new URLSearchParams(requests.find((r) => r.body?.includes('setting-failed'))!.body);
+    assert.equal(failed.get('detail'), "timezone: '../../etc/passwd' is not a zoneinfo name");
+    assert.match(new URLSearchParams(requests.filter((r) => r.method === 'POST').at(-1)!.body).get('detail') ?? '', /^ip=198\.18\.0\.50\/24 domains=0$/);
     assert.match(console, /rackboot-runtime: setting timezone failed: '\.\.\/\.\.\/etc\/passwd' is not a zoneinfo name/);
     assert.match(console, /runtime\.env: ignored 1 line\(s\)/);
     assert.doesNotMatch(console, /this line is not an assignment/);
@@ -162,7 +176,10 @@ test('dhcp network: udhcpc gets a lease; root can log in on the console with the
     assert.equal(ready[1], 'node02');
     assert.match(ready[2]!, /^198\.18\.0\.(10\d|110)\/24$/, `lease address; udhcpd said:\n${udhcpdLog}`);
     assert.equal(ready[3], MAC);
-    assert.equal(requests.length, 1);
+    assert.equal(gets(requests).length, 1);
+    // The report follows the ready line on the console.
+    for (let waited = 0; reported(requests).at(-1) !== 'ready' && waited < 10_000; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(reported(requests), ['booted', 'ready']);
     process.stdout.write(`# boot (dhcp): ready line after ${machine.elapsed().toFixed(1)} s\n`);
 
     // Log in on the console: proves the hash reached /etc/shadow in a form login accepts.
@@ -223,7 +240,7 @@ test('a MAC that matches no NIC falls back to the first one; a 404 for runtime.e
     assert.match(console, new RegExp(`rackboot-runtime: no interface has MAC ${wrongMac} \\(rackboot.mac\\); using the first one, eth0`));
     assert.match(console, /rackboot-runtime: runtime\.env not fetched from http:\/\/198\.18\.0\.1:8080\/hosts\/52:54:00:00:00:99\/runtime\.env: .*404/);
     assert.deepEqual(
-      requests.map((r) => r.url),
+      gets(requests).map((r) => r.url),
       [`/hosts/${wrongMac}/runtime.env`],
       'asked once, by the MAC the server knows the host by; a 404 is not retried',
     );

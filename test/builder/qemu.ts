@@ -124,10 +124,16 @@ const http = require('node:http');
 const [address, port, routesJson] = process.argv.slice(1);
 const routes = JSON.parse(routesJson);
 http.createServer((req, res) => {
-  console.log(JSON.stringify({ method: req.method, url: req.url, userAgent: req.headers['user-agent'] || '' }));
-  const body = routes[req.url];
-  if (body === undefined) { res.writeHead(404); res.end('not found\\n'); return; }
-  res.writeHead(200, { 'content-type': 'text/plain' });
-  res.end(body);
+  let posted = '';
+  req.on('data', (chunk) => { posted += chunk; });
+  req.on('end', () => {
+    console.log(JSON.stringify({ method: req.method, url: req.url, userAgent: req.headers['user-agent'] || '', ...(req.method === 'POST' ? { body: posted } : {}) }));
+    // Event reports from the runtime (POST .../events) are taken as the server takes them.
+    if (req.method === 'POST' && req.url.endsWith('/events')) { res.writeHead(204); res.end(); return; }
+    const body = routes[req.url];
+    if (body === undefined) { res.writeHead(404); res.end('not found\\n'); return; }
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(body);
+  });
 }).listen(Number(port), address, () => console.log(JSON.stringify({ listening: port })));
 `;

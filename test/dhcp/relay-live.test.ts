@@ -111,7 +111,12 @@ async function udhcpc(): Promise<string> {
 
 /** runtime.env of a MAC, fetched over HTTP in the server namespace as a booted machine would. */
 async function runtimeEnv(mac: string): Promise<string> {
-  const result = await runIn(server, 'curl', ['-sS', '--fail', `http://198.18.0.1:8080/hosts/${mac.replaceAll(':', '-')}/runtime.env`], 10_000);
+  // As the machine would: its boot script carries this boot's token, which runtime.env wants.
+  const host = `http://198.18.0.1:8080/hosts/${mac.replaceAll(':', '-')}`;
+  const script = await runIn(server, 'curl', ['-sS', '--fail', `${host}/boot.ipxe?platform=pcbios`], 10_000);
+  const token = /rackboot\.token=(\S+)/.exec(script.stdout)?.[1];
+  assert.ok(token, `no token in the boot script:\n${script.stdout}`);
+  const result = await runIn(server, 'curl', ['-sS', '--fail', `${host}/runtime.env?token=${token}`], 10_000);
   assert.equal(result.code, 0, result.stderr);
   return result.stdout;
 }

@@ -114,3 +114,31 @@ test('a booting host appears on the status page and moves through its stages to 
   }
   assert.ok(host.timeline.some((event) => event.stage === 'boot-file' && event.detail === 'initrd.gz'));
 });
+
+test('another client on the segment asking for the host\'s secrets gets 403, and the attempt shows on the host\'s timeline', { timeout: 60_000 }, async () => {
+  // The server's own namespace is another client on the boot network: not
+  // the host's leased address, and without the token of the host's boot.
+  const url = `${base}/hosts/${mac.replaceAll(':', '-')}/runtime.env`;
+  for (const query of ['', '?token=AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']) {
+    const answer = rack.ns.exec('curl', ['--silent', '--output', '/dev/null', '--write-out', '%{http_code}', `${url}${query}`]);
+    assert.equal(answer, '403');
+  }
+  const domain = rack.ns.exec('curl', ['--silent', '--output', '/dev/null', '--write-out', '%{http_code}', `${base}/hosts/${mac.replaceAll(':', '-')}/domains/web.cfg`]);
+  assert.equal(domain, '403');
+  const token = (await readFile(path.join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
+  let host: { stage: string; failures: number; timeline: Array<{ stage: string; detail?: string }> } | undefined;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    host = JSON.parse(curl(`${base}/api/hosts/${mac}`, [`Authorization: Bearer ${token}`])) as typeof host;
+    if (host!.timeline.filter((event) => event.stage === 'refused').length >= 3) break;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  const refused = host!.timeline.filter((event) => event.stage === 'refused');
+  assert.equal(refused.length, 3, JSON.stringify(host!.timeline));
+  assert.equal(refused[0]!.detail, `runtime.env refused to ${serverAddress}`);
+  assert.equal(refused[2]!.detail, `domain.cfg refused to ${serverAddress}`);
+  assert.equal(host!.stage, 'ready', 'a refused stranger does not move the host');
+  assert.equal(host!.failures, 3);
+  const denied = rack.events().filter((event) => event.event === 'host-secret-refused');
+  assert.equal(denied.length, 3);
+  assert.equal(denied[0]!.remote, serverAddress);
+});
