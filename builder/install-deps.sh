@@ -23,6 +23,8 @@ packages=(
   libwrap0
   # builder tests check the initrd's modules.dep against depmod
   kmod
+  # the lease-locking test reads leases.sqlite with the sqlite3 CLI while the server runs
+  sqlite3
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -40,6 +40,7 @@
  * INSERT ... ON CONFLICT ... DO UPDATE and partial indexes (CREATE INDEX ...
  * WHERE) are the same in both (SQLite 3.24+/3.8, PostgreSQL 9.5+).
  */
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import {
   holdsAddress,
@@ -316,6 +317,30 @@ export class SqliteLeaseStore implements LeaseStore {
       }
       return ended;
     });
+  }
+}
+
+/**
+ * Every record of a lease file, read without taking the server's lock and
+ * without writing: for `rackboot leases`, while the server runs or not. WAL
+ * readers see the last committed state and never block the server.
+ */
+export function readLeaseFile(file: string): Lease[] {
+  if (!existsSync(file)) throw new LeaseDatabaseError(file, 'OPEN', 'does not exist (has a server run with this state folder?)');
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 2000');
+    const version = db.prepare<[], { version: number }>('SELECT version FROM schema_version').get()?.version ?? 0;
+    if (version > migrations.length) {
+      throw new LeaseDatabaseError(file, 'NEWER_SCHEMA', `schema version ${version} was written by a newer rackboot (this one knows up to ${migrations.length})`);
+    }
+    if (version < migrations.length) throw new LeaseDatabaseError(file, 'OPEN', `schema version ${version} is older than ${migrations.length}; start the server once to migrate it`);
+    return db.prepare<[], LeaseRow>(`SELECT ${columns} FROM leases ORDER BY address`).all().map(fromRow);
+  } catch (error) {
+    throw asDatabaseError(file, error);
+  } finally {
+    db?.close();
   }
 }
 
