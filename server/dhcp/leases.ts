@@ -97,6 +97,16 @@ export interface LeaseStore {
    */
   transaction<T>(work: () => T, options?: TransactionOptions): T;
   /**
+   * Group commit with the sync in the background: runs `work` as a durable
+   * transaction (bound leases allowed) and returns once it is committed,
+   * before it is on stable storage; `synced` resolves once it is, or
+   * rejects if it cannot be. The caller keeps every promise that depends
+   * on the transaction (the DHCPACKs) until `synced` resolves, and may run
+   * further transactions meanwhile: their reads see this one's writes.
+   * Throws, with nothing committed, like transaction(); not nested.
+   */
+  transactionSyncedLater<T>(work: () => T): { result: T; synced: Promise<void> };
+  /**
    * Ends the holds that have run out by `now`: offers and quarantines are
    * dropped, bound leases become 'expired'. Returns the records as they were.
    */
@@ -159,6 +169,10 @@ export class MemoryLeaseStore implements LeaseStore {
       this.undo = undefined;
       this.durable = false;
     }
+  }
+
+  transactionSyncedLater<T>(work: () => T): { result: T; synced: Promise<void> } {
+    return { result: this.transaction(work, { durable: true }), synced: Promise.resolve() };
   }
 
   private rollBackTo(mark: number): void {

@@ -115,6 +115,8 @@ export class DhcpServer {
   private sweepTimer: NodeJS.Timeout | undefined;
   /** Requests received in this turn of the event loop, decided together by flush(). */
   private batch: Request[] = [];
+  /** Batches committed, waiting for their fsync before their replies leave. */
+  private readonly syncing = new Set<Promise<void>>();
 
   constructor(private readonly options: DhcpServerOptions) {
     validateOptions(options);
@@ -171,8 +173,10 @@ export class DhcpServer {
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
-    // Requests not decided yet are dropped unanswered: the lease store may be closed next.
+    // Requests not decided yet are dropped unanswered: the lease store may be
+    // closed next. Committed batches get their replies once synced.
     this.batch = [];
+    await Promise.all([...this.syncing]);
     const sockets = [this.broadcastSocket, this.addressSocket, this.bootServerSocket].filter((s): s is dgram.Socket => s !== undefined);
     this.broadcastSocket = this.addressSocket = this.bootServerSocket = undefined;
     await Promise.all(sockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))));
@@ -242,15 +246,18 @@ export class DhcpServer {
    * (libuv reads up to 32 datagrams per socket per turn) is decided inside
    * one lease transaction, each in a nested one, so a later request sees the
    * leases an earlier one was given and no address is promised twice. The
-   * batch commits once (one fsync when it may hold an ACK), and only then do
-   * its replies leave and its log lines get written.
+   * batch commits once, and its replies leave and its log lines are written
+   * only once the commit is on stable storage, when the batch may hold an
+   * ACK. That fsync runs in the background (transactionSyncedLater): the
+   * next batches are received and decided meanwhile, and every batch that
+   * committed while one fsync ran shares the next one.
    *
-   * When the commit fails, no request of the batch is answered, ACK or not,
-   * and each gets an error line: a reply may promise nothing the store does
-   * not hold. Silence rather than a NAK because a NAK makes a renewing
-   * client drop an address it may keep using (RFC 2131 section 4.4.5); a
-   * silent server only makes clients retransmit, and the next batch tries
-   * again.
+   * When the commit or its fsync fails, no request of the batch is answered,
+   * ACK or not, and each gets an error line: a reply may promise nothing the
+   * store does not hold. Silence rather than a NAK because a NAK makes a
+   * renewing client drop an address it may keep using (RFC 2131 section
+   * 4.4.5); a silent server only makes clients retransmit, and a later
+   * batch tries again.
    */
   private readonly flush = (): void => {
     const batch = this.batch;
@@ -260,37 +267,54 @@ export class DhcpServer {
     this.stats.batches++;
     const outcomes: Outcome[] = [];
     let reached = 0;
-    const durable = this.context.mode === 'full' && batch.some((request) => mayBind(request.packet));
-    try {
-      this.options.leases.transaction(
-        () => {
-          for (const request of batch) {
-            reached++;
-            try {
-              outcomes.push(this.options.leases.transaction(() => this.decideOne(request, now)));
-            } catch (error) {
-              // A bug, a failing reservation/boot lookup or a lease store
-              // refusing a change: this request gets no answer (its changes
-              // are undone), the batch goes on.
-              this.failed(request, error, 'DHCP request failed');
-            }
-          }
-        },
-        { durable },
-      );
-    } catch (error) {
-      // Nothing of the batch was kept. Ignored requests changed nothing and
-      // are logged as such; the others, and any the failure kept from being
-      // decided at all, get an error line each.
-      for (const outcome of outcomes) {
-        if (outcome.decision.kind === 'ignore') this.carryOut(outcome);
-        else this.failed(outcome.request, error, 'DHCP lease commit failed, no reply sent');
+    const decideAll = () => {
+      for (const request of batch) {
+        reached++;
+        try {
+          outcomes.push(this.options.leases.transaction(() => this.decideOne(request, now)));
+        } catch (error) {
+          // A bug, a failing reservation/boot lookup or a lease store
+          // refusing a change: this request gets no answer (its changes
+          // are undone), the batch goes on.
+          this.failed(request, error, 'DHCP request failed');
+        }
       }
-      for (const request of batch.slice(reached)) this.failed(request, error, 'DHCP lease commit failed, no reply sent');
+    };
+    const durable = this.context.mode === 'full' && batch.some((request) => mayBind(request.packet));
+    let synced: Promise<void> | undefined;
+    try {
+      if (durable) synced = this.options.leases.transactionSyncedLater(decideAll).synced;
+      else this.options.leases.transaction(decideAll);
+    } catch (error) {
+      this.batchFailed(outcomes, batch.slice(reached), error);
       return;
     }
-    for (const outcome of outcomes) this.carryOut(outcome);
+    if (synced === undefined) {
+      for (const outcome of outcomes) this.carryOut(outcome);
+      return;
+    }
+    const waiting = synced.then(
+      () => {
+        for (const outcome of outcomes) this.carryOut(outcome);
+      },
+      (error: unknown) => this.batchFailed(outcomes, [], error),
+    );
+    this.syncing.add(waiting);
+    void waiting.finally(() => this.syncing.delete(waiting));
   };
+
+  /**
+   * Nothing of the batch was kept, or it cannot be known to be on disk.
+   * Ignored requests changed nothing and are logged as such; the others,
+   * and any the failure kept from being decided at all, get an error line each.
+   */
+  private batchFailed(outcomes: readonly Outcome[], undecided: readonly Request[], error: unknown): void {
+    for (const outcome of outcomes) {
+      if (outcome.decision.kind === 'ignore') this.carryOut(outcome);
+      else this.failed(outcome.request, error, 'DHCP lease commit failed, no reply sent');
+    }
+    for (const request of undecided) this.failed(request, error, 'DHCP lease commit failed, no reply sent');
+  }
 
   private failed(request: Request, error: unknown, message: string): void {
     const { mac, type, source } = request;
@@ -344,15 +368,22 @@ export class DhcpServer {
           ...(decision.reason === undefined ? {} : { reason: decision.reason }),
           arch: decision.facts.arch,
         };
-        log.info(fields, `${type} ${decision.result}`);
-        this.emit({ kind: 'reply', ...fields });
+        // Logged once the kernel has the datagram (Node calls back on the
+        // next tick), so a logged reply is one that went out: a line read
+        // from the log before a kill -9 is an answer the client can have.
+        const sent = (error: Error | null) => {
+          if (error) {
+            this.stats.errors++;
+            log.warn({ ...fields, err: error }, `${type} ${decision.result} not sent`);
+            this.emit({ kind: 'error', mac, type, source, error: `send to ${destination}: ${error.message}` });
+            return;
+          }
+          log.info(fields, `${type} ${decision.result}`);
+          this.emit({ kind: 'reply', ...fields });
+        };
         const socket = bootServerSource !== undefined ? this.bootServerSocket : this.addressSocket;
-        socket?.send(bytes!, port, address, (error) => {
-          if (!error) return;
-          this.stats.errors++;
-          log.warn({ mac, type, destination, err: error }, 'DHCP reply not sent');
-          this.emit({ kind: 'error', mac, type, source, error: `send to ${destination}: ${error.message}` });
-        });
+        if (socket === undefined) sent(new Error('the server is closed'));
+        else socket.send(bytes!, port, address, sent);
         return;
       }
     }

@@ -3,21 +3,24 @@
  * interface), so a restarted server knows whom it has promised what.
  *
  * Durability: the server decides a batch of requests inside one
- * transaction() and sends the replies only once it has committed (group
- * commit, server.ts). A transaction that may write a bound lease, the record
- * that backs a DHCPACK, is durable: it commits with synchronous=FULL, so the
- * WAL is fsynced before transaction() returns and the ACKs are on disk before
- * they are on the wire; they survive kill -9 and power loss alike. One fsync
- * covers the whole batch. Writing a bound lease in a transaction that is not
- * durable throws. Every other write (a batch of DISCOVERs, expiry, a direct
- * call outside a batch that binds nothing) commits with synchronous=NORMAL:
- * no fsync, still atomic, and in the OS page cache once committed, so it
+ * transaction and sends the replies only once it is on stable storage
+ * (group commit, server.ts). A transaction that may write a bound lease, the
+ * record that backs a DHCPACK, is durable; writing a bound lease in one that
+ * is not throws. The server's batches use transactionSyncedLater(): the
+ * commit runs at synchronous=NORMAL and then one fsync(2) of the WAL runs on
+ * the thread pool, shared by every batch that committed meanwhile; the
+ * batch's ACKs leave when it ends, so they are on disk before they are on
+ * the wire and survive kill -9 and power loss alike. A durable
+ * transaction() (a direct upsert of a bound lease) commits with
+ * synchronous=FULL: the WAL is fsynced before it returns. Every other write
+ * (a batch of DISCOVERs, expiry) commits with synchronous=NORMAL and no
+ * fsync: still atomic, and in the OS page cache once committed, so it
  * survives kill -9 but may be lost with power. Losing one only errs on the
  * safe side: a lost offer makes the client start over (or the address goes
- * to another client first, and the first is NAKed); a lost release or expiry
- * keeps an address held longer; a lost decline lets the address be offered
- * again and declined again. The WAL is append-only, so the fsync of a FULL
- * commit also covers every NORMAL commit before it.
+ * to another client first, and the first is NAKed); a lost release or
+ * expiry keeps an address held longer; a lost decline lets the address be
+ * offered again and declined again. The WAL is append-only, so an fsync of
+ * it also covers every commit before it.
  *
  * Locking: the lease file uses SQLite's normal locking, so other processes
  * (`rackboot leases`, the sqlite3 CLI, a backup) read it while the server
@@ -40,7 +43,7 @@
  * INSERT ... ON CONFLICT ... DO UPDATE and partial indexes (CREATE INDEX ...
  * WHERE) are the same in both (SQLite 3.24+/3.8, PostgreSQL 9.5+).
  */
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, fsync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import {
   holdsAddress,
@@ -118,6 +121,11 @@ export class SqliteLeaseStore implements LeaseStore {
   private readonly db: Database.Database;
   private synchronous: 'FULL' | 'NORMAL' | undefined;
   private readonly statements: ReturnType<SqliteLeaseStore['prepare']>;
+  /** The WAL file, opened for fsync(2) once needed. */
+  private wal: number | undefined;
+  private syncRunning: Promise<void> | undefined;
+  /** The fsync that starts when the running one ends; commits since it began wait for this one. */
+  private nextSync: Promise<void> | undefined;
   /** The open outermost transaction, if any. */
   private openTransaction: { durable: boolean; broken: boolean } | undefined;
 
@@ -161,6 +169,8 @@ export class SqliteLeaseStore implements LeaseStore {
   }
 
   close(): void {
+    if (this.wal !== undefined) closeSync(this.wal);
+    this.wal = undefined;
     if (this.db.open) this.db.close();
     if (this.lock.open) this.lock.close();
   }
@@ -222,7 +232,56 @@ export class SqliteLeaseStore implements LeaseStore {
       this.statements.releaseSavepoint.run();
       return result;
     }
-    this.setSynchronous(durable ? 'FULL' : 'NORMAL');
+    return this.outermost(work, durable, durable ? 'FULL' : 'NORMAL');
+  }
+
+  transactionSyncedLater<T>(work: () => T): { result: T; synced: Promise<void> } {
+    if (this.openTransaction !== undefined) throw new Error('transactionSyncedLater cannot be nested');
+    // Committed without an fsync (NORMAL): in the WAL and the page cache.
+    const result = this.outermost(work, true, 'NORMAL');
+    return { result, synced: this.syncWal() };
+  }
+
+  /**
+   * Resolves once everything committed before the call is on stable
+   * storage. The WAL is append-only, so one fsync(2) of it, begun after a
+   * commit, covers that commit and every one before it; fsyncs begun while
+   * one is running share the next one (group commit). A checkpoint, which
+   * SQLite runs inside a commit, fsyncs the WAL and then the database file
+   * itself at synchronous=NORMAL, so frames it copied out of the WAL are
+   * durable too. The fsync runs on libuv's thread pool, so the server
+   * decides the next batch meanwhile.
+   */
+  private syncWal(): Promise<void> {
+    if (this.nextSync !== undefined) return this.nextSync;
+    const start = (): Promise<void> => {
+      this.nextSync = undefined;
+      const running = new Promise<void>((resolve, reject) => {
+        fsync(this.walDescriptor(), (error) => {
+          if (this.syncRunning === running) this.syncRunning = undefined;
+          if (error) reject(new LeaseDatabaseError(this.file, 'COMMIT', `fsync of ${this.file}-wal failed: ${error.message}`, { cause: error }));
+          else resolve();
+        });
+      });
+      this.syncRunning = running;
+      return running;
+    };
+    if (this.syncRunning === undefined) return start();
+    // One is running, begun maybe before this commit: the next one starts when it ends.
+    const next = this.syncRunning.then(start, start);
+    this.nextSync = next;
+    return next;
+  }
+
+  private walDescriptor(): number {
+    // The WAL file exists from the first write in WAL mode and is kept (and
+    // reused from its start after a checkpoint) while a connection is open.
+    this.wal ??= openSync(`${this.file}-wal`, 'r');
+    return this.wal;
+  }
+
+  private outermost<T>(work: () => T, durable: boolean, synchronous: 'FULL' | 'NORMAL'): T {
+    this.setSynchronous(synchronous);
     try {
       this.statements.begin.run();
     } catch (error) {

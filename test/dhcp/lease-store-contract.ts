@@ -255,6 +255,33 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
       assert.equal(store.byAddress('198.18.0.100')?.state, 'bound');
     });
 
+    test('transactionSyncedLater: committed and seen at once, synced later, in order; a throw keeps nothing', async () => {
+      const store = create();
+      const order: number[] = [];
+      const pending = [1, 2, 3].map((i) => {
+        const { result, synced } = store.transactionSyncedLater(() => {
+          store.transaction(() => store.upsert(lease(`02:00:00:00:00:0${i}`, `198.18.0.10${i}`, 'bound', t0 + 3_600_000), t0));
+          return store.all().length;
+        });
+        assert.equal(result, i, 'each sees the ones before');
+        return synced.then(() => order.push(i));
+      });
+      assert.equal(store.byAddress('198.18.0.103')?.state, 'bound');
+      await Promise.all(pending);
+      assert.deepEqual(order, [1, 2, 3]);
+      assert.throws(
+        () =>
+          store.transactionSyncedLater(() => {
+            store.upsert(lease('02:00:00:00:00:04', '198.18.0.104', 'bound', t0 + 3_600_000), t0);
+            store.upsert(lease('02:00:00:00:00:05', '198.18.0.101', 'offered', t0 + 60_000), t0); // held: throws
+          }),
+        LeaseConflictError,
+      );
+      assert.equal(store.byAddress('198.18.0.104'), undefined);
+      assert.equal(store.all().length, 3);
+      assertConsistent(store);
+    });
+
     test('random batches: a nested unit that fails counts as never run, a failed batch as never begun', () => {
       const macs = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03'];
       const addresses = ['198.18.0.100', '198.18.0.101', '198.18.0.102'];

@@ -140,6 +140,20 @@ describe('SqliteLeaseStore', () => {
     assert.equal(level(), 1, 'NORMAL');
   });
 
+  test('transactionSyncedLater commits without an fsync of its own (NORMAL), then syncs the WAL', async () => {
+    const file = join(dir, 'later.sqlite');
+    const store = open(file);
+    const level = () => (store as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true });
+    const { synced } = store.transactionSyncedLater(() =>
+      store.upsert({ mac: '02:00:00:00:00:01', address: '198.18.0.100', state: 'bound', expiresAt: t0 + 3_600_000 }, t0),
+    );
+    assert.equal(level(), 1, 'NORMAL');
+    // Committed: another connection sees it before the sync is done.
+    assert.deepEqual(readLeaseFile(file).map((lease) => lease.state), ['bound']);
+    await synced;
+    assert.throws(() => store.transaction(() => store.transactionSyncedLater(() => undefined)), /cannot be nested/);
+  });
+
   test('expire reclaims ended holds for good', () => {
     const file = join(dir, 'expire.sqlite');
     const store = open(file);
