@@ -85,12 +85,11 @@ interface Result {
   cpuMicrosPerExchange: number;
 }
 
-/** User + system CPU time of a process so far, in microseconds (proc(5): fields 14 and 15, in clock ticks). */
-function cpuMicros(pid: number): number {
+/** User and system CPU time of a process so far, in microseconds (proc(5): fields 14 and 15, in clock ticks). */
+function cpuMicros(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks * 1e6) / clockTicksPerSecond;
+  return { user: (Number(fields[11]) * 1e6) / clockTicksPerSecond, system: (Number(fields[12]) * 1e6) / clockTicksPerSecond };
 }
 
 const clockTicksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
@@ -288,7 +287,10 @@ async function main(): Promise<void> {
         const args = ['-4', '-l', clientDevice, '-r', String(offered), '-R', String(clients), '-p', String(seconds), '-t', '1', serverAddress];
         const cpuBefore = cpuMicros(running.child.pid!);
         const finished = await runIn(clientNs, 'perfdhcp', args, (seconds + 20) * 1000);
-        const cpu = cpuMicros(running.child.pid!) - cpuBefore;
+        const cpuAfter = cpuMicros(running.child.pid!);
+        const user = cpuAfter.user - cpuBefore.user;
+        const system = cpuAfter.system - cpuBefore.system;
+        const cpu = user + system;
         await stop(running.child);
         const stored = running.stored();
         running = undefined;
@@ -297,7 +299,8 @@ async function main(): Promise<void> {
         row[name] = result;
         process.stderr.write(
           `${offered}/s ${labels[name]}: ${result.rate.toFixed(0)} exchanges/s, ${result.discovers} DISCOVERs sent, ${result.acks} ACKs received, ` +
-            `drops ${(result.dropRatio * 100).toFixed(2)}%, ${result.stored} leases stored, ${result.cpuMicrosPerExchange.toFixed(0)} µs CPU per exchange\n`,
+            `drops ${(result.dropRatio * 100).toFixed(2)}%, ${result.stored} leases stored, ${result.cpuMicrosPerExchange.toFixed(0)} µs CPU per exchange ` +
+            `(user ${(user / Math.max(1, result.acks)).toFixed(0)}, system ${(system / Math.max(1, result.acks)).toFixed(0)})\n`,
         );
       }
     }
