@@ -37,7 +37,7 @@
  * within one run, never with a figure from another machine or run.
  *
  * For a quicker look: BENCH_DHCP_RATES=2000,4000 and
- * BENCH_DHCP_SERVERS=rackboot pick a subset; BENCH_DHCP_CPU_PROFILE=DIR
+ * BENCH_DHCP_SERVERS=rackboot pick a subset, BENCH_DHCP_SECONDS=10 runs longer; BENCH_DHCP_CPU_PROFILE=DIR
  * runs rackboot under `node --cpu-prof` and keeps its profiles in DIR.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -59,7 +59,7 @@ const pool = { start: '198.18.1.0', end: '198.18.255.254' };
 const serverDevice = 'bench-s';
 const clientDevice = 'bench-c';
 const rates = process.env.BENCH_DHCP_RATES ? process.env.BENCH_DHCP_RATES.split(',').map(Number) : [500, 1000, 2000, 4000];
-const seconds = 4;
+const seconds = Number(process.env.BENCH_DHCP_SECONDS ?? 4);
 const clients = 60_000;
 
 type ServerName = 'rackboot' | 'dnsmasq' | 'kea';
