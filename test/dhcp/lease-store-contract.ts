@@ -342,7 +342,7 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
             assertConsistent(batched);
           }
         }),
-        { numRuns: 200 },
+        { numRuns: 100 },
       );
     });
   });
