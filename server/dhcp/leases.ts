@@ -1,9 +1,10 @@
 /**
  * Leases: who holds which address until when. The store is synchronous on
  * purpose: decide() reads it and the server applies the changes decide()
- * returns before the next packet is read, so two clients can never be given
- * the same address between a read and a write. (A SQLite store fits behind
- * this interface with better-sqlite3 or node:sqlite, both synchronous.)
+ * returns before the next request is decided, so two clients can never be
+ * given the same address between a read and a write. (SqliteLeaseStore
+ * fits behind it with better-sqlite3; only the fsync that makes a batch
+ * durable is asynchronous, see transactionSyncedLater.)
  *
  * Invariants every store keeps, checked by test/dhcp/lease-store-contract.ts:
  * - at most one record per address, and at most one client lease per MAC;
