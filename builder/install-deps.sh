@@ -31,6 +31,8 @@ packages=(
   kmod
   # the status page is tested in headless Chromium (driven by playwright-core); openssl checks hash-password
   chromium openssl
+  # the lease-locking test reads leases.sqlite with the sqlite3 CLI while the server runs
+  sqlite3
 )
 
 if [ "$(id -u)" -ne 0 ]; then

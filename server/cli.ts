@@ -10,7 +10,7 @@ const folderOptions = {
 } as const;
 
 /**
- * The one command line: `rackboot serve | build | whatif | demo | hash-password | profiles`. Each
+ * The one command line: `rackboot serve | leases | build | whatif | demo | hash-password | profiles`. Each
  * command loads only what it needs, so `rackboot whatif` stays quick.
  */
 async function main(argv: string[]): Promise<void> {
@@ -70,6 +70,22 @@ async function main(argv: string[]): Promise<void> {
         };
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
+      },
+    )
+    .command(
+      'leases',
+      'print the DHCP lease table of a state folder; safe while the server runs (reads only)',
+      (y) =>
+        y
+          .option('state', { type: 'string', default: 'state', describe: 'the folder "rackboot serve --state" uses' })
+          .option('json', { type: 'boolean', default: false, describe: 'one JSON array instead of a table' }),
+      async (args) => {
+        const { join } = await import('node:path');
+        const { readLeaseFile } = await import('./dhcp/sqlite-leases.js');
+        const { leaseRows, renderLeaseTable } = await import('./dhcp/lease-table.js');
+        const leases = readLeaseFile(join(args.state, 'leases.sqlite'));
+        const now = Date.now();
+        process.stdout.write(args.json ? `${JSON.stringify(leaseRows(leases, now), null, 2)}\n` : renderLeaseTable(leases, now));
       },
     )
     .command(
@@ -172,7 +188,7 @@ async function main(argv: string[]): Promise<void> {
         )
         .demandCommand(1, 'name a profiles command: validate'),
     )
-    .demandCommand(1, 'name a command: serve, build, whatif, demo, hash-password or profiles')
+    .demandCommand(1, 'name a command: serve, leases, build, whatif, demo, hash-password or profiles')
     .strict()
     .fail((message, error, y) => {
       // A failed .check() comes with its message as `error` too (a string,

@@ -1,13 +1,21 @@
 /**
  * Leases: who holds which address until when. The store is synchronous on
  * purpose: decide() reads it and the server applies the changes decide()
- * returns before the next packet is read, so two clients can never be given
- * the same address between a read and a write. (A SQLite store fits behind
- * this interface with better-sqlite3 or node:sqlite, both synchronous.)
+ * returns before the next request is decided, so two clients can never be
+ * given the same address between a read and a write. (SqliteLeaseStore
+ * fits behind it with better-sqlite3; only the fsync that makes a batch
+ * durable is asynchronous, see transactionSyncedLater.)
  *
  * Invariants every store keeps, checked by test/dhcp/lease-store-contract.ts:
  * - at most one record per address, and at most one client lease per MAC;
- * - upsert never lets a second client hold an address someone holds now.
+ * - upsert never lets a second client hold an address someone holds now;
+ * - a bound lease (what a DHCPACK promises) is only written in a durable
+ *   transaction, so it is on stable storage before the ACK leaves.
+ *
+ * Group commit: the server decides a whole batch of requests inside one
+ * transaction() (each request in a nested one, so a refused change undoes
+ * only that request) and a durable store commits the batch with one fsync
+ * before any reply of the batch is sent.
  */
 
 /**
@@ -44,6 +52,20 @@ export class LeaseConflictError extends Error {
   }
 }
 
+export interface TransactionOptions {
+  /** Commit to stable storage before returning (needed to write a bound lease). Default false. */
+  durable?: boolean;
+}
+
+/** A bound lease (or a durable transaction) asked for inside a transaction that is not durable: a bug in the caller. */
+export class NotDurableError extends Error {
+  override readonly name = 'NotDurableError';
+}
+
+export function notDurable(lease: Lease): NotDurableError {
+  return new NotDurableError(`bound lease of ${lease.address} for ${lease.mac} written in a transaction that is not durable`);
+}
+
 export interface LeaseStore {
   /** The client's lease record (never a declined record), whatever its state. */
   byMac(mac: string): Lease | undefined;
@@ -61,7 +83,30 @@ export interface LeaseStore {
   release(mac: string, now: number): Lease | undefined;
   /** Drops the record of an address. */
   remove(address: string): void;
+  /** Every record, in address order (as text, as SQL's ORDER BY sorts it). */
   all(): Lease[];
+  /**
+   * Runs `work` as one unit: when it throws, every change it made is undone
+   * and the error is rethrown; reads inside see the changes made so far. A
+   * nested call undoes only its own changes when it throws, and commits with
+   * the outermost one. The outermost call returns only once the unit is
+   * committed; with `durable` it is then on stable storage (a store that
+   * keeps nothing across restarts has nothing to sync). Throws, with
+   * nothing committed, when the commit fails. Writing a bound lease in a
+   * transaction that is not durable throws NotDurableError; so does a
+   * durable transaction nested in one that is not.
+   */
+  transaction<T>(work: () => T, options?: TransactionOptions): T;
+  /**
+   * Group commit with the sync in the background: runs `work` as a durable
+   * transaction (bound leases allowed) and returns once it is committed,
+   * before it is on stable storage; `synced` resolves once it is, or
+   * rejects if it cannot be. The caller keeps every promise that depends
+   * on the transaction (the DHCPACKs) until `synced` resolves, and may run
+   * further transactions meanwhile: their reads see this one's writes.
+   * Throws, with nothing committed, like transaction(); not nested.
+   */
+  transactionSyncedLater<T>(work: () => T): { result: T; synced: Promise<void> };
   /**
    * Ends the holds that have run out by `now`: offers and quarantines are
    * dropped, bound leases become 'expired'. Returns the records as they were.
@@ -95,6 +140,74 @@ export function applyLeaseChanges(store: LeaseStore, changes: readonly LeaseChan
 export class MemoryLeaseStore implements LeaseStore {
   private readonly records = new Map<string, Lease>();
   private readonly addressOfMac = new Map<string, string>();
+  /**
+   * While a transaction is open: how to undo each change made in it, in
+   * order. Undoing a nested transaction runs its entries backwards.
+   */
+  private undo: Array<() => void> | undefined;
+  private durable = false;
+
+  transaction<T>(work: () => T, options: TransactionOptions = {}): T {
+    const durable = options.durable === true;
+    if (this.undo !== undefined) {
+      if (durable && !this.durable) throw new NotDurableError('a durable transaction cannot nest inside one that is not durable');
+      const mark = this.undo.length;
+      try {
+        return work();
+      } catch (error) {
+        this.rollBackTo(mark);
+        throw error;
+      }
+    }
+    this.undo = [];
+    this.durable = durable;
+    try {
+      return work();
+    } catch (error) {
+      this.rollBackTo(0);
+      throw error;
+    } finally {
+      this.undo = undefined;
+      this.durable = false;
+    }
+  }
+
+  transactionSyncedLater<T>(work: () => T): { result: T; synced: Promise<void> } {
+    return { result: this.transaction(work, { durable: true }), synced: Promise.resolve() };
+  }
+
+  private rollBackTo(mark: number): void {
+    const undo = this.undo!;
+    while (undo.length > mark) undo.pop()!();
+  }
+
+  private setRecord(address: string, record: Lease): void {
+    this.journal(this.records, address);
+    this.records.set(address, record);
+  }
+
+  private deleteRecord(address: string): void {
+    this.journal(this.records, address);
+    this.records.delete(address);
+  }
+
+  private setAddressOfMac(mac: string, address: string): void {
+    this.journal(this.addressOfMac, mac);
+    this.addressOfMac.set(mac, address);
+  }
+
+  private deleteAddressOfMac(mac: string): void {
+    this.journal(this.addressOfMac, mac);
+    this.addressOfMac.delete(mac);
+  }
+
+  /** Records how to put map[key] back as it is now. Records are never changed in place, so keeping the object is enough. */
+  private journal<V>(map: Map<string, V>, key: string): void {
+    if (this.undo === undefined) return;
+    const had = map.has(key);
+    const value = map.get(key);
+    this.undo.push(had ? () => map.set(key, value as V) : () => map.delete(key));
+  }
 
   byMac(mac: string): Lease | undefined {
     const address = this.addressOfMac.get(mac);
@@ -108,20 +221,21 @@ export class MemoryLeaseStore implements LeaseStore {
   }
 
   upsert(lease: Lease, now: number): void {
+    if (lease.state === 'bound' && this.undo !== undefined && !this.durable) throw notDurable(lease);
     const current = this.records.get(lease.address);
     if (current !== undefined && holdsAddress(current, now)) {
       const quarantined = current.state === 'declined' && lease.state !== 'declined';
       if (current.mac !== lease.mac || quarantined) throw new LeaseConflictError(lease.address, { ...current }, lease.mac);
     }
     if (current !== undefined && this.addressOfMac.get(current.mac) === current.address) {
-      this.addressOfMac.delete(current.mac);
+      this.deleteAddressOfMac(current.mac);
     }
     if (lease.state !== 'declined') {
       const previous = this.addressOfMac.get(lease.mac);
-      if (previous !== undefined && previous !== lease.address) this.records.delete(previous);
-      this.addressOfMac.set(lease.mac, lease.address);
+      if (previous !== undefined && previous !== lease.address) this.deleteRecord(previous);
+      this.setAddressOfMac(lease.mac, lease.address);
     }
-    this.records.set(lease.address, { ...lease });
+    this.setRecord(lease.address, { ...lease });
   }
 
   release(mac: string, now: number): Lease | undefined {
@@ -129,8 +243,9 @@ export class MemoryLeaseStore implements LeaseStore {
     const record = address === undefined ? undefined : this.records.get(address);
     if (record === undefined) return undefined;
     if (record.state === 'offered' || record.state === 'bound') {
-      record.state = 'released';
-      record.expiresAt = now;
+      const released: Lease = { ...record, state: 'released', expiresAt: now };
+      this.setRecord(record.address, released);
+      return { ...released };
     }
     return { ...record };
   }
@@ -138,12 +253,13 @@ export class MemoryLeaseStore implements LeaseStore {
   remove(address: string): void {
     const record = this.records.get(address);
     if (record === undefined) return;
-    this.records.delete(address);
-    if (this.addressOfMac.get(record.mac) === address) this.addressOfMac.delete(record.mac);
+    this.deleteRecord(address);
+    if (this.addressOfMac.get(record.mac) === address) this.deleteAddressOfMac(record.mac);
   }
 
   all(): Lease[] {
-    return [...this.records.values()].map((record) => ({ ...record }));
+    const addresses = [...this.records.keys()].sort();
+    return addresses.map((address) => ({ ...this.records.get(address)! }));
   }
 
   expire(now: number): Lease[] {
@@ -155,7 +271,7 @@ export class MemoryLeaseStore implements LeaseStore {
         this.remove(record.address);
       } else if (record.state === 'bound') {
         ended.push({ ...record });
-        record.state = 'expired';
+        this.setRecord(record.address, { ...record, state: 'expired' });
       }
     }
     return ended;

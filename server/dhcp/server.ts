@@ -20,7 +20,7 @@ import { DhcpDecodeError, type DhcpDecodeErrorCode } from './errors.js';
 import { formatMac } from './facts.js';
 import { anyAddress, ipv4ToNumber, isIpv4, Subnet } from '../net/ipv4.js';
 import { applyLeaseChanges, type LeaseStore } from './leases.js';
-import { messageTypeName } from './options.js';
+import { MessageType, messageTypeName } from './options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from './packet.js';
 import type { SlotSightings } from '../profiles/sightings.js';
 import { formatSlot, type RelaySlot } from '../profiles/slot.js';
@@ -90,6 +90,8 @@ export type DhcpEvent =
 
 export interface DhcpServerStats {
   received: number;
+  /** Group commits: lease transactions, each deciding the requests of one event-loop turn. */
+  batches: number;
   malformed: number;
   replies: number;
   updates: number;
@@ -100,7 +102,7 @@ export interface DhcpServerStats {
 const expirySweepMs = 60_000;
 
 export class DhcpServer {
-  readonly stats: DhcpServerStats = { received: 0, malformed: 0, replies: 0, updates: 0, ignored: 0, errors: 0 };
+  readonly stats: DhcpServerStats = { received: 0, batches: 0, malformed: 0, replies: 0, updates: 0, ignored: 0, errors: 0 };
   private readonly context: DhcpContext;
   private readonly port: number;
   private readonly now: () => number;
@@ -120,6 +122,10 @@ export class DhcpServer {
    */
   private bootServerSocket: dgram.Socket | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Requests received in this turn of the event loop, decided together by flush(). */
+  private batch: Request[] = [];
+  /** Batches committed, waiting for their fsync before their replies leave. */
+  private readonly syncing = new Set<Promise<void>>();
 
   constructor(private readonly options: DhcpServerOptions) {
     validateOptions(options);
@@ -177,6 +183,10 @@ export class DhcpServer {
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
+    // Requests not decided yet are dropped unanswered: the lease store may be
+    // closed next. Committed batches get their replies once synced.
+    this.batch = [];
+    await Promise.all([...this.syncing]);
     const sockets = [this.broadcastSocket, this.addressSocket, this.bootServerSocket].filter((s): s is dgram.Socket => s !== undefined);
     this.broadcastSocket = this.addressSocket = this.bootServerSocket = undefined;
     await Promise.all(sockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))));
@@ -230,26 +240,116 @@ export class DhcpServer {
       this.emit({ kind: 'malformed', source, code: error.code, reason: error.message });
       return;
     }
-    const mac = formatMac(packet.hardwareAddress);
-    const type = messageTypeName(packet.options.messageType);
-    try {
-      this.handle(packet, this.now(), source, mac, type, onBootServerPort ? { address: remote.address, port: remote.port } : undefined);
-    } catch (error) {
-      // A bug, a failing reservation/boot lookup or a lease store refusing a
-      // change: this packet gets no answer, the server keeps going.
-      this.stats.errors++;
-      const text = error instanceof Error ? error.message : String(error);
-      this.options.log.error({ err: error, mac, type, source }, 'DHCP request failed');
-      this.emit({ kind: 'error', mac, type, source, error: text });
-    }
+    const request: Request = {
+      packet,
+      source,
+      mac: formatMac(packet.hardwareAddress),
+      type: messageTypeName(packet.options.messageType),
+      bootServerSource: onBootServerPort ? { address: remote.address, port: remote.port } : undefined,
+    };
+    this.batch.push(request);
+    if (this.batch.length === 1) setImmediate(this.flush);
   }
 
-  /** bootServerSource: set for a packet that came in on the boot server port (proxy mode). */
-  private handle(packet: DhcpPacket, now: number, source: string, mac: string, type: string, bootServerSource?: { address: string; port: number }): void {
+  /**
+   * Group commit. Every request that arrived in this turn of the event loop
+   * (libuv reads up to 32 datagrams per socket per turn) is decided inside
+   * one lease transaction, each in a nested one, so a later request sees the
+   * leases an earlier one was given and no address is promised twice. The
+   * batch commits once, and its replies leave and its log lines are written
+   * only once the commit is on stable storage, when the batch may hold an
+   * ACK. That fsync runs in the background (transactionSyncedLater): the
+   * next batches are received and decided meanwhile, and every batch that
+   * committed while one fsync ran shares the next one.
+   *
+   * When the commit or its fsync fails, no request of the batch is answered,
+   * ACK or not, and each gets an error line: a reply may promise nothing the
+   * store does not hold. Silence rather than a NAK because a NAK makes a
+   * renewing client drop an address it may keep using (RFC 2131 section
+   * 4.4.5); a silent server only makes clients retransmit, and a later
+   * batch tries again.
+   */
+  private readonly flush = (): void => {
+    const batch = this.batch;
+    if (batch.length === 0) return; // close() dropped it
+    this.batch = [];
+    const now = this.now();
+    this.stats.batches++;
+    const outcomes: Outcome[] = [];
+    let reached = 0;
+    const decideAll = () => {
+      for (const request of batch) {
+        reached++;
+        try {
+          outcomes.push(this.options.leases.transaction(() => this.decideOne(request, now)));
+        } catch (error) {
+          // A bug, a failing reservation/boot lookup or a lease store
+          // refusing a change: this request gets no answer (its changes
+          // are undone), the batch goes on.
+          this.failed(request, error, 'DHCP request failed');
+        }
+      }
+    };
+    const durable = this.context.mode === 'full' && batch.some((request) => mayBind(request.packet));
+    let synced: Promise<void> | undefined;
+    try {
+      if (durable) synced = this.options.leases.transactionSyncedLater(decideAll).synced;
+      else this.options.leases.transaction(decideAll);
+    } catch (error) {
+      this.batchFailed(outcomes, batch.slice(reached), error);
+      return;
+    }
+    if (synced === undefined) {
+      for (const outcome of outcomes) this.carryOut(outcome);
+      return;
+    }
+    const waiting = synced.then(
+      () => {
+        for (const outcome of outcomes) this.carryOut(outcome);
+      },
+      (error: unknown) => this.batchFailed(outcomes, [], error),
+    );
+    this.syncing.add(waiting);
+    void waiting.finally(() => this.syncing.delete(waiting));
+  };
+
+  /**
+   * Nothing of the batch was kept, or it cannot be known to be on disk.
+   * Ignored requests changed nothing and are logged as such; the others,
+   * and any the failure kept from being decided at all, get an error line each.
+   */
+  private batchFailed(outcomes: readonly Outcome[], undecided: readonly Request[], error: unknown): void {
+    for (const outcome of outcomes) {
+      if (outcome.decision.kind === 'ignore') this.carryOut(outcome);
+      else this.failed(outcome.request, error, 'DHCP lease commit failed, no reply sent');
+    }
+    for (const request of undecided) this.failed(request, error, 'DHCP lease commit failed, no reply sent');
+  }
+
+  private failed(request: Request, error: unknown, message: string): void {
+    const { mac, type, source } = request;
+    this.stats.errors++;
+    this.options.log.error({ err: error, mac, type, source }, message);
+    this.emit({ kind: 'error', mac, type, source, error: error instanceof Error ? error.message : String(error) });
+  }
+
+  /** Decides one request and applies its lease changes (inside the batch's transaction). */
+  private decideOne(request: Request, now: number): Outcome {
+    const { packet, bootServerSource } = request;
     const decision: DhcpDecision =
       bootServerSource !== undefined
         ? decideProxy(packet, this.context, { port: 'boot-server', source: bootServerSource })
         : decide(packet, this.context, now);
+    if (decision.kind === 'ignore') return { request, decision };
+    // Encoded first: a reply that cannot be encoded changes no lease.
+    const bytes = decision.kind === 'reply' ? encodePacket(decision.packet) : undefined;
+    applyLeaseChanges(this.options.leases, decision.leaseChanges, now);
+    return { request, decision, bytes };
+  }
+
+  /** After the commit: one log line per request, and the reply. */
+  private carryOut({ request, decision, bytes }: Outcome): void {
+    const { packet, source, mac, type, bootServerSource } = request;
     const { log } = this.options;
     switch (decision.kind) {
       case 'ignore':
@@ -259,17 +359,12 @@ export class DhcpServer {
         this.emit({ kind: 'ignore', mac, type, source, reason: decision.reason });
         return;
       case 'update':
-        applyLeaseChanges(this.options.leases, decision.leaseChanges, now);
         this.stats.updates++;
         log.info({ mac, type, result: decision.result, address: decision.address, reason: decision.reason }, `${type} ${decision.result}`);
         this.emit({ kind: 'update', mac, type, result: decision.result, address: decision.address, reason: decision.reason });
         return;
       case 'reply': {
-        const bytes = encodePacket(decision.packet);
-        // Leases first: if the store refuses, nothing is promised on the wire,
-        // and a durable store (SqliteLeaseStore) has an ACKed lease on disk
-        // before the ACK leaves (test/dhcp/durable.test.ts).
-        applyLeaseChanges(this.options.leases, decision.leaseChanges, now);
+        // Which machine sits in the slot (option 82), recorded once the lease is committed.
         const replaced = decision.slot === undefined ? undefined : this.options.sightings?.record(mac, decision.slot);
         const { address, port } = decision.destination;
         const destination = `${address}:${port}`;
@@ -288,19 +383,54 @@ export class DhcpServer {
           ...(decision.note === undefined ? {} : { note: decision.note }),
           arch: decision.facts.arch,
         };
-        log.info(fields, `${type} ${decision.result}`);
-        this.emit({ kind: 'reply', ...fields });
+        // Logged once the kernel has the datagram (Node calls back on the
+        // next tick), so a logged reply is one that went out: a line read
+        // from the log before a kill -9 is an answer the client can have.
+        const sent = (error: Error | null) => {
+          if (error) {
+            this.stats.errors++;
+            log.warn({ ...fields, err: error }, `${type} ${decision.result} not sent`);
+            this.emit({ kind: 'error', mac, type, source, error: `send to ${destination}: ${error.message}` });
+            return;
+          }
+          log.info(fields, `${type} ${decision.result}`);
+          this.emit({ kind: 'reply', ...fields });
+        };
         const socket = bootServerSource !== undefined ? this.bootServerSocket : this.addressSocket;
-        socket?.send(bytes, port, address, (error) => {
-          if (!error) return;
-          this.stats.errors++;
-          log.warn({ mac, type, destination, err: error }, 'DHCP reply not sent');
-          this.emit({ kind: 'error', mac, type, source, error: `send to ${destination}: ${error.message}` });
-        });
+        if (socket === undefined) sent(new Error('the server is closed'));
+        else socket.send(bytes!, port, address, sent);
         return;
       }
     }
   }
+}
+
+/** A decoded request waiting for its batch. */
+interface Request {
+  packet: DhcpPacket;
+  source: string;
+  mac: string;
+  type: string;
+  /** Set for a packet that came in on the boot server port (proxy mode). */
+  bootServerSource: { address: string; port: number } | undefined;
+}
+
+interface Outcome {
+  request: Request;
+  decision: DhcpDecision;
+  /** The encoded reply, when the decision is one. */
+  bytes?: Buffer | undefined;
+}
+
+/**
+ * Whether answering the request may bind a lease, so its batch must commit
+ * durably. Only a DHCPREQUEST is ACKed with a lease (RFC 2131 section
+ * 4.3.2); anything but a DISCOVER counts, to err on the durable side. A
+ * wrong answer here cannot lose an ACK: the store refuses a bound lease in
+ * a transaction that is not durable.
+ */
+function mayBind(packet: DhcpPacket): boolean {
+  return packet.options.messageType !== MessageType.discover;
 }
 
 function validateOptions(options: DhcpServerOptions): void {

@@ -3,16 +3,44 @@
  * for arithmetic (pool ranges, subnet tests).
  */
 
-const dottedQuad = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+/**
+ * A dotted quad as a number, or -1: four decimal parts of 0-255 without
+ * leading zeros (so "010.0.0.1", which some parsers read as octal, is
+ * refused). One pass over the characters, no regular expression and no
+ * strings made: the DHCP server converts addresses several times per packet.
+ */
+function parseDottedQuad(text: string): number {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e) {
+      if (digits === 0 || dots === 3) return -1;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+      continue;
+    }
+    if (c < 0x30 || c > 0x39 || (digits === 1 && part === 0)) return -1;
+    part = part * 10 + (c - 0x30);
+    digits++;
+    if (part > 255) return -1;
+  }
+  return dots === 3 && digits > 0 ? value * 256 + part : -1;
+}
 
 export function isIpv4(text: string): boolean {
-  return dottedQuad.test(text);
+  return parseDottedQuad(text) >= 0;
 }
 
 /** Dotted quad to an unsigned 32-bit number; throws on anything else. */
 export function ipv4ToNumber(text: string): number {
-  if (!isIpv4(text)) throw new RangeError(`'${text}' is not an IPv4 address`);
-  return text.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+  const n = parseDottedQuad(text);
+  if (n < 0) throw new RangeError(`'${text}' is not an IPv4 address`);
+  return n;
 }
 
 export function numberToIpv4(n: number): string {

@@ -29,8 +29,16 @@
  * server whose cost per exchange grows with the leases it holds slows down
  * within a run.
  *
+ * The third table is each server's CPU time (user + system, from
+ * /proc/PID/stat while perfdhcp ran) per completed exchange: what a server
+ * costs per client, whatever else the machine was doing.
+ *
  * perfdhcp and the server share the machine's cores: compare the servers
  * within one run, never with a figure from another machine or run.
+ *
+ * For a quicker look: BENCH_DHCP_RATES=2000,4000 and
+ * BENCH_DHCP_SERVERS=rackboot pick a subset, BENCH_DHCP_SECONDS=10 runs longer; BENCH_DHCP_CPU_PROFILE=DIR
+ * runs rackboot under `node --cpu-prof` and keeps its profiles in DIR.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -50,12 +58,16 @@ const prefix = 16;
 const pool = { start: '198.18.1.0', end: '198.18.255.254' };
 const serverDevice = 'bench-s';
 const clientDevice = 'bench-c';
-const rates = [500, 1000, 2000, 4000];
-const seconds = 4;
+const rates = process.env.BENCH_DHCP_RATES ? process.env.BENCH_DHCP_RATES.split(',').map(Number) : [500, 1000, 2000, 4000];
+const seconds = Number(process.env.BENCH_DHCP_SECONDS ?? 4);
 const clients = 60_000;
 
 type ServerName = 'rackboot' | 'dnsmasq' | 'kea';
-const serverNames: ServerName[] = ['rackboot', 'dnsmasq', 'kea'];
+const allServers: ServerName[] = ['rackboot', 'dnsmasq', 'kea'];
+const serverNames: ServerName[] = process.env.BENCH_DHCP_SERVERS
+  ? allServers.filter((name) => process.env.BENCH_DHCP_SERVERS!.split(',').includes(name))
+  : allServers;
+const cpuProfileDir = process.env.BENCH_DHCP_CPU_PROFILE;
 const labels: Record<ServerName, string> = { rackboot: 'rackboot', dnsmasq: 'dnsmasq', kea: 'kea-dhcp4' };
 
 interface Result {
@@ -69,7 +81,18 @@ interface Result {
   acksPerSecond: number[];
   /** Leases found in the server's lease store after it stopped. */
   stored: number;
+  /** The server's CPU time (user + system) while perfdhcp ran, per ACK received, in microseconds. */
+  cpuMicrosPerExchange: number;
 }
+
+/** User and system CPU time of a process so far, in microseconds (proc(5): fields 14 and 15, in clock ticks). */
+function cpuMicros(pid: number): { user: number; system: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: (Number(fields[11]) * 1e6) / clockTicksPerSecond, system: (Number(fields[12]) * 1e6) / clockTicksPerSecond };
+}
+
+const clockTicksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
 interface Running {
   child: ChildProcess;
@@ -124,7 +147,8 @@ async function start(name: ServerName, ns: Netns, dir: string, kea: string): Pro
       args.push('--pool', `${pool.start}-${pool.end}`, '--lease-time', '3600');
       args.push('--state', join(dir, 'state'), '--profiles', join(dir, 'profiles'), '--assets', join(dir, 'assets'));
       args.push('--http-port', '8080', '--tftp-port', '6969');
-      const child = ns.spawn(process.execPath, args, { stdio });
+      const nodeArgs = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : [];
+      const child = ns.spawn(process.execPath, [...nodeArgs, ...args], { stdio });
       await waitUntil('rackboot serve', () => tail(logFile).includes('rackboot is serving'), child, () => tail(logFile));
       return {
         child,
@@ -181,7 +205,7 @@ async function start(name: ServerName, ns: Netns, dir: string, kea: string): Pro
 }
 
 /** The numbers this benchmark uses from perfdhcp's final report. */
-export function parsePerfdhcp(stdout: string): Omit<Result, 'stored'> {
+export function parsePerfdhcp(stdout: string): Omit<Result, 'stored' | 'cpuMicrosPerExchange'> {
   const rate = /^Rate: ([\d.]+) 4-way exchanges\/second/m.exec(stdout);
   const section = (name: string): { sent: number; received: number } => {
     const at = stdout.indexOf(`***Statistics for: ${name}***`);
@@ -209,6 +233,12 @@ function formatRows(title: string, header: string[], body: string[][]): string {
 function formatSeconds(title: string, results: Map<number, Partial<Record<ServerName, Result>>>): string {
   const header = ['offered/s', ...serverNames.map((name) => `${labels[name]} ACKs in second 1, 2, ...`)];
   const body = [...results].map(([offered, row]) => [String(offered), ...serverNames.map((name) => row[name]?.acksPerSecond.join(' ') ?? '-')]);
+  return formatRows(title, header, body);
+}
+
+function formatCpu(title: string, results: Map<number, Partial<Record<ServerName, Result>>>): string {
+  const header = ['offered/s', ...serverNames.map((name) => `${labels[name]} µs/x`)];
+  const body = [...results].map(([offered, row]) => [String(offered), ...serverNames.map((name) => row[name]?.cpuMicrosPerExchange.toFixed(0) ?? '-')]);
   return formatRows(title, header, body);
 }
 
@@ -255,21 +285,29 @@ async function main(): Promise<void> {
         const dir = join(work, `run${(runs += 1)}-${name}`);
         running = await start(name, serverNs, dir, kea);
         const args = ['-4', '-l', clientDevice, '-r', String(offered), '-R', String(clients), '-p', String(seconds), '-t', '1', serverAddress];
+        const cpuBefore = cpuMicros(running.child.pid!);
         const finished = await runIn(clientNs, 'perfdhcp', args, (seconds + 20) * 1000);
+        const cpuAfter = cpuMicros(running.child.pid!);
+        const user = cpuAfter.user - cpuBefore.user;
+        const system = cpuAfter.system - cpuBefore.system;
+        const cpu = user + system;
         await stop(running.child);
         const stored = running.stored();
         running = undefined;
-        const result: Result = { ...parsePerfdhcp(finished.stdout), stored };
+        const parsed = parsePerfdhcp(finished.stdout);
+        const result: Result = { ...parsed, stored, cpuMicrosPerExchange: parsed.acks > 0 ? cpu / parsed.acks : Number.NaN };
         row[name] = result;
         process.stderr.write(
           `${offered}/s ${labels[name]}: ${result.rate.toFixed(0)} exchanges/s, ${result.discovers} DISCOVERs sent, ${result.acks} ACKs received, ` +
-            `drops ${(result.dropRatio * 100).toFixed(2)}%, ${result.stored} leases stored\n`,
+            `drops ${(result.dropRatio * 100).toFixed(2)}%, ${result.stored} leases stored, ${result.cpuMicrosPerExchange.toFixed(0)} µs CPU per exchange ` +
+            `(user ${(user / Math.max(1, result.acks)).toFixed(0)}, system ${(system / Math.max(1, result.acks)).toFixed(0)})\n`,
         );
       }
     }
     process.stdout.write(
       `${formatTable(`perfdhcp 4-way exchanges per second and drop ratio, ${seconds} s per run, ${clients} client MACs, relayed unicast`, results)}\n` +
-        `${formatSeconds('ACKs received in each second of a run (the lease store fills as the run goes on)', results)}\n`,
+        `${formatSeconds('ACKs received in each second of a run (the lease store fills as the run goes on)', results)}\n` +
+        `${formatCpu('Server CPU time (user + system) per completed exchange, microseconds', results)}\n`,
     );
   } finally {
     await stop(running?.child);

@@ -1,11 +1,11 @@
 /**
  * The contract every LeaseStore keeps. Run it against each implementation
- * (memory now, SQLite later): leaseStoreContract('name', () => new Store()).
+ * (MemoryLeaseStore, SqliteLeaseStore): leaseStoreContract('name', () => new Store()).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { holdsAddress, LeaseConflictError, type Lease, type LeaseStore } from '../../server/dhcp/leases.js';
+import { holdsAddress, LeaseConflictError, NotDurableError, type Lease, type LeaseStore } from '../../server/dhcp/leases.js';
 
 const t0 = 1_700_000_000_000;
 
@@ -155,6 +155,194 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
           }
         }),
         { numRuns: 500 },
+      );
+    });
+
+    // --- transactions: the server's group commit -------------------------
+
+    test('a transaction sees its own writes and keeps them', () => {
+      const store = create();
+      const seen = store.transaction(
+        () => {
+          store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 60_000), t0);
+          store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), t0);
+          store.upsert(lease('02:00:00:00:00:02', '198.18.0.101', 'offered', t0 + 60_000), t0);
+          return store.byMac('02:00:00:00:00:01');
+        },
+        { durable: true },
+      );
+      assert.deepEqual(seen, lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000));
+      assert.deepEqual(store.all(), [
+        lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000),
+        lease('02:00:00:00:00:02', '198.18.0.101', 'offered', t0 + 60_000),
+      ]);
+    });
+
+    test('inside one transaction, an address given to one client cannot be given to another', () => {
+      const store = create();
+      store.transaction(
+        () => {
+          store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), t0);
+          assert.throws(() => store.upsert(lease('02:00:00:00:00:02', '198.18.0.100', 'offered', t0 + 60_000), t0), LeaseConflictError);
+        },
+        { durable: true },
+      );
+      assert.equal(store.byAddress('198.18.0.100')?.mac, '02:00:00:00:00:01');
+      assertConsistent(store);
+    });
+
+    test('a transaction that throws leaves nothing behind and rethrows', () => {
+      const store = create();
+      store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), t0);
+      store.upsert(lease('02:00:00:00:00:03', '198.18.0.102', 'declined', t0 + 600_000), t0);
+      const before = store.all();
+      const failure = new Error('the batch failed');
+      assert.throws(
+        () =>
+          store.transaction(
+            () => {
+              store.upsert(lease('02:00:00:00:00:01', '198.18.0.101', 'bound', t0 + 3_600_000), t0);
+              store.upsert(lease('02:00:00:00:00:02', '198.18.0.103', 'offered', t0 + 60_000), t0);
+              store.release('02:00:00:00:00:01', t0);
+              store.remove('198.18.0.102');
+              store.expire(t0 + 10_000_000);
+              throw failure;
+            },
+            { durable: true },
+          ),
+        (error: unknown) => error === failure,
+      );
+      assert.deepEqual(store.all(), before);
+      assertConsistent(store);
+    });
+
+    test('a nested transaction that throws undoes only its own changes', () => {
+      const store = create();
+      store.upsert(lease('02:00:00:00:00:09', '198.18.0.109', 'offered', t0 + 60_000), t0);
+      store.transaction(
+        () => {
+          store.transaction(() => store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), t0), { durable: true });
+          assert.throws(() =>
+            store.transaction(() => {
+              // As decide() asks for a reclaimed offer: drop the old one, then take the address.
+              store.remove('198.18.0.109');
+              store.upsert(lease('02:00:00:00:00:02', '198.18.0.109', 'offered', t0 + 60_000), t0);
+              store.upsert(lease('02:00:00:00:00:02', '198.18.0.100', 'offered', t0 + 60_000), t0); // held: throws
+            }),
+          LeaseConflictError);
+          store.transaction(() => store.upsert(lease('02:00:00:00:00:03', '198.18.0.101', 'offered', t0 + 60_000), t0));
+        },
+        { durable: true },
+      );
+      assert.deepEqual(store.all(), [
+        lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000),
+        lease('02:00:00:00:00:03', '198.18.0.101', 'offered', t0 + 60_000),
+        lease('02:00:00:00:00:09', '198.18.0.109', 'offered', t0 + 60_000),
+      ]);
+      assertConsistent(store);
+    });
+
+    test('a bound lease is only written in a durable transaction', () => {
+      const store = create();
+      store.transaction(() => {
+        store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 60_000), t0);
+        assert.throws(() => store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), t0), NotDurableError);
+        assert.throws(() => store.transaction(() => undefined, { durable: true }), NotDurableError);
+      });
+      assert.deepEqual(store.all(), [lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 60_000)]);
+      // Outside a transaction a bound upsert is its own durable one.
+      store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), t0);
+      assert.equal(store.byAddress('198.18.0.100')?.state, 'bound');
+    });
+
+    test('transactionSyncedLater: committed and seen at once, synced later, in order; a throw keeps nothing', async () => {
+      const store = create();
+      const order: number[] = [];
+      const pending = [1, 2, 3].map((i) => {
+        const { result, synced } = store.transactionSyncedLater(() => {
+          store.transaction(() => store.upsert(lease(`02:00:00:00:00:0${i}`, `198.18.0.10${i}`, 'bound', t0 + 3_600_000), t0));
+          return store.all().length;
+        });
+        assert.equal(result, i, 'each sees the ones before');
+        return synced.then(() => order.push(i));
+      });
+      assert.equal(store.byAddress('198.18.0.103')?.state, 'bound');
+      await Promise.all(pending);
+      assert.deepEqual(order, [1, 2, 3]);
+      assert.throws(
+        () =>
+          store.transactionSyncedLater(() => {
+            store.upsert(lease('02:00:00:00:00:04', '198.18.0.104', 'bound', t0 + 3_600_000), t0);
+            store.upsert(lease('02:00:00:00:00:05', '198.18.0.101', 'offered', t0 + 60_000), t0); // held: throws
+          }),
+        LeaseConflictError,
+      );
+      assert.equal(store.byAddress('198.18.0.104'), undefined);
+      assert.equal(store.all().length, 3);
+      assertConsistent(store);
+    });
+
+    test('random batches: a nested unit that fails counts as never run, a failed batch as never begun', () => {
+      const macs = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03'];
+      const addresses = ['198.18.0.100', '198.18.0.101', '198.18.0.102'];
+      const change = fc.oneof(
+        fc.record({
+          kind: fc.constant('upsert' as const),
+          mac: fc.constantFrom(...macs),
+          address: fc.constantFrom(...addresses),
+          state: fc.constantFrom<Lease['state']>('offered', 'bound', 'declined', 'released'),
+          ttl: fc.integer({ min: 0, max: 100 }),
+        }),
+        fc.record({ kind: fc.constant('release' as const), mac: fc.constantFrom(...macs) }),
+        fc.record({ kind: fc.constant('remove' as const), address: fc.constantFrom(...addresses) }),
+        fc.record({ kind: fc.constant('expire' as const) }),
+      );
+      type Change = typeof change extends fc.Arbitrary<infer C> ? C : never;
+      const unit = fc.record({ changes: fc.array(change, { maxLength: 4 }), fails: fc.boolean() });
+      const batch = fc.record({ units: fc.array(unit, { maxLength: 6 }), fails: fc.boolean(), ms: fc.integer({ min: 0, max: 40 }) });
+      const apply = (store: LeaseStore, item: Change, now: number): void => {
+        if (item.kind === 'upsert') store.upsert(lease(item.mac, item.address, item.state, now + item.ttl), now);
+        else if (item.kind === 'release') store.release(item.mac, now);
+        else if (item.kind === 'remove') store.remove(item.address);
+        else store.expire(now);
+      };
+      fc.assert(
+        fc.property(fc.array(batch, { maxLength: 8 }), (batches) => {
+          const batched = create();
+          const replayed = create();
+          let now = t0;
+          for (const { units, fails, ms } of batches) {
+            now += ms;
+            const kept: Change[][] = [];
+            try {
+              batched.transaction(
+                () => {
+                  for (const { changes, fails: unitFails } of units) {
+                    try {
+                      batched.transaction(() => {
+                        for (const item of changes) apply(batched, item, now);
+                        if (unitFails) throw new Error('unit fails');
+                      });
+                      kept.push(changes);
+                    } catch (error) {
+                      if (!(error instanceof LeaseConflictError) && !(error instanceof Error && error.message === 'unit fails')) throw error;
+                    }
+                  }
+                  if (fails) throw new Error('batch fails');
+                },
+                { durable: true },
+              );
+            } catch (error) {
+              assert.ok(fails && error instanceof Error && error.message === 'batch fails', String(error));
+              kept.length = 0;
+            }
+            // The same units, each on its own, without the failed ones: the same records.
+            for (const changes of kept) replayed.transaction(() => changes.forEach((item) => apply(replayed, item, now)), { durable: true });
+            assert.deepEqual(batched.all(), replayed.all());
+            assertConsistent(batched);
+          }
+        }),
+        { numRuns: 100 },
       );
     });
   });

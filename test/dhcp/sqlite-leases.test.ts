@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { LeaseConflictError } from '../../server/dhcp/leases.js';
-import { LeaseDatabaseError, leaseSchemaVersion, SqliteLeaseStore } from '../../server/dhcp/sqlite-leases.js';
+import { LeaseDatabaseError, leaseSchemaVersion, readLeaseFile, SqliteLeaseStore } from '../../server/dhcp/sqlite-leases.js';
 import { leaseStoreContract } from './lease-store-contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rackboot-leases-'));
@@ -88,6 +88,25 @@ describe('SqliteLeaseStore', () => {
     assert.ok(Date.now() - started < 2000, 'fails after the busy timeout, not hanging');
   });
 
+  test('while a store is open, other connections read the file; once closed, another store opens it', () => {
+    const file = join(dir, 'shared.sqlite');
+    const store = open(file);
+    store.upsert({ mac: '02:00:00:00:00:01', address: '198.18.0.100', state: 'bound', expiresAt: t0 + 3_600_000 }, t0);
+    assert.deepEqual(readLeaseFile(file), store.all());
+    const reader = new Database(file, { readonly: true });
+    assert.deepEqual(reader.prepare('SELECT mac, state FROM leases').all(), [{ mac: '02:00:00:00:00:01', state: 'bound' }]);
+    // A reader in the middle of a read transaction does not hold the store up.
+    reader.prepare('BEGIN').run();
+    reader.prepare('SELECT count(*) FROM leases').get();
+    store.upsert({ mac: '02:00:00:00:00:02', address: '198.18.0.101', state: 'bound', expiresAt: t0 + 3_600_000 }, t0);
+    reader.prepare('COMMIT').run();
+    assert.equal(readLeaseFile(file).length, 2);
+    reader.close();
+    assert.throws(() => SqliteLeaseStore.open(file, { busyTimeoutMs: 50 }), (error: unknown) => error instanceof LeaseDatabaseError && error.code === 'LOCKED');
+    store.close();
+    assert.equal(open(file).all().length, 2);
+  });
+
   test('a file from a newer schema is refused', () => {
     const file = join(dir, 'newer.sqlite');
     open(file).close();
@@ -119,6 +138,20 @@ describe('SqliteLeaseStore', () => {
     assert.equal(level(), 2, 'FULL');
     store.release('02:00:00:00:00:01', t0 + 1);
     assert.equal(level(), 1, 'NORMAL');
+  });
+
+  test('transactionSyncedLater commits without an fsync of its own (NORMAL), then syncs the WAL', async () => {
+    const file = join(dir, 'later.sqlite');
+    const store = open(file);
+    const level = () => (store as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true });
+    const { synced } = store.transactionSyncedLater(() =>
+      store.upsert({ mac: '02:00:00:00:00:01', address: '198.18.0.100', state: 'bound', expiresAt: t0 + 3_600_000 }, t0),
+    );
+    assert.equal(level(), 1, 'NORMAL');
+    // Committed: another connection sees it before the sync is done.
+    assert.deepEqual(readLeaseFile(file).map((lease) => lease.state), ['bound']);
+    await synced;
+    assert.throws(() => store.transaction(() => store.transactionSyncedLater(() => undefined)), /cannot be nested/);
   });
 
   test('expire reclaims ended holds for good', () => {

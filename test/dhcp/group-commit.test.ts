@@ -1,0 +1,145 @@
+/**
+ * Group commit in the server shell, on loopback with the real SQLite store:
+ * requests that arrive together are decided in one lease transaction, see
+ * each other's leases, and are answered only once it has committed; a batch
+ * whose transaction fails is not answered at all.
+ *
+ * The client socket is connected, so each send() reaches the kernel before
+ * it returns (Node tries the send at once): a burst sent in one synchronous
+ * loop is all queued on the server's socket before its event loop runs again,
+ * and libuv reads up to 32 datagrams a turn, so the burst is one batch.
+ */
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { pino } from 'pino';
+import { MessageType } from '../../server/dhcp/options.js';
+import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
+import { DhcpServer, type DhcpEvent } from '../../server/dhcp/server.js';
+import { SqliteLeaseStore } from '../../server/dhcp/sqlite-leases.js';
+import { clientRequest, freePort, testBootFile } from './support.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'rackboot-group-commit-'));
+
+describe('group commit', () => {
+  let leases: SqliteLeaseStore;
+  let server: DhcpServer;
+  let serverPort: number;
+  let client: dgram.Socket;
+  let receiver: dgram.Socket;
+  const events: DhcpEvent[] = [];
+  const logLines: Array<Record<string, unknown>> = [];
+  let replies: DhcpPacket[] = [];
+
+  before(async () => {
+    serverPort = await freePort();
+    const clientPort = await freePort();
+    leases = SqliteLeaseStore.open(join(dir, 'leases.sqlite'), { busyTimeoutMs: 50 });
+    const log = pino({ level: 'info', base: undefined, timestamp: false }, { write: (line: string) => logLines.push(JSON.parse(line)) });
+    server = new DhcpServer({
+      interfaceName: 'lo',
+      serverAddress: '127.0.0.1',
+      prefixLength: 8,
+      pool: { start: '127.0.0.100', end: '127.0.0.199' },
+      leaseSeconds: 3600,
+      dns: [],
+      reservationFor: () => undefined,
+      reservationOwner: () => undefined,
+      bootFile: testBootFile,
+      leases,
+      log,
+      port: serverPort,
+      clientPort,
+      onEvent: (event) => events.push(event),
+    });
+    await server.start();
+    // Replies go to ciaddr:clientPort; 0.0.0.0 hears every 127.0.0.0/8
+    // address. A connected socket would hear only its own address, so the
+    // requests leave from a second one.
+    receiver = dgram.createSocket('udp4');
+    receiver.bind(clientPort, '0.0.0.0');
+    await once(receiver, 'listening');
+    receiver.on('message', (message) => replies.push(decodePacket(message)));
+    client = dgram.createSocket('udp4');
+    client.connect(serverPort, '127.0.0.1');
+    await once(client, 'connect');
+  });
+
+  after(async () => {
+    client.close();
+    receiver.close();
+    await server.close();
+    leases.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A RENEWING DHCPREQUEST: ciaddr set, no server identifier; ACKed by unicast to ciaddr. */
+  function renew(mac: string, address: string, transactionId: number): Buffer {
+    return encodePacket(clientRequest({ mac, clientAddress: address, transactionId, options: { messageType: MessageType.request } }));
+  }
+
+  async function settle(until: () => boolean, ms = 2000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!until() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
+  test('a burst is decided in one transaction; a later request sees an earlier one’s lease', async () => {
+    replies = [];
+    const batchesBefore = server.stats.batches;
+    const eventsBefore = events.length;
+    for (let i = 0; i < 20; i++) client.send(renew(`02:00:00:00:01:${i.toString(16).padStart(2, '0')}`, `127.0.0.${100 + i}`, 1000 + i));
+    // Another client asks for an address the burst has just given: a NAK (broadcast, which lo delivers too).
+    client.send(renew('02:00:00:00:01:ff', '127.0.0.105', 2000));
+    await settle(() => replies.length >= 21);
+    assert.equal(server.stats.batches, batchesBefore + 1, 'one batch, one commit');
+    assert.equal(replies.length, 21);
+    const acks = replies.filter((reply) => reply.options.messageType === MessageType.ack);
+    assert.deepEqual(acks.map((reply) => reply.transactionId).sort(), Array.from({ length: 20 }, (_, i) => 1000 + i));
+    const naks = replies.filter((reply) => reply.options.messageType === MessageType.nak);
+    assert.deepEqual(naks.map((reply) => reply.transactionId), [2000]);
+    const late = events.slice(eventsBefore).find((event) => event.kind === 'reply' && event.mac === '02:00:00:00:01:ff');
+    assert.ok(late?.kind === 'reply');
+    assert.equal(late.result, 'nak');
+    assert.match(late.reason ?? '', /127\.0\.0\.105 is held by 02:00:00:00:01:05 \(bound\)/);
+    for (let i = 0; i < 20; i++) {
+      const record = leases.byAddress(`127.0.0.${100 + i}`);
+      assert.equal(record?.mac, `02:00:00:00:01:${i.toString(16).padStart(2, '0')}`);
+      assert.equal(record?.state, 'bound');
+    }
+  });
+
+  test('when the batch cannot commit, nothing is answered and each request gets an error line; the next batch is answered', async () => {
+    // Another writer holds the lease file's write lock (as the sqlite3 CLI
+    // would inside a transaction): the batch cannot begin within the busy timeout.
+    const other = new Database(join(dir, 'leases.sqlite'));
+    other.prepare('BEGIN IMMEDIATE').run();
+    try {
+      replies = [];
+      const errorsBefore = server.stats.errors;
+      const linesBefore = logLines.length;
+      client.send(renew('02:00:00:00:02:01', '127.0.0.150', 3001));
+      client.send(renew('02:00:00:00:02:02', '127.0.0.151', 3002));
+      await settle(() => server.stats.errors >= errorsBefore + 2);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(replies.length, 0, 'no reply may promise what was not committed');
+      assert.equal(server.stats.errors, errorsBefore + 2);
+      const lines = logLines.slice(linesBefore).filter((line) => line.msg === 'DHCP lease commit failed, no reply sent');
+      assert.deepEqual(lines.map((line) => line.mac).sort(), ['02:00:00:00:02:01', '02:00:00:00:02:02']);
+      assert.match(String((lines[0]!.err as { message: string }).message), /leases database .*leases\.sqlite: cannot begin a transaction: database is locked/);
+      assert.equal(leases.byAddress('127.0.0.150'), undefined);
+    } finally {
+      other.prepare('ROLLBACK').run();
+      other.close();
+    }
+    replies = [];
+    client.send(renew('02:00:00:00:02:01', '127.0.0.150', 3003));
+    await settle(() => replies.length >= 1);
+    assert.equal(replies[0]?.options.messageType, MessageType.ack);
+    assert.equal(leases.byAddress('127.0.0.150')?.state, 'bound');
+  });
+});
