@@ -80,9 +80,7 @@ export class ReadTransfer {
   /** Where blocks come from: a reused window buffer for random-access content, else a stream. */
   private reader: BlockReader | undefined;
   private window: WindowBuffer | undefined;
-  /** DATA sends handed to the socket whose callbacks have not run: their bytes may still be queued. */
-  private sendsInFlight = 0;
-  /** Blocks sent and not yet acknowledged, by index; at most one window. */
+  /** Blocks sent and not yet acknowledged, as DATA packets, by index; at most one window. */
   private readonly unacknowledged = new Map<number, Buffer>();
   private lastAcked = 0;
   private highestSent = 0;
@@ -232,7 +230,8 @@ export class ReadTransfer {
     }
     if (meaning.kind === 'outOfWindow') return undefined;
     for (let index = this.lastAcked + 1; index <= meaning.index; index += 1) {
-      this.bytes += this.unacknowledged.get(index)?.length ?? 0;
+      const packet = this.unacknowledged.get(index);
+      if (packet !== undefined) this.bytes += packet.length - 4;
       this.unacknowledged.delete(index);
     }
     this.lastAcked = meaning.index;
@@ -242,6 +241,7 @@ export class ReadTransfer {
       this.finish('complete');
       return undefined;
     }
+    this.window?.prefetch(this.lastAcked, this.sendsQueued);
     if (this.sentAt !== undefined && meaning.index < this.highestSent && this.isEarly(meaning.index)) {
       // Take the progress and keep the window full, sending only blocks
       // never sent; the ones in flight are not sent again.
@@ -313,13 +313,13 @@ export class ReadTransfer {
       if (this.finalIndex !== undefined && index > this.finalIndex) break;
       // Blocks sent before are kept here: the window buffer may have moved
       // on to a new buffer since (see WindowBuffer.fill).
-      let block = this.unacknowledged.get(index);
-      if (block === undefined) {
+      let packet = this.unacknowledged.get(index);
+      if (packet === undefined) {
         if (window === undefined || index > window.highestRead) return this.readAndSend(index, end, from);
-        block = window.block(index);
-        this.unacknowledged.set(index, block);
+        packet = window.packet(index, wireBlockNumber(index));
+        this.unacknowledged.set(index, packet);
       }
-      this.sendBlock(index, block, from);
+      this.sendBlock(index, packet, from);
     }
     this.armTimer();
     return undefined;
@@ -329,27 +329,29 @@ export class ReadTransfer {
   private async readAndSend(index: number, end: number, from: number): Promise<void> {
     for (; index <= end; index += 1) {
       if (this.finalIndex !== undefined && index > this.finalIndex) break;
-      let block = this.unacknowledged.get(index);
-      if (block === undefined) {
+      let packet = this.unacknowledged.get(index);
+      if (packet === undefined) {
         try {
-          block = this.window !== undefined ? await this.windowBlock(index) : await this.reader!.read(this.blockSize);
+          packet = this.window !== undefined ? await this.windowPacket(index) : await this.streamPacket(index);
         } catch (err) {
           this.failRead(err);
           return;
         }
         if (this.phase === 'done') return;
-        this.unacknowledged.set(index, block);
-        if (block.length < this.blockSize) this.finalIndex = index;
+        this.unacknowledged.set(index, packet);
+        if (packet.length - 4 < this.blockSize) this.finalIndex = index;
       }
-      this.sendBlock(index, block, from);
+      this.sendBlock(index, packet, from);
     }
     this.armTimer();
   }
 
-  private sendBlock(index: number, block: Buffer, burstStart: number): void {
+  private sendBlock(index: number, packet: Buffer, burstStart: number): void {
     if (index <= this.highestSent) this.retransmits += 1;
-    this.sendsInFlight += 1;
-    this.params.socket.send([encodeDataHeader(wireBlockNumber(index)), block], this.params.client.port, this.params.client.address, this.afterSend);
+    // No callback: dgram would queue one process.nextTick per packet to call
+    // it. A failed send is a lost packet, resent on the timer; whether bytes
+    // may still be queued is asked of the socket (sendsQueued) when needed.
+    this.params.socket.send(packet, this.params.client.port, this.params.client.address);
     if (this.sentAt !== undefined) {
       const slot = index % this.windowSize;
       this.sentAt[slot] = performance.now();
@@ -360,16 +362,20 @@ export class ReadTransfer {
     if (index > this.highestSent) this.highestSent = index;
   }
 
-  private readonly afterSend = (err: Error | null): void => {
-    this.sendsInFlight -= 1;
-    if (err) this.params.log.debug({ client: clientLabel(this.params.client), err }, 'tftp send failed');
-  };
+  /** Whether the socket still holds sends not handed to the kernel: they may point into the window buffer. */
+  private readonly sendsQueued = (): boolean => this.params.socket.getSendQueueCount() > 0;
 
-  /** Block `index` from the window buffer; when it is new, read it and as many after it as the buffer has room for. */
-  private async windowBlock(index: number): Promise<Buffer> {
+  /** Block `index` from the window buffer, as a DATA packet; when it is new, read it and as many after it as the buffer has room for. */
+  private async windowPacket(index: number): Promise<Buffer> {
     const window = this.window!;
-    if (index > window.highestRead) await window.fill(index, this.lastAcked + window.capacity, this.sendsInFlight > 0);
-    return window.block(index);
+    if (index > window.highestRead) await window.fill(index, this.lastAcked + window.capacity, this.sendsQueued());
+    return window.packet(index, wireBlockNumber(index));
+  }
+
+  /** The next block of a stream (netascii, content in memory), as a DATA packet of its own. */
+  private async streamPacket(index: number): Promise<Buffer> {
+    const block = await this.reader!.read(this.blockSize);
+    return Buffer.concat([encodeDataHeader(wireBlockNumber(index)), block]);
   }
 
   /**
