@@ -74,4 +74,10 @@ test('UEFI PXE boots to the ready line with its TFTP through a relay that drops 
   const finished = events.filter((event) => event.msg === 'tftp transfer finished' && event.file === 'ipxe.efi');
   assert.ok(finished.length >= 1, 'ipxe.efi was transferred to the end');
   for (const event of finished) assert.match(String(event.client), new RegExp(`^${relayAddress.replaceAll('.', '\\.')}:`));
+  const started = events.filter((event) => event.msg === 'tftp transfer started' && event.file === 'ipxe.efi');
+  for (const [i, event] of finished.entries()) {
+    const { blocks, retransmits, earlyAcks, durationMs } = event;
+    const { blockSize, windowSize } = started[i] ?? {};
+    process.stderr.write(`ipxe.efi by TFTP through the relay: ${JSON.stringify({ blocks, blockSize, windowSize, retransmits, earlyAcks, durationMs })}\n`);
+  }
 });
