@@ -60,6 +60,8 @@ export interface ReadTransferParams {
   netascii: boolean;
   negotiated: NegotiatedTransfer;
   timeoutMs: number;
+  /** Shortest adaptive retransmission timeout (see TftpServerOptions.minTimeoutMs). */
+  minTimeoutMs: number;
   retries: number;
   log: Logger;
   startedAt: number;
@@ -116,6 +118,23 @@ export class ReadTransfer {
   private earlyAck = 0;
   private oackSentAt = 0;
   private minRoundTrip = Infinity;
+  /**
+   * Adaptive retransmission timeout (RFC 1123 section 4.2.3.2 asks TFTP for
+   * one), unless the client set a timeout itself (RFC 2349): the smoothed
+   * round trip and its variation as in RFC 6298, in ms, measured from the
+   * last block of each window (or the OACK) to its ACK, never from a block
+   * sent twice (Karn). Until measured, the configured timeout.
+   */
+  private readonly adaptive: boolean;
+  private smoothedRoundTrip: number | undefined;
+  private roundTripVariation = 0;
+  private retransmissionTimeout: number;
+  /** When the highest block went out, and whether it has gone out again since. */
+  private highestSentAt = 0;
+  private highestSentAgain = false;
+  /** Waiting scheduled since the last progress, ms; past `patienceMs` (and `retries`) the transfer gives up. */
+  private waited = 0;
+  private readonly patienceMs: number;
 
   constructor(private readonly params: ReadTransferParams) {
     this.blockSize = params.negotiated.blockSize;
@@ -123,6 +142,11 @@ export class ReadTransfer {
     const acknowledged = params.negotiated.acknowledged;
     this.oack = acknowledged.length > 0 ? encodePacket({ kind: 'optionAcknowledgement', options: acknowledged }) : undefined;
     this.phase = this.oack !== undefined ? 'optionAck' : 'data';
+    this.adaptive = params.negotiated.timeoutMs === undefined;
+    this.retransmissionTimeout = params.timeoutMs;
+    // As patient as the configured timeout's schedule, however short the measured one.
+    this.patienceMs = 0;
+    for (let tries = 0; tries <= params.retries; tries += 1) this.patienceMs += retransmissionDelay(params.timeoutMs, tries);
     if (this.windowSize > 1) {
       this.sentAt = new Float64Array(this.windowSize);
       this.burstOf = new Uint32Array(this.windowSize);
@@ -202,7 +226,9 @@ export class ReadTransfer {
     if (this.phase === 'optionAck') {
       // RFC 2347: the client accepts the OACK with ACK 0.
       if (packet.block === 0) {
-        if (this.sentAt !== undefined) this.minRoundTrip = performance.now() - this.oackSentAt;
+        const roundTrip = performance.now() - this.oackSentAt;
+        if (this.sentAt !== undefined) this.minRoundTrip = roundTrip;
+        if (this.retransmits === 0) this.sampleRoundTrip(roundTrip);
         await this.beginData();
       }
       return;
@@ -249,6 +275,7 @@ export class ReadTransfer {
       this.earlyAck = meaning.index;
       return this.sendWindow(this.highestSent + 1);
     }
+    if (meaning.index === this.highestSent && !this.highestSentAgain) this.sampleRoundTrip(performance.now() - this.highestSentAt);
     if (this.sentAt !== undefined && meaning.index === this.highestSent) {
       this.minRoundTrip = Math.min(this.minRoundTrip, performance.now() - this.sentAt[meaning.index % this.windowSize]!);
     }
@@ -359,7 +386,26 @@ export class ReadTransfer {
       // Only the first block of a burst counts as an old block the client may answer at once.
       this.resent![slot] = index <= this.highestSent && index === burstStart ? 1 : 0;
     }
-    if (index > this.highestSent) this.highestSent = index;
+    if (index > this.highestSent) {
+      this.highestSent = index;
+      this.highestSentAt = performance.now();
+      this.highestSentAgain = false;
+    } else if (index === this.highestSent) {
+      this.highestSentAgain = true;
+    }
+  }
+
+  private sampleRoundTrip(ms: number): void {
+    if (!this.adaptive) return;
+    if (this.smoothedRoundTrip === undefined) {
+      this.smoothedRoundTrip = ms;
+      this.roundTripVariation = ms / 2;
+    } else {
+      this.roundTripVariation = 0.75 * this.roundTripVariation + 0.25 * Math.abs(this.smoothedRoundTrip - ms);
+      this.smoothedRoundTrip = 0.875 * this.smoothedRoundTrip + 0.125 * ms;
+    }
+    const floor = Math.min(this.params.minTimeoutMs, this.params.timeoutMs);
+    this.retransmissionTimeout = Math.min(this.params.timeoutMs, Math.max(floor, this.smoothedRoundTrip + 4 * this.roundTripVariation));
   }
 
   /** Whether the socket still holds sends not handed to the kernel: they may point into the window buffer. */
@@ -387,7 +433,9 @@ export class ReadTransfer {
   private armTimer(): void {
     this.timerGeneration += 1;
     const now = Date.now();
-    this.deadline = now + retransmissionDelay(this.params.timeoutMs, this.tries);
+    const delay = retransmissionDelay(this.retransmissionTimeout, this.tries);
+    this.waited = this.tries === 0 ? delay : this.waited + delay;
+    this.deadline = now + delay;
     if (this.timer !== undefined && this.timerDue <= this.deadline) return;
     clearTimeout(this.timer);
     this.timerDue = this.deadline;
@@ -411,8 +459,8 @@ export class ReadTransfer {
     // An ACK handled after the timer fired but before this ran re-armed it.
     if (this.phase === 'done' || generation !== this.timerGeneration) return;
     this.tries += 1;
-    if (this.tries > this.params.retries) {
-      const detail = `no acknowledgement after ${this.params.retries} retransmissions`;
+    if (this.tries > this.params.retries && this.waited >= this.patienceMs) {
+      const detail = `no acknowledgement after ${this.tries - 1} retransmissions`;
       this.sendError(ErrorCode.notDefined, 'timed out');
       this.finish('timeout', detail);
       return;
