@@ -29,10 +29,9 @@
  * interrupt through the hypervisor and an exit from HLT, tens of
  * microseconds each way (8-25 MB/s here, and it moves with the load other
  * programs put on the machine). Which placement a run got was chance, so
- * the same point gave either number. Measured by pinning with taskset,
- * alternating servers, 4 rounds each (load average 2-7 from other work):
- * same CPU rackboot 58-65, dnsmasq 54-84 MB/s; two CPUs rackboot 9-12,
- * dnsmasq 7-10 MB/s. The bench now pins: every server on CPU 0, atftp on
+ * the same point gave either number. Pinned with taskset (two bench runs,
+ * load average 2 to 21 from other work), dnsmasq at windowsize 1 gave
+ * 42-82 MB/s on one CPU and 2.7-13 MB/s on two. The bench now pins: every server on CPU 0, atftp on
  * CPU 0 ("same CPU": what each side's CPU work per block costs) or on CPU 1
  * ("two CPUs": what the wake-up latency costs, as for a client on another
  * host). atftp also wrote its copy to a disk-backed /tmp, where writeback
