@@ -41,6 +41,7 @@ async function main(argv: string[]): Promise<void> {
           .option('tftp-port', { type: 'number', default: 69 })
           .option('tftp-max-transfers', { type: 'number', default: 64, describe: 'TFTP transfers at once; past it clients get "server busy"' })
           .option('tftp-max-per-client', { type: 'number', default: 8, describe: 'TFTP transfers at once from one client address' })
+          .option('tftp-server', { type: 'string', describe: 'TFTP server to name in DHCP replies (siaddr, option 66) when another host serves TFTP (full mode)' })
           .option('dhcp-port', { type: 'number', default: 67 }),
       async (args) => {
         const { serve } = await import('./serve.js');
@@ -61,6 +62,7 @@ async function main(argv: string[]): Promise<void> {
           tftpPort: args['tftp-port'],
           tftpMaxTransfers: args['tftp-max-transfers'],
           tftpMaxTransfersPerClient: args['tftp-max-per-client'],
+          ...(args['tftp-server'] !== undefined ? { tftpServer: args['tftp-server'] } : {}),
           dhcpPort: args['dhcp-port'],
           log,
         });

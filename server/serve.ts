@@ -19,7 +19,7 @@ import { LoadSampler } from './status/load.js';
 import { hostsPerStage } from './status/timeline.js';
 import { createHttpApp } from './http/app.js';
 import type { Logger } from './log.js';
-import { defaultPool, interfaceAddress, parsePool, parseProxyRelaySubnet, parseRelaySubnet } from './net/interfaces.js';
+import { defaultPool, interfaceAddress, parsePool, parseProxyRelaySubnet, parseRelaySubnet, parseTftpServer } from './net/interfaces.js';
 import { formatProfileError } from './profiles/error.js';
 import { ProfileDirectory } from './profiles/store.js';
 import { MemorySlotSightings } from './profiles/sightings.js';
@@ -47,6 +47,8 @@ export interface ServeOptions {
   /** TFTP transfers at once, in all and from one client address (see TftpServer). */
   tftpMaxTransfers?: number;
   tftpMaxTransfersPerClient?: number;
+  /** `--tftp-server`: the TFTP server DHCP names (siaddr, option 66) when it is not this one. */
+  tftpServer?: string;
   dhcpPort: number;
   log: Logger;
 }
@@ -63,7 +65,8 @@ export interface RunningServer {
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const { log } = options;
   const served = interfaceAddress(options.interfaceName, options.address);
-  const endpoints: ServerEndpoints = { address: served.address, httpPort: options.httpPort };
+  const tftpServer = options.tftpServer !== undefined ? parseTftpServer(options.tftpServer, options.dhcp) : undefined;
+  const endpoints: ServerEndpoints = { address: served.address, httpPort: options.httpPort, ...(tftpServer ? { tftpServer } : {}) };
   await mkdir(options.state, { recursive: true });
 
   const profiles = await ProfileDirectory.open(options.profiles, log);
@@ -253,7 +256,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       log.info('dhcp: off (point your DHCP server at this host: see the README)');
     }
     log.info(
-      { interface: served.interfaceName, address: served.address, http: options.httpPort, tftp: options.tftpPort, dhcp: options.dhcp },
+      { interface: served.interfaceName, address: served.address, http: options.httpPort, tftp: options.tftpPort, dhcp: options.dhcp, ...(tftpServer ? { tftpServer } : {}) },
       'rackboot is serving',
     );
   } catch (error) {

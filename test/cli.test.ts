@@ -75,6 +75,10 @@ test('bad command lines fail with exit 2 and say what is wrong', async () => {
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /rackboot: interface "nosuchif0" does not exist/);
 
+  const tftpServer = await rackboot(['serve', '--interface', 'lo', '--tftp-server', '198.18.0.300', '--profiles', 'profiles']);
+  assert.equal(tftpServer.code, 2);
+  assert.match(tftpServer.stderr, /rackboot: --tftp-server "198\.18\.0\.300": not an IPv4 address/);
+
   const unknown = await rackboot(['frobnicate']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /Unknown argument: frobnicate/);

@@ -35,7 +35,11 @@ export interface ClientFacts {
 
 /** What a DHCP reply tells the client to load next. */
 export type BootFileChoice =
-  | { kind: 'tftp'; file: string } // next-server + file name (siaddr/option 66, file/option 67)
+  /**
+   * next-server + file name (siaddr/option 66, file/option 67). `server`:
+   * the TFTP server to name when it is not this one (`--tftp-server`).
+   */
+  | { kind: 'tftp'; file: string; server?: string }
   | { kind: 'http'; url: string } // iPXE and UEFI HTTP Boot clients
   | { kind: 'none'; reason: string }; // not a network-boot client, or nothing to boot
 

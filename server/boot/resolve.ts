@@ -8,6 +8,12 @@ export interface ServerEndpoints {
   /** The address clients reach us on (DHCP siaddr, TFTP, HTTP). */
   address: string;
   httpPort: number;
+  /**
+   * Where firmware fetches its loader by TFTP when that is not `address`
+   * (`--tftp-server`): another host serving the same files, as with
+   * dnsmasq's `dhcp-boot=FILE,,SERVER`. HTTP stays on `address`.
+   */
+  tftpServer?: string;
 }
 
 export function httpBase(endpoints: ServerEndpoints): string {
@@ -38,13 +44,14 @@ export function chooseBootFile(facts: ClientFacts, endpoints: ServerEndpoints): 
     return { kind: 'none', reason: `UEFI HTTP Boot for client architecture ${String(facts.arch)} is not supported (x64 is 16)` };
   }
   if (!facts.isPxe) return { kind: 'none', reason: 'not a network-boot client (no PXEClient, HTTPClient or iPXE marker)' };
+  const server = endpoints.tftpServer !== undefined ? { server: endpoints.tftpServer } : {};
   switch (facts.arch) {
     case undefined:
     case ClientArch.biosX86:
-      return { kind: 'tftp', file: 'undionly.kpxe' };
+      return { kind: 'tftp', file: 'undionly.kpxe', ...server };
     case ClientArch.efiBc:
     case ClientArch.efiX64:
-      return { kind: 'tftp', file: 'ipxe.efi' };
+      return { kind: 'tftp', file: 'ipxe.efi', ...server };
     default:
       return { kind: 'none', reason: `client architecture ${facts.arch} is not supported (BIOS x86 0, UEFI x64 7 or 9)` };
   }

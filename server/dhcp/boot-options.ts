@@ -59,10 +59,11 @@ export function bootReplyFields(
   let name: string;
   if (choice.kind === 'tftp') {
     name = choice.file;
-    nextServer = serverAddress;
+    // This server, unless the choice names another TFTP server.
+    nextServer = choice.server ?? serverAddress;
     // Option 66 as well as siaddr: UEFI PXE reads siaddr, some BIOS ROMs and
     // iPXE prefer option 66; both name the same server.
-    options.tftpServerName = serverAddress;
+    options.tftpServerName = nextServer;
   } else {
     name = choice.url;
   }

@@ -63,6 +63,29 @@ export function interfaceAddress(interfaceName: string, wanted?: string): Interf
   return { interfaceName, address: match.address, prefixLength: match.prefixLength };
 }
 
+/**
+ * `--tftp-server ADDR`: the TFTP server that DHCP replies name (siaddr and
+ * option 66) instead of this one. A unicast IPv4 address, and only with
+ * `--dhcp full`: in proxy mode UEFI PXE sends its port-4011 request to the
+ * offer's siaddr, which must stay this server; with `--dhcp off` the site's
+ * DHCP server names the TFTP server itself.
+ */
+export function parseTftpServer(text: string, dhcp: 'full' | 'proxy' | 'off'): string {
+  if (!isIpv4(text)) throw new Error(`--tftp-server "${text}": not an IPv4 address (want a.b.c.d, the host that serves ipxe.efi and undionly.kpxe)`);
+  const first = Number(text.split('.')[0]);
+  if (text === '0.0.0.0' || text === '255.255.255.255' || first === 0 || first === 127 || first >= 224) {
+    throw new Error(`--tftp-server ${text}: not a unicast address that booting machines can reach`);
+  }
+  if (dhcp !== 'full') {
+    throw new Error(
+      dhcp === 'proxy'
+        ? `--tftp-server ${text}: only with --dhcp full (in proxy mode UEFI PXE asks this server again on port 4011 at siaddr, so siaddr stays this server's address)`
+        : `--tftp-server ${text}: only with --dhcp full (with --dhcp off, your DHCP server names the TFTP server)`,
+    );
+  }
+  return text;
+}
+
 /** Parse "START-END" and check both ends lie in the served subnet, in order. */
 export function parsePool(text: string, served: InterfaceAddress): { start: string; end: string } {
   const [start, end, extra] = text.split('-').map((part) => part.trim());

@@ -1,4 +1,4 @@
-import { close, createReadStream, open, read } from 'node:fs';
+import { close, createReadStream, open, readv } from 'node:fs';
 import { stat } from 'node:fs/promises';
 
 /**
@@ -33,8 +33,11 @@ export interface TftpFile {
 
 /** Positional reads of a TftpFile's content. */
 export interface RandomAccessContent {
-  /** Read up to `length` bytes at `position` into `buffer` at `offset`; resolves with the count read. */
-  read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
+  /**
+   * Read the bytes at `position` into `buffers`, one after the other, in
+   * one call (preadv); resolves with the count read, short at the end.
+   */
+  readv(buffers: Buffer[], position: number): Promise<number>;
   close(): void;
 }
 
@@ -76,15 +79,15 @@ function openRandomAccess(path: string, size: number): Promise<RandomAccessConte
       }
       let closed = false;
       resolve({
-        read: (buffer, offset, length, position) =>
+        readv: (buffers, position) =>
           new Promise((done, fail) => {
-            // Stop at the size taken when the file was resolved (see fileFromDisk).
-            const wanted = Math.max(0, Math.min(length, size - position));
-            if (wanted === 0 || closed) {
+            // Nothing past the size taken when the file was resolved (see
+            // fileFromDisk); callers size their buffers from it.
+            if (buffers.length === 0 || position >= size || closed) {
               done(0);
               return;
             }
-            read(fd, buffer, offset, wanted, position, (readErr, bytesRead) => (readErr ? fail(readErr) : done(bytesRead)));
+            readv(fd, buffers, position, (readErr, bytesRead) => (readErr ? fail(readErr) : done(bytesRead)));
           }),
         close: () => {
           if (closed) return;

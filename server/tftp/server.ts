@@ -66,10 +66,21 @@ export interface TftpServerOptions {
   maxTransfersPerClient?: number;
   /**
    * Retransmission timeout unless the client asks for another (RFC 2349).
-   * Default 1000 ms. Doubles with each retransmission of the same window,
-   * up to 8 s (see retransmissionDelay).
+   * Default 1000 ms. Once a transfer has measured round trips its timeout
+   * adapts to them (RFC 6298's estimator, 200 ms at least, this at most);
+   * it doubles with each retransmission of the same window, up to 8 s (see
+   * retransmissionDelay). A transfer gives up after `retries`
+   * retransmissions and no sooner than this timeout's schedule would.
    */
   timeoutMs?: number;
+  /**
+   * Shortest adaptive retransmission timeout. Default 200 ms (as Linux's
+   * TCP): a round trip on a LAN is well under a millisecond, and a client
+   * that now and then takes longer to answer (firmware writing to memory)
+   * should not get every window twice. At timeoutMs or more, the timeout is
+   * fixed.
+   */
+  minTimeoutMs?: number;
   /** Retransmissions of one window (or OACK) before giving up. Default 5. */
   retries?: number;
   onEvent?: (event: TftpEvent) => void;
@@ -107,12 +118,14 @@ export class TftpServer {
       maxTransfers: config.maxTransfers ?? 64,
       maxTransfersPerClient: config.maxTransfersPerClient ?? 8,
       timeoutMs: config.timeoutMs ?? 1000,
+      minTimeoutMs: config.minTimeoutMs ?? 200,
       retries: config.retries ?? 5,
     };
     for (const [name, value, min] of [
       ['maxTransfers', this.options.maxTransfers, 1],
       ['maxTransfersPerClient', this.options.maxTransfersPerClient, 1],
       ['timeoutMs', this.options.timeoutMs, 1],
+      ['minTimeoutMs', this.options.minTimeoutMs, 1],
       ['retries', this.options.retries, 0],
     ] as const) {
       if (!Number.isInteger(value) || value < min) throw new RangeError(`TftpServer ${name} is ${value}, want an integer of at least ${min}`);
@@ -277,6 +290,7 @@ export class TftpServer {
       netascii,
       negotiated,
       timeoutMs: negotiated.timeoutMs ?? this.options.timeoutMs,
+      minTimeoutMs: this.options.minTimeoutMs,
       retries: this.options.retries,
       log: this.log,
       startedAt,

@@ -60,6 +60,8 @@ export interface ReadTransferParams {
   netascii: boolean;
   negotiated: NegotiatedTransfer;
   timeoutMs: number;
+  /** Shortest adaptive retransmission timeout (see TftpServerOptions.minTimeoutMs). */
+  minTimeoutMs: number;
   retries: number;
   log: Logger;
   startedAt: number;
@@ -80,9 +82,7 @@ export class ReadTransfer {
   /** Where blocks come from: a reused window buffer for random-access content, else a stream. */
   private reader: BlockReader | undefined;
   private window: WindowBuffer | undefined;
-  /** DATA sends handed to the socket whose callbacks have not run: their bytes may still be queued. */
-  private sendsInFlight = 0;
-  /** Blocks sent and not yet acknowledged, by index; at most one window. */
+  /** Blocks sent and not yet acknowledged, as DATA packets, by index; at most one window. */
   private readonly unacknowledged = new Map<number, Buffer>();
   private lastAcked = 0;
   private highestSent = 0;
@@ -118,6 +118,23 @@ export class ReadTransfer {
   private earlyAck = 0;
   private oackSentAt = 0;
   private minRoundTrip = Infinity;
+  /**
+   * Adaptive retransmission timeout (RFC 1123 section 4.2.3.2 asks TFTP for
+   * one), unless the client set a timeout itself (RFC 2349): the smoothed
+   * round trip and its variation as in RFC 6298, in ms, measured from the
+   * last block of each window (or the OACK) to its ACK, never from a block
+   * sent twice (Karn). Until measured, the configured timeout.
+   */
+  private readonly adaptive: boolean;
+  private smoothedRoundTrip: number | undefined;
+  private roundTripVariation = 0;
+  private retransmissionTimeout: number;
+  /** When the highest block went out, and whether it has gone out again since. */
+  private highestSentAt = 0;
+  private highestSentAgain = false;
+  /** Waiting scheduled since the last progress, ms; past `patienceMs` (and `retries`) the transfer gives up. */
+  private waited = 0;
+  private readonly patienceMs: number;
 
   constructor(private readonly params: ReadTransferParams) {
     this.blockSize = params.negotiated.blockSize;
@@ -125,6 +142,11 @@ export class ReadTransfer {
     const acknowledged = params.negotiated.acknowledged;
     this.oack = acknowledged.length > 0 ? encodePacket({ kind: 'optionAcknowledgement', options: acknowledged }) : undefined;
     this.phase = this.oack !== undefined ? 'optionAck' : 'data';
+    this.adaptive = params.negotiated.timeoutMs === undefined;
+    this.retransmissionTimeout = params.timeoutMs;
+    // As patient as the configured timeout's schedule, however short the measured one.
+    this.patienceMs = 0;
+    for (let tries = 0; tries <= params.retries; tries += 1) this.patienceMs += retransmissionDelay(params.timeoutMs, tries);
     if (this.windowSize > 1) {
       this.sentAt = new Float64Array(this.windowSize);
       this.burstOf = new Uint32Array(this.windowSize);
@@ -204,7 +226,9 @@ export class ReadTransfer {
     if (this.phase === 'optionAck') {
       // RFC 2347: the client accepts the OACK with ACK 0.
       if (packet.block === 0) {
-        if (this.sentAt !== undefined) this.minRoundTrip = performance.now() - this.oackSentAt;
+        const roundTrip = performance.now() - this.oackSentAt;
+        if (this.sentAt !== undefined) this.minRoundTrip = roundTrip;
+        if (this.retransmits === 0) this.sampleRoundTrip(roundTrip);
         await this.beginData();
       }
       return;
@@ -232,7 +256,8 @@ export class ReadTransfer {
     }
     if (meaning.kind === 'outOfWindow') return undefined;
     for (let index = this.lastAcked + 1; index <= meaning.index; index += 1) {
-      this.bytes += this.unacknowledged.get(index)?.length ?? 0;
+      const packet = this.unacknowledged.get(index);
+      if (packet !== undefined) this.bytes += packet.length - 4;
       this.unacknowledged.delete(index);
     }
     this.lastAcked = meaning.index;
@@ -242,6 +267,7 @@ export class ReadTransfer {
       this.finish('complete');
       return undefined;
     }
+    this.window?.prefetch(this.lastAcked, this.sendsQueued);
     if (this.sentAt !== undefined && meaning.index < this.highestSent && this.isEarly(meaning.index)) {
       // Take the progress and keep the window full, sending only blocks
       // never sent; the ones in flight are not sent again.
@@ -249,6 +275,7 @@ export class ReadTransfer {
       this.earlyAck = meaning.index;
       return this.sendWindow(this.highestSent + 1);
     }
+    if (meaning.index === this.highestSent && !this.highestSentAgain) this.sampleRoundTrip(performance.now() - this.highestSentAt);
     if (this.sentAt !== undefined && meaning.index === this.highestSent) {
       this.minRoundTrip = Math.min(this.minRoundTrip, performance.now() - this.sentAt[meaning.index % this.windowSize]!);
     }
@@ -313,13 +340,13 @@ export class ReadTransfer {
       if (this.finalIndex !== undefined && index > this.finalIndex) break;
       // Blocks sent before are kept here: the window buffer may have moved
       // on to a new buffer since (see WindowBuffer.fill).
-      let block = this.unacknowledged.get(index);
-      if (block === undefined) {
+      let packet = this.unacknowledged.get(index);
+      if (packet === undefined) {
         if (window === undefined || index > window.highestRead) return this.readAndSend(index, end, from);
-        block = window.block(index);
-        this.unacknowledged.set(index, block);
+        packet = window.packet(index, wireBlockNumber(index));
+        this.unacknowledged.set(index, packet);
       }
-      this.sendBlock(index, block, from);
+      this.sendBlock(index, packet, from);
     }
     this.armTimer();
     return undefined;
@@ -329,27 +356,29 @@ export class ReadTransfer {
   private async readAndSend(index: number, end: number, from: number): Promise<void> {
     for (; index <= end; index += 1) {
       if (this.finalIndex !== undefined && index > this.finalIndex) break;
-      let block = this.unacknowledged.get(index);
-      if (block === undefined) {
+      let packet = this.unacknowledged.get(index);
+      if (packet === undefined) {
         try {
-          block = this.window !== undefined ? await this.windowBlock(index) : await this.reader!.read(this.blockSize);
+          packet = this.window !== undefined ? await this.windowPacket(index) : await this.streamPacket(index);
         } catch (err) {
           this.failRead(err);
           return;
         }
         if (this.phase === 'done') return;
-        this.unacknowledged.set(index, block);
-        if (block.length < this.blockSize) this.finalIndex = index;
+        this.unacknowledged.set(index, packet);
+        if (packet.length - 4 < this.blockSize) this.finalIndex = index;
       }
-      this.sendBlock(index, block, from);
+      this.sendBlock(index, packet, from);
     }
     this.armTimer();
   }
 
-  private sendBlock(index: number, block: Buffer, burstStart: number): void {
+  private sendBlock(index: number, packet: Buffer, burstStart: number): void {
     if (index <= this.highestSent) this.retransmits += 1;
-    this.sendsInFlight += 1;
-    this.params.socket.send([encodeDataHeader(wireBlockNumber(index)), block], this.params.client.port, this.params.client.address, this.afterSend);
+    // No callback: dgram would queue one process.nextTick per packet to call
+    // it. A failed send is a lost packet, resent on the timer; whether bytes
+    // may still be queued is asked of the socket (sendsQueued) when needed.
+    this.params.socket.send(packet, this.params.client.port, this.params.client.address);
     if (this.sentAt !== undefined) {
       const slot = index % this.windowSize;
       this.sentAt[slot] = performance.now();
@@ -357,19 +386,42 @@ export class ReadTransfer {
       // Only the first block of a burst counts as an old block the client may answer at once.
       this.resent![slot] = index <= this.highestSent && index === burstStart ? 1 : 0;
     }
-    if (index > this.highestSent) this.highestSent = index;
+    if (index > this.highestSent) {
+      this.highestSent = index;
+      this.highestSentAt = performance.now();
+      this.highestSentAgain = false;
+    } else if (index === this.highestSent) {
+      this.highestSentAgain = true;
+    }
   }
 
-  private readonly afterSend = (err: Error | null): void => {
-    this.sendsInFlight -= 1;
-    if (err) this.params.log.debug({ client: clientLabel(this.params.client), err }, 'tftp send failed');
-  };
+  private sampleRoundTrip(ms: number): void {
+    if (!this.adaptive) return;
+    if (this.smoothedRoundTrip === undefined) {
+      this.smoothedRoundTrip = ms;
+      this.roundTripVariation = ms / 2;
+    } else {
+      this.roundTripVariation = 0.75 * this.roundTripVariation + 0.25 * Math.abs(this.smoothedRoundTrip - ms);
+      this.smoothedRoundTrip = 0.875 * this.smoothedRoundTrip + 0.125 * ms;
+    }
+    const floor = Math.min(this.params.minTimeoutMs, this.params.timeoutMs);
+    this.retransmissionTimeout = Math.min(this.params.timeoutMs, Math.max(floor, this.smoothedRoundTrip + 4 * this.roundTripVariation));
+  }
 
-  /** Block `index` from the window buffer; when it is new, read it and as many after it as the buffer has room for. */
-  private async windowBlock(index: number): Promise<Buffer> {
+  /** Whether the socket still holds sends not handed to the kernel: they may point into the window buffer. */
+  private readonly sendsQueued = (): boolean => this.params.socket.getSendQueueCount() > 0;
+
+  /** Block `index` from the window buffer, as a DATA packet; when it is new, read it and as many after it as the buffer has room for. */
+  private async windowPacket(index: number): Promise<Buffer> {
     const window = this.window!;
-    if (index > window.highestRead) await window.fill(index, this.lastAcked + window.capacity, this.sendsInFlight > 0);
-    return window.block(index);
+    if (index > window.highestRead) await window.fill(index, this.lastAcked + window.capacity, this.sendsQueued());
+    return window.packet(index, wireBlockNumber(index));
+  }
+
+  /** The next block of a stream (netascii, content in memory), as a DATA packet of its own. */
+  private async streamPacket(index: number): Promise<Buffer> {
+    const block = await this.reader!.read(this.blockSize);
+    return Buffer.concat([encodeDataHeader(wireBlockNumber(index)), block]);
   }
 
   /**
@@ -381,7 +433,9 @@ export class ReadTransfer {
   private armTimer(): void {
     this.timerGeneration += 1;
     const now = Date.now();
-    this.deadline = now + retransmissionDelay(this.params.timeoutMs, this.tries);
+    const delay = retransmissionDelay(this.retransmissionTimeout, this.tries);
+    this.waited = this.tries === 0 ? delay : this.waited + delay;
+    this.deadline = now + delay;
     if (this.timer !== undefined && this.timerDue <= this.deadline) return;
     clearTimeout(this.timer);
     this.timerDue = this.deadline;
@@ -405,8 +459,8 @@ export class ReadTransfer {
     // An ACK handled after the timer fired but before this ran re-armed it.
     if (this.phase === 'done' || generation !== this.timerGeneration) return;
     this.tries += 1;
-    if (this.tries > this.params.retries) {
-      const detail = `no acknowledgement after ${this.params.retries} retransmissions`;
+    if (this.tries > this.params.retries && this.waited >= this.patienceMs) {
+      const detail = `no acknowledgement after ${this.tries - 1} retransmissions`;
       this.sendError(ErrorCode.notDefined, 'timed out');
       this.finish('timeout', detail);
       return;

@@ -1,4 +1,5 @@
 import type { RandomAccessContent } from './file.js';
+import { Opcode } from './codes.js';
 
 /**
  * The blocks of a transfer's window and those just after it, read from
@@ -7,18 +8,36 @@ import type { RandomAccessContent } from './file.js';
  * slots. A slot is only overwritten once the block that held it is
  * acknowledged (the caller says how far that is).
  *
+ * Each slot is a whole DATA packet: four bytes of header, then the block,
+ * read there by one preadv per run of slots. block() writes the header and
+ * hands out the packet, which goes to the socket as one buffer: no header
+ * allocated and no two-part send per packet.
+ *
  * There are at least enough slots for 64 KiB, so small windows read ahead
  * in 64 KiB reads rather than one read per block: at windowsize 1 a read
  * per block (a trip through libuv's thread pool per ACK) ran at a third of
- * dnsmasq's speed.
+ * dnsmasq's speed. And the transfer calls prefetch() as ACKs come in, so
+ * the next blocks are read while the client still works on the ones sent:
+ * an ACK then finds its answer in memory and costs only a send, never a
+ * wait for the thread pool.
  */
 const readAheadBytes = 64 * 1024;
+const dataHeaderLength = 4;
+/** Under IOV_MAX (1024): tiny blocks make long runs of slots. */
+const maxBuffersPerRead = 512;
 
 export class WindowBuffer {
   private buffer: Buffer;
   private readonly slots: number;
+  /** Bytes per slot: a DATA header and a block. */
+  private readonly stride: number;
   /** Blocks 1..filledTo have been read (the last `slots` of them are held). */
   private filledTo = 0;
+  /** A read started by prefetch() and not finished; fill() waits for it. */
+  private reading: Promise<void> | undefined;
+  /** Why the last prefetch failed, for the fill() that needed its blocks. */
+  private failure: unknown;
+  private closed = false;
 
   constructor(
     private readonly content: RandomAccessContent,
@@ -29,7 +48,8 @@ export class WindowBuffer {
     // Never more room than the file needs: a 300-byte file asked for with
     // blksize 65464 and windowsize 64 gets one block, not 4 MB.
     this.slots = Math.max(1, Math.min(Math.max(windowSize, Math.ceil(readAheadBytes / blockSize)), this.finalIndex));
-    this.buffer = Buffer.allocUnsafeSlow(this.slots * blockSize);
+    this.stride = blockSize + dataHeaderLength;
+    this.buffer = Buffer.allocUnsafeSlow(this.slots * this.stride);
   }
 
   /** Index of the last block: the one shorter than blockSize, possibly empty. */
@@ -50,36 +70,89 @@ export class WindowBuffer {
    * rather than overwrite what they carry.
    */
   async fill(from: number, to: number, busy: boolean): Promise<void> {
+    // A prefetch may be reading these blocks already: wait for it, then read what it did not.
+    while (this.reading !== undefined) await this.reading;
+    if (this.failure !== undefined) throw this.failure;
+    if (from <= this.filledTo) from = this.filledTo + 1;
     if (from !== this.filledTo + 1) throw new Error(`WindowBuffer: asked for block ${from} after ${this.filledTo}`);
+    await this.read(from, to, busy);
+  }
+
+  /**
+   * Start reading the blocks after the last one read, up to
+   * `acknowledged` + capacity, without waiting, once at least half the
+   * slots hold acknowledged blocks (so reads stay large). `busy()`: as for
+   * fill(), asked only when a read starts.
+   */
+  prefetch(acknowledged: number, busy: () => boolean): void {
+    if (this.reading !== undefined || this.closed || this.failure !== undefined || this.filledTo >= this.finalIndex) return;
+    if (acknowledged + this.slots - this.filledTo < this.slots / 2) return;
+    const reading = this.read(this.filledTo + 1, acknowledged + this.slots, busy());
+    this.reading = reading;
+    reading.then(
+      () => {
+        this.reading = undefined;
+        if (this.closed) this.content.close();
+      },
+      (err: unknown) => {
+        this.reading = undefined;
+        this.failure = err;
+        if (this.closed) this.content.close();
+      },
+    );
+  }
+
+  private async read(from: number, to: number, busy: boolean): Promise<void> {
     const last = Math.min(to, this.finalIndex);
     if (last < from) return;
-    if (busy) this.buffer = Buffer.allocUnsafeSlow(this.buffer.length);
+    if (busy) {
+      // Read blocks not sent yet may sit in the buffer: they move along.
+      const fresh = Buffer.allocUnsafeSlow(this.buffer.length);
+      this.buffer.copy(fresh);
+      this.buffer = fresh;
+    }
     let index = from;
     while (index <= last) {
       const slot = (index - 1) % this.slots;
-      const run = Math.min(last - index + 1, this.slots - slot);
+      const run = Math.min(last - index + 1, this.slots - slot, maxBuffersPerRead);
       const position = (index - 1) * this.blockSize;
       const wanted = Math.min(run * this.blockSize, this.size - position);
-      const got = wanted === 0 ? 0 : await this.content.read(this.buffer, slot * this.blockSize, wanted, position);
+      const parts: Buffer[] = [];
+      for (let offset = 0; offset < wanted; offset += this.blockSize) {
+        const start = (slot + parts.length) * this.stride + dataHeaderLength;
+        parts.push(this.buffer.subarray(start, start + Math.min(this.blockSize, wanted - offset)));
+      }
+      const got = wanted === 0 ? 0 : await this.content.readv(parts, position);
       if (got < wanted) throw new Error(`file ended at ${position + got} bytes, ${this.size} expected`);
       index += run;
     }
     this.filledTo = last;
   }
 
-  /** Block `index`, read by fill() and not yet overwritten. */
-  block(index: number): Buffer {
+  /**
+   * Block `index`, read by fill() and not yet overwritten, as a DATA packet
+   * numbered `wireBlock` (the index modulo 65536, RFC 7440 wraps it).
+   */
+  packet(index: number, wireBlock: number): Buffer {
     if (index > this.filledTo || index <= this.filledTo - this.slots) throw new Error(`WindowBuffer: block ${index} is not held`);
-    const slot = (index - 1) % this.slots;
+    const start = ((index - 1) % this.slots) * this.stride;
     const length = Math.min(this.blockSize, this.size - (index - 1) * this.blockSize);
-    return this.buffer.subarray(slot * this.blockSize, slot * this.blockSize + length);
+    const buffer = this.buffer;
+    buffer[start] = 0;
+    buffer[start + 1] = Opcode.data;
+    buffer[start + 2] = wireBlock >>> 8;
+    buffer[start + 3] = wireBlock & 0xff;
+    return buffer.subarray(start, start + dataHeaderLength + length);
   }
 
   get highestRead(): number {
     return this.filledTo;
   }
 
+  /** Release the content; a prefetch still reading releases it when done. */
   close(): void {
-    this.content.close();
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reading === undefined) this.content.close();
   }
 }

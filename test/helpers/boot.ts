@@ -31,6 +31,8 @@ export interface RackOptions {
    * --dhcp proxy` answers boot on the bridge that holds tap0.
    */
   dhcp?: 'full' | 'proxy';
+  /** More `rackboot serve` arguments, e.g. `--tftp-server`. */
+  serveArgs?: string[];
 }
 
 /**
@@ -64,6 +66,7 @@ export async function startRack(profileFiles: Record<string, string>, options: R
     ...dhcpArgs, '--address', serverAddress,
     '--profiles', profiles, '--assets', assets, '--state', path.join(work, 'state'),
     '--http-port', String(httpPort),
+    ...(options.serveArgs ?? []),
   ], { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'debug' } });
   const server = new ConsoleWatcher(child);
   await server.waitFor(/rackboot is serving/, 30_000, 'rackboot serve to start');

@@ -246,7 +246,7 @@ describe('TFTP server protocol', () => {
   });
 
   test('a duplicate ACK never resends the window (Sorcerer\'s Apprentice)', async () => {
-    await withServer({ timeoutMs: 5000 }, async (fixture) => {
+    await withServer({ timeoutMs: 5000, minTimeoutMs: 5000 }, async (fixture) => {
       fixture.writeRandomFile('f', 512 * 20);
       await withClient(async (client) => {
         await client.readRequest(fixture.port, 'f');
@@ -270,7 +270,7 @@ describe('TFTP server protocol', () => {
   });
 
   test('with windows: a duplicate ACK sends nothing, an ACK inside the window resends from the block after it', async () => {
-    await withServer({ timeoutMs: 5000 }, async (fixture) => {
+    await withServer({ timeoutMs: 5000, minTimeoutMs: 5000 }, async (fixture) => {
       fixture.writeRandomFile('f', 512 * 40);
       await withClient(async (client) => {
         await client.readRequest(fixture.port, 'f', [{ name: 'windowsize', value: '4' }]);
@@ -292,7 +292,7 @@ describe('TFTP server protocol', () => {
   });
 
   test('with windows: an ACK answering a resent block is progress, not a loss; each loss costs one window', async () => {
-    await withServer({ timeoutMs: 5000 }, async (fixture) => {
+    await withServer({ timeoutMs: 5000, minTimeoutMs: 5000 }, async (fixture) => {
       fixture.writeRandomFile('f', 512 * 40);
       await withClient(async (client) => {
         await client.readRequest(fixture.port, 'f', [{ name: 'windowsize', value: '4' }]);
@@ -375,8 +375,41 @@ describe('TFTP server protocol', () => {
     });
   });
 
+  test('the retransmission timeout adapts to measured round trips, down to minTimeoutMs, unless the client set one', async () => {
+    await withServer({ timeoutMs: 4000, minTimeoutMs: 100 }, async (fixture) => {
+      fixture.writeRandomFile('h', 1100);
+      await withClient(async (client) => {
+        await client.readRequest(fixture.port, 'h');
+        const first = await client.receive();
+        assert.equal(expectPacket(first, 'data').block, 1);
+        // Answered at once: a round trip of about a millisecond, so the timeout falls to its floor.
+        await client.send({ kind: 'acknowledgement', block: 1 }, first.port);
+        assert.deepEqual(dataBlocks([await client.receive()]), [2]);
+        // Far sooner than the configured 4 s.
+        assert.deepEqual(dataBlocks([await client.receive(2000)]), [2], 'block 2 again after the adapted timeout');
+        await client.send({ kind: 'acknowledgement', block: 2 }, first.port);
+        assert.deepEqual(dataBlocks([await client.receive()]), [3]);
+        await client.send({ kind: 'acknowledgement', block: 3 }, first.port);
+        const ended = await fixture.waitForEvent('transferEnded', (event) => event.outcome === 'complete');
+        assert.equal(ended.retransmits, 1);
+      });
+      // RFC 2349: a client that names its timeout gets exactly that.
+      await withClient(async (client) => {
+        await client.readRequest(fixture.port, 'h', [{ name: 'timeout', value: '3' }]);
+        const oack = await client.receive();
+        expectPacket(oack, 'optionAcknowledgement');
+        await client.send({ kind: 'acknowledgement', block: 0 }, oack.port);
+        assert.deepEqual(dataBlocks([await client.receive()]), [1]);
+        await client.send({ kind: 'acknowledgement', block: 1 }, oack.port);
+        assert.deepEqual(dataBlocks([await client.receive()]), [2]);
+        assert.deepEqual(await client.collect(2000), [], 'nothing within 2 s of a 3 s timeout');
+        await client.send({ kind: 'error', code: 0, message: 'done' }, oack.port);
+      });
+    });
+  });
+
   test('a packet from a foreign port gets error 5 and the transfer carries on', async () => {
-    await withServer({ timeoutMs: 5000 }, async (fixture) => {
+    await withServer({ timeoutMs: 5000, minTimeoutMs: 5000 }, async (fixture) => {
       const content = fixture.writeRandomFile('f', 1500);
       await withClient(async (client) => {
         await client.readRequest(fixture.port, 'f');
@@ -552,7 +585,7 @@ describe('TFTP server protocol', () => {
   });
 
   test('garbage from the client on its transfer port is ignored', async () => {
-    await withServer({ timeoutMs: 5000 }, async (fixture) => {
+    await withServer({ timeoutMs: 5000, minTimeoutMs: 5000 }, async (fixture) => {
       const content = fixture.writeRandomFile('f', 1000);
       await withClient(async (client) => {
         await client.readRequest(fixture.port, 'f');
@@ -571,7 +604,7 @@ describe('TFTP server protocol', () => {
   });
 
   test('a repeated RRQ from the same port does not start a second transfer', async () => {
-    await withServer({ timeoutMs: 5000 }, async (fixture) => {
+    await withServer({ timeoutMs: 5000, minTimeoutMs: 5000 }, async (fixture) => {
       fixture.writeRandomFile('f', 100);
       await withClient(async (client) => {
         await client.readRequest(fixture.port, 'f', [{ name: 'tsize', value: '0' }]);

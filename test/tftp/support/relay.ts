@@ -19,8 +19,10 @@ export interface RelayOptions {
   /** Where the real server listens (its request port). */
   serverAddress: string;
   serverPort: number;
-  /** Address the relay listens on for clients; its port is picked freely. */
+  /** Address the relay listens on for clients. */
   listenAddress: string;
+  /** Port for clients' requests; default 0, picked freely (69 stands in for a TFTP server). */
+  listenPort?: number;
   /** Address the relay's upstream sockets bind; default listenAddress. */
   upstreamAddress?: string;
   lossRate: number;
@@ -60,7 +62,7 @@ export class UdpRelay {
 
   static async start(options: RelayOptions): Promise<UdpRelay> {
     const listener = createSocket('udp4');
-    listener.bind(0, options.listenAddress);
+    listener.bind(options.listenPort ?? 0, options.listenAddress);
     await once(listener, 'listening');
     return new UdpRelay(options, listener);
   }
