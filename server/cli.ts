@@ -10,7 +10,7 @@ const folderOptions = {
 } as const;
 
 /**
- * The one command line: `rackboot serve | leases | build | whatif | demo | hash-password | profiles`. Each
+ * The one command line: `rackboot serve | leases | hosts | build | whatif | demo | hash-password | profiles`. Each
  * command loads only what it needs, so `rackboot whatif` stays quick.
  */
 async function main(argv: string[]): Promise<void> {
@@ -88,6 +88,21 @@ async function main(argv: string[]): Promise<void> {
         const leases = readLeaseFile(join(args.state, 'leases.sqlite'));
         const now = Date.now();
         process.stdout.write(args.json ? `${JSON.stringify(leaseRows(leases, now), null, 2)}\n` : renderLeaseTable(leases, now));
+      },
+    )
+    .command(
+      'hosts',
+      'where each host stands: stage, address, last seen, last boot time, failures (from a running server with --server, else from the state folder)',
+      (y) =>
+        y
+          .option('server', { type: 'string', describe: "a running server's HTTP address, such as http://198.18.0.1" })
+          .option('state', { type: 'string', default: 'state', describe: 'the folder "rackboot serve --state" uses (its admin token, or its timeline)' })
+          .options({ profiles: folderOptions.profiles })
+          .option('json', { type: 'boolean', default: false, describe: 'one JSON array instead of a table' }),
+      async (args) => {
+        const { listHosts, renderHostTable } = await import('./status/hosts-command.js');
+        const hosts = await listHosts({ state: args.state, profiles: args.profiles, ...(args.server ? { server: args.server } : {}) });
+        process.stdout.write(args.json ? `${JSON.stringify(hosts, null, 2)}\n` : renderHostTable(hosts));
       },
     )
     .command(
@@ -190,7 +205,7 @@ async function main(argv: string[]): Promise<void> {
         )
         .demandCommand(1, 'name a profiles command: validate'),
     )
-    .demandCommand(1, 'name a command: serve, leases, build, whatif, demo, hash-password or profiles')
+    .demandCommand(1, 'name a command: serve, leases, hosts, build, whatif, demo, hash-password or profiles')
     .strict()
     .fail((message, error, y) => {
       // A failed .check() comes with its message as `error` too (a string,

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { passwordMatches } from '../server/admin/password.js';
+import { SqliteEventStore } from '../server/events/sqlite-store.js';
 import { cliPath, repoRoot } from './helpers/build.js';
 
 const run = promisify(execFile);
@@ -134,5 +135,40 @@ test('profiles validate: exit 0 on good files, 1 with file:line:column lines on 
     assert.equal(bad.stdout.trim(), `${dir}: 4 profile files, 2 with problems (2 in all)`);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('hosts from the state folder when no server runs; a running server\'s lock sends the reader to --server', async () => {
+  const state = await mkdtemp(path.join(tmpdir(), 'rackboot-hosts-'));
+  try {
+    const store = SqliteEventStore.open(path.join(state, 'events.sqlite'));
+    const mac = '52:54:00:00:00:31';
+    const t0 = Date.now() - 60_000;
+    store.appendAll([
+      { time: t0, mac, source: 'dhcp', stage: 'dhcp-offer', detail: '198.18.0.131' },
+      { time: t0 + 500, mac, source: 'dhcp', stage: 'dhcp-ack', detail: '198.18.0.131' },
+      { time: t0 + 31_000, mac, source: 'runtime', stage: 'ready' },
+      { time: t0 + 1000, mac: '52:54:00:00:00:32', source: 'dhcp', stage: 'dhcp-offer' },
+    ]);
+    const locked = await rackboot(['hosts', '--state', state, '--profiles', '/nonexistent']);
+    assert.equal(locked.code, 2);
+    assert.match(locked.stderr, /events\.sqlite is held by a running rackboot serve; ask it instead: rackboot hosts --server/);
+    store.close();
+
+    const listed = await rackboot(['hosts', '--state', state, '--profiles', '/nonexistent', '--json']);
+    assert.equal(listed.code, 0, listed.stderr);
+    const hosts = JSON.parse(listed.stdout) as Array<{ mac: string; stage: string; address: string; lastBootSeconds: number | null }>;
+    assert.deepEqual(hosts.map((host) => [host.mac, host.stage, host.address, host.lastBootSeconds]), [
+      [mac, 'ready', '198.18.0.131', 31],
+      ['52:54:00:00:00:32', 'dhcp-offer', null, null],
+    ]);
+    const table = await rackboot(['hosts', '--state', state, '--profiles', '/nonexistent']);
+    assert.match(table.stdout, /^MAC +HOSTNAME +STAGE +ADDRESS +LAST SEEN +LAST BOOT +FAILURES$/m);
+    assert.match(table.stdout, new RegExp(`^${mac}  -  +ready  +198\\.18\\.0\\.131  +\\d+ s ago  +31\\.0 s  +-$`, 'm'));
+    const missing = await rackboot(['hosts', '--state', path.join(state, 'nothing-here')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /events\.sqlite/);
+  } finally {
+    await rm(state, { recursive: true, force: true });
   }
 });

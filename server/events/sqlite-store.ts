@@ -179,3 +179,21 @@ function asDatabaseError(file: string, error: unknown): EventDatabaseError {
   }
   return new EventDatabaseError(file, 'OPEN', message, { cause: error });
 }
+
+/**
+ * Every event of a timeline file, read-only, for `rackboot hosts` when no
+ * server runs. A running server holds the file exclusively: then this fails
+ * with LOCKED, and the CLI asks the server instead.
+ */
+export function readEventFile(file: string): BootEvent[] {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 500');
+    return db.prepare<[], EventRow>(`SELECT ${columns} FROM events ORDER BY id`).all().map(fromRow);
+  } catch (error) {
+    throw asDatabaseError(file, error);
+  } finally {
+    db?.close();
+  }
+}

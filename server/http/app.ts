@@ -19,7 +19,7 @@ export interface HttpAppOptions extends HostSources {
   /** The clock events are stamped with; Date.now when left out. */
   now?: () => number;
   /** Told of every answered request, and of every stored report (timeline and metrics: server/observe.ts). */
-  observer?: Pick<BootObserver, 'http' | 'reported'>;
+  observer?: Pick<BootObserver, 'http' | 'reported' | 'settle'>;
   /** The status page under /status and GET /metrics; left out, there are none. */
   status?: { router: Router; metrics: Metrics };
 }
@@ -182,12 +182,14 @@ export function createHttpApp(options: HttpAppOptions) {
     void options.observer?.reported(mac, stored.stage);
   });
 
-  app.get('/hosts/:mac/events', (req, res) => {
+  app.get('/hosts/:mac/events', async (req, res) => {
     const mac = normaliseMac(String(req.params.mac));
     if (!mac) {
       text(res.status(400), `rackboot: mac: "${String(req.params.mac)}" is not a MAC address\n`);
       return;
     }
+    // What the servers saw is written in batches: write it before reading.
+    await options.observer?.settle();
     const list = events.listByHost(mac, { limit: eventListLimit }).map((event) => ({ ...event, time: new Date(event.time).toISOString() }));
     res.set('Cache-Control', 'no-store').json(list);
   });

@@ -197,13 +197,19 @@ test('dhcp network: udhcpc gets a lease; root can log in on the console with the
       shell = await machine.waitFor(/~ # /, 15_000, password.end).catch(() => undefined);
     }
     assert.ok(shell, `no shell after logging in; console:\n${machine.tail()}`);
-    await delay(500); // let the shell's cursor query and its answer pass first
-    machine.write(
-      'echo tz=$(cat /etc/timezone) shadow=$(cut -d: -f1,2 /etc/shadow | head -n 1)' +
-        " dns=$(grep -c '^nameserver 198.18.0.1$' /etc/resolv.conf) $(grep -o 'rackboot.dns=[^ ]*' /proc/cmdline)" +
-        ' marker-$((6*7))\n',
-    );
-    const facts = await machine.waitFor(/tz=(\S+) shadow=(\S+) dns=(\d+) rackboot\.dns=(\S+) marker-42/, 30_000, shell.end);
+    // On a loaded machine the first keystrokes can still cross the shell's
+    // cursor query and be lost: a line that never comes back is typed again.
+    let facts: Awaited<ReturnType<ConsoleMachine['waitFor']>> | undefined;
+    for (let attempt = 0; attempt < 3 && facts === undefined; attempt++) {
+      await delay(1000);
+      machine.write(
+        '\necho tz=$(cat /etc/timezone) shadow=$(cut -d: -f1,2 /etc/shadow | head -n 1)' +
+          " dns=$(grep -c '^nameserver 198.18.0.1$' /etc/resolv.conf) $(grep -o 'rackboot.dns=[^ ]*' /proc/cmdline)" +
+          ' marker-$((6*7))\n',
+      );
+      facts = await machine.waitFor(/tz=(\S+) shadow=(\S+) dns=(\d+) rackboot\.dns=(\S+) marker-42/, 20_000, shell.end).catch(() => undefined);
+    }
+    assert.ok(facts, `the shell never answered; console:\n${machine.tail()}`);
     assert.equal(facts[1], 'Europe/Berlin');
     assert.equal(facts[2], `root:${ROOT_HASH}`);
     assert.equal(facts[3], '1', 'resolv.conf from the DHCP lease');

@@ -33,7 +33,11 @@ test('per-host files by TFTP are the bytes HTTP serves, with the right tsize', {
   const http = rack.ns.exec('curl', ['-sS', '--fail', `http://${serverAddress}:${httpPort}/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios`]);
   assert.match(http, /^kernel http:\/\/198\.18\.0\.1:8080\/builds\/.+\/xen console=com1/m);
   const tftp = rack.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/boot.ipxe`]);
-  assert.equal(tftp, http);
+  // The same script, but each one carries a token of its own (per boot, see host-token.ts), of the same length.
+  const tokens = (script: string) => [...script.matchAll(/rackboot\.token=(\S+)/g)].map((match) => match[1]!);
+  const withoutTokens = (script: string) => script.replaceAll(/rackboot\.token=\S+/g, 'rackboot.token=TOKEN');
+  assert.equal(withoutTokens(tftp), withoutTokens(http));
+  assert.ok(tokens(http).length >= 2 && new Set([...tokens(http), ...tokens(tftp)]).size === 2, 'one token per script, used by each of its Xen entries');
 
   // tsize (RFC 2349) names the generated file's exact length.
   const trace = rack.ns.exec('sh', [
@@ -45,13 +49,16 @@ test('per-host files by TFTP are the bytes HTTP serves, with the right tsize', {
   const build = /builds\/([^/]+)\/xen /.exec(http)![1]!;
   const cfgHttp = rack.ns.exec('curl', ['-sS', '--fail', `http://${serverAddress}:${httpPort}/hosts/52-54-00-12-34-56/builds/${build}/xen.cfg`]);
   const cfgTftp = rack.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/builds/${build}/xen.cfg`]);
-  assert.equal(cfgTftp, cfgHttp);
+  assert.equal(withoutTokens(cfgTftp), withoutTokens(cfgHttp));
   assert.match(cfgTftp, /^\[rackboot\]$/m);
 
-  const domainHttp = rack.ns.exec('curl', ['-sS', '--fail', `http://${serverAddress}:${httpPort}/hosts/52-54-00-12-34-56/domains/web1.cfg`]);
-  const domainTftp = rack.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/domains/web1.cfg`]);
-  assert.equal(domainTftp, domainHttp);
-  assert.match(domainTftp, /^name = "web1"$/m);
+  // A domain config is the host's secret: served with the host's boot token;
+  // over TFTP, which carries no token, only to the host's leased address.
+  const domainUrl = `http://${serverAddress}:${httpPort}/hosts/52-54-00-12-34-56/domains/web1.cfg`;
+  const domainHttp = rack.ns.exec('curl', ['-sS', '--fail', `${domainUrl}?token=${tokens(http)[0]}`]);
+  assert.match(domainHttp, /^name = "web1"$/m);
+  assert.throws(() => rack.ns.exec('curl', ['-sS', '--fail', domainUrl]), /403/);
+  assert.throws(() => rack.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/domains/web1.cfg`]));
 
   // The secrets file is HTTP only.
   assert.throws(() => rack.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/runtime.env`]));
@@ -62,7 +69,10 @@ test('events: busybox wget posts a report as the runtime does; it is logged with
   rack.ns.exec('busybox', ['wget', '-q', '-O', '/dev/null', '--post-data', 'stage=domain-started&domain=web1&detail=domid%3D1', url]);
   // A refused report: busybox wget exits non-zero on the 400.
   assert.throws(() => rack.ns.exec('busybox', ['wget', '-q', '-O', '/dev/null', '--post-data', 'stage=rebooting', url]));
-  const listed = JSON.parse(rack.ns.exec('curl', ['-sS', '--fail', url])) as Array<Record<string, unknown>>;
+  // The host's timeline also holds what the servers saw (the files fetched above); the report is the runtime's one event.
+  const timeline = JSON.parse(rack.ns.exec('curl', ['-sS', '--fail', url])) as Array<Record<string, unknown>>;
+  assert.ok(timeline.some((event) => event.source === 'http' && event.stage === 'boot.ipxe'));
+  const listed = timeline.filter((event) => event.source === 'runtime');
   assert.equal(listed.length, 1);
   assert.deepEqual(
     { ...listed[0], id: undefined, time: undefined },

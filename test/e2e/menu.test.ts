@@ -14,9 +14,10 @@ before(async () => {
       '  entry: testing',
       '  menuTimeout: 1',
       '  kernelArgs: "rackboot.poweroff=1"',
-      // The test build has no guest.initrd.gz: the guest is left out, the host boots.
+      // The build has no custom.initrd.gz: the guest is left out, the host boots.
       'domains:',
       '  - name: demo1',
+      '    ramdisk: custom.initrd.gz',
       '',
     ].join('\n'),
   });
@@ -49,7 +50,7 @@ test('BIOS: the boot menu times out to the testing entry; Xen and dom0 log verbo
   const script = rack.events().find((event) => event.event === 'boot-script' && event.mac === '52:54:00:12:34:63');
   assert.ok(script, 'the host fetched its menu script');
   assert.equal(script.entry, 'testing');
-  assert.deepEqual(script.notes, ['domain demo1 not started: build has no guest.initrd.gz']);
+  assert.deepEqual(script.notes, ['domain demo1 not started: build has no custom.initrd.gz']);
   // No guest was asked to start: the runtime got an empty list.
   assert.ok(rack.events().some((event) => event.event === 'runtime-env' && event.mac === '52:54:00:12:34:63'));
 });

@@ -3,7 +3,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { repoRoot } from '../helpers/build.js';
+import { cliPath, repoRoot } from '../helpers/build.js';
 import { bootMachine, httpPort, serverAddress, startRack, type Rack } from '../helpers/boot.js';
 import { launchBrowser } from '../helpers/browser.js';
 
@@ -113,6 +113,14 @@ test('a booting host appears on the status page and moves through its stages to 
     assert.ok(stages.includes(wanted), `${wanted} missing from the timeline: ${stages.join(', ')}`);
   }
   assert.ok(host.timeline.some((event) => event.stage === 'boot-file' && event.detail === 'initrd.gz'));
+
+  // ...and by the CLI, asking the running server.
+  const listed = JSON.parse(
+    rack.ns.exec(process.execPath, [cliPath, 'hosts', '--server', base, '--state', path.join(rack.work, 'state'), '--json']),
+  ) as Array<{ mac: string; stage: string; hostname: string }>;
+  assert.deepEqual(listed.map(({ mac: listedMac, stage, hostname }) => [listedMac, stage, hostname]), [[mac, 'ready', 'status01']]);
+  const table = rack.ns.exec(process.execPath, [cliPath, 'hosts', '--server', base, '--state', path.join(rack.work, 'state')]);
+  assert.match(table, new RegExp(`^${mac}  status01  ready  198\\.18\\.0\\.61 `, 'm'));
 });
 
 test('another client on the segment asking for the host\'s secrets gets 403, and the attempt shows on the host\'s timeline', { timeout: 60_000 }, async () => {
@@ -138,7 +146,12 @@ test('another client on the segment asking for the host\'s secrets gets 403, and
   assert.equal(refused[2]!.detail, `domain.cfg refused to ${serverAddress}`);
   assert.equal(host!.stage, 'ready', 'a refused stranger does not move the host');
   assert.equal(host!.failures, 3);
-  const denied = rack.events().filter((event) => event.event === 'host-secret-refused');
+  // Log lines reach the transcript within the logger's flush interval.
+  let denied = rack.events().filter((event) => event.event === 'host-secret-refused');
+  for (let waited = 0; denied.length < 3 && waited < 5000; waited += 100) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    denied = rack.events().filter((event) => event.event === 'host-secret-refused');
+  }
   assert.equal(denied.length, 3);
   assert.equal(denied[0]!.remote, serverAddress);
 });
