@@ -6,7 +6,10 @@
 
 /** Files every build folder holds, besides manifest.json. */
 export const BUILD_FILES = ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'undionly.kpxe', 'ipxe.efi', 'snponly.efi'] as const;
-export type BuildFileName = (typeof BUILD_FILES)[number];
+/** Files a build holds when it was asked to make them (the CD/USB image unless `--no-iso`). */
+export const OPTIONAL_BUILD_FILES = ['rackboot.iso'] as const;
+export type BuildFileName = (typeof BUILD_FILES)[number] | (typeof OPTIONAL_BUILD_FILES)[number];
+const KNOWN_FILES: readonly string[] = [...BUILD_FILES, ...OPTIONAL_BUILD_FILES];
 
 export const MANIFEST_NAME = 'manifest.json';
 export const RELEASE = 'bookworm';
@@ -54,16 +57,17 @@ export function contentDigestInput(files: Array<Pick<ManifestFile, 'name' | 'sha
     .join('');
 }
 
-/** A manifest with files in BUILD_FILES order; throws when a file is missing or extra. */
+/** A manifest with files in BUILD_FILES then OPTIONAL_BUILD_FILES order; throws when a file is missing or unknown. */
 export function createManifest(id: string, created: Date, files: ManifestFile[]): Manifest {
   const byName = new Map(files.map((f) => [f.name, f]));
-  const extra = files.filter((f) => !(BUILD_FILES as readonly string[]).includes(f.name));
+  const extra = files.filter((f) => !KNOWN_FILES.includes(f.name));
   if (extra.length > 0 || byName.size !== files.length) {
-    throw new Error(`manifest files must be distinct names from ${BUILD_FILES.join(', ')}; got ${files.map((f) => f.name).join(', ')}`);
+    throw new Error(`manifest files must be distinct names from ${KNOWN_FILES.join(', ')}; got ${files.map((f) => f.name).join(', ')}`);
   }
   const missing = BUILD_FILES.filter((name) => !byName.has(name));
   if (missing.length > 0) throw new Error(`manifest is missing ${missing.join(', ')}`);
-  return { id, created: created.toISOString(), release: RELEASE, files: BUILD_FILES.map((name) => byName.get(name)!) };
+  const optional = OPTIONAL_BUILD_FILES.filter((name) => byName.has(name)).map((name) => byName.get(name)!);
+  return { id, created: created.toISOString(), release: RELEASE, files: [...BUILD_FILES.map((name) => byName.get(name)!), ...optional] };
 }
 
 function fail(what: string): never {
@@ -95,7 +99,7 @@ export function parseManifest(json: unknown): Manifest {
     if (typeof raw !== 'object' || raw === null) fail(`${what} must be an object`);
     const f = raw as Record<string, unknown>;
     const name = asString(f.name, `${what}.name`);
-    if (!(BUILD_FILES as readonly string[]).includes(name)) fail(`${what}.name "${name}" is not a build file`);
+    if (!KNOWN_FILES.includes(name)) fail(`${what}.name "${name}" is not a build file`);
     if (typeof f.size !== 'number' || !Number.isInteger(f.size) || f.size < 0) fail(`${what}.size must be a whole number`);
     const sha256 = asString(f.sha256, `${what}.sha256`);
     if (!/^[0-9a-f]{64}$/.test(sha256)) fail(`${what}.sha256 is not 64 lower-case hex digits`);

@@ -78,11 +78,12 @@ async function main(argv: string[]): Promise<void> {
       (y) =>
         y
           .option('out', { type: 'string', default: 'boot-assets', describe: 'assets folder: builds/<id> and the "current" link' })
-          .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' }),
+          .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' })
+          .option('iso', { type: 'boolean', default: true, describe: 'also make the CD/USB image rackboot.iso (--no-iso: skip it)' }),
       async (args) => {
         const { build } = await import('../builder/build.js');
         const log = createLogger();
-        const result = await build({ out: args.out, ...(args.cache ? { cacheDir: args.cache } : {}), log });
+        const result = await build({ out: args.out, ...(args.cache ? { cacheDir: args.cache } : {}), iso: args.iso, log });
         log.info({ build: result.id, dir: result.dir }, 'build done');
       },
     )

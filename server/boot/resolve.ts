@@ -91,9 +91,9 @@ export type HostBoot =
   | { kind: 'no-build'; mac: string };
 
 /** Always on the hypervisor line: serial console for racks (and the tests), VGA for a crash cart. */
-const baseXenArgs = ['console=com1,vga', 'com1=115200,8n1'];
+export const baseXenArgs = ['console=com1,vga', 'com1=115200,8n1'];
 /** The last console= is /dev/console: hvc0 reaches Xen's serial line. */
-const baseKernelArgs = ['console=tty0', 'console=hvc0'];
+export const baseKernelArgs = ['console=tty0', 'console=hvc0'];
 
 /**
  * The one decision of what a machine boots. DHCP picks the loader with

@@ -72,9 +72,9 @@ test('manifest.json lists every file with its real size and sha256 and where it 
     assert.equal(manifest.release, 'bookworm');
     assert.deepEqual(
       manifest.files.map((f) => f.name),
-      [...BUILD_FILES],
+      [...BUILD_FILES, 'rackboot.iso'],
     );
-    assert.deepEqual((await readdir(result.dir)).sort(), [...BUILD_FILES, 'manifest.json'].sort());
+    assert.deepEqual((await readdir(result.dir)).sort(), [...BUILD_FILES, 'rackboot.iso', 'manifest.json'].sort());
     for (const file of manifest.files) {
       const data = await readFile(join(result.dir, file.name));
       assert.equal(file.size, data.length, file.name);
@@ -186,6 +186,17 @@ test('modules.dep in the initrd agrees with depmod run over the whole kernel pac
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+});
+
+test('two builds of the same parts make the same CD/USB image, byte for byte', () => {
+  const iso = (result: BuildResult) => result.manifest.files.find((f) => f.name === 'rackboot.iso')!;
+  assert.notEqual(first.id, second.id);
+  assert.equal(iso(first).sha256, iso(second).sha256);
+  assert.deepEqual(
+    iso(second).contains!.map((c) => c.package),
+    ['grub-efi-amd64-bin', 'grub-pc-bin', 'mtools', 'xorriso'],
+    'the host tools that made it, with their versions',
+  );
 });
 
 test('a failed build leaves current as it was and removes its build folder', async () => {

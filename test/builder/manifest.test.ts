@@ -55,3 +55,12 @@ test('parseManifest accepts what createManifest writes and names bad fields', ()
   assert.throws(() => parseManifest(broken((j) => (j.files[3].contains[0].version = ''))), /files\[3\]\.contains\[0\]\.version/);
   assert.throws(() => parseManifest(broken((j) => (j.created = 'yesterday'))), /created "yesterday" is not a date/);
 });
+
+test('the CD/USB image is an optional file, listed after the required ones', () => {
+  const created = new Date('2025-05-20T10:00:00Z');
+  const iso: ManifestFile = { name: 'rackboot.iso', size: 1, sha256: sha('f'), package: 'rackboot-runtime', version: '0.1.0' };
+  const m = createManifest('id1', created, [iso, ...files()]);
+  assert.deepEqual(m.files.map((f) => f.name).slice(-2), ['snponly.efi', 'rackboot.iso']);
+  assert.deepEqual(parseManifest(JSON.parse(JSON.stringify(m))), m);
+  assert.equal(createManifest('id1', created, files()).files.length, BUILD_FILES.length);
+});
