@@ -6,7 +6,7 @@ import { BuildStepError } from './errors.js';
 import { CommandError, runCommand, type CommandRunner } from './exec.js';
 import { normalizeIsoEfiImage } from './iso-fat.js';
 import { ISO_BOOT_DIR, renderGrubConfig, type IsoXenEntry } from './iso-menu.js';
-import { contentDigestInput, type ManifestFile, type PackageRef } from './manifest.js';
+import { contentDigestInput, type PackageRef } from './manifest.js';
 
 /**
  * The hybrid CD/USB image: the very files of one network build, booted by
@@ -57,7 +57,7 @@ export function genericXenEntries(): IsoXenEntry[] {
  * hash (the same as the build id's suffix when built without an image). The
  * image itself is left out, so it can be computed before the image exists.
  */
-export function isoLabel(parts: Array<Pick<ManifestFile, 'name' | 'sha256'>>): string {
+export function isoLabel(parts: IsoPart[]): string {
   return createHash('sha256')
     .update(contentDigestInput(parts.filter((p) => p.name !== ISO_NAME)))
     .digest('hex')

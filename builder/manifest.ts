@@ -50,7 +50,7 @@ export function buildId(created: Date, contentHash: string): string {
 }
 
 /** The text hashed into the build id: one "name sha256" line per file, sorted by name. */
-export function contentDigestInput(files: Array<Pick<ManifestFile, 'name' | 'sha256'>>): string {
+export function contentDigestInput(files: Array<{ name: string; sha256: string }>): string {
   return [...files]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((f) => `${f.name} ${f.sha256}\n`)

@@ -79,10 +79,27 @@ async function main(argv: string[]): Promise<void> {
         y
           .option('out', { type: 'string', default: 'boot-assets', describe: 'assets folder: builds/<id> and the "current" link' })
           .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' })
-          .option('iso', { type: 'boolean', default: true, describe: 'also make the CD/USB image rackboot.iso (--no-iso: skip it)' }),
+          .option('iso', { type: 'boolean', default: true, describe: 'also make the CD/USB image rackboot.iso (--no-iso: skip it)' })
+          .option('host', { type: 'string', describe: "instead of a build: one host's CD/USB image from the current build, with its profile on the boot line" })
+          .option('iso-file', { type: 'string', describe: 'with --host: where to write the image (default rackboot-<mac>.iso)' })
+          .option('profiles', folderOptions.profiles)
+          .option('address', { type: 'string', default: '127.0.0.1', describe: 'with --host: server address the runtime fetches runtime.env from' })
+          .option('http-port', { type: 'number', default: 80 }),
       async (args) => {
-        const { build } = await import('../builder/build.js');
         const log = createLogger();
+        if (args.host !== undefined) {
+          const { buildHostIsoFile } = await import('./iso/host-iso-file.js');
+          const image = await buildHostIsoFile({
+            mac: args.host,
+            profiles: args.profiles,
+            assets: args.out,
+            endpoints: { address: args.address, httpPort: args['http-port'] },
+            ...(args['iso-file'] ? { output: args['iso-file'] } : {}),
+          });
+          log.info({ mac: args.host, ...image }, 'host CD/USB image written');
+          return;
+        }
+        const { build } = await import('../builder/build.js');
         const result = await build({ out: args.out, ...(args.cache ? { cacheDir: args.cache } : {}), iso: args.iso, log });
         log.info({ build: result.id, dir: result.dir }, 'build done');
       },
