@@ -3,6 +3,7 @@ import { platformOf, type Platform } from '../boot/facts.js';
 import { hostFile, type HostFileName, type HostSources } from '../boot/host-files.js';
 import { renderEntryScript } from '../boot/render.js';
 import type { Logger } from '../log.js';
+import { downloadsRouter } from './downloads.js';
 
 export interface HttpAppOptions extends HostSources {
   log: Logger;
@@ -49,6 +50,8 @@ export function createHttpApp(options: HttpAppOptions) {
   const text = (res: Response, body: string, type = 'text/plain') => {
     res.type(type).set('Cache-Control', 'no-store').send(body);
   };
+
+  app.use(downloadsRouter(options));
 
   app.get('/boot.ipxe', (_req, res) => text(res, renderEntryScript(endpoints)));
 
