@@ -9,6 +9,7 @@ import { httpBase, type ServerEndpoints } from '../boot/resolve.js';
 import type { HostSources } from '../boot/host-files.js';
 import { HostIsoCache } from '../iso/host-iso.js';
 import type { Logger } from '../log.js';
+import type { FileCache } from './file-cache.js';
 
 /**
  * The download area: every build's CD/USB image under /iso/, with a
@@ -92,6 +93,25 @@ export function notModified(headers: IncomingHttpHeaders, etag: string, mtime: D
 /** Read-stream chunk size: large reads keep the socket fed with few syscalls. */
 const READ_CHUNK = 1024 * 1024;
 
+export interface SendOptions {
+  cacheControl?: string;
+  /** Serve from memory when the file fits (immutable files only). */
+  cache?: FileCache;
+}
+
+/** End the response with a slice of a shared Buffer (no copy in Node) and wait until it is sent or the client is gone. */
+function endWith(res: ServerResponse, data: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      res.off('close', closed);
+      resolve();
+    };
+    const closed = () => (res.writableFinished ? done() : reject(Object.assign(new Error('client closed the connection'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
+    res.once('close', closed);
+    res.end(data, done);
+  });
+}
+
 /**
  * Send a file with HEAD, Range, ETag and Last-Modified handling. Works on a
  * bare ServerResponse, so raw http handlers can use it as well.
@@ -101,8 +121,9 @@ export async function sendDownload(
   headers: IncomingHttpHeaders,
   res: ServerResponse,
   file: DownloadFile,
-  cacheControl = 'no-cache',
+  options: SendOptions = {},
 ): Promise<void> {
+  const cacheControl = options.cacheControl ?? 'no-cache';
   const etag = etagOf(file.sha256);
   res.setHeader('ETag', etag);
   res.setHeader('Last-Modified', file.mtime.toUTCString());
@@ -130,6 +151,11 @@ export async function sendDownload(
   res.setHeader('Content-Length', String(end - start + 1));
   if (method === 'HEAD' || end < start) {
     res.end();
+    return;
+  }
+  const cached = await options.cache?.get(file.path, file.size, file.sha256);
+  if (cached) {
+    await endWith(res, cached.subarray(start, end + 1));
     return;
   }
   await pipeline(createReadStream(file.path, { start, end, highWaterMark: READ_CHUNK }), res);
@@ -186,6 +212,8 @@ export function isoSanbootUrl(endpoints: ServerEndpoints, buildId: string): stri
 
 export interface DownloadsOptions extends HostSources {
   log: Logger;
+  /** Build images are served from it when they fit. */
+  fileCache?: FileCache;
   /** Where per-host images are kept; default <assets>/host-images. */
   hostImageDir?: string;
 }
@@ -196,9 +224,9 @@ export function downloadsRouter(options: DownloadsOptions): Router {
   const router = Router();
   const hostImages = new HostIsoCache(options.hostImageDir ?? path.join(assets.dir, 'host-images'));
 
-  const send = async (req: Request, res: Response, file: DownloadFile, cacheControl?: string) => {
+  const send = async (req: Request, res: Response, file: DownloadFile, sendOptions?: SendOptions) => {
     try {
-      await sendDownload(req.method, req.headers, res, file, cacheControl);
+      await sendDownload(req.method, req.headers, res, file, sendOptions);
     } catch (error) {
       // A client that goes away mid-download is normal (and how resuming starts).
       const code = (error as NodeJS.ErrnoException).code;
@@ -229,7 +257,10 @@ export function downloadsRouter(options: DownloadsOptions): Router {
     }
     const { mtime } = await stat(file.path);
     // A build folder never changes: its image may be cached for good.
-    await send(req, res, { path: file.path, size: file.entry.size, sha256: file.entry.sha256, mtime, type: 'application/x-iso9660-image' }, 'public, max-age=31536000, immutable');
+    await send(req, res, { path: file.path, size: file.entry.size, sha256: file.entry.sha256, mtime, type: 'application/x-iso9660-image' }, {
+      cacheControl: 'public, max-age=31536000, immutable',
+      ...(options.fileCache ? { cache: options.fileCache } : {}),
+    });
   });
   router.get('/hosts/:mac/rackboot.iso', async (req, res) => {
     const started = Date.now();
