@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { assertQemu, ovmfCode, prepareOvmfVars, readyLinePattern } from '../../server/demo/qemu.js';
+import { isoSanbootUrl } from '../../server/http/downloads.js';
 import { ConsoleMachine } from '../builder/qemu.js';
 import { cliPath, ensureTestBuild } from '../helpers/build.js';
 import { assertRoot, Netns } from '../helpers/netns.js';
+import { unpackedProgram } from '../helpers/unpacked.js';
 
 /**
  * The CD/USB image booted for real in QEMU (TCG): the build's rackboot.iso
@@ -125,6 +129,47 @@ test('a per-host image (rackboot build --host) boots as a USB stick with its sta
     const exit = await machine.exited; // rackboot.poweroff=1 from the profile's kernelArgs
     assert.equal(exit.signal, null, 'the runtime powered the machine off');
     process.stdout.write(`# per-host USB stick: ready after ${machine.elapsed().toFixed(1)} s\n`);
+  } finally {
+    ns.delete();
+  }
+});
+
+test("BIOS: iPXE's sanboot boots the build's image over HTTP (the iPXE menu's entry), reading it with Range requests", { timeout: 300_000 }, async () => {
+  const lkrn = unpackedProgram('ipxe', 'boot/ipxe.lkrn');
+  const build = path.basename(await realpath(path.join(assets, 'current')));
+  const url = isoSanbootUrl({ address: '198.18.0.1', httpPort: 8080 }, build);
+  const script = path.join(work, 'sanboot.ipxe');
+  // A static address: no DHCP server on this wire, only the image's HTTP server.
+  await writeFile(script, ['#!ipxe', 'set net0/ip 198.18.0.2', 'set net0/netmask 255.255.255.0', 'ifopen net0', `sanboot ${url}`, ''].join('\n'));
+  const ns = Netns.create('rbiso');
+  const server = { lines: [] as Array<Record<string, unknown>> };
+  try {
+    ns.addTap('tap0', '198.18.0.1/24');
+    const child = ns.spawn(process.execPath, [fileURLToPath(new URL('../bench/support/http-server.js', import.meta.url)), assets, '198.18.0.1', '8080', '256', 'log'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const lines = createInterface({ input: child.stdout! });
+    const listening = new Promise<void>((resolve) => lines.once('line', () => resolve()));
+    lines.on('line', (line) => server.lines.push(JSON.parse(line) as Record<string, unknown>));
+    await listening;
+    try {
+      // ipxe.lkrn runs the script it is given as an initrd (Linux boot protocol).
+      const { machine, ready } = await bootToReady(ns, [
+        '-kernel', lkrn,
+        '-initrd', script,
+        '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
+        '-device', `e1000,netdev=n0,mac=52:54:00:15:0c:01`,
+      ]);
+      machine.kill();
+      assert.equal(ready.groups!.mac, '52:54:00:15:0c:01');
+      assert.match(machine.output, /Booting `Xen with the rackboot runtime \[[0-9a-f]{8}\]'/);
+      const image = server.lines.filter((l) => l.path === `/builds/${build}/rackboot.iso`);
+      assert.ok(image.some((l) => l.status === 206), `iPXE read the image by ranges: ${JSON.stringify(image.slice(0, 3))}`);
+      assert.ok(image.every((l) => l.status === 200 || l.status === 206), 'no request of the image failed');
+      process.stdout.write(`# sanboot over HTTP: ready after ${machine.elapsed().toFixed(1)} s, ${image.length} requests for the image\n`);
+    } finally {
+      child.kill('SIGTERM');
+    }
   } finally {
     ns.delete();
   }
