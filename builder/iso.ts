@@ -69,6 +69,20 @@ export function xorrisoTime(epochSeconds: number): string {
   return `${new Date(epochSeconds * 1000).toISOString().replace(/[-:T]/g, '').slice(0, 14)}00`;
 }
 
+/**
+ * The volume UUID GRUB looks for to find its own medium. xorriso writes it
+ * as the volume's creation and modification time (ECMA-119 time string), so
+ * it is the epoch plus up to a year and a hundredth of a second picked by a
+ * hash of the image's content: about 3e9 values, so images that differ get
+ * different UUIDs, and a machine with two rackboot media attached boots the
+ * parts of the one it started from.
+ */
+export function volumeUuid(epochSeconds: number, seed: string): string {
+  const hash = createHash('sha256').update(seed).digest();
+  const offset = hash.readUInt32BE(0) % (365 * 86400);
+  return `${xorrisoTime(epochSeconds + offset).slice(0, 14)}${String(hash[4]! % 100).padStart(2, '0')}`;
+}
+
 /** SOURCE_DATE_EPOCH when set (reproducible-builds.org), else ISO_DEFAULT_EPOCH. */
 export function isoEpoch(env: NodeJS.ProcessEnv = process.env): number {
   const value = env.SOURCE_DATE_EPOCH;
@@ -156,13 +170,14 @@ export async function makeIso(options: MakeIsoOptions): Promise<MadeIso> {
         '--product-name=rackboot',
         stage,
         // After "--": xorriso's own commands. Every date in the image (volume
-        // and file dates, the volume UUID GRUB searches for, the GPT disk
-        // GUID derived from it) comes from the epoch, not the clock.
+        // and file dates) comes from the epoch, not the clock; the volume
+        // UUID GRUB searches for (and the GPT disk GUID derived from it)
+        // from the content.
         '--',
         '-volid', 'RACKBOOT',
         '-volume_date', 'c', date,
         '-volume_date', 'm', date,
-        '-volume_date', 'uuid', date,
+        '-volume_date', 'uuid', volumeUuid(epoch, `${grubConfig}\n${included.map((name) => byName.get(name)!.sha256).join('\n')}`),
         '-volume_date', 'all_file_dates', `=${epoch}`,
         '-boot_image', 'any', 'gpt_disk_guid=volume_date_uuid',
       ]);

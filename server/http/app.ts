@@ -110,7 +110,8 @@ export function createHttpApp(options: HttpAppOptions) {
         res.req.method,
         res.req.headers,
         res,
-        { path: file.path, size: file.entry.size, sha256: file.entry.sha256, mtime },
+        // Content-Type by file name as before (initrd.gz: application/gzip), else octet-stream.
+        { path: file.path, size: file.entry.size, sha256: file.entry.sha256, mtime, type: String(res.type(name).getHeader('Content-Type')) },
         { cacheControl: buildId ? 'public, max-age=31536000, immutable' : 'no-cache', cache: fileCache },
       );
     } catch (error) {

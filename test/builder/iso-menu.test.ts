@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { genericXenEntries } from '../../builder/iso.js';
+import { genericXenEntries, volumeUuid } from '../../builder/iso.js';
 import { grubQuote, renderGrubConfig, type IsoMenu } from '../../builder/iso-menu.js';
 
 const menu: IsoMenu = {
@@ -65,4 +65,12 @@ test('boot-line values are quoted for GRUB: no variable expansion, no command in
   assert.match(text, /^set rackboot_args="rackboot.net=static rackboot.ip=198.18.0.50\/24 rackboot.hostname=node01"$/m);
   assert.match(text, /^ {2}module2 \/boot\/vmlinuz quiet "x=\\\$y;reboot" \$rackboot_args$/m);
   assert.throws(() => renderGrubConfig({ ...menu, defaultEntry: 'rescue' }), /default entry "rescue" is not one of standard, testing/);
+});
+
+test('the volume UUID is a valid time string near the epoch, different for different content, the same for the same', () => {
+  const a = volumeUuid(1686355200, 'menu a');
+  assert.match(a, /^2023\d{12}$/);
+  assert.ok(a >= '2023061000000000' && a < '2024061100000000', a);
+  assert.equal(volumeUuid(1686355200, 'menu a'), a);
+  assert.notEqual(volumeUuid(1686355200, 'menu b'), a);
 });

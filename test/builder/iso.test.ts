@@ -86,6 +86,11 @@ test('made again from the same parts, later, the image has the same sha256', asy
   assert.equal(again.sha256, sha256(iso));
   const other = await makeIso({ partsDir: buildDir, parts: manifest.files, output: join(work, 'other.iso'), label: 'x', epochSeconds: 1700000000 });
   assert.notEqual(other.sha256, again.sha256, 'the label and dates are in the image: the check can fail');
+  // GRUB finds its medium by the volume UUID (the PVD's modification time): another menu, another UUID.
+  const relabelled = await makeIso({ partsDir: buildDir, parts: manifest.files, output: join(work, 'relabelled.iso'), label: 'y' });
+  const uuidOf = (image: Buffer) => image.toString('latin1', 16 * 2048 + 830, 16 * 2048 + 846);
+  assert.match(uuidOf(iso), /^\d{16}$/);
+  assert.notEqual(uuidOf(await readFile(relabelled.path)), uuidOf(iso));
 });
 
 test('--no-iso: the build has no image and the manifest does not list one', async () => {

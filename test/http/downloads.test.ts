@@ -191,3 +191,19 @@ test('the iPXE sanboot entry points at the pinned build image, which answers HEA
   assert.equal(part.status, 206);
   assert.equal((await readFile(path.join(work, 'mbr'))).readUInt16LE(510), 0xaa55);
 });
+
+test('boot files of a build: from the memory cache, byte-exact in full and by range, typed by name, with the strong ETag', async () => {
+  const entry = build.manifest.files.find((f) => f.name === 'initrd.gz')!;
+  const url = `${base}/builds/${build.id}/initrd.gz`;
+  for (let i = 0; i < 2; i++) {
+    // The first request loads the file into the cache, the second is served from it.
+    const res = await fetch(url);
+    assert.equal(res.headers.get('content-type'), 'application/gzip');
+    assert.equal(res.headers.get('etag'), `"sha256-${entry.sha256}"`);
+    assert.equal(sha256(Buffer.from(await res.arrayBuffer())), entry.sha256);
+  }
+  const tail = await fetch(url, { headers: { range: 'bytes=-1000' } });
+  assert.equal(tail.status, 206);
+  assert.deepEqual(Buffer.from(await tail.arrayBuffer()), (await readFile(path.join(build.dir, 'initrd.gz'))).subarray(entry.size - 1000));
+  assert.equal((await fetch(`${base}/builds/${build.id}/xen`, { method: 'HEAD' })).headers.get('content-type'), 'application/octet-stream');
+});
