@@ -99,16 +99,46 @@ export interface SendOptions {
   cache?: FileCache;
 }
 
-/** End the response with a slice of a shared Buffer (no copy in Node) and wait until it is sent or the client is gone. */
+/**
+ * Slices of a cached file handed to the socket at a time. One write of the
+ * whole file made 64 clients slower than streaming from disk in bench:http;
+ * 256 KiB slices with 'drain' between them did best of 256 KiB, 1 MiB, 4 MiB.
+ */
+const WRITE_CHUNK = 256 * 1024;
+
+/**
+ * Write a slice of a shared Buffer (no copy in Node) in chunks, waiting for
+ * 'drain' between them, and resolve once it is sent or reject when the
+ * client is gone.
+ */
 function endWith(res: ServerResponse, data: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
-    const done = () => {
+    let offset = 0;
+    const finish = () => {
       res.off('close', closed);
+      res.off('drain', pump);
       resolve();
     };
-    const closed = () => (res.writableFinished ? done() : reject(Object.assign(new Error('client closed the connection'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
+    const closed = () => {
+      res.off('drain', pump);
+      if (res.writableFinished) resolve();
+      else reject(Object.assign(new Error('client closed the connection'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    };
+    const pump = () => {
+      while (offset < data.length) {
+        const chunk = data.subarray(offset, offset + WRITE_CHUNK);
+        offset += chunk.length;
+        if (offset >= data.length) {
+          res.end(chunk, finish);
+          return;
+        }
+        if (!res.write(chunk)) return; // 'drain' calls pump again
+      }
+      res.end(finish);
+    };
     res.once('close', closed);
-    res.end(data, done);
+    res.on('drain', pump);
+    pump();
   });
 }
 
