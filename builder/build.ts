@@ -9,6 +9,7 @@ import type { Logger } from '../server/log.js';
 import { AptClient, sha256File, type FetchedPackage } from './apt.js';
 import { BuildStepError } from './errors.js';
 import { ALL_MODULES, DEBIAN_RUNTIME_MODULES, debianRuntimeFiles, debianRuntimeTree, encodeInitrd, ROOT_MOUNT_MODULES, GUEST_MODULES, guestTree, RUNTIME_MODULES, runtimeTree } from './initrd.js';
+import { ISO_NAME, isoLabel, isoToolVersions, makeIso } from './iso.js';
 import { kernelSubset, readKernelPackage } from './kernel.js';
 import {
   buildId,
@@ -41,6 +42,8 @@ export interface BuildOptions {
   cacheDir?: string;
   /** The runtime initrd: "debian" (default) or "tiny" (busybox only). */
   variant?: RuntimeVariant;
+  /** Make the CD/USB image (rackboot.iso) from the build's parts; default true (`--no-iso` turns it off). */
+  iso?: boolean;
   log: Logger;
 }
 
@@ -237,6 +240,27 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       const entry: ManifestFile = { name: m.name, size: (await stat(path)).size, sha256: await sha256File(path), ...m.source };
       if (m.contains) entry.contains = m.contains;
       manifestFiles.push(entry);
+    }
+
+    // The CD/USB image, made from the very files above; it carries their
+    // content hash, not the build id, so the same parts give the same image.
+    if (options.iso ?? true) {
+      const isoStarted = Date.now();
+      const image = await makeIso({
+        partsDir: partial,
+        parts: manifestFiles,
+        output: join(partial, ISO_NAME),
+        label: isoLabel(manifestFiles),
+      });
+      manifestFiles.push({
+        name: ISO_NAME,
+        size: image.size,
+        sha256: image.sha256,
+        package: RUNTIME_PACKAGE,
+        version: runtimeVersion,
+        contains: await isoToolVersions(),
+      });
+      log.info({ size: image.size, sha256: image.sha256, parts: image.parts, ms: Date.now() - isoStarted }, 'CD/USB image written');
     }
     const created = new Date();
     const id = buildId(created, createHash('sha256').update(contentDigestInput(manifestFiles)).digest('hex'));

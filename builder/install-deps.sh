@@ -33,6 +33,10 @@ packages=(
   chromium openssl
   # the lease-locking test reads leases.sqlite with the sqlite3 CLI while the server runs
   sqlite3
+  # `rackboot build` makes the hybrid CD/USB image with grub-mkrescue (BIOS and UEFI GRUB, xorriso, mtools for the EFI FAT image)
+  xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin
+  # `npm run bench:http`: wrk as the client, nginx as the reference (installed with service starts denied, started by the bench only)
+  wrk nginx
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -63,4 +67,8 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}"
 if [[ " ${missing[*]} " == *" kea-dhcp4-server "* ]]; then
   if command -v systemctl >/dev/null; then systemctl disable kea-dhcp4-server.service >/dev/null 2>&1 || true; fi
   update-rc.d kea-dhcp4-server disable >/dev/null 2>&1 || true
+fi
+if [[ " ${missing[*]} " == *" nginx "* ]]; then
+  if command -v systemctl >/dev/null; then systemctl disable nginx.service >/dev/null 2>&1 || true; fi
+  update-rc.d nginx disable >/dev/null 2>&1 || true
 fi

@@ -10,9 +10,10 @@ export const BUILD_FILES = ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'undionly.
  * Files a build may hold besides those: the demo guest's userland (booted
  * with the same vmlinuz as a PV domU) and memtest86+ for BIOS and EFI. The
  * server offers a menu entry only for what a build has, so older builds
- * without them stay valid.
+ * without them stay valid. rackboot.iso is the CD/USB image, made unless
+ * `--no-iso`.
  */
-export const OPTIONAL_BUILD_FILES = ['guest.initrd.gz', 'memtest86+x64.bin', 'memtest86+x64.efi'] as const;
+export const OPTIONAL_BUILD_FILES = ['guest.initrd.gz', 'memtest86+x64.bin', 'memtest86+x64.efi', 'rackboot.iso'] as const;
 export type BuildFileName = (typeof BUILD_FILES)[number] | (typeof OPTIONAL_BUILD_FILES)[number];
 const ALL_BUILD_FILES: readonly string[] = [...BUILD_FILES, ...OPTIONAL_BUILD_FILES];
 
@@ -64,7 +65,7 @@ export function buildId(created: Date, contentHash: string): string {
 }
 
 /** The text hashed into the build id: one "name sha256" line per file, sorted by name. */
-export function contentDigestInput(files: Array<Pick<ManifestFile, 'name' | 'sha256'>>): string {
+export function contentDigestInput(files: Array<{ name: string; sha256: string }>): string {
   return [...files]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((f) => `${f.name} ${f.sha256}\n`)

@@ -117,12 +117,30 @@ async function main(argv: string[]): Promise<void> {
             default: 'debian' as const,
             describe: 'runtime initrd: a pruned Debian dom0 with the Xen toolstack and sshd, or busybox only (quick, for tests)',
           })
+          .option('iso', { type: 'boolean', default: true, describe: 'also make the CD/USB image rackboot.iso (--no-iso: skip it)' })
+          .option('host', { type: 'string', describe: "instead of a build: one host's CD/USB image from the current build, with its profile on the boot line" })
+          .option('iso-file', { type: 'string', describe: 'with --host: where to write the image (default rackboot-<mac>.iso)' })
+          .option('profiles', folderOptions.profiles)
+          .option('address', { type: 'string', default: '127.0.0.1', describe: 'with --host: server address the runtime fetches runtime.env from' })
+          .option('http-port', { type: 'number', default: 80 })
           .option('keep', { type: 'number', describe: 'after the build, keep only the N newest builds (and the current one)' })
           .check((args) => args.keep === undefined || (Number.isInteger(args.keep) && args.keep >= 1) || `--keep ${String(args.keep)}: want a whole number of builds, at least 1`),
       async (args) => {
-        const { build } = await import('../builder/build.js');
         const log = createLogger();
-        const result = await build({ out: args.out, ...(args.cache ? { cacheDir: args.cache } : {}), variant: args.variant, log });
+        if (args.host !== undefined) {
+          const { buildHostIsoFile } = await import('./iso/host-iso-file.js');
+          const image = await buildHostIsoFile({
+            mac: args.host,
+            profiles: args.profiles,
+            assets: args.out,
+            endpoints: { address: args.address, httpPort: args['http-port'] },
+            ...(args['iso-file'] ? { output: args['iso-file'] } : {}),
+          });
+          log.info({ mac: args.host, ...image }, 'host CD/USB image written');
+          return;
+        }
+        const { build } = await import('../builder/build.js');
+        const result = await build({ out: args.out, ...(args.cache ? { cacheDir: args.cache } : {}), variant: args.variant, iso: args.iso, log });
         log.info({ build: result.id, dir: result.dir }, 'build done');
         if (args.keep !== undefined) {
           const { pruneBuilds } = await import('../builder/prune.js');

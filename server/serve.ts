@@ -10,6 +10,7 @@ import { MemoryLeaseStore } from './dhcp/leases.js';
 import { DhcpServer } from './dhcp/server.js';
 import { SqliteLeaseStore } from './dhcp/sqlite-leases.js';
 import { SqliteEventStore } from './events/sqlite-store.js';
+import { listImages } from './http/downloads.js';
 import { createStatusRouter } from './http/status.js';
 import { Metrics } from './metrics.js';
 import { NeighborTable } from './net/neighbors.js';
@@ -133,7 +134,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
           const build = await assets.current();
           return build && { id: build.id, created: build.manifest.created, files: build.manifest.files.map(({ name, size, sha256 }) => ({ name, size, sha256 })) };
         },
-        downloads: async () => [],
+        downloads: async () => (await listImages(assets)).map((image) => ({ name: image.name, size: image.size, sha256: image.sha256, url: `/iso/${encodeURIComponent(image.name)}` })),
         load: () => load.current(),
       },
     });

@@ -26,7 +26,7 @@ export interface HostSources {
    * address rackboot leased the MAC. Boot scripts and xen.cfg get a fresh token.
    */
   secrets?: {
-    tokens: { mint(mac: string): string; verify(mac: string, token: string | undefined): boolean };
+    tokens: { mint(mac: string, nonce?: string): string; verify(mac: string, token: string | undefined): boolean };
     /** The address the MAC holds a bound lease on (or its reservation), if any. */
     addressOf(mac: string): string | undefined;
   };

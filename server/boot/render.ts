@@ -102,6 +102,9 @@ function renderMenuScript(plan: BootPlan, endpoints: ServerEndpoints): string {
         // bzImage); its .efi is an EFI application. `kernel` takes both.
         lines.push(`kernel ${item.url}`, 'boot || goto failed');
         break;
+      case 'sanboot':
+        lines.push(`sanboot ${item.url} || goto failed`);
+        break;
     }
   }
   lines.push(

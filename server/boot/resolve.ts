@@ -88,7 +88,9 @@ export const memtestParts: Record<Platform, string> = { bios: 'memtest86+x64.bin
 export type MenuEntry =
   | { kind: 'xen'; name: string; title: string; xenCommandLine: string; kernelCommandLine: string; xenCfgUrl: string }
   | { kind: 'linux'; name: 'guest'; title: string; kernelUrl: string; initrdUrl: string; commandLine: string }
-  | { kind: 'memtest'; name: 'memtest'; title: string; url: string };
+  | { kind: 'memtest'; name: 'memtest'; title: string; url: string }
+  /** The build's CD/USB image over HTTP, as a drive (iPXE sanboot; BIOS). */
+  | { kind: 'sanboot'; name: 'cdimage'; title: string; url: string };
 
 /** A guest of the host with its MAC settled, and whether dom0 starts it at boot. */
 export interface PlannedDomain extends DomainConfig {
@@ -131,9 +133,9 @@ export type HostBoot =
   | { kind: 'no-build'; mac: string };
 
 /** Always on the hypervisor line: serial console for racks (and the tests), VGA for a crash cart. */
-const baseXenArgs = ['console=com1,vga', 'com1=115200,8n1'];
+export const baseXenArgs = ['console=com1,vga', 'com1=115200,8n1'];
 /** The last console= is /dev/console: hvc0 reaches Xen's serial line. */
-const baseKernelArgs = ['console=tty0', 'console=hvc0'];
+export const baseKernelArgs = ['console=tty0', 'console=hvc0'];
 
 /**
  * The one decision of what a machine boots. DHCP picks the loader with
@@ -208,6 +210,10 @@ export function resolveHostBoot(input: {
     });
   }
   if (has(memtestParts[platform])) menu.push({ kind: 'memtest', name: 'memtest', title: 'Memory test (memtest86+)', url: buildUrl(memtestParts[platform]) });
+  // The same parts as a CD/USB image, booted by the firmware from a drive that
+  // iPXE reads over HTTP: what a machine would see with the CD in its tray.
+  // BIOS only, the way it is tested (QEMU's iPXE ROM boots it to the ready line).
+  if (platform === 'bios' && has('rackboot.iso')) menu.push({ kind: 'sanboot', name: 'cdimage', title: 'CD/USB image of this build, over HTTP', url: buildUrl('rackboot.iso') });
 
   const requested = menu.find((item) => item.name === profile.boot.entry);
   const defaultEntry = requested?.name ?? 'standard';

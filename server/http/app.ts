@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { platformOf, type Platform } from '../boot/facts.js';
 import { domainConfigName, hostFile, type HostFileName, type HostSources } from '../boot/host-files.js';
@@ -9,6 +10,8 @@ import { normaliseMac } from '../profiles/mac.js';
 import type { Metrics } from '../metrics.js';
 import type { BootObserver } from '../observe.js';
 import { createAdminRouter, type AdminApiOptions } from './admin.js';
+import { downloadsRouter, sendDownload } from './downloads.js';
+import { FileCache } from './file-cache.js';
 
 export interface HttpAppOptions extends HostSources {
   log: Logger;
@@ -22,6 +25,8 @@ export interface HttpAppOptions extends HostSources {
   observer?: Pick<BootObserver, 'http' | 'reported' | 'settle'>;
   /** The status page under /status and GET /metrics; left out, there are none. */
   status?: { router: Router; metrics: Metrics };
+  /** Memory for hot build files (see FileCache); default 256 MiB, 0 streams every file from disk. */
+  fileCacheBytes?: number;
 }
 
 /** Event bodies are one line of text or so; anything bigger is not a report. */
@@ -87,6 +92,8 @@ export function createHttpApp(options: HttpAppOptions) {
       res.type(metrics.contentType).set('Cache-Control', 'no-store').send(await metrics.text());
     });
   }
+  const fileCache = new FileCache(options.fileCacheBytes ?? 256 * 1024 * 1024);
+  app.use(downloadsRouter({ ...options, fileCache }));
 
   app.get('/boot.ipxe', (_req, res) => text(res, renderEntryScript(endpoints)));
 
@@ -205,19 +212,26 @@ export function createHttpApp(options: HttpAppOptions) {
       text(res.status(404), `rackboot: no file "${name}" in ${buildId ? `build ${buildId}` : 'the current build'}\n`);
       return;
     }
-    // sendFile answers HEAD, Range and conditional requests; the build
-    // folder is immutable once written, so its files may be cached.
-    // dotfiles: the path comes from the manifest, not the request, and an
-    // assets folder may well sit below a dot-folder (~/.cache, test/.work).
-    res.sendFile(
-      file.path,
-      { dotfiles: 'allow', headers: { 'Cache-Control': buildId ? 'public, max-age=31536000, immutable' : 'no-cache' } },
-      (error?: Error) => {
-        if (!error) return;
-        log.warn({ event: 'http-file', file: file.path, err: error.message }, 'boot file not sent');
-        if (!res.headersSent) text(res.status(500), `rackboot: could not send "${name}": ${error.message}\n`);
-      },
-    );
+    // sendDownload answers HEAD, Range and conditional requests (strong
+    // ETag from the manifest's sha256). A build folder is immutable once
+    // written, so its files may be cached, by clients and in memory.
+    try {
+      const { mtime } = await stat(file.path);
+      await sendDownload(
+        res.req.method,
+        res.req.headers,
+        res,
+        // Content-Type by file name as before (initrd.gz: application/gzip), else octet-stream.
+        { path: file.path, size: file.entry.size, sha256: file.entry.sha256, mtime, type: String(res.type(name).getHeader('Content-Type')) },
+        { cacheControl: buildId ? 'public, max-age=31536000, immutable' : 'no-cache', cache: fileCache },
+      );
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE') return; // the client went away
+      log.warn({ event: 'http-file', file: file.path, err: (error as Error).message }, 'boot file not sent');
+      if (!res.headersSent) text(res.status(500), `rackboot: could not send "${name}": ${(error as Error).message}\n`);
+      else res.destroy();
+    }
   };
 
   app.get('/builds/:build/:file', (req, res) => sendBuildFile(res, String(req.params.file), String(req.params.build)));

@@ -195,6 +195,17 @@ test('modules.dep in the initrd agrees with depmod run over the whole kernel pac
   }
 });
 
+test('two builds of the same parts make the same CD/USB image, byte for byte', () => {
+  const iso = (result: BuildResult) => result.manifest.files.find((f) => f.name === 'rackboot.iso')!;
+  assert.notEqual(first.id, second.id);
+  assert.equal(iso(first).sha256, iso(second).sha256);
+  assert.deepEqual(
+    iso(second).contains!.map((c) => c.package),
+    ['grub-efi-amd64-bin', 'grub-pc-bin', 'mtools', 'xorriso'],
+    'the host tools that made it, with their versions',
+  );
+});
+
 test('a failed build leaves current as it was and removes its build folder', async () => {
   const broken = await mkdtemp(join(tmpdir(), 'rackboot-build-fail-'));
   try {

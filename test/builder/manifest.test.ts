@@ -59,13 +59,22 @@ test('parseManifest accepts what createManifest writes and names bad fields', ()
 });
 
 test('the guest initrd and memtest are optional parts, listed after the required ones', () => {
-  const optional: ManifestFile[] = OPTIONAL_BUILD_FILES.map((name, i) => ({ name, size: 10 + i, sha256: sha('abc'[i]!), package: 'pkg', version: '1' }));
+  const optional: ManifestFile[] = OPTIONAL_BUILD_FILES.map((name, i) => ({ name, size: 10 + i, sha256: sha('abcd'[i]!), package: 'pkg', version: '1' }));
   const m = createManifest('id2', new Date('2025-05-20T10:00:00Z'), [...optional].reverse().concat(files()), 'debian');
   assert.deepEqual(
     m.files.map((f) => f.name),
-    [...BUILD_FILES, 'guest.initrd.gz', 'memtest86+x64.bin', 'memtest86+x64.efi'],
+    [...BUILD_FILES, 'guest.initrd.gz', 'memtest86+x64.bin', 'memtest86+x64.efi', 'rackboot.iso'],
   );
   assert.equal(m.variant, 'debian');
   assert.deepEqual(parseManifest(JSON.parse(JSON.stringify(m))), m);
   assert.throws(() => createManifest('id', new Date(), files(), 'alpine' as 'tiny'), /variant "alpine" is not one of debian, tiny/);
+});
+
+test('the CD/USB image is an optional file, listed after the required ones', () => {
+  const created = new Date('2025-05-20T10:00:00Z');
+  const iso: ManifestFile = { name: 'rackboot.iso', size: 1, sha256: sha('f'), package: 'rackboot-runtime', version: '0.1.0' };
+  const m = createManifest('id1', created, [iso, ...files()], 'tiny');
+  assert.deepEqual(m.files.map((f) => f.name).slice(-2), ['snponly.efi', 'rackboot.iso']);
+  assert.deepEqual(parseManifest(JSON.parse(JSON.stringify(m))), m);
+  assert.equal(createManifest('id1', created, files(), 'tiny').files.length, BUILD_FILES.length);
 });

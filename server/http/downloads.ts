@@ -1,0 +1,307 @@
+import { createReadStream } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Router, type Request, type Response } from 'express';
+import type { AssetStore } from '../assets/builds.js';
+import { httpBase, type ServerEndpoints } from '../boot/resolve.js';
+import type { HostSources } from '../boot/host-files.js';
+import { HostIsoCache } from '../iso/host-iso.js';
+import type { Logger } from '../log.js';
+import type { FileCache } from './file-cache.js';
+
+/**
+ * The download area: every build's CD/USB image under /iso/, with a
+ * SHA256SUMS beside them, and each host's own image at
+ * /hosts/<mac>/rackboot.iso. Downloads resume (Range, 206/416), revalidate
+ * (strong ETag from the sha256, If-None-Match, Last-Modified) and answer
+ * HEAD, so curl -C -, browsers and iPXE's sanboot all work.
+ */
+
+export const ISO_FILE = 'rackboot.iso';
+
+/** One image in the listing. */
+export interface DownloadImage {
+  /** File name under /iso/: rackboot-<build id>.iso. */
+  name: string;
+  size: number;
+  sha256: string;
+  build: string;
+  current: boolean;
+}
+
+/** A file to send: the validators come from the manifest, not from reading the file. */
+export interface DownloadFile {
+  path: string;
+  size: number;
+  sha256: string;
+  mtime: Date;
+  type?: string;
+}
+
+/** What a request for a byte range gets (RFC 9110 section 14). Pure. */
+export type RangeDecision =
+  | { kind: 'full' }
+  | { kind: 'partial'; start: number; end: number }
+  | { kind: 'unsatisfiable' };
+
+/**
+ * Decide on a Range header for a file of `size` bytes. One range only:
+ * a multi-range or malformed header is ignored (the whole file is sent),
+ * as RFC 9110 section 14.2 allows; a well-formed range that starts past
+ * the end is unsatisfiable (416). If-Range with another validator also
+ * means the whole file.
+ */
+export function decideRange(range: string | undefined, size: number, ifRange?: string, etag?: string): RangeDecision {
+  if (range === undefined) return { kind: 'full' };
+  if (ifRange !== undefined && ifRange !== etag) return { kind: 'full' };
+  const m = /^bytes=\s*(\d*)\s*-\s*(\d*)\s*$/.exec(range);
+  if (!m || (m[1] === '' && m[2] === '')) return { kind: 'full' };
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0 || size === 0) return { kind: 'unsatisfiable' };
+    return { kind: 'partial', start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (m[2] !== '' && Number(m[2]) < start) return { kind: 'full' }; // invalid range-spec: ignored
+  if (start >= size) return { kind: 'unsatisfiable' };
+  return { kind: 'partial', start, end };
+}
+
+/** Strong entity tag of a file: its sha256. */
+export function etagOf(sha256: string): string {
+  return `"sha256-${sha256}"`;
+}
+
+/** If-None-Match (weak comparison, RFC 9110 section 13.1.2), else If-Modified-Since: true when the client's copy is current. */
+export function notModified(headers: IncomingHttpHeaders, etag: string, mtime: Date): boolean {
+  const inm = headers['if-none-match'];
+  if (inm !== undefined) {
+    if (inm.trim() === '*') return true;
+    return inm.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
+  }
+  const ims = headers['if-modified-since'];
+  if (ims !== undefined) {
+    const since = Date.parse(ims);
+    return !Number.isNaN(since) && Math.floor(mtime.getTime() / 1000) <= Math.floor(since / 1000);
+  }
+  return false;
+}
+
+/** Read-stream chunk size: large reads keep the socket fed with few syscalls. */
+const READ_CHUNK = 1024 * 1024;
+
+export interface SendOptions {
+  cacheControl?: string;
+  /** Serve from memory when the file fits (immutable files only). */
+  cache?: FileCache;
+}
+
+/**
+ * Slices of a cached file handed to the socket at a time. One write of the
+ * whole file made 64 clients slower than streaming from disk in bench:http;
+ * 256 KiB slices with 'drain' between them did best of 256 KiB, 1 MiB, 4 MiB.
+ */
+const WRITE_CHUNK = 256 * 1024;
+
+/**
+ * Write a slice of a shared Buffer (no copy in Node) in chunks, waiting for
+ * 'drain' between them, and resolve once it is sent or reject when the
+ * client is gone.
+ */
+function endWith(res: ServerResponse, data: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let offset = 0;
+    const finish = () => {
+      res.off('close', closed);
+      res.off('drain', pump);
+      resolve();
+    };
+    const closed = () => {
+      res.off('drain', pump);
+      if (res.writableFinished) resolve();
+      else reject(Object.assign(new Error('client closed the connection'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    };
+    const pump = () => {
+      while (offset < data.length) {
+        const chunk = data.subarray(offset, offset + WRITE_CHUNK);
+        offset += chunk.length;
+        if (offset >= data.length) {
+          res.end(chunk, finish);
+          return;
+        }
+        if (!res.write(chunk)) return; // 'drain' calls pump again
+      }
+      res.end(finish);
+    };
+    res.once('close', closed);
+    res.on('drain', pump);
+    pump();
+  });
+}
+
+/**
+ * Send a file with HEAD, Range, ETag and Last-Modified handling. Works on a
+ * bare ServerResponse, so raw http handlers can use it as well.
+ */
+export async function sendDownload(
+  method: string,
+  headers: IncomingHttpHeaders,
+  res: ServerResponse,
+  file: DownloadFile,
+  options: SendOptions = {},
+): Promise<void> {
+  const cacheControl = options.cacheControl ?? 'no-cache';
+  const etag = etagOf(file.sha256);
+  res.setHeader('ETag', etag);
+  res.setHeader('Last-Modified', file.mtime.toUTCString());
+  res.setHeader('Accept-Ranges', 'bytes');
+  res.setHeader('Cache-Control', cacheControl);
+  if (notModified(headers, etag, file.mtime)) {
+    res.statusCode = 304;
+    res.end();
+    return;
+  }
+  const ifRange = typeof headers['if-range'] === 'string' ? headers['if-range'] : undefined;
+  const decision = decideRange(typeof headers.range === 'string' ? headers.range : undefined, file.size, ifRange, etag);
+  if (decision.kind === 'unsatisfiable') {
+    res.statusCode = 416;
+    res.setHeader('Content-Range', `bytes */${file.size}`);
+    res.setHeader('Content-Type', 'text/plain');
+    res.end(`rackboot: range ${String(headers.range)} is outside ${path.basename(file.path)} (${file.size} bytes)\n`);
+    return;
+  }
+  const start = decision.kind === 'partial' ? decision.start : 0;
+  const end = decision.kind === 'partial' ? decision.end : file.size - 1;
+  res.statusCode = decision.kind === 'partial' ? 206 : 200;
+  if (decision.kind === 'partial') res.setHeader('Content-Range', `bytes ${start}-${end}/${file.size}`);
+  res.setHeader('Content-Type', file.type ?? 'application/octet-stream');
+  res.setHeader('Content-Length', String(end - start + 1));
+  if (method === 'HEAD' || end < start) {
+    res.end();
+    return;
+  }
+  const cached = await options.cache?.get(file.path, file.size, file.sha256);
+  if (cached) {
+    await endWith(res, cached.subarray(start, end + 1));
+    return;
+  }
+  await pipeline(createReadStream(file.path, { start, end, highWaterMark: READ_CHUNK }), res);
+}
+
+/** Every build's image, newest build first. */
+export async function listImages(assets: AssetStore): Promise<DownloadImage[]> {
+  const current = await assets.current();
+  const ids = await readdir(path.join(assets.dir, 'builds')).catch(() => [] as string[]);
+  const images: DownloadImage[] = [];
+  for (const id of ids.filter((name) => !name.startsWith('.')).sort().reverse()) {
+    const file = await assets.file(ISO_FILE, id);
+    if (!file) continue;
+    images.push({ name: `rackboot-${file.build.id}.iso`, size: file.entry.size, sha256: file.entry.sha256, build: file.build.id, current: file.build.id === current?.id });
+  }
+  return images;
+}
+
+/** sha256sum's format, so `sha256sum -c SHA256SUMS` checks a download folder. */
+export function renderSha256Sums(images: DownloadImage[]): string {
+  return images.map((image) => `${image.sha256}  ${image.name}\n`).join('');
+}
+
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+export function renderImageList(images: DownloadImage[]): string {
+  const rows = images.map(
+    (image) =>
+      `<tr><td><a href="/iso/${encodeURIComponent(image.name)}">${escapeHtml(image.name)}</a>${image.current ? ' (current)' : ''}</td>` +
+      `<td>${image.size}</td><td><code>${image.sha256}</code></td><td>${escapeHtml(image.build)}</td></tr>`,
+  );
+  return [
+    '<!doctype html>',
+    '<html><head><meta charset="utf-8"><title>rackboot CD/USB images</title></head><body>',
+    '<h1>rackboot CD/USB images</h1>',
+    '<p>Write an image to a USB stick (<code>dd if=IMAGE of=/dev/sdX bs=4M</code>) or burn it to a CD; it boots BIOS and UEFI machines.',
+    ' Check downloads with <a href="/iso/SHA256SUMS">SHA256SUMS</a>.</p>',
+    '<table><tr><th>image</th><th>bytes</th><th>sha256</th><th>build</th></tr>',
+    ...rows,
+    '</table></body></html>',
+    '',
+  ].join('\n');
+}
+
+/**
+ * What an iPXE menu entry needs to boot a build's image over HTTP (BIOS:
+ * iPXE's sanboot reads the image with HEAD and Range requests and hands it
+ * to the firmware as a drive; the image's El Torito/MBR boot code runs from
+ * there). The build id pins the image to the parts the rest of the menu uses.
+ */
+export function isoSanbootUrl(endpoints: ServerEndpoints, buildId: string): string {
+  return `${httpBase(endpoints)}/builds/${encodeURIComponent(buildId)}/${ISO_FILE}`;
+}
+
+export interface DownloadsOptions extends HostSources {
+  log: Logger;
+  /** Build images are served from it when they fit. */
+  fileCache?: FileCache;
+  /** Where per-host images are kept; default <assets>/host-images. */
+  hostImageDir?: string;
+}
+
+/** The routes above, mounted with one app.use(). */
+export function downloadsRouter(options: DownloadsOptions): Router {
+  const { assets, log } = options;
+  const router = Router();
+  const hostImages = new HostIsoCache(options.hostImageDir ?? path.join(assets.dir, 'host-images'));
+
+  const send = async (req: Request, res: Response, file: DownloadFile, sendOptions?: SendOptions) => {
+    try {
+      await sendDownload(req.method, req.headers, res, file, sendOptions);
+    } catch (error) {
+      // A client that goes away mid-download is normal (and how resuming starts).
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ERR_STREAM_PREMATURE_CLOSE' && code !== 'ECONNRESET' && code !== 'EPIPE') {
+        log.warn({ event: 'download', file: file.path, err: (error as Error).message }, 'download failed');
+      }
+      if (!res.headersSent) res.status(500).type('text/plain').send(`rackboot: could not send ${path.basename(file.path)}\n`);
+      else res.destroy();
+    }
+  };
+
+  // Also answers /iso (routing is not strict): the listing's links are absolute.
+  router.get('/iso/', async (req, res) => {
+    const images = await listImages(assets);
+    res.set('Cache-Control', 'no-cache');
+    if (req.accepts(['text/html', 'application/json']) === 'application/json') res.json(images);
+    else res.type('text/html').send(renderImageList(images));
+  });
+  router.get('/iso/SHA256SUMS', async (_req, res) => {
+    res.type('text/plain').set('Cache-Control', 'no-cache').send(renderSha256Sums(await listImages(assets)));
+  });
+  router.get('/iso/:name', async (req, res) => {
+    const m = /^rackboot-(.+)\.iso$/.exec(String(req.params.name));
+    const file = m ? await assets.file(ISO_FILE, m[1]!) : undefined;
+    if (!file) {
+      res.status(404).type('text/plain').send(`rackboot: no image "${String(req.params.name)}" (see /iso/)\n`);
+      return;
+    }
+    const { mtime } = await stat(file.path);
+    // A build folder never changes: its image may be cached for good.
+    await send(req, res, { path: file.path, size: file.entry.size, sha256: file.entry.sha256, mtime, type: 'application/x-iso9660-image' }, {
+      cacheControl: 'public, max-age=31536000, immutable',
+      ...(options.fileCache ? { cache: options.fileCache } : {}),
+    });
+  });
+  router.get('/hosts/:mac/rackboot.iso', async (req, res) => {
+    const started = Date.now();
+    const image = await hostImages.image(options, String(req.params.mac));
+    if (image.kind === 'refused') {
+      res.status(image.status).type('text/plain').send(`rackboot: ${image.message}\n`);
+      return;
+    }
+    if (!image.cached) log.info({ event: 'host-iso', mac: image.mac, hostname: image.hostname, build: image.build, ms: Date.now() - started }, 'host image made');
+    const { mtime } = await stat(image.path);
+    await send(req, res, { path: image.path, size: image.size, sha256: image.sha256, mtime, type: 'application/x-iso9660-image' });
+  });
+  return router;
+}

@@ -1,0 +1,126 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { sha256File } from '../../builder/apt.js';
+import { isoLabel, makeIso } from '../../builder/iso.js';
+import type { IsoXenEntry } from '../../builder/iso-menu.js';
+import type { Build } from '../assets/builds.js';
+import { bootEntries, resolveHostBoot, type BootPlan, type HostBoot } from '../boot/resolve.js';
+import type { HostSources } from '../boot/host-files.js';
+import { normaliseMac } from '../profiles/mac.js';
+import type { Profile } from '../profiles/profile.js';
+
+/**
+ * A CD/USB image for one host: the current build's parts with that host's
+ * boot lines (static network, hostname, its Xen and kernel arguments), as
+ * the network boot would render them. The rest of the profile (root hash,
+ * ssh, timezone) still travels by runtime.env. Made on demand and kept,
+ * keyed by build id and a hash of what the image is made from.
+ */
+
+export const HOST_ISO_NAME = 'rackboot.iso';
+
+export interface HostIsoMenu {
+  xenEntries: IsoXenEntry[];
+  defaultEntry: string;
+}
+
+/**
+ * Every menu entry of the host image from the one boot decision: the
+ * profile's own entry is the default, and each other entry is what the host
+ * would get had its profile asked for that one. Pure.
+ */
+export function hostIsoMenu(plan: BootPlan, resolve: (profile: Profile) => HostBoot): HostIsoMenu {
+  const xenEntries = Object.keys(bootEntries).map((name): IsoXenEntry => {
+    const boot = resolve({ ...plan.profile, boot: { ...plan.profile.boot, entry: name } });
+    if (boot.kind !== 'boot') throw new Error(`entry ${name}: the boot decision gave ${boot.kind}`);
+    return { id: name, title: boot.plan.entry.title, xenCommandLine: boot.plan.xenCommandLine, kernelCommandLine: boot.plan.kernelCommandLine };
+  });
+  return { xenEntries, defaultEntry: plan.entry.name };
+}
+
+/** The cache key: build id plus a hash of the menu (profile and server address are all in it). */
+export function hostIsoKey(build: Build, mac: string, menu: HostIsoMenu): string {
+  const hash = createHash('sha256').update(JSON.stringify({ mac, menu })).digest('hex').slice(0, 16);
+  return `${build.id}-${hash}`;
+}
+
+export type HostIsoSources = Pick<HostSources, 'assets' | 'lookupProfile' | 'profileProblems' | 'endpoints' | 'secrets'>;
+
+export type HostIsoPlan =
+  | { kind: 'plan'; mac: string; plan: BootPlan; menu: HostIsoMenu; key: string }
+  | { kind: 'refused'; status: 400 | 404; message: string };
+
+/** What a host's image holds, from its profile and the current build, or why it gets none. */
+export async function planHostIso(sources: HostIsoSources, macText: string): Promise<HostIsoPlan> {
+  const mac = normaliseMac(macText);
+  if (!mac) return { kind: 'refused', status: 400, message: `"${macText}" is not a MAC address` };
+  const build = await sources.assets.current();
+  const problems = sources.profileProblems?.(mac) ?? [];
+  // The image is this host's boot medium for as long as the build lives: its
+  // token is tied to the build (same build and MAC, same token, so the cached
+  // image stays valid), and lets its runtime fetch the host's secrets.
+  const nonce = build === undefined ? undefined : createHash('sha256').update(`host image\0${build.id}\0${mac}`).digest('base64url').slice(0, 16);
+  const token = nonce === undefined ? undefined : sources.secrets?.tokens.mint(mac, nonce);
+  const resolve = (profile: Profile | undefined) =>
+    resolveHostBoot({ mac, platform: 'bios', profile, problems, build, endpoints: sources.endpoints, ...(token === undefined ? {} : { token }) });
+  const boot = resolve(sources.lookupProfile(mac));
+  if (boot.kind !== 'boot') return { kind: 'refused', status: 404, message: `${boot.kind.replace('-', ' ')} for ${boot.mac}` };
+  const menu = hostIsoMenu(boot.plan, resolve);
+  return { kind: 'plan', mac, plan: boot.plan, menu, key: hostIsoKey(boot.plan.build, mac, menu) };
+}
+
+/** Write a host's image to `output`. */
+export function writeHostIso(planned: Extract<HostIsoPlan, { kind: 'plan' }>, output: string) {
+  const { plan, menu } = planned;
+  return makeIso({
+    partsDir: plan.build.dir,
+    parts: plan.build.manifest.files,
+    output,
+    label: `${isoLabel(plan.build.manifest.files)} ${plan.profile.hostname}`,
+    xenEntries: menu.xenEntries,
+    defaultEntry: menu.defaultEntry,
+  });
+}
+
+export type HostIso =
+  | { kind: 'image'; path: string; size: number; sha256: string; build: string; mac: string; hostname: string; cached: boolean }
+  | { kind: 'refused'; status: 400 | 404; message: string };
+
+/** Per-host images under one folder, one per host (a newer key replaces the older one); one build at a time per key. */
+export class HostIsoCache {
+  private readonly pending = new Map<string, Promise<HostIso>>();
+  private readonly shas = new Map<string, string>();
+
+  constructor(readonly dir: string) {}
+
+  async image(sources: HostIsoSources, macText: string): Promise<HostIso> {
+    const planned = await planHostIso(sources, macText);
+    if (planned.kind !== 'plan') return planned;
+    const { mac, plan, key } = planned;
+    const hostDir = path.join(this.dir, mac.replaceAll(':', '-'));
+    const file = path.join(hostDir, `${key}.iso`);
+    const describe = { build: plan.build.id, mac, hostname: plan.profile.hostname };
+    const existing = this.pending.has(key) ? undefined : await stat(file).catch(() => undefined);
+    if (existing) {
+      let sha256 = this.shas.get(file);
+      if (!sha256) this.shas.set(file, (sha256 = await sha256File(file)));
+      return { kind: 'image', path: file, size: existing.size, sha256, ...describe, cached: true };
+    }
+    let making = this.pending.get(key);
+    if (!making) {
+      making = (async (): Promise<HostIso> => {
+        await mkdir(hostDir, { recursive: true });
+        const made = await writeHostIso(planned, file);
+        this.shas.set(file, made.sha256);
+        // The host's older images (other builds, older profiles) are not asked for again.
+        for (const name of await readdir(hostDir)) {
+          if (name !== path.basename(file) && name.endsWith('.iso')) await rm(path.join(hostDir, name), { force: true });
+        }
+        return { kind: 'image', path: file, size: made.size, sha256: made.sha256, ...describe, cached: false };
+      })().finally(() => this.pending.delete(key));
+      this.pending.set(key, making);
+    }
+    return making;
+  }
+}

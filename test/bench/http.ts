@@ -1,0 +1,236 @@
+/**
+ * `npm run bench:http`: a 64 MB boot file fetched with wrk at 1, 16 and 64
+ * connections from rackboot's HTTP server (the real app, /builds/<id>/<file>)
+ * and, in the same run, from nginx (one worker, sendfile on, started here
+ * with its own config in a temporary folder), over a veth between two
+ * network namespaces (198.18.2.0/24). Prints GB/s per server, rackboot's
+ * ratio to nginx, and each server's resident memory (peak during the run).
+ * Run as root; it prints a table, it does not pass or fail.
+ */
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Netns, assertRoot } from '../helpers/netns.js';
+
+const serverAddress = '198.18.2.1';
+const clientAddress = '198.18.2.2';
+/** rackboot as served (hot files from memory), rackboot streaming from disk (file cache off), nginx. */
+const ports = { rackboot: 8080, rackbootDisk: 8082, nginx: 8081 } as const;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+type ServerName = keyof typeof ports;
+const concurrencies = (process.env.BENCH_CONNECTIONS ?? '1,16,64').split(',').map(Number);
+const FILE_BYTES = 64 * 1024 * 1024;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const BUILD_ID = '20260101T000000.000Z-bench000';
+
+interface Sample {
+  gbPerSecond: number;
+  requests: number;
+  rssMiB: number;
+}
+
+function which(program: string, packageName: string): string {
+  for (const dir of ['/usr/sbin', '/usr/bin']) {
+    try {
+      execFileSync('test', ['-x', join(dir, program)]);
+      return join(dir, program);
+    } catch {
+      // next
+    }
+  }
+  throw new Error(`${program} not found: install ${packageName} (builder/install-deps.sh does)`);
+}
+
+/** A build folder with one 64 MB file, as `rackboot build` would list it. */
+function writeAssets(root: string): { assets: string; file: string; sha256: string } {
+  const assets = join(root, 'assets');
+  const dir = join(assets, 'builds', BUILD_ID);
+  mkdirSync(dir, { recursive: true });
+  const data = randomBytes(FILE_BYTES);
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  writeFileSync(join(dir, 'initrd.gz'), data);
+  const manifest = { id: BUILD_ID, created: '2026-01-01T00:00:00.000Z', release: 'bookworm', files: [{ name: 'initrd.gz', size: data.length, sha256, package: 'bench', version: '1' }] };
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
+  return { assets, file: join(dir, 'initrd.gz'), sha256 };
+}
+
+function nginxConfig(root: string, docroot: string): string {
+  const conf = join(root, 'nginx.conf');
+  writeFileSync(
+    conf,
+    [
+      'worker_processes 1;',
+      `pid ${root}/nginx.pid;`,
+      `error_log ${root}/nginx-error.log warn;`,
+      'events { worker_connections 1024; }',
+      'http {',
+      '  sendfile on;',
+      '  tcp_nopush on;',
+      '  access_log off;',
+      '  default_type application/octet-stream;',
+      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${root}/${t}-temp;`),
+      `  server { listen ${serverAddress}:${ports.nginx}; root ${docroot}; }`,
+      '}',
+      '',
+    ].join('\n'),
+  );
+  return conf;
+}
+
+async function startRackboot(ns: Netns, assets: string, port: number, cacheMiB: number): Promise<ChildProcess> {
+  const script = fileURLToPath(new URL('./support/http-server.js', import.meta.url));
+  const child = ns.spawn(process.execPath, [script, assets, serverAddress, String(port), String(cacheMiB)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await once(createInterface({ input: child.stdout! }), 'line');
+  return child;
+}
+
+async function startNginx(ns: Netns, nginx: string, conf: string): Promise<ChildProcess> {
+  const child = ns.spawn(nginx, ['-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  if (child.exitCode !== null) throw new Error(`nginx exited at once with ${child.exitCode}`);
+  return child;
+}
+
+async function stop(child: ChildProcess | undefined): Promise<void> {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))]);
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+/** Resident memory of a process and its children (nginx's master and worker), MiB. */
+function rssMiB(pid: number): number {
+  let kib = 0;
+  const walk = (p: number) => {
+    try {
+      kib += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+      for (const child of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) walk(Number(child));
+    } catch {
+      // gone
+    }
+  };
+  walk(pid);
+  return kib / 1024;
+}
+
+/** "3.01GB" -> bytes */
+function parseSize(text: string): number {
+  const m = /^([\d.]+)([KMGT]?)B$/.exec(text);
+  if (!m) throw new Error(`wrk size "${text}"`);
+  return Number(m[1]) * 1024 ** ' KMGT'.indexOf(m[2] || ' ');
+}
+
+async function wrk(ns: Netns, url: string, connections: number, pid: number): Promise<Sample> {
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(pid))), 100);
+  // --timeout: a 64 MB response takes seconds when 64 share the link; wrk's default (2 s) would count them as errors.
+  const child = ns.spawn('wrk', ['-t', String(Math.min(2, connections)), '-c', String(connections), '-d', `${SECONDS}s`, '--timeout', '120s', url], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const [code] = (await once(child, 'exit')) as [number];
+  clearInterval(sampler);
+  if (code !== 0) throw new Error(`wrk exited with ${code}:\n${out}`);
+  const transfer = /Transfer\/sec:\s+(\S+)/.exec(out);
+  const requests = /(\d+) requests in/.exec(out);
+  const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out);
+  if (!transfer || !requests) throw new Error(`cannot read wrk's report:\n${out}`);
+  if (errors) process.stderr.write(`wrk ${url} c=${connections}: ${errors[0]}\n`);
+  return { gbPerSecond: parseSize(transfer[1]!) / 1e9, requests: Number(requests[1]), rssMiB: peak };
+}
+
+function check(ns: Netns, url: string, sha256: string, dir: string): void {
+  const out = join(dir, 'check');
+  ns.exec('curl', ['-sf', '-o', out, url]);
+  const got = createHash('sha256').update(readFileSync(out)).digest('hex');
+  rmSync(out);
+  if (got !== sha256) throw new Error(`${url}: sha256 ${got}, want ${sha256}`);
+}
+
+async function main(): Promise<void> {
+  assertRoot();
+  const nginx = which('nginx', 'nginx');
+  which('wrk', 'wrk');
+  const root = mkdtempSync(join(tmpdir(), 'rackboot-bench-http-'));
+  chmodSync(root, 0o755); // nginx's worker runs as www-data
+  const serverNs = Netns.create('rbh');
+  const clientNs = Netns.create('rbh');
+  const children: ChildProcess[] = [];
+  try {
+    serverNs.linkTo(clientNs, { device: 'bench-s', cidr: `${serverAddress}/24` }, { device: 'bench-c', cidr: `${clientAddress}/24` });
+    const { assets, sha256 } = writeAssets(root);
+    const path = `/builds/${BUILD_ID}/initrd.gz`;
+    const urls: Record<ServerName, string> = {
+      rackboot: `http://${serverAddress}:${ports.rackboot}${path}`,
+      rackbootDisk: `http://${serverAddress}:${ports.rackbootDisk}${path}`,
+      nginx: `http://${serverAddress}:${ports.nginx}${path}`,
+    };
+    const pids = {} as Record<ServerName, number>;
+    for (const [name, cacheMiB] of [['rackboot', 256], ['rackbootDisk', 0]] as const) {
+      const child = await startRackboot(serverNs, assets, ports[name], cacheMiB);
+      children.push(child);
+      pids[name] = child.pid!;
+    }
+    const nginxChild = await startNginx(serverNs, nginx, nginxConfig(root, assets));
+    children.push(nginxChild);
+    pids.nginx = nginxChild.pid!;
+    const names = Object.keys(ports) as ServerName[];
+    for (const name of names) check(clientNs, urls[name], sha256, root);
+    const idle = Object.fromEntries(names.map((name) => [name, rssMiB(pids[name])])) as Record<ServerName, number>;
+
+    const rows: string[] = [];
+    for (const c of concurrencies) {
+      // Rounds alternate the servers, and each keeps its best round: the
+      // machine is shared, and a busy second hurts whoever runs in it.
+      const best = {} as Record<ServerName, Sample>;
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const name of names) {
+          const sample = await wrk(clientNs, urls[name], c, pids[name]);
+          const before = best[name];
+          best[name] = !before || sample.gbPerSecond > before.gbPerSecond ? { ...sample, rssMiB: Math.max(sample.rssMiB, before?.rssMiB ?? 0) } : { ...before, rssMiB: Math.max(sample.rssMiB, before.rssMiB) };
+        }
+      }
+      const { rackboot: r, rackbootDisk: d, nginx: n } = best;
+      rows.push(
+        [
+          String(c).padStart(11),
+          r.gbPerSecond.toFixed(2).padStart(13),
+          n.gbPerSecond.toFixed(2).padStart(10),
+          (r.gbPerSecond / n.gbPerSecond).toFixed(2).padStart(6),
+          r.rssMiB.toFixed(0).padStart(16),
+          n.rssMiB.toFixed(0).padStart(13),
+          d.gbPerSecond.toFixed(2).padStart(18),
+          (d.gbPerSecond / n.gbPerSecond).toFixed(2).padStart(10),
+          d.rssMiB.toFixed(0).padStart(13),
+        ].join(' '),
+      );
+      process.stderr.write(`c=${c}: ${names.map((name) => `${name} ${best[name].gbPerSecond.toFixed(2)} GB/s (${best[name].requests} requests)`).join(', ')}\n`);
+    }
+    process.stdout.write(
+      [
+        `bench:http: a 64 MB file with wrk, best of ${ROUNDS} rounds of ${SECONDS} s, over a veth between two namespaces`,
+        `idle resident memory: rackboot ${idle.rackboot.toFixed(0)} MiB, rackboot from disk ${idle.rackbootDisk.toFixed(0)} MiB, nginx ${idle.nginx.toFixed(0)} MiB (master + worker)`,
+        'RSS: peak during the row. "from disk": rackboot with its file cache off (a read stream per client, 1 MiB reads).',
+        '',
+        'connections rackboot GB/s nginx GB/s  ratio rackboot RSS MiB nginx RSS MiB rackboot disk GB/s disk ratio disk RSS MiB',
+        ...rows,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    for (const child of children) await stop(child);
+    serverNs.delete();
+    clientNs.delete();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+await main();
