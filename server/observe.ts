@@ -74,8 +74,13 @@ export class BootObserver {
   dhcp(observation: DhcpObservation): void {
     this.options.metrics.dhcpPacket(observation.type, observation.result);
     if (!timelineResults.has(observation.result)) return;
-    const stage = `${observation.proxy ? 'proxy' : 'dhcp'}-${observation.result}`;
-    this.enqueue({ time: this.now(), mac: observation.mac, source: 'dhcp', stage, ...(observation.address ? { detail: observation.address } : {}) });
+    const prefix = observation.proxy ? 'proxy' : 'dhcp';
+    const time = this.now();
+    // The request (dhcp-discover, dhcp-request, ...) and what it got (dhcp-offer, dhcp-ack, ...).
+    const request = `${prefix}-${observation.type.replace(/^DHCP/, '').toLowerCase()}`;
+    const stage = `${prefix}-${observation.result}`;
+    if (request !== stage) this.enqueue({ time, mac: observation.mac, source: 'dhcp', stage: request });
+    this.enqueue({ time, mac: observation.mac, source: 'dhcp', stage, ...(observation.address ? { detail: observation.address } : {}) });
   }
 
   tftp(observation: TftpObservation): void {

@@ -63,8 +63,10 @@ test('protocol events become one timeline per MAC and metrics; TFTP and HTTP cli
     assert.deepEqual(
       byTime.map((event) => [event.time - 1_000_000, event.source, event.stage, event.detail]),
       [
+        [0, 'dhcp', 'dhcp-discover', undefined],
         [0, 'dhcp', 'dhcp-offer', '198.18.0.100'],
         [300, 'dhcp', 'dhcp-ack', '198.18.0.100'],
+        [300, 'dhcp', 'dhcp-request', undefined],
         [1000, 'tftp', 'tftp', 'undionly.kpxe'],
         [2000, 'http', 'boot-file', 'xen'],
         [2000, 'http', 'boot.ipxe', undefined],

@@ -46,8 +46,12 @@ test('the image is in the manifest with its size and sha256', () => {
 test('xen, xen.efi, vmlinuz and initrd.gz inside the image are the network build\'s files (sha256 of each read back)', async () => {
   const out = join(work, 'extracted');
   execFileSync('xorriso', ['-osirrox', 'on', '-indev', join(buildDir, ISO_NAME), '-extract', '/', out], { stdio: 'pipe' });
-  assert.deepEqual((await readdir(join(out, 'boot'))).filter((n) => n !== 'grub').sort(), ['initrd.gz', 'vmlinuz', 'xen', 'xen.efi']);
-  for (const name of ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz']) {
+  // The build's optional parts (demo guest, memtest) go in too, for their menu entries.
+  const parts = ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'guest.initrd.gz', 'memtest86+x64.bin', 'memtest86+x64.efi'].filter((name) =>
+    manifest.files.some((file) => file.name === name),
+  );
+  assert.deepEqual((await readdir(join(out, 'boot'))).filter((n) => n !== 'grub').sort(), [...parts].sort());
+  for (const name of parts) {
     const want = manifest.files.find((f) => f.name === name)!.sha256;
     assert.equal(sha256(await readFile(join(out, 'boot', name))), want, name);
   }

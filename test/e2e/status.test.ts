@@ -109,7 +109,7 @@ test('a booting host appears on the status page and moves through its stages to 
   };
   assert.equal(host.stage, 'ready');
   const stages = host.timeline.map((event) => `${event.source}:${event.stage}`);
-  for (const wanted of ['dhcp:dhcp-offer', 'dhcp:dhcp-ack', 'http:boot.ipxe', 'http:boot-file', 'http:runtime.env', 'runtime:booted', 'runtime:ready']) {
+  for (const wanted of ['dhcp:dhcp-discover', 'dhcp:dhcp-offer', 'dhcp:dhcp-request', 'dhcp:dhcp-ack', 'http:boot.ipxe', 'http:boot-file', 'http:runtime.env', 'runtime:booted', 'runtime:ready']) {
     assert.ok(stages.includes(wanted), `${wanted} missing from the timeline: ${stages.join(', ')}`);
   }
   assert.ok(host.timeline.some((event) => event.stage === 'boot-file' && event.detail === 'initrd.gz'));
