@@ -17,7 +17,7 @@ export interface LeaseRow {
   hostname: string | null;
 }
 
-/** Records in address order (numerically, 10.0.0.9 before 10.0.0.10). */
+/** Records in address order (numerically, 198.18.0.9 before 198.18.0.10). */
 export function leaseRows(leases: readonly Lease[], now: number): LeaseRow[] {
   const key = (address: string) => (isIpv4(address) ? ipv4ToNumber(address) : Number.MAX_SAFE_INTEGER);
   return [...leases]

@@ -45,6 +45,7 @@
  */
 import { closeSync, existsSync, fsync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { migrateSchema } from '../sqlite/schema.js';
 import {
   holdsAddress,
   LeaseConflictError,
@@ -404,19 +405,7 @@ export function readLeaseFile(file: string): Lease[] {
 }
 
 function migrate(db: Database.Database, file: string): void {
-  db.transaction(() => {
-    db.prepare('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)').run();
-    const row = db.prepare<[], { version: number }>('SELECT version FROM schema_version').get();
-    let version = row?.version ?? 0;
-    if (row === undefined) db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
-    if (version > migrations.length) {
-      throw new LeaseDatabaseError(file, 'NEWER_SCHEMA', `schema version ${version} was written by a newer rackboot (this one knows up to ${migrations.length})`);
-    }
-    for (; version < migrations.length; version++) {
-      for (const statement of migrations[version]!) db.prepare(statement).run();
-    }
-    db.prepare('UPDATE schema_version SET version = ?').run(version);
-  }).immediate();
+  migrateSchema(db, migrations, (message) => new LeaseDatabaseError(file, 'NEWER_SCHEMA', message));
 }
 
 /**

@@ -14,6 +14,7 @@
  * time is BIGINT milliseconds.
  */
 import Database from 'better-sqlite3';
+import { migrateSchema } from '../sqlite/schema.js';
 import type { BootEvent, EventSource, NewBootEvent } from './event.js';
 import type { EventStore } from './store.js';
 
@@ -152,19 +153,7 @@ export class SqliteEventStore implements EventStore {
 function migrate(db: Database.Database, file: string): void {
   // IMMEDIATE takes the write lock now: with locking_mode=EXCLUSIVE it is then
   // held until close, so a second server on the same state folder fails here.
-  db.transaction(() => {
-    db.prepare('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)').run();
-    const row = db.prepare<[], { version: number }>('SELECT version FROM schema_version').get();
-    let version = row?.version ?? 0;
-    if (row === undefined) db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
-    if (version > migrations.length) {
-      throw new EventDatabaseError(file, 'NEWER_SCHEMA', `schema version ${version} was written by a newer rackboot (this one knows up to ${migrations.length})`);
-    }
-    for (; version < migrations.length; version++) {
-      for (const statement of migrations[version]!) db.prepare(statement).run();
-    }
-    db.prepare('UPDATE schema_version SET version = ?').run(version);
-  }).immediate();
+  migrateSchema(db, migrations, (message) => new EventDatabaseError(file, 'NEWER_SCHEMA', message));
 }
 
 function asDatabaseError(file: string, error: unknown): EventDatabaseError {
