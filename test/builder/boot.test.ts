@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { build, type BuildResult } from '../../builder/build.js';
 import { silentLogger } from '../../server/log.js';
 import { assertRoot, Netns, run } from '../helpers/netns.js';
-import { ConsoleMachine, HTTP_SERVER_SCRIPT, xenBootArgs } from './qemu.js';
+import { ConsoleMachine, serveInNamespace, xenBootArgs, type SeenRequest } from './qemu.js';
 
 /**
  * The runtime booted for real: Xen and the dom0 kernel under QEMU (TCG; KVM
@@ -38,13 +38,7 @@ after(async () => {
   if (out) await rm(out, { recursive: true, force: true });
 });
 
-interface Request {
-  method: string;
-  url: string;
-  userAgent: string;
-  /** A POST's form body. */
-  body?: string;
-}
+type Request = SeenRequest;
 
 /** The runtime's GETs, without its event reports. */
 const gets = (requests: Request[]) => requests.filter((request) => request.method === 'GET');
@@ -52,26 +46,7 @@ const gets = (requests: Request[]) => requests.filter((request) => request.metho
 const reported = (requests: Request[]) =>
   requests.filter((request) => request.method === 'POST').map((request) => new URLSearchParams(request.body ?? '').get('stage'));
 
-/** Start the HTTP server in the namespace; returns the requests it has seen so far. */
-async function serve(ns: Netns, routes: Record<string, string>): Promise<Request[]> {
-  const requests: Request[] = [];
-  const child = ns.spawn(process.execPath, ['-e', HTTP_SERVER_SCRIPT, '198.18.0.1', String(PORT), JSON.stringify(routes)]);
-  await new Promise<void>((resolve, reject) => {
-    let buffered = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = JSON.parse(buffered.slice(0, nl)) as Request & { listening?: string };
-        buffered = buffered.slice(nl + 1);
-        if (line.listening) resolve();
-        else requests.push(line);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`HTTP server exited with ${code}`)));
-  });
-  return requests;
-}
+const serve = (ns: Netns, routes: Record<string, string>) => serveInNamespace(ns, PORT, routes);
 
 test('static network: the runtime fetches runtime.env, applies it, prints one ready line and powers off', { timeout: 300_000 }, async () => {
   const ns = Netns.create('rbboot');

@@ -13,7 +13,7 @@ import { parseManifest } from '../../builder/manifest.js';
 import { moduleNameOf } from '../../builder/modules.js';
 import { silentLogger } from '../../server/log.js';
 import { assertRoot, Netns, run } from '../helpers/netns.js';
-import { ConsoleMachine, xenBootArgs } from './qemu.js';
+import { ConsoleMachine, serveInNamespace, xenBootArgs, type HttpRoute, type SeenRequest } from './qemu.js';
 
 /**
  * The Debian runtime (`rackboot build --variant debian`): two real builds
@@ -142,55 +142,9 @@ test('the guest image: busybox, xen-netfront and the guest /init', async () => {
   assert.ok(size < 3_000_000, `guest.initrd.gz is ${size} bytes`);
 });
 
-interface Request {
-  method: string;
-  url: string;
-  body: string;
-}
+type Request = SeenRequest;
 
-/** HTTP for inside the namespace: text or file routes, 204 for POSTs to /hosts/<mac>/events, one JSON line per request. */
-const SERVER_SCRIPT = `
-const http = require('node:http');
-const fs = require('node:fs');
-const [address, port, routesJson] = process.argv.slice(1);
-const routes = JSON.parse(routesJson);
-http.createServer((req, res) => {
-  let body = '';
-  req.on('data', (c) => (body += c));
-  req.on('end', () => {
-    console.log(JSON.stringify({ method: req.method, url: req.url, body }));
-    if (req.method === 'POST' && /^\\/hosts\\/[0-9a-f:]+\\/events$/.test(req.url)) {
-      const stage = new URLSearchParams(body).get('stage');
-      res.writeHead(stage ? 204 : 400); res.end(stage ? undefined : 'stage: missing\\n'); return;
-    }
-    const route = routes[req.url];
-    if (route === undefined) { res.writeHead(404); res.end('not found\\n'); return; }
-    if (route.file) { res.writeHead(200, { 'content-length': fs.statSync(route.file).size }); fs.createReadStream(route.file).pipe(res); return; }
-    res.writeHead(200, { 'content-type': 'text/plain' });
-    res.end(route.text);
-  });
-}).listen(Number(port), address, () => console.log(JSON.stringify({ listening: port })));
-`;
-
-async function serve(ns: Netns, routes: Record<string, { text: string } | { file: string }>): Promise<Request[]> {
-  const requests: Request[] = [];
-  const child = ns.spawn(process.execPath, ['-e', SERVER_SCRIPT, '198.18.0.1', String(PORT), JSON.stringify(routes)]);
-  await new Promise<void>((resolve, reject) => {
-    let buffered = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = JSON.parse(buffered.slice(0, nl)) as Request & { listening?: string };
-        buffered = buffered.slice(nl + 1);
-        if (line.listening) resolve();
-        else requests.push(line);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`HTTP server exited with ${code}`)));
-  });
-  return requests;
-}
+const serve = (ns: Netns, routes: Record<string, HttpRoute>) => serveInNamespace(ns, PORT, routes);
 
 /** The events posted so far, as form fields. */
 function events(requests: Request[]): Array<Record<string, string>> {

@@ -116,11 +116,13 @@ export function xenBootArgs(buildDir: string, dom0Args: string, mac: string, mac
 
 /**
  * A tiny HTTP server for inside a namespace (node, so the test needs nothing
- * else): serves the given paths, answers 404 otherwise, and prints one JSON
- * line per request on stdout.
+ * else): serves text or file routes, takes event reports (POST
+ * /hosts/<mac>/events: 204, or 400 without a stage) as rackboot does,
+ * answers 404 otherwise, and prints one JSON line per request on stdout.
  */
-export const HTTP_SERVER_SCRIPT = `
+const HTTP_SERVER_SCRIPT = `
 const http = require('node:http');
+const fs = require('node:fs');
 const [address, port, routesJson] = process.argv.slice(1);
 const routes = JSON.parse(routesJson);
 http.createServer((req, res) => {
@@ -128,12 +130,48 @@ http.createServer((req, res) => {
   req.on('data', (chunk) => { posted += chunk; });
   req.on('end', () => {
     console.log(JSON.stringify({ method: req.method, url: req.url, userAgent: req.headers['user-agent'] || '', ...(req.method === 'POST' ? { body: posted } : {}) }));
-    // Event reports from the runtime (POST .../events) are taken as the server takes them.
-    if (req.method === 'POST' && req.url.endsWith('/events')) { res.writeHead(204); res.end(); return; }
-    const body = routes[req.url];
-    if (body === undefined) { res.writeHead(404); res.end('not found\\n'); return; }
+    if (req.method === 'POST' && /^\\/hosts\\/[0-9a-f:]+\\/events$/.test(req.url)) {
+      const stage = new URLSearchParams(posted).get('stage');
+      res.writeHead(stage ? 204 : 400); res.end(stage ? undefined : 'stage: missing\\n'); return;
+    }
+    const route = routes[req.url];
+    if (route === undefined) { res.writeHead(404); res.end('not found\\n'); return; }
+    if (typeof route === 'object' && route.file) { res.writeHead(200, { 'content-length': fs.statSync(route.file).size }); fs.createReadStream(route.file).pipe(res); return; }
     res.writeHead(200, { 'content-type': 'text/plain' });
-    res.end(body);
+    res.end(typeof route === 'string' ? route : route.text);
   });
 }).listen(Number(port), address, () => console.log(JSON.stringify({ listening: port })));
 `;
+
+/** One request the namespace's HTTP server saw. */
+export interface SeenRequest {
+  method: string;
+  url: string;
+  userAgent: string;
+  /** A POST's body. */
+  body?: string;
+}
+
+/** A route: the text to answer, or a file to stream. */
+export type HttpRoute = string | { text: string } | { file: string };
+
+/** Start the HTTP server at 198.18.0.1:`port` in the namespace; returns the requests it has seen so far (a live list). */
+export async function serveInNamespace(ns: Netns, port: number, routes: Record<string, HttpRoute>): Promise<SeenRequest[]> {
+  const requests: SeenRequest[] = [];
+  const child = ns.spawn(process.execPath, ['-e', HTTP_SERVER_SCRIPT, '198.18.0.1', String(port), JSON.stringify(routes)]);
+  await new Promise<void>((resolve, reject) => {
+    let buffered = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = JSON.parse(buffered.slice(0, nl)) as SeenRequest & { listening?: string };
+        buffered = buffered.slice(nl + 1);
+        if (line.listening) resolve();
+        else requests.push(line);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`HTTP server exited with ${code}`)));
+  });
+  return requests;
+}
