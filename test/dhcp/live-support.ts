@@ -4,9 +4,15 @@
  * the event loop. (Loaded as a test file by the runner too; it defines no tests.)
  */
 import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConsoleWatcher } from '../../server/demo/qemu.js';
 import type { Lease } from '../../server/dhcp/leases.js';
 import type { DhcpEvent, DhcpServerStats } from '../../server/dhcp/server.js';
+import { cliPath } from '../helpers/build.js';
 import { Netns } from '../helpers/netns.js';
+import { unpackedProgram } from '../helpers/unpacked.js';
 import { childScript, type ChildServerConfig } from './netns-child.js';
 
 export const serverAddress = '198.18.0.1';
@@ -152,5 +158,72 @@ export class LiveLink {
     this.server?.process.kill('SIGKILL');
     this.clientNs.delete();
     this.serverNs.delete();
+  }
+}
+
+/**
+ * server s0 (198.18.0.1/24) <-> r0 router r1 (198.18.2.1/24) <-> c0 client:
+ * `rackboot serve` in the server namespace with the given arguments, a
+ * tcpdump on one router interface, and a real ISC dhcrelay (unpacked from
+ * Debian's isc-dhcp-relay, which would start a service if installed) with
+ * -a, so option 82 carries the circuit-id "r1".
+ */
+export interface RelayRack {
+  server: Netns;
+  router: Netns;
+  client: Netns;
+  scratch: string;
+  serverLog: ConsoleWatcher;
+  /** tcpdump writing `scratch/<captureFile>`. */
+  capture: ChildProcess;
+  close(): void;
+}
+
+export async function startRelayRack(options: {
+  prefix: string;
+  clientMac: string;
+  /** `rackboot serve` arguments besides the interface, address and folders. */
+  serveArgs: string[];
+  capture: { device: 'r0' | 'r1'; filter: string; file: string };
+  /** Before the server starts: write profiles or a build into the scratch folder. */
+  prepare?: (scratch: string) => void;
+}): Promise<RelayRack> {
+  const dhcrelay = unpackedProgram('isc-dhcp-relay', 'usr/sbin/dhcrelay');
+  const scratch = mkdtempSync(join(tmpdir(), `rackboot-${options.prefix}-`));
+  const children: ChildProcess[] = [];
+  const server = Netns.create(`${options.prefix}s`);
+  const router = Netns.create(`${options.prefix}r`);
+  const client = Netns.create(`${options.prefix}c`);
+  const close = () => {
+    for (const child of children) child.kill('SIGKILL');
+    for (const ns of [client, router, server]) ns.delete();
+    rmSync(scratch, { recursive: true, force: true });
+  };
+  try {
+    server.linkTo(router, { device: 's0', cidr: '198.18.0.1/24' }, { device: 'r0', cidr: '198.18.0.254/24' });
+    router.linkTo(client, { device: 'r1', cidr: '198.18.2.1/24' }, { device: 'c0', mac: options.clientMac });
+    server.ip('route', 'add', '198.18.2.0/24', 'via', '198.18.0.254');
+    mkdirSync(join(scratch, 'profiles'));
+    writeFileSync(join(scratch, 'profiles/default.yaml'), 'hostname: "node-{mac}"\n');
+    options.prepare?.(scratch);
+    const rackboot = server.spawn(process.execPath, [
+      cliPath, 'serve', '--interface', 's0', '--address', '198.18.0.1', ...options.serveArgs,
+      '--profiles', join(scratch, 'profiles'), '--assets', join(scratch, 'assets'), '--state', join(scratch, 'state'), '--http-port', '8080',
+    ]);
+    children.push(rackboot);
+    const serverLog = new ConsoleWatcher(rackboot);
+    await serverLog.waitFor(/rackboot is serving/, 20_000, 'rackboot serve');
+    const { device, filter, file } = options.capture;
+    const capture = router.spawn('tcpdump', ['-Z', 'root', '--immediate-mode', '-i', device, '-U', '-w', join(scratch, file), filter]);
+    children.push(capture);
+    await new ConsoleWatcher(capture).waitFor(new RegExp(`listening on ${device}`), 10_000, 'tcpdump');
+    // -a: add option 82 (circuit-id = the client interface); -id/-iu: downstream/upstream.
+    const relay = router.spawn(dhcrelay, ['-4', '-d', '-a', '-pf', join(scratch, 'dhcrelay.pid'), '-id', 'r1', '-iu', 'r0', '198.18.0.1']);
+    children.push(relay);
+    await new ConsoleWatcher(relay).waitFor(/Sending on/, 10_000, 'dhcrelay');
+    return { server, router, client, scratch, serverLog, capture, close };
+  } catch (error) {
+    close();
+    throw error;
   }
 }

@@ -10,61 +10,33 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { MessageType } from '../../server/dhcp/options.js';
 import { decodePacket } from '../../server/dhcp/packet.js';
 import { ConsoleWatcher } from '../../server/demo/qemu.js';
-import { cliPath } from '../helpers/build.js';
 import { Netns } from '../helpers/netns.js';
 import { readPcap } from '../helpers/pcap.js';
-import { unpackedProgram } from '../helpers/unpacked.js';
-import { runIn } from './live-support.js';
+import { runIn, startRelayRack, type RelayRack } from './live-support.js';
 
 const clientMac = '02:00:00:00:02:21';
-let server: Netns;
-let router: Netns;
+let rack: RelayRack;
 let client: Netns;
 let scratch: string;
 let serverLog: ConsoleWatcher;
 let capture: ChildProcess;
-const children: ChildProcess[] = [];
 
 before(async () => {
-  const dhcrelay = unpackedProgram('isc-dhcp-relay', 'usr/sbin/dhcrelay');
-  scratch = mkdtempSync(join(tmpdir(), 'rackboot-proxy-relay-'));
-  server = Netns.create('rbps');
-  router = Netns.create('rbpr');
-  client = Netns.create('rbpc');
-  server.linkTo(router, { device: 's0', cidr: '198.18.0.1/24' }, { device: 'r0', cidr: '198.18.0.254/24' });
-  router.linkTo(client, { device: 'r1', cidr: '198.18.2.1/24' }, { device: 'c0', mac: clientMac });
-  server.ip('route', 'add', '198.18.2.0/24', 'via', '198.18.0.254');
-
-  mkdirSync(join(scratch, 'profiles'));
-  writeFileSync(join(scratch, 'profiles/default.yaml'), 'hostname: "node-{mac}"\n');
-  const rackboot = server.spawn(process.execPath, [
-    cliPath, 'serve', '--interface', 's0', '--address', '198.18.0.1', '--dhcp', 'proxy', '--relay-subnet', '198.18.2.0/24',
-    '--profiles', join(scratch, 'profiles'), '--assets', join(scratch, 'assets'), '--state', join(scratch, 'state'), '--http-port', '8080',
-  ]);
-  children.push(rackboot);
-  serverLog = new ConsoleWatcher(rackboot);
-  await serverLog.waitFor(/rackboot is serving/, 20_000, 'rackboot serve');
-
-  capture = router.spawn('tcpdump', ['-Z', 'root', '--immediate-mode', '-i', 'r1', '-U', '-w', join(scratch, 'client-side.pcap'), 'udp port 68']);
-  children.push(capture);
-  await new ConsoleWatcher(capture).waitFor(/listening on r1/, 10_000, 'tcpdump');
-  const relay = router.spawn(dhcrelay, ['-4', '-d', '-a', '-pf', join(scratch, 'dhcrelay.pid'), '-id', 'r1', '-iu', 'r0', '198.18.0.1']);
-  children.push(relay);
-  await new ConsoleWatcher(relay).waitFor(/Sending on/, 10_000, 'dhcrelay');
+  rack = await startRelayRack({
+    prefix: 'rbp',
+    clientMac,
+    serveArgs: ['--dhcp', 'proxy', '--relay-subnet', '198.18.2.0/24'],
+    capture: { device: 'r1', filter: 'udp port 68', file: 'client-side.pcap' },
+  });
+  ({ client, scratch, serverLog, capture } = rack);
 });
 
-after(() => {
-  for (const child of children) child.kill('SIGKILL');
-  for (const ns of [client, router, server]) ns?.delete();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
-});
+after(() => rack?.close());
 
 test('a PXE client behind dhcrelay on a --relay-subnet gets the proxy offer through the relay', { timeout: 60_000 }, async () => {
   // No address server on this network: udhcpc gets no lease and gives up; only the offers it was sent matter here.

@@ -13,68 +13,41 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { decodePacket } from '../../server/dhcp/packet.js';
 import { ConsoleWatcher } from '../../server/demo/qemu.js';
-import { cliPath } from '../helpers/build.js';
 import { Netns } from '../helpers/netns.js';
 import { readPcap } from '../helpers/pcap.js';
-import { unpackedProgram } from '../helpers/unpacked.js';
-import { runIn } from './live-support.js';
+import { runIn, startRelayRack, type RelayRack } from './live-support.js';
 
 const clientMac = '02:00:00:00:02:01';
 const swappedMac = '02:00:00:00:02:02';
+let rack: RelayRack;
 let server: Netns;
 let serverLog: ConsoleWatcher;
-let router: Netns;
 let client: Netns;
 let scratch: string;
-const children: ChildProcess[] = [];
 let capture: ChildProcess;
 
 before(async () => {
-  const dhcrelay = unpackedProgram('isc-dhcp-relay', 'usr/sbin/dhcrelay');
-  scratch = mkdtempSync(join(tmpdir(), 'rackboot-relay-'));
-  server = Netns.create('rbrs');
-  router = Netns.create('rbrr');
-  client = Netns.create('rbrc');
-  // server s0 <-> r0 router r1 <-> c0 client
-  server.linkTo(router, { device: 's0', cidr: '198.18.0.1/24' }, { device: 'r0', cidr: '198.18.0.254/24' });
-  router.linkTo(client, { device: 'r1', cidr: '198.18.2.1/24' }, { device: 'c0', mac: clientMac });
-  server.ip('route', 'add', '198.18.2.0/24', 'via', '198.18.0.254');
-
-  mkdirSync(join(scratch, 'profiles'));
-  writeFileSync(join(scratch, 'profiles/default.yaml'), 'hostname: "node-{mac}"\n');
-  // A build with no files: enough for runtime.env, which names the build.
-  mkdirSync(join(scratch, 'assets/builds/t1'), { recursive: true });
-  writeFileSync(join(scratch, 'assets/builds/t1/manifest.json'), JSON.stringify({ id: 't1', created: '2026-11-26T00:00:00Z', release: 'bookworm', files: [] }));
-  symlinkSync('builds/t1', join(scratch, 'assets/current'));
-  const rackboot = server.spawn(process.execPath, [
-    cliPath, 'serve', '--interface', 's0', '--address', '198.18.0.1', '--pool', '198.18.0.100-198.18.0.150',
-    '--relay-subnet', '198.18.2.0/24,198.18.2.100-198.18.2.150,198.18.2.1,198.18.2.53',
-    '--profiles', join(scratch, 'profiles'), '--assets', join(scratch, 'assets'), '--state', join(scratch, 'state'), '--http-port', '8080',
-  ]);
-  children.push(rackboot);
-  serverLog = new ConsoleWatcher(rackboot);
-  await serverLog.waitFor(/rackboot is serving/, 20_000, 'rackboot serve');
-
-  capture = router.spawn('tcpdump', ['-Z', 'root', '--immediate-mode', '-i', 'r0', '-U', '-w', join(scratch, 'relay.pcap'), 'udp port 67']);
-  children.push(capture);
-  await new ConsoleWatcher(capture).waitFor(/listening on r0/, 10_000, 'tcpdump');
-  // -a: add option 82 (circuit-id = the client interface); -id/-iu: downstream/upstream.
-  const relay = router.spawn(dhcrelay, ['-4', '-d', '-a', '-pf', join(scratch, 'dhcrelay.pid'), '-id', 'r1', '-iu', 'r0', '198.18.0.1']);
-  children.push(relay);
-  await new ConsoleWatcher(relay).waitFor(/Sending on/, 10_000, 'dhcrelay');
+  rack = await startRelayRack({
+    prefix: 'rbr',
+    clientMac,
+    serveArgs: ['--pool', '198.18.0.100-198.18.0.150', '--relay-subnet', '198.18.2.0/24,198.18.2.100-198.18.2.150,198.18.2.1,198.18.2.53'],
+    capture: { device: 'r0', filter: 'udp port 67', file: 'relay.pcap' },
+    prepare: (dir) => {
+      // A build with no files: enough for runtime.env, which names the build.
+      mkdirSync(join(dir, 'assets/builds/t1'), { recursive: true });
+      writeFileSync(join(dir, 'assets/builds/t1/manifest.json'), JSON.stringify({ id: 't1', created: '2026-11-26T00:00:00Z', release: 'bookworm', files: [] }));
+      symlinkSync('builds/t1', join(dir, 'assets/current'));
+    },
+  });
+  ({ server, serverLog, client, scratch, capture } = rack);
 });
 
-after(() => {
-  for (const child of children) child.kill('SIGKILL');
-  for (const ns of [client, router, server]) ns?.delete();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
-});
+after(() => rack?.close());
 
 test('udhcpc behind ISC dhcrelay gets an address from the relay subnet, and option 82 comes back', { timeout: 60_000 }, async () => {
   const script = join(scratch, 'udhcpc-script');
