@@ -40,7 +40,7 @@ const endStages: ReadonlySet<string> = new Set(['ready', 'failed']);
  * another client refused the host's secrets (a failure worth seeing, but
  * the host itself is where it was).
  */
-const guestStages: ReadonlySet<string> = new Set(['guest-ready', 'refused']);
+const stationaryStages: ReadonlySet<string> = new Set(['guest-ready', 'refused']);
 
 export function summariseHost(mac: string, events: readonly TimelineEvent[]): HostSummary | undefined {
   if (events.length === 0) return undefined;
@@ -58,7 +58,7 @@ export function summariseHost(mac: string, events: readonly TimelineEvent[]): Ho
       failures = 0;
       lastFailure = null;
     }
-    if (!guestStages.has(event.stage)) stage = event.stage;
+    if (!stationaryStages.has(event.stage)) stage = event.stage;
     if (failureStages.has(event.stage)) {
       failures += 1;
       lastFailure = [event.domain ? `domain ${event.domain}` : '', event.detail ?? event.stage].filter(Boolean).join(': ');
