@@ -27,6 +27,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "native.h"
+
 /* Throws an Error shaped like Node's own system errors: "bind EADDRINUSE 0.0.0.0:67", code, errno, syscall. */
 static napi_value throw_errno(napi_env env, int error, const char *syscall, const char *detail) {
   const char *code = strerrorname_np(error);
@@ -107,9 +109,8 @@ static napi_value open_udp4_on_device(napi_env env, napi_callback_info info) {
   return result;
 }
 
-NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+void register_udp_device(napi_env env, napi_value exports) {
   napi_value function;
   napi_create_function(env, "openUdp4OnDevice", NAPI_AUTO_LENGTH, open_udp4_on_device, NULL, &function);
   napi_set_named_property(env, exports, "openUdp4OnDevice", function);
-  return exports;
 }

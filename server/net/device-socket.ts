@@ -1,6 +1,6 @@
 import dgram from 'node:dgram';
 import { closeSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { nativeBinding } from './native.js';
 
 /**
  * UDP sockets that hear one network device only (SO_BINDTODEVICE).
@@ -14,26 +14,6 @@ import { createRequire } from 'node:module';
  * the option before bind() so nothing from another device is ever queued,
  * binds it, and hands the descriptor to dgram's documented bind({ fd }).
  */
-
-interface NativeBinding {
-  /** A bound UDP socket's descriptor; throws an Error with code/errno/syscall like Node's. */
-  openUdp4OnDevice(device: string, address: string, port: number): number;
-}
-
-let binding: NativeBinding | undefined;
-
-function nativeBinding(): NativeBinding {
-  if (binding === undefined) {
-    const require = createRequire(import.meta.url);
-    try {
-      binding = require('rackboot-native') as NativeBinding;
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new Error(`the native addon rackboot-native is not built (run npm install; it needs g++, make and python3): ${reason}`);
-    }
-  }
-  return binding;
-}
 
 export interface DeviceSocketOptions {
   /** Network device, e.g. eth1. */

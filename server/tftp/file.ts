@@ -39,6 +39,8 @@ export interface RandomAccessContent {
    */
   readv(buffers: Buffer[], position: number): Promise<number>;
   close(): void;
+  /** The open file's descriptor, for readers that read it themselves (a transfer socket's pump); valid until close(). */
+  readonly fd?: number;
 }
 
 /** fileFromDisk was handed a directory, FIFO, device or socket. */
@@ -79,6 +81,7 @@ function openRandomAccess(path: string, size: number): Promise<RandomAccessConte
       }
       let closed = false;
       resolve({
+        fd,
         readv: (buffers, position) =>
           new Promise((done, fail) => {
             // Nothing past the size taken when the file was resolved (see

@@ -10,6 +10,7 @@ import { describePacket, encodePacket, tryDecodePacket, type TransferRequest } f
 import { normaliseRequestPath } from './path.js';
 import { OutsideRootError } from './root.js';
 import { clientLabel, ReadTransfer, type TftpClient, type TransferSummary } from './transfer.js';
+import { dgramTransferSocket, NativeTransferSocket, type TransferSocket } from './transfer-socket.js';
 
 export type { TftpClient, TransferOutcome, TransferSummary } from './transfer.js';
 
@@ -267,13 +268,12 @@ export class TftpServer {
     if (negotiated.ignored.length > 0) {
       this.log.debug({ client: key, file: path, ignored: negotiated.ignored }, 'tftp ignored options');
     }
-    const socket = this.newSocket();
+    let socket: TransferSocket;
     try {
-      await bind(socket, this.options.address, 0);
+      socket = await this.transferSocket(netascii || content.openRandomAccess === undefined ? 0 : negotiated.windowSize, key);
     } catch (err) {
       this.release(client);
       this.log.error({ err, client: key }, 'tftp could not open a transfer socket');
-      socket.close();
       return;
     }
     if (this.closing) {
@@ -308,6 +308,24 @@ export class TftpServer {
     });
     this.claim(client, transfer);
     transfer.start();
+  }
+
+  /**
+   * A transfer's socket, on an ephemeral port. Octet transfers of files at
+   * windowsize 1 (`pumpWindow` 1; 0 for others) get the native one, whose
+   * pump answers ACKs without a trip through JavaScript; the rest, and
+   * servers given a socket factory, get dgram.
+   */
+  private async transferSocket(pumpWindow: number, key: string): Promise<TransferSocket> {
+    if (pumpWindow === 1 && this.config.createSocket === undefined && this.socketType === 'udp4') return new NativeTransferSocket(this.options.address);
+    const socket = this.newSocket();
+    try {
+      await bind(socket, this.options.address, 0);
+    } catch (err) {
+      socket.close();
+      throw err;
+    }
+    return dgramTransferSocket(socket, (err) => this.log.debug({ client: key, err }, 'tftp transfer socket error'));
   }
 
   private claim(client: TftpClient, entry: ReadTransfer | 'resolving'): void {

@@ -1,4 +1,3 @@
-import type { Socket, RemoteInfo } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
 import { BlockReader } from './block-reader.js';
@@ -8,6 +7,7 @@ import type { TftpFile } from './file.js';
 import type { NegotiatedTransfer } from './options.js';
 import { describePacket, encodeDataHeader, encodePacket, tryDecodePacket, type TftpPacket } from './packet.js';
 import { interpretAck, wireBlockNumber } from './window.js';
+import type { PumpStop, TransferSocket } from './transfer-socket.js';
 
 export interface TftpClient {
   address: string;
@@ -45,6 +45,8 @@ export interface TransferSummary {
    * not answered with a window.
    */
   earlyAcks: number;
+  /** DATA packets the socket's pump sent by itself (server/native/tftp_endpoint.c); 0 for transfers it does not take. */
+  pumpedBlocks: number;
   durationMs: number;
   /** The client's ERROR message, or what went wrong on our side. */
   detail?: string;
@@ -52,7 +54,7 @@ export interface TransferSummary {
 
 export interface ReadTransferParams {
   /** Bound to an ephemeral port: its port is this transfer's TID. */
-  socket: Socket;
+  socket: TransferSocket;
   client: TftpClient;
   /** Normalised path, for logs. */
   file: string;
@@ -135,6 +137,10 @@ export class ReadTransfer {
   /** Waiting scheduled since the last progress, ms; past `patienceMs` (and `retries`) the transfer gives up. */
   private waited = 0;
   private readonly patienceMs: number;
+  /** The socket's pump is answering ACKs (see startPump), from this block on. */
+  private pumping = false;
+  private pumpedFrom = 0;
+  private pumpedBlocks = 0;
 
   constructor(private readonly params: ReadTransferParams) {
     this.blockSize = params.negotiated.blockSize;
@@ -152,8 +158,8 @@ export class ReadTransfer {
       this.burstOf = new Uint32Array(this.windowSize);
       this.resent = new Uint8Array(this.windowSize);
     }
-    params.socket.on('message', (message, remote) => this.receive(message, remote));
-    params.socket.on('error', (err) => params.log.debug({ client: clientLabel(params.client), err }, 'tftp transfer socket error'));
+    params.socket.onMessage((message, remote) => this.receive(message, remote));
+    params.socket.pump?.onStopped((stop) => this.pumpStopped(stop));
   }
 
   /** Send the OACK, or the first window when no option was accepted. */
@@ -176,7 +182,7 @@ export class ReadTransfer {
     this.finish(outcome, detail);
   }
 
-  private receive(message: Buffer, remote: RemoteInfo): void {
+  private receive(message: Buffer, remote: { address: string; port: number }): void {
     if (this.phase === 'done') return;
     const { client, log } = this.params;
     if (remote.address !== client.address || remote.port !== client.port) {
@@ -187,7 +193,7 @@ export class ReadTransfer {
       log.debug({ client: clientLabel(client), from: `${remote.address}:${remote.port}` }, 'tftp packet from an unknown transfer ID');
       if (!(decoded.kind === 'packet' && decoded.packet.kind === 'error') && remote.port !== 0) {
         const reply = encodePacket({ kind: 'error', code: ErrorCode.unknownTransferId, message: 'unknown transfer ID' });
-        this.params.socket.send(reply, remote.port, remote.address, () => undefined);
+        this.params.socket.send(reply, remote.port, remote.address);
       }
       return;
     }
@@ -257,7 +263,9 @@ export class ReadTransfer {
     if (meaning.kind === 'outOfWindow') return undefined;
     for (let index = this.lastAcked + 1; index <= meaning.index; index += 1) {
       const packet = this.unacknowledged.get(index);
+      // A block the pump sent is not held here; its length follows from the size.
       if (packet !== undefined) this.bytes += packet.length - 4;
+      else if (this.window !== undefined) this.bytes += Math.max(0, Math.min(this.blockSize, this.params.content.size - (index - 1) * this.blockSize));
       this.unacknowledged.delete(index);
     }
     this.lastAcked = meaning.index;
@@ -333,6 +341,7 @@ export class ReadTransfer {
    * resending); returns a promise only when it has to read.
    */
   private sendWindow(from = this.lastAcked + 1): Promise<void> | undefined {
+    if (from > this.highestSent && this.tries === 0 && this.startPump(from)) return undefined;
     const end = this.lastAcked + this.windowSize;
     this.burst += 1;
     const window = this.window;
@@ -395,6 +404,90 @@ export class ReadTransfer {
     }
   }
 
+  /**
+   * At windowsize 1 from a file, hand the steady part of the transfer to
+   * the socket when it can do it (server/native/tftp_endpoint.c): it sends
+   * block `from` and answers each in-order ACK with the next block, until
+   * anything else happens (pumpStopped). False when it cannot take the
+   * transfer now (not such a transfer, or the block is not in memory):
+   * then send as usual.
+   */
+  private startPump(from: number): boolean {
+    const pump = this.params.socket.pump;
+    const fd = this.window?.fd;
+    if (pump === undefined || fd === undefined || this.windowSize !== 1 || this.finalIndex === undefined) return false;
+    let outcome: 'started' | 'wouldBlock';
+    try {
+      outcome = pump.start({
+        fd,
+        size: this.params.content.size,
+        blockSize: this.blockSize,
+        from,
+        finalIndex: this.finalIndex,
+        client: this.params.client,
+        timeoutMs: this.retransmissionTimeout,
+        ...(this.adaptive
+          ? { adaptive: { smoothedMs: this.smoothedRoundTrip, variationMs: this.roundTripVariation, minMs: this.timeoutFloor(), maxMs: this.params.timeoutMs } }
+          : {}),
+      });
+    } catch (err) {
+      this.failRead(err);
+      return true;
+    }
+    if (outcome === 'wouldBlock') return false;
+    this.pumping = true;
+    this.pumpedFrom = from;
+    this.disarmTimer();
+    this.highestSent = from;
+    this.highestSentAt = performance.now();
+    this.highestSentAgain = false;
+    return true;
+  }
+
+  /** The pump handed the transfer back: take its progress, then go on from there. */
+  private pumpStopped(stop: PumpStop): void {
+    this.pumping = false;
+    if (this.phase !== 'data') return;
+    this.pumpedBlocks += stop.highestSent - this.pumpedFrom + 1;
+    for (let index = this.lastAcked + 1; index <= stop.lastAcked; index += 1) {
+      this.bytes += Math.max(0, Math.min(this.blockSize, this.params.content.size - (index - 1) * this.blockSize));
+    }
+    this.lastAcked = stop.lastAcked;
+    this.highestSent = stop.highestSent;
+    this.highestSentAt = performance.now() - stop.sinceSentMs;
+    this.highestSentAgain = false;
+    this.unacknowledged.clear();
+    if (this.adaptive && stop.smoothedMs !== undefined) {
+      this.smoothedRoundTrip = stop.smoothedMs;
+      this.roundTripVariation = stop.variationMs;
+      this.retransmissionTimeout = Math.min(this.params.timeoutMs, Math.max(this.timeoutFloor(), stop.smoothedMs + 4 * stop.variationMs));
+    }
+    switch (stop.reason) {
+      case 'complete':
+        this.finish('complete');
+        return;
+      case 'packet':
+        // The packet comes next, to receive(); meanwhile the block in flight waits as any other.
+        this.armTimer();
+        return;
+      case 'timeout': {
+        this.armTimer();
+        const generation = this.timerGeneration;
+        this.enqueue(() => this.expire(generation));
+        return;
+      }
+      case 'wouldBlock':
+        // Read it on the thread pool and send it the usual way.
+        this.enqueue(async () => {
+          if (this.phase === 'data') await this.sendWindow(this.lastAcked + 1);
+        });
+        return;
+      case 'readError':
+        this.failRead(new Error(stop.detail ?? 'read failed'));
+        return;
+    }
+  }
+
   private sampleRoundTrip(ms: number): void {
     if (!this.adaptive) return;
     if (this.smoothedRoundTrip === undefined) {
@@ -404,12 +497,15 @@ export class ReadTransfer {
       this.roundTripVariation = 0.75 * this.roundTripVariation + 0.25 * Math.abs(this.smoothedRoundTrip - ms);
       this.smoothedRoundTrip = 0.875 * this.smoothedRoundTrip + 0.125 * ms;
     }
-    const floor = Math.min(this.params.minTimeoutMs, this.params.timeoutMs);
-    this.retransmissionTimeout = Math.min(this.params.timeoutMs, Math.max(floor, this.smoothedRoundTrip + 4 * this.roundTripVariation));
+    this.retransmissionTimeout = Math.min(this.params.timeoutMs, Math.max(this.timeoutFloor(), this.smoothedRoundTrip + 4 * this.roundTripVariation));
+  }
+
+  private timeoutFloor(): number {
+    return Math.min(this.params.minTimeoutMs, this.params.timeoutMs);
   }
 
   /** Whether the socket still holds sends not handed to the kernel: they may point into the window buffer. */
-  private readonly sendsQueued = (): boolean => this.params.socket.getSendQueueCount() > 0;
+  private readonly sendsQueued = (): boolean => this.params.socket.queuedSends() > 0;
 
   /** Block `index` from the window buffer, as a DATA packet; when it is new, read it and as many after it as the buffer has room for. */
   private async windowPacket(index: number): Promise<Buffer> {
@@ -440,6 +536,12 @@ export class ReadTransfer {
     clearTimeout(this.timer);
     this.timerDue = this.deadline;
     this.timer = setTimeout(this.onTimer, this.deadline - now);
+  }
+
+  private disarmTimer(): void {
+    this.timerGeneration += 1;
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   private readonly onTimer = (): void => {
@@ -482,7 +584,7 @@ export class ReadTransfer {
   }
 
   private send(packet: Buffer): void {
-    this.params.socket.send(packet, this.params.client.port, this.params.client.address, () => undefined);
+    this.params.socket.send(packet, this.params.client.port, this.params.client.address);
   }
 
   private sendError(code: number, message: string): void {
@@ -506,6 +608,8 @@ export class ReadTransfer {
     if (this.phase === 'done') return;
     this.phase = 'done';
     clearTimeout(this.timer);
+    if (this.pumping) this.params.socket.pump?.stop();
+    this.pumping = false;
     this.reader?.close();
     this.window?.close();
     this.unacknowledged.clear();
@@ -526,6 +630,7 @@ export class ReadTransfer {
       retransmits: this.retransmits,
       duplicateAcks: this.duplicateAcks,
       earlyAcks: this.earlyAcks,
+      pumpedBlocks: this.pumpedBlocks,
       durationMs: Date.now() - this.params.startedAt,
     };
     if (detail !== undefined) summary.detail = detail;

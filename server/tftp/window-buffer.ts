@@ -31,8 +31,15 @@ export class WindowBuffer {
   private readonly slots: number;
   /** Bytes per slot: a DATA header and a block. */
   private readonly stride: number;
-  /** Blocks 1..filledTo have been read (the last `slots` of them are held). */
+  /** Blocks heldFrom..filledTo have been read (the last `slots` of them are held). */
   private filledTo = 0;
+  /**
+   * The first block read since the last jump: a transfer whose blocks were
+   * sent by other means for a while (a pump, see transfer.ts) asks for a
+   * block past filledTo + 1, and the slots of the blocks in between hold
+   * older blocks.
+   */
+  private heldFrom = 1;
   /** A read started by prefetch() and not finished; fill() waits for it. */
   private reading: Promise<void> | undefined;
   /** Why the last prefetch failed, for the fill() that needed its blocks. */
@@ -63,8 +70,9 @@ export class WindowBuffer {
   }
 
   /**
-   * Read blocks from..to (from must be the block after the last one read;
-   * to at most the last acknowledged block + capacity)
+   * Read blocks from..to (from at most the block after the last one read,
+   * or any block after it when the ones between are acknowledged; to at
+   * most the last acknowledged block + capacity)
    * in at most two reads (the run of slots may wrap around the buffer).
    * `busy`: sends from the buffer may still be queued, so take a new one
    * rather than overwrite what they carry.
@@ -74,7 +82,6 @@ export class WindowBuffer {
     while (this.reading !== undefined) await this.reading;
     if (this.failure !== undefined) throw this.failure;
     if (from <= this.filledTo) from = this.filledTo + 1;
-    if (from !== this.filledTo + 1) throw new Error(`WindowBuffer: asked for block ${from} after ${this.filledTo}`);
     await this.read(from, to, busy);
   }
 
@@ -87,7 +94,7 @@ export class WindowBuffer {
   prefetch(acknowledged: number, busy: () => boolean): void {
     if (this.reading !== undefined || this.closed || this.failure !== undefined || this.filledTo >= this.finalIndex) return;
     if (acknowledged + this.slots - this.filledTo < this.slots / 2) return;
-    const reading = this.read(this.filledTo + 1, acknowledged + this.slots, busy());
+    const reading = this.read(Math.max(this.filledTo, acknowledged) + 1, acknowledged + this.slots, busy());
     this.reading = reading;
     reading.then(
       () => {
@@ -105,6 +112,7 @@ export class WindowBuffer {
   private async read(from: number, to: number, busy: boolean): Promise<void> {
     const last = Math.min(to, this.finalIndex);
     if (last < from) return;
+    if (from !== this.filledTo + 1) this.heldFrom = from;
     if (busy) {
       // Read blocks not sent yet may sit in the buffer: they move along.
       const fresh = Buffer.allocUnsafeSlow(this.buffer.length);
@@ -129,12 +137,17 @@ export class WindowBuffer {
     this.filledTo = last;
   }
 
+  /** The content's file descriptor, when it has one. */
+  get fd(): number | undefined {
+    return this.content.fd;
+  }
+
   /**
    * Block `index`, read by fill() and not yet overwritten, as a DATA packet
    * numbered `wireBlock` (the index modulo 65536, RFC 7440 wraps it).
    */
   packet(index: number, wireBlock: number): Buffer {
-    if (index > this.filledTo || index <= this.filledTo - this.slots) throw new Error(`WindowBuffer: block ${index} is not held`);
+    if (index > this.filledTo || index <= this.filledTo - this.slots || index < this.heldFrom) throw new Error(`WindowBuffer: block ${index} is not held`);
     const start = ((index - 1) % this.slots) * this.stride;
     const length = Math.min(this.blockSize, this.size - (index - 1) * this.blockSize);
     const buffer = this.buffer;

@@ -51,6 +51,7 @@ describe('real TFTP clients through a relay that drops 1% and delays 10 ms each 
       lossRate,
       delayMs,
       seed: 4,
+      alsoDropNth: 10,
     });
     out = mkdtempSync(join(tmpdir(), 'rackboot-tftp-relay-'));
   });

@@ -29,6 +29,12 @@ export interface RelayOptions {
   delayMs: number;
   /** Seed for the loss pattern, so a failing run can be repeated. */
   seed?: number;
+  /**
+   * Besides the random losses, drop the n-th datagram (from 1) that each
+   * server transfer port sends: every transfer of more than n blocks then
+   * meets a loss, whatever the random pattern gives it.
+   */
+  alsoDropNth?: number;
 }
 
 export interface RelayCounters {
@@ -43,6 +49,8 @@ interface Session {
   upstream: Socket;
   /** Front socket per server port that answered this client. */
   fronts: Map<number, Socket>;
+  /** Datagrams each server port sent this client. */
+  sent: Map<number, number>;
 }
 
 export class UdpRelay {
@@ -103,7 +111,7 @@ export class UdpRelay {
     // Sends queue until the bind completes.
     upstream.bind(0, this.options.upstreamAddress ?? this.options.listenAddress);
     upstream.on('error', () => undefined);
-    const created: Session = { client, upstream, fronts: new Map() };
+    const created: Session = { client, upstream, fronts: new Map(), sent: new Map() };
     upstream.on('message', (message, remote) => this.fromServer(message, remote, created));
     this.sessions.set(key, created);
     return created;
@@ -122,12 +130,14 @@ export class UdpRelay {
       this.counters.serverPortsFollowed += 1;
       front = created;
     }
-    this.carry(message, front, session.client.port, session.client.address);
+    const sent = (session.sent.get(remote.port) ?? 0) + 1;
+    session.sent.set(remote.port, sent);
+    this.carry(message, front, session.client.port, session.client.address, remote.port !== this.options.serverPort && sent === this.options.alsoDropNth);
   }
 
-  private carry(message: Buffer, via: Socket, port: number, address: string): void {
+  private carry(message: Buffer, via: Socket, port: number, address: string, drop = false): void {
     if (this.closed) return;
-    if (this.random() < this.options.lossRate) {
+    if (this.random() < this.options.lossRate || drop) {
       this.counters.dropped += 1;
       return;
     }

@@ -1,0 +1,561 @@
+/*
+ * TftpEndpoint: a transfer's UDP socket (its port is the transfer ID) that
+ * can answer the steady part of a windowsize-1 transfer by itself.
+ *
+ * Why this exists: at windowsize 1 every block is a round trip, and on a
+ * fast link each one costs the server a receive, a JavaScript callback and
+ * a send. Measured with atftp on the same CPU, a bare dgram loop that only
+ * answers ACK n with DATA n+1 from memory reached 77-85 MB/s where dnsmasq
+ * reached 85-92: the cost per datagram of the runtime, not the transfer's
+ * logic, kept Node below dnsmasq. Here, while a transfer is "pumped", the
+ * expected ACK (4 bytes, from the client's transfer ID, acknowledging the
+ * block last sent) is answered in C on the event loop's thread: read the
+ * next block, send it, wait. Everything else hands the transfer back to
+ * JavaScript (server/tftp/transfer.ts), which owns every decision that is
+ * not "the client has the last block, send the next": any other packet
+ * (delivered right after the hand-back), a timeout, a read that would
+ * block, a read error, the final ACK. JavaScript starts the pump again at
+ * the next in-order ACK.
+ *
+ * Reads never block the event loop: blocks are read in 64 KiB runs with
+ * preadv2(RWF_NOWAIT), which fails with EAGAIN when the bytes are not in
+ * the page cache; the transfer is then handed back and JavaScript reads on
+ * the thread pool as it always did (after which the pages are cached).
+ *
+ *   new TftpEndpoint(address, onMessage(buffer, address, port), onPumpStopped(reason, lastAcked, highestSent, sinceSentMs, smoothedMs, variationMs, detail))
+ *   .port()                         the bound port
+ *   .send(buffer, port, address)    one datagram; a failed send is a lost packet
+ *   .pump(fd, size, blockSize, from, finalIndex, port, address, timeoutMs, adaptive, minTimeoutMs, maxTimeoutMs, smoothedMs, variationMs)
+ *                                   send block `from` and go on; returns "started" or "wouldBlock" (nothing sent)
+ *
+ * The timeout: with `adaptive`, RFC 6298's estimator goes on from the
+ * transfer's (smoothed round trip and its variation, -1 when not measured
+ * yet) over each block and its ACK, and the timeout is smoothed + 4 x
+ * variation within min..max; the estimator's state goes back with the
+ * transfer. Without, `timeoutMs` throughout.
+ *   .stopPump()                     stop without a callback
+ *   .close()
+ *
+ * Blocks are counted from 1 as 64-bit indexes; the wire carries index mod 65536.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <node_api.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "native.h"
+
+#define RECEIVE_BUFFER 65536
+#define READ_AHEAD_BYTES (64 * 1024)
+/*
+ * Datagrams handled per wake-up. One: the poll is level-triggered, so a
+ * second datagram wakes it again on the next turn of the loop, and at
+ * windowsize 1 there is almost never a second one waiting (the client has
+ * not had the next block yet): trying for it was one more recvfrom per
+ * block, answered EAGAIN.
+ */
+#define BATCH 1
+
+typedef struct {
+  napi_env env;
+  uv_loop_t *loop;
+  uv_poll_t poll;
+  uv_timer_t timer;
+  int fd;
+  int closed;
+  int open_handles;
+  int finalized;
+  napi_ref self;
+  napi_ref on_message;
+  napi_ref on_stopped;
+  napi_async_context context;
+
+  /* The pumped transfer. */
+  int pumping;
+  int file_fd;
+  int nowait_unsupported;
+  int64_t size;
+  int64_t block_size;
+  int64_t last_acked;
+  int64_t highest_sent;
+  int64_t final_index;
+  struct sockaddr_in client;
+  uint64_t timeout_ms;
+  uint64_t progress_at; /* uv_now() of the last block sent */
+  uint64_t timer_due;   /* uv_now() when the timer fires */
+  uint64_t sent_ns;     /* monotonic time the highest block went out */
+  int adaptive;
+  double min_timeout_ms, max_timeout_ms;
+  double smoothed_ms, variation_ms; /* -1 until measured */
+  /* Read-ahead: file bytes of blocks chunk_first .. chunk_first + chunk_blocks - 1 (chunk_bytes of them valid). */
+  uint8_t *chunk;
+  int64_t chunk_capacity;
+  int64_t chunk_first;
+  int64_t chunk_bytes;
+  /* Why the last read failed: an errno, or -1 for a file shorter than its size. */
+  int read_error;
+} endpoint_t;
+
+static uint64_t monotonic_ns(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+static void maybe_free(endpoint_t *ep) {
+  if (ep->open_handles > 0 || !ep->finalized) return;
+  free(ep->chunk);
+  free(ep);
+}
+
+static void on_handle_closed(uv_handle_t *handle) {
+  endpoint_t *ep = handle->data;
+  ep->open_handles -= 1;
+  maybe_free(ep);
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  endpoint_t *ep = data;
+  ep->finalized = 1;
+  maybe_free(ep);
+}
+
+/* Call a JavaScript callback from a libuv callback, as Node's own handles do (microtasks run after it). */
+static void call_back(endpoint_t *ep, napi_ref function_ref, size_t argc, napi_value *argv) {
+  napi_env env = ep->env;
+  napi_value function, self, result;
+  if (napi_get_reference_value(env, function_ref, &function) != napi_ok || function == NULL) return;
+  if (napi_get_reference_value(env, ep->self, &self) != napi_ok || self == NULL) return;
+  napi_status status = napi_make_callback(env, ep->context, self, function, argc, argv, &result);
+  if (status == napi_pending_exception) {
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_fatal_exception(env, error);
+  }
+}
+
+static void stop_pump(endpoint_t *ep) {
+  ep->pumping = 0;
+  uv_timer_stop(&ep->timer);
+}
+
+/* Hand the transfer back to JavaScript. */
+static void report_stop(endpoint_t *ep, const char *reason, const char *detail) {
+  stop_pump(ep);
+  napi_env env = ep->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value argv[7];
+  napi_create_string_utf8(env, reason, NAPI_AUTO_LENGTH, &argv[0]);
+  napi_create_int64(env, ep->last_acked, &argv[1]);
+  napi_create_int64(env, ep->highest_sent, &argv[2]);
+  napi_create_double(env, (double)(monotonic_ns() - ep->sent_ns) / 1e6, &argv[3]);
+  napi_create_double(env, ep->smoothed_ms, &argv[4]);
+  napi_create_double(env, ep->variation_ms, &argv[5]);
+  if (detail != NULL) napi_create_string_utf8(env, detail, NAPI_AUTO_LENGTH, &argv[6]);
+  else napi_get_undefined(env, &argv[6]);
+  call_back(ep, ep->on_stopped, 7, argv);
+  napi_close_handle_scope(env, scope);
+}
+
+enum send_result { SENT, WOULD_BLOCK, READ_FAILED };
+
+/*
+ * Make sure the read-ahead holds block `index`; reads a run of blocks from
+ * it. Returns 0, EAGAIN (not cached), or another errno (-1 for a file that
+ * ended early).
+ */
+static int hold_block(endpoint_t *ep, int64_t index, int64_t length) {
+  int64_t offset = (index - 1) * ep->block_size;
+  int64_t first_offset = (ep->chunk_first - 1) * ep->block_size;
+  if (length == 0) return 0;
+  if (ep->chunk_bytes > 0 && offset >= first_offset && offset + length <= first_offset + ep->chunk_bytes) return 0;
+  int64_t wanted = ep->size - offset;
+  if (wanted > ep->chunk_capacity) wanted = ep->chunk_capacity;
+  ep->chunk_bytes = 0;
+  int64_t got = 0;
+  while (got < wanted) {
+    struct iovec part = { ep->chunk + got, (size_t)(wanted - got) };
+    ssize_t n;
+    if (!ep->nowait_unsupported) {
+      n = preadv2(ep->file_fd, &part, 1, offset + got, RWF_NOWAIT);
+      if (n < 0 && errno == EOPNOTSUPP) {
+        ep->nowait_unsupported = 1;
+        continue;
+      }
+    } else {
+      n = pread(ep->file_fd, part.iov_base, part.iov_len, offset + got);
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) return errno;
+      /* Only part of the run is cached: enough when it holds this block. */
+      if (got >= length) break;
+      return EAGAIN;
+    }
+    if (n == 0) break;
+    got += n;
+  }
+  if (got < length) return -1;
+  ep->chunk_first = index;
+  ep->chunk_bytes = got;
+  return 0;
+}
+
+static enum send_result send_block(endpoint_t *ep, int64_t index) {
+  int64_t length = ep->size - (index - 1) * ep->block_size;
+  if (length > ep->block_size) length = ep->block_size;
+  if (length < 0) length = 0;
+  int result = hold_block(ep, index, length);
+  if (result == EAGAIN) return WOULD_BLOCK;
+  if (result != 0) {
+    ep->read_error = result;
+    return READ_FAILED;
+  }
+  uint16_t wire = (uint16_t)(index & 0xffff);
+  uint8_t header[4] = { 0, 3, (uint8_t)(wire >> 8), (uint8_t)(wire & 0xff) };
+  struct iovec parts[2] = {
+    { header, sizeof header },
+    { ep->chunk + (index - ep->chunk_first) * ep->block_size, (size_t)length },
+  };
+  struct msghdr message;
+  memset(&message, 0, sizeof message);
+  message.msg_name = &ep->client;
+  message.msg_namelen = sizeof ep->client;
+  message.msg_iov = parts;
+  message.msg_iovlen = length > 0 ? 2 : 1;
+  /* A failed send (a full socket buffer) is a lost packet: the timeout hands the transfer back, and JavaScript resends. */
+  (void)sendmsg(ep->fd, &message, 0);
+  ep->highest_sent = index;
+  ep->sent_ns = monotonic_ns();
+  ep->progress_at = uv_now(ep->loop);
+  return SENT;
+}
+
+static void on_timer(uv_timer_t *timer);
+
+/*
+ * The ACK is due at progress_at + timeout_ms. One timer, restarted only
+ * when that is sooner than it fires; when it fires early it waits again.
+ */
+static void arm_timer(endpoint_t *ep) {
+  uint64_t due = ep->progress_at + ep->timeout_ms;
+  if (uv_is_active((uv_handle_t *)&ep->timer) && ep->timer_due <= due) return;
+  uint64_t now = uv_now(ep->loop);
+  ep->timer_due = due > now ? due : now;
+  uv_timer_start(&ep->timer, on_timer, ep->timer_due - now, 0);
+}
+
+static void on_timer(uv_timer_t *timer) {
+  endpoint_t *ep = timer->data;
+  if (!ep->pumping) return;
+  uint64_t now = uv_now(ep->loop);
+  uint64_t due = ep->progress_at + ep->timeout_ms;
+  if (now < due) {
+    arm_timer(ep);
+    return;
+  }
+  report_stop(ep, "timeout", NULL);
+}
+
+/* RFC 6298 section 2, in ms; the pump never sends a block twice, so every sample counts (Karn). */
+static void sample_round_trip(endpoint_t *ep, double sample) {
+  if (!ep->adaptive) return;
+  if (ep->smoothed_ms < 0) {
+    ep->smoothed_ms = sample;
+    ep->variation_ms = sample / 2;
+  } else {
+    double difference = ep->smoothed_ms > sample ? ep->smoothed_ms - sample : sample - ep->smoothed_ms;
+    ep->variation_ms = 0.75 * ep->variation_ms + 0.25 * difference;
+    ep->smoothed_ms = 0.875 * ep->smoothed_ms + 0.125 * sample;
+  }
+  double timeout = ep->smoothed_ms + 4 * ep->variation_ms;
+  if (timeout < ep->min_timeout_ms) timeout = ep->min_timeout_ms;
+  if (timeout > ep->max_timeout_ms) timeout = ep->max_timeout_ms;
+  ep->timeout_ms = timeout < 1 ? 1 : (uint64_t)timeout;
+}
+
+static void advance(endpoint_t *ep) {
+  ep->last_acked = ep->highest_sent;
+  sample_round_trip(ep, (double)(monotonic_ns() - ep->sent_ns) / 1e6);
+  if (ep->last_acked == ep->final_index) {
+    report_stop(ep, "complete", NULL);
+    return;
+  }
+  switch (send_block(ep, ep->last_acked + 1)) {
+    case SENT:
+      arm_timer(ep);
+      return;
+    case WOULD_BLOCK:
+      report_stop(ep, "wouldBlock", NULL);
+      return;
+    case READ_FAILED: {
+      char detail[128];
+      snprintf(detail, sizeof detail, "%s", ep->read_error < 0 ? "file ended before its size" : strerror(ep->read_error));
+      report_stop(ep, "readError", detail);
+      return;
+    }
+  }
+}
+
+static int is_expected_ack(endpoint_t *ep, const uint8_t *packet, ssize_t length, const struct sockaddr_in *from) {
+  return length == 4 && packet[0] == 0 && packet[1] == 4 && from->sin_port == ep->client.sin_port &&
+         from->sin_addr.s_addr == ep->client.sin_addr.s_addr && ((packet[2] << 8) | packet[3]) == (ep->highest_sent & 0xffff);
+}
+
+static void deliver(endpoint_t *ep, const uint8_t *packet, ssize_t length, const struct sockaddr_in *from) {
+  napi_env env = ep->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value argv[3];
+  void *data;
+  napi_create_buffer_copy(env, (size_t)length, packet, &data, &argv[0]);
+  char address[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &from->sin_addr, address, sizeof address);
+  napi_create_string_utf8(env, address, NAPI_AUTO_LENGTH, &argv[1]);
+  napi_create_uint32(env, ntohs(from->sin_port), &argv[2]);
+  call_back(ep, ep->on_message, 3, argv);
+  napi_close_handle_scope(env, scope);
+}
+
+/* One for every endpoint: all run on the loop's thread, and deliver() copies what it hands on. */
+static uint8_t receive_buffer[RECEIVE_BUFFER];
+
+static void on_readable(uv_poll_t *poll, int status, int events) {
+  (void)events;
+  endpoint_t *ep = poll->data;
+  if (status < 0) return;
+  for (int i = 0; i < BATCH && !ep->closed; i += 1) {
+    struct sockaddr_in from;
+    socklen_t from_length = sizeof from;
+    ssize_t length = recvfrom(ep->fd, receive_buffer, RECEIVE_BUFFER, 0, (struct sockaddr *)&from, &from_length);
+    if (length < 0) {
+      if (errno == EINTR) continue;
+      return; /* EAGAIN, or an ICMP error queued on the socket: nothing to read */
+    }
+    if (from_length != sizeof from || from.sin_family != AF_INET) continue;
+    if (ep->pumping && is_expected_ack(ep, receive_buffer, length, &from)) {
+      advance(ep);
+      continue;
+    }
+    if (ep->pumping) report_stop(ep, "packet", NULL);
+    if (ep->closed) return;
+    deliver(ep, receive_buffer, length, &from);
+  }
+}
+
+static napi_value throw_errno_error(napi_env env, int error, const char *syscall) {
+  char message[160];
+  snprintf(message, sizeof message, "%s %s (%s)", syscall, strerrorname_np(error) ? strerrorname_np(error) : "EUNKNOWN", strerror(error));
+  napi_throw_error(env, strerrorname_np(error), message);
+  return NULL;
+}
+
+static int get_address(napi_env env, napi_value value, struct in_addr *address) {
+  char text[INET_ADDRSTRLEN + 1];
+  size_t length;
+  if (napi_get_value_string_utf8(env, value, text, sizeof text, &length) != napi_ok) return 0;
+  return inet_pton(AF_INET, text, address) == 1;
+}
+
+static endpoint_t *unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
+  napi_value self;
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok) return NULL;
+  if (napi_unwrap(env, self, &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, NULL, "not a TftpEndpoint");
+    return NULL;
+  }
+  return data;
+}
+
+static napi_value construct(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], self;
+  if (napi_get_cb_info(env, info, &argc, argv, &self, NULL) != napi_ok) return NULL;
+  struct sockaddr_in local;
+  memset(&local, 0, sizeof local);
+  local.sin_family = AF_INET;
+  napi_valuetype type1, type2;
+  napi_typeof(env, argv[1], &type1);
+  napi_typeof(env, argv[2], &type2);
+  if (argc != 3 || !get_address(env, argv[0], &local.sin_addr) || type1 != napi_function || type2 != napi_function) {
+    napi_throw_type_error(env, NULL, "new TftpEndpoint(address, onMessage, onPumpStopped): a dotted IPv4 address and two functions");
+    return NULL;
+  }
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno_error(env, errno, "socket");
+  if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
+    int error = errno;
+    close(fd);
+    return throw_errno_error(env, error, "bind");
+  }
+  endpoint_t *ep = calloc(1, sizeof *ep);
+  ep->env = env;
+  ep->fd = fd;
+  napi_get_uv_event_loop(env, &ep->loop);
+  uv_poll_init(ep->loop, &ep->poll, fd);
+  uv_timer_init(ep->loop, &ep->timer);
+  ep->poll.data = ep;
+  ep->timer.data = ep;
+  ep->open_handles = 2;
+  napi_create_reference(env, argv[1], 1, &ep->on_message);
+  napi_create_reference(env, argv[2], 1, &ep->on_stopped);
+  napi_value name;
+  napi_create_string_utf8(env, "RackbootTftpEndpoint", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, self, name, &ep->context);
+  /* Strong while open: the poll handle calls back into this object. */
+  napi_wrap(env, self, ep, finalize, NULL, &ep->self);
+  napi_reference_ref(env, ep->self, NULL);
+  uv_poll_start(&ep->poll, UV_READABLE, on_readable);
+  return self;
+}
+
+static napi_value method_port(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  endpoint_t *ep = unwrap(env, info, &argc, NULL);
+  if (ep == NULL) return NULL;
+  struct sockaddr_in local;
+  socklen_t length = sizeof local;
+  if (ep->closed || getsockname(ep->fd, (struct sockaddr *)&local, &length) < 0) return throw_errno_error(env, ep->closed ? EBADF : errno, "getsockname");
+  napi_value result;
+  napi_create_uint32(env, ntohs(local.sin_port), &result);
+  return result;
+}
+
+static napi_value method_send(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  endpoint_t *ep = unwrap(env, info, &argc, argv);
+  if (ep == NULL) return NULL;
+  void *data;
+  size_t length;
+  uint32_t port;
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  if (argc != 3 || napi_get_buffer_info(env, argv[0], &data, &length) != napi_ok || napi_get_value_uint32(env, argv[1], &port) != napi_ok || port > 65535 ||
+      !get_address(env, argv[2], &to.sin_addr)) {
+    napi_throw_type_error(env, NULL, "send(buffer, port, address)");
+    return NULL;
+  }
+  to.sin_port = htons((uint16_t)port);
+  if (!ep->closed) (void)sendto(ep->fd, data, length, 0, (struct sockaddr *)&to, sizeof to);
+  return NULL;
+}
+
+static napi_value method_pump(napi_env env, napi_callback_info info) {
+  size_t argc = 13;
+  napi_value argv[13];
+  endpoint_t *ep = unwrap(env, info, &argc, argv);
+  if (ep == NULL) return NULL;
+  int32_t file_fd;
+  int64_t size, block_size, from, final_index, timeout_ms;
+  bool adaptive;
+  double min_timeout_ms, max_timeout_ms, smoothed_ms, variation_ms;
+  uint32_t port;
+  struct sockaddr_in client;
+  memset(&client, 0, sizeof client);
+  client.sin_family = AF_INET;
+  if (argc != 13 || napi_get_value_int32(env, argv[0], &file_fd) != napi_ok || napi_get_value_int64(env, argv[1], &size) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &block_size) != napi_ok || napi_get_value_int64(env, argv[3], &from) != napi_ok ||
+      napi_get_value_int64(env, argv[4], &final_index) != napi_ok || napi_get_value_uint32(env, argv[5], &port) != napi_ok ||
+      !get_address(env, argv[6], &client.sin_addr) || napi_get_value_int64(env, argv[7], &timeout_ms) != napi_ok ||
+      napi_get_value_bool(env, argv[8], &adaptive) != napi_ok || napi_get_value_double(env, argv[9], &min_timeout_ms) != napi_ok ||
+      napi_get_value_double(env, argv[10], &max_timeout_ms) != napi_ok || napi_get_value_double(env, argv[11], &smoothed_ms) != napi_ok ||
+      napi_get_value_double(env, argv[12], &variation_ms) != napi_ok || min_timeout_ms < 1 || max_timeout_ms < min_timeout_ms || block_size < 8 ||
+      block_size > 65464 || from < 1 || from > final_index || size < 0 || port > 65535 || timeout_ms < 1) {
+    napi_throw_type_error(env, NULL, "pump(fd, size, blockSize, from, finalIndex, port, address, timeoutMs, adaptive, minTimeoutMs, maxTimeoutMs, smoothedMs, variationMs)");
+    return NULL;
+  }
+  if (ep->closed) return throw_errno_error(env, EBADF, "pump");
+  client.sin_port = htons((uint16_t)port);
+  int64_t capacity = (READ_AHEAD_BYTES / block_size + 1) * block_size;
+  if (ep->chunk == NULL || ep->chunk_capacity != capacity) {
+    free(ep->chunk);
+    ep->chunk = malloc((size_t)capacity);
+    ep->chunk_capacity = capacity;
+  }
+  if (ep->file_fd != file_fd || ep->block_size != block_size) ep->chunk_bytes = 0;
+  ep->file_fd = file_fd;
+  ep->size = size;
+  ep->block_size = block_size;
+  ep->final_index = final_index;
+  ep->client = client;
+  ep->timeout_ms = (uint64_t)timeout_ms;
+  ep->last_acked = from - 1;
+  ep->adaptive = adaptive;
+  ep->min_timeout_ms = min_timeout_ms;
+  ep->max_timeout_ms = max_timeout_ms;
+  ep->smoothed_ms = smoothed_ms;
+  ep->variation_ms = variation_ms;
+  const char *outcome = "started";
+  switch (send_block(ep, from)) {
+    case SENT:
+      ep->pumping = 1;
+      arm_timer(ep);
+      break;
+    case WOULD_BLOCK:
+      outcome = "wouldBlock";
+      break;
+    case READ_FAILED:
+      if (ep->read_error < 0) {
+        napi_throw_error(env, NULL, "file ended before its size");
+        return NULL;
+      }
+      return throw_errno_error(env, ep->read_error, "preadv2");
+  }
+  napi_value result;
+  napi_create_string_utf8(env, outcome, NAPI_AUTO_LENGTH, &result);
+  return result;
+}
+
+static napi_value method_stop_pump(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  endpoint_t *ep = unwrap(env, info, &argc, NULL);
+  if (ep != NULL) stop_pump(ep);
+  return NULL;
+}
+
+static napi_value method_close(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  endpoint_t *ep = unwrap(env, info, &argc, NULL);
+  if (ep == NULL || ep->closed) return NULL;
+  ep->closed = 1;
+  stop_pump(ep);
+  uv_close((uv_handle_t *)&ep->poll, on_handle_closed);
+  uv_close((uv_handle_t *)&ep->timer, on_handle_closed);
+  /* uv_close has already taken the descriptor out of the loop's poll set. */
+  close(ep->fd);
+  napi_delete_reference(env, ep->on_message);
+  napi_delete_reference(env, ep->on_stopped);
+  napi_async_destroy(env, ep->context);
+  napi_reference_unref(env, ep->self, NULL);
+  return NULL;
+}
+
+void register_tftp_endpoint(napi_env env, napi_value exports) {
+  napi_property_descriptor methods[] = {
+    { "port", NULL, method_port, NULL, NULL, NULL, napi_default, NULL },
+    { "send", NULL, method_send, NULL, NULL, NULL, napi_default, NULL },
+    { "pump", NULL, method_pump, NULL, NULL, NULL, napi_default, NULL },
+    { "stopPump", NULL, method_stop_pump, NULL, NULL, NULL, napi_default, NULL },
+    { "close", NULL, method_close, NULL, NULL, NULL, napi_default, NULL },
+  };
+  napi_value constructor;
+  napi_define_class(env, "TftpEndpoint", NAPI_AUTO_LENGTH, construct, NULL, sizeof methods / sizeof methods[0], methods, &constructor);
+  napi_set_named_property(env, exports, "TftpEndpoint", constructor);
+}

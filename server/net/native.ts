@@ -1,0 +1,53 @@
+import { createRequire } from 'node:module';
+
+/**
+ * rackboot's native addon (server/native, built by node-gyp at npm install):
+ * the few things Node's own modules cannot do.
+ */
+export interface NativeBinding {
+  /** A bound UDP socket's descriptor; throws an Error with code/errno/syscall like Node's. See udp_device.c. */
+  openUdp4OnDevice(device: string, address: string, port: number): number;
+  /** A TFTP transfer's socket that answers windowsize-1 ACKs itself. See tftp_endpoint.c. */
+  TftpEndpoint: new (
+    address: string,
+    onMessage: (message: Buffer, address: string, port: number) => void,
+    onPumpStopped: (reason: string, lastAcked: number, highestSent: number, sinceSentMs: number, smoothedMs: number, variationMs: number, detail: string | undefined) => void,
+  ) => NativeTftpEndpoint;
+}
+
+export interface NativeTftpEndpoint {
+  port(): number;
+  send(packet: Buffer, port: number, address: string): void;
+  pump(
+    fd: number,
+    size: number,
+    blockSize: number,
+    from: number,
+    finalIndex: number,
+    port: number,
+    address: string,
+    timeoutMs: number,
+    adaptive: boolean,
+    minTimeoutMs: number,
+    maxTimeoutMs: number,
+    smoothedMs: number,
+    variationMs: number,
+  ): 'started' | 'wouldBlock';
+  stopPump(): void;
+  close(): void;
+}
+
+let binding: NativeBinding | undefined;
+
+export function nativeBinding(): NativeBinding {
+  if (binding === undefined) {
+    const require = createRequire(import.meta.url);
+    try {
+      binding = require('rackboot-native') as NativeBinding;
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`the native addon rackboot-native is not built (run npm install; it needs g++, make and python3): ${reason}`);
+    }
+  }
+  return binding;
+}

@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import { fileFromDisk } from '../../server/tftp/file.js';
+import { startServer, sha256, type ServerFixture } from './support/fixture.js';
+import { download, RawClient } from './support/raw-client.js';
+
+/**
+ * The native transfer socket's pump (server/native/tftp_endpoint.c): at
+ * windowsize 1 from a file, the socket answers each in-order ACK with the
+ * next block by itself and hands the transfer back to JavaScript for
+ * anything else. Every other TFTP test goes through it too; these check
+ * that it engages, and each way it hands a transfer back.
+ */
+
+const repository = fileURLToPath(new URL('../../../', import.meta.url));
+
+async function withServer(options: Parameters<typeof startServer>[0], body: (fixture: ServerFixture) => Promise<void>): Promise<void> {
+  const fixture = await startServer(options);
+  try {
+    await body(fixture);
+  } finally {
+    await fixture.close();
+  }
+}
+
+describe('TFTP pump', () => {
+  test('a windowsize-1 transfer of a file is sent by the pump, block 1 to the last; windowsize 8 is not', async () => {
+    await withServer({}, async (fixture) => {
+      const content = fixture.writeRandomFile('f', 1_000_000);
+      const result = await download(fixture.port, 'f', [{ name: 'blksize', value: '1468' }]);
+      assert.equal(sha256(result.content), sha256(content));
+      const ended = await fixture.waitForEvent('transferEnded');
+      assert.equal(ended.outcome, 'complete');
+      assert.equal(ended.blocks, 682);
+      assert.equal(ended.bytes, 1_000_000);
+      assert.equal(ended.pumpedBlocks, 682, 'every block sent by the pump');
+      assert.equal(ended.retransmits, 0);
+
+      const windowed = await download(fixture.port, 'f', [
+        { name: 'blksize', value: '1468' },
+        { name: 'windowsize', value: '8' },
+      ]);
+      assert.equal(sha256(windowed.content), sha256(content));
+      const second = await fixture.waitForEvent('transferEnded', (event) => event.file === 'f' && event !== ended);
+      assert.equal(second.outcome, 'complete');
+      assert.equal(second.pumpedBlocks, 0, 'windows go through dgram');
+    });
+  });
+
+  test('block numbers roll over from 65535 to 0 in the pump (75,000 blocks of 8 bytes at windowsize 1)', async () => {
+    await withServer({}, async (fixture) => {
+      const content = fixture.writeRandomFile('big', 600_000);
+      const result = await download(fixture.port, 'big', [{ name: 'blksize', value: '8' }]);
+      assert.equal(sha256(result.content), sha256(content));
+      assert.equal(result.blockNumbers.length, 75_001);
+      assert.deepEqual(result.blockNumbers.slice(65_533, 65_539), [65_534, 65_535, 0, 1, 2, 3]);
+      const ended = await fixture.waitForEvent('transferEnded');
+      assert.equal(ended.outcome, 'complete');
+      assert.equal(ended.blocks, 75_001);
+      assert.equal(ended.bytes, 600_000);
+      assert.equal(ended.pumpedBlocks, 75_001);
+    });
+  });
+
+  test('hand-backs: a duplicate ACK, a foreign port and a silent client go to JavaScript, and the pump takes over again at the next in-order ACK', async () => {
+    await withServer({ timeoutMs: 300, minTimeoutMs: 300 }, async (fixture) => {
+      const content = fixture.writeRandomFile('f', 100 * 512);
+      const client = await RawClient.open();
+      const intruder = await RawClient.open();
+      try {
+        await client.readRequest(fixture.port, 'f');
+        const received: Buffer[] = [];
+        let port = 0;
+        const next = async (want: number): Promise<void> => {
+          const packet = await client.receive();
+          port = packet.port;
+          assert.equal(packet.packet.kind, 'data');
+          if (packet.packet.kind !== 'data') return;
+          assert.equal(packet.packet.block, want);
+          received[want - 1] = Buffer.from(packet.packet.data);
+        };
+        await next(1);
+        for (let block = 1; block < 100; block += 1) {
+          if (block === 20) {
+            // A repeated ACK of the block before: ignored (no Sorcerer's Apprentice), nothing sent.
+            await client.send({ kind: 'acknowledgement', block: 19 }, port);
+            assert.deepEqual(await client.collect(100), [], 'a duplicate ACK is not answered');
+          }
+          if (block === 40) {
+            await intruder.send({ kind: 'acknowledgement', block: 40 }, port);
+            const refused = await intruder.receive();
+            assert.equal(refused.packet.kind, 'error');
+            if (refused.packet.kind === 'error') assert.equal(refused.packet.code, 5);
+          }
+          if (block === 60) {
+            // Silent past the timeout: block 60 comes again.
+            await client.receive(2000).then((again) => {
+              assert.equal(again.packet.kind, 'data');
+              if (again.packet.kind === 'data') assert.equal(again.packet.block, 60);
+            });
+          }
+          await client.send({ kind: 'acknowledgement', block }, port);
+          await next(block + 1);
+        }
+        await client.send({ kind: 'acknowledgement', block: 100 }, port);
+        await next(101);
+        await client.send({ kind: 'acknowledgement', block: 101 }, port);
+        assert.equal(sha256(Buffer.concat(received)), sha256(content));
+        const ended = await fixture.waitForEvent('transferEnded');
+        assert.equal(ended.outcome, 'complete');
+        assert.equal(ended.blocks, 101);
+        assert.equal(ended.bytes, 100 * 512);
+        assert.equal(ended.retransmits, 1, 'block 60, once');
+        assert.equal(ended.duplicateAcks, 1);
+        // Every block once from the pump; block 60's resend from JavaScript.
+        assert.equal(ended.pumpedBlocks, 101);
+      } finally {
+        client.close();
+        intruder.close();
+      }
+    });
+  });
+
+  test('a file not in the page cache: the pump hands back rather than wait for the disk, and JavaScript reads it on the thread pool', async () => {
+    // In the repository's folder, on the machine's disk: tmpfs keeps every
+    // page in memory, so only a disk-backed file can be cold.
+    const dir = mkdtempSync(join(repository, '.pump-test-'));
+    try {
+      const path = join(dir, 'cold');
+      const content = randomBytes(4 * 1024 * 1024);
+      writeFileSync(path, content);
+      // Written back, then dropped from the page cache (POSIX_FADV_DONTNEED).
+      execFileSync('dd', [`if=${path}`, `of=${path}`, 'oflag=nocache', 'conv=notrunc,fdatasync', 'count=0', 'status=none']);
+      execFileSync('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none']);
+      await withServer({}, async (fixture) => {
+        fixture.memory.set('cold', await fileFromDisk(path));
+        const result = await download(fixture.port, 'cold', [{ name: 'blksize', value: '1468' }]);
+        assert.equal(sha256(result.content), sha256(content));
+        const ended = await fixture.waitForEvent('transferEnded');
+        assert.equal(ended.outcome, 'complete');
+        assert.equal(ended.blocks, 2858);
+        assert.ok(ended.pumpedBlocks > 0 && ended.pumpedBlocks < ended.blocks, `some blocks read by JavaScript first, the rest pumped: ${ended.pumpedBlocks} of ${ended.blocks}`);
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
