@@ -7,6 +7,10 @@ import { createRequire } from 'node:module';
 export interface NativeBinding {
   /** A bound UDP socket's descriptor; throws an Error with code/errno/syscall like Node's. See udp_device.c. */
   openUdp4OnDevice(device: string, address: string, port: number): number;
+  /** A UDP socket bound to address and an ephemeral port, as a descriptor for dgram's bind({ fd }). See udp_segments.c. */
+  openUdp4(address: string): number;
+  /** The buffer as datagrams of segmentSize bytes (the last may be shorter) in one sendmsg; bytes sent, or -errno. See udp_segments.c. */
+  sendSegments(fd: number, buffer: Buffer, segmentSize: number, port: number, address: string): number;
   /** A TFTP transfer's socket that answers windowsize-1 ACKs itself. See tftp_endpoint.c. */
   TftpEndpoint: new (
     address: string,

@@ -1,5 +1,7 @@
 import { createSocket as createUdpSocket, type Socket, type RemoteInfo } from 'node:dgram';
 import { once } from 'node:events';
+import { closeSync } from 'node:fs';
+import { nativeBinding } from '../net/native.js';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
 import type { Logger } from '../log.js';
@@ -313,11 +315,28 @@ export class TftpServer {
   /**
    * A transfer's socket, on an ephemeral port. Octet transfers of files at
    * windowsize 1 (`pumpWindow` 1; 0 for others) get the native one, whose
-   * pump answers ACKs without a trip through JavaScript; the rest, and
-   * servers given a socket factory, get dgram.
+   * pump answers ACKs without a trip through JavaScript; the rest get
+   * dgram, on a descriptor the addon opened so that windows can go out in
+   * segmented sends. Servers given a socket factory, and udp6, get plain
+   * dgram.
    */
   private async transferSocket(pumpWindow: number, key: string): Promise<TransferSocket> {
-    if (pumpWindow === 1 && this.config.createSocket === undefined && this.socketType === 'udp4') return new NativeTransferSocket(this.options.address);
+    const native = this.config.createSocket === undefined && this.socketType === 'udp4';
+    if (native && pumpWindow === 1) return new NativeTransferSocket(this.options.address);
+    const onError = (err: Error): void => this.log.debug({ client: key, err }, 'tftp transfer socket error');
+    if (native) {
+      // Opened by the addon, so that its descriptor is known for sendMany's segmented sends.
+      const fd = nativeBinding().openUdp4(this.options.address);
+      const socket = createUdpSocket({ type: 'udp4', lookup: literalLookup });
+      try {
+        await bindFd(socket, fd);
+      } catch (err) {
+        socket.close();
+        closeSync(fd);
+        throw err;
+      }
+      return dgramTransferSocket(socket, onError, fd);
+    }
     const socket = this.newSocket();
     try {
       await bind(socket, this.options.address, 0);
@@ -325,7 +344,7 @@ export class TftpServer {
       socket.close();
       throw err;
     }
-    return dgramTransferSocket(socket, (err) => this.log.debug({ client: key, err }, 'tftp transfer socket error'));
+    return dgramTransferSocket(socket, onError);
   }
 
   private claim(client: TftpClient, entry: ReadTransfer | 'resolving'): void {
@@ -411,6 +430,12 @@ function resolveFailure(err: unknown): [number, string] {
   if (code === 'ENOENT' || code === 'ENOTDIR') return [ErrorCode.fileNotFound, 'file not found'];
   if (code === 'EACCES' || code === 'EPERM') return [ErrorCode.accessViolation, 'access violation'];
   return [ErrorCode.notDefined, 'internal error'];
+}
+
+async function bindFd(socket: Socket, fd: number): Promise<void> {
+  const listening = once(socket, 'listening');
+  socket.bind({ fd });
+  await listening;
 }
 
 async function bind(socket: Socket, address: string, port: number): Promise<void> {

@@ -1,10 +1,18 @@
 import type { Socket } from 'node:dgram';
+import { constants } from 'node:os';
 import { nativeBinding, type NativeTftpEndpoint } from '../net/native.js';
+
+const EAGAIN = constants.errno.EAGAIN;
+/** Linux takes at most 64 segments per send (UDP_MAX_SEGMENTS), and one IPv4 datagram's worth of bytes. */
+const maxSegments = 64;
+const maxSegmentedBytes = 65507;
 
 /** What a transfer needs of its socket, whose port is the transfer ID. */
 export interface TransferSocket {
   /** One datagram; a failed send is a lost packet (the transfer resends on its timer). */
   send(packet: Buffer, port: number, address: string): void;
+  /** Datagrams in this order, as send() each; runs of them may go in one system call. Returns how many went that way. */
+  sendMany(packets: Buffer[], port: number, address: string): number;
   onMessage(listener: (message: Buffer, remote: { address: string; port: number }) => void): void;
   /** Sends handed to the socket and not yet to the kernel: they may still point into a buffer the transfer wants to reuse. */
   queuedSends(): number;
@@ -62,12 +70,58 @@ export interface BlockPump {
   onStopped(listener: (stop: PumpStop) => void): void;
 }
 
-/** A dgram socket, bound by the caller. */
-export function dgramTransferSocket(socket: Socket, onError: (err: Error) => void): TransferSocket {
+/**
+ * A dgram socket, bound by the caller. With `fd`, the socket's descriptor
+ * (dgram adopted it with bind({ fd })), sendMany() sends runs of packets
+ * that lie one after the other in one buffer, all full-size but the last,
+ * in one sendmsg(2) with UDP segmentation (see server/native/udp_segments.c):
+ * a window of 44 blocks of 1468 bytes is one system call instead of 44.
+ * Only while dgram has nothing queued, so the order holds; packets it
+ * could not send that way go through dgram, which queues them.
+ */
+export function dgramTransferSocket(socket: Socket, onError: (err: Error) => void, fd?: number): TransferSocket {
   socket.on('error', onError);
+  let segmenting = fd !== undefined;
+  const send = (packet: Buffer, port: number, address: string): void => {
+    socket.send(packet, port, address);
+  };
   return {
-    send: (packet, port, address) => {
-      socket.send(packet, port, address);
+    send,
+    sendMany: (packets, port, address) => {
+      let next = 0;
+      let segmented = 0;
+      if (segmenting && socket.getSendQueueCount() === 0) {
+        const { sendSegments } = nativeBinding();
+        while (next < packets.length) {
+          const first = packets[next]!;
+          const size = first.length;
+          let end = next + 1;
+          let bytes = size;
+          while (end < packets.length && end - next < maxSegments) {
+            const packet = packets[end]!;
+            if (packets[end - 1]!.length !== size || bytes + packet.length > maxSegmentedBytes) break;
+            if (packet.buffer !== first.buffer || packet.byteOffset !== first.byteOffset + bytes) break;
+            bytes += packet.length;
+            end += 1;
+          }
+          if (end - next === 1) {
+            send(first, port, address);
+            next = end;
+            continue;
+          }
+          const sent = sendSegments(fd!, Buffer.from(first.buffer, first.byteOffset, bytes), size, port, address);
+          if (sent < 0) {
+            // No room now (EAGAIN): dgram queues the rest. Anything else: this
+            // path cannot take segments (larger than the MTU, no checksum offload).
+            if (sent !== -EAGAIN) segmenting = false;
+            break;
+          }
+          segmented += end - next;
+          next = end;
+        }
+      }
+      for (; next < packets.length; next += 1) send(packets[next]!, port, address);
+      return segmented;
     },
     onMessage: (listener) => {
       socket.on('message', listener);
@@ -110,6 +164,11 @@ export class NativeTransferSocket implements TransferSocket, BlockPump {
 
   send(packet: Buffer, port: number, address: string): void {
     if (!this.closed) this.endpoint.send(packet, port, address);
+  }
+
+  sendMany(packets: Buffer[], port: number, address: string): number {
+    for (const packet of packets) this.send(packet, port, address);
+    return 0;
   }
 
   onMessage(listener: (message: Buffer, remote: { address: string; port: number }) => void): void {

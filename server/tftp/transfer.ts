@@ -47,6 +47,8 @@ export interface TransferSummary {
   earlyAcks: number;
   /** DATA packets the socket's pump sent by itself (server/native/tftp_endpoint.c); 0 for transfers it does not take. */
   pumpedBlocks: number;
+  /** DATA packets sent in runs of one system call each (UDP segmentation, see server/native/udp_segments.c). */
+  segmentedBlocks: number;
   durationMs: number;
   /** The client's ERROR message, or what went wrong on our side. */
   detail?: string;
@@ -141,6 +143,7 @@ export class ReadTransfer {
   private pumping = false;
   private pumpedFrom = 0;
   private pumpedBlocks = 0;
+  private segmentedBlocks = 0;
 
   constructor(private readonly params: ReadTransferParams) {
     this.blockSize = params.negotiated.blockSize;
@@ -345,28 +348,39 @@ export class ReadTransfer {
     const end = this.lastAcked + this.windowSize;
     this.burst += 1;
     const window = this.window;
+    const packets: Buffer[] = [];
     for (let index = from; index <= end; index += 1) {
       if (this.finalIndex !== undefined && index > this.finalIndex) break;
       // Blocks sent before are kept here: the window buffer may have moved
       // on to a new buffer since (see WindowBuffer.fill).
       let packet = this.unacknowledged.get(index);
       if (packet === undefined) {
-        if (window === undefined || index > window.highestRead) return this.readAndSend(index, end, from);
+        if (window === undefined || index > window.highestRead) {
+          this.sendBlocks(packets, index - packets.length, from);
+          return this.readAndSend(index, end, from);
+        }
         packet = window.packet(index, wireBlockNumber(index));
         this.unacknowledged.set(index, packet);
       }
-      this.sendBlock(index, packet, from);
+      packets.push(packet);
     }
+    this.sendBlocks(packets, from, from);
     this.armTimer();
     return undefined;
   }
 
   /** The rest of sendWindow from block `index`, reading the blocks not read yet. */
   private async readAndSend(index: number, end: number, from: number): Promise<void> {
+    const packets: Buffer[] = [];
     for (; index <= end; index += 1) {
       if (this.finalIndex !== undefined && index > this.finalIndex) break;
       let packet = this.unacknowledged.get(index);
       if (packet === undefined) {
+        // What is gathered goes out before waiting for a read.
+        if (this.window === undefined || index > this.window.highestRead) {
+          const first = index - packets.length;
+          this.sendBlocks(packets.splice(0), first, from);
+        }
         try {
           packet = this.window !== undefined ? await this.windowPacket(index) : await this.streamPacket(index);
         } catch (err) {
@@ -377,17 +391,27 @@ export class ReadTransfer {
         this.unacknowledged.set(index, packet);
         if (packet.length - 4 < this.blockSize) this.finalIndex = index;
       }
-      this.sendBlock(index, packet, from);
+      packets.push(packet);
     }
+    this.sendBlocks(packets, index - packets.length, from);
     this.armTimer();
   }
 
-  private sendBlock(index: number, packet: Buffer, burstStart: number): void {
+  /**
+   * Send blocks first, first + 1, ... (the DATA packets given), in one
+   * call to the socket, which may send runs of them in one system call.
+   * A failed send is a lost packet, resent on the timer; whether bytes may
+   * still be queued is asked of the socket (sendsQueued) when needed.
+   */
+  private sendBlocks(packets: Buffer[], first: number, burstStart: number): void {
+    if (packets.length === 0) return;
+    if (packets.length === 1) this.params.socket.send(packets[0]!, this.params.client.port, this.params.client.address);
+    else this.segmentedBlocks += this.params.socket.sendMany(packets, this.params.client.port, this.params.client.address);
+    for (let k = 0; k < packets.length; k += 1) this.noteSent(first + k, burstStart);
+  }
+
+  private noteSent(index: number, burstStart: number): void {
     if (index <= this.highestSent) this.retransmits += 1;
-    // No callback: dgram would queue one process.nextTick per packet to call
-    // it. A failed send is a lost packet, resent on the timer; whether bytes
-    // may still be queued is asked of the socket (sendsQueued) when needed.
-    this.params.socket.send(packet, this.params.client.port, this.params.client.address);
     if (this.sentAt !== undefined) {
       const slot = index % this.windowSize;
       this.sentAt[slot] = performance.now();
@@ -631,6 +655,7 @@ export class ReadTransfer {
       duplicateAcks: this.duplicateAcks,
       earlyAcks: this.earlyAcks,
       pumpedBlocks: this.pumpedBlocks,
+      segmentedBlocks: this.segmentedBlocks,
       durationMs: Date.now() - this.params.startedAt,
     };
     if (detail !== undefined) summary.detail = detail;
