@@ -76,21 +76,13 @@ async function openSocket(): Promise<Socket> {
 }
 
 describe('TFTP server under fuzzing', () => {
-  test('10,000 random and malformed packets to the request port, then normal transfers still work', async (t) => {
+  test('100,000 random and malformed packets to the request port, and garbage back to every transfer port that answers, then normal transfers still work', async (t) => {
     t.diagnostic(`RACKBOOT_FUZZ_SEED=${seed}`);
     requireTool('atftp', 'atftp');
     let dir = '';
-    // Count what reaches the request socket (the first one the server makes).
-    let delivered = 0;
-    let sockets = 0;
     const fixture = await startServer({
       timeoutMs: 100,
       retries: 1,
-      createSocket: (type) => {
-        const socket = createSocket(type);
-        if ((sockets += 1) === 1) socket.on('message', () => (delivered += 1));
-        return socket;
-      },
       resolve: async (path) => {
         if (path === 'explode') throw new Error('resolver bug');
         try {
@@ -107,10 +99,30 @@ describe('TFTP server under fuzzing', () => {
     try {
       const content = fixture.writeRandomFile('payload.bin', 2 * 1024 * 1024);
       const makeDatagram = datagramMaker(seededRandom(seed));
+      const makeReply = datagramMaker(seededRandom(seed + 2));
       senders.push(...(await Promise.all([openSocket(), openSocket(), openSocket(), openSocket()])));
-      // Replies are read and thrown away, as a real sender would.
-      for (const sender of senders) sender.on('message', () => undefined);
-      const total = 10_000;
+      // A reply from a transfer port (an OACK, DATA or ERROR) gets ten
+      // datagrams of garbage back from the client's own port, then the ACK
+      // it asks for, so transfers go on and meet more garbage: the
+      // transfer sockets, dgram and native alike, are fuzzed too.
+      let toTransferPorts = 0;
+      for (const sender of senders) {
+        sender.on('message', (message, remote) => {
+          if (remote.port === fixture.port) return;
+          for (let i = 0; i < 10; i += 1) sender.send(makeReply(), remote.port, remote.address, () => undefined);
+          toTransferPorts += 10;
+          const opcode = message.length >= 4 ? message.readUInt16BE(0) : 0;
+          if (opcode === 3 || opcode === 6) {
+            const block = opcode === 3 ? message.readUInt16BE(2) : 0;
+            sender.send(encodePacket({ kind: 'acknowledgement', block }), remote.port, remote.address, () => undefined);
+          }
+        });
+      }
+      // What the server has taken from the request socket: every datagram
+      // ends as exactly one of these (see the count below).
+      const count = (kind: string): number => fixture.events.filter((event) => event.kind === kind).length;
+      const outcomes = (): number => count('packetDropped') + count('requestRefused') + count('transferEnded') + fixture.server.activeTransfers;
+      const total = 100_000;
       for (let sent = 0; sent < total; ) {
         const batch: Promise<void>[] = [];
         for (let i = 0; i < 50 && sent < total; i += 1, sent += 1) {
@@ -123,23 +135,23 @@ describe('TFTP server under fuzzing', () => {
         // server's handling, not the kernel's socket buffer (which drops
         // once the server's transfers keep the loop busy).
         const deadline = Date.now() + 5_000;
-        while (delivered < sent && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+        while (outcomes() < sent && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
       }
 
-      assert.equal(delivered, total, 'every datagram reached the server');
       // Let requests in resolve() settle.
       await new Promise((resolve) => setTimeout(resolve, 200));
 
       // Every datagram had exactly one outcome: dropped, refused, or a
       // transfer (over, or still waiting for an ACK nobody will send; a
       // fuzzed "timeout 8" keeps one alive for 16 s).
-      const count = (kind: string): number => fixture.events.filter((event) => event.kind === kind).length;
       const dropped = count('packetDropped');
       const refused = count('requestRefused');
       const transfers = count('transferEnded') + fixture.server.activeTransfers;
-      t.diagnostic(`dropped ${dropped}, refused ${refused}, transfers ${transfers}`);
+      const pumped = fixture.events.filter((event) => event.kind === 'transferEnded' && event.pumpedBlocks > 0).length;
+      t.diagnostic(`dropped ${dropped}, refused ${refused}, transfers ${transfers} (${pumped} through the native socket's pump), ${toTransferPorts} datagrams to transfer ports`);
       assert.equal(dropped + refused + transfers, total, 'one outcome per datagram');
-      assert.ok(dropped > 4000 && refused > 1000 && transfers > 0, 'the fuzz reached every path');
+      assert.ok(dropped > 40_000 && refused > 10_000 && transfers > 0, 'the fuzz reached every path');
+      assert.ok(toTransferPorts > 1000 && pumped > 0, 'transfer ports, native ones included, got garbage');
       const droppedLines = fixture.lines.filter((line) => line.msg === 'tftp dropped packet');
       assert.equal(droppedLines.length, dropped);
       assert.ok(droppedLines.every((line) => line.level === 20 && typeof line.reason === 'string' && line.reason !== ''));
