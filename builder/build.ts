@@ -190,7 +190,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     // runtime needs a few); the small ones are unpacked meanwhile.
     const unpacked = new Map<string, string>();
     const smallPackages = [XEN_PACKAGE, IPXE_PACKAGE, BUSYBOX_PACKAGE, ...(parts.memtest ? [MEMTEST_PACKAGE] : [])];
-    const [kernel] = await Promise.all([
+    // Both steps run to their end before a failure of either is thrown, so
+    // the clean-up below never races a write into the partial folder.
+    const [kernel] = await allOrFirstFailure([
       step('kernel modules', async () => {
         const deb = fetched.get(kernelPackage)!;
         const kernel = await readKernelPackage({ path: deb.path, sha256: deb.file.sha256, name: kernelPackage, version: kernelVersion }, ALL_MODULES, {
@@ -374,6 +376,14 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   }
 }
 
+/** Promise.all that waits for every promise to settle, then throws the first failure (in list order). */
+async function allOrFirstFailure<T extends readonly unknown[]>(promises: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
 interface StepReport {
   /** The amount of work in this step, once known. */
   total(amount: number, unit: ProgressUnit): void;
@@ -446,7 +456,7 @@ export function explainFailure(reason: string, errno: { code: string; path?: str
   const unknown = /Unable to locate package (\S+)/.exec(reason);
   if (unknown) return `package ${unknown[1]} not found in ${context.release}`;
   const fetch = /Failed to fetch (\S+)\s+(.*)$/.exec(reason);
-  if (fetch) return `cannot download from the apt mirror (${fetch[2]!.trim()}): ${fetch[1]}`;
+  if (fetch) return `cannot reach the apt mirror: ${fetch[2]!.trim()} (fetching ${fetch[1]})`;
   if (errno?.code === 'ENOSPC' || /ENOSPC|No space left on device/i.test(reason)) {
     return `no space left on device${errno?.path ? ` writing ${errno.path}` : ` (under ${context.out} or ${tmpdir()})`}`;
   }

@@ -166,7 +166,7 @@ export function parseBuildConfig(text: string, source: string): BuildConfigResul
     return fields;
   };
   /** Scalars as text: a version such as 6.10 or a number of seconds reads as a YAML number; empty (or null) is "". */
-  const text_ = (entry: Entry): string | undefined => {
+  const scalarText = (entry: Entry): string | undefined => {
     if (entry.value === null || (isScalar(entry.value) && entry.value.value === null)) return '';
     if (isScalar(entry.value) && (typeof entry.value.value === 'string' || typeof entry.value.value === 'number')) {
       return typeof entry.value.value === 'number' ? (entry.value.source ?? String(entry.value.value)) : entry.value.value;
@@ -175,7 +175,7 @@ export function parseBuildConfig(text: string, source: string): BuildConfigResul
     return undefined;
   };
   const checked = (entry: Entry, problem: (value: string) => string | undefined): string | undefined => {
-    const value = text_(entry);
+    const value = scalarText(entry);
     if (value === undefined) return undefined;
     const why = problem(value);
     if (why === undefined) return value;

@@ -94,7 +94,7 @@ export class LineProgress implements BuildProgress {
   total(step: BuildStep, amount: number, unit: ProgressUnit): void {
     this.totals.set(step, unit === 'bytes' ? formatBytes(amount) : `${amount} items`);
   }
-  update(): void {}
+  update(_step: BuildStep, _done: number): void {}
   end(step: BuildStep, outcome: { ok: boolean; ms: number; note?: string }): void {
     const amount = this.totals.get(step);
     this.stream.write(`${renderStepEnd(step, amount === undefined || outcome.note !== undefined ? outcome : { ...outcome, note: amount })}\n`);
