@@ -364,8 +364,10 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       durationMs,
     };
   } catch (error) {
-    await rm(partial, { recursive: true, force: true });
-    if (published !== undefined) await rm(published, { recursive: true, force: true });
+    // Clean-up must not hide the failure (a full disk or a folder this user cannot read is also why it failed).
+    for (const leftover of [partial, ...(published === undefined ? [] : [published])]) {
+      await rm(leftover, { recursive: true, force: true }).catch((cleanup: unknown) => log.warn({ path: leftover, err: cleanup }, 'cannot remove the failed build folder'));
+    }
     log.error(
       error instanceof BuildStepError ? { step: error.step, package: error.package, reason: error.reason } : { err: error },
       'build failed; current left as it was',

@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, statfs, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parseManifest, type Manifest } from '../../builder/manifest.js';
+import { assertRoot, Netns } from '../helpers/netns.js';
+
+/**
+ * `rackboot build` as a person runs it: the real CLI, real Debian packages
+ * (through the shared download cache), real builds of the tiny variant.
+ * Progress and the summary on a pseudo-terminal (script(1)) and off one;
+ * then every way a build is expected to fail, each of which must end with
+ * one line naming the step and leave the last good build current.
+ */
+
+const cli = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
+/** An older Xen than bookworm-security's, still offered by bookworm's main archive. */
+const OLDER_XEN = '4.17.5+72-g01140da4e8-1';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const lastLine = (text: string): string => text.trimEnd().split('\n').pop()!;
+
+async function manifestOf(out: string): Promise<Manifest> {
+  return parseManifest(JSON.parse(await readFile(join(out, 'current', 'manifest.json'), 'utf8')));
+}
+
+/** After a failed build: current still names the good build, and no other folder (partial or finished) is left. */
+async function assertUntouched(out: string, goodId: string, others: string[] = []): Promise<void> {
+  assert.equal(await readlink(join(out, 'current')), `builds/${goodId}`);
+  assert.deepEqual(await readdir(join(out, 'builds')), [goodId], 'no partial build folder is left');
+  assert.deepEqual((await readdir(out)).sort(), ['builds', 'current', ...others].sort());
+}
+
+function assertOneFailureLine(result: Run, line: RegExp): void {
+  assert.equal(result.code, 1, `exit code (stderr: ${result.stderr})`);
+  assert.match(lastLine(result.stderr), line);
+  assert.doesNotMatch(result.stderr, /^\s+at /m, 'no stack trace');
+  assert.equal(result.stderr.split('\n').filter((l) => l.startsWith('rackboot build:')).length, 1, 'one line of its own');
+}
+
+let scratch: string;
+let goodOut: string;
+let good: Manifest;
+let terminal: Run;
+
+before(async () => {
+  assertRoot();
+  scratch = await mkdtemp(join(tmpdir(), 'rackboot-build-cli-'));
+  goodOut = join(scratch, 'assets');
+  // script(1) runs the build on a pseudo-terminal: stdout and stderr both arrive on its stdout.
+  terminal = await run('script', ['-qfec', `node ${cli} build --out ${goodOut} --variant tiny --no-iso`, '/dev/null'], { COLUMNS: '100' });
+  assert.equal(terminal.code, 0, terminal.stdout);
+  good = await manifestOf(goodOut);
+});
+
+after(async () => {
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+});
+
+test('on a terminal: live progress bars, then the summary with shortened sha256', () => {
+  const screen = terminal.stdout;
+  assert.match(screen, /\x1b\[\d*A\x1b\[J/, 'lines are redrawn in place');
+  assert.match(screen, /fetch packages\s+\[[#.]+\]\s+\d+%\s+[\d.]+ MiB \/ [\d.]+ MiB/, 'a bar in bytes for the packages');
+  assert.match(screen, /unpack\s+\[[#.]+\]\s+\d+%\s+\d \/ 4 items/, 'a bar in items for the unpacking');
+  assert.match(screen, /initrd\s+\[#+\]\s+100%\s+[\d.]+ MiB \/ [\d.]+ MiB/, 'a bar for the initrd compression');
+  for (const step of ['fetch packages', 'unpack', 'kernel modules', 'initrd', 'guest', 'publish']) {
+    assert.match(screen, new RegExp(`build: step "${step}" done in \\d+\\.\\d s`), step);
+  }
+  assert.doesNotMatch(screen, /"level":/, 'no JSON log lines between the bars');
+  for (const file of good.files) {
+    assert.match(screen, new RegExp(`^${file.name.replace(/[.+]/g, '\\$&')}\\s+[\\d.]+ (B|KiB|MiB)\\s+${file.sha256.slice(0, 16)}\\s+\\d+\\.\\d s\\r?$`, 'm'), file.name);
+    assert.ok(!screen.includes(file.sha256), `${file.name}: the full sha256 does not fit a terminal line`);
+  }
+  assert.match(screen, new RegExp(`^${good.files.length} parts, [\\d.]+ MiB, built in \\d+\\.\\d s`, 'm'));
+});
+
+test('off a terminal, with a settings file: plain step lines, full sha256, and the pinned Xen is the one built', async () => {
+  const out = join(scratch, 'pinned');
+  const config = join(scratch, 'pinned.yaml');
+  await writeFile(config, `variant: tiny\nversions:\n  xen: ${OLDER_XEN}\nparts:\n  memtest: false\n  iso: false\n`);
+  const result = await run('node', [cli, 'build', '--out', out, '--config', config]);
+  assert.equal(result.code, 0, result.stderr);
+  const manifest = await manifestOf(out);
+  const byName = new Map(manifest.files.map((f) => [f.name, f]));
+  assert.equal(byName.get('xen')!.version, OLDER_XEN, 'the pin is the version downloaded');
+  assert.equal(byName.get('xen.efi')!.version, OLDER_XEN);
+  assert.equal(manifest.variant, 'tiny');
+  assert.deepEqual(
+    manifest.files.map((f) => f.name),
+    ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'undionly.kpxe', 'ipxe.efi', 'snponly.efi', 'guest.initrd.gz'],
+    'parts.memtest and parts.iso off',
+  );
+  const lines = result.stderr.split('\n');
+  assert.doesNotMatch(result.stderr, /\x1b/, 'no escape codes off a terminal');
+  for (const step of ['fetch packages', 'unpack', 'kernel modules', 'initrd', 'guest', 'publish']) {
+    assert.equal(lines.filter((l) => l === `build: step "${step}" started`).length, 1, step);
+    assert.equal(lines.filter((l) => new RegExp(`^build: step "${step}" done in \\d+\\.\\d s`).test(l)).length, 1, step);
+  }
+  assert.ok(!lines.some((l) => /step "(rootfs|iso)"/.test(l)), 'steps left out by the settings do not appear');
+  for (const file of manifest.files) {
+    assert.ok(lines.some((l) => l.startsWith(`${file.name} `) && l.includes(file.sha256)), `${file.name} with its full sha256 in the summary`);
+  }
+  // The log's "build done" line carries the same parts, full sha256 and time each.
+  const done = result.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { msg: string; parts?: Array<{ name: string; size: number; sha256: string; ms: number }> })
+    .find((l) => l.msg.startsWith('build done'));
+  assert.ok(done?.parts);
+  assert.deepEqual(
+    done.parts.map(({ name, size, sha256 }) => ({ name, size, sha256 })),
+    manifest.files.map(({ name, size, sha256 }) => ({ name, size, sha256 })),
+  );
+  assert.ok(done.parts.every((p) => Number.isInteger(p.ms) && p.ms >= 0));
+});
+
+test('a pinned version the mirror does not have: the fetch step fails naming it, the current build stays', async () => {
+  const result = await run('node', [cli, 'build', '--out', goodOut, '--variant', 'tiny', '--no-iso', '--xen-version', '9.9']);
+  assertOneFailureLine(result, /^rackboot build: step "fetch packages" failed: package xen-hypervisor-4\.17-amd64=9\.9 not found in bookworm$/);
+  await assertUntouched(goodOut, good.id);
+});
+
+test('no network (a namespace with loopback only, empty download cache): the fetch step fails naming the mirror', async () => {
+  const ns = Netns.create('rbt-build');
+  try {
+    const cache = join(scratch, 'empty-cache');
+    const result = await run('ip', ['netns', 'exec', ns.name, 'node', cli, 'build', '--out', goodOut, '--cache', cache, '--variant', 'tiny', '--no-iso']);
+    assertOneFailureLine(result, /^rackboot build: step "fetch packages" failed: cannot reach the apt mirror: .+ \(fetching http:\/\/\S+\.deb\)$/);
+    await assertUntouched(goodOut, good.id);
+  } finally {
+    ns.delete();
+  }
+});
+
+test('not root, for the Debian variant (debootstrap and mksquashfs need it): the rootfs step says so before any download', async () => {
+  const result = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', cli, 'build', '--out', goodOut, '--variant', 'debian']);
+  assertOneFailureLine(
+    result,
+    /^rackboot build: step "rootfs" failed: the debian variant needs root \(debootstrap, and mksquashfs reading every file of the tree\), and this is uid 65534: run "rackboot build" as root, or use --variant tiny$/,
+  );
+  await assertUntouched(goodOut, good.id);
+});
+
+test('a full disk: the step writing the build fails with "no space left", the build before stays current', async () => {
+  const disk = join(scratch, 'disk');
+  await mkdir(disk);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'rackboot-test', disk]);
+  try {
+    const out = join(disk, 'assets');
+    const first = await run('node', [cli, 'build', '--out', out, '--variant', 'tiny', '--no-iso']);
+    assert.equal(first.code, 0, first.stderr);
+    const before = await manifestOf(out);
+    // Leave 3 MiB: less than vmlinuz alone.
+    const free = await statfs(disk);
+    await writeFile(join(disk, 'filler'), Buffer.alloc(Number(free.bavail) * Number(free.bsize) - 3 * 1024 * 1024));
+    const result = await run('node', [cli, 'build', '--out', out, '--variant', 'tiny', '--no-iso']);
+    assertOneFailureLine(result, /^rackboot build: step "(unpack|kernel modules)" failed: no space left on device/);
+    await assertUntouched(out, before.id);
+  } finally {
+    execFileSync('umount', [disk]);
+  }
+});
