@@ -160,14 +160,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
 
     const fetch = await step('fetch packages', async (report) => {
       const spec = (part: PinnedPart): string => (settings.versions[part] === '' ? PINNED_PACKAGES[part] : `${PINNED_PACKAGES[part]}=${settings.versions[part]}`);
-      // The kernel is the linux-image-<abi>-amd64 that linux-image-amd64 (at its pinned version, or the newest) depends on.
-      const depends = parseDepends(await apt.control(spec('kernel')).then((fields) => fields.get('Depends') ?? ''));
-      const kernelDependency = depends.find((d) => /^linux-image-\d.*-amd64$/.test(d.name));
-      if (kernelDependency === undefined) {
-        throw new BuildStepError('fetch packages', KERNEL_META_PACKAGE, 'its Depends names no linux-image-<version>-amd64 package');
-      }
-      const kernelPackage = kernelDependency.name;
-      const kernelSpec = settings.versions.kernel !== '' && kernelDependency.exactVersion !== undefined ? `${kernelPackage}=${kernelDependency.exactVersion}` : kernelPackage;
+      const { kernelPackage, kernelSpec } = await resolveKernel(apt, settings.versions.kernel);
       const specs = [spec('xen'), kernelSpec, spec('ipxe'), spec('busybox'), ...(parts.memtest ? [spec('memtest')] : [])];
       const files = await apt.resolveAll(specs);
       report.total(
@@ -412,6 +405,19 @@ async function compressInitrd(entries: CpioEntry[], report: StepReport): Promise
   gzip.end();
   await ended;
   return Buffer.concat(chunks);
+}
+
+/**
+ * The kernel package: the linux-image-<abi>-amd64 that linux-image-amd64
+ * depends on, at its pinned version or the newest. When pinned, the kernel
+ * package is asked for at the exact version the meta package names.
+ */
+export async function resolveKernel(apt: AptClient, pin: string): Promise<{ kernelPackage: string; kernelSpec: string }> {
+  const fields = await apt.control(pin === '' ? KERNEL_META_PACKAGE : `${KERNEL_META_PACKAGE}=${pin}`);
+  const kernel = parseDepends(fields.get('Depends') ?? '').find((d) => /^linux-image-\d.*-amd64$/.test(d.name));
+  if (kernel === undefined) throw new BuildStepError('fetch packages', KERNEL_META_PACKAGE, 'its Depends names no linux-image-<version>-amd64 package');
+  const kernelSpec = pin !== '' && kernel.exactVersion !== undefined ? `${kernel.name}=${kernel.exactVersion}` : kernel.name;
+  return { kernelPackage: kernel.name, kernelSpec };
 }
 
 /** A Depends entry: the package and, for "(= V)", the exact version. */

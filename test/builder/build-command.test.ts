@@ -5,7 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { AptClient } from '../../builder/apt.js';
+import { resolveKernel } from '../../builder/build.js';
 import { parseManifest, type Manifest } from '../../builder/manifest.js';
+import { silentLogger } from '../../server/log.js';
 import { assertRoot, Netns } from '../helpers/netns.js';
 
 /**
@@ -97,7 +100,7 @@ test('on a terminal: live progress bars, then the summary with shortened sha256'
 test('off a terminal, with a settings file: plain step lines, full sha256, and the pinned Xen is the one built', async () => {
   const out = join(scratch, 'pinned');
   const config = join(scratch, 'pinned.yaml');
-  await writeFile(config, `variant: tiny\nversions:\n  xen: ${OLDER_XEN}\nparts:\n  memtest: false\n  iso: false\n`);
+  await writeFile(config, `variant: tiny\nversions:\n  xen: ${OLDER_XEN}\nparts:\n  memtest: false\niso:\n  sourceDateEpoch: 1700000000\n  volumeLabel: RB_PINNED\n`);
   const result = await run('node', [cli, 'build', '--out', out, '--config', config]);
   assert.equal(result.code, 0, result.stderr);
   const manifest = await manifestOf(out);
@@ -107,16 +110,23 @@ test('off a terminal, with a settings file: plain step lines, full sha256, and t
   assert.equal(manifest.variant, 'tiny');
   assert.deepEqual(
     manifest.files.map((f) => f.name),
-    ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'undionly.kpxe', 'ipxe.efi', 'snponly.efi', 'guest.initrd.gz'],
-    'parts.memtest and parts.iso off',
+    ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'undionly.kpxe', 'ipxe.efi', 'snponly.efi', 'guest.initrd.gz', 'rackboot.iso'],
+    'parts.memtest off',
   );
+  // ECMA-119 8.4: the primary volume descriptor (sector 16) holds the volume identifier at 40 and the
+  // root directory record at 156, whose recording date (9.1.5, at +18) is years since 1900, month, day,
+  // hour, minute, second, zone: every file date is the epoch.
+  const pvd = (await readFile(join(out, 'current', 'rackboot.iso'))).subarray(16 * 2048, 17 * 2048);
+  assert.equal(pvd.toString('latin1', 1, 6), 'CD001');
+  assert.equal(pvd.toString('latin1', 40, 72).trimEnd(), 'RB_PINNED', 'iso.volumeLabel');
+  assert.deepEqual([...pvd.subarray(156 + 18, 156 + 24)], [123, 11, 14, 22, 13, 20], 'iso.sourceDateEpoch 1700000000 is 2023-11-14 22:13:20 UTC');
   const lines = result.stderr.split('\n');
   assert.doesNotMatch(result.stderr, /\x1b/, 'no escape codes off a terminal');
-  for (const step of ['fetch packages', 'unpack', 'kernel modules', 'initrd', 'guest', 'publish']) {
+  for (const step of ['fetch packages', 'unpack', 'kernel modules', 'initrd', 'guest', 'iso', 'publish']) {
     assert.equal(lines.filter((l) => l === `build: step "${step}" started`).length, 1, step);
     assert.equal(lines.filter((l) => new RegExp(`^build: step "${step}" done in \\d+\\.\\d s`).test(l)).length, 1, step);
   }
-  assert.ok(!lines.some((l) => /step "(rootfs|iso)"/.test(l)), 'steps left out by the settings do not appear');
+  assert.ok(!lines.some((l) => /step "rootfs"/.test(l)), 'a step the settings leave out does not appear');
   for (const file of manifest.files) {
     assert.ok(lines.some((l) => l.startsWith(`${file.name} `) && l.includes(file.sha256)), `${file.name} with its full sha256 in the summary`);
   }
@@ -132,6 +142,24 @@ test('off a terminal, with a settings file: plain step lines, full sha256, and t
     manifest.files.map(({ name, size, sha256 }) => ({ name, size, sha256 })),
   );
   assert.ok(done.parts.every((p) => Number.isInteger(p.ms) && p.ms >= 0));
+});
+
+test('a pinned kernel: the meta package at that version names the kernel package, asked for at the same version', async () => {
+  const apt = new AptClient({ cacheDir: join(scratch, 'apt'), log: silentLogger() });
+  const newest = await resolveKernel(apt, '');
+  assert.match(newest.kernelPackage, /^linux-image-6\.1\.0-\d+-amd64$/);
+  assert.equal(newest.kernelSpec, newest.kernelPackage, 'unpinned: the candidate');
+  // Every version of linux-image-amd64 the sources offer; the oldest is the one a pin would hold back to.
+  const versions = execFileSync('apt-cache', ['madison', 'linux-image-amd64'], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split('|')[1]!.trim());
+  const oldest = versions[versions.length - 1]!;
+  const pinned = await resolveKernel(apt, oldest);
+  assert.equal(pinned.kernelSpec, `${pinned.kernelPackage}=${oldest}`);
+  const [file] = await apt.resolveAll([pinned.kernelSpec]);
+  assert.equal(file!.version, oldest, 'the .deb apt would fetch is the pinned version');
+  assert.equal(file!.package, pinned.kernelPackage);
 });
 
 test('a pinned version the mirror does not have: the fetch step fails naming it, the current build stays', async () => {
