@@ -371,11 +371,18 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   }
 }
 
-/** Promise.all that waits for every promise to settle, then throws the first failure (in list order). */
+/** Promise.all that waits for every promise to settle, then throws the failure that came first in time. */
 async function allOrFirstFailure<T extends readonly unknown[]>(promises: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
-  const settled = await Promise.allSettled(promises);
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failed !== undefined) throw failed.reason;
+  let first: { reason: unknown } | undefined;
+  const settled = await Promise.allSettled(
+    (promises as readonly Promise<unknown>[]).map((p) =>
+      p.catch((reason: unknown) => {
+        first ??= { reason };
+        throw reason;
+      }),
+    ),
+  );
+  if (first !== undefined) throw first.reason;
   return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
