@@ -139,7 +139,8 @@ export class TerminalProgress implements BuildProgress {
     const state = this.running.get(step);
     if (state === undefined) return;
     state.done = done;
-    this.draw(false);
+    // A step's last amount is always shown, however soon after the one before.
+    this.draw(state.total !== undefined && done >= state.total);
   }
 
   end(step: BuildStep, outcome: { ok: boolean; ms: number; note?: string }): void {

@@ -63,6 +63,8 @@ test('on a terminal: live lines redrawn in place, a finished step leaves its lin
   terminal.update('unpack', 2);
   now = 550;
   terminal.update('unpack', 3); // within 100 ms of the last draw: not drawn
+  now = 560;
+  terminal.update('unpack', 4); // the last amount is drawn however soon
   now = 700;
   terminal.end('unpack', { ok: true, ms: 700 });
   now = 900;
@@ -73,6 +75,7 @@ test('on a terminal: live lines redrawn in place, a finished step leaves its lin
     '\x1b[1A\x1b[Jkernel modules  0.0 s\nunpack          0.0 s\n',
     '\x1b[2A\x1b[Jkernel modules  0.0 s\nunpack          [..............................]    0%  0 / 4 items  0.0 s\n',
     '\x1b[2A\x1b[Jkernel modules  0.5 s\nunpack          [###############...............]   50%  2 / 4 items  0.5 s\n',
+    '\x1b[2A\x1b[Jkernel modules  0.6 s\nunpack          [##############################]  100%  4 / 4 items  0.6 s\n',
     '\x1b[2A\x1b[Jbuild: step "unpack" done in 0.7 s\nkernel modules  0.7 s\n',
     '\x1b[1A\x1b[Jbuild: step "kernel modules" done in 0.9 s\n',
   ]);
