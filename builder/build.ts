@@ -127,7 +127,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     log.info({ step: name }, 'step started');
     const report: StepReport = {
       total: (amount, unit) => progress.total(name, amount, unit),
-      done: (amount) => progress.update(name, amount),
+      done: (amount, unit) => progress.update(name, amount, unit),
     };
     try {
       const value = await run(report);
@@ -186,10 +186,11 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     // Both steps run to their end before a failure of either is thrown, so
     // the clean-up below never races a write into the partial folder.
     const [kernel] = await allOrFirstFailure([
-      step('kernel modules', async () => {
+      step('kernel modules', async (report) => {
         const deb = fetched.get(kernelPackage)!;
         const kernel = await readKernelPackage({ path: deb.path, sha256: deb.file.sha256, name: kernelPackage, version: kernelVersion }, ALL_MODULES, {
           indexPath: join(cacheDir, 'kernel-index', `${deb.file.fileName}.json`),
+          onBytes: (bytes) => report.done(bytes, 'bytes'),
         });
         await writeFile(join(partial, 'vmlinuz'), kernel.vmlinuz);
         made.push({ name: 'vmlinuz', source: ref(kernelPackage), step: ['kernel modules'] });
@@ -389,8 +390,8 @@ async function allOrFirstFailure<T extends readonly unknown[]>(promises: { [K in
 interface StepReport {
   /** The amount of work in this step, once known. */
   total(amount: number, unit: ProgressUnit): void;
-  /** How much of it is done. */
-  done(amount: number): void;
+  /** How much of it is done (in `unit` when there is no total). */
+  done(amount: number, unit?: ProgressUnit): void;
 }
 
 /** gzip the initrd's cpio in pieces, reporting the cpio bytes compressed so far (same bytes as encodeInitrd). */

@@ -24,8 +24,8 @@ export interface BuildProgress {
   start(step: BuildStep): void;
   /** The amount of work in a running step, once it is known. */
   total(step: BuildStep, amount: number, unit: ProgressUnit): void;
-  /** How much of the step's total is done so far. */
-  update(step: BuildStep, done: number): void;
+  /** How much of the step's total is done so far (in `unit` when the step has no total). */
+  update(step: BuildStep, done: number, unit?: ProgressUnit): void;
   end(step: BuildStep, outcome: { ok: boolean; ms: number; note?: string }): void;
 }
 
@@ -94,7 +94,7 @@ export class LineProgress implements BuildProgress {
   total(step: BuildStep, amount: number, unit: ProgressUnit): void {
     this.totals.set(step, unit === 'bytes' ? formatBytes(amount) : `${amount} items`);
   }
-  update(_step: BuildStep, _done: number): void {}
+  update(_step: BuildStep, _done: number, _unit?: ProgressUnit): void {}
   end(step: BuildStep, outcome: { ok: boolean; ms: number; note?: string }): void {
     const amount = this.totals.get(step);
     this.stream.write(`${renderStepEnd(step, amount === undefined || outcome.note !== undefined ? outcome : { ...outcome, note: amount })}\n`);
@@ -135,10 +135,11 @@ export class TerminalProgress implements BuildProgress {
     this.draw(true);
   }
 
-  update(step: BuildStep, done: number): void {
+  update(step: BuildStep, done: number, unit?: ProgressUnit): void {
     const state = this.running.get(step);
     if (state === undefined) return;
     state.done = done;
+    if (unit !== undefined) state.unit = unit;
     // A step's last amount is always shown, however soon after the one before.
     this.draw(state.total !== undefined && done >= state.total);
   }

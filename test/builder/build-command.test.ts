@@ -86,6 +86,7 @@ test('on a terminal: live progress bars, then the summary with shortened sha256'
   assert.match(screen, /fetch packages\s+\[[#.]+\]\s+\d+%\s+[\d.]+ MiB \/ [\d.]+ MiB/, 'a bar in bytes for the packages');
   assert.match(screen, /unpack\s+\[[#.]+\]\s+\d+%\s+\d \/ 4 items/, 'a bar in items for the unpacking');
   assert.match(screen, /initrd\s+\[#+\]\s+100%\s+[\d.]+ MiB \/ [\d.]+ MiB/, 'a bar for the initrd compression');
+  assert.match(screen, /kernel modules\s+[\d.]+ MiB\s+\d+\.\d s/, 'the kernel package read so far, in bytes');
   for (const step of ['fetch packages', 'unpack', 'kernel modules', 'initrd', 'guest', 'publish']) {
     assert.match(screen, new RegExp(`build: step "${step}" done in \\d+\\.\\d s`), step);
   }
