@@ -163,10 +163,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       const { kernelPackage, kernelSpec } = await resolveKernel(apt, settings.versions.kernel);
       const specs = [spec('xen'), kernelSpec, spec('ipxe'), spec('busybox'), ...(parts.memtest ? [spec('memtest')] : [])];
       const files = await apt.resolveAll(specs);
-      report.total(
-        files.reduce((n, f) => n + f.size, 0),
-        'bytes',
-      );
+      report.total(files.reduce((n, f) => n + f.size, 0), 'bytes');
       const fetched = new Map<string, FetchedPackage>((await apt.fetchAll(files, { onBytes: report.done })).map((f) => [f.file.package, f]));
       const mirror = variant === 'debian' ? mirrorOfUri((await apt.resolve(MIRROR_PROBE_PACKAGE)).uri) : undefined;
       return { fetched, kernelPackage, mirror };
