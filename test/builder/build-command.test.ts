@@ -98,11 +98,12 @@ test('on a terminal: live progress bars, then the summary with shortened sha256'
   assert.match(screen, new RegExp(`^${good.files.length} parts, [\\d.]+ MiB, built in \\d+\\.\\d s`, 'm'));
 });
 
-test('off a terminal, with a settings file: plain step lines, full sha256, and the pinned Xen is the one built', async () => {
+test('off a terminal, with a settings file and switches over it: plain step lines, full sha256, the pinned Xen is the one built', async () => {
   const out = join(scratch, 'pinned');
   const config = join(scratch, 'pinned.yaml');
-  await writeFile(config, `variant: tiny\nversions:\n  xen: ${OLDER_XEN}\nparts:\n  memtest: false\niso:\n  sourceDateEpoch: 1700000000\n  volumeLabel: RB_PINNED\n`);
-  const result = await run('node', [cli, 'build', '--out', out, '--config', config]);
+  await writeFile(config, `variant: tiny\nversions:\n  xen: ${OLDER_XEN}\nparts:\n  memtest: false\n  guest: true\niso:\n  sourceDateEpoch: 1600000000\n  volumeLabel: RB_FILE\n`);
+  // The switches win over the file.
+  const result = await run('node', [cli, 'build', '--out', out, '--config', config, '--no-guest', '--volume-label', 'RB_SWITCH', '--source-date-epoch', '1700000000']);
   assert.equal(result.code, 0, result.stderr);
   const manifest = await manifestOf(out);
   const byName = new Map(manifest.files.map((f) => [f.name, f]));
@@ -111,23 +112,23 @@ test('off a terminal, with a settings file: plain step lines, full sha256, and t
   assert.equal(manifest.variant, 'tiny');
   assert.deepEqual(
     manifest.files.map((f) => f.name),
-    ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'undionly.kpxe', 'ipxe.efi', 'snponly.efi', 'guest.initrd.gz', 'rackboot.iso'],
-    'parts.memtest off',
+    ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'undionly.kpxe', 'ipxe.efi', 'snponly.efi', 'rackboot.iso'],
+    'parts.memtest off in the file, --no-guest over the file',
   );
   // ECMA-119 8.4: the primary volume descriptor (sector 16) holds the volume identifier at 40 and the
   // root directory record at 156, whose recording date (9.1.5, at +18) is years since 1900, month, day,
   // hour, minute, second, zone: every file date is the epoch.
   const pvd = (await readFile(join(out, 'current', 'rackboot.iso'))).subarray(16 * 2048, 17 * 2048);
   assert.equal(pvd.toString('latin1', 1, 6), 'CD001');
-  assert.equal(pvd.toString('latin1', 40, 72).trimEnd(), 'RB_PINNED', 'iso.volumeLabel');
+  assert.equal(pvd.toString('latin1', 40, 72).trimEnd(), 'RB_SWITCH', '--volume-label over iso.volumeLabel');
   assert.deepEqual([...pvd.subarray(156 + 18, 156 + 24)], [123, 11, 14, 22, 13, 20], 'iso.sourceDateEpoch 1700000000 is 2023-11-14 22:13:20 UTC');
   const lines = result.stderr.split('\n');
   assert.doesNotMatch(result.stderr, /\x1b/, 'no escape codes off a terminal');
-  for (const step of ['fetch packages', 'unpack', 'kernel modules', 'initrd', 'guest', 'iso', 'publish']) {
+  for (const step of ['fetch packages', 'unpack', 'kernel modules', 'initrd', 'iso', 'publish']) {
     assert.equal(lines.filter((l) => l === `build: step "${step}" started`).length, 1, step);
     assert.equal(lines.filter((l) => new RegExp(`^build: step "${step}" done in \\d+\\.\\d s`).test(l)).length, 1, step);
   }
-  assert.ok(!lines.some((l) => /step "rootfs"/.test(l)), 'a step the settings leave out does not appear');
+  assert.ok(!lines.some((l) => /step "(rootfs|guest)"/.test(l)), 'steps the settings leave out do not appear');
   for (const file of manifest.files) {
     assert.ok(lines.some((l) => l.startsWith(`${file.name} `) && l.includes(file.sha256)), `${file.name} with its full sha256 in the summary`);
   }
