@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, readlink, rm, statfs, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AptClient } from '../../builder/apt.js';
-import { resolveKernel } from '../../builder/build.js';
+import { defaultCacheDir, resolveKernel } from '../../builder/build.js';
 import { parseManifest, type Manifest } from '../../builder/manifest.js';
 import { silentLogger } from '../../server/log.js';
 import { assertRoot, Netns } from '../helpers/netns.js';
@@ -189,6 +189,28 @@ test('not root, for the Debian variant (debootstrap and mksquashfs need it): the
     /^rackboot build: step "rootfs" failed: the debian variant needs root \(debootstrap, and mksquashfs reading every file of the tree\), and this is uid 65534: run "rackboot build" as root, or use --variant tiny$/,
   );
   await assertUntouched(goodOut, good.id);
+});
+
+test('the tiny variant needs no root: as nobody, with a download cache of its own, it builds', async () => {
+  const home = join(scratch, 'nobody');
+  const debs = join(home, 'rackboot', 'debs');
+  await mkdir(debs, { recursive: true });
+  // The debs the builds above fetched, hard-linked when the cache shares a file system with the scratch folder.
+  const shared = join(defaultCacheDir(), 'debs');
+  for (const name of await readdir(shared)) {
+    if (name.endsWith('.deb')) await link(join(shared, name), join(debs, name)).catch(() => copyFile(join(shared, name), join(debs, name)));
+  }
+  const out = join(home, 'assets');
+  // Only the folders change hands: the linked files stay root's (and readable), so the shared cache is left as it was.
+  execFileSync('chown', ['65534:65534', home, join(home, 'rackboot'), debs]);
+  execFileSync('chmod', ['755', scratch]);
+  const result = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', cli, 'build', '--out', out, '--variant', 'tiny', '--no-iso'], {
+    XDG_CACHE_HOME: home,
+  });
+  assert.equal(result.code, 0, result.stderr);
+  const manifest = await manifestOf(out);
+  assert.equal(manifest.variant, 'tiny');
+  assert.equal((await stat(join(out, 'builds', manifest.id, 'initrd.gz'))).uid, 65534, 'written by nobody');
 });
 
 test('a full disk: the step writing the build fails with "no space left", the build before stays current', async () => {
