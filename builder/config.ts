@@ -149,6 +149,8 @@ export function parseBuildConfig(text: string, source: string): BuildConfigResul
   if (root === null || (isScalar(root) && root.value === null)) return { ok: true, settings };
 
   const mapping = (entry: Entry, known: readonly string[]): Map<string, Entry> | undefined => {
+    // A section whose settings are all commented out is empty, not wrong.
+    if (entry.value === null || (isScalar(entry.value) && entry.value.value === null)) return new Map();
     if (!isMap(entry.value)) {
       at(entry.value ?? entry.key, entry.path, `want a mapping of ${known.join(', ')}`);
       return undefined;
@@ -156,8 +158,12 @@ export function parseBuildConfig(text: string, source: string): BuildConfigResul
     const fields = new Map<string, Entry>();
     for (const pair of (entry.value as YAMLMap<unknown, unknown>).items as Array<Pair<Node | null, Node | null>>) {
       const name = isScalar(pair.key) && typeof pair.key.value === 'string' ? pair.key.value : undefined;
-      const path = entry.path === '' ? String(name) : `${entry.path}.${String(name)}`;
-      if (name === undefined || !known.includes(name)) {
+      if (name === undefined) {
+        at(pair.key, entry.path, `field names are plain words; known fields here: ${known.join(', ')}`);
+        continue;
+      }
+      const path = entry.path === '' ? name : `${entry.path}.${name}`;
+      if (!known.includes(name)) {
         at(pair.key, path, `unknown field; known fields here: ${known.join(', ')}`);
         continue;
       }

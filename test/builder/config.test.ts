@@ -60,6 +60,7 @@ test('a file sets every field; what it leaves out keeps its default', () => {
     iso: { sourceDateEpoch: 1_700_000_000, volumeLabel: 'RB_TEST_01' },
   });
   assert.deepEqual(settingsFromText('# nothing set\n', 'empty.yaml'), DEFAULT_BUILD_SETTINGS);
+  assert.deepEqual(settingsFromText('versions:\n  # xen: 4.17.5+72-g01140da4e8-1\nparts:\niso:\n', 'commented.yaml'), DEFAULT_BUILD_SETTINGS, 'sections with every setting commented out');
   // A version YAML would read as a number keeps its text.
   assert.equal(settingsFromText('versions:\n  memtest: 6.10\n', 'n.yaml').versions.memtest, '6.10');
 });
@@ -96,6 +97,7 @@ test('every problem names the file, line, column and field; unknown fields are r
   assert.deepEqual(problems('variant: [tiny]\n'), ['build.yaml:1:10: variant: want a single value']);
   assert.deepEqual(problems('variant: huge\n'), ['build.yaml:1:10: variant: "huge" is not a variant (want debian or tiny)']);
   assert.deepEqual(problems('parts: yes\n'), ['build.yaml:1:8: parts: want a mapping of memtest, guest, iso']);
+  assert.deepEqual(problems('versions:\n  1: x\n'), ['build.yaml:2:3: versions: field names are plain words; known fields here: xen, kernel, ipxe, memtest, busybox']);
   assert.deepEqual(problems('- release\n'), ['build.yaml:1:1: want a mapping of release, versions, variant, parts, iso']);
   assert.deepEqual(problems('variant: &x tiny\nrelease: *x\n'), ['build.yaml:2:10: aliases (*x) are not supported here; write the value out']);
   // The parser notices the missing quote at the end of the file.
