@@ -267,7 +267,9 @@ async function folderBytes(dir: string): Promise<number> {
   let total = 0;
   try {
     for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-      if (entry.isFile()) total += await stat(join(entry.parentPath, entry.name)).then((s) => s.size, () => 0);
+      // Dirent.parentPath is Node 20.12's name for what 20.0 called path.
+      const parent = entry.parentPath ?? (entry as { path?: string }).path ?? dir;
+      if (entry.isFile()) total += await stat(join(parent, entry.name)).then((s) => s.size, () => 0);
     }
   } catch {
     return 0;
