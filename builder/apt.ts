@@ -218,14 +218,29 @@ export class AptClient {
     try {
       const started = Date.now();
       const label = missing.map((f) => f.package).join(', ');
-      // apt-get writes each .deb into the folder as it arrives: its size is the progress.
-      const poll = options.onBytes === undefined ? undefined : setInterval(() => void folderBytes(tmp).then((n) => options.onBytes!(cachedBytes + n)), 250);
+      // apt-get writes each .deb into the folder as it arrives: its size is
+      // the progress. One look at a time, none reported after the download
+      // ends, so the amounts only grow and the last one is the total.
+      let looking = false;
+      let stopped = false;
+      const poll =
+        options.onBytes === undefined
+          ? undefined
+          : setInterval(() => {
+              if (looking) return;
+              looking = true;
+              void folderBytes(tmp).then((n) => {
+                looking = false;
+                if (!stopped) options.onBytes!(cachedBytes + n);
+              });
+            }, 250);
       try {
         await this.withUpdate('download', label, async () => {
           const specs = missing.map((f) => `${f.package}=${f.version}`);
           await this.run('apt-get', [...this.aptOptions(), '-q', 'download', ...specs], { cwd: tmp });
         });
       } finally {
+        stopped = true;
         if (poll !== undefined) clearInterval(poll);
       }
       options.onBytes?.(cachedBytes + missing.reduce((n, f) => n + f.size, 0));
