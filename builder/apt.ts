@@ -147,15 +147,21 @@ export class AptClient {
     return (await this.resolveAll([pkg]))[0]!;
   }
 
-  /** The .debs for several packages, in one apt-get run (each run costs apt a few hundred ms to load its cache). */
+  /**
+   * The .debs for several packages, in one apt-get run (each run costs apt a
+   * few hundred ms to load its cache). A package is a name (its candidate
+   * version) or "name=version".
+   */
   async resolveAll(pkgs: string[]): Promise<AptFile[]> {
     const label = pkgs.join(', ');
     return this.withUpdate('resolve', label, async () => {
       const { stdout } = await this.run('apt-get', [...this.aptOptions(), 'download', '--print-uris', ...pkgs]);
       const listed = parsePrintUris(stdout);
-      return pkgs.map((pkg) => {
+      return pkgs.map((spec) => {
+        const [pkg, version] = spec.split('=') as [string, string | undefined];
         const files = listed.filter((f) => f.package === pkg);
         if (files.length !== 1) throw new Error(`apt-get download --print-uris listed ${files.length} files for ${pkg}, want 1`);
+        if (version !== undefined && files[0]!.version !== version) throw new Error(`apt-get offered ${pkg} ${files[0]!.version} for ${spec}`);
         return files[0]!;
       });
     });
@@ -163,9 +169,23 @@ export class AptClient {
 
   /** The Depends field of a package's candidate version. */
   async depends(pkg: string): Promise<string[]> {
-    return this.withUpdate('resolve', pkg, async () => {
-      const { stdout } = await this.run('apt-cache', ['show', '--no-all-versions', pkg]);
-      return dependencyNames(parseControlParagraph(stdout).get('Depends') ?? '');
+    return dependencyNames((await this.control(pkg)).get('Depends') ?? '');
+  }
+
+  /**
+   * The control fields of a package's candidate version, or of "name=version".
+   * apt-cache prints nothing and exits 0 for a version it does not know; that
+   * is an error here, worded as apt-get words it.
+   */
+  async control(spec: string): Promise<Map<string, string>> {
+    return this.withUpdate('resolve', spec, async () => {
+      const { stdout } = await this.run('apt-cache', ['show', '--no-all-versions', spec]);
+      const fields = parseControlParagraph(stdout);
+      const [pkg, version] = spec.split('=') as [string, string | undefined];
+      if (fields.size === 0 || (version !== undefined && fields.get('Version') !== version)) {
+        throw new Error(version === undefined ? `E: Unable to locate package ${pkg}` : `E: Version '${version}' for '${pkg}' was not found`);
+      }
+      return fields;
     });
   }
 
@@ -174,8 +194,12 @@ export class AptClient {
     return (await this.fetchAll([file]))[0]!;
   }
 
-  /** Like fetch for several packages; whatever is missing comes down in one apt-get run. */
-  async fetchAll(files: AptFile[]): Promise<FetchedPackage[]> {
+  /**
+   * Like fetch for several packages; whatever is missing comes down in one
+   * apt-get run. `onBytes` hears how many of the files' bytes are here so
+   * far (cached ones count from the start), a few times a second.
+   */
+  async fetchAll(files: AptFile[], options: { onBytes?: (bytes: number) => void } = {}): Promise<FetchedPackage[]> {
     const results = await Promise.all(
       files.map(async (file): Promise<FetchedPackage> => {
         const path = join(this.debDir, file.fileName);
@@ -184,6 +208,8 @@ export class AptClient {
     );
     for (const r of results.filter((r) => r.cached)) this.log.info({ package: r.file.package, version: r.file.version }, 'package in cache');
     const missing = results.filter((r) => !r.cached).map((r) => r.file);
+    const cachedBytes = results.filter((r) => r.cached).reduce((n, r) => n + r.file.size, 0);
+    options.onBytes?.(cachedBytes);
     if (missing.length === 0) return results;
 
     await mkdir(this.debDir, { recursive: true });
@@ -192,10 +218,32 @@ export class AptClient {
     try {
       const started = Date.now();
       const label = missing.map((f) => f.package).join(', ');
-      await this.withUpdate('download', label, async () => {
-        const specs = missing.map((f) => `${f.package}=${f.version}`);
-        await this.run('apt-get', [...this.aptOptions(), '-q', 'download', ...specs], { cwd: tmp });
-      });
+      // apt-get writes each .deb into the folder as it arrives: its size is
+      // the progress. One look at a time, none reported after the download
+      // ends, so the amounts only grow and the last one is the total.
+      let looking = false;
+      let stopped = false;
+      const poll =
+        options.onBytes === undefined
+          ? undefined
+          : setInterval(() => {
+              if (looking) return;
+              looking = true;
+              void folderBytes(tmp).then((n) => {
+                looking = false;
+                if (!stopped) options.onBytes!(cachedBytes + n);
+              });
+            }, 250);
+      try {
+        await this.withUpdate('download', label, async () => {
+          const specs = missing.map((f) => `${f.package}=${f.version}`);
+          await this.run('apt-get', [...this.aptOptions(), '-q', 'download', ...specs], { cwd: tmp });
+        });
+      } finally {
+        stopped = true;
+        if (poll !== undefined) clearInterval(poll);
+      }
+      options.onBytes?.(cachedBytes + missing.reduce((n, f) => n + f.size, 0));
       const got = await readdir(tmp);
       for (const file of missing) {
         if (!got.includes(file.fileName)) {
@@ -227,6 +275,21 @@ export class AptClient {
     this.log.warn({ path, want: file.sha256, actual }, 'cached package has the wrong sha256; fetching it again');
     return false;
   }
+}
+
+/** Bytes of the files in a folder and its subfolders (apt keeps a partial/ folder); 0 when it is gone. */
+async function folderBytes(dir: string): Promise<number> {
+  let total = 0;
+  try {
+    for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+      // Dirent.parentPath is Node 20.12's name for what 20.0 called path.
+      const parent = entry.parentPath ?? (entry as { path?: string }).path ?? dir;
+      if (entry.isFile()) total += await stat(join(parent, entry.name)).then((s) => s.size, () => 0);
+    }
+  } catch {
+    return 0;
+  }
+  return total;
 }
 
 function reasonOf(error: unknown): string {

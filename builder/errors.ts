@@ -6,11 +6,14 @@
 export class BuildStepError extends Error {
   readonly step: string;
   readonly package: string | undefined;
+  /** What went wrong, without the step and package. */
+  readonly reason: string;
 
   constructor(step: string, pkg: string | undefined, reason: string, options?: { cause?: unknown }) {
     super(`build step "${step}" failed${pkg === undefined ? '' : ` for package ${pkg}`}: ${reason}`, options);
     this.name = 'BuildStepError';
     this.step = step;
     this.package = pkg;
+    this.reason = reason;
   }
 }

@@ -105,6 +105,8 @@ export interface MakeIsoOptions {
   output: string;
   /** Shown in the menu titles; the parts' content hash, never a time. */
   label: string;
+  /** ISO 9660 volume identifier (up to 32 of A-Z, 0-9, _); default RACKBOOT. GRUB finds the image by its UUID, not this. */
+  volumeLabel?: string;
   /** Default: the network boot's entries without a profile. */
   xenEntries?: IsoXenEntry[];
   defaultEntry?: string;
@@ -174,7 +176,7 @@ export async function makeIso(options: MakeIsoOptions): Promise<MadeIso> {
         // UUID GRUB searches for (and the GPT disk GUID derived from it)
         // from the content.
         '--',
-        '-volid', 'RACKBOOT',
+        '-volid', options.volumeLabel ?? 'RACKBOOT',
         '-volume_date', 'c', date,
         '-volume_date', 'm', date,
         '-volume_date', 'uuid', volumeUuid(epoch, `${grubConfig}\n${included.map((name) => byName.get(name)!.sha256).join('\n')}`),

@@ -43,7 +43,7 @@ export function kernelSubset(kernel: KernelParts, wanted: readonly string[]): Ke
 }
 
 /** Stream the package's file system tarball through a parser. */
-function streamDeb(debPath: string, parser: TarParser): Promise<void> {
+function streamDeb(debPath: string, parser: TarParser, onBytes?: (bytes: number) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn('dpkg-deb', ['--fsys-tarfile', debPath], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
@@ -51,6 +51,7 @@ function streamDeb(debPath: string, parser: TarParser): Promise<void> {
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.stdout.on('data', (chunk: Buffer) => {
       if (failure !== undefined) return;
+      onBytes?.(chunk.length);
       try {
         parser.push(chunk);
       } catch (error) {
@@ -113,7 +114,17 @@ export interface KernelPackage {
  * package. With `indexPath`, the module dependencies learnt on the first read
  * are kept there and the next build streams the package only once.
  */
-export async function readKernelPackage(deb: KernelPackage, wanted: readonly string[], options: { indexPath?: string } = {}): Promise<KernelParts & { indexReused: boolean }> {
+export async function readKernelPackage(
+  deb: KernelPackage,
+  wanted: readonly string[],
+  options: { indexPath?: string; onBytes?: (bytesRead: number) => void } = {},
+): Promise<KernelParts & { indexReused: boolean }> {
+  // The package's files as a tar stream, counted over every pass (for progress: the total is not known up front).
+  let bytesRead = 0;
+  const counted = (n: number): void => {
+    bytesRead += n;
+    options.onBytes?.(bytesRead);
+  };
   const moduleDir = `lib/modules/${deb.version}/`;
   const vmlinuzPath = `boot/vmlinuz-${deb.version}`;
   const extras = ['modules.builtin', 'modules.order'];
@@ -141,6 +152,7 @@ export async function readKernelPackage(deb: KernelPackage, wanted: readonly str
             modules.push({ path: h.path.slice(moduleDir.length), depends: dependsOf(info), softPre: softPreOf(info) });
           },
         ),
+        counted,
       );
       if (modules.length === 0) throw new Error(`the package has no modules in /${moduleDir}`);
       const builtinText = files.get('modules.builtin')?.toString('utf8') ?? '';
@@ -158,6 +170,7 @@ export async function readKernelPackage(deb: KernelPackage, wanted: readonly str
         (h) => (h.type === 'file' && selected.has(h.path)) || (indexReused && isExtra(h)),
         keep,
       ),
+      counted,
     );
     if (vmlinuz === undefined) throw new Error(`the package has no /${vmlinuzPath}`);
     const absent = selection.order.filter((p) => !files.has(p));

@@ -112,12 +112,22 @@ async function main(argv: string[]): Promise<void> {
         y
           .option('out', { type: 'string', default: 'boot-assets', describe: 'assets folder: builds/<id> and the "current" link' })
           .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' })
+          .option('config', { type: 'string', describe: 'build settings file (default: builder/build.yaml, which documents each setting)' })
+          .option('release', { type: 'string', describe: 'Debian release (config: release)' })
+          .option('xen-version', { type: 'string', describe: 'xen-hypervisor-4.17-amd64 version; "" = newest (config: versions.xen)' })
+          .option('kernel-version', { type: 'string', describe: 'linux-image-amd64 version (config: versions.kernel)' })
+          .option('ipxe-version', { type: 'string', describe: 'ipxe version (config: versions.ipxe)' })
+          .option('memtest-version', { type: 'string', describe: 'memtest86+ version (config: versions.memtest)' })
+          .option('busybox-version', { type: 'string', describe: 'busybox-static version (config: versions.busybox)' })
           .option('variant', {
             choices: ['debian', 'tiny'] as const,
-            default: 'debian' as const,
-            describe: 'runtime initrd: a pruned Debian dom0 with the Xen toolstack and sshd, or busybox only (quick, for tests)',
+            describe: 'runtime initrd: a pruned Debian dom0 with the Xen toolstack and sshd, or busybox only (quick, for tests) (config: variant)',
           })
-          .option('iso', { type: 'boolean', default: true, describe: 'also make the CD/USB image rackboot.iso (--no-iso: skip it)' })
+          .option('iso', { type: 'boolean', describe: 'make the CD/USB image rackboot.iso; --no-iso skips it (config: parts.iso)' })
+          .option('memtest', { type: 'boolean', describe: 'take memtest86+ into the build; --no-memtest leaves it out (config: parts.memtest)' })
+          .option('guest', { type: 'boolean', describe: "make the demo guest's guest.initrd.gz; --no-guest leaves it out (config: parts.guest)" })
+          .option('source-date-epoch', { type: 'string', describe: 'every date in the CD/USB image, seconds since 1970 (config: iso.sourceDateEpoch)' })
+          .option('volume-label', { type: 'string', describe: 'ISO 9660 volume label of the image (config: iso.volumeLabel)' })
           .option('host', { type: 'string', describe: "instead of a build: one host's CD/USB image from the current build, with its profile on the boot line" })
           .option('iso-file', { type: 'string', describe: 'with --host: where to write the image (default rackboot-<mac>.iso)' })
           .option('profiles', folderOptions.profiles)
@@ -126,7 +136,9 @@ async function main(argv: string[]): Promise<void> {
           .option('keep', { type: 'number', describe: 'after the build, keep only the N newest builds (and the current one)' })
           .check((args) => args.keep === undefined || (Number.isInteger(args.keep) && args.keep >= 1) || `--keep ${String(args.keep)}: want a whole number of builds, at least 1`),
       async (args) => {
-        const log = createLogger();
+        // Under live progress bars, log lines on the same terminal would tear them; warnings still show.
+        const bars = process.stderr.isTTY === true && process.stdout.isTTY === true && process.env.RACKBOOT_LOG_LEVEL === undefined;
+        const log = createLogger(bars && args.host === undefined ? { level: 'warn' } : {});
         if (args.host !== undefined) {
           const { buildHostIsoFile } = await import('./iso/host-iso-file.js');
           const image = await buildHostIsoFile({
@@ -139,9 +151,37 @@ async function main(argv: string[]): Promise<void> {
           log.info({ mac: args.host, ...image }, 'host CD/USB image written');
           return;
         }
-        const { build } = await import('../builder/build.js');
-        const result = await build({ out: args.out, ...(args.cache ? { cacheDir: args.cache } : {}), variant: args.variant, iso: args.iso, log });
-        log.info({ build: result.id, dir: result.dir }, 'build done');
+        const { runBuildCommand } = await import('../builder/command.js');
+        const code = await runBuildCommand({
+          out: args.out,
+          ...(args.cache ? { cacheDir: args.cache } : {}),
+          ...(args.config !== undefined ? { config: args.config } : {}),
+          switches: {
+            ...(args.release !== undefined ? { release: args.release } : {}),
+            ...(args.variant !== undefined ? { variant: args.variant } : {}),
+            versions: {
+              ...(args['xen-version'] !== undefined ? { xen: args['xen-version'] } : {}),
+              ...(args['kernel-version'] !== undefined ? { kernel: args['kernel-version'] } : {}),
+              ...(args['ipxe-version'] !== undefined ? { ipxe: args['ipxe-version'] } : {}),
+              ...(args['memtest-version'] !== undefined ? { memtest: args['memtest-version'] } : {}),
+              ...(args['busybox-version'] !== undefined ? { busybox: args['busybox-version'] } : {}),
+            },
+            parts: {
+              ...(args.iso !== undefined ? { iso: args.iso } : {}),
+              ...(args.memtest !== undefined ? { memtest: args.memtest } : {}),
+              ...(args.guest !== undefined ? { guest: args.guest } : {}),
+            },
+            iso: {
+              ...(args['source-date-epoch'] !== undefined ? { sourceDateEpoch: args['source-date-epoch'] } : {}),
+              ...(args['volume-label'] !== undefined ? { volumeLabel: args['volume-label'] } : {}),
+            },
+          },
+          log,
+        });
+        if (code !== 0) {
+          process.exitCode = code;
+          return;
+        }
         if (args.keep !== undefined) {
           const { pruneBuilds } = await import('../builder/prune.js');
           await pruneBuilds(args.out, args.keep, log);

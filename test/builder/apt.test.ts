@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -169,6 +169,34 @@ test('fetchAll downloads only what the cache lacks, in one apt-get run', async (
       ['apt-get -q download busybox-static=2.0', 'apt-get -q download ipxe=2.0 xen=2.0'],
     );
     assert.ok((await client.fetchAll([ipxe!, busybox!, xen!])).every((f) => f.cached));
+  } finally {
+    await rm(cacheDir, { recursive: true, force: true });
+  }
+});
+
+test('fetchAll reports the bytes on disk as apt writes them: cached ones first, then the download as it grows', async () => {
+  const cacheDir = await mkdtemp(join(tmpdir(), 'rackboot-apt-'));
+  try {
+    const deb = Buffer.alloc(64 * 1024, 7);
+    const apt = fakeApt({ deb });
+    const client = new AptClient({ cacheDir, log: silentLogger(), run: apt.run });
+    const [ipxe, xen] = await client.resolveAll(['ipxe', 'xen']);
+    await client.fetch(ipxe!);
+    // apt-get as it runs: the .deb arrives in two halves, a second apart.
+    const slow: CommandRunner = async (cmd, args, opts = {}) => {
+      if (!args.includes('-q') || !args.includes('download')) return apt.run(cmd, args, opts);
+      const path = join(opts.cwd!, 'xen_2.0_all.deb');
+      await writeFile(path, deb.subarray(0, deb.length / 2));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await appendFile(path, deb.subarray(deb.length / 2));
+      return { stdout: '', stderr: '' };
+    };
+    const seen: number[] = [];
+    await new AptClient({ cacheDir, log: silentLogger(), run: slow }).fetchAll([ipxe!, xen!], { onBytes: (bytes) => seen.push(bytes) });
+    assert.equal(seen[0], deb.length, 'the cached ipxe counts from the start');
+    assert.ok(seen.includes(deb.length * 1.5), `half of xen seen on the way (${seen.join(', ')})`);
+    assert.equal(seen[seen.length - 1], deb.length * 2, 'all of it at the end');
+    assert.deepEqual([...seen].sort((a, b) => a - b), seen, 'never going back');
   } finally {
     await rm(cacheDir, { recursive: true, force: true });
   }

@@ -1,0 +1,60 @@
+import type { Logger } from '../server/log.js';
+import { build, packageRoot, type BuildResult } from './build.js';
+import { applySwitches, BuildConfigError, type BuildSwitches } from './config.js';
+import { defaultConfigPath, loadBuildConfig } from './config-file.js';
+import { BuildStepError } from './errors.js';
+import { progressFor, type ProgressStream } from './progress.js';
+import { renderSummaryTable } from './summary.js';
+
+/**
+ * `rackboot build` without --host: settings from the file and the switches,
+ * the build with progress on stderr, then the summary table (stderr too:
+ * stdout carries the JSON log lines, whose "build done" line holds the same
+ * parts with their full sha256). Returns the exit code; a failure is one
+ * line naming the step, never a stack trace.
+ */
+export interface BuildCommandOptions {
+  out: string;
+  cacheDir?: string;
+  /** The settings file; default builder/build.yaml. */
+  config?: string;
+  switches: BuildSwitches;
+  log: Logger;
+  stderr?: ProgressStream;
+}
+
+/** The line a failed build ends with. */
+export function failureLine(error: unknown): string {
+  if (error instanceof BuildStepError) {
+    const pkg = error.package !== undefined && !error.reason.includes(error.package) ? ` for package ${error.package}` : '';
+    return `rackboot build: step "${error.step}" failed${pkg}: ${error.reason}`;
+  }
+  return `rackboot build: failed: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+export async function runBuildCommand(options: BuildCommandOptions): Promise<number> {
+  const stderr = options.stderr ?? process.stderr;
+  let settings;
+  try {
+    settings = applySwitches(await loadBuildConfig(options.config ?? defaultConfigPath(packageRoot())), options.switches);
+  } catch (error) {
+    if (!(error instanceof BuildConfigError)) throw error;
+    for (const problem of error.problems) stderr.write(`rackboot build: ${problem}\n`);
+    return 2;
+  }
+  let result: BuildResult;
+  try {
+    result = await build({
+      out: options.out,
+      ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
+      settings,
+      progress: progressFor(stderr),
+      log: options.log,
+    });
+  } catch (error) {
+    stderr.write(`${failureLine(error)}\n`);
+    return 1;
+  }
+  stderr.write(renderSummaryTable(result.parts, { terminal: stderr.isTTY === true, totalMs: result.durationMs }));
+  return 0;
+}

@@ -1,0 +1,34 @@
+import { formatBytes, formatSeconds } from './progress.js';
+
+/**
+ * The table `rackboot build` prints after a build: each part with its size,
+ * sha256 and the time its step took. On a terminal the sha256 is cut to 16
+ * digits to fit; elsewhere (logs, files, pipes) it is printed whole.
+ */
+
+export interface PartSummary {
+  name: string;
+  size: number;
+  sha256: string;
+  /** Time spent making this part (for parts made together, the time of their step). */
+  ms: number;
+}
+
+export function renderSummaryTable(parts: PartSummary[], options: { terminal: boolean; totalMs?: number }): string {
+  const rows = parts.map((p) => [p.name, formatBytes(p.size), options.terminal ? p.sha256.slice(0, 16) : p.sha256, formatSeconds(p.ms)]);
+  const header = ['part', 'size', 'sha256', 'time'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  // Sizes and times read best aligned on the right.
+  const right = [false, true, false, true];
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (right[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  const text = [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+  if (options.totalMs !== undefined) {
+    const total = parts.reduce((n, p) => n + p.size, 0);
+    text.push(`${parts.length} parts, ${formatBytes(total)}, built in ${formatSeconds(options.totalMs)}`);
+  }
+  return `${text.join('\n')}\n`;
+}

@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  applySwitches,
+  BuildConfigError,
+  DEFAULT_BUILD_SETTINGS,
+  OPTIONAL_PARTS,
+  parseBuildConfig,
+  PINNED_PARTS,
+  settingsFromText,
+} from '../../builder/config.js';
+import { loadBuildConfig } from '../../builder/config-file.js';
+import { formatProfileError } from '../../server/profiles/error.js';
+
+const repo = (path: string) => fileURLToPath(new URL(`../../../${path}`, import.meta.url));
+
+function problems(text: string, source = 'build.yaml'): string[] {
+  const result = parseBuildConfig(text, source);
+  assert.equal(result.ok, false, 'the file must be refused');
+  return result.ok ? [] : result.errors.map(formatProfileError);
+}
+
+test('builder/build.yaml holds exactly the defaults, with a comment above every setting', async () => {
+  const path = repo('builder/build.yaml');
+  assert.deepEqual(await loadBuildConfig(path), DEFAULT_BUILD_SETTINGS);
+  const lines = (await readFile(path, 'utf8')).split('\n');
+  const settings = lines.map((line, i) => ({ line, i })).filter(({ line }) => /^\s*[A-Za-z]+:/.test(line));
+  // release, versions: and each pin, variant, parts: and each part, iso: and its two settings.
+  assert.equal(settings.length, 2 + PINNED_PARTS.length + 2 + OPTIONAL_PARTS.length + 1 + 2, 'every setting and section is in the file');
+  for (const { line, i } of settings) assert.match(lines[i - 1]!, /^\s*#/, `line ${i + 1} "${line.trim()}" has a comment above it`);
+});
+
+test('a file sets every field; what it leaves out keeps its default', () => {
+  const settings = settingsFromText(
+    [
+      'release: bookworm',
+      'variant: tiny',
+      'versions:',
+      '  xen: 4.17.5+72-g01140da4e8-1',
+      '  memtest: 6.10-4',
+      '  busybox: "1:1.35.0-4+deb12u1+b1"',
+      'parts:',
+      '  memtest: false',
+      '  iso: false',
+      'iso:',
+      '  sourceDateEpoch: 1700000000',
+      '  volumeLabel: RB_TEST_01',
+      '',
+    ].join('\n'),
+    'mine.yaml',
+  );
+  assert.deepEqual(settings, {
+    release: 'bookworm',
+    variant: 'tiny',
+    versions: { xen: '4.17.5+72-g01140da4e8-1', kernel: '', ipxe: '', memtest: '6.10-4', busybox: '1:1.35.0-4+deb12u1+b1' },
+    parts: { memtest: false, guest: true, iso: false },
+    iso: { sourceDateEpoch: 1_700_000_000, volumeLabel: 'RB_TEST_01' },
+  });
+  assert.deepEqual(settingsFromText('# nothing set\n', 'empty.yaml'), DEFAULT_BUILD_SETTINGS);
+  assert.deepEqual(settingsFromText('versions:\n  # xen: 4.17.5+72-g01140da4e8-1\nparts:\niso:\n', 'commented.yaml'), DEFAULT_BUILD_SETTINGS, 'sections with every setting commented out');
+  // A version YAML would read as a number keeps its text.
+  assert.equal(settingsFromText('versions:\n  memtest: 6.10\n', 'n.yaml').versions.memtest, '6.10');
+});
+
+test('every problem names the file, line, column and field; unknown fields are refused', () => {
+  assert.deepEqual(
+    problems(
+      [
+        'release: trixie', // 1
+        'varient: tiny', // 2
+        'versions:', // 3
+        '  xen: latest', // 4
+        '  qemu: 1.0', // 5
+        'parts:', // 6
+        '  iso: no', // 7
+        '  memtest: 1', // 8
+        'iso:', // 9
+        '  sourceDateEpoch: -5', // 10
+        '  volumeLabel: rackboot live', // 11
+        '',
+      ].join('\n'),
+    ),
+    [
+      'build.yaml:1:10: release: "trixie" is not a release this build knows (want bookworm: the package names are bookworm\'s)',
+      'build.yaml:2:1: varient: unknown field; known fields here: release, versions, variant, parts, iso',
+      'build.yaml:4:8: versions.xen: "latest" is not a Debian version (want e.g. 4.17.5+72-g01140da4e8-1 or 1:1.35.0-4, or "" for the newest)',
+      'build.yaml:5:3: versions.qemu: unknown field; known fields here: xen, kernel, ipxe, memtest, busybox',
+      'build.yaml:7:8: parts.iso: want true or false',
+      'build.yaml:8:12: parts.memtest: want true or false',
+      'build.yaml:10:20: iso.sourceDateEpoch: "-5" is not a whole number of seconds since 1970 (want e.g. 1686355200)',
+      'build.yaml:11:16: iso.volumeLabel: "rackboot live" is not an ISO 9660 volume label (want 1 to 32 of A-Z, 0-9 and _)',
+    ],
+  );
+  assert.deepEqual(problems('variant: [tiny]\n'), ['build.yaml:1:10: variant: want a single value']);
+  assert.deepEqual(problems('variant: huge\n'), ['build.yaml:1:10: variant: "huge" is not a variant (want debian or tiny)']);
+  assert.deepEqual(problems('parts: yes\n'), ['build.yaml:1:8: parts: want a mapping of memtest, guest, iso']);
+  assert.deepEqual(problems('versions:\n  1: x\n'), ['build.yaml:2:3: versions: field names are plain words; known fields here: xen, kernel, ipxe, memtest, busybox']);
+  assert.deepEqual(problems('- release\n'), ['build.yaml:1:1: want a mapping of release, versions, variant, parts, iso']);
+  assert.deepEqual(problems('variant: &x tiny\nrelease: *x\n'), ['build.yaml:2:10: aliases (*x) are not supported here; write the value out']);
+  // The parser notices the missing quote at the end of the file.
+  assert.deepEqual(problems('versions:\n  xen: "4.17\n'), ['build.yaml:3:1: Missing closing "quote']);
+  assert.deepEqual(problems('variant: tiny\nvariant: debian\n').length, 1, 'a repeated key is refused');
+});
+
+test('switches win over the file, the file over the defaults; a bad switch is named', () => {
+  const file = settingsFromText('variant: tiny\nversions:\n  ipxe: 1.0.0+git-20190125.36a4c85-5.1\nparts:\n  guest: false\n', 'f.yaml');
+  const settings = applySwitches(file, {
+    variant: 'debian',
+    versions: { xen: '4.17.5+72-g01140da4e8-1' },
+    parts: { iso: false },
+    iso: { sourceDateEpoch: '1700000000', volumeLabel: 'X' },
+  });
+  assert.deepEqual(settings, {
+    release: 'bookworm',
+    variant: 'debian',
+    versions: { xen: '4.17.5+72-g01140da4e8-1', kernel: '', ipxe: '1.0.0+git-20190125.36a4c85-5.1', memtest: '', busybox: '' },
+    parts: { memtest: true, guest: false, iso: false },
+    iso: { sourceDateEpoch: 1_700_000_000, volumeLabel: 'X' },
+  });
+  assert.deepEqual(applySwitches(file, {}), file, 'no switches: the file as it was');
+  assert.throws(
+    () => applySwitches(file, { release: 'sid', versions: { kernel: 'new' }, iso: { sourceDateEpoch: 'now', volumeLabel: 'a b' } }),
+    (error: unknown) => {
+      assert.ok(error instanceof BuildConfigError);
+      assert.deepEqual(error.problems, [
+        '--release: "sid" is not a release this build knows (want bookworm: the package names are bookworm\'s)',
+        '--kernel-version: "new" is not a Debian version (want e.g. 4.17.5+72-g01140da4e8-1 or 1:1.35.0-4, or "" for the newest)',
+        '--source-date-epoch: "now" is not a whole number of seconds since 1970 (want e.g. 1686355200)',
+        '--volume-label: "a b" is not an ISO 9660 volume label (want 1 to 32 of A-Z, 0-9 and _)',
+      ]);
+      return true;
+    },
+  );
+});
+
+test('a file that cannot be read is named', async () => {
+  await assert.rejects(loadBuildConfig('/nonexistent/build.yaml'), /^BuildConfigError: \/nonexistent\/build\.yaml: cannot read the build configuration: ENOENT$/);
+});
+
+test('rackboot build has a switch for every setting, and the CLI refuses a bad file naming the line', async () => {
+  const cli = repo('dist/server/cli.js');
+  const help = execFileSync('node', [cli, 'build', '--help'], { encoding: 'utf8' });
+  const switches = ['--config', '--release', ...PINNED_PARTS.map((p) => `--${p}-version`), '--variant', ...OPTIONAL_PARTS.map((p) => `--${p}`), '--source-date-epoch', '--volume-label'];
+  for (const name of switches) assert.match(help, new RegExp(`^\\s+${name}\\s`, 'm'), name);
+
+  const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'rackboot-config-'));
+  try {
+    await writeFile(join(dir, 'bad.yaml'), 'variant: tiny\nparts:\n  isos: false\n');
+    let stderr = '';
+    let status = 0;
+    try {
+      execFileSync('node', [cli, 'build', '--out', join(dir, 'out'), '--config', join(dir, 'bad.yaml')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (error) {
+      ({ stderr, status } = error as { stderr: string; status: number });
+    }
+    assert.equal(status, 2);
+    assert.equal(stderr, `rackboot build: ${join(dir, 'bad.yaml')}:3:3: parts.isos: unknown field; known fields here: memtest, guest, iso\n`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
