@@ -16,9 +16,9 @@ import { unpackedProgram } from '../helpers/unpacked.js';
 
 /**
  * The CD/USB image booted for real in QEMU (TCG): the build's rackboot.iso
- * as a CD on BIOS (SeaBIOS) and on UEFI (OVMF), GRUB's default entry through
- * Xen to the runtime's ready line; and a per-host image (`rackboot build
- * --host`) as a USB stick, whose boot line sets a static address and a
+ * as a CD on BIOS (SeaBIOS) and on UEFI (OVMF) and as a USB stick on UEFI,
+ * GRUB's default entry through Xen to the runtime's ready line; and a
+ * per-host image (`rackboot build --host`) as a USB stick on BIOS, whose boot line sets a static address and a
  * hostname that the ready line must show. No server runs: the runtime says
  * it could not fetch runtime.env and goes on. Needs root and QEMU; fails
  * without them.
@@ -83,6 +83,29 @@ test('UEFI: the image boots as a CD on OVMF; GRUB starts Xen with multiboot2 (EF
     assert.match(machine.output, /\(XEN\) Bootloader: GRUB /);
     assert.match(machine.output, /\(XEN\) EFI RAM map:/, 'Xen came up as an EFI application through multiboot2');
     process.stdout.write(`# UEFI CD: ready after ${machine.elapsed().toFixed(1)} s\n`);
+  } finally {
+    ns.delete();
+  }
+});
+
+test('UEFI: the same image written to a USB stick boots on OVMF from its GPT EFI partition', { timeout: 300_000 }, async () => {
+  const ns = Netns.create('rbiso');
+  try {
+    const vars = await prepareOvmfVars(work);
+    const { machine } = await bootToReady(ns, [
+      '-drive', `if=pflash,format=raw,readonly=on,file=${ovmfCode}`,
+      '-drive', `if=pflash,format=raw,file=${vars}`,
+      '-drive', `if=none,id=stick,format=raw,readonly=on,file=${path.join(assets, 'current/rackboot.iso')}`,
+      '-device', 'qemu-xhci',
+      '-device', 'usb-storage,drive=stick,bootindex=0',
+      '-nic', 'none',
+    ]);
+    machine.kill();
+    assert.match(machine.output, /BdsDxe: starting Boot\d+ "UEFI QEMU QEMU USB HARDDRIVE [^"]*" from \S*\/USB\(/, 'OVMF booted the USB disk');
+    assert.doesNotMatch(machine.output, /DVD-ROM/, 'no CD drive: the stick is a disk');
+    assert.match(machine.output, /\(XEN\) Bootloader: GRUB /);
+    assert.match(machine.output, /\(XEN\) EFI RAM map:/, 'Xen came up as an EFI application');
+    process.stdout.write(`# UEFI USB stick: ready after ${machine.elapsed().toFixed(1)} s\n`);
   } finally {
     ns.delete();
   }
