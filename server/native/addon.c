@@ -1,5 +1,33 @@
-/* rackboot's native addon: the functions of each file, as one module. */
+/* rackboot's native addon: the functions of each file, as one module, and the helpers they share. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "native.h"
+
+napi_value rb_throw_errno(napi_env env, int error, const char *syscall, const char *detail) {
+  const char *code = strerrorname_np(error);
+  char message[256];
+  snprintf(message, sizeof message, "%s %s%s%s (%s)", syscall, code ? code : "EUNKNOWN", detail[0] ? " " : "", detail, strerror(error));
+  napi_value code_value, message_value, errno_value, syscall_value, error_value;
+  napi_create_string_utf8(env, code ? code : "EUNKNOWN", NAPI_AUTO_LENGTH, &code_value);
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value);
+  napi_create_int32(env, -error, &errno_value);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
+  napi_create_error(env, code_value, message_value, &error_value);
+  napi_set_named_property(env, error_value, "errno", errno_value);
+  napi_set_named_property(env, error_value, "syscall", syscall_value);
+  napi_throw(env, error_value);
+  return NULL;
+}
+
+int rb_get_ipv4(napi_env env, napi_value value, struct in_addr *address) {
+  char text[INET_ADDRSTRLEN + 1];
+  size_t length;
+  if (napi_get_value_string_utf8(env, value, text, sizeof text, &length) != napi_ok) return 0;
+  return inet_pton(AF_INET, text, address) == 1;
+}
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   register_udp_device(env, exports);

@@ -1,10 +1,16 @@
 #ifndef RACKBOOT_NATIVE_H
 #define RACKBOOT_NATIVE_H
+#include <netinet/in.h>
 #include <node_api.h>
 
 /* Each file adds its functions to the addon's exports. */
 void register_udp_device(napi_env env, napi_value exports);
 void register_tftp_endpoint(napi_env env, napi_value exports);
 void register_udp_segments(napi_env env, napi_value exports);
+
+/* Throws an Error shaped like Node's system errors ("bind EADDRINUSE 0.0.0.0:67 (Address in use)", code, errno, syscall); returns NULL. */
+napi_value rb_throw_errno(napi_env env, int error, const char *syscall, const char *detail);
+/* A dotted IPv4 address from a JavaScript string; 0 when it is not one. */
+int rb_get_ipv4(napi_env env, napi_value value, struct in_addr *address);
 
 #endif

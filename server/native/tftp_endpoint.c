@@ -357,20 +357,6 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
   }
 }
 
-static napi_value throw_errno_error(napi_env env, int error, const char *syscall) {
-  char message[160];
-  snprintf(message, sizeof message, "%s %s (%s)", syscall, strerrorname_np(error) ? strerrorname_np(error) : "EUNKNOWN", strerror(error));
-  napi_throw_error(env, strerrorname_np(error), message);
-  return NULL;
-}
-
-static int get_address(napi_env env, napi_value value, struct in_addr *address) {
-  char text[INET_ADDRSTRLEN + 1];
-  size_t length;
-  if (napi_get_value_string_utf8(env, value, text, sizeof text, &length) != napi_ok) return 0;
-  return inet_pton(AF_INET, text, address) == 1;
-}
-
 static endpoint_t *unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
   napi_value self;
   void *data = NULL;
@@ -392,16 +378,16 @@ static napi_value construct(napi_env env, napi_callback_info info) {
   napi_valuetype type1, type2;
   napi_typeof(env, argv[1], &type1);
   napi_typeof(env, argv[2], &type2);
-  if (argc != 3 || !get_address(env, argv[0], &local.sin_addr) || type1 != napi_function || type2 != napi_function) {
+  if (argc != 3 || !rb_get_ipv4(env, argv[0], &local.sin_addr) || type1 != napi_function || type2 != napi_function) {
     napi_throw_type_error(env, NULL, "new TftpEndpoint(address, onMessage, onPumpStopped): a dotted IPv4 address and two functions");
     return NULL;
   }
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno_error(env, errno, "socket");
+  if (fd < 0) return rb_throw_errno(env, errno, "socket", "");
   if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
     int error = errno;
     close(fd);
-    return throw_errno_error(env, error, "bind");
+    return rb_throw_errno(env, error, "bind", "");
   }
   endpoint_t *ep = calloc(1, sizeof *ep);
   ep->env = env;
@@ -430,7 +416,7 @@ static napi_value method_port(napi_env env, napi_callback_info info) {
   if (ep == NULL) return NULL;
   struct sockaddr_in local;
   socklen_t length = sizeof local;
-  if (ep->closed || getsockname(ep->fd, (struct sockaddr *)&local, &length) < 0) return throw_errno_error(env, ep->closed ? EBADF : errno, "getsockname");
+  if (ep->closed || getsockname(ep->fd, (struct sockaddr *)&local, &length) < 0) return rb_throw_errno(env, ep->closed ? EBADF : errno, "getsockname", "");
   napi_value result;
   napi_create_uint32(env, ntohs(local.sin_port), &result);
   return result;
@@ -448,7 +434,7 @@ static napi_value method_send(napi_env env, napi_callback_info info) {
   memset(&to, 0, sizeof to);
   to.sin_family = AF_INET;
   if (argc != 3 || napi_get_buffer_info(env, argv[0], &data, &length) != napi_ok || napi_get_value_uint32(env, argv[1], &port) != napi_ok || port > 65535 ||
-      !get_address(env, argv[2], &to.sin_addr)) {
+      !rb_get_ipv4(env, argv[2], &to.sin_addr)) {
     napi_throw_type_error(env, NULL, "send(buffer, port, address)");
     return NULL;
   }
@@ -473,7 +459,7 @@ static napi_value method_pump(napi_env env, napi_callback_info info) {
   if (argc != 13 || napi_get_value_int32(env, argv[0], &file_fd) != napi_ok || napi_get_value_int64(env, argv[1], &size) != napi_ok ||
       napi_get_value_int64(env, argv[2], &block_size) != napi_ok || napi_get_value_int64(env, argv[3], &from) != napi_ok ||
       napi_get_value_int64(env, argv[4], &final_index) != napi_ok || napi_get_value_uint32(env, argv[5], &port) != napi_ok ||
-      !get_address(env, argv[6], &client.sin_addr) || napi_get_value_int64(env, argv[7], &timeout_ms) != napi_ok ||
+      !rb_get_ipv4(env, argv[6], &client.sin_addr) || napi_get_value_int64(env, argv[7], &timeout_ms) != napi_ok ||
       napi_get_value_bool(env, argv[8], &adaptive) != napi_ok || napi_get_value_double(env, argv[9], &min_timeout_ms) != napi_ok ||
       napi_get_value_double(env, argv[10], &max_timeout_ms) != napi_ok || napi_get_value_double(env, argv[11], &smoothed_ms) != napi_ok ||
       napi_get_value_double(env, argv[12], &variation_ms) != napi_ok || min_timeout_ms < 1 || max_timeout_ms < min_timeout_ms || block_size < 8 ||
@@ -481,7 +467,7 @@ static napi_value method_pump(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "pump(fd, size, blockSize, from, finalIndex, port, address, timeoutMs, adaptive, minTimeoutMs, maxTimeoutMs, smoothedMs, variationMs)");
     return NULL;
   }
-  if (ep->closed) return throw_errno_error(env, EBADF, "pump");
+  if (ep->closed) return rb_throw_errno(env, EBADF, "pump", "");
   client.sin_port = htons((uint16_t)port);
   int64_t capacity = (READ_AHEAD_BYTES / block_size + 1) * block_size;
   if (ep->chunk == NULL || ep->chunk_capacity != capacity) {
@@ -516,7 +502,7 @@ static napi_value method_pump(napi_env env, napi_callback_info info) {
         napi_throw_error(env, NULL, "file ended before its size");
         return NULL;
       }
-      return throw_errno_error(env, ep->read_error, "preadv2");
+      return rb_throw_errno(env, ep->read_error, "preadv2", "");
   }
   napi_value result;
   napi_create_string_utf8(env, outcome, NAPI_AUTO_LENGTH, &result);

@@ -29,23 +29,6 @@
 
 #include "native.h"
 
-/* Throws an Error shaped like Node's own system errors: "bind EADDRINUSE 0.0.0.0:67", code, errno, syscall. */
-static napi_value throw_errno(napi_env env, int error, const char *syscall, const char *detail) {
-  const char *code = strerrorname_np(error);
-  char message[256];
-  snprintf(message, sizeof message, "%s %s %s (%s)", syscall, code ? code : "EUNKNOWN", detail, strerror(error));
-  napi_value code_value, message_value, errno_value, syscall_value, error_value;
-  napi_create_string_utf8(env, code ? code : "EUNKNOWN", NAPI_AUTO_LENGTH, &code_value);
-  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value);
-  napi_create_int32(env, -error, &errno_value);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
-  napi_create_error(env, code_value, message_value, &error_value);
-  napi_set_named_property(env, error_value, "errno", errno_value);
-  napi_set_named_property(env, error_value, "syscall", syscall_value);
-  napi_throw(env, error_value);
-  return NULL;
-}
-
 static napi_value throw_type(napi_env env, const char *message) {
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
   return NULL;
@@ -82,7 +65,7 @@ static napi_value open_udp4_on_device(napi_env env, napi_callback_info info) {
 
   /* Close-on-exec: the server spawns no children that should hold port 67. */
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, errno, "socket", "AF_INET SOCK_DGRAM");
+  if (fd < 0) return rb_throw_errno(env, errno, "socket", "AF_INET SOCK_DGRAM");
   int on = 1;
   const char *failed = NULL;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0) failed = "SO_REUSEADDR";
@@ -94,14 +77,14 @@ static napi_value open_udp4_on_device(napi_env env, napi_callback_info info) {
     char detail[64];
     snprintf(detail, sizeof detail, "%s%s%s", failed, strcmp(failed, "SO_BINDTODEVICE") == 0 ? " " : "",
              strcmp(failed, "SO_BINDTODEVICE") == 0 ? device : "");
-    return throw_errno(env, error, "setsockopt", detail);
+    return rb_throw_errno(env, error, "setsockopt", detail);
   }
   if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0) {
     int error = errno;
     close(fd);
     char detail[64];
     snprintf(detail, sizeof detail, "%s:%d on %s", address_text, port, device);
-    return throw_errno(env, error, "bind", detail);
+    return rb_throw_errno(env, error, "bind", detail);
   }
 
   napi_value result;

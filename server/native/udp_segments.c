@@ -38,20 +38,6 @@
 #define UDP_SEGMENT 103
 #endif
 
-static napi_value throw_errno(napi_env env, int error, const char *syscall) {
-  char message[160];
-  snprintf(message, sizeof message, "%s %s (%s)", syscall, strerrorname_np(error) ? strerrorname_np(error) : "EUNKNOWN", strerror(error));
-  napi_throw_error(env, strerrorname_np(error), message);
-  return NULL;
-}
-
-static int get_address(napi_env env, napi_value value, struct in_addr *address) {
-  char text[INET_ADDRSTRLEN + 1];
-  size_t length;
-  if (napi_get_value_string_utf8(env, value, text, sizeof text, &length) != napi_ok) return 0;
-  return inet_pton(AF_INET, text, address) == 1;
-}
-
 static napi_value open_udp4(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -59,16 +45,16 @@ static napi_value open_udp4(napi_env env, napi_callback_info info) {
   struct sockaddr_in local;
   memset(&local, 0, sizeof local);
   local.sin_family = AF_INET;
-  if (argc != 1 || !get_address(env, argv[0], &local.sin_addr)) {
+  if (argc != 1 || !rb_get_ipv4(env, argv[0], &local.sin_addr)) {
     napi_throw_type_error(env, NULL, "openUdp4(address): a dotted IPv4 address");
     return NULL;
   }
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, errno, "socket");
+  if (fd < 0) return rb_throw_errno(env, errno, "socket", "");
   if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
     int error = errno;
     close(fd);
-    return throw_errno(env, error, "bind");
+    return rb_throw_errno(env, error, "bind", "");
   }
   napi_value result;
   napi_create_int32(env, fd, &result);
@@ -88,7 +74,7 @@ static napi_value send_segments(napi_env env, napi_callback_info info) {
   to.sin_family = AF_INET;
   if (argc != 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_buffer_info(env, argv[1], &data, &length) != napi_ok ||
       napi_get_value_uint32(env, argv[2], &segment_size) != napi_ok || napi_get_value_uint32(env, argv[3], &port) != napi_ok ||
-      !get_address(env, argv[4], &to.sin_addr) || segment_size == 0 || segment_size > 65507 || port > 65535 || length > 65507) {
+      !rb_get_ipv4(env, argv[4], &to.sin_addr) || segment_size == 0 || segment_size > 65507 || port > 65535 || length > 65507) {
     napi_throw_type_error(env, NULL, "sendSegments(fd, buffer, segmentSize, port, address): at most 65507 bytes");
     return NULL;
   }

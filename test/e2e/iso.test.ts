@@ -53,6 +53,12 @@ async function bootToReady(ns: Netns, args: string[]): Promise<{ machine: Consol
   }
 }
 
+/** OVMF's code and a fresh copy of its variables, as QEMU flash drives. */
+async function ovmfDrives(): Promise<string[]> {
+  const vars = await prepareOvmfVars(work);
+  return ['-drive', `if=pflash,format=raw,readonly=on,file=${ovmfCode}`, '-drive', `if=pflash,format=raw,file=${vars}`];
+}
+
 test('BIOS: the image boots as a CD through GRUB and Xen to the ready line', { timeout: 300_000 }, async () => {
   const ns = Netns.create('rbiso');
   try {
@@ -70,10 +76,8 @@ test('BIOS: the image boots as a CD through GRUB and Xen to the ready line', { t
 test('UEFI: the image boots as a CD on OVMF; GRUB starts Xen with multiboot2 (EFI boot services kept)', { timeout: 300_000 }, async () => {
   const ns = Netns.create('rbiso');
   try {
-    const vars = await prepareOvmfVars(work);
     const { machine } = await bootToReady(ns, [
-      '-drive', `if=pflash,format=raw,readonly=on,file=${ovmfCode}`,
-      '-drive', `if=pflash,format=raw,file=${vars}`,
+      ...(await ovmfDrives()),
       '-cdrom', path.join(assets, 'current/rackboot.iso'),
       '-boot', 'd',
       '-nic', 'none',
@@ -91,10 +95,8 @@ test('UEFI: the image boots as a CD on OVMF; GRUB starts Xen with multiboot2 (EF
 test('UEFI: the same image written to a USB stick boots on OVMF from its GPT EFI partition', { timeout: 300_000 }, async () => {
   const ns = Netns.create('rbiso');
   try {
-    const vars = await prepareOvmfVars(work);
     const { machine } = await bootToReady(ns, [
-      '-drive', `if=pflash,format=raw,readonly=on,file=${ovmfCode}`,
-      '-drive', `if=pflash,format=raw,file=${vars}`,
+      ...(await ovmfDrives()),
       '-drive', `if=none,id=stick,format=raw,readonly=on,file=${path.join(assets, 'current/rackboot.iso')}`,
       '-device', 'qemu-xhci',
       '-device', 'usb-storage,drive=stick,bootindex=0',
