@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createLogger } from './log.js';
+import { defaultRetention } from './events/retention.js';
 
 /** Where profiles and builds live: the same options and defaults for every command. */
 const folderOptions = {
@@ -42,7 +43,14 @@ async function main(argv: string[]): Promise<void> {
           .option('tftp-max-transfers', { type: 'number', default: 64, describe: 'TFTP transfers at once; past it clients get "server busy"' })
           .option('tftp-max-per-client', { type: 'number', default: 8, describe: 'TFTP transfers at once from one client address' })
           .option('tftp-server', { type: 'string', describe: 'TFTP server to name in DHCP replies (siaddr, option 66) when another host serves TFTP (full mode)' })
-          .option('dhcp-port', { type: 'number', default: 67 }),
+          .option('dhcp-port', { type: 'number', default: 67 })
+          .option('keep-days', { type: 'number', default: defaultRetention.days, describe: 'boot timeline: forget events older than this (each host keeps its newest)' })
+          .option('keep-events', { type: 'number', default: defaultRetention.perHost, describe: 'boot timeline: at most this many events per host' })
+          .check((argv) => {
+            if (!(argv['keep-days'] > 0)) throw new Error(`--keep-days must be a number of days above 0, not ${argv['keep-days']}`);
+            if (!(Number.isInteger(argv['keep-events']) && argv['keep-events'] >= 1)) throw new Error(`--keep-events must be a whole number from 1, not ${argv['keep-events']}`);
+            return true;
+          }),
       async (args) => {
         const { serve } = await import('./serve.js');
         const log = createLogger();
@@ -64,6 +72,7 @@ async function main(argv: string[]): Promise<void> {
           tftpMaxTransfersPerClient: args['tftp-max-per-client'],
           ...(args['tftp-server'] !== undefined ? { tftpServer: args['tftp-server'] } : {}),
           dhcpPort: args['dhcp-port'],
+          eventRetention: { days: args['keep-days'], perHost: args['keep-events'] },
           log,
         });
         const stop = (signal: string) => {

@@ -10,6 +10,7 @@ import { MemoryLeaseStore } from './dhcp/leases.js';
 import { DhcpServer } from './dhcp/server.js';
 import { SqliteLeaseStore } from './dhcp/sqlite-leases.js';
 import { SqliteEventStore } from './events/sqlite-store.js';
+import { defaultRetention, startEventRetention, type RetentionSettings } from './events/retention.js';
 import { listImages } from './http/downloads.js';
 import { createStatusRouter } from './http/status.js';
 import { Metrics } from './metrics.js';
@@ -51,6 +52,8 @@ export interface ServeOptions {
   /** `--tftp-server`: the TFTP server DHCP names (siaddr, option 66) when it is not this one. */
   tftpServer?: string;
   dhcpPort: number;
+  /** How much boot timeline to keep (default: defaultRetention). */
+  eventRetention?: RetentionSettings;
   log: Logger;
 }
 
@@ -112,6 +115,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     // and what the DHCP, TFTP and HTTP servers see (server/observe.ts).
     const events = SqliteEventStore.open(join(options.state, 'events.sqlite'));
     closers.push(async () => events.close());
+    const stopRetention = startEventRetention(events, options.eventRetention ?? defaultRetention, log);
+    closers.push(async () => stopRetention());
     const partNames = new BuildPartNames(assets);
     closers.push(async () => partNames.stop());
     const hostStatus = (mac: string) => describeHost(mac, events, { profiles, sightings, ...(leases ? { leases } : {}) });

@@ -16,7 +16,7 @@
 import Database from 'better-sqlite3';
 import { migrateSchema } from '../sqlite/schema.js';
 import type { BootEvent, EventSource, NewBootEvent } from './event.js';
-import type { EventStore } from './store.js';
+import type { EventRetention, EventStore } from './store.js';
 
 /** Schema migrations: entry i takes the file from version i to i + 1. Append only. */
 const migrations: readonly string[][] = [
@@ -110,6 +110,13 @@ export class SqliteEventStore implements EventStore {
       newestByHost: db.prepare<[string, number], EventRow>(
         `SELECT ${columns} FROM (SELECT ${columns} FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?) newest ORDER BY id`,
       ),
+      // Window functions and a subquery in NOT IN: standard SQL, the same in PostgreSQL.
+      pruneBefore: db.prepare<[number]>(`DELETE FROM events WHERE time < ? AND id NOT IN (SELECT MAX(id) FROM events GROUP BY mac)`),
+      prunePerHost: db.prepare<[number]>(
+        `DELETE FROM events WHERE id IN (
+           SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY mac ORDER BY id DESC) AS newer FROM events) ranked
+           WHERE newer > ?)`,
+      ),
       latest: db.prepare<[], EventRow>(
         `SELECT ${columns.split(', ').map((column) => `e.${column}`).join(', ')} FROM events e
          JOIN (SELECT mac, MAX(id) AS id FROM events GROUP BY mac) last ON e.id = last.id
@@ -143,6 +150,15 @@ export class SqliteEventStore implements EventStore {
 
   latestByHost(): BootEvent[] {
     return this.statements.latest.all().map(fromRow);
+  }
+
+  prune(retention: EventRetention): number {
+    return this.db.transaction(() => {
+      let removed = 0;
+      if (retention.before !== undefined) removed += this.statements.pruneBefore.run(retention.before).changes;
+      if (retention.keepPerHost !== undefined) removed += this.statements.prunePerHost.run(Math.max(1, retention.keepPerHost)).changes;
+      return removed;
+    })();
   }
 
   close(): void {

@@ -13,16 +13,28 @@ export interface EventStore {
   listByHost(mac: string, options?: { limit?: number }): BootEvent[];
   /** Each host's most recent event (its current stage), ordered by MAC. */
   latestByHost(): BootEvent[];
+  /**
+   * Forget old events: those before `before` (ms), and those past the newest
+   * `keepPerHost` of their host. Each host's newest event always stays, so
+   * latestByHost() still lists every host ever seen. Returns how many went.
+   */
+  prune(retention: EventRetention): number;
   close(): void;
+}
+
+export interface EventRetention {
+  before?: number;
+  keepPerHost?: number;
 }
 
 /** Events in memory, lost on restart: for tests and `rackboot whatif`-like tools. */
 export class MemoryEventStore implements EventStore {
   private readonly events: BootEvent[] = [];
   private readonly latest = new Map<string, BootEvent>();
+  private nextId = 1;
 
   append(event: NewBootEvent): BootEvent {
-    const stored: BootEvent = { ...event, id: this.events.length + 1 };
+    const stored: BootEvent = { ...event, id: this.nextId++ };
     this.events.push(stored);
     this.latest.set(stored.mac, stored);
     return { ...stored };
@@ -40,6 +52,24 @@ export class MemoryEventStore implements EventStore {
 
   latestByHost(): BootEvent[] {
     return [...this.latest.values()].sort((a, b) => (a.mac < b.mac ? -1 : a.mac > b.mac ? 1 : 0)).map((event) => ({ ...event }));
+  }
+
+  prune(retention: EventRetention): number {
+    const kept = new Map<string, number>();
+    const keep = new Set<BootEvent>();
+    for (let index = this.events.length - 1; index >= 0; index -= 1) {
+      const event = this.events[index]!;
+      const newer = kept.get(event.mac) ?? 0;
+      kept.set(event.mac, newer + 1);
+      const newest = newer === 0;
+      const tooOld = retention.before !== undefined && event.time < retention.before;
+      const pastCap = retention.keepPerHost !== undefined && newer >= retention.keepPerHost;
+      if (newest || (!tooOld && !pastCap)) keep.add(event);
+    }
+    const before = this.events.length;
+    const remaining = this.events.filter((event) => keep.has(event));
+    this.events.splice(0, this.events.length, ...remaining);
+    return before - remaining.length;
   }
 
   close(): void {}

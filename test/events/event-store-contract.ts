@@ -74,6 +74,52 @@ export function eventStoreContract(name: string, create: () => EventStore): void
       store.close();
     });
 
+    test('prune: older than a time, or past the newest N of a host, goes; each host keeps its newest event', () => {
+      const store = create();
+      const a = [0, 1, 2, 3, 4].map((index) => store.append({ time: t0 + index * 1000, mac: hostA, source: 'runtime', stage: `a${index}` }));
+      const b = store.append({ time: t0, mac: hostB, source: 'runtime', stage: 'b0' });
+      assert.equal(store.prune({ before: t0 + 2500 }), 3, 'a0, a1, a2 are older; b0 is older but its host has nothing newer');
+      assert.deepEqual(store.listByHost(hostA), a.slice(3));
+      assert.deepEqual(store.listByHost(hostB), [b]);
+      assert.equal(store.prune({ keepPerHost: 1 }), 1);
+      assert.deepEqual(store.listByHost(hostA), [a[4]]);
+      assert.equal(store.prune({ before: t0 + 100_000, keepPerHost: 1 }), 0, 'newest events stay');
+      assert.deepEqual(store.latestByHost(), [a[4], b]);
+      const next = store.append({ time: t0 + 9000, mac: hostB, source: 'runtime', stage: 'b1' });
+      assert.ok(next.id > a[4]!.id, 'ids keep increasing after a prune');
+      store.close();
+    });
+
+    test('random appends and a prune: what stays is exactly what the retention rule keeps (property)', () => {
+      const macs = [hostA, hostB, '02:00:00:00:00:01'];
+      const step = fc.record({ mac: fc.constantFrom(...macs), gap: fc.integer({ min: 0, max: 5000 }) });
+      fc.assert(
+        fc.property(fc.array(step, { maxLength: 40 }), fc.option(fc.integer({ min: 0, max: 100_000 })), fc.option(fc.integer({ min: 1, max: 6 })), (steps, cutoff, cap) => {
+          const store = create();
+          try {
+            let time = t0;
+            const appended = steps.map((entry, index) => store.append({ time: (time += entry.gap), mac: entry.mac, source: 'dhcp', stage: `s${index}` }));
+            const retention = { ...(cutoff !== null ? { before: t0 + cutoff } : {}), ...(cap !== null ? { keepPerHost: cap } : {}) };
+            const expected = macs.map((mac) => {
+              const own = appended.filter((event) => event.mac === mac);
+              return own.filter((event, index) => {
+                const newer = own.length - 1 - index;
+                if (newer === 0) return true;
+                if (retention.before !== undefined && event.time < retention.before) return false;
+                return retention.keepPerHost === undefined || newer < retention.keepPerHost;
+              });
+            });
+            const removed = store.prune(retention);
+            assert.equal(removed, appended.length - expected.flat().length);
+            macs.forEach((mac, index) => assert.deepEqual(store.listByHost(mac), expected[index]));
+          } finally {
+            store.close();
+          }
+        }),
+        { numRuns: 100 },
+      );
+    });
+
     test('random appends: each host reads back exactly its own events, in order (property)', () => {
       const macs = [hostA, hostB, '02:00:00:00:00:01'];
       const newEvent = fc.record(
