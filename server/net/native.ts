@@ -14,6 +14,8 @@ export interface NativeBinding {
   /** A TFTP transfer's socket that answers windowsize-1 ACKs itself. See tftp_endpoint.c. */
   TftpEndpoint: new (
     address: string,
+    clientAddress: string,
+    clientPort: number,
     onMessage: (message: Buffer, address: string, port: number) => void,
     onPumpStopped: (reason: string, lastAcked: number, highestSent: number, sinceSentMs: number, smoothedMs: number, variationMs: number, detail: string | undefined) => void,
   ) => NativeTftpEndpoint;

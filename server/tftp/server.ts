@@ -272,7 +272,7 @@ export class TftpServer {
     }
     let socket: TransferSocket;
     try {
-      socket = await this.transferSocket(netascii || content.openRandomAccess === undefined ? 0 : negotiated.windowSize, key);
+      socket = await this.transferSocket(netascii || content.openRandomAccess === undefined ? 0 : negotiated.windowSize, client, key);
     } catch (err) {
       this.release(client);
       this.log.error({ err, client: key }, 'tftp could not open a transfer socket');
@@ -320,9 +320,9 @@ export class TftpServer {
    * segmented sends. Servers given a socket factory, and udp6, get plain
    * dgram.
    */
-  private async transferSocket(pumpWindow: number, key: string): Promise<TransferSocket> {
+  private async transferSocket(pumpWindow: number, client: TftpClient, key: string): Promise<TransferSocket> {
     const native = this.config.createSocket === undefined && this.socketType === 'udp4';
-    if (native && pumpWindow === 1) return new NativeTransferSocket(this.options.address);
+    if (native && pumpWindow === 1) return new NativeTransferSocket(this.options.address, client);
     const onError = (err: Error): void => this.log.debug({ client: key, err }, 'tftp transfer socket error');
     if (native) {
       // Opened by the addon, so that its descriptor is known for sendMany's segmented sends.

@@ -145,10 +145,13 @@ export class NativeTransferSocket implements TransferSocket, BlockPump {
   private closed = false;
   readonly pump: BlockPump = this;
 
-  constructor(address: string) {
+  /** Bound to `address` and an ephemeral port, for one client's transfer. */
+  constructor(address: string, client: { address: string; port: number }) {
     const { TftpEndpoint } = nativeBinding();
     this.endpoint = new TftpEndpoint(
       address,
+      client.address,
+      client.port,
       (message, from, port) => this.messageListener?.(message, { address: from, port }),
       (reason, lastAcked, highestSent, sinceSentMs, smoothedMs, variationMs, detail) => {
         const stop: PumpStop = { reason: reason as PumpStop['reason'], lastAcked, highestSent, sinceSentMs, smoothedMs: smoothedMs >= 0 ? smoothedMs : undefined, variationMs };
