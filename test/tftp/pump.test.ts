@@ -76,7 +76,7 @@ describe('TFTP pump', () => {
     });
   });
 
-  test('hand-backs: a duplicate ACK, a foreign port and a silent client go to JavaScript, and the pump takes over again at the next in-order ACK', async () => {
+  test('a duplicate ACK and a silent client hand the transfer back to JavaScript, which gives it back at the next in-order ACK; a stranger gets error 5 while the pump goes on', async () => {
     await withServer({ timeoutMs: 300, minTimeoutMs: 300 }, async (fixture) => {
       const content = fixture.writeRandomFile('f', 100 * 512);
       const client = await RawClient.open();
