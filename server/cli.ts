@@ -142,6 +142,7 @@ async function main(argv: string[]): Promise<void> {
           .option('profiles', folderOptions.profiles)
           .option('address', { type: 'string', default: '127.0.0.1', describe: 'with --host: server address the runtime fetches runtime.env from' })
           .option('http-port', { type: 'number', default: 80 })
+          .option('state', { type: 'string', default: 'state', describe: "with --host: the server's state folder, whose host-token.key signs the image's token" })
           .option('keep', { type: 'number', describe: 'after the build, keep only the N newest builds (and the current one)' })
           .check((args) => args.keep === undefined || (Number.isInteger(args.keep) && args.keep >= 1) || `--keep ${String(args.keep)}: want a whole number of builds, at least 1`),
       async (args) => {
@@ -154,6 +155,7 @@ async function main(argv: string[]): Promise<void> {
             mac: args.host,
             profiles: args.profiles,
             assets: args.out,
+            state: args.state,
             endpoints: { address: args.address, httpPort: args['http-port'] },
             ...(args['iso-file'] ? { output: args['iso-file'] } : {}),
           });

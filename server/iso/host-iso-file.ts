@@ -1,4 +1,6 @@
+import { loadOrCreateSecret } from '../admin/token.js';
 import { AssetStore } from '../assets/builds.js';
+import { HostTokens } from '../boot/host-token.js';
 import type { ServerEndpoints } from '../boot/resolve.js';
 import { createLogger } from '../log.js';
 import { formatProfileError } from '../profiles/error.js';
@@ -8,19 +10,27 @@ import { planHostIso, writeHostIso } from './host-iso.js';
 /**
  * `rackboot build --host MAC`: one host's CD/USB image from the current
  * build, written to a file; the same image GET /hosts/<mac>/rackboot.iso
- * serves.
+ * serves. Its boot line carries a host token signed with the key in
+ * `state` (host-token.key, made there if missing), the key `rackboot serve
+ * --state` with the same folder signs and checks with: the image's runtime
+ * then fetches the host's secrets (root hash, SSH keys, domain configs)
+ * from that server, as a network boot does.
  */
 export async function buildHostIsoFile(options: {
   mac: string;
   profiles: string;
   assets: string;
+  state: string;
   endpoints: ServerEndpoints;
   output?: string;
-}): Promise<{ path: string; size: number; sha256: string; build: string; hostname: string }> {
+}): Promise<{ path: string; size: number; sha256: string; build: string; hostname: string; tokenKey: string }> {
   const profiles = await ProfileDirectory.open(options.profiles, createLogger({ level: 'silent', pretty: false }));
   try {
+    const key = await loadOrCreateSecret(options.state, 'host-token.key');
+    const tokens = new HostTokens(Buffer.from(key.value));
     const planned = await planHostIso(
       {
+        secrets: { tokens, addressOf: () => undefined },
         assets: new AssetStore(options.assets),
         lookupProfile: (mac) => profiles.lookup(mac),
         profileProblems: (mac) => profiles.problemsFor(mac).map(formatProfileError),
@@ -34,7 +44,7 @@ export async function buildHostIsoFile(options: {
     }
     const output = options.output ?? `rackboot-${planned.mac.replaceAll(':', '')}.iso`;
     const made = await writeHostIso(planned, output);
-    return { path: made.path, size: made.size, sha256: made.sha256, build: planned.plan.build.id, hostname: planned.plan.profile.hostname };
+    return { path: made.path, size: made.size, sha256: made.sha256, build: planned.plan.build.id, hostname: planned.plan.profile.hostname, tokenKey: key.file };
   } finally {
     profiles.close();
   }

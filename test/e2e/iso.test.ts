@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { assertQemu, ovmfCode, prepareOvmfVars, readyLinePattern } from '../../server/demo/qemu.js';
 import { isoSanbootUrl } from '../../server/http/downloads.js';
+import { HostTokens } from '../../server/boot/host-token.js';
 import { ConsoleMachine } from '../builder/qemu.js';
 import { cliPath, ensureTestBuild } from '../helpers/build.js';
 import { assertRoot, Netns } from '../helpers/netns.js';
@@ -134,8 +135,14 @@ test('a per-host image (rackboot build --host) boots as a USB stick with its sta
   const image = path.join(work, 'iso-node.iso');
   await promisify(execFile)(process.execPath, [
     cliPath, 'build', '--out', assets, '--host', MAC, '--profiles', profiles,
-    '--address', '198.18.0.1', '--http-port', '8080', '--iso-file', image,
+    '--address', '198.18.0.1', '--http-port', '8080', '--iso-file', image, '--state', path.join(work, 'state'),
   ]);
+  // The boot line's token is signed with the state folder's key, which a
+  // server on that folder checks before it hands out the host's secrets.
+  const key = (await readFile(path.join(work, 'state', 'host-token.key'), 'utf8')).trim();
+  const tokens = [...(await readFile(image)).toString('latin1').matchAll(/rackboot\.token=([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)/g)].map((match) => match[1]!);
+  assert.ok(tokens.length > 0, 'the image carries a host token');
+  assert.ok(tokens.every((token) => new HostTokens(Buffer.from(key)).verify(MAC, token)), 'signed with the state folder\'s key, for this MAC');
   const ns = Netns.create('rbiso');
   try {
     ns.addTap('tap0', '198.18.0.1/24');
