@@ -46,6 +46,7 @@
 import { closeSync, existsSync, fsync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { migrateSchema } from '../sqlite/schema.js';
+import { storeOpenError } from '../sqlite/errors.js';
 import {
   holdsAddress,
   LeaseConflictError,
@@ -451,14 +452,10 @@ function describe(error: unknown): string {
 }
 
 function asDatabaseError(file: string, error: unknown): LeaseDatabaseError {
-  if (error instanceof LeaseDatabaseError) return error;
-  const code = (error as { code?: unknown }).code;
-  const message = error instanceof Error ? error.message : String(error);
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
-    return new LeaseDatabaseError(file, 'LOCKED', `locked by another process (is another rackboot serving from this state folder?): ${message}`, { cause: error });
-  }
-  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
-    return new LeaseDatabaseError(file, 'CORRUPT', `not a usable SQLite database (${message}); move it aside to start with no leases`, { cause: error });
-  }
-  return new LeaseDatabaseError(file, 'OPEN', message, { cause: error });
+  return storeOpenError(
+    error,
+    (e): e is LeaseDatabaseError => e instanceof LeaseDatabaseError,
+    (code, message, cause) => new LeaseDatabaseError(file, code, message, { cause }),
+    'move it aside to start with no leases',
+  );
 }

@@ -14,6 +14,7 @@
  * time is BIGINT milliseconds.
  */
 import Database from 'better-sqlite3';
+import { storeOpenError } from '../sqlite/errors.js';
 import { migrateSchema } from '../sqlite/schema.js';
 import type { BootEvent, EventSource, NewBootEvent } from './event.js';
 import type { EventRetention, EventStore } from './store.js';
@@ -173,16 +174,12 @@ function migrate(db: Database.Database, file: string): void {
 }
 
 function asDatabaseError(file: string, error: unknown): EventDatabaseError {
-  if (error instanceof EventDatabaseError) return error;
-  const code = (error as { code?: unknown }).code;
-  const message = error instanceof Error ? error.message : String(error);
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
-    return new EventDatabaseError(file, 'LOCKED', `locked by another process (is another rackboot serving from this state folder?): ${message}`, { cause: error });
-  }
-  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
-    return new EventDatabaseError(file, 'CORRUPT', `not a usable SQLite database (${message}); move it aside to start a new timeline`, { cause: error });
-  }
-  return new EventDatabaseError(file, 'OPEN', message, { cause: error });
+  return storeOpenError(
+    error,
+    (e): e is EventDatabaseError => e instanceof EventDatabaseError,
+    (code, message, cause) => new EventDatabaseError(file, code, message, { cause }),
+    'move it aside to start a new timeline',
+  );
 }
 
 /**
