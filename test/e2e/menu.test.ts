@@ -43,7 +43,7 @@ test('BIOS: the boot menu times out to the testing entry; Xen and dom0 log verbo
   // Linux prints this only when booted with ignore_loglevel, and with it
   // (and without quiet) its boot messages reach the console.
   assert.match(console, /printk: debug: ignoring loglevel setting\./);
-  assert.match(console, /Kernel command line: console=tty0 console=hvc0 ignore_loglevel rackboot\.server=/);
+  assert.match(console, /Kernel command line: console=tty0 console=hvc0 swiotlb=8192 ignore_loglevel rackboot\.server=/);
 
   // QEMU's iPXE ROM draws its menu on the screen, not the serial line: the
   // server's log shows the script it got, with the note about the guest.
