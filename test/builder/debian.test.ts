@@ -16,7 +16,8 @@ import { baseKernelArgs } from '../../server/boot/resolve.js';
 import { ConsoleWatcher, readyLinePattern, spawnQemu } from '../../server/demo/qemu.js';
 import { silentLogger } from '../../server/log.js';
 import { profileDefaults } from '../../server/profiles/parse.js';
-import { startRack, type Rack } from '../helpers/boot.js';
+import { httpPort, serverAddress, startRack, type Rack } from '../helpers/boot.js';
+import { cliPath } from '../helpers/build.js';
 import { assertRoot, Netns, run } from '../helpers/netns.js';
 import { ConsoleMachine, serveInNamespace, xenBootArgs, type HttpRoute, type SeenRequest } from './qemu.js';
 
@@ -277,6 +278,18 @@ test(`rackboot serve network-boots Xen + the Debian runtime in ${MEMORY_MIB} MiB
       ['booted', 'configured', 'domain-started:demo1', 'domain-started:demo2', 'ready'],
       `events in order; console:\n${machine.transcript.slice(-6000)}`,
     );
+    // The server keeps them: its events store (GET /hosts/<mac>/events) and
+    // the host's timeline as `rackboot hosts` shows it.
+    const stored = JSON.parse(rack.ns.exec('curl', ['-sSf', `http://${serverAddress}:${httpPort}/hosts/${MAC}/events`])) as Array<{ source: string; stage: string; domain?: string }>;
+    assert.deepEqual(stored.filter((e) => e.stage === 'guest-ready').map((e) => `${e.source}:${e.domain}`).sort(), ['guest:demo1', 'guest:demo2']);
+    assert.deepEqual(stored.filter((e) => e.stage === 'domain-started').map((e) => `${e.source}:${e.domain}`), ['runtime:demo1', 'runtime:demo2']);
+    const hosts = JSON.parse(
+      rack.ns.exec(process.execPath, [cliPath, 'hosts', '--server', `http://${serverAddress}:${httpPort}`, '--state', join(rack.work, 'state'), '--json']),
+    ) as Array<{ mac: string; hostname: string | null; stage: string; lastBootSeconds: number | null }>;
+    const host = hosts.find((h) => h.mac === MAC);
+    assert.equal(host?.hostname, 'xen01', JSON.stringify(hosts));
+    assert.equal(host.stage, 'ready', 'guest reports leave the host at ready');
+    assert.ok(host.lastBootSeconds !== null && host.lastBootSeconds > 0, JSON.stringify(host));
     // dom0 took its settings, both domain configs and the guest initrd from the server.
     const fromDom0 = rack.events().filter((e) => e.event === 'http' && String(e.remote).replace(/^::ffff:/, '') === DOM0_IP).map((e) => `${String(e.method)} ${String(e.path).replace(/\?.*$/, '')}`);
     for (const request of [`GET /hosts/${MAC}/runtime.env`, `GET /hosts/${MAC}/domains/demo1.cfg`, `GET /hosts/${MAC}/domains/demo2.cfg`, `GET /builds/${second.id}/guest.initrd.gz`]) {
