@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { kernelElfOf } from './bzimage.js';
 import { encodeCpio, withParentDirectories, type CpioEntry } from './cpio.js';
 import { runCommand } from './exec.js';
 import type { KernelParts } from './kernel.js';
@@ -201,12 +203,31 @@ export async function debianRuntimeTree(inputs: DebianRuntimeInputs): Promise<Ru
   return { entries: withParentDirectories(entries), modules: inputs.kernel.selection };
 }
 
-/** rackboot's files inside the Debian tree: init-debian as /init, the udhcpc script, the release note and the dom0 modules. */
+/**
+ * Where the Debian root holds the guest kernel, unpacked: `vmlinux` (the
+ * ELF inside the build's vmlinuz) and `vmlinuz.sha256` (the sha256 of the
+ * vmlinuz it came from, as the server's ETag for that part carries it).
+ */
+export const GUEST_KERNEL_DIR = 'usr/lib/rackboot/guest-kernel';
+
+/**
+ * rackboot's files inside the Debian tree: init-debian as /init, the udhcpc
+ * script, the release note, the dom0 modules, and the guest kernel unpacked.
+ *
+ * The unpacked kernel is for memory: started from the vmlinuz, xl's domain
+ * builder unpacks its 66 MB payload into dom0's heap (about 97 MB resident
+ * at its peak, by growing buffers), which OOM-kills xl in a 256 MiB dom0.
+ * Started from the ELF, xl maps the file; in the squashfs it costs about
+ * what the compressed vmlinuz does, and its pages are clean page cache that
+ * the kernel takes back once the domain is built.
+ */
 export async function debianRuntimeFiles(kernel: KernelParts, runtimeDir: string, runtimeVersion: string): Promise<CpioEntry[]> {
   return [
     { type: 'file', path: 'init', mode: 0o755, data: await readFile(join(runtimeDir, 'init-debian')) },
     { type: 'file', path: 'usr/share/udhcpc/default.script', mode: 0o755, data: await readFile(join(runtimeDir, 'udhcpc.script')) },
     { type: 'file', path: 'etc/rackboot-release', mode: 0o644, data: Buffer.from(`rackboot-runtime ${runtimeVersion} debian\n`, 'utf8') },
+    { type: 'file', path: `${GUEST_KERNEL_DIR}/vmlinux`, mode: 0o644, data: await kernelElfOf(kernel.vmlinuz) },
+    { type: 'file', path: `${GUEST_KERNEL_DIR}/vmlinuz.sha256`, mode: 0o644, data: Buffer.from(`${createHash('sha256').update(kernel.vmlinuz).digest('hex')}\n`, 'utf8') },
     // Debian's /lib is a link to usr/lib (merged /usr).
     ...moduleEntries(kernel, 'usr/lib/modules'),
   ];

@@ -64,6 +64,8 @@ export async function demo(options: DemoOptions): Promise<number> {
       firmware: options.firmware,
       mac: options.mac,
       tap: 'tap0',
+      // XenCD's recommended size: the default profile's dom0 and two guests fit (builder/README.md).
+      memoryMiB: 512,
       ...(options.firmware === 'bios' ? {} : { ovmfVars: await prepareOvmfVars(work) }),
     });
     const console = new ConsoleWatcher(qemu, (chunk) => process.stdout.write(chunk));

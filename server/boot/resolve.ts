@@ -134,8 +134,14 @@ export type HostBoot =
 
 /** Always on the hypervisor line: serial console for racks (and the tests), VGA for a crash cart. */
 export const baseXenArgs = ['console=com1,vga', 'com1=115200,8n1'];
-/** The last console= is /dev/console: hvc0 reaches Xen's serial line. */
-export const baseKernelArgs = ['console=tty0', 'console=hvc0'];
+/**
+ * The last console= is /dev/console: hvc0 reaches Xen's serial line.
+ * swiotlb=8192 (2 KiB slabs: 16 MiB): a PV dom0 bounces DMA through
+ * xen-swiotlb, whose 64 MiB default is a quarter of rackboot's 256 MiB dom0
+ * (profileDefaults); a NIC bounces only buffers that span machine pages
+ * that are not contiguous, and 8 MiB carried the e1000 through every boot test.
+ */
+export const baseKernelArgs = ['console=tty0', 'console=hvc0', 'swiotlb=8192'];
 
 /**
  * The one decision of what a machine boots. DHCP picks the loader with

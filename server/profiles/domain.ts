@@ -7,7 +7,9 @@ import { createHash } from 'node:crypto';
 
 /** Defaults of the optional domain fields (see profiles/default.yaml). */
 export const domainDefaults = {
-  memory: 128,
+  // The demo guest (Debian's kernel, a busybox initrd) boots in 96: the
+  // kernel image alone takes about 58 MiB, and with 80 it dies at boot.
+  memory: 96,
   vcpus: 1,
   kernel: 'vmlinuz',
   ramdisk: 'guest.initrd.gz',

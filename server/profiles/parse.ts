@@ -49,11 +49,20 @@ export type ParseResult =
 /** File names of the default profile, the one for hosts without a file of their own. */
 export const defaultProfileFileNames = ['default.yaml', 'default.yml'] as const;
 
+/**
+ * dom0 gets a fixed 256 MiB (`max:` too, so it never balloons): on a
+ * 512 MiB machine that leaves room for the default profile's two 96 MiB
+ * demo guests and Xen's own 8 MiB, with about 50 MiB to spare. Measured
+ * floors: Xen's PV dom0 builder wants a naturally aligned 128 MiB block for
+ * the kernel's 74 MiB of address space plus the initrd's 54 MB (183 MiB
+ * at least), and the kernel keeps the initramfs in a tmpfs limited to half
+ * the memory it has at that point (232 MiB is enough, 208 is not).
+ */
 export const profileDefaults = {
   ssh: false,
   timezone: 'Etc/UTC',
   aptUpdate: false,
-  boot: { entry: 'standard', xenArgs: 'dom0_mem=512M', kernelArgs: '', menuTimeout: 5 } satisfies BootSettings,
+  boot: { entry: 'standard', xenArgs: 'dom0_mem=256M,max:256M', kernelArgs: '', menuTimeout: 5 } satisfies BootSettings,
 } as const;
 
 /** The longest boot menu wait a profile may ask for: an hour is already a machine nobody watches. */

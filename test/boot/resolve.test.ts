@@ -45,7 +45,7 @@ test('resolveHostBoot: static profile gives pinned URLs and complete command lin
   assert.equal(plan.xenCommandLine, 'console=com1,vga com1=115200,8n1 dom0_mem=512M');
   assert.equal(
     plan.kernelCommandLine,
-    'console=tty0 console=hvc0 quiet rackboot.server=http://198.18.0.1:8080 rackboot.mac=52:54:00:12:34:56 rackboot.hostname=node01 ' +
+    'console=tty0 console=hvc0 swiotlb=8192 quiet rackboot.server=http://198.18.0.1:8080 rackboot.mac=52:54:00:12:34:56 rackboot.hostname=node01 ' +
       'rackboot.net=static rackboot.ip=198.18.0.50/24 rackboot.gw=198.18.0.1 rackboot.dns=198.18.0.1',
   );
   assert.ok(!plan.kernelCommandLine.includes('$6$'), 'the hash never goes on a command line');
@@ -66,7 +66,7 @@ test('resolveHostBoot: default profile fills {mac}, dhcp network, testing entry,
   });
   assert.ok(testing.kind === 'boot');
   assert.equal(testing.plan.xenCommandLine, 'console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=1G');
-  assert.match(testing.plan.kernelCommandLine, /^console=tty0 console=hvc0 ignore_loglevel rackboot\.server=/);
+  assert.match(testing.plan.kernelCommandLine, /^console=tty0 console=hvc0 swiotlb=8192 ignore_loglevel rackboot\.server=/);
   assert.match(testing.plan.kernelCommandLine, / rackboot\.poweroff=1$/);
 
   const memtest = resolveHostBoot({ mac: '52:54:00:12:34:56', platform: 'bios', build, endpoints, profile: makeProfile({ boot: { entry: 'memtest', xenArgs: '', kernelArgs: '', menuTimeout: 5 } }) });

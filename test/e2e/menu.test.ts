@@ -35,7 +35,7 @@ test('BIOS: the boot menu times out to the testing entry; Xen and dom0 log verbo
   const console = result.console;
   assert.match(console, /Xen version 4\.17/);
   // Xen's command line as it echoes it: the testing entry's arguments.
-  assert.match(console, /\(XEN\) Command line: console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M\r/);
+  assert.match(console, /\(XEN\) Command line: console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=256M,max:256M\r/);
   // Xen states its log levels as it hands over to dom0; by default they are
   // "Errors and warnings" and "Nothing (Rate-limited: Errors and warnings)".
   assert.match(console, /\(XEN\) Std\. Loglevel: All\r/);
@@ -43,7 +43,7 @@ test('BIOS: the boot menu times out to the testing entry; Xen and dom0 log verbo
   // Linux prints this only when booted with ignore_loglevel, and with it
   // (and without quiet) its boot messages reach the console.
   assert.match(console, /printk: debug: ignoring loglevel setting\./);
-  assert.match(console, /Kernel command line: console=tty0 console=hvc0 ignore_loglevel rackboot\.server=/);
+  assert.match(console, /Kernel command line: console=tty0 console=hvc0 swiotlb=8192 ignore_loglevel rackboot\.server=/);
 
   // QEMU's iPXE ROM draws its menu on the screen, not the serial line: the
   // server's log shows the script it got, with the note about the guest.

@@ -33,6 +33,8 @@ export interface RackOptions {
   dhcp?: 'full' | 'proxy';
   /** More `rackboot serve` arguments, e.g. `--tftp-server`. */
   serveArgs?: string[];
+  /** The assets folder to serve (default: the tiny test build, ensureTestBuild). */
+  assets?: string;
 }
 
 /**
@@ -40,7 +42,7 @@ export interface RackOptions {
  * folder with the given files, and `rackboot serve` (the real CLI) on it.
  */
 export async function startRack(profileFiles: Record<string, string>, options: RackOptions = {}): Promise<Rack> {
-  const assets = await ensureTestBuild();
+  const assets = options.assets ?? (await ensureTestBuild());
   const work = await mkdtemp(path.join(tmpdir(), 'rackboot-e2e-'));
   const profiles = path.join(work, 'profiles');
   await import('node:fs/promises').then((fs) => fs.mkdir(profiles));

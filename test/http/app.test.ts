@@ -132,14 +132,14 @@ test('BIOS host script: the boot menu, each entry as XenCD had it, multiboot Xen
       ':standard',
       'echo rackboot: booting node01 (52:54:00:12:34:56): Xen with the rackboot runtime',
       'kernel http://198.18.0.1:8080/builds/b1/xen console=com1,vga com1=115200,8n1 dom0_mem=512M',
-      `module http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=hvc0 quiet ${staticArgs}`,
+      `module http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=hvc0 swiotlb=8192 quiet ${staticArgs}`,
       'module http://198.18.0.1:8080/builds/b1/initrd.gz',
       'boot || goto failed',
       '',
       ':testing',
       'echo rackboot: booting node01 (52:54:00:12:34:56): Xen with the rackboot runtime, verbose (testing)',
       'kernel http://198.18.0.1:8080/builds/b1/xen console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M',
-      `module http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=hvc0 ignore_loglevel ${staticArgs}`,
+      `module http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=hvc0 swiotlb=8192 ignore_loglevel ${staticArgs}`,
       'module http://198.18.0.1:8080/builds/b1/initrd.gz',
       'boot || goto failed',
       '',
@@ -209,7 +209,7 @@ test('EFI host script: xen.efi with a xen.cfg per Xen entry, memtest86+ as an EF
       '',
       '[rackboot]',
       'options=console=com1,vga com1=115200,8n1 dom0_mem=512M',
-      `kernel=vmlinuz console=tty0 console=hvc0 quiet ${staticArgs}`,
+      `kernel=vmlinuz console=tty0 console=hvc0 swiotlb=8192 quiet ${staticArgs}`,
       'ramdisk=initrd.gz',
       '',
     ].join('\n'),
@@ -217,7 +217,7 @@ test('EFI host script: xen.efi with a xen.cfg per Xen entry, memtest86+ as an EF
   assert.equal((await get('/hosts/52-54-00-12-34-56/builds/b1/standard/xen.cfg')).body, config.body);
   const testing = await get('/hosts/52-54-00-12-34-56/builds/b1/testing/xen.cfg');
   assert.match(testing.body, /^options=console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M$/m);
-  assert.match(testing.body, /^kernel=vmlinuz console=tty0 console=hvc0 ignore_loglevel rackboot\.server=/m);
+  assert.match(testing.body, /^kernel=vmlinuz console=tty0 console=hvc0 swiotlb=8192 ignore_loglevel rackboot\.server=/m);
   assert.equal((await get('/hosts/52-54-00-12-34-56/builds/nope/xen.cfg')).status, 404);
   const memtest = await get('/hosts/52-54-00-12-34-56/builds/b1/memtest/xen.cfg');
   assert.equal(memtest.status, 404);

@@ -80,7 +80,7 @@ describe('parseProfile: valid profiles', () => {
       network: { mode: 'dhcp' },
       ssh: false,
       timezone: 'Etc/UTC',
-      boot: { entry: 'standard', xenArgs: 'dom0_mem=512M', kernelArgs: '', menuTimeout: 5 },
+      boot: { entry: 'standard', xenArgs: 'dom0_mem=256M,max:256M', kernelArgs: '', menuTimeout: 5 },
       sshAuthorizedKeys: [],
       aptUpdate: false,
       domains: [],
@@ -89,7 +89,7 @@ describe('parseProfile: valid profiles', () => {
 
   test('partial boot settings keep the other defaults', () => {
     const profile = parsed('mac: 52:54:00:12:34:56\nhostname: n\nboot:\n  entry: memtest\n');
-    assert.deepEqual(profile.boot, { entry: 'memtest', xenArgs: 'dom0_mem=512M', kernelArgs: '', menuTimeout: 5 });
+    assert.deepEqual(profile.boot, { entry: 'memtest', xenArgs: 'dom0_mem=256M,max:256M', kernelArgs: '', menuTimeout: 5 });
   });
 
   test('static without gateway or dns', () => {
@@ -124,7 +124,7 @@ describe('parseProfile: valid profiles', () => {
       ].join('\n'),
     );
     assert.deepEqual(profile.domains, [
-      { name: 'web', memory: 128, vcpus: 1, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'xenbr0', autostart: true, restart: false },
+      { name: 'web', memory: 96, vcpus: 1, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'xenbr0', autostart: true, restart: false },
       {
         name: 'db.1',
         memory: 2048,
