@@ -61,9 +61,16 @@ function descriptorOf(socket: Socket): number {
   return fd;
 }
 
-/** Resolves once everything written to the socket so far has reached the kernel (writes complete in order). */
+/**
+ * Resolves once everything written to the socket so far has reached the
+ * kernel: the body goes to the descriptor directly, so it must not overtake
+ * the headers. Writes complete in order, so an empty write's callback marks
+ * the point. A corked socket is uncorked first: what it holds goes out
+ * before the body in any case, and a cork left on would hold the callback.
+ */
 function flushed(socket: Socket): Promise<void> {
-  if (socket.writableLength === 0 && socket.writableCorked === 0) return Promise.resolve();
+  while (socket.writableCorked > 0) socket.uncork();
+  if (socket.writableLength === 0) return Promise.resolve();
   return new Promise((resolve, reject) => {
     socket.write(Buffer.alloc(0), (error) => (error ? reject(error) : resolve()));
   });
@@ -72,9 +79,9 @@ function flushed(socket: Socket): Promise<void> {
 /**
  * Send bytes start..end (inclusive) of the file at `filePath` as the body of
  * `res`, whose status and headers (Content-Length included) are set and not
- * yet sent. Resolves when the body is sent and the response ended; rejects when the file
- * cannot be opened (headers not sent yet: the caller can still answer 500),
- * or when the client goes away (code ERR_STREAM_PREMATURE_CLOSE, EPIPE or
+ * yet sent. Resolves when the body is sent and the response ended; rejects
+ * when the file cannot be opened (headers not sent yet: the caller can
+ * still answer 500), or when the client goes away (code ERR_STREAM_PREMATURE_CLOSE, EPIPE or
  * ECONNRESET) or the send fails after the headers (the caller destroys the
  * socket).
  */
@@ -94,8 +101,9 @@ export async function sendFileBody(res: ServerResponse, socket: Socket, filePath
       });
       res.once('close', closed);
     });
+    // Ended before the file is closed (a trip to the thread pool): a keep-alive client's next request waits for this end.
+    res.end();
   } finally {
     await file.close();
   }
-  res.end();
 }

@@ -235,6 +235,13 @@ static void pump(transfer_t *t) {
     if (n > 0) {
       t->offset += n;
       budget -= n;
+      /*
+       * Less than asked: the send buffer is full (as nginx reads it), so
+       * wait for the poll rather than make a call that would only say
+       * EAGAIN, as half the calls did. Level-triggered, the poll comes
+       * straight back if there is room after all.
+       */
+      if (n < cached && t->offset < t->end) return;
       continue;
     }
     if (n == 0) {

@@ -45,6 +45,7 @@ before(async () => {
   file = { path: path.join(work, 'initrd.gz'), size: data.length, sha256: sha256(data), mtime: (await stat(path.join(work, 'initrd.gz'))).mtime };
   routes.set('/file', { file: () => file, options: {} });
   routes.set('/hold', { file: () => file, options: {} });
+  routes.set('/corked', { file: () => file, options: {} });
   routes.set('/stream', { file: () => file, options: { sendfile: false } });
   routes.set('/memory', { file: () => file, options: { sendfile: false, cache: new FileCache(64 * 1024 * 1024) } });
   // The manifest says more bytes than the file has (a file truncated after publishing).
@@ -58,6 +59,8 @@ before(async () => {
       return;
     }
     if (url === '/hold') held.push(res);
+    // Headers written into a corked socket wait in Node's buffer: the body must still come after them.
+    if (url === '/corked') res.socket!.cork();
     const remotePort = req.socket.remotePort ?? 0;
     sendDownload(req.method ?? 'GET', req.headers, res, route.file(), route.options).then(
       (how) => served.push({ url, path: how, remotePort }),
@@ -115,6 +118,16 @@ test('a whole file goes out with sendfile, byte-exact; HEAD sends no body', asyn
   assert.match(head.stdout, new RegExp(`content-length: ${FILE_BYTES}`, 'i'));
   await servedCount(before + 2);
   assert.equal(served[before + 1]!.path, 'none');
+});
+
+test('headers still queued in Node (a corked socket) go out before the body', async () => {
+  const out = path.join(work, 'corked');
+  const before = served.length;
+  const { stdout } = await exec('curl', ['-sS', '-r', '10-1048585', '-o', out, '-w', '%{http_code}', `${base}/corked`]);
+  assert.equal(stdout, '206');
+  assert.ok((await readFile(out)).equals(data.subarray(10, 1048586)));
+  await servedCount(before + 1);
+  assert.equal(served[before]!.path, 'sendfile');
 });
 
 test('ranges with sendfile: a middle range (206), a suffix range, an open end; 416 past the end', async () => {
