@@ -106,7 +106,7 @@ async function settledDescriptors(want: number): Promise<number> {
   return now;
 }
 
-test('a whole file goes out with sendfile, byte-exact; HEAD sends no body', async () => {
+test('a whole file goes out with sendfile, byte-exact, over HTTP/1.1 and 1.0; HEAD sends no body', async () => {
   const out = path.join(work, 'whole');
   const before = served.length;
   const { stdout } = await exec('curl', ['-sS', '-o', out, '-w', '%{http_code} %{size_download}', `${base}/file`]);
@@ -119,6 +119,15 @@ test('a whole file goes out with sendfile, byte-exact; HEAD sends no body', asyn
   assert.match(head.stdout, new RegExp(`content-length: ${FILE_BYTES}`, 'i'));
   await servedCount(before + 2);
   assert.equal(served[before + 1]!.path, 'none');
+
+  // HTTP/1.0 without keep-alive: Node closes the connection after the body, not before it.
+  const old = await exec('curl', ['-sS', '-v', '--http1.0', '-o', out, '-w', '%{size_download}', `${base}/file`]);
+  assert.match(old.stderr, /> GET \/file HTTP\/1\.0\r?\n/);
+  assert.match(old.stderr, /< connection: close/i);
+  assert.equal(old.stdout, String(FILE_BYTES));
+  assert.equal(sha256(await readFile(out)), file.sha256);
+  await servedCount(before + 3);
+  assert.equal(served[before + 2]!.path, 'sendfile');
 });
 
 test('headers still queued in Node (a corked socket) go out before the body', async () => {
