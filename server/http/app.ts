@@ -25,8 +25,14 @@ export interface HttpAppOptions extends HostSources {
   observer?: Pick<BootObserver, 'http' | 'reported' | 'settle'>;
   /** The status page under /status and GET /metrics; left out, there are none. */
   status?: { router: Router; metrics: Metrics };
-  /** Memory for hot build files (see FileCache); default 256 MiB, 0 streams every file from disk. */
+  /**
+   * Memory for hot build files where a body cannot go out with sendfile
+   * (see FileCache); default 256 MiB, filled only when used; 0 streams every
+   * such file from disk.
+   */
   fileCacheBytes?: number;
+  /** Send file bodies with sendfile(2) over plain TCP (see sendDownload); default true. */
+  sendfile?: boolean;
 }
 
 /** Event bodies are one line of text or so; anything bigger is not a report. */
@@ -223,7 +229,7 @@ export function createHttpApp(options: HttpAppOptions) {
         res,
         // Content-Type by file name as before (initrd.gz: application/gzip), else octet-stream.
         { path: file.path, size: file.entry.size, sha256: file.entry.sha256, mtime, type: String(res.type(name).getHeader('Content-Type')) },
-        { cacheControl: buildId ? 'public, max-age=31536000, immutable' : 'no-cache', cache: fileCache },
+        { cacheControl: buildId ? 'public, max-age=31536000, immutable' : 'no-cache', cache: fileCache, sendfile: options.sendfile !== false },
       );
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;

@@ -10,6 +10,7 @@ import type { HostSources } from '../boot/host-files.js';
 import { HostIsoCache } from '../iso/host-iso.js';
 import type { Logger } from '../log.js';
 import type { FileCache } from './file-cache.js';
+import { sendFileBody, sendfileSocket } from './file-send.js';
 
 /**
  * The download area: every build's CD/USB image under /iso/, with a
@@ -95,9 +96,18 @@ const READ_CHUNK = 1024 * 1024;
 
 export interface SendOptions {
   cacheControl?: string;
-  /** Serve from memory when the file fits (immutable files only). */
+  /**
+   * Send bodies with sendfile(2) where the connection allows (plain TCP);
+   * default true. Off, every body is written by Node (from the cache or a
+   * read stream), as over TLS.
+   */
+  sendfile?: boolean;
+  /** Where sendfile cannot be used: serve from memory when the file fits (immutable files only). */
   cache?: FileCache;
 }
+
+/** How a response's body went out: no body (HEAD, 304, 416, empty), sendfile, a cached Buffer, a read stream. */
+export type BodyPath = 'none' | 'sendfile' | 'memory' | 'stream';
 
 /**
  * Slices of a cached file handed to the socket at a time. One write of the
@@ -144,7 +154,11 @@ function endWith(res: ServerResponse, data: Buffer): Promise<void> {
 
 /**
  * Send a file with HEAD, Range, ETag and Last-Modified handling. Works on a
- * bare ServerResponse, so raw http handlers can use it as well.
+ * bare ServerResponse, so raw http handlers can use it as well. The body
+ * goes out with sendfile(2) over plain TCP: no copy through the process and
+ * no memory per client, the page cache serving hot files to every client.
+ * Elsewhere (TLS, or sendfile off) Node writes it, from the file cache when
+ * the file fits, else from a read stream.
  */
 export async function sendDownload(
   method: string,
@@ -152,7 +166,7 @@ export async function sendDownload(
   res: ServerResponse,
   file: DownloadFile,
   options: SendOptions = {},
-): Promise<void> {
+): Promise<BodyPath> {
   const cacheControl = options.cacheControl ?? 'no-cache';
   const etag = etagOf(file.sha256);
   res.setHeader('ETag', etag);
@@ -162,7 +176,7 @@ export async function sendDownload(
   if (notModified(headers, etag, file.mtime)) {
     res.statusCode = 304;
     res.end();
-    return;
+    return 'none';
   }
   const ifRange = typeof headers['if-range'] === 'string' ? headers['if-range'] : undefined;
   const decision = decideRange(typeof headers.range === 'string' ? headers.range : undefined, file.size, ifRange, etag);
@@ -171,7 +185,7 @@ export async function sendDownload(
     res.setHeader('Content-Range', `bytes */${file.size}`);
     res.setHeader('Content-Type', 'text/plain');
     res.end(`rackboot: range ${String(headers.range)} is outside ${path.basename(file.path)} (${file.size} bytes)\n`);
-    return;
+    return 'none';
   }
   const start = decision.kind === 'partial' ? decision.start : 0;
   const end = decision.kind === 'partial' ? decision.end : file.size - 1;
@@ -181,14 +195,20 @@ export async function sendDownload(
   res.setHeader('Content-Length', String(end - start + 1));
   if (method === 'HEAD' || end < start) {
     res.end();
-    return;
+    return 'none';
+  }
+  const socket = options.sendfile === false ? undefined : await sendfileSocket(res);
+  if (socket) {
+    await sendFileBody(res, socket, file.path, start, end);
+    return 'sendfile';
   }
   const cached = await options.cache?.get(file.path, file.size, file.sha256);
   if (cached) {
     await endWith(res, cached.subarray(start, end + 1));
-    return;
+    return 'memory';
   }
   await pipeline(createReadStream(file.path, { start, end, highWaterMark: READ_CHUNK }), res);
+  return 'stream';
 }
 
 /** Every build's image, newest build first. */
@@ -242,8 +262,10 @@ export function isoSanbootUrl(endpoints: ServerEndpoints, buildId: string): stri
 
 export interface DownloadsOptions extends HostSources {
   log: Logger;
-  /** Build images are served from it when they fit. */
+  /** Build images are served from it when they fit and sendfile cannot be used. */
   fileCache?: FileCache;
+  /** Send bodies with sendfile(2) over plain TCP; default true. */
+  sendfile?: boolean;
   /** Where per-host images are kept; default <assets>/host-images. */
   hostImageDir?: string;
 }
@@ -254,9 +276,9 @@ export function downloadsRouter(options: DownloadsOptions): Router {
   const router = Router();
   const hostImages = new HostIsoCache(options.hostImageDir ?? path.join(assets.dir, 'host-images'));
 
-  const send = async (req: Request, res: Response, file: DownloadFile, sendOptions?: SendOptions) => {
+  const send = async (req: Request, res: Response, file: DownloadFile, sendOptions: SendOptions = {}) => {
     try {
-      await sendDownload(req.method, req.headers, res, file, sendOptions);
+      await sendDownload(req.method, req.headers, res, file, { ...sendOptions, sendfile: options.sendfile !== false });
     } catch (error) {
       // A client that goes away mid-download is normal (and how resuming starts).
       const code = (error as NodeJS.ErrnoException).code;

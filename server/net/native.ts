@@ -19,6 +19,22 @@ export interface NativeBinding {
     onMessage: (message: Buffer, address: string, port: number) => void,
     onPumpStopped: (reason: string, lastAcked: number, highestSent: number, sinceSentMs: number, smoothedMs: number, variationMs: number, detail: string | undefined) => void,
   ) => NativeTftpEndpoint;
+  /**
+   * Bytes offset..offset+length-1 of a file sent to a connected socket with
+   * sendfile(2), without blocking the event loop; onDone once, with null or
+   * an Error with code/errno/syscall like Node's, and the bytes sent. The
+   * caller keeps both descriptors open until then. See send_file.c.
+   */
+  FileSend: {
+    new (socketFd: number, fileFd: number, offset: number, length: number, onDone: (error: NodeJS.ErrnoException | null, bytesSent: number) => void): NativeFileSend;
+    /** Check the page cache with mincore() (kernels before 6.5) even where cachestat() works: for tests of the older way. */
+    checkWithMincore(on: boolean): void;
+  };
+}
+
+export interface NativeFileSend {
+  /** Stop early: onDone gets an ECANCELED error (never a second call). */
+  abort(): void;
 }
 
 export interface NativeTftpEndpoint {

@@ -5,6 +5,8 @@
  * with its own config in a temporary folder), over a veth between two
  * network namespaces (198.18.2.0/24). Prints GB/s per server, rackboot's
  * ratio to nginx, and each server's resident memory (peak during the run).
+ * A second rackboot with sendfile off (Node writes bodies from its memory
+ * cache, the path TLS would take) runs beside them for comparison.
  * Run as root; it prints a table, it does not pass or fail.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -19,8 +21,8 @@ import { Netns, assertRoot } from '../helpers/netns.js';
 
 const serverAddress = '198.18.2.1';
 const clientAddress = '198.18.2.2';
-/** rackboot as served (hot files from memory), rackboot streaming from disk (file cache off), nginx. */
-const ports = { rackboot: 8080, rackbootDisk: 8082, nginx: 8081 } as const;
+/** rackboot as served (sendfile), rackboot with sendfile off (Node writes hot files from its memory cache, as over TLS), nginx. */
+const ports = { rackboot: 8080, rackbootNode: 8082, nginx: 8081 } as const;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 type ServerName = keyof typeof ports;
 const concurrencies = (process.env.BENCH_CONNECTIONS ?? '1,16,64').split(',').map(Number);
@@ -82,9 +84,9 @@ function nginxConfig(root: string, docroot: string): string {
   return conf;
 }
 
-async function startRackboot(ns: Netns, assets: string, port: number, cacheMiB: number): Promise<ChildProcess> {
+async function startRackboot(ns: Netns, assets: string, port: number, flags: string): Promise<ChildProcess> {
   const script = fileURLToPath(new URL('./support/http-server.js', import.meta.url));
-  const child = ns.spawn(process.execPath, [script, assets, serverAddress, String(port), String(cacheMiB)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = ns.spawn(process.execPath, [script, assets, serverAddress, String(port), '256', flags], { stdio: ['ignore', 'pipe', 'inherit'] });
   await once(createInterface({ input: child.stdout! }), 'line');
   return child;
 }
@@ -170,12 +172,12 @@ async function main(): Promise<void> {
     const path = `/builds/${BUILD_ID}/initrd.gz`;
     const urls: Record<ServerName, string> = {
       rackboot: `http://${serverAddress}:${ports.rackboot}${path}`,
-      rackbootDisk: `http://${serverAddress}:${ports.rackbootDisk}${path}`,
+      rackbootNode: `http://${serverAddress}:${ports.rackbootNode}${path}`,
       nginx: `http://${serverAddress}:${ports.nginx}${path}`,
     };
     const pids = {} as Record<ServerName, number>;
-    for (const [name, cacheMiB] of [['rackboot', 256], ['rackbootDisk', 0]] as const) {
-      const child = await startRackboot(serverNs, assets, ports[name], cacheMiB);
+    for (const [name, flags] of [['rackboot', ''], ['rackbootNode', 'nosendfile']] as const) {
+      const child = await startRackboot(serverNs, assets, ports[name], flags);
       children.push(child);
       pids[name] = child.pid!;
     }
@@ -198,7 +200,7 @@ async function main(): Promise<void> {
           best[name] = !before || sample.gbPerSecond > before.gbPerSecond ? { ...sample, rssMiB: Math.max(sample.rssMiB, before?.rssMiB ?? 0) } : { ...before, rssMiB: Math.max(sample.rssMiB, before.rssMiB) };
         }
       }
-      const { rackboot: r, rackbootDisk: d, nginx: n } = best;
+      const { rackboot: r, rackbootNode: d, nginx: n } = best;
       rows.push(
         [
           String(c).padStart(11),
@@ -207,9 +209,9 @@ async function main(): Promise<void> {
           (r.gbPerSecond / n.gbPerSecond).toFixed(2).padStart(6),
           r.rssMiB.toFixed(0).padStart(16),
           n.rssMiB.toFixed(0).padStart(13),
-          d.gbPerSecond.toFixed(2).padStart(18),
+          d.gbPerSecond.toFixed(2).padStart(16),
           (d.gbPerSecond / n.gbPerSecond).toFixed(2).padStart(10),
-          d.rssMiB.toFixed(0).padStart(13),
+          d.rssMiB.toFixed(0).padStart(12),
         ].join(' '),
       );
       process.stderr.write(`c=${c}: ${names.map((name) => `${name} ${best[name].gbPerSecond.toFixed(2)} GB/s (${best[name].requests} requests)`).join(', ')}\n`);
@@ -217,10 +219,10 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         `bench:http: a 64 MB file with wrk, best of ${ROUNDS} rounds of ${SECONDS} s, over a veth between two namespaces`,
-        `idle resident memory: rackboot ${idle.rackboot.toFixed(0)} MiB, rackboot from disk ${idle.rackbootDisk.toFixed(0)} MiB, nginx ${idle.nginx.toFixed(0)} MiB (master + worker)`,
-        'RSS: peak during the row. "from disk": rackboot with its file cache off (a read stream per client, 1 MiB reads).',
+        `idle resident memory: rackboot ${idle.rackboot.toFixed(0)} MiB, rackboot without sendfile ${idle.rackbootNode.toFixed(0)} MiB, nginx ${idle.nginx.toFixed(0)} MiB (master + worker)`,
+        'RSS: peak during the row. "no sendfile": rackboot with sendfile off (Node writes the file from its 256 MiB memory cache, as it would over TLS).',
         '',
-        'connections rackboot GB/s nginx GB/s  ratio rackboot RSS MiB nginx RSS MiB rackboot disk GB/s disk ratio disk RSS MiB',
+        'connections rackboot GB/s nginx GB/s  ratio rackboot RSS MiB nginx RSS MiB no-sendfile GB/s   ns ratio   ns RSS MiB',
         ...rows,
         '',
       ].join('\n'),
