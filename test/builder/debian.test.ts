@@ -243,6 +243,7 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines) {
             // Otherwise dom0_mem, and the guests' memory always, are the product's defaults.
             'domains:',
             '  - name: demo1',
+            '    restart: true',
             '  - name: demo2',
             '',
           ].join('\n'),
@@ -332,6 +333,20 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines) {
       ssh('nohup sh -c "sleep 1; pkill -o -x sshd" >/dev/null 2>&1 &');
       await machine.waitFor(/sshd exited with \d+; restarting/, 30_000);
       await until('sshd back', 60_000, () => { try { return ssh('echo back').trim() === 'back' ? true : undefined; } catch { return undefined; } }, () => machine.transcript.slice(-3000));
+      // Both guests destroyed: demo1 (restart: true) is created again and
+      // reports again; demo2 (the default, restart: false) stays gone.
+      ssh('xl destroy demo1; xl destroy demo2');
+      await machine.waitFor(/rackboot-runtime: domain demo1 was gone; restarted/, 60_000, 'the watcher restarting demo1');
+      await until(
+        'demo1 reporting guest-ready again',
+        180_000,
+        () => (hostEvents().filter((e) => e.stage === 'guest-ready' && e.domain === 'demo1').length >= 2 ? true : undefined),
+        () => `events: ${JSON.stringify(hostEvents())}\nconsole:\n${machine.transcript.slice(-3000)}`,
+      );
+      const after = ssh('xl list');
+      assert.match(after, /^demo1 +\d+ /m);
+      assert.doesNotMatch(after, /^demo2 /m, 'demo2 asked for no restart');
+      assert.ok(hostEvents().some((e) => e.stage === 'domain-started' && e.domain === 'demo1' && e.detail === 'restarted'));
       const initrd = second.manifest.files.find((f) => f.name === 'initrd.gz')!;
       process.stdout.write(
         `# debian network boot (-m ${memoryMiB}, ${xenArgs ?? 'defaults'}): ready line after ${readySeconds.toFixed(1)} s, both guests ready after ${guestSeconds.toFixed(1)} s; ` +
