@@ -49,6 +49,11 @@ export class FileCache {
     return pending;
   }
 
+  /** The file's bytes if they are loaded already; never loads. */
+  peek(path: string, sha256: string): Buffer | undefined {
+    return this.entries.get(`${sha256}:${path}`);
+  }
+
   get cachedBytes(): number {
     return this.bytes;
   }

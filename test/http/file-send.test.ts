@@ -49,6 +49,7 @@ before(async () => {
   routes.set('/corked', { file: () => file, options: {} });
   routes.set('/stream', { file: () => file, options: { sendfile: false } });
   routes.set('/memory', { file: () => file, options: { sendfile: false, cache: new FileCache(64 * 1024 * 1024) } });
+  routes.set('/hot', { file: () => file, options: { cache: new FileCache(64 * 1024 * 1024) } });
   // The manifest says more bytes than the file has (a file truncated after publishing).
   routes.set('/short', { file: () => ({ ...file, size: file.size + 4096 }), options: {} });
   server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -105,6 +106,30 @@ async function settledDescriptors(want: number): Promise<number> {
   }
   return now;
 }
+
+test('a cacheable file: the first body by sendfile (and the file loaded meanwhile), then from memory while few are in flight, by sendfile again when many are', async () => {
+  const fetchHot = async (): Promise<void> => {
+    const body = Buffer.from(await (await fetch(`${base}/hot`)).arrayBuffer());
+    assert.equal(sha256(body), file.sha256);
+  };
+  const pathsOf = (from: number) => served.slice(from).filter((entry) => entry.url === '/hot').map((entry) => entry.path);
+  let from = served.length;
+  await fetchHot();
+  await servedCount(from + 1);
+  assert.deepEqual(pathsOf(from), ['sendfile']);
+  await delay(300); // the cache's load, started by that request
+  from = served.length;
+  await fetchHot();
+  await fetchHot();
+  await servedCount(from + 2);
+  assert.deepEqual(pathsOf(from), ['memory', 'memory'], 'one at a time: from the memory copy');
+  from = served.length;
+  await Promise.all(Array.from({ length: 12 }, fetchHot));
+  await servedCount(from + 12);
+  const crowd = pathsOf(from);
+  assert.ok(crowd.includes('sendfile') && crowd.every((how) => how === 'sendfile' || how === 'memory'), `12 at once: past 4 in flight by sendfile (${crowd.join(' ')})`);  // fetch keeps its connections for later: close them, as the tests after this count connections.
+  server.closeIdleConnections();
+});
 
 test('a whole file goes out with sendfile, byte-exact, over HTTP/1.1 and 1.0; HEAD sends no body', async () => {
   const out = path.join(work, 'whole');
