@@ -1,9 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { createGzip, gunzipSync } from 'node:zlib';
 import type { Logger } from '../server/log.js';
@@ -28,6 +26,9 @@ import {
 } from './manifest.js';
 import { findMultibootHeaders, isElf } from './multiboot.js';
 import { NO_PROGRESS, type BuildProgress, type BuildStep, type ProgressUnit } from './progress.js';
+import { builderRecipe, packageRoot } from './recipe.js';
+
+export { packageRoot };
 import { ensureRootfs, machineSources, mirrorOfUri, ROOTFS_PACKAGES, squashRootfs } from './rootfs.js';
 import type { PartSummary } from './summary.js';
 import { resolveInRoot, unpackDeb } from './unpack.js';
@@ -82,17 +83,6 @@ const MIRROR_PROBE_PACKAGE = 'base-files';
 export function defaultCacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
   return join(base, 'rackboot');
-}
-
-/** The folder holding rackboot's package.json (the source tree or the installed package). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'builder', 'runtime', 'init'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('cannot find rackboot package root (package.json with builder/runtime/init)');
-    dir = parent;
-  }
 }
 
 /** "linux-image-6.1.0-56-amd64" -> "6.1.0-56-amd64". */
@@ -325,7 +315,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       const files = manifestFiles ?? (await describe());
       const created = new Date();
       const id = buildId(created, createHash('sha256').update(contentDigestInput(files)).digest('hex'));
-      const manifest = createManifest(id, created, files, variant);
+      const manifest = createManifest(id, created, files, variant, await builderRecipe(root));
       await writeFile(join(partial, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
       const dir = join(out, 'builds', id);
       await rename(partial, dir);

@@ -50,6 +50,8 @@ export interface Manifest {
   created: string;
   release: typeof RELEASE;
   variant: RuntimeVariant;
+  /** builderRecipe() of the source tree that made it; absent in builds made before it was recorded. */
+  recipe?: string;
   files: ManifestFile[];
 }
 
@@ -76,7 +78,7 @@ export function contentDigestInput(files: Array<{ name: string; sha256: string }
  * A manifest with files in BUILD_FILES then OPTIONAL_BUILD_FILES order;
  * throws when a required file is missing or a name is unknown or repeated.
  */
-export function createManifest(id: string, created: Date, files: ManifestFile[], variant: RuntimeVariant): Manifest {
+export function createManifest(id: string, created: Date, files: ManifestFile[], variant: RuntimeVariant, recipe?: string): Manifest {
   const byName = new Map(files.map((f) => [f.name, f]));
   const extra = files.filter((f) => !ALL_BUILD_FILES.includes(f.name));
   if (extra.length > 0 || byName.size !== files.length) {
@@ -86,7 +88,8 @@ export function createManifest(id: string, created: Date, files: ManifestFile[],
   if (missing.length > 0) throw new Error(`manifest is missing ${missing.join(', ')}`);
   if (!(RUNTIME_VARIANTS as readonly string[]).includes(variant)) throw new Error(`manifest variant "${variant}" is not one of ${RUNTIME_VARIANTS.join(', ')}`);
   const ordered = [...BUILD_FILES, ...OPTIONAL_BUILD_FILES].filter((name) => byName.has(name)).map((name) => byName.get(name)!);
-  return { id, created: created.toISOString(), release: RELEASE, variant, files: ordered };
+  if (recipe !== undefined && !/^[0-9a-f]{64}$/.test(recipe)) throw new Error(`manifest recipe "${recipe}" is not 64 lower-case hex digits`);
+  return { id, created: created.toISOString(), release: RELEASE, variant, ...(recipe === undefined ? {} : { recipe }), files: ordered };
 }
 
 function fail(what: string): never {
@@ -134,5 +137,6 @@ export function parseManifest(json: unknown): Manifest {
   if (typeof variant !== 'string' || !(RUNTIME_VARIANTS as readonly string[]).includes(variant)) {
     fail(`variant is ${JSON.stringify(m.variant)}, want one of ${RUNTIME_VARIANTS.map((v) => `"${v}"`).join(', ')}`);
   }
-  return createManifest(id, new Date(created), files, variant as RuntimeVariant);
+  if (m.recipe !== undefined && (typeof m.recipe !== 'string' || !/^[0-9a-f]{64}$/.test(m.recipe))) fail('recipe is not 64 lower-case hex digits');
+  return createManifest(id, new Date(created), files, variant as RuntimeVariant, m.recipe as string | undefined);
 }

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { builderRecipe, packageRoot } from '../builder/recipe.js';
 import { AssetStore } from './assets/builds.js';
 import { Netns } from './demo/netns.js';
 import { ConsoleWatcher, assertQemu, prepareOvmfVars, readyLinePattern, spawnQemu, type Firmware } from './demo/qemu.js';
@@ -30,8 +31,15 @@ export async function demo(options: DemoOptions): Promise<number> {
   const { log } = options;
   await assertQemu(options.firmware);
   const assets = new AssetStore(options.assets);
-  if (!(await assets.current())) {
-    log.info({ out: assets.dir }, 'demo: no build yet, building the boot parts from Debian packages');
+  // A build made by another version of the builder may hold a runtime that
+  // no longer fits the profiles this server hands out (a larger dom0, a
+  // renamed boot-line option), so the demo builds again (from the package
+  // cache, about half a minute) rather than boot something that half works.
+  const recipe = await builderRecipe(packageRoot());
+  const existing = await assets.current();
+  if (existing?.manifest.recipe !== recipe) {
+    if (existing) log.info({ out: assets.dir, build: existing.id }, 'demo: the current build was made by another version of the builder, building the boot parts again');
+    else log.info({ out: assets.dir }, 'demo: no build yet, building the boot parts from Debian packages');
     const { build } = await import('../builder/build.js');
     await build({ out: options.assets, log });
   }

@@ -16,6 +16,7 @@ import { createStatusRouter } from './http/status.js';
 import { Metrics } from './metrics.js';
 import { NeighborTable } from './net/neighbors.js';
 import { BootObserver, observeDhcp } from './observe.js';
+import { builderRecipe, packageRoot } from '../builder/recipe.js';
 import { BuildPartNames, describeHost, rackbootVersion } from './status/hosts.js';
 import { LoadSampler } from './status/load.js';
 import { hostsPerStage } from './status/timeline.js';
@@ -77,7 +78,12 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   profiles.watch();
   const assets = new AssetStore(options.assets);
   const current = await assets.current();
-  if (current) log.info({ build: current.id, dir: current.dir }, 'serving build');
+  if (current) {
+    log.info({ build: current.id, dir: current.dir }, 'serving build');
+    if (current.manifest.recipe !== (await builderRecipe(packageRoot()))) {
+      log.warn({ build: current.id }, 'the current build was made by another version of the builder: its runtime may not match these profiles (run "rackboot build")');
+    }
+  }
   else log.warn({ assets: assets.dir }, 'no build yet: machines will be told to wait (run "rackboot build")');
 
   const closers: Array<() => Promise<void>> = [async () => profiles.close()];

@@ -14,6 +14,8 @@ export interface BuildManifest {
   id: string;
   created: string;
   release: string;
+  /** The builder's recipe (builder/recipe.ts); absent in older builds. */
+  recipe?: string;
   files: ManifestFile[];
 }
 

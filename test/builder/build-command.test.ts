@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AptClient } from '../../builder/apt.js';
-import { defaultCacheDir, resolveKernel } from '../../builder/build.js';
+import { defaultCacheDir, packageRoot as repoRootOf, resolveKernel } from '../../builder/build.js';
+import { builderRecipe } from '../../builder/recipe.js';
 import { parseManifest, type Manifest } from '../../builder/manifest.js';
 import { silentLogger } from '../../server/log.js';
 import { assertRoot, Netns } from '../helpers/netns.js';
@@ -110,6 +111,7 @@ test('off a terminal, with a settings file and switches over it: plain step line
   assert.equal(byName.get('xen')!.version, OLDER_XEN, 'the pin is the version downloaded');
   assert.equal(byName.get('xen.efi')!.version, OLDER_XEN);
   assert.equal(manifest.variant, 'tiny');
+  assert.equal(manifest.recipe, await builderRecipe(repoRootOf()), 'the manifest records the recipe of the sources that made it');
   assert.deepEqual(
     manifest.files.map((f) => f.name),
     ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'undionly.kpxe', 'ipxe.efi', 'snponly.efi', 'rackboot.iso'],

@@ -78,3 +78,16 @@ test('the CD/USB image is an optional file, listed after the required ones', () 
   assert.deepEqual(parseManifest(JSON.parse(JSON.stringify(m))), m);
   assert.equal(createManifest('id1', created, files(), 'tiny').files.length, BUILD_FILES.length);
 });
+
+test('the builder recipe round-trips; a malformed one is refused; builds from before it have none', () => {
+  const recipe = sha('7');
+  const m = createManifest('id1', new Date('2025-05-20T10:00:00Z'), files(), 'debian', recipe);
+  assert.equal(m.recipe, recipe);
+  assert.deepEqual(parseManifest(JSON.parse(JSON.stringify(m))), m);
+  assert.throws(() => createManifest('id1', new Date(), files(), 'debian', 'abc'), /manifest recipe "abc" is not 64 lower-case hex digits/);
+  assert.throws(() => parseManifest({ ...JSON.parse(JSON.stringify(m)), recipe: 42 }), /recipe is not 64 lower-case hex digits/);
+  const old = JSON.parse(JSON.stringify(m));
+  delete old.recipe;
+  assert.equal(parseManifest(old).recipe, undefined);
+  assert.ok(!('recipe' in createManifest('id1', new Date(), files(), 'debian')), 'no recipe, no field');
+});

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { builderRecipe } from '../../builder/recipe.js';
 import { createLogger } from '../../server/log.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -9,28 +9,6 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../../..');
 export const cliPath = path.join(repoRoot, 'dist/server/cli.js');
 export const testAssets = path.join(repoRoot, 'test/.work/boot-assets');
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await filesUnder(full)));
-    else out.push(full);
-  }
-  return out.sort();
-}
-
-/** A fingerprint of the builder's code: a changed builder means a new test build. */
-async function builderFingerprint(): Promise<string> {
-  const hash = createHash('sha256');
-  for (const dir of [path.join(repoRoot, 'dist/builder'), path.join(repoRoot, 'builder')]) {
-    for (const file of await filesUnder(dir)) {
-      if (file.endsWith('.map')) continue;
-      hash.update(file).update(await readFile(file));
-    }
-  }
-  return hash.digest('hex');
-}
 
 async function lock(dir: string): Promise<() => Promise<void>> {
   const deadline = Date.now() + 30 * 60_000;
@@ -58,14 +36,12 @@ export async function ensureTestBuild(): Promise<string> {
   await mkdir(path.dirname(testAssets), { recursive: true });
   const release = await lock(`${testAssets}.lock`);
   try {
-    const fingerprint = await builderFingerprint();
-    const stampFile = path.join(testAssets, '.builder-fingerprint');
-    const stamp = await readFile(stampFile, 'utf8').catch(() => '');
-    const hasCurrent = await stat(path.join(testAssets, 'current/manifest.json')).then(() => true, () => false);
-    if (stamp !== fingerprint || !hasCurrent) {
+    // A build made by another builder (its recipe differs) is built again.
+    const recipe = await builderRecipe(repoRoot);
+    const manifest = (await readFile(path.join(testAssets, 'current/manifest.json'), 'utf8').then(JSON.parse, () => undefined)) as { recipe?: string } | undefined;
+    if (manifest?.recipe !== recipe) {
       const { build } = await import('../../builder/build.js');
       await build({ out: testAssets, variant: 'tiny', log: createLogger({ level: 'warn', pretty: false }) });
-      await writeFile(stampFile, fingerprint);
     }
     return testAssets;
   } finally {
