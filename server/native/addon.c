@@ -6,7 +6,7 @@
 
 #include "native.h"
 
-napi_value rb_throw_errno(napi_env env, int error, const char *syscall, const char *detail) {
+napi_value rb_errno_error(napi_env env, int error, const char *syscall, const char *detail) {
   const char *code = strerrorname_np(error);
   char message[256];
   snprintf(message, sizeof message, "%s %s%s%s (%s)", syscall, code ? code : "EUNKNOWN", detail[0] ? " " : "", detail, strerror(error));
@@ -18,7 +18,11 @@ napi_value rb_throw_errno(napi_env env, int error, const char *syscall, const ch
   napi_create_error(env, code_value, message_value, &error_value);
   napi_set_named_property(env, error_value, "errno", errno_value);
   napi_set_named_property(env, error_value, "syscall", syscall_value);
-  napi_throw(env, error_value);
+  return error_value;
+}
+
+napi_value rb_throw_errno(napi_env env, int error, const char *syscall, const char *detail) {
+  napi_throw(env, rb_errno_error(env, error, syscall, detail));
   return NULL;
 }
 
@@ -27,6 +31,15 @@ int rb_get_ipv4(napi_env env, napi_value value, struct in_addr *address) {
   size_t length;
   if (napi_get_value_string_utf8(env, value, text, sizeof text, &length) != napi_ok) return 0;
   return inet_pton(AF_INET, text, address) == 1;
+}
+
+int rb_get_sockaddr(napi_env env, napi_value port, napi_value address, struct sockaddr_in *out) {
+  uint32_t number;
+  memset(out, 0, sizeof *out);
+  out->sin_family = AF_INET;
+  if (napi_get_value_uint32(env, port, &number) != napi_ok || number > 65535) return 0;
+  out->sin_port = htons((uint16_t)number);
+  return rb_get_ipv4(env, address, &out->sin_addr);
 }
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {

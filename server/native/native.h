@@ -9,9 +9,13 @@ void register_tftp_endpoint(napi_env env, napi_value exports);
 void register_udp_segments(napi_env env, napi_value exports);
 void register_send_file(napi_env env, napi_value exports);
 
-/* Throws an Error shaped like Node's system errors ("bind EADDRINUSE 0.0.0.0:67 (Address in use)", code, errno, syscall); returns NULL. */
+/* An Error shaped like Node's system errors ("bind EADDRINUSE 0.0.0.0:67 (Address in use)", code, errno, syscall). */
+napi_value rb_errno_error(napi_env env, int error, const char *syscall, const char *detail);
+/* Throws rb_errno_error's Error; returns NULL. */
 napi_value rb_throw_errno(napi_env env, int error, const char *syscall, const char *detail);
 /* A dotted IPv4 address from a JavaScript string; 0 when it is not one. */
 int rb_get_ipv4(napi_env env, napi_value value, struct in_addr *address);
+/* An IPv4 socket address from a JavaScript port number (0-65535) and dotted address; 0 when either is not one. */
+int rb_get_sockaddr(napi_env env, napi_value port, napi_value address, struct sockaddr_in *out);
 
 #endif

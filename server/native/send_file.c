@@ -126,20 +126,15 @@ static void finalize(napi_env env, void *data, void *hint) {
   maybe_free(t);
 }
 
-static napi_value errno_error(napi_env env, int error, const char *syscall) {
-  const char *code = error < 0 ? "ERR_FILE_ENDED" : strerrorname_np(error);
-  if (code == NULL) code = "EUNKNOWN";
+/* An Error like Node's system errors; for a file that ended before the range (error -1), ERR_FILE_ENDED. */
+static napi_value transfer_error(napi_env env, int error, const char *syscall) {
+  if (error > 0) return rb_errno_error(env, error, syscall, "");
   char message[160];
-  if (error < 0) snprintf(message, sizeof message, "%s: the file ended before the range did", syscall);
-  else snprintf(message, sizeof message, "%s %s (%s)", syscall, code, strerror(error));
-  napi_value code_value, message_value, errno_value, syscall_value, error_value;
-  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value);
+  snprintf(message, sizeof message, "%s: the file ended before the range did", syscall);
+  napi_value code_value, message_value, syscall_value, error_value;
+  napi_create_string_utf8(env, "ERR_FILE_ENDED", NAPI_AUTO_LENGTH, &code_value);
   napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value);
   napi_create_error(env, code_value, message_value, &error_value);
-  if (error > 0) {
-    napi_create_int32(env, -error, &errno_value);
-    napi_set_named_property(env, error_value, "errno", errno_value);
-  }
   napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
   napi_set_named_property(env, error_value, "syscall", syscall_value);
   return error_value;
@@ -155,7 +150,7 @@ static void on_closed(uv_handle_t *handle) {
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   napi_value argv[2], function, self, result;
-  if (t->error != 0) argv[0] = errno_error(env, t->error, t->error_syscall);
+  if (t->error != 0) argv[0] = transfer_error(env, t->error, t->error_syscall);
   else napi_get_null(env, &argv[0]);
   napi_create_int64(env, t->offset - t->start, &argv[1]);
   if (napi_get_reference_value(env, t->on_done, &function) == napi_ok && function != NULL &&
@@ -340,8 +335,7 @@ static napi_value construct(napi_env env, napi_callback_info info) {
   if (page_size == 0) page_size = sysconf(_SC_PAGESIZE);
   int dup_fd = fcntl(socket_fd, F_DUPFD_CLOEXEC, 0);
   if (dup_fd < 0) {
-    napi_throw(env, errno_error(env, errno, "dup"));
-    return NULL;
+    return rb_throw_errno(env, errno, "dup", "");
   }
   transfer_t *t = calloc(1, sizeof *t);
   t->env = env;
@@ -356,8 +350,7 @@ static napi_value construct(napi_env env, napi_callback_info info) {
   if (result < 0) {
     close(dup_fd);
     free(t);
-    napi_throw(env, errno_error(env, -result, "uv_poll_init"));
-    return NULL;
+    return rb_throw_errno(env, -result, "uv_poll_init", "");
   }
   t->poll.data = t;
   t->handle_open = 1;

@@ -409,20 +409,15 @@ static napi_value construct(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, &self, NULL) != napi_ok) return NULL;
   struct sockaddr_in local, client;
   memset(&local, 0, sizeof local);
-  memset(&client, 0, sizeof client);
   local.sin_family = AF_INET;
-  client.sin_family = AF_INET;
   napi_valuetype type3, type4;
-  uint32_t client_port;
   napi_typeof(env, argv[3], &type3);
   napi_typeof(env, argv[4], &type4);
-  if (argc != 5 || !rb_get_ipv4(env, argv[0], &local.sin_addr) || !rb_get_ipv4(env, argv[1], &client.sin_addr) ||
-      napi_get_value_uint32(env, argv[2], &client_port) != napi_ok || client_port == 0 || client_port > 65535 || type3 != napi_function ||
-      type4 != napi_function) {
+  if (argc != 5 || !rb_get_ipv4(env, argv[0], &local.sin_addr) || !rb_get_sockaddr(env, argv[2], argv[1], &client) || client.sin_port == 0 ||
+      type3 != napi_function || type4 != napi_function) {
     napi_throw_type_error(env, NULL, "new TftpEndpoint(address, clientAddress, clientPort, onMessage, onPumpStopped)");
     return NULL;
   }
-  client.sin_port = htons((uint16_t)client_port);
   int fd, stranger_fd;
   const char *syscall = "";
   int error = open_sockets(&local, &client, &fd, &stranger_fd, &syscall);
@@ -481,16 +476,11 @@ static napi_value method_send(napi_env env, napi_callback_info info) {
   if (ep == NULL) return NULL;
   void *data;
   size_t length;
-  uint32_t port;
   struct sockaddr_in to;
-  memset(&to, 0, sizeof to);
-  to.sin_family = AF_INET;
-  if (argc != 3 || napi_get_buffer_info(env, argv[0], &data, &length) != napi_ok || napi_get_value_uint32(env, argv[1], &port) != napi_ok || port > 65535 ||
-      !rb_get_ipv4(env, argv[2], &to.sin_addr)) {
+  if (argc != 3 || napi_get_buffer_info(env, argv[0], &data, &length) != napi_ok || !rb_get_sockaddr(env, argv[1], argv[2], &to)) {
     napi_throw_type_error(env, NULL, "send(buffer, port, address)");
     return NULL;
   }
-  to.sin_port = htons((uint16_t)port);
   if (ep->closed) return NULL;
   if (from_client(ep, &to)) (void)send(ep->fd, data, length, 0);
   else (void)sendto(ep->stranger_fd, data, length, 0, (struct sockaddr *)&to, sizeof to);
@@ -498,31 +488,25 @@ static napi_value method_send(napi_env env, napi_callback_info info) {
 }
 
 static napi_value method_pump(napi_env env, napi_callback_info info) {
-  size_t argc = 13;
-  napi_value argv[13];
+  size_t argc = 11;
+  napi_value argv[11];
   endpoint_t *ep = unwrap(env, info, &argc, argv);
   if (ep == NULL) return NULL;
   int32_t file_fd;
   int64_t size, block_size, from, final_index, timeout_ms;
   bool adaptive;
   double min_timeout_ms, max_timeout_ms, smoothed_ms, variation_ms;
-  uint32_t port;
-  struct sockaddr_in client;
-  memset(&client, 0, sizeof client);
-  client.sin_family = AF_INET;
-  if (argc != 13 || napi_get_value_int32(env, argv[0], &file_fd) != napi_ok || napi_get_value_int64(env, argv[1], &size) != napi_ok ||
+  if (argc != 11 || napi_get_value_int32(env, argv[0], &file_fd) != napi_ok || napi_get_value_int64(env, argv[1], &size) != napi_ok ||
       napi_get_value_int64(env, argv[2], &block_size) != napi_ok || napi_get_value_int64(env, argv[3], &from) != napi_ok ||
-      napi_get_value_int64(env, argv[4], &final_index) != napi_ok || napi_get_value_uint32(env, argv[5], &port) != napi_ok ||
-      !rb_get_ipv4(env, argv[6], &client.sin_addr) || napi_get_value_int64(env, argv[7], &timeout_ms) != napi_ok ||
-      napi_get_value_bool(env, argv[8], &adaptive) != napi_ok || napi_get_value_double(env, argv[9], &min_timeout_ms) != napi_ok ||
-      napi_get_value_double(env, argv[10], &max_timeout_ms) != napi_ok || napi_get_value_double(env, argv[11], &smoothed_ms) != napi_ok ||
-      napi_get_value_double(env, argv[12], &variation_ms) != napi_ok || min_timeout_ms < 1 || max_timeout_ms < min_timeout_ms || block_size < 8 ||
-      block_size > 65464 || from < 1 || from > final_index || size < 0 || port > 65535 || timeout_ms < 1) {
-    napi_throw_type_error(env, NULL, "pump(fd, size, blockSize, from, finalIndex, port, address, timeoutMs, adaptive, minTimeoutMs, maxTimeoutMs, smoothedMs, variationMs)");
+      napi_get_value_int64(env, argv[4], &final_index) != napi_ok || napi_get_value_int64(env, argv[5], &timeout_ms) != napi_ok ||
+      napi_get_value_bool(env, argv[6], &adaptive) != napi_ok || napi_get_value_double(env, argv[7], &min_timeout_ms) != napi_ok ||
+      napi_get_value_double(env, argv[8], &max_timeout_ms) != napi_ok || napi_get_value_double(env, argv[9], &smoothed_ms) != napi_ok ||
+      napi_get_value_double(env, argv[10], &variation_ms) != napi_ok || min_timeout_ms < 1 || max_timeout_ms < min_timeout_ms || block_size < 8 ||
+      block_size > 65464 || from < 1 || from > final_index || size < 0 || timeout_ms < 1) {
+    napi_throw_type_error(env, NULL, "pump(fd, size, blockSize, from, finalIndex, timeoutMs, adaptive, minTimeoutMs, maxTimeoutMs, smoothedMs, variationMs)");
     return NULL;
   }
   if (ep->closed) return rb_throw_errno(env, EBADF, "pump", "");
-  client.sin_port = htons((uint16_t)port);
   int64_t capacity = (READ_AHEAD_BYTES / block_size + 1) * block_size;
   if (ep->chunk == NULL || ep->chunk_capacity != capacity) {
     free(ep->chunk);
@@ -534,7 +518,6 @@ static napi_value method_pump(napi_env env, napi_callback_info info) {
   ep->size = size;
   ep->block_size = block_size;
   ep->final_index = final_index;
-  ep->client = client;
   ep->timeout_ms = (uint64_t)timeout_ms;
   ep->last_acked = from - 1;
   ep->adaptive = adaptive;

@@ -68,17 +68,14 @@ static napi_value send_segments(napi_env env, napi_callback_info info) {
   int32_t fd;
   void *data;
   size_t length;
-  uint32_t segment_size, port;
+  uint32_t segment_size;
   struct sockaddr_in to;
-  memset(&to, 0, sizeof to);
-  to.sin_family = AF_INET;
   if (argc != 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_buffer_info(env, argv[1], &data, &length) != napi_ok ||
-      napi_get_value_uint32(env, argv[2], &segment_size) != napi_ok || napi_get_value_uint32(env, argv[3], &port) != napi_ok ||
-      !rb_get_ipv4(env, argv[4], &to.sin_addr) || segment_size == 0 || segment_size > 65507 || port > 65535 || length > 65507) {
+      napi_get_value_uint32(env, argv[2], &segment_size) != napi_ok || !rb_get_sockaddr(env, argv[3], argv[4], &to) || segment_size == 0 ||
+      segment_size > 65507 || length > 65507) {
     napi_throw_type_error(env, NULL, "sendSegments(fd, buffer, segmentSize, port, address): at most 65507 bytes");
     return NULL;
   }
-  to.sin_port = htons((uint16_t)port);
   struct iovec part = { data, length };
   union {
     char buffer[CMSG_SPACE(sizeof(uint16_t))];

@@ -46,8 +46,6 @@ export interface NativeTftpEndpoint {
     blockSize: number,
     from: number,
     finalIndex: number,
-    port: number,
-    address: string,
     timeoutMs: number,
     adaptive: boolean,
     minTimeoutMs: number,

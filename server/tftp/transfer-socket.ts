@@ -29,7 +29,6 @@ export interface PumpJob {
   /** The first block to send, counted from 1; every block before it is acknowledged. */
   from: number;
   finalIndex: number;
-  client: { address: string; port: number };
   /** How long to wait for an ACK before handing the transfer back, while nothing is measured or when not adaptive. */
   timeoutMs: number;
   /**
@@ -192,8 +191,6 @@ export class NativeTransferSocket implements TransferSocket, BlockPump {
       job.blockSize,
       job.from,
       job.finalIndex,
-      job.client.port,
-      job.client.address,
       timeoutMs,
       adaptive !== undefined,
       Math.max(1, adaptive?.minMs ?? timeoutMs),

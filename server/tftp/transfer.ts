@@ -448,7 +448,6 @@ export class ReadTransfer {
         blockSize: this.blockSize,
         from,
         finalIndex: this.finalIndex,
-        client: this.params.client,
         timeoutMs: this.retransmissionTimeout,
         ...(this.adaptive
           ? { adaptive: { smoothedMs: this.smoothedRoundTrip, variationMs: this.roundTripVariation, minMs: this.timeoutFloor(), maxMs: this.params.timeoutMs } }
