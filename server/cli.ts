@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { BUILD_SWITCHES, switchesFromArgs } from '../builder/switches.js';
 import { createLogger } from './log.js';
 import { defaultRetention } from './events/retention.js';
 
@@ -9,6 +10,14 @@ const folderOptions = {
   profiles: { type: 'string', default: 'profiles', describe: 'folder of host profiles (YAML)' },
   assets: { type: 'string', default: 'boot-assets', describe: 'folder of builds made by "rackboot build"' },
 } as const;
+
+/** `rackboot build`'s switches over its settings file, each naming the setting it overrides; read back with switchesFromArgs. */
+function withBuildSwitches<T>(y: Argv<T>): Argv<T> {
+  for (const s of BUILD_SWITCHES) {
+    y.option(s.flag, { type: s.type, describe: `${s.describe} (config: ${s.setting})`, ...(s.choices ? { choices: s.choices } : {}) });
+  }
+  return y;
+}
 
 /**
  * The one command line: `rackboot serve | leases | hosts | build | whatif | demo | hash-password | profiles`. Each
@@ -118,25 +127,10 @@ async function main(argv: string[]): Promise<void> {
       'build',
       'assemble the boot parts (Xen, dom0 kernel, runtime initrd, iPXE) from Debian packages',
       (y) =>
-        y
+        withBuildSwitches(y)
           .option('out', { type: 'string', default: 'boot-assets', describe: 'assets folder: builds/<id> and the "current" link' })
           .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' })
           .option('config', { type: 'string', describe: 'build settings file (default: builder/build.yaml, which documents each setting)' })
-          .option('release', { type: 'string', describe: 'Debian release (config: release)' })
-          .option('xen-version', { type: 'string', describe: 'xen-hypervisor-4.17-amd64 version; "" = newest (config: versions.xen)' })
-          .option('kernel-version', { type: 'string', describe: 'linux-image-amd64 version (config: versions.kernel)' })
-          .option('ipxe-version', { type: 'string', describe: 'ipxe version (config: versions.ipxe)' })
-          .option('memtest-version', { type: 'string', describe: 'memtest86+ version (config: versions.memtest)' })
-          .option('busybox-version', { type: 'string', describe: 'busybox-static version (config: versions.busybox)' })
-          .option('variant', {
-            choices: ['debian', 'tiny'] as const,
-            describe: 'runtime initrd: a pruned Debian dom0 with the Xen toolstack and sshd, or busybox only (quick, for tests) (config: variant)',
-          })
-          .option('iso', { type: 'boolean', describe: 'make the CD/USB image rackboot.iso; --no-iso skips it (config: parts.iso)' })
-          .option('memtest', { type: 'boolean', describe: 'take memtest86+ into the build; --no-memtest leaves it out (config: parts.memtest)' })
-          .option('guest', { type: 'boolean', describe: "make the demo guest's guest.initrd.gz; --no-guest leaves it out (config: parts.guest)" })
-          .option('source-date-epoch', { type: 'string', describe: 'every date in the CD/USB image, seconds since 1970 (config: iso.sourceDateEpoch)' })
-          .option('volume-label', { type: 'string', describe: 'ISO 9660 volume label of the image (config: iso.volumeLabel)' })
           .option('host', { type: 'string', describe: "instead of a build: one host's CD/USB image from the current build, with its profile on the boot line" })
           .option('iso-file', { type: 'string', describe: 'with --host: where to write the image (default rackboot-<mac>.iso)' })
           .option('profiles', folderOptions.profiles)
@@ -167,26 +161,7 @@ async function main(argv: string[]): Promise<void> {
           out: args.out,
           ...(args.cache ? { cacheDir: args.cache } : {}),
           ...(args.config !== undefined ? { config: args.config } : {}),
-          switches: {
-            ...(args.release !== undefined ? { release: args.release } : {}),
-            ...(args.variant !== undefined ? { variant: args.variant } : {}),
-            versions: {
-              ...(args['xen-version'] !== undefined ? { xen: args['xen-version'] } : {}),
-              ...(args['kernel-version'] !== undefined ? { kernel: args['kernel-version'] } : {}),
-              ...(args['ipxe-version'] !== undefined ? { ipxe: args['ipxe-version'] } : {}),
-              ...(args['memtest-version'] !== undefined ? { memtest: args['memtest-version'] } : {}),
-              ...(args['busybox-version'] !== undefined ? { busybox: args['busybox-version'] } : {}),
-            },
-            parts: {
-              ...(args.iso !== undefined ? { iso: args.iso } : {}),
-              ...(args.memtest !== undefined ? { memtest: args.memtest } : {}),
-              ...(args.guest !== undefined ? { guest: args.guest } : {}),
-            },
-            iso: {
-              ...(args['source-date-epoch'] !== undefined ? { sourceDateEpoch: args['source-date-epoch'] } : {}),
-              ...(args['volume-label'] !== undefined ? { volumeLabel: args['volume-label'] } : {}),
-            },
-          },
+          switches: switchesFromArgs(args as Record<string, unknown>),
           log,
         });
         if (code !== 0) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,22 +8,12 @@ import { promisify } from 'node:util';
 import { passwordMatches } from '../server/admin/password.js';
 import { SqliteEventStore } from '../server/events/sqlite-store.js';
 import { cliPath, repoRoot } from './helpers/build.js';
+import { runRackboot } from './helpers/run.js';
 
 const run = promisify(execFile);
 
 /** rackboot with `input` on stdin (a pipe, not a terminal). */
-function rackboot(args: string[], input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
+const rackboot = (args: string[], input = '') => runRackboot(args, { input });
 
 const sha512Crypt = /^\$6\$([./0-9A-Za-z]{16})\$[./0-9A-Za-z]{86}$/;
 

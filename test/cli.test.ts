@@ -1,23 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
-import { cliPath, repoRoot } from './helpers/build.js';
+import { runRackboot } from './helpers/run.js';
 
-const run = promisify(execFile);
-
-async function rackboot(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cliPath, ...args], { cwd: repoRoot });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const rackboot = (args: string[]) => runRackboot(args);
 
 test('whatif: the example profile, as BIOS and as EFI, without a build', async () => {
   const bios = await rackboot(['whatif', '52-54-00-12-34-56', '--profiles', 'profiles/examples', '--assets', '/nonexistent', '--address', '198.18.0.1']);

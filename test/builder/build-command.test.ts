@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { copyFile, link, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { builderRecipe } from '../../builder/recipe.js';
 import { parseManifest, type Manifest } from '../../builder/manifest.js';
 import { silentLogger } from '../../server/log.js';
 import { assertRoot, Netns } from '../helpers/netns.js';
+import { runCommand, type Finished } from '../helpers/run.js';
 
 /**
  * `rackboot build` as a person runs it: the real CLI, real Debian packages
@@ -24,23 +25,7 @@ const cli = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 /** An older Xen than bookworm-security's, still offered by bookworm's main archive. */
 const OLDER_XEN = '4.17.5+72-g01140da4e8-1';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Finished> => runCommand(cmd, args, { env });
 
 const lastLine = (text: string): string => text.trimEnd().split('\n').pop()!;
 
@@ -55,7 +40,7 @@ async function assertUntouched(out: string, goodId: string, others: string[] = [
   assert.deepEqual((await readdir(out)).sort(), ['builds', 'current', ...others].sort());
 }
 
-function assertOneFailureLine(result: Run, line: RegExp): void {
+function assertOneFailureLine(result: Finished, line: RegExp): void {
   assert.equal(result.code, 1, `exit code (stderr: ${result.stderr})`);
   assert.match(lastLine(result.stderr), line);
   assert.doesNotMatch(result.stderr, /^\s+at /m, 'no stack trace');
@@ -65,7 +50,7 @@ function assertOneFailureLine(result: Run, line: RegExp): void {
 let scratch: string;
 let goodOut: string;
 let good: Manifest;
-let terminal: Run;
+let terminal: Finished;
 
 before(async () => {
   assertRoot();

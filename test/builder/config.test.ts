@@ -12,6 +12,7 @@ import {
   PINNED_PARTS,
   settingsFromText,
 } from '../../builder/config.js';
+import { BUILD_SWITCHES, switchesFromArgs } from '../../builder/switches.js';
 import { loadBuildConfig } from '../../builder/config-file.js';
 import { formatProfileError } from '../../server/profiles/error.js';
 
@@ -164,4 +165,21 @@ test('rackboot build has a switch for every setting, and the CLI refuses a bad f
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('each build switch names a setting of the file, and the switches given become settings over the file', () => {
+  for (const { flag, setting } of BUILD_SWITCHES) {
+    const path = setting.split('.');
+    const parent = path.slice(0, -1).reduce<unknown>((at, key) => (at as Record<string, unknown> | undefined)?.[key], DEFAULT_BUILD_SETTINGS);
+    assert.ok(typeof parent === 'object' && parent !== null && path.at(-1)! in parent, `--${flag}: ${setting} is a setting`);
+  }
+  assert.deepEqual(
+    switchesFromArgs({ 'xen-version': '4.17.1', 'no-such': 1, iso: false, 'volume-label': 'RB', variant: 'tiny', xenVersion: '4.17.1', $0: 'rackboot' }),
+    { versions: { xen: '4.17.1' }, parts: { iso: false }, iso: { volumeLabel: 'RB' }, variant: 'tiny' },
+  );
+  assert.deepEqual(switchesFromArgs({}), {});
+  const settings = applySwitches(DEFAULT_BUILD_SETTINGS, switchesFromArgs({ 'memtest-version': '6.10-4', guest: false }));
+  assert.equal(settings.versions.memtest, '6.10-4');
+  assert.equal(settings.parts.guest, false);
+  assert.equal(settings.parts.iso, DEFAULT_BUILD_SETTINGS.parts.iso, 'what is not switched keeps the file\'s value');
 });

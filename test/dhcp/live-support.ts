@@ -12,35 +12,17 @@ import type { Lease } from '../../server/dhcp/leases.js';
 import type { DhcpEvent, DhcpServerStats } from '../../server/dhcp/server.js';
 import { cliPath } from '../helpers/build.js';
 import { Netns } from '../helpers/netns.js';
+import { collect, type Finished } from '../helpers/run.js';
+
+export type { Finished };
 import { unpackedProgram } from '../helpers/unpacked.js';
 import { childScript, type ChildServerConfig } from './netns-child.js';
 
 export const serverAddress = '198.18.0.1';
 
-export interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a command in a namespace without blocking the event loop (the server child's pipes must keep draining). */
 export function runIn(ns: Netns, cmd: string, args: string[], timeoutMs: number): Promise<Finished> {
-  const child = ns.spawn(cmd, args);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${cmd} ${args.join(' ')} timed out after ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return collect(ns.spawn(cmd, args), { timeoutMs, what: `${cmd} ${args.join(' ')}` });
 }
 
 /** The DhcpServer child: collects its JSON event lines and its log lines. */
