@@ -6,7 +6,9 @@
  * network namespaces (198.18.2.0/24). Prints GB/s per server, rackboot's
  * ratio to nginx, and each server's resident memory (peak during the run).
  * A second rackboot with sendfile off (Node writes bodies from its memory
- * cache, the path TLS would take) runs beside them for comparison.
+ * cache, the path TLS would take) runs beside them for comparison. Each
+ * server's CPU time per GB, and the whole machine's (wrk and the kernel's
+ * packet processing too), show where a difference comes from.
  * Run as root; it prints a table, it does not pass or fail.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -34,6 +36,19 @@ interface Sample {
   gbPerSecond: number;
   requests: number;
   rssMiB: number;
+  /** The server's CPU time (user + system, all its processes) per GB sent. */
+  cpuMsPerGB: number;
+  /** The whole machine's busy CPU time (every process, interrupts included) per GB sent, and its idle share. */
+  machineMsPerGB: number;
+  idle: number;
+}
+
+/** Busy and total CPU time of the whole machine so far, ms (from /proc/stat's first line). */
+function machineCpu(): { busy: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0) * 10;
+  const idle = (fields[3]! + fields[4]!) * 10;
+  return { busy: total - idle, total };
 }
 
 function which(program: string, packageName: string): string {
@@ -121,6 +136,24 @@ function rssMiB(pid: number): number {
   return kib / 1024;
 }
 
+/** User + system CPU time of a process tree (nginx's master and worker), ms. */
+function cpuMs(pid: number): number {
+  const ticks = 100; // USER_HZ on Linux
+  let total = 0;
+  const walk = (p: number) => {
+    try {
+      // Fields after the command's closing parenthesis: state is 3, utime 14, stime 15.
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) * (1000 / ticks);
+      for (const child of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) walk(Number(child));
+    } catch {
+      // gone
+    }
+  };
+  walk(pid);
+  return total;
+}
+
 /** "3.01GB" -> bytes */
 function parseSize(text: string): number {
   const m = /^([\d.]+)([KMGT]?)B$/.exec(text);
@@ -130,6 +163,8 @@ function parseSize(text: string): number {
 
 async function wrk(ns: Netns, url: string, connections: number, pid: number): Promise<Sample> {
   let peak = 0;
+  const cpuBefore = cpuMs(pid);
+  const machineBefore = machineCpu();
   const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(pid))), 100);
   // --timeout: a 64 MB response takes seconds when 64 share the link; wrk's default (2 s) would count them as errors.
   const child = ns.spawn('wrk', ['-t', String(Math.min(2, connections)), '-c', String(connections), '-d', `${SECONDS}s`, '--timeout', '120s', url], {
@@ -140,13 +175,18 @@ async function wrk(ns: Netns, url: string, connections: number, pid: number): Pr
   child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
   const [code] = (await once(child, 'exit')) as [number];
   clearInterval(sampler);
+  const cpu = cpuMs(pid) - cpuBefore;
+  const machineAfter = machineCpu();
+  const machineBusy = machineAfter.busy - machineBefore.busy;
+  const machineIdle = 1 - machineBusy / (machineAfter.total - machineBefore.total);
   if (code !== 0) throw new Error(`wrk exited with ${code}:\n${out}`);
   const transfer = /Transfer\/sec:\s+(\S+)/.exec(out);
   const requests = /(\d+) requests in/.exec(out);
   const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out);
   if (!transfer || !requests) throw new Error(`cannot read wrk's report:\n${out}`);
   if (errors) process.stderr.write(`wrk ${url} c=${connections}: ${errors[0]}\n`);
-  return { gbPerSecond: parseSize(transfer[1]!) / 1e9, requests: Number(requests[1]), rssMiB: peak };
+  const gbPerSecond = parseSize(transfer[1]!) / 1e9;
+  return { gbPerSecond, requests: Number(requests[1]), rssMiB: peak, cpuMsPerGB: cpu / (gbPerSecond * SECONDS), machineMsPerGB: machineBusy / (gbPerSecond * SECONDS), idle: machineIdle };
 }
 
 function check(ns: Netns, url: string, sha256: string, dir: string): void {
@@ -212,9 +252,15 @@ async function main(): Promise<void> {
           d.gbPerSecond.toFixed(2).padStart(16),
           (d.gbPerSecond / n.gbPerSecond).toFixed(2).padStart(10),
           d.rssMiB.toFixed(0).padStart(12),
+          r.cpuMsPerGB.toFixed(0).padStart(15),
+          n.cpuMsPerGB.toFixed(0).padStart(12),
+          r.machineMsPerGB.toFixed(0).padStart(19),
+          n.machineMsPerGB.toFixed(0).padStart(16),
         ].join(' '),
       );
-      process.stderr.write(`c=${c}: ${names.map((name) => `${name} ${best[name].gbPerSecond.toFixed(2)} GB/s (${best[name].requests} requests)`).join(', ')}\n`);
+      process.stderr.write(
+        `c=${c}: ${names.map((name) => `${name} ${best[name].gbPerSecond.toFixed(2)} GB/s (${best[name].requests} requests, ${best[name].cpuMsPerGB.toFixed(0)} CPU ms/GB, machine ${best[name].machineMsPerGB.toFixed(0)} ms/GB, ${(best[name].idle * 100).toFixed(0)}% idle)`).join(', ')}\n`,
+      );
     }
     process.stdout.write(
       [
@@ -222,7 +268,9 @@ async function main(): Promise<void> {
         `idle resident memory: rackboot ${idle.rackboot.toFixed(0)} MiB, rackboot without sendfile ${idle.rackbootNode.toFixed(0)} MiB, nginx ${idle.nginx.toFixed(0)} MiB (master + worker)`,
         'RSS: peak during the row. "no sendfile": rackboot with sendfile off (Node writes the file from its 256 MiB memory cache, as it would over TLS).',
         '',
-        'connections rackboot GB/s nginx GB/s  ratio rackboot RSS MiB nginx RSS MiB no-sendfile GB/s   ns ratio   ns RSS MiB',
+        'CPU ms/GB: the server\'s own CPU time per GB sent; machine ms/GB: every CPU\'s busy time (client and kernel too) per GB, while that server ran.',
+        '',
+        'connections rackboot GB/s nginx GB/s  ratio rackboot RSS MiB nginx RSS MiB no-sendfile GB/s   ns ratio   ns RSS MiB rackboot CPU/GB nginx CPU/GB rackboot machine/GB nginx machine/GB',
         ...rows,
         '',
       ].join('\n'),
