@@ -15,7 +15,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,7 @@ const serverAddress = '198.18.2.1';
 const clientAddress = '198.18.2.2';
 /** rackboot as served (sendfile), rackboot with sendfile off (Node writes hot files from its memory cache, as over TLS), nginx. */
 const ports = { rackboot: 8080, rackbootNode: 8082, nginx: 8081 } as const;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 type ServerName = keyof typeof ports;
 const concurrencies = (process.env.BENCH_CONNECTIONS ?? '1,16,64').split(',').map(Number);
 const FILE_BYTES = 64 * 1024 * 1024;
@@ -41,14 +41,17 @@ interface Sample {
   /** The whole machine's busy CPU time (every process, interrupts included) per GB sent, and its idle share. */
   machineMsPerGB: number;
   idle: number;
+  /** The share of the machine's CPU time the hypervisor gave to others meanwhile. */
+  steal: number;
 }
 
 /** Busy and total CPU time of the whole machine so far, ms (from /proc/stat's first line). */
-function machineCpu(): { busy: number; total: number } {
+function machineCpu(): { busy: number; total: number; steal: number } {
   const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
-  const total = fields.reduce((a, b) => a + b, 0) * 10;
+  // user nice system idle iowait irq softirq steal: time the hypervisor gave another machine (steal) is neither.
+  const total = (fields.reduce((a, b) => a + b, 0) - fields[7]!) * 10;
   const idle = (fields[3]! + fields[4]!) * 10;
-  return { busy: total - idle, total };
+  return { busy: total - idle, total, steal: fields[7]! * 10 };
 }
 
 function which(program: string, packageName: string): string {
@@ -179,6 +182,7 @@ async function wrk(ns: Netns, url: string, connections: number, pid: number): Pr
   const machineAfter = machineCpu();
   const machineBusy = machineAfter.busy - machineBefore.busy;
   const machineIdle = 1 - machineBusy / (machineAfter.total - machineBefore.total);
+  const steal = (machineAfter.steal - machineBefore.steal) / (SECONDS * 1000 * cpus().length);
   if (code !== 0) throw new Error(`wrk exited with ${code}:\n${out}`);
   const transfer = /Transfer\/sec:\s+(\S+)/.exec(out);
   const requests = /(\d+) requests in/.exec(out);
@@ -186,7 +190,7 @@ async function wrk(ns: Netns, url: string, connections: number, pid: number): Pr
   if (!transfer || !requests) throw new Error(`cannot read wrk's report:\n${out}`);
   if (errors) process.stderr.write(`wrk ${url} c=${connections}: ${errors[0]}\n`);
   const gbPerSecond = parseSize(transfer[1]!) / 1e9;
-  return { gbPerSecond, requests: Number(requests[1]), rssMiB: peak, cpuMsPerGB: cpu / (gbPerSecond * SECONDS), machineMsPerGB: machineBusy / (gbPerSecond * SECONDS), idle: machineIdle };
+  return { gbPerSecond, requests: Number(requests[1]), rssMiB: peak, cpuMsPerGB: cpu / (gbPerSecond * SECONDS), machineMsPerGB: machineBusy / (gbPerSecond * SECONDS), idle: machineIdle, steal };
 }
 
 function check(ns: Netns, url: string, sha256: string, dir: string): void {
@@ -259,7 +263,7 @@ async function main(): Promise<void> {
         ].join(' '),
       );
       process.stderr.write(
-        `c=${c}: ${names.map((name) => `${name} ${best[name].gbPerSecond.toFixed(2)} GB/s (${best[name].requests} requests, ${best[name].cpuMsPerGB.toFixed(0)} CPU ms/GB, machine ${best[name].machineMsPerGB.toFixed(0)} ms/GB, ${(best[name].idle * 100).toFixed(0)}% idle)`).join(', ')}\n`,
+        `c=${c}: ${names.map((name) => `${name} ${best[name].gbPerSecond.toFixed(2)} GB/s (${best[name].requests} requests, ${best[name].cpuMsPerGB.toFixed(0)} CPU ms/GB, machine ${best[name].machineMsPerGB.toFixed(0)} ms/GB, ${(best[name].idle * 100).toFixed(0)}% idle, ${(best[name].steal * 100).toFixed(0)}% stolen)`).join(', ')}\n`,
       );
     }
     process.stdout.write(
