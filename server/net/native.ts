@@ -17,7 +17,7 @@ export interface NativeBinding {
     clientAddress: string,
     clientPort: number,
     onMessage: (message: Buffer, address: string, port: number) => void,
-    onPumpStopped: (reason: string, lastAcked: number, highestSent: number, sinceSentMs: number, smoothedMs: number, variationMs: number, detail: string | undefined) => void,
+    onPumpStopped: (reason: string, lastAcked: number, highestSent: number, sinceSentMs: number, smoothedMs: number, variationMs: number, detail: string | undefined, polledAcks: number, pollMisses: number) => void,
   ) => NativeTftpEndpoint;
   /**
    * Bytes offset..offset+length-1 of a file sent to a connected socket with

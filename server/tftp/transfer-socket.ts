@@ -58,6 +58,9 @@ export interface PumpStop {
   /** The round-trip estimator's state, with PumpJob.adaptive (undefined when nothing was measured). */
   smoothedMs: number | undefined;
   variationMs: number;
+  /** ACKs that came while the pump polled for them instead of sleeping, and polls that ended without one (server/native/tftp_endpoint.c). */
+  polledAcks: number;
+  pollMisses: number;
   detail?: string;
 }
 
@@ -152,8 +155,17 @@ export class NativeTransferSocket implements TransferSocket, BlockPump {
       client.address,
       client.port,
       (message, from, port) => this.messageListener?.(message, { address: from, port }),
-      (reason, lastAcked, highestSent, sinceSentMs, smoothedMs, variationMs, detail) => {
-        const stop: PumpStop = { reason: reason as PumpStop['reason'], lastAcked, highestSent, sinceSentMs, smoothedMs: smoothedMs >= 0 ? smoothedMs : undefined, variationMs };
+      (reason, lastAcked, highestSent, sinceSentMs, smoothedMs, variationMs, detail, polledAcks, pollMisses) => {
+        const stop: PumpStop = {
+          reason: reason as PumpStop['reason'],
+          lastAcked,
+          highestSent,
+          sinceSentMs,
+          smoothedMs: smoothedMs >= 0 ? smoothedMs : undefined,
+          variationMs,
+          polledAcks,
+          pollMisses,
+        };
         if (detail !== undefined) stop.detail = detail;
         this.stopListener?.(stop);
       },

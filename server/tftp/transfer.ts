@@ -49,6 +49,9 @@ export interface TransferSummary {
   pumpedBlocks: number;
   /** DATA packets sent in runs of one system call each (UDP segmentation, see server/native/udp_segments.c). */
   segmentedBlocks: number;
+  /** ACKs the pump caught by polling for them (it polls while it pumps the only transfer, and the client answers within 50 us), and polls that caught none. */
+  polledAcks: number;
+  pollMisses: number;
   durationMs: number;
   /** The client's ERROR message, or what went wrong on our side. */
   detail?: string;
@@ -144,6 +147,8 @@ export class ReadTransfer {
   private pumpedFrom = 0;
   private pumpedBlocks = 0;
   private segmentedBlocks = 0;
+  private polledAcks = 0;
+  private pollMisses = 0;
 
   constructor(private readonly params: ReadTransferParams) {
     this.blockSize = params.negotiated.blockSize;
@@ -472,6 +477,8 @@ export class ReadTransfer {
     this.pumping = false;
     if (this.phase !== 'data') return;
     this.pumpedBlocks += stop.highestSent - this.pumpedFrom + 1;
+    this.polledAcks += stop.polledAcks;
+    this.pollMisses += stop.pollMisses;
     for (let index = this.lastAcked + 1; index <= stop.lastAcked; index += 1) {
       this.bytes += Math.max(0, Math.min(this.blockSize, this.params.content.size - (index - 1) * this.blockSize));
     }
@@ -655,6 +662,8 @@ export class ReadTransfer {
       earlyAcks: this.earlyAcks,
       pumpedBlocks: this.pumpedBlocks,
       segmentedBlocks: this.segmentedBlocks,
+      polledAcks: this.polledAcks,
+      pollMisses: this.pollMisses,
       durationMs: Date.now() - this.params.startedAt,
     };
     if (detail !== undefined) summary.detail = detail;

@@ -56,8 +56,10 @@ const ports = { rackboot: 1069, dnsmasq: 69, tftpdHpa: 2069 } as const;
 type ServerName = keyof typeof ports;
 const serverNames: ServerName[] = ['rackboot', 'dnsmasq', 'tftpdHpa'];
 const labels: Record<ServerName, string> = { rackboot: 'rackboot', dnsmasq: 'dnsmasq', tftpdHpa: 'tftpd-hpa' };
-const windows = [1, 8, 32, 64];
-const rounds = 3;
+/** BENCH_WINDOWS=1,8 and BENCH_ROUNDS=5 narrow or widen a run; BENCH_SECTIONS=1 runs section 1 only (the default is 1,2,3). */
+const windows = (process.env.BENCH_WINDOWS ?? '1,8,32,64').split(',').map(Number);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const sections = new Set((process.env.BENCH_SECTIONS ?? '1,2,3').split(',').map(Number));
 const blockSize = 1468;
 const support = fileURLToPath(new URL('../tftp/support/', import.meta.url));
 
@@ -234,7 +236,7 @@ async function main(): Promise<void> {
 
     // 1. The bare veth, in each placement; rounds alternate the servers, in a rotating order.
     const bare: Row[] = [];
-    for (const placement of placements) {
+    for (const placement of sections.has(1) ? placements : []) {
       for (const windowSize of windows) {
         const row: Row = { what: `${placement.what}, windowsize ${windowSize}`, results: {} };
         for (let round = 0; round < rounds; round += 1) {
@@ -262,7 +264,7 @@ async function main(): Promise<void> {
 
     // 2. Through the lossy, delaying relay: a fresh relay (same seed) per transfer, in the client namespace.
     const relayRows: Row[] = windows.map((windowSize) => ({ what: `1% loss, 10 ms, windowsize ${windowSize}`, results: {} }));
-    for (const [i, windowSize] of windows.entries()) {
+    for (const [i, windowSize] of sections.has(2) ? windows.entries() : []) {
       for (const name of serverNames) {
         if (windowSize > 1 && !windowed[name]) {
           // It answers windowsize 1 whatever is asked: the first row's run stands.
@@ -285,7 +287,7 @@ async function main(): Promise<void> {
 
     // 3. 50 clients at once, wherever the scheduler puts them.
     const crowd: Row = { what: '50 clients, 16 MB each, windowsize 8', results: {} };
-    for (const name of serverNames) {
+    for (const name of sections.has(3) ? serverNames : []) {
       const started = performance.now();
       await Promise.all(
         Array.from({ length: 50 }, () => atftp(clientNs, serverAddress, ports[name], 'crowd.bin', 8, output(), hashes.crowd!)),

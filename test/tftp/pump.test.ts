@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { fileFromDisk } from '../../server/tftp/file.js';
-import { startServer, sha256, type ServerFixture } from './support/fixture.js';
+import { requireTool, runTool, startServer, sha256, type ServerFixture } from './support/fixture.js';
 import { download, RawClient } from './support/raw-client.js';
 
 /**
@@ -18,6 +18,7 @@ import { download, RawClient } from './support/raw-client.js';
  */
 
 const repository = fileURLToPath(new URL('../../../', import.meta.url));
+const slowClient = fileURLToPath(new URL('./support/slow-client-main.js', import.meta.url));
 
 async function withServer(options: Parameters<typeof startServer>[0], body: (fixture: ServerFixture) => Promise<void>): Promise<void> {
   const fixture = await startServer(options);
@@ -132,6 +133,63 @@ describe('TFTP pump', () => {
         client.close();
         intruder.close();
       }
+    });
+  });
+
+  test('one transfer pumped, a client in another process that answers at once: the pump polls for the ACKs instead of sleeping, and backs off when a poll misses', async () => {
+    requireTool('atftp', 'atftp');
+    await withServer(patient, async (fixture) => {
+      const content = fixture.writeRandomFile('f', 2_000_000);
+      const out = join(fixture.dir, 'out');
+      const result = await runTool('atftp', ['--get', '-r', 'f', '-l', out, '--option', 'blksize 1468', '127.0.0.1', String(fixture.port)]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(sha256(readFileSync(out)), sha256(content));
+      const ended = await fixture.waitForEvent('transferEnded', (event) => event.file === 'f');
+      assert.equal(ended.outcome, 'complete');
+      assert.equal(ended.blocks, 1363);
+      assert.equal(ended.pumpedBlocks, 1363);
+      assert.ok(ended.polledAcks > 0, `ACKs caught by polling: ${ended.polledAcks}`);
+      // After a miss the next 1, 2, 4 ... 256 blocks are not polled for; a caught ACK starts that over.
+      assert.ok(ended.pollMisses <= ended.polledAcks + 9 + Math.ceil(1363 / 257), `misses ${ended.pollMisses}, caught ${ended.polledAcks}`);
+    });
+  });
+
+  test('a client slower than the poll (each ACK 3 ms late): nothing is caught by polling, and the back-off keeps the misses to a handful', async () => {
+    await withServer(patient, async (fixture) => {
+      const content = fixture.writeRandomFile('slow', 400 * 1468 + 100);
+      const result = await runTool(process.execPath, [slowClient, String(fixture.port), 'slow', '3']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.deepEqual(JSON.parse(result.stdout), { bytes: content.length, sha256: sha256(content) });
+      const ended = await fixture.waitForEvent('transferEnded', (event) => event.file === 'slow');
+      assert.equal(ended.outcome, 'complete');
+      assert.equal(ended.pumpedBlocks, 401);
+      assert.equal(ended.polledAcks, 0);
+      // Polls at blocks 2, 4, 7, 12, 21, 38, 71, 136, 265 (then every 257th): each one a 50 us wait, not one per block.
+      assert.ok(ended.pollMisses >= 1 && ended.pollMisses <= 9 + Math.ceil(401 / 257), `misses: ${ended.pollMisses}`);
+    });
+  });
+
+  test('two transfers pumped at once: neither polls, since each has the other to wait for', async () => {
+    requireTool('atftp', 'atftp');
+    await withServer(patient, async (fixture) => {
+      const slowContent = fixture.writeRandomFile('slow', 400 * 1468 + 100);
+      const fastContent = fixture.writeRandomFile('fast', 1_000_000);
+      // The slow transfer (4 ms per block: 1.6 s) is pumped throughout the fast one.
+      const slow = runTool(process.execPath, [slowClient, String(fixture.port), 'slow', '4']);
+      await fixture.waitForEvent('transferStarted', (event) => event.file === 'slow');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const out = join(fixture.dir, 'out');
+      const fast = await runTool('atftp', ['--get', '-r', 'fast', '-l', out, '--option', 'blksize 1468', '127.0.0.1', String(fixture.port)]);
+      assert.equal(fast.code, 0, fast.stderr);
+      assert.equal(sha256(readFileSync(out)), sha256(fastContent));
+      const fastEnded = await fixture.waitForEvent('transferEnded', (event) => event.file === 'fast');
+      assert.ok(!fixture.events.some((event) => event.kind === 'transferEnded' && event.file === 'slow'), 'the slow transfer outlasted the fast one');
+      assert.equal(fastEnded.pumpedBlocks, 682);
+      assert.equal(fastEnded.polledAcks, 0);
+      assert.equal(fastEnded.pollMisses, 0);
+      const slowResult = await slow;
+      assert.equal(slowResult.code, 0, slowResult.stderr);
+      assert.deepEqual(JSON.parse(slowResult.stdout), { bytes: slowContent.length, sha256: sha256(slowContent) });
     });
   });
 
