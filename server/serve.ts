@@ -25,7 +25,7 @@ import type { Logger } from './log.js';
 import { defaultPool, interfaceAddress, parsePool, parseProxyRelaySubnet, parseRelaySubnet, parseTftpServer } from './net/interfaces.js';
 import { formatProfileError } from './profiles/error.js';
 import { ProfileDirectory } from './profiles/store.js';
-import { MemorySlotSightings } from './profiles/sightings.js';
+import { SqliteSlotSightings } from './profiles/sqlite-sightings.js';
 import { fileFromBuffer, fileFromDisk } from './tftp/file.js';
 import { TftpServer } from './tftp/server.js';
 import { resolveTftpPath } from './boot/tftp-path.js';
@@ -87,10 +87,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   else log.warn({ assets: assets.dir }, 'no build yet: machines will be told to wait (run "rackboot build")');
 
   const closers: Array<() => Promise<void>> = [async () => profiles.close()];
-  // Which MAC the DHCP server saw in which slot (option 82), for slot
-  // profiles; in memory (see the README).
-  const sightings = new MemorySlotSightings();
   try {
+    // Which MAC the DHCP server saw in which slot (option 82), for slot
+    // profiles; kept in the state folder, so a restart forgets no machine's
+    // slot (see profiles/sqlite-sightings.ts).
+    const sightings = SqliteSlotSightings.open(join(options.state, 'slots.sqlite'), {
+      onWriteError: (error, mac) => log.warn({ err: error, mac }, 'slot sighting not written to the state folder; kept in memory until the next one'),
+    });
+    closers.push(async () => sightings.close());
     // Durable: an ACKed lease survives a crash or restart (see sqlite-leases.ts).
     // Opened before HTTP starts, since the admin API lists and releases leases.
     const leases = options.dhcp === 'full' ? SqliteLeaseStore.open(join(options.state, 'leases.sqlite')) : undefined;

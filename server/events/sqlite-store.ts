@@ -14,8 +14,7 @@
  * time is BIGINT milliseconds.
  */
 import Database from 'better-sqlite3';
-import { storeOpenError } from '../sqlite/errors.js';
-import { migrateSchema } from '../sqlite/schema.js';
+import { openExclusiveStore, StoreDatabaseError, storeError, type StoreErrors, type StoreFailure } from '../sqlite/open.js';
 import type { BootEvent, EventSource, NewBootEvent } from './event.js';
 import type { EventRetention, EventStore } from './store.js';
 
@@ -38,16 +37,10 @@ const migrations: readonly string[][] = [
 export const eventSchemaVersion = migrations.length;
 
 /** Why an events database could not be used; the message names the file. */
-export class EventDatabaseError extends Error {
+export class EventDatabaseError extends StoreDatabaseError {
   override readonly name = 'EventDatabaseError';
-  constructor(
-    readonly file: string,
-    /** LOCKED: another process has it open; CORRUPT: not a usable SQLite database; NEWER_SCHEMA; OPEN: anything else. */
-    readonly code: 'LOCKED' | 'CORRUPT' | 'NEWER_SCHEMA' | 'OPEN',
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`events database ${file}: ${message}`, options);
+  constructor(file: string, code: StoreFailure, message: string, options?: { cause?: unknown }) {
+    super(file, code, 'events database', message, options);
   }
 }
 
@@ -84,19 +77,12 @@ export class SqliteEventStore implements EventStore {
 
   /** Opens (creating or migrating) the database at `file`; throws EventDatabaseError. */
   static open(file: string): SqliteEventStore {
-    let db: Database.Database | undefined;
+    const db = openExclusiveStore(file, { synchronous: 'NORMAL', migrations, errors: eventErrors(file) });
     try {
-      db = new Database(file);
-      db.pragma('busy_timeout = 2000');
-      db.pragma('locking_mode = EXCLUSIVE');
-      const mode = db.pragma('journal_mode = WAL', { simple: true });
-      if (String(mode).toLowerCase() !== 'wal') throw new EventDatabaseError(file, 'OPEN', `cannot switch to WAL mode (journal_mode is ${mode})`);
-      db.pragma('synchronous = NORMAL');
-      migrate(db, file);
       return new SqliteEventStore(file, db);
     } catch (error) {
-      db?.close();
-      throw asDatabaseError(file, error);
+      db.close();
+      throw storeError(error, eventErrors(file));
     }
   }
 
@@ -167,19 +153,12 @@ export class SqliteEventStore implements EventStore {
   }
 }
 
-function migrate(db: Database.Database, file: string): void {
-  // IMMEDIATE takes the write lock now: with locking_mode=EXCLUSIVE it is then
-  // held until close, so a second server on the same state folder fails here.
-  migrateSchema(db, migrations, (message) => new EventDatabaseError(file, 'NEWER_SCHEMA', message));
-}
-
-function asDatabaseError(file: string, error: unknown): EventDatabaseError {
-  return storeOpenError(
-    error,
-    (e): e is EventDatabaseError => e instanceof EventDatabaseError,
-    (code, message, cause) => new EventDatabaseError(file, code, message, { cause }),
-    'move it aside to start a new timeline',
-  );
+function eventErrors(file: string): StoreErrors<EventDatabaseError> {
+  return {
+    make: (code, message, cause) => new EventDatabaseError(file, code, message, { cause }),
+    isOwn: (e): e is EventDatabaseError => e instanceof EventDatabaseError,
+    whenCorrupt: 'move it aside to start a new timeline',
+  };
 }
 
 /**
@@ -194,7 +173,7 @@ export function readEventFile(file: string): BootEvent[] {
     db.pragma('busy_timeout = 500');
     return db.prepare<[], EventRow>(`SELECT ${columns} FROM events ORDER BY id`).all().map(fromRow);
   } catch (error) {
-    throw asDatabaseError(file, error);
+    throw storeError(error, eventErrors(file));
   } finally {
     db?.close();
   }

@@ -18,12 +18,16 @@ export interface SlotSightings {
   macAt(slot: RelaySlot): string | undefined;
   /** Record that `mac` sent a request from `slot`; returns the MAC it replaced there, if another. */
   record(mac: string, slot: RelaySlot): string | undefined;
+  /** Every MAC and its slot, for a store that keeps them elsewhere to load. */
+  entries(): Array<{ mac: string; slot: RelaySlot }>;
+  close(): void;
 }
 
 /**
- * Sightings kept in memory: after a restart, machines are placed again by
- * their next DHCP request (every boot starts with one), and until then they
- * resolve by MAC alone.
+ * Sightings kept in memory only: after a restart, machines are placed again
+ * by their next DHCP request, and until then they resolve by MAC alone.
+ * `rackboot serve` keeps them in its state folder (SqliteSlotSightings),
+ * which holds this in memory for lookups.
  */
 export class MemorySlotSightings implements SlotSightings {
   private readonly slotByMac = new Map<string, RelaySlot>();
@@ -51,4 +55,10 @@ export class MemorySlotSightings implements SlotSightings {
     this.slotByMac.set(mac, { ...slot });
     return previousMac !== mac ? previousMac : undefined;
   }
+
+  entries(): Array<{ mac: string; slot: RelaySlot }> {
+    return [...this.slotByMac].map(([mac, slot]) => ({ mac, slot: { ...slot } }));
+  }
+
+  close(): void {}
 }

@@ -159,6 +159,8 @@ export interface RelayRack {
   /** tcpdump writing `scratch/<captureFile>`. */
   capture: ChildProcess;
   close(): void;
+  /** Kill the server with SIGKILL and start it again on the same state folder; its new log. */
+  crashAndRestart(): Promise<ConsoleWatcher>;
 }
 
 export async function startRelayRack(options: {
@@ -188,13 +190,26 @@ export async function startRelayRack(options: {
     mkdirSync(join(scratch, 'profiles'));
     writeFileSync(join(scratch, 'profiles/default.yaml'), 'hostname: "node-{mac}"\n');
     options.prepare?.(scratch);
-    const rackboot = server.spawn(process.execPath, [
-      cliPath, 'serve', '--interface', 's0', '--address', '198.18.0.1', ...options.serveArgs,
-      '--profiles', join(scratch, 'profiles'), '--assets', join(scratch, 'assets'), '--state', join(scratch, 'state'), '--http-port', '8080',
-    ]);
-    children.push(rackboot);
-    const serverLog = new ConsoleWatcher(rackboot);
-    await serverLog.waitFor(/rackboot is serving/, 20_000, 'rackboot serve');
+    const serve = async (): Promise<{ child: ChildProcess; log: ConsoleWatcher }> => {
+      const child = server.spawn(process.execPath, [
+        cliPath, 'serve', '--interface', 's0', '--address', '198.18.0.1', ...options.serveArgs,
+        '--profiles', join(scratch, 'profiles'), '--assets', join(scratch, 'assets'), '--state', join(scratch, 'state'), '--http-port', '8080',
+      ]);
+      children.push(child);
+      const log = new ConsoleWatcher(child);
+      await log.waitFor(/rackboot is serving/, 20_000, 'rackboot serve');
+      return { child, log };
+    };
+    let rackboot = await serve();
+    const serverLog = rackboot.log;
+    // kill -9, then the same command line on the same state folder.
+    const crashAndRestart = async (): Promise<ConsoleWatcher> => {
+      const exited = new Promise((resolve) => rackboot.child.once('exit', resolve));
+      rackboot.child.kill('SIGKILL');
+      await exited;
+      rackboot = await serve();
+      return rackboot.log;
+    };
     const { device, filter, file } = options.capture;
     const capture = router.spawn('tcpdump', ['-Z', 'root', '--immediate-mode', '-i', device, '-U', '-w', join(scratch, file), filter]);
     children.push(capture);
@@ -203,7 +218,7 @@ export async function startRelayRack(options: {
     const relay = router.spawn(dhcrelay, ['-4', '-d', '-a', '-pf', join(scratch, 'dhcrelay.pid'), '-id', 'r1', '-iu', 'r0', '198.18.0.1']);
     children.push(relay);
     await new ConsoleWatcher(relay).waitFor(/Sending on/, 10_000, 'dhcrelay');
-    return { server, router, client, scratch, serverLog, capture, close };
+    return { server, router, client, scratch, serverLog, capture, close, crashAndRestart };
   } catch (error) {
     close();
     throw error;

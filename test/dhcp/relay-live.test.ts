@@ -119,4 +119,10 @@ test('a slot profile for circuit-id "r1" gives the machine behind the relay its 
     5_000,
     'the log line freeing the old lease',
   );
+
+  // The server crashes and comes back: with no DHCP request since, HTTP
+  // still serves each machine as the slot it was last seen in.
+  serverLog = await rack.crashAndRestart();
+  assert.match(await runtimeEnv(swappedMac), /^RACKBOOT_HOSTNAME='rack2-r1'$/m, 'the slot kept its machine across the restart');
+  assert.match(await runtimeEnv(clientMac), /^RACKBOOT_HOSTNAME='node-020000000201'$/m);
 });

@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { formatProfileError } from '../../server/profiles/error.js';
 import { parseProfile } from '../../server/profiles/parse.js';
 import { MemorySlotSightings } from '../../server/profiles/sightings.js';
+import { slotSightingsContract } from './sightings-contract.js';
 import { formatSlot, selectSlotProfile, slotIdFromText, slotMatches } from '../../server/profiles/slot.js';
 import { ProfileDirectory } from '../../server/profiles/store.js';
 
@@ -258,35 +259,4 @@ describe('ProfileDirectory with slot profiles', () => {
   });
 });
 
-describe('MemorySlotSightings', () => {
-  const slot1 = { circuitId: '7231' };
-  const slot2 = { circuitId: '7232' };
-
-  test('one MAC per slot: a new machine in a slot takes it from the old one', () => {
-    const sightings = new MemorySlotSightings();
-    assert.equal(sightings.record('m1', slot1), undefined);
-    assert.equal(sightings.record('m1', slot1), undefined, 'seen again');
-    assert.deepEqual(sightings.slotOf('m1'), slot1);
-    assert.equal(sightings.record('m2', slot1), 'm1', 'the MAC it replaced');
-    assert.equal(sightings.slotOf('m1'), undefined);
-    assert.deepEqual(sightings.slotOf('m2'), slot1);
-    assert.equal(sightings.macAt(slot1), 'm2');
-  });
-
-  test('a machine that moves leaves its old slot empty', () => {
-    const sightings = new MemorySlotSightings();
-    sightings.record('m1', slot1);
-    assert.equal(sightings.record('m1', slot2), undefined);
-    assert.equal(sightings.macAt(slot1), undefined);
-    assert.equal(sightings.macAt(slot2), 'm1');
-    assert.deepEqual(sightings.slotOf('m1'), slot2);
-  });
-
-  test('the same circuit-id on two relays is two slots', () => {
-    const sightings = new MemorySlotSightings();
-    sightings.record('m1', { circuitId: '7231', remoteId: '01' });
-    sightings.record('m2', { circuitId: '7231', remoteId: '02' });
-    assert.equal(sightings.macAt({ circuitId: '7231', remoteId: '01' }), 'm1');
-    assert.equal(sightings.macAt({ circuitId: '7231', remoteId: '02' }), 'm2');
-  });
-});
+slotSightingsContract('MemorySlotSightings', () => new MemorySlotSightings());

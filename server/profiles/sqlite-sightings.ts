@@ -1,0 +1,139 @@
+/**
+ * Slot sightings (option 82: which MAC was last seen in which slot) in a
+ * SQLite file of the state folder, slots.sqlite, so that a restarted server
+ * still boots a machine as its slot's profile: a machine that had its DHCP
+ * answer before the restart fetches its boot script, xen.cfg and runtime.env
+ * (by MAC alone) after it, and the status page names its slot's host.
+ *
+ * Lookups read a copy in memory (MemorySlotSightings), loaded at open; a
+ * record that changes something writes through to the file before it
+ * returns, in one transaction. Durability: synchronous=FULL in WAL mode (a
+ * sighting changes only when a machine is new, moved or swapped, so the
+ * fsync is rare). Portability: plain tables and statements, as in the other
+ * stores; an absent remote-id is stored as '' so that the slot's unique
+ * index means the same in every database (NULLs are distinct in indexes).
+ */
+import type Database from 'better-sqlite3';
+import { openExclusiveStore, StoreDatabaseError, type StoreErrors, type StoreFailure } from '../sqlite/open.js';
+import { MemorySlotSightings, type SlotSightings } from './sightings.js';
+import type { RelaySlot } from './slot.js';
+
+/** Schema migrations: entry i takes the file from version i to i + 1. Append only. */
+const migrations: readonly string[][] = [
+  [
+    `CREATE TABLE slot_sightings (
+       mac TEXT NOT NULL PRIMARY KEY,
+       circuit_id TEXT NOT NULL,
+       remote_id TEXT NOT NULL,
+       seen BIGINT NOT NULL
+     )`,
+    `CREATE UNIQUE INDEX slot_sightings_slot ON slot_sightings (circuit_id, remote_id)`,
+  ],
+];
+
+export const sightingsSchemaVersion = migrations.length;
+
+/** Why a sightings database could not be used; the message names the file. */
+export class SightingsDatabaseError extends StoreDatabaseError {
+  override readonly name = 'SightingsDatabaseError';
+  constructor(file: string, code: StoreFailure, message: string, options?: { cause?: unknown }) {
+    super(file, code, 'slot sightings database', message, options);
+  }
+}
+
+interface Row {
+  mac: string;
+  circuit_id: string;
+  remote_id: string;
+}
+
+export class SqliteSlotSightings implements SlotSightings {
+  private readonly memory = new MemorySlotSightings();
+  private readonly statements: ReturnType<SqliteSlotSightings['prepare']>;
+
+  private constructor(
+    readonly file: string,
+    private readonly db: Database.Database,
+    private readonly now: () => number,
+    private readonly onWriteError: (error: unknown, mac: string) => void,
+  ) {
+    this.statements = this.prepare();
+    // Oldest first, so that replaying them leaves each slot to its latest MAC.
+    for (const row of this.statements.all.all()) this.memory.record(row.mac, fromRow(row));
+  }
+
+  /**
+   * Opens (creating or migrating) the file; throws SightingsDatabaseError.
+   * A sighting the file could not take is kept in memory and handed to
+   * onWriteError (the default throws it).
+   */
+  static open(file: string, options: { now?: () => number; onWriteError?: (error: unknown, mac: string) => void } = {}): SqliteSlotSightings {
+    const errors = sightingsErrors(file);
+    const db = openExclusiveStore(file, { synchronous: 'FULL', migrations, errors });
+    try {
+      const rethrow = (error: unknown) => {
+        throw error;
+      };
+      return new SqliteSlotSightings(file, db, options.now ?? Date.now, options.onWriteError ?? rethrow);
+    } catch (error) {
+      db.close();
+      throw errors.make('OPEN', error instanceof Error ? error.message : String(error), error);
+    }
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      all: db.prepare<[], Row>('SELECT mac, circuit_id, remote_id FROM slot_sightings ORDER BY seen, mac'),
+      leaveSlot: db.prepare<[string, string]>('DELETE FROM slot_sightings WHERE circuit_id = ? AND remote_id = ?'),
+      leaveMac: db.prepare<[string]>('DELETE FROM slot_sightings WHERE mac = ?'),
+      insert: db.prepare<[string, string, string, number]>('INSERT INTO slot_sightings (mac, circuit_id, remote_id, seen) VALUES (?, ?, ?, ?)'),
+    };
+  }
+
+  slotOf(mac: string): RelaySlot | undefined {
+    return this.memory.slotOf(mac);
+  }
+
+  macAt(slot: RelaySlot): string | undefined {
+    return this.memory.macAt(slot);
+  }
+
+  record(mac: string, slot: RelaySlot): string | undefined {
+    const held = this.memory.slotOf(mac);
+    if (held !== undefined && this.memory.macAt(slot) === mac && held.circuitId === slot.circuitId && held.remoteId === slot.remoteId) return undefined;
+    try {
+      this.db.transaction(() => {
+        this.statements.leaveSlot.run(slot.circuitId, slot.remoteId ?? '');
+        this.statements.leaveMac.run(mac);
+        this.statements.insert.run(mac, slot.circuitId, slot.remoteId ?? '', this.now());
+      })();
+    } catch (error) {
+      // The machine is in that slot now whether or not the disk took it
+      // (full, gone): it is served as the slot's host, and the failure is
+      // reported; the next sighting writes again.
+      this.onWriteError(error, mac);
+    }
+    return this.memory.record(mac, slot);
+  }
+
+  entries(): Array<{ mac: string; slot: RelaySlot }> {
+    return this.memory.entries();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+function fromRow(row: Row): RelaySlot {
+  return row.remote_id === '' ? { circuitId: row.circuit_id } : { circuitId: row.circuit_id, remoteId: row.remote_id };
+}
+
+function sightingsErrors(file: string): StoreErrors<SightingsDatabaseError> {
+  return {
+    make: (code, message, cause) => new SightingsDatabaseError(file, code, message, { cause }),
+    isOwn: (e): e is SightingsDatabaseError => e instanceof SightingsDatabaseError,
+    whenCorrupt: 'move it aside to start with no sightings (machines are placed again at their next DHCP request)',
+  };
+}
