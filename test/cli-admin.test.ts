@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { passwordMatches } from '../server/admin/password.js';
 import { SqliteEventStore } from '../server/events/sqlite-store.js';
+import { SqliteSlotSightings } from '../server/profiles/sqlite-sightings.js';
 import { cliPath, repoRoot } from './helpers/build.js';
 import { runRackboot } from './helpers/run.js';
 
@@ -155,6 +156,22 @@ test('hosts from the state folder when no server runs; a running server\'s lock 
     const table = await rackboot(['hosts', '--state', state, '--profiles', '/nonexistent']);
     assert.match(table.stdout, /^MAC +HOSTNAME +STAGE +ADDRESS +LAST SEEN +LAST BOOT +FAILURES$/m);
     assert.match(table.stdout, new RegExp(`^${mac}  -  +ready  +198\\.18\\.0\\.131  +\\d+ s ago  +31\\.0 s  +-$`, 'm'));
+
+    // The second host was last seen in slot "r7": it is listed as that slot's host.
+    const profiles = path.join(state, 'profiles');
+    await mkdir(profiles);
+    await writeFile(path.join(profiles, 'rack1-r7.yaml'), 'hostname: rack1-r7\nrelay:\n  circuitId: "r7"\n');
+    const sightings = SqliteSlotSightings.open(path.join(state, 'slots.sqlite'));
+    sightings.record('52:54:00:00:00:32', { circuitId: Buffer.from('r7').toString('hex') });
+    const slotLocked = await rackboot(['hosts', '--state', state, '--profiles', profiles]);
+    assert.equal(slotLocked.code, 2);
+    assert.match(slotLocked.stderr, /slot sightings database .*slots\.sqlite: locked by another process/);
+    sightings.close();
+    const inSlot = JSON.parse((await rackboot(['hosts', '--state', state, '--profiles', profiles, '--json'])).stdout) as Array<{ mac: string; hostname: string | null }>;
+    assert.deepEqual(inSlot.map((host) => [host.mac, host.hostname]), [
+      [mac, null],
+      ['52:54:00:00:00:32', 'rack1-r7'],
+    ]);
     const missing = await rackboot(['hosts', '--state', path.join(state, 'nothing-here')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /events\.sqlite/);

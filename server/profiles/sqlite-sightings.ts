@@ -13,8 +13,9 @@
  * stores; an absent remote-id is stored as '' so that the slot's unique
  * index means the same in every database (NULLs are distinct in indexes).
  */
-import type Database from 'better-sqlite3';
-import { openExclusiveStore, StoreDatabaseError, type StoreErrors, type StoreFailure } from '../sqlite/open.js';
+import { existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { openExclusiveStore, storeError, StoreDatabaseError, type StoreErrors, type StoreFailure } from '../sqlite/open.js';
 import { MemorySlotSightings, type SlotSightings } from './sightings.js';
 import type { RelaySlot } from './slot.js';
 
@@ -41,6 +42,9 @@ export class SightingsDatabaseError extends StoreDatabaseError {
   }
 }
 
+/** Oldest first, so that replaying them leaves each slot to its latest MAC. */
+const selectAll = 'SELECT mac, circuit_id, remote_id FROM slot_sightings ORDER BY seen, mac';
+
 interface Row {
   mac: string;
   circuit_id: string;
@@ -58,7 +62,6 @@ export class SqliteSlotSightings implements SlotSightings {
     private readonly onWriteError: (error: unknown, mac: string) => void,
   ) {
     this.statements = this.prepare();
-    // Oldest first, so that replaying them leaves each slot to its latest MAC.
     for (const row of this.statements.all.all()) this.memory.record(row.mac, fromRow(row));
   }
 
@@ -84,7 +87,7 @@ export class SqliteSlotSightings implements SlotSightings {
   private prepare() {
     const db = this.db;
     return {
-      all: db.prepare<[], Row>('SELECT mac, circuit_id, remote_id FROM slot_sightings ORDER BY seen, mac'),
+      all: db.prepare<[], Row>(selectAll),
       leaveSlot: db.prepare<[string, string]>('DELETE FROM slot_sightings WHERE circuit_id = ? AND remote_id = ?'),
       leaveMac: db.prepare<[string]>('DELETE FROM slot_sightings WHERE mac = ?'),
       insert: db.prepare<[string, string, string, number]>('INSERT INTO slot_sightings (mac, circuit_id, remote_id, seen) VALUES (?, ?, ?, ?)'),
@@ -136,4 +139,25 @@ function sightingsErrors(file: string): StoreErrors<SightingsDatabaseError> {
     isOwn: (e): e is SightingsDatabaseError => e instanceof SightingsDatabaseError,
     whenCorrupt: 'move it aside to start with no sightings (machines are placed again at their next DHCP request)',
   };
+}
+
+/**
+ * The sightings of a state folder's file, read-only, for `rackboot hosts`
+ * when no server runs; none when there is no file yet. A running server
+ * holds the file exclusively: then this fails with LOCKED.
+ */
+export function readSightingsFile(file: string): MemorySlotSightings {
+  const sightings = new MemorySlotSightings();
+  if (!existsSync(file)) return sightings;
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 500');
+    for (const row of db.prepare<[], Row>(selectAll).all()) sightings.record(row.mac, fromRow(row));
+    return sightings;
+  } catch (error) {
+    throw storeError(error, sightingsErrors(file));
+  } finally {
+    db?.close();
+  }
 }

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { readAdminToken } from '../admin/token.js';
 import { readEventFile } from '../events/sqlite-store.js';
 import { silentLogger } from '../log.js';
+import { readSightingsFile } from '../profiles/sqlite-sightings.js';
 import { ProfileDirectory } from '../profiles/store.js';
 import { describeHost } from './hosts.js';
 import type { HostStatus } from './snapshot.js';
@@ -38,11 +39,13 @@ export async function listHosts(options: { server?: string; state: string; profi
   }
   const byMac = new Map<string, TimelineEvent[]>();
   for (const event of events) byMac.set(event.mac, [...(byMac.get(event.mac) ?? []), event]);
+  // Which machine sat in which slot, for slot profiles (absent before the first relayed request).
+  const sightings = readSightingsFile(join(options.state, 'slots.sqlite'));
   const profiles = await ProfileDirectory.open(options.profiles, silentLogger()).catch(() => undefined);
   try {
     const store = { listByHost: (mac: string) => byMac.get(mac) ?? [] };
     return [...byMac.keys()]
-      .flatMap((mac) => describeHost(mac, store, { profiles: profiles ?? { lookup: () => undefined } }) ?? [])
+      .flatMap((mac) => describeHost(mac, store, { profiles: profiles ?? { lookup: () => undefined }, sightings }) ?? [])
       .sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : -1));
   } finally {
     profiles?.close();
