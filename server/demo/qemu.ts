@@ -95,7 +95,7 @@ export const readyLinePattern =
  */
 export class ConsoleWatcher {
   transcript = '';
-  private waiters: Array<{ pattern: RegExp; resolve: (m: RegExpExecArray) => void }> = [];
+  private readonly waiters = new Set<() => void>();
   private exited: number | null | undefined;
 
   constructor(
@@ -106,50 +106,51 @@ export class ConsoleWatcher {
       const chunk = data.toString('latin1');
       this.transcript += chunk;
       onData?.(chunk);
-      this.check();
+      for (const check of [...this.waiters]) check();
     };
     child.stdout?.on('data', take);
     child.stderr?.on('data', take);
     child.once('exit', (code) => {
       this.exited = code;
-      this.check();
+      for (const check of [...this.waiters]) check();
     });
   }
 
-  private check(): void {
-    this.waiters = this.waiters.filter(({ pattern, resolve }) => {
-      const match = pattern.exec(this.transcript);
-      if (match) resolve(match);
-      return !match;
-    });
-  }
-
+  /** The exit code once the child has exited (null after a signal), undefined while it runs. */
   get exitCode(): number | null | undefined {
     return this.exited;
   }
 
-  waitFor(pattern: RegExp, timeoutMs: number, what = String(pattern)): Promise<RegExpExecArray> {
-    const found = pattern.exec(this.transcript);
-    if (found) return Promise.resolve(found);
+  /**
+   * The first match of `pattern` in the transcript at or after offset
+   * `from`, with where it ends (to wait for what comes after it); rejects,
+   * with the end of the transcript, when the child exits first or the
+   * time runs out.
+   */
+  waitFor(pattern: RegExp, timeoutMs: number, what = String(pattern), from = 0): Promise<RegExpExecArray & { end: number }> {
     return new Promise((resolve, reject) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      const check = (): void => {
+        const search = new RegExp(pattern.source, `${pattern.flags.replace('g', '')}g`);
+        search.lastIndex = from;
+        const match = search.exec(this.transcript);
+        if (match !== null) {
+          finish();
+          resolve(Object.assign(match, { end: match.index + match[0].length }));
+        } else if (this.exited !== undefined) {
+          finish();
+          reject(new Error(`process exited (${String(this.exited)}) before ${what}; output:\n${this.transcript.slice(-4000)}`));
+        }
+      };
       const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((waiter) => waiter.resolve !== done);
+        finish();
         reject(new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}; output so far:\n${this.transcript.slice(-4000)}`));
       }, timeoutMs);
-      const done = (match: RegExpExecArray) => {
-        clearTimeout(timer);
-        resolve(match);
-      };
-      this.waiters.push({ pattern, resolve: done });
-      this.child.once('exit', (code) => {
-        if (this.waiters.some((waiter) => waiter.resolve === done)) {
-          clearTimeout(timer);
-          this.waiters = this.waiters.filter((waiter) => waiter.resolve !== done);
-          const again = pattern.exec(this.transcript);
-          if (again) resolve(again);
-          else reject(new Error(`process exited (${String(code)}) before ${what}; output:\n${this.transcript.slice(-4000)}`));
-        }
-      });
+      this.waiters.add(check);
+      check();
     });
   }
 }

@@ -1,38 +1,37 @@
 import type { ChildProcess } from 'node:child_process';
+import { ConsoleWatcher } from '../../server/demo/qemu.js';
 import type { Netns } from '../helpers/netns.js';
 
 /**
  * A QEMU machine on a serial console, started inside a namespace: its output
- * kept as text to wait on, its input writable (Xen hands serial input to
- * dom0 once dom0 runs), and a hard deadline after which it is killed.
+ * kept as text to wait on (a ConsoleWatcher), its input writable (Xen hands
+ * serial input to dom0 once dom0 runs), and a hard deadline after which it
+ * is killed.
  */
 export class ConsoleMachine {
   readonly started = Date.now();
-  output = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly child: ChildProcess;
-  private readonly waiters = new Set<() => void>();
+  private readonly console: ConsoleWatcher;
   private readonly deadline: NodeJS.Timeout;
   private done = false;
 
   constructor(ns: Netns, args: string[], hardTimeoutMs: number) {
     this.child = ns.spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const take = (chunk: Buffer): void => {
-      this.output += chunk.toString('latin1');
-      this.answerCursorQueries();
-      for (const wake of [...this.waiters]) wake();
-    };
-    this.child.stdout!.on('data', take);
-    this.child.stderr!.on('data', take);
+    this.console = new ConsoleWatcher(this.child, () => this.answerCursorQueries());
     this.exited = new Promise((resolve) => {
       this.child.on('exit', (code, signal) => {
         this.done = true;
         clearTimeout(this.deadline);
-        for (const wake of [...this.waiters]) wake();
         resolve({ code, signal });
       });
     });
     this.deadline = setTimeout(() => this.kill(), hardTimeoutMs);
+  }
+
+  /** Everything the console printed so far. */
+  get output(): string {
+    return this.console.transcript;
   }
 
   /** Seconds since QEMU was started. */
@@ -42,30 +41,7 @@ export class ConsoleMachine {
 
   /** Resolves with the first match of `pattern` in the output after `from`; rejects on exit or timeout. */
   waitFor(pattern: RegExp, timeoutMs: number, from = 0): Promise<RegExpExecArray & { end: number }> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const re = new RegExp(pattern.source, pattern.flags.replace('g', '') + 'g');
-        re.lastIndex = from;
-        const m = re.exec(this.output);
-        if (m !== null) {
-          finish();
-          resolve(Object.assign(m, { end: m.index + m[0].length }));
-        } else if (this.done) {
-          finish();
-          reject(new Error(`QEMU exited before ${pattern} appeared; console:\n${this.tail()}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`${pattern} did not appear within ${timeoutMs / 1000} s; console:\n${this.tail()}`));
-      }, timeoutMs);
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-      check();
-    });
+    return this.console.waitFor(pattern, timeoutMs, `${pattern} on the console`, from);
   }
 
   write(text: string): void {
