@@ -438,16 +438,17 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
       sched_yield(); /* a client on this CPU runs now, rather than when the loop would sleep */
       continue;
     }
-    if (spin_until != 0) {
+    int polled = spin_until != 0;
+    if (polled) {
       /* A datagram came while polling: the loop's clock moves on, for the timer of the next block. */
       ep->spin_backoff = 1;
-      ep->polled_acks += 1;
       uv_update_time(ep->loop);
     }
     spin_until = 0;
     if (from_length != sizeof from || from.sin_family != AF_INET) {
       /* not an IPv4 sender: nothing to answer */
     } else if (ep->pumping && !strangers && is_expected_ack(ep, receive_buffer, length, &from)) {
+      if (polled) ep->polled_acks += 1;
       advance(ep);
       uint64_t now = monotonic_ns();
       if (started == 0) started = now;
