@@ -88,13 +88,6 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
 
   const closers: Array<() => Promise<void>> = [async () => profiles.close()];
   try {
-    // Which MAC the DHCP server saw in which slot (option 82), for slot
-    // profiles; kept in the state folder, so a restart forgets no machine's
-    // slot (see profiles/sqlite-sightings.ts).
-    const sightings = SqliteSlotSightings.open(join(options.state, 'slots.sqlite'), {
-      onWriteError: (error, mac) => log.warn({ err: error, mac }, 'slot sighting not written to the state folder; kept in memory until the next one'),
-    });
-    closers.push(async () => sightings.close());
     // Durable: an ACKed lease survives a crash or restart (see sqlite-leases.ts).
     // Opened before HTTP starts, since the admin API lists and releases leases.
     const leases = options.dhcp === 'full' ? SqliteLeaseStore.open(join(options.state, 'leases.sqlite')) : undefined;
@@ -125,6 +118,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     // and what the DHCP, TFTP and HTTP servers see (server/observe.ts).
     const events = SqliteEventStore.open(join(options.state, 'events.sqlite'));
     closers.push(async () => events.close());
+    // Which MAC the DHCP server saw in which slot (option 82), for slot
+    // profiles; kept in the state folder, so a restart forgets no machine's
+    // slot (see profiles/sqlite-sightings.ts). Opened after the leases and
+    // the timeline, whose locks say best that another server holds the folder.
+    const sightings = SqliteSlotSightings.open(join(options.state, 'slots.sqlite'), {
+      onWriteError: (error, mac) => log.warn({ err: error, mac }, 'slot sighting not written to the state folder; kept in memory until the next one'),
+    });
+    closers.push(async () => sightings.close());
     const stopRetention = startEventRetention(events, options.eventRetention ?? defaultRetention, log);
     closers.push(async () => stopRetention());
     const partNames = new BuildPartNames(assets);
