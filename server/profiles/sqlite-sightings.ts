@@ -7,9 +7,13 @@
  *
  * Lookups read a copy in memory (MemorySlotSightings), loaded at open; a
  * record that changes something writes through to the file before it
- * returns, in one transaction. Durability: synchronous=FULL in WAL mode (a
- * sighting changes only when a machine is new, moved or swapped, so the
- * fsync is rare). Portability: plain tables and statements, as in the other
+ * returns, in one transaction. Durability: synchronous=NORMAL in WAL mode,
+ * as for the timeline: a record survives a crash or kill -9 once record()
+ * returns, and a power cut may lose the newest few, which each machine's
+ * next DHCP request puts back. An fsync per sighting would not do: behind
+ * switches that add option 82 to every request, a site's first boot makes
+ * every MAC a new sighting, and those would each wait for the disk on the
+ * event loop, outside the leases' group commit. Portability: plain tables and statements, as in the other
  * stores; an absent remote-id is stored as '' so that the slot's unique
  * index means the same in every database (NULLs are distinct in indexes).
  */
@@ -72,7 +76,7 @@ export class SqliteSlotSightings implements SlotSightings {
    */
   static open(file: string, options: { now?: () => number; onWriteError?: (error: unknown, mac: string) => void } = {}): SqliteSlotSightings {
     const errors = sightingsErrors(file);
-    const db = openExclusiveStore(file, { synchronous: 'FULL', migrations, errors });
+    const db = openExclusiveStore(file, { synchronous: 'NORMAL', migrations, errors });
     try {
       const rethrow = (error: unknown) => {
         throw error;
