@@ -21,7 +21,7 @@ import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { openExclusiveStore, storeError, StoreDatabaseError, type StoreErrors, type StoreFailure } from '../sqlite/open.js';
 import { MemorySlotSightings, type SlotSightings } from './sightings.js';
-import type { RelaySlot } from './slot.js';
+import { sameSlot, type RelaySlot } from './slot.js';
 
 /** Schema migrations: entry i takes the file from version i to i + 1. Append only. */
 const migrations: readonly string[][] = [
@@ -46,8 +46,12 @@ export class SightingsDatabaseError extends StoreDatabaseError {
   }
 }
 
-/** Oldest first, so that replaying them leaves each slot to its latest MAC. */
-const selectAll = 'SELECT mac, circuit_id, remote_id FROM slot_sightings ORDER BY seen, mac';
+/** Every sighting of a file, replayed oldest first, so that each slot is left to its latest MAC. */
+function loadSightings(db: Database.Database): MemorySlotSightings {
+  const sightings = new MemorySlotSightings();
+  for (const row of db.prepare<[], Row>('SELECT mac, circuit_id, remote_id FROM slot_sightings ORDER BY seen, mac').all()) sightings.record(row.mac, fromRow(row));
+  return sightings;
+}
 
 interface Row {
   mac: string;
@@ -56,7 +60,7 @@ interface Row {
 }
 
 export class SqliteSlotSightings implements SlotSightings {
-  private readonly memory = new MemorySlotSightings();
+  private readonly memory: MemorySlotSightings;
   private readonly statements: ReturnType<SqliteSlotSightings['prepare']>;
 
   private constructor(
@@ -66,7 +70,7 @@ export class SqliteSlotSightings implements SlotSightings {
     private readonly onWriteError: (error: unknown, mac: string) => void,
   ) {
     this.statements = this.prepare();
-    for (const row of this.statements.all.all()) this.memory.record(row.mac, fromRow(row));
+    this.memory = loadSightings(db);
   }
 
   /**
@@ -91,7 +95,6 @@ export class SqliteSlotSightings implements SlotSightings {
   private prepare() {
     const db = this.db;
     return {
-      all: db.prepare<[], Row>(selectAll),
       leaveSlot: db.prepare<[string, string]>('DELETE FROM slot_sightings WHERE circuit_id = ? AND remote_id = ?'),
       leaveMac: db.prepare<[string]>('DELETE FROM slot_sightings WHERE mac = ?'),
       insert: db.prepare<[string, string, string, number]>('INSERT INTO slot_sightings (mac, circuit_id, remote_id, seen) VALUES (?, ?, ?, ?)'),
@@ -108,7 +111,7 @@ export class SqliteSlotSightings implements SlotSightings {
 
   record(mac: string, slot: RelaySlot): string | undefined {
     const held = this.memory.slotOf(mac);
-    if (held !== undefined && this.memory.macAt(slot) === mac && held.circuitId === slot.circuitId && held.remoteId === slot.remoteId) return undefined;
+    if (held !== undefined && sameSlot(held, slot)) return undefined; // seen there before: nothing to write
     try {
       this.db.transaction(() => {
         this.statements.leaveSlot.run(slot.circuitId, slot.remoteId ?? '');
@@ -151,14 +154,12 @@ function sightingsErrors(file: string): StoreErrors<SightingsDatabaseError> {
  * holds the file exclusively: then this fails with LOCKED.
  */
 export function readSightingsFile(file: string): MemorySlotSightings {
-  const sightings = new MemorySlotSightings();
-  if (!existsSync(file)) return sightings;
+  if (!existsSync(file)) return new MemorySlotSightings();
   let db: Database.Database | undefined;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
     db.pragma('busy_timeout = 500');
-    for (const row of db.prepare<[], Row>(selectAll).all()) sightings.record(row.mac, fromRow(row));
-    return sightings;
+    return loadSightings(db);
   } catch (error) {
     throw storeError(error, sightingsErrors(file));
   } finally {
