@@ -128,13 +128,14 @@ export class ConsoleWatcher {
    * time runs out.
    */
   waitFor(pattern: RegExp, timeoutMs: number, what = String(pattern), from = 0): Promise<RegExpExecArray & { end: number }> {
+    // Global, so that the search starts at `from`; made once, and set back to `from` before each search.
+    const search = new RegExp(pattern.source, `${pattern.flags.replace('g', '')}g`);
     return new Promise((resolve, reject) => {
       const finish = (): void => {
         clearTimeout(timer);
         this.waiters.delete(check);
       };
       const check = (): void => {
-        const search = new RegExp(pattern.source, `${pattern.flags.replace('g', '')}g`);
         search.lastIndex = from;
         const match = search.exec(this.transcript);
         if (match !== null) {
