@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Netns, assertRoot } from '../helpers/netns.js';
+import { cpuMs, rssMiB } from './support/proc.js';
 
 const serverAddress = '198.18.2.1';
 const clientAddress = '198.18.2.2';
@@ -124,39 +125,6 @@ async function stop(child: ChildProcess | undefined): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
-/** Resident memory of a process and its children (nginx's master and worker), MiB. */
-function rssMiB(pid: number): number {
-  let kib = 0;
-  const walk = (p: number) => {
-    try {
-      kib += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
-      for (const child of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) walk(Number(child));
-    } catch {
-      // gone
-    }
-  };
-  walk(pid);
-  return kib / 1024;
-}
-
-/** User + system CPU time of a process tree (nginx's master and worker), ms. */
-function cpuMs(pid: number): number {
-  const ticks = 100; // USER_HZ on Linux
-  let total = 0;
-  const walk = (p: number) => {
-    try {
-      // Fields after the command's closing parenthesis: state is 3, utime 14, stime 15.
-      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      total += (Number(fields[11]) + Number(fields[12])) * (1000 / ticks);
-      for (const child of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) walk(Number(child));
-    } catch {
-      // gone
-    }
-  };
-  walk(pid);
-  return total;
-}
-
 /** "3.01GB" -> bytes */
 function parseSize(text: string): number {
   const m = /^([\d.]+)([KMGT]?)B$/.exec(text);
@@ -166,7 +134,7 @@ function parseSize(text: string): number {
 
 async function wrk(ns: Netns, url: string, connections: number, pid: number): Promise<Sample> {
   let peak = 0;
-  const cpuBefore = cpuMs(pid);
+  const cpuBefore = cpuMs(pid, { tree: true });
   const machineBefore = machineCpu();
   const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(pid))), 100);
   // --timeout: a 64 MB response takes seconds when 64 share the link; wrk's default (2 s) would count them as errors.
@@ -178,7 +146,7 @@ async function wrk(ns: Netns, url: string, connections: number, pid: number): Pr
   child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
   const [code] = (await once(child, 'exit')) as [number];
   clearInterval(sampler);
-  const cpu = cpuMs(pid) - cpuBefore;
+  const cpu = cpuMs(pid, { tree: true }) - cpuBefore;
   const machineAfter = machineCpu();
   const machineBusy = machineAfter.busy - machineBefore.busy;
   const machineIdle = 1 - machineBusy / (machineAfter.total - machineBefore.total);

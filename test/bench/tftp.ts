@@ -49,6 +49,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Netns, assertRoot } from '../helpers/netns.js';
 import { unpackedProgram } from '../helpers/unpacked.js';
+import { cpuMs } from './support/proc.js';
 
 const serverAddress = '198.18.1.1';
 const clientAddress = '198.18.1.2';
@@ -115,17 +116,6 @@ async function stop(child: ChildProcess | undefined): Promise<void> {
   await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2000))]);
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
-
-/**
- * CPU time (clock ticks) a server process has used, user and system.
- * `ip netns exec` and taskset exec the program, so the spawned pid is the
- * server's.
- */
-function cpuTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
 /** One atftp download in the client namespace, on CPU `cpu` (or anywhere); returns MB/s and checks the hash. */
 async function atftp(ns: Netns, address: string, port: number, file: string, windowSize: number, out: string, hash: string, cpu?: number): Promise<number> {
@@ -242,9 +232,9 @@ async function main(): Promise<void> {
         for (let round = 0; round < rounds; round += 1) {
           for (let turn = 0; turn < serverNames.length; turn += 1) {
             const name = serverNames[(round + turn) % serverNames.length]!;
-            const before = cpuTicks(pids[name]);
+            const before = cpuMs(pids[name]);
             const speed = await atftp(clientNs, serverAddress, ports[name], 'big.bin', windowSize, output(), hashes.big!, placement.client);
-            const cpu = ((cpuTicks(pids[name]) - before) / ticksPerSecond) * 1e6 / blocks(files.big.length);
+            const cpu = ((cpuMs(pids[name]) - before) * 1000) / blocks(files.big.length);
             const result = (row.results[name] ??= { speeds: [], cpu: [] });
             result.speeds.push(speed);
             result.cpu.push(cpu);
@@ -273,9 +263,9 @@ async function main(): Promise<void> {
         }
         const relay = await startIn(clientNs, process.execPath, [join(support, 'relay-main.js'), '127.0.0.1', clientAddress, serverAddress, String(ports[name]), '0.01', '10', '0', '7'], true);
         try {
-          const before = cpuTicks(pids[name]);
+          const before = cpuMs(pids[name]);
           const speed = await atftp(clientNs, '127.0.0.1', relay.info!.port, 'relay.bin', windowSize, output(), hashes.relay!);
-          const cpu = ((cpuTicks(pids[name]) - before) / ticksPerSecond) * 1e6 / blocks(files.relay.length);
+          const cpu = ((cpuMs(pids[name]) - before) * 1000) / blocks(files.relay.length);
           relayRows[i]!.results[name] = { speeds: [speed], cpu: [cpu] };
           process.stderr.write(`${relayRows[i]!.what} ${labels[name]}: ${speed.toFixed(3)}\n`);
         } finally {
