@@ -273,7 +273,7 @@ export class ReadTransfer {
       const packet = this.unacknowledged.get(index);
       // A block the pump sent is not held here; its length follows from the size.
       if (packet !== undefined) this.bytes += packet.length - 4;
-      else if (this.window !== undefined) this.bytes += Math.max(0, Math.min(this.blockSize, this.params.content.size - (index - 1) * this.blockSize));
+      else if (this.window !== undefined) this.bytes += this.fileBytesThrough(index) - this.fileBytesThrough(index - 1);
       this.unacknowledged.delete(index);
     }
     this.lastAcked = meaning.index;
@@ -479,9 +479,7 @@ export class ReadTransfer {
     this.pumpedBlocks += stop.highestSent - this.pumpedFrom + 1;
     this.polledAcks += stop.polledAcks;
     this.pollMisses += stop.pollMisses;
-    for (let index = this.lastAcked + 1; index <= stop.lastAcked; index += 1) {
-      this.bytes += Math.max(0, Math.min(this.blockSize, this.params.content.size - (index - 1) * this.blockSize));
-    }
+    if (stop.lastAcked > this.lastAcked) this.bytes += this.fileBytesThrough(stop.lastAcked) - this.fileBytesThrough(this.lastAcked);
     this.lastAcked = stop.lastAcked;
     this.highestSent = stop.highestSent;
     this.highestSentAt = performance.now() - stop.sinceSentMs;
@@ -490,7 +488,7 @@ export class ReadTransfer {
     if (this.adaptive && stop.smoothedMs !== undefined) {
       this.smoothedRoundTrip = stop.smoothedMs;
       this.roundTripVariation = stop.variationMs;
-      this.retransmissionTimeout = Math.min(this.params.timeoutMs, Math.max(this.timeoutFloor(), stop.smoothedMs + 4 * stop.variationMs));
+      this.retransmissionTimeout = this.timeoutFromEstimate();
     }
     switch (stop.reason) {
       case 'complete':
@@ -527,7 +525,17 @@ export class ReadTransfer {
       this.roundTripVariation = 0.75 * this.roundTripVariation + 0.25 * Math.abs(this.smoothedRoundTrip - ms);
       this.smoothedRoundTrip = 0.875 * this.smoothedRoundTrip + 0.125 * ms;
     }
-    this.retransmissionTimeout = Math.min(this.params.timeoutMs, Math.max(this.timeoutFloor(), this.smoothedRoundTrip + 4 * this.roundTripVariation));
+    this.retransmissionTimeout = this.timeoutFromEstimate();
+  }
+
+  /** RFC 6298 section 2: smoothed + 4 x variation, within the floor and the transfer's timeout. */
+  private timeoutFromEstimate(): number {
+    return Math.min(this.params.timeoutMs, Math.max(this.timeoutFloor(), this.smoothedRoundTrip! + 4 * this.roundTripVariation));
+  }
+
+  /** Bytes of a file's blocks 1..index (the last block may be short). */
+  private fileBytesThrough(index: number): number {
+    return Math.min(this.params.content.size, Math.max(0, index) * this.blockSize);
   }
 
   private timeoutFloor(): number {
