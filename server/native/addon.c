@@ -42,6 +42,25 @@ int rb_get_sockaddr(napi_env env, napi_value port, napi_value address, struct so
   return rb_get_ipv4(env, address, &out->sin_addr);
 }
 
+void rb_hold_object(napi_env env, napi_value self, void *data, napi_finalize finalize, const char *resource, napi_ref *self_ref, napi_async_context *context) {
+  napi_value name;
+  napi_create_string_utf8(env, resource, NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, self, name, context);
+  napi_wrap(env, self, data, finalize, NULL, self_ref);
+  napi_reference_ref(env, *self_ref, NULL);
+}
+
+void rb_call_back(napi_env env, napi_async_context context, napi_ref self_ref, napi_ref function_ref, size_t argc, napi_value *argv) {
+  napi_value function, self, result;
+  if (napi_get_reference_value(env, function_ref, &function) != napi_ok || function == NULL) return;
+  if (napi_get_reference_value(env, self_ref, &self) != napi_ok || self == NULL) return;
+  if (napi_make_callback(env, context, self, function, argc, argv, &result) == napi_pending_exception) {
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_fatal_exception(env, error);
+  }
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   register_udp_device(env, exports);
   register_tftp_endpoint(env, exports);

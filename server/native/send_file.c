@@ -151,19 +151,11 @@ static void on_closed(uv_handle_t *handle) {
   napi_env env = t->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value argv[2], function, self, result;
+  napi_value argv[2];
   if (t->error != 0) argv[0] = transfer_error(env, t->error, t->error_syscall);
   else napi_get_null(env, &argv[0]);
   napi_create_int64(env, t->offset - t->start, &argv[1]);
-  if (napi_get_reference_value(env, t->on_done, &function) == napi_ok && function != NULL &&
-      napi_get_reference_value(env, t->self, &self) == napi_ok && self != NULL) {
-    /* As Node's own handles call back: microtasks run after it, async hooks see it. */
-    if (napi_make_callback(env, t->context, self, function, 2, argv, &result) == napi_pending_exception) {
-      napi_value exception;
-      napi_get_and_clear_last_exception(env, &exception);
-      napi_fatal_exception(env, exception);
-    }
-  }
+  rb_call_back(env, t->context, t->self, t->on_done, 2, argv);
   napi_close_handle_scope(env, scope);
   napi_delete_reference(env, t->on_done);
   napi_async_destroy(env, t->context);
@@ -372,12 +364,8 @@ static napi_value construct(napi_env env, napi_callback_info info) {
   t->handle_open = 1;
   set_cork(dup_fd, 1);
   napi_create_reference(env, argv[4], 1, &t->on_done);
-  napi_value name;
-  napi_create_string_utf8(env, "RackbootFileSend", NAPI_AUTO_LENGTH, &name);
-  napi_async_init(env, self, name, &t->context);
   /* Strong until onDone: the poll handle calls back into this object. */
-  napi_wrap(env, self, t, finalize, NULL, &t->self);
-  napi_reference_ref(env, t->self, NULL);
+  rb_hold_object(env, self, t, finalize, "RackbootFileSend", &t->self, &t->context);
   /* Sending starts on the first writable event, so onDone never runs inside the constructor. */
   if (length == 0) finish(t, 0, "sendfile");
   else uv_poll_start(&t->poll, UV_WRITABLE, on_writable);

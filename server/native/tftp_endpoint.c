@@ -180,18 +180,8 @@ static void finalize(napi_env env, void *data, void *hint) {
   maybe_free(ep);
 }
 
-/* Call a JavaScript callback from a libuv callback, as Node's own handles do (microtasks run after it). */
 static void call_back(endpoint_t *ep, napi_ref function_ref, size_t argc, napi_value *argv) {
-  napi_env env = ep->env;
-  napi_value function, self, result;
-  if (napi_get_reference_value(env, function_ref, &function) != napi_ok || function == NULL) return;
-  if (napi_get_reference_value(env, ep->self, &self) != napi_ok || self == NULL) return;
-  napi_status status = napi_make_callback(env, ep->context, self, function, argc, argv, &result);
-  if (status == napi_pending_exception) {
-    napi_value error;
-    napi_get_and_clear_last_exception(env, &error);
-    napi_fatal_exception(env, error);
-  }
+  rb_call_back(ep->env, ep->context, ep->self, function_ref, argc, argv);
 }
 
 static void set_pumping(endpoint_t *ep, int on) {
@@ -539,12 +529,8 @@ static napi_value construct(napi_env env, napi_callback_info info) {
   ep->open_handles = 3;
   napi_create_reference(env, argv[3], 1, &ep->on_message);
   napi_create_reference(env, argv[4], 1, &ep->on_stopped);
-  napi_value name;
-  napi_create_string_utf8(env, "RackbootTftpEndpoint", NAPI_AUTO_LENGTH, &name);
-  napi_async_init(env, self, name, &ep->context);
   /* Strong while open: the poll handle calls back into this object. */
-  napi_wrap(env, self, ep, finalize, NULL, &ep->self);
-  napi_reference_ref(env, ep->self, NULL);
+  rb_hold_object(env, self, ep, finalize, "RackbootTftpEndpoint", &ep->self, &ep->context);
   uv_poll_start(&ep->poll, UV_READABLE, on_readable);
   uv_poll_start(&ep->strangers, UV_READABLE, on_readable);
   return self;
