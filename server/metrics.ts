@@ -38,6 +38,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly hostRefusals = new Counter({
+    name: 'rackboot_host_refusals_total',
+    help: 'Requests for a host\'s secrets, or reports about a host, refused for want of that host\'s token, by what was asked',
+    labelNames: ['what'] as const,
+    registers: [this.registry],
+  });
+  private readonly hostAlarms = new Counter({
+    name: 'rackboot_host_alarms_total',
+    help: 'Host tokens shown in a way that signals trouble (a copied token, two boots of one MAC, a second runtime.env fetch)',
+    registers: [this.registry],
+  });
+
   constructor(hostsPerStage?: () => Map<string, number>) {
     collectDefaultMetrics({ register: this.registry, prefix: 'rackboot_' });
     if (hostsPerStage) {
@@ -65,6 +77,15 @@ export class Metrics {
 
   httpFile(file: string, bytes: number): void {
     if (bytes > 0) this.httpBytes.inc({ file }, bytes);
+  }
+
+  /** what: runtime.env, domain.cfg or event. */
+  hostRefused(what: string): void {
+    this.hostRefusals.inc({ what });
+  }
+
+  hostAlarm(): void {
+    this.hostAlarms.inc();
   }
 
   bootCompleted(seconds: number): void {

@@ -1,7 +1,6 @@
 import type { Logger } from './log.js';
 import { httpFileLabel, type Metrics } from './metrics.js';
 import type { NeighborTable } from './net/neighbors.js';
-import { normaliseMac } from './profiles/mac.js';
 import { summariseHost, type TimelineEvent } from './status/timeline.js';
 
 /** Where timeline events are kept (the event store), as the observer needs it. */
@@ -34,6 +33,8 @@ export interface HttpObservation {
   status: number;
   bytes: number;
   client: string | undefined;
+  /** The host a per-host request was proven to come from (it was handed or showed that host's token). */
+  host?: string;
 }
 
 /** Results of a DHCP exchange that move a host along its timeline. */
@@ -99,21 +100,32 @@ export class BootObserver {
     if (observation.status < 400) this.options.metrics.httpFile(label, observation.bytes);
     const time = this.now();
     const hostMac = /^\/hosts\/([^/?]+)\//.exec(observation.path)?.[1];
-    if (observation.status === 403 && hostMac !== undefined && label.startsWith('host:')) {
-      // Someone asked for a host's secrets without its token: on that host's timeline.
-      const mac = normaliseMac(hostMac);
-      if (mac !== undefined) {
-        const file = label.slice('host:'.length);
-        this.enqueue({ time, mac, source: 'http', stage: 'refused', detail: `${file} refused to ${observation.client?.replace(/^::ffff:/, '') ?? 'a client'}` });
-      }
-      return;
-    }
+    // A request about a host goes on its timeline only when it came from that
+    // host: anyone may ask for /hosts/<mac>/..., and a stranger's probe, refused
+    // or not, is no stage of that host's boot (it is logged and counted instead).
     if (observation.status >= 400 || label === 'other' || observation.path.includes('/events')) return;
     const stage = label.startsWith('host:') ? label.slice('host:'.length) : 'boot-file';
     const record = (mac: string) => this.enqueue({ time, mac, source: 'http', stage, ...(stage === 'boot-file' ? { detail: label } : {}) });
-    const named = hostMac === undefined ? undefined : normaliseMac(hostMac);
-    if (named !== undefined) record(named);
-    else if (hostMac === undefined && observation.client !== undefined) this.lookup(observation.client.replace(/^::ffff:/, ''), record);
+    if (hostMac !== undefined) {
+      if (observation.host !== undefined) record(observation.host);
+    } else if (observation.client !== undefined) {
+      this.lookup(observation.client.replace(/^::ffff:/, ''), record);
+    }
+  }
+
+  /** A request for a host's secrets, or a report about it, without that host's token (token-use.ts). */
+  hostRefused(what: string): void {
+    this.options.metrics.hostRefused(what);
+  }
+
+  /**
+   * A host token shown in a way that signals trouble (token-use.ts): an
+   * `alarm` on the host's timeline (the status page shows it) and a warning.
+   */
+  alarm(mac: string, detail: string, client: string | undefined): void {
+    this.options.metrics.hostAlarm();
+    this.options.log.warn({ event: 'host-alarm', mac, remote: client, reason: detail }, 'host alarm');
+    this.enqueue({ time: this.now(), mac, source: 'http', stage: 'alarm', detail });
   }
 
   private lookup(address: string, then: (mac: string) => void): void {

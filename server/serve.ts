@@ -3,6 +3,9 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { loadOrCreateAdminToken, loadOrCreateSecret } from './admin/token.js';
 import { HostTokens } from './boot/host-token.js';
+import { decideTokenGrant, DhcpAnswers } from './boot/token-grant.js';
+import { BootLedger } from './boot/token-use.js';
+import { isIpv4, Subnet } from './net/ipv4.js';
 import { AssetStore } from './assets/builds.js';
 import { hostFile, tftpHostFile, type HostSources } from './boot/host-files.js';
 import { chooseBootFile, type ServerEndpoints } from './boot/resolve.js';
@@ -96,14 +99,28 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       log.info({ file: leases.file, leases: leases.all().length }, 'dhcp: leases opened');
     }
     const hostTokenSecret = await loadOrCreateSecret(options.state, 'host-token.key');
+    // Who may have a boot token (boot/token-grant.ts): what rackboot's DHCP
+    // answered each MAC, and the kernel's neighbour table for the served interface.
+    const dhcpAnswers = new DhcpAnswers();
+    const neighbors = new NeighborTable();
+    const servedSubnet = new Subnet(served.address, served.prefixLength);
+    // Alarms go on the timeline, whose observer is made below.
+    let observer: BootObserver | undefined;
     const hosts: HostSources = {
       secrets: {
         tokens: new HostTokens(Buffer.from(hostTokenSecret.value)),
-        addressOf: (mac) => {
-          const lease = leases?.byMac(mac);
-          if (lease?.state === 'bound') return lease.address;
-          return profiles.reservationFor(mac, sightings.slotOf(mac))?.address;
-        },
+        ledger: new BootLedger(),
+        prove: async (mac, address) =>
+          decideTokenGrant({
+            mode: options.dhcp,
+            mac,
+            requester: address !== undefined && isIpv4(address) ? address : undefined,
+            onSegment: address !== undefined && servedSubnet.contains(address),
+            neighborMac: address !== undefined && isIpv4(address) ? await neighbors.currentMacOf(address, served.interfaceName) : undefined,
+            dhcp: dhcpAnswers.of(mac),
+            now: Date.now(),
+          }),
+        alarm: (mac, detail, requester) => observer?.alarm(mac, detail, requester),
       },
       assets,
       lookupProfile: (mac, slot) => profiles.lookup(mac, slot),
@@ -133,8 +150,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const hostStatus = (mac: string) => describeHost(mac, events, { profiles, sightings, ...(leases ? { leases } : {}) });
     const hostList = () => events.latestByHost().flatMap((latest) => hostStatus(latest.mac) ?? []).sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : -1));
     const metrics = new Metrics(() => hostsPerStage(hostList()));
-    const observer = new BootObserver({ timeline: events, metrics, neighbors: new NeighborTable(), log, partNames: () => partNames.current });
-    closers.push(() => observer.close());
+    const timeline = new BootObserver({ timeline: events, metrics, neighbors, log, partNames: () => partNames.current });
+    observer = timeline;
+    closers.push(() => timeline.close());
     const load = new LoadSampler(served.interfaceName);
     load.start();
     closers.push(() => load.stop());
@@ -143,7 +161,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       sources: {
         server: { address: served.address, interface: served.interfaceName, dhcp: options.dhcp, startedAt: new Date().toISOString(), version: rackbootVersion() },
         hosts: () => {
-          observer.flush();
+          timeline.flush();
           return hostList();
         },
         build: async () => {
@@ -159,7 +177,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       ...hosts,
       log,
       events,
-      observer,
+      observer: timeline,
       status: { router: status.router, metrics },
       admin: {
         token,
@@ -168,11 +186,11 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         ...(leases ? { leases } : {}),
         hosts: {
           list: () => {
-            observer.flush();
+            timeline.flush();
             return hostList();
           },
           timeline: (mac) => {
-            observer.flush();
+            timeline.flush();
             return events.listByHost(mac, { limit: 1000 });
           },
         },
@@ -188,9 +206,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const tftp = new TftpServer({
       onEvent: (event) => {
         if (event.kind === 'transferEnded' && event.outcome !== 'probe') {
-          observer.tftp({ client: event.client.address, file: event.file, result: event.outcome === 'complete' ? 'complete' : 'failed', bytes: event.bytes, ...(event.detail ? { reason: event.detail } : { reason: event.outcome }) });
+          timeline.tftp({ client: event.client.address, file: event.file, result: event.outcome === 'complete' ? 'complete' : 'failed', bytes: event.bytes, ...(event.detail ? { reason: event.detail } : { reason: event.outcome }) });
         } else if (event.kind === 'requestRefused') {
-          observer.tftp({ client: event.client.address, file: event.file, result: 'refused', bytes: 0, reason: event.message });
+          timeline.tftp({ client: event.client.address, file: event.file, result: 'refused', bytes: 0, reason: event.message });
         }
       },
       address: served.address,
@@ -203,6 +221,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         const generated = tftpHostFile(requested);
         if (generated) {
           const file = await hostFile(hosts, { ...generated, platform: 'bios', requester: { address: client.address } });
+          if (file.kind === 'refused' && file.status === 403) {
+            log.warn({ event: 'host-secret-refused', mac: generated.mac, file: requested, remote: client.address, reason: file.message }, 'host secrets refused');
+            timeline.hostRefused(generated.name);
+          }
           return file.kind === 'file' ? fileFromBuffer(Buffer.from(file.body)) : undefined;
         }
         const wanted = resolveTftpPath(requested);
@@ -232,7 +254,12 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         reservationOwner: (address) => profiles.reservationOwner(address),
         sightings,
         bootFile: (facts) => chooseBootFile(facts, endpoints),
-        onEvent: (event) => observeDhcp(observer, event, false),
+        onEvent: (event) => {
+          if (event.kind === 'reply' && (event.result === 'offer' || event.result === 'ack') && event.address !== undefined) {
+            dhcpAnswers.record(event.mac, event.address, Date.now());
+          }
+          observeDhcp(timeline, event, false);
+        },
         log,
         port: options.dhcpPort,
       });
@@ -259,7 +286,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         reservationFor: () => undefined,
         reservationOwner: () => undefined,
         bootFile: (facts) => chooseBootFile(facts, endpoints),
-        onEvent: (event) => observeDhcp(observer, event, true),
+        onEvent: (event) => observeDhcp(timeline, event, true),
         log,
         port: options.dhcpPort,
       });

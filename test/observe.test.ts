@@ -48,7 +48,10 @@ test('protocol events become one timeline per MAC and metrics; TFTP and HTTP cli
     observer.tftp({ client: '198.18.0.100', file: 'undionly.kpxe', result: 'complete', bytes: 70_000 });
     observer.tftp({ client: '198.18.0.250', file: 'undionly.kpxe', result: 'failed', bytes: 0, reason: 'timeout' });
     clock += 1000;
-    observer.http({ path: '/hosts/52-54-00-00-00-01/boot.ipxe?platform=pcbios', status: 200, bytes: 400, client: '::ffff:198.18.0.100' });
+    observer.http({ path: '/hosts/52-54-00-00-00-01/boot.ipxe?platform=pcbios', status: 200, bytes: 400, client: '::ffff:198.18.0.100', host: mac });
+    // A stranger asking about the host: answered (without a token) or refused, never on the host's timeline.
+    observer.http({ path: '/hosts/52-54-00-00-00-01/boot.ipxe?platform=pcbios', status: 200, bytes: 300, client: '::ffff:198.18.0.250' });
+    observer.http({ path: '/hosts/52-54-00-00-00-01/runtime.env', status: 403, bytes: 80, client: '::ffff:198.18.0.250' });
     observer.http({ path: '/builds/b1/xen', status: 200, bytes: 1_000_000, client: '::ffff:198.18.0.100' });
     observer.http({ path: '/no-such-file', status: 404, bytes: 40, client: '::ffff:198.18.0.100' });
     observer.http({ path: '/hosts/52-54-00-00-00-01/events', status: 204, bytes: 0, client: '::ffff:198.18.0.100' });
@@ -78,7 +81,7 @@ test('protocol events become one timeline per MAC and metrics; TFTP and HTTP cli
     assert.match(text, /^rackboot_dhcp_packets_total\{type="DHCPDISCOVER",result="ignored"\} 1$/m);
     assert.match(text, /^rackboot_tftp_transfers_total\{result="failed"\} 1$/m);
     assert.match(text, /^rackboot_http_bytes_total\{file="xen"\} 1000000$/m);
-    assert.match(text, /^rackboot_http_bytes_total\{file="host:boot.ipxe"\} 400$/m);
+    assert.match(text, /^rackboot_http_bytes_total\{file="host:boot.ipxe"\} 700$/m);
     assert.doesNotMatch(text, /file="other"/);
     assert.match(text, /^rackboot_boot_duration_seconds_sum 28$/m);
     assert.match(text, /^rackboot_boot_duration_seconds_count 1$/m);

@@ -36,7 +36,21 @@ test('a boot is timed from its first DHCP packet to ready; guests do not move th
     lastBootSeconds: 28.4,
     failures: 1,
     lastFailure: 'domain web: xl create failed',
+    alarms: 0,
+    lastAlarm: null,
   });
+});
+
+test('an alarm about the host\'s token leaves its stage where it was, and stays through a reboot', () => {
+  const alarmed = [...firstBoot, at(40, 'http', 'alarm', { detail: 'two boots of 52:54:00:12:34:56 at once?' })];
+  const summary = summariseHost(mac, alarmed)!;
+  assert.equal(summary.stage, 'ready');
+  assert.equal(summary.alarms, 1);
+  assert.equal(summary.lastAlarm, 'two boots of 52:54:00:12:34:56 at once?');
+  assert.equal(summary.failures, 1, 'an alarm is not a failure of the boot');
+  const rebooted = summariseHost(mac, [...alarmed, at(100, 'dhcp', 'dhcp-discover'), at(120, 'http', 'alarm', { detail: 'second' })])!;
+  assert.equal(rebooted.alarms, 2);
+  assert.equal(rebooted.lastAlarm, 'second');
 });
 
 test('a reboot starts a new boot: failures reset, the last finished boot time stays until the new one is ready', () => {

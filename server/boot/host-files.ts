@@ -3,6 +3,9 @@ import { normaliseMac } from '../profiles/mac.js';
 import type { Profile } from '../profiles/profile.js';
 import type { RelaySlot } from '../profiles/slot.js';
 import type { Platform } from './facts.js';
+import type { HostTokens } from './host-token.js';
+import type { TokenGrant } from './token-grant.js';
+import { decideTokenUse, type BootLedger, type TokenUse, type TokenUseDecision } from './token-use.js';
 import { renderDomainConfig, renderHostScript, renderRuntimeEnv, renderXenConfig } from './render.js';
 import { resolveHostBoot, type HostBoot, type ServerEndpoints } from './resolve.js';
 
@@ -21,21 +24,36 @@ export interface HostSources {
   endpoints: ServerEndpoints;
   /**
    * Per-host secrets: when set, the files that carry a host's secrets
-   * (runtime.env: root hash and SSH keys; its domain configs) are served
-   * only to a request that shows this boot's token, or that comes from the
-   * address rackboot leased the MAC. Boot scripts and xen.cfg get a fresh token.
+   * (runtime.env: root hash and SSH keys; its domain configs) go only to a
+   * request that shows a token of that host (token-use.ts), and a boot
+   * script or xen.cfg carries a new boot token only when the requester is
+   * proven to be the MAC (token-grant.ts).
    */
-  secrets?: {
-    tokens: { mint(mac: string, nonce?: string): string; verify(mac: string, token: string | undefined): boolean };
-    /** The address the MAC holds a bound lease on (or its reservation), if any. */
-    addressOf(mac: string): string | undefined;
-  };
+  secrets?: HostSecrets;
+}
+
+export interface HostSecrets {
+  tokens: HostTokens;
+  ledger: BootLedger;
+  /** Whether the requester at `address` is proven to be `mac` (see token-grant.ts). */
+  prove(mac: string, address: string | undefined): Promise<TokenGrant>;
+  /** A token shown in a way that signals trouble: flagged on the host's timeline and in the log. */
+  alarm(mac: string, detail: string, requester: string | undefined): void;
+  now?: () => number;
 }
 
 export type HostFileName = 'boot.ipxe' | 'xen.cfg' | 'runtime.env' | 'domain.cfg';
 
 export type HostFile =
-  | { kind: 'file'; body: string; boot: HostBoot }
+  | {
+      kind: 'file';
+      body: string;
+      boot: HostBoot;
+      /** The requester is proven to be the host (a token was handed to it, or it showed one): its request belongs on the host's timeline. */
+      attributed: boolean;
+      /** Why a boot script or xen.cfg carries no token. */
+      withheld?: string;
+    }
   | { kind: 'refused'; status: 400 | 403 | 404; message: string; boot?: HostBoot };
 
 /**
@@ -67,23 +85,51 @@ export async function hostFile(
   const problems = (slot === undefined ? sources.profileProblems?.(mac) : sources.profileProblems?.(mac, slot)) ?? [];
   const profile = slot === undefined ? sources.lookupProfile(mac) : sources.lookupProfile(mac, slot);
   const secret = request.name === 'runtime.env' || request.name === 'domain.cfg';
+  const { token: presented, address } = request.requester ?? {};
+  let attributed = false;
+  let bootNonce: string | undefined;
   if (secret && sources.secrets) {
-    const { token, address } = request.requester ?? {};
-    const leased = sources.secrets.addressOf(mac);
-    if (!sources.secrets.tokens.verify(mac, token) && (address === undefined || leased === undefined || address !== leased)) {
-      return {
-        kind: 'refused',
-        status: 403,
-        message: `${request.name === 'runtime.env' ? 'runtime.env' : `domain ${request.domain ?? ''}`} of ${mac} is served only to that host (its boot token, or its leased address${leased ? ` ${leased}` : ''}); ${address ?? 'this client'} showed ${token === undefined ? 'no token' : 'a wrong token'}`,
-      };
+    const use = authorizeHost(sources.secrets, { mac, use: request.name as 'runtime.env' | 'domain.cfg', token: presented, address });
+    if (use.kind === 'refuse') {
+      const what = request.name === 'runtime.env' ? 'runtime.env' : `domain ${request.domain ?? ''}`;
+      return { kind: 'refused', status: 403, message: `${what} of ${mac} is served only to that host, with its token: ${use.reason}` };
+    }
+    attributed = true;
+    bootNonce = use.claims.kind === 'guest' ? undefined : use.claims.nonce;
+  }
+  // A boot script or xen.cfg: a new boot token when the requester is proven to be the MAC.
+  let token: string | undefined;
+  let withheld: string | undefined;
+  if ((request.name === 'boot.ipxe' || request.name === 'xen.cfg') && sources.secrets) {
+    const grant = await sources.secrets.prove(mac, address);
+    if (grant.kind === 'grant') {
+      const now = (sources.secrets.now ?? Date.now)();
+      token = sources.secrets.tokens.mintBoot(mac, address!, now);
+      const claims = sources.secrets.tokens.read(mac, token);
+      if (claims?.kind === 'boot') sources.secrets.ledger.minted(claims);
+      bootNonce = claims?.nonce;
+      attributed = true;
+    } else {
+      withheld = grant.reason;
     }
   }
-  const mints = request.name === 'boot.ipxe' || request.name === 'xen.cfg';
-  const token = mints && sources.secrets ? sources.secrets.tokens.mint(mac) : undefined;
-  const boot = resolveHostBoot({ mac, platform: request.platform, profile, problems, build, endpoints, ...(token === undefined ? {} : { token }) });
-  if (request.name === 'boot.ipxe') return { kind: 'file', body: renderHostScript(boot, endpoints), boot };
+  const guestToken =
+    sources.secrets && bootNonce !== undefined ? (domain: string) => sources.secrets!.tokens.mintGuest(mac, bootNonce!, domain) : undefined;
+  const boot = resolveHostBoot({
+    mac,
+    platform: request.platform,
+    profile,
+    problems,
+    build,
+    endpoints,
+    ...(token === undefined ? {} : { token }),
+    ...(guestToken === undefined ? {} : { guestToken }),
+    ...(withheld === undefined ? {} : { tokenWithheld: withheld }),
+  });
+  const file = (body: string): HostFile => ({ kind: 'file', body, boot, attributed, ...(withheld === undefined ? {} : { withheld }) });
+  if (request.name === 'boot.ipxe') return file(renderHostScript(boot, endpoints));
   if (boot.kind !== 'boot') return { kind: 'refused', status: 404, message: `${boot.kind.replace('-', ' ')} for ${boot.mac}`, boot };
-  if (request.name === 'runtime.env') return { kind: 'file', body: renderRuntimeEnv(boot.plan), boot };
+  if (request.name === 'runtime.env') return file(renderRuntimeEnv(boot.plan));
   if (request.name === 'domain.cfg') {
     const domain = boot.plan.domains.find((candidate) => candidate.name === request.domain);
     if (!domain) {
@@ -91,19 +137,43 @@ export async function hostFile(
       const list = known.length > 0 ? `it has ${known.join(', ')}` : 'it has none';
       return { kind: 'refused', status: 404, message: `no domain "${request.domain}" in ${boot.plan.profile.source} for ${mac} (${list})`, boot };
     }
-    return { kind: 'file', body: renderDomainConfig(boot.plan, domain, endpoints), boot };
+    return file(renderDomainConfig(boot.plan, domain, endpoints, guestToken?.(domain.name)));
   }
   const config = renderXenConfig(boot.plan, request.entry);
   if (config === undefined) return { kind: 'refused', status: 404, message: `no Xen boot entry "${request.entry}" (want standard or testing)`, boot };
-  return { kind: 'file', body: config, boot };
+  return file(config);
+}
+
+/**
+ * Whether a presented token lets `mac`'s host have `use` (token-use.ts),
+ * with the ledger kept and alarms raised.
+ */
+export function authorizeHost(
+  secrets: HostSecrets,
+  request: { mac: string; use: TokenUse; token: string | undefined; address: string | undefined; domain?: string },
+): TokenUseDecision {
+  const { mac, use, token, address } = request;
+  const claims = secrets.tokens.read(mac, token, request.domain);
+  const decision = decideTokenUse({
+    mac,
+    use,
+    presented: token !== undefined && token !== '',
+    claims,
+    requester: address,
+    standing: claims ? secrets.ledger.standing(claims) : { kind: 'current', spent: false },
+    now: (secrets.now ?? Date.now)(),
+  });
+  if (decision.kind === 'refuse' && decision.alarm) secrets.alarm(mac, decision.alarm, address);
+  if (decision.kind === 'allow' && decision.spend) secrets.ledger.spend(decision.claims);
+  return decision;
 }
 
 /**
  * The generated files TFTP serves: "hosts/<mac>/boot.ipxe" (the BIOS
  * script, for iPXE builds that fetch their script by TFTP),
  * "hosts/<mac>/builds/<id>/[<entry>/]xen.cfg" and
- * "hosts/<mac>/domains/<name>.cfg". Not runtime.env: it carries the root
- * hash, and TFTP cannot tell one client from another.
+ * "hosts/<mac>/domains/<name>.cfg" (refused: TFTP carries no token).
+ * Not runtime.env: it carries the root hash.
  */
 export function tftpHostFile(path: string): { mac: string; name: HostFileName; buildId?: string; entry?: string; domain?: string } | undefined {
   const parts = path.split('/');

@@ -214,17 +214,19 @@ function xlString(value: string): string {
 /**
  * The xl domain configuration (xl.cfg(5)) of one guest, as dom0 saves it to
  * /run/rackboot/domains/<name>.cfg and starts it with `xl create`. The
- * guest's kernel learns the server and its parent host from `extra`, to
- * report "guest-ready" to /hosts/<parent>/events. restart: true makes Xen
+ * guest's kernel learns the server, its parent host and its own token from
+ * `extra`, to report "guest-ready" to /hosts/<parent>/events. restart: true makes Xen
  * restart the guest when it crashes or powers off (and dom0's watcher
  * creates it again if it is gone); otherwise it is destroyed.
  */
-export function renderDomainConfig(plan: BootPlan, domain: PlannedDomain, endpoints: ServerEndpoints): string {
+export function renderDomainConfig(plan: BootPlan, domain: PlannedDomain, endpoints: ServerEndpoints, guestToken?: string): string {
   const extra = [
     'console=hvc0',
     `rackboot.server=${httpBase(endpoints)}`,
     `rackboot.parent=${plan.mac}`,
     `rackboot.domain=${domain.name}`,
+    // The guest's own token (host-token.ts), for its reports; it opens no secrets.
+    guestToken ? `rackboot.token=${guestToken}` : '',
     domain.extraArgs.trim(),
   ].filter(Boolean).join(' ');
   const ending = domain.restart ? 'restart' : 'destroy';

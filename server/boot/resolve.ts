@@ -162,6 +162,10 @@ export function resolveHostBoot(input: {
    * sees its own command line.
    */
   token?: string;
+  /** The token of one of this boot's guests (the bare-metal demo guest here; domain configs in render.ts). */
+  guestToken?: (domain: string) => string;
+  /** Why this boot gets no token (token-grant.ts): said on the console. */
+  tokenWithheld?: string;
 }): HostBoot {
   const { mac, platform, build, endpoints } = input;
   if (!input.profile && input.problems && input.problems.length > 0) return { kind: 'broken-profile', mac, problems: input.problems };
@@ -212,7 +216,14 @@ export function resolveHostBoot(input: {
       title: 'Demo guest on bare metal (no Xen)',
       kernelUrl: buildUrl('vmlinuz'),
       initrdUrl: buildUrl(guestInitrdPart),
-      commandLine: join('console=tty0 console=ttyS0,115200n8', efiInitrd, `rackboot.server=${base}`, `rackboot.parent=${mac}`, 'rackboot.domain=bare-metal'),
+      commandLine: join(
+        'console=tty0 console=ttyS0,115200n8',
+        efiInitrd,
+        `rackboot.server=${base}`,
+        `rackboot.parent=${mac}`,
+        'rackboot.domain=bare-metal',
+        input.guestToken ? `rackboot.token=${input.guestToken('bare-metal')}` : '',
+      ),
     });
   }
   if (has(memtestParts[platform])) menu.push({ kind: 'memtest', name: 'memtest', title: 'Memory test (memtest86+)', url: buildUrl(memtestParts[platform]) });
@@ -230,6 +241,9 @@ export function resolveHostBoot(input: {
   const macs = domainMacs(mac, profile.domains);
   const guestParts: string[] = [];
   const notes: string[] = [];
+  if (input.tokenWithheld !== undefined) {
+    notes.push(`no boot token for ${mac}: ${input.tokenWithheld}; its root password, SSH keys and domains are not served to this boot (see "Security model" in rackboot's README)`);
+  }
   const domains = profile.domains.map((domain, index): PlannedDomain => {
     const missing = [domain.kernel, domain.ramdisk].filter((part) => !has(part));
     const start = domain.autostart && missing.length === 0;

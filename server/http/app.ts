@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { platformOf, type Platform } from '../boot/facts.js';
-import { domainConfigName, hostFile, type HostFileName, type HostSources } from '../boot/host-files.js';
+import { authorizeHost, domainConfigName, hostFile, type HostFileName, type HostSources } from '../boot/host-files.js';
 import { renderEntryScript } from '../boot/render.js';
 import { parseEventReport } from '../events/event.js';
 import { MemoryEventStore, type EventStore } from '../events/store.js';
@@ -22,7 +22,7 @@ export interface HttpAppOptions extends HostSources {
   /** The clock events are stamped with; Date.now when left out. */
   now?: () => number;
   /** Told of every answered request, and of every stored report (timeline and metrics: server/observe.ts). */
-  observer?: Pick<BootObserver, 'http' | 'reported' | 'settle'>;
+  observer?: Pick<BootObserver, 'http' | 'reported' | 'settle' | 'hostRefused'>;
   /** The status page under /status and GET /metrics; left out, there are none. */
   status?: { router: Router; metrics: Metrics };
   /**
@@ -39,6 +39,36 @@ export interface HttpAppOptions extends HostSources {
 const eventBodyLimit = '16kb';
 /** The most events GET /hosts/<mac>/events returns (the newest ones). */
 const eventListLimit = 1000;
+
+/** The header a host shows its token in (host-token.ts); never the URL, which logs and proxies keep. */
+export const hostTokenHeader = 'x-rackboot-token';
+
+/** Query parameters whose values are credentials: kept out of the log. */
+const secretParameters = /^(token|sig|signature)$/i;
+
+/** The request's path and query for the log, with the values of credential parameters left out. */
+export function loggablePath(url: string): string {
+  const query = url.indexOf('?');
+  if (query < 0) return url;
+  const parameters = url
+    .slice(query + 1)
+    .split('&')
+    .map((pair) => {
+      const name = pair.split('=', 1)[0]!;
+      let decoded = name;
+      try {
+        decoded = decodeURIComponent(name.replace(/\+/g, ' '));
+      } catch {
+        // A malformed escape: judged by its raw text.
+      }
+      return secretParameters.test(decoded.trim()) ? `${name}=(not logged)` : pair;
+    });
+  return `${url.slice(0, query)}?${parameters.join('&')}`;
+}
+
+function remoteAddress(req: Request): string | undefined {
+  return req.socket.remoteAddress?.replace(/^::ffff:/, '');
+}
 
 /** iPXE's ${platform}: "pcbios" or "efi"; rackboot's own names are accepted too. */
 export function platformFromQuery(value: unknown): Platform | undefined {
@@ -64,11 +94,12 @@ export function createHttpApp(options: HttpAppOptions) {
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
+      const path = loggablePath(req.originalUrl);
       log.info(
         {
           event: 'http',
           method: req.method,
-          path: req.originalUrl,
+          path,
           status: res.statusCode,
           bytes: Number(res.getHeader('content-length') ?? 0),
           remote: req.socket.remoteAddress,
@@ -77,10 +108,11 @@ export function createHttpApp(options: HttpAppOptions) {
         'http request',
       );
       options.observer?.http({
-        path: req.originalUrl,
+        path,
         status: res.statusCode,
         bytes: Number(res.getHeader('content-length') ?? 0),
         client: req.socket.remoteAddress,
+        ...(typeof res.locals.hostMac === 'string' ? { host: res.locals.hostMac } : {}),
       });
     });
     next();
@@ -111,16 +143,21 @@ export function createHttpApp(options: HttpAppOptions) {
     platform: Platform,
     extra: { buildId?: string; entry?: string; domain?: string } = {},
   ) => {
-    const token = typeof req.query.token === 'string' ? req.query.token : req.get('x-rackboot-token');
-    const address = req.socket.remoteAddress?.replace(/^::ffff:/, '');
+    const token = req.get(hostTokenHeader);
+    const address = remoteAddress(req);
     const requester = { ...(token === undefined ? {} : { token }), ...(address === undefined ? {} : { address }) };
     const file = await hostFile(options, { mac: String(req.params.mac), name, platform, ...extra, requester });
     if (file.kind === 'refused' && file.status === 403) {
       log.warn({ event: 'host-secret-refused', mac: normaliseMac(String(req.params.mac)), file: name, remote: address, reason: file.message }, 'host secrets refused');
+      options.observer?.hostRefused(name);
     }
     if (file.kind === 'refused') {
       text(res.status(file.status), `${name === 'runtime.env' ? '# ' : ''}rackboot: ${file.message}\n`);
       return undefined;
+    }
+    if (file.attributed) res.locals.hostMac = file.boot.kind === 'boot' ? file.boot.plan.mac : file.boot.mac;
+    if (file.withheld !== undefined) {
+      log.info({ event: 'host-token-withheld', mac: normaliseMac(String(req.params.mac)), file: name, remote: address, reason: file.withheld }, 'no boot token for this requester');
     }
     text(res, file.body);
     return file.boot;
@@ -185,6 +222,30 @@ export function createHttpApp(options: HttpAppOptions) {
       log.info({ event: 'host-event-refused', mac, field: report.field, reason: report.message, remote: req.socket.remoteAddress }, 'event refused');
       text(res.status(400), `rackboot: ${report.field}: ${report.message}\n`);
       return;
+    }
+    // Only the host (its boot's token) or one of its guests (the guest's
+    // token, for that guest's report) speaks for the host's timeline.
+    if (options.secrets) {
+      const address = remoteAddress(req);
+      const decision = authorizeHost(options.secrets, {
+        mac,
+        use: 'event',
+        token: req.get(hostTokenHeader),
+        address,
+        ...(report.event.domain === undefined ? {} : { domain: report.event.domain }),
+      });
+      const reason =
+        decision.kind === 'refuse'
+          ? decision.reason
+          : decision.claims.kind === 'guest' && report.event.stage !== 'guest-ready'
+            ? `a guest's token reports guest-ready only, not ${report.event.stage}`
+            : undefined;
+      if (reason !== undefined) {
+        log.warn({ event: 'host-event-refused', mac, stage: report.event.stage, remote: address, reason }, 'report refused: not from the host');
+        options.observer?.hostRefused('event');
+        text(res.status(403), `rackboot: reports about ${mac} are taken only from that host, with its token: ${reason}\n`);
+        return;
+      }
     }
     const stored = events.append({ ...report.event, time: now(), mac });
     log.info(

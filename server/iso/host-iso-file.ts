@@ -30,7 +30,7 @@ export async function buildHostIsoFile(options: {
     const tokens = new HostTokens(Buffer.from(key.value));
     const planned = await planHostIso(
       {
-        secrets: { tokens, addressOf: () => undefined },
+        secrets: { tokens },
         assets: new AssetStore(options.assets),
         lookupProfile: (mac) => profiles.lookup(mac),
         profileProblems: (mac) => profiles.problemsFor(mac).map(formatProfileError),

@@ -6,7 +6,7 @@ import { isoLabel, makeIso } from '../../builder/iso.js';
 import type { IsoXenEntry } from '../../builder/iso-menu.js';
 import type { Build } from '../assets/builds.js';
 import { bootEntries, resolveHostBoot, type BootPlan, type HostBoot } from '../boot/resolve.js';
-import type { HostSources } from '../boot/host-files.js';
+import type { HostSecrets, HostSources } from '../boot/host-files.js';
 import { normaliseMac } from '../profiles/mac.js';
 import type { Profile } from '../profiles/profile.js';
 
@@ -45,7 +45,7 @@ export function hostIsoKey(build: Build, mac: string, menu: HostIsoMenu): string
   return `${build.id}-${hash}`;
 }
 
-export type HostIsoSources = Pick<HostSources, 'assets' | 'lookupProfile' | 'profileProblems' | 'endpoints' | 'secrets'>;
+export type HostIsoSources = Pick<HostSources, 'assets' | 'lookupProfile' | 'profileProblems' | 'endpoints'> & { secrets?: Pick<HostSecrets, 'tokens'> };
 
 export type HostIsoPlan =
   | { kind: 'plan'; mac: string; plan: BootPlan; menu: HostIsoMenu; key: string }
@@ -61,9 +61,20 @@ export async function planHostIso(sources: HostIsoSources, macText: string): Pro
   // token is tied to the build (same build and MAC, same token, so the cached
   // image stays valid), and lets its runtime fetch the host's secrets.
   const nonce = build === undefined ? undefined : createHash('sha256').update(`host image\0${build.id}\0${mac}`).digest('base64url').slice(0, 16);
-  const token = nonce === undefined ? undefined : sources.secrets?.tokens.mint(mac, nonce);
+  const tokens = nonce === undefined ? undefined : sources.secrets?.tokens;
+  const token = tokens?.mintImage(mac, nonce!);
+  const guestToken = tokens ? (domain: string) => tokens.mintGuest(mac, nonce!, domain) : undefined;
   const resolve = (profile: Profile | undefined) =>
-    resolveHostBoot({ mac, platform: 'bios', profile, problems, build, endpoints: sources.endpoints, ...(token === undefined ? {} : { token }) });
+    resolveHostBoot({
+      mac,
+      platform: 'bios',
+      profile,
+      problems,
+      build,
+      endpoints: sources.endpoints,
+      ...(token === undefined ? {} : { token }),
+      ...(guestToken === undefined ? {} : { guestToken }),
+    });
   const boot = resolve(sources.lookupProfile(mac));
   if (boot.kind !== 'boot') return { kind: 'refused', status: 404, message: `${boot.kind.replace('-', ' ')} for ${boot.mac}` };
   const menu = hostIsoMenu(boot.plan, resolve);

@@ -38,6 +38,8 @@ export class NeighborTable {
   private table = new Map<string, Neighbor>();
   private readAt = 0;
   private reading: Promise<void> | undefined;
+  /** Reads begun so far. */
+  private started = 0;
 
   constructor(
     private readonly path = '/proc/net/arp',
@@ -52,7 +54,21 @@ export class NeighborTable {
     return this.table.get(address)?.mac;
   }
 
+  /**
+   * The MAC behind `address` on `device`, from the table as it is now (read
+   * again, not cached): for decisions a stale entry must not sway.
+   */
+  async currentMacOf(address: string, device: string): Promise<string | undefined> {
+    const seen = this.started;
+    if (this.reading) await this.reading; // began before this call: may be stale
+    if (this.started === seen) await this.refresh();
+    else await this.reading; // another caller began one after this call: fresh enough
+    const neighbor = this.table.get(address);
+    return neighbor?.device === device ? neighbor.mac : undefined;
+  }
+
   private refresh(): Promise<void> {
+    if (!this.reading) this.started += 1;
     this.reading ??= readFile(this.path, 'utf8')
       .then(
         (text) => {

@@ -60,7 +60,7 @@ export function renderHostTable(hosts: HostStatus[], now = Date.now()): string {
     ...hosts.map((host) => [
       host.mac,
       host.hostname ?? '-',
-      host.stage,
+      host.alarms ? `${host.stage} ALARM` : host.stage,
       host.address ?? '-',
       `${Math.max(0, Math.round((now - Date.parse(host.lastSeen)) / 1000))} s ago`,
       host.lastBootSeconds === null ? '-' : `${host.lastBootSeconds.toFixed(1)} s`,
@@ -68,5 +68,7 @@ export function renderHostTable(hosts: HostStatus[], now = Date.now()): string {
     ]),
   ];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-  return `${rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ')).join('\n')}\n`;
+  const table = `${rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ')).join('\n')}\n`;
+  const alarms = hosts.filter((host) => host.alarms > 0).map((host) => `ALARM ${host.mac}: ${host.lastAlarm ?? 'alarm'}${host.alarms > 1 ? ` (${host.alarms} alarms)` : ''}\n`);
+  return table + alarms.join('');
 }

@@ -38,6 +38,8 @@ export function describeHost(
     lastBootSeconds: summary.lastBootSeconds,
     failures: summary.failures,
     lastFailure: summary.lastFailure,
+    alarms: summary.alarms,
+    lastAlarm: summary.lastAlarm,
   };
 }
 

@@ -36,6 +36,7 @@ export function statusPage(): string {
   .stage { display: inline-block; padding: .05rem .5rem; border-radius: 1rem; font-size: .8rem; background: #eef1f4; }
   .stage.ready { background: #dafbe1; color: var(--ok); }
   .stage.failed, .stage.setting-failed, .stage.domain-failed { background: #ffebe9; color: var(--bad); }
+  .stage.alarm { background: var(--bad); color: #fff; font-weight: 600; }
   .failures { color: var(--bad); }
   .empty { color: var(--muted); padding: .8rem .5rem; }
   dl { display: grid; grid-template-columns: auto 1fr; gap: .2rem .8rem; margin: 0; }
@@ -130,6 +131,13 @@ function renderHosts() {
     badge.className = "stage " + h.stage;
     badge.textContent = h.stage;
     stageCell.append(badge);
+    if (h.alarms) {
+      const alarm = document.createElement("span");
+      alarm.className = "stage alarm";
+      alarm.textContent = "alarm" + (h.alarms > 1 ? " \u00d7" + h.alarms : "");
+      alarm.title = h.lastAlarm || "";
+      stageCell.append(" ", alarm);
+    }
     cell(row, ago(h.lastSeen), "last-seen").title = h.lastSeen;
     cell(row, h.lastBootSeconds === null ? "" : h.lastBootSeconds.toFixed(1) + " s", "last-boot");
     const failures = cell(row, h.failures ? String(h.failures) : "", "failures");

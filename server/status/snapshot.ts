@@ -20,6 +20,9 @@ export interface HostStatus {
   lastBootSeconds: number | null;
   failures: number;
   lastFailure: string | null;
+  /** Alarms about the host's token on its timeline (a copied token, two boots of one MAC), and the newest. */
+  alarms: number;
+  lastAlarm: string | null;
 }
 
 export interface BuildStatus {

@@ -27,6 +27,9 @@ export interface HostSummary {
   /** Failures reported since the current boot started. */
   failures: number;
   lastFailure: string | null;
+  /** Alarms (token-use.ts: a copied token, two boots of one MAC) on the timeline, and the newest: they stay until the timeline forgets them. */
+  alarms: number;
+  lastAlarm: string | null;
 }
 
 /** Stages that say something went wrong; they count as failures of the boot. */
@@ -37,10 +40,9 @@ const endStages: ReadonlySet<string> = new Set(['ready', 'failed']);
 
 /**
  * Events that do not move the host's own stage: its guests' reports, and
- * another client refused the host's secrets (a failure worth seeing, but
- * the host itself is where it was).
+ * alarms about its token (worth seeing, but the host itself is where it was).
  */
-const stationaryStages: ReadonlySet<string> = new Set(['guest-ready', 'refused']);
+const stationaryStages: ReadonlySet<string> = new Set(['guest-ready', 'refused', 'alarm']);
 
 export function summariseHost(mac: string, events: readonly TimelineEvent[]): HostSummary | undefined {
   if (events.length === 0) return undefined;
@@ -51,12 +53,18 @@ export function summariseHost(mac: string, events: readonly TimelineEvent[]): Ho
   let lastBootSeconds: number | null = null;
   let failures = 0;
   let lastFailure: string | null = null;
+  let alarms = 0;
+  let lastAlarm: string | null = null;
   for (const event of ordered) {
     if (event.source === 'dhcp' && bootEnded) {
       bootStartedAt = event.time;
       bootEnded = false;
       failures = 0;
       lastFailure = null;
+    }
+    if (event.stage === 'alarm') {
+      alarms += 1;
+      lastAlarm = event.detail ?? 'alarm';
     }
     if (!stationaryStages.has(event.stage)) stage = event.stage;
     if (failureStages.has(event.stage)) {
@@ -68,7 +76,7 @@ export function summariseHost(mac: string, events: readonly TimelineEvent[]): Ho
       bootEnded = true;
     }
   }
-  return { mac, stage, lastSeen: ordered.at(-1)!.time, bootStartedAt, lastBootSeconds, failures, lastFailure };
+  return { mac, stage, lastSeen: ordered.at(-1)!.time, bootStartedAt, lastBootSeconds, failures, lastFailure, alarms, lastAlarm };
 }
 
 /** How many hosts stand at each stage, for the metrics gauge. */

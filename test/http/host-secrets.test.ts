@@ -8,14 +8,18 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { AssetStore, type BuildManifest } from '../../server/assets/builds.js';
 import { HostTokens } from '../../server/boot/host-token.js';
+import type { TokenGrant } from '../../server/boot/token-grant.js';
+import { BootLedger } from '../../server/boot/token-use.js';
 import { createHttpApp } from '../../server/http/app.js';
-import { silentLogger } from '../../server/log.js';
+import { pino } from 'pino';
 import { makeProfile } from '../helpers/profiles.js';
 
 const mac = '52:54:00:12:34:56';
-const other = '52:54:00:12:34:57';
 const tokens = new HostTokens(randomBytes(32));
-let leased: string | undefined;
+/** What the proof says of the requester (token-grant.ts is tested on its own; here the HTTP side). */
+let proven: TokenGrant = { kind: 'grant' };
+const alarms: Array<{ mac: string; detail: string }> = [];
+const logLines: string[] = [];
 let dir: string;
 let server: Server;
 let base: string;
@@ -36,13 +40,19 @@ before(async () => {
     mac,
     domains: [{ name: 'web', memory: 128, vcpus: 1, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'xenbr0', autostart: true, restart: false }],
   } as never);
+  const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   const app = createHttpApp({
     assets: new AssetStore(dir),
     lookupProfile: (wanted) => (wanted === mac ? profile : { ...profile, mac: wanted, hostname: 'other' }),
     profileProblems: () => [],
     endpoints: { address: '198.18.0.1', httpPort: 8080 },
-    log: silentLogger(),
-    secrets: { tokens, addressOf: (wanted) => (wanted === mac ? leased : undefined) },
+    log,
+    secrets: {
+      tokens,
+      ledger: new BootLedger(),
+      prove: async () => proven,
+      alarm: (host, detail) => void alarms.push({ mac: host, detail }),
+    },
   });
   server = await new Promise((resolve) => {
     const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
@@ -55,49 +65,100 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const get = async (url: string, headers: Record<string, string> = {}) => {
-  const response = await fetch(base + url, { headers });
+const get = async (url: string, token?: string) => {
+  const response = await fetch(base + url, { headers: token === undefined ? {} : { 'x-rackboot-token': token } });
   return { status: response.status, body: await response.text() };
 };
+const post = async (url: string, body: string, token?: string) => {
+  const response = await fetch(base + url, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(token === undefined ? {} : { 'x-rackboot-token': token }) },
+  });
+  return { status: response.status, body: await response.text() };
+};
+const tokenIn = (body: string) => /rackboot\.token=(b\.\S+)/.exec(body)?.[1];
 
-test('the boot script carries a fresh token for its host; runtime.env and domain configs need it', async () => {
+test('a proven requester gets a fresh boot token in its script; runtime.env goes out once, with the token in a header only', async () => {
+  proven = { kind: 'grant' };
   const script = await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios');
-  const token = /rackboot\.token=(\S+)/.exec(script.body)?.[1];
+  const token = tokenIn(script.body);
   assert.ok(token, script.body);
-  assert.equal(tokens.verify(mac, token), true);
-  const again = /rackboot\.token=(\S+)/.exec((await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios')).body)?.[1];
-  assert.notEqual(again, token, 'each boot script mints its own token');
+  const claims = tokens.read(mac, token);
+  assert.equal(claims?.kind, 'boot');
+  assert.equal((claims as { address: string }).address, '127.0.0.1', 'bound to the address it was handed to');
   const xenCfg = await get('/hosts/52-54-00-12-34-56/builds/b1/xen.cfg');
-  assert.match(xenCfg.body, /rackboot\.token=\S+/);
+  const efiToken = /rackboot\.token=(b\.\S+)/.exec(xenCfg.body)?.[1];
+  assert.ok(efiToken && efiToken !== token, 'each boot script or xen.cfg mints its own token');
+  const newest = tokenIn((await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios')).body)!;
 
-  const env = await get(`/hosts/52-54-00-12-34-56/runtime.env?token=${token}`);
+  // In the URL, a token counts for nothing (and is kept out of the log).
+  assert.equal((await get(`/hosts/52-54-00-12-34-56/runtime.env?token=${newest}`)).status, 403);
+  const env = await get('/hosts/52-54-00-12-34-56/runtime.env', newest);
   assert.equal(env.status, 200);
   assert.match(env.body, /^RACKBOOT_ROOT_HASH=/m);
-  assert.equal((await get('/hosts/52-54-00-12-34-56/runtime.env', { 'x-rackboot-token': token! })).status, 200);
-  assert.equal((await get(`/hosts/52-54-00-12-34-56/domains/web.cfg?token=${token}`)).status, 200);
+  const cfg = await get('/hosts/52-54-00-12-34-56/domains/web.cfg', newest);
+  assert.equal(cfg.status, 200);
+  assert.match(cfg.body, /rackboot\.token=g\.\S+/, 'the guest gets its own token');
+  assert.equal(alarms.length, 0);
+
+  const again = await get('/hosts/52-54-00-12-34-56/runtime.env', newest);
+  assert.equal(again.status, 403);
+  assert.match(again.body, /fetched its runtime\.env already/);
+  assert.deepEqual(alarms.map((alarm) => alarm.mac), [mac]);
+  assert.match(alarms[0]!.detail, /asked for a second time/);
+  // The older tokens belong to boots that a newer script replaced: showing one is the sign of two boots at once.
+  assert.equal((await get('/hosts/52-54-00-12-34-56/domains/web.cfg', token)).status, 403);
+  assert.match(alarms.at(-1)!.detail, /two boots of 52:54:00:12:34:56 at once/);
+  alarms.length = 0;
+
+  const logged = logLines.join('\n');
+  for (const secret of [token, efiToken, newest]) assert.ok(!logged.includes(secret), 'no token in the log');
+  assert.match(logged, /runtime\.env\?token=\(not logged\)/);
 });
 
-test('anyone else gets 403, naming what was refused and why; the secrets stay out of the answer', async () => {
-  const otherToken = tokens.mint(other);
-  for (const url of [
-    '/hosts/52-54-00-12-34-56/runtime.env',
-    `/hosts/52-54-00-12-34-56/runtime.env?token=${otherToken}`,
-    '/hosts/52-54-00-12-34-56/runtime.env?token=forged',
-    '/hosts/52-54-00-12-34-56/domains/web.cfg',
-    `/hosts/52-54-00-12-34-56/domains/web.cfg?token=${otherToken}`,
-  ]) {
-    const refused = await get(url);
+test('an unproven requester gets its boot script without a token, and a console note saying why', async () => {
+  proven = { kind: 'withhold', reason: 'the server\'s neighbour table has 02:00:00:00:0b:ad for 127.0.0.1, not 52:54:00:12:34:56' };
+  const script = await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios');
+  assert.equal(script.status, 200);
+  assert.equal(tokenIn(script.body), undefined);
+  assert.doesNotMatch(script.body, /rackboot\.token=/);
+  assert.match(script.body, /echo rackboot: no boot token for 52:54:00:12:34:56: the server's neighbour table has 02:00:00:00:0b:ad/);
+  assert.doesNotMatch((await get('/hosts/52-54-00-12-34-56/builds/b1/xen.cfg')).body, /rackboot\.token=/);
+  proven = { kind: 'grant' };
+});
+
+test('without its token anyone gets 403 for the secrets, naming what was refused and why; the secrets stay out of the answer', async () => {
+  proven = { kind: 'grant' };
+  const otherToken = tokenIn((await get('/hosts/52-54-00-12-34-57/boot.ipxe?platform=pcbios')).body)!;
+  for (const [url, token] of [
+    ['/hosts/52-54-00-12-34-56/runtime.env', undefined],
+    ['/hosts/52-54-00-12-34-56/runtime.env', otherToken],
+    ['/hosts/52-54-00-12-34-56/runtime.env', 'forged'],
+    ['/hosts/52-54-00-12-34-56/domains/web.cfg', undefined],
+    ['/hosts/52-54-00-12-34-56/domains/web.cfg', otherToken],
+  ] as const) {
+    const refused = await get(url, token);
     assert.equal(refused.status, 403, url);
-    assert.match(refused.body, /is served only to that host/);
+    assert.match(refused.body, /is served only to that host, with its token/);
     assert.doesNotMatch(refused.body, /\$6\$/);
   }
+  assert.equal(alarms.length, 0, 'a missing or foreign token is a refusal, not an alarm');
+  assert.equal((await get('/hosts/52-54-00-12-34-57/runtime.env', otherToken)).status, 200, 'the other host has its own');
 });
 
-test('the address rackboot leased the host is enough, without a token', async () => {
-  leased = '198.18.0.50';
-  assert.equal((await get('/hosts/52-54-00-12-34-56/runtime.env')).status, 403, 'the request comes from 127.0.0.1, not the lease');
-  leased = '127.0.0.1';
-  assert.equal((await get('/hosts/52-54-00-12-34-56/runtime.env')).status, 200);
-  assert.equal((await get('/hosts/52-54-00-12-34-57/runtime.env')).status, 403, 'the lease of one host opens no other host');
-  leased = undefined;
+test('reports about a host are taken only with its token; a guest token reports guest-ready for its own guest', async () => {
+  proven = { kind: 'grant' };
+  const token = tokenIn((await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios')).body)!;
+  assert.equal((await post('/hosts/52-54-00-12-34-56/events', 'stage=ready')).status, 403);
+  assert.equal((await post('/hosts/52-54-00-12-34-56/events', 'stage=ready', 'forged')).status, 403);
+  assert.equal((await post('/hosts/52-54-00-12-34-56/events', 'stage=booted', token)).status, 204);
+  const cfg = await get('/hosts/52-54-00-12-34-56/domains/web.cfg', token);
+  const guest = /rackboot\.token=(g\.\S+?)[ "]/.exec(cfg.body)?.[1];
+  assert.ok(guest, cfg.body);
+  assert.equal((await post('/hosts/52-54-00-12-34-56/events', 'stage=guest-ready&domain=web&detail=ip%3D198.18.0.150', guest)).status, 204);
+  assert.equal((await post('/hosts/52-54-00-12-34-56/events', 'stage=guest-ready&domain=db', guest)).status, 403, 'not its guest');
+  assert.equal((await post('/hosts/52-54-00-12-34-56/events', 'stage=ready&domain=web', guest)).status, 403, 'a guest does not speak for its host');
+  const timeline = (await (await fetch(`${base}/hosts/52-54-00-12-34-56/events`)).json()) as Array<{ stage: string }>;
+  assert.deepEqual(timeline.map((event) => event.stage), ['booted', 'guest-ready']);
 });

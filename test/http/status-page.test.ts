@@ -36,6 +36,8 @@ const host = (mac: string, hostname: string, stage: string, extra: Partial<HostS
   lastBootSeconds: null,
   failures: 0,
   lastFailure: null,
+  alarms: 0,
+  lastAlarm: null,
   ...extra,
 });
 
