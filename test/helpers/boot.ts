@@ -35,6 +35,11 @@ export interface RackOptions {
   serveArgs?: string[];
   /** The assets folder to serve (default: the tiny test build, ensureTestBuild). */
   assets?: string;
+  /**
+   * Full mode only: rackboot serves on a bridge br0 that holds tap0, so that
+   * addClient can put more hosts (namespaces) on the same wire.
+   */
+  bridge?: boolean;
 }
 
 /**
@@ -59,6 +64,14 @@ export async function startRack(profileFiles: Record<string, string>, options: R
       throw error;
     }
     dhcpArgs = ['--interface', site.bridge, '--dhcp', 'proxy'];
+  } else if (options.bridge) {
+    ns.ip('tuntap', 'add', 'dev', 'tap0', 'mode', 'tap');
+    ns.ip('link', 'add', 'br0', 'type', 'bridge');
+    ns.ip('addr', 'add', `${serverAddress}/24`, 'dev', 'br0');
+    ns.ip('link', 'set', 'br0', 'up');
+    ns.ip('link', 'set', 'tap0', 'master', 'br0');
+    ns.ip('link', 'set', 'tap0', 'up');
+    dhcpArgs = ['--interface', 'br0', '--pool', `${poolStart}-${poolEnd}`];
   } else {
     ns.addTap('tap0', `${serverAddress}/24`);
     dhcpArgs = ['--interface', 'tap0', '--pool', `${poolStart}-${poolEnd}`];
@@ -90,6 +103,66 @@ export async function startRack(profileFiles: Record<string, string>, options: R
       await rm(work, { recursive: true, force: true });
     },
   };
+}
+
+/** A host on the rack's wire (a namespace), as addClient made it. */
+export interface RackClient {
+  ns: Netns;
+  mac: string;
+  /** eth0's address, once dhcp() or setAddress() gave it one. */
+  address?: string;
+  /** A DHCP exchange with rackboot (busybox udhcpc) as this MAC; eth0 takes the address. */
+  dhcp(): string;
+  /** Put an address on eth0 without asking anyone (what a stranger may do). */
+  setAddress(cidr: string): void;
+  close(): void;
+}
+
+let clients = 0;
+
+/**
+ * Another host on the wire of a rack started with `bridge: true`: a
+ * namespace whose eth0 (with MAC `mac`) is a veth on br0.
+ */
+export async function addClient(rack: Rack, mac: string): Promise<RackClient> {
+  const ns = Netns.create('rbcli');
+  const device = `cli${clients++}`;
+  try {
+    rack.ns.linkTo(ns, { device }, { device: 'eth0', mac });
+    rack.ns.ip('link', 'set', device, 'master', 'br0');
+    const script = path.join(rack.work, `udhcpc-${device}.sh`);
+    await writeFile(script, '#!/bin/sh\n[ "$1" = bound ] || [ "$1" = renew ] || exit 0\nip addr flush dev "$interface"\nip addr add "$ip/$subnet" dev "$interface"\necho "BOUND $ip"\n', { mode: 0o755 });
+    // The server learns who holds an address from ARP (its neighbour table
+    // is part of the proof a boot token needs): forget the server's MAC and
+    // ask again, so the server hears of this host's address at once.
+    const announce = () => {
+      ns.ip('neigh', 'flush', 'dev', 'eth0');
+      ns.exec('busybox', ['ping', '-c', '1', '-W', '2', serverAddress]);
+    };
+    const client: RackClient = {
+      ns,
+      mac,
+      dhcp: () => {
+        const out = ns.exec('busybox', ['udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', script]);
+        const address = /BOUND (\S+)/.exec(out)?.[1];
+        assert.ok(address, `udhcpc as ${mac} got no address: ${out}`);
+        client.address = address;
+        announce();
+        return address;
+      },
+      setAddress: (cidr) => {
+        ns.ip('addr', 'flush', 'dev', 'eth0');
+        ns.ip('addr', 'add', cidr, 'dev', 'eth0');
+        client.address = cidr.split('/')[0]!;
+        announce();
+      },
+      close: () => ns.delete(),
+    };
+    return client;
+  } catch (error) {
+    ns.delete();
+    throw error;
+  }
 }
 
 export interface BootResult {
