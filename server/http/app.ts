@@ -256,6 +256,27 @@ export function createHttpApp(options: HttpAppOptions) {
     void options.observer?.reported(mac, stored.stage);
   });
 
+  // The runtime's heartbeat: its boot token every 30 s, so that a token
+  // superseded by another boot of the MAC is seen (the two-boots alarm,
+  // token-use.ts) while both run. Nothing is written to the timeline.
+  app.post('/hosts/:mac/alive', (req: Request, res: Response) => {
+    const mac = normaliseMac(String(req.params.mac));
+    if (!mac) {
+      text(res.status(400), `rackboot: mac: "${String(req.params.mac)}" is not a MAC address\n`);
+      return;
+    }
+    if (options.secrets) {
+      const decision = authorizeHost(options.secrets, { mac, use: 'event', token: req.get(hostTokenHeader), address: remoteAddress(req) });
+      if (decision.kind === 'refuse') {
+        log.info({ event: 'host-alive-refused', mac, remote: remoteAddress(req), reason: decision.reason }, 'heartbeat refused');
+        options.observer?.hostRefused('alive');
+        text(res.status(403), `rackboot: ${decision.reason}\n`);
+        return;
+      }
+    }
+    res.status(204).set('Cache-Control', 'no-store').end();
+  });
+
   app.get('/hosts/:mac/events', async (req, res) => {
     const mac = normaliseMac(String(req.params.mac));
     if (!mac) {

@@ -162,3 +162,21 @@ test('reports about a host are taken only with its token; a guest token reports 
   const timeline = (await (await fetch(`${base}/hosts/52-54-00-12-34-56/events`)).json()) as Array<{ stage: string }>;
   assert.deepEqual(timeline.map((event) => event.stage), ['booted', 'guest-ready']);
 });
+
+test('the heartbeat: a running boot shows its token every 30 s; once another boot of the MAC got a script, the old one raises the two-boots alarm', async () => {
+  proven = { kind: 'grant' };
+  alarms.length = 0;
+  const first = tokenIn((await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios')).body)!;
+  assert.equal((await post('/hosts/52-54-00-12-34-56/alive', '', first)).status, 204);
+  assert.equal((await post('/hosts/52-54-00-12-34-56/alive', '')).status, 403);
+  assert.equal(alarms.length, 0);
+  // Another machine boots as the MAC (and, as far as the server can tell, from the same address).
+  const second = tokenIn((await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios')).body)!;
+  assert.equal((await post('/hosts/52-54-00-12-34-56/alive', '', first)).status, 403);
+  assert.equal(alarms.length, 1);
+  assert.match(alarms[0]!.detail, /two boots of 52:54:00:12:34:56 at once\? the boot token of an earlier boot was shown from 127\.0\.0\.1 after a newer boot script went to 127\.0\.0\.1/);
+  assert.equal((await post('/hosts/52-54-00-12-34-56/alive', '', second)).status, 204);
+  const timeline = (await (await fetch(`${base}/hosts/52-54-00-12-34-56/events`)).json()) as Array<{ stage: string }>;
+  assert.ok(!timeline.some((event) => event.stage === 'alive'), 'heartbeats are not written to the timeline');
+  alarms.length = 0;
+});
