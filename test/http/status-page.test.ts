@@ -115,6 +115,14 @@ test('the status page shows hosts moving through their stages live, and filters 
     assert.equal(await page.locator('#hosts .empty').textContent(), 'No host matches.');
     await page.fill('#search', '');
 
+    // An alarm about a host's token: a red badge beside its stage, the newest alarm as its title.
+    hosts.push(host('52:54:00:00:00:03', 'node03', 'ready', { alarms: 2, lastAlarm: 'two boots of 52:54:00:00:00:03 at once? ...' }));
+    const alarm = page.locator('#hosts tr[data-mac="52:54:00:00:00:03"] .stage.alarm');
+    await alarm.waitFor();
+    assert.equal(await alarm.textContent(), 'alarm \u00d72');
+    assert.equal(await alarm.getAttribute('title'), 'two boots of 52:54:00:00:00:03 at once? ...');
+    assert.equal(await page.locator('#hosts tr[data-mac="52:54:00:00:00:01"] .stage.alarm').count(), 0);
+
     // The server's own load, from node-os-utils.
     await page.locator('#load dt', { hasText: 'Network in' }).waitFor();
     const load = await page.locator('#load').textContent();
