@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConsoleWatcher, assertQemu, prepareOvmfVars, readyLinePattern, spawnQemu, type Firmware } from '../../server/demo/qemu.js';
@@ -17,6 +17,8 @@ export interface Rack {
   work: string;
   profiles: string;
   server: ConsoleWatcher;
+  /** The server's process id (ip netns exec execs it). */
+  pid: number;
   /** Server log lines parsed from JSON. */
   events(): Array<Record<string, unknown>>;
   /** With dhcp 'proxy': the site's DHCP server (dnsmasq) that hands out the addresses. */
@@ -35,6 +37,8 @@ export interface RackOptions {
   serveArgs?: string[];
   /** The assets folder to serve (default: the tiny test build, ensureTestBuild). */
   assets?: string;
+  /** Open the work folder (profiles, state) to other users, for a server started with --user. */
+  openWork?: boolean;
 }
 
 /**
@@ -44,6 +48,7 @@ export interface RackOptions {
 export async function startRack(profileFiles: Record<string, string>, options: RackOptions = {}): Promise<Rack> {
   const assets = options.assets ?? (await ensureTestBuild());
   const work = await mkdtemp(path.join(tmpdir(), 'rackboot-e2e-'));
+  if (options.openWork) await chmod(work, 0o755);
   const profiles = path.join(work, 'profiles');
   await import('node:fs/promises').then((fs) => fs.mkdir(profiles));
   for (const [name, text] of Object.entries(profileFiles)) await writeFile(path.join(profiles, name), text);
@@ -77,6 +82,7 @@ export async function startRack(profileFiles: Record<string, string>, options: R
     work,
     profiles,
     server,
+    pid: child.pid!,
     events: () =>
       server.transcript
         .split('\n')
