@@ -11,6 +11,8 @@ export interface ServerUserPlan {
   state: string;
   profiles: string;
   assets: string;
+  /** rackboot's own folder: Node loads some modules only when first used, after the drop. */
+  code: string;
   log: Logger;
 }
 
@@ -65,6 +67,7 @@ function checkReach(plan: ServerUserPlan, hostImages: string, log: Logger): void
       throw new Error(`${path}: ${what} is not reachable by uid ${process.geteuid!()} after dropping root (${(error as NodeJS.ErrnoException).code}); check the folder and its parents`);
     }
   };
+  need(plan.code, constants.R_OK | constants.X_OK, "rackboot's own folder (some modules load on first use)");
   need(plan.state, constants.R_OK | constants.W_OK | constants.X_OK, 'the state folder');
   need(plan.profiles, constants.R_OK | constants.X_OK, 'the profile folder');
   if (existsSync(plan.assets)) need(plan.assets, constants.R_OK | constants.X_OK, 'the assets folder');

@@ -279,7 +279,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       log.info('dhcp: off (point your DHCP server at this host: see the README)');
     }
     // Every socket is bound and the state is open: root is no longer needed.
-    await becomeServerUser({ user, state: options.state, profiles: options.profiles, assets: assets.dir, log });
+    await becomeServerUser({ user, state: options.state, profiles: options.profiles, assets: assets.dir, code: packageRoot(), log });
     log.info(
       { interface: served.interfaceName, address: served.address, http: options.httpPort, tftp: options.tftpPort, dhcp: options.dhcp, ...(tftpServer ? { tftpServer } : {}) },
       'rackboot is serving',

@@ -146,7 +146,8 @@ test('started as root with --user nobody: every thread becomes nobody with no ca
       await chmod(state, 0o755);
       await writeFile(path.join(state, 'notes.txt'), 'left by an older version\n', { mode: 0o644 });
     },
-    (serveArgs) => ({ command: process.execPath, args: [cliPath, ...serveArgs, '--user', 'nobody'] }),
+    // Through the view too: once nobody, the server still loads modules it first uses then.
+    (serveArgs) => view.command(process.execPath, [cliPath, ...serveArgs, '--user', 'nobody']),
   );
   try {
     const main = statusOf(site.pid);
@@ -219,7 +220,7 @@ test('started as nobody with only CAP_NET_BIND_SERVICE, ambient (setpriv): after
       view.command('setpriv', [
         `--reuid=${nobody}`, `--regid=${nobody}`, '--clear-groups',
         '--inh-caps=+net_bind_service', '--ambient-caps=+net_bind_service',
-        process.execPath, view.file('dist/server/cli.js'), ...serveArgs,
+        process.execPath, cliPath, ...serveArgs,
       ]),
   );
   try {

@@ -32,7 +32,7 @@ const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<
 async function runAsNobody(cliArgs: string[], env: NodeJS.ProcessEnv = {}): Promise<Finished> {
   const view: CheckoutView = await openCheckoutView();
   try {
-    const { command, args } = view.command('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', view.file('dist/server/cli.js'), ...cliArgs]);
+    const { command, args } = view.command('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', cli, ...cliArgs]);
     return await run(command, args, env);
   } finally {
     await view.remove();

@@ -8,6 +8,7 @@ import { parseThreadStatus, readThreadCredentials } from '../../server/privilege
 import { cliPath, ensureTestBuild } from '../helpers/build.js';
 import { bootMachine, httpPort, serverAddress, startRack, type Rack } from '../helpers/boot.js';
 import { runCommand } from '../helpers/run.js';
+import { openCheckoutView, type CheckoutView } from '../helpers/as-user.js';
 
 /**
  * A server with no root after start that still does everything a start
@@ -29,6 +30,7 @@ let scratch: string;
 let assets: string;
 let rack: Rack;
 let token: string;
+let view: CheckoutView | undefined;
 
 before(async () => {
   const testBuild = await ensureTestBuild();
@@ -37,12 +39,15 @@ before(async () => {
   // An assets folder of the test's own (hard links to the test build), so a new build can be made current in it.
   assets = path.join(scratch, 'assets');
   execFileSync('cp', ['-al', testBuild, assets]);
-  rack = await startRack({ 'node01.yaml': profile('noroot-before') }, { assets, openWork: true, serveArgs: ['--user', 'nobody'] });
+  // The server runs through a view of the checkout nobody can reach, whatever the checkout's parent folders (helpers/as-user.ts).
+  view = await openCheckoutView();
+  rack = await startRack({ 'node01.yaml': profile('noroot-before') }, { assets, openWork: true, serveArgs: ['--user', 'nobody'], launch: view.command });
   token = (await readFile(path.join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
 });
 
 after(async () => {
   await rack?.close();
+  await view?.remove();
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 

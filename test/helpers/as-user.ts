@@ -16,12 +16,11 @@ import { repoRoot } from './build.js';
 export interface CheckoutView {
   /** Where the child sees the repository root. */
   root: string;
-  /** The repository file `relative` (such as dist/server/cli.js) as the child sees it. */
-  file(relative: string): string;
   /**
    * The command line that runs `command` (setpriv, with its own arguments
-   * to become the user) with the view mounted and its working directory at
-   * the view's root.
+   * to become the user, or a server that drops root itself) with the view
+   * mounted and its working directory at the view's root. Arguments naming
+   * a path inside the checkout are rewritten to the view's.
    */
   command(command: string, args: string[]): { command: string; args: string[] };
   remove(): Promise<void>;
@@ -30,13 +29,13 @@ export interface CheckoutView {
 export async function openCheckoutView(): Promise<CheckoutView> {
   const root = await mkdtemp(path.join(tmpdir(), 'rackboot-checkout-'));
   await chmod(root, 0o755);
+  const inView = (arg: string) => (arg === repoRoot || arg.startsWith(`${repoRoot}/`) ? path.join(root, path.relative(repoRoot, arg)) : arg);
   const mountThenRun = 'mount --bind "$1" "$2" && cd "$2" && shift 2 && exec "$@"';
   return {
     root,
-    file: (relative) => path.join(root, relative),
     command: (command, args) => ({
       command: 'unshare',
-      args: ['--mount', '--propagation', 'private', 'sh', '-c', mountThenRun, 'sh', repoRoot, root, command, ...args],
+      args: ['--mount', '--propagation', 'private', 'sh', '-c', mountThenRun, 'sh', repoRoot, root, command, ...args.map(inView)],
     }),
     remove: () => rmdir(root),
   };

@@ -39,6 +39,8 @@ export interface RackOptions {
   assets?: string;
   /** Open the work folder (profiles, state) to other users, for a server started with --user. */
   openWork?: boolean;
+  /** Wrap the server's command line, e.g. to run it through a CheckoutView (helpers/as-user.ts). */
+  launch?: (command: string, args: string[]) => { command: string; args: string[] };
 }
 
 /**
@@ -68,13 +70,15 @@ export async function startRack(profileFiles: Record<string, string>, options: R
     ns.addTap('tap0', `${serverAddress}/24`);
     dhcpArgs = ['--interface', 'tap0', '--pool', `${poolStart}-${poolEnd}`];
   }
-  const child = ns.spawn(process.execPath, [
+  const launch = options.launch ?? ((command: string, args: string[]) => ({ command, args }));
+  const serve = launch(process.execPath, [
     cliPath, 'serve',
     ...dhcpArgs, '--address', serverAddress,
     '--profiles', profiles, '--assets', assets, '--state', path.join(work, 'state'),
     '--http-port', String(httpPort),
     ...(options.serveArgs ?? []),
-  ], { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'debug' } });
+  ]);
+  const child = ns.spawn(serve.command, serve.args, { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'debug' } });
   const server = new ConsoleWatcher(child);
   await server.waitFor(/rackboot is serving/, 30_000, 'rackboot serve to start');
   return {
