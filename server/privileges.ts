@@ -106,6 +106,8 @@ export interface DropReport {
   /** Capabilities still held (numbers), the same in every thread. */
   kept: number[];
   threads: number;
+  /** False when the process started as its user with no capability at all: there was nothing to drop. */
+  held: boolean;
   /**
    * Threads that still hold capabilities they started with: ones that block
    * every signal (Node's SIGUSR1 watchdog) when the process started as its
@@ -121,6 +123,7 @@ export interface DropReport {
  */
 export function dropPrivileges(user: TargetUser | undefined, keep: readonly number[] = keptCapabilities): DropReport {
   const euid = process.geteuid!();
+  const held = euid === 0 || readThreadCredentials().some((thread) => thread.effective !== 0n || thread.permitted !== 0n || thread.ambient !== 0n);
   if (user !== undefined) {
     if (euid === 0) {
       // The user's groups from the user database, as a service manager's User= gives them
@@ -157,6 +160,7 @@ export function dropPrivileges(user: TargetUser | undefined, keep: readonly numb
     gid: process.getegid!(),
     kept: [...keep],
     threads: after.length,
+    held,
     stillPrivileged: stillPrivileged.map((thread) => ({ tid: thread.tid, name: thread.name, effective: hex(thread.effective) })),
   };
 }

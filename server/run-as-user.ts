@@ -47,7 +47,10 @@ export async function becomeServerUser(plan: ServerUserPlan): Promise<DropReport
     await ownFolderItself(plan.profiles, owner);
   }
   const report = dropPrivileges(user);
-  log.info({ user: report.user, uid: report.uid, gid: report.gid, keptCapabilities: report.kept, threads: report.threads }, 'privileges dropped');
+  log.info(
+    { user: report.user, uid: report.uid, gid: report.gid, keptCapabilities: report.kept, threads: report.threads },
+    report.held ? 'privileges dropped' : 'running without privileges (none were held at start)',
+  );
   if (report.stillPrivileged.length > 0) {
     log.warn(
       { threads: report.stillPrivileged },
