@@ -53,6 +53,7 @@ async function main(argv: string[]): Promise<void> {
           .option('tftp-max-per-client', { type: 'number', default: 8, describe: 'TFTP transfers at once from one client address' })
           .option('tftp-server', { type: 'string', describe: 'TFTP server to name in DHCP replies (siaddr, option 66) when another host serves TFTP (full mode)' })
           .option('dhcp-port', { type: 'number', default: 67 })
+          .option('user', { type: 'string', describe: 'started as root: become this user, with no capabilities, once every socket is bound' })
           .option('keep-days', { type: 'number', default: defaultRetention.days, describe: 'boot timeline: forget events older than this (each host keeps its newest)' })
           .option('keep-events', { type: 'number', default: defaultRetention.perHost, describe: 'boot timeline: at most this many events per host' })
           .check((argv) => {
@@ -62,6 +63,8 @@ async function main(argv: string[]): Promise<void> {
           }),
       async (args) => {
         const { serve } = await import('./serve.js');
+        // Whatever the server creates (state, profiles, per-host images) is its own user's only.
+        process.umask(0o077);
         const log = createLogger();
         const server = await serve({
           interfaceName: args.interface,
@@ -82,6 +85,7 @@ async function main(argv: string[]): Promise<void> {
           ...(args['tftp-server'] !== undefined ? { tftpServer: args['tftp-server'] } : {}),
           dhcpPort: args['dhcp-port'],
           eventRetention: { days: args['keep-days'], perHost: args['keep-events'] },
+          ...(args.user !== undefined ? { user: args.user } : {}),
           log,
         });
         const stop = (signal: string) => {

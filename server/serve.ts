@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { loadOrCreateAdminToken, loadOrCreateSecret } from './admin/token.js';
@@ -32,6 +31,9 @@ import { SqliteSlotSightings } from './profiles/sqlite-sightings.js';
 import { fileFromBuffer, fileFromDisk } from './tftp/file.js';
 import { TftpServer } from './tftp/server.js';
 import { resolveTftpPath } from './boot/tftp-path.js';
+import { lookupUser } from './privileges.js';
+import { becomeServerUser } from './run-as-user.js';
+import { secureStateFolder } from './state-folder.js';
 
 export type DhcpMode = 'full' | 'proxy' | 'off';
 
@@ -58,6 +60,8 @@ export interface ServeOptions {
   dhcpPort: number;
   /** How much boot timeline to keep (default: defaultRetention). */
   eventRetention?: RetentionSettings;
+  /** `--user`: started as root, become this user once the sockets are bound (see run-as-user.ts). */
+  user?: string;
   log: Logger;
 }
 
@@ -75,7 +79,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const served = interfaceAddress(options.interfaceName, options.address);
   const tftpServer = options.tftpServer !== undefined ? parseTftpServer(options.tftpServer, options.dhcp) : undefined;
   const endpoints: ServerEndpoints = { address: served.address, httpPort: options.httpPort, ...(tftpServer ? { tftpServer } : {}) };
-  await mkdir(options.state, { recursive: true });
+  const user = options.user === undefined ? undefined : lookupUser(options.user);
+  const stateModes = await secureStateFolder(options.state);
+  if (stateModes.tightened.length > 0) log.warn({ files: stateModes.tightened }, 'state folder: files readable by others set back to 0700/0600');
 
   const profiles = await ProfileDirectory.open(options.profiles, log);
   profiles.watch();
@@ -299,6 +305,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     } else {
       log.info('dhcp: off (point your DHCP server at this host: see the README)');
     }
+    // Every socket is bound and the state is open: root is no longer needed.
+    await becomeServerUser({ user, state: options.state, profiles: options.profiles, assets: assets.dir, code: packageRoot(), log });
     log.info(
       { interface: served.interfaceName, address: served.address, http: options.httpPort, tftp: options.tftpPort, dhcp: options.dhcp, ...(tftpServer ? { tftpServer } : {}) },
       'rackboot is serving',

@@ -66,5 +66,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   register_tftp_endpoint(env, exports);
   register_udp_segments(env, exports);
   register_send_file(env, exports);
+  register_privileges(env, exports);
   return exports;
 }

@@ -8,6 +8,7 @@ void register_udp_device(napi_env env, napi_value exports);
 void register_tftp_endpoint(napi_env env, napi_value exports);
 void register_udp_segments(napi_env env, napi_value exports);
 void register_send_file(napi_env env, napi_value exports);
+void register_privileges(napi_env env, napi_value exports);
 
 /* An Error shaped like Node's system errors ("bind EADDRINUSE 0.0.0.0:67 (Address in use)", code, errno, syscall). */
 napi_value rb_errno_error(napi_env env, int error, const char *syscall, const char *detail);

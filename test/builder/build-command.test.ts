@@ -10,6 +10,7 @@ import { defaultCacheDir, packageRoot as repoRootOf, resolveKernel } from '../..
 import { builderRecipe } from '../../builder/recipe.js';
 import { parseManifest, type Manifest } from '../../builder/manifest.js';
 import { silentLogger } from '../../server/log.js';
+import { openCheckoutView, type CheckoutView } from '../helpers/as-user.js';
 import { assertRoot, Netns } from '../helpers/netns.js';
 import { runCommand, type Finished } from '../helpers/run.js';
 
@@ -26,6 +27,17 @@ const cli = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 const OLDER_XEN = '4.17.5+72-g01140da4e8-1';
 
 const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Finished> => runCommand(cmd, args, { env });
+
+/** `rackboot ...` as nobody (uid 65534), through a view of the checkout nobody can reach whatever its parent folders (see helpers/as-user.ts). */
+async function runAsNobody(cliArgs: string[], env: NodeJS.ProcessEnv = {}): Promise<Finished> {
+  const view: CheckoutView = await openCheckoutView();
+  try {
+    const { command, args } = view.command('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', cli, ...cliArgs]);
+    return await run(command, args, env);
+  } finally {
+    await view.remove();
+  }
+}
 
 const lastLine = (text: string): string => text.trimEnd().split('\n').pop()!;
 
@@ -170,7 +182,7 @@ test('no network (a namespace with loopback only, empty download cache): the fet
 });
 
 test('not root, for the Debian variant (debootstrap and mksquashfs need it): the rootfs step says so before any download', async () => {
-  const result = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', cli, 'build', '--out', goodOut, '--variant', 'debian']);
+  const result = await runAsNobody(['build', '--out', goodOut, '--variant', 'debian']);
   assertOneFailureLine(
     result,
     /^rackboot build: step "rootfs" failed: the debian variant needs root \(debootstrap, and mksquashfs reading every file of the tree\), and this is uid 65534: run "rackboot build" as root, or use --variant tiny$/,
@@ -191,9 +203,7 @@ test('the tiny variant needs no root: as nobody, with a download cache of its ow
   // Only the folders change hands: the linked files stay root's (and readable), so the shared cache is left as it was.
   execFileSync('chown', ['65534:65534', home, join(home, 'rackboot'), debs]);
   execFileSync('chmod', ['755', scratch]);
-  const result = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', cli, 'build', '--out', out, '--variant', 'tiny', '--no-iso'], {
-    XDG_CACHE_HOME: home,
-  });
+  const result = await runAsNobody(['build', '--out', out, '--variant', 'tiny', '--no-iso'], { XDG_CACHE_HOME: home });
   assert.equal(result.code, 0, result.stderr);
   const manifest = await manifestOf(out);
   assert.equal(manifest.variant, 'tiny');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConsoleWatcher, assertQemu, prepareOvmfVars, readyLinePattern, spawnQemu, type Firmware } from '../../server/demo/qemu.js';
@@ -17,6 +17,8 @@ export interface Rack {
   work: string;
   profiles: string;
   server: ConsoleWatcher;
+  /** The server's process id (ip netns exec execs it). */
+  pid: number;
   /** Server log lines parsed from JSON. */
   events(): Array<Record<string, unknown>>;
   /** With dhcp 'proxy': the site's DHCP server (dnsmasq) that hands out the addresses. */
@@ -40,6 +42,10 @@ export interface RackOptions {
    * addClient can put more hosts (namespaces) on the same wire.
    */
   bridge?: boolean;
+  /** Open the work folder (profiles, state) to other users, for a server started with --user. */
+  openWork?: boolean;
+  /** Wrap the server's command line, e.g. to run it through a CheckoutView (helpers/as-user.ts). */
+  launch?: (command: string, args: string[]) => { command: string; args: string[] };
 }
 
 /**
@@ -49,6 +55,7 @@ export interface RackOptions {
 export async function startRack(profileFiles: Record<string, string>, options: RackOptions = {}): Promise<Rack> {
   const assets = options.assets ?? (await ensureTestBuild());
   const work = await mkdtemp(path.join(tmpdir(), 'rackboot-e2e-'));
+  if (options.openWork) await chmod(work, 0o755);
   const profiles = path.join(work, 'profiles');
   await import('node:fs/promises').then((fs) => fs.mkdir(profiles));
   for (const [name, text] of Object.entries(profileFiles)) await writeFile(path.join(profiles, name), text);
@@ -76,13 +83,15 @@ export async function startRack(profileFiles: Record<string, string>, options: R
     ns.addTap('tap0', `${serverAddress}/24`);
     dhcpArgs = ['--interface', 'tap0', '--pool', `${poolStart}-${poolEnd}`];
   }
-  const child = ns.spawn(process.execPath, [
+  const launch = options.launch ?? ((command: string, args: string[]) => ({ command, args }));
+  const serve = launch(process.execPath, [
     cliPath, 'serve',
     ...dhcpArgs, '--address', serverAddress,
     '--profiles', profiles, '--assets', assets, '--state', path.join(work, 'state'),
     '--http-port', String(httpPort),
     ...(options.serveArgs ?? []),
-  ], { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'debug' } });
+  ]);
+  const child = ns.spawn(serve.command, serve.args, { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'debug' } });
   const server = new ConsoleWatcher(child);
   await server.waitFor(/rackboot is serving/, 30_000, 'rackboot serve to start');
   return {
@@ -90,6 +99,7 @@ export async function startRack(profileFiles: Record<string, string>, options: R
     work,
     profiles,
     server,
+    pid: child.pid!,
     events: () =>
       server.transcript
         .split('\n')

@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import { build } from '../../builder/build.js';
+import { ConsoleWatcher, readyLinePattern, spawnQemu } from '../../server/demo/qemu.js';
+import { silentLogger } from '../../server/log.js';
+import { addClient, httpPort, serverAddress, startRack, type Rack, type RackClient } from '../helpers/boot.js';
+import { cliPath } from '../helpers/build.js';
+import { assertRoot, run } from '../helpers/netns.js';
+
+/**
+ * A hostile neighbour on the rack's wire while a machine network-boots to
+ * the Debian dom0 with two guests: a stranger namespace on the same bridge,
+ * with its own MAC, tries every way in that a stranger has. Everything is
+ * refused, the machine still reaches its ready line with its domains, its
+ * timeline shows only its own boot, and when the stranger finally boots as
+ * the machine's MAC, the server raises the two-boots alarm. Needs root and
+ * QEMU; fails (never skips) without them.
+ */
+
+const victim = '52:54:00:12:34:56';
+const victimPath = victim.replaceAll(':', '-');
+const victimAddress = '198.18.0.50';
+const strangerMac = '02:00:00:00:0b:ad';
+const base = `http://${serverAddress}:${httpPort}`;
+// openssl passwd -6 -salt rackboottest 'correct horse'
+const rootHash = '$6$rackboottest$R3I6dZFiAb60PrrUAAtXOMq7uhRrLSm.wvav/fW7uy9vr6fdYQ.pt1/wT0EiPcmrfkJXw5Jcg4yf7oJuDAcI40';
+
+let out: string;
+let rack: Rack;
+let stranger: RackClient;
+let qemu: ChildProcess | undefined;
+let machine: ConsoleWatcher;
+
+before(async () => {
+  assertRoot();
+  run('qemu-system-x86_64', ['--version']);
+  out = await mkdtemp(join(tmpdir(), 'rackboot-hostile-'));
+  await build({ out, variant: 'debian', log: silentLogger() });
+  rack = await startRack(
+    {
+      'xen01.yaml': [
+        `mac: ${victim}`,
+        'hostname: xen01',
+        'network:',
+        '  mode: static',
+        `  address: ${victimAddress}/24`,
+        '  gateway: 198.18.0.1',
+        `rootPasswordHash: "${rootHash}"`,
+        'ssh: true',
+        'boot:',
+        '  menuTimeout: 0',
+        'domains:',
+        '  - name: demo1',
+        '  - name: demo2',
+        '',
+      ].join('\n'),
+    },
+    { assets: out, bridge: true },
+  );
+  stranger = await addClient(rack, strangerMac);
+  stranger.dhcp();
+});
+
+after(async () => {
+  qemu?.kill('SIGKILL');
+  stranger?.close();
+  await rack?.close();
+  if (out) await rm(out, { recursive: true, force: true });
+});
+
+/** curl from the stranger: the status code and the body. */
+function strangerFetch(url: string, ...args: string[]): { status: number; body: string } {
+  const text = stranger.ns.exec('curl', ['-sS', '-w', '\n%{http_code}', ...args, url]);
+  const cut = text.lastIndexOf('\n');
+  return { status: Number(text.slice(cut + 1)), body: text.slice(0, cut) };
+}
+
+const tokenPattern = /rackboot\.token=(\S+)/;
+
+function strangerSequence(when: string): void {
+  // Boot scripts, xen.cfg and the TFTP copies: the host's parts, never its token.
+  const script = strangerFetch(`${base}/hosts/${victimPath}/boot.ipxe?platform=pcbios`);
+  assert.equal(script.status, 200, when);
+  assert.doesNotMatch(script.body, tokenPattern, `${when}: a token in the boot script the stranger got`);
+  const build = /builds\/([^/]+)\/xen /.exec(script.body)?.[1];
+  assert.ok(build, script.body);
+  for (const url of [`${base}/hosts/${victimPath}/builds/${build}/xen.cfg`, `tftp://${serverAddress}/hosts/${victimPath}/boot.ipxe`, `tftp://${serverAddress}/hosts/${victimPath}/builds/${build}/xen.cfg`]) {
+    assert.doesNotMatch(stranger.ns.exec('curl', ['-sS', url]), tokenPattern, `${when}: ${url}`);
+  }
+  // The secrets: without a token, with a made-up one, in a URL, over TFTP.
+  for (const args of [[], ['-H', 'X-Rackboot-Token: b.AAAAAAAAAAAAAAAA.0.c6120032.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']]) {
+    assert.equal(strangerFetch(`${base}/hosts/${victimPath}/runtime.env`, ...args).status, 403, when);
+    assert.equal(strangerFetch(`${base}/hosts/${victimPath}/domains/demo1.cfg`, ...args).status, 403, when);
+  }
+  assert.throws(() => stranger.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/${victimPath}/domains/demo1.cfg`]));
+  // The per-host image is an admin download.
+  assert.ok([401, 403].includes(strangerFetch(`${base}/hosts/${victimPath}/rackboot.iso`, '-o', '/dev/null').status), `${when}: the host's image`);
+  // Fake reports and heartbeats.
+  for (const stage of ['ready', 'failed']) {
+    assert.equal(strangerFetch(`${base}/hosts/${victim}/events`, '--data', `stage=${stage}`).status, 403, when);
+  }
+  assert.equal(strangerFetch(`${base}/hosts/${victim}/alive`, '--data', '').status, 403, when);
+}
+
+test('a stranger on the wire gets no token and no secret of a booting host, cannot write its timeline, and its takeover of the MAC is flagged', { timeout: 1_200_000 }, async () => {
+  // Before the machine boots: with its own address, then with the machine's reserved address on its own interface.
+  strangerSequence('with its own address');
+  const own = stranger.address!;
+  stranger.setAddress(`${victimAddress}/24`);
+  strangerSequence('on the host\'s reserved address');
+  stranger.setAddress(`${own}/24`);
+
+  qemu = spawnQemu(rack.ns.name, { firmware: 'bios', mac: victim, tap: 'tap0', memoryMiB: 512 });
+  machine = new ConsoleWatcher(qemu);
+  const started = Date.now();
+  // While the machine boots, the stranger keeps trying.
+  const during = (async () => {
+    for (let round = 0; round < 3; round++) {
+      await delay(20_000);
+      strangerSequence(`during the boot, round ${round + 1}`);
+    }
+  })();
+  const ready = await machine.waitFor(readyLinePattern, 900_000, 'the ready line');
+  await during;
+  process.stderr.write(`hostile neighbour: the machine was ready after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  assert.equal(ready.groups!.hostname, 'xen01');
+  assert.equal(ready.groups!.ip, `${victimAddress}/24`);
+  assert.equal(ready.groups!.domains, '2', `both domains started; console:\n${machine.transcript.slice(-4000)}`);
+  assert.equal(rack.events().filter((event) => event.event === 'runtime-env' && event.mac === victim).length, 1, 'the machine, and only it, got its secrets, once');
+
+  const adminToken = (await readFile(join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
+  const timeline = (): Array<{ source: string; stage: string; detail?: string; domain?: string }> =>
+    (JSON.parse(rack.ns.exec('curl', ['-sSf', '-H', `Authorization: Bearer ${adminToken}`, `${base}/api/hosts/${victim}`])) as { timeline: Array<{ source: string; stage: string; detail?: string; domain?: string }> }).timeline;
+  // Both guests report with their own tokens.
+  const deadline = Date.now() + 300_000;
+  while (timeline().filter((event) => event.stage === 'guest-ready').length < 2 && Date.now() < deadline) await delay(2000);
+  const seen = timeline();
+  assert.deepEqual(seen.filter((event) => event.stage === 'guest-ready').map((event) => event.domain).sort(), ['demo1', 'demo2']);
+  // Only the machine's own boot: no refusals, alarms or failures; one ready.
+  assert.deepEqual(seen.filter((event) => ['refused', 'alarm', 'failed', 'setting-failed', 'domain-failed'].includes(event.stage)), [], JSON.stringify(seen));
+  assert.equal(seen.filter((event) => event.stage === 'ready').length, 1);
+  assert.deepEqual(
+    seen.filter((event) => event.source === 'runtime').map((event) => event.stage),
+    ['booted', 'configured', 'domain-started', 'domain-started', 'ready'],
+  );
+  const refusals = rack.events().filter((event) => event.event === 'host-secret-refused' || event.event === 'host-event-refused');
+  assert.ok(refusals.length >= 20, `the stranger's attempts are logged: ${refusals.length}`);
+  assert.doesNotMatch(rack.server.transcript, /\b[bgi]\.[A-Za-z0-9_-]{16}\./, 'a token in the server log');
+
+  // Last, the stranger becomes the machine: its MAC and its address, a DHCP
+  // exchange and a boot script with a token. Nothing on the wire tells the
+  // two apart; the machine's next heartbeat shows a superseded token.
+  stranger.ns.ip('link', 'set', 'eth0', 'down');
+  stranger.ns.ip('link', 'set', 'eth0', 'address', victim);
+  stranger.ns.ip('link', 'set', 'eth0', 'up');
+  stranger.dhcp();
+  assert.equal(stranger.address, victimAddress, 'the DHCP server gives the MAC its reserved address');
+  assert.match(strangerFetch(`${base}/hosts/${victimPath}/boot.ipxe?platform=pcbios`).body, tokenPattern, 'a stranger with the MAC and the address is the host, as far as anyone can tell');
+  stranger.ns.ip('link', 'set', 'eth0', 'down'); // and goes quiet: the machine's traffic reaches the server again
+  const alarmDeadline = Date.now() + 120_000;
+  let alarms = timeline().filter((event) => event.stage === 'alarm');
+  while (alarms.length === 0 && Date.now() < alarmDeadline) {
+    await delay(2000);
+    alarms = timeline().filter((event) => event.stage === 'alarm');
+  }
+  assert.ok(alarms.length > 0, 'no alarm for two boots of one MAC');
+  assert.match(alarms[0]!.detail ?? '', /two boots of 52:54:00:12:34:56 at once\?/);
+  assert.ok(rack.events().some((event) => event.event === 'host-alarm' && event.mac === victim));
+  await machine.waitFor(/rackboot-runtime: the server refused this boot's token: another machine may have booted as 52:54:00:12:34:56/, 60_000, 'the console note');
+  const hosts = rack.ns.exec(process.execPath, [cliPath, 'hosts', '--server', base, '--state', join(rack.work, 'state')]);
+  assert.match(hosts, /^ALARM 52:54:00:12:34:56: two boots/m);
+});
