@@ -154,17 +154,18 @@ export function authorizeHost(
 ): TokenUseDecision {
   const { mac, use, token, address } = request;
   const claims = secrets.tokens.read(mac, token, request.domain);
+  const now = (secrets.now ?? Date.now)();
   const decision = decideTokenUse({
     mac,
     use,
     presented: token !== undefined && token !== '',
     claims,
     requester: address,
-    standing: claims ? secrets.ledger.standing(claims) : { kind: 'current', spent: false },
-    now: (secrets.now ?? Date.now)(),
+    standing: claims ? secrets.ledger.standing(claims) : { kind: 'current' },
+    now,
   });
   if (decision.kind === 'refuse' && decision.alarm) secrets.alarm(mac, decision.alarm, address);
-  if (decision.kind === 'allow' && decision.spend) secrets.ledger.spend(decision.claims);
+  if (decision.kind === 'allow' && decision.spend) secrets.ledger.spend(decision.claims, now);
   return decision;
 }
 

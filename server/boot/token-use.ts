@@ -11,13 +11,20 @@ export type TokenUse = 'runtime.env' | 'domain.cfg' | 'event';
 
 /** A boot's token takes runtime.env within this time of being handed out, and only once. */
 export const runtimeEnvWindowMs = 15 * 60 * 1000;
+/**
+ * ...except for the runtime's own retries: a fetch whose answer was lost or
+ * came too late for its timeout is asked again from the same address within
+ * seconds, and must not lock the host out of its secrets.
+ */
+export const runtimeEnvRetryMs = 2 * 60 * 1000;
+export const runtimeEnvMaximumFetches = 5;
 /** A boot's token fetches domain configs and sends reports for this long (guests have tokens of their own). */
 export const bootTokenLifetimeMs = 24 * 60 * 60 * 1000;
 
 /** What the ledger knows of a boot token's nonce. */
 export type BootStanding =
   /** The MAC's newest boot, or one the ledger never saw (made before a restart, or by another server with the key). */
-  | { kind: 'current'; spent: boolean }
+  | { kind: 'current'; runtimeEnv?: { firstAt: number; fetches: number } }
   /** A newer boot script went to this MAC since: a token of an older boot. */
   | { kind: 'superseded'; newer: { address: string; issuedAt: number } };
 
@@ -67,8 +74,9 @@ export function decideTokenUse(input: {
       const age = now - claims.issuedAt;
       if (use === 'runtime.env') {
         if (age > runtimeEnvWindowMs) return { kind: 'refuse', reason: `the boot token is ${Math.round(age / 60_000)} minutes old; runtime.env goes out within ${runtimeEnvWindowMs / 60_000} minutes of the boot script` };
-        if (standing.kind === 'current' && standing.spent) {
-          return { kind: 'refuse', reason: 'this boot fetched its runtime.env already', alarm: `runtime.env of ${mac} was asked for a second time with one boot's token, from ${from}` };
+        const served = standing.kind === 'current' ? standing.runtimeEnv : undefined;
+        if (served !== undefined && (now - served.firstAt > runtimeEnvRetryMs || served.fetches >= runtimeEnvMaximumFetches)) {
+          return { kind: 'refuse', reason: 'this boot fetched its runtime.env already', alarm: `runtime.env of ${mac} was asked for again with one boot's token, from ${from}` };
         }
         return { kind: 'allow', claims, spend: true };
       }
@@ -82,7 +90,8 @@ interface LedgerBoot {
   nonce: string;
   address: string;
   issuedAt: number;
-  spent: boolean;
+  /** When runtime.env first went out with this token, and how often. */
+  runtimeEnv?: { firstAt: number; fetches: number };
 }
 
 /**
@@ -103,24 +112,29 @@ export class BootLedger {
     const previous = this.boots.get(claims.mac);
     this.boots.delete(claims.mac);
     const earlier = previous ? [previous.current.nonce, ...previous.earlier].slice(0, 8) : [];
-    this.boots.set(claims.mac, { current: { nonce: claims.nonce, address: claims.address, issuedAt: claims.issuedAt, spent: false }, earlier });
+    this.boots.set(claims.mac, { current: { nonce: claims.nonce, address: claims.address, issuedAt: claims.issuedAt }, earlier });
     if (this.boots.size > this.capacity) this.boots.delete(this.boots.keys().next().value!);
   }
 
   standing(claims: HostTokenClaims): BootStanding {
     const entry = this.boots.get(claims.mac);
-    if (claims.kind === 'image' || entry === undefined) return { kind: 'current', spent: false };
+    if (claims.kind === 'image' || entry === undefined) return { kind: 'current' };
     const { current } = entry;
-    if (current.nonce === claims.nonce) return { kind: 'current', spent: current.spent };
+    if (current.nonce === claims.nonce) return { kind: 'current', ...(current.runtimeEnv ? { runtimeEnv: { ...current.runtimeEnv } } : {}) };
     const older = entry.earlier.includes(claims.nonce) || (claims.kind === 'boot' && claims.issuedAt < current.issuedAt);
-    return older ? { kind: 'superseded', newer: { address: current.address, issuedAt: current.issuedAt } } : { kind: 'current', spent: false };
+    return older ? { kind: 'superseded', newer: { address: current.address, issuedAt: current.issuedAt } } : { kind: 'current' };
   }
 
-  /** runtime.env went out with this boot's token. */
-  spend(claims: HostTokenClaims): void {
-    const entry = this.boots.get(claims.mac);
+  /** runtime.env went out with this boot's token at `now`. */
+  spend(claims: HostTokenClaims, now: number): void {
     if (claims.kind !== 'boot') return;
-    if (entry?.current.nonce === claims.nonce) entry.current.spent = true;
-    else if (entry === undefined) this.boots.set(claims.mac, { current: { nonce: claims.nonce, address: claims.address, issuedAt: claims.issuedAt, spent: true }, earlier: [] });
+    let entry = this.boots.get(claims.mac);
+    if (entry === undefined) {
+      entry = { current: { nonce: claims.nonce, address: claims.address, issuedAt: claims.issuedAt }, earlier: [] };
+      this.boots.set(claims.mac, entry);
+    }
+    if (entry.current.nonce !== claims.nonce) return;
+    const served = entry.current.runtimeEnv;
+    entry.current.runtimeEnv = served ? { firstAt: served.firstAt, fetches: served.fetches + 1 } : { firstAt: now, fetches: 1 };
   }
 }
