@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { loadOrCreateAdminToken, loadOrCreateSecret } from './admin/token.js';
 import { HostTokens } from './boot/host-token.js';
@@ -18,6 +17,9 @@ import { NeighborTable } from './net/neighbors.js';
 import { BootObserver, observeDhcp } from './observe.js';
 import { builderRecipe, packageRoot } from '../builder/recipe.js';
 import { BuildPartNames, describeHost, rackbootVersion } from './status/hosts.js';
+import { HostList, notifyingAppends, type HostListSettings } from './status/host-list.js';
+import { listenHttp, type HttpLimits } from './http/limits.js';
+import { isDefaultProfile } from './profiles/profile.js';
 import { LoadSampler } from './status/load.js';
 import { hostsPerStage } from './status/timeline.js';
 import { createHttpApp } from './http/app.js';
@@ -55,6 +57,12 @@ export interface ServeOptions {
   dhcpPort: number;
   /** How much boot timeline to keep (default: defaultRetention). */
   eventRetention?: RetentionSettings;
+  /** Connection caps and timeouts of the HTTP server (default: defaultHttpLimits). */
+  httpLimits?: Partial<HttpLimits>;
+  /** How many hosts nobody configured the host list keeps, and how long (default: defaultHostListSettings). */
+  hostList?: Partial<HostListSettings>;
+  /** Disk budget of the per-host image cache, bytes (default: see downloadsRouter). */
+  hostImageCacheBytes?: number;
   log: Logger;
 }
 
@@ -130,12 +138,29 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     closers.push(async () => stopRetention());
     const partNames = new BuildPartNames(assets);
     closers.push(async () => partNames.stop());
-    const hostStatus = (mac: string) => describeHost(mac, events, { profiles, sightings, ...(leases ? { leases } : {}) });
-    const hostList = () => events.latestByHost().flatMap((latest) => hostStatus(latest.mac) ?? []).sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : -1));
+    // The host list is kept between reads and moved by what is appended to the timeline (see status/host-list.ts).
+    const hostRows = new HostList(
+      {
+        describe: (mac) => describeHost(mac, events, { profiles, sightings, ...(leases ? { leases } : {}) }),
+        isKnown: (mac) => {
+          const profile = profiles.lookup(mac, sightings.slotOf(mac));
+          return (profile !== undefined && !isDefaultProfile(profile)) || leases?.byMac(mac)?.state === 'bound';
+        },
+      },
+      options.hostList,
+    );
+    for (const latest of events.latestByHost()) hostRows.touched(latest.mac, latest.time);
+    const stopRefresh = profiles.onChange(() => hostRows.refreshAll());
+    closers.push(async () => void stopRefresh());
+    const timeline = notifyingAppends(events, (mac, time) => hostRows.touched(mac, time));
+    const hostList = () => hostRows.list();
     const metrics = new Metrics(() => hostsPerStage(hostList()));
-    const observer = new BootObserver({ timeline: events, metrics, neighbors: new NeighborTable(), log, partNames: () => partNames.current });
+    const observer = new BootObserver({ timeline, metrics, neighbors: new NeighborTable(), log, partNames: () => partNames.current });
     closers.push(() => observer.close());
-    const load = new LoadSampler(served.interfaceName);
+    const load = new LoadSampler(served.interfaceName, undefined, (error, failing) => {
+      if (failing) log.warn({ event: 'load-sample-failed', err: error }, 'status: load sampling failed; the last sample is shown until it works again');
+      else log.info({ event: 'load-sample-recovered' }, 'status: load sampling works again');
+    });
     load.start();
     closers.push(() => load.stop());
     const status = createStatusRouter({
@@ -158,9 +183,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const app = createHttpApp({
       ...hosts,
       log,
-      events,
+      events: timeline,
       observer,
       status: { router: status.router, metrics },
+      ...(options.hostImageCacheBytes !== undefined ? { hostImages: { cacheBytes: options.hostImageCacheBytes } } : {}),
       admin: {
         token,
         profiles,
@@ -179,11 +205,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         log,
       },
     });
-    const http: Server = await new Promise((resolve, reject) => {
-      const server = app.listen(options.httpPort, served.address, () => resolve(server));
-      server.once('error', reject);
+    const http = await listenHttp(app, {
+      port: options.httpPort,
+      address: served.address,
+      log,
+      ...(options.httpLimits ? { limits: options.httpLimits } : {}),
+      onRefused: (cap) => metrics.httpConnectionRefused(cap),
     });
-    closers.push(() => new Promise((resolve) => http.close(() => resolve())));
+    closers.push(() => http.close());
 
     const tftp = new TftpServer({
       onEvent: (event) => {
