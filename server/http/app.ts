@@ -40,7 +40,7 @@ export interface HttpAppOptions extends HostSources {
    * (default: the admin API's token, and links the admin API signs) and
    * their disk budget.
    */
-  hostImages?: { token?: Pick<AdminApiOptions['token'], 'matches'>; links?: ImageLinks; cacheBytes?: number };
+  hostImages?: { token?: Pick<AdminApiOptions['token'], 'matches'>; links?: ImageLinks; cacheBytes?: number; dir?: string };
 }
 
 /** Event bodies are one line of text or so; anything bigger is not a report. */
@@ -114,6 +114,7 @@ export function createHttpApp(options: HttpAppOptions) {
     fileCache,
     hostImageAccess: { links: imageLinks, ...(imageToken ? { token: imageToken } : {}) },
     ...(options.hostImages?.cacheBytes !== undefined ? { hostImageCacheBytes: options.hostImages.cacheBytes } : {}),
+    ...(options.hostImages?.dir !== undefined ? { hostImageDir: options.hostImages.dir } : {}),
   }));
 
   app.get('/boot.ipxe', (_req, res) => text(res, renderEntryScript(endpoints)));
