@@ -37,6 +37,7 @@ export function statusPage(): string {
   .stage.ready { background: #dafbe1; color: var(--ok); }
   .stage.failed, .stage.setting-failed, .stage.domain-failed { background: #ffebe9; color: var(--bad); }
   .failures { color: var(--bad); }
+  button.image-link { margin-left: .4rem; padding: 0 .4rem; font: inherit; font-size: .75rem; border: 1px solid var(--line); border-radius: 4px; background: #fff; cursor: pointer; }
   .empty { color: var(--muted); padding: .8rem .5rem; }
   dl { display: grid; grid-template-columns: auto 1fr; gap: .2rem .8rem; margin: 0; }
   dt { color: var(--muted); }
@@ -122,7 +123,16 @@ function renderHosts() {
     row.dataset.mac = h.mac;
     cell(row, h.mac, "mac");
     cell(row, h.hostname, "hostname");
-    cell(row, h.profile, "profile");
+    const profileCell = cell(row, h.profile, "profile");
+    if (h.profile && h.profile !== "default.yaml" && h.profile !== "default.yml") {
+      // A host's own image is an admin download: the admin API signs a short-lived link for it.
+      const button = document.createElement("button");
+      button.className = "image-link";
+      button.textContent = "image";
+      button.title = "Download this host's CD/USB image (asks for the admin token)";
+      button.addEventListener("click", () => downloadImage(h.mac));
+      profileCell.append(button);
+    }
     cell(row, h.address, "address");
     const stageCell = row.insertCell();
     stageCell.className = "stage-cell";
@@ -141,6 +151,15 @@ function renderHosts() {
     td.colSpan = 8;
   }
   $("host-count").textContent = shown.length === hosts.length ? "(" + hosts.length + ")" : "(" + shown.length + " of " + hosts.length + ")";
+}
+
+async function downloadImage(mac) {
+  const token = prompt("Admin token (the file admin.token in the server's state folder) for a link to " + mac + "'s image:");
+  if (!token) return;
+  const response = await fetch("/api/hosts/" + encodeURIComponent(mac) + "/image-link", { method: "POST", headers: { Authorization: "Bearer " + token.trim() } });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) { alert("No image link: " + (body.error || response.status)); return; }
+  location.href = body.path;
 }
 
 function renderFiles(id, files) {

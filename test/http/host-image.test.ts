@@ -9,10 +9,14 @@ import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { loadOrCreateAdminToken } from '../../server/admin/token.js';
 import { AssetStore } from '../../server/assets/builds.js';
+import type { Browser } from 'playwright-core';
 import { createHttpApp } from '../../server/http/app.js';
 import { ImageLinks } from '../../server/http/image-links.js';
+import { createStatusRouter, type StatusRouter } from '../../server/http/status.js';
+import { Metrics } from '../../server/metrics.js';
 import { HostIsoCache } from '../../server/iso/host-iso.js';
 import { ProfileDirectory } from '../../server/profiles/store.js';
+import { launchBrowser } from '../helpers/browser.js';
 import { ensureTestBuild } from '../helpers/build.js';
 import { makeProfile } from '../helpers/profiles.js';
 
@@ -29,6 +33,8 @@ let secret: string;
 let directory: ProfileDirectory;
 let assets: AssetStore;
 let clock = Date.parse('2026-12-04T12:00:00Z');
+let status: StatusRouter;
+let browser: Browser | undefined;
 const links = new ImageLinks({ now: () => clock, lifetimeSeconds: 600 });
 const logLines: Array<Record<string, unknown>> = [];
 
@@ -54,7 +60,19 @@ before(async () => {
   const token = await loadOrCreateAdminToken(path.join(root, 'state'));
   secret = (await readFile(token.file, 'utf8')).trim();
   admin.authorization = `Bearer ${secret}`;
+  const row = (mac: string, hostname: string, profile: string) => ({ mac, hostname, profile, address: null, stage: 'ready', lastSeen: new Date(clock).toISOString(), lastBootSeconds: null, failures: 0, lastFailure: null });
+  status = createStatusRouter({
+    log,
+    sources: {
+      server: { address: '127.0.0.1', interface: 'lo', dhcp: 'off', startedAt: new Date(clock).toISOString(), version: 'test' },
+      hosts: () => [row('52:54:00:00:00:01', 'node01', 'node01.yaml'), row('52:54:00:00:00:77', 'node-525400000077', 'default.yaml')],
+      build: async () => undefined,
+      downloads: async () => [],
+      load: () => undefined,
+    },
+  });
   const app = createHttpApp({
+    status: { router: status.router, metrics: new Metrics() },
     assets,
     lookupProfile: (mac) => directory.lookup(mac),
     profileProblems: () => [],
@@ -70,6 +88,8 @@ before(async () => {
 });
 
 after(async () => {
+  await browser?.close();
+  status?.close();
   directory?.close();
   if (server) await new Promise((resolve) => server.close(resolve));
   if (root) await rm(root, { recursive: true, force: true });
@@ -171,4 +191,24 @@ test('the image cache keeps to its disk budget: the least recently used images g
   let total = 0;
   for (const host of await readdir(dir)) for (const name of await readdir(path.join(dir, host))) total += (await stat(path.join(dir, host, name))).size;
   assert.equal(total, 1000, 'the folder holds no more than the budget');
+});
+
+test('the status page gets a host\'s image through a signed link, asking for the admin token; default-profile hosts have no image button', async () => {
+  browser = await launchBrowser();
+  const page = await browser.newPage();
+  try {
+    await page.goto(`${base}/status`);
+    await page.waitForSelector('#live.on');
+    assert.equal(await page.locator('#hosts tr[data-mac="52:54:00:00:00:77"] button.image-link').count(), 0);
+    page.once('dialog', (dialog) => void dialog.accept(secret));
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator('#hosts tr[data-mac="52:54:00:00:00:01"] button.image-link').click(),
+    ]);
+    assert.match(download.url(), /\/hosts\/52-54-00-00-00-01\/rackboot\.iso\?expires=\d+&sig=[\w-]{43}$/);
+    const saved = await download.path();
+    assert.equal((await readFile(saved)).readUInt16LE(510), 0xaa55, 'the image itself');
+  } finally {
+    await page.close();
+  }
 });
