@@ -37,7 +37,7 @@ export function statusPage(): string {
   .stage.ready { background: #dafbe1; color: var(--ok); }
   .stage.failed, .stage.setting-failed, .stage.domain-failed { background: #ffebe9; color: var(--bad); }
   .failures { color: var(--bad); }
-  button.image-link { margin-left: .4rem; padding: 0 .4rem; font: inherit; font-size: .75rem; border: 1px solid var(--line); border-radius: 4px; background: #fff; cursor: pointer; }
+  button.image-link { padding: 0 .4rem; font: inherit; font-size: .75rem; border: 1px solid var(--line); border-radius: 4px; background: #fff; cursor: pointer; }
   .empty { color: var(--muted); padding: .8rem .5rem; }
   dl { display: grid; grid-template-columns: auto 1fr; gap: .2rem .8rem; margin: 0; }
   dt { color: var(--muted); }
@@ -59,7 +59,7 @@ export function statusPage(): string {
       <select id="stage-filter"><option value="">All stages</option></select>
     </div>
     <div class="scroll"><table id="hosts">
-      <thead><tr><th>MAC</th><th>Hostname</th><th>Profile</th><th>Address</th><th>Stage</th><th>Last seen</th><th>Last boot</th><th>Failures</th></tr></thead>
+      <thead><tr><th>MAC</th><th>Hostname</th><th>Profile</th><th>Address</th><th>Stage</th><th>Last seen</th><th>Last boot</th><th>Failures</th><th>Image</th></tr></thead>
       <tbody></tbody>
     </table></div>
   </section>
@@ -123,16 +123,7 @@ function renderHosts() {
     row.dataset.mac = h.mac;
     cell(row, h.mac, "mac");
     cell(row, h.hostname, "hostname");
-    const profileCell = cell(row, h.profile, "profile");
-    if (h.profile && h.profile !== "default.yaml" && h.profile !== "default.yml") {
-      // A host's own image is an admin download: the admin API signs a short-lived link for it.
-      const button = document.createElement("button");
-      button.className = "image-link";
-      button.textContent = "image";
-      button.title = "Download this host's CD/USB image (asks for the admin token)";
-      button.addEventListener("click", () => downloadImage(h.mac));
-      profileCell.append(button);
-    }
+    cell(row, h.profile, "profile");
     cell(row, h.address, "address");
     const stageCell = row.insertCell();
     stageCell.className = "stage-cell";
@@ -144,11 +135,21 @@ function renderHosts() {
     cell(row, h.lastBootSeconds === null ? "" : h.lastBootSeconds.toFixed(1) + " s", "last-boot");
     const failures = cell(row, h.failures ? String(h.failures) : "", "failures");
     if (h.lastFailure) failures.title = h.lastFailure;
+    const imageCell = cell(row, "", "image");
+    if (h.profile && h.profile !== "default.yaml" && h.profile !== "default.yml") {
+      // A host's own image is an admin download: the admin API signs a short-lived link for it.
+      const button = document.createElement("button");
+      button.className = "image-link";
+      button.textContent = "image";
+      button.title = "Download this host's CD/USB image (asks for the admin token)";
+      button.addEventListener("click", () => downloadImage(h.mac));
+      imageCell.append(button);
+    }
   }
   if (shown.length === 0) {
     const row = body.insertRow();
     const td = cell(row, hosts.length === 0 ? "No host has asked to boot yet." : "No host matches.", "empty");
-    td.colSpan = 8;
+    td.colSpan = 9;
   }
   $("host-count").textContent = shown.length === hosts.length ? "(" + hosts.length + ")" : "(" + shown.length + " of " + hosts.length + ")";
 }
