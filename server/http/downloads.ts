@@ -390,8 +390,10 @@ export function downloadsRouter(options: DownloadsOptions): Router {
       return;
     }
     if (!image.cached) log.info({ event: 'host-iso', mac: image.mac, hostname: image.hostname, build: image.build, ms: Date.now() - started }, 'host image made');
-    const { mtime } = await stat(image.path);
-    await send(req, res, { path: image.path, size: image.size, sha256: image.sha256, mtime, type: 'application/x-iso9660-image' });
+    await hostImages.holding(image.path, async () => {
+      const { mtime } = await stat(image.path);
+      await send(req, res, { path: image.path, size: image.size, sha256: image.sha256, mtime, type: 'application/x-iso9660-image' });
+    });
   });
   return router;
 }

@@ -101,6 +101,8 @@ export class HostIsoCache {
   private readonly shas = new Map<string, string>();
   /** Images on disk and their sizes, least recently used first (Map order). */
   private readonly images = new Map<string, number>();
+  /** Images being sent now, and by how many responses: never evicted under a download. */
+  private readonly sending = new Map<string, number>();
   private scanned: Promise<void> | undefined;
   private bytes = 0;
   readonly budgetBytes: number;
@@ -157,11 +159,23 @@ export class HostIsoCache {
     await rmdir(path.dirname(file)).catch(() => undefined); // only when it is empty
   }
 
-  /** Least recently used images go until the rest fits the budget; `keep` stays in any case. */
+  /** Run `send` with the image at `file` held: eviction passes it by until `send` ends. */
+  async holding<T>(file: string, send: () => Promise<T>): Promise<T> {
+    this.sending.set(file, (this.sending.get(file) ?? 0) + 1);
+    try {
+      return await send();
+    } finally {
+      const left = (this.sending.get(file) ?? 1) - 1;
+      if (left > 0) this.sending.set(file, left);
+      else this.sending.delete(file);
+    }
+  }
+
+  /** Least recently used images go until the rest fits the budget; `keep` and images being sent stay. */
   private async evict(keep: string): Promise<void> {
     for (const file of [...this.images.keys()]) {
       if (this.bytes <= this.budgetBytes) return;
-      if (file === keep) continue;
+      if (file === keep || this.sending.has(file)) continue;
       await this.remove(file);
     }
   }

@@ -191,6 +191,17 @@ test('the image cache keeps to its disk budget: the least recently used images g
   let total = 0;
   for (const host of await readdir(dir)) for (const name of await readdir(path.join(dir, host))) total += (await stat(path.join(dir, host, name))).size;
   assert.equal(total, 1000, 'the folder holds no more than the budget');
+
+  // An image being sent is not deleted under the download, even past the budget.
+  const held = await restarted.image(sources, '52:54:00:00:01:04');
+  assert.ok(held.kind === 'image');
+  await restarted.holding(held.path, async () => {
+    await restarted.image(sources, '52:54:00:00:01:01');
+    assert.ok(await exists('52:54:00:00:01:04'), 'the image being sent stays');
+  });
+  await restarted.image(sources, '52:54:00:00:01:02');
+  assert.ok(!(await exists('52:54:00:00:01:04')), 'once sent, it is evicted as the least recently used');
+  assert.equal(restarted.cachedBytes, 1000, 'back within the budget');
 });
 
 test('the status page gets a host\'s image through a signed link, asking for the admin token; default-profile hosts have no image button', async () => {
