@@ -56,7 +56,16 @@ async function main(argv: string[]): Promise<void> {
           .option('user', { type: 'string', describe: 'started as root: become this user, with no capabilities, once every socket is bound' })
           .option('keep-days', { type: 'number', default: defaultRetention.days, describe: 'boot timeline: forget events older than this (each host keeps its newest)' })
           .option('keep-events', { type: 'number', default: defaultRetention.perHost, describe: 'boot timeline: at most this many events per host' })
+          .option('http-max-connections', { type: 'number', default: 1024, describe: 'HTTP connections at once; past it new ones are closed at once' })
+          .option('http-max-per-address', { type: 'number', default: 64, describe: 'HTTP connections at once from one client address' })
+          .option('unknown-hosts-max', { type: 'number', default: 1000, describe: 'status: hosts with no profile of their own and no lease listed at most (the most recently seen)' })
+          .option('unknown-hosts-hours', { type: 'number', default: 24, describe: 'status: such hosts leave the list this long after their last event' })
+          .option('host-image-cache-mb', { type: 'number', default: 2048, describe: 'disk budget of the per-host image cache; least recently used images go first' })
           .check((argv) => {
+            for (const flag of ['http-max-connections', 'http-max-per-address', 'unknown-hosts-max', 'host-image-cache-mb'] as const) {
+              if (!(Number.isInteger(argv[flag]) && argv[flag] >= 1)) throw new Error(`--${flag} must be a whole number from 1, not ${argv[flag]}`);
+            }
+            if (!(argv['unknown-hosts-hours'] > 0)) throw new Error(`--unknown-hosts-hours must be a number of hours above 0, not ${argv['unknown-hosts-hours']}`);
             if (!(argv['keep-days'] > 0)) throw new Error(`--keep-days must be a number of days above 0, not ${argv['keep-days']}`);
             if (!(Number.isInteger(argv['keep-events']) && argv['keep-events'] >= 1)) throw new Error(`--keep-events must be a whole number from 1, not ${argv['keep-events']}`);
             return true;
@@ -86,6 +95,9 @@ async function main(argv: string[]): Promise<void> {
           dhcpPort: args['dhcp-port'],
           eventRetention: { days: args['keep-days'], perHost: args['keep-events'] },
           ...(args.user !== undefined ? { user: args.user } : {}),
+          httpLimits: { maxConnections: args['http-max-connections'], maxConnectionsPerAddress: args['http-max-per-address'] },
+          hostList: { maxUnknown: args['unknown-hosts-max'], unknownRetentionMs: args['unknown-hosts-hours'] * 3600_000 },
+          hostImageCacheBytes: args['host-image-cache-mb'] * 1024 * 1024,
           log,
         });
         const stop = (signal: string) => {

@@ -31,6 +31,12 @@ export class Metrics {
     labelNames: ['file'] as const,
     registers: [this.registry],
   });
+  private readonly httpConnectionsRefused = new Counter({
+    name: 'rackboot_http_connections_refused_total',
+    help: 'HTTP connections closed on arrival, by the cap they passed (total or per-address)',
+    labelNames: ['cap'] as const,
+    registers: [this.registry],
+  });
   private readonly bootDuration = new Histogram({
     name: 'rackboot_boot_duration_seconds',
     help: 'From a machine\'s first DHCP packet to its runtime\'s ready report',
@@ -86,6 +92,10 @@ export class Metrics {
 
   hostAlarm(): void {
     this.hostAlarms.inc();
+  }
+
+  httpConnectionRefused(cap: string): void {
+    this.httpConnectionsRefused.inc({ cap });
   }
 
   bootCompleted(seconds: number): void {

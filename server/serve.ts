@@ -1,4 +1,3 @@
-import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { loadOrCreateAdminToken, loadOrCreateSecret } from './admin/token.js';
 import { HostTokens } from './boot/host-token.js';
@@ -20,6 +19,9 @@ import { NeighborTable } from './net/neighbors.js';
 import { BootObserver, observeDhcp } from './observe.js';
 import { builderRecipe, packageRoot } from '../builder/recipe.js';
 import { BuildPartNames, describeHost, rackbootVersion } from './status/hosts.js';
+import { HostList, notifyingAppends, type HostListSettings } from './status/host-list.js';
+import { listenHttp, type HttpLimits } from './http/limits.js';
+import { isDefaultProfile } from './profiles/profile.js';
 import { LoadSampler } from './status/load.js';
 import { hostsPerStage } from './status/timeline.js';
 import { createHttpApp } from './http/app.js';
@@ -62,6 +64,12 @@ export interface ServeOptions {
   eventRetention?: RetentionSettings;
   /** `--user`: started as root, become this user once the sockets are bound (see run-as-user.ts). */
   user?: string;
+  /** Connection caps and timeouts of the HTTP server (default: defaultHttpLimits). */
+  httpLimits?: Partial<HttpLimits>;
+  /** How many hosts nobody configured the host list keeps, and how long (default: defaultHostListSettings). */
+  hostList?: Partial<HostListSettings>;
+  /** Disk budget of the per-host image cache, bytes (default: see downloadsRouter). */
+  hostImageCacheBytes?: number;
   log: Logger;
 }
 
@@ -153,13 +161,30 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     closers.push(async () => stopRetention());
     const partNames = new BuildPartNames(assets);
     closers.push(async () => partNames.stop());
-    const hostStatus = (mac: string) => describeHost(mac, events, { profiles, sightings, ...(leases ? { leases } : {}) });
-    const hostList = () => events.latestByHost().flatMap((latest) => hostStatus(latest.mac) ?? []).sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : -1));
+    // The host list is kept between reads and moved by what is appended to the timeline (see status/host-list.ts).
+    const hostRows = new HostList(
+      {
+        describe: (mac) => describeHost(mac, events, { profiles, sightings, ...(leases ? { leases } : {}) }),
+        isKnown: (mac) => {
+          const profile = profiles.lookup(mac, sightings.slotOf(mac));
+          return (profile !== undefined && !isDefaultProfile(profile)) || leases?.byMac(mac)?.state === 'bound';
+        },
+      },
+      options.hostList,
+    );
+    for (const latest of events.latestByHost()) hostRows.touched(latest.mac, latest.time);
+    const stopRefresh = profiles.onChange(() => hostRows.refreshAll());
+    closers.push(async () => void stopRefresh());
+    const timeline = notifyingAppends(events, (mac, time) => hostRows.touched(mac, time));
+    const hostList = () => hostRows.list();
     const metrics = new Metrics(() => hostsPerStage(hostList()));
-    const timeline = new BootObserver({ timeline: events, metrics, neighbors, log, partNames: () => partNames.current });
-    observer = timeline;
-    closers.push(() => timeline.close());
-    const load = new LoadSampler(served.interfaceName);
+    const bootObserver = new BootObserver({ timeline, metrics, neighbors, log, partNames: () => partNames.current });
+    observer = bootObserver;
+    closers.push(() => bootObserver.close());
+    const load = new LoadSampler(served.interfaceName, undefined, (error, failing) => {
+      if (failing) log.warn({ event: 'load-sample-failed', err: error }, 'status: load sampling failed; the last sample is shown until it works again');
+      else log.info({ event: 'load-sample-recovered' }, 'status: load sampling works again');
+    });
     load.start();
     closers.push(() => load.stop());
     const status = createStatusRouter({
@@ -167,7 +192,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       sources: {
         server: { address: served.address, interface: served.interfaceName, dhcp: options.dhcp, startedAt: new Date().toISOString(), version: rackbootVersion() },
         hosts: () => {
-          timeline.flush();
+          bootObserver.flush();
           return hostList();
         },
         build: async () => {
@@ -182,9 +207,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const app = createHttpApp({
       ...hosts,
       log,
-      events,
-      observer: timeline,
+      events: timeline,
+      observer: bootObserver,
       status: { router: status.router, metrics },
+      ...(options.hostImageCacheBytes !== undefined ? { hostImages: { cacheBytes: options.hostImageCacheBytes } } : {}),
       admin: {
         token,
         profiles,
@@ -192,29 +218,32 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         ...(leases ? { leases } : {}),
         hosts: {
           list: () => {
-            timeline.flush();
+            bootObserver.flush();
             return hostList();
           },
           timeline: (mac) => {
-            timeline.flush();
+            bootObserver.flush();
             return events.listByHost(mac, { limit: 1000 });
           },
         },
         log,
       },
     });
-    const http: Server = await new Promise((resolve, reject) => {
-      const server = app.listen(options.httpPort, served.address, () => resolve(server));
-      server.once('error', reject);
+    const http = await listenHttp(app, {
+      port: options.httpPort,
+      address: served.address,
+      log,
+      ...(options.httpLimits ? { limits: options.httpLimits } : {}),
+      onRefused: (cap) => metrics.httpConnectionRefused(cap),
     });
-    closers.push(() => new Promise((resolve) => http.close(() => resolve())));
+    closers.push(() => http.close());
 
     const tftp = new TftpServer({
       onEvent: (event) => {
         if (event.kind === 'transferEnded' && event.outcome !== 'probe') {
-          timeline.tftp({ client: event.client.address, file: event.file, result: event.outcome === 'complete' ? 'complete' : 'failed', bytes: event.bytes, ...(event.detail ? { reason: event.detail } : { reason: event.outcome }) });
+          bootObserver.tftp({ client: event.client.address, file: event.file, result: event.outcome === 'complete' ? 'complete' : 'failed', bytes: event.bytes, ...(event.detail ? { reason: event.detail } : { reason: event.outcome }) });
         } else if (event.kind === 'requestRefused') {
-          timeline.tftp({ client: event.client.address, file: event.file, result: 'refused', bytes: 0, reason: event.message });
+          bootObserver.tftp({ client: event.client.address, file: event.file, result: 'refused', bytes: 0, reason: event.message });
         }
       },
       address: served.address,
@@ -229,7 +258,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
           const file = await hostFile(hosts, { ...generated, platform: 'bios', requester: { address: client.address } });
           if (file.kind === 'refused' && file.status === 403) {
             log.warn({ event: 'host-secret-refused', mac: generated.mac, file: requested, remote: client.address, reason: file.message }, 'host secrets refused');
-            timeline.hostRefused(generated.name);
+            bootObserver.hostRefused(generated.name);
           }
           return file.kind === 'file' ? fileFromBuffer(Buffer.from(file.body)) : undefined;
         }
@@ -264,7 +293,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
           if (event.kind === 'reply' && (event.result === 'offer' || event.result === 'ack') && event.address !== undefined) {
             dhcpAnswers.record(event.mac, event.address, Date.now());
           }
-          observeDhcp(timeline, event, false);
+          observeDhcp(bootObserver, event, false);
         },
         log,
         port: options.dhcpPort,
@@ -292,7 +321,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         reservationFor: () => undefined,
         reservationOwner: () => undefined,
         bootFile: (facts) => chooseBootFile(facts, endpoints),
-        onEvent: (event) => observeDhcp(timeline, event, true),
+        onEvent: (event) => observeDhcp(bootObserver, event, true),
         log,
         port: options.dhcpPort,
       });

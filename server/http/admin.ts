@@ -11,6 +11,7 @@ import { formatProfileError, type ProfileError } from '../profiles/error.js';
 import { normaliseMac } from '../profiles/mac.js';
 import type { ProfileDirectory } from '../profiles/store.js';
 import type { HostStatus } from '../status/snapshot.js';
+import type { ImageLinks } from './image-links.js';
 import type { TimelineEvent } from '../status/timeline.js';
 
 export interface AdminApiOptions {
@@ -23,6 +24,14 @@ export interface AdminApiOptions {
   hosts?: { list(): HostStatus[]; timeline(mac: string): TimelineEvent[] };
   log: Logger;
   now?: () => number;
+  /** Signed links to hosts' own images (POST /api/hosts/<mac>/image-link), and the server's http://address:port they start with. */
+  imageLinks?: { links: ImageLinks; base: string };
+}
+
+/** Whether a request carries the admin token (`Authorization: Bearer <token>`). */
+export function hasAdminToken(req: Request, token: Pick<AdminToken, 'matches'>): boolean {
+  const presented = req.get('authorization')?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+  return presented !== undefined && token.matches(presented);
 }
 
 /** A profile file name the API accepts: a plain name, ".yaml" added when it has no YAML extension. */
@@ -51,8 +60,7 @@ export function createAdminRouter(options: AdminApiOptions): Router {
 
   router.use((req: Request, res: Response, next: NextFunction) => {
     const header = req.get('authorization');
-    const presented = header?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
-    if (presented !== undefined && options.token.matches(presented)) {
+    if (hasAdminToken(req, options.token)) {
       next();
       return;
     }
@@ -183,6 +191,27 @@ export function createAdminRouter(options: AdminApiOptions): Router {
     }
     const timeline = options.hosts!.timeline(mac).map((event) => ({ ...event, time: new Date(event.time).toISOString() }));
     res.json({ ...host, timeline });
+  });
+
+  // A link to a host's own image that opens it without the token, for a
+  // short while (see image-links.ts); only for a MAC with a profile of its own.
+  router.post('/hosts/:mac/image-link', (req, res) => {
+    const mac = normaliseMac(String(req.params.mac));
+    if (mac === undefined) {
+      res.status(400).json({ error: `mac: "${String(req.params.mac)}" is not a MAC address` });
+      return;
+    }
+    if (options.imageLinks === undefined) {
+      res.status(404).json({ error: 'this server makes no image links' });
+      return;
+    }
+    if (profiles.lookup(mac)?.mac !== mac) {
+      res.status(404).json({ error: `${mac} has no profile of its own; per-host images are made only for hosts with their own profile` });
+      return;
+    }
+    const link = options.imageLinks.links.make(mac);
+    log.info({ event: 'admin-image-link', mac, expires: new Date(link.expires * 1000).toISOString() }, 'admin api: image link made');
+    res.json({ url: `${options.imageLinks.base}${link.path}`, path: link.path, expires: new Date(link.expires * 1000).toISOString() });
   });
 
   // --- builds ---

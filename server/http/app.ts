@@ -12,6 +12,8 @@ import type { BootObserver } from '../observe.js';
 import { createAdminRouter, type AdminApiOptions } from './admin.js';
 import { downloadsRouter, sendDownload } from './downloads.js';
 import { FileCache } from './file-cache.js';
+import { ImageLinks } from './image-links.js';
+import { httpBase } from '../boot/resolve.js';
 
 export interface HttpAppOptions extends HostSources {
   log: Logger;
@@ -33,6 +35,12 @@ export interface HttpAppOptions extends HostSources {
   fileCacheBytes?: number;
   /** Send file bodies with sendfile(2) over plain TCP (see sendDownload); default true. */
   sendfile?: boolean;
+  /**
+   * Per-host images (GET /hosts/<mac>/rackboot.iso): who may download them
+   * (default: the admin API's token, and links the admin API signs) and
+   * their disk budget.
+   */
+  hostImages?: { token?: Pick<AdminApiOptions['token'], 'matches'>; links?: ImageLinks; cacheBytes?: number; dir?: string };
 }
 
 /** Event bodies are one line of text or so; anything bigger is not a report. */
@@ -122,7 +130,9 @@ export function createHttpApp(options: HttpAppOptions) {
     res.type(type).set('Cache-Control', 'no-store').send(body);
   };
 
-  if (options.admin) app.use('/api', createAdminRouter(options.admin));
+  const imageLinks = options.hostImages?.links ?? new ImageLinks();
+  const imageToken = options.hostImages?.token ?? options.admin?.token;
+  if (options.admin) app.use('/api', createAdminRouter({ ...options.admin, imageLinks: { links: imageLinks, base: httpBase(endpoints) } }));
   if (options.status) {
     const { metrics } = options.status;
     app.use('/status', options.status.router);
@@ -131,7 +141,13 @@ export function createHttpApp(options: HttpAppOptions) {
     });
   }
   const fileCache = new FileCache(options.fileCacheBytes ?? 256 * 1024 * 1024);
-  app.use(downloadsRouter({ ...options, fileCache }));
+  app.use(downloadsRouter({
+    ...options,
+    fileCache,
+    hostImageAccess: { links: imageLinks, ...(imageToken ? { token: imageToken } : {}) },
+    ...(options.hostImages?.cacheBytes !== undefined ? { hostImageCacheBytes: options.hostImages.cacheBytes } : {}),
+    ...(options.hostImages?.dir !== undefined ? { hostImageDir: options.hostImages.dir } : {}),
+  }));
 
   app.get('/boot.ipxe', (_req, res) => text(res, renderEntryScript(endpoints)));
 

@@ -7,8 +7,12 @@ import { Router, type Request, type Response } from 'express';
 import type { AssetStore } from '../assets/builds.js';
 import { httpBase, type ServerEndpoints } from '../boot/resolve.js';
 import type { HostSources } from '../boot/host-files.js';
+import type { AdminToken } from '../admin/token.js';
 import { HostIsoCache } from '../iso/host-iso.js';
 import type { Logger } from '../log.js';
+import { normaliseMac } from '../profiles/mac.js';
+import { hasAdminToken } from './admin.js';
+import type { ImageLinks } from './image-links.js';
 import type { FileCache } from './file-cache.js';
 import { sendFileBody, sendfileSocket } from './file-send.js';
 
@@ -296,13 +300,23 @@ export interface DownloadsOptions extends HostSources {
   sendfile?: boolean;
   /** Where per-host images are kept; default <assets>/host-images. */
   hostImageDir?: string;
+  /** Disk budget of the per-host images (see HostIsoCache); default defaultHostImageBudgetBytes. */
+  hostImageCacheBytes?: number;
+  /**
+   * Who may download a host's own image: the admin token, or a link signed
+   * by `imageLinks`. With neither, per-host images are not served.
+   */
+  hostImageAccess?: { token?: Pick<AdminToken, 'matches'>; links?: ImageLinks };
 }
 
 /** The routes above, mounted with one app.use(). */
 export function downloadsRouter(options: DownloadsOptions): Router {
   const { assets, log } = options;
   const router = Router();
-  const hostImages = new HostIsoCache(options.hostImageDir ?? path.join(assets.dir, 'host-images'));
+  const hostImages = new HostIsoCache(options.hostImageDir ?? path.join(assets.dir, 'host-images'), {
+    ...(options.hostImageCacheBytes !== undefined ? { budgetBytes: options.hostImageCacheBytes } : {}),
+  });
+  const access = options.hostImageAccess ?? {};
 
   const send = async (req: Request, res: Response, file: DownloadFile, sendOptions: SendOptions = {}) => {
     try {
@@ -342,16 +356,44 @@ export function downloadsRouter(options: DownloadsOptions): Router {
       ...(options.fileCache ? { cache: options.fileCache } : {}),
     });
   });
+  // A host's image carries its boot token: an admin download. The admin
+  // token (header) or a signed link (?expires=&sig=) made by the admin API,
+  // and only for a MAC with a profile of its own, so no stranger can have
+  // images made for MACs of its choosing.
   router.get('/hosts/:mac/rackboot.iso', async (req, res) => {
     const started = Date.now();
-    const image = await hostImages.image(options, String(req.params.mac));
+    const mac = normaliseMac(String(req.params.mac));
+    if (mac === undefined) {
+      res.status(400).type('text/plain').send(`rackboot: "${String(req.params.mac)}" is not a MAC address\n`);
+      return;
+    }
+    const admin = access.token !== undefined && hasAdminToken(req, access.token);
+    const link = admin ? undefined : (access.links?.check(mac, req.query.expires, req.query.sig) ?? { ok: false as const, reason: 'no link' as const });
+    if (link !== undefined && !link.ok) {
+      const reason = req.get('authorization') !== undefined && link.reason === 'no link' ? 'wrong token' : link.reason;
+      log.warn({ event: 'host-iso-refused', mac, remote: req.socket.remoteAddress, reason }, 'host image refused');
+      if (reason === 'no link') {
+        res.status(401).set('WWW-Authenticate', 'Bearer realm="rackboot"').type('text/plain')
+          .send('rackboot: a host\'s image is an admin download: send the admin token (Authorization: Bearer), or use a link from POST /api/hosts/<mac>/image-link\n');
+      } else {
+        res.status(403).type('text/plain').send(`rackboot: ${reason}\n`);
+      }
+      return;
+    }
+    if (options.lookupProfile(mac)?.mac !== mac) {
+      res.status(404).type('text/plain').send(`rackboot: ${mac} has no profile of its own; per-host images are made only for hosts with their own profile\n`);
+      return;
+    }
+    const image = await hostImages.image(options, mac);
     if (image.kind === 'refused') {
       res.status(image.status).type('text/plain').send(`rackboot: ${image.message}\n`);
       return;
     }
     if (!image.cached) log.info({ event: 'host-iso', mac: image.mac, hostname: image.hostname, build: image.build, ms: Date.now() - started }, 'host image made');
-    const { mtime } = await stat(image.path);
-    await send(req, res, { path: image.path, size: image.size, sha256: image.sha256, mtime, type: 'application/x-iso9660-image' });
+    await hostImages.holding(image.path, async () => {
+      const { mtime } = await stat(image.path);
+      await send(req, res, { path: image.path, size: image.size, sha256: image.sha256, mtime, type: 'application/x-iso9660-image' });
+    });
   });
   return router;
 }

@@ -10,12 +10,22 @@ export interface StatusRouterOptions {
   intervalMs?: number;
   /** Live pages at once; past it a page falls back to polling. Default 50. */
   maxStreams?: number;
+  /**
+   * A live page whose unsent data passes this many bytes is not reading
+   * (or reads too slowly to follow): it is dropped rather than buffered
+   * without end. Default 4 MiB.
+   */
+  maxBufferedBytes?: number;
+  /** A comment line is sent after this long without a change, so a reading page's connection stays in use. Default 15 s. */
+  heartbeatMs?: number;
 }
 
 export interface StatusRouter {
   router: Router;
   /** Ends every live stream (the server is stopping). */
   close(): void;
+  /** Live streams open now, and those dropped for not reading. */
+  streams(): { open: number; dropped: number };
 }
 
 /**
@@ -29,20 +39,45 @@ export function createStatusRouter(options: StatusRouterOptions): StatusRouter {
   const { sources, log } = options;
   const intervalMs = options.intervalMs ?? 1000;
   const maxStreams = options.maxStreams ?? 50;
+  const maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024;
+  const heartbeatMs = options.heartbeatMs ?? 15_000;
   const router = express.Router();
   const streams = new Set<Response>();
+  /** Slots taken, counted when a request is let in (before anything is awaited), freed when it closes. */
+  let slots = 0;
+  let dropped = 0;
   let timer: NodeJS.Timeout | undefined;
   let last = '';
+  let lastSentAt = Date.now();
   let ticking = false;
+
+  /** Write to a stream unless it has not taken what it was sent before: then it is dropped. */
+  const send = (stream: Response, text: string) => {
+    if (stream.writableLength > maxBufferedBytes) {
+      dropped += 1;
+      streams.delete(stream);
+      log.info({ event: 'status-stream-dropped', remote: stream.req.socket.remoteAddress, buffered: stream.writableLength }, 'status: live page dropped (not reading)');
+      stream.destroy();
+      return;
+    }
+    stream.write(text);
+  };
 
   const broadcast = async () => {
     if (ticking) return;
     ticking = true;
     try {
       const json = JSON.stringify(await takeSnapshot(sources));
-      if (json === last) return;
+      if (json === last) {
+        if (Date.now() - lastSentAt >= heartbeatMs) {
+          lastSentAt = Date.now();
+          for (const stream of streams) send(stream, ':\n\n');
+        }
+        return;
+      }
       last = json;
-      for (const stream of streams) stream.write(`event: state\ndata: ${json}\n\n`);
+      lastSentAt = Date.now();
+      for (const stream of streams) send(stream, `event: state\ndata: ${json}\n\n`);
     } catch (error) {
       log.warn({ err: error }, 'status: snapshot failed');
     } finally {
@@ -60,15 +95,17 @@ export function createStatusRouter(options: StatusRouterOptions): StatusRouter {
   });
 
   router.get('/stream', async (req: Request, res: Response) => {
-    if (streams.size >= maxStreams) {
+    // The slot is taken here, before the first await: parallel requests
+    // each see the ones let in before them.
+    if (slots >= maxStreams) {
       res.status(503).set('Retry-After', '10').json({ error: `${maxStreams} live status pages are open already` });
       return;
     }
-    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
-    res.write(`retry: 2000\nevent: state\ndata: ${JSON.stringify(await takeSnapshot(sources))}\n\n`);
-    streams.add(res);
-    timer ??= setInterval(() => void broadcast(), intervalMs);
+    slots += 1;
+    let closed = false;
     req.on('close', () => {
+      closed = true;
+      slots -= 1;
       streams.delete(res);
       if (streams.size === 0 && timer) {
         clearInterval(timer);
@@ -76,6 +113,19 @@ export function createStatusRouter(options: StatusRouterOptions): StatusRouter {
         last = '';
       }
     });
+    let first: string;
+    try {
+      first = JSON.stringify(await takeSnapshot(sources));
+    } catch (error) {
+      log.warn({ err: error }, 'status: snapshot failed');
+      if (!closed) res.status(500).json({ error: 'status snapshot failed (see the server log)' });
+      return;
+    }
+    if (closed) return;
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
+    res.write(`retry: 2000\nevent: state\ndata: ${first}\n\n`);
+    streams.add(res);
+    timer ??= setInterval(() => void broadcast(), intervalMs);
   });
 
   return {
@@ -86,5 +136,6 @@ export function createStatusRouter(options: StatusRouterOptions): StatusRouter {
       for (const stream of streams) stream.end();
       streams.clear();
     },
+    streams: () => ({ open: streams.size, dropped }),
   };
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { sha256File } from '../../builder/apt.js';
 import { isoLabel, makeIso } from '../../builder/iso.js';
@@ -98,16 +98,103 @@ export type HostIso =
   | { kind: 'image'; path: string; size: number; sha256: string; build: string; mac: string; hostname: string; cached: boolean }
   | { kind: 'refused'; status: 400 | 404; message: string };
 
-/** Per-host images under one folder, one per host (a newer key replaces the older one); one build at a time per key. */
+/** Default disk budget of the per-host image cache. */
+export const defaultHostImageBudgetBytes = 2 * 1024 * 1024 * 1024;
+
+/**
+ * Per-host images under one folder, one per host (a newer key replaces the
+ * older one); one build at a time per key. The folder holds at most
+ * `budgetBytes` of images: past it the least recently served ones go (the
+ * one just made always stays), so no run of requests can fill the disk.
+ */
 export class HostIsoCache {
   private readonly pending = new Map<string, Promise<HostIso>>();
   private readonly shas = new Map<string, string>();
+  /** Images on disk and their sizes, least recently used first (Map order). */
+  private readonly images = new Map<string, number>();
+  /** Images being sent now, and by how many responses: never evicted under a download. */
+  private readonly sending = new Map<string, number>();
+  private scanned: Promise<void> | undefined;
+  private bytes = 0;
+  readonly budgetBytes: number;
+  private readonly write: (planned: Extract<HostIsoPlan, { kind: 'plan' }>, output: string) => Promise<{ size: number; sha256: string }>;
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    options: { budgetBytes?: number; write?: (planned: Extract<HostIsoPlan, { kind: 'plan' }>, output: string) => Promise<{ size: number; sha256: string }> } = {},
+  ) {
+    this.budgetBytes = options.budgetBytes ?? defaultHostImageBudgetBytes;
+    this.write = options.write ?? writeHostIso;
+  }
+
+  /** Bytes of images on disk, as counted. */
+  get cachedBytes(): number {
+    return this.bytes;
+  }
+
+  /** Images left from an earlier run, oldest first by modification time. */
+  private scan(): Promise<void> {
+    this.scanned ??= (async () => {
+      const found: Array<{ file: string; size: number; mtime: number }> = [];
+      for (const host of await readdir(this.dir).catch(() => [] as string[])) {
+        for (const name of await readdir(path.join(this.dir, host)).catch(() => [] as string[])) {
+          if (!name.endsWith('.iso')) continue;
+          const file = path.join(this.dir, host, name);
+          const info = await stat(file).catch(() => undefined);
+          if (info?.isFile()) found.push({ file, size: info.size, mtime: info.mtimeMs });
+        }
+      }
+      found.sort((a, b) => a.mtime - b.mtime);
+      for (const { file, size } of found) this.remember(file, size);
+    })();
+    return this.scanned;
+  }
+
+  private remember(file: string, size: number): void {
+    this.forget(file);
+    this.images.set(file, size);
+    this.bytes += size;
+  }
+
+  private forget(file: string): void {
+    const size = this.images.get(file);
+    if (size === undefined) return;
+    this.images.delete(file);
+    this.shas.delete(file);
+    this.bytes -= size;
+  }
+
+  private async remove(file: string): Promise<void> {
+    this.forget(file);
+    await rm(file, { force: true });
+    await rmdir(path.dirname(file)).catch(() => undefined); // only when it is empty
+  }
+
+  /** Run `send` with the image at `file` held: eviction passes it by until `send` ends. */
+  async holding<T>(file: string, send: () => Promise<T>): Promise<T> {
+    this.sending.set(file, (this.sending.get(file) ?? 0) + 1);
+    try {
+      return await send();
+    } finally {
+      const left = (this.sending.get(file) ?? 1) - 1;
+      if (left > 0) this.sending.set(file, left);
+      else this.sending.delete(file);
+    }
+  }
+
+  /** Least recently used images go until the rest fits the budget; `keep` and images being sent stay. */
+  private async evict(keep: string): Promise<void> {
+    for (const file of [...this.images.keys()]) {
+      if (this.bytes <= this.budgetBytes) return;
+      if (file === keep || this.sending.has(file)) continue;
+      await this.remove(file);
+    }
+  }
 
   async image(sources: HostIsoSources, macText: string): Promise<HostIso> {
     const planned = await planHostIso(sources, macText);
     if (planned.kind !== 'plan') return planned;
+    await this.scan();
     const { mac, plan, key } = planned;
     const hostDir = path.join(this.dir, mac.replaceAll(':', '-'));
     const file = path.join(hostDir, `${key}.iso`);
@@ -115,19 +202,23 @@ export class HostIsoCache {
     const existing = this.pending.has(key) ? undefined : await stat(file).catch(() => undefined);
     if (existing) {
       let sha256 = this.shas.get(file);
-      if (!sha256) this.shas.set(file, (sha256 = await sha256File(file)));
+      if (!sha256) sha256 = await sha256File(file);
+      this.remember(file, existing.size); // now the most recently used
+      this.shas.set(file, sha256);
       return { kind: 'image', path: file, size: existing.size, sha256, ...describe, cached: true };
     }
     let making = this.pending.get(key);
     if (!making) {
       making = (async (): Promise<HostIso> => {
         await mkdir(hostDir, { recursive: true });
-        const made = await writeHostIso(planned, file);
+        const made = await this.write(planned, file);
+        this.remember(file, made.size);
         this.shas.set(file, made.sha256);
         // The host's older images (other builds, older profiles) are not asked for again.
         for (const name of await readdir(hostDir)) {
-          if (name !== path.basename(file) && name.endsWith('.iso')) await rm(path.join(hostDir, name), { force: true });
+          if (name !== path.basename(file) && name.endsWith('.iso')) await this.remove(path.join(hostDir, name));
         }
+        await this.evict(file);
         return { kind: 'image', path: file, size: made.size, sha256: made.sha256, ...describe, cached: false };
       })().finally(() => this.pending.delete(key));
       this.pending.set(key, making);

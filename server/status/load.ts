@@ -17,6 +17,11 @@ export interface LoadSample {
  * Samples CPU, memory and the served interface's traffic every `intervalMs`
  * with node-os-utils (which reads /proc here). Only local counters are read:
  * nothing that would reach out to the network.
+ *
+ * Sampling may fail (EMFILE when a flood of connections holds every
+ * descriptor): node-os-utils' monitors then emit 'error', which with no
+ * listener would end the process. Here a failed sample keeps the last good
+ * one and is reported once per run of failures through `onError`.
  */
 export class LoadSampler {
   private readonly os = new osUtils.OSUtils({ cacheEnabled: false });
@@ -24,16 +29,31 @@ export class LoadSampler {
   private previous: { at: number; rx: number; tx: number } | undefined;
   private latest: LoadSample | undefined;
   private running: Promise<void> | undefined;
+  private failing = false;
+  /** Samples that failed since the sampler started. */
+  failures = 0;
 
   constructor(
     private readonly interfaceName: string | undefined,
     private readonly intervalMs = 2000,
-  ) {}
+    private readonly onError: (error: unknown, failing: boolean) => void = () => undefined,
+  ) {
+    // The monitors also return the error in their result; the event is only a second copy of it.
+    for (const monitor of [this.os.cpu, this.os.memory, this.os.network]) monitor.on('error', () => undefined);
+  }
 
   start(): void {
     if (this.timer) return;
     const tick = () => {
-      this.running ??= this.sample().finally(() => (this.running = undefined));
+      this.running ??= this.sample()
+        .then(
+          () => {
+            if (this.failing) this.onError(undefined, false);
+            this.failing = false;
+          },
+          (error: unknown) => this.failed(error),
+        )
+        .finally(() => (this.running = undefined));
     };
     tick();
     this.timer = setInterval(tick, this.intervalMs);
@@ -46,6 +66,12 @@ export class LoadSampler {
     await this.running;
   }
 
+  private failed(error: unknown): void {
+    this.failures += 1;
+    if (!this.failing) this.onError(error, true);
+    this.failing = true;
+  }
+
   current(): LoadSample | undefined {
     return this.latest;
   }
@@ -56,6 +82,8 @@ export class LoadSampler {
       this.os.memory.info(),
       this.interfaceName === undefined ? undefined : this.os.network.statsByInterface(this.interfaceName),
     ]);
+    // node-os-utils answers a failed read with success: false rather than throwing; what failed shows as NaN.
+    const failed = [cpu, memory, network].find((result) => result !== undefined && !result.success);
     const now = Date.now();
     const sample: LoadSample = {
       cpuPercent: cpu.success ? Math.round(cpu.data * 10) / 10 : Number.NaN,
@@ -78,5 +106,6 @@ export class LoadSampler {
       this.previous = { at: now, rx, tx };
     }
     this.latest = sample;
+    if (failed) throw (failed as { error?: unknown }).error ?? new Error('load sample failed');
   }
 }

@@ -38,6 +38,7 @@ export function statusPage(): string {
   .stage.failed, .stage.setting-failed, .stage.domain-failed { background: #ffebe9; color: var(--bad); }
   .stage.alarm { background: var(--bad); color: #fff; font-weight: 600; }
   .failures { color: var(--bad); }
+  button.image-link { padding: 0 .4rem; font: inherit; font-size: .75rem; border: 1px solid var(--line); border-radius: 4px; background: #fff; cursor: pointer; }
   .empty { color: var(--muted); padding: .8rem .5rem; }
   dl { display: grid; grid-template-columns: auto 1fr; gap: .2rem .8rem; margin: 0; }
   dt { color: var(--muted); }
@@ -59,7 +60,7 @@ export function statusPage(): string {
       <select id="stage-filter"><option value="">All stages</option></select>
     </div>
     <div class="scroll"><table id="hosts">
-      <thead><tr><th>MAC</th><th>Hostname</th><th>Profile</th><th>Address</th><th>Stage</th><th>Last seen</th><th>Last boot</th><th>Failures</th></tr></thead>
+      <thead><tr><th>MAC</th><th>Hostname</th><th>Profile</th><th>Address</th><th>Stage</th><th>Last seen</th><th>Last boot</th><th>Failures</th><th>Image</th></tr></thead>
       <tbody></tbody>
     </table></div>
   </section>
@@ -142,13 +143,32 @@ function renderHosts() {
     cell(row, h.lastBootSeconds === null ? "" : h.lastBootSeconds.toFixed(1) + " s", "last-boot");
     const failures = cell(row, h.failures ? String(h.failures) : "", "failures");
     if (h.lastFailure) failures.title = h.lastFailure;
+    const imageCell = cell(row, "", "image");
+    if (h.profile && h.profile !== "default.yaml" && h.profile !== "default.yml") {
+      // A host's own image is an admin download: the admin API signs a short-lived link for it.
+      const button = document.createElement("button");
+      button.className = "image-link";
+      button.textContent = "image";
+      button.title = "Download this host's CD/USB image (asks for the admin token)";
+      button.addEventListener("click", () => downloadImage(h.mac));
+      imageCell.append(button);
+    }
   }
   if (shown.length === 0) {
     const row = body.insertRow();
     const td = cell(row, hosts.length === 0 ? "No host has asked to boot yet." : "No host matches.", "empty");
-    td.colSpan = 8;
+    td.colSpan = 9;
   }
   $("host-count").textContent = shown.length === hosts.length ? "(" + hosts.length + ")" : "(" + shown.length + " of " + hosts.length + ")";
+}
+
+async function downloadImage(mac) {
+  const token = prompt("Admin token (the file admin.token in the server's state folder) for a link to " + mac + "'s image:");
+  if (!token) return;
+  const response = await fetch("/api/hosts/" + encodeURIComponent(mac) + "/image-link", { method: "POST", headers: { Authorization: "Bearer " + token.trim() } });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) { alert("No image link: " + (body.error || response.status)); return; }
+  location.href = body.path;
 }
 
 function renderFiles(id, files) {

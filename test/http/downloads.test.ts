@@ -30,6 +30,9 @@ let work: string;
 let build: Build;
 let iso: { path: string; size: number; sha256: string };
 const profiles = new Map<string, Profile>();
+/** Per-host images are admin downloads. */
+const adminToken = 'downloads-test-admin-token';
+const bearer = ['-H', `Authorization: Bearer ${adminToken}`];
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -46,6 +49,7 @@ before(async () => {
     profileProblems: () => [],
     endpoints: { address: '198.18.0.1', httpPort: 8080 },
     log: silentLogger(),
+    hostImages: { token: { matches: (presented) => presented === adminToken } },
   });
   server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -156,9 +160,9 @@ test('GET /hosts/<mac>/rackboot.iso: made on demand with the profile on the boot
   const mac = '52:54:00:15:0b:01';
   profiles.set(mac, makeProfile({ mac, hostname: 'dl-node', boot: { entry: 'testing', menuTimeout: 5, xenArgs: '', kernelArgs: '' } }));
   const url = `${base}/hosts/52-54-00-15-0b-01/rackboot.iso`;
-  const first = await curl(['-o', path.join(work, 'host1.iso'), url]);
+  const first = await curl([...bearer, '-o', path.join(work, 'host1.iso'), url]);
   assert.equal(first.status, 200);
-  const again = await curl(['-o', path.join(work, 'host2.iso'), url]);
+  const again = await curl([...bearer, '-o', path.join(work, 'host2.iso'), url]);
   assert.equal(again.headers.get('etag'), first.headers.get('etag'));
   const data = await readFile(path.join(work, 'host1.iso'));
   assert.equal(`"sha256-${sha256(data)}"`, first.headers.get('etag'));
@@ -170,13 +174,14 @@ test('GET /hosts/<mac>/rackboot.iso: made on demand with the profile on the boot
   assert.doesNotMatch(cfg, /\$6\$/, 'the root hash never goes on a boot line');
 
   profiles.set(mac, makeProfile({ mac, hostname: 'dl-node2' }));
-  const changed = await curl(['-o', path.join(work, 'host3.iso'), url]);
+  const changed = await curl([...bearer, '-o', path.join(work, 'host3.iso'), url]);
   assert.notEqual(changed.headers.get('etag'), first.headers.get('etag'));
   const kept = await readdir(path.join(path.dirname(path.dirname(iso.path)), '..', 'host-images', '52-54-00-15-0b-01'));
   assert.equal(kept.filter((n) => n.endsWith('.iso')).length, 1, 'the older image of the host is gone');
 
-  assert.equal((await fetch(`${base}/hosts/52-54-00-15-0b-02/rackboot.iso`)).status, 404);
-  const bad = await fetch(`${base}/hosts/nonsense/rackboot.iso`);
+  const headers = { Authorization: `Bearer ${adminToken}` };
+  assert.equal((await fetch(`${base}/hosts/52-54-00-15-0b-02/rackboot.iso`, { headers })).status, 404);
+  const bad = await fetch(`${base}/hosts/nonsense/rackboot.iso`, { headers });
   assert.equal(bad.status, 400);
   assert.match(await bad.text(), /"nonsense" is not a MAC address/);
 });
