@@ -1,4 +1,4 @@
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /** One file of a build, as recorded in its manifest.json by `rackboot build`. */
@@ -70,6 +70,23 @@ export class AssetStore {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * A build by the content digest its id ends with ("<time>-<digest>"): the
+   * short name BIOS boot scripts use (see resolve.ts). Builds with the same
+   * digest hold the same files; the newest is taken.
+   */
+  async byDigest(digest: string): Promise<Build | undefined> {
+    if (!/^[0-9a-f]{8}$/.test(digest)) return undefined;
+    let names: string[];
+    try {
+      names = await readdir(path.join(this.dir, 'builds'));
+    } catch {
+      return undefined;
+    }
+    const id = names.filter((name) => name.endsWith(`-${digest}`)).sort().at(-1);
+    return id === undefined ? undefined : this.build(id);
   }
 
   /** A named file of a build (the current one when buildId is omitted). */

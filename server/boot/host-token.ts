@@ -25,19 +25,26 @@ export type HostTokenClaims =
   | { kind: 'image'; mac: string; nonce: string }
   | { kind: 'guest'; mac: string; nonce: string; domain: string };
 
-/** 12 random bytes, base64url. */
-const noncePattern = '[A-Za-z0-9_-]{16}';
-/** HMAC-SHA256, base64url. */
-const signaturePattern = '[A-Za-z0-9_-]{43}';
+/**
+ * 9 random bytes, base64url. Tokens are kept short: a BIOS boot passes
+ * Xen's, the kernel's and the initrd's command lines through iPXE's
+ * multiboot loader, which has 512 bytes for all of them (see resolve.ts).
+ */
+const noncePattern = '[A-Za-z0-9_-]{12}';
+/** HMAC-SHA256 cut to its first 128 bits, base64url. */
+const signaturePattern = '[A-Za-z0-9_-]{22}';
 const bootPattern = new RegExp(`^b\\.(${noncePattern})\\.([0-9a-z]{1,10})\\.([0-9a-f]{8})\\.(${signaturePattern})$`);
 const imagePattern = new RegExp(`^i\\.(${noncePattern})\\.(${signaturePattern})$`);
 const guestPattern = new RegExp(`^g\\.(${noncePattern})\\.(${signaturePattern})$`);
 
 /** The longest token any kind makes; anything longer is not looked at. */
-export const maximumTokenLength = 90;
+export const maximumTokenLength = 64;
+
+/** The length of a nonce (base64url characters). */
+export const nonceLength = 12;
 
 export function newNonce(): string {
-  return randomBytes(12).toString('base64url');
+  return randomBytes(9).toString('base64url');
 }
 
 export class HostTokens {
@@ -88,7 +95,7 @@ export class HostTokens {
   }
 
   private sign(fields: string[]): string {
-    return createHmac('sha256', this.secret).update(['rackboot host token v2', ...fields].join('\0')).digest('base64url');
+    return createHmac('sha256', this.secret).update(['rackboot host token v2', ...fields].join('\0')).digest().subarray(0, 16).toString('base64url');
   }
 }
 

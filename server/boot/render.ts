@@ -125,9 +125,9 @@ function renderMenuScript(plan: BootPlan, endpoints: ServerEndpoints): string {
  */
 function multibootLines(plan: BootPlan, entry: MenuEntry & { kind: 'xen' }): string[] {
   return [
-    `kernel ${plan.urls.xen} ${entry.xenCommandLine}`,
-    `module ${plan.urls.kernel} ${entry.kernelCommandLine}`,
-    `module ${plan.urls.initrd}`,
+    `kernel ${plan.urls.multiboot.xen} ${entry.xenCommandLine}`,
+    `module ${plan.urls.multiboot.kernel} ${entry.kernelCommandLine}`,
+    `module ${plan.urls.multiboot.initrd}`,
     'boot || goto failed',
   ];
 }

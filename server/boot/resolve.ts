@@ -123,7 +123,30 @@ export interface BootPlan {
   xenCommandLine: string;
   /** dom0 kernel command line, without the kernel's own file name. */
   kernelCommandLine: string;
-  urls: { xen: string; xenEfi: string; kernel: string; initrd: string; xenCfg: string; runtimeEnv: string };
+  urls: {
+    xen: string;
+    xenEfi: string;
+    kernel: string;
+    initrd: string;
+    xenCfg: string;
+    runtimeEnv: string;
+    /** The BIOS multiboot parts by the build's short name (/b/<digest>/), which leaves room in iPXE's 512 bytes. */
+    multiboot: { xen: string; kernel: string; initrd: string };
+  };
+}
+
+/**
+ * iPXE's multiboot loader copies Xen's command line and each module's (its
+ * URL, a space, its arguments, a NUL) into one buffer of 512 bytes
+ * (MB_MAX_CMDLINE in src/arch/x86/image/multiboot.c) and silently cuts what
+ * does not fit: the end of dom0's line, where the boot token and the
+ * profile's kernelArgs sit.
+ */
+export const multibootCommandLineBytes = 512;
+
+/** The bytes iPXE's multiboot buffer needs for these images (URL and arguments each). */
+export function multibootBytes(images: Array<{ url: string; args: string }>): number {
+  return images.reduce((total, image) => total + Buffer.byteLength(image.url) + (image.args === '' ? 0 : 1 + Buffer.byteLength(image.args)) + 1, 0);
 }
 
 export type HostBoot =
@@ -193,6 +216,9 @@ export function resolveHostBoot(input: {
       .filter(Boolean)
       .join(' ');
   const buildUrl = (name: string) => `${base}/builds/${encodeURIComponent(build.id)}/${name}`;
+  // "<time>-<digest>": the digest alone names the build's files, in 21 bytes less.
+  const digest = /-([0-9a-f]{8})$/.exec(build.id)?.[1];
+  const multibootUrl = (name: string) => (digest === undefined ? buildUrl(name) : `${base}/b/${digest}/${name}`);
   const hostUrl = (name: string) => `${base}/hosts/${mac.replaceAll(':', '-')}/${name}`;
 
   const xenEntry = (entry: BootEntry): MenuEntry & { kind: 'xen' } => ({
@@ -273,8 +299,22 @@ export function resolveHostBoot(input: {
       initrd: buildUrl('initrd.gz'),
       xenCfg: defaultXen.xenCfgUrl,
       runtimeEnv: hostUrl('runtime.env'),
+      multiboot: { xen: multibootUrl('xen'), kernel: multibootUrl('vmlinuz'), initrd: multibootUrl('initrd.gz') },
     },
   };
+  if (platform === 'bios') {
+    for (const item of menu) {
+      if (item.kind !== 'xen') continue;
+      const bytes = multibootBytes([
+        { url: plan.urls.multiboot.xen, args: item.xenCommandLine },
+        { url: plan.urls.multiboot.kernel, args: item.kernelCommandLine },
+        { url: plan.urls.multiboot.initrd, args: '' },
+      ]);
+      if (bytes > multibootCommandLineBytes) {
+        notes.push(`entry ${item.name}: Xen's and dom0's command lines take ${bytes} bytes, and iPXE's multiboot passes only ${multibootCommandLineBytes}: the end of dom0's line is cut; shorten boot.xenArgs or boot.kernelArgs`);
+      }
+    }
+  }
   if (entryNote) plan.entryNote = entryNote;
   return { kind: 'boot', plan };
 }

@@ -339,6 +339,15 @@ export function createHttpApp(options: HttpAppOptions) {
   };
 
   app.get('/builds/:build/:file', (req, res) => sendBuildFile(res, String(req.params.file), String(req.params.build)));
+  // A build by its digest alone: the short URLs of BIOS multiboot lines (resolve.ts).
+  app.get('/b/:digest/:file', async (req, res) => {
+    const build = await assets.byDigest(String(req.params.digest));
+    if (!build) {
+      text(res.status(404), `rackboot: no build with digest "${String(req.params.digest)}"\n`);
+      return;
+    }
+    await sendBuildFile(res, String(req.params.file), build.id);
+  });
   app.get('/:file', (req, res) => sendBuildFile(res, String(req.params.file)));
 
   // Bodies the parsers refuse (bad JSON, too large) get a 400 naming the body,

@@ -7,6 +7,7 @@ import type { IsoXenEntry } from '../../builder/iso-menu.js';
 import type { Build } from '../assets/builds.js';
 import { bootEntries, resolveHostBoot, type BootPlan, type HostBoot } from '../boot/resolve.js';
 import type { HostSecrets, HostSources } from '../boot/host-files.js';
+import { nonceLength } from '../boot/host-token.js';
 import { normaliseMac } from '../profiles/mac.js';
 import type { Profile } from '../profiles/profile.js';
 
@@ -60,7 +61,7 @@ export async function planHostIso(sources: HostIsoSources, macText: string): Pro
   // The image is this host's boot medium for as long as the build lives: its
   // token is tied to the build (same build and MAC, same token, so the cached
   // image stays valid), and lets its runtime fetch the host's secrets.
-  const nonce = build === undefined ? undefined : createHash('sha256').update(`host image\0${build.id}\0${mac}`).digest('base64url').slice(0, 16);
+  const nonce = build === undefined ? undefined : createHash('sha256').update(`host image\0${build.id}\0${mac}`).digest('base64url').slice(0, nonceLength);
   const tokens = nonce === undefined ? undefined : sources.secrets?.tokens;
   const token = tokens?.mintImage(mac, nonce!);
   const guestToken = tokens ? (domain: string) => tokens.mintGuest(mac, nonce!, domain) : undefined;

@@ -12,7 +12,8 @@ const now = Date.parse('2026-12-04T16:00:00.500Z');
 
 test('a boot token names its MAC, the address it was handed to and when, and reads for its own MAC only', () => {
   const token = tokens.mintBoot(mac, '198.18.0.100', now);
-  assert.match(token, /^b\.[A-Za-z0-9_-]{16}\.[0-9a-z]+\.[0-9a-f]{8}\.[A-Za-z0-9_-]{43}$/);
+  assert.match(token, /^b\.[A-Za-z0-9_-]{12}\.[0-9a-z]+\.[0-9a-f]{8}\.[A-Za-z0-9_-]{22}$/);
+  assert.ok(token.length <= 54, `${token.length} characters`);
   assert.ok(token.length <= maximumTokenLength);
   const claims = tokens.read(mac, token);
   assert.deepEqual(claims, { kind: 'boot', mac, nonce: token.split('.')[1], issuedAt: Date.parse('2026-12-04T16:00:00Z'), address: '198.18.0.100' });
@@ -28,7 +29,7 @@ test('a boot token names its MAC, the address it was handed to and when, and rea
 });
 
 test('image and guest tokens: an image token is the same for the same nonce; a guest token reads only for its own guest', () => {
-  const nonce = 'AAAAAAAAAAAAAAAA';
+  const nonce = 'AAAAAAAAAAAA';
   const image = tokens.mintImage(mac, nonce);
   assert.equal(tokens.mintImage(mac, nonce), image);
   assert.deepEqual(tokens.read(mac, image), { kind: 'image', mac, nonce });
@@ -45,7 +46,7 @@ test('image and guest tokens: an image token is the same for the same nonce; a g
 });
 
 test('no altered token reads: any change to its nonce, time, address or signature is refused', () => {
-  for (const token of [tokens.mintBoot(mac, '198.18.0.100', now), tokens.mintImage(mac, 'BBBBBBBBBBBBBBBB')]) {
+  for (const token of [tokens.mintBoot(mac, '198.18.0.100', now), tokens.mintImage(mac, 'BBBBBBBBBBBB')]) {
     fc.assert(
       fc.property(fc.nat(token.length - 1), fc.constantFrom(...'ABCabc019-_.=f'), (index, replacement) => {
         fc.pre(token[index] !== replacement);

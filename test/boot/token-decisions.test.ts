@@ -138,7 +138,7 @@ test('guest tokens report only; image tokens are not spent; after a restart a bo
   const guest = tokens.mintGuest(mac, boot.split('.')[1]!, 'web1');
   assert.equal(use(ledger, guest, 'runtime.env', '198.18.0.150', now, 'web1').kind, 'refuse');
   assert.equal(use(ledger, guest, 'event', '198.18.0.150', now, 'web2').kind, 'refuse', 'a guest token speaks for its own guest only');
-  const image = tokens.mintImage(mac, 'CCCCCCCCCCCCCCCC');
+  const image = tokens.mintImage(mac, 'CCCCCCCCCCCC');
   assert.equal(use(ledger, image, 'runtime.env', '198.18.0.77').kind, 'allow');
   assert.equal(use(ledger, image, 'runtime.env', '198.18.0.78').kind, 'allow', 'an image boots again, from any address');
 

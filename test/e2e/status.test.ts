@@ -74,7 +74,7 @@ test('a booting host appears on the status page and moves through its stages to 
     // The boot took its secrets with its token (runtime.env served to it), and
     // no token of any kind is in the whole server log of the boot.
     assert.ok(rack.events().some((event) => event.event === 'runtime-env' && event.mac === mac), 'runtime.env went out');
-    assert.doesNotMatch(rack.server.transcript, /\b[bgi]\.[A-Za-z0-9_-]{16}\./, 'a token in the server log');
+    assert.doesNotMatch(rack.server.transcript, /\b[bgi]\.[A-Za-z0-9_-]{12}\.[A-Za-z0-9_.-]{22,}/, 'a token in the server log');
     for (const token of result.console.matchAll(/rackboot\.token=(\S+)/g)) assert.ok(!rack.server.transcript.includes(token[1]!), 'the boot token in the server log');
     const row = page.locator(`#hosts tr[data-mac="${mac}"]`);
     await row.locator('.stage', { hasText: /^ready$/ }).waitFor({ timeout: 15_000 });
@@ -132,7 +132,7 @@ test('another client on the segment asking for the host\'s secrets gets 403: log
   // The server's own namespace is another client on the boot network: not
   // the host, and without the token of the host's boot.
   const url = `${base}/hosts/${mac.replaceAll(':', '-')}/runtime.env`;
-  for (const header of [[], ['-H', 'X-Rackboot-Token: b.AAAAAAAAAAAAAAAA.0.c6120001.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']]) {
+  for (const header of [[], ['-H', 'X-Rackboot-Token: b.AAAAAAAAAAAA.0.c6120001.AAAAAAAAAAAAAAAAAAAAAA']]) {
     const answer = rack.ns.exec('curl', ['--silent', '--output', '/dev/null', '--write-out', '%{http_code}', ...header, url]);
     assert.equal(answer, '403');
   }
