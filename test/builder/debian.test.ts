@@ -257,7 +257,6 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines) {
       const machine = new ConsoleWatcher(qemu);
       const ready = await machine.waitFor(readyLinePattern, QEMU_DEADLINE_MS, 'the ready line');
       const readySeconds = seconds();
-      if (process.env.RACKBOOT_DEBUG_LOG) process.stderr.write(`SERVERLOG\n${rack.server.transcript}\nENDSERVERLOG\n`);
       assert.equal(ready.groups!.hostname, 'xen01');
       assert.equal(ready.groups!.ip, `${DOM0_IP}/24`);
       assert.equal(ready.groups!.mac, MAC);
