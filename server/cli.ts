@@ -45,6 +45,16 @@ async function main(argv: string[]): Promise<void> {
           .option('router', { type: 'string', describe: 'router (option 3) to hand out in full mode' })
           .option('dns', { type: 'string', array: true, default: [] as string[], describe: 'DNS servers (option 6) to hand out' })
           .option('lease-time', { type: 'number', default: 3600, describe: 'lease time in seconds' })
+          .option('first-lease-time', {
+            type: 'number',
+            default: 300,
+            describe: 'lease time in seconds until a client renews from its address (full mode); made-up MACs cannot hold the pool longer',
+          })
+          .option('dhcp-known-only', { type: 'boolean', default: false, describe: 'answer only MACs and relay slots that have a profile of their own (not default.yaml)' })
+          .option('dhcp-new-clients-per-second', {
+            type: 'number',
+            describe: 'at most this many clients without a lease or profile get an address per second (full mode; default: no limit)',
+          })
           .options(folderOptions)
           .option('state', { type: 'string', default: 'state', describe: 'folder for leases and other state' })
           .option('http-port', { type: 'number', default: 80 })
@@ -56,6 +66,11 @@ async function main(argv: string[]): Promise<void> {
           .option('keep-days', { type: 'number', default: defaultRetention.days, describe: 'boot timeline: forget events older than this (each host keeps its newest)' })
           .option('keep-events', { type: 'number', default: defaultRetention.perHost, describe: 'boot timeline: at most this many events per host' })
           .check((argv) => {
+            const rate = argv['dhcp-new-clients-per-second'];
+            if (rate !== undefined && !(rate > 0)) throw new Error(`--dhcp-new-clients-per-second must be a number above 0, not ${rate}`);
+            if (!(Number.isInteger(argv['first-lease-time']) && argv['first-lease-time'] >= 60)) {
+              throw new Error(`--first-lease-time must be a whole number of seconds from 60, not ${argv['first-lease-time']}`);
+            }
             if (!(argv['keep-days'] > 0)) throw new Error(`--keep-days must be a number of days above 0, not ${argv['keep-days']}`);
             if (!(Number.isInteger(argv['keep-events']) && argv['keep-events'] >= 1)) throw new Error(`--keep-events must be a whole number from 1, not ${argv['keep-events']}`);
             return true;
@@ -63,6 +78,7 @@ async function main(argv: string[]): Promise<void> {
       async (args) => {
         const { serve } = await import('./serve.js');
         const log = createLogger();
+        const rate = args['dhcp-new-clients-per-second'];
         const server = await serve({
           interfaceName: args.interface,
           ...(args.address ? { address: args.address } : {}),
@@ -72,6 +88,9 @@ async function main(argv: string[]): Promise<void> {
           ...(args.router ? { router: args.router } : {}),
           dns: args.dns,
           leaseSeconds: args['lease-time'],
+          firstLeaseSeconds: args['first-lease-time'],
+          dhcpKnownOnly: args['dhcp-known-only'],
+          ...(rate === undefined ? {} : { dhcpNewClientsPerSecond: rate }),
           profiles: args.profiles,
           assets: args.assets,
           state: args.state,

@@ -42,6 +42,12 @@ export interface ServeOptions {
   router?: string;
   dns: string[];
   leaseSeconds: number;
+  /** `--first-lease-time`: the lease until a client renews (default 300 s, or leaseSeconds if shorter). */
+  firstLeaseSeconds?: number;
+  /** `--dhcp-known-only`: answer only MACs and slots with a profile of their own. */
+  dhcpKnownOnly?: boolean;
+  /** `--dhcp-new-clients-per-second`: new clients given an address per second (default: no limit). */
+  dhcpNewClientsPerSecond?: number;
   profiles: string;
   assets: string;
   state: string;
@@ -74,7 +80,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const endpoints: ServerEndpoints = { address: served.address, httpPort: options.httpPort, ...(tftpServer ? { tftpServer } : {}) };
   await mkdir(options.state, { recursive: true });
 
-  const profiles = await ProfileDirectory.open(options.profiles, log);
+  // A profile may not claim the server's own address or the router's as its static address.
+  const profiles = await ProfileDirectory.open(options.profiles, log, {
+    infrastructure: [
+      { address: served.address, what: "this server's address" },
+      ...(options.router ? [{ address: options.router, what: "the router's address (--router)" }] : []),
+    ],
+  });
   profiles.watch();
   const assets = new AssetStore(options.assets);
   const current = await assets.current();
@@ -225,6 +237,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         pool,
         relayScopes,
         leaseSeconds: options.leaseSeconds,
+        ...(options.firstLeaseSeconds !== undefined ? { firstLeaseSeconds: options.firstLeaseSeconds } : {}),
+        ...(options.dhcpNewClientsPerSecond !== undefined ? { newClientsPerSecond: options.dhcpNewClientsPerSecond } : {}),
+        knownOnly: options.dhcpKnownOnly === true,
+        hasOwnProfile: (mac, slot) => profiles.hasOwnProfile(mac, slot),
         ...(options.router ? { router: options.router } : {}),
         dns: options.dns,
         leases,
@@ -258,6 +274,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         leases: new MemoryLeaseStore(), // stays empty: proxy mode writes no leases
         reservationFor: () => undefined,
         reservationOwner: () => undefined,
+        knownOnly: options.dhcpKnownOnly === true,
+        hasOwnProfile: (mac, slot) => profiles.hasOwnProfile(mac, slot),
         bootFile: (facts) => chooseBootFile(facts, endpoints),
         onEvent: (event) => observeDhcp(observer, event, true),
         log,
