@@ -60,7 +60,7 @@ async function main(argv: string[]): Promise<void> {
           .option('http-port', { type: 'number', default: 80 })
           .option('tftp-port', { type: 'number', default: 69 })
           .option('tftp-max-transfers', { type: 'number', default: 64, describe: 'TFTP transfers at once; past it clients get "server busy"' })
-          .option('tftp-max-per-client', { type: 'number', default: 8, describe: 'TFTP transfers at once from one client address' })
+          .option('tftp-max-per-client', { type: 'number', default: 8, describe: 'TFTP transfers at once from one client address, and from one MAC' })
           .option('tftp-server', { type: 'string', describe: 'TFTP server to name in DHCP replies (siaddr, option 66) when another host serves TFTP (full mode)' })
           .option('dhcp-port', { type: 'number', default: 67 })
           .option('keep-days', { type: 'number', default: defaultRetention.days, describe: 'boot timeline: forget events older than this (each host keeps its newest)' })

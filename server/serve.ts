@@ -1,3 +1,4 @@
+import dgram from 'node:dgram';
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
@@ -14,7 +15,8 @@ import { defaultRetention, startEventRetention, type RetentionSettings } from '.
 import { listImages } from './http/downloads.js';
 import { createStatusRouter } from './http/status.js';
 import { Metrics } from './metrics.js';
-import { NeighborTable } from './net/neighbors.js';
+import { NeighborTable, resolveNeighbor } from './net/neighbors.js';
+import { Subnet } from './net/ipv4.js';
 import { BootObserver, observeDhcp } from './observe.js';
 import { builderRecipe, packageRoot } from '../builder/recipe.js';
 import { BuildPartNames, describeHost, rackbootVersion } from './status/hosts.js';
@@ -197,6 +199,18 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     });
     closers.push(() => new Promise((resolve) => http.close(() => resolve())));
 
+    const tftpNeighbors = new NeighborTable();
+    const servedSubnet = new Subnet(served.address, served.prefixLength);
+    // A datagram to the discard port (9) of a client not yet in the
+    // neighbour table makes the kernel resolve its MAC (see resolveNeighbor).
+    const pokeSocket = dgram.createSocket('udp4');
+    pokeSocket.on('error', (error) => log.debug({ err: error }, 'neighbour poke failed'));
+    await new Promise<void>((resolve, reject) => {
+      pokeSocket.once('error', reject);
+      pokeSocket.bind({ address: served.address, port: 0 }, () => resolve());
+    });
+    closers.push(() => new Promise<void>((resolve) => pokeSocket.close(() => resolve())));
+    const pokeNeighbor = (address: string) => pokeSocket.send(Buffer.alloc(0), 9, address, () => undefined);
     const tftp = new TftpServer({
       onEvent: (event) => {
         if (event.kind === 'transferEnded' && event.outcome !== 'probe') {
@@ -209,6 +223,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       port: options.tftpPort,
       ...(options.tftpMaxTransfers !== undefined ? { maxTransfers: options.tftpMaxTransfers } : {}),
       ...(options.tftpMaxTransfersPerClient !== undefined ? { maxTransfersPerClient: options.tftpMaxTransfersPerClient } : {}),
+      // The per-client cap counts per MAC too: one machine with many
+      // addresses on its interface cannot take every slot.
+      macOf: (address) => resolveNeighbor(tftpNeighbors, address, { onLink: (client) => servedSubnet.contains(client), poke: pokeNeighbor }),
       log,
       resolve: async (requested, client) => {
         // Generated per-host files first, rendered exactly as HTTP renders them.
