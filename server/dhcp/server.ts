@@ -389,7 +389,9 @@ export class DhcpServer {
    */
   private overNewClientRate(request: Request, decision: DhcpDecision, now: number): boolean {
     if (this.newClients === undefined || decision.kind !== 'reply' || decision.result === 'nak' || request.bootServerSource !== undefined) return false;
-    if (this.context.mode !== 'full') return false;
+    const type = request.packet.options.messageType;
+    // INFORM is answered without giving an address.
+    if (this.context.mode !== 'full' || (type !== MessageType.discover && type !== MessageType.request)) return false;
     const own = this.options.leases.byMac(request.mac);
     if (own !== undefined && holdsAddress(own, now) && own.state !== 'declined') return false;
     if (this.options.hasOwnProfile?.(request.mac, decision.slot ?? this.context.slotOf?.(request.mac)) === true) return false;
