@@ -45,12 +45,22 @@ async function main(argv: string[]): Promise<void> {
           .option('router', { type: 'string', describe: 'router (option 3) to hand out in full mode' })
           .option('dns', { type: 'string', array: true, default: [] as string[], describe: 'DNS servers (option 6) to hand out' })
           .option('lease-time', { type: 'number', default: 3600, describe: 'lease time in seconds' })
+          .option('first-lease-time', {
+            type: 'number',
+            default: 300,
+            describe: 'lease time in seconds until a client renews from its address (full mode); made-up MACs cannot hold the pool longer',
+          })
+          .option('dhcp-known-only', { type: 'boolean', default: false, describe: 'answer only MACs and relay slots that have a profile of their own (not default.yaml)' })
+          .option('dhcp-new-clients-per-second', {
+            type: 'number',
+            describe: 'at most this many clients without a lease or profile get an address per second (full mode; default: no limit)',
+          })
           .options(folderOptions)
           .option('state', { type: 'string', default: 'state', describe: 'folder for leases and other state' })
           .option('http-port', { type: 'number', default: 80 })
           .option('tftp-port', { type: 'number', default: 69 })
           .option('tftp-max-transfers', { type: 'number', default: 64, describe: 'TFTP transfers at once; past it clients get "server busy"' })
-          .option('tftp-max-per-client', { type: 'number', default: 8, describe: 'TFTP transfers at once from one client address' })
+          .option('tftp-max-per-client', { type: 'number', default: 8, describe: 'TFTP transfers at once from one client address, and from one MAC' })
           .option('tftp-server', { type: 'string', describe: 'TFTP server to name in DHCP replies (siaddr, option 66) when another host serves TFTP (full mode)' })
           .option('dhcp-port', { type: 'number', default: 67 })
           .option('user', { type: 'string', describe: 'started as root: become this user, with no capabilities, once every socket is bound' })
@@ -66,6 +76,11 @@ async function main(argv: string[]): Promise<void> {
               if (!(Number.isInteger(argv[flag]) && argv[flag] >= 1)) throw new Error(`--${flag} must be a whole number from 1, not ${argv[flag]}`);
             }
             if (!(argv['unknown-hosts-hours'] > 0)) throw new Error(`--unknown-hosts-hours must be a number of hours above 0, not ${argv['unknown-hosts-hours']}`);
+            const rate = argv['dhcp-new-clients-per-second'];
+            if (rate !== undefined && !(rate > 0)) throw new Error(`--dhcp-new-clients-per-second must be a number above 0, not ${rate}`);
+            if (!(Number.isInteger(argv['first-lease-time']) && argv['first-lease-time'] >= 60)) {
+              throw new Error(`--first-lease-time must be a whole number of seconds from 60, not ${argv['first-lease-time']}`);
+            }
             if (!(argv['keep-days'] > 0)) throw new Error(`--keep-days must be a number of days above 0, not ${argv['keep-days']}`);
             if (!(Number.isInteger(argv['keep-events']) && argv['keep-events'] >= 1)) throw new Error(`--keep-events must be a whole number from 1, not ${argv['keep-events']}`);
             return true;
@@ -75,6 +90,7 @@ async function main(argv: string[]): Promise<void> {
         // Whatever the server creates (state, profiles, per-host images) is its own user's only.
         process.umask(0o077);
         const log = createLogger();
+        const rate = args['dhcp-new-clients-per-second'];
         const server = await serve({
           interfaceName: args.interface,
           ...(args.address ? { address: args.address } : {}),
@@ -84,6 +100,9 @@ async function main(argv: string[]): Promise<void> {
           ...(args.router ? { router: args.router } : {}),
           dns: args.dns,
           leaseSeconds: args['lease-time'],
+          firstLeaseSeconds: args['first-lease-time'],
+          dhcpKnownOnly: args['dhcp-known-only'],
+          ...(rate === undefined ? {} : { dhcpNewClientsPerSecond: rate }),
           profiles: args.profiles,
           assets: args.assets,
           state: args.state,

@@ -1,3 +1,4 @@
+import dgram from 'node:dgram';
 import { join } from 'node:path';
 import { loadOrCreateAdminToken, loadOrCreateSecret } from './admin/token.js';
 import { HostTokens } from './boot/host-token.js';
@@ -15,7 +16,7 @@ import { defaultRetention, startEventRetention, type RetentionSettings } from '.
 import { listImages } from './http/downloads.js';
 import { createStatusRouter } from './http/status.js';
 import { Metrics } from './metrics.js';
-import { NeighborTable } from './net/neighbors.js';
+import { NeighborTable, resolveNeighbor } from './net/neighbors.js';
 import { BootObserver, observeDhcp } from './observe.js';
 import { builderRecipe, packageRoot } from '../builder/recipe.js';
 import { BuildPartNames, describeHost, rackbootVersion } from './status/hosts.js';
@@ -49,6 +50,12 @@ export interface ServeOptions {
   router?: string;
   dns: string[];
   leaseSeconds: number;
+  /** `--first-lease-time`: the lease until a client renews (default 300 s, or leaseSeconds if shorter). */
+  firstLeaseSeconds?: number;
+  /** `--dhcp-known-only`: answer only MACs and slots with a profile of their own. */
+  dhcpKnownOnly?: boolean;
+  /** `--dhcp-new-clients-per-second`: new clients given an address per second (default: no limit). */
+  dhcpNewClientsPerSecond?: number;
   profiles: string;
   assets: string;
   state: string;
@@ -91,7 +98,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const stateModes = await secureStateFolder(options.state);
   if (stateModes.tightened.length > 0) log.warn({ files: stateModes.tightened }, 'state folder: files readable by others set back to 0700/0600');
 
-  const profiles = await ProfileDirectory.open(options.profiles, log);
+  // A profile may not claim the server's own address or the router's as its static address.
+  const profiles = await ProfileDirectory.open(options.profiles, log, {
+    infrastructure: [
+      { address: served.address, what: "this server's address" },
+      ...(options.router ? [{ address: options.router, what: "the router's address (--router)" }] : []),
+    ],
+  });
   profiles.watch();
   const assets = new AssetStore(options.assets);
   const current = await assets.current();
@@ -238,6 +251,17 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     });
     closers.push(() => http.close());
 
+    const tftpNeighbors = new NeighborTable();
+    // A datagram to the discard port (9) of a client not yet in the
+    // neighbour table makes the kernel resolve its MAC (see resolveNeighbor).
+    const pokeSocket = dgram.createSocket('udp4');
+    pokeSocket.on('error', (error) => log.debug({ err: error }, 'neighbour poke failed'));
+    await new Promise<void>((resolve, reject) => {
+      pokeSocket.once('error', reject);
+      pokeSocket.bind({ address: served.address, port: 0 }, () => resolve());
+    });
+    closers.push(() => new Promise<void>((resolve) => pokeSocket.close(() => resolve())));
+    const pokeNeighbor = (address: string) => pokeSocket.send(Buffer.alloc(0), 9, address, () => undefined);
     const tftp = new TftpServer({
       onEvent: (event) => {
         if (event.kind === 'transferEnded' && event.outcome !== 'probe') {
@@ -250,6 +274,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       port: options.tftpPort,
       ...(options.tftpMaxTransfers !== undefined ? { maxTransfers: options.tftpMaxTransfers } : {}),
       ...(options.tftpMaxTransfersPerClient !== undefined ? { maxTransfersPerClient: options.tftpMaxTransfersPerClient } : {}),
+      // The per-client cap counts per MAC too: one machine with many
+      // addresses on its interface cannot take every slot.
+      macOf: (address) => resolveNeighbor(tftpNeighbors, address, { onLink: (client) => servedSubnet.contains(client), poke: pokeNeighbor }),
       log,
       resolve: async (requested, client) => {
         // Generated per-host files first, rendered exactly as HTTP renders them.
@@ -282,6 +309,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         pool,
         relayScopes,
         leaseSeconds: options.leaseSeconds,
+        ...(options.firstLeaseSeconds !== undefined ? { firstLeaseSeconds: options.firstLeaseSeconds } : {}),
+        ...(options.dhcpNewClientsPerSecond !== undefined ? { newClientsPerSecond: options.dhcpNewClientsPerSecond } : {}),
+        knownOnly: options.dhcpKnownOnly === true,
+        hasOwnProfile: (mac, slot) => profiles.hasOwnProfile(mac, slot),
         ...(options.router ? { router: options.router } : {}),
         dns: options.dns,
         leases,
@@ -320,6 +351,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         leases: new MemoryLeaseStore(), // stays empty: proxy mode writes no leases
         reservationFor: () => undefined,
         reservationOwner: () => undefined,
+        knownOnly: options.dhcpKnownOnly === true,
+        hasOwnProfile: (mac, slot) => profiles.hasOwnProfile(mac, slot),
         bootFile: (facts) => chooseBootFile(facts, endpoints),
         onEvent: (event) => observeDhcp(bootObserver, event, true),
         log,

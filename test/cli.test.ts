@@ -67,6 +67,13 @@ test('bad command lines fail with exit 2 and say what is wrong', async () => {
   assert.equal(tftpServer.code, 2);
   assert.match(tftpServer.stderr, /rackboot: --tftp-server "198\.18\.0\.300": not an IPv4 address/);
 
+  const rate = await rackboot(['serve', '--interface', 'lo', '--dhcp-new-clients-per-second', '0', '--profiles', 'profiles']);
+  assert.equal(rate.code, 2);
+  assert.match(rate.stderr, /--dhcp-new-clients-per-second must be a number above 0, not 0/);
+  const firstLease = await rackboot(['serve', '--interface', 'lo', '--first-lease-time', '30', '--profiles', 'profiles']);
+  assert.equal(firstLease.code, 2);
+  assert.match(firstLease.stderr, /--first-lease-time must be a whole number of seconds from 60, not 30/);
+
   const unknown = await rackboot(['frobnicate']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /Unknown argument: frobnicate/);
@@ -88,4 +95,39 @@ test('whatif --circuit-id/--remote-id: what a machine in that slot would get', a
   const bad = await rackboot([...args, '--circuit-id', '0x7']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /rackboot: --circuit-id "0x7": "0x7" is not hex bytes/);
+});
+
+test('serve refuses profiles that take its own address or the router\'s as their static address, naming file, line and field', async () => {
+  const { assertRoot, Netns } = await import('./helpers/netns.js');
+  const { cliPath } = await import('./helpers/build.js');
+  assertRoot();
+  const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-serve-'));
+  const ns = Netns.create('rbcli');
+  const peer = Netns.create('rbclp');
+  try {
+    ns.linkTo(peer, { device: 'd0', cidr: '198.18.0.1/24' }, { device: 'p0', cidr: '198.18.0.2/24' });
+    await mkdir(path.join(work, 'profiles'));
+    const staticProfile = (mac: string, address: string) => `mac: ${mac}\nhostname: node-${mac.slice(-2)}\nnetwork:\n  mode: static\n  address: ${address}/24\n`;
+    await writeFile(path.join(work, 'profiles/node01.yaml'), staticProfile('02:00:00:00:0c:01', '198.18.0.1'));
+    await writeFile(path.join(work, 'profiles/node02.yaml'), staticProfile('02:00:00:00:0c:02', '198.18.0.254'));
+    const args = [cliPath, 'serve', '--interface', 'd0', '--address', '198.18.0.1', '--dhcp', 'off', '--router', '198.18.0.254', '--http-port', '0', '--tftp-port', '0'];
+    args.push('--profiles', path.join(work, 'profiles'), '--assets', path.join(work, 'assets'), '--state', path.join(work, 'state'));
+    const child = ns.spawn(process.execPath, args, { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!output.includes('rackboot is serving') && child.exitCode === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.match(output, /rackboot is serving/);
+      assert.match(output, /node01\.yaml:5:12: network\.address: 198\.18\.0\.1 is this server's address; a host cannot have it as its static address \(this file is not served\)/);
+      assert.match(output, /node02\.yaml:5:12: network\.address: 198\.18\.0\.254 is the router's address \(--router\); a host cannot have it/);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  } finally {
+    peer.delete();
+    ns.delete();
+    await rm(work, { recursive: true, force: true });
+  }
 });

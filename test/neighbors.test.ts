@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { NeighborTable, parseArpTable } from '../server/net/neighbors.js';
+import { NeighborTable, parseArpTable, resolveNeighbor, unresolvedNeighbor } from '../server/net/neighbors.js';
 import { Netns } from './helpers/netns.js';
 
 test('parseArpTable keeps complete Ethernet entries only, with normalised MACs', () => {
@@ -56,4 +56,22 @@ test('the kernel\'s own table: a client that talked to us is found by its addres
     client.delete();
     server.delete();
   }
+});
+
+test('resolveNeighbor: a miss on the link pokes the address and reads again; no answer is one shared bucket; off the link is not counted', async () => {
+  const entries = new Map<string, string>();
+  const table = { macOf: async (address: string) => entries.get(address) };
+  const poked: string[] = [];
+  const onLink = (address: string) => address.startsWith('198.18.0.');
+  const poke = (address: string) => {
+    poked.push(address);
+    // The kernel learns the MAC once the client answers the ARP our datagram caused.
+    if (address === '198.18.0.20') setTimeout(() => entries.set(address, '02:00:00:00:00:20'), 1);
+  };
+  entries.set('198.18.0.10', '02:00:00:00:00:10');
+  assert.equal(await resolveNeighbor(table, '198.18.0.10', { onLink, poke }), '02:00:00:00:00:10');
+  assert.equal(await resolveNeighbor(table, '198.18.0.20', { onLink, poke }), '02:00:00:00:00:20');
+  assert.equal(await resolveNeighbor(table, '198.18.0.30', { onLink, poke, waitsMs: [1, 1] }), unresolvedNeighbor);
+  assert.equal(await resolveNeighbor(table, '198.18.2.5', { onLink, poke }), undefined);
+  assert.deepEqual(poked, ['198.18.0.20', '198.18.0.30']);
 });

@@ -61,6 +61,14 @@ export interface DhcpContext {
   /** Addresses handed out to clients without a reservation; none when undefined. */
   pool: AddressRange | undefined;
   leaseSeconds: number;
+  /**
+   * The lease a client gets until it renews from its bound address (RENEWING
+   * or REBINDING, ciaddr and the datagram's source both that address): a
+   * client that never comes back, such as a made-up MAC grabbing the pool,
+   * holds its address this long instead of leaseSeconds. At most
+   * leaseSeconds; leaseSeconds when undefined.
+   */
+  firstLeaseSeconds?: number;
   /** How long an offered address is kept for the client before another may get it. */
   offerHoldSeconds: number;
   /** How long an address a client declined (DHCPDECLINE) is kept from everyone. */
@@ -84,6 +92,12 @@ export interface DhcpContext {
    */
   slotOf?(mac: string): RelaySlot | undefined;
   bootFile(facts: ClientFacts): BootFileChoice;
+  /**
+   * `--dhcp-known-only`: set, only clients it says yes to are answered (a
+   * MAC or slot with a profile of its own, not the default one); every
+   * other request is ignored, in full and proxy mode alike.
+   */
+  knownOnly?: (mac: string, slot?: RelaySlot) => boolean;
   leases: Pick<LeaseStore, 'byMac' | 'byAddress' | 'all'>;
   /** UDP ports: replies to relays go to serverPort (67), to clients to clientPort (68). */
   serverPort: number;
@@ -122,18 +136,53 @@ export type DhcpDecision =
       reason: string;
       leaseChanges: LeaseChange[];
     }
-  | { kind: 'ignore'; reason: string; facts?: ClientFacts };
+  | {
+      kind: 'ignore';
+      reason: string;
+      facts?: ClientFacts;
+      /**
+       * Counted and summed up in the log now and then, rather than a line
+       * each (see DhcpServer): a client without a profile under
+       * --dhcp-known-only, or a new client past the rate of new clients.
+       */
+      quiet?: 'unknown' | 'rate';
+    };
 
-export function decide(packet: DhcpPacket, context: DhcpContext, now: number): DhcpDecision {
+/**
+ * `source` is the IP source address of the datagram, when known: a
+ * DHCPRELEASE is honoured, and a renewal given the full lease time, only
+ * when it comes from the address it is about.
+ */
+export function decide(packet: DhcpPacket, context: DhcpContext, now: number, source?: string): DhcpDecision {
   // A packet on port 67; the server shell calls decideProxy itself for port 4011.
   if (context.mode === 'proxy') return decideProxy(packet, context, { port: 'dhcp' });
   const screened = screenRequest(packet, context);
   if (screened.kind === 'ignore') return screened;
   const { type, facts, subnet } = screened;
+  const unknown = unknownClient(packet, facts, context);
+  if (unknown !== undefined) return unknown;
   const scope = scopeFor(subnet, context);
-  return new Decision(packet, facts, context, scope, now).full(type);
+  return new Decision(packet, facts, context, scope, now, source).full(type);
 }
 
+
+/**
+ * Under `--dhcp-known-only`, the refusal of a client without a profile of
+ * its own: by MAC, or by slot (the request's option 82, or where the MAC was
+ * last seen). Quiet: on a shared segment every other machine's DHCP traffic
+ * ends here, which is not worth a log line each.
+ */
+export function unknownClient(
+  packet: DhcpPacket,
+  facts: ClientFacts,
+  context: Pick<DhcpContext, 'knownOnly' | 'slotOf'>,
+): DhcpDecision | undefined {
+  if (context.knownOnly === undefined) return undefined;
+  const information = relayAgentInformation(packet);
+  const slot = information.kind === 'slot' ? information.slot : context.slotOf?.(facts.mac);
+  if (context.knownOnly(facts.mac, slot)) return undefined;
+  return { kind: 'ignore', reason: 'no profile of its own for this MAC or slot (--dhcp-known-only)', facts, quiet: 'unknown' };
+}
 
 /** The scope of a screened request's subnet: our own wire, or a relay's. */
 export function scopeFor(subnet: Subnet, context: DhcpContext): Scope {
@@ -195,6 +244,7 @@ class Decision {
     private readonly context: DhcpContext,
     private readonly scope: Scope,
     private readonly now: number,
+    private readonly source: string | undefined,
   ) {
     // Clients are known by MAC (chaddr), not by client identifier (option
     // 61): profiles and reservations are per MAC, and the firmware, iPXE and
@@ -238,7 +288,9 @@ class Decision {
     // A client that still has a bound lease keeps it; an offer must not shorten it.
     const keepsBinding = own !== undefined && own.address === address && own.state === 'bound' && own.expiresAt >= holdUntil;
     if (!keepsBinding) changes.push({ kind: 'upsert', lease: this.lease(address, 'offered', holdUntil) });
-    return this.reply(MessageType.offer, { yourAddress: address, changes, ...(note === undefined ? {} : { note }) });
+    // The lease a REQUEST for this offer gets: a first lease.
+    const leaseSeconds = this.firstLeaseSeconds();
+    return this.reply(MessageType.offer, { yourAddress: address, leaseSeconds, changes, ...(note === undefined ? {} : { note }) });
   }
 
   /** RFC 2131 section 4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING. */
@@ -269,14 +321,37 @@ class Decision {
     // server whose lease store was lost. dnsmasq's --dhcp-authoritative does the same.
     const claim = this.claim(address);
     if ('reason' in claim) return this.nak(claim.reason);
-    const until = this.now + this.context.leaseSeconds * 1000;
+    const leaseSeconds = this.renewsBinding(address) ? this.context.leaseSeconds : this.firstLeaseSeconds();
+    const until = this.now + leaseSeconds * 1000;
     return this.reply(MessageType.ack, {
       yourAddress: address,
       clientAddress,
-      lease: true,
+      leaseSeconds,
       changes: [...claim.changes, { kind: 'upsert', lease: this.lease(address, 'bound', until) }],
       ...(claim.note === undefined ? {} : { note: claim.note }),
     });
+  }
+
+  private firstLeaseSeconds(): number {
+    return Math.min(this.context.firstLeaseSeconds ?? this.context.leaseSeconds, this.context.leaseSeconds);
+  }
+
+  /**
+   * Whether this REQUEST renews a binding the client holds: RENEWING or
+   * REBINDING (RFC 2131 section 4.3.2, ciaddr set, no option 50) from the
+   * address it has bound now. A renewal is unicast from that address; one
+   * rebinding through a relay comes from the relay. Only such a client gets
+   * the full lease time: one that merely went through DISCOVER and REQUEST
+   * (every made-up MAC does) gets a first lease, which ends soon unless it
+   * comes back.
+   */
+  private renewsBinding(address: string): boolean {
+    const { clientAddress, relayAddress, options } = this.request;
+    if (options.serverIdentifier !== undefined || options.requestedAddress !== undefined || clientAddress !== address) return false;
+    const fromItself = relayAddress !== anyAddress ? this.source === relayAddress : this.source === clientAddress;
+    if (!fromItself) return false;
+    const own = this.context.leases.byMac(this.mac);
+    return own !== undefined && own.address === address && own.state === 'bound' && holdsAddress(own, this.now);
   }
 
   /** The client took another server's offer: free the address we held for it. */
@@ -304,6 +379,20 @@ class Decision {
     const own = this.context.leases.byMac(this.mac);
     const isOwn = (own !== undefined && own.address === requestedAddress) || this.reservation?.address === requestedAddress;
     if (!isOwn) return ignore(`DHCPDECLINE of ${requestedAddress}, which this client was not given`, this.facts);
+    const quarantined = this.quarantinedInPool(requestedAddress);
+    if (quarantined !== undefined && quarantined.count >= quarantined.limit) {
+      // Any MAC can be given a pool address and decline it; without a bound,
+      // made-up MACs could keep the whole pool in quarantine. Past a quarter
+      // of the pool, a declined address is only taken from the client.
+      return {
+        kind: 'update',
+        result: 'decline',
+        facts: this.facts,
+        address: requestedAddress,
+        reason: `not quarantined: ${quarantined.count} of the pool's addresses are quarantined already (at most ${quarantined.limit}); freed`,
+        leaseChanges: own?.address === requestedAddress ? [{ kind: 'remove', address: requestedAddress }] : [],
+      };
+    }
     const until = this.now + this.context.declineHoldSeconds * 1000;
     return {
       kind: 'update',
@@ -313,6 +402,15 @@ class Decision {
       reason: `quarantined for ${this.context.declineHoldSeconds} s`,
       leaseChanges: [{ kind: 'upsert', lease: { mac: this.mac, address: requestedAddress, state: 'declined', expiresAt: until } }],
     };
+  }
+
+  /** For a pool address: how many of the pool's addresses are quarantined now, and how many may be. */
+  private quarantinedInPool(address: string): { count: number; limit: number } | undefined {
+    const { pool } = this.scope;
+    if (pool === undefined || !this.inPool(address)) return undefined;
+    const limit = Math.max(1, Math.floor((ipv4ToNumber(pool.end) - ipv4ToNumber(pool.start) + 1) / 4));
+    const count = this.context.leases.all().filter((record) => record.state === 'declined' && holdsAddress(record, this.now) && this.inPool(record.address)).length;
+    return { count, limit };
   }
 
   /** RFC 2131 section 4.3.4. */
@@ -325,6 +423,12 @@ class Decision {
     const own = this.context.leases.byMac(this.mac);
     if (own === undefined || own.address !== address || !holdsAddress(own, this.now) || own.state === 'declined') {
       return ignore(`DHCPRELEASE of ${address}, which this client does not hold`, this.facts);
+    }
+    // RFC 2131 section 4.4.6: the client unicasts its RELEASE from the
+    // address it gives up. Anyone can write a MAC into chaddr; a RELEASE
+    // from another address is a stranger trying to free someone's lease.
+    if (this.source !== address) {
+      return ignore(`DHCPRELEASE of ${address} sent from ${this.source ?? 'an unknown address'}, not from the address itself`, this.facts);
     }
     return {
       kind: 'update',
@@ -515,7 +619,7 @@ class Decision {
 
   private reply(
     type: typeof MessageType.offer | typeof MessageType.ack,
-    parts: { yourAddress: string; clientAddress?: string; lease?: boolean; informOnly?: boolean; changes: LeaseChange[]; note?: string },
+    parts: { yourAddress: string; clientAddress?: string; leaseSeconds?: number; informOnly?: boolean; changes: LeaseChange[]; note?: string },
   ): DhcpDecision {
     const { context } = this;
     const boot = context.bootFile(this.facts);
@@ -526,9 +630,10 @@ class Decision {
     const offered: DhcpOptions = {};
     if (!parts.informOnly) {
       // RFC 2131 section 4.3.5: no lease time in a reply to DHCPINFORM.
-      offered.leaseSeconds = context.leaseSeconds;
-      offered.renewalSeconds = Math.floor(context.leaseSeconds * 0.5); // T1, RFC 2131 section 4.4.5
-      offered.rebindingSeconds = Math.floor(context.leaseSeconds * 0.875); // T2
+      const seconds = parts.leaseSeconds ?? context.leaseSeconds;
+      offered.leaseSeconds = seconds;
+      offered.renewalSeconds = Math.floor(seconds * 0.5); // T1, RFC 2131 section 4.4.5
+      offered.rebindingSeconds = Math.floor(seconds * 0.875); // T2
     }
     offered.subnetMask = this.scope.subnet.maskAddress;
     offered.broadcastAddress = this.scope.subnet.broadcastAddress;

@@ -21,7 +21,7 @@
  */
 import type { ClientFacts } from '../boot/facts.js';
 import { bootReplyFields } from './boot-options.js';
-import { orderOptions, type DhcpContext, type DhcpDecision, type ReplyDestination } from './decide.js';
+import { orderOptions, unknownClient, type DhcpContext, type DhcpDecision, type ReplyDestination } from './decide.js';
 import { echoedRelayInformation, ignore, screenRequest } from './screen.js';
 import { anyAddress, limitedBroadcast, Subnet } from '../net/ipv4.js';
 import { MessageType, messageTypeName, type DhcpOptions } from './options.js';
@@ -33,7 +33,7 @@ import { BootOp, type DhcpPacket } from './packet.js';
  * their subnets count here; their addresses are the DHCP server's business).
  */
 export type ProxyContext = Pick<DhcpContext, 'serverAddress' | 'prefixLength' | 'bootFile' | 'serverPort' | 'clientPort'> &
-  Partial<Pick<DhcpContext, 'relayScopes'>>;
+  Partial<Pick<DhcpContext, 'relayScopes' | 'knownOnly' | 'slotOf'>>;
 
 /** Where a request arrived: the DHCP port (67) or the PXE boot server port (4011). */
 export interface ProxyArrival {
@@ -49,6 +49,8 @@ export function decideProxy(packet: DhcpPacket, context: ProxyContext, arrival: 
   const screened = screenRequest(packet, context);
   if (screened.kind === 'ignore') return screened;
   const { type, facts, subnet } = screened;
+  const unknown = unknownClient(packet, facts, context);
+  if (unknown !== undefined) return unknown;
   if (!facts.isPxe && !facts.isIpxe && !facts.isHttpBoot) {
     return ignore('not a PXE, iPXE or HTTP Boot client; in proxy mode the network\'s DHCP server serves it', facts);
   }

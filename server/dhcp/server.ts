@@ -19,7 +19,8 @@ import { bootServerPort, decideProxy } from './proxy.js';
 import { DhcpDecodeError, type DhcpDecodeErrorCode } from './errors.js';
 import { formatMac } from './facts.js';
 import { anyAddress, ipv4ToNumber, isIpv4, Subnet } from '../net/ipv4.js';
-import { applyLeaseChanges, type LeaseStore } from './leases.js';
+import { applyLeaseChanges, holdsAddress, type LeaseStore } from './leases.js';
+import { TokenBucket } from './rate-limit.js';
 import { MessageType, messageTypeName } from './options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from './packet.js';
 import type { SlotSightings } from '../profiles/sightings.js';
@@ -40,6 +41,23 @@ export interface DhcpServerOptions {
   /** Subnets behind DHCP relay agents, each with its own pool (full mode). */
   relayScopes?: readonly Scope[];
   leaseSeconds: number;
+  /** The lease of a client until it renews from its bound address (see DhcpContext.firstLeaseSeconds). Default 300, or leaseSeconds if shorter. */
+  firstLeaseSeconds?: number;
+  /**
+   * Whether a MAC (seen in `slot`) has a profile of its own, not the default
+   * one: such clients are never held back by newClientsPerSecond, and with
+   * knownOnly they are the only ones answered.
+   */
+  hasOwnProfile?: (mac: string, slot?: RelaySlot) => boolean;
+  /** `--dhcp-known-only`: answer only clients hasOwnProfile says yes to. */
+  knownOnly?: boolean;
+  /**
+   * `--dhcp-new-clients-per-second`: at most this many clients that hold no
+   * lease (and have no profile of their own) are offered or given an
+   * address per second, on average; the rest are ignored (counted, and
+   * summed up in the log). Undefined: no limit.
+   */
+  newClientsPerSecond?: number;
   router?: string;
   dns: string[];
   /** A MAC's reservation; `slot` is where the request came from (option 82), if known. */
@@ -96,13 +114,17 @@ export interface DhcpServerStats {
   replies: number;
   updates: number;
   ignored: number;
+  /** Of `ignored`: requests of clients without a profile under --dhcp-known-only. */
+  unknownIgnored: number;
+  /** Of `ignored`: new clients past --dhcp-new-clients-per-second. */
+  rateLimited: number;
   errors: number;
 }
 
 const expirySweepMs = 60_000;
 
 export class DhcpServer {
-  readonly stats: DhcpServerStats = { received: 0, batches: 0, malformed: 0, replies: 0, updates: 0, ignored: 0, errors: 0 };
+  readonly stats: DhcpServerStats = { received: 0, batches: 0, malformed: 0, replies: 0, updates: 0, ignored: 0, unknownIgnored: 0, rateLimited: 0, errors: 0 };
   private readonly context: DhcpContext;
   private readonly port: number;
   private readonly now: () => number;
@@ -126,6 +148,10 @@ export class DhcpServer {
   private batch: Request[] = [];
   /** Batches committed, waiting for their fsync before their replies leave. */
   private readonly syncing = new Set<Promise<void>>();
+  private readonly newClients: TokenBucket | undefined;
+  /** Quiet ignores since the last summary line, by reason, and when that line was written. */
+  private quietIgnores = new Map<string, number>();
+  private quietLoggedAt = -Infinity;
 
   constructor(private readonly options: DhcpServerOptions) {
     validateOptions(options);
@@ -137,6 +163,7 @@ export class DhcpServer {
       prefixLength: options.prefixLength,
       pool: options.pool,
       leaseSeconds: options.leaseSeconds,
+      firstLeaseSeconds: Math.min(options.firstLeaseSeconds ?? 300, options.leaseSeconds),
       offerHoldSeconds: options.offerHoldSeconds ?? 60,
       declineHoldSeconds: options.declineHoldSeconds ?? 600,
       router: options.router,
@@ -146,10 +173,12 @@ export class DhcpServer {
       reservationOwner: (address) => options.reservationOwner(address),
       slotOf: (mac) => options.sightings?.slotOf(mac),
       bootFile: (facts) => options.bootFile(facts),
+      ...(options.knownOnly === true ? { knownOnly: (mac: string, slot?: RelaySlot) => options.hasOwnProfile?.(mac, slot) === true } : {}),
       leases: options.leases,
       serverPort: this.port,
       clientPort: options.clientPort ?? 68,
     };
+    this.newClients = options.newClientsPerSecond === undefined ? undefined : new TokenBucket(options.newClientsPerSecond);
   }
 
   async start(): Promise<void> {
@@ -208,6 +237,7 @@ export class DhcpServer {
   }
 
   private sweep(): void {
+    this.summariseQuietIgnores(this.now(), true);
     for (const lease of this.options.leases.expire(this.now())) {
       this.options.log.debug({ mac: lease.mac, address: lease.address, state: lease.state }, 'DHCP lease hold ended');
     }
@@ -243,6 +273,7 @@ export class DhcpServer {
     const request: Request = {
       packet,
       source,
+      sourceAddress: remote.address,
       mac: formatMac(packet.hardwareAddress),
       type: messageTypeName(packet.options.messageType),
       bootServerSource: onBootServerPort ? { address: remote.address, port: remote.port } : undefined,
@@ -339,12 +370,44 @@ export class DhcpServer {
     const decision: DhcpDecision =
       bootServerSource !== undefined
         ? decideProxy(packet, this.context, { port: 'boot-server', source: bootServerSource })
-        : decide(packet, this.context, now);
+        : decide(packet, this.context, now, request.sourceAddress);
     if (decision.kind === 'ignore') return { request, decision };
+    if (this.overNewClientRate(request, decision, now)) {
+      return { request, decision: { kind: 'ignore', reason: 'new clients over --dhcp-new-clients-per-second', facts: decision.facts, quiet: 'rate' } };
+    }
     // Encoded first: a reply that cannot be encoded changes no lease.
     const bytes = decision.kind === 'reply' ? encodePacket(decision.packet) : undefined;
     applyLeaseChanges(this.options.leases, decision.leaseChanges, now);
     return { request, decision, bytes };
+  }
+
+  /**
+   * Whether this offer or ACK goes to a new client (one that holds no
+   * lease and has no profile of its own) past the rate of new clients.
+   * Decided before the lease changes are applied, so the client's lease
+   * is the one it held before this request.
+   */
+  private overNewClientRate(request: Request, decision: DhcpDecision, now: number): boolean {
+    if (this.newClients === undefined || decision.kind !== 'reply' || decision.result === 'nak' || request.bootServerSource !== undefined) return false;
+    const type = request.packet.options.messageType;
+    // INFORM is answered without giving an address.
+    if (this.context.mode !== 'full' || (type !== MessageType.discover && type !== MessageType.request)) return false;
+    const own = this.options.leases.byMac(request.mac);
+    if (own !== undefined && holdsAddress(own, now) && own.state !== 'declined') return false;
+    if (this.options.hasOwnProfile?.(request.mac, decision.slot ?? this.context.slotOf?.(request.mac)) === true) return false;
+    return !this.newClients.take(now);
+  }
+
+  /**
+   * One info line, at most every 10 s, with how many requests were ignored
+   * quietly and why; `flush` writes what is left (the sweep does, each minute).
+   */
+  private summariseQuietIgnores(now: number, flush = false): void {
+    if (this.quietIgnores.size === 0 || (!flush && now - this.quietLoggedAt < 10_000)) return;
+    const ignored = Object.fromEntries(this.quietIgnores);
+    this.quietIgnores = new Map();
+    this.quietLoggedAt = now;
+    this.options.log.info({ ignored }, 'DHCP requests ignored (summed up)');
   }
 
   /** After the commit: one log line per request, and the reply. */
@@ -354,6 +417,15 @@ export class DhcpServer {
     switch (decision.kind) {
       case 'ignore':
         this.stats.ignored++;
+        if (decision.quiet !== undefined) {
+          if (decision.quiet === 'unknown') this.stats.unknownIgnored++;
+          else this.stats.rateLimited++;
+          this.quietIgnores.set(decision.reason, (this.quietIgnores.get(decision.reason) ?? 0) + 1);
+          log.debug({ mac, type, result: 'ignore', reason: decision.reason, source }, `${type} ignored`);
+          this.emit({ kind: 'ignore', mac, type, source, reason: decision.reason });
+          this.summariseQuietIgnores(this.now());
+          return;
+        }
         // In proxy mode most traffic on the wire is the address server's business.
         log[this.context.mode === 'proxy' ? 'debug' : 'info']({ mac, type, result: 'ignore', reason: decision.reason, source }, `${type} ignored`);
         this.emit({ kind: 'ignore', mac, type, source, reason: decision.reason });
@@ -409,6 +481,8 @@ export class DhcpServer {
 interface Request {
   packet: DhcpPacket;
   source: string;
+  /** The datagram's IP source address. */
+  sourceAddress: string;
   mac: string;
   type: string;
   /** Set for a packet that came in on the boot server port (proxy mode). */
@@ -455,4 +529,11 @@ function validateOptions(options: DhcpServerOptions): void {
   if (!Number.isInteger(options.leaseSeconds) || options.leaseSeconds < 60 || options.leaseSeconds > 0xffffffff) {
     fail(`leaseSeconds ${options.leaseSeconds} is not an integer of at least 60`);
   }
+  if (options.firstLeaseSeconds !== undefined && (!Number.isInteger(options.firstLeaseSeconds) || options.firstLeaseSeconds < 60)) {
+    fail(`firstLeaseSeconds ${options.firstLeaseSeconds} is not an integer of at least 60`);
+  }
+  if (options.newClientsPerSecond !== undefined && !(options.newClientsPerSecond > 0 && Number.isFinite(options.newClientsPerSecond))) {
+    fail(`newClientsPerSecond ${options.newClientsPerSecond} is not a positive number`);
+  }
+  if (options.knownOnly === true && options.hasOwnProfile === undefined) fail('knownOnly needs hasOwnProfile');
 }

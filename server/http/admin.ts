@@ -7,7 +7,7 @@ import type { AdminToken } from '../admin/token.js';
 import type { AssetStore } from '../assets/builds.js';
 import type { Lease, LeaseStore } from '../dhcp/leases.js';
 import type { Logger } from '../log.js';
-import { formatProfileError, type ProfileError } from '../profiles/error.js';
+import { firstProblems, formatProfileError, type ProfileError } from '../profiles/error.js';
 import { normaliseMac } from '../profiles/mac.js';
 import type { ProfileDirectory } from '../profiles/store.js';
 import type { HostStatus } from '../status/snapshot.js';
@@ -71,7 +71,7 @@ export function createAdminRouter(options: AdminApiOptions): Router {
     res
       .status(401)
       .set('WWW-Authenticate', 'Bearer realm="rackboot"')
-      .json({ error: `a valid bearer token is required (the file ${options.token.file} on the server)` });
+      .json({ error: 'a valid bearer token is required (the admin token file in the server\'s state folder)' });
   });
 
   router.use(express.json({ limit: '1mb' }));
@@ -86,7 +86,7 @@ export function createAdminRouter(options: AdminApiOptions): Router {
         served: file.served !== undefined,
         mac: file.served?.mac ?? null,
         hostname: file.served?.hostname ?? null,
-        problems: file.problems.map(formatProfileError),
+        ...listedProblems(file.problems),
       })),
     );
   });
@@ -99,7 +99,7 @@ export function createAdminRouter(options: AdminApiOptions): Router {
       return;
     }
     const text = await readText(file.path);
-    res.json({ name, text, profile: file.served ?? null, problems: file.problems.map(formatProfileError) });
+    res.json({ name, text, profile: file.served ?? null, ...listedProblems(file.problems) });
   });
 
   const writeProfile = async (req: Request, res: Response, mode: 'create' | 'replace-or-create') => {
@@ -121,7 +121,8 @@ export function createAdminRouter(options: AdminApiOptions): Router {
     }
     const check = profiles.check(name, text);
     if (!check.ok) {
-      res.status(422).json({ error: `profile ${name} was not saved`, problems: check.errors.map(describeError) });
+      const { shown, more } = firstProblems(check.errors);
+      res.status(422).json({ error: `profile ${name} was not saved`, problems: shown.map(describeError), ...(more > 0 ? { moreProblems: more } : {}) });
       return;
     }
     await writeAtomically(join(profiles.dir, name), text);
@@ -256,6 +257,12 @@ function bodyField(body: unknown, field: string): string | undefined {
   if (body === null || typeof body !== 'object') return undefined;
   const value = (body as Record<string, unknown>)[field];
   return typeof value === 'string' ? value : undefined;
+}
+
+/** At most maxListedProblems problems, as text, and how many more there are. */
+function listedProblems(problems: readonly ProfileError[]): { problems: string[]; moreProblems?: number } {
+  const { shown, more } = firstProblems(problems);
+  return { problems: shown.map(formatProfileError), ...(more > 0 ? { moreProblems: more } : {}) };
 }
 
 function describeError(error: ProfileError) {

@@ -80,8 +80,13 @@ export function etagOf(sha256: string): string {
   return `"sha256-${sha256}"`;
 }
 
-/** If-None-Match (weak comparison, RFC 9110 section 13.1.2), else If-Modified-Since: true when the client's copy is current. */
-export function notModified(headers: IncomingHttpHeaders, etag: string, mtime: Date): boolean {
+/**
+ * If-None-Match (weak comparison, RFC 9110 section 13.1.2), else
+ * If-Modified-Since: true when the client's copy is current. A date later
+ * than `now` is not a valid one (RFC 9110 section 13.1.3) and is ignored:
+ * otherwise a client could pin any later version of the file as unchanged.
+ */
+export function notModified(headers: IncomingHttpHeaders, etag: string, mtime: Date, now = Date.now()): boolean {
   const inm = headers['if-none-match'];
   if (inm !== undefined) {
     if (inm.trim() === '*') return true;
@@ -90,7 +95,8 @@ export function notModified(headers: IncomingHttpHeaders, etag: string, mtime: D
   const ims = headers['if-modified-since'];
   if (ims !== undefined) {
     const since = Date.parse(ims);
-    return !Number.isNaN(since) && Math.floor(mtime.getTime() / 1000) <= Math.floor(since / 1000);
+    if (Number.isNaN(since) || since > now) return false;
+    return Math.floor(mtime.getTime() / 1000) <= Math.floor(since / 1000);
   }
   return false;
 }

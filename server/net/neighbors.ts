@@ -83,3 +83,34 @@ export class NeighborTable {
     return this.reading;
   }
 }
+
+/** What resolveNeighbor gives for an on-link address whose MAC the kernel could not learn: such clients share one count. */
+export const unresolvedNeighbor = '(no ARP reply)';
+
+/**
+ * The MAC behind an address on our own link, for counting a client's
+ * requests per machine. A client that sent us a datagram need not be in the
+ * neighbour table yet (a host with many addresses ARPs us from one of them;
+ * some PXE ROMs take our MAC from the DHCP reply and never ARP), so on a
+ * miss `poke` sends it something, which makes the kernel resolve it, and
+ * the table is read again after each of `waitsMs`. A machine that answers
+ * ARP is found within a few milliseconds on a LAN; one that does not gets
+ * unresolvedNeighbor. Undefined for an address off the link (behind a
+ * router), where the table cannot say.
+ */
+export async function resolveNeighbor(
+  table: Pick<NeighborTable, 'macOf'>,
+  address: string,
+  options: { onLink: (address: string) => boolean; poke: (address: string) => void; waitsMs?: readonly number[] },
+): Promise<string | undefined> {
+  if (!options.onLink(address)) return undefined;
+  const known = await table.macOf(address);
+  if (known !== undefined) return known;
+  options.poke(address);
+  for (const wait of options.waitsMs ?? [5, 15, 30, 50]) {
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    const mac = await table.macOf(address);
+    if (mac !== undefined) return mac;
+  }
+  return unresolvedNeighbor;
+}

@@ -28,3 +28,11 @@ export function compareProfileErrors(a: ProfileError, b: ProfileError): number {
   if (a.file !== b.file) return a.file < b.file ? -1 : 1;
   return a.line - b.line || a.column - b.column;
 }
+
+/** The most problems one log burst or one API answer lists; the rest are only counted. */
+export const maxListedProblems = 20;
+
+/** The first `max` problems, and how many more there were. */
+export function firstProblems<T>(problems: readonly T[], max = maxListedProblems): { shown: T[]; more: number } {
+  return { shown: problems.slice(0, max), more: Math.max(0, problems.length - max) };
+}

@@ -117,9 +117,12 @@ export function parseProfile(text: string, source: string): ParseResult {
 
   // Aliases (*name) are refused: a profile is small enough to write out, and
   // refusing them rules out alias bombs and self-referencing lists.
+  // The first one is enough to say so: a file of a million aliases must not
+  // make a million errors.
   visit(document, {
     Alias(_key, alias) {
       reader.error(alias, '', `aliases (*${alias.source}) are not supported in profiles; write the value out`);
+      return visit.BREAK;
     },
   });
   if (reader.errors.length > 0) return reader.failure();

@@ -3,7 +3,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDocument, Scalar, YAMLMap } from 'yaml';
 import type { Logger } from '../log.js';
-import { compareProfileErrors, formatProfileError, type ProfileError } from './error.js';
+import { compareProfileErrors, firstProblems, formatProfileError, type ProfileError } from './error.js';
 import { normaliseMac } from './mac.js';
 import { parseProfile, type FieldLocation } from './parse.js';
 import { isDefaultProfile, profileForHost, type NetworkConfig, type Profile } from './profile.js';
@@ -44,10 +44,20 @@ export interface ProfileChange {
 export interface ProfileDirectoryOptions {
   /** Quiet time after the last file event before watch() reloads; editors write in bursts. */
   debounceMs?: number;
+  /**
+   * Addresses no profile may take as its static address (the server's own,
+   * the router's), each with what it is, for the error: a host given one of
+   * them would be ACKed an address that is in use.
+   */
+  infrastructure?: ReadonlyArray<{ address: string; what: string }>;
 }
 
-/** Profile files are a few hundred bytes; anything this large is a mistake (a log, an image). */
-const maxFileBytes = 1024 * 1024;
+/**
+ * Profile files are a few hundred bytes (a few kB with SSH keys); anything
+ * larger is a mistake (a log, an image) or an attempt to make the parser
+ * and its error list eat memory.
+ */
+export const maxProfileBytes = 64 * 1024;
 
 /** A parsed version of one file. */
 interface Version {
@@ -116,6 +126,7 @@ export class ProfileDirectory {
   private debounceTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly debounceMs: number;
+  private readonly infrastructure: ReadonlyArray<{ address: string; what: string }>;
 
   private constructor(
     readonly dir: string,
@@ -123,6 +134,7 @@ export class ProfileDirectory {
     options: ProfileDirectoryOptions,
   ) {
     this.debounceMs = options.debounceMs ?? 200;
+    this.infrastructure = options.infrastructure ?? [];
   }
 
   /** Load every profile in `dir`. Fails if the directory cannot be read; bad files are only reported. */
@@ -155,6 +167,12 @@ export class ProfileDirectory {
       if (bySlot !== undefined) return 'problems' in bySlot ? undefined : bySlot;
     }
     return this.defaultVersion === undefined ? undefined : profileForHost(this.defaultVersion, normalised);
+  }
+
+  /** Whether a MAC (seen in `slot`) is served a profile of its own or its slot's, rather than the default one. */
+  hasOwnProfile(mac: string, slot?: RelaySlot): boolean {
+    const profile = this.lookup(mac, slot);
+    return profile !== undefined && !isDefaultProfile(profile);
   }
 
   /** Why a MAC (seen in `slot`) has no profile although a file names it or its slot (the file never parsed), or [] if none. */
@@ -225,7 +243,7 @@ export class ProfileDirectory {
    * edit with this before writing it, so a rejected edit never reaches disk.
    */
   check(name: string, text: string): ProfileCheck {
-    const result = parseProfile(text, join(this.dir, name));
+    const result = this.parse(text, join(this.dir, name));
     if (!result.ok) return { ok: false, errors: result.errors };
     const held = new Map<string, string>();
     for (const file of this.files.values()) {
@@ -343,10 +361,10 @@ export class ProfileDirectory {
     let text: string;
     try {
       const info = await stat(file.path);
-      if (info.size > maxFileBytes) {
+      if (info.size > maxProfileBytes) {
         file.text = undefined;
         file.latest = undefined;
-        file.problems = [fileProblem(file.path, `is ${info.size} bytes; a profile is at most ${maxFileBytes}`)];
+        file.problems = [fileProblem(file.path, `is ${info.size} bytes; a profile is at most ${maxProfileBytes}`)];
         return true;
       }
       text = await readFile(file.path, 'utf8');
@@ -361,7 +379,7 @@ export class ProfileDirectory {
     file.text = text;
     file.namedMac = macNamedIn(text);
     file.namedSlot = slotNamedIn(text);
-    const result = parseProfile(text, file.path);
+    const result = this.parse(text, file.path);
     if (result.ok) {
       file.latest = { text, profile: result.profile, locations: result.locations };
       file.problems = [];
@@ -370,6 +388,23 @@ export class ProfileDirectory {
       file.problems = result.errors;
     }
     return true;
+  }
+
+  /** parseProfile, then the rules of this server: the size of a file, and the addresses no profile may take. */
+  private parse(text: string, path: string): ReturnType<typeof parseProfile> {
+    const bytes = Buffer.byteLength(text);
+    if (bytes > maxProfileBytes) return { ok: false, errors: [fileProblem(path, `is ${bytes} bytes; a profile is at most ${maxProfileBytes}`)] };
+    const result = parseProfile(text, path);
+    if (!result.ok) return result;
+    const { network } = result.profile;
+    if (network.mode !== 'static') return result;
+    const taken = this.infrastructure.find((entry) => entry.address === network.address);
+    if (taken === undefined) return result;
+    const location = result.locations.get('network.address') ?? { line: 1, column: 1 };
+    return {
+      ok: false,
+      errors: [{ file: path, ...location, field: 'network.address', message: `${network.address} is ${taken.what}; a host cannot have it as its static address` }],
+    };
   }
 
   /** Decide which version of each file is served; see the class comment for the order. */
@@ -457,12 +492,14 @@ export class ProfileDirectory {
         continue;
       }
       const outcome = file.served === undefined ? 'this file is not served' : 'still serving the last good version of this file';
-      for (const problem of problems) {
+      const { shown, more } = firstProblems(problems.sort(compareProfileErrors));
+      for (const problem of shown) {
         this.log.error(
           { file: problem.file, line: problem.line, column: problem.column, field: problem.field },
           `${formatProfileError(problem)} (${outcome})`,
         );
       }
+      if (more > 0) this.log.error({ file: file.path, more }, `${file.path}: ${more} more problems not listed (${outcome})`);
     }
     for (const name of [...this.loggedProblems.keys()]) if (!seen.has(name)) this.loggedProblems.delete(name);
   }

@@ -68,6 +68,21 @@ export interface TftpServerOptions {
    */
   maxTransfersPerClient?: number;
   /**
+   * The MAC behind a client address (the kernel's neighbour table), so that
+   * maxTransfersPerClient also counts per MAC: one machine with many
+   * addresses on its interface cannot take every slot. Undefined for an
+   * address not to be counted by MAC (one behind a router). Without this
+   * option transfers are counted per address only.
+   */
+  macOf?: (address: string) => Promise<string | undefined>;
+  /**
+   * A transfer whose client has acknowledged nothing (neither the OACK nor
+   * the first window) is given up this long after it started, with the
+   * retransmissions the timeout schedule fits in. Default 4000 ms: a silent
+   * request otherwise holds its slot through every retry (about 30 s).
+   */
+  silentTransferTimeoutMs?: number;
+  /**
    * Retransmission timeout unless the client asks for another (RFC 2349).
    * Default 1000 ms. Once a transfer has measured round trips its timeout
    * adapts to them (RFC 6298's estimator, 200 ms at least, this at most);
@@ -101,7 +116,7 @@ export interface TftpServerOptions {
  * path rules live in pure modules beside it.
  */
 export class TftpServer {
-  private readonly options: Required<Omit<TftpServerOptions, 'onEvent' | 'createSocket' | 'log' | 'resolve'>>;
+  private readonly options: Required<Omit<TftpServerOptions, 'onEvent' | 'createSocket' | 'log' | 'resolve' | 'macOf'>>;
   private readonly log: Logger;
   private readonly socketType: 'udp4' | 'udp6';
   private socket: Socket | undefined;
@@ -110,6 +125,9 @@ export class TftpServer {
   private readonly active = new Map<string, ReadTransfer | 'resolving'>();
   /** How many entries of `active` each client address holds. */
   private readonly activeByAddress = new Map<string, number>();
+  /** How many entries of `active` each MAC holds (see TftpServerOptions.macOf), and the MAC each entry counts against. */
+  private readonly activeByMac = new Map<string, number>();
+  private readonly macOfEntry = new Map<string, string>();
   private closing = false;
   /** When each kind of busy refusal was last logged at warn level. */
   private readonly lastBusyWarning = { server: -Infinity, client: -Infinity };
@@ -120,6 +138,7 @@ export class TftpServer {
       port: config.port ?? 69,
       maxTransfers: config.maxTransfers ?? 64,
       maxTransfersPerClient: config.maxTransfersPerClient ?? 8,
+      silentTransferTimeoutMs: config.silentTransferTimeoutMs ?? 4000,
       timeoutMs: config.timeoutMs ?? 1000,
       minTimeoutMs: config.minTimeoutMs ?? 200,
       retries: config.retries ?? 5,
@@ -127,6 +146,7 @@ export class TftpServer {
     for (const [name, value, min] of [
       ['maxTransfers', this.options.maxTransfers, 1],
       ['maxTransfersPerClient', this.options.maxTransfersPerClient, 1],
+      ['silentTransferTimeoutMs', this.options.silentTransferTimeoutMs, 1],
       ['timeoutMs', this.options.timeoutMs, 1],
       ['minTimeoutMs', this.options.minTimeoutMs, 1],
       ['retries', this.options.retries, 0],
@@ -223,6 +243,12 @@ export class TftpServer {
       this.refuse(client, request.fileName, ErrorCode.illegalOperation, message);
       return;
     }
+    const mac = await this.macOf(client.address);
+    if (this.closing) return;
+    if (this.active.has(key)) {
+      this.drop(client, 'repeated request for a transfer in progress', 0);
+      return;
+    }
     // Past a cap the client gets an ERROR that says why, rather than
     // silence: a person at the console, or a script, sees the cause at once
     // instead of a timeout. Firmware that gives up on it retries the boot.
@@ -238,13 +264,20 @@ export class TftpServer {
       this.refuseBusy('client', client, request.fileName, message, startedAt, limit);
       return;
     }
+    const fromMac = mac === undefined ? 0 : (this.activeByMac.get(mac) ?? 0);
+    if (mac !== undefined && fromMac >= this.options.maxTransfersPerClient) {
+      const message = `too many transfers from ${mac}: ${fromMac} in progress, try again`;
+      const limit = { maxTransfersPerClient: this.options.maxTransfersPerClient, address: client.address, mac };
+      this.refuseBusy('client', client, request.fileName, message, startedAt, limit);
+      return;
+    }
     const requestPath = normaliseRequestPath(request.fileName);
     if (requestPath.kind === 'rejected') {
       this.refuse(client, request.fileName, ErrorCode.accessViolation, requestPath.reason);
       return;
     }
     const path = requestPath.path;
-    this.claim(client, 'resolving');
+    this.claim(client, 'resolving', mac);
     let content: TftpFile | undefined;
     try {
       content = await this.config.resolve(path, client);
@@ -294,6 +327,7 @@ export class TftpServer {
       timeoutMs: negotiated.timeoutMs ?? this.options.timeoutMs,
       minTimeoutMs: this.options.minTimeoutMs,
       retries: this.options.retries,
+      silentTimeoutMs: this.options.silentTransferTimeoutMs,
       log: this.log,
       startedAt,
       onStarted: () => {
@@ -347,17 +381,41 @@ export class TftpServer {
     return dgramTransferSocket(socket, onError);
   }
 
-  private claim(client: TftpClient, entry: ReadTransfer | 'resolving'): void {
+  /** The MAC to count a client address's transfers against, if any; never fails. */
+  private async macOf(address: string): Promise<string | undefined> {
+    if (this.config.macOf === undefined) return undefined;
+    try {
+      return await this.config.macOf(address);
+    } catch (err) {
+      this.log.warn({ err, address }, 'tftp could not look up the MAC of a client');
+      return undefined;
+    }
+  }
+
+  private claim(client: TftpClient, entry: ReadTransfer | 'resolving', mac?: string): void {
     const key = clientLabel(client);
-    if (!this.active.has(key)) this.activeByAddress.set(client.address, (this.activeByAddress.get(client.address) ?? 0) + 1);
+    if (!this.active.has(key)) {
+      this.activeByAddress.set(client.address, (this.activeByAddress.get(client.address) ?? 0) + 1);
+      if (mac !== undefined) {
+        this.activeByMac.set(mac, (this.activeByMac.get(mac) ?? 0) + 1);
+        this.macOfEntry.set(key, mac);
+      }
+    }
     this.active.set(key, entry);
   }
 
   private release(client: TftpClient): void {
-    if (!this.active.delete(clientLabel(client))) return;
+    const key = clientLabel(client);
+    if (!this.active.delete(key)) return;
     const left = (this.activeByAddress.get(client.address) ?? 1) - 1;
     if (left > 0) this.activeByAddress.set(client.address, left);
     else this.activeByAddress.delete(client.address);
+    const mac = this.macOfEntry.get(key);
+    if (mac === undefined) return;
+    this.macOfEntry.delete(key);
+    const fromMac = (this.activeByMac.get(mac) ?? 1) - 1;
+    if (fromMac > 0) this.activeByMac.set(mac, fromMac);
+    else this.activeByMac.delete(mac);
   }
 
   /**

@@ -70,6 +70,12 @@ export interface ReadTransferParams {
   /** Shortest adaptive retransmission timeout (see TftpServerOptions.minTimeoutMs). */
   minTimeoutMs: number;
   retries: number;
+  /**
+   * How long a transfer waits for the client's first ACK (of the OACK or of
+   * the first window) before giving up, however many retransmissions that
+   * leaves (see TftpServerOptions.silentTransferTimeoutMs).
+   */
+  silentTimeoutMs: number;
   log: Logger;
   startedAt: number;
   onStarted: () => void;
@@ -142,6 +148,9 @@ export class ReadTransfer {
   /** Waiting scheduled since the last progress, ms; past `patienceMs` (and `retries`) the transfer gives up. */
   private waited = 0;
   private readonly patienceMs: number;
+  /** Whether the client has acknowledged anything yet, and until when (Date.now() time) a client that has not is waited for. */
+  private heardFromClient = false;
+  private silentUntil = Infinity;
   /** The socket's pump is answering ACKs (see startPump), from this block on. */
   private pumping = false;
   private pumpedFrom = 0;
@@ -172,6 +181,7 @@ export class ReadTransfer {
 
   /** Send the OACK, or the first window when no option was accepted. */
   start(): void {
+    this.silentUntil = Date.now() + this.params.silentTimeoutMs;
     this.enqueue(async () => {
       if (this.oack !== undefined) {
         this.send(this.oack);
@@ -237,6 +247,7 @@ export class ReadTransfer {
       this.params.log.debug({ client: clientLabel(this.params.client), packet: describePacket(packet) }, 'tftp ignored packet that is not an ACK');
       return;
     }
+    this.heardFromClient = true;
     if (this.phase === 'optionAck') {
       // RFC 2347: the client accepts the OACK with ACK 0.
       if (packet.block === 0) {
@@ -256,6 +267,7 @@ export class ReadTransfer {
    * microtask between the ACK and the next DATA.
    */
   private acknowledged(block: number): Promise<void> | undefined {
+    this.heardFromClient = true;
     const meaning = interpretAck(block, this.lastAcked, this.highestSent);
     if (meaning.kind === 'duplicate') {
       this.duplicateAcks += 1;
@@ -479,6 +491,7 @@ export class ReadTransfer {
     this.pumpedBlocks += stop.highestSent - this.pumpedFrom + 1;
     this.polledAcks += stop.polledAcks;
     this.pollMisses += stop.pollMisses;
+    if (stop.lastAcked > 0) this.heardFromClient = true;
     if (stop.lastAcked > this.lastAcked) this.bytes += this.fileBytesThrough(stop.lastAcked) - this.fileBytesThrough(this.lastAcked);
     this.lastAcked = stop.lastAcked;
     this.highestSent = stop.highestSent;
@@ -567,7 +580,9 @@ export class ReadTransfer {
   private armTimer(): void {
     this.timerGeneration += 1;
     const now = Date.now();
-    const delay = retransmissionDelay(this.retransmissionTimeout, this.tries);
+    let delay = retransmissionDelay(this.retransmissionTimeout, this.tries);
+    // A client that has said nothing yet is not waited for past silentUntil.
+    if (!this.heardFromClient) delay = Math.max(0, Math.min(delay, this.silentUntil - now));
     this.waited = this.tries === 0 ? delay : this.waited + delay;
     this.deadline = now + delay;
     if (this.timer !== undefined && this.timerDue <= this.deadline) return;
@@ -599,6 +614,15 @@ export class ReadTransfer {
     // An ACK handled after the timer fired but before this ran re-armed it.
     if (this.phase === 'done' || generation !== this.timerGeneration) return;
     this.tries += 1;
+    if (!this.heardFromClient && Date.now() >= this.silentUntil) {
+      // No ACK at all: a client that lost interest, or a stranger holding
+      // transfer slots with requests it never follows up. Either way, not
+      // worth the full retransmission schedule (about 30 s by default).
+      const detail = `no acknowledgement at all within ${this.params.silentTimeoutMs} ms (${this.tries - 1} retransmissions)`;
+      this.sendError(ErrorCode.notDefined, 'timed out');
+      this.finish('timeout', detail);
+      return;
+    }
     if (this.tries > this.params.retries && this.waited >= this.patienceMs) {
       const detail = `no acknowledgement after ${this.tries - 1} retransmissions`;
       this.sendError(ErrorCode.notDefined, 'timed out');

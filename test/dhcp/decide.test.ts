@@ -13,8 +13,8 @@ const macB = '02:00:00:00:00:0b';
 const broadcast = { address: '255.255.255.255', port: 68 };
 
 /** decide, then apply its lease changes as the server would. */
-function step(context: TestContext, packet: DhcpPacket, at = now): DhcpDecision {
-  const decision = decide(packet, context, at);
+function step(context: TestContext, packet: DhcpPacket, at = now, source?: string): DhcpDecision {
+  const decision = decide(packet, context, at, source);
   if (decision.kind !== 'ignore') applyLeaseChanges(context.leases, decision.leaseChanges, at);
   if (decision.kind === 'reply') {
     // Every reply must survive the wire.
@@ -387,7 +387,7 @@ describe('DHCPRELEASE, DHCPDECLINE, DHCPINFORM', () => {
   test('RELEASE frees the client\'s address but remembers it for the client', () => {
     const context = testContext();
     const address = bound(context);
-    const decision = step(context, release(macA, address), now + 10);
+    const decision = step(context, release(macA, address), now + 10, address);
     assert.equal(decision.kind, 'update');
     assert.equal(context.leases.byMac(macA)?.state, 'released');
     // Another client may now have it...
@@ -397,9 +397,32 @@ describe('DHCPRELEASE, DHCPDECLINE, DHCPINFORM', () => {
   test('RELEASE of an address the client does not hold, or for another server, is ignored', () => {
     const context = testContext();
     const address = bound(context);
-    assert.equal(ignored(step(context, release(macB, address))), `DHCPRELEASE of ${address}, which this client does not hold`);
-    assert.equal(ignored(step(context, release(macA, address, '198.18.0.2'))), 'DHCPRELEASE for server 198.18.0.2');
+    assert.equal(ignored(step(context, release(macB, address), now, address)), `DHCPRELEASE of ${address}, which this client does not hold`);
+    assert.equal(ignored(step(context, release(macA, address, '198.18.0.2'), now, address)), 'DHCPRELEASE for server 198.18.0.2');
     assert.equal(context.leases.byMac(macA)?.state, 'bound');
+  });
+
+  test('RELEASE naming the holder\'s MAC and address, sent from another address, frees nothing', () => {
+    const context = testContext();
+    const address = bound(context);
+    assert.equal(
+      ignored(step(context, release(macA, address), now + 10, '198.18.0.150')),
+      `DHCPRELEASE of ${address} sent from 198.18.0.150, not from the address itself`,
+    );
+    assert.equal(ignored(step(context, release(macA, address), now + 10)), `DHCPRELEASE of ${address} sent from an unknown address, not from the address itself`);
+    assert.equal(context.leases.byMac(macA)?.state, 'bound');
+  });
+
+  test('DECLINE quarantines at most a quarter of the pool; past that an address is only taken from the client', () => {
+    // A pool of 8: two quarantines at most.
+    const context = testContext({ pool: { start: '198.18.0.100', end: '198.18.0.107' } });
+    const macs = ['02:00:00:00:01:01', '02:00:00:00:01:02', '02:00:00:00:01:03'];
+    const addresses = macs.map((mac) => bound(context, mac));
+    for (const [index, mac] of macs.entries()) step(context, decline(mac, addresses[index]!));
+    assert.equal(context.leases.byAddress(addresses[0]!)?.state, 'declined');
+    assert.equal(context.leases.byAddress(addresses[1]!)?.state, 'declined');
+    assert.equal(context.leases.byAddress(addresses[2]!), undefined, 'the third is freed, not quarantined');
+    assert.equal(context.leases.byMac(macs[2]!), undefined);
   });
 
   test('DECLINE quarantines the address; the client gets another one', () => {
@@ -481,4 +504,79 @@ test('orderOptions: first, then the request list order, then the rest; nothing d
     [67, 1, 250, 53],
   );
   assert.deepEqual(Object.keys(ordered), ['messageType', 'serverIdentifier', 'bootFileName', 'subnetMask', 'leaseSeconds', 'vendorClass']);
+});
+
+describe('first leases', () => {
+  const renew = (mac: string, address: string) => request(mac, {}, { clientAddress: address });
+
+  test('a new client is offered and ACKed the first lease; renewing from its address it gets the full lease time', () => {
+    const context = testContext({ firstLeaseSeconds: 300 });
+    const offer = reply(step(context, discover(macA)));
+    assert.equal(offer.packet.options.leaseSeconds, 300);
+    const ack = reply(step(context, select(macA, offer.address!)));
+    assert.deepEqual([ack.packet.options.leaseSeconds, ack.packet.options.renewalSeconds, ack.packet.options.rebindingSeconds], [300, 150, 262]);
+    assert.equal(context.leases.byMac(macA)?.expiresAt, now + 300_000);
+    const renewed = reply(step(context, renew(macA, offer.address!), now + 150_000, offer.address));
+    assert.equal(renewed.packet.options.leaseSeconds, 3600);
+    assert.equal(context.leases.byMac(macA)?.expiresAt, now + 150_000 + 3_600_000);
+  });
+
+  test('a second SELECTING REQUEST, an INIT-REBOOT, or a renewal from another address gets the first lease again', () => {
+    const context = testContext({ firstLeaseSeconds: 300 });
+    const address = reply(step(context, discover(macA))).address!;
+    step(context, select(macA, address));
+    assert.equal(reply(step(context, select(macA, address), now + 1)).packet.options.leaseSeconds, 300);
+    assert.equal(reply(step(context, request(macA, { requestedAddress: address }), now + 2)).packet.options.leaseSeconds, 300);
+    assert.equal(reply(step(context, renew(macA, address), now + 3, '198.18.0.150')).packet.options.leaseSeconds, 300);
+    assert.equal(reply(step(context, renew(macA, address), now + 4)).packet.options.leaseSeconds, 300, 'source unknown');
+  });
+
+  test('a renewal without a bound lease (a server that lost its store) is ACKed with the first lease', () => {
+    const context = testContext({ firstLeaseSeconds: 300 });
+    assert.equal(reply(step(context, renew(macA, '198.18.0.105'), now, '198.18.0.105')).packet.options.leaseSeconds, 300);
+  });
+
+  test('the first lease is never longer than the lease time', () => {
+    const context = testContext({ firstLeaseSeconds: 7200 });
+    assert.equal(reply(step(context, discover(macA))).packet.options.leaseSeconds, 3600);
+  });
+
+  test('60 made-up MACs take a pool of 51 addresses for the first lease only', () => {
+    const context = testContext({ firstLeaseSeconds: 300, pool: { start: '198.18.0.100', end: '198.18.0.150' } });
+    for (let i = 0; i < 60; i++) {
+      const mac = `02:00:00:00:02:${i.toString(16).padStart(2, '0')}`;
+      const offer = step(context, discover(mac));
+      if (offer.kind === 'reply') step(context, select(mac, offer.address!));
+    }
+    const bound = context.leases.all().filter((lease) => lease.state === 'bound');
+    assert.equal(bound.length, 51);
+    assert.ok(bound.every((lease) => lease.expiresAt <= now + 300_000));
+    // Five minutes on, the pool is free for the next real machine.
+    context.leases.expire(now + 300_000);
+    assert.equal(reply(step(context, discover(macB), now + 300_001)).result, 'offer');
+  });
+});
+
+describe('--dhcp-known-only', () => {
+  test('a MAC without a profile of its own is ignored quietly; one with a profile is answered', () => {
+    const known = new Set([macA]);
+    const context = testContext({ knownOnly: (mac) => known.has(mac) });
+    assert.equal(reply(step(context, discover(macA))).result, 'offer');
+    const decision = step(context, discover(macB));
+    assert.deepEqual(decision.kind === 'ignore' && [decision.reason, decision.quiet], ['no profile of its own for this MAC or slot (--dhcp-known-only)', 'unknown']);
+    assert.equal(context.leases.byMac(macB), undefined);
+  });
+
+  test('the slot in option 82 is passed on, so a slot profile makes its machine known', () => {
+    const seen: unknown[] = [];
+    const context = testContext({
+      knownOnly: (mac, slot) => {
+        seen.push([mac, slot]);
+        return slot !== undefined;
+      },
+      slotOf: () => undefined,
+    });
+    assert.equal(step(context, discover(macB)).kind, 'ignore');
+    assert.deepEqual(seen, [[macB, undefined]]);
+  });
 });

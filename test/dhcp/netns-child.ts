@@ -10,6 +10,8 @@
  *   flood <json>            send fuzz packets to a server; print a summary.
  *   broadcast-probe <json>  send to 255.255.255.255 from a socket bound to
  *                           0.0.0.0 and from one bound to an address; print both outcomes.
+ *   exchange <json>         send one DHCP packet from a given address and port,
+ *                           print the replies heard within a wait as JSON.
  */
 import dgram from 'node:dgram';
 import { once } from 'node:events';
@@ -39,6 +41,23 @@ export interface ChildServerConfig {
   reservations: Record<string, Reservation>;
   /** Leave malformed-packet and ignore events off stdout (the flood makes thousands). */
   quiet?: boolean;
+  firstLeaseSeconds?: number;
+  newClientsPerSecond?: number;
+  /** MACs with a profile of their own; with knownOnly, the only ones answered. */
+  profiledMacs?: string[];
+  knownOnly?: boolean;
+}
+
+export interface ExchangeConfig {
+  localAddress: string;
+  localPort: number;
+  destination: string;
+  destinationPort: number;
+  /** The packet's fields besides options and the MAC, as clientRequest takes them. */
+  mac: string;
+  clientAddress?: string;
+  options: Record<string, unknown>;
+  waitMs: number;
 }
 
 export interface FloodConfig {
@@ -84,6 +103,10 @@ async function runServer(config: ChildServerConfig): Promise<void> {
     prefixLength: config.prefixLength,
     ...(config.pool ? { pool: config.pool } : {}),
     leaseSeconds: config.leaseSeconds,
+    ...(config.firstLeaseSeconds !== undefined ? { firstLeaseSeconds: config.firstLeaseSeconds } : {}),
+    ...(config.newClientsPerSecond !== undefined ? { newClientsPerSecond: config.newClientsPerSecond } : {}),
+    knownOnly: config.knownOnly === true,
+    hasOwnProfile: (mac) => (config.profiledMacs ?? []).includes(mac),
     ...(config.router ? { router: config.router } : {}),
     dns: config.dns,
     reservationFor: (mac) => reservations.get(mac),
@@ -193,4 +216,28 @@ async function broadcastProbe(config: { boundAddress: string; port: number }): P
   print({ wildcard: await attempt('0.0.0.0'), bound: await attempt(config.boundAddress) });
 }
 
-runChildMode({ server: runServer, flood, 'broadcast-probe': broadcastProbe });
+async function exchange(config: ExchangeConfig): Promise<void> {
+  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  socket.bind({ address: config.localAddress, port: config.localPort });
+  await once(socket, 'listening');
+  socket.setBroadcast(true);
+  const replies: DhcpPacket[] = [];
+  socket.on('message', (message) => {
+    try {
+      replies.push(decodePacket(message));
+    } catch {
+      // not a DHCP reply
+    }
+  });
+  const packet = clientRequest({
+    mac: config.mac,
+    ...(config.clientAddress !== undefined ? { clientAddress: config.clientAddress } : {}),
+    options: config.options as DhcpPacket['options'],
+  });
+  await new Promise<void>((resolve, reject) => socket.send(encodePacket(packet), config.destinationPort, config.destination, (error) => (error ? reject(error) : resolve())));
+  await new Promise((resolve) => setTimeout(resolve, config.waitMs));
+  socket.close();
+  print({ replies: replies.map((reply) => ({ messageType: reply.options.messageType, yourAddress: reply.yourAddress, leaseSeconds: reply.options.leaseSeconds ?? null })) });
+}
+
+runChildMode({ server: runServer, flood, 'broadcast-probe': broadcastProbe, exchange });

@@ -276,3 +276,13 @@ describe('proxyDHCP against packets captured from real firmware', () => {
     });
   }
 });
+
+test('--dhcp-known-only in proxy mode: a PXE client without a profile gets no proxy offer, on port 67 or 4011', () => {
+  const known = { ...context, knownOnly: (candidate: string) => candidate === mac };
+  assert.equal(decideProxy(discover(biosPxe), known, onDhcpPort).kind, 'reply');
+  const stranger = clientRequest({ mac: '52:54:00:12:35:02', options: { messageType: MessageType.discover, ...biosPxe } });
+  for (const arrival of [onDhcpPort, { port: 'boot-server', source: { address: '198.18.0.50', port: 4011 } }] as const) {
+    const decision = decideProxy(stranger, known, arrival);
+    assert.ok(decision.kind === 'ignore' && decision.quiet === 'unknown', JSON.stringify(decision));
+  }
+});

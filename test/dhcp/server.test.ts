@@ -202,6 +202,9 @@ describe('DhcpServer configuration', () => {
     ['router', { router: '198.19.0.1' }, 'router 198.19.0.1 is not a host address of 127.0.0.0/8'],
     ['dns', { dns: ['dns.example'] }, "DNS server 'dns.example' is not an IPv4 address"],
     ['lease time', { leaseSeconds: 10 }, 'leaseSeconds 10 is not an integer of at least 60'],
+    ['first lease time', { firstLeaseSeconds: 30 }, 'firstLeaseSeconds 30 is not an integer of at least 60'],
+    ['rate of new clients', { newClientsPerSecond: 0 }, 'newClientsPerSecond 0 is not a positive number'],
+    ['known-only without profiles', { knownOnly: true }, 'knownOnly needs hasOwnProfile'],
   ];
   for (const [label, overrides, message] of cases) {
     test(`refuses a bad ${label}`, () => {
@@ -232,4 +235,37 @@ describe('DhcpServer configuration', () => {
       message: 'DHCP: interface lo does not have address 127.0.0.2',
     });
   });
+});
+
+test('quiet ignores (--dhcp-known-only) are counted, and summed up in one log line at most every 10 s', async () => {
+  const serverPort = await freePort();
+  const logLines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'debug', base: undefined, timestamp: false }, { write: (line: string) => logLines.push(JSON.parse(line)) });
+  const server = new DhcpServer(
+    options({ port: serverPort, clientPort: await freePort(), log, knownOnly: true, hasOwnProfile: (mac) => mac === '52:54:00:aa:bb:0f' }),
+  );
+  await server.start();
+  const client = dgram.createSocket('udp4');
+  client.bind(0, '127.0.0.106');
+  await once(client, 'listening');
+  try {
+    for (let index = 0; index < 3; index++) {
+      const renewal = clientRequest({ mac: `52:54:00:aa:bb:0${index}`, clientAddress: '127.0.0.106', options: { messageType: MessageType.request } });
+      client.send(encodePacket(renewal), serverPort, '127.0.0.1');
+    }
+    const deadline = Date.now() + 5000;
+    while (server.stats.unknownIgnored < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(server.stats.unknownIgnored, 3);
+    assert.equal(server.stats.ignored, 3);
+    assert.equal(server.stats.replies, 0);
+    // No info line per request: one summary at once, the rest waits for the next one.
+    const info = logLines.filter((line) => (line.level as number) >= 30 && String(line.msg).includes('ignored'));
+    assert.deepEqual(info.map((line) => [line.msg, line.ignored]), [
+      ['DHCP requests ignored (summed up)', { 'no profile of its own for this MAC or slot (--dhcp-known-only)': 1 }],
+    ]);
+    assert.equal(logLines.filter((line) => line.level === 20 && line.reason === 'no profile of its own for this MAC or slot (--dhcp-known-only)').length, 3);
+  } finally {
+    client.close();
+    await server.close();
+  }
 });

@@ -254,3 +254,17 @@ describe('decide() with slot profiles', () => {
     assert.equal(offer.slot, undefined);
   });
 });
+
+test('--dhcp-known-only with slot profiles: a machine in a profiled slot is answered, one in another slot or without option 82 is not', () => {
+  const state = slotContext();
+  state.context.knownOnly = (mac, slot) => profiles.hasOwnProfile(mac, slot);
+  const stranger = '02:00:00:00:0c:0c';
+  const inSlot = step(state, relayed(stranger, MessageType.discover, fromR1));
+  assert.ok(inSlot.kind === 'reply' && inSlot.address === slotAddress, JSON.stringify(inSlot));
+  for (const agent of [fromR2, undefined]) {
+    const other = step(state, relayed('02:00:00:00:0d:0d', MessageType.discover, agent));
+    assert.ok(other.kind === 'ignore' && other.quiet === 'unknown', JSON.stringify(other));
+  }
+  // A MAC with a file of its own is known wherever it is plugged in.
+  assert.equal(step(state, relayed(ownDhcpMac, MessageType.discover, fromR2)).kind, 'reply');
+});

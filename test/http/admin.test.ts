@@ -64,7 +64,12 @@ before(async () => {
     },
   });
   const log = pino({ level: 'info' }, sink);
-  directory = await ProfileDirectory.open(profilesDir, log);
+  directory = await ProfileDirectory.open(profilesDir, log, {
+    infrastructure: [
+      { address: '198.18.0.1', what: "this server's address" },
+      { address: '198.18.0.254', what: "the router's address (--router)" },
+    ],
+  });
   token = await loadOrCreateAdminToken(path.join(root, 'state'));
   secret = (await readFile(token.file, 'utf8')).trim();
   const assets = new AssetStore(assetsDir);
@@ -144,6 +149,10 @@ test('every admin call without a valid token gets 401 and is logged; boot endpoi
       const response = await api(method, url, undefined, auth);
       assert.equal(response.status, 401, `${method} ${url} with ${String(auth)}`);
       assert.equal(response.headers.get('www-authenticate'), 'Bearer realm="rackboot"');
+      // Where to find the token, without the server's paths.
+      const error = (response.json as { error: string }).error;
+      assert.match(error, /the admin token file in the server's state folder/);
+      assert.equal(error.includes(root), false, error);
       const denied = logLines.slice(before).find((line) => line.event === 'admin-denied');
       assert.ok(denied, `${method} ${url} was not logged`);
       assert.equal(denied.path, url);
@@ -262,4 +271,41 @@ test('builds are listed and the current one is switched atomically', async () =>
   assert.equal((await api('PUT', '/api/builds/current', { json: { id: '../../etc' } })).status, 404);
   assert.equal((await api('PUT', '/api/builds/current', { json: {} })).status, 400);
   assert.equal(await readlink(path.join(assetsDir, 'current')), path.join('builds', 'b2'));
+});
+
+test('a profile claiming the server\'s or the router\'s address is refused with 422 naming the field', async () => {
+  for (const [address, what] of [['198.18.0.1', "this server's address"], ['198.18.0.254', "the router's address (--router)"]] as const) {
+    const response = await api('PUT', '/api/profiles/node07', { yaml: `mac: 52:54:00:00:00:07\nhostname: node07\nnetwork:\n  mode: static\n  address: ${address}/24\n` });
+    assert.equal(response.status, 422);
+    const problems = (response.json as { problems: Array<{ line: number; field: string; message: string }> }).problems;
+    assert.deepEqual(problems.map((problem) => [problem.line, problem.field, problem.message]), [
+      [5, 'network.address', `${address} is ${what}; a host cannot have it as its static address`],
+    ]);
+  }
+  assert.deepEqual((await readdir(profilesDir)).sort(), ['default.yaml', 'node01.yaml']);
+});
+
+test('an alias bomb or an oversized profile gets a short 422 at once; at most 20 problems are listed', async () => {
+  // 300,000 aliases in 900 kB: refused by size before the YAML parser sees it.
+  const bomb = `mac: 52:54:00:00:00:08\nhostname: node08\na: &a [x]\n${'b: [' + Array.from({ length: 300_000 }, () => '*a').join(',') + ']'}\n`;
+  assert.ok(bomb.length > 900_000);
+  const big = await api('PUT', '/api/profiles/node08', { yaml: bomb });
+  assert.equal(big.status, 422);
+  assert.match(JSON.stringify(big.json), /is \d+ bytes; a profile is at most 65536/);
+  assert.ok(JSON.stringify(big.json).length < 1000);
+
+  // Under the size limit: one problem for the first alias, not one per alias.
+  const small = `mac: 52:54:00:00:00:08\nhostname: node08\na: &a [x]\nb: [${Array.from({ length: 20_000 }, () => '*a').join(',')}]\n`;
+  assert.ok(small.length < 64 * 1024);
+  const aliases = await api('PUT', '/api/profiles/node08', { yaml: small });
+  assert.equal(aliases.status, 422);
+  assert.equal((aliases.json as { problems: unknown[] }).problems.length, 1);
+  assert.ok(JSON.stringify(aliases.json).length < 1000);
+
+  const many = `mac: 52:54:00:00:00:08\nhostname: node08\n${Array.from({ length: 45 }, (_, index) => `unknown${index}: 1`).join('\n')}\n`;
+  const listed = await api('PUT', '/api/profiles/node08', { yaml: many });
+  assert.equal(listed.status, 422);
+  assert.equal((listed.json as { problems: unknown[] }).problems.length, 20);
+  assert.equal((listed.json as { moreProblems: number }).moreProblems, 25);
+  assert.deepEqual((await readdir(profilesDir)).sort(), ['default.yaml', 'node01.yaml']);
 });

@@ -97,6 +97,10 @@ test('revalidation: If-None-Match (any of a list, weak or strong), else If-Modif
   assert.ok(notModified({ 'if-modified-since': mtime.toUTCString() }, tag, mtime));
   assert.ok(!notModified({ 'if-modified-since': new Date('2025-01-01').toUTCString() }, tag, mtime));
   assert.ok(!notModified({}, tag, mtime));
+  // RFC 9110 section 13.1.3: a date in the future is invalid and ignored.
+  const now = mtime.getTime() + 60_000;
+  assert.ok(notModified({ 'if-modified-since': new Date(now).toUTCString() }, tag, mtime, now));
+  assert.ok(!notModified({ 'if-modified-since': new Date(now + 1000).toUTCString() }, tag, mtime, now));
 });
 
 test('GET /iso/ lists the images as JSON and HTML; SHA256SUMS checks a real download', async () => {
@@ -138,6 +142,10 @@ test('HEAD, Range (206), a bad range (416), ETag and If-None-Match (304), Last-M
   assert.equal(same.status, 304);
   const changed = await curl(['-H', 'If-None-Match: "sha256-0000"', '-I', url]);
   assert.equal(changed.status, 200);
+  const modified = (await stat(iso.path)).mtime.toUTCString();
+  assert.equal((await curl(['-H', `If-Modified-Since: ${modified}`, '-o', part, url])).status, 304);
+  const future = new Date(Date.now() + 365 * 86_400_000).toUTCString();
+  assert.equal((await curl(['-H', `If-Modified-Since: ${future}`, '-o', part, url])).status, 200, 'a date in the future is ignored');
 });
 
 test('a download killed half-way resumes with curl -C - to the right sha256', async () => {

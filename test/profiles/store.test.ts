@@ -313,6 +313,58 @@ describe('ProfileDirectory', () => {
     assert.equal(directory.lookup(macB)?.hostname, 'node02');
   });
 
+  test('a static address that is the server\'s or the router\'s is refused, naming file, line and field; the last good version stays', async () => {
+    await write('node01.yaml', staticHost(macA, 'node01', '198.18.0.50/24'));
+    const { log, lines } = capturingLogger();
+    directory = await ProfileDirectory.open(dir, log, {
+      debounceMs: 20,
+      infrastructure: [
+        { address: '198.18.0.1', what: "this server's address" },
+        { address: '198.18.0.254', what: "the router's address (--router)" },
+      ],
+    });
+    assert.equal(directory.reservationFor(macA)?.address, '198.18.0.50');
+    await write('node01.yaml', host(macA, 'node01', 'network:\n  mode: static\n  address: 198.18.0.1/24\n  gateway: 198.18.0.254\n'));
+    await directory.reload();
+    assert.equal(directory.reservationFor(macA)?.address, '198.18.0.50', 'still the last good version');
+    assert.deepEqual(directory.errors().map(formatProfileError), [
+      `${join(dir, 'node01.yaml')}:5:12: network.address: 198.18.0.1 is this server's address; a host cannot have it as its static address`,
+    ]);
+    assert.match(lines.at(-1)!.msg, /network\.address: 198\.18\.0\.1 is this server's address.*\(still serving the last good version of this file\)$/);
+    assert.equal(lines.at(-1)!.field, 'network.address');
+
+    await write('node02.yaml', staticHost(macB, 'node02', '198.18.0.254/24'));
+    await directory.reload();
+    assert.equal(directory.reservationFor(macB), undefined, 'never served');
+    assert.equal(directory.reservationOwner('198.18.0.254'), undefined);
+    assert.match(directory.errors().map(formatProfileError).join('\n'), /node02\.yaml:5:12: network\.address: 198\.18\.0\.254 is the router's address \(--router\)/);
+    // The same rule for an edit checked before it is written (the admin API).
+    const check = directory.check('node03.yaml', host('52:54:00:00:00:0c', 'node03', 'network:\n  mode: static\n  address: 198.18.0.1/24\n'));
+    assert.equal(check.ok, false);
+    assert.equal(!check.ok && check.errors[0]!.field, 'network.address');
+  });
+
+  test('a file of many problems logs the first 20 and how many more there were', async () => {
+    const fields = Array.from({ length: 50 }, (_, index) => `unknown${index}: 1`).join('\n');
+    await write('node01.yaml', `${host(macA, 'node01')}${fields}\n`);
+    const { lines } = await open();
+    const logged = lines.filter((line) => line.level === 50);
+    assert.equal(logged.length, 21);
+    assert.match(logged.at(-1)!.msg, /node01\.yaml: 30 more problems not listed \(this file is not served\)$/);
+  });
+
+  test('an alias bomb under the size limit gives one problem; a file over 64 KiB is refused unread', async () => {
+    const bomb = `${host(macA, 'node01')}a: &a [x]\n${Array.from({ length: 6000 }, (_, index) => `k${index}: *a`).join('\n')}\n`;
+    assert.ok(bomb.length < 64 * 1024);
+    await write('bomb.yaml', bomb);
+    await write('big.yaml', `${host(macB, 'node02')}# ${'x'.repeat(70 * 1024)}\n`);
+    const { directory } = await open();
+    const problems = directory.errors().map(formatProfileError);
+    assert.equal(problems.length, 2, problems.join('\n'));
+    assert.match(problems[0]!, /big\.yaml:1:1: is \d+ bytes; a profile is at most 65536$/);
+    assert.match(problems[1]!, /bomb\.yaml:4:\d+: aliases \(\*a\) are not supported in profiles/);
+  });
+
   test('open() fails when the directory cannot be read', async () => {
     const { log } = capturingLogger();
     await assert.rejects(ProfileDirectory.open(join(dir, 'missing'), log), { code: 'ENOENT' });

@@ -375,6 +375,37 @@ describe('TFTP server protocol', () => {
     });
   });
 
+  test('a client that acknowledges nothing is given up after silentTransferTimeoutMs; one that did gets the full schedule', async () => {
+    await withServer({ timeoutMs: 1000, retries: 5, silentTransferTimeoutMs: 1500 }, async (fixture) => {
+      fixture.writeRandomFile('s', 2000);
+      await withClient(async (client) => {
+        await client.readRequest(fixture.port, 's', [{ name: 'blksize', value: '1024' }]);
+        expectPacket(await client.receive(), 'optionAcknowledgement');
+        // One retransmission at 1 s fits in 1.5 s; then the ERROR, not four more backed-off ones.
+        const later = await client.collect(2500);
+        assert.deepEqual(later.map((received) => received.packet.kind), ['optionAcknowledgement', 'error']);
+        const ended = await fixture.waitForEvent('transferEnded');
+        assert.equal(ended.outcome, 'timeout');
+        assert.equal(ended.retransmits, 1);
+        assert.equal(ended.detail, 'no acknowledgement at all within 1500 ms (1 retransmissions)');
+      });
+    });
+    await withServer({ timeoutMs: 150, retries: 2, silentTransferTimeoutMs: 100 }, async (fixture) => {
+      fixture.writeRandomFile('t', 2000);
+      await withClient(async (client) => {
+        await client.readRequest(fixture.port, 't', [{ name: 'blksize', value: '1024' }]);
+        const oack = await client.receive();
+        await client.send({ kind: 'acknowledgement', block: 0 }, oack.port);
+        assert.deepEqual(dataBlocks([await client.receive()]), [1]);
+        // Silent from here: block 1 twice more, then the ERROR, as for any stalled client.
+        const later = await client.collect(2000);
+        assert.deepEqual(later.map((received) => received.packet.kind), ['data', 'data', 'error']);
+        const ended = await fixture.waitForEvent('transferEnded');
+        assert.equal(ended.detail, 'no acknowledgement after 2 retransmissions');
+      });
+    });
+  });
+
   test('the retransmission timeout adapts to measured round trips, down to minTimeoutMs, unless the client set one', async () => {
     await withServer({ timeoutMs: 4000, minTimeoutMs: 100 }, async (fixture) => {
       fixture.writeRandomFile('h', 1100);

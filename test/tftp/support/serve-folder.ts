@@ -3,19 +3,44 @@
  * benchmarks that measure the server's memory or speed apart from the
  * clients driving it.
  *
- *   node serve-folder.js ROOT ADDRESS PORT MAX_TRANSFERS MAX_PER_CLIENT
+ *   node serve-folder.js ROOT ADDRESS PORT MAX_TRANSFERS MAX_PER_CLIENT [ON_LINK_CIDRS]
+ *
+ * With ON_LINK_CIDRS (comma-separated), transfers are also counted per MAC
+ * for clients in those subnets, as `rackboot serve` counts them (the
+ * kernel's neighbour table, see resolveNeighbor).
  *
  * Prints one JSON line {"port": N} once listening; stops on SIGTERM.
  */
 import { silentLogger } from '../../../server/log.js';
 import { fileFromDisk } from '../../../server/tftp/file.js';
 import { TftpServer } from '../../../server/tftp/server.js';
+import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
+import { Subnet } from '../../../server/net/ipv4.js';
+import { NeighborTable, resolveNeighbor } from '../../../server/net/neighbors.js';
 
-const [root, address = '127.0.0.1', port = '0', maxTransfers = '64', maxPerClient = '8'] = process.argv.slice(2);
+const [root, address = '127.0.0.1', port = '0', maxTransfers = '64', maxPerClient = '8', onLinkCidrs] = process.argv.slice(2);
 if (root === undefined) throw new Error('usage: serve-folder ROOT [ADDRESS PORT MAX_TRANSFERS MAX_PER_CLIENT]');
 
+let macOf: ((address: string) => Promise<string | undefined>) | undefined;
+if (onLinkCidrs !== undefined) {
+  const subnets = onLinkCidrs.split(',').map((cidr) => {
+    const [network, prefix] = cidr.split('/');
+    return new Subnet(network!, Number(prefix));
+  });
+  const table = new NeighborTable();
+  const poke = createSocket('udp4');
+  poke.bind(0);
+  poke.unref();
+  macOf = (client) =>
+    resolveNeighbor(table, client, {
+      onLink: (candidate) => subnets.some((subnet) => subnet.contains(candidate)),
+      poke: (target) => poke.send(Buffer.alloc(0), 9, target, () => undefined),
+    });
+}
+
 const server = new TftpServer({
+  ...(macOf === undefined ? {} : { macOf }),
   address,
   port: Number(port),
   maxTransfers: Number(maxTransfers),
