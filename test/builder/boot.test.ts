@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { build, type BuildResult } from '../../builder/build.js';
 import { silentLogger } from '../../server/log.js';
 import { assertRoot, Netns, run } from '../helpers/netns.js';
-import { ConsoleMachine, serveInNamespace, xenBootArgs, type SeenRequest } from './qemu.js';
+import { ConsoleMachine, serveInNamespace, testBootToken, xenBootArgs, type SeenRequest } from './qemu.js';
 
 /**
  * The runtime booted for real: Xen and the dom0 kernel under QEMU (TCG; KVM
@@ -71,6 +71,7 @@ test('static network: the runtime fetches runtime.env, applies it, prints one re
       'rackboot.dns=198.18.0.1,198.18.0.2',
       'rackboot.hostname=from-cmdline',
       'rackboot.poweroff=1',
+      `rackboot.token=${testBootToken}`,
     ].join(' ');
     machine = new ConsoleMachine(ns, xenBootArgs(result.dir, args, MAC), QEMU_DEADLINE_MS);
     const ready = await machine.waitFor(READY, QEMU_DEADLINE_MS);
@@ -90,6 +91,8 @@ test('static network: the runtime fetches runtime.env, applies it, prints one re
       'one request for runtime.env, by the MAC from the command line',
     );
     assert.match(gets(requests)[0]!.userAgent, /Wget/);
+    // The boot token travels in a header, on every request, never in a URL.
+    assert.ok(requests.every((r) => r.token === testBootToken && !r.url.includes('token')), JSON.stringify(requests));
     // Where the boot stood, reported to the server: booted, the setting that failed, ready.
     assert.deepEqual(reported(requests), ['booted', 'setting-failed', 'ready']);
     assert.ok(requests.every((r) => r.method === 'GET' || r.url === `/hosts/${MAC}/events`));
@@ -145,7 +148,7 @@ test('dhcp network: udhcpc gets a lease; root can log in on the console with the
     udhcpd.stdout!.on('data', (c: Buffer) => (udhcpdLog += c.toString()));
 
     // rackboot.dns is ignored with dhcp; it is here to show the harness's comma escaping reaches dom0 intact.
-    const args = [`rackboot.server=http://198.18.0.1:${PORT}`, `rackboot.mac=${MAC}`, 'rackboot.net=dhcp', 'rackboot.dns=198.18.0.7,198.18.0.8'].join(' ');
+    const args = [`rackboot.server=http://198.18.0.1:${PORT}`, `rackboot.mac=${MAC}`, 'rackboot.net=dhcp', 'rackboot.dns=198.18.0.7,198.18.0.8', `rackboot.token=${testBootToken}`].join(' ');
     machine = new ConsoleMachine(ns, xenBootArgs(result.dir, args, MAC), QEMU_DEADLINE_MS);
     const ready = await machine.waitFor(READY, QEMU_DEADLINE_MS);
     assert.equal(ready[1], 'node02');
@@ -221,6 +224,7 @@ test('a MAC that matches no NIC falls back to the first one; a 404 for runtime.e
       'rackboot.ip=198.18.0.51/24',
       'rackboot.hostname=from-cmdline',
       'rackboot.poweroff=1',
+      `rackboot.token=${testBootToken}`,
     ].join(' ');
     machine = new ConsoleMachine(ns, xenBootArgs(result.dir, args, MAC), QEMU_DEADLINE_MS);
     const ready = await machine.waitFor(READY, QEMU_DEADLINE_MS);

@@ -19,7 +19,7 @@ import { profileDefaults } from '../../server/profiles/parse.js';
 import { httpPort, serverAddress, startRack, type Rack } from '../helpers/boot.js';
 import { cliPath } from '../helpers/build.js';
 import { assertRoot, Netns, run } from '../helpers/netns.js';
-import { ConsoleMachine, serveInNamespace, xenBootArgs, type HttpRoute, type SeenRequest } from './qemu.js';
+import { ConsoleMachine, serveInNamespace, testBootToken, xenBootArgs, type HttpRoute, type SeenRequest } from './qemu.js';
 
 /**
  * The Debian runtime (`rackboot build --variant debian`): two real builds
@@ -194,7 +194,7 @@ function runtimeEnv(values: Record<string, string>): string {
     .join('');
 }
 
-const dom0Args = [`rackboot.server=${SERVER}`, `rackboot.mac=${MAC}`, 'rackboot.net=static', `rackboot.ip=${DOM0_IP}/24`, 'rackboot.gw=198.18.0.1', 'rackboot.dns=198.18.0.1'].join(' ');
+const dom0Args = [`rackboot.server=${SERVER}`, `rackboot.mac=${MAC}`, 'rackboot.net=static', `rackboot.ip=${DOM0_IP}/24`, 'rackboot.gw=198.18.0.1', 'rackboot.dns=198.18.0.1', `rackboot.token=${testBootToken}`].join(' ');
 
 // The product in 512 MiB, XenCD's recommended size: the default dom0_mem
 // (256M,max:256M, profileDefaults), the default guest memory (96 MiB each)

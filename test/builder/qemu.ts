@@ -105,7 +105,7 @@ http.createServer((req, res) => {
   let posted = '';
   req.on('data', (chunk) => { posted += chunk; });
   req.on('end', () => {
-    console.log(JSON.stringify({ method: req.method, url: req.url, userAgent: req.headers['user-agent'] || '', ...(req.method === 'POST' ? { body: posted } : {}) }));
+    console.log(JSON.stringify({ method: req.method, url: req.url, userAgent: req.headers['user-agent'] || '', token: req.headers['x-rackboot-token'] || '', ...(req.method === 'POST' ? { body: posted } : {}) }));
     if (req.method === 'POST' && /^\\/hosts\\/[0-9a-f:]+\\/events$/.test(req.url)) {
       const stage = new URLSearchParams(posted).get('stage');
       res.writeHead(stage ? 204 : 400); res.end(stage ? undefined : 'stage: missing\\n'); return;
@@ -124,12 +124,21 @@ export interface SeenRequest {
   method: string;
   url: string;
   userAgent: string;
+  /** The X-Rackboot-Token header ('' when none). */
+  token: string;
   /** A POST's body. */
   body?: string;
 }
 
 /** A route: the text to answer, or a file to stream. */
 export type HttpRoute = string | { text: string } | { file: string };
+
+/**
+ * A boot token as the runtime finds it on its command line; the servers
+ * these tests start check nothing but that the runtime shows it in its
+ * header (the real server's checks: test/boot, test/http/host-secrets).
+ */
+export const testBootToken = 'b.TESTtokenAAA.0.c6120032.TESTsignatureAAAAAAAAA';
 
 /** Start the HTTP server at 198.18.0.1:`port` in the namespace; returns the requests it has seen so far (a live list). */
 export async function serveInNamespace(ns: Netns, port: number, routes: Record<string, HttpRoute>): Promise<SeenRequest[]> {
