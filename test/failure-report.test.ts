@@ -17,7 +17,7 @@ test('plainText: a serial console without ANSI escapes, carriage returns or othe
 test('failureReport: the last lines of every watched output, under its label, and all of it saved to a file', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'rackboot-report-test-'));
   const console = Array.from({ length: 100 }, (_, i) => `console line ${i + 1}`).join('\r\n');
-  const stopConsole = watchOutput('QEMU console of 52:54:00:12:34:56 (bios)', () => console, { lines: 3 });
+  watchOutput('QEMU console of 52:54:00:12:34:56 (bios)', () => console, { lines: 3 });
   const stopServer = watchOutput('rackboot serve log', () => '{"msg":"rackboot is serving"}\n{"msg":"dhcp offer"}', { shared: true });
   try {
     const report = failureReport('a boot', dir);
@@ -32,24 +32,27 @@ test('failureReport: the last lines of every watched output, under its label, an
     assert.equal(lines[8], '===== end of the report for "a boot" =====');
     assert.equal((await readFile(join(dir, files[0]!), 'utf8')).split('\n').length, 100);
   } finally {
-    stopConsole();
     stopServer();
     await rm(dir, { recursive: true, force: true });
   }
-  assert.equal(failureReport('nothing watched', undefined), '', 'no report when nothing is watched');
+});
+
+test('a shared output that is released stays in the report of the test running now', () => {
+  const release = watchOutput('rackboot serve log', () => 'stopped in the test\'s finally block', { shared: true });
+  release();
+  assert.match(failureReport('x', undefined), /stopped in the test's finally block/);
+});
+
+test('outputs of a test, and shared ones it released, are gone after it; nothing watched, no report', () => {
+  assert.equal(failureReport('nothing watched', undefined), '');
 });
 
 test('failureReport: an output that cannot be read says so, and the others still print', () => {
-  const stopBroken = watchOutput('broken', () => {
+  watchOutput('broken', () => {
     throw new Error('gone');
   });
-  const stopServer = watchOutput('rackboot serve log', () => 'last words');
-  try {
-    const report = failureReport('x', undefined);
-    assert.match(report, /----- broken: last 1 of 1 lines -----\n\(cannot read it: gone\)\n/);
-    assert.match(report, /----- rackboot serve log: last 1 of 1 lines -----\nlast words\n/);
-  } finally {
-    stopBroken();
-    stopServer();
-  }
+  watchOutput('rackboot serve log', () => 'last words');
+  const report = failureReport('x', undefined);
+  assert.match(report, /----- broken: last 1 of 1 lines -----\n\(cannot read it: gone\)\n/);
+  assert.match(report, /----- rackboot serve log: last 1 of 1 lines -----\nlast words\n/);
 });

@@ -30,12 +30,15 @@ const watched = new Set<WatchedOutput>();
  * Show `read()` when a test fails: its last `lines` lines (default 80).
  * `shared`: the output belongs to the whole file (a server started in
  * before()), not to the test running now. Returns a function that stops
- * watching it.
+ * watching it once the test running now has ended (a test's finally block
+ * that stops its server runs before the report is printed).
  */
 export function watchOutput(label: string, read: () => string, options: { lines?: number; shared?: boolean } = {}): () => void {
   const entry: WatchedOutput = { label, read, lines: options.lines ?? 80, shared: options.shared ?? false };
   watched.add(entry);
-  return () => watched.delete(entry);
+  return () => {
+    entry.shared = false;
+  };
 }
 
 /** A console as text: ANSI escapes, carriage returns and other control characters taken out. */
