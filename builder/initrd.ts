@@ -211,8 +211,17 @@ export async function debianRuntimeTree(inputs: DebianRuntimeInputs): Promise<Ru
 export const GUEST_KERNEL_DIR = 'usr/lib/rackboot/guest-kernel';
 
 /**
+ * rackboot's vif hotplug script in the Debian tree, xl's default for
+ * guests' interfaces (builder/runtime/xl.conf): Xen's bash vif-bridge has
+ * run past libxl's hotplug timeout under emulation on a busy host, and the
+ * guest was not started.
+ */
+export const VIF_SCRIPT = 'etc/xen/scripts/vif-rackboot';
+
+/**
  * rackboot's files inside the Debian tree: init-debian as /init, the udhcpc
- * script, the release note, the dom0 modules, and the guest kernel unpacked.
+ * script, the vif hotplug script and xl.conf naming it, the release note,
+ * the dom0 modules, and the guest kernel unpacked.
  *
  * The unpacked kernel is for memory: started from the vmlinuz, xl's domain
  * builder unpacks its 66 MB payload into dom0's heap (about 97 MB resident
@@ -225,6 +234,8 @@ export async function debianRuntimeFiles(kernel: KernelParts, runtimeDir: string
   return [
     { type: 'file', path: 'init', mode: 0o755, data: await readFile(join(runtimeDir, 'init-debian')) },
     { type: 'file', path: 'usr/share/udhcpc/default.script', mode: 0o755, data: await readFile(join(runtimeDir, 'udhcpc.script')) },
+    { type: 'file', path: VIF_SCRIPT, mode: 0o755, data: await readFile(join(runtimeDir, 'vif-rackboot')) },
+    { type: 'file', path: 'etc/xen/xl.conf', mode: 0o644, data: await readFile(join(runtimeDir, 'xl.conf')) },
     { type: 'file', path: 'etc/rackboot-release', mode: 0o644, data: Buffer.from(`rackboot-runtime ${runtimeVersion} debian\n`, 'utf8') },
     { type: 'file', path: `${GUEST_KERNEL_DIR}/vmlinux`, mode: 0o644, data: await kernelElfOf(kernel.vmlinuz) },
     { type: 'file', path: `${GUEST_KERNEL_DIR}/vmlinuz.sha256`, mode: 0o644, data: Buffer.from(`${createHash('sha256').update(kernel.vmlinuz).digest('hex')}\n`, 'utf8') },

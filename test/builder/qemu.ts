@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { ConsoleWatcher } from '../../server/demo/qemu.js';
+import { watchOutput } from '../helpers/failure-report.js';
 import type { Netns } from '../helpers/netns.js';
 
 /**
@@ -19,6 +20,7 @@ export class ConsoleMachine {
   constructor(ns: Netns, args: string[], hardTimeoutMs: number) {
     this.child = ns.spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.console = new ConsoleWatcher(this.child, () => this.answerCursorQueries());
+    watchOutput('QEMU console', () => this.output);
     this.exited = new Promise((resolve) => {
       this.child.on('exit', (code, signal) => {
         this.done = true;
@@ -144,6 +146,7 @@ export const testBootToken = 'b.TESTtokenAAA.0.c6120032.TESTsignatureAAAAAAAAA';
 export async function serveInNamespace(ns: Netns, port: number, routes: Record<string, HttpRoute>): Promise<SeenRequest[]> {
   const requests: SeenRequest[] = [];
   const child = ns.spawn(process.execPath, ['-e', HTTP_SERVER_SCRIPT, '198.18.0.1', String(port), JSON.stringify(routes)]);
+  watchOutput(`HTTP server in ${ns.name}: requests`, () => requests.map((r) => JSON.stringify(r)).join('\n'), { lines: 40 });
   await new Promise<void>((resolve, reject) => {
     let buffered = '';
     child.stdout!.on('data', (chunk: Buffer) => {

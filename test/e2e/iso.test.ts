@@ -12,6 +12,7 @@ import { isoSanbootUrl } from '../../server/http/downloads.js';
 import { HostTokens } from '../../server/boot/host-token.js';
 import { ConsoleMachine } from '../builder/qemu.js';
 import { cliPath, ensureTestBuild } from '../helpers/build.js';
+import { watchOutput } from '../helpers/failure-report.js';
 import { assertRoot, Netns } from '../helpers/netns.js';
 import { unpackedProgram } from '../helpers/unpacked.js';
 
@@ -183,6 +184,7 @@ test("BIOS: iPXE's sanboot boots the build's image over HTTP (the iPXE menu's en
     const lines = createInterface({ input: child.stdout! });
     const listening = new Promise<void>((resolve) => lines.once('line', () => resolve()));
     lines.on('line', (line) => server.lines.push(JSON.parse(line) as Record<string, unknown>));
+    watchOutput('HTTP server log', () => server.lines.map((line) => JSON.stringify(line)).join('\n'), { lines: 60 });
     await listening;
     try {
       // ipxe.lkrn runs the script it is given as an initrd (Linux boot protocol).

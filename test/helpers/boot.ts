@@ -3,6 +3,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConsoleWatcher, assertQemu, prepareOvmfVars, readyLinePattern, spawnQemu, type Firmware } from '../../server/demo/qemu.js';
+import { watchOutput } from './failure-report.js';
 import { Netns } from './netns.js';
 import { cliPath, ensureTestBuild } from './build.js';
 import { startSiteDhcp, type SiteDhcp } from './site-dhcp.js';
@@ -93,6 +94,7 @@ export async function startRack(profileFiles: Record<string, string>, options: R
   ]);
   const child = ns.spawn(serve.command, serve.args, { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'debug' } });
   const server = new ConsoleWatcher(child);
+  const unwatch = watchOutput('rackboot serve log', () => server.transcript, { lines: 150, shared: true });
   await server.waitFor(/rackboot is serving/, 30_000, 'rackboot serve to start');
   return {
     ns,
@@ -107,6 +109,7 @@ export async function startRack(profileFiles: Record<string, string>, options: R
         .map((line) => JSON.parse(line) as Record<string, unknown>),
     ...(site ? { site } : {}),
     close: async () => {
+      unwatch();
       child.kill('SIGTERM');
       await site?.close();
       ns.delete();
@@ -197,6 +200,7 @@ export async function bootMachine(rack: Rack, firmware: Firmware, mac: string, t
     ...(firmware === 'bios' ? {} : { ovmfVars: await prepareOvmfVars(rack.work) }),
   });
   const console = new ConsoleWatcher(qemu);
+  watchOutput(`QEMU console of ${mac} (${firmware})`, () => console.transcript);
   try {
     const ready = await console.waitFor(readyLinePattern, timeoutMs, `the ready line from ${mac}`);
     const seconds = (Date.now() - started) / 1000;
