@@ -9,7 +9,7 @@ import { build } from '../../builder/build.js';
 import { ConsoleWatcher, readyLinePattern, spawnQemu } from '../../server/demo/qemu.js';
 import { silentLogger } from '../../server/log.js';
 import { addClient, httpPort, serverAddress, startRack, type Rack, type RackClient } from '../helpers/boot.js';
-import { cliPath } from '../helpers/build.js';
+import { cliPath, repoRoot } from '../helpers/build.js';
 import { assertRoot, run } from '../helpers/netns.js';
 
 /**
@@ -26,6 +26,7 @@ const victim = '52:54:00:12:34:56';
 const victimPath = victim.replaceAll(':', '-');
 const victimAddress = '198.18.0.50';
 const strangerMac = '02:00:00:00:0b:ad';
+const floodScript = join(repoRoot, 'dist/test/e2e/support/stranger-flood.js');
 const base = `http://${serverAddress}:${httpPort}`;
 // openssl passwd -6 -salt rackboottest 'correct horse'
 const rootHash = '$6$rackboottest$R3I6dZFiAb60PrrUAAtXOMq7uhRrLSm.wvav/fW7uy9vr6fdYQ.pt1/wT0EiPcmrfkJXw5Jcg4yf7oJuDAcI40';
@@ -118,6 +119,10 @@ test('a stranger on the wire gets no token and no secret of a booting host, cann
   qemu = spawnQemu(rack.ns.name, { firmware: 'bios', mac: victim, tap: 'tap0', memoryMiB: 512 });
   machine = new ConsoleWatcher(qemu);
   const started = Date.now();
+  // At once: a pool grab, silent TFTP transfers, a connection flood and never-read live pages, held for 40 s.
+  const flood = stranger.ns.spawn(process.execPath, [floodScript, serverAddress, String(httpPort), '40000']);
+  const flooded = new ConsoleWatcher(flood);
+  const floodEnded = new Promise<void>((resolve) => flood.once('exit', () => resolve()));
   // While the machine boots, the stranger keeps trying.
   const during = (async () => {
     for (let round = 0; round < 3; round++) {
@@ -127,6 +132,25 @@ test('a stranger on the wire gets no token and no secret of a booting host, cann
   })();
   const ready = await machine.waitFor(readyLinePattern, 900_000, 'the ready line');
   await during;
+  await floodEnded;
+  const line = flooded.transcript.split('\n').find((text) => text.startsWith('{'));
+  assert.ok(line, `the flood printed no summary:\n${flooded.transcript}`);
+  const summary = JSON.parse(line) as {
+    dhcp: { offers: number; acks: number; leaseSeconds: number[] };
+    tftp: { sockets: number; answered: number; refused: number };
+    http: { opened: number; closedByServer: number; streaming: number };
+    sse: { opened: number; closedByServer: number; streaming: number };
+  };
+  process.stderr.write(`hostile neighbour: flood ${JSON.stringify(summary)}\n`);
+  // Made-up MACs hold first leases only (5 minutes), not the pool for the lease time.
+  assert.ok(summary.dhcp.acks > 0, 'the pool grab got no lease at all: the test did not test it');
+  assert.ok(summary.dhcp.leaseSeconds.every((seconds) => seconds <= 300), JSON.stringify(summary.dhcp));
+  // One client's share of TFTP, and its silent transfers ended.
+  assert.ok(summary.tftp.answered <= 8, JSON.stringify(summary.tftp));
+  // Connections past the per-address cap are closed by the server; live pages within their cap.
+  assert.ok(summary.http.closedByServer >= summary.http.opened - 64, JSON.stringify(summary.http));
+  assert.ok(summary.sse.streaming <= 50, JSON.stringify(summary.sse));
+  assert.equal(strangerFetch(`${base}/boot.ipxe`).status, 200, 'the server still answers the stranger too');
   process.stderr.write(`hostile neighbour: the machine was ready after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   assert.equal(ready.groups!.hostname, 'xen01');
   assert.equal(ready.groups!.ip, `${victimAddress}/24`);
