@@ -19,7 +19,7 @@ const [server = '198.18.0.1', httpPortText = '8080', holdText = '30000'] = proce
 const httpPort = Number(httpPortText);
 const holdMs = Number(holdText);
 
-async function poolGrab(): Promise<{ offers: number; acks: number; leaseSeconds: number[] }> {
+async function poolGrab(): Promise<{ offers: number; acks: number; leaseSeconds: number[]; sendErrors: number }> {
   const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
   await new Promise<void>((resolve) => socket.bind(68, '0.0.0.0', () => resolve()));
   socket.setBroadcast(true);
@@ -38,7 +38,16 @@ async function poolGrab(): Promise<{ offers: number; acks: number; leaseSeconds:
       // not a DHCP reply
     }
   });
-  const send = (packet: Buffer) => new Promise<void>((resolve) => socket.send(packet, 67, '255.255.255.255', () => resolve()));
+  // The wire's own broadcast address: the stranger's namespace has no default route for 255.255.255.255.
+  const broadcast = server.replace(/\.\d+$/, '.255');
+  let sendErrors = 0;
+  const send = (packet: Buffer) =>
+    new Promise<void>((resolve) =>
+      socket.send(packet, 67, broadcast, (error) => {
+        if (error) sendErrors++;
+        resolve();
+      }),
+    );
   const macs = Array.from({ length: 40 }, () => `02:${[...randomBytes(5)].map((byte) => byte.toString(16).padStart(2, '0')).join(':')}`);
   for (const [index, mac] of macs.entries()) {
     await send(encodePacket(clientRequest({ mac, transactionId: 0x5a000000 + index, broadcast: true, options: { messageType: 1 } })));
@@ -60,7 +69,7 @@ async function poolGrab(): Promise<{ offers: number; acks: number; leaseSeconds:
   }
   await delay(2000);
   socket.close();
-  return { offers: offers.size, acks: acks.length, leaseSeconds: [...new Set(acks)] };
+  return { offers: offers.size, acks: acks.length, leaseSeconds: [...new Set(acks)], sendErrors };
 }
 
 /** answered: transfers the server started (it sent data); refused: requests it answered with an error. */
