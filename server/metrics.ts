@@ -122,6 +122,7 @@ export function httpFileLabel(path: string, isPart: (name: string) => boolean): 
   if (/^\/hosts\/[^/]+\/domains\/[^/]+$/.test(clean)) return 'host:domain.cfg';
   const host = /^\/hosts\/[^/]+\/(?:builds\/[^/]+\/)?(boot\.ipxe|xen\.cfg|runtime\.env)$/.exec(clean);
   if (host) return `host:${host[1]}`;
-  const part = /^\/(?:builds\/[^/]+\/)?([^/]+)$/.exec(clean)?.[1];
+  // /<part>, /builds/<id>/<part>, or /b/<digest>/<part> (BIOS multiboot lines, resolve.ts).
+  const part = /^\/(?:(?:builds\/[^/]+|b\/[0-9a-f]{8})\/)?([^/]+)$/.exec(clean)?.[1];
   return part !== undefined && isPart(part) ? part : 'other';
 }

@@ -8,6 +8,8 @@ const isPart = (name: string) => parts.has(name);
 test('HTTP labels: part names from the manifest, kinds for per-host files, "other" for anything else', () => {
   assert.equal(httpFileLabel('/initrd.gz', isPart), 'initrd.gz');
   assert.equal(httpFileLabel('/builds/20261125-ab12/vmlinuz', isPart), 'vmlinuz');
+  assert.equal(httpFileLabel('/b/5754a297/initrd.gz', isPart), 'initrd.gz', 'a build by its digest, as BIOS scripts name it');
+  assert.equal(httpFileLabel('/b/not-a-digest/initrd.gz', isPart), 'other');
   assert.equal(httpFileLabel('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios', isPart), 'host:boot.ipxe');
   assert.equal(httpFileLabel('/hosts/52-54-00-12-34-56/builds/b1/xen.cfg', isPart), 'host:xen.cfg');
   assert.equal(httpFileLabel('/hosts/52-54-00-12-34-56/runtime.env', isPart), 'host:runtime.env');
