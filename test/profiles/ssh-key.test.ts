@@ -62,8 +62,14 @@ test('refusals name what is wrong', () => {
 test('Ed25519 keys from node:crypto in OpenSSH form pass (property)', () => {
   fc.assert(
     fc.property(fc.string({ maxLength: 40 }).filter((comment) => !/[\u0000-\u001f\u007f]/.test(comment)), (comment) => {
-      const { publicKey } = generateKeyPairSync('ed25519');
-      const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url');
+      // DER straight from the generator (an Ed25519 SPKI ends in the 32-byte key). Not
+      // KeyObject.export({ format: 'jwk' }): on Node 20 it can deadlock against the
+      // garbage collector freeing an earlier key generation job (seen here, a hung test).
+      const { publicKey } = generateKeyPairSync('ed25519', {
+        publicKeyEncoding: { type: 'spki', format: 'der' },
+        privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+      });
+      const raw = publicKey.subarray(publicKey.length - 32);
       const line = `ssh-ed25519 ${Buffer.concat([sshString('ssh-ed25519'), sshString(raw)]).toString('base64')} ${comment}`;
       assert.equal(sshPublicKeyProblem(line), undefined);
     }),
