@@ -251,7 +251,6 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     });
     closers.push(() => http.close());
 
-    const tftpNeighbors = new NeighborTable();
     // A datagram to the discard port (9) of a client not yet in the
     // neighbour table makes the kernel resolve its MAC (see resolveNeighbor).
     const pokeSocket = dgram.createSocket('udp4');
@@ -276,7 +275,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       ...(options.tftpMaxTransfersPerClient !== undefined ? { maxTransfersPerClient: options.tftpMaxTransfersPerClient } : {}),
       // The per-client cap counts per MAC too: one machine with many
       // addresses on its interface cannot take every slot.
-      macOf: (address) => resolveNeighbor(tftpNeighbors, address, { onLink: (client) => servedSubnet.contains(client), poke: pokeNeighbor }),
+      macOf: (address) => resolveNeighbor(neighbors, address, { onLink: (client) => servedSubnet.contains(client), poke: pokeNeighbor }),
       log,
       resolve: async (requested, client) => {
         // Generated per-host files first, rendered exactly as HTTP renders them.

@@ -103,11 +103,10 @@ export async function hostFile(
   if ((request.name === 'boot.ipxe' || request.name === 'xen.cfg') && sources.secrets) {
     const grant = await sources.secrets.prove(mac, address);
     if (grant.kind === 'grant') {
-      const now = (sources.secrets.now ?? Date.now)();
-      token = sources.secrets.tokens.mintBoot(mac, address!, now);
-      const claims = sources.secrets.tokens.read(mac, token);
-      if (claims?.kind === 'boot') sources.secrets.ledger.minted(claims);
-      bootNonce = claims?.nonce;
+      const minted = sources.secrets.tokens.mintBoot(mac, address!, (sources.secrets.now ?? Date.now)());
+      sources.secrets.ledger.minted(minted.claims);
+      token = minted.token;
+      bootNonce = minted.claims.nonce;
       attributed = true;
     } else {
       withheld = grant.reason;
@@ -150,7 +149,7 @@ export async function hostFile(
  */
 export function authorizeHost(
   secrets: HostSecrets,
-  request: { mac: string; use: TokenUse; token: string | undefined; address: string | undefined; domain?: string },
+  request: { mac: string; use: TokenUse; token: string | undefined; address: string | undefined; domain?: string; stage?: string },
 ): TokenUseDecision {
   const { mac, use, token, address } = request;
   const claims = secrets.tokens.read(mac, token, request.domain);
@@ -158,6 +157,7 @@ export function authorizeHost(
   const decision = decideTokenUse({
     mac,
     use,
+    ...(request.stage === undefined ? {} : { stage: request.stage }),
     presented: token !== undefined && token !== '',
     claims,
     requester: address,

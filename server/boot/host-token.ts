@@ -20,8 +20,17 @@ import { isIpv4, ipv4ToNumber, numberToIpv4 } from '../net/ipv4.js';
  * and whether it was used already is decided in token-use.ts.
  */
 
+export interface BootTokenClaims {
+  kind: 'boot';
+  mac: string;
+  nonce: string;
+  /** Milliseconds since the epoch, to the second. */
+  issuedAt: number;
+  address: string;
+}
+
 export type HostTokenClaims =
-  | { kind: 'boot'; mac: string; nonce: string; /** Milliseconds since the epoch, to the second. */ issuedAt: number; address: string }
+  | BootTokenClaims
   | { kind: 'image'; mac: string; nonce: string }
   | { kind: 'guest'; mac: string; nonce: string; domain: string };
 
@@ -52,11 +61,15 @@ export class HostTokens {
     if (secret.length < 32) throw new Error('the host token secret must be at least 32 bytes');
   }
 
-  /** A token for one boot of `mac`, handed to `address` at `now`. */
-  mintBoot(mac: string, address: string, now: number, nonce = newNonce()): string {
-    const issued = Math.floor(now / 1000).toString(36);
+  /** A token for one boot of `mac`, handed to `address` at `now`, and what it says. */
+  mintBoot(mac: string, address: string, now: number, nonce = newNonce()): { token: string; claims: BootTokenClaims } {
+    const issuedSeconds = Math.floor(now / 1000);
+    const issued = issuedSeconds.toString(36);
     const hex = addressHex(address);
-    return `b.${nonce}.${issued}.${hex}.${this.sign(['boot', mac, nonce, issued, hex])}`;
+    return {
+      token: `b.${nonce}.${issued}.${hex}.${this.sign(['boot', mac, nonce, issued, hex])}`,
+      claims: { kind: 'boot', mac, nonce, issuedAt: issuedSeconds * 1000, address },
+    };
   }
 
   /** The token of a host's own image: the same for the same nonce, so a cached image stays valid. */

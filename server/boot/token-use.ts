@@ -1,4 +1,4 @@
-import type { HostTokenClaims } from './host-token.js';
+import type { BootTokenClaims, HostTokenClaims } from './host-token.js';
 
 /**
  * What a presented host token may do, and when its showing is an alarm.
@@ -6,8 +6,11 @@ import type { HostTokenClaims } from './host-token.js';
  * MAC's newest boot token and whether its runtime.env went out already.
  */
 
-/** What the token is shown for: a host's secrets (runtime.env, a domain config) or a report. */
+/** What the token is shown for: a host's secrets (runtime.env, a domain config) or a report (its stage; "alive" for the heartbeat). */
 export type TokenUse = 'runtime.env' | 'domain.cfg' | 'event';
+
+/** The one stage a guest reports. */
+const guestStage = 'guest-ready';
 
 /** A boot's token takes runtime.env within this time of being handed out, and only once. */
 export const runtimeEnvWindowMs = 15 * 60 * 1000;
@@ -35,6 +38,8 @@ export type TokenUseDecision =
 export function decideTokenUse(input: {
   mac: string;
   use: TokenUse;
+  /** With use 'event': the stage reported. */
+  stage?: string;
   /** A token was presented at all. */
   presented: boolean;
   /** What it says, when it is a token of this MAC (host-token.ts read); undefined for anything else. */
@@ -57,6 +62,7 @@ export function decideTokenUse(input: {
       return { kind: 'allow', claims, spend: false };
     case 'guest': {
       if (use !== 'event') return { kind: 'refuse', reason: `a guest token (of ${claims.domain}) is for the guest's reports only` };
+      if (input.stage !== guestStage) return { kind: 'refuse', reason: `a guest's token reports ${guestStage} only, not ${input.stage ?? 'this'}` };
       const alarm = twoBoots(`a token of guest ${claims.domain}`);
       if (alarm) return { kind: 'refuse', reason: 'the token of a guest of an earlier boot', alarm };
       return { kind: 'allow', claims, spend: false };
@@ -108,7 +114,7 @@ export class BootLedger {
   constructor(private readonly capacity = 65_536) {}
 
   /** A boot token went out. */
-  minted(claims: Extract<HostTokenClaims, { kind: 'boot' }>): void {
+  minted(claims: BootTokenClaims): void {
     const previous = this.boots.get(claims.mac);
     this.boots.delete(claims.mac);
     const earlier = previous ? [previous.current.nonce, ...previous.earlier].slice(0, 8) : [];

@@ -214,6 +214,24 @@ export function createHttpApp(options: HttpAppOptions) {
     if (boot?.kind === 'boot') log.info({ event: 'domain-config', mac: boot.plan.mac, domain }, 'domain configuration');
   });
 
+  /**
+   * Why a report of `stage` (or the heartbeat, "alive") about `mac` is not
+   * taken from this request; undefined when the host's token, or its guest's
+   * for that guest's own report, says it comes from them (token-use.ts).
+   */
+  const reportRefusal = (req: Request, mac: string, stage: string, domain?: string): string | undefined => {
+    if (!options.secrets) return undefined;
+    const decision = authorizeHost(options.secrets, {
+      mac,
+      use: 'event',
+      stage,
+      token: req.get(hostTokenHeader),
+      address: remoteAddress(req),
+      ...(domain === undefined ? {} : { domain }),
+    });
+    return decision.kind === 'refuse' ? decision.reason : undefined;
+  };
+
   // Reports from a host's runtime and its guests: where the boot stands.
   // Form-encoded, so busybox `wget --post-data` can send them, or JSON.
   const eventBody = [
@@ -239,29 +257,12 @@ export function createHttpApp(options: HttpAppOptions) {
       text(res.status(400), `rackboot: ${report.field}: ${report.message}\n`);
       return;
     }
-    // Only the host (its boot's token) or one of its guests (the guest's
-    // token, for that guest's report) speaks for the host's timeline.
-    if (options.secrets) {
-      const address = remoteAddress(req);
-      const decision = authorizeHost(options.secrets, {
-        mac,
-        use: 'event',
-        token: req.get(hostTokenHeader),
-        address,
-        ...(report.event.domain === undefined ? {} : { domain: report.event.domain }),
-      });
-      const reason =
-        decision.kind === 'refuse'
-          ? decision.reason
-          : decision.claims.kind === 'guest' && report.event.stage !== 'guest-ready'
-            ? `a guest's token reports guest-ready only, not ${report.event.stage}`
-            : undefined;
-      if (reason !== undefined) {
-        log.warn({ event: 'host-event-refused', mac, stage: report.event.stage, remote: address, reason }, 'report refused: not from the host');
-        options.observer?.hostRefused('event');
-        text(res.status(403), `rackboot: reports about ${mac} are taken only from that host, with its token: ${reason}\n`);
-        return;
-      }
+    const reason = reportRefusal(req, mac, report.event.stage, report.event.domain);
+    if (reason !== undefined) {
+      log.warn({ event: 'host-event-refused', mac, stage: report.event.stage, remote: remoteAddress(req), reason }, 'report refused: not from the host');
+      options.observer?.hostRefused('event');
+      text(res.status(403), `rackboot: reports about ${mac} are taken only from that host, with its token: ${reason}\n`);
+      return;
     }
     const stored = events.append({ ...report.event, time: now(), mac });
     log.info(
@@ -281,14 +282,12 @@ export function createHttpApp(options: HttpAppOptions) {
       text(res.status(400), `rackboot: mac: "${String(req.params.mac)}" is not a MAC address\n`);
       return;
     }
-    if (options.secrets) {
-      const decision = authorizeHost(options.secrets, { mac, use: 'event', token: req.get(hostTokenHeader), address: remoteAddress(req) });
-      if (decision.kind === 'refuse') {
-        log.info({ event: 'host-alive-refused', mac, remote: remoteAddress(req), reason: decision.reason }, 'heartbeat refused');
-        options.observer?.hostRefused('alive');
-        text(res.status(403), `rackboot: ${decision.reason}\n`);
-        return;
-      }
+    const reason = reportRefusal(req, mac, 'alive');
+    if (reason !== undefined) {
+      log.info({ event: 'host-alive-refused', mac, remote: remoteAddress(req), reason }, 'heartbeat refused');
+      options.observer?.hostRefused('alive');
+      text(res.status(403), `rackboot: ${reason}\n`);
+      return;
     }
     res.status(204).set('Cache-Control', 'no-store').end();
   });

@@ -11,14 +11,16 @@ const other = '52:54:00:12:34:57';
 const now = Date.parse('2026-12-04T16:00:00.500Z');
 
 test('a boot token names its MAC, the address it was handed to and when, and reads for its own MAC only', () => {
-  const token = tokens.mintBoot(mac, '198.18.0.100', now);
+  const minted = tokens.mintBoot(mac, '198.18.0.100', now);
+  const { token } = minted;
   assert.match(token, /^b\.[A-Za-z0-9_-]{12}\.[0-9a-z]+\.[0-9a-f]{8}\.[A-Za-z0-9_-]{22}$/);
   assert.ok(token.length <= 54, `${token.length} characters`);
   assert.ok(token.length <= maximumTokenLength);
   const claims = tokens.read(mac, token);
   assert.deepEqual(claims, { kind: 'boot', mac, nonce: token.split('.')[1], issuedAt: Date.parse('2026-12-04T16:00:00Z'), address: '198.18.0.100' });
+  assert.deepEqual(minted.claims, claims, 'what minting says is what reading says');
   assert.equal(tokens.read(other, token), undefined);
-  assert.notEqual(tokens.mintBoot(mac, '198.18.0.100', now), token, 'each boot gets its own nonce');
+  assert.notEqual(tokens.mintBoot(mac, '198.18.0.100', now).token, token, 'each boot gets its own nonce');
   // Another server with the same key (or this one after a restart) reads it; one with another key does not.
   assert.deepEqual(new HostTokens(Buffer.from(secret)).read(mac, token), claims);
   assert.equal(new HostTokens(randomBytes(32)).read(mac, token), undefined);
@@ -46,7 +48,7 @@ test('image and guest tokens: an image token is the same for the same nonce; a g
 });
 
 test('no altered token reads: any change to its nonce, time, address or signature is refused', () => {
-  for (const token of [tokens.mintBoot(mac, '198.18.0.100', now), tokens.mintImage(mac, 'BBBBBBBBBBBB')]) {
+  for (const token of [tokens.mintBoot(mac, '198.18.0.100', now).token, tokens.mintImage(mac, 'BBBBBBBBBBBB')]) {
     fc.assert(
       fc.property(fc.nat(token.length - 1), fc.constantFrom(...'ABCabc019-_.=f'), (index, replacement) => {
         fc.pre(token[index] !== replacement);
@@ -60,7 +62,7 @@ test('no altered token reads: any change to its nonce, time, address or signatur
     }
   }
   // The address is inside the signature: the same token shown with another address part fails.
-  const token = tokens.mintBoot(mac, '198.18.0.100', now);
+  const { token } = tokens.mintBoot(mac, '198.18.0.100', now);
   const moved = token.replace(/\.c6120064\./, '.c6120065.');
   assert.notEqual(moved, token);
   assert.equal(tokens.read(mac, moved), undefined);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { HostTokens, type HostTokenClaims } from '../../server/boot/host-token.js';
+import { HostTokens } from '../../server/boot/host-token.js';
 import { decideTokenGrant, DhcpAnswers, dhcpProofMs, type GrantFacts } from '../../server/boot/token-grant.js';
 import { BootLedger, bootTokenLifetimeMs, decideTokenUse, runtimeEnvMaximumFetches, runtimeEnvRetryMs, runtimeEnvWindowMs, type TokenUse } from '../../server/boot/token-use.js';
 
@@ -64,11 +64,13 @@ test('DhcpAnswers keeps the newest answer per MAC, and at most its capacity of M
 });
 
 const tokens = new HostTokens(randomBytes(32));
-const use = (ledger: BootLedger, token: string | undefined, what: TokenUse, requester: string, at = now, domain?: string) => {
+/** A report names a guest's own stage when it names a guest, else the host's. */
+const use = (ledger: BootLedger, token: string | undefined, what: TokenUse, requester: string, at = now, domain?: string, stage = domain ? 'guest-ready' : 'booted') => {
   const claims = tokens.read(mac, token, domain);
   const decision = decideTokenUse({
     mac,
     use: what,
+    ...(what === 'event' ? { stage } : {}),
     presented: token !== undefined,
     claims,
     requester,
@@ -79,8 +81,8 @@ const use = (ledger: BootLedger, token: string | undefined, what: TokenUse, requ
   return decision;
 };
 const mint = (ledger: BootLedger, address: string, at = now) => {
-  const token = tokens.mintBoot(mac, address, at);
-  ledger.minted(tokens.read(mac, token) as Extract<HostTokenClaims, { kind: 'boot' }>);
+  const { token, claims } = tokens.mintBoot(mac, address, at);
+  ledger.minted(claims);
   return token;
 };
 
@@ -138,6 +140,7 @@ test('guest tokens report only; image tokens are not spent; after a restart a bo
   const guest = tokens.mintGuest(mac, boot.split('.')[1]!, 'web1');
   assert.equal(use(ledger, guest, 'runtime.env', '198.18.0.150', now, 'web1').kind, 'refuse');
   assert.equal(use(ledger, guest, 'event', '198.18.0.150', now, 'web2').kind, 'refuse', 'a guest token speaks for its own guest only');
+  assert.equal(use(ledger, guest, 'event', '198.18.0.150', now, 'web1', 'ready').kind, 'refuse', 'a guest does not speak for its host');
   const image = tokens.mintImage(mac, 'CCCCCCCCCCCC');
   assert.equal(use(ledger, image, 'runtime.env', '198.18.0.77').kind, 'allow');
   assert.equal(use(ledger, image, 'runtime.env', '198.18.0.78').kind, 'allow', 'an image boots again, from any address');
