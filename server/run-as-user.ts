@@ -1,6 +1,6 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { hostImageFolder } from './iso/host-iso.js';
 import type { Logger } from './log.js';
 import { dropPrivileges, type DropReport, type TargetUser } from './privileges.js';
 import { ownedFolder, ownFolderItself, secureStateFolder } from './state-folder.js';
@@ -14,11 +14,6 @@ export interface ServerUserPlan {
   /** rackboot's own folder: Node loads some modules only when first used, after the drop. */
   code: string;
   log: Logger;
-}
-
-/** The per-host image cache the HTTP server writes (server/http/downloads.ts's default). */
-export function hostImageFolder(assets: string): string {
-  return join(assets, 'host-images');
 }
 
 /**

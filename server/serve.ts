@@ -22,7 +22,7 @@ import { builderRecipe, packageRoot } from '../builder/recipe.js';
 import { BuildPartNames, describeHost, rackbootVersion } from './status/hosts.js';
 import { HostList, notifyingAppends, type HostListSettings } from './status/host-list.js';
 import { listenHttp, type HttpLimits } from './http/limits.js';
-import { isDefaultProfile } from './profiles/profile.js';
+import { HostIsoCache, hostImageFolder } from './iso/host-iso.js';
 import { LoadSampler } from './status/load.js';
 import { hostsPerStage } from './status/timeline.js';
 import { createHttpApp } from './http/app.js';
@@ -75,7 +75,7 @@ export interface ServeOptions {
   httpLimits?: Partial<HttpLimits>;
   /** How many hosts nobody configured the host list keeps, and how long (default: defaultHostListSettings). */
   hostList?: Partial<HostListSettings>;
-  /** Disk budget of the per-host image cache, bytes (default: see downloadsRouter). */
+  /** Disk budget of the per-host image cache, bytes (default: defaultHostImageBudgetBytes). */
   hostImageCacheBytes?: number;
   log: Logger;
 }
@@ -178,10 +178,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const hostRows = new HostList(
       {
         describe: (mac) => describeHost(mac, events, { profiles, sightings, ...(leases ? { leases } : {}) }),
-        isKnown: (mac) => {
-          const profile = profiles.lookup(mac, sightings.slotOf(mac));
-          return (profile !== undefined && !isDefaultProfile(profile)) || leases?.byMac(mac)?.state === 'bound';
-        },
+        isKnown: (mac) => profiles.hasOwnProfile(mac, sightings.slotOf(mac)) || leases?.byMac(mac)?.state === 'bound',
       },
       options.hostList,
     );
@@ -194,10 +191,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const bootObserver = new BootObserver({ timeline, metrics, neighbors, log, partNames: () => partNames.current });
     observer = bootObserver;
     closers.push(() => bootObserver.close());
-    const load = new LoadSampler(served.interfaceName, undefined, (error, failing) => {
-      if (failing) log.warn({ event: 'load-sample-failed', err: error }, 'status: load sampling failed; the last sample is shown until it works again');
-      else log.info({ event: 'load-sample-recovered' }, 'status: load sampling works again');
-    });
+    const load = new LoadSampler(served.interfaceName, { log });
     load.start();
     closers.push(() => load.stop());
     const status = createStatusRouter({
@@ -223,7 +217,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       events: timeline,
       observer: bootObserver,
       status: { router: status.router, metrics },
-      ...(options.hostImageCacheBytes !== undefined ? { hostImages: { cacheBytes: options.hostImageCacheBytes } } : {}),
+      hostImages: { cache: new HostIsoCache(hostImageFolder(options.assets), options.hostImageCacheBytes === undefined ? {} : { budgetBytes: options.hostImageCacheBytes }) },
       admin: {
         token,
         profiles,

@@ -206,7 +206,7 @@ export function createAdminRouter(options: AdminApiOptions): Router {
       res.status(404).json({ error: 'this server makes no image links' });
       return;
     }
-    if (profiles.lookup(mac)?.mac !== mac) {
+    if (!profiles.hasOwnProfile(mac)) {
       res.status(404).json({ error: `${mac} has no profile of its own; per-host images are made only for hosts with their own profile` });
       return;
     }

@@ -12,6 +12,7 @@ import type { BootObserver } from '../observe.js';
 import { createAdminRouter, type AdminApiOptions } from './admin.js';
 import { downloadsRouter, sendDownload } from './downloads.js';
 import { FileCache } from './file-cache.js';
+import type { HostIsoCache } from '../iso/host-iso.js';
 import { ImageLinks } from './image-links.js';
 import { httpBase } from '../boot/resolve.js';
 
@@ -40,7 +41,7 @@ export interface HttpAppOptions extends HostSources {
    * (default: the admin API's token, and links the admin API signs) and
    * their disk budget.
    */
-  hostImages?: { token?: Pick<AdminApiOptions['token'], 'matches'>; links?: ImageLinks; cacheBytes?: number; dir?: string };
+  hostImages?: { token?: Pick<AdminApiOptions['token'], 'matches'>; links?: ImageLinks; cache?: HostIsoCache };
 }
 
 /** Event bodies are one line of text or so; anything bigger is not a report. */
@@ -145,8 +146,7 @@ export function createHttpApp(options: HttpAppOptions) {
     ...options,
     fileCache,
     hostImageAccess: { links: imageLinks, ...(imageToken ? { token: imageToken } : {}) },
-    ...(options.hostImages?.cacheBytes !== undefined ? { hostImageCacheBytes: options.hostImages.cacheBytes } : {}),
-    ...(options.hostImages?.dir !== undefined ? { hostImageDir: options.hostImages.dir } : {}),
+    ...(options.hostImages?.cache ? { hostImageCache: options.hostImages.cache } : {}),
   }));
 
   app.get('/boot.ipxe', (_req, res) => text(res, renderEntryScript(endpoints)));

@@ -8,7 +8,8 @@ import type { AssetStore } from '../assets/builds.js';
 import { httpBase, type ServerEndpoints } from '../boot/resolve.js';
 import type { HostSources } from '../boot/host-files.js';
 import type { AdminToken } from '../admin/token.js';
-import { HostIsoCache } from '../iso/host-iso.js';
+import { HostIsoCache, hostImageFolder } from '../iso/host-iso.js';
+import { isDefaultProfile } from '../profiles/profile.js';
 import type { Logger } from '../log.js';
 import { normaliseMac } from '../profiles/mac.js';
 import { hasAdminToken } from './admin.js';
@@ -304,10 +305,8 @@ export interface DownloadsOptions extends HostSources {
   fileCache?: FileCache;
   /** Send bodies with sendfile(2) over plain TCP; default true. */
   sendfile?: boolean;
-  /** Where per-host images are kept; default <assets>/host-images. */
-  hostImageDir?: string;
-  /** Disk budget of the per-host images (see HostIsoCache); default defaultHostImageBudgetBytes. */
-  hostImageCacheBytes?: number;
+  /** The per-host image cache; default one in hostImageFolder(assets) with the default budget. */
+  hostImageCache?: HostIsoCache;
   /**
    * Who may download a host's own image: the admin token, or a link signed
    * by `imageLinks`. With neither, per-host images are not served.
@@ -319,9 +318,7 @@ export interface DownloadsOptions extends HostSources {
 export function downloadsRouter(options: DownloadsOptions): Router {
   const { assets, log } = options;
   const router = Router();
-  const hostImages = new HostIsoCache(options.hostImageDir ?? path.join(assets.dir, 'host-images'), {
-    ...(options.hostImageCacheBytes !== undefined ? { budgetBytes: options.hostImageCacheBytes } : {}),
-  });
+  const hostImages = options.hostImageCache ?? new HostIsoCache(hostImageFolder(assets.dir));
   const access = options.hostImageAccess ?? {};
 
   const send = async (req: Request, res: Response, file: DownloadFile, sendOptions: SendOptions = {}) => {
@@ -386,7 +383,8 @@ export function downloadsRouter(options: DownloadsOptions): Router {
       }
       return;
     }
-    if (options.lookupProfile(mac)?.mac !== mac) {
+    const profile = options.lookupProfile(mac);
+    if (profile === undefined || isDefaultProfile(profile)) {
       res.status(404).type('text/plain').send(`rackboot: ${mac} has no profile of its own; per-host images are made only for hosts with their own profile\n`);
       return;
     }
@@ -396,10 +394,11 @@ export function downloadsRouter(options: DownloadsOptions): Router {
       return;
     }
     if (!image.cached) log.info({ event: 'host-iso', mac: image.mac, hostname: image.hostname, build: image.build, ms: Date.now() - started }, 'host image made');
-    await hostImages.holding(image.path, async () => {
-      const { mtime } = await stat(image.path);
-      await send(req, res, { path: image.path, size: image.size, sha256: image.sha256, mtime, type: 'application/x-iso9660-image' });
-    });
+    try {
+      await send(req, res, { path: image.path, size: image.size, sha256: image.sha256, mtime: image.mtime, type: 'application/x-iso9660-image' });
+    } finally {
+      image.release();
+    }
   });
   return router;
 }

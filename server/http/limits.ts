@@ -39,23 +39,15 @@ export const defaultHttpLimits: HttpLimits = {
 /** Why a connection was closed on arrival. */
 export type ConnectionRefusal = 'total' | 'per-address';
 
-/** Whether one more connection from an address fits. Pure. */
-export function admitConnection(open: { total: number; fromAddress: number }, limits: Pick<HttpLimits, 'maxConnections' | 'maxConnectionsPerAddress'>): ConnectionRefusal | undefined {
-  if (open.total >= limits.maxConnections) return 'total';
-  if (open.fromAddress >= limits.maxConnectionsPerAddress) return 'per-address';
-  return undefined;
-}
-
 /**
  * Summary log lines: the first event of a quiet period is logged at once,
  * the rest are counted and logged as one line per `windowMs`, so a flood
  * costs a few lines rather than one per refused connection.
  */
-export class RateLimitedLog {
+class RateLimitedLog {
   private counts = new Map<string, number>();
   private last: Record<string, unknown> = {};
   private timer: NodeJS.Timeout | undefined;
-  total = 0;
 
   constructor(
     private readonly write: (fields: Record<string, unknown>) => void,
@@ -63,7 +55,6 @@ export class RateLimitedLog {
   ) {}
 
   note(reason: string, fields: Record<string, unknown> = {}): void {
-    this.total += 1;
     this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
     this.last = fields;
     if (this.timer === undefined) {
@@ -84,7 +75,7 @@ export class RateLimitedLog {
   }
 
   private flush(): void {
-    this.write({ ...this.last, counts: Object.fromEntries(this.counts), total: this.total });
+    this.write({ ...this.last, counts: Object.fromEntries(this.counts) });
     this.counts = new Map();
   }
 
@@ -94,43 +85,34 @@ export class RateLimitedLog {
   }
 }
 
-/** The connections a server holds, per remote address, and those it refused. */
-export interface ConnectionStats {
-  open: number;
-  addresses: number;
-  refused: number;
-}
-
 /**
- * Counts a server's connections, closes those past the caps at once, and
- * keeps the server alive through accept errors (EMFILE when descriptors run
- * out): those are logged, rate-limited, rather than thrown.
+ * Caps a server's connections: the total by Node's own maxConnections
+ * (refused before a socket is made; its 'drop' event tells), per remote
+ * address here, closing those past it at once. Keeps the server alive
+ * through accept errors (EMFILE when descriptors run out): those are
+ * logged, rate-limited, rather than thrown.
  */
-export function limitConnections(
-  server: Server,
-  limits: HttpLimits,
-  log: Logger,
-  onRefused?: (reason: ConnectionRefusal) => void,
-): { stats(): ConnectionStats; stop(): void } {
+function limitConnections(server: Server, limits: HttpLimits, log: Logger, onRefused?: (reason: ConnectionRefusal) => void): { stop(): void } {
   const perAddress = new Map<string, number>();
-  let open = 0;
   const refusals = new RateLimitedLog((fields) => log.warn({ event: 'http-connection-refused', ...fields }, 'http: connections refused (caps reached)'));
   const acceptErrors = new RateLimitedLog((fields) => log.warn({ event: 'http-accept-failed', ...fields }, 'http: accepting a connection failed'));
+  const refused = (reason: ConnectionRefusal, remote: string | undefined) => {
+    refusals.note(reason, { remote });
+    onRefused?.(reason);
+  };
 
+  server.maxConnections = limits.maxConnections;
+  server.on('drop', (dropped?: { remoteAddress?: string }) => refused('total', dropped?.remoteAddress));
   server.on('connection', (socket: Socket) => {
     const remote = socket.remoteAddress ?? 'unknown';
     const fromAddress = perAddress.get(remote) ?? 0;
-    const refusal = admitConnection({ total: open, fromAddress }, limits);
-    if (refusal !== undefined) {
+    if (fromAddress >= limits.maxConnectionsPerAddress) {
       socket.destroy();
-      refusals.note(refusal, { remote, open, fromAddress });
-      onRefused?.(refusal);
+      refused('per-address', remote);
       return;
     }
-    open += 1;
     perAddress.set(remote, fromAddress + 1);
     socket.once('close', () => {
-      open -= 1;
       const left = (perAddress.get(remote) ?? 1) - 1;
       if (left > 0) perAddress.set(remote, left);
       else perAddress.delete(remote);
@@ -138,7 +120,6 @@ export function limitConnections(
   });
   server.on('error', (error: NodeJS.ErrnoException) => acceptErrors.note(error.code ?? 'error', { err: error.message }));
   return {
-    stats: () => ({ open, addresses: perAddress.size, refused: refusals.total }),
     stop: () => {
       refusals.stop();
       acceptErrors.stop();
@@ -148,7 +129,6 @@ export function limitConnections(
 
 export interface ListeningHttp {
   server: Server;
-  stats(): ConnectionStats;
   close(): Promise<void>;
 }
 
@@ -176,7 +156,6 @@ export function listenHttp(
       const connections = limitConnections(server, limits, options.log, options.onRefused);
       resolve({
         server,
-        stats: connections.stats,
         close: () =>
           new Promise((done) => {
             connections.stop();

@@ -95,35 +95,51 @@ export function writeHostIso(planned: Extract<HostIsoPlan, { kind: 'plan' }>, ou
   });
 }
 
-export type HostIso =
-  | { kind: 'image'; path: string; size: number; sha256: string; build: string; mac: string; hostname: string; cached: boolean }
-  | { kind: 'refused'; status: 400 | 404; message: string };
+/** A host's image, held against eviction until `release()` (call it once the download ends). */
+export type HostIsoImage = {
+  kind: 'image';
+  path: string;
+  size: number;
+  sha256: string;
+  mtime: Date;
+  build: string;
+  mac: string;
+  hostname: string;
+  cached: boolean;
+  release(): void;
+};
+
+export type HostIso = HostIsoImage | { kind: 'refused'; status: 400 | 404; message: string };
 
 /** Default disk budget of the per-host image cache. */
 export const defaultHostImageBudgetBytes = 2 * 1024 * 1024 * 1024;
+
+/** Where a server keeps per-host images: beside the builds it makes them from. */
+export function hostImageFolder(assetsDir: string): string {
+  return path.join(assetsDir, 'host-images');
+}
+
+type ImageWriter = (planned: Extract<HostIsoPlan, { kind: 'plan' }>, output: string) => Promise<{ size: number; sha256: string }>;
 
 /**
  * Per-host images under one folder, one per host (a newer key replaces the
  * older one); one build at a time per key. The folder holds at most
  * `budgetBytes` of images: past it the least recently served ones go (the
- * one just made always stays), so no run of requests can fill the disk.
+ * one just made always stays, and so do images handed out and not yet
+ * released), so no run of requests can fill the disk.
  */
 export class HostIsoCache {
-  private readonly pending = new Map<string, Promise<HostIso>>();
-  private readonly shas = new Map<string, string>();
-  /** Images on disk and their sizes, least recently used first (Map order). */
-  private readonly images = new Map<string, number>();
-  /** Images being sent now, and by how many responses: never evicted under a download. */
-  private readonly sending = new Map<string, number>();
+  private readonly pending = new Map<string, Promise<{ size: number; sha256: string; mtime: Date }>>();
+  /** Images on disk, least recently used first (Map order); the sha256 once known. */
+  private readonly images = new Map<string, { size: number; sha256?: string }>();
+  /** Images handed out and not yet released, and how many times: never evicted under a download. */
+  private readonly held = new Map<string, number>();
   private scanned: Promise<void> | undefined;
   private bytes = 0;
   readonly budgetBytes: number;
-  private readonly write: (planned: Extract<HostIsoPlan, { kind: 'plan' }>, output: string) => Promise<{ size: number; sha256: string }>;
+  private readonly write: ImageWriter;
 
-  constructor(
-    readonly dir: string,
-    options: { budgetBytes?: number; write?: (planned: Extract<HostIsoPlan, { kind: 'plan' }>, output: string) => Promise<{ size: number; sha256: string }> } = {},
-  ) {
+  constructor(readonly dir: string, options: { budgetBytes?: number; write?: ImageWriter } = {}) {
     this.budgetBytes = options.budgetBytes ?? defaultHostImageBudgetBytes;
     this.write = options.write ?? writeHostIso;
   }
@@ -151,18 +167,19 @@ export class HostIsoCache {
     return this.scanned;
   }
 
-  private remember(file: string, size: number): void {
+  /** Counts `file` as the most recently used. */
+  private remember(file: string, size: number, sha256?: string): void {
+    const known = this.images.get(file);
     this.forget(file);
-    this.images.set(file, size);
+    this.images.set(file, { size, ...((sha256 ?? known?.sha256) === undefined ? {} : { sha256: sha256 ?? known!.sha256 }) });
     this.bytes += size;
   }
 
   private forget(file: string): void {
-    const size = this.images.get(file);
-    if (size === undefined) return;
+    const known = this.images.get(file);
+    if (known === undefined) return;
     this.images.delete(file);
-    this.shas.delete(file);
-    this.bytes -= size;
+    this.bytes -= known.size;
   }
 
   private async remove(file: string): Promise<void> {
@@ -171,27 +188,30 @@ export class HostIsoCache {
     await rmdir(path.dirname(file)).catch(() => undefined); // only when it is empty
   }
 
-  /** Run `send` with the image at `file` held: eviction passes it by until `send` ends. */
-  async holding<T>(file: string, send: () => Promise<T>): Promise<T> {
-    this.sending.set(file, (this.sending.get(file) ?? 0) + 1);
-    try {
-      return await send();
-    } finally {
-      const left = (this.sending.get(file) ?? 1) - 1;
-      if (left > 0) this.sending.set(file, left);
-      else this.sending.delete(file);
-    }
+  /** Holds `file` against eviction; the function given back lets it go (once). */
+  private hold(file: string): () => void {
+    this.held.set(file, (this.held.get(file) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.held.get(file) ?? 1) - 1;
+      if (left > 0) this.held.set(file, left);
+      else this.held.delete(file);
+    };
   }
 
-  /** Least recently used images go until the rest fits the budget; `keep` and images being sent stay. */
+  /** The least recently used images go until the rest fits the budget; `keep` and held images stay. */
   private async evict(keep: string): Promise<void> {
-    for (const file of [...this.images.keys()]) {
-      if (this.bytes <= this.budgetBytes) return;
-      if (file === keep || this.sending.has(file)) continue;
-      await this.remove(file);
+    while (this.bytes > this.budgetBytes) {
+      // The live order on each pass: an image used while another was removed is not the oldest any more.
+      const victim = [...this.images.keys()].find((file) => file !== keep && !this.held.has(file));
+      if (victim === undefined) return;
+      await this.remove(victim);
     }
   }
 
+  /** A host's image, made when missing, and held until its `release()`. */
   async image(sources: HostIsoSources, macText: string): Promise<HostIso> {
     const planned = await planHostIso(sources, macText);
     if (planned.kind !== 'plan') return planned;
@@ -199,31 +219,29 @@ export class HostIsoCache {
     const { mac, plan, key } = planned;
     const hostDir = path.join(this.dir, mac.replaceAll(':', '-'));
     const file = path.join(hostDir, `${key}.iso`);
-    const describe = { build: plan.build.id, mac, hostname: plan.profile.hostname };
+    const describe = { path: file, build: plan.build.id, mac, hostname: plan.profile.hostname };
     const existing = this.pending.has(key) ? undefined : await stat(file).catch(() => undefined);
     if (existing) {
-      let sha256 = this.shas.get(file);
-      if (!sha256) sha256 = await sha256File(file);
-      this.remember(file, existing.size); // now the most recently used
-      this.shas.set(file, sha256);
-      return { kind: 'image', path: file, size: existing.size, sha256, ...describe, cached: true };
+      const sha256 = this.images.get(file)?.sha256 ?? (await sha256File(file));
+      this.remember(file, existing.size, sha256); // now the most recently used
+      return { kind: 'image', ...describe, size: existing.size, sha256, mtime: existing.mtime, cached: true, release: this.hold(file) };
     }
     let making = this.pending.get(key);
     if (!making) {
-      making = (async (): Promise<HostIso> => {
+      making = (async () => {
         await mkdir(hostDir, { recursive: true });
         const made = await this.write(planned, file);
-        this.remember(file, made.size);
-        this.shas.set(file, made.sha256);
+        this.remember(file, made.size, made.sha256);
         // The host's older images (other builds, older profiles) are not asked for again.
         for (const name of await readdir(hostDir)) {
           if (name !== path.basename(file) && name.endsWith('.iso')) await this.remove(path.join(hostDir, name));
         }
         await this.evict(file);
-        return { kind: 'image', path: file, size: made.size, sha256: made.sha256, ...describe, cached: false };
+        return { ...made, mtime: (await stat(file)).mtime };
       })().finally(() => this.pending.delete(key));
       this.pending.set(key, making);
     }
-    return making;
+    const made = await making;
+    return { kind: 'image', ...describe, size: made.size, sha256: made.sha256, mtime: made.mtime, cached: false, release: this.hold(file) };
   }
 }

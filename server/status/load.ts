@@ -1,4 +1,5 @@
 import osUtils from 'node-os-utils';
+import type { Logger } from '../log.js';
 
 /** The server's own load, as the status page shows it. */
 export interface LoadSample {
@@ -21,7 +22,8 @@ export interface LoadSample {
  * Sampling may fail (EMFILE when a flood of connections holds every
  * descriptor): node-os-utils' monitors then emit 'error', which with no
  * listener would end the process. Here a failed sample keeps the last good
- * one and is reported once per run of failures through `onError`.
+ * one, and the log gets one line when sampling starts failing and one when
+ * it works again.
  */
 export class LoadSampler {
   private readonly os = new osUtils.OSUtils({ cacheEnabled: false });
@@ -30,14 +32,13 @@ export class LoadSampler {
   private latest: LoadSample | undefined;
   private running: Promise<void> | undefined;
   private failing = false;
-  /** Samples that failed since the sampler started. */
-  failures = 0;
+  private readonly intervalMs: number;
 
   constructor(
     private readonly interfaceName: string | undefined,
-    private readonly intervalMs = 2000,
-    private readonly onError: (error: unknown, failing: boolean) => void = () => undefined,
+    private readonly options: { intervalMs?: number; log?: Pick<Logger, 'warn' | 'info'> } = {},
   ) {
+    this.intervalMs = options.intervalMs ?? 2000;
     // The monitors also return the error in their result; the event is only a second copy of it.
     for (const monitor of [this.os.cpu, this.os.memory, this.os.network]) monitor.on('error', () => undefined);
   }
@@ -48,10 +49,13 @@ export class LoadSampler {
       this.running ??= this.sample()
         .then(
           () => {
-            if (this.failing) this.onError(undefined, false);
+            if (this.failing) this.options.log?.info({ event: 'load-sample-recovered' }, 'status: load sampling works again');
             this.failing = false;
           },
-          (error: unknown) => this.failed(error),
+          (error: unknown) => {
+            if (!this.failing) this.options.log?.warn({ event: 'load-sample-failed', err: error }, 'status: load sampling failed; the last sample is shown until it works again');
+            this.failing = true;
+          },
         )
         .finally(() => (this.running = undefined));
     };
@@ -66,12 +70,6 @@ export class LoadSampler {
     await this.running;
   }
 
-  private failed(error: unknown): void {
-    this.failures += 1;
-    if (!this.failing) this.onError(error, true);
-    this.failing = true;
-  }
-
   current(): LoadSample | undefined {
     return this.latest;
   }
@@ -82,13 +80,14 @@ export class LoadSampler {
       this.os.memory.info(),
       this.interfaceName === undefined ? undefined : this.os.network.statsByInterface(this.interfaceName),
     ]);
-    // node-os-utils answers a failed read with success: false rather than throwing; what failed shows as NaN.
+    // node-os-utils answers a failed read with success: false rather than throwing.
     const failed = [cpu, memory, network].find((result) => result !== undefined && !result.success);
+    if (failed || !cpu.success || !memory.success) throw (failed as { error?: unknown } | undefined)?.error ?? new Error('load sample failed');
     const now = Date.now();
     const sample: LoadSample = {
-      cpuPercent: cpu.success ? Math.round(cpu.data * 10) / 10 : Number.NaN,
-      memoryUsedBytes: memory.success ? memory.data.used.bytes : Number.NaN,
-      memoryTotalBytes: memory.success ? memory.data.total.bytes : Number.NaN,
+      cpuPercent: Math.round(cpu.data * 10) / 10,
+      memoryUsedBytes: memory.data.used.bytes,
+      memoryTotalBytes: memory.data.total.bytes,
       processRssBytes: process.memoryUsage.rss(),
       at: new Date(now).toISOString(),
     };
@@ -106,6 +105,5 @@ export class LoadSampler {
       this.previous = { at: now, rx, tx };
     }
     this.latest = sample;
-    if (failed) throw (failed as { error?: unknown }).error ?? new Error('load sample failed');
   }
 }

@@ -24,7 +24,7 @@ let server: Server;
 let status: StatusRouter;
 let base: string;
 let browser: Browser;
-const sampler = new LoadSampler('lo', 200);
+const sampler = new LoadSampler('lo', { intervalMs: 200 });
 
 const host = (mac: string, hostname: string, stage: string, extra: Partial<HostStatus> = {}): HostStatus => ({
   mac,
