@@ -32,6 +32,53 @@ function bufferedStdout(): ReturnType<typeof pino.destination> {
   return destination;
 }
 
+/**
+ * Summary log lines for floods: the first event of a quiet period is
+ * written at once, the rest are counted by reason and written as one line
+ * per `windowMs` (with the fields of the last one), so a flood costs a few
+ * lines rather than one per packet or connection.
+ */
+export class RateLimitedLog {
+  private counts = new Map<string, number>();
+  private last: Record<string, unknown> = {};
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly write: (counts: Record<string, number>, last: Record<string, unknown>) => void,
+    private readonly windowMs = 10_000,
+  ) {}
+
+  note(reason: string, fields: Record<string, unknown> = {}): void {
+    this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
+    this.last = fields;
+    if (this.timer === undefined) {
+      this.flush();
+      this.arm();
+    }
+  }
+
+  private arm(): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.counts.size > 0) {
+        this.flush();
+        this.arm();
+      }
+    }, this.windowMs);
+    this.timer.unref();
+  }
+
+  private flush(): void {
+    this.write(Object.fromEntries(this.counts), this.last);
+    this.counts = new Map();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
 /** A logger that drops everything, for unit tests of the I/O shells. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });

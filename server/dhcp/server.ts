@@ -11,7 +11,7 @@
  */
 import dgram from 'node:dgram';
 import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
-import type { Logger } from '../log.js';
+import { RateLimitedLog, type Logger } from '../log.js';
 import { bindUdp4ToDevice } from '../net/device-socket.js';
 import { ipv4AddressesOf } from '../net/interfaces.js';
 import { decide, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decide.js';
@@ -150,10 +150,11 @@ export class DhcpServer {
   private readonly syncing = new Set<Promise<void>>();
   private readonly newClients: TokenBucket | undefined;
   /** Quiet ignores since the last summary line, by reason, and when that line was written. */
-  private quietIgnores = new Map<string, number>();
-  private quietLoggedAt = -Infinity;
+  /** Requests ignored quietly (--dhcp-known-only, the new-client rate): summed up in one info line at most every 10 s. */
+  private readonly quietIgnores: RateLimitedLog;
 
   constructor(private readonly options: DhcpServerOptions) {
+    this.quietIgnores = new RateLimitedLog((ignored) => options.log.info({ ignored }, 'DHCP requests ignored (summed up)'));
     validateOptions(options);
     this.port = options.port ?? 67;
     this.now = options.now ?? Date.now;
@@ -210,6 +211,7 @@ export class DhcpServer {
   }
 
   async close(): Promise<void> {
+    this.quietIgnores.stop();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
     // Requests not decided yet are dropped unanswered: the lease store may be
@@ -237,7 +239,6 @@ export class DhcpServer {
   }
 
   private sweep(): void {
-    this.summariseQuietIgnores(this.now(), true);
     for (const lease of this.options.leases.expire(this.now())) {
       this.options.log.debug({ mac: lease.mac, address: lease.address, state: lease.state }, 'DHCP lease hold ended');
     }
@@ -398,18 +399,6 @@ export class DhcpServer {
     return !this.newClients.take(now);
   }
 
-  /**
-   * One info line, at most every 10 s, with how many requests were ignored
-   * quietly and why; `flush` writes what is left (the sweep does, each minute).
-   */
-  private summariseQuietIgnores(now: number, flush = false): void {
-    if (this.quietIgnores.size === 0 || (!flush && now - this.quietLoggedAt < 10_000)) return;
-    const ignored = Object.fromEntries(this.quietIgnores);
-    this.quietIgnores = new Map();
-    this.quietLoggedAt = now;
-    this.options.log.info({ ignored }, 'DHCP requests ignored (summed up)');
-  }
-
   /** After the commit: one log line per request, and the reply. */
   private carryOut({ request, decision, bytes }: Outcome): void {
     const { packet, source, mac, type, bootServerSource } = request;
@@ -420,10 +409,9 @@ export class DhcpServer {
         if (decision.quiet !== undefined) {
           if (decision.quiet === 'unknown') this.stats.unknownIgnored++;
           else this.stats.rateLimited++;
-          this.quietIgnores.set(decision.reason, (this.quietIgnores.get(decision.reason) ?? 0) + 1);
+          this.quietIgnores.note(decision.reason);
           log.debug({ mac, type, result: 'ignore', reason: decision.reason, source }, `${type} ignored`);
           this.emit({ kind: 'ignore', mac, type, source, reason: decision.reason });
-          this.summariseQuietIgnores(this.now());
           return;
         }
         // In proxy mode most traffic on the wire is the address server's business.

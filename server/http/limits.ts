@@ -1,6 +1,6 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Logger } from '../log.js';
+import { RateLimitedLog, type Logger } from '../log.js';
 
 /**
  * What one client may hold of the HTTP server. Connections past a cap are
@@ -40,52 +40,6 @@ export const defaultHttpLimits: HttpLimits = {
 export type ConnectionRefusal = 'total' | 'per-address';
 
 /**
- * Summary log lines: the first event of a quiet period is logged at once,
- * the rest are counted and logged as one line per `windowMs`, so a flood
- * costs a few lines rather than one per refused connection.
- */
-class RateLimitedLog {
-  private counts = new Map<string, number>();
-  private last: Record<string, unknown> = {};
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly write: (fields: Record<string, unknown>) => void,
-    private readonly windowMs = 10_000,
-  ) {}
-
-  note(reason: string, fields: Record<string, unknown> = {}): void {
-    this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
-    this.last = fields;
-    if (this.timer === undefined) {
-      this.flush();
-      this.arm();
-    }
-  }
-
-  private arm(): void {
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      if (this.counts.size > 0) {
-        this.flush();
-        this.arm();
-      }
-    }, this.windowMs);
-    this.timer.unref();
-  }
-
-  private flush(): void {
-    this.write({ ...this.last, counts: Object.fromEntries(this.counts) });
-    this.counts = new Map();
-  }
-
-  stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-  }
-}
-
-/**
  * Caps a server's connections: the total by Node's own maxConnections
  * (refused before a socket is made; its 'drop' event tells), per remote
  * address here, closing those past it at once. Keeps the server alive
@@ -94,8 +48,8 @@ class RateLimitedLog {
  */
 function limitConnections(server: Server, limits: HttpLimits, log: Logger, onRefused?: (reason: ConnectionRefusal) => void): { stop(): void } {
   const perAddress = new Map<string, number>();
-  const refusals = new RateLimitedLog((fields) => log.warn({ event: 'http-connection-refused', ...fields }, 'http: connections refused (caps reached)'));
-  const acceptErrors = new RateLimitedLog((fields) => log.warn({ event: 'http-accept-failed', ...fields }, 'http: accepting a connection failed'));
+  const refusals = new RateLimitedLog((counts, last) => log.warn({ event: 'http-connection-refused', ...last, counts }, 'http: connections refused (caps reached)'));
+  const acceptErrors = new RateLimitedLog((counts, last) => log.warn({ event: 'http-accept-failed', ...last, counts }, 'http: accepting a connection failed'));
   const refused = (reason: ConnectionRefusal, remote: string | undefined) => {
     refusals.note(reason, { remote });
     onRefused?.(reason);
