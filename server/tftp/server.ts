@@ -123,11 +123,13 @@ export class TftpServer {
   private boundPort: number | undefined;
   /** Requests being resolved or transferred, by client address and port. */
   private readonly active = new Map<string, ReadTransfer | 'resolving'>();
-  /** How many entries of `active` each client address holds. */
-  private readonly activeByAddress = new Map<string, number>();
-  /** How many entries of `active` each MAC holds (see TftpServerOptions.macOf), and the MAC each entry counts against. */
-  private readonly activeByMac = new Map<string, number>();
-  private readonly macOfEntry = new Map<string, string>();
+  /**
+   * How many entries of `active` each client holds: by MAC where macOf
+   * knows it (one machine with many addresses is one client), else by
+   * address; and what each entry counts against.
+   */
+  private readonly activeByClient = new Map<string, number>();
+  private readonly countedAs = new Map<string, string>();
   private closing = false;
   /** When each kind of busy refusal was last logged at warn level. */
   private readonly lastBusyWarning = { server: -Infinity, client: -Infinity };
@@ -243,41 +245,34 @@ export class TftpServer {
       this.refuse(client, request.fileName, ErrorCode.illegalOperation, message);
       return;
     }
-    const mac = await this.macOf(client.address);
-    if (this.closing) return;
-    if (this.active.has(key)) {
-      this.drop(client, 'repeated request for a transfer in progress', 0);
-      return;
-    }
-    // Past a cap the client gets an ERROR that says why, rather than
-    // silence: a person at the console, or a script, sees the cause at once
-    // instead of a timeout. Firmware that gives up on it retries the boot.
-    if (this.active.size >= this.options.maxTransfers) {
-      const message = `server busy: ${this.active.size} transfers in progress, try again`;
-      this.refuseBusy('server', client, request.fileName, message, startedAt, { maxTransfers: this.options.maxTransfers });
-      return;
-    }
-    const fromClient = this.activeByAddress.get(client.address) ?? 0;
-    if (fromClient >= this.options.maxTransfersPerClient) {
-      const message = `too many transfers from ${client.address}: ${fromClient} in progress, try again`;
-      const limit = { maxTransfersPerClient: this.options.maxTransfersPerClient, address: client.address };
-      this.refuseBusy('client', client, request.fileName, message, startedAt, limit);
-      return;
-    }
-    const fromMac = mac === undefined ? 0 : (this.activeByMac.get(mac) ?? 0);
-    if (mac !== undefined && fromMac >= this.options.maxTransfersPerClient) {
-      const message = `too many transfers from ${mac}: ${fromMac} in progress, try again`;
-      const limit = { maxTransfersPerClient: this.options.maxTransfersPerClient, address: client.address, mac };
-      this.refuseBusy('client', client, request.fileName, message, startedAt, limit);
-      return;
-    }
     const requestPath = normaliseRequestPath(request.fileName);
     if (requestPath.kind === 'rejected') {
       this.refuse(client, request.fileName, ErrorCode.accessViolation, requestPath.reason);
       return;
     }
     const path = requestPath.path;
-    this.claim(client, 'resolving', mac);
+    // Past a cap the client gets an ERROR that says why, rather than
+    // silence: a person at the console, or a script, sees the cause at once
+    // instead of a timeout. Firmware that gives up on it retries the boot.
+    // The server's cap is checked before the MAC lookup (which may wait on
+    // ARP) and again after it, when others may have taken the last slots.
+    if (this.refusedAsBusy(client, request.fileName, startedAt)) return;
+    const mac = await this.macOf(client.address);
+    if (this.closing) return;
+    if (this.active.has(key)) {
+      this.drop(client, 'repeated request for a transfer in progress', 0);
+      return;
+    }
+    if (this.refusedAsBusy(client, request.fileName, startedAt)) return;
+    const counted = mac ?? client.address;
+    const fromClient = this.activeByClient.get(counted) ?? 0;
+    if (fromClient >= this.options.maxTransfersPerClient) {
+      const message = `too many transfers from ${counted}: ${fromClient} in progress, try again`;
+      const limit = { maxTransfersPerClient: this.options.maxTransfersPerClient, address: client.address, ...(mac === undefined ? {} : { mac }) };
+      this.refuseBusy('client', client, request.fileName, message, startedAt, limit);
+      return;
+    }
+    this.claim(client, 'resolving', counted);
     let content: TftpFile | undefined;
     try {
       content = await this.config.resolve(path, client);
@@ -392,14 +387,12 @@ export class TftpServer {
     }
   }
 
-  private claim(client: TftpClient, entry: ReadTransfer | 'resolving', mac?: string): void {
+  /** `counted`: the MAC or address the entry counts against (activeByClient); given on the first claim. */
+  private claim(client: TftpClient, entry: ReadTransfer | 'resolving', counted?: string): void {
     const key = clientLabel(client);
-    if (!this.active.has(key)) {
-      this.activeByAddress.set(client.address, (this.activeByAddress.get(client.address) ?? 0) + 1);
-      if (mac !== undefined) {
-        this.activeByMac.set(mac, (this.activeByMac.get(mac) ?? 0) + 1);
-        this.macOfEntry.set(key, mac);
-      }
+    if (!this.active.has(key) && counted !== undefined) {
+      this.activeByClient.set(counted, (this.activeByClient.get(counted) ?? 0) + 1);
+      this.countedAs.set(key, counted);
     }
     this.active.set(key, entry);
   }
@@ -407,15 +400,20 @@ export class TftpServer {
   private release(client: TftpClient): void {
     const key = clientLabel(client);
     if (!this.active.delete(key)) return;
-    const left = (this.activeByAddress.get(client.address) ?? 1) - 1;
-    if (left > 0) this.activeByAddress.set(client.address, left);
-    else this.activeByAddress.delete(client.address);
-    const mac = this.macOfEntry.get(key);
-    if (mac === undefined) return;
-    this.macOfEntry.delete(key);
-    const fromMac = (this.activeByMac.get(mac) ?? 1) - 1;
-    if (fromMac > 0) this.activeByMac.set(mac, fromMac);
-    else this.activeByMac.delete(mac);
+    const counted = this.countedAs.get(key);
+    if (counted === undefined) return;
+    this.countedAs.delete(key);
+    const left = (this.activeByClient.get(counted) ?? 1) - 1;
+    if (left > 0) this.activeByClient.set(counted, left);
+    else this.activeByClient.delete(counted);
+  }
+
+  /** Refuses the request when the server runs its most transfers already. */
+  private refusedAsBusy(client: TftpClient, file: string, now: number): boolean {
+    if (this.active.size < this.options.maxTransfers) return false;
+    const message = `server busy: ${this.active.size} transfers in progress, try again`;
+    this.refuseBusy('server', client, file, message, now, { maxTransfers: this.options.maxTransfers });
+    return true;
   }
 
   /**
