@@ -1,4 +1,3 @@
-import dgram from 'node:dgram';
 import { join } from 'node:path';
 import { loadOrCreateAdminToken, loadOrCreateSecret } from './admin/token.js';
 import { HostTokens } from './boot/host-token.js';
@@ -16,7 +15,7 @@ import { defaultRetention, startEventRetention, type RetentionSettings } from '.
 import { listImages } from './http/downloads.js';
 import { createStatusRouter } from './http/status.js';
 import { Metrics } from './metrics.js';
-import { NeighborTable, resolveNeighbor } from './net/neighbors.js';
+import { NeighborTable, openNeighborResolver } from './net/neighbors.js';
 import { BootObserver, observeDhcp } from './observe.js';
 import { builderRecipe, packageRoot } from '../builder/recipe.js';
 import { BuildPartNames, describeHost, rackbootVersion } from './status/hosts.js';
@@ -245,16 +244,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     });
     closers.push(() => http.close());
 
-    // A datagram to the discard port (9) of a client not yet in the
-    // neighbour table makes the kernel resolve its MAC (see resolveNeighbor).
-    const pokeSocket = dgram.createSocket('udp4');
-    pokeSocket.on('error', (error) => log.debug({ err: error }, 'neighbour poke failed'));
-    await new Promise<void>((resolve, reject) => {
-      pokeSocket.once('error', reject);
-      pokeSocket.bind({ address: served.address, port: 0 }, () => resolve());
+    // TFTP counts a client's transfers per machine: its MAC, resolved on a miss (see resolveNeighbor).
+    const tftpClients = await openNeighborResolver({
+      table: neighbors,
+      onLink: (client) => servedSubnet.contains(client),
+      bindAddress: served.address,
+      onError: (error) => log.debug({ err: error }, 'neighbour poke failed'),
     });
-    closers.push(() => new Promise<void>((resolve) => pokeSocket.close(() => resolve())));
-    const pokeNeighbor = (address: string) => pokeSocket.send(Buffer.alloc(0), 9, address, () => undefined);
+    closers.push(() => tftpClients.close());
     const tftp = new TftpServer({
       onEvent: (event) => {
         if (event.kind === 'transferEnded' && event.outcome !== 'probe') {
@@ -269,7 +266,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       ...(options.tftpMaxTransfersPerClient !== undefined ? { maxTransfersPerClient: options.tftpMaxTransfersPerClient } : {}),
       // The per-client cap counts per MAC too: one machine with many
       // addresses on its interface cannot take every slot.
-      macOf: (address) => resolveNeighbor(neighbors, address, { onLink: (client) => servedSubnet.contains(client), poke: pokeNeighbor }),
+      macOf: tftpClients.macOf,
       log,
       resolve: async (requested, client) => {
         // Generated per-host files first, rendered exactly as HTTP renders them.

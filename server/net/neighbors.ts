@@ -1,3 +1,4 @@
+import { createSocket } from 'node:dgram';
 import { readFile } from 'node:fs/promises';
 import { normaliseMac } from '../profiles/mac.js';
 
@@ -38,8 +39,6 @@ export class NeighborTable {
   private table = new Map<string, Neighbor>();
   private readAt = 0;
   private reading: Promise<void> | undefined;
-  /** Reads begun so far. */
-  private started = 0;
 
   constructor(
     private readonly path = '/proc/net/arp',
@@ -59,16 +58,15 @@ export class NeighborTable {
    * again, not cached): for decisions a stale entry must not sway.
    */
   async currentMacOf(address: string, device: string): Promise<string | undefined> {
-    const seen = this.started;
-    if (this.reading) await this.reading; // began before this call: may be stale
-    if (this.started === seen) await this.refresh();
-    else await this.reading; // another caller began one after this call: fresh enough
+    // A read under way began before this call and may be stale: wait it out,
+    // then share (or start) a read that began after it.
+    if (this.reading) await this.reading;
+    await this.refresh();
     const neighbor = this.table.get(address);
     return neighbor?.device === device ? neighbor.mac : undefined;
   }
 
   private refresh(): Promise<void> {
-    if (!this.reading) this.started += 1;
     this.reading ??= readFile(this.path, 'utf8')
       .then(
         (text) => {
@@ -113,4 +111,31 @@ export async function resolveNeighbor(
     if (mac !== undefined) return mac;
   }
   return unresolvedNeighbor;
+}
+
+/**
+ * resolveNeighbor with its poke: a UDP socket (bound to `bindAddress`, the
+ * served address, or any) that sends an empty datagram to a client's
+ * discard port (9), which makes the kernel resolve the client's MAC.
+ */
+export async function openNeighborResolver(options: {
+  table: Pick<NeighborTable, 'macOf'>;
+  onLink: (address: string) => boolean;
+  bindAddress?: string;
+  onError?: (error: Error) => void;
+}): Promise<{ macOf(address: string): Promise<string | undefined>; close(): Promise<void> }> {
+  const socket = createSocket('udp4');
+  socket.on('error', (error) => options.onError?.(error));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ address: options.bindAddress ?? '0.0.0.0', port: 0 }, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  const poke = (address: string) => socket.send(Buffer.alloc(0), 9, address, () => undefined);
+  return {
+    macOf: (address) => resolveNeighbor(options.table, address, { onLink: options.onLink, poke }),
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
 }

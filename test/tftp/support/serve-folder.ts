@@ -14,10 +14,9 @@
 import { silentLogger } from '../../../server/log.js';
 import { fileFromDisk } from '../../../server/tftp/file.js';
 import { TftpServer } from '../../../server/tftp/server.js';
-import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { Subnet } from '../../../server/net/ipv4.js';
-import { NeighborTable, resolveNeighbor } from '../../../server/net/neighbors.js';
+import { NeighborTable, openNeighborResolver } from '../../../server/net/neighbors.js';
 
 const [root, address = '127.0.0.1', port = '0', maxTransfers = '64', maxPerClient = '8', onLinkCidrs] = process.argv.slice(2);
 if (root === undefined) throw new Error('usage: serve-folder ROOT [ADDRESS PORT MAX_TRANSFERS MAX_PER_CLIENT]');
@@ -28,15 +27,7 @@ if (onLinkCidrs !== undefined) {
     const [network, prefix] = cidr.split('/');
     return new Subnet(network!, Number(prefix));
   });
-  const table = new NeighborTable();
-  const poke = createSocket('udp4');
-  poke.bind(0);
-  poke.unref();
-  macOf = (client) =>
-    resolveNeighbor(table, client, {
-      onLink: (candidate) => subnets.some((subnet) => subnet.contains(candidate)),
-      poke: (target) => poke.send(Buffer.alloc(0), 9, target, () => undefined),
-    });
+  ({ macOf } = await openNeighborResolver({ table: new NeighborTable(), onLink: (candidate) => subnets.some((subnet) => subnet.contains(candidate)) }));
 }
 
 const server = new TftpServer({
