@@ -508,8 +508,9 @@ class Decision {
       const owner = this.context.reservationOwner(address);
       if (owner !== undefined) return `${address} is reserved for ${owner}`;
       if (!this.inPool(address)) return `${address} is outside the pool`;
-      if (this.isInfrastructure(address)) return `${address} is the server's or router's address`;
     }
+    // Reserved or not: the server's and the scope's router's address go to nobody.
+    if (this.isInfrastructure(address)) return `${address} is the server's or router's address`;
     return undefined;
   }
 
@@ -528,6 +529,7 @@ class Decision {
     if (this.reservation !== undefined) {
       const { address } = this.reservation;
       if (!this.scope.subnet.isHostAddress(address)) return { reason: `reservation ${address} is outside ${this.scope.subnet}` };
+      if (this.isInfrastructure(address)) return { reason: `reservation ${address} is the server's or router's address` };
       const holder = this.heldByOther(address);
       if (holder === undefined) return { address, changes: [] };
       const freed = this.slotTakeover(address, holder);

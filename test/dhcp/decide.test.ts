@@ -151,6 +151,15 @@ describe('DHCPDISCOVER', () => {
     const context = testContext({ reservations: { [macA]: { address: '198.19.0.5' } } });
     assert.equal(ignored(step(context, discover(macA))), 'reservation 198.19.0.5 is outside 198.18.0.0/24');
   });
+
+  test('a reservation of the server\'s or the router\'s address is not offered, nor ACKed', () => {
+    for (const address of ['198.18.0.1', '198.18.0.254']) {
+      const context = testContext({ router: '198.18.0.254', reservations: { [macA]: { address } } });
+      assert.equal(ignored(step(context, discover(macA))), `reservation ${address} is the server's or router's address`);
+      const asked = request(macA, { requestedAddress: address, serverIdentifier: '198.18.0.1' });
+      assert.equal(reply(step(context, asked)).reason, `${address} is the server's or router's address`);
+    }
+  });
 });
 
 describe('boot options', () => {
