@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,7 +7,7 @@ import { ConsoleWatcher, assertQemu, prepareOvmfVars, readyLinePattern, spawnQem
 import { watchOutput } from './failure-report.js';
 import { Netns } from './netns.js';
 import { cliPath, ensureTestBuild } from './build.js';
-import { startSiteDhcp, type SiteDhcp } from './site-dhcp.js';
+import { bridgeTap, startSiteDhcp, type SiteDhcp } from './site-dhcp.js';
 
 export const serverAddress = '198.18.0.1';
 export const poolStart = '198.18.0.100';
@@ -74,11 +75,7 @@ export async function startRack(profileFiles: Record<string, string>, options: R
     dhcpArgs = ['--interface', site.bridge, '--dhcp', 'proxy'];
   } else if (options.bridge) {
     ns.ip('tuntap', 'add', 'dev', 'tap0', 'mode', 'tap');
-    ns.ip('link', 'add', 'br0', 'type', 'bridge');
-    ns.ip('addr', 'add', `${serverAddress}/24`, 'dev', 'br0');
-    ns.ip('link', 'set', 'br0', 'up');
-    ns.ip('link', 'set', 'tap0', 'master', 'br0');
-    ns.ip('link', 'set', 'tap0', 'up');
+    bridgeTap(ns, `${serverAddress}/24`);
     dhcpArgs = ['--interface', 'br0', '--pool', `${poolStart}-${poolEnd}`];
   } else {
     ns.addTap('tap0', `${serverAddress}/24`);
@@ -187,20 +184,30 @@ export interface BootResult {
 }
 
 /**
- * Network-boot one QEMU machine on the rack and wait for the runtime's ready
- * line; the profile is expected to power the machine off after it.
+ * A QEMU machine on the rack's tap0, its console watched and in the test's
+ * failure report.
  */
-export async function bootMachine(rack: Rack, firmware: Firmware, mac: string, timeoutMs = 300_000): Promise<BootResult> {
+export async function startMachine(rack: Rack, firmware: Firmware, mac: string, memoryMiB?: number): Promise<{ qemu: ChildProcess; console: ConsoleWatcher }> {
   await assertQemu(firmware);
-  const started = Date.now();
   const qemu = spawnQemu(rack.ns.name, {
     firmware,
     mac,
     tap: 'tap0',
+    ...(memoryMiB === undefined ? {} : { memoryMiB }),
     ...(firmware === 'bios' ? {} : { ovmfVars: await prepareOvmfVars(rack.work) }),
   });
   const console = new ConsoleWatcher(qemu);
   watchOutput(`QEMU console of ${mac} (${firmware})`, () => console.transcript);
+  return { qemu, console };
+}
+
+/**
+ * Network-boot one QEMU machine on the rack and wait for the runtime's ready
+ * line; the profile is expected to power the machine off after it.
+ */
+export async function bootMachine(rack: Rack, firmware: Firmware, mac: string, timeoutMs = 300_000): Promise<BootResult> {
+  const started = Date.now();
+  const { qemu, console } = await startMachine(rack, firmware, mac);
   try {
     const ready = await console.waitFor(readyLinePattern, timeoutMs, `the ready line from ${mac}`);
     const seconds = (Date.now() - started) / 1000;

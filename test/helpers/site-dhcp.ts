@@ -16,6 +16,15 @@ export interface SiteDhcp {
   close(): Promise<void>;
 }
 
+/** A bridge br0 at `bridgeCidr` in `wire`, holding its tap0 (which must exist), both up. */
+export function bridgeTap(wire: Netns, bridgeCidr: string): void {
+  wire.ip('link', 'add', 'br0', 'type', 'bridge');
+  wire.ip('addr', 'add', bridgeCidr, 'dev', 'br0');
+  wire.ip('link', 'set', 'br0', 'up');
+  wire.ip('link', 'set', 'tap0', 'master', 'br0');
+  wire.ip('link', 'set', 'tap0', 'up');
+}
+
 /**
  * A wire for proxyDHCP tests: in `wire` (the namespace that holds the
  * machines' tap0), a bridge br0 joins tap0 and a veth to a namespace of its
@@ -30,11 +39,7 @@ export async function startSiteDhcp(wire: Netns, bridgeCidr: string): Promise<Si
   } catch {
     throw new Error(`${dnsmasqPath} is missing: install dnsmasq-base (builder/install-deps.sh does)`);
   }
-  wire.ip('link', 'add', 'br0', 'type', 'bridge');
-  wire.ip('addr', 'add', bridgeCidr, 'dev', 'br0');
-  wire.ip('link', 'set', 'br0', 'up');
-  wire.ip('link', 'set', 'tap0', 'master', 'br0');
-  wire.ip('link', 'set', 'tap0', 'up');
+  bridgeTap(wire, bridgeCidr);
 
   const ns = Netns.create('rbsite');
   const work = await mkdtemp(path.join(tmpdir(), 'rackboot-site-'));
