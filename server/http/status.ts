@@ -49,7 +49,16 @@ export function createStatusRouter(options: StatusRouterOptions): StatusRouter {
   let timer: NodeJS.Timeout | undefined;
   let last = '';
   let lastSentAt = Date.now();
-  let ticking = false;
+  /**
+   * One snapshot at a time, shared by everyone who asks while it is made:
+   * the tick, new live pages and state.json (50 pages opening at once cost
+   * one snapshot, not 50).
+   */
+  let making: Promise<string> | undefined;
+  const snapshotJson = (): Promise<string> =>
+    (making ??= takeSnapshot(sources)
+      .then((snapshot: StatusSnapshot) => JSON.stringify(snapshot))
+      .finally(() => (making = undefined)));
 
   /** Write to a stream unless it has not taken what it was sent before: then it is dropped. */
   const send = (stream: Response, text: string) => {
@@ -64,10 +73,8 @@ export function createStatusRouter(options: StatusRouterOptions): StatusRouter {
   };
 
   const broadcast = async () => {
-    if (ticking) return;
-    ticking = true;
     try {
-      const json = JSON.stringify(await takeSnapshot(sources));
+      const json = await snapshotJson();
       if (json === last) {
         if (Date.now() - lastSentAt >= heartbeatMs) {
           lastSentAt = Date.now();
@@ -80,8 +87,6 @@ export function createStatusRouter(options: StatusRouterOptions): StatusRouter {
       for (const stream of streams) send(stream, `event: state\ndata: ${json}\n\n`);
     } catch (error) {
       log.warn({ err: error }, 'status: snapshot failed');
-    } finally {
-      ticking = false;
     }
   };
 
@@ -90,8 +95,7 @@ export function createStatusRouter(options: StatusRouterOptions): StatusRouter {
   });
 
   router.get('/state.json', async (_req, res) => {
-    const snapshot: StatusSnapshot = await takeSnapshot(sources);
-    res.set('Cache-Control', 'no-store').json(snapshot);
+    res.type('json').set('Cache-Control', 'no-store').send(await snapshotJson());
   });
 
   router.get('/stream', async (req: Request, res: Response) => {
@@ -115,7 +119,7 @@ export function createStatusRouter(options: StatusRouterOptions): StatusRouter {
     });
     let first: string;
     try {
-      first = JSON.stringify(await takeSnapshot(sources));
+      first = await snapshotJson();
     } catch (error) {
       log.warn({ err: error }, 'status: snapshot failed');
       if (!closed) res.status(500).json({ error: 'status snapshot failed (see the server log)' });
