@@ -123,7 +123,11 @@ export interface DropReport {
  */
 export function dropPrivileges(user: TargetUser | undefined, keep: readonly number[] = keptCapabilities): DropReport {
   const euid = process.geteuid!();
-  const held = euid === 0 || readThreadCredentials().some((thread) => thread.effective !== 0n || thread.permitted !== 0n || thread.ambient !== 0n);
+  // Root is left by setuid, which clears every thread's capabilities; a
+  // start as the user with capabilities (ambient ones, from a service
+  // manager) has them cleared here.
+  const holds = (thread: ThreadCredentials) => thread.effective !== 0n || thread.permitted !== 0n || thread.ambient !== 0n || thread.inheritable !== 0n;
+  const held = euid === 0 || readThreadCredentials().some(holds);
   if (user !== undefined) {
     if (euid === 0) {
       // The user's groups from the user database, as a service manager's User= gives them
@@ -139,11 +143,7 @@ export function dropPrivileges(user: TargetUser | undefined, keep: readonly numb
   const uid = process.geteuid!();
   if (uid === 0) throw new Error('serve still runs as root: name an unprivileged user with --user');
   const wanted = capabilityMask(keep);
-  const before = readThreadCredentials();
-  let unreachable: number[] = [];
-  if (before.some((thread) => thread.effective !== 0n || thread.permitted !== 0n || thread.ambient !== 0n || thread.inheritable !== 0n)) {
-    unreachable = nativeBinding().clearCapabilities({ keep: [...keep] }).unreachable;
-  }
+  const unreachable = euid !== 0 && held ? nativeBinding().clearCapabilities({ keep: [...keep] }).unreachable : [];
   const after = readThreadCredentials();
   const excess = excessPrivileges(after, uid, wanted);
   const stillPrivileged = excess.filter((thread) => unreachable.includes(thread.tid) && thread.uids.every((id) => id === uid));
