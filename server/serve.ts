@@ -156,7 +156,6 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     };
     const token = await loadOrCreateAdminToken(options.state);
     if (token.created) log.info({ file: token.file }, 'admin api: token created (send it as "Authorization: Bearer <token>")');
-    if (token.tightened) log.warn({ file: token.file }, 'admin api: the token file was readable by others; set back to mode 0600');
     // The boot timeline: what runtimes and guests report (see server/events),
     // and what the DHCP, TFTP and HTTP servers see (server/observe.ts).
     const events = SqliteEventStore.open(join(options.state, 'events.sqlite'));
