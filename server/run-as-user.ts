@@ -3,7 +3,7 @@ import { chmod, mkdir } from 'node:fs/promises';
 import { hostImageFolder } from './iso/host-iso.js';
 import type { Logger } from './log.js';
 import { dropPrivileges, type DropReport, type TargetUser } from './privileges.js';
-import { ownedFolder, ownFolderItself, secureStateFolder } from './state-folder.js';
+import { handOver, ownedFolder, ownFolderItself } from './state-folder.js';
 
 export interface ServerUserPlan {
   /** `--user`: whom to become when started as root. */
@@ -32,7 +32,7 @@ export async function becomeServerUser(plan: ServerUserPlan): Promise<DropReport
   const hostImages = hostImageFolder(plan.assets);
   if (asRoot && user !== undefined) {
     const owner = { uid: user.uid, gid: user.gid };
-    await secureStateFolder(plan.state, owner);
+    await handOver(plan.state, owner); // its modes were set when serve opened it
     // With no build yet, the assets folder is made now, open to read (rackboot build fills it later, as root).
     if (!existsSync(plan.assets)) {
       await mkdir(plan.assets, { recursive: true });

@@ -19,12 +19,10 @@ export interface SecuredFolder {
 }
 
 /**
- * Make the folder (0700) if missing, set it and its files to 0700/0600, and
- * when `owner` is given, hand them to it: the server, started as root with
- * --user, opens its state before it becomes that user, and must still write
- * it after. Symbolic links are left alone (never followed).
+ * Make the folder (0700) if missing and set it and its files to 0700/0600.
+ * Symbolic links are left alone (never followed).
  */
-export async function secureStateFolder(dir: string, owner?: FileOwner): Promise<SecuredFolder> {
+export async function secureStateFolder(dir: string): Promise<SecuredFolder> {
   const tightened: string[] = [];
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const secure = async (path: string, mode: number) => {
@@ -34,7 +32,6 @@ export async function secureStateFolder(dir: string, owner?: FileOwner): Promise
       await chmod(path, mode);
       tightened.push(path);
     }
-    if (owner && (info.uid !== owner.uid || info.gid !== owner.gid)) await chown(path, owner.uid, owner.gid);
   };
   await secure(dir, 0o700);
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -43,16 +40,22 @@ export async function secureStateFolder(dir: string, owner?: FileOwner): Promise
   return { tightened };
 }
 
+/**
+ * Hand a folder and all in it to `owner`: the server, started as root with
+ * --user, opens its state (and the image cache) before it becomes that
+ * user, and must still write them after. Symbolic links are left alone.
+ */
+export async function handOver(path: string, owner: FileOwner): Promise<void> {
+  const info = await lstat(path);
+  if (info.isSymbolicLink()) return;
+  if (info.uid !== owner.uid || info.gid !== owner.gid) await chown(path, owner.uid, owner.gid);
+  if (info.isDirectory()) for (const name of await readdir(path)) await handOver(join(path, name), owner);
+}
+
 /** A folder the server writes after it gave up root (the per-host image cache): made if missing, 0700, owned by `owner` with what is in it. */
 export async function ownedFolder(dir: string, owner: FileOwner): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const hand = async (path: string) => {
-    const info = await lstat(path);
-    if (info.isSymbolicLink()) return;
-    if (info.uid !== owner.uid || info.gid !== owner.gid) await chown(path, owner.uid, owner.gid);
-    if (info.isDirectory()) for (const name of await readdir(path)) await hand(join(path, name));
-  };
-  await hand(dir);
+  await handOver(dir, owner);
   await chmod(dir, 0o700);
 }
 

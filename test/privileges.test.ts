@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { capabilityMask, excessPrivileges, parseThreadStatus } from '../server/privileges.js';
-import { secureStateFolder } from '../server/state-folder.js';
+import { handOver, secureStateFolder } from '../server/state-folder.js';
 
 /** A /proc/<pid>/status as Linux 6 writes it (trimmed), of a root process with full capabilities. */
 const rootStatus = [
@@ -68,7 +68,8 @@ test('the state folder: made 0700, wider files set back to 0600 and reported, ha
   const outside = path.join(scratch, 'outside.txt');
   await writeFile(outside, '', { mode: 0o644 });
   await symlink(outside, path.join(old, 'link'));
-  const result = await secureStateFolder(old, { uid: 65534, gid: 65534 });
+  const result = await secureStateFolder(old);
+  await handOver(old, { uid: 65534, gid: 65534 });
   assert.deepEqual(result.tightened.sort(), [old, path.join(old, 'leases.sqlite')].sort());
   for (const [name, mode] of [['', 0o700], ['leases.sqlite', 0o600], ['admin.token', 0o600]] as const) {
     const info = await stat(path.join(old, name));
