@@ -19,16 +19,16 @@ export interface NativeBinding {
     onMessage: (message: Buffer, address: string, port: number) => void,
     onPumpStopped: (reason: string, lastAcked: number, highestSent: number, sinceSentMs: number, smoothedMs: number, variationMs: number, detail: string | undefined, polledAcks: number, pollMisses: number) => void,
   ) => NativeTftpEndpoint;
+  /** A user's uid and primary gid (getpwnam_r), or undefined for no such user. See privileges.c. */
+  lookupUser(options: { name: string }): { uid: number; gid: number } | undefined;
+  /** Every thread left with only `keep` (capability numbers); threads that block the signal used are listed. See privileges.c. */
+  clearCapabilities(options: { keep: number[] }): { threads: number; unreachable: number[] };
   /**
    * Bytes offset..offset+length-1 of a file sent to a connected socket with
    * sendfile(2), without blocking the event loop; onDone once, with null or
    * an Error with code/errno/syscall like Node's, and the bytes sent. The
    * caller keeps both descriptors open until then. See send_file.c.
    */
-  /** A user's uid and primary gid (getpwnam_r), or undefined for no such user. See privileges.c. */
-  lookupUser(options: { name: string }): { uid: number; gid: number } | undefined;
-  /** Every thread left with only `keep` (capability numbers); threads that block the signal used are listed. See privileges.c. */
-  clearCapabilities(options: { keep: number[] }): { threads: number; unreachable: number[] };
   FileSend: {
     new (socketFd: number, fileFd: number, offset: number, length: number, onDone: (error: NodeJS.ErrnoException | null, bytesSent: number) => void): NativeFileSend;
     /** Check the page cache with mincore() (kernels before 6.5) even where cachestat() works: for tests of the older way. */

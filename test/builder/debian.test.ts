@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { build, kernelVersionOf, type BuildResult } from '../../builder/build.js';
 import { decodeCpio, type CpioEntry } from '../../builder/cpio.js';
 import { kernelElfOf } from '../../builder/bzimage.js';
-import { DEBIAN_RUNTIME_MODULES, GUEST_KERNEL_DIR, GUEST_MODULES } from '../../builder/initrd.js';
+import { DEBIAN_RUNTIME_MODULES, GUEST_KERNEL_DIR, GUEST_MODULES, VIF_SCRIPT } from '../../builder/initrd.js';
 import { parseManifest } from '../../builder/manifest.js';
 import { moduleNameOf } from '../../builder/modules.js';
 import { packageRoot } from '../../builder/recipe.js';
@@ -133,9 +133,9 @@ test('the Debian runtime carries the guest kernel unpacked: the ELF of this buil
 
 test('xl in the Debian runtime sets up guests\' vifs with rackboot\'s hotplug script', async () => {
   assert.match((await rootImageFile(second, 'etc/xen/xl.conf')).toString(), /^vif\.default\.script="vif-rackboot"$/m);
-  const script = await rootImageFile(second, 'etc/xen/scripts/vif-rackboot');
+  const script = await rootImageFile(second, VIF_SCRIPT);
   assert.deepEqual(script, await readFile(join(packageRoot(), 'builder', 'runtime', 'vif-rackboot')));
-  assert.match((await rootImageListing(second)).get('etc/xen/scripts/vif-rackboot')!, /^-rwxr-xr-x 0\/0$/);
+  assert.match((await rootImageListing(second)).get(VIF_SCRIPT)!, /^-rwxr-xr-x 0\/0$/);
 });
 
 test('the Debian runtime: a busybox first stage and a squashfs holding xl, sshd, zoneinfo and the dom0 modules, without docs, man pages, locales, apt lists or host keys', async () => {
@@ -147,7 +147,7 @@ test('the Debian runtime: a busybox first stage and a squashfs holding xl, sshd,
   const entries = await rootImageListing(second);
   const paths = [...entries.keys()];
   assert.ok(paths.length > 3000, `${paths.length} paths in the root image`);
-  for (const path of ['init', 'usr/lib/xen-4.17/bin/xl', 'usr/lib/xen-4.17/bin/xenconsoled', 'usr/lib/xen-4.17/bin/xen-init-dom0', 'usr/sbin/sshd', 'usr/bin/ssh-keygen', 'usr/bin/ip', 'usr/sbin/brctl', 'usr/bin/busybox', 'usr/bin/apt-get', 'usr/share/zoneinfo/Europe/Berlin', 'etc/xen/scripts/vif-bridge', 'etc/xen/scripts/vif-rackboot', 'usr/share/udhcpc/default.script']) {
+  for (const path of ['init', 'usr/lib/xen-4.17/bin/xl', 'usr/lib/xen-4.17/bin/xenconsoled', 'usr/lib/xen-4.17/bin/xen-init-dom0', 'usr/sbin/sshd', 'usr/bin/ssh-keygen', 'usr/bin/ip', 'usr/sbin/brctl', 'usr/bin/busybox', 'usr/bin/apt-get', 'usr/share/zoneinfo/Europe/Berlin', 'etc/xen/scripts/vif-bridge', VIF_SCRIPT, 'usr/share/udhcpc/default.script']) {
     assert.match(entries.get(path) ?? 'absent', /^-/, `${path} is a file`);
   }
   for (const prefix of ['usr/share/doc/', 'usr/share/man/', 'usr/share/locale/', 'usr/share/info/', 'var/lib/apt/lists/', 'var/cache/apt/']) {
