@@ -4,6 +4,7 @@ import { hideBin } from 'yargs/helpers';
 import { BUILD_SWITCHES, switchesFromArgs } from '../builder/switches.js';
 import { createLogger } from './log.js';
 import { defaultRetention } from './events/retention.js';
+import { defaultFirstLeaseSeconds } from './dhcp/decide.js';
 
 /** Where profiles and builds live: the same options and defaults for every command. */
 const folderOptions = {
@@ -47,7 +48,7 @@ async function main(argv: string[]): Promise<void> {
           .option('lease-time', { type: 'number', default: 3600, describe: 'lease time in seconds' })
           .option('first-lease-time', {
             type: 'number',
-            default: 300,
+            default: defaultFirstLeaseSeconds,
             describe: 'lease time in seconds until a client renews from its address (full mode); made-up MACs cannot hold the pool longer',
           })
           .option('dhcp-known-only', { type: 'boolean', default: false, describe: 'answer only MACs and relay slots that have a profile of their own (not default.yaml)' })

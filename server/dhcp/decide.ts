@@ -48,6 +48,9 @@ export interface Scope {
   dns: readonly string[];
 }
 
+/** `--first-lease-time`'s default: five minutes for a client until it renews from its address. */
+export const defaultFirstLeaseSeconds = 300;
+
 export interface DhcpContext {
   /**
    * 'full': rackboot is the network's DHCP server and hands out addresses.
@@ -299,6 +302,7 @@ class Decision {
     const serverId = options.serverIdentifier;
     const requested = options.requestedAddress;
     let address: string;
+    let renewing = false;
     if (serverId !== undefined) {
       // SELECTING: the client names the server whose offer it took.
       if (serverId !== this.context.serverAddress) return this.otherServerChosen(serverId);
@@ -311,6 +315,7 @@ class Decision {
     } else if (clientAddress !== anyAddress) {
       // RENEWING (unicast to us) or REBINDING (broadcast): the address is in ciaddr.
       address = clientAddress;
+      renewing = true;
     } else {
       return ignore('DHCPREQUEST with no server identifier, requested address or ciaddr', this.facts);
     }
@@ -321,7 +326,7 @@ class Decision {
     // server whose lease store was lost. dnsmasq's --dhcp-authoritative does the same.
     const claim = this.claim(address);
     if ('reason' in claim) return this.nak(claim.reason);
-    const leaseSeconds = this.renewsBinding(address) ? this.context.leaseSeconds : this.firstLeaseSeconds();
+    const leaseSeconds = renewing && this.renewsBinding(address) ? this.context.leaseSeconds : this.firstLeaseSeconds();
     const until = this.now + leaseSeconds * 1000;
     return this.reply(MessageType.ack, {
       yourAddress: address,
@@ -337,8 +342,8 @@ class Decision {
   }
 
   /**
-   * Whether this REQUEST renews a binding the client holds: RENEWING or
-   * REBINDING (RFC 2131 section 4.3.2, ciaddr set, no option 50) from the
+   * Whether a RENEWING or REBINDING request (RFC 2131 section 4.3.2, ciaddr
+   * set, no option 50) renews a binding the client holds: it comes from the
    * address it has bound now. A renewal is unicast from that address; one
    * rebinding through a relay comes from the relay. Only such a client gets
    * the full lease time: one that merely went through DISCOVER and REQUEST
@@ -346,8 +351,7 @@ class Decision {
    * comes back.
    */
   private renewsBinding(address: string): boolean {
-    const { clientAddress, relayAddress, options } = this.request;
-    if (options.serverIdentifier !== undefined || options.requestedAddress !== undefined || clientAddress !== address) return false;
+    const { clientAddress, relayAddress } = this.request;
     const fromItself = relayAddress !== anyAddress ? this.source === relayAddress : this.source === clientAddress;
     if (!fromItself) return false;
     const own = this.context.leases.byMac(this.mac);

@@ -14,7 +14,7 @@ import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
 import { RateLimitedLog, type Logger } from '../log.js';
 import { bindUdp4ToDevice } from '../net/device-socket.js';
 import { ipv4AddressesOf } from '../net/interfaces.js';
-import { decide, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decide.js';
+import { decide, defaultFirstLeaseSeconds, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decide.js';
 import { bootServerPort, decideProxy } from './proxy.js';
 import { DhcpDecodeError, type DhcpDecodeErrorCode } from './errors.js';
 import { formatMac } from './facts.js';
@@ -164,7 +164,7 @@ export class DhcpServer {
       prefixLength: options.prefixLength,
       pool: options.pool,
       leaseSeconds: options.leaseSeconds,
-      firstLeaseSeconds: Math.min(options.firstLeaseSeconds ?? 300, options.leaseSeconds),
+      firstLeaseSeconds: options.firstLeaseSeconds ?? defaultFirstLeaseSeconds,
       offerHoldSeconds: options.offerHoldSeconds ?? 60,
       declineHoldSeconds: options.declineHoldSeconds ?? 600,
       router: options.router,
