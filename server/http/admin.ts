@@ -28,10 +28,12 @@ export interface AdminApiOptions {
   imageLinks?: { links: ImageLinks; base: string };
 }
 
-/** Whether a request carries the admin token (`Authorization: Bearer <token>`). */
-export function hasAdminToken(req: Request, token: Pick<AdminToken, 'matches'>): boolean {
-  const presented = req.get('authorization')?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
-  return presented !== undefined && token.matches(presented);
+/** Whether a request carries the admin token (`Authorization: Bearer <token>`), and if not, what it showed. */
+export function checkAdminToken(req: Request, token: Pick<AdminToken, 'matches'>): 'ok' | 'no token' | 'wrong token' {
+  const header = req.get('authorization');
+  if (header === undefined) return 'no token';
+  const presented = header.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+  return presented !== undefined && token.matches(presented) ? 'ok' : 'wrong token';
 }
 
 /** A profile file name the API accepts: a plain name, ".yaml" added when it has no YAML extension. */
@@ -59,13 +61,13 @@ export function createAdminRouter(options: AdminApiOptions): Router {
   const router = express.Router();
 
   router.use((req: Request, res: Response, next: NextFunction) => {
-    const header = req.get('authorization');
-    if (hasAdminToken(req, options.token)) {
+    const check = checkAdminToken(req, options.token);
+    if (check === 'ok') {
       next();
       return;
     }
     log.warn(
-      { event: 'admin-denied', method: req.method, path: req.originalUrl, remote: req.socket.remoteAddress, reason: header === undefined ? 'no token' : 'wrong token' },
+      { event: 'admin-denied', method: req.method, path: req.originalUrl, remote: req.socket.remoteAddress, reason: check },
       'admin api: request without a valid token refused',
     );
     res

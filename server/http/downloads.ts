@@ -12,7 +12,7 @@ import { HostIsoCache, hostImageFolder } from '../iso/host-iso.js';
 import { isDefaultProfile } from '../profiles/profile.js';
 import type { Logger } from '../log.js';
 import { normaliseMac } from '../profiles/mac.js';
-import { hasAdminToken } from './admin.js';
+import { checkAdminToken } from './admin.js';
 import type { ImageLinks } from './image-links.js';
 import type { FileCache } from './file-cache.js';
 import { sendFileBody, sendfileSocket } from './file-send.js';
@@ -370,10 +370,11 @@ export function downloadsRouter(options: DownloadsOptions): Router {
       res.status(400).type('text/plain').send(`rackboot: "${String(req.params.mac)}" is not a MAC address\n`);
       return;
     }
-    const admin = access.token !== undefined && hasAdminToken(req, access.token);
-    const link = admin ? undefined : (access.links?.check(mac, req.query.expires, req.query.sig) ?? { ok: false as const, reason: 'no link' as const });
-    if (link !== undefined && !link.ok) {
-      const reason = req.get('authorization') !== undefined && link.reason === 'no link' ? 'wrong token' : link.reason;
+    const admin = access.token === undefined ? 'no token' : checkAdminToken(req, access.token);
+    const link = admin === 'ok' ? { ok: true as const } : (access.links?.check(mac, req.query.expires, req.query.sig) ?? { ok: false as const, reason: 'no link' as const });
+    if (!link.ok) {
+      // Without a link, a token that was shown and is wrong says more than "no link".
+      const reason = link.reason === 'no link' && admin === 'wrong token' ? 'wrong token' : link.reason;
       log.warn({ event: 'host-iso-refused', mac, remote: req.socket.remoteAddress, reason }, 'host image refused');
       if (reason === 'no link') {
         res.status(401).set('WWW-Authenticate', 'Bearer realm="rackboot"').type('text/plain')
