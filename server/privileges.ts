@@ -109,9 +109,10 @@ export interface DropReport {
   /** False when the process started as its user with no capability at all: there was nothing to drop. */
   held: boolean;
   /**
-   * Threads that still hold capabilities they started with: ones that block
-   * every signal (Node's SIGUSR1 watchdog) when the process started as its
-   * user with ambient capabilities. Empty after a start as root.
+   * Threads that still hold capabilities they started with because the
+   * native addon could not signal them (they block even glibc's set*id
+   * signal, see server/native/privileges.c). Empty with glibc, and after a
+   * start as root.
    */
   stillPrivileged: Array<{ tid: number; name: string; effective: string }>;
 }

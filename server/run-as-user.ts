@@ -49,7 +49,7 @@ export async function becomeServerUser(plan: ServerUserPlan): Promise<DropReport
   if (report.stillPrivileged.length > 0) {
     log.warn(
       { threads: report.stillPrivileged },
-      'threads that block every signal keep the capabilities they started with (Node\'s SIGUSR1 watchdog); start as root with --user to clear them too',
+      'threads that block every signal keep the capabilities they started with; start as root with --user to clear them too',
     );
   }
   checkReach(plan, hostImages, log);

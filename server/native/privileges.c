@@ -13,10 +13,17 @@
  * made process-wide, by glibc, which signals each thread to repeat the
  * system call. This does the same for capabilities: the calling thread
  * clears its own, then every other thread is sent a real-time signal whose
- * handler clears that thread's, and the call waits for each. A thread that
- * blocks the signal (Node's SIGUSR1 watchdog blocks all of them) cannot be
- * reached; its id is returned in `unreachable`, for the caller to judge.
- * Threads made later are copies of a cleared one.
+ * handler clears that thread's, and the call waits for each. Node's SIGUSR1
+ * watchdog thread blocks every signal glibc lets it block; glibc never lets
+ * a thread block its own set*id signal (33, SIGSETXID: that is how setuid
+ * reaches every thread), so such a thread is sent signal 33 instead, with
+ * this handler put in glibc's place for the call and glibc's put back after
+ * (installed with the raw system call, which glibc's sigaction refuses for
+ * its own signals; nothing else in the process calls set*id meanwhile: the
+ * calling thread is the only one running JavaScript, and it is here). A
+ * thread that blocks both (a libc other than glibc) cannot be reached; its
+ * id is returned in `unreachable`, for the caller to judge. Threads made
+ * later are copies of a cleared one.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -34,6 +41,22 @@
 #include <unistd.h>
 
 #include "native.h"
+
+/* The kernel's struct sigaction for rt_sigaction(2) (asm-generic/signal.h and x86's). */
+#if defined(__x86_64__) || defined(__aarch64__)
+struct kernel_action {
+  void (*handler)(int);
+  unsigned long flags;
+  void (*restorer)(void);
+  unsigned long mask;
+};
+#define KERNEL_SIGSET_BYTES 8
+#else
+#error "privileges.c: struct kernel_action is written for x86_64 and aarch64"
+#endif
+
+/* Glibc's set*id broadcast signal, which glibc lets no thread block. */
+#define SETXID_SIGNAL 33
 
 static napi_value lookup_user(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -150,9 +173,19 @@ static napi_value clear_capabilities(napi_env env, napi_callback_info info) {
   action.sa_flags = SA_RESTART;
   sigemptyset(&action.sa_mask);
   if (sigaction(number, &action, &previous) < 0) return rb_throw_errno(env, errno, "sigaction", "");
+  /* The same handler, as glibc gave it to the kernel (its flags and restorer), for signal 33 too. */
+  struct kernel_action ours, glibc_setxid;
+  if (syscall(SYS_rt_sigaction, number, NULL, &ours, KERNEL_SIGSET_BYTES) < 0 ||
+      syscall(SYS_rt_sigaction, SETXID_SIGNAL, NULL, &glibc_setxid, KERNEL_SIGSET_BYTES) < 0 ||
+      syscall(SYS_rt_sigaction, SETXID_SIGNAL, &ours, NULL, KERNEL_SIGSET_BYTES) < 0) {
+    int saved = errno;
+    sigaction(number, &previous, NULL);
+    return rb_throw_errno(env, saved, "rt_sigaction", "signal 33");
+  }
 
   int error = clear_this_thread();
   if (error != 0) {
+    syscall(SYS_rt_sigaction, SETXID_SIGNAL, &glibc_setxid, NULL, KERNEL_SIGSET_BYTES);
     sigaction(number, &previous, NULL);
     return rb_throw_errno(env, error, "capset", "calling thread");
   }
@@ -176,12 +209,14 @@ static napi_value clear_capabilities(napi_env env, napi_callback_info info) {
       pid_t tid = (pid_t)atoi(entry->d_name);
       if (tid <= 0 || tid == self || seen(signalled, signalled_count, tid) || seen(unreachable, unreachable_count, tid)) continue;
       found_new = 1;
-      if (blocks_signal(tid, number)) {
+      int signal_for_it = number;
+      if (blocks_signal(tid, number)) signal_for_it = SETXID_SIGNAL;
+      if (signal_for_it == SETXID_SIGNAL && blocks_signal(tid, SETXID_SIGNAL)) {
         if (unreachable_count < MAX_THREADS) unreachable[unreachable_count++] = tid;
         continue;
       }
       if (signalled_count >= MAX_THREADS) continue;
-      if (syscall(SYS_tgkill, pid, tid, number) < 0) {
+      if (syscall(SYS_tgkill, pid, tid, signal_for_it) < 0) {
         if (errno == ESRCH) continue; /* it ended */
         error = errno;
         break;
@@ -196,6 +231,12 @@ static napi_value clear_capabilities(napi_env env, napi_callback_info info) {
       nanosleep(&millisecond, NULL);
     }
     if (!found_new) break;
+  }
+  /* Once every handler has run, glibc's signal 33 goes back and ours comes off;
+     with one still pending (the timeout below), ours stays: it is harmless. */
+  if (atomic_load(&threads_done) >= signalled_count) {
+    syscall(SYS_rt_sigaction, SETXID_SIGNAL, &glibc_setxid, NULL, KERNEL_SIGSET_BYTES);
+    sigaction(number, &previous, NULL);
   }
   if (error != 0) return rb_throw_errno(env, error, "tgkill", "");
   if (atomic_load(&threads_done) < signalled_count) {
