@@ -33,6 +33,8 @@ let base: string;
 const served: Array<{ url: string; path: BodyPath | 'error'; remotePort: number; error?: string }> = [];
 /** Responses held by the test (url "/hold"): the server side of a stalled client. */
 const held: ServerResponse[] = [];
+/** The memory copy behind "/hot". */
+const hotCache = new FileCache(64 * 1024 * 1024);
 /** Per-URL send options and file. */
 const routes = new Map<string, { file: () => DownloadFile; options: SendOptions }>();
 
@@ -49,7 +51,7 @@ before(async () => {
   routes.set('/corked', { file: () => file, options: {} });
   routes.set('/stream', { file: () => file, options: { sendfile: false } });
   routes.set('/memory', { file: () => file, options: { sendfile: false, cache: new FileCache(64 * 1024 * 1024) } });
-  routes.set('/hot', { file: () => file, options: { cache: new FileCache(64 * 1024 * 1024) } });
+  routes.set('/hot', { file: () => file, options: { cache: hotCache } });
   // The manifest says more bytes than the file has (a file truncated after publishing).
   routes.set('/short', { file: () => ({ ...file, size: file.size + 4096 }), options: {} });
   server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -117,7 +119,9 @@ test('a cacheable file: the first body by sendfile (and the file loaded meanwhil
   await fetchHot();
   await servedCount(from + 1);
   assert.deepEqual(pathsOf(from), ['sendfile']);
-  await delay(300); // the cache's load, started by that request
+  // The cache's load, started by that request (slower on a busy machine).
+  for (let i = 0; i < 400 && hotCache.peek(file.path, file.sha256) === undefined; i++) await delay(25);
+  assert.ok(hotCache.peek(file.path, file.sha256), 'the first request loaded the file into memory');
   from = served.length;
   await fetchHot();
   await fetchHot();

@@ -179,6 +179,14 @@ test('a stranger on the wire gets no token and no secret of a booting host, cann
   assert.ok(refusals.length >= 20, `the stranger's attempts are logged: ${refusals.length}`);
   assert.doesNotMatch(rack.server.transcript, /\b[bgi]\.[A-Za-z0-9_-]{12}\.[A-Za-z0-9_.-]{22,}/, 'a token in the server log');
 
+  // The machine's heartbeat (every 30 s after its ready line) is what shows
+  // its token again after the takeover: first see one taken.
+  const heartbeats = () =>
+    rack.events().filter((event) => event.event === 'http' && /\/alive$/.test(String(event.path)) && event.remote === victimAddress).map((event) => `${event.time} ${event.status}`);
+  const heartbeatDeadline = Date.now() + 120_000;
+  while (!heartbeats().some((beat) => beat.endsWith(' 204')) && Date.now() < heartbeatDeadline) await delay(2000);
+  assert.ok(heartbeats().some((beat) => beat.endsWith(' 204')), `the machine's heartbeat was not taken: ${heartbeats().join(', ') || 'none'}`);
+
   // Last, the stranger becomes the machine: its MAC and its address, a DHCP
   // exchange and a boot script with a token. Nothing on the wire tells the
   // two apart; the machine's next heartbeat shows a superseded token.
@@ -195,7 +203,8 @@ test('a stranger on the wire gets no token and no secret of a booting host, cann
     await delay(2000);
     alarms = timeline().filter((event) => event.stage === 'alarm');
   }
-  assert.ok(alarms.length > 0, 'no alarm for two boots of one MAC');
+  assert.ok(alarms.length > 0, `no alarm for two boots of one MAC; the machine's heartbeats: ${heartbeats().join(', ') || 'none'}`);
+  process.stderr.write(`hostile neighbour: alarm "${alarms[0]!.detail}"; the machine's heartbeats: ${heartbeats().join(', ')}\n`);
   assert.match(alarms[0]!.detail ?? '', /two boots of 52:54:00:12:34:56 at once\?/);
   assert.ok(rack.events().some((event) => event.event === 'host-alarm' && event.mac === victim));
   await machine.waitFor(/rackboot-runtime: the server refused this boot's token: another machine may have booted as 52:54:00:12:34:56/, 60_000, 'the console note');
