@@ -2,6 +2,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { BUILD_SWITCHES, switchesFromArgs } from '../builder/switches.js';
+import { checkAddressFlags, checkNumberFlags, serveNumberFlags, unknownFlags } from './cli-flags.js';
 import { createLogger } from './log.js';
 import { defaultRetention } from './events/retention.js';
 import { defaultFirstLeaseSeconds } from './dhcp/decide.js';
@@ -20,12 +21,15 @@ function withBuildSwitches<T>(y: Argv<T>): Argv<T> {
   return y;
 }
 
+const commandNames = ['serve', 'leases', 'hosts', 'build', 'whatif', 'demo', 'hash-password', 'profiles', 'completion'];
+
 /**
  * The one command line: `rackboot serve | leases | hosts | build | whatif | demo | hash-password | profiles`. Each
  * command loads only what it needs, so `rackboot whatif` stays quick.
  */
 async function main(argv: string[]): Promise<void> {
-  await yargs(argv)
+  const cli = yargs(argv);
+  await cli
     .scriptName('rackboot')
     .usage('$0 <command> [options]')
     .command(
@@ -72,20 +76,7 @@ async function main(argv: string[]): Promise<void> {
           .option('unknown-hosts-max', { type: 'number', default: 1000, describe: 'status: hosts with no profile of their own and no lease listed at most (the most recently seen)' })
           .option('unknown-hosts-hours', { type: 'number', default: 24, describe: 'status: such hosts leave the list this long after their last event' })
           .option('host-image-cache-mb', { type: 'number', default: 2048, describe: 'disk budget of the per-host image cache; least recently used images go first' })
-          .check((argv) => {
-            for (const flag of ['http-max-connections', 'http-max-per-address', 'unknown-hosts-max', 'host-image-cache-mb'] as const) {
-              if (!(Number.isInteger(argv[flag]) && argv[flag] >= 1)) throw new Error(`--${flag} must be a whole number from 1, not ${argv[flag]}`);
-            }
-            if (!(argv['unknown-hosts-hours'] > 0)) throw new Error(`--unknown-hosts-hours must be a number of hours above 0, not ${argv['unknown-hosts-hours']}`);
-            const rate = argv['dhcp-new-clients-per-second'];
-            if (rate !== undefined && !(rate > 0)) throw new Error(`--dhcp-new-clients-per-second must be a number above 0, not ${rate}`);
-            if (!(Number.isInteger(argv['first-lease-time']) && argv['first-lease-time'] >= 60)) {
-              throw new Error(`--first-lease-time must be a whole number of seconds from 60, not ${argv['first-lease-time']}`);
-            }
-            if (!(argv['keep-days'] > 0)) throw new Error(`--keep-days must be a number of days above 0, not ${argv['keep-days']}`);
-            if (!(Number.isInteger(argv['keep-events']) && argv['keep-events'] >= 1)) throw new Error(`--keep-events must be a whole number from 1, not ${argv['keep-events']}`);
-            return true;
-          }),
+          .check((values) => checkNumberFlags(values, serveNumberFlags, argv) ?? checkAddressFlags(values) ?? true),
       async (args) => {
         const { serve } = await import('./serve.js');
         // Whatever the server creates (state, profiles, per-host images) is its own user's only.
@@ -164,17 +155,24 @@ async function main(argv: string[]): Promise<void> {
       'assemble the boot parts (Xen, dom0 kernel, runtime initrd, iPXE) from Debian packages',
       (y) =>
         withBuildSwitches(y)
-          .option('out', { type: 'string', default: 'boot-assets', describe: 'assets folder: builds/<id> and the "current" link' })
+          .option('assets', { alias: 'out', type: 'string', default: 'boot-assets', describe: 'assets folder: builds/<id> and the "current" link (as serve --assets)' })
           .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' })
           .option('config', { type: 'string', describe: 'build settings file (default: builder/build.yaml, which documents each setting)' })
           .option('host', { type: 'string', describe: "instead of a build: one host's CD/USB image from the current build, with its profile on the boot line" })
           .option('iso-file', { type: 'string', describe: 'with --host: where to write the image (default rackboot-<mac>.iso)' })
           .option('profiles', folderOptions.profiles)
-          .option('address', { type: 'string', default: '127.0.0.1', describe: 'with --host: server address the runtime fetches runtime.env from' })
-          .option('http-port', { type: 'number', default: 80 })
-          .option('state', { type: 'string', default: 'state', describe: "with --host: the server's state folder, whose host-token.key signs the image's token" })
+          .option('address', { type: 'string', describe: "with --host (needed): the address of the rackboot server the image's runtime fetches its secrets from" })
+          .option('http-port', { type: 'number', default: 80, describe: "with --host: that server's HTTP port" })
+          .option('state', { type: 'string', default: 'state', describe: "with --host: that server's state folder, whose host-token.key signs the image's token" })
           .option('keep', { type: 'number', describe: 'after the build, keep only the N newest builds (and the current one)' })
-          .check((args) => args.keep === undefined || (Number.isInteger(args.keep) && args.keep >= 1) || `--keep ${String(args.keep)}: want a whole number of builds, at least 1`),
+          .check(
+            (values) =>
+              checkNumberFlags(values, { 'http-port': serveNumberFlags['http-port']!, keep: { min: 1, integer: true, unit: 'builds' } }, argv) ??
+              checkAddressFlags(values.address === undefined ? {} : { address: values.address }) ??
+              (values.host !== undefined && values.address === undefined
+                ? "--host needs --address: the address of the rackboot server this host's image fetches its secrets from"
+                : true),
+          ),
       async (args) => {
         // Under live progress bars, log lines on the same terminal would tear them; warnings still show.
         const bars = process.stderr.isTTY === true && process.stdout.isTTY === true && process.env.RACKBOOT_LOG_LEVEL === undefined;
@@ -184,9 +182,9 @@ async function main(argv: string[]): Promise<void> {
           const image = await buildHostIsoFile({
             mac: args.host,
             profiles: args.profiles,
-            assets: args.out,
+            assets: args.assets,
             state: args.state,
-            endpoints: { address: args.address, httpPort: args['http-port'] },
+            endpoints: { address: args.address!, httpPort: args['http-port'] },
             ...(args['iso-file'] ? { output: args['iso-file'] } : {}),
           });
           log.info({ mac: args.host, ...image }, 'host CD/USB image written');
@@ -194,7 +192,7 @@ async function main(argv: string[]): Promise<void> {
         }
         const { runBuildCommand } = await import('../builder/command.js');
         const code = await runBuildCommand({
-          out: args.out,
+          out: args.assets,
           ...(args.cache ? { cacheDir: args.cache } : {}),
           ...(args.config !== undefined ? { config: args.config } : {}),
           switches: switchesFromArgs(args as Record<string, unknown>),
@@ -206,7 +204,7 @@ async function main(argv: string[]): Promise<void> {
         }
         if (args.keep !== undefined) {
           const { pruneBuilds } = await import('../builder/prune.js');
-          await pruneBuilds(args.out, args.keep, log);
+          await pruneBuilds(args.assets, args.keep, log);
         }
       },
     )
@@ -221,7 +219,8 @@ async function main(argv: string[]): Promise<void> {
           .option('address', { type: 'string', default: '127.0.0.1', describe: 'server address to put in URLs' })
           .option('http-port', { type: 'number', default: 80 })
           .option('circuit-id', { type: 'string', describe: 'as if the machine sat in this slot: option 82 circuit-id (text, or 0x... hex)' })
-          .option('remote-id', { type: 'string', describe: 'and behind this relay: option 82 remote-id (text, or 0x... hex)' }),
+          .option('remote-id', { type: 'string', describe: 'and behind this relay: option 82 remote-id (text, or 0x... hex)' })
+          .check((values) => checkNumberFlags(values, { 'http-port': serveNumberFlags['http-port']! }, argv) ?? checkAddressFlags({ address: values.address }) ?? true),
       async (args) => {
         const { whatif } = await import('./whatif.js');
         const report = await whatif({
@@ -287,15 +286,29 @@ async function main(argv: string[]): Promise<void> {
     )
     .demandCommand(1, 'name a command: serve, leases, hosts, build, whatif, demo, hash-password or profiles')
     .strict()
-    .fail((message, error, y) => {
+    .recommendCommands()
+    .completion('completion', 'print a bash completion script (source it, or put it in /etc/bash_completion.d/rackboot)')
+    .wrap(cli.terminalWidth())
+    .fail((message, error) => {
       // A failed .check() comes with its message as `error` too (a string,
-      // not an Error): it is a usage mistake and gets the usage text.
+      // not an Error): a usage mistake. Both say what went wrong first, and
+      // point at the help rather than print a page of it.
       if (error instanceof Error && error.name !== 'YError') {
         process.stderr.write(`rackboot: ${error.message}\n`);
-      } else {
-        y.showHelp();
-        process.stderr.write(`\nrackboot: ${message}\n`);
+        process.exit(2);
       }
+      const words = argv.filter((arg) => !arg.startsWith('-'));
+      const command = words[0] !== undefined && commandNames.includes(words[0]) ? words[0] : undefined;
+      const known = Object.keys((cli as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key).filter((name) => !/[A-Z]/.test(name));
+      const unknown = unknownFlags(argv, known);
+      // A mistyped command first; then an unknown flag, the likelier mistake (and the
+      // reason a required one it was meant to be is "missing").
+      const problem = message?.startsWith('Did you mean')
+        ? `unknown command ${JSON.stringify(command === undefined ? words[0] : words[1])}; did you mean${message.slice('Did you mean'.length)}`
+        : unknown.length > 0
+          ? unknown.map((entry) => `unknown flag ${entry.flag}${entry.suggestion ? `; did you mean ${entry.suggestion}?` : ''}`).join('\n')
+          : (message ?? 'bad usage');
+      process.stderr.write(`rackboot: ${problem}\n(rackboot ${command !== undefined ? `${command} ` : ''}--help lists the options)\n`);
       process.exit(2);
     })
     .help()

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadOrCreateAdminToken, loadOrCreateSecret } from './admin/token.js';
 import { HostTokens } from './boot/host-token.js';
@@ -84,6 +85,22 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** `--profiles` must name a folder that is there (it may be empty). */
+async function checkProfileFolder(folder: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(folder);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new Error(
+      code === 'ENOENT'
+        ? `--profiles ${folder}: no such folder (make it, or name the folder that holds the profiles)`
+        : `--profiles ${folder}: cannot read it (${code ?? (error as Error).message})`,
+    );
+  }
+  if (!info.isDirectory()) throw new Error(`--profiles ${folder}: not a folder`);
+}
+
 /**
  * `rackboot serve`: DHCP, TFTP and HTTP on one interface, all answering from
  * the same profiles and the same current build.
@@ -94,6 +111,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const tftpServer = options.tftpServer !== undefined ? parseTftpServer(options.tftpServer, options.dhcp) : undefined;
   const endpoints: ServerEndpoints = { address: served.address, httpPort: options.httpPort, ...(tftpServer ? { tftpServer } : {}) };
   const user = options.user === undefined ? undefined : lookupUser(options.user);
+  await checkProfileFolder(options.profiles); // before the state folder is made: a mistyped path leaves nothing behind
   const stateModes = await secureStateFolder(options.state);
   if (stateModes.tightened.length > 0) log.warn({ files: stateModes.tightened }, 'state folder: files readable by others set back to 0700/0600');
 
@@ -105,6 +123,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     ],
   });
   profiles.watch();
+  if (profiles.fileStatuses().length === 0) {
+    log.warn({ profiles: options.profiles }, 'the profile folder holds no profile: no machine will be booted until one is added (a default.yaml boots every machine)');
+  }
   const assets = new AssetStore(options.assets);
   const current = await assets.current();
   if (current) {

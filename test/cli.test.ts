@@ -61,22 +61,54 @@ test('bad command lines fail with exit 2 and say what is wrong', async () => {
 
   const missing = await rackboot(['serve', '--interface', 'nosuchif0', '--profiles', 'profiles']);
   assert.equal(missing.code, 2);
-  assert.match(missing.stderr, /rackboot: interface "nosuchif0" does not exist/);
+  assert.match(missing.stderr, /rackboot: --interface nosuchif0: no such interface/);
 
   const tftpServer = await rackboot(['serve', '--interface', 'lo', '--tftp-server', '198.18.0.300', '--profiles', 'profiles']);
   assert.equal(tftpServer.code, 2);
-  assert.match(tftpServer.stderr, /rackboot: --tftp-server "198\.18\.0\.300": not an IPv4 address/);
+  assert.match(tftpServer.stderr, /rackboot: --tftp-server "198\.18\.0\.300": want an IPv4 address/);
 
   const rate = await rackboot(['serve', '--interface', 'lo', '--dhcp-new-clients-per-second', '0', '--profiles', 'profiles']);
   assert.equal(rate.code, 2);
-  assert.match(rate.stderr, /--dhcp-new-clients-per-second must be a number above 0, not 0/);
+  assert.match(rate.stderr, /rackboot: --dhcp-new-clients-per-second "0": want a number above 0\n/);
   const firstLease = await rackboot(['serve', '--interface', 'lo', '--first-lease-time', '30', '--profiles', 'profiles']);
   assert.equal(firstLease.code, 2);
-  assert.match(firstLease.stderr, /--first-lease-time must be a whole number of seconds from 60, not 30/);
+  assert.match(firstLease.stderr, /rackboot: --first-lease-time "30": want a whole number of seconds from 60\n/);
 
   const unknown = await rackboot(['frobnicate']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /Unknown argument: frobnicate/);
+});
+
+test('usage errors name the flag and the text given, first, with a pointer to --help instead of a page of it', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['serve', '--interface', 'lo', '--http-port', 'eighty'], /^rackboot: --http-port "eighty": want a port number from 0 to 65535\n/],
+    [['serve', '--interface', 'lo', '--tftp-port', '69x'], /^rackboot: --tftp-port "69x": want a port number from 0 to 65535\n/],
+    [['serve', '--interface', 'lo', '--dhcp-port=70000'], /^rackboot: --dhcp-port "70000": want a port number from 0 to 65535\n/],
+    [['serve', '--interface', 'lo', '--lease-time', '-5'], /^rackboot: --lease-time "-5": want a whole number of seconds from 60\n/],
+    [['serve', '--interface', 'lo', '--tftp-max-transfers', '0'], /^rackboot: --tftp-max-transfers "0": want a whole number from 1\n/],
+    [['serve', '--interface', 'lo', '--keep-events', '2.5'], /^rackboot: --keep-events "2.5": want a whole number from 1\n/],
+    [['serve', '--interface', 'lo', '--router', '198.18.0'], /^rackboot: --router "198\.18\.0": want an IPv4 address/],
+    [['serve', '--interface', 'lo', '--dns', '198.18.0.53', '--dns', 'ns1'], /^rackboot: --dns "ns1": want an IPv4 address/],
+    [['serve', '--interface', 'lo', '--pool', '198.18.0.100'], /^rackboot: --pool "198\.18\.0\.100": want START-END/],
+    // The mistyped flag, not the required one it was meant to be.
+    [['serve', '--intreface', 'lo'], /^rackboot: unknown flag --intreface; did you mean --interface\?\n\(rackboot serve --help lists the options\)\n$/],
+    [['serve', '--interface', 'lo', '--dhcp-known-onyl'], /^rackboot: unknown flag --dhcp-known-onyl; did you mean --dhcp-known-only\?\n/],
+    [['serv', '--interface', 'lo'], /^rackboot: unknown command "serv"; did you mean serve\?\n\(rackboot --help lists the options\)\n$/],
+    [['build', '--keep', '0'], /^rackboot: --keep "0": want a whole number of builds from 1\n/],
+    [['whatif', '02:00:00:00:00:01', '--address', 'localhost'], /^rackboot: --address "localhost": want an IPv4 address/],
+  ];
+  for (const [args, expected] of cases) {
+    const result = await rackboot(args);
+    assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+    assert.match(result.stderr, expected, args.join(' '));
+    assert.doesNotMatch(result.stderr, /Options:/, `${args.join(' ')}: no page of help`);
+  }
+});
+
+test('completion prints a bash completion script for rackboot', async () => {
+  const result = await rackboot(['completion']);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /complete -o bashdefault -o default -F _rackboot_yargs_completions rackboot/);
 });
 
 test('whatif --circuit-id/--remote-id: what a machine in that slot would get', async () => {
@@ -128,6 +160,93 @@ test('serve refuses profiles that take its own address or the router\'s as their
   } finally {
     peer.delete();
     ns.delete();
+    await rm(work, { recursive: true, force: true });
+  }
+});
+
+test('serve: a missing profile folder stops it at once, naming the flag, and leaves no state folder behind; an empty one is served with a warning', async () => {
+  const { assertRoot, Netns } = await import('./helpers/netns.js');
+  const { cliPath } = await import('./helpers/build.js');
+  const { collect } = await import('./helpers/run.js');
+  const { access } = await import('node:fs/promises');
+  assertRoot();
+  const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-folders-'));
+  const ns = Netns.create('rbcfo');
+  const peer = Netns.create('rbcfp');
+  try {
+    ns.linkTo(peer, { device: 'd0', cidr: '198.18.0.1/24' }, { device: 'p0', cidr: '198.18.0.2/24' });
+    const args = (profiles: string) => [
+      cliPath, 'serve', '--interface', 'd0', '--dhcp', 'off', '--http-port', '0', '--tftp-port', '0',
+      '--profiles', profiles, '--assets', path.join(work, 'assets'), '--state', path.join(work, 'state'),
+    ];
+    const missing = await collect(ns.spawn(process.execPath, args(path.join(work, 'profles')), { stdio: ['ignore', 'pipe', 'pipe'] }), { timeoutMs: 20_000 });
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.equal(missing.stderr, `rackboot: --profiles ${path.join(work, 'profles')}: no such folder (make it, or name the folder that holds the profiles)\n`);
+    await assert.rejects(access(path.join(work, 'state')), 'no state folder was made');
+    // An interface that is there but has no IPv4 address is not "missing".
+    ns.ip('link', 'add', 'bare0', 'type', 'veth', 'peer', 'name', 'bare1');
+    ns.ip('link', 'set', 'bare0', 'up');
+    const bareArgs = args(path.join(work, 'profles'));
+    bareArgs[bareArgs.indexOf('d0')] = 'bare0';
+    const bare = await collect(ns.spawn(process.execPath, bareArgs, { stdio: ['ignore', 'pipe', 'pipe'] }), { timeoutMs: 20_000 });
+    assert.equal(bare.code, 2, bare.stderr);
+    assert.match(bare.stderr, /^rackboot: --interface bare0: it has no IPv4 address/);
+
+    await mkdir(path.join(work, 'profiles'));
+    const child = ns.spawn(process.execPath, args(path.join(work, 'profiles')), { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const deadline = Date.now() + 20_000;
+    while (!output.includes('rackboot is serving') && Date.now() < deadline && child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 100));
+    child.kill('SIGTERM');
+    assert.match(output, /rackboot is serving/);
+    const warning = output.split('\n').find((line) => line.includes('the profile folder holds no profile'));
+    assert.ok(warning, output);
+    assert.equal(JSON.parse(warning).level, 40);
+  } finally {
+    ns.delete();
+    peer.delete();
+    await rm(work, { recursive: true, force: true });
+  }
+});
+
+test('hosts --server takes an address without a scheme (http:// is implied), and says what it wants for one it cannot use', async () => {
+  const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-hosts-'));
+  try {
+    await mkdir(path.join(work, 'state'));
+    await writeFile(path.join(work, 'state', 'admin.token'), 'x'.repeat(43) + '\n', { mode: 0o600 });
+    // A server that refuses the token: the error names the URL made from the bare address.
+    const { createServer } = await import('node:http');
+    const server = createServer((req, res) => res.writeHead(403).end(`no (${req.url})\n`));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const bare = await rackboot(['hosts', '--server', `127.0.0.1:${port}`, '--state', path.join(work, 'state')]);
+      assert.equal(bare.code, 2);
+      assert.equal(bare.stderr, `rackboot: http://127.0.0.1:${port}/api/hosts: 403 no (/api/hosts)\n`);
+    } finally {
+      server.close();
+    }
+    const bad = await rackboot(['hosts', '--server', 'ftp://127.0.0.1', '--state', path.join(work, 'state')]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^rackboot: --server "ftp:\/\/127\.0\.0\.1": want an http:\/\/ or https:\/\/ address/);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+});
+
+test('build --host refuses an image no server could check: no --address, or a --state without the server\'s token key', async () => {
+  const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-host-'));
+  try {
+    const base = ['build', '--host', '52:54:00:12:34:56', '--profiles', 'profiles/examples', '--assets', path.join(work, 'assets'), '--iso-file', path.join(work, 'x.iso')];
+    const noAddress = await rackboot([...base, '--state', path.join(work, 'state')]);
+    assert.equal(noAddress.code, 2);
+    assert.match(noAddress.stderr, /^rackboot: --host needs --address: the address of the rackboot server this host's image fetches its secrets from\n/);
+    const noKey = await rackboot([...base, '--address', '198.18.0.1', '--state', path.join(work, 'state')]);
+    assert.equal(noKey.code, 2);
+    assert.equal(noKey.stderr, `rackboot: --state ${path.join(work, 'state')} has no host-token.key: name the state folder of the rackboot serve that will hand this host its secrets (serve makes the key when it first starts)\n`);
+    await assert.rejects(import('node:fs/promises').then((fs) => fs.access(path.join(work, 'state'))), 'no state folder or key was made');
+  } finally {
     await rm(work, { recursive: true, force: true });
   }
 });

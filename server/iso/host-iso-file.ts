@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadOrCreateSecret } from '../admin/token.js';
 import { AssetStore } from '../assets/builds.js';
 import { HostTokens } from '../boot/host-token.js';
@@ -11,8 +13,8 @@ import { planHostIso, writeHostIso } from './host-iso.js';
  * `rackboot build --host MAC`: one host's CD/USB image from the current
  * build, written to a file; the same image GET /hosts/<mac>/rackboot.iso
  * serves. Its boot line carries a host token signed with the key in
- * `state` (host-token.key, made there if missing), the key `rackboot serve
- * --state` with the same folder signs and checks with: the image's runtime
+ * `state` (host-token.key, which must be there: made by the server), the
+ * key `rackboot serve --state` with the same folder signs and checks with: the image's runtime
  * then fetches the host's secrets (root hash, SSH keys, domain configs)
  * from that server, as a network boot does.
  */
@@ -24,6 +26,14 @@ export async function buildHostIsoFile(options: {
   endpoints: ServerEndpoints;
   output?: string;
 }): Promise<{ path: string; size: number; sha256: string; build: string; hostname: string; tokenKey: string }> {
+  // The token must be one a server can check: signed with the key of the
+  // server's own state folder, never with one made up here.
+  const keyFile = join(options.state, 'host-token.key');
+  if (!existsSync(keyFile)) {
+    throw new Error(
+      `--state ${options.state} has no host-token.key: name the state folder of the rackboot serve that will hand this host its secrets (serve makes the key when it first starts)`,
+    );
+  }
   const profiles = await ProfileDirectory.open(options.profiles, createLogger({ level: 'silent', pretty: false }));
   try {
     const key = await loadOrCreateSecret(options.state, 'host-token.key');

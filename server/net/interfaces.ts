@@ -24,7 +24,8 @@ export function ipv4AddressesOf(interfaceName: string): Array<{ address: string;
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const links = JSON.parse(output) as Array<{ addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }> }>;
-    if (links.length === 0) return undefined;
+    // With -4, a device that has no IPv4 address is left out: it exists, with none.
+    if (links.length === 0) return linkExists(interfaceName) ? [] : undefined;
     return links.flatMap((link) =>
       (link.addr_info ?? [])
         .filter((info) => info.family === 'inet' && info.local !== undefined)
@@ -41,6 +42,15 @@ export function ipv4AddressesOf(interfaceName: string): Array<{ address: string;
   }
 }
 
+function linkExists(interfaceName: string): boolean {
+  try {
+    execFileSync('ip', ['link', 'show', 'dev', interfaceName], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The IPv4 address rackboot serves on: the one given (which must be on the
  * interface), or the interface's first IPv4 address.
@@ -49,14 +59,14 @@ export function interfaceAddress(interfaceName: string, wanted?: string): Interf
   const ipv4 = ipv4AddressesOf(interfaceName);
   if (!ipv4) {
     const known = Object.keys(networkInterfaces()).join(', ');
-    throw new Error(`interface "${interfaceName}" does not exist (interfaces with an address: ${known})`);
+    throw new Error(`--interface ${interfaceName}: no such interface (interfaces with an address: ${known})`);
   }
   const match = wanted === undefined ? ipv4[0] : ipv4.find((entry) => entry.address === wanted);
   if (!match) {
     const have = ipv4.map((entry) => `${entry.address}/${entry.prefixLength}`).join(', ') || 'no IPv4 address';
     throw new Error(
       wanted === undefined
-        ? `interface "${interfaceName}" has no IPv4 address`
+        ? `--interface ${interfaceName}: it has no IPv4 address; give it one (rackboot serves on an address of its own on that network)`
         : `address ${wanted} is not on interface "${interfaceName}" (it has ${have})`,
     );
   }

@@ -1,3 +1,4 @@
+import { serverUrl } from '../cli-flags.js';
 import { join } from 'node:path';
 import { readAdminToken } from '../admin/token.js';
 import { readEventFile } from '../events/sqlite-store.js';
@@ -17,7 +18,7 @@ import type { TimelineEvent } from './timeline.js';
 export async function listHosts(options: { server?: string; state: string; profiles: string }): Promise<HostStatus[]> {
   if (options.server !== undefined) {
     const token = await readAdminToken(options.state);
-    const url = `${options.server.replace(/\/+$/, '')}/api/hosts`;
+    const url = new URL('api/hosts', `${serverUrl(options.server).href.replace(/\/*$/, '')}/`).href;
     let response: Response;
     try {
       response = await fetch(url, { headers: { authorization: `Bearer ${token}` } });

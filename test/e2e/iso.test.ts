@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -134,6 +135,9 @@ test('a per-host image (rackboot build --host) boots as a USB stick with its sta
     ].join('\n'),
   );
   const image = path.join(work, 'iso-node.iso');
+  // The server's token key, as serve makes it in its state folder on first start.
+  await mkdir(path.join(work, 'state'), { recursive: true, mode: 0o700 });
+  await writeFile(path.join(work, 'state', 'host-token.key'), `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
   await promisify(execFile)(process.execPath, [
     cliPath, 'build', '--out', assets, '--host', MAC, '--profiles', profiles,
     '--address', '198.18.0.1', '--http-port', '8080', '--iso-file', image, '--state', path.join(work, 'state'),
