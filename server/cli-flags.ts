@@ -42,6 +42,7 @@ export const serveNumberFlags: Readonly<Record<string, NumberRule>> = {
   'unknown-hosts-max': count,
   'unknown-hosts-hours': { min: 0, above: true, integer: false, unit: 'hours' },
   'host-image-cache-mb': count,
+  'drain-seconds': { min: 0, integer: false, unit: 'seconds' },
 };
 
 /** The text given for `--flag` on the command line (`--flag=x` or `--flag x`), last one wins; undefined when absent. */

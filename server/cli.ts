@@ -76,6 +76,7 @@ async function main(argv: string[]): Promise<void> {
           .option('unknown-hosts-max', { type: 'number', default: 1000, describe: 'status: hosts with no profile of their own and no lease listed at most (the most recently seen)' })
           .option('unknown-hosts-hours', { type: 'number', default: 24, describe: 'status: such hosts leave the list this long after their last event' })
           .option('host-image-cache-mb', { type: 'number', default: 2048, describe: 'disk budget of the per-host image cache; least recently used images go first' })
+          .option('drain-seconds', { type: 'number', default: 10, describe: 'on SIGTERM: how long downloads and TFTP transfers in flight may take to finish before they are cut' })
           .check((values) => checkNumberFlags(values, serveNumberFlags, argv) ?? checkAddressFlags(values) ?? true),
       async (args) => {
         const { serve } = await import('./serve.js');
@@ -111,12 +112,27 @@ async function main(argv: string[]): Promise<void> {
           hostImageCacheBytes: args['host-image-cache-mb'] * 1024 * 1024,
           log,
         });
+        // SIGTERM (systemctl stop) and SIGINT: take no new work, let what is in
+        // flight finish for up to --drain-seconds, exit 0; a second one cuts it short.
+        let stopping = false;
         const stop = (signal: string) => {
-          log.info({ signal }, 'stopping');
-          void server.close().then(() => process.exit(0));
+          if (stopping) {
+            log.warn({ signal }, 'stopping now: a second signal cuts the drain short');
+            process.exit(0);
+          }
+          stopping = true;
+          log.info({ signal, drainSeconds: args['drain-seconds'] }, 'stopping: finishing what is in flight');
+          void server.close({ drainMs: args['drain-seconds'] * 1000 }).then(() => {
+            log.info({ signal }, 'stopped');
+            process.exit(0);
+          });
         };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.on('SIGINT', () => stop('SIGINT'));
+        process.on('SIGTERM', () => stop('SIGTERM'));
+        // SIGHUP (systemctl reload): read the profiles and the current build again.
+        process.on('SIGHUP', () => {
+          server.reload().catch((error: unknown) => log.error({ err: error }, 'reload failed; still serving what was loaded before'));
+        });
       },
     )
     .command(

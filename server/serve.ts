@@ -21,7 +21,7 @@ import { BootObserver, observeDhcp } from './observe.js';
 import { builderRecipe, packageRoot } from '../builder/recipe.js';
 import { BuildPartNames, describeHost, rackbootVersion } from './status/hosts.js';
 import { HostList, notifyingAppends, type HostListSettings } from './status/host-list.js';
-import { listenHttp, type HttpLimits } from './http/limits.js';
+import { listenHttp, type HttpLimits, type ListeningHttp } from './http/limits.js';
 import { HostIsoCache, hostImageFolder } from './iso/host-iso.js';
 import { LoadSampler } from './status/load.js';
 import { hostsPerStage } from './status/timeline.js';
@@ -82,7 +82,21 @@ export interface ServeOptions {
 
 export interface RunningServer {
   endpoints: ServerEndpoints;
-  close(): Promise<void>;
+  /**
+   * Stop. With `drainMs`, first stop taking new work: live status pages are
+   * closed, DHCP stops, HTTP stops accepting and TFTP stops taking requests,
+   * while downloads and transfers in flight get up to `drainMs` to finish;
+   * whatever is still running then is cut, and the log says what.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
+  /** Read the profiles and the current build again (SIGHUP); says what is served now. */
+  reload(): Promise<ReloadReport>;
+}
+
+export interface ReloadReport {
+  profiles: number;
+  problems: number;
+  build: string | undefined;
 }
 
 /** `--profiles` must name a folder that is there (it may be empty). */
@@ -137,6 +151,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   else log.warn({ assets: assets.dir }, 'no build yet: machines will be told to wait (run "rackboot build")');
 
   const closers: Array<() => Promise<void>> = [async () => profiles.close()];
+  // What a draining stop waits for (see RunningServer.close), set as each starts.
+  const draining: { stopFirst: Array<() => Promise<void>>; http?: ListeningHttp; tftp?: TftpServer } = { stopFirst: [] };
   try {
     // Durable: an ACKed lease survives a crash or restart (see sqlite-leases.ts).
     // Opened before HTTP starts, since the admin API lists and releases leases.
@@ -230,6 +246,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       },
     });
     closers.push(async () => status.close());
+    draining.stopFirst.push(async () => status.close());
     const app = createHttpApp({
       ...hosts,
       log,
@@ -263,6 +280,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       onRefused: (cap) => metrics.httpConnectionRefused(cap),
     });
     closers.push(() => http.close());
+    draining.http = http;
 
     // TFTP counts a client's transfers per machine: its MAC, resolved on a miss (see resolveNeighbor).
     const tftpClients = await openNeighborResolver({
@@ -307,6 +325,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     });
     await tftp.start();
     closers.push(() => tftp.close());
+    draining.tftp = tftp;
 
     if (options.dhcp === 'full') {
       const pool = options.pool ? parsePool(options.pool, served) : defaultPool(served);
@@ -341,6 +360,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       });
       await dhcp.start();
       closers.push(() => dhcp.close());
+      draining.stopFirst.push(() => dhcp.close());
       log.info(
         { interface: served.interfaceName, pool, relaySubnets: relayScopes.map((scope) => `${scope.subnet.toString()} ${scope.pool.start}-${scope.pool.end}`) },
         'dhcp: full server',
@@ -370,6 +390,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       });
       await dhcp.start();
       closers.push(() => dhcp.close());
+      draining.stopFirst.push(() => dhcp.close());
       log.info(
         { interface: served.interfaceName, relaySubnets: relayScopes.map((scope) => scope.subnet.toString()) },
         'dhcp: proxy (boot information only, beside the network\'s DHCP server)',
@@ -388,10 +409,27 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     throw error;
   }
 
+  let closing: Promise<void> | undefined;
   return {
     endpoints,
-    close: async () => {
-      for (const close of closers.reverse()) await close().catch((error: unknown) => log.warn({ err: error }, 'close failed'));
+    close: (closeOptions = {}) =>
+      (closing ??= (async () => {
+        if (closeOptions.drainMs !== undefined) {
+          const started = Date.now();
+          for (const stop of draining.stopFirst) await stop().catch((error: unknown) => log.warn({ err: error }, 'close failed'));
+          const [http, tftp] = await Promise.all([draining.http?.drain(closeOptions.drainMs) ?? 0, draining.tftp?.drain(closeOptions.drainMs) ?? 0]);
+          const waited = Date.now() - started;
+          if (http + tftp > 0) log.warn({ httpConnections: http, tftpTransfers: tftp, waitedMs: waited }, 'stopping: cut what had not finished after the drain time');
+          else log.info({ waitedMs: waited }, 'stopping: nothing left in flight');
+        }
+        for (const close of closers.reverse()) await close().catch((error: unknown) => log.warn({ err: error }, 'close failed'));
+      })()),
+    reload: async () => {
+      await profiles.reload();
+      const build = await assets.current();
+      const report = { profiles: profiles.all().length, problems: profiles.errors().length, build: build?.id };
+      log.info({ ...report, restartNeeded: 'command-line flags take effect on restart' }, 'reloaded: profiles and the current build read again');
+      return report;
     },
   };
 }

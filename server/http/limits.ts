@@ -83,6 +83,12 @@ function limitConnections(server: Server, limits: HttpLimits, log: Logger, onRef
 
 export interface ListeningHttp {
   server: Server;
+  /**
+   * Stop accepting connections, close idle keep-alive ones as they become
+   * idle, and wait up to `deadlineMs` for requests in flight (downloads) to
+   * finish; returns how many connections are still open. close() ends them.
+   */
+  drain(deadlineMs: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -108,15 +114,29 @@ export function listenHttp(
     server.listen(options.port, options.address, () => {
       server.off('error', failed);
       const connections = limitConnections(server, limits, options.log, options.onRefused);
+      let closed: Promise<void> | undefined;
+      const stopListening = () => (closed ??= new Promise<void>((done) => server.close(() => done())));
+      const open = () => new Promise<number>((done) => server.getConnections((error, count) => done(error ? 0 : count)));
       resolve({
         server,
-        close: () =>
-          new Promise((done) => {
-            connections.stop();
-            server.close(() => done());
-            // Keep-alive and streaming clients would hold close() open.
-            server.closeAllConnections();
-          }),
+        drain: async (deadlineMs) => {
+          void stopListening();
+          const until = Date.now() + deadlineMs;
+          for (;;) {
+            // A keep-alive connection goes idle after each response: close it then.
+            server.closeIdleConnections();
+            const left = await open();
+            if (left === 0 || Date.now() >= until) return left;
+            await new Promise((done) => setTimeout(done, 50));
+          }
+        },
+        close: async () => {
+          connections.stop();
+          const done = stopListening();
+          // Keep-alive and streaming clients would hold close() open.
+          server.closeAllConnections();
+          await done;
+        },
       });
     });
   });

@@ -131,6 +131,8 @@ export class TftpServer {
   private readonly activeByClient = new Map<string, number>();
   private readonly countedAs = new Map<string, string>();
   private closing = false;
+  /** drain(): no new requests, transfers in flight go on. */
+  private draining = false;
   /** When each kind of busy refusal was last logged at warn level. */
   private readonly lastBusyWarning = { server: -Infinity, client: -Infinity };
 
@@ -185,6 +187,19 @@ export class TftpServer {
     this.log.info({ address: this.options.address, port: this.boundPort }, 'tftp server listening');
   }
 
+  /**
+   * Stop taking requests (the request socket closes) and wait up to
+   * `deadlineMs` for the transfers in flight to end by themselves; returns
+   * how many are still running. close() then ends those.
+   */
+  async drain(deadlineMs: number): Promise<number> {
+    this.draining = true;
+    await this.closeRequestSocket();
+    const until = Date.now() + deadlineMs;
+    while (this.active.size > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+    return this.active.size;
+  }
+
   /** Stop listening and end every transfer with an ERROR to its client. */
   async close(): Promise<void> {
     if (this.closing) return;
@@ -192,12 +207,16 @@ export class TftpServer {
     for (const transfer of this.active.values()) {
       if (transfer !== 'resolving') transfer.abort('serverClosed', 'server shutting down');
     }
-    if (this.socket !== undefined) {
-      const socket = this.socket;
-      await new Promise<void>((resolve) => socket.close(() => resolve()));
-    }
+    await this.closeRequestSocket();
     // Aborted transfers close their sockets on the next turn of the loop.
     await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  private async closeRequestSocket(): Promise<void> {
+    const socket = this.socket;
+    if (socket === undefined) return;
+    this.socket = undefined;
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 
   private newSocket(): Socket {
@@ -206,7 +225,7 @@ export class TftpServer {
 
   private receiveRequest(message: Buffer, remote: RemoteInfo): void {
     const client: TftpClient = { address: remote.address, port: remote.port };
-    if (this.closing || remote.port === 0) return;
+    if (this.closing || this.draining || remote.port === 0) return;
     const decoded = tryDecodePacket(message);
     if (decoded.kind === 'malformed') {
       // A broken RRQ or WRQ still gets an answer, so a person at the console
