@@ -87,6 +87,8 @@ export async function startRack(profileFiles: Record<string, string>, options: R
     ...dhcpArgs, '--address', serverAddress,
     '--profiles', profiles, '--assets', assets, '--state', path.join(work, 'state'),
     '--http-port', String(httpPort),
+    // A test's machines are gone when it stops the server: do not wait long for their downloads.
+    ...(options.serveArgs?.includes('--drain-seconds') ? [] : ['--drain-seconds', '2']),
     ...(options.serveArgs ?? []),
   ]);
   const child = ns.spawn(serve.command, serve.args, { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'debug' } });
