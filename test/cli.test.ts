@@ -250,3 +250,46 @@ test('build --host refuses an image no server could check: no --address, or a --
     await rm(work, { recursive: true, force: true });
   }
 });
+
+test('serve: a port another process holds stops it before "serving", naming the port and the holder (HTTP over TCP, TFTP over UDP)', async () => {
+  const { assertRoot, Netns } = await import('./helpers/netns.js');
+  const { cliPath } = await import('./helpers/build.js');
+  const { collect } = await import('./helpers/run.js');
+  assertRoot();
+  const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-ports-'));
+  const ns = Netns.create('rbcpo');
+  const peer = Netns.create('rbcpp');
+  try {
+    ns.linkTo(peer, { device: 'd0', cidr: '198.18.0.1/24' }, { device: 'p0', cidr: '198.18.0.2/24' });
+    await mkdir(path.join(work, 'profiles'));
+    const serve = () =>
+      collect(
+        ns.spawn(process.execPath, [
+          cliPath, 'serve', '--interface', 'd0', '--dhcp', 'off', '--http-port', '8080', '--tftp-port', '6969',
+          '--profiles', path.join(work, 'profiles'), '--assets', path.join(work, 'assets'), '--state', path.join(work, 'state'),
+        ], { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] }),
+        { timeoutMs: 20_000 },
+      );
+    for (const [what, holderScript, expected] of [
+      ['HTTP', "require('node:http').createServer().listen(8080, '198.18.0.1', () => console.log('held'))", /^rackboot: http: cannot listen on 198\.18\.0\.1:8080: EADDRINUSE \(held by node, pid (\d+)\)\n$/],
+      ['TFTP', "require('node:dgram').createSocket('udp4').bind(6969, '198.18.0.1', () => console.log('held'))", /^rackboot: tftp: cannot bind 198\.18\.0\.1:6969: EADDRINUSE \(held by node, pid (\d+)\)\n$/],
+    ] as const) {
+      const holder = ns.spawn(process.execPath, ['-e', holderScript], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
+        const result = await serve();
+        assert.equal(result.code, 2, `${what}: ${result.stderr}`);
+        const match = expected.exec(result.stderr);
+        assert.ok(match, `${what}: ${result.stderr}`);
+        assert.equal(Number(match[1]), holder.pid, `${what}: the holder's pid`);
+        assert.doesNotMatch(result.stdout, /rackboot is serving/, what);
+      } finally {
+        holder.kill();
+      }
+    }
+  } finally {
+    ns.delete();
+    peer.delete();
+    await rm(work, { recursive: true, force: true });
+  }
+});

@@ -9,6 +9,7 @@
  * answer on a network it was not given. Datagrams from other interfaces are
  * not even received.
  */
+import { heldBy } from '../net/port-holder.js';
 import dgram from 'node:dgram';
 import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
 import { RateLimitedLog, type Logger } from '../log.js';
@@ -230,7 +231,7 @@ export class DhcpServer {
     try {
       socket = await bindUdp4ToDevice({ device, address, port });
     } catch (error) {
-      throw new Error(`DHCP: cannot bind ${address}:${port}: ${error instanceof Error ? error.message : String(error)}`);
+      throw new Error(`DHCP: cannot bind ${address}:${port}: ${error instanceof Error ? error.message : String(error)}${heldBy(error, 'udp', port)}`);
     }
     socket.on('error', (error) => this.options.log.error({ err: error, address }, 'DHCP socket error'));
     const onBootServerPort = port !== this.port;

@@ -1,5 +1,6 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { heldBy } from '../net/port-holder.js';
 import { RateLimitedLog, type Logger } from '../log.js';
 
 /**
@@ -108,7 +109,12 @@ export function listenHttp(
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   return new Promise((resolve, reject) => {
     const failed = (error: NodeJS.ErrnoException) => {
-      reject(Object.assign(new Error(`http: cannot listen on ${options.address}:${options.port}: ${error.code ?? error.message}`), { code: error.code, cause: error }));
+      reject(
+        Object.assign(new Error(`http: cannot listen on ${options.address}:${options.port}: ${error.code ?? error.message}${heldBy(error, 'tcp', options.port)}`), {
+          code: error.code,
+          cause: error,
+        }),
+      );
     };
     server.once('error', failed);
     server.listen(options.port, options.address, () => {

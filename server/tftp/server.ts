@@ -4,6 +4,7 @@ import { closeSync } from 'node:fs';
 import { nativeBinding } from '../net/native.js';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
+import { heldBy } from '../net/port-holder.js';
 import type { Logger } from '../log.js';
 import { ErrorCode } from './codes.js';
 import { NotRegularFileError, type TftpFile } from './file.js';
@@ -181,7 +182,13 @@ export class TftpServer {
     const socket = this.newSocket();
     socket.on('message', (message, remote) => this.receiveRequest(message, remote));
     socket.on('error', (err) => this.log.error({ err }, 'tftp request socket error'));
-    await bind(socket, this.options.address, this.options.port);
+    try {
+      await bind(socket, this.options.address, this.options.port);
+    } catch (error) {
+      socket.close();
+      const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      throw Object.assign(new Error(`tftp: cannot bind ${this.options.address}:${this.options.port}: ${code}${heldBy(error, 'udp', this.options.port)}`), { code, cause: error });
+    }
     this.socket = socket;
     this.boundPort = socket.address().port;
     this.log.info({ address: this.options.address, port: this.boundPort }, 'tftp server listening');
