@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<void> {
           .option('interface', { type: 'string', demandOption: true, describe: 'network interface to serve on' })
           .option('address', { type: 'string', describe: "this server's IPv4 address on that interface (default: its first)" })
           .option('dhcp', { choices: ['full', 'proxy', 'off'] as const, default: 'full' as const, describe: 'DHCP mode' })
-          .option('pool', { type: 'string', describe: 'address pool START-END (full mode; default: upper half of the subnet)' })
+          .option('pool', { type: 'string', describe: 'addresses to hand out, START-END (needed in full mode)' })
           .option('relay-subnet', {
             type: 'string',
             array: true,

@@ -27,7 +27,7 @@ import { LoadSampler } from './status/load.js';
 import { hostsPerStage } from './status/timeline.js';
 import { createHttpApp } from './http/app.js';
 import type { Logger } from './log.js';
-import { defaultPool, interfaceAddress, parsePool, parseProxyRelaySubnet, parseRelaySubnet, parseTftpServer } from './net/interfaces.js';
+import { defaultPool, interfaceAddress, type InterfaceAddress, parsePool, parseProxyRelaySubnet, parseRelaySubnet, parseTftpServer } from './net/interfaces.js';
 import { formatProfileError } from './profiles/error.js';
 import { ProfileDirectory } from './profiles/store.js';
 import { SqliteSlotSightings } from './profiles/sqlite-sightings.js';
@@ -99,6 +99,20 @@ export interface ReloadReport {
   build: string | undefined;
 }
 
+function fullModePool(given: string | undefined, served: InterfaceAddress): { start: string; end: string } {
+  if (given !== undefined) return parsePool(given, served);
+  let example = '';
+  try {
+    const suggested = defaultPool(served);
+    example = ` (for instance --pool ${suggested.start}-${suggested.end}, the upper half of ${served.address}/${served.prefixLength})`;
+  } catch {
+    // a subnet too small to suggest one
+  }
+  throw new Error(
+    `--dhcp full (the default) makes rackboot this network's DHCP server: name the addresses it may hand out with --pool START-END${example}; beside the network's own DHCP server, use --dhcp proxy`,
+  );
+}
+
 /** `--profiles` must name a folder that is there (it may be empty). */
 async function checkProfileFolder(folder: string): Promise<void> {
   let info;
@@ -125,6 +139,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const tftpServer = options.tftpServer !== undefined ? parseTftpServer(options.tftpServer, options.dhcp) : undefined;
   const endpoints: ServerEndpoints = { address: served.address, httpPort: options.httpPort, ...(tftpServer ? { tftpServer } : {}) };
   const user = options.user === undefined ? undefined : lookupUser(options.user);
+  // Full DHCP hands out addresses on a network that may have its own DHCP
+  // server: the admin says which ones, never a default.
+  const pool = options.dhcp === 'full' ? fullModePool(options.pool, served) : undefined;
   await checkProfileFolder(options.profiles); // before the state folder is made: a mistyped path leaves nothing behind
   const stateModes = await secureStateFolder(options.state);
   if (stateModes.tightened.length > 0) log.warn({ files: stateModes.tightened }, 'state folder: files readable by others set back to 0700/0600');
@@ -328,7 +345,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     draining.tftp = tftp;
 
     if (options.dhcp === 'full') {
-      const pool = options.pool ? parsePool(options.pool, served) : defaultPool(served);
+      if (!pool) throw new Error('full DHCP mode without a pool');
       const relayScopes = (options.relaySubnets ?? []).map(parseRelaySubnet);
       if (!leases) throw new Error('full DHCP mode without a lease store');
       const dhcp = new DhcpServer({

@@ -293,3 +293,32 @@ test('serve: a port another process holds stops it before "serving", naming the 
     await rm(work, { recursive: true, force: true });
   }
 });
+
+test('serve --dhcp full without --pool stops before anything is made, suggesting a pool and proxy mode', async () => {
+  const { assertRoot, Netns } = await import('./helpers/netns.js');
+  const { cliPath } = await import('./helpers/build.js');
+  const { collect } = await import('./helpers/run.js');
+  const { access } = await import('node:fs/promises');
+  assertRoot();
+  const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-pool-'));
+  const ns = Netns.create('rbcpl');
+  const peer = Netns.create('rbcpq');
+  try {
+    ns.linkTo(peer, { device: 'd0', cidr: '198.18.0.1/24' }, { device: 'p0', cidr: '198.18.0.2/24' });
+    await mkdir(path.join(work, 'profiles'));
+    const result = await collect(
+      ns.spawn(process.execPath, [cliPath, 'serve', '--interface', 'd0', '--profiles', path.join(work, 'profiles'), '--state', path.join(work, 'state')], { stdio: ['ignore', 'pipe', 'pipe'] }),
+      { timeoutMs: 20_000 },
+    );
+    assert.equal(result.code, 2, result.stderr);
+    assert.equal(
+      result.stderr,
+      "rackboot: --dhcp full (the default) makes rackboot this network's DHCP server: name the addresses it may hand out with --pool START-END (for instance --pool 198.18.0.128-198.18.0.254, the upper half of 198.18.0.1/24); beside the network's own DHCP server, use --dhcp proxy\n",
+    );
+    await assert.rejects(access(path.join(work, 'state')), 'no state folder was made');
+  } finally {
+    ns.delete();
+    peer.delete();
+    await rm(work, { recursive: true, force: true });
+  }
+});

@@ -17,7 +17,7 @@ test('parsePool: a range inside the served subnet, in order', () => {
 test('defaultPool: the upper half of the subnet without the broadcast address', () => {
   assert.deepEqual(defaultPool(served), { start: '198.18.0.128', end: '198.18.0.254' });
   assert.deepEqual(defaultPool({ ...served, prefixLength: 16 }), { start: '198.18.128.0', end: '198.18.255.254' });
-  assert.throws(() => defaultPool({ ...served, prefixLength: 30 }), /too small for a default pool/);
+  assert.throws(() => defaultPool({ ...served, prefixLength: 30 }), /too small to suggest a pool/);
 });
 
 test('parseRelaySubnet: subnet, pool inside it, optional router and DNS', () => {

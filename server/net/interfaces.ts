@@ -112,13 +112,13 @@ export function parsePool(text: string, served: InterfaceAddress): { start: stri
 }
 
 /**
- * A pool when none is given: the upper half of the served subnet, less the
- * broadcast address (the server's own address is never leased anyway).
+ * The pool serve suggests when full mode is started without one: the upper
+ * half of the served subnet, less the broadcast address.
  */
 export function defaultPool(served: InterfaceAddress): { start: string; end: string } {
   const subnet = new Subnet(served.address, served.prefixLength);
   const size = 2 ** (32 - served.prefixLength);
-  if (size < 8) throw new Error(`subnet ${subnet.toString()} is too small for a default pool; give --pool`);
+  if (size < 8) throw new Error(`subnet ${subnet.toString()} is too small to suggest a pool; give --pool`);
   return { start: numberToIpv4(subnet.network + size / 2), end: numberToIpv4(subnet.broadcast - 1) };
 }
 
