@@ -182,6 +182,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     // Who may have a boot token (boot/token-grant.ts): what rackboot's DHCP
     // answered each MAC, and the kernel's neighbour table for the served interface.
     const dhcpAnswers = new DhcpAnswers();
+    /** Other DHCP servers clients took offers from (full mode), for the status page. */
+    const otherDhcpServers = new Map<string, { mac: string; at: number }>();
     const neighbors = new NeighborTable();
     const servedSubnet = new Subnet(served.address, served.prefixLength);
     // Alarms go on the timeline, whose observer is made below.
@@ -260,6 +262,11 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         },
         downloads: async () => (await listImages(assets)).map((image) => ({ name: image.name, size: image.size, sha256: image.sha256, url: `/iso/${encodeURIComponent(image.name)}` })),
         load: () => load.current(),
+        // Another DHCP server seen within the last hour.
+        warnings: () =>
+          [...otherDhcpServers]
+            .filter(([, seen]) => Date.now() - seen.at < 3600_000)
+            .map(([server, seen]) => `Another DHCP server answers on this network: ${server} (${seen.mac} took its offer at ${new Date(seen.at).toISOString()}). Stop it, or run rackboot with --dhcp proxy beside it.`),
       },
     });
     closers.push(async () => status.close());
@@ -370,6 +377,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
           if (event.kind === 'reply' && (event.result === 'offer' || event.result === 'ack') && event.address !== undefined) {
             dhcpAnswers.record(event.mac, event.address, Date.now());
           }
+          if (event.kind === 'other-server') otherDhcpServers.set(event.server, { mac: event.mac, at: Date.now() });
           observeDhcp(bootObserver, event, false);
         },
         log,

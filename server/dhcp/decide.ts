@@ -730,3 +730,17 @@ export function orderOptions(first: DhcpOptions, offered: DhcpOptions, requestLi
   for (const name of Object.keys(offered) as OptionName[]) put(name);
   return ordered;
 }
+
+/**
+ * Full mode: another DHCP server on the served segment, as a request shows
+ * it: a DHCPREQUEST that names another server identifier (the client took
+ * that server's offer). Relayed requests do not count (a relay may forward
+ * to several servers on purpose), nor does proxy mode, where the network's
+ * own server is expected. Pure.
+ */
+export function otherServerShown(packet: DhcpPacket, context: Pick<DhcpContext, 'mode' | 'serverAddress'>): string | undefined {
+  if (context.mode === 'proxy' || packet.options.messageType !== MessageType.request) return undefined;
+  if (packet.relayAddress !== anyAddress) return undefined;
+  const serverId = packet.options.serverIdentifier;
+  return serverId !== undefined && serverId !== context.serverAddress ? serverId : undefined;
+}

@@ -15,7 +15,7 @@ import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
 import { RateLimitedLog, type Logger } from '../log.js';
 import { bindUdp4ToDevice } from '../net/device-socket.js';
 import { ipv4AddressesOf } from '../net/interfaces.js';
-import { decide, defaultFirstLeaseSeconds, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decide.js';
+import { decide, defaultFirstLeaseSeconds, otherServerShown, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decide.js';
 import { bootServerPort, decideProxy } from './proxy.js';
 import { DhcpDecodeError, type DhcpDecodeErrorCode } from './errors.js';
 import { formatMac } from './facts.js';
@@ -105,6 +105,8 @@ export type DhcpEvent =
     }
   | { kind: 'update'; mac: string; type: string; result: 'release' | 'decline' | 'withdraw-offer'; address: string; reason: string }
   | { kind: 'ignore'; mac?: string; type?: string; source: string; reason: string }
+  /** Full mode: a client took the offer of another DHCP server on the segment (see otherServerShown). */
+  | { kind: 'other-server'; mac: string; server: string }
   | { kind: 'error'; mac?: string; type?: string; source: string; error: string };
 
 export interface DhcpServerStats {
@@ -153,6 +155,8 @@ export class DhcpServer {
   /** Quiet ignores since the last summary line, by reason, and when that line was written. */
   /** Requests ignored quietly (--dhcp-known-only, the new-client rate): summed up in one info line at most every 10 s. */
   private readonly quietIgnores: RateLimitedLog;
+  /** Other DHCP servers seen, and when each was last warned about. */
+  private readonly otherServersWarned = new Map<string, number>();
 
   constructor(private readonly options: DhcpServerOptions) {
     this.quietIgnores = new RateLimitedLog((ignored) => options.log.info({ ignored }, 'DHCP requests ignored (summed up)'));
@@ -272,6 +276,10 @@ export class DhcpServer {
       this.emit({ kind: 'malformed', source, code: error.code, reason: error.message });
       return;
     }
+    if (!onBootServerPort) {
+      const other = otherServerShown(packet, this.context);
+      if (other !== undefined) this.noteOtherServer(other, formatMac(packet.hardwareAddress));
+    }
     const request: Request = {
       packet,
       source,
@@ -357,6 +365,20 @@ export class DhcpServer {
       else this.failed(outcome.request, error, 'DHCP lease commit failed, no reply sent');
     }
     for (const request of undecided) this.failed(request, error, 'DHCP lease commit failed, no reply sent');
+  }
+
+  /** Another DHCP server answers here: a warning per server at most every 10 minutes, an event each time. */
+  private noteOtherServer(server: string, mac: string): void {
+    const now = Date.now();
+    const warned = this.otherServersWarned.get(server);
+    if (warned === undefined || now - warned >= 600_000) {
+      this.otherServersWarned.set(server, now);
+      this.options.log.warn(
+        { server, mac },
+        `another DHCP server answers on this network: ${mac} took the offer of ${server}; clients may get their addresses and boot files from it. Stop it, or run rackboot with --dhcp proxy beside it`,
+      );
+    }
+    this.emit({ kind: 'other-server', mac, server });
   }
 
   private failed(request: Request, error: unknown, message: string): void {

@@ -38,6 +38,8 @@ export function statusPage(): string {
   .stage.failed, .stage.setting-failed, .stage.domain-failed { background: #ffebe9; color: var(--bad); }
   .stage.alarm { background: var(--bad); color: #fff; font-weight: 600; }
   .failures { color: var(--bad); }
+  #warnings { margin: 0 0 1em; padding: 0; list-style: none; }
+  #warnings li { background: #fff8c5; color: var(--warn); border: 1px solid #d4a72c; padding: .4em .8em; margin-bottom: .3em; }
   button.image-link { padding: 0 .4rem; font: inherit; font-size: .75rem; border: 1px solid var(--line); border-radius: 4px; background: #fff; cursor: pointer; }
   .empty { color: var(--muted); padding: .8rem .5rem; }
   dl { display: grid; grid-template-columns: auto 1fr; gap: .2rem .8rem; margin: 0; }
@@ -53,6 +55,7 @@ export function statusPage(): string {
   <span id="live">connecting</span>
 </header>
 <main>
+  <ul id="warnings"></ul>
   <section id="hosts-section">
     <h2>Hosts <span class="meta" id="host-count"></span></h2>
     <div class="controls">
@@ -213,6 +216,11 @@ function renderLoad() {
 function render() {
   const s = state.server;
   $("server").textContent = s.address + " on " + s.interface + ", DHCP " + s.dhcp + ", version " + s.version + ", up since " + new Date(s.startedAt).toLocaleString();
+  $("warnings").replaceChildren(...(s.warnings || []).map((text) => {
+    const item = document.createElement("li");
+    item.textContent = text;
+    return item;
+  }));
   renderHosts();
   $("build-id").textContent = state.build ? state.build.id : "";
   renderFiles("build", state.build ? state.build.files : []);

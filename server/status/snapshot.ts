@@ -44,6 +44,8 @@ export interface ServerStatus {
   dhcp: string;
   startedAt: string;
   version: string;
+  /** What the admin should look at now, such as another DHCP server on the network. */
+  warnings?: string[];
 }
 
 export interface StatusSnapshot {
@@ -61,9 +63,10 @@ export interface StatusSources {
   build(): Promise<BuildStatus | undefined>;
   downloads(): Promise<DownloadStatus[]>;
   load(): LoadSample | undefined;
+  warnings?(): string[];
 }
 
 export async function takeSnapshot(sources: StatusSources): Promise<StatusSnapshot> {
   const [hosts, build, downloads] = await Promise.all([sources.hosts(), sources.build(), sources.downloads()]);
-  return { server: sources.server, hosts, build: build ?? null, downloads, load: sources.load() ?? null };
+  return { server: { ...sources.server, warnings: sources.warnings?.() ?? [] }, hosts, build: build ?? null, downloads, load: sources.load() ?? null };
 }

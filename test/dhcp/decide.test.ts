@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decide, orderOptions, replyDestination, type DhcpDecision } from '../../server/dhcp/decide.js';
+import { decide, orderOptions, otherServerShown, replyDestination, type DhcpDecision } from '../../server/dhcp/decide.js';
 import { Subnet } from '../../server/net/ipv4.js';
 import { applyLeaseChanges } from '../../server/dhcp/leases.js';
 import { MessageType, type DhcpOptions } from '../../server/dhcp/options.js';
@@ -588,4 +588,14 @@ describe('--dhcp-known-only', () => {
     assert.equal(step(context, discover(macB)).kind, 'ignore');
     assert.deepEqual(seen, [[macB, undefined]]);
   });
+});
+
+test('otherServerShown: a direct DHCPREQUEST naming another server shows it, in full mode only; our own id, relayed requests and other types do not', () => {
+  const context = testContext();
+  const mac = '02:00:00:00:d0:02';
+  assert.equal(otherServerShown(select(mac, '198.18.0.120', '198.18.0.2'), context), '198.18.0.2');
+  assert.equal(otherServerShown(select(mac, '198.18.0.120'), context), undefined);
+  assert.equal(otherServerShown(request(mac, { serverIdentifier: '198.18.0.2', requestedAddress: '198.18.2.120' }, { relayAddress: '198.18.2.1' }), context), undefined);
+  assert.equal(otherServerShown(discover(mac), context), undefined);
+  assert.equal(otherServerShown(select(mac, '198.18.0.120', '198.18.0.2'), { ...context, mode: 'proxy' }), undefined);
 });

@@ -34,13 +34,17 @@ export function bridgeTap(wire: Netns, bridgeCidr: string): void {
  * (at `bridgeCidr`), which returns the bridge's name.
  */
 export async function startSiteDhcp(wire: Netns, bridgeCidr: string): Promise<SiteDhcp & { bridge: string }> {
+  bridgeTap(wire, bridgeCidr);
+  return { ...(await attachSiteDhcp(wire)), bridge: 'br0' };
+}
+
+/** dnsmasq as the site's DHCP server, in a namespace of its own on `wire`'s existing bridge br0. */
+export async function attachSiteDhcp(wire: Netns): Promise<SiteDhcp> {
   try {
     await access(dnsmasqPath);
   } catch {
     throw new Error(`${dnsmasqPath} is missing: install dnsmasq-base (builder/install-deps.sh does)`);
   }
-  bridgeTap(wire, bridgeCidr);
-
   const ns = Netns.create('rbsite');
   const work = await mkdtemp(path.join(tmpdir(), 'rackboot-site-'));
   try {
@@ -58,7 +62,6 @@ export async function startSiteDhcp(wire: Netns, bridgeCidr: string): Promise<Si
     return {
       ns,
       dnsmasq,
-      bridge: 'br0',
       close: async () => {
         child.kill('SIGTERM');
         ns.delete();
