@@ -21,7 +21,22 @@ function withBuildSwitches<T>(y: Argv<T>): Argv<T> {
   return y;
 }
 
-const commandNames = ['serve', 'leases', 'hosts', 'build', 'whatif', 'demo', 'hash-password', 'profiles', 'completion'];
+const commandNames = ['serve', 'leases', 'hosts', 'build', 'builds', 'whatif', 'demo', 'hash-password', 'profiles', 'completion'];
+
+/** How a command reaches a running server's admin API. */
+function withAdminOptions<T>(y: Argv<T>) {
+  return y
+    .option('server', { type: 'string', describe: "the server's HTTP address, such as 198.18.0.1 or http://198.18.0.1:8080 (else RACKBOOT_SERVER)" })
+    .option('token-file', { type: 'string', describe: 'a file holding the admin token (else RACKBOOT_TOKEN, else <state>/admin.token)' })
+    .option('state', { type: 'string', default: 'state', describe: "the server's state folder, for its admin.token when neither of those is given" });
+}
+
+async function adminClient(args: { server?: string; 'token-file'?: string; state: string }) {
+  const server = args.server ?? process.env.RACKBOOT_SERVER;
+  if (server === undefined || server === '') throw new Error('name the server: --server ADDRESS (or RACKBOOT_SERVER)');
+  const { AdminClient } = await import('./admin/client.js');
+  return AdminClient.open({ server, state: args.state, ...(args['token-file'] !== undefined ? { tokenFile: args['token-file'] } : {}) });
+}
 
 /**
  * The one command line: `rackboot serve | leases | hosts | build | whatif | demo | hash-password | profiles`. Each
@@ -137,10 +152,19 @@ async function main(argv: string[]): Promise<void> {
     )
     .command(
       'leases',
-      'print the DHCP lease table of a state folder; safe while the server runs (reads only)',
+      'print the DHCP lease table of a state folder; safe while the server runs (reads only); "leases release ADDR" frees one through a running server',
       (y) =>
-        y
-          .option('state', { type: 'string', default: 'state', describe: 'the folder "rackboot serve --state" uses' })
+        withAdminOptions(y)
+          .command(
+            'release <address>',
+            "free a lease through a running server's admin API (a declined address leaves quarantine)",
+            (r) => r.positional('address', { type: 'string', demandOption: true }).check((values) => checkAddressFlags({ address: values.address }) ?? true),
+            async (args) => {
+              const client = await adminClient(args);
+              const lease = (await client.call('DELETE', `leases/${encodeURIComponent(args.address)}`)) as { mac: string; address: string; state: string };
+              process.stdout.write(`released ${lease.address} (${lease.mac}); it is ${lease.state} now\n`);
+            },
+          )
           .option('json', { type: 'boolean', default: false, describe: 'one JSON array instead of a table' }),
       async (args) => {
         const { join } = await import('node:path');
@@ -156,13 +180,19 @@ async function main(argv: string[]): Promise<void> {
       'where each host stands: stage, address, last seen, last boot time, failures (from a running server with --server, else from the state folder)',
       (y) =>
         y
-          .option('server', { type: 'string', describe: "a running server's HTTP address, such as http://198.18.0.1" })
+          .option('server', { type: 'string', describe: "a running server's HTTP address, such as 198.18.0.1 or http://198.18.0.1:8080" })
+          .option('token-file', { type: 'string', describe: 'with --server: a file holding the admin token (else RACKBOOT_TOKEN, else <state>/admin.token)' })
           .option('state', { type: 'string', default: 'state', describe: 'the folder "rackboot serve --state" uses (its admin token, or its timeline)' })
           .options({ profiles: folderOptions.profiles })
           .option('json', { type: 'boolean', default: false, describe: 'one JSON array instead of a table' }),
       async (args) => {
         const { listHosts, renderHostTable } = await import('./status/hosts-command.js');
-        const hosts = await listHosts({ state: args.state, profiles: args.profiles, ...(args.server ? { server: args.server } : {}) });
+        const hosts = await listHosts({
+          state: args.state,
+          profiles: args.profiles,
+          ...(args.server ? { server: args.server } : {}),
+          ...(args['token-file'] !== undefined ? { tokenFile: args['token-file'] } : {}),
+        });
         process.stdout.write(args.json ? `${JSON.stringify(hosts, null, 2)}\n` : renderHostTable(hosts));
       },
     )
@@ -284,6 +314,35 @@ async function main(argv: string[]): Promise<void> {
         process.stdout.write(`${hashPassword(password, ...(args.salt === undefined ? [] : [args.salt]))}\n`);
       },
     )
+    .command('builds', "a running server's builds", (y) =>
+      y
+        .command(
+          'list',
+          'the builds of a running server, the current one marked',
+          (v) => withAdminOptions(v).option('json', { type: 'boolean', default: false, describe: 'the API\'s JSON instead of a table' }),
+          async (args) => {
+            const client = await adminClient(args);
+            const builds = (await client.call('GET', 'builds')) as Array<{ id: string; created: string; release: string; current: boolean }>;
+            if (args.json) {
+              process.stdout.write(`${JSON.stringify(builds, null, 2)}\n`);
+              return;
+            }
+            const { table } = await import('./admin/client.js');
+            process.stdout.write(table(['BUILD', 'CREATED', 'RELEASE', 'CURRENT'], builds.map((build) => [build.id, build.created, build.release, build.current ? 'yes' : ''])));
+          },
+        )
+        .command(
+          'switch <id>',
+          'make a build the current one on a running server (machines get it at their next boot)',
+          (v) => withAdminOptions(v).positional('id', { type: 'string', demandOption: true }),
+          async (args) => {
+            const client = await adminClient(args);
+            const switched = (await client.call('PUT', 'builds/current', { json: { id: args.id } })) as { id: string };
+            process.stdout.write(`current build: ${switched.id}\n`);
+          },
+        )
+        .demandCommand(1, 'name a builds command: list or switch'),
+    )
     .command('profiles', 'work with the profile files', (y) =>
       y
         .command(
@@ -298,9 +357,73 @@ async function main(argv: string[]): Promise<void> {
             process.exitCode = report.problems.length > 0 ? 1 : 0;
           },
         )
-        .demandCommand(1, 'name a profiles command: validate'),
+        .command(
+          'list',
+          "the profile files of a running server, with what each serves and its problems",
+          (v) => withAdminOptions(v).option('json', { type: 'boolean', default: false, describe: 'the API\'s JSON instead of a table' }),
+          async (args) => {
+            const client = await adminClient(args);
+            const files = (await client.call('GET', 'profiles')) as Array<{ name: string; served: boolean; mac: string | null; hostname: string | null; problems: string[] }>;
+            if (args.json) {
+              process.stdout.write(`${JSON.stringify(files, null, 2)}\n`);
+              return;
+            }
+            const { table } = await import('./admin/client.js');
+            process.stdout.write(
+              table(
+                ['FILE', 'SERVED', 'MAC', 'HOSTNAME', 'PROBLEMS'],
+                files.map((file) => [file.name, file.served ? 'yes' : 'no', file.mac ?? '-', file.hostname ?? '-', String(file.problems.length)]),
+              ),
+            );
+          },
+        )
+        .command(
+          'show <name>',
+          "print one profile file of a running server (its problems on stderr)",
+          (v) => withAdminOptions(v).positional('name', { type: 'string', demandOption: true }),
+          async (args) => {
+            const client = await adminClient(args);
+            const file = (await client.call('GET', `profiles/${encodeURIComponent(args.name)}`)) as { text: string; problems: string[] };
+            process.stdout.write(file.text);
+            for (const problem of file.problems) process.stderr.write(`${problem}\n`);
+            if (file.problems.length > 0) process.exitCode = 1;
+          },
+        )
+        .command(
+          'apply <file>',
+          'save a profile file on a running server (created, or replaced), checked as the server checks files: a profile with problems is not saved',
+          (v) =>
+            withAdminOptions(v)
+              .positional('file', { type: 'string', demandOption: true })
+              .option('name', { type: 'string', describe: "the file's name on the server (default: this file's name)" }),
+          async (args) => {
+            const { basename } = await import('node:path');
+            const { readFile } = await import('node:fs/promises');
+            let text: string;
+            try {
+              text = await readFile(args.file, 'utf8');
+            } catch (error) {
+              throw new Error(`${args.file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+            }
+            const name = (args.name ?? basename(args.file)).replace(/\.ya?ml$/, '');
+            const client = await adminClient(args);
+            const saved = (await client.call('PUT', `profiles/${encodeURIComponent(name)}`, { yaml: text })) as { name: string; profile: { mac: string | null; hostname: string } };
+            process.stdout.write(`saved ${saved.name}: ${saved.profile.hostname}${saved.profile.mac ? ` (${saved.profile.mac})` : ''}\n`);
+          },
+        )
+        .command(
+          'rm <name>',
+          'delete a profile file on a running server',
+          (v) => withAdminOptions(v).positional('name', { type: 'string', demandOption: true }),
+          async (args) => {
+            const client = await adminClient(args);
+            await client.call('DELETE', `profiles/${encodeURIComponent(args.name)}`);
+            process.stdout.write(`deleted ${args.name}\n`);
+          },
+        )
+        .demandCommand(1, 'name a profiles command: validate, list, show, apply or rm'),
     )
-    .demandCommand(1, 'name a command: serve, leases, hosts, build, whatif, demo, hash-password or profiles')
+    .demandCommand(1, 'name a command: serve, leases, hosts, build, builds, whatif, demo, hash-password or profiles')
     .strict()
     .recommendCommands()
     .completion('completion', 'print a bash completion script (source it, or put it in /etc/bash_completion.d/rackboot)')

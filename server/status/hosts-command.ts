@@ -1,6 +1,6 @@
-import { serverUrl } from '../cli-flags.js';
 import { join } from 'node:path';
-import { readAdminToken } from '../admin/token.js';
+import { adminToken } from '../admin/client.js';
+import { serverUrl } from '../cli-flags.js';
 import { readEventFile } from '../events/sqlite-store.js';
 import { silentLogger } from '../log.js';
 import { readSightingsFile } from '../profiles/sqlite-sightings.js';
@@ -15,9 +15,9 @@ import type { TimelineEvent } from './timeline.js';
  * read from the state folder's timeline, which only works while no server
  * holds it.
  */
-export async function listHosts(options: { server?: string; state: string; profiles: string }): Promise<HostStatus[]> {
+export async function listHosts(options: { server?: string; tokenFile?: string; state: string; profiles: string }): Promise<HostStatus[]> {
   if (options.server !== undefined) {
-    const token = await readAdminToken(options.state);
+    const token = await adminToken(options);
     const url = new URL('api/hosts', `${serverUrl(options.server).href.replace(/\/*$/, '')}/`).href;
     let response: Response;
     try {

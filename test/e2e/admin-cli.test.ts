@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { readlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { addClient, httpPort, serverAddress, startRack } from '../helpers/boot.js';
+import { cliPath, ensureTestBuild } from '../helpers/build.js';
+import { collect } from '../helpers/run.js';
+
+/**
+ * `rackboot` as the admin API's client, against a running server on a test
+ * wire: profiles list, show, apply (a good file, and one whose problems the
+ * API names by line and field) and rm; leases release; builds list and
+ * switch; hosts; the token from the state folder, --token-file or
+ * RACKBOOT_TOKEN; the server as a bare address. Needs root; fails (never
+ * skips) without it.
+ */
+
+test('profiles list/show/apply/rm, leases release, builds list/switch and hosts drive a running server through its admin API', { timeout: 120_000 }, async () => {
+  const assets = await ensureTestBuild();
+  const build = path.basename(await readlink(path.join(assets, 'current')));
+  const rack = await startRack({ 'node01.yaml': 'mac: 02:00:00:00:ad:01\nhostname: node01\n' }, { bridge: true });
+  try {
+    const state = path.join(rack.work, 'state');
+    const server = `${serverAddress}:${httpPort}`;
+    const cli = async (args: string[], env: Record<string, string> = {}) =>
+      collect(rack.ns.spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }), { timeoutMs: 30_000, what: args.join(' ') });
+    const ok = async (args: string[], env: Record<string, string> = {}) => {
+      const result = await cli(args, env);
+      assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+      return result.stdout;
+    };
+    const admin = ['--server', server, '--state', state];
+
+    assert.match(await ok(['profiles', 'list', ...admin]), /^FILE\s+SERVED\s+MAC\s+HOSTNAME\s+PROBLEMS\nnode01\.yaml\s+yes\s+02:00:00:00:ad:01\s+node01\s+0\n$/);
+
+    const good = path.join(rack.work, 'node02.yaml');
+    await writeFile(good, 'mac: 02:00:00:00:ad:02\nhostname: node02\n');
+    assert.equal(await ok(['profiles', 'apply', good, ...admin]), 'saved node02.yaml: node02 (02:00:00:00:ad:02)\n');
+    assert.equal(await ok(['profiles', 'show', 'node02', ...admin]), 'mac: 02:00:00:00:ad:02\nhostname: node02\n');
+
+    const bad = path.join(rack.work, 'node03.yaml');
+    await writeFile(bad, 'mac: 02:00:00:00:ad:03\nhostname: node03\nssh: maybe\n');
+    const refused = await cli(['profiles', 'apply', bad, ...admin]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /^rackboot: PUT \/api\/profiles\/node03: 422 profile node03\.yaml was not saved\n {2}\S*\/profiles\/node03\.yaml:3:6: ssh: want true or false, got the string "maybe"\n$/);
+
+    assert.equal(await ok(['profiles', 'rm', 'node02', ...admin]), 'deleted node02\n');
+    const gone = await cli(['profiles', 'show', 'node02', ...admin]);
+    assert.equal(gone.code, 2);
+    assert.match(gone.stderr, /^rackboot: GET \/api\/profiles\/node02: 404 no profile file "node02"/);
+
+    // A lease, then its release.
+    const client = await addClient(rack, '02:00:00:00:ad:09');
+    const address = client.dhcp();
+    assert.equal(await ok(['leases', 'release', address, ...admin]), `released ${address} (02:00:00:00:ad:09); it is released now\n`);
+
+    const builds = await ok(['builds', 'list', ...admin]);
+    assert.match(builds, new RegExp(`^${build.replaceAll('.', '\\.')}\\s+\\S+\\s+bookworm\\s+yes$`, 'm'));
+    assert.equal(await ok(['builds', 'switch', build, ...admin]), `current build: ${build}\n`);
+    const noBuild = await cli(['builds', 'switch', 'nope', ...admin]);
+    assert.equal(noBuild.code, 2);
+    assert.match(noBuild.stderr, /^rackboot: PUT \/api\/builds\/current: 404 no build "nope"/);
+
+    // The token three ways: --token-file, RACKBOOT_TOKEN (a wrong one here), the state folder.
+    const tokenFile = path.join(rack.work, 'token');
+    await writeFile(tokenFile, (await import('node:fs/promises').then((fs) => fs.readFile(path.join(state, 'admin.token'), 'utf8'))), { mode: 0o600 });
+    assert.match(await ok(['hosts', '--server', server, '--token-file', tokenFile, '--state', '/nonexistent']), /02:00:00:00:ad:09/);
+    const wrong = await cli(['profiles', 'list', '--server', server, '--state', '/nonexistent'], { RACKBOOT_TOKEN: 'not-the-token' });
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /^rackboot: GET \/api\/profiles: 401 /);
+    assert.match(await ok(['profiles', 'list', '--state', state], { RACKBOOT_SERVER: `http://${server}` }), /node01\.yaml/);
+  } finally {
+    await rack.close();
+  }
+});
