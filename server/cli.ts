@@ -348,11 +348,19 @@ async function main(argv: string[]): Promise<void> {
         .command(
           'validate',
           'check every profile file as the server would (syntax, fields, conflicts); exit 1 on any problem',
-          (v) => v.options(folderOptions),
+          (v) =>
+            v.options(folderOptions).option('subnet', {
+              type: 'string',
+              array: true,
+              default: [] as string[],
+              describe: 'a subnet the server serves, CIDR (repeat for more): static addresses on none of them are warned about',
+            }),
           async (args) => {
             const { validateProfiles } = await import('./profiles/validate.js');
-            const report = await validateProfiles(args.profiles);
+            const { parseCidr } = await import('./net/interfaces.js');
+            const report = await validateProfiles(args.profiles, { subnets: args.subnet.map((text) => parseCidr(text, '--subnet')) });
             for (const line of report.problems) process.stderr.write(`${line}\n`);
+            for (const line of report.warnings) process.stderr.write(`${line}\n`);
             process.stdout.write(`${report.summary}\n`);
             process.exitCode = report.problems.length > 0 ? 1 : 0;
           },

@@ -29,6 +29,7 @@ import { createHttpApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { defaultPool, interfaceAddress, type InterfaceAddress, parsePool, parseProxyRelaySubnet, parseRelaySubnet, parseTftpServer } from './net/interfaces.js';
 import { formatProfileError } from './profiles/error.js';
+import { formatProfileWarning, profileWarnings } from './profiles/lint.js';
 import { ProfileDirectory } from './profiles/store.js';
 import { SqliteSlotSightings } from './profiles/sqlite-sightings.js';
 import { fileFromBuffer, fileFromDisk } from './tftp/file.js';
@@ -154,6 +155,19 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     ],
   });
   profiles.watch();
+  // Profiles that are valid but likely wrong for this site, at start and after each change.
+  const servedSubnets = [
+    new Subnet(served.address, served.prefixLength),
+    ...(options.relaySubnets ?? []).map((text) => (options.dhcp === 'full' ? parseRelaySubnet(text) : parseProxyRelaySubnet(text)).subnet),
+  ];
+  let warned = new Set<string>();
+  const warnAboutProfiles = () => {
+    const now = new Set(profileWarnings(profiles.all(), servedSubnets).map(formatProfileWarning));
+    for (const line of now) if (!warned.has(line)) log.warn({ warning: line }, 'profile warning');
+    warned = now;
+  };
+  warnAboutProfiles();
+  profiles.onChange(warnAboutProfiles);
   if (profiles.fileStatuses().length === 0) {
     log.warn({ profiles: options.profiles }, 'the profile folder holds no profile: no machine will be booted until one is added (a default.yaml boots every machine)');
   }

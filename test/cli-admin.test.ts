@@ -129,6 +129,28 @@ test('profiles validate: exit 0 on good files, 1 with file:line:column lines on 
   }
 });
 
+test('profiles validate warns (exit 0) about two hosts with one hostname, and with --subnet about a static address off every served subnet', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'rackboot-validate-'));
+  try {
+    await writeFile(path.join(dir, 'default.yaml'), 'hostname: node-{mac}\n');
+    await writeFile(path.join(dir, 'a.yaml'), 'mac: 52:54:00:00:00:01\nhostname: web\n');
+    await writeFile(path.join(dir, 'b.yaml'), 'mac: 52:54:00:00:00:02\nhostname: WEB\nnetwork:\n  mode: static\n  address: 198.18.9.5/24\n');
+    const result = await rackboot(['profiles', 'validate', '--profiles', dir, '--subnet', '198.18.0.0/24', '--subnet', '198.18.2.0/24']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(result.stderr.trim().split('\n'), [
+      `${dir}/a.yaml: warning: hostname web is also the hostname in ${dir}/b.yaml`,
+      `${dir}/b.yaml: warning: hostname web is also the hostname in ${dir}/a.yaml`,
+      `${dir}/b.yaml: warning: static address 198.18.9.5 is on none of the subnets rackboot serves (198.18.0.0/24, 198.18.2.0/24): its DHCP gives that machine no reservation, and the machine may not reach the server`,
+    ]);
+    assert.equal(result.stdout.trim(), `${dir}: 3 profile files, all good; 3 warnings`);
+    const badSubnet = await rackboot(['profiles', 'validate', '--profiles', dir, '--subnet', '198.18.0.0']);
+    assert.equal(badSubnet.code, 2);
+    assert.match(badSubnet.stderr, /^rackboot: --subnet "198\.18\.0\.0": want a subnet a\.b\.c\.d\/n/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('hosts from the state folder when no server runs; a running server\'s lock sends the reader to --server', async () => {
   const state = await mkdtemp(path.join(tmpdir(), 'rackboot-hosts-'));
   try {

@@ -130,6 +130,15 @@ export interface RelaySubnet {
   dns: string[];
 }
 
+/** A subnet a.b.c.d/n given as `flag`; a clear error naming the flag otherwise. */
+export function parseCidr(text: string, flag: string): Subnet {
+  const [network, prefix, extra] = text.trim().split('/');
+  if (!network || !isIpv4(network) || prefix === undefined || !/^\d{1,2}$/.test(prefix) || Number(prefix) > 32 || extra !== undefined) {
+    throw new Error(`${flag} "${text}": want a subnet a.b.c.d/n, such as 198.18.0.0/24`);
+  }
+  return new Subnet(network, Number(prefix));
+}
+
 /**
  * `--relay-subnet` in proxy mode: the network's DHCP server hands out the
  * addresses, so only the subnet counts. "CIDR" alone is enough; the full
