@@ -2,10 +2,10 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { BUILD_SWITCHES, switchesFromArgs } from '../builder/switches.js';
-import { checkAddressFlags, checkNumberFlags, serveNumberFlags, unknownFlags } from './cli-flags.js';
+import { checkAddressFlags, checkNumberFlags, rawFlagText, serveNumberFlags, unknownFlags } from './cli-flags.js';
+import { defaultConfigFile, loadServeConfig } from './serve-config.js';
+import { serveOptions } from './serve-options.js';
 import { createLogger } from './log.js';
-import { defaultRetention } from './events/retention.js';
-import { defaultFirstLeaseSeconds } from './dhcp/decide.js';
 
 /** Where profiles and builds live: the same options and defaults for every command. */
 const folderOptions = {
@@ -52,54 +52,19 @@ async function main(argv: string[]): Promise<void> {
       'answer DHCP, TFTP and HTTP on one interface and boot machines by their profiles',
       (y) =>
         y
-          .option('interface', { type: 'string', demandOption: true, describe: 'network interface to serve on' })
-          .option('address', { type: 'string', describe: "this server's IPv4 address on that interface (default: its first)" })
-          .option('dhcp', { choices: ['full', 'proxy', 'off'] as const, default: 'full' as const, describe: 'DHCP mode' })
-          .option('pool', { type: 'string', describe: 'addresses to hand out, START-END (needed in full mode)' })
-          .option('relay-subnet', {
-            type: 'string',
-            array: true,
-            default: [] as string[],
-            describe: 'a subnet behind a DHCP relay: CIDR,START-END[,ROUTER[,DNS...]] in full mode, CIDR in proxy mode (repeat for more)',
-          })
-          .option('router', { type: 'string', describe: 'router (option 3) to hand out in full mode' })
-          .option('dns', { type: 'string', array: true, default: [] as string[], describe: 'DNS servers (option 6) to hand out' })
-          .option('lease-time', { type: 'number', default: 3600, describe: 'lease time in seconds' })
-          .option('first-lease-time', {
-            type: 'number',
-            default: defaultFirstLeaseSeconds,
-            describe: 'lease time in seconds until a client renews from its address (full mode); made-up MACs cannot hold the pool longer',
-          })
-          .option('dhcp-known-only', { type: 'boolean', default: false, describe: 'answer only MACs and relay slots that have a profile of their own (not default.yaml)' })
-          .option('dhcp-new-clients-per-second', {
-            type: 'number',
-            describe: 'at most this many clients without a lease or profile get an address per second (full mode; default: no limit)',
-          })
-          .options(folderOptions)
-          .option('state', { type: 'string', default: 'state', describe: 'folder for leases and other state' })
-          .option('http-port', { type: 'number', default: 80 })
-          .option('tftp-port', { type: 'number', default: 69 })
-          .option('tftp-max-transfers', { type: 'number', default: 64, describe: 'TFTP transfers at once; past it clients get "server busy"' })
-          .option('tftp-max-per-client', { type: 'number', default: 8, describe: 'TFTP transfers at once from one client address, and from one MAC' })
-          .option('tftp-server', { type: 'string', describe: 'TFTP server to name in DHCP replies (siaddr, option 66) when another host serves TFTP (full mode)' })
-          .option('dhcp-port', { type: 'number', default: 67 })
-          .option('user', { type: 'string', describe: 'started as root: become this user, with no capabilities, once every socket is bound' })
-          .option('keep-days', { type: 'number', default: defaultRetention.days, describe: 'boot timeline: forget events older than this (each host keeps its newest)' })
-          .option('keep-events', { type: 'number', default: defaultRetention.perHost, describe: 'boot timeline: at most this many events per host' })
-          .option('http-max-connections', { type: 'number', default: 1024, describe: 'HTTP connections at once; past it new ones are closed at once' })
-          .option('http-max-per-address', { type: 'number', default: 64, describe: 'HTTP connections at once from one client address' })
-          .option('unknown-hosts-max', { type: 'number', default: 1000, describe: 'status: hosts with no profile of their own and no lease listed at most (the most recently seen)' })
-          .option('unknown-hosts-hours', { type: 'number', default: 24, describe: 'status: such hosts leave the list this long after their last event' })
-          .option('host-image-cache-mb', { type: 'number', default: 2048, describe: 'disk budget of the per-host image cache; least recently used images go first' })
-          .option('drain-seconds', { type: 'number', default: 10, describe: 'on SIGTERM: how long downloads and TFTP transfers in flight may take to finish before they are cut' })
+          .options(serveOptions)
+          .config('config', `a YAML file of serve's settings, each flag a key (default: ${defaultConfigFile} when it exists); RACKBOOT_<FLAG> variables win over it, flags over both`, (file: string) =>
+            loadServeConfig(file, { implicit: rawFlagText(argv, 'config') === undefined && file === defaultConfigFile }),
+          )
+          .default('config', defaultConfigFile)
+          .option('check', { type: 'boolean', default: false, describe: 'check the whole configuration (flags, file, environment, interface, profiles) and exit, binding nothing' })
           .check((values) => checkNumberFlags(values, serveNumberFlags, argv) ?? checkAddressFlags(values) ?? true),
       async (args) => {
-        const { serve } = await import('./serve.js');
+        const { checkServe, serve } = await import('./serve.js');
         // Whatever the server creates (state, profiles, per-host images) is its own user's only.
         process.umask(0o077);
-        const log = createLogger();
         const rate = args['dhcp-new-clients-per-second'];
-        const server = await serve({
+        const settings = {
           interfaceName: args.interface,
           ...(args.address ? { address: args.address } : {}),
           dhcp: args.dhcp,
@@ -125,8 +90,21 @@ async function main(argv: string[]): Promise<void> {
           httpLimits: { maxConnections: args['http-max-connections'], maxConnectionsPerAddress: args['http-max-per-address'] },
           hostList: { maxUnknown: args['unknown-hosts-max'], unknownRetentionMs: args['unknown-hosts-hours'] * 3600_000 },
           hostImageCacheBytes: args['host-image-cache-mb'] * 1024 * 1024,
-          log,
-        });
+        };
+        if (args.check) {
+          const report = await checkServe({ ...settings, log: createLogger({ level: 'silent', pretty: false }) });
+          for (const line of report.problems) process.stderr.write(`${line}\n`);
+          for (const line of report.warnings) process.stderr.write(`${line}\n`);
+          if (report.problems.length > 0) {
+            process.stdout.write(`configuration has ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}\n`);
+            process.exitCode = 1;
+          } else {
+            process.stdout.write(`configuration OK: ${report.summary}\n`);
+          }
+          return;
+        }
+        const log = createLogger();
+        const server = await serve({ ...settings, log });
         // SIGTERM (systemctl stop) and SIGINT: take no new work, let what is in
         // flight finish for up to --drain-seconds, exit 0; a second one cuts it short.
         let stopping = false;

@@ -26,7 +26,7 @@ import { HostIsoCache, hostImageFolder } from './iso/host-iso.js';
 import { LoadSampler } from './status/load.js';
 import { hostsPerStage } from './status/timeline.js';
 import { createHttpApp } from './http/app.js';
-import type { Logger } from './log.js';
+import { silentLogger, type Logger } from './log.js';
 import { defaultPool, interfaceAddress, type InterfaceAddress, parsePool, parseProxyRelaySubnet, parseRelaySubnet, parseTftpServer } from './net/interfaces.js';
 import { formatProfileError } from './profiles/error.js';
 import { formatProfileWarning, profileWarnings } from './profiles/lint.js';
@@ -128,6 +128,64 @@ async function checkProfileFolder(folder: string): Promise<void> {
     );
   }
   if (!info.isDirectory()) throw new Error(`--profiles ${folder}: not a folder`);
+}
+
+export interface CheckReport {
+  problems: string[];
+  warnings: string[];
+  /** What would be served, once there is no problem. */
+  summary: string;
+}
+
+/**
+ * `rackboot serve --check`: everything serve checks before it binds a
+ * socket (the interface and its address, the pool, relay subnets, --user,
+ * the profile folder and every profile in it), all of it reported at once;
+ * nothing is bound, made or changed.
+ */
+export async function checkServe(options: ServeOptions): Promise<CheckReport> {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const attempt = <T>(step: () => T): T | undefined => {
+    try {
+      return step();
+    } catch (error) {
+      problems.push((error as Error).message);
+      return undefined;
+    }
+  };
+  const served = attempt(() => interfaceAddress(options.interfaceName, options.address));
+  if (options.tftpServer !== undefined) attempt(() => parseTftpServer(options.tftpServer!, options.dhcp));
+  if (options.user !== undefined) attempt(() => lookupUser(options.user!));
+  const pool = served && options.dhcp === 'full' ? attempt(() => fullModePool(options.pool, served)) : undefined;
+  const relaySubnets = attempt(() => (options.relaySubnets ?? []).map((text) => (options.dhcp === 'full' ? parseRelaySubnet(text) : parseProxyRelaySubnet(text)).subnet)) ?? [];
+  let profileCount = 0;
+  try {
+    await checkProfileFolder(options.profiles);
+    const profiles = await ProfileDirectory.open(options.profiles, silentLogger(), {
+      infrastructure: [
+        ...(served ? [{ address: served.address, what: "this server's address" }] : []),
+        ...(options.router ? [{ address: options.router, what: "the router's address (--router)" }] : []),
+      ],
+    });
+    try {
+      problems.push(...profiles.errors().map(formatProfileError));
+      const subnets = served ? [new Subnet(served.address, served.prefixLength), ...relaySubnets] : relaySubnets;
+      warnings.push(...profileWarnings(profiles.all(), subnets).map(formatProfileWarning));
+      profileCount = profiles.fileStatuses().length;
+      if (profileCount === 0) warnings.push(`${options.profiles}: warning: the profile folder holds no profile: no machine will be booted until one is added`);
+    } finally {
+      profiles.close();
+    }
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+  const build = await new AssetStore(options.assets).current().catch(() => undefined);
+  if (!build) warnings.push(`${options.assets}: warning: no build yet: machines will be told to wait (run "rackboot build")`);
+  const summary = served
+    ? `would serve ${served.address}/${served.prefixLength} on ${served.interfaceName}: DHCP ${options.dhcp}${pool ? ` (pool ${pool.start}-${pool.end})` : ''}, TFTP port ${options.tftpPort}, HTTP port ${options.httpPort}; ${profileCount} profile file${profileCount === 1 ? '' : 's'}; build ${build?.id ?? 'none'}`
+    : '';
+  return { problems, warnings, summary };
 }
 
 /**
