@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages rackboot needs on the server host, for the demo and the tests:
-# QEMU with iPXE ROMs and OVMF (machines to boot), iproute2 (namespaces, taps),
-# apt/dpkg tools for `rackboot build`, and the real clients the tests drive.
+# Debian packages rackboot needs on the server host.
+#   install-deps.sh          what serving, building and `rackboot demo` use:
+#                            the native addon's toolchain, apt/dpkg tools and
+#                            debootstrap for `rackboot build`, QEMU with iPXE
+#                            ROMs and OVMF (the demo's machine), iproute2
+#   install-deps.sh --test   that, and the real clients, peers and reference
+#                            servers the tests and benchmarks drive
+#   install-deps.sh [--test] --list   print the package names, install nothing
 set -euo pipefail
 
 packages=(
@@ -11,12 +16,19 @@ packages=(
   ca-certificates cpio xz-utils gzip
   # `rackboot build --variant debian` (the default): the dom0's Debian tree, packed as a squashfs
   debootstrap squashfs-tools
+  # `rackboot build` makes the hybrid CD/USB image with grub-mkrescue (BIOS and UEFI GRUB, xorriso, mtools for the EFI FAT image)
+  xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin
+  # machines for `rackboot demo` (and the end-to-end tests)
+  qemu-system-x86 ipxe-qemu ovmf
+  # the interface serve reads, and the demo's namespaces and taps
+  iproute2
+)
+
+test_packages=(
   # the Debian runtime's boot test logs into dom0 with a key
   openssh-client
-  # machines for `rackboot demo` and the end-to-end tests
-  qemu-system-x86 ipxe-qemu ovmf
   # test hosts and peers
-  iproute2 busybox atftp tftp-hpa curl isc-dhcp-client
+  busybox atftp tftp-hpa curl isc-dhcp-client
   # dhcpcd (the daemon alone: dhcpcd-base ships no service), run by the tests in their own namespaces
   dhcpcd-base
   # DHCP load (perfdhcp) and captures of what clients received, for the durable-lease test
@@ -33,15 +45,21 @@ packages=(
   chromium openssl
   # the lease-locking test reads leases.sqlite with the sqlite3 CLI while the server runs
   sqlite3
-  # `rackboot build` makes the hybrid CD/USB image with grub-mkrescue (BIOS and UEFI GRUB, xorriso, mtools for the EFI FAT image)
-  xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin
   # `npm run bench:http`: wrk as the client, nginx as the reference (installed with service starts denied, started by the bench only)
   wrk nginx
 )
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps: run as root (sudo $0)" >&2
-  exit 1
+list=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) packages+=("${test_packages[@]}") ;;
+    --list) list=1 ;;
+    *) echo "install-deps: unknown argument $arg (want --test and/or --list)" >&2; exit 2 ;;
+  esac
+done
+if [ "$list" = 1 ]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
 fi
 
 missing=()
@@ -52,6 +70,12 @@ if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
   exit 0
 fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing ${missing[*]}; run as root to install them (sudo $0 $*)" >&2
+  exit 1
+fi
+
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # Packages such as kea-dhcp4-server start their service when installed; deny every

@@ -322,3 +322,20 @@ test('serve --dhcp full without --pool stops before anything is made, suggesting
     await rm(work, { recursive: true, force: true });
   }
 });
+
+test('install-deps: the demo\'s list holds what serving, building and the demo use, and none of the test peers; --test adds them', async () => {
+  const { runCommand } = await import('./helpers/run.js');
+  const { repoRoot } = await import('./helpers/build.js');
+  const list = async (...args: string[]) => (await runCommand('bash', [path.join(repoRoot, 'builder/install-deps.sh'), ...args, '--list'])).stdout.trim().split('\n');
+  const base = await list();
+  const all = await list('--test');
+  for (const needed of ['g++', 'debootstrap', 'squashfs-tools', 'xorriso', 'qemu-system-x86', 'ipxe-qemu', 'ovmf', 'iproute2']) assert.ok(base.includes(needed), needed);
+  for (const peer of ['chromium', 'nginx', 'kea-dhcp4-server', 'wrk', 'dnsmasq-base', 'tcpdump', 'busybox', 'curl']) {
+    assert.ok(!base.includes(peer), `the demo does not install ${peer}`);
+    assert.ok(all.includes(peer), `the tests install ${peer}`);
+  }
+  assert.deepEqual(all.slice(0, base.length), base);
+  const bad = await runCommand('bash', [path.join(repoRoot, 'builder/install-deps.sh'), '--tests']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown argument --tests/);
+});
