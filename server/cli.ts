@@ -3,7 +3,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { BUILD_SWITCHES, switchesFromArgs } from '../builder/switches.js';
 import { checkAddressFlags, checkNumberFlags, rawFlagText, serveNumberFlags, unknownFlags } from './cli-flags.js';
-import { defaultConfigFile, loadServeConfig } from './serve-config.js';
+import { changedSettings, defaultConfigFile, loadServeConfig } from './serve-config.js';
 import { serveOptions } from './serve-options.js';
 import { createLogger } from './log.js';
 
@@ -122,8 +122,21 @@ async function main(argv: string[]): Promise<void> {
         };
         process.on('SIGINT', () => stop('SIGINT'));
         process.on('SIGTERM', () => stop('SIGTERM'));
-        // SIGHUP (systemctl reload): read the profiles and the current build again.
+        // SIGHUP (systemctl reload): read the profiles and the current build
+        // again, and the settings file, saying which settings changed (those
+        // take effect on restart: they are bound into sockets and stores).
+        const configFile = args.config as string;
+        const implicitConfig = rawFlagText(argv, 'config') === undefined && configFile === defaultConfigFile;
+        let settingsInEffect = loadServeConfig(configFile, { implicit: implicitConfig });
         process.on('SIGHUP', () => {
+          try {
+            const now = loadServeConfig(configFile, { implicit: implicitConfig });
+            const changed = changedSettings(settingsInEffect, now);
+            if (changed.length > 0) log.warn({ file: configFile, changed }, 'settings changed in the file or environment: they take effect when serve restarts');
+            settingsInEffect = now;
+          } catch (error) {
+            log.error({ file: configFile, problems: (error as Error).message.split('\n') }, 'the settings file has problems; still serving with the settings it started with');
+          }
           server.reload().catch((error: unknown) => log.error({ err: error }, 'reload failed; still serving what was loaded before'));
         });
       },

@@ -161,3 +161,9 @@ export function loadServeConfig(file: string, options: { implicit: boolean; env?
   if (problems.length > 0) throw new Error(problems.join('\n'));
   return { ...fromFile, ...fromEnv.values };
 }
+
+/** The settings whose value differs between two readings, by name (pure). */
+export function changedSettings(before: Readonly<Record<string, unknown>>, after: Readonly<Record<string, unknown>>): string[] {
+  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+  return [...keys].filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key])).sort();
+}

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readlink, stat } from 'node:fs/promises';
+import { mkdtemp, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { test } from 'node:test';
@@ -29,17 +30,29 @@ async function waitUntil(check: () => boolean, ms: number, what: string): Promis
 test('SIGHUP reloads profiles and the build; SIGTERM drains: the live page ends at once, the download and the TFTP transfer in flight finish, no new connection is taken, exit 0', { timeout: 120_000 }, async () => {
   const assets = await ensureTestBuild();
   const build = path.basename(await readlink(path.join(assets, 'current')));
-  const rack = await startRack({ 'default.yaml': 'hostname: node\n' }, { bridge: true, serveArgs: ['--drain-seconds', '20'] });
+  const settingsDir = await mkdtemp(path.join(tmpdir(), 'rackboot-signals-'));
+  const settings = path.join(settingsDir, 'rackboot.yaml');
+  await writeFile(settings, 'lease-time: 3600\n');
+  const rack = await startRack({ 'default.yaml': 'hostname: node\n' }, { bridge: true, serveArgs: ['--drain-seconds', '20', '--config', settings] });
   try {
     const client = await addClient(rack, '02:00:00:00:5a:01');
     client.setAddress('198.18.0.60/24');
 
-    // SIGHUP: still running, and says what it serves now.
+    // SIGHUP: still running, says what it serves now, and which settings changed in the file.
+    await writeFile(settings, 'lease-time: 7200\nkeep-days: 10\n');
     process.kill(rack.pid, 'SIGHUP');
     await waitUntil(() => rack.events().some((event) => event.msg === 'reloaded: profiles and the current build read again'), 10_000, 'the reload line');
     const reloaded = rack.events().find((event) => event.msg === 'reloaded: profiles and the current build read again')!;
     assert.equal(reloaded.build, build);
     assert.equal(reloaded.profiles, 1);
+    const changed = rack.events().find((event) => event.msg === 'settings changed in the file or environment: they take effect when serve restarts');
+    assert.deepEqual(changed?.changed, ['keep-days', 'lease-time']);
+    // A broken file: said, and the server goes on.
+    await writeFile(settings, 'lease-time: soon\n');
+    process.kill(rack.pid, 'SIGHUP');
+    await waitUntil(() => rack.events().some((event) => event.msg === 'the settings file has problems; still serving with the settings it started with'), 10_000, 'the problem line');
+    const problem = rack.events().find((event) => event.msg === 'the settings file has problems; still serving with the settings it started with')!;
+    assert.deepEqual(problem.problems, [`${settings}:1:13: lease-time: want a number, not "soon"`]);
     assert.equal(rack.server.exitCode, undefined, 'SIGHUP did not stop the server');
 
     // In flight: a live status page, a slow HTTP download (the 22 MB image at 6 MB/s: more than
@@ -76,6 +89,7 @@ test('SIGHUP reloads profiles and the build; SIGTERM drains: the live page ends 
     process.stdout.write(`# SIGTERM: live page closed after ${pageSeconds.toFixed(2)} s, the server exited after ${((Date.now() - signalled) / 1000).toFixed(1)} s with the download and the transfer complete\n`);
   } finally {
     await rack.close();
+    await rm(settingsDir, { recursive: true, force: true });
   }
 });
 
