@@ -44,6 +44,21 @@ test('profiles list/show/apply/rm, leases release, builds list/switch and hosts 
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /^rackboot: PUT \/api\/profiles\/node03: 422 profile node03\.yaml was not saved\n {2}\S*\/profiles\/node03\.yaml:3:6: ssh: want true or false, got the string "maybe"\n$/);
 
+    // Valid but likely wrong: the server saves it and warns, in its log.
+    const twin = path.join(rack.work, 'node04.yaml');
+    await writeFile(twin, 'mac: 02:00:00:00:ad:04\nhostname: node01\nnetwork:\n  mode: static\n  address: 198.18.9.4/24\n');
+    assert.equal(await ok(['profiles', 'apply', twin, ...admin]), 'saved node04.yaml: node01 (02:00:00:00:ad:04)\n');
+    const warnings = () => rack.events().filter((event) => event.msg === 'profile warning').map((event) => String(event.warning));
+    for (let i = 0; i < 50 && warnings().length < 3; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(
+      warnings().map((line) => line.replace(/^\S*\/profiles\//, '')),
+      [
+        'node01.yaml: warning: hostname node01 is also the hostname in ' + path.join(rack.profiles, 'node04.yaml'),
+        'node04.yaml: warning: hostname node01 is also the hostname in ' + path.join(rack.profiles, 'node01.yaml'),
+        'node04.yaml: warning: static address 198.18.9.4 is on none of the subnets rackboot serves (198.18.0.0/24): its DHCP gives that machine no reservation, and the machine may not reach the server',
+      ],
+    );
+    assert.equal(await ok(['profiles', 'rm', 'node04', ...admin]), 'deleted node04\n');
     assert.equal(await ok(['profiles', 'rm', 'node02', ...admin]), 'deleted node02\n');
     const gone = await cli(['profiles', 'show', 'node02', ...admin]);
     assert.equal(gone.code, 2);
