@@ -47,6 +47,8 @@ test_packages=(
   sqlite3
   # `npm run bench:http`: wrk as the client, nginx as the reference (installed with service starts denied, started by the bench only)
   wrk nginx
+  # the manual page (rackboot manpage) is checked with groff's warnings on
+  groff-base
 )
 
 list=0

@@ -21,7 +21,7 @@ function withBuildSwitches<T>(y: Argv<T>): Argv<T> {
   return y;
 }
 
-const commandNames = ['serve', 'leases', 'hosts', 'build', 'builds', 'whatif', 'demo', 'hash-password', 'profiles', 'completion'];
+const commandNames = ['serve', 'leases', 'hosts', 'build', 'builds', 'whatif', 'demo', 'hash-password', 'profiles', 'manpage', 'completion'];
 
 /** How a command reaches a running server's admin API. */
 function withAdminOptions<T>(y: Argv<T>) {
@@ -303,6 +303,16 @@ async function main(argv: string[]): Promise<void> {
         const { readPassword } = await import('./admin/prompt.js');
         const password = await readPassword();
         process.stdout.write(`${hashPassword(password, ...(args.salt === undefined ? [] : [args.salt]))}\n`);
+      },
+    )
+    .command(
+      'manpage',
+      'print rackboot(8), the manual page made from this help (man -l <(rackboot manpage) shows it)',
+      (y) => y,
+      async () => {
+        const { collectHelp, renderManPage } = await import('./man.js');
+        const { rackbootVersion } = await import('./status/hosts.js');
+        process.stdout.write(renderManPage(collectHelp(), rackbootVersion()));
       },
     )
     .command('builds', "a running server's builds", (y) =>

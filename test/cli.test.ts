@@ -339,3 +339,23 @@ test('install-deps: the demo\'s list holds what serving, building and the demo u
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /unknown argument --tests/);
 });
+
+test('manpage: rackboot(8) from the help of every command, which groff renders without a warning', async () => {
+  const { runCommand } = await import('./helpers/run.js');
+  const page = await rackboot(['manpage']);
+  assert.equal(page.code, 0, page.stderr);
+  assert.match(page.stdout, /^\.TH RACKBOOT 8 "" "rackboot \d+\.\d+\.\d+" "System Administration"\n/);
+  const sections = [...page.stdout.matchAll(/^\.SS "rackboot (.*)"$/gm)].map((match) => match[1]!.replaceAll('\\-', '-'));
+  for (const command of ['serve', 'leases release', 'hosts', 'build', 'builds switch', 'whatif', 'profiles apply', 'profiles validate']) assert.ok(sections.includes(command), `${command}: ${sections.join(', ')}`);
+  assert.match(page.stdout, /^\.B \\-\\-drain\\-seconds$/m, "serve's options are there");
+  const file = path.join(await mkdtemp(path.join(tmpdir(), 'rackboot-man-')), 'rackboot.8');
+  try {
+    await writeFile(file, page.stdout);
+    const rendered = await runCommand('groff', ['-man', '-Tutf8', '-ww', file]);
+    assert.equal(rendered.code, 0, rendered.stderr);
+    assert.equal(rendered.stderr, '', 'no groff warning');
+    assert.match(rendered.stdout, /rackboot serve/);
+  } finally {
+    await rm(path.dirname(file), { recursive: true, force: true });
+  }
+});
