@@ -4,14 +4,9 @@ import { hideBin } from 'yargs/helpers';
 import { BUILD_SWITCHES, switchesFromArgs } from '../builder/switches.js';
 import { checkAddressFlags, checkNumberFlags, rawFlagText, serveNumberFlags, unknownFlags } from './cli-flags.js';
 import { changedSettings, defaultConfigFile, loadServeConfig } from './serve-config.js';
-import { serveOptions } from './serve-options.js';
+import { folderOptions, serveOptions } from './serve-options.js';
 import { createLogger } from './log.js';
 
-/** Where profiles and builds live: the same options and defaults for every command. */
-const folderOptions = {
-  profiles: { type: 'string', default: 'profiles', describe: 'folder of host profiles (YAML)' },
-  assets: { type: 'string', default: 'boot-assets', describe: 'folder of builds made by "rackboot build"' },
-} as const;
 
 /** `rackboot build`'s switches over its settings file, each naming the setting it overrides; read back with switchesFromArgs. */
 function withBuildSwitches<T>(y: Argv<T>): Argv<T> {
@@ -39,7 +34,7 @@ async function adminClient(args: { server?: string; 'token-file'?: string; state
 }
 
 /**
- * The one command line: `rackboot serve | leases | hosts | build | whatif | demo | hash-password | profiles`. Each
+ * The one command line: `rackboot serve | leases | hosts | build | builds | whatif | demo | hash-password | profiles | manpage`. Each
  * command loads only what it needs, so `rackboot whatif` stays quick.
  */
 async function main(argv: string[]): Promise<void> {

@@ -1,6 +1,12 @@
 import { defaultFirstLeaseSeconds } from './dhcp/decide.js';
 import { defaultRetention } from './events/retention.js';
 
+/** Where profiles and builds live: the same options and defaults for every command. */
+export const folderOptions = {
+  profiles: { type: 'string', default: 'profiles', describe: 'folder of host profiles (YAML)' },
+  assets: { type: 'string', default: 'boot-assets', describe: 'folder of builds made by "rackboot build"' },
+} as const;
+
 /**
  * `rackboot serve`'s settings: each is a command-line flag, a key of the
  * configuration file (server/serve-config.ts) and a RACKBOOT_* variable
@@ -31,8 +37,7 @@ export const serveOptions = {
     type: 'number',
     describe: 'at most this many clients without a lease or profile get an address per second (full mode; default: no limit)',
   },
-  profiles: { type: 'string', default: 'profiles', describe: 'folder of host profiles (YAML)' },
-  assets: { type: 'string', default: 'boot-assets', describe: 'folder of builds made by "rackboot build"' },
+  ...folderOptions,
   state: { type: 'string', default: 'state', describe: 'folder for leases and other state' },
   'http-port': { type: 'number', default: 80, describe: 'HTTP port (boot scripts, boot files, the status page and the admin API)' },
   'tftp-port': { type: 'number', default: 69, describe: 'TFTP port' },
