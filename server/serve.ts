@@ -130,6 +130,19 @@ async function checkProfileFolder(folder: string): Promise<void> {
   if (!info.isDirectory()) throw new Error(`--profiles ${folder}: not a folder`);
 }
 
+/** The subnets behind --relay-subnet, in either mode's form. */
+function relaySubnetsOf(options: Pick<ServeOptions, 'relaySubnets' | 'dhcp'>): Subnet[] {
+  return (options.relaySubnets ?? []).map((text) => (options.dhcp === 'full' ? parseRelaySubnet(text) : parseProxyRelaySubnet(text)).subnet);
+}
+
+/** Addresses no profile may take as its static address. */
+function infrastructureOf(served: InterfaceAddress | undefined, router: string | undefined): Array<{ address: string; what: string }> {
+  return [
+    ...(served ? [{ address: served.address, what: "this server's address" }] : []),
+    ...(router ? [{ address: router, what: "the router's address (--router)" }] : []),
+  ];
+}
+
 export interface CheckReport {
   problems: string[];
   warnings: string[];
@@ -158,16 +171,11 @@ export async function checkServe(options: ServeOptions): Promise<CheckReport> {
   if (options.tftpServer !== undefined) attempt(() => parseTftpServer(options.tftpServer!, options.dhcp));
   if (options.user !== undefined) attempt(() => lookupUser(options.user!));
   const pool = served && options.dhcp === 'full' ? attempt(() => fullModePool(options.pool, served)) : undefined;
-  const relaySubnets = attempt(() => (options.relaySubnets ?? []).map((text) => (options.dhcp === 'full' ? parseRelaySubnet(text) : parseProxyRelaySubnet(text)).subnet)) ?? [];
+  const relaySubnets = attempt(() => relaySubnetsOf(options)) ?? [];
   let profileCount = 0;
   try {
     await checkProfileFolder(options.profiles);
-    const profiles = await ProfileDirectory.open(options.profiles, silentLogger(), {
-      infrastructure: [
-        ...(served ? [{ address: served.address, what: "this server's address" }] : []),
-        ...(options.router ? [{ address: options.router, what: "the router's address (--router)" }] : []),
-      ],
-    });
+    const profiles = await ProfileDirectory.open(options.profiles, silentLogger(), { infrastructure: infrastructureOf(served, options.router) });
     try {
       problems.push(...profiles.errors().map(formatProfileError));
       const subnets = served ? [new Subnet(served.address, served.prefixLength), ...relaySubnets] : relaySubnets;
@@ -207,17 +215,11 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
 
   // A profile may not claim the server's own address or the router's as its static address.
   const profiles = await ProfileDirectory.open(options.profiles, log, {
-    infrastructure: [
-      { address: served.address, what: "this server's address" },
-      ...(options.router ? [{ address: options.router, what: "the router's address (--router)" }] : []),
-    ],
+    infrastructure: infrastructureOf(served, options.router),
   });
   profiles.watch();
   // Profiles that are valid but likely wrong for this site, at start and after each change.
-  const servedSubnets = [
-    new Subnet(served.address, served.prefixLength),
-    ...(options.relaySubnets ?? []).map((text) => (options.dhcp === 'full' ? parseRelaySubnet(text) : parseProxyRelaySubnet(text)).subnet),
-  ];
+  const servedSubnets = [new Subnet(served.address, served.prefixLength), ...relaySubnetsOf(options)];
   let warned = new Set<string>();
   const warnAboutProfiles = () => {
     const now = new Set(profileWarnings(profiles.all(), servedSubnets).map(formatProfileWarning));
