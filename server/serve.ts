@@ -17,6 +17,7 @@ import { listImages } from './http/downloads.js';
 import { createStatusRouter } from './http/status.js';
 import { Metrics } from './metrics.js';
 import { NeighborTable, openNeighborResolver } from './net/neighbors.js';
+import { portHolders } from './net/port-holder.js';
 import { BootObserver, observeDhcp } from './observe.js';
 import { builderRecipe, packageRoot } from '../builder/recipe.js';
 import { BuildPartNames, describeHost, rackbootVersion } from './status/hosts.js';
@@ -128,6 +129,20 @@ async function checkProfileFolder(folder: string): Promise<void> {
     );
   }
   if (!info.isDirectory()) throw new Error(`--profiles ${folder}: not a folder`);
+}
+
+/**
+ * Full mode: rackboot's DHCP sockets take SO_REUSEADDR (several share the
+ * port, one per address), so a bind beside another DHCP server on this host
+ * that does the same succeeds: say so, naming it, once they are bound.
+ */
+function warnAboutSharedDhcpPort(port: number, log: Logger): void {
+  const others = portHolders('udp', port).filter((holder) => holder.pid !== process.pid);
+  if (others.length === 0) return;
+  log.warn(
+    { port, holders: others },
+    `another process also listens on UDP port ${port} (${others.map((holder) => `${holder.command}, pid ${holder.pid}`).join('; ')}): if it is a DHCP server, clients get answers from both; stop it, or run rackboot with --dhcp proxy beside it`,
+  );
 }
 
 /** The subnets behind --relay-subnet, in either mode's form. */
@@ -458,6 +473,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         port: options.dhcpPort,
       });
       await dhcp.start();
+      warnAboutSharedDhcpPort(options.dhcpPort, log);
       closers.push(() => dhcp.close());
       draining.stopFirst.push(() => dhcp.close());
       log.info(

@@ -359,3 +359,38 @@ test('manpage: rackboot(8) from the help of every command, which groff renders w
     await rm(path.dirname(file), { recursive: true, force: true });
   }
 });
+
+test('serve --dhcp full beside another process on UDP port 67 (both with SO_REUSEADDR, so the bind succeeds) warns, naming it', async () => {
+  const { assertRoot, Netns } = await import('./helpers/netns.js');
+  const { cliPath } = await import('./helpers/build.js');
+  assertRoot();
+  const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-shared-'));
+  const ns = Netns.create('rbcsh');
+  const peer = Netns.create('rbcsp');
+  try {
+    ns.linkTo(peer, { device: 'd0', cidr: '198.18.0.1/24' }, { device: 'p0', cidr: '198.18.0.2/24' });
+    await mkdir(path.join(work, 'profiles'));
+    const holder = ns.spawn(process.execPath, ['-e', "require('node:dgram').createSocket({ type: 'udp4', reuseAddr: true }).bind(67, () => console.log('held'))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
+      const child = ns.spawn(process.execPath, [
+        cliPath, 'serve', '--interface', 'd0', '--pool', '198.18.0.100-198.18.0.150', '--http-port', '0', '--tftp-port', '0',
+        '--profiles', path.join(work, 'profiles'), '--assets', path.join(work, 'assets'), '--state', path.join(work, 'state'),
+      ], { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const deadline = Date.now() + 20_000;
+      while (!output.includes('rackboot is serving') && Date.now() < deadline && child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 100));
+      child.kill('SIGTERM');
+      const warning = output.split('\n').find((line) => line.includes('another process also listens on UDP port 67'));
+      assert.ok(warning, output);
+      assert.deepEqual(JSON.parse(warning).holders, [{ pid: holder.pid, command: 'node' }]);
+    } finally {
+      holder.kill();
+    }
+  } finally {
+    ns.delete();
+    peer.delete();
+    await rm(work, { recursive: true, force: true });
+  }
+});
