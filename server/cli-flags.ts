@@ -89,7 +89,7 @@ export function checkAddressFlags(values: { address?: string; router?: string; '
     if (value !== undefined && !isIPv4(value)) return `--${flag} ${JSON.stringify(value)}: want an IPv4 address, such as 198.18.0.1`;
   }
   for (const value of values.dns ?? []) {
-    if (!isIPv4(value)) return `--dns ${JSON.stringify(value)}: want an IPv4 address (repeat --dns for more)`;
+    if (!isIPv4(value)) return `--dns ${JSON.stringify(value)}: want an IPv4 address`;
   }
   if (values.pool !== undefined) {
     const [start, end, ...rest] = values.pool.split('-');

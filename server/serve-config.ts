@@ -61,30 +61,33 @@ export function parseServeConfig(text: string, file: string): { values: Record<s
       continue;
     }
     const valueNode = pair.value as Node | null;
-    const valueAt = at(valueNode?.range?.[0] ?? keyNode?.range?.[0]);
-    const value = readValue(valueNode, spec);
-    if (typeof value === 'string' && value.startsWith('!')) {
-      problems.push(`${valueAt}: ${key}: ${value.slice(1)}`);
-      continue;
+    // A list is checked item by item, each problem at its item.
+    const nodes = spec.array && isSeq(valueNode) ? (valueNode.items as Array<Node | null>) : [valueNode];
+    const read: unknown[] = [];
+    let failed = false;
+    for (const node of nodes) {
+      const where = at(node?.range?.[0] ?? keyNode?.range?.[0]);
+      const value = readValue(node, { ...spec, array: false });
+      const bad =
+        typeof value === 'string' && value.startsWith('!')
+          ? value.slice(1)
+          : (checkNumberFlags({ [key]: value }, serveNumberFlags, []) ?? checkAddressFlags({ [key]: spec.array ? [value] : value } as Parameters<typeof checkAddressFlags>[0]))?.replace(
+              /^--\S+ "[^"]*": /,
+              '',
+            );
+      if (bad !== undefined) {
+        problems.push(`${where}: ${key}: ${bad}`);
+        failed = true;
+      }
+      read.push(value);
     }
-    const bad = checkNumberFlags({ [key]: value }, serveNumberFlags, []) ?? checkAddressFlags({ [key]: value } as Parameters<typeof checkAddressFlags>[0]);
-    if (bad !== undefined) {
-      problems.push(`${valueAt}: ${key}: ${bad.replace(/^--\S+ "[^"]*": /, '')}`);
-      continue;
-    }
-    values[key] = value;
+    if (!failed) values[key] = spec.array ? read : read[0];
   }
   return { values, problems };
 }
 
-/** A value of the type `spec` wants, or "!why" when it is not one. */
+/** A single value of the type `spec` wants, or "!why" when it is not one. */
 function readValue(node: Node | null, spec: OptionSpec): unknown {
-  if (spec.array) {
-    const items = isSeq(node) ? node.items : [node];
-    const read = items.map((item) => readValue(item as Node | null, { ...spec, array: false }));
-    const bad = read.find((item) => typeof item === 'string' && item.startsWith('!'));
-    return bad ?? read;
-  }
   if (!isScalar(node)) return '!want a single value';
   const value = node.value;
   if (spec.choices !== undefined) {

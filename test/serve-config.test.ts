@@ -26,6 +26,9 @@ test('parseServeConfig: every flag a key, typed; every problem with file:line:co
     'rb.yaml:6:9: router: want an IPv4 address, such as 198.18.0.1',
     'rb.yaml:7:1: check: not a setting of the file',
   ]);
+  // A list's problem is at its item; a single value where a list is wanted is a list of one.
+  assert.deepEqual(parseServeConfig('dns: [198.18.0.53, ns1]\n', 'rb.yaml').problems, ['rb.yaml:1:20: dns: want an IPv4 address']);
+  assert.deepEqual(parseServeConfig('relay-subnet: 198.18.2.0/24\n', 'rb.yaml').values, { 'relay-subnet': ['198.18.2.0/24'] });
   assert.match(parseServeConfig('interface: [a\n', 'rb.yaml').problems[0]!, /^rb\.yaml:\d+:\d+: /);
   assert.deepEqual(parseServeConfig('- a\n', 'rb.yaml').problems, ['rb.yaml:1:1: want a mapping of settings (key: value), one per line']);
   assert.deepEqual(parseServeConfig('a: &x 1\nb: *x\n', 'rb.yaml').problems, ['rb.yaml:2:4: aliases are not supported here; write the value out']);
