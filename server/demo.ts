@@ -60,6 +60,8 @@ export async function demo(options: DemoOptions): Promise<number> {
       '--interface', 'tap0', '--address', '198.18.0.1', '--pool', '198.18.0.100-198.18.0.199',
       '--profiles', path.resolve(options.profiles), '--assets', assets.dir,
       '--state', path.join(work, 'state'), '--http-port', '80',
+      // The demo's own settings: not the host's /etc/rackboot/rackboot.yaml; and a quick stop once its machine is gone.
+      '--config', '/dev/null', '--drain-seconds', '1',
     ], { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'info' } });
     const serverLog = new ConsoleWatcher(server, (chunk) => {
       for (const line of chunk.split('\n').filter(Boolean)) process.stderr.write(`  server | ${summariseLogLine(line)}\n`);

@@ -89,6 +89,8 @@ export async function startRack(profileFiles: Record<string, string>, options: R
     '--http-port', String(httpPort),
     // A test's machines are gone when it stops the server: do not wait long for their downloads.
     ...(options.serveArgs?.includes('--drain-seconds') ? [] : ['--drain-seconds', '2']),
+    // The test's settings only, never the host's /etc/rackboot/rackboot.yaml.
+    ...(options.serveArgs?.includes('--config') ? [] : ['--config', '/dev/null']),
     ...(options.serveArgs ?? []),
   ]);
   const child = ns.spawn(serve.command, serve.args, { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'debug' } });
