@@ -68,7 +68,8 @@ test('SIGHUP reloads profiles and the build; SIGTERM drains: the live page ends 
     process.kill(rack.pid, 'SIGTERM');
     const pageEnded = await page;
     const pageSeconds = (Date.now() - signalled) / 1000;
-    assert.ok(pageSeconds < 3, `the live page ended ${pageSeconds.toFixed(1)} s after SIGTERM`);
+    // Well before the drain time (20 s): the live page does not wait for the downloads.
+    assert.ok(pageSeconds < 10, `the live page ended ${pageSeconds.toFixed(1)} s after SIGTERM`);
     assert.match(pageEnded.stdout, /event: state/);
     // No new work: the HTTP port takes no connection now.
     const late = await start(['--max-time', '5', `${base}/status`]);
