@@ -144,7 +144,10 @@ async function main(argv: string[]): Promise<void> {
           .command(
             'release <address>',
             "free a lease through a running server's admin API (a declined address leaves quarantine)",
-            (r) => r.positional('address', { type: 'string', demandOption: true }).check((values) => checkAddressFlags({ address: values.address }) ?? true),
+            (r) =>
+              r
+                .positional('address', { type: 'string', demandOption: true })
+                .check((values) => checkAddressFlags({ address: values.address })?.replace(/^--address /, 'leases release ') ?? true),
             async (args) => {
               const client = await adminClient(args);
               const lease = (await client.call('DELETE', `leases/${encodeURIComponent(args.address)}`)) as { mac: string; address: string; state: string };

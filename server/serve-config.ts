@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node } from 'yaml';
 import { checkAddressFlags, checkNumberFlags, serveNumberFlags } from './cli-flags.js';
 import { serveOptions } from './serve-options.js';
@@ -7,12 +8,16 @@ import { closest } from './text/closest.js';
 /**
  * `rackboot serve --config FILE`: the same settings as the flags, as YAML
  * keys named like the flags (`http-port: 8080`, `relay-subnet: [...]`).
- * Checked as a profile is: every problem with its file, line and column
+ * Folders (profiles, assets, state) given relative are relative to the
+ * file's own folder. Checked as a profile is: every problem with its file, line and column
  * (`/etc/rackboot/rackboot.yaml:4:12: lease-time: want a whole number of
  * seconds from 60`), an unknown key with the one it most likely meant.
  */
 
 export const defaultConfigFile = '/etc/rackboot/rackboot.yaml';
+
+/** Settings that name folders: relative ones are relative to the settings file. */
+const folderSettings = new Set(['profiles', 'assets', 'state']);
 
 /** Keys the file may not set: the file itself, and the one-shot --check. */
 const notInFile = new Set(['config', 'check']);
@@ -81,7 +86,10 @@ export function parseServeConfig(text: string, file: string): { values: Record<s
       }
       read.push(value);
     }
-    if (!failed) values[key] = spec.array ? read : read[0];
+    if (failed) continue;
+    const value = spec.array ? read : read[0];
+    // A folder named in the file is taken from the file's own folder, not from wherever serve was started.
+    values[key] = folderSettings.has(key) && typeof value === 'string' ? resolve(dirname(file), value) : value;
   }
   return { values, problems };
 }

@@ -96,6 +96,7 @@ test('usage errors name the flag and the text given, first, with a pointer to --
     [['serv', '--interface', 'lo'], /^rackboot: unknown command "serv"; did you mean serve\?\n\(rackboot --help lists the options\)\n$/],
     [['build', '--keep', '0'], /^rackboot: --keep "0": want a whole number of builds from 1\n/],
     [['whatif', '02:00:00:00:00:01', '--address', 'localhost'], /^rackboot: --address "localhost": want an IPv4 address/],
+    [['leases', 'release', '198.18.0.300', '--server', '127.0.0.1'], /^rackboot: leases release "198\.18\.0\.300": want an IPv4 address/],
   ];
   for (const [args, expected] of cases) {
     const result = await rackboot(args);

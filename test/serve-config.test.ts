@@ -33,6 +33,12 @@ test('parseServeConfig: every flag a key, typed; every problem with file:line:co
   assert.deepEqual(parseServeConfig('- a\n', 'rb.yaml').problems, ['rb.yaml:1:1: want a mapping of settings (key: value), one per line']);
   assert.deepEqual(parseServeConfig('a: &x 1\nb: *x\n', 'rb.yaml').problems, ['rb.yaml:2:4: aliases are not supported here; write the value out']);
   assert.deepEqual(parseServeConfig('', 'rb.yaml'), { values: {}, problems: [] });
+  // Folders are relative to the file's own folder.
+  assert.deepEqual(parseServeConfig('profiles: profiles\nstate: /var/lib/rackboot\nassets: ../builds\n', '/etc/rackboot/rackboot.yaml').values, {
+    profiles: '/etc/rackboot/profiles',
+    state: '/var/lib/rackboot',
+    assets: '/etc/builds',
+  });
 });
 
 test('parseServeEnvironment: RACKBOOT_<FLAG> for every setting, lists split on spaces; other RACKBOOT_ variables are not settings', () => {
