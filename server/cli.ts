@@ -169,17 +169,18 @@ async function main(argv: string[]): Promise<void> {
       'where each host stands: stage, address, last seen, last boot time, failures (from a running server with --server, else from the state folder)',
       (y) =>
         y
-          .option('server', { type: 'string', describe: "a running server's HTTP address, such as 198.18.0.1 or http://198.18.0.1:8080" })
+          .option('server', { type: 'string', describe: "a running server's HTTP address, such as 198.18.0.1 or http://198.18.0.1:8080 (else RACKBOOT_SERVER)" })
           .option('token-file', { type: 'string', describe: 'with --server: a file holding the admin token (else RACKBOOT_TOKEN, else <state>/admin.token)' })
           .option('state', { type: 'string', default: 'state', describe: 'the folder "rackboot serve --state" uses (its admin token, or its timeline)' })
           .options({ profiles: folderOptions.profiles })
           .option('json', { type: 'boolean', default: false, describe: 'one JSON array instead of a table' }),
       async (args) => {
         const { listHosts, renderHostTable } = await import('./status/hosts-command.js');
+        const server = args.server ?? (process.env.RACKBOOT_SERVER || undefined);
         const hosts = await listHosts({
           state: args.state,
           profiles: args.profiles,
-          ...(args.server ? { server: args.server } : {}),
+          ...(server ? { server } : {}),
           ...(args['token-file'] !== undefined ? { tokenFile: args['token-file'] } : {}),
         });
         process.stdout.write(args.json ? `${JSON.stringify(hosts, null, 2)}\n` : renderHostTable(hosts));

@@ -84,6 +84,8 @@ test('profiles list/show/apply/rm, leases release, builds list/switch and hosts 
     assert.equal(wrong.code, 2);
     assert.match(wrong.stderr, /^rackboot: GET \/api\/profiles: 401 /);
     assert.match(await ok(['profiles', 'list', '--state', state], { RACKBOOT_SERVER: `http://${server}` }), /node01\.yaml/);
+    // hosts asks the server RACKBOOT_SERVER names, as the admin commands do (its state folder is locked by the server).
+    assert.match(await ok(['hosts', '--state', state], { RACKBOOT_SERVER: server }), /02:00:00:00:ad:09/);
   } finally {
     await rack.close();
   }
