@@ -1,11 +1,68 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { access, mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { runRackboot } from './helpers/run.js';
+import { cliPath } from './helpers/build.js';
+import { assertRoot, Netns } from './helpers/netns.js';
+import { collect, runRackboot, type Finished } from './helpers/run.js';
 
 const rackboot = (args: string[]) => runRackboot(args);
+
+/** A test wire: a namespace with d0 at 198.18.0.1/24 (and a peer on it), a work folder with a profiles folder, and serve's command line on it. */
+interface Wire {
+  ns: Netns;
+  work: string;
+  profiles: string;
+  /** `rackboot serve FLAGS` on d0 with the work folder's profiles, assets and state, unless FLAGS name others. */
+  serveArgs(flags: string[]): string[];
+  /** Run it to its exit. */
+  run(args: string[]): Promise<Finished>;
+  /** Start it, wait for "rackboot is serving" (or its exit), stop it; what it printed, as info-level JSON lines. */
+  untilServing(args: string[]): Promise<string>;
+}
+
+async function onWire(label: string, body: (wire: Wire) => Promise<void>): Promise<void> {
+  assertRoot();
+  const work = await mkdtemp(path.join(tmpdir(), `rackboot-cli-${label}-`));
+  const ns = Netns.create(`rbc${label}`);
+  const peer = Netns.create(`rbc${label}p`);
+  const env = { ...process.env, RACKBOOT_LOG_LEVEL: 'info' };
+  try {
+    ns.linkTo(peer, { device: 'd0', cidr: '198.18.0.1/24' }, { device: 'p0', cidr: '198.18.0.2/24' });
+    const profiles = path.join(work, 'profiles');
+    await mkdir(profiles);
+    await body({
+      ns,
+      work,
+      profiles,
+      serveArgs: (flags) => {
+        const unless = (flag: string, value: string) => (flags.includes(flag) ? [] : [flag, value]);
+        return [
+          cliPath, 'serve',
+          ...unless('--interface', 'd0'), ...unless('--profiles', profiles),
+          ...unless('--assets', path.join(work, 'assets')), ...unless('--state', path.join(work, 'state')),
+          ...flags,
+        ];
+      },
+      run: (args) => collect(ns.spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }), { timeoutMs: 20_000 }),
+      untilServing: async (args) => {
+        const child = ns.spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+        let output = '';
+        child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        const deadline = Date.now() + 20_000;
+        while (!output.includes('rackboot is serving') && child.exitCode === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+        child.kill('SIGKILL');
+        return output;
+      },
+    });
+  } finally {
+    ns.delete();
+    peer.delete();
+    await rm(work, { recursive: true, force: true });
+  }
+}
 
 test('whatif: the example profile, as BIOS and as EFI, without a build', async () => {
   const bios = await rackboot(['whatif', '52-54-00-12-34-56', '--profiles', 'profiles/examples', '--assets', '/nonexistent', '--address', '198.18.0.1']);
@@ -130,86 +187,38 @@ test('whatif --circuit-id/--remote-id: what a machine in that slot would get', a
   assert.match(bad.stderr, /rackboot: --circuit-id "0x7": "0x7" is not hex bytes/);
 });
 
-test('serve refuses profiles that take its own address or the router\'s as their static address, naming file, line and field', async () => {
-  const { assertRoot, Netns } = await import('./helpers/netns.js');
-  const { cliPath } = await import('./helpers/build.js');
-  assertRoot();
-  const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-serve-'));
-  const ns = Netns.create('rbcli');
-  const peer = Netns.create('rbclp');
-  try {
-    ns.linkTo(peer, { device: 'd0', cidr: '198.18.0.1/24' }, { device: 'p0', cidr: '198.18.0.2/24' });
-    await mkdir(path.join(work, 'profiles'));
+test('serve refuses profiles that take its own address or the router\'s as their static address, naming file, line and field', () =>
+  onWire('srv', async (wire) => {
     const staticProfile = (mac: string, address: string) => `mac: ${mac}\nhostname: node-${mac.slice(-2)}\nnetwork:\n  mode: static\n  address: ${address}/24\n`;
-    await writeFile(path.join(work, 'profiles/node01.yaml'), staticProfile('02:00:00:00:0c:01', '198.18.0.1'));
-    await writeFile(path.join(work, 'profiles/node02.yaml'), staticProfile('02:00:00:00:0c:02', '198.18.0.254'));
-    const args = [cliPath, 'serve', '--interface', 'd0', '--address', '198.18.0.1', '--dhcp', 'off', '--router', '198.18.0.254', '--http-port', '0', '--tftp-port', '0'];
-    args.push('--profiles', path.join(work, 'profiles'), '--assets', path.join(work, 'assets'), '--state', path.join(work, 'state'));
-    const child = ns.spawn(process.execPath, args, { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    try {
-      const deadline = Date.now() + 20_000;
-      while (!output.includes('rackboot is serving') && child.exitCode === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-      assert.match(output, /rackboot is serving/);
-      assert.match(output, /node01\.yaml:5:12: network\.address: 198\.18\.0\.1 is this server's address; a host cannot have it as its static address \(this file is not served\)/);
-      assert.match(output, /node02\.yaml:5:12: network\.address: 198\.18\.0\.254 is the router's address \(--router\); a host cannot have it/);
-    } finally {
-      child.kill('SIGKILL');
-    }
-  } finally {
-    peer.delete();
-    ns.delete();
-    await rm(work, { recursive: true, force: true });
-  }
-});
+    await writeFile(path.join(wire.profiles, 'node01.yaml'), staticProfile('02:00:00:00:0c:01', '198.18.0.1'));
+    await writeFile(path.join(wire.profiles, 'node02.yaml'), staticProfile('02:00:00:00:0c:02', '198.18.0.254'));
+    const output = await wire.untilServing(wire.serveArgs(['--address', '198.18.0.1', '--dhcp', 'off', '--router', '198.18.0.254', '--http-port', '0', '--tftp-port', '0']));
+    assert.match(output, /rackboot is serving/);
+    assert.match(output, /node01\.yaml:5:12: network\.address: 198\.18\.0\.1 is this server's address; a host cannot have it as its static address \(this file is not served\)/);
+    assert.match(output, /node02\.yaml:5:12: network\.address: 198\.18\.0\.254 is the router's address \(--router\); a host cannot have it/);
+  }));
 
-test('serve: a missing profile folder stops it at once, naming the flag, and leaves no state folder behind; an empty one is served with a warning', async () => {
-  const { assertRoot, Netns } = await import('./helpers/netns.js');
-  const { cliPath } = await import('./helpers/build.js');
-  const { collect } = await import('./helpers/run.js');
-  const { access } = await import('node:fs/promises');
-  assertRoot();
-  const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-folders-'));
-  const ns = Netns.create('rbcfo');
-  const peer = Netns.create('rbcfp');
-  try {
-    ns.linkTo(peer, { device: 'd0', cidr: '198.18.0.1/24' }, { device: 'p0', cidr: '198.18.0.2/24' });
-    const args = (profiles: string) => [
-      cliPath, 'serve', '--interface', 'd0', '--dhcp', 'off', '--http-port', '0', '--tftp-port', '0',
-      '--profiles', profiles, '--assets', path.join(work, 'assets'), '--state', path.join(work, 'state'),
-    ];
-    const missing = await collect(ns.spawn(process.execPath, args(path.join(work, 'profles')), { stdio: ['ignore', 'pipe', 'pipe'] }), { timeoutMs: 20_000 });
+test('serve: a missing profile folder stops it at once, naming the flag, and leaves no state folder behind; an empty one is served with a warning', () =>
+  onWire('fo', async (wire) => {
+    const flags = ['--dhcp', 'off', '--http-port', '0', '--tftp-port', '0'];
+    const misspelt = path.join(wire.work, 'profles');
+    const missing = await wire.run(wire.serveArgs([...flags, '--profiles', misspelt]));
     assert.equal(missing.code, 2, missing.stderr);
-    assert.equal(missing.stderr, `rackboot: --profiles ${path.join(work, 'profles')}: no such folder (make it, or name the folder that holds the profiles)\n`);
-    await assert.rejects(access(path.join(work, 'state')), 'no state folder was made');
+    assert.equal(missing.stderr, `rackboot: --profiles ${misspelt}: no such folder (make it, or name the folder that holds the profiles)\n`);
+    await assert.rejects(access(path.join(wire.work, 'state')), 'no state folder was made');
     // An interface that is there but has no IPv4 address is not "missing".
-    ns.ip('link', 'add', 'bare0', 'type', 'veth', 'peer', 'name', 'bare1');
-    ns.ip('link', 'set', 'bare0', 'up');
-    const bareArgs = args(path.join(work, 'profles'));
-    bareArgs[bareArgs.indexOf('d0')] = 'bare0';
-    const bare = await collect(ns.spawn(process.execPath, bareArgs, { stdio: ['ignore', 'pipe', 'pipe'] }), { timeoutMs: 20_000 });
+    wire.ns.ip('link', 'add', 'bare0', 'type', 'veth', 'peer', 'name', 'bare1');
+    wire.ns.ip('link', 'set', 'bare0', 'up');
+    const bare = await wire.run(wire.serveArgs([...flags, '--profiles', misspelt, '--interface', 'bare0']));
     assert.equal(bare.code, 2, bare.stderr);
     assert.match(bare.stderr, /^rackboot: --interface bare0: it has no IPv4 address/);
 
-    await mkdir(path.join(work, 'profiles'));
-    const child = ns.spawn(process.execPath, args(path.join(work, 'profiles')), { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const deadline = Date.now() + 20_000;
-    while (!output.includes('rackboot is serving') && Date.now() < deadline && child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 100));
-    child.kill('SIGTERM');
+    const output = await wire.untilServing(wire.serveArgs(flags));
     assert.match(output, /rackboot is serving/);
     const warning = output.split('\n').find((line) => line.includes('the profile folder holds no profile'));
     assert.ok(warning, output);
     assert.equal(JSON.parse(warning).level, 40);
-  } finally {
-    ns.delete();
-    peer.delete();
-    await rm(work, { recursive: true, force: true });
-  }
-});
+  }));
 
 test('hosts --server takes an address without a scheme (http:// is implied), and says what it wants for one it cannot use', async () => {
   const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-hosts-'));
@@ -252,33 +261,16 @@ test('build --host refuses an image no server could check: no --address, or a --
   }
 });
 
-test('serve: a port another process holds stops it before "serving", naming the port and the holder (HTTP over TCP, TFTP over UDP)', async () => {
-  const { assertRoot, Netns } = await import('./helpers/netns.js');
-  const { cliPath } = await import('./helpers/build.js');
-  const { collect } = await import('./helpers/run.js');
-  assertRoot();
-  const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-ports-'));
-  const ns = Netns.create('rbcpo');
-  const peer = Netns.create('rbcpp');
-  try {
-    ns.linkTo(peer, { device: 'd0', cidr: '198.18.0.1/24' }, { device: 'p0', cidr: '198.18.0.2/24' });
-    await mkdir(path.join(work, 'profiles'));
-    const serve = () =>
-      collect(
-        ns.spawn(process.execPath, [
-          cliPath, 'serve', '--interface', 'd0', '--dhcp', 'off', '--http-port', '8080', '--tftp-port', '6969',
-          '--profiles', path.join(work, 'profiles'), '--assets', path.join(work, 'assets'), '--state', path.join(work, 'state'),
-        ], { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] }),
-        { timeoutMs: 20_000 },
-      );
+test('serve: a port another process holds stops it before "serving", naming the port and the holder (HTTP over TCP, TFTP over UDP)', () =>
+  onWire('po', async (wire) => {
     for (const [what, holderScript, expected] of [
       ['HTTP', "require('node:http').createServer().listen(8080, '198.18.0.1', () => console.log('held'))", /^rackboot: http: cannot listen on 198\.18\.0\.1:8080: EADDRINUSE \(held by node, pid (\d+)\)\n$/],
       ['TFTP', "require('node:dgram').createSocket('udp4').bind(6969, '198.18.0.1', () => console.log('held'))", /^rackboot: tftp: cannot bind 198\.18\.0\.1:6969: EADDRINUSE \(held by node, pid (\d+)\)\n$/],
     ] as const) {
-      const holder = ns.spawn(process.execPath, ['-e', holderScript], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const holder = wire.ns.spawn(process.execPath, ['-e', holderScript], { stdio: ['ignore', 'pipe', 'inherit'] });
       try {
         await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
-        const result = await serve();
+        const result = await wire.run(wire.serveArgs(['--dhcp', 'off', '--http-port', '8080', '--tftp-port', '6969']));
         assert.equal(result.code, 2, `${what}: ${result.stderr}`);
         const match = expected.exec(result.stderr);
         assert.ok(match, `${what}: ${result.stderr}`);
@@ -288,41 +280,18 @@ test('serve: a port another process holds stops it before "serving", naming the 
         holder.kill();
       }
     }
-  } finally {
-    ns.delete();
-    peer.delete();
-    await rm(work, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('serve --dhcp full without --pool stops before anything is made, suggesting a pool and proxy mode', async () => {
-  const { assertRoot, Netns } = await import('./helpers/netns.js');
-  const { cliPath } = await import('./helpers/build.js');
-  const { collect } = await import('./helpers/run.js');
-  const { access } = await import('node:fs/promises');
-  assertRoot();
-  const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-pool-'));
-  const ns = Netns.create('rbcpl');
-  const peer = Netns.create('rbcpq');
-  try {
-    ns.linkTo(peer, { device: 'd0', cidr: '198.18.0.1/24' }, { device: 'p0', cidr: '198.18.0.2/24' });
-    await mkdir(path.join(work, 'profiles'));
-    const result = await collect(
-      ns.spawn(process.execPath, [cliPath, 'serve', '--interface', 'd0', '--profiles', path.join(work, 'profiles'), '--state', path.join(work, 'state')], { stdio: ['ignore', 'pipe', 'pipe'] }),
-      { timeoutMs: 20_000 },
-    );
+test('serve --dhcp full without --pool stops before anything is made, suggesting a pool and proxy mode', () =>
+  onWire('pl', async (wire) => {
+    const result = await wire.run(wire.serveArgs([]));
     assert.equal(result.code, 2, result.stderr);
     assert.equal(
       result.stderr,
       "rackboot: --dhcp full (the default) makes rackboot this network's DHCP server: name the addresses it may hand out with --pool START-END (for instance --pool 198.18.0.128-198.18.0.254, the upper half of 198.18.0.1/24); beside the network's own DHCP server, use --dhcp proxy\n",
     );
-    await assert.rejects(access(path.join(work, 'state')), 'no state folder was made');
-  } finally {
-    ns.delete();
-    peer.delete();
-    await rm(work, { recursive: true, force: true });
-  }
-});
+    await assert.rejects(access(path.join(wire.work, 'state')), 'no state folder was made');
+  }));
 
 test('install-deps: the demo\'s list holds what serving, building and the demo use, and none of the test peers; --test adds them', async () => {
   const { runCommand } = await import('./helpers/run.js');
@@ -361,37 +330,16 @@ test('manpage: rackboot(8) from the help of every command, which groff renders w
   }
 });
 
-test('serve --dhcp full beside another process on UDP port 67 (both with SO_REUSEADDR, so the bind succeeds) warns, naming it', async () => {
-  const { assertRoot, Netns } = await import('./helpers/netns.js');
-  const { cliPath } = await import('./helpers/build.js');
-  assertRoot();
-  const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-shared-'));
-  const ns = Netns.create('rbcsh');
-  const peer = Netns.create('rbcsp');
-  try {
-    ns.linkTo(peer, { device: 'd0', cidr: '198.18.0.1/24' }, { device: 'p0', cidr: '198.18.0.2/24' });
-    await mkdir(path.join(work, 'profiles'));
-    const holder = ns.spawn(process.execPath, ['-e', "require('node:dgram').createSocket({ type: 'udp4', reuseAddr: true }).bind(67, () => console.log('held'))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+test('serve --dhcp full beside another process on UDP port 67 (both with SO_REUSEADDR, so the bind succeeds) warns, naming it', () =>
+  onWire('sh', async (wire) => {
+    const holder = wire.ns.spawn(process.execPath, ['-e', "require('node:dgram').createSocket({ type: 'udp4', reuseAddr: true }).bind(67, () => console.log('held'))"], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
-      const child = ns.spawn(process.execPath, [
-        cliPath, 'serve', '--interface', 'd0', '--pool', '198.18.0.100-198.18.0.150', '--http-port', '0', '--tftp-port', '0',
-        '--profiles', path.join(work, 'profiles'), '--assets', path.join(work, 'assets'), '--state', path.join(work, 'state'),
-      ], { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let output = '';
-      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      const deadline = Date.now() + 20_000;
-      while (!output.includes('rackboot is serving') && Date.now() < deadline && child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 100));
-      child.kill('SIGTERM');
+      const output = await wire.untilServing(wire.serveArgs(['--pool', '198.18.0.100-198.18.0.150', '--http-port', '0', '--tftp-port', '0']));
       const warning = output.split('\n').find((line) => line.includes('another process also listens on UDP port 67'));
       assert.ok(warning, output);
       assert.deepEqual(JSON.parse(warning).holders, [{ pid: holder.pid, command: 'node' }]);
     } finally {
       holder.kill();
     }
-  } finally {
-    ns.delete();
-    peer.delete();
-    await rm(work, { recursive: true, force: true });
-  }
-});
+  }));
