@@ -18,12 +18,25 @@ function withBuildSwitches<T>(y: Argv<T>): Argv<T> {
 
 const commandNames = ['serve', 'leases', 'hosts', 'build', 'builds', 'whatif', 'demo', 'hash-password', 'profiles', 'manpage', 'completion'];
 
+/** --json on the admin API's listings. */
+const jsonListing = { name: 'json', option: { type: 'boolean', default: false, describe: "the API's JSON instead of a table" } } as const;
+
 /** How a command reaches a running server's admin API. */
 function withAdminOptions<T>(y: Argv<T>) {
   return y
     .option('server', { type: 'string', describe: "the server's HTTP address, such as 198.18.0.1 or http://198.18.0.1:8080 (else RACKBOOT_SERVER)" })
     .option('token-file', { type: 'string', describe: 'a file holding the admin token (else RACKBOOT_TOKEN, else <state>/admin.token)' })
     .option('state', { type: 'string', default: 'state', describe: "the server's state folder, for its admin.token when neither of those is given" });
+}
+
+/** An admin API listing: the API's JSON with --json, else a table of `header` with a row per item. */
+async function printListing<T>(json: boolean, items: T[], header: string[], row: (item: T) => string[]): Promise<void> {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(items, null, 2)}\n`);
+    return;
+  }
+  const { table } = await import('./admin/client.js');
+  process.stdout.write(table(header, items.map(row)));
 }
 
 async function adminClient(args: { server?: string; 'token-file'?: string; state: string }) {
@@ -319,16 +332,11 @@ async function main(argv: string[]): Promise<void> {
         .command(
           'list',
           'the builds of a running server, the current one marked',
-          (v) => withAdminOptions(v).option('json', { type: 'boolean', default: false, describe: 'the API\'s JSON instead of a table' }),
+          (v) => withAdminOptions(v).option(jsonListing.name, jsonListing.option),
           async (args) => {
             const client = await adminClient(args);
             const builds = (await client.call('GET', 'builds')) as Array<{ id: string; created: string; release: string; current: boolean }>;
-            if (args.json) {
-              process.stdout.write(`${JSON.stringify(builds, null, 2)}\n`);
-              return;
-            }
-            const { table } = await import('./admin/client.js');
-            process.stdout.write(table(['BUILD', 'CREATED', 'RELEASE', 'CURRENT'], builds.map((build) => [build.id, build.created, build.release, build.current ? 'yes' : ''])));
+            await printListing(args.json, builds, ['BUILD', 'CREATED', 'RELEASE', 'CURRENT'], (build) => [build.id, build.created, build.release, build.current ? 'yes' : '']);
           },
         )
         .command(
@@ -368,21 +376,17 @@ async function main(argv: string[]): Promise<void> {
         .command(
           'list',
           "the profile files of a running server, with what each serves and its problems",
-          (v) => withAdminOptions(v).option('json', { type: 'boolean', default: false, describe: 'the API\'s JSON instead of a table' }),
+          (v) => withAdminOptions(v).option(jsonListing.name, jsonListing.option),
           async (args) => {
             const client = await adminClient(args);
             const files = (await client.call('GET', 'profiles')) as Array<{ name: string; served: boolean; mac: string | null; hostname: string | null; problems: string[] }>;
-            if (args.json) {
-              process.stdout.write(`${JSON.stringify(files, null, 2)}\n`);
-              return;
-            }
-            const { table } = await import('./admin/client.js');
-            process.stdout.write(
-              table(
-                ['FILE', 'SERVED', 'MAC', 'HOSTNAME', 'PROBLEMS'],
-                files.map((file) => [file.name, file.served ? 'yes' : 'no', file.mac ?? '-', file.hostname ?? '-', String(file.problems.length)]),
-              ),
-            );
+            await printListing(args.json, files, ['FILE', 'SERVED', 'MAC', 'HOSTNAME', 'PROBLEMS'], (file) => [
+              file.name,
+              file.served ? 'yes' : 'no',
+              file.mac ?? '-',
+              file.hostname ?? '-',
+              String(file.problems.length),
+            ]);
           },
         )
         .command(

@@ -76,10 +76,7 @@ export function parseServeConfig(text: string, file: string): { values: Record<s
       const bad =
         typeof value === 'string' && value.startsWith('!')
           ? value.slice(1)
-          : (checkNumberFlags({ [key]: value }, serveNumberFlags, []) ?? checkAddressFlags({ [key]: spec.array ? [value] : value } as Parameters<typeof checkAddressFlags>[0]))?.replace(
-              /^--\S+ "[^"]*": /,
-              '',
-            );
+          : checkSetting(key, spec.array ? [value] : value);
       if (bad !== undefined) {
         problems.push(`${where}: ${key}: ${bad}`);
         failed = true;
@@ -92,6 +89,12 @@ export function parseServeConfig(text: string, file: string): { values: Record<s
     values[key] = folderSettings.has(key) && typeof value === 'string' ? resolve(dirname(file), value) : value;
   }
   return { values, problems };
+}
+
+/** What is wrong with a setting's value by the flags' own checks (cli-flags.ts), without the flag's name; undefined when it is good. */
+function checkSetting(key: string, value: unknown): string | undefined {
+  const problem = checkNumberFlags({ [key]: value }, serveNumberFlags, []) ?? checkAddressFlags({ [key]: value } as Parameters<typeof checkAddressFlags>[0]);
+  return problem?.replace(/^--\S+ "[^"]*": /, '');
 }
 
 /** A single value of the type `spec` wants, or "!why" when it is not one. */
@@ -137,10 +140,7 @@ export function parseServeEnvironment(env: Readonly<Record<string, string | unde
     };
     const value = spec.array ? text.split(/\s+/).filter(Boolean).map(one) : one(text);
     const bad = Array.isArray(value) ? value.find((item) => typeof item === 'string' && item.startsWith('!')) : typeof value === 'string' && value.startsWith('!') ? value : undefined;
-    const checked =
-      (bad as string | undefined)?.slice(1) ??
-      (checkNumberFlags({ [key]: value }, serveNumberFlags, [])?.replace(/^--\S+ "[^"]*": /, '') ||
-        checkAddressFlags({ [key]: value } as Parameters<typeof checkAddressFlags>[0])?.replace(/^--\S+ "[^"]*": /, ''));
+    const checked = (bad as string | undefined)?.slice(1) ?? checkSetting(key, value);
     if (checked) problems.push(`${name}=${JSON.stringify(text)}: ${checked}`);
     else values[key] = value;
   }
