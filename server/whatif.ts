@@ -6,6 +6,7 @@ import { createLogger } from './log.js';
 import { normaliseMac } from './profiles/mac.js';
 import { formatProfileError } from './profiles/error.js';
 import { ProfileDirectory } from './profiles/store.js';
+import { profileOrigin } from './profiles/profile.js';
 import { formatSlot, slotIdFromText, type RelaySlot } from './profiles/slot.js';
 
 /**
@@ -40,6 +41,7 @@ export async function whatif(options: {
     ...(slot === undefined ? {} : { slot: formatSlot(slot) }),
     platform: options.platform,
     profile: boot.kind === 'boot' ? boot.plan.profile : (profile ?? null),
+    profileFrom: profile === undefined ? null : profileOrigin(profile),
     reservation: reservation === undefined ? null : { address: `${reservation.address}/${reservation.prefixLength}`, source: reservation.source },
     profileErrors: profiles.errors().map(formatProfileError),
     build: build ? build.id : null,

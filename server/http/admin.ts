@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import { firstProblems, formatProfileError, type ProfileError } from '../profiles/error.js';
 import { normaliseMac } from '../profiles/mac.js';
 import type { ProfileDirectory } from '../profiles/store.js';
+import { isGroupProfile } from '../profiles/profile.js';
 import type { HostStatus } from '../status/snapshot.js';
 import type { ImageLinks } from './image-links.js';
 import type { TimelineEvent } from '../status/timeline.js';
@@ -87,7 +88,8 @@ export function createAdminRouter(options: AdminApiOptions): Router {
         name: file.name,
         served: file.served !== undefined,
         mac: file.served?.mac ?? null,
-        hostname: file.served?.hostname ?? null,
+        hostname: file.served === undefined || isGroupProfile(file.served) ? null : file.served.hostname,
+        ...(file.served !== undefined && isGroupProfile(file.served) ? { hosts: file.served.hosts.length } : {}),
         ...listedProblems(file.problems),
       })),
     );
@@ -129,7 +131,7 @@ export function createAdminRouter(options: AdminApiOptions): Router {
     }
     await writeAtomically(join(profiles.dir, name), text);
     await profiles.reload();
-    log.info({ event: 'admin-profile', action: exists ? 'replaced' : 'created', file: name, mac: check.profile.mac, hostname: check.profile.hostname }, 'admin api: profile saved');
+    log.info({ event: 'admin-profile', action: exists ? 'replaced' : 'created', file: name, ...(isGroupProfile(check.profile) ? { hosts: check.profile.hosts.length } : { mac: check.profile.mac, hostname: check.profile.hostname }) }, 'admin api: profile saved');
     const served = profiles.fileStatuses().find((file) => file.name === name);
     res.status(exists ? 200 : 201).json({ name, profile: served?.served ?? check.profile, problems: (served?.problems ?? []).map(formatProfileError) });
   };

@@ -38,7 +38,7 @@ export function profileWarnings(profiles: readonly Profile[], subnets?: readonly
       if (subnets.some((subnet) => subnet.contains(address))) continue;
       warnings.push({
         source: profile.source,
-        message: `static address ${address} is on none of the subnets rackboot serves (${subnets.map((subnet) => subnet.toString()).join(', ')}): its DHCP gives that machine no reservation, and the machine may not reach the server`,
+        message: `static address ${address}${profile.groupEntry === undefined ? '' : ` (${profile.hostname})`} is on none of the subnets rackboot serves (${subnets.map((subnet) => subnet.toString()).join(', ')}): its DHCP gives that machine no reservation, and the machine may not reach the server`,
       });
     }
   }

@@ -33,7 +33,7 @@ import {
   partNameProblem,
 } from './domain.js';
 import { normaliseMac } from './mac.js';
-import type { BootSettings, DomainConfig, NetworkConfig, Profile } from './profile.js';
+import type { BootSettings, DomainConfig, GroupHost, GroupProfile, NetworkConfig, Profile, ProfileFileContent } from './profile.js';
 import { slotIdFromText, type RelaySlot } from './slot.js';
 import { sshPublicKeyProblem } from './ssh-key.js';
 
@@ -45,6 +45,11 @@ export interface FieldLocation {
 
 export type ParseResult =
   | { ok: true; profile: Profile; locations: ReadonlyMap<string, FieldLocation> }
+  | { ok: false; errors: ProfileError[] };
+
+/** What parseProfileFile gives: any profile file, a group's included. */
+export type FileParseResult =
+  | { ok: true; profile: ProfileFileContent; locations: ReadonlyMap<string, FieldLocation> }
   | { ok: false; errors: ProfileError[] };
 
 /** File names of the default profile, the one for hosts without a file of their own. */
@@ -87,19 +92,30 @@ const topLevelFields = [
   'boot',
   'domains',
   'relay',
+  'hosts',
 ] as const;
+const groupHostFields = ['mac', 'hostname', 'address'] as const;
 const networkFields = ['mode', 'address', 'gateway', 'dns'] as const;
 const bootFields = ['entry', 'menuTimeout', 'xenArgs', 'kernelArgs'] as const;
 const domainFields = ['name', 'memory', 'vcpus', 'kernel', 'ramdisk', 'extraArgs', 'bridge', 'mac', 'autostart', 'restart'] as const;
 const relayFields = ['circuitId', 'remoteId'] as const;
 
 /**
- * Turn the text of one profile file into a Profile, or into every problem
- * found in it, each with its line, column and field. Pure: `source` is only
- * used for messages, Profile.source and to tell whether this is default.yaml.
- * Never throws, whatever the text.
+ * Turn the text of one host's, slot's or the default profile file into a
+ * Profile, or into every problem found in it, each with its line, column
+ * and field. Pure: `source` is only used for messages, Profile.source and to
+ * tell whether this is default.yaml. Never throws, whatever the text. A
+ * group file (one with hosts:) is refused; see parseProfileFile.
  */
 export function parseProfile(text: string, source: string): ParseResult {
+  const result = parseProfileFile(text, source);
+  if (!result.ok || !('hosts' in result.profile)) return result as ParseResult;
+  const { line, column } = result.locations.get('hosts') ?? { line: 1, column: 1 };
+  return { ok: false, errors: [{ file: source, line, column, field: 'hosts', message: 'a table of hosts: this is a group file, not one profile' }] };
+}
+
+/** parseProfile for any profile file, a group file (hosts:) included. */
+export function parseProfileFile(text: string, source: string): FileParseResult {
   // The line starts are taken from the text rather than collected by the
   // parser: after a syntax error the parser skips newlines inside the tokens
   // it gives up on, which shifts every later position to the wrong line.
@@ -184,7 +200,7 @@ class ProfileReader {
     this.error(valueIsEmpty ? (entry.key ?? entry.value) : entry.value, entry.path, message);
   }
 
-  readProfile(root: Node | null): Profile | undefined {
+  readProfile(root: Node | null): ProfileFileContent | undefined {
     if (root === null || root === undefined || (isScalar(root) && root.value === null)) {
       this.errorAtOffset(0, '', 'the file holds no profile; want at least mac: and hostname: (see profiles/default.yaml)');
       return undefined;
@@ -193,6 +209,9 @@ class ProfileReader {
     if (fields === undefined) return undefined;
     const rootOffset = root.range?.[0] ?? 0;
     const isDefault = isDefaultProfileFile(this.source);
+
+    const hostsEntry = fields.get('hosts');
+    if (hostsEntry !== undefined) return this.readGroup(fields, hostsEntry, isDefault);
 
     let mac: string | null = null;
     const macEntry = fields.get('mac');
@@ -234,13 +253,142 @@ class ProfileReader {
     const sshAuthorizedKeys = this.optional(fields.get('sshAuthorizedKeys'), (entry) => this.sshKeys(entry)) ?? [];
     const aptUpdate = this.optional(fields.get('aptUpdate'), (entry) => this.boolean(entry)) ?? profileDefaults.aptUpdate;
     const boot = this.boot(fields.get('boot'), rootPasswordHash);
-    const domains = this.optional(fields.get('domains'), (entry) => this.domains(entry, mac, isDefault, rootPasswordHash)) ?? [];
+    const domains = this.optional(fields.get('domains'), (entry) => this.domains(entry, mac, isDefault ? `${baseName(this.source)}: every host without a file of its own` : undefined, rootPasswordHash)) ?? [];
 
     if (hostname === undefined || network === undefined || boot === undefined || this.errors.length > 0) return undefined;
     const profile: Profile = { source: this.source, mac, hostname, network, ssh, timezone, boot, sshAuthorizedKeys, aptUpdate, domains };
     if (rootPasswordHash !== undefined) profile.rootPasswordHash = rootPasswordHash;
     if (relay !== undefined) profile.relay = relay;
     return profile;
+  }
+
+  /**
+   * A group file: the settings of a profile, shared by the machines of its
+   * hosts: table, which gives each its MAC, hostname and (static mode)
+   * address. What would be the same for every machine is refused where a
+   * machine needs its own: mac:, hostname:, network.address, a domain's mac:.
+   */
+  private readGroup(fields: Map<string, Entry>, hostsEntry: Entry, isDefault: boolean): GroupProfile | undefined {
+    this.remember(hostsEntry);
+    if (isDefault) {
+      this.error(hostsEntry.key, 'hosts', `not allowed in ${baseName(this.source)}, the profile for hosts without a file of their own; put the group in a file of its own`);
+    }
+    const elsewhere: Record<string, string> = {
+      mac: 'a group names its machines in hosts:, each with its own mac:',
+      hostname: 'a group names each machine in its hosts: entry (hostname:)',
+      relay: 'a group is for the MACs of its hosts: table; give the slot a file of its own',
+    };
+    for (const [name, why] of Object.entries(elsewhere)) {
+      const entry = fields.get(name);
+      if (entry !== undefined) this.error(entry.key, name, `not allowed in a group file (one with hosts:): ${why}`);
+    }
+    const rootPasswordHash = this.optional(fields.get('rootPasswordHash'), (entry) => this.passwordHash(entry));
+    const network = this.groupNetwork(fields.get('network'));
+    const ssh = this.optional(fields.get('ssh'), (entry) => this.boolean(entry)) ?? profileDefaults.ssh;
+    const timezone = this.optional(fields.get('timezone'), (entry) => this.timezone(entry)) ?? profileDefaults.timezone;
+    const sshAuthorizedKeys = this.optional(fields.get('sshAuthorizedKeys'), (entry) => this.sshKeys(entry)) ?? [];
+    const aptUpdate = this.optional(fields.get('aptUpdate'), (entry) => this.boolean(entry)) ?? profileDefaults.aptUpdate;
+    const boot = this.boot(fields.get('boot'), rootPasswordHash);
+    const domains = this.optional(fields.get('domains'), (entry) => this.domains(entry, null, 'a group file: every machine of its hosts: table', rootPasswordHash)) ?? [];
+    const hosts = network === undefined ? undefined : this.groupHosts(hostsEntry, network, fields.get('network'));
+    if (network === undefined || hosts === undefined || boot === undefined || this.errors.length > 0) return undefined;
+    const group: GroupProfile = { source: this.source, mac: null, network, hosts, ssh, timezone, boot, sshAuthorizedKeys, aptUpdate, domains };
+    if (rootPasswordHash !== undefined) group.rootPasswordHash = rootPasswordHash;
+    return group;
+  }
+
+  /** A group's network: the mode, and in static mode the shared gateway and name servers (each host's address is in hosts:). */
+  private groupNetwork(entry: Entry | undefined): GroupProfile['network'] | undefined {
+    if (entry === undefined) return { mode: 'dhcp' };
+    const fields = this.mapping(entry, networkFields);
+    if (fields === undefined) return undefined;
+    const addressEntry = fields.get('address');
+    if (addressEntry !== undefined) {
+      this.error(addressEntry.key, addressEntry.path, "not allowed in a group file: each machine's address is in its hosts: entry (address: 198.18.0.50/24)");
+      return undefined;
+    }
+    const modeEntry = fields.get('mode');
+    const mode = modeEntry === undefined ? 'dhcp' : this.string(modeEntry);
+    if (mode !== 'dhcp' && mode !== 'static') {
+      if (mode !== undefined) this.entryError(modeEntry!, `${JSON.stringify(mode)} is not a network mode (want dhcp or static)`);
+      return undefined;
+    }
+    if (mode === 'dhcp') {
+      for (const name of ['gateway', 'dns'] as const) {
+        const unused = fields.get(name);
+        if (unused !== undefined) this.error(unused.key, unused.path, `only used with mode: static (${modeEntry === undefined ? 'network.mode is dhcp when left out' : 'the DHCP server provides it'})`);
+      }
+      return { mode: 'dhcp' };
+    }
+    // The gateway is checked against each host's subnet in groupHosts.
+    const gatewayEntry = fields.get('gateway');
+    const gateway = gatewayEntry === undefined ? undefined : this.gateway(gatewayEntry, undefined);
+    const dnsEntry = fields.get('dns');
+    const dns = dnsEntry === undefined ? [] : this.nameServers(dnsEntry);
+    if ((gatewayEntry !== undefined && gateway === undefined) || dns === undefined) return undefined;
+    return gateway === undefined ? { mode: 'static', dns } : { mode: 'static', gateway, dns };
+  }
+
+  /** The hosts: table of a group: one mapping of mac, hostname and (static mode) address per machine, each unique in the file. */
+  private groupHosts(entry: Entry, network: GroupProfile['network'], networkEntry: Entry | undefined): GroupHost[] | undefined {
+    const example = network.mode === 'static' ? '- {mac: 52:54:00:12:34:56, hostname: node01, address: 198.18.0.50/24}' : '- {mac: 52:54:00:12:34:56, hostname: node01}';
+    if (!isSeq(entry.value)) {
+      this.entryError(entry, `want a list of machines (${example}), got ${describe(entry.value)}`);
+      return undefined;
+    }
+    const items = (entry.value as YAMLSeq<Node | null>).items;
+    if (items.length === 0) {
+      this.entryError(entry, `lists no machines; want at least one (${example})`);
+      return undefined;
+    }
+    const seen = { mac: new Map<string, string>(), hostname: new Map<string, string>(), address: new Map<string, string>() };
+    const once = (kind: keyof typeof seen, value: string, itemEntry: Entry, path: string, what: string): boolean => {
+      const first = seen[kind].get(value);
+      if (first !== undefined) {
+        this.entryError(itemEntry, `${value} is already the ${what} of ${first}; every machine of a group has its own`);
+        return false;
+      }
+      seen[kind].set(value, path);
+      return true;
+    };
+    const hosts: GroupHost[] = [];
+    const gatewayEntry = networkEntry !== undefined && isMap(networkEntry.value) ? (networkEntry.value as YAMLMap<unknown, unknown>).get('gateway', true) : undefined;
+    items.forEach((item, index) => {
+      const path = `${entry.path}[${index}]`;
+      const itemFields = this.mapping({ path, key: null, value: item }, groupHostFields);
+      if (itemFields === undefined) return;
+      const before = this.errors.length;
+      const line = this.position(item?.range?.[0] ?? 0).line;
+      const macEntry = itemFields.get('mac');
+      const mac = macEntry === undefined ? undefined : this.mac(macEntry);
+      if (macEntry === undefined) this.error(item, `${path}.mac`, `missing; every machine of a group is named by its MAC (${example})`);
+      else if (mac !== undefined) once('mac', mac, macEntry, path, 'MAC');
+      const hostnameEntry = itemFields.get('hostname');
+      const hostname = hostnameEntry === undefined ? undefined : this.hostname(hostnameEntry, false);
+      if (hostnameEntry === undefined) this.error(item, `${path}.hostname`, 'missing; want the machine\'s name, such as node01');
+      else if (hostname !== undefined) once('hostname', hostname.toLowerCase(), hostnameEntry, path, 'hostname');
+      const addressEntry = itemFields.get('address');
+      let hostNetwork: NetworkConfig = { mode: 'dhcp' };
+      if (network.mode === 'dhcp') {
+        if (addressEntry !== undefined) this.error(addressEntry.key, addressEntry.path, 'only used when the group\'s network.mode is static');
+      } else if (addressEntry === undefined) {
+        this.error(item, `${path}.address`, 'missing; the group\'s network.mode is static, so each machine needs its address with its prefix, such as 198.18.0.50/24');
+      } else {
+        const host = this.hostAddress(addressEntry);
+        if (host !== undefined && once('address', numberToIpv4(host.address), addressEntry, path, 'address')) {
+          const gatewayProblem = network.gateway === undefined ? undefined : this.gatewayProblem(parseIpv4(network.gateway)!, host);
+          if (gatewayProblem !== undefined) {
+            this.entryError(addressEntry, `network.gateway ${network.gateway} ${gatewayProblem}`);
+            if (gatewayEntry !== undefined) this.error(gatewayEntry as Node, 'network.gateway', `${network.gateway} ${gatewayProblem} (${path}, ${numberToIpv4(host.address)}/${host.prefixLength})`);
+          }
+          hostNetwork = { mode: 'static', address: numberToIpv4(host.address), prefixLength: host.prefixLength, dns: [...network.dns] };
+          if (network.gateway !== undefined) hostNetwork.gateway = network.gateway;
+        }
+      }
+      if (this.errors.length > before || mac === undefined || hostname === undefined) return;
+      hosts.push({ mac, hostname, network: hostNetwork, line });
+    });
+    return hosts.length === items.length ? hosts : undefined;
   }
 
   private optional<T>(entry: Entry | undefined, read: (entry: Entry) => T | undefined): T | undefined {
@@ -461,23 +609,20 @@ class ProfileReader {
       this.entryError(entry, `${quoted} ${problem}`);
       return undefined;
     }
-    if (host !== undefined) {
-      const subnet = new Subnet(numberToIpv4(host.address), host.prefixLength);
-      if (gateway === host.address) {
-        this.entryError(entry, `${quoted} is the host's own address`);
-        return undefined;
-      }
-      if (!subnet.contains(numberToIpv4(gateway))) {
-        this.entryError(entry, `${quoted} is outside the host's subnet ${subnet}; the gateway must be directly reachable`);
-        return undefined;
-      }
-      const reserved = reservedInSubnetReason(gateway, host.prefixLength);
-      if (reserved !== undefined) {
-        this.entryError(entry, `${quoted} ${reserved}`);
-        return undefined;
-      }
+    const hostProblem = host === undefined ? undefined : this.gatewayProblem(gateway, host);
+    if (hostProblem !== undefined) {
+      this.entryError(entry, `${quoted} ${hostProblem}`);
+      return undefined;
     }
     return numberToIpv4(gateway);
+  }
+
+  /** Why `gateway` cannot be the gateway of `host`, if it cannot. */
+  private gatewayProblem(gateway: number, host: { address: number; prefixLength: number }): string | undefined {
+    const subnet = new Subnet(numberToIpv4(host.address), host.prefixLength);
+    if (gateway === host.address) return "is the host's own address";
+    if (!subnet.contains(numberToIpv4(gateway))) return `is outside the host's subnet ${subnet}; the gateway must be directly reachable`;
+    return reservedInSubnetReason(gateway, host.prefixLength);
   }
 
   private nameServers(entry: Entry): string[] | undefined {
@@ -631,7 +776,8 @@ class ProfileReader {
     return undefined;
   }
 
-  private domains(entry: Entry, hostMac: string | null, isDefault: boolean, passwordHash: string | undefined): DomainConfig[] | undefined {
+  /** `sharedBy` says whose domains these are when they are many hosts' (default.yaml, a group): then none may write a guest MAC. */
+  private domains(entry: Entry, hostMac: string | null, sharedBy: string | undefined, passwordHash: string | undefined): DomainConfig[] | undefined {
     if (!isSeq(entry.value)) {
       this.entryError(entry, `want a list of domains (- name: web1 ...), got ${describe(entry.value)}`);
       return undefined;
@@ -689,11 +835,11 @@ class ProfileReader {
       }
       const macEntry = fields.get('mac');
       if (macEntry !== undefined) {
-        if (isDefault) {
+        if (sharedBy !== undefined) {
           this.error(
             macEntry.key,
             macEntry.path,
-            `not allowed in ${baseName(this.source)}: every host without a file of its own would give this guest the same MAC; leave it out to derive one per host`,
+            `not allowed in ${sharedBy} would give this guest the same MAC; leave it out to derive one per host`,
           );
         } else {
           const mac = this.mac(macEntry);

@@ -54,6 +54,10 @@ export interface DomainConfig {
 export interface Profile {
   /** Path of the YAML file this profile came from. */
   source: string;
+  /** Only on a profile made from a group's hosts: entry: which entry (index and line in `source`). */
+  groupEntry?: { index: number; line: number };
+  /** Only on a host's own file: the group entries for the same MAC that it overrides, as "file line N". */
+  overrides?: string[];
   /** Normalised MAC (lower case, colon separated); null for the default profile and for a slot-only profile. */
   mac: string | null;
   /**
@@ -81,6 +85,60 @@ export interface Profile {
 /** default.yaml's profile: the one that names neither a MAC nor a slot. */
 export function isDefaultProfile(profile: Profile): boolean {
   return profile.mac === null && profile.relay === undefined;
+}
+
+/** One machine of a group file's `hosts:` table. */
+export interface GroupHost {
+  /** Normalised MAC. */
+  mac: string;
+  hostname: string;
+  /** Its network: the group's, with the entry's own address in static mode. */
+  network: NetworkConfig;
+  /** Where the entry starts in the group file (1-based). */
+  line: number;
+}
+
+/**
+ * A group file: the settings many machines share, and the table of those
+ * machines (MAC, hostname, address). It serves no profile of its own; each
+ * entry is served as a profile of its own (groupMembers).
+ */
+export interface GroupProfile extends Omit<Profile, 'mac' | 'hostname' | 'network' | 'relay' | 'groupEntry' | 'overrides'> {
+  mac: null;
+  /** The network settings the hosts share: the mode, and in static mode the gateway and name servers. */
+  network: { mode: 'dhcp' } | { mode: 'static'; gateway?: string; dns: string[] };
+  hosts: GroupHost[];
+}
+
+/** What one profile file holds: a host's, a slot's or the default profile, or a group. */
+export type ProfileFileContent = Profile | GroupProfile;
+
+export function isGroupProfile(content: ProfileFileContent): content is GroupProfile {
+  return 'hosts' in content && content.hosts !== undefined;
+}
+
+/** The profiles a file serves: a group's one per hosts: entry, any other file's its own. Pure. */
+export function groupMembers(content: ProfileFileContent): Profile[] {
+  if (!isGroupProfile(content)) return [content];
+  const { hosts, network: _shared, ...settings } = content;
+  return hosts.map((host, index) => ({ ...settings, mac: host.mac, hostname: host.hostname, network: host.network, groupEntry: { index, line: host.line } }));
+}
+
+/**
+ * Which file made a host's profile, for people: the file, the group entry
+ * it comes from, or the group entries its own file overrides. `name` turns
+ * a path into what to show (a base name on the status page).
+ */
+export function profileOrigin(profile: Profile, name: (path: string) => string = (path) => path): string {
+  const file = name(profile.source);
+  if (profile.groupEntry !== undefined) return `${file} (group entry hosts[${profile.groupEntry.index}], line ${profile.groupEntry.line})`;
+  if (isDefaultProfile(profile)) return `${file} (the default profile)`;
+  if (profile.mac === null) return `${file} (the slot's profile)`;
+  const overrides = (profile.overrides ?? []).map((entry) => {
+    const at = entry.lastIndexOf(' line ');
+    return at < 0 ? entry : `${name(entry.slice(0, at))}${entry.slice(at)}`;
+  });
+  return overrides.length > 0 ? `${file} (its own file, over its group entry in ${overrides.join(', ')})` : `${file} (its own file)`;
 }
 
 /** The profile a MAC resolves to, with the default's placeholders filled in. */

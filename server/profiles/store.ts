@@ -1,12 +1,20 @@
 import { watch as watchDirectory, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseDocument, Scalar, YAMLMap } from 'yaml';
+import { parseDocument, Scalar, YAMLMap, YAMLSeq } from 'yaml';
 import type { Logger } from '../log.js';
 import { compareProfileErrors, firstProblems, formatProfileError, type ProfileError } from './error.js';
 import { normaliseMac } from './mac.js';
-import { parseProfile, type FieldLocation } from './parse.js';
-import { isDefaultProfile, profileForHost, type NetworkConfig, type Profile } from './profile.js';
+import { parseProfileFile, type FieldLocation, type FileParseResult } from './parse.js';
+import {
+  groupMembers,
+  isDefaultProfile,
+  isGroupProfile,
+  profileForHost,
+  type NetworkConfig,
+  type Profile,
+  type ProfileFileContent,
+} from './profile.js';
 import { formatSlot, selectSlotProfile, slotIdFromText, slotKey, type RelaySlot } from './slot.js';
 
 /** A static address handed to one host by its profile. */
@@ -24,14 +32,14 @@ export interface Reservation {
 }
 
 /** The outcome of ProfileDirectory.check. */
-export type ProfileCheck = { ok: true; profile: Profile } | { ok: false; errors: ProfileError[] };
+export type ProfileCheck = { ok: true; profile: ProfileFileContent } | { ok: false; errors: ProfileError[] };
 
 /** One profile file as the directory sees it. */
 export interface ProfileFileStatus {
   name: string;
   path: string;
-  /** The version being served, if any (the last good one when the file has problems). */
-  served: Profile | undefined;
+  /** The version being served, if any (the last good one when the file has problems): a profile, or a group. */
+  served: ProfileFileContent | undefined;
   problems: ProfileError[];
 }
 
@@ -62,7 +70,9 @@ export const maxProfileBytes = 64 * 1024;
 /** A parsed version of one file. */
 interface Version {
   text: string;
-  profile: Profile;
+  profile: ProfileFileContent;
+  /** The profiles it serves: a group's one per hosts: entry, else the profile itself. */
+  members: Profile[];
   locations: ReadonlyMap<string, FieldLocation>;
 }
 
@@ -79,16 +89,37 @@ interface FileState {
   served: Version | undefined;
   /** Why `latest` is not served, when it conflicts with another file. */
   conflicts: ProfileError[];
-  /** The MAC the current text names, even when the file as a whole does not parse. */
-  namedMac: string | undefined;
+  /** The MACs the current text names (its mac:, and a group's hosts: entries), even when the file as a whole does not parse. */
+  namedMacs: NamedMacs;
   /** The slot (relay:) the current text names, even when the file as a whole does not parse. */
   namedSlot?: RelaySlot | undefined;
 }
 
-/** A claim only one file may hold: a MAC (a host's or a guest's), a static address, or being the default profile. */
+/**
+ * A claim only one file may hold: a MAC (a host's or a guest's), a static
+ * address, a slot, or being the default profile. One exception: a host's
+ * own file and a group's entry for the same MAC may hold that MAC and its
+ * address both, because the own file overrides the entry (see lookup).
+ */
 interface Claim {
   key: string;
+  /** The host MAC the claim is made for, when it is a host's. */
+  mac?: string;
+  /** Whether it comes from a host's own file (or slot, or default) or from a group's hosts: entry. */
+  layer: 'file' | 'group';
   error: (holder: string) => ProfileError;
+}
+
+/** Who holds a claim, for the check and the error. */
+interface Holder {
+  name: string;
+  mac?: string;
+  layer: Claim['layer'];
+}
+
+/** Whether `claim` may not be taken while `holder` holds its key. */
+function clashes(holder: Holder, claim: Claim): boolean {
+  return !(holder.mac !== undefined && holder.mac === claim.mac && holder.layer !== claim.layer);
 }
 
 /**
@@ -109,9 +140,16 @@ interface Claim {
  */
 export class ProfileDirectory {
   private files = new Map<string, FileState>();
+  /** Hosts' own files by MAC. */
   private byMac = new Map<string, Profile>();
+  /** Group entries by MAC, those a host's own file overrides left out. */
+  private byGroupMac = new Map<string, Profile>();
+  /** Every profile served (a group's one per entry), in order of file name. */
+  private served: Profile[] = [];
   /** MACs whose own file is broken and never parsed: they wait instead of booting the default. */
   private brokenByMac = new Map<string, ProfileError[]>();
+  /** Likewise for MACs in the hosts: table of a group file that is not served. */
+  private brokenByGroupMac = new Map<string, ProfileError[]>();
   /** Static address -> who holds it: the profile's MAC, or its slot for a slot-only profile. */
   private byStaticAddress = new Map<string, string>();
   /** Profiles that name a slot (relay:), in order of file name. */
@@ -147,20 +185,24 @@ export class ProfileDirectory {
   /**
    * The profile for a MAC (any accepted spelling) seen in `slot` (option 82,
    * if it came through a relay agent). Precedence, most specific first:
-   * the MAC's own profile; then the slot's (one naming circuit-id and
-   * remote-id before one naming the circuit-id only); then the default one
-   * filled in for the MAC; else undefined. A MAC's own profile wins even
-   * over its slot's, so a machine can be pinned to its profile wherever it
-   * is plugged in.
+   * the MAC's own file; then its entry in a group's hosts: table; then the
+   * slot's profile (one naming circuit-id and remote-id before one naming
+   * the circuit-id only); then the default one filled in for the MAC; else
+   * undefined. A MAC's own profile wins even over its slot's, so a machine
+   * can be pinned to its profile wherever it is plugged in.
    */
   lookup(mac: string, slot?: RelaySlot): Profile | undefined {
     const normalised = normaliseMac(mac);
     if (normalised === undefined) return undefined;
     const own = this.byMac.get(normalised);
     if (own !== undefined) return own;
-    // A host whose own file is broken must not boot as a generic default
-    // node (wrong hostname, no reservation): it waits until the file is fixed.
+    // A host whose own file (or group file) is broken must not boot as a
+    // generic default node (wrong hostname, no reservation): it waits until
+    // the file is fixed.
     if (this.brokenByMac.has(normalised)) return undefined;
+    const member = this.byGroupMac.get(normalised);
+    if (member !== undefined) return member;
+    if (this.brokenByGroupMac.has(normalised)) return undefined;
     if (slot !== undefined) {
       const bySlot = this.slotChoice(slot);
       // Likewise a machine in a slot whose file is broken (and would have won) waits.
@@ -178,8 +220,8 @@ export class ProfileDirectory {
   /** Why a MAC (seen in `slot`) has no profile although a file names it or its slot (the file never parsed), or [] if none. */
   problemsFor(mac: string, slot?: RelaySlot): ProfileError[] {
     const normalised = normaliseMac(mac);
-    if (normalised === undefined || this.byMac.has(normalised)) return [];
-    const own = this.brokenByMac.get(normalised);
+    if (normalised === undefined || this.byMac.has(normalised) || this.byGroupMac.has(normalised)) return [];
+    const own = this.brokenByMac.get(normalised) ?? this.brokenByGroupMac.get(normalised);
     if (own !== undefined) return own;
     const bySlot = slot === undefined ? undefined : this.slotChoice(slot);
     return bySlot !== undefined && 'problems' in bySlot ? bySlot.problems : [];
@@ -195,9 +237,9 @@ export class ProfileDirectory {
     return this.defaultVersion;
   }
 
-  /** Every profile served, in order of file name. */
+  /** Every profile served, in order of file name: a group's one per hosts: entry, those a host's own file overrides left out. */
   all(): Profile[] {
-    return [...this.files.values()].flatMap((file) => (file.served ? [file.served.profile] : []));
+    return [...this.served];
   }
 
   /** The current problems of every file, in order of file and line. */
@@ -245,14 +287,16 @@ export class ProfileDirectory {
   check(name: string, text: string): ProfileCheck {
     const result = this.parse(text, join(this.dir, name));
     if (!result.ok) return { ok: false, errors: result.errors };
-    const held = new Map<string, string>();
+    const held = new Map<string, Holder>();
     for (const file of this.files.values()) {
       if (file.name === name || file.served === undefined) continue;
-      for (const claim of claimsOf(file.served)) held.set(claim.key, file.served.profile.source);
+      for (const claim of claimsOf(file.served)) {
+        if (!held.has(claim.key) || claim.layer === 'file') held.set(claim.key, holderOf(claim, file.served.profile));
+      }
     }
-    const errors = claimsOf({ text, profile: result.profile, locations: result.locations }).flatMap((claim) => {
+    const errors = claimsOf(versionOf(text, result)).flatMap((claim) => {
       const holder = held.get(claim.key);
-      return holder === undefined ? [] : [claim.error(holder)];
+      return holder === undefined || !clashes(holder, claim) ? [] : [claim.error(holder.name)];
     });
     return errors.length > 0 ? { ok: false, errors } : { ok: true, profile: result.profile };
   }
@@ -317,7 +361,7 @@ export class ProfileDirectory {
 
     const files = new Map<string, FileState>();
     for (const name of names) {
-      const file = this.files.get(name) ?? { name, path: join(this.dir, name), text: undefined, problems: [], latest: undefined, served: undefined, conflicts: [], namedMac: undefined };
+      const file = this.files.get(name) ?? { name, path: join(this.dir, name), text: undefined, problems: [], latest: undefined, served: undefined, conflicts: [], namedMacs: { own: [], group: [] } };
       if (await this.read(file)) files.set(name, file);
     }
     for (const name of this.files.keys()) {
@@ -377,11 +421,11 @@ export class ProfileDirectory {
     }
     if (text === file.text) return true;
     file.text = text;
-    file.namedMac = macNamedIn(text);
+    file.namedMacs = macsNamedIn(text);
     file.namedSlot = slotNamedIn(text);
     const result = this.parse(text, file.path);
     if (result.ok) {
-      file.latest = { text, profile: result.profile, locations: result.locations };
+      file.latest = versionOf(text, result);
       file.problems = [];
     } else {
       file.latest = undefined;
@@ -390,33 +434,36 @@ export class ProfileDirectory {
     return true;
   }
 
-  /** parseProfile, then the rules of this server: the size of a file, and the addresses no profile may take. */
-  private parse(text: string, path: string): ReturnType<typeof parseProfile> {
+  /** parseProfileFile, then the rules of this server: the size of a file, and the addresses no profile may take. */
+  private parse(text: string, path: string): FileParseResult {
     const bytes = Buffer.byteLength(text);
     if (bytes > maxProfileBytes) return { ok: false, errors: [fileProblem(path, `is ${bytes} bytes; a profile is at most ${maxProfileBytes}`)] };
-    const result = parseProfile(text, path);
+    const result = parseProfileFile(text, path);
     if (!result.ok) return result;
-    const { network } = result.profile;
-    if (network.mode !== 'static') return result;
-    const taken = this.infrastructure.find((entry) => entry.address === network.address);
-    if (taken === undefined) return result;
-    const location = result.locations.get('network.address') ?? { line: 1, column: 1 };
-    return {
-      ok: false,
-      errors: [{ file: path, ...location, field: 'network.address', message: `${network.address} is ${taken.what}; a host cannot have it as its static address` }],
-    };
+    const errors: ProfileError[] = [];
+    for (const member of groupMembers(result.profile)) {
+      const { network } = member;
+      if (network.mode !== 'static') continue;
+      const taken = this.infrastructure.find((entry) => entry.address === network.address);
+      if (taken === undefined) continue;
+      const field = addressField(member);
+      const location = result.locations.get(field) ?? { line: 1, column: 1 };
+      errors.push({ file: path, ...location, field, message: `${network.address} is ${taken.what}; a host cannot have it as its static address` });
+    }
+    return errors.length > 0 ? { ok: false, errors } : result;
   }
 
   /** Decide which version of each file is served; see the class comment for the order. */
   private resolveClaims(): void {
-    const held = new Map<string, string>();
+    const held = new Map<string, Holder>();
     const take = (version: Version): ProfileError[] => {
       const claims = claimsOf(version);
       const conflicts = claims.flatMap((claim) => {
         const holder = held.get(claim.key);
-        return holder === undefined ? [] : [claim.error(holder)];
+        return holder === undefined || !clashes(holder, claim) ? [] : [claim.error(holder.name)];
       });
-      if (conflicts.length === 0) for (const claim of claims) held.set(claim.key, version.profile.source);
+      // A host's own file takes the keys it shares with a group's entry: it is the one served.
+      if (conflicts.length === 0) for (const claim of claims) if (!held.has(claim.key) || claim.layer === 'file') held.set(claim.key, holderOf(claim, version.profile));
       return conflicts;
     };
 
@@ -448,23 +495,46 @@ export class ProfileDirectory {
     }
 
     this.byMac = new Map();
+    this.byGroupMac = new Map();
     this.byStaticAddress = new Map();
     this.bySlot = [];
     this.brokenBySlot = [];
     this.brokenByMac = new Map();
+    this.brokenByGroupMac = new Map();
     this.defaultVersion = undefined;
     for (const file of this.files.values()) {
-      if (file.served === undefined && file.namedMac !== undefined) {
-        this.brokenByMac.set(file.namedMac, [...file.problems, ...file.conflicts].sort(compareProfileErrors));
+      if (file.served !== undefined) continue;
+      const problems = [...file.problems, ...file.conflicts];
+      for (const [macs, broken] of [[file.namedMacs.own, this.brokenByMac], [file.namedMacs.group, this.brokenByGroupMac]] as const) {
+        for (const mac of macs) broken.set(mac, [...(broken.get(mac) ?? []), ...problems].sort(compareProfileErrors));
       }
+    }
+    // Own files first: a group entry for a MAC that has its own file is overridden, and the own file says so.
+    const overridden = new Map<string, string[]>();
+    const versions = [...this.files.values()].flatMap((file) => (file.served === undefined ? [] : [file.served]));
+    const ownMacs = new Set(versions.flatMap((version) => (isGroupProfile(version.profile) || version.profile.mac === null ? [] : [version.profile.mac])));
+    for (const version of versions) {
+      if (!isGroupProfile(version.profile)) continue;
+      for (const member of version.members) {
+        if (ownMacs.has(member.mac!)) overridden.set(member.mac!, [...(overridden.get(member.mac!) ?? []), `${member.source} line ${member.groupEntry!.line}`]);
+      }
+    }
+    this.served = versions.flatMap((version) =>
+      version.members.flatMap((member) => {
+        if (member.groupEntry !== undefined) return ownMacs.has(member.mac!) ? [] : [member];
+        const overrides = member.mac === null ? undefined : overridden.get(member.mac);
+        return [overrides === undefined ? member : { ...member, overrides }];
+      }),
+    );
+    for (const file of this.files.values()) {
       // A slot file refused for a conflict leaves the slot to the file that holds it.
       if (file.served === undefined && file.namedSlot !== undefined && file.conflicts.length === 0) {
         this.brokenBySlot.push({ relay: file.namedSlot, problems: [...file.problems].sort(compareProfileErrors) });
       }
     }
-    for (const profile of this.all()) {
+    for (const profile of this.served) {
       if (isDefaultProfile(profile)) this.defaultVersion = profile;
-      if (profile.mac !== null) this.byMac.set(profile.mac, profile);
+      if (profile.mac !== null) (profile.groupEntry === undefined ? this.byMac : this.byGroupMac).set(profile.mac, profile);
       if (profile.relay !== undefined) this.bySlot.push(profile);
       if (profile.network.mode === 'static') {
         const owner = profile.mac ?? (profile.relay === undefined ? undefined : `slot ${formatSlot(profile.relay)}`);
@@ -485,7 +555,9 @@ export class ProfileDirectory {
       this.loggedProblems.set(file.name, key);
       if (problems.length === 0) {
         const profile = file.served?.profile;
-        if (profile) {
+        if (profile !== undefined && isGroupProfile(profile)) {
+          this.log.info({ file: file.path, hosts: profile.hosts.length }, 'group profile loaded');
+        } else if (profile !== undefined) {
           const slot = profile.relay === undefined ? {} : { slot: formatSlot(profile.relay) };
           this.log.info({ file: file.path, mac: profile.mac, ...slot, hostname: profile.hostname }, 'profile loaded');
         }
@@ -518,15 +590,27 @@ function reservationOf(mac: string, profile: Profile, network: Extract<NetworkCo
   return reservation;
 }
 
-/** The `mac:` of a profile text that may not parse as a whole, if it names one clearly. */
-function macNamedIn(text: string): string | undefined {
+/** MACs a file names: its own mac:, and its hosts: entries' (a group's). */
+interface NamedMacs {
+  own: string[];
+  group: string[];
+}
+
+/** The MACs a profile text that may not parse as a whole names clearly: its `mac:`, and each `mac:` of a group's hosts: table. */
+function macsNamedIn(text: string): NamedMacs {
+  const macOf = (map: unknown): string[] => {
+    const value = map instanceof YAMLMap ? map.get('mac', true) : undefined;
+    const source = value instanceof Scalar ? (value.source ?? String(value.value)) : undefined;
+    const mac = typeof source === 'string' ? normaliseMac(source) : undefined;
+    return mac === undefined ? [] : [mac];
+  };
   try {
     const document = parseDocument(text, { prettyErrors: false });
-    const value = document.contents instanceof YAMLMap ? document.contents.get('mac', true) : undefined;
-    const source = value instanceof Scalar ? (value.source ?? String(value.value)) : undefined;
-    return typeof source === 'string' ? normaliseMac(source) : undefined;
+    const root = document.contents;
+    const hosts = root instanceof YAMLMap ? root.get('hosts', true) : undefined;
+    return { own: macOf(root), group: hosts instanceof YAMLSeq ? hosts.items.flatMap(macOf) : [] };
   } catch {
-    return undefined;
+    return { own: [], group: [] };
   }
 }
 
@@ -556,40 +640,63 @@ function fileProblem(path: string, message: string): ProfileError {
   return { file: path, line: 1, column: 1, field: '', message };
 }
 
-/** The MAC, static address and default role a version would hold, each with the error if another file has it. */
+function versionOf(text: string, result: Extract<FileParseResult, { ok: true }>): Version {
+  return { text, profile: result.profile, members: groupMembers(result.profile), locations: result.locations };
+}
+
+/** The field a member's static address was written in: network.address, or its group entry's address. */
+function addressField(member: Profile): string {
+  return member.groupEntry === undefined ? 'network.address' : `hosts[${member.groupEntry.index}].address`;
+}
+
+/** Who holds `claim` made by a file: the file, and for a group's claim its entry. */
+function holderOf(claim: Claim, content: ProfileFileContent): Holder {
+  const entry = claim.layer === 'group' && isGroupProfile(content) ? content.hosts.findIndex((host) => host.mac === claim.mac) : -1;
+  const name = entry < 0 ? content.source : `${content.source} (hosts[${entry}])`;
+  return claim.mac === undefined ? { name, layer: claim.layer } : { name, mac: claim.mac, layer: claim.layer };
+}
+
+/** The MACs, static addresses, slot and default role a version would hold, each with the error if another file has it. */
 function claimsOf(version: Version): Claim[] {
-  const { profile, locations } = version;
-  const at = (field: string, message: string): ProfileError => {
-    const location = locations.get(field) ?? { line: 1, column: 1 };
-    return { file: profile.source, line: location.line, column: location.column, field, message };
-  };
+  const { locations } = version;
   const claims: Claim[] = [];
-  if (isDefaultProfile(profile)) {
-    claims.push({ key: 'default', error: (holder) => at('', `a second default profile; ${holder} is the default profile already`) });
-  }
-  if (profile.mac !== null) {
-    const mac = profile.mac;
-    claims.push({ key: `mac ${mac}`, error: (holder) => at('mac', `${mac} is already the MAC of ${holder}`) });
-  }
-  if (profile.relay !== undefined) {
-    const slot = formatSlot(profile.relay);
-    claims.push({ key: `slot ${slotKey(profile.relay)}`, error: (holder) => at('relay.circuitId', `${slot} is already the slot of ${holder}`) });
-  }
-  if (profile.network.mode === 'static') {
-    const { address } = profile.network;
-    claims.push({
-      key: `address ${address}`,
-      error: (holder) => at('network.address', `${address} is already the static address of ${holder}`),
+  for (const profile of version.members) {
+    const at = (field: string, message: string): ProfileError => {
+      const location = locations.get(field) ?? { line: 1, column: 1 };
+      return { file: profile.source, line: location.line, column: location.column, field, message };
+    };
+    const layer: Claim['layer'] = profile.groupEntry === undefined ? 'file' : 'group';
+    const prefix = profile.groupEntry === undefined ? '' : `hosts[${profile.groupEntry.index}].`;
+    const owner = profile.mac === null ? {} : { mac: profile.mac };
+    if (isDefaultProfile(profile)) {
+      claims.push({ key: 'default', layer, error: (holder) => at('', `a second default profile; ${holder} is the default profile already`) });
+    }
+    if (profile.mac !== null) {
+      const mac = profile.mac;
+      claims.push({ key: `mac ${mac}`, ...owner, layer, error: (holder) => at(`${prefix}mac`, `${mac} is already the MAC of ${holder}`) });
+    }
+    if (profile.relay !== undefined) {
+      const slot = formatSlot(profile.relay);
+      claims.push({ key: `slot ${slotKey(profile.relay)}`, layer, error: (holder) => at('relay.circuitId', `${slot} is already the slot of ${holder}`) });
+    }
+    if (profile.network.mode === 'static') {
+      const { address } = profile.network;
+      claims.push({
+        key: `address ${address}`,
+        ...owner,
+        layer,
+        error: (holder) => at(addressField(profile), `${address} is already the static address of ${holder}`),
+      });
+    }
+    // A guest's written MAC is a NIC on the same network as every host: it
+    // shares the MAC namespace with them and with other files' guests.
+    // (Derived guest MACs are locally administered hashes; default.yaml and
+    // groups may not write one.)
+    profile.domains.forEach((domain, index) => {
+      if (domain.mac === undefined) return;
+      const mac = domain.mac;
+      claims.push({ key: `mac ${mac}`, layer, error: (holder) => at(`domains[${index}].mac`, `${mac} is already a MAC in ${holder}; two NICs never share one`) });
     });
   }
-  // A guest's written MAC is a NIC on the same network as every host: it
-  // shares the MAC namespace with them and with other files' guests.
-  // (Derived guest MACs are locally administered hashes; default.yaml may
-  // not write one.)
-  profile.domains.forEach((domain, index) => {
-    if (domain.mac === undefined) return;
-    const mac = domain.mac;
-    claims.push({ key: `mac ${mac}`, error: (holder) => at(`domains[${index}].mac`, `${mac} is already a MAC in ${holder}; two NICs never share one`) });
-  });
   return claims;
 }

@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import type { AssetStore } from '../assets/builds.js';
 import type { LeaseStore } from '../dhcp/leases.js';
 import type { RelaySlot } from '../profiles/slot.js';
-import type { Profile } from '../profiles/profile.js';
+import { profileOrigin, type Profile } from '../profiles/profile.js';
 import type { HostStatus } from './snapshot.js';
 import { summariseHost, type TimelineEvent } from './timeline.js';
 
@@ -32,6 +32,7 @@ export function describeHost(
     mac,
     hostname: profile?.hostname ?? lease?.hostname ?? null,
     profile: profile ? basename(profile.source) : null,
+    profileFrom: profile ? profileOrigin(profile, basename) : null,
     address,
     stage: summary.stage,
     lastSeen: new Date(summary.lastSeen).toISOString(),

@@ -11,6 +11,8 @@ export interface HostStatus {
   hostname: string | null;
   /** The profile file it boots with. */
   profile: string | null;
+  /** Which files made its profile: the file, and the group entry it comes from or overrides (profileOrigin). */
+  profileFrom: string | null;
   address: string | null;
   /** The last stage it reached ("dhcp-offer", "tftp", "boot-script", "booted", "ready", ...). */
   stage: string;

@@ -290,7 +290,7 @@ test('a live page that never reads is dropped at the buffer limit; one that read
   let version = 0;
   const filler = 'x'.repeat(200_000);
   // Every snapshot differs and weighs about 200 KB.
-  const hosts = () => [{ mac: '52:54:00:00:00:01', hostname: `${filler}${version++}`, profile: null, address: null, stage: 'ready', lastSeen: new Date(0).toISOString(), lastBootSeconds: null, failures: 0, lastFailure: null, alarms: 0, lastAlarm: null }];
+  const hosts = () => [{ mac: '52:54:00:00:00:01', hostname: `${filler}${version++}`, profile: null, profileFrom: null, address: null, stage: 'ready', lastSeen: new Date(0).toISOString(), lastBootSeconds: null, failures: 0, lastFailure: null, alarms: 0, lastAlarm: null }];
   const limit = 512 * 1024;
   const { status, http, lines, port } = await statusServer({ hosts, maxBufferedBytes: limit, intervalMs: 20 });
   const stalled = connect({ port, host: '127.0.0.1' });

@@ -60,7 +60,7 @@ before(async () => {
   const token = await loadOrCreateAdminToken(path.join(root, 'state'));
   secret = (await readFile(token.file, 'utf8')).trim();
   admin.authorization = `Bearer ${secret}`;
-  const row = (mac: string, hostname: string, profile: string) => ({ mac, hostname, profile, address: null, stage: 'ready', lastSeen: new Date(clock).toISOString(), lastBootSeconds: null, failures: 0, lastFailure: null, alarms: 0, lastAlarm: null });
+  const row = (mac: string, hostname: string, profile: string) => ({ mac, hostname, profile, profileFrom: `${profile} (its own file)`, address: null, stage: 'ready', lastSeen: new Date(clock).toISOString(), lastBootSeconds: null, failures: 0, lastFailure: null, alarms: 0, lastAlarm: null });
   status = createStatusRouter({
     log,
     sources: {

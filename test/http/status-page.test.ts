@@ -30,6 +30,7 @@ const host = (mac: string, hostname: string, stage: string, extra: Partial<HostS
   mac,
   hostname,
   profile: `profiles/${hostname}.yaml`,
+  profileFrom: `${hostname}.yaml (its own file)`,
   address: null,
   stage,
   lastSeen: new Date().toISOString(),
