@@ -379,11 +379,11 @@ async function main(argv: string[]): Promise<void> {
           (v) => withAdminOptions(v).option(jsonListing.name, jsonListing.option),
           async (args) => {
             const client = await adminClient(args);
-            const files = (await client.call('GET', 'profiles')) as Array<{ name: string; served: boolean; mac: string | null; hostname: string | null; problems: string[] }>;
+            const files = (await client.call('GET', 'profiles')) as Array<{ name: string; served: boolean; mac: string | null; hostname: string | null; hosts?: number; problems: string[] }>;
             await printListing(args.json, files, ['FILE', 'SERVED', 'MAC', 'HOSTNAME', 'PROBLEMS'], (file) => [
               file.name,
               file.served ? 'yes' : 'no',
-              file.mac ?? '-',
+              file.hosts === undefined ? (file.mac ?? '-') : `group of ${file.hosts}`,
               file.hostname ?? '-',
               String(file.problems.length),
             ]);
@@ -419,8 +419,16 @@ async function main(argv: string[]): Promise<void> {
             }
             const name = (args.name ?? basename(args.file)).replace(/\.ya?ml$/, '');
             const client = await adminClient(args);
-            const saved = (await client.call('PUT', `profiles/${encodeURIComponent(name)}`, { yaml: text })) as { name: string; profile: { mac: string | null; hostname: string } };
-            process.stdout.write(`saved ${saved.name}: ${saved.profile.hostname}${saved.profile.mac ? ` (${saved.profile.mac})` : ''}\n`);
+            const saved = (await client.call('PUT', `profiles/${encodeURIComponent(name)}`, { yaml: text })) as {
+              name: string;
+              profile: { mac: string | null; hostname?: string; hosts?: Array<{ hostname: string }> };
+            };
+            const { profile } = saved;
+            const what =
+              profile.hosts === undefined
+                ? `${profile.hostname ?? ''}${profile.mac ? ` (${profile.mac})` : ''}`
+                : `group of ${profile.hosts.length} (${profile.hosts.map((host) => host.hostname).join(', ')})`;
+            process.stdout.write(`saved ${saved.name}: ${what}\n`);
           },
         )
         .command(

@@ -78,6 +78,15 @@ test('whatif: the example profile, as BIOS and as EFI, without a build', async (
 
   const efi = await rackboot(['whatif', '52:54:00:12:34:56', '--arch', 'efi64', '--profiles', 'profiles/examples', '--assets', '/nonexistent']);
   assert.deepEqual((JSON.parse(efi.stdout) as Record<string, any>).dhcp.firmware, { kind: 'tftp', file: 'ipxe.efi' });
+  assert.equal(report.profileFrom, 'profiles/examples/node01.yaml (its own file)');
+
+  // A machine of the example group: its entry, and the guest MAC derived from its own.
+  const member = await rackboot(['whatif', '52:54:00:03:00:02', '--profiles', 'profiles/examples', '--assets', '/nonexistent']);
+  assert.equal(member.code, 0, member.stderr);
+  const memberReport = JSON.parse(member.stdout) as Record<string, any>;
+  assert.equal(memberReport.profile.hostname, 'r3n02');
+  assert.equal(memberReport.reservation.address, '198.18.3.22/24');
+  assert.equal(memberReport.profileFrom, 'profiles/examples/rack3.yaml (group entry hosts[1], line 20)');
 });
 
 test('whatif: with a build, the exact command lines and script; unknown MAC uses the default', async () => {

@@ -64,9 +64,23 @@ test('profiles list/show/apply/rm, leases release, builds list/switch and hosts 
     assert.equal(gone.code, 2);
     assert.match(gone.stderr, /^rackboot: GET \/api\/profiles\/node02: 404 no profile file "node02"/);
 
+    // A group file: one profile per hosts: entry, listed as a group; host rows say which file made a profile.
+    const group = path.join(rack.work, 'lab.yaml');
+    await writeFile(group, 'ssh: true\nhosts:\n  - {mac: 02:00:00:00:ad:09, hostname: lab09}\n  - {mac: 02:00:00:00:ad:0a, hostname: lab10}\n');
+    assert.equal(await ok(['profiles', 'apply', group, ...admin]), 'saved lab.yaml: group of 2 (lab09, lab10)\n');
+    assert.match(await ok(['profiles', 'list', ...admin]), /^lab\.yaml\s+yes\s+group of 2\s+-\s+0$/m);
+    const taken = path.join(rack.work, 'lab2.yaml');
+    await writeFile(taken, 'hosts:\n  - {mac: 02:00:00:00:ad:0a, hostname: again}\n');
+    const clash = await cli(['profiles', 'apply', taken, ...admin]);
+    assert.equal(clash.code, 2);
+    assert.match(clash.stderr, /\/profiles\/lab2\.yaml:2:11: hosts\[0\]\.mac: 02:00:00:00:ad:0a is already the MAC of \S*\/profiles\/lab\.yaml \(hosts\[1\]\)\n$/);
+
     // A lease, then its release.
     const client = await addClient(rack, '02:00:00:00:ad:09');
     const address = client.dhcp();
+    const rows = JSON.parse(await ok(['hosts', '--json', ...admin])) as Array<{ mac: string; hostname: string; profile: string; profileFrom: string }>;
+    const row = rows.find((candidate) => candidate.mac === '02:00:00:00:ad:09');
+    assert.deepEqual([row?.hostname, row?.profile, row?.profileFrom], ['lab09', 'lab.yaml', 'lab.yaml (group entry hosts[0], line 3)']);
     assert.equal(await ok(['leases', 'release', address, ...admin]), `released ${address} (02:00:00:00:ad:09); it is released now\n`);
 
     const builds = await ok(['builds', 'list', ...admin]);

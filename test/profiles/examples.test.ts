@@ -4,8 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { formatProfileError } from '../../server/profiles/error.js';
-import { parseProfile } from '../../server/profiles/parse.js';
-import { profileForHost } from '../../server/profiles/profile.js';
+import { parseProfile, parseProfileFile } from '../../server/profiles/parse.js';
+import { groupMembers, profileForHost } from '../../server/profiles/profile.js';
 
 // dist/test/profiles/ -> the repository root
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
@@ -68,4 +68,19 @@ test('the example hash is the SHA-512 crypt of "rackboot", as its comment says',
     return;
   }
   assert.equal(profile.rootPasswordHash, again);
+});
+
+test('profiles/examples/rack3.yaml parses as a group of three static machines sharing one guest', async () => {
+  const result = parseProfileFile(await readFile(repo + 'profiles/examples/rack3.yaml', 'utf8'), 'profiles/examples/rack3.yaml');
+  assert.ok(result.ok, result.ok ? '' : result.errors.map(formatProfileError).join('\n'));
+  const members = groupMembers(result.profile);
+  assert.deepEqual(
+    members.map((member) => [member.mac, member.hostname, member.network.mode === 'static' ? `${member.network.address}/${member.network.prefixLength} via ${member.network.gateway}` : '']),
+    [
+      ['52:54:00:03:00:01', 'r3n01', '198.18.3.21/24 via 198.18.3.1'],
+      ['52:54:00:03:00:02', 'r3n02', '198.18.3.22/24 via 198.18.3.1'],
+      ['52:54:00:03:00:03', 'r3n03', '198.18.3.23/24 via 198.18.3.1'],
+    ],
+  );
+  assert.deepEqual(members.map((member) => member.domains.map((domain) => domain.name)), [['web'], ['web'], ['web']]);
 });
