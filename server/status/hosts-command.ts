@@ -1,6 +1,5 @@
 import { join } from 'node:path';
-import { adminToken } from '../admin/client.js';
-import { serverUrl } from '../cli-flags.js';
+import { AdminClient } from '../admin/client.js';
 import { readEventFile } from '../events/sqlite-store.js';
 import { silentLogger } from '../log.js';
 import { readSightingsFile } from '../profiles/sqlite-sightings.js';
@@ -17,16 +16,9 @@ import type { TimelineEvent } from './timeline.js';
  */
 export async function listHosts(options: { server?: string; tokenFile?: string; state: string; profiles: string }): Promise<HostStatus[]> {
   if (options.server !== undefined) {
-    const token = await adminToken(options);
-    const url = new URL('api/hosts', `${serverUrl(options.server).href.replace(/\/*$/, '')}/`).href;
-    let response: Response;
-    try {
-      response = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
-    } catch (error) {
-      throw new Error(`${url}: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`);
-    }
-    if (!response.ok) throw new Error(`${url}: ${response.status} ${(await response.text()).trim()}`);
-    return (await response.json()) as HostStatus[];
+    const { server, state } = options;
+    const client = await AdminClient.open({ server, state, ...(options.tokenFile === undefined ? {} : { tokenFile: options.tokenFile }) });
+    return (await client.call('GET', 'hosts')) as HostStatus[];
   }
   const file = join(options.state, 'events.sqlite');
   let events: TimelineEvent[];

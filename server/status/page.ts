@@ -127,7 +127,8 @@ function renderHosts() {
     row.dataset.mac = h.mac;
     cell(row, h.mac, "mac");
     cell(row, h.hostname, "hostname");
-    cell(row, h.profile, "profile");
+    // The cell names the file; its title says how (own file, group entry, default).
+    cell(row, h.profile, "profile").title = h.profileFrom || "";
     cell(row, h.address, "address");
     const stageCell = row.insertCell();
     stageCell.className = "stage-cell";

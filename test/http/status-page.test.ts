@@ -96,6 +96,7 @@ test('the status page shows hosts moving through their stages live, and filters 
     assert.equal(await row.locator('.address').textContent(), '198.18.0.50');
     assert.equal(await row.locator('.last-boot').textContent(), '28.4 s');
     assert.equal(await row.locator('.stage').getAttribute('class'), 'stage ready');
+    assert.equal(await row.locator('.profile').getAttribute('title'), 'node01.yaml (its own file)');
 
     // A second host fails; a name with markup is shown as text, not HTML.
     hosts.push(host('52:54:00:00:00:02', '<b>node02</b>', 'failed', { failures: 2, lastFailure: 'domain web: xl create failed' }));
