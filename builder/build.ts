@@ -1,5 +1,6 @@
+import { switchCurrent } from '../server/assets/builds.js';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { once } from 'node:events';
@@ -23,7 +24,7 @@ import {
   type Manifest,
   type ManifestFile,
   type PackageRef,
-} from './manifest.js';
+} from '../server/assets/manifest.js';
 import { findMultibootHeaders, isElf } from './multiboot.js';
 import { NO_PROGRESS, type BuildProgress, type BuildStep, type ProgressUnit } from './progress.js';
 import { builderRecipe, packageRoot } from './recipe.js';
@@ -320,7 +321,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       const dir = join(out, 'builds', id);
       await rename(partial, dir);
       published = dir;
-      await switchCurrent(out, id);
+      await publishCurrent(out, id);
       return manifest;
     });
 
@@ -467,20 +468,11 @@ export function explainFailure(reason: string, errno: { code: string; path?: str
   return reason;
 }
 
-/**
- * Point OUT/current at builds/<id>: a new symlink under a temporary name,
- * renamed over the old one (rename(2) replaces atomically, so a reader sees
- * the old build or the new one, never neither).
- */
-export async function switchCurrent(out: string, id: string): Promise<void> {
-  const temp = join(out, `.current-${randomBytes(6).toString('hex')}`);
-  await symlink(join('builds', id), temp);
+/** switchCurrent, its failure reported as the publish step's. */
+async function publishCurrent(out: string, id: string): Promise<void> {
   try {
-    await rename(temp, join(out, 'current'));
+    await switchCurrent(out, id);
   } catch (error) {
-    await rm(temp, { force: true });
-    throw new BuildStepError('publish', undefined, `cannot switch ${join(out, 'current')}: ${error instanceof Error ? error.message : String(error)}`, {
-      cause: error,
-    });
+    throw new BuildStepError('publish', undefined, (error as Error).message, { cause: (error as Error).cause ?? error });
   }
 }

@@ -1,6 +1,6 @@
 import { isMap, isScalar, LineCounter, parseDocument, visit, type Node, type Pair, type YAMLMap } from 'yaml';
 import { compareProfileErrors, formatProfileError, type ProfileError } from '../server/profiles/error.js';
-import { RELEASE, RUNTIME_VARIANTS, type RuntimeVariant } from './manifest.js';
+import { RELEASE, RUNTIME_VARIANTS, type RuntimeVariant } from '../server/assets/manifest.js';
 
 /**
  * The settings of `rackboot build`: builder/build.yaml documents the

@@ -6,7 +6,7 @@ import { BuildStepError } from './errors.js';
 import { CommandError, runCommand, type CommandRunner } from './exec.js';
 import { normalizeIsoEfiImage } from './iso-fat.js';
 import { ISO_BOOT_DIR, renderGrubConfig, type IsoXenEntry } from './iso-menu.js';
-import { contentDigestInput, type PackageRef } from './manifest.js';
+import { contentDigestInput, type PackageRef } from '../server/assets/manifest.js';
 
 /**
  * The hybrid CD/USB image: the very files of one network build, booted by

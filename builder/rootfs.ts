@@ -7,7 +7,7 @@ import type { Logger } from '../server/log.js';
 import type { CpioEntry } from './cpio.js';
 import { BuildStepError } from './errors.js';
 import { runCommand } from './exec.js';
-import type { PackageRef } from './manifest.js';
+import type { PackageRef } from '../server/assets/manifest.js';
 
 /**
  * The Debian variant's root file system: `debootstrap --variant=minbase`

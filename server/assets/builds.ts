@@ -1,29 +1,13 @@
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
-
-/** One file of a build, as recorded in its manifest.json by `rackboot build`. */
-export interface ManifestFile {
-  name: string;
-  size: number;
-  sha256: string;
-  package: string;
-  version: string;
-}
-
-export interface BuildManifest {
-  id: string;
-  created: string;
-  release: string;
-  /** The builder's recipe (builder/recipe.ts); absent in older builds. */
-  recipe?: string;
-  files: ManifestFile[];
-}
+import { MANIFEST_NAME, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
 
 export interface Build {
   id: string;
   /** Real path of the build folder (not through the `current` link). */
   dir: string;
-  manifest: BuildManifest;
+  manifest: Manifest;
 }
 
 /** A file of a build resolved to its place on disk. */
@@ -62,14 +46,11 @@ export class AssetStore {
     return this.load(target);
   }
 
-  /** A build by id, current or not, or undefined. */
+  /** A build by id, current or not, or undefined; an error naming the file when its manifest is malformed. */
   async build(id: string): Promise<Build | undefined> {
     if (!/^[A-Za-z0-9._-]+$/.test(id) || id.startsWith('.')) return undefined;
-    try {
-      return await this.load(await realpath(path.join(this.dir, 'builds', id)));
-    } catch {
-      return undefined;
-    }
+    const dir = await realpath(path.join(this.dir, 'builds', id)).catch(() => undefined);
+    return dir === undefined ? undefined : this.load(dir);
   }
 
   /**
@@ -89,6 +70,29 @@ export class AssetStore {
     return id === undefined ? undefined : this.build(id);
   }
 
+  /**
+   * Every build with a readable manifest, in order of id (which is the order
+   * of time). Folders under a dot name (a build being written or removed)
+   * and folders without a manifest are not builds.
+   */
+  async list(): Promise<Build[]> {
+    const ids = await readdir(path.join(this.dir, 'builds')).catch(() => [] as string[]);
+    const builds: Build[] = [];
+    for (const id of ids.sort()) {
+      const build = await this.build(id).catch(() => undefined);
+      if (build !== undefined) builds.push(build);
+    }
+    return builds;
+  }
+
+  /** Make `id` the current build (see switchCurrent); throws when there is no such build. */
+  async switchTo(id: string): Promise<Build> {
+    const build = await this.build(id);
+    if (build === undefined) throw new Error(`no build "${id}" in ${path.join(this.dir, 'builds')}`);
+    await switchCurrent(this.dir, build.id);
+    return build;
+  }
+
   /** A named file of a build (the current one when buildId is omitted). */
   async file(name: string, buildId?: string): Promise<BuildFile | undefined> {
     const build = buildId === undefined ? await this.current() : await this.build(buildId);
@@ -98,18 +102,40 @@ export class AssetStore {
     return { build, entry, path: path.join(build.dir, entry.name) };
   }
 
+  /** The build in `dir`: undefined without a manifest, an error naming the file when its manifest is malformed. */
   private async load(dir: string): Promise<Build | undefined> {
     const cached = this.manifests.get(dir);
     if (cached) return cached;
-    const manifestPath = path.join(dir, 'manifest.json');
+    const manifestPath = path.join(dir, MANIFEST_NAME);
     try {
       await stat(manifestPath);
     } catch {
       return undefined;
     }
-    const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as BuildManifest;
+    let manifest: Manifest;
+    try {
+      manifest = parseManifest(JSON.parse(await readFile(manifestPath, 'utf8')));
+    } catch (error) {
+      throw new Error(`${manifestPath}: ${(error as Error).message}`, { cause: error });
+    }
     const build: Build = { id: manifest.id, dir, manifest };
     this.manifests.set(dir, build);
     return build;
+  }
+}
+
+/**
+ * Point ASSETS/current at builds/<id>: a new symlink under a temporary name,
+ * renamed over the old one (rename(2) replaces atomically, so a reader sees
+ * the old build or the new one, never neither).
+ */
+export async function switchCurrent(assets: string, id: string): Promise<void> {
+  const temp = path.join(assets, `.current-${randomBytes(6).toString('hex')}`);
+  await symlink(path.join('builds', id), temp);
+  try {
+    await rename(temp, path.join(assets, 'current'));
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw new Error(`cannot switch ${path.join(assets, 'current')}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
 }

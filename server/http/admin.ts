@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { open, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { switchCurrent } from '../../builder/build.js';
 import type { AdminToken } from '../admin/token.js';
 import type { AssetStore } from '../assets/builds.js';
 import type { Lease, LeaseStore } from '../dhcp/leases.js';
@@ -223,15 +222,9 @@ export function createAdminRouter(options: AdminApiOptions): Router {
 
   router.get('/builds', async (_req, res) => {
     const current = await assets.current();
-    const ids = await readdir(join(assets.dir, 'builds')).catch(() => [] as string[]);
-    const builds = [];
-    for (const id of ids.sort()) {
-      const build = await assets.build(id);
-      if (build === undefined) continue;
-      const { manifest } = build;
-      builds.push({ id: build.id, created: manifest.created, release: manifest.release, current: current?.id === build.id, files: manifest.files });
-    }
-    res.json(builds);
+    res.json(
+      (await assets.list()).map(({ id, manifest }) => ({ id, created: manifest.created, release: manifest.release, current: current?.id === id, files: manifest.files })),
+    );
   });
 
   router.put('/builds/current', async (req, res) => {
@@ -241,7 +234,7 @@ export function createAdminRouter(options: AdminApiOptions): Router {
       res.status(id === undefined ? 400 : 404).json({ error: id === undefined ? 'send JSON {"id": "<build id>"}' : `no build "${id}" in ${join(assets.dir, 'builds')}` });
       return;
     }
-    await switchCurrent(assets.dir, build.id);
+    await assets.switchTo(build.id);
     log.info({ event: 'admin-build', action: 'switched', build: build.id }, 'admin api: current build switched');
     res.json({ id: build.id, current: true });
   });

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -253,9 +253,8 @@ export async function sendDownload(
 /** Every build's image, newest build first. */
 export async function listImages(assets: AssetStore): Promise<DownloadImage[]> {
   const current = await assets.current();
-  const ids = await readdir(path.join(assets.dir, 'builds')).catch(() => [] as string[]);
   const images: DownloadImage[] = [];
-  for (const id of ids.filter((name) => !name.startsWith('.')).sort().reverse()) {
+  for (const { id } of (await assets.list()).reverse()) {
     const file = await assets.file(ISO_FILE, id);
     if (!file) continue;
     images.push({ name: `rackboot-${file.build.id}.iso`, size: file.entry.size, sha256: file.entry.sha256, build: file.build.id, current: file.build.id === current?.id });

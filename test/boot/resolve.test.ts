@@ -5,10 +5,11 @@ import { ClientArch, type ClientFacts } from '../../server/boot/facts.js';
 import { chooseBootFile, resolveHostBoot } from '../../server/boot/resolve.js';
 import { resolveTftpPath } from '../../server/boot/tftp-path.js';
 import { deriveDomainMac } from '../../server/profiles/domain.js';
+import { memoryBuild } from '../helpers/assets.js';
 import { makeProfile } from '../helpers/profiles.js';
 
 const endpoints = { address: '198.18.0.1', httpPort: 8080 };
-const build: Build = { id: '20261125T180000Z-abc123', dir: '/x', manifest: { id: '20261125T180000Z-abc123', created: '', release: 'bookworm', files: [] } };
+const build: Build = { ...memoryBuild('20261125T180000Z-abc123', []), dir: '/x' };
 
 function facts(overrides: Partial<ClientFacts>): ClientFacts {
   return { mac: '52:54:00:12:34:56', arch: undefined, platform: 'bios', isPxe: false, isHttpBoot: false, isIpxe: false, ...overrides };
@@ -76,7 +77,7 @@ test('resolveHostBoot: default profile fills {mac}, dhcp network, testing entry,
 });
 
 function buildWith(...names: string[]): Build {
-  return { ...build, manifest: { ...build.manifest, files: names.map((name) => ({ name, size: 1, sha256: '', package: 'p', version: '1' })) } };
+  return { ...build, manifest: memoryBuild(build.id, names).manifest };
 }
 
 const demoDomain = { memory: 128, vcpus: 1, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'xenbr0', autostart: true, restart: false };

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { AptClient } from '../../builder/apt.js';
 import { defaultCacheDir, packageRoot as repoRootOf, resolveKernel } from '../../builder/build.js';
 import { builderRecipe } from '../../builder/recipe.js';
-import { parseManifest, type Manifest } from '../../builder/manifest.js';
+import { parseManifest, type Manifest } from '../../server/assets/manifest.js';
 import { silentLogger } from '../../server/log.js';
 import { openCheckoutView, type CheckoutView } from '../helpers/as-user.js';
 import { assertRoot, Netns } from '../helpers/netns.js';

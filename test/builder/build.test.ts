@@ -10,7 +10,7 @@ import { build, defaultCacheDir, kernelVersionOf, type BuildResult } from '../..
 import { decodeCpio, type CpioEntry } from '../../builder/cpio.js';
 import { BuildStepError } from '../../builder/errors.js';
 import { INITRD_MTIME, RUNTIME_MODULES } from '../../builder/initrd.js';
-import { BUILD_FILES, OPTIONAL_BUILD_FILES, parseManifest } from '../../builder/manifest.js';
+import { BUILD_FILES, OPTIONAL_BUILD_FILES, parseManifest } from '../../server/assets/manifest.js';
 import { moduleNameOf, parseModulesDep } from '../../builder/modules.js';
 import { findMultibootHeaders, isElf } from '../../builder/multiboot.js';
 import { silentLogger } from '../../server/log.js';

@@ -10,7 +10,7 @@ import { build, kernelVersionOf, type BuildResult } from '../../builder/build.js
 import { decodeCpio, type CpioEntry } from '../../builder/cpio.js';
 import { kernelElfOf } from '../../builder/bzimage.js';
 import { DEBIAN_RUNTIME_MODULES, GUEST_KERNEL_DIR, GUEST_MODULES, VIF_SCRIPT } from '../../builder/initrd.js';
-import { parseManifest } from '../../builder/manifest.js';
+import { parseManifest } from '../../server/assets/manifest.js';
 import { moduleNameOf } from '../../builder/modules.js';
 import { packageRoot } from '../../builder/recipe.js';
 import { baseKernelArgs } from '../../server/boot/resolve.js';

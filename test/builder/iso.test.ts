@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { build } from '../../builder/build.js';
 import { findEfiBootImage } from '../../builder/iso-fat.js';
 import { ISO_NAME, isoLabel, makeIso } from '../../builder/iso.js';
-import { parseManifest, type Manifest } from '../../builder/manifest.js';
+import { parseManifest, type Manifest } from '../../server/assets/manifest.js';
 import { silentLogger } from '../../server/log.js';
 import { ensureTestBuild } from '../helpers/build.js';
 

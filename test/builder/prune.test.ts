@@ -1,16 +1,17 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { switchCurrent } from '../../builder/build.js';
+import { switchCurrent } from '../../server/assets/builds.js';
+import { writeTestBuild } from '../helpers/assets.js';
 import { pruneBuilds } from '../../builder/prune.js';
-import { AssetStore, type BuildManifest } from '../../server/assets/builds.js';
+import { AssetStore } from '../../server/assets/builds.js';
 import { createHttpApp } from '../../server/http/app.js';
 import { silentLogger } from '../../server/log.js';
 import { fileFromDisk } from '../../server/tftp/file.js';
@@ -33,14 +34,7 @@ function sha256(data: Buffer): string {
 
 /** A published build folder as `rackboot build` leaves it: parts plus manifest.json. */
 async function writeBuild(out: string, id: string, created: string, parts: Record<string, Buffer>): Promise<void> {
-  const dir = path.join(out, 'builds', id);
-  await mkdir(dir, { recursive: true });
-  const manifest: BuildManifest = { id, created, release: 'bookworm', files: [] };
-  for (const [name, data] of Object.entries(parts)) {
-    await writeFile(path.join(dir, name), data);
-    manifest.files.push({ name, size: data.length, sha256: sha256(data), package: 'test', version: '1' });
-  }
-  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+  await writeTestBuild(out, id, parts, created);
 }
 
 test('--keep N keeps the N newest builds and always the current one; unpublished folders are left alone', async () => {

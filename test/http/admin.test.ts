@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,7 +8,8 @@ import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { adminTokenFileName, loadOrCreateAdminToken, type AdminToken } from '../../server/admin/token.js';
-import { AssetStore, type BuildManifest } from '../../server/assets/builds.js';
+import { AssetStore } from '../../server/assets/builds.js';
+import { writeTestBuild } from '../helpers/assets.js';
 import { MemoryLeaseStore } from '../../server/dhcp/leases.js';
 import { createHttpApp } from '../../server/http/app.js';
 import { ProfileDirectory } from '../../server/profiles/store.js';
@@ -33,17 +33,7 @@ network:
 `;
 
 async function writeBuild(id: string): Promise<void> {
-  const dir = path.join(assetsDir, 'builds', id);
-  await mkdir(dir, { recursive: true });
-  const data = Buffer.from(`vmlinuz of ${id}`);
-  const manifest: BuildManifest = {
-    id,
-    created: '2026-11-25T18:00:00Z',
-    release: 'bookworm',
-    files: [{ name: 'vmlinuz', size: data.length, sha256: createHash('sha256').update(data).digest('hex'), package: 'test', version: '1' }],
-  };
-  await writeFile(path.join(dir, 'vmlinuz'), data);
-  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+  await writeTestBuild(assetsDir, id, { vmlinuz: Buffer.from(`vmlinuz of ${id}`) });
 }
 
 before(async () => {

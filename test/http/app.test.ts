@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rename, rm, symlink } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { AssetStore, type BuildManifest } from '../../server/assets/builds.js';
+import { AssetStore } from '../../server/assets/builds.js';
+import { writeTestBuild } from '../helpers/assets.js';
 import { MemoryEventStore } from '../../server/events/store.js';
 import { createHttpApp } from '../../server/http/app.js';
 import { silentLogger } from '../../server/log.js';
@@ -28,14 +29,7 @@ const sshKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlkc/VLZAO/Wa+NXrNh7Hd4k4Qc
 const problems = new Map<string, string[]>();
 
 async function writeBuild(id: string, content: Record<string, Buffer>): Promise<void> {
-  const buildDir = path.join(dir, 'builds', id);
-  await mkdir(buildDir, { recursive: true });
-  const manifest: BuildManifest = { id, created: '2026-11-25T18:00:00Z', release: 'bookworm', files: [] };
-  for (const [name, data] of Object.entries(content)) {
-    await writeFile(path.join(buildDir, name), data);
-    manifest.files.push({ name, size: data.length, sha256: createHash('sha256').update(data).digest('hex'), package: 'test', version: '1' });
-  }
-  await writeFile(path.join(buildDir, 'manifest.json'), JSON.stringify(manifest));
+  await writeTestBuild(dir, id, content);
 }
 
 async function switchCurrent(id: string): Promise<void> {

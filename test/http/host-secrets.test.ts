@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { AssetStore, type BuildManifest } from '../../server/assets/builds.js';
+import { AssetStore } from '../../server/assets/builds.js';
+import { writeTestBuild } from '../helpers/assets.js';
 import { HostTokens } from '../../server/boot/host-token.js';
 import type { TokenGrant } from '../../server/boot/token-grant.js';
 import { BootLedger } from '../../server/boot/token-use.js';
@@ -28,15 +29,7 @@ let base: string;
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'rackboot-secrets-'));
-  const build = path.join(dir, 'builds', 'b1');
-  await mkdir(build, { recursive: true });
-  const manifest: BuildManifest = { id: 'b1', created: '2026-11-25T18:00:00Z', release: 'bookworm', files: [] };
-  for (const name of ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'guest.initrd.gz']) {
-    const data = Buffer.from(name);
-    await writeFile(path.join(build, name), data);
-    manifest.files.push({ name, size: data.length, sha256: createHash('sha256').update(data).digest('hex'), package: 'test', version: '1' });
-  }
-  await writeFile(path.join(build, 'manifest.json'), JSON.stringify(manifest));
+  await writeTestBuild(dir, 'b1', Object.fromEntries(['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'guest.initrd.gz'].map((name) => [name, Buffer.from(name)])));
   await symlink(path.join('builds', 'b1'), path.join(dir, 'current'));
   const profile = makeProfile({
     mac,

@@ -1,7 +1,8 @@
 /**
- * The build manifest: what is in OUT/builds/<id>/ and where each file came
- * from. The file names are a contract with the server, which serves them by
- * these names.
+ * The build manifest: what is in ASSETS/builds/<id>/ and where each file
+ * came from. The one type and parser for it: the builder writes it
+ * (createManifest), the server reads it (parseManifest). The file names are
+ * a contract between the two: the server serves files by these names. Pure.
  */
 
 /** Files every build folder holds, besides manifest.json. */
@@ -75,21 +76,28 @@ export function contentDigestInput(files: Array<{ name: string; sha256: string }
 }
 
 /**
- * A manifest with files in BUILD_FILES then OPTIONAL_BUILD_FILES order;
- * throws when a required file is missing or a name is unknown or repeated.
+ * A manifest with files in BUILD_FILES then OPTIONAL_BUILD_FILES order, as
+ * the builder writes it; throws when a required file is missing or a name
+ * is unknown or repeated.
  */
 export function createManifest(id: string, created: Date, files: ManifestFile[], variant: RuntimeVariant, recipe?: string): Manifest {
+  const manifest = orderedManifest(id, created.toISOString(), files, variant, recipe);
+  const missing = BUILD_FILES.filter((name) => !manifest.files.some((file) => file.name === name));
+  if (missing.length > 0) throw new Error(`manifest is missing ${missing.join(', ')}`);
+  return manifest;
+}
+
+/** The fields in order, with the checks every manifest passes, complete or not. */
+function orderedManifest(id: string, created: string, files: ManifestFile[], variant: RuntimeVariant, recipe: string | undefined): Manifest {
   const byName = new Map(files.map((f) => [f.name, f]));
   const extra = files.filter((f) => !ALL_BUILD_FILES.includes(f.name));
   if (extra.length > 0 || byName.size !== files.length) {
     throw new Error(`manifest files must be distinct names from ${ALL_BUILD_FILES.join(', ')}; got ${files.map((f) => f.name).join(', ')}`);
   }
-  const missing = BUILD_FILES.filter((name) => !byName.has(name));
-  if (missing.length > 0) throw new Error(`manifest is missing ${missing.join(', ')}`);
   if (!(RUNTIME_VARIANTS as readonly string[]).includes(variant)) throw new Error(`manifest variant "${variant}" is not one of ${RUNTIME_VARIANTS.join(', ')}`);
   const ordered = [...BUILD_FILES, ...OPTIONAL_BUILD_FILES].filter((name) => byName.has(name)).map((name) => byName.get(name)!);
   if (recipe !== undefined && !/^[0-9a-f]{64}$/.test(recipe)) throw new Error(`manifest recipe "${recipe}" is not 64 lower-case hex digits`);
-  return { id, created: created.toISOString(), release: RELEASE, variant, ...(recipe === undefined ? {} : { recipe }), files: ordered };
+  return { id, created, release: RELEASE, variant, ...(recipe === undefined ? {} : { recipe }), files: ordered };
 }
 
 function fail(what: string): never {
@@ -107,7 +115,12 @@ function asPackageRef(value: unknown, what: string): PackageRef {
   return { package: asString(v.package, `${what}.package`), version: asString(v.version, `${what}.version`) };
 }
 
-/** Check parsed JSON against the manifest shape; errors name the offending field. */
+/**
+ * Check parsed JSON against the manifest shape; errors name the offending
+ * field. A build without some of BUILD_FILES is still a build (an older
+ * one, or a hand-made one): the server offers what it has, so completeness
+ * is createManifest's rule, not this one's.
+ */
 export function parseManifest(json: unknown): Manifest {
   if (typeof json !== 'object' || json === null) fail('must be an object');
   const m = json as Record<string, unknown>;
@@ -138,5 +151,5 @@ export function parseManifest(json: unknown): Manifest {
     fail(`variant is ${JSON.stringify(m.variant)}, want one of ${RUNTIME_VARIANTS.map((v) => `"${v}"`).join(', ')}`);
   }
   if (m.recipe !== undefined && (typeof m.recipe !== 'string' || !/^[0-9a-f]{64}$/.test(m.recipe))) fail('recipe is not 64 lower-case hex digits');
-  return createManifest(id, new Date(created), files, variant as RuntimeVariant, m.recipe as string | undefined);
+  return orderedManifest(id, created, files, variant as RuntimeVariant, m.recipe as string | undefined);
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BUILD_FILES, OPTIONAL_BUILD_FILES, buildId, contentDigestInput, createManifest, parseManifest, type ManifestFile } from '../../builder/manifest.js';
+import { BUILD_FILES, OPTIONAL_BUILD_FILES, buildId, contentDigestInput, createManifest, parseManifest, type ManifestFile } from '../../server/assets/manifest.js';
 
 const sha = (c: string): string => c.repeat(64);
 

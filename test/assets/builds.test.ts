@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { AssetStore, switchCurrent } from '../../server/assets/builds.js';
+import { writeTestBuild } from '../helpers/assets.js';
+
+let assets: string;
+
+before(async () => {
+  assets = await mkdtemp(path.join(tmpdir(), 'rackboot-assets-'));
+  await writeTestBuild(assets, 'b1', { vmlinuz: Buffer.from('one') }, '2026-11-20T10:00:00Z');
+  await writeTestBuild(assets, 'b2', { vmlinuz: Buffer.from('two'), 'rackboot.iso': Buffer.from('iso') }, '2026-11-21T10:00:00Z');
+  // Not builds: one being written, one without a manifest, one whose manifest is malformed.
+  await writeTestBuild(assets, '.partial-abc', { vmlinuz: Buffer.from('half') });
+  await mkdir(path.join(assets, 'builds', 'empty'));
+  await mkdir(path.join(assets, 'builds', 'broken'));
+  await writeFile(path.join(assets, 'builds', 'broken', 'manifest.json'), JSON.stringify({ id: 'broken', created: 'x', release: 'bookworm', files: [] }));
+});
+after(() => rm(assets, { recursive: true, force: true }));
+
+test('list: every build with a readable manifest, in order of id; folders being written, empty or broken are not builds', async () => {
+  const store = new AssetStore(assets);
+  assert.deepEqual((await store.list()).map((build) => [build.id, build.manifest.files.map((file) => file.name)]), [
+    ['b1', ['vmlinuz']],
+    ['b2', ['vmlinuz', 'rackboot.iso']],
+  ]);
+});
+
+test('a malformed manifest is an error naming its file and field, not a build with undefined fields', async () => {
+  await assert.rejects(new AssetStore(assets).build('broken'), (error: Error) => {
+    assert.equal(error.message, `${path.join(assets, 'builds', 'broken', 'manifest.json')}: manifest: created "x" is not a date`);
+    return true;
+  });
+});
+
+test('switchTo points current at a build atomically, and refuses one that does not exist', async () => {
+  const store = new AssetStore(assets);
+  assert.equal(await store.current(), undefined);
+  await store.switchTo('b1');
+  assert.equal((await store.current())?.id, 'b1');
+  await switchCurrent(assets, 'b2');
+  assert.equal(await readlink(path.join(assets, 'current')), path.join('builds', 'b2'));
+  assert.equal((await store.current())?.id, 'b2');
+  await assert.rejects(store.switchTo('nope'), new RegExp(`^Error: no build "nope" in ${path.join(assets, 'builds').replaceAll('/', '\\/')}$`));
+  assert.equal((await store.current())?.id, 'b2');
+});
