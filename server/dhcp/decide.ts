@@ -7,157 +7,54 @@
  * The pipeline, in order: drop what is not for us, drop what is unusable,
  * read the facts once, then handle the message type (RFC 2131 section 4.3).
  */
-import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
+import type { ClientFacts } from '../boot/facts.js';
 import { bootReplyFields } from './boot-options.js';
 import { decideProxy } from './proxy.js';
+import {
+  orderOptions,
+  unknownClient,
+  type AllocationCursor,
+  type DhcpContext,
+  type DhcpDecision,
+  type Reservation,
+  type ReplyDestination,
+  type Scope,
+} from './decision.js';
+
+export {
+  defaultFirstLeaseSeconds,
+  orderOptions,
+  unknownClient,
+  type AddressRange,
+  type AllocationCursor,
+  type DhcpContext,
+  type DhcpDecision,
+  type Reservation,
+  type ReplyDestination,
+  type Scope,
+} from './decision.js';
 import { echoedRelayInformation, ignore, screenRequest } from './screen.js';
 import { anyAddress, ipv4ToNumber, isIpv4, limitedBroadcast, numberToIpv4, Subnet } from '../net/ipv4.js';
-import { holdsAddress, type Lease, type LeaseChange, type LeaseStore } from './leases.js';
-import { MessageType, messageTypeName, typedOptionName, type DhcpOptions, type OptionName } from './options.js';
+import { holdsAddress, type Lease, type LeaseChange } from './leases.js';
+import { MessageType, messageTypeName, type DhcpOptions } from './options.js';
 import { BootOp, type DhcpPacket } from './packet.js';
 import { relayAgentInformation } from './relay-agent.js';
 import { formatSlot, type RelaySlot } from '../profiles/slot.js';
 
-/** An address reserved for one MAC, with the hostname it is given (option 12). */
-export interface Reservation {
-  address: string;
-  hostname?: string;
-  /**
-   * Set when the address is a slot's (a profile naming option 82's
-   * circuit-id), not the MAC's own: the machine now in the slot gets it,
-   * and a lease the slot's previous machine holds on it is freed.
-   */
-  slot?: RelaySlot;
-}
-
-/** An inclusive range of addresses. */
-export interface AddressRange {
-  start: string;
-  end: string;
-}
+/**
+ * Where a request arrived: the DHCP port (67), with the datagram's source
+ * address when known, or the PXE boot server port (4011, proxy mode), with
+ * the source address and port its reply goes back to.
+ */
+export type Arrival = { port: 'dhcp'; source?: string } | { port: 'boot-server'; source: ReplyDestination };
 
 /**
- * A subnet rackboot hands out addresses on: its own wire (from serverAddress,
- * prefixLength, pool, router and dns) or one behind a DHCP relay agent, which
- * is picked by the relay's address (giaddr) as RFC 2131 section 4.3.1 says.
+ * The one place a request goes to full or proxy mode. On port 67,
+ * `arrival.source` decides whether a DHCPRELEASE is honoured and a renewal
+ * gets the full lease time: only when it comes from the address it is about.
  */
-export interface Scope {
-  subnet: Subnet;
-  pool: AddressRange | undefined;
-  router: string | undefined;
-  dns: readonly string[];
-}
-
-/** `--first-lease-time`'s default: five minutes for a client until it renews from its address. */
-export const defaultFirstLeaseSeconds = 300;
-
-export interface DhcpContext {
-  /**
-   * 'full': rackboot is the network's DHCP server and hands out addresses.
-   * 'proxy' (PXE proxyDHCP, proxy.ts): another server hands out addresses
-   * and rackboot only answers network-boot clients with boot information.
-   */
-  mode: 'full' | 'proxy';
-  /** Our address on the client's network: server identifier (54), next server. */
-  serverAddress: string;
-  prefixLength: number;
-  /** Addresses handed out to clients without a reservation; none when undefined. */
-  pool: AddressRange | undefined;
-  leaseSeconds: number;
-  /**
-   * The lease a client gets until it renews from its bound address (RENEWING
-   * or REBINDING, ciaddr and the datagram's source both that address): a
-   * client that never comes back, such as a made-up MAC grabbing the pool,
-   * holds its address this long instead of leaseSeconds. At most
-   * leaseSeconds; leaseSeconds when undefined.
-   */
-  firstLeaseSeconds?: number;
-  /** How long an offered address is kept for the client before another may get it. */
-  offerHoldSeconds: number;
-  /** How long an address a client declined (DHCPDECLINE) is kept from everyone. */
-  declineHoldSeconds: number;
-  router: string | undefined;
-  dns: readonly string[];
-  /** Subnets behind relay agents (full mode); a relayed request from anywhere else is ignored. */
-  relayScopes?: readonly Scope[];
-  /**
-   * The reservation of a MAC seen in `slot` (the request's option 82, or
-   * the slot the MAC was last seen in): the MAC's own profile first, then
-   * the slot's.
-   */
-  reservationFor(mac: string, slot?: RelaySlot): Reservation | undefined;
-  /** Who an address is reserved for (a MAC or a slot), if anyone; the pool never gives that address to another client. */
-  reservationOwner(address: string): string | undefined;
-  /**
-   * The slot a MAC was last seen in (see profiles/sightings.ts), for
-   * requests that come without option 82: renewals are unicast straight to
-   * the server, past the relay agent.
-   */
-  slotOf?(mac: string): RelaySlot | undefined;
-  bootFile(facts: ClientFacts): BootFileChoice;
-  /**
-   * `--dhcp-known-only`: set, only clients it says yes to are answered (a
-   * MAC or slot with a profile of its own, not the default one); every
-   * other request is ignored, in full and proxy mode alike.
-   */
-  knownOnly?: (mac: string, slot?: RelaySlot) => boolean;
-  leases: Pick<LeaseStore, 'byMac' | 'byAddress' | 'all'>;
-  /** UDP ports: replies to relays go to serverPort (67), to clients to clientPort (68). */
-  serverPort: number;
-  clientPort: number;
-}
-
-export interface ReplyDestination {
-  address: string;
-  port: number;
-}
-
-export type DhcpDecision =
-  | {
-      kind: 'reply';
-      result: 'offer' | 'ack' | 'nak';
-      packet: DhcpPacket;
-      destination: ReplyDestination;
-      facts: ClientFacts;
-      /** The address given (yiaddr), or for INFORM the client's own. */
-      address?: string;
-      boot?: BootFileChoice;
-      /** Why a NAK was sent; also in its option 56. */
-      reason?: string;
-      /** Something the log should say about an offer or ack (a lease freed for a slot's new machine). */
-      note?: string;
-      /** The slot (option 82) the request came from, for an offer or ack: the server records the MAC there. */
-      slot?: RelaySlot;
-      leaseChanges: LeaseChange[];
-    }
-  | {
-      /** No reply, but the leases change (RELEASE, DECLINE, a client that chose another server). */
-      kind: 'update';
-      result: 'release' | 'decline' | 'withdraw-offer';
-      facts: ClientFacts;
-      address: string;
-      reason: string;
-      leaseChanges: LeaseChange[];
-    }
-  | {
-      kind: 'ignore';
-      reason: string;
-      facts?: ClientFacts;
-      /**
-       * Counted and summed up in the log now and then, rather than a line
-       * each (see DhcpServer): a client without a profile under
-       * --dhcp-known-only, or a new client past the rate of new clients.
-       */
-      quiet?: 'unknown' | 'rate';
-    };
-
-/**
- * `source` is the IP source address of the datagram, when known: a
- * DHCPRELEASE is honoured, and a renewal given the full lease time, only
- * when it comes from the address it is about.
- */
-export function decide(packet: DhcpPacket, context: DhcpContext, now: number, source?: string): DhcpDecision {
-  // A packet on port 67; the server shell calls decideProxy itself for port 4011.
+export function answer(packet: DhcpPacket, context: DhcpContext, now: number, arrival: Arrival): DhcpDecision {
+  if (arrival.port === 'boot-server') return decideProxy(packet, context, arrival);
   if (context.mode === 'proxy') return decideProxy(packet, context, { port: 'dhcp' });
   const screened = screenRequest(packet, context);
   if (screened.kind === 'ignore') return screened;
@@ -165,26 +62,12 @@ export function decide(packet: DhcpPacket, context: DhcpContext, now: number, so
   const unknown = unknownClient(packet, facts, context);
   if (unknown !== undefined) return unknown;
   const scope = scopeFor(subnet, context);
-  return new Decision(packet, facts, context, scope, now, source).full(type);
+  return new Decision(packet, facts, context, scope, now, arrival.source).full(type);
 }
 
-
-/**
- * Under `--dhcp-known-only`, the refusal of a client without a profile of
- * its own: by MAC, or by slot (the request's option 82, or where the MAC was
- * last seen). Quiet: on a shared segment every other machine's DHCP traffic
- * ends here, which is not worth a log line each.
- */
-export function unknownClient(
-  packet: DhcpPacket,
-  facts: ClientFacts,
-  context: Pick<DhcpContext, 'knownOnly' | 'slotOf'>,
-): DhcpDecision | undefined {
-  if (context.knownOnly === undefined) return undefined;
-  const information = relayAgentInformation(packet);
-  const slot = information.kind === 'slot' ? information.slot : context.slotOf?.(facts.mac);
-  if (context.knownOnly(facts.mac, slot)) return undefined;
-  return { kind: 'ignore', reason: 'no profile of its own for this MAC or slot (--dhcp-known-only)', facts, quiet: 'unknown' };
+/** answer() for a request on port 67 from `source`. */
+export function decide(packet: DhcpPacket, context: DhcpContext, now: number, source?: string): DhcpDecision {
+  return answer(packet, context, now, source === undefined ? { port: 'dhcp' } : { port: 'dhcp', source });
 }
 
 /** The scope of a screened request's subnet: our own wire, or a relay's. */
@@ -213,25 +96,10 @@ export function replyDestination(
   return { address: limitedBroadcast, port: ports.clientPort };
 }
 
-type Allocation = { address: string; changes: LeaseChange[]; note?: string } | { reason: string };
+type Allocation = { address: string; changes: LeaseChange[]; note?: string; cursor?: AllocationCursor } | { reason: string };
 
 /** May this client have the address: yes, with the changes that make it free (and why), or the refusal. */
 type Claim = { changes: LeaseChange[]; note?: string } | { reason: string };
-
-/**
- * Where each pool's search for a never-used address resumes, per server
- * context. Only a hint for speed: any start finds the same kind of address.
- */
-const cursorsByContext = new WeakMap<object, Map<string, number>>();
-
-function allocationCursors(context: DhcpContext): Map<string, number> {
-  let cursors = cursorsByContext.get(context);
-  if (cursors === undefined) {
-    cursors = new Map();
-    cursorsByContext.set(context, cursors);
-  }
-  return cursors;
-}
 
 class Decision {
   private readonly mac: string;
@@ -285,7 +153,7 @@ class Decision {
     if ('reason' in allocation) return ignore(allocation.reason, this.facts);
     const { address } = allocation;
     const changes = [...allocation.changes];
-    const note = allocation.note;
+    const { note, cursor } = allocation;
     const holdUntil = this.now + this.context.offerHoldSeconds * 1000;
     const own = this.context.leases.byMac(this.mac);
     // A client that still has a bound lease keeps it; an offer must not shorten it.
@@ -293,7 +161,9 @@ class Decision {
     if (!keepsBinding) changes.push({ kind: 'upsert', lease: this.lease(address, 'offered', holdUntil) });
     // The lease a REQUEST for this offer gets: a first lease.
     const leaseSeconds = this.firstLeaseSeconds();
-    return this.reply(MessageType.offer, { yourAddress: address, leaseSeconds, changes, ...(note === undefined ? {} : { note }) });
+    const decision = this.reply(MessageType.offer, { yourAddress: address, leaseSeconds, changes, ...(note === undefined ? {} : { note }) });
+    if (cursor !== undefined && decision.kind === 'reply') decision.cursor = cursor;
+    return decision;
   }
 
   /** RFC 2131 section 4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING. */
@@ -560,19 +430,15 @@ class Decision {
     let longestFree: Lease | undefined;
     const start = ipv4ToNumber(pool.start);
     const size = ipv4ToNumber(pool.end) - start + 1;
-    const cursors = allocationCursors(this.context);
     const cursorKey = `${pool.start}-${pool.end}`;
-    const from = cursors.get(cursorKey) ?? 0;
+    const from = this.context.allocationCursors?.get(cursorKey) ?? 0;
     for (let i = 0; i < size; i++) {
       const offset = (from + i) % size;
       const address = numberToIpv4(start + offset);
       if (!this.scope.subnet.isHostAddress(address) || this.isInfrastructure(address)) continue;
       if (this.context.reservationOwner(address) !== undefined) continue;
       const record = this.context.leases.byAddress(address);
-      if (record === undefined) {
-        cursors.set(cursorKey, (offset + 1) % size);
-        return { address, changes: [] };
-      }
+      if (record === undefined) return { address, changes: [], cursor: { pool: cursorKey, next: (offset + 1) % size } };
       if (holdsAddress(record, this.now) && (record.mac !== this.mac || record.state === 'declined')) continue;
       if (longestFree === undefined || record.expiresAt < longestFree.expiresAt) longestFree = record;
     }
@@ -709,26 +575,6 @@ class Decision {
       ...echoedRelayInformation(this.request),
     };
   }
-}
-
-/**
- * Options in wire order: `first` (message type and server identifier, which
- * some clients look for first), then what the client asked for in its
- * parameter request list (option 55) in its order, then the rest. Nothing is
- * left out for not being asked for: PXE ROMs need the boot options whether or
- * not they listed them.
- */
-export function orderOptions(first: DhcpOptions, offered: DhcpOptions, requestList: readonly number[]): DhcpOptions {
-  const ordered: DhcpOptions = { ...first };
-  const put = (name: OptionName) => {
-    if (!(name in ordered) && offered[name] !== undefined) (ordered as Record<string, unknown>)[name] = offered[name];
-  };
-  for (const code of requestList) {
-    const name = typedOptionName(code);
-    if (name !== undefined) put(name);
-  }
-  for (const name of Object.keys(offered) as OptionName[]) put(name);
-  return ordered;
 }
 
 /**

@@ -21,7 +21,7 @@
  */
 import type { ClientFacts } from '../boot/facts.js';
 import { bootReplyFields } from './boot-options.js';
-import { orderOptions, unknownClient, type DhcpContext, type DhcpDecision, type ReplyDestination } from './decide.js';
+import { orderOptions, unknownClient, type DhcpContext, type DhcpDecision, type ReplyDestination } from './decision.js';
 import { echoedRelayInformation, ignore, screenRequest } from './screen.js';
 import { anyAddress, limitedBroadcast, Subnet } from '../net/ipv4.js';
 import { MessageType, messageTypeName, type DhcpOptions } from './options.js';

@@ -15,8 +15,8 @@ import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
 import { RateLimitedLog, type Logger } from '../log.js';
 import { bindUdp4ToDevice } from '../net/device-socket.js';
 import { ipv4AddressesOf } from '../net/interfaces.js';
-import { decide, defaultFirstLeaseSeconds, otherServerShown, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decide.js';
-import { bootServerPort, decideProxy } from './proxy.js';
+import { answer, defaultFirstLeaseSeconds, type Arrival, otherServerShown, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decide.js';
+import { bootServerPort } from './proxy.js';
 import { DhcpDecodeError, type DhcpDecodeErrorCode } from './errors.js';
 import { formatMac } from './facts.js';
 import { anyAddress, ipv4ToNumber, isIpv4, Subnet } from '../net/ipv4.js';
@@ -129,6 +129,8 @@ const expirySweepMs = 60_000;
 export class DhcpServer {
   readonly stats: DhcpServerStats = { received: 0, batches: 0, malformed: 0, replies: 0, updates: 0, ignored: 0, unknownIgnored: 0, rateLimited: 0, errors: 0 };
   private readonly context: DhcpContext;
+  /** Where each pool's next search for a never-used address starts: the decisions' cursors, handed back to them (DhcpContext.allocationCursors). */
+  private readonly allocationCursors = new Map<string, number>();
   private readonly port: number;
   private readonly now: () => number;
   /** Bound to 0.0.0.0: receives the broadcasts of clients that have no address yet. */
@@ -164,6 +166,7 @@ export class DhcpServer {
     this.port = options.port ?? 67;
     this.now = options.now ?? Date.now;
     this.context = {
+      allocationCursors: this.allocationCursors,
       mode: options.mode ?? 'full',
       serverAddress: options.serverAddress,
       prefixLength: options.prefixLength,
@@ -391,10 +394,13 @@ export class DhcpServer {
   /** Decides one request and applies its lease changes (inside the batch's transaction). */
   private decideOne(request: Request, now: number): Outcome {
     const { packet, bootServerSource } = request;
-    const decision: DhcpDecision =
+    const arrival: Arrival =
       bootServerSource !== undefined
-        ? decideProxy(packet, this.context, { port: 'boot-server', source: bootServerSource })
-        : decide(packet, this.context, now, request.sourceAddress);
+        ? { port: 'boot-server', source: bootServerSource }
+        : request.sourceAddress === undefined
+          ? { port: 'dhcp' }
+          : { port: 'dhcp', source: request.sourceAddress };
+    const decision: DhcpDecision = answer(packet, this.context, now, arrival);
     if (decision.kind === 'ignore') return { request, decision };
     if (this.overNewClientRate(request, decision, now)) {
       return { request, decision: { kind: 'ignore', reason: 'new clients over --dhcp-new-clients-per-second', facts: decision.facts, quiet: 'rate' } };
@@ -402,6 +408,7 @@ export class DhcpServer {
     // Encoded first: a reply that cannot be encoded changes no lease.
     const bytes = decision.kind === 'reply' ? encodePacket(decision.packet) : undefined;
     applyLeaseChanges(this.options.leases, decision.leaseChanges, now);
+    if (decision.kind === 'reply' && decision.cursor !== undefined) this.allocationCursors.set(decision.cursor.pool, decision.cursor.next);
     return { request, decision, bytes };
   }
 
