@@ -11,7 +11,10 @@ import type { ClientFacts } from '../boot/facts.js';
 import { bootReplyFields } from './boot-options.js';
 import { decideProxy } from './proxy.js';
 import {
+  echoedClientId,
   orderOptions,
+  replyPacket,
+  routeReply,
   unknownClient,
   type AllocationCursor,
   type DhcpContext,
@@ -33,11 +36,11 @@ export {
   type ReplyDestination,
   type Scope,
 } from './decision.js';
-import { echoedRelayInformation, ignore, screenRequest } from './screen.js';
-import { anyAddress, ipv4ToNumber, isIpv4, limitedBroadcast, numberToIpv4, Subnet } from '../net/ipv4.js';
+import { ignore, screenRequest } from './screen.js';
+import { anyAddress, ipv4ToNumber, isIpv4, numberToIpv4, Subnet } from '../net/ipv4.js';
 import { holdsAddress, type Lease, type LeaseChange } from './leases.js';
 import { MessageType, messageTypeName, type DhcpOptions } from './options.js';
-import { BootOp, type DhcpPacket } from './packet.js';
+import type { DhcpPacket } from './packet.js';
 import { relayAgentInformation } from './relay-agent.js';
 import { formatSlot, type RelaySlot } from '../profiles/slot.js';
 
@@ -76,24 +79,14 @@ export function scopeFor(subnet: Subnet, context: DhcpContext): Scope {
   return relayed ?? { subnet, pool: context.pool, router: context.router, dns: context.dns };
 }
 
-/**
- * Where a reply goes, RFC 2131 section 4.1: to the relay (giaddr) at the
- * server port; a NAK is broadcast; to ciaddr when the client has one on our
- * link; otherwise broadcast. RFC 2131 would unicast to yiaddr when the
- * broadcast bit is clear, but that needs an ARP entry for an address the
- * client does not yet answer for, which Node cannot add; broadcast is allowed.
- */
+/** Where a full-mode reply of `replyType` goes (routeReply): a NAK is broadcast, an offer or ACK goes to the client. */
 export function replyDestination(
   request: DhcpPacket,
   replyType: number,
   subnet: Subnet,
   ports: { serverPort: number; clientPort: number },
 ): ReplyDestination {
-  if (request.relayAddress !== anyAddress) return { address: request.relayAddress, port: ports.serverPort };
-  if (replyType !== MessageType.nak && request.clientAddress !== anyAddress && subnet.contains(request.clientAddress)) {
-    return { address: request.clientAddress, port: ports.clientPort };
-  }
-  return { address: limitedBroadcast, port: ports.clientPort };
+  return routeReply(request, replyType === MessageType.nak ? 'broadcast' : 'client', subnet, ports);
 }
 
 type Allocation = { address: string; changes: LeaseChange[]; note?: string; cursor?: AllocationCursor } | { reason: string };
@@ -471,12 +464,12 @@ class Decision {
   private nak(reason: string): DhcpDecision {
     const type = MessageType.nak;
     const relayed = this.request.relayAddress !== anyAddress;
-    const packet = this.header({
+    const packet = replyPacket(this.request, {
       yourAddress: anyAddress,
       clientAddress: anyAddress,
       // RFC 2131 section 4.1: a NAK through a relay asks the relay to broadcast it.
       broadcast: this.request.broadcast || relayed,
-      options: { messageType: type, serverIdentifier: this.context.serverAddress, message: reason, ...this.echoedClientId() },
+      options: { messageType: type, serverIdentifier: this.context.serverAddress, message: reason, ...echoedClientId(this.request) },
     });
     return {
       kind: 'reply',
@@ -512,9 +505,9 @@ class Decision {
     if (this.scope.router !== undefined) offered.routers = [this.scope.router];
     if (this.scope.dns.length > 0) offered.dnsServers = [...this.scope.dns];
     if (this.reservation?.hostname !== undefined) offered.hostname = this.reservation.hostname;
-    Object.assign(offered, bootFields?.options, this.echoedClientId());
+    Object.assign(offered, bootFields?.options, echoedClientId(this.request));
 
-    const packet = this.header({
+    const packet = replyPacket(this.request, {
       yourAddress: parts.yourAddress,
       clientAddress: parts.clientAddress ?? anyAddress,
       broadcast: this.request.broadcast,
@@ -542,39 +535,6 @@ class Decision {
     return decision;
   }
 
-  /** RFC 6842: a reply carries the client identifier (61) the request had. */
-  private echoedClientId(): DhcpOptions {
-    const id = this.request.options.clientIdentifier;
-    return id === undefined ? {} : { clientIdentifier: id };
-  }
-
-  /** Reply header fields, RFC 2131 table 3. */
-  private header(fields: {
-    yourAddress: string;
-    clientAddress: string;
-    broadcast: boolean;
-    nextServer?: string | undefined;
-    bootFile?: string | undefined;
-    options: DhcpOptions;
-  }): DhcpPacket {
-    return {
-      op: BootOp.reply,
-      hardwareType: this.request.hardwareType,
-      hardwareAddress: Buffer.from(this.request.hardwareAddress),
-      hops: 0,
-      transactionId: this.request.transactionId,
-      secondsElapsed: 0,
-      broadcast: fields.broadcast,
-      clientAddress: fields.clientAddress,
-      yourAddress: fields.yourAddress,
-      serverAddress: fields.nextServer ?? anyAddress,
-      relayAddress: this.request.relayAddress,
-      serverName: '',
-      bootFile: fields.bootFile ?? '',
-      options: fields.options,
-      ...echoedRelayInformation(this.request),
-    };
-  }
 }
 
 /**

@@ -5,11 +5,12 @@
  * Pure.
  */
 import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
-import type { Subnet } from '../net/ipv4.js';
+import { anyAddress, limitedBroadcast, type Subnet } from '../net/ipv4.js';
 import type { LeaseChange, LeaseStore } from './leases.js';
 import { typedOptionName, type DhcpOptions, type OptionName } from './options.js';
-import type { DhcpPacket } from './packet.js';
+import { BootOp, type DhcpPacket } from './packet.js';
 import { relayAgentInformation } from './relay-agent.js';
+import { echoedRelayInformation } from './screen.js';
 import type { RelaySlot } from '../profiles/slot.js';
 
 /** An address reserved for one MAC, with the hostname it is given (option 12). */
@@ -196,4 +197,71 @@ export function orderOptions(first: DhcpOptions, offered: DhcpOptions, requestLi
   }
   for (const name of Object.keys(offered) as OptionName[]) put(name);
   return ordered;
+}
+
+/** RFC 6842: a reply carries the client identifier (61) the request had. */
+export function echoedClientId(request: DhcpPacket): DhcpOptions {
+  const id = request.options.clientIdentifier;
+  return id === undefined ? {} : { clientIdentifier: id };
+}
+
+/**
+ * A reply to `request`, RFC 2131 table 3: what it copies from the request
+ * (hardware address, transaction id, giaddr, option 82) and what the
+ * decision says (addresses, broadcast bit, boot server and file, options).
+ */
+export function replyPacket(
+  request: DhcpPacket,
+  fields: { yourAddress: string; clientAddress: string; broadcast: boolean; nextServer?: string | undefined; bootFile?: string | undefined; options: DhcpOptions },
+): DhcpPacket {
+  return {
+    op: BootOp.reply,
+    hardwareType: request.hardwareType,
+    hardwareAddress: Buffer.from(request.hardwareAddress),
+    hops: 0,
+    transactionId: request.transactionId,
+    secondsElapsed: 0,
+    broadcast: fields.broadcast,
+    clientAddress: fields.clientAddress,
+    yourAddress: fields.yourAddress,
+    serverAddress: fields.nextServer ?? anyAddress,
+    relayAddress: request.relayAddress,
+    serverName: '',
+    bootFile: fields.bootFile ?? '',
+    options: fields.options,
+    ...echoedRelayInformation(request),
+  };
+}
+
+/**
+ * How a reply may reach its client, when no relay agent carries it:
+ * - 'client': to ciaddr when the client has one on our link, else broadcast
+ *   (full mode's offers and ACKs);
+ * - 'broadcast': always broadcast (a NAK; a proxy offer, to a client with
+ *   no address yet);
+ * - bootServer: back where a port 4011 request came from (iPXE sends from
+ *   port 68, UEFI PXE from 4011, each listening there), else to ciaddr.
+ */
+export type ReplyRoute = 'client' | 'broadcast' | { bootServer: ReplyDestination | undefined };
+
+/**
+ * Where a reply goes, RFC 2131 section 4.1, for full and proxy mode alike:
+ * to the relay (giaddr) at the server port, else by `route`. RFC 2131 would
+ * unicast to yiaddr when the broadcast bit is clear, but that needs an ARP
+ * entry for an address the client does not yet answer for, which Node
+ * cannot add; broadcast is allowed. Undefined only for a port 4011 request
+ * that names no address to answer.
+ */
+export function routeReply(request: DhcpPacket, route: 'client' | 'broadcast', subnet: Subnet, ports: { serverPort: number; clientPort: number }): ReplyDestination;
+export function routeReply(request: DhcpPacket, route: ReplyRoute, subnet: Subnet, ports: { serverPort: number; clientPort: number }): ReplyDestination | undefined;
+export function routeReply(request: DhcpPacket, route: ReplyRoute, subnet: Subnet, ports: { serverPort: number; clientPort: number }): ReplyDestination | undefined {
+  if (request.relayAddress !== anyAddress) return { address: request.relayAddress, port: ports.serverPort };
+  if (typeof route === 'object') {
+    if (route.bootServer !== undefined && route.bootServer.address !== anyAddress) return route.bootServer;
+    return request.clientAddress !== anyAddress ? { address: request.clientAddress, port: ports.clientPort } : undefined;
+  }
+  if (route === 'client' && request.clientAddress !== anyAddress && subnet.contains(request.clientAddress)) {
+    return { address: request.clientAddress, port: ports.clientPort };
+  }
+  return { address: limitedBroadcast, port: ports.clientPort };
 }

@@ -21,11 +21,11 @@
  */
 import type { ClientFacts } from '../boot/facts.js';
 import { bootReplyFields } from './boot-options.js';
-import { orderOptions, unknownClient, type DhcpContext, type DhcpDecision, type ReplyDestination } from './decision.js';
-import { echoedRelayInformation, ignore, screenRequest } from './screen.js';
-import { anyAddress, limitedBroadcast, Subnet } from '../net/ipv4.js';
+import { echoedClientId, orderOptions, replyPacket, routeReply, unknownClient, type DhcpContext, type DhcpDecision, type ReplyDestination } from './decision.js';
+import { ignore, screenRequest } from './screen.js';
+import { anyAddress, Subnet } from '../net/ipv4.js';
 import { MessageType, messageTypeName, type DhcpOptions } from './options.js';
-import { BootOp, type DhcpPacket } from './packet.js';
+import type { DhcpPacket } from './packet.js';
 
 /**
  * What proxy mode reads of the server's context. relayScopes: subnets
@@ -70,11 +70,7 @@ class ProxyReply {
   onDhcpPort(type: number): DhcpDecision {
     if (type === MessageType.discover) {
       // To the relay if there is one, else broadcast: the client has no address yet.
-      const destination =
-        this.request.relayAddress !== anyAddress
-          ? { address: this.request.relayAddress, port: this.context.serverPort }
-          : { address: limitedBroadcast, port: this.context.clientPort };
-      return this.reply(MessageType.offer, destination);
+      return this.reply(MessageType.offer, routeReply(this.request, 'broadcast', this.subnet, this.context));
     }
     if (type === MessageType.request) {
       const serverId = this.request.options.serverIdentifier;
@@ -96,16 +92,8 @@ class ProxyReply {
     if (serverId !== undefined && serverId !== this.context.serverAddress) {
       return ignore(`port ${bootServerPort} request for server ${serverId}`, this.facts);
     }
-    // Back where it came from: iPXE sends from port 68, UEFI PXE from 4011
-    // (EDK2 PxeBcDhcp4Discover listens on 4011), each listening there.
-    let destination: ReplyDestination | undefined;
-    if (this.request.relayAddress !== anyAddress) {
-      destination = { address: this.request.relayAddress, port: this.context.serverPort };
-    } else if (source !== undefined && source.address !== anyAddress) {
-      destination = source;
-    } else if (this.request.clientAddress !== anyAddress) {
-      destination = { address: this.request.clientAddress, port: this.context.clientPort };
-    }
+    // Back where it came from (EDK2 PxeBcDhcp4Discover listens on 4011).
+    const destination = routeReply(this.request, { bootServer: source }, this.subnet, this.context);
     if (destination === undefined) return ignore(`port ${bootServerPort} request without ciaddr or a source address`, this.facts);
     // A client behind a relay asks on port 4011 straight from its address
     // (unicast, routed past the relay): its subnet is a relay subnet.
@@ -125,32 +113,17 @@ class ProxyReply {
     if (boot.kind === 'none' || fields === undefined) {
       return ignore(boot.kind === 'none' ? boot.reason : 'nothing to boot', this.facts);
     }
-    const offered: DhcpOptions = { ...fields.options };
-    // RFC 6842: a reply carries the client identifier (61) the request had.
-    if (request.options.clientIdentifier !== undefined) offered.clientIdentifier = request.options.clientIdentifier;
-    const packet: DhcpPacket = {
-      op: BootOp.reply,
-      hardwareType: request.hardwareType,
-      hardwareAddress: Buffer.from(request.hardwareAddress),
-      hops: 0,
-      transactionId: request.transactionId,
-      secondsElapsed: 0,
+    const offered: DhcpOptions = { ...fields.options, ...echoedClientId(request) };
+    const packet = replyPacket(request, {
       // The offer is broadcast; say so, as pixiecore and dnsmasq do.
       broadcast: type === MessageType.offer ? true : request.broadcast,
       // The ACK on port 4011 keeps the client's address; no address is ever given.
       clientAddress: type === MessageType.ack ? request.clientAddress : anyAddress,
       yourAddress: anyAddress,
-      serverAddress: fields.nextServer,
-      relayAddress: request.relayAddress,
-      serverName: '',
+      nextServer: fields.nextServer,
       bootFile: fields.bootFile,
-      options: orderOptions(
-        { messageType: type, serverIdentifier: context.serverAddress },
-        offered,
-        request.options.parameterRequestList ?? [],
-      ),
-      ...echoedRelayInformation(request),
-    };
+      options: orderOptions({ messageType: type, serverIdentifier: context.serverAddress }, offered, request.options.parameterRequestList ?? []),
+    });
     return {
       kind: 'reply',
       result: type === MessageType.offer ? 'offer' : 'ack',
