@@ -168,13 +168,11 @@ function endWith(res: ServerResponse, data: Buffer): Promise<void> {
 
 /**
  * Bodies being sent now, by every route. While there are few, a file that
- * is in the memory cache goes out from there rather than by sendfile(2):
- * with one client over a veth (bench:http), Node's writes of the shared
- * copy gave 4.5-5.8 GB/s where sendfile gave 2.6-3.0 and nginx's sendfile
- * 3.3-4.2; splice takes a page reference per 4 KiB, and a receiver on the
- * same host copies anyway. With many clients sendfile was as fast, and it
- * spends no CPU on copies. Either way memory does not grow with clients:
- * the copy is one per file.
+ * is in the memory cache goes out from there rather than by sendfile(2),
+ * which is slower for a few clients (splice takes a page reference per
+ * 4 KiB, and a receiver on the same host copies anyway); with many clients
+ * sendfile is as fast and spends no CPU on copies (docs/performance.md).
+ * Either way memory does not grow with clients: the copy is one per file.
  */
 let bodiesInFlight = 0;
 const memoryWhileAtMost = 4;

@@ -6,8 +6,7 @@
  * Why this exists: Node has no sendfile. Streaming a boot file reads it
  * into a buffer and writes that buffer to the socket, a copy each way per
  * client; an in-memory copy of hot files saves the read but not the write,
- * and costs memory. bench:http measured that at 0.59x nginx (sendfile on)
- * with 64 clients of a 64 MB file.
+ * and costs memory (docs/performance.md has bench:http's figures).
  *
  *   new FileSend(socketFd, fileFd, offset, length, onDone(errorOrNull, bytesSent))
  *   .abort()      stop early; onDone gets an ECANCELED error (never twice)
@@ -25,9 +24,8 @@
  * would wait for the disk; cachestat(2) (Linux 6.5) tells whether a run's
  * pages are cached, or before 6.5 mincore() on a mapping of the range
  * (which maps, never reads). Both walk the page cache, so runs are checked
- * 4 MiB at a time, once per transfer: with mincore() the walk took a fifth
- * of the server's CPU at one client on loopback; cachestat() costs half as
- * much (0.5 against 1.1 ms per 64 MB). Cached runs are sent on
+ * 4 MiB at a time, once per transfer (the walk is dear, mincore() the
+ * dearer). Cached runs are sent on
  * the loop's thread; a run that is not cached is read ahead and sent on
  * libuv's thread pool, after which its pages are cached. A page evicted
  * between the check and the send is a short wait, the cost every sendfile

@@ -4,10 +4,9 @@
  *
  * Why this exists: at windowsize 1 every block is a round trip, and on a
  * fast link each one costs the server a receive, a JavaScript callback and
- * a send. Measured with atftp on the same CPU, a bare dgram loop that only
- * answers ACK n with DATA n+1 from memory reached 77-85 MB/s where dnsmasq
- * reached 85-92: the cost per datagram of the runtime, not the transfer's
- * logic, kept Node below dnsmasq. Here, while a transfer is "pumped", the
+ * a send: the runtime's cost per datagram, not the transfer's logic, is
+ * what kept a Node server below dnsmasq (docs/performance.md). Here, while
+ * a transfer is "pumped", the
  * expected ACK (4 bytes, from the client's transfer ID, acknowledging the
  * block last sent) is answered in C on the event loop's thread: read the
  * next block, send it, wait. Everything else hands the transfer back to
@@ -21,11 +20,9 @@
  * for up to 50 us (sched_yield() between tries, so a client on the same
  * CPU runs at once) rather than going back to the event loop to sleep.
  * Waking a sleeping thread is the dearest part of a round trip when the
- * client answers within microseconds: an idle virtual CPU woken by an
- * inter-processor interrupt through the hypervisor took tens of
- * microseconds a packet, and at windowsize 1 the round trip is the
- * transfer's speed (dnsmasq and tftpd-hpa sleep: 17-25 MB/s with the
- * client on another CPU, where polling gave rackboot 55-66). It polls only
+ * client answers within microseconds (an idle virtual CPU is woken by an
+ * interrupt through the hypervisor), and at windowsize 1 the round trip is
+ * the transfer's speed. It polls only
  * while it pumps the process's one transfer (with more, the loop has their
  * packets to handle), for at most 1 ms of ACKs per callback, and a poll
  * that catches nothing skips the next 1, 2, 4 ... 256 blocks' polls, so a
@@ -38,8 +35,8 @@
  * the thread pool as it always did (after which the pages are cached).
  *
  * Two sockets share the transfer's port: one connected to the client (the
- * kernel then finds it, and the route back, without a lookup per packet:
- * tftpd-hpa does the same and was 4% faster than dnsmasq at windowsize 1),
+ * kernel then finds it, and the route back, without a lookup per packet,
+ * as tftpd-hpa does),
  * and one unconnected, which gets datagrams from anyone else so that they
  * are answered with error 5 (RFC 1350) rather than an ICMP port
  * unreachable. The first is bound without SO_REUSEADDR, so the kernel picks

@@ -58,11 +58,10 @@ export const defaultProfileFileNames = ['default.yaml', 'default.yml'] as const;
 /**
  * dom0 gets a fixed 256 MiB (`max:` too, so it never balloons): on a
  * 512 MiB machine that leaves room for the default profile's two 96 MiB
- * demo guests and Xen's own 8 MiB, with about 50 MiB to spare. Measured
- * floors: Xen's PV dom0 builder wants a naturally aligned 128 MiB block for
- * the kernel's 74 MiB of address space plus the initrd's 54 MB (183 MiB
- * at least), and the kernel keeps the initramfs in a tmpfs limited to half
- * the memory it has at that point (232 MiB is enough, 208 is not).
+ * demo guests and Xen's own 8 MiB. Less does not boot: Xen's PV dom0
+ * builder wants an aligned block for the kernel and the initrd, and the
+ * kernel keeps the initramfs in a tmpfs limited to half its memory
+ * (docs/performance.md has the measured floors).
  */
 export const profileDefaults = {
   ssh: false,

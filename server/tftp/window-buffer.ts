@@ -14,9 +14,8 @@ import { Opcode } from './codes.js';
  * allocated and no two-part send per packet.
  *
  * There are at least enough slots for 64 KiB, so small windows read ahead
- * in 64 KiB reads rather than one read per block: at windowsize 1 a read
- * per block (a trip through libuv's thread pool per ACK) ran at a third of
- * dnsmasq's speed. And the transfer calls prefetch() as ACKs come in, so
+ * in 64 KiB reads rather than one read per block (a trip through libuv's
+ * thread pool per ACK). And the transfer calls prefetch() as ACKs come in, so
  * the next blocks are read while the client still works on the ones sent:
  * an ACK then finds its answer in memory and costs only a send, never a
  * wait for the thread pool.
