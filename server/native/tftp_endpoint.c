@@ -44,18 +44,20 @@
  * in. A stranger's datagram goes to JavaScript without stopping the pump:
  * what JavaScript does with it (error 5) touches no transfer state.
  *
- *   new TftpEndpoint(address, clientAddress, clientPort, onMessage(buffer, address, port),
- *                    onPumpStopped(reason, lastAcked, highestSent, sinceSentMs, smoothedMs, variationMs, detail, polledAcks, pollMisses))
+ *   new TftpEndpoint(address, clientAddress, clientPort, onMessage(buffer, address, port), onPumpStopped(stop))
+ *     stop: { reason, lastAcked, highestSent, sinceSentMs, smoothedMs, variationMs, detail?, polledAcks, pollMisses }
  *   .port()                         the bound port
  *   .send(buffer, port, address)    one datagram; a failed send is a lost packet
- *   .pump(fd, size, blockSize, from, finalIndex, timeoutMs, adaptive, minTimeoutMs, maxTimeoutMs, smoothedMs, variationMs)
+ *   .pump({ fd, size, blockSize, from, finalIndex, timeoutMs, adaptive?: { smoothedMs, variationMs, minMs, maxMs } })
  *                                   send block `from` and go on; returns "started" or "wouldBlock" (nothing sent)
  *
  * The timeout: with `adaptive`, RFC 6298's estimator goes on from the
- * transfer's (smoothed round trip and its variation, -1 when not measured
- * yet) over each block and its ACK, and the timeout is smoothed + 4 x
- * variation within min..max; the estimator's state goes back with the
- * transfer. Without, `timeoutMs` throughout.
+ * transfer's (smoothed round trip and its variation; smoothedMs -1 when not
+ * measured yet) over each block and its ACK, and the timeout is smoothed +
+ * 4 x variation within min..max; the estimator's state goes back with the
+ * transfer. Without, `timeoutMs` throughout. The estimator is the same as
+ * server/tftp/rtt.ts's, and roundTripTimeouts() (exported for tests) runs
+ * it over a list of samples so the two are checked with the same vectors.
  *   .stopPump()                     stop without a callback
  *   .close()
  *
@@ -100,6 +102,28 @@
 #define SPIN_TURN_NS (1000 * 1000)
 #define SPIN_MAX_BACKOFF 256
 
+/* RFC 6298's round-trip estimator, in ms, as server/tftp/rtt.ts has it. */
+typedef struct {
+  double smoothed_ms, variation_ms; /* smoothed_ms -1 until measured */
+  double min_ms, max_ms;
+} rtt_t;
+
+/* RFC 6298 section 2: one sample in; the timeout out, smoothed + 4 x variation within min..max, in whole ms, at least 1. */
+static uint64_t rtt_sample(rtt_t *rtt, double sample) {
+  if (rtt->smoothed_ms < 0) {
+    rtt->smoothed_ms = sample;
+    rtt->variation_ms = sample / 2;
+  } else {
+    double difference = rtt->smoothed_ms > sample ? rtt->smoothed_ms - sample : sample - rtt->smoothed_ms;
+    rtt->variation_ms = 0.75 * rtt->variation_ms + 0.25 * difference;
+    rtt->smoothed_ms = 0.875 * rtt->smoothed_ms + 0.125 * sample;
+  }
+  double timeout = rtt->smoothed_ms + 4 * rtt->variation_ms;
+  if (timeout < rtt->min_ms) timeout = rtt->min_ms;
+  if (timeout > rtt->max_ms) timeout = rtt->max_ms;
+  return timeout < 1 ? 1 : (uint64_t)timeout;
+}
+
 typedef struct {
   napi_env env;
   uv_loop_t *loop;
@@ -131,8 +155,7 @@ typedef struct {
   uint64_t timer_due;   /* uv_now() when the timer fires */
   uint64_t sent_ns;     /* monotonic time the highest block went out */
   int adaptive;
-  double min_timeout_ms, max_timeout_ms;
-  double smoothed_ms, variation_ms; /* -1 until measured */
+  rtt_t rtt;
   /* Read-ahead: file bytes of blocks chunk_first .. chunk_first + chunk_blocks - 1 (chunk_bytes of them valid). */
   uint8_t *chunk;
   int64_t chunk_capacity;
@@ -198,18 +221,29 @@ static void report_stop(endpoint_t *ep, const char *reason, const char *detail) 
   napi_env env = ep->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value argv[9];
-  napi_create_string_utf8(env, reason, NAPI_AUTO_LENGTH, &argv[0]);
-  napi_create_int64(env, ep->last_acked, &argv[1]);
-  napi_create_int64(env, ep->highest_sent, &argv[2]);
-  napi_create_double(env, (double)(monotonic_ns() - ep->sent_ns) / 1e6, &argv[3]);
-  napi_create_double(env, ep->smoothed_ms, &argv[4]);
-  napi_create_double(env, ep->variation_ms, &argv[5]);
-  if (detail != NULL) napi_create_string_utf8(env, detail, NAPI_AUTO_LENGTH, &argv[6]);
-  else napi_get_undefined(env, &argv[6]);
-  napi_create_uint32(env, ep->polled_acks, &argv[7]);
-  napi_create_uint32(env, ep->poll_misses, &argv[8]);
-  call_back(ep, ep->on_stopped, 9, argv);
+  napi_value stop, value;
+  napi_create_object(env, &stop);
+  napi_create_string_utf8(env, reason, NAPI_AUTO_LENGTH, &value);
+  napi_set_named_property(env, stop, "reason", value);
+  napi_create_int64(env, ep->last_acked, &value);
+  napi_set_named_property(env, stop, "lastAcked", value);
+  napi_create_int64(env, ep->highest_sent, &value);
+  napi_set_named_property(env, stop, "highestSent", value);
+  napi_create_double(env, (double)(monotonic_ns() - ep->sent_ns) / 1e6, &value);
+  napi_set_named_property(env, stop, "sinceSentMs", value);
+  napi_create_double(env, ep->rtt.smoothed_ms, &value);
+  napi_set_named_property(env, stop, "smoothedMs", value);
+  napi_create_double(env, ep->rtt.variation_ms, &value);
+  napi_set_named_property(env, stop, "variationMs", value);
+  if (detail != NULL) {
+    napi_create_string_utf8(env, detail, NAPI_AUTO_LENGTH, &value);
+    napi_set_named_property(env, stop, "detail", value);
+  }
+  napi_create_uint32(env, ep->polled_acks, &value);
+  napi_set_named_property(env, stop, "polledAcks", value);
+  napi_create_uint32(env, ep->poll_misses, &value);
+  napi_set_named_property(env, stop, "pollMisses", value);
+  call_back(ep, ep->on_stopped, 1, &stop);
   napi_close_handle_scope(env, scope);
 }
 
@@ -312,21 +346,9 @@ static void on_timer(uv_timer_t *timer) {
   report_stop(ep, "timeout", NULL);
 }
 
-/* RFC 6298 section 2, in ms; the pump never sends a block twice, so every sample counts (Karn). */
+/* The pump never sends a block twice, so every sample counts (Karn). */
 static void sample_round_trip(endpoint_t *ep, double sample) {
-  if (!ep->adaptive) return;
-  if (ep->smoothed_ms < 0) {
-    ep->smoothed_ms = sample;
-    ep->variation_ms = sample / 2;
-  } else {
-    double difference = ep->smoothed_ms > sample ? ep->smoothed_ms - sample : sample - ep->smoothed_ms;
-    ep->variation_ms = 0.75 * ep->variation_ms + 0.25 * difference;
-    ep->smoothed_ms = 0.875 * ep->smoothed_ms + 0.125 * sample;
-  }
-  double timeout = ep->smoothed_ms + 4 * ep->variation_ms;
-  if (timeout < ep->min_timeout_ms) timeout = ep->min_timeout_ms;
-  if (timeout > ep->max_timeout_ms) timeout = ep->max_timeout_ms;
-  ep->timeout_ms = timeout < 1 ? 1 : (uint64_t)timeout;
+  if (ep->adaptive) ep->timeout_ms = rtt_sample(&ep->rtt, sample);
 }
 
 static void advance(endpoint_t *ep) {
@@ -563,23 +585,42 @@ static napi_value method_send(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* A number property of an options object; false when it is missing or not a number. */
+static bool get_number(napi_env env, napi_value object, const char *name, double *out) {
+  napi_value value;
+  napi_valuetype type;
+  if (napi_get_named_property(env, object, name, &value) != napi_ok || napi_typeof(env, value, &type) != napi_ok || type != napi_number) return false;
+  return napi_get_value_double(env, value, out) == napi_ok;
+}
+
+/* The estimator's state from { smoothedMs, variationMs, minMs, maxMs } (smoothedMs -1 before a sample). */
+static bool get_rtt(napi_env env, napi_value object, rtt_t *rtt) {
+  return get_number(env, object, "smoothedMs", &rtt->smoothed_ms) && get_number(env, object, "variationMs", &rtt->variation_ms) &&
+         get_number(env, object, "minMs", &rtt->min_ms) && get_number(env, object, "maxMs", &rtt->max_ms) && rtt->min_ms >= 1 &&
+         rtt->max_ms >= rtt->min_ms;
+}
+
 static napi_value method_pump(napi_env env, napi_callback_info info) {
-  size_t argc = 11;
-  napi_value argv[11];
-  endpoint_t *ep = unwrap(env, info, &argc, argv);
+  size_t argc = 1;
+  napi_value job;
+  endpoint_t *ep = unwrap(env, info, &argc, &job);
   if (ep == NULL) return NULL;
-  int32_t file_fd;
-  int64_t size, block_size, from, final_index, timeout_ms;
-  bool adaptive;
-  double min_timeout_ms, max_timeout_ms, smoothed_ms, variation_ms;
-  if (argc != 11 || napi_get_value_int32(env, argv[0], &file_fd) != napi_ok || napi_get_value_int64(env, argv[1], &size) != napi_ok ||
-      napi_get_value_int64(env, argv[2], &block_size) != napi_ok || napi_get_value_int64(env, argv[3], &from) != napi_ok ||
-      napi_get_value_int64(env, argv[4], &final_index) != napi_ok || napi_get_value_int64(env, argv[5], &timeout_ms) != napi_ok ||
-      napi_get_value_bool(env, argv[6], &adaptive) != napi_ok || napi_get_value_double(env, argv[7], &min_timeout_ms) != napi_ok ||
-      napi_get_value_double(env, argv[8], &max_timeout_ms) != napi_ok || napi_get_value_double(env, argv[9], &smoothed_ms) != napi_ok ||
-      napi_get_value_double(env, argv[10], &variation_ms) != napi_ok || min_timeout_ms < 1 || max_timeout_ms < min_timeout_ms || block_size < 8 ||
-      block_size > 65464 || from < 1 || from > final_index || size < 0 || timeout_ms < 1) {
-    napi_throw_type_error(env, NULL, "pump(fd, size, blockSize, from, finalIndex, timeoutMs, adaptive, minTimeoutMs, maxTimeoutMs, smoothedMs, variationMs)");
+  double fd_number, size_number, block_number, from_number, final_number, timeout_number;
+  napi_value adaptive_value;
+  napi_valuetype adaptive_type = napi_undefined;
+  rtt_t rtt = { -1, 0, 1, 1 };
+  bool ok = argc == 1 && get_number(env, job, "fd", &fd_number) && get_number(env, job, "size", &size_number) &&
+            get_number(env, job, "blockSize", &block_number) && get_number(env, job, "from", &from_number) &&
+            get_number(env, job, "finalIndex", &final_number) && get_number(env, job, "timeoutMs", &timeout_number) &&
+            napi_get_named_property(env, job, "adaptive", &adaptive_value) == napi_ok && napi_typeof(env, adaptive_value, &adaptive_type) == napi_ok;
+  bool adaptive = ok && adaptive_type == napi_object;
+  if (adaptive) ok = get_rtt(env, adaptive_value, &rtt);
+  else ok = ok && adaptive_type == napi_undefined;
+  int32_t file_fd = (int32_t)fd_number;
+  int64_t size = (int64_t)size_number, block_size = (int64_t)block_number, from = (int64_t)from_number, final_index = (int64_t)final_number;
+  int64_t timeout_ms = (int64_t)timeout_number;
+  if (!ok || block_size < 8 || block_size > 65464 || from < 1 || from > final_index || size < 0 || timeout_ms < 1) {
+    napi_throw_type_error(env, NULL, "pump({ fd, size, blockSize, from, finalIndex, timeoutMs, adaptive?: { smoothedMs, variationMs, minMs, maxMs } })");
     return NULL;
   }
   if (ep->closed) return rb_throw_errno(env, EBADF, "pump", "");
@@ -597,10 +638,7 @@ static napi_value method_pump(napi_env env, napi_callback_info info) {
   ep->timeout_ms = (uint64_t)timeout_ms;
   ep->last_acked = from - 1;
   ep->adaptive = adaptive;
-  ep->min_timeout_ms = min_timeout_ms;
-  ep->max_timeout_ms = max_timeout_ms;
-  ep->smoothed_ms = smoothed_ms;
-  ep->variation_ms = variation_ms;
+  ep->rtt = rtt;
   const char *outcome = "started";
   switch (send_block(ep, from)) {
     case SENT:
@@ -652,6 +690,45 @@ static napi_value method_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * roundTripTimeouts(samples, { smoothedMs, variationMs, minMs, maxMs }):
+ * the estimator after each sample, as [{ smoothedMs, variationMs, timeoutMs }],
+ * for tests that check it against server/tftp/rtt.ts.
+ */
+static napi_value round_trip_timeouts(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  rtt_t rtt;
+  bool is_array = false;
+  uint32_t count = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[0], &count) != napi_ok || !get_rtt(env, argv[1], &rtt)) {
+    napi_throw_type_error(env, NULL, "roundTripTimeouts(samples, { smoothedMs, variationMs, minMs, maxMs })");
+    return NULL;
+  }
+  napi_value result;
+  napi_create_array_with_length(env, count, &result);
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item, value;
+    double sample;
+    if (napi_get_element(env, argv[0], i, &item) != napi_ok || napi_get_value_double(env, item, &sample) != napi_ok) {
+      napi_throw_type_error(env, NULL, "roundTripTimeouts: samples are numbers of ms");
+      return NULL;
+    }
+    uint64_t timeout = rtt_sample(&rtt, sample);
+    napi_value entry;
+    napi_create_object(env, &entry);
+    napi_create_double(env, rtt.smoothed_ms, &value);
+    napi_set_named_property(env, entry, "smoothedMs", value);
+    napi_create_double(env, rtt.variation_ms, &value);
+    napi_set_named_property(env, entry, "variationMs", value);
+    napi_create_double(env, (double)timeout, &value);
+    napi_set_named_property(env, entry, "timeoutMs", value);
+    napi_set_element(env, result, i, entry);
+  }
+  return result;
+}
+
 void register_tftp_endpoint(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
     { "port", NULL, method_port, NULL, NULL, NULL, napi_default, NULL },
@@ -663,4 +740,7 @@ void register_tftp_endpoint(napi_env env, napi_value exports) {
   napi_value constructor;
   napi_define_class(env, "TftpEndpoint", NAPI_AUTO_LENGTH, construct, NULL, sizeof methods / sizeof methods[0], methods, &constructor);
   napi_set_named_property(env, exports, "TftpEndpoint", constructor);
+  napi_value timeouts;
+  napi_create_function(env, "roundTripTimeouts", NAPI_AUTO_LENGTH, round_trip_timeouts, NULL, &timeouts);
+  napi_set_named_property(env, exports, "roundTripTimeouts", timeouts);
 }

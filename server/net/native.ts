@@ -17,8 +17,10 @@ export interface NativeBinding {
     clientAddress: string,
     clientPort: number,
     onMessage: (message: Buffer, address: string, port: number) => void,
-    onPumpStopped: (reason: string, lastAcked: number, highestSent: number, sinceSentMs: number, smoothedMs: number, variationMs: number, detail: string | undefined, polledAcks: number, pollMisses: number) => void,
+    onPumpStopped: (stop: NativePumpStop) => void,
   ) => NativeTftpEndpoint;
+  /** RFC 6298's estimator of tftp_endpoint.c after each sample, from `state` (smoothedMs -1 before any): for tests against server/tftp/rtt.ts. */
+  roundTripTimeouts(samples: number[], state: NativeRoundTrip): Array<{ smoothedMs: number; variationMs: number; timeoutMs: number }>;
   /** A user's uid and primary gid (getpwnam_r), or undefined for no such user. See privileges.c. */
   lookupUser(options: { name: string }): { uid: number; gid: number } | undefined;
   /** Every thread left with only `keep` (capability numbers); threads that block the signal used are listed. See privileges.c. */
@@ -41,22 +43,31 @@ export interface NativeFileSend {
   abort(): void;
 }
 
+/** The round-trip estimator's state as the native side takes it: smoothedMs -1 before the first sample. */
+export interface NativeRoundTrip {
+  smoothedMs: number;
+  variationMs: number;
+  minMs: number;
+  maxMs: number;
+}
+
+/** Why and where a pump stopped (see PumpStop in server/tftp/transfer-socket.ts); smoothedMs -1 when nothing was measured. */
+export interface NativePumpStop {
+  reason: string;
+  lastAcked: number;
+  highestSent: number;
+  sinceSentMs: number;
+  smoothedMs: number;
+  variationMs: number;
+  detail?: string;
+  polledAcks: number;
+  pollMisses: number;
+}
+
 export interface NativeTftpEndpoint {
   port(): number;
   send(packet: Buffer, port: number, address: string): void;
-  pump(
-    fd: number,
-    size: number,
-    blockSize: number,
-    from: number,
-    finalIndex: number,
-    timeoutMs: number,
-    adaptive: boolean,
-    minTimeoutMs: number,
-    maxTimeoutMs: number,
-    smoothedMs: number,
-    variationMs: number,
-  ): 'started' | 'wouldBlock';
+  pump(job: { fd: number; size: number; blockSize: number; from: number; finalIndex: number; timeoutMs: number; adaptive?: NativeRoundTrip }): 'started' | 'wouldBlock';
   stopPump(): void;
   close(): void;
 }

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:dgram';
 import { constants } from 'node:os';
 import { nativeBinding, type NativeTftpEndpoint } from '../net/native.js';
+import type { RoundTripEstimate } from './rtt.js';
 
 const EAGAIN = constants.errno.EAGAIN;
 /** Linux takes at most 64 segments per send (UDP_MAX_SEGMENTS), and one IPv4 datagram's worth of bytes. */
@@ -32,11 +33,11 @@ export interface PumpJob {
   /** How long to wait for an ACK before handing the transfer back, while nothing is measured or when not adaptive. */
   timeoutMs: number;
   /**
-   * When set, the pump carries on RFC 6298's estimator from this state
-   * (both undefined when nothing was measured yet), and waits smoothed + 4 x
-   * variation within minMs..maxMs.
+   * When set, the pump carries on RFC 6298's estimator (server/tftp/rtt.ts)
+   * from this estimate (undefined when nothing was measured yet), and waits
+   * smoothed + 4 x variation within minMs..maxMs.
    */
-  adaptive?: { smoothedMs: number | undefined; variationMs: number; minMs: number; maxMs: number };
+  adaptive?: { estimate: RoundTripEstimate | undefined; minMs: number; maxMs: number };
 }
 
 /**
@@ -55,9 +56,8 @@ export interface PumpStop {
   highestSent: number;
   /** How long ago highestSent went out. */
   sinceSentMs: number;
-  /** The round-trip estimator's state, with PumpJob.adaptive (undefined when nothing was measured). */
-  smoothedMs: number | undefined;
-  variationMs: number;
+  /** The round-trip estimate, with PumpJob.adaptive (undefined when nothing was measured). */
+  roundTrip: RoundTripEstimate | undefined;
   /** ACKs that came while the pump polled for them instead of sleeping, and polls that ended without one (server/native/tftp_endpoint.c). */
   polledAcks: number;
   pollMisses: number;
@@ -155,17 +155,9 @@ export class NativeTransferSocket implements TransferSocket, BlockPump {
       client.address,
       client.port,
       (message, from, port) => this.messageListener?.(message, { address: from, port }),
-      (reason, lastAcked, highestSent, sinceSentMs, smoothedMs, variationMs, detail, polledAcks, pollMisses) => {
-        const stop: PumpStop = {
-          reason: reason as PumpStop['reason'],
-          lastAcked,
-          highestSent,
-          sinceSentMs,
-          smoothedMs: smoothedMs >= 0 ? smoothedMs : undefined,
-          variationMs,
-          polledAcks,
-          pollMisses,
-        };
+      (native) => {
+        const { smoothedMs, variationMs, detail, ...progress } = native;
+        const stop: PumpStop = { ...progress, reason: native.reason as PumpStop['reason'], roundTrip: smoothedMs >= 0 ? { smoothedMs, variationMs } : undefined };
         if (detail !== undefined) stop.detail = detail;
         this.stopListener?.(stop);
       },
@@ -195,21 +187,26 @@ export class NativeTransferSocket implements TransferSocket, BlockPump {
   }
 
   start(job: PumpJob): 'started' | 'wouldBlock' {
+    const { fd, size, blockSize, from, finalIndex, adaptive } = job;
     const timeoutMs = Math.max(1, Math.round(job.timeoutMs));
-    const adaptive = job.adaptive;
-    return this.endpoint.pump(
-      job.fd,
-      job.size,
-      job.blockSize,
-      job.from,
-      job.finalIndex,
+    return this.endpoint.pump({
+      fd,
+      size,
+      blockSize,
+      from,
+      finalIndex,
       timeoutMs,
-      adaptive !== undefined,
-      Math.max(1, adaptive?.minMs ?? timeoutMs),
-      Math.max(1, adaptive?.maxMs ?? timeoutMs),
-      adaptive?.smoothedMs ?? -1,
-      adaptive?.variationMs ?? 0,
-    );
+      ...(adaptive === undefined
+        ? {}
+        : {
+            adaptive: {
+              smoothedMs: adaptive.estimate?.smoothedMs ?? -1,
+              variationMs: adaptive.estimate?.variationMs ?? 0,
+              minMs: Math.max(1, adaptive.minMs),
+              maxMs: Math.max(1, adaptive.maxMs),
+            },
+          }),
+    });
   }
 
   stop(): void {

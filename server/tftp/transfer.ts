@@ -1,3 +1,4 @@
+import { retransmissionTimeout, sampleRoundTrip, type RoundTripEstimate } from './rtt.js';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
 import { BlockReader } from './block-reader.js';
@@ -139,8 +140,7 @@ export class ReadTransfer {
    * sent twice (Karn). Until measured, the configured timeout.
    */
   private readonly adaptive: boolean;
-  private smoothedRoundTrip: number | undefined;
-  private roundTripVariation = 0;
+  private roundTrip: RoundTripEstimate | undefined;
   private retransmissionTimeout: number;
   /** When the highest block went out, and whether it has gone out again since. */
   private highestSentAt = 0;
@@ -467,7 +467,7 @@ export class ReadTransfer {
         finalIndex: this.finalIndex,
         timeoutMs: this.retransmissionTimeout,
         ...(this.adaptive
-          ? { adaptive: { smoothedMs: this.smoothedRoundTrip, variationMs: this.roundTripVariation, minMs: this.timeoutFloor(), maxMs: this.params.timeoutMs } }
+          ? { adaptive: { estimate: this.roundTrip, minMs: this.timeoutFloor(), maxMs: this.params.timeoutMs } }
           : {}),
       });
     } catch (err) {
@@ -498,10 +498,9 @@ export class ReadTransfer {
     this.highestSentAt = performance.now() - stop.sinceSentMs;
     this.highestSentAgain = false;
     this.unacknowledged.clear();
-    if (this.adaptive && stop.smoothedMs !== undefined) {
-      this.smoothedRoundTrip = stop.smoothedMs;
-      this.roundTripVariation = stop.variationMs;
-      this.retransmissionTimeout = this.timeoutFromEstimate();
+    if (this.adaptive && stop.roundTrip !== undefined) {
+      this.roundTrip = stop.roundTrip;
+      this.retransmissionTimeout = retransmissionTimeout(this.roundTrip, this.timeoutFloor(), this.params.timeoutMs);
     }
     switch (stop.reason) {
       case 'complete':
@@ -531,19 +530,8 @@ export class ReadTransfer {
 
   private sampleRoundTrip(ms: number): void {
     if (!this.adaptive) return;
-    if (this.smoothedRoundTrip === undefined) {
-      this.smoothedRoundTrip = ms;
-      this.roundTripVariation = ms / 2;
-    } else {
-      this.roundTripVariation = 0.75 * this.roundTripVariation + 0.25 * Math.abs(this.smoothedRoundTrip - ms);
-      this.smoothedRoundTrip = 0.875 * this.smoothedRoundTrip + 0.125 * ms;
-    }
-    this.retransmissionTimeout = this.timeoutFromEstimate();
-  }
-
-  /** RFC 6298 section 2: smoothed + 4 x variation, within the floor and the transfer's timeout. */
-  private timeoutFromEstimate(): number {
-    return Math.min(this.params.timeoutMs, Math.max(this.timeoutFloor(), this.smoothedRoundTrip! + 4 * this.roundTripVariation));
+    this.roundTrip = sampleRoundTrip(this.roundTrip, ms);
+    this.retransmissionTimeout = retransmissionTimeout(this.roundTrip, this.timeoutFloor(), this.params.timeoutMs);
   }
 
   /** Bytes of a file's blocks 1..index (the last block may be short). */
