@@ -92,7 +92,7 @@ export function replyDestination(
 type Allocation = { address: string; changes: LeaseChange[]; note?: string; cursor?: AllocationCursor } | { reason: string };
 
 /** May this client have the address: yes, with the changes that make it free (and why), or the refusal. */
-type Claim = { changes: LeaseChange[]; note?: string } | { reason: string };
+type AddressClaim = { changes: LeaseChange[]; note?: string } | { reason: string };
 
 class Decision {
   private readonly mac: string;
@@ -347,7 +347,7 @@ class Decision {
    * request without option 82) never frees anything: only a request through
    * the slot proves the machine is there now.
    */
-  private claim(address: string): Claim {
+  private claim(address: string): AddressClaim {
     const refusal = this.refusal(address);
     if (refusal !== undefined) return { reason: refusal };
     const holder = this.heldByOther(address);

@@ -5,7 +5,7 @@
  */
 import type { ClientFacts } from '../boot/facts.js';
 import { anyAddress, Subnet } from '../net/ipv4.js';
-import { clientFacts } from './facts.js';
+import { clientFacts } from './client-facts.js';
 import { BootOp, hardwareTypeEthernet, type DhcpPacket } from './packet.js';
 
 export type ScreenedRequest =

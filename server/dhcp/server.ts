@@ -18,7 +18,7 @@ import { ipv4AddressesOf } from '../net/interfaces.js';
 import { answer, defaultFirstLeaseSeconds, type Arrival, otherServerShown, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decide.js';
 import { bootServerPort } from './proxy.js';
 import { DhcpDecodeError, type DhcpDecodeErrorCode } from './errors.js';
-import { formatMac } from './facts.js';
+import { formatMac } from './client-facts.js';
 import { anyAddress, ipv4ToNumber, isIpv4, Subnet } from '../net/ipv4.js';
 import { applyLeaseChanges, holdsAddress, type LeaseStore } from './leases.js';
 import { TokenBucket } from './rate-limit.js';

@@ -140,15 +140,15 @@ function endWith(res: ServerResponse, data: Buffer): Promise<void> {
     let offset = 0;
     const finish = () => {
       res.off('close', closed);
-      res.off('drain', pump);
+      res.off('drain', writeMore);
       resolve();
     };
     const closed = () => {
-      res.off('drain', pump);
+      res.off('drain', writeMore);
       if (res.writableFinished) resolve();
       else reject(Object.assign(new Error('client closed the connection'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
     };
-    const pump = () => {
+    const writeMore = () => {
       while (offset < data.length) {
         const chunk = data.subarray(offset, offset + WRITE_CHUNK);
         offset += chunk.length;
@@ -156,13 +156,13 @@ function endWith(res: ServerResponse, data: Buffer): Promise<void> {
           res.end(chunk, finish);
           return;
         }
-        if (!res.write(chunk)) return; // 'drain' calls pump again
+        if (!res.write(chunk)) return; // 'drain' calls writeMore again
       }
       res.end(finish);
     };
     res.once('close', closed);
-    res.on('drain', pump);
-    pump();
+    res.on('drain', writeMore);
+    writeMore();
   });
 }
 

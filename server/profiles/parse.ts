@@ -20,7 +20,7 @@ import {
   parseIpv4,
   parseIpv4WithPrefix,
   reservedInSubnetReason,
-} from './ipv4.js';
+} from './addresses.js';
 import { numberToIpv4, Subnet } from '../net/ipv4.js';
 import {
   bridgeNameProblem,

@@ -17,8 +17,8 @@ import {
 } from './profile.js';
 import { formatSlot, selectSlotProfile, slotIdFromText, slotKey, type RelaySlot } from './slot.js';
 
-/** A static address handed to one host by its profile. */
-export interface Reservation {
+/** A static address handed to one host by its profile (the DHCP server's Reservation is made from it). */
+export interface StaticAddress {
   mac: string;
   address: string;
   prefixLength: number;
@@ -101,7 +101,7 @@ interface FileState {
  * own file and a group's entry for the same MAC may hold that MAC and its
  * address both, because the own file overrides the entry (see lookup).
  */
-interface Claim {
+interface FileClaim {
   key: string;
   /** The host MAC the claim is made for, when it is a host's. */
   mac?: string;
@@ -114,11 +114,11 @@ interface Claim {
 interface Holder {
   name: string;
   mac?: string;
-  layer: Claim['layer'];
+  layer: FileClaim['layer'];
 }
 
 /** Whether `claim` may not be taken while `holder` holds its key. */
-function clashes(holder: Holder, claim: Claim): boolean {
+function clashes(holder: Holder, claim: FileClaim): boolean {
   return !(holder.mac !== undefined && holder.mac === claim.mac && holder.layer !== claim.layer);
 }
 
@@ -248,8 +248,8 @@ export class ProfileDirectory {
   }
 
   /** Static addresses by MAC, for the DHCP server to keep out of its pool. */
-  reservations(): Map<string, Reservation> {
-    const reservations = new Map<string, Reservation>();
+  reservations(): Map<string, StaticAddress> {
+    const reservations = new Map<string, StaticAddress>();
     for (const profile of this.all()) {
       // Slot-only profiles are left out: their address belongs to whichever MAC is in the slot.
       if (profile.mac === null || profile.network.mode !== 'static') continue;
@@ -268,7 +268,7 @@ export class ProfileDirectory {
    * the same precedence as lookup(): the MAC's own profile decides when it
    * has one (static or not), else the slot's profile.
    */
-  reservationFor(mac: string, slot?: RelaySlot): Reservation | undefined {
+  reservationFor(mac: string, slot?: RelaySlot): StaticAddress | undefined {
     const normalised = normaliseMac(mac);
     if (normalised === undefined) return undefined;
     const profile = this.lookup(normalised, slot);
@@ -583,9 +583,9 @@ export class ProfileDirectory {
   }
 }
 
-function reservationOf(mac: string, profile: Profile, network: Extract<NetworkConfig, { mode: 'static' }>): Reservation {
+function reservationOf(mac: string, profile: Profile, network: Extract<NetworkConfig, { mode: 'static' }>): StaticAddress {
   const { address, prefixLength, gateway, dns } = network;
-  const reservation: Reservation = { mac, address, prefixLength, dns: [...dns], hostname: profile.hostname, source: profile.source };
+  const reservation: StaticAddress = { mac, address, prefixLength, dns: [...dns], hostname: profile.hostname, source: profile.source };
   if (gateway !== undefined) reservation.gateway = gateway;
   return reservation;
 }
@@ -650,22 +650,22 @@ function addressField(member: Profile): string {
 }
 
 /** Who holds `claim` made by a file: the file, and for a group's claim its entry. */
-function holderOf(claim: Claim, content: ProfileFileContent): Holder {
+function holderOf(claim: FileClaim, content: ProfileFileContent): Holder {
   const entry = claim.layer === 'group' && isGroupProfile(content) ? content.hosts.findIndex((host) => host.mac === claim.mac) : -1;
   const name = entry < 0 ? content.source : `${content.source} (hosts[${entry}])`;
   return claim.mac === undefined ? { name, layer: claim.layer } : { name, mac: claim.mac, layer: claim.layer };
 }
 
 /** The MACs, static addresses, slot and default role a version would hold, each with the error if another file has it. */
-function claimsOf(version: Version): Claim[] {
+function claimsOf(version: Version): FileClaim[] {
   const { locations } = version;
-  const claims: Claim[] = [];
+  const claims: FileClaim[] = [];
   for (const profile of version.members) {
     const at = (field: string, message: string): ProfileError => {
       const location = locations.get(field) ?? { line: 1, column: 1 };
       return { file: profile.source, line: location.line, column: location.column, field, message };
     };
-    const layer: Claim['layer'] = profile.groupEntry === undefined ? 'file' : 'group';
+    const layer: FileClaim['layer'] = profile.groupEntry === undefined ? 'file' : 'group';
     const prefix = profile.groupEntry === undefined ? '' : `hosts[${profile.groupEntry.index}].`;
     const owner = profile.mac === null ? {} : { mac: profile.mac };
     if (isDefaultProfile(profile)) {

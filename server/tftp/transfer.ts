@@ -129,7 +129,7 @@ export class ReadTransfer {
   private readonly resent: Uint8Array | undefined;
   private burst = 0;
   /** The last ACK taken as early (see handle()); 0 when none is pending. */
-  private earlyAck = 0;
+  private earlyAckIndex = 0;
   private oackSentAt = 0;
   private minRoundTrip = Infinity;
   /**
@@ -271,11 +271,11 @@ export class ReadTransfer {
     const meaning = interpretAck(block, this.lastAcked, this.highestSent);
     if (meaning.kind === 'duplicate') {
       this.duplicateAcks += 1;
-      if (this.earlyAck !== 0 && this.earlyAck === this.lastAcked && this.lastAcked < this.highestSent) {
+      if (this.earlyAckIndex !== 0 && this.earlyAckIndex === this.lastAcked && this.lastAcked < this.highestSent) {
         // The client repeats an ACK we took as early: now it does say that
         // the block after it was lost. Once: the window is resent from
         // there, and further repeats are plain duplicates again.
-        this.earlyAck = 0;
+        this.earlyAckIndex = 0;
         return this.sendWindow(this.lastAcked + 1);
       }
       return undefined;
@@ -290,7 +290,7 @@ export class ReadTransfer {
     }
     this.lastAcked = meaning.index;
     this.tries = 0;
-    this.earlyAck = 0;
+    this.earlyAckIndex = 0;
     if (this.lastAcked === this.finalIndex) {
       this.finish('complete');
       return undefined;
@@ -300,7 +300,7 @@ export class ReadTransfer {
       // Take the progress and keep the window full, sending only blocks
       // never sent; the ones in flight are not sent again.
       this.earlyAcks += 1;
-      this.earlyAck = meaning.index;
+      this.earlyAckIndex = meaning.index;
       return this.sendWindow(this.highestSent + 1);
     }
     if (meaning.index === this.highestSent && !this.highestSentAgain) this.sampleRoundTrip(performance.now() - this.highestSentAt);

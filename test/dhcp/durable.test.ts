@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { decodePacket } from '../../server/dhcp/packet.js';
-import { formatMac } from '../../server/dhcp/facts.js';
+import { formatMac } from '../../server/dhcp/client-facts.js';
 import { SqliteLeaseStore } from '../../server/dhcp/sqlite-leases.js';
 import { Netns, assertRoot } from '../helpers/netns.js';
 import { readPcap } from '../helpers/pcap.js';

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { DhcpDecodeError, DhcpEncodeError, dhcpDecodeErrorCodes } from '../../server/dhcp/errors.js';
 import { decodeSubOptions, encodeSubOptions } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, encodingLength, minimumPacketLength, type DhcpPacket } from '../../server/dhcp/packet.js';
-import { renderPacket } from '../../server/dhcp/render.js';
+import { renderPacket } from '../../server/dhcp/packet-text.js';
 import { clientRequest, fixtureDhcp, fixtureNames, repoRoot } from './support.js';
 
 /** Length, round trip and stability, for any packet (the dns-packet testEncoder idea). */

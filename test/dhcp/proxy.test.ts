@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { decide, type DhcpDecision } from '../../server/dhcp/decide.js';
-import { clientFacts } from '../../server/dhcp/facts.js';
+import { clientFacts } from '../../server/dhcp/client-facts.js';
 import { MessageType, type DhcpOptions } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { decideProxy, type ProxyArrival, type ProxyContext } from '../../server/dhcp/proxy.js';

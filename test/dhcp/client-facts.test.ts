@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { clientFacts, formatMac } from '../../server/dhcp/facts.js';
+import { clientFacts, formatMac } from '../../server/dhcp/client-facts.js';
 import { messageTypeName, optionCodecs, optionCodeOf, optionNameOf, typedOptionName, userClasses } from '../../server/dhcp/options.js';
 import { decodePacket } from '../../server/dhcp/packet.js';
 import { clientRequest, fixtureDhcp } from './support.js';
