@@ -8,8 +8,8 @@ import { promisify } from 'node:util';
 import { passwordMatches } from '../server/admin/password.js';
 import { SqliteEventStore } from '../server/events/sqlite-store.js';
 import { SqliteSlotSightings } from '../server/profiles/sqlite-sightings.js';
-import { cliPath, repoRoot } from './helpers/build.js';
-import { runRackboot } from './helpers/run.js';
+import { cliPath, repoRoot } from './support/build.js';
+import { runRackboot } from './support/run.js';
 
 const run = promisify(execFile);
 

@@ -3,9 +3,9 @@ import { access, mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { cliPath } from './helpers/build.js';
-import { assertRoot, Netns } from './helpers/netns.js';
-import { collect, runRackboot, type Finished } from './helpers/run.js';
+import { cliPath } from './support/build.js';
+import { assertRoot, Netns } from './support/netns.js';
+import { collect, runRackboot, type Finished } from './support/run.js';
 
 const rackboot = (args: string[]) => runRackboot(args);
 
@@ -94,7 +94,7 @@ test('whatif: with a build, the exact command lines and script; unknown MAC uses
   try {
     const build = path.join(work, 'assets/builds/b1');
     await mkdir(build, { recursive: true });
-    await writeFile(path.join(build, 'manifest.json'), JSON.stringify({ id: 'b1', created: '', release: 'bookworm', files: [] }));
+    await writeFile(path.join(build, 'manifest.json'), JSON.stringify({ id: 'b1', created: '2026-11-25T18:00:00Z', release: 'bookworm', files: [] }));
     await import('node:fs/promises').then((fs) => fs.symlink('builds/b1', path.join(work, 'assets/current')));
     const result = await rackboot(['whatif', 'aa:bb:cc:dd:ee:01', '--profiles', 'profiles', '--assets', path.join(work, 'assets'), '--address', '198.18.0.1', '--http-port', '8080']);
     assert.equal(result.code, 0, result.stderr);
@@ -303,8 +303,8 @@ test('serve --dhcp full without --pool stops before anything is made, suggesting
   }));
 
 test('install-deps: the demo\'s list holds what serving, building and the demo use, and none of the test peers; --test adds them', async () => {
-  const { runCommand } = await import('./helpers/run.js');
-  const { repoRoot } = await import('./helpers/build.js');
+  const { runCommand } = await import('./support/run.js');
+  const { repoRoot } = await import('./support/build.js');
   const list = async (...args: string[]) => (await runCommand('bash', [path.join(repoRoot, 'builder/install-deps.sh'), ...args, '--list'])).stdout.trim().split('\n');
   const base = await list();
   const all = await list('--test');
@@ -320,7 +320,7 @@ test('install-deps: the demo\'s list holds what serving, building and the demo u
 });
 
 test('manpage: rackboot(8) from the help of every command, which groff renders without a warning', async () => {
-  const { runCommand } = await import('./helpers/run.js');
+  const { runCommand } = await import('./support/run.js');
   const page = await rackboot(['manpage']);
   assert.equal(page.code, 0, page.stderr);
   assert.match(page.stdout, /^\.TH RACKBOOT 8 "" "rackboot \d+\.\d+\.\d+" "System Administration"\n/);

@@ -3,10 +3,10 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { failureReport, plainText, watchOutput } from './helpers/failure-report.js';
+import { failureReport, plainText, watchOutput } from './support/failure-report.js';
 
 /**
- * The report a failing QEMU test prints (test/helpers/failure-report.ts):
+ * The report a failing QEMU test prints (test/support/failure-report.ts):
  * the tail of each watched output, labelled, with the whole text saved.
  */
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { NeighborTable, parseArpTable, resolveNeighbor, unresolvedNeighbor } from '../server/net/neighbors.js';
-import { Netns } from './helpers/netns.js';
+import { Netns } from './support/netns.js';
 
 test('parseArpTable keeps complete Ethernet entries only, with normalised MACs', () => {
   const text = [

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { environmentName, loadServeConfig, parseServeConfig, parseServeEnvironment } from '../server/serve-config.js';
-import { runRackboot } from './helpers/run.js';
+import { runRackboot } from './support/run.js';
 
 test('parseServeConfig: every flag a key, typed; every problem with file:line:column and the key', () => {
   const good = parseServeConfig('interface: eth1\npool: 198.18.0.100-198.18.0.199\nhttp-port: 8080\ndhcp-known-only: true\ndns: [198.18.0.53, 198.18.0.54]\nrelay-subnet:\n  - 198.18.2.0/24,198.18.2.100-198.18.2.199\n', 'rb.yaml');

@@ -16,11 +16,11 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ConsoleWatcher } from '../server/demo/qemu.js';
 import { parseThreadStatus, readThreadCredentials, type ThreadCredentials } from '../server/privileges.js';
-import { openCheckoutView, type CheckoutView } from './helpers/as-user.js';
-import { cliPath } from './helpers/build.js';
-import { assertRoot, Netns, run } from './helpers/netns.js';
+import { openCheckoutView, type CheckoutView } from './support/as-user.js';
+import { cliPath } from './support/build.js';
+import { assertRoot, Netns, run } from './support/netns.js';
 import { runIn } from './dhcp/live-support.js';
-import { runCommand } from './helpers/run.js';
+import { runCommand } from './support/run.js';
 
 const nobody = 65534;
 const serverAddress = '198.18.0.1';

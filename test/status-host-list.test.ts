@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { MemoryEventStore } from '../server/events/store.js';
 import { describeHost } from '../server/status/hosts.js';
 import { HostList, keepUnknown, notifyingAppends } from '../server/status/host-list.js';
-import { makeProfile } from './helpers/profiles.js';
+import { makeProfile } from './support/profiles.js';
 
 /**
  * The status host list is kept between reads, moved by what is appended to

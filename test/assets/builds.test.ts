@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { AssetStore, switchCurrent } from '../../server/assets/builds.js';
-import { writeTestBuild } from '../helpers/assets.js';
+import { writeTestBuild } from '../support/assets.js';
 
 let assets: string;
 

@@ -51,8 +51,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SqliteLeaseStore } from '../../server/dhcp/sqlite-leases.js';
 import { runIn } from '../dhcp/live-support.js';
-import { Netns, assertRoot } from '../helpers/netns.js';
-import { unpackedProgram } from '../helpers/unpacked.js';
+import { Netns, assertRoot } from '../support/netns.js';
+import { unpackedProgram } from '../support/unpacked.js';
 
 const cliPath = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 const serverAddress = '198.18.0.1';

@@ -19,8 +19,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Netns, assertRoot } from '../helpers/netns.js';
-import { cpuMs, rssMiB } from './support/proc.js';
+import { Netns, assertRoot } from '../support/netns.js';
+import { cpuMs, rssMiB } from '../support/bench/proc.js';
 
 const serverAddress = '198.18.2.1';
 const clientAddress = '198.18.2.2';
@@ -104,7 +104,7 @@ function nginxConfig(root: string, docroot: string): string {
 }
 
 async function startRackboot(ns: Netns, assets: string, port: number, flags: string): Promise<ChildProcess> {
-  const script = fileURLToPath(new URL('./support/http-server.js', import.meta.url));
+  const script = fileURLToPath(new URL('../support/bench/http-server.js', import.meta.url));
   const child = ns.spawn(process.execPath, [script, assets, serverAddress, String(port), '256', flags], { stdio: ['ignore', 'pipe', 'inherit'] });
   await once(createInterface({ input: child.stdout! }), 'line');
   return child;

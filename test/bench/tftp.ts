@@ -47,9 +47,9 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Netns, assertRoot } from '../helpers/netns.js';
-import { unpackedProgram } from '../helpers/unpacked.js';
-import { cpuMs } from './support/proc.js';
+import { Netns, assertRoot } from '../support/netns.js';
+import { unpackedProgram } from '../support/unpacked.js';
+import { cpuMs } from '../support/bench/proc.js';
 
 const serverAddress = '198.18.1.1';
 const clientAddress = '198.18.1.2';
@@ -62,7 +62,7 @@ const windows = (process.env.BENCH_WINDOWS ?? '1,8,32,64').split(',').map(Number
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const sections = new Set((process.env.BENCH_SECTIONS ?? '1,2,3').split(',').map(Number));
 const blockSize = 1468;
-const support = fileURLToPath(new URL('../tftp/support/', import.meta.url));
+const support = fileURLToPath(new URL('../support/tftp/', import.meta.url));
 
 /** CPU placements of section 1: servers always on CPU 0, atftp on `client`. */
 interface Placement {

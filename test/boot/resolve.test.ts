@@ -5,8 +5,8 @@ import { ClientArch, type ClientFacts } from '../../server/boot/facts.js';
 import { chooseBootFile, resolveHostBoot } from '../../server/boot/resolve.js';
 import { resolveTftpPath } from '../../server/boot/tftp-path.js';
 import { deriveDomainMac } from '../../server/profiles/domain.js';
-import { memoryBuild } from '../helpers/assets.js';
-import { makeProfile } from '../helpers/profiles.js';
+import { memoryBuild } from '../support/assets.js';
+import { makeProfile } from '../support/profiles.js';
 
 const endpoints = { address: '198.18.0.1', httpPort: 8080 };
 const build: Build = { ...memoryBuild('20261125T180000Z-abc123', []), dir: '/x' };

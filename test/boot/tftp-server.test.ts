@@ -4,7 +4,7 @@ import { ClientArch, type ClientFacts } from '../../server/boot/facts.js';
 import { chooseBootFile } from '../../server/boot/resolve.js';
 import { decide } from '../../server/dhcp/decide.js';
 import { parseTftpServer } from '../../server/net/interfaces.js';
-import { clientRequest, server, testContext } from '../dhcp/support.js';
+import { clientRequest, server, testContext } from '../support/dhcp.js';
 
 const elsewhere = '198.18.0.2';
 const endpoints = { address: server, httpPort: 8080, tftpServer: elsewhere };

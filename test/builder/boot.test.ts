@@ -6,7 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { build, type BuildResult } from '../../builder/build.js';
 import { silentLogger } from '../../server/log.js';
-import { assertRoot, Netns, run } from '../helpers/netns.js';
+import { assertRoot, Netns, run } from '../support/netns.js';
 import { ConsoleMachine, serveInNamespace, testBootToken, xenBootArgs, type SeenRequest } from './qemu.js';
 
 /**

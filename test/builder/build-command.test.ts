@@ -10,9 +10,9 @@ import { defaultCacheDir, packageRoot as repoRootOf, resolveKernel } from '../..
 import { builderRecipe } from '../../builder/recipe.js';
 import { parseManifest, type Manifest } from '../../server/assets/manifest.js';
 import { silentLogger } from '../../server/log.js';
-import { openCheckoutView, type CheckoutView } from '../helpers/as-user.js';
-import { assertRoot, Netns } from '../helpers/netns.js';
-import { runCommand, type Finished } from '../helpers/run.js';
+import { openCheckoutView, type CheckoutView } from '../support/as-user.js';
+import { assertRoot, Netns } from '../support/netns.js';
+import { runCommand, type Finished } from '../support/run.js';
 
 /**
  * `rackboot build` as a person runs it: the real CLI, real Debian packages
@@ -28,7 +28,7 @@ const OLDER_XEN = '4.17.5+72-g01140da4e8-1';
 
 const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Finished> => runCommand(cmd, args, { env });
 
-/** `rackboot ...` as nobody (uid 65534), through a view of the checkout nobody can reach whatever its parent folders (see helpers/as-user.ts). */
+/** `rackboot ...` as nobody (uid 65534), through a view of the checkout nobody can reach whatever its parent folders (see support/as-user.ts). */
 async function runAsNobody(cliArgs: string[], env: NodeJS.ProcessEnv = {}): Promise<Finished> {
   const view: CheckoutView = await openCheckoutView();
   try {

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { bzImagePayload, kernelElfOf } from '../../builder/bzimage.js';
-import { ensureTestBuild } from '../helpers/build.js';
+import { ensureTestBuild } from '../support/build.js';
 
 /**
  * The kernel ELF inside Debian's vmlinuz (the build's own, from the

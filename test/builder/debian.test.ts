@@ -17,9 +17,9 @@ import { baseKernelArgs } from '../../server/boot/resolve.js';
 import { readyLinePattern } from '../../server/demo/qemu.js';
 import { silentLogger } from '../../server/log.js';
 import { profileDefaults } from '../../server/profiles/parse.js';
-import { httpPort, serverAddress, startMachine, startRack, type Rack } from '../helpers/boot.js';
-import { cliPath } from '../helpers/build.js';
-import { assertRoot, Netns, run } from '../helpers/netns.js';
+import { httpPort, serverAddress, startMachine, startRack, type Rack } from '../support/boot.js';
+import { cliPath } from '../support/build.js';
+import { assertRoot, Netns, run } from '../support/netns.js';
 import { ConsoleMachine, serveInNamespace, testBootToken, xenBootArgs, type HttpRoute, type SeenRequest } from './qemu.js';
 
 /**

@@ -10,7 +10,7 @@ import { findEfiBootImage } from '../../builder/iso-fat.js';
 import { ISO_NAME, isoLabel, makeIso } from '../../builder/iso.js';
 import { parseManifest, type Manifest } from '../../server/assets/manifest.js';
 import { silentLogger } from '../../server/log.js';
-import { ensureTestBuild } from '../helpers/build.js';
+import { ensureTestBuild } from '../support/build.js';
 
 /**
  * The CD/USB image of the shared test build, read back with xorriso: the

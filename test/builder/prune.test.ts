@@ -9,14 +9,14 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { switchCurrent } from '../../server/assets/builds.js';
-import { writeTestBuild } from '../helpers/assets.js';
+import { writeTestBuild } from '../support/assets.js';
 import { pruneBuilds } from '../../builder/prune.js';
 import { AssetStore } from '../../server/assets/builds.js';
 import { createHttpApp } from '../../server/http/app.js';
 import { silentLogger } from '../../server/log.js';
 import { fileFromDisk } from '../../server/tftp/file.js';
 import { TftpServer } from '../../server/tftp/server.js';
-import { UdpRelay } from '../tftp/support/relay.js';
+import { UdpRelay } from '../support/tftp/relay.js';
 
 const run = promisify(execFile);
 let root: string;

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { ConsoleWatcher } from '../../server/demo/qemu.js';
-import { watchOutput } from '../helpers/failure-report.js';
-import type { Netns } from '../helpers/netns.js';
+import { watchOutput } from '../support/failure-report.js';
+import type { Netns } from '../support/netns.js';
 
 /**
  * A QEMU machine on a serial console, started inside a namespace: its output

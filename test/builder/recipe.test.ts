@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { builderRecipe, packageRoot } from '../../builder/recipe.js';
-import { repoRoot } from '../helpers/build.js';
+import { repoRoot } from '../support/build.js';
 
 const scratch = await mkdtemp(path.join(tmpdir(), 'rackboot-recipe-'));
 after(() => rm(scratch, { recursive: true, force: true }));

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { packageRoot } from '../../builder/recipe.js';
-import { Netns } from '../helpers/netns.js';
+import { Netns } from '../support/netns.js';
 
 /**
  * The Debian runtime's vif hotplug script (builder/runtime/vif-rackboot),

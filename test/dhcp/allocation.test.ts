@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { decide, type DhcpDecision } from '../../server/dhcp/decide.js';
 import { applyLeaseChanges, MemoryLeaseStore } from '../../server/dhcp/leases.js';
 import { MessageType } from '../../server/dhcp/options.js';
-import { clientRequest, testContext } from './support.js';
+import { clientRequest, testContext } from '../support/dhcp.js';
 
 const now = 1_700_000_000_000;
 

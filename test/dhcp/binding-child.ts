@@ -14,8 +14,8 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
-import { clientRequest } from './support.js';
-import { runChildMode } from '../helpers/child-main.js';
+import { clientRequest } from '../support/dhcp.js';
+import { runChildMode } from '../support/child-main.js';
 
 export const bindingChildScript = fileURLToPath(import.meta.url);
 

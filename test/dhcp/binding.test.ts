@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DhcpEvent } from '../../server/dhcp/server.js';
 import { bindUdp4ToDevice } from '../../server/net/device-socket.js';
-import { Netns, run } from '../helpers/netns.js';
+import { Netns, run } from '../support/netns.js';
 import { bindingChildScript, type InformConfig } from './binding-child.js';
 import { runIn, ServerChild } from './live-support.js';
 import { childScript, type ChildServerConfig } from './netns-child.js';

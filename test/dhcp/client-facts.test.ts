@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { clientFacts, formatMac } from '../../server/dhcp/client-facts.js';
 import { messageTypeName, optionCodecs, optionCodeOf, optionNameOf, typedOptionName, userClasses } from '../../server/dhcp/options.js';
 import { decodePacket } from '../../server/dhcp/packet.js';
-import { clientRequest, fixtureDhcp } from './support.js';
+import { clientRequest, fixtureDhcp } from '../support/dhcp.js';
 
 function firstDiscover(name: Parameters<typeof fixtureDhcp>[0], skip = 0) {
   return decodePacket(fixtureDhcp(name).filter((d) => d.destination.port === 67)[skip]!.payload);

@@ -8,7 +8,7 @@ import { MessageType } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { assertConsistent } from './lease-store-contract.js';
 import { packetArbitrary } from './arbitraries.js';
-import { clientRequest, server, testContext } from './support.js';
+import { clientRequest, server, testContext } from '../support/dhcp.js';
 
 const runs = Number(process.env.FC_RUNS ?? 300);
 const t0 = 1_700_000_000_000;

@@ -5,7 +5,7 @@ import { Subnet } from '../../server/net/ipv4.js';
 import { applyLeaseChanges } from '../../server/dhcp/leases.js';
 import { MessageType, type DhcpOptions } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
-import { clientRequest, fixtureDhcp, server, testContext, type TestContext } from './support.js';
+import { clientRequest, fixtureDhcp, server, testContext, type TestContext } from '../support/dhcp.js';
 
 const now = 1_700_000_000_000;
 const macA = '02:00:00:00:00:0a';

@@ -26,8 +26,8 @@ import { after, before, test } from 'node:test';
 import { decodePacket } from '../../server/dhcp/packet.js';
 import { formatMac } from '../../server/dhcp/client-facts.js';
 import { SqliteLeaseStore } from '../../server/dhcp/sqlite-leases.js';
-import { Netns, assertRoot } from '../helpers/netns.js';
-import { readPcap } from '../helpers/pcap.js';
+import { Netns, assertRoot } from '../support/netns.js';
+import { readPcap } from '../support/pcap.js';
 import { assertConsistent } from './lease-store-contract.js';
 import { runIn } from './live-support.js';
 

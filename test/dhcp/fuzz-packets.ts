@@ -4,7 +4,7 @@
  * failure can be replayed.
  */
 import { encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
-import { seededRandom } from '../helpers/random.js';
+import { seededRandom } from '../support/random.js';
 
 
 

@@ -7,20 +7,20 @@ import { applyLeaseChanges, MemoryLeaseStore } from '../../server/dhcp/leases.js
 import { messageTypeName } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { Subnet } from '../../server/net/ipv4.js';
-import { fixtureDhcp, fixtureNames, repoRoot, testContext, type FixtureName } from './support.js';
+import { fixtureDhcp, fixtureNames, repoRoot, testContext, type FixtureName } from '../support/dhcp.js';
 
 /**
  * Golden decisions: every request of every captured client (QEMU's iPXE
  * ROM and iPXE, OVMF's UEFI PXE and HTTP Boot, udhcpc, dhclient, dhcpcd)
  * is answered in full mode, in proxy mode (on port 67 and again on 4011)
  * and through a relay agent, and each reply is compared byte for byte, with
- * where it goes, to test/fixtures/golden/dhcp/. A change to any answer
+ * where it goes, to test/dhcp/golden/decisions/. A change to any answer
  * fails here and shows which request changed. After a change meant to
  * alter answers, RACKBOOT_UPDATE_GOLDEN=1 writes the files anew, for the
  * diff to be read and committed.
  */
 
-const goldenDir = path.join(repoRoot, 'test', 'fixtures', 'golden', 'dhcp');
+const goldenDir = path.join(repoRoot, 'test', 'dhcp', 'golden', 'decisions');
 const start = Date.parse('2026-12-01T00:00:00.000Z');
 
 type Scenario = 'full' | 'proxy' | 'relay';

@@ -22,7 +22,7 @@ import { MessageType } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { DhcpServer, type DhcpEvent } from '../../server/dhcp/server.js';
 import { SqliteLeaseStore } from '../../server/dhcp/sqlite-leases.js';
-import { clientRequest, freePort, testBootFile } from './support.js';
+import { clientRequest, freePort, testBootFile } from '../support/dhcp.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rackboot-group-commit-'));
 

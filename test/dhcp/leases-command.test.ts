@@ -20,9 +20,9 @@ import { after, before, test } from 'node:test';
 import { MessageType } from '../../server/dhcp/options.js';
 import { encodePacket } from '../../server/dhcp/packet.js';
 import type { LeaseRow } from '../../server/dhcp/lease-table.js';
-import { assertRoot } from '../helpers/netns.js';
-import { cliPath } from '../helpers/build.js';
-import { clientRequest, freePort } from './support.js';
+import { assertRoot } from '../support/netns.js';
+import { cliPath } from '../support/build.js';
+import { clientRequest, freePort } from '../support/dhcp.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rackboot-leases-command-'));
 const state = join(dir, 'state');

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { run } from '../helpers/netns.js';
+import { run } from '../support/netns.js';
 import { LiveLink, runIn, serverAddress } from './live-support.js';
 
 const poolMac = '02:00:00:00:04:04';

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Lease } from '../../server/dhcp/leases.js';
 import { ConsoleWatcher } from '../../server/demo/qemu.js';
-import { run } from '../helpers/netns.js';
+import { run } from '../support/netns.js';
 import { LiveLink, runIn, serverAddress } from './live-support.js';
 
 const clientMac = '02:00:00:00:06:06';

@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { ConsoleWatcher } from '../../server/demo/qemu.js';
 import type { Lease } from '../../server/dhcp/leases.js';
 import type { DhcpEvent, DhcpServerStats } from '../../server/dhcp/server.js';
-import { cliPath } from '../helpers/build.js';
-import { Netns } from '../helpers/netns.js';
-import { collect, type Finished } from '../helpers/run.js';
+import { cliPath } from '../support/build.js';
+import { Netns } from '../support/netns.js';
+import { collect, type Finished } from '../support/run.js';
 
 export type { Finished };
-import { unpackedProgram } from '../helpers/unpacked.js';
+import { unpackedProgram } from '../support/unpacked.js';
 import { childScript, type ChildServerConfig } from './netns-child.js';
 
 export const serverAddress = '198.18.0.1';

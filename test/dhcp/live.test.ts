@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { run } from '../helpers/netns.js';
+import { run } from '../support/netns.js';
 import { LiveLink, runIn, serverAddress } from './live-support.js';
 import { childScript, type FloodConfig, type FloodSummary } from './netns-child.js';
 

@@ -23,10 +23,10 @@ import type { Reservation } from '../../server/dhcp/decide.js';
 import { MemoryLeaseStore } from '../../server/dhcp/leases.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { DhcpServer } from '../../server/dhcp/server.js';
-import { readPcap } from '../helpers/pcap.js';
+import { readPcap } from '../support/pcap.js';
 import { FuzzGenerator } from './fuzz-packets.js';
-import { clientRequest } from './support.js';
-import { runChildMode } from '../helpers/child-main.js';
+import { clientRequest } from '../support/dhcp.js';
+import { runChildMode } from '../support/child-main.js';
 
 export const childScript = fileURLToPath(import.meta.url);
 

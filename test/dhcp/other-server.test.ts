@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { test } from 'node:test';
-import { addClient, httpPort, serverAddress, startRack } from '../helpers/boot.js';
-import { attachSiteDhcp, siteDhcpAddress } from '../helpers/site-dhcp.js';
+import { addClient, httpPort, serverAddress, startRack } from '../support/boot.js';
+import { attachSiteDhcp, siteDhcpAddress } from '../support/site-dhcp.js';
 
 /**
  * Full mode beside another DHCP server on the same wire (dnsmasq, in a

@@ -5,7 +5,7 @@ import { DhcpDecodeError } from '../../server/dhcp/errors.js';
 import { decodePacket, encodePacket, encodingLength, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { packetArbitrary } from './arbitraries.js';
 import { FuzzGenerator } from './fuzz-packets.js';
-import { fixtureRequests } from './support.js';
+import { fixtureRequests } from '../support/dhcp.js';
 
 const runs = Number(process.env.FC_RUNS ?? 2000);
 

@@ -15,8 +15,8 @@ import { after, before, test } from 'node:test';
 import { MessageType } from '../../server/dhcp/options.js';
 import { decodePacket } from '../../server/dhcp/packet.js';
 import { ConsoleWatcher } from '../../server/demo/qemu.js';
-import { Netns } from '../helpers/netns.js';
-import { readPcap } from '../helpers/pcap.js';
+import { Netns } from '../support/netns.js';
+import { readPcap } from '../support/pcap.js';
 import { runIn, startRelayRack, type RelayRack } from './live-support.js';
 
 const clientMac = '02:00:00:00:02:21';

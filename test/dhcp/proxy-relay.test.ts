@@ -13,7 +13,7 @@ import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/p
 import { decideProxy, type ProxyArrival, type ProxyContext } from '../../server/dhcp/proxy.js';
 import { parseProxyRelaySubnet } from '../../server/net/interfaces.js';
 import { Subnet } from '../../server/net/ipv4.js';
-import { clientRequest, server, testBootFile } from './support.js';
+import { clientRequest, server, testBootFile } from '../support/dhcp.js';
 
 const mac = '52:54:00:12:36:01';
 const rack2: Scope = { subnet: new Subnet('198.18.2.0', 24), pool: undefined, router: undefined, dns: [] };

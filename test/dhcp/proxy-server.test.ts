@@ -13,7 +13,7 @@ import { MemoryLeaseStore } from '../../server/dhcp/leases.js';
 import { MessageType } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { DhcpServer, type DhcpEvent } from '../../server/dhcp/server.js';
-import { clientRequest, testBootFile, freePort } from './support.js';
+import { clientRequest, testBootFile, freePort } from '../support/dhcp.js';
 
 
 describe('DhcpServer in proxy mode on loopback', () => {

@@ -6,7 +6,7 @@ import { MessageType, type DhcpOptions } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { decideProxy, type ProxyArrival, type ProxyContext } from '../../server/dhcp/proxy.js';
 import { pxeVendorOptions } from '../../server/dhcp/pxe.js';
-import { clientRequest, fixtureDhcp, fixtureNames, server, testBootFile, testContext, type FixtureName } from './support.js';
+import { clientRequest, fixtureDhcp, fixtureNames, server, testBootFile, testContext, type FixtureName } from '../support/dhcp.js';
 
 const mac = '52:54:00:12:35:01';
 const broadcast = { address: '255.255.255.255', port: 68 };

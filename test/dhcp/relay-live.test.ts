@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { decodePacket } from '../../server/dhcp/packet.js';
 import { ConsoleWatcher } from '../../server/demo/qemu.js';
-import { Netns } from '../helpers/netns.js';
-import { readPcap } from '../helpers/pcap.js';
+import { Netns } from '../support/netns.js';
+import { readPcap } from '../support/pcap.js';
 import { runIn, startRelayRack, type RelayRack } from './live-support.js';
 
 const clientMac = '02:00:00:00:02:01';

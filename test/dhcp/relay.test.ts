@@ -5,7 +5,7 @@ import { applyLeaseChanges } from '../../server/dhcp/leases.js';
 import { MessageType } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { Subnet } from '../../server/net/ipv4.js';
-import { clientRequest, server, testContext, type TestContext } from './support.js';
+import { clientRequest, server, testContext, type TestContext } from '../support/dhcp.js';
 
 const now = 1_700_000_000_000;
 const rack2: Scope = {

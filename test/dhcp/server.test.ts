@@ -13,7 +13,7 @@ import { MessageType } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { DhcpServer, type DhcpEvent, type DhcpServerOptions } from '../../server/dhcp/server.js';
 import { silentLogger } from '../../server/log.js';
-import { clientRequest, testBootFile, freePort } from './support.js';
+import { clientRequest, testBootFile, freePort } from '../support/dhcp.js';
 
 
 function options(overrides: Partial<DhcpServerOptions> = {}): DhcpServerOptions {

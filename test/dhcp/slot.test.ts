@@ -19,7 +19,7 @@ import { relayAgentInformation } from '../../server/dhcp/relay-agent.js';
 import { Subnet } from '../../server/net/ipv4.js';
 import { MemorySlotSightings } from '../../server/profiles/sightings.js';
 import { ProfileDirectory } from '../../server/profiles/store.js';
-import { clientRequest, server, testContext, type TestContext } from './support.js';
+import { clientRequest, server, testContext, type TestContext } from '../support/dhcp.js';
 
 const now = 1_700_000_000_000;
 const relay = '198.18.2.1';

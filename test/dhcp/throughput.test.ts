@@ -10,7 +10,7 @@ import { DhcpDecodeError } from '../../server/dhcp/errors.js';
 import { applyLeaseChanges } from '../../server/dhcp/leases.js';
 import { decodePacket, encodePacket } from '../../server/dhcp/packet.js';
 import { FuzzGenerator } from './fuzz-packets.js';
-import { fixtureRequests, testContext } from './support.js';
+import { fixtureRequests, testContext } from '../support/dhcp.js';
 
 function measure(inputs: Buffer[]): { perSecond: number; replies: number } {
   const context = testContext({ pool: { start: '198.18.0.10', end: '198.18.0.250' } });

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { addClient, httpPort, serverAddress, startRack } from '../helpers/boot.js';
-import { cliPath, ensureTestBuild } from '../helpers/build.js';
-import { collect } from '../helpers/run.js';
+import { addClient, httpPort, serverAddress, startRack } from '../support/boot.js';
+import { cliPath, ensureTestBuild } from '../support/build.js';
+import { collect } from '../support/run.js';
 
 /**
  * `rackboot` as the admin API's client, against a running server on a test

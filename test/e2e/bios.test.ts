@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { bootMachine, poolEnd, poolStart, startRack, type Rack } from '../helpers/boot.js';
+import { bootMachine, poolEnd, poolStart, startRack, type Rack } from '../support/boot.js';
 import { ipv4ToNumber } from '../../server/net/ipv4.js';
 
 // openssl passwd -6 -salt rackboottest rackboot

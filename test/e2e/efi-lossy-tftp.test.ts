@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
-import { bootMachine, serverAddress, startRack, type Rack } from '../helpers/boot.js';
+import { bootMachine, serverAddress, startRack, type Rack } from '../support/boot.js';
 
 /**
  * OVMF's UEFI PXE client fetches ipxe.efi (about 1 MB) by TFTP through the
@@ -14,7 +14,7 @@ import { bootMachine, serverAddress, startRack, type Rack } from '../helpers/boo
  * goes to rackboot directly.
  */
 const relayAddress = '198.18.0.2';
-const relayMain = fileURLToPath(new URL('../tftp/support/relay-main.js', import.meta.url));
+const relayMain = fileURLToPath(new URL('../support/tftp/relay-main.js', import.meta.url));
 const mac = '52:54:00:12:34:5a';
 
 let rack: Rack;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { tftpHostFile } from '../../server/boot/host-files.js';
-import { addClient, startRack, serverAddress, httpPort, type Rack, type RackClient } from '../helpers/boot.js';
+import { addClient, startRack, serverAddress, httpPort, type Rack, type RackClient } from '../support/boot.js';
 
 let rack: Rack;
 /** The host itself, on the wire: it takes its address from rackboot by DHCP, as iPXE does. */

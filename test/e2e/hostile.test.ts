@@ -8,9 +8,9 @@ import { after, before, test } from 'node:test';
 import { build } from '../../builder/build.js';
 import { ConsoleWatcher, readyLinePattern } from '../../server/demo/qemu.js';
 import { silentLogger } from '../../server/log.js';
-import { addClient, httpPort, serverAddress, startMachine, startRack, type Rack, type RackClient } from '../helpers/boot.js';
-import { cliPath, repoRoot } from '../helpers/build.js';
-import { assertRoot, run } from '../helpers/netns.js';
+import { addClient, httpPort, serverAddress, startMachine, startRack, type Rack, type RackClient } from '../support/boot.js';
+import { cliPath, repoRoot } from '../support/build.js';
+import { assertRoot, run } from '../support/netns.js';
 
 /**
  * A hostile neighbour on the rack's wire while a machine network-boots to
@@ -26,7 +26,7 @@ const victim = '52:54:00:12:34:56';
 const victimPath = victim.replaceAll(':', '-');
 const victimAddress = '198.18.0.50';
 const strangerMac = '02:00:00:00:0b:ad';
-const floodScript = join(repoRoot, 'dist/test/e2e/support/stranger-flood.js');
+const floodScript = join(repoRoot, 'dist/test/support/stranger-flood.js');
 const base = `http://${serverAddress}:${httpPort}`;
 // openssl passwd -6 -salt rackboottest 'correct horse'
 const rootHash = '$6$rackboottest$R3I6dZFiAb60PrrUAAtXOMq7uhRrLSm.wvav/fW7uy9vr6fdYQ.pt1/wT0EiPcmrfkJXw5Jcg4yf7oJuDAcI40';

@@ -12,10 +12,10 @@ import { assertQemu, ovmfCode, prepareOvmfVars, readyLinePattern } from '../../s
 import { isoSanbootUrl } from '../../server/http/downloads.js';
 import { HostTokens } from '../../server/boot/host-token.js';
 import { ConsoleMachine } from '../builder/qemu.js';
-import { cliPath, ensureTestBuild } from '../helpers/build.js';
-import { watchOutput } from '../helpers/failure-report.js';
-import { assertRoot, Netns } from '../helpers/netns.js';
-import { unpackedProgram } from '../helpers/unpacked.js';
+import { cliPath, ensureTestBuild } from '../support/build.js';
+import { watchOutput } from '../support/failure-report.js';
+import { assertRoot, Netns } from '../support/netns.js';
+import { unpackedProgram } from '../support/unpacked.js';
 
 /**
  * The CD/USB image booted for real in QEMU (TCG): the build's rackboot.iso
@@ -182,7 +182,7 @@ test("BIOS: iPXE's sanboot boots the build's image over HTTP (the iPXE menu's en
   const server = { lines: [] as Array<Record<string, unknown>> };
   try {
     ns.addTap('tap0', '198.18.0.1/24');
-    const child = ns.spawn(process.execPath, [fileURLToPath(new URL('../bench/support/http-server.js', import.meta.url)), assets, '198.18.0.1', '8080', '256', 'log'], {
+    const child = ns.spawn(process.execPath, [fileURLToPath(new URL('../support/bench/http-server.js', import.meta.url)), assets, '198.18.0.1', '8080', '256', 'log'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const lines = createInterface({ input: child.stdout! });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { bootMachine, startRack, type Rack } from '../helpers/boot.js';
+import { bootMachine, startRack, type Rack } from '../support/boot.js';
 
 let rack: Rack;
 

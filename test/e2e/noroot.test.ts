@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseThreadStatus, readThreadCredentials } from '../../server/privileges.js';
-import { cliPath, ensureTestBuild } from '../helpers/build.js';
-import { bootMachine, httpPort, serverAddress, startRack, type Rack } from '../helpers/boot.js';
-import { runCommand } from '../helpers/run.js';
-import { openCheckoutView, type CheckoutView } from '../helpers/as-user.js';
+import { cliPath, ensureTestBuild } from '../support/build.js';
+import { bootMachine, httpPort, serverAddress, startRack, type Rack } from '../support/boot.js';
+import { runCommand } from '../support/run.js';
+import { openCheckoutView, type CheckoutView } from '../support/as-user.js';
 
 /**
  * A server with no root after start that still does everything a start
@@ -39,7 +39,7 @@ before(async () => {
   // An assets folder of the test's own (hard links to the test build), so a new build can be made current in it.
   assets = path.join(scratch, 'assets');
   execFileSync('cp', ['-al', testBuild, assets]);
-  // The server runs through a view of the checkout nobody can reach, whatever the checkout's parent folders (helpers/as-user.ts).
+  // The server runs through a view of the checkout nobody can reach, whatever the checkout's parent folders (support/as-user.ts).
   view = await openCheckoutView();
   rack = await startRack({ 'node01.yaml': profile('noroot-before') }, { assets, openWork: true, serveArgs: ['--user', 'nobody'], launch: view.command });
   token = (await readFile(path.join(rack.work, 'state', 'admin.token'), 'utf8')).trim();

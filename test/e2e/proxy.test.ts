@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { bootMachine, startRack, type Rack } from '../helpers/boot.js';
-import { sitePoolEnd, sitePoolStart } from '../helpers/site-dhcp.js';
+import { bootMachine, startRack, type Rack } from '../support/boot.js';
+import { sitePoolEnd, sitePoolStart } from '../support/site-dhcp.js';
 import { ipv4ToNumber } from '../../server/net/ipv4.js';
 
 // proxyDHCP beside a site DHCP server: dnsmasq (in a namespace of its own,

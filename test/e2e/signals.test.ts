@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { test } from 'node:test';
-import { addClient, httpPort, serverAddress, startRack } from '../helpers/boot.js';
-import { ensureTestBuild } from '../helpers/build.js';
-import { collect } from '../helpers/run.js';
+import { addClient, httpPort, serverAddress, startRack } from '../support/boot.js';
+import { ensureTestBuild } from '../support/build.js';
+import { collect } from '../support/run.js';
 
 /**
  * `rackboot serve` and its signals, on a test wire with a client namespace:

@@ -4,8 +4,8 @@ import { mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { ensureTestBuild } from '../helpers/build.js';
-import { startRack } from '../helpers/boot.js';
+import { ensureTestBuild } from '../support/build.js';
+import { startRack } from '../support/boot.js';
 
 /**
  * `serve` on a build made by another version of the builder (its manifest's

@@ -3,9 +3,9 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { cliPath, repoRoot } from '../helpers/build.js';
-import { bootMachine, httpPort, serverAddress, startRack, type Rack } from '../helpers/boot.js';
-import { launchBrowser } from '../helpers/browser.js';
+import { cliPath, repoRoot } from '../support/build.js';
+import { bootMachine, httpPort, serverAddress, startRack, type Rack } from '../support/boot.js';
+import { launchBrowser } from '../support/browser.js';
 
 /**
  * A real machine on the status page: QEMU's BIOS iPXE ROM boots through

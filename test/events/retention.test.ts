@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { SqliteEventStore } from '../../server/events/sqlite-store.js';
 import { startEventRetention } from '../../server/events/retention.js';
-import { capturingLogger } from '../tftp/support/logs.js';
+import { capturingLogger } from '../support/tftp/logs.js';
 
 const day = 24 * 3600_000;
 const now = Date.UTC(2026, 10, 26);

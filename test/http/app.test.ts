@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { AssetStore } from '../../server/assets/builds.js';
-import { writeTestBuild } from '../helpers/assets.js';
+import { writeTestBuild } from '../support/assets.js';
 import { MemoryEventStore } from '../../server/events/store.js';
 import { createHttpApp } from '../../server/http/app.js';
 import { silentLogger } from '../../server/log.js';
 import { deriveDomainMac } from '../../server/profiles/domain.js';
 import type { Profile } from '../../server/profiles/profile.js';
-import { makeProfile } from '../helpers/profiles.js';
+import { makeProfile } from '../support/profiles.js';
 
 let dir: string;
 let server: Server;

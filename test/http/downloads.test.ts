@@ -14,8 +14,8 @@ import { createHttpApp } from '../../server/http/app.js';
 import { decideRange, etagOf, isoSanbootUrl, notModified, renderSha256Sums } from '../../server/http/downloads.js';
 import { silentLogger } from '../../server/log.js';
 import type { Profile } from '../../server/profiles/profile.js';
-import { ensureTestBuild } from '../helpers/build.js';
-import { makeProfile } from '../helpers/profiles.js';
+import { ensureTestBuild } from '../support/build.js';
+import { makeProfile } from '../support/profiles.js';
 
 /**
  * The download area on loopback, with the shared test build's real image,

@@ -18,7 +18,7 @@ import { createStatusRouter } from '../../server/http/status.js';
 import { silentLogger } from '../../server/log.js';
 import { serve, type RunningServer } from '../../server/serve.js';
 import type { HostStatus } from '../../server/status/snapshot.js';
-import { cliPath, ensureTestBuild } from '../helpers/build.js';
+import { cliPath, ensureTestBuild } from '../support/build.js';
 
 /**
  * One client cannot take HTTP down: connection floods from many sockets

@@ -16,9 +16,9 @@ import { createStatusRouter, type StatusRouter } from '../../server/http/status.
 import { Metrics } from '../../server/metrics.js';
 import { HostIsoCache } from '../../server/iso/host-iso.js';
 import { ProfileDirectory } from '../../server/profiles/store.js';
-import { launchBrowser } from '../helpers/browser.js';
-import { ensureTestBuild } from '../helpers/build.js';
-import { makeProfile } from '../helpers/profiles.js';
+import { launchBrowser } from '../support/browser.js';
+import { ensureTestBuild } from '../support/build.js';
+import { makeProfile } from '../support/profiles.js';
 
 /**
  * Per-host images are admin downloads: the admin token or a short-lived

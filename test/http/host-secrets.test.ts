@@ -7,13 +7,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { AssetStore } from '../../server/assets/builds.js';
-import { writeTestBuild } from '../helpers/assets.js';
+import { writeTestBuild } from '../support/assets.js';
 import { HostTokens } from '../../server/boot/host-token.js';
 import type { TokenGrant } from '../../server/boot/token-grant.js';
 import { BootLedger } from '../../server/boot/token-use.js';
 import { createHttpApp } from '../../server/http/app.js';
 import { pino } from 'pino';
-import { makeProfile } from '../helpers/profiles.js';
+import { makeProfile } from '../support/profiles.js';
 
 const mac = '52:54:00:12:34:56';
 const tokens = new HostTokens(randomBytes(32));

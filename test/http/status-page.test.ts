@@ -10,8 +10,8 @@ import { createStatusRouter, type StatusRouter } from '../../server/http/status.
 import { silentLogger } from '../../server/log.js';
 import { LoadSampler } from '../../server/status/load.js';
 import type { HostStatus, StatusSources } from '../../server/status/snapshot.js';
-import { repoRoot } from '../helpers/build.js';
-import { launchBrowser } from '../helpers/browser.js';
+import { repoRoot } from '../support/build.js';
+import { launchBrowser } from '../support/browser.js';
 
 /**
  * The page itself, in headless Chromium: rendering, live updates over

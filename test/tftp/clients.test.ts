@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { requireTool, runTool, sha256, startServer, type ServerFixture } from './support/fixture.js';
-import { seededRandom } from '../helpers/random.js';
+import { requireTool, runTool, sha256, startServer, type ServerFixture } from '../support/tftp/fixture.js';
+import { seededRandom } from '../support/random.js';
 
 /**
  * The server against the TFTP clients firmware engineers actually use

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileFromDisk } from '../../server/tftp/file.js';
 import { encodePacket, type TftpPacket } from '../../server/tftp/packet.js';
-import { requireTool, runTool, sha256, startServer } from './support/fixture.js';
-import { download, RawClient } from './support/raw-client.js';
-import { seededRandom } from '../helpers/random.js';
+import { requireTool, runTool, sha256, startServer } from '../support/tftp/fixture.js';
+import { download, RawClient } from '../support/tftp/raw-client.js';
+import { seededRandom } from '../support/random.js';
 
 /**
  * Garbage at the server, then a normal transfer. The generator is seeded so

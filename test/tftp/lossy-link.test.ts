@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { requireTool, runTool, sha256, startServer, type ServerFixture } from './support/fixture.js';
-import { UdpRelay } from './support/relay.js';
+import { requireTool, runTool, sha256, startServer, type ServerFixture } from '../support/tftp/fixture.js';
+import { UdpRelay } from '../support/tftp/relay.js';
 
 /**
  * Real clients through a lossy, slow link: a UDP relay of our own (this

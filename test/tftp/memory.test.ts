@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { runSwarm } from './support/swarm.js';
+import { runSwarm } from '../support/tftp/swarm.js';
 
 /**
  * Memory stays bounded with many large transfers: 200 reads of a 64 MB file
@@ -30,7 +30,7 @@ import { runSwarm } from './support/swarm.js';
  * clients with an ERROR, which also checks the server lets go of them.
  */
 
-const serverScript = fileURLToPath(new URL('./support/serve-folder.js', import.meta.url));
+const serverScript = fileURLToPath(new URL('../support/tftp/serve-folder.js', import.meta.url));
 const transfers = 200;
 const limitBytes = 200 * 1024 * 1024;
 

@@ -13,25 +13,21 @@ import {
   type TftpPacket,
 } from '../../server/tftp/packet.js';
 import { negotiateOptions } from '../../server/tftp/options.js';
-import { readUdpDatagrams } from './support/pcap.js';
+import { checkEncoder as checkCodec } from '../support/codec.js';
+import { readPcap } from '../support/pcap.js';
 
 const fixtures = fileURLToPath(new URL('../../../test/fixtures/', import.meta.url));
 
-/** Length, round trip and stability, for every packet a test builds (the dns-packet testEncoder idea). */
+/** The shared codec checks (test/support/codec.ts) for a TFTP packet. */
 function checkEncoder(packet: TftpPacket): Buffer {
-  const bytes = encodePacket(packet);
-  assert.equal(bytes.length, encodingLength(packet), 'encodingLength matches the bytes');
-  const decoded = decodePacket(bytes);
-  assert.deepEqual(decoded, packet, 'decode(encode(p)) equals p');
-  assert.deepEqual(encodePacket(decoded), bytes, 'encoding is stable');
-  return bytes;
+  return checkCodec({ encodePacket, decodePacket, encodingLength }, packet);
 }
 
 const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/gu, ''), 'hex');
 
 describe('TFTP packet codec', () => {
   test('decodes the RRQs OVMF and iPXE sent in test/fixtures/ovmf-x64-uefi-pxe.pcap and re-encodes them byte for byte', () => {
-    const requests = readUdpDatagrams(`${fixtures}ovmf-x64-uefi-pxe.pcap`).filter((datagram) => datagram.destinationPort === 69);
+    const requests = readPcap(`${fixtures}ovmf-x64-uefi-pxe.pcap`).filter((datagram) => datagram.destination.port === 69);
     assert.equal(requests.length, 3);
     const decoded = requests.map((datagram) => decodePacket(datagram.payload));
     assert.deepEqual(decoded, [
@@ -71,7 +67,7 @@ describe('TFTP packet codec', () => {
   });
 
   test('answers the OVMF probe with the real size, its block size and its window', () => {
-    const [probe] = readUdpDatagrams(`${fixtures}ovmf-x64-uefi-pxe.pcap`).filter((datagram) => datagram.destinationPort === 69);
+    const [probe] = readPcap(`${fixtures}ovmf-x64-uefi-pxe.pcap`).filter((datagram) => datagram.destination.port === 69);
     const request = decodePacket(probe!.payload);
     assert.equal(request.kind, 'readRequest');
     if (request.kind !== 'readRequest') return;

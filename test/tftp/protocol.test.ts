@@ -9,9 +9,9 @@ import { fileFromBuffer, NotRegularFileError } from '../../server/tftp/file.js';
 import { decodePacket, encodePacket, type TftpPacket } from '../../server/tftp/packet.js';
 import { silentLogger } from '../../server/log.js';
 import { TftpServer } from '../../server/tftp/server.js';
-import { readUdpDatagrams } from './support/pcap.js';
-import { startServer, sha256, type ServerFixture } from './support/fixture.js';
-import { download, RawClient, type Received } from './support/raw-client.js';
+import { readPcap } from '../support/pcap.js';
+import { startServer, sha256, type ServerFixture } from '../support/tftp/fixture.js';
+import { download, RawClient, type Received } from '../support/tftp/raw-client.js';
 
 /**
  * The server driven one packet at a time over loopback, for behaviour the
@@ -66,7 +66,7 @@ describe('TFTP server protocol', () => {
   });
 
   test('replays the OVMF capture: the tsize probe ends quietly, then the real download with windowsize 4', async () => {
-    const requests = readUdpDatagrams(`${fixtures}ovmf-x64-uefi-pxe.pcap`).filter((datagram) => datagram.destinationPort === 69);
+    const requests = readPcap(`${fixtures}ovmf-x64-uefi-pxe.pcap`).filter((datagram) => datagram.destination.port === 69);
     await withServer({}, async (fixture) => {
       const content = fixture.writeRandomFile('ipxe.efi', 1_000_000);
       await withClient(async (client) => {

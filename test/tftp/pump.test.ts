@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { fileFromDisk } from '../../server/tftp/file.js';
-import { requireTool, runTool, startServer, sha256, type ServerFixture } from './support/fixture.js';
-import { download, RawClient } from './support/raw-client.js';
+import { requireTool, runTool, startServer, sha256, type ServerFixture } from '../support/tftp/fixture.js';
+import { download, RawClient } from '../support/tftp/raw-client.js';
 
 /**
  * The native transfer socket's pump (server/native/tftp_endpoint.c): at
@@ -18,7 +18,7 @@ import { download, RawClient } from './support/raw-client.js';
  */
 
 const repository = fileURLToPath(new URL('../../../', import.meta.url));
-const slowClient = fileURLToPath(new URL('./support/slow-client-main.js', import.meta.url));
+const slowClient = fileURLToPath(new URL('../support/tftp/slow-client-main.js', import.meta.url));
 
 async function withServer(options: Parameters<typeof startServer>[0], body: (fixture: ServerFixture) => Promise<void>): Promise<void> {
   const fixture = await startServer(options);

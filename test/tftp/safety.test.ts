@@ -7,8 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import { ErrorCode } from '../../server/tftp/codes.js';
 import { fileInRoot, OutsideRootError } from '../../server/tftp/root.js';
 import { NotRegularFileError } from '../../server/tftp/file.js';
-import { startServer, type ServerFixture } from './support/fixture.js';
-import { download, RawClient } from './support/raw-client.js';
+import { startServer, type ServerFixture } from '../support/tftp/fixture.js';
+import { download, RawClient } from '../support/tftp/raw-client.js';
 
 /**
  * Nothing outside the served folder can be read: the server with a

@@ -15,12 +15,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { Netns, assertRoot } from '../helpers/netns.js';
-import { collect } from '../helpers/run.js';
-import { requireTool, sha256 } from './support/fixture.js';
+import { Netns, assertRoot } from '../support/netns.js';
+import { collect } from '../support/run.js';
+import { requireTool, sha256 } from '../support/tftp/fixture.js';
 
-const serveFolder = fileURLToPath(new URL('./support/serve-folder.js', import.meta.url));
-const silentRequests = fileURLToPath(new URL('./support/silent-requests-main.js', import.meta.url));
+const serveFolder = fileURLToPath(new URL('../support/tftp/serve-folder.js', import.meta.url));
+const silentRequests = fileURLToPath(new URL('../support/tftp/silent-requests-main.js', import.meta.url));
 const strangerMac = '02:00:00:00:0b:01';
 const strangerAddresses = Array.from({ length: 16 }, (_, index) => `198.18.0.${10 + index}`);
 

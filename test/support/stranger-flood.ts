@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { decodePacket, encodePacket } from '../../../server/dhcp/packet.js';
-import { clientRequest } from '../../dhcp/support.js';
+import { decodePacket, encodePacket } from '../../server/dhcp/packet.js';
+import { clientRequest } from './dhcp.js';
 
 /**
  * What one stranger on the wire can throw at a rackboot server at once, run

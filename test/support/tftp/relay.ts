@@ -1,6 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { once } from 'node:events';
-import { seededRandom } from '../../helpers/random.js';
+import { seededRandom } from '../random.js';
 
 /**
  * A lossy, slow link made of UDP sockets, for a kernel without the netem

@@ -46,7 +46,7 @@ export interface RackOptions {
   bridge?: boolean;
   /** Open the work folder (profiles, state) to other users, for a server started with --user. */
   openWork?: boolean;
-  /** Wrap the server's command line, e.g. to run it through a CheckoutView (helpers/as-user.ts). */
+  /** Wrap the server's command line, e.g. to run it through a CheckoutView (support/as-user.ts). */
   launch?: (command: string, args: string[]) => { command: string; args: string[] };
 }
 

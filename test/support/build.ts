@@ -1,12 +1,10 @@
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { builderRecipe } from '../../builder/recipe.js';
 import { createLogger } from '../../server/log.js';
+import { repoRoot } from './repo.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-/** dist/test/helpers -> repository root */
-export const repoRoot = path.resolve(here, '../../..');
+export { repoRoot };
 export const cliPath = path.join(repoRoot, 'dist/server/cli.js');
 export const testAssets = path.join(repoRoot, 'test/.work/boot-assets');
 

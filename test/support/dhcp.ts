@@ -2,16 +2,17 @@
  * Shared pieces of the DHCP tests: the fixture captures and small packet
  * builders. (Loaded as a test file by the runner too; it defines no tests.)
  */
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { repoRoot } from './repo.js';
 import type { BootFileChoice, ClientFacts } from '../../server/boot/facts.js';
 import type { DhcpContext, Reservation } from '../../server/dhcp/decide.js';
 import { MemoryLeaseStore } from '../../server/dhcp/leases.js';
 import type { DhcpPacket } from '../../server/dhcp/packet.js';
-import { readPcap, type UdpDatagram } from '../helpers/pcap.js';
+import { readPcap, type UdpDatagram } from './pcap.js';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 
-export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+export { repoRoot };
 
 export const fixtureNames = [
   'qemu-bios-ipxe-rom',
@@ -25,7 +26,7 @@ export type FixtureName = (typeof fixtureNames)[number];
 
 /** The DHCP datagrams (ports 67/68) of a fixture capture. */
 export function fixtureDhcp(name: FixtureName): UdpDatagram[] {
-  return readPcap(`${repoRoot}test/fixtures/${name}.pcap`).filter(
+  return readPcap(path.join(repoRoot, 'test', 'fixtures', `${name}.pcap`)).filter(
     (d) => [67, 68].includes(d.destination.port) && [67, 68].includes(d.source.port),
   );
 }
