@@ -209,8 +209,9 @@ export async function buildPackage(options: PackageOptions): Promise<BuiltPackag
     'Architecture: amd64',
     `Maintainer: ${process.env.DEBFULLNAME && process.env.DEBEMAIL ? `${process.env.DEBFULLNAME} <${process.env.DEBEMAIL}>` : 'rackboot maintainers <rackboot@invalid>'}`,
     `Installed-Size: ${installedKiB}`,
-    // systemd-sysusers makes the rackboot user (postinst), as dh_installsysusers does.
-    `Depends: ${depends}, systemd | systemd-standalone-sysusers | systemd-sysusers`,
+    // systemd-sysusers makes the rackboot user (postinst), as dh_installsysusers does;
+    // procps has /bin/kill, which the unit's ExecReload sends SIGHUP with.
+    `Depends: ${depends}, procps, systemd | systemd-standalone-sysusers | systemd-sysusers`,
     // What `rackboot build` takes the boot parts and the CD image with (builder/install-deps.sh).
     'Suggests: debootstrap, squashfs-tools, cpio, xz-utils, xorriso, mtools, grub-common, grub-pc-bin, grub-efi-amd64-bin',
     'Section: net',
