@@ -63,7 +63,7 @@ async function containerInit(nspawn: ChildProcess): Promise<number> {
   throw new Error('the container did not start systemd within 30 s');
 }
 
-test('the Debian package: apt installs it on a clean Debian 12, systemd runs rackboot as its own user with CAP_NET_BIND_SERVICE only, a BIOS machine boots from it, reload and stop work', { timeout: 600_000 }, async (t) => {
+test('the Debian package: apt installs it on a clean Debian 12, systemd runs rackboot as its own user with CAP_NET_BIND_SERVICE only, a BIOS machine boots from it; reload, upgrade, stop and purge work', { timeout: 600_000 }, async (t) => {
   assertRoot();
   for (const tool of ['/usr/sbin/debootstrap', '/usr/bin/systemd-nspawn', '/usr/bin/nsenter', '/usr/bin/dpkg-deb', '/usr/bin/dpkg-shlibdeps']) {
     assert.ok(existsSync(tool), `${tool} is missing: install debootstrap, systemd-container, util-linux and dpkg-dev (builder/install-deps.sh --test does)`);
@@ -223,6 +223,24 @@ test('the Debian package: apt installs it on a clean Debian 12, systemd runs rac
     assert.deepEqual(changed.changed, ['lease-time']);
     assert.equal((await must(['systemctl', 'is-active', 'rackboot'])).stdout.trim(), 'active');
 
+    // Upgrade: installing the package again restarts the running server on the
+    // new code; the state stays (the machine's lease, read from the installed state folder).
+    const leases = async () => (JSON.parse((await must(['rackboot', 'leases', '--json'])).stdout) as Array<{ mac: string; address: string }>).map(({ mac, address }) => ({ mac, address }));
+    const leasesBefore = await leases();
+    assert.deepEqual(leasesBefore.filter((lease) => lease.mac === machineMac), [{ mac: machineMac, address: ready.groups?.ip?.split('/')[0] }]);
+    const currentMainPid = async () => (await must(['systemctl', 'show', '-p', 'MainPID', '--value', 'rackboot'])).stdout.trim();
+    const pidBefore = await currentMainPid();
+    const upgraded = await must(['apt-get', 'install', '-y', '--reinstall', `/root/${path.basename(built.file)}`], 180_000);
+    durations.upgrade = upgraded.seconds;
+    const serving = async () => (await journal()).filter((event) => event.msg === 'rackboot is serving').length;
+    const upgradeUntil = Date.now() + 60_000;
+    while ((await serving()) < 2) {
+      if (Date.now() > upgradeUntil) throw new Error('the server did not serve again after the upgrade');
+      await delay(200);
+    }
+    assert.notEqual(await currentMainPid(), pidBefore, 'the upgrade restarted the server');
+    assert.deepEqual(await leases(), leasesBefore);
+
     // Stop: SIGTERM drains and serve exits 0; systemd records a clean stop. systemd
     // counts a death by SIGTERM as clean too, and says how the main process ended
     // only at debug level: that line tells an exit 0 from a kill.
@@ -238,6 +256,14 @@ test('the Debian package: apt installs it on a clean Debian 12, systemd runs rac
     assert.match(systemdSaid, /rackboot\.service: Main process exited, code=exited, status=0\/SUCCESS/);
     assert.doesNotMatch(systemdSaid, /code=killed|status=1\//);
     assert.ok((await journal()).some((event) => event.msg === 'stopping: nothing left in flight'));
+
+    // Purge: the package's files and the state go; the settings and profiles it did not ship stay.
+    await must(['apt-get', 'purge', '-y', 'rackboot'], 120_000);
+    assert.equal(existsSync(inTree('usr/bin/rackboot')), false);
+    assert.equal(existsSync(inTree('usr/lib/rackboot')), false);
+    assert.equal(existsSync(inTree('var/lib/rackboot')), false);
+    assert.equal(existsSync(inTree('etc/rackboot/rackboot.yaml')), false);
+    assert.equal(existsSync(inTree('etc/rackboot/profiles/pkg01.yaml')), true);
 
     t.diagnostic(`package ${path.basename(built.file)}: ${(built.bytes / 1048576).toFixed(1)} MiB, ${(built.installedKiB / 1024).toFixed(0)} MiB installed; Depends: ${built.depends}`);
     t.diagnostic(Object.entries(durations).map(([what, seconds]) => `${what} ${seconds.toFixed(1)} s`).join(', '));
