@@ -5,7 +5,7 @@ import { chmod, copyFile, cp, lstat, mkdir, readdir, readFile, rm, stat, writeFi
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import type { FolderLayout } from '../server/layout.js';
+import type { FolderLayout } from '../server/folder-layout.js';
 import { serveOptions } from '../server/serve-options.js';
 import { renderSampleConfig } from './sample-config.js';
 
@@ -18,7 +18,7 @@ import { renderSampleConfig } from './sample-config.js';
  * in Debian's own packages.
  */
 
-/** Where the installed package keeps its folders: the defaults an installed rackboot uses (server/layout.ts). */
+/** Where the installed package keeps its folders: the defaults an installed rackboot uses (server/folder-layout.ts). */
 export const installedLayout: FolderLayout = {
   profiles: '/etc/rackboot/profiles',
   assets: '/var/lib/rackboot/boot-assets',

@@ -1,10 +1,10 @@
 import { defaultFirstLeaseSeconds } from './dhcp/decide.js';
 import { defaultRetention } from './events/retention.js';
-import { folderDefaults } from './layout.js';
+import { folderDefaults } from './folder-layout.js';
 
 /**
  * Where profiles and builds live: the same options and defaults for every
- * command. The defaults are the installation's (server/layout.ts): relative
+ * command. The defaults are the installation's (server/folder-layout.ts): relative
  * folders in a clone, absolute ones in the Debian package.
  */
 export const folderOptions = {

@@ -3,7 +3,7 @@ import { cp, mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { cloneLayout, parseLayout, readLayout } from '../server/layout.js';
+import { cloneLayout, parseLayout, readLayout } from '../server/folder-layout.js';
 import { repoRoot } from './helpers/build.js';
 import { runCommand, runRackboot } from './helpers/run.js';
 
