@@ -223,6 +223,13 @@ test('the Debian package: apt installs it on a clean Debian 12, systemd runs rac
     assert.deepEqual(changed.changed, ['lease-time']);
     assert.equal((await must(['systemctl', 'is-active', 'rackboot'])).stdout.trim(), 'active');
 
+    // The admin API writes a profile into /etc/rackboot/profiles (the one folder of /etc the
+    // unit lets it write); the admin command finds the token in the installed state folder.
+    await writeFile(inTree('root/pkg03.yaml'), 'mac: 52:54:00:12:34:5e\nhostname: pkg03\n');
+    const applied = await must(['rackboot', 'profiles', 'apply', '/root/pkg03.yaml', '--server', serverAddress]);
+    assert.match(applied.stdout, /^saved pkg03\.yaml: pkg03 \(52:54:00:12:34:5e\)$/m);
+    assert.equal((await must(['stat', '-c', '%U %a', '/etc/rackboot/profiles/pkg03.yaml'])).stdout.trim(), 'rackboot 600');
+
     // Upgrade: installing the package again restarts the running server on the
     // new code; the state stays (the machine's lease, read from the installed state folder).
     const leases = async () => (JSON.parse((await must(['rackboot', 'leases', '--json'])).stdout) as Array<{ mac: string; address: string }>).map(({ mac, address }) => ({ mac, address }));
