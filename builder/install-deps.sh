@@ -49,6 +49,9 @@ test_packages=(
   wrk nginx
   # the manual page (rackboot manpage) is checked with groff's warnings on
   groff-base
+  # the package test: dpkg-shlibdeps finds the .deb's library dependencies; the
+  # .deb is installed on a debootstrapped Debian 12 booted with systemd-nspawn
+  dpkg-dev systemd-container
 )
 
 list=0

@@ -4,7 +4,7 @@ import { hideBin } from 'yargs/helpers';
 import { BUILD_SWITCHES, switchesFromArgs } from '../builder/switches.js';
 import { checkAddressFlags, checkNumberFlags, rawFlagText, serveNumberFlags, unknownFlags } from './cli-flags.js';
 import { changedSettings, defaultConfigFile, loadServeConfig } from './serve-config.js';
-import { folderOptions, serveOptions } from './serve-options.js';
+import { folderOptions, serveOptions, stateOption } from './serve-options.js';
 import { createLogger } from './log.js';
 
 
@@ -26,7 +26,7 @@ function withAdminOptions<T>(y: Argv<T>) {
   return y
     .option('server', { type: 'string', describe: "the server's HTTP address, such as 198.18.0.1 or http://198.18.0.1:8080 (else RACKBOOT_SERVER)" })
     .option('token-file', { type: 'string', describe: 'a file holding the admin token (else RACKBOOT_TOKEN, else <state>/admin.token)' })
-    .option('state', { type: 'string', default: 'state', describe: "the server's state folder, for its admin.token when neither of those is given" });
+    .option('state', { ...stateOption, describe: "the server's state folder, for its admin.token when neither of those is given" });
 }
 
 /** An admin API listing: the API's JSON with --json, else a table of `header` with a row per item. */
@@ -184,7 +184,7 @@ async function main(argv: string[]): Promise<void> {
         y
           .option('server', { type: 'string', describe: "a running server's HTTP address, such as 198.18.0.1 or http://198.18.0.1:8080 (else RACKBOOT_SERVER)" })
           .option('token-file', { type: 'string', describe: 'with --server: a file holding the admin token (else RACKBOOT_TOKEN, else <state>/admin.token)' })
-          .option('state', { type: 'string', default: 'state', describe: 'the folder "rackboot serve --state" uses (its admin token, or its timeline)' })
+          .option('state', { ...stateOption, describe: 'the folder "rackboot serve --state" uses (its admin token, or its timeline)' })
           .options({ profiles: folderOptions.profiles })
           .option('json', { type: 'boolean', default: false, describe: 'one JSON array instead of a table' }),
       async (args) => {
@@ -204,7 +204,7 @@ async function main(argv: string[]): Promise<void> {
       'assemble the boot parts (Xen, dom0 kernel, runtime initrd, iPXE) from Debian packages',
       (y) =>
         withBuildSwitches(y)
-          .option('assets', { alias: 'out', type: 'string', default: 'boot-assets', describe: 'assets folder: builds/<id> and the "current" link (as serve --assets)' })
+          .option('assets', { alias: 'out', type: 'string', default: folderOptions.assets.default, describe: 'assets folder: builds/<id> and the "current" link (as serve --assets)' })
           .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' })
           .option('config', { type: 'string', describe: 'build settings file (default: builder/build.yaml, which documents each setting)' })
           .option('host', { type: 'string', describe: "instead of a build: one host's CD/USB image from the current build, with its profile on the boot line" })
@@ -212,7 +212,7 @@ async function main(argv: string[]): Promise<void> {
           .option('profiles', folderOptions.profiles)
           .option('address', { type: 'string', describe: "with --host (needed): the address of the rackboot server the image's runtime fetches its secrets from" })
           .option('http-port', { type: 'number', default: 80, describe: "with --host: that server's HTTP port" })
-          .option('state', { type: 'string', default: 'state', describe: "with --host: that server's state folder, whose host-token.key signs the image's token" })
+          .option('state', { ...stateOption, describe: "with --host: that server's state folder, whose host-token.key signs the image's token" })
           .option('keep', { type: 'number', describe: 'after the build, keep only the N newest builds (and the current one)' })
           .check(
             (values) =>

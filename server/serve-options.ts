@@ -1,11 +1,19 @@
 import { defaultFirstLeaseSeconds } from './dhcp/decide.js';
 import { defaultRetention } from './events/retention.js';
+import { folderDefaults } from './folder-layout.js';
 
-/** Where profiles and builds live: the same options and defaults for every command. */
+/**
+ * Where profiles and builds live: the same options and defaults for every
+ * command. The defaults are the installation's (server/folder-layout.ts): relative
+ * folders in a clone, absolute ones in the Debian package.
+ */
 export const folderOptions = {
-  profiles: { type: 'string', default: 'profiles', describe: 'folder of host profiles (YAML)' },
-  assets: { type: 'string', default: 'boot-assets', describe: 'folder of builds made by "rackboot build"' },
+  profiles: { type: 'string', default: folderDefaults.profiles, describe: 'folder of host profiles (YAML)' },
+  assets: { type: 'string', default: folderDefaults.assets, describe: 'folder of builds made by "rackboot build"' },
 } as const;
+
+/** The state folder's option, for serve and for the commands that read a server's state. */
+export const stateOption = { type: 'string', default: folderDefaults.state, describe: 'folder for leases and other state' } as const;
 
 /**
  * `rackboot serve`'s settings: each is a command-line flag, a key of the
@@ -38,7 +46,7 @@ export const serveOptions = {
     describe: 'at most this many clients without a lease or profile get an address per second (full mode; default: no limit)',
   },
   ...folderOptions,
-  state: { type: 'string', default: 'state', describe: 'folder for leases and other state' },
+  state: stateOption,
   'http-port': { type: 'number', default: 80, describe: 'HTTP port (boot scripts, boot files, the status page and the admin API)' },
   'tftp-port': { type: 'number', default: 69, describe: 'TFTP port' },
   'tftp-max-transfers': { type: 'number', default: 64, describe: 'TFTP transfers at once; past it clients get "server busy"' },
