@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { cloneLayout, parseLayout, readLayout } from '../server/folder-layout.js';
-import { repoRoot } from './helpers/build.js';
-import { runCommand, runRackboot } from './helpers/run.js';
+import { repoRoot } from './support/build.js';
+import { runCommand, runRackboot } from './support/run.js';
 
 test('parseLayout: absolute profiles, assets and state; every mistake names the file and the key', () => {
   const layout = { profiles: '/etc/rackboot/profiles', assets: '/var/lib/rackboot/boot-assets', state: '/var/lib/rackboot' };

@@ -3,11 +3,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { buildPackage, changelogVersion, installedLayout } from '../packaging/build-deb.js';
-import { renderSampleConfig } from '../packaging/sample-config.js';
+import { buildPackage, changelogVersion, installedLayout } from '../builder/package/build-deb.js';
+import { renderSampleConfig } from '../builder/package/sample-config.js';
 import { parseServeConfig } from '../server/serve-config.js';
 import { serveOptions } from '../server/serve-options.js';
-import { repoRoot } from './helpers/build.js';
+import { repoRoot } from './support/build.js';
 
 test('the sample settings file: every serve setting, commented out; opened, each line is a valid setting', () => {
   const text = renderSampleConfig(serveOptions, installedLayout);

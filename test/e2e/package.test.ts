@@ -8,12 +8,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { test } from 'node:test';
 import { parsePrintUris } from '../../builder/apt.js';
 import { mirrorOfUri } from '../../builder/rootfs.js';
-import { buildPackage } from '../../packaging/build-deb.js';
+import { buildPackage } from '../../builder/package/build-deb.js';
 import { ConsoleWatcher, assertQemu, readyLinePattern, spawnQemu } from '../../server/demo/qemu.js';
-import { ensureTestBuild, repoRoot } from '../helpers/build.js';
-import { watchOutput } from '../helpers/failure-report.js';
-import { Netns, assertRoot } from '../helpers/netns.js';
-import { runCommand, type Finished } from '../helpers/run.js';
+import { ensureTestBuild, repoRoot } from '../support/build.js';
+import { watchOutput } from '../support/failure-report.js';
+import { Netns, assertRoot } from '../support/netns.js';
+import { runCommand, type Finished } from '../support/run.js';
 
 /**
  * The Debian package end to end: `npm run package`'s .deb installed with apt

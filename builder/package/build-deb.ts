@@ -5,8 +5,8 @@ import { chmod, copyFile, cp, lstat, mkdir, readdir, readFile, rm, stat, writeFi
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import type { FolderLayout } from '../server/folder-layout.js';
-import { serveOptions } from '../server/serve-options.js';
+import type { FolderLayout } from '../../server/folder-layout.js';
+import { serveOptions } from '../../server/serve-options.js';
 import { renderSampleConfig } from './sample-config.js';
 
 /**
@@ -130,7 +130,7 @@ export async function buildPackage(options: PackageOptions): Promise<BuiltPackag
   }
   const packageJson = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string; description: string };
   const version = packageJson.version;
-  const changelogFile = path.join(root, 'packaging/changelog');
+  const changelogFile = path.join(root, 'builder/package/changelog');
   const changelog = await readFile(changelogFile, 'utf8');
   const logged = changelogVersion(changelog, changelogFile);
   if (logged !== version) fail(`${changelogFile}: its newest entry is ${logged}, package.json says ${version}: add an entry for ${version}`);
@@ -198,7 +198,7 @@ export async function buildPackage(options: PackageOptions): Promise<BuiltPackag
     await writeFile(at(target), content);
     await chmod(at(target), mode);
   };
-  const packaging = (name: string) => readFile(path.join(root, 'packaging', name));
+  const packaging = (name: string) => readFile(path.join(root, 'builder', 'package', name));
   await put('/usr/bin/rackboot', await packaging('rackboot.sh'), 0o755);
   await put('/lib/systemd/system/rackboot.service', await packaging('rackboot.service'));
   await put('/usr/lib/sysusers.d/rackboot.conf', await packaging('rackboot.sysusers'));
@@ -272,7 +272,7 @@ export async function buildPackage(options: PackageOptions): Promise<BuiltPackag
   await writeFile(path.join(debian, 'conffiles'), '/etc/rackboot/rackboot.yaml\n/etc/rackboot/profiles/default.yaml\n');
   await writeFile(path.join(debian, 'md5sums'), `${sums.sort((a, b) => a.slice(34).localeCompare(b.slice(34))).join('\n')}\n`);
   for (const script of ['postinst', 'prerm', 'postrm']) {
-    await copyFile(path.join(root, 'packaging', script), path.join(debian, script));
+    await copyFile(path.join(root, 'builder', 'package', script), path.join(debian, script));
     await chmod(path.join(debian, script), 0o755);
   }
   for (const name of ['control', 'conffiles', 'md5sums']) await chmod(path.join(debian, name), 0o644);
@@ -298,8 +298,8 @@ function shlibDepends(out: string, binaries: string[]): string {
 
 const isMain = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
-  // dist/packaging/build-deb.js -> the repository root
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  // dist/builder/package/build-deb.js -> the repository root
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
   const started = Date.now();
   try {
     const built = await buildPackage({ root, out: path.join(root, 'dist-package') });

@@ -1,4 +1,4 @@
-import type { FolderLayout } from '../server/folder-layout.js';
+import type { FolderLayout } from '../../server/folder-layout.js';
 
 /**
  * The commented settings file the package installs as
