@@ -231,7 +231,10 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       variant === 'debian'
         ? await step('rootfs', async () => {
             const tree = await ensureRootfs(cacheDir, { release, mirror: fetch.mirror!, packages: ROOTFS_PACKAGES, sources: await machineSources() }, log);
-            const image = await squashRootfs(tree.dir, await debianRuntimeFiles(kernelSubset(kernel, [...DEBIAN_RUNTIME_MODULES, ...ROOT_MOUNT_MODULES]), runtimeDir, runtimeVersion));
+            const image = await squashRootfs(
+              tree.dir,
+              await debianRuntimeFiles(kernelSubset(kernel, [...DEBIAN_RUNTIME_MODULES, ...ROOT_MOUNT_MODULES]), runtimeDir, runtimeVersion),
+            );
             return { ...tree, image };
           })
         : undefined;
@@ -239,7 +242,13 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     await step('initrd', async (report) => {
       const tree =
         rootfs !== undefined
-          ? await debianRuntimeTree({ rootImage: rootfs.image, busyboxRoot: unpacked.get(BUSYBOX_PACKAGE)!, kernel: kernelSubset(kernel, ROOT_MOUNT_MODULES), runtimeDir, runtimeVersion })
+          ? await debianRuntimeTree({
+              rootImage: rootfs.image,
+              busyboxRoot: unpacked.get(BUSYBOX_PACKAGE)!,
+              kernel: kernelSubset(kernel, ROOT_MOUNT_MODULES),
+              runtimeDir,
+              runtimeVersion,
+            })
           : await runtimeTree({ busyboxRoot: unpacked.get(BUSYBOX_PACKAGE)!, kernel: kernelSubset(kernel, RUNTIME_MODULES), runtimeDir, runtimeVersion });
       const initrd = await compressInitrd(tree.entries, report);
       await writeFile(join(partial, 'initrd.gz'), initrd);
@@ -305,7 +314,14 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
           volumeLabel: settings.iso.volumeLabel,
           ...(settings.iso.sourceDateEpoch === undefined ? {} : { epochSeconds: settings.iso.sourceDateEpoch }),
         });
-        files.push({ name: ISO_NAME, size: image.size, sha256: image.sha256, package: RUNTIME_PACKAGE, version: runtimeVersion, contains: await isoToolVersions() });
+        files.push({
+          name: ISO_NAME,
+          size: image.size,
+          sha256: image.sha256,
+          package: RUNTIME_PACKAGE,
+          version: runtimeVersion,
+          contains: await isoToolVersions(),
+        });
         made.push({ name: ISO_NAME, source: { package: RUNTIME_PACKAGE, version: runtimeVersion }, step: ['iso'] });
         log.info({ size: image.size, sha256: image.sha256, parts: image.parts }, 'CD/USB image written');
         return files;

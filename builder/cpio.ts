@@ -143,6 +143,9 @@ export function encodeCpio(entries: CpioEntry[], options: CpioOptions = {}): Buf
   return Buffer.concat(chunks);
 }
 
+/** The 13 numbers of a newc header, in the order they are written. */
+type NewcHeaderFields = [number, number, number, number, number, number, number, number, number, number, number, number, number];
+
 /** Members of a newc archive up to its trailer, with each member's mtime. Throws on malformed input. */
 export function decodeCpio(archive: Uint8Array): Array<CpioEntry & { mtime: number }> {
   const buf = Buffer.from(archive.buffer, archive.byteOffset, archive.length);
@@ -158,7 +161,7 @@ export function decodeCpio(archive: Uint8Array): Array<CpioEntry & { mtime: numb
       if (!/^[0-9a-fA-F]{8}$/.test(text)) throw new Error(`cpio header at byte ${offset} field ${index} is "${text}", not hex`);
       fields.push(parseInt(text, 16));
     }
-    const [, mode, uid, gid, , mtime, size, , , rdevMajor, rdevMinor, nameSize] = fields as [number, number, number, number, number, number, number, number, number, number, number, number, number];
+    const [, mode, uid, gid, , mtime, size, , , rdevMajor, rdevMinor, nameSize] = fields as NewcHeaderFields;
     const nameStart = offset + HEADER_LENGTH;
     if (nameSize < 1 || nameStart + nameSize > buf.length) throw new Error(`cpio header at byte ${offset} has name size ${nameSize}`);
     const path = buf.toString('utf8', nameStart, nameStart + nameSize - 1);

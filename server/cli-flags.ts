@@ -64,7 +64,11 @@ function describeRule(rule: NumberRule): string {
 }
 
 /** The first numeric flag whose value breaks its rule, as a message; undefined when all are good. */
-export function checkNumberFlags(values: Readonly<Record<string, unknown>>, rules: Readonly<Record<string, NumberRule>>, args: readonly string[]): string | undefined {
+export function checkNumberFlags(
+  values: Readonly<Record<string, unknown>>,
+  rules: Readonly<Record<string, NumberRule>>,
+  args: readonly string[],
+): string | undefined {
   for (const [flag, rule] of Object.entries(rules)) {
     const value = values[flag];
     if (value === undefined) continue;

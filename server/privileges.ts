@@ -15,7 +15,12 @@ import { nativeBinding } from './net/native.js';
  * says what the kernel holds, not what was asked for.
  */
 
-/** Capabilities the server keeps after start: none. Every socket is bound before the drop, DHCP replies leave through those sockets (broadcast, never an ARP entry of ours), TFTP transfer sockets take ephemeral ports, and /proc/net/arp is readable by all. */
+/**
+ * Capabilities the server keeps after start: none. Every socket is bound
+ * before the drop, DHCP replies leave through those sockets (broadcast,
+ * never an ARP entry of ours), TFTP transfer sockets take ephemeral ports,
+ * and /proc/net/arp is readable by all.
+ */
 export const keptCapabilities: readonly number[] = [];
 
 /** One thread's credentials, as /proc/<pid>/task/<tid>/status shows them. */

@@ -340,22 +340,39 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const status = createStatusRouter({
       log,
       sources: {
-        server: { address: served.address, interface: served.interfaceName, dhcp: options.dhcp, startedAt: new Date().toISOString(), version: rackbootVersion() },
+        server: {
+          address: served.address,
+          interface: served.interfaceName,
+          dhcp: options.dhcp,
+          startedAt: new Date().toISOString(),
+          version: rackbootVersion(),
+        },
         hosts: () => {
           bootObserver.flush();
           return hostList();
         },
         build: async () => {
           const build = await assets.current();
-          return build && { id: build.id, created: build.manifest.created, files: build.manifest.files.map(({ name, size, sha256 }) => ({ name, size, sha256 })) };
+          return (
+            build && { id: build.id, created: build.manifest.created, files: build.manifest.files.map(({ name, size, sha256 }) => ({ name, size, sha256 })) }
+          );
         },
-        downloads: async () => (await listImages(assets)).map((image) => ({ name: image.name, size: image.size, sha256: image.sha256, url: `/iso/${encodeURIComponent(image.name)}` })),
+        downloads: async () =>
+          (await listImages(assets)).map((image) => ({
+            name: image.name,
+            size: image.size,
+            sha256: image.sha256,
+            url: `/iso/${encodeURIComponent(image.name)}`,
+          })),
         load: () => load.current(),
         // Another DHCP server seen within the last hour.
         warnings: () =>
           [...otherDhcpServers]
             .filter(([, seen]) => Date.now() - seen.at < 3600_000)
-            .map(([server, seen]) => `Another DHCP server answers on this network: ${server} (${seen.mac} took its offer at ${new Date(seen.at).toISOString()}). Stop it, or run rackboot with --dhcp proxy beside it.`),
+            .map(
+              ([server, seen]) =>
+                `Another DHCP server answers on this network: ${server} (${seen.mac} took its offer at ${new Date(seen.at).toISOString()}). Stop it, or run rackboot with --dhcp proxy beside it.`,
+            ),
       },
     });
     closers.push(async () => status.close());
@@ -366,7 +383,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       events: timeline,
       observer: bootObserver,
       status: { router: status.router, metrics },
-      hostImages: { cache: new HostIsoCache(hostImageFolder(options.assets), options.hostImageCacheBytes === undefined ? {} : { budgetBytes: options.hostImageCacheBytes }) },
+      hostImages: {
+        cache: new HostIsoCache(hostImageFolder(options.assets), options.hostImageCacheBytes === undefined ? {} : { budgetBytes: options.hostImageCacheBytes }),
+      },
       admin: {
         token,
         profiles,
@@ -516,7 +535,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     // Every socket is bound and the state is open: root is no longer needed.
     await becomeServerUser({ user, state: options.state, profiles: options.profiles, assets: assets.dir, code: packageRoot(), log });
     log.info(
-      { interface: served.interfaceName, address: served.address, http: options.httpPort, tftp: options.tftpPort, dhcp: options.dhcp, ...(tftpServer ? { tftpServer } : {}) },
+      {
+        interface: served.interfaceName,
+        address: served.address,
+        http: options.httpPort,
+        tftp: options.tftpPort,
+        dhcp: options.dhcp,
+        ...(tftpServer ? { tftpServer } : {}),
+      },
       'rackboot is serving',
     );
   } catch (error) {

@@ -62,20 +62,38 @@ interface Site {
 }
 
 /** A host namespace (rbU0, 198.18.0.1/24) with a client namespace on a veth pair, and `serve` started by `launch`. */
-async function startSite(name: string, prepare: (site: { work: string; profiles: string; state: string }) => Promise<void>, launch: (serveArgs: string[]) => { command: string; args: string[] }): Promise<Site> {
+async function startSite(
+  name: string,
+  prepare: (site: { work: string; profiles: string; state: string }) => Promise<void>,
+  launch: (serveArgs: string[]) => { command: string; args: string[] },
+): Promise<Site> {
   const work = path.join(scratch, name);
   const profiles = path.join(work, 'profiles');
   const state = path.join(work, 'state');
   const assets = path.join(work, 'assets');
   await mkdir(profiles, { recursive: true });
-  await writeFile(path.join(profiles, 'node01.yaml'), ['mac: 02-00-00-00-5e-01', 'hostname: before-edit', 'boot:', '  kernelArgs: "rackboot.poweroff=1"', ''].join('\n'));
+  await writeFile(
+    path.join(profiles, 'node01.yaml'),
+    ['mac: 02-00-00-00-5e-01', 'hostname: before-edit', 'boot:', '  kernelArgs: "rackboot.poweroff=1"', ''].join('\n'),
+  );
   await prepare({ work, profiles, state });
   const host = Netns.create('rbsu');
   const client = Netns.create('rbsc');
   host.linkTo(client, { device: 'rbU0', cidr: `${serverAddress}/24` }, { device: 'cliU0', mac: clientMac, cidr: '198.18.0.2/24' });
   const serveArgs = [
-    'serve', '--interface', 'rbU0', '--address', serverAddress, '--pool', '198.18.0.100-198.18.0.150',
-    '--profiles', profiles, '--assets', assets, '--state', state,
+    'serve',
+    '--interface',
+    'rbU0',
+    '--address',
+    serverAddress,
+    '--pool',
+    '198.18.0.100-198.18.0.150',
+    '--profiles',
+    profiles,
+    '--assets',
+    assets,
+    '--state',
+    state,
   ];
   const { command, args } = launch(serveArgs);
   const child = host.spawn(command, args, { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'debug' } });

@@ -212,7 +212,14 @@ export function echoedClientId(request: DhcpPacket): DhcpOptions {
  */
 export function replyPacket(
   request: DhcpPacket,
-  fields: { yourAddress: string; clientAddress: string; broadcast: boolean; nextServer?: string | undefined; bootFile?: string | undefined; options: DhcpOptions },
+  fields: {
+    yourAddress: string;
+    clientAddress: string;
+    broadcast: boolean;
+    nextServer?: string | undefined;
+    bootFile?: string | undefined;
+    options: DhcpOptions;
+  },
 ): DhcpPacket {
   return {
     op: BootOp.reply,
@@ -253,8 +260,18 @@ export type ReplyRoute = 'client' | 'broadcast' | { bootServer: ReplyDestination
  * that names no address to answer.
  */
 export function routeReply(request: DhcpPacket, route: 'client' | 'broadcast', subnet: Subnet, ports: { serverPort: number; clientPort: number }): ReplyDestination;
-export function routeReply(request: DhcpPacket, route: ReplyRoute, subnet: Subnet, ports: { serverPort: number; clientPort: number }): ReplyDestination | undefined;
-export function routeReply(request: DhcpPacket, route: ReplyRoute, subnet: Subnet, ports: { serverPort: number; clientPort: number }): ReplyDestination | undefined {
+export function routeReply(
+  request: DhcpPacket,
+  route: ReplyRoute,
+  subnet: Subnet,
+  ports: { serverPort: number; clientPort: number },
+): ReplyDestination | undefined;
+export function routeReply(
+  request: DhcpPacket,
+  route: ReplyRoute,
+  subnet: Subnet,
+  ports: { serverPort: number; clientPort: number },
+): ReplyDestination | undefined {
   if (request.relayAddress !== anyAddress) return { address: request.relayAddress, port: ports.serverPort };
   if (typeof route === 'object') {
     if (route.bootServer !== undefined && route.bootServer.address !== anyAddress) return route.bootServer;

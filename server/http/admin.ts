@@ -223,7 +223,13 @@ export function createAdminRouter(options: AdminApiOptions): Router {
   router.get('/builds', async (_req, res) => {
     const current = await assets.current();
     res.json(
-      (await assets.list()).map(({ id, manifest }) => ({ id, created: manifest.created, release: manifest.release, current: current?.id === id, files: manifest.files })),
+      (await assets.list()).map(({ id, manifest }) => ({
+        id,
+        created: manifest.created,
+        release: manifest.release,
+        current: current?.id === id,
+        files: manifest.files,
+      })),
     );
   });
 

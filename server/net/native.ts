@@ -32,7 +32,13 @@ export interface NativeBinding {
    * caller keeps both descriptors open until then. See send_file.c.
    */
   FileSend: {
-    new (socketFd: number, fileFd: number, offset: number, length: number, onDone: (error: NodeJS.ErrnoException | null, bytesSent: number) => void): NativeFileSend;
+    new (
+      socketFd: number,
+      fileFd: number,
+      offset: number,
+      length: number,
+      onDone: (error: NodeJS.ErrnoException | null, bytesSent: number) => void,
+    ): NativeFileSend;
     /** Check the page cache with mincore() (kernels before 6.5) even where cachestat() works: for tests of the older way. */
     checkWithMincore(on: boolean): void;
   };

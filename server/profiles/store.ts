@@ -361,7 +361,16 @@ export class ProfileDirectory {
 
     const files = new Map<string, FileState>();
     for (const name of names) {
-      const file = this.files.get(name) ?? { name, path: join(this.dir, name), text: undefined, problems: [], latest: undefined, served: undefined, conflicts: [], namedMacs: { own: [], group: [] } };
+      const file = this.files.get(name) ?? {
+        name,
+        path: join(this.dir, name),
+        text: undefined,
+        problems: [],
+        latest: undefined,
+        served: undefined,
+        conflicts: [],
+        namedMacs: { own: [], group: [] },
+      };
       if (await this.read(file)) files.set(name, file);
     }
     for (const name of this.files.keys()) {

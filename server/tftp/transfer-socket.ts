@@ -65,7 +65,11 @@ export interface PumpStop {
 }
 
 export interface BlockPump {
-  /** Send block job.from and answer each in-order ACK with the next block until a PumpStop; 'wouldBlock' (nothing sent) when the block is not in memory. Throws when the file cannot be read. */
+  /**
+   * Send block job.from and answer each in-order ACK with the next block
+   * until a PumpStop; 'wouldBlock' (nothing sent) when the block is not in
+   * memory. Throws when the file cannot be read.
+   */
   start(job: PumpJob): 'started' | 'wouldBlock';
   /** Stop at once, without a PumpStop. */
   stop(): void;

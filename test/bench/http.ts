@@ -158,7 +158,15 @@ async function wrk(ns: Netns, url: string, connections: number, pid: number): Pr
   if (!transfer || !requests) throw new Error(`cannot read wrk's report:\n${out}`);
   if (errors) process.stderr.write(`wrk ${url} c=${connections}: ${errors[0]}\n`);
   const gbPerSecond = parseSize(transfer[1]!) / 1e9;
-  return { gbPerSecond, requests: Number(requests[1]), rssMiB: peak, cpuMsPerGB: cpu / (gbPerSecond * SECONDS), machineMsPerGB: machineBusy / (gbPerSecond * SECONDS), idle: machineIdle, steal };
+  return {
+    gbPerSecond,
+    requests: Number(requests[1]),
+    rssMiB: peak,
+    cpuMsPerGB: cpu / (gbPerSecond * SECONDS),
+    machineMsPerGB: machineBusy / (gbPerSecond * SECONDS),
+    idle: machineIdle,
+    steal,
+  };
 }
 
 function check(ns: Netns, url: string, sha256: string, dir: string): void {
@@ -209,7 +217,10 @@ async function main(): Promise<void> {
         for (const name of names) {
           const sample = await wrk(clientNs, urls[name], c, pids[name]);
           const before = best[name];
-          best[name] = !before || sample.gbPerSecond > before.gbPerSecond ? { ...sample, rssMiB: Math.max(sample.rssMiB, before?.rssMiB ?? 0) } : { ...before, rssMiB: Math.max(sample.rssMiB, before.rssMiB) };
+          best[name] =
+            !before || sample.gbPerSecond > before.gbPerSecond
+              ? { ...sample, rssMiB: Math.max(sample.rssMiB, before?.rssMiB ?? 0) }
+              : { ...before, rssMiB: Math.max(sample.rssMiB, before.rssMiB) };
         }
       }
       const { rackboot: r, rackbootNode: d, nginx: n } = best;

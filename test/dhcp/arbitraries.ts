@@ -36,7 +36,10 @@ const options: fc.Arbitrary<DhcpOptions> = fc.record(
     bootFileName: text(600),
     userClass: bytes(),
     clientArch: fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 1, maxLength: 4 }),
-    networkInterfaceId: fc.record({ type: fc.integer({ min: 0, max: 255 }), major: fc.integer({ min: 0, max: 255 }), minor: fc.integer({ min: 0, max: 255 }) }, { noNullPrototype: true }),
+    networkInterfaceId: fc.record(
+      { type: fc.integer({ min: 0, max: 255 }), major: fc.integer({ min: 0, max: 255 }), minor: fc.integer({ min: 0, max: 255 }) },
+      { noNullPrototype: true },
+    ),
     clientMachineId: fc.record({ type: fc.integer({ min: 0, max: 255 }), id: bytes(16, 16) }, { noNullPrototype: true }),
     ipxeEncapsulated: bytes(),
   },

@@ -86,7 +86,12 @@ describe('first leases, RELEASE from the holder only, and a pool grab', () => {
     assert.equal(lease.lease, '300');
     live.link.clientNs.ip('addr', 'add', `${lease.ip}/24`, 'dev', live.link.clientDevice);
     // RENEWING, RFC 2131 section 4.3.2: unicast from the bound address, ciaddr set, no option 50 or 54.
-    const renewal = await exchange(live.link, { localAddress: lease.ip, mac: clientMac, clientAddress: lease.ip, options: { messageType: MessageType.request } });
+    const renewal = await exchange(live.link, {
+      localAddress: lease.ip,
+      mac: clientMac,
+      clientAddress: lease.ip,
+      options: { messageType: MessageType.request },
+    });
     assert.deepEqual(renewal, [{ messageType: MessageType.ack, yourAddress: lease.ip, leaseSeconds: 3600 }]);
     const { leases } = await live.link.server.stats();
     const record = leases.find((l) => l.mac === clientMac)!;

@@ -234,10 +234,18 @@ async function exchange(config: ExchangeConfig): Promise<void> {
     ...(config.clientAddress !== undefined ? { clientAddress: config.clientAddress } : {}),
     options: config.options as DhcpPacket['options'],
   });
-  await new Promise<void>((resolve, reject) => socket.send(encodePacket(packet), config.destinationPort, config.destination, (error) => (error ? reject(error) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    socket.send(encodePacket(packet), config.destinationPort, config.destination, (error) => (error ? reject(error) : resolve())),
+  );
   await new Promise((resolve) => setTimeout(resolve, config.waitMs));
   socket.close();
-  print({ replies: replies.map((reply) => ({ messageType: reply.options.messageType, yourAddress: reply.yourAddress, leaseSeconds: reply.options.leaseSeconds ?? null })) });
+  print({
+    replies: replies.map((reply) => ({
+      messageType: reply.options.messageType,
+      yourAddress: reply.yourAddress,
+      leaseSeconds: reply.options.leaseSeconds ?? null,
+    })),
+  });
 }
 
 runChildMode({ server: runServer, flood, 'broadcast-probe': broadcastProbe, exchange });

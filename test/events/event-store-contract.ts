@@ -94,28 +94,33 @@ export function eventStoreContract(name: string, create: () => EventStore): void
       const macs = [hostA, hostB, '02:00:00:00:00:01'];
       const step = fc.record({ mac: fc.constantFrom(...macs), gap: fc.integer({ min: 0, max: 5000 }) });
       fc.assert(
-        fc.property(fc.array(step, { maxLength: 40 }), fc.option(fc.integer({ min: 0, max: 100_000 })), fc.option(fc.integer({ min: 1, max: 6 })), (steps, cutoff, cap) => {
-          const store = create();
-          try {
-            let time = t0;
-            const appended = steps.map((entry, index) => store.append({ time: (time += entry.gap), mac: entry.mac, source: 'dhcp', stage: `s${index}` }));
-            const retention = { ...(cutoff !== null ? { before: t0 + cutoff } : {}), ...(cap !== null ? { keepPerHost: cap } : {}) };
-            const expected = macs.map((mac) => {
-              const own = appended.filter((event) => event.mac === mac);
-              return own.filter((event, index) => {
-                const newer = own.length - 1 - index;
-                if (newer === 0) return true;
-                if (retention.before !== undefined && event.time < retention.before) return false;
-                return retention.keepPerHost === undefined || newer < retention.keepPerHost;
+        fc.property(
+          fc.array(step, { maxLength: 40 }),
+          fc.option(fc.integer({ min: 0, max: 100_000 })),
+          fc.option(fc.integer({ min: 1, max: 6 })),
+          (steps, cutoff, cap) => {
+            const store = create();
+            try {
+              let time = t0;
+              const appended = steps.map((entry, index) => store.append({ time: (time += entry.gap), mac: entry.mac, source: 'dhcp', stage: `s${index}` }));
+              const retention = { ...(cutoff !== null ? { before: t0 + cutoff } : {}), ...(cap !== null ? { keepPerHost: cap } : {}) };
+              const expected = macs.map((mac) => {
+                const own = appended.filter((event) => event.mac === mac);
+                return own.filter((event, index) => {
+                  const newer = own.length - 1 - index;
+                  if (newer === 0) return true;
+                  if (retention.before !== undefined && event.time < retention.before) return false;
+                  return retention.keepPerHost === undefined || newer < retention.keepPerHost;
+                });
               });
-            });
-            const removed = store.prune(retention);
-            assert.equal(removed, appended.length - expected.flat().length);
-            macs.forEach((mac, index) => assert.deepEqual(store.listByHost(mac), expected[index]));
-          } finally {
-            store.close();
-          }
-        }),
+              const removed = store.prune(retention);
+              assert.equal(removed, appended.length - expected.flat().length);
+              macs.forEach((mac, index) => assert.deepEqual(store.listByHost(mac), expected[index]));
+            } finally {
+              store.close();
+            }
+          },
+        ),
         { numRuns: 100 },
       );
     });

@@ -124,7 +124,14 @@ test('connection floods: past the per-address and total caps sockets are closed 
     httpPort,
     tftpPort: await freePort('udp'),
     dhcpPort: 67,
-    httpLimits: { maxConnections: 60, maxConnectionsPerAddress: 20, headersTimeoutMs: 1500, requestTimeoutMs: 3000, keepAliveTimeoutMs: 500, checkIntervalMs: 200 },
+    httpLimits: {
+      maxConnections: 60,
+      maxConnectionsPerAddress: 20,
+      headersTimeoutMs: 1500,
+      requestTimeoutMs: 3000,
+      keepAliveTimeoutMs: 500,
+      checkIntervalMs: 200,
+    },
     log,
   });
   const flood = new Flood();
@@ -238,7 +245,12 @@ test('a server whose descriptors run out under a flood keeps running: load sampl
 });
 
 /** A status router on its own server with room for many connections from one address. */
-async function statusServer(options: { hosts: () => Promise<HostStatus[]> | HostStatus[]; maxStreams?: number; maxBufferedBytes?: number; intervalMs?: number }) {
+async function statusServer(options: {
+  hosts: () => Promise<HostStatus[]> | HostStatus[];
+  maxStreams?: number;
+  maxBufferedBytes?: number;
+  intervalMs?: number;
+}) {
   const lines: Array<Record<string, unknown>> = [];
   const log = pino({ level: 'info', base: undefined }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
   const status = createStatusRouter({

@@ -53,6 +53,8 @@ for (const entry of sockets) if (entry.first?.startsWith('error') === true) refu
 const started = sockets.filter((entry) => entry.first !== undefined && !entry.first.startsWith('error'));
 process.stdout.write(`${JSON.stringify({ started: started.length, unanswered: sockets.filter((entry) => entry.first === undefined).length, refused })}\n`);
 await new Promise((resolve) => setTimeout(resolve, config.holdMs));
-const ended = started.map((entry) => ({ afterMs: entry.endedAfterMs ?? null, message: entry.endMessage ?? null })).sort((a, b) => (b.afterMs ?? Infinity) - (a.afterMs ?? Infinity));
+const ended = started
+  .map((entry) => ({ afterMs: entry.endedAfterMs ?? null, message: entry.endMessage ?? null }))
+  .sort((a, b) => (b.afterMs ?? Infinity) - (a.afterMs ?? Infinity));
 process.stdout.write(`${JSON.stringify({ ended })}\n`);
 for (const entry of sockets) entry.socket.close();
