@@ -47,10 +47,23 @@ export type ParseResult =
   | { ok: true; profile: Profile; locations: ReadonlyMap<string, FieldLocation> }
   | { ok: false; errors: ProfileError[] };
 
-/** What parseProfileFile gives: any profile file, a group's included. */
-export type FileParseResult =
+/**
+ * What a profile text names clearly, even when it does not parse as a
+ * whole: its mac:, the MACs of a group's hosts: table, its relay: slot. A
+ * broken file still holds what it names (a machine whose own file is broken
+ * waits rather than boot the default).
+ */
+export interface NamedInFile {
+  macs: string[];
+  groupMacs: string[];
+  slot?: RelaySlot;
+}
+
+/** What parseProfileFile gives: any profile file, a group's included, and what it names. */
+export type FileParseResult = (
   | { ok: true; profile: ProfileFileContent; locations: ReadonlyMap<string, FieldLocation> }
-  | { ok: false; errors: ProfileError[] };
+  | { ok: false; errors: ProfileError[] }
+) & { named: NamedInFile };
 
 /** File names of the default profile, the one for hosts without a file of their own. */
 export const defaultProfileFileNames = ['default.yaml', 'default.yml'] as const;
@@ -107,7 +120,7 @@ const relayFields = ['circuitId', 'remoteId'] as const;
  * group file (one with hosts:) is refused; see parseProfileFile.
  */
 export function parseProfile(text: string, source: string): ParseResult {
-  const result = parseProfileFile(text, source);
+  const { named: _named, ...result } = parseProfileFile(text, source);
   if (!result.ok || !('hosts' in result.profile)) return result as ParseResult;
   const { line, column } = result.locations.get('hosts') ?? { line: 1, column: 1 };
   return { ok: false, errors: [{ file: source, line, column, field: 'hosts', message: 'a table of hosts: this is a group file, not one profile' }] };
@@ -123,13 +136,14 @@ export function parseProfileFile(text: string, source: string): FileParseResult 
   for (let offset = text.indexOf('\n'); offset >= 0; offset = text.indexOf('\n', offset + 1)) lineCounter.addNewLine(offset + 1);
   const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   const reader = new ProfileReader(text, source, lineCounter);
+  const named = namedIn(document.contents);
 
   // Syntax problems first, and alone: once the YAML is broken, field errors
   // would only describe the parser's guesses.
   for (const problem of [...document.errors, ...document.warnings]) {
     reader.errorAtOffset(problem.pos[0], '', problem.message);
   }
-  if (reader.errors.length > 0) return reader.failure();
+  if (reader.errors.length > 0) return { ...reader.failure(), named };
 
   // Aliases (*name) are refused: a profile is small enough to write out, and
   // refusing them rules out alias bombs and self-referencing lists.
@@ -141,11 +155,37 @@ export function parseProfileFile(text: string, source: string): FileParseResult 
       return visit.BREAK;
     },
   });
-  if (reader.errors.length > 0) return reader.failure();
+  if (reader.errors.length > 0) return { ...reader.failure(), named };
 
   const profile = reader.readProfile(document.contents);
-  if (profile === undefined || reader.errors.length > 0) return reader.failure();
-  return { ok: true, profile, locations: reader.locations };
+  if (profile === undefined || reader.errors.length > 0) return { ...reader.failure(), named };
+  return { ok: true, profile, locations: reader.locations, named };
+}
+
+/** What the root of a profile document names, as far as it reads clearly (see NamedInFile). */
+function namedIn(root: unknown): NamedInFile {
+  const text = (node: unknown): string | undefined => {
+    const source = isScalar(node) ? (node.source ?? String(node.value)) : undefined;
+    return typeof source === 'string' ? source : undefined;
+  };
+  const macOf = (map: unknown): string[] => {
+    const mac = isMap(map) ? normaliseMac(text(map.get('mac', true)) ?? '') : undefined;
+    return mac === undefined ? [] : [mac];
+  };
+  const hosts = isMap(root) ? root.get('hosts', true) : undefined;
+  const named: NamedInFile = { macs: macOf(root), groupMacs: isSeq(hosts) ? hosts.items.flatMap(macOf) : [] };
+  const relay = isMap(root) ? root.get('relay', true) : undefined;
+  if (isMap(relay)) {
+    const id = (name: string) => {
+      const written = text(relay.get(name, true));
+      const parsed = written === undefined ? undefined : slotIdFromText(written);
+      return parsed !== undefined && 'hex' in parsed ? parsed.hex : undefined;
+    };
+    const circuitId = id('circuitId');
+    const remoteId = id('remoteId');
+    if (circuitId !== undefined) named.slot = remoteId === undefined ? { circuitId } : { circuitId, remoteId };
+  }
+  return named;
 }
 
 /** The last part of a path, for either separator (sources are only names here, never opened). */
@@ -494,25 +534,11 @@ class ProfileReader {
   }
 
   private passwordHash(entry: Entry): string | undefined {
-    const hash = this.string(entry);
-    if (hash === undefined) return undefined;
-    const problem = passwordHashProblem(hash);
-    if (problem !== undefined) {
-      this.entryError(entry, problem);
-      return undefined;
-    }
-    return hash;
+    return this.checkedString(entry, passwordHashProblem);
   }
 
   private timezone(entry: Entry): string | undefined {
-    const timezone = this.string(entry);
-    if (timezone === undefined) return undefined;
-    const problem = timezoneProblem(timezone);
-    if (problem !== undefined) {
-      this.entryError(entry, problem);
-      return undefined;
-    }
-    return timezone;
+    return this.checkedString(entry, timezoneProblem);
   }
 
   private network(entry: Entry | undefined, isDefault: boolean): NetworkConfig | undefined {

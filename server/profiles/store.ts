@@ -1,11 +1,10 @@
 import { watch as watchDirectory, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseDocument, Scalar, YAMLMap, YAMLSeq } from 'yaml';
 import type { Logger } from '../log.js';
 import { compareProfileErrors, firstProblems, formatProfileError, type ProfileError } from './error.js';
 import { normaliseMac } from './mac.js';
-import { parseProfileFile, type FieldLocation, type FileParseResult } from './parse.js';
+import { parseProfileFile, type FieldLocation, type FileParseResult, type NamedInFile } from './parse.js';
 import {
   groupMembers,
   isDefaultProfile,
@@ -15,7 +14,7 @@ import {
   type Profile,
   type ProfileFileContent,
 } from './profile.js';
-import { formatSlot, selectSlotProfile, slotIdFromText, slotKey, type RelaySlot } from './slot.js';
+import { formatSlot, selectSlotProfile, slotKey, type RelaySlot } from './slot.js';
 
 /** A static address handed to one host by its profile (the DHCP server's Reservation is made from it). */
 export interface StaticAddress {
@@ -89,10 +88,8 @@ interface FileState {
   served: Version | undefined;
   /** Why `latest` is not served, when it conflicts with another file. */
   conflicts: ProfileError[];
-  /** The MACs the current text names (its mac:, and a group's hosts: entries), even when the file as a whole does not parse. */
-  namedMacs: NamedMacs;
-  /** The slot (relay:) the current text names, even when the file as a whole does not parse. */
-  namedSlot?: RelaySlot | undefined;
+  /** What the current text names (its mac:, a group's hosts: MACs, its relay: slot), even when the file as a whole does not parse. */
+  named: NamedInFile;
 }
 
 /**
@@ -369,7 +366,7 @@ export class ProfileDirectory {
         latest: undefined,
         served: undefined,
         conflicts: [],
-        namedMacs: { own: [], group: [] },
+        named: { macs: [], groupMacs: [] },
       };
       if (await this.read(file)) files.set(name, file);
     }
@@ -430,9 +427,8 @@ export class ProfileDirectory {
     }
     if (text === file.text) return true;
     file.text = text;
-    file.namedMacs = macsNamedIn(text);
-    file.namedSlot = slotNamedIn(text);
     const result = this.parse(text, file.path);
+    file.named = result.named;
     if (result.ok) {
       file.latest = versionOf(text, result);
       file.problems = [];
@@ -446,7 +442,9 @@ export class ProfileDirectory {
   /** parseProfileFile, then the rules of this server: the size of a file, and the addresses no profile may take. */
   private parse(text: string, path: string): FileParseResult {
     const bytes = Buffer.byteLength(text);
-    if (bytes > maxProfileBytes) return { ok: false, errors: [fileProblem(path, `is ${bytes} bytes; a profile is at most ${maxProfileBytes}`)] };
+    if (bytes > maxProfileBytes) {
+      return { ok: false, errors: [fileProblem(path, `is ${bytes} bytes; a profile is at most ${maxProfileBytes}`)], named: { macs: [], groupMacs: [] } };
+    }
     const result = parseProfileFile(text, path);
     if (!result.ok) return result;
     const errors: ProfileError[] = [];
@@ -459,7 +457,7 @@ export class ProfileDirectory {
       const location = result.locations.get(field) ?? { line: 1, column: 1 };
       errors.push({ file: path, ...location, field, message: `${network.address} is ${taken.what}; a host cannot have it as its static address` });
     }
-    return errors.length > 0 ? { ok: false, errors } : result;
+    return errors.length > 0 ? { ok: false, errors, named: result.named } : result;
   }
 
   /** Decide which version of each file is served; see the class comment for the order. */
@@ -514,7 +512,7 @@ export class ProfileDirectory {
     for (const file of this.files.values()) {
       if (file.served !== undefined) continue;
       const problems = [...file.problems, ...file.conflicts];
-      for (const [macs, broken] of [[file.namedMacs.own, this.brokenByMac], [file.namedMacs.group, this.brokenByGroupMac]] as const) {
+      for (const [macs, broken] of [[file.named.macs, this.brokenByMac], [file.named.groupMacs, this.brokenByGroupMac]] as const) {
         for (const mac of macs) broken.set(mac, [...(broken.get(mac) ?? []), ...problems].sort(compareProfileErrors));
       }
     }
@@ -537,8 +535,8 @@ export class ProfileDirectory {
     );
     for (const file of this.files.values()) {
       // A slot file refused for a conflict leaves the slot to the file that holds it.
-      if (file.served === undefined && file.namedSlot !== undefined && file.conflicts.length === 0) {
-        this.brokenBySlot.push({ relay: file.namedSlot, problems: [...file.problems].sort(compareProfileErrors) });
+      if (file.served === undefined && file.named.slot !== undefined && file.conflicts.length === 0) {
+        this.brokenBySlot.push({ relay: file.named.slot, problems: [...file.problems].sort(compareProfileErrors) });
       }
     }
     for (const profile of this.served) {
@@ -597,52 +595,6 @@ function reservationOf(mac: string, profile: Profile, network: Extract<NetworkCo
   const reservation: StaticAddress = { mac, address, prefixLength, dns: [...dns], hostname: profile.hostname, source: profile.source };
   if (gateway !== undefined) reservation.gateway = gateway;
   return reservation;
-}
-
-/** MACs a file names: its own mac:, and its hosts: entries' (a group's). */
-interface NamedMacs {
-  own: string[];
-  group: string[];
-}
-
-/** The MACs a profile text that may not parse as a whole names clearly: its `mac:`, and each `mac:` of a group's hosts: table. */
-function macsNamedIn(text: string): NamedMacs {
-  const macOf = (map: unknown): string[] => {
-    const value = map instanceof YAMLMap ? map.get('mac', true) : undefined;
-    const source = value instanceof Scalar ? (value.source ?? String(value.value)) : undefined;
-    const mac = typeof source === 'string' ? normaliseMac(source) : undefined;
-    return mac === undefined ? [] : [mac];
-  };
-  try {
-    const document = parseDocument(text, { prettyErrors: false });
-    const root = document.contents;
-    const hosts = root instanceof YAMLMap ? root.get('hosts', true) : undefined;
-    return { own: macOf(root), group: hosts instanceof YAMLSeq ? hosts.items.flatMap(macOf) : [] };
-  } catch {
-    return { own: [], group: [] };
-  }
-}
-
-/** The relay: slot of a profile text that may not parse as a whole, if it names one clearly. */
-function slotNamedIn(text: string): RelaySlot | undefined {
-  try {
-    const document = parseDocument(text, { prettyErrors: false });
-    const relay = document.contents instanceof YAMLMap ? document.contents.get('relay', true) : undefined;
-    if (!(relay instanceof YAMLMap)) return undefined;
-    const id = (name: string) => {
-      const value = relay.get(name, true);
-      const source = value instanceof Scalar ? (value.source ?? String(value.value)) : undefined;
-      if (typeof source !== 'string') return undefined;
-      const parsed = slotIdFromText(source);
-      return 'hex' in parsed ? parsed.hex : undefined;
-    };
-    const circuitId = id('circuitId');
-    if (circuitId === undefined) return undefined;
-    const remoteId = id('remoteId');
-    return remoteId === undefined ? { circuitId } : { circuitId, remoteId };
-  } catch {
-    return undefined;
-  }
 }
 
 function fileProblem(path: string, message: string): ProfileError {
