@@ -8,7 +8,6 @@ import { isIpv4, Subnet } from './net/ipv4.js';
 import { AssetStore } from './assets/builds.js';
 import { hostFile, tftpHostFile, type HostSources } from './boot/host-files.js';
 import { chooseBootFile, type ServerEndpoints } from './boot/resolve.js';
-import { MemoryLeaseStore } from './dhcp/leases.js';
 import { DhcpServer } from './dhcp/server.js';
 import { SqliteLeaseStore } from './dhcp/sqlite-leases.js';
 import { SqliteEventStore } from './events/sqlite-store.js';
@@ -33,6 +32,7 @@ import { formatProfileError } from './profiles/error.js';
 import { formatProfileWarning, profileWarnings } from './profiles/lint.js';
 import { ProfileDirectory } from './profiles/store.js';
 import { SqliteSlotSightings } from './profiles/sqlite-sightings.js';
+import type { RelaySlot } from './profiles/slot.js';
 import { fileFromBuffer, fileFromDisk } from './tftp/file.js';
 import { TftpServer } from './tftp/server.js';
 import { resolveTftpPath } from './boot/tftp-path.js';
@@ -459,78 +459,58 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     closers.push(() => tftp.close());
     draining.tftp = tftp;
 
-    if (options.dhcp === 'full') {
-      if (!pool) throw new Error('full DHCP mode without a pool');
-      const relayScopes = (options.relaySubnets ?? []).map(parseRelaySubnet);
-      if (!leases) throw new Error('full DHCP mode without a lease store');
+    if (options.dhcp === 'off') {
+      log.info('dhcp: off (point your DHCP server at this host: see the README)');
+    } else {
+      // The same server in both modes, with the same boot choice and profile
+      // test; full mode adds addresses (pool, relay pools, leases,
+      // reservations). proxyDHCP answers only network-boot clients, beside
+      // the network's own DHCP server, relayed ones too.
+      const full = options.dhcp === 'full';
+      if (full && (!pool || !leases)) throw new Error('full DHCP mode without a pool or a lease store');
+      const relayScopes = (options.relaySubnets ?? []).map((text) =>
+        full ? parseRelaySubnet(text) : { ...parseProxyRelaySubnet(text), pool: undefined, router: undefined, dns: [] },
+      );
+      const fullMode = {
+        pool: pool!,
+        leases: leases!,
+        ...(options.firstLeaseSeconds !== undefined ? { firstLeaseSeconds: options.firstLeaseSeconds } : {}),
+        ...(options.dhcpNewClientsPerSecond !== undefined ? { newClientsPerSecond: options.dhcpNewClientsPerSecond } : {}),
+        ...(options.router ? { router: options.router } : {}),
+        reservationFor: (mac: string, slot?: RelaySlot) => profiles.reservationFor(mac, slot),
+        reservationOwner: (address: string) => profiles.reservationOwner(address),
+        sightings,
+      };
       const dhcp = new DhcpServer({
+        mode: options.dhcp,
         interfaceName: served.interfaceName,
         serverAddress: served.address,
         prefixLength: served.prefixLength,
-        pool,
         relayScopes,
         leaseSeconds: options.leaseSeconds,
-        ...(options.firstLeaseSeconds !== undefined ? { firstLeaseSeconds: options.firstLeaseSeconds } : {}),
-        ...(options.dhcpNewClientsPerSecond !== undefined ? { newClientsPerSecond: options.dhcpNewClientsPerSecond } : {}),
+        dns: full ? options.dns : [],
         knownOnly: options.dhcpKnownOnly === true,
         hasOwnProfile: (mac, slot) => profiles.hasOwnProfile(mac, slot),
-        ...(options.router ? { router: options.router } : {}),
-        dns: options.dns,
-        leases,
-        reservationFor: (mac, slot) => profiles.reservationFor(mac, slot),
-        reservationOwner: (address) => profiles.reservationOwner(address),
-        sightings,
         bootFile: (facts) => chooseBootFile(facts, endpoints),
+        ...(full ? fullMode : {}),
         onEvent: (event) => {
-          if (event.kind === 'reply' && (event.result === 'offer' || event.result === 'ack') && event.address !== undefined) {
+          // The addresses given, and other DHCP servers seen: full mode's alone (a proxy offer gives no address).
+          if (full && event.kind === 'reply' && (event.result === 'offer' || event.result === 'ack') && event.address !== undefined) {
             dhcpAnswers.record(event.mac, event.address, Date.now());
           }
-          if (event.kind === 'other-server') otherDhcpServers.set(event.server, { mac: event.mac, at: Date.now() });
-          observeDhcp(bootObserver, event, false);
+          if (full && event.kind === 'other-server') otherDhcpServers.set(event.server, { mac: event.mac, at: Date.now() });
+          observeDhcp(bootObserver, event, !full);
         },
         log,
         port: options.dhcpPort,
       });
       await dhcp.start();
-      warnAboutSharedDhcpPort(options.dhcpPort, log);
+      if (full) warnAboutSharedDhcpPort(options.dhcpPort, log);
       closers.push(() => dhcp.close());
       draining.stopFirst.push(() => dhcp.close());
-      log.info(
-        { interface: served.interfaceName, pool, relaySubnets: relayScopes.map((scope) => `${scope.subnet.toString()} ${scope.pool.start}-${scope.pool.end}`) },
-        'dhcp: full server',
-      );
-    } else if (options.dhcp === 'proxy') {
-      // proxyDHCP: the network's DHCP server gives addresses; rackboot only
-      // answers network-boot clients, with the same boot choice as full mode.
-      // Relayed ones too, from the served subnet and every --relay-subnet.
-      const relayScopes = (options.relaySubnets ?? []).map((text) => ({ ...parseProxyRelaySubnet(text), pool: undefined, router: undefined, dns: [] }));
-      const dhcp = new DhcpServer({
-        mode: 'proxy',
-        interfaceName: served.interfaceName,
-        serverAddress: served.address,
-        prefixLength: served.prefixLength,
-        leaseSeconds: options.leaseSeconds,
-        dns: [],
-        relayScopes,
-        leases: new MemoryLeaseStore(), // stays empty: proxy mode writes no leases
-        reservationFor: () => undefined,
-        reservationOwner: () => undefined,
-        knownOnly: options.dhcpKnownOnly === true,
-        hasOwnProfile: (mac, slot) => profiles.hasOwnProfile(mac, slot),
-        bootFile: (facts) => chooseBootFile(facts, endpoints),
-        onEvent: (event) => observeDhcp(bootObserver, event, true),
-        log,
-        port: options.dhcpPort,
-      });
-      await dhcp.start();
-      closers.push(() => dhcp.close());
-      draining.stopFirst.push(() => dhcp.close());
-      log.info(
-        { interface: served.interfaceName, relaySubnets: relayScopes.map((scope) => scope.subnet.toString()) },
-        'dhcp: proxy (boot information only, beside the network\'s DHCP server)',
-      );
-    } else {
-      log.info('dhcp: off (point your DHCP server at this host: see the README)');
+      const relaySubnets = relayScopes.map((scope) => (scope.pool === undefined ? scope.subnet.toString() : `${scope.subnet.toString()} ${scope.pool.start}-${scope.pool.end}`));
+      if (full) log.info({ interface: served.interfaceName, pool, relaySubnets }, 'dhcp: full server');
+      else log.info({ interface: served.interfaceName, relaySubnets }, "dhcp: proxy (boot information only, beside the network's DHCP server)");
     }
     // Every socket is bound and the state is open: root is no longer needed.
     await becomeServerUser({ user, state: options.state, profiles: options.profiles, assets: assets.dir, code: packageRoot(), log });

@@ -20,7 +20,7 @@ import { bootServerPort } from './proxy.js';
 import { DhcpDecodeError, type DhcpDecodeErrorCode } from './errors.js';
 import { formatMac } from './client-facts.js';
 import { anyAddress, ipv4ToNumber, isIpv4, Subnet } from '../net/ipv4.js';
-import { applyLeaseChanges, holdsAddress, type LeaseStore } from './leases.js';
+import { applyLeaseChanges, holdsAddress, MemoryLeaseStore, type LeaseStore } from './leases.js';
 import { TokenBucket } from './rate-limit.js';
 import { MessageType, messageTypeName } from './options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from './packet.js';
@@ -61,12 +61,13 @@ export interface DhcpServerOptions {
   newClientsPerSecond?: number;
   router?: string;
   dns: string[];
-  /** A MAC's reservation; `slot` is where the request came from (option 82), if known. */
-  reservationFor(mac: string, slot?: RelaySlot): Reservation | undefined;
-  /** Who an address is reserved for (a MAC or a slot); keeps reserved addresses out of the pool. */
-  reservationOwner(address: string): string | undefined;
+  /** A MAC's reservation; `slot` is where the request came from (option 82), if known. Full mode only. */
+  reservationFor?(mac: string, slot?: RelaySlot): Reservation | undefined;
+  /** Who an address is reserved for (a MAC or a slot); keeps reserved addresses out of the pool. Full mode only. */
+  reservationOwner?(address: string): string | undefined;
   bootFile(facts: ClientFacts): BootFileChoice;
-  leases: LeaseStore;
+  /** Where leases are kept: needed in full mode; proxy mode writes none. */
+  leases?: LeaseStore;
   /** Where MACs were seen (option 82), recorded on every offer and ack through a relay; read back for later requests and by HTTP/TFTP lookups. */
   sightings?: SlotSightings;
   log: Logger;
@@ -129,6 +130,7 @@ const expirySweepMs = 60_000;
 export class DhcpServer {
   readonly stats: DhcpServerStats = { received: 0, batches: 0, malformed: 0, replies: 0, updates: 0, ignored: 0, unknownIgnored: 0, rateLimited: 0, errors: 0 };
   private readonly context: DhcpContext;
+  private readonly leases: LeaseStore;
   /** Where each pool's next search for a never-used address starts: the decisions' cursors, handed back to them (DhcpContext.allocationCursors). */
   private readonly allocationCursors = new Map<string, number>();
   private readonly port: number;
@@ -163,6 +165,8 @@ export class DhcpServer {
   constructor(private readonly options: DhcpServerOptions) {
     this.quietIgnores = new RateLimitedLog((ignored) => options.log.info({ ignored }, 'DHCP requests ignored (summed up)'));
     validateOptions(options);
+    // Proxy mode decides with an empty store: it gives no addresses.
+    this.leases = options.leases ?? new MemoryLeaseStore();
     this.port = options.port ?? 67;
     this.now = options.now ?? Date.now;
     this.context = {
@@ -178,12 +182,12 @@ export class DhcpServer {
       router: options.router,
       dns: options.dns,
       relayScopes: options.relayScopes ?? [],
-      reservationFor: (mac, slot) => (slot === undefined ? options.reservationFor(mac) : options.reservationFor(mac, slot)),
-      reservationOwner: (address) => options.reservationOwner(address),
+      reservationFor: (mac, slot) => (slot === undefined ? options.reservationFor?.(mac) : options.reservationFor?.(mac, slot)),
+      reservationOwner: (address) => options.reservationOwner?.(address),
       slotOf: (mac) => options.sightings?.slotOf(mac),
       bootFile: (facts) => options.bootFile(facts),
       ...(options.knownOnly === true ? { knownOnly: (mac: string, slot?: RelaySlot) => options.hasOwnProfile?.(mac, slot) === true } : {}),
-      leases: options.leases,
+      leases: this.leases,
       serverPort: this.port,
       clientPort: options.clientPort ?? 68,
     };
@@ -247,7 +251,7 @@ export class DhcpServer {
   }
 
   private sweep(): void {
-    for (const lease of this.options.leases.expire(this.now())) {
+    for (const lease of this.leases.expire(this.now())) {
       this.options.log.debug({ mac: lease.mac, address: lease.address, state: lease.state }, 'DHCP lease hold ended');
     }
   }
@@ -325,7 +329,7 @@ export class DhcpServer {
       for (const request of batch) {
         reached++;
         try {
-          outcomes.push(this.options.leases.transaction(() => this.decideOne(request, now)));
+          outcomes.push(this.leases.transaction(() => this.decideOne(request, now)));
         } catch (error) {
           // A bug, a failing reservation/boot lookup or a lease store
           // refusing a change: this request gets no answer (its changes
@@ -337,8 +341,8 @@ export class DhcpServer {
     const durable = this.context.mode === 'full' && batch.some((request) => mayBind(request.packet));
     let synced: Promise<void> | undefined;
     try {
-      if (durable) synced = this.options.leases.transactionSyncedLater(decideAll).synced;
-      else this.options.leases.transaction(decideAll);
+      if (durable) synced = this.leases.transactionSyncedLater(decideAll).synced;
+      else this.leases.transaction(decideAll);
     } catch (error) {
       this.batchFailed(outcomes, batch.slice(reached), error);
       return;
@@ -407,7 +411,7 @@ export class DhcpServer {
     }
     // Encoded first: a reply that cannot be encoded changes no lease.
     const bytes = decision.kind === 'reply' ? encodePacket(decision.packet) : undefined;
-    applyLeaseChanges(this.options.leases, decision.leaseChanges, now);
+    applyLeaseChanges(this.leases, decision.leaseChanges, now);
     if (decision.kind === 'reply' && decision.cursor !== undefined) this.allocationCursors.set(decision.cursor.pool, decision.cursor.next);
     return { request, decision, bytes };
   }
@@ -423,7 +427,7 @@ export class DhcpServer {
     const type = request.packet.options.messageType;
     // INFORM is answered without giving an address.
     if (this.context.mode !== 'full' || (type !== MessageType.discover && type !== MessageType.request)) return false;
-    const own = this.options.leases.byMac(request.mac);
+    const own = this.leases.byMac(request.mac);
     if (own !== undefined && holdsAddress(own, now) && own.state !== 'declined') return false;
     if (this.options.hasOwnProfile?.(request.mac, decision.slot ?? this.context.slotOf?.(request.mac)) === true) return false;
     return !this.newClients.take(now);
@@ -530,6 +534,9 @@ function validateOptions(options: DhcpServerOptions): void {
     throw new Error(`DHCP configuration: ${message}`);
   };
   if (!isIpv4(options.serverAddress)) fail(`serverAddress '${options.serverAddress}' is not an IPv4 address`);
+  if ((options.mode ?? 'full') === 'full' && (options.leases === undefined || options.reservationFor === undefined || options.reservationOwner === undefined)) {
+    fail('full mode needs leases, reservationFor and reservationOwner');
+  }
   if (!Number.isInteger(options.prefixLength) || options.prefixLength < 1 || options.prefixLength > 30) {
     fail(`prefixLength ${options.prefixLength} is not in 1-30`);
   }
