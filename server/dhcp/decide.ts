@@ -24,18 +24,6 @@ import {
   type Scope,
 } from './decision.js';
 
-export {
-  defaultFirstLeaseSeconds,
-  orderOptions,
-  unknownClient,
-  type AddressRange,
-  type AllocationCursor,
-  type DhcpContext,
-  type DhcpDecision,
-  type Reservation,
-  type ReplyDestination,
-  type Scope,
-} from './decision.js';
 import { ignore, screenRequest } from './screen.js';
 import { anyAddress, ipv4ToNumber, isIpv4, numberToIpv4, Subnet } from '../net/ipv4.js';
 import { holdsAddress, type Lease, type LeaseChange } from './leases.js';

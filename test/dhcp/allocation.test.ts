@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decide, type DhcpDecision } from '../../server/dhcp/decide.js';
+import { decide } from '../../server/dhcp/decide.js';
+import { type DhcpDecision } from '../../server/dhcp/decision.js';
 import { applyLeaseChanges, MemoryLeaseStore } from '../../server/dhcp/leases.js';
 import { MessageType } from '../../server/dhcp/options.js';
 import { clientRequest, testContext } from '../support/dhcp.js';

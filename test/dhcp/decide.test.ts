@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decide, orderOptions, otherServerShown, replyDestination, type DhcpDecision } from '../../server/dhcp/decide.js';
+import { decide, otherServerShown, replyDestination } from '../../server/dhcp/decide.js';
+import { orderOptions, type DhcpDecision } from '../../server/dhcp/decision.js';
 import { Subnet } from '../../server/net/ipv4.js';
 import { applyLeaseChanges } from '../../server/dhcp/leases.js';
 import { MessageType, type DhcpOptions } from '../../server/dhcp/options.js';

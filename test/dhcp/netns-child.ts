@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import type { BootFileChoice, ClientFacts } from '../../server/boot/facts.js';
-import type { Reservation } from '../../server/dhcp/decide.js';
+import type { Reservation } from '../../server/dhcp/decision.js';
 import { MemoryLeaseStore } from '../../server/dhcp/leases.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { DhcpServer } from '../../server/dhcp/server.js';

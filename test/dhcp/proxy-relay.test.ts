@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { DhcpDecision, Scope } from '../../server/dhcp/decide.js';
+import type { DhcpDecision, Scope } from '../../server/dhcp/decision.js';
 import { MessageType, type DhcpOptions } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
 import { decideProxy, type ProxyArrival, type ProxyContext } from '../../server/dhcp/proxy.js';

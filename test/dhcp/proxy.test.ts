@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decide, type DhcpDecision } from '../../server/dhcp/decide.js';
+import { decide } from '../../server/dhcp/decide.js';
+import { type DhcpDecision } from '../../server/dhcp/decision.js';
 import { clientFacts } from '../../server/dhcp/client-facts.js';
 import { MessageType, type DhcpOptions } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decide, type DhcpDecision, type Scope } from '../../server/dhcp/decide.js';
+import { decide } from '../../server/dhcp/decide.js';
+import { type DhcpDecision, type Scope } from '../../server/dhcp/decision.js';
 import { applyLeaseChanges } from '../../server/dhcp/leases.js';
 import { MessageType } from '../../server/dhcp/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { repoRoot } from './repo.js';
 import type { BootFileChoice, ClientFacts } from '../../server/boot/facts.js';
-import type { DhcpContext, Reservation } from '../../server/dhcp/decide.js';
+import type { DhcpContext, Reservation } from '../../server/dhcp/decision.js';
 import { MemoryLeaseStore } from '../../server/dhcp/leases.js';
 import type { DhcpPacket } from '../../server/dhcp/packet.js';
 import { readPcap, type UdpDatagram } from './pcap.js';
