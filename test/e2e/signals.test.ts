@@ -101,6 +101,10 @@ test('SIGTERM with a drain time shorter than a download: the download is cut at 
   try {
     const client = await addClient(rack, '02:00:00:00:5a:02');
     client.setAddress('198.18.0.61/24');
+    // A slow reader's window stays small: where tcp_rmem lets a receive
+    // buffer grow to 32 MB, the whole image would sit in it within a second
+    // and nothing would be in flight at SIGTERM.
+    client.ns.exec('sysctl', ['-q', '-w', 'net.ipv4.tcp_rmem=4096 65536 262144']);
     const download = collect(client.ns.spawn('curl', ['-sS', '--limit-rate', '1m', '-o', '/dev/null', `${base}/builds/${build}/rackboot.iso`], { stdio: ['ignore', 'pipe', 'pipe'] }));
     await delay(1500);
     const signalled = Date.now();
