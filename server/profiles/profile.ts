@@ -56,8 +56,8 @@ export interface Profile {
   source: string;
   /** Only on a profile made from a group's hosts: entry: which entry (index and line in `source`). */
   groupEntry?: { index: number; line: number };
-  /** Only on a host's own file: the group entries for the same MAC that it overrides, as "file line N". */
-  overrides?: string[];
+  /** Only on a host's own file: the group entries for the same MAC that it overrides. */
+  overrides?: Array<{ source: string; line: number }>;
   /** Normalised MAC (lower case, colon separated); null for the default profile and for a slot-only profile. */
   mac: string | null;
   /**
@@ -134,10 +134,7 @@ export function profileOrigin(profile: Profile, name: (path: string) => string =
   if (profile.groupEntry !== undefined) return `${file} (group entry hosts[${profile.groupEntry.index}], line ${profile.groupEntry.line})`;
   if (isDefaultProfile(profile)) return `${file} (the default profile)`;
   if (profile.mac === null) return `${file} (the slot's profile)`;
-  const overrides = (profile.overrides ?? []).map((entry) => {
-    const at = entry.lastIndexOf(' line ');
-    return at < 0 ? entry : `${name(entry.slice(0, at))}${entry.slice(at)}`;
-  });
+  const overrides = (profile.overrides ?? []).map((entry) => `${name(entry.source)} line ${entry.line}`);
   return overrides.length > 0 ? `${file} (its own file, over its group entry in ${overrides.join(', ')})` : `${file} (its own file)`;
 }
 

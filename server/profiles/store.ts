@@ -104,19 +104,19 @@ interface FileClaim {
   mac?: string;
   /** Whether it comes from a host's own file (or slot, or default) or from a group's hosts: entry. */
   layer: 'file' | 'group';
+  /** Who makes it, for another file's error: the file, and for a group's claim its entry. */
+  holder: string;
   error: (holder: string) => ProfileError;
 }
 
-/** Who holds a claim, for the check and the error. */
-interface Holder {
-  name: string;
-  mac?: string;
-  layer: FileClaim['layer'];
+/** Whether `claim` may not be taken while `holder` holds its key. */
+function clashes(holder: FileClaim, claim: FileClaim): boolean {
+  return !(holder.mac !== undefined && holder.mac === claim.mac && holder.layer !== claim.layer);
 }
 
-/** Whether `claim` may not be taken while `holder` holds its key. */
-function clashes(holder: Holder, claim: FileClaim): boolean {
-  return !(holder.mac !== undefined && holder.mac === claim.mac && holder.layer !== claim.layer);
+/** Record the claims a served version makes; where a host's own file and a group entry share a key, the own file holds it. */
+function hold(held: Map<string, FileClaim>, claims: readonly FileClaim[]): void {
+  for (const claim of claims) if (!held.has(claim.key) || claim.layer === 'file') held.set(claim.key, claim);
 }
 
 /**
@@ -284,16 +284,11 @@ export class ProfileDirectory {
   check(name: string, text: string): ProfileCheck {
     const result = this.parse(text, join(this.dir, name));
     if (!result.ok) return { ok: false, errors: result.errors };
-    const held = new Map<string, Holder>();
-    for (const file of this.files.values()) {
-      if (file.name === name || file.served === undefined) continue;
-      for (const claim of claimsOf(file.served)) {
-        if (!held.has(claim.key) || claim.layer === 'file') held.set(claim.key, holderOf(claim, file.served.profile));
-      }
-    }
+    const held = new Map<string, FileClaim>();
+    for (const file of this.files.values()) if (file.name !== name && file.served !== undefined) hold(held, claimsOf(file.served));
     const errors = claimsOf(versionOf(text, result)).flatMap((claim) => {
       const holder = held.get(claim.key);
-      return holder === undefined || !clashes(holder, claim) ? [] : [claim.error(holder.name)];
+      return holder === undefined || !clashes(holder, claim) ? [] : [claim.error(holder.holder)];
     });
     return errors.length > 0 ? { ok: false, errors } : { ok: true, profile: result.profile };
   }
@@ -462,15 +457,14 @@ export class ProfileDirectory {
 
   /** Decide which version of each file is served; see the class comment for the order. */
   private resolveClaims(): void {
-    const held = new Map<string, Holder>();
+    const held = new Map<string, FileClaim>();
     const take = (version: Version): ProfileError[] => {
       const claims = claimsOf(version);
       const conflicts = claims.flatMap((claim) => {
         const holder = held.get(claim.key);
-        return holder === undefined || !clashes(holder, claim) ? [] : [claim.error(holder.name)];
+        return holder === undefined || !clashes(holder, claim) ? [] : [claim.error(holder.holder)];
       });
-      // A host's own file takes the keys it shares with a group's entry: it is the one served.
-      if (conflicts.length === 0) for (const claim of claims) if (!held.has(claim.key) || claim.layer === 'file') held.set(claim.key, holderOf(claim, version.profile));
+      if (conflicts.length === 0) hold(held, claims);
       return conflicts;
     };
 
@@ -517,13 +511,14 @@ export class ProfileDirectory {
       }
     }
     // Own files first: a group entry for a MAC that has its own file is overridden, and the own file says so.
-    const overridden = new Map<string, string[]>();
+    const overridden = new Map<string, Array<{ source: string; line: number }>>();
     const versions = [...this.files.values()].flatMap((file) => (file.served === undefined ? [] : [file.served]));
     const ownMacs = new Set(versions.flatMap((version) => (isGroupProfile(version.profile) || version.profile.mac === null ? [] : [version.profile.mac])));
     for (const version of versions) {
       if (!isGroupProfile(version.profile)) continue;
       for (const member of version.members) {
-        if (ownMacs.has(member.mac!)) overridden.set(member.mac!, [...(overridden.get(member.mac!) ?? []), `${member.source} line ${member.groupEntry!.line}`]);
+        if (!ownMacs.has(member.mac!)) continue;
+        overridden.set(member.mac!, [...(overridden.get(member.mac!) ?? []), { source: member.source, line: member.groupEntry!.line }]);
       }
     }
     this.served = versions.flatMap((version) =>
@@ -610,13 +605,6 @@ function addressField(member: Profile): string {
   return member.groupEntry === undefined ? 'network.address' : `hosts[${member.groupEntry.index}].address`;
 }
 
-/** Who holds `claim` made by a file: the file, and for a group's claim its entry. */
-function holderOf(claim: FileClaim, content: ProfileFileContent): Holder {
-  const entry = claim.layer === 'group' && isGroupProfile(content) ? content.hosts.findIndex((host) => host.mac === claim.mac) : -1;
-  const name = entry < 0 ? content.source : `${content.source} (hosts[${entry}])`;
-  return claim.mac === undefined ? { name, layer: claim.layer } : { name, mac: claim.mac, layer: claim.layer };
-}
-
 /** The MACs, static addresses, slot and default role a version would hold, each with the error if another file has it. */
 function claimsOf(version: Version): FileClaim[] {
   const { locations } = version;
@@ -628,17 +616,18 @@ function claimsOf(version: Version): FileClaim[] {
     };
     const layer: FileClaim['layer'] = profile.groupEntry === undefined ? 'file' : 'group';
     const prefix = profile.groupEntry === undefined ? '' : `hosts[${profile.groupEntry.index}].`;
+    const holder = profile.groupEntry === undefined ? profile.source : `${profile.source} (hosts[${profile.groupEntry.index}])`;
     const owner = profile.mac === null ? {} : { mac: profile.mac };
     if (isDefaultProfile(profile)) {
-      claims.push({ key: 'default', layer, error: (holder) => at('', `a second default profile; ${holder} is the default profile already`) });
+      claims.push({ key: 'default', layer, holder, error: (holder) => at('', `a second default profile; ${holder} is the default profile already`) });
     }
     if (profile.mac !== null) {
       const mac = profile.mac;
-      claims.push({ key: `mac ${mac}`, ...owner, layer, error: (holder) => at(`${prefix}mac`, `${mac} is already the MAC of ${holder}`) });
+      claims.push({ key: `mac ${mac}`, ...owner, layer, holder, error: (holder) => at(`${prefix}mac`, `${mac} is already the MAC of ${holder}`) });
     }
     if (profile.relay !== undefined) {
       const slot = formatSlot(profile.relay);
-      claims.push({ key: `slot ${slotKey(profile.relay)}`, layer, error: (holder) => at('relay.circuitId', `${slot} is already the slot of ${holder}`) });
+      claims.push({ key: `slot ${slotKey(profile.relay)}`, layer, holder, error: (holder) => at('relay.circuitId', `${slot} is already the slot of ${holder}`) });
     }
     if (profile.network.mode === 'static') {
       const { address } = profile.network;
@@ -646,6 +635,7 @@ function claimsOf(version: Version): FileClaim[] {
         key: `address ${address}`,
         ...owner,
         layer,
+        holder,
         error: (holder) => at(addressField(profile), `${address} is already the static address of ${holder}`),
       });
     }
@@ -656,7 +646,7 @@ function claimsOf(version: Version): FileClaim[] {
     profile.domains.forEach((domain, index) => {
       if (domain.mac === undefined) return;
       const mac = domain.mac;
-      claims.push({ key: `mac ${mac}`, layer, error: (holder) => at(`domains[${index}].mac`, `${mac} is already a MAC in ${holder}; two NICs never share one`) });
+      claims.push({ key: `mac ${mac}`, layer, holder, error: (holder) => at(`domains[${index}].mac`, `${mac} is already a MAC in ${holder}; two NICs never share one`) });
     });
   }
   return claims;
