@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, link, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { baseKernelArgs, baseXenArgs, bootEntries } from '../server/boot/resolve.js';
+import { baseKernelArgs, baseXenArgs, bootEntries } from '../server/core/resolve.js';
 import { BuildStepError } from './errors.js';
 import { CommandError, runCommand, type CommandRunner } from './exec.js';
 import { normalizeIsoEfiImage } from './iso-fat.js';

@@ -170,8 +170,8 @@ async function main(argv: string[]): Promise<void> {
           .option('json', { type: 'boolean', default: false, describe: 'one JSON array instead of a table' }),
       async (args) => {
         const { join } = await import('node:path');
-        const { readLeaseFile } = await import('./dhcp/sqlite-leases.js');
-        const { leaseRows, renderLeaseTable } = await import('./dhcp/lease-table.js');
+        const { readLeaseFile } = await import('./dhcp/leases/sqlite.js');
+        const { leaseRows, renderLeaseTable } = await import('./dhcp/leases/table.js');
         const leases = readLeaseFile(join(args.state, 'leases.sqlite'));
         const now = Date.now();
         process.stdout.write(args.json ? `${JSON.stringify(leaseRows(leases, now), null, 2)}\n` : renderLeaseTable(leases, now));

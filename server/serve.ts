@@ -1,15 +1,15 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadOrCreateAdminToken, loadOrCreateSecret } from './admin/token.js';
-import { HostTokens } from './boot/host-token.js';
-import { decideTokenGrant, DhcpAnswers } from './boot/token-grant.js';
-import { BootLedger } from './boot/token-use.js';
+import { HostTokens } from './tokens/host-token.js';
+import { decideTokenGrant, DhcpAnswers } from './tokens/grant.js';
+import { BootLedger } from './tokens/use.js';
 import { isIpv4, Subnet } from './net/ipv4.js';
 import { AssetStore } from './assets/builds.js';
-import { hostFile, tftpHostFile, type HostSources } from './boot/host-files.js';
-import { chooseBootFile, type ServerEndpoints } from './boot/resolve.js';
+import { hostFile, tftpHostFile, type HostSources } from './core/host-files.js';
+import { chooseBootFile, type ServerEndpoints } from './core/resolve.js';
 import { DhcpServer } from './dhcp/server.js';
-import { SqliteLeaseStore } from './dhcp/sqlite-leases.js';
+import { SqliteLeaseStore } from './dhcp/leases/sqlite.js';
 import { SqliteEventStore } from './events/sqlite-store.js';
 import { defaultRetention, startEventRetention, type RetentionSettings } from './events/retention.js';
 import { listImages } from './http/downloads.js';
@@ -33,9 +33,9 @@ import { formatProfileWarning, profileWarnings } from './profiles/lint.js';
 import { ProfileDirectory } from './profiles/store.js';
 import { SqliteSlotSightings } from './profiles/sqlite-sightings.js';
 import type { RelaySlot } from './profiles/slot.js';
-import { fileFromBuffer, fileFromDisk } from './tftp/file.js';
+import { fileFromBuffer, fileFromDisk } from './tftp/io/file.js';
 import { TftpServer } from './tftp/server.js';
-import { resolveTftpPath } from './boot/tftp-path.js';
+import { resolveTftpPath } from './core/tftp-path.js';
 import { lookupUser } from './privileges.js';
 import { becomeServerUser } from './run-as-user.js';
 import { secureStateFolder } from './state-folder.js';
@@ -268,7 +268,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       log.info({ file: leases.file, leases: leases.all().length }, 'dhcp: leases opened');
     }
     const hostTokenSecret = await loadOrCreateSecret(options.state, 'host-token.key');
-    // Who may have a boot token (boot/token-grant.ts): what rackboot's DHCP
+    // Who may have a boot token (tokens/grant.ts): what rackboot's DHCP
     // answered each MAC, and the kernel's neighbour table for the served interface.
     const dhcpAnswers = new DhcpAnswers();
     /** Other DHCP servers clients took offers from (full mode), for the status page. */
@@ -292,6 +292,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
             now: Date.now(),
           }),
         alarm: (mac, detail, requester) => observer?.alarm(mac, detail, requester),
+        now: Date.now,
       },
       assets,
       lookupProfile: (mac, slot) => profiles.lookup(mac, slot),

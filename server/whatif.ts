@@ -1,7 +1,7 @@
 import { AssetStore } from './assets/builds.js';
-import { ClientArch, type Platform } from './boot/facts.js';
-import { renderHostScript, renderRuntimeEnv, renderXenConfig } from './boot/render.js';
-import { chooseBootFile, resolveHostBoot, type ServerEndpoints } from './boot/resolve.js';
+import { ClientArch, type Platform } from './core/facts.js';
+import { renderHostScript, renderRuntimeEnv, renderXenConfig } from './core/render.js';
+import { chooseBootFile, resolveHostBoot, type ServerEndpoints } from './core/resolve.js';
 import { createLogger } from './log.js';
 import { normaliseMac } from './profiles/mac.js';
 import { formatProfileError } from './profiles/error.js';

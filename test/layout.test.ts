@@ -19,18 +19,28 @@ const ioModules = ['fs', 'fs/promises', 'dgram', 'net', 'dns', 'http', 'https', 
 /** The shells: the modules of the pure folders that own sockets, files and timers. */
 const shells = new Set([
   'server/dhcp/server.ts',
-  'server/dhcp/sqlite-leases.ts',
+  'server/dhcp/leases/sqlite.ts',
   'server/profiles/store.ts',
   'server/profiles/sqlite-sightings.ts',
   'server/profiles/validate.ts',
   'server/assets/builds.ts',
 ]);
 
-/** Folders of decisions and codecs: pure but for the shells above. */
-const pureFolders = ['server/dhcp', 'server/boot', 'server/profiles', 'server/assets'];
+/** Folders of codecs, decisions and state machines: pure but for the shells above. */
+const pureFolders = [
+  'server/core',
+  'server/tokens',
+  'server/dhcp/wire',
+  'server/dhcp/decide',
+  'server/dhcp/leases',
+  'server/tftp/wire',
+  'server/tftp/sender',
+  'server/profiles',
+  'server/assets',
+];
 
 /** Folders the builder must stay out of: the server's protocol code and state. */
-const noBuilder = ['server/dhcp', 'server/tftp', 'server/boot', 'server/http', 'server/profiles', 'server/assets', 'server/status', 'server/events'];
+const noBuilder = ['server/core', 'server/tokens', 'server/dhcp', 'server/tftp', 'server/http', 'server/profiles', 'server/assets', 'server/status', 'server/events'];
 
 async function sources(folder: string): Promise<string[]> {
   const entries = await readdir(path.join(repo, folder), { withFileTypes: true, recursive: true });
@@ -64,6 +74,24 @@ test('decisions and codecs import no I/O module; only the named shells do', asyn
         const name = specifier.replace(/^node:/, '');
         if (ioModules.includes(name)) offenders.push(`${file} imports ${specifier}`);
       }
+    }
+  }
+  assert.deepEqual(offenders, []);
+});
+
+/** What makes a function depend on when or how often it runs: a pure module takes the time as an input and sets no timer. */
+const clockAndTimers = /\b(?:setTimeout|setInterval|setImmediate|Date\.now|performance\.now|process\.hrtime|Math\.random)\b|\bnew Date\(\)/;
+
+test('decisions and state machines read no clock and set no timer; only the named shells do', async () => {
+  const offenders: string[] = [];
+  for (const folder of pureFolders) {
+    for (const file of await sources(folder)) {
+      if (shells.has(file)) continue;
+      const lines = (await readFile(path.join(repo, file), 'utf8')).split('\n');
+      lines.forEach((line, index) => {
+        const code = line.replace(/\/\*.*?(?:\*\/|$)/g, '').replace(/\/\/.*$/, '').replace(/^\s*\*.*$/, '');
+        if (clockAndTimers.test(code)) offenders.push(`${file}:${index + 1}: ${line.trim()}`);
+      });
     }
   }
   assert.deepEqual(offenders, []);

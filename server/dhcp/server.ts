@@ -11,20 +11,20 @@
  */
 import { heldBy } from '../net/port-holder.js';
 import dgram from 'node:dgram';
-import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
+import type { BootFileChoice, ClientFacts } from '../core/facts.js';
 import { RateLimitedLog, type Logger } from '../log.js';
 import { bindUdp4ToDevice } from '../net/device-socket.js';
 import { ipv4AddressesOf } from '../net/interfaces.js';
-import { answer, type Arrival, otherServerShown } from './decide.js';
-import { defaultFirstLeaseSeconds, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decision.js';
-import { bootServerPort } from './proxy.js';
-import { DhcpDecodeError, type DhcpDecodeErrorCode } from './errors.js';
-import { formatMac } from './client-facts.js';
+import { answer, type Arrival, otherServerShown } from './decide/full.js';
+import { defaultFirstLeaseSeconds, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decide/reply.js';
+import { bootServerPort } from './decide/proxy.js';
+import { DhcpDecodeError, type DhcpDecodeErrorCode } from './wire/errors.js';
+import { formatMac } from './decide/client-facts.js';
 import { anyAddress, ipv4ToNumber, isIpv4, Subnet } from '../net/ipv4.js';
-import { applyLeaseChanges, holdsAddress, MemoryLeaseStore, type LeaseStore } from './leases.js';
+import { applyLeaseChanges, holdsAddress, MemoryLeaseStore, type LeaseStore } from './leases/leases.js';
 import { TokenBucket } from './rate-limit.js';
-import { MessageType, messageTypeName } from './options.js';
-import { decodePacket, encodePacket, type DhcpPacket } from './packet.js';
+import { MessageType, messageTypeName } from './wire/options.js';
+import { decodePacket, encodePacket, type DhcpPacket } from './wire/packet.js';
 import type { SlotSightings } from '../profiles/sightings.js';
 import { formatSlot, type RelaySlot } from '../profiles/slot.js';
 

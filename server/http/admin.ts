@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { AdminToken } from '../admin/token.js';
 import type { AssetStore } from '../assets/builds.js';
-import type { Lease, LeaseStore } from '../dhcp/leases.js';
+import type { Lease, LeaseStore } from '../dhcp/leases/leases.js';
 import type { Logger } from '../log.js';
 import { firstProblems, formatProfileError, type ProfileError } from '../profiles/error.js';
 import { normaliseMac } from '../profiles/mac.js';

@@ -1,8 +1,8 @@
 import { stat } from 'node:fs/promises';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { platformOf, type Platform } from '../boot/facts.js';
-import { authorizeHost, domainConfigName, hostFile, type HostFileName, type HostSources } from '../boot/host-files.js';
-import { renderEntryScript } from '../boot/render.js';
+import { platformOf, type Platform } from '../core/facts.js';
+import { authorizeHost, domainConfigName, hostFile, type HostFileName, type HostSources } from '../core/host-files.js';
+import { renderEntryScript } from '../core/render.js';
 import { parseEventReport } from '../events/event.js';
 import { MemoryEventStore, type EventStore } from '../events/store.js';
 import type { Logger } from '../log.js';
@@ -14,7 +14,7 @@ import { downloadsRouter, sendDownload } from './downloads.js';
 import { FileCache } from './file-cache.js';
 import type { HostIsoCache } from '../iso/host-iso.js';
 import { ImageLinks } from './image-links.js';
-import { httpBase } from '../boot/resolve.js';
+import { httpBase } from '../core/resolve.js';
 
 export interface HttpAppOptions extends HostSources {
   log: Logger;

@@ -5,9 +5,9 @@ import { sha256File } from '../../builder/apt.js';
 import { isoLabel, makeIso } from '../../builder/iso.js';
 import type { IsoXenEntry } from '../../builder/iso-menu.js';
 import type { Build } from '../assets/builds.js';
-import { bootEntries, resolveHostBoot, type BootPlan, type HostBoot } from '../boot/resolve.js';
-import type { HostSecrets, HostSources } from '../boot/host-files.js';
-import { nonceLength } from '../boot/host-token.js';
+import { bootEntries, resolveHostBoot, type BootPlan, type HostBoot } from '../core/resolve.js';
+import type { HostSecrets, HostSources } from '../core/host-files.js';
+import { nonceLength } from '../tokens/host-token.js';
 import { normaliseMac } from '../profiles/mac.js';
 import type { Profile } from '../profiles/profile.js';
 

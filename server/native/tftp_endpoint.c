@@ -10,7 +10,7 @@
  * expected ACK (4 bytes, from the client's transfer ID, acknowledging the
  * block last sent) is answered in C on the event loop's thread: read the
  * next block, send it, wait. Everything else hands the transfer back to
- * JavaScript (server/tftp/transfer.ts), which owns every decision that is
+ * JavaScript (server/tftp/io/transfer.ts), which owns every decision that is
  * not "the client has the last block, send the next": any other packet
  * (delivered right after the hand-back), a timeout, a read that would
  * block, a read error, the final ACK. JavaScript starts the pump again at
@@ -56,7 +56,7 @@
  * measured yet) over each block and its ACK, and the timeout is smoothed +
  * 4 x variation within min..max; the estimator's state goes back with the
  * transfer. Without, `timeoutMs` throughout. The estimator is the same as
- * server/tftp/rtt.ts's, and roundTripTimeouts() (exported for tests) runs
+ * server/tftp/sender/rtt.ts's, and roundTripTimeouts() (exported for tests) runs
  * it over a list of samples so the two are checked with the same vectors.
  *   .stopPump()                     stop without a callback
  *   .close()
@@ -102,7 +102,7 @@
 #define SPIN_TURN_NS (1000 * 1000)
 #define SPIN_MAX_BACKOFF 256
 
-/* RFC 6298's round-trip estimator, in ms, as server/tftp/rtt.ts has it. */
+/* RFC 6298's round-trip estimator, in ms, as server/tftp/sender/rtt.ts has it. */
 typedef struct {
   double smoothed_ms, variation_ms; /* smoothed_ms -1 until measured */
   double min_ms, max_ms;
@@ -693,7 +693,7 @@ static napi_value method_close(napi_env env, napi_callback_info info) {
 /*
  * roundTripTimeouts(samples, { smoothedMs, variationMs, minMs, maxMs }):
  * the estimator after each sample, as [{ smoothedMs, variationMs, timeoutMs }],
- * for tests that check it against server/tftp/rtt.ts.
+ * for tests that check it against server/tftp/sender/rtt.ts.
  */
 static napi_value round_trip_timeouts(napi_env env, napi_callback_info info) {
   size_t argc = 2;

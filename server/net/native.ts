@@ -19,7 +19,7 @@ export interface NativeBinding {
     onMessage: (message: Buffer, address: string, port: number) => void,
     onPumpStopped: (stop: NativePumpStop) => void,
   ) => NativeTftpEndpoint;
-  /** RFC 6298's estimator of tftp_endpoint.c after each sample, from `state` (smoothedMs -1 before any): for tests against server/tftp/rtt.ts. */
+  /** RFC 6298's estimator of tftp_endpoint.c after each sample, from `state` (smoothedMs -1 before any): for tests against server/tftp/sender/rtt.ts. */
   roundTripTimeouts(samples: number[], state: NativeRoundTrip): Array<{ smoothedMs: number; variationMs: number; timeoutMs: number }>;
   /** A user's uid and primary gid (getpwnam_r), or undefined for no such user. See privileges.c. */
   lookupUser(options: { name: string }): { uid: number; gid: number } | undefined;
@@ -57,7 +57,7 @@ export interface NativeRoundTrip {
   maxMs: number;
 }
 
-/** Why and where a pump stopped (see PumpStop in server/tftp/transfer-socket.ts); smoothedMs -1 when nothing was measured. */
+/** Why and where a pump stopped (see PumpStop in server/tftp/io/transfer-socket.ts); smoothedMs -1 when nothing was measured. */
 export interface NativePumpStop {
   reason: string;
   lastAcked: number;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { AssetStore } from '../assets/builds.js';
-import type { LeaseStore } from '../dhcp/leases.js';
+import type { LeaseStore } from '../dhcp/leases/leases.js';
 import type { RelaySlot } from '../profiles/slot.js';
 import { profileOrigin, type Profile } from '../profiles/profile.js';
 import type { HostStatus } from './snapshot.js';

@@ -6,16 +6,16 @@ import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
 import { heldBy } from '../net/port-holder.js';
 import type { Logger } from '../log.js';
-import { ErrorCode } from './codes.js';
-import { NotRegularFileError, type TftpFile } from './file.js';
-import { defaultLimits, negotiateOptions } from './options.js';
-import { describePacket, encodePacket, tryDecodePacket, type TransferRequest } from './packet.js';
-import { normaliseRequestPath } from './path.js';
-import { OutsideRootError } from './root.js';
-import { clientLabel, ReadTransfer, type TftpClient, type TransferSummary } from './transfer.js';
-import { dgramTransferSocket, NativeTransferSocket, type TransferSocket } from './transfer-socket.js';
+import { ErrorCode } from './wire/codes.js';
+import { NotRegularFileError, type TftpFile } from './io/file.js';
+import { defaultLimits, negotiateOptions } from './wire/options.js';
+import { describePacket, encodePacket, tryDecodePacket, type TransferRequest } from './wire/packet.js';
+import { normaliseRequestPath } from './wire/path.js';
+import { OutsideRootError } from './io/root.js';
+import { clientLabel, ReadTransfer, type TftpClient, type TransferSummary } from './io/transfer.js';
+import { dgramTransferSocket, NativeTransferSocket, type TransferSocket } from './io/transfer-socket.js';
 
-export type { TftpClient, TransferOutcome, TransferSummary } from './transfer.js';
+export type { TftpClient, TransferOutcome, TransferSummary } from './io/transfer.js';
 
 /** What the server reports to `onEvent`, besides its log lines. */
 export type TftpEvent =

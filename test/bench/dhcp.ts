@@ -49,7 +49,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SqliteLeaseStore } from '../../server/dhcp/sqlite-leases.js';
+import { SqliteLeaseStore } from '../../server/dhcp/leases/sqlite.js';
 import { runIn } from '../dhcp/live-support.js';
 import { Netns, assertRoot } from '../support/netns.js';
 import { unpackedProgram } from '../support/unpacked.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { HostTokens, maximumTokenLength } from '../../server/boot/host-token.js';
+import { HostTokens, maximumTokenLength } from '../../server/tokens/host-token.js';
 
 const secret = randomBytes(32);
 const tokens = new HostTokens(secret);

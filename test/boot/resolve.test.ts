@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Build } from '../../server/assets/builds.js';
-import { ClientArch, type ClientFacts } from '../../server/boot/facts.js';
-import { chooseBootFile, resolveHostBoot } from '../../server/boot/resolve.js';
-import { resolveTftpPath } from '../../server/boot/tftp-path.js';
+import { ClientArch, type ClientFacts } from '../../server/core/facts.js';
+import { chooseBootFile, resolveHostBoot } from '../../server/core/resolve.js';
+import { resolveTftpPath } from '../../server/core/tftp-path.js';
 import { deriveDomainMac } from '../../server/profiles/domain.js';
 import { memoryBuild } from '../support/assets.js';
 import { makeProfile } from '../support/profiles.js';

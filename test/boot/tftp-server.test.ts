@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ClientArch, type ClientFacts } from '../../server/boot/facts.js';
-import { chooseBootFile } from '../../server/boot/resolve.js';
-import { decide } from '../../server/dhcp/decide.js';
+import { ClientArch, type ClientFacts } from '../../server/core/facts.js';
+import { chooseBootFile } from '../../server/core/resolve.js';
+import { decide } from '../../server/dhcp/decide/full.js';
 import { parseTftpServer } from '../../server/net/interfaces.js';
 import { clientRequest, server, testContext } from '../support/dhcp.js';
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { HostTokens } from '../../server/boot/host-token.js';
-import { decideTokenGrant, DhcpAnswers, dhcpProofMs, type GrantFacts } from '../../server/boot/token-grant.js';
-import { BootLedger, bootTokenLifetimeMs, decideTokenUse, runtimeEnvMaximumFetches, runtimeEnvRetryMs, runtimeEnvWindowMs, type TokenUse } from '../../server/boot/token-use.js';
+import { HostTokens } from '../../server/tokens/host-token.js';
+import { decideTokenGrant, DhcpAnswers, dhcpProofMs, type GrantFacts } from '../../server/tokens/grant.js';
+import { BootLedger, bootTokenLifetimeMs, decideTokenUse, runtimeEnvMaximumFetches, runtimeEnvRetryMs, runtimeEnvWindowMs, type TokenUse } from '../../server/tokens/use.js';
 
 const mac = '52:54:00:12:34:56';
 const stranger = '02:00:00:00:0b:ad';

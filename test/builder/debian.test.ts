@@ -13,7 +13,7 @@ import { DEBIAN_RUNTIME_MODULES, GUEST_KERNEL_DIR, GUEST_MODULES, VIF_SCRIPT } f
 import { parseManifest } from '../../server/assets/manifest.js';
 import { moduleNameOf } from '../../builder/modules.js';
 import { packageRoot } from '../../builder/recipe.js';
-import { baseKernelArgs } from '../../server/boot/resolve.js';
+import { baseKernelArgs } from '../../server/core/resolve.js';
 import { readyLinePattern } from '../../server/demo/qemu.js';
 import { silentLogger } from '../../server/log.js';
 import { profileDefaults } from '../../server/profiles/parse.js';

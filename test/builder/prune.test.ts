@@ -14,7 +14,7 @@ import { pruneBuilds } from '../../builder/prune.js';
 import { AssetStore } from '../../server/assets/builds.js';
 import { createHttpApp } from '../../server/http/app.js';
 import { silentLogger } from '../../server/log.js';
-import { fileFromDisk } from '../../server/tftp/file.js';
+import { fileFromDisk } from '../../server/tftp/io/file.js';
 import { TftpServer } from '../../server/tftp/server.js';
 import { UdpRelay } from '../support/tftp/relay.js';
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decide } from '../../server/dhcp/decide.js';
-import { type DhcpDecision } from '../../server/dhcp/decision.js';
-import { applyLeaseChanges, MemoryLeaseStore } from '../../server/dhcp/leases.js';
-import { MessageType } from '../../server/dhcp/options.js';
+import { decide } from '../../server/dhcp/decide/full.js';
+import { type DhcpDecision } from '../../server/dhcp/decide/reply.js';
+import { applyLeaseChanges, MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
+import { MessageType } from '../../server/dhcp/wire/options.js';
 import { clientRequest, testContext } from '../support/dhcp.js';
 
 const now = 1_700_000_000_000;

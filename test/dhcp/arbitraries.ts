@@ -1,7 +1,7 @@
 /** fast-check arbitraries for DHCP values (loaded as a test file by the runner too; it defines no tests). */
 import fc from 'fast-check';
-import { typedOptionName, type DhcpOptions } from '../../server/dhcp/options.js';
-import type { DhcpPacket } from '../../server/dhcp/packet.js';
+import { typedOptionName, type DhcpOptions } from '../../server/dhcp/wire/options.js';
+import type { DhcpPacket } from '../../server/dhcp/wire/packet.js';
 
 const ipv4 = fc.ipV4();
 const bytes = (min = 0, max = 300) => fc.uint8Array({ minLength: min, maxLength: max }).map((a) => Buffer.from(a));

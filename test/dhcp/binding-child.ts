@@ -13,7 +13,7 @@
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
+import { encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { clientRequest } from '../support/dhcp.js';
 import { runChildMode } from '../support/child-main.js';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { clientFacts, formatMac } from '../../server/dhcp/client-facts.js';
-import { messageTypeName, optionCodecs, optionCodeOf, optionNameOf, typedOptionName, userClasses } from '../../server/dhcp/options.js';
-import { decodePacket } from '../../server/dhcp/packet.js';
+import { clientFacts, formatMac } from '../../server/dhcp/decide/client-facts.js';
+import { messageTypeName, optionCodecs, optionCodeOf, optionNameOf, typedOptionName, userClasses } from '../../server/dhcp/wire/options.js';
+import { decodePacket } from '../../server/dhcp/wire/packet.js';
 import { clientRequest, fixtureDhcp } from '../support/dhcp.js';
 
 function firstDiscover(name: Parameters<typeof fixtureDhcp>[0], skip = 0) {

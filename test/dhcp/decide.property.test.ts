@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { decide } from '../../server/dhcp/decide.js';
+import { decide } from '../../server/dhcp/decide/full.js';
 import { anyAddress } from '../../server/net/ipv4.js';
-import { applyLeaseChanges, holdsAddress } from '../../server/dhcp/leases.js';
-import { MessageType } from '../../server/dhcp/options.js';
-import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
+import { applyLeaseChanges, holdsAddress } from '../../server/dhcp/leases/leases.js';
+import { MessageType } from '../../server/dhcp/wire/options.js';
+import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { assertConsistent } from './lease-store-contract.js';
 import { packetArbitrary } from './arbitraries.js';
 import { clientRequest, server, testContext } from '../support/dhcp.js';

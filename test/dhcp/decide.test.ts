@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decide, otherServerShown, replyDestination } from '../../server/dhcp/decide.js';
-import { orderOptions, type DhcpDecision } from '../../server/dhcp/decision.js';
+import { decide, otherServerShown, replyDestination } from '../../server/dhcp/decide/full.js';
+import { orderOptions, type DhcpDecision } from '../../server/dhcp/decide/reply.js';
 import { Subnet } from '../../server/net/ipv4.js';
-import { applyLeaseChanges } from '../../server/dhcp/leases.js';
-import { MessageType, type DhcpOptions } from '../../server/dhcp/options.js';
-import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
+import { applyLeaseChanges } from '../../server/dhcp/leases/leases.js';
+import { MessageType, type DhcpOptions } from '../../server/dhcp/wire/options.js';
+import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { clientRequest, fixtureDhcp, server, testContext, type TestContext } from '../support/dhcp.js';
 
 const now = 1_700_000_000_000;

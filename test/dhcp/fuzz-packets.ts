@@ -3,7 +3,7 @@
  * test and the flood sent to a live server. Deterministic for a seed, so a
  * failure can be replayed.
  */
-import { encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
+import { encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { seededRandom } from '../support/random.js';
 
 

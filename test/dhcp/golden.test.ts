@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { answer, type Arrival } from '../../server/dhcp/decide.js';
-import { type DhcpContext, type DhcpDecision } from '../../server/dhcp/decision.js';
-import { applyLeaseChanges, MemoryLeaseStore } from '../../server/dhcp/leases.js';
-import { messageTypeName } from '../../server/dhcp/options.js';
-import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
+import { answer, type Arrival } from '../../server/dhcp/decide/full.js';
+import { type DhcpContext, type DhcpDecision } from '../../server/dhcp/decide/reply.js';
+import { applyLeaseChanges, MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
+import { messageTypeName } from '../../server/dhcp/wire/options.js';
+import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { Subnet } from '../../server/net/ipv4.js';
 import { fixtureDhcp, fixtureNames, repoRoot, testContext, type FixtureName } from '../support/dhcp.js';
 

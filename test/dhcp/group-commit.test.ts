@@ -18,10 +18,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
-import { MessageType } from '../../server/dhcp/options.js';
-import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
+import { MessageType } from '../../server/dhcp/wire/options.js';
+import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { DhcpServer, type DhcpEvent } from '../../server/dhcp/server.js';
-import { SqliteLeaseStore } from '../../server/dhcp/sqlite-leases.js';
+import { SqliteLeaseStore } from '../../server/dhcp/leases/sqlite.js';
 import { clientRequest, freePort, testBootFile } from '../support/dhcp.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rackboot-group-commit-'));

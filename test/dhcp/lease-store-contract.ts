@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { holdsAddress, LeaseConflictError, NotDurableError, type Lease, type LeaseStore } from '../../server/dhcp/leases.js';
+import { holdsAddress, LeaseConflictError, NotDurableError, type Lease, type LeaseStore } from '../../server/dhcp/leases/leases.js';
 
 const t0 = 1_700_000_000_000;
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { describeExpiry, leaseRows, renderLeaseTable } from '../../server/dhcp/lease-table.js';
-import type { Lease } from '../../server/dhcp/leases.js';
+import { describeExpiry, leaseRows, renderLeaseTable } from '../../server/dhcp/leases/table.js';
+import type { Lease } from '../../server/dhcp/leases/leases.js';
 
 const now = Date.parse('2026-01-02T03:04:05.000Z');
 const leases: Lease[] = [

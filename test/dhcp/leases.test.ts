@@ -1,4 +1,4 @@
-import { MemoryLeaseStore } from '../../server/dhcp/leases.js';
+import { MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
 import { leaseStoreContract } from './lease-store-contract.js';
 
 leaseStoreContract('MemoryLeaseStore', () => new MemoryLeaseStore());

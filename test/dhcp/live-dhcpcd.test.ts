@@ -18,7 +18,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Lease } from '../../server/dhcp/leases.js';
+import type { Lease } from '../../server/dhcp/leases/leases.js';
 import { ConsoleWatcher } from '../../server/demo/qemu.js';
 import { run } from '../support/netns.js';
 import { LiveLink, runIn, serverAddress } from './live-support.js';

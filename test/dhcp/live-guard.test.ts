@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DhcpEvent } from '../../server/dhcp/server.js';
-import { MessageType } from '../../server/dhcp/options.js';
+import { MessageType } from '../../server/dhcp/wire/options.js';
 import { assertRoot, run } from '../support/netns.js';
 import { LiveLink, runIn, serverAddress } from './live-support.js';
 import { childScript, type ExchangeConfig } from './netns-child.js';

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConsoleWatcher } from '../../server/demo/qemu.js';
-import type { Lease } from '../../server/dhcp/leases.js';
+import type { Lease } from '../../server/dhcp/leases/leases.js';
 import type { DhcpEvent, DhcpServerStats } from '../../server/dhcp/server.js';
 import { cliPath } from '../support/build.js';
 import { Netns } from '../support/netns.js';

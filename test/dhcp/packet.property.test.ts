@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { DhcpDecodeError } from '../../server/dhcp/errors.js';
-import { decodePacket, encodePacket, encodingLength, type DhcpPacket } from '../../server/dhcp/packet.js';
+import { DhcpDecodeError } from '../../server/dhcp/wire/errors.js';
+import { decodePacket, encodePacket, encodingLength, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { packetArbitrary } from './arbitraries.js';
 import { FuzzGenerator } from './fuzz-packets.js';
 import { fixtureRequests } from '../support/dhcp.js';

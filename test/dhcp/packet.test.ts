@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { DhcpDecodeError, DhcpEncodeError, dhcpDecodeErrorCodes } from '../../server/dhcp/errors.js';
-import { decodeSubOptions, encodeSubOptions } from '../../server/dhcp/options.js';
-import { decodePacket, encodePacket, encodingLength, minimumPacketLength, type DhcpPacket } from '../../server/dhcp/packet.js';
-import { renderPacket } from '../../server/dhcp/packet-text.js';
+import { DhcpDecodeError, DhcpEncodeError, dhcpDecodeErrorCodes } from '../../server/dhcp/wire/errors.js';
+import { decodeSubOptions, encodeSubOptions } from '../../server/dhcp/wire/options.js';
+import { decodePacket, encodePacket, encodingLength, minimumPacketLength, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
+import { renderPacket } from '../../server/dhcp/wire/packet-text.js';
 import { checkEncoder as checkCodec } from '../support/codec.js';
 import { clientRequest, fixtureDhcp, fixtureNames, repoRoot } from '../support/dhcp.js';
 

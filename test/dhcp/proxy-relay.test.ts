@@ -7,10 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { DhcpDecision, Scope } from '../../server/dhcp/decision.js';
-import { MessageType, type DhcpOptions } from '../../server/dhcp/options.js';
-import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
-import { decideProxy, type ProxyArrival, type ProxyContext } from '../../server/dhcp/proxy.js';
+import type { DhcpDecision, Scope } from '../../server/dhcp/decide/reply.js';
+import { MessageType, type DhcpOptions } from '../../server/dhcp/wire/options.js';
+import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
+import { decideProxy, type ProxyArrival, type ProxyContext } from '../../server/dhcp/decide/proxy.js';
 import { parseProxyRelaySubnet } from '../../server/net/interfaces.js';
 import { Subnet } from '../../server/net/ipv4.js';
 import { clientRequest, server, testBootFile } from '../support/dhcp.js';

@@ -9,9 +9,9 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
-import { MemoryLeaseStore } from '../../server/dhcp/leases.js';
-import { MessageType } from '../../server/dhcp/options.js';
-import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
+import { MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
+import { MessageType } from '../../server/dhcp/wire/options.js';
+import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { DhcpServer, type DhcpEvent } from '../../server/dhcp/server.js';
 import { clientRequest, testBootFile, freePort } from '../support/dhcp.js';
 

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decide } from '../../server/dhcp/decide.js';
-import { type DhcpDecision } from '../../server/dhcp/decision.js';
-import { clientFacts } from '../../server/dhcp/client-facts.js';
-import { MessageType, type DhcpOptions } from '../../server/dhcp/options.js';
-import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
-import { decideProxy, type ProxyArrival, type ProxyContext } from '../../server/dhcp/proxy.js';
-import { pxeVendorOptions } from '../../server/dhcp/pxe.js';
+import { decide } from '../../server/dhcp/decide/full.js';
+import { type DhcpDecision } from '../../server/dhcp/decide/reply.js';
+import { clientFacts } from '../../server/dhcp/decide/client-facts.js';
+import { MessageType, type DhcpOptions } from '../../server/dhcp/wire/options.js';
+import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
+import { decideProxy, type ProxyArrival, type ProxyContext } from '../../server/dhcp/decide/proxy.js';
+import { pxeVendorOptions } from '../../server/dhcp/wire/pxe.js';
 import { clientRequest, fixtureDhcp, fixtureNames, server, testBootFile, testContext, type FixtureName } from '../support/dhcp.js';
 
 const mac = '52:54:00:12:35:01';

@@ -16,7 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { decodePacket } from '../../server/dhcp/packet.js';
+import { decodePacket } from '../../server/dhcp/wire/packet.js';
 import { ConsoleWatcher } from '../../server/demo/qemu.js';
 import { Netns } from '../support/netns.js';
 import { readPcap } from '../support/pcap.js';

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decide } from '../../server/dhcp/decide.js';
-import { type DhcpDecision, type Scope } from '../../server/dhcp/decision.js';
-import { applyLeaseChanges } from '../../server/dhcp/leases.js';
-import { MessageType } from '../../server/dhcp/options.js';
-import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/packet.js';
+import { decide } from '../../server/dhcp/decide/full.js';
+import { type DhcpDecision, type Scope } from '../../server/dhcp/decide/reply.js';
+import { applyLeaseChanges } from '../../server/dhcp/leases/leases.js';
+import { MessageType } from '../../server/dhcp/wire/options.js';
+import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { Subnet } from '../../server/net/ipv4.js';
 import { clientRequest, server, testContext, type TestContext } from '../support/dhcp.js';
 

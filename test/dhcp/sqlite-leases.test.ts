@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { LeaseConflictError } from '../../server/dhcp/leases.js';
-import { LeaseDatabaseError, leaseSchemaVersion, readLeaseFile, SqliteLeaseStore } from '../../server/dhcp/sqlite-leases.js';
+import { LeaseConflictError } from '../../server/dhcp/leases/leases.js';
+import { LeaseDatabaseError, leaseSchemaVersion, readLeaseFile, SqliteLeaseStore } from '../../server/dhcp/leases/sqlite.js';
 import { leaseStoreContract } from './lease-store-contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rackboot-leases-'));

@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decide } from '../../server/dhcp/decide.js';
-import { DhcpDecodeError } from '../../server/dhcp/errors.js';
-import { applyLeaseChanges } from '../../server/dhcp/leases.js';
-import { decodePacket, encodePacket } from '../../server/dhcp/packet.js';
+import { decide } from '../../server/dhcp/decide/full.js';
+import { DhcpDecodeError } from '../../server/dhcp/wire/errors.js';
+import { applyLeaseChanges } from '../../server/dhcp/leases/leases.js';
+import { decodePacket, encodePacket } from '../../server/dhcp/wire/packet.js';
 import { FuzzGenerator } from './fuzz-packets.js';
 import { fixtureRequests, testContext } from '../support/dhcp.js';
 

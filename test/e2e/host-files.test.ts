@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { tftpHostFile } from '../../server/boot/host-files.js';
+import { tftpHostFile } from '../../server/core/host-files.js';
 import { addClient, startRack, serverAddress, httpPort, type Rack, type RackClient } from '../support/boot.js';
 
 let rack: Rack;

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { assertQemu, ovmfCode, prepareOvmfVars, readyLinePattern } from '../../server/demo/qemu.js';
 import { isoSanbootUrl } from '../../server/http/downloads.js';
-import { HostTokens } from '../../server/boot/host-token.js';
+import { HostTokens } from '../../server/tokens/host-token.js';
 import { ConsoleMachine } from '../builder/qemu.js';
 import { cliPath, ensureTestBuild } from '../support/build.js';
 import { watchOutput } from '../support/failure-report.js';

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { adminTokenFileName, loadOrCreateAdminToken, type AdminToken } from '../../server/admin/token.js';
 import { AssetStore } from '../../server/assets/builds.js';
 import { writeTestBuild } from '../support/assets.js';
-import { MemoryLeaseStore } from '../../server/dhcp/leases.js';
+import { MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
 import { createHttpApp } from '../../server/http/app.js';
 import { ProfileDirectory } from '../../server/profiles/store.js';
 

@@ -4,10 +4,10 @@
  */
 import path from 'node:path';
 import { repoRoot } from './repo.js';
-import type { BootFileChoice, ClientFacts } from '../../server/boot/facts.js';
-import type { DhcpContext, Reservation } from '../../server/dhcp/decision.js';
-import { MemoryLeaseStore } from '../../server/dhcp/leases.js';
-import type { DhcpPacket } from '../../server/dhcp/packet.js';
+import type { BootFileChoice, ClientFacts } from '../../server/core/facts.js';
+import type { DhcpContext, Reservation } from '../../server/dhcp/decide/reply.js';
+import { MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
+import type { DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { readPcap, type UdpDatagram } from './pcap.js';
 import dgram from 'node:dgram';
 import { once } from 'node:events';

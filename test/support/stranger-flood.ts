@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { decodePacket, encodePacket } from '../../server/dhcp/packet.js';
+import { decodePacket, encodePacket } from '../../server/dhcp/wire/packet.js';
 import { clientRequest } from './dhcp.js';
 
 /**

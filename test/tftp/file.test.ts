@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { BlockReader } from '../../server/tftp/block-reader.js';
-import { fileFromBuffer, fileFromDisk, NotRegularFileError, type TftpSource } from '../../server/tftp/file.js';
-import { toNetascii } from '../../server/tftp/netascii.js';
+import { BlockReader } from '../../server/tftp/io/block-reader.js';
+import { fileFromBuffer, fileFromDisk, NotRegularFileError, type TftpSource } from '../../server/tftp/io/file.js';
+import { toNetascii } from '../../server/tftp/wire/netascii.js';
 
 async function readAllBlocks(source: TftpSource, blockSize: number, netascii = false): Promise<Buffer[]> {
   const reader = new BlockReader(source, netascii);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { negotiateOptions } from '../../server/tftp/options.js';
+import { negotiateOptions } from '../../server/tftp/wire/options.js';
 
 const option = (name: string, value: string) => ({ name, value });
 

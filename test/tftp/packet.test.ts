@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { ErrorCode, errorCodeName, Opcode, opcodeName } from '../../server/tftp/codes.js';
+import { ErrorCode, errorCodeName, Opcode, opcodeName } from '../../server/tftp/wire/codes.js';
 import {
   decodePacket,
   describePacket,
@@ -11,8 +11,8 @@ import {
   MalformedPacketError,
   tryDecodePacket,
   type TftpPacket,
-} from '../../server/tftp/packet.js';
-import { negotiateOptions } from '../../server/tftp/options.js';
+} from '../../server/tftp/wire/packet.js';
+import { negotiateOptions } from '../../server/tftp/wire/options.js';
 import { checkEncoder as checkCodec } from '../support/codec.js';
 import { readPcap } from '../support/pcap.js';
 

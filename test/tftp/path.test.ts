@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { normaliseRequestPath } from '../../server/tftp/path.js';
+import { normaliseRequestPath } from '../../server/tftp/wire/path.js';
 
 /** File names as the codec hands them over: one character per byte. */
 const bytes = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
-import { fileFromDisk } from '../../server/tftp/file.js';
+import { fileFromDisk } from '../../server/tftp/io/file.js';
 import { requireTool, runTool, startServer, sha256, type ServerFixture } from '../support/tftp/fixture.js';
 import { download, RawClient } from '../support/tftp/raw-client.js';
 

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { nativeBinding } from '../../server/net/native.js';
-import { retransmissionTimeout, sampleRoundTrip, type RoundTripEstimate } from '../../server/tftp/rtt.js';
+import { retransmissionTimeout, sampleRoundTrip, type RoundTripEstimate } from '../../server/tftp/sender/rtt.js';
 
 /**
  * One specification of RFC 6298's estimator, run against both
- * implementations: server/tftp/rtt.ts (windows, and transfers the pump
+ * implementations: server/tftp/sender/rtt.ts (windows, and transfers the pump
  * hands back) and the native pump's rtt_sample (server/native/tftp_endpoint.c).
  * Each vector is a start, bounds and samples, with the estimate and timeout
  * after each sample worked out by hand from RFC 6298 section 2.
@@ -84,7 +84,7 @@ for (const vector of vectors) {
       estimate = sampleRoundTrip(estimate, sample);
       return [estimate.smoothedMs, estimate.variationMs, retransmissionTimeout(estimate, vector.minMs, vector.maxMs)];
     });
-    assert.deepEqual(script, vector.expected, 'server/tftp/rtt.ts');
+    assert.deepEqual(script, vector.expected, 'server/tftp/sender/rtt.ts');
 
     const native = nativeBinding().roundTripTimeouts(vector.samples, {
       smoothedMs: vector.start?.smoothedMs ?? -1,

@@ -4,9 +4,9 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ErrorCode } from '../../server/tftp/codes.js';
-import { fileInRoot, OutsideRootError } from '../../server/tftp/root.js';
-import { NotRegularFileError } from '../../server/tftp/file.js';
+import { ErrorCode } from '../../server/tftp/wire/codes.js';
+import { fileInRoot, OutsideRootError } from '../../server/tftp/io/root.js';
+import { NotRegularFileError } from '../../server/tftp/io/file.js';
 import { startServer, type ServerFixture } from '../support/tftp/fixture.js';
 import { download, RawClient } from '../support/tftp/raw-client.js';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import type { RandomAccessContent } from '../../server/tftp/file.js';
-import { WindowBuffer } from '../../server/tftp/window-buffer.js';
+import type { RandomAccessContent } from '../../server/tftp/io/file.js';
+import { WindowBuffer } from '../../server/tftp/io/window-buffer.js';
 
 /** Random access over bytes in memory, counting reads. */
 function memoryContent(bytes: Buffer): RandomAccessContent & { reads: number } {

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { fileFromBuffer, fileFromDisk, type TftpFile } from '../../../server/tftp/file.js';
+import { fileFromBuffer, fileFromDisk, type TftpFile } from '../../../server/tftp/io/file.js';
 import { TftpServer, type TftpEvent, type TftpServerOptions } from '../../../server/tftp/server.js';
 import { capturingLogger } from './logs.js';
 

@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
-import { decodePacket, encodePacket, type TftpOption, type TftpPacket } from '../../../server/tftp/packet.js';
+import { decodePacket, encodePacket, type TftpOption, type TftpPacket } from '../../../server/tftp/wire/packet.js';
 
 /** A datagram received by RawClient, decoded, with where it came from. */
 export interface Received {

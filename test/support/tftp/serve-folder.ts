@@ -12,7 +12,7 @@
  * Prints one JSON line {"port": N} once listening; stops on SIGTERM.
  */
 import { silentLogger } from '../../../server/log.js';
-import { fileFromDisk } from '../../../server/tftp/file.js';
+import { fileFromDisk } from '../../../server/tftp/io/file.js';
 import { TftpServer } from '../../../server/tftp/server.js';
 import { join } from 'node:path';
 import { Subnet } from '../../../server/net/ipv4.js';

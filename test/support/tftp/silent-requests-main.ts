@@ -11,7 +11,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
-import { decodePacket, encodePacket } from '../../../server/tftp/packet.js';
+import { decodePacket, encodePacket } from '../../../server/tftp/wire/packet.js';
 
 interface Config {
   server: string;

@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
-import { decodePacket, encodePacket } from '../../../server/tftp/packet.js';
+import { decodePacket, encodePacket } from '../../../server/tftp/wire/packet.js';
 
 /**
  * Many TFTP reads at once from one process: one UDP socket per transfer and

@@ -7,7 +7,7 @@
  * The pipeline, in order: drop what is not for us, drop what is unusable,
  * read the facts once, then handle the message type (RFC 2131 section 4.3).
  */
-import type { ClientFacts } from '../boot/facts.js';
+import type { ClientFacts } from '../../core/facts.js';
 import { bootReplyFields } from './boot-options.js';
 import { decideProxy } from './proxy.js';
 import {
@@ -22,15 +22,15 @@ import {
   type Reservation,
   type ReplyDestination,
   type Scope,
-} from './decision.js';
+} from './reply.js';
 
 import { ignore, screenRequest } from './screen.js';
-import { anyAddress, ipv4ToNumber, isIpv4, numberToIpv4, Subnet } from '../net/ipv4.js';
-import { holdsAddress, type Lease, type LeaseChange } from './leases.js';
-import { MessageType, messageTypeName, type DhcpOptions } from './options.js';
-import type { DhcpPacket } from './packet.js';
-import { relayAgentInformation } from './relay-agent.js';
-import { formatSlot, type RelaySlot } from '../profiles/slot.js';
+import { anyAddress, ipv4ToNumber, isIpv4, numberToIpv4, Subnet } from '../../net/ipv4.js';
+import { holdsAddress, type Lease, type LeaseChange } from '../leases/leases.js';
+import { MessageType, messageTypeName, type DhcpOptions } from '../wire/options.js';
+import type { DhcpPacket } from '../wire/packet.js';
+import { relayAgentInformation } from '../wire/relay-agent.js';
+import { formatSlot, type RelaySlot } from '../../profiles/slot.js';
 
 /**
  * Where a request arrived: the DHCP port (67), with the datagram's source

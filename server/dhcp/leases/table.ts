@@ -2,7 +2,7 @@
  * The lease table as `rackboot leases` prints it: pure rendering of records
  * already read, as aligned text or as JSON.
  */
-import { ipv4ToNumber, isIpv4 } from '../net/ipv4.js';
+import { ipv4ToNumber, isIpv4 } from '../../net/ipv4.js';
 import { holdsAddress, type Lease } from './leases.js';
 
 /** One row of `rackboot leases --json`. */

@@ -45,8 +45,8 @@
  */
 import { closeSync, existsSync, fsync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { migrateSchema } from '../sqlite/schema.js';
-import { storeOpenError } from '../sqlite/errors.js';
+import { migrateSchema } from '../../sqlite/schema.js';
+import { storeOpenError } from '../../sqlite/errors.js';
 import {
   holdsAddress,
   LeaseConflictError,

@@ -19,13 +19,13 @@
  * iPXE in particular only accepts the ACK to it from the server it named, and
  * takes its boot file from the ProxyDHCPOFFER (or asks on port 4011).
  */
-import type { ClientFacts } from '../boot/facts.js';
+import type { ClientFacts } from '../../core/facts.js';
 import { bootReplyFields } from './boot-options.js';
-import { echoedClientId, orderOptions, replyPacket, routeReply, unknownClient, type DhcpContext, type DhcpDecision, type ReplyDestination } from './decision.js';
+import { echoedClientId, orderOptions, replyPacket, routeReply, unknownClient, type DhcpContext, type DhcpDecision, type ReplyDestination } from './reply.js';
 import { ignore, screenRequest } from './screen.js';
-import { anyAddress, Subnet } from '../net/ipv4.js';
-import { MessageType, messageTypeName, type DhcpOptions } from './options.js';
-import type { DhcpPacket } from './packet.js';
+import { anyAddress, Subnet } from '../../net/ipv4.js';
+import { MessageType, messageTypeName, type DhcpOptions } from '../wire/options.js';
+import type { DhcpPacket } from '../wire/packet.js';
 
 /**
  * What proxy mode reads of the server's context. relayScopes: subnets

@@ -1,13 +1,13 @@
-import { retransmissionTimeout, sampleRoundTrip, type RoundTripEstimate } from './rtt.js';
+import { retransmissionTimeout, sampleRoundTrip, type RoundTripEstimate } from '../sender/rtt.js';
 import { performance } from 'node:perf_hooks';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../log.js';
 import { BlockReader } from './block-reader.js';
 import { WindowBuffer } from './window-buffer.js';
-import { ErrorCode } from './codes.js';
+import { ErrorCode } from '../wire/codes.js';
 import type { TftpFile } from './file.js';
-import type { NegotiatedTransfer } from './options.js';
-import { describePacket, encodeDataHeader, encodePacket, tryDecodePacket, type TftpPacket } from './packet.js';
-import { interpretAck, wireBlockNumber } from './window.js';
+import type { NegotiatedTransfer } from '../wire/options.js';
+import { describePacket, encodeDataHeader, encodePacket, tryDecodePacket, type TftpPacket } from '../wire/packet.js';
+import { interpretAck, wireBlockNumber } from '../sender/window.js';
 import type { PumpStop, TransferSocket } from './transfer-socket.js';
 
 export interface TftpClient {

@@ -2,9 +2,9 @@
  * ClientFacts from a DHCP request: read the packet once, so the decision and
  * the boot file choice never look at raw options.
  */
-import { platformOf, type ClientFacts } from '../boot/facts.js';
-import { userClasses } from './options.js';
-import type { DhcpPacket } from './packet.js';
+import { platformOf, type ClientFacts } from '../../core/facts.js';
+import { userClasses } from '../wire/options.js';
+import type { DhcpPacket } from '../wire/packet.js';
 
 /** Lower-case, colon-separated hex of a hardware address ("52:54:00:12:34:56"). */
 export function formatMac(address: Buffer): string {

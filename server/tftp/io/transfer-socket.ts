@@ -1,7 +1,7 @@
 import type { Socket } from 'node:dgram';
 import { constants } from 'node:os';
-import { nativeBinding, type NativeTftpEndpoint } from '../net/native.js';
-import type { RoundTripEstimate } from './rtt.js';
+import { nativeBinding, type NativeTftpEndpoint } from '../../net/native.js';
+import type { RoundTripEstimate } from '../sender/rtt.js';
 
 const EAGAIN = constants.errno.EAGAIN;
 /** Linux takes at most 64 segments per send (UDP_MAX_SEGMENTS), and one IPv4 datagram's worth of bytes. */
@@ -33,7 +33,7 @@ export interface PumpJob {
   /** How long to wait for an ACK before handing the transfer back, while nothing is measured or when not adaptive. */
   timeoutMs: number;
   /**
-   * When set, the pump carries on RFC 6298's estimator (server/tftp/rtt.ts)
+   * When set, the pump carries on RFC 6298's estimator (server/tftp/sender/rtt.ts)
    * from this estimate (undefined when nothing was measured yet), and waits
    * smoothed + 4 x variation within minMs..maxMs.
    */

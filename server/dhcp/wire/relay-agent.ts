@@ -4,9 +4,9 @@
  * The option itself stays raw in the packet (it is echoed unchanged, see
  * screen.ts); this only reads it.
  */
-import type { RelaySlot } from '../profiles/slot.js';
+import type { RelaySlot } from '../../profiles/slot.js';
 import type { DhcpPacket } from './packet.js';
-import { relayAgentInformationCode } from './screen.js';
+import { relayAgentInformationCode } from '../decide/screen.js';
 
 export const relayAgentSubOption = { circuitId: 1, remoteId: 2 } as const;
 

@@ -1,5 +1,5 @@
 import type { RandomAccessContent } from './file.js';
-import { Opcode } from './codes.js';
+import { Opcode } from '../wire/codes.js';
 
 /**
  * The blocks of a transfer's window and those just after it, read from

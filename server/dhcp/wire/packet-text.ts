@@ -4,7 +4,7 @@
  */
 import { decodeSubOptions, messageTypeName, optionCodecs, optionNameOf, userClasses, type OptionName } from './options.js';
 import type { DhcpPacket } from './packet.js';
-import { formatMac } from './client-facts.js';
+import { formatMac } from '../decide/client-facts.js';
 
 function hex(buf: Buffer): string {
   return buf.length === 0 ? '(empty)' : buf.toString('hex').replace(/(..)(?!$)/g, '$1 ');

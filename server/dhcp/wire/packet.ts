@@ -4,7 +4,7 @@
  * reason; encodePacket writes what it is given, in the given option order.
  */
 import { DhcpDecodeError, DhcpEncodeError } from './errors.js';
-import { isIpv4, readIpv4, writeIpv4 } from '../net/ipv4.js';
+import { isIpv4, readIpv4, writeIpv4 } from '../../net/ipv4.js';
 import { optionCode, optionCodecs, typedOptionName, type DhcpOptions, type OptionCodec, type OptionName } from './options.js';
 
 /** op, RFC 2131 section 2. */

@@ -3,10 +3,10 @@
  * a client's BOOTREQUEST, Ethernet, DHCP (not plain BOOTP), and either sent
  * on our wire or relayed from inside the served subnet or a relay subnet.
  */
-import type { ClientFacts } from '../boot/facts.js';
-import { anyAddress, Subnet } from '../net/ipv4.js';
+import type { ClientFacts } from '../../core/facts.js';
+import { anyAddress, Subnet } from '../../net/ipv4.js';
 import { clientFacts } from './client-facts.js';
-import { BootOp, hardwareTypeEthernet, type DhcpPacket } from './packet.js';
+import { BootOp, hardwareTypeEthernet, type DhcpPacket } from '../wire/packet.js';
 
 export type ScreenedRequest =
   | { kind: 'request'; type: number; facts: ClientFacts; subnet: Subnet }

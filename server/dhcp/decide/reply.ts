@@ -4,14 +4,14 @@
  * the decision it gets back, and the steps both modes take the same way.
  * Pure.
  */
-import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
-import { anyAddress, limitedBroadcast, type Subnet } from '../net/ipv4.js';
-import type { LeaseChange, LeaseStore } from './leases.js';
-import { typedOptionName, type DhcpOptions, type OptionName } from './options.js';
-import { BootOp, type DhcpPacket } from './packet.js';
-import { relayAgentInformation } from './relay-agent.js';
+import type { BootFileChoice, ClientFacts } from '../../core/facts.js';
+import { anyAddress, limitedBroadcast, type Subnet } from '../../net/ipv4.js';
+import type { LeaseChange, LeaseStore } from '../leases/leases.js';
+import { typedOptionName, type DhcpOptions, type OptionName } from '../wire/options.js';
+import { BootOp, type DhcpPacket } from '../wire/packet.js';
+import { relayAgentInformation } from '../wire/relay-agent.js';
 import { echoedRelayInformation } from './screen.js';
-import type { RelaySlot } from '../profiles/slot.js';
+import type { RelaySlot } from '../../profiles/slot.js';
 
 /** An address reserved for one MAC, with the hostname it is given (option 12). */
 export interface Reservation {

@@ -8,7 +8,7 @@
  * are not NUL terminated, but firmware and dnsmasq send them anyway).
  */
 import { DhcpDecodeError, DhcpEncodeError } from './errors.js';
-import { isIpv4, readIpv4, writeIpv4 } from '../net/ipv4.js';
+import { isIpv4, readIpv4, writeIpv4 } from '../../net/ipv4.js';
 
 export interface OptionCodec<T> {
   /** `code` is only used in error messages. */

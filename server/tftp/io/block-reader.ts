@@ -1,5 +1,5 @@
 import type { TftpSource } from './file.js';
-import { toNetascii } from './netascii.js';
+import { toNetascii } from '../wire/netascii.js';
 
 /**
  * Cuts a TftpSource into blocks of exactly the requested size; only the

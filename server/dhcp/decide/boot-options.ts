@@ -3,11 +3,11 @@
  * DHCP server and proxyDHCP (proxy.ts), which differ only in whether they
  * also hand out an address.
  */
-import type { BootFileChoice, ClientFacts } from '../boot/facts.js';
-import { anyAddress } from '../net/ipv4.js';
-import type { DhcpOptions } from './options.js';
-import type { DhcpPacket } from './packet.js';
-import { pxeVendorOptions } from './pxe.js';
+import type { BootFileChoice, ClientFacts } from '../../core/facts.js';
+import { anyAddress } from '../../net/ipv4.js';
+import type { DhcpOptions } from '../wire/options.js';
+import type { DhcpPacket } from '../wire/packet.js';
+import { pxeVendorOptions } from '../wire/pxe.js';
 
 export interface BootReplyFields {
   /** siaddr: the TFTP server ("next server"). */

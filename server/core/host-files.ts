@@ -3,9 +3,9 @@ import { normaliseMac } from '../profiles/mac.js';
 import type { Profile } from '../profiles/profile.js';
 import type { RelaySlot } from '../profiles/slot.js';
 import type { Platform } from './facts.js';
-import type { HostTokens } from './host-token.js';
-import type { TokenGrant } from './token-grant.js';
-import { decideTokenUse, type BootLedger, type TokenUse, type TokenUseDecision } from './token-use.js';
+import type { HostTokens } from '../tokens/host-token.js';
+import type { TokenGrant } from '../tokens/grant.js';
+import { decideTokenUse, type BootLedger, type TokenUse, type TokenUseDecision } from '../tokens/use.js';
 import { renderDomainConfig, renderHostScript, renderRuntimeEnv, renderXenConfig } from './render.js';
 import { resolveHostBoot, type HostBoot, type ServerEndpoints } from './resolve.js';
 
@@ -39,7 +39,8 @@ export interface HostSecrets {
   prove(mac: string, address: string | undefined): Promise<TokenGrant>;
   /** A token shown in a way that signals trouble: flagged on the host's timeline and in the log. */
   alarm(mac: string, detail: string, requester: string | undefined): void;
-  now?: () => number;
+  /** The clock (the shell's Date.now): token lifetimes and fetch windows are measured with it. */
+  now: () => number;
 }
 
 export type HostFileName = 'boot.ipxe' | 'xen.cfg' | 'runtime.env' | 'domain.cfg';
@@ -103,7 +104,7 @@ export async function hostFile(
   if ((request.name === 'boot.ipxe' || request.name === 'xen.cfg') && sources.secrets) {
     const grant = await sources.secrets.prove(mac, address);
     if (grant.kind === 'grant') {
-      const minted = sources.secrets.tokens.mintBoot(mac, address!, (sources.secrets.now ?? Date.now)());
+      const minted = sources.secrets.tokens.mintBoot(mac, address!, sources.secrets.now());
       sources.secrets.ledger.minted(minted.claims);
       token = minted.token;
       bootNonce = minted.claims.nonce;
@@ -153,7 +154,7 @@ export function authorizeHost(
 ): TokenUseDecision {
   const { mac, use, token, address } = request;
   const claims = secrets.tokens.read(mac, token, request.domain);
-  const now = (secrets.now ?? Date.now)();
+  const now = secrets.now();
   const decision = decideTokenUse({
     mac,
     use,
