@@ -37,7 +37,9 @@ export function parsePrintUris(text: string): AptFile[] {
     const m = /^'([^']+)'\s+(\S+)\s+(\d+)\s+(?:SHA256:)?([0-9a-f]{64})\s*$/.exec(line.trim());
     if (m === null) throw new Error(`apt-get --print-uris line not understood: "${line.trim()}"`);
     const [, uri, fileName, size, sha256] = m as unknown as [string, string, string, string, string];
-    const parts = decodeURIComponent(fileName).replace(/\.deb$/, '').split('_');
+    const parts = decodeURIComponent(fileName)
+      .replace(/\.deb$/, '')
+      .split('_');
     if (parts.length !== 3) throw new Error(`apt file name "${fileName}" is not name_version_arch.deb`);
     files.push({ package: parts[0]!, version: parts[1]!, fileName, size: Number(size), sha256, uri });
   }
@@ -284,7 +286,11 @@ async function folderBytes(dir: string): Promise<number> {
     for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
       // Dirent.parentPath is Node 20.12's name for what 20.0 called path.
       const parent = entry.parentPath ?? (entry as { path?: string }).path ?? dir;
-      if (entry.isFile()) total += await stat(join(parent, entry.name)).then((s) => s.size, () => 0);
+      if (entry.isFile())
+        total += await stat(join(parent, entry.name)).then(
+          (s) => s.size,
+          () => 0,
+        );
     }
   } catch {
     return 0;

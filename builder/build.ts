@@ -10,7 +10,18 @@ import { AptClient, sha256File, type FetchedPackage } from './apt.js';
 import { DEFAULT_BUILD_SETTINGS, PINNED_PACKAGES, type BuildSettings, type PinnedPart } from './config.js';
 import { encodeCpio, type CpioEntry } from './cpio.js';
 import { BuildStepError } from './errors.js';
-import { ALL_MODULES, DEBIAN_RUNTIME_MODULES, debianRuntimeFiles, debianRuntimeTree, INITRD_MTIME, ROOT_MOUNT_MODULES, GUEST_MODULES, guestTree, RUNTIME_MODULES, runtimeTree } from './initrd.js';
+import {
+  ALL_MODULES,
+  DEBIAN_RUNTIME_MODULES,
+  debianRuntimeFiles,
+  debianRuntimeTree,
+  INITRD_MTIME,
+  ROOT_MOUNT_MODULES,
+  GUEST_MODULES,
+  guestTree,
+  RUNTIME_MODULES,
+  runtimeTree,
+} from './initrd.js';
 import { ISO_NAME, isoLabel, isoToolVersions, makeIso } from './iso.js';
 import { kernelSubset, readKernelPackage } from './kernel.js';
 import {
@@ -150,11 +161,15 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     }
 
     const fetch = await step('fetch packages', async (report) => {
-      const spec = (part: PinnedPart): string => (settings.versions[part] === '' ? PINNED_PACKAGES[part] : `${PINNED_PACKAGES[part]}=${settings.versions[part]}`);
+      const spec = (part: PinnedPart): string =>
+        settings.versions[part] === '' ? PINNED_PACKAGES[part] : `${PINNED_PACKAGES[part]}=${settings.versions[part]}`;
       const { kernelPackage, kernelSpec } = await resolveKernel(apt, settings.versions.kernel);
       const specs = [spec('xen'), kernelSpec, spec('ipxe'), spec('busybox'), ...(parts.memtest ? [spec('memtest')] : [])];
       const files = await apt.resolveAll(specs);
-      report.total(files.reduce((n, f) => n + f.size, 0), 'bytes');
+      report.total(
+        files.reduce((n, f) => n + f.size, 0),
+        'bytes',
+      );
       const fetched = new Map<string, FetchedPackage>((await apt.fetchAll(files, { onBytes: report.done })).map((f) => [f.file.package, f]));
       const mirror = variant === 'debian' ? mirrorOfUri((await apt.resolve(MIRROR_PROBE_PACKAGE)).uri) : undefined;
       return { fetched, kernelPackage, mirror };
@@ -351,7 +366,10 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       ms: (stepsOf.get(f.name) ?? []).reduce((n, s) => n + (stepMs.get(s) ?? 0), 0),
     }));
     const durationMs = Date.now() - started;
-    log.info({ id: manifest.id, dir: published, downloaded, cached, parts: summary, ms: durationMs }, downloaded.length === 0 ? 'build done; nothing downloaded' : 'build done');
+    log.info(
+      { id: manifest.id, dir: published, downloaded, cached, parts: summary, ms: durationMs },
+      downloaded.length === 0 ? 'build done; nothing downloaded' : 'build done',
+    );
     return {
       id: manifest.id,
       dir: published!,
@@ -364,7 +382,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   } catch (error) {
     // Clean-up must not hide the failure (a full disk or a folder this user cannot read is also why it failed).
     for (const leftover of [partial, ...(published === undefined ? [] : [published])]) {
-      await rm(leftover, { recursive: true, force: true }).catch((cleanup: unknown) => log.warn({ path: leftover, err: cleanup }, 'cannot remove the failed build folder'));
+      await rm(leftover, { recursive: true, force: true }).catch((cleanup: unknown) =>
+        log.warn({ path: leftover, err: cleanup }, 'cannot remove the failed build folder'),
+      );
     }
     log.error(
       error instanceof BuildStepError ? { step: error.step, package: error.package, reason: error.reason } : { err: error },

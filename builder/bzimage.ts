@@ -39,7 +39,8 @@ export function bzImagePayload(image: Uint8Array): BzImagePayload {
   if (image.length < 0x250) throw new Error(`bzImage: ${image.length} bytes is shorter than the setup header`);
   if (view.getUint32(0x202, true) !== 0x53726448) throw new Error('bzImage: no "HdrS" setup header signature at 0x202');
   const version = view.getUint16(0x206, true);
-  if (version < 0x208) throw new Error(`bzImage: boot protocol ${version >> 8}.${(version & 0xff).toString().padStart(2, '0')} has no payload_offset (want 2.08 or later)`);
+  if (version < 0x208)
+    throw new Error(`bzImage: boot protocol ${version >> 8}.${(version & 0xff).toString().padStart(2, '0')} has no payload_offset (want 2.08 or later)`);
   const setupSectors = image[0x1f1] === 0 ? 4 : image[0x1f1]!;
   const start = (setupSectors + 1) * 512 + view.getUint32(0x248, true);
   const length = view.getUint32(0x24c, true);

@@ -92,7 +92,9 @@ function releaseProblem(value: string): string | undefined {
 }
 
 function variantProblem(value: string): string | undefined {
-  return (RUNTIME_VARIANTS as readonly string[]).includes(value) ? undefined : `${JSON.stringify(value)} is not a variant (want ${RUNTIME_VARIANTS.join(' or ')})`;
+  return (RUNTIME_VARIANTS as readonly string[]).includes(value)
+    ? undefined
+    : `${JSON.stringify(value)} is not a variant (want ${RUNTIME_VARIANTS.join(' or ')})`;
 }
 
 /** ECMA-119 7.5.1: a volume identifier is up to 32 d-characters (A-Z, 0-9, _). */

@@ -238,7 +238,12 @@ export async function debianRuntimeFiles(kernel: KernelParts, runtimeDir: string
     { type: 'file', path: 'etc/xen/xl.conf', mode: 0o644, data: await readFile(join(runtimeDir, 'xl.conf')) },
     { type: 'file', path: 'etc/rackboot-release', mode: 0o644, data: Buffer.from(`rackboot-runtime ${runtimeVersion} debian\n`, 'utf8') },
     { type: 'file', path: `${GUEST_KERNEL_DIR}/vmlinux`, mode: 0o644, data: await kernelElfOf(kernel.vmlinuz) },
-    { type: 'file', path: `${GUEST_KERNEL_DIR}/vmlinuz.sha256`, mode: 0o644, data: Buffer.from(`${createHash('sha256').update(kernel.vmlinuz).digest('hex')}\n`, 'utf8') },
+    {
+      type: 'file',
+      path: `${GUEST_KERNEL_DIR}/vmlinuz.sha256`,
+      mode: 0o644,
+      data: Buffer.from(`${createHash('sha256').update(kernel.vmlinuz).digest('hex')}\n`, 'utf8'),
+    },
     // Debian's /lib is a link to usr/lib (merged /usr).
     ...moduleEntries(kernel, 'usr/lib/modules'),
   ];

@@ -41,7 +41,7 @@ export function findEfiBootImage(iso: Buffer): EfiBootImage | undefined {
   const imageOf = (at: number): EfiBootImage => ({ offset: iso.readUInt32LE(at + 8) * SECTOR, catalogLength: iso.readUInt16LE(at + 6) * 512 });
   if (iso[entryAt(0)] !== 1) throw new Error(`ISO: boot catalog at sector ${catalogLba} does not start with a validation entry`);
   if (iso[entryAt(0) + 1] === 0xef && iso[entryAt(1)] === 0x88) return imageOf(entryAt(1));
-  for (let i = 2; i < SECTOR / 32; ) {
+  for (let i = 2; i < SECTOR / 32;) {
     const header = entryAt(i);
     const indicator = iso[header]!;
     if (indicator !== 0x90 && indicator !== 0x91) break;

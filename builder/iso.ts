@@ -37,9 +37,26 @@ const REQUIRED_PARTS = ['xen', 'vmlinuz', 'initrd.gz'];
  * Fonts, themes and translations are left out: the menu is text.
  */
 const GRUB_MODULES = [
-  'normal', 'configfile', 'echo', 'test', 'true', 'serial', 'terminal', 'terminfo',
-  'multiboot2', 'linux', 'linux16', 'gzio', 'iso9660', 'part_msdos', 'part_gpt', 'fat',
-  'search', 'search_fs_uuid', 'search_label', 'all_video',
+  'normal',
+  'configfile',
+  'echo',
+  'test',
+  'true',
+  'serial',
+  'terminal',
+  'terminfo',
+  'multiboot2',
+  'linux',
+  'linux16',
+  'gzio',
+  'iso9660',
+  'part_msdos',
+  'part_gpt',
+  'fat',
+  'search',
+  'search_fs_uuid',
+  'search_label',
+  'all_video',
 ];
 
 /** The Xen entries of a generic image: the network boot's entries with no host profile. */
@@ -166,9 +183,12 @@ export async function makeIso(options: MakeIsoOptions): Promise<MadeIso> {
     const date = xorrisoTime(epoch);
     try {
       await run('grub-mkrescue', [
-        '--output', temp,
+        '--output',
+        temp,
         `--install-modules=${GRUB_MODULES.join(' ')}`,
-        '--fonts=', '--locales=', '--themes=',
+        '--fonts=',
+        '--locales=',
+        '--themes=',
         '--product-name=rackboot',
         stage,
         // After "--": xorriso's own commands. Every date in the image (volume
@@ -176,16 +196,32 @@ export async function makeIso(options: MakeIsoOptions): Promise<MadeIso> {
         // UUID GRUB searches for (and the GPT disk GUID derived from it)
         // from the content.
         '--',
-        '-volid', options.volumeLabel ?? 'RACKBOOT',
-        '-volume_date', 'c', date,
-        '-volume_date', 'm', date,
-        '-volume_date', 'uuid', volumeUuid(epoch, `${grubConfig}\n${included.map((name) => byName.get(name)!.sha256).join('\n')}`),
-        '-volume_date', 'all_file_dates', `=${epoch}`,
-        '-boot_image', 'any', 'gpt_disk_guid=volume_date_uuid',
+        '-volid',
+        options.volumeLabel ?? 'RACKBOOT',
+        '-volume_date',
+        'c',
+        date,
+        '-volume_date',
+        'm',
+        date,
+        '-volume_date',
+        'uuid',
+        volumeUuid(epoch, `${grubConfig}\n${included.map((name) => byName.get(name)!.sha256).join('\n')}`),
+        '-volume_date',
+        'all_file_dates',
+        `=${epoch}`,
+        '-boot_image',
+        'any',
+        'gpt_disk_guid=volume_date_uuid',
       ]);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error instanceof CommandError && /ENOENT/.test(error.message))) {
-        throw new BuildStepError('iso', undefined, 'grub-mkrescue not found: install xorriso mtools grub-pc-bin grub-efi-amd64-bin (builder/install-deps.sh does), or build with --no-iso', { cause: error });
+        throw new BuildStepError(
+          'iso',
+          undefined,
+          'grub-mkrescue not found: install xorriso mtools grub-pc-bin grub-efi-amd64-bin (builder/install-deps.sh does), or build with --no-iso',
+          { cause: error },
+        );
       }
       throw new BuildStepError('iso', undefined, error instanceof Error ? error.message : String(error), { cause: error });
     }
@@ -218,6 +254,11 @@ export async function isoToolVersions(run: CommandRunner = runCommand): Promise<
         return { package: pkg!, version: version! };
       });
   } catch (error) {
-    throw new BuildStepError('iso', undefined, `cannot read the versions of ${ISO_TOOL_PACKAGES.join(', ')}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new BuildStepError(
+      'iso',
+      undefined,
+      `cannot read the versions of ${ISO_TOOL_PACKAGES.join(', ')}: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
   }
 }

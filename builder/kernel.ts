@@ -164,14 +164,7 @@ export async function readKernelPackage(
     const selection = selectModules(index, builtin, wanted);
 
     const selected = new Set(selection.order.map((p) => moduleDir + p));
-    await streamDeb(
-      deb.path,
-      new TarParser(
-        (h) => (h.type === 'file' && selected.has(h.path)) || (indexReused && isExtra(h)),
-        keep,
-      ),
-      counted,
-    );
+    await streamDeb(deb.path, new TarParser((h) => (h.type === 'file' && selected.has(h.path)) || (indexReused && isExtra(h)), keep), counted);
     if (vmlinuz === undefined) throw new Error(`the package has no /${vmlinuzPath}`);
     const absent = selection.order.filter((p) => !files.has(p));
     if (absent.length > 0) throw new Error(`modules missing from the package: ${absent.join(', ')}`);

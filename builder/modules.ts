@@ -28,7 +28,11 @@ export function parseModulesDep(text: string): ModulesDep {
     const colon = line.indexOf(':');
     if (colon < 1) throw new Error(`modules.dep line ${index + 1} has no "path:" prefix: "${line}"`);
     const path = line.slice(0, colon).trim();
-    const deps = line.slice(colon + 1).trim().split(/\s+/).filter(Boolean);
+    const deps = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
     dep.set(path, deps);
   });
   return dep;
@@ -140,7 +144,11 @@ export function parseModinfo(elf: Uint8Array): Map<string, string[]> {
 
 /** Module names from a modinfo "depends" value ("" or "a,b"). */
 export function dependsOf(info: Map<string, string[]>): string[] {
-  return (info.get('depends') ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean).map(moduleNameOf);
+  return (info.get('depends') ?? [])
+    .flatMap((v) => v.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(moduleNameOf);
 }
 
 /** modinfo "softdep=pre: a b post: c": the modules to load before this one. */

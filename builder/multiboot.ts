@@ -25,14 +25,14 @@ export function findMultibootHeaders(image: Uint8Array): MultibootHeader[] {
     if (view.getUint32(at, true) !== MB1_MAGIC) continue;
     const flags = view.getUint32(at + 4, true);
     const checksum = view.getUint32(at + 8, true);
-    if (((MB1_MAGIC + flags + checksum) >>> 0) === 0) found.push({ version: 1, offset: at });
+    if ((MB1_MAGIC + flags + checksum) >>> 0 === 0) found.push({ version: 1, offset: at });
   }
   for (let at = 0; at + 16 <= Math.min(image.length, 32768); at += 8) {
     if (view.getUint32(at, true) !== MB2_MAGIC) continue;
     const architecture = view.getUint32(at + 4, true);
     const length = view.getUint32(at + 8, true);
     const checksum = view.getUint32(at + 12, true);
-    if (((MB2_MAGIC + architecture + length + checksum) >>> 0) === 0) found.push({ version: 2, offset: at });
+    if ((MB2_MAGIC + architecture + length + checksum) >>> 0 === 0) found.push({ version: 2, offset: at });
   }
   return found;
 }

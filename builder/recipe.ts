@@ -31,7 +31,9 @@ export async function builderRecipe(packageRoot: string): Promise<string> {
   const scripts = (await readdir(runtime)).map((name) => join('builder', 'runtime', name));
   const hash = createHash('sha256');
   for (const file of [...sources, ...scripts].sort()) {
-    const digest = createHash('sha256').update(await readFile(join(packageRoot, file))).digest('hex');
+    const digest = createHash('sha256')
+      .update(await readFile(join(packageRoot, file)))
+      .digest('hex');
     hash.update(`${file} ${digest}\n`);
   }
   return hash.digest('hex');

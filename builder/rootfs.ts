@@ -213,7 +213,9 @@ export async function ensureRootfs(cacheDir: string, inputs: RootfsInputs, log: 
     if (procMounted) await runCommand('umount', ['-l', join(temp, 'proc')]).catch(() => undefined);
     await rm(temp, { recursive: true, force: true });
     await rm(`${temp}.packages.json`, { force: true });
-    throw error instanceof BuildStepError ? error : new BuildStepError('rootfs', undefined, error instanceof Error ? error.message : String(error), { cause: error });
+    throw error instanceof BuildStepError
+      ? error
+      : new BuildStepError('rootfs', undefined, error instanceof Error ? error.message : String(error), { cause: error });
   }
 }
 
@@ -255,7 +257,20 @@ export async function squashRootfs(treeDir: string, extra: CpioEntry[]): Promise
       }
     }
     const image = join(work, 'root.squashfs');
-    await runCommand('mksquashfs', [root, image, '-comp', 'xz', '-noappend', '-no-xattrs', '-quiet', '-no-progress', '-all-time', SQUASHFS_TIME, '-mkfs-time', SQUASHFS_TIME]);
+    await runCommand('mksquashfs', [
+      root,
+      image,
+      '-comp',
+      'xz',
+      '-noappend',
+      '-no-xattrs',
+      '-quiet',
+      '-no-progress',
+      '-all-time',
+      SQUASHFS_TIME,
+      '-mkfs-time',
+      SQUASHFS_TIME,
+    ]);
     return await readFile(image);
   } catch (error) {
     throw new BuildStepError('rootfs', 'mksquashfs', error instanceof Error ? error.message : String(error), { cause: error });

@@ -54,7 +54,10 @@ export function parsePaxRecords(data: Buffer): Map<string, string> {
 }
 
 function normalise(path: string): string {
-  return path.replace(/^(\.\/)+/, '').replace(/^\/+/, '').replace(/\/+$/, '');
+  return path
+    .replace(/^(\.\/)+/, '')
+    .replace(/^\/+/, '')
+    .replace(/\/+$/, '');
 }
 
 type State =
@@ -161,7 +164,15 @@ export class TarParser {
     }
     this.longName = this.longLink = this.pax = undefined;
     const type: TarHeader['type'] =
-      typeflag === '0' || typeflag === '\0' || typeflag === '7' ? 'file' : typeflag === '5' ? 'directory' : typeflag === '2' ? 'symlink' : typeflag === '1' ? 'hardlink' : 'other';
+      typeflag === '0' || typeflag === '\0' || typeflag === '7'
+        ? 'file'
+        : typeflag === '5'
+          ? 'directory'
+          : typeflag === '2'
+            ? 'symlink'
+            : typeflag === '1'
+              ? 'hardlink'
+              : 'other';
     if (type === 'directory' || type === 'symlink' || type === 'hardlink') size = 0;
     const header: TarHeader = { path: normalise(path), type, size, mode, linkTarget };
     const chunks = this.want(header) ? [] : undefined;

@@ -21,7 +21,7 @@ export async function unpackDeb(debPath: string, into: string, pkg: string): Pro
 export async function resolveInRoot(root: string, path: string): Promise<string> {
   let parts = path.split('/').filter(Boolean);
   const done: string[] = [];
-  for (let hops = 0; parts.length > 0; ) {
+  for (let hops = 0; parts.length > 0;) {
     const part = parts.shift()!;
     if (part === '.') continue;
     if (part === '..') {

@@ -87,7 +87,13 @@ export function checkNumberFlags(
 }
 
 /** Flags that hold one IPv4 address, or a list of them; and --pool's START-END. */
-export function checkAddressFlags(values: { address?: string; router?: string; 'tftp-server'?: string; dns?: readonly string[]; pool?: string }): string | undefined {
+export function checkAddressFlags(values: {
+  address?: string;
+  router?: string;
+  'tftp-server'?: string;
+  dns?: readonly string[];
+  pool?: string;
+}): string | undefined {
   for (const flag of ['address', 'router', 'tftp-server'] as const) {
     const value = values[flag];
     if (value !== undefined && !isIPv4(value)) return `--${flag} ${JSON.stringify(value)}: want an IPv4 address, such as 198.18.0.1`;

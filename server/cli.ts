@@ -7,7 +7,6 @@ import { changedSettings, defaultConfigFile, loadServeConfig } from './serve-con
 import { folderOptions, serveOptions, stateOption } from './serve-options.js';
 import { createLogger } from './log.js';
 
-
 /** `rackboot build`'s switches over its settings file, each naming the setting it overrides; read back with switchesFromArgs. */
 function withBuildSwitches<T>(y: Argv<T>): Argv<T> {
   for (const s of BUILD_SWITCHES) {
@@ -61,11 +60,17 @@ async function main(argv: string[]): Promise<void> {
       (y) =>
         y
           .options(serveOptions)
-          .config('config', `a YAML file of serve's settings, each flag a key (default: ${defaultConfigFile} when it exists); RACKBOOT_<FLAG> variables win over it, flags over both`, (file: string) =>
-            loadServeConfig(file, { implicit: rawFlagText(argv, 'config') === undefined && file === defaultConfigFile }),
+          .config(
+            'config',
+            `a YAML file of serve's settings, each flag a key (default: ${defaultConfigFile} when it exists); RACKBOOT_<FLAG> variables win over it, flags over both`,
+            (file: string) => loadServeConfig(file, { implicit: rawFlagText(argv, 'config') === undefined && file === defaultConfigFile }),
           )
           .default('config', defaultConfigFile)
-          .option('check', { type: 'boolean', default: false, describe: 'check the whole configuration (flags, file, environment, interface, profiles) and exit, binding nothing' })
+          .option('check', {
+            type: 'boolean',
+            default: false,
+            describe: 'check the whole configuration (flags, file, environment, interface, profiles) and exit, binding nothing',
+          })
           .check((values) => checkNumberFlags(values, serveNumberFlags, argv) ?? checkAddressFlags(values) ?? true),
       async (args) => {
         const { checkServe, serve } = await import('./serve.js');
@@ -140,10 +145,14 @@ async function main(argv: string[]): Promise<void> {
           try {
             const now = loadServeConfig(configFile, { implicit: implicitConfig });
             const changed = changedSettings(settingsInEffect, now);
-            if (changed.length > 0) log.warn({ file: configFile, changed }, 'settings changed in the file or environment: they take effect when serve restarts');
+            if (changed.length > 0)
+              log.warn({ file: configFile, changed }, 'settings changed in the file or environment: they take effect when serve restarts');
             settingsInEffect = now;
           } catch (error) {
-            log.error({ file: configFile, problems: (error as Error).message.split('\n') }, 'the settings file has problems; still serving with the settings it started with');
+            log.error(
+              { file: configFile, problems: (error as Error).message.split('\n') },
+              'the settings file has problems; still serving with the settings it started with',
+            );
           }
           server.reload().catch((error: unknown) => log.error({ err: error }, 'reload failed; still serving what was loaded before'));
         });
@@ -182,7 +191,10 @@ async function main(argv: string[]): Promise<void> {
       'where each host stands: stage, address, last seen, last boot time, failures (from a running server with --server, else from the state folder)',
       (y) =>
         y
-          .option('server', { type: 'string', describe: "a running server's HTTP address, such as 198.18.0.1 or http://198.18.0.1:8080 (else RACKBOOT_SERVER)" })
+          .option('server', {
+            type: 'string',
+            describe: "a running server's HTTP address, such as 198.18.0.1 or http://198.18.0.1:8080 (else RACKBOOT_SERVER)",
+          })
           .option('token-file', { type: 'string', describe: 'with --server: a file holding the admin token (else RACKBOOT_TOKEN, else <state>/admin.token)' })
           .option('state', { ...stateOption, describe: 'the folder "rackboot serve --state" uses (its admin token, or its timeline)' })
           .options({ profiles: folderOptions.profiles })
@@ -204,13 +216,21 @@ async function main(argv: string[]): Promise<void> {
       'assemble the boot parts (Xen, dom0 kernel, runtime initrd, iPXE) from Debian packages',
       (y) =>
         withBuildSwitches(y)
-          .option('assets', { alias: 'out', type: 'string', default: folderOptions.assets.default, describe: 'assets folder: builds/<id> and the "current" link (as serve --assets)' })
+          .option('assets', {
+            alias: 'out',
+            type: 'string',
+            default: folderOptions.assets.default,
+            describe: 'assets folder: builds/<id> and the "current" link (as serve --assets)',
+          })
           .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' })
           .option('config', { type: 'string', describe: 'build settings file (default: builder/build.yaml, which documents each setting)' })
           .option('host', { type: 'string', describe: "instead of a build: one host's CD/USB image from the current build, with its profile on the boot line" })
           .option('iso-file', { type: 'string', describe: 'with --host: where to write the image (default rackboot-<mac>.iso)' })
           .option('profiles', folderOptions.profiles)
-          .option('address', { type: 'string', describe: "with --host (needed): the address of the rackboot server the image's runtime fetches its secrets from" })
+          .option('address', {
+            type: 'string',
+            describe: "with --host (needed): the address of the rackboot server the image's runtime fetches its secrets from",
+          })
           .option('http-port', { type: 'number', default: 80, describe: "with --host: that server's HTTP port" })
           .option('state', { ...stateOption, describe: "with --host: that server's state folder, whose host-token.key signs the image's token" })
           .option('keep', { type: 'number', describe: 'after the build, keep only the N newest builds (and the current one)' })
@@ -269,7 +289,10 @@ async function main(argv: string[]): Promise<void> {
           .option('http-port', { type: 'number', default: 80 })
           .option('circuit-id', { type: 'string', describe: 'as if the machine sat in this slot: option 82 circuit-id (text, or 0x... hex)' })
           .option('remote-id', { type: 'string', describe: 'and behind this relay: option 82 remote-id (text, or 0x... hex)' })
-          .check((values) => checkNumberFlags(values, { 'http-port': serveNumberFlags['http-port']! }, argv) ?? checkAddressFlags({ address: values.address }) ?? true),
+          .check(
+            (values) =>
+              checkNumberFlags(values, { 'http-port': serveNumberFlags['http-port']! }, argv) ?? checkAddressFlags({ address: values.address }) ?? true,
+          ),
       async (args) => {
         const { whatif } = await import('./whatif.js');
         const report = await whatif({
@@ -290,7 +313,11 @@ async function main(argv: string[]): Promise<void> {
       (y) =>
         y
           .options(folderOptions)
-          .option('firmware', { choices: ['bios', 'efi', 'efi-http'] as const, default: 'bios' as const, describe: 'BIOS with iPXE ROM, UEFI PXE, or UEFI HTTP Boot' })
+          .option('firmware', {
+            choices: ['bios', 'efi', 'efi-http'] as const,
+            default: 'bios' as const,
+            describe: 'BIOS with iPXE ROM, UEFI PXE, or UEFI HTTP Boot',
+          })
           .option('mac', { type: 'string', default: '52:54:00:ab:cd:01' })
           .option('keep', { type: 'boolean', default: false, describe: 'keep the machine running after it is ready' }),
       async (args) => {
@@ -336,7 +363,12 @@ async function main(argv: string[]): Promise<void> {
           async (args) => {
             const client = await adminClient(args);
             const builds = (await client.call('GET', 'builds')) as Array<{ id: string; created: string; release: string; current: boolean }>;
-            await printListing(args.json, builds, ['BUILD', 'CREATED', 'RELEASE', 'CURRENT'], (build) => [build.id, build.created, build.release, build.current ? 'yes' : '']);
+            await printListing(args.json, builds, ['BUILD', 'CREATED', 'RELEASE', 'CURRENT'], (build) => [
+              build.id,
+              build.created,
+              build.release,
+              build.current ? 'yes' : '',
+            ]);
           },
         )
         .command(
@@ -375,11 +407,18 @@ async function main(argv: string[]): Promise<void> {
         )
         .command(
           'list',
-          "the profile files of a running server, with what each serves and its problems",
+          'the profile files of a running server, with what each serves and its problems',
           (v) => withAdminOptions(v).option(jsonListing.name, jsonListing.option),
           async (args) => {
             const client = await adminClient(args);
-            const files = (await client.call('GET', 'profiles')) as Array<{ name: string; served: boolean; mac: string | null; hostname: string | null; hosts?: number; problems: string[] }>;
+            const files = (await client.call('GET', 'profiles')) as Array<{
+              name: string;
+              served: boolean;
+              mac: string | null;
+              hostname: string | null;
+              hosts?: number;
+              problems: string[];
+            }>;
             await printListing(args.json, files, ['FILE', 'SERVED', 'MAC', 'HOSTNAME', 'PROBLEMS'], (file) => [
               file.name,
               file.served ? 'yes' : 'no',
@@ -391,7 +430,7 @@ async function main(argv: string[]): Promise<void> {
         )
         .command(
           'show <name>',
-          "print one profile file of a running server (its problems on stderr)",
+          'print one profile file of a running server (its problems on stderr)',
           (v) => withAdminOptions(v).positional('name', { type: 'string', demandOption: true }),
           async (args) => {
             const client = await adminClient(args);

@@ -38,7 +38,8 @@ export async function demo(options: DemoOptions): Promise<number> {
   const recipe = await builderRecipe(packageRoot());
   const existing = await assets.current();
   if (existing?.manifest.recipe !== recipe) {
-    if (existing) log.info({ out: assets.dir, build: existing.id }, 'demo: the current build was made by another version of the builder, building the boot parts again');
+    if (existing)
+      log.info({ out: assets.dir, build: existing.id }, 'demo: the current build was made by another version of the builder, building the boot parts again');
     else log.info({ out: assets.dir }, 'demo: no build yet, building the boot parts from Debian packages');
     const { build } = await import('../builder/build.js');
     await build({ out: options.assets, log });
@@ -55,20 +56,42 @@ export async function demo(options: DemoOptions): Promise<number> {
   process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
   try {
     ns.addTap('tap0', '198.18.0.1/24');
-    const server = ns.spawn(process.execPath, [
-      cliPath, 'serve',
-      '--interface', 'tap0', '--address', '198.18.0.1', '--pool', '198.18.0.100-198.18.0.199',
-      '--profiles', path.resolve(options.profiles), '--assets', assets.dir,
-      '--state', path.join(work, 'state'), '--http-port', '80',
-      // The demo's own settings: not the host's /etc/rackboot/rackboot.yaml; and a quick stop once its machine is gone.
-      '--config', '/dev/null', '--drain-seconds', '1',
-    ], { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'info' } });
+    const server = ns.spawn(
+      process.execPath,
+      [
+        cliPath,
+        'serve',
+        '--interface',
+        'tap0',
+        '--address',
+        '198.18.0.1',
+        '--pool',
+        '198.18.0.100-198.18.0.199',
+        '--profiles',
+        path.resolve(options.profiles),
+        '--assets',
+        assets.dir,
+        '--state',
+        path.join(work, 'state'),
+        '--http-port',
+        '80',
+        // The demo's own settings: not the host's /etc/rackboot/rackboot.yaml; and a quick stop once its machine is gone.
+        '--config',
+        '/dev/null',
+        '--drain-seconds',
+        '1',
+      ],
+      { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'info' } },
+    );
     const serverLog = new ConsoleWatcher(server, (chunk) => {
       for (const line of chunk.split('\n').filter(Boolean)) process.stderr.write(`  server | ${summariseLogLine(line)}\n`);
     });
     await serverLog.waitFor(/rackboot is serving/, 20_000, 'the server to start');
 
-    log.info({ firmware: options.firmware, mac: options.mac, build: build.id }, 'demo: booting a QEMU machine over the network (software emulation: about a minute)');
+    log.info(
+      { firmware: options.firmware, mac: options.mac, build: build.id },
+      'demo: booting a QEMU machine over the network (software emulation: about a minute)',
+    );
     const started = Date.now();
     const qemu = spawnQemu(ns.name, {
       firmware: options.firmware,

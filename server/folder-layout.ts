@@ -25,7 +25,8 @@ export function parseLayout(text: string, file: string): FolderLayout {
   } catch (error) {
     throw new Error(`${file}: not JSON (${(error as Error).message})`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${file}: want an object {"profiles": ..., "assets": ..., "state": ...}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new Error(`${file}: want an object {"profiles": ..., "assets": ..., "state": ...}`);
   const record = value as Record<string, unknown>;
   const known = Object.keys(cloneLayout);
   const unknown = Object.keys(record).filter((key) => !known.includes(key));

@@ -49,7 +49,10 @@ export function parseHelp(command: string, text: string): HelpPage {
 
 /** Roff text safe in a man page line: backslashes, dashes, and a leading dot or quote. */
 function roff(text: string): string {
-  return text.replaceAll('\\', '\\e').replaceAll('-', '\\-').replace(/^([.'])/, '\\&$1');
+  return text
+    .replaceAll('\\', '\\e')
+    .replaceAll('-', '\\-')
+    .replace(/^([.'])/, '\\&$1');
 }
 
 export function renderManPage(pages: readonly HelpPage[], version: string): string {
@@ -62,7 +65,7 @@ export function renderManPage(pages: readonly HelpPage[], version: string): stri
     '.I command',
     '.RI [ options ]',
     '.SH DESCRIPTION',
-    'One rackboot process answers DHCP (as the network\'s DHCP server, or as proxyDHCP beside an existing one), TFTP and HTTP, and boots each machine into the Xen hypervisor with a Linux dom0 that runs from RAM, with the settings of its profile (a YAML file).',
+    "One rackboot process answers DHCP (as the network's DHCP server, or as proxyDHCP beside an existing one), TFTP and HTTP, and boots each machine into the Xen hypervisor with a Linux dom0 that runs from RAM, with the settings of its profile (a YAML file).",
     '.SH COMMANDS',
   ];
   for (const page of pages) {

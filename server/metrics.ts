@@ -39,14 +39,14 @@ export class Metrics {
   });
   private readonly bootDuration = new Histogram({
     name: 'rackboot_boot_duration_seconds',
-    help: 'From a machine\'s first DHCP packet to its runtime\'s ready report',
+    help: "From a machine's first DHCP packet to its runtime's ready report",
     buckets: [10, 20, 30, 45, 60, 90, 120, 180, 300, 600],
     registers: [this.registry],
   });
 
   private readonly hostRefusals = new Counter({
     name: 'rackboot_host_refusals_total',
-    help: 'Requests for a host\'s secrets, or reports about a host, refused for want of that host\'s token, by what was asked',
+    help: "Requests for a host's secrets, or reports about a host, refused for want of that host's token, by what was asked",
     labelNames: ['what'] as const,
     registers: [this.registry],
   });

@@ -62,7 +62,9 @@ function checkReach(plan: ServerUserPlan, hostImages: string, log: Logger): void
     try {
       accessSync(path, mode);
     } catch (error) {
-      throw new Error(`${path}: ${what} is not reachable by uid ${process.geteuid!()} after dropping root (${(error as NodeJS.ErrnoException).code}); check the folder and its parents`);
+      throw new Error(
+        `${path}: ${what} is not reachable by uid ${process.geteuid!()} after dropping root (${(error as NodeJS.ErrnoException).code}); check the folder and its parents`,
+      );
     }
   };
   need(plan.code, constants.R_OK | constants.X_OK, "rackboot's own folder (some modules load on first use)");
@@ -77,5 +79,6 @@ function checkReach(plan: ServerUserPlan, hostImages: string, log: Logger): void
     }
   };
   warnUnless(plan.profiles, constants.W_OK, 'the profile folder is not writable by the server: admin API profile writes will fail');
-  if (existsSync(hostImages)) warnUnless(hostImages, constants.W_OK | constants.X_OK, 'the per-host image folder is not writable by the server: per-host images will fail');
+  if (existsSync(hostImages))
+    warnUnless(hostImages, constants.W_OK | constants.X_OK, 'the per-host image folder is not writable by the server: per-host images will fail');
 }

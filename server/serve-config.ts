@@ -73,10 +73,7 @@ export function parseServeConfig(text: string, file: string): { values: Record<s
     for (const node of nodes) {
       const where = at(node?.range?.[0] ?? keyNode?.range?.[0]);
       const value = readValue(node, { ...spec, array: false });
-      const bad =
-        typeof value === 'string' && value.startsWith('!')
-          ? value.slice(1)
-          : checkSetting(key, spec.array ? [value] : value);
+      const bad = typeof value === 'string' && value.startsWith('!') ? value.slice(1) : checkSetting(key, spec.array ? [value] : value);
       if (bad !== undefined) {
         problems.push(`${where}: ${key}: ${bad}`);
         failed = true;
@@ -139,7 +136,11 @@ export function parseServeEnvironment(env: Readonly<Record<string, string | unde
       return item;
     };
     const value = spec.array ? text.split(/\s+/).filter(Boolean).map(one) : one(text);
-    const bad = Array.isArray(value) ? value.find((item) => typeof item === 'string' && item.startsWith('!')) : typeof value === 'string' && value.startsWith('!') ? value : undefined;
+    const bad = Array.isArray(value)
+      ? value.find((item) => typeof item === 'string' && item.startsWith('!'))
+      : typeof value === 'string' && value.startsWith('!')
+        ? value
+        : undefined;
     const checked = (bad as string | undefined)?.slice(1) ?? checkSetting(key, value);
     if (checked) problems.push(`${name}=${JSON.stringify(text)}: ${checked}`);
     else values[key] = value;

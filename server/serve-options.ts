@@ -58,8 +58,16 @@ export const serveOptions = {
   'keep-events': { type: 'number', default: defaultRetention.perHost, describe: 'boot timeline: at most this many events per host' },
   'http-max-connections': { type: 'number', default: 1024, describe: 'HTTP connections at once; past it new ones are closed at once' },
   'http-max-per-address': { type: 'number', default: 64, describe: 'HTTP connections at once from one client address' },
-  'unknown-hosts-max': { type: 'number', default: 1000, describe: 'status: hosts with no profile of their own and no lease listed at most (the most recently seen)' },
+  'unknown-hosts-max': {
+    type: 'number',
+    default: 1000,
+    describe: 'status: hosts with no profile of their own and no lease listed at most (the most recently seen)',
+  },
   'unknown-hosts-hours': { type: 'number', default: 24, describe: 'status: such hosts leave the list this long after their last event' },
   'host-image-cache-mb': { type: 'number', default: 2048, describe: 'disk budget of the per-host image cache; least recently used images go first' },
-  'drain-seconds': { type: 'number', default: 10, describe: 'on SIGTERM: how long downloads and TFTP transfers in flight may take to finish before they are cut' },
+  'drain-seconds': {
+    type: 'number',
+    default: 10,
+    describe: 'on SIGTERM: how long downloads and TFTP transfers in flight may take to finish before they are cut',
+  },
 } as const;

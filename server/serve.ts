@@ -244,17 +244,22 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   warnAboutProfiles();
   profiles.onChange(warnAboutProfiles);
   if (profiles.fileStatuses().length === 0) {
-    log.warn({ profiles: options.profiles }, 'the profile folder holds no profile: no machine will be booted until one is added (a default.yaml boots every machine)');
+    log.warn(
+      { profiles: options.profiles },
+      'the profile folder holds no profile: no machine will be booted until one is added (a default.yaml boots every machine)',
+    );
   }
   const assets = new AssetStore(options.assets);
   const current = await assets.current();
   if (current) {
     log.info({ build: current.id, dir: current.dir }, 'serving build');
     if (current.manifest.recipe !== (await builderRecipe(packageRoot()))) {
-      log.warn({ build: current.id }, 'the current build was made by another version of the builder: its runtime may not match these profiles (run "rackboot build")');
+      log.warn(
+        { build: current.id },
+        'the current build was made by another version of the builder: its runtime may not match these profiles (run "rackboot build")',
+      );
     }
-  }
-  else log.warn({ assets: assets.dir }, 'no build yet: machines will be told to wait (run "rackboot build")');
+  } else log.warn({ assets: assets.dir }, 'no build yet: machines will be told to wait (run "rackboot build")');
 
   const closers: Array<() => Promise<void>> = [async () => profiles.close()];
   // What a draining stop waits for (see RunningServer.close), set as each starts.
@@ -426,7 +431,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const tftp = new TftpServer({
       onEvent: (event) => {
         if (event.kind === 'transferEnded' && event.outcome !== 'probe') {
-          bootObserver.tftp({ client: event.client.address, file: event.file, result: event.outcome === 'complete' ? 'complete' : 'failed', bytes: event.bytes, ...(event.detail ? { reason: event.detail } : { reason: event.outcome }) });
+          bootObserver.tftp({
+            client: event.client.address,
+            file: event.file,
+            result: event.outcome === 'complete' ? 'complete' : 'failed',
+            bytes: event.bytes,
+            ...(event.detail ? { reason: event.detail } : { reason: event.outcome }),
+          });
         } else if (event.kind === 'requestRefused') {
           bootObserver.tftp({ client: event.client.address, file: event.file, result: 'refused', bytes: 0, reason: event.message });
         }
@@ -445,7 +456,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         if (generated) {
           const file = await hostFile(hosts, { ...generated, platform: 'bios', requester: { address: client.address } });
           if (file.kind === 'refused' && file.status === 403) {
-            log.warn({ event: 'host-secret-refused', mac: generated.mac, file: requested, remote: client.address, reason: file.message }, 'host secrets refused');
+            log.warn(
+              { event: 'host-secret-refused', mac: generated.mac, file: requested, remote: client.address, reason: file.message },
+              'host secrets refused',
+            );
             bootObserver.hostRefused(generated.name);
           }
           return file.kind === 'file' ? fileFromBuffer(Buffer.from(file.body)) : undefined;
@@ -509,7 +523,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       if (full) warnAboutSharedDhcpPort(options.dhcpPort, log);
       closers.push(() => dhcp.close());
       draining.stopFirst.push(() => dhcp.close());
-      const relaySubnets = relayScopes.map((scope) => (scope.pool === undefined ? scope.subnet.toString() : `${scope.subnet.toString()} ${scope.pool.start}-${scope.pool.end}`));
+      const relaySubnets = relayScopes.map((scope) =>
+        scope.pool === undefined ? scope.subnet.toString() : `${scope.subnet.toString()} ${scope.pool.start}-${scope.pool.end}`,
+      );
       if (full) log.info({ interface: served.interfaceName, pool, relaySubnets }, 'dhcp: full server');
       else log.info({ interface: served.interfaceName, relaySubnets }, "dhcp: proxy (boot information only, beside the network's DHCP server)");
     }
@@ -541,7 +557,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
           for (const stop of draining.stopFirst) await stop().catch((error: unknown) => log.warn({ err: error }, 'close failed'));
           const [http, tftp] = await Promise.all([draining.http?.drain(closeOptions.drainMs) ?? 0, draining.tftp?.drain(closeOptions.drainMs) ?? 0]);
           const waited = Date.now() - started;
-          if (http + tftp > 0) log.warn({ httpConnections: http, tftpTransfers: tftp, waitedMs: waited }, 'stopping: cut what had not finished after the drain time');
+          if (http + tftp > 0)
+            log.warn({ httpConnections: http, tftpTransfers: tftp, waitedMs: waited }, 'stopping: cut what had not finished after the drain time');
           else log.info({ waitedMs: waited }, 'stopping: nothing left in flight');
         }
         for (const close of closers.reverse()) await close().catch((error: unknown) => log.warn({ err: error }, 'close failed'));

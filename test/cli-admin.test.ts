@@ -151,7 +151,7 @@ test('profiles validate warns (exit 0) about two hosts with one hostname, and wi
   }
 });
 
-test('hosts from the state folder when no server runs; a running server\'s lock sends the reader to --server', async () => {
+test("hosts from the state folder when no server runs; a running server's lock sends the reader to --server", async () => {
   const state = await mkdtemp(path.join(tmpdir(), 'rackboot-hosts-'));
   try {
     const store = SqliteEventStore.open(path.join(state, 'events.sqlite'));
@@ -171,10 +171,13 @@ test('hosts from the state folder when no server runs; a running server\'s lock 
     const listed = await rackboot(['hosts', '--state', state, '--profiles', '/nonexistent', '--json']);
     assert.equal(listed.code, 0, listed.stderr);
     const hosts = JSON.parse(listed.stdout) as Array<{ mac: string; stage: string; address: string; lastBootSeconds: number | null }>;
-    assert.deepEqual(hosts.map((host) => [host.mac, host.stage, host.address, host.lastBootSeconds]), [
-      [mac, 'ready', '198.18.0.131', 31],
-      ['52:54:00:00:00:32', 'dhcp-offer', null, null],
-    ]);
+    assert.deepEqual(
+      hosts.map((host) => [host.mac, host.stage, host.address, host.lastBootSeconds]),
+      [
+        [mac, 'ready', '198.18.0.131', 31],
+        ['52:54:00:00:00:32', 'dhcp-offer', null, null],
+      ],
+    );
     const table = await rackboot(['hosts', '--state', state, '--profiles', '/nonexistent']);
     assert.match(table.stdout, /^MAC +HOSTNAME +STAGE +ADDRESS +LAST SEEN +LAST BOOT +FAILURES$/m);
     assert.match(table.stdout, new RegExp(`^${mac}  -  +ready  +198\\.18\\.0\\.131  +\\d+ s ago  +31\\.0 s  +-$`, 'm'));
@@ -189,11 +192,17 @@ test('hosts from the state folder when no server runs; a running server\'s lock 
     assert.equal(slotLocked.code, 2);
     assert.match(slotLocked.stderr, /slot sightings database .*slots\.sqlite: locked by another process/);
     sightings.close();
-    const inSlot = JSON.parse((await rackboot(['hosts', '--state', state, '--profiles', profiles, '--json'])).stdout) as Array<{ mac: string; hostname: string | null }>;
-    assert.deepEqual(inSlot.map((host) => [host.mac, host.hostname]), [
-      [mac, null],
-      ['52:54:00:00:00:32', 'rack1-r7'],
-    ]);
+    const inSlot = JSON.parse((await rackboot(['hosts', '--state', state, '--profiles', profiles, '--json'])).stdout) as Array<{
+      mac: string;
+      hostname: string | null;
+    }>;
+    assert.deepEqual(
+      inSlot.map((host) => [host.mac, host.hostname]),
+      [
+        [mac, null],
+        ['52:54:00:00:00:32', 'rack1-r7'],
+      ],
+    );
     const missing = await rackboot(['hosts', '--state', path.join(state, 'nothing-here')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /events\.sqlite/);

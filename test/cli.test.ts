@@ -39,9 +39,12 @@ async function onWire(label: string, body: (wire: Wire) => Promise<void>): Promi
       serveArgs: (flags) => {
         const unless = (flag: string, value: string) => (flags.includes(flag) ? [] : [flag, value]);
         return [
-          cliPath, 'serve',
-          ...unless('--interface', 'd0'), ...unless('--profiles', profiles),
-          ...unless('--assets', path.join(work, 'assets')), ...unless('--state', path.join(work, 'state')),
+          cliPath,
+          'serve',
+          ...unless('--interface', 'd0'),
+          ...unless('--profiles', profiles),
+          ...unless('--assets', path.join(work, 'assets')),
+          ...unless('--state', path.join(work, 'state')),
           ...flags,
         ];
       },
@@ -52,7 +55,8 @@ async function onWire(label: string, body: (wire: Wire) => Promise<void>): Promi
         child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
         child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
         const deadline = Date.now() + 20_000;
-        while (!output.includes('rackboot is serving') && child.exitCode === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+        while (!output.includes('rackboot is serving') && child.exitCode === null && Date.now() < deadline)
+          await new Promise((resolve) => setTimeout(resolve, 50));
         child.kill('SIGKILL');
         return output;
       },
@@ -96,7 +100,18 @@ test('whatif: with a build, the exact command lines and script; unknown MAC uses
     await mkdir(build, { recursive: true });
     await writeFile(path.join(build, 'manifest.json'), JSON.stringify({ id: 'b1', created: '2026-11-25T18:00:00Z', release: 'bookworm', files: [] }));
     await import('node:fs/promises').then((fs) => fs.symlink('builds/b1', path.join(work, 'assets/current')));
-    const result = await rackboot(['whatif', 'aa:bb:cc:dd:ee:01', '--profiles', 'profiles', '--assets', path.join(work, 'assets'), '--address', '198.18.0.1', '--http-port', '8080']);
+    const result = await rackboot([
+      'whatif',
+      'aa:bb:cc:dd:ee:01',
+      '--profiles',
+      'profiles',
+      '--assets',
+      path.join(work, 'assets'),
+      '--address',
+      '198.18.0.1',
+      '--http-port',
+      '8080',
+    ]);
     assert.equal(result.code, 0, result.stderr);
     const report = JSON.parse(result.stdout) as Record<string, any>;
     assert.equal(report.result, 'boot');
@@ -108,8 +123,17 @@ test('whatif: with a build, the exact command lines and script; unknown MAC uses
     // default.yaml's demo guests, which this empty build cannot start.
     assert.deepEqual(report.menu, ['standard', 'testing']);
     assert.equal(report.defaultEntry, 'standard');
-    assert.deepEqual(report.domains.map((domain: { name: string; start: boolean }) => [domain.name, domain.start]), [['demo1', false], ['demo2', false]]);
-    assert.deepEqual(report.notes, ['domain demo1 not started: build has no vmlinuz or guest.initrd.gz', 'domain demo2 not started: build has no vmlinuz or guest.initrd.gz']);
+    assert.deepEqual(
+      report.domains.map((domain: { name: string; start: boolean }) => [domain.name, domain.start]),
+      [
+        ['demo1', false],
+        ['demo2', false],
+      ],
+    );
+    assert.deepEqual(report.notes, [
+      'domain demo1 not started: build has no vmlinuz or guest.initrd.gz',
+      'domain demo2 not started: build has no vmlinuz or guest.initrd.gz',
+    ]);
     assert.match(report.runtimeEnv, /^RACKBOOT_DOMAINS=''$/m);
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -196,14 +220,20 @@ test('whatif --circuit-id/--remote-id: what a machine in that slot would get', a
   assert.match(bad.stderr, /rackboot: --circuit-id "0x7": "0x7" is not hex bytes/);
 });
 
-test('serve refuses profiles that take its own address or the router\'s as their static address, naming file, line and field', () =>
+test("serve refuses profiles that take its own address or the router's as their static address, naming file, line and field", () =>
   onWire('srv', async (wire) => {
-    const staticProfile = (mac: string, address: string) => `mac: ${mac}\nhostname: node-${mac.slice(-2)}\nnetwork:\n  mode: static\n  address: ${address}/24\n`;
+    const staticProfile = (mac: string, address: string) =>
+      `mac: ${mac}\nhostname: node-${mac.slice(-2)}\nnetwork:\n  mode: static\n  address: ${address}/24\n`;
     await writeFile(path.join(wire.profiles, 'node01.yaml'), staticProfile('02:00:00:00:0c:01', '198.18.0.1'));
     await writeFile(path.join(wire.profiles, 'node02.yaml'), staticProfile('02:00:00:00:0c:02', '198.18.0.254'));
-    const output = await wire.untilServing(wire.serveArgs(['--address', '198.18.0.1', '--dhcp', 'off', '--router', '198.18.0.254', '--http-port', '0', '--tftp-port', '0']));
+    const output = await wire.untilServing(
+      wire.serveArgs(['--address', '198.18.0.1', '--dhcp', 'off', '--router', '198.18.0.254', '--http-port', '0', '--tftp-port', '0']),
+    );
     assert.match(output, /rackboot is serving/);
-    assert.match(output, /node01\.yaml:5:12: network\.address: 198\.18\.0\.1 is this server's address; a host cannot have it as its static address \(this file is not served\)/);
+    assert.match(
+      output,
+      /node01\.yaml:5:12: network\.address: 198\.18\.0\.1 is this server's address; a host cannot have it as its static address \(this file is not served\)/,
+    );
     assert.match(output, /node02\.yaml:5:12: network\.address: 198\.18\.0\.254 is the router's address \(--router\); a host cannot have it/);
   }));
 
@@ -254,17 +284,33 @@ test('hosts --server takes an address without a scheme (http:// is implied), and
   }
 });
 
-test('build --host refuses an image no server could check: no --address, or a --state without the server\'s token key', async () => {
+test("build --host refuses an image no server could check: no --address, or a --state without the server's token key", async () => {
   const work = await mkdtemp(path.join(tmpdir(), 'rackboot-cli-host-'));
   try {
-    const base = ['build', '--host', '52:54:00:12:34:56', '--profiles', 'profiles/examples', '--assets', path.join(work, 'assets'), '--iso-file', path.join(work, 'x.iso')];
+    const base = [
+      'build',
+      '--host',
+      '52:54:00:12:34:56',
+      '--profiles',
+      'profiles/examples',
+      '--assets',
+      path.join(work, 'assets'),
+      '--iso-file',
+      path.join(work, 'x.iso'),
+    ];
     const noAddress = await rackboot([...base, '--state', path.join(work, 'state')]);
     assert.equal(noAddress.code, 2);
     assert.match(noAddress.stderr, /^rackboot: --host needs --address: the address of the rackboot server this host's image fetches its secrets from\n/);
     const noKey = await rackboot([...base, '--address', '198.18.0.1', '--state', path.join(work, 'state')]);
     assert.equal(noKey.code, 2);
-    assert.equal(noKey.stderr, `rackboot: --state ${path.join(work, 'state')} has no host-token.key: name the state folder of the rackboot serve that will hand this host its secrets (serve makes the key when it first starts)\n`);
-    await assert.rejects(import('node:fs/promises').then((fs) => fs.access(path.join(work, 'state'))), 'no state folder or key was made');
+    assert.equal(
+      noKey.stderr,
+      `rackboot: --state ${path.join(work, 'state')} has no host-token.key: name the state folder of the rackboot serve that will hand this host its secrets (serve makes the key when it first starts)\n`,
+    );
+    await assert.rejects(
+      import('node:fs/promises').then((fs) => fs.access(path.join(work, 'state'))),
+      'no state folder or key was made',
+    );
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -273,8 +319,16 @@ test('build --host refuses an image no server could check: no --address, or a --
 test('serve: a port another process holds stops it before "serving", naming the port and the holder (HTTP over TCP, TFTP over UDP)', () =>
   onWire('po', async (wire) => {
     for (const [what, holderScript, expected] of [
-      ['HTTP', "require('node:http').createServer().listen(8080, '198.18.0.1', () => console.log('held'))", /^rackboot: http: cannot listen on 198\.18\.0\.1:8080: EADDRINUSE \(held by node, pid (\d+)\)\n$/],
-      ['TFTP', "require('node:dgram').createSocket('udp4').bind(6969, '198.18.0.1', () => console.log('held'))", /^rackboot: tftp: cannot bind 198\.18\.0\.1:6969: EADDRINUSE \(held by node, pid (\d+)\)\n$/],
+      [
+        'HTTP',
+        "require('node:http').createServer().listen(8080, '198.18.0.1', () => console.log('held'))",
+        /^rackboot: http: cannot listen on 198\.18\.0\.1:8080: EADDRINUSE \(held by node, pid (\d+)\)\n$/,
+      ],
+      [
+        'TFTP',
+        "require('node:dgram').createSocket('udp4').bind(6969, '198.18.0.1', () => console.log('held'))",
+        /^rackboot: tftp: cannot bind 198\.18\.0\.1:6969: EADDRINUSE \(held by node, pid (\d+)\)\n$/,
+      ],
     ] as const) {
       const holder = wire.ns.spawn(process.execPath, ['-e', holderScript], { stdio: ['ignore', 'pipe', 'inherit'] });
       try {
@@ -302,13 +356,15 @@ test('serve --dhcp full without --pool stops before anything is made, suggesting
     await assert.rejects(access(path.join(wire.work, 'state')), 'no state folder was made');
   }));
 
-test('install-deps: the demo\'s list holds what serving, building and the demo use, and none of the test peers; --test adds them', async () => {
+test("install-deps: the demo's list holds what serving, building and the demo use, and none of the test peers; --test adds them", async () => {
   const { runCommand } = await import('./support/run.js');
   const { repoRoot } = await import('./support/build.js');
-  const list = async (...args: string[]) => (await runCommand('bash', [path.join(repoRoot, 'builder/install-deps.sh'), ...args, '--list'])).stdout.trim().split('\n');
+  const list = async (...args: string[]) =>
+    (await runCommand('bash', [path.join(repoRoot, 'builder/install-deps.sh'), ...args, '--list'])).stdout.trim().split('\n');
   const base = await list();
   const all = await list('--test');
-  for (const needed of ['g++', 'debootstrap', 'squashfs-tools', 'xorriso', 'qemu-system-x86', 'ipxe-qemu', 'ovmf', 'iproute2']) assert.ok(base.includes(needed), needed);
+  for (const needed of ['g++', 'debootstrap', 'squashfs-tools', 'xorriso', 'qemu-system-x86', 'ipxe-qemu', 'ovmf', 'iproute2'])
+    assert.ok(base.includes(needed), needed);
   for (const peer of ['chromium', 'nginx', 'kea-dhcp4-server', 'wrk', 'dnsmasq-base', 'tcpdump', 'busybox', 'curl']) {
     assert.ok(!base.includes(peer), `the demo does not install ${peer}`);
     assert.ok(all.includes(peer), `the tests install ${peer}`);
@@ -325,7 +381,8 @@ test('manpage: rackboot(8) from the help of every command, which groff renders w
   assert.equal(page.code, 0, page.stderr);
   assert.match(page.stdout, /^\.TH RACKBOOT 8 "" "rackboot \d+\.\d+\.\d+" "System Administration"\n/);
   const sections = [...page.stdout.matchAll(/^\.SS "rackboot (.*)"$/gm)].map((match) => match[1]!.replaceAll('\\-', '-'));
-  for (const command of ['serve', 'leases release', 'hosts', 'build', 'builds switch', 'whatif', 'profiles apply', 'profiles validate']) assert.ok(sections.includes(command), `${command}: ${sections.join(', ')}`);
+  for (const command of ['serve', 'leases release', 'hosts', 'build', 'builds switch', 'whatif', 'profiles apply', 'profiles validate'])
+    assert.ok(sections.includes(command), `${command}: ${sections.join(', ')}`);
   assert.match(page.stdout, /^\.B \\-\\-drain\\-seconds$/m, "serve's options are there");
   const file = path.join(await mkdtemp(path.join(tmpdir(), 'rackboot-man-')), 'rackboot.8');
   try {
@@ -341,7 +398,11 @@ test('manpage: rackboot(8) from the help of every command, which groff renders w
 
 test('serve --dhcp full beside another process on UDP port 67 (both with SO_REUSEADDR, so the bind succeeds) warns, naming it', () =>
   onWire('sh', async (wire) => {
-    const holder = wire.ns.spawn(process.execPath, ['-e', "require('node:dgram').createSocket({ type: 'udp4', reuseAddr: true }).bind(67, () => console.log('held'))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const holder = wire.ns.spawn(
+      process.execPath,
+      ['-e', "require('node:dgram').createSocket({ type: 'udp4', reuseAddr: true }).bind(67, () => console.log('held'))"],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     try {
       await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
       const output = await wire.untilServing(wire.serveArgs(['--pool', '198.18.0.100-198.18.0.150', '--http-port', '0', '--tftp-port', '0']));

@@ -38,7 +38,7 @@ test('failureReport: the last lines of every watched output, under its label, an
 });
 
 test('a shared output that is released stays in the report of the test running now', () => {
-  const release = watchOutput('rackboot serve log', () => 'stopped in the test\'s finally block', { shared: true });
+  const release = watchOutput('rackboot serve log', () => "stopped in the test's finally block", { shared: true });
   release();
   assert.match(failureReport('x', undefined), /stopped in the test's finally block/);
 });

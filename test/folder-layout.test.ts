@@ -12,8 +12,14 @@ test('parseLayout: absolute profiles, assets and state; every mistake names the 
   assert.deepEqual(parseLayout(JSON.stringify(layout), 'layout.json'), layout);
   assert.throws(() => parseLayout('{', 'layout.json'), /^Error: layout\.json: not JSON/);
   assert.throws(() => parseLayout('[]', 'layout.json'), /^Error: layout\.json: want an object/);
-  assert.throws(() => parseLayout(JSON.stringify({ ...layout, state: 'state' }), 'layout.json'), /^Error: layout\.json: state: want an absolute folder, not "state"$/);
-  assert.throws(() => parseLayout(JSON.stringify({ profiles: '/p', assets: '/a' }), 'layout.json'), /^Error: layout\.json: state: want an absolute folder, not undefined$/);
+  assert.throws(
+    () => parseLayout(JSON.stringify({ ...layout, state: 'state' }), 'layout.json'),
+    /^Error: layout\.json: state: want an absolute folder, not "state"$/,
+  );
+  assert.throws(
+    () => parseLayout(JSON.stringify({ profiles: '/p', assets: '/a' }), 'layout.json'),
+    /^Error: layout\.json: state: want an absolute folder, not undefined$/,
+  );
   assert.throws(() => parseLayout(JSON.stringify({ ...layout, assests: '/a' }), 'layout.json'), /^Error: layout\.json: unknown key assests/);
   assert.deepEqual(readLayout('/nonexistent/layout.json'), cloneLayout);
 });
@@ -30,7 +36,8 @@ test('a clone uses relative folders; the same code with dist/layout.json beside 
   const root = await mkdtemp(path.join(tmpdir(), 'rackboot-layout-'));
   try {
     await mkdir(path.join(root, 'dist'));
-    for (const part of ['dist/server', 'dist/builder', 'builder', 'package.json']) await cp(path.join(repoRoot, part), path.join(root, part), { recursive: true });
+    for (const part of ['dist/server', 'dist/builder', 'builder', 'package.json'])
+      await cp(path.join(repoRoot, part), path.join(root, part), { recursive: true });
     await symlink(path.join(repoRoot, 'node_modules'), path.join(root, 'node_modules'));
     const folders = { profiles: path.join(root, 'etc/profiles'), assets: path.join(root, 'lib/boot-assets'), state: path.join(root, 'lib/state') };
     await writeFile(path.join(root, 'dist/layout.json'), JSON.stringify(folders));

@@ -40,7 +40,17 @@ const pureFolders = [
 ];
 
 /** Folders the builder must stay out of: the server's protocol code and state. */
-const noBuilder = ['server/core', 'server/tokens', 'server/dhcp', 'server/tftp', 'server/http', 'server/profiles', 'server/assets', 'server/status', 'server/events'];
+const noBuilder = [
+  'server/core',
+  'server/tokens',
+  'server/dhcp',
+  'server/tftp',
+  'server/http',
+  'server/profiles',
+  'server/assets',
+  'server/status',
+  'server/events',
+];
 
 async function sources(folder: string): Promise<string[]> {
   const entries = await readdir(path.join(repo, folder), { withFileTypes: true, recursive: true });
@@ -89,7 +99,10 @@ test('decisions and state machines read no clock and set no timer; only the name
       if (shells.has(file)) continue;
       const lines = (await readFile(path.join(repo, file), 'utf8')).split('\n');
       lines.forEach((line, index) => {
-        const code = line.replace(/\/\*.*?(?:\*\/|$)/g, '').replace(/\/\/.*$/, '').replace(/^\s*\*.*$/, '');
+        const code = line
+          .replace(/\/\*.*?(?:\*\/|$)/g, '')
+          .replace(/\/\/.*$/, '')
+          .replace(/^\s*\*.*$/, '');
         if (clockAndTimers.test(code)) offenders.push(`${file}:${index + 1}: ${line.trim()}`);
       });
     }
@@ -113,7 +126,10 @@ test("the server's protocol and state code never imports the builder", async () 
 test('no import cycles in server/ and builder/', async () => {
   const graph = new Map<string, string[]>();
   for (const file of [...(await sources('server')), ...(await sources('builder'))]) {
-    graph.set(file, (await imports(file)).flatMap((specifier) => resolve(file, specifier) ?? []));
+    graph.set(
+      file,
+      (await imports(file)).flatMap((specifier) => resolve(file, specifier) ?? []),
+    );
   }
   const cycles: string[] = [];
   const state = new Map<string, 'open' | 'done'>();

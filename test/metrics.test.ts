@@ -20,7 +20,10 @@ test('HTTP labels: part names from the manifest, kinds for per-host files, "othe
 });
 
 test('the exposition text carries every metric with its labels and values', async () => {
-  const stages = new Map([['ready', 3], ['dhcp-offer', 1]]);
+  const stages = new Map([
+    ['ready', 3],
+    ['dhcp-offer', 1],
+  ]);
   const metrics = new Metrics(() => stages);
   metrics.dhcpPacket('DHCPDISCOVER', 'offer');
   metrics.dhcpPacket('DHCPDISCOVER', 'offer');

@@ -44,14 +44,17 @@ test('NeighborTable re-reads the table on a miss, and at most once per interval 
   }
 });
 
-test('the kernel\'s own table: a client that talked to us is found by its address', () => {
+test("the kernel's own table: a client that talked to us is found by its address", () => {
   const server = Netns.create('rbarp');
   const client = Netns.create('rbarc');
   try {
     server.linkTo(client, { device: 'vs', cidr: '198.18.7.1/24' }, { device: 'vc', cidr: '198.18.7.20/24', mac: '52:54:00:07:00:20' });
     client.exec('busybox', ['ping', '-c', '1', '-W', '2', '198.18.7.1']);
     const neighbors = parseArpTable(server.exec('cat', ['/proc/net/arp']));
-    assert.deepEqual(neighbors.find((neighbor) => neighbor.address === '198.18.7.20'), { address: '198.18.7.20', mac: '52:54:00:07:00:20', device: 'vs' });
+    assert.deepEqual(
+      neighbors.find((neighbor) => neighbor.address === '198.18.7.20'),
+      { address: '198.18.7.20', mac: '52:54:00:07:00:20', device: 'vs' },
+    );
   } finally {
     client.delete();
     server.delete();

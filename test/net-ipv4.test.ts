@@ -8,7 +8,12 @@ const dottedQuad = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d
 
 test('isIpv4 accepts exactly the dotted quads without leading zeros', () => {
   const near = fc.stringMatching(/^[0-9.]{0,17}$/);
-  const quads = fc.array(fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.constantFrom('00', '01', '010', '', '1a', '-1', ' 1', '256')), { minLength: 3, maxLength: 5 }).map((parts) => parts.join('.'));
+  const quads = fc
+    .array(fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.constantFrom('00', '01', '010', '', '1a', '-1', ' 1', '256')), {
+      minLength: 3,
+      maxLength: 5,
+    })
+    .map((parts) => parts.join('.'));
   fc.assert(
     fc.property(fc.oneof(near, quads, fc.string()), (text) => {
       assert.equal(isIpv4(text), dottedQuad.test(text), text);

@@ -29,6 +29,12 @@ test('parseRelaySubnet: subnet, pool inside it, optional router and DNS', () => 
   assert.equal(parseRelaySubnet('198.18.3.0/25,198.18.3.10-198.18.3.20').router, undefined);
   assert.throws(() => parseRelaySubnet('198.18.2.0,198.18.2.100-198.18.2.199'), /"198\.18\.2\.0" is not a subnet a\.b\.c\.d\/n/);
   assert.throws(() => parseRelaySubnet('198.18.2.0/24'), /no pool/);
-  assert.throws(() => parseRelaySubnet('198.18.2.0/24,198.18.3.100-198.18.3.199'), /198\.18\.3\.100 is not a host address of the relay's subnet 198\.18\.2\.0\/24/);
-  assert.throws(() => parseRelaySubnet('198.18.2.0/24,198.18.2.100-198.18.2.199,198.18.9.1'), /router 198\.18\.9\.1 is not a host address of 198\.18\.2\.0\/24/);
+  assert.throws(
+    () => parseRelaySubnet('198.18.2.0/24,198.18.3.100-198.18.3.199'),
+    /198\.18\.3\.100 is not a host address of the relay's subnet 198\.18\.2\.0\/24/,
+  );
+  assert.throws(
+    () => parseRelaySubnet('198.18.2.0/24,198.18.2.100-198.18.2.199,198.18.9.1'),
+    /router 198\.18\.9\.1 is not a host address of 198\.18\.2\.0\/24/,
+  );
 });

@@ -76,7 +76,10 @@ test('protocol events become one timeline per MAC and metrics; TFTP and HTTP cli
         [28_000, 'runtime', 'ready', undefined],
       ],
     );
-    assert.ok(sink.events.every((event) => event.mac === mac), 'the failed transfer from an unknown address has no timeline');
+    assert.ok(
+      sink.events.every((event) => event.mac === mac),
+      'the failed transfer from an unknown address has no timeline',
+    );
     const text = await metrics.text();
     assert.match(text, /^rackboot_dhcp_packets_total\{type="DHCPDISCOVER",result="ignored"\} 1$/m);
     assert.match(text, /^rackboot_tftp_transfers_total\{result="failed"\} 1$/m);

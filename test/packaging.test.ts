@@ -40,5 +40,8 @@ test('npm run package refuses a Node other than 20, naming it', async () => {
 
 test('changelogVersion: the newest entry, or the file named', () => {
   assert.equal(changelogVersion('rackboot (0.2.0) unstable; urgency=medium\n', 'changelog'), '0.2.0');
-  assert.throws(() => changelogVersion('other (1)\n', 'packaging/changelog'), /^Error: packaging\/changelog: the first line is not "rackboot \(VERSION\) \.\.\."$/);
+  assert.throws(
+    () => changelogVersion('other (1)\n', 'packaging/changelog'),
+    /^Error: packaging\/changelog: the first line is not "rackboot \(VERSION\) \.\.\."$/,
+  );
 });

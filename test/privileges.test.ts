@@ -41,7 +41,16 @@ test('a thread status is read into ids and capability masks', () => {
 });
 
 test('excess privileges: another uid, or any capability past those kept, in any set', () => {
-  const clean = { tid: 1, name: 'node', uids: [65534, 65534, 65534, 65534], gids: [65534, 65534, 65534, 65534], effective: 0n, permitted: 0n, ambient: 0n, inheritable: 0n };
+  const clean = {
+    tid: 1,
+    name: 'node',
+    uids: [65534, 65534, 65534, 65534],
+    gids: [65534, 65534, 65534, 65534],
+    effective: 0n,
+    permitted: 0n,
+    ambient: 0n,
+    inheritable: 0n,
+  };
   const bind = capabilityMask([10]);
   assert.equal(bind, 0x400n);
   assert.deepEqual(excessPrivileges([clean], 65534, 0n), []);
@@ -71,7 +80,11 @@ test('the state folder: made 0700, wider files set back to 0600 and reported, ha
   const result = await secureStateFolder(old);
   await handOver(old, { uid: 65534, gid: 65534 });
   assert.deepEqual(result.tightened.sort(), [old, path.join(old, 'leases.sqlite')].sort());
-  for (const [name, mode] of [['', 0o700], ['leases.sqlite', 0o600], ['admin.token', 0o600]] as const) {
+  for (const [name, mode] of [
+    ['', 0o700],
+    ['leases.sqlite', 0o600],
+    ['admin.token', 0o600],
+  ] as const) {
     const info = await stat(path.join(old, name));
     assert.equal(info.mode & 0o777, mode, `${name || 'the folder'} mode`);
     assert.equal(info.uid, 65534, `${name || 'the folder'} owner`);

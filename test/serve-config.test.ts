@@ -7,7 +7,10 @@ import { environmentName, loadServeConfig, parseServeConfig, parseServeEnvironme
 import { runRackboot } from './support/run.js';
 
 test('parseServeConfig: every flag a key, typed; every problem with file:line:column and the key', () => {
-  const good = parseServeConfig('interface: eth1\npool: 198.18.0.100-198.18.0.199\nhttp-port: 8080\ndhcp-known-only: true\ndns: [198.18.0.53, 198.18.0.54]\nrelay-subnet:\n  - 198.18.2.0/24,198.18.2.100-198.18.2.199\n', 'rb.yaml');
+  const good = parseServeConfig(
+    'interface: eth1\npool: 198.18.0.100-198.18.0.199\nhttp-port: 8080\ndhcp-known-only: true\ndns: [198.18.0.53, 198.18.0.54]\nrelay-subnet:\n  - 198.18.2.0/24,198.18.2.100-198.18.2.199\n',
+    'rb.yaml',
+  );
   assert.deepEqual(good.problems, []);
   assert.deepEqual(good.values, {
     interface: 'eth1',
@@ -88,7 +91,9 @@ test('serve --check: flags over RACKBOOT_ variables over the file; problems and 
     await mkdir(profiles);
     await writeFile(path.join(profiles, 'a.yaml'), 'mac: 02:00:00:00:0c:01\nhostname: a\n');
     // The file says 8080, the environment 8081, the flag 8082: the flag wins; the environment wins over the file.
-    const ok = await runRackboot(['serve', '--check', '--config', file, '--http-port', '8082'], { env: { RACKBOOT_HTTP_PORT: '8081', RACKBOOT_TFTP_PORT: '6969' } });
+    const ok = await runRackboot(['serve', '--check', '--config', file, '--http-port', '8082'], {
+      env: { RACKBOOT_HTTP_PORT: '8081', RACKBOOT_TFTP_PORT: '6969' },
+    });
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.stdout, 'configuration OK: would serve 127.0.0.1/8 on lo: DHCP proxy, TFTP port 6969, HTTP port 8082; 1 profile file; build none\n');
     assert.match(ok.stderr, /assets: warning: no build yet/);

@@ -14,7 +14,12 @@ import { makeProfile } from './support/profiles.js';
 const hour = 3600_000;
 
 test('keepUnknown: within the retention, at most the cap, the most recently seen first', () => {
-  const seen: Array<[string, number]> = [['a', 100], ['b', 300], ['c', 200], ['d', 10]];
+  const seen: Array<[string, number]> = [
+    ['a', 100],
+    ['b', 300],
+    ['c', 200],
+    ['d', 10],
+  ];
   assert.deepEqual([...keepUnknown(seen, 400, { maxUnknown: 2, unknownRetentionMs: 1000 })].sort(), ['b', 'c']);
   assert.deepEqual([...keepUnknown(seen, 1150, { maxUnknown: 10, unknownRetentionMs: 1000 })].sort(), ['b', 'c']);
   assert.deepEqual([...keepUnknown(seen, 400, { maxUnknown: 0, unknownRetentionMs: 1000 })], []);
@@ -48,7 +53,10 @@ test('3000 strangers: the list keeps the known host and the newest strangers up 
 
   const list = hosts.list();
   assert.equal(list.length, 101);
-  assert.ok(list.some((row) => row.mac === known && row.hostname === 'node01'), 'the known host stays although it is the oldest');
+  assert.ok(
+    list.some((row) => row.mac === known && row.hostname === 'node01'),
+    'the known host stays although it is the oldest',
+  );
   assert.deepEqual(new Set(list.filter((row) => row.mac !== known).map((row) => row.mac)), new Set(strangers.slice(-100)), 'the newest strangers stay');
   assert.equal(list[0]!.mac, strangers.at(-1), 'newest first');
   assert.equal(described, 101, 'only the kept hosts were described');
@@ -67,6 +75,9 @@ test('3000 strangers: the list keeps the known host and the newest strangers up 
 
   // Past the retention the strangers are forgotten; the known host is not.
   clock += 2 * hour;
-  assert.deepEqual(hosts.list().map((row) => row.mac), [known]);
+  assert.deepEqual(
+    hosts.list().map((row) => row.mac),
+    [known],
+  );
   assert.equal(hosts.size, 1);
 });

@@ -41,7 +41,7 @@ test('a boot is timed from its first DHCP packet to ready; guests do not move th
   });
 });
 
-test('an alarm about the host\'s token leaves its stage where it was, and stays through a reboot', () => {
+test("an alarm about the host's token leaves its stage where it was, and stays through a reboot", () => {
   const alarmed = [...firstBoot, at(40, 'http', 'alarm', { detail: 'two boots of 52:54:00:12:34:56 at once?' })];
   const summary = summariseHost(mac, alarmed)!;
   assert.equal(summary.stage, 'ready');
@@ -66,7 +66,11 @@ test('a reboot starts a new boot: failures reset, the last finished boot time st
 });
 
 test('out-of-order input is ordered by time; a failed boot ends without a boot time; no events, no summary', () => {
-  const failed = [at(5, 'runtime', 'failed', { detail: 'no network' }), at(0, 'dhcp', 'dhcp-discover'), at(2, 'tftp', 'tftp-failed', { detail: 'ipxe.efi: timeout' })];
+  const failed = [
+    at(5, 'runtime', 'failed', { detail: 'no network' }),
+    at(0, 'dhcp', 'dhcp-discover'),
+    at(2, 'tftp', 'tftp-failed', { detail: 'ipxe.efi: timeout' }),
+  ];
   const summary = summariseHost(mac, failed)!;
   assert.equal(summary.stage, 'failed');
   assert.equal(summary.lastBootSeconds, null);
@@ -79,5 +83,11 @@ test('out-of-order input is ordered by time; a failed boot ends without a boot t
 
 test('hosts per stage', () => {
   const summaries = [summariseHost('a', firstBoot)!, summariseHost('b', firstBoot)!, summariseHost('c', [at(0, 'dhcp', 'dhcp-offer')])!];
-  assert.deepEqual([...hostsPerStage(summaries)], [['ready', 2], ['dhcp-offer', 1]]);
+  assert.deepEqual(
+    [...hostsPerStage(summaries)],
+    [
+      ['ready', 2],
+      ['dhcp-offer', 1],
+    ],
+  );
 });

@@ -111,7 +111,9 @@ export async function buildPackage(options: PackageOptions): Promise<BuiltPackag
   const node = options.node ?? process.execPath;
   const nodeVersion = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
   if (!nodeVersion.startsWith(`v${nodeMajor}.`)) {
-    fail(`${node} is Node.js ${nodeVersion}: the package carries the Node that builds it, and rackboot wants Node.js ${nodeMajor}; run "npm install" and "npm run package" with Node.js ${nodeMajor}`);
+    fail(
+      `${node} is Node.js ${nodeVersion}: the package carries the Node that builds it, and rackboot wants Node.js ${nodeMajor}; run "npm install" and "npm run package" with Node.js ${nodeMajor}`,
+    );
   }
   for (const [tool, pkg] of Object.entries(tools)) if (!which(tool)) fail(`${tool} is missing: install ${pkg} (builder/install-deps.sh --test does)`);
   const cli = path.join(root, 'dist/server/cli.js');
@@ -125,7 +127,13 @@ export async function buildPackage(options: PackageOptions): Promise<BuiltPackag
     try {
       execFileSync(node, ['-e', `process.dlopen({ exports: {} }, ${JSON.stringify(addon)})`], { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (error) {
-      fail(`${addon} does not load in ${node} (${nodeVersion}): rebuild it with "npm rebuild" under Node.js ${nodeMajor} (${String((error as { stderr?: Buffer }).stderr ?? error).trim().split('\n')[0]})`);
+      fail(
+        `${addon} does not load in ${node} (${nodeVersion}): rebuild it with "npm rebuild" under Node.js ${nodeMajor} (${
+          String((error as { stderr?: Buffer }).stderr ?? error)
+            .trim()
+            .split('\n')[0]
+        })`,
+      );
     }
   }
   const packageJson = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string; description: string };
@@ -174,10 +182,16 @@ export async function buildPackage(options: PackageOptions): Promise<BuiltPackag
   }
   await mkdir(path.join(lib, 'node_modules/better-sqlite3/build/Release'), { recursive: true });
   await copyFile(addons.sqlite, path.join(lib, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node'));
-  execFileSync('strip', ['--strip-unneeded', path.join(lib, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node'), path.join(lib, 'node_modules/rackboot-native/build/Release/rackboot_native.node')]);
+  execFileSync('strip', [
+    '--strip-unneeded',
+    path.join(lib, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node'),
+    path.join(lib, 'node_modules/rackboot-native/build/Release/rackboot_native.node'),
+  ]);
 
   // Every dependency loads from the staged tree with the staged Node.
-  const dependencies = Object.keys((JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
+  const dependencies = Object.keys(
+    (JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies,
+  );
   try {
     const load = [
       "import { createRequire } from 'node:module';",
@@ -190,7 +204,13 @@ export async function buildPackage(options: PackageOptions): Promise<BuiltPackag
     ].join('\n');
     execFileSync(path.join(lib, 'node'), ['--input-type=module', '-e', load], { cwd: lib, stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (error) {
-    fail(`a module does not load from the staged package (${lib}): ${String((error as { stderr?: Buffer }).stderr ?? error).trim().split('\n').slice(0, 6).join(' ')}`);
+    fail(
+      `a module does not load from the staged package (${lib}): ${String((error as { stderr?: Buffer }).stderr ?? error)
+        .trim()
+        .split('\n')
+        .slice(0, 6)
+        .join(' ')}`,
+    );
   }
 
   const put = async (target: string, content: string | Buffer, mode = 0o644) => {
@@ -206,12 +226,18 @@ export async function buildPackage(options: PackageOptions): Promise<BuiltPackag
   await put('/etc/rackboot/profiles/default.yaml', await readFile(path.join(root, 'profiles/default.yaml')));
 
   // The man page and the completion, from the staged code itself: its help shows the installed folders.
-  const staged = (args: string[]) => execFileSync(path.join(lib, 'node'), [path.join(lib, 'dist/server/cli.js'), ...args], { cwd: out, stdio: ['ignore', 'pipe', 'pipe'] });
+  const staged = (args: string[]) =>
+    execFileSync(path.join(lib, 'node'), [path.join(lib, 'dist/server/cli.js'), ...args], { cwd: out, stdio: ['ignore', 'pipe', 'pipe'] });
   await put('/usr/share/man/man8/rackboot.8.gz', gzipSync(staged(['manpage']), { level: 9 }));
   await put('/usr/share/bash-completion/completions/rackboot', staged(['completion']));
 
-  const nodeLicense = ['share/doc/nodejs/LICENSE', 'share/doc/node/LICENSE', 'LICENSE'].map((rel) => path.resolve(node, '../..', rel)).find((file) => existsSync(file));
-  if (nodeLicense === undefined) fail(`cannot find the license of ${node} (looked in ${path.resolve(node, '../..')}/share/doc/nodejs/LICENSE and beside it): the package must carry it with the binary`);
+  const nodeLicense = ['share/doc/nodejs/LICENSE', 'share/doc/node/LICENSE', 'LICENSE']
+    .map((rel) => path.resolve(node, '../..', rel))
+    .find((file) => existsSync(file));
+  if (nodeLicense === undefined)
+    fail(
+      `cannot find the license of ${node} (looked in ${path.resolve(node, '../..')}/share/doc/nodejs/LICENSE and beside it): the package must carry it with the binary`,
+    );
   await put('/usr/share/doc/rackboot/copyright', await packaging('copyright'));
   await put('/usr/share/doc/rackboot/LICENSE.node', await readFile(nodeLicense));
   // A native package (no Debian revision): its changelog is changelog.gz.
@@ -232,7 +258,11 @@ export async function buildPackage(options: PackageOptions): Promise<BuiltPackag
   }
   await chmod(path.join(lib, 'dist/server/cli.js'), 0o755);
 
-  const depends = shlibDepends(out, [path.join(lib, 'node'), path.join(lib, 'node_modules/rackboot-native/build/Release/rackboot_native.node'), path.join(lib, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node')]);
+  const depends = shlibDepends(out, [
+    path.join(lib, 'node'),
+    path.join(lib, 'node_modules/rackboot-native/build/Release/rackboot_native.node'),
+    path.join(lib, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node'),
+  ]);
 
   const files = (await walk(stage)).filter((file) => !file.startsWith(path.join(stage, 'DEBIAN')));
   let installedBytes = 0;
@@ -240,7 +270,12 @@ export async function buildPackage(options: PackageOptions): Promise<BuiltPackag
   for (const file of files) {
     const info = await lstat(file);
     installedBytes += info.isDirectory() ? 4096 : info.size;
-    if (info.isFile() && !file.startsWith(at('/etc/'))) sums.push(`${createHash('md5').update(await readFile(file)).digest('hex')}  ${path.relative(stage, file)}`);
+    if (info.isFile() && !file.startsWith(at('/etc/')))
+      sums.push(
+        `${createHash('md5')
+          .update(await readFile(file))
+          .digest('hex')}  ${path.relative(stage, file)}`,
+      );
   }
   const installedKiB = Math.ceil(installedBytes / 1024);
   const control = [

@@ -37,7 +37,7 @@ const notes: Record<string, string> = {
   interface: 'Fill in: the interface the machines boot on.',
   pool: 'Fill in (full DHCP mode): the addresses to hand out.',
   user: 'Not needed under the service: systemd starts serve as the rackboot user.',
-  'drain-seconds': 'Keep it below the unit\'s TimeoutStopSec (90 s), or systemd kills serve mid-drain.',
+  'drain-seconds': "Keep it below the unit's TimeoutStopSec (90 s), or systemd kills serve mid-drain.",
   'http-port': 'Open TCP 80 (or this port) in the firewall.',
   'tftp-port': 'Open UDP 69 (or this port) and the ephemeral ports TFTP transfers answer from.',
   'dhcp-port': 'Open UDP 67 (and 4011 in proxy mode).',
@@ -72,7 +72,7 @@ export function renderSampleConfig(options: Readonly<Record<string, OptionSpec>>
     '# "rackboot serve --check" checks it, with the interface and the profiles.',
     '#',
     '# Every key is shown with its default, commented out: remove the "#" in front',
-    '# of a key to set it. Folders named relatively are relative to this file\'s folder.',
+    "# of a key to set it. Folders named relatively are relative to this file's folder.",
     '# Fill in at least: ' + toFill.join(' and ') + '.',
     '',
   ];

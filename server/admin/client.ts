@@ -87,7 +87,9 @@ export class AdminClient {
       const more = (answer as { moreProblems?: unknown } | undefined)?.moreProblems;
       const lines = [`${method} ${url.pathname}: ${response.status} ${typeof error === 'string' ? error : text.trim()}`];
       if (Array.isArray(problems)) {
-        lines.push(...problems.map((problem) => `  ${typeof problem === 'string' ? problem : ((problem as { text?: string }).text ?? JSON.stringify(problem))}`));
+        lines.push(
+          ...problems.map((problem) => `  ${typeof problem === 'string' ? problem : ((problem as { text?: string }).text ?? JSON.stringify(problem))}`),
+        );
       }
       if (typeof more === 'number') lines.push(`  and ${more} more`);
       throw new AdminApiError(lines.join('\n'), response.status);

@@ -45,10 +45,7 @@ export async function loadOrCreateAdminToken(stateDir: string): Promise<AdminTok
  * each other's), read after that. A file readable by others is set back to
  * 0600; one without a usable secret is refused, naming the file.
  */
-export async function loadOrCreateSecret(
-  stateDir: string,
-  name: string,
-): Promise<{ file: string; value: string; created: boolean; tightened: boolean }> {
+export async function loadOrCreateSecret(stateDir: string, name: string): Promise<{ file: string; value: string; created: boolean; tightened: boolean }> {
   await mkdir(stateDir, { recursive: true });
   const file = join(stateDir, name);
   let created = false;

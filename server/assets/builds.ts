@@ -66,7 +66,10 @@ export class AssetStore {
     } catch {
       return undefined;
     }
-    const id = names.filter((name) => name.endsWith(`-${digest}`)).sort().at(-1);
+    const id = names
+      .filter((name) => name.endsWith(`-${digest}`))
+      .sort()
+      .at(-1);
     return id === undefined ? undefined : this.build(id);
   }
 

@@ -113,8 +113,7 @@ export async function hostFile(
       withheld = grant.reason;
     }
   }
-  const guestToken =
-    sources.secrets && bootNonce !== undefined ? (domain: string) => sources.secrets!.tokens.mintGuest(mac, bootNonce!, domain) : undefined;
+  const guestToken = sources.secrets && bootNonce !== undefined ? (domain: string) => sources.secrets!.tokens.mintGuest(mac, bootNonce!, domain) : undefined;
   const boot = resolveHostBoot({
     mac,
     platform: request.platform,

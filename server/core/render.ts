@@ -50,13 +50,7 @@ export function renderHostScript(boot: HostBoot, endpoints: ServerEndpoints): st
         '',
       ].join('\n');
     case 'no-build':
-      return [
-        '#!ipxe',
-        `echo rackboot: the server has no boot parts yet (run "rackboot build"); retrying in 30 seconds`,
-        'sleep 30',
-        retry,
-        '',
-      ].join('\n');
+      return ['#!ipxe', `echo rackboot: the server has no boot parts yet (run "rackboot build"); retrying in 30 seconds`, 'sleep 30', retry, ''].join('\n');
     case 'boot':
       return renderMenuScript(boot.plan, endpoints);
   }
@@ -76,10 +70,7 @@ function ipxeText(text: string): string {
  */
 function renderMenuScript(plan: BootPlan, endpoints: ServerEndpoints): string {
   const { profile, mac, build } = plan;
-  const lines = [
-    '#!ipxe',
-    `# rackboot: ${profile.hostname} (${mac}) from ${profile.source}, build ${build.id}, entry ${plan.defaultEntry}`,
-  ];
+  const lines = ['#!ipxe', `# rackboot: ${profile.hostname} (${mac}) from ${profile.source}, build ${build.id}, entry ${plan.defaultEntry}`];
   for (const note of [...(plan.entryNote ? [plan.entryNote] : []), ...plan.notes]) lines.push(`echo rackboot: ${ipxeText(note)}`);
   if (plan.menuTimeout > 0) {
     lines.push(`menu rackboot: ${profile.hostname} (${mac}), build ${ipxeText(build.id)}`);
@@ -192,15 +183,18 @@ export function renderRuntimeEnv(plan: BootPlan): string {
     ...(profile.sshAuthorizedKeys.length > 0 ? [['RACKBOOT_SSH_KEYS', profile.sshAuthorizedKeys.join('\n')] as [string, string]] : []),
     ['RACKBOOT_APT_UPDATE', profile.aptUpdate ? '1' : '0'],
     // The guests to start, in order, and the parts they need from this build.
-    ['RACKBOOT_DOMAINS', plan.domains.filter((domain) => domain.start).map((domain) => domain.name).join(' ')],
+    [
+      'RACKBOOT_DOMAINS',
+      plan.domains
+        .filter((domain) => domain.start)
+        .map((domain) => domain.name)
+        .join(' '),
+    ],
     ['RACKBOOT_GUEST_PARTS', plan.guestParts.join(' ')],
   ];
-  return [
-    '# rackboot runtime settings',
-    ...plan.notes.map((note) => `# ${note}`),
-    ...values.map(([key, value]) => `${key}=${shellQuote(value)}`),
-    '',
-  ].join('\n');
+  return ['# rackboot runtime settings', ...plan.notes.map((note) => `# ${note}`), ...values.map(([key, value]) => `${key}=${shellQuote(value)}`), ''].join(
+    '\n',
+  );
 }
 
 /** Where dom0's runtime puts the parts it downloads for guests (see RACKBOOT_GUEST_PARTS). */
@@ -228,7 +222,9 @@ export function renderDomainConfig(plan: BootPlan, domain: PlannedDomain, endpoi
     // The guest's own token (host-token.ts), for its reports; it opens no secrets.
     guestToken ? `rackboot.token=${guestToken}` : '',
     domain.extraArgs.trim(),
-  ].filter(Boolean).join(' ');
+  ]
+    .filter(Boolean)
+    .join(' ');
   const ending = domain.restart ? 'restart' : 'destroy';
   return [
     `# rackboot: domain ${domain.name} of ${plan.profile.hostname} (${plan.mac}) from ${plan.profile.source}`,

@@ -256,7 +256,8 @@ export function resolveHostBoot(input: {
   // The same parts as a CD/USB image, booted by the firmware from a drive that
   // iPXE reads over HTTP: what a machine would see with the CD in its tray.
   // BIOS only, the way it is tested (QEMU's iPXE ROM boots it to the ready line).
-  if (platform === 'bios' && has('rackboot.iso')) menu.push({ kind: 'sanboot', name: 'cdimage', title: 'CD/USB image of this build, over HTTP', url: buildUrl('rackboot.iso') });
+  if (platform === 'bios' && has('rackboot.iso'))
+    menu.push({ kind: 'sanboot', name: 'cdimage', title: 'CD/USB image of this build, over HTTP', url: buildUrl('rackboot.iso') });
 
   const requested = menu.find((item) => item.name === profile.boot.entry);
   const defaultEntry = requested?.name ?? 'standard';
@@ -268,7 +269,9 @@ export function resolveHostBoot(input: {
   const guestParts: string[] = [];
   const notes: string[] = [];
   if (input.tokenWithheld !== undefined) {
-    notes.push(`no boot token for ${mac}: ${input.tokenWithheld}; its root password, SSH keys and domains are not served to this boot (see "Security model" in rackboot's README)`);
+    notes.push(
+      `no boot token for ${mac}: ${input.tokenWithheld}; its root password, SSH keys and domains are not served to this boot (see "Security model" in rackboot's README)`,
+    );
   }
   const domains = profile.domains.map((domain, index): PlannedDomain => {
     const missing = [domain.kernel, domain.ramdisk].filter((part) => !has(part));
@@ -311,7 +314,9 @@ export function resolveHostBoot(input: {
         { url: plan.urls.multiboot.initrd, args: '' },
       ]);
       if (bytes > multibootCommandLineBytes) {
-        notes.push(`entry ${item.name}: Xen's and dom0's command lines take ${bytes} bytes, and iPXE's multiboot passes only ${multibootCommandLineBytes}: the end of dom0's line is cut; shorten boot.xenArgs or boot.kernelArgs`);
+        notes.push(
+          `entry ${item.name}: Xen's and dom0's command lines take ${bytes} bytes, and iPXE's multiboot passes only ${multibootCommandLineBytes}: the end of dom0's line is cut; shorten boot.xenArgs or boot.kernelArgs`,
+        );
       }
     }
   }

@@ -67,7 +67,10 @@ export class Netns {
   linkTo(other: Netns, here: VethEnd, there: VethEnd): void {
     this.ip('link', 'add', here.device, 'type', 'veth', 'peer', 'name', there.device);
     this.ip('link', 'set', there.device, 'netns', other.name);
-    for (const [ns, end] of [[this as Netns, here], [other, there]] as const) {
+    for (const [ns, end] of [
+      [this as Netns, here],
+      [other, there],
+    ] as const) {
       if (end.mac) ns.ip('link', 'set', end.device, 'address', end.mac);
       if (end.cidr) ns.ip('addr', 'add', end.cidr, 'dev', end.device);
       ns.ip('link', 'set', end.device, 'up');

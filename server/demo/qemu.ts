@@ -33,30 +33,37 @@ export interface QemuMachineOptions {
  */
 export function qemuArgs(options: QemuMachineOptions): string[] {
   const args = [
-    '-accel', 'tcg',
-    '-cpu', 'Haswell-noTSX',
-    '-m', String(options.memoryMiB ?? 1024),
-    '-display', 'none',
-    '-serial', 'stdio',
-    '-monitor', 'none',
+    '-accel',
+    'tcg',
+    '-cpu',
+    'Haswell-noTSX',
+    '-m',
+    String(options.memoryMiB ?? 1024),
+    '-display',
+    'none',
+    '-serial',
+    'stdio',
+    '-monitor',
+    'none',
     '-no-reboot',
-    '-netdev', `tap,id=n0,ifname=${options.tap},script=no,downscript=no`,
+    '-netdev',
+    `tap,id=n0,ifname=${options.tap},script=no,downscript=no`,
   ];
   if (options.firmware === 'bios') {
     args.push('-boot', 'n', '-device', `e1000,netdev=n0,mac=${options.mac}`);
   } else {
     if (!options.ovmfVars) throw new Error('an EFI machine needs a writable copy of OVMF_VARS (prepareOvmfVars)');
     args.push(
-      '-drive', `if=pflash,format=raw,readonly=on,file=${ovmfCode}`,
-      '-drive', `if=pflash,format=raw,file=${options.ovmfVars}`,
-      '-device', `virtio-net-pci,netdev=n0,mac=${options.mac},romfile=`,
+      '-drive',
+      `if=pflash,format=raw,readonly=on,file=${ovmfCode}`,
+      '-drive',
+      `if=pflash,format=raw,file=${options.ovmfVars}`,
+      '-device',
+      `virtio-net-pci,netdev=n0,mac=${options.mac},romfile=`,
     );
     if (options.firmware === 'efi-http') {
       // With PXE on, OVMF tries HTTP Boot only after minutes of PXE time-outs.
-      args.push(
-        '-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n',
-        '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n',
-      );
+      args.push('-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n', '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n');
     }
   }
   return args;

@@ -10,16 +10,7 @@ export const eventSources = ['runtime', 'guest', 'dhcp', 'tftp', 'http'] as cons
 export type EventSource = (typeof eventSources)[number];
 
 /** Stages the runtime and guests report (POST /hosts/<mac>/events). */
-export const reportedStages = [
-  'booted',
-  'configured',
-  'setting-failed',
-  'domain-started',
-  'domain-failed',
-  'ready',
-  'guest-ready',
-  'failed',
-] as const;
+export const reportedStages = ['booted', 'configured', 'setting-failed', 'domain-started', 'domain-failed', 'ready', 'guest-ready', 'failed'] as const;
 export type ReportedStage = (typeof reportedStages)[number];
 
 export interface NewBootEvent {
@@ -43,9 +34,7 @@ export interface BootEvent extends NewBootEvent {
 /** The longest detail kept; runtimes send one line of reason, not logs. */
 export const maximumDetailLength = 1000;
 
-export type EventReport =
-  | { ok: true; event: Omit<NewBootEvent, 'time' | 'mac'> }
-  | { ok: false; field: string; message: string };
+export type EventReport = { ok: true; event: Omit<NewBootEvent, 'time' | 'mac'> } | { ok: false; field: string; message: string };
 
 const reportFields = ['stage', 'detail', 'domain'] as const;
 
@@ -83,12 +72,17 @@ export function parseEventReport(body: unknown): EventReport {
   const detail = text('detail');
   if (detail !== undefined) {
     if (typeof detail !== 'string') return { ok: false, field: 'detail', message: detail.problem };
-    if (detail.length > maximumDetailLength) return { ok: false, field: 'detail', message: `is ${detail.length} characters long; at most ${maximumDetailLength}` };
+    if (detail.length > maximumDetailLength)
+      return { ok: false, field: 'detail', message: `is ${detail.length} characters long; at most ${maximumDetailLength}` };
     // Line breaks and tabs are kept (a tool's error output often ends in
     // one); other control characters are no text a runtime means to send.
     const control = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.exec(detail);
     if (control) {
-      return { ok: false, field: 'detail', message: `contains a control character (U+${control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')})` };
+      return {
+        ok: false,
+        field: 'detail',
+        message: `contains a control character (U+${control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')})`,
+      };
     }
     if (detail !== '') event.detail = detail;
   }

@@ -105,7 +105,10 @@ export class SqliteEventStore implements EventStore {
            WHERE newer > ?)`,
       ),
       latest: db.prepare<[], EventRow>(
-        `SELECT ${columns.split(', ').map((column) => `e.${column}`).join(', ')} FROM events e
+        `SELECT ${columns
+          .split(', ')
+          .map((column) => `e.${column}`)
+          .join(', ')} FROM events e
          JOIN (SELECT mac, MAX(id) AS id FROM events GROUP BY mac) last ON e.id = last.id
          ORDER BY e.mac`,
       ),

@@ -73,7 +73,7 @@ export function createAdminRouter(options: AdminApiOptions): Router {
     res
       .status(401)
       .set('WWW-Authenticate', 'Bearer realm="rackboot"')
-      .json({ error: 'a valid bearer token is required (the admin token file in the server\'s state folder)' });
+      .json({ error: "a valid bearer token is required (the admin token file in the server's state folder)" });
   });
 
   router.use(express.json({ limit: '1mb' }));
@@ -130,7 +130,15 @@ export function createAdminRouter(options: AdminApiOptions): Router {
     }
     await writeAtomically(join(profiles.dir, name), text);
     await profiles.reload();
-    log.info({ event: 'admin-profile', action: exists ? 'replaced' : 'created', file: name, ...(isGroupProfile(check.profile) ? { hosts: check.profile.hosts.length } : { mac: check.profile.mac, hostname: check.profile.hostname }) }, 'admin api: profile saved');
+    log.info(
+      {
+        event: 'admin-profile',
+        action: exists ? 'replaced' : 'created',
+        file: name,
+        ...(isGroupProfile(check.profile) ? { hosts: check.profile.hosts.length } : { mac: check.profile.mac, hostname: check.profile.hostname }),
+      },
+      'admin api: profile saved',
+    );
     const served = profiles.fileStatuses().find((file) => file.name === name);
     res.status(exists ? 200 : 201).json({ name, profile: served?.served ?? check.profile, problems: (served?.problems ?? []).map(formatProfileError) });
   };
@@ -152,8 +160,7 @@ export function createAdminRouter(options: AdminApiOptions): Router {
 
   // --- leases ---
 
-  const noLeases = (res: Response) =>
-    res.status(404).json({ error: 'this server gives no addresses (--dhcp proxy or off), so it holds no leases' });
+  const noLeases = (res: Response) => res.status(404).json({ error: 'this server gives no addresses (--dhcp proxy or off), so it holds no leases' });
 
   router.get('/leases', (_req, res) => {
     if (!options.leases) return noLeases(res);
@@ -237,7 +244,9 @@ export function createAdminRouter(options: AdminApiOptions): Router {
     const id = bodyField(req.body, 'id');
     const build = id === undefined ? undefined : await assets.build(id);
     if (id === undefined || build === undefined) {
-      res.status(id === undefined ? 400 : 404).json({ error: id === undefined ? 'send JSON {"id": "<build id>"}' : `no build "${id}" in ${join(assets.dir, 'builds')}` });
+      res
+        .status(id === undefined ? 400 : 404)
+        .json({ error: id === undefined ? 'send JSON {"id": "<build id>"}' : `no build "${id}" in ${join(assets.dir, 'builds')}` });
       return;
     }
     await assets.switchTo(build.id);

@@ -138,16 +138,21 @@ export function createHttpApp(options: HttpAppOptions) {
     const { metrics } = options.status;
     app.use('/status', options.status.router);
     app.get('/metrics', async (_req, res) => {
-      res.type(metrics.contentType).set('Cache-Control', 'no-store').send(await metrics.text());
+      res
+        .type(metrics.contentType)
+        .set('Cache-Control', 'no-store')
+        .send(await metrics.text());
     });
   }
   const fileCache = new FileCache(options.fileCacheBytes ?? 256 * 1024 * 1024);
-  app.use(downloadsRouter({
-    ...options,
-    fileCache,
-    hostImageAccess: { links: imageLinks, ...(imageToken ? { token: imageToken } : {}) },
-    ...(options.hostImages?.cache ? { hostImageCache: options.hostImages.cache } : {}),
-  }));
+  app.use(
+    downloadsRouter({
+      ...options,
+      fileCache,
+      hostImageAccess: { links: imageLinks, ...(imageToken ? { token: imageToken } : {}) },
+      ...(options.hostImages?.cache ? { hostImageCache: options.hostImages.cache } : {}),
+    }),
+  );
 
   app.get('/boot.ipxe', (_req, res) => text(res, renderEntryScript(endpoints)));
 
@@ -164,7 +169,10 @@ export function createHttpApp(options: HttpAppOptions) {
     const requester = { ...(token === undefined ? {} : { token }), ...(address === undefined ? {} : { address }) };
     const file = await hostFile(options, { mac: String(req.params.mac), name, platform, ...extra, requester });
     if (file.kind === 'refused' && file.status === 403) {
-      log.warn({ event: 'host-secret-refused', mac: normaliseMac(String(req.params.mac)), file: name, remote: address, reason: file.message }, 'host secrets refused');
+      log.warn(
+        { event: 'host-secret-refused', mac: normaliseMac(String(req.params.mac)), file: name, remote: address, reason: file.message },
+        'host secrets refused',
+      );
       options.observer?.hostRefused(name);
     }
     if (file.kind === 'refused') {
@@ -173,7 +181,10 @@ export function createHttpApp(options: HttpAppOptions) {
     }
     if (file.attributed) res.locals.hostMac = file.boot.kind === 'boot' ? file.boot.plan.mac : file.boot.mac;
     if (file.withheld !== undefined) {
-      log.info({ event: 'host-token-withheld', mac: normaliseMac(String(req.params.mac)), file: name, remote: address, reason: file.withheld }, 'no boot token for this requester');
+      log.info(
+        { event: 'host-token-withheld', mac: normaliseMac(String(req.params.mac)), file: name, remote: address, reason: file.withheld },
+        'no boot token for this requester',
+      );
     }
     text(res, file.body);
     return file.boot;
@@ -188,10 +199,15 @@ export function createHttpApp(options: HttpAppOptions) {
     const boot = await sendHostFile(req, res, 'boot.ipxe', platform);
     if (!boot) return;
     log.info(
-      { event: 'boot-script', mac: boot.kind === 'boot' ? boot.plan.mac : boot.mac, platform, result: boot.kind,
+      {
+        event: 'boot-script',
+        mac: boot.kind === 'boot' ? boot.plan.mac : boot.mac,
+        platform,
+        result: boot.kind,
         hostname: boot.kind === 'boot' ? boot.plan.profile.hostname : undefined,
         entry: boot.kind === 'boot' ? boot.plan.defaultEntry : undefined,
-        notes: boot.kind === 'boot' && boot.plan.notes.length > 0 ? boot.plan.notes : undefined },
+        notes: boot.kind === 'boot' && boot.plan.notes.length > 0 ? boot.plan.notes : undefined,
+      },
       'boot script',
     );
   });
@@ -234,10 +250,7 @@ export function createHttpApp(options: HttpAppOptions) {
 
   // Reports from a host's runtime and its guests: where the boot stands.
   // Form-encoded, so busybox `wget --post-data` can send them, or JSON.
-  const eventBody = [
-    express.urlencoded({ extended: false, limit: eventBodyLimit }),
-    express.json({ limit: eventBodyLimit, strict: false }),
-  ];
+  const eventBody = [express.urlencoded({ extended: false, limit: eventBodyLimit }), express.json({ limit: eventBodyLimit, strict: false })];
   app.post('/hosts/:mac/events', ...eventBody, (req: Request, res: Response) => {
     const mac = normaliseMac(String(req.params.mac));
     if (!mac) {
@@ -247,7 +260,10 @@ export function createHttpApp(options: HttpAppOptions) {
     const type = req.headers['content-type'];
     const mediaType = (type ?? '').split(';')[0]!.trim().toLowerCase();
     if (mediaType !== 'application/x-www-form-urlencoded' && mediaType !== 'application/json') {
-      text(res.status(400), `rackboot: body: want application/x-www-form-urlencoded or application/json, got ${type ? JSON.stringify(type) : 'no Content-Type'}\n`);
+      text(
+        res.status(400),
+        `rackboot: body: want application/x-www-form-urlencoded or application/json, got ${type ? JSON.stringify(type) : 'no Content-Type'}\n`,
+      );
       return;
     }
     // An empty body leaves req.body unset: a report without fields.
@@ -354,7 +370,12 @@ export function createHttpApp(options: HttpAppOptions) {
   app.use((error: Error & { status?: number; type?: string }, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
     const status = typeof error.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500;
-    const reason = error.type === 'entity.too.large' ? `larger than ${eventBodyLimit}` : error.type === 'entity.parse.failed' ? `not valid JSON (${error.message})` : error.message;
+    const reason =
+      error.type === 'entity.too.large'
+        ? `larger than ${eventBodyLimit}`
+        : error.type === 'entity.parse.failed'
+          ? `not valid JSON (${error.message})`
+          : error.message;
     if (status === 500) log.warn({ event: 'http-error', err: error.message }, 'request failed');
     text(res.status(status), `rackboot: body: ${reason}\n`);
   });

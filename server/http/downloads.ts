@@ -47,10 +47,7 @@ export interface DownloadFile {
 }
 
 /** What a request for a byte range gets (RFC 9110 section 14). Pure. */
-export type RangeDecision =
-  | { kind: 'full' }
-  | { kind: 'partial'; start: number; end: number }
-  | { kind: 'unsatisfiable' };
+export type RangeDecision = { kind: 'full' } | { kind: 'partial'; start: number; end: number } | { kind: 'unsatisfiable' };
 
 /**
  * Decide on a Range header for a file of `size` bytes. One range only:
@@ -255,7 +252,13 @@ export async function listImages(assets: AssetStore): Promise<DownloadImage[]> {
   for (const { id } of (await assets.list()).reverse()) {
     const file = await assets.file(ISO_FILE, id);
     if (!file) continue;
-    images.push({ name: `rackboot-${file.build.id}.iso`, size: file.entry.size, sha256: file.entry.sha256, build: file.build.id, current: file.build.id === current?.id });
+    images.push({
+      name: `rackboot-${file.build.id}.iso`,
+      size: file.entry.size,
+      sha256: file.entry.sha256,
+      build: file.build.id,
+      current: file.build.id === current?.id,
+    });
   }
   return images;
 }
@@ -327,7 +330,11 @@ export function downloadsRouter(options: DownloadsOptions): Router {
       if (code !== 'ERR_STREAM_PREMATURE_CLOSE' && code !== 'ECONNRESET' && code !== 'EPIPE') {
         log.warn({ event: 'download', file: file.path, err: (error as Error).message }, 'download failed');
       }
-      if (!res.headersSent) res.status(500).type('text/plain').send(`rackboot: could not send ${path.basename(file.path)}\n`);
+      if (!res.headersSent)
+        res
+          .status(500)
+          .type('text/plain')
+          .send(`rackboot: could not send ${path.basename(file.path)}\n`);
       else res.destroy();
     }
   };
@@ -340,21 +347,32 @@ export function downloadsRouter(options: DownloadsOptions): Router {
     else res.type('text/html').send(renderImageList(images));
   });
   router.get('/iso/SHA256SUMS', async (_req, res) => {
-    res.type('text/plain').set('Cache-Control', 'no-cache').send(renderSha256Sums(await listImages(assets)));
+    res
+      .type('text/plain')
+      .set('Cache-Control', 'no-cache')
+      .send(renderSha256Sums(await listImages(assets)));
   });
   router.get('/iso/:name', async (req, res) => {
     const m = /^rackboot-(.+)\.iso$/.exec(String(req.params.name));
     const file = m ? await assets.file(ISO_FILE, m[1]!) : undefined;
     if (!file) {
-      res.status(404).type('text/plain').send(`rackboot: no image "${String(req.params.name)}" (see /iso/)\n`);
+      res
+        .status(404)
+        .type('text/plain')
+        .send(`rackboot: no image "${String(req.params.name)}" (see /iso/)\n`);
       return;
     }
     const { mtime } = await stat(file.path);
     // A build folder never changes: its image may be cached for good.
-    await send(req, res, { path: file.path, size: file.entry.size, sha256: file.entry.sha256, mtime, type: 'application/x-iso9660-image' }, {
-      cacheControl: 'public, max-age=31536000, immutable',
-      ...(options.fileCache ? { cache: options.fileCache } : {}),
-    });
+    await send(
+      req,
+      res,
+      { path: file.path, size: file.entry.size, sha256: file.entry.sha256, mtime, type: 'application/x-iso9660-image' },
+      {
+        cacheControl: 'public, max-age=31536000, immutable',
+        ...(options.fileCache ? { cache: options.fileCache } : {}),
+      },
+    );
   });
   // A host's image carries its boot token: an admin download. The admin
   // token (header) or a signed link (?expires=&sig=) made by the admin API,
@@ -364,18 +382,29 @@ export function downloadsRouter(options: DownloadsOptions): Router {
     const started = Date.now();
     const mac = normaliseMac(String(req.params.mac));
     if (mac === undefined) {
-      res.status(400).type('text/plain').send(`rackboot: "${String(req.params.mac)}" is not a MAC address\n`);
+      res
+        .status(400)
+        .type('text/plain')
+        .send(`rackboot: "${String(req.params.mac)}" is not a MAC address\n`);
       return;
     }
     const admin = access.token === undefined ? 'no token' : checkAdminToken(req, access.token);
-    const link = admin === 'ok' ? { ok: true as const } : (access.links?.check(mac, req.query.expires, req.query.sig) ?? { ok: false as const, reason: 'no link' as const });
+    const link =
+      admin === 'ok'
+        ? { ok: true as const }
+        : (access.links?.check(mac, req.query.expires, req.query.sig) ?? { ok: false as const, reason: 'no link' as const });
     if (!link.ok) {
       // Without a link, a token that was shown and is wrong says more than "no link".
       const reason = link.reason === 'no link' && admin === 'wrong token' ? 'wrong token' : link.reason;
       log.warn({ event: 'host-iso-refused', mac, remote: req.socket.remoteAddress, reason }, 'host image refused');
       if (reason === 'no link') {
-        res.status(401).set('WWW-Authenticate', 'Bearer realm="rackboot"').type('text/plain')
-          .send('rackboot: a host\'s image is an admin download: send the admin token (Authorization: Bearer), or use a link from POST /api/hosts/<mac>/image-link\n');
+        res
+          .status(401)
+          .set('WWW-Authenticate', 'Bearer realm="rackboot"')
+          .type('text/plain')
+          .send(
+            "rackboot: a host's image is an admin download: send the admin token (Authorization: Bearer), or use a link from POST /api/hosts/<mac>/image-link\n",
+          );
       } else {
         res.status(403).type('text/plain').send(`rackboot: ${reason}\n`);
       }
@@ -391,7 +420,8 @@ export function downloadsRouter(options: DownloadsOptions): Router {
       res.status(image.status).type('text/plain').send(`rackboot: ${image.message}\n`);
       return;
     }
-    if (!image.cached) log.info({ event: 'host-iso', mac: image.mac, hostname: image.hostname, build: image.build, ms: Date.now() - started }, 'host image made');
+    if (!image.cached)
+      log.info({ event: 'host-iso', mac: image.mac, hostname: image.hostname, build: image.build, ms: Date.now() - started }, 'host image made');
     try {
       await send(req, res, { path: image.path, size: image.size, sha256: image.sha256, mtime: image.mtime, type: 'application/x-iso9660-image' });
     } finally {

@@ -32,17 +32,20 @@ export class FileCache {
     let pending = this.loading.get(key);
     if (!pending) {
       pending = readFile(path)
-        .then((data) => {
-          if (data.length !== size) return undefined; // not what the manifest says: stream it, do not keep it
-          while (this.bytes + data.length > this.budgetBytes && this.entries.size > 0) {
-            const [oldest, buffer] = this.entries.entries().next().value as [string, Buffer];
-            this.entries.delete(oldest);
-            this.bytes -= buffer.length;
-          }
-          this.entries.set(key, data);
-          this.bytes += data.length;
-          return data;
-        }, () => undefined)
+        .then(
+          (data) => {
+            if (data.length !== size) return undefined; // not what the manifest says: stream it, do not keep it
+            while (this.bytes + data.length > this.budgetBytes && this.entries.size > 0) {
+              const [oldest, buffer] = this.entries.entries().next().value as [string, Buffer];
+              this.entries.delete(oldest);
+              this.bytes -= buffer.length;
+            }
+            this.entries.set(key, data);
+            this.bytes += data.length;
+            return data;
+          },
+          () => undefined,
+        )
         .finally(() => this.loading.delete(key));
       this.loading.set(key, pending);
     }

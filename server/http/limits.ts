@@ -49,7 +49,9 @@ export type ConnectionRefusal = 'total' | 'per-address';
  */
 function limitConnections(server: Server, limits: HttpLimits, log: Logger, onRefused?: (reason: ConnectionRefusal) => void): { stop(): void } {
   const perAddress = new Map<string, number>();
-  const refusals = new RateLimitedLog((counts, last) => log.warn({ event: 'http-connection-refused', ...last, counts }, 'http: connections refused (caps reached)'));
+  const refusals = new RateLimitedLog((counts, last) =>
+    log.warn({ event: 'http-connection-refused', ...last, counts }, 'http: connections refused (caps reached)'),
+  );
   const acceptErrors = new RateLimitedLog((counts, last) => log.warn({ event: 'http-accept-failed', ...last, counts }, 'http: accepting a connection failed'));
   const refused = (reason: ConnectionRefusal, remote: string | undefined) => {
     refusals.note(reason, { remote });
@@ -110,10 +112,13 @@ export function listenHttp(
   return new Promise((resolve, reject) => {
     const failed = (error: NodeJS.ErrnoException) => {
       reject(
-        Object.assign(new Error(`http: cannot listen on ${options.address}:${options.port}: ${error.code ?? error.message}${heldBy(error, 'tcp', options.port)}`), {
-          code: error.code,
-          cause: error,
-        }),
+        Object.assign(
+          new Error(`http: cannot listen on ${options.address}:${options.port}: ${error.code ?? error.message}${heldBy(error, 'tcp', options.port)}`),
+          {
+            code: error.code,
+            cause: error,
+          },
+        ),
       );
     };
     server.once('error', failed);

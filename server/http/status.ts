@@ -65,7 +65,10 @@ export function createStatusRouter(options: StatusRouterOptions): StatusRouter {
     if (stream.writableLength > maxBufferedBytes) {
       dropped += 1;
       streams.delete(stream);
-      log.info({ event: 'status-stream-dropped', remote: stream.req.socket.remoteAddress, buffered: stream.writableLength }, 'status: live page dropped (not reading)');
+      log.info(
+        { event: 'status-stream-dropped', remote: stream.req.socket.remoteAddress, buffered: stream.writableLength },
+        'status: live page dropped (not reading)',
+      );
       stream.destroy();
       return;
     }
@@ -95,14 +98,20 @@ export function createStatusRouter(options: StatusRouterOptions): StatusRouter {
   });
 
   router.get('/state.json', async (_req, res) => {
-    res.type('json').set('Cache-Control', 'no-store').send(await snapshotJson());
+    res
+      .type('json')
+      .set('Cache-Control', 'no-store')
+      .send(await snapshotJson());
   });
 
   router.get('/stream', async (req: Request, res: Response) => {
     // The slot is taken here, before the first await: parallel requests
     // each see the ones let in before them.
     if (slots >= maxStreams) {
-      res.status(503).set('Retry-After', '10').json({ error: `${maxStreams} live status pages are open already` });
+      res
+        .status(503)
+        .set('Retry-After', '10')
+        .json({ error: `${maxStreams} live status pages are open already` });
       return;
     }
     slots += 1;

@@ -49,8 +49,7 @@ export function hostIsoKey(build: Build, mac: string, menu: HostIsoMenu): string
 export type HostIsoSources = Pick<HostSources, 'assets' | 'lookupProfile' | 'profileProblems' | 'endpoints'> & { secrets?: Pick<HostSecrets, 'tokens'> };
 
 export type HostIsoPlan =
-  | { kind: 'plan'; mac: string; plan: BootPlan; menu: HostIsoMenu; key: string }
-  | { kind: 'refused'; status: 400 | 404; message: string };
+  { kind: 'plan'; mac: string; plan: BootPlan; menu: HostIsoMenu; key: string } | { kind: 'refused'; status: 400 | 404; message: string };
 
 /** What a host's image holds, from its profile and the current build, or why it gets none. */
 export async function planHostIso(sources: HostIsoSources, macText: string): Promise<HostIsoPlan> {
@@ -139,7 +138,10 @@ export class HostIsoCache {
   readonly budgetBytes: number;
   private readonly write: ImageWriter;
 
-  constructor(readonly dir: string, options: { budgetBytes?: number; write?: ImageWriter } = {}) {
+  constructor(
+    readonly dir: string,
+    options: { budgetBytes?: number; write?: ImageWriter } = {},
+  ) {
     this.budgetBytes = options.budgetBytes ?? defaultHostImageBudgetBytes;
     this.write = options.write ?? writeHostIso;
   }

@@ -63,7 +63,10 @@ export class Subnet {
   readonly network: number;
   readonly mask: number;
 
-  constructor(address: string, readonly prefixLength: number) {
+  constructor(
+    address: string,
+    readonly prefixLength: number,
+  ) {
     if (!Number.isInteger(prefixLength) || prefixLength < 0 || prefixLength > 32) {
       throw new RangeError(`prefix length ${prefixLength} is not in 0-32`);
     }
@@ -84,7 +87,7 @@ export class Subnet {
   }
 
   contains(address: string): boolean {
-    return isIpv4(address) && ((ipv4ToNumber(address) & this.mask) >>> 0) === this.network;
+    return isIpv4(address) && (ipv4ToNumber(address) & this.mask) >>> 0 === this.network;
   }
 
   /** In the subnet and usable by a host: not the network or broadcast address (prefixes up to /30). */

@@ -73,7 +73,15 @@ export interface NativePumpStop {
 export interface NativeTftpEndpoint {
   port(): number;
   send(packet: Buffer, port: number, address: string): void;
-  pump(job: { fd: number; size: number; blockSize: number; from: number; finalIndex: number; timeoutMs: number; adaptive?: NativeRoundTrip }): 'started' | 'wouldBlock';
+  pump(job: {
+    fd: number;
+    size: number;
+    blockSize: number;
+    from: number;
+    finalIndex: number;
+    timeoutMs: number;
+    adaptive?: NativeRoundTrip;
+  }): 'started' | 'wouldBlock';
   stopPump(): void;
   close(): void;
 }

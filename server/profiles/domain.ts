@@ -85,7 +85,9 @@ export function guestMacProblem(mac: string): string | undefined {
  */
 export function deriveDomainMac(hostMac: string, name: string, taken: ReadonlySet<string> = new Set()): string {
   for (let attempt = 0; ; attempt++) {
-    const digest = createHash('sha256').update(attempt === 0 ? `${hostMac}/${name}` : `${hostMac}/${name}/${attempt}`).digest();
+    const digest = createHash('sha256')
+      .update(attempt === 0 ? `${hostMac}/${name}` : `${hostMac}/${name}/${attempt}`)
+      .digest();
     digest[0] = (digest[0]! & 0xfc) | 0x02;
     const mac = [...digest.subarray(0, 6)].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
     if (!taken.has(mac)) return mac;

@@ -35,19 +35,7 @@ export function hostnameProblem(hostname: string): string | undefined {
 }
 
 /** Top-level directories of the tz database (tzdata's zone1970.tab areas, plus Etc). */
-export const timezoneAreas = [
-  'Africa',
-  'America',
-  'Antarctica',
-  'Arctic',
-  'Asia',
-  'Atlantic',
-  'Australia',
-  'Europe',
-  'Indian',
-  'Pacific',
-  'Etc',
-] as const;
+export const timezoneAreas = ['Africa', 'America', 'Antarctica', 'Arctic', 'Asia', 'Atlantic', 'Australia', 'Europe', 'Indian', 'Pacific', 'Etc'] as const;
 
 const timezoneLocation = /^[A-Za-z0-9_+-]+$/;
 

@@ -1,12 +1,7 @@
 import { isMap, isScalar, isSeq, Scalar, type LineCounter, type Node, type YAMLMap, type YAMLSeq } from 'yaml';
 import type { ProfileError } from './error.js';
 import { bootArgsProblem, bootEntryNames, hostnameProblem, isBootEntryName, passwordHashProblem, timezoneProblem } from './fields.js';
-import {
-  nonUnicastReason,
-  parseIpv4,
-  parseIpv4WithPrefix,
-  reservedInSubnetReason,
-} from './addresses.js';
+import { nonUnicastReason, parseIpv4, parseIpv4WithPrefix, reservedInSubnetReason } from './addresses.js';
 import { numberToIpv4, Subnet } from '../net/ipv4.js';
 import {
   bridgeNameProblem,
@@ -27,9 +22,7 @@ import { describe, yamlDocument, YamlReader, type Entry, type FieldLocation } fr
 
 export type { FieldLocation } from './yaml-reader.js';
 
-export type ParseResult =
-  | { ok: true; profile: Profile; locations: ReadonlyMap<string, FieldLocation> }
-  | { ok: false; errors: ProfileError[] };
+export type ParseResult = { ok: true; profile: Profile; locations: ReadonlyMap<string, FieldLocation> } | { ok: false; errors: ProfileError[] };
 
 /**
  * What a profile text names clearly, even when it does not parse as a
@@ -45,8 +38,7 @@ export interface NamedInFile {
 
 /** What parseProfileFile gives: any profile file, a group's included, and what it names. */
 export type FileParseResult = (
-  | { ok: true; profile: ProfileFileContent; locations: ReadonlyMap<string, FieldLocation> }
-  | { ok: false; errors: ProfileError[] }
+  { ok: true; profile: ProfileFileContent; locations: ReadonlyMap<string, FieldLocation> } | { ok: false; errors: ProfileError[] }
 ) & { named: NamedInFile };
 
 /** File names of the default profile, the one for hosts without a file of their own. */
@@ -156,7 +148,6 @@ export function isDefaultProfileFile(source: string): boolean {
   return (defaultProfileFileNames as readonly string[]).includes(baseName(source));
 }
 
-
 class ProfileReader extends YamlReader {
   constructor(text: string, source: string, lineCounter: LineCounter) {
     super(text, source, lineCounter, 'mac: ..., hostname: ...');
@@ -179,7 +170,11 @@ class ProfileReader extends YamlReader {
     const macEntry = fields.get('mac');
     const relayEntry = fields.get('relay');
     if (relayEntry !== undefined && isDefault) {
-      this.error(relayEntry.key, 'relay', `not allowed in ${baseName(this.source)}, the profile for hosts without a file of their own; give the slot a file of its own`);
+      this.error(
+        relayEntry.key,
+        'relay',
+        `not allowed in ${baseName(this.source)}, the profile for hosts without a file of their own; give the slot a file of its own`,
+      );
     }
     const relay = relayEntry === undefined || isDefault ? undefined : this.relay(relayEntry);
     if (macEntry === undefined) {
@@ -215,7 +210,10 @@ class ProfileReader extends YamlReader {
     const sshAuthorizedKeys = this.optional(fields.get('sshAuthorizedKeys'), (entry) => this.sshKeys(entry)) ?? [];
     const aptUpdate = this.optional(fields.get('aptUpdate'), (entry) => this.boolean(entry)) ?? profileDefaults.aptUpdate;
     const boot = this.boot(fields.get('boot'), rootPasswordHash);
-    const domains = this.optional(fields.get('domains'), (entry) => this.domains(entry, mac, isDefault ? `${baseName(this.source)}: every host without a file of its own` : undefined, rootPasswordHash)) ?? [];
+    const domains =
+      this.optional(fields.get('domains'), (entry) =>
+        this.domains(entry, mac, isDefault ? `${baseName(this.source)}: every host without a file of its own` : undefined, rootPasswordHash),
+      ) ?? [];
 
     if (hostname === undefined || network === undefined || boot === undefined || this.errors.length > 0) return undefined;
     const profile: Profile = { source: this.source, mac, hostname, network, ssh, timezone, boot, sshAuthorizedKeys, aptUpdate, domains };
@@ -233,7 +231,11 @@ class ProfileReader extends YamlReader {
   private readGroup(fields: Map<string, Entry>, hostsEntry: Entry, isDefault: boolean): GroupProfile | undefined {
     this.remember(hostsEntry);
     if (isDefault) {
-      this.error(hostsEntry.key, 'hosts', `not allowed in ${baseName(this.source)}, the profile for hosts without a file of their own; put the group in a file of its own`);
+      this.error(
+        hostsEntry.key,
+        'hosts',
+        `not allowed in ${baseName(this.source)}, the profile for hosts without a file of their own; put the group in a file of its own`,
+      );
     }
     const elsewhere: Record<string, string> = {
       mac: 'a group names its machines in hosts:, each with its own mac:',
@@ -251,7 +253,8 @@ class ProfileReader extends YamlReader {
     const sshAuthorizedKeys = this.optional(fields.get('sshAuthorizedKeys'), (entry) => this.sshKeys(entry)) ?? [];
     const aptUpdate = this.optional(fields.get('aptUpdate'), (entry) => this.boolean(entry)) ?? profileDefaults.aptUpdate;
     const boot = this.boot(fields.get('boot'), rootPasswordHash);
-    const domains = this.optional(fields.get('domains'), (entry) => this.domains(entry, null, 'a group file: every machine of its hosts: table', rootPasswordHash)) ?? [];
+    const domains =
+      this.optional(fields.get('domains'), (entry) => this.domains(entry, null, 'a group file: every machine of its hosts: table', rootPasswordHash)) ?? [];
     const hosts = network === undefined ? undefined : this.groupHosts(hostsEntry, network, fields.get('network'));
     if (network === undefined || hosts === undefined || boot === undefined || this.errors.length > 0) return undefined;
     const group: GroupProfile = { source: this.source, mac: null, network, hosts, ssh, timezone, boot, sshAuthorizedKeys, aptUpdate, domains };
@@ -278,7 +281,12 @@ class ProfileReader extends YamlReader {
     if (mode === 'dhcp') {
       for (const name of ['gateway', 'dns'] as const) {
         const unused = fields.get(name);
-        if (unused !== undefined) this.error(unused.key, unused.path, `only used with mode: static (${modeEntry === undefined ? 'network.mode is dhcp when left out' : 'the DHCP server provides it'})`);
+        if (unused !== undefined)
+          this.error(
+            unused.key,
+            unused.path,
+            `only used with mode: static (${modeEntry === undefined ? 'network.mode is dhcp when left out' : 'the DHCP server provides it'})`,
+          );
       }
       return { mode: 'dhcp' };
     }
@@ -293,7 +301,8 @@ class ProfileReader extends YamlReader {
 
   /** The hosts: table of a group: one mapping of mac, hostname and (static mode) address per machine, each unique in the file. */
   private groupHosts(entry: Entry, network: GroupProfile['network'], networkEntry: Entry | undefined): GroupHost[] | undefined {
-    const example = network.mode === 'static' ? '- {mac: 52:54:00:12:34:56, hostname: node01, address: 198.18.0.50/24}' : '- {mac: 52:54:00:12:34:56, hostname: node01}';
+    const example =
+      network.mode === 'static' ? '- {mac: 52:54:00:12:34:56, hostname: node01, address: 198.18.0.50/24}' : '- {mac: 52:54:00:12:34:56, hostname: node01}';
     if (!isSeq(entry.value)) {
       this.entryError(entry, `want a list of machines (${example}), got ${describe(entry.value)}`);
       return undefined;
@@ -314,7 +323,8 @@ class ProfileReader extends YamlReader {
       return true;
     };
     const hosts: GroupHost[] = [];
-    const gatewayEntry = networkEntry !== undefined && isMap(networkEntry.value) ? (networkEntry.value as YAMLMap<unknown, unknown>).get('gateway', true) : undefined;
+    const gatewayEntry =
+      networkEntry !== undefined && isMap(networkEntry.value) ? (networkEntry.value as YAMLMap<unknown, unknown>).get('gateway', true) : undefined;
     items.forEach((item, index) => {
       const path = `${entry.path}[${index}]`;
       const itemFields = this.mapping({ path, key: null, value: item }, groupHostFields);
@@ -327,21 +337,30 @@ class ProfileReader extends YamlReader {
       else if (mac !== undefined) once('mac', mac, macEntry, path, 'MAC');
       const hostnameEntry = itemFields.get('hostname');
       const hostname = hostnameEntry === undefined ? undefined : this.hostname(hostnameEntry, false);
-      if (hostnameEntry === undefined) this.error(item, `${path}.hostname`, 'missing; want the machine\'s name, such as node01');
+      if (hostnameEntry === undefined) this.error(item, `${path}.hostname`, "missing; want the machine's name, such as node01");
       else if (hostname !== undefined) once('hostname', hostname.toLowerCase(), hostnameEntry, path, 'hostname');
       const addressEntry = itemFields.get('address');
       let hostNetwork: NetworkConfig = { mode: 'dhcp' };
       if (network.mode === 'dhcp') {
-        if (addressEntry !== undefined) this.error(addressEntry.key, addressEntry.path, 'only used when the group\'s network.mode is static');
+        if (addressEntry !== undefined) this.error(addressEntry.key, addressEntry.path, "only used when the group's network.mode is static");
       } else if (addressEntry === undefined) {
-        this.error(item, `${path}.address`, 'missing; the group\'s network.mode is static, so each machine needs its address with its prefix, such as 198.18.0.50/24');
+        this.error(
+          item,
+          `${path}.address`,
+          "missing; the group's network.mode is static, so each machine needs its address with its prefix, such as 198.18.0.50/24",
+        );
       } else {
         const host = this.hostAddress(addressEntry);
         if (host !== undefined && once('address', numberToIpv4(host.address), addressEntry, path, 'address')) {
           const gatewayProblem = network.gateway === undefined ? undefined : this.gatewayProblem(parseIpv4(network.gateway)!, host);
           if (gatewayProblem !== undefined) {
             this.entryError(addressEntry, `network.gateway ${network.gateway} ${gatewayProblem}`);
-            if (gatewayEntry !== undefined) this.error(gatewayEntry as Node, 'network.gateway', `${network.gateway} ${gatewayProblem} (${path}, ${numberToIpv4(host.address)}/${host.prefixLength})`);
+            if (gatewayEntry !== undefined)
+              this.error(
+                gatewayEntry as Node,
+                'network.gateway',
+                `${network.gateway} ${gatewayProblem} (${path}, ${numberToIpv4(host.address)}/${host.prefixLength})`,
+              );
           }
           hostNetwork = { mode: 'static', address: numberToIpv4(host.address), prefixLength: host.prefixLength, dns: [...network.dns] };
           if (network.gateway !== undefined) hostNetwork.gateway = network.gateway;
@@ -353,26 +372,17 @@ class ProfileReader extends YamlReader {
     return hosts.length === items.length ? hosts : undefined;
   }
 
-
-
-
-
-
   private mac(entry: Entry): string | undefined {
     // An unquoted 525400123456 is a number to YAML, and under %YAML 1.1 even
     // 52:54:00:12:34:56 is one (base 60): read what was written instead.
     const value = entry.value;
-    const written =
-      isScalar(value) && typeof value.value === 'number' && value.type === Scalar.PLAIN ? value.source : undefined;
+    const written = isScalar(value) && typeof value.value === 'number' && value.type === Scalar.PLAIN ? value.source : undefined;
     const text = written ?? this.string(entry);
     if (text === undefined) return undefined;
     this.remember(entry);
     const mac = normaliseMac(text);
     if (mac === undefined) {
-      this.entryError(
-        entry,
-        `${JSON.stringify(text)} is not a MAC address (want six hex pairs: 52:54:00:12:34:56, 52-54-00-12-34-56 or 525400123456)`,
-      );
+      this.entryError(entry, `${JSON.stringify(text)} is not a MAC address (want six hex pairs: 52:54:00:12:34:56, 52-54-00-12-34-56 or 525400123456)`);
     }
     return mac;
   }
@@ -436,10 +446,7 @@ class ProfileReader extends YamlReader {
     }
 
     if (isDefault) {
-      this.entryError(
-        modeEntry!,
-        `static is not allowed in ${baseName(this.source)}: every host without a file of its own would get the same address`,
-      );
+      this.entryError(modeEntry!, `static is not allowed in ${baseName(this.source)}: every host without a file of its own would get the same address`);
       return undefined;
     }
     const addressEntry = fields.get('address');
@@ -605,8 +612,7 @@ class ProfileReader extends YamlReader {
   private slotId(entry: Entry): string | undefined {
     // Unquoted, 0x7231 and 42 are numbers to YAML: read what was written.
     const value = entry.value;
-    const written =
-      isScalar(value) && typeof value.value === 'number' && value.type === Scalar.PLAIN ? value.source : undefined;
+    const written = isScalar(value) && typeof value.value === 'number' && value.type === Scalar.PLAIN ? value.source : undefined;
     const text = written ?? this.string(entry);
     if (text === undefined) return undefined;
     this.remember(entry);
@@ -617,7 +623,6 @@ class ProfileReader extends YamlReader {
     }
     return parsed.hex;
   }
-
 
   private sshKeys(entry: Entry): string[] | undefined {
     if (!isSeq(entry.value)) {
@@ -636,7 +641,6 @@ class ProfileReader extends YamlReader {
     });
     return failed ? undefined : keys;
   }
-
 
   /** `sharedBy` says whose domains these are when they are many hosts' (default.yaml, a group): then none may write a guest MAC. */
   private domains(entry: Entry, hostMac: string | null, sharedBy: string | undefined, passwordHash: string | undefined): DomainConfig[] | undefined {
@@ -698,11 +702,7 @@ class ProfileReader extends YamlReader {
       const macEntry = fields.get('mac');
       if (macEntry !== undefined) {
         if (sharedBy !== undefined) {
-          this.error(
-            macEntry.key,
-            macEntry.path,
-            `not allowed in ${sharedBy} would give this guest the same MAC; leave it out to derive one per host`,
-          );
+          this.error(macEntry.key, macEntry.path, `not allowed in ${sharedBy} would give this guest the same MAC; leave it out to derive one per host`);
         } else {
           const mac = this.mac(macEntry);
           const problem = mac === undefined ? undefined : guestMacProblem(mac);
@@ -726,4 +726,3 @@ class ProfileReader extends YamlReader {
 function ipv4Hint(text: string): string {
   return /(^|[./])0\d/.test(text) ? '; leading zeros are not allowed (some tools read them as octal)' : '';
 }
-

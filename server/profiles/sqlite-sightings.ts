@@ -49,7 +49,8 @@ export class SightingsDatabaseError extends StoreDatabaseError {
 /** Every sighting of a file, replayed oldest first, so that each slot is left to its latest MAC. */
 function loadSightings(db: Database.Database): MemorySlotSightings {
   const sightings = new MemorySlotSightings();
-  for (const row of db.prepare<[], Row>('SELECT mac, circuit_id, remote_id FROM slot_sightings ORDER BY seen, mac').all()) sightings.record(row.mac, fromRow(row));
+  for (const row of db.prepare<[], Row>('SELECT mac, circuit_id, remote_id FROM slot_sightings ORDER BY seen, mac').all())
+    sightings.record(row.mac, fromRow(row));
   return sightings;
 }
 

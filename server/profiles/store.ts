@@ -5,15 +5,7 @@ import type { Logger } from '../log.js';
 import { compareProfileErrors, firstProblems, formatProfileError, type ProfileError } from './error.js';
 import { normaliseMac } from './mac.js';
 import { parseProfileFile, type FieldLocation, type FileParseResult, type NamedInFile } from './parse.js';
-import {
-  groupMembers,
-  isDefaultProfile,
-  isGroupProfile,
-  profileForHost,
-  type NetworkConfig,
-  type Profile,
-  type ProfileFileContent,
-} from './profile.js';
+import { groupMembers, isDefaultProfile, isGroupProfile, profileForHost, type NetworkConfig, type Profile, type ProfileFileContent } from './profile.js';
 import { formatSlot, selectSlotProfile, slotKey, type RelaySlot } from './slot.js';
 
 /** A static address handed to one host by its profile (the DHCP server's Reservation is made from it). */
@@ -506,7 +498,10 @@ export class ProfileDirectory {
     for (const file of this.files.values()) {
       if (file.served !== undefined) continue;
       const problems = [...file.problems, ...file.conflicts];
-      for (const [macs, broken] of [[file.named.macs, this.brokenByMac], [file.named.groupMacs, this.brokenByGroupMac]] as const) {
+      for (const [macs, broken] of [
+        [file.named.macs, this.brokenByMac],
+        [file.named.groupMacs, this.brokenByGroupMac],
+      ] as const) {
         for (const mac of macs) broken.set(mac, [...(broken.get(mac) ?? []), ...problems].sort(compareProfileErrors));
       }
     }
@@ -568,10 +563,7 @@ export class ProfileDirectory {
       const outcome = file.served === undefined ? 'this file is not served' : 'still serving the last good version of this file';
       const { shown, more } = firstProblems(problems.sort(compareProfileErrors));
       for (const problem of shown) {
-        this.log.error(
-          { file: problem.file, line: problem.line, column: problem.column, field: problem.field },
-          `${formatProfileError(problem)} (${outcome})`,
-        );
+        this.log.error({ file: problem.file, line: problem.line, column: problem.column, field: problem.field }, `${formatProfileError(problem)} (${outcome})`);
       }
       if (more > 0) this.log.error({ file: file.path, more }, `${file.path}: ${more} more problems not listed (${outcome})`);
     }
@@ -627,7 +619,12 @@ function claimsOf(version: Version): FileClaim[] {
     }
     if (profile.relay !== undefined) {
       const slot = formatSlot(profile.relay);
-      claims.push({ key: `slot ${slotKey(profile.relay)}`, layer, holder, error: (holder) => at('relay.circuitId', `${slot} is already the slot of ${holder}`) });
+      claims.push({
+        key: `slot ${slotKey(profile.relay)}`,
+        layer,
+        holder,
+        error: (holder) => at('relay.circuitId', `${slot} is already the slot of ${holder}`),
+      });
     }
     if (profile.network.mode === 'static') {
       const { address } = profile.network;
@@ -646,7 +643,12 @@ function claimsOf(version: Version): FileClaim[] {
     profile.domains.forEach((domain, index) => {
       if (domain.mac === undefined) return;
       const mac = domain.mac;
-      claims.push({ key: `mac ${mac}`, layer, holder, error: (holder) => at(`domains[${index}].mac`, `${mac} is already a MAC in ${holder}; two NICs never share one`) });
+      claims.push({
+        key: `mac ${mac}`,
+        layer,
+        holder,
+        error: (holder) => at(`domains[${index}].mac`, `${mac} is already a MAC in ${holder}; two NICs never share one`),
+      });
     });
   }
   return claims;

@@ -21,7 +21,11 @@ export const defaultHostListSettings: HostListSettings = {
  * Which unknown hosts stay: those seen within the retention, at most `max`,
  * the most recently seen first. Pure.
  */
-export function keepUnknown(seen: Iterable<[mac: string, lastSeen: number]>, now: number, settings: Pick<HostListSettings, 'maxUnknown' | 'unknownRetentionMs'>): Set<string> {
+export function keepUnknown(
+  seen: Iterable<[mac: string, lastSeen: number]>,
+  now: number,
+  settings: Pick<HostListSettings, 'maxUnknown' | 'unknownRetentionMs'>,
+): Set<string> {
   const fresh = [...seen].filter(([, lastSeen]) => now - lastSeen <= settings.unknownRetentionMs);
   fresh.sort((a, b) => b[1] - a[1]);
   return new Set(fresh.slice(0, Math.max(0, settings.maxUnknown)).map(([mac]) => mac));

@@ -62,6 +62,8 @@ export function renderHostTable(hosts: HostStatus[], now = Date.now()): string {
   ];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   const table = `${rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ')).join('\n')}\n`;
-  const alarms = hosts.filter((host) => host.alarms > 0).map((host) => `ALARM ${host.mac}: ${host.lastAlarm ?? 'alarm'}${host.alarms > 1 ? ` (${host.alarms} alarms)` : ''}\n`);
+  const alarms = hosts
+    .filter((host) => host.alarms > 0)
+    .map((host) => `ALARM ${host.mac}: ${host.lastAlarm ?? 'alarm'}${host.alarms > 1 ? ` (${host.alarms} alarms)` : ''}\n`);
   return table + alarms.join('');
 }

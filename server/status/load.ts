@@ -53,7 +53,11 @@ export class LoadSampler {
             this.failing = false;
           },
           (error: unknown) => {
-            if (!this.failing) this.options.log?.warn({ event: 'load-sample-failed', err: error }, 'status: load sampling failed; the last sample is shown until it works again');
+            if (!this.failing)
+              this.options.log?.warn(
+                { event: 'load-sample-failed', err: error },
+                'status: load sampling failed; the last sample is shown until it works again',
+              );
             this.failing = true;
           },
         )

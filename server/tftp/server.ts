@@ -187,7 +187,10 @@ export class TftpServer {
     } catch (error) {
       socket.close();
       const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-      throw Object.assign(new Error(`tftp: cannot bind ${this.options.address}:${this.options.port}: ${code}${heldBy(error, 'udp', this.options.port)}`), { code, cause: error });
+      throw Object.assign(new Error(`tftp: cannot bind ${this.options.address}:${this.options.port}: ${code}${heldBy(error, 'udp', this.options.port)}`), {
+        code,
+        cause: error,
+      });
     }
     this.socket = socket;
     this.boundPort = socket.address().port;
@@ -447,14 +450,7 @@ export class TftpServer {
    * goes out at most every 10 s per kind of cap, so a crowd of retrying
    * clients cannot flood the log.
    */
-  private refuseBusy(
-    cap: 'server' | 'client',
-    client: TftpClient,
-    file: string,
-    message: string,
-    now: number,
-    fields: Record<string, unknown>,
-  ): void {
+  private refuseBusy(cap: 'server' | 'client', client: TftpClient, file: string, message: string, now: number, fields: Record<string, unknown>): void {
     this.refuse(client, file, ErrorCode.notDefined, message, 'debug');
     if (now - this.lastBusyWarning[cap] < 10_000) return;
     this.lastBusyWarning[cap] = now;

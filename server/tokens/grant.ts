@@ -42,7 +42,7 @@ export const dhcpProofMs = 10 * 60 * 1000;
 
 export function decideTokenGrant(facts: GrantFacts): TokenGrant {
   const { mac, requester } = facts;
-  if (requester === undefined) return withhold('the requester\'s address is unknown');
+  if (requester === undefined) return withhold("the requester's address is unknown");
   const neighbor = (): TokenGrant =>
     facts.neighborMac === mac
       ? { kind: 'grant' }

@@ -29,10 +29,7 @@ export interface BootTokenClaims {
   address: string;
 }
 
-export type HostTokenClaims =
-  | BootTokenClaims
-  | { kind: 'image'; mac: string; nonce: string }
-  | { kind: 'guest'; mac: string; nonce: string; domain: string };
+export type HostTokenClaims = BootTokenClaims | { kind: 'image'; mac: string; nonce: string } | { kind: 'guest'; mac: string; nonce: string; domain: string };
 
 /**
  * 9 random bytes, base64url. Tokens are kept short: a BIOS boot passes
@@ -108,7 +105,11 @@ export class HostTokens {
   }
 
   private sign(fields: string[]): string {
-    return createHmac('sha256', this.secret).update(['rackboot host token v2', ...fields].join('\0')).digest().subarray(0, 16).toString('base64url');
+    return createHmac('sha256', this.secret)
+      .update(['rackboot host token v2', ...fields].join('\0'))
+      .digest()
+      .subarray(0, 16)
+      .toString('base64url');
   }
 }
 

@@ -79,10 +79,18 @@ export function decideTokenUse(input: {
       if (alarm) return { kind: 'refuse', reason: 'the token of an earlier boot', alarm };
       const age = now - claims.issuedAt;
       if (use === 'runtime.env') {
-        if (age > runtimeEnvWindowMs) return { kind: 'refuse', reason: `the boot token is ${Math.round(age / 60_000)} minutes old; runtime.env goes out within ${runtimeEnvWindowMs / 60_000} minutes of the boot script` };
+        if (age > runtimeEnvWindowMs)
+          return {
+            kind: 'refuse',
+            reason: `the boot token is ${Math.round(age / 60_000)} minutes old; runtime.env goes out within ${runtimeEnvWindowMs / 60_000} minutes of the boot script`,
+          };
         const served = standing.kind === 'current' ? standing.runtimeEnv : undefined;
         if (served !== undefined && (now - served.firstAt > runtimeEnvRetryMs || served.fetches >= runtimeEnvMaximumFetches)) {
-          return { kind: 'refuse', reason: 'this boot fetched its runtime.env already', alarm: `runtime.env of ${mac} was asked for again with one boot's token, from ${from}` };
+          return {
+            kind: 'refuse',
+            reason: 'this boot fetched its runtime.env already',
+            alarm: `runtime.env of ${mac} was asked for again with one boot's token, from ${from}`,
+          };
         }
         return { kind: 'allow', claims, spend: true };
       }

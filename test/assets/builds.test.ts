@@ -22,10 +22,13 @@ after(() => rm(assets, { recursive: true, force: true }));
 
 test('list: every build with a readable manifest, in order of id; folders being written, empty or broken are not builds', async () => {
   const store = new AssetStore(assets);
-  assert.deepEqual((await store.list()).map((build) => [build.id, build.manifest.files.map((file) => file.name)]), [
-    ['b1', ['vmlinuz']],
-    ['b2', ['vmlinuz', 'rackboot.iso']],
-  ]);
+  assert.deepEqual(
+    (await store.list()).map((build) => [build.id, build.manifest.files.map((file) => file.name)]),
+    [
+      ['b1', ['vmlinuz']],
+      ['b2', ['vmlinuz', 'rackboot.iso']],
+    ],
+  );
 });
 
 test('a malformed manifest is an error naming its file and field, not a build with undefined fields', async () => {

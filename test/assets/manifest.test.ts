@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BUILD_FILES, OPTIONAL_BUILD_FILES, buildId, contentDigestInput, createManifest, parseManifest, type ManifestFile } from '../../server/assets/manifest.js';
+import {
+  BUILD_FILES,
+  OPTIONAL_BUILD_FILES,
+  buildId,
+  contentDigestInput,
+  createManifest,
+  parseManifest,
+  type ManifestFile,
+} from '../../server/assets/manifest.js';
 
 const sha = (c: string): string => c.repeat(64);
 
@@ -34,10 +42,7 @@ test('createManifest orders files as BUILD_FILES and refuses missing or unknown 
   assert.equal(m.release, 'bookworm');
   assert.equal(m.created, '2025-05-20T10:00:00.000Z');
   assert.throws(() => createManifest('id', created, files().slice(1), 'tiny'), /manifest is missing xen$/);
-  assert.throws(
-    () => createManifest('id', created, [...files(), { ...files()[0]!, name: 'grub.efi' as 'xen' }], 'tiny'),
-    /must be distinct names/,
-  );
+  assert.throws(() => createManifest('id', created, [...files(), { ...files()[0]!, name: 'grub.efi' as 'xen' }], 'tiny'), /must be distinct names/);
 });
 
 test('parseManifest accepts what createManifest writes and names bad fields', () => {

@@ -152,7 +152,12 @@ async function start(name: ServerName, ns: Netns, dir: string, kea: string): Pro
       args.push('--http-port', '8080', '--tftp-port', '6969');
       const nodeArgs = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : [];
       const child = ns.spawn(process.execPath, [...nodeArgs, ...args], { stdio });
-      await waitUntil('rackboot serve', () => tail(logFile).includes('rackboot is serving'), child, () => tail(logFile));
+      await waitUntil(
+        'rackboot serve',
+        () => tail(logFile).includes('rackboot is serving'),
+        child,
+        () => tail(logFile),
+      );
       return {
         child,
         stored: () => {
@@ -169,12 +174,27 @@ async function start(name: ServerName, ns: Netns, dir: string, kea: string): Pro
       const leases = join(dir, 'dnsmasq.leases');
       const child = ns.spawn(
         'dnsmasq',
-        ['--keep-in-foreground', '--conf-file=/dev/null', '--port=0', '--no-ping', `--interface=${serverDevice}`, '--bind-interfaces',
-          `--dhcp-range=${pool.start},${pool.end},255.255.0.0,1h`, '--dhcp-lease-max=100000', `--dhcp-leasefile=${leases}`,
-          '--pid-file=', '--log-facility=-'],
+        [
+          '--keep-in-foreground',
+          '--conf-file=/dev/null',
+          '--port=0',
+          '--no-ping',
+          `--interface=${serverDevice}`,
+          '--bind-interfaces',
+          `--dhcp-range=${pool.start},${pool.end},255.255.0.0,1h`,
+          '--dhcp-lease-max=100000',
+          `--dhcp-leasefile=${leases}`,
+          '--pid-file=',
+          '--log-facility=-',
+        ],
         { stdio },
       );
-      await waitUntil('dnsmasq', () => listening(ns), child, () => tail(logFile));
+      await waitUntil(
+        'dnsmasq',
+        () => listening(ns),
+        child,
+        () => tail(logFile),
+      );
       return { child, stored: () => (existsSync(leases) ? readFileSync(leases, 'utf8').split('\n').filter(Boolean).length : 0) };
     }
     const leases = join(dir, 'kea-leases4.csv');
@@ -192,7 +212,12 @@ async function start(name: ServerName, ns: Netns, dir: string, kea: string): Pro
       }),
     );
     const child = ns.spawn(kea, ['-c', config], { stdio, env: { ...process.env, KEA_PIDFILE_DIR: dir, KEA_LOCKFILE_DIR: dir } });
-    await waitUntil('kea-dhcp4', () => listening(ns), child, () => tail(logFile));
+    await waitUntil(
+      'kea-dhcp4',
+      () => listening(ns),
+      child,
+      () => tail(logFile),
+    );
     return {
       child,
       // The CSV gets a line per change of a lease: count addresses, not lines.

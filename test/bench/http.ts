@@ -75,7 +75,12 @@ function writeAssets(root: string): { assets: string; file: string; sha256: stri
   const data = randomBytes(FILE_BYTES);
   const sha256 = createHash('sha256').update(data).digest('hex');
   writeFileSync(join(dir, 'initrd.gz'), data);
-  const manifest = { id: BUILD_ID, created: '2026-01-01T00:00:00.000Z', release: 'bookworm', files: [{ name: 'initrd.gz', size: data.length, sha256, package: 'bench', version: '1' }] };
+  const manifest = {
+    id: BUILD_ID,
+    created: '2026-01-01T00:00:00.000Z',
+    release: 'bookworm',
+    files: [{ name: 'initrd.gz', size: data.length, sha256, package: 'bench', version: '1' }],
+  };
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
   return { assets, file: join(dir, 'initrd.gz'), sha256 };
 }
@@ -196,7 +201,10 @@ async function main(): Promise<void> {
       nginx: `http://${serverAddress}:${ports.nginx}${path}`,
     };
     const pids = {} as Record<ServerName, number>;
-    for (const [name, flags] of [['rackboot', ''], ['rackbootNode', 'nosendfile']] as const) {
+    for (const [name, flags] of [
+      ['rackboot', ''],
+      ['rackbootNode', 'nosendfile'],
+    ] as const) {
       const child = await startRackboot(serverNs, assets, ports[name], flags);
       children.push(child);
       pids[name] = child.pid!;
@@ -251,7 +259,7 @@ async function main(): Promise<void> {
         `idle resident memory: rackboot ${idle.rackboot.toFixed(0)} MiB, rackboot without sendfile ${idle.rackbootNode.toFixed(0)} MiB, nginx ${idle.nginx.toFixed(0)} MiB (master + worker)`,
         'RSS: peak during the row. "no sendfile": rackboot with sendfile off (Node writes the file from its 256 MiB memory cache, as it would over TLS).',
         '',
-        'CPU ms/GB: the server\'s own CPU time per GB sent; machine ms/GB: every CPU\'s busy time (client and kernel too) per GB, while that server ran.',
+        "CPU ms/GB: the server's own CPU time per GB sent; machine ms/GB: every CPU's busy time (client and kernel too) per GB, while that server ran.",
         '',
         'connections rackboot GB/s nginx GB/s  ratio rackboot RSS MiB nginx RSS MiB no-sendfile GB/s   ns ratio   ns RSS MiB rackboot CPU/GB nginx CPU/GB rackboot machine/GB nginx machine/GB',
         ...rows,

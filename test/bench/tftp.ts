@@ -123,7 +123,10 @@ async function atftp(ns: Netns, address: string, port: number, file: string, win
   if (windowSize > 1) args.push('--option', `windowsize ${windowSize}`);
   args.push(address, String(port));
   const started = performance.now();
-  const child = cpu === undefined ? ns.spawn('atftp', args, { stdio: ['ignore', 'ignore', 'pipe'] }) : ns.spawn('taskset', ['-c', String(cpu), 'atftp', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child =
+    cpu === undefined
+      ? ns.spawn('atftp', args, { stdio: ['ignore', 'ignore', 'pipe'] })
+      : ns.spawn('taskset', ['-c', String(cpu), 'atftp', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const [code] = (await once(child, 'exit')) as [number | null];
@@ -137,7 +140,28 @@ async function atftp(ns: Netns, address: string, port: number, file: string, win
 
 /** Whether a server's OACK to `windowsize 8` carries windowsize (atftp --trace prints the OACK). */
 function takesWindowSize(ns: Netns, port: number, file: string): boolean {
-  const traced = spawnSync('ip', ['netns', 'exec', ns.name, 'atftp', '--trace', '--get', '-r', file, '-l', '/dev/null', '--option', `blksize ${blockSize}`, '--option', 'windowsize 8', serverAddress, String(port)], { encoding: 'utf8' });
+  const traced = spawnSync(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns.name,
+      'atftp',
+      '--trace',
+      '--get',
+      '-r',
+      file,
+      '-l',
+      '/dev/null',
+      '--option',
+      `blksize ${blockSize}`,
+      '--option',
+      'windowsize 8',
+      serverAddress,
+      String(port),
+    ],
+    { encoding: 'utf8' },
+  );
   const oack = `${traced.stdout}${traced.stderr}`.split('\n').find((line) => line.startsWith('received OACK'));
   if (oack === undefined) throw new Error(`no OACK from port ${port}: ${traced.stdout.slice(0, 300)}${traced.stderr.slice(0, 300)}`);
   return /windowsize: 8/.test(oack);
@@ -203,13 +227,28 @@ async function main(): Promise<void> {
   try {
     serverNs.linkTo(clientNs, { device: 'bench-s', cidr: `${serverAddress}/24` }, { device: 'bench-c', cidr: `${clientAddress}/24` });
 
-    const rackboot = await startIn(serverNs, process.execPath, [join(support, 'serve-folder.js'), root, serverAddress, String(ports.rackboot), '128', '128'], true);
+    const rackboot = await startIn(
+      serverNs,
+      process.execPath,
+      [join(support, 'serve-folder.js'), root, serverAddress, String(ports.rackboot), '128', '128'],
+      true,
+    );
     children.push(rackboot.child);
     const dnsmasq = await startIn(
       serverNs,
       'dnsmasq',
-      ['--keep-in-foreground', '--conf-file=/dev/null', '--port=0', '--enable-tftp', `--tftp-root=${root}`, `--listen-address=${serverAddress}`,
-        '--bind-interfaces', '--tftp-max=128', '--pid-file=', '--log-facility=/dev/null'],
+      [
+        '--keep-in-foreground',
+        '--conf-file=/dev/null',
+        '--port=0',
+        '--enable-tftp',
+        `--tftp-root=${root}`,
+        `--listen-address=${serverAddress}`,
+        '--bind-interfaces',
+        '--tftp-max=128',
+        '--pid-file=',
+        '--log-facility=/dev/null',
+      ],
       false,
     );
     children.push(dnsmasq.child);
@@ -261,7 +300,12 @@ async function main(): Promise<void> {
           relayRows[i]!.results[name] = relayRows[0]!.results[name]!;
           continue;
         }
-        const relay = await startIn(clientNs, process.execPath, [join(support, 'relay-main.js'), '127.0.0.1', clientAddress, serverAddress, String(ports[name]), '0.01', '10', '0', '7'], true);
+        const relay = await startIn(
+          clientNs,
+          process.execPath,
+          [join(support, 'relay-main.js'), '127.0.0.1', clientAddress, serverAddress, String(ports[name]), '0.01', '10', '0', '7'],
+          true,
+        );
         try {
           const before = cpuMs(pids[name]);
           const speed = await atftp(clientNs, '127.0.0.1', relay.info!.port, 'relay.bin', windowSize, output(), hashes.relay!);
@@ -273,15 +317,15 @@ async function main(): Promise<void> {
         }
       }
     }
-    tables.push(formatTable('2. 1 MB through the relay, 1% loss and 10 ms each way (one run each; dnsmasq and tftpd-hpa: windowsize 1 in every row)', relayRows, false));
+    tables.push(
+      formatTable('2. 1 MB through the relay, 1% loss and 10 ms each way (one run each; dnsmasq and tftpd-hpa: windowsize 1 in every row)', relayRows, false),
+    );
 
     // 3. 50 clients at once, wherever the scheduler puts them.
     const crowd: Row = { what: '50 clients, 16 MB each, windowsize 8', results: {} };
     for (const name of sections.has(3) ? serverNames : []) {
       const started = performance.now();
-      await Promise.all(
-        Array.from({ length: 50 }, () => atftp(clientNs, serverAddress, ports[name], 'crowd.bin', 8, output(), hashes.crowd!)),
-      );
+      await Promise.all(Array.from({ length: 50 }, () => atftp(clientNs, serverAddress, ports[name], 'crowd.bin', 8, output(), hashes.crowd!)));
       crowd.results[name] = { speeds: [(50 * files.crowd.length) / 1e6 / ((performance.now() - started) / 1000)], cpu: [] };
       process.stderr.write(`crowd ${labels[name]}: ${crowd.results[name]!.speeds[0]!.toFixed(1)}\n`);
     }

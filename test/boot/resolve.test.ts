@@ -62,7 +62,10 @@ test('resolveHostBoot: default profile fills {mac}, dhcp network, testing entry,
   assert.match(boot.plan.kernelCommandLine, / rackboot\.net=dhcp$/);
 
   const testing = resolveHostBoot({
-    mac: '52:54:00:12:34:56', platform: 'bios', build, endpoints,
+    mac: '52:54:00:12:34:56',
+    platform: 'bios',
+    build,
+    endpoints,
     profile: makeProfile({ boot: { entry: 'testing', xenArgs: 'dom0_mem=1G', kernelArgs: 'rackboot.poweroff=1', menuTimeout: 5 } }),
   });
   assert.ok(testing.kind === 'boot');
@@ -70,7 +73,13 @@ test('resolveHostBoot: default profile fills {mac}, dhcp network, testing entry,
   assert.match(testing.plan.kernelCommandLine, /^console=tty0 console=hvc0 swiotlb=8192 ignore_loglevel rackboot\.server=/);
   assert.match(testing.plan.kernelCommandLine, / rackboot\.poweroff=1$/);
 
-  const memtest = resolveHostBoot({ mac: '52:54:00:12:34:56', platform: 'bios', build, endpoints, profile: makeProfile({ boot: { entry: 'memtest', xenArgs: '', kernelArgs: '', menuTimeout: 5 } }) });
+  const memtest = resolveHostBoot({
+    mac: '52:54:00:12:34:56',
+    platform: 'bios',
+    build,
+    endpoints,
+    profile: makeProfile({ boot: { entry: 'memtest', xenArgs: '', kernelArgs: '', menuTimeout: 5 } }),
+  });
   assert.ok(memtest.kind === 'boot');
   assert.equal(memtest.plan.entry.name, 'standard');
   assert.equal(memtest.plan.entryNote, 'boot entry "memtest" is not in this build; booting "standard"');
@@ -95,7 +104,10 @@ test('resolveHostBoot: the menu offers only what the build and the platform have
   assert.deepEqual(names('efi64', [...base, 'memtest86+x64.efi']), ['standard', 'testing', 'memtest']);
 
   const memtest = resolveHostBoot({
-    mac: '52:54:00:12:34:56', platform: 'bios', endpoints, build: buildWith(...base, 'memtest86+x64.bin'),
+    mac: '52:54:00:12:34:56',
+    platform: 'bios',
+    endpoints,
+    build: buildWith(...base, 'memtest86+x64.bin'),
     profile: makeProfile({ boot: { entry: 'memtest', xenArgs: '', kernelArgs: '', menuTimeout: 0 } }),
   });
   assert.ok(memtest.kind === 'boot');
@@ -117,7 +129,15 @@ test('resolveHostBoot: guests get stable MACs; ones whose parts are missing are 
   const withGuest = resolveHostBoot({ mac: '52:54:00:12:34:56', platform: 'bios', profile, build: buildWith('vmlinuz', 'guest.initrd.gz'), endpoints });
   assert.ok(withGuest.kind === 'boot');
   const { plan } = withGuest;
-  assert.deepEqual(plan.domains.map((domain) => [domain.name, domain.start]), [['demo1', true], ['demo2', true], ['idle', false], ['custom', false]]);
+  assert.deepEqual(
+    plan.domains.map((domain) => [domain.name, domain.start]),
+    [
+      ['demo1', true],
+      ['demo2', true],
+      ['idle', false],
+      ['custom', false],
+    ],
+  );
   assert.equal(plan.domains[0]!.mac, deriveDomainMac('52:54:00:12:34:56', 'demo1', new Set(['52:54:00:12:34:56', '02:00:00:00:00:02'])));
   assert.equal(plan.domains[1]!.mac, '02:00:00:00:00:02');
   assert.equal(new Set(plan.domains.map((domain) => domain.mac)).size, 4);
@@ -127,14 +147,21 @@ test('resolveHostBoot: guests get stable MACs; ones whose parts are missing are 
   // A build without the guest userland (the tiny runtime): no guests, the host boots all the same.
   const tiny = resolveHostBoot({ mac: '52:54:00:12:34:56', platform: 'bios', profile, build: buildWith('xen', 'vmlinuz', 'initrd.gz'), endpoints });
   assert.ok(tiny.kind === 'boot');
-  assert.deepEqual(tiny.plan.domains.map((domain) => domain.start), [false, false, false, false]);
+  assert.deepEqual(
+    tiny.plan.domains.map((domain) => domain.start),
+    [false, false, false, false],
+  );
   assert.deepEqual(tiny.plan.guestParts, []);
   assert.deepEqual(tiny.plan.notes, [
     'domain demo1 not started: build has no guest.initrd.gz',
     'domain demo2 not started: build has no guest.initrd.gz',
     'domain custom not started: build has no vmlinuz-custom or custom.gz',
   ]);
-  assert.deepEqual(tiny.plan.domains.map((domain) => domain.mac), plan.domains.map((domain) => domain.mac), 'MACs do not depend on the build');
+  assert.deepEqual(
+    tiny.plan.domains.map((domain) => domain.mac),
+    plan.domains.map((domain) => domain.mac),
+    'MACs do not depend on the build',
+  );
 });
 
 test('resolveHostBoot: no profile and no build are named results', () => {

@@ -15,9 +15,16 @@ function facts(overrides: Partial<ClientFacts>): ClientFacts {
 
 test('--tftp-server: firmware loaders name the other TFTP server; HTTP URLs stay on this one', () => {
   assert.deepEqual(chooseBootFile(facts({ isPxe: true, arch: ClientArch.biosX86 }), endpoints), { kind: 'tftp', file: 'undionly.kpxe', server: elsewhere });
-  assert.deepEqual(chooseBootFile(facts({ isPxe: true, arch: ClientArch.efiBc, platform: 'efi64' }), endpoints), { kind: 'tftp', file: 'ipxe.efi', server: elsewhere });
+  assert.deepEqual(chooseBootFile(facts({ isPxe: true, arch: ClientArch.efiBc, platform: 'efi64' }), endpoints), {
+    kind: 'tftp',
+    file: 'ipxe.efi',
+    server: elsewhere,
+  });
   assert.deepEqual(chooseBootFile(facts({ isPxe: true, isIpxe: true }), endpoints), { kind: 'http', url: 'http://198.18.0.1:8080/boot.ipxe' });
-  assert.deepEqual(chooseBootFile(facts({ isHttpBoot: true, arch: 16, platform: 'efi64' }), endpoints), { kind: 'http', url: 'http://198.18.0.1:8080/ipxe.efi' });
+  assert.deepEqual(chooseBootFile(facts({ isHttpBoot: true, arch: 16, platform: 'efi64' }), endpoints), {
+    kind: 'http',
+    url: 'http://198.18.0.1:8080/ipxe.efi',
+  });
 });
 
 test('--tftp-server: a UEFI PXE offer carries it in siaddr and option 66; the server identifier stays ours', () => {

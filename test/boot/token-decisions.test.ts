@@ -3,7 +3,15 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { HostTokens } from '../../server/tokens/host-token.js';
 import { decideTokenGrant, DhcpAnswers, dhcpProofMs, type GrantFacts } from '../../server/tokens/grant.js';
-import { BootLedger, bootTokenLifetimeMs, decideTokenUse, runtimeEnvMaximumFetches, runtimeEnvRetryMs, runtimeEnvWindowMs, type TokenUse } from '../../server/tokens/use.js';
+import {
+  BootLedger,
+  bootTokenLifetimeMs,
+  decideTokenUse,
+  runtimeEnvMaximumFetches,
+  runtimeEnvRetryMs,
+  runtimeEnvWindowMs,
+  type TokenUse,
+} from '../../server/tokens/use.js';
 
 const mac = '52:54:00:12:34:56';
 const stranger = '02:00:00:00:0b:ad';
@@ -65,7 +73,15 @@ test('DhcpAnswers keeps the newest answer per MAC, and at most its capacity of M
 
 const tokens = new HostTokens(randomBytes(32));
 /** A report names a guest's own stage when it names a guest, else the host's. */
-const use = (ledger: BootLedger, token: string | undefined, what: TokenUse, requester: string, at = now, domain?: string, stage = domain ? 'guest-ready' : 'booted') => {
+const use = (
+  ledger: BootLedger,
+  token: string | undefined,
+  what: TokenUse,
+  requester: string,
+  at = now,
+  domain?: string,
+  stage = domain ? 'guest-ready' : 'booted',
+) => {
   const claims = tokens.read(mac, token, domain);
   const decision = decideTokenUse({
     mac,
@@ -127,7 +143,10 @@ test('two boots of one MAC at once: the token of an earlier boot shown after a n
   assert.equal(use(ledger, guest, 'event', '198.18.0.150', now, 'web1').kind, 'allow');
   // Someone else boots as the MAC (say with its address too), and gets a boot script.
   mint(ledger, '198.18.0.100', now + 1000);
-  for (const [token, domain] of [[first, undefined], [guest, 'web1']] as const) {
+  for (const [token, domain] of [
+    [first, undefined],
+    [guest, 'web1'],
+  ] as const) {
     const decision = use(ledger, token, 'event', domain ? '198.18.0.150' : '198.18.0.100', now + 2000, domain);
     assert.equal(decision.kind, 'refuse');
     assert.match((decision as { alarm?: string }).alarm ?? '', /two boots of 52:54:00:12:34:56 at once\?/);

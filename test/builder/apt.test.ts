@@ -196,7 +196,11 @@ test('fetchAll reports the bytes on disk as apt writes them: cached ones first, 
     assert.equal(seen[0], deb.length, 'the cached ipxe counts from the start');
     assert.ok(seen.includes(deb.length * 1.5), `half of xen seen on the way (${seen.join(', ')})`);
     assert.equal(seen[seen.length - 1], deb.length * 2, 'all of it at the end');
-    assert.deepEqual([...seen].sort((a, b) => a - b), seen, 'never going back');
+    assert.deepEqual(
+      [...seen].sort((a, b) => a - b),
+      seen,
+      'never going back',
+    );
   } finally {
     await rm(cacheDir, { recursive: true, force: true });
   }

@@ -58,7 +58,7 @@ test('static network: the runtime fetches runtime.env, applies it, prints one re
         "RACKBOOT_HOSTNAME='node01'",
         `RACKBOOT_ROOT_HASH='${ROOT_HASH}'`,
         "RACKBOOT_TIMEZONE='../../etc/passwd'", // refused, and the boot goes on
-        "echo this line is not an assignment and must not run",
+        'echo this line is not an assignment and must not run',
         '',
       ].join('\n'),
     });
@@ -92,7 +92,10 @@ test('static network: the runtime fetches runtime.env, applies it, prints one re
     );
     assert.match(gets(requests)[0]!.userAgent, /Wget/);
     // The boot token travels in a header, on every request, never in a URL.
-    assert.ok(requests.every((r) => r.token === testBootToken && !r.url.includes('token')), JSON.stringify(requests));
+    assert.ok(
+      requests.every((r) => r.token === testBootToken && !r.url.includes('token')),
+      JSON.stringify(requests),
+    );
     // Where the boot stood, reported to the server: booted, the setting that failed, ready.
     assert.deepEqual(reported(requests), ['booted', 'setting-failed', 'ready']);
     assert.ok(requests.every((r) => r.method === 'GET' || r.url === `/hosts/${MAC}/events`));
@@ -148,7 +151,13 @@ test('dhcp network: udhcpc gets a lease; root can log in on the console with the
     udhcpd.stdout!.on('data', (c: Buffer) => (udhcpdLog += c.toString()));
 
     // rackboot.dns is ignored with dhcp; it is here to show the harness's comma escaping reaches dom0 intact.
-    const args = [`rackboot.server=http://198.18.0.1:${PORT}`, `rackboot.mac=${MAC}`, 'rackboot.net=dhcp', 'rackboot.dns=198.18.0.7,198.18.0.8', `rackboot.token=${testBootToken}`].join(' ');
+    const args = [
+      `rackboot.server=http://198.18.0.1:${PORT}`,
+      `rackboot.mac=${MAC}`,
+      'rackboot.net=dhcp',
+      'rackboot.dns=198.18.0.7,198.18.0.8',
+      `rackboot.token=${testBootToken}`,
+    ].join(' ');
     machine = new ConsoleMachine(ns, xenBootArgs(result.dir, args, MAC), QEMU_DEADLINE_MS);
     const ready = await machine.waitFor(READY, QEMU_DEADLINE_MS);
     assert.equal(ready[1], 'node02');

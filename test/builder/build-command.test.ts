@@ -90,7 +90,11 @@ test('on a terminal: live progress bars, then the summary with shortened sha256'
   }
   assert.doesNotMatch(screen, /"level":/, 'no JSON log lines between the bars');
   for (const file of good.files) {
-    assert.match(screen, new RegExp(`^${file.name.replace(/[.+]/g, '\\$&')}\\s+[\\d.]+ (B|KiB|MiB)\\s+${file.sha256.slice(0, 16)}\\s+\\d+\\.\\d s\\r?$`, 'm'), file.name);
+    assert.match(
+      screen,
+      new RegExp(`^${file.name.replace(/[.+]/g, '\\$&')}\\s+[\\d.]+ (B|KiB|MiB)\\s+${file.sha256.slice(0, 16)}\\s+\\d+\\.\\d s\\r?$`, 'm'),
+      file.name,
+    );
     assert.ok(!screen.includes(file.sha256), `${file.name}: the full sha256 does not fit a terminal line`);
   }
   assert.match(screen, new RegExp(`^${good.files.length} parts, [\\d.]+ MiB, built in \\d+\\.\\d s`, 'm'));
@@ -99,9 +103,24 @@ test('on a terminal: live progress bars, then the summary with shortened sha256'
 test('off a terminal, with a settings file and switches over it: plain step lines, full sha256, the pinned Xen is the one built', async () => {
   const out = join(scratch, 'pinned');
   const config = join(scratch, 'pinned.yaml');
-  await writeFile(config, `variant: tiny\nversions:\n  xen: ${OLDER_XEN}\nparts:\n  memtest: false\n  guest: true\niso:\n  sourceDateEpoch: 1600000000\n  volumeLabel: RB_FILE\n`);
+  await writeFile(
+    config,
+    `variant: tiny\nversions:\n  xen: ${OLDER_XEN}\nparts:\n  memtest: false\n  guest: true\niso:\n  sourceDateEpoch: 1600000000\n  volumeLabel: RB_FILE\n`,
+  );
   // The switches win over the file.
-  const result = await run('node', [cli, 'build', '--out', out, '--config', config, '--no-guest', '--volume-label', 'RB_SWITCH', '--source-date-epoch', '1700000000']);
+  const result = await run('node', [
+    cli,
+    'build',
+    '--out',
+    out,
+    '--config',
+    config,
+    '--no-guest',
+    '--volume-label',
+    'RB_SWITCH',
+    '--source-date-epoch',
+    '1700000000',
+  ]);
   assert.equal(result.code, 0, result.stderr);
   const manifest = await manifestOf(out);
   const byName = new Map(manifest.files.map((f) => [f.name, f]));
@@ -129,7 +148,10 @@ test('off a terminal, with a settings file and switches over it: plain step line
   }
   assert.ok(!lines.some((l) => /step "(rootfs|guest)"/.test(l)), 'steps the settings leave out do not appear');
   for (const file of manifest.files) {
-    assert.ok(lines.some((l) => l.startsWith(`${file.name} `) && l.includes(file.sha256)), `${file.name} with its full sha256 in the summary`);
+    assert.ok(
+      lines.some((l) => l.startsWith(`${file.name} `) && l.includes(file.sha256)),
+      `${file.name} with its full sha256 in the summary`,
+    );
   }
   // The log's "build done" line carries the same parts, full sha256 and time each.
   const done = result.stdout

@@ -103,7 +103,10 @@ test('manifest.json lists every file with its real size and sha256 and where it 
 test('the boot files are what their loaders expect', async () => {
   const xen = await readFile(join(second.dir, 'xen'));
   assert.ok(isElf(xen), 'xen is an ELF (gunzipped)');
-  assert.ok(findMultibootHeaders(xen).some((h) => h.version === 1), 'xen has a Multiboot 1 header');
+  assert.ok(
+    findMultibootHeaders(xen).some((h) => h.version === 1),
+    'xen has a Multiboot 1 header',
+  );
   for (const name of ['xen.efi', 'ipxe.efi', 'snponly.efi']) {
     const pe = await readFile(join(second.dir, name));
     assert.equal(pe.toString('latin1', 0, 2), 'MZ', name);
@@ -132,7 +135,18 @@ test('the initrd holds /init, busybox with its applets, device nodes and a close
   assert.ok(init?.type === 'file' && init.mode === 0o755);
   assert.ok(init?.type === 'file' && Buffer.from(init.data).toString().startsWith('#!/bin/sh\n'));
   assert.equal(entries.get('bin/busybox')?.type, 'file');
-  for (const applet of ['bin/sh', 'sbin/init', 'sbin/insmod', 'sbin/modprobe', 'sbin/ip', 'usr/bin/wget', 'sbin/udhcpc', 'sbin/getty', 'bin/login', 'sbin/poweroff']) {
+  for (const applet of [
+    'bin/sh',
+    'sbin/init',
+    'sbin/insmod',
+    'sbin/modprobe',
+    'sbin/ip',
+    'usr/bin/wget',
+    'sbin/udhcpc',
+    'sbin/getty',
+    'bin/login',
+    'sbin/poweroff',
+  ]) {
     assert.deepEqual(entries.get(applet), { type: 'symlink', path: applet, target: '/bin/busybox', mtime: INITRD_MTIME }, applet);
   }
   assert.equal(entries.get('usr/share/udhcpc/default.script')?.type, 'file');
@@ -150,7 +164,10 @@ test('the initrd holds /init, busybox with its applets, device nodes and a close
   const depEntry = entries.get(`${base}/modules.dep`);
   assert.ok(depEntry?.type === 'file');
   const dep = parseModulesDep(Buffer.from(depEntry.data).toString());
-  const shipped = [...entries.keys()].filter((p) => p.endsWith('.ko')).map((p) => p.slice(base.length + 1)).sort();
+  const shipped = [...entries.keys()]
+    .filter((p) => p.endsWith('.ko'))
+    .map((p) => p.slice(base.length + 1))
+    .sort();
   assert.deepEqual([...dep.keys()].sort(), shipped, 'modules.dep lists exactly the shipped modules');
   for (const [path, deps] of dep) for (const d of deps) assert.ok(dep.has(d), `${path} needs ${d}, which is shipped`);
   const names = new Set(shipped.map(moduleNameOf));

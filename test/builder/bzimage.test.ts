@@ -31,7 +31,7 @@ function programHeaders(elf: Buffer): Array<{ type: number; offset: number; file
 function notes(elf: Buffer): Array<{ name: string; type: number }> {
   const found: Array<{ name: string; type: number }> = [];
   for (const header of programHeaders(elf).filter((h) => h.type === 4)) {
-    for (let at = header.offset; at + 12 <= header.offset + header.fileSize; ) {
+    for (let at = header.offset; at + 12 <= header.offset + header.fileSize;) {
       const nameSize = elf.readUInt32LE(at);
       const descSize = elf.readUInt32LE(at + 4);
       found.push({ name: elf.toString('latin1', at + 12, at + 12 + nameSize).replace(/\0+$/, ''), type: elf.readUInt32LE(at + 8) });
@@ -52,7 +52,9 @@ test("Debian's vmlinuz: an xz payload that unpacks to a 64-bit ELF with Xen's PV
   const loads = programHeaders(elf).filter((h) => h.type === 1);
   assert.ok(loads.length >= 2, `${loads.length} PT_LOAD segments`);
   for (const load of loads) assert.ok(load.offset + load.fileSize <= elf.length, 'every loaded segment lies inside the file');
-  const xen = notes(elf).filter((n) => n.name === 'Xen').map((n) => n.type);
+  const xen = notes(elf)
+    .filter((n) => n.name === 'Xen')
+    .map((n) => n.type);
   // XEN_ELFNOTE_ENTRY (1) and XEN_ELFNOTE_GUEST_OS (6): what makes it bootable as a PV guest without the bzImage.
   assert.ok(xen.includes(1) && xen.includes(6), `Xen notes ${JSON.stringify(xen)}`);
   process.stdout.write(`# vmlinuz ${vmlinuz.length} bytes; its ELF ${elf.length} bytes\n`);
@@ -73,7 +75,7 @@ test('bzImagePayload: a file that is not a bzImage is refused with the field tha
   assert.throws(() => bzImagePayload(unknown), /payload starts with aaaaaaaaaaaa, no known compression/);
 });
 
-test('kernelElfOf: a damaged payload fails with the decompressor\'s reason', async () => {
+test("kernelElfOf: a damaged payload fails with the decompressor's reason", async () => {
   const damaged = Buffer.from(vmlinuz);
   const start = (damaged[0x1f1]! + 1) * 512 + damaged.readUInt32LE(0x248);
   damaged.fill(0, start + 1000, start + 3000);

@@ -61,7 +61,11 @@ test('a file sets every field; what it leaves out keeps its default', () => {
     iso: { sourceDateEpoch: 1_700_000_000, volumeLabel: 'RB_TEST_01' },
   });
   assert.deepEqual(settingsFromText('# nothing set\n', 'empty.yaml'), DEFAULT_BUILD_SETTINGS);
-  assert.deepEqual(settingsFromText('versions:\n  # xen: 4.17.5+72-g01140da4e8-1\nparts:\niso:\n', 'commented.yaml'), DEFAULT_BUILD_SETTINGS, 'sections with every setting commented out');
+  assert.deepEqual(
+    settingsFromText('versions:\n  # xen: 4.17.5+72-g01140da4e8-1\nparts:\niso:\n', 'commented.yaml'),
+    DEFAULT_BUILD_SETTINGS,
+    'sections with every setting commented out',
+  );
   // A version YAML would read as a number keeps its text.
   assert.equal(settingsFromText('versions:\n  memtest: 6.10\n', 'n.yaml').versions.memtest, '6.10');
 });
@@ -98,7 +102,9 @@ test('every problem names the file, line, column and field; unknown fields are r
   assert.deepEqual(problems('variant: [tiny]\n'), ['build.yaml:1:10: variant: want a single value']);
   assert.deepEqual(problems('variant: huge\n'), ['build.yaml:1:10: variant: "huge" is not a variant (want debian or tiny)']);
   assert.deepEqual(problems('parts: yes\n'), ['build.yaml:1:8: parts: want a mapping of memtest, guest, iso']);
-  assert.deepEqual(problems('versions:\n  1: x\n'), ['build.yaml:2:3: versions: field names are plain words; known fields here: xen, kernel, ipxe, memtest, busybox']);
+  assert.deepEqual(problems('versions:\n  1: x\n'), [
+    'build.yaml:2:3: versions: field names are plain words; known fields here: xen, kernel, ipxe, memtest, busybox',
+  ]);
   assert.deepEqual(problems('- release\n'), ['build.yaml:1:1: want a mapping of release, versions, variant, parts, iso']);
   assert.deepEqual(problems('variant: &x tiny\nrelease: *x\n'), ['build.yaml:2:10: aliases (*x) are not supported here; write the value out']);
   // The parser notices the missing quote at the end of the file.
@@ -138,13 +144,24 @@ test('switches win over the file, the file over the defaults; a bad switch is na
 });
 
 test('a file that cannot be read is named', async () => {
-  await assert.rejects(loadBuildConfig('/nonexistent/build.yaml'), /^BuildConfigError: \/nonexistent\/build\.yaml: cannot read the build configuration: ENOENT$/);
+  await assert.rejects(
+    loadBuildConfig('/nonexistent/build.yaml'),
+    /^BuildConfigError: \/nonexistent\/build\.yaml: cannot read the build configuration: ENOENT$/,
+  );
 });
 
 test('rackboot build has a switch for every setting, and the CLI refuses a bad file naming the line', async () => {
   const cli = repo('dist/server/cli.js');
   const help = execFileSync('node', [cli, 'build', '--help'], { encoding: 'utf8' });
-  const switches = ['--config', '--release', ...PINNED_PARTS.map((p) => `--${p}-version`), '--variant', ...OPTIONAL_PARTS.map((p) => `--${p}`), '--source-date-epoch', '--volume-label'];
+  const switches = [
+    '--config',
+    '--release',
+    ...PINNED_PARTS.map((p) => `--${p}-version`),
+    '--variant',
+    ...OPTIONAL_PARTS.map((p) => `--${p}`),
+    '--source-date-epoch',
+    '--volume-label',
+  ];
   for (const name of switches) assert.match(help, new RegExp(`^\\s+${name}\\s`, 'm'), name);
 
   const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
@@ -156,7 +173,10 @@ test('rackboot build has a switch for every setting, and the CLI refuses a bad f
     let stderr = '';
     let status = 0;
     try {
-      execFileSync('node', [cli, 'build', '--out', join(dir, 'out'), '--config', join(dir, 'bad.yaml')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      execFileSync('node', [cli, 'build', '--out', join(dir, 'out'), '--config', join(dir, 'bad.yaml')], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
     } catch (error) {
       ({ stderr, status } = error as { stderr: string; status: number });
     }
@@ -181,5 +201,5 @@ test('each build switch names a setting of the file, and the switches given beco
   const settings = applySwitches(DEFAULT_BUILD_SETTINGS, switchesFromArgs({ 'memtest-version': '6.10-4', guest: false }));
   assert.equal(settings.versions.memtest, '6.10-4');
   assert.equal(settings.parts.guest, false);
-  assert.equal(settings.parts.iso, DEFAULT_BUILD_SETTINGS.parts.iso, 'what is not switched keeps the file\'s value');
+  assert.equal(settings.parts.iso, DEFAULT_BUILD_SETTINGS.parts.iso, "what is not switched keeps the file's value");
 });

@@ -25,15 +25,21 @@ test('encode then decode gives the members back, sorted, with the fixed mtime', 
   assert.equal(init?.type, 'file');
   assert.equal(init?.type === 'file' && Buffer.from(init.data).toString(), '#!/bin/sh\necho hi\n');
   assert.equal(init?.type === 'file' && init.mode, 0o755);
-  assert.deepEqual(decoded.find((e) => e.path === 'bin/sh'), { type: 'symlink', path: 'bin/sh', target: '/bin/busybox', mtime: 946684800 });
-  assert.deepEqual(decoded.find((e) => e.path === 'dev/console'), {
-    type: 'character-device',
-    path: 'dev/console',
-    mode: 0o600,
-    major: 5,
-    minor: 1,
-    mtime: 946684800,
-  });
+  assert.deepEqual(
+    decoded.find((e) => e.path === 'bin/sh'),
+    { type: 'symlink', path: 'bin/sh', target: '/bin/busybox', mtime: 946684800 },
+  );
+  assert.deepEqual(
+    decoded.find((e) => e.path === 'dev/console'),
+    {
+      type: 'character-device',
+      path: 'dev/console',
+      mode: 0o600,
+      major: 5,
+      minor: 1,
+      mtime: 946684800,
+    },
+  );
 });
 
 test('the encoding is stable: input order does not matter', () => {
@@ -75,10 +81,22 @@ test('GNU cpio reads the archive and agrees on every member', () => {
   const listing = execFileSync('cpio', ['-itv', '--quiet'], { input: encodeCpio(withParentDirectories(sample), { mtime: 946684800 }) }).toString();
   const lines = listing.trim().split('\n');
   assert.equal(lines.length, 6);
-  assert.match(lines.find((l) => l.endsWith(' init'))!, /^-rwxr-xr-x +1 root +root +18 /);
-  assert.match(lines.find((l) => l.includes('bin/sh'))!, /^lrwxrwxrwx .* bin\/sh -> \/bin\/busybox$/);
-  assert.match(lines.find((l) => l.includes('dev/console'))!, /^crw------- .* 5, +1 .*dev\/console$/);
-  assert.match(lines.find((l) => l.endsWith(' bin'))!, /^drwxr-xr-x /);
+  assert.match(
+    lines.find((l) => l.endsWith(' init'))!,
+    /^-rwxr-xr-x +1 root +root +18 /,
+  );
+  assert.match(
+    lines.find((l) => l.includes('bin/sh'))!,
+    /^lrwxrwxrwx .* bin\/sh -> \/bin\/busybox$/,
+  );
+  assert.match(
+    lines.find((l) => l.includes('dev/console'))!,
+    /^crw------- .* 5, +1 .*dev\/console$/,
+  );
+  assert.match(
+    lines.find((l) => l.endsWith(' bin'))!,
+    /^drwxr-xr-x /,
+  );
 });
 
 test('withParentDirectories adds each missing parent once, keeping existing ones', () => {
@@ -102,7 +120,11 @@ test('paths are made relative; the root, "..", and duplicates are refused', () =
   assert.throws(() => normalisePath('/'), /names the archive root/);
   assert.throws(() => normalisePath('lib/../etc/passwd'), /"\." or "\.\." component/);
   assert.throws(
-    () => encodeCpio([{ type: 'directory', path: 'etc', mode: 0o755 }, { type: 'directory', path: '/etc', mode: 0o755 }]),
+    () =>
+      encodeCpio([
+        { type: 'directory', path: 'etc', mode: 0o755 },
+        { type: 'directory', path: '/etc', mode: 0o755 },
+      ]),
     /cpio path "etc" appears twice/,
   );
 });

@@ -9,19 +9,35 @@ const context = { release: 'bookworm', out: '/srv/boot-assets' };
 
 test("apt's and the file system's words become what they mean for the build", () => {
   // apt-get 2.6's last stderr lines, as CommandError.detail keeps them.
-  assert.equal(explainFailure("E: Version '9.9' for 'xen-hypervisor-4.17-amd64' was not found", undefined, context), 'package xen-hypervisor-4.17-amd64=9.9 not found in bookworm');
+  assert.equal(
+    explainFailure("E: Version '9.9' for 'xen-hypervisor-4.17-amd64' was not found", undefined, context),
+    'package xen-hypervisor-4.17-amd64=9.9 not found in bookworm',
+  );
   assert.equal(explainFailure('E: Unable to locate package nosuch', undefined, context), 'package nosuch not found in bookworm');
   assert.equal(
-    explainFailure("E: Failed to fetch http://deb.debian.org/debian/pool/main/i/ipxe/ipxe_1.0.0%2bgit_all.deb  Temporary failure resolving 'deb.debian.org'", undefined, context),
+    explainFailure(
+      "E: Failed to fetch http://deb.debian.org/debian/pool/main/i/ipxe/ipxe_1.0.0%2bgit_all.deb  Temporary failure resolving 'deb.debian.org'",
+      undefined,
+      context,
+    ),
     "cannot reach the apt mirror: Temporary failure resolving 'deb.debian.org' (fetching http://deb.debian.org/debian/pool/main/i/ipxe/ipxe_1.0.0%2bgit_all.deb)",
   );
-  assert.equal(explainFailure('ENOSPC: no space left on device, write', { code: 'ENOSPC' }, context), `no space left on device (under /srv/boot-assets or ${tmpdir()})`);
-  assert.equal(explainFailure('ENOSPC: no space left on device, copyfile', { code: 'ENOSPC', path: '/srv/boot-assets/builds/.partial-1/xen.efi' }, context), 'no space left on device writing /srv/boot-assets/builds/.partial-1/xen.efi');
-  assert.equal(explainFailure('EACCES: permission denied, open', { code: 'EACCES', path: '/srv/x' }, context), 'permission denied on /srv/x: EACCES: permission denied, open');
+  assert.equal(
+    explainFailure('ENOSPC: no space left on device, write', { code: 'ENOSPC' }, context),
+    `no space left on device (under /srv/boot-assets or ${tmpdir()})`,
+  );
+  assert.equal(
+    explainFailure('ENOSPC: no space left on device, copyfile', { code: 'ENOSPC', path: '/srv/boot-assets/builds/.partial-1/xen.efi' }, context),
+    'no space left on device writing /srv/boot-assets/builds/.partial-1/xen.efi',
+  );
+  assert.equal(
+    explainFailure('EACCES: permission denied, open', { code: 'EACCES', path: '/srv/x' }, context),
+    'permission denied on /srv/x: EACCES: permission denied, open',
+  );
   assert.equal(explainFailure('something else', undefined, context), 'something else');
 });
 
-test('a failure inside a step is that step\'s error; the errno is found through causes', () => {
+test("a failure inside a step is that step's error; the errno is found through causes", () => {
   const inner = new BuildStepError('resolve', 'xen-hypervisor-4.17-amd64=9.9', "E: Version '9.9' for 'xen-hypervisor-4.17-amd64' was not found");
   const outer = stepFailure('fetch packages', inner, context);
   assert.equal(outer.step, 'fetch packages');
@@ -36,8 +52,11 @@ test('a failure inside a step is that step\'s error; the errno is found through 
   assert.equal(failureLine(wrapped), `rackboot build: step "initrd" failed: ${wrapped.reason}`);
 
   const same = new BuildStepError('publish', undefined, 'cannot switch current');
-  assert.equal(stepFailure('publish', same, context), same, 'already the step\'s own error');
-  assert.equal(failureLine(new BuildStepError('unpack', 'ipxe', 'dpkg-deb: bad archive')), 'rackboot build: step "unpack" failed for package ipxe: dpkg-deb: bad archive');
+  assert.equal(stepFailure('publish', same, context), same, "already the step's own error");
+  assert.equal(
+    failureLine(new BuildStepError('unpack', 'ipxe', 'dpkg-deb: bad archive')),
+    'rackboot build: step "unpack" failed for package ipxe: dpkg-deb: bad archive',
+  );
   assert.equal(failureLine(new Error('odd')), 'rackboot build: failed: odd');
 });
 

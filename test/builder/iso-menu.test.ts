@@ -47,8 +47,14 @@ test('the generic menu: the network entries, standard first and default, multibo
 
 test('guest and memtest entries appear only for the parts the build has', () => {
   const full = renderGrubConfig({ ...menu, guestCommandLine: 'console=ttyS0,115200', memtest: { bios: true, efi: true } });
-  assert.match(full, /menuentry "Demo guest without Xen \[1a2b3c4d\]" --id guest \{\n {2}linux \/boot\/vmlinuz console=ttyS0,115200\n {2}initrd \/boot\/guest.initrd.gz\n\}/);
-  assert.match(full, /if \[ "\$grub_platform" = "efi" \]; then\n {2}menuentry "Memory test \(memtest86\+\)" --id memtest \{\n {4}linux \/boot\/memtest86\+x64.efi\n {2}\}\nelse\n {2}menuentry "Memory test \(memtest86\+\)" --id memtest \{\n {4}linux16 \/boot\/memtest86\+x64.bin\n {2}\}\nfi/);
+  assert.match(
+    full,
+    /menuentry "Demo guest without Xen \[1a2b3c4d\]" --id guest \{\n {2}linux \/boot\/vmlinuz console=ttyS0,115200\n {2}initrd \/boot\/guest.initrd.gz\n\}/,
+  );
+  assert.match(
+    full,
+    /if \[ "\$grub_platform" = "efi" \]; then\n {2}menuentry "Memory test \(memtest86\+\)" --id memtest \{\n {4}linux \/boot\/memtest86\+x64.efi\n {2}\}\nelse\n {2}menuentry "Memory test \(memtest86\+\)" --id memtest \{\n {4}linux16 \/boot\/memtest86\+x64.bin\n {2}\}\nfi/,
+  );
   const biosOnly = renderGrubConfig({ ...menu, memtest: { bios: true, efi: false } });
   assert.match(biosOnly, /then\n {2}true\nelse\n {2}menuentry/);
   assert.doesNotMatch(renderGrubConfig(menu), /--id guest|memtest/);

@@ -43,7 +43,7 @@ test('the image is in the manifest with its size and sha256', () => {
   assert.equal(entry.sha256, sha256(iso));
 });
 
-test('xen, xen.efi, vmlinuz and initrd.gz inside the image are the network build\'s files (sha256 of each read back)', async () => {
+test("xen, xen.efi, vmlinuz and initrd.gz inside the image are the network build's files (sha256 of each read back)", async () => {
   const out = join(work, 'extracted');
   execFileSync('xorriso', ['-osirrox', 'on', '-indev', join(buildDir, ISO_NAME), '-extract', '/', out], { stdio: 'pipe' });
   // The build's optional parts (demo guest, memtest) go in too, for their menu entries.

@@ -25,7 +25,10 @@ test('a running step with a known total is a bar with percent, amounts and time'
     'unpack          [##############################]  100%  4 / 4 items  0.4 s',
   );
   assert.equal(renderStepLine({ step: 'rootfs', total: undefined, unit: 'items', done: 0, startedMs: 0 }, 81_000, 100), 'rootfs          81.0 s');
-  assert.equal(renderStepLine({ step: 'kernel modules', total: undefined, unit: 'bytes', done: 300 * 1024 * 1024, startedMs: 0 }, 2000, 100), 'kernel modules  300 MiB  2.0 s');
+  assert.equal(
+    renderStepLine({ step: 'kernel modules', total: undefined, unit: 'bytes', done: 300 * 1024 * 1024, startedMs: 0 }, 2000, 100),
+    'kernel modules  300 MiB  2.0 s',
+  );
   assert.equal(renderStepLine({ step: 'fetch packages', total: 100, unit: 'bytes', done: 50, startedMs: 0 }, 0, 30).length, 30, 'cut to the terminal width');
 });
 

@@ -39,7 +39,12 @@ async function writeBuild(out: string, id: string, created: string, parts: Recor
 
 test('--keep N keeps the N newest builds and always the current one; unpublished folders are left alone', async () => {
   const out = path.join(root, 'keep');
-  for (const [id, created] of [['b1', '2026-11-20T10:00:00Z'], ['b2', '2026-11-21T10:00:00Z'], ['b3', '2026-11-22T10:00:00Z'], ['b4', '2026-11-23T10:00:00Z']] as const) {
+  for (const [id, created] of [
+    ['b1', '2026-11-20T10:00:00Z'],
+    ['b2', '2026-11-21T10:00:00Z'],
+    ['b3', '2026-11-22T10:00:00Z'],
+    ['b4', '2026-11-23T10:00:00Z'],
+  ] as const) {
     await writeBuild(out, id, created, { vmlinuz: Buffer.from(id) });
   }
   await mkdir(path.join(out, 'builds', '.partial-abc'));
@@ -59,7 +64,7 @@ test('--keep N keeps the N newest builds and always the current one; unpublished
   await assert.rejects(pruneBuilds(out, 0, silentLogger()), /--keep 0: want a whole number of builds, at least 1/);
 });
 
-test('downloads that started before a switch and a prune finish with the old build\'s bytes (HTTP and TFTP)', async () => {
+test("downloads that started before a switch and a prune finish with the old build's bytes (HTTP and TFTP)", async () => {
   const out = path.join(root, 'inflight');
   const old = randomBytes(24 * 1024 * 1024);
   const fresh = randomBytes(24 * 1024 * 1024);

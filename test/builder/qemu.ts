@@ -78,17 +78,25 @@ export class ConsoleMachine {
 export function xenBootArgs(buildDir: string, dom0Args: string, mac: string, machine: { memoryMiB?: number; xenArgs?: string } = {}): string[] {
   if (buildDir.includes(',')) throw new Error(`build folder ${buildDir} has a comma, which QEMU's -initrd would split on`);
   return [
-    '-accel', 'tcg',
-    '-cpu', 'Haswell-noTSX',
-    '-m', String(machine.memoryMiB ?? 1024),
+    '-accel',
+    'tcg',
+    '-cpu',
+    'Haswell-noTSX',
+    '-m',
+    String(machine.memoryMiB ?? 1024),
     '-nographic',
     '-no-reboot',
-    '-kernel', `${buildDir}/xen`,
-    '-append', `console=com1 com1=115200 ${machine.xenArgs ?? 'dom0_mem=512M'}`,
+    '-kernel',
+    `${buildDir}/xen`,
+    '-append',
+    `console=com1 com1=115200 ${machine.xenArgs ?? 'dom0_mem=512M'}`,
     // QEMU splits -initrd on commas into multiboot modules; ",," is a literal comma.
-    '-initrd', `${buildDir}/vmlinuz console=hvc0 quiet ${dom0Args.replaceAll(',', ',,')},${buildDir}/initrd.gz`,
-    '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
-    '-device', `e1000,netdev=n0,mac=${mac}`,
+    '-initrd',
+    `${buildDir}/vmlinuz console=hvc0 quiet ${dom0Args.replaceAll(',', ',,')},${buildDir}/initrd.gz`,
+    '-netdev',
+    'tap,id=n0,ifname=tap0,script=no,downscript=no',
+    '-device',
+    `e1000,netdev=n0,mac=${mac}`,
   ];
 }
 

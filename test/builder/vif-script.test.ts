@@ -58,7 +58,20 @@ async function freshVif(entries: Record<string, string>): Promise<void> {
 function hotplug(action: string): { status: number | null; stderr: string } {
   const result = spawnSync(
     'ip',
-    ['netns', 'exec', ns.name, 'env', '-i', `PATH=${join(work, 'bin')}`, `XENSTORE_DIR=${store}`, `XENBUS_PATH=${backend}`, 'vif=vif7.0', script, action, 'type_if=vif'],
+    [
+      'netns',
+      'exec',
+      ns.name,
+      'env',
+      '-i',
+      `PATH=${join(work, 'bin')}`,
+      `XENSTORE_DIR=${store}`,
+      `XENBUS_PATH=${backend}`,
+      'vif=vif7.0',
+      script,
+      action,
+      'type_if=vif',
+    ],
     { encoding: 'utf8' },
   );
   return { status: result.status, stderr: result.stderr };

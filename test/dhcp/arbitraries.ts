@@ -6,8 +6,7 @@ import type { DhcpPacket } from '../../server/dhcp/wire/packet.js';
 const ipv4 = fc.ipV4();
 const bytes = (min = 0, max = 300) => fc.uint8Array({ minLength: min, maxLength: max }).map((a) => Buffer.from(a));
 /** latin1 text; never ends with NUL (text options drop trailing NULs on reading). */
-const text = (max = 300) =>
-  fc.uint8Array({ maxLength: max }).map((a) => Buffer.from(a).toString('latin1').replace(/\0+$/, ''));
+const text = (max = 300) => fc.uint8Array({ maxLength: max }).map((a) => Buffer.from(a).toString('latin1').replace(/\0+$/, ''));
 /** A header string field: latin1 without NUL. */
 const fieldText = (max: number) => fc.uint8Array({ maxLength: max }).map((a) => Buffer.from(a.filter((b) => b !== 0)).toString('latin1'));
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
@@ -52,21 +51,24 @@ const rawOptions = fc
 
 /** Any packet encodePacket accepts, in the shape decodePacket returns. */
 export const packetArbitrary: fc.Arbitrary<DhcpPacket> = fc
-  .record({
-    op: fc.constantFrom(1 as const, 2 as const),
-    hardwareType: fc.integer({ min: 0, max: 255 }),
-    hardwareAddress: bytes(0, 16),
-    hops: fc.integer({ min: 0, max: 255 }),
-    transactionId: u32,
-    secondsElapsed: fc.integer({ min: 0, max: 0xffff }),
-    broadcast: fc.boolean(),
-    clientAddress: ipv4,
-    yourAddress: ipv4,
-    serverAddress: ipv4,
-    relayAddress: ipv4,
-    serverName: fieldText(64),
-    bootFile: fieldText(128),
-    options,
-    rawOptions,
-  }, { noNullPrototype: true })
+  .record(
+    {
+      op: fc.constantFrom(1 as const, 2 as const),
+      hardwareType: fc.integer({ min: 0, max: 255 }),
+      hardwareAddress: bytes(0, 16),
+      hops: fc.integer({ min: 0, max: 255 }),
+      transactionId: u32,
+      secondsElapsed: fc.integer({ min: 0, max: 0xffff }),
+      broadcast: fc.boolean(),
+      clientAddress: ipv4,
+      yourAddress: ipv4,
+      serverAddress: ipv4,
+      relayAddress: ipv4,
+      serverName: fieldText(64),
+      bootFile: fieldText(128),
+      options,
+      rawOptions,
+    },
+    { noNullPrototype: true },
+  )
   .map(({ rawOptions: raw, ...packet }) => (raw.size > 0 ? { ...packet, rawOptions: raw } : packet));

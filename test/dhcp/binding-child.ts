@@ -46,12 +46,15 @@ async function inform(config: InformConfig): Promise<void> {
   const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
   socket.bind({ address: config.localAddress, port: 68 });
   await once(socket, 'listening');
-  const packet: DhcpPacket = clientRequest({ mac: '02:bb:00:00:00:09', transactionId: 0x5eed0001, clientAddress: config.localAddress, options: { messageType: 8 } });
+  const packet: DhcpPacket = clientRequest({
+    mac: '02:bb:00:00:00:09',
+    transactionId: 0x5eed0001,
+    clientAddress: config.localAddress,
+    options: { messageType: 8 },
+  });
   let answered = false;
   socket.on('message', () => (answered = true));
-  await new Promise<void>((resolve, reject) =>
-    socket.send(encodePacket(packet), 67, config.serverAddress, (error) => (error ? reject(error) : resolve())),
-  );
+  await new Promise<void>((resolve, reject) => socket.send(encodePacket(packet), 67, config.serverAddress, (error) => (error ? reject(error) : resolve())));
   await new Promise((resolve) => setTimeout(resolve, config.waitMs));
   socket.close();
   print({ sent: true, answered });

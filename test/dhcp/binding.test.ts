@@ -45,8 +45,7 @@ describe('DHCP on a host with two networks answers only on its own', () => {
     return client;
   };
 
-  const udhcpc = (ns: Netns, device: string) =>
-    runIn(ns, 'busybox', ['udhcpc', '-i', device, '-n', '-q', '-f', '-t', '3', '-T', '1', '-s', script], 30_000);
+  const udhcpc = (ns: Netns, device: string) => runIn(ns, 'busybox', ['udhcpc', '-i', device, '-n', '-q', '-f', '-t', '3', '-T', '1', '-s', script], 30_000);
 
   const heardFrom = (source: string) => (witness?.events ?? []).filter((e) => e.kind === 'heard' && e['source'] === source).length;
 
@@ -92,7 +91,10 @@ describe('DHCP on a host with two networks answers only on its own', () => {
     // ... but on another device than the server's, so it received nothing.
     const { stats } = await server.stats();
     assert.equal(stats.received, 0, `server received ${stats.received} packets from the other network`);
-    assert.deepEqual(server.events.filter((e) => e.kind === 'reply'), []);
+    assert.deepEqual(
+      server.events.filter((e) => e.kind === 'reply'),
+      [],
+    );
   });
 
   test('a unicast INFORM to the server address from the other network is not received either', async () => {
@@ -115,9 +117,7 @@ describe('DHCP on a host with two networks answers only on its own', () => {
     assert.match(result.stdout, new RegExp(`UDHCPC bound ip=198\\.18\\.0\\.100 serverid=${servedAddress.replace(/\./g, '\\.')}`));
     // udhcpc can exit before the server's event lines have been read here.
     const replies = await server.waitFor(() => {
-      const found = server.events
-        .filter((e): e is Extract<DhcpEvent, { kind: 'reply' }> => e.kind === 'reply')
-        .map((e) => [e.mac, e.result]);
+      const found = server.events.filter((e): e is Extract<DhcpEvent, { kind: 'reply' }> => e.kind === 'reply').map((e) => [e.mac, e.result]);
       return found.length >= 2 ? found : undefined;
     }, 'two replies');
     assert.deepEqual(replies, [

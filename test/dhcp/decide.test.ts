@@ -70,14 +70,18 @@ describe('DHCPDISCOVER', () => {
     assert.deepEqual(context.leases.byMac(macA), { mac: macA, address: '198.18.0.100', state: 'offered', expiresAt: now + 60_000 });
   });
 
-  test('the offer hold keeps a second client off the first one\'s address', () => {
+  test("the offer hold keeps a second client off the first one's address", () => {
     const context = testContext({ pool: { start: '198.18.0.100', end: '198.18.0.101' } });
     assert.equal(reply(step(context, discover(macA))).address, '198.18.0.100');
     assert.equal(reply(step(context, discover(macB), now + 1)).address, '198.18.0.101');
     // Once A's hold has run out its address is free again; B's hold still stands.
     const third = reply(step(context, discover('02:00:00:00:00:0c'), now + 60_000));
     assert.equal(third.address, '198.18.0.100');
-    assert.deepEqual(third.leaseChanges.map((c) => c.kind), ['upsert'], 'nothing reclaimed');
+    assert.deepEqual(
+      third.leaseChanges.map((c) => c.kind),
+      ['upsert'],
+      'nothing reclaimed',
+    );
   });
 
   test('a reservation wins over the pool and over the requested address, and brings the hostname', () => {
@@ -153,7 +157,7 @@ describe('DHCPDISCOVER', () => {
     assert.equal(ignored(step(context, discover(macA))), 'reservation 198.19.0.5 is outside 198.18.0.0/24');
   });
 
-  test('a reservation of the server\'s or the router\'s address is not offered, nor ACKed', () => {
+  test("a reservation of the server's or the router's address is not offered, nor ACKed", () => {
     for (const address of ['198.18.0.1', '198.18.0.254']) {
       const context = testContext({ router: '198.18.0.254', reservations: { [macA]: { address } } });
       assert.equal(ignored(step(context, discover(macA))), `reservation ${address} is the server's or router's address`);
@@ -231,7 +235,10 @@ describe('boot options', () => {
     const context = testContext();
     const id = Buffer.from([1, 2, 0, 0, 0, 0, 0x0a]);
     assert.deepEqual(reply(step(context, discover(macA, { clientIdentifier: id }))).packet.options.clientIdentifier, id);
-    assert.deepEqual(reply(step(context, request(macA, { clientIdentifier: id, serverIdentifier: server, requestedAddress: '198.18.0.100' }))).packet.options.clientIdentifier, id);
+    assert.deepEqual(
+      reply(step(context, request(macA, { clientIdentifier: id, serverIdentifier: server, requestedAddress: '198.18.0.100' }))).packet.options.clientIdentifier,
+      id,
+    );
     const nak = reply(step(context, request(macB, { clientIdentifier: id, requestedAddress: '198.19.0.1' })));
     assert.equal(nak.result, 'nak');
     assert.deepEqual(nak.packet.options.clientIdentifier, id);
@@ -374,7 +381,10 @@ describe('relayed requests', () => {
   });
 
   test('a relay outside our subnet and every relay subnet is ignored', () => {
-    assert.equal(ignored(step(testContext(), discover(macA, {}, { relayAddress: '198.19.1.1' }))), 'relayed by 198.19.1.1, outside 198.18.0.0/24 and every relay subnet');
+    assert.equal(
+      ignored(step(testContext(), discover(macA, {}, { relayAddress: '198.19.1.1' }))),
+      'relayed by 198.19.1.1, outside 198.18.0.0/24 and every relay subnet',
+    );
   });
 
   test('giaddr naming the server itself is ignored (the reply would loop back)', () => {
@@ -394,7 +404,7 @@ describe('DHCPRELEASE, DHCPDECLINE, DHCPINFORM', () => {
   const inform = (mac: string, address: string, options: DhcpOptions = {}) =>
     clientRequest({ mac, clientAddress: address, options: { messageType: MessageType.inform, ...options } });
 
-  test('RELEASE frees the client\'s address but remembers it for the client', () => {
+  test("RELEASE frees the client's address but remembers it for the client", () => {
     const context = testContext();
     const address = bound(context);
     const decision = step(context, release(macA, address), now + 10, address);
@@ -412,14 +422,17 @@ describe('DHCPRELEASE, DHCPDECLINE, DHCPINFORM', () => {
     assert.equal(context.leases.byMac(macA)?.state, 'bound');
   });
 
-  test('RELEASE naming the holder\'s MAC and address, sent from another address, frees nothing', () => {
+  test("RELEASE naming the holder's MAC and address, sent from another address, frees nothing", () => {
     const context = testContext();
     const address = bound(context);
     assert.equal(
       ignored(step(context, release(macA, address), now + 10, '198.18.0.150')),
       `DHCPRELEASE of ${address} sent from 198.18.0.150, not from the address itself`,
     );
-    assert.equal(ignored(step(context, release(macA, address), now + 10)), `DHCPRELEASE of ${address} sent from an unknown address, not from the address itself`);
+    assert.equal(
+      ignored(step(context, release(macA, address), now + 10)),
+      `DHCPRELEASE of ${address} sent from an unknown address, not from the address itself`,
+    );
     assert.equal(context.leases.byMac(macA)?.state, 'bound');
   });
 
@@ -485,7 +498,7 @@ describe('what is not for us', () => {
     test(`${label}: ignored`, () => assert.equal(ignored(decide(packet, testContext(), now)), reason));
   }
 
-  test('in proxy mode a plain client is left to the network\'s DHCP server (proxy.test.ts has the rest)', () => {
+  test("in proxy mode a plain client is left to the network's DHCP server (proxy.test.ts has the rest)", () => {
     assert.match(ignored(decide(discover(macA), testContext({ mode: 'proxy' }), now)), /not a PXE, iPXE or HTTP Boot client/);
   });
 });
@@ -573,7 +586,10 @@ describe('--dhcp-known-only', () => {
     const context = testContext({ knownOnly: (mac) => known.has(mac) });
     assert.equal(reply(step(context, discover(macA))).result, 'offer');
     const decision = step(context, discover(macB));
-    assert.deepEqual(decision.kind === 'ignore' && [decision.reason, decision.quiet], ['no profile of its own for this MAC or slot (--dhcp-known-only)', 'unknown']);
+    assert.deepEqual(decision.kind === 'ignore' && [decision.reason, decision.quiet], [
+      'no profile of its own for this MAC or slot (--dhcp-known-only)',
+      'unknown',
+    ]);
     assert.equal(context.leases.byMac(macB), undefined);
   });
 
@@ -596,7 +612,10 @@ test('otherServerShown: a direct DHCPREQUEST naming another server shows it, in 
   const mac = '02:00:00:00:d0:02';
   assert.equal(otherServerShown(select(mac, '198.18.0.120', '198.18.0.2'), context), '198.18.0.2');
   assert.equal(otherServerShown(select(mac, '198.18.0.120'), context), undefined);
-  assert.equal(otherServerShown(request(mac, { serverIdentifier: '198.18.0.2', requestedAddress: '198.18.2.120' }, { relayAddress: '198.18.2.1' }), context), undefined);
+  assert.equal(
+    otherServerShown(request(mac, { serverIdentifier: '198.18.0.2', requestedAddress: '198.18.2.120' }, { relayAddress: '198.18.2.1' }), context),
+    undefined,
+  );
   assert.equal(otherServerShown(discover(mac), context), undefined);
   assert.equal(otherServerShown(select(mac, '198.18.0.120', '198.18.0.2'), { ...context, mode: 'proxy' }), undefined);
 });

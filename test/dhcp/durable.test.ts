@@ -180,7 +180,10 @@ test('leases ACKed before a SIGKILL survive it, and no address goes to two clien
   const acksBefore = before.filter((r) => r.type === 'ack');
   t.diagnostic(`before the kill: ${acksBefore.length} ACKs captured, ${first.acksLogged} logged`);
   assert.ok(acksBefore.length >= 400, `${acksBefore.length} ACKs captured before the kill`);
-  assert.ok(before.every((r) => r.time <= killedAt + 1), 'no reply after the kill');
+  assert.ok(
+    before.every((r) => r.time <= killedAt + 1),
+    'no reply after the kill',
+  );
 
   // Every captured ACK is in the file, bound to the same MAC (the last ACK of an address wins).
   const lastAck = new Map(acksBefore.map((r) => [r.address, r.mac]));
@@ -215,7 +218,10 @@ test('leases ACKed before a SIGKILL survive it, and no address goes to two clien
   for (const reply of [...before, ...afterRestart]) {
     if (reply.type === 'nak') continue;
     const holder = boundTo.get(reply.address);
-    assert.ok(holder === undefined || holder === reply.mac, `${reply.address} was ACKed to ${holder}, then ${reply.type === 'ack' ? 'ACKed' : 'offered'} to ${reply.mac}`);
+    assert.ok(
+      holder === undefined || holder === reply.mac,
+      `${reply.address} was ACKed to ${holder}, then ${reply.type === 'ack' ? 'ACKed' : 'offered'} to ${reply.mac}`,
+    );
     if (reply.type === 'ack') boundTo.set(reply.address, reply.mac);
   }
 

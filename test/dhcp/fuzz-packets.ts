@@ -6,8 +6,6 @@
 import { encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { seededRandom } from '../support/random.js';
 
-
-
 export type FuzzKind = 'random' | 'truncated' | 'mutated' | 'random-options' | 'bad-length' | 'well-formed';
 
 export interface FuzzCase {

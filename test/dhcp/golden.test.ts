@@ -31,7 +31,12 @@ const rackScope = { subnet: new Subnet('198.18.2.0', 24), pool: { start: '198.18
 
 function contextFor(scenario: Scenario): DhcpContext {
   const cursors = new Map<string, number>();
-  const context = testContext({ mode: scenario === 'proxy' ? 'proxy' : 'full', allocationCursors: cursors, relayScopes: [rackScope], leases: new MemoryLeaseStore() });
+  const context = testContext({
+    mode: scenario === 'proxy' ? 'proxy' : 'full',
+    allocationCursors: cursors,
+    relayScopes: [rackScope],
+    leases: new MemoryLeaseStore(),
+  });
   return context;
 }
 
@@ -44,7 +49,9 @@ function describeDecision(decision: DhcpDecision): string[] {
   if (decision.kind === 'ignore') return [`ignored: ${decision.reason}`];
   if (decision.kind === 'update') return [`${decision.result} ${decision.address}: ${decision.reason}`];
   const { destination, packet } = decision;
-  const lines = [`${decision.result} ${packet.yourAddress} to ${destination.address}:${destination.port}${decision.boot === undefined ? '' : ` boot ${JSON.stringify(decision.boot)}`}`];
+  const lines = [
+    `${decision.result} ${packet.yourAddress} to ${destination.address}:${destination.port}${decision.boot === undefined ? '' : ` boot ${JSON.stringify(decision.boot)}`}`,
+  ];
   const bytes = encodePacket(packet).toString('hex');
   for (let i = 0; i < bytes.length; i += 96) lines.push(`  ${bytes.slice(i, i + 96)}`);
   return lines;
@@ -60,13 +67,17 @@ function run(fixture: FixtureName, scenario: Scenario): string {
     const now = start + index * 1000;
     const original = decodePacket(datagram.payload);
     const packet = scenario === 'relay' ? relayed(original) : original;
-    const arrivals: Arrival[] = scenario === 'proxy' ? [{ port: 'dhcp' }, { port: 'boot-server', source: { address: '198.18.0.77', port: 4011 } }] : [{ port: 'dhcp' }];
+    const arrivals: Arrival[] =
+      scenario === 'proxy' ? [{ port: 'dhcp' }, { port: 'boot-server', source: { address: '198.18.0.77', port: 4011 } }] : [{ port: 'dhcp' }];
     for (const arrival of arrivals) {
       const decision = answer(packet, context, now, arrival);
       if (decision.kind !== 'ignore') applyLeaseChanges(context.leases as MemoryLeaseStore, decision.leaseChanges, now);
       if (decision.kind === 'reply' && decision.cursor !== undefined) cursors.set(decision.cursor.pool, decision.cursor.next);
       const mac = [...packet.hardwareAddress].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
-      lines.push(`${index + 1} ${messageTypeName(packet.options.messageType)} ${mac} on ${arrival.port}`, ...describeDecision(decision).map((line) => `  ${line}`));
+      lines.push(
+        `${index + 1} ${messageTypeName(packet.options.messageType)} ${mac} on ${arrival.port}`,
+        ...describeDecision(decision).map((line) => `  ${line}`),
+      );
     }
   });
   return `${lines.join('\n')}\n`;

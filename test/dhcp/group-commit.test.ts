@@ -99,9 +99,15 @@ describe('group commit', () => {
     assert.equal(server.stats.batches, batchesBefore + 1, 'one batch, one commit');
     assert.equal(replies.length, 21);
     const acks = replies.filter((reply) => reply.options.messageType === MessageType.ack);
-    assert.deepEqual(acks.map((reply) => reply.transactionId).sort(), Array.from({ length: 20 }, (_, i) => 1000 + i));
+    assert.deepEqual(
+      acks.map((reply) => reply.transactionId).sort(),
+      Array.from({ length: 20 }, (_, i) => 1000 + i),
+    );
     const naks = replies.filter((reply) => reply.options.messageType === MessageType.nak);
-    assert.deepEqual(naks.map((reply) => reply.transactionId), [2000]);
+    assert.deepEqual(
+      naks.map((reply) => reply.transactionId),
+      [2000],
+    );
     const late = events.slice(eventsBefore).find((event) => event.kind === 'reply' && event.mac === '02:00:00:00:01:ff');
     assert.ok(late?.kind === 'reply');
     assert.equal(late.result, 'nak');

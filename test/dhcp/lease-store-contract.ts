@@ -222,14 +222,16 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
       store.transaction(
         () => {
           store.transaction(() => store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), t0), { durable: true });
-          assert.throws(() =>
-            store.transaction(() => {
-              // As decide() asks for a reclaimed offer: drop the old one, then take the address.
-              store.remove('198.18.0.109');
-              store.upsert(lease('02:00:00:00:00:02', '198.18.0.109', 'offered', t0 + 60_000), t0);
-              store.upsert(lease('02:00:00:00:00:02', '198.18.0.100', 'offered', t0 + 60_000), t0); // held: throws
-            }),
-          LeaseConflictError);
+          assert.throws(
+            () =>
+              store.transaction(() => {
+                // As decide() asks for a reclaimed offer: drop the old one, then take the address.
+                store.remove('198.18.0.109');
+                store.upsert(lease('02:00:00:00:00:02', '198.18.0.109', 'offered', t0 + 60_000), t0);
+                store.upsert(lease('02:00:00:00:00:02', '198.18.0.100', 'offered', t0 + 60_000), t0); // held: throws
+              }),
+            LeaseConflictError,
+          );
           store.transaction(() => store.upsert(lease('02:00:00:00:00:03', '198.18.0.101', 'offered', t0 + 60_000), t0));
         },
         { durable: true },

@@ -91,7 +91,8 @@ async function bindLease(port: number, mac: string, address: string): Promise<Le
 
 before(() => {
   assertRoot();
-  if (spawnSync('sh', ['-c', 'command -v sqlite3']).status !== 0) throw new Error('sqlite3 is not installed (Debian package sqlite3; run builder/install-deps.sh)');
+  if (spawnSync('sh', ['-c', 'command -v sqlite3']).status !== 0)
+    throw new Error('sqlite3 is not installed (Debian package sqlite3; run builder/install-deps.sh)');
   mkdirSync(join(dir, 'profiles'));
   mkdirSync(join(dir, 'assets'));
 });
@@ -117,11 +118,14 @@ test('readers get in while the server runs, a second server is refused, a server
   assert.ok(expires >= started + 300_000 - 1000 && expires <= Date.now() + 300_000 + 1000, row.expires);
   const table = leasesCommand().split('\n');
   assert.match(table[0]!, /^MAC +ADDRESS +STATE +EXPIRES \(UTC\) +ENDS +HOSTNAME$/);
-  assert.match(table.find((line) => line.startsWith('02:00:00:00:0a:01')) ?? '', /^02:00:00:00:0a:01 +127\.0\.0\.150 +bound +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +in (4m \d+s|5m 0s) +-$/);
+  assert.match(
+    table.find((line) => line.startsWith('02:00:00:00:0a:01')) ?? '',
+    /^02:00:00:00:0a:01 +127\.0\.0\.150 +bound +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +in (4m \d+s|5m 0s) +-$/,
+  );
 
   // So does the sqlite3 CLI, and a second lease bound after that is seen too.
   await bindLease(first.dhcpPort, '02:00:00:00:0a:02', '127.0.0.151');
-  const cli = spawnSync('sqlite3', [leasesFile, "SELECT mac, address, state FROM leases ORDER BY address"], { encoding: 'utf8', timeout: 10_000 });
+  const cli = spawnSync('sqlite3', [leasesFile, 'SELECT mac, address, state FROM leases ORDER BY address'], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(cli.status, 0, cli.stderr);
   assert.equal(cli.stdout, '02:00:00:00:0a:01|127.0.0.150|bound\n02:00:00:00:0a:02|127.0.0.151|bound\n');
 
@@ -130,7 +134,9 @@ test('readers get in while the server runs, a second server is refused, a server
   assert.equal(second.exitCode, 2, second.output());
   assert.match(
     second.output(),
-    new RegExp(`rackboot: leases database ${leasesFile.replace(/[.]/g, '\\.')}: in use by another rackboot serving from this state folder \\(it holds ${leasesFile.replace(/[.]/g, '\\.')}\\.lock\\); stop it first`),
+    new RegExp(
+      `rackboot: leases database ${leasesFile.replace(/[.]/g, '\\.')}: in use by another rackboot serving from this state folder \\(it holds ${leasesFile.replace(/[.]/g, '\\.')}\\.lock\\); stop it first`,
+    ),
   );
   assert.equal(first.child.exitCode, null, 'the first server is untouched');
   await bindLease(first.dhcpPort, '02:00:00:00:0a:03', '127.0.0.152');
@@ -160,5 +166,8 @@ test('readers get in while the server runs, a second server is refused, a server
 test('rackboot leases names the file when there is none', () => {
   const result = spawnSync(process.execPath, [cliPath, 'leases', '--state', join(dir, 'nowhere')], { encoding: 'utf8' });
   assert.equal(result.status, 2);
-  assert.equal(result.stderr, `rackboot: leases database ${join(dir, 'nowhere', 'leases.sqlite')}: does not exist (has a server run with this state folder?)\n`);
+  assert.equal(
+    result.stderr,
+    `rackboot: leases database ${join(dir, 'nowhere', 'leases.sqlite')}: does not exist (has a server run with this state folder?)\n`,
+  );
 });

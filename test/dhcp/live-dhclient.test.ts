@@ -81,7 +81,10 @@ describe('DHCP server and ISC dhclient across a veth pair', () => {
     link.setClientMac(reservedMac);
     rmSync(join(scratch, 'leases'), { force: true });
     await dhclient('-1');
-    assert.deepEqual(events().at(-1), `BOUND ip=198.18.0.21|host=dh-node|mask=255.255.255.0|dns=198.18.0.53|router=198.18.0.254|server=${serverAddress}|lease=300`);
+    assert.deepEqual(
+      events().at(-1),
+      `BOUND ip=198.18.0.21|host=dh-node|mask=255.255.255.0|dns=198.18.0.53|router=198.18.0.254|server=${serverAddress}|lease=300`,
+    );
     assert.equal((await link.waitForReplies(reservedMac, 2)).length, 2);
   });
 
@@ -89,7 +92,10 @@ describe('DHCP server and ISC dhclient across a veth pair', () => {
     await dhclient('-x');
     const before = link.repliesTo(reservedMac).length;
     await dhclient('-1');
-    assert.deepEqual(events().at(-1), `REBOOT ip=198.18.0.21|host=dh-node|mask=255.255.255.0|dns=198.18.0.53|router=198.18.0.254|server=${serverAddress}|lease=300`);
+    assert.deepEqual(
+      events().at(-1),
+      `REBOOT ip=198.18.0.21|host=dh-node|mask=255.255.255.0|dns=198.18.0.53|router=198.18.0.254|server=${serverAddress}|lease=300`,
+    );
     // REQUESTs only (one, or more if dhclient retransmitted under load), no DISCOVER: the INIT-REBOOT path.
     const replies = (await link.waitForReplies(reservedMac, before + 1)).slice(before);
     assert.ok(replies.length >= 1);
@@ -99,10 +105,7 @@ describe('DHCP server and ISC dhclient across a veth pair', () => {
 
   test('dhclient -r sends a unicast DHCPRELEASE, and the lease is released', async () => {
     await dhclient('-r');
-    await link.server.waitFor(
-      () => link.server.events.find((e) => e.kind === 'update' && 'result' in e && e.result === 'release'),
-      'release event',
-    );
+    await link.server.waitFor(() => link.server.events.find((e) => e.kind === 'update' && 'result' in e && e.result === 'release'), 'release event');
     const { leases } = await link.server.stats();
     assert.deepEqual(
       leases.filter((l) => l.mac === reservedMac).map((l) => [l.address, l.state]),

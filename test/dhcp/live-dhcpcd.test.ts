@@ -116,7 +116,10 @@ describe('DHCP server and dhcpcd across a veth pair', () => {
     daemonOutput = new ConsoleWatcher(daemon);
     await daemonOutput.waitFor(/dhc6: leased 198\.18\.0\.100/, 30_000, 'dhcpcd lease');
     await link.server.waitFor(() => (events().some((line) => line.startsWith('BOUND')) ? true : undefined), 'BOUND from the script');
-    assert.deepEqual(events().filter((line) => line.startsWith('BOUND')), [`BOUND ${bound}`]);
+    assert.deepEqual(
+      events().filter((line) => line.startsWith('BOUND')),
+      [`BOUND ${bound}`],
+    );
     assert.match(link.clientNs.ip('-4', 'addr', 'show', 'dhc6'), /inet 198\.18\.0\.100\/24/);
     assert.match(link.clientNs.ip('route', 'show', 'default'), /default via 198\.18\.0\.254 dev dhc6/);
 
@@ -126,7 +129,10 @@ describe('DHCP server and dhcpcd across a veth pair', () => {
       ['DHCPREQUEST', 'ack', '198.18.0.100', '255.255.255.255:68'],
     ]);
     const leases = await serverLease();
-    assert.deepEqual(leases.map((lease) => [lease.address, lease.state]), [['198.18.0.100', 'bound']]);
+    assert.deepEqual(
+      leases.map((lease) => [lease.address, lease.state]),
+      [['198.18.0.100', 'bound']],
+    );
     assert.ok(leases[0]!.expiresAt > Date.now() + 240_000 && leases[0]!.expiresAt <= Date.now() + 300_000, 'a first lease');
   });
 
@@ -139,7 +145,12 @@ describe('DHCP server and dhcpcd across a veth pair', () => {
     // RENEWING (RFC 2131 section 4.4.5): unicast from the leased address, answered to it.
     assert.deepEqual(replies, [['DHCPREQUEST', 'ack', '198.18.0.100', '198.18.0.100:68']]);
     await link.server.waitFor(() => (events().some((line) => line.startsWith('RENEW')) ? true : undefined), 'RENEW from the script');
-    assert.equal(events().filter((line) => line.startsWith('RENEW')).at(-1), `RENEW ${renewed}`);
+    assert.equal(
+      events()
+        .filter((line) => line.startsWith('RENEW'))
+        .at(-1),
+      `RENEW ${renewed}`,
+    );
     const after = (await serverLease())[0]!;
     assert.equal(after.state, 'bound');
     assert.ok(after.expiresAt > before.expiresAt, `lease extended: ${before.expiresAt} -> ${after.expiresAt}`);
@@ -153,7 +164,10 @@ describe('DHCP server and dhcpcd across a veth pair', () => {
       () => link.server.events.find((e) => e.kind === 'update' && 'result' in e && e.result === 'release' && 'mac' in e && e.mac === clientMac),
       'release event',
     );
-    assert.deepEqual((await serverLease()).map((lease) => [lease.address, lease.state]), [['198.18.0.100', 'released']]);
+    assert.deepEqual(
+      (await serverLease()).map((lease) => [lease.address, lease.state]),
+      [['198.18.0.100', 'released']],
+    );
     await exited;
     daemon = undefined;
     assert.match(daemonOutput.transcript, /dhc6: releasing lease of 198\.18\.0\.100\s[^]*dhc6: sending RELEASE/);

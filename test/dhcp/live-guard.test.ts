@@ -27,7 +27,8 @@ const strangerAddress = '198.18.0.77';
 function requireTools(): void {
   assertRoot();
   run('busybox', ['udhcpc', '--help']);
-  if (spawnSync('sh', ['-c', 'command -v perfdhcp']).status !== 0) throw new Error('perfdhcp is not installed (Debian package kea-admin; run builder/install-deps.sh)');
+  if (spawnSync('sh', ['-c', 'command -v perfdhcp']).status !== 0)
+    throw new Error('perfdhcp is not installed (Debian package kea-admin; run builder/install-deps.sh)');
 }
 
 /** A udhcpc script that only reports what it was given. */
@@ -44,14 +45,24 @@ function udhcpc(link: LiveLink, script: string, tries = 4) {
 function boundLease(output: string): { ip: string; lease: string } {
   const line = output.split('\n').find((l) => l.startsWith('UDHCPC bound'));
   assert.ok(line, `udhcpc reported no lease:\n${output}`);
-  return Object.fromEntries(line.slice('UDHCPC bound '.length).split('|').map((pair) => pair.split('='))) as { ip: string; lease: string };
+  return Object.fromEntries(
+    line
+      .slice('UDHCPC bound '.length)
+      .split('|')
+      .map((pair) => pair.split('=')),
+  ) as { ip: string; lease: string };
 }
 
 /**
  * A live link for one describe block: made before its tests (the client
  * namespace prepared by `prepare`, then the server started), torn down after.
  */
-function liveServer(devices: [server: string, client: string], mac: string, serverOptions: Parameters<LiveLink['startServer']>[0], prepare?: (link: LiveLink) => void) {
+function liveServer(
+  devices: [server: string, client: string],
+  mac: string,
+  serverOptions: Parameters<LiveLink['startServer']>[0],
+  prepare?: (link: LiveLink) => void,
+) {
   const live = {} as { link: LiveLink; script: string; scratch: string };
   before(async () => {
     requireTools();
@@ -77,7 +88,14 @@ async function exchange(link: LiveLink, config: Omit<ExchangeConfig, 'destinatio
 
 describe('first leases, RELEASE from the holder only, and a pool grab', () => {
   // 51 addresses, as the default pool of a /24 served from .1 would hold in the issue.
-  const live = liveServer(['dgs0', 'dgc0'], clientMac, { pool: { start: '198.18.0.100', end: '198.18.0.150' }, leaseSeconds: 3600, firstLeaseSeconds: 300, dns: [], reservations: {}, quiet: true });
+  const live = liveServer(['dgs0', 'dgc0'], clientMac, {
+    pool: { start: '198.18.0.100', end: '198.18.0.150' },
+    leaseSeconds: 3600,
+    firstLeaseSeconds: 300,
+    dns: [],
+    reservations: {},
+    quiet: true,
+  });
 
   test('udhcpc gets a first lease of 300 s; renewing from its address it gets 3600 s', async () => {
     const result = await udhcpc(live.link, live.script);
@@ -99,7 +117,7 @@ describe('first leases, RELEASE from the holder only, and a pool grab', () => {
     assert.ok(record.expiresAt > Date.now() + 3000_000, 'the full lease is stored');
   });
 
-  test('a DHCPRELEASE with the holder\'s MAC and address, sent from a stranger\'s address, frees nothing', async () => {
+  test("a DHCPRELEASE with the holder's MAC and address, sent from a stranger's address, frees nothing", async () => {
     const holder = (await live.link.server.stats()).leases.find((l) => l.mac === clientMac)!;
     live.link.clientNs.ip('addr', 'add', `${strangerAddress}/24`, 'dev', live.link.clientDevice);
     const release = { messageType: MessageType.release, serverIdentifier: serverAddress };
@@ -123,8 +141,18 @@ describe('first leases, RELEASE from the holder only, and a pool grab', () => {
   test('perfdhcp grabbing the pool with 60 made-up MACs holds it for the first lease only', async (t) => {
     // perfdhcp sends as a relay agent, from an address of its own.
     live.link.clientNs.ip('addr', 'add', '198.18.0.2/24', 'dev', live.link.clientDevice);
-    const result = await runIn(live.link.clientNs, 'perfdhcp', ['-4', '-l', live.link.clientDevice, '-r', '30', '-R', '60', '-n', '60', '-p', '6', serverAddress], 30_000);
-    t.diagnostic(result.stdout.split('\n').filter((line) => /sent packets|received packets|drops/.test(line)).join('; '));
+    const result = await runIn(
+      live.link.clientNs,
+      'perfdhcp',
+      ['-4', '-l', live.link.clientDevice, '-r', '30', '-R', '60', '-n', '60', '-p', '6', serverAddress],
+      30_000,
+    );
+    t.diagnostic(
+      result.stdout
+        .split('\n')
+        .filter((line) => /sent packets|received packets|drops/.test(line))
+        .join('; '),
+    );
     const { leases } = await live.link.server.stats();
     const grabbed = leases.filter((l) => l.state === 'bound' && l.mac !== clientMac);
     t.diagnostic(`${grabbed.length} addresses bound by perfdhcp's MACs`);
@@ -135,7 +163,15 @@ describe('first leases, RELEASE from the holder only, and a pool grab', () => {
 });
 
 describe('--dhcp-known-only', () => {
-  const live = liveServer(['dks0', 'dkc0'], unknownMac, { pool: { start: '198.18.0.100', end: '198.18.0.150' }, leaseSeconds: 3600, dns: [], reservations: {}, knownOnly: true, profiledMacs: [profiledMac], quiet: true });
+  const live = liveServer(['dks0', 'dkc0'], unknownMac, {
+    pool: { start: '198.18.0.100', end: '198.18.0.150' },
+    leaseSeconds: 3600,
+    dns: [],
+    reservations: {},
+    knownOnly: true,
+    profiledMacs: [profiledMac],
+    quiet: true,
+  });
 
   test('a MAC without a profile gets no answer; a profiled MAC gets its lease', async () => {
     const unknown = await udhcpc(live.link, live.script, 2);
@@ -156,7 +192,15 @@ describe('--dhcp-new-clients-per-second', () => {
   const live = liveServer(
     ['drs0', 'drc0'],
     profiledMac,
-    { pool: { start: '198.18.0.10', end: '198.18.0.250' }, leaseSeconds: 3600, dns: [], reservations: {}, newClientsPerSecond: rate, profiledMacs: [profiledMac], quiet: true },
+    {
+      pool: { start: '198.18.0.10', end: '198.18.0.250' },
+      leaseSeconds: 3600,
+      dns: [],
+      reservations: {},
+      newClientsPerSecond: rate,
+      profiledMacs: [profiledMac],
+      quiet: true,
+    },
     (link) => link.clientNs.ip('addr', 'add', '198.18.0.2/24', 'dev', 'drc0'),
   );
 
@@ -170,7 +214,12 @@ describe('--dhcp-new-clients-per-second', () => {
     assert.equal(machine.code, 0, `the profiled machine got no lease during the flood:\n${machine.stdout}\n${machine.stderr}`);
 
     const { stats } = await live.link.server.stats();
-    const offers = live.link.server.events.filter((e) => e.kind === 'reply' && (e as Extract<DhcpEvent, { kind: 'reply' }>).result === 'offer' && (e as Extract<DhcpEvent, { kind: 'reply' }>).mac !== profiledMac).length;
+    const offers = live.link.server.events.filter(
+      (e) =>
+        e.kind === 'reply' &&
+        (e as Extract<DhcpEvent, { kind: 'reply' }>).result === 'offer' &&
+        (e as Extract<DhcpEvent, { kind: 'reply' }>).mac !== profiledMac,
+    ).length;
     t.diagnostic(`${offers} offers to new clients in ${seconds.toFixed(1)} s; ${stats.rateLimited} requests ignored past the rate`);
     assert.ok(stats.rateLimited > 100, `rateLimited ${stats.rateLimited}`);
     // A burst of `rate` at the start, then `rate` a second.

@@ -71,10 +71,7 @@ export class ServerChild {
   async stats(): Promise<{ stats: DhcpServerStats; leases: Lease[] }> {
     const seen = this.events.length;
     this.process.stdin!.write('stats\n');
-    return this.waitFor(
-      () => this.events.slice(seen).find((e) => e.kind === 'stats') as { stats: DhcpServerStats; leases: Lease[] } | undefined,
-      'stats',
-    );
+    return this.waitFor(() => this.events.slice(seen).find((e) => e.kind === 'stats') as { stats: DhcpServerStats; leases: Lease[] } | undefined, 'stats');
   }
 }
 
@@ -111,9 +108,7 @@ export class LiveLink {
 
   async startServer(config: Omit<ChildServerConfig, 'interfaceName' | 'serverAddress' | 'prefixLength'>): Promise<void> {
     const full: ChildServerConfig = { interfaceName: this.serverDevice, serverAddress, prefixLength: 24, ...config };
-    this.server = new ServerChild(
-      this.serverNs.spawn(process.execPath, [childScript, 'server', JSON.stringify(full)], { stdio: ['pipe', 'pipe', 'pipe'] }),
-    );
+    this.server = new ServerChild(this.serverNs.spawn(process.execPath, [childScript, 'server', JSON.stringify(full)], { stdio: ['pipe', 'pipe', 'pipe'] }));
     await this.server.waitFor(() => this.server.events.find((e) => e.kind === 'ready'), 'ready line');
   }
 
@@ -192,8 +187,21 @@ export async function startRelayRack(options: {
     options.prepare?.(scratch);
     const serve = async (): Promise<{ child: ChildProcess; log: ConsoleWatcher }> => {
       const child = server.spawn(process.execPath, [
-        cliPath, 'serve', '--interface', 's0', '--address', '198.18.0.1', ...options.serveArgs,
-        '--profiles', join(scratch, 'profiles'), '--assets', join(scratch, 'assets'), '--state', join(scratch, 'state'), '--http-port', '8080',
+        cliPath,
+        'serve',
+        '--interface',
+        's0',
+        '--address',
+        '198.18.0.1',
+        ...options.serveArgs,
+        '--profiles',
+        join(scratch, 'profiles'),
+        '--assets',
+        join(scratch, 'assets'),
+        '--state',
+        join(scratch, 'state'),
+        '--http-port',
+        '8080',
       ]);
       children.push(child);
       const log = new ConsoleWatcher(child);

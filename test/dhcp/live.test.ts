@@ -62,7 +62,12 @@ describe('DHCP server and udhcpc across a veth pair', () => {
   const udhcpc = () => runIn(link.clientNs, 'busybox', ['udhcpc', '-i', 'dhc0', '-n', '-q', '-f', '-t', '4', '-T', '1', '-s', script], 30_000);
 
   test('a broadcast from a 0.0.0.0 socket has no route here; from the server address it leaves', async () => {
-    const probe = await runIn(link.serverNs, process.execPath, [childScript, 'broadcast-probe', JSON.stringify({ boundAddress: serverAddress, port: 68 })], 10_000);
+    const probe = await runIn(
+      link.serverNs,
+      process.execPath,
+      [childScript, 'broadcast-probe', JSON.stringify({ boundAddress: serverAddress, port: 68 })],
+      10_000,
+    );
     assert.equal(probe.code, 0, probe.stderr);
     assert.deepEqual(JSON.parse(probe.stdout), { wildcard: 'ENETUNREACH', bound: 'sent' });
   });
@@ -77,13 +82,10 @@ describe('DHCP server and udhcpc across a veth pair', () => {
     assert.equal(lease.serverid, serverAddress);
     assert.equal(lease.lease, '300', 'a first lease until udhcpc renews');
     assert.equal(lease.hostname, '');
-    assert.deepEqual(
-      await link.waitForReplies(plainMac, 2),
-      [
-        ['DHCPDISCOVER', 'offer', '198.18.0.100', '255.255.255.255:68'],
-        ['DHCPREQUEST', 'ack', '198.18.0.100', '255.255.255.255:68'],
-      ],
-    );
+    assert.deepEqual(await link.waitForReplies(plainMac, 2), [
+      ['DHCPDISCOVER', 'offer', '198.18.0.100', '255.255.255.255:68'],
+      ['DHCPREQUEST', 'ack', '198.18.0.100', '255.255.255.255:68'],
+    ]);
   });
 
   test('udhcpc with a reserved MAC gets the reserved address and hostname', async () => {
@@ -139,6 +141,9 @@ describe('DHCP server and udhcpc across a veth pair', () => {
     assert.match(lease.ip!, /^198\.18\.0\.1\d\d$/);
     const after = await link.server.stats();
     const mine = after.leases.filter((l) => l.address === lease.ip);
-    assert.deepEqual(mine.map((l) => [l.mac, l.state]), [[afterFloodMac, 'bound']]);
+    assert.deepEqual(
+      mine.map((l) => [l.mac, l.state]),
+      [[afterFloodMac, 'bound']],
+    );
   });
 });

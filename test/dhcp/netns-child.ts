@@ -208,7 +208,9 @@ async function broadcastProbe(config: { boundAddress: string; port: number }): P
     await once(socket, 'listening');
     socket.setBroadcast(true);
     const outcome = await new Promise<string>((resolve) =>
-      socket.send(Buffer.from('probe'), config.port, '255.255.255.255', (error) => resolve(error ? (error as NodeJS.ErrnoException).code ?? error.message : 'sent')),
+      socket.send(Buffer.from('probe'), config.port, '255.255.255.255', (error) =>
+        resolve(error ? ((error as NodeJS.ErrnoException).code ?? error.message) : 'sent'),
+      ),
     );
     socket.close();
     return outcome;

@@ -117,7 +117,13 @@ describe('decoding', () => {
 
   test('options without a codec are kept raw, concatenated, and written back', () => {
     const packet = decodePacket(withOptions([53, 1, 1, 235, 2, 9, 8, 119, 1, 7, 235, 1, 7, 255]));
-    assert.deepEqual(packet.rawOptions, new Map([[235, Buffer.from([9, 8, 7])], [119, Buffer.from([7])]]));
+    assert.deepEqual(
+      packet.rawOptions,
+      new Map([
+        [235, Buffer.from([9, 8, 7])],
+        [119, Buffer.from([7])],
+      ]),
+    );
     checkEncoder(packet);
   });
 
@@ -152,7 +158,12 @@ describe('malformed input', () => {
     ['no cookie', withOptions([255], (b) => b.writeUInt32BE(0, 236)), 'BAD_MAGIC_COOKIE', 'bad magic cookie 0x00000000, want 0x63825363'],
     ['a BOOTP vendor field', withOptions([255], (b) => b.writeUInt32BE(0x01020304, 236)), 'BAD_MAGIC_COOKIE', 'bad magic cookie 0x01020304, want 0x63825363'],
     ['code without length', withOptions([53, 1, 1, 12]), 'OPTION_NO_LENGTH', 'option 12 at offset 243 has no length byte in the options field'],
-    ['overrun', withOptions([60, 10, 0x61, 0x62, 0x63]), 'OPTION_OVERRUN', 'option 60 at offset 240 has length 10 but only 3 bytes are left in the options field'],
+    [
+      'overrun',
+      withOptions([60, 10, 0x61, 0x62, 0x63]),
+      'OPTION_OVERRUN',
+      'option 60 at offset 240 has length 10 but only 3 bytes are left in the options field',
+    ],
     ['overrun by one', withOptions([53, 2, 1]), 'OPTION_OVERRUN', 'option 53 at offset 240 has length 2 but only 1 bytes are left in the options field'],
     ['93 too short', withOptions([93, 1, 0, 255]), 'OPTION_LENGTH', 'option 93 has length 1, want 2'],
     ['93 odd', withOptions([93, 3, 0, 0, 0, 255]), 'OPTION_LENGTH', 'option 93 has length 3, want a multiple of 2'],
@@ -198,12 +209,15 @@ describe('malformed input', () => {
   ];
   for (const [label, bytes, code, message] of cases) {
     test(`${label}: ${message}`, () => {
-      assert.throws(() => decodePacket(bytes), (error: unknown) => {
-        assert.ok(error instanceof DhcpDecodeError);
-        assert.equal(error.code, code);
-        assert.equal(error.message, message);
-        return true;
-      });
+      assert.throws(
+        () => decodePacket(bytes),
+        (error: unknown) => {
+          assert.ok(error instanceof DhcpDecodeError);
+          assert.equal(error.code, code);
+          assert.equal(error.message, message);
+          return true;
+        },
+      );
     });
   }
 
@@ -303,7 +317,10 @@ describe('encoding', () => {
   ];
   for (const [label, packet, message] of invalid) {
     test(`refuses ${label}`, () => {
-      assert.throws(() => encodePacket(packet), (error: unknown) => error instanceof DhcpEncodeError && error.message === message);
+      assert.throws(
+        () => encodePacket(packet),
+        (error: unknown) => error instanceof DhcpEncodeError && error.message === message,
+      );
     });
   }
 });

@@ -40,7 +40,12 @@ after(() => rack?.close());
 
 test('a PXE client behind dhcrelay on a --relay-subnet gets the proxy offer through the relay', { timeout: 60_000 }, async () => {
   // No address server on this network: udhcpc gets no lease and gives up; only the offers it was sent matter here.
-  await runIn(client, 'busybox', ['udhcpc', '-i', 'c0', '-n', '-q', '-f', '-t', '2', '-T', '1', '-V', 'PXEClient:Arch:00000:UNDI:002001', '-s', '/bin/true'], 30_000);
+  await runIn(
+    client,
+    'busybox',
+    ['udhcpc', '-i', 'c0', '-n', '-q', '-f', '-t', '2', '-T', '1', '-V', 'PXEClient:Arch:00000:UNDI:002001', '-s', '/bin/true'],
+    30_000,
+  );
   await serverLog.waitFor(/"type":"DHCPDISCOVER","result":"offer"[^\n]*"destination":"198\.18\.2\.1:67"/, 5_000, 'the proxy offer to the relay');
 
   const stopped = new Promise((resolve) => capture.once('exit', resolve));

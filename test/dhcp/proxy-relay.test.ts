@@ -31,13 +31,19 @@ function proxy(context: ProxyContext, packet: DhcpPacket, arrival: ProxyArrival 
 
 describe('proxyDHCP through relays on other subnets', () => {
   test('a relayed DISCOVER from a --relay-subnet gets the offer at giaddr:67, option 82 echoed', () => {
-    const discover = clientRequest({ mac, relayAddress: '198.18.2.1', hops: 1, rawOptions: new Map([[82, agent]]), options: { messageType: MessageType.discover, ...biosPxe } });
+    const discover = clientRequest({
+      mac,
+      relayAddress: '198.18.2.1',
+      hops: 1,
+      rawOptions: new Map([[82, agent]]),
+      options: { messageType: MessageType.discover, ...biosPxe },
+    });
     const offer = proxy(withRelays, discover);
     assert.ok(offer.kind === 'reply', JSON.stringify(offer));
     assert.equal(offer.result, 'offer');
     assert.deepEqual(offer.destination, { address: '198.18.2.1', port: 67 });
     assert.equal(offer.packet.relayAddress, '198.18.2.1');
-    assert.equal(offer.packet.yourAddress, '0.0.0.0', 'no address: that is the DHCP server\'s');
+    assert.equal(offer.packet.yourAddress, '0.0.0.0', "no address: that is the DHCP server's");
     assert.equal(offer.packet.bootFile, 'undionly.kpxe');
     assert.deepEqual(offer.packet.rawOptions?.get(82), agent);
 
@@ -60,7 +66,11 @@ describe('proxyDHCP through relays on other subnets', () => {
     const unserved = proxy(withoutRelays, request, { port: 'boot-server', source });
     assert.ok(unserved.kind === 'ignore');
     assert.equal(unserved.reason, 'port 4011 request from 198.18.2.120, outside 198.18.0.0/24');
-    const elsewhere = proxy(withRelays, { ...request, clientAddress: '198.18.9.120' }, { port: 'boot-server', source: { address: '198.18.9.120', port: 4011 } });
+    const elsewhere = proxy(
+      withRelays,
+      { ...request, clientAddress: '198.18.9.120' },
+      { port: 'boot-server', source: { address: '198.18.9.120', port: 4011 } },
+    );
     assert.ok(elsewhere.kind === 'ignore');
     assert.equal(elsewhere.reason, 'port 4011 request from 198.18.9.120, outside 198.18.0.0/24 and every relay subnet');
   });

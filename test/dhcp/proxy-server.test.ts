@@ -15,7 +15,6 @@ import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/w
 import { DhcpServer, type DhcpEvent } from '../../server/dhcp/server.js';
 import { clientRequest, testBootFile, freePort } from '../support/dhcp.js';
 
-
 describe('DhcpServer in proxy mode on loopback', () => {
   let server: DhcpServer;
   let client: dgram.Socket;

@@ -141,17 +141,37 @@ describe('proxyDHCP: what it leaves alone', () => {
     ['a BOOTREPLY', clientRequest({ op: 2 }), onDhcpPort, 'not a BOOTREQUEST (op 2 is for clients)'],
     ['BOOTP', clientRequest({ options: {} }), onDhcpPort, 'BOOTP request without option 53; only DHCP is served'],
     ['not Ethernet', clientRequest({ hardwareType: 6 }), onDhcpPort, 'hardware type 6 with hlen 6 is not Ethernet'],
-    ['a relay outside our subnet', discover(biosPxe, { relayAddress: '198.19.0.1' }), onDhcpPort, 'relayed by 198.19.0.1, outside 198.18.0.0/24 and every relay subnet'],
     [
-      'the DHCPREQUEST that selects the address server\'s offer',
+      'a relay outside our subnet',
+      discover(biosPxe, { relayAddress: '198.19.0.1' }),
+      onDhcpPort,
+      'relayed by 198.19.0.1, outside 198.18.0.0/24 and every relay subnet',
+    ],
+    [
+      "the DHCPREQUEST that selects the address server's offer",
       request({ ...ipxe, serverIdentifier: '198.18.0.2', requestedAddress: '198.18.0.120' }),
       onDhcpPort,
       /^DHCPREQUEST for server 198\.18\.0\.2; boot information went in the proxy offer/,
     ],
-    ['a DHCPREQUEST without server identifier (renewing, rebooting)', request({ ...biosPxe, requestedAddress: '198.18.0.120' }), onDhcpPort, 'DHCPREQUEST without a server identifier is for the address server'],
-    ['DHCPRELEASE', clientRequest({ mac, clientAddress: '198.18.0.120', options: { messageType: MessageType.release, ...biosPxe } }), onDhcpPort, 'DHCPRELEASE is not answered in proxy mode'],
+    [
+      'a DHCPREQUEST without server identifier (renewing, rebooting)',
+      request({ ...biosPxe, requestedAddress: '198.18.0.120' }),
+      onDhcpPort,
+      'DHCPREQUEST without a server identifier is for the address server',
+    ],
+    [
+      'DHCPRELEASE',
+      clientRequest({ mac, clientAddress: '198.18.0.120', options: { messageType: MessageType.release, ...biosPxe } }),
+      onDhcpPort,
+      'DHCPRELEASE is not answered in proxy mode',
+    ],
     ['DHCPDECLINE', clientRequest({ mac, options: { messageType: MessageType.decline, ...biosPxe } }), onDhcpPort, 'DHCPDECLINE is not answered in proxy mode'],
-    ['DHCPDISCOVER on port 4011', discover(uefiPxe), { port: 'boot-server', source: { address: '198.18.0.120', port: 4011 } }, 'DHCPDISCOVER on port 4011 (only DHCPREQUEST is answered there)'],
+    [
+      'DHCPDISCOVER on port 4011',
+      discover(uefiPxe),
+      { port: 'boot-server', source: { address: '198.18.0.120', port: 4011 } },
+      'DHCPDISCOVER on port 4011 (only DHCPREQUEST is answered there)',
+    ],
     [
       'a port-4011 request naming another server',
       request({ ...uefiPxe, serverIdentifier: '198.18.0.9' }, { clientAddress: '198.18.0.120' }),
@@ -204,7 +224,7 @@ describe('proxyDHCP: DHCPREQUEST on port 4011 gets the ACK', () => {
     });
   });
 
-  test('iPXE\'s ProxyDHCPREQUEST (from port 68, naming us): ACK to port 68 with boot.ipxe', () => {
+  test("iPXE's ProxyDHCPREQUEST (from port 68, naming us): ACK to port 68 with boot.ipxe", () => {
     const source = { address: '198.18.0.121', port: 68 };
     const ack = reply(proxy(request({ ...ipxe, serverIdentifier: server }, { clientAddress: '198.18.0.121' }), { port: 'boot-server', source }));
     assert.deepEqual(ack.destination, source);
@@ -248,7 +268,9 @@ describe('proxyDHCP against packets captured from real firmware', () => {
     const expected = firmware[name];
     if (expected === undefined) {
       test(`${name}: a plain DHCP client, every packet left to the address server`, () => {
-        const requests = fixtureDhcp(name).filter((d) => d.destination.port === 67).map((d) => decodePacket(d.payload));
+        const requests = fixtureDhcp(name)
+          .filter((d) => d.destination.port === 67)
+          .map((d) => decodePacket(d.payload));
         assert.ok(requests.length > 0);
         for (const packet of requests) {
           assert.match(ignored(proxy(packet)), /not a PXE, iPXE or HTTP Boot client/);
@@ -258,7 +280,9 @@ describe('proxyDHCP against packets captured from real firmware', () => {
       continue;
     }
     test(`${name}: the first DISCOVER gets a proxy offer; REQUESTs on 67 are left to the address server; on 4011 they get the ACK`, () => {
-      const requests = fixtureDhcp(name).filter((d) => d.destination.port === 67).map((d) => decodePacket(d.payload));
+      const requests = fixtureDhcp(name)
+        .filter((d) => d.destination.port === 67)
+        .map((d) => decodePacket(d.payload));
       const discovers = requests.filter((p) => p.options.messageType === MessageType.discover);
       assert.ok(discovers.length > 0, `${name} has a DISCOVER`);
       const offer = reply(proxy(discovers[0]!));

@@ -51,7 +51,9 @@ after(() => rack?.close());
 
 test('udhcpc behind ISC dhcrelay gets an address from the relay subnet, and option 82 comes back', { timeout: 60_000 }, async () => {
   const script = join(scratch, 'udhcpc-script');
-  writeFileSync(script, '#!/bin/sh\n[ "$1" = bound ] && echo "BOUND ip=$ip subnet=$subnet router=$router dns=$dns serverid=$serverid"\nexit 0\n', { mode: 0o755 });
+  writeFileSync(script, '#!/bin/sh\n[ "$1" = bound ] && echo "BOUND ip=$ip subnet=$subnet router=$router dns=$dns serverid=$serverid"\nexit 0\n', {
+    mode: 0o755,
+  });
   assert.match(await udhcpc(), /BOUND ip=198\.18\.2\.100 subnet=255\.255\.255\.0 router=198\.18\.2\.1 dns=198\.18\.2\.53 serverid=198\.18\.0\.1/);
 
   // Stop the capture and let tcpdump write out everything it holds.

@@ -77,7 +77,10 @@ describe('requests from DHCP relay agents (giaddr)', () => {
 
   test('the relay pool fills up on its own, then says so', () => {
     const context = testContext({ relayScopes: [rack2] });
-    for (const [i, want] of [[1, '198.18.2.100'], [2, '198.18.2.101']] as const) {
+    for (const [i, want] of [
+      [1, '198.18.2.100'],
+      [2, '198.18.2.101'],
+    ] as const) {
       const mac = `02:00:00:00:02:0${i}`;
       const offer = step(context, relayed(mac, MessageType.discover, '198.18.2.1'));
       assert.ok(offer.kind === 'reply' && offer.address === want);
@@ -97,7 +100,10 @@ describe('requests from DHCP relay agents (giaddr)', () => {
 
   test('a request for the local pool through a relay on another subnet gets a NAK', () => {
     const context = testContext({ relayScopes: [rack2] });
-    const nak = step(context, relayed('02:00:00:00:02:05', MessageType.request, '198.18.2.1', {}, { serverIdentifier: server, requestedAddress: '198.18.0.100' }));
+    const nak = step(
+      context,
+      relayed('02:00:00:00:02:05', MessageType.request, '198.18.2.1', {}, { serverIdentifier: server, requestedAddress: '198.18.0.100' }),
+    );
     assert.ok(nak.kind === 'reply');
     assert.equal(nak.result, 'nak');
     assert.deepEqual(nak.destination, { address: '198.18.2.1', port: 67 });
@@ -115,11 +121,17 @@ describe('requests from DHCP relay agents (giaddr)', () => {
     assert.ok(at > 240, 'option 82 is in the options field');
     assert.equal(bytes[at + 2 + agentInformation.length], 255, 'option 82 is the last option before END');
 
-    const ack = step(context, relayed('02:00:00:00:02:01', MessageType.request, '198.18.2.1', withAgent, { serverIdentifier: server, requestedAddress: '198.18.2.100' }));
+    const ack = step(
+      context,
+      relayed('02:00:00:00:02:01', MessageType.request, '198.18.2.1', withAgent, { serverIdentifier: server, requestedAddress: '198.18.2.100' }),
+    );
     assert.ok(ack.kind === 'reply' && ack.result === 'ack');
     assert.deepEqual(ack.packet.rawOptions?.get(82), agentInformation);
 
-    const nak = step(context, relayed('02:00:00:00:02:01', MessageType.request, '198.18.2.1', withAgent, { serverIdentifier: server, requestedAddress: '198.18.2.7' }));
+    const nak = step(
+      context,
+      relayed('02:00:00:00:02:01', MessageType.request, '198.18.2.1', withAgent, { serverIdentifier: server, requestedAddress: '198.18.2.7' }),
+    );
     assert.ok(nak.kind === 'reply' && nak.result === 'nak');
     assert.deepEqual(nak.packet.rawOptions?.get(82), agentInformation);
 
@@ -130,10 +142,16 @@ describe('requests from DHCP relay agents (giaddr)', () => {
 
   test('proxy mode echoes option 82 too', () => {
     const context = testContext({ mode: 'proxy' });
-    const pxe = relayed('02:00:00:00:00:07', MessageType.discover, '198.18.0.254', { rawOptions: new Map([[82, agentInformation]]) }, {
-      vendorClass: 'PXEClient:Arch:00000:UNDI:002001',
-      clientArch: [0],
-    });
+    const pxe = relayed(
+      '02:00:00:00:00:07',
+      MessageType.discover,
+      '198.18.0.254',
+      { rawOptions: new Map([[82, agentInformation]]) },
+      {
+        vendorClass: 'PXEClient:Arch:00000:UNDI:002001',
+        clientArch: [0],
+      },
+    );
     const offer = step(context, pxe);
     assert.ok(offer.kind === 'reply', JSON.stringify(offer));
     assert.deepEqual(offer.packet.rawOptions?.get(82), agentInformation);

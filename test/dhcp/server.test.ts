@@ -15,7 +15,6 @@ import { DhcpServer, type DhcpEvent, type DhcpServerOptions } from '../../server
 import { silentLogger } from '../../server/log.js';
 import { clientRequest, testBootFile, freePort } from '../support/dhcp.js';
 
-
 function options(overrides: Partial<DhcpServerOptions> = {}): DhcpServerOptions {
   return {
     interfaceName: 'lo',
@@ -260,9 +259,10 @@ test('quiet ignores (--dhcp-known-only) are counted, and summed up in one log li
     assert.equal(server.stats.replies, 0);
     // No info line per request: one summary at once, the rest waits for the next one.
     const info = logLines.filter((line) => (line.level as number) >= 30 && String(line.msg).includes('ignored'));
-    assert.deepEqual(info.map((line) => [line.msg, line.ignored]), [
-      ['DHCP requests ignored (summed up)', { 'no profile of its own for this MAC or slot (--dhcp-known-only)': 1 }],
-    ]);
+    assert.deepEqual(
+      info.map((line) => [line.msg, line.ignored]),
+      [['DHCP requests ignored (summed up)', { 'no profile of its own for this MAC or slot (--dhcp-known-only)': 1 }]],
+    );
     assert.equal(logLines.filter((line) => line.level === 20 && line.reason === 'no profile of its own for this MAC or slot (--dhcp-known-only)').length, 3);
   } finally {
     client.close();

@@ -89,7 +89,10 @@ function bind(state: ReturnType<typeof slotContext>, mac: string, agent: Buffer 
 }
 
 const holders = (context: TestContext, address: string) =>
-  context.leases.all().filter((lease) => lease.address === address).map((lease) => [lease.mac, lease.state]);
+  context.leases
+    .all()
+    .filter((lease) => lease.address === address)
+    .map((lease) => [lease.mac, lease.state]);
 
 describe('option 82 sub-options', () => {
   test('circuit-id and remote-id are read as hex; a truncated option is reported, not thrown', () => {
@@ -130,7 +133,10 @@ test('option 82 property: any bytes give none, a slot or a reason, never an exce
       const want =
         circuit === undefined
           ? { kind: 'none' }
-          : { kind: 'slot', slot: { circuitId: Buffer.from(circuit.value).toString('hex'), ...(remote ? { remoteId: Buffer.from(remote.value).toString('hex') } : {}) } };
+          : {
+              kind: 'slot',
+              slot: { circuitId: Buffer.from(circuit.value).toString('hex'), ...(remote ? { remoteId: Buffer.from(remote.value).toString('hex') } : {}) },
+            };
       assert.deepEqual(relayAgentInformation(packet(bytes)), want);
     }),
     { numRuns: 1000 },
@@ -138,7 +144,7 @@ test('option 82 property: any bytes give none, a slot or a reason, never an exce
 });
 
 describe('decide() with slot profiles', () => {
-  test('any MAC relayed from the slot gets the slot profile\'s address and hostname, and is recorded there', () => {
+  test("any MAC relayed from the slot gets the slot profile's address and hostname, and is recorded there", () => {
     const state = slotContext();
     const mac = '02:00:00:00:02:01';
     const offer = step(state, relayed(mac, MessageType.discover, fromR1));
@@ -164,7 +170,7 @@ describe('decide() with slot profiles', () => {
     assert.equal(renewal.slot, undefined, 'nothing new to record');
   });
 
-  test('a MAC\'s own profile wins over the slot\'s: dhcp gets the pool, static its own address', () => {
+  test("a MAC's own profile wins over the slot's: dhcp gets the pool, static its own address", () => {
     const state = slotContext();
     const pool = bind(state, ownDhcpMac, fromR1);
     assert.ok(pool.kind === 'reply' && pool.result === 'ack');
@@ -176,7 +182,7 @@ describe('decide() with slot profiles', () => {
     assert.equal(own.packet.options.hostname, 'own-static');
   });
 
-  test('the pool never hands out a slot\'s address, and a client outside the slot asking for it is NAKed', () => {
+  test("the pool never hands out a slot's address, and a client outside the slot asking for it is NAKed", () => {
     const state = slotContext();
     assert.equal((bind(state, '02:00:00:00:03:01', fromR2) as { address?: string }).address, '198.18.2.76');
     assert.equal((bind(state, '02:00:00:00:03:02', undefined) as { address?: string }).address, '198.18.2.78', '.77 is skipped');
@@ -185,7 +191,7 @@ describe('decide() with slot profiles', () => {
     assert.equal(asks.reason, '198.18.2.77 is reserved for slot circuit-id "r1"');
   });
 
-  test('a machine swapped in the slot gets its address; the old machine\'s lease is freed and its renewal NAKed', () => {
+  test("a machine swapped in the slot gets its address; the old machine's lease is freed and its renewal NAKed", () => {
     const state = slotContext();
     const oldMac = '02:00:00:00:04:01';
     const newMac = '02:00:00:00:04:02';
@@ -217,7 +223,10 @@ describe('decide() with slot profiles', () => {
     bind(state, '02:00:00:00:05:01', fromR1);
     const reboot = step(state, relayed('02:00:00:00:05:02', MessageType.request, fromR1, { requestedAddress: slotAddress }));
     assert.ok(reboot.kind === 'reply' && reboot.result === 'ack', JSON.stringify(reboot));
-    assert.deepEqual(reboot.leaseChanges.map((change) => change.kind), ['remove', 'upsert']);
+    assert.deepEqual(
+      reboot.leaseChanges.map((change) => change.kind),
+      ['remove', 'upsert'],
+    );
     assert.deepEqual(holders(state.context, slotAddress), [['02:00:00:00:05:02', 'bound']]);
   });
 

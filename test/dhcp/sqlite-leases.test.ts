@@ -53,7 +53,10 @@ describe('SqliteLeaseStore', () => {
     );
   });
 
-  for (const [where, page] of [['an early page', 2], ['the last page', -1]] as const) {
+  for (const [where, page] of [
+    ['an early page', 2],
+    ['the last page', -1],
+  ] as const) {
     test(`a database with ${where} damaged is refused with its name`, () => {
       const file = join(dir, `damaged${page}.sqlite`);
       const store = open(file);
@@ -102,7 +105,10 @@ describe('SqliteLeaseStore', () => {
     reader.prepare('COMMIT').run();
     assert.equal(readLeaseFile(file).length, 2);
     reader.close();
-    assert.throws(() => SqliteLeaseStore.open(file, { busyTimeoutMs: 50 }), (error: unknown) => error instanceof LeaseDatabaseError && error.code === 'LOCKED');
+    assert.throws(
+      () => SqliteLeaseStore.open(file, { busyTimeoutMs: 50 }),
+      (error: unknown) => error instanceof LeaseDatabaseError && error.code === 'LOCKED',
+    );
     store.close();
     assert.equal(open(file).all().length, 2);
   });
@@ -149,7 +155,10 @@ describe('SqliteLeaseStore', () => {
     );
     assert.equal(level(), 1, 'NORMAL');
     // Committed: another connection sees it before the sync is done.
-    assert.deepEqual(readLeaseFile(file).map((lease) => lease.state), ['bound']);
+    assert.deepEqual(
+      readLeaseFile(file).map((lease) => lease.state),
+      ['bound'],
+    );
     await synced;
     assert.throws(() => store.transaction(() => store.transactionSyncedLater(() => undefined)), /cannot be nested/);
   });

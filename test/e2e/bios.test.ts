@@ -48,7 +48,10 @@ test('BIOS: iPXE ROM boots Xen and dom0 with its own profile to the ready line',
   const dhcp = events.filter((event) => event.mac === '52:54:00:12:34:56' && typeof event.type === 'string');
   assert.ok(dhcp.length >= 2, `expected DHCP events for node01, got ${JSON.stringify(dhcp)}`);
   // The reservation from the profile wins over the pool, already in DHCP.
-  assert.ok(dhcp.some((event) => event.address === '198.18.0.50'), 'DHCP gave node01 its reserved address');
+  assert.ok(
+    dhcp.some((event) => event.address === '198.18.0.50'),
+    'DHCP gave node01 its reserved address',
+  );
   assert.ok(events.some((event) => event.event === 'boot-script' && event.mac === '52:54:00:12:34:56' && event.platform === 'bios'));
   // The root hash travels only by HTTP, after the runtime is on the network.
   assert.ok(events.some((event) => event.event === 'runtime-env' && event.mac === '52:54:00:12:34:56'));

@@ -39,7 +39,9 @@ before(async () => {
     { serveArgs: ['--tftp-server', relayAddress] },
   );
   rack.ns.ip('addr', 'add', `${relayAddress}/24`, 'dev', 'tap0');
-  relay = rack.ns.spawn(process.execPath, [relayMain, relayAddress, relayAddress, serverAddress, '69', '0.01', '10', '69'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  relay = rack.ns.spawn(process.execPath, [relayMain, relayAddress, relayAddress, serverAddress, '69', '0.01', '10', '69'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   relayLines = createInterface({ input: relay.stdout! })[Symbol.asyncIterator]();
   const first = await relayLines.next();
   assert.deepEqual(JSON.parse(String(first.value)), { port: 69 }, 'the relay listens on port 69');

@@ -10,7 +10,14 @@ let host: RackClient;
 before(async () => {
   rack = await startRack(
     {
-      'node01.yaml': ['mac: 52:54:00:12:34:56', 'hostname: node01', 'rootPasswordHash: "$6$salt$' + 'a'.repeat(86) + '"', 'domains:', '  - name: web1', ''].join('\n'),
+      'node01.yaml': [
+        'mac: 52:54:00:12:34:56',
+        'hostname: node01',
+        'rootPasswordHash: "$6$salt$' + 'a'.repeat(86) + '"',
+        'domains:',
+        '  - name: web1',
+        '',
+      ].join('\n'),
     },
     { bridge: true },
   );
@@ -27,7 +34,10 @@ test('tftpHostFile: which generated files TFTP serves', () => {
   assert.deepEqual(tftpHostFile('hosts/52-54-00-12-34-56/boot.ipxe'), { mac: '52-54-00-12-34-56', name: 'boot.ipxe' });
   assert.deepEqual(tftpHostFile('hosts/52-54-00-12-34-56/builds/b1/xen.cfg'), { mac: '52-54-00-12-34-56', name: 'xen.cfg', buildId: 'b1' });
   assert.deepEqual(tftpHostFile('hosts/52-54-00-12-34-56/builds/b1/testing/xen.cfg'), {
-    mac: '52-54-00-12-34-56', name: 'xen.cfg', buildId: 'b1', entry: 'testing',
+    mac: '52-54-00-12-34-56',
+    name: 'xen.cfg',
+    buildId: 'b1',
+    entry: 'testing',
   });
   assert.deepEqual(tftpHostFile('hosts/52-54-00-12-34-56/domains/web1.cfg'), { mac: '52-54-00-12-34-56', name: 'domain.cfg', domain: 'web1' });
   assert.equal(tftpHostFile('hosts/52-54-00-12-34-56/domains/.cfg'), undefined);
@@ -80,7 +90,7 @@ test('per-host files by TFTP are the bytes HTTP serves, with the right tsize', {
   assert.throws(() => host.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/runtime.env`]));
 });
 
-test('a stranger on the wire, even on the host\'s own address, gets the boot script without a token, and no secrets', { timeout: 60_000 }, async () => {
+test("a stranger on the wire, even on the host's own address, gets the boot script without a token, and no secrets", { timeout: 60_000 }, async () => {
   const stranger = await addClient(rack, '02:00:00:00:0b:ad');
   try {
     const scriptUrl = `http://${serverAddress}:${httpPort}/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios`;
@@ -93,7 +103,14 @@ test('a stranger on the wire, even on the host\'s own address, gets the boot scr
       assert.doesNotMatch(stranger.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/boot.ipxe`]), /rackboot\.token=/);
     }
     assert.match(stranger.ns.exec('curl', ['-sS', '--fail', scriptUrl]), /neighbour table has 02:00:00:00:0b:ad for 198\.18\.0\.\d+, not 52:54:00:12:34:56/);
-    const refused = stranger.ns.exec('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', `http://${serverAddress}:${httpPort}/hosts/52-54-00-12-34-56/runtime.env`]);
+    const refused = stranger.ns.exec('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      `http://${serverAddress}:${httpPort}/hosts/52-54-00-12-34-56/runtime.env`,
+    ]);
     assert.equal(refused, '403');
   } finally {
     stranger.close();
@@ -108,9 +125,21 @@ test('events: busybox wget posts a report with the boot token as the runtime doe
   const url = `http://${serverAddress}:${httpPort}/hosts/52:54:00:12:34:56/events`;
   // Without the token (from anyone, the host too), a report is refused and not stored.
   assert.throws(() => host.ns.exec('busybox', ['wget', '-q', '-O', '/dev/null', '--post-data', 'stage=ready', url]));
-  host.ns.exec('busybox', ['wget', '-q', '-O', '/dev/null', '--header', `X-Rackboot-Token: ${token}`, '--post-data', 'stage=domain-started&domain=web1&detail=domid%3D1', url]);
+  host.ns.exec('busybox', [
+    'wget',
+    '-q',
+    '-O',
+    '/dev/null',
+    '--header',
+    `X-Rackboot-Token: ${token}`,
+    '--post-data',
+    'stage=domain-started&domain=web1&detail=domid%3D1',
+    url,
+  ]);
   // A refused report: busybox wget exits non-zero on the 400.
-  assert.throws(() => host.ns.exec('busybox', ['wget', '-q', '-O', '/dev/null', '--header', `X-Rackboot-Token: ${token}`, '--post-data', 'stage=rebooting', url]));
+  assert.throws(() =>
+    host.ns.exec('busybox', ['wget', '-q', '-O', '/dev/null', '--header', `X-Rackboot-Token: ${token}`, '--post-data', 'stage=rebooting', url]),
+  );
   // The host's timeline also holds what the servers saw (the files fetched above); the report is the runtime's one event.
   const timeline = JSON.parse(host.ns.exec('curl', ['-sS', '--fail', url])) as Array<Record<string, unknown>>;
   assert.ok(timeline.some((event) => event.source === 'http' && event.stage === 'boot.ipxe'));

@@ -90,7 +90,11 @@ function strangerSequence(when: string): void {
   assert.doesNotMatch(script.body, tokenPattern, `${when}: a token in the boot script the stranger got`);
   const build = /, build (\S+), entry /.exec(script.body)?.[1];
   assert.ok(build, script.body);
-  for (const url of [`${base}/hosts/${victimPath}/builds/${build}/xen.cfg`, `tftp://${serverAddress}/hosts/${victimPath}/boot.ipxe`, `tftp://${serverAddress}/hosts/${victimPath}/builds/${build}/xen.cfg`]) {
+  for (const url of [
+    `${base}/hosts/${victimPath}/builds/${build}/xen.cfg`,
+    `tftp://${serverAddress}/hosts/${victimPath}/boot.ipxe`,
+    `tftp://${serverAddress}/hosts/${victimPath}/builds/${build}/xen.cfg`,
+  ]) {
     assert.doesNotMatch(stranger.ns.exec('curl', ['-sS', url]), tokenPattern, `${when}: ${url}`);
   }
   // The secrets: without a token, with a made-up one, in a URL, over TFTP.
@@ -108,106 +112,146 @@ function strangerSequence(when: string): void {
   assert.equal(strangerFetch(`${base}/hosts/${victim}/alive`, '--data', '').status, 403, when);
 }
 
-test('a stranger on the wire gets no token and no secret of a booting host, cannot write its timeline, and its takeover of the MAC is flagged', { timeout: 1_200_000 }, async () => {
-  // Before the machine boots: with its own address, then with the machine's reserved address on its own interface.
-  strangerSequence('with its own address');
-  const own = stranger.address!;
-  stranger.setAddress(`${victimAddress}/24`);
-  strangerSequence('on the host\'s reserved address');
-  stranger.setAddress(`${own}/24`);
+test(
+  'a stranger on the wire gets no token and no secret of a booting host, cannot write its timeline, and its takeover of the MAC is flagged',
+  { timeout: 1_200_000 },
+  async () => {
+    // Before the machine boots: with its own address, then with the machine's reserved address on its own interface.
+    strangerSequence('with its own address');
+    const own = stranger.address!;
+    stranger.setAddress(`${victimAddress}/24`);
+    strangerSequence("on the host's reserved address");
+    stranger.setAddress(`${own}/24`);
 
-  ({ qemu, console: machine } = await startMachine(rack, 'bios', victim, 512));
-  const started = Date.now();
-  // At once: a pool grab, silent TFTP transfers, a connection flood and never-read live pages, held for 40 s.
-  const flood = stranger.ns.spawn(process.execPath, [floodScript, serverAddress, String(httpPort), '40000']);
-  const flooded = new ConsoleWatcher(flood);
-  const floodEnded = new Promise<void>((resolve) => flood.once('exit', () => resolve()));
-  // While the machine boots, the stranger keeps trying.
-  const during = (async () => {
-    for (let round = 0; round < 3; round++) {
-      await delay(20_000);
-      strangerSequence(`during the boot, round ${round + 1}`);
+    ({ qemu, console: machine } = await startMachine(rack, 'bios', victim, 512));
+    const started = Date.now();
+    // At once: a pool grab, silent TFTP transfers, a connection flood and never-read live pages, held for 40 s.
+    const flood = stranger.ns.spawn(process.execPath, [floodScript, serverAddress, String(httpPort), '40000']);
+    const flooded = new ConsoleWatcher(flood);
+    const floodEnded = new Promise<void>((resolve) => flood.once('exit', () => resolve()));
+    // While the machine boots, the stranger keeps trying.
+    const during = (async () => {
+      for (let round = 0; round < 3; round++) {
+        await delay(20_000);
+        strangerSequence(`during the boot, round ${round + 1}`);
+      }
+    })();
+    const ready = await machine.waitFor(readyLinePattern, 900_000, 'the ready line');
+    await during;
+    await floodEnded;
+    const line = flooded.transcript.split('\n').find((text) => text.startsWith('{'));
+    assert.ok(line, `the flood printed no summary:\n${flooded.transcript}`);
+    const summary = JSON.parse(line) as {
+      dhcp: { offers: number; acks: number; leaseSeconds: number[]; sendErrors: number };
+      tftp: { sockets: number; answered: number; refused: number };
+      http: { opened: number; closedByServer: number; streaming: number };
+      sse: { opened: number; closedByServer: number; streaming: number };
+    };
+    process.stderr.write(`hostile neighbour: flood ${JSON.stringify(summary)}\n`);
+    // Made-up MACs hold first leases only (5 minutes), not the pool for the lease time.
+    assert.ok(summary.dhcp.acks >= 20, `the pool grab got few leases: the test did not test it: ${JSON.stringify(summary.dhcp)}`);
+    assert.ok(
+      summary.dhcp.leaseSeconds.every((seconds) => seconds <= 300),
+      JSON.stringify(summary.dhcp),
+    );
+    // One client's share of TFTP, and its silent transfers ended.
+    assert.ok(summary.tftp.answered <= 8, JSON.stringify(summary.tftp));
+    // Connections past the per-address cap are closed by the server as they arrive; live pages within their cap.
+    const metrics = rack.ns.exec('curl', ['-sSf', `${base}/metrics`]);
+    const refusedConnections = Number(/^rackboot_http_connections_refused_total\{cap="per-address"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+    assert.ok(refusedConnections >= 1000, `connections refused by the per-address cap: ${refusedConnections}`);
+    assert.ok(summary.sse.streaming <= 50, JSON.stringify(summary.sse));
+    assert.equal(strangerFetch(`${base}/boot.ipxe`).status, 200, 'the server still answers the stranger too');
+    process.stderr.write(`hostile neighbour: the machine was ready after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    assert.equal(ready.groups!.hostname, 'xen01');
+    assert.equal(ready.groups!.ip, `${victimAddress}/24`);
+    assert.equal(ready.groups!.domains, '2', `both domains started; console:\n${machine.transcript.slice(-4000)}`);
+    assert.equal(
+      rack.events().filter((event) => event.event === 'runtime-env' && event.mac === victim).length,
+      1,
+      'the machine, and only it, got its secrets, once',
+    );
+
+    const adminToken = (await readFile(join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
+    const timeline = (): Array<{ source: string; stage: string; detail?: string; domain?: string }> =>
+      (
+        JSON.parse(rack.ns.exec('curl', ['-sSf', '-H', `Authorization: Bearer ${adminToken}`, `${base}/api/hosts/${victim}`])) as {
+          timeline: Array<{ source: string; stage: string; detail?: string; domain?: string }>;
+        }
+      ).timeline;
+    // Both guests report with their own tokens.
+    const deadline = Date.now() + 300_000;
+    // A guest whose first report's answer came late may send it again: one per guest counts.
+    const guestsReady = () =>
+      [
+        ...new Set(
+          timeline()
+            .filter((event) => event.stage === 'guest-ready')
+            .map((event) => event.domain),
+        ),
+      ].sort();
+    while (guestsReady().length < 2 && Date.now() < deadline) await delay(2000);
+    const seen = timeline();
+    assert.deepEqual(guestsReady(), ['demo1', 'demo2']);
+    // Only the machine's own boot: no refusals, alarms or failures; one ready.
+    assert.deepEqual(
+      seen.filter((event) => ['refused', 'alarm', 'failed', 'setting-failed', 'domain-failed'].includes(event.stage)),
+      [],
+      JSON.stringify(seen),
+    );
+    assert.equal(seen.filter((event) => event.stage === 'ready').length, 1);
+    assert.deepEqual(
+      seen.filter((event) => event.source === 'runtime').map((event) => event.stage),
+      ['booted', 'configured', 'domain-started', 'domain-started', 'ready'],
+    );
+    const refusals = rack.events().filter((event) => event.event === 'host-secret-refused' || event.event === 'host-event-refused');
+    assert.ok(refusals.length >= 20, `the stranger's attempts are logged: ${refusals.length}`);
+    assert.doesNotMatch(rack.server.transcript, /\b[bgi]\.[A-Za-z0-9_-]{12}\.[A-Za-z0-9_.-]{22,}/, 'a token in the server log');
+
+    // The machine's heartbeat (every 30 s after its ready line) is what shows
+    // its token again after the takeover: first see one taken.
+    const heartbeats = () =>
+      rack
+        .events()
+        .filter((event) => event.event === 'http' && /\/alive$/.test(String(event.path)) && event.remote === victimAddress)
+        .map((event) => `${event.time} ${event.status}`);
+    const heartbeatDeadline = Date.now() + 120_000;
+    while (!heartbeats().some((beat) => beat.endsWith(' 204')) && Date.now() < heartbeatDeadline) await delay(2000);
+    assert.ok(
+      heartbeats().some((beat) => beat.endsWith(' 204')),
+      `the machine's heartbeat was not taken: ${heartbeats().join(', ') || 'none'}`,
+    );
+
+    // Last, the stranger becomes the machine: its MAC and its address, a DHCP
+    // exchange and a boot script with a token. Nothing on the wire tells the
+    // two apart; the machine's next heartbeat shows a superseded token.
+    stranger.ns.ip('link', 'set', 'eth0', 'down');
+    stranger.ns.ip('link', 'set', 'eth0', 'address', victim);
+    stranger.ns.ip('link', 'set', 'eth0', 'up');
+    stranger.dhcp();
+    assert.equal(stranger.address, victimAddress, 'the DHCP server gives the MAC its reserved address');
+    assert.match(
+      strangerFetch(`${base}/hosts/${victimPath}/boot.ipxe?platform=pcbios`).body,
+      tokenPattern,
+      'a stranger with the MAC and the address is the host, as far as anyone can tell',
+    );
+    stranger.ns.ip('link', 'set', 'eth0', 'down'); // and goes quiet: the machine's traffic reaches the server again
+    const alarmDeadline = Date.now() + 120_000;
+    let alarms = timeline().filter((event) => event.stage === 'alarm');
+    while (alarms.length === 0 && Date.now() < alarmDeadline) {
+      await delay(2000);
+      alarms = timeline().filter((event) => event.stage === 'alarm');
     }
-  })();
-  const ready = await machine.waitFor(readyLinePattern, 900_000, 'the ready line');
-  await during;
-  await floodEnded;
-  const line = flooded.transcript.split('\n').find((text) => text.startsWith('{'));
-  assert.ok(line, `the flood printed no summary:\n${flooded.transcript}`);
-  const summary = JSON.parse(line) as {
-    dhcp: { offers: number; acks: number; leaseSeconds: number[]; sendErrors: number };
-    tftp: { sockets: number; answered: number; refused: number };
-    http: { opened: number; closedByServer: number; streaming: number };
-    sse: { opened: number; closedByServer: number; streaming: number };
-  };
-  process.stderr.write(`hostile neighbour: flood ${JSON.stringify(summary)}\n`);
-  // Made-up MACs hold first leases only (5 minutes), not the pool for the lease time.
-  assert.ok(summary.dhcp.acks >= 20, `the pool grab got few leases: the test did not test it: ${JSON.stringify(summary.dhcp)}`);
-  assert.ok(summary.dhcp.leaseSeconds.every((seconds) => seconds <= 300), JSON.stringify(summary.dhcp));
-  // One client's share of TFTP, and its silent transfers ended.
-  assert.ok(summary.tftp.answered <= 8, JSON.stringify(summary.tftp));
-  // Connections past the per-address cap are closed by the server as they arrive; live pages within their cap.
-  const metrics = rack.ns.exec('curl', ['-sSf', `${base}/metrics`]);
-  const refusedConnections = Number(/^rackboot_http_connections_refused_total\{cap="per-address"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
-  assert.ok(refusedConnections >= 1000, `connections refused by the per-address cap: ${refusedConnections}`);
-  assert.ok(summary.sse.streaming <= 50, JSON.stringify(summary.sse));
-  assert.equal(strangerFetch(`${base}/boot.ipxe`).status, 200, 'the server still answers the stranger too');
-  process.stderr.write(`hostile neighbour: the machine was ready after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-  assert.equal(ready.groups!.hostname, 'xen01');
-  assert.equal(ready.groups!.ip, `${victimAddress}/24`);
-  assert.equal(ready.groups!.domains, '2', `both domains started; console:\n${machine.transcript.slice(-4000)}`);
-  assert.equal(rack.events().filter((event) => event.event === 'runtime-env' && event.mac === victim).length, 1, 'the machine, and only it, got its secrets, once');
-
-  const adminToken = (await readFile(join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
-  const timeline = (): Array<{ source: string; stage: string; detail?: string; domain?: string }> =>
-    (JSON.parse(rack.ns.exec('curl', ['-sSf', '-H', `Authorization: Bearer ${adminToken}`, `${base}/api/hosts/${victim}`])) as { timeline: Array<{ source: string; stage: string; detail?: string; domain?: string }> }).timeline;
-  // Both guests report with their own tokens.
-  const deadline = Date.now() + 300_000;
-  // A guest whose first report's answer came late may send it again: one per guest counts.
-  const guestsReady = () => [...new Set(timeline().filter((event) => event.stage === 'guest-ready').map((event) => event.domain))].sort();
-  while (guestsReady().length < 2 && Date.now() < deadline) await delay(2000);
-  const seen = timeline();
-  assert.deepEqual(guestsReady(), ['demo1', 'demo2']);
-  // Only the machine's own boot: no refusals, alarms or failures; one ready.
-  assert.deepEqual(seen.filter((event) => ['refused', 'alarm', 'failed', 'setting-failed', 'domain-failed'].includes(event.stage)), [], JSON.stringify(seen));
-  assert.equal(seen.filter((event) => event.stage === 'ready').length, 1);
-  assert.deepEqual(
-    seen.filter((event) => event.source === 'runtime').map((event) => event.stage),
-    ['booted', 'configured', 'domain-started', 'domain-started', 'ready'],
-  );
-  const refusals = rack.events().filter((event) => event.event === 'host-secret-refused' || event.event === 'host-event-refused');
-  assert.ok(refusals.length >= 20, `the stranger's attempts are logged: ${refusals.length}`);
-  assert.doesNotMatch(rack.server.transcript, /\b[bgi]\.[A-Za-z0-9_-]{12}\.[A-Za-z0-9_.-]{22,}/, 'a token in the server log');
-
-  // The machine's heartbeat (every 30 s after its ready line) is what shows
-  // its token again after the takeover: first see one taken.
-  const heartbeats = () =>
-    rack.events().filter((event) => event.event === 'http' && /\/alive$/.test(String(event.path)) && event.remote === victimAddress).map((event) => `${event.time} ${event.status}`);
-  const heartbeatDeadline = Date.now() + 120_000;
-  while (!heartbeats().some((beat) => beat.endsWith(' 204')) && Date.now() < heartbeatDeadline) await delay(2000);
-  assert.ok(heartbeats().some((beat) => beat.endsWith(' 204')), `the machine's heartbeat was not taken: ${heartbeats().join(', ') || 'none'}`);
-
-  // Last, the stranger becomes the machine: its MAC and its address, a DHCP
-  // exchange and a boot script with a token. Nothing on the wire tells the
-  // two apart; the machine's next heartbeat shows a superseded token.
-  stranger.ns.ip('link', 'set', 'eth0', 'down');
-  stranger.ns.ip('link', 'set', 'eth0', 'address', victim);
-  stranger.ns.ip('link', 'set', 'eth0', 'up');
-  stranger.dhcp();
-  assert.equal(stranger.address, victimAddress, 'the DHCP server gives the MAC its reserved address');
-  assert.match(strangerFetch(`${base}/hosts/${victimPath}/boot.ipxe?platform=pcbios`).body, tokenPattern, 'a stranger with the MAC and the address is the host, as far as anyone can tell');
-  stranger.ns.ip('link', 'set', 'eth0', 'down'); // and goes quiet: the machine's traffic reaches the server again
-  const alarmDeadline = Date.now() + 120_000;
-  let alarms = timeline().filter((event) => event.stage === 'alarm');
-  while (alarms.length === 0 && Date.now() < alarmDeadline) {
-    await delay(2000);
-    alarms = timeline().filter((event) => event.stage === 'alarm');
-  }
-  assert.ok(alarms.length > 0, `no alarm for two boots of one MAC; the machine's heartbeats: ${heartbeats().join(', ') || 'none'}`);
-  process.stderr.write(`hostile neighbour: alarm "${alarms[0]!.detail}"; the machine's heartbeats: ${heartbeats().join(', ')}\n`);
-  assert.match(alarms[0]!.detail ?? '', /two boots of 52:54:00:12:34:56 at once\?/);
-  assert.ok(rack.events().some((event) => event.event === 'host-alarm' && event.mac === victim));
-  await machine.waitFor(/rackboot-runtime: the server refused this boot's token: another machine may have booted as 52:54:00:12:34:56/, 60_000, 'the console note');
-  const hosts = rack.ns.exec(process.execPath, [cliPath, 'hosts', '--server', base, '--state', join(rack.work, 'state')]);
-  assert.match(hosts, /^ALARM 52:54:00:12:34:56: two boots/m);
-});
+    assert.ok(alarms.length > 0, `no alarm for two boots of one MAC; the machine's heartbeats: ${heartbeats().join(', ') || 'none'}`);
+    process.stderr.write(`hostile neighbour: alarm "${alarms[0]!.detail}"; the machine's heartbeats: ${heartbeats().join(', ')}\n`);
+    assert.match(alarms[0]!.detail ?? '', /two boots of 52:54:00:12:34:56 at once\?/);
+    assert.ok(rack.events().some((event) => event.event === 'host-alarm' && event.mac === victim));
+    await machine.waitFor(
+      /rackboot-runtime: the server refused this boot's token: another machine may have booted as 52:54:00:12:34:56/,
+      60_000,
+      'the console note',
+    );
+    const hosts = rack.ns.exec(process.execPath, [cliPath, 'hosts', '--server', base, '--state', join(rack.work, 'state')]);
+    assert.match(hosts, /^ALARM 52:54:00:12:34:56: two boots/m);
+  },
+);

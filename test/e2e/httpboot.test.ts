@@ -28,8 +28,14 @@ test('UEFI HTTP Boot: OVMF gets ipxe.efi by URL (HEAD, then GET), then boots to 
   assert.deepEqual(offer.boot, { kind: 'http', url: 'http://198.18.0.1:8080/ipxe.efi' });
   // UEFI HTTP Boot asks with HEAD before it downloads.
   const ipxe = events.filter((event) => event.event === 'http' && event.path === '/ipxe.efi');
-  assert.ok(ipxe.some((event) => event.method === 'HEAD' && event.status === 200), 'HEAD /ipxe.efi answered');
-  assert.ok(ipxe.some((event) => event.method === 'GET' && event.status === 200), 'GET /ipxe.efi answered');
+  assert.ok(
+    ipxe.some((event) => event.method === 'HEAD' && event.status === 200),
+    'HEAD /ipxe.efi answered',
+  );
+  assert.ok(
+    ipxe.some((event) => event.method === 'GET' && event.status === 200),
+    'GET /ipxe.efi answered',
+  );
   assert.ok(!events.some((event) => JSON.stringify(event).toLowerCase().includes('tftp') && JSON.stringify(event).includes('ipxe.efi')), 'no TFTP');
   assert.ok(events.some((event) => event.event === 'boot-script' && event.mac === '52:54:00:12:34:58' && event.platform === 'efi64'));
 });

@@ -79,12 +79,7 @@ test('BIOS: the image boots as a CD through GRUB and Xen to the ready line', { t
 test('UEFI: the image boots as a CD on OVMF; GRUB starts Xen with multiboot2 (EFI boot services kept)', { timeout: 300_000 }, async () => {
   const ns = Netns.create('rbiso');
   try {
-    const { machine } = await bootToReady(ns, [
-      ...(await ovmfDrives()),
-      '-cdrom', path.join(assets, 'current/rackboot.iso'),
-      '-boot', 'd',
-      '-nic', 'none',
-    ]);
+    const { machine } = await bootToReady(ns, [...(await ovmfDrives()), '-cdrom', path.join(assets, 'current/rackboot.iso'), '-boot', 'd', '-nic', 'none']);
     machine.kill();
     assert.match(machine.output, /UEFI QEMU DVD-ROM/, 'OVMF booted from the CD');
     assert.match(machine.output, /\(XEN\) Bootloader: GRUB /);
@@ -100,10 +95,14 @@ test('UEFI: the same image written to a USB stick boots on OVMF from its GPT EFI
   try {
     const { machine } = await bootToReady(ns, [
       ...(await ovmfDrives()),
-      '-drive', `if=none,id=stick,format=raw,readonly=on,file=${path.join(assets, 'current/rackboot.iso')}`,
-      '-device', 'qemu-xhci',
-      '-device', 'usb-storage,drive=stick,bootindex=0',
-      '-nic', 'none',
+      '-drive',
+      `if=none,id=stick,format=raw,readonly=on,file=${path.join(assets, 'current/rackboot.iso')}`,
+      '-device',
+      'qemu-xhci',
+      '-device',
+      'usb-storage,drive=stick,bootindex=0',
+      '-nic',
+      'none',
     ]);
     machine.kill();
     assert.match(machine.output, /BdsDxe: starting Boot\d+ "UEFI QEMU QEMU USB HARDDRIVE [^"]*" from \S*\/USB\(/, 'OVMF booted the USB disk');
@@ -139,24 +138,46 @@ test('a per-host image (rackboot build --host) boots as a USB stick with its sta
   await mkdir(path.join(work, 'state'), { recursive: true, mode: 0o700 });
   await writeFile(path.join(work, 'state', 'host-token.key'), `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
   await promisify(execFile)(process.execPath, [
-    cliPath, 'build', '--out', assets, '--host', MAC, '--profiles', profiles,
-    '--address', '198.18.0.1', '--http-port', '8080', '--iso-file', image, '--state', path.join(work, 'state'),
+    cliPath,
+    'build',
+    '--out',
+    assets,
+    '--host',
+    MAC,
+    '--profiles',
+    profiles,
+    '--address',
+    '198.18.0.1',
+    '--http-port',
+    '8080',
+    '--iso-file',
+    image,
+    '--state',
+    path.join(work, 'state'),
   ]);
   // The boot line's token is signed with the state folder's key, which a
   // server on that folder checks before it hands out the host's secrets.
   const key = (await readFile(path.join(work, 'state', 'host-token.key'), 'utf8')).trim();
   const tokens = [...(await readFile(image)).toString('latin1').matchAll(/rackboot\.token=(i\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)/g)].map((match) => match[1]!);
   assert.ok(tokens.length > 0, 'the image carries an image token');
-  assert.ok(tokens.every((token) => new HostTokens(Buffer.from(key)).read(MAC, token)?.kind === 'image'), 'signed with the state folder\'s key, for this MAC');
+  assert.ok(
+    tokens.every((token) => new HostTokens(Buffer.from(key)).read(MAC, token)?.kind === 'image'),
+    "signed with the state folder's key, for this MAC",
+  );
   const ns = Netns.create('rbiso');
   try {
     ns.addTap('tap0', '198.18.0.1/24');
     const { machine, ready } = await bootToReady(ns, [
-      '-drive', `if=none,id=stick,format=raw,readonly=on,file=${image}`,
-      '-device', 'qemu-xhci',
-      '-device', 'usb-storage,drive=stick,bootindex=0',
-      '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
-      '-device', `e1000,netdev=n0,mac=${MAC}`,
+      '-drive',
+      `if=none,id=stick,format=raw,readonly=on,file=${image}`,
+      '-device',
+      'qemu-xhci',
+      '-device',
+      'usb-storage,drive=stick,bootindex=0',
+      '-netdev',
+      'tap,id=n0,ifname=tap0,script=no,downscript=no',
+      '-device',
+      `e1000,netdev=n0,mac=${MAC}`,
     ]);
     assert.equal(ready.groups!.hostname, 'iso-node');
     assert.equal(ready.groups!.ip, '198.18.0.77/24');
@@ -182,9 +203,13 @@ test("BIOS: iPXE's sanboot boots the build's image over HTTP (the iPXE menu's en
   const server = { lines: [] as Array<Record<string, unknown>> };
   try {
     ns.addTap('tap0', '198.18.0.1/24');
-    const child = ns.spawn(process.execPath, [fileURLToPath(new URL('../support/bench/http-server.js', import.meta.url)), assets, '198.18.0.1', '8080', '256', 'log'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = ns.spawn(
+      process.execPath,
+      [fileURLToPath(new URL('../support/bench/http-server.js', import.meta.url)), assets, '198.18.0.1', '8080', '256', 'log'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     const lines = createInterface({ input: child.stdout! });
     const listening = new Promise<void>((resolve) => lines.once('line', () => resolve()));
     lines.on('line', (line) => server.lines.push(JSON.parse(line) as Record<string, unknown>));
@@ -193,17 +218,27 @@ test("BIOS: iPXE's sanboot boots the build's image over HTTP (the iPXE menu's en
     try {
       // ipxe.lkrn runs the script it is given as an initrd (Linux boot protocol).
       const { machine, ready } = await bootToReady(ns, [
-        '-kernel', lkrn,
-        '-initrd', script,
-        '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
-        '-device', `e1000,netdev=n0,mac=52:54:00:15:0c:01`,
+        '-kernel',
+        lkrn,
+        '-initrd',
+        script,
+        '-netdev',
+        'tap,id=n0,ifname=tap0,script=no,downscript=no',
+        '-device',
+        `e1000,netdev=n0,mac=52:54:00:15:0c:01`,
       ]);
       machine.kill();
       assert.equal(ready.groups!.mac, '52:54:00:15:0c:01');
       assert.match(machine.output, /Booting `Xen with the rackboot runtime \[[0-9a-f]{8}\]'/);
       const image = server.lines.filter((l) => l.path === `/builds/${build}/rackboot.iso`);
-      assert.ok(image.some((l) => l.status === 206), `iPXE read the image by ranges: ${JSON.stringify(image.slice(0, 3))}`);
-      assert.ok(image.every((l) => l.status === 200 || l.status === 206), 'no request of the image failed');
+      assert.ok(
+        image.some((l) => l.status === 206),
+        `iPXE read the image by ranges: ${JSON.stringify(image.slice(0, 3))}`,
+      );
+      assert.ok(
+        image.every((l) => l.status === 200 || l.status === 206),
+        'no request of the image failed',
+      );
       process.stdout.write(`# sanboot over HTTP: ready after ${machine.elapsed().toFixed(1)} s, ${image.length} requests for the image\n`);
     } finally {
       child.kill('SIGTERM');

@@ -24,7 +24,18 @@ const nobody = 65534;
 const mac = '52:54:00:5a:0e:01';
 const base = `http://${serverAddress}:${httpPort}`;
 const profile = (hostname: string) =>
-  [`mac: ${mac}`, `hostname: ${hostname}`, 'network:', '  mode: static', '  address: 198.18.0.71/24', 'boot:', '  menuTimeout: 0', '  kernelArgs: "rackboot.poweroff=1"', 'domains: []', ''].join('\n');
+  [
+    `mac: ${mac}`,
+    `hostname: ${hostname}`,
+    'network:',
+    '  mode: static',
+    '  address: 198.18.0.71/24',
+    'boot:',
+    '  menuTimeout: 0',
+    '  kernelArgs: "rackboot.poweroff=1"',
+    'domains: []',
+    '',
+  ].join('\n');
 
 let scratch: string;
 let assets: string;
@@ -75,7 +86,9 @@ test('serve --user nobody: no root, no capability, and still edits, builds, imag
   await assertNoRoot('after start');
 
   // A profile edit through the admin API, written by nobody, 0600.
-  const saved = JSON.parse(curl(['-X', 'PUT', '-H', 'Content-Type: application/yaml', '--data-binary', profile('noroot-after'), `${base}/api/profiles/node01`])) as {
+  const saved = JSON.parse(
+    curl(['-X', 'PUT', '-H', 'Content-Type: application/yaml', '--data-binary', profile('noroot-after'), `${base}/api/profiles/node01`]),
+  ) as {
     profile: { hostname: string };
   };
   assert.equal(saved.profile.hostname, 'noroot-after');
@@ -90,11 +103,25 @@ test('serve --user nobody: no root, no capability, and still edits, builds, imag
   const hostImages = path.join(assets, 'host-images');
   const cached = await readdir(path.join(hostImages, mac.replaceAll(':', '-')));
   assert.equal(cached.filter((name) => name.endsWith('.iso')).length, 1, `one cached image: ${cached.join(', ')}`);
-  assert.equal((await stat(path.join(hostImages, mac.replaceAll(':', '-'), cached.find((name) => name.endsWith('.iso'))!))).uid, nobody);
+  assert.equal(
+    (
+      await stat(
+        path.join(
+          hostImages,
+          mac.replaceAll(':', '-'),
+          cached.find((name) => name.endsWith('.iso'))!,
+        ),
+      )
+    ).uid,
+    nobody,
+  );
 
   // rackboot build, as root, makes a new build current; the server (nobody) serves it.
   const before = (await readlink(path.join(assets, 'current'))).replace(/^builds\//, '');
-  const built = await runCommand(process.execPath, [cliPath, 'build', '--out', assets, '--variant', 'tiny', '--no-iso'], { timeoutMs: 300_000, what: 'rackboot build' });
+  const built = await runCommand(process.execPath, [cliPath, 'build', '--out', assets, '--variant', 'tiny', '--no-iso'], {
+    timeoutMs: 300_000,
+    what: 'rackboot build',
+  });
   assert.equal(built.code, 0, built.stderr);
   const current = (await readlink(path.join(assets, 'current'))).replace(/^builds\//, '');
   assert.notEqual(current, before, 'a new build is current');
@@ -111,11 +138,19 @@ test('serve --user nobody: no root, no capability, and still edits, builds, imag
   // BIOS scripts name a build by the digest its id ends with (/b/<digest>/).
   const digest = /-([0-9a-f]{8})$/.exec(current)?.[1];
   assert.ok(
-    rack.events().some((event) => typeof event.path === 'string' && (event.path.includes(`/builds/${current}/`) || (digest !== undefined && event.path.includes(`/b/${digest}/`)))),
+    rack
+      .events()
+      .some(
+        (event) =>
+          typeof event.path === 'string' && (event.path.includes(`/builds/${current}/`) || (digest !== undefined && event.path.includes(`/b/${digest}/`))),
+      ),
     'the machine fetched parts of the new build',
   );
   const leases = JSON.parse(curl([`${base}/api/leases`])) as Array<{ mac: string; address: string }>;
-  assert.ok(leases.some((lease) => lease.mac === mac && lease.address === '198.18.0.71'), `lease written: ${JSON.stringify(leases)}`);
+  assert.ok(
+    leases.some((lease) => lease.mac === mac && lease.address === '198.18.0.71'),
+    `lease written: ${JSON.stringify(leases)}`,
+  );
   const host = JSON.parse(curl([`${base}/api/hosts/${mac}`])) as { stage: string; timeline: unknown[] };
   assert.equal(host.stage, 'ready', `timeline written: ${JSON.stringify(host).slice(0, 400)}`);
 

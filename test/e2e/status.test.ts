@@ -73,9 +73,13 @@ test('a booting host appears on the status page and moves through its stages to 
     process.stderr.write(`BIOS boot watched on the status page: ${result.seconds.toFixed(1)} s to ready\n`);
     // The boot took its secrets with its token (runtime.env served to it), and
     // no token of any kind is in the whole server log of the boot.
-    assert.ok(rack.events().some((event) => event.event === 'runtime-env' && event.mac === mac), 'runtime.env went out');
+    assert.ok(
+      rack.events().some((event) => event.event === 'runtime-env' && event.mac === mac),
+      'runtime.env went out',
+    );
     assert.doesNotMatch(rack.server.transcript, /\b[bgi]\.[A-Za-z0-9_-]{12}\.[A-Za-z0-9_.-]{22,}/, 'a token in the server log');
-    for (const token of result.console.matchAll(/rackboot\.token=(\S+)/g)) assert.ok(!rack.server.transcript.includes(token[1]!), 'the boot token in the server log');
+    for (const token of result.console.matchAll(/rackboot\.token=(\S+)/g))
+      assert.ok(!rack.server.transcript.includes(token[1]!), 'the boot token in the server log');
     const row = page.locator(`#hosts tr[data-mac="${mac}"]`);
     await row.locator('.stage', { hasText: /^ready$/ }).waitFor({ timeout: 15_000 });
     assert.equal(await row.locator('.hostname').textContent(), 'status01');
@@ -99,7 +103,13 @@ test('a booting host appears on the status page and moves through its stages to 
 
   // The same boot in the metrics...
   const metrics = curl(`${base}/metrics`);
-  const value = (series: string) => Number(metrics.split('\n').find((line) => line.startsWith(`${series} `))?.slice(series.length + 1));
+  const value = (series: string) =>
+    Number(
+      metrics
+        .split('\n')
+        .find((line) => line.startsWith(`${series} `))
+        ?.slice(series.length + 1),
+    );
   assert.ok(value('rackboot_dhcp_packets_total{type="DHCPDISCOVER",result="offer"}') >= 1, metrics);
   assert.ok(value('rackboot_dhcp_packets_total{type="DHCPREQUEST",result="ack"}') >= 1);
   for (const part of ['xen', 'vmlinuz', 'initrd.gz']) assert.ok(value(`rackboot_http_bytes_total{file="${part}"}`) > 0, `no HTTP bytes for ${part}`);
@@ -114,48 +124,91 @@ test('a booting host appears on the status page and moves through its stages to 
   };
   assert.equal(host.stage, 'ready');
   const stages = host.timeline.map((event) => `${event.source}:${event.stage}`);
-  for (const wanted of ['dhcp:dhcp-discover', 'dhcp:dhcp-offer', 'dhcp:dhcp-request', 'dhcp:dhcp-ack', 'http:boot.ipxe', 'http:boot-file', 'http:runtime.env', 'runtime:booted', 'runtime:ready']) {
+  for (const wanted of [
+    'dhcp:dhcp-discover',
+    'dhcp:dhcp-offer',
+    'dhcp:dhcp-request',
+    'dhcp:dhcp-ack',
+    'http:boot.ipxe',
+    'http:boot-file',
+    'http:runtime.env',
+    'runtime:booted',
+    'runtime:ready',
+  ]) {
     assert.ok(stages.includes(wanted), `${wanted} missing from the timeline: ${stages.join(', ')}`);
   }
   assert.ok(host.timeline.some((event) => event.stage === 'boot-file' && event.detail === 'initrd.gz'));
 
   // ...and by the CLI, asking the running server.
-  const listed = JSON.parse(
-    rack.ns.exec(process.execPath, [cliPath, 'hosts', '--server', base, '--state', path.join(rack.work, 'state'), '--json']),
-  ) as Array<{ mac: string; stage: string; hostname: string }>;
-  assert.deepEqual(listed.map(({ mac: listedMac, stage, hostname }) => [listedMac, stage, hostname]), [[mac, 'ready', 'status01']]);
+  const listed = JSON.parse(rack.ns.exec(process.execPath, [cliPath, 'hosts', '--server', base, '--state', path.join(rack.work, 'state'), '--json'])) as Array<{
+    mac: string;
+    stage: string;
+    hostname: string;
+  }>;
+  assert.deepEqual(
+    listed.map(({ mac: listedMac, stage, hostname }) => [listedMac, stage, hostname]),
+    [[mac, 'ready', 'status01']],
+  );
   const table = rack.ns.exec(process.execPath, [cliPath, 'hosts', '--server', base, '--state', path.join(rack.work, 'state')]);
   assert.match(table, new RegExp(`^${mac}  status01  ready  198\\.18\\.0\\.61 `, 'm'));
 });
 
-test('another client on the segment asking for the host\'s secrets gets 403: logged and counted, never on the host\'s timeline', { timeout: 60_000 }, async () => {
-  // The server's own namespace is another client on the boot network: not
-  // the host, and without the token of the host's boot.
-  const url = `${base}/hosts/${mac.replaceAll(':', '-')}/runtime.env`;
-  for (const header of [[], ['-H', 'X-Rackboot-Token: b.AAAAAAAAAAAA.0.c6120001.AAAAAAAAAAAAAAAAAAAAAA']]) {
-    const answer = rack.ns.exec('curl', ['--silent', '--output', '/dev/null', '--write-out', '%{http_code}', ...header, url]);
-    assert.equal(answer, '403');
-  }
-  const domain = rack.ns.exec('curl', ['--silent', '--output', '/dev/null', '--write-out', '%{http_code}', `${base}/hosts/${mac.replaceAll(':', '-')}/domains/web.cfg`]);
-  assert.equal(domain, '403');
-  // A forged report is refused too, and the host stays as it was.
-  const report = rack.ns.exec('curl', ['--silent', '--output', '/dev/null', '--write-out', '%{http_code}', '--data', 'stage=failed&detail=forged', `${base}/hosts/${mac}/events`]);
-  assert.equal(report, '403');
-  const token = (await readFile(path.join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
-  const host = JSON.parse(curl(`${base}/api/hosts/${mac}`, [`Authorization: Bearer ${token}`])) as { stage: string; failures: number; timeline: Array<{ stage: string; detail?: string }> };
-  assert.deepEqual(host.timeline.filter((event) => ['refused', 'failed', 'alarm'].includes(event.stage)), [], JSON.stringify(host.timeline));
-  assert.equal(host.stage, 'ready', 'a refused stranger does not move the host');
-  assert.equal(host.failures, 0);
-  const metrics = curl(`${base}/metrics`);
-  assert.match(metrics, /^rackboot_host_refusals_total\{what="runtime.env"\} 2$/m);
-  assert.match(metrics, /^rackboot_host_refusals_total\{what="domain.cfg"\} 1$/m);
-  assert.match(metrics, /^rackboot_host_refusals_total\{what="event"\} 1$/m);
-  // Log lines reach the transcript within the logger's flush interval.
-  let denied = rack.events().filter((event) => event.event === 'host-secret-refused');
-  for (let waited = 0; denied.length < 3 && waited < 5000; waited += 100) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    denied = rack.events().filter((event) => event.event === 'host-secret-refused');
-  }
-  assert.equal(denied.length, 3);
-  assert.equal(denied[0]!.remote, serverAddress);
-});
+test(
+  "another client on the segment asking for the host's secrets gets 403: logged and counted, never on the host's timeline",
+  { timeout: 60_000 },
+  async () => {
+    // The server's own namespace is another client on the boot network: not
+    // the host, and without the token of the host's boot.
+    const url = `${base}/hosts/${mac.replaceAll(':', '-')}/runtime.env`;
+    for (const header of [[], ['-H', 'X-Rackboot-Token: b.AAAAAAAAAAAA.0.c6120001.AAAAAAAAAAAAAAAAAAAAAA']]) {
+      const answer = rack.ns.exec('curl', ['--silent', '--output', '/dev/null', '--write-out', '%{http_code}', ...header, url]);
+      assert.equal(answer, '403');
+    }
+    const domain = rack.ns.exec('curl', [
+      '--silent',
+      '--output',
+      '/dev/null',
+      '--write-out',
+      '%{http_code}',
+      `${base}/hosts/${mac.replaceAll(':', '-')}/domains/web.cfg`,
+    ]);
+    assert.equal(domain, '403');
+    // A forged report is refused too, and the host stays as it was.
+    const report = rack.ns.exec('curl', [
+      '--silent',
+      '--output',
+      '/dev/null',
+      '--write-out',
+      '%{http_code}',
+      '--data',
+      'stage=failed&detail=forged',
+      `${base}/hosts/${mac}/events`,
+    ]);
+    assert.equal(report, '403');
+    const token = (await readFile(path.join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
+    const host = JSON.parse(curl(`${base}/api/hosts/${mac}`, [`Authorization: Bearer ${token}`])) as {
+      stage: string;
+      failures: number;
+      timeline: Array<{ stage: string; detail?: string }>;
+    };
+    assert.deepEqual(
+      host.timeline.filter((event) => ['refused', 'failed', 'alarm'].includes(event.stage)),
+      [],
+      JSON.stringify(host.timeline),
+    );
+    assert.equal(host.stage, 'ready', 'a refused stranger does not move the host');
+    assert.equal(host.failures, 0);
+    const metrics = curl(`${base}/metrics`);
+    assert.match(metrics, /^rackboot_host_refusals_total\{what="runtime.env"\} 2$/m);
+    assert.match(metrics, /^rackboot_host_refusals_total\{what="domain.cfg"\} 1$/m);
+    assert.match(metrics, /^rackboot_host_refusals_total\{what="event"\} 1$/m);
+    // Log lines reach the transcript within the logger's flush interval.
+    let denied = rack.events().filter((event) => event.event === 'host-secret-refused');
+    for (let waited = 0; denied.length < 3 && waited < 5000; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      denied = rack.events().filter((event) => event.event === 'host-secret-refused');
+    }
+    assert.equal(denied.length, 3);
+    assert.equal(denied[0]!.remote, serverAddress);
+  },
+);

@@ -18,7 +18,14 @@ export function eventStoreContract(name: string, create: () => EventStore): void
       const store = create();
       const first = store.append({ time: t0, mac: hostA, source: 'runtime', stage: 'booted' });
       const second = store.append({ time: t0 + 5, mac: hostB, source: 'runtime', stage: 'booted' });
-      const third = store.append({ time: t0 + 9, mac: hostA, source: 'guest', stage: 'guest-ready', domain: 'demo1', detail: 'ip=198.18.0.120/24 mac=02:11:22:33:44:55' });
+      const third = store.append({
+        time: t0 + 9,
+        mac: hostA,
+        source: 'guest',
+        stage: 'guest-ready',
+        domain: 'demo1',
+        detail: 'ip=198.18.0.120/24 mac=02:11:22:33:44:55',
+      });
       assert.ok(first.id < second.id && second.id < third.id);
       assert.deepEqual(first, { id: first.id, time: t0, mac: hostA, source: 'runtime', stage: 'booted' });
       assert.deepEqual(store.listByHost(hostA), [first, third]);
@@ -38,7 +45,10 @@ export function eventStoreContract(name: string, create: () => EventStore): void
       const after = store.append({ time: t0 + 4, mac: hostA, source: 'runtime', stage: 'booted' });
       assert.equal(burst.length, 3);
       assert.ok(before.id < burst[0]!.id && burst[0]!.id < burst[1]!.id && burst[1]!.id < burst[2]!.id && burst[2]!.id < after.id);
-      assert.deepEqual(store.listByHost(hostA).map((event) => event.stage), ['dhcp-offer', 'dhcp-ack', 'boot.ipxe', 'booted']);
+      assert.deepEqual(
+        store.listByHost(hostA).map((event) => event.stage),
+        ['dhcp-offer', 'dhcp-ack', 'boot.ipxe', 'booted'],
+      );
       assert.deepEqual(store.listByHost(hostB), [burst[1]]);
       assert.deepEqual(store.appendAll([]), []);
       store.close();
@@ -142,9 +152,16 @@ export function eventStoreContract(name: string, create: () => EventStore): void
           const store = create();
           try {
             const appended = events.map((event, index) => store.append({ ...event, time: t0 + index } as NewBootEvent));
-            for (const mac of macs) assert.deepEqual(store.listByHost(mac), appended.filter((event) => event.mac === mac));
+            for (const mac of macs)
+              assert.deepEqual(
+                store.listByHost(mac),
+                appended.filter((event) => event.mac === mac),
+              );
             const latest = macs.map((mac) => appended.filter((event) => event.mac === mac).at(-1)).filter((event) => event !== undefined);
-            assert.deepEqual(store.latestByHost(), latest.sort((x, y) => (x.mac < y.mac ? -1 : 1)));
+            assert.deepEqual(
+              store.latestByHost(),
+              latest.sort((x, y) => (x.mac < y.mac ? -1 : 1)),
+            );
           } finally {
             store.close();
           }

@@ -19,7 +19,14 @@ test('the timeline file is pruned at start: older than the days kept, past the e
     // 20 hosts, 200 days of one boot a day (5 events each): 20,000 events.
     for (let age = 200; age >= 1; age -= 1) {
       store.appendAll(
-        macs.flatMap((mac) => ['dhcp-ack', 'tftp', 'booted', 'configured', 'ready'].map((stage, index) => ({ time: now - age * day + index * 1000, mac, source: 'runtime' as const, stage }))),
+        macs.flatMap((mac) =>
+          ['dhcp-ack', 'tftp', 'booted', 'configured', 'ready'].map((stage, index) => ({
+            time: now - age * day + index * 1000,
+            mac,
+            source: 'runtime' as const,
+            stage,
+          })),
+        ),
       );
     }
     // A host last seen a year ago.

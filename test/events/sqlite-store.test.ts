@@ -20,7 +20,14 @@ describe('SqliteEventStore', () => {
     const file = join(dir, 'reopen.sqlite');
     const first = SqliteEventStore.open(file);
     const booted = first.append({ time: t0, mac: '52:54:00:12:34:56', source: 'runtime', stage: 'booted' });
-    const guest = first.append({ time: t0 + 1, mac: '52:54:00:12:34:56', source: 'guest', stage: 'guest-ready', domain: 'demo1', detail: "ip=198.18.0.9/24 'quoted'\nsecond line" });
+    const guest = first.append({
+      time: t0 + 1,
+      mac: '52:54:00:12:34:56',
+      source: 'guest',
+      stage: 'guest-ready',
+      domain: 'demo1',
+      detail: "ip=198.18.0.9/24 'quoted'\nsecond line",
+    });
     first.close();
     const again = SqliteEventStore.open(file);
     assert.deepEqual(again.listByHost('52:54:00:12:34:56'), [booted, guest]);
@@ -33,12 +40,15 @@ describe('SqliteEventStore', () => {
     const file = join(dir, 'locked.sqlite');
     const owner = SqliteEventStore.open(file);
     try {
-      assert.throws(() => SqliteEventStore.open(file), (error: unknown) => {
-        assert.ok(error instanceof EventDatabaseError);
-        assert.equal(error.code, 'LOCKED');
-        assert.match(error.message, new RegExp(`^events database ${file.replaceAll('.', '\\.')}: locked by another process`));
-        return true;
-      });
+      assert.throws(
+        () => SqliteEventStore.open(file),
+        (error: unknown) => {
+          assert.ok(error instanceof EventDatabaseError);
+          assert.equal(error.code, 'LOCKED');
+          assert.match(error.message, new RegExp(`^events database ${file.replaceAll('.', '\\.')}: locked by another process`));
+          return true;
+        },
+      );
     } finally {
       owner.close();
     }
@@ -47,13 +57,19 @@ describe('SqliteEventStore', () => {
   test('a file that is no database, and one from a newer rackboot, are refused by name', () => {
     const garbage = join(dir, 'garbage.sqlite');
     writeFileSync(garbage, 'this is not a database, just text long enough to have a header '.repeat(20));
-    assert.throws(() => SqliteEventStore.open(garbage), (error: unknown) => error instanceof EventDatabaseError && error.code === 'CORRUPT' && error.message.includes(garbage));
+    assert.throws(
+      () => SqliteEventStore.open(garbage),
+      (error: unknown) => error instanceof EventDatabaseError && error.code === 'CORRUPT' && error.message.includes(garbage),
+    );
 
     const newer = join(dir, 'newer.sqlite');
     SqliteEventStore.open(newer).close();
     const db = new Database(newer);
     db.prepare('UPDATE schema_version SET version = ?').run(eventSchemaVersion + 1);
     db.close();
-    assert.throws(() => SqliteEventStore.open(newer), (error: unknown) => error instanceof EventDatabaseError && error.code === 'NEWER_SCHEMA' && error.message.includes(newer));
+    assert.throws(
+      () => SqliteEventStore.open(newer),
+      (error: unknown) => error instanceof EventDatabaseError && error.code === 'NEWER_SCHEMA' && error.message.includes(newer),
+    );
   });
 });

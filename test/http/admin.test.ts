@@ -198,7 +198,9 @@ test('a profile is created, served at once, replaced and deleted; the file on di
 });
 
 test('a bad profile is refused with line-precise problems and never reaches disk or replaces the good one', async () => {
-  const bad = await api('PUT', '/api/profiles/node01', { yaml: 'mac: 52:54:00:00:00:01\nhostname: node01\nnetwork:\n  mode: static\n  address: 198.18.0.500/24\n' });
+  const bad = await api('PUT', '/api/profiles/node01', {
+    yaml: 'mac: 52:54:00:00:00:01\nhostname: node01\nnetwork:\n  mode: static\n  address: 198.18.0.500/24\n',
+  });
   assert.equal(bad.status, 422);
   const problems = (bad.json as { problems: Array<{ line: number; column: number; field: string; text: string }> }).problems;
   assert.equal(problems.length, 1);
@@ -234,10 +236,10 @@ test('leases are listed and released; a quarantined address is cleared', async (
   leases.upsert({ mac: '52:54:00:00:00:22', address: '198.18.0.121', state: 'declined', expiresAt: now + 3_600_000 }, now);
   const list = await api('GET', '/api/leases');
   assert.equal(list.status, 200);
-  assert.deepEqual(
-    (list.json as Array<{ address: string; state: string }>).map(({ address, state }) => [address, state]).sort(),
-    [['198.18.0.120', 'bound'], ['198.18.0.121', 'declined']],
-  );
+  assert.deepEqual((list.json as Array<{ address: string; state: string }>).map(({ address, state }) => [address, state]).sort(), [
+    ['198.18.0.120', 'bound'],
+    ['198.18.0.121', 'declined'],
+  ]);
   const released = await api('DELETE', '/api/leases/198.18.0.120');
   assert.equal(released.status, 200);
   assert.equal((released.json as { state: string }).state, 'released');
@@ -251,7 +253,10 @@ test('builds are listed and the current one is switched atomically', async () =>
   const list = await api('GET', '/api/builds');
   assert.deepEqual(
     (list.json as Array<{ id: string; current: boolean }>).map(({ id, current }) => [id, current]),
-    [['b1', true], ['b2', false]],
+    [
+      ['b1', true],
+      ['b2', false],
+    ],
   );
   const switched = await api('PUT', '/api/builds/current', { json: { id: 'b2' } });
   assert.equal(switched.status, 200);
@@ -263,14 +268,20 @@ test('builds are listed and the current one is switched atomically', async () =>
   assert.equal(await readlink(path.join(assetsDir, 'current')), path.join('builds', 'b2'));
 });
 
-test('a profile claiming the server\'s or the router\'s address is refused with 422 naming the field', async () => {
-  for (const [address, what] of [['198.18.0.1', "this server's address"], ['198.18.0.254', "the router's address (--router)"]] as const) {
-    const response = await api('PUT', '/api/profiles/node07', { yaml: `mac: 52:54:00:00:00:07\nhostname: node07\nnetwork:\n  mode: static\n  address: ${address}/24\n` });
+test("a profile claiming the server's or the router's address is refused with 422 naming the field", async () => {
+  for (const [address, what] of [
+    ['198.18.0.1', "this server's address"],
+    ['198.18.0.254', "the router's address (--router)"],
+  ] as const) {
+    const response = await api('PUT', '/api/profiles/node07', {
+      yaml: `mac: 52:54:00:00:00:07\nhostname: node07\nnetwork:\n  mode: static\n  address: ${address}/24\n`,
+    });
     assert.equal(response.status, 422);
     const problems = (response.json as { problems: Array<{ line: number; field: string; message: string }> }).problems;
-    assert.deepEqual(problems.map((problem) => [problem.line, problem.field, problem.message]), [
-      [5, 'network.address', `${address} is ${what}; a host cannot have it as its static address`],
-    ]);
+    assert.deepEqual(
+      problems.map((problem) => [problem.line, problem.field, problem.message]),
+      [[5, 'network.address', `${address} is ${what}; a host cannot have it as its static address`]],
+    );
   }
   assert.deepEqual((await readdir(profilesDir)).sort(), ['default.yaml', 'node01.yaml']);
 });

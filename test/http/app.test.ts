@@ -55,9 +55,30 @@ before(async () => {
       sshAuthorizedKeys: [sshKey, `${sshKey.split(' ').slice(0, 2).join(' ')} o'brien@desk`],
       aptUpdate: true,
       domains: [
-        { name: 'web', memory: 256, vcpus: 2, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: 'quiet web.title="a \\ b"', bridge: 'xenbr0', mac: '02:00:00:00:00:07', autostart: true, restart: true },
+        {
+          name: 'web',
+          memory: 256,
+          vcpus: 2,
+          kernel: 'vmlinuz',
+          ramdisk: 'guest.initrd.gz',
+          extraArgs: 'quiet web.title="a \\ b"',
+          bridge: 'xenbr0',
+          mac: '02:00:00:00:00:07',
+          autostart: true,
+          restart: true,
+        },
         { name: 'spare', memory: 128, vcpus: 1, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'br1', autostart: false, restart: false },
-        { name: 'other', memory: 128, vcpus: 1, kernel: 'vmlinuz-other', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'xenbr0', autostart: true, restart: false },
+        {
+          name: 'other',
+          memory: 128,
+          vcpus: 1,
+          kernel: 'vmlinuz-other',
+          ramdisk: 'guest.initrd.gz',
+          extraArgs: '',
+          bridge: 'xenbr0',
+          autostart: true,
+          restart: false,
+        },
       ],
     }),
   );
@@ -158,7 +179,7 @@ test('BIOS host script: the boot menu, each entry as XenCD had it, multiboot Xen
   );
 });
 
-test('menuTimeout 0: no menu, straight to the profile\'s entry; notes for guests that cannot start', async () => {
+test("menuTimeout 0: no menu, straight to the profile's entry; notes for guests that cannot start", async () => {
   const { body } = await get('/hosts/52-54-00-12-34-57/boot.ipxe?platform=pcbios');
   const head = body.split('\n\n')[0];
   assert.equal(
@@ -303,7 +324,11 @@ test('POST /hosts/<mac>/events: form or JSON, 204, then in GET /hosts/<mac>/even
   const form = 'application/x-www-form-urlencoded';
   assert.equal((await post('/hosts/52-54-00-12-34-57/events', 'stage=booted', form)).status, 204);
   clock += 1500;
-  const guest = await post('/hosts/52:54:00:12:34:57/events', 'stage=guest-ready&domain=web&detail=ip%3D198.18.0.120%2F24%20mac%3D02%3A00%3A00%3A00%3A00%3A07', form);
+  const guest = await post(
+    '/hosts/52:54:00:12:34:57/events',
+    'stage=guest-ready&domain=web&detail=ip%3D198.18.0.120%2F24%20mac%3D02%3A00%3A00%3A00%3A00%3A07',
+    form,
+  );
   assert.equal(guest.status, 204);
   assert.equal(guest.body, '');
   clock += 500;
@@ -318,11 +343,21 @@ test('POST /hosts/<mac>/events: form or JSON, 204, then in GET /hosts/<mac>/even
     listed.map(({ id: _id, ...rest }) => rest),
     [
       { time: '2026-11-26T02:00:00.000Z', mac: '52:54:00:12:34:57', source: 'runtime', stage: 'booted' },
-      { time: '2026-11-26T02:00:01.500Z', mac: '52:54:00:12:34:57', source: 'guest', stage: 'guest-ready', domain: 'web', detail: 'ip=198.18.0.120/24 mac=02:00:00:00:00:07' },
+      {
+        time: '2026-11-26T02:00:01.500Z',
+        mac: '52:54:00:12:34:57',
+        source: 'guest',
+        stage: 'guest-ready',
+        domain: 'web',
+        detail: 'ip=198.18.0.120/24 mac=02:00:00:00:00:07',
+      },
       { time: '2026-11-26T02:00:02.000Z', mac: '52:54:00:12:34:57', source: 'runtime', stage: 'ready', detail: 'domains=1' },
     ],
   );
-  assert.deepEqual(events.latestByHost().map((event) => [event.mac, event.stage]), [['52:54:00:12:34:57', 'ready']]);
+  assert.deepEqual(
+    events.latestByHost().map((event) => [event.mac, event.stage]),
+    [['52:54:00:12:34:57', 'ready']],
+  );
   assert.deepEqual(JSON.parse((await get('/hosts/52-54-00-00-00-99/events')).body), []);
 });
 
@@ -338,7 +373,12 @@ test('POST /hosts/<mac>/events: 400 (413 for a body too large) naming the field,
     ['/hosts/52-54-00-12-34-58/events', 'stage=ready&host=x', form, 'rackboot: host: unknown field; known fields: stage, detail, domain\n'],
     ['/hosts/52-54-00-12-34-58/events', '{"stage": "ready"', 'application/json', /^rackboot: body: not valid JSON/.source],
     ['/hosts/52-54-00-12-34-58/events', '"ready"', 'application/json', /^rackboot: body: want form fields or a JSON object/.source],
-    ['/hosts/52-54-00-12-34-58/events', 'stage=ready', 'text/plain', 'rackboot: body: want application/x-www-form-urlencoded or application/json, got "text/plain"\n'],
+    [
+      '/hosts/52-54-00-12-34-58/events',
+      'stage=ready',
+      'text/plain',
+      'rackboot: body: want application/x-www-form-urlencoded or application/json, got "text/plain"\n',
+    ],
     ['/hosts/52-54-00-12-34-58/events', `stage=failed&detail=${'x'.repeat(20_000)}`, form, 'rackboot: body: larger than 16kb\n', 413],
   ];
   for (const [url, body, type, want, status = 400] of rows) {

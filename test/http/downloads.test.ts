@@ -106,7 +106,10 @@ test('revalidation: If-None-Match (any of a list, weak or strong), else If-Modif
 test('GET /iso/ lists the images as JSON and HTML; SHA256SUMS checks a real download', async () => {
   const list = (await (await fetch(`${base}/iso/`, { headers: { accept: 'application/json' } })).json()) as Array<Record<string, unknown>>;
   const name = `rackboot-${build.id}.iso`;
-  assert.deepEqual(list.find((i) => i.build === build.id), { name, size: iso.size, sha256: iso.sha256, build: build.id, current: true });
+  assert.deepEqual(
+    list.find((i) => i.build === build.id),
+    { name, size: iso.size, sha256: iso.sha256, build: build.id, current: true },
+  );
   const html = await (await fetch(`${base}/iso`)).text();
   assert.match(html, new RegExp(`<a href="/iso/${name.replace(/[.+]/g, '\\$&')}">`));
   const sums = await (await fetch(`${base}/iso/SHA256SUMS`)).text();
@@ -174,7 +177,9 @@ test('GET /hosts/<mac>/rackboot.iso: made on demand with the profile on the boot
   assert.equal(again.headers.get('etag'), first.headers.get('etag'));
   const data = await readFile(path.join(work, 'host1.iso'));
   assert.equal(`"sha256-${sha256(data)}"`, first.headers.get('etag'));
-  execFileSync('xorriso', ['-osirrox', 'on', '-indev', path.join(work, 'host1.iso'), '-extract', '/boot/grub/grub.cfg', path.join(work, 'host1.cfg')], { stdio: 'pipe' });
+  execFileSync('xorriso', ['-osirrox', 'on', '-indev', path.join(work, 'host1.iso'), '-extract', '/boot/grub/grub.cfg', path.join(work, 'host1.cfg')], {
+    stdio: 'pipe',
+  });
   const cfg = await readFile(path.join(work, 'host1.cfg'), 'utf8');
   assert.match(cfg, /^set default=testing$/m, "the profile's entry is the default");
   assert.match(cfg, / rackboot\.hostname=dl-node rackboot\.net=static rackboot\.ip=198\.18\.0\.50\/24 rackboot\.gw=198\.18\.0\.1 rackboot\.dns=198\.18\.0\.1 /);

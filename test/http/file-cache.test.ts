@@ -10,7 +10,13 @@ const file = (name: string) => path.join(dir, name);
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'rackboot-file-cache-'));
-  for (const [name, size] of [['a', 400], ['b', 400], ['c', 400], ['big', 2000]] as const) await writeFile(file(name), Buffer.alloc(size, name));
+  for (const [name, size] of [
+    ['a', 400],
+    ['b', 400],
+    ['c', 400],
+    ['big', 2000],
+  ] as const)
+    await writeFile(file(name), Buffer.alloc(size, name));
 });
 
 after(async () => {

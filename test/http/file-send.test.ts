@@ -114,7 +114,11 @@ test('a cacheable file: the first body by sendfile (and the file loaded meanwhil
     const body = Buffer.from(await (await fetch(`${base}/hot`)).arrayBuffer());
     assert.equal(sha256(body), file.sha256);
   };
-  const pathsOf = (from: number) => served.slice(from).filter((entry) => entry.url === '/hot').map((entry) => entry.path);
+  const pathsOf = (from: number) =>
+    served
+      .slice(from)
+      .filter((entry) => entry.url === '/hot')
+      .map((entry) => entry.path);
   let from = served.length;
   await fetchHot();
   await servedCount(from + 1);
@@ -131,7 +135,10 @@ test('a cacheable file: the first body by sendfile (and the file loaded meanwhil
   await Promise.all(Array.from({ length: 12 }, fetchHot));
   await servedCount(from + 12);
   const crowd = pathsOf(from);
-  assert.ok(crowd.includes('sendfile') && crowd.every((how) => how === 'sendfile' || how === 'memory'), `12 at once: past 4 in flight by sendfile (${crowd.join(' ')})`);  // fetch keeps its connections for later: close them, as the tests after this count connections.
+  assert.ok(
+    crowd.includes('sendfile') && crowd.every((how) => how === 'sendfile' || how === 'memory'),
+    `12 at once: past 4 in flight by sendfile (${crowd.join(' ')})`,
+  ); // fetch keeps its connections for later: close them, as the tests after this count connections.
   server.closeIdleConnections();
 });
 
@@ -185,7 +192,10 @@ test('ranges with sendfile: a middle range (206), a suffix range, an open end; 4
     assert.ok((await readFile(out)).equals(data.subarray(start, end)), `range ${range} is byte-exact`);
   }
   await servedCount(before + cases.length);
-  assert.deepEqual(served.slice(before).map((s) => s.path), ['sendfile', 'sendfile', 'sendfile']);
+  assert.deepEqual(
+    served.slice(before).map((s) => s.path),
+    ['sendfile', 'sendfile', 'sendfile'],
+  );
   const { stdout } = await exec('curl', ['-sS', '-r', `${FILE_BYTES}-`, '-o', '/dev/null', '-w', '%{http_code}', `${base}/file`]);
   assert.equal(stdout, '416');
 });
@@ -240,7 +250,10 @@ test('keep-alive: curl fetches twice on one connection, and Node reuses one sock
   assert.equal(sockets.size, 1, 'one connection for all three');
   await servedCount(before + 3);
   const answered = served.slice(before);
-  assert.deepEqual(answered.map((s) => s.path), ['sendfile', 'sendfile', 'sendfile']);
+  assert.deepEqual(
+    answered.map((s) => s.path),
+    ['sendfile', 'sendfile', 'sendfile'],
+  );
   assert.equal(new Set(answered.map((s) => s.remotePort)).size, 1, 'the server saw one client port');
 });
 
@@ -282,7 +295,10 @@ test('pipelined requests: the second response waits for the first, both with sen
     assert.ok(responses[i]!.body.equals(data.subarray(start, end + 1)), `body ${i} is bytes ${start}-${end}`);
   });
   await servedCount(before + 3);
-  assert.deepEqual(served.slice(before).map((s) => s.path), ['sendfile', 'sendfile', 'sendfile']);
+  assert.deepEqual(
+    served.slice(before).map((s) => s.path),
+    ['sendfile', 'sendfile', 'sendfile'],
+  );
 });
 
 test('a client that goes away mid-file: others are served, no descriptor is left open', async () => {
@@ -300,7 +316,10 @@ test('a client that goes away mid-file: others are served, no descriptor is left
   await exec('curl', ['-sS', '-o', out, `${base}/file`]);
   assert.equal(sha256(await readFile(out)), file.sha256);
   await servedCount(before + 2);
-  const outcomes = served.slice(before).map((s) => s.path + (s.error ? ` ${s.error}` : '')).sort();
+  const outcomes = served
+    .slice(before)
+    .map((s) => s.path + (s.error ? ` ${s.error}` : ''))
+    .sort();
   assert.equal(outcomes.length, 2);
   assert.equal(outcomes[1], 'sendfile');
   assert.match(outcomes[0]!, /^error (EPIPE|ECONNRESET|ERR_STREAM_PREMATURE_CLOSE)$/);
@@ -371,7 +390,10 @@ for (const check of ['cachestat', 'mincore'] as const) {
       await exec('curl', ['-sS', '-r', '4097-9000000', '-o', warm, `${base}/file`]);
       assert.ok((await readFile(warm)).equals(data.subarray(4097, 9000001)));
       await servedCount(before + 2);
-      assert.deepEqual(served.slice(before).map((s) => s.path), ['sendfile', 'sendfile']);
+      assert.deepEqual(
+        served.slice(before).map((s) => s.path),
+        ['sendfile', 'sendfile'],
+      );
     } finally {
       nativeBinding().FileSend.checkWithMincore(false);
     }
@@ -386,5 +408,8 @@ test('with sendfile off, Node writes the body: from a read stream, or from the m
     assert.equal(sha256(await readFile(out)), file.sha256, url);
   }
   await servedCount(before + 3);
-  assert.deepEqual(served.slice(before).map((s) => s.path), ['stream', 'memory', 'memory']);
+  assert.deepEqual(
+    served.slice(before).map((s) => s.path),
+    ['stream', 'memory', 'memory'],
+  );
 });

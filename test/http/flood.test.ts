@@ -60,17 +60,21 @@ class Flood {
 
   async open(port: number, localAddress: string, count: number): Promise<void> {
     await Promise.all(
-      Array.from({ length: count }, () => new Promise<void>((resolve) => {
-        const socket = connect({ port, host: '127.0.0.1', localAddress });
-        this.sockets.push(socket);
-        socket.on('error', () => undefined);
-        socket.resume(); // to see the server's end of it
-        socket.once('close', () => {
-          if (!this.ending) this.closedByServer += 1;
-          resolve();
-        });
-        socket.once('connect', () => resolve());
-      })),
+      Array.from(
+        { length: count },
+        () =>
+          new Promise<void>((resolve) => {
+            const socket = connect({ port, host: '127.0.0.1', localAddress });
+            this.sockets.push(socket);
+            socket.on('error', () => undefined);
+            socket.resume(); // to see the server's end of it
+            socket.once('close', () => {
+              if (!this.ending) this.closedByServer += 1;
+              resolve();
+            });
+            socket.once('connect', () => resolve());
+          }),
+      ),
     );
   }
 
@@ -190,12 +194,19 @@ test('the timeouts bound receiving a request only: a slow reader gets the whole 
     const port = (http.server.address() as { port: number }).port;
     // About 4 s at 6 MB/s: four times the request timeout, eight times the headers timeout.
     const target = path.join(work, 'slow.iso');
-    const curl = spawn('curl', ['-sS', '--fail', '--limit-rate', '6M', '-o', target, `http://127.0.0.1:${port}/builds/${build.id}/rackboot.iso`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const curl = spawn('curl', ['-sS', '--fail', '--limit-rate', '6M', '-o', target, `http://127.0.0.1:${port}/builds/${build.id}/rackboot.iso`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     curl.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const code = await new Promise((resolve) => curl.once('exit', resolve));
     assert.equal(code, 0, stderr);
-    assert.equal(createHash('sha256').update(await readFile(target)).digest('hex'), iso.sha256);
+    assert.equal(
+      createHash('sha256')
+        .update(await readFile(target))
+        .digest('hex'),
+      iso.sha256,
+    );
   } finally {
     await http.close();
   }
@@ -205,12 +216,33 @@ test('a server whose descriptors run out under a flood keeps running: load sampl
   const dir = path.join(work, 'emfile');
   await mkdir(path.join(dir, 'profiles'), { recursive: true });
   const httpPort = await freePort('tcp');
-  const child = spawn('prlimit', [
-    '--nofile=256:256', '--', process.execPath, cliPath, 'serve',
-    '--interface', 'lo', '--address', '127.0.0.1', '--dhcp', 'off',
-    '--profiles', path.join(dir, 'profiles'), '--assets', path.join(dir, 'assets'), '--state', path.join(dir, 'state'),
-    '--http-port', String(httpPort), '--tftp-port', String(await freePort('udp')),
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    'prlimit',
+    [
+      '--nofile=256:256',
+      '--',
+      process.execPath,
+      cliPath,
+      'serve',
+      '--interface',
+      'lo',
+      '--address',
+      '127.0.0.1',
+      '--dhcp',
+      'off',
+      '--profiles',
+      path.join(dir, 'profiles'),
+      '--assets',
+      path.join(dir, 'assets'),
+      '--state',
+      path.join(dir, 'state'),
+      '--http-port',
+      String(httpPort),
+      '--tftp-port',
+      String(await freePort('udp')),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const lines: Array<Record<string, unknown>> = [];
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -278,15 +310,19 @@ test('1000 parallel live status pages: at most the cap get a stream, the rest 50
   const responses: IncomingMessage[] = [];
   try {
     const statuses = await Promise.all(
-      Array.from({ length: 1000 }, () => new Promise<number>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port, path: '/status/stream', agent: false }, (res) => {
-          responses.push(res);
-          if (res.statusCode !== 200) res.resume();
-          resolve(res.statusCode ?? 0);
-        });
-        req.on('error', reject);
-        req.end();
-      })),
+      Array.from(
+        { length: 1000 },
+        () =>
+          new Promise<number>((resolve, reject) => {
+            const req = request({ host: '127.0.0.1', port, path: '/status/stream', agent: false }, (res) => {
+              responses.push(res);
+              if (res.statusCode !== 200) res.resume();
+              resolve(res.statusCode ?? 0);
+            });
+            req.on('error', reject);
+            req.end();
+          }),
+      ),
     );
     assert.equal(statuses.filter((code) => code === 200).length, 50);
     assert.equal(statuses.filter((code) => code === 503).length, 950);
@@ -302,7 +338,22 @@ test('a live page that never reads is dropped at the buffer limit; one that read
   let version = 0;
   const filler = 'x'.repeat(200_000);
   // Every snapshot differs and weighs about 200 KB.
-  const hosts = () => [{ mac: '52:54:00:00:00:01', hostname: `${filler}${version++}`, profile: null, profileFrom: null, address: null, stage: 'ready', lastSeen: new Date(0).toISOString(), lastBootSeconds: null, failures: 0, lastFailure: null, alarms: 0, lastAlarm: null }];
+  const hosts = () => [
+    {
+      mac: '52:54:00:00:00:01',
+      hostname: `${filler}${version++}`,
+      profile: null,
+      profileFrom: null,
+      address: null,
+      stage: 'ready',
+      lastSeen: new Date(0).toISOString(),
+      lastBootSeconds: null,
+      failures: 0,
+      lastFailure: null,
+      alarms: 0,
+      lastAlarm: null,
+    },
+  ];
   const limit = 512 * 1024;
   const { status, http, lines, port } = await statusServer({ hosts, maxBufferedBytes: limit, intervalMs: 20 });
   const stalled = connect({ port, host: '127.0.0.1' });

@@ -60,7 +60,20 @@ before(async () => {
   const token = await loadOrCreateAdminToken(path.join(root, 'state'));
   secret = (await readFile(token.file, 'utf8')).trim();
   admin.authorization = `Bearer ${secret}`;
-  const row = (mac: string, hostname: string, profile: string) => ({ mac, hostname, profile, profileFrom: `${profile} (its own file)`, address: null, stage: 'ready', lastSeen: new Date(clock).toISOString(), lastBootSeconds: null, failures: 0, lastFailure: null, alarms: 0, lastAlarm: null });
+  const row = (mac: string, hostname: string, profile: string) => ({
+    mac,
+    hostname,
+    profile,
+    profileFrom: `${profile} (its own file)`,
+    address: null,
+    stage: 'ready',
+    lastSeen: new Date(clock).toISOString(),
+    lastBootSeconds: null,
+    failures: 0,
+    lastFailure: null,
+    alarms: 0,
+    lastAlarm: null,
+  });
   status = createStatusRouter({
     log,
     sources: {
@@ -112,7 +125,10 @@ test('a host image without the admin token or a link is refused (401), with a wr
   assert.match(await wrong.text(), /wrong token/);
   assert.deepEqual(await readdir(path.join(root, 'host-images')).catch(() => []), [], 'no image was made for a refused request');
   const refusals = logLines.filter((line) => line.event === 'host-iso-refused');
-  assert.deepEqual(refusals.map((line) => line.reason), ['no link', 'wrong token']);
+  assert.deepEqual(
+    refusals.map((line) => line.reason),
+    ['no link', 'wrong token'],
+  );
 });
 
 test('with the admin token the image is made and sent; a MAC with no profile of its own (the default) gets 404', async () => {
@@ -128,7 +144,7 @@ test('with the admin token the image is made and sent; a MAC with no profile of 
   assert.equal((await readdir(path.join(root, 'host-images'))).length, 1, 'only the one host image');
 });
 
-test('a signed link opens its own MAC\'s image until it expires; other MACs, tampered and expired links are refused', async () => {
+test("a signed link opens its own MAC's image until it expires; other MACs, tampered and expired links are refused", async () => {
   const link = await makeLink('52-54-00-00-00-01');
   assert.equal(link.status, 200);
   assert.match(link.body.url!, /^http:\/\/198\.18\.0\.1:8080\/hosts\/52-54-00-00-00-01\/rackboot\.iso\?expires=\d+&sig=[\w-]{43}$/);
@@ -162,7 +178,9 @@ test('a signed link opens its own MAC\'s image until it expires; other MACs, tam
 
 test('the image cache keeps to its disk budget: the least recently used images go, the one just made stays', async () => {
   const dir = path.join(root, 'budget');
-  const profiles = new Map(['52:54:00:00:01:01', '52:54:00:00:01:02', '52:54:00:00:01:03', '52:54:00:00:01:04'].map((mac, i) => [mac, makeProfile({ mac, hostname: `b${i + 1}` })]));
+  const profiles = new Map(
+    ['52:54:00:00:01:01', '52:54:00:00:01:02', '52:54:00:00:01:03', '52:54:00:00:01:04'].map((mac, i) => [mac, makeProfile({ mac, hostname: `b${i + 1}` })]),
+  );
   let made = 0;
   // The cache logic only: each "image" is 1000 bytes written by this writer instead of xorriso.
   const write = async (_planned: unknown, output: string) => {
@@ -171,7 +189,12 @@ test('the image cache keeps to its disk budget: the least recently used images g
     return { size: 1000, sha256: String(made).padStart(64, '0') };
   };
   const cache = new HostIsoCache(dir, { budgetBytes: 2500, write });
-  const sources = { assets, lookupProfile: (mac: string) => profiles.get(mac), profileProblems: () => [], endpoints: { address: '198.18.0.1', httpPort: 8080 } };
+  const sources = {
+    assets,
+    lookupProfile: (mac: string) => profiles.get(mac),
+    profileProblems: () => [],
+    endpoints: { address: '198.18.0.1', httpPort: 8080 },
+  };
   // An image served and let go at once, as a finished download leaves it.
   const served = async (cacheOf: HostIsoCache, mac: string) => {
     const image = await cacheOf.image(sources, mac);
@@ -210,7 +233,7 @@ test('the image cache keeps to its disk budget: the least recently used images g
   assert.equal(restarted.cachedBytes, 1000, 'back within the budget');
 });
 
-test('the status page gets a host\'s image through a signed link, asking for the admin token; default-profile hosts have no image button', async () => {
+test("the status page gets a host's image through a signed link, asking for the admin token; default-profile hosts have no image button", async () => {
   browser = await launchBrowser();
   const page = await browser.newPage();
   try {
@@ -218,10 +241,7 @@ test('the status page gets a host\'s image through a signed link, asking for the
     await page.waitForSelector('#live.on');
     assert.equal(await page.locator('#hosts tr[data-mac="52:54:00:00:00:77"] button.image-link').count(), 0);
     page.once('dialog', (dialog) => void dialog.accept(secret));
-    const [download] = await Promise.all([
-      page.waitForEvent('download'),
-      page.locator('#hosts tr[data-mac="52:54:00:00:00:01"] button.image-link').click(),
-    ]);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#hosts tr[data-mac="52:54:00:00:00:01"] button.image-link').click()]);
     assert.match(download.url(), /\/hosts\/52-54-00-00-00-01\/rackboot\.iso\?expires=\d+&sig=[\w-]{43}$/);
     const saved = await download.path();
     assert.equal((await readFile(saved)).readUInt16LE(510), 0xaa55, 'the image itself');

@@ -33,7 +33,9 @@ before(async () => {
   await symlink(path.join('builds', 'b1'), path.join(dir, 'current'));
   const profile = makeProfile({
     mac,
-    domains: [{ name: 'web', memory: 128, vcpus: 1, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'xenbr0', autostart: true, restart: false }],
+    domains: [
+      { name: 'web', memory: 128, vcpus: 1, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'xenbr0', autostart: true, restart: false },
+    ],
   } as never);
   const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   const app = createHttpApp({
@@ -105,7 +107,10 @@ test('a proven requester gets a fresh boot token in its script; runtime.env goes
   clockOffset = 0;
   assert.equal(again.status, 403);
   assert.match(again.body, /fetched its runtime\.env already/);
-  assert.deepEqual(alarms.map((alarm) => alarm.mac), [mac]);
+  assert.deepEqual(
+    alarms.map((alarm) => alarm.mac),
+    [mac],
+  );
   assert.match(alarms[0]!.detail, /asked for again with one boot's token/);
   // The older tokens belong to boots that a newer script replaced: showing one is the sign of two boots at once.
   assert.equal((await get('/hosts/52-54-00-12-34-56/domains/web.cfg', token)).status, 403);
@@ -118,7 +123,7 @@ test('a proven requester gets a fresh boot token in its script; runtime.env goes
 });
 
 test('an unproven requester gets its boot script without a token, and a console note saying why', async () => {
-  proven = { kind: 'withhold', reason: 'the server\'s neighbour table has 02:00:00:00:0b:ad for 127.0.0.1, not 52:54:00:12:34:56' };
+  proven = { kind: 'withhold', reason: "the server's neighbour table has 02:00:00:00:0b:ad for 127.0.0.1, not 52:54:00:12:34:56" };
   const script = await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios');
   assert.equal(script.status, 200);
   assert.equal(tokenIn(script.body), undefined);
@@ -160,7 +165,10 @@ test('reports about a host are taken only with its token; a guest token reports 
   assert.equal((await post('/hosts/52-54-00-12-34-56/events', 'stage=guest-ready&domain=db', guest)).status, 403, 'not its guest');
   assert.equal((await post('/hosts/52-54-00-12-34-56/events', 'stage=ready&domain=web', guest)).status, 403, 'a guest does not speak for its host');
   const timeline = (await (await fetch(`${base}/hosts/52-54-00-12-34-56/events`)).json()) as Array<{ stage: string }>;
-  assert.deepEqual(timeline.map((event) => event.stage), ['booted', 'guest-ready']);
+  assert.deepEqual(
+    timeline.map((event) => event.stage),
+    ['booted', 'guest-ready'],
+  );
 });
 
 test('the heartbeat: a running boot shows its token every 30 s; once another boot of the MAC got a script, the old one raises the two-boots alarm', async () => {
@@ -174,7 +182,10 @@ test('the heartbeat: a running boot shows its token every 30 s; once another boo
   const second = tokenIn((await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios')).body)!;
   assert.equal((await post('/hosts/52-54-00-12-34-56/alive', '', first)).status, 403);
   assert.equal(alarms.length, 1);
-  assert.match(alarms[0]!.detail, /two boots of 52:54:00:12:34:56 at once\? the boot token of an earlier boot was shown from 127\.0\.0\.1 after a newer boot script went to 127\.0\.0\.1/);
+  assert.match(
+    alarms[0]!.detail,
+    /two boots of 52:54:00:12:34:56 at once\? the boot token of an earlier boot was shown from 127\.0\.0\.1 after a newer boot script went to 127\.0\.0\.1/,
+  );
   assert.equal((await post('/hosts/52-54-00-12-34-56/alive', '', second)).status, 204);
   const timeline = (await (await fetch(`${base}/hosts/52-54-00-12-34-56/events`)).json()) as Array<{ stage: string }>;
   assert.ok(!timeline.some((event) => event.stage === 'alive'), 'heartbeats are not written to the timeline');

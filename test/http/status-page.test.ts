@@ -90,7 +90,9 @@ test('the status page shows hosts moving through their stages live, and filters 
     for (const stage of ['dhcp-ack', 'boot-script', 'booted', 'ready']) {
       Object.assign(hosts[0]!, { stage, address: '198.18.0.50', lastSeen: new Date().toISOString() });
       if (stage === 'ready') hosts[0]!.lastBootSeconds = 28.4;
-      await stageOf('52:54:00:00:00:01').filter({ hasText: new RegExp(`^${stage}$`) }).waitFor();
+      await stageOf('52:54:00:00:00:01')
+        .filter({ hasText: new RegExp(`^${stage}$`) })
+        .waitFor();
     }
     const row = page.locator('#hosts tr[data-mac="52:54:00:00:00:01"]');
     assert.equal(await row.locator('.address').textContent(), '198.18.0.50');
@@ -143,10 +145,19 @@ test('state.json is the same data as the page, and live streams are capped', asy
   const response = await fetch(`${base}/status/state.json`);
   const state = (await response.json()) as { hosts: HostStatus[]; server: { address: string } };
   assert.equal(state.server.address, '198.18.0.1');
-  assert.deepEqual(state.hosts.map((h) => h.mac), hosts.map((h) => h.mac));
+  assert.deepEqual(
+    state.hosts.map((h) => h.mac),
+    hosts.map((h) => h.mac),
+  );
 
   const capped = createStatusRouter({
-    sources: { server: { address: '', interface: '', dhcp: 'off', startedAt: '', version: '' }, hosts: () => [], build: async () => undefined, downloads: async () => [], load: () => undefined },
+    sources: {
+      server: { address: '', interface: '', dhcp: 'off', startedAt: '', version: '' },
+      hosts: () => [],
+      build: async () => undefined,
+      downloads: async () => [],
+      load: () => undefined,
+    },
     log: silentLogger(),
     maxStreams: 1,
   });

@@ -75,12 +75,19 @@ test('profiles/examples/rack3.yaml parses as a group of three static machines sh
   assert.ok(result.ok, result.ok ? '' : result.errors.map(formatProfileError).join('\n'));
   const members = groupMembers(result.profile);
   assert.deepEqual(
-    members.map((member) => [member.mac, member.hostname, member.network.mode === 'static' ? `${member.network.address}/${member.network.prefixLength} via ${member.network.gateway}` : '']),
+    members.map((member) => [
+      member.mac,
+      member.hostname,
+      member.network.mode === 'static' ? `${member.network.address}/${member.network.prefixLength} via ${member.network.gateway}` : '',
+    ]),
     [
       ['52:54:00:03:00:01', 'r3n01', '198.18.3.21/24 via 198.18.3.1'],
       ['52:54:00:03:00:02', 'r3n02', '198.18.3.22/24 via 198.18.3.1'],
       ['52:54:00:03:00:03', 'r3n03', '198.18.3.23/24 via 198.18.3.1'],
     ],
   );
-  assert.deepEqual(members.map((member) => member.domains.map((domain) => domain.name)), [['web'], ['web'], ['web']]);
+  assert.deepEqual(
+    members.map((member) => member.domains.map((domain) => domain.name)),
+    [['web'], ['web'], ['web']],
+  );
 });

@@ -47,16 +47,34 @@ describe('group files: parsing', () => {
     assert.deepEqual(
       members.map((member) => [member.mac, member.hostname, member.network, member.groupEntry]),
       [
-        ['52:54:00:03:00:01', 'r3n01', { mode: 'static', address: '198.18.3.11', prefixLength: 24, gateway: '198.18.3.1', dns: ['198.18.3.1'] }, { index: 0, line: 13 }],
-        ['52:54:00:03:00:02', 'r3n02', { mode: 'static', address: '198.18.3.12', prefixLength: 24, gateway: '198.18.3.1', dns: ['198.18.3.1'] }, { index: 1, line: 16 }],
-        ['52:54:00:03:00:03', 'r3n03', { mode: 'static', address: '198.18.3.13', prefixLength: 24, gateway: '198.18.3.1', dns: ['198.18.3.1'] }, { index: 2, line: 17 }],
+        [
+          '52:54:00:03:00:01',
+          'r3n01',
+          { mode: 'static', address: '198.18.3.11', prefixLength: 24, gateway: '198.18.3.1', dns: ['198.18.3.1'] },
+          { index: 0, line: 13 },
+        ],
+        [
+          '52:54:00:03:00:02',
+          'r3n02',
+          { mode: 'static', address: '198.18.3.12', prefixLength: 24, gateway: '198.18.3.1', dns: ['198.18.3.1'] },
+          { index: 1, line: 16 },
+        ],
+        [
+          '52:54:00:03:00:03',
+          'r3n03',
+          { mode: 'static', address: '198.18.3.13', prefixLength: 24, gateway: '198.18.3.1', dns: ['198.18.3.1'] },
+          { index: 2, line: 17 },
+        ],
       ],
     );
     for (const member of members) {
       assert.equal(member.source, 'profiles/rack3.yaml');
       assert.equal(member.ssh, true);
       assert.equal(member.boot.kernelArgs, 'console=ttyS0');
-      assert.deepEqual(member.domains.map((domain) => [domain.name, domain.memory, domain.mac]), [['web', 128, undefined]]);
+      assert.deepEqual(
+        member.domains.map((domain) => [domain.name, domain.memory, domain.mac]),
+        [['web', 128, undefined]],
+      );
     }
     assert.equal(profileOrigin(members[1]!), 'profiles/rack3.yaml (group entry hosts[1], line 16)');
   });
@@ -64,13 +82,21 @@ describe('group files: parsing', () => {
   test('a DHCP group needs only MAC and hostname per machine', () => {
     const result = parseProfileFile('hosts:\n  - {mac: 52:54:00:03:00:01, hostname: a}\n  - {mac: 52:54:00:03:00:02, hostname: b}\n', 'profiles/lab.yaml');
     assert.ok(result.ok);
-    assert.deepEqual(groupMembers(result.profile).map((member) => [member.hostname, member.network]), [['a', { mode: 'dhcp' }], ['b', { mode: 'dhcp' }]]);
+    assert.deepEqual(
+      groupMembers(result.profile).map((member) => [member.hostname, member.network]),
+      [
+        ['a', { mode: 'dhcp' }],
+        ['b', { mode: 'dhcp' }],
+      ],
+    );
   });
 
   test('parseProfile, which reads one profile, refuses a group and says so', () => {
     const result = parseProfile(rack, 'profiles/rack3.yaml');
     assert.equal(result.ok, false);
-    assert.deepEqual(!result.ok && result.errors.map(formatProfileError), ['profiles/rack3.yaml:13:3: hosts: a table of hosts: this is a group file, not one profile']);
+    assert.deepEqual(!result.ok && result.errors.map(formatProfileError), [
+      'profiles/rack3.yaml:13:3: hosts: a table of hosts: this is a group file, not one profile',
+    ]);
   });
 
   test('what each machine needs of its own is refused at the group level, with line and field', () => {
@@ -105,7 +131,7 @@ hosts:
   - {mac: 52:54:00:03:00:06, hostname: r3n06, address: 198.18.3.16/24, colour: red}
 `;
     assert.deepEqual(errorsOf(text), [
-      'profiles/rack3.yaml:3:12: network.gateway: 198.18.3.1 is outside the host\'s subnet 198.18.4.0/24; the gateway must be directly reachable (hosts[3], 198.18.4.14/24)',
+      "profiles/rack3.yaml:3:12: network.gateway: 198.18.3.1 is outside the host's subnet 198.18.4.0/24; the gateway must be directly reachable (hosts[3], 198.18.4.14/24)",
       'profiles/rack3.yaml:6:11: hosts[1].mac: 52:54:00:03:00:01 is already the MAC of hosts[0]; every machine of a group has its own',
       'profiles/rack3.yaml:6:40: hosts[1].hostname: r3n01 is already the hostname of hosts[0]; every machine of a group has its own',
       'profiles/rack3.yaml:6:56: hosts[1].address: 198.18.3.11 is already the address of hosts[0]; every machine of a group has its own',
@@ -116,7 +142,9 @@ hosts:
       "profiles/rack3.yaml:9:5: hosts[4].address: missing; the group's network.mode is static, so each machine needs its address with its prefix, such as 198.18.0.50/24",
       'profiles/rack3.yaml:10:72: hosts[5].colour: unknown field; known fields here: mac, hostname, address',
     ]);
-    assert.deepEqual(errorsOf('hosts: []\n'), ['profiles/rack3.yaml:1:8: hosts: lists no machines; want at least one (- {mac: 52:54:00:12:34:56, hostname: node01})']);
+    assert.deepEqual(errorsOf('hosts: []\n'), [
+      'profiles/rack3.yaml:1:8: hosts: lists no machines; want at least one (- {mac: 52:54:00:12:34:56, hostname: node01})',
+    ]);
     assert.deepEqual(errorsOf('hosts:\n  - {mac: 52:54:00:03:00:01, hostname: a, address: 198.18.3.11/24}\n'), [
       "profiles/rack3.yaml:2:43: hosts[0].address: only used when the group's network.mode is static",
     ]);
@@ -144,7 +172,7 @@ describe('group files: the profile directory', () => {
     return directory;
   };
 
-  test('each entry is served as its MAC\'s profile, with a reservation, over the slot and the default', async () => {
+  test("each entry is served as its MAC's profile, with a reservation, over the slot and the default", async () => {
     await write('default.yaml', 'hostname: node-{mac}\n');
     await write('rack3.yaml', rack);
     await write('slot1.yaml', 'hostname: slot1\nrelay:\n  circuitId: r1\n');
@@ -159,7 +187,10 @@ describe('group files: the profile directory', () => {
     assert.equal(profiles.reservationFor('52:54:00:03:00:01')?.address, '198.18.3.11');
     assert.equal(profiles.reservationOwner('198.18.3.12'), '52:54:00:03:00:02');
     assert.deepEqual([...profiles.reservations().keys()].sort(), ['52:54:00:03:00:01', '52:54:00:03:00:02', '52:54:00:03:00:03']);
-    assert.deepEqual(profiles.all().map((profile) => profile.hostname), ['node-{mac}', 'r3n01', 'r3n02', 'r3n03', 'slot1']);
+    assert.deepEqual(
+      profiles.all().map((profile) => profile.hostname),
+      ['node-{mac}', 'r3n01', 'r3n02', 'r3n03', 'slot1'],
+    );
     const status = profiles.fileStatuses().find((file) => file.name === 'rack3.yaml');
     assert.ok(status?.served !== undefined && isGroupProfile(status.served) && status.served.hosts.length === 3);
   });
@@ -174,7 +205,10 @@ describe('group files: the profile directory', () => {
     assert.equal(own?.boot.entry, 'testing');
     assert.equal(profileOrigin(own!), `${join(dir, 'r3n02.yaml')} (its own file, over its group entry in ${join(dir, 'rack3.yaml')} line 16)`);
     // The overridden entry is not served, so it is no duplicate, and its address is the own file's.
-    assert.deepEqual(profiles.all().map((profile) => profile.hostname), ['r3n02-debug', 'r3n01', 'r3n03']);
+    assert.deepEqual(
+      profiles.all().map((profile) => profile.hostname),
+      ['r3n02-debug', 'r3n01', 'r3n03'],
+    );
     assert.equal(profiles.reservationOwner('198.18.3.12'), macOwn);
     // Removing the own file gives the machine back to its group.
     await rm(join(dir, 'r3n02.yaml'));
@@ -182,7 +216,7 @@ describe('group files: the profile directory', () => {
     assert.equal(profiles.lookup(macOwn)?.hostname, 'r3n02');
   });
 
-  test('two groups naming one MAC, or a file taking an entry\'s address, conflict: the later file is refused, naming both', async () => {
+  test("two groups naming one MAC, or a file taking an entry's address, conflict: the later file is refused, naming both", async () => {
     await write('a-rack.yaml', rack);
     await write('b-rack.yaml', 'hosts:\n  - {mac: 52:54:00:03:00:01, hostname: other}\n');
     await write('c-node.yaml', 'mac: 52:54:00:03:00:77\nhostname: c\nnetwork:\n  mode: static\n  address: 198.18.3.13/24\n');
@@ -222,11 +256,16 @@ describe('group files: the profile directory', () => {
     await write('rack3.yaml', rack);
     await write('other.yaml', 'mac: 52:54:00:09:00:01\nhostname: R3N01\n');
     const profiles = await open();
-    const addressWarnings = (subnets: Subnet[]) => profileWarnings(profiles.all(), subnets).map(formatProfileWarning).filter((line) => line.includes('static address'));
+    const addressWarnings = (subnets: Subnet[]) =>
+      profileWarnings(profiles.all(), subnets)
+        .map(formatProfileWarning)
+        .filter((line) => line.includes('static address'));
     assert.deepEqual(addressWarnings([new Subnet('198.18.3.0', 25), new Subnet('198.18.9.0', 24)]), []);
     assert.deepEqual(
       addressWarnings([new Subnet('198.18.0.0', 24)]).filter((line) => line.includes('r3n02')),
-      [`${join(dir, 'rack3.yaml')}: warning: static address 198.18.3.12 (r3n02) is on none of the subnets rackboot serves (198.18.0.0/24): its DHCP gives that machine no reservation, and the machine may not reach the server`],
+      [
+        `${join(dir, 'rack3.yaml')}: warning: static address 198.18.3.12 (r3n02) is on none of the subnets rackboot serves (198.18.0.0/24): its DHCP gives that machine no reservation, and the machine may not reach the server`,
+      ],
     );
     assert.deepEqual(profileWarnings(profiles.all()).map(formatProfileWarning), [
       `${join(dir, 'other.yaml')}: warning: hostname r3n01 is also the hostname in ${join(dir, 'rack3.yaml')}`,

@@ -65,9 +65,7 @@ test('parseProfile never throws on arbitrary text, and errors point inside it', 
 
 test('parseProfile never throws on arrangements of profile-like lines', () => {
   fc.assert(
-    fc.property(fc.array(profileLine, { maxLength: 20 }), fc.constantFrom('\n', '\r\n'), (lines, lineEnd) =>
-      checkResult(lines.join(lineEnd)),
-    ),
+    fc.property(fc.array(profileLine, { maxLength: 20 }), fc.constantFrom('\n', '\r\n'), (lines, lineEnd) => checkResult(lines.join(lineEnd))),
     { numRuns: 2000 },
   );
 });
@@ -92,8 +90,35 @@ test('parseProfile never throws on a valid profile with characters inserted or r
 });
 
 test('parseProfile never throws on any YAML value under the profile field names', () => {
-  const fieldNames = ['mac', 'hostname', 'network', 'mode', 'address', 'gateway', 'dns', 'rootPasswordHash', 'ssh', 'timezone', 'boot', 'entry', 'xenArgs', 'kernelArgs', 'domains',
-    'sshAuthorizedKeys', 'aptUpdate', 'menuTimeout', 'name', 'memory', 'vcpus', 'kernel', 'ramdisk', 'extraArgs', 'bridge', 'autostart', 'restart'];
+  const fieldNames = [
+    'mac',
+    'hostname',
+    'network',
+    'mode',
+    'address',
+    'gateway',
+    'dns',
+    'rootPasswordHash',
+    'ssh',
+    'timezone',
+    'boot',
+    'entry',
+    'xenArgs',
+    'kernelArgs',
+    'domains',
+    'sshAuthorizedKeys',
+    'aptUpdate',
+    'menuTimeout',
+    'name',
+    'memory',
+    'vcpus',
+    'kernel',
+    'ramdisk',
+    'extraArgs',
+    'bridge',
+    'autostart',
+    'restart',
+  ];
   const value = fc.letrec((tie) => ({
     node: fc.oneof(
       { depthSize: 'small' },

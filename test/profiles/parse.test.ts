@@ -163,9 +163,7 @@ describe('parseProfile: valid profiles', () => {
 
   test('hash with rounds, dotted host names, three-part time zones', () => {
     const rounds = '$6$rounds=5000$saltsalt$' + 'a'.repeat(86);
-    const profile = parsed(
-      `mac: 52:54:00:12:34:56\nhostname: node01.rack3.example\nrootPasswordHash: "${rounds}"\ntimezone: America/Argentina/Buenos_Aires\n`,
-    );
+    const profile = parsed(`mac: 52:54:00:12:34:56\nhostname: node01.rack3.example\nrootPasswordHash: "${rounds}"\ntimezone: America/Argentina/Buenos_Aires\n`);
     assert.equal(profile.rootPasswordHash, rounds);
     assert.equal(profile.hostname, 'node01.rack3.example');
     assert.equal(profile.timezone, 'America/Argentina/Buenos_Aires');
@@ -373,12 +371,16 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
     {
       name: 'address without prefix',
       text: withLine(5, '  address: 198.18.0.50'),
-      want: [`${file}:5:12: network.address: "198.18.0.50" is not an IPv4 address with a prefix (want a.b.c.d/n); add the prefix length, such as 198.18.0.50/24`],
+      want: [
+        `${file}:5:12: network.address: "198.18.0.50" is not an IPv4 address with a prefix (want a.b.c.d/n); add the prefix length, such as 198.18.0.50/24`,
+      ],
     },
     {
       name: 'address with leading zeros',
       text: withLine(5, '  address: 198.18.0.050/24'),
-      want: [`${file}:5:12: network.address: "198.18.0.050/24" is not an IPv4 address with a prefix (want a.b.c.d/n); leading zeros are not allowed (some tools read them as octal)`],
+      want: [
+        `${file}:5:12: network.address: "198.18.0.050/24" is not an IPv4 address with a prefix (want a.b.c.d/n); leading zeros are not allowed (some tools read them as octal)`,
+      ],
     },
     {
       name: 'prefix over 32',
@@ -432,9 +434,7 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
       name: 'static in default.yaml',
       text: 'hostname: node-{mac}\nnetwork:\n  mode: static\n  address: 198.18.0.50/24\n',
       source: 'profiles/default.yaml',
-      want: [
-        'profiles/default.yaml:3:9: network.mode: static is not allowed in default.yaml: every host without a file of its own would get the same address',
-      ],
+      want: ['profiles/default.yaml:3:9: network.mode: static is not allowed in default.yaml: every host without a file of its own would get the same address'],
     },
     {
       name: 'bad gateway',
@@ -545,7 +545,9 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
     {
       name: 'timezone with a path in it',
       text: withLine(10, 'timezone: Europe/../../etc/passwd'),
-      want: [`${file}:10:11: timezone: "Europe/../../etc/passwd" is not of the form Area/Location; want a tz database name such as Etc/UTC, UTC or Europe/Paris`],
+      want: [
+        `${file}:10:11: timezone: "Europe/../../etc/passwd" is not of the form Area/Location; want a tz database name such as Etc/UTC, UTC or Europe/Paris`,
+      ],
     },
     {
       name: 'unknown boot entry',
@@ -599,9 +601,7 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
     {
       name: 'menuTimeout as a fraction',
       text: withLine(14, '  menuTimeout: 2.5'),
-      want: [
-        `${file}:14:16: boot.menuTimeout: want a whole number of seconds (such as 5, or 0 to boot the entry at once without a menu), got the number 2.5`,
-      ],
+      want: [`${file}:14:16: boot.menuTimeout: want a whole number of seconds (such as 5, or 0 to boot the entry at once without a menu), got the number 2.5`],
     },
     {
       name: 'menuTimeout of more than an hour',
@@ -616,9 +616,7 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
     {
       name: 'sshAuthorizedKeys as one string',
       text: withLine(9, 'sshAuthorizedKeys: "ssh-ed25519 AAAA"'),
-      want: [
-        `${file}:9:20: sshAuthorizedKeys: want a list of public keys, such as ["ssh-ed25519 AAAAC3Nza... user@host"], got the string "ssh-ed25519 AAAA"`,
-      ],
+      want: [`${file}:9:20: sshAuthorizedKeys: want a list of public keys, such as ["ssh-ed25519 AAAAC3Nza... user@host"], got the string "ssh-ed25519 AAAA"`],
     },
     {
       name: 'an SSH key of an unknown type, and a DSA key',
@@ -669,7 +667,10 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
     },
     {
       name: 'domain memory and vcpus out of range or of the wrong kind',
-      text: withLine(15, 'domains:\n  - name: a\n    memory: 16\n    vcpus: 0\n  - name: b\n    memory: 512M\n    vcpus: 1000\n  - name: c\n    memory: 536870912'),
+      text: withLine(
+        15,
+        'domains:\n  - name: a\n    memory: 16\n    vcpus: 0\n  - name: b\n    memory: 512M\n    vcpus: 1000\n  - name: c\n    memory: 536870912',
+      ),
       want: [
         `${file}:17:13: domains[0].memory: 16 is below the minimum of 32 MiB`,
         `${file}:18:12: domains[0].vcpus: 0 is below the minimum of 1 virtual CPUs`,
@@ -680,7 +681,10 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
     },
     {
       name: 'domain parts, bridge and arguments',
-      text: withLine(15, 'domains:\n  - name: a\n    kernel: ../vmlinuz\n    ramdisk: ""\n    bridge: a-bridge-name-too-long\n    extraArgs: "a\\nb"\n    restart: yes'),
+      text: withLine(
+        15,
+        'domains:\n  - name: a\n    kernel: ../vmlinuz\n    ramdisk: ""\n    bridge: a-bridge-name-too-long\n    extraArgs: "a\\nb"\n    restart: yes',
+      ),
       want: [
         `${file}:17:13: domains[0].kernel: "../vmlinuz" is not a part name; want a file name of the build such as vmlinuz or guest.initrd.gz`,
         `${file}:18:14: domains[0].ramdisk: "" is not a part name; want a file name of the build such as vmlinuz or guest.initrd.gz`,
@@ -691,7 +695,10 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
     },
     {
       name: "domain MACs: multicast, the host's own, shared by two guests",
-      text: withLine(15, 'domains:\n  - name: a\n    mac: 03:00:00:00:00:01\n  - name: b\n    mac: 52:54:00:12:34:56\n  - name: c\n    mac: 02:00:00:00:00:01\n  - name: d\n    mac: 02-00-00-00-00-01\n  - name: e\n    mac: 02:00:00:00:00'),
+      text: withLine(
+        15,
+        'domains:\n  - name: a\n    mac: 03:00:00:00:00:01\n  - name: b\n    mac: 52:54:00:12:34:56\n  - name: c\n    mac: 02:00:00:00:00:01\n  - name: d\n    mac: 02-00-00-00-00-01\n  - name: e\n    mac: 02:00:00:00:00',
+      ),
       want: [
         `${file}:17:10: domains[0].mac: 03:00:00:00:00:01 is a multicast address (the first octet is odd); a NIC needs a unicast one`,
         `${file}:19:10: domains[1].mac: 52:54:00:12:34:56 is the host's own MAC; a guest needs one of its own`,

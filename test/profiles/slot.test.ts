@@ -90,7 +90,9 @@ describe('parseProfile: relay', () => {
     {
       name: 'neither mac nor relay',
       text: 'hostname: n1\n',
-      want: [`${file}:1:1: mac: missing; every profile names its host by MAC (or its slot, with relay:), except default.yaml (the profile for hosts without a file of their own)`],
+      want: [
+        `${file}:1:1: mac: missing; every profile names its host by MAC (or its slot, with relay:), except default.yaml (the profile for hosts without a file of their own)`,
+      ],
     },
     {
       name: 'relay without circuitId',
@@ -171,7 +173,7 @@ describe('ProfileDirectory with slot profiles', () => {
   const slotProfile = (hostname: string, address: string, relay: string) =>
     `hostname: ${hostname}\nnetwork:\n  mode: static\n  address: ${address}\n  gateway: 198.18.2.1\nrelay:\n${relay}`;
 
-  test('precedence: the MAC\'s own profile, then the most specific slot, then the default', async () => {
+  test("precedence: the MAC's own profile, then the most specific slot, then the default", async () => {
     await write('default.yaml', 'hostname: node-{mac}\n');
     await write('port.yaml', slotProfile('port-r1', '198.18.2.70/24', '  circuitId: "r1"\n'));
     await write('slot.yaml', slotProfile('rack3-r1', '198.18.2.77/24', '  circuitId: "r1"\n  remoteId: "sw-rack3"\n'));
@@ -222,7 +224,7 @@ describe('ProfileDirectory with slot profiles', () => {
     assert.equal(directory.lookup(macB, r1OnRack3), undefined);
     assert.deepEqual(directory.problemsFor(macB, r1OnRack3).map(formatProfileError), wanted);
     assert.equal(directory.reservationFor(macB, r1OnRack3), undefined);
-    assert.equal(directory.lookup(macB, r1)?.hostname, 'port-r1', 'another relay\'s port r1 is port.yaml\'s');
+    assert.equal(directory.lookup(macB, r1)?.hostname, 'port-r1', "another relay's port r1 is port.yaml's");
     assert.deepEqual(directory.problemsFor(macB, r1), []);
     assert.equal(directory.lookup(macB)?.hostname, 'node-52540000000b', 'outside the slot: the default');
 
@@ -241,12 +243,15 @@ describe('ProfileDirectory with slot profiles', () => {
     assert.deepEqual(directory.errors().map(formatProfileError), [
       `${join(dir, 'b.yaml')}:7:14: relay.circuitId: circuit-id "r1" remote-id "sw-rack3" is already the slot of ${join(dir, 'a.yaml')}`,
     ]);
-    assert.deepEqual(directory.all().map((profile) => profile.hostname), ['first', 'port']);
+    assert.deepEqual(
+      directory.all().map((profile) => profile.hostname),
+      ['first', 'port'],
+    );
     assert.equal(directory.lookup(macB, r1OnRack3)?.hostname, 'first');
     assert.equal(directory.reservationOwner('198.18.2.78'), undefined, 'the refused file reserves nothing');
   });
 
-  test('an edit that takes another file\'s slot keeps the last good version', async () => {
+  test("an edit that takes another file's slot keeps the last good version", async () => {
     await write('a.yaml', slotProfile('first', '198.18.2.77/24', '  circuitId: "r1"\n'));
     await write('b.yaml', slotProfile('second', '198.18.2.78/24', '  circuitId: "r2"\n'));
     directory = await ProfileDirectory.open(dir, log);

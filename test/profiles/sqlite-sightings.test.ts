@@ -82,30 +82,39 @@ describe('SqliteSlotSightings', () => {
     const file = join(dir, 'locked.sqlite');
     const owner = SqliteSlotSightings.open(file);
     try {
-      assert.throws(() => SqliteSlotSightings.open(file), (error: unknown) => {
-        assert.ok(error instanceof SightingsDatabaseError);
-        assert.equal(error.code, 'LOCKED');
-        assert.match(error.message, new RegExp(`^slot sightings database ${file.replaceAll('.', '\\.')}: locked by another process`));
-        return true;
-      });
+      assert.throws(
+        () => SqliteSlotSightings.open(file),
+        (error: unknown) => {
+          assert.ok(error instanceof SightingsDatabaseError);
+          assert.equal(error.code, 'LOCKED');
+          assert.match(error.message, new RegExp(`^slot sightings database ${file.replaceAll('.', '\\.')}: locked by another process`));
+          return true;
+        },
+      );
     } finally {
       owner.close();
     }
 
     const garbage = join(dir, 'garbage.sqlite');
     writeFileSync(garbage, 'this is not a database, just text long enough to have a header '.repeat(20));
-    assert.throws(() => SqliteSlotSightings.open(garbage), (error: unknown) => {
-      assert.ok(error instanceof SightingsDatabaseError);
-      assert.equal(error.code, 'CORRUPT');
-      assert.match(error.message, /move it aside to start with no sightings/);
-      return true;
-    });
+    assert.throws(
+      () => SqliteSlotSightings.open(garbage),
+      (error: unknown) => {
+        assert.ok(error instanceof SightingsDatabaseError);
+        assert.equal(error.code, 'CORRUPT');
+        assert.match(error.message, /move it aside to start with no sightings/);
+        return true;
+      },
+    );
 
     const newer = join(dir, 'newer.sqlite');
     SqliteSlotSightings.open(newer).close();
     const db = new Database(newer);
     db.prepare('UPDATE schema_version SET version = ?').run(sightingsSchemaVersion + 1);
     db.close();
-    assert.throws(() => SqliteSlotSightings.open(newer), (error: unknown) => error instanceof SightingsDatabaseError && error.code === 'NEWER_SCHEMA' && error.message.includes(newer));
+    assert.throws(
+      () => SqliteSlotSightings.open(newer),
+      (error: unknown) => error instanceof SightingsDatabaseError && error.code === 'NEWER_SCHEMA' && error.message.includes(newer),
+    );
   });
 });

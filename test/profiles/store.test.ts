@@ -110,9 +110,7 @@ describe('ProfileDirectory', () => {
     await write('node01.yaml', host(macA, 'node01-renamed', 'ssh: yes\n'));
     await directory.reload();
     assert.equal(directory.lookup(macA)?.hostname, 'node01', 'still the last good version');
-    assert.deepEqual(directory.errors().map(formatProfileError), [
-      `${join(dir, 'node01.yaml')}:3:6: ssh: want true or false, got the string "yes"`,
-    ]);
+    assert.deepEqual(directory.errors().map(formatProfileError), [`${join(dir, 'node01.yaml')}:3:6: ssh: want true or false, got the string "yes"`]);
     const logged = lines.filter((line) => line.level >= 50);
     assert.equal(logged.length, 1);
     assert.deepEqual(
@@ -141,7 +139,10 @@ describe('ProfileDirectory', () => {
     await write('node01.yaml', host('52:54:00:00:00', 'node01'));
     const { directory, lines } = await open();
     assert.deepEqual(directory.all(), []);
-    assert.deepEqual(directory.errors().map((error) => [error.line, error.column, error.field]), [[1, 6, 'mac']]);
+    assert.deepEqual(
+      directory.errors().map((error) => [error.line, error.column, error.field]),
+      [[1, 6, 'mac']],
+    );
     assert.match(lines.find((line) => line.level >= 50)?.msg ?? '', /\(this file is not served\)$/);
   });
 
@@ -170,12 +171,10 @@ describe('ProfileDirectory', () => {
     await write('a.yaml', `# first\n${host(macA, 'first')}`);
     const { directory } = await open();
     assert.equal(directory.lookup(macA)?.hostname, 'first');
-    assert.deepEqual(directory.errors().map(formatProfileError), [
-      `${join(dir, 'b.yaml')}:1:6: mac: ${macA} is already the MAC of ${join(dir, 'a.yaml')}`,
-    ]);
+    assert.deepEqual(directory.errors().map(formatProfileError), [`${join(dir, 'b.yaml')}:1:6: mac: ${macA} is already the MAC of ${join(dir, 'a.yaml')}`]);
   });
 
-  test('a guest MAC written in one file cannot be another host or another file\'s guest', async () => {
+  test("a guest MAC written in one file cannot be another host or another file's guest", async () => {
     await write('a.yaml', host(macA, 'first', 'domains:\n  - name: web\n    mac: 02:00:00:00:00:01\n'));
     await write('b.yaml', host(macB, 'second', 'domains:\n  - name: db\n    mac: 02-00-00-00-00-01\n'));
     await write('c.yaml', host('52:54:00:00:00:0c', 'third', `domains:\n  - name: db\n    mac: ${macA}\n`));
@@ -215,7 +214,10 @@ describe('ProfileDirectory', () => {
     await write('node00.yaml', host(macA, 'copy-of-node01'));
     await directory.reload();
     assert.equal(directory.lookup(macA)?.hostname, 'node01');
-    assert.deepEqual(directory.errors().map((error) => [error.file, error.field]), [[join(dir, 'node00.yaml'), 'mac']]);
+    assert.deepEqual(
+      directory.errors().map((error) => [error.file, error.field]),
+      [[join(dir, 'node00.yaml'), 'mac']],
+    );
 
     // Once node01.yaml lets the MAC go, node00.yaml gets it.
     await write('node01.yaml', host(macB, 'node01'));
@@ -233,9 +235,10 @@ describe('ProfileDirectory', () => {
     await directory.reload();
     const network = directory.lookup(macB)?.network;
     assert.equal(network?.mode === 'static' ? network.address : undefined, '198.18.0.51');
-    assert.deepEqual(directory.errors().map((error) => [error.file, error.line, error.column, error.field]), [
-      [join(dir, 'node02.yaml'), 5, 12, 'network.address'],
-    ]);
+    assert.deepEqual(
+      directory.errors().map((error) => [error.file, error.line, error.column, error.field]),
+      [[join(dir, 'node02.yaml'), 5, 12, 'network.address']],
+    );
   });
 
   test('a deleted file stops being served', async () => {
@@ -283,7 +286,10 @@ describe('ProfileDirectory', () => {
     await write('node01.yaml', host(macA, 'node01b'));
     await directory.reload();
     assert.equal(changes.length, 1);
-    assert.deepEqual(changes[0]!.profiles.map((profile) => profile.hostname), ['node01b']);
+    assert.deepEqual(
+      changes[0]!.profiles.map((profile) => profile.hostname),
+      ['node01b'],
+    );
 
     await write('node01.yaml', 'hostname: [\n');
     await directory.reload();
@@ -309,11 +315,14 @@ describe('ProfileDirectory', () => {
     });
     await write('node02.yaml', host(macB, 'node02'));
     const change = await changed;
-    assert.deepEqual(change.profiles.map((profile) => profile.hostname), ['node01', 'node02']);
+    assert.deepEqual(
+      change.profiles.map((profile) => profile.hostname),
+      ['node01', 'node02'],
+    );
     assert.equal(directory.lookup(macB)?.hostname, 'node02');
   });
 
-  test('a static address that is the server\'s or the router\'s is refused, naming file, line and field; the last good version stays', async () => {
+  test("a static address that is the server's or the router's is refused, naming file, line and field; the last good version stays", async () => {
     await write('node01.yaml', staticHost(macA, 'node01', '198.18.0.50/24'));
     const { log, lines } = capturingLogger();
     directory = await ProfileDirectory.open(dir, log, {
@@ -337,7 +346,10 @@ describe('ProfileDirectory', () => {
     await directory.reload();
     assert.equal(directory.reservationFor(macB), undefined, 'never served');
     assert.equal(directory.reservationOwner('198.18.0.254'), undefined);
-    assert.match(directory.errors().map(formatProfileError).join('\n'), /node02\.yaml:5:12: network\.address: 198\.18\.0\.254 is the router's address \(--router\)/);
+    assert.match(
+      directory.errors().map(formatProfileError).join('\n'),
+      /node02\.yaml:5:12: network\.address: 198\.18\.0\.254 is the router's address \(--router\)/,
+    );
     // The same rule for an edit checked before it is written (the admin API).
     const check = directory.check('node03.yaml', host('52:54:00:00:00:0c', 'node03', 'network:\n  mode: static\n  address: 198.18.0.1/24\n'));
     assert.equal(check.ok, false);

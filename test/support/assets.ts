@@ -28,5 +28,15 @@ export async function writeTestBuild(assets: string, id: string, parts: Record<s
 
 /** A Build held in memory only, for code that reads a manifest's file list. */
 export function memoryBuild(id: string, names: string[]): Build {
-  return { id, dir: '/nonexistent', manifest: { id, created: '', release: 'bookworm', variant: 'tiny', files: names.map((name) => ({ ...manifestFile(name, Buffer.alloc(1)), size: 1, sha256: '' })) } };
+  return {
+    id,
+    dir: '/nonexistent',
+    manifest: {
+      id,
+      created: '',
+      release: 'bookworm',
+      variant: 'tiny',
+      files: names.map((name) => ({ ...manifestFile(name, Buffer.alloc(1)), size: 1, sha256: '' })),
+    },
+  };
 }

@@ -83,10 +83,19 @@ export async function startRack(profileFiles: Record<string, string>, options: R
   }
   const launch = options.launch ?? ((command: string, args: string[]) => ({ command, args }));
   const serve = launch(process.execPath, [
-    cliPath, 'serve',
-    ...dhcpArgs, '--address', serverAddress,
-    '--profiles', profiles, '--assets', assets, '--state', path.join(work, 'state'),
-    '--http-port', String(httpPort),
+    cliPath,
+    'serve',
+    ...dhcpArgs,
+    '--address',
+    serverAddress,
+    '--profiles',
+    profiles,
+    '--assets',
+    assets,
+    '--state',
+    path.join(work, 'state'),
+    '--http-port',
+    String(httpPort),
     // A test's machines are gone when it stops the server: do not wait long for their downloads.
     ...(options.serveArgs?.includes('--drain-seconds') ? [] : ['--drain-seconds', '2']),
     // The test's settings only, never the host's /etc/rackboot/rackboot.yaml.
@@ -145,7 +154,11 @@ export async function addClient(rack: Rack, mac: string): Promise<RackClient> {
     rack.ns.linkTo(ns, { device }, { device: 'eth0', mac });
     rack.ns.ip('link', 'set', device, 'master', 'br0');
     const script = path.join(rack.work, `udhcpc-${device}.sh`);
-    await writeFile(script, '#!/bin/sh\n[ "$1" = bound ] || [ "$1" = renew ] || exit 0\nip addr flush dev "$interface"\nip addr add "$ip/$subnet" dev "$interface"\necho "BOUND $ip"\n', { mode: 0o755 });
+    await writeFile(
+      script,
+      '#!/bin/sh\n[ "$1" = bound ] || [ "$1" = renew ] || exit 0\nip addr flush dev "$interface"\nip addr add "$ip/$subnet" dev "$interface"\necho "BOUND $ip"\n',
+      { mode: 0o755 },
+    );
     // The server learns who holds an address from ARP (its neighbour table
     // is part of the proof a boot token needs): forget the server's MAC and
     // ask again, so the server hears of this host's address at once.

@@ -36,7 +36,8 @@ export async function ensureTestBuild(): Promise<string> {
   try {
     // A build made by another builder (its recipe differs) is built again.
     const recipe = await builderRecipe(repoRoot);
-    const manifest = (await readFile(path.join(testAssets, 'current/manifest.json'), 'utf8').then(JSON.parse, () => undefined)) as { recipe?: string } | undefined;
+    const manifest = (await readFile(path.join(testAssets, 'current/manifest.json'), 'utf8').then(JSON.parse, () => undefined)) as
+      { recipe?: string } | undefined;
     if (manifest?.recipe !== recipe) {
       const { build } = await import('../../builder/build.js');
       await build({ out: testAssets, variant: 'tiny', log: createLogger({ level: 'warn', pretty: false }) });

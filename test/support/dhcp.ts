@@ -14,14 +14,7 @@ import { once } from 'node:events';
 
 export { repoRoot };
 
-export const fixtureNames = [
-  'qemu-bios-ipxe-rom',
-  'ovmf-x64-uefi-pxe',
-  'ovmf-x64-uefi-httpboot',
-  'busybox-udhcpc',
-  'isc-dhclient',
-  'dhcpcd',
-] as const;
+export const fixtureNames = ['qemu-bios-ipxe-rom', 'ovmf-x64-uefi-pxe', 'ovmf-x64-uefi-httpboot', 'busybox-udhcpc', 'isc-dhclient', 'dhcpcd'] as const;
 export type FixtureName = (typeof fixtureNames)[number];
 
 /** The DHCP datagrams (ports 67/68) of a fixture capture. */
@@ -33,7 +26,11 @@ export function fixtureDhcp(name: FixtureName): UdpDatagram[] {
 
 /** Client requests (to port 67) of every fixture. */
 export function fixtureRequests(): Buffer[] {
-  return fixtureNames.flatMap((name) => fixtureDhcp(name).filter((d) => d.destination.port === 67).map((d) => d.payload));
+  return fixtureNames.flatMap((name) =>
+    fixtureDhcp(name)
+      .filter((d) => d.destination.port === 67)
+      .map((d) => d.payload),
+  );
 }
 
 export function macBytes(mac: string): Buffer {
@@ -76,9 +73,7 @@ export interface TestContext extends DhcpContext {
   leases: MemoryLeaseStore;
 }
 
-export function testContext(
-  overrides: Partial<DhcpContext> & { reservations?: Record<string, Reservation> } = {},
-): TestContext {
+export function testContext(overrides: Partial<DhcpContext> & { reservations?: Record<string, Reservation> } = {}): TestContext {
   const { reservations = {}, ...rest } = overrides;
   const owners = new Map(Object.entries(reservations).map(([mac, r]) => [r.address, mac]));
   return {

@@ -51,11 +51,20 @@ export async function attachSiteDhcp(wire: Netns): Promise<SiteDhcp> {
     wire.linkTo(ns, { device: 'site0' }, { device: 'site1', cidr: `${siteDhcpAddress}/24` });
     wire.ip('link', 'set', 'site0', 'master', 'br0');
     const child = ns.spawn(dnsmasqPath, [
-      '--no-daemon', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--port=0', '--no-ping',
-      '--interface=site1', '--bind-interfaces', '--user=root', '--pid-file=',
+      '--no-daemon',
+      '--conf-file=/dev/null',
+      '--no-resolv',
+      '--no-hosts',
+      '--port=0',
+      '--no-ping',
+      '--interface=site1',
+      '--bind-interfaces',
+      '--user=root',
+      '--pid-file=',
       `--dhcp-range=${sitePoolStart},${sitePoolEnd},255.255.255.0,1h`,
       `--dhcp-leasefile=${path.join(work, 'leases')}`,
-      '--log-dhcp', '--log-facility=-',
+      '--log-dhcp',
+      '--log-facility=-',
     ]);
     const dnsmasq = new ConsoleWatcher(child);
     await dnsmasq.waitFor(/DHCP, IP range/, 10_000, 'dnsmasq to start');

@@ -78,7 +78,10 @@ describe('real TFTP clients', () => {
     // atftp prints the OACK in its own option order.
     const oack = /received OACK <(.*)>/u.exec(output)?.[1] ?? '';
     assert.deepEqual(
-      oack.replace(/[\x08, ]+$/u, '').split(', ').sort(),
+      oack
+        .replace(/[\x08, ]+$/u, '')
+        .split(', ')
+        .sort(),
       [`blksize: 1468`, `tsize: ${payloadSize}`, `windowsize: 4`],
     );
   });

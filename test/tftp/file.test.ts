@@ -116,9 +116,15 @@ describe('BlockReader', () => {
 
   test('ends with an empty block when the size is a multiple of the block size', async () => {
     const blocks = await readAllBlocks(Buffer.alloc(1024, 1), 512);
-    assert.deepEqual(blocks.map((block) => block.length), [512, 512, 0]);
+    assert.deepEqual(
+      blocks.map((block) => block.length),
+      [512, 512, 0],
+    );
     const streamed = await readAllBlocks(Readable.from([Buffer.alloc(1024, 1)]), 512);
-    assert.deepEqual(streamed.map((block) => block.length), [512, 512, 0]);
+    assert.deepEqual(
+      streamed.map((block) => block.length),
+      [512, 512, 0],
+    );
   });
 
   test('accepts strings and async generators', async () => {

@@ -19,7 +19,6 @@ import { seededRandom } from '../support/random.js';
 
 const seed = Number(process.env.RACKBOOT_FUZZ_SEED ?? Date.now() % 2 ** 31);
 
-
 function datagramMaker(next: () => number): () => Buffer {
   const int = (max: number): number => Math.floor(next() * max);
   const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
@@ -123,7 +122,7 @@ describe('TFTP server under fuzzing', () => {
       const count = (kind: string): number => fixture.events.filter((event) => event.kind === kind).length;
       const outcomes = (): number => count('packetDropped') + count('requestRefused') + count('transferEnded') + fixture.server.activeTransfers;
       const total = 100_000;
-      for (let sent = 0; sent < total; ) {
+      for (let sent = 0; sent < total;) {
         const batch: Promise<void>[] = [];
         for (let i = 0; i < 50 && sent < total; i += 1, sent += 1) {
           const sender = senders[sent % senders.length]!;
@@ -148,16 +147,25 @@ describe('TFTP server under fuzzing', () => {
       const refused = count('requestRefused');
       const transfers = count('transferEnded') + fixture.server.activeTransfers;
       const pumped = fixture.events.filter((event) => event.kind === 'transferEnded' && event.pumpedBlocks > 0).length;
-      t.diagnostic(`dropped ${dropped}, refused ${refused}, transfers ${transfers} (${pumped} through the native socket's pump), ${toTransferPorts} datagrams to transfer ports`);
+      t.diagnostic(
+        `dropped ${dropped}, refused ${refused}, transfers ${transfers} (${pumped} through the native socket's pump), ${toTransferPorts} datagrams to transfer ports`,
+      );
       assert.equal(dropped + refused + transfers, total, 'one outcome per datagram');
       assert.ok(dropped > 40_000 && refused > 10_000 && transfers > 0, 'the fuzz reached every path');
       assert.ok(toTransferPorts > 1000 && pumped > 0, 'transfer ports, native ones included, got garbage');
       const droppedLines = fixture.lines.filter((line) => line.msg === 'tftp dropped packet');
       assert.equal(droppedLines.length, dropped);
       assert.ok(droppedLines.every((line) => line.level === 20 && typeof line.reason === 'string' && line.reason !== ''));
-      assert.deepEqual(fixture.lines.filter((line) => (line.level as number) >= 50), [], 'no error-level lines');
+      assert.deepEqual(
+        fixture.lines.filter((line) => (line.level as number) >= 50),
+        [],
+        'no error-level lines',
+      );
 
-      const result = await download(fixture.port, 'payload.bin', [{ name: 'blksize', value: '1468' }, { name: 'windowsize', value: '8' }]);
+      const result = await download(fixture.port, 'payload.bin', [
+        { name: 'blksize', value: '1468' },
+        { name: 'windowsize', value: '8' },
+      ]);
       assert.equal(sha256(result.content), sha256(content));
       const path = join(out, 'payload.bin');
       const atftp = await runTool('atftp', ['--get', '-r', 'payload.bin', '-l', path, '--option', 'blksize 1468', '127.0.0.1', String(fixture.port)]);

@@ -122,6 +122,9 @@ describe('real TFTP clients through a relay that drops 1% and delays 10 ms each 
     const started = fixture.events.filter((event) => event.kind === 'transferStarted').length;
     assert.ok(relay.counters.serverPortsFollowed >= started, `${relay.counters.serverPortsFollowed} ports followed, ${started} transfers`);
     const ended = fixture.events.filter((event) => event.kind === 'transferEnded');
-    assert.ok(ended.every((event) => event.kind === 'transferEnded' && event.outcome === 'complete'), JSON.stringify(ended));
+    assert.ok(
+      ended.every((event) => event.kind === 'transferEnded' && event.outcome === 'complete'),
+      JSON.stringify(ended),
+    );
   });
 });

@@ -162,11 +162,14 @@ describe('TFTP packet codec', () => {
   ];
   for (const [what, bytes, message] of malformed) {
     test(`rejects ${what}: "${message}"`, () => {
-      assert.throws(() => decodePacket(bytes), (err: unknown) => {
-        assert.ok(err instanceof MalformedPacketError);
-        assert.equal(err.message, message);
-        return true;
-      });
+      assert.throws(
+        () => decodePacket(bytes),
+        (err: unknown) => {
+          assert.ok(err instanceof MalformedPacketError);
+          assert.equal(err.message, message);
+          return true;
+        },
+      );
       assert.deepEqual(tryDecodePacket(bytes), { kind: 'malformed', reason: message });
     });
   }
@@ -233,7 +236,11 @@ describe('TFTP packet codec', () => {
         mode: lower.filter((mode) => mode.length > 0),
         options: fc.array(option, { maxLength: 4 }),
       }),
-      fc.record({ kind: fc.constant('data' as const), block: fc.integer({ min: 0, max: 65535 }), data: fc.uint8Array({ maxLength: 32 }).map((bytes) => Buffer.from(bytes)) }),
+      fc.record({
+        kind: fc.constant('data' as const),
+        block: fc.integer({ min: 0, max: 65535 }),
+        data: fc.uint8Array({ maxLength: 32 }).map((bytes) => Buffer.from(bytes)),
+      }),
       fc.record({ kind: fc.constant('acknowledgement' as const), block: fc.integer({ min: 0, max: 65535 }) }),
       fc.record({ kind: fc.constant('error' as const), code: fc.integer({ min: 0, max: 65535 }), message: text }),
       fc.record({ kind: fc.constant('optionAcknowledgement' as const), options: fc.array(option, { minLength: 1, maxLength: 4 }) }),

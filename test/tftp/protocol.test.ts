@@ -20,10 +20,7 @@ import { download, RawClient, type Received } from '../support/tftp/raw-client.j
 
 const fixtures = fileURLToPath(new URL('../../../test/fixtures/', import.meta.url));
 
-async function withServer(
-  options: Parameters<typeof startServer>[0],
-  body: (fixture: ServerFixture) => Promise<void>,
-): Promise<void> {
+async function withServer(options: Parameters<typeof startServer>[0], body: (fixture: ServerFixture) => Promise<void>): Promise<void> {
   const fixture = await startServer(options);
   try {
     await body(fixture);
@@ -245,7 +242,7 @@ describe('TFTP server protocol', () => {
     });
   });
 
-  test('a duplicate ACK never resends the window (Sorcerer\'s Apprentice)', async () => {
+  test("a duplicate ACK never resends the window (Sorcerer's Apprentice)", async () => {
     await withServer({ timeoutMs: 5000, minTimeoutMs: 5000 }, async (fixture) => {
       fixture.writeRandomFile('f', 512 * 20);
       await withClient(async (client) => {
@@ -325,7 +322,7 @@ describe('TFTP server protocol', () => {
         assert.deepEqual(dataBlocks(await client.collect(200)), [14, 15, 16, 17]);
         await ack(13);
         await ack(13);
-        assert.deepEqual(dataBlocks(await client.collect(200)), [], 'no Sorcerer\'s Apprentice');
+        assert.deepEqual(dataBlocks(await client.collect(200)), [], "no Sorcerer's Apprentice");
         await ack(17);
         assert.deepEqual(dataBlocks(await client.collect(200)), [18, 19, 20, 21]);
       });
@@ -383,7 +380,10 @@ describe('TFTP server protocol', () => {
         expectPacket(await client.receive(), 'optionAcknowledgement');
         // One retransmission at 1 s fits in 1.5 s; then the ERROR, not four more backed-off ones.
         const later = await client.collect(2500);
-        assert.deepEqual(later.map((received) => received.packet.kind), ['optionAcknowledgement', 'error']);
+        assert.deepEqual(
+          later.map((received) => received.packet.kind),
+          ['optionAcknowledgement', 'error'],
+        );
         const ended = await fixture.waitForEvent('transferEnded');
         assert.equal(ended.outcome, 'timeout');
         assert.equal(ended.retransmits, 1);
@@ -399,7 +399,10 @@ describe('TFTP server protocol', () => {
         assert.deepEqual(dataBlocks([await client.receive()]), [1]);
         // Silent from here: block 1 twice more, then the ERROR, as for any stalled client.
         const later = await client.collect(2000);
-        assert.deepEqual(later.map((received) => received.packet.kind), ['data', 'data', 'error']);
+        assert.deepEqual(
+          later.map((received) => received.packet.kind),
+          ['data', 'data', 'error'],
+        );
         const ended = await fixture.waitForEvent('transferEnded');
         assert.equal(ended.detail, 'no acknowledgement after 2 retransmissions');
       });
@@ -536,7 +539,15 @@ describe('TFTP server protocol', () => {
   test('netascii: line ends converted, tsize left out of the OACK', async () => {
     await withServer({}, async (fixture) => {
       fixture.memory.set('script', fileFromBuffer(Buffer.from('#!ipxe\nchain boot\r\n')));
-      const result = await download(fixture.port, 'script', [{ name: 'tsize', value: '0' }, { name: 'blksize', value: '1024' }], 'NetASCII');
+      const result = await download(
+        fixture.port,
+        'script',
+        [
+          { name: 'tsize', value: '0' },
+          { name: 'blksize', value: '1024' },
+        ],
+        'NetASCII',
+      );
       assert.deepEqual(result.oack, [{ name: 'blksize', value: '1024' }]);
       assert.deepEqual(result.content, Buffer.from('#!ipxe\r\nchain boot\r\0\r\n', 'latin1'));
       assert.equal((await fixture.waitForEvent('transferStarted')).mode, 'netascii');
@@ -546,7 +557,10 @@ describe('TFTP server protocol', () => {
   test('options it cannot honour are dropped: an invalid blksize alone means no OACK', async () => {
     await withServer({}, async (fixture) => {
       fixture.writeRandomFile('f', 600);
-      const result = await download(fixture.port, 'f', [{ name: 'blksize', value: '4' }, { name: 'multicast', value: '' }]);
+      const result = await download(fixture.port, 'f', [
+        { name: 'blksize', value: '4' },
+        { name: 'multicast', value: '' },
+      ]);
       assert.equal(result.oack, undefined);
       assert.deepEqual(result.blockNumbers, [1, 2]);
     });
@@ -556,7 +570,10 @@ describe('TFTP server protocol', () => {
     await withServer({ timeoutMs: 10_000 }, async (fixture) => {
       fixture.writeRandomFile('f', 512 * 100);
       await withClient(async (client) => {
-        await client.readRequest(fixture.port, 'f', [{ name: 'windowsize', value: '200' }, { name: 'timeout', value: '1' }]);
+        await client.readRequest(fixture.port, 'f', [
+          { name: 'windowsize', value: '200' },
+          { name: 'timeout', value: '1' },
+        ]);
         const oack = await client.receive();
         assert.deepEqual(expectPacket(oack, 'optionAcknowledgement').options, [
           { name: 'windowsize', value: '64' },
@@ -788,7 +805,10 @@ describe('TFTP server protocol', () => {
   test('logs one info line when a transfer starts and one when it ends, with client, file, bytes and duration', async () => {
     await withServer({}, async (fixture) => {
       fixture.writeRandomFile('ipxe.efi', 5000);
-      await download(fixture.port, 'ipxe.efi', [{ name: 'blksize', value: '1468' }, { name: 'tsize', value: '0' }]);
+      await download(fixture.port, 'ipxe.efi', [
+        { name: 'blksize', value: '1468' },
+        { name: 'tsize', value: '0' },
+      ]);
       await fixture.waitForEvent('transferEnded');
       const info = fixture.lines.filter((line) => (line.level as number) >= 30 && line.file === 'ipxe.efi');
       assert.equal(info.length, 2);

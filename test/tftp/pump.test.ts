@@ -221,7 +221,10 @@ describe('TFTP pump', () => {
         const ended = await fixture.waitForEvent('transferEnded');
         assert.equal(ended.outcome, 'complete');
         assert.equal(ended.blocks, 2858);
-        assert.ok(ended.pumpedBlocks > 0 && ended.pumpedBlocks < ended.blocks, `some blocks read by JavaScript first, the rest pumped: ${ended.pumpedBlocks} of ${ended.blocks}`);
+        assert.ok(
+          ended.pumpedBlocks > 0 && ended.pumpedBlocks < ended.blocks,
+          `some blocks read by JavaScript first, the rest pumped: ${ended.pumpedBlocks} of ${ended.blocks}`,
+        );
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -46,7 +46,9 @@ before(async () => {
   serverNs.linkTo(strangerNs, { device: 'ts0', cidr: '198.18.0.1/24' }, { device: 'tx0', cidr: `${strangerAddresses[0]}/24`, mac: strangerMac });
   for (const address of strangerAddresses.slice(1)) strangerNs.ip('addr', 'add', `${address}/24`, 'dev', 'tx0');
   serverNs.linkTo(clientNs, { device: 'ts1', cidr: '198.18.1.1/24' }, { device: 'tc0', cidr: '198.18.1.2/24' });
-  server = serverNs.spawn(process.execPath, [serveFolder, root, '0.0.0.0', '0', '64', '8', '198.18.0.0/24,198.18.1.0/24'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  server = serverNs.spawn(process.execPath, [serveFolder, root, '0.0.0.0', '0', '64', '8', '198.18.0.0/24,198.18.1.0/24'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   port = await new Promise<number>((resolve, reject) => {
     server!.stdout!.once('data', (chunk: Buffer) => resolve((JSON.parse(chunk.toString().split('\n')[0]!) as { port: number }).port));
     server!.once('exit', (code) => reject(new Error(`serve-folder exited with ${code}`)));
@@ -66,13 +68,19 @@ test('one MAC with 16 addresses and 8 silent requests each gets 8 transfers, whi
 
   // While the stranger's transfers are running: a real client, from its own machine.
   const out = join(root, 'fetched');
-  const fetched = await collect(clientNs.spawn('atftp', ['--get', '-r', 'undionly.kpxe', '-l', out, '198.18.1.1', String(port)]), { timeoutMs: 30_000, what: 'atftp' });
+  const fetched = await collect(clientNs.spawn('atftp', ['--get', '-r', 'undionly.kpxe', '-l', out, '198.18.1.1', String(port)]), {
+    timeoutMs: 30_000,
+    what: 'atftp',
+  });
   assert.equal(fetched.code, 0, `atftp failed while the stranger held its transfers: ${fetched.stderr}${fetched.stdout}`);
   assert.equal(sha256(readFileSync(out)), payloadHash);
 
   const result = await stranger;
   assert.equal(result.code, 0, result.stderr);
-  const [admission, ending] = result.stdout.trim().split('\n').map((line) => JSON.parse(line)) as [
+  const [admission, ending] = result.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line)) as [
     { started: number; unanswered: number; refused: Record<string, number> },
     { ended: Array<{ afterMs: number | null; message: string | null }> },
   ];

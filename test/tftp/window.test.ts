@@ -44,8 +44,14 @@ describe('block window arithmetic', () => {
 });
 
 test('retransmissions back off: the timeout doubles per try, up to 8 s or the asked timeout', () => {
-  assert.deepEqual([0, 1, 2, 3, 4, 5, 6].map((tries) => retransmissionDelay(200, tries)), [200, 400, 800, 1600, 3200, 6400, 8000]);
-  assert.deepEqual([0, 1, 2, 3, 4].map((tries) => retransmissionDelay(1000, tries)), [1000, 2000, 4000, 8000, 8000]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5, 6].map((tries) => retransmissionDelay(200, tries)),
+    [200, 400, 800, 1600, 3200, 6400, 8000],
+  );
+  assert.deepEqual(
+    [0, 1, 2, 3, 4].map((tries) => retransmissionDelay(1000, tries)),
+    [1000, 2000, 4000, 8000, 8000],
+  );
   assert.equal(retransmissionDelay(20_000, 3), 20_000, 'a client that asked for 20 s gets 20 s, not less');
   assert.equal(retransmissionDelay(1000, 1000), maxBackoffMs);
 });

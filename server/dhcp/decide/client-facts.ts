@@ -24,8 +24,6 @@ export function clientFacts(packet: DhcpPacket): ClientFacts {
     isHttpBoot: vendorClass.startsWith('HTTPClient'),
     // iPXE sends user class "iPXE" and its own option 175; a chainloaded iPXE
     // built without one still sends the other.
-    isIpxe:
-      options.ipxeEncapsulated !== undefined ||
-      (options.userClass !== undefined && userClasses(options.userClass).includes('iPXE')),
+    isIpxe: options.ipxeEncapsulated !== undefined || (options.userClass !== undefined && userClasses(options.userClass).includes('iPXE')),
   };
 }

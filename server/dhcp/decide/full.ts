@@ -68,12 +68,7 @@ export function scopeFor(subnet: Subnet, context: DhcpContext): Scope {
 }
 
 /** Where a full-mode reply of `replyType` goes (routeReply): a NAK is broadcast, an offer or ACK goes to the client. */
-export function replyDestination(
-  request: DhcpPacket,
-  replyType: number,
-  subnet: Subnet,
-  ports: { serverPort: number; clientPort: number },
-): ReplyDestination {
+export function replyDestination(request: DhcpPacket, replyType: number, subnet: Subnet, ports: { serverPort: number; clientPort: number }): ReplyDestination {
   return routeReply(request, replyType === MessageType.nak ? 'broadcast' : 'client', subnet, ports);
 }
 
@@ -264,7 +259,9 @@ class Decision {
     const { pool } = this.scope;
     if (pool === undefined || !this.inPool(address)) return undefined;
     const limit = Math.max(1, Math.floor((ipv4ToNumber(pool.end) - ipv4ToNumber(pool.start) + 1) / 4));
-    const count = this.context.leases.all().filter((record) => record.state === 'declined' && holdsAddress(record, this.now) && this.inPool(record.address)).length;
+    const count = this.context.leases
+      .all()
+      .filter((record) => record.state === 'declined' && holdsAddress(record, this.now) && this.inPool(record.address)).length;
     return { count, limit };
   }
 
@@ -429,10 +426,7 @@ class Decision {
       .all()
       .filter(
         (record) =>
-          record.state === 'offered' &&
-          record.mac !== this.mac &&
-          this.inPool(record.address) &&
-          this.context.reservationOwner(record.address) === undefined,
+          record.state === 'offered' && record.mac !== this.mac && this.inPool(record.address) && this.context.reservationOwner(record.address) === undefined,
       )
       .sort((a, b) => a.expiresAt - b.expiresAt)[0];
     if (oldestOffer !== undefined) {
@@ -501,11 +495,7 @@ class Decision {
       broadcast: this.request.broadcast,
       nextServer: bootFields?.nextServer,
       bootFile: bootFields?.bootFile,
-      options: orderOptions(
-        { messageType: type, serverIdentifier: context.serverAddress },
-        offered,
-        this.request.options.parameterRequestList ?? [],
-      ),
+      options: orderOptions({ messageType: type, serverIdentifier: context.serverAddress }, offered, this.request.options.parameterRequestList ?? []),
     });
     const decision: DhcpDecision = {
       kind: 'reply',
@@ -513,7 +503,7 @@ class Decision {
       packet,
       destination: replyDestination(this.request, type, this.scope.subnet, context),
       facts: this.facts,
-      address: parts.informOnly ? parts.clientAddress ?? anyAddress : parts.yourAddress,
+      address: parts.informOnly ? (parts.clientAddress ?? anyAddress) : parts.yourAddress,
       boot,
       leaseChanges: parts.changes,
     };
@@ -522,7 +512,6 @@ class Decision {
     if (this.seenSlot !== undefined && !parts.informOnly) decision.slot = { ...this.seenSlot };
     return decision;
   }
-
 }
 
 /**

@@ -52,12 +52,11 @@ export function decideProxy(packet: DhcpPacket, context: ProxyContext, arrival: 
   const unknown = unknownClient(packet, facts, context);
   if (unknown !== undefined) return unknown;
   if (!facts.isPxe && !facts.isIpxe && !facts.isHttpBoot) {
-    return ignore('not a PXE, iPXE or HTTP Boot client; in proxy mode the network\'s DHCP server serves it', facts);
+    return ignore("not a PXE, iPXE or HTTP Boot client; in proxy mode the network's DHCP server serves it", facts);
   }
   const proxy = new ProxyReply(packet, facts, context, subnet);
   return arrival.port === 'boot-server' ? proxy.onBootServerPort(type, arrival.source) : proxy.onDhcpPort(type);
 }
-
 
 class ProxyReply {
   constructor(

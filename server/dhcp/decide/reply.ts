@@ -167,11 +167,7 @@ export type DhcpDecision =
  * last seen). Quiet: on a shared segment every other machine's DHCP traffic
  * ends here, which is not worth a log line each.
  */
-export function unknownClient(
-  packet: DhcpPacket,
-  facts: ClientFacts,
-  context: Pick<DhcpContext, 'knownOnly' | 'slotOf'>,
-): DhcpDecision | undefined {
+export function unknownClient(packet: DhcpPacket, facts: ClientFacts, context: Pick<DhcpContext, 'knownOnly' | 'slotOf'>): DhcpDecision | undefined {
   if (context.knownOnly === undefined) return undefined;
   const information = relayAgentInformation(packet);
   const slot = information.kind === 'slot' ? information.slot : context.slotOf?.(facts.mac);
@@ -259,7 +255,12 @@ export type ReplyRoute = 'client' | 'broadcast' | { bootServer: ReplyDestination
  * cannot add; broadcast is allowed. Undefined only for a port 4011 request
  * that names no address to answer.
  */
-export function routeReply(request: DhcpPacket, route: 'client' | 'broadcast', subnet: Subnet, ports: { serverPort: number; clientPort: number }): ReplyDestination;
+export function routeReply(
+  request: DhcpPacket,
+  route: 'client' | 'broadcast',
+  subnet: Subnet,
+  ports: { serverPort: number; clientPort: number },
+): ReplyDestination;
 export function routeReply(
   request: DhcpPacket,
   route: ReplyRoute,

@@ -8,9 +8,7 @@ import { anyAddress, Subnet } from '../../net/ipv4.js';
 import { clientFacts } from './client-facts.js';
 import { BootOp, hardwareTypeEthernet, type DhcpPacket } from '../wire/packet.js';
 
-export type ScreenedRequest =
-  | { kind: 'request'; type: number; facts: ClientFacts; subnet: Subnet }
-  | { kind: 'ignore'; reason: string; facts?: ClientFacts };
+export type ScreenedRequest = { kind: 'request'; type: number; facts: ClientFacts; subnet: Subnet } | { kind: 'ignore'; reason: string; facts?: ClientFacts };
 
 export function ignore(reason: string, facts?: ClientFacts): { kind: 'ignore'; reason: string; facts?: ClientFacts } {
   return facts === undefined ? { kind: 'ignore', reason } : { kind: 'ignore', reason, facts };

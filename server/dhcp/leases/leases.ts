@@ -115,10 +115,7 @@ export interface LeaseStore {
 }
 
 /** A change decide() asks for; the server applies it with applyLeaseChanges. */
-export type LeaseChange =
-  | { kind: 'upsert'; lease: Lease }
-  | { kind: 'release'; mac: string }
-  | { kind: 'remove'; address: string };
+export type LeaseChange = { kind: 'upsert'; lease: Lease } | { kind: 'release'; mac: string } | { kind: 'remove'; address: string };
 
 export function applyLeaseChanges(store: LeaseStore, changes: readonly LeaseChange[], now: number): void {
   for (const change of changes) {

@@ -394,9 +394,14 @@ export function readLeaseFile(file: string): Lease[] {
     db.pragma('busy_timeout = 2000');
     const version = db.prepare<[], { version: number }>('SELECT version FROM schema_version').get()?.version ?? 0;
     if (version > migrations.length) {
-      throw new LeaseDatabaseError(file, 'NEWER_SCHEMA', `schema version ${version} was written by a newer rackboot (this one knows up to ${migrations.length})`);
+      throw new LeaseDatabaseError(
+        file,
+        'NEWER_SCHEMA',
+        `schema version ${version} was written by a newer rackboot (this one knows up to ${migrations.length})`,
+      );
     }
-    if (version < migrations.length) throw new LeaseDatabaseError(file, 'OPEN', `schema version ${version} is older than ${migrations.length}; start the server once to migrate it`);
+    if (version < migrations.length)
+      throw new LeaseDatabaseError(file, 'OPEN', `schema version ${version} is older than ${migrations.length}; start the server once to migrate it`);
     return db.prepare<[], LeaseRow>(`SELECT ${columns} FROM leases ORDER BY address`).all().map(fromRow);
   } catch (error) {
     throw asDatabaseError(file, error);
@@ -436,7 +441,9 @@ function takeServerLock(file: string, busyTimeoutMs: number): Database.Database 
     const code = (error as { code?: unknown }).code;
     if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
       return fail(
-        new LeaseDatabaseError(file, 'LOCKED', `in use by another rackboot serving from this state folder (it holds ${lockFile}); stop it first`, { cause: error }),
+        new LeaseDatabaseError(file, 'LOCKED', `in use by another rackboot serving from this state folder (it holds ${lockFile}); stop it first`, {
+          cause: error,
+        }),
       );
     }
     return fail(new LeaseDatabaseError(file, 'OPEN', `cannot take the lock file ${lockFile}: ${describe(error)}`, { cause: error }));

@@ -34,7 +34,9 @@ function renderValue(name: OptionName, value: unknown): string {
     case 'parameterRequestList':
       return (value as number[]).map((code) => `${code} ${optionNameOf(code)}`).join(', ');
     case 'userClass':
-      return `${hex(value as Buffer)} classes ${(userClasses(value as Buffer)).map(quote).join(', ')}`;
+      return `${hex(value as Buffer)} classes ${userClasses(value as Buffer)
+        .map(quote)
+        .join(', ')}`;
     case 'vendorSpecific':
     case 'ipxeEncapsulated':
       return subOptions(value as Buffer, optionCodecs[name].code);

@@ -75,10 +75,7 @@ function scanOptions(buf: Buffer, start: number, end: number, where: OptionField
     const length = buf[i + 1]!;
     const left = end - (i + 2);
     if (length > left) {
-      throw new DhcpDecodeError(
-        'OPTION_OVERRUN',
-        `option ${code} at offset ${i} has length ${length} but only ${left} bytes are left in the ${where} field`,
-      );
+      throw new DhcpDecodeError('OPTION_OVERRUN', `option ${code} at offset ${i} has length ${length} but only ${left} bytes are left in the ${where} field`);
     }
     if (code === optionCode.overload && where !== 'options') {
       throw new DhcpDecodeError('BAD_OVERLOAD', `option 52 at offset ${i} is inside the ${where} field`);
@@ -108,10 +105,7 @@ export function decodePacket(buf: Buffer): DhcpPacket {
   }
   const cookie = buf.readUInt32BE(headerLength);
   if (cookie !== magicCookie) {
-    throw new DhcpDecodeError(
-      'BAD_MAGIC_COOKIE',
-      `bad magic cookie 0x${cookie.toString(16).padStart(8, '0')}, want 0x${magicCookie.toString(16)}`,
-    );
+    throw new DhcpDecodeError('BAD_MAGIC_COOKIE', `bad magic cookie 0x${cookie.toString(16).padStart(8, '0')}, want 0x${magicCookie.toString(16)}`);
   }
 
   const instances: OptionInstance[] = [];

@@ -10,10 +10,7 @@ import { relayAgentInformationCode } from '../decide/screen.js';
 
 export const relayAgentSubOption = { circuitId: 1, remoteId: 2 } as const;
 
-export type RelayAgentInformation =
-  | { kind: 'none' }
-  | { kind: 'slot'; slot: RelaySlot }
-  | { kind: 'malformed'; reason: string };
+export type RelayAgentInformation = { kind: 'none' } | { kind: 'slot'; slot: RelaySlot } | { kind: 'malformed'; reason: string };
 
 /**
  * Reads option 82 of a request. Without a circuit-id there is no slot (a
@@ -26,13 +23,16 @@ export function relayAgentInformation(packet: DhcpPacket): RelayAgentInformation
   if (data === undefined) return { kind: 'none' };
   let circuitId: string | undefined;
   let remoteId: string | undefined;
-  for (let offset = 0; offset < data.length; ) {
+  for (let offset = 0; offset < data.length;) {
     const code = data[offset]!;
     if (offset + 1 >= data.length) return { kind: 'malformed', reason: `option 82 sub-option ${code} at byte ${offset} has no length byte` };
     const length = data[offset + 1]!;
     const end = offset + 2 + length;
     if (end > data.length) {
-      return { kind: 'malformed', reason: `option 82 sub-option ${code} at byte ${offset} has length ${length}, but only ${data.length - offset - 2} bytes follow` };
+      return {
+        kind: 'malformed',
+        reason: `option 82 sub-option ${code} at byte ${offset} has length ${length}, but only ${data.length - offset - 2} bytes follow`,
+      };
     }
     const value = data.subarray(offset + 2, end).toString('hex');
     // RFC 3046 section 2.0: a sub-option of length 0 is not allowed; such an id names nothing.

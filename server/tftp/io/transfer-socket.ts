@@ -161,7 +161,11 @@ export class NativeTransferSocket implements TransferSocket, BlockPump {
       (message, from, port) => this.messageListener?.(message, { address: from, port }),
       (native) => {
         const { smoothedMs, variationMs, detail, ...progress } = native;
-        const stop: PumpStop = { ...progress, reason: native.reason as PumpStop['reason'], roundTrip: smoothedMs >= 0 ? { smoothedMs, variationMs } : undefined };
+        const stop: PumpStop = {
+          ...progress,
+          reason: native.reason as PumpStop['reason'],
+          roundTrip: smoothedMs >= 0 ? { smoothedMs, variationMs } : undefined,
+        };
         if (detail !== undefined) stop.detail = detail;
         this.stopListener?.(stop);
       },

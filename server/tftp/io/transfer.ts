@@ -466,9 +466,7 @@ export class ReadTransfer {
         from,
         finalIndex: this.finalIndex,
         timeoutMs: this.retransmissionTimeout,
-        ...(this.adaptive
-          ? { adaptive: { estimate: this.roundTrip, minMs: this.timeoutFloor(), maxMs: this.params.timeoutMs } }
-          : {}),
+        ...(this.adaptive ? { adaptive: { estimate: this.roundTrip, minMs: this.timeoutFloor(), maxMs: this.params.timeoutMs } } : {}),
       });
     } catch (err) {
       this.failRead(err);

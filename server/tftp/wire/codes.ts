@@ -31,12 +31,8 @@ export const ErrorCode = {
 
 export type ErrorCodeName = keyof typeof ErrorCode;
 
-const opcodeNames = new Map<number, OpcodeName>(
-  Object.entries(Opcode).map(([name, code]) => [code, name as OpcodeName]),
-);
-const errorCodeNames = new Map<number, ErrorCodeName>(
-  Object.entries(ErrorCode).map(([name, code]) => [code, name as ErrorCodeName]),
-);
+const opcodeNames = new Map<number, OpcodeName>(Object.entries(Opcode).map(([name, code]) => [code, name as OpcodeName]));
+const errorCodeNames = new Map<number, ErrorCodeName>(Object.entries(ErrorCode).map(([name, code]) => [code, name as ErrorCodeName]));
 
 /** The name of an opcode, or `opcode <n>` for one no RFC defines. */
 export function opcodeName(code: number): string {

@@ -57,12 +57,7 @@ export interface OptionAcknowledgementPacket {
   options: TftpOption[];
 }
 
-export type TftpPacket =
-  | TransferRequest
-  | DataPacket
-  | AcknowledgementPacket
-  | ErrorPacket
-  | OptionAcknowledgementPacket;
+export type TftpPacket = TransferRequest | DataPacket | AcknowledgementPacket | ErrorPacket | OptionAcknowledgementPacket;
 
 /** Raised by decodePacket; the message says what is wrong, with the numbers. */
 export class MalformedPacketError extends Error {

@@ -78,8 +78,7 @@ export async function startServer(overrides: Partial<TftpServerOptions> = {}): P
     },
     waitForEvent(kind, predicate = () => true, timeoutMs = 10_000) {
       type Wanted = Extract<TftpEvent, { kind: typeof kind }>;
-      const find = (): Wanted | undefined =>
-        events.find((event): event is Wanted => event.kind === kind && predicate(event as Wanted));
+      const find = (): Wanted | undefined => events.find((event): event is Wanted => event.kind === kind && predicate(event as Wanted));
       return new Promise<Wanted>((resolve, reject) => {
         const check = (): void => {
           const found = find();

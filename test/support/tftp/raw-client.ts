@@ -93,12 +93,7 @@ export interface DownloadResult {
  * need more control than the real clients give (block size 8, windows of 64,
  * recording the block numbers).
  */
-export async function download(
-  serverPort: number,
-  request: string | Buffer,
-  options: TftpOption[] = [],
-  mode = 'octet',
-): Promise<DownloadResult> {
+export async function download(serverPort: number, request: string | Buffer, options: TftpOption[] = [], mode = 'octet'): Promise<DownloadResult> {
   const client = await RawClient.open();
   try {
     if (typeof request === 'string') await client.readRequest(serverPort, request, options, mode);

@@ -10,7 +10,8 @@
 import { UdpRelay } from './relay.js';
 
 const [listenAddress, upstreamAddress, serverAddress, serverPort, lossRate, delayMs, listenPort = '0', seed] = process.argv.slice(2);
-if (delayMs === undefined) throw new Error('usage: relay-main LISTEN_ADDRESS UPSTREAM_ADDRESS SERVER_ADDRESS SERVER_PORT LOSS_RATE DELAY_MS [LISTEN_PORT [SEED]]');
+if (delayMs === undefined)
+  throw new Error('usage: relay-main LISTEN_ADDRESS UPSTREAM_ADDRESS SERVER_ADDRESS SERVER_PORT LOSS_RATE DELAY_MS [LISTEN_PORT [SEED]]');
 const relay = await UdpRelay.start({
   listenAddress: listenAddress!,
   listenPort: Number(listenPort),

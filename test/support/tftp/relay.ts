@@ -150,4 +150,3 @@ export class UdpRelay {
     this.timers.add(timer);
   }
 }
-
