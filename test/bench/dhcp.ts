@@ -39,6 +39,10 @@
  * perfdhcp and the server share the machine's cores: compare the servers
  * within one run, never with a figure from another machine or run.
  *
+ * RACKBOOT_BENCH_BASELINE=DIR adds another built rackboot checkout (its
+ * CLI, the same flags) as a fourth server, and a column of this tree's
+ * rate against it.
+ *
  * For a quicker look: BENCH_DHCP_RATES=2000,4000 and
  * BENCH_DHCP_SERVERS=rackboot pick a subset, BENCH_DHCP_SECONDS=10 runs longer; BENCH_DHCP_CPU_PROFILE=DIR
  * runs rackboot under `node --cpu-prof` and keeps its profiles in DIR.
@@ -53,6 +57,7 @@ import { SqliteLeaseStore } from '../../server/dhcp/leases/sqlite.js';
 import { runIn } from '../dhcp/live-support.js';
 import { Netns, assertRoot } from '../support/netns.js';
 import { unpackedProgram } from '../support/unpacked.js';
+import { benchBaseline } from '../support/bench/baseline.js';
 
 const cliPath = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 const serverAddress = '198.18.0.1';
@@ -65,13 +70,14 @@ const rates = process.env.BENCH_DHCP_RATES ? process.env.BENCH_DHCP_RATES.split(
 const seconds = Number(process.env.BENCH_DHCP_SECONDS ?? 4);
 const clients = 60_000;
 
-type ServerName = 'rackboot' | 'dnsmasq' | 'kea';
-const allServers: ServerName[] = ['rackboot', 'dnsmasq', 'kea'];
+const baseline = benchBaseline();
+type ServerName = 'rackboot' | 'baseline' | 'dnsmasq' | 'kea';
+const allServers: ServerName[] = baseline === undefined ? ['rackboot', 'dnsmasq', 'kea'] : ['rackboot', 'baseline', 'dnsmasq', 'kea'];
 const serverNames: ServerName[] = process.env.BENCH_DHCP_SERVERS
   ? allServers.filter((name) => process.env.BENCH_DHCP_SERVERS!.split(',').includes(name))
   : allServers;
 const cpuProfileDir = process.env.BENCH_DHCP_CPU_PROFILE;
-const labels: Record<ServerName, string> = { rackboot: 'rackboot', dnsmasq: 'dnsmasq', kea: 'kea-dhcp4' };
+const labels: Record<ServerName, string> = { rackboot: 'rackboot', baseline: baseline?.label ?? 'baseline', dnsmasq: 'dnsmasq', kea: 'kea-dhcp4' };
 
 interface Result {
   /** Completed 4-way exchanges per second, as perfdhcp reports it. */
@@ -144,9 +150,10 @@ async function start(name: ServerName, ns: Netns, dir: string, kea: string): Pro
   const log = openSync(logFile, 'w');
   const stdio: ['ignore', number, number] = ['ignore', log, log];
   try {
-    if (name === 'rackboot') {
+    if (name === 'rackboot' || name === 'baseline') {
       for (const sub of ['state', 'profiles', 'assets']) mkdirSync(join(dir, sub));
-      const args = [cliPath, 'serve', '--interface', serverDevice, '--address', serverAddress, '--dhcp', 'full'];
+      const cli = name === 'baseline' ? baseline!.script(['server/cli.js']) : cliPath;
+      const args = [cli, 'serve', '--interface', serverDevice, '--address', serverAddress, '--dhcp', 'full'];
       args.push('--pool', `${pool.start}-${pool.end}`, '--lease-time', '3600');
       args.push('--state', join(dir, 'state'), '--profiles', join(dir, 'profiles'), '--assets', join(dir, 'assets'));
       args.push('--http-port', '8080', '--tftp-port', '6969');
@@ -274,7 +281,8 @@ function formatCpu(title: string, results: Map<number, Partial<Record<ServerName
 }
 
 function formatTable(title: string, results: Map<number, Partial<Record<ServerName, Result>>>): string {
-  const header = ['offered/s', ...serverNames.flatMap((name) => [`${labels[name]} x/s`, 'drops']), 'vs dnsmasq', 'vs kea-dhcp4'];
+  const against: ServerName[] = baseline === undefined ? ['dnsmasq', 'kea'] : ['baseline', 'dnsmasq', 'kea'];
+  const header = ['offered/s', ...serverNames.flatMap((name) => [`${labels[name]} x/s`, 'drops']), ...against.map((name) => `vs ${labels[name]}`)];
   const body = [...results].map(([offered, row]) => {
     const cells = (name: ServerName): string[] => {
       const result = row[name];
@@ -282,7 +290,7 @@ function formatTable(title: string, results: Map<number, Partial<Record<ServerNa
     };
     const ratio = (name: ServerName): string =>
       row.rackboot !== undefined && row[name] !== undefined && row[name]!.rate > 0 ? `${(row.rackboot.rate / row[name]!.rate).toFixed(2)}x` : '-';
-    return [String(offered), ...serverNames.flatMap(cells), ratio('dnsmasq'), ratio('kea')];
+    return [String(offered), ...serverNames.flatMap(cells), ...against.map(ratio)];
   });
   return formatRows(title, header, body);
 }

@@ -9,6 +9,8 @@
  * cache, the path TLS would take) runs beside them for comparison. Each
  * server's CPU time per GB, and the whole machine's (wrk and the kernel's
  * packet processing too), show where a difference comes from.
+ * RACKBOOT_BENCH_BASELINE=DIR runs another built rackboot checkout's HTTP
+ * server (sendfile on) in the same rounds, with this tree's ratio to it.
  * Run as root; it prints a table, it does not pass or fail.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -21,11 +23,13 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Netns, assertRoot } from '../support/netns.js';
 import { cpuMs, rssMiB } from '../support/bench/proc.js';
+import { benchBaseline } from '../support/bench/baseline.js';
 
 const serverAddress = '198.18.2.1';
 const clientAddress = '198.18.2.2';
 /** rackboot as served (sendfile), rackboot with sendfile off (Node writes hot files from its memory cache, as over TLS), nginx. */
-const ports = { rackboot: 8080, rackbootNode: 8082, nginx: 8081 } as const;
+const ports = { rackboot: 8080, rackbootNode: 8082, nginx: 8081, baseline: 8083 } as const;
+const baseline = benchBaseline();
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 type ServerName = keyof typeof ports;
 const concurrencies = (process.env.BENCH_CONNECTIONS ?? '1,16,64').split(',').map(Number);
@@ -108,8 +112,7 @@ function nginxConfig(root: string, docroot: string): string {
   return conf;
 }
 
-async function startRackboot(ns: Netns, assets: string, port: number, flags: string): Promise<ChildProcess> {
-  const script = fileURLToPath(new URL('../support/bench/http-server.js', import.meta.url));
+async function startRackboot(ns: Netns, assets: string, port: number, flags: string, script: string): Promise<ChildProcess> {
   const child = ns.spawn(process.execPath, [script, assets, serverAddress, String(port), '256', flags], { stdio: ['ignore', 'pipe', 'inherit'] });
   await once(createInterface({ input: child.stdout! }), 'line');
   return child;
@@ -199,24 +202,33 @@ async function main(): Promise<void> {
       rackboot: `http://${serverAddress}:${ports.rackboot}${path}`,
       rackbootNode: `http://${serverAddress}:${ports.rackbootNode}${path}`,
       nginx: `http://${serverAddress}:${ports.nginx}${path}`,
+      baseline: `http://${serverAddress}:${ports.baseline}${path}`,
     };
+    const ownScript = fileURLToPath(new URL('../support/bench/http-server.js', import.meta.url));
     const pids = {} as Record<ServerName, number>;
     for (const [name, flags] of [
       ['rackboot', ''],
       ['rackbootNode', 'nosendfile'],
     ] as const) {
-      const child = await startRackboot(serverNs, assets, ports[name], flags);
+      const child = await startRackboot(serverNs, assets, ports[name], flags, ownScript);
       children.push(child);
       pids[name] = child.pid!;
+    }
+    if (baseline !== undefined) {
+      const script = baseline.script(['test/support/bench/http-server.js', 'test/bench/support/http-server.js']);
+      const child = await startRackboot(serverNs, assets, ports.baseline, '', script);
+      children.push(child);
+      pids.baseline = child.pid!;
     }
     const nginxChild = await startNginx(serverNs, nginx, nginxConfig(root, assets));
     children.push(nginxChild);
     pids.nginx = nginxChild.pid!;
-    const names = Object.keys(ports) as ServerName[];
+    const names = (Object.keys(ports) as ServerName[]).filter((name) => name !== 'baseline' || baseline !== undefined);
     for (const name of names) check(clientNs, urls[name], sha256, root);
     const idle = Object.fromEntries(names.map((name) => [name, rssMiB(pids[name])])) as Record<ServerName, number>;
 
     const rows: string[] = [];
+    const baselineRows: string[] = [];
     for (const c of concurrencies) {
       // Rounds alternate the servers, and each keeps its best round: the
       // machine is shared, and a busy second hurts whoever runs in it.
@@ -249,6 +261,21 @@ async function main(): Promise<void> {
           n.machineMsPerGB.toFixed(0).padStart(16),
         ].join(' '),
       );
+      const b = best.baseline as Sample | undefined;
+      if (b !== undefined) {
+        baselineRows.push(
+          [
+            String(c).padStart(11),
+            r.gbPerSecond.toFixed(2).padStart(13),
+            b.gbPerSecond.toFixed(2).padStart(13),
+            (r.gbPerSecond / b.gbPerSecond).toFixed(2).padStart(6),
+            r.rssMiB.toFixed(0).padStart(16),
+            b.rssMiB.toFixed(0).padStart(16),
+            r.cpuMsPerGB.toFixed(0).padStart(15),
+            b.cpuMsPerGB.toFixed(0).padStart(15),
+          ].join(' '),
+        );
+      }
       process.stderr.write(
         `c=${c}: ${names.map((name) => `${name} ${best[name].gbPerSecond.toFixed(2)} GB/s (${best[name].requests} requests, ${best[name].cpuMsPerGB.toFixed(0)} CPU ms/GB, machine ${best[name].machineMsPerGB.toFixed(0)} ms/GB, ${(best[name].idle * 100).toFixed(0)}% idle, ${(best[name].steal * 100).toFixed(0)}% stolen)`).join(', ')}\n`,
       );
@@ -264,6 +291,14 @@ async function main(): Promise<void> {
         'connections rackboot GB/s nginx GB/s  ratio rackboot RSS MiB nginx RSS MiB no-sendfile GB/s   ns ratio   ns RSS MiB rackboot CPU/GB nginx CPU/GB rackboot machine/GB nginx machine/GB',
         ...rows,
         '',
+        ...(baseline === undefined
+          ? []
+          : [
+              `against ${baseline.label} (sendfile on), same rounds:`,
+              `connections rackboot GB/s baseline GB/s  ratio rackboot RSS MiB baseline RSS MiB rackboot CPU/GB baseline CPU/GB`,
+              ...baselineRows,
+              '',
+            ]),
       ].join('\n'),
     );
   } finally {

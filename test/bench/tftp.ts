@@ -18,6 +18,10 @@
  * theirs is windowsize 1, so in section 2 their windowsize 1 run stands for
  * every row.
  *
+ * RACKBOOT_BENCH_BASELINE=DIR serves the same folder from another built
+ * rackboot checkout too (its own serve-folder script), in the same rounds,
+ * with a column of this tree's speed against it.
+ *
  * Why the bare-veth numbers used to jump (22 to 88 MB/s for the same point):
  * at windowsize 1 every block is a round trip between atftp and the server,
  * and on a bare veth the round trip is nearly all CPU scheduling, not
@@ -50,13 +54,17 @@ import { fileURLToPath } from 'node:url';
 import { Netns, assertRoot } from '../support/netns.js';
 import { unpackedProgram } from '../support/unpacked.js';
 import { cpuMs } from '../support/bench/proc.js';
+import { benchBaseline } from '../support/bench/baseline.js';
 
 const serverAddress = '198.18.1.1';
 const clientAddress = '198.18.1.2';
-const ports = { rackboot: 1069, dnsmasq: 69, tftpdHpa: 2069 } as const;
+const ports = { rackboot: 1069, baseline: 3069, dnsmasq: 69, tftpdHpa: 2069 } as const;
 type ServerName = keyof typeof ports;
-const serverNames: ServerName[] = ['rackboot', 'dnsmasq', 'tftpdHpa'];
-const labels: Record<ServerName, string> = { rackboot: 'rackboot', dnsmasq: 'dnsmasq', tftpdHpa: 'tftpd-hpa' };
+const baseline = benchBaseline();
+const serverNames: ServerName[] = baseline === undefined ? ['rackboot', 'dnsmasq', 'tftpdHpa'] : ['rackboot', 'baseline', 'dnsmasq', 'tftpdHpa'];
+const labels: Record<ServerName, string> = { rackboot: 'rackboot', baseline: baseline?.label ?? 'baseline', dnsmasq: 'dnsmasq', tftpdHpa: 'tftpd-hpa' };
+/** The servers this tree's rackboot is compared with, one ratio column each. */
+const against: ServerName[] = baseline === undefined ? ['dnsmasq', 'tftpdHpa'] : ['baseline', 'dnsmasq', 'tftpdHpa'];
 /** BENCH_WINDOWS=1,8 and BENCH_ROUNDS=5 narrow or widen a run; BENCH_SECTIONS=1 runs section 1 only (the default is 1,2,3). */
 const windows = (process.env.BENCH_WINDOWS ?? '1,8,32,64').split(',').map(Number);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -168,10 +176,10 @@ function takesWindowSize(ns: Netns, port: number, file: string): boolean {
 }
 
 function formatTable(title: string, rows: Row[], withCpu: boolean): string {
-  const header = ['', ...serverNames.map((name) => `${labels[name]} MB/s`), 'vs dnsmasq', 'vs tftpd-hpa'];
+  const header = ['', ...serverNames.map((name) => `${labels[name]} MB/s`), ...against.map((name) => `vs ${labels[name]}`)];
   // in.tftpd serves each transfer in a child it forks, whose time shows in
   // the parent only once reaped: no per-run figure for it.
-  const cpuOf: ServerName[] = ['rackboot', 'dnsmasq'];
+  const cpuOf = serverNames.filter((name) => name !== 'tftpdHpa');
   if (withCpu) header.push(...cpuOf.map((name) => `${labels[name]} CPU us/block`));
   const speed = (value: number): string => value.toFixed(value < 1 ? 3 : value < 10 ? 2 : 1);
   const body = rows.map((row) => {
@@ -183,7 +191,7 @@ function formatTable(title: string, rows: Row[], withCpu: boolean): string {
       else cells.push(`${speed(median(result.speeds))} (${speed(Math.min(...result.speeds))}-${speed(Math.max(...result.speeds))})`);
     }
     const ours = row.results.rackboot;
-    for (const name of ['dnsmasq', 'tftpdHpa'] as const) {
+    for (const name of against) {
       const theirs = row.results[name];
       cells.push(ours !== undefined && theirs !== undefined ? `${(median(ours.speeds) / median(theirs.speeds)).toFixed(2)}x` : '-');
     }
@@ -234,6 +242,23 @@ async function main(): Promise<void> {
       true,
     );
     children.push(rackboot.child);
+    const baselineServer =
+      baseline === undefined
+        ? undefined
+        : await startIn(
+            serverNs,
+            process.execPath,
+            [
+              baseline.script(['test/support/tftp/serve-folder.js', 'test/tftp/support/serve-folder.js']),
+              root,
+              serverAddress,
+              String(ports.baseline),
+              '128',
+              '128',
+            ],
+            true,
+          );
+    if (baselineServer !== undefined) children.push(baselineServer.child);
     const dnsmasq = await startIn(
       serverNs,
       'dnsmasq',
@@ -254,7 +279,12 @@ async function main(): Promise<void> {
     children.push(dnsmasq.child);
     const tftpd = await startIn(serverNs, inTftpd, ['-L', '-s', '-a', `${serverAddress}:${ports.tftpdHpa}`, root], false);
     children.push(tftpd.child);
-    const pids: Record<ServerName, number> = { rackboot: rackboot.child.pid!, dnsmasq: dnsmasq.child.pid!, tftpdHpa: tftpd.child.pid! };
+    const pids: Record<ServerName, number> = {
+      rackboot: rackboot.child.pid!,
+      baseline: baselineServer?.child.pid ?? -1,
+      dnsmasq: dnsmasq.child.pid!,
+      tftpdHpa: tftpd.child.pid!,
+    };
     const windowed = Object.fromEntries(serverNames.map((name) => [name, takesWindowSize(clientNs, ports[name], 'relay.bin')])) as Record<ServerName, boolean>;
     process.stderr.write(`takes windowsize: ${JSON.stringify(windowed)}\n`);
 
