@@ -37,12 +37,14 @@ const pureFolders = [
   'server/tftp/sender',
   'server/profiles',
   'server/assets',
+  'server/storage',
 ];
 
 /** Folders the builder must stay out of: the server's protocol code and state. */
 const noBuilder = [
   'server/core',
   'server/tokens',
+  'server/storage',
   'server/dhcp',
   'server/tftp',
   'server/http',

@@ -16,7 +16,7 @@
 import Database from 'better-sqlite3';
 import { openExclusiveStore, StoreDatabaseError, storeError, type StoreErrors, type StoreFailure } from '../sqlite/open.js';
 import type { BootEvent, EventSource, NewBootEvent } from './event.js';
-import type { EventRetention, EventStore } from './store.js';
+import type { EventRetention, EventStore, HostReport, HostReportKind } from './store.js';
 
 /** Schema migrations: entry i takes the file from version i to i + 1. Append only. */
 const migrations: readonly string[][] = [
@@ -31,6 +31,15 @@ const migrations: readonly string[][] = [
        domain TEXT
      )`,
     `CREATE INDEX events_mac_id ON events (mac, id)`,
+  ],
+  [
+    `CREATE TABLE host_reports (
+       mac TEXT NOT NULL,
+       kind TEXT NOT NULL,
+       time BIGINT NOT NULL,
+       body TEXT NOT NULL,
+       PRIMARY KEY (mac, kind)
+     )`,
   ],
 ];
 
@@ -104,6 +113,12 @@ export class SqliteEventStore implements EventStore {
            SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY mac ORDER BY id DESC) AS newer FROM events) ranked
            WHERE newer > ?)`,
       ),
+      // INSERT ... ON CONFLICT DO UPDATE: SQLite 3.24 and PostgreSQL 9.5 spell it the same.
+      putReport: db.prepare<[string, string, number, string]>(
+        `INSERT INTO host_reports (mac, kind, time, body) VALUES (?, ?, ?, ?)
+         ON CONFLICT (mac, kind) DO UPDATE SET time = excluded.time, body = excluded.body`,
+      ),
+      report: db.prepare<[string, string], HostReport>('SELECT mac, kind, time, body FROM host_reports WHERE mac = ? AND kind = ?'),
       latest: db.prepare<[], EventRow>(
         `SELECT ${columns
           .split(', ')
@@ -149,6 +164,15 @@ export class SqliteEventStore implements EventStore {
       if (retention.keepPerHost !== undefined) removed += this.statements.prunePerHost.run(Math.max(1, retention.keepPerHost)).changes;
       return removed;
     })();
+  }
+
+  putHostReport(report: HostReport): void {
+    this.statements.putReport.run(report.mac, report.kind, report.time, report.body);
+  }
+
+  hostReport(mac: string, kind: HostReportKind): HostReport | undefined {
+    const row = this.statements.report.get(mac, kind);
+    return row === undefined ? undefined : { ...row };
   }
 
   close(): void {

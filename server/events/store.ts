@@ -19,7 +19,24 @@ export interface EventStore {
    * latestByHost() still lists every host ever seen. Returns how many went.
    */
   prune(retention: EventRetention): number;
+  /** Keep a host's newest report of its kind, replacing the one before (a host's storage is what it last saw, not a history). */
+  putHostReport(report: HostReport): void;
+  /** A host's newest report of `kind`, if it ever sent one. */
+  hostReport(mac: string, kind: HostReportKind): HostReport | undefined;
   close(): void;
+}
+
+/** What a host reports as a whole, beside its timeline: its storage (server/storage/report.ts). */
+export const hostReportKinds = ['storage'] as const;
+export type HostReportKind = (typeof hostReportKinds)[number];
+
+export interface HostReport {
+  mac: string;
+  kind: HostReportKind;
+  /** When it arrived, by the server's clock (ms). */
+  time: number;
+  /** The report as the server decoded it, in JSON. */
+  body: string;
 }
 
 export interface EventRetention {
@@ -32,6 +49,7 @@ export class MemoryEventStore implements EventStore {
   private readonly events: BootEvent[] = [];
   private readonly latest = new Map<string, BootEvent>();
   private nextId = 1;
+  private readonly reports = new Map<string, HostReport>();
 
   append(event: NewBootEvent): BootEvent {
     const stored: BootEvent = { ...event, id: this.nextId++ };
@@ -70,6 +88,15 @@ export class MemoryEventStore implements EventStore {
     const remaining = this.events.filter((event) => keep.has(event));
     this.events.splice(0, this.events.length, ...remaining);
     return before - remaining.length;
+  }
+
+  putHostReport(report: HostReport): void {
+    this.reports.set(`${report.mac} ${report.kind}`, { ...report });
+  }
+
+  hostReport(mac: string, kind: HostReportKind): HostReport | undefined {
+    const report = this.reports.get(`${mac} ${kind}`);
+    return report === undefined ? undefined : { ...report };
   }
 
   close(): void {}

@@ -4,6 +4,7 @@ import { platformOf, type Platform } from '../core/facts.js';
 import { authorizeHost, domainConfigName, hostFile, type HostFileName, type HostSources } from '../core/host-files.js';
 import { renderEntryScript } from '../core/render.js';
 import { parseEventReport } from '../events/event.js';
+import { maximumStorageReportBytes, parseStorageReport, summarizeStorage } from '../storage/report.js';
 import { MemoryEventStore, type EventStore } from '../events/store.js';
 import type { Logger } from '../log.js';
 import { normaliseMac } from '../profiles/mac.js';
@@ -287,6 +288,33 @@ export function createHttpApp(options: HttpAppOptions) {
     );
     res.status(204).set('Cache-Control', 'no-store').end();
     void options.observer?.reported(mac, stored.stage);
+  });
+
+  // What the host's runtime found on its disks (builder/runtime/storage-scan):
+  // the format is rackboot's own (storage/report.ts), sent as the body
+  // whatever its Content-Type says. The newest report replaces the last.
+  app.post('/hosts/:mac/storage', express.text({ type: () => true, limit: maximumStorageReportBytes }), (req: Request, res: Response) => {
+    const mac = normaliseMac(String(req.params.mac));
+    if (!mac) {
+      text(res.status(400), `rackboot: mac: "${String(req.params.mac)}" is not a MAC address\n`);
+      return;
+    }
+    const reason = reportRefusal(req, mac, 'storage');
+    if (reason !== undefined) {
+      log.warn({ event: 'host-storage-refused', mac, remote: remoteAddress(req), reason }, 'storage report refused: not from the host');
+      options.observer?.hostRefused('event');
+      text(res.status(403), `rackboot: reports about ${mac} are taken only from that host, with its token: ${reason}\n`);
+      return;
+    }
+    const parsed = parseStorageReport(typeof req.body === 'string' ? req.body : '');
+    if (!parsed.ok) {
+      log.info({ event: 'host-storage-refused', mac, line: parsed.line, reason: parsed.message, remote: remoteAddress(req) }, 'storage report refused');
+      text(res.status(400), `rackboot: storage report${parsed.line > 0 ? ` line ${parsed.line}` : ''}: ${parsed.message}\n`);
+      return;
+    }
+    events.putHostReport({ mac, kind: 'storage', time: now(), body: JSON.stringify(parsed.report) });
+    log.info({ event: 'host-storage', mac, storage: summarizeStorage(parsed.report), remote: remoteAddress(req) }, 'host storage');
+    res.status(204).set('Cache-Control', 'no-store').end();
   });
 
   // The runtime's heartbeat: its boot token every 30 s, so that a token

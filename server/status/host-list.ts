@@ -137,6 +137,11 @@ export function notifyingAppends(store: EventStore, appended: (mac: string, time
     },
     listByHost: (mac, options) => store.listByHost(mac, options),
     latestByHost: () => store.latestByHost(),
+    putHostReport: (report) => {
+      store.putHostReport(report);
+      appended(report.mac, report.time);
+    },
+    hostReport: (mac, kind) => store.hostReport(mac, kind),
     prune: (retention) => store.prune(retention),
     close: () => store.close(),
   };

@@ -74,6 +74,24 @@ export function eventStoreContract(name: string, create: () => EventStore): void
       store.close();
     });
 
+    test('host reports: the newest of each kind per host replaces the one before; other hosts keep theirs', () => {
+      const store = create();
+      try {
+        assert.equal(store.hostReport(hostA, 'storage'), undefined);
+        store.putHostReport({ mac: hostA, kind: 'storage', time: t0, body: '{"disks":[]}' });
+        store.putHostReport({ mac: hostB, kind: 'storage', time: t0 + 1, body: '{"disks":[1]}' });
+        store.putHostReport({ mac: hostA, kind: 'storage', time: t0 + 2, body: '{"disks":[2]}' });
+        assert.deepEqual(store.hostReport(hostA, 'storage'), { mac: hostA, kind: 'storage', time: t0 + 2, body: '{"disks":[2]}' });
+        assert.deepEqual(store.hostReport(hostB, 'storage'), { mac: hostB, kind: 'storage', time: t0 + 1, body: '{"disks":[1]}' });
+        const copy = store.hostReport(hostA, 'storage')!;
+        copy.body = 'changed';
+        assert.equal(store.hostReport(hostA, 'storage')!.body, '{"disks":[2]}');
+        assert.deepEqual(store.listByHost(hostA), [], 'a report is not an event');
+      } finally {
+        store.close();
+      }
+    });
+
     test('events read out are copies', () => {
       const store = create();
       const event = store.append({ time: t0, mac: hostA, source: 'runtime', stage: 'booted' });

@@ -54,6 +54,26 @@ describe('SqliteEventStore', () => {
     }
   });
 
+  test('a timeline from the first schema gains host reports and keeps its events', () => {
+    const file = join(dir, 'schema1.sqlite');
+    const db = new Database(file);
+    db.exec(`CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version (version) VALUES (1);
+      CREATE TABLE events (id BIGINT NOT NULL PRIMARY KEY, time BIGINT NOT NULL, mac TEXT NOT NULL, source TEXT NOT NULL, stage TEXT NOT NULL, detail TEXT, domain TEXT);
+      INSERT INTO events VALUES (1, 1700000000000, '52:54:00:12:34:56', 'runtime', 'ready', NULL, NULL);`);
+    db.close();
+    const store = SqliteEventStore.open(file);
+    try {
+      assert.deepEqual(store.listByHost('52:54:00:12:34:56'), [{ id: 1, time: 1700000000000, mac: '52:54:00:12:34:56', source: 'runtime', stage: 'ready' }]);
+      store.putHostReport({ mac: '52:54:00:12:34:56', kind: 'storage', time: 1, body: '{}' });
+      assert.equal(store.hostReport('52:54:00:12:34:56', 'storage')?.body, '{}');
+    } finally {
+      store.close();
+    }
+    const reopened = new Database(file, { readonly: true });
+    assert.equal(reopened.prepare<[], { version: number }>('SELECT version FROM schema_version').get()?.version, eventSchemaVersion);
+    reopened.close();
+  });
+
   test('a file that is no database, and one from a newer rackboot, are refused by name', () => {
     const garbage = join(dir, 'garbage.sqlite');
     writeFileSync(garbage, 'this is not a database, just text long enough to have a header '.repeat(20));

@@ -12,6 +12,7 @@ import { HostTokens } from '../../server/tokens/host-token.js';
 import type { TokenGrant } from '../../server/tokens/grant.js';
 import { BootLedger } from '../../server/tokens/use.js';
 import { createHttpApp } from '../../server/http/app.js';
+import { MemoryEventStore } from '../../server/events/store.js';
 import { pino } from 'pino';
 import { makeProfile } from '../support/profiles.js';
 
@@ -23,6 +24,7 @@ const alarms: Array<{ mac: string; detail: string }> = [];
 /** Added to the server's clock for the token checks. */
 let clockOffset = 0;
 const logLines: string[] = [];
+const events = new MemoryEventStore();
 let dir: string;
 let server: Server;
 let base: string;
@@ -44,6 +46,7 @@ before(async () => {
     profileProblems: () => [],
     endpoints: { address: '198.18.0.1', httpPort: 8080 },
     log,
+    events,
     secrets: {
       tokens,
       ledger: new BootLedger(),
@@ -168,6 +171,48 @@ test('reports about a host are taken only with its token; a guest token reports 
   assert.deepEqual(
     timeline.map((event) => event.stage),
     ['booted', 'guest-ready'],
+  );
+});
+
+test('a storage report is taken only from the host, with its token; a malformed one is refused by line and the last good one stays', async () => {
+  proven = { kind: 'grant' };
+  const token = tokenIn((await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios')).body)!;
+  const report = 'disk name=vda size=1073741824 serial=rb-data-1 transport=virtio ids=virtio-rb-data-1\n';
+  const refused = await post('/hosts/52-54-00-12-34-56/storage', report);
+  assert.equal(refused.status, 403);
+  assert.match(refused.body, /taken only from that host, with its token: no token/);
+  assert.equal((await post('/hosts/52-54-00-12-34-56/storage', report, 'forged')).status, 403);
+  assert.equal(events.hostReport(mac, 'storage'), undefined, 'nothing kept from a refused report');
+
+  assert.equal((await post('/hosts/52-54-00-12-34-56/storage', report, token)).status, 204);
+  const kept = events.hostReport(mac, 'storage')!;
+  assert.deepEqual(JSON.parse(kept.body), {
+    disks: [
+      {
+        name: 'vda',
+        sizeBytes: 1073741824,
+        serial: 'rb-data-1',
+        transport: 'virtio',
+        removable: false,
+        readOnly: false,
+        ids: ['virtio-rb-data-1'],
+        partitions: [],
+      },
+    ],
+    volumeGroups: [],
+  });
+  assert.ok(logLines.some((line) => line.includes('"event":"host-storage"') && line.includes('1 disk (1.0 GiB)')));
+
+  const broken = await post('/hosts/52-54-00-12-34-56/storage', `${report}part name=vdb1 disk=vdb size=1\n`, token);
+  assert.equal(broken.status, 400);
+  assert.equal(broken.body, 'rackboot: storage report line 2: disk: vdb is not reported before it\n');
+  const huge = await post('/hosts/52-54-00-12-34-56/storage', `disk name=vda size=1 model=${'a'.repeat(70_000)}`, token);
+  assert.equal(huge.status, 413);
+  assert.equal(events.hostReport(mac, 'storage')!.body, kept.body, 'the last good report stays');
+  assert.deepEqual(
+    events.listByHost(mac).filter((event) => event.stage === 'storage'),
+    [],
+    'a report is no timeline event',
   );
 });
 
