@@ -18,7 +18,9 @@ import { formatModulesDep, type ModuleSelection } from './modules.js';
  * Modules the runtime loads at boot, with whatever they depend on. NICs first:
  * those QEMU offers (e1000, e1000e, virtio) and common server and desktop
  * ones that work without firmware files; then the bridge for guest networking
- * and the Xen backends and devices a dom0 toolstack opens.
+ * and the Xen backends and devices a dom0 toolstack opens; then the disk
+ * controllers a host's storage hangs off (SATA, NVMe, virtio, USB), so the
+ * runtime can report what its disks hold.
  */
 export const RUNTIME_MODULES = [
   'e1000',
@@ -37,11 +39,16 @@ export const RUNTIME_MODULES = [
   'xen-privcmd',
   'xen-netback',
   'xen-blkback',
+  'ahci',
+  'sd_mod',
+  'nvme',
+  'virtio_blk',
+  'xhci-pci',
+  'usb-storage',
 ] as const;
 
 /**
- * The Debian dom0 carries more: storage controllers (it may use local disks
- * for guests), the Xen file system and PCI backend, and what guests' networks
+ * The Debian dom0 carries more: RAID and SCSI controllers, the Xen file system and PCI backend, and what guests' networks
  * and disks are commonly built from (tun, loop, overlay, VLANs, bonds).
  */
 export const DEBIAN_RUNTIME_MODULES = [
@@ -55,10 +62,6 @@ export const DEBIAN_RUNTIME_MODULES = [
   'overlay',
   '8021q',
   'bonding',
-  'ahci',
-  'sd_mod',
-  'nvme',
-  'virtio_blk',
   'virtio_scsi',
   'megaraid_sas',
   'mpt3sas',
@@ -117,6 +120,7 @@ export async function runtimeTree(inputs: RuntimeInputs): Promise<RuntimeTree> {
 
   file('init', await readFile(join(inputs.runtimeDir, 'init')), 0o755);
   file('usr/share/udhcpc/default.script', await readFile(join(inputs.runtimeDir, 'udhcpc.script')), 0o755);
+  file(STORAGE_SCAN, await readFile(join(inputs.runtimeDir, 'storage-scan')), 0o755);
   file('etc/rackboot-release', `rackboot-runtime ${inputs.runtimeVersion}\n`);
 
   // The kernel opens /dev/console for init before anything mounts devtmpfs.
@@ -217,6 +221,8 @@ export const GUEST_KERNEL_DIR = 'usr/lib/rackboot/guest-kernel';
  * guest was not started.
  */
 export const VIF_SCRIPT = 'etc/xen/scripts/vif-rackboot';
+/** The runtime's storage lister (builder/runtime/storage-scan), in both runtimes. */
+export const STORAGE_SCAN = 'usr/lib/rackboot/storage-scan';
 
 /**
  * rackboot's files inside the Debian tree: init-debian as /init, the udhcpc
@@ -235,6 +241,7 @@ export async function debianRuntimeFiles(kernel: KernelParts, runtimeDir: string
     { type: 'file', path: 'init', mode: 0o755, data: await readFile(join(runtimeDir, 'init-debian')) },
     { type: 'file', path: 'usr/share/udhcpc/default.script', mode: 0o755, data: await readFile(join(runtimeDir, 'udhcpc.script')) },
     { type: 'file', path: VIF_SCRIPT, mode: 0o755, data: await readFile(join(runtimeDir, 'vif-rackboot')) },
+    { type: 'file', path: STORAGE_SCAN, mode: 0o755, data: await readFile(join(runtimeDir, 'storage-scan')) },
     { type: 'file', path: 'etc/xen/xl.conf', mode: 0o644, data: await readFile(join(runtimeDir, 'xl.conf')) },
     { type: 'file', path: 'etc/rackboot-release', mode: 0o644, data: Buffer.from(`rackboot-runtime ${runtimeVersion} debian\n`, 'utf8') },
     { type: 'file', path: `${GUEST_KERNEL_DIR}/vmlinux`, mode: 0o644, data: await kernelElfOf(kernel.vmlinuz) },

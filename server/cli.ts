@@ -187,10 +187,11 @@ async function main(argv: string[]): Promise<void> {
       },
     )
     .command(
-      'hosts',
-      'where each host stands: stage, address, last seen, last boot time, failures (from a running server with --server, else from the state folder)',
+      'hosts [mac]',
+      'where each host stands: stage, address, last seen, last boot time, failures; with a MAC, that host in full: its disks and newest events (from a running server with --server, else from the state folder)',
       (y) =>
         y
+          .positional('mac', { type: 'string', describe: 'one host, by MAC' })
           .option('server', {
             type: 'string',
             describe: "a running server's HTTP address, such as 198.18.0.1 or http://198.18.0.1:8080 (else RACKBOOT_SERVER)",
@@ -200,14 +201,23 @@ async function main(argv: string[]): Promise<void> {
           .options({ profiles: folderOptions.profiles })
           .option('json', { type: 'boolean', default: false, describe: 'one JSON array instead of a table' }),
       async (args) => {
-        const { listHosts, renderHostTable } = await import('./status/hosts-command.js');
+        const { listHosts, renderHostDetail, renderHostTable, showHost } = await import('./status/hosts-command.js');
         const server = args.server ?? (process.env.RACKBOOT_SERVER || undefined);
-        const hosts = await listHosts({
+        const options = {
           state: args.state,
           profiles: args.profiles,
           ...(server ? { server } : {}),
           ...(args['token-file'] !== undefined ? { tokenFile: args['token-file'] } : {}),
-        });
+        };
+        if (args.mac !== undefined) {
+          const { normaliseMac } = await import('./profiles/mac.js');
+          const mac = normaliseMac(args.mac);
+          if (mac === undefined) throw new Error(`hosts: "${args.mac}" is not a MAC address`);
+          const host = await showHost(mac, options);
+          process.stdout.write(args.json ? `${JSON.stringify(host, null, 2)}\n` : renderHostDetail(host));
+          return;
+        }
+        const hosts = await listHosts(options);
         process.stdout.write(args.json ? `${JSON.stringify(hosts, null, 2)}\n` : renderHostTable(hosts));
       },
     )

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { passwordMatches } from '../server/admin/password.js';
 import { SqliteEventStore } from '../server/events/sqlite-store.js';
+import { parseStorageReport } from '../server/storage/report.js';
 import { SqliteSlotSightings } from '../server/profiles/sqlite-sightings.js';
 import { cliPath, repoRoot } from './support/build.js';
 import { runRackboot } from './support/run.js';
@@ -163,6 +164,17 @@ test("hosts from the state folder when no server runs; a running server's lock s
       { time: t0 + 31_000, mac, source: 'runtime', stage: 'ready' },
       { time: t0 + 1000, mac: '52:54:00:00:00:32', source: 'dhcp', stage: 'dhcp-offer' },
     ]);
+    const storage = parseStorageReport(
+      [
+        'disk name=vda size=68719476736 serial=rb-1 transport=virtio table=gpt ids=virtio-rb-1',
+        'part name=vda1 disk=vda size=1073741824 filesystem=ext4 label=data ids=virtio-rb-1-part1',
+        'disk name=sda size=1000204886016 model=ST1000 serial=Z1D2 transport=sata ids=ata-ST1000_Z1D2',
+        'vg name=vg0 size=1000203091968 free=500000000000 pvs=sda',
+        'lv name=web1 vg=vg0 size=21474836480',
+      ].join('\n'),
+    );
+    assert.ok(storage.ok);
+    store.putHostReport({ mac, kind: 'storage', time: t0 + 30_000, body: JSON.stringify(storage.report) });
     const locked = await rackboot(['hosts', '--state', state, '--profiles', '/nonexistent']);
     assert.equal(locked.code, 2);
     assert.match(locked.stderr, /events\.sqlite is held by a running rackboot serve; ask it instead: rackboot hosts --server/);
@@ -203,6 +215,37 @@ test("hosts from the state folder when no server runs; a running server's lock s
         ['52:54:00:00:00:32', 'rack1-r7'],
       ],
     );
+    // One host in full: its disks as the runtime reported them, and its newest events.
+    const one = await rackboot(['hosts', '52-54-00-00-00-31', '--state', state, '--profiles', '/nonexistent']);
+    assert.equal(one.code, 0, one.stderr);
+    assert.match(
+      one.stdout,
+      new RegExp(`^storage \\(reported ${new Date(t0 + 30_000).toISOString()}\\): 2 disks \\(64 GiB, 932 GiB\\), 1 volume group \\(vg0\\)$`, 'm'),
+    );
+    assert.match(one.stdout, /^ {2}DEVICE +SIZE +TRANSPORT +MODEL +SERIAL +HOLDS +ID$/m);
+    assert.match(one.stdout, /^ {2}vda +64 GiB +virtio +- +rb-1 +gpt +virtio-rb-1$/m);
+    assert.match(one.stdout, /^ {4}vda1 +1\.0 GiB +ext4 "data" +virtio-rb-1-part1$/m);
+    assert.match(one.stdout, /^ {2}sda +932 GiB +sata +ST1000 +Z1D2 +nothing found +ata-ST1000_Z1D2$/m);
+    assert.match(one.stdout, /^ {2}volume group vg0: 932 GiB, 466 GiB free, on sda; web1 20 GiB$/m);
+    assert.match(one.stdout, /^newest events \(3 of 3\):$/m);
+    const oneJson = JSON.parse((await rackboot(['hosts', '52:54:00:00:00:31', '--state', state, '--profiles', '/nonexistent', '--json'])).stdout) as {
+      storageReport: { disks: Array<{ serial: string }> };
+      timeline: unknown[];
+    };
+    assert.deepEqual(
+      oneJson.storageReport.disks.map((disk) => disk.serial),
+      ['rb-1', 'Z1D2'],
+    );
+    assert.equal(oneJson.timeline.length, 3);
+    const unreported = await rackboot(['hosts', '52:54:00:00:00:32', '--state', state, '--profiles', '/nonexistent']);
+    assert.match(unreported.stdout, /^storage: not reported yet/m);
+    const unseen = await rackboot(['hosts', '52:54:00:00:00:99', '--state', state, '--profiles', '/nonexistent']);
+    assert.equal(unseen.code, 2);
+    assert.match(unseen.stderr, /no host 52:54:00:00:00:99 has been seen/);
+    const notMac = await rackboot(['hosts', 'node01', '--state', state]);
+    assert.equal(notMac.code, 2);
+    assert.match(notMac.stderr, /hosts: "node01" is not a MAC address/);
+
     const missing = await rackboot(['hosts', '--state', path.join(state, 'nothing-here')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /events\.sqlite/);

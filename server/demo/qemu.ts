@@ -20,6 +20,8 @@ export interface QemuMachineOptions {
   memoryMiB?: number;
   /** Writable copy of OVMF's variable store (efi only); see prepareOvmfVars. */
   ovmfVars?: string;
+  /** Disks (raw image files), each on its own kind of controller, with the serial the guest sees. */
+  disks?: ReadonlyArray<{ file: string; serial: string; bus: 'virtio' | 'sata' | 'usb' }>;
 }
 
 /**
@@ -65,6 +67,13 @@ export function qemuArgs(options: QemuMachineOptions): string[] {
       // With PXE on, OVMF tries HTTP Boot only after minutes of PXE time-outs.
       args.push('-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n', '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n');
     }
+  }
+  for (const [index, disk] of (options.disks ?? []).entries()) {
+    const drive = `disk${index}`;
+    args.push('-drive', `file=${disk.file},format=raw,if=none,id=${drive}`);
+    if (disk.bus === 'virtio') args.push('-device', `virtio-blk-pci,drive=${drive},serial=${disk.serial}`);
+    if (disk.bus === 'sata') args.push('-device', `ahci,id=ahci${index}`, '-device', `ide-hd,drive=${drive},bus=ahci${index}.0,serial=${disk.serial}`);
+    if (disk.bus === 'usb') args.push('-device', `qemu-xhci,id=xhci${index}`, '-device', `usb-storage,drive=${drive},bus=xhci${index}.0,serial=${disk.serial}`);
   }
   return args;
 }

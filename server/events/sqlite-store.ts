@@ -205,3 +205,19 @@ export function readEventFile(file: string): BootEvent[] {
     db?.close();
   }
 }
+
+/** Every host report of a timeline file, read-only (see readEventFile); none from a file older than host reports. */
+export function readHostReportFile(file: string): HostReport[] {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 500');
+    const table = db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'host_reports'").get();
+    if (table === undefined) return [];
+    return db.prepare<[], HostReport>('SELECT mac, kind, time, body FROM host_reports ORDER BY mac, kind').all();
+  } catch (error) {
+    throw storeError(error, eventErrors(file));
+  } finally {
+    db?.close();
+  }
+}

@@ -1,10 +1,12 @@
 import { join } from 'node:path';
 import { AdminClient } from '../admin/client.js';
-import { readEventFile } from '../events/sqlite-store.js';
+import { readEventFile, readHostReportFile } from '../events/sqlite-store.js';
+import type { HostReport } from '../events/store.js';
+import { formatBytes, type StorageReport } from '../storage/report.js';
 import { silentLogger } from '../log.js';
 import { readSightingsFile } from '../profiles/sqlite-sightings.js';
 import { ProfileDirectory } from '../profiles/store.js';
-import { describeHost } from './hosts.js';
+import { describeHost, storageOf } from './hosts.js';
 import type { HostStatus } from './snapshot.js';
 import type { TimelineEvent } from './timeline.js';
 
@@ -14,29 +16,69 @@ import type { TimelineEvent } from './timeline.js';
  * read from the state folder's timeline, which only works while no server
  * holds it.
  */
-export async function listHosts(options: { server?: string; tokenFile?: string; state: string; profiles: string }): Promise<HostStatus[]> {
-  if (options.server !== undefined) {
-    const { server, state } = options;
-    const client = await AdminClient.open({ server, state, ...(options.tokenFile === undefined ? {} : { tokenFile: options.tokenFile }) });
-    return (await client.call('GET', 'hosts')) as HostStatus[];
-  }
-  const file = join(options.state, 'events.sqlite');
-  let events: TimelineEvent[];
+export async function listHosts(options: HostsOptions): Promise<HostStatus[]> {
+  if (options.server !== undefined) return (await askServer(options, options.server, 'hosts')) as HostStatus[];
+  const { events, reports } = readTimeline(options.state);
+  return describeAll(events, reports, options);
+}
+
+export interface HostsOptions {
+  server?: string;
+  tokenFile?: string;
+  state: string;
+  profiles: string;
+}
+
+/** One host as `rackboot hosts MAC` shows it: its row, its newest storage report and its timeline. */
+export type HostDetail = HostStatus & {
+  storageReport: (StorageReport & { reportedAt: string }) | null;
+  timeline: Array<Omit<TimelineEvent, 'time'> & { time: string }>;
+};
+
+/** `rackboot hosts MAC`: one host in full, from the running server or the state folder. */
+export async function showHost(mac: string, options: HostsOptions): Promise<HostDetail> {
+  if (options.server !== undefined) return (await askServer(options, options.server, `hosts/${mac}`)) as HostDetail;
+  const { events, reports } = readTimeline(options.state);
+  const host = (await describeAll(events, reports, options)).find((candidate) => candidate.mac === mac);
+  if (host === undefined) throw new Error(`no host ${mac} has been seen (timeline ${join(options.state, 'events.sqlite')})`);
+  const storage = storageOf({ hostReport: (wanted, kind) => reports.find((report) => report.mac === wanted && report.kind === kind) }, mac);
+  return {
+    ...host,
+    storageReport: storage ?? null,
+    timeline: events.filter((event) => event.mac === mac).map((event) => ({ ...event, time: new Date(event.time).toISOString() })),
+  };
+}
+
+/** GET `path` of the running server's admin API, with the admin token. */
+async function askServer(options: HostsOptions, server: string, path: string): Promise<unknown> {
+  const client = await AdminClient.open({ server, state: options.state, ...(options.tokenFile === undefined ? {} : { tokenFile: options.tokenFile }) });
+  return client.call('GET', path);
+}
+
+/** The state folder's timeline and host reports, read while no server holds them. */
+function readTimeline(state: string): { events: TimelineEvent[]; reports: HostReport[] } {
+  const file = join(state, 'events.sqlite');
   try {
-    events = readEventFile(file);
+    return { events: readEventFile(file), reports: readHostReportFile(file) };
   } catch (error) {
     if ((error as { code?: string }).code === 'LOCKED') {
       throw new Error(`${file} is held by a running rackboot serve; ask it instead: rackboot hosts --server http://ADDRESS:PORT`);
     }
     throw error;
   }
+}
+
+async function describeAll(events: TimelineEvent[], reports: HostReport[], options: HostsOptions): Promise<HostStatus[]> {
   const byMac = new Map<string, TimelineEvent[]>();
   for (const event of events) byMac.set(event.mac, [...(byMac.get(event.mac) ?? []), event]);
   // Which machine sat in which slot, for slot profiles (absent before the first relayed request).
   const sightings = readSightingsFile(join(options.state, 'slots.sqlite'));
   const profiles = await ProfileDirectory.open(options.profiles, silentLogger()).catch(() => undefined);
   try {
-    const store = { listByHost: (mac: string) => byMac.get(mac) ?? [] };
+    const store = {
+      listByHost: (mac: string) => byMac.get(mac) ?? [],
+      hostReport: (mac: string, kind: HostReport['kind']) => reports.find((report) => report.mac === mac && report.kind === kind),
+    };
     return [...byMac.keys()]
       .flatMap((mac) => describeHost(mac, store, { profiles: profiles ?? { lookup: () => undefined }, sightings }) ?? [])
       .sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : -1));
@@ -66,4 +108,57 @@ export function renderHostTable(hosts: HostStatus[], now = Date.now()): string {
     .filter((host) => host.alarms > 0)
     .map((host) => `ALARM ${host.mac}: ${host.lastAlarm ?? 'alarm'}${host.alarms > 1 ? ` (${host.alarms} alarms)` : ''}\n`);
   return table + alarms.join('');
+}
+
+/** One host in full: its row as lines, its disks as a table, and its newest events. */
+export function renderHostDetail(host: HostDetail, now = Date.now()): string {
+  const lines = [
+    `${host.mac}  ${host.hostname ?? '-'}`,
+    `  stage      ${host.stage}${host.alarms ? ` (ALARM: ${host.lastAlarm ?? 'alarm'})` : ''}`,
+    `  address    ${host.address ?? '-'}`,
+    `  profile    ${host.profileFrom ?? host.profile ?? '-'}`,
+    `  last seen  ${Math.max(0, Math.round((now - Date.parse(host.lastSeen)) / 1000))} s ago`,
+    `  last boot  ${host.lastBootSeconds === null ? '-' : `${host.lastBootSeconds.toFixed(1)} s`}`,
+    `  failures   ${host.failures === 0 ? '-' : `${host.failures}${host.lastFailure ? ` (${host.lastFailure})` : ''}`}`,
+  ];
+  const report = host.storageReport;
+  if (report === null) {
+    lines.push('', 'storage: not reported yet (the runtime reports its disks at each boot)');
+  } else {
+    lines.push('', `storage (reported ${report.reportedAt}): ${host.storage ?? ''}`);
+    const rows = [['DEVICE', 'SIZE', 'TRANSPORT', 'MODEL', 'SERIAL', 'HOLDS', 'ID']];
+    for (const disk of report.disks) {
+      const holds = disk.table ?? (disk.filesystem === undefined ? 'nothing found' : `${disk.filesystem}${disk.label ? ` "${disk.label}"` : ''}`);
+      rows.push([disk.name, formatBytes(disk.sizeBytes), disk.transport, disk.model ?? '-', disk.serial ?? '-', holds, disk.ids[0] ?? '-']);
+      for (const partition of disk.partitions) {
+        const what = partition.filesystem === undefined ? '-' : `${partition.filesystem}${partition.label ? ` "${partition.label}"` : ''}`;
+        rows.push([`  ${partition.name}`, formatBytes(partition.sizeBytes), '', '', '', what, partition.ids[0] ?? '-']);
+      }
+    }
+    lines.push(...alignedRows(rows).map((row) => `  ${row}`));
+    for (const group of report.volumeGroups) {
+      const volumes = group.logicalVolumes.map((volume) => `${volume.name} ${formatBytes(volume.sizeBytes)}`).join(', ');
+      lines.push(
+        `  volume group ${group.name}: ${formatBytes(group.sizeBytes)}, ${formatBytes(group.freeBytes)} free, on ${group.physicalVolumes.join(', ') || '-'}${volumes ? `; ${volumes}` : ''}`,
+      );
+    }
+  }
+  const recent = host.timeline.slice(-15);
+  lines.push('', `newest events (${recent.length} of ${host.timeline.length}):`);
+  for (const event of recent) {
+    lines.push(
+      `  ${event.time}  ${event.source.padEnd(7)} ${event.stage}${event.domain ? ` [${event.domain}]` : ''}${event.detail ? `  ${event.detail}` : ''}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function alignedRows(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return rows.map((row) =>
+    row
+      .map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }

@@ -6,6 +6,8 @@ import type { RelaySlot } from '../profiles/slot.js';
 import { profileOrigin, type Profile } from '../profiles/profile.js';
 import type { HostStatus } from './snapshot.js';
 import { summariseHost, type TimelineEvent } from './timeline.js';
+import type { HostReport, HostReportKind } from '../events/store.js';
+import { summarizeStorage, type StorageReport } from '../storage/report.js';
 
 /** How many of a host's newest events its summary reads. */
 const summaryEvents = 500;
@@ -13,7 +15,7 @@ const summaryEvents = 500;
 /** One host's row on the status page and in the admin API, from its timeline, profile and lease. */
 export function describeHost(
   mac: string,
-  events: { listByHost(mac: string, options?: { limit?: number }): TimelineEvent[] },
+  events: { listByHost(mac: string, options?: { limit?: number }): TimelineEvent[]; hostReport?(mac: string, kind: HostReportKind): HostReport | undefined },
   sources: {
     profiles: { lookup(mac: string, slot?: RelaySlot): Profile | undefined };
     sightings?: { slotOf(mac: string): RelaySlot | undefined };
@@ -41,7 +43,22 @@ export function describeHost(
     lastFailure: summary.lastFailure,
     alarms: summary.alarms,
     lastAlarm: summary.lastAlarm,
+    storage: (() => {
+      const report = storageOf(events, mac);
+      return report === undefined ? null : summarizeStorage(report);
+    })(),
   };
+}
+
+/** A host's newest storage report, with when it came; undefined before its first. */
+export function storageOf(
+  events: { hostReport?(mac: string, kind: HostReportKind): HostReport | undefined },
+  mac: string,
+): (StorageReport & { reportedAt: string }) | undefined {
+  const stored = events.hostReport?.(mac, 'storage');
+  if (stored === undefined) return undefined;
+  // Written by POST /hosts/<mac>/storage from a checked report: JSON of a StorageReport.
+  return { reportedAt: new Date(stored.time).toISOString(), ...(JSON.parse(stored.body) as StorageReport) };
 }
 
 /**

@@ -63,7 +63,7 @@ export function statusPage(): string {
       <select id="stage-filter"><option value="">All stages</option></select>
     </div>
     <div class="scroll"><table id="hosts">
-      <thead><tr><th>MAC</th><th>Hostname</th><th>Profile</th><th>Address</th><th>Stage</th><th>Last seen</th><th>Last boot</th><th>Failures</th><th>Image</th></tr></thead>
+      <thead><tr><th>MAC</th><th>Hostname</th><th>Profile</th><th>Address</th><th>Stage</th><th>Last seen</th><th>Last boot</th><th>Failures</th><th>Storage</th><th>Image</th></tr></thead>
       <tbody></tbody>
     </table></div>
   </section>
@@ -147,6 +147,7 @@ function renderHosts() {
     cell(row, h.lastBootSeconds === null ? "" : h.lastBootSeconds.toFixed(1) + " s", "last-boot");
     const failures = cell(row, h.failures ? String(h.failures) : "", "failures");
     if (h.lastFailure) failures.title = h.lastFailure;
+    cell(row, h.storage || "", "storage");
     const imageCell = cell(row, "", "image");
     if (h.profile && h.profile !== "default.yaml" && h.profile !== "default.yml") {
       // A host's own image is an admin download: the admin API signs a short-lived link for it.

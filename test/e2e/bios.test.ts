@@ -1,7 +1,46 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { open, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { bootMachine, poolEnd, poolStart, startRack, type Rack } from '../support/boot.js';
+import { bootMachine, httpPort, poolEnd, poolStart, startRack, type Rack } from '../support/boot.js';
 import { ipv4ToNumber } from '../../server/net/ipv4.js';
+import type { StorageReport } from '../../server/storage/report.js';
+
+const MiB = 1024 * 1024;
+
+/**
+ * node01's disks, one on each kind of controller: virtio with a DOS
+ * partition table and an ext4 partition, a blank SATA disk, and a USB disk
+ * holding ext4 on the whole disk.
+ */
+async function diskImages(dir: string): Promise<Array<{ file: string; serial: string; bus: 'virtio' | 'sata' | 'usb' }>> {
+  const image = async (name: string, bytes: number, first?: Buffer): Promise<string> => {
+    const file = path.join(dir, name);
+    const handle = await open(file, 'w');
+    await handle.truncate(bytes);
+    if (first !== undefined) await handle.write(first, 0, first.length, 0);
+    await handle.close();
+    return file;
+  };
+  // One primary partition of type 0x83 from sector 2048 to the end (MBR: entry at 446, 0x55AA at 510).
+  const mbr = Buffer.alloc(512);
+  mbr[446 + 4] = 0x83;
+  mbr.writeUInt32LE(2048, 446 + 8);
+  mbr.writeUInt32LE((64 * MiB) / 512 - 2048, 446 + 12);
+  mbr[510] = 0x55;
+  mbr[511] = 0xaa;
+  const virtio = await image('virtio.img', 64 * MiB, mbr);
+  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'guestdata', '-E', `offset=${MiB}`, virtio, '32M']);
+  const sata = await image('sata.img', 48 * MiB);
+  const usb = await image('usb.img', 32 * MiB);
+  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'usbdata', usb]);
+  return [
+    { file: virtio, serial: 'rb-virtio-1', bus: 'virtio' },
+    { file: sata, serial: 'rb-sata-1', bus: 'sata' },
+    { file: usb, serial: 'rb-usb-1', bus: 'usb' },
+  ];
+}
 
 // openssl passwd -6 -salt rackboottest rackboot
 const hash = '$6$rackboottest$6E616jjiQnqPDW2Bft0mJ1zvl4xkkMp/sCuOEftdqMhU3IA1YA0Ry8onEmYUORSRvQEKMlQt/JZaKJFiMCT1f.';
@@ -35,8 +74,8 @@ after(async () => {
   await rack?.close();
 });
 
-test('BIOS: iPXE ROM boots Xen and dom0 with its own profile to the ready line', { timeout: 420_000 }, async () => {
-  const result = await bootMachine(rack, 'bios', '52:54:00:12:34:56');
+test('BIOS: iPXE ROM boots Xen and dom0 with its own profile to the ready line, and it reports its disks', { timeout: 420_000 }, async () => {
+  const result = await bootMachine(rack, 'bios', '52:54:00:12:34:56', undefined, await diskImages(rack.work));
   process.stderr.write(`BIOS boot of node01 to ready: ${result.seconds.toFixed(1)} s\n`);
   assert.equal(result.hostname, 'node01');
   assert.equal(result.ip, '198.18.0.50/24');
@@ -56,6 +95,48 @@ test('BIOS: iPXE ROM boots Xen and dom0 with its own profile to the ready line',
   // The root hash travels only by HTTP, after the runtime is on the network.
   assert.ok(events.some((event) => event.event === 'runtime-env' && event.mac === '52:54:00:12:34:56'));
   assert.ok(!result.console.includes(hash), 'the root hash must not show on the console or a command line');
+
+  // Its storage, as the runtime found it and the admin API shows it: disks by serial, whatever sdX they got.
+  assert.match(result.console, /rackboot-runtime: storage: 3 disk\(s\), 0 volume group\(s\)/);
+  const token = (await readFile(path.join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
+  const host = execFileSync(
+    'ip',
+    ['netns', 'exec', rack.ns.name, 'curl', '-sf', '-H', `Authorization: Bearer ${token}`, `http://198.18.0.1:${httpPort}/api/hosts/52:54:00:12:34:56`],
+    { encoding: 'utf8' },
+  );
+  const { storage, storageReport } = JSON.parse(host) as { storage: string; storageReport: StorageReport & { reportedAt: string } };
+  const sizes = /^3 disks \((.*)\)$/.exec(storage)?.[1]?.split(', ').sort();
+  assert.deepEqual(sizes, ['32 MiB', '48 MiB', '64 MiB'], storage);
+  const bySerial = new Map(storageReport.disks.map((disk) => [disk.serial, disk]));
+  assert.deepEqual([...bySerial.keys()].sort(), ['rb-sata-1', 'rb-usb-1', 'rb-virtio-1'], JSON.stringify(storageReport));
+  const virtio = bySerial.get('rb-virtio-1')!;
+  assert.deepEqual(
+    { ...virtio, partitions: virtio.partitions.map(({ name, ...rest }) => ({ name: name.replace(/^vd./, 'vdX'), ...rest })) },
+    {
+      name: virtio.name,
+      sizeBytes: 64 * MiB,
+      serial: 'rb-virtio-1',
+      transport: 'virtio',
+      removable: false,
+      readOnly: false,
+      table: 'dos',
+      ids: ['virtio-rb-virtio-1'],
+      partitions: [{ name: 'vdX1', sizeBytes: 64 * MiB - MiB, filesystem: 'ext4', label: 'guestdata', ids: ['virtio-rb-virtio-1-part1'] }],
+    },
+  );
+  const sata = bySerial.get('rb-sata-1')!;
+  assert.equal(sata.transport, 'sata');
+  assert.equal(sata.sizeBytes, 48 * MiB);
+  assert.equal(sata.model, 'QEMU HARDDISK');
+  assert.deepEqual(sata.ids, ['ata-QEMU_HARDDISK_rb-sata-1']);
+  assert.equal(sata.table, undefined, 'a blank disk has no table');
+  assert.equal(sata.filesystem, undefined);
+  const usb = bySerial.get('rb-usb-1')!;
+  assert.equal(usb.transport, 'usb');
+  assert.equal(usb.filesystem, 'ext4');
+  assert.equal(usb.label, 'usbdata');
+  assert.equal(usb.table, undefined, 'a filesystem on the whole disk is no partition table');
+  assert.ok(Date.parse(storageReport.reportedAt) > Date.now() - 600_000);
 });
 
 test('BIOS: an unknown MAC boots with the default profile and a pool address', { timeout: 420_000 }, async () => {

@@ -352,6 +352,7 @@ test('a live page that never reads is dropped at the buffer limit; one that read
       lastFailure: null,
       alarms: 0,
       lastAlarm: null,
+      storage: null,
     },
   ];
   const limit = 512 * 1024;

@@ -73,6 +73,7 @@ before(async () => {
     lastFailure: null,
     alarms: 0,
     lastAlarm: null,
+    storage: null,
   });
   status = createStatusRouter({
     log,

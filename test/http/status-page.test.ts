@@ -39,6 +39,7 @@ const host = (mac: string, hostname: string, stage: string, extra: Partial<HostS
   lastFailure: null,
   alarms: 0,
   lastAlarm: null,
+  storage: null,
   ...extra,
 });
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ConsoleWatcher, assertQemu, prepareOvmfVars, readyLinePattern, spawnQemu, type Firmware } from '../../server/demo/qemu.js';
+import { ConsoleWatcher, assertQemu, prepareOvmfVars, readyLinePattern, spawnQemu, type Firmware, type QemuMachineOptions } from '../../server/demo/qemu.js';
 import { watchOutput } from './failure-report.js';
 import { Netns } from './netns.js';
 import { cliPath, ensureTestBuild } from './build.js';
@@ -204,13 +204,20 @@ export interface BootResult {
  * A QEMU machine on the rack's tap0, its console watched and in the test's
  * failure report.
  */
-export async function startMachine(rack: Rack, firmware: Firmware, mac: string, memoryMiB?: number): Promise<{ qemu: ChildProcess; console: ConsoleWatcher }> {
+export async function startMachine(
+  rack: Rack,
+  firmware: Firmware,
+  mac: string,
+  memoryMiB?: number,
+  disks?: QemuMachineOptions['disks'],
+): Promise<{ qemu: ChildProcess; console: ConsoleWatcher }> {
   await assertQemu(firmware);
   const qemu = spawnQemu(rack.ns.name, {
     firmware,
     mac,
     tap: 'tap0',
     ...(memoryMiB === undefined ? {} : { memoryMiB }),
+    ...(disks === undefined ? {} : { disks }),
     ...(firmware === 'bios' ? {} : { ovmfVars: await prepareOvmfVars(rack.work) }),
   });
   const console = new ConsoleWatcher(qemu);
@@ -222,9 +229,9 @@ export async function startMachine(rack: Rack, firmware: Firmware, mac: string, 
  * Network-boot one QEMU machine on the rack and wait for the runtime's ready
  * line; the profile is expected to power the machine off after it.
  */
-export async function bootMachine(rack: Rack, firmware: Firmware, mac: string, timeoutMs = 300_000): Promise<BootResult> {
+export async function bootMachine(rack: Rack, firmware: Firmware, mac: string, timeoutMs = 300_000, disks?: QemuMachineOptions['disks']): Promise<BootResult> {
   const started = Date.now();
-  const { qemu, console } = await startMachine(rack, firmware, mac);
+  const { qemu, console } = await startMachine(rack, firmware, mac, undefined, disks);
   try {
     const ready = await console.waitFor(readyLinePattern, timeoutMs, `the ready line from ${mac}`);
     const seconds = (Date.now() - started) / 1000;
