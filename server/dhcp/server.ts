@@ -16,7 +16,7 @@ import { RateLimitedLog, type Logger } from '../log.js';
 import { bindUdp4ToDevice } from '../net/device-socket.js';
 import { ipv4AddressesOf } from '../net/interfaces.js';
 import { answer, type Arrival, otherServerShown } from './decide/full.js';
-import { defaultFirstLeaseSeconds, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decide/reply.js';
+import { defaultFirstLeaseSeconds, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decide/types.js';
 import { bootServerPort } from './decide/proxy.js';
 import { DhcpDecodeError, type DhcpDecodeErrorCode } from './wire/errors.js';
 import { formatMac } from './decide/client-facts.js';

@@ -3,7 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { answer, type Arrival } from '../../server/dhcp/decide/full.js';
-import { type DhcpContext, type DhcpDecision } from '../../server/dhcp/decide/reply.js';
+import { type DhcpContext, type DhcpDecision } from '../../server/dhcp/decide/types.js';
 import { applyLeaseChanges, MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
 import { messageTypeName } from '../../server/dhcp/wire/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';

@@ -10,20 +10,8 @@
 import type { ClientFacts } from '../../core/facts.js';
 import { bootReplyFields } from './boot-options.js';
 import { decideProxy } from './proxy.js';
-import {
-  echoedClientId,
-  orderOptions,
-  replyPacket,
-  routeReply,
-  unknownClient,
-  type AllocationCursor,
-  type DhcpContext,
-  type DhcpDecision,
-  type Reservation,
-  type ReplyDestination,
-  type Scope,
-} from './reply.js';
-
+import { echoedClientId, orderOptions, replyPacket, routeReply, unknownClient } from './reply.js';
+import type { AllocationCursor, DhcpContext, DhcpDecision, Reservation, ReplyDestination, Scope } from './types.js';
 import { ignore, screenRequest } from './screen.js';
 import { anyAddress, ipv4ToNumber, isIpv4, numberToIpv4, Subnet } from '../../net/ipv4.js';
 import { holdsAddress, type Lease, type LeaseChange } from '../leases/leases.js';
