@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decide } from '../../server/dhcp/decide/full.js';
+import { decide } from '../../server/dhcp/decide/answer.js';
 import { type DhcpDecision } from '../../server/dhcp/decide/types.js';
 import { applyLeaseChanges, MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
 import { MessageType } from '../../server/dhcp/wire/options.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { answer, type Arrival } from '../../server/dhcp/decide/full.js';
+import { answer, type Arrival } from '../../server/dhcp/decide/answer.js';
 import { type DhcpContext, type DhcpDecision } from '../../server/dhcp/decide/types.js';
 import { applyLeaseChanges, MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
 import { messageTypeName } from '../../server/dhcp/wire/options.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { decide } from '../../server/dhcp/decide/full.js';
+import { decide } from '../../server/dhcp/decide/answer.js';
 import { type DhcpDecision, type Scope } from '../../server/dhcp/decide/types.js';
 import { applyLeaseChanges } from '../../server/dhcp/leases/leases.js';
 import { MessageType } from '../../server/dhcp/wire/options.js';

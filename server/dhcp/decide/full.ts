@@ -1,5 +1,6 @@
 /**
- * What to do with one DHCP request: a pure function of the packet, the
+ * Full mode: rackboot is the network's DHCP server and hands out addresses.
+ * What to do with one request is a pure function of the packet, the
  * server's context (configuration, reservations, boot choice, a read-only
  * view of the leases) and the clock. It never writes: lease changes come
  * back in the decision and the server applies them.
@@ -9,7 +10,6 @@
  */
 import type { ClientFacts } from '../../core/facts.js';
 import { bootReplyFields } from './boot-options.js';
-import { decideProxy } from './proxy.js';
 import { echoedClientId, orderOptions, replyPacket, routeReply, unknownClient } from './reply.js';
 import type { AllocationCursor, DhcpContext, DhcpDecision, Reservation, ReplyDestination, Scope } from './types.js';
 import { ignore, screenRequest } from './screen.js';
@@ -21,32 +21,17 @@ import { relayAgentInformation } from '../wire/relay-agent.js';
 import { formatSlot, type RelaySlot } from '../../profiles/slot.js';
 
 /**
- * Where a request arrived: the DHCP port (67), with the datagram's source
- * address when known, or the PXE boot server port (4011, proxy mode), with
- * the source address and port its reply goes back to.
+ * Full mode's answer to a request on port 67 from `source` (the datagram's
+ * source address, when known).
  */
-export type Arrival = { port: 'dhcp'; source?: string } | { port: 'boot-server'; source: ReplyDestination };
-
-/**
- * The one place a request goes to full or proxy mode. On port 67,
- * `arrival.source` decides whether a DHCPRELEASE is honoured and a renewal
- * gets the full lease time: only when it comes from the address it is about.
- */
-export function answer(packet: DhcpPacket, context: DhcpContext, now: number, arrival: Arrival): DhcpDecision {
-  if (arrival.port === 'boot-server') return decideProxy(packet, context, arrival);
-  if (context.mode === 'proxy') return decideProxy(packet, context, { port: 'dhcp' });
+export function decideFull(packet: DhcpPacket, context: DhcpContext, now: number, source: string | undefined): DhcpDecision {
   const screened = screenRequest(packet, context);
   if (screened.kind === 'ignore') return screened;
   const { type, facts, subnet } = screened;
   const unknown = unknownClient(packet, facts, context);
   if (unknown !== undefined) return unknown;
   const scope = scopeFor(subnet, context);
-  return new Decision(packet, facts, context, scope, now, arrival.source).full(type);
-}
-
-/** answer() for a request on port 67 from `source`. */
-export function decide(packet: DhcpPacket, context: DhcpContext, now: number, source?: string): DhcpDecision {
-  return answer(packet, context, now, source === undefined ? { port: 'dhcp' } : { port: 'dhcp', source });
+  return new Decision(packet, facts, context, scope, now, source).full(type);
 }
 
 /** The scope of a screened request's subnet: our own wire, or a relay's. */
