@@ -9,11 +9,12 @@
  * read the facts once, then handle the message type (RFC 2131 section 4.3).
  */
 import type { ClientFacts } from '../../core/facts.js';
+import { allocateFromPool, heldByOther, inPool, type Allocation } from './allocate.js';
 import { bootReplyFields } from './boot-options.js';
 import { echoedClientId, orderOptions, replyPacket, routeReply, unknownClient } from './reply.js';
-import type { AllocationCursor, DhcpContext, DhcpDecision, Reservation, ReplyDestination, Scope } from './types.js';
+import type { DhcpContext, DhcpDecision, Reservation, ReplyDestination, Scope } from './types.js';
 import { ignore, screenRequest } from './screen.js';
-import { anyAddress, ipv4ToNumber, isIpv4, numberToIpv4, Subnet } from '../../net/ipv4.js';
+import { anyAddress, ipv4ToNumber, Subnet } from '../../net/ipv4.js';
 import { holdsAddress, type Lease, type LeaseChange } from '../leases/leases.js';
 import { MessageType, messageTypeName, type DhcpOptions } from '../wire/options.js';
 import type { DhcpPacket } from '../wire/packet.js';
@@ -44,8 +45,6 @@ export function scopeFor(subnet: Subnet, context: DhcpContext): Scope {
 export function replyDestination(request: DhcpPacket, replyType: number, subnet: Subnet, ports: { serverPort: number; clientPort: number }): ReplyDestination {
   return routeReply(request, replyType === MessageType.nak ? 'broadcast' : 'client', subnet, ports);
 }
-
-type Allocation = { address: string; changes: LeaseChange[]; note?: string; cursor?: AllocationCursor } | { reason: string };
 
 /** May this client have the address: yes, with the changes that make it free (and why), or the refusal. */
 type AddressClaim = { changes: LeaseChange[]; note?: string } | { reason: string };
@@ -278,17 +277,12 @@ class Decision {
   // --- addresses -----------------------------------------------------------
 
   private inPool(address: string): boolean {
-    const { pool } = this.scope;
-    if (pool === undefined || !isIpv4(address)) return false;
-    const n = ipv4ToNumber(address);
-    return n >= ipv4ToNumber(pool.start) && n <= ipv4ToNumber(pool.end);
+    return inPool(this.scope.pool, address);
   }
 
   /** Someone else holds the address now, or it is quarantined. */
   private heldByOther(address: string): Lease | undefined {
-    const record = this.context.leases.byAddress(address);
-    if (record === undefined || !holdsAddress(record, this.now)) return undefined;
-    return record.mac !== this.mac || record.state === 'declined' ? record : undefined;
+    return heldByOther(this.context.leases, address, this.mac, this.now);
   }
 
   private describeHolder(record: Lease): string {
@@ -343,13 +337,7 @@ class Decision {
     return address === this.context.serverAddress || address === this.scope.router;
   }
 
-  /**
-   * The address to offer: the reservation if there is one; else, from the
-   * pool, the client's previous address, the one it asks for (option 50), an
-   * address never given out, the address free the longest, and last the
-   * oldest unanswered offer to another client (so a flood of DISCOVERs with
-   * made-up MACs cannot lock the pool; that client gets a NAK if it asks).
-   */
+  /** The address to offer: the reservation if there is one, else one from the pool (allocateFromPool). */
   private allocate(): Allocation {
     if (this.reservation !== undefined) {
       const { address } = this.reservation;
@@ -361,51 +349,19 @@ class Decision {
       if (freed === undefined) return { reason: `reserved address ${address} is ${this.describeHolder(holder)}` };
       return { address, ...freed };
     }
-    const { pool } = this.scope;
-    if (pool === undefined) return { reason: `no reservation for this client and no pool on ${this.scope.subnet}` };
-    const usable = (address: string) =>
-      this.inPool(address) &&
-      this.scope.subnet.isHostAddress(address) &&
-      !this.isInfrastructure(address) &&
-      this.context.reservationOwner(address) === undefined &&
-      this.heldByOther(address) === undefined;
-
-    const previous = this.context.leases.byMac(this.mac)?.address;
-    if (previous !== undefined && usable(previous)) return { address: previous, changes: [] };
-    const requested = this.request.options.requestedAddress;
-    if (requested !== undefined && usable(requested)) return { address: requested, changes: [] };
-
-    // An address never given out, searched from where the last search for
-    // one stopped (wrapping round the pool), so a busy pool costs one lookup
-    // per new client instead of a walk over every address handed out before.
-    let longestFree: Lease | undefined;
-    const start = ipv4ToNumber(pool.start);
-    const size = ipv4ToNumber(pool.end) - start + 1;
-    const cursorKey = `${pool.start}-${pool.end}`;
-    const from = this.context.allocationCursors?.get(cursorKey) ?? 0;
-    for (let i = 0; i < size; i++) {
-      const offset = (from + i) % size;
-      const address = numberToIpv4(start + offset);
-      if (!this.scope.subnet.isHostAddress(address) || this.isInfrastructure(address)) continue;
-      if (this.context.reservationOwner(address) !== undefined) continue;
-      const record = this.context.leases.byAddress(address);
-      if (record === undefined) return { address, changes: [], cursor: { pool: cursorKey, next: (offset + 1) % size } };
-      if (holdsAddress(record, this.now) && (record.mac !== this.mac || record.state === 'declined')) continue;
-      if (longestFree === undefined || record.expiresAt < longestFree.expiresAt) longestFree = record;
-    }
-    if (longestFree !== undefined) return { address: longestFree.address, changes: [] };
-
-    const oldestOffer = this.context.leases
-      .all()
-      .filter(
-        (record) =>
-          record.state === 'offered' && record.mac !== this.mac && this.inPool(record.address) && this.context.reservationOwner(record.address) === undefined,
-      )
-      .sort((a, b) => a.expiresAt - b.expiresAt)[0];
-    if (oldestOffer !== undefined) {
-      return { address: oldestOffer.address, changes: [{ kind: 'remove', address: oldestOffer.address }] };
-    }
-    return { reason: `no free address in the pool ${pool.start}-${pool.end}` };
+    const { pool, subnet } = this.scope;
+    if (pool === undefined) return { reason: `no reservation for this client and no pool on ${subnet}` };
+    return allocateFromPool({
+      pool,
+      subnet,
+      mac: this.mac,
+      requested: this.request.options.requestedAddress,
+      now: this.now,
+      leases: this.context.leases,
+      cursors: this.context.allocationCursors,
+      isInfrastructure: (address) => this.isInfrastructure(address),
+      reservationOwner: (address) => this.context.reservationOwner(address),
+    });
   }
 
   private lease(address: string, state: 'offered' | 'bound', expiresAt: number): Lease {
