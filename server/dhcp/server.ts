@@ -164,7 +164,6 @@ export class DhcpServer {
   private readonly ignoredLevel: 'info' | 'debug';
   /** Full mode: the other DHCP server a request shows (otherServerShown); proxy mode expects one. */
   private readonly otherServerOf: (packet: DhcpPacket) => string | undefined;
-  /** Quiet ignores since the last summary line, by reason, and when that line was written. */
   /** Requests ignored quietly (--dhcp-known-only, the new-client rate): summed up in one info line at most every 10 s. */
   private readonly quietIgnores: RateLimitedLog;
   /** Other DHCP servers seen, and when each was last warned about. */
@@ -194,7 +193,7 @@ export class DhcpServer {
       reservationOwner: (address) => options.reservationOwner?.(address),
       slotOf: (mac) => options.sightings?.slotOf(mac),
       bootFile: (facts) => options.bootFile(facts),
-      ...(options.knownOnly === true ? { knownOnly: (mac: string, slot?: RelaySlot) => options.hasOwnProfile?.(mac, slot) === true } : {}),
+      knownOnly: options.knownOnly === true ? (mac, slot) => options.hasOwnProfile?.(mac, slot) === true : undefined,
       leases: this.leases,
       serverPort: this.port,
       clientPort: options.clientPort ?? 68,
@@ -347,11 +346,7 @@ export class DhcpServer {
   private decideOne(request: Request, now: number): Outcome {
     const { packet, bootServerSource } = request;
     const arrival: Arrival =
-      bootServerSource !== undefined
-        ? { port: 'boot-server', source: bootServerSource }
-        : request.sourceAddress === undefined
-          ? { port: 'dhcp' }
-          : { port: 'dhcp', source: request.sourceAddress };
+      bootServerSource !== undefined ? { port: 'boot-server', source: bootServerSource } : { port: 'dhcp', source: request.sourceAddress };
     const decision: DhcpDecision = answer(packet, this.context, now, arrival);
     if (decision.kind === 'ignore') return { request, decision };
     if (this.overNewClientRate(request, decision, now)) {

@@ -14,7 +14,7 @@ import type { DhcpPacket } from '../wire/packet.js';
  * address when known, or the PXE boot server port (4011, proxy mode), with
  * the source address and port its reply goes back to.
  */
-export type Arrival = { port: 'dhcp'; source?: string } | { port: 'boot-server'; source: ReplyDestination };
+export type Arrival = { port: 'dhcp'; source?: string | undefined } | { port: 'boot-server'; source: ReplyDestination };
 
 /**
  * What to do with one request. On port 67, `arrival.source` decides whether
@@ -29,5 +29,5 @@ export function answer(packet: DhcpPacket, context: DhcpContext, now: number, ar
 
 /** answer() for a request on port 67 from `source`. */
 export function decide(packet: DhcpPacket, context: DhcpContext, now: number, source?: string): DhcpDecision {
-  return answer(packet, context, now, source === undefined ? { port: 'dhcp' } : { port: 'dhcp', source });
+  return answer(packet, context, now, { port: 'dhcp', source });
 }

@@ -109,7 +109,7 @@ class Decision {
     if (!keepsBinding) changes.push({ kind: 'upsert', lease: this.lease(address, 'offered', holdUntil) });
     // The lease a REQUEST for this offer gets: a first lease.
     const leaseSeconds = this.firstLeaseSeconds();
-    const decision = this.reply(MessageType.offer, { yourAddress: address, leaseSeconds, changes, ...(note === undefined ? {} : { note }) });
+    const decision = this.reply(MessageType.offer, { yourAddress: address, leaseSeconds, changes, note });
     if (cursor !== undefined && decision.kind === 'reply') decision.cursor = cursor;
     return decision;
   }
@@ -151,7 +151,7 @@ class Decision {
       clientAddress,
       leaseSeconds,
       changes: [...claim.changes, { kind: 'upsert', lease: this.lease(address, 'bound', until) }],
-      ...(claim.note === undefined ? {} : { note: claim.note }),
+      note: claim.note,
     });
   }
 
@@ -395,7 +395,7 @@ class Decision {
 
   private reply(
     type: typeof MessageType.offer | typeof MessageType.ack,
-    parts: { yourAddress: string; clientAddress?: string; leaseSeconds?: number; informOnly?: boolean; changes: LeaseChange[]; note?: string },
+    parts: { yourAddress: string; clientAddress?: string; leaseSeconds?: number; informOnly?: boolean; changes: LeaseChange[]; note?: string | undefined },
   ): DhcpDecision {
     const { context } = this;
     const boot = context.bootFile(this.facts);

@@ -91,7 +91,7 @@ export interface DhcpContext {
    * MAC or slot with a profile of its own, not the default one); every
    * other request is ignored, in full and proxy mode alike.
    */
-  knownOnly?: (mac: string, slot?: RelaySlot) => boolean;
+  knownOnly?: ((mac: string, slot?: RelaySlot) => boolean) | undefined;
   leases: Pick<LeaseStore, 'byMac' | 'byAddress' | 'all'>;
   /**
    * Where each pool's search for a never-used address starts, by pool
