@@ -1,4 +1,4 @@
-import { defaultFirstLeaseSeconds } from './dhcp/decide/reply.js';
+import { defaultFirstLeaseSeconds } from './dhcp/decide/types.js';
 import { defaultRetention } from './events/retention.js';
 import { folderDefaults } from './folder-layout.js';
 

@@ -1,7 +1,9 @@
 /**
  * The DHCP server shell: receive, decode (drop and log what is malformed),
- * decide, apply lease changes, encode, send. All protocol logic is in
- * decide.ts; this file only owns sockets, the clock and logging.
+ * decide, commit the lease changes, encode, send. What to answer is decided
+ * in decide/ (answer.ts); how lease changes are committed and when replies
+ * may go, in leases/commit.ts. This file owns sockets, timers, the clock
+ * and logging, and picks once what differs between full and proxy mode.
  *
  * Every socket is bound to interfaceName (SO_BINDTODEVICE, see
  * net/device-socket.ts): a 0.0.0.0 socket would otherwise hear the
@@ -15,13 +17,15 @@ import type { BootFileChoice, ClientFacts } from '../core/facts.js';
 import { RateLimitedLog, type Logger } from '../log.js';
 import { bindUdp4ToDevice } from '../net/device-socket.js';
 import { ipv4AddressesOf } from '../net/interfaces.js';
-import { answer, type Arrival, otherServerShown } from './decide/full.js';
-import { defaultFirstLeaseSeconds, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decide/reply.js';
+import { answer, type Arrival } from './decide/answer.js';
+import { otherServerShown } from './decide/full.js';
+import { defaultFirstLeaseSeconds, type AddressRange, type DhcpContext, type DhcpDecision, type Reservation, type Scope } from './decide/types.js';
 import { bootServerPort } from './decide/proxy.js';
 import { DhcpDecodeError, type DhcpDecodeErrorCode } from './wire/errors.js';
 import { formatMac } from './decide/client-facts.js';
 import { anyAddress, ipv4ToNumber, isIpv4, Subnet } from '../net/ipv4.js';
-import { applyLeaseChanges, holdsAddress, MemoryLeaseStore, type LeaseStore } from './leases/leases.js';
+import { GroupCommit, type CommitFailure } from './leases/commit.js';
+import { holdsAddress, MemoryLeaseStore, type LeaseStore } from './leases/leases.js';
 import { TokenBucket } from './rate-limit.js';
 import { MessageType, messageTypeName } from './wire/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from './wire/packet.js';
@@ -152,12 +156,14 @@ export class DhcpServer {
    */
   private bootServerSocket: dgram.Socket | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
-  /** Requests received in this turn of the event loop, decided together by flush(). */
-  private batch: Request[] = [];
-  /** Batches committed, waiting for their fsync before their replies leave. */
-  private readonly syncing = new Set<Promise<void>>();
+  /** Requests received in one turn of the event loop, decided and committed together. */
+  private readonly commits: GroupCommit<Request, Outcome>;
+  /** Full mode only: proxy mode gives no addresses, so it has no new clients to hold back. */
   private readonly newClients: TokenBucket | undefined;
-  /** Quiet ignores since the last summary line, by reason, and when that line was written. */
+  /** In proxy mode most traffic on the wire is the address server's business: its ignores are debug lines. */
+  private readonly ignoredLevel: 'info' | 'debug';
+  /** Full mode: the other DHCP server a request shows (otherServerShown); proxy mode expects one. */
+  private readonly otherServerOf: (packet: DhcpPacket) => string | undefined;
   /** Requests ignored quietly (--dhcp-known-only, the new-client rate): summed up in one info line at most every 10 s. */
   private readonly quietIgnores: RateLimitedLog;
   /** Other DHCP servers seen, and when each was last warned about. */
@@ -187,12 +193,31 @@ export class DhcpServer {
       reservationOwner: (address) => options.reservationOwner?.(address),
       slotOf: (mac) => options.sightings?.slotOf(mac),
       bootFile: (facts) => options.bootFile(facts),
-      ...(options.knownOnly === true ? { knownOnly: (mac: string, slot?: RelaySlot) => options.hasOwnProfile?.(mac, slot) === true } : {}),
+      knownOnly: options.knownOnly === true ? (mac, slot) => options.hasOwnProfile?.(mac, slot) === true : undefined,
       leases: this.leases,
       serverPort: this.port,
       clientPort: options.clientPort ?? 68,
     };
-    this.newClients = options.newClientsPerSecond === undefined ? undefined : new TokenBucket(options.newClientsPerSecond);
+    const full = this.context.mode === 'full';
+    this.newClients = full && options.newClientsPerSecond !== undefined ? new TokenBucket(options.newClientsPerSecond) : undefined;
+    this.ignoredLevel = full ? 'info' : 'debug';
+    this.otherServerOf = full ? (packet) => otherServerShown(packet, this.context) : () => undefined;
+    this.commits = new GroupCommit<Request, Outcome>(this.leases, {
+      // One turn of the event loop: every datagram already read joins the batch.
+      schedule: (flush) => setImmediate(flush),
+      beginBatch: () => {
+        this.stats.batches++;
+        return this.now();
+      },
+      decide: (request, now) => this.decideOne(request, now),
+      applied: ({ decision }) => {
+        if (decision.kind === 'reply' && decision.cursor !== undefined) this.allocationCursors.set(decision.cursor.pool, decision.cursor.next);
+      },
+      // Proxy mode writes no leases, so nothing needs to be durable.
+      mayBind: full ? (request) => mayBind(request.packet) : () => false,
+      carryOut: (outcome) => this.carryOut(outcome),
+      failed: (request, error, failure) => this.failed(request, error, failureMessages[failure]),
+    });
   }
 
   async start(): Promise<void> {
@@ -229,8 +254,7 @@ export class DhcpServer {
     this.sweepTimer = undefined;
     // Requests not decided yet are dropped unanswered: the lease store may be
     // closed next. Committed batches get their replies once synced.
-    this.batch = [];
-    await Promise.all([...this.syncing]);
+    await this.commits.close();
     const sockets = [this.broadcastSocket, this.addressSocket, this.bootServerSocket].filter((s): s is dgram.Socket => s !== undefined);
     this.broadcastSocket = this.addressSocket = this.bootServerSocket = undefined;
     await Promise.all(sockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))));
@@ -284,10 +308,8 @@ export class DhcpServer {
       this.emit({ kind: 'malformed', source, code: error.code, reason: error.message });
       return;
     }
-    if (!onBootServerPort) {
-      const other = otherServerShown(packet, this.context);
-      if (other !== undefined) this.noteOtherServer(other, formatMac(packet.hardwareAddress));
-    }
+    const other = this.otherServerOf(packet);
+    if (other !== undefined) this.noteOtherServer(other, formatMac(packet.hardwareAddress));
     const request: Request = {
       packet,
       source,
@@ -296,83 +318,7 @@ export class DhcpServer {
       type: messageTypeName(packet.options.messageType),
       bootServerSource: onBootServerPort ? { address: remote.address, port: remote.port } : undefined,
     };
-    this.batch.push(request);
-    if (this.batch.length === 1) setImmediate(this.flush);
-  }
-
-  /**
-   * Group commit. Every request that arrived in this turn of the event loop
-   * (libuv reads up to 32 datagrams per socket per turn) is decided inside
-   * one lease transaction, each in a nested one, so a later request sees the
-   * leases an earlier one was given and no address is promised twice. The
-   * batch commits once, and its replies leave and its log lines are written
-   * only once the commit is on stable storage, when the batch may hold an
-   * ACK. That fsync runs in the background (transactionSyncedLater): the
-   * next batches are received and decided meanwhile, and every batch that
-   * committed while one fsync ran shares the next one.
-   *
-   * When the commit or its fsync fails, no request of the batch is answered,
-   * ACK or not, and each gets an error line: a reply may promise nothing the
-   * store does not hold. Silence rather than a NAK because a NAK makes a
-   * renewing client drop an address it may keep using (RFC 2131 section
-   * 4.4.5); a silent server only makes clients retransmit, and a later
-   * batch tries again.
-   */
-  private readonly flush = (): void => {
-    const batch = this.batch;
-    if (batch.length === 0) return; // close() dropped it
-    this.batch = [];
-    const now = this.now();
-    this.stats.batches++;
-    const outcomes: Outcome[] = [];
-    let reached = 0;
-    const decideAll = () => {
-      for (const request of batch) {
-        reached++;
-        try {
-          outcomes.push(this.leases.transaction(() => this.decideOne(request, now)));
-        } catch (error) {
-          // A bug, a failing reservation/boot lookup or a lease store
-          // refusing a change: this request gets no answer (its changes
-          // are undone), the batch goes on.
-          this.failed(request, error, 'DHCP request failed');
-        }
-      }
-    };
-    const durable = this.context.mode === 'full' && batch.some((request) => mayBind(request.packet));
-    let synced: Promise<void> | undefined;
-    try {
-      if (durable) synced = this.leases.transactionSyncedLater(decideAll).synced;
-      else this.leases.transaction(decideAll);
-    } catch (error) {
-      this.batchFailed(outcomes, batch.slice(reached), error);
-      return;
-    }
-    if (synced === undefined) {
-      for (const outcome of outcomes) this.carryOut(outcome);
-      return;
-    }
-    const waiting = synced.then(
-      () => {
-        for (const outcome of outcomes) this.carryOut(outcome);
-      },
-      (error: unknown) => this.batchFailed(outcomes, [], error),
-    );
-    this.syncing.add(waiting);
-    void waiting.finally(() => this.syncing.delete(waiting));
-  };
-
-  /**
-   * Nothing of the batch was kept, or it cannot be known to be on disk.
-   * Ignored requests changed nothing and are logged as such; the others,
-   * and any the failure kept from being decided at all, get an error line each.
-   */
-  private batchFailed(outcomes: readonly Outcome[], undecided: readonly Request[], error: unknown): void {
-    for (const outcome of outcomes) {
-      if (outcome.decision.kind === 'ignore') this.carryOut(outcome);
-      else this.failed(outcome.request, error, 'DHCP lease commit failed, no reply sent');
-    }
-    for (const request of undecided) this.failed(request, error, 'DHCP lease commit failed, no reply sent');
+    this.commits.add(request);
   }
 
   /** Another DHCP server answers here: a warning per server at most every 10 minutes, an event each time. */
@@ -396,24 +342,18 @@ export class DhcpServer {
     this.emit({ kind: 'error', mac, type, source, error: error instanceof Error ? error.message : String(error) });
   }
 
-  /** Decides one request and applies its lease changes (inside the batch's transaction). */
+  /** Decides one request (inside the batch's transaction; GroupCommit applies its lease changes). */
   private decideOne(request: Request, now: number): Outcome {
     const { packet, bootServerSource } = request;
     const arrival: Arrival =
-      bootServerSource !== undefined
-        ? { port: 'boot-server', source: bootServerSource }
-        : request.sourceAddress === undefined
-          ? { port: 'dhcp' }
-          : { port: 'dhcp', source: request.sourceAddress };
+      bootServerSource !== undefined ? { port: 'boot-server', source: bootServerSource } : { port: 'dhcp', source: request.sourceAddress };
     const decision: DhcpDecision = answer(packet, this.context, now, arrival);
     if (decision.kind === 'ignore') return { request, decision };
     if (this.overNewClientRate(request, decision, now)) {
       return { request, decision: { kind: 'ignore', reason: 'new clients over --dhcp-new-clients-per-second', facts: decision.facts, quiet: 'rate' } };
     }
-    // Encoded first: a reply that cannot be encoded changes no lease.
+    // Encoded before the changes are applied: a reply that cannot be encoded changes no lease.
     const bytes = decision.kind === 'reply' ? encodePacket(decision.packet) : undefined;
-    applyLeaseChanges(this.leases, decision.leaseChanges, now);
-    if (decision.kind === 'reply' && decision.cursor !== undefined) this.allocationCursors.set(decision.cursor.pool, decision.cursor.next);
     return { request, decision, bytes };
   }
 
@@ -424,10 +364,10 @@ export class DhcpServer {
    * is the one it held before this request.
    */
   private overNewClientRate(request: Request, decision: DhcpDecision, now: number): boolean {
-    if (this.newClients === undefined || decision.kind !== 'reply' || decision.result === 'nak' || request.bootServerSource !== undefined) return false;
+    if (this.newClients === undefined || decision.kind !== 'reply' || decision.result === 'nak') return false;
     const type = request.packet.options.messageType;
     // INFORM is answered without giving an address.
-    if (this.context.mode !== 'full' || (type !== MessageType.discover && type !== MessageType.request)) return false;
+    if (type !== MessageType.discover && type !== MessageType.request) return false;
     const own = this.leases.byMac(request.mac);
     if (own !== undefined && holdsAddress(own, now) && own.state !== 'declined') return false;
     if (this.options.hasOwnProfile?.(request.mac, decision.slot ?? this.context.slotOf?.(request.mac)) === true) return false;
@@ -449,8 +389,7 @@ export class DhcpServer {
           this.emit({ kind: 'ignore', mac, type, source, reason: decision.reason });
           return;
         }
-        // In proxy mode most traffic on the wire is the address server's business.
-        log[this.context.mode === 'proxy' ? 'debug' : 'info']({ mac, type, result: 'ignore', reason: decision.reason, source }, `${type} ignored`);
+        log[this.ignoredLevel]({ mac, type, result: 'ignore', reason: decision.reason, source }, `${type} ignored`);
         this.emit({ kind: 'ignore', mac, type, source, reason: decision.reason });
         return;
       case 'update':
@@ -518,6 +457,14 @@ interface Outcome {
   /** The encoded reply, when the decision is one. */
   bytes?: Buffer | undefined;
 }
+
+/** The error line of a request that gets no reply, by why. */
+const failureMessages: Record<CommitFailure, string> = {
+  // A bug, a failing reservation/boot lookup or a lease store refusing a
+  // change: this request's changes are undone, the batch goes on.
+  decide: 'DHCP request failed',
+  commit: 'DHCP lease commit failed, no reply sent',
+};
 
 /**
  * Whether answering the request may bind a lease, so its batch must commit

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ClientArch, type ClientFacts } from '../../server/core/facts.js';
 import { chooseBootFile } from '../../server/core/resolve.js';
-import { decide } from '../../server/dhcp/decide/full.js';
+import { decide } from '../../server/dhcp/decide/answer.js';
 import { parseTftpServer } from '../../server/net/interfaces.js';
 import { clientRequest, server, testContext } from '../support/dhcp.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { decide } from '../../server/dhcp/decide/full.js';
+import { decide } from '../../server/dhcp/decide/answer.js';
 import { anyAddress } from '../../server/net/ipv4.js';
 import { applyLeaseChanges, holdsAddress } from '../../server/dhcp/leases/leases.js';
 import { MessageType } from '../../server/dhcp/wire/options.js';

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decide, otherServerShown, replyDestination } from '../../server/dhcp/decide/full.js';
-import { orderOptions, type DhcpDecision } from '../../server/dhcp/decide/reply.js';
+import { decide } from '../../server/dhcp/decide/answer.js';
+import { otherServerShown, replyDestination } from '../../server/dhcp/decide/full.js';
+import { orderOptions } from '../../server/dhcp/decide/reply.js';
+import type { DhcpDecision } from '../../server/dhcp/decide/types.js';
 import { Subnet } from '../../server/net/ipv4.js';
 import { applyLeaseChanges } from '../../server/dhcp/leases/leases.js';
 import { MessageType, type DhcpOptions } from '../../server/dhcp/wire/options.js';

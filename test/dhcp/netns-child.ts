@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import type { BootFileChoice, ClientFacts } from '../../server/core/facts.js';
-import type { Reservation } from '../../server/dhcp/decide/reply.js';
+import type { Reservation } from '../../server/dhcp/decide/types.js';
 import { MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { DhcpServer } from '../../server/dhcp/server.js';

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { DhcpDecision, Scope } from '../../server/dhcp/decide/reply.js';
+import type { DhcpDecision, Scope } from '../../server/dhcp/decide/types.js';
 import { MessageType, type DhcpOptions } from '../../server/dhcp/wire/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { decideProxy, type ProxyArrival, type ProxyContext } from '../../server/dhcp/decide/proxy.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decide } from '../../server/dhcp/decide/full.js';
-import { type DhcpDecision } from '../../server/dhcp/decide/reply.js';
+import { decide } from '../../server/dhcp/decide/answer.js';
+import { type DhcpDecision } from '../../server/dhcp/decide/types.js';
 import { clientFacts } from '../../server/dhcp/decide/client-facts.js';
 import { MessageType, type DhcpOptions } from '../../server/dhcp/wire/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';

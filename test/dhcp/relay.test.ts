@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decide } from '../../server/dhcp/decide/full.js';
-import { type DhcpDecision, type Scope } from '../../server/dhcp/decide/reply.js';
+import { decide } from '../../server/dhcp/decide/answer.js';
+import { type DhcpDecision, type Scope } from '../../server/dhcp/decide/types.js';
 import { applyLeaseChanges } from '../../server/dhcp/leases/leases.js';
 import { MessageType } from '../../server/dhcp/wire/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decide } from '../../server/dhcp/decide/full.js';
+import { decide } from '../../server/dhcp/decide/answer.js';
 import { DhcpDecodeError } from '../../server/dhcp/wire/errors.js';
 import { applyLeaseChanges } from '../../server/dhcp/leases/leases.js';
 import { decodePacket, encodePacket } from '../../server/dhcp/wire/packet.js';

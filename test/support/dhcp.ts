@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { repoRoot } from './repo.js';
 import type { BootFileChoice, ClientFacts } from '../../server/core/facts.js';
-import type { DhcpContext, Reservation } from '../../server/dhcp/decide/reply.js';
+import type { DhcpContext, Reservation } from '../../server/dhcp/decide/types.js';
 import { MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
 import type { DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { readPcap, type UdpDatagram } from './pcap.js';

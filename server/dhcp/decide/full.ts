@@ -1,5 +1,6 @@
 /**
- * What to do with one DHCP request: a pure function of the packet, the
+ * Full mode: rackboot is the network's DHCP server and hands out addresses.
+ * What to do with one request is a pure function of the packet, the
  * server's context (configuration, reservations, boot choice, a read-only
  * view of the leases) and the clock. It never writes: lease changes come
  * back in the decision and the server applies them.
@@ -8,24 +9,12 @@
  * read the facts once, then handle the message type (RFC 2131 section 4.3).
  */
 import type { ClientFacts } from '../../core/facts.js';
+import { allocateFromPool, heldByOther, inPool, type Allocation } from './allocate.js';
 import { bootReplyFields } from './boot-options.js';
-import { decideProxy } from './proxy.js';
-import {
-  echoedClientId,
-  orderOptions,
-  replyPacket,
-  routeReply,
-  unknownClient,
-  type AllocationCursor,
-  type DhcpContext,
-  type DhcpDecision,
-  type Reservation,
-  type ReplyDestination,
-  type Scope,
-} from './reply.js';
-
+import { echoedClientId, orderOptions, replyPacket, routeReply, unknownClient } from './reply.js';
+import type { DhcpContext, DhcpDecision, Reservation, ReplyDestination, Scope } from './types.js';
 import { ignore, screenRequest } from './screen.js';
-import { anyAddress, ipv4ToNumber, isIpv4, numberToIpv4, Subnet } from '../../net/ipv4.js';
+import { anyAddress, ipv4ToNumber, Subnet } from '../../net/ipv4.js';
 import { holdsAddress, type Lease, type LeaseChange } from '../leases/leases.js';
 import { MessageType, messageTypeName, type DhcpOptions } from '../wire/options.js';
 import type { DhcpPacket } from '../wire/packet.js';
@@ -33,32 +22,17 @@ import { relayAgentInformation } from '../wire/relay-agent.js';
 import { formatSlot, type RelaySlot } from '../../profiles/slot.js';
 
 /**
- * Where a request arrived: the DHCP port (67), with the datagram's source
- * address when known, or the PXE boot server port (4011, proxy mode), with
- * the source address and port its reply goes back to.
+ * Full mode's answer to a request on port 67 from `source` (the datagram's
+ * source address, when known).
  */
-export type Arrival = { port: 'dhcp'; source?: string } | { port: 'boot-server'; source: ReplyDestination };
-
-/**
- * The one place a request goes to full or proxy mode. On port 67,
- * `arrival.source` decides whether a DHCPRELEASE is honoured and a renewal
- * gets the full lease time: only when it comes from the address it is about.
- */
-export function answer(packet: DhcpPacket, context: DhcpContext, now: number, arrival: Arrival): DhcpDecision {
-  if (arrival.port === 'boot-server') return decideProxy(packet, context, arrival);
-  if (context.mode === 'proxy') return decideProxy(packet, context, { port: 'dhcp' });
+export function decideFull(packet: DhcpPacket, context: DhcpContext, now: number, source: string | undefined): DhcpDecision {
   const screened = screenRequest(packet, context);
   if (screened.kind === 'ignore') return screened;
   const { type, facts, subnet } = screened;
   const unknown = unknownClient(packet, facts, context);
   if (unknown !== undefined) return unknown;
   const scope = scopeFor(subnet, context);
-  return new Decision(packet, facts, context, scope, now, arrival.source).full(type);
-}
-
-/** answer() for a request on port 67 from `source`. */
-export function decide(packet: DhcpPacket, context: DhcpContext, now: number, source?: string): DhcpDecision {
-  return answer(packet, context, now, source === undefined ? { port: 'dhcp' } : { port: 'dhcp', source });
+  return new Decision(packet, facts, context, scope, now, source).full(type);
 }
 
 /** The scope of a screened request's subnet: our own wire, or a relay's. */
@@ -71,8 +45,6 @@ export function scopeFor(subnet: Subnet, context: DhcpContext): Scope {
 export function replyDestination(request: DhcpPacket, replyType: number, subnet: Subnet, ports: { serverPort: number; clientPort: number }): ReplyDestination {
   return routeReply(request, replyType === MessageType.nak ? 'broadcast' : 'client', subnet, ports);
 }
-
-type Allocation = { address: string; changes: LeaseChange[]; note?: string; cursor?: AllocationCursor } | { reason: string };
 
 /** May this client have the address: yes, with the changes that make it free (and why), or the refusal. */
 type AddressClaim = { changes: LeaseChange[]; note?: string } | { reason: string };
@@ -137,7 +109,7 @@ class Decision {
     if (!keepsBinding) changes.push({ kind: 'upsert', lease: this.lease(address, 'offered', holdUntil) });
     // The lease a REQUEST for this offer gets: a first lease.
     const leaseSeconds = this.firstLeaseSeconds();
-    const decision = this.reply(MessageType.offer, { yourAddress: address, leaseSeconds, changes, ...(note === undefined ? {} : { note }) });
+    const decision = this.reply(MessageType.offer, { yourAddress: address, leaseSeconds, changes, note });
     if (cursor !== undefined && decision.kind === 'reply') decision.cursor = cursor;
     return decision;
   }
@@ -179,7 +151,7 @@ class Decision {
       clientAddress,
       leaseSeconds,
       changes: [...claim.changes, { kind: 'upsert', lease: this.lease(address, 'bound', until) }],
-      ...(claim.note === undefined ? {} : { note: claim.note }),
+      note: claim.note,
     });
   }
 
@@ -305,17 +277,12 @@ class Decision {
   // --- addresses -----------------------------------------------------------
 
   private inPool(address: string): boolean {
-    const { pool } = this.scope;
-    if (pool === undefined || !isIpv4(address)) return false;
-    const n = ipv4ToNumber(address);
-    return n >= ipv4ToNumber(pool.start) && n <= ipv4ToNumber(pool.end);
+    return inPool(this.scope.pool, address);
   }
 
   /** Someone else holds the address now, or it is quarantined. */
   private heldByOther(address: string): Lease | undefined {
-    const record = this.context.leases.byAddress(address);
-    if (record === undefined || !holdsAddress(record, this.now)) return undefined;
-    return record.mac !== this.mac || record.state === 'declined' ? record : undefined;
+    return heldByOther(this.context.leases, address, this.mac, this.now);
   }
 
   private describeHolder(record: Lease): string {
@@ -370,13 +337,7 @@ class Decision {
     return address === this.context.serverAddress || address === this.scope.router;
   }
 
-  /**
-   * The address to offer: the reservation if there is one; else, from the
-   * pool, the client's previous address, the one it asks for (option 50), an
-   * address never given out, the address free the longest, and last the
-   * oldest unanswered offer to another client (so a flood of DISCOVERs with
-   * made-up MACs cannot lock the pool; that client gets a NAK if it asks).
-   */
+  /** The address to offer: the reservation if there is one, else one from the pool (allocateFromPool). */
   private allocate(): Allocation {
     if (this.reservation !== undefined) {
       const { address } = this.reservation;
@@ -388,51 +349,19 @@ class Decision {
       if (freed === undefined) return { reason: `reserved address ${address} is ${this.describeHolder(holder)}` };
       return { address, ...freed };
     }
-    const { pool } = this.scope;
-    if (pool === undefined) return { reason: `no reservation for this client and no pool on ${this.scope.subnet}` };
-    const usable = (address: string) =>
-      this.inPool(address) &&
-      this.scope.subnet.isHostAddress(address) &&
-      !this.isInfrastructure(address) &&
-      this.context.reservationOwner(address) === undefined &&
-      this.heldByOther(address) === undefined;
-
-    const previous = this.context.leases.byMac(this.mac)?.address;
-    if (previous !== undefined && usable(previous)) return { address: previous, changes: [] };
-    const requested = this.request.options.requestedAddress;
-    if (requested !== undefined && usable(requested)) return { address: requested, changes: [] };
-
-    // An address never given out, searched from where the last search for
-    // one stopped (wrapping round the pool), so a busy pool costs one lookup
-    // per new client instead of a walk over every address handed out before.
-    let longestFree: Lease | undefined;
-    const start = ipv4ToNumber(pool.start);
-    const size = ipv4ToNumber(pool.end) - start + 1;
-    const cursorKey = `${pool.start}-${pool.end}`;
-    const from = this.context.allocationCursors?.get(cursorKey) ?? 0;
-    for (let i = 0; i < size; i++) {
-      const offset = (from + i) % size;
-      const address = numberToIpv4(start + offset);
-      if (!this.scope.subnet.isHostAddress(address) || this.isInfrastructure(address)) continue;
-      if (this.context.reservationOwner(address) !== undefined) continue;
-      const record = this.context.leases.byAddress(address);
-      if (record === undefined) return { address, changes: [], cursor: { pool: cursorKey, next: (offset + 1) % size } };
-      if (holdsAddress(record, this.now) && (record.mac !== this.mac || record.state === 'declined')) continue;
-      if (longestFree === undefined || record.expiresAt < longestFree.expiresAt) longestFree = record;
-    }
-    if (longestFree !== undefined) return { address: longestFree.address, changes: [] };
-
-    const oldestOffer = this.context.leases
-      .all()
-      .filter(
-        (record) =>
-          record.state === 'offered' && record.mac !== this.mac && this.inPool(record.address) && this.context.reservationOwner(record.address) === undefined,
-      )
-      .sort((a, b) => a.expiresAt - b.expiresAt)[0];
-    if (oldestOffer !== undefined) {
-      return { address: oldestOffer.address, changes: [{ kind: 'remove', address: oldestOffer.address }] };
-    }
-    return { reason: `no free address in the pool ${pool.start}-${pool.end}` };
+    const { pool, subnet } = this.scope;
+    if (pool === undefined) return { reason: `no reservation for this client and no pool on ${subnet}` };
+    return allocateFromPool({
+      pool,
+      subnet,
+      mac: this.mac,
+      requested: this.request.options.requestedAddress,
+      now: this.now,
+      leases: this.context.leases,
+      cursors: this.context.allocationCursors,
+      isInfrastructure: (address) => this.isInfrastructure(address),
+      reservationOwner: (address) => this.context.reservationOwner(address),
+    });
   }
 
   private lease(address: string, state: 'offered' | 'bound', expiresAt: number): Lease {
@@ -466,7 +395,7 @@ class Decision {
 
   private reply(
     type: typeof MessageType.offer | typeof MessageType.ack,
-    parts: { yourAddress: string; clientAddress?: string; leaseSeconds?: number; informOnly?: boolean; changes: LeaseChange[]; note?: string },
+    parts: { yourAddress: string; clientAddress?: string; leaseSeconds?: number; informOnly?: boolean; changes: LeaseChange[]; note?: string | undefined },
   ): DhcpDecision {
     const { context } = this;
     const boot = context.bootFile(this.facts);

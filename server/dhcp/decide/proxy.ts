@@ -21,7 +21,8 @@
  */
 import type { ClientFacts } from '../../core/facts.js';
 import { bootReplyFields } from './boot-options.js';
-import { echoedClientId, orderOptions, replyPacket, routeReply, unknownClient, type DhcpContext, type DhcpDecision, type ReplyDestination } from './reply.js';
+import { echoedClientId, orderOptions, replyPacket, routeReply, unknownClient } from './reply.js';
+import type { DhcpContext, DhcpDecision, ReplyDestination } from './types.js';
 import { ignore, screenRequest } from './screen.js';
 import { anyAddress, Subnet } from '../../net/ipv4.js';
 import { MessageType, messageTypeName, type DhcpOptions } from '../wire/options.js';

@@ -215,7 +215,7 @@ function checkAddress(name: string, value: string): void {
 function writeText(buf: Buffer, name: string, value: string, offset: number, length: number): void {
   const bytes = Buffer.from(value, 'latin1');
   // A value filling the whole field has no terminating NUL; decodePacket reads
-  // it back the same, so it is allowed (replies keep a NUL, see decide.ts).
+  // it back the same, so it is allowed (replies keep a NUL, see decide/boot-options.ts).
   if (bytes.length > length || /[^\u0000-\u00ff]/.test(value) || bytes.includes(0)) {
     throw new DhcpEncodeError(`${name} must be latin1 without NUL and at most ${length} bytes: '${value}'`);
   }
