@@ -35,8 +35,8 @@ export function parseHelp(command: string, text: string): HelpPage {
     else if (/^(Options|Positionals):$/.test(line)) section = 'options';
     else if (section === 'head') head.push(line);
     else if (section === 'commands') {
-      const match = /^ {2}rackboot (\S+(?: \S+)?(?: <[^>]+>)?)\s{2,}/.exec(line);
-      if (match) subcommands.push(match[1]!.replace(/ <[^>]+>$/, ''));
+      const match = /^ {2}rackboot (\S+(?: \S+)?(?: <[^>]+>| \[[^\]]+\])?)\s{2,}/.exec(line);
+      if (match) subcommands.push(match[1]!.replace(/ (?:<[^>]+>|\[[^\]]+\])$/, ''));
     } else if (section === 'options') {
       const match = /^ {2}(\S.*?)\s{2,}(.*)$/.exec(line);
       if (match && !/^--(help|version)$/.test(match[1]!)) options.push({ flags: match[1]!, text: match[2]!.trim() });
