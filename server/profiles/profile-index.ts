@@ -59,9 +59,9 @@ export interface ProfileIndexInput {
    * before those of changed and new files. Without it (the first load) the
    * order of names alone decides.
    */
-  previous?: ProfileIndex;
+  previous?: ProfileIndex | undefined;
   /** Addresses no profile may take as its static address (the server's own, the router's). */
-  infrastructure?: readonly InfrastructureAddress[];
+  infrastructure?: readonly InfrastructureAddress[] | undefined;
 }
 
 /**
