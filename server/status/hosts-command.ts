@@ -17,7 +17,7 @@ import type { TimelineEvent } from './timeline.js';
 export async function listHosts(options: { server?: string; tokenFile?: string; state: string; profiles: string }): Promise<HostStatus[]> {
   if (options.server !== undefined) {
     const { server, state } = options;
-    const client = await AdminClient.open({ server, state, ...(options.tokenFile === undefined ? {} : { tokenFile: options.tokenFile }) });
+    const client = await AdminClient.open({ server, state, tokenFile: options.tokenFile });
     return (await client.call('GET', 'hosts')) as HostStatus[];
   }
   const file = join(options.state, 'events.sqlite');
