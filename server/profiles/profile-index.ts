@@ -204,9 +204,8 @@ export class ProfileIndex {
     const infrastructure = input.infrastructure ?? [];
     const files = new Map<string, FileState>();
     for (const name of [...input.files.keys()].sort()) {
-      const path = join(input.dir, name);
-      const before = input.previous?.files.get(name);
-      files.set(name, readState(name, path, input.files.get(name)!, before, infrastructure));
+      const read = input.files.get(name)!;
+      files.set(name, fileState({ name, path: join(input.dir, name), read, before: input.previous?.files.get(name) }, infrastructure));
     }
     resolveClaims([...files.values()]);
     return new ProfileIndex(input.dir, infrastructure, files);
@@ -344,21 +343,25 @@ export class ProfileIndex {
   }
 }
 
-/** A file's state after this read: the new text parsed, or the last read's parse kept when the text is the same. */
-function readState(
-  name: string,
-  path: string,
-  read: ProfileFileRead,
-  before: FileState | undefined,
+/**
+ * A file's state after this read: the new text parsed, or the last parse
+ * kept when the text is the same. The version served carries over from
+ * `before` either way, for resolveClaims to keep or replace.
+ */
+function fileState(
+  file: { name: string; path: string; read: ProfileFileRead; before: FileState | undefined },
   infrastructure: readonly InfrastructureAddress[],
 ): FileState {
+  const { name, path, read, before } = file;
   const carried = { name, path, served: before?.served, conflicts: [] };
   if ('problem' in read) {
     // What the last readable text named still holds: its machines keep waiting rather than boot the default.
-    return { ...carried, text: undefined, problems: [fileProblem(path, read.problem)], latest: undefined, named: before?.named ?? { macs: [], groupMacs: [] } };
+    const named = before?.named ?? { macs: [], groupMacs: [] };
+    return { ...carried, text: undefined, problems: [fileProblem(path, read.problem)], latest: undefined, named };
   }
-  if (before !== undefined && before.text === read.text)
+  if (before !== undefined && before.text === read.text) {
     return { ...carried, text: read.text, problems: before.problems, latest: before.latest, named: before.named };
+  }
   const result = parseFile(read.text, path, infrastructure);
   return result.ok
     ? { ...carried, text: read.text, problems: [], latest: versionOf(read.text, result), named: result.named }
