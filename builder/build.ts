@@ -56,7 +56,7 @@ export interface BuildOptions {
   /** Assets folder, e.g. boot-assets. */
   out: string;
   /** Download cache; default $XDG_CACHE_HOME/rackboot or ~/.cache/rackboot. */
-  cacheDir?: string;
+  cacheDir?: string | undefined;
   /** Release, package versions, variant, parts and image settings; default DEFAULT_BUILD_SETTINGS (builder/build.yaml). */
   settings?: BuildSettings;
   /** The runtime initrd, over settings.variant: "debian" or "tiny" (busybox only). */
@@ -110,7 +110,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const progress = options.progress ?? NO_PROGRESS;
   const settings = options.settings ?? DEFAULT_BUILD_SETTINGS;
   const variant = options.variant ?? settings.variant;
-  const parts = { ...settings.parts, ...(options.iso === undefined ? {} : { iso: options.iso }) };
+  const parts = { ...settings.parts, iso: options.iso ?? settings.parts.iso };
   const release = settings.release;
   const out = resolve(options.out);
   const cacheDir = resolve(options.cacheDir ?? defaultCacheDir());
@@ -327,7 +327,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
           output: join(partial, ISO_NAME),
           label: isoLabel(files),
           volumeLabel: settings.iso.volumeLabel,
-          ...(settings.iso.sourceDateEpoch === undefined ? {} : { epochSeconds: settings.iso.sourceDateEpoch }),
+          epochSeconds: settings.iso.sourceDateEpoch,
         });
         files.push({
           name: ISO_NAME,

@@ -46,7 +46,7 @@ export async function runBuildCommand(options: BuildCommandOptions): Promise<num
   try {
     result = await build({
       out: options.out,
-      ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
+      cacheDir: options.cacheDir,
       settings,
       progress: progressFor(stderr),
       log: options.log,

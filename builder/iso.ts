@@ -130,7 +130,8 @@ export interface MakeIsoOptions {
   /** The runtime's boot-line options (rackboot.net=static ...), in the `rackboot_args` GRUB variable. */
   bootArgs?: string;
   timeoutSeconds?: number;
-  epochSeconds?: number;
+  /** The time stamp of every file in the image, in seconds since 1970; default isoEpoch() (SOURCE_DATE_EPOCH, else a fixed date). */
+  epochSeconds?: number | undefined;
   run?: CommandRunner;
 }
 

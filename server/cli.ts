@@ -42,7 +42,7 @@ async function adminClient(args: { server?: string; 'token-file'?: string; state
   const server = args.server ?? process.env.RACKBOOT_SERVER;
   if (server === undefined || server === '') throw new Error('name the server: --server ADDRESS (or RACKBOOT_SERVER)');
   const { AdminClient } = await import('./admin/client.js');
-  return AdminClient.open({ server, state: args.state, ...(args['token-file'] !== undefined ? { tokenFile: args['token-file'] } : {}) });
+  return AdminClient.open({ server, state: args.state, tokenFile: args['token-file'] });
 }
 
 /**

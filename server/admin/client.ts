@@ -14,7 +14,8 @@ import { readAdminToken } from './token.js';
 
 export interface AdminTarget {
   server: string;
-  tokenFile?: string;
+  /** --token-file; without it the token comes from RACKBOOT_TOKEN or the state folder. */
+  tokenFile?: string | undefined;
   state: string;
 }
 

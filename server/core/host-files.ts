@@ -74,7 +74,7 @@ export async function hostFile(
     /** domain.cfg: the guest's name. */
     domain?: string;
     /** Who asks: the token it showed and its address, for the files that hold secrets. */
-    requester?: { token?: string; address?: string };
+    requester?: { token?: string | undefined; address?: string | undefined };
   },
 ): Promise<HostFile> {
   const mac = normaliseMac(request.mac);
@@ -149,7 +149,7 @@ export async function hostFile(
  */
 export function authorizeHost(
   secrets: HostSecrets,
-  request: { mac: string; use: TokenUse; token: string | undefined; address: string | undefined; domain?: string; stage?: string },
+  request: { mac: string; use: TokenUse; token: string | undefined; address: string | undefined; domain?: string | undefined; stage?: string },
 ): TokenUseDecision {
   const { mac, use, token, address } = request;
   const claims = secrets.tokens.read(mac, token, request.domain);

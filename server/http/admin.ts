@@ -288,7 +288,8 @@ function leaseJson(lease: Lease) {
     address: lease.address,
     state: lease.state,
     expiresAt: new Date(lease.expiresAt).toISOString(),
-    ...(lease.hostname === undefined ? {} : { hostname: lease.hostname }),
+    // Left out of the JSON when the client sent none.
+    hostname: lease.hostname,
   };
 }
 

@@ -167,8 +167,7 @@ export function createHttpApp(options: HttpAppOptions) {
   ) => {
     const token = req.get(hostTokenHeader);
     const address = remoteAddress(req);
-    const requester = { ...(token === undefined ? {} : { token }), ...(address === undefined ? {} : { address }) };
-    const file = await hostFile(options, { mac: String(req.params.mac), name, platform, ...extra, requester });
+    const file = await hostFile(options, { mac: String(req.params.mac), name, platform, ...extra, requester: { token, address } });
     if (file.kind === 'refused' && file.status === 403) {
       log.warn(
         { event: 'host-secret-refused', mac: normaliseMac(String(req.params.mac)), file: name, remote: address, reason: file.message },
@@ -244,7 +243,7 @@ export function createHttpApp(options: HttpAppOptions) {
       stage,
       token: req.get(hostTokenHeader),
       address: remoteAddress(req),
-      ...(domain === undefined ? {} : { domain }),
+      domain,
     });
     return decision.kind === 'refuse' ? decision.reason : undefined;
   };

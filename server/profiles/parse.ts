@@ -203,10 +203,10 @@ class ProfileReader extends YamlReader {
       hostname = this.hostname(hostnameEntry, isDefault);
     }
 
-    const rootPasswordHash = this.optional(fields.get('rootPasswordHash'), (entry) => this.passwordHash(entry));
+    const rootPasswordHash = this.optional(fields.get('rootPasswordHash'), (entry) => this.string(entry, passwordHashProblem));
     const network = this.network(fields.get('network'), isDefault);
     const ssh = this.optional(fields.get('ssh'), (entry) => this.boolean(entry)) ?? profileDefaults.ssh;
-    const timezone = this.optional(fields.get('timezone'), (entry) => this.timezone(entry)) ?? profileDefaults.timezone;
+    const timezone = this.optional(fields.get('timezone'), (entry) => this.string(entry, timezoneProblem)) ?? profileDefaults.timezone;
     const sshAuthorizedKeys = this.optional(fields.get('sshAuthorizedKeys'), (entry) => this.sshKeys(entry)) ?? [];
     const aptUpdate = this.optional(fields.get('aptUpdate'), (entry) => this.boolean(entry)) ?? profileDefaults.aptUpdate;
     const boot = this.boot(fields.get('boot'), rootPasswordHash);
@@ -246,10 +246,10 @@ class ProfileReader extends YamlReader {
       const entry = fields.get(name);
       if (entry !== undefined) this.error(entry.key, name, `not allowed in a group file (one with hosts:): ${why}`);
     }
-    const rootPasswordHash = this.optional(fields.get('rootPasswordHash'), (entry) => this.passwordHash(entry));
+    const rootPasswordHash = this.optional(fields.get('rootPasswordHash'), (entry) => this.string(entry, passwordHashProblem));
     const network = this.groupNetwork(fields.get('network'));
     const ssh = this.optional(fields.get('ssh'), (entry) => this.boolean(entry)) ?? profileDefaults.ssh;
-    const timezone = this.optional(fields.get('timezone'), (entry) => this.timezone(entry)) ?? profileDefaults.timezone;
+    const timezone = this.optional(fields.get('timezone'), (entry) => this.string(entry, timezoneProblem)) ?? profileDefaults.timezone;
     const sshAuthorizedKeys = this.optional(fields.get('sshAuthorizedKeys'), (entry) => this.sshKeys(entry)) ?? [];
     const aptUpdate = this.optional(fields.get('aptUpdate'), (entry) => this.boolean(entry)) ?? profileDefaults.aptUpdate;
     const boot = this.boot(fields.get('boot'), rootPasswordHash);
@@ -410,14 +410,6 @@ class ProfileReader extends YamlReader {
     return hostname;
   }
 
-  private passwordHash(entry: Entry): string | undefined {
-    return this.checkedString(entry, passwordHashProblem);
-  }
-
-  private timezone(entry: Entry): string | undefined {
-    return this.checkedString(entry, timezoneProblem);
-  }
-
   private network(entry: Entry | undefined, isDefault: boolean): NetworkConfig | undefined {
     if (entry === undefined) return { mode: 'dhcp' };
     const fields = this.mapping(entry, networkFields);
@@ -563,16 +555,10 @@ class ProfileReader extends YamlReader {
     let ok = true;
     const entryEntry = fields.get('entry');
     if (entryEntry !== undefined) {
-      const name = this.string(entryEntry);
-      if (name !== undefined && isBootEntryName(name)) {
-        boot.entry = name;
-      } else {
-        ok = false;
-        if (name !== undefined) {
-          const names = `${bootEntryNames.slice(0, -1).join(', ')} or ${bootEntryNames.at(-1)}`;
-          this.entryError(entryEntry, `${JSON.stringify(name)} is not a boot entry (want ${names})`);
-        }
-      }
+      const names = `${bootEntryNames.slice(0, -1).join(', ')} or ${bootEntryNames.at(-1)}`;
+      const name = this.string(entryEntry, (text) => (isBootEntryName(text) ? undefined : `${JSON.stringify(text)} is not a boot entry (want ${names})`));
+      if (name === undefined) ok = false;
+      else boot.entry = name;
     }
     const timeoutEntry = fields.get('menuTimeout');
     if (timeoutEntry !== undefined) {
@@ -583,10 +569,8 @@ class ProfileReader extends YamlReader {
     for (const name of ['xenArgs', 'kernelArgs'] as const) {
       const argsEntry = fields.get(name);
       if (argsEntry === undefined) continue;
-      const args = this.string(argsEntry);
-      const problem = args === undefined ? undefined : bootArgsProblem(args, passwordHash);
-      if (problem !== undefined) this.entryError(argsEntry, problem);
-      if (args === undefined || problem !== undefined) ok = false;
+      const args = this.string(argsEntry, (text) => bootArgsProblem(text, passwordHash));
+      if (args === undefined) ok = false;
       else boot[name] = args;
     }
     return ok ? boot : undefined;
@@ -633,10 +617,8 @@ class ProfileReader extends YamlReader {
     let failed = false;
     (entry.value as YAMLSeq<Node | null>).items.forEach((item, index) => {
       const itemEntry: Entry = { path: `${entry.path}[${index}]`, key: null, value: item };
-      const key = this.string(itemEntry);
-      const problem = key === undefined ? undefined : sshPublicKeyProblem(key);
-      if (problem !== undefined) this.entryError(itemEntry, problem);
-      if (key === undefined || problem !== undefined) failed = true;
+      const key = this.string(itemEntry, sshPublicKeyProblem);
+      if (key === undefined) failed = true;
       else keys.push(key.trim());
     });
     return failed ? undefined : keys;
@@ -665,7 +647,7 @@ class ProfileReader extends YamlReader {
       if (nameEntry === undefined) {
         this.error(item, `${path}.name`, 'missing; every domain needs a name, such as web1');
       } else {
-        const name = this.checkedString(nameEntry, domainNameProblem);
+        const name = this.string(nameEntry, domainNameProblem);
         if (name !== undefined) {
           const first = names.get(name);
           if (first !== undefined) this.entryError(nameEntry, `${JSON.stringify(name)} is already the name of ${first}; names are unique within a profile`);
@@ -685,14 +667,14 @@ class ProfileReader extends YamlReader {
       }
       for (const part of ['kernel', 'ramdisk'] as const) {
         const partEntry = fields.get(part);
-        const value = partEntry === undefined ? undefined : this.checkedString(partEntry, partNameProblem);
+        const value = partEntry === undefined ? undefined : this.string(partEntry, partNameProblem);
         if (value !== undefined) domain[part] = value;
       }
       const argsEntry = fields.get('extraArgs');
-      const args = argsEntry === undefined ? undefined : this.checkedString(argsEntry, (text) => bootArgsProblem(text, passwordHash));
+      const args = argsEntry === undefined ? undefined : this.string(argsEntry, (text) => bootArgsProblem(text, passwordHash));
       if (args !== undefined) domain.extraArgs = args;
       const bridgeEntry = fields.get('bridge');
-      const bridge = bridgeEntry === undefined ? undefined : this.checkedString(bridgeEntry, bridgeNameProblem);
+      const bridge = bridgeEntry === undefined ? undefined : this.string(bridgeEntry, bridgeNameProblem);
       if (bridge !== undefined) domain.bridge = bridge;
       for (const flag of ['autostart', 'restart'] as const) {
         const flagEntry = fields.get(flag);

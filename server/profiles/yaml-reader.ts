@@ -127,10 +127,15 @@ export class YamlReader {
     const node = entry.value ?? entry.key;
     this.locations.set(entry.path, this.position(node?.range?.[0] ?? 0));
   }
-  protected string(entry: Entry): string | undefined {
+  /** A string; with `problemOf`, also one that rule accepts (its message, when it refuses, is the entry's error). */
+  protected string(entry: Entry, problemOf?: (text: string) => string | undefined): string | undefined {
     if (isScalar(entry.value) && typeof entry.value.value === 'string') {
       this.remember(entry);
-      return entry.value.value;
+      const text = entry.value.value;
+      const problem = problemOf?.(text);
+      if (problem === undefined) return text;
+      this.entryError(entry, problem);
+      return undefined;
     }
     let message = `want a string, got ${describe(entry.value)}`;
     if (isScalar(entry.value) && entry.value.type === Scalar.PLAIN && entry.value.value !== null) {
@@ -169,14 +174,6 @@ export class YamlReader {
       message += `; write the number alone, in ${unit}`;
     }
     this.entryError(entry, message);
-    return undefined;
-  }
-  protected checkedString(entry: Entry, problemOf: (text: string) => string | undefined): string | undefined {
-    const text = this.string(entry);
-    if (text === undefined) return undefined;
-    const problem = problemOf(text);
-    if (problem === undefined) return text;
-    this.entryError(entry, problem);
     return undefined;
   }
 }

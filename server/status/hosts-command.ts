@@ -51,7 +51,7 @@ export async function showHost(mac: string, options: HostsOptions): Promise<Host
 
 /** GET `path` of the running server's admin API, with the admin token. */
 async function askServer(options: HostsOptions, server: string, path: string): Promise<unknown> {
-  const client = await AdminClient.open({ server, state: options.state, ...(options.tokenFile === undefined ? {} : { tokenFile: options.tokenFile }) });
+  const client = await AdminClient.open({ server, state: options.state, tokenFile: options.tokenFile });
   return client.call('GET', path);
 }
 
