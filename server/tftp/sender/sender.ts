@@ -158,6 +158,11 @@ const none: SenderAction = { kind: 'none' };
 const openFile: SenderAction = { kind: 'openFile' };
 const resume: SenderAction = { kind: 'resume' };
 
+/**
+ * One read transfer's sender. Blocks are counted from 1 by index (see
+ * window.ts for the 16-bit wire numbers); `now` is in ms on whatever
+ * monotonic clock the caller uses for every event of the transfer.
+ */
 export class Sender {
   private phaseNow: SenderPhase;
   private lastAckedIndex = 0;
@@ -445,8 +450,10 @@ export class Sender {
   }
 
   /**
-   * End the transfer from outside (shutdown, a read that failed): sends
-   * ERROR 0 with `errorMessage`. Nothing when it has ended already.
+   * The transfer ends: the finish action, with ERROR 0 carrying
+   * `errorMessage` when given. Also how the caller ends it for reasons of
+   * its own (shutdown, a read that failed). Nothing when it has ended
+   * already.
    */
   end(outcome: TransferOutcome, detail?: string, errorMessage?: string): SenderAction {
     if (this.phaseNow === 'done') return none;
