@@ -10,7 +10,8 @@
  * expected ACK (4 bytes, from the client's transfer ID, acknowledging the
  * block last sent) is answered in C on the event loop's thread: read the
  * next block, send it, wait. Everything else hands the transfer back to
- * JavaScript (server/tftp/io/transfer.ts), which owns every decision that is
+ * JavaScript (server/tftp/io/transfer.ts, carrying out the decisions of
+ * server/tftp/sender/sender.ts), which owns every decision that is
  * not "the client has the last block, send the next": any other packet
  * (delivered right after the hand-back), a timeout, a read that would
  * block, a read error, the final ACK. JavaScript starts the pump again at

@@ -2,6 +2,9 @@ import type { Socket } from 'node:dgram';
 import { constants } from 'node:os';
 import { nativeBinding, type NativeTftpEndpoint } from '../../net/native.js';
 import type { RoundTripEstimate } from '../sender/rtt.js';
+import type { PumpStop } from '../sender/sender.js';
+
+export type { PumpStop };
 
 const EAGAIN = constants.errno.EAGAIN;
 /** Linux takes at most 64 segments per send (UDP_MAX_SEGMENTS), and one IPv4 datagram's worth of bytes. */
@@ -38,30 +41,6 @@ export interface PumpJob {
    * smoothed + 4 x variation within minMs..maxMs.
    */
   adaptive?: { estimate: RoundTripEstimate | undefined; minMs: number; maxMs: number };
-}
-
-/**
- * Why a pump handed its transfer back:
- * - packet: a packet other than the expected ACK came in; it is delivered to onMessage right after;
- * - timeout: no ACK for the block in flight within timeoutMs;
- * - wouldBlock: the next block is not in the page cache (the pump never waits for the disk); not sent;
- * - readError: the file could not be read (detail says why); not sent;
- * - complete: the final block is acknowledged.
- */
-export interface PumpStop {
-  reason: 'packet' | 'timeout' | 'wouldBlock' | 'readError' | 'complete';
-  /** Blocks 1..lastAcked are acknowledged. */
-  lastAcked: number;
-  /** The last block sent: lastAcked, or lastAcked + 1 in flight. */
-  highestSent: number;
-  /** How long ago highestSent went out. */
-  sinceSentMs: number;
-  /** The round-trip estimate, with PumpJob.adaptive (undefined when nothing was measured). */
-  roundTrip: RoundTripEstimate | undefined;
-  /** ACKs that came while the pump polled for them instead of sleeping, and polls that ended without one (server/native/tftp_endpoint.c). */
-  polledAcks: number;
-  pollMisses: number;
-  detail?: string;
 }
 
 export interface BlockPump {

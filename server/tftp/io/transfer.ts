@@ -1,4 +1,3 @@
-import { retransmissionTimeout, sampleRoundTrip, type RoundTripEstimate } from '../sender/rtt.js';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../log.js';
 import { BlockReader } from './block-reader.js';
@@ -7,26 +6,16 @@ import { ErrorCode } from '../wire/codes.js';
 import type { TftpFile } from './file.js';
 import type { NegotiatedTransfer } from '../wire/options.js';
 import { describePacket, encodeDataHeader, encodePacket, tryDecodePacket, type TftpPacket } from '../wire/packet.js';
-import { interpretAck, wireBlockNumber } from '../sender/window.js';
+import { wireBlockNumber } from '../sender/window.js';
+import { Sender, type SenderAction, type TransferOutcome } from '../sender/sender.js';
 import type { PumpStop, TransferSocket } from './transfer-socket.js';
+
+export { maxBackoffMs, retransmissionDelay, type TransferOutcome } from '../sender/sender.js';
 
 export interface TftpClient {
   address: string;
   port: number;
 }
-
-/**
- * How a transfer ended.
- * - complete: the client acknowledged the last block.
- * - probe: the client answered an OACK carrying tsize with an ERROR. PXE
- *   ROMs (Intel, OVMF) send an RRQ with `tsize 0` only to learn the size,
- *   abort with error 8 and ask again: routine, not worth an info line.
- * - clientError: the client sent an ERROR during the data phase.
- * - timeout: no acknowledgement after every retransmission.
- * - readError: the file could not be read to the end.
- * - serverClosed: the server shut down mid-transfer.
- */
-export type TransferOutcome = 'complete' | 'probe' | 'clientError' | 'timeout' | 'readError' | 'serverClosed';
 
 export interface TransferSummary {
   client: TftpClient;
@@ -83,125 +72,67 @@ export interface ReadTransferParams {
   onFinished: (summary: TransferSummary) => void;
 }
 
-type Phase = 'optionAck' | 'data' | 'done';
-
 /**
- * One read transfer: the sender side of RFC 1350 with RFC 2347 option
- * acknowledgement and RFC 7440 windows. Packets and timer expiries are
- * handled one at a time, in arrival order, on a promise chain, because
- * reading the next blocks is asynchronous.
+ * One read transfer: carries out what its Sender (server/tftp/sender/sender.ts)
+ * decides, which holds the protocol's rules (RFC 1350 with RFC 2347 option
+ * acknowledgement and RFC 7440 windows). This side owns the socket, the
+ * file's blocks, the timer and the socket's pump. Packets and timer
+ * expiries are handled one at a time, in arrival order, on a promise
+ * chain, because reading the next blocks is asynchronous.
  */
 export class ReadTransfer {
-  private phase: Phase;
+  private readonly sender: Sender;
   /** Where blocks come from: a reused window buffer for random-access content, else a stream. */
   private reader: BlockReader | undefined;
   private window: WindowBuffer | undefined;
   /** Blocks sent and not yet acknowledged, as DATA packets, by index; at most one window. */
   private readonly unacknowledged = new Map<number, Buffer>();
-  private lastAcked = 0;
-  private highestSent = 0;
-  private finalIndex: number | undefined;
-  private tries = 0;
+  /** Blocks 1..this are dropped from `unacknowledged`. */
+  private released = 0;
   private timer: NodeJS.Timeout | undefined;
-  private timerGeneration = 0;
-  /** When the ACK is due, and when the running timer fires (Date.now() times). */
-  private deadline = 0;
+  /** When the running timer fires (performance.now() time). */
   private timerDue = 0;
   private queue: Promise<void> = Promise.resolve();
   /** Work enqueued and not finished: while any is, packets wait their turn on the queue. */
   private pending = 0;
-  private bytes = 0;
-  private retransmits = 0;
-  private duplicateAcks = 0;
-  private earlyAcks = 0;
   private readonly oack: Buffer | undefined;
   private readonly blockSize: number;
-  private readonly windowSize: number;
-  /**
-   * With windows: when each unacknowledged block was last handed to the
-   * socket (performance.now()), in slot (index mod windowSize), and the
-   * shortest round trip seen, to tell an ACK that reports a loss from one
-   * the client sent before the blocks after it could have reached it.
-   */
-  private readonly sentAt: Float64Array | undefined;
-  /** With windows, per slot: which burst (sendWindow call) last sent the block, and whether it opened that burst having been sent before. */
-  private readonly burstOf: Uint32Array | undefined;
-  private readonly resent: Uint8Array | undefined;
-  private burst = 0;
-  /** The last ACK taken as early (see handle()); 0 when none is pending. */
-  private earlyAckIndex = 0;
-  private oackSentAt = 0;
-  private minRoundTrip = Infinity;
-  /**
-   * Adaptive retransmission timeout (RFC 1123 section 4.2.3.2 asks TFTP for
-   * one), unless the client set a timeout itself (RFC 2349): the smoothed
-   * round trip and its variation as in RFC 6298, in ms, measured from the
-   * last block of each window (or the OACK) to its ACK, never from a block
-   * sent twice (Karn). Until measured, the configured timeout.
-   */
-  private readonly adaptive: boolean;
-  private roundTrip: RoundTripEstimate | undefined;
-  private retransmissionTimeout: number;
-  /** When the highest block went out, and whether it has gone out again since. */
-  private highestSentAt = 0;
-  private highestSentAgain = false;
-  /** Waiting scheduled since the last progress, ms; past `patienceMs` (and `retries`) the transfer gives up. */
-  private waited = 0;
-  private readonly patienceMs: number;
-  /** Whether the client has acknowledged anything yet, and until when (Date.now() time) a client that has not is waited for. */
-  private heardFromClient = false;
-  private silentUntil = Infinity;
-  /** The socket's pump is answering ACKs (see startPump), from this block on. */
+  /** The socket's pump is answering ACKs (see startPump). */
   private pumping = false;
-  private pumpedFrom = 0;
-  private pumpedBlocks = 0;
-  private segmentedBlocks = 0;
-  private polledAcks = 0;
-  private pollMisses = 0;
+  private finished = false;
 
   constructor(private readonly params: ReadTransferParams) {
-    this.blockSize = params.negotiated.blockSize;
-    this.windowSize = params.negotiated.windowSize;
-    const acknowledged = params.negotiated.acknowledged;
+    const { negotiated } = params;
+    this.blockSize = negotiated.blockSize;
+    const acknowledged = negotiated.acknowledged;
     this.oack = acknowledged.length > 0 ? encodePacket({ kind: 'optionAcknowledgement', options: acknowledged }) : undefined;
-    this.phase = this.oack !== undefined ? 'optionAck' : 'data';
-    this.adaptive = params.negotiated.timeoutMs === undefined;
-    this.retransmissionTimeout = params.timeoutMs;
-    // As patient as the configured timeout's schedule, however short the measured one.
-    this.patienceMs = 0;
-    for (let tries = 0; tries <= params.retries; tries += 1) this.patienceMs += retransmissionDelay(params.timeoutMs, tries);
-    if (this.windowSize > 1) {
-      this.sentAt = new Float64Array(this.windowSize);
-      this.burstOf = new Uint32Array(this.windowSize);
-      this.resent = new Uint8Array(this.windowSize);
-    }
+    this.sender = new Sender({
+      blockSize: negotiated.blockSize,
+      windowSize: negotiated.windowSize,
+      timeoutMs: params.timeoutMs,
+      minTimeoutMs: params.minTimeoutMs,
+      retries: params.retries,
+      silentTimeoutMs: params.silentTimeoutMs,
+      adaptive: negotiated.timeoutMs === undefined,
+      optionAck: this.oack !== undefined,
+      optionAckHasSize: acknowledged.some((option) => option.name === 'tsize'),
+    });
     params.socket.onMessage((message, remote) => this.receive(message, remote));
     params.socket.pump?.onStopped((stop) => this.pumpStopped(stop));
   }
 
   /** Send the OACK, or the first window when no option was accepted. */
   start(): void {
-    this.silentUntil = Date.now() + this.params.silentTimeoutMs;
-    this.enqueue(async () => {
-      if (this.oack !== undefined) {
-        this.send(this.oack);
-        this.oackSentAt = performance.now();
-        this.armTimer();
-      } else {
-        await this.beginData();
-      }
-    });
+    this.enqueue(() => this.carryOut(this.sender.start(performance.now())));
   }
 
   /** End now, telling the client why (server shutdown). */
   abort(outcome: TransferOutcome, detail: string): void {
-    if (this.phase === 'done') return;
-    this.sendError(ErrorCode.notDefined, detail);
-    this.finish(outcome, detail);
+    void this.carryOut(this.sender.end(outcome, detail, detail));
   }
 
   private receive(message: Buffer, remote: { address: string; port: number }): void {
-    if (this.phase === 'done') return;
+    if (this.sender.phase === 'done') return;
     const { client, log } = this.params;
     if (remote.address !== client.address || remote.port !== client.port) {
       // RFC 1350 section 4: a packet from a TID other than the client's gets
@@ -215,7 +146,7 @@ export class ReadTransfer {
       }
       return;
     }
-    if (this.pending === 0 && this.phase === 'data' && message.length === 4 && message[0] === 0 && message[1] === 4) {
+    if (this.pending === 0 && this.sender.phase === 'data' && message.length === 4 && message[0] === 0 && message[1] === 4) {
       // An ACK with nothing queued before it: handle it here and now.
       let rest: Promise<void> | undefined;
       try {
@@ -235,115 +166,88 @@ export class ReadTransfer {
   }
 
   private async handle(packet: TftpPacket): Promise<void> {
-    if (this.phase === 'done') return;
+    if (this.sender.phase === 'done') return;
     if (packet.kind === 'error') {
-      // Only a refusal of an OACK that answered tsize counts as a size
-      // probe; refusing other options is worth an info line.
-      const probe = this.phase === 'optionAck' && this.params.negotiated.acknowledged.some((option) => option.name === 'tsize');
-      this.finish(probe ? 'probe' : 'clientError', `client sent error ${packet.code}: ${packet.message}`);
+      await this.carryOut(this.sender.clientError(packet.code, packet.message));
       return;
     }
     if (packet.kind !== 'acknowledgement') {
       this.params.log.debug({ client: clientLabel(this.params.client), packet: describePacket(packet) }, 'tftp ignored packet that is not an ACK');
       return;
     }
-    this.heardFromClient = true;
-    if (this.phase === 'optionAck') {
-      // RFC 2347: the client accepts the OACK with ACK 0.
-      if (packet.block === 0) {
-        const roundTrip = performance.now() - this.oackSentAt;
-        if (this.sentAt !== undefined) this.minRoundTrip = roundTrip;
-        if (this.retransmits === 0) this.sampleRoundTrip(roundTrip);
-        await this.beginData();
-      }
-      return;
-    }
     await this.acknowledged(packet.block);
   }
 
   /**
-   * An ACK in the data phase. Synchronous (undefined) when the blocks to
-   * send next are at hand, which is the common case: no promise, no
-   * microtask between the ACK and the next DATA.
+   * An ACK. Synchronous (undefined) when the blocks to send next are at
+   * hand, which is the common case: no promise, no microtask between the
+   * ACK and the next DATA.
    */
   private acknowledged(block: number): Promise<void> | undefined {
-    this.heardFromClient = true;
-    const meaning = interpretAck(block, this.lastAcked, this.highestSent);
-    if (meaning.kind === 'duplicate') {
-      this.duplicateAcks += 1;
-      if (this.earlyAckIndex !== 0 && this.earlyAckIndex === this.lastAcked && this.lastAcked < this.highestSent) {
-        // The client repeats an ACK we took as early: now it does say that
-        // the block after it was lost. Once: the window is resent from
-        // there, and further repeats are plain duplicates again.
-        this.earlyAckIndex = 0;
-        return this.sendWindow(this.lastAcked + 1);
-      }
-      return undefined;
+    const action = this.sender.acknowledge(block, performance.now());
+    const lastAcked = this.sender.lastAcked;
+    if (lastAcked > this.released && this.sender.phase === 'data') {
+      for (let index = this.released + 1; index <= lastAcked; index += 1) this.unacknowledged.delete(index);
+      this.released = lastAcked;
+      this.window?.prefetch(lastAcked, this.sendsQueued);
     }
-    if (meaning.kind === 'outOfWindow') return undefined;
-    for (let index = this.lastAcked + 1; index <= meaning.index; index += 1) {
-      const packet = this.unacknowledged.get(index);
-      // A block the pump sent is not held here; its length follows from the size.
-      if (packet !== undefined) this.bytes += packet.length - 4;
-      else if (this.window !== undefined) this.bytes += this.fileBytesThrough(index) - this.fileBytesThrough(index - 1);
-      this.unacknowledged.delete(index);
-    }
-    this.lastAcked = meaning.index;
-    this.tries = 0;
-    this.earlyAckIndex = 0;
-    if (this.lastAcked === this.finalIndex) {
-      this.finish('complete');
-      return undefined;
-    }
-    this.window?.prefetch(this.lastAcked, this.sendsQueued);
-    if (this.sentAt !== undefined && meaning.index < this.highestSent && this.isEarly(meaning.index)) {
-      // Take the progress and keep the window full, sending only blocks
-      // never sent; the ones in flight are not sent again.
-      this.earlyAcks += 1;
-      this.earlyAckIndex = meaning.index;
-      return this.sendWindow(this.highestSent + 1);
-    }
-    if (meaning.index === this.highestSent && !this.highestSentAgain) this.sampleRoundTrip(performance.now() - this.highestSentAt);
-    if (this.sentAt !== undefined && meaning.index === this.highestSent) {
-      this.minRoundTrip = Math.min(this.minRoundTrip, performance.now() - this.sentAt[meaning.index % this.windowSize]!);
-    }
-    // RFC 7440 section 4: an ACK inside the window says the blocks after it
-    // were lost; the next window starts right after it either way.
-    return this.sendWindow(this.lastAcked + 1);
+    return this.carryOut(action);
   }
 
-  /**
-   * Whether an ACK for `index`, inside the window, may have left the client
-   * before block index+1 could reach it, so that it says nothing about that
-   * block being lost:
-   * - index+1 went out less than a round trip ago (three quarters of the
-   *   shortest seen, for jitter); or
-   * - `index` was sent again as the first block of a burst, followed by
-   *   index+1: a client that already held it answers the old block at once
-   *   (atftp sends one ACK when old blocks arrive), while index+1 is still
-   *   on its way. Restarting the window on such ACKs sent most windows
-   *   twice after the first loss through a lossy link.
-   */
-  private isEarly(index: number): boolean {
-    const slot = index % this.windowSize;
-    const next = (index + 1) % this.windowSize;
-    if (performance.now() - this.sentAt![next]! < this.minRoundTrip * 0.75) return true;
-    return this.resent![slot] === 1 && this.burstOf![slot] === this.burstOf![next];
+  /** Do what the sender asks; a promise only when that has to wait (a read, opening the file). */
+  private carryOut(action: SenderAction): Promise<void> | undefined {
+    switch (action.kind) {
+      case 'none':
+        return undefined;
+      case 'sendOptionAck':
+        this.send(this.oack!);
+        this.wait(action.until);
+        return undefined;
+      case 'openFile':
+        return this.beginData();
+      case 'sendBlocks':
+        return this.sendWindow(action.from, action.to);
+      case 'startPump':
+        return this.startPump(action);
+      case 'wait':
+        this.wait(action.until);
+        return undefined;
+      case 'expire': {
+        const generation = action.generation;
+        this.enqueue(() => this.expire(generation));
+        return undefined;
+      }
+      case 'waitAndExpire': {
+        const generation = action.generation;
+        this.wait(action.until);
+        this.enqueue(() => this.expire(generation));
+        return undefined;
+      }
+      case 'resume':
+        this.enqueue(async () => {
+          await this.carryOut(this.sender.resume());
+        });
+        return undefined;
+      case 'finish':
+        try {
+          if (action.errorMessage !== undefined) this.sendError(ErrorCode.notDefined, action.errorMessage);
+        } finally {
+          this.finish(action.outcome, action.detail);
+        }
+        return undefined;
+    }
   }
 
   private async beginData(): Promise<void> {
-    this.phase = 'data';
-    this.tries = 0;
-    const { content, netascii } = this.params;
+    const { content, netascii, socket } = this.params;
     try {
       if (!netascii && content.openRandomAccess !== undefined) {
         const random = await content.openRandomAccess();
-        if (this.phase !== 'data') {
+        if (this.sender.phase !== 'data') {
           random.close();
           return;
         }
-        this.window = new WindowBuffer(random, content.size, this.blockSize, this.windowSize);
-        this.finalIndex = this.window.finalIndex;
+        this.window = new WindowBuffer(random, content.size, this.blockSize, this.params.negotiated.windowSize);
       } else {
         this.reader = new BlockReader(content.open(), netascii);
       }
@@ -352,51 +256,57 @@ export class ReadTransfer {
       return;
     }
     this.params.onStarted();
-    await this.sendWindow();
+    const window = this.window;
+    const opened =
+      window !== undefined
+        ? {
+            finalIndex: window.finalIndex,
+            finalLength: content.size - (window.finalIndex - 1) * this.blockSize,
+            pumpable: socket.pump !== undefined && window.fd !== undefined,
+          }
+        : { pumpable: false };
+    await this.carryOut(this.sender.fileOpened(opened));
   }
 
   /**
-   * Send blocks from .. lastAcked+windowSize (or to the last block), then
-   * wait. Synchronous while the blocks are held (window buffer, or kept for
+   * Send blocks from..to (fewer when a stream ends first), then wait.
+   * Synchronous while the blocks are held (window buffer, or kept for
    * resending); returns a promise only when it has to read.
    */
-  private sendWindow(from = this.lastAcked + 1): Promise<void> | undefined {
-    if (from > this.highestSent && this.tries === 0 && this.startPump(from)) return undefined;
-    const end = this.lastAcked + this.windowSize;
-    this.burst += 1;
+  private sendWindow(from: number, to: number): Promise<void> | undefined {
     const window = this.window;
     const packets: Buffer[] = [];
-    for (let index = from; index <= end; index += 1) {
-      if (this.finalIndex !== undefined && index > this.finalIndex) break;
+    for (let index = from; index <= to; index += 1) {
       // Blocks sent before are kept here: the window buffer may have moved
       // on to a new buffer since (see WindowBuffer.fill).
       let packet = this.unacknowledged.get(index);
       if (packet === undefined) {
         if (window === undefined || index > window.highestRead) {
-          this.sendBlocks(packets, index - packets.length, from);
-          return this.readAndSend(index, end, from);
+          this.sendBlocks(packets, index - packets.length);
+          return this.readAndSend(index, to);
         }
         packet = window.packet(index, wireBlockNumber(index));
         this.unacknowledged.set(index, packet);
       }
       packets.push(packet);
     }
-    this.sendBlocks(packets, from, from);
-    this.armTimer();
+    this.sendBlocks(packets, from);
+    this.wait(this.sender.windowSent(performance.now()).until);
     return undefined;
   }
 
   /** The rest of sendWindow from block `index`, reading the blocks not read yet. */
-  private async readAndSend(index: number, end: number, from: number): Promise<void> {
+  private async readAndSend(index: number, to: number): Promise<void> {
     const packets: Buffer[] = [];
-    for (; index <= end; index += 1) {
-      if (this.finalIndex !== undefined && index > this.finalIndex) break;
+    for (; index <= to; index += 1) {
+      const finalIndex = this.sender.finalIndex;
+      if (finalIndex !== undefined && index > finalIndex) break;
       let packet = this.unacknowledged.get(index);
       if (packet === undefined) {
         // What is gathered goes out before waiting for a read.
         if (this.window === undefined || index > this.window.highestRead) {
           const first = index - packets.length;
-          this.sendBlocks(packets.splice(0), first, from);
+          this.sendBlocks(packets.splice(0), first);
         }
         try {
           packet = this.window !== undefined ? await this.windowPacket(index) : await this.streamPacket(index);
@@ -404,14 +314,14 @@ export class ReadTransfer {
           this.failRead(err);
           return;
         }
-        if (this.phase === 'done') return;
+        if (this.sender.phase === 'done') return;
         this.unacknowledged.set(index, packet);
-        if (packet.length - 4 < this.blockSize) this.finalIndex = index;
+        if (packet.length - 4 < this.blockSize) this.sender.lastBlock(index, packet.length - 4);
       }
       packets.push(packet);
     }
-    this.sendBlocks(packets, index - packets.length, from);
-    this.armTimer();
+    this.sendBlocks(packets, index - packets.length);
+    this.wait(this.sender.windowSent(performance.now()).until);
   }
 
   /**
@@ -420,125 +330,46 @@ export class ReadTransfer {
    * A failed send is a lost packet, resent on the timer; whether bytes may
    * still be queued is asked of the socket (sendsQueued) when needed.
    */
-  private sendBlocks(packets: Buffer[], first: number, burstStart: number): void {
+  private sendBlocks(packets: Buffer[], first: number): void {
     if (packets.length === 0) return;
-    if (packets.length === 1) this.params.socket.send(packets[0]!, this.params.client.port, this.params.client.address);
-    else this.segmentedBlocks += this.params.socket.sendMany(packets, this.params.client.port, this.params.client.address);
-    for (let k = 0; k < packets.length; k += 1) this.noteSent(first + k, burstStart);
-  }
-
-  private noteSent(index: number, burstStart: number): void {
-    if (index <= this.highestSent) this.retransmits += 1;
-    if (this.sentAt !== undefined) {
-      const slot = index % this.windowSize;
-      this.sentAt[slot] = performance.now();
-      this.burstOf![slot] = this.burst;
-      // Only the first block of a burst counts as an old block the client may answer at once.
-      this.resent![slot] = index <= this.highestSent && index === burstStart ? 1 : 0;
-    }
-    if (index > this.highestSent) {
-      this.highestSent = index;
-      this.highestSentAt = performance.now();
-      this.highestSentAgain = false;
-    } else if (index === this.highestSent) {
-      this.highestSentAgain = true;
-    }
+    const { socket, client } = this.params;
+    let segmented = 0;
+    if (packets.length === 1) socket.send(packets[0]!, client.port, client.address);
+    else segmented = socket.sendMany(packets, client.port, client.address);
+    this.sender.blocksSent(first, packets.length, segmented, performance.now());
   }
 
   /**
    * At windowsize 1 from a file, hand the steady part of the transfer to
-   * the socket when it can do it (server/native/tftp_endpoint.c): it sends
-   * block `from` and answers each in-order ACK with the next block, until
-   * anything else happens (pumpStopped). False when it cannot take the
-   * transfer now (not such a transfer, or the block is not in memory):
-   * then send as usual.
+   * the socket (server/native/tftp_endpoint.c): it sends block `from` and
+   * answers each in-order ACK with the next block, until anything else
+   * happens (pumpStopped). When it cannot take the block now (not in
+   * memory), send as usual.
    */
-  private startPump(from: number): boolean {
-    const pump = this.params.socket.pump;
-    const fd = this.window?.fd;
-    if (pump === undefined || fd === undefined || this.windowSize !== 1 || this.finalIndex === undefined) return false;
+  private startPump(action: Extract<SenderAction, { kind: 'startPump' }>): Promise<void> | undefined {
     let outcome: 'started' | 'wouldBlock';
     try {
-      outcome = pump.start({
-        fd,
-        size: this.params.content.size,
-        blockSize: this.blockSize,
-        from,
-        finalIndex: this.finalIndex,
-        timeoutMs: this.retransmissionTimeout,
-        ...(this.adaptive ? { adaptive: { estimate: this.roundTrip, minMs: this.timeoutFloor(), maxMs: this.params.timeoutMs } } : {}),
-      });
+      outcome = this.params.socket.pump!.start({ ...action.request, fd: this.window!.fd!, size: this.params.content.size, blockSize: this.blockSize });
     } catch (err) {
       this.failRead(err);
-      return true;
+      return undefined;
     }
-    if (outcome === 'wouldBlock') return false;
+    if (outcome === 'wouldBlock') return this.carryOut(this.sender.pumpWouldBlock());
     this.pumping = true;
-    this.pumpedFrom = from;
-    this.disarmTimer();
-    this.highestSent = from;
-    this.highestSentAt = performance.now();
-    this.highestSentAgain = false;
-    return true;
+    this.sender.pumpStarted(performance.now());
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    return undefined;
   }
 
-  /** The pump handed the transfer back: take its progress, then go on from there. */
+  /** The pump handed the transfer back: the sender takes its progress and says how to go on. */
   private pumpStopped(stop: PumpStop): void {
     this.pumping = false;
-    if (this.phase !== 'data') return;
-    this.pumpedBlocks += stop.highestSent - this.pumpedFrom + 1;
-    this.polledAcks += stop.polledAcks;
-    this.pollMisses += stop.pollMisses;
-    if (stop.lastAcked > 0) this.heardFromClient = true;
-    if (stop.lastAcked > this.lastAcked) this.bytes += this.fileBytesThrough(stop.lastAcked) - this.fileBytesThrough(this.lastAcked);
-    this.lastAcked = stop.lastAcked;
-    this.highestSent = stop.highestSent;
-    this.highestSentAt = performance.now() - stop.sinceSentMs;
-    this.highestSentAgain = false;
+    if (this.sender.phase !== 'data') return;
     this.unacknowledged.clear();
-    if (this.adaptive && stop.roundTrip !== undefined) {
-      this.roundTrip = stop.roundTrip;
-      this.retransmissionTimeout = retransmissionTimeout(this.roundTrip, this.timeoutFloor(), this.params.timeoutMs);
-    }
-    switch (stop.reason) {
-      case 'complete':
-        this.finish('complete');
-        return;
-      case 'packet':
-        // The packet comes next, to receive(); meanwhile the block in flight waits as any other.
-        this.armTimer();
-        return;
-      case 'timeout': {
-        this.armTimer();
-        const generation = this.timerGeneration;
-        this.enqueue(() => this.expire(generation));
-        return;
-      }
-      case 'wouldBlock':
-        // Read it on the thread pool and send it the usual way.
-        this.enqueue(async () => {
-          if (this.phase === 'data') await this.sendWindow(this.lastAcked + 1);
-        });
-        return;
-      case 'readError':
-        this.failRead(new Error(stop.detail ?? 'read failed'));
-        return;
-    }
-  }
-
-  private sampleRoundTrip(ms: number): void {
-    if (!this.adaptive) return;
-    this.roundTrip = sampleRoundTrip(this.roundTrip, ms);
-    this.retransmissionTimeout = retransmissionTimeout(this.roundTrip, this.timeoutFloor(), this.params.timeoutMs);
-  }
-
-  /** Bytes of a file's blocks 1..index (the last block may be short). */
-  private fileBytesThrough(index: number): number {
-    return Math.min(this.params.content.size, Math.max(0, index) * this.blockSize);
-  }
-
-  private timeoutFloor(): number {
-    return Math.min(this.params.minTimeoutMs, this.params.timeoutMs);
+    const action = this.sender.pumpStopped(stop, performance.now());
+    this.released = this.sender.lastAcked;
+    void this.carryOut(action);
   }
 
   /** Whether the socket still holds sends not handed to the kernel: they may point into the window buffer. */
@@ -547,7 +378,7 @@ export class ReadTransfer {
   /** Block `index` from the window buffer, as a DATA packet; when it is new, read it and as many after it as the buffer has room for. */
   private async windowPacket(index: number): Promise<Buffer> {
     const window = this.window!;
-    if (index > window.highestRead) await window.fill(index, this.lastAcked + window.capacity, this.sendsQueued());
+    if (index > window.highestRead) await window.fill(index, this.sender.lastAcked + window.capacity, this.sendsQueued());
     return window.packet(index, wireBlockNumber(index));
   }
 
@@ -558,77 +389,30 @@ export class ReadTransfer {
   }
 
   /**
-   * Wait for an ACK until now + the retransmission delay. One timer per
-   * transfer that checks the deadline when it fires, rather than a new
-   * timer per packet: at windowsize 1 that was one setTimeout and one
-   * clearTimeout per block.
+   * Wait for an ACK until `until`. One timer per transfer that asks the
+   * sender when it fires, rather than a new timer per packet: at windowsize
+   * 1 that was one setTimeout and one clearTimeout per block. A timer due
+   * before `until` stays; the sender tells it to wait on when it fires.
    */
-  private armTimer(): void {
-    this.timerGeneration += 1;
-    const now = Date.now();
-    let delay = retransmissionDelay(this.retransmissionTimeout, this.tries);
-    // A client that has said nothing yet is not waited for past silentUntil.
-    if (!this.heardFromClient) delay = Math.max(0, Math.min(delay, this.silentUntil - now));
-    this.waited = this.tries === 0 ? delay : this.waited + delay;
-    this.deadline = now + delay;
-    if (this.timer !== undefined && this.timerDue <= this.deadline) return;
+  private wait(until: number): void {
+    if (this.timer !== undefined && this.timerDue <= until) return;
     clearTimeout(this.timer);
-    this.timerDue = this.deadline;
-    this.timer = setTimeout(this.onTimer, this.deadline - now);
-  }
-
-  private disarmTimer(): void {
-    this.timerGeneration += 1;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.timerDue = until;
+    this.timer = setTimeout(this.onTimer, until - performance.now());
   }
 
   private readonly onTimer = (): void => {
     this.timer = undefined;
-    if (this.phase === 'done') return;
-    const now = Date.now();
-    if (now < this.deadline) {
-      this.timerDue = this.deadline;
-      this.timer = setTimeout(this.onTimer, this.deadline - now);
-      return;
-    }
-    const generation = this.timerGeneration;
-    this.enqueue(() => this.expire(generation));
+    void this.carryOut(this.sender.timerFired(performance.now()));
   };
 
   private async expire(generation: number): Promise<void> {
-    // An ACK handled after the timer fired but before this ran re-armed it.
-    if (this.phase === 'done' || generation !== this.timerGeneration) return;
-    this.tries += 1;
-    if (!this.heardFromClient && Date.now() >= this.silentUntil) {
-      // No ACK at all: a client that lost interest, or a stranger holding
-      // transfer slots with requests it never follows up. Either way, not
-      // worth the full retransmission schedule (about 30 s by default).
-      const detail = `no acknowledgement at all within ${this.params.silentTimeoutMs} ms (${this.tries - 1} retransmissions)`;
-      this.sendError(ErrorCode.notDefined, 'timed out');
-      this.finish('timeout', detail);
-      return;
-    }
-    if (this.tries > this.params.retries && this.waited >= this.patienceMs) {
-      const detail = `no acknowledgement after ${this.tries - 1} retransmissions`;
-      this.sendError(ErrorCode.notDefined, 'timed out');
-      this.finish('timeout', detail);
-      return;
-    }
-    if (this.phase === 'optionAck') {
-      this.retransmits += 1;
-      this.send(this.oack!);
-      this.oackSentAt = performance.now();
-      this.armTimer();
-      return;
-    }
-    await this.sendWindow();
+    await this.carryOut(this.sender.expire(generation, performance.now()));
   }
 
   private failRead(err: unknown): void {
     const detail = err instanceof Error ? err.message : String(err);
-    this.sendError(ErrorCode.notDefined, 'could not read the file');
-    this.finish('readError', detail);
+    void this.carryOut(this.sender.end('readError', detail, 'could not read the file'));
   }
 
   private send(packet: Buffer): void {
@@ -639,7 +423,7 @@ export class ReadTransfer {
     this.send(encodePacket({ kind: 'error', code, message }));
   }
 
-  private enqueue(work: () => Promise<void>): void {
+  private enqueue(work: () => Promise<void> | undefined): void {
     this.pending += 1;
     this.queue = this.queue
       .then(work)
@@ -653,8 +437,8 @@ export class ReadTransfer {
   }
 
   private finish(outcome: TransferOutcome, detail?: string): void {
-    if (this.phase === 'done') return;
-    this.phase = 'done';
+    if (this.finished) return;
+    this.finished = true;
     clearTimeout(this.timer);
     if (this.pumping) this.params.socket.pump?.stop();
     this.pumping = false;
@@ -673,42 +457,12 @@ export class ReadTransfer {
       client: this.params.client,
       file: this.params.file,
       outcome,
-      bytes: this.bytes,
-      blocks: this.lastAcked,
-      retransmits: this.retransmits,
-      duplicateAcks: this.duplicateAcks,
-      earlyAcks: this.earlyAcks,
-      pumpedBlocks: this.pumpedBlocks,
-      segmentedBlocks: this.segmentedBlocks,
-      polledAcks: this.polledAcks,
-      pollMisses: this.pollMisses,
+      ...this.sender.counts(),
       durationMs: Date.now() - this.params.startedAt,
     };
     if (detail !== undefined) summary.detail = detail;
     this.params.onFinished(summary);
   }
-}
-
-/**
- * Longest wait between retransmissions once backing off: longer than the
- * clients' own retransmission timers (atftp and tftp-hpa wait 5 s).
- */
-export const maxBackoffMs = 8000;
-
-/**
- * How long to wait for an ACK after the `tries`-th retransmission of the
- * same window: the timeout, doubled each time (RFC 1123 section 4.2.3.2
- * asks for exponential backoff), up to maxBackoffMs (or the timeout, if the
- * client asked for a longer one).
- *
- * Backing off is also what unsticks atftp with windows (Debian's RFC 7440
- * patch): on old blocks it sends one ACK and then ignores them until its
- * own 5 s timer fires, and every retransmission restarts that timer. If
- * that one ACK is lost, only a pause longer than 5 s lets it speak again;
- * resending every second would keep it silent until we gave up.
- */
-export function retransmissionDelay(timeoutMs: number, tries: number): number {
-  return Math.min(timeoutMs * 2 ** Math.min(tries, 20), Math.max(timeoutMs, maxBackoffMs));
 }
 
 export function clientLabel(client: TftpClient): string {
