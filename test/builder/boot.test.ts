@@ -44,7 +44,9 @@ type Request = SeenRequest;
 const gets = (requests: Request[]) => requests.filter((request) => request.method === 'GET');
 /** The stages the runtime reported, in order. */
 const reported = (requests: Request[]) =>
-  requests.filter((request) => request.method === 'POST').map((request) => new URLSearchParams(request.body ?? '').get('stage'));
+  requests
+    .filter((request) => request.method === 'POST' && request.url.endsWith('/events'))
+    .map((request) => new URLSearchParams(request.body ?? '').get('stage'));
 
 const serve = (ns: Netns, routes: Record<string, string>) => serveInNamespace(ns, PORT, routes);
 
@@ -98,10 +100,20 @@ test('static network: the runtime fetches runtime.env, applies it, prints one re
     );
     // Where the boot stood, reported to the server: booted, the setting that failed, ready.
     assert.deepEqual(reported(requests), ['booted', 'setting-failed', 'ready']);
-    assert.ok(requests.every((r) => r.method === 'GET' || r.url === `/hosts/${MAC}/events`));
+    // And its storage, once, before ready: this machine has no disk, so an empty list.
+    assert.deepEqual(
+      requests.filter((request) => request.url.endsWith('/storage')).map((request) => [request.method, request.url, request.body]),
+      [['POST', `/hosts/${MAC}/storage`, '']],
+    );
+    assert.match(console, /rackboot-runtime: storage: 0 disk\(s\), 0 volume group\(s\)/);
+    assert.doesNotMatch(console, /storage report not sent/);
+    assert.ok(requests.every((r) => r.method === 'GET' || r.url === `/hosts/${MAC}/events` || r.url === `/hosts/${MAC}/storage`));
     const failed = new URLSearchParams(requests.find((r) => r.body?.includes('setting-failed'))!.body);
     assert.equal(failed.get('detail'), "timezone: '../../etc/passwd' is not a zoneinfo name");
-    assert.match(new URLSearchParams(requests.filter((r) => r.method === 'POST').at(-1)!.body).get('detail') ?? '', /^ip=198\.18\.0\.50\/24 domains=0$/);
+    assert.match(
+      new URLSearchParams(requests.filter((r) => r.method === 'POST' && r.url.endsWith('/events')).at(-1)!.body).get('detail') ?? '',
+      /^ip=198\.18\.0\.50\/24 domains=0$/,
+    );
     assert.match(console, /rackboot-runtime: setting timezone failed: '\.\.\/\.\.\/etc\/passwd' is not a zoneinfo name/);
     assert.match(console, /runtime\.env: ignored 1 line\(s\)/);
     assert.doesNotMatch(console, /this line is not an assignment/);
@@ -109,9 +121,9 @@ test('static network: the runtime fetches runtime.env, applies it, prints one re
     assert.ok(ready.end <= console.length);
     assert.equal(exit.signal, null, `QEMU was killed (deadline) instead of powering off; console:\n${machine.tail()}`);
     assert.equal(exit.code, 0);
-    // Only our own lines from the runtime; the kernel is quiet.
+    // Only our own lines from the runtime (the ignored line, the timezone, the storage, ready); the kernel is quiet.
     const runtimeLines = console.split('\n').filter((l) => l.startsWith('rackboot-runtime:'));
-    assert.equal(runtimeLines.length, 3, runtimeLines.join('\n'));
+    assert.equal(runtimeLines.length, 4, runtimeLines.join('\n'));
     process.stdout.write(`# boot (static): ready line after ${readySeconds.toFixed(1)} s, QEMU exited after ${totalSeconds.toFixed(1)} s\n`);
   } finally {
     machine?.kill();

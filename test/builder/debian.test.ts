@@ -216,7 +216,7 @@ const serve = (ns: Netns, routes: Record<string, HttpRoute>) => serveInNamespace
 
 /** The events posted so far, as form fields. */
 function events(requests: Request[]): Array<Record<string, string>> {
-  return requests.filter((r) => r.method === 'POST').map((r) => Object.fromEntries(new URLSearchParams(r.body)));
+  return requests.filter((r) => r.method === 'POST' && r.url.endsWith('/events')).map((r) => Object.fromEntries(new URLSearchParams(r.body)));
 }
 
 async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined, context: () => string): Promise<T> {

@@ -120,6 +120,7 @@ http.createServer((req, res) => {
       const stage = new URLSearchParams(posted).get('stage');
       res.writeHead(stage ? 204 : 400); res.end(stage ? undefined : 'stage: missing\\n'); return;
     }
+    if (req.method === 'POST' && /^\\/hosts\\/[0-9a-f:]+\\/storage$/.test(req.url)) { res.writeHead(204); res.end(); return; }
     const route = routes[req.url];
     if (route === undefined) { res.writeHead(404); res.end('not found\\n'); return; }
     if (typeof route === 'object' && route.file) { res.writeHead(200, { 'content-length': fs.statSync(route.file).size }); fs.createReadStream(route.file).pipe(res); return; }
