@@ -90,7 +90,7 @@ test('the status page shows hosts moving through their stages live, and filters 
     await stageOf('52:54:00:00:00:01').filter({ hasText: 'dhcp-discover' }).waitFor();
     for (const stage of ['dhcp-ack', 'boot-script', 'booted', 'ready']) {
       Object.assign(hosts[0]!, { stage, address: '198.18.0.50', lastSeen: new Date().toISOString() });
-      if (stage === 'ready') hosts[0]!.lastBootSeconds = 28.4;
+      if (stage === 'ready') Object.assign(hosts[0]!, { lastBootSeconds: 28.4, storage: '2 disks (64 GiB, 932 GiB), 1 volume group (vg0)' });
       await stageOf('52:54:00:00:00:01')
         .filter({ hasText: new RegExp(`^${stage}$`) })
         .waitFor();
@@ -100,12 +100,14 @@ test('the status page shows hosts moving through their stages live, and filters 
     assert.equal(await row.locator('.last-boot').textContent(), '28.4 s');
     assert.equal(await row.locator('.stage').getAttribute('class'), 'stage ready');
     assert.equal(await row.locator('.profile').getAttribute('title'), 'node01.yaml (its own file)');
+    assert.equal(await row.locator('.storage').textContent(), '2 disks (64 GiB, 932 GiB), 1 volume group (vg0)');
 
     // A second host fails; a name with markup is shown as text, not HTML.
     hosts.push(host('52:54:00:00:00:02', '<b>node02</b>', 'failed', { failures: 2, lastFailure: 'domain web: xl create failed' }));
     await stageOf('52:54:00:00:00:02').waitFor();
     assert.equal(await page.locator('#hosts tr[data-mac="52:54:00:00:00:02"] .hostname').textContent(), '<b>node02</b>');
     assert.equal(await page.locator('#hosts b').count(), 0);
+    assert.equal(await page.locator('#hosts tr[data-mac="52:54:00:00:00:02"] .storage').textContent(), '', 'no storage report yet');
     assert.equal(await page.locator('#hosts tr[data-mac="52:54:00:00:00:02"] .failures').getAttribute('title'), 'domain web: xl create failed');
 
     await page.selectOption('#stage-filter', 'failed');
