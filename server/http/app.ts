@@ -230,6 +230,13 @@ export function createHttpApp(options: HttpAppOptions) {
     if (boot?.kind === 'boot') log.info({ event: 'domain-config', mac: boot.plan.mac, domain }, 'domain configuration');
   });
 
+  /** The request's :mac, normalised; undefined after answering 400 when it is no MAC. */
+  const macParameter = (req: Request, res: Response): string | undefined => {
+    const mac = normaliseMac(String(req.params.mac));
+    if (!mac) text(res.status(400), `rackboot: mac: "${String(req.params.mac)}" is not a MAC address\n`);
+    return mac || undefined;
+  };
+
   /**
    * Why a report of `stage` (or the heartbeat, "alive") about `mac` is not
    * taken from this request; undefined when the host's token, or its guest's
@@ -252,11 +259,8 @@ export function createHttpApp(options: HttpAppOptions) {
   // Form-encoded, so busybox `wget --post-data` can send them, or JSON.
   const eventBody = [express.urlencoded({ extended: false, limit: eventBodyLimit }), express.json({ limit: eventBodyLimit, strict: false })];
   app.post('/hosts/:mac/events', ...eventBody, (req: Request, res: Response) => {
-    const mac = normaliseMac(String(req.params.mac));
-    if (!mac) {
-      text(res.status(400), `rackboot: mac: "${String(req.params.mac)}" is not a MAC address\n`);
-      return;
-    }
+    const mac = macParameter(req, res);
+    if (mac === undefined) return;
     const type = req.headers['content-type'];
     const mediaType = (type ?? '').split(';')[0]!.trim().toLowerCase();
     if (mediaType !== 'application/x-www-form-urlencoded' && mediaType !== 'application/json') {
@@ -293,15 +297,12 @@ export function createHttpApp(options: HttpAppOptions) {
   // the format is rackboot's own (storage/report.ts), sent as the body
   // whatever its Content-Type says. The newest report replaces the last.
   app.post('/hosts/:mac/storage', express.text({ type: () => true, limit: maximumStorageReportBytes }), (req: Request, res: Response) => {
-    const mac = normaliseMac(String(req.params.mac));
-    if (!mac) {
-      text(res.status(400), `rackboot: mac: "${String(req.params.mac)}" is not a MAC address\n`);
-      return;
-    }
+    const mac = macParameter(req, res);
+    if (mac === undefined) return;
     const reason = reportRefusal(req, mac, 'storage');
     if (reason !== undefined) {
       log.warn({ event: 'host-storage-refused', mac, remote: remoteAddress(req), reason }, 'storage report refused: not from the host');
-      options.observer?.hostRefused('event');
+      options.observer?.hostRefused('storage');
       text(res.status(403), `rackboot: reports about ${mac} are taken only from that host, with its token: ${reason}\n`);
       return;
     }
@@ -320,11 +321,8 @@ export function createHttpApp(options: HttpAppOptions) {
   // superseded by another boot of the MAC is seen (the two-boots alarm,
   // token-use.ts) while both run. Nothing is written to the timeline.
   app.post('/hosts/:mac/alive', (req: Request, res: Response) => {
-    const mac = normaliseMac(String(req.params.mac));
-    if (!mac) {
-      text(res.status(400), `rackboot: mac: "${String(req.params.mac)}" is not a MAC address\n`);
-      return;
-    }
+    const mac = macParameter(req, res);
+    if (mac === undefined) return;
     const reason = reportRefusal(req, mac, 'alive');
     if (reason !== undefined) {
       log.info({ event: 'host-alive-refused', mac, remote: remoteAddress(req), reason }, 'heartbeat refused');
@@ -336,11 +334,8 @@ export function createHttpApp(options: HttpAppOptions) {
   });
 
   app.get('/hosts/:mac/events', async (req, res) => {
-    const mac = normaliseMac(String(req.params.mac));
-    if (!mac) {
-      text(res.status(400), `rackboot: mac: "${String(req.params.mac)}" is not a MAC address\n`);
-      return;
-    }
+    const mac = macParameter(req, res);
+    if (mac === undefined) return;
     // What the servers saw is written in batches: write it before reading.
     await options.observer?.settle();
     const list = events.listByHost(mac, { limit: eventListLimit }).map((event) => ({ ...event, time: new Date(event.time).toISOString() }));

@@ -18,8 +18,8 @@ import type { TimelineEvent } from './timeline.js';
  */
 export async function listHosts(options: HostsOptions): Promise<HostStatus[]> {
   if (options.server !== undefined) return (await askServer(options, options.server, 'hosts')) as HostStatus[];
-  const { events, reports } = readTimeline(options.state);
-  return describeAll(events, reports, options);
+  const timeline = readTimeline(options.state);
+  return describe([...timeline.macs()], timeline, options);
 }
 
 export interface HostsOptions {
@@ -38,14 +38,13 @@ export type HostDetail = HostStatus & {
 /** `rackboot hosts MAC`: one host in full, from the running server or the state folder. */
 export async function showHost(mac: string, options: HostsOptions): Promise<HostDetail> {
   if (options.server !== undefined) return (await askServer(options, options.server, `hosts/${mac}`)) as HostDetail;
-  const { events, reports } = readTimeline(options.state);
-  const host = (await describeAll(events, reports, options)).find((candidate) => candidate.mac === mac);
+  const timeline = readTimeline(options.state);
+  const [host] = await describe([mac], timeline, options);
   if (host === undefined) throw new Error(`no host ${mac} has been seen (timeline ${join(options.state, 'events.sqlite')})`);
-  const storage = storageOf({ hostReport: (wanted, kind) => reports.find((report) => report.mac === wanted && report.kind === kind) }, mac);
   return {
     ...host,
-    storageReport: storage ?? null,
-    timeline: events.filter((event) => event.mac === mac).map((event) => ({ ...event, time: new Date(event.time).toISOString() })),
+    storageReport: storageOf(timeline, mac) ?? null,
+    timeline: timeline.listByHost(mac).map((event) => ({ ...event, time: new Date(event.time).toISOString() })),
   };
 }
 
@@ -55,32 +54,49 @@ async function askServer(options: HostsOptions, server: string, path: string): P
   return client.call('GET', path);
 }
 
-/** The state folder's timeline and host reports, read while no server holds them. */
-function readTimeline(state: string): { events: TimelineEvent[]; reports: HostReport[] } {
+/** The state folder's timeline file, read once: each host's events and newest reports. */
+interface TimelineFile {
+  macs(): Iterable<string>;
+  listByHost(mac: string): TimelineEvent[];
+  hostReport(mac: string, kind: HostReport['kind']): HostReport | undefined;
+}
+
+/** Read the state folder's timeline and host reports, while no server holds them. */
+function readTimeline(state: string): TimelineFile {
   const file = join(state, 'events.sqlite');
+  let events: TimelineEvent[];
+  let reports: HostReport[];
   try {
-    return { events: readEventFile(file), reports: readHostReportFile(file) };
+    events = readEventFile(file);
+    reports = readHostReportFile(file);
   } catch (error) {
     if ((error as { code?: string }).code === 'LOCKED') {
       throw new Error(`${file} is held by a running rackboot serve; ask it instead: rackboot hosts --server http://ADDRESS:PORT`);
     }
     throw error;
   }
+  const byMac = new Map<string, TimelineEvent[]>();
+  for (const event of events) {
+    const list = byMac.get(event.mac);
+    if (list === undefined) byMac.set(event.mac, [event]);
+    else list.push(event);
+  }
+  const reportByKey = new Map(reports.map((report) => [`${report.mac} ${report.kind}`, report]));
+  return {
+    macs: () => byMac.keys(),
+    listByHost: (mac) => byMac.get(mac) ?? [],
+    hostReport: (mac, kind) => reportByKey.get(`${mac} ${kind}`),
+  };
 }
 
-async function describeAll(events: TimelineEvent[], reports: HostReport[], options: HostsOptions): Promise<HostStatus[]> {
-  const byMac = new Map<string, TimelineEvent[]>();
-  for (const event of events) byMac.set(event.mac, [...(byMac.get(event.mac) ?? []), event]);
+/** The rows of the hosts named that the timeline has seen, newest first, with their profiles and slots. */
+async function describe(macs: string[], timeline: TimelineFile, options: HostsOptions): Promise<HostStatus[]> {
   // Which machine sat in which slot, for slot profiles (absent before the first relayed request).
   const sightings = readSightingsFile(join(options.state, 'slots.sqlite'));
   const profiles = await ProfileDirectory.open(options.profiles, silentLogger()).catch(() => undefined);
   try {
-    const store = {
-      listByHost: (mac: string) => byMac.get(mac) ?? [],
-      hostReport: (mac: string, kind: HostReport['kind']) => reports.find((report) => report.mac === mac && report.kind === kind),
-    };
-    return [...byMac.keys()]
-      .flatMap((mac) => describeHost(mac, store, { profiles: profiles ?? { lookup: () => undefined }, sightings }) ?? [])
+    return macs
+      .flatMap((mac) => describeHost(mac, timeline, { profiles: profiles ?? { lookup: () => undefined }, sightings }) ?? [])
       .sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : -1));
   } finally {
     profiles?.close();

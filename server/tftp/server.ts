@@ -15,8 +15,6 @@ import { OutsideRootError } from './io/root.js';
 import { clientLabel, ReadTransfer, type TftpClient, type TransferSummary } from './io/transfer.js';
 import { dgramTransferSocket, NativeTransferSocket, type TransferSocket } from './io/transfer-socket.js';
 
-export type { TftpClient, TransferOutcome, TransferSummary } from './io/transfer.js';
-
 /** What the server reports to `onEvent`, besides its log lines. */
 export type TftpEvent =
   /** The first DATA packet of a transfer is about to go out. */

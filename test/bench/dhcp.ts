@@ -58,6 +58,7 @@ import { runIn } from '../dhcp/live-support.js';
 import { Netns, assertRoot } from '../support/netns.js';
 import { unpackedProgram } from '../support/unpacked.js';
 import { benchBaseline } from '../support/bench/baseline.js';
+import { markdownTable } from '../support/bench/table.js';
 
 const cliPath = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 const serverAddress = '198.18.0.1';
@@ -262,22 +263,16 @@ export function parsePerfdhcp(stdout: string, seconds?: number): Omit<Result, 's
   return { rate: perSecond, discovers, acks, dropRatio: discovers === 0 ? 1 : 1 - acks / discovers, acksPerSecond };
 }
 
-function formatRows(title: string, header: string[], body: string[][]): string {
-  const widths = header.map((_, column) => Math.max(...[header, ...body].map((cells) => cells[column]!.length)));
-  const line = (cells: string[]): string => `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(' | ')} |`;
-  return [`\n${title}`, line(header), `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`, ...body.map(line)].join('\n');
-}
-
 function formatSeconds(title: string, results: Map<number, Partial<Record<ServerName, Result>>>): string {
   const header = ['offered/s', ...serverNames.map((name) => `${labels[name]} ACKs in second 1, 2, ...`)];
   const body = [...results].map(([offered, row]) => [String(offered), ...serverNames.map((name) => row[name]?.acksPerSecond.join(' ') ?? '-')]);
-  return formatRows(title, header, body);
+  return markdownTable(title, header, body);
 }
 
 function formatCpu(title: string, results: Map<number, Partial<Record<ServerName, Result>>>): string {
   const header = ['offered/s', ...serverNames.map((name) => `${labels[name]} µs/x`)];
   const body = [...results].map(([offered, row]) => [String(offered), ...serverNames.map((name) => row[name]?.cpuMicrosPerExchange.toFixed(0) ?? '-')]);
-  return formatRows(title, header, body);
+  return markdownTable(title, header, body);
 }
 
 function formatTable(title: string, results: Map<number, Partial<Record<ServerName, Result>>>): string {
@@ -292,7 +287,7 @@ function formatTable(title: string, results: Map<number, Partial<Record<ServerNa
       row.rackboot !== undefined && row[name] !== undefined && row[name]!.rate > 0 ? `${(row.rackboot.rate / row[name]!.rate).toFixed(2)}x` : '-';
     return [String(offered), ...serverNames.flatMap(cells), ...against.map(ratio)];
   });
-  return formatRows(title, header, body);
+  return markdownTable(title, header, body);
 }
 
 async function main(): Promise<void> {

@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { Netns, assertRoot } from '../support/netns.js';
 import { cpuMs, rssMiB } from '../support/bench/proc.js';
 import { benchBaseline } from '../support/bench/baseline.js';
+import { markdownTable } from '../support/bench/table.js';
 
 const serverAddress = '198.18.2.1';
 const clientAddress = '198.18.2.2';
@@ -228,7 +229,7 @@ async function main(): Promise<void> {
     const idle = Object.fromEntries(names.map((name) => [name, rssMiB(pids[name])])) as Record<ServerName, number>;
 
     const rows: string[] = [];
-    const baselineRows: string[] = [];
+    const baselineRows: string[][] = [];
     for (const c of concurrencies) {
       // Rounds alternate the servers, and each keeps its best round: the
       // machine is shared, and a busy second hurts whoever runs in it.
@@ -263,18 +264,16 @@ async function main(): Promise<void> {
       );
       const b = best.baseline as Sample | undefined;
       if (b !== undefined) {
-        baselineRows.push(
-          [
-            String(c).padStart(11),
-            r.gbPerSecond.toFixed(2).padStart(13),
-            b.gbPerSecond.toFixed(2).padStart(13),
-            (r.gbPerSecond / b.gbPerSecond).toFixed(2).padStart(6),
-            r.rssMiB.toFixed(0).padStart(16),
-            b.rssMiB.toFixed(0).padStart(16),
-            r.cpuMsPerGB.toFixed(0).padStart(15),
-            b.cpuMsPerGB.toFixed(0).padStart(15),
-          ].join(' '),
-        );
+        baselineRows.push([
+          String(c),
+          r.gbPerSecond.toFixed(2),
+          b.gbPerSecond.toFixed(2),
+          `${(r.gbPerSecond / b.gbPerSecond).toFixed(2)}x`,
+          r.rssMiB.toFixed(0),
+          b.rssMiB.toFixed(0),
+          r.cpuMsPerGB.toFixed(0),
+          b.cpuMsPerGB.toFixed(0),
+        ]);
       }
       process.stderr.write(
         `c=${c}: ${names.map((name) => `${name} ${best[name].gbPerSecond.toFixed(2)} GB/s (${best[name].requests} requests, ${best[name].cpuMsPerGB.toFixed(0)} CPU ms/GB, machine ${best[name].machineMsPerGB.toFixed(0)} ms/GB, ${(best[name].idle * 100).toFixed(0)}% idle, ${(best[name].steal * 100).toFixed(0)}% stolen)`).join(', ')}\n`,
@@ -294,9 +293,11 @@ async function main(): Promise<void> {
         ...(baseline === undefined
           ? []
           : [
-              `against ${baseline.label} (sendfile on), same rounds:`,
-              `connections rackboot GB/s baseline GB/s  ratio rackboot RSS MiB baseline RSS MiB rackboot CPU/GB baseline CPU/GB`,
-              ...baselineRows,
+              markdownTable(
+                `against ${baseline.label} (sendfile on), same rounds:`,
+                ['connections', 'rackboot GB/s', 'baseline GB/s', 'ratio', 'rackboot RSS MiB', 'baseline RSS MiB', 'rackboot CPU/GB', 'baseline CPU/GB'],
+                baselineRows,
+              ),
               '',
             ]),
       ].join('\n'),

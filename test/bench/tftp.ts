@@ -55,6 +55,7 @@ import { Netns, assertRoot } from '../support/netns.js';
 import { unpackedProgram } from '../support/unpacked.js';
 import { cpuMs } from '../support/bench/proc.js';
 import { benchBaseline } from '../support/bench/baseline.js';
+import { markdownTable } from '../support/bench/table.js';
 
 const serverAddress = '198.18.1.1';
 const clientAddress = '198.18.1.2';
@@ -203,9 +204,7 @@ function formatTable(title: string, rows: Row[], withCpu: boolean): string {
     }
     return cells;
   });
-  const widths = header.map((_, column) => Math.max(...[header, ...body].map((cells) => cells[column]!.length)));
-  const line = (cells: string[]): string => `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(' | ')} |`;
-  return [`\n${title}`, line(header), `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`, ...body.map(line)].join('\n');
+  return markdownTable(title, header, body);
 }
 
 async function main(): Promise<void> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { interpretAck, wireBlockNumber } from '../../server/tftp/sender/window.js';
-import { maxBackoffMs, retransmissionDelay } from '../../server/tftp/io/transfer.js';
+import { maxBackoffMs, retransmissionDelay } from '../../server/tftp/sender/sender.js';
 
 describe('block window arithmetic', () => {
   test('block numbers wrap from 65535 to 0', () => {

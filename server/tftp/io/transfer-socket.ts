@@ -4,8 +4,6 @@ import { nativeBinding, type NativeTftpEndpoint } from '../../net/native.js';
 import type { RoundTripEstimate } from '../sender/rtt.js';
 import type { PumpStop } from '../sender/sender.js';
 
-export type { PumpStop };
-
 const EAGAIN = constants.errno.EAGAIN;
 /** Linux takes at most 64 segments per send (UDP_MAX_SEGMENTS), and one IPv4 datagram's worth of bytes. */
 const maxSegments = 64;

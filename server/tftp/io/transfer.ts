@@ -7,41 +7,19 @@ import type { TftpFile } from './file.js';
 import type { NegotiatedTransfer } from '../wire/options.js';
 import { describePacket, encodeDataHeader, encodePacket, tryDecodePacket, type TftpPacket } from '../wire/packet.js';
 import { wireBlockNumber } from '../sender/window.js';
-import { Sender, type SenderAction, type TransferOutcome } from '../sender/sender.js';
-import type { PumpStop, TransferSocket } from './transfer-socket.js';
-
-export { maxBackoffMs, retransmissionDelay, type TransferOutcome } from '../sender/sender.js';
+import { Sender, type PumpStop, type SenderAction, type SenderCounts, type TransferOutcome } from '../sender/sender.js';
+import type { TransferSocket } from './transfer-socket.js';
 
 export interface TftpClient {
   address: string;
   port: number;
 }
 
-export interface TransferSummary {
+/** What a finished transfer reports: the sender's counts, and who, what and how it ended. */
+export interface TransferSummary extends SenderCounts {
   client: TftpClient;
   file: string;
   outcome: TransferOutcome;
-  /** File bytes the client acknowledged. */
-  bytes: number;
-  /** Blocks the client acknowledged. */
-  blocks: number;
-  /** DATA (or OACK) packets sent again after a timeout. */
-  retransmits: number;
-  /** ACKs that repeated an earlier one and were not answered. */
-  duplicateAcks: number;
-  /**
-   * With windows: ACKs inside the window that the client sent before the
-   * blocks after the acknowledged one could reach it; taken as progress,
-   * not answered with a window.
-   */
-  earlyAcks: number;
-  /** DATA packets the socket's pump sent by itself (server/native/tftp_endpoint.c); 0 for transfers it does not take. */
-  pumpedBlocks: number;
-  /** DATA packets sent in runs of one system call each (UDP segmentation, see server/native/udp_segments.c). */
-  segmentedBlocks: number;
-  /** ACKs the pump caught by polling for them (it polls while it pumps the only transfer, and the client answers within 50 us), and polls that caught none. */
-  polledAcks: number;
-  pollMisses: number;
   durationMs: number;
   /** The client's ERROR message, or what went wrong on our side. */
   detail?: string;

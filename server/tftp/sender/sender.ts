@@ -117,15 +117,27 @@ export interface WaitAction {
   readonly until: number;
 }
 
-/** The counts a transfer's summary reports (see TransferSummary). */
+/** The counts a transfer's summary reports (io/transfer.ts TransferSummary). */
 export interface SenderCounts {
+  /** File bytes the client acknowledged. */
   bytes: number;
+  /** Blocks the client acknowledged. */
   blocks: number;
+  /** DATA (or OACK) packets sent again after a timeout. */
   retransmits: number;
+  /** ACKs that repeated an earlier one and were not answered. */
   duplicateAcks: number;
+  /**
+   * With windows: ACKs inside the window that the client sent before the
+   * blocks after the acknowledged one could reach it; taken as progress,
+   * not answered with a window.
+   */
   earlyAcks: number;
+  /** DATA packets the socket's pump sent by itself (server/native/tftp_endpoint.c); 0 for transfers it does not take. */
   pumpedBlocks: number;
+  /** DATA packets sent in runs of one system call each (UDP segmentation, see server/native/udp_segments.c). */
   segmentedBlocks: number;
+  /** ACKs the pump caught by polling for them (it polls while it pumps the only transfer, and the client answers within 50 us), and polls that caught none. */
   polledAcks: number;
   pollMisses: number;
 }
