@@ -1,5 +1,6 @@
 import type { BootPlan, HostBoot, MenuEntry, PlannedDomain, ServerEndpoints } from './resolve.js';
 import { httpBase } from './resolve.js';
+import { diskRefPath, type DiskRef, type DomainDisk } from '../profiles/storage.js';
 
 /**
  * Boot scripts and files rendered from a BootPlan. Pure text in, text out:
@@ -191,10 +192,54 @@ export function renderRuntimeEnv(plan: BootPlan): string {
         .join(' '),
     ],
     ['RACKBOOT_GUEST_PARTS', plan.guestParts.join(' ')],
+    // The host's volume groups and the disks its guests need: see storagePlan.
+    ...(storagePlan(plan) === '' ? [] : [['RACKBOOT_STORAGE', storagePlan(plan)] as [string, string]]),
   ];
   return ['# rackboot runtime settings', ...plan.notes.map((note) => `# ${note}`), ...values.map(([key, value]) => `${key}=${shellQuote(value)}`), ''].join(
     '\n',
   );
+}
+
+/** A disk reference as the runtime reads it: serial:S or id:ID. */
+function runtimeDiskRef(ref: DiskRef): string {
+  return `${ref.kind}:${ref.value}`;
+}
+
+/**
+ * What dom0 does with its storage before it starts guests, as records
+ * joined by "; ", each a line of words (every value is checked to be one
+ * word when the profile is read):
+ *   vg NAME initialize|keep DISK...      find the volume group (or create it on blank disks)
+ *   volume DOMAIN VG NAME BYTES          the guest's volume: kept when there, else created with this size
+ *   disk DOMAIN DISK                     a whole disk the guest needs
+ * DISK is serial:SERIAL or id:BY-ID-NAME. Only the domains dom0 starts.
+ */
+export function storagePlan(plan: BootPlan): string {
+  const records: string[] = [];
+  for (const group of plan.profile.storage?.volumeGroups ?? []) {
+    records.push(['vg', group.name, group.initialize ? 'initialize' : 'keep', ...group.disks.map(runtimeDiskRef)].join(' '));
+  }
+  for (const domain of plan.domains) {
+    if (!domain.start) continue;
+    for (const disk of domain.disks ?? []) {
+      if (disk.kind === 'volume') records.push(['volume', domain.name, disk.volumeGroup, disk.volume, String(disk.size)].join(' '));
+      else records.push(['disk', domain.name, runtimeDiskRef(disk.disk)].join(' '));
+    }
+  }
+  return records.join('; ');
+}
+
+/** The hotplug script dom0 runs for guests' disks (builder/runtime/block-rackboot), in /etc/xen/scripts. */
+export const blockScript = 'block-rackboot';
+
+/**
+ * One guest disk in xl-disk-configuration(5) keyword form; for a volume
+ * vg0/web1 on xvda, `phy:/dev/vg0/web1,xvda,w` in the positional form,
+ * with rackboot's own hotplug script.
+ */
+export function xlDiskSpec(disk: DomainDisk): string {
+  const target = disk.kind === 'volume' ? `/dev/${disk.volumeGroup}/${disk.volume}` : diskRefPath(disk.disk);
+  return `format=raw, vdev=${disk.device}, access=${disk.readOnly ? 'ro' : 'rw'}, script=${blockScript}, target=${target}`;
 }
 
 /** Where dom0's runtime puts the parts it downloads for guests (see RACKBOOT_GUEST_PARTS). */
@@ -236,6 +281,7 @@ export function renderDomainConfig(plan: BootPlan, domain: PlannedDomain, endpoi
     `ramdisk = ${xlString(`${guestPartsDir}/${domain.ramdisk}`)}`,
     `extra = ${xlString(extra)}`,
     `vif = [ 'mac=${domain.mac},bridge=${domain.bridge}' ]`,
+    ...(domain.disks === undefined || domain.disks.length === 0 ? [] : [`disk = [ ${domain.disks.map((disk) => `'${xlDiskSpec(disk)}'`).join(', ')} ]`]),
     `on_poweroff = "${ending}"`,
     'on_reboot = "restart"',
     `on_crash = "${ending}"`,

@@ -17,6 +17,18 @@ import { normaliseMac } from './mac.js';
 import type { BootSettings, DomainConfig, GroupHost, GroupProfile, NetworkConfig, Profile, ProfileFileContent } from './profile.js';
 import { slotIdFromText, type RelaySlot } from './slot.js';
 import { sshPublicKeyProblem } from './ssh-key.js';
+import {
+  formatDiskRef,
+  guestDeviceName,
+  guestDeviceProblem,
+  lvmNameProblem,
+  parseDiskRef,
+  parseSize,
+  type DiskRef,
+  type DomainDisk,
+  type StorageConfig,
+  type VolumeGroupConfig,
+} from './storage.js';
 
 import { describe, yamlDocument, YamlReader, type Entry, type FieldLocation } from './yaml-reader.js';
 
@@ -79,13 +91,17 @@ const topLevelFields = [
   'aptUpdate',
   'boot',
   'domains',
+  'storage',
   'relay',
   'hosts',
 ] as const;
 const groupHostFields = ['mac', 'hostname', 'address'] as const;
 const networkFields = ['mode', 'address', 'gateway', 'dns'] as const;
 const bootFields = ['entry', 'menuTimeout', 'xenArgs', 'kernelArgs'] as const;
-const domainFields = ['name', 'memory', 'vcpus', 'kernel', 'ramdisk', 'extraArgs', 'bridge', 'mac', 'autostart', 'restart'] as const;
+const domainFields = ['name', 'memory', 'vcpus', 'kernel', 'ramdisk', 'extraArgs', 'bridge', 'mac', 'autostart', 'restart', 'disks'] as const;
+const storageFields = ['volumeGroups'] as const;
+const volumeGroupFields = ['name', 'disks', 'initialize'] as const;
+const domainDiskFields = ['volume', 'size', 'disk', 'device', 'readOnly'] as const;
 const relayFields = ['circuitId', 'remoteId'] as const;
 
 /**
@@ -210,15 +226,25 @@ class ProfileReader extends YamlReader {
     const sshAuthorizedKeys = this.optional(fields.get('sshAuthorizedKeys'), (entry) => this.sshKeys(entry)) ?? [];
     const aptUpdate = this.optional(fields.get('aptUpdate'), (entry) => this.boolean(entry)) ?? profileDefaults.aptUpdate;
     const boot = this.boot(fields.get('boot'), rootPasswordHash);
+    const storageEntry = fields.get('storage');
+    if (storageEntry !== undefined && isDefault) {
+      this.error(
+        storageEntry.key,
+        'storage',
+        `not allowed in ${baseName(this.source)}, the profile for hosts without a file of their own: a volume group names one machine's own disks; put it in that host's file`,
+      );
+    }
+    const storage = storageEntry === undefined || isDefault ? undefined : this.storage(storageEntry);
     const domains =
       this.optional(fields.get('domains'), (entry) =>
-        this.domains(entry, mac, isDefault ? `${baseName(this.source)}: every host without a file of its own` : undefined, rootPasswordHash),
+        this.domains(entry, mac, isDefault ? `${baseName(this.source)}: every host without a file of its own` : undefined, rootPasswordHash, storage),
       ) ?? [];
 
     if (hostname === undefined || network === undefined || boot === undefined || this.errors.length > 0) return undefined;
     const profile: Profile = { source: this.source, mac, hostname, network, ssh, timezone, boot, sshAuthorizedKeys, aptUpdate, domains };
     if (rootPasswordHash !== undefined) profile.rootPasswordHash = rootPasswordHash;
     if (relay !== undefined) profile.relay = relay;
+    if (storage !== undefined) profile.storage = storage;
     return profile;
   }
 
@@ -241,6 +267,7 @@ class ProfileReader extends YamlReader {
       mac: 'a group names its machines in hosts:, each with its own mac:',
       hostname: 'a group names each machine in its hosts: entry (hostname:)',
       relay: 'a group is for the MACs of its hosts: table; give the slot a file of its own',
+      storage: "a volume group names one machine's own disks (by serial or id); put it in that host's own file",
     };
     for (const [name, why] of Object.entries(elsewhere)) {
       const entry = fields.get(name);
@@ -625,7 +652,13 @@ class ProfileReader extends YamlReader {
   }
 
   /** `sharedBy` says whose domains these are when they are many hosts' (default.yaml, a group): then none may write a guest MAC. */
-  private domains(entry: Entry, hostMac: string | null, sharedBy: string | undefined, passwordHash: string | undefined): DomainConfig[] | undefined {
+  private domains(
+    entry: Entry,
+    hostMac: string | null,
+    sharedBy: string | undefined,
+    passwordHash: string | undefined,
+    storage?: StorageConfig,
+  ): DomainConfig[] | undefined {
     if (!isSeq(entry.value)) {
       this.entryError(entry, `want a list of domains (- name: web1 ...), got ${describe(entry.value)}`);
       return undefined;
@@ -633,6 +666,8 @@ class ProfileReader extends YamlReader {
     const domains: DomainConfig[] = [];
     const names = new Map<string, string>();
     const macs = new Map<string, string>();
+    // Who has each volume and whole disk: no two guests write one.
+    const backings = new Map<string, string>();
     let failed = false;
     (entry.value as YAMLSeq<Node | null>).items.forEach((item, index) => {
       const path = `${entry.path}[${index}]`;
@@ -697,10 +732,192 @@ class ProfileReader extends YamlReader {
           }
         }
       }
+      const disksEntry = fields.get('disks');
+      if (disksEntry !== undefined) {
+        const disks = this.domainDisks(disksEntry, storage, backings);
+        if (disks !== undefined && disks.length > 0) domain.disks = disks;
+      }
       if (this.errors.length > before) failed = true;
       else domains.push(domain);
     });
     return failed ? undefined : domains;
+  }
+
+  /** `storage:`: the host's volume groups, each on disks named by serial or id. */
+  private storage(entry: Entry): StorageConfig | undefined {
+    const fields = this.mapping(entry, storageFields);
+    if (fields === undefined) return undefined;
+    const before = this.errors.length;
+    const volumeGroups: VolumeGroupConfig[] = [];
+    const groupsEntry = fields.get('volumeGroups');
+    const groupNames = new Map<string, string>();
+    const diskOwners = new Map<string, string>();
+    if (groupsEntry !== undefined) {
+      if (!isSeq(groupsEntry.value)) {
+        this.entryError(groupsEntry, `want a list of volume groups (- name: vg0, disks: [serial:...]), got ${describe(groupsEntry.value)}`);
+        return undefined;
+      }
+      (groupsEntry.value as YAMLSeq<Node | null>).items.forEach((item, index) => {
+        const path = `${groupsEntry.path}[${index}]`;
+        const group = this.mapping({ path, key: null, value: item }, volumeGroupFields);
+        if (group === undefined) return;
+        const nameEntry = group.get('name');
+        let name: string | undefined;
+        if (nameEntry === undefined) this.error(item, `${path}.name`, 'missing; every volume group needs a name, such as vg0');
+        else name = this.string(nameEntry, (text) => lvmNameProblem(text, 'volume group'));
+        if (name !== undefined) {
+          const first = groupNames.get(name);
+          if (first !== undefined) this.entryError(nameEntry!, `${JSON.stringify(name)} is already the name of ${first}`);
+          groupNames.set(name, path);
+        }
+        const disksEntry = group.get('disks');
+        let disks: DiskRef[] | undefined;
+        if (disksEntry === undefined) this.error(item, `${path}.disks`, 'missing; name the disks it lives on, such as [serial:S3Z1NB0K123456]');
+        else disks = this.diskRefs(disksEntry, path, diskOwners);
+        const initializeEntry = group.get('initialize');
+        const initialize = initializeEntry === undefined ? false : this.boolean(initializeEntry);
+        if (name !== undefined && disks !== undefined && initialize !== undefined) volumeGroups.push({ name, disks, initialize });
+      });
+    }
+    return this.errors.length > before ? undefined : { volumeGroups };
+  }
+
+  /** A volume group's disks: a non-empty list, each named by serial or id and in no other group. */
+  private diskRefs(entry: Entry, groupPath: string, owners: Map<string, string>): DiskRef[] | undefined {
+    if (!isSeq(entry.value) || (entry.value as YAMLSeq).items.length === 0) {
+      const got = isSeq(entry.value) ? 'an empty list' : describe(entry.value);
+      this.entryError(entry, `want a list of one or more disks, such as [serial:S3Z1NB0K123456], got ${got}`);
+      return undefined;
+    }
+    const refs: DiskRef[] = [];
+    let failed = false;
+    (entry.value as YAMLSeq<Node | null>).items.forEach((item, index) => {
+      const itemEntry: Entry = { path: `${entry.path}[${index}]`, key: null, value: item };
+      const text = this.string(itemEntry, (written) => {
+        const parsed = parseDiskRef(written);
+        return 'problem' in parsed ? parsed.problem : undefined;
+      });
+      if (text === undefined) {
+        failed = true;
+        return;
+      }
+      const ref = parseDiskRef(text) as DiskRef;
+      const key = formatDiskRef(ref);
+      const owner = owners.get(key);
+      if (owner !== undefined) {
+        this.entryError(itemEntry, `${key} is already a disk of ${owner}; a disk belongs to one volume group`);
+        failed = true;
+        return;
+      }
+      owners.set(key, groupPath);
+      refs.push(ref);
+    });
+    return failed ? undefined : refs;
+  }
+
+  /**
+   * A domain's `disks:`: each a volume of one of the profile's volume groups
+   * (`volume: vg0/web1` with `size:`), or a whole disk of the host
+   * (`disk: serial:...`), with its guest device (xvda, xvdb... in order
+   * unless written) and readOnly.
+   */
+  private domainDisks(entry: Entry, storage: StorageConfig | undefined, backings: Map<string, string>): DomainDisk[] | undefined {
+    if (!isSeq(entry.value)) {
+      this.entryError(entry, `want a list of disks (- volume: vg0/web1, size: 20G), got ${describe(entry.value)}`);
+      return undefined;
+    }
+    const before = this.errors.length;
+    const disks: DomainDisk[] = [];
+    const devices = new Map<string, string>();
+    const groups = new Set((storage?.volumeGroups ?? []).map((group) => group.name));
+    const groupDisks = new Map<string, string>();
+    for (const group of storage?.volumeGroups ?? []) for (const ref of group.disks) groupDisks.set(formatDiskRef(ref), group.name);
+    (entry.value as YAMLSeq<Node | null>).items.forEach((item, index) => {
+      const path = `${entry.path}[${index}]`;
+      const fields = this.mapping({ path, key: null, value: item }, domainDiskFields);
+      if (fields === undefined) return;
+      const volumeEntry = fields.get('volume');
+      const diskEntry = fields.get('disk');
+      const sizeEntry = fields.get('size');
+      const deviceEntry = fields.get('device');
+      const device = deviceEntry === undefined ? guestDeviceName(index) : this.string(deviceEntry, guestDeviceProblem);
+      if (device !== undefined) {
+        const first = devices.get(device);
+        if (first !== undefined) this.error(deviceEntry?.value ?? item, `${path}.device`, `${device} is already the device of ${first}`);
+        devices.set(device, path);
+      }
+      const readOnlyEntry = fields.get('readOnly');
+      const readOnly = readOnlyEntry === undefined ? false : this.boolean(readOnlyEntry);
+      if ((volumeEntry === undefined) === (diskEntry === undefined)) {
+        this.error(
+          item,
+          path,
+          volumeEntry === undefined
+            ? 'want volume: VG/NAME (a logical volume, with size:) or disk: serial:... (a whole disk of the host)'
+            : 'volume: and disk: together; a guest disk is one or the other',
+        );
+        return;
+      }
+      if (volumeEntry !== undefined) {
+        const text = this.string(volumeEntry, (written) => {
+          const slash = written.indexOf('/');
+          if (slash < 0) return `${JSON.stringify(written)}: want VG/NAME, such as vg0/web1`;
+          const groupProblem = lvmNameProblem(written.slice(0, slash), 'volume group');
+          if (groupProblem !== undefined) return `volume group ${groupProblem}`;
+          const volumeProblem = lvmNameProblem(written.slice(slash + 1), 'volume');
+          if (volumeProblem !== undefined) return `volume ${volumeProblem}`;
+          if (!groups.has(written.slice(0, slash))) {
+            const known = [...groups];
+            return `${JSON.stringify(written.slice(0, slash))} is not a volume group of this profile (storage.volumeGroups${known.length > 0 ? `: ${known.join(', ')}` : ' names none'})`;
+          }
+          return undefined;
+        });
+        let size: number | undefined;
+        if (sizeEntry === undefined) {
+          this.error(item, `${path}.size`, 'missing; a volume needs the size it is created with when it is not there yet, such as 20G');
+        } else {
+          const written = isScalar(sizeEntry.value) ? String(sizeEntry.value.value) : undefined;
+          const parsed = written === undefined ? undefined : parseSize(written);
+          if (parsed === undefined) this.entryError(sizeEntry, `want a size such as 512M or 20G, got ${describe(sizeEntry.value)}`);
+          else if (typeof parsed !== 'number') this.entryError(sizeEntry, parsed.problem);
+          else {
+            this.remember(sizeEntry);
+            size = parsed;
+          }
+        }
+        if (text !== undefined) {
+          const owner = backings.get(`volume ${text}`);
+          if (owner !== undefined) this.entryError(volumeEntry, `${text} is already a disk of ${owner}; two guests never write one volume`);
+          backings.set(`volume ${text}`, path);
+        }
+        if (text === undefined || size === undefined || device === undefined || readOnly === undefined) return;
+        const slash = text.indexOf('/');
+        disks.push({ kind: 'volume', volumeGroup: text.slice(0, slash), volume: text.slice(slash + 1), size, device, readOnly });
+        return;
+      }
+      if (sizeEntry !== undefined) this.error(sizeEntry.key, sizeEntry.path, 'only for volume: (a whole disk has the size it has)');
+      const text = this.string(diskEntry!, (written) => {
+        const parsed = parseDiskRef(written);
+        return 'problem' in parsed ? parsed.problem : undefined;
+      });
+      if (text === undefined) return;
+      const ref = parseDiskRef(text) as DiskRef;
+      const key = formatDiskRef(ref);
+      const group = groupDisks.get(key);
+      if (group !== undefined) {
+        this.entryError(diskEntry!, `${key} is a disk of volume group ${group}; give the guest a volume of it instead`);
+        return;
+      }
+      const owner = backings.get(`disk ${key}`);
+      if (owner !== undefined) {
+        this.entryError(diskEntry!, `${key} is already a disk of ${owner}; two guests never write one disk`);
+        return;
+      }
+      backings.set(`disk ${key}`, path);
+      if (device === undefined || readOnly === undefined) return;
+      disks.push({ kind: 'disk', disk: ref, device, readOnly });
+    });
+    return this.errors.length > before ? undefined : disks;
   }
 }
 

@@ -5,6 +5,7 @@
  */
 
 import type { RelaySlot } from './slot.js';
+import type { DomainDisk, StorageConfig } from './storage.js';
 
 export type NetworkConfig =
   | { mode: 'dhcp' }
@@ -49,6 +50,8 @@ export interface DomainConfig {
   autostart: boolean;
   /** Restarted by dom0 when it crashes or stops. */
   restart: boolean;
+  /** Its disks, in device order; none: a guest that lives in its ramdisk. */
+  disks?: DomainDisk[];
 }
 
 export interface Profile {
@@ -80,6 +83,8 @@ export interface Profile {
   aptUpdate: boolean;
   /** Xen guests, in the order dom0 starts them. */
   domains: DomainConfig[];
+  /** The host's own storage: volume groups found or created at boot (only in a host's or a slot's own file). */
+  storage?: StorageConfig;
 }
 
 /** default.yaml's profile: the one that names neither a MAC nor a slot. */

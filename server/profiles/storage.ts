@@ -1,0 +1,134 @@
+/**
+ * A profile's storage (`storage:`) and its domains' disks (`disks:`): the
+ * types, and the checks of each written value, each returning the message
+ * the user sees, or undefined. Pure.
+ *
+ * A disk of the host is named so that it is the same disk at every boot:
+ * by its serial number (`serial:S3Z1NB0K123456`) or by the name udev gives
+ * it under /dev/disk/by-id (`/dev/disk/by-id/ata-Samsung_SSD_860_S3Z1NB0K123456`),
+ * never by sdX or vdX, whose order changes with the order disks are probed.
+ */
+
+/** A disk of the host as a profile names it. */
+export type DiskRef = { kind: 'serial'; value: string } | { kind: 'id'; value: string };
+
+export interface VolumeGroupConfig {
+  /** The LVM volume group's name. */
+  name: string;
+  /** The disks it lives on (its physical volumes), in order. */
+  disks: DiskRef[];
+  /** Create it when it is not there, on disks that hold nothing (no partition table, no filesystem, no data). */
+  initialize: boolean;
+}
+
+export interface StorageConfig {
+  volumeGroups: VolumeGroupConfig[];
+}
+
+/** One disk of a guest: what backs it, and how the guest sees it. */
+export type DomainDisk = (
+  | { kind: 'volume'; volumeGroup: string; volume: string; /** Bytes; the size it is created with when missing. */ size: number }
+  | { kind: 'disk'; disk: DiskRef }
+) & {
+  /** The guest's device name (xvda, xvdb...). */
+  device: string;
+  readOnly: boolean;
+};
+
+/** Where the runtime links each disk it finds, by id and by serial (it has no udev to do it). */
+export const diskByIdDir = '/dev/disk/by-id';
+export const diskBySerialDir = '/dev/disk/by-serial';
+
+/** The path of a disk on dom0, as the runtime links it. */
+export function diskRefPath(ref: DiskRef): string {
+  return ref.kind === 'id' ? `${diskByIdDir}/${ref.value}` : `${diskBySerialDir}/${ref.value}`;
+}
+
+/** A disk reference as written in a profile. */
+export function formatDiskRef(ref: DiskRef): string {
+  return ref.kind === 'id' ? `${diskByIdDir}/${ref.value}` : `serial:${ref.value}`;
+}
+
+/** The characters udev keeps in by-id names and serials (and that travel in a shell word unquoted). */
+const idPattern = /^[A-Za-z0-9._+:-]{1,128}$/;
+
+/** A disk reference from its written text, or why it is not one. */
+export function parseDiskRef(text: string): DiskRef | { problem: string } {
+  const quoted = JSON.stringify(text);
+  const serial = /^serial:(.*)$/.exec(text);
+  if (serial) {
+    const value = serial[1]!;
+    if (!idPattern.test(value)) return { problem: `${quoted}: a serial has 1 to 128 letters, digits and "._+:-" (as \`rackboot hosts MAC\` lists it)` };
+    return { kind: 'serial', value };
+  }
+  if (text.startsWith(`${diskByIdDir}/`)) {
+    const value = text.slice(diskByIdDir.length + 1);
+    if (!idPattern.test(value) || value === '.' || value === '..') {
+      return { problem: `${quoted}: a by-id name has 1 to 128 letters, digits and "._+:-" (as \`rackboot hosts MAC\` lists it)` };
+    }
+    return { kind: 'id', value };
+  }
+  if (/^\/dev\/((s|v|xv|h)d[a-z]+|nvme\d+n\d+|mmcblk\d+)/.test(text)) {
+    return {
+      problem: `${quoted} names a disk by the order it was found in, which changes from boot to boot; name it by serial (serial:SERIAL) or by id (${diskByIdDir}/ID), as \`rackboot hosts MAC\` lists them`,
+    };
+  }
+  return { problem: `${quoted} is not a disk; want serial:SERIAL or ${diskByIdDir}/ID, as \`rackboot hosts MAC\` lists them` };
+}
+
+const lvmNamePattern = /^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,62}$/;
+
+/**
+ * LVM's names (lvm(8), "VALID NAMES"): letters, digits and "+_.-", not
+ * starting with "-", not "." or "..". At most 63 characters here, so a
+ * volume's /dev/mapper name (both joined) stays short.
+ */
+export function lvmNameProblem(name: string, what: 'volume group' | 'volume'): string | undefined {
+  const quoted = JSON.stringify(name);
+  if (name === '') return `is empty; want a ${what} name such as ${what === 'volume' ? 'web1' : 'vg0'}`;
+  if (name === '.' || name === '..') return `${quoted} is not a ${what} name`;
+  if (!lvmNamePattern.test(name)) {
+    if (name.length > 63) return `${quoted} is ${name.length} characters long; at most 63`;
+    if (name.startsWith('-')) return `${quoted} must not start with "-"`;
+    return `${quoted} is not a ${what} name: LVM names use letters, digits and "+_.-"`;
+  }
+  if (what === 'volume' && /^(snapshot|pvmove)/.test(name)) return `${quoted}: LVM keeps names starting with snapshot or pvmove for itself`;
+  if (what === 'volume' && /_(cdata|cmeta|corig|mlog|mimage|pmspare|rimage|rmeta|tdata|tmeta|vorigin|vdata)/.test(name)) {
+    return `${quoted}: LVM keeps names holding _mlog, _rimage, _tdata and the like for its own volumes`;
+  }
+  return undefined;
+}
+
+const unitBytes: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+/** LVM's smallest extent is 4 MiB by default; a smaller volume is rounded up to it anyway. */
+export const minimumVolumeBytes = 4 * 1024 ** 2;
+/** 1 PiB: more than any rack disk; a bigger number is a unit mistake. */
+export const maximumVolumeBytes = 1024 ** 5;
+
+/** A size such as 512M, 20G or 1T (binary units, as lvcreate -L reads them), in bytes. */
+export function parseSize(text: string): number | { problem: string } {
+  const match = /^([0-9]+)([KMGT])i?B?$/i.exec(text.trim());
+  if (!match) return { problem: `${JSON.stringify(text)} is not a size; want a number and a unit, such as 512M, 20G or 1T` };
+  const bytes = Number(match[1]) * unitBytes[match[2]!.toUpperCase()]!;
+  if (bytes < minimumVolumeBytes) return { problem: `${JSON.stringify(text)} is less than 4M, LVM's smallest extent` };
+  if (bytes > maximumVolumeBytes) return { problem: `${JSON.stringify(text)} is more than 1P; is the unit right?` };
+  return bytes;
+}
+
+/** A size in the largest binary unit that writes it whole (lvcreate -L syntax). */
+export function formatSize(bytes: number): string {
+  for (const unit of ['T', 'G', 'M', 'K'] as const) if (bytes % unitBytes[unit]! === 0) return `${bytes / unitBytes[unit]!}${unit}`;
+  return `${bytes}B`;
+}
+
+/** A PV guest's disks: xvda, xvdb, ... xvdz, then xvdaa (Xen's vbd naming, docs/misc/vbd-interface.txt). */
+export function guestDeviceName(index: number): string {
+  const letters = 'abcdefghijklmnopqrstuvwxyz';
+  return index < 26 ? `xvd${letters[index]}` : `xvd${letters[Math.floor(index / 26) - 1]}${letters[index % 26]}`;
+}
+
+/** The guest's device names rackboot writes: xvd and one or two letters. */
+export function guestDeviceProblem(name: string): string | undefined {
+  if (/^xvd[a-z]{1,2}$/.test(name)) return undefined;
+  return `${JSON.stringify(name)} is not a PV guest's disk name; want xvda, xvdb, ...`;
+}

@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { test } from 'node:test';
+import { renderDomainConfig, renderRuntimeEnv, storagePlan, xlDiskSpec } from '../../server/core/render.js';
+import { resolveHostBoot } from '../../server/core/resolve.js';
+import { formatProfileError } from '../../server/profiles/error.js';
+import { parseProfile, parseProfileFile } from '../../server/profiles/parse.js';
+import type { Profile } from '../../server/profiles/profile.js';
+import { formatSize, guestDeviceName, lvmNameProblem, parseDiskRef, parseSize } from '../../server/profiles/storage.js';
+import { memoryBuild } from '../support/assets.js';
+
+const mac = '52:54:00:12:34:56';
+const head = [`mac: ${mac}`, 'hostname: xen01'];
+
+function parsed(lines: string[]): Profile {
+  const result = parseProfile([...head, ...lines, ''].join('\n'), 'profiles/xen01.yaml');
+  assert.ok(result.ok, result.ok ? '' : result.errors.map(formatProfileError).join('\n'));
+  return result.profile;
+}
+
+function errors(lines: string[], source = 'profiles/xen01.yaml', withHead = true): string[] {
+  const result = parseProfileFile([...(withHead ? head : []), ...lines, ''].join('\n'), source);
+  assert.equal(result.ok, false, 'expected errors');
+  return result.ok ? [] : result.errors.map(formatProfileError);
+}
+
+const storage = [
+  'storage:', // 3
+  '  volumeGroups:', // 4
+  '    - name: vg0', // 5
+  '      disks: [serial:QM00001, /dev/disk/by-id/ata-QEMU_HARDDISK_QM00002]', // 6
+  '      initialize: true', // 7
+  '    - name: old', // 8
+  '      disks: [/dev/disk/by-id/nvme-Samsung_SSD_980_S64ANS0T123456]', // 9
+];
+
+test('storage: volume groups by serial or by-id, and domain disks on them, parsed', () => {
+  const profile = parsed([
+    ...storage,
+    'domains:',
+    '  - name: web1',
+    '    disks:',
+    '      - volume: vg0/web1',
+    '        size: 20G',
+    '      - disk: serial:DATA7',
+    '        readOnly: true',
+    '  - name: db1',
+    '    disks:',
+    '      - volume: old/db1-data',
+    '        size: 512M',
+    '        device: xvdc',
+  ]);
+  assert.deepEqual(profile.storage, {
+    volumeGroups: [
+      {
+        name: 'vg0',
+        disks: [
+          { kind: 'serial', value: 'QM00001' },
+          { kind: 'id', value: 'ata-QEMU_HARDDISK_QM00002' },
+        ],
+        initialize: true,
+      },
+      { name: 'old', disks: [{ kind: 'id', value: 'nvme-Samsung_SSD_980_S64ANS0T123456' }], initialize: false },
+    ],
+  });
+  assert.deepEqual(profile.domains[0]!.disks, [
+    { kind: 'volume', volumeGroup: 'vg0', volume: 'web1', size: 20 * 1024 ** 3, device: 'xvda', readOnly: false },
+    { kind: 'disk', disk: { kind: 'serial', value: 'DATA7' }, device: 'xvdb', readOnly: true },
+  ]);
+  assert.deepEqual(profile.domains[1]!.disks, [{ kind: 'volume', volumeGroup: 'old', volume: 'db1-data', size: 512 * 1024 ** 2, device: 'xvdc', readOnly: false }]);
+  // No storage, no disks: as before.
+  const plain = parsed(['domains:', '  - name: demo1']);
+  assert.equal(plain.storage, undefined);
+  assert.equal(plain.domains[0]!.disks, undefined);
+});
+
+test('storage: refusals name the file, line, column and field', () => {
+  assert.deepEqual(errors(['storage:', '  volumeGroups:', '    - name: vg0', '      disks: [/dev/sdb]']), [
+    'profiles/xen01.yaml:6:15: storage.volumeGroups[0].disks[0]: "/dev/sdb" names a disk by the order it was found in, which changes from boot to boot; name it by serial (serial:SERIAL) or by id (/dev/disk/by-id/ID), as `rackboot hosts MAC` lists them',
+  ]);
+  assert.deepEqual(errors(['storage:', '  volumeGroups:', '    - name: vg0', '      disks: [serial:A, serial:A]', '    - name: vg0', '      disks: [serial:A]']), [
+    'profiles/xen01.yaml:6:25: storage.volumeGroups[0].disks[1]: serial:A is already a disk of storage.volumeGroups[0]; a disk belongs to one volume group',
+    'profiles/xen01.yaml:7:13: storage.volumeGroups[1].name: "vg0" is already the name of storage.volumeGroups[0]',
+    'profiles/xen01.yaml:8:15: storage.volumeGroups[1].disks[0]: serial:A is already a disk of storage.volumeGroups[0]; a disk belongs to one volume group',
+  ]);
+  assert.deepEqual(errors(['storage:', '  volumeGroups:', '    - name: -vg', '      disks: []', '      initialize: yes']), [
+    'profiles/xen01.yaml:5:13: storage.volumeGroups[0].name: "-vg" must not start with "-"',
+    'profiles/xen01.yaml:6:14: storage.volumeGroups[0].disks: want a list of one or more disks, such as [serial:S3Z1NB0K123456], got an empty list',
+    'profiles/xen01.yaml:7:19: storage.volumeGroups[0].initialize: want true or false, got the string "yes"',
+  ]);
+  // Volumes: of a group the profile names, with a size; one guest each.
+  assert.deepEqual(
+    errors([
+      ...storage,
+      'domains:', // 10
+      '  - name: web1', // 11
+      '    disks:', // 12
+      '      - volume: vg9/web1', // 13
+      '        size: 20G', // 14
+      '      - volume: vg0/web1', // 15
+      '      - volume: vg0/data', // 16
+      '        size: 2X', // 17
+      '      - disk: serial:QM00001', // 18
+      '  - name: web2', // 19
+      '    disks:', // 20
+      '      - volume: vg0/web1', // 21
+      '        size: 1G', // 22
+      '        device: sdb', // 23
+      '      - disk: /dev/disk/by-id/virtio-x', // 24
+      '        size: 1G', // 25
+      '      - {}', // 26
+    ]),
+    [
+      'profiles/xen01.yaml:13:17: domains[0].disks[0].volume: "vg9" is not a volume group of this profile (storage.volumeGroups: vg0, old)',
+      'profiles/xen01.yaml:15:9: domains[0].disks[1].size: missing; a volume needs the size it is created with when it is not there yet, such as 20G',
+      'profiles/xen01.yaml:17:15: domains[0].disks[2].size: "2X" is not a size; want a number and a unit, such as 512M, 20G or 1T',
+      'profiles/xen01.yaml:18:15: domains[0].disks[3].disk: serial:QM00001 is a disk of volume group vg0; give the guest a volume of it instead',
+      'profiles/xen01.yaml:21:17: domains[1].disks[0].volume: vg0/web1 is already a disk of domains[0].disks[1]; two guests never write one volume',
+      'profiles/xen01.yaml:23:17: domains[1].disks[0].device: "sdb" is not a PV guest\'s disk name; want xvda, xvdb, ...',
+      'profiles/xen01.yaml:25:9: domains[1].disks[1].size: only for volume: (a whole disk has the size it has)',
+      'profiles/xen01.yaml:26:9: domains[1].disks[2]: want volume: VG/NAME (a logical volume, with size:) or disk: serial:... (a whole disk of the host)',
+    ],
+  );
+  // Never in default.yaml or a group: a volume group is one machine's disks.
+  assert.deepEqual(errors(['hostname: node-{mac}', ...storage], 'profiles/default.yaml', false), [
+    "profiles/default.yaml:2:1: storage: not allowed in default.yaml, the profile for hosts without a file of their own: a volume group names one machine's own disks; put it in that host's file",
+  ]);
+  assert.match(errors(['hosts:', '  - {mac: "52:54:00:00:00:01", hostname: a}', ...storage], 'profiles/rack.yaml', false).join('\n'), /rack\.yaml:3:1: storage: not allowed in a group file/);
+});
+
+test('storage values: disk references, LVM names, sizes and guest devices', () => {
+  assert.deepEqual(parseDiskRef('serial:S3Z1NB0K123456'), { kind: 'serial', value: 'S3Z1NB0K123456' });
+  assert.deepEqual(parseDiskRef('/dev/disk/by-id/usb-Kingston_DataTraveler_3.0_E0D55EA5-0:0'), { kind: 'id', value: 'usb-Kingston_DataTraveler_3.0_E0D55EA5-0:0' });
+  for (const bad of ['/dev/vdb', '/dev/nvme0n1', 'sdb', 'serial:', 'serial:a b', '/dev/disk/by-id/..', '/dev/disk/by-id/a/b', "serial:x';reboot"]) {
+    assert.ok('problem' in (parseDiskRef(bad) as object), bad);
+  }
+  for (const good of ['vg0', 'vg_data', 'a+b.c-d']) assert.equal(lvmNameProblem(good, 'volume group'), undefined, good);
+  for (const bad of ['', '.', '..', '-x', 'a b', 'a/b', 'x'.repeat(64)]) assert.notEqual(lvmNameProblem(bad, 'volume group'), undefined, bad);
+  for (const bad of ['snapshot1', 'pvmove0', 'web_rimage_0']) assert.notEqual(lvmNameProblem(bad, 'volume'), undefined, bad);
+  assert.equal(parseSize('512M'), 512 * 1024 ** 2);
+  assert.equal(parseSize('20GiB'), 20 * 1024 ** 3);
+  assert.equal(parseSize('1t'), 1024 ** 4);
+  for (const bad of ['1M', '20', '2X', '1.5G', '2048P']) assert.ok(typeof parseSize(bad) === 'object', bad);
+  assert.equal(formatSize(20 * 1024 ** 3), '20G');
+  assert.equal(formatSize(1536 * 1024 ** 2), '1536M');
+  assert.deepEqual([0, 1, 25, 26, 27].map(guestDeviceName), ['xvda', 'xvdb', 'xvdz', 'xvdaa', 'xvdab']);
+});
+
+test("storage rendered: RACKBOOT_STORAGE for dom0's runtime, and xl disk specs in the guest's config", () => {
+  const profile = parsed([
+    ...storage,
+    'domains:',
+    '  - name: web1',
+    '    disks:',
+    '      - volume: vg0/web1',
+    '        size: 64M',
+    '      - disk: /dev/disk/by-id/virtio-data7',
+    '        readOnly: true',
+    '  - name: off',
+    '    autostart: false',
+    '    disks:',
+    '      - volume: vg0/off',
+    '        size: 1G',
+  ]);
+  const build = memoryBuild('20261205T070000Z-abc123', ['vmlinuz', 'guest.initrd.gz']);
+  const endpoints = { address: '198.18.0.1', httpPort: 8080 };
+  const boot = resolveHostBoot({ mac, platform: 'bios', profile, build, endpoints });
+  assert.equal(boot.kind, 'boot');
+  if (boot.kind !== 'boot') return;
+  const plan = boot.plan;
+  // The domain that is not started needs nothing made.
+  assert.equal(
+    storagePlan(plan),
+    'vg vg0 initialize serial:QM00001 id:ata-QEMU_HARDDISK_QM00002; vg old keep id:nvme-Samsung_SSD_980_S64ANS0T123456; volume web1 vg0 web1 67108864; disk web1 id:virtio-data7',
+  );
+  const env = renderRuntimeEnv(plan);
+  // The runtime's own reading: the sourced value, split into records and words.
+  const records = execFileSync('sh', ['-c', 'eval "$1"; echo "$RACKBOOT_STORAGE" | tr ";" "\\n" | while read -r kind a b c d; do echo "$kind|$a|$b|$c|$d"; done', 'sh', env], {
+    encoding: 'utf8',
+  });
+  assert.deepEqual(records.trim().split('\n'), [
+    'vg|vg0|initialize|serial:QM00001|id:ata-QEMU_HARDDISK_QM00002',
+    'vg|old|keep|id:nvme-Samsung_SSD_980_S64ANS0T123456|',
+    'volume|web1|vg0|web1|67108864',
+    'disk|web1|id:virtio-data7||',
+  ]);
+  const config = renderDomainConfig(plan, plan.domains[0]!, endpoints);
+  assert.match(
+    config,
+    /^disk = \[ 'format=raw, vdev=xvda, access=rw, script=block-rackboot, target=\/dev\/vg0\/web1', 'format=raw, vdev=xvdb, access=ro, script=block-rackboot, target=\/dev\/disk\/by-id\/virtio-data7' \]$/m,
+  );
+  assert.equal(xlDiskSpec({ kind: 'disk', disk: { kind: 'serial', value: 'QM9' }, device: 'xvdc', readOnly: false }), 'format=raw, vdev=xvdc, access=rw, script=block-rackboot, target=/dev/disk/by-serial/QM9');
+  // Without storage, nothing new in either file.
+  const bare = resolveHostBoot({ mac, platform: 'bios', profile: parsed(['domains:', '  - name: demo1']), build, endpoints });
+  assert.ok(bare.kind === 'boot');
+  if (bare.kind !== 'boot') return;
+  assert.doesNotMatch(renderRuntimeEnv(bare.plan), /RACKBOOT_STORAGE/);
+  assert.doesNotMatch(renderDomainConfig(bare.plan, bare.plan.domains[0]!, endpoints), /^disk/m);
+});
