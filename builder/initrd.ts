@@ -66,10 +66,12 @@ export const DEBIAN_RUNTIME_MODULES = [
   'megaraid_sas',
   'mpt3sas',
   'ext4',
+  // LVM's volumes, for guests' disks
+  'dm-mod',
 ] as const;
 
-/** The demo guest, a PV domU: its network card is Xen's netfront. */
-export const GUEST_MODULES = ['xen-netfront'] as const;
+/** The demo guest, a PV domU: its network card is Xen's netfront, its disks blkfront, with ext4 (ext2 too) to keep files on them. */
+export const GUEST_MODULES = ['xen-netfront', 'xen-blkfront', 'ext4'] as const;
 
 /** Every module any image of a build needs: what the kernel package is read for. */
 export const ALL_MODULES = [...new Set<string>([...DEBIAN_RUNTIME_MODULES, ...GUEST_MODULES, 'squashfs'])];
@@ -221,12 +223,14 @@ export const GUEST_KERNEL_DIR = 'usr/lib/rackboot/guest-kernel';
  * guest was not started.
  */
 export const VIF_SCRIPT = 'etc/xen/scripts/vif-rackboot';
+/** Its block hotplug script, which every guest disk rackboot renders names (script=block-rackboot), for the same reason. */
+export const BLOCK_SCRIPT = 'etc/xen/scripts/block-rackboot';
 /** The runtime's storage lister (builder/runtime/storage-scan), in both runtimes. */
 export const STORAGE_SCAN = 'usr/lib/rackboot/storage-scan';
 
 /**
  * rackboot's files inside the Debian tree: init-debian as /init, the udhcpc
- * script, the vif hotplug script and xl.conf naming it, the release note,
+ * script, the vif and block hotplug scripts and xl.conf, the release note,
  * the dom0 modules, and the guest kernel unpacked.
  *
  * The unpacked kernel is for memory: started from the vmlinuz, xl's domain
@@ -241,6 +245,7 @@ export async function debianRuntimeFiles(kernel: KernelParts, runtimeDir: string
     { type: 'file', path: 'init', mode: 0o755, data: await readFile(join(runtimeDir, 'init-debian')) },
     { type: 'file', path: 'usr/share/udhcpc/default.script', mode: 0o755, data: await readFile(join(runtimeDir, 'udhcpc.script')) },
     { type: 'file', path: VIF_SCRIPT, mode: 0o755, data: await readFile(join(runtimeDir, 'vif-rackboot')) },
+    { type: 'file', path: BLOCK_SCRIPT, mode: 0o755, data: await readFile(join(runtimeDir, 'block-rackboot')) },
     { type: 'file', path: STORAGE_SCAN, mode: 0o755, data: await readFile(join(runtimeDir, 'storage-scan')) },
     { type: 'file', path: 'etc/xen/xl.conf', mode: 0o644, data: await readFile(join(runtimeDir, 'xl.conf')) },
     { type: 'file', path: 'etc/rackboot-release', mode: 0o644, data: Buffer.from(`rackboot-runtime ${runtimeVersion} debian\n`, 'utf8') },

@@ -210,8 +210,9 @@ function runtimeDiskRef(ref: DiskRef): string {
  * joined by "; ", each a line of words (every value is checked to be one
  * word when the profile is read):
  *   vg NAME initialize|keep DISK...      find the volume group (or create it on blank disks)
- *   volume DOMAIN VG NAME BYTES          the guest's volume: kept when there, else created with this size
- *   disk DOMAIN DISK                     a whole disk the guest needs
+ *   volume DOMAIN DEVICE VG NAME BYTES   the guest's volume: kept when there, else created with this size
+ *   disk DOMAIN DEVICE DISK              a whole disk the guest needs
+ * (DEVICE, the guest's xvda..., only names the disk in what dom0 reports)
  * DISK is serial:SERIAL or id:BY-ID-NAME. Only the domains dom0 starts.
  */
 export function storagePlan(plan: BootPlan): string {
@@ -222,8 +223,8 @@ export function storagePlan(plan: BootPlan): string {
   for (const domain of plan.domains) {
     if (!domain.start) continue;
     for (const disk of domain.disks ?? []) {
-      if (disk.kind === 'volume') records.push(['volume', domain.name, disk.volumeGroup, disk.volume, String(disk.size)].join(' '));
-      else records.push(['disk', domain.name, runtimeDiskRef(disk.disk)].join(' '));
+      if (disk.kind === 'volume') records.push(['volume', domain.name, disk.device, disk.volumeGroup, disk.volume, String(disk.size)].join(' '));
+      else records.push(['disk', domain.name, disk.device, runtimeDiskRef(disk.disk)].join(' '));
     }
   }
   return records.join('; ');

@@ -504,6 +504,126 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
     );
   }
 
+/**
+ * Guests' disks on the host's own storage, across a reset: the machine has a
+ * blank virtio disk and a SATA disk holding ext4, and its profile asks for a
+ * volume group on each with initialize: true. The blank one becomes vg0 and
+ * web1 gets a new volume of it, makes a filesystem and counts its boot; the
+ * disk with data is refused and left as it was, and web2, whose volume
+ * group that was, is not started and the report says why. The machine is
+ * then reset (killed: a RAM-only dom0 forgets everything) and boots again:
+ * vg0 is found, the volume kept, and web1 counts its second boot on it.
+ */
+test(
+  'storage: a volume group made on a blank disk, a guest volume that keeps its files across a reset, a disk with data refused and untouched',
+  { timeout: 1_500_000 },
+  async () => {
+    const work = await mkdtemp(join(tmpdir(), 'rackboot-debian-storage-'));
+    let rack: Rack | undefined;
+    let qemu: ChildProcess | undefined;
+    try {
+      const MiB = 1024 * 1024;
+      const blank = join(work, 'blank.img');
+      const data = join(work, 'data.img');
+      execFileSync('truncate', ['-s', `${256 * MiB}`, blank]);
+      execFileSync('truncate', ['-s', `${64 * MiB}`, data]);
+      execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'keepme', data]);
+      const dataBefore = execFileSync('sha256sum', [data], { encoding: 'utf8' }).split(' ')[0];
+      const disks = [
+        { file: blank, serial: 'rb-blank', bus: 'virtio' as const },
+        { file: data, serial: 'rb-data', bus: 'sata' as const },
+      ];
+      rack = await startRack(
+        {
+          'xen01.yaml': [
+            `mac: ${MAC}`,
+            'hostname: xen01',
+            'network:',
+            '  mode: static',
+            `  address: ${DOM0_IP}/24`,
+            '  gateway: 198.18.0.1',
+            'boot:',
+            '  menuTimeout: 0',
+            'storage:',
+            '  volumeGroups:',
+            '    - name: vg0',
+            '      disks: [serial:rb-blank]',
+            '      initialize: true',
+            '    - name: keep',
+            '      disks: [/dev/disk/by-id/ata-QEMU_HARDDISK_rb-data]',
+            '      initialize: true',
+            'domains:',
+            '  - name: web1',
+            '    disks:',
+            '      - volume: vg0/web1',
+            '        size: 64M',
+            '  - name: web2',
+            '    disks:',
+            '      - volume: keep/web2',
+            '        size: 16M',
+            '',
+          ].join('\n'),
+        },
+        { assets: out },
+      );
+      const hostEvents = (): Array<Record<string, unknown>> => rack!.events().filter((e) => e.event === 'host-event' && e.mac === MAC);
+      const web1Reports = (): string[] => hostEvents().filter((e) => e.stage === 'guest-ready' && e.domain === 'web1').map((e) => String(e.detail));
+
+      // First boot: vg0 made, keep refused, web1 on a new volume, web2 not started.
+      let booting = await startMachine(rack, 'bios', MAC, 512, disks);
+      qemu = booting.qemu;
+      let machine = booting.console;
+      const ready = await machine.waitFor(readyLinePattern, QEMU_DEADLINE_MS, 'the ready line');
+      assert.equal(ready.groups!.domains, '1', `web1 only; console:\n${machine.transcript.slice(-6000)}`);
+      assert.match(machine.transcript, /rackboot-runtime: storage: volume group vg0 created on \/dev\/vd[a-z]/);
+      assert.match(machine.transcript, /rackboot-runtime: domain web1: volume vg0\/web1 created \(64 MiB\)/);
+      const refusal = hostEvents().find((e) => e.stage === 'setting-failed' && String(e.detail).startsWith('storage: volume group keep'));
+      assert.equal(
+        refusal?.detail,
+        'storage: volume group keep not created: disk /dev/disk/by-id/ata-QEMU_HARDDISK_rb-data holds ext4 (label keepme); a disk that holds anything is never written',
+        JSON.stringify(hostEvents()),
+      );
+      const web2 = hostEvents().find((e) => e.stage === 'domain-failed' && e.domain === 'web2');
+      assert.equal(
+        web2?.detail,
+        'disk xvda (volume keep/web2): volume group keep is not there: it was not created: disk /dev/disk/by-id/ata-QEMU_HARDDISK_rb-data holds ext4 (label keepme)',
+      );
+      const first = await until('web1 reporting from its new volume', 300_000, () => web1Reports()[0], () => machine.transcript.slice(-6000));
+      assert.match(first, / disks=xvda:new-filesystem:boot1$/, first);
+      // The storage report, after the volumes were made: vg0 with web1 in it, keep nowhere.
+      const token = (await readFile(join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
+      const host = JSON.parse(rack.ns.exec('curl', ['-sSf', '-H', `Authorization: Bearer ${token}`, `http://${serverAddress}:${httpPort}/api/hosts/${MAC}`])) as {
+        storageReport: { volumeGroups: Array<{ name: string; logicalVolumes: Array<{ name: string; sizeBytes: number }> }> };
+      };
+      assert.deepEqual(
+        host.storageReport.volumeGroups.map((vg) => ({ name: vg.name, volumes: vg.logicalVolumes.map((v) => `${v.name} ${v.sizeBytes}`) })),
+        [{ name: 'vg0', volumes: [`web1 ${64 * MiB}`] }],
+      );
+
+      // Reset: the RAM-only dom0 loses everything; the disks stay.
+      qemu.kill('SIGKILL');
+      await new Promise((resolve) => qemu!.once('exit', resolve));
+      booting = await startMachine(rack, 'bios', MAC, 512, disks);
+      qemu = booting.qemu;
+      machine = booting.console;
+      const again = await machine.waitFor(readyLinePattern, QEMU_DEADLINE_MS, 'the ready line after the reset');
+      assert.equal(again.groups!.domains, '1', machine.transcript.slice(-6000));
+      assert.match(machine.transcript, /rackboot-runtime: storage: volume group vg0 found on \/dev\/vd[a-z]/);
+      assert.doesNotMatch(machine.transcript, /volume vg0\/web1 created/, 'the volume is kept, not made again');
+      const second = await until('web1 reporting after the reset', 300_000, () => web1Reports()[1], () => machine.transcript.slice(-6000));
+      assert.match(second, / disks=xvda:boot2$/, 'the same volume, with the file of the first boot');
+      qemu.kill('SIGKILL');
+      await new Promise((resolve) => qemu!.once('exit', resolve));
+      qemu = undefined;
+      assert.equal(execFileSync('sha256sum', [data], { encoding: 'utf8' }).split(' ')[0], dataBefore, 'the disk with data was never written');
+    } finally {
+      qemu?.kill('SIGKILL');
+      await rack?.close();
+      await rm(work, { recursive: true, force: true });
+    }
+  },
+);
+
 // Straight from the build folder (QEMU loads Xen and the modules), with the
 // command lines the server gives by default (Xen's dom0_mem, dom0's swiotlb).
 for (const memoryMiB of [512]) {

@@ -171,18 +171,18 @@ test("storage rendered: RACKBOOT_STORAGE for dom0's runtime, and xl disk specs i
   // The domain that is not started needs nothing made.
   assert.equal(
     storagePlan(plan),
-    'vg vg0 initialize serial:QM00001 id:ata-QEMU_HARDDISK_QM00002; vg old keep id:nvme-Samsung_SSD_980_S64ANS0T123456; volume web1 vg0 web1 67108864; disk web1 id:virtio-data7',
+    'vg vg0 initialize serial:QM00001 id:ata-QEMU_HARDDISK_QM00002; vg old keep id:nvme-Samsung_SSD_980_S64ANS0T123456; volume web1 xvda vg0 web1 67108864; disk web1 xvdb id:virtio-data7',
   );
   const env = renderRuntimeEnv(plan);
   // The runtime's own reading: the sourced value, split into records and words.
-  const records = execFileSync('sh', ['-c', 'eval "$1"; echo "$RACKBOOT_STORAGE" | tr ";" "\\n" | while read -r kind a b c d; do echo "$kind|$a|$b|$c|$d"; done', 'sh', env], {
+  const records = execFileSync('sh', ['-c', 'eval "$1"; echo "$RACKBOOT_STORAGE" | tr ";" "\\n" | while read -r kind a b c d e; do echo "$kind|$a|$b|$c|$d|$e"; done', 'sh', env], {
     encoding: 'utf8',
   });
   assert.deepEqual(records.trim().split('\n'), [
-    'vg|vg0|initialize|serial:QM00001|id:ata-QEMU_HARDDISK_QM00002',
-    'vg|old|keep|id:nvme-Samsung_SSD_980_S64ANS0T123456|',
-    'volume|web1|vg0|web1|67108864',
-    'disk|web1|id:virtio-data7||',
+    'vg|vg0|initialize|serial:QM00001|id:ata-QEMU_HARDDISK_QM00002|',
+    'vg|old|keep|id:nvme-Samsung_SSD_980_S64ANS0T123456||',
+    'volume|web1|xvda|vg0|web1|67108864',
+    'disk|web1|xvdb|id:virtio-data7||',
   ]);
   const config = renderDomainConfig(plan, plan.domains[0]!, endpoints);
   assert.match(
