@@ -567,7 +567,10 @@ test(
         { assets: out },
       );
       const hostEvents = (): Array<Record<string, unknown>> => rack!.events().filter((e) => e.event === 'host-event' && e.mac === MAC);
-      const web1Reports = (): string[] => hostEvents().filter((e) => e.stage === 'guest-ready' && e.domain === 'web1').map((e) => String(e.detail));
+      const web1Reports = (): string[] =>
+        hostEvents()
+          .filter((e) => e.stage === 'guest-ready' && e.domain === 'web1')
+          .map((e) => String(e.detail));
 
       // First boot: vg0 made, keep refused, web1 on a new volume, web2 not started.
       let booting = await startMachine(rack, 'bios', MAC, 512, disks);
@@ -588,11 +591,18 @@ test(
         web2?.detail,
         'disk xvda (volume keep/web2): volume group keep is not there: it was not created: disk /dev/disk/by-id/ata-QEMU_HARDDISK_rb-data holds ext4 (label keepme)',
       );
-      const first = await until('web1 reporting from its new volume', 300_000, () => web1Reports()[0], () => machine.transcript.slice(-6000));
+      const first = await until(
+        'web1 reporting from its new volume',
+        300_000,
+        () => web1Reports()[0],
+        () => machine.transcript.slice(-6000),
+      );
       assert.match(first, / disks=xvda:new-filesystem:boot1$/, first);
       // The storage report, after the volumes were made: vg0 with web1 in it, keep nowhere.
       const token = (await readFile(join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
-      const host = JSON.parse(rack.ns.exec('curl', ['-sSf', '-H', `Authorization: Bearer ${token}`, `http://${serverAddress}:${httpPort}/api/hosts/${MAC}`])) as {
+      const host = JSON.parse(
+        rack.ns.exec('curl', ['-sSf', '-H', `Authorization: Bearer ${token}`, `http://${serverAddress}:${httpPort}/api/hosts/${MAC}`]),
+      ) as {
         storageReport: { volumeGroups: Array<{ name: string; logicalVolumes: Array<{ name: string; sizeBytes: number }> }> };
       };
       assert.deepEqual(
@@ -610,7 +620,12 @@ test(
       assert.equal(again.groups!.domains, '1', machine.transcript.slice(-6000));
       assert.match(machine.transcript, /rackboot-runtime: storage: volume group vg0 found on \/dev\/vd[a-z]/);
       assert.doesNotMatch(machine.transcript, /volume vg0\/web1 created/, 'the volume is kept, not made again');
-      const second = await until('web1 reporting after the reset', 300_000, () => web1Reports()[1], () => machine.transcript.slice(-6000));
+      const second = await until(
+        'web1 reporting after the reset',
+        300_000,
+        () => web1Reports()[1],
+        () => machine.transcript.slice(-6000),
+      );
       assert.match(second, / disks=xvda:boot2$/, 'the same volume, with the file of the first boot');
       qemu.kill('SIGKILL');
       await new Promise((resolve) => qemu!.once('exit', resolve));

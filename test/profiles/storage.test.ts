@@ -67,7 +67,9 @@ test('storage: volume groups by serial or by-id, and domain disks on them, parse
     { kind: 'volume', volumeGroup: 'vg0', volume: 'web1', size: 20 * 1024 ** 3, device: 'xvda', readOnly: false },
     { kind: 'disk', disk: { kind: 'serial', value: 'DATA7' }, device: 'xvdb', readOnly: true },
   ]);
-  assert.deepEqual(profile.domains[1]!.disks, [{ kind: 'volume', volumeGroup: 'old', volume: 'db1-data', size: 512 * 1024 ** 2, device: 'xvdc', readOnly: false }]);
+  assert.deepEqual(profile.domains[1]!.disks, [
+    { kind: 'volume', volumeGroup: 'old', volume: 'db1-data', size: 512 * 1024 ** 2, device: 'xvdc', readOnly: false },
+  ]);
   // No storage, no disks: as before.
   const plain = parsed(['domains:', '  - name: demo1']);
   assert.equal(plain.storage, undefined);
@@ -78,11 +80,14 @@ test('storage: refusals name the file, line, column and field', () => {
   assert.deepEqual(errors(['storage:', '  volumeGroups:', '    - name: vg0', '      disks: [/dev/sdb]']), [
     'profiles/xen01.yaml:6:15: storage.volumeGroups[0].disks[0]: "/dev/sdb" names a disk by the order it was found in, which changes from boot to boot; name it by serial (serial:SERIAL) or by id (/dev/disk/by-id/ID), as `rackboot hosts MAC` lists them',
   ]);
-  assert.deepEqual(errors(['storage:', '  volumeGroups:', '    - name: vg0', '      disks: [serial:A, serial:A]', '    - name: vg0', '      disks: [serial:A]']), [
-    'profiles/xen01.yaml:6:25: storage.volumeGroups[0].disks[1]: serial:A is already a disk of storage.volumeGroups[0]; a disk belongs to one volume group',
-    'profiles/xen01.yaml:7:13: storage.volumeGroups[1].name: "vg0" is already the name of storage.volumeGroups[0]',
-    'profiles/xen01.yaml:8:15: storage.volumeGroups[1].disks[0]: serial:A is already a disk of storage.volumeGroups[0]; a disk belongs to one volume group',
-  ]);
+  assert.deepEqual(
+    errors(['storage:', '  volumeGroups:', '    - name: vg0', '      disks: [serial:A, serial:A]', '    - name: vg0', '      disks: [serial:A]']),
+    [
+      'profiles/xen01.yaml:6:25: storage.volumeGroups[0].disks[1]: serial:A is already a disk of storage.volumeGroups[0]; a disk belongs to one volume group',
+      'profiles/xen01.yaml:7:13: storage.volumeGroups[1].name: "vg0" is already the name of storage.volumeGroups[0]',
+      'profiles/xen01.yaml:8:15: storage.volumeGroups[1].disks[0]: serial:A is already a disk of storage.volumeGroups[0]; a disk belongs to one volume group',
+    ],
+  );
   assert.deepEqual(errors(['storage:', '  volumeGroups:', '    - name: -vg', '      disks: []', '      initialize: yes']), [
     'profiles/xen01.yaml:5:13: storage.volumeGroups[0].name: "-vg" must not start with "-"',
     'profiles/xen01.yaml:6:14: storage.volumeGroups[0].disks: want a list of one or more disks, such as [serial:S3Z1NB0K123456], got an empty list',
@@ -125,12 +130,18 @@ test('storage: refusals name the file, line, column and field', () => {
   assert.deepEqual(errors(['hostname: node-{mac}', ...storage], 'profiles/default.yaml', false), [
     "profiles/default.yaml:2:1: storage: not allowed in default.yaml, the profile for hosts without a file of their own: a volume group names one machine's own disks; put it in that host's file",
   ]);
-  assert.match(errors(['hosts:', '  - {mac: "52:54:00:00:00:01", hostname: a}', ...storage], 'profiles/rack.yaml', false).join('\n'), /rack\.yaml:3:1: storage: not allowed in a group file/);
+  assert.match(
+    errors(['hosts:', '  - {mac: "52:54:00:00:00:01", hostname: a}', ...storage], 'profiles/rack.yaml', false).join('\n'),
+    /rack\.yaml:3:1: storage: not allowed in a group file/,
+  );
 });
 
 test('storage values: disk references, LVM names, sizes and guest devices', () => {
   assert.deepEqual(parseDiskRef('serial:S3Z1NB0K123456'), { kind: 'serial', value: 'S3Z1NB0K123456' });
-  assert.deepEqual(parseDiskRef('/dev/disk/by-id/usb-Kingston_DataTraveler_3.0_E0D55EA5-0:0'), { kind: 'id', value: 'usb-Kingston_DataTraveler_3.0_E0D55EA5-0:0' });
+  assert.deepEqual(parseDiskRef('/dev/disk/by-id/usb-Kingston_DataTraveler_3.0_E0D55EA5-0:0'), {
+    kind: 'id',
+    value: 'usb-Kingston_DataTraveler_3.0_E0D55EA5-0:0',
+  });
   for (const bad of ['/dev/vdb', '/dev/nvme0n1', 'sdb', 'serial:', 'serial:a b', '/dev/disk/by-id/..', '/dev/disk/by-id/a/b', "serial:x';reboot"]) {
     assert.ok('problem' in (parseDiskRef(bad) as object), bad);
   }
@@ -175,9 +186,13 @@ test("storage rendered: RACKBOOT_STORAGE for dom0's runtime, and xl disk specs i
   );
   const env = renderRuntimeEnv(plan);
   // The runtime's own reading: the sourced value, split into records and words.
-  const records = execFileSync('sh', ['-c', 'eval "$1"; echo "$RACKBOOT_STORAGE" | tr ";" "\\n" | while read -r kind a b c d e; do echo "$kind|$a|$b|$c|$d|$e"; done', 'sh', env], {
-    encoding: 'utf8',
-  });
+  const records = execFileSync(
+    'sh',
+    ['-c', 'eval "$1"; echo "$RACKBOOT_STORAGE" | tr ";" "\\n" | while read -r kind a b c d e; do echo "$kind|$a|$b|$c|$d|$e"; done', 'sh', env],
+    {
+      encoding: 'utf8',
+    },
+  );
   assert.deepEqual(records.trim().split('\n'), [
     'vg|vg0|initialize|serial:QM00001|id:ata-QEMU_HARDDISK_QM00002|',
     'vg|old|keep|id:nvme-Samsung_SSD_980_S64ANS0T123456||',
@@ -189,7 +204,10 @@ test("storage rendered: RACKBOOT_STORAGE for dom0's runtime, and xl disk specs i
     config,
     /^disk = \[ 'format=raw, vdev=xvda, access=rw, script=block-rackboot, target=\/dev\/vg0\/web1', 'format=raw, vdev=xvdb, access=ro, script=block-rackboot, target=\/dev\/disk\/by-id\/virtio-data7' \]$/m,
   );
-  assert.equal(xlDiskSpec({ kind: 'disk', disk: { kind: 'serial', value: 'QM9' }, device: 'xvdc', readOnly: false }), 'format=raw, vdev=xvdc, access=rw, script=block-rackboot, target=/dev/disk/by-serial/QM9');
+  assert.equal(
+    xlDiskSpec({ kind: 'disk', disk: { kind: 'serial', value: 'QM9' }, device: 'xvdc', readOnly: false }),
+    'format=raw, vdev=xvdc, access=rw, script=block-rackboot, target=/dev/disk/by-serial/QM9',
+  );
   // Without storage, nothing new in either file.
   const bare = resolveHostBoot({ mac, platform: 'bios', profile: parsed(['domains:', '  - name: demo1']), build, endpoints });
   assert.ok(bare.kind === 'boot');
