@@ -1,6 +1,6 @@
 import type { BootPlan, HostBoot, MenuEntry, PlannedDomain, ServerEndpoints } from './resolve.js';
 import { httpBase } from './resolve.js';
-import { diskRefPath, type DiskRef, type DomainDisk } from '../profiles/storage.js';
+import { diskRefPath, runtimeConfigSource, type DiskRef, type DomainDisk } from '../profiles/storage.js';
 
 /**
  * Boot scripts and files rendered from a BootPlan. Pure text in, text out:
@@ -212,6 +212,7 @@ function runtimeDiskRef(ref: DiskRef): string {
  *   vg NAME initialize|keep DISK...      find the volume group (or create it on blank disks)
  *   volume DOMAIN DEVICE VG NAME BYTES   the guest's volume: kept when there, else created with this size
  *   disk DOMAIN DEVICE DISK              a whole disk the guest needs
+ *   found SOURCE                         a filesystem holding domain configurations to start
  * (DEVICE, the guest's xvda..., only names the disk in what dom0 reports)
  * DISK is serial:SERIAL or id:BY-ID-NAME. Only the domains dom0 starts.
  */
@@ -220,6 +221,7 @@ export function storagePlan(plan: BootPlan): string {
   for (const group of plan.profile.storage?.volumeGroups ?? []) {
     records.push(['vg', group.name, group.initialize ? 'initialize' : 'keep', ...group.disks.map(runtimeDiskRef)].join(' '));
   }
+  for (const source of plan.profile.storage?.domainConfigs ?? []) records.push(`found ${runtimeConfigSource(source)}`);
   for (const domain of plan.domains) {
     if (!domain.start) continue;
     for (const disk of domain.disks ?? []) {

@@ -23,7 +23,9 @@ import {
   guestDeviceProblem,
   lvmNameProblem,
   parseDiskRef,
+  parseDomainConfigSource,
   parseSize,
+  type DomainConfigSource,
   type DiskRef,
   type DomainDisk,
   type StorageConfig,
@@ -99,7 +101,7 @@ const groupHostFields = ['mac', 'hostname', 'address'] as const;
 const networkFields = ['mode', 'address', 'gateway', 'dns'] as const;
 const bootFields = ['entry', 'menuTimeout', 'xenArgs', 'kernelArgs'] as const;
 const domainFields = ['name', 'memory', 'vcpus', 'kernel', 'ramdisk', 'extraArgs', 'bridge', 'mac', 'autostart', 'restart', 'disks'] as const;
-const storageFields = ['volumeGroups'] as const;
+const storageFields = ['volumeGroups', 'domainConfigs'] as const;
 const volumeGroupFields = ['name', 'disks', 'initialize'] as const;
 const domainDiskFields = ['volume', 'size', 'disk', 'device', 'readOnly'] as const;
 const relayFields = ['circuitId', 'remoteId'] as const;
@@ -779,7 +781,27 @@ class ProfileReader extends YamlReader {
         if (name !== undefined && disks !== undefined && initialize !== undefined) volumeGroups.push({ name, disks, initialize });
       });
     }
-    return this.errors.length > before ? undefined : { volumeGroups };
+    const domainConfigs: DomainConfigSource[] = [];
+    const sourcesEntry = fields.get('domainConfigs');
+    if (sourcesEntry !== undefined) {
+      if (!isSeq(sourcesEntry.value)) {
+        this.entryError(sourcesEntry, `want a list of filesystems, such as [vg0/configs, label:guests], got ${describe(sourcesEntry.value)}`);
+      } else {
+        (sourcesEntry.value as YAMLSeq<Node | null>).items.forEach((item, index) => {
+          const itemEntry: Entry = { path: `${sourcesEntry.path}[${index}]`, key: null, value: item };
+          const text = this.string(itemEntry, (written) => {
+            const parsed = parseDomainConfigSource(written);
+            if ('problem' in parsed) return parsed.problem;
+            if (parsed.kind === 'volume' && !groupNames.has(parsed.volumeGroup)) {
+              return `${JSON.stringify(parsed.volumeGroup)} is not a volume group of this profile (storage.volumeGroups)`;
+            }
+            return undefined;
+          });
+          if (text !== undefined) domainConfigs.push(parseDomainConfigSource(text) as DomainConfigSource);
+        });
+      }
+    }
+    return this.errors.length > before ? undefined : { volumeGroups, domainConfigs };
   }
 
   /** A volume group's disks: a non-empty list, each named by serial or id and in no other group. */

@@ -21,8 +21,43 @@ export interface VolumeGroupConfig {
   initialize: boolean;
 }
 
+/** A filesystem that holds xl configurations of domains to start at boot (see domainConfigsLabel). */
+export type DomainConfigSource = { kind: 'volume'; volumeGroup: string; volume: string } | { kind: 'label'; label: string } | { kind: 'disk'; disk: DiskRef };
+
 export interface StorageConfig {
   volumeGroups: VolumeGroupConfig[];
+  /** Filesystems to look for domain configurations on, besides any labelled domainConfigsLabel. */
+  domainConfigs: DomainConfigSource[];
+}
+
+/** The label that makes a filesystem one of domain configurations, on any host, with no profile naming it. */
+export const domainConfigsLabel = 'rackboot-domains';
+
+const labelPattern = /^[A-Za-z0-9._-]{1,32}$/;
+
+/** A source of domain configurations as written: VG/NAME, label:LABEL, serial:SERIAL or /dev/disk/by-id/ID. */
+export function parseDomainConfigSource(text: string): DomainConfigSource | { problem: string } {
+  const label = /^label:(.*)$/.exec(text);
+  if (label) {
+    if (!labelPattern.test(label[1]!)) return { problem: `${JSON.stringify(text)}: a label has 1 to 32 letters, digits and "._-"` };
+    return { kind: 'label', label: label[1]! };
+  }
+  if (!text.startsWith('/') && !text.startsWith('serial:') && text.includes('/')) {
+    const slash = text.indexOf('/');
+    const problem = lvmNameProblem(text.slice(0, slash), 'volume group') ?? lvmNameProblem(text.slice(slash + 1), 'volume');
+    if (problem !== undefined) return { problem };
+    return { kind: 'volume', volumeGroup: text.slice(0, slash), volume: text.slice(slash + 1) };
+  }
+  const disk = parseDiskRef(text);
+  if ('problem' in disk) return { problem: `${disk.problem}; or a volume (vg0/configs) or a filesystem label (label:guests)` };
+  return { kind: 'disk', disk };
+}
+
+/** The source as dom0's runtime reads it: volume:VG/NAME, label:LABEL, serial:S or id:ID. */
+export function runtimeConfigSource(source: DomainConfigSource): string {
+  if (source.kind === 'volume') return `volume:${source.volumeGroup}/${source.volume}`;
+  if (source.kind === 'label') return `label:${source.label}`;
+  return `${source.disk.kind}:${source.disk.value}`;
 }
 
 /** One disk of a guest: what backs it, and how the guest sees it. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -515,7 +515,7 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
  * vg0 is found, the volume kept, and web1 counts its second boot on it.
  */
 test(
-  'storage: a volume group made on a blank disk, a guest volume that keeps its files across a reset, a disk with data refused and untouched',
+  'storage: a volume group made on a blank disk, a guest volume that keeps its files across a reset, a disk with data refused and untouched, domains found on a labelled filesystem',
   { timeout: 1_500_000 },
   async () => {
     const work = await mkdtemp(join(tmpdir(), 'rackboot-debian-storage-'));
@@ -529,9 +529,29 @@ test(
       execFileSync('truncate', ['-s', `${64 * MiB}`, data]);
       execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'keepme', data]);
       const dataBefore = execFileSync('sha256sum', [data], { encoding: 'utf8' }).split(' ')[0];
+      // A filesystem labelled rackboot-domains: found1's xl config, and one named like a domain of the profile.
+      const configs = join(work, 'configs');
+      await mkdir(join(configs, 'domains'), { recursive: true });
+      const foundConfig = (name: string): string =>
+        [
+          `name = "${name}"`,
+          'type = "pv"',
+          'memory = 96',
+          'kernel = "/run/rackboot/parts/vmlinuz"',
+          'ramdisk = "/run/rackboot/parts/guest.initrd.gz"',
+          `extra = "console=hvc0 rackboot.server=http://${serverAddress}:${httpPort} rackboot.parent=${MAC} rackboot.domain=${name}"`,
+          "vif = [ 'bridge=xenbr0' ]",
+          '',
+        ].join('\n');
+      await writeFile(join(configs, 'domains', 'found1.cfg'), foundConfig('found1'));
+      await writeFile(join(configs, 'web1.cfg'), foundConfig('web1'));
+      const found = join(work, 'found.img');
+      execFileSync('truncate', ['-s', `${32 * MiB}`, found]);
+      execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'rackboot-domains', '-d', configs, found]);
       const disks = [
         { file: blank, serial: 'rb-blank', bus: 'virtio' as const },
         { file: data, serial: 'rb-data', bus: 'sata' as const },
+        { file: found, serial: 'rb-found', bus: 'virtio' as const },
       ];
       rack = await startRack(
         {
@@ -577,7 +597,7 @@ test(
       qemu = booting.qemu;
       let machine = booting.console;
       const ready = await machine.waitFor(readyLinePattern, QEMU_DEADLINE_MS, 'the ready line');
-      assert.equal(ready.groups!.domains, '1', `web1 only; console:\n${machine.transcript.slice(-6000)}`);
+      assert.equal(ready.groups!.domains, '2', `web1 and found1; console:\n${machine.transcript.slice(-6000)}`);
       assert.match(machine.transcript, /rackboot-runtime: storage: volume group vg0 created on \/dev\/vd[a-z]/);
       assert.match(machine.transcript, /rackboot-runtime: domain web1: volume vg0\/web1 created \(64 MiB\)/);
       const refusal = hostEvents().find((e) => e.stage === 'setting-failed' && String(e.detail).startsWith('storage: volume group keep'));
@@ -617,7 +637,7 @@ test(
       qemu = booting.qemu;
       machine = booting.console;
       const again = await machine.waitFor(readyLinePattern, QEMU_DEADLINE_MS, 'the ready line after the reset');
-      assert.equal(again.groups!.domains, '1', machine.transcript.slice(-6000));
+      assert.equal(again.groups!.domains, '2', machine.transcript.slice(-6000));
       assert.match(machine.transcript, /rackboot-runtime: storage: volume group vg0 found on \/dev\/vd[a-z]/);
       assert.doesNotMatch(machine.transcript, /volume vg0\/web1 created/, 'the volume is kept, not made again');
       const second = await until(

@@ -62,6 +62,7 @@ test('storage: volume groups by serial or by-id, and domain disks on them, parse
       },
       { name: 'old', disks: [{ kind: 'id', value: 'nvme-Samsung_SSD_980_S64ANS0T123456' }], initialize: false },
     ],
+    domainConfigs: [],
   });
   assert.deepEqual(profile.domains[0]!.disks, [
     { kind: 'volume', volumeGroup: 'vg0', volume: 'web1', size: 20 * 1024 ** 3, device: 'xvda', readOnly: false },
@@ -134,6 +135,26 @@ test('storage: refusals name the file, line, column and field', () => {
     errors(['hosts:', '  - {mac: "52:54:00:00:00:01", hostname: a}', ...storage], 'profiles/rack.yaml', false).join('\n'),
     /rack\.yaml:3:1: storage: not allowed in a group file/,
   );
+});
+
+test('storage.domainConfigs: filesystems of xl configurations, by volume, label, serial or id', () => {
+  const profile = parsed([...storage, '  domainConfigs: [vg0/configs, label:guests, serial:CFG1, /dev/disk/by-id/virtio-cfg-part1]']);
+  assert.deepEqual(profile.storage?.domainConfigs, [
+    { kind: 'volume', volumeGroup: 'vg0', volume: 'configs' },
+    { kind: 'label', label: 'guests' },
+    { kind: 'disk', disk: { kind: 'serial', value: 'CFG1' } },
+    { kind: 'disk', disk: { kind: 'id', value: 'virtio-cfg-part1' } },
+  ]);
+  const build = memoryBuild('20261205T070000Z-abc123', ['vmlinuz', 'guest.initrd.gz']);
+  const boot = resolveHostBoot({ mac, platform: 'bios', profile, build, endpoints: { address: '198.18.0.1', httpPort: 8080 } });
+  assert.ok(boot.kind === 'boot');
+  if (boot.kind !== 'boot') return;
+  assert.match(storagePlan(boot.plan), /; found volume:vg0\/configs; found label:guests; found serial:CFG1; found id:virtio-cfg-part1$/);
+  assert.deepEqual(errors([...storage, '  domainConfigs: [vg9/configs, "label:a b", /dev/sdc1]']), [
+    'profiles/xen01.yaml:10:19: storage.domainConfigs[0]: "vg9" is not a volume group of this profile (storage.volumeGroups)',
+    'profiles/xen01.yaml:10:32: storage.domainConfigs[1]: "label:a b": a label has 1 to 32 letters, digits and "._-"',
+    'profiles/xen01.yaml:10:45: storage.domainConfigs[2]: "/dev/sdc1" names a disk by the order it was found in, which changes from boot to boot; name it by serial (serial:SERIAL) or by id (/dev/disk/by-id/ID), as `rackboot hosts MAC` lists them; or a volume (vg0/configs) or a filesystem label (label:guests)',
+  ]);
 });
 
 test('storage values: disk references, LVM names, sizes and guest devices', () => {
