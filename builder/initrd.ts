@@ -68,8 +68,9 @@ export const DEBIAN_RUNTIME_MODULES = [
   // ext4 asks the crypto API for crc32c at every mount (its soft dependency, which module lists do not follow)
   'crc32c_generic',
   'ext4',
-  // LVM's volumes, for guests' disks
+  // LVM's volumes and iSCSI LUNs, for guests' disks
   'dm-mod',
+  'iscsi_tcp',
 ] as const;
 
 /** The demo guest, a PV domU: its network card is Xen's netfront, its disks blkfront, with ext4 (ext2 too) to keep files on them. */

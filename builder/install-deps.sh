@@ -52,6 +52,8 @@ test_packages=(
   # the package test: dpkg-shlibdeps finds the .deb's library dependencies; the
   # .deb is installed on a debootstrapped Debian 12 booted with systemd-nspawn
   dpkg-dev systemd-container
+  # the guest storage test runs an iSCSI target (tgtd, its own process in its own namespace; installed with service starts denied)
+  tgt
 )
 
 list=0

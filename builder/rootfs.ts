@@ -31,8 +31,9 @@ export const ROOTFS_PACKAGES = [
   'tzdata',
   // udhcpc and wget for the /init (and the same event script as the tiny runtime)
   'busybox-static',
-  // volume groups and guests' volumes on the host's disks
+  // volume groups and guests' volumes on the host's disks, and iSCSI LUNs
   'lvm2',
+  'open-iscsi',
 ] as const;
 
 /** Bump when the recipe below changes, so cached trees made the old way are not reused. */

@@ -6,7 +6,8 @@ import { createLogger } from './log.js';
 import { normaliseMac } from './profiles/mac.js';
 import { formatProfileError } from './profiles/error.js';
 import { ProfileDirectory } from './profiles/store.js';
-import { profileOrigin } from './profiles/profile.js';
+import { profileOrigin, type Profile } from './profiles/profile.js';
+import { storageWithoutSecrets } from './profiles/storage.js';
 import { formatSlot, slotIdFromText, type RelaySlot } from './profiles/slot.js';
 
 /**
@@ -40,7 +41,7 @@ export async function whatif(options: {
     mac,
     ...(slot === undefined ? {} : { slot: formatSlot(slot) }),
     platform: options.platform,
-    profile: boot.kind === 'boot' ? boot.plan.profile : (profile ?? null),
+    profile: shown(boot.kind === 'boot' ? boot.plan.profile : profile),
     profileFrom: profile === undefined ? null : profileOrigin(profile),
     reservation: reservation === undefined ? null : { address: `${reservation.address}/${reservation.prefixLength}`, source: reservation.source },
     profileErrors: profiles.errors().map(formatProfileError),
@@ -59,7 +60,8 @@ export async function whatif(options: {
           defaultEntry: boot.plan.defaultEntry,
           domains: boot.plan.domains.map((domain) => ({ name: domain.name, mac: domain.mac, start: domain.start })),
           notes: boot.plan.notes,
-          runtimeEnv: renderRuntimeEnv(boot.plan),
+          // As the host gets it, but for the CHAP secrets.
+          runtimeEnv: renderRuntimeEnv({ ...boot.plan, profile: shown(boot.plan.profile)! }),
         }
       : {}),
     script: renderHostScript(boot, options.endpoints),
@@ -79,4 +81,10 @@ function slotOption(circuitId: string | undefined, remoteId: string | undefined)
   };
   const circuit = id('circuit-id', circuitId);
   return remoteId === undefined ? { circuitId: circuit } : { circuitId: circuit, remoteId: id('remote-id', remoteId) };
+}
+
+/** The profile as whatif prints it: the CHAP secrets hidden (they travel only to the host). */
+function shown(profile: Profile | undefined): Profile | null {
+  if (profile === undefined) return null;
+  return profile.storage === undefined ? profile : { ...profile, storage: storageWithoutSecrets(profile.storage) };
 }

@@ -1,6 +1,6 @@
 import type { BootPlan, HostBoot, MenuEntry, PlannedDomain, ServerEndpoints } from './resolve.js';
 import { httpBase } from './resolve.js';
-import { diskRefPath, runtimeConfigSource, type DiskRef, type DomainDisk } from '../profiles/storage.js';
+import { diskRefPath, iscsiInitiatorName, iscsiLunPath, runtimeConfigSource, type DiskRef, type DomainDisk, type IscsiSession } from '../profiles/storage.js';
 
 /**
  * Boot scripts and files rendered from a BootPlan. Pure text in, text out:
@@ -209,15 +209,26 @@ function runtimeDiskRef(ref: DiskRef): string {
  * What dom0 does with its storage before it starts guests, as records
  * joined by "; ", each a line of words (every value is checked to be one
  * word when the profile is read):
+ *   initiator IQN                        this host's iSCSI initiator name
+ *   iscsi NAME ADDRESS PORT TARGET USER SECRET   log in to a target (USER and SECRET "-" without CHAP)
  *   vg NAME initialize|keep DISK...      find the volume group (or create it on blank disks)
  *   volume DOMAIN DEVICE VG NAME BYTES   the guest's volume: kept when there, else created with this size
  *   disk DOMAIN DEVICE DISK              a whole disk the guest needs
+ *   lun DOMAIN DEVICE SESSION LUN        a LUN of an iSCSI session the guest needs
  *   found SOURCE                         a filesystem holding domain configurations to start
  * (DEVICE, the guest's xvda..., only names the disk in what dom0 reports)
  * DISK is serial:SERIAL or id:BY-ID-NAME. Only the domains dom0 starts.
+ * It holds the CHAP secrets: it travels only in runtime.env.
  */
 export function storagePlan(plan: BootPlan): string {
   const records: string[] = [];
+  const sessions = plan.profile.storage?.iscsi ?? [];
+  if (sessions.length > 0) records.push(`initiator ${plan.profile.storage?.initiator ?? iscsiInitiatorName(plan.mac)}`);
+  for (const session of sessions) {
+    records.push(
+      ['iscsi', session.name, session.address, String(session.port), session.target, session.chap?.user ?? '-', session.chap?.secret ?? '-'].join(' '),
+    );
+  }
   for (const group of plan.profile.storage?.volumeGroups ?? []) {
     records.push(['vg', group.name, group.initialize ? 'initialize' : 'keep', ...group.disks.map(runtimeDiskRef)].join(' '));
   }
@@ -226,7 +237,8 @@ export function storagePlan(plan: BootPlan): string {
     if (!domain.start) continue;
     for (const disk of domain.disks ?? []) {
       if (disk.kind === 'volume') records.push(['volume', domain.name, disk.device, disk.volumeGroup, disk.volume, String(disk.size)].join(' '));
-      else records.push(['disk', domain.name, disk.device, runtimeDiskRef(disk.disk)].join(' '));
+      else if (disk.kind === 'disk') records.push(['disk', domain.name, disk.device, runtimeDiskRef(disk.disk)].join(' '));
+      else records.push(['lun', domain.name, disk.device, disk.session, String(disk.lun)].join(' '));
     }
   }
   return records.join('; ');
@@ -240,8 +252,15 @@ export const blockScript = 'block-rackboot';
  * vg0/web1 on xvda, `phy:/dev/vg0/web1,xvda,w` in the positional form,
  * with rackboot's own hotplug script.
  */
-export function xlDiskSpec(disk: DomainDisk): string {
-  const target = disk.kind === 'volume' ? `/dev/${disk.volumeGroup}/${disk.volume}` : diskRefPath(disk.disk);
+export function xlDiskSpec(disk: DomainDisk, sessions: readonly IscsiSession[] = []): string {
+  let target: string;
+  if (disk.kind === 'volume') target = `/dev/${disk.volumeGroup}/${disk.volume}`;
+  else if (disk.kind === 'disk') target = diskRefPath(disk.disk);
+  else {
+    const session = sessions.find((candidate) => candidate.name === disk.session);
+    if (session === undefined) throw new Error(`iSCSI session ${disk.session} is not in the profile`);
+    target = iscsiLunPath(session, disk.lun);
+  }
   return `format=raw, vdev=${disk.device}, access=${disk.readOnly ? 'ro' : 'rw'}, script=${blockScript}, target=${target}`;
 }
 
@@ -284,7 +303,9 @@ export function renderDomainConfig(plan: BootPlan, domain: PlannedDomain, endpoi
     `ramdisk = ${xlString(`${guestPartsDir}/${domain.ramdisk}`)}`,
     `extra = ${xlString(extra)}`,
     `vif = [ 'mac=${domain.mac},bridge=${domain.bridge}' ]`,
-    ...(domain.disks === undefined || domain.disks.length === 0 ? [] : [`disk = [ ${domain.disks.map((disk) => `'${xlDiskSpec(disk)}'`).join(', ')} ]`]),
+    ...(domain.disks === undefined || domain.disks.length === 0
+      ? []
+      : [`disk = [ ${domain.disks.map((disk) => `'${xlDiskSpec(disk, plan.profile.storage?.iscsi)}'`).join(', ')} ]`]),
     `on_poweroff = "${ending}"`,
     'on_reboot = "restart"',
     `on_crash = "${ending}"`,

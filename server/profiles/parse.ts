@@ -18,8 +18,12 @@ import type { BootSettings, DomainConfig, GroupHost, GroupProfile, NetworkConfig
 import { slotIdFromText, type RelaySlot } from './slot.js';
 import { sshPublicKeyProblem } from './ssh-key.js';
 import {
+  chapSecretProblem,
+  chapUserProblem,
   formatDiskRef,
   guestDeviceName,
+  iscsiNameProblem,
+  type IscsiSession,
   guestDeviceProblem,
   lvmNameProblem,
   parseDiskRef,
@@ -101,9 +105,10 @@ const groupHostFields = ['mac', 'hostname', 'address'] as const;
 const networkFields = ['mode', 'address', 'gateway', 'dns'] as const;
 const bootFields = ['entry', 'menuTimeout', 'xenArgs', 'kernelArgs'] as const;
 const domainFields = ['name', 'memory', 'vcpus', 'kernel', 'ramdisk', 'extraArgs', 'bridge', 'mac', 'autostart', 'restart', 'disks'] as const;
-const storageFields = ['volumeGroups', 'domainConfigs'] as const;
+const storageFields = ['volumeGroups', 'iscsi', 'initiator', 'domainConfigs'] as const;
+const iscsiFields = ['name', 'portal', 'target', 'chapUser', 'chapSecret'] as const;
 const volumeGroupFields = ['name', 'disks', 'initialize'] as const;
-const domainDiskFields = ['volume', 'size', 'disk', 'device', 'readOnly'] as const;
+const domainDiskFields = ['volume', 'size', 'disk', 'iscsi', 'lun', 'device', 'readOnly'] as const;
 const relayFields = ['circuitId', 'remoteId'] as const;
 
 /**
@@ -239,7 +244,14 @@ class ProfileReader extends YamlReader {
     const storage = storageEntry === undefined || isDefault ? undefined : this.storage(storageEntry);
     const domains =
       this.optional(fields.get('domains'), (entry) =>
-        this.domains(entry, mac, isDefault ? `${baseName(this.source)}: every host without a file of its own` : undefined, rootPasswordHash, storage),
+        this.domains(
+          entry,
+          mac,
+          isDefault ? `${baseName(this.source)}: every host without a file of its own` : undefined,
+          rootPasswordHash,
+          storage,
+          storageEntry !== undefined && storage === undefined,
+        ),
       ) ?? [];
 
     if (hostname === undefined || network === undefined || boot === undefined || this.errors.length > 0) return undefined;
@@ -660,6 +672,8 @@ class ProfileReader extends YamlReader {
     sharedBy: string | undefined,
     passwordHash: string | undefined,
     storage?: StorageConfig,
+    /** storage: is there but has errors of its own: names in it are not checked against it. */
+    storageBroken = false,
   ): DomainConfig[] | undefined {
     if (!isSeq(entry.value)) {
       this.entryError(entry, `want a list of domains (- name: web1 ...), got ${describe(entry.value)}`);
@@ -736,7 +750,7 @@ class ProfileReader extends YamlReader {
       }
       const disksEntry = fields.get('disks');
       if (disksEntry !== undefined) {
-        const disks = this.domainDisks(disksEntry, storage, backings);
+        const disks = this.domainDisks(disksEntry, storage, backings, storageBroken);
         if (disks !== undefined && disks.length > 0) domain.disks = disks;
       }
       if (this.errors.length > before) failed = true;
@@ -781,6 +795,8 @@ class ProfileReader extends YamlReader {
         if (name !== undefined && disks !== undefined && initialize !== undefined) volumeGroups.push({ name, disks, initialize });
       });
     }
+    const iscsi = this.optional(fields.get('iscsi'), (entry) => this.iscsiSessions(entry)) ?? [];
+    const initiator = this.optional(fields.get('initiator'), (entry) => this.string(entry, iscsiNameProblem));
     const domainConfigs: DomainConfigSource[] = [];
     const sourcesEntry = fields.get('domainConfigs');
     if (sourcesEntry !== undefined) {
@@ -801,7 +817,67 @@ class ProfileReader extends YamlReader {
         });
       }
     }
-    return this.errors.length > before ? undefined : { volumeGroups, domainConfigs };
+    if (this.errors.length > before) return undefined;
+    const storage: StorageConfig = { volumeGroups, iscsi, domainConfigs };
+    if (initiator !== undefined) storage.initiator = initiator;
+    return storage;
+  }
+
+  /** storage.iscsi: sessions by name, each a portal, a target and optional CHAP credentials. */
+  private iscsiSessions(entry: Entry): IscsiSession[] | undefined {
+    if (!isSeq(entry.value)) {
+      this.entryError(entry, `want a list of iSCSI sessions (- name: san1, portal: 198.18.0.9, target: iqn...), got ${describe(entry.value)}`);
+      return undefined;
+    }
+    const before = this.errors.length;
+    const sessions: IscsiSession[] = [];
+    const names = new Map<string, string>();
+    (entry.value as YAMLSeq<Node | null>).items.forEach((item, index) => {
+      const path = `${entry.path}[${index}]`;
+      const fields = this.mapping({ path, key: null, value: item }, iscsiFields);
+      if (fields === undefined) return;
+      const required = (field: string, example: string): Entry | undefined => {
+        const found = fields.get(field);
+        if (found === undefined) this.error(item, `${path}.${field}`, `missing; such as ${example}`);
+        return found;
+      };
+      const nameEntry = required('name', 'san1');
+      const name =
+        nameEntry === undefined ? undefined : this.string(nameEntry, (text) => lvmNameProblem(text, 'volume group')?.replace('volume group', 'session'));
+      if (name !== undefined) {
+        const first = names.get(name);
+        if (first !== undefined) this.entryError(nameEntry!, `${JSON.stringify(name)} is already the name of ${first}`);
+        names.set(name, path);
+      }
+      const portalEntry = required('portal', '198.18.0.9 or 198.18.0.9:3260');
+      const portal =
+        portalEntry === undefined
+          ? undefined
+          : this.string(portalEntry, (text) => {
+              const match = /^([0-9.]+)(?::([0-9]+))?$/.exec(text);
+              const port = match?.[2] === undefined ? 3260 : Number(match[2]);
+              if (!match || parseIpv4(match[1]!) === undefined)
+                return `${JSON.stringify(text)} is not a portal; want an IPv4 address, and a port if not 3260 (198.18.0.9:3260)`;
+              if (port < 1 || port > 65535) return `${JSON.stringify(text)}: port ${port} is not a TCP port`;
+              return undefined;
+            });
+      const targetEntry = required('target', 'iqn.2026-12.lab.example:store1');
+      const target = targetEntry === undefined ? undefined : this.string(targetEntry, iscsiNameProblem);
+      const userEntry = fields.get('chapUser');
+      const secretEntry = fields.get('chapSecret');
+      const user = userEntry === undefined ? undefined : this.string(userEntry, chapUserProblem);
+      const secret = secretEntry === undefined ? undefined : this.string(secretEntry, chapSecretProblem);
+      if ((userEntry === undefined) !== (secretEntry === undefined)) {
+        const [present, missing] = userEntry === undefined ? [secretEntry!, 'chapUser'] : [userEntry, 'chapSecret'];
+        this.error(present.key, `${path}.${missing}`, 'missing; CHAP takes a user and a secret together');
+      }
+      if (name === undefined || portal === undefined || target === undefined) return;
+      const [address, port] = portal.split(':');
+      const session: IscsiSession = { name, address: address!, port: port === undefined ? 3260 : Number(port), target };
+      if (user !== undefined && secret !== undefined) session.chap = { user, secret };
+      sessions.push(session);
+    });
+    return this.errors.length > before ? undefined : sessions;
   }
 
   /** A volume group's disks: a non-empty list, each named by serial or id and in no other group. */
@@ -843,7 +919,7 @@ class ProfileReader extends YamlReader {
    * (`disk: serial:...`), with its guest device (xvda, xvdb... in order
    * unless written) and readOnly.
    */
-  private domainDisks(entry: Entry, storage: StorageConfig | undefined, backings: Map<string, string>): DomainDisk[] | undefined {
+  private domainDisks(entry: Entry, storage: StorageConfig | undefined, backings: Map<string, string>, storageBroken: boolean): DomainDisk[] | undefined {
     if (!isSeq(entry.value)) {
       this.entryError(entry, `want a list of disks (- volume: vg0/web1, size: 20G), got ${describe(entry.value)}`);
       return undefined;
@@ -860,7 +936,9 @@ class ProfileReader extends YamlReader {
       if (fields === undefined) return;
       const volumeEntry = fields.get('volume');
       const diskEntry = fields.get('disk');
+      const iscsiEntry = fields.get('iscsi');
       const sizeEntry = fields.get('size');
+      const lunEntry = fields.get('lun');
       const deviceEntry = fields.get('device');
       const device = deviceEntry === undefined ? guestDeviceName(index) : this.string(deviceEntry, guestDeviceProblem);
       if (device !== undefined) {
@@ -870,14 +948,37 @@ class ProfileReader extends YamlReader {
       }
       const readOnlyEntry = fields.get('readOnly');
       const readOnly = readOnlyEntry === undefined ? false : this.boolean(readOnlyEntry);
-      if ((volumeEntry === undefined) === (diskEntry === undefined)) {
+      const kinds = [volumeEntry, diskEntry, iscsiEntry].filter((e) => e !== undefined);
+      if (kinds.length !== 1) {
         this.error(
           item,
           path,
-          volumeEntry === undefined
-            ? 'want volume: VG/NAME (a logical volume, with size:) or disk: serial:... (a whole disk of the host)'
-            : 'volume: and disk: together; a guest disk is one or the other',
+          kinds.length === 0
+            ? 'want volume: VG/NAME (a logical volume, with size:), disk: serial:... (a whole disk of the host) or iscsi: SESSION (a LUN, with lun:)'
+            : 'volume:, disk: and iscsi: are each a guest disk of its own; give one',
         );
+        return;
+      }
+      if (lunEntry !== undefined && iscsiEntry === undefined) this.error(lunEntry.key, lunEntry.path, 'only for iscsi: (the LUN of the session)');
+      if (iscsiEntry !== undefined) {
+        if (sizeEntry !== undefined) this.error(sizeEntry.key, sizeEntry.path, 'only for volume: (a LUN has the size its target gives it)');
+        const sessions = new Set((storage?.iscsi ?? []).map((session) => session.name));
+        const session = this.string(iscsiEntry, (text) =>
+          sessions.has(text) || storageBroken
+            ? undefined
+            : `${JSON.stringify(text)} is not an iSCSI session of this profile (storage.iscsi${sessions.size > 0 ? `: ${[...sessions].join(', ')}` : ' names none'})`,
+        );
+        let lun: number | undefined;
+        if (lunEntry === undefined) this.error(item, `${path}.lun`, 'missing; the LUN of the session, such as 1');
+        else lun = this.integer(lunEntry, 0, 16383, 'LUN', '1');
+        if (session === undefined || lun === undefined || device === undefined || readOnly === undefined) return;
+        const owner = backings.get(`iscsi ${session}/${lun}`);
+        if (owner !== undefined) {
+          this.entryError(lunEntry!, `LUN ${lun} of ${session} is already a disk of ${owner}; two guests never write one LUN`);
+          return;
+        }
+        backings.set(`iscsi ${session}/${lun}`, path);
+        disks.push({ kind: 'iscsi', session, lun, device, readOnly });
         return;
       }
       if (volumeEntry !== undefined) {
@@ -888,7 +989,7 @@ class ProfileReader extends YamlReader {
           if (groupProblem !== undefined) return `volume group ${groupProblem}`;
           const volumeProblem = lvmNameProblem(written.slice(slash + 1), 'volume');
           if (volumeProblem !== undefined) return `volume ${volumeProblem}`;
-          if (!groups.has(written.slice(0, slash))) {
+          if (!groups.has(written.slice(0, slash)) && !storageBroken) {
             const known = [...groups];
             return `${JSON.stringify(written.slice(0, slash))} is not a volume group of this profile (storage.volumeGroups${known.length > 0 ? `: ${known.join(', ')}` : ' names none'})`;
           }

@@ -26,6 +26,9 @@ export type DomainConfigSource = { kind: 'volume'; volumeGroup: string; volume: 
 
 export interface StorageConfig {
   volumeGroups: VolumeGroupConfig[];
+  iscsi: IscsiSession[];
+  /** The host's iSCSI initiator name; iscsiInitiatorName(mac) when not written. */
+  initiator?: string;
   /** Filesystems to look for domain configurations on, besides any labelled domainConfigsLabel. */
   domainConfigs: DomainConfigSource[];
 }
@@ -60,10 +63,24 @@ export function runtimeConfigSource(source: DomainConfigSource): string {
   return `${source.disk.kind}:${source.disk.value}`;
 }
 
+/** An iSCSI session dom0 logs in to at boot; its LUNs are disks of the host like any other. */
+export interface IscsiSession {
+  /** The name guests' disks use for it (iscsi: NAME). */
+  name: string;
+  /** The target portal: an IPv4 address and a TCP port (3260 unless written). */
+  address: string;
+  port: number;
+  /** The target's IQN (or eui./naa. name). */
+  target: string;
+  /** CHAP: the user and the secret, both or neither. The secret travels only to the host, in its runtime.env. */
+  chap?: { user: string; secret: string };
+}
+
 /** One disk of a guest: what backs it, and how the guest sees it. */
 export type DomainDisk = (
   | { kind: 'volume'; volumeGroup: string; volume: string; /** Bytes; the size it is created with when missing. */ size: number }
   | { kind: 'disk'; disk: DiskRef }
+  | { kind: 'iscsi'; session: string; lun: number }
 ) & {
   /** The guest's device name (xvda, xvdb...). */
   device: string;
@@ -166,4 +183,50 @@ export function guestDeviceName(index: number): string {
 export function guestDeviceProblem(name: string): string | undefined {
   if (/^xvd[a-z]{1,2}$/.test(name)) return undefined;
   return `${JSON.stringify(name)} is not a PV guest's disk name; want xvda, xvdb, ...`;
+}
+
+/** iSCSI names (RFC 3720 section 3.2.6, in their normalised lower-case form for iqn.): iqn., eui. or naa. */
+const iscsiNamePattern = /^(iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9][a-z0-9.-]*(:[a-z0-9.:_-]+)?|eui\.[0-9A-F]{16}|naa\.[0-9A-F]{16}([0-9A-F]{16})?)$/;
+
+export function iscsiNameProblem(name: string): string | undefined {
+  if (name.length > 223) return `${JSON.stringify(name.slice(0, 40))}... is ${name.length} bytes long; iSCSI names have at most 223`;
+  if (iscsiNamePattern.test(name)) return undefined;
+  if (/^iqn\./i.test(name) && name !== name.toLowerCase()) return `${JSON.stringify(name)}: write an iqn. name in lower case, as targets compare it`;
+  return `${JSON.stringify(name)} is not an iSCSI name; want iqn.YYYY-MM.reversed.domain:name (or eui./naa.)`;
+}
+
+/** The initiator name of a host without one written: rackboot's, with the MAC. */
+export function iscsiInitiatorName(mac: string): string {
+  return `iqn.2005-03.org.rackboot:${mac.replaceAll(':', '')}`;
+}
+
+/** CHAP users: one word of letters, digits and "._@:-". */
+export function chapUserProblem(user: string): string | undefined {
+  return /^[A-Za-z0-9._@:-]{1,64}$/.test(user) ? undefined : `${JSON.stringify(user)} is not a CHAP user name: 1 to 64 letters, digits and "._@:-"`;
+}
+
+/**
+ * CHAP secrets: 12 to 128 characters (RFC 3720 asks for at least 96 bits;
+ * many targets refuse fewer than 12 characters) of letters, digits and
+ * "._+/=:@%-", so they travel in runtime.env and iscsiadm's arguments as they
+ * are. The message never repeats the secret.
+ */
+export function chapSecretProblem(secret: string): string | undefined {
+  if (secret.length < 12) return `is ${secret.length} characters long; a CHAP secret has at least 12`;
+  if (secret.length > 128) return `is ${secret.length} characters long; at most 128`;
+  if (!/^[A-Za-z0-9._+/=:@%-]+$/.test(secret)) return 'has a character other than letters, digits and "._+/=:@%-"';
+  return undefined;
+}
+
+/** The path the runtime links an iSCSI LUN at, as udev names it. */
+export function iscsiLunPath(session: IscsiSession, lun: number): string {
+  return `/dev/disk/by-path/ip-${session.address}:${session.port}-iscsi-${session.target}-lun-${lun}`;
+}
+
+/** What a profile shows outside its host (whatif, listings): the CHAP secrets replaced by a note. */
+export function storageWithoutSecrets(storage: StorageConfig): StorageConfig {
+  return {
+    ...storage,
+    iscsi: storage.iscsi.map((session) => (session.chap ? { ...session, chap: { user: session.chap.user, secret: '(hidden: sent only to the host)' } } : session)),
+  };
 }

@@ -17,7 +17,7 @@ import { baseKernelArgs } from '../../server/core/resolve.js';
 import { readyLinePattern } from '../../server/demo/qemu.js';
 import { silentLogger } from '../../server/log.js';
 import { profileDefaults } from '../../server/profiles/parse.js';
-import { httpPort, serverAddress, startMachine, startRack, type Rack } from '../support/boot.js';
+import { addClient, httpPort, serverAddress, startMachine, startRack, type Rack, type RackClient } from '../support/boot.js';
 import { cliPath } from '../support/build.js';
 import { assertRoot, Netns, run } from '../support/netns.js';
 import { ConsoleMachine, serveInNamespace, testBootToken, xenBootArgs, type HttpRoute, type SeenRequest } from './qemu.js';
@@ -504,6 +504,13 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
     );
   }
 
+const SAN_IP = '198.18.0.9';
+const CHAP_SECRET = 's3cret-chap-pass';
+/** tgtd's control socket number (/run/tgtd/socket.N): its own, beside any tgtd of the machine's. */
+const TGT_CONTROL = '73';
+/** dom0's 256 MiB, three guests of 96 and Xen's own. */
+const STORAGE_MACHINE_MIB = 640;
+
 /**
  * Guests' disks on the host's own storage, across a reset: the machine has a
  * blank virtio disk and a SATA disk holding ext4, and its profile asks for a
@@ -515,12 +522,14 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
  * vg0 is found, the volume kept, and web1 counts its second boot on it.
  */
 test(
-  'storage: a volume group made on a blank disk, a guest volume that keeps its files across a reset, a disk with data refused and untouched, domains found on a labelled filesystem',
+  'storage: a volume group made on a blank disk, a guest volume that keeps its files across a reset, a disk with data refused and untouched, domains found on a labelled filesystem, a guest on an iSCSI LUN with CHAP',
   { timeout: 1_500_000 },
   async () => {
     const work = await mkdtemp(join(tmpdir(), 'rackboot-debian-storage-'));
     let rack: Rack | undefined;
     let qemu: ChildProcess | undefined;
+    let san: RackClient | undefined;
+    let tgtd: ChildProcess | undefined;
     try {
       const MiB = 1024 * 1024;
       const blank = join(work, 'blank.img');
@@ -572,6 +581,17 @@ test(
             '    - name: keep',
             '      disks: [/dev/disk/by-id/ata-QEMU_HARDDISK_rb-data]',
             '      initialize: true',
+            '  iscsi:',
+            '    - name: san1',
+            `      portal: ${SAN_IP}`,
+            '      target: iqn.2026-12.test.rackboot:store1',
+            '      chapUser: xen01',
+            `      chapSecret: "${CHAP_SECRET}"`,
+            '    - name: bad',
+            `      portal: ${SAN_IP}:3260`,
+            '      target: iqn.2026-12.test.rackboot:store2',
+            '      chapUser: xen01',
+            '      chapSecret: "not-the-right-one"',
             'domains:',
             '  - name: web1',
             '    disks:',
@@ -581,23 +601,62 @@ test(
             '    disks:',
             '      - volume: keep/web2',
             '        size: 16M',
+            '  - name: db1',
+            '    disks:',
+            '      - iscsi: san1',
+            '        lun: 1',
+            '  - name: db2',
+            '    disks:',
+            '      - iscsi: bad',
+            '        lun: 1',
             '',
           ].join('\n'),
         },
-        { assets: out },
+        { assets: out, bridge: true },
       );
+      // The iSCSI target, in a namespace of its own on the rack's wire: Debian's tgt, with CHAP on both targets.
+      san = await addClient(rack, '02:00:00:00:5a:01');
+      san.setAddress(`${SAN_IP}/24`);
+      tgtd = san.ns.spawn('tgtd', ['-f', '-C', TGT_CONTROL]);
+      const tgtadm = (...args: string[]): string => san!.ns.exec('tgtadm', ['-C', TGT_CONTROL, '--lld', 'iscsi', ...args]);
+      await until(
+        'tgtd answering',
+        20_000,
+        () => {
+          try {
+            tgtadm('--op', 'show', '--mode', 'sys');
+            return true;
+          } catch {
+            return undefined;
+          }
+        },
+        () => 'tgtd did not answer on its control socket',
+      );
+      for (const [tid, name, size] of [
+        ['1', 'store1', 64],
+        ['2', 'store2', 16],
+      ] as const) {
+        const backing = join(work, `${name}.img`);
+        execFileSync('truncate', ['-s', `${size * MiB}`, backing]);
+        tgtadm('--op', 'new', '--mode', 'target', '--tid', tid, '-T', `iqn.2026-12.test.rackboot:${name}`);
+        tgtadm('--op', 'new', '--mode', 'logicalunit', '--tid', tid, '--lun', '1', '-b', backing);
+        tgtadm('--op', 'bind', '--mode', 'target', '--tid', tid, '-I', 'ALL');
+      }
+      tgtadm('--op', 'new', '--mode', 'account', '--user', 'xen01', '--password', CHAP_SECRET);
+      for (const tid of ['1', '2']) tgtadm('--op', 'bind', '--mode', 'account', '--tid', tid, '--user', 'xen01');
       const hostEvents = (): Array<Record<string, unknown>> => rack!.events().filter((e) => e.event === 'host-event' && e.mac === MAC);
-      const web1Reports = (): string[] =>
+      const reports = (domain: string): string[] =>
         hostEvents()
-          .filter((e) => e.stage === 'guest-ready' && e.domain === 'web1')
+          .filter((e) => e.stage === 'guest-ready' && e.domain === domain)
           .map((e) => String(e.detail));
+      const web1Reports = (): string[] => reports('web1');
 
       // First boot: vg0 made, keep refused, web1 on a new volume, web2 not started.
-      let booting = await startMachine(rack, 'bios', MAC, 512, disks);
+      let booting = await startMachine(rack, 'bios', MAC, STORAGE_MACHINE_MIB, disks);
       qemu = booting.qemu;
       let machine = booting.console;
       const ready = await machine.waitFor(readyLinePattern, QEMU_DEADLINE_MS, 'the ready line');
-      assert.equal(ready.groups!.domains, '2', `web1 and found1; console:\n${machine.transcript.slice(-6000)}`);
+      assert.equal(ready.groups!.domains, '3', `web1, db1 and found1; console:\n${machine.transcript.slice(-6000)}`);
       assert.match(machine.transcript, /rackboot-runtime: storage: volume group vg0 created on \/dev\/vd[a-z]/);
       assert.match(machine.transcript, /rackboot-runtime: domain web1: volume vg0\/web1 created \(64 MiB\)/);
       const refusal = hostEvents().find((e) => e.stage === 'setting-failed' && String(e.detail).startsWith('storage: volume group keep'));
@@ -618,26 +677,59 @@ test(
         () => machine.transcript.slice(-6000),
       );
       assert.match(first, / disks=xvda:new-filesystem:boot1$/, first);
+      // iSCSI: db1 on LUN 1 of san1 (CHAP), db2 not started: its target refused the secret.
+      assert.match(
+        machine.transcript,
+        /rackboot-runtime: storage: iSCSI session san1 logged in to iqn\.2026-12\.test\.rackboot:store1 at 198\.18\.0\.9:3260 \(sd[a-z]\)/,
+      );
+      const badLogin = hostEvents().find((e) => e.stage === 'setting-failed' && String(e.detail).startsWith('storage: iSCSI session bad'));
+      assert.match(
+        String(badLogin?.detail),
+        /^storage: iSCSI session bad: login to iqn\.2026-12\.test\.rackboot:store2 at 198\.18\.0\.9:3260 failed: ./,
+        JSON.stringify(hostEvents()),
+      );
+      assert.match(
+        String(hostEvents().find((e) => e.stage === 'domain-failed' && e.domain === 'db2')?.detail),
+        /^disk xvda \(iSCSI bad LUN 1\): login to iqn\.2026-12\.test\.rackboot:store2 at 198\.18\.0\.9:3260 failed: ./,
+      );
+      const db1First = await until(
+        'db1 reporting from its LUN',
+        300_000,
+        () => reports('db1')[0],
+        () => machine.transcript.slice(-6000),
+      );
+      assert.match(db1First, / disks=xvda:new-filesystem:boot1$/, db1First);
+      // The CHAP secret went to the host alone: never on its console or in the server's log.
+      assert.ok(!machine.transcript.includes(CHAP_SECRET), 'the CHAP secret on the console');
+      assert.ok(!JSON.stringify(rack.events()).includes(CHAP_SECRET), "the CHAP secret in the server's log");
       // The storage report, after the volumes were made: vg0 with web1 in it, keep nowhere.
       const token = (await readFile(join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
       const host = JSON.parse(
         rack.ns.exec('curl', ['-sSf', '-H', `Authorization: Bearer ${token}`, `http://${serverAddress}:${httpPort}/api/hosts/${MAC}`]),
       ) as {
-        storageReport: { volumeGroups: Array<{ name: string; logicalVolumes: Array<{ name: string; sizeBytes: number }> }> };
+        storageReport: {
+          disks: Array<{ transport: string; sizeBytes: number }>;
+          volumeGroups: Array<{ name: string; logicalVolumes: Array<{ name: string; sizeBytes: number }> }>;
+        };
       };
       assert.deepEqual(
         host.storageReport.volumeGroups.map((vg) => ({ name: vg.name, volumes: vg.logicalVolumes.map((v) => `${v.name} ${v.sizeBytes}`) })),
         [{ name: 'vg0', volumes: [`web1 ${64 * MiB}`] }],
       );
+      assert.deepEqual(
+        host.storageReport.disks.filter((disk) => disk.transport === 'iscsi').map((disk) => disk.sizeBytes),
+        [64 * MiB],
+        "the LUN of san1 is one of the host's disks",
+      );
 
       // Reset: the RAM-only dom0 loses everything; the disks stay.
       qemu.kill('SIGKILL');
       await new Promise((resolve) => qemu!.once('exit', resolve));
-      booting = await startMachine(rack, 'bios', MAC, 512, disks);
+      booting = await startMachine(rack, 'bios', MAC, STORAGE_MACHINE_MIB, disks);
       qemu = booting.qemu;
       machine = booting.console;
       const again = await machine.waitFor(readyLinePattern, QEMU_DEADLINE_MS, 'the ready line after the reset');
-      assert.equal(again.groups!.domains, '2', machine.transcript.slice(-6000));
+      assert.equal(again.groups!.domains, '3', machine.transcript.slice(-6000));
       assert.match(machine.transcript, /rackboot-runtime: storage: volume group vg0 found on \/dev\/vd[a-z]/);
       assert.doesNotMatch(machine.transcript, /volume vg0\/web1 created/, 'the volume is kept, not made again');
       const second = await until(
@@ -647,12 +739,21 @@ test(
         () => machine.transcript.slice(-6000),
       );
       assert.match(second, / disks=xvda:boot2$/, 'the same volume, with the file of the first boot');
+      const db1Second = await until(
+        'db1 reporting after the reset',
+        300_000,
+        () => reports('db1')[1],
+        () => machine.transcript.slice(-6000),
+      );
+      assert.match(db1Second, / disks=xvda:boot2$/, 'the same LUN, with the file of the first boot');
       qemu.kill('SIGKILL');
       await new Promise((resolve) => qemu!.once('exit', resolve));
       qemu = undefined;
       assert.equal(execFileSync('sha256sum', [data], { encoding: 'utf8' }).split(' ')[0], dataBefore, 'the disk with data was never written');
     } finally {
       qemu?.kill('SIGKILL');
+      tgtd?.kill('SIGKILL');
+      san?.close();
       await rack?.close();
       await rm(work, { recursive: true, force: true });
     }

@@ -62,6 +62,7 @@ test('storage: volume groups by serial or by-id, and domain disks on them, parse
       },
       { name: 'old', disks: [{ kind: 'id', value: 'nvme-Samsung_SSD_980_S64ANS0T123456' }], initialize: false },
     ],
+    iscsi: [],
     domainConfigs: [],
   });
   assert.deepEqual(profile.domains[0]!.disks, [
@@ -124,7 +125,7 @@ test('storage: refusals name the file, line, column and field', () => {
       'profiles/xen01.yaml:21:17: domains[1].disks[0].volume: vg0/web1 is already a disk of domains[0].disks[1]; two guests never write one volume',
       'profiles/xen01.yaml:23:17: domains[1].disks[0].device: "sdb" is not a PV guest\'s disk name; want xvda, xvdb, ...',
       'profiles/xen01.yaml:25:9: domains[1].disks[1].size: only for volume: (a whole disk has the size it has)',
-      'profiles/xen01.yaml:26:9: domains[1].disks[2]: want volume: VG/NAME (a logical volume, with size:) or disk: serial:... (a whole disk of the host)',
+      'profiles/xen01.yaml:26:9: domains[1].disks[2]: want volume: VG/NAME (a logical volume, with size:), disk: serial:... (a whole disk of the host) or iscsi: SESSION (a LUN, with lun:)',
     ],
   );
   // Never in default.yaml or a group: a volume group is one machine's disks.
@@ -155,6 +156,108 @@ test('storage.domainConfigs: filesystems of xl configurations, by volume, label,
     'profiles/xen01.yaml:10:32: storage.domainConfigs[1]: "label:a b": a label has 1 to 32 letters, digits and "._-"',
     'profiles/xen01.yaml:10:45: storage.domainConfigs[2]: "/dev/sdc1" names a disk by the order it was found in, which changes from boot to boot; name it by serial (serial:SERIAL) or by id (/dev/disk/by-id/ID), as `rackboot hosts MAC` lists them; or a volume (vg0/configs) or a filesystem label (label:guests)',
   ]);
+});
+
+test('storage.iscsi: sessions with CHAP, LUNs as guest disks, the secret only in runtime.env', () => {
+  const lines = [
+    'storage:', // 3
+    '  iscsi:', // 4
+    '    - name: san1', // 5
+    '      portal: 198.18.0.9', // 6
+    '      target: iqn.2026-12.lab.example:store1', // 7
+    '      chapUser: xen01', // 8
+    '      chapSecret: "s3cret-chap-pass"', // 9
+    '    - name: san2', // 10
+    '      portal: 198.18.0.10:3261', // 11
+    '      target: iqn.2026-12.lab.example:store2', // 12
+    'domains:', // 13
+    '  - name: db1', // 14
+    '    disks:', // 15
+    '      - iscsi: san1', // 16
+    '        lun: 1', // 17
+  ];
+  const profile = parsed(lines);
+  assert.deepEqual(profile.storage?.iscsi, [
+    { name: 'san1', address: '198.18.0.9', port: 3260, target: 'iqn.2026-12.lab.example:store1', chap: { user: 'xen01', secret: 's3cret-chap-pass' } },
+    { name: 'san2', address: '198.18.0.10', port: 3261, target: 'iqn.2026-12.lab.example:store2' },
+  ]);
+  assert.deepEqual(profile.domains[0]!.disks, [{ kind: 'iscsi', session: 'san1', lun: 1, device: 'xvda', readOnly: false }]);
+  const build = memoryBuild('20261205T070000Z-abc123', ['vmlinuz', 'guest.initrd.gz']);
+  const endpoints = { address: '198.18.0.1', httpPort: 8080 };
+  const boot = resolveHostBoot({ mac, platform: 'bios', profile, build, endpoints });
+  assert.ok(boot.kind === 'boot');
+  if (boot.kind !== 'boot') return;
+  assert.equal(
+    storagePlan(boot.plan),
+    'initiator iqn.2005-03.org.rackboot:525400123456; iscsi san1 198.18.0.9 3260 iqn.2026-12.lab.example:store1 xen01 s3cret-chap-pass; ' +
+      'iscsi san2 198.18.0.10 3261 iqn.2026-12.lab.example:store2 - -; lun db1 xvda san1 1',
+  );
+  assert.match(renderRuntimeEnv(boot.plan), /^RACKBOOT_STORAGE='initiator .*s3cret-chap-pass/m);
+  const config = renderDomainConfig(boot.plan, boot.plan.domains[0]!, endpoints);
+  assert.match(config, /target=\/dev\/disk\/by-path\/ip-198\.18\.0\.9:3260-iscsi-iqn\.2026-12\.lab\.example:store1-lun-1' \]$/m);
+  assert.doesNotMatch(config, /s3cret/, 'the domain config has no secret');
+  // The initiator name as written.
+  assert.match(
+    storagePlan({ ...boot.plan, profile: parsed([...lines.slice(0, 1), '  initiator: iqn.2026-12.lab.example:xen01', ...lines.slice(1)]) }),
+    /^initiator iqn\.2026-12\.lab\.example:xen01; /,
+  );
+
+  assert.deepEqual(
+    errors([
+      'storage:', // 3
+      '  iscsi:', // 4
+      '    - name: san1', // 5
+      '      portal: 198.18.0.999', // 6
+      '      target: IQN.2026-12.Lab:x', // 7
+      '      chapSecret: short', // 8
+      '    - portal: 198.18.0.9:70000', // 9
+      'domains:', // 10
+      '  - name: db1', // 11
+      '    disks:', // 12
+      '      - iscsi: san9', // 13
+      '        lun: 1', // 14
+      '      - iscsi: san1', // 15
+      '        size: 1G', // 16
+      '      - volume: vg0/x', // 17
+      '        iscsi: san1', // 18
+    ]),
+    [
+      'profiles/xen01.yaml:6:15: storage.iscsi[0].portal: "198.18.0.999" is not a portal; want an IPv4 address, and a port if not 3260 (198.18.0.9:3260)',
+      'profiles/xen01.yaml:7:15: storage.iscsi[0].target: "IQN.2026-12.Lab:x": write an iqn. name in lower case, as targets compare it',
+      'profiles/xen01.yaml:8:7: storage.iscsi[0].chapUser: missing; CHAP takes a user and a secret together',
+      'profiles/xen01.yaml:8:19: storage.iscsi[0].chapSecret: is 5 characters long; a CHAP secret has at least 12',
+      'profiles/xen01.yaml:9:7: storage.iscsi[1].name: missing; such as san1',
+      'profiles/xen01.yaml:9:7: storage.iscsi[1].target: missing; such as iqn.2026-12.lab.example:store1',
+      'profiles/xen01.yaml:9:15: storage.iscsi[1].portal: "198.18.0.9:70000": port 70000 is not a TCP port',
+      'profiles/xen01.yaml:15:9: domains[0].disks[1].lun: missing; the LUN of the session, such as 1',
+      'profiles/xen01.yaml:16:9: domains[0].disks[1].size: only for volume: (a LUN has the size its target gives it)',
+      'profiles/xen01.yaml:17:9: domains[0].disks[2]: volume:, disk: and iscsi: are each a guest disk of its own; give one',
+    ],
+  );
+});
+
+test('storage.iscsi: a LUN of a session the profile does not name, or given to two guests, is refused', () => {
+  const session = ['storage:', '  iscsi:', '    - name: san1', '      portal: 198.18.0.9', '      target: iqn.2026-12.lab.example:store1'];
+  assert.deepEqual(
+    errors([
+      ...session,
+      'domains:',
+      '  - name: a',
+      '    disks:',
+      '      - iscsi: san9',
+      '        lun: 1',
+      '      - iscsi: san1',
+      '        lun: 2',
+      '  - name: b',
+      '    disks:',
+      '      - iscsi: san1',
+      '        lun: 2',
+    ]),
+    [
+      'profiles/xen01.yaml:11:16: domains[0].disks[0].iscsi: "san9" is not an iSCSI session of this profile (storage.iscsi: san1)',
+      'profiles/xen01.yaml:18:14: domains[1].disks[0].lun: LUN 2 of san1 is already a disk of domains[0].disks[1]; two guests never write one LUN',
+    ],
+  );
 });
 
 test('storage values: disk references, LVM names, sizes and guest devices', () => {
