@@ -19,7 +19,7 @@ import { NeighborTable, openNeighborResolver } from './net/neighbors.js';
 import { portHolders } from './net/port-holder.js';
 import { BootObserver, observeDhcp } from './observe.js';
 import { builderRecipe, packageRoot } from '../builder/recipe.js';
-import { BuildPartNames, describeHost, rackbootVersion, storageOf } from './status/hosts.js';
+import { BuildPartNames, describeHost, guestNetworkOf, rackbootVersion, storageOf } from './status/hosts.js';
 import { HostList, notifyingAppends, type HostListSettings } from './status/host-list.js';
 import { listenHttp, type HttpLimits, type ListeningHttp } from './http/limits.js';
 import { HostIsoCache, hostImageFolder } from './iso/host-iso.js';
@@ -407,6 +407,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
             return events.listByHost(mac, { limit: 1000 });
           },
           storage: (mac) => storageOf(events, mac),
+          guestNetwork: (mac) => guestNetworkOf(events, mac),
         },
         log,
       },

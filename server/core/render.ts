@@ -192,12 +192,30 @@ export function renderRuntimeEnv(plan: BootPlan): string {
         .join(' '),
     ],
     ['RACKBOOT_GUEST_PARTS', plan.guestParts.join(' ')],
+    // The host's own bridges its guests need: see bridgePlan.
+    ...(bridgePlan(plan) === '' ? [] : [['RACKBOOT_BRIDGES', bridgePlan(plan)] as [string, string]]),
     // The host's volume groups and the disks its guests need: see storagePlan.
     ...(storagePlan(plan) === '' ? [] : [['RACKBOOT_STORAGE', storagePlan(plan)] as [string, string]]),
   ];
   return ['# rackboot runtime settings', ...plan.notes.map((note) => `# ${note}`), ...values.map(([key, value]) => `${key}=${shellQuote(value)}`), ''].join(
     '\n',
   );
+}
+
+/**
+ * The bridges of the host's own that dom0 makes for the guests it starts,
+ * when missing, as records joined by "; ":
+ *   NAME private      a bridge with no way out: its guests reach each other only
+ *   NAME vlan N       a bridge on VLAN N of the rack (xenbr0.N, tagged on the host's NIC)
+ * A bridge the profile says nothing more of must be there already.
+ */
+export function bridgePlan(plan: BootPlan): string {
+  const records = new Map<string, string>();
+  for (const domain of plan.domains) {
+    if (!domain.start || domain.network === undefined) continue;
+    records.set(domain.bridge, domain.network.kind === 'private' ? `${domain.bridge} private` : `${domain.bridge} vlan ${domain.network.vlan}`);
+  }
+  return [...records.values()].join('; ');
 }
 
 /** A disk reference as the runtime reads it: serial:S or id:ID. */

@@ -26,8 +26,8 @@ export interface EventStore {
   close(): void;
 }
 
-/** What a host reports as a whole, beside its timeline: its storage (server/storage/report.ts). */
-export const hostReportKinds = ['storage'] as const;
+/** What a host reports as a whole, beside its timeline: its storage, and its guests' network counters (server/storage/report.ts). */
+export const hostReportKinds = ['storage', 'network'] as const;
 export type HostReportKind = (typeof hostReportKinds)[number];
 
 export interface HostReport {

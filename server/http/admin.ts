@@ -13,7 +13,7 @@ import { isGroupProfile } from '../profiles/profile.js';
 import type { HostStatus } from '../status/snapshot.js';
 import type { ImageLinks } from './image-links.js';
 import type { TimelineEvent } from '../status/timeline.js';
-import type { StorageReport } from '../storage/report.js';
+import type { ReportedGuestInterface, StorageReport } from '../storage/report.js';
 
 export interface AdminApiOptions {
   token: AdminToken;
@@ -22,7 +22,12 @@ export interface AdminApiOptions {
   /** The DHCP lease store; absent when this server gives no addresses (proxy or off). */
   leases?: LeaseStore;
   /** Hosts as the status page shows them, and each one's timeline. */
-  hosts?: { list(): HostStatus[]; timeline(mac: string): TimelineEvent[]; storage(mac: string): (StorageReport & { reportedAt: string }) | undefined };
+  hosts?: {
+    list(): HostStatus[];
+    timeline(mac: string): TimelineEvent[];
+    storage(mac: string): (StorageReport & { reportedAt: string }) | undefined;
+    guestNetwork(mac: string): { reportedAt: string; interfaces: ReportedGuestInterface[] } | undefined;
+  };
   log: Logger;
   now?: () => number;
   /** Signed links to hosts' own images (POST /api/hosts/<mac>/image-link), and the server's http://address:port they start with. */
@@ -202,7 +207,7 @@ export function createAdminRouter(options: AdminApiOptions): Router {
       return;
     }
     const timeline = options.hosts!.timeline(mac).map((event) => ({ ...event, time: new Date(event.time).toISOString() }));
-    res.json({ ...host, storageReport: options.hosts!.storage(mac) ?? null, timeline });
+    res.json({ ...host, storageReport: options.hosts!.storage(mac) ?? null, guestNetwork: options.hosts!.guestNetwork(mac) ?? null, timeline });
   });
 
   // A link to a host's own image that opens it without the token, for a

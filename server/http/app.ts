@@ -4,8 +4,8 @@ import { platformOf, type Platform } from '../core/facts.js';
 import { authorizeHost, domainConfigName, hostFile, type HostFileName, type HostSources } from '../core/host-files.js';
 import { renderEntryScript } from '../core/render.js';
 import { parseEventReport } from '../events/event.js';
-import { maximumStorageReportBytes, parseStorageReport, summarizeStorage } from '../storage/report.js';
-import { MemoryEventStore, type EventStore } from '../events/store.js';
+import { maximumStorageReportBytes, parseGuestNetworkReport, parseStorageReport, summarizeGuestNetwork, summarizeStorage } from '../storage/report.js';
+import { MemoryEventStore, type EventStore, type HostReportKind } from '../events/store.js';
 import type { Logger } from '../log.js';
 import { normaliseMac } from '../profiles/mac.js';
 import type { Metrics } from '../metrics.js';
@@ -293,29 +293,39 @@ export function createHttpApp(options: HttpAppOptions) {
     void options.observer?.reported(mac, stored.stage);
   });
 
-  // What the host's runtime found on its disks (builder/runtime/storage-scan):
-  // the format is rackboot's own (storage/report.ts), sent as the body
-  // whatever its Content-Type says. The newest report replaces the last.
-  app.post('/hosts/:mac/storage', express.text({ type: () => true, limit: maximumStorageReportBytes }), (req: Request, res: Response) => {
-    const mac = macParameter(req, res);
-    if (mac === undefined) return;
-    const reason = reportRefusal(req, mac, 'storage');
-    if (reason !== undefined) {
-      log.warn({ event: 'host-storage-refused', mac, remote: remoteAddress(req), reason }, 'storage report refused: not from the host');
-      options.observer?.hostRefused('storage');
-      text(res.status(403), `rackboot: reports about ${mac} are taken only from that host, with its token: ${reason}\n`);
-      return;
-    }
-    const parsed = parseStorageReport(typeof req.body === 'string' ? req.body : '');
-    if (!parsed.ok) {
-      log.info({ event: 'host-storage-refused', mac, line: parsed.line, reason: parsed.message, remote: remoteAddress(req) }, 'storage report refused');
-      text(res.status(400), `rackboot: storage report${parsed.line > 0 ? ` line ${parsed.line}` : ''}: ${parsed.message}\n`);
-      return;
-    }
-    events.putHostReport({ mac, kind: 'storage', time: now(), body: JSON.stringify(parsed.report) });
-    log.info({ event: 'host-storage', mac, storage: summarizeStorage(parsed.report), remote: remoteAddress(req) }, 'host storage');
-    res.status(204).set('Cache-Control', 'no-store').end();
-  });
+  // What the host's runtime found on its disks (builder/runtime/storage-scan),
+  // and its guests' network counters: the formats are rackboot's own
+  // (storage/report.ts), sent as the body whatever its Content-Type says.
+  // The newest report of each kind replaces the last.
+  const hostReportRoute = (
+    kind: HostReportKind,
+    parse: (text: string) => { ok: true; report: unknown } | { ok: false; line: number; message: string },
+    summary: (report: never) => string,
+  ) => {
+    const what = kind === 'storage' ? 'storage report' : 'guest network report';
+    app.post(`/hosts/:mac/${kind}`, express.text({ type: () => true, limit: maximumStorageReportBytes }), (req: Request, res: Response) => {
+      const mac = macParameter(req, res);
+      if (mac === undefined) return;
+      const reason = reportRefusal(req, mac, kind);
+      if (reason !== undefined) {
+        log.warn({ event: `host-${kind}-refused`, mac, remote: remoteAddress(req), reason }, `${what} refused: not from the host`);
+        options.observer?.hostRefused(kind);
+        text(res.status(403), `rackboot: reports about ${mac} are taken only from that host, with its token: ${reason}\n`);
+        return;
+      }
+      const parsed = parse(typeof req.body === 'string' ? req.body : '');
+      if (!parsed.ok) {
+        log.info({ event: `host-${kind}-refused`, mac, line: parsed.line, reason: parsed.message, remote: remoteAddress(req) }, `${what} refused`);
+        text(res.status(400), `rackboot: ${what}${parsed.line > 0 ? ` line ${parsed.line}` : ''}: ${parsed.message}\n`);
+        return;
+      }
+      events.putHostReport({ mac, kind, time: now(), body: JSON.stringify(parsed.report) });
+      log.info({ event: `host-${kind}`, mac, [kind]: summary(parsed.report as never), remote: remoteAddress(req) }, `host ${kind}`);
+      res.status(204).set('Cache-Control', 'no-store').end();
+    });
+  };
+  hostReportRoute('storage', parseStorageReport, summarizeStorage);
+  hostReportRoute('network', parseGuestNetworkReport, summarizeGuestNetwork);
 
   // The runtime's heartbeat: its boot token every 30 s, so that a token
   // superseded by another boot of the MAC is seen (the two-boots alarm,

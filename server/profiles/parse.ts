@@ -104,7 +104,8 @@ const topLevelFields = [
 const groupHostFields = ['mac', 'hostname', 'address'] as const;
 const networkFields = ['mode', 'address', 'gateway', 'dns'] as const;
 const bootFields = ['entry', 'menuTimeout', 'xenArgs', 'kernelArgs'] as const;
-const domainFields = ['name', 'memory', 'vcpus', 'kernel', 'ramdisk', 'extraArgs', 'bridge', 'mac', 'autostart', 'restart', 'disks'] as const;
+const domainFields = ['name', 'memory', 'vcpus', 'kernel', 'ramdisk', 'extraArgs', 'bridge', 'network', 'mac', 'autostart', 'restart', 'disks'] as const;
+const domainNetworkFields = ['bridge', 'private', 'vlan'] as const;
 const storageFields = ['volumeGroups', 'iscsi', 'initiator', 'domainConfigs'] as const;
 const iscsiFields = ['name', 'portal', 'target', 'chapUser', 'chapSecret'] as const;
 const volumeGroupFields = ['name', 'disks', 'initialize'] as const;
@@ -684,6 +685,8 @@ class ProfileReader extends YamlReader {
     const macs = new Map<string, string>();
     // Who has each volume and whole disk: no two guests write one.
     const backings = new Map<string, string>();
+    // What each of the host's own bridges is, and where it was first said: every guest on it says the same.
+    const bridges = new Map<string, { network: DomainConfig['network']; path: string }>();
     let failed = false;
     (entry.value as YAMLSeq<Node | null>).items.forEach((item, index) => {
       const path = `${entry.path}[${index}]`;
@@ -727,6 +730,11 @@ class ProfileReader extends YamlReader {
       const bridgeEntry = fields.get('bridge');
       const bridge = bridgeEntry === undefined ? undefined : this.string(bridgeEntry, bridgeNameProblem);
       if (bridge !== undefined) domain.bridge = bridge;
+      const networkEntry = fields.get('network');
+      if (networkEntry !== undefined) {
+        if (bridgeEntry !== undefined) this.error(bridgeEntry.key, bridgeEntry.path, `and ${path}.network together; write the bridge in network.bridge`);
+        else this.domainNetwork(networkEntry, domain, bridges);
+      }
       for (const flag of ['autostart', 'restart'] as const) {
         const flagEntry = fields.get(flag);
         const value = flagEntry === undefined ? undefined : this.boolean(flagEntry);
@@ -757,6 +765,53 @@ class ProfileReader extends YamlReader {
       else domains.push(domain);
     });
     return failed ? undefined : domains;
+  }
+
+  /**
+   * A domain's `network:`: its bridge, and for a bridge of the host's own
+   * (not xenbr0) what dom0 makes of it when it is missing: `private: true`
+   * (no way out: its guests reach each other and nothing else) or `vlan: N`
+   * (VLAN N of the host's NIC, tagged on the rack's wire). Every guest on one
+   * bridge says the same of it.
+   */
+  private domainNetwork(entry: Entry, domain: DomainConfig, bridges: Map<string, { network: DomainConfig['network']; path: string }>): void {
+    const fields = this.mapping(entry, domainNetworkFields);
+    if (fields === undefined) return;
+    const before = this.errors.length;
+    const bridgeEntry = fields.get('bridge');
+    const bridge = bridgeEntry === undefined ? domainDefaults.bridge : this.string(bridgeEntry, bridgeNameProblem);
+    const privateEntry = fields.get('private');
+    const isPrivate = privateEntry === undefined ? false : this.boolean(privateEntry);
+    const vlanEntry = fields.get('vlan');
+    const vlan = vlanEntry === undefined ? undefined : this.integer(vlanEntry, 1, 4094, 'VLAN id', '42');
+    if (bridge === undefined || isPrivate === undefined || (vlanEntry !== undefined && vlan === undefined)) return;
+    if (isPrivate && vlan !== undefined) {
+      this.error(vlanEntry!.key, vlanEntry!.path, 'and private: true together; a private bridge has no way out, a VLAN bridge is on the rack');
+      return;
+    }
+    if (bridge === domainDefaults.bridge && (isPrivate || vlan !== undefined)) {
+      const [field, entryOf] = isPrivate ? ['private', privateEntry!] : ['vlan', vlanEntry!];
+      this.error(
+        entryOf.key,
+        entryOf.path,
+        `not for ${bridge}, the rack's own bridge; name a bridge of the host's, such as ${field === 'vlan' ? `vlan${vlan}` : 'lab0'}`,
+      );
+      return;
+    }
+    const network: DomainConfig['network'] = isPrivate ? { kind: 'private' } : vlan !== undefined ? { kind: 'vlan', vlan } : undefined;
+    if (bridge !== domainDefaults.bridge) {
+      const first = bridges.get(bridge);
+      const describeNetwork = (n: DomainConfig['network']): string =>
+        n === undefined ? 'an existing bridge' : n.kind === 'private' ? 'private' : `VLAN ${n.vlan}`;
+      if (first !== undefined && JSON.stringify(first.network) !== JSON.stringify(network)) {
+        this.entryError(entry, `${bridge} is ${describeNetwork(first.network)} in ${first.path}; every guest on one bridge says the same of it`);
+        return;
+      }
+      bridges.set(bridge, { network, path: entry.path });
+    }
+    if (this.errors.length > before) return;
+    domain.bridge = bridge;
+    if (network !== undefined) domain.network = network;
   }
 
   /** `storage:`: the host's volume groups, each on disks named by serial or id. */

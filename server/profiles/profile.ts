@@ -42,8 +42,10 @@ export interface DomainConfig {
   ramdisk: string;
   /** Extra arguments for the guest's kernel command line. */
   extraArgs: string;
-  /** The dom0 bridge the guest's NIC joins. */
+  /** The dom0 bridge the guest's NIC joins: xenbr0 (the rack's), or one of the host's own (see network). */
   bridge: string;
+  /** What dom0 makes of a bridge other than xenbr0 when it is missing: private (no way out) or VLAN N of the host's NIC. */
+  network?: { kind: 'private' } | { kind: 'vlan'; vlan: number };
   /** Normalised MAC of the guest's NIC; when absent, derived from the host MAC and the name (see guestMacs). */
   mac?: string;
   /** Started at boot (else only its configuration is served). */

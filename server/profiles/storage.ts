@@ -227,6 +227,8 @@ export function iscsiLunPath(session: IscsiSession, lun: number): string {
 export function storageWithoutSecrets(storage: StorageConfig): StorageConfig {
   return {
     ...storage,
-    iscsi: storage.iscsi.map((session) => (session.chap ? { ...session, chap: { user: session.chap.user, secret: '(hidden: sent only to the host)' } } : session)),
+    iscsi: storage.iscsi.map((session) =>
+      session.chap ? { ...session, chap: { user: session.chap.user, secret: '(hidden: sent only to the host)' } } : session,
+    ),
   };
 }

@@ -2,11 +2,11 @@ import { join } from 'node:path';
 import { AdminClient } from '../admin/client.js';
 import { readEventFile, readHostReportFile } from '../events/sqlite-store.js';
 import type { HostReport } from '../events/store.js';
-import { formatBytes, type StorageReport } from '../storage/report.js';
+import { formatBytes, type ReportedGuestInterface, type StorageReport } from '../storage/report.js';
 import { silentLogger } from '../log.js';
 import { readSightingsFile } from '../profiles/sqlite-sightings.js';
 import { ProfileDirectory } from '../profiles/store.js';
-import { describeHost, storageOf } from './hosts.js';
+import { describeHost, guestNetworkOf, storageOf } from './hosts.js';
 import type { HostStatus } from './snapshot.js';
 import type { TimelineEvent } from './timeline.js';
 
@@ -32,6 +32,7 @@ export interface HostsOptions {
 /** One host as `rackboot hosts MAC` shows it: its row, its newest storage report and its timeline. */
 export type HostDetail = HostStatus & {
   storageReport: (StorageReport & { reportedAt: string }) | null;
+  guestNetwork: { reportedAt: string; interfaces: ReportedGuestInterface[] } | null;
   timeline: Array<Omit<TimelineEvent, 'time'> & { time: string }>;
 };
 
@@ -44,6 +45,7 @@ export async function showHost(mac: string, options: HostsOptions): Promise<Host
   return {
     ...host,
     storageReport: storageOf(timeline, mac) ?? null,
+    guestNetwork: guestNetworkOf(timeline, mac) ?? null,
     timeline: timeline.listByHost(mac).map((event) => ({ ...event, time: new Date(event.time).toISOString() })),
   };
 }
@@ -158,6 +160,23 @@ export function renderHostDetail(host: HostDetail, now = Date.now()): string {
         `  volume group ${group.name}: ${formatBytes(group.sizeBytes)}, ${formatBytes(group.freeBytes)} free, on ${group.physicalVolumes.join(', ') || '-'}${volumes ? `; ${volumes}` : ''}`,
       );
     }
+  }
+  const network = host.guestNetwork;
+  if (network !== null && network !== undefined && network.interfaces.length > 0) {
+    lines.push('', `guest networks (reported ${network.reportedAt}):`);
+    const rows = [['DOMAIN', 'MAC', 'BRIDGE', 'SENT', 'PACKETS', 'RECEIVED', 'PACKETS']];
+    for (const vif of network.interfaces) {
+      rows.push([
+        vif.domain,
+        vif.mac,
+        vif.bridge,
+        formatBytes(vif.sentBytes),
+        String(vif.sentPackets),
+        formatBytes(vif.receivedBytes),
+        String(vif.receivedPackets),
+      ]);
+    }
+    lines.push(...alignedRows(rows).map((row) => `  ${row}`));
   }
   const recent = host.timeline.slice(-15);
   lines.push('', `newest events (${recent.length} of ${host.timeline.length}):`);

@@ -7,7 +7,7 @@ import { profileOrigin, type Profile } from '../profiles/profile.js';
 import type { HostStatus } from './snapshot.js';
 import { summariseHost, type TimelineEvent } from './timeline.js';
 import type { HostReport, HostReportKind } from '../events/store.js';
-import { summarizeStorage, type StorageReport } from '../storage/report.js';
+import { summarizeStorage, type ReportedGuestInterface, type StorageReport } from '../storage/report.js';
 
 /** How many of a host's newest events its summary reads. */
 const summaryEvents = 500;
@@ -59,6 +59,17 @@ export function storageOf(
   if (stored === undefined) return undefined;
   // Written by POST /hosts/<mac>/storage from a checked report: JSON of a StorageReport.
   return { reportedAt: new Date(stored.time).toISOString(), ...(JSON.parse(stored.body) as StorageReport) };
+}
+
+/** A host's newest guest network report (each guest interface's counters), with when it came; undefined before its first. */
+export function guestNetworkOf(
+  events: { hostReport?(mac: string, kind: HostReportKind): HostReport | undefined },
+  mac: string,
+): { reportedAt: string; interfaces: ReportedGuestInterface[] } | undefined {
+  const stored = events.hostReport?.(mac, 'network');
+  if (stored === undefined) return undefined;
+  // Written by POST /hosts/<mac>/network from a checked report: JSON of ReportedGuestInterface[].
+  return { reportedAt: new Date(stored.time).toISOString(), interfaces: JSON.parse(stored.body) as ReportedGuestInterface[] };
 }
 
 /**

@@ -249,3 +249,64 @@ export function formatBytes(count: number): string {
   }
   return `${unit === 0 || value >= 10 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
 }
+
+/** One guest's network interface, as dom0 counts it, from the guest's side (what it sent and received). */
+export interface ReportedGuestInterface {
+  domain: string;
+  mac: string;
+  bridge: string;
+  sentBytes: number;
+  sentPackets: number;
+  receivedBytes: number;
+  receivedPackets: number;
+}
+
+export type GuestNetworkReportResult = { ok: true; report: ReportedGuestInterface[] } | { ok: false; line: number; message: string };
+
+const macPattern = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/**
+ * Decode a runtime's guest network report (POST /hosts/<mac>/network),
+ * one record per guest interface:
+ *   vif domain=web1 mac=02:.. bridge=xenbr0 sent-bytes=N sent-packets=N received-bytes=N received-packets=N
+ * with the same encoding and limits as the storage report. Pure.
+ */
+export function parseGuestNetworkReport(text: string): GuestNetworkReportResult {
+  if (Buffer.byteLength(text) > maximumStorageReportBytes) {
+    return { ok: false, line: 0, message: `the report is ${Buffer.byteLength(text)} bytes; at most ${maximumStorageReportBytes}` };
+  }
+  const lines = text.split('\n');
+  if (lines.length > maximumStorageRecords + 1) return { ok: false, line: 0, message: `${lines.length} lines; at most ${maximumStorageRecords}` };
+  const interfaces: ReportedGuestInterface[] = [];
+  for (const [index, raw] of lines.entries()) {
+    const line = raw.trim();
+    if (line === '') continue;
+    try {
+      const [kind = '', ...words] = line.split(/[ \t]+/);
+      if (kind !== 'vif') throw new ReportProblem(`"${kind.slice(0, 40)}" is not a record; want vif`);
+      const fields = fieldsOf(words);
+      const mac = fields.get('mac') ?? '';
+      if (!macPattern.test(mac)) throw new ReportProblem(`mac: "${mac.slice(0, 40)}" is not a MAC`);
+      interfaces.push({
+        domain: name(fields, 'domain'),
+        mac,
+        bridge: name(fields, 'bridge'),
+        sentBytes: bytes(fields, 'sent-bytes'),
+        sentPackets: bytes(fields, 'sent-packets'),
+        receivedBytes: bytes(fields, 'received-bytes'),
+        receivedPackets: bytes(fields, 'received-packets'),
+      });
+    } catch (error) {
+      if (error instanceof ReportProblem) return { ok: false, line: index + 1, message: error.message };
+      throw error;
+    }
+  }
+  return { ok: true, report: interfaces };
+}
+
+/** One line for a log or a table: "2 guest interfaces, 1.2 MiB sent, 3.4 MiB received". */
+export function summarizeGuestNetwork(report: ReportedGuestInterface[]): string {
+  const sent = report.reduce((sum, vif) => sum + vif.sentBytes, 0);
+  const received = report.reduce((sum, vif) => sum + vif.receivedBytes, 0);
+  return `${report.length} guest interface${report.length === 1 ? '' : 's'}, ${formatBytes(sent)} sent, ${formatBytes(received)} received`;
+}

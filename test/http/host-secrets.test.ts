@@ -216,6 +216,29 @@ test('a storage report is taken only from the host, with its token; a malformed 
   );
 });
 
+test("the guests' network counters are taken only from the host, with its token, and refused by line when malformed", async () => {
+  proven = { kind: 'grant' };
+  const token = tokenIn((await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios')).body)!;
+  const report = [
+    'vif domain=web1 mac=02:16:3e:00:00:01 bridge=xenbr0 sent-bytes=2048 sent-packets=12 received-bytes=4096 received-packets=20',
+    'vif domain=lab1 mac=02:16:3e:00:00:02 bridge=lab0 sent-bytes=1180 sent-packets=4 received-bytes=0 received-packets=0',
+    '',
+  ].join('\n');
+  assert.equal((await post('/hosts/52-54-00-12-34-56/network', report)).status, 403);
+  assert.equal((await post('/hosts/52-54-00-12-34-56/network', report, 'forged')).status, 403);
+  assert.equal(events.hostReport(mac, 'network'), undefined, 'nothing kept from a refused report');
+  assert.equal((await post('/hosts/52-54-00-12-34-56/network', report, token)).status, 204);
+  assert.deepEqual(JSON.parse(events.hostReport(mac, 'network')!.body), [
+    { domain: 'web1', mac: '02:16:3e:00:00:01', bridge: 'xenbr0', sentBytes: 2048, sentPackets: 12, receivedBytes: 4096, receivedPackets: 20 },
+    { domain: 'lab1', mac: '02:16:3e:00:00:02', bridge: 'lab0', sentBytes: 1180, sentPackets: 4, receivedBytes: 0, receivedPackets: 0 },
+  ]);
+  assert.ok(logLines.some((line) => line.includes('"event":"host-network"') && line.includes('2 guest interfaces, 3.2 KiB sent, 4.0 KiB received')));
+  const broken = await post('/hosts/52-54-00-12-34-56/network', `${report}vif domain=x mac=nope bridge=b\n`, token);
+  assert.equal(broken.status, 400);
+  assert.equal(broken.body, 'rackboot: guest network report line 3: mac: "nope" is not a MAC\n');
+  assert.equal(JSON.parse(events.hostReport(mac, 'network')!.body).length, 2, 'the last good report stays');
+});
+
 test('the heartbeat: a running boot shows its token every 30 s; once another boot of the MAC got a script, the old one raises the two-boots alarm', async () => {
   proven = { kind: 'grant' };
   alarms.length = 0;

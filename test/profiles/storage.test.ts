@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
-import { renderDomainConfig, renderRuntimeEnv, storagePlan, xlDiskSpec } from '../../server/core/render.js';
+import { bridgePlan, renderDomainConfig, renderRuntimeEnv, storagePlan, xlDiskSpec } from '../../server/core/render.js';
 import { resolveHostBoot } from '../../server/core/resolve.js';
 import { formatProfileError } from '../../server/profiles/error.js';
 import { parseProfile, parseProfileFile } from '../../server/profiles/parse.js';
@@ -339,3 +339,83 @@ test("storage rendered: RACKBOOT_STORAGE for dom0's runtime, and xl disk specs i
   assert.doesNotMatch(renderRuntimeEnv(bare.plan), /RACKBOOT_STORAGE/);
   assert.doesNotMatch(renderDomainConfig(bare.plan, bare.plan.domains[0]!, endpoints), /^disk/m);
 });
+
+test("a domain's network: the rack bridge, a private bridge of the host's, or a VLAN of the rack; RACKBOOT_BRIDGES for dom0", () => {
+  const profile = parsed([
+    'domains:',
+    '  - name: web1', // the rack's bridge, as before
+    '  - name: lab1',
+    '    network:',
+    '      bridge: lab0',
+    '      private: true',
+    '  - name: lab2',
+    '    network: {bridge: lab0, private: true}',
+    '  - name: tag1',
+    '    network:',
+    '      bridge: vlan42',
+    '      vlan: 42',
+    '  - name: old',
+    '    bridge: br-existing',
+  ]);
+  assert.deepEqual(
+    profile.domains.map((d) => [d.name, d.bridge, d.network]),
+    [
+      ['web1', 'xenbr0', undefined],
+      ['lab1', 'lab0', { kind: 'private' }],
+      ['lab2', 'lab0', { kind: 'private' }],
+      ['tag1', 'vlan42', { kind: 'vlan', vlan: 42 }],
+      ['old', 'br-existing', undefined],
+    ],
+  );
+  const build = memoryBuild('20261205T070000Z-abc123', ['vmlinuz', 'guest.initrd.gz']);
+  const endpoints = { address: '198.18.0.1', httpPort: 8080 };
+  const boot = resolveHostBoot({ mac, platform: 'bios', profile, build, endpoints });
+  assert.ok(boot.kind === 'boot');
+  if (boot.kind !== 'boot') return;
+  assert.equal(bridgePlan(boot.plan), 'lab0 private; vlan42 vlan 42');
+  assert.match(renderRuntimeEnv(boot.plan), /^RACKBOOT_BRIDGES='lab0 private; vlan42 vlan 42'$/m);
+  assert.match(renderDomainConfig(boot.plan, boot.plan.domains[1]!, endpoints), /^vif = \[ 'mac=[0-9a-f:]{17},bridge=lab0' \]$/m);
+  assert.doesNotMatch(renderRuntimeEnv(resolveOk(parsed(['domains:', '  - name: web1']))), /RACKBOOT_BRIDGES/);
+
+  assert.deepEqual(
+    errors([
+      'domains:', // 3
+      '  - name: a', // 4
+      '    network:', // 5
+      '      bridge: lab0', // 6
+      '      private: true', // 7
+      '      vlan: 5', // 8
+      '  - name: b', // 9
+      '    network:', // 10
+      '      private: true', // 11
+      '  - name: c', // 12
+      '    bridge: x', // 13
+      '    network: {bridge: y}', // 14
+      '  - name: d', // 15
+      '    network: {bridge: lab0, vlan: 4095}', // 16
+      '  - name: e', // 17
+      '    network: {bridge: lab1, private: true}', // 18
+      '  - name: f', // 19
+      '    network: {bridge: lab1, vlan: 7}', // 20
+    ]),
+    [
+      'profiles/xen01.yaml:8:7: domains[0].network.vlan: and private: true together; a private bridge has no way out, a VLAN bridge is on the rack',
+      "profiles/xen01.yaml:11:7: domains[1].network.private: not for xenbr0, the rack's own bridge; name a bridge of the host's, such as lab0",
+      'profiles/xen01.yaml:13:5: domains[2].bridge: and domains[2].network together; write the bridge in network.bridge',
+      'profiles/xen01.yaml:16:35: domains[3].network.vlan: 4095 is above the maximum of 4094 VLAN id',
+      'profiles/xen01.yaml:20:14: domains[5].network: lab1 is private in domains[4].network; every guest on one bridge says the same of it',
+    ],
+  );
+});
+
+function resolveOk(profile: Profile) {
+  const boot = resolveHostBoot({
+    mac,
+    platform: 'bios',
+    profile,
+    build: memoryBuild('20261205T070000Z-abc123', ['vmlinuz', 'guest.initrd.gz']),
+    endpoints: { address: '198.18.0.1', httpPort: 8080 },
+  });
+  assert.ok(boot.kind === 'boot');
+  return (boot as Extract<typeof boot, { kind: 'boot' }>).plan;
+}
