@@ -508,8 +508,8 @@ const SAN_IP = '198.18.0.9';
 const CHAP_SECRET = 's3cret-chap-pass';
 /** tgtd's control socket number (/run/tgtd/socket.N): its own, beside any tgtd of the machine's. */
 const TGT_CONTROL = '73';
-/** dom0's 256 MiB, three guests of 96 and Xen's own. */
-const STORAGE_MACHINE_MIB = 640;
+/** dom0's 256 MiB, five guests of 96 and Xen's own. */
+const STORAGE_MACHINE_MIB = 832;
 
 /**
  * Guests' disks on the host's own storage, across a reset: the machine has a
@@ -522,7 +522,7 @@ const STORAGE_MACHINE_MIB = 640;
  * vg0 is found, the volume kept, and web1 counts its second boot on it.
  */
 test(
-  'storage: a volume group made on a blank disk, a guest volume that keeps its files across a reset, a disk with data refused and untouched, domains found on a labelled filesystem, a guest on an iSCSI LUN with CHAP',
+  'storage: a volume group made on a blank disk, a guest volume that keeps its files across a reset, a disk with data refused and untouched, domains found on a labelled filesystem, a guest on an iSCSI LUN with CHAP, guests on a private bridge and a VLAN',
   { timeout: 1_500_000 },
   async () => {
     const work = await mkdtemp(join(tmpdir(), 'rackboot-debian-storage-'));
@@ -530,6 +530,7 @@ test(
     let qemu: ChildProcess | undefined;
     let san: RackClient | undefined;
     let tgtd: ChildProcess | undefined;
+    let capture: ChildProcess | undefined;
     try {
       const MiB = 1024 * 1024;
       const blank = join(work, 'blank.img');
@@ -609,6 +610,15 @@ test(
             '    disks:',
             '      - iscsi: bad',
             '        lun: 1',
+            // Networks: lab1 on a bridge of the host's own with no way out, tag1 on VLAN 42 of the rack.
+            '  - name: lab1',
+            '    network:',
+            '      bridge: lab0',
+            '      private: true',
+            '  - name: tag1',
+            '    network:',
+            '      bridge: vlan42',
+            '      vlan: 42',
             '',
           ].join('\n'),
         },
@@ -651,12 +661,19 @@ test(
           .map((e) => String(e.detail));
       const web1Reports = (): string[] => reports('web1');
 
+      // The machine's wire, for frames tagged with VLAN 42 (tag1's).
+      const tagged: string[] = [];
+      capture = rack.ns.spawn('tcpdump', ['-i', 'tap0', '-n', '-e', '-l', 'vlan 42']);
+      capture.stdout!.setEncoding('utf8').on('data', (chunk: string) => tagged.push(chunk));
+
       // First boot: vg0 made, keep refused, web1 on a new volume, web2 not started.
       let booting = await startMachine(rack, 'bios', MAC, STORAGE_MACHINE_MIB, disks);
       qemu = booting.qemu;
       let machine = booting.console;
       const ready = await machine.waitFor(readyLinePattern, QEMU_DEADLINE_MS, 'the ready line');
-      assert.equal(ready.groups!.domains, '3', `web1, db1 and found1; console:\n${machine.transcript.slice(-6000)}`);
+      assert.equal(ready.groups!.domains, '5', `web1, db1, lab1, tag1 and found1; console:\n${machine.transcript.slice(-6000)}`);
+      assert.match(machine.transcript, /rackboot-runtime: network: bridge lab0 made \(private\)/);
+      assert.match(machine.transcript, /rackboot-runtime: network: bridge vlan42 made \(vlan 42\)/);
       assert.match(machine.transcript, /rackboot-runtime: storage: volume group vg0 created on \/dev\/vd[a-z]/);
       assert.match(machine.transcript, /rackboot-runtime: domain web1: volume vg0\/web1 created \(64 MiB\)/);
       const refusal = hostEvents().find((e) => e.stage === 'setting-failed' && String(e.detail).startsWith('storage: volume group keep'));
@@ -685,12 +702,12 @@ test(
       const badLogin = hostEvents().find((e) => e.stage === 'setting-failed' && String(e.detail).startsWith('storage: iSCSI session bad'));
       assert.match(
         String(badLogin?.detail),
-        /^storage: iSCSI session bad: login to iqn\.2026-12\.test\.rackboot:store2 at 198\.18\.0\.9:3260 failed: ./,
+        /^storage: iSCSI session bad: login to iqn\.2026-12\.test\.rackboot:store2 at 198\.18\.0\.9:3260 failed: .*authorization failure$/,
         JSON.stringify(hostEvents()),
       );
       assert.match(
         String(hostEvents().find((e) => e.stage === 'domain-failed' && e.domain === 'db2')?.detail),
-        /^disk xvda \(iSCSI bad LUN 1\): login to iqn\.2026-12\.test\.rackboot:store2 at 198\.18\.0\.9:3260 failed: ./,
+        /^disk xvda \(iSCSI bad LUN 1\): login to iqn\.2026-12\.test\.rackboot:store2 at 198\.18\.0\.9:3260 failed: .*authorization failure$/,
       );
       const db1First = await until(
         'db1 reporting from its LUN',
@@ -699,6 +716,32 @@ test(
         () => machine.transcript.slice(-6000),
       );
       assert.match(db1First, / disks=xvda:new-filesystem:boot1$/, db1First);
+      // Networks, by dom0's counters (POST /hosts/MAC/network, every minute): lab1 and tag1 sent
+      // (their DHCP requests); rackboot heard web1's, never lab1's (no way out of lab0) nor
+      // tag1's (tagged with VLAN 42 on the wire, where rackboot serves untagged).
+      const adminToken = (await readFile(join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
+      const adminGet = (path: string): unknown =>
+        JSON.parse(rack!.ns.exec('curl', ['-sSf', '-H', `Authorization: Bearer ${adminToken}`, `http://${serverAddress}:${httpPort}/api/${path}`]));
+      type Vif = { domain: string; mac: string; bridge: string; sentPackets: number; receivedPackets: number };
+      const counters = await until(
+        'the guest network report showing lab1 and tag1 sending',
+        240_000,
+        () => {
+          const report = (adminGet(`hosts/${MAC}`) as { guestNetwork: { interfaces: Vif[] } | null }).guestNetwork;
+          const vifs = new Map((report?.interfaces ?? []).map((vif) => [vif.domain, vif]));
+          return ['web1', 'lab1', 'tag1'].every((domain) => (vifs.get(domain)?.sentPackets ?? 0) > 0) ? vifs : undefined;
+        },
+        () => machine.transcript.slice(-3000),
+      );
+      assert.equal(counters.get('web1')!.bridge, 'xenbr0');
+      assert.equal(counters.get('lab1')!.bridge, 'lab0');
+      assert.equal(counters.get('tag1')!.bridge, 'vlan42');
+      const heardFrom = new Set(rack.events().map((e) => String(e.mac ?? '')));
+      assert.ok(heardFrom.has(counters.get('web1')!.mac), "rackboot heard web1's DHCP");
+      assert.ok(!heardFrom.has(counters.get('lab1')!.mac), 'nothing of lab1 reached rackboot');
+      assert.ok(!heardFrom.has(counters.get('tag1')!.mac), 'nothing of tag1 reached rackboot untagged');
+      assert.deepEqual(reports('lab1'), [], 'lab1 never reported');
+      assert.match(tagged.join(''), new RegExp(`${counters.get('tag1')!.mac}.*vlan 42`), 'tag1 is on VLAN 42 of the wire');
       // The CHAP secret went to the host alone: never on its console or in the server's log.
       assert.ok(!machine.transcript.includes(CHAP_SECRET), 'the CHAP secret on the console');
       assert.ok(!JSON.stringify(rack.events()).includes(CHAP_SECRET), "the CHAP secret in the server's log");
@@ -729,7 +772,7 @@ test(
       qemu = booting.qemu;
       machine = booting.console;
       const again = await machine.waitFor(readyLinePattern, QEMU_DEADLINE_MS, 'the ready line after the reset');
-      assert.equal(again.groups!.domains, '3', machine.transcript.slice(-6000));
+      assert.equal(again.groups!.domains, '5', machine.transcript.slice(-6000));
       assert.match(machine.transcript, /rackboot-runtime: storage: volume group vg0 found on \/dev\/vd[a-z]/);
       assert.doesNotMatch(machine.transcript, /volume vg0\/web1 created/, 'the volume is kept, not made again');
       const second = await until(
@@ -752,6 +795,7 @@ test(
       assert.equal(execFileSync('sha256sum', [data], { encoding: 'utf8' }).split(' ')[0], dataBefore, 'the disk with data was never written');
     } finally {
       qemu?.kill('SIGKILL');
+      capture?.kill('SIGKILL');
       tgtd?.kill('SIGKILL');
       san?.close();
       await rack?.close();
