@@ -110,6 +110,10 @@ function strangerSequence(when: string): void {
     assert.equal(strangerFetch(`${base}/hosts/${victim}/events`, '--data', `stage=${stage}`).status, 403, when);
   }
   assert.equal(strangerFetch(`${base}/hosts/${victim}/alive`, '--data', '').status, 403, when);
+  // Fake storage and guest network reports.
+  assert.equal(strangerFetch(`${base}/hosts/${victim}/storage`, '--data-binary', 'disk name=vda size=1 transport=virtio').status, 403, when);
+  const vif = 'vif domain=demo1 mac=02:00:00:00:00:01 bridge=xenbr0 sent-bytes=0 sent-packets=0 received-bytes=0 received-packets=0';
+  assert.equal(strangerFetch(`${base}/hosts/${victim}/network`, '--data-binary', vif).status, 403, when);
 }
 
 test(
