@@ -1,6 +1,15 @@
 import type { BootPlan, HostBoot, MenuEntry, PlannedDomain, ServerEndpoints } from './resolve.js';
 import { httpBase } from './resolve.js';
-import { diskRefPath, iscsiInitiatorName, iscsiLunPath, runtimeConfigSource, type DiskRef, type DomainDisk, type IscsiSession } from '../profiles/storage.js';
+import {
+  diskRefPath,
+  fileMountPoint,
+  iscsiInitiatorName,
+  iscsiLunPath,
+  runtimeConfigSource,
+  type DiskRef,
+  type DomainDisk,
+  type IscsiSession,
+} from '../profiles/storage.js';
 
 /**
  * Boot scripts and files rendered from a BootPlan. Pure text in, text out:
@@ -233,6 +242,7 @@ function runtimeDiskRef(ref: DiskRef): string {
  *   volume DOMAIN DEVICE VG NAME BYTES   the guest's volume: kept when there, else created with this size
  *   disk DOMAIN DEVICE DISK              a whole disk the guest needs
  *   lun DOMAIN DEVICE SESSION LUN        a LUN of an iSCSI session the guest needs
+ *   file DOMAIN DEVICE SOURCE PATH BYTES a file on a filesystem (mounted at fileMountPoint): kept, or created sparse
  *   found SOURCE                         a filesystem holding domain configurations to start
  * (DEVICE, the guest's xvda..., only names the disk in what dom0 reports)
  * DISK is serial:SERIAL or id:BY-ID-NAME. Only the domains dom0 starts.
@@ -256,7 +266,8 @@ export function storagePlan(plan: BootPlan): string {
     for (const disk of domain.disks ?? []) {
       if (disk.kind === 'volume') records.push(['volume', domain.name, disk.device, disk.volumeGroup, disk.volume, String(disk.size)].join(' '));
       else if (disk.kind === 'disk') records.push(['disk', domain.name, disk.device, runtimeDiskRef(disk.disk)].join(' '));
-      else records.push(['lun', domain.name, disk.device, disk.session, String(disk.lun)].join(' '));
+      else if (disk.kind === 'iscsi') records.push(['lun', domain.name, disk.device, disk.session, String(disk.lun)].join(' '));
+      else records.push(['file', domain.name, disk.device, runtimeConfigSource(disk.filesystem), disk.path, String(disk.size)].join(' '));
     }
   }
   return records.join('; ');
@@ -274,6 +285,7 @@ export function xlDiskSpec(disk: DomainDisk, sessions: readonly IscsiSession[] =
   let target: string;
   if (disk.kind === 'volume') target = `/dev/${disk.volumeGroup}/${disk.volume}`;
   else if (disk.kind === 'disk') target = diskRefPath(disk.disk);
+  else if (disk.kind === 'file') target = `${fileMountPoint(disk.filesystem)}/${disk.path}`;
   else {
     const session = sessions.find((candidate) => candidate.name === disk.session);
     if (session === undefined) throw new Error(`iSCSI session ${disk.session} is not in the profile`);

@@ -29,6 +29,8 @@ import {
   parseDiskRef,
   parseDomainConfigSource,
   parseSize,
+  diskFilePathProblem,
+  runtimeConfigSource,
   type DomainConfigSource,
   type DiskRef,
   type DomainDisk,
@@ -109,7 +111,7 @@ const domainNetworkFields = ['bridge', 'private', 'vlan'] as const;
 const storageFields = ['volumeGroups', 'iscsi', 'initiator', 'domainConfigs'] as const;
 const iscsiFields = ['name', 'portal', 'target', 'chapUser', 'chapSecret'] as const;
 const volumeGroupFields = ['name', 'disks', 'initialize'] as const;
-const domainDiskFields = ['volume', 'size', 'disk', 'iscsi', 'lun', 'device', 'readOnly'] as const;
+const domainDiskFields = ['volume', 'size', 'disk', 'iscsi', 'lun', 'file', 'filesystem', 'device', 'readOnly'] as const;
 const relayFields = ['circuitId', 'remoteId'] as const;
 
 /**
@@ -992,6 +994,8 @@ class ProfileReader extends YamlReader {
       const volumeEntry = fields.get('volume');
       const diskEntry = fields.get('disk');
       const iscsiEntry = fields.get('iscsi');
+      const fileEntry = fields.get('file');
+      const filesystemEntry = fields.get('filesystem');
       const sizeEntry = fields.get('size');
       const lunEntry = fields.get('lun');
       const deviceEntry = fields.get('device');
@@ -1003,15 +1007,59 @@ class ProfileReader extends YamlReader {
       }
       const readOnlyEntry = fields.get('readOnly');
       const readOnly = readOnlyEntry === undefined ? false : this.boolean(readOnlyEntry);
-      const kinds = [volumeEntry, diskEntry, iscsiEntry].filter((e) => e !== undefined);
+      const kinds = [volumeEntry, diskEntry, iscsiEntry, fileEntry].filter((e) => e !== undefined);
       if (kinds.length !== 1) {
         this.error(
           item,
           path,
           kinds.length === 0
-            ? 'want volume: VG/NAME (a logical volume, with size:), disk: serial:... (a whole disk of the host) or iscsi: SESSION (a LUN, with lun:)'
-            : 'volume:, disk: and iscsi: are each a guest disk of its own; give one',
+            ? 'want volume: VG/NAME (a logical volume, with size:), disk: serial:... (a whole disk of the host), iscsi: SESSION (a LUN, with lun:) or file: PATH (with filesystem: and size:)'
+            : 'volume:, disk:, iscsi: and file: are each a guest disk of its own; give one',
         );
+        return;
+      }
+      if (filesystemEntry !== undefined && fileEntry === undefined)
+        this.error(filesystemEntry.key, filesystemEntry.path, 'only for file: (the filesystem the file is on)');
+      const sizeOf = (): number | undefined => {
+        if (sizeEntry === undefined) {
+          this.error(item, `${path}.size`, 'missing; the size it is created with when it is not there yet, such as 20G');
+          return undefined;
+        }
+        const written = isScalar(sizeEntry.value) ? String(sizeEntry.value.value) : undefined;
+        const parsed = written === undefined ? undefined : parseSize(written);
+        if (parsed === undefined) this.entryError(sizeEntry, `want a size such as 512M or 20G, got ${describe(sizeEntry.value)}`);
+        else if (typeof parsed !== 'number') this.entryError(sizeEntry, parsed.problem);
+        else {
+          this.remember(sizeEntry);
+          return parsed;
+        }
+        return undefined;
+      };
+      if (fileEntry !== undefined) {
+        const filePath = this.string(fileEntry, diskFilePathProblem);
+        let filesystem: DomainConfigSource | undefined;
+        if (filesystemEntry === undefined) this.error(item, `${path}.filesystem`, 'missing; the filesystem the file is on, such as label:guests or vg0/images');
+        else {
+          const text = this.string(filesystemEntry, (written) => {
+            const parsed = parseDomainConfigSource(written);
+            if ('problem' in parsed) return parsed.problem;
+            if (parsed.kind === 'volume' && !groups.has(parsed.volumeGroup) && !storageBroken) {
+              return `${JSON.stringify(parsed.volumeGroup)} is not a volume group of this profile (storage.volumeGroups)`;
+            }
+            return undefined;
+          });
+          if (text !== undefined) filesystem = parseDomainConfigSource(text) as DomainConfigSource;
+        }
+        const size = sizeOf();
+        if (filePath === undefined || filesystem === undefined || size === undefined || device === undefined || readOnly === undefined) return;
+        const key = `file ${runtimeConfigSource(filesystem)}/${filePath}`;
+        const owner = backings.get(key);
+        if (owner !== undefined) {
+          this.entryError(fileEntry, `${filePath} on ${runtimeConfigSource(filesystem)} is already a disk of ${owner}; two guests never write one file`);
+          return;
+        }
+        backings.set(key, path);
+        disks.push({ kind: 'file', filesystem, path: filePath, size, device, readOnly });
         return;
       }
       if (lunEntry !== undefined && iscsiEntry === undefined) this.error(lunEntry.key, lunEntry.path, 'only for iscsi: (the LUN of the session)');

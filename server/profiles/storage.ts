@@ -81,6 +81,15 @@ export type DomainDisk = (
   | { kind: 'volume'; volumeGroup: string; volume: string; /** Bytes; the size it is created with when missing. */ size: number }
   | { kind: 'disk'; disk: DiskRef }
   | { kind: 'iscsi'; session: string; lun: number }
+  | {
+      kind: 'file';
+      /** The filesystem the file is on, mounted by dom0 at fileMountPoint(filesystem). */
+      filesystem: DomainConfigSource;
+      /** Relative to the filesystem's root. */
+      path: string;
+      /** Bytes; the size it is created with (sparse) when missing. */
+      size: number;
+    }
 ) & {
   /** The guest's device name (xvda, xvdb...). */
   device: string;
@@ -231,4 +240,19 @@ export function storageWithoutSecrets(storage: StorageConfig): StorageConfig {
       session.chap ? { ...session, chap: { user: session.chap.user, secret: '(hidden: sent only to the host)' } } : session,
     ),
   };
+}
+
+/** Where dom0 mounts a filesystem that holds guests' disk files: /run/rackboot/mnt/label-guests for label:guests. */
+export function fileMountPoint(source: DomainConfigSource): string {
+  return `/run/rackboot/mnt/${runtimeConfigSource(source).replaceAll(':', '-').replaceAll('/', '-')}`;
+}
+
+/** A disk file's path on its filesystem: relative, no "..", one word of safe characters. */
+export function diskFilePathProblem(path: string): string | undefined {
+  const quoted = JSON.stringify(path);
+  if (path.startsWith('/')) return `${quoted}: give the path on the filesystem, without a leading "/" (it is mounted by dom0)`;
+  if (!/^[A-Za-z0-9._+-]+(\/[A-Za-z0-9._+-]+)*$/.test(path) || path.length > 200)
+    return `${quoted} is not a file path of letters, digits and "._+-" joined by "/"`;
+  if (path.split('/').some((part) => part === '..' || part === '.')) return `${quoted} has "." or ".." in it`;
+  return undefined;
 }

@@ -555,6 +555,10 @@ test(
         ].join('\n');
       await writeFile(join(configs, 'domains', 'found1.cfg'), foundConfig('found1'));
       await writeFile(join(configs, 'web1.cfg'), foundConfig('web1'));
+      // An empty filesystem labelled guests, for web1's second disk: a file on it.
+      const guestFiles = join(work, 'guests.img');
+      execFileSync('truncate', ['-s', `${64 * MiB}`, guestFiles]);
+      execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'guests', guestFiles]);
       const found = join(work, 'found.img');
       execFileSync('truncate', ['-s', `${32 * MiB}`, found]);
       execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'rackboot-domains', '-d', configs, found]);
@@ -562,6 +566,7 @@ test(
         { file: blank, serial: 'rb-blank', bus: 'virtio' as const },
         { file: data, serial: 'rb-data', bus: 'sata' as const },
         { file: found, serial: 'rb-found', bus: 'virtio' as const },
+        { file: guestFiles, serial: 'rb-guests', bus: 'virtio' as const },
       ];
       rack = await startRack(
         {
@@ -598,6 +603,9 @@ test(
             '    disks:',
             '      - volume: vg0/web1',
             '        size: 64M',
+            '      - file: images/web1.img',
+            '        filesystem: label:guests',
+            '        size: 16M',
             '  - name: web2',
             '    disks:',
             '      - volume: keep/web2',
@@ -693,7 +701,8 @@ test(
         () => web1Reports()[0],
         () => machine.transcript.slice(-6000),
       );
-      assert.match(first, / disks=xvda:new-filesystem:boot1$/, first);
+      assert.match(first, / disks=xvda:new-filesystem:boot1,xvdb:new-filesystem:boot1$/, first);
+      assert.match(machine.transcript, /rackboot-runtime: domain web1: file images\/web1\.img on label:guests created \(16 MiB\)/);
       // iSCSI: db1 on LUN 1 of san1 (CHAP), db2 not started: its target refused the secret.
       assert.match(
         machine.transcript,
@@ -774,14 +783,18 @@ test(
       const again = await machine.waitFor(readyLinePattern, QEMU_DEADLINE_MS, 'the ready line after the reset');
       assert.equal(again.groups!.domains, '5', machine.transcript.slice(-6000));
       assert.match(machine.transcript, /rackboot-runtime: storage: volume group vg0 found on \/dev\/vd[a-z]/);
-      assert.doesNotMatch(machine.transcript, /volume vg0\/web1 created/, 'the volume is kept, not made again');
+      assert.doesNotMatch(
+        machine.transcript,
+        /volume vg0\/web1 created|file images\/web1\.img on label:guests created/,
+        'the volume and the file are kept, not made again',
+      );
       const second = await until(
         'web1 reporting after the reset',
         300_000,
         () => web1Reports()[1],
         () => machine.transcript.slice(-6000),
       );
-      assert.match(second, / disks=xvda:boot2$/, 'the same volume, with the file of the first boot');
+      assert.match(second, / disks=xvda:boot2,xvdb:boot2$/, 'the same volume and disk file, with the files of the first boot');
       const db1Second = await until(
         'db1 reporting after the reset',
         300_000,

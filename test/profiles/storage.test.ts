@@ -125,7 +125,7 @@ test('storage: refusals name the file, line, column and field', () => {
       'profiles/xen01.yaml:21:17: domains[1].disks[0].volume: vg0/web1 is already a disk of domains[0].disks[1]; two guests never write one volume',
       'profiles/xen01.yaml:23:17: domains[1].disks[0].device: "sdb" is not a PV guest\'s disk name; want xvda, xvdb, ...',
       'profiles/xen01.yaml:25:9: domains[1].disks[1].size: only for volume: (a whole disk has the size it has)',
-      'profiles/xen01.yaml:26:9: domains[1].disks[2]: want volume: VG/NAME (a logical volume, with size:), disk: serial:... (a whole disk of the host) or iscsi: SESSION (a LUN, with lun:)',
+      'profiles/xen01.yaml:26:9: domains[1].disks[2]: want volume: VG/NAME (a logical volume, with size:), disk: serial:... (a whole disk of the host), iscsi: SESSION (a LUN, with lun:) or file: PATH (with filesystem: and size:)',
     ],
   );
   // Never in default.yaml or a group: a volume group is one machine's disks.
@@ -231,7 +231,7 @@ test('storage.iscsi: sessions with CHAP, LUNs as guest disks, the secret only in
       'profiles/xen01.yaml:9:15: storage.iscsi[1].portal: "198.18.0.9:70000": port 70000 is not a TCP port',
       'profiles/xen01.yaml:15:9: domains[0].disks[1].lun: missing; the LUN of the session, such as 1',
       'profiles/xen01.yaml:16:9: domains[0].disks[1].size: only for volume: (a LUN has the size its target gives it)',
-      'profiles/xen01.yaml:17:9: domains[0].disks[2]: volume:, disk: and iscsi: are each a guest disk of its own; give one',
+      'profiles/xen01.yaml:17:9: domains[0].disks[2]: volume:, disk:, iscsi: and file: are each a guest disk of its own; give one',
     ],
   );
 });
@@ -419,3 +419,71 @@ function resolveOk(profile: Profile) {
   assert.ok(boot.kind === 'boot');
   return (boot as Extract<typeof boot, { kind: 'boot' }>).plan;
 }
+
+test('a file disk: a file on a filesystem of the host, created sparse with its size when missing', () => {
+  const profile = parsed([
+    ...storage,
+    'domains:',
+    '  - name: web1',
+    '    disks:',
+    '      - file: images/web1.img',
+    '        filesystem: label:guests',
+    '        size: 16M',
+    '      - file: web1-data.img',
+    '        filesystem: vg0/images',
+    '        size: 1G',
+    '        readOnly: true',
+  ]);
+  assert.deepEqual(profile.domains[0]!.disks, [
+    { kind: 'file', filesystem: { kind: 'label', label: 'guests' }, path: 'images/web1.img', size: 16 * 1024 ** 2, device: 'xvda', readOnly: false },
+    {
+      kind: 'file',
+      filesystem: { kind: 'volume', volumeGroup: 'vg0', volume: 'images' },
+      path: 'web1-data.img',
+      size: 1024 ** 3,
+      device: 'xvdb',
+      readOnly: true,
+    },
+  ]);
+  const plan = resolveOk(profile);
+  assert.match(storagePlan(plan), /; file web1 xvda label:guests images\/web1\.img 16777216; file web1 xvdb volume:vg0\/images web1-data\.img 1073741824$/);
+  assert.match(
+    renderDomainConfig(plan, plan.domains[0]!, { address: '198.18.0.1', httpPort: 8080 }),
+    /'format=raw, vdev=xvda, access=rw, script=block-rackboot, target=\/run\/rackboot\/mnt\/label-guests\/images\/web1\.img', 'format=raw, vdev=xvdb, access=ro, script=block-rackboot, target=\/run\/rackboot\/mnt\/volume-vg0-images\/web1-data\.img'/,
+  );
+  assert.deepEqual(
+    errors([
+      ...storage,
+      'domains:', // 10
+      '  - name: a', // 11
+      '    disks:', // 12
+      '      - file: /abs.img', // 13
+      '        filesystem: label:guests', // 14
+      '        size: 1G', // 15
+      '      - file: ../up.img', // 16
+      '        filesystem: vg9/x', // 17
+      '      - file: x.img', // 18
+      '        size: 1G', // 19
+      '      - volume: vg0/a', // 20
+      '        size: 1G', // 21
+      '        filesystem: label:guests', // 22
+      '  - name: b', // 23
+      '    disks:', // 24
+      '      - file: same.img', // 25
+      '        filesystem: label:g', // 26
+      '        size: 1G', // 27
+      '      - file: same.img', // 28
+      '        filesystem: label:g', // 29
+      '        size: 1G', // 30
+    ]),
+    [
+      'profiles/xen01.yaml:13:15: domains[0].disks[0].file: "/abs.img": give the path on the filesystem, without a leading "/" (it is mounted by dom0)',
+      'profiles/xen01.yaml:16:9: domains[0].disks[1].size: missing; the size it is created with when it is not there yet, such as 20G',
+      'profiles/xen01.yaml:16:15: domains[0].disks[1].file: "../up.img" has "." or ".." in it',
+      'profiles/xen01.yaml:17:21: domains[0].disks[1].filesystem: "vg9" is not a volume group of this profile (storage.volumeGroups)',
+      'profiles/xen01.yaml:18:9: domains[0].disks[2].filesystem: missing; the filesystem the file is on, such as label:guests or vg0/images',
+      'profiles/xen01.yaml:22:9: domains[0].disks[3].filesystem: only for file: (the filesystem the file is on)',
+      'profiles/xen01.yaml:28:15: domains[1].disks[1].file: same.img on label:g is already a disk of domains[1].disks[0]; two guests never write one file',
+    ],
+  );
+});
