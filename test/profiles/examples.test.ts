@@ -91,3 +91,27 @@ test('profiles/examples/rack3.yaml parses as a group of three static machines sh
     [['web'], ['web'], ['web']],
   );
 });
+
+test('profiles/examples/xen07-storage.yaml parses: a volume group, iSCSI with CHAP, volume, file and LUN disks, a private bridge and a VLAN', async () => {
+  const profile = await parseRepoFile('profiles/examples/xen07-storage.yaml');
+  assert.deepEqual(
+    profile.storage?.volumeGroups.map((group) => [group.name, group.disks.length, group.initialize]),
+    [['vg0', 2, true]],
+  );
+  assert.equal(profile.storage?.iscsi[0]?.chap?.user, 'xen07');
+  assert.deepEqual(
+    profile.domains.map((domain) => [
+      domain.name,
+      (domain.disks ?? []).map((disk) => `${disk.kind} ${disk.device}`),
+      domain.bridge,
+      domain.network?.kind ?? '-',
+    ]),
+    [
+      ['web1', ['volume xvda', 'file xvdb'], 'xenbr0', '-'],
+      ['db1', ['iscsi xvda'], 'xenbr0', '-'],
+      ['lab1', [], 'lab0', 'private'],
+      ['lab2', [], 'lab0', 'private'],
+      ['vlan42', [], 'vlan42', 'vlan'],
+    ],
+  );
+});
