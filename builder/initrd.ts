@@ -71,6 +71,11 @@ export const DEBIAN_RUNTIME_MODULES = [
   // LVM's volumes and iSCSI LUNs, for guests' disks
   'dm-mod',
   'iscsi_tcp',
+  // nftables for routed private bridges (NAT, the allow list)
+  'nf_tables',
+  'nft_chain_nat',
+  'nft_masq',
+  'nft_ct',
 ] as const;
 
 /** The demo guest, a PV domU: its network card is Xen's netfront, its disks blkfront, with ext4 (ext2 too) to keep files on them. */

@@ -34,6 +34,8 @@ export const ROOTFS_PACKAGES = [
   // volume groups and guests' volumes on the host's disks, and iSCSI LUNs
   'lvm2',
   'open-iscsi',
+  // a private bridge that dom0 routes out of: its NAT and allow list
+  'nftables',
 ] as const;
 
 /** Bump when the recipe below changes, so cached trees made the old way are not reused. */

@@ -1,5 +1,6 @@
 import type { BootPlan, HostBoot, MenuEntry, PlannedDomain, ServerEndpoints } from './resolve.js';
 import { httpBase } from './resolve.js';
+import { numberToIpv4, Subnet } from '../net/ipv4.js';
 import {
   diskRefPath,
   fileMountPoint,
@@ -215,6 +216,8 @@ export function renderRuntimeEnv(plan: BootPlan): string {
  * The bridges of the host's own that dom0 makes for the guests it starts,
  * when missing, as records joined by "; ":
  *   NAME private      a bridge with no way out: its guests reach each other only
+ *   NAME private ADDRESS/N FIRST LAST ALLOW,...   one that dom0 routes: its address, the
+ *                     guests' DHCP range, and the rack CIDRs they may reach (NAT)
  *   NAME vlan N       a bridge on VLAN N of the rack (xenbr0.N, tagged on the host's NIC)
  * A bridge the profile says nothing more of must be there already.
  */
@@ -222,7 +225,27 @@ export function bridgePlan(plan: BootPlan): string {
   const records = new Map<string, string>();
   for (const domain of plan.domains) {
     if (!domain.start || domain.network === undefined) continue;
-    records.set(domain.bridge, domain.network.kind === 'private' ? `${domain.bridge} private` : `${domain.bridge} vlan ${domain.network.vlan}`);
+    const network = domain.network;
+    if (network.kind === 'vlan') records.set(domain.bridge, `${domain.bridge} vlan ${network.vlan}`);
+    else if (network.routed === undefined) records.set(domain.bridge, `${domain.bridge} private`);
+    else {
+      const [address, prefix] = network.routed.subnet.split('/');
+      const subnet = new Subnet(address!, Number(prefix));
+      // dom0 is the subnet's first host; its guests get addresses from the rest (a /24: .100 to .200).
+      const size = subnet.broadcast - subnet.network + 1;
+      const [first, last] = size >= 256 ? [subnet.network + 100, subnet.network + 200] : [subnet.network + 2, subnet.broadcast - 1];
+      records.set(
+        domain.bridge,
+        [
+          domain.bridge,
+          'private',
+          `${numberToIpv4(subnet.network + 1)}/${subnet.prefixLength}`,
+          numberToIpv4(first),
+          numberToIpv4(last),
+          network.routed.allow.join(','),
+        ].join(' '),
+      );
+    }
   }
   return [...records.values()].join('; ');
 }

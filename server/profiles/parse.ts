@@ -14,7 +14,7 @@ import {
   partNameProblem,
 } from './domain.js';
 import { normaliseMac } from './mac.js';
-import type { BootSettings, DomainConfig, GroupHost, GroupProfile, NetworkConfig, Profile, ProfileFileContent } from './profile.js';
+import type { BootSettings, DomainConfig, GroupHost, GroupProfile, NetworkConfig, Profile, ProfileFileContent, RoutedBridge } from './profile.js';
 import { slotIdFromText, type RelaySlot } from './slot.js';
 import { sshPublicKeyProblem } from './ssh-key.js';
 import {
@@ -107,7 +107,7 @@ const groupHostFields = ['mac', 'hostname', 'address'] as const;
 const networkFields = ['mode', 'address', 'gateway', 'dns'] as const;
 const bootFields = ['entry', 'menuTimeout', 'xenArgs', 'kernelArgs'] as const;
 const domainFields = ['name', 'memory', 'vcpus', 'kernel', 'ramdisk', 'extraArgs', 'bridge', 'network', 'mac', 'autostart', 'restart', 'disks'] as const;
-const domainNetworkFields = ['bridge', 'private', 'vlan'] as const;
+const domainNetworkFields = ['bridge', 'private', 'vlan', 'subnet', 'allow'] as const;
 const storageFields = ['volumeGroups', 'iscsi', 'initiator', 'domainConfigs'] as const;
 const iscsiFields = ['name', 'portal', 'target', 'chapUser', 'chapSecret'] as const;
 const volumeGroupFields = ['name', 'disks', 'initialize'] as const;
@@ -800,7 +800,63 @@ class ProfileReader extends YamlReader {
       );
       return;
     }
-    const network: DomainConfig['network'] = isPrivate ? { kind: 'private' } : vlan !== undefined ? { kind: 'vlan', vlan } : undefined;
+    const subnetEntry = fields.get('subnet');
+    const allowEntry = fields.get('allow');
+    let routed: RoutedBridge | undefined;
+    if (subnetEntry !== undefined || allowEntry !== undefined) {
+      if (!isPrivate) {
+        const entryOf = (subnetEntry ?? allowEntry)!;
+        this.error(entryOf.key, entryOf.path, "only with private: true (a bridge of the host's that dom0 routes out of)");
+        return;
+      }
+      if (subnetEntry === undefined || allowEntry === undefined) {
+        const present = (subnetEntry ?? allowEntry)!;
+        this.error(
+          present.key,
+          `${entry.path}.${subnetEntry === undefined ? 'subnet' : 'allow'}`,
+          'missing; subnet: and allow: go together (dom0 routes the subnet out to the allowed addresses only)',
+        );
+        return;
+      }
+      const subnet = this.string(subnetEntry, (text) => {
+        const parsed = parseIpv4WithPrefix(text);
+        if (parsed === undefined) return `${JSON.stringify(text)} is not a subnet; want A.B.C.D/N, such as 198.19.7.0/24`;
+        if (parsed.prefixLength < 16 || parsed.prefixLength > 29) return `${JSON.stringify(text)}: want a prefix length from 16 to 29`;
+        if ((parsed.address & ~new Subnet(numberToIpv4(parsed.address), parsed.prefixLength).mask) >>> 0 !== 0) {
+          return `${JSON.stringify(text)} is not the subnet's first address (${new Subnet(numberToIpv4(parsed.address), parsed.prefixLength).toString()})`;
+        }
+        return undefined;
+      });
+      let allow: string[] | undefined;
+      if (!isSeq(allowEntry.value) || (allowEntry.value as YAMLSeq).items.length === 0) {
+        this.entryError(allowEntry, `want a list of rack addresses, such as [198.18.0.1, 198.18.0.0/24], got ${describe(allowEntry.value)}`);
+      } else {
+        allow = [];
+        (allowEntry.value as YAMLSeq<Node | null>).items.forEach((item, index) => {
+          const itemEntry: Entry = { path: `${allowEntry.path}[${index}]`, key: null, value: item };
+          const text = this.string(itemEntry, (written) => {
+            const cidr = written.includes('/') ? written : `${written}/32`;
+            const parsed = parseIpv4WithPrefix(cidr);
+            if (parsed === undefined) return `${JSON.stringify(written)} is not an address or a subnet (198.18.0.1 or 198.18.0.0/24)`;
+            return undefined;
+          });
+          if (text !== undefined) {
+            const cidr = text.includes('/') ? text : `${text}/32`;
+            const parsed = parseIpv4WithPrefix(cidr)!;
+            allow!.push(new Subnet(numberToIpv4(parsed.address), parsed.prefixLength).toString());
+          }
+        });
+      }
+      if (subnet === undefined || allow === undefined || this.errors.length > before) return;
+      routed = { subnet, allow };
+    }
+    const network: DomainConfig['network'] = isPrivate
+      ? routed === undefined
+        ? { kind: 'private' }
+        : { kind: 'private', routed }
+      : vlan !== undefined
+        ? { kind: 'vlan', vlan }
+        : undefined;
     if (bridge !== domainDefaults.bridge) {
       const first = bridges.get(bridge);
       const describeNetwork = (n: DomainConfig['network']): string =>

@@ -30,6 +30,18 @@ export interface BootSettings {
   menuTimeout: number;
 }
 
+/**
+ * A private bridge that dom0 routes: it has dom0's address in `subnet` and
+ * hands its guests addresses there (DHCP), and forwards (with NAT) only what
+ * goes to the rack addresses `allow` names.
+ */
+export interface RoutedBridge {
+  /** The subnet, as written (198.19.7.0/24). */
+  subnet: string;
+  /** Rack addresses the guests may reach, as CIDRs (198.18.0.1/32). */
+  allow: string[];
+}
+
 /** A Xen guest (domU) that dom0 starts from the profile. */
 export interface DomainConfig {
   /** xl domain name, unique within the profile. */
@@ -45,7 +57,7 @@ export interface DomainConfig {
   /** The dom0 bridge the guest's NIC joins: xenbr0 (the rack's), or one of the host's own (see network). */
   bridge: string;
   /** What dom0 makes of a bridge other than xenbr0 when it is missing: private (no way out) or VLAN N of the host's NIC. */
-  network?: { kind: 'private' } | { kind: 'vlan'; vlan: number };
+  network?: { kind: 'private'; routed?: RoutedBridge } | { kind: 'vlan'; vlan: number };
   /** Normalised MAC of the guest's NIC; when absent, derived from the host MAC and the name (see guestMacs). */
   mac?: string;
   /** Started at boot (else only its configuration is served). */

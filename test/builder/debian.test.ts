@@ -508,8 +508,8 @@ const SAN_IP = '198.18.0.9';
 const CHAP_SECRET = 's3cret-chap-pass';
 /** tgtd's control socket number (/run/tgtd/socket.N): its own, beside any tgtd of the machine's. */
 const TGT_CONTROL = '73';
-/** dom0's 256 MiB, five guests of 96 and Xen's own. */
-const STORAGE_MACHINE_MIB = 832;
+/** dom0's 256 MiB, six guests of 96 and Xen's own. */
+const STORAGE_MACHINE_MIB = 928;
 
 /**
  * Guests' disks on the host's own storage, across a reset: the machine has a
@@ -522,7 +522,7 @@ const STORAGE_MACHINE_MIB = 832;
  * vg0 is found, the volume kept, and web1 counts its second boot on it.
  */
 test(
-  'storage: a volume group made on a blank disk, a guest volume that keeps its files across a reset, a disk with data refused and untouched, domains found on a labelled filesystem, a guest on an iSCSI LUN with CHAP, guests on a private bridge and a VLAN',
+  'storage: a volume group made on a blank disk, a guest volume that keeps its files across a reset, a disk with data refused and untouched, domains found on a labelled filesystem, a guest on an iSCSI LUN with CHAP, guests on a private bridge, a routed one and a VLAN',
   { timeout: 1_500_000 },
   async () => {
     const work = await mkdtemp(join(tmpdir(), 'rackboot-debian-storage-'));
@@ -627,6 +627,13 @@ test(
             '    network:',
             '      bridge: vlan42',
             '      vlan: 42',
+            // out1 on a private bridge that dom0 routes, to the server's address only.
+            '  - name: out1',
+            '    network:',
+            '      bridge: nat0',
+            '      private: true',
+            '      subnet: 198.19.7.0/24',
+            `      allow: [${serverAddress}]`,
             '',
           ].join('\n'),
         },
@@ -679,7 +686,7 @@ test(
       qemu = booting.qemu;
       let machine = booting.console;
       const ready = await machine.waitFor(readyLinePattern, QEMU_DEADLINE_MS, 'the ready line');
-      assert.equal(ready.groups!.domains, '5', `web1, db1, lab1, tag1 and found1; console:\n${machine.transcript.slice(-6000)}`);
+      assert.equal(ready.groups!.domains, '6', `web1, db1, lab1, tag1, out1 and found1; console:\n${machine.transcript.slice(-6000)}`);
       assert.match(machine.transcript, /rackboot-runtime: network: bridge lab0 made \(private\)/);
       assert.match(machine.transcript, /rackboot-runtime: network: bridge vlan42 made \(vlan 42\)/);
       assert.match(machine.transcript, /rackboot-runtime: storage: volume group vg0 created on \/dev\/vd[a-z]/);
@@ -738,7 +745,7 @@ test(
         () => {
           const report = (adminGet(`hosts/${MAC}`) as { guestNetwork: { interfaces: Vif[] } | null }).guestNetwork;
           const vifs = new Map((report?.interfaces ?? []).map((vif) => [vif.domain, vif]));
-          return ['web1', 'lab1', 'tag1'].every((domain) => (vifs.get(domain)?.sentPackets ?? 0) > 0) ? vifs : undefined;
+          return ['web1', 'lab1', 'tag1', 'out1'].every((domain) => (vifs.get(domain)?.sentPackets ?? 0) > 0) ? vifs : undefined;
         },
         () => machine.transcript.slice(-3000),
       );
@@ -749,7 +756,21 @@ test(
       assert.ok(heardFrom.has(counters.get('web1')!.mac), "rackboot heard web1's DHCP");
       assert.ok(!heardFrom.has(counters.get('lab1')!.mac), 'nothing of lab1 reached rackboot');
       assert.ok(!heardFrom.has(counters.get('tag1')!.mac), 'nothing of tag1 reached rackboot untagged');
+      assert.ok(!heardFrom.has(counters.get('out1')!.mac), "out1's DHCP stayed on nat0 (dom0 answered it)");
+      assert.equal(counters.get('out1')!.bridge, 'nat0');
       assert.deepEqual(reports('lab1'), [], 'lab1 never reported');
+      // out1 reached the server through dom0 (NAT), with an address of nat0's from dom0's DHCP.
+      assert.match(
+        machine.transcript,
+        /rackboot-runtime: network: bridge nat0 routed: 198\.19\.7\.1 is dom0's, its guests get 198\.19\.7\.100 to 198\.19\.7\.200 and reach 198\.18\.0\.1\/32 only/,
+      );
+      const out1 = await until(
+        'out1 reporting through dom0',
+        240_000,
+        () => reports('out1')[0],
+        () => machine.transcript.slice(-3000),
+      );
+      assert.match(out1, /^ip=198\.19\.7\.(1\d\d|200)\/24 /, out1);
       assert.match(tagged.join(''), new RegExp(`${counters.get('tag1')!.mac}.*vlan 42`), 'tag1 is on VLAN 42 of the wire');
       // The CHAP secret went to the host alone: never on its console or in the server's log.
       assert.ok(!machine.transcript.includes(CHAP_SECRET), 'the CHAP secret on the console');
@@ -781,7 +802,7 @@ test(
       qemu = booting.qemu;
       machine = booting.console;
       const again = await machine.waitFor(readyLinePattern, QEMU_DEADLINE_MS, 'the ready line after the reset');
-      assert.equal(again.groups!.domains, '5', machine.transcript.slice(-6000));
+      assert.equal(again.groups!.domains, '6', machine.transcript.slice(-6000));
       assert.match(machine.transcript, /rackboot-runtime: storage: volume group vg0 found on \/dev\/vd[a-z]/);
       assert.doesNotMatch(
         machine.transcript,

@@ -487,3 +487,39 @@ test('a file disk: a file on a filesystem of the host, created sparse with its s
     ],
   );
 });
+
+test('a routed private bridge: dom0 hands out its subnet and forwards only to the allowed rack addresses', () => {
+  const profile = parsed([
+    'domains:',
+    '  - name: out1',
+    '    network:',
+    '      bridge: nat0',
+    '      private: true',
+    '      subnet: 198.19.7.0/24',
+    '      allow: [198.18.0.1, 198.18.1.0/24]',
+    '  - name: out2',
+    '    network: {bridge: nat1, private: true, subnet: 198.19.8.0/28, allow: [198.18.0.1/32]}',
+  ]);
+  assert.deepEqual(profile.domains[0]!.network, { kind: 'private', routed: { subnet: '198.19.7.0/24', allow: ['198.18.0.1/32', '198.18.1.0/24'] } });
+  assert.equal(
+    bridgePlan(resolveOk(profile)),
+    'nat0 private 198.19.7.1/24 198.19.7.100 198.19.7.200 198.18.0.1/32,198.18.1.0/24; nat1 private 198.19.8.1/28 198.19.8.2 198.19.8.14 198.18.0.1/32',
+  );
+  assert.deepEqual(
+    errors([
+      'domains:', // 3
+      '  - name: a', // 4
+      '    network: {bridge: n0, subnet: 198.19.7.0/24, allow: [198.18.0.1]}', // 5
+      '  - name: b', // 6
+      '    network: {bridge: n1, private: true, subnet: 198.19.7.5/24, allow: [nowhere]}', // 7
+      '  - name: c', // 8
+      '    network: {bridge: n2, private: true, allow: [198.18.0.1]}', // 9
+    ]),
+    [
+      "profiles/xen01.yaml:5:27: domains[0].network.subnet: only with private: true (a bridge of the host's that dom0 routes out of)",
+      'profiles/xen01.yaml:7:50: domains[1].network.subnet: "198.19.7.5/24" is not the subnet\'s first address (198.19.7.0/24)',
+      'profiles/xen01.yaml:7:73: domains[1].network.allow[0]: "nowhere" is not an address or a subnet (198.18.0.1 or 198.18.0.0/24)',
+      'profiles/xen01.yaml:9:42: domains[2].network.subnet: missing; subnet: and allow: go together (dom0 routes the subnet out to the allowed addresses only)',
+    ],
+  );
+});
