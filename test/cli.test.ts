@@ -91,6 +91,15 @@ test('whatif: the example profile, as BIOS and as EFI, without a build', async (
   assert.equal(memberReport.profile.hostname, 'r3n02');
   assert.equal(memberReport.reservation.address, '198.18.3.22/24');
   assert.equal(memberReport.profileFrom, 'profiles/examples/rack3.yaml (group entry hosts[1], line 20)');
+
+  // A CHAP secret travels only to its host: whatif shows that there is one, not what it is.
+  const storage = await rackboot(['whatif', '52:54:00:00:07:01', '--profiles', 'profiles/examples', '--assets', '/nonexistent']);
+  assert.equal(storage.code, 0, storage.stderr);
+  assert.doesNotMatch(storage.stdout, /change-this-secret/);
+  assert.deepEqual((JSON.parse(storage.stdout) as Record<string, any>).profile.storage.iscsi[0].chap, {
+    user: 'xen07',
+    secret: '(hidden: sent only to the host)',
+  });
 });
 
 test('whatif: with a build, the exact command lines and script; unknown MAC uses the default', async () => {
