@@ -182,6 +182,8 @@ export function shellQuote(value: string): string {
  */
 export function renderRuntimeEnv(plan: BootPlan): string {
   const { profile } = plan;
+  const bridges = bridgePlan(plan);
+  const storage = storagePlan(plan);
   const values: Array<[string, string]> = [
     ['RACKBOOT_HOSTNAME', profile.hostname],
     // No hash, no line: root stays locked.
@@ -203,9 +205,9 @@ export function renderRuntimeEnv(plan: BootPlan): string {
     ],
     ['RACKBOOT_GUEST_PARTS', plan.guestParts.join(' ')],
     // The host's own bridges its guests need: see bridgePlan.
-    ...(bridgePlan(plan) === '' ? [] : [['RACKBOOT_BRIDGES', bridgePlan(plan)] as [string, string]]),
+    ...(bridges === '' ? [] : [['RACKBOOT_BRIDGES', bridges] as [string, string]]),
     // The host's volume groups and the disks its guests need: see storagePlan.
-    ...(storagePlan(plan) === '' ? [] : [['RACKBOOT_STORAGE', storagePlan(plan)] as [string, string]]),
+    ...(storage === '' ? [] : [['RACKBOOT_STORAGE', storage] as [string, string]]),
   ];
   return ['# rackboot runtime settings', ...plan.notes.map((note) => `# ${note}`), ...values.map(([key, value]) => `${key}=${shellQuote(value)}`), ''].join(
     '\n',

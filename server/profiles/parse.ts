@@ -872,6 +872,33 @@ class ProfileReader extends YamlReader {
     if (network !== undefined) domain.network = network;
   }
 
+  /** A disk of the host, written as serial:SERIAL or /dev/disk/by-id/ID. */
+  private diskRef(entry: Entry): DiskRef | undefined {
+    let ref: DiskRef | undefined;
+    this.string(entry, (written) => {
+      const parsed = parseDiskRef(written);
+      if ('problem' in parsed) return parsed.problem;
+      ref = parsed;
+      return undefined;
+    });
+    return ref;
+  }
+
+  /** A filesystem of the host (VG/NAME, label:, serial:, by-id); a volume's group must be one of `groups` unless that is undefined (not checked). */
+  private configSource(entry: Entry, groups: { has(name: string): boolean } | undefined): DomainConfigSource | undefined {
+    let source: DomainConfigSource | undefined;
+    this.string(entry, (written) => {
+      const parsed = parseDomainConfigSource(written);
+      if ('problem' in parsed) return parsed.problem;
+      if (parsed.kind === 'volume' && groups !== undefined && !groups.has(parsed.volumeGroup)) {
+        return `${JSON.stringify(parsed.volumeGroup)} is not a volume group of this profile (storage.volumeGroups)`;
+      }
+      source = parsed;
+      return undefined;
+    });
+    return source;
+  }
+
   /** `storage:`: the host's volume groups, each on disks named by serial or id. */
   private storage(entry: Entry): StorageConfig | undefined {
     const fields = this.mapping(entry, storageFields);
@@ -918,15 +945,8 @@ class ProfileReader extends YamlReader {
       } else {
         (sourcesEntry.value as YAMLSeq<Node | null>).items.forEach((item, index) => {
           const itemEntry: Entry = { path: `${sourcesEntry.path}[${index}]`, key: null, value: item };
-          const text = this.string(itemEntry, (written) => {
-            const parsed = parseDomainConfigSource(written);
-            if ('problem' in parsed) return parsed.problem;
-            if (parsed.kind === 'volume' && !groupNames.has(parsed.volumeGroup)) {
-              return `${JSON.stringify(parsed.volumeGroup)} is not a volume group of this profile (storage.volumeGroups)`;
-            }
-            return undefined;
-          });
-          if (text !== undefined) domainConfigs.push(parseDomainConfigSource(text) as DomainConfigSource);
+          const source = this.configSource(itemEntry, groupNames);
+          if (source !== undefined) domainConfigs.push(source);
         });
       }
     }
@@ -1004,15 +1024,11 @@ class ProfileReader extends YamlReader {
     let failed = false;
     (entry.value as YAMLSeq<Node | null>).items.forEach((item, index) => {
       const itemEntry: Entry = { path: `${entry.path}[${index}]`, key: null, value: item };
-      const text = this.string(itemEntry, (written) => {
-        const parsed = parseDiskRef(written);
-        return 'problem' in parsed ? parsed.problem : undefined;
-      });
-      if (text === undefined) {
+      const ref = this.diskRef(itemEntry);
+      if (ref === undefined) {
         failed = true;
         return;
       }
-      const ref = parseDiskRef(text) as DiskRef;
       const key = formatDiskRef(ref);
       const owner = owners.get(key);
       if (owner !== undefined) {
@@ -1076,9 +1092,9 @@ class ProfileReader extends YamlReader {
       }
       if (filesystemEntry !== undefined && fileEntry === undefined)
         this.error(filesystemEntry.key, filesystemEntry.path, 'only for file: (the filesystem the file is on)');
-      const sizeOf = (): number | undefined => {
+      const sizeOf = (missing = 'missing; the size it is created with when it is not there yet, such as 20G'): number | undefined => {
         if (sizeEntry === undefined) {
-          this.error(item, `${path}.size`, 'missing; the size it is created with when it is not there yet, such as 20G');
+          this.error(item, `${path}.size`, missing);
           return undefined;
         }
         const written = isScalar(sizeEntry.value) ? String(sizeEntry.value.value) : undefined;
@@ -1095,17 +1111,7 @@ class ProfileReader extends YamlReader {
         const filePath = this.string(fileEntry, diskFilePathProblem);
         let filesystem: DomainConfigSource | undefined;
         if (filesystemEntry === undefined) this.error(item, `${path}.filesystem`, 'missing; the filesystem the file is on, such as label:guests or vg0/images');
-        else {
-          const text = this.string(filesystemEntry, (written) => {
-            const parsed = parseDomainConfigSource(written);
-            if ('problem' in parsed) return parsed.problem;
-            if (parsed.kind === 'volume' && !groups.has(parsed.volumeGroup) && !storageBroken) {
-              return `${JSON.stringify(parsed.volumeGroup)} is not a volume group of this profile (storage.volumeGroups)`;
-            }
-            return undefined;
-          });
-          if (text !== undefined) filesystem = parseDomainConfigSource(text) as DomainConfigSource;
-        }
+        else filesystem = this.configSource(filesystemEntry, storageBroken ? undefined : groups);
         const size = sizeOf();
         if (filePath === undefined || filesystem === undefined || size === undefined || device === undefined || readOnly === undefined) return;
         const key = `file ${runtimeConfigSource(filesystem)}/${filePath}`;
@@ -1154,19 +1160,7 @@ class ProfileReader extends YamlReader {
           }
           return undefined;
         });
-        let size: number | undefined;
-        if (sizeEntry === undefined) {
-          this.error(item, `${path}.size`, 'missing; a volume needs the size it is created with when it is not there yet, such as 20G');
-        } else {
-          const written = isScalar(sizeEntry.value) ? String(sizeEntry.value.value) : undefined;
-          const parsed = written === undefined ? undefined : parseSize(written);
-          if (parsed === undefined) this.entryError(sizeEntry, `want a size such as 512M or 20G, got ${describe(sizeEntry.value)}`);
-          else if (typeof parsed !== 'number') this.entryError(sizeEntry, parsed.problem);
-          else {
-            this.remember(sizeEntry);
-            size = parsed;
-          }
-        }
+        const size = sizeOf('missing; a volume needs the size it is created with when it is not there yet, such as 20G');
         if (text !== undefined) {
           const owner = backings.get(`volume ${text}`);
           if (owner !== undefined) this.entryError(volumeEntry, `${text} is already a disk of ${owner}; two guests never write one volume`);
@@ -1178,12 +1172,8 @@ class ProfileReader extends YamlReader {
         return;
       }
       if (sizeEntry !== undefined) this.error(sizeEntry.key, sizeEntry.path, 'only for volume: (a whole disk has the size it has)');
-      const text = this.string(diskEntry!, (written) => {
-        const parsed = parseDiskRef(written);
-        return 'problem' in parsed ? parsed.problem : undefined;
-      });
-      if (text === undefined) return;
-      const ref = parseDiskRef(text) as DiskRef;
+      const ref = this.diskRef(diskEntry!);
+      if (ref === undefined) return;
       const key = formatDiskRef(ref);
       const group = groupDisks.get(key);
       if (group !== undefined) {

@@ -50,26 +50,25 @@ export function describeHost(
   };
 }
 
+type ReportSource = { hostReport?(mac: string, kind: HostReportKind): HostReport | undefined };
+
+/** A host's newest report of one kind, decoded, with when it came; undefined before its first. */
+function newestReport<T>(events: ReportSource, mac: string, kind: HostReportKind): { reportedAt: string; body: T } | undefined {
+  const stored = events.hostReport?.(mac, kind);
+  // Written by POST /hosts/<mac>/<kind> from a checked report, as JSON.
+  return stored === undefined ? undefined : { reportedAt: new Date(stored.time).toISOString(), body: JSON.parse(stored.body) as T };
+}
+
 /** A host's newest storage report, with when it came; undefined before its first. */
-export function storageOf(
-  events: { hostReport?(mac: string, kind: HostReportKind): HostReport | undefined },
-  mac: string,
-): (StorageReport & { reportedAt: string }) | undefined {
-  const stored = events.hostReport?.(mac, 'storage');
-  if (stored === undefined) return undefined;
-  // Written by POST /hosts/<mac>/storage from a checked report: JSON of a StorageReport.
-  return { reportedAt: new Date(stored.time).toISOString(), ...(JSON.parse(stored.body) as StorageReport) };
+export function storageOf(events: ReportSource, mac: string): (StorageReport & { reportedAt: string }) | undefined {
+  const report = newestReport<StorageReport>(events, mac, 'storage');
+  return report && { reportedAt: report.reportedAt, ...report.body };
 }
 
 /** A host's newest guest network report (each guest interface's counters), with when it came; undefined before its first. */
-export function guestNetworkOf(
-  events: { hostReport?(mac: string, kind: HostReportKind): HostReport | undefined },
-  mac: string,
-): { reportedAt: string; interfaces: ReportedGuestInterface[] } | undefined {
-  const stored = events.hostReport?.(mac, 'network');
-  if (stored === undefined) return undefined;
-  // Written by POST /hosts/<mac>/network from a checked report: JSON of ReportedGuestInterface[].
-  return { reportedAt: new Date(stored.time).toISOString(), interfaces: JSON.parse(stored.body) as ReportedGuestInterface[] };
+export function guestNetworkOf(events: ReportSource, mac: string): { reportedAt: string; interfaces: ReportedGuestInterface[] } | undefined {
+  const report = newestReport<ReportedGuestInterface[]>(events, mac, 'network');
+  return report && { reportedAt: report.reportedAt, interfaces: report.body };
 }
 
 /**

@@ -10,6 +10,7 @@ import { formatSize, guestDeviceName, lvmNameProblem, parseDiskRef, parseSize } 
 import { memoryBuild } from '../support/assets.js';
 
 const mac = '52:54:00:12:34:56';
+const endpoints = { address: '198.18.0.1', httpPort: 8080 };
 const head = [`mac: ${mac}`, 'hostname: xen01'];
 
 function parsed(lines: string[]): Profile {
@@ -146,11 +147,8 @@ test('storage.domainConfigs: filesystems of xl configurations, by volume, label,
     { kind: 'disk', disk: { kind: 'serial', value: 'CFG1' } },
     { kind: 'disk', disk: { kind: 'id', value: 'virtio-cfg-part1' } },
   ]);
-  const build = memoryBuild('20261205T070000Z-abc123', ['vmlinuz', 'guest.initrd.gz']);
-  const boot = resolveHostBoot({ mac, platform: 'bios', profile, build, endpoints: { address: '198.18.0.1', httpPort: 8080 } });
-  assert.ok(boot.kind === 'boot');
-  if (boot.kind !== 'boot') return;
-  assert.match(storagePlan(boot.plan), /; found volume:vg0\/configs; found label:guests; found serial:CFG1; found id:virtio-cfg-part1$/);
+  const plan = resolveOk(profile);
+  assert.match(storagePlan(plan), /; found volume:vg0\/configs; found label:guests; found serial:CFG1; found id:virtio-cfg-part1$/);
   assert.deepEqual(errors([...storage, '  domainConfigs: [vg9/configs, "label:a b", /dev/sdc1]']), [
     'profiles/xen01.yaml:10:19: storage.domainConfigs[0]: "vg9" is not a volume group of this profile (storage.volumeGroups)',
     'profiles/xen01.yaml:10:32: storage.domainConfigs[1]: "label:a b": a label has 1 to 32 letters, digits and "._-"',
@@ -182,23 +180,19 @@ test('storage.iscsi: sessions with CHAP, LUNs as guest disks, the secret only in
     { name: 'san2', address: '198.18.0.10', port: 3261, target: 'iqn.2026-12.lab.example:store2' },
   ]);
   assert.deepEqual(profile.domains[0]!.disks, [{ kind: 'iscsi', session: 'san1', lun: 1, device: 'xvda', readOnly: false }]);
-  const build = memoryBuild('20261205T070000Z-abc123', ['vmlinuz', 'guest.initrd.gz']);
-  const endpoints = { address: '198.18.0.1', httpPort: 8080 };
-  const boot = resolveHostBoot({ mac, platform: 'bios', profile, build, endpoints });
-  assert.ok(boot.kind === 'boot');
-  if (boot.kind !== 'boot') return;
+  const plan = resolveOk(profile);
   assert.equal(
-    storagePlan(boot.plan),
+    storagePlan(plan),
     'initiator iqn.2005-03.org.rackboot:525400123456; iscsi san1 198.18.0.9 3260 iqn.2026-12.lab.example:store1 xen01 s3cret-chap-pass; ' +
       'iscsi san2 198.18.0.10 3261 iqn.2026-12.lab.example:store2 - -; lun db1 xvda san1 1',
   );
-  assert.match(renderRuntimeEnv(boot.plan), /^RACKBOOT_STORAGE='initiator .*s3cret-chap-pass/m);
-  const config = renderDomainConfig(boot.plan, boot.plan.domains[0]!, endpoints);
+  assert.match(renderRuntimeEnv(plan), /^RACKBOOT_STORAGE='initiator .*s3cret-chap-pass/m);
+  const config = renderDomainConfig(plan, plan.domains[0]!, endpoints);
   assert.match(config, /target=\/dev\/disk\/by-path\/ip-198\.18\.0\.9:3260-iscsi-iqn\.2026-12\.lab\.example:store1-lun-1' \]$/m);
   assert.doesNotMatch(config, /s3cret/, 'the domain config has no secret');
   // The initiator name as written.
   assert.match(
-    storagePlan({ ...boot.plan, profile: parsed([...lines.slice(0, 1), '  initiator: iqn.2026-12.lab.example:xen01', ...lines.slice(1)]) }),
+    storagePlan({ ...plan, profile: parsed([...lines.slice(0, 1), '  initiator: iqn.2026-12.lab.example:xen01', ...lines.slice(1)]) }),
     /^initiator iqn\.2026-12\.lab\.example:xen01; /,
   );
 
@@ -298,7 +292,6 @@ test("storage rendered: RACKBOOT_STORAGE for dom0's runtime, and xl disk specs i
     '        size: 1G',
   ]);
   const build = memoryBuild('20261205T070000Z-abc123', ['vmlinuz', 'guest.initrd.gz']);
-  const endpoints = { address: '198.18.0.1', httpPort: 8080 };
   const boot = resolveHostBoot({ mac, platform: 'bios', profile, build, endpoints });
   assert.equal(boot.kind, 'boot');
   if (boot.kind !== 'boot') return;
@@ -367,14 +360,10 @@ test("a domain's network: the rack bridge, a private bridge of the host's, or a 
       ['old', 'br-existing', undefined],
     ],
   );
-  const build = memoryBuild('20261205T070000Z-abc123', ['vmlinuz', 'guest.initrd.gz']);
-  const endpoints = { address: '198.18.0.1', httpPort: 8080 };
-  const boot = resolveHostBoot({ mac, platform: 'bios', profile, build, endpoints });
-  assert.ok(boot.kind === 'boot');
-  if (boot.kind !== 'boot') return;
-  assert.equal(bridgePlan(boot.plan), 'lab0 private; vlan42 vlan 42');
-  assert.match(renderRuntimeEnv(boot.plan), /^RACKBOOT_BRIDGES='lab0 private; vlan42 vlan 42'$/m);
-  assert.match(renderDomainConfig(boot.plan, boot.plan.domains[1]!, endpoints), /^vif = \[ 'mac=[0-9a-f:]{17},bridge=lab0' \]$/m);
+  const plan = resolveOk(profile);
+  assert.equal(bridgePlan(plan), 'lab0 private; vlan42 vlan 42');
+  assert.match(renderRuntimeEnv(plan), /^RACKBOOT_BRIDGES='lab0 private; vlan42 vlan 42'$/m);
+  assert.match(renderDomainConfig(plan, plan.domains[1]!, endpoints), /^vif = \[ 'mac=[0-9a-f:]{17},bridge=lab0' \]$/m);
   assert.doesNotMatch(renderRuntimeEnv(resolveOk(parsed(['domains:', '  - name: web1']))), /RACKBOOT_BRIDGES/);
 
   assert.deepEqual(
@@ -448,7 +437,7 @@ test('a file disk: a file on a filesystem of the host, created sparse with its s
   const plan = resolveOk(profile);
   assert.match(storagePlan(plan), /; file web1 xvda label:guests images\/web1\.img 16777216; file web1 xvdb volume:vg0\/images web1-data\.img 1073741824$/);
   assert.match(
-    renderDomainConfig(plan, plan.domains[0]!, { address: '198.18.0.1', httpPort: 8080 }),
+    renderDomainConfig(plan, plan.domains[0]!, endpoints),
     /'format=raw, vdev=xvda, access=rw, script=block-rackboot, target=\/run\/rackboot\/mnt\/label-guests\/images\/web1\.img', 'format=raw, vdev=xvdb, access=ro, script=block-rackboot, target=\/run\/rackboot\/mnt\/volume-vg0-images\/web1-data\.img'/,
   );
   assert.deepEqual(
