@@ -352,6 +352,13 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
           assert.notEqual(guests[0]!.detail, guests[1]!.detail, 'each guest has an address and a MAC of its own');
           // An xl create that failed and was tried again (a slow host, not a test
           // artifact) is no failure: the guest's start says how many attempts it took.
+          // dom0 posts its ready event after printing the ready line; on a loaded host the guests' reports can arrive first.
+          await until(
+            "dom0's ready event at the server",
+            120_000,
+            () => (hostEvents().some((e) => e.stage === 'ready') ? true : undefined),
+            () => `events: ${JSON.stringify(hostEvents())}\nconsole:\n${machine.transcript.slice(-3000)}`,
+          );
           const retried = hostEvents().filter((e) => e.stage === 'domain-started' && / after \d+ attempts$/.test(String(e.detail)));
           const stages = hostEvents().map((e) => `${String(e.stage)}${e.domain ? `:${String(e.domain)}` : ''}`);
           assert.deepEqual(
