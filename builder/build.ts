@@ -1,4 +1,5 @@
 import { switchCurrent } from '../server/assets/builds.js';
+import { debianGuestImage } from '../server/profiles/domain.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
@@ -41,7 +42,7 @@ import { NO_PROGRESS, type BuildProgress, type BuildStep, type ProgressUnit } fr
 import { builderRecipe, packageRoot } from './recipe.js';
 
 export { packageRoot };
-import { ensureRootfs, machineSources, mirrorOfUri, ROOTFS_PACKAGES, squashRootfs } from './rootfs.js';
+import { debianGuestFiles, ensureRootfs, GUEST_IMAGE_PACKAGES, machineSources, mirrorOfUri, ROOTFS_PACKAGES, squashRootfs } from './rootfs.js';
 import type { PartSummary } from './summary.js';
 import { resolveInRoot, unpackDeb } from './unpack.js';
 
@@ -171,7 +172,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
         'bytes',
       );
       const fetched = new Map<string, FetchedPackage>((await apt.fetchAll(files, { onBytes: report.done })).map((f) => [f.file.package, f]));
-      const mirror = variant === 'debian' ? mirrorOfUri((await apt.resolve(MIRROR_PROBE_PACKAGE)).uri) : undefined;
+      const mirror = variant === 'debian' || parts.debianGuest ? mirrorOfUri((await apt.resolve(MIRROR_PROBE_PACKAGE)).uri) : undefined;
       return { fetched, kernelPackage, mirror };
     });
     const { fetched, kernelPackage } = fetch;
@@ -299,6 +300,22 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
           source: { package: RUNTIME_PACKAGE, version: runtimeVersion },
           contains: [ref(BUSYBOX_PACKAGE), ref(kernelPackage)],
           step: ['guest'],
+        });
+      });
+    }
+
+    // The Debian guest image: its own debootstrap'd tree (cached like the runtime's), squashed with rackboot's first-boot files.
+    if (parts.debianGuest) {
+      await step('debian-guest', async () => {
+        const tree = await ensureRootfs(cacheDir, { release, mirror: fetch.mirror!, packages: GUEST_IMAGE_PACKAGES, sources: await machineSources() }, log);
+        const image = await squashRootfs(tree.dir, await debianGuestFiles(runtimeDir, runtimeVersion));
+        await writeFile(join(partial, debianGuestImage), image);
+        log.info({ rootfs: tree.cached ? 'cached' : 'debootstrap', packages: tree.packages.length, bytes: image.length }, 'Debian guest image written');
+        made.push({
+          name: debianGuestImage,
+          source: { package: RUNTIME_PACKAGE, version: runtimeVersion },
+          contains: tree.packages,
+          step: ['debian-guest'],
         });
       });
     }

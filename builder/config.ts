@@ -30,7 +30,7 @@ export const PINNED_PARTS = Object.keys(PINNED_PACKAGES) as PinnedPart[];
 export const SUPPORTED_RELEASES = [RELEASE] as const;
 
 /** Parts that can be left out of a build; the required ones (xen, vmlinuz, initrd, iPXE) cannot. */
-export const OPTIONAL_PARTS = ['memtest', 'guest', 'iso'] as const;
+export const OPTIONAL_PARTS = ['memtest', 'guest', 'debianGuest', 'iso'] as const;
 export type OptionalPart = (typeof OPTIONAL_PARTS)[number];
 
 export interface BuildSettings {
@@ -51,7 +51,7 @@ export const DEFAULT_BUILD_SETTINGS: BuildSettings = {
   release: RELEASE,
   versions: { xen: '', kernel: '', ipxe: '', memtest: '', busybox: '' },
   variant: 'debian',
-  parts: { memtest: true, guest: true, iso: true },
+  parts: { memtest: true, guest: true, debianGuest: false, iso: true },
   iso: { sourceDateEpoch: undefined, volumeLabel: 'RACKBOOT' },
 };
 

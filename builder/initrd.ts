@@ -78,11 +78,14 @@ export const DEBIAN_RUNTIME_MODULES = [
   'nft_ct',
 ] as const;
 
-/** The demo guest, a PV domU: its network card is Xen's netfront, its disks blkfront, with ext4 (ext2 too) to keep files on them. */
-export const GUEST_MODULES = ['xen-netfront', 'xen-blkfront', 'crc32c_generic', 'ext4'] as const;
+/**
+ * The demo guest, a PV domU: its network card is Xen's netfront, its disks blkfront, with ext4 (ext2 too) to keep files on them;
+ * as a Debian guest's first stage, squashfs, loop and overlay mount the image (run from RAM, or copied to the root disk).
+ */
+export const GUEST_MODULES = ['xen-netfront', 'xen-blkfront', 'crc32c_generic', 'ext4', 'squashfs', 'loop', 'overlay'] as const;
 
 /** Every module any image of a build needs: what the kernel package is read for. */
-export const ALL_MODULES = [...new Set<string>([...DEBIAN_RUNTIME_MODULES, ...GUEST_MODULES, 'squashfs'])];
+export const ALL_MODULES = [...new Set<string>([...DEBIAN_RUNTIME_MODULES, ...GUEST_MODULES])];
 
 /** Every member's modification time (2000-01-01T00:00:00Z): fixed, so the archive is reproducible. */
 export const INITRD_MTIME = 946684800;

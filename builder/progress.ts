@@ -6,7 +6,7 @@
  */
 
 /** The build's steps, in the order they run (unpack and kernel modules run side by side). */
-export const BUILD_STEPS = ['fetch packages', 'unpack', 'kernel modules', 'rootfs', 'initrd', 'guest', 'iso', 'publish'] as const;
+export const BUILD_STEPS = ['fetch packages', 'unpack', 'kernel modules', 'rootfs', 'initrd', 'guest', 'debian-guest', 'iso', 'publish'] as const;
 export type BuildStep = (typeof BUILD_STEPS)[number];
 
 export type ProgressUnit = 'bytes' | 'items';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The folder holding rackboot's package.json (the source tree or the installed package). */
@@ -28,7 +28,10 @@ export async function builderRecipe(packageRoot: string): Promise<string> {
   const builder = join(packageRoot, 'builder');
   const runtime = join(builder, 'runtime');
   const sources = (await readdir(builder)).filter((name) => name.endsWith('.ts') || name === 'build.yaml').map((name) => join('builder', name));
-  const scripts = (await readdir(runtime)).map((name) => join('builder', 'runtime', name));
+  // Every file under builder/runtime, its folders too (debian-guest/).
+  const scripts = (await readdir(runtime, { recursive: true, withFileTypes: true }))
+    .filter((entry) => entry.isFile())
+    .map((entry) => join('builder', 'runtime', relative(runtime, join(entry.parentPath ?? entry.path, entry.name))));
   const hash = createHash('sha256');
   for (const file of [...sources, ...scripts].sort()) {
     const digest = createHash('sha256')

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../server/log.js';
@@ -37,6 +37,29 @@ export const ROOTFS_PACKAGES = [
   // a private bridge that dom0 routes out of: its NAT and allow list
   'nftables',
 ] as const;
+
+/**
+ * The Debian guest image's packages on top of minbase: systemd as its init
+ * (with udev, so device units come up), ifupdown and the ISC DHCP client for
+ * the network its first-boot settings describe, sshd, and wget for its report.
+ */
+export const GUEST_IMAGE_PACKAGES = ['systemd-sysv', 'udev', 'ifupdown', 'isc-dhcp-client', 'openssh-server', 'iproute2', 'netbase', 'wget', 'kmod'] as const;
+
+/** Where the image's report script lives, and the unit that runs it. */
+const GUEST_REPORT_SCRIPT = 'usr/lib/rackboot/rackboot-guest';
+const GUEST_REPORT_UNIT = 'etc/systemd/system/rackboot-guest.service';
+
+/** rackboot's files in the Debian guest image (builder/runtime/debian-guest): its report, enabled, and sshd making its host keys. */
+export async function debianGuestFiles(runtimeDir: string, runtimeVersion: string): Promise<CpioEntry[]> {
+  const dir = join(runtimeDir, 'debian-guest');
+  return [
+    { type: 'file', path: GUEST_REPORT_SCRIPT, mode: 0o755, data: await readFile(join(dir, 'rackboot-guest')) },
+    { type: 'file', path: GUEST_REPORT_UNIT, mode: 0o644, data: await readFile(join(dir, 'rackboot-guest.service')) },
+    { type: 'symlink', path: 'etc/systemd/system/multi-user.target.wants/rackboot-guest.service', target: `/${GUEST_REPORT_UNIT}` },
+    { type: 'file', path: 'etc/systemd/system/ssh.service.d/rackboot-host-keys.conf', mode: 0o644, data: await readFile(join(dir, 'ssh-host-keys.conf')) },
+    { type: 'file', path: 'etc/rackboot-release', mode: 0o644, data: Buffer.from(`rackboot-debian-guest ${runtimeVersion}\n`, 'utf8') },
+  ];
+}
 
 /** Bump when the recipe below changes, so cached trees made the old way are not reused. */
 const RECIPE_VERSION = 1;
@@ -257,6 +280,9 @@ export async function squashRootfs(treeDir: string, extra: CpioEntry[]): Promise
         await writeFile(full, entry.data, { mode: entry.mode });
       } else if (entry.type === 'directory') {
         await mkdir(full, { recursive: true, mode: entry.mode });
+      } else if (entry.type === 'symlink') {
+        await rm(full, { force: true });
+        await symlink(entry.target, full);
       } else {
         throw new Error(`cannot add ${entry.type} ${entry.path} to the squashfs`);
       }

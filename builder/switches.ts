@@ -32,6 +32,12 @@ export const BUILD_SWITCHES: readonly BuildSwitch[] = [
   { flag: 'iso', type: 'boolean', setting: 'parts.iso', describe: 'make the CD/USB image rackboot.iso; --no-iso skips it' },
   { flag: 'memtest', type: 'boolean', setting: 'parts.memtest', describe: 'take memtest86+ into the build; --no-memtest leaves it out' },
   { flag: 'guest', type: 'boolean', setting: 'parts.guest', describe: "make the demo guest's guest.initrd.gz; --no-guest leaves it out" },
+  {
+    flag: 'debian-guest',
+    type: 'boolean',
+    setting: 'parts.debianGuest',
+    describe: 'make debian-guest.squashfs, the Debian guest image (debootstrap; needs root); --no-debian-guest leaves it out',
+  },
   { flag: 'source-date-epoch', type: 'string', setting: 'iso.sourceDateEpoch', describe: 'every date in the CD/USB image, seconds since 1970' },
   { flag: 'volume-label', type: 'string', setting: 'iso.volumeLabel', describe: 'ISO 9660 volume label of the image' },
 ];

@@ -12,9 +12,10 @@ export const BUILD_FILES = ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'undionly.
  * with the same vmlinuz as a PV domU) and memtest86+ for BIOS and EFI. The
  * server offers a menu entry only for what a build has, so older builds
  * without them stay valid. rackboot.iso is the CD/USB image, made unless
- * `--no-iso`.
+ * `--no-iso`. debian-guest.squashfs is the Debian guest image, made with
+ * `--debian-guest`.
  */
-export const OPTIONAL_BUILD_FILES = ['guest.initrd.gz', 'memtest86+x64.bin', 'memtest86+x64.efi', 'rackboot.iso'] as const;
+export const OPTIONAL_BUILD_FILES = ['guest.initrd.gz', 'debian-guest.squashfs', 'memtest86+x64.bin', 'memtest86+x64.efi', 'rackboot.iso'] as const;
 export type BuildFileName = (typeof BUILD_FILES)[number] | (typeof OPTIONAL_BUILD_FILES)[number];
 const ALL_BUILD_FILES: readonly string[] = [...BUILD_FILES, ...OPTIONAL_BUILD_FILES];
 

@@ -6,7 +6,7 @@ import type { Platform } from './facts.js';
 import type { HostTokens } from '../tokens/host-token.js';
 import type { TokenGrant } from '../tokens/grant.js';
 import { decideTokenUse, type BootLedger, type TokenUse, type TokenUseDecision } from '../tokens/use.js';
-import { renderDomainConfig, renderHostScript, renderRuntimeEnv, renderXenConfig } from './render.js';
+import { renderDomainConfig, renderFirstBoot, renderHostScript, renderRuntimeEnv, renderXenConfig } from './render.js';
 import { resolveHostBoot, type HostBoot, type ServerEndpoints } from './resolve.js';
 
 /** What the per-host answers are made from; the same for HTTP and TFTP. */
@@ -43,7 +43,7 @@ export interface HostSecrets {
   now: () => number;
 }
 
-export type HostFileName = 'boot.ipxe' | 'xen.cfg' | 'runtime.env' | 'domain.cfg';
+export type HostFileName = 'boot.ipxe' | 'xen.cfg' | 'runtime.env' | 'domain.cfg' | 'first-boot';
 
 export type HostFile =
   | {
@@ -71,7 +71,7 @@ export async function hostFile(
     buildId?: string;
     /** xen.cfg: the Xen entry of the menu (standard, testing); the profile's own when left out. */
     entry?: string;
-    /** domain.cfg: the guest's name. */
+    /** domain.cfg and first-boot: the guest's name. */
     domain?: string;
     /** Who asks: the token it showed and its address, for the files that hold secrets. */
     requester?: { token?: string | undefined; address?: string | undefined };
@@ -85,13 +85,26 @@ export async function hostFile(
   const slot = sources.slotOf?.(mac);
   const problems = (slot === undefined ? sources.profileProblems?.(mac) : sources.profileProblems?.(mac, slot)) ?? [];
   const profile = slot === undefined ? sources.lookupProfile(mac) : sources.lookupProfile(mac, slot);
-  const secret = request.name === 'runtime.env' || request.name === 'domain.cfg';
+  const secret = request.name === 'runtime.env' || request.name === 'domain.cfg' || request.name === 'first-boot';
   const { token: presented, address } = request.requester ?? {};
   let attributed = false;
   let bootNonce: string | undefined;
   if (secret && sources.secrets) {
-    const use = authorizeHost(sources.secrets, { mac, use: request.name as 'runtime.env' | 'domain.cfg', token: presented, address });
+    const use = authorizeHost(sources.secrets, {
+      mac,
+      use: request.name as 'runtime.env' | 'domain.cfg' | 'first-boot',
+      token: presented,
+      address,
+      ...(request.name === 'first-boot' ? { domain: request.domain } : {}),
+    });
     if (use.kind === 'refuse') {
+      if (request.name === 'first-boot') {
+        return {
+          kind: 'refused',
+          status: 403,
+          message: `first-boot settings of ${mac}'s domain ${request.domain ?? ''} are served only to that guest, with its token: ${use.reason}`,
+        };
+      }
       const what = request.name === 'runtime.env' ? 'runtime.env' : `domain ${request.domain ?? ''}`;
       return { kind: 'refused', status: 403, message: `${what} of ${mac} is served only to that host, with its token: ${use.reason}` };
     }
@@ -129,14 +142,17 @@ export async function hostFile(
   if (request.name === 'boot.ipxe') return file(renderHostScript(boot, endpoints));
   if (boot.kind !== 'boot') return { kind: 'refused', status: 404, message: `${boot.kind.replace('-', ' ')} for ${boot.mac}`, boot };
   if (request.name === 'runtime.env') return file(renderRuntimeEnv(boot.plan));
-  if (request.name === 'domain.cfg') {
+  if (request.name === 'domain.cfg' || request.name === 'first-boot') {
     const domain = boot.plan.domains.find((candidate) => candidate.name === request.domain);
     if (!domain) {
       const known = boot.plan.domains.map((candidate) => candidate.name);
       const list = known.length > 0 ? `it has ${known.join(', ')}` : 'it has none';
       return { kind: 'refused', status: 404, message: `no domain "${request.domain}" in ${boot.plan.profile.source} for ${mac} (${list})`, boot };
     }
-    return file(renderDomainConfig(boot.plan, domain, endpoints, guestToken?.(domain.name)));
+    if (request.name === 'domain.cfg') return file(renderDomainConfig(boot.plan, domain, endpoints, guestToken?.(domain.name)));
+    if (domain.image !== 'debian')
+      return { kind: 'refused', status: 404, message: `domain ${domain.name} of ${mac} is no Debian guest; it has no first-boot settings`, boot };
+    return file(renderFirstBoot(boot.plan, domain));
   }
   const config = renderXenConfig(boot.plan, request.entry);
   if (config === undefined) return { kind: 'refused', status: 404, message: `no Xen boot entry "${request.entry}" (want standard or testing)`, boot };

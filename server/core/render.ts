@@ -1,6 +1,7 @@
 import type { BootPlan, HostBoot, MenuEntry, PlannedDomain, ServerEndpoints } from './resolve.js';
 import { httpBase } from './resolve.js';
 import { numberToIpv4, Subnet } from '../net/ipv4.js';
+import { debianGuestImage } from '../profiles/domain.js';
 import {
   diskRefPath,
   fileMountPoint,
@@ -215,6 +216,51 @@ export function renderRuntimeEnv(plan: BootPlan): string {
 }
 
 /**
+ * A Debian guest's first stage: the image it fetches, where its root lives
+ * (a disk's device, or ram), and a static address for its own fetches (the
+ * address is no secret; the root hash and keys come with first-boot).
+ */
+function debianGuestArgs(plan: BootPlan, domain: PlannedDomain): string[] {
+  const network = domain.firstBoot?.network;
+  return [
+    `rackboot.image=builds/${plan.build.id}/${debianGuestImage}`,
+    `rackboot.root=${domain.root ?? 'ram'}`,
+    ...(network?.mode === 'static'
+      ? [`rackboot.ip=${network.address}/${network.prefixLength}`, ...(network.gateway ? [`rackboot.gw=${network.gateway}`] : [])]
+      : []),
+  ];
+}
+
+/**
+ * A Debian guest's first-boot settings (GET /hosts/<mac>/domains/<name>/first-boot,
+ * with the guest's own token): shell-sourceable like runtime.env. The
+ * guest's first stage writes them into its root when the root is new.
+ */
+export function renderFirstBoot(plan: BootPlan, domain: PlannedDomain): string {
+  const settings = domain.firstBoot ?? { hostname: domain.name, network: { mode: 'dhcp' as const }, sshAuthorizedKeys: [] };
+  const { network } = settings;
+  const values: Array<[string, string]> = [
+    ['RACKBOOT_GUEST_HOSTNAME', settings.hostname],
+    ['RACKBOOT_GUEST_NET', network.mode],
+    ...(network.mode === 'static'
+      ? ([
+          ['RACKBOOT_GUEST_IP', `${network.address}/${network.prefixLength}`],
+          ['RACKBOOT_GUEST_GW', network.gateway ?? ''],
+          ['RACKBOOT_GUEST_DNS', network.dns.join(' ')],
+        ] as Array<[string, string]>)
+      : []),
+    // No hash, no line: root stays locked.
+    ...(settings.rootPasswordHash ? [['RACKBOOT_GUEST_ROOT_HASH', settings.rootPasswordHash] as [string, string]] : []),
+    ...(settings.sshAuthorizedKeys.length > 0 ? [['RACKBOOT_GUEST_SSH_KEYS', settings.sshAuthorizedKeys.join('\n')] as [string, string]] : []),
+  ];
+  return [
+    `# rackboot: first-boot settings of domain ${domain.name} of ${plan.profile.hostname} (${plan.mac}) from ${plan.profile.source}`,
+    ...values.map(([key, value]) => `${key}=${shellQuote(value)}`),
+    '',
+  ].join('\n');
+}
+
+/**
  * The bridges of the host's own that dom0 makes for the guests it starts,
  * when missing, as records joined by "; ":
  *   NAME private      a bridge with no way out: its guests reach each other only
@@ -341,8 +387,10 @@ export function renderDomainConfig(plan: BootPlan, domain: PlannedDomain, endpoi
     `rackboot.server=${httpBase(endpoints)}`,
     `rackboot.parent=${plan.mac}`,
     `rackboot.domain=${domain.name}`,
-    // The guest's own token (host-token.ts), for its reports; it opens no secrets.
+    // The guest's own token (host-token.ts), for its reports and its own first-boot settings.
     guestToken ? `rackboot.token=${guestToken}` : '',
+    // A Debian guest: the image its first stage fetches, and where its root lives (a disk's device, or ram).
+    ...(domain.image === 'debian' ? debianGuestArgs(plan, domain) : []),
     domain.extraArgs.trim(),
   ]
     .filter(Boolean)

@@ -1,5 +1,5 @@
 import type { Build } from '../assets/builds.js';
-import { domainMacs } from '../profiles/domain.js';
+import { debianGuestImage, domainMacs } from '../profiles/domain.js';
 import { profileForHost, type DomainConfig, type Profile } from '../profiles/profile.js';
 import { ClientArch, type BootFileChoice, type ClientFacts, type Platform } from './facts.js';
 
@@ -274,7 +274,8 @@ export function resolveHostBoot(input: {
     );
   }
   const domains = profile.domains.map((domain, index): PlannedDomain => {
-    const missing = [domain.kernel, domain.ramdisk].filter((part) => !has(part));
+    // A Debian guest fetches its image itself (the guest's first stage); dom0 fetches the kernel and ramdisk.
+    const missing = [domain.kernel, domain.ramdisk, ...(domain.image === 'debian' ? [debianGuestImage] : [])].filter((part) => !has(part));
     const start = domain.autostart && missing.length === 0;
     if (domain.autostart && missing.length > 0) notes.push(`domain ${domain.name} not started: build has no ${missing.join(' or ')}`);
     if (start) for (const part of [domain.kernel, domain.ramdisk]) if (!guestParts.includes(part)) guestParts.push(part);

@@ -10,7 +10,17 @@ export const eventSources = ['runtime', 'guest', 'dhcp', 'tftp', 'http'] as cons
 export type EventSource = (typeof eventSources)[number];
 
 /** Stages the runtime and guests report (POST /hosts/<mac>/events). */
-export const reportedStages = ['booted', 'configured', 'setting-failed', 'domain-started', 'domain-failed', 'ready', 'guest-ready', 'failed'] as const;
+export const reportedStages = [
+  'booted',
+  'configured',
+  'setting-failed',
+  'domain-started',
+  'domain-failed',
+  'ready',
+  'guest-ready',
+  'guest-failed',
+  'failed',
+] as const;
 export type ReportedStage = (typeof reportedStages)[number];
 
 export interface NewBootEvent {
@@ -68,7 +78,7 @@ export function parseEventReport(body: unknown): EventReport {
     return { ok: false, field: 'stage', message: `${JSON.stringify(stage.slice(0, 40))} is not a stage; want one of ${reportedStages.join(', ')}` };
   }
 
-  const event: Omit<NewBootEvent, 'time' | 'mac'> = { source: stage === 'guest-ready' ? 'guest' : 'runtime', stage };
+  const event: Omit<NewBootEvent, 'time' | 'mac'> = { source: stage.startsWith('guest-') ? 'guest' : 'runtime', stage };
   const detail = text('detail');
   if (detail !== undefined) {
     if (typeof detail !== 'string') return { ok: false, field: 'detail', message: detail.problem };
@@ -93,7 +103,7 @@ export function parseEventReport(body: unknown): EventReport {
     if (problem !== undefined) return { ok: false, field: 'domain', message: problem };
     event.domain = domain;
   }
-  if (stage.startsWith('domain-') || stage === 'guest-ready') {
+  if (stage.startsWith('domain-') || stage.startsWith('guest-')) {
     if (event.domain === undefined) return { ok: false, field: 'domain', message: `missing; stage ${stage} is about one domain` };
   }
   return { ok: true, event };

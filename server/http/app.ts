@@ -230,6 +230,13 @@ export function createHttpApp(options: HttpAppOptions) {
     if (boot?.kind === 'boot') log.info({ event: 'domain-config', mac: boot.plan.mac, domain }, 'domain configuration');
   });
 
+  // A Debian guest's first-boot settings: only to that guest, with its own token.
+  app.get('/hosts/:mac/domains/:name/first-boot', async (req, res) => {
+    const domain = String(req.params.name);
+    const boot = await sendHostFile(req, res, 'first-boot', platformOf(undefined), { domain });
+    if (boot?.kind === 'boot') log.info({ event: 'first-boot', mac: boot.plan.mac, domain }, 'first-boot settings');
+  });
+
   /** The request's :mac, normalised; undefined after answering 400 when it is no MAC. */
   const macParameter = (req: Request, res: Response): string | undefined => {
     const mac = normaliseMac(String(req.params.mac));

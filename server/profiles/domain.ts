@@ -19,6 +19,16 @@ export const domainDefaults = {
   restart: false,
 } as const;
 
+/** The Debian guest image's file in a build (builder: parts.debianGuest). */
+export const debianGuestImage = 'debian-guest.squashfs';
+/**
+ * The Debian guest's smallest memory and its default: the kernel image alone
+ * takes about 58 MiB, systemd and sshd about 40, and a guest that runs from
+ * RAM keeps its image (about 50 MiB) and what it writes in memory too.
+ */
+export const minimumDebianGuestMemoryMiB = 192;
+export const debianGuestMemoryMiB = 256;
+
 /** Xen's PV guests need this much to boot a kernel at all; below it they crash before the console works. */
 export const minimumDomainMemoryMiB = 32;
 /** More than any machine rackboot boots: a bigger number is bytes or KiB written as MiB. */

@@ -5,16 +5,18 @@ import { nonUnicastReason, parseIpv4, parseIpv4WithPrefix, reservedInSubnetReaso
 import { numberToIpv4, Subnet } from '../net/ipv4.js';
 import {
   bridgeNameProblem,
+  debianGuestMemoryMiB,
   domainDefaults,
   domainNameProblem,
   guestMacProblem,
   maximumDomainMemoryMiB,
   maximumDomainVcpus,
+  minimumDebianGuestMemoryMiB,
   minimumDomainMemoryMiB,
   partNameProblem,
 } from './domain.js';
 import { normaliseMac } from './mac.js';
-import type { BootSettings, DomainConfig, GroupHost, GroupProfile, NetworkConfig, Profile, ProfileFileContent, RoutedBridge } from './profile.js';
+import type { BootSettings, DomainConfig, FirstBoot, GroupHost, GroupProfile, NetworkConfig, Profile, ProfileFileContent, RoutedBridge } from './profile.js';
 import { slotIdFromText, type RelaySlot } from './slot.js';
 import { sshPublicKeyProblem } from './ssh-key.js';
 import {
@@ -106,7 +108,24 @@ const topLevelFields = [
 const groupHostFields = ['mac', 'hostname', 'address'] as const;
 const networkFields = ['mode', 'address', 'gateway', 'dns'] as const;
 const bootFields = ['entry', 'menuTimeout', 'xenArgs', 'kernelArgs'] as const;
-const domainFields = ['name', 'memory', 'vcpus', 'kernel', 'ramdisk', 'extraArgs', 'bridge', 'network', 'mac', 'autostart', 'restart', 'disks'] as const;
+const domainFields = [
+  'name',
+  'memory',
+  'vcpus',
+  'kernel',
+  'ramdisk',
+  'extraArgs',
+  'bridge',
+  'network',
+  'mac',
+  'autostart',
+  'restart',
+  'disks',
+  'image',
+  'root',
+  'firstBoot',
+] as const;
+const firstBootFields = ['hostname', 'network', 'rootPasswordHash', 'sshAuthorizedKeys'] as const;
 const domainNetworkFields = ['bridge', 'private', 'vlan', 'subnet', 'allow'] as const;
 const storageFields = ['volumeGroups', 'iscsi', 'initiator', 'domainConfigs'] as const;
 const iscsiFields = ['name', 'portal', 'target', 'chapUser', 'chapSecret'] as const;
@@ -763,10 +782,84 @@ class ProfileReader extends YamlReader {
         const disks = this.domainDisks(disksEntry, storage, backings, storageBroken);
         if (disks !== undefined && disks.length > 0) domain.disks = disks;
       }
+      this.domainImage(fields, domain, memoryEntry !== undefined, sharedBy);
       if (this.errors.length > before) failed = true;
       else domains.push(domain);
     });
     return failed ? undefined : domains;
+  }
+
+  /**
+   * A domain's `image:` (busybox, the default, or debian), and for a Debian
+   * guest its `root:` (a device of its own disks, writable; or ram, the
+   * default when it has no disks) and `firstBoot:` settings (the host
+   * profile's own fields: hostname, network, rootPasswordHash,
+   * sshAuthorizedKeys; the hostname defaults to the domain's name).
+   */
+  private domainImage(fields: Map<string, Entry>, domain: DomainConfig, memoryWritten: boolean, sharedBy: string | undefined): void {
+    const imageEntry = fields.get('image');
+    const image = imageEntry === undefined ? undefined : this.string(imageEntry);
+    if (image !== undefined && image !== 'busybox' && image !== 'debian') {
+      this.entryError(imageEntry!, `${JSON.stringify(image)} is not a guest image; want busybox (the demo guest) or debian (the build's Debian guest image)`);
+      return;
+    }
+    const rootEntry = fields.get('root');
+    const firstBootEntry = fields.get('firstBoot');
+    if (image !== 'debian') {
+      for (const unused of [rootEntry, firstBootEntry]) {
+        if (unused !== undefined)
+          this.error(unused.key, unused.path, 'only with image: debian (the busybox demo guest lives in its ramdisk and takes no settings)');
+      }
+      return;
+    }
+    domain.image = 'debian';
+    if (!memoryWritten) domain.memory = debianGuestMemoryMiB;
+    else if (domain.memory < minimumDebianGuestMemoryMiB) {
+      const memoryEntry = fields.get('memory')!;
+      this.entryError(
+        memoryEntry,
+        `${domain.memory} MiB is too little for the Debian guest image; it needs at least ${minimumDebianGuestMemoryMiB} (${debianGuestMemoryMiB} when left out)`,
+      );
+    }
+    const devices = (domain.disks ?? []).map((disk) => disk.device);
+    if (rootEntry === undefined) {
+      domain.root = domain.disks?.find((disk) => !disk.readOnly)?.device ?? 'ram';
+    } else {
+      const root = this.string(rootEntry, (text) => {
+        if (text === 'ram') return undefined;
+        const disk = domain.disks?.find((candidate) => candidate.device === text);
+        if (disk === undefined) {
+          return `${JSON.stringify(text)} is not a device of this domain's disks (${devices.length > 0 ? devices.join(', ') : 'it has none'}); name one, or ram to run the image from RAM`;
+        }
+        if (disk.readOnly) return `${JSON.stringify(text)} is read-only; the image is installed on its root disk`;
+        return undefined;
+      });
+      if (root !== undefined) domain.root = root;
+    }
+    const firstBoot: FirstBoot = { hostname: domain.name, network: { mode: 'dhcp' }, sshAuthorizedKeys: [] };
+    if (firstBootEntry !== undefined) {
+      const settings = this.mapping(firstBootEntry, firstBootFields);
+      if (settings === undefined) return;
+      const hostnameEntry = settings.get('hostname');
+      const hostname = hostnameEntry === undefined ? undefined : this.hostname(hostnameEntry, false);
+      if (hostname !== undefined) firstBoot.hostname = hostname;
+      const networkEntry = settings.get('network');
+      const network = this.network(networkEntry, false);
+      if (network?.mode === 'static' && sharedBy !== undefined) {
+        this.error(
+          networkEntry!.key,
+          networkEntry!.path,
+          `mode static not allowed in ${sharedBy} would give its guest the same address; write it in a host's own file`,
+        );
+      } else if (network !== undefined) firstBoot.network = network;
+      const hashEntry = settings.get('rootPasswordHash');
+      const hash = hashEntry === undefined ? undefined : this.string(hashEntry, passwordHashProblem);
+      if (hash !== undefined) firstBoot.rootPasswordHash = hash;
+      const keysEntry = settings.get('sshAuthorizedKeys');
+      const keys = keysEntry === undefined ? undefined : this.sshKeys(keysEntry);
+      if (keys !== undefined) firstBoot.sshAuthorizedKeys = keys;
+    }
+    domain.firstBoot = firstBoot;
   }
 
   /**

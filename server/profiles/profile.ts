@@ -66,6 +66,21 @@ export interface DomainConfig {
   restart: boolean;
   /** Its disks, in device order; none: a guest that lives in its ramdisk. */
   disks?: DomainDisk[];
+  /** What the guest runs: the busybox demo guest's ramdisk (left out: the default), or the build's Debian guest image. */
+  image?: 'busybox' | 'debian';
+  /** A Debian guest's root: the device of one of its disks (installed there when blank), or "ram" (fetched at each start, run from RAM). */
+  root?: string;
+  /** A Debian guest's settings, written into its root when the root is new (installed now, or fetched into RAM). */
+  firstBoot?: FirstBoot;
+}
+
+/** Settings a Debian guest's root gets when it is new: the guest's own hostname, network, root hash and keys. */
+export interface FirstBoot {
+  hostname: string;
+  network: NetworkConfig;
+  /** crypt(3) SHA-512 hash; none: root's password stays locked. */
+  rootPasswordHash?: string;
+  sshAuthorizedKeys: string[];
 }
 
 export interface Profile {

@@ -35,7 +35,7 @@ export function statusPage(): string {
   .scroll { overflow-x: auto; }
   .stage { display: inline-block; padding: .05rem .5rem; border-radius: 1rem; font-size: .8rem; background: #eef1f4; }
   .stage.ready { background: #dafbe1; color: var(--ok); }
-  .stage.failed, .stage.setting-failed, .stage.domain-failed { background: #ffebe9; color: var(--bad); }
+  .stage.failed, .stage.setting-failed, .stage.domain-failed, .stage.guest-failed { background: #ffebe9; color: var(--bad); }
   .stage.alarm { background: var(--bad); color: #fff; font-weight: 600; }
   .failures { color: var(--bad); }
   #warnings { margin: 0 0 1em; padding: 0; list-style: none; }

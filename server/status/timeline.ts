@@ -33,7 +33,7 @@ export interface HostSummary {
 }
 
 /** Stages that say something went wrong; they count as failures of the boot. */
-export const failureStages: ReadonlySet<string> = new Set(['failed', 'setting-failed', 'domain-failed', 'tftp-failed', 'dhcp-nak', 'refused']);
+export const failureStages: ReadonlySet<string> = new Set(['failed', 'setting-failed', 'domain-failed', 'guest-failed', 'tftp-failed', 'dhcp-nak', 'refused']);
 
 /** Stages that end a boot: the next DHCP packet starts a new one. */
 const endStages: ReadonlySet<string> = new Set(['ready', 'failed']);
@@ -42,7 +42,7 @@ const endStages: ReadonlySet<string> = new Set(['ready', 'failed']);
  * Events that do not move the host's own stage: its guests' reports, and
  * alarms about its token (worth seeing, but the host itself is where it was).
  */
-const stationaryStages: ReadonlySet<string> = new Set(['guest-ready', 'refused', 'alarm']);
+const stationaryStages: ReadonlySet<string> = new Set(['guest-ready', 'guest-failed', 'refused', 'alarm']);
 
 export function summariseHost(mac: string, events: readonly TimelineEvent[]): HostSummary | undefined {
   if (events.length === 0) return undefined;

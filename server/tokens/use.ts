@@ -6,11 +6,15 @@ import type { BootTokenClaims, HostTokenClaims } from './host-token.js';
  * MAC's newest boot token and whether its runtime.env went out already.
  */
 
-/** What the token is shown for: a host's secrets (runtime.env, a domain config) or a report (its stage; "alive" for the heartbeat). */
-export type TokenUse = 'runtime.env' | 'domain.cfg' | 'event';
+/**
+ * What the token is shown for: a host's secrets (runtime.env, a domain
+ * config), a guest's own first-boot settings, or a report (its stage;
+ * "alive" for the heartbeat).
+ */
+export type TokenUse = 'runtime.env' | 'domain.cfg' | 'first-boot' | 'event';
 
-/** The one stage a guest reports. */
-const guestStage = 'guest-ready';
+/** The stages a guest reports: it is up, or its image could not be had. */
+const guestStages: readonly string[] = ['guest-ready', 'guest-failed'];
 
 /** A boot's token takes runtime.env within this time of being handed out, and only once. */
 export const runtimeEnvWindowMs = 15 * 60 * 1000;
@@ -61,8 +65,13 @@ export function decideTokenUse(input: {
     case 'image':
       return { kind: 'allow', claims, spend: false };
     case 'guest': {
-      if (use !== 'event') return { kind: 'refuse', reason: `a guest token (of ${claims.domain}) is for the guest's reports only` };
-      if (input.stage !== guestStage) return { kind: 'refuse', reason: `a guest's token reports ${guestStage} only, not ${input.stage ?? 'this'}` };
+      // The token is read against the domain asked for (host-token.ts), so it is this guest's own.
+      if (use !== 'event' && use !== 'first-boot') {
+        return { kind: 'refuse', reason: `a guest token (of ${claims.domain}) is for the guest's reports and first-boot settings only` };
+      }
+      if (use === 'event' && !guestStages.includes(input.stage ?? '')) {
+        return { kind: 'refuse', reason: `a guest's token reports ${guestStages.join(' or ')} only, not ${input.stage ?? 'this'}` };
+      }
       const alarm = twoBoots(`a token of guest ${claims.domain}`);
       if (alarm) return { kind: 'refuse', reason: 'the token of a guest of an earlier boot', alarm };
       return { kind: 'allow', claims, spend: false };
@@ -77,6 +86,7 @@ export function decideTokenUse(input: {
       }
       const alarm = twoBoots('the boot token');
       if (alarm) return { kind: 'refuse', reason: 'the token of an earlier boot', alarm };
+      if (use === 'first-boot') return { kind: 'refuse', reason: "a guest's first-boot settings go to the guest itself, with its own token" };
       const age = now - claims.issuedAt;
       if (use === 'runtime.env') {
         if (age > runtimeEnvWindowMs)

@@ -63,12 +63,12 @@ test('parseManifest accepts what createManifest writes and names bad fields', ()
   assert.equal(parseManifest(broken((j) => delete j.variant)).variant, 'tiny', 'builds from before variants hold the busybox runtime');
 });
 
-test('the guest initrd and memtest are optional parts, listed after the required ones', () => {
-  const optional: ManifestFile[] = OPTIONAL_BUILD_FILES.map((name, i) => ({ name, size: 10 + i, sha256: sha('abcd'[i]!), package: 'pkg', version: '1' }));
+test('the guest initrd, the Debian guest image and memtest are optional parts, listed after the required ones', () => {
+  const optional: ManifestFile[] = OPTIONAL_BUILD_FILES.map((name, i) => ({ name, size: 10 + i, sha256: sha('abcde'[i]!), package: 'pkg', version: '1' }));
   const m = createManifest('id2', new Date('2025-05-20T10:00:00Z'), [...optional].reverse().concat(files()), 'debian');
   assert.deepEqual(
     m.files.map((f) => f.name),
-    [...BUILD_FILES, 'guest.initrd.gz', 'memtest86+x64.bin', 'memtest86+x64.efi', 'rackboot.iso'],
+    [...BUILD_FILES, 'guest.initrd.gz', 'debian-guest.squashfs', 'memtest86+x64.bin', 'memtest86+x64.efi', 'rackboot.iso'],
   );
   assert.equal(m.variant, 'debian');
   assert.deepEqual(parseManifest(JSON.parse(JSON.stringify(m))), m);

@@ -89,7 +89,17 @@ function buildWith(...names: string[]): Build {
   return { ...build, manifest: memoryBuild(build.id, names).manifest };
 }
 
-const demoDomain = { memory: 128, vcpus: 1, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'xenbr0', autostart: true, restart: false };
+const demoDomain = {
+  memory: 128,
+  vcpus: 1,
+  kernel: 'vmlinuz',
+  ramdisk: 'guest.initrd.gz',
+  extraArgs: '',
+  bridge: 'xenbr0',
+  autostart: true,
+  restart: false,
+  image: 'busybox' as const,
+};
 
 test('resolveHostBoot: the menu offers only what the build and the platform have', () => {
   const names = (platform: 'bios' | 'efi64', parts: string[]) => {

@@ -45,6 +45,7 @@ test('a file sets every field; what it leaves out keeps its default', () => {
       '  busybox: "1:1.35.0-4+deb12u1+b1"',
       'parts:',
       '  memtest: false',
+      '  debianGuest: true',
       '  iso: false',
       'iso:',
       '  sourceDateEpoch: 1700000000',
@@ -57,7 +58,7 @@ test('a file sets every field; what it leaves out keeps its default', () => {
     release: 'bookworm',
     variant: 'tiny',
     versions: { xen: '4.17.5+72-g01140da4e8-1', kernel: '', ipxe: '', memtest: '6.10-4', busybox: '1:1.35.0-4+deb12u1+b1' },
-    parts: { memtest: false, guest: true, iso: false },
+    parts: { memtest: false, guest: true, debianGuest: true, iso: false },
     iso: { sourceDateEpoch: 1_700_000_000, volumeLabel: 'RB_TEST_01' },
   });
   assert.deepEqual(settingsFromText('# nothing set\n', 'empty.yaml'), DEFAULT_BUILD_SETTINGS);
@@ -101,7 +102,7 @@ test('every problem names the file, line, column and field; unknown fields are r
   );
   assert.deepEqual(problems('variant: [tiny]\n'), ['build.yaml:1:10: variant: want a single value']);
   assert.deepEqual(problems('variant: huge\n'), ['build.yaml:1:10: variant: "huge" is not a variant (want debian or tiny)']);
-  assert.deepEqual(problems('parts: yes\n'), ['build.yaml:1:8: parts: want a mapping of memtest, guest, iso']);
+  assert.deepEqual(problems('parts: yes\n'), ['build.yaml:1:8: parts: want a mapping of memtest, guest, debianGuest, iso']);
   assert.deepEqual(problems('versions:\n  1: x\n'), [
     'build.yaml:2:3: versions: field names are plain words; known fields here: xen, kernel, ipxe, memtest, busybox',
   ]);
@@ -124,7 +125,7 @@ test('switches win over the file, the file over the defaults; a bad switch is na
     release: 'bookworm',
     variant: 'debian',
     versions: { xen: '4.17.5+72-g01140da4e8-1', kernel: '', ipxe: '1.0.0+git-20190125.36a4c85-5.1', memtest: '', busybox: '' },
-    parts: { memtest: true, guest: false, iso: false },
+    parts: { memtest: true, guest: false, debianGuest: false, iso: false },
     iso: { sourceDateEpoch: 1_700_000_000, volumeLabel: 'X' },
   });
   assert.deepEqual(applySwitches(file, {}), file, 'no switches: the file as it was');
@@ -158,7 +159,7 @@ test('rackboot build has a switch for every setting, and the CLI refuses a bad f
     '--release',
     ...PINNED_PARTS.map((p) => `--${p}-version`),
     '--variant',
-    ...OPTIONAL_PARTS.map((p) => `--${p}`),
+    ...OPTIONAL_PARTS.map((p) => `--${p.replace(/[A-Z]/g, (upper) => `-${upper.toLowerCase()}`)}`),
     '--source-date-epoch',
     '--volume-label',
   ];
@@ -181,7 +182,7 @@ test('rackboot build has a switch for every setting, and the CLI refuses a bad f
       ({ stderr, status } = error as { stderr: string; status: number });
     }
     assert.equal(status, 2);
-    assert.equal(stderr, `rackboot build: ${join(dir, 'bad.yaml')}:3:3: parts.isos: unknown field; known fields here: memtest, guest, iso\n`);
+    assert.equal(stderr, `rackboot build: ${join(dir, 'bad.yaml')}:3:3: parts.isos: unknown field; known fields here: memtest, guest, debianGuest, iso\n`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

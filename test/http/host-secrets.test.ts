@@ -17,6 +17,8 @@ import { pino } from 'pino';
 import { makeProfile } from '../support/profiles.js';
 
 const mac = '52:54:00:12:34:56';
+const guestHash = '$6$guestsalt$DbGuestHashNotTheHosts';
+const guestKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlkc/VLZAO/Wa+NXrNh7Hd4k4QcdyIL1kKnAu8qDRUD db-admin@desk';
 const tokens = new HostTokens(randomBytes(32));
 /** What the proof says of the requester (token-grant.ts is tested on its own; here the HTTP side). */
 let proven: TokenGrant = { kind: 'grant' };
@@ -31,12 +33,35 @@ let base: string;
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'rackboot-secrets-'));
-  await writeTestBuild(dir, 'b1', Object.fromEntries(['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'guest.initrd.gz'].map((name) => [name, Buffer.from(name)])));
+  await writeTestBuild(
+    dir,
+    'b1',
+    Object.fromEntries(['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'guest.initrd.gz', 'debian-guest.squashfs'].map((name) => [name, Buffer.from(name)])),
+  );
   await symlink(path.join('builds', 'b1'), path.join(dir, 'current'));
   const profile = makeProfile({
     mac,
     domains: [
       { name: 'web', memory: 128, vcpus: 1, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'xenbr0', autostart: true, restart: false },
+      {
+        name: 'db',
+        memory: 256,
+        vcpus: 1,
+        kernel: 'vmlinuz',
+        ramdisk: 'guest.initrd.gz',
+        extraArgs: '',
+        bridge: 'xenbr0',
+        autostart: true,
+        restart: false,
+        image: 'debian',
+        root: 'ram',
+        firstBoot: {
+          hostname: 'db-one',
+          network: { mode: 'static', address: '198.18.0.61', prefixLength: 24, gateway: '198.18.0.1', dns: ['198.18.0.1'] },
+          rootPasswordHash: guestHash,
+          sshAuthorizedKeys: [guestKey],
+        },
+      },
     ],
   } as never);
   const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
@@ -172,6 +197,60 @@ test('reports about a host are taken only with its token; a guest token reports 
     timeline.map((event) => event.stage),
     ['booted', 'guest-ready'],
   );
+});
+
+test("a Debian guest's first-boot settings go only to that guest, with its own token; its config names the image and its root, never the hash", async () => {
+  proven = { kind: 'grant' };
+  const token = tokenIn((await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios')).body)!;
+  const cfg = await get('/hosts/52-54-00-12-34-56/domains/db.cfg', token);
+  assert.equal(cfg.status, 200, cfg.body);
+  assert.match(cfg.body, /rackboot\.image=builds\/b1\/debian-guest\.squashfs rackboot\.root=ram rackboot\.ip=198\.18\.0\.61\/24 rackboot\.gw=198\.18\.0\.1/);
+  assert.match(cfg.body, /^memory = 256$/m);
+  assert.doesNotMatch(cfg.body, /\$6\$|ssh-ed25519/, 'the hash and keys are not on the guest kernel command line');
+  const dbToken = /rackboot\.token=(g\.\S+?)[ "]/.exec(cfg.body)?.[1];
+  const webToken = /rackboot\.token=(g\.\S+?)[ "]/.exec((await get('/hosts/52-54-00-12-34-56/domains/web.cfg', token)).body)?.[1];
+  assert.ok(dbToken && webToken);
+
+  const logStart = logLines.length;
+  const settings = await fetch(`${base}/hosts/52-54-00-12-34-56/domains/db/first-boot`, { headers: { 'x-rackboot-token': dbToken } });
+  assert.equal(settings.status, 200);
+  assert.equal(settings.headers.get('cache-control'), 'no-store');
+  const body = await settings.text();
+  for (const line of [
+    "RACKBOOT_GUEST_HOSTNAME='db-one'",
+    "RACKBOOT_GUEST_NET='static'",
+    "RACKBOOT_GUEST_IP='198.18.0.61/24'",
+    "RACKBOOT_GUEST_GW='198.18.0.1'",
+    "RACKBOOT_GUEST_DNS='198.18.0.1'",
+    `RACKBOOT_GUEST_ROOT_HASH='${guestHash}'`,
+    `RACKBOOT_GUEST_SSH_KEYS='${guestKey}'`,
+  ]) {
+    assert.ok(body.split('\n').includes(line), `${line} in\n${body}`);
+  }
+  assert.ok(!logLines.slice(logStart).some((line) => line.includes(guestHash) || line.includes(dbToken)), 'neither the hash nor the token is logged');
+
+  for (const [who, presented, reason] of [
+    ['no token', undefined, /no token/],
+    ['a forged token', 'g.forged', /not 52:54:00:12:34:56's/],
+    ["the host's boot token", token, /go to the guest itself/],
+    ["another guest's token", webToken, /not 52:54:00:12:34:56's/],
+  ] as const) {
+    const refused = await get('/hosts/52-54-00-12-34-56/domains/db/first-boot', presented);
+    assert.equal(refused.status, 403, who);
+    assert.match(refused.body, /first-boot settings of 52:54:00:12:34:56's domain db are served only to that guest, with its token/, who);
+    assert.match(refused.body, reason, who);
+    assert.doesNotMatch(refused.body, /\$6\$/, who);
+  }
+  const busybox = await get('/hosts/52-54-00-12-34-56/domains/web/first-boot', webToken);
+  assert.equal(busybox.status, 404);
+  assert.match(busybox.body, /domain web of 52:54:00:12:34:56 is no Debian guest/);
+
+  // The guest says when its image could not be had; its token speaks for it alone.
+  const failed = 'stage=guest-failed&domain=db&detail=disk%20xvda%20holds%20data';
+  assert.equal((await post('/hosts/52-54-00-12-34-56/events', failed, dbToken)).status, 204);
+  assert.equal((await post('/hosts/52-54-00-12-34-56/events', 'stage=guest-failed&domain=web', dbToken)).status, 403);
+  const timeline = (await (await fetch(`${base}/hosts/52-54-00-12-34-56/events`)).json()) as Array<{ stage: string; source: string; domain?: string }>;
+  assert.ok(timeline.some((event) => event.stage === 'guest-failed' && event.source === 'guest' && event.domain === 'db'));
 });
 
 test('a storage report is taken only from the host, with its token; a malformed one is refused by line and the last good one stays', async () => {
