@@ -92,7 +92,7 @@ test('profiles/examples/rack3.yaml parses as a group of three static machines sh
   );
 });
 
-test('profiles/examples/xen07-storage.yaml parses: a volume group, iSCSI with CHAP, volume, file and LUN disks, a private bridge and a VLAN', async () => {
+test('profiles/examples/xen07-storage.yaml parses: a volume group, iSCSI with CHAP, volume, file and LUN disks, a private bridge, a VLAN and Debian guests', async () => {
   const profile = await parseRepoFile('profiles/examples/xen07-storage.yaml');
   assert.deepEqual(
     profile.storage?.volumeGroups.map((group) => [group.name, group.disks.length, group.initialize]),
@@ -112,6 +112,15 @@ test('profiles/examples/xen07-storage.yaml parses: a volume group, iSCSI with CH
       ['lab1', [], 'lab0', 'private'],
       ['lab2', [], 'lab0', 'private'],
       ['vlan42', [], 'vlan42', 'vlan'],
+      ['mail1', ['volume xvda'], 'xenbr0', '-'],
+      ['build1', [], 'xenbr0', '-'],
+    ],
+  );
+  assert.deepEqual(
+    profile.domains.filter((domain) => domain.image === 'debian').map((domain) => [domain.name, domain.root, domain.memory, domain.firstBoot?.network.mode]),
+    [
+      ['mail1', 'xvda', 256, 'static'],
+      ['build1', 'ram', 512, 'dhcp'],
     ],
   );
 });
