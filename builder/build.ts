@@ -13,6 +13,7 @@ import { encodeCpio, type CpioEntry } from './cpio.js';
 import { BuildStepError } from './errors.js';
 import {
   ALL_MODULES,
+  DEBIAN_ON_DEMAND_MODULES,
   DEBIAN_RUNTIME_MODULES,
   debianRuntimeFiles,
   debianRuntimeTree,
@@ -249,7 +250,11 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
             const tree = await ensureRootfs(cacheDir, { release, mirror: fetch.mirror!, packages: ROOTFS_PACKAGES, sources: await machineSources() }, log);
             const image = await squashRootfs(
               tree.dir,
-              await debianRuntimeFiles(kernelSubset(kernel, [...DEBIAN_RUNTIME_MODULES, ...ROOT_MOUNT_MODULES]), runtimeDir, runtimeVersion),
+              await debianRuntimeFiles(
+                kernelSubset(kernel, [...DEBIAN_RUNTIME_MODULES, ...DEBIAN_ON_DEMAND_MODULES, ...ROOT_MOUNT_MODULES]),
+                runtimeDir,
+                runtimeVersion,
+              ),
             );
             return { ...tree, image };
           })

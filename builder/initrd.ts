@@ -6,7 +6,7 @@ import { kernelElfOf } from './bzimage.js';
 import { encodeCpio, withParentDirectories, type CpioEntry } from './cpio.js';
 import { runCommand } from './exec.js';
 import type { KernelParts } from './kernel.js';
-import { formatModulesDep, type ModuleSelection } from './modules.js';
+import { formatModulesDep, loadOrder, moduleNameOf, type ModuleSelection } from './modules.js';
 
 /**
  * The runtime initrd: busybox, the kernel modules a dom0 needs for its NICs
@@ -68,15 +68,17 @@ export const DEBIAN_RUNTIME_MODULES = [
   // ext4 asks the crypto API for crc32c at every mount (its soft dependency, which module lists do not follow)
   'crc32c_generic',
   'ext4',
-  // LVM's volumes and iSCSI LUNs, for guests' disks
-  'dm-mod',
-  'iscsi_tcp',
-  // nftables for routed private bridges (NAT, the allow list)
-  'nf_tables',
-  'nft_chain_nat',
-  'nft_masq',
-  'nft_ct',
 ] as const;
+
+/**
+ * Modules the Debian dom0 carries but loads only when a profile needs them
+ * (init-debian's load_modules, by modules.dep): device-mapper for LVM's
+ * volumes, when the profile has volume groups or the host has disks; the
+ * iSCSI initiator, when it has sessions; nftables, when it routes a private
+ * bridge. Loaded at every boot they made every boot slower, and dom0 stall
+ * for minutes once its guests started (xl create, the guests' DHCP).
+ */
+export const DEBIAN_ON_DEMAND_MODULES = ['dm-mod', 'iscsi_tcp', 'nf_tables', 'nft_chain_nat', 'nft_masq', 'nft_ct'] as const;
 
 /**
  * The demo guest, a PV domU: its network card is Xen's netfront, its disks blkfront, with ext4 (ext2 too) to keep files on them;
@@ -85,7 +87,7 @@ export const DEBIAN_RUNTIME_MODULES = [
 export const GUEST_MODULES = ['xen-netfront', 'xen-blkfront', 'crc32c_generic', 'ext4', 'squashfs', 'loop', 'overlay'] as const;
 
 /** Every module any image of a build needs: what the kernel package is read for. */
-export const ALL_MODULES = [...new Set<string>([...DEBIAN_RUNTIME_MODULES, ...GUEST_MODULES])];
+export const ALL_MODULES = [...new Set<string>([...DEBIAN_RUNTIME_MODULES, ...DEBIAN_ON_DEMAND_MODULES, ...GUEST_MODULES])];
 
 /** Every member's modification time (2000-01-01T00:00:00Z): fixed, so the archive is reproducible. */
 export const INITRD_MTIME = 946684800;
@@ -149,9 +151,11 @@ export async function runtimeTree(inputs: RuntimeInputs): Promise<RuntimeTree> {
 
 /**
  * The selected modules under `modulesDir`/<version>, their modules.dep, and
- * /etc/rackboot/modules: the load order every /init follows with insmod.
+ * /etc/rackboot/modules: the load order every /init follows with insmod, of
+ * `atBoot` and what they need when given (the other modules are shipped for
+ * loading on demand), else of every selected module.
  */
-export function moduleEntries(kernel: KernelParts, modulesDir: string): CpioEntry[] {
+export function moduleEntries(kernel: KernelParts, modulesDir: string, atBoot?: readonly string[]): CpioEntry[] {
   const entries: CpioEntry[] = [];
   const file = (path: string, data: Uint8Array | string): void => {
     entries.push({ type: 'file', path, mode: 0o644, data: typeof data === 'string' ? Buffer.from(data, 'utf8') : data });
@@ -164,7 +168,14 @@ export function moduleEntries(kernel: KernelParts, modulesDir: string): CpioEntr
     const data = kernel.files.get(extra);
     if (data !== undefined) file(`${target}/${extra}`, data);
   }
-  file('etc/rackboot/modules', modules.order.map((p) => `${p}\n`).join(''));
+  let order = modules.order;
+  if (atBoot !== undefined) {
+    const roots = atBoot.filter((name) => !modules.builtin.includes(moduleNameOf(name)));
+    const boot = loadOrder(modules.dep, roots);
+    if (boot.missing.length > 0) throw new Error(`boot modules not selected: ${boot.missing.join(', ')}`);
+    order = boot.order;
+  }
+  file('etc/rackboot/modules', order.map((p) => `${p}\n`).join(''));
   return entries;
 }
 
@@ -268,7 +279,8 @@ export async function debianRuntimeFiles(kernel: KernelParts, runtimeDir: string
       data: Buffer.from(`${createHash('sha256').update(kernel.vmlinuz).digest('hex')}\n`, 'utf8'),
     },
     // Debian's /lib is a link to usr/lib (merged /usr).
-    ...moduleEntries(kernel, 'usr/lib/modules'),
+    // Loaded at boot: the runtime's own; DEBIAN_ON_DEMAND_MODULES only when needed.
+    ...moduleEntries(kernel, 'usr/lib/modules', [...DEBIAN_RUNTIME_MODULES, ...ROOT_MOUNT_MODULES]),
   ];
 }
 

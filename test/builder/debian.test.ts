@@ -10,7 +10,7 @@ import { build, kernelVersionOf, type BuildResult } from '../../builder/build.js
 import { DEFAULT_BUILD_SETTINGS } from '../../builder/config.js';
 import { decodeCpio, type CpioEntry } from '../../builder/cpio.js';
 import { kernelElfOf } from '../../builder/bzimage.js';
-import { DEBIAN_RUNTIME_MODULES, GUEST_KERNEL_DIR, GUEST_MODULES, VIF_SCRIPT } from '../../builder/initrd.js';
+import { DEBIAN_ON_DEMAND_MODULES, DEBIAN_RUNTIME_MODULES, GUEST_KERNEL_DIR, GUEST_MODULES, VIF_SCRIPT } from '../../builder/initrd.js';
 import { parseManifest } from '../../server/assets/manifest.js';
 import { moduleNameOf } from '../../builder/modules.js';
 import { packageRoot } from '../../builder/recipe.js';
@@ -216,6 +216,13 @@ test('the Debian runtime: a busybox first stage and a squashfs holding xl, sshd,
   const kver = kernelVersionOf(second.manifest.files.find((f) => f.name === 'vmlinuz')!.package);
   const shipped = new Set(paths.filter((p) => p.startsWith(`usr/lib/modules/${kver}/`) && p.endsWith('.ko')).map(moduleNameOf));
   for (const wanted of DEBIAN_RUNTIME_MODULES) assert.ok(shipped.has(moduleNameOf(wanted)), `${wanted} is shipped`);
+  // Shipped for the profiles that need them, loaded only then: none is in the boot's load order.
+  const atBoot = new Set((await rootImageFile(second, 'etc/rackboot/modules')).toString().split('\n').filter(Boolean).map(moduleNameOf));
+  for (const wanted of DEBIAN_RUNTIME_MODULES) assert.ok(atBoot.has(moduleNameOf(wanted)), `${wanted} is loaded at boot`);
+  for (const wanted of DEBIAN_ON_DEMAND_MODULES) {
+    assert.ok(shipped.has(moduleNameOf(wanted)), `${wanted} is shipped`);
+    assert.ok(!atBoot.has(moduleNameOf(wanted)), `${wanted} is not loaded at boot`);
+  }
   for (const backend of ['xen_netback', 'xen_blkback', 'xen_gntdev', 'xen_evtchn', 'xenfs', 'bridge']) assert.ok(shipped.has(backend), backend);
 });
 
