@@ -58,6 +58,12 @@ before(async () => {
         'domains:',
         '  - name: demo1',
         '  - name: demo2',
+        // A Debian guest's first-boot settings hold a root hash of their own (not started: this build has no image).
+        '  - name: deb1',
+        '    image: debian',
+        '    autostart: false',
+        '    firstBoot:',
+        `      rootPasswordHash: "${rootHash}"`,
         '',
       ].join('\n'),
     },
@@ -102,6 +108,11 @@ function strangerSequence(when: string): void {
     assert.equal(strangerFetch(`${base}/hosts/${victimPath}/runtime.env`, ...args).status, 403, when);
     assert.equal(strangerFetch(`${base}/hosts/${victimPath}/domains/demo1.cfg`, ...args).status, 403, when);
   }
+  for (const args of [[], ['-H', 'X-Rackboot-Token: g.AAAAAAAAAAAA.deb1.c6120032.AAAAAAAAAAAAAAAAAAAAAA']]) {
+    const settings = strangerFetch(`${base}/hosts/${victimPath}/domains/deb1/first-boot`, ...args);
+    assert.equal(settings.status, 403, `${when}: a guest's first-boot settings`);
+    assert.doesNotMatch(settings.body, /\$6\$/, when);
+  }
   assert.throws(() => stranger.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/${victimPath}/domains/demo1.cfg`]));
   // The per-host image is an admin download.
   assert.ok([401, 403].includes(strangerFetch(`${base}/hosts/${victimPath}/rackboot.iso`, '-o', '/dev/null').status), `${when}: the host's image`);
@@ -110,6 +121,7 @@ function strangerSequence(when: string): void {
     assert.equal(strangerFetch(`${base}/hosts/${victim}/events`, '--data', `stage=${stage}`).status, 403, when);
   }
   assert.equal(strangerFetch(`${base}/hosts/${victim}/alive`, '--data', '').status, 403, when);
+  assert.equal(strangerFetch(`${base}/hosts/${victim}/events`, '--data', 'stage=guest-failed&domain=deb1').status, 403, when);
   // Fake storage and guest network reports.
   assert.equal(strangerFetch(`${base}/hosts/${victim}/storage`, '--data-binary', 'disk name=vda size=1 transport=virtio').status, 403, when);
   const vif = 'vif domain=demo1 mac=02:00:00:00:00:01 bridge=xenbr0 sent-bytes=0 sent-packets=0 received-bytes=0 received-packets=0';
