@@ -85,6 +85,8 @@ export const DEBIAN_ON_DEMAND_MODULES = ['dm-mod', 'iscsi_tcp', 'nf_tables', 'nf
  * as a Debian guest's first stage, squashfs, loop and overlay mount the image (run from RAM, or copied to the root disk).
  */
 export const GUEST_MODULES = ['xen-netfront', 'xen-blkfront', 'crc32c_generic', 'ext4', 'squashfs', 'loop', 'overlay'] as const;
+/** The guest's modules loaded at every boot; the rest (disks', filesystems', the image's) only when it has disks or boots an image. */
+export const GUEST_BOOT_MODULES = ['xen_netfront'] as const;
 
 /** Every module any image of a build needs: what the kernel package is read for. */
 export const ALL_MODULES = [...new Set<string>([...DEBIAN_RUNTIME_MODULES, ...DEBIAN_ON_DEMAND_MODULES, ...GUEST_MODULES])];
@@ -301,7 +303,20 @@ export async function guestTree(inputs: GuestInputs): Promise<CpioEntry[]> {
     { type: 'file', path: 'usr/share/udhcpc/default.script', mode: 0o755, data: await readFile(join(inputs.runtimeDir, 'udhcpc.script')) },
     { type: 'file', path: 'etc/rackboot-release', mode: 0o644, data: Buffer.from(`rackboot-guest ${inputs.runtimeVersion}\n`, 'utf8') },
     ...deviceNodes(),
-    ...moduleEntries(inputs.kernel, 'lib/modules'),
+    // xen-netfront at boot; the disk modules only when the guest has disks (guest-init).
+    ...moduleEntries(inputs.kernel, 'lib/modules', GUEST_BOOT_MODULES),
+    {
+      type: 'file',
+      path: 'etc/rackboot/modules.disks',
+      mode: 0o644,
+      data: Buffer.from(
+        loadOrder(inputs.kernel.selection.dep, [...GUEST_MODULES])
+          .order.filter((path) => !(GUEST_BOOT_MODULES as readonly string[]).includes(moduleNameOf(path)))
+          .map((path) => `${path}\n`)
+          .join(''),
+        'utf8',
+      ),
+    },
   ];
   for (const d of ['proc', 'sys', 'run', 'root', 'etc', 'tmp']) entries.push({ type: 'directory', path: d, mode: d === 'tmp' ? 0o1777 : 0o755 });
   return withParentDirectories(entries);

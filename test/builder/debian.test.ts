@@ -238,6 +238,16 @@ test('the guest image: busybox, xen-netfront and the guest /init', async () => {
   assert.equal(entries.get('bin/busybox')?.type, 'file');
   const shipped = [...entries.keys()].filter((p) => p.startsWith(`lib/modules/${kver}/`) && p.endsWith('.ko')).map(moduleNameOf);
   for (const wanted of GUEST_MODULES) assert.ok(shipped.includes(moduleNameOf(wanted)), wanted);
+  // Only the network card's module at every boot; blkfront and ext4 when the guest has disks, squashfs, loop and overlay for an image too.
+  const list = (path: string) =>
+    Buffer.from((entries.get(path) as { data: Uint8Array }).data)
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .map(moduleNameOf);
+  assert.deepEqual(list('etc/rackboot/modules'), ['xen_netfront']);
+  for (const wanted of ['xen_blkfront', 'crc32c_generic', 'ext4', 'squashfs', 'loop', 'overlay'])
+    assert.ok(list('etc/rackboot/modules.disks').includes(wanted), `${wanted} is loaded for disks`);
   const size = second.manifest.files.find((f) => f.name === 'guest.initrd.gz')!.size;
   assert.ok(size < 3_000_000, `guest.initrd.gz is ${size} bytes`);
 });
