@@ -232,8 +232,24 @@ export async function ensureRootfs(cacheDir: string, inputs: RootfsInputs, log: 
       })
       .sort((a, b) => (a.package < b.package ? -1 : a.package > b.package ? 1 : 0));
     await writeFile(`${temp}.packages.json`, JSON.stringify(packages));
+    // Another build with the same inputs (run at the same time) may have put its tree in the cache first: use that one.
+    const theirs = async (): Promise<Rootfs | undefined> => {
+      if (!existsSync(dir) || !existsSync(packagesFile)) return undefined;
+      await rm(temp, { recursive: true, force: true });
+      await rm(`${temp}.packages.json`, { force: true });
+      return { dir, key, packages: JSON.parse(await readFile(packagesFile, 'utf8')) as PackageRef[], cached: true };
+    };
+    const ready = await theirs();
+    if (ready) return ready;
+    // A tree without its package list is a leftover of a build that died between the two renames.
     await rm(dir, { recursive: true, force: true });
-    await rename(temp, dir);
+    try {
+      await rename(temp, dir);
+    } catch (error) {
+      const raced = await theirs();
+      if (raced) return raced;
+      throw error;
+    }
     await rename(`${temp}.packages.json`, packagesFile);
     log.info({ key, packages: packages.length, ms: Date.now() - started }, 'debootstrap done; tree cached');
     return { dir, key, packages, cached: false };

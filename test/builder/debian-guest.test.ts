@@ -161,6 +161,18 @@ test(
       let machine = booting.console;
       const ready = await machine.waitFor(readyLinePattern, 900_000, 'the ready line');
       assert.equal(ready.groups!.domains, '3', machine.transcript.slice(-6000));
+      const started = await until(
+        'three domain-started events',
+        120_000,
+        () => {
+          const names = hostEvents()
+            .filter((e) => e.stage === 'domain-started')
+            .map((e) => e.domain);
+          return names.length >= 3 ? names : undefined;
+        },
+        guestEvents,
+      );
+      assert.deepEqual(started, ['deb1', 'deb2', 'deb3'], 'each domain started under its own name (deb3 on a whole disk too)');
       const deb1 = await until('deb1 reporting from the image it installed', 600_000, () => reports('deb1')[0], guestEvents);
       assert.match(deb1, /^ip=198\.18\.0\.\d+\/24 mac=\S+ image=debian-12 root=xvda:installed hostname=deb-one$/, deb1);
       const deb2 = await until('deb2 reporting from the image in RAM', 600_000, () => reports('deb2')[0], guestEvents);
