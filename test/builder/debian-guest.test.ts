@@ -101,6 +101,9 @@ test(
           'xen03.yaml': [
             `mac: ${MAC}`,
             'hostname: xen03',
+            // dom0 takes the key too: a failure shows the guests' consoles (xenconsoled keeps them there).
+            'ssh: true',
+            `sshAuthorizedKeys: ["${publicKey}"]`,
             'boot:',
             '  menuTimeout: 0',
             'storage:',
@@ -137,7 +140,17 @@ test(
         hostEvents()
           .filter((e) => e.stage === stage && e.domain === domain)
           .map((e) => String(e.detail));
-      const guestEvents = () => JSON.stringify(hostEvents().filter((e) => String(e.domain ?? '').startsWith('deb')));
+      let dom0Address = '';
+      const guestEvents = (): string => {
+        const events = JSON.stringify(hostEvents().filter((e) => String(e.domain ?? '').startsWith('deb')));
+        let consoles: string;
+        try {
+          consoles = ssh(dom0Address, 'for f in /var/log/xen/console/guest-*.log; do echo "== $f"; tail -n 40 "$f"; done');
+        } catch (error) {
+          consoles = `(the guests' consoles were not read from dom0: ${String(error)})`;
+        }
+        return `${events}\n${consoles}`;
+      };
       const ssh = (address: string, command: string): string =>
         rack!.ns.exec('ssh', [
           '-i',
@@ -160,6 +173,7 @@ test(
       qemu = booting.qemu;
       let machine = booting.console;
       const ready = await machine.waitFor(readyLinePattern, 900_000, 'the ready line');
+      dom0Address = ready.groups!.ip!.split('/')[0]!;
       assert.equal(ready.groups!.domains, '3', machine.transcript.slice(-6000));
       const started = await until(
         'three domain-started events',
@@ -215,6 +229,7 @@ test(
       qemu = booting.qemu;
       machine = booting.console;
       const again = await machine.waitFor(readyLinePattern, 900_000, 'the ready line after the reset');
+      dom0Address = again.groups!.ip!.split('/')[0]!;
       assert.equal(again.groups!.domains, '1', machine.transcript.slice(-6000));
       const deb1Again = await until('deb1 reporting after the reset', 600_000, () => reports('deb1')[1], guestEvents);
       assert.match(deb1Again, / root=xvda:kept hostname=deb-one$/, deb1Again);
