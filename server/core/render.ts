@@ -1,7 +1,7 @@
 import type { BootPlan, HostBoot, MenuEntry, PlannedDomain, ServerEndpoints } from './resolve.js';
 import { httpBase } from './resolve.js';
 import { numberToIpv4, Subnet } from '../net/ipv4.js';
-import { debianGuestImage } from '../profiles/domain.js';
+import { debianGuestImage, defaultFirstBoot } from '../profiles/domain.js';
 import {
   diskRefPath,
   fileMountPoint,
@@ -237,7 +237,7 @@ function debianGuestArgs(plan: BootPlan, domain: PlannedDomain): string[] {
  * guest's first stage writes them into its root when the root is new.
  */
 export function renderFirstBoot(plan: BootPlan, domain: PlannedDomain): string {
-  const settings = domain.firstBoot ?? { hostname: domain.name, network: { mode: 'dhcp' as const }, sshAuthorizedKeys: [] };
+  const settings = domain.firstBoot ?? defaultFirstBoot(domain.name);
   const { network } = settings;
   const values: Array<[string, string]> = [
     ['RACKBOOT_GUEST_HOSTNAME', settings.hostname],

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { FirstBoot } from './profile.js';
 
 /**
  * Checks and defaults for the Xen guests of a profile (`domains:`). Each
@@ -28,6 +29,11 @@ export const debianGuestImage = 'debian-guest.squashfs';
  */
 export const minimumDebianGuestMemoryMiB = 192;
 export const debianGuestMemoryMiB = 256;
+
+/** A Debian guest's first-boot settings when its entry says nothing: its own name, DHCP, root locked, no keys. */
+export function defaultFirstBoot(name: string): FirstBoot {
+  return { hostname: name, network: { mode: 'dhcp' }, sshAuthorizedKeys: [] };
+}
 
 /** Xen's PV guests need this much to boot a kernel at all; below it they crash before the console works. */
 export const minimumDomainMemoryMiB = 32;

@@ -6,6 +6,7 @@ import { numberToIpv4, Subnet } from '../net/ipv4.js';
 import {
   bridgeNameProblem,
   debianGuestMemoryMiB,
+  defaultFirstBoot,
   domainDefaults,
   domainNameProblem,
   guestMacProblem,
@@ -16,7 +17,7 @@ import {
   partNameProblem,
 } from './domain.js';
 import { normaliseMac } from './mac.js';
-import type { BootSettings, DomainConfig, FirstBoot, GroupHost, GroupProfile, NetworkConfig, Profile, ProfileFileContent, RoutedBridge } from './profile.js';
+import type { BootSettings, DomainConfig, GroupHost, GroupProfile, NetworkConfig, Profile, ProfileFileContent, RoutedBridge } from './profile.js';
 import { slotIdFromText, type RelaySlot } from './slot.js';
 import { sshPublicKeyProblem } from './ssh-key.js';
 import {
@@ -836,7 +837,7 @@ class ProfileReader extends YamlReader {
       });
       if (root !== undefined) domain.root = root;
     }
-    const firstBoot: FirstBoot = { hostname: domain.name, network: { mode: 'dhcp' }, sshAuthorizedKeys: [] };
+    const firstBoot = defaultFirstBoot(domain.name);
     if (firstBootEntry !== undefined) {
       const settings = this.mapping(firstBootEntry, firstBootFields);
       if (settings === undefined) return;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { domainDefaults } from '../../server/profiles/domain.js';
 import type { Build } from '../../server/assets/builds.js';
 import { ClientArch, type ClientFacts } from '../../server/core/facts.js';
 import { chooseBootFile, resolveHostBoot } from '../../server/core/resolve.js';
@@ -89,17 +90,7 @@ function buildWith(...names: string[]): Build {
   return { ...build, manifest: memoryBuild(build.id, names).manifest };
 }
 
-const demoDomain = {
-  memory: 128,
-  vcpus: 1,
-  kernel: 'vmlinuz',
-  ramdisk: 'guest.initrd.gz',
-  extraArgs: '',
-  bridge: 'xenbr0',
-  autostart: true,
-  restart: false,
-  image: 'busybox' as const,
-};
+const demoDomain = { ...domainDefaults, memory: 128 };
 
 test('resolveHostBoot: the menu offers only what the build and the platform have', () => {
   const names = (platform: 'bios' | 'efi64', parts: string[]) => {

@@ -15,6 +15,7 @@ import { createHttpApp } from '../../server/http/app.js';
 import { MemoryEventStore } from '../../server/events/store.js';
 import { pino } from 'pino';
 import { makeProfile } from '../support/profiles.js';
+import { domainDefaults } from '../../server/profiles/domain.js';
 
 const mac = '52:54:00:12:34:56';
 const guestHash = '$6$guestsalt$DbGuestHashNotTheHosts';
@@ -45,14 +46,8 @@ before(async () => {
       { name: 'web', memory: 128, vcpus: 1, kernel: 'vmlinuz', ramdisk: 'guest.initrd.gz', extraArgs: '', bridge: 'xenbr0', autostart: true, restart: false },
       {
         name: 'db',
+        ...domainDefaults,
         memory: 256,
-        vcpus: 1,
-        kernel: 'vmlinuz',
-        ramdisk: 'guest.initrd.gz',
-        extraArgs: '',
-        bridge: 'xenbr0',
-        autostart: true,
-        restart: false,
         image: 'debian',
         root: 'ram',
         firstBoot: {

@@ -2,29 +2,17 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { renderDomainConfig, renderFirstBoot } from '../../server/core/render.js';
 import { resolveHostBoot } from '../../server/core/resolve.js';
-import { formatProfileError } from '../../server/profiles/error.js';
-import { parseProfile, parseProfileFile } from '../../server/profiles/parse.js';
-import type { Profile } from '../../server/profiles/profile.js';
 import { memoryBuild } from '../support/assets.js';
+import { hostErrors, parsedHost } from '../support/profiles.js';
 
 const mac = '52:54:00:12:34:56';
 const endpoints = { address: '198.18.0.1', httpPort: 8080 };
-const head = [`mac: ${mac}`, 'hostname: xen01'];
 const hash = '$6$rounds=5000$saltsalt$2mVZbHN0b/yRj8o2jXMmHD0ITC3dNw2C4d/tW8cjp1kK6Ow7v16gZ9lfM8yM7HK1jGJr9tBg7m7KqYQhmvz0s/';
 const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlkc/VLZAO/Wa+NXrNh7Hd4k4QcdyIL1kKnAu8qDRUD admin@desk';
 const storage = ['storage:', '  volumeGroups:', '    - name: vg0', '      disks: [serial:QM00001]'];
 
-function parsed(lines: string[]): Profile {
-  const result = parseProfile([...head, ...lines, ''].join('\n'), 'profiles/xen01.yaml');
-  assert.ok(result.ok, result.ok ? '' : result.errors.map(formatProfileError).join('\n'));
-  return result.profile;
-}
-
-function errors(lines: string[], source = 'profiles/xen01.yaml', withHead = true): string[] {
-  const result = parseProfileFile([...(withHead ? head : []), ...lines, ''].join('\n'), source);
-  assert.equal(result.ok, false, 'expected errors');
-  return result.ok ? [] : result.errors.map(formatProfileError);
-}
+const parsed = parsedHost;
+const errors = hostErrors;
 
 test('a Debian guest: image, its root on its first writable disk or in RAM, first-boot settings with the host profile fields', () => {
   const profile = parsed([

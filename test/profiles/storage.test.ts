@@ -3,27 +3,16 @@ import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { bridgePlan, renderDomainConfig, renderRuntimeEnv, storagePlan, xlDiskSpec } from '../../server/core/render.js';
 import { resolveHostBoot } from '../../server/core/resolve.js';
-import { formatProfileError } from '../../server/profiles/error.js';
-import { parseProfile, parseProfileFile } from '../../server/profiles/parse.js';
 import type { Profile } from '../../server/profiles/profile.js';
 import { formatSize, guestDeviceName, lvmNameProblem, parseDiskRef, parseSize } from '../../server/profiles/storage.js';
 import { memoryBuild } from '../support/assets.js';
+import { hostErrors, parsedHost } from '../support/profiles.js';
 
 const mac = '52:54:00:12:34:56';
 const endpoints = { address: '198.18.0.1', httpPort: 8080 };
-const head = [`mac: ${mac}`, 'hostname: xen01'];
 
-function parsed(lines: string[]): Profile {
-  const result = parseProfile([...head, ...lines, ''].join('\n'), 'profiles/xen01.yaml');
-  assert.ok(result.ok, result.ok ? '' : result.errors.map(formatProfileError).join('\n'));
-  return result.profile;
-}
-
-function errors(lines: string[], source = 'profiles/xen01.yaml', withHead = true): string[] {
-  const result = parseProfileFile([...(withHead ? head : []), ...lines, ''].join('\n'), source);
-  assert.equal(result.ok, false, 'expected errors');
-  return result.ok ? [] : result.errors.map(formatProfileError);
-}
+const parsed = parsedHost;
+const errors = hostErrors;
 
 const storage = [
   'storage:', // 3

@@ -1,3 +1,6 @@
+import assert from 'node:assert/strict';
+import { formatProfileError } from '../../server/profiles/error.js';
+import { parseProfile, parseProfileFile } from '../../server/profiles/parse.js';
 import type { Profile } from '../../server/profiles/profile.js';
 
 /** A fully spelled-out profile for tests of code downstream of the parser. */
@@ -16,4 +19,21 @@ export function makeProfile(overrides: Partial<Profile> = {}): Profile {
     domains: [],
     ...overrides,
   };
+}
+
+/** The first lines of the host file the line-based profile tests write: its MAC and hostname. */
+export const hostHead = ['mac: 52:54:00:12:34:56', 'hostname: xen01'];
+
+/** profiles/xen01.yaml made of hostHead and `lines`, parsed; fails the test with every error when it does not parse. */
+export function parsedHost(lines: string[]): Profile {
+  const result = parseProfile([...hostHead, ...lines, ''].join('\n'), 'profiles/xen01.yaml');
+  assert.ok(result.ok, result.ok ? '' : result.errors.map(formatProfileError).join('\n'));
+  return result.profile;
+}
+
+/** The errors of a file made of `lines` (after hostHead unless withHead is false), as the user sees them; fails the test when it parses. */
+export function hostErrors(lines: string[], source = 'profiles/xen01.yaml', withHead = true): string[] {
+  const result = parseProfileFile([...(withHead ? hostHead : []), ...lines, ''].join('\n'), source);
+  assert.equal(result.ok, false, 'expected errors');
+  return result.ok ? [] : result.errors.map(formatProfileError);
 }
