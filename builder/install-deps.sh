@@ -52,6 +52,8 @@ test_packages=(
   # the package test: dpkg-shlibdeps finds the .deb's library dependencies; the
   # .deb is installed on a debootstrapped Debian 12 booted with systemd-nspawn
   dpkg-dev systemd-container
+  # the shared-state tests start PostgreSQL 15 clusters of their own in temporary folders (initdb, postgres; psql comes with it)
+  postgresql-15
   # the guest storage test runs an iSCSI target (tgtd, its own process in its own namespace; installed with service starts denied)
   tgt
 )
@@ -102,4 +104,8 @@ fi
 if [[ " ${missing[*]} " == *" nginx "* ]]; then
   if command -v systemctl >/dev/null; then systemctl disable nginx.service >/dev/null 2>&1 || true; fi
   update-rc.d nginx disable >/dev/null 2>&1 || true
+fi
+if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then
+  if command -v systemctl >/dev/null; then systemctl disable postgresql.service >/dev/null 2>&1 || true; fi
+  update-rc.d postgresql disable >/dev/null 2>&1 || true
 fi

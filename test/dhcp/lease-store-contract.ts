@@ -1,9 +1,10 @@
 /**
  * The contract every LeaseStore keeps. Run it against each implementation
- * (MemoryLeaseStore, SqliteLeaseStore): leaseStoreContract('name', () => new Store()).
+ * (MemoryLeaseStore, SqliteLeaseStore, PostgresLeaseStore):
+ * leaseStoreContract('name', () => new Store(), { verify, close }).
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { afterEach, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { holdsAddress, LeaseConflictError, NotDurableError, type Lease, type LeaseStore } from '../../server/dhcp/leases/leases.js';
 
@@ -25,10 +26,37 @@ export function assertConsistent(store: LeaseStore): void {
   for (const record of clients) assert.deepEqual(store.byMac(record.mac), record);
 }
 
-export function leaseStoreContract(name: string, create: () => LeaseStore): void {
+export interface ContractOptions<S extends LeaseStore> {
+  /**
+   * After each test, and each run of a property: checks what the store
+   * keeps beyond its own view (PostgreSQL: the database's rows equal all()).
+   */
+  verify?: (store: S) => Promise<void>;
+  close?: (store: S) => Promise<void>;
+  /** Runs of each property (stores that are costly to make run fewer); default as written. */
+  propertyRuns?: (runs: number) => number;
+}
+
+export function leaseStoreContract<S extends LeaseStore>(name: string, make: () => S | Promise<S>, options: ContractOptions<S> = {}): void {
+  const open: S[] = [];
+  const create = async (): Promise<S> => {
+    const store = await make();
+    open.push(store);
+    return store;
+  };
+  const settle = async (store: S): Promise<void> => {
+    open.splice(open.indexOf(store), 1);
+    await options.verify?.(store);
+    await options.close?.(store);
+  };
+  const runs = (count: number) => options.propertyRuns?.(count) ?? count;
   describe(`LeaseStore contract: ${name}`, () => {
-    test('upsert, then read by MAC and by address', () => {
-      const store = create();
+    afterEach(async () => {
+      for (const store of [...open]) await settle(store);
+    });
+
+    test('upsert, then read by MAC and by address', async () => {
+      const store = await create();
       store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 60_000, 'node-1'), t0);
       const expected = lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 60_000, 'node-1');
       assert.deepEqual(store.byMac('02:00:00:00:00:01'), expected);
@@ -38,16 +66,16 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
       assert.equal(store.byAddress('198.18.0.101'), undefined);
     });
 
-    test('records read out are copies', () => {
-      const store = create();
+    test('records read out are copies', async () => {
+      const store = await create();
       store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 1), t0);
       store.byMac('02:00:00:00:00:01')!.address = '198.18.0.200';
       store.all()[0]!.state = 'released';
       assert.deepEqual(store.byAddress('198.18.0.100'), lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 1));
     });
 
-    test('a client moving to another address leaves its old one', () => {
-      const store = create();
+    test('a client moving to another address leaves its old one', async () => {
+      const store = await create();
       store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 1000), t0);
       store.upsert(lease('02:00:00:00:00:01', '198.18.0.101', 'offered', t0 + 1000), t0);
       assert.equal(store.byAddress('198.18.0.100'), undefined);
@@ -55,8 +83,8 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
       assertConsistent(store);
     });
 
-    test('an address held by another client cannot be taken; a stale one can', () => {
-      const store = create();
+    test('an address held by another client cannot be taken; a stale one can', async () => {
+      const store = await create();
       store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 1000), t0);
       assert.throws(() => store.upsert(lease('02:00:00:00:00:02', '198.18.0.100', 'offered', t0 + 2000), t0 + 999), LeaseConflictError);
       assert.equal(store.byAddress('198.18.0.100')?.mac, '02:00:00:00:00:01');
@@ -67,8 +95,8 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
       assertConsistent(store);
     });
 
-    test('release keeps the record, no longer holding the address', () => {
-      const store = create();
+    test('release keeps the record, no longer holding the address', async () => {
+      const store = await create();
       store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 1000), t0);
       const released = store.release('02:00:00:00:00:01', t0 + 10);
       assert.deepEqual(released, lease('02:00:00:00:00:01', '198.18.0.100', 'released', t0 + 10));
@@ -78,8 +106,8 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
       assertConsistent(store);
     });
 
-    test('a declined address is quarantined from everyone, its decliner included', () => {
-      const store = create();
+    test('a declined address is quarantined from everyone, its decliner included', async () => {
+      const store = await create();
       store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 1000), t0);
       store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'declined', t0 + 600_000), t0);
       assert.equal(store.byMac('02:00:00:00:00:01'), undefined, 'the client has no lease any more');
@@ -92,8 +120,8 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
       assertConsistent(store);
     });
 
-    test('expire drops ended offers and quarantines and marks ended leases expired', () => {
-      const store = create();
+    test('expire drops ended offers and quarantines and marks ended leases expired', async () => {
+      const store = await create();
       store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 10), t0);
       store.upsert(lease('02:00:00:00:00:02', '198.18.0.101', 'bound', t0 + 10), t0);
       store.upsert(lease('02:00:00:00:00:03', '198.18.0.102', 'declined', t0 + 10), t0);
@@ -109,8 +137,8 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
       assertConsistent(store);
     });
 
-    test('remove drops a record and its client index', () => {
-      const store = create();
+    test('remove drops a record and its client index', async () => {
+      const store = await create();
       store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 10), t0);
       store.remove('198.18.0.100');
       store.remove('198.18.0.200');
@@ -118,7 +146,7 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
       assert.deepEqual(store.all(), []);
     });
 
-    test('random operations never leave an address held by two clients', () => {
+    test('random operations never leave an address held by two clients', async () => {
       const macs = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03', '02:00:00:00:00:04'];
       const addresses = ['198.18.0.100', '198.18.0.101', '198.18.0.102'];
       const operation = fc.oneof(
@@ -134,9 +162,9 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
         fc.record({ kind: fc.constant('expire' as const) }),
         fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 60 }) }),
       );
-      fc.assert(
-        fc.property(fc.array(operation, { maxLength: 60 }), (operations) => {
-          const store = create();
+      await fc.assert(
+        fc.asyncProperty(fc.array(operation, { maxLength: 60 }), async (operations) => {
+          const store = await create();
           let now = t0;
           for (const op of operations) {
             if (op.kind === 'upsert') {
@@ -153,15 +181,16 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
             else now += op.ms;
             assertConsistent(store);
           }
+          await settle(store);
         }),
-        { numRuns: 500 },
+        { numRuns: runs(500) },
       );
     });
 
     // --- transactions: the server's group commit -------------------------
 
-    test('a transaction sees its own writes and keeps them', () => {
-      const store = create();
+    test('a transaction sees its own writes and keeps them', async () => {
+      const store = await create();
       const seen = store.transaction(
         () => {
           store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 60_000), t0);
@@ -178,8 +207,8 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
       ]);
     });
 
-    test('inside one transaction, an address given to one client cannot be given to another', () => {
-      const store = create();
+    test('inside one transaction, an address given to one client cannot be given to another', async () => {
+      const store = await create();
       store.transaction(
         () => {
           store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), t0);
@@ -191,8 +220,8 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
       assertConsistent(store);
     });
 
-    test('a transaction that throws leaves nothing behind and rethrows', () => {
-      const store = create();
+    test('a transaction that throws leaves nothing behind and rethrows', async () => {
+      const store = await create();
       store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), t0);
       store.upsert(lease('02:00:00:00:00:03', '198.18.0.102', 'declined', t0 + 600_000), t0);
       const before = store.all();
@@ -216,8 +245,8 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
       assertConsistent(store);
     });
 
-    test('a nested transaction that throws undoes only its own changes', () => {
-      const store = create();
+    test('a nested transaction that throws undoes only its own changes', async () => {
+      const store = await create();
       store.upsert(lease('02:00:00:00:00:09', '198.18.0.109', 'offered', t0 + 60_000), t0);
       store.transaction(
         () => {
@@ -244,8 +273,8 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
       assertConsistent(store);
     });
 
-    test('a bound lease is only written in a durable transaction', () => {
-      const store = create();
+    test('a bound lease is only written in a durable transaction', async () => {
+      const store = await create();
       store.transaction(() => {
         store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 60_000), t0);
         assert.throws(() => store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), t0), NotDurableError);
@@ -258,7 +287,7 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
     });
 
     test('transactionSyncedLater: committed and seen at once, synced later, in order; a throw keeps nothing', async () => {
-      const store = create();
+      const store = await create();
       const order: number[] = [];
       const pending = [1, 2, 3].map((i) => {
         const { result, synced } = store.transactionSyncedLater(() => {
@@ -284,7 +313,7 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
       assertConsistent(store);
     });
 
-    test('random batches: a nested unit that fails counts as never run, a failed batch as never begun', () => {
+    test('random batches: a nested unit that fails counts as never run, a failed batch as never begun', async () => {
       const macs = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03'];
       const addresses = ['198.18.0.100', '198.18.0.101', '198.18.0.102'];
       const change = fc.oneof(
@@ -308,10 +337,10 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
         else if (item.kind === 'remove') store.remove(item.address);
         else store.expire(now);
       };
-      fc.assert(
-        fc.property(fc.array(batch, { maxLength: 8 }), (batches) => {
-          const batched = create();
-          const replayed = create();
+      await fc.assert(
+        fc.asyncProperty(fc.array(batch, { maxLength: 8 }), async (batches) => {
+          const batched = await create();
+          const replayed = await create();
           let now = t0;
           for (const { units, fails, ms } of batches) {
             now += ms;
@@ -343,8 +372,10 @@ export function leaseStoreContract(name: string, create: () => LeaseStore): void
             assert.deepEqual(batched.all(), replayed.all());
             assertConsistent(batched);
           }
+          await settle(batched);
+          await settle(replayed);
         }),
-        { numRuns: 100 },
+        { numRuns: runs(100) },
       );
     });
   });

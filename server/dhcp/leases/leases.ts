@@ -259,6 +259,36 @@ export class MemoryLeaseStore implements LeaseStore {
     return addresses.map((address) => ({ ...this.records.get(address)! }));
   }
 
+  /**
+   * Makes the records of `addresses` what another source says they are now
+   * (`records`, each at one of those addresses), with no checks: for a view
+   * kept in step with a database that is the authority (PostgresLeaseStore).
+   * A client's record elsewhere gives way to its record here. Not inside a
+   * transaction.
+   */
+  adopt(addresses: Iterable<string>, records: readonly Lease[]): void {
+    if (this.undo !== undefined) throw new Error('adopt() inside a transaction');
+    for (const address of addresses) this.remove(address);
+    for (const record of records) {
+      this.remove(record.address);
+      if (record.state !== 'declined') {
+        const elsewhere = this.addressOfMac.get(record.mac);
+        if (elsewhere !== undefined) this.remove(elsewhere);
+        this.addressOfMac.set(record.mac, record.address);
+      }
+      this.records.set(record.address, { ...record });
+    }
+  }
+
+  /** Every record replaced by `records` (see adopt), except those at `keep`. */
+  adoptAll(records: readonly Lease[], keep: ReadonlySet<string> = new Set()): void {
+    const addresses = [...this.records.keys(), ...records.map((record) => record.address)].filter((address) => !keep.has(address));
+    this.adopt(
+      addresses,
+      records.filter((record) => !keep.has(record.address)),
+    );
+  }
+
   expire(now: number): Lease[] {
     const ended: Lease[] = [];
     for (const record of [...this.records.values()]) {

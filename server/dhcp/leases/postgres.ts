@@ -1,0 +1,498 @@
+/**
+ * Leases in a PostgreSQL database that several rackboot servers share.
+ *
+ * The LeaseStore interface is synchronous (decide() reads leases while it
+ * decides), and a database across a network is not. So each server keeps a
+ * view of the table in memory (a MemoryLeaseStore) and decides against it,
+ * and every transaction's changes go to the database as one call of
+ * rackboot_lease_ops(), in the order they were made, over one connection.
+ * The database is the authority:
+ * - rackboot_lease_ops() checks each change against the rows as they are
+ *   when it runs (INSERT ... ON CONFLICT DO UPDATE ... WHERE, which locks
+ *   the row and sees the newest version of it), so two servers can never
+ *   give one address to two clients, nor one client two addresses (the
+ *   partial unique index on mac), whatever their views said. A change that
+ *   breaks that fails the whole call: nothing of the transaction is kept.
+ * - transactionSyncedLater()'s `synced` resolves once the call has
+ *   committed (PostgreSQL's commit is durable: synchronous_commit is on by
+ *   default), and rejects when it did not: the server's group commit sends
+ *   no reply of such a batch, offers included, so nothing is promised that
+ *   the database does not hold.
+ * - Every call notifies (pg_notify on rackboot_leases) the addresses it
+ *   touched; each server reads those rows again and puts them in its view.
+ *   A call that failed has its addresses read again the same way. Whatever
+ *   a server's own later transactions have touched and not yet committed is
+ *   left as the view has it until they settle.
+ * - When the connection is lost, calls fail (no replies) until it is back;
+ *   then the whole table is read again, since notifications were missed.
+ *
+ * transaction() returns once the view holds the changes and the call is
+ * queued; `flush()` resolves once every queued call has settled.
+ */
+import pg from 'pg';
+import { asDatabaseError, connectDatabase, describeDatabaseUrl, migrateDatabase, PostgresDatabaseError } from '../../postgres/database.js';
+import { LeaseConflictError, MemoryLeaseStore, type Lease, type LeaseState, type LeaseStore, type TransactionOptions } from './leases.js';
+
+const CHANNEL = 'rackboot_leases';
+
+/** Schema migrations of the lease tables: entry i takes them from version i to i + 1. Append only. */
+export const postgresLeaseMigrations: readonly string[][] = [
+  [
+    `CREATE TABLE leases (
+       address TEXT NOT NULL PRIMARY KEY,
+       mac TEXT NOT NULL,
+       state TEXT NOT NULL CHECK (state IN ('offered', 'bound', 'released', 'expired', 'declined')),
+       expires_at BIGINT NOT NULL,
+       hostname TEXT
+     )`,
+    `CREATE UNIQUE INDEX leases_client_mac ON leases (mac) WHERE state <> 'declined'`,
+    `CREATE INDEX leases_expires_at ON leases (expires_at)`,
+    // One transaction's changes, applied with the same rules as MemoryLeaseStore,
+    // checked against the rows as they are now. Returns the addresses it touched
+    // and notifies them. ops: [{k:'u',a,m,s,e,h,n} | {k:'r',m,n} | {k:'d',a,m} | {k:'x',n}]
+    // (upsert, release, remove, expire; n is the change's "now" in ms).
+    `CREATE FUNCTION rackboot_lease_ops(ops jsonb) RETURNS text[] LANGUAGE plpgsql AS $$
+     DECLARE
+       op jsonb;
+       now_ms bigint;
+       touched text[] := '{}';
+       addresses text[];
+       changed integer;
+       holder leases%ROWTYPE;
+       payload text;
+     BEGIN
+       FOR op IN SELECT value FROM jsonb_array_elements(ops) LOOP
+         now_ms := (op->>'n')::bigint;
+         IF op->>'k' = 'u' THEN
+           IF op->>'s' <> 'declined' THEN
+             WITH gone AS (DELETE FROM leases WHERE mac = op->>'m' AND state <> 'declined' AND address <> op->>'a' RETURNING address)
+             SELECT coalesce(array_agg(address), '{}') INTO addresses FROM gone;
+             touched := touched || addresses;
+           END IF;
+           INSERT INTO leases AS l (address, mac, state, expires_at, hostname)
+           VALUES (op->>'a', op->>'m', op->>'s', (op->>'e')::bigint, op->>'h')
+           ON CONFLICT (address) DO UPDATE SET mac = EXCLUDED.mac, state = EXCLUDED.state, expires_at = EXCLUDED.expires_at, hostname = EXCLUDED.hostname
+           WHERE NOT (l.state IN ('offered', 'bound', 'declined') AND l.expires_at > now_ms
+                      AND (l.mac <> EXCLUDED.mac OR (l.state = 'declined' AND EXCLUDED.state <> 'declined')));
+           GET DIAGNOSTICS changed = ROW_COUNT;
+           IF changed = 0 THEN
+             SELECT * INTO holder FROM leases WHERE address = op->>'a';
+             RAISE EXCEPTION 'lease conflict' USING ERRCODE = 'RB001',
+               DETAIL = json_build_object('address', holder.address, 'mac', holder.mac, 'state', holder.state,
+                                          'expiresAt', holder.expires_at, 'wantedBy', op->>'m')::text;
+           END IF;
+           touched := touched || (op->>'a');
+         ELSIF op->>'k' = 'r' THEN
+           WITH done AS (UPDATE leases SET state = 'released', expires_at = now_ms
+                         WHERE mac = op->>'m' AND state IN ('offered', 'bound') RETURNING address)
+           SELECT coalesce(array_agg(address), '{}') INTO addresses FROM done;
+           touched := touched || addresses;
+         ELSIF op->>'k' = 'd' THEN
+           DELETE FROM leases WHERE address = op->>'a' AND mac = op->>'m';
+           touched := touched || (op->>'a');
+         ELSIF op->>'k' = 'x' THEN
+           WITH gone AS (DELETE FROM leases WHERE expires_at <= now_ms AND state IN ('offered', 'declined') RETURNING address)
+           SELECT coalesce(array_agg(address), '{}') INTO addresses FROM gone;
+           touched := touched || addresses;
+           WITH ended AS (UPDATE leases SET state = 'expired' WHERE expires_at <= now_ms AND state = 'bound' RETURNING address)
+           SELECT coalesce(array_agg(address), '{}') INTO addresses FROM ended;
+           touched := touched || addresses;
+         ELSE
+           RAISE EXCEPTION 'unknown lease change %', op->>'k';
+         END IF;
+       END LOOP;
+       IF cardinality(touched) > 0 THEN
+         payload := array_to_json(touched)::text;
+         -- A notification carries at most 8000 bytes: past that, "*" (read everything).
+         IF length(payload) > 7000 THEN payload := '*'; END IF;
+         PERFORM pg_notify('${CHANNEL}', payload);
+       END IF;
+       RETURN touched;
+     END
+     $$`,
+  ],
+];
+
+export const postgresLeaseSchemaVersion = postgresLeaseMigrations.length;
+
+/** One change as rackboot_lease_ops() takes it. */
+type LeaseOp =
+  | { k: 'u'; a: string; m: string; s: LeaseState; e: number; h: string | null; n: number }
+  | { k: 'r'; m: string; n: number }
+  | { k: 'd'; a: string; m: string }
+  | { k: 'x'; n: number };
+
+interface LeaseRow {
+  address: string;
+  mac: string;
+  state: LeaseState;
+  expires_at: string;
+  hostname: string | null;
+}
+
+function fromRow(row: LeaseRow): Lease {
+  const lease: Lease = { mac: row.mac, address: row.address, state: row.state, expiresAt: Number(row.expires_at) };
+  if (row.hostname !== null) lease.hostname = row.hostname;
+  return lease;
+}
+
+/** A transaction's changes on their way to the database. */
+interface QueuedCall {
+  seq: number;
+  /** Addresses the changes may touch, as the view saw them. */
+  addresses: Set<string>;
+}
+
+export interface PostgresLeaseStoreOptions {
+  /** Told about what the server cannot do itself: a call that failed, a connection lost and found. */
+  onProblem?: (message: string, error?: unknown) => void;
+  onRecovered?: (message: string) => void;
+  connectTimeoutMs?: number;
+}
+
+export class PostgresLeaseStore implements LeaseStore {
+  /** Commits go across a network: the server waits for `synced` before any reply, offers included. */
+  readonly commitsRemotely = true;
+  private readonly view = new MemoryLeaseStore();
+  /** The changes of the open outermost transaction. */
+  private ops: LeaseOp[] | undefined;
+  private opAddresses: Set<string> | undefined;
+  private tail: Promise<void> = Promise.resolve();
+  private seq = 0;
+  private readonly queued = new Map<number, QueuedCall>();
+  private client: pg.Client | undefined;
+  private connecting: Promise<pg.Client> | undefined;
+  private listener: pg.Client | undefined;
+  private closed = false;
+  /** Set when the view may have missed changes (a lost connection): the whole table is read again once the database answers. */
+  private stale = false;
+  private refreshing: Promise<void> | undefined;
+  private readonly wanted = new Set<string>();
+  private wantAll = false;
+  private listenerRetry: NodeJS.Timeout | undefined;
+  /** Connected and in step: false while the database cannot be reached. */
+  healthy = true;
+
+  private constructor(
+    private readonly url: string,
+    /** The database's URL without its password. */
+    readonly database: string,
+    private readonly options: PostgresLeaseStoreOptions,
+  ) {}
+
+  /** Connects, brings the tables to the newest schema, reads every lease and listens for other servers' changes. Throws PostgresDatabaseError. */
+  static async open(url: string, options: PostgresLeaseStoreOptions = {}): Promise<PostgresLeaseStore> {
+    const store = new PostgresLeaseStore(url, describeDatabaseUrl(url), options);
+    const client = await store.connection();
+    await migrateDatabase(client, store.database, 'leases', postgresLeaseMigrations);
+    await store.listen();
+    await store.inTurn(() => store.readAll());
+    return store;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.listenerRetry);
+    await this.tail;
+    await Promise.all([this.client?.end().catch(() => undefined), this.listener?.end().catch(() => undefined)]);
+    this.client = undefined;
+    this.listener = undefined;
+  }
+
+  /** Resolves once every transaction so far has reached the database or failed. */
+  async flush(): Promise<void> {
+    await this.tail;
+    await this.refreshing;
+  }
+
+  byMac(mac: string): Lease | undefined {
+    return this.view.byMac(mac);
+  }
+
+  byAddress(address: string): Lease | undefined {
+    return this.view.byAddress(address);
+  }
+
+  all(): Lease[] {
+    return this.view.all();
+  }
+
+  upsert(lease: Lease, now: number): void {
+    if (this.ops === undefined) return this.transaction(() => this.upsert(lease, now), { durable: lease.state === 'bound' });
+    const before = lease.state === 'declined' ? undefined : this.view.byMac(lease.mac)?.address;
+    this.view.upsert(lease, now);
+    this.ops.push({ k: 'u', a: lease.address, m: lease.mac, s: lease.state, e: lease.expiresAt, h: lease.hostname ?? null, n: now });
+    this.opAddresses!.add(lease.address);
+    if (before !== undefined) this.opAddresses!.add(before);
+  }
+
+  release(mac: string, now: number): Lease | undefined {
+    if (this.ops === undefined) return this.transaction(() => this.release(mac, now));
+    const released = this.view.release(mac, now);
+    if (released !== undefined) {
+      this.ops.push({ k: 'r', m: mac, n: now });
+      this.opAddresses!.add(released.address);
+    }
+    return released;
+  }
+
+  remove(address: string): void {
+    if (this.ops === undefined) return this.transaction(() => this.remove(address));
+    const record = this.view.byAddress(address);
+    if (record === undefined) return;
+    this.view.remove(address);
+    this.ops.push({ k: 'd', a: address, m: record.mac });
+    this.opAddresses!.add(address);
+  }
+
+  expire(now: number): Lease[] {
+    if (this.ops === undefined) return this.transaction(() => this.expire(now));
+    const ended = this.view.expire(now);
+    this.ops.push({ k: 'x', n: now });
+    for (const record of ended) this.opAddresses!.add(record.address);
+    return ended;
+  }
+
+  transaction<T>(work: () => T, options: TransactionOptions = {}): T {
+    return this.run(work, options).result;
+  }
+
+  transactionSyncedLater<T>(work: () => T): { result: T; synced: Promise<void> } {
+    if (this.ops !== undefined) throw new Error('transactionSyncedLater cannot be nested');
+    return this.run(work, { durable: true });
+  }
+
+  private run<T>(work: () => T, options: TransactionOptions): { result: T; synced: Promise<void> } {
+    if (this.ops !== undefined) {
+      const mark = this.ops.length;
+      const addresses = new Set(this.opAddresses);
+      try {
+        return { result: this.view.transaction(work, options), synced: Promise.resolve() };
+      } catch (error) {
+        this.ops.length = mark;
+        this.opAddresses = addresses;
+        throw error;
+      }
+    }
+    this.ops = [];
+    this.opAddresses = new Set();
+    let result: T;
+    try {
+      result = this.view.transaction(work, options);
+    } catch (error) {
+      this.ops = undefined;
+      this.opAddresses = undefined;
+      throw error;
+    }
+    const ops = this.ops;
+    const addresses = this.opAddresses;
+    this.ops = undefined;
+    this.opAddresses = undefined;
+    const synced = ops.length === 0 ? Promise.resolve() : this.enqueue(ops, addresses);
+    // A caller that does not wait (transaction()) is told through onProblem.
+    synced.catch(() => undefined);
+    return { result, synced };
+  }
+
+  /** Sends one transaction's changes after those before it. */
+  private enqueue(ops: LeaseOp[], addresses: Set<string>): Promise<void> {
+    const call: QueuedCall = { seq: ++this.seq, addresses };
+    this.queued.set(call.seq, call);
+    return this.inTurn(() => this.send(call, ops));
+  }
+
+  /** Runs `work` on the connection once everything queued before it has ended: calls and reads, one at a time, in order. */
+  private inTurn<T>(work: () => Promise<T>): Promise<T> {
+    const done = this.tail.then(work);
+    this.tail = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    return done;
+  }
+
+  private async send(call: QueuedCall, ops: LeaseOp[]): Promise<void> {
+    try {
+      if (this.stale) await this.readAll();
+      const client = await this.connection();
+      await client.query('SELECT rackboot_lease_ops($1::jsonb)', [JSON.stringify(ops)]);
+      this.queued.delete(call.seq);
+    } catch (error) {
+      this.queued.delete(call.seq);
+      const failure = this.callError(error);
+      this.options.onProblem?.(`lease changes not kept in ${this.database}: ${failure.message}`, failure);
+      // The view holds changes the database refused: read those rows again.
+      this.want(call.addresses);
+      throw failure;
+    }
+  }
+
+  /** What a failed call threw, as a LeaseConflictError (another server holds the address) or a PostgresDatabaseError. */
+  private callError(error: unknown): Error {
+    const code = (error as { code?: unknown }).code;
+    if (code === 'RB001') {
+      const detail = JSON.parse(String((error as { detail?: unknown }).detail)) as {
+        address: string;
+        mac: string;
+        state: LeaseState;
+        expiresAt: number;
+        wantedBy: string;
+      };
+      return new LeaseConflictError(
+        detail.address,
+        { address: detail.address, mac: detail.mac, state: detail.state, expiresAt: Number(detail.expiresAt) },
+        detail.wantedBy,
+      );
+    }
+    if (code === '23505') {
+      return new PostgresDatabaseError(
+        this.database,
+        'QUERY',
+        `another server changed the same client's lease at the same time (${(error as Error).message})`,
+        { cause: error },
+      );
+    }
+    const failure = asDatabaseError(this.database, error);
+    if (failure.code === 'UNREACHABLE') this.lost();
+    return failure;
+  }
+
+  /** The connection for changes and reads, made again when it was lost. */
+  private connection(): Promise<pg.Client> {
+    if (this.client !== undefined) return Promise.resolve(this.client);
+    this.connecting ??= (async () => {
+      try {
+        const client = await connectDatabase(this.url, { connectTimeoutMs: this.options.connectTimeoutMs ?? 5000, applicationName: 'rackboot leases' });
+        client.on('error', (error) => {
+          if (this.client === client) this.client = undefined;
+          this.options.onProblem?.(`connection to ${this.database} lost: ${error.message}`, error);
+          this.lost();
+        });
+        this.client = client;
+        return client;
+      } catch (error) {
+        this.lost();
+        throw error;
+      } finally {
+        this.connecting = undefined;
+      }
+    })();
+    return this.connecting;
+  }
+
+  private lost(): void {
+    this.stale = true;
+    this.healthy = false;
+    const client = this.client;
+    this.client = undefined;
+    void client?.end().catch(() => undefined);
+  }
+
+  /** A second connection, LISTENing for the addresses other servers' calls touched. */
+  private async listen(): Promise<void> {
+    const listener = await connectDatabase(this.url, { connectTimeoutMs: this.options.connectTimeoutMs ?? 5000, applicationName: 'rackboot lease changes' });
+    listener.on('notification', (message) => {
+      if (message.processId === this.clientProcessId()) return; // our own call: the view has it already
+      if (message.payload === '*') this.wantEverything();
+      else this.want(JSON.parse(message.payload ?? '[]') as string[]);
+    });
+    listener.on('error', (error) => {
+      if (this.listener !== listener) return;
+      this.listener = undefined;
+      this.options.onProblem?.(`listening for lease changes on ${this.database} stopped: ${error.message}`, error);
+      this.lost();
+      this.retryListen();
+    });
+    await listener.query(`LISTEN ${CHANNEL}`);
+    this.listener = listener;
+  }
+
+  private retryListen(): void {
+    if (this.closed || this.listenerRetry !== undefined) return;
+    this.listenerRetry = setTimeout(() => {
+      this.listenerRetry = undefined;
+      if (this.closed) return;
+      this.listen().then(
+        () => this.wantEverything(),
+        () => this.retryListen(),
+      );
+    }, 1000);
+    this.listenerRetry.unref();
+  }
+
+  private clientProcessId(): number | undefined {
+    return (this.client as unknown as { processID?: number } | undefined)?.processID;
+  }
+
+  private want(addresses: Iterable<string>): void {
+    for (const address of addresses) this.wanted.add(address);
+    this.refreshSoon();
+  }
+
+  private wantEverything(): void {
+    this.wantAll = true;
+    this.refreshSoon();
+  }
+
+  /** One read at a time; what is asked for meanwhile is read by the next. */
+  private refreshSoon(): void {
+    if (this.refreshing !== undefined || this.closed) return;
+    this.refreshing = (async () => {
+      try {
+        while ((this.wantAll || this.wanted.size > 0) && !this.closed) {
+          if (this.wantAll) {
+            this.wantAll = false;
+            this.wanted.clear();
+            await this.inTurn(() => this.readAll());
+          } else {
+            const addresses = [...this.wanted];
+            this.wanted.clear();
+            await this.inTurn(() => this.readSome(addresses));
+          }
+        }
+      } catch (error) {
+        this.options.onProblem?.(`leases not read again from ${this.database}: ${(error as Error).message}`, error);
+        this.stale = true;
+      } finally {
+        this.refreshing = undefined;
+      }
+    })();
+  }
+
+  /**
+   * Addresses that transactions not yet kept may change: the view keeps them
+   * as they are until those settle. Calls and reads run one at a time, in
+   * order (inTurn), so a read's rows hold every call that ended before it.
+   */
+  private pendingAddresses(): Set<string> {
+    const addresses = new Set<string>();
+    for (const call of this.queued.values()) for (const address of call.addresses) addresses.add(address);
+    return addresses;
+  }
+
+  private async readSome(addresses: string[]): Promise<void> {
+    const client = await this.connection();
+    const rows = await client.query<LeaseRow>('SELECT address, mac, state, expires_at, hostname FROM leases WHERE address = ANY($1)', [addresses]);
+    const keep = this.pendingAddresses();
+    this.view.adopt(
+      addresses.filter((address) => !keep.has(address)),
+      rows.rows.map(fromRow).filter((lease) => !keep.has(lease.address)),
+    );
+  }
+
+  private async readAll(): Promise<void> {
+    const client = await this.connection();
+    let rows: pg.QueryResult<LeaseRow>;
+    try {
+      rows = await client.query<LeaseRow>('SELECT address, mac, state, expires_at, hostname FROM leases');
+    } catch (error) {
+      throw this.callError(error);
+    }
+    this.view.adoptAll(rows.rows.map(fromRow), this.pendingAddresses());
+    const wasStale = this.stale || !this.healthy;
+    this.stale = false;
+    this.healthy = true;
+    if (wasStale) this.options.onRecovered?.(`leases read again from ${this.database}: ${rows.rowCount ?? 0} records`);
+    if (this.listener === undefined) this.retryListen();
+  }
+}

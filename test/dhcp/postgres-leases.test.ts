@@ -1,0 +1,242 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { LeaseConflictError, type Lease } from '../../server/dhcp/leases/leases.js';
+import { PostgresLeaseStore, postgresLeaseSchemaVersion } from '../../server/dhcp/leases/postgres.js';
+import { PostgresDatabaseError } from '../../server/postgres/database.js';
+import { POSTGRES_PASSWORD, startPostgres, type TestPostgres } from '../support/postgres.js';
+import { until } from '../support/until.js';
+import { leaseStoreContract } from './lease-store-contract.js';
+
+/**
+ * PostgresLeaseStore against a real PostgreSQL 15 started for this file:
+ * the LeaseStore contract (each store in a schema of its own, the database's
+ * rows checked against the store's view after every test), two stores on
+ * one table as two servers, and what an admin sees when the database is
+ * unreachable, refuses the login or is newer. Needs root and Debian's
+ * postgresql-15; without them the tests fail.
+ */
+
+const t0 = 1_700_000_000_000;
+let server: TestPostgres;
+let url: string;
+let admin: pg.Client;
+let schemas = 0;
+
+before(async () => {
+  server = await startPostgres();
+  url = await server.createDatabase('leases');
+  admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+});
+
+after(async () => {
+  await admin?.end();
+  await server?.close();
+});
+
+interface SchemaStore extends PostgresLeaseStore {
+  schema?: string;
+}
+
+/** A store in a new schema of the test database (search_path), so each starts empty. */
+async function openInSchema(): Promise<SchemaStore> {
+  const schema = `contract_${++schemas}`;
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  const store: SchemaStore = await PostgresLeaseStore.open(`${url}?options=${encodeURIComponent(`-c search_path=${schema}`)}`);
+  store.schema = schema;
+  return store;
+}
+
+async function rowsOf(schema: string): Promise<Lease[]> {
+  const result = await admin.query<{ address: string; mac: string; state: Lease['state']; expires_at: string; hostname: string | null }>(
+    `SELECT address, mac, state, expires_at, hostname FROM ${schema}.leases ORDER BY address`,
+  );
+  return result.rows.map((row) => ({
+    mac: row.mac,
+    address: row.address,
+    state: row.state,
+    expiresAt: Number(row.expires_at),
+    ...(row.hostname === null ? {} : { hostname: row.hostname }),
+  }));
+}
+
+leaseStoreContract('PostgresLeaseStore', openInSchema, {
+  verify: async (store) => {
+    await store.flush();
+    assert.deepEqual(await rowsOf(store.schema!), store.all(), "the database's rows are the store's view");
+  },
+  close: (store) => store.close(),
+  propertyRuns: (runs) => Math.ceil(runs / 10),
+});
+
+const lease = (mac: string, address: string, state: Lease['state'], expiresAt: number): Lease => ({ mac, address, state, expiresAt });
+
+describe('PostgresLeaseStore: two servers on one table', () => {
+  test("one server's changes reach the other's view; the database refuses an address the other holds even when the view did not know", async () => {
+    const schema = `shared_${++schemas}`;
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const shared = `${url}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    const a = await PostgresLeaseStore.open(shared);
+    const b = await PostgresLeaseStore.open(shared);
+    try {
+      await a.transactionSyncedLater(() => a.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), t0)).synced;
+      await until(
+        "server B's view holding A's lease",
+        5000,
+        () => (b.byAddress('198.18.0.100')?.mac === '02:00:00:00:00:01' ? true : undefined),
+        () => JSON.stringify(b.all()),
+      );
+
+      // Written behind both views' backs: B offers the address anyway, and the database says no.
+      await admin.query(`INSERT INTO ${schema}.leases (address, mac, state, expires_at) VALUES ('198.18.0.101', '02:00:00:00:00:02', 'bound', $1)`, [
+        t0 + 3_600_000,
+      ]);
+      const { synced } = b.transactionSyncedLater(() => b.upsert(lease('02:00:00:00:00:03', '198.18.0.101', 'offered', t0 + 60_000), t0));
+      await assert.rejects(
+        synced,
+        (error: unknown) => error instanceof LeaseConflictError && error.heldBy.mac === '02:00:00:00:00:02',
+        'refused by the database',
+      );
+      await b.flush();
+      assert.equal(b.byAddress('198.18.0.101')?.mac, '02:00:00:00:00:02', 'the refused change is replaced by what the database holds');
+      assert.equal(b.byMac('02:00:00:00:00:03'), undefined);
+
+      // Both at once, for 40 addresses: each address ends with exactly the one client whose change committed.
+      const outcomes = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => {
+          const address = `198.18.1.${i + 1}`;
+          const fromA = a.transactionSyncedLater(() =>
+            a.upsert(lease(`02:00:00:00:0a:${(i + 1).toString(16).padStart(2, '0')}`, address, 'bound', t0 + 3_600_000), t0),
+          ).synced;
+          const fromB = b.transactionSyncedLater(() =>
+            b.upsert(lease(`02:00:00:00:0b:${(i + 1).toString(16).padStart(2, '0')}`, address, 'bound', t0 + 3_600_000), t0),
+          ).synced;
+          return Promise.allSettled([fromA, fromB]).then((settled) => ({ address, settled }));
+        }),
+      );
+      const rows = new Map((await rowsOf(schema)).map((row) => [row.address, row]));
+      for (const { address, settled } of outcomes) {
+        const kept = settled.map((result) => result.status === 'fulfilled');
+        assert.equal(
+          kept.filter(Boolean).length,
+          1,
+          `${address}: exactly one of the two servers kept its change (${JSON.stringify(settled.map((r) => r.status))})`,
+        );
+        const winner = kept[0] ? 'a' : 'b';
+        assert.match(rows.get(address)?.mac ?? '', new RegExp(`^02:00:00:00:0${winner}:`), address);
+      }
+      await a.flush();
+      await b.flush();
+      await until(
+        'both views equal to the table',
+        5000,
+        async () => {
+          // A never heard of the row written behind its back; every other change it did.
+          const table = await rowsOf(schema);
+          const withoutHidden = table.filter((row) => row.address !== '198.18.0.101');
+          return JSON.stringify(a.all()) === JSON.stringify(withoutHidden) && JSON.stringify(b.all()) === JSON.stringify(table) ? true : undefined;
+        },
+        () => `A ${a.all().length} records, B ${b.all().length}`,
+      );
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe('PostgresLeaseStore: what goes wrong, said by name', () => {
+  test('an unreachable database, a refused login and a newer schema each name the database, never the password', async () => {
+    const unreachable = `postgres://rackboot:${POSTGRES_PASSWORD}@127.0.0.1:1/leases`;
+    await assert.rejects(PostgresLeaseStore.open(unreachable), (error: unknown) => {
+      assert.ok(error instanceof PostgresDatabaseError);
+      assert.equal(error.code, 'UNREACHABLE');
+      assert.match(error.message, /^database postgres:\/\/rackboot@127\.0\.0\.1:1\/leases: unreachable/);
+      assert.ok(!error.message.includes(POSTGRES_PASSWORD));
+      return true;
+    });
+    await assert.rejects(PostgresLeaseStore.open(server.url('leases', 'not-the-password')), (error: unknown) => {
+      assert.ok(error instanceof PostgresDatabaseError);
+      assert.equal(error.code, 'CREDENTIALS');
+      assert.match(error.message, /refused the credentials/);
+      assert.ok(!error.message.includes('not-the-password'));
+      return true;
+    });
+    await assert.rejects(
+      PostgresLeaseStore.open(server.url('no-such-database')),
+      (error: unknown) => error instanceof PostgresDatabaseError && error.code === 'NO_DATABASE',
+    );
+
+    const schema = `newer_${++schemas}`;
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const inSchema = `${url}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    const first = await PostgresLeaseStore.open(inSchema);
+    await first.close();
+    assert.equal(
+      Number((await admin.query(`SELECT version FROM ${schema}.schema_versions WHERE store = 'leases'`)).rows[0].version),
+      postgresLeaseSchemaVersion,
+    );
+    await admin.query(`UPDATE ${schema}.schema_versions SET version = 99 WHERE store = 'leases'`);
+    await assert.rejects(PostgresLeaseStore.open(inSchema), (error: unknown) => {
+      assert.ok(error instanceof PostgresDatabaseError);
+      assert.equal(error.code, 'NEWER_SCHEMA');
+      assert.match(error.message, /schema version 99, written by a newer rackboot/);
+      return true;
+    });
+  });
+
+  test('while PostgreSQL restarts nothing is kept and the caller is told; afterwards the store carries on by itself', async () => {
+    const schema = `restart_${++schemas}`;
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const problems: string[] = [];
+    const recovered: string[] = [];
+    const store = await PostgresLeaseStore.open(`${url}?options=${encodeURIComponent(`-c search_path=${schema}`)}`, {
+      connectTimeoutMs: 1000,
+      onProblem: (message) => problems.push(message),
+      onRecovered: (message) => recovered.push(message),
+    });
+    try {
+      await store.transactionSyncedLater(() => store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), t0)).synced;
+      await admin.end();
+      await server.stop();
+      const { synced } = store.transactionSyncedLater(() => store.upsert(lease('02:00:00:00:00:02', '198.18.0.101', 'bound', t0 + 3_600_000), t0));
+      await assert.rejects(synced, (error: unknown) => error instanceof PostgresDatabaseError && error.code === 'UNREACHABLE');
+      assert.ok(
+        problems.some((message) => /not kept in postgres:\/\/rackboot@127\.0\.0\.1:\d+\/leases/.test(message)),
+        problems.join('\n'),
+      );
+      assert.equal(store.healthy, false);
+      await server.start();
+      admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      await until(
+        'a change kept after the restart',
+        30_000,
+        async () => {
+          const { synced: again } = store.transactionSyncedLater(() => store.upsert(lease('02:00:00:00:00:03', '198.18.0.102', 'bound', t0 + 3_600_000), t0));
+          return (await again.then(
+            () => true,
+            () => undefined,
+          )) as true | undefined;
+        },
+        () => problems.join('\n'),
+      );
+      assert.equal(store.healthy, true);
+      assert.ok(recovered.length > 0, 'recovery is said');
+      assert.deepEqual(
+        (await rowsOf(schema)).map((row) => row.address),
+        ['198.18.0.100', '198.18.0.102'],
+        'the change made while the database was down is not in it',
+      );
+      await store.flush();
+      assert.deepEqual(
+        store.all().map((row) => row.address),
+        ['198.18.0.100', '198.18.0.102'],
+        "and not in the store's view either",
+      );
+    } finally {
+      await store.close();
+    }
+  });
+});
