@@ -92,6 +92,7 @@ async function main(argv: string[]): Promise<void> {
           profiles: args.profiles,
           assets: args.assets,
           state: args.state,
+          ...(args.database !== undefined ? { database: args.database } : {}),
           httpPort: args['http-port'],
           tftpPort: args['tftp-port'],
           tftpMaxTransfers: args['tftp-max-transfers'],
@@ -176,12 +177,18 @@ async function main(argv: string[]): Promise<void> {
               process.stdout.write(`released ${lease.address} (${lease.mac}); it is ${lease.state} now\n`);
             },
           )
+          .option('database', {
+            type: 'string',
+            describe: 'the PostgreSQL URL servers share ("serve --database"; else RACKBOOT_DATABASE): read the leases there instead of the state folder',
+          })
           .option('json', { type: 'boolean', default: false, describe: 'one JSON array instead of a table' }),
       async (args) => {
         const { join } = await import('node:path');
         const { readLeaseFile } = await import('./dhcp/leases/sqlite.js');
+        const { readLeaseDatabase } = await import('./dhcp/leases/postgres.js');
         const { leaseRows, renderLeaseTable } = await import('./dhcp/leases/table.js');
-        const leases = readLeaseFile(join(args.state, 'leases.sqlite'));
+        const database = args.database ?? (process.env.RACKBOOT_DATABASE || undefined);
+        const leases = database !== undefined ? await readLeaseDatabase(database) : readLeaseFile(join(args.state, 'leases.sqlite'));
         const now = Date.now();
         process.stdout.write(args.json ? `${JSON.stringify(leaseRows(leases, now), null, 2)}\n` : renderLeaseTable(leases, now));
       },

@@ -47,6 +47,11 @@ export const serveOptions = {
   },
   ...folderOptions,
   state: stateOption,
+  database: {
+    type: 'string',
+    describe:
+      'PostgreSQL URL (postgres://USER@HOST[:PORT]/DATABASE) for state several servers share: the leases; the password from PGPASSWORD, ~/.pgpass or the configuration file, never the command line',
+  },
   'http-port': { type: 'number', default: 80, describe: 'HTTP port (boot scripts, boot files, the status page and the admin API)' },
   'tftp-port': { type: 'number', default: 69, describe: 'TFTP port' },
   'tftp-max-transfers': { type: 'number', default: 64, describe: 'TFTP transfers at once; past it clients get "server busy"' },

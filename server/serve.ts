@@ -9,7 +9,10 @@ import { AssetStore } from './assets/builds.js';
 import { hostFile, tftpHostFile, type HostSources } from './core/host-files.js';
 import { chooseBootFile, type ServerEndpoints } from './core/resolve.js';
 import { DhcpServer } from './dhcp/server.js';
+import type { LeaseStore } from './dhcp/leases/leases.js';
+import { PostgresLeaseStore } from './dhcp/leases/postgres.js';
 import { SqliteLeaseStore } from './dhcp/leases/sqlite.js';
+import { describeDatabaseUrl } from './postgres/database.js';
 import { SqliteEventStore } from './events/sqlite-store.js';
 import { defaultRetention, startEventRetention, type RetentionSettings } from './events/retention.js';
 import { listImages } from './http/downloads.js';
@@ -61,6 +64,8 @@ export interface ServeOptions {
   profiles: string;
   assets: string;
   state: string;
+  /** `--database`: a PostgreSQL URL; the leases live there instead of the state folder (see dhcp/leases/postgres.ts). */
+  database?: string;
   httpPort: number;
   tftpPort: number;
   /** TFTP transfers at once, in all and from one client address (see TftpServer). */
@@ -80,6 +85,22 @@ export interface ServeOptions {
   /** Disk budget of the per-host image cache, bytes (default: defaultHostImageBudgetBytes). */
   hostImageCacheBytes?: number;
   log: Logger;
+}
+
+/** The lease store serve's options name: a PostgreSQL database shared with other servers, or leases.sqlite in the state folder. */
+async function openLeases(options: ServeOptions, log: Logger): Promise<LeaseStore & { close(): void | Promise<void> }> {
+  if (options.database === undefined) {
+    const leases = SqliteLeaseStore.open(join(options.state, 'leases.sqlite'));
+    log.info({ file: leases.file, leases: leases.all().length }, 'dhcp: leases opened');
+    return leases;
+  }
+  const leases = await PostgresLeaseStore.open(options.database, {
+    // Until the database answers again, DHCP requests get no reply: each is logged as not kept.
+    onProblem: (message, error) => log.error({ err: error, database: describeDatabaseUrl(options.database!) }, message),
+    onRecovered: (message) => log.info({ database: describeDatabaseUrl(options.database!) }, message),
+  });
+  log.info({ database: leases.database, leases: leases.all().length }, 'dhcp: leases opened');
+  return leases;
 }
 
 export interface RunningServer {
@@ -265,13 +286,11 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   // What a draining stop waits for (see RunningServer.close), set as each starts.
   const draining: { stopFirst: Array<() => Promise<void>>; http?: ListeningHttp; tftp?: TftpServer } = { stopFirst: [] };
   try {
-    // Durable: an ACKed lease survives a crash or restart (see sqlite-leases.ts).
-    // Opened before HTTP starts, since the admin API lists and releases leases.
-    const leases = options.dhcp === 'full' ? SqliteLeaseStore.open(join(options.state, 'leases.sqlite')) : undefined;
-    if (leases) {
-      closers.push(async () => leases.close());
-      log.info({ file: leases.file, leases: leases.all().length }, 'dhcp: leases opened');
-    }
+    // Durable: an ACKed lease survives a crash or restart (see sqlite-leases.ts),
+    // in PostgreSQL the death of this server too (see postgres.ts). Opened
+    // before HTTP starts, since the admin API lists and releases leases.
+    const leases = options.dhcp === 'full' ? await openLeases(options, log) : undefined;
+    if (leases) closers.push(async () => await leases.close());
     const hostTokenSecret = await loadOrCreateSecret(options.state, 'host-token.key');
     // Who may have a boot token (tokens/grant.ts): what rackboot's DHCP
     // answered each MAC, and the kernel's neighbour table for the served interface.

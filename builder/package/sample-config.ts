@@ -27,6 +27,7 @@ const examples: Record<string, unknown> = {
   'dhcp-new-clients-per-second': 20,
   'tftp-server': '198.18.0.2',
   user: 'rackboot',
+  database: 'postgres://rackboot@198.18.0.5/rackboot',
 };
 
 /** Keys an administrator must fill in before the first start. */
@@ -41,6 +42,7 @@ const notes: Record<string, string> = {
   'http-port': 'Open TCP 80 (or this port) in the firewall.',
   'tftp-port': 'Open UDP 69 (or this port) and the ephemeral ports TFTP transfers answer from.',
   'dhcp-port': 'Open UDP 67 (and 4011 in proxy mode).',
+  database: "Several servers on one PostgreSQL: put the password in ~rackboot/.pgpass (mode 0600), or in this URL only if this file stays readable by root and rackboot alone.",
 };
 
 function wrap(text: string, width: number): string[] {

@@ -173,7 +173,7 @@ export function createAdminRouter(options: AdminApiOptions): Router {
     res.json(options.leases.all().map(leaseJson));
   });
 
-  router.delete('/leases/:address', (req, res) => {
+  router.delete('/leases/:address', async (req, res) => {
     const leases = options.leases;
     if (!leases) return noLeases(res);
     const address = String(req.params.address);
@@ -182,12 +182,22 @@ export function createAdminRouter(options: AdminApiOptions): Router {
       res.status(404).json({ error: `no lease for ${address}` });
       return;
     }
-    if (lease.state === 'declined') {
-      // A quarantined address has no client to release it from: the admin
-      // says the conflict is gone, so the record goes.
-      leases.remove(address);
-    } else {
-      leases.release(lease.mac, now());
+    // Answered once kept: on disk, or committed in the database servers share.
+    try {
+      await leases.transactionSyncedLater(() => {
+        if (lease.state === 'declined') {
+          // A quarantined address has no client to release it from: the admin
+          // says the conflict is gone, so the record goes.
+          leases.remove(address);
+        } else {
+          leases.release(lease.mac, now());
+        }
+      }).synced;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      log.error({ event: 'admin-lease', mac: lease.mac, address, err: error }, 'admin api: lease not released');
+      res.status(503).json({ error: `the lease of ${address} was not released: ${message}` });
+      return;
     }
     log.info({ event: 'admin-lease', action: 'released', mac: lease.mac, address, was: lease.state }, 'admin api: lease released');
     res.json(leaseJson(leases.byAddress(address) ?? { ...lease, state: 'released', expiresAt: now() }));

@@ -24,6 +24,8 @@ export interface TestPostgres {
   readonly port: number;
   /** postgres://rackboot:…@host:port/NAME */
   url(database?: string, password?: string): string;
+  /** The same through the server's Unix socket, which reaches it from any network namespace. */
+  socketUrl(database?: string): string;
   /** Makes an empty database owned by rackboot; returns its URL. */
   createDatabase(name: string): Promise<string>;
   /** Runs SQL in a database with psql; returns its output (tuples only, unaligned). */
@@ -131,6 +133,7 @@ export async function startPostgres(options: { host?: string; port?: number; net
     host,
     port,
     url,
+    socketUrl: (database = 'rackboot') => `${url(database).replace(/@[^/]*\//, `@localhost:${port}/`)}?host=${encodeURIComponent(dir)}`,
     get process() {
       return server;
     },

@@ -97,7 +97,8 @@ export class GroupCommit<Request, Outcome extends Decided> {
     };
     let synced: Promise<void> | undefined;
     try {
-      if (batch.some((request) => this.steps.mayBind(request))) synced = this.store.transactionSyncedLater(decideAll).synced;
+      if (this.store.commitsRemotely === true || batch.some((request) => this.steps.mayBind(request)))
+        synced = this.store.transactionSyncedLater(decideAll).synced;
       else this.store.transaction(decideAll);
     } catch (error) {
       this.batchFailed(decided, batch.slice(reached), error);

@@ -67,6 +67,13 @@ export function notDurable(lease: Lease): NotDurableError {
 }
 
 export interface LeaseStore {
+  /**
+   * Commits travel to a database other servers share (PostgreSQL): even a
+   * batch with no ACK in it waits for transactionSyncedLater's `synced`
+   * before its replies go, so no offer names an address the database
+   * gave someone else.
+   */
+  readonly commitsRemotely?: boolean;
   /** The client's lease record (never a declined record), whatever its state. */
   byMac(mac: string): Lease | undefined;
   /** The record of an address, whatever its state. */

@@ -136,6 +136,25 @@ function fromRow(row: LeaseRow): Lease {
   return lease;
 }
 
+/** Every lease record in the database, for `rackboot leases --database` (reads only; makes no table). Throws PostgresDatabaseError. */
+export async function readLeaseDatabase(url: string): Promise<Lease[]> {
+  const database = describeDatabaseUrl(url);
+  const client = await connectDatabase(url, { applicationName: 'rackboot leases' });
+  try {
+    const rows = await client.query<LeaseRow>('SELECT address, mac, state, expires_at, hostname FROM leases ORDER BY address');
+    return rows.rows.map(fromRow);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === '42P01') {
+      throw new PostgresDatabaseError(database, 'QUERY', 'holds no rackboot leases (no leases table): has a server run with --database on it?', {
+        cause: error,
+      });
+    }
+    throw asDatabaseError(database, error);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /** A transaction's changes on their way to the database. */
 interface QueuedCall {
   seq: number;
