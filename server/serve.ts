@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadOrCreateAdminToken, loadOrCreateSecret } from './admin/token.js';
+import { adoptSharedAdminToken, loadOrCreateAdminToken, loadOrCreateSecret, type AdminToken } from './admin/token.js';
 import { HostTokens } from './tokens/host-token.js';
 import { decideTokenGrant, DhcpAnswers } from './tokens/grant.js';
 import { BootLedger } from './tokens/use.js';
@@ -13,6 +13,7 @@ import type { LeaseStore } from './dhcp/leases/leases.js';
 import { PostgresLeaseStore } from './dhcp/leases/postgres.js';
 import { SqliteLeaseStore } from './dhcp/leases/sqlite.js';
 import { describeDatabaseUrl } from './postgres/database.js';
+import { loadOrCreateSharedSecrets } from './postgres/secrets.js';
 import { SqliteEventStore } from './events/sqlite-store.js';
 import { defaultRetention, startEventRetention, type RetentionSettings } from './events/retention.js';
 import { listImages } from './http/downloads.js';
@@ -101,6 +102,15 @@ async function openLeases(options: ServeOptions, log: Logger): Promise<LeaseStor
   });
   log.info({ database: leases.database, leases: leases.all().length }, 'dhcp: leases opened');
   return leases;
+}
+
+/** The host-token key and the admin token: shared through the database, else files of the state folder. */
+async function openSecrets(options: ServeOptions): Promise<{ hostTokenSecret: { value: string }; token: AdminToken }> {
+  if (options.database === undefined) {
+    return { hostTokenSecret: await loadOrCreateSecret(options.state, 'host-token.key'), token: await loadOrCreateAdminToken(options.state) };
+  }
+  const [hostToken, admin] = await loadOrCreateSharedSecrets(options.database, ['host-token-key', 'admin-token']);
+  return { hostTokenSecret: hostToken!, token: await adoptSharedAdminToken(options.state, admin!.value, admin!.created) };
 }
 
 export interface RunningServer {
@@ -291,7 +301,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     // before HTTP starts, since the admin API lists and releases leases.
     const leases = options.dhcp === 'full' ? await openLeases(options, log) : undefined;
     if (leases) closers.push(async () => await leases.close());
-    const hostTokenSecret = await loadOrCreateSecret(options.state, 'host-token.key');
+    // With --database, the host-token key and the admin token are the database's, so every server on it honours the same tokens.
+    const { hostTokenSecret, token } = await openSecrets(options);
     // Who may have a boot token (tokens/grant.ts): what rackboot's DHCP
     // answered each MAC, and the kernel's neighbour table for the served interface.
     const dhcpAnswers = new DhcpAnswers();
@@ -324,7 +335,6 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       profileProblems: (mac, slot) => profiles.problemsFor(mac, slot).map(formatProfileError),
       endpoints,
     };
-    const token = await loadOrCreateAdminToken(options.state);
     if (token.created) log.info({ file: token.file }, 'admin api: token created (send it as "Authorization: Bearer <token>")');
     // The boot timeline: what runtimes and guests report (see server/events),
     // and what the DHCP, TFTP and HTTP servers see (server/observe.ts).

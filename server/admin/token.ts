@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
@@ -37,6 +37,33 @@ export async function loadOrCreateAdminToken(stateDir: string): Promise<AdminTok
     tightened,
     matches: (presented) => timingSafeEqual(digest(presented), expected),
   };
+}
+
+/**
+ * The admin token servers on one database share (postgres/secrets.ts),
+ * written to this server's state folder as `admin.token` (mode 0600, in
+ * place of another) so the CLI on this host finds it as it always does.
+ */
+export async function adoptSharedAdminToken(stateDir: string, token: string, created: boolean): Promise<AdminToken> {
+  await mkdir(stateDir, { recursive: true });
+  const file = join(stateDir, adminTokenFileName);
+  const current = await readFile(file, 'utf8').then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  if (current !== token) {
+    const temporary = `${file}.${process.pid}.tmp`;
+    const handle = await open(temporary, 'w', 0o600);
+    try {
+      await handle.writeFile(`${token}\n`);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, file);
+  }
+  const expected = digest(token);
+  return { file, created, tightened: false, matches: (presented) => timingSafeEqual(digest(presented), expected) };
 }
 
 /**

@@ -4,15 +4,15 @@
  * lease a client was ACKed before the kill is in the database with the
  * same MAC. A second server with a state folder of its own then serves on
  * the same database (the first machine is gone, its database is not): no
- * address goes to a second client, and `rackboot leases --database` reads
- * the table. The servers reach PostgreSQL through its Unix socket, which
+ * address goes to a second client, `rackboot leases --database` reads
+ * the table, and both servers hold the same admin token. The servers reach PostgreSQL through its Unix socket, which
  * crosses network namespaces.
  *
  * Needs root, iproute2, perfdhcp, tcpdump and Debian's postgresql-15;
  * fails, never skips, without them.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -92,6 +92,11 @@ test(
       assert.equal(record?.mac, mac, `${address} was ACKed to ${mac}; the database has ${JSON.stringify(record)}`);
       assert.equal(record?.state, 'bound');
     }
+
+    // The servers share the admin token (each state folder has it for the CLI) and keep the host-token key in the database only.
+    const tokens = ['state-a', 'state-b'].map((name) => readFileSync(join(dir, name, 'admin.token'), 'utf8'));
+    assert.equal(tokens[0], tokens[1]);
+    assert.ok(!existsSync(join(dir, 'state-a', 'host-token.key')) && !existsSync(join(dir, 'state-b', 'host-token.key')));
 
     const listed = await runRackboot(['leases', '--database', database, '--json'], { timeoutMs: 30_000 });
     assert.equal(listed.code, 0, listed.stderr);
