@@ -35,6 +35,7 @@ import { defaultPool, interfaceAddress, type InterfaceAddress, parsePool, parseP
 import { formatProfileError } from './profiles/error.js';
 import { formatProfileWarning, profileWarnings } from './profiles/lint.js';
 import { ProfileDirectory } from './profiles/store.js';
+import { PostgresSlotSightings } from './profiles/postgres-sightings.js';
 import { SqliteSlotSightings } from './profiles/sqlite-sightings.js';
 import type { RelaySlot } from './profiles/slot.js';
 import { fileFromBuffer, fileFromDisk } from './tftp/io/file.js';
@@ -344,9 +345,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     // profiles; kept in the state folder, so a restart forgets no machine's
     // slot (see profiles/sqlite-sightings.ts). Opened after the leases and
     // the timeline, whose locks say best that another server holds the folder.
-    const sightings = SqliteSlotSightings.open(join(options.state, 'slots.sqlite'), {
-      onWriteError: (error, mac) => log.warn({ err: error, mac }, 'slot sighting not written to the state folder; kept in memory until the next one'),
-    });
+    const sightings =
+      options.database === undefined
+        ? SqliteSlotSightings.open(join(options.state, 'slots.sqlite'), {
+            onWriteError: (error, mac) => log.warn({ err: error, mac }, 'slot sighting not written to the state folder; kept in memory until the next one'),
+          })
+        : await PostgresSlotSightings.open(options.database, {
+            onWriteError: (error, mac) => log.warn({ err: error, mac }, 'slot sighting not written to the database; kept in memory until the next one'),
+          });
     closers.push(async () => sightings.close());
     const stopRetention = startEventRetention(events, options.eventRetention ?? defaultRetention, log);
     closers.push(async () => stopRetention());

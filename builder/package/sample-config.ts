@@ -42,7 +42,8 @@ const notes: Record<string, string> = {
   'http-port': 'Open TCP 80 (or this port) in the firewall.',
   'tftp-port': 'Open UDP 69 (or this port) and the ephemeral ports TFTP transfers answer from.',
   'dhcp-port': 'Open UDP 67 (and 4011 in proxy mode).',
-  database: "Several servers on one PostgreSQL: put the password in ~rackboot/.pgpass (mode 0600), or in this URL only if this file stays readable by root and rackboot alone.",
+  database:
+    'Several servers on one PostgreSQL: the password goes in a pgpass file (a drop-in with Environment=PGPASSFILE=/etc/rackboot/pgpass, that file owned by rackboot, mode 0600), not in this URL.',
 };
 
 function wrap(text: string, width: number): string[] {

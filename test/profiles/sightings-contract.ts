@@ -1,9 +1,9 @@
 /**
  * The contract every SlotSightings keeps. Run it against each implementation:
- * slotSightingsContract('name', () => new Store()).
+ * slotSightingsContract('name', () => new Store(), { verify }).
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { afterEach, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { SlotSightings } from '../../server/profiles/sightings.js';
 import type { RelaySlot } from '../../server/profiles/slot.js';
@@ -11,10 +11,35 @@ import type { RelaySlot } from '../../server/profiles/slot.js';
 const slot1 = { circuitId: '7231' };
 const slot2 = { circuitId: '7232' };
 
-export function slotSightingsContract(name: string, create: () => SlotSightings): void {
+export interface ContractOptions<S extends SlotSightings> {
+  /** After each test and each run of the property: checks what the store keeps beyond its copy in memory. */
+  verify?: (sightings: S) => Promise<void>;
+  /** Runs of the property (stores that are costly to make run fewer); default as written. */
+  propertyRuns?: (runs: number) => number;
+}
+
+export function slotSightingsContract<S extends SlotSightings>(name: string, make: () => S | Promise<S>, options: ContractOptions<S> = {}): void {
+  const open: S[] = [];
+  const create = async (): Promise<S> => {
+    const sightings = await make();
+    open.push(sightings);
+    return sightings;
+  };
+  const settle = async (sightings: S): Promise<void> => {
+    open.splice(open.indexOf(sightings), 1);
+    try {
+      await options.verify?.(sightings);
+    } finally {
+      sightings.close();
+    }
+  };
   describe(`SlotSightings contract: ${name}`, () => {
-    test('one MAC per slot: a new machine in a slot takes it from the old one', () => {
-      const sightings = create();
+    afterEach(async () => {
+      for (const sightings of [...open]) await settle(sightings);
+    });
+
+    test('one MAC per slot: a new machine in a slot takes it from the old one', async () => {
+      const sightings = await create();
       assert.equal(sightings.record('m1', slot1), undefined);
       assert.equal(sightings.record('m1', slot1), undefined, 'seen again');
       assert.deepEqual(sightings.slotOf('m1'), slot1);
@@ -22,21 +47,19 @@ export function slotSightingsContract(name: string, create: () => SlotSightings)
       assert.equal(sightings.slotOf('m1'), undefined);
       assert.deepEqual(sightings.slotOf('m2'), slot1);
       assert.equal(sightings.macAt(slot1), 'm2');
-      sightings.close();
     });
 
-    test('a machine that moves leaves its old slot empty', () => {
-      const sightings = create();
+    test('a machine that moves leaves its old slot empty', async () => {
+      const sightings = await create();
       sightings.record('m1', slot1);
       assert.equal(sightings.record('m1', slot2), undefined);
       assert.equal(sightings.macAt(slot1), undefined);
       assert.equal(sightings.macAt(slot2), 'm1');
       assert.deepEqual(sightings.slotOf('m1'), slot2);
-      sightings.close();
     });
 
-    test('the same circuit-id on two relays is two slots, and neither is the slot without a remote-id', () => {
-      const sightings = create();
+    test('the same circuit-id on two relays is two slots, and neither is the slot without a remote-id', async () => {
+      const sightings = await create();
       sightings.record('m1', { circuitId: '7231', remoteId: '01' });
       sightings.record('m2', { circuitId: '7231', remoteId: '02' });
       sightings.record('m3', { circuitId: '7231' });
@@ -52,24 +75,22 @@ export function slotSightingsContract(name: string, create: () => SlotSightings)
           { mac: 'm3', slot: { circuitId: '7231' } },
         ],
       );
-      sightings.close();
     });
 
-    test('slots read out are copies', () => {
-      const sightings = create();
+    test('slots read out are copies', async () => {
+      const sightings = await create();
       sightings.record('m1', { circuitId: '7231', remoteId: '01' });
       const read = sightings.slotOf('m1')!;
       read.circuitId = 'ffff';
       assert.deepEqual(sightings.slotOf('m1'), { circuitId: '7231', remoteId: '01' });
-      sightings.close();
     });
 
-    test('any run of sightings agrees with a plain model: each slot holds the last MAC seen there, each MAC the last slot it was seen in', () => {
+    test('any run of sightings agrees with a plain model: each slot holds the last MAC seen there, each MAC the last slot it was seen in', async () => {
       const slots: RelaySlot[] = [{ circuitId: '01' }, { circuitId: '02' }, { circuitId: '01', remoteId: 'aa' }, { circuitId: '02', remoteId: 'bb' }];
       const key = (slot: RelaySlot) => `${slot.circuitId}/${slot.remoteId ?? ''}`;
-      fc.assert(
-        fc.property(fc.array(fc.record({ mac: fc.constantFrom('m1', 'm2', 'm3'), slot: fc.nat(slots.length - 1) }), { maxLength: 30 }), (steps) => {
-          const sightings = create();
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.record({ mac: fc.constantFrom('m1', 'm2', 'm3'), slot: fc.nat(slots.length - 1) }), { maxLength: 30 }), async (steps) => {
+          const sightings = await create();
           const model = new Map<string, string>(); // slot key -> MAC
           try {
             for (const { mac, slot } of steps) {
@@ -84,10 +105,10 @@ export function slotSightingsContract(name: string, create: () => SlotSightings)
               }
             }
           } finally {
-            sightings.close();
+            await settle(sightings);
           }
         }),
-        { numRuns: 100 },
+        { numRuns: options.propertyRuns?.(100) ?? 100 },
       );
     });
   });
