@@ -13,7 +13,9 @@ import type { LeaseStore } from './dhcp/leases/leases.js';
 import { PostgresLeaseStore } from './dhcp/leases/postgres.js';
 import { SqliteLeaseStore } from './dhcp/leases/sqlite.js';
 import { describeDatabaseUrl } from './postgres/database.js';
+import { ServerMembership } from './postgres/membership.js';
 import { loadOrCreateSharedSecrets } from './postgres/secrets.js';
+import { answeringServer } from './dhcp/decide/peers.js';
 import { SqliteEventStore } from './events/sqlite-store.js';
 import { defaultRetention, startEventRetention, type RetentionSettings } from './events/retention.js';
 import { listImages } from './http/downloads.js';
@@ -523,9 +525,23 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       const relayScopes = (options.relaySubnets ?? []).map((text) =>
         full ? parseRelaySubnet(text) : { ...parseProxyRelaySubnet(text), pool: undefined, router: undefined, dns: [] },
       );
+      // Servers on one database answer together: one of the live ones answers each client.
+      const peers =
+        full && options.database !== undefined
+          ? await ServerMembership.open(options.database, {
+              id: served.address,
+              onChange: (live, came, went) => log.info({ servers: live, came, went }, 'dhcp: servers on the database changed'),
+              onProblem: (message, error) => log.error({ err: error }, message),
+            })
+          : undefined;
+      if (peers) {
+        closers.push(() => peers.close());
+        log.info({ servers: peers.live() }, 'dhcp: answering with the servers on the database');
+      }
       const fullMode = {
         pool: pool!,
         leases: leases!,
+        ...(peers ? { answersFor: (mac: string) => answeringServer(mac, peers.live()) === served.address } : {}),
         ...(options.firstLeaseSeconds !== undefined ? { firstLeaseSeconds: options.firstLeaseSeconds } : {}),
         ...(options.dhcpNewClientsPerSecond !== undefined ? { newClientsPerSecond: options.dhcpNewClientsPerSecond } : {}),
         ...(options.router ? { router: options.router } : {}),

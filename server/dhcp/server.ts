@@ -73,6 +73,8 @@ export interface DhcpServerOptions {
   bootFile(facts: ClientFacts): BootFileChoice;
   /** Where leases are kept: needed in full mode; proxy mode writes none. */
   leases?: LeaseStore;
+  /** Several servers on one database: whether this one answers the MAC's broadcasts now (see decide/peers.ts). */
+  answersFor?: (mac: string) => boolean;
   /** Where MACs were seen (option 82), recorded on every offer and ack through a relay; read back for later requests and by HTTP/TFTP lookups. */
   sightings?: SlotSightings;
   log: Logger;
@@ -127,13 +129,26 @@ export interface DhcpServerStats {
   unknownIgnored: number;
   /** Of `ignored`: new clients past --dhcp-new-clients-per-second. */
   rateLimited: number;
+  /** Of `ignored`: clients another server on the database answers. */
+  peerIgnored: number;
   errors: number;
 }
 
 const expirySweepMs = 60_000;
 
 export class DhcpServer {
-  readonly stats: DhcpServerStats = { received: 0, batches: 0, malformed: 0, replies: 0, updates: 0, ignored: 0, unknownIgnored: 0, rateLimited: 0, errors: 0 };
+  readonly stats: DhcpServerStats = {
+    received: 0,
+    batches: 0,
+    malformed: 0,
+    replies: 0,
+    updates: 0,
+    ignored: 0,
+    unknownIgnored: 0,
+    rateLimited: 0,
+    peerIgnored: 0,
+    errors: 0,
+  };
   private readonly context: DhcpContext;
   private readonly leases: LeaseStore;
   /** Where each pool's next search for a never-used address starts: the decisions' cursors, handed back to them (DhcpContext.allocationCursors). */
@@ -194,6 +209,7 @@ export class DhcpServer {
       slotOf: (mac) => options.sightings?.slotOf(mac),
       bootFile: (facts) => options.bootFile(facts),
       knownOnly: options.knownOnly === true ? (mac, slot) => options.hasOwnProfile?.(mac, slot) === true : undefined,
+      answersFor: options.answersFor,
       leases: this.leases,
       serverPort: this.port,
       clientPort: options.clientPort ?? 68,
@@ -383,6 +399,7 @@ export class DhcpServer {
         this.stats.ignored++;
         if (decision.quiet !== undefined) {
           if (decision.quiet === 'unknown') this.stats.unknownIgnored++;
+          else if (decision.quiet === 'peer') this.stats.peerIgnored++;
           else this.stats.rateLimited++;
           this.quietIgnores.note(decision.reason);
           log.debug({ mac, type, result: 'ignore', reason: decision.reason, source }, `${type} ignored`);

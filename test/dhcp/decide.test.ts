@@ -621,3 +621,25 @@ test('otherServerShown: a direct DHCPREQUEST naming another server shows it, in 
   assert.equal(otherServerShown(discover(mac), context), undefined);
   assert.equal(otherServerShown(select(mac, '198.18.0.120', '198.18.0.2'), { ...context, mode: 'proxy' }), undefined);
 });
+
+describe('servers on one database (answersFor)', () => {
+  test("a client's broadcasts are answered only by the server that answers it; a message naming a server, by the one named", () => {
+    const mine = new Set([macA]);
+    const context = testContext({ answersFor: (mac) => mine.has(mac) });
+    const offer = reply(step(context, discover(macA)));
+    assert.equal(offer.result, 'offer');
+    const other = step(context, discover(macB));
+    assert.deepEqual(other.kind === 'ignore' && [other.reason, other.quiet], ['another server on the database answers this client', 'peer']);
+    assert.equal(context.leases.byMac(macB), undefined, 'nothing written for a client another server answers');
+    // INIT-REBOOT (option 50, no server identifier) is a broadcast too.
+    assert.equal(step(context, request(macB, { requestedAddress: '198.18.0.100' })).kind, 'ignore');
+    // SELECTING our offer: ours to ACK, whoever answers the client's broadcasts.
+    mine.clear();
+    assert.equal(reply(step(context, select(macA, offer.packet.yourAddress))).result, 'ack');
+    // SELECTING another server's offer: its record is the database's, maybe that server's: left alone.
+    const taken = { ...context.leases.byMac(macA)!, state: 'offered' as const };
+    context.leases.upsert(taken, now);
+    assert.equal(ignored(step(context, select(macA, taken.address, '198.18.0.2'))), 'client chose server 198.18.0.2');
+    assert.deepEqual(context.leases.byMac(macA), taken);
+  });
+});

@@ -29,21 +29,23 @@ export function requireTool(name: string, debianPackage: string): void {
 
 export interface Reply {
   type: 'offer' | 'ack' | 'nak';
+  /** The server that sent it. */
+  server: string;
   mac: string;
   address: string;
   time: number;
 }
 
-/** The server's replies in a capture, in capture order. */
-export function repliesIn(file: string): Reply[] {
+/** The servers' replies in a capture, in capture order. */
+export function repliesIn(file: string, servers: readonly string[] = [serverAddress]): Reply[] {
   const types = { 2: 'offer', 5: 'ack', 6: 'nak' } as const;
   const replies: Reply[] = [];
   for (const datagram of readPcap(file)) {
-    if (datagram.source.address !== serverAddress || datagram.source.port !== 67) continue;
+    if (!servers.includes(datagram.source.address) || datagram.source.port !== 67) continue;
     const packet = decodePacket(datagram.payload);
     const type = types[packet.options.messageType as keyof typeof types];
     if (type === undefined) continue;
-    replies.push({ type, mac: formatMac(packet.hardwareAddress), address: packet.yourAddress, time: datagram.time });
+    replies.push({ type, server: datagram.source.address, mac: formatMac(packet.hardwareAddress), address: packet.yourAddress, time: datagram.time });
   }
   return replies;
 }
@@ -68,14 +70,14 @@ export class Capture {
   }
 
   /** Stops tcpdump and returns the replies; fails if the kernel dropped any packet. */
-  async stop(): Promise<Reply[]> {
+  async stop(servers?: readonly string[]): Promise<Reply[]> {
     const exited = new Promise((resolve) => this.child.once('close', resolve));
     this.child.kill('SIGINT');
     await exited;
     const dropped = /(\d+) packets? dropped by kernel/.exec(this.stderr);
     assert.ok(dropped, `tcpdump summary missing: ${this.stderr}`);
     assert.equal(dropped[1], '0', `tcpdump missed packets, the capture is incomplete: ${this.stderr}`);
-    return repliesIn(this.file);
+    return repliesIn(this.file, servers);
   }
 }
 
@@ -122,8 +124,9 @@ export class Server {
 }
 
 /** perfdhcp for `seconds` at `rate` exchanges/s over `clients` MACs (the same MACs every run, from its default base). */
-export function load(ns: Netns, rate: number, clients: number, seconds: number) {
-  return runIn(ns, 'perfdhcp', ['-4', '-l', 'vc', '-r', String(rate), '-R', String(clients), '-p', String(seconds), serverAddress], (seconds + 20) * 1000);
+export function load(ns: Netns, rate: number, clients: number, seconds: number, to: string | 'broadcast' = serverAddress) {
+  const target = to === 'broadcast' ? [] : [to];
+  return runIn(ns, 'perfdhcp', ['-4', '-l', 'vc', '-r', String(rate), '-R', String(clients), '-p', String(seconds), ...target], (seconds + 20) * 1000);
 }
 
 /**

@@ -31,8 +31,25 @@ export function decideFull(packet: DhcpPacket, context: DhcpContext, now: number
   const { type, facts, subnet } = screened;
   const unknown = unknownClient(packet, facts, context);
   if (unknown !== undefined) return unknown;
+  const peer = answeredByPeer(packet, type, facts, context);
+  if (peer !== undefined) return peer;
   const scope = scopeFor(subnet, context);
   return new Decision(packet, facts, context, scope, now, source).full(type);
+}
+
+/**
+ * With servers sharing a database, a client's broadcasts (DHCPDISCOVER,
+ * DHCPINFORM, and a DHCPREQUEST that names no server: INIT-REBOOT,
+ * RENEWING, REBINDING) are answered by one of them alone (answersFor); a
+ * message naming a server (SELECTING, DECLINE, RELEASE) by the one named.
+ * A renewal unicast to a server that no longer answers the client goes
+ * unanswered, and the client rebinds (RFC 2131 4.4.5) with the one that does.
+ */
+function answeredByPeer(packet: DhcpPacket, type: number, facts: ClientFacts, context: DhcpContext): DhcpDecision | undefined {
+  if (context.answersFor === undefined || packet.options.serverIdentifier !== undefined) return undefined;
+  if (type !== MessageType.discover && type !== MessageType.request && type !== MessageType.inform) return undefined;
+  if (context.answersFor(facts.mac)) return undefined;
+  return { kind: 'ignore', reason: 'another server on the database answers this client', facts, quiet: 'peer' };
 }
 
 /** The scope of a screened request's subnet: our own wire, or a relay's. */
@@ -180,7 +197,8 @@ class Decision {
   private otherServerChosen(serverId: string): DhcpDecision {
     const own = this.context.leases.byMac(this.mac);
     const reason = `client chose server ${serverId}`;
-    if (own === undefined || own.state !== 'offered') return ignore(reason, this.facts);
+    // With servers on one database, the client's offer record is the database's, and may be the chosen server's.
+    if (own === undefined || own.state !== 'offered' || this.context.answersFor !== undefined) return ignore(reason, this.facts);
     return {
       kind: 'update',
       result: 'withdraw-offer',

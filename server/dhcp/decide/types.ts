@@ -92,6 +92,12 @@ export interface DhcpContext {
    * other request is ignored, in full and proxy mode alike.
    */
   knownOnly?: ((mac: string, slot?: RelaySlot) => boolean) | undefined;
+  /**
+   * Several servers on one segment and one database (`--database`):
+   * whether this server is the one that answers this MAC's broadcasts now
+   * (decide/peers.ts). Undefined: this server answers every client.
+   */
+  answersFor?: ((mac: string) => boolean) | undefined;
   leases: Pick<LeaseStore, 'byMac' | 'byAddress' | 'all'>;
   /**
    * Where each pool's search for a never-used address starts, by pool
@@ -152,7 +158,8 @@ export type DhcpDecision =
       /**
        * Counted and summed up in the log now and then, rather than a line
        * each (see DhcpServer): a client without a profile under
-       * --dhcp-known-only, or a new client past the rate of new clients.
+       * --dhcp-known-only, a new client past the rate of new clients, or a
+       * client another server on the database answers.
        */
-      quiet?: 'unknown' | 'rate';
+      quiet?: 'unknown' | 'rate' | 'peer';
     };

@@ -1,0 +1,135 @@
+/**
+ * Two `rackboot serve --database` on one segment and one PostgreSQL,
+ * answering together: perfdhcp broadcasts from a third namespace bridged to
+ * both, and a capture on its side shows who answered what. Each client is
+ * answered by one server alone, both servers answer about half of them, no
+ * address goes to two clients, and every captured ACK is in the database.
+ * Then one server is killed with SIGKILL under load: once its heartbeat is
+ * stale, the other answers its clients too.
+ *
+ * Needs root, iproute2, perfdhcp, tcpdump and Debian's postgresql-15;
+ * fails, never skips, without them.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
+import { readLeaseDatabase } from '../../server/dhcp/leases/postgres.js';
+import { Netns, assertRoot } from '../support/netns.js';
+import { startPostgres, type TestPostgres } from '../support/postgres.js';
+import { until } from '../support/until.js';
+import { assertConsistent } from './lease-store-contract.js';
+import { assertOneHolderEach, Capture, load, requireTool, Server, type Reply } from './load-support.js';
+
+const serverA = '198.18.0.1';
+const serverB = '198.18.0.3';
+const clientAddress = '198.18.0.2';
+
+let nsA: Netns;
+let nsB: Netns;
+let clientNs: Netns;
+let postgres: TestPostgres;
+let database: string;
+const dir = mkdtempSync(join(tmpdir(), 'rackboot-pg-peers-'));
+
+before(async () => {
+  assertRoot();
+  mkdirSync(join(dir, 'profiles'));
+  mkdirSync(join(dir, 'assets'));
+  requireTool('perfdhcp', 'kea-admin');
+  requireTool('tcpdump', 'tcpdump');
+  postgres = await startPostgres();
+  database = await postgres.createDatabase('site').then(() => postgres.socketUrl('site'));
+  nsA = Netns.create('rbppa');
+  nsB = Netns.create('rbppb');
+  clientNs = Netns.create('rbppc');
+  // One segment: a bridge in the client's namespace, the servers' links in it.
+  nsA.linkTo(clientNs, { device: 'vs', cidr: `${serverA}/24` }, { device: 'pa' });
+  nsB.linkTo(clientNs, { device: 'vs', cidr: `${serverB}/24` }, { device: 'pb' });
+  clientNs.ip('link', 'add', 'vc', 'type', 'bridge');
+  clientNs.ip('link', 'set', 'pa', 'master', 'vc');
+  clientNs.ip('link', 'set', 'pb', 'master', 'vc');
+  clientNs.ip('addr', 'add', `${clientAddress}/24`, 'dev', 'vc');
+  clientNs.ip('link', 'set', 'vc', 'up');
+});
+
+after(async () => {
+  for (const ns of [clientNs, nsA, nsB]) ns?.delete();
+  await postgres?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function liveServers(): Promise<string[]> {
+  return (await postgres.psql('site', "SELECT id FROM servers WHERE seen_at > now() - interval '3 seconds' ORDER BY id")).split('\n').filter(Boolean);
+}
+
+/** Which servers answered each MAC. */
+function answeredBy(replies: readonly Reply[]): Map<string, Set<string>> {
+  const by = new Map<string, Set<string>>();
+  for (const reply of replies) {
+    if (!by.has(reply.mac)) by.set(reply.mac, new Set());
+    by.get(reply.mac)!.add(reply.server);
+  }
+  return by;
+}
+
+test('two servers on one database answer one segment together; when one is killed the other takes its clients', { timeout: 180_000 }, async (t) => {
+  const a = await Server.start(nsA, dir, { state: join(dir, 'state-a'), args: ['--database', database] });
+  const b = await Server.start(nsB, dir, { state: join(dir, 'state-b'), args: ['--database', database] });
+  try {
+    await until(
+      'both servers alive in the database',
+      15_000,
+      async () => ((await liveServers()).length === 2 ? true : undefined),
+      () => `${a.errors.join('')}${b.errors.join('')}`,
+    );
+    // Each reads the list within its next heartbeat.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+
+    const capture = await Capture.start(clientNs, 'vc', join(dir, 'together.pcap'));
+    const run = await load(clientNs, 400, 200, 4, 'broadcast');
+    assert.match(run.stdout, /REQUEST-ACK/, `perfdhcp did not run: ${run.stderr}`);
+    const together = await capture.stop([serverA, serverB]);
+    const by = answeredBy(together);
+    const shared = [...by].filter(([, servers]) => servers.size > 1);
+    assert.deepEqual(shared, [], 'each client answered by one server alone');
+    const count = (server: string) => [...by.values()].filter((servers) => servers.has(server)).length;
+    t.diagnostic(
+      `together: ${by.size} clients, ${count(serverA)} answered by A, ${count(serverB)} by B; ${together.filter((r) => r.type === 'ack').length} ACKs`,
+    );
+    assert.ok(count(serverA) > 50 && count(serverB) > 50, `both answer: A ${count(serverA)}, B ${count(serverB)}`);
+    assert.equal(by.size, 200, 'every client answered');
+
+    // A dies under load: its clients are answered by B once A's heartbeat is stale.
+    const capture2 = await Capture.start(clientNs, 'vc', join(dir, 'failover.pcap'));
+    const running = load(clientNs, 400, 200, 10, 'broadcast');
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await a.kill('SIGKILL');
+    const killedAt = Date.now() / 1000;
+    const run2 = await running;
+    assert.match(run2.stdout, /REQUEST-ACK/, `perfdhcp did not run: ${run2.stderr}`);
+    const failover = await capture2.stop([serverA, serverB]);
+    assert.ok(
+      failover.every((reply) => reply.server !== serverA || reply.time <= killedAt + 1),
+      'nothing from A after the kill',
+    );
+    const aClients = new Set([...by].filter(([, servers]) => servers.has(serverA)).map(([mac]) => mac));
+    const takenOver = new Set(
+      failover.filter((reply) => reply.server === serverB && reply.type === 'ack' && aClients.has(reply.mac)).map((reply) => reply.mac),
+    );
+    const firstTakeover = Math.min(...failover.filter((reply) => reply.server === serverB && aClients.has(reply.mac)).map((reply) => reply.time));
+    t.diagnostic(`failover: B ACKed ${takenOver.size} of A's ${aClients.size} clients, the first ${(firstTakeover - killedAt).toFixed(1)} s after the kill`);
+    assert.ok(takenOver.size > aClients.size / 2, `B took over ${takenOver.size} of A's ${aClients.size} clients`);
+
+    const boundTo = assertOneHolderEach([...together, ...failover]);
+    const view = new MemoryLeaseStore();
+    view.adoptAll(await readLeaseDatabase(database));
+    assertConsistent(view);
+    for (const [address, mac] of boundTo) assert.equal(view.byAddress(address)?.mac, mac, `${address} was ACKed to ${mac}`);
+  } finally {
+    await b.kill('SIGTERM');
+    if (a.child.exitCode === null && a.child.signalCode === null) await a.kill('SIGKILL');
+  }
+});
