@@ -50,7 +50,7 @@ export const serveOptions = {
   database: {
     type: 'string',
     describe:
-      'PostgreSQL URL (postgres://USER@HOST[:PORT]/DATABASE) for what several servers share: leases, slot sightings, the host-token key and the admin token; the password from a pgpass file (PGPASSFILE), not the command line',
+      'PostgreSQL URL (postgres://USER@HOST[:PORT]/DATABASE) for what several servers share: leases, the boot timeline, slot sightings, the host-token key and the admin token; the password from a pgpass file (PGPASSFILE), not the command line',
   },
   'http-port': { type: 'number', default: 80, describe: 'HTTP port (boot scripts, boot files, the status page and the admin API)' },
   'tftp-port': { type: 'number', default: 69, describe: 'TFTP port' },

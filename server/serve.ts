@@ -16,6 +16,7 @@ import { describeDatabaseUrl } from './postgres/database.js';
 import { ServerMembership } from './postgres/membership.js';
 import { loadOrCreateSharedSecrets } from './postgres/secrets.js';
 import { answeringServer } from './dhcp/decide/peers.js';
+import { PostgresEventStore } from './events/postgres-store.js';
 import { SqliteEventStore } from './events/sqlite-store.js';
 import { defaultRetention, startEventRetention, type RetentionSettings } from './events/retention.js';
 import { listImages } from './http/downloads.js';
@@ -341,7 +342,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     if (token.created) log.info({ file: token.file }, 'admin api: token created (send it as "Authorization: Bearer <token>")');
     // The boot timeline: what runtimes and guests report (see server/events),
     // and what the DHCP, TFTP and HTTP servers see (server/observe.ts).
-    const events = SqliteEventStore.open(join(options.state, 'events.sqlite'));
+    const events =
+      options.database === undefined
+        ? SqliteEventStore.open(join(options.state, 'events.sqlite'))
+        : await PostgresEventStore.open(options.database, { onProblem: (message, error) => log.warn({ err: error }, message) });
     closers.push(async () => events.close());
     // Which MAC the DHCP server saw in which slot (option 82), for slot
     // profiles; kept in the state folder, so a restart forgets no machine's

@@ -101,6 +101,10 @@ test('two servers on one database answer one segment together; when one is kille
     );
     assert.ok(count(serverA) > 50 && count(serverB) > 50, `both answer: A ${count(serverA)}, B ${count(serverB)}`);
     assert.equal(by.size, 200, 'every client answered');
+    // One timeline: each server's DHCP events are in the database, under ids from its own block.
+    const writers = await postgres.psql('site', "SELECT count(DISTINCT id / 1000000) FROM events WHERE source = 'dhcp'");
+    t.diagnostic(`timeline: DHCP events from ${writers} servers`);
+    assert.equal(writers, '2', 'DHCP events from both servers in the one timeline');
 
     // A dies under load: its clients are answered by B once A's heartbeat is stale.
     const capture2 = await Capture.start(clientNs, 'vc', join(dir, 'failover.pcap'));

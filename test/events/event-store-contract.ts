@@ -1,9 +1,9 @@
 /**
  * The contract every EventStore keeps. Run it against each implementation:
- * eventStoreContract('name', () => new Store()).
+ * eventStoreContract('name', () => new Store(), { verify }).
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { afterEach, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { eventSources, type NewBootEvent } from '../../server/events/event.js';
 import type { EventStore } from '../../server/events/store.js';
@@ -12,10 +12,36 @@ const t0 = 1_700_000_000_000;
 const hostA = '52:54:00:12:34:56';
 const hostB = '52:54:00:ab:cd:ef';
 
-export function eventStoreContract(name: string, create: () => EventStore): void {
+export interface ContractOptions<S extends EventStore> {
+  /** After each test and each run of a property: checks what the store keeps beyond its own copy (PostgreSQL: the tables). */
+  verify?: (store: S) => Promise<void>;
+  /** Runs of each property (stores that are costly to make run fewer); default as written. */
+  propertyRuns?: (runs: number) => number;
+}
+
+export function eventStoreContract<S extends EventStore>(name: string, make: () => S | Promise<S>, options: ContractOptions<S> = {}): void {
+  const open: S[] = [];
+  const create = async (): Promise<S> => {
+    const store = await make();
+    open.push(store);
+    return store;
+  };
+  const settle = async (store: S): Promise<void> => {
+    open.splice(open.indexOf(store), 1);
+    try {
+      await options.verify?.(store);
+    } finally {
+      await store.close();
+    }
+  };
+  const runs = (count: number) => options.propertyRuns?.(count) ?? count;
   describe(`EventStore contract: ${name}`, () => {
-    test('append returns the event with an increasing id; listByHost gives a host its own, oldest first', () => {
-      const store = create();
+    afterEach(async () => {
+      for (const store of [...open]) await settle(store);
+    });
+
+    test('append returns the event with an increasing id; listByHost gives a host its own, oldest first', async () => {
+      const store = await create();
       const first = store.append({ time: t0, mac: hostA, source: 'runtime', stage: 'booted' });
       const second = store.append({ time: t0 + 5, mac: hostB, source: 'runtime', stage: 'booted' });
       const third = store.append({
@@ -31,11 +57,10 @@ export function eventStoreContract(name: string, create: () => EventStore): void
       assert.deepEqual(store.listByHost(hostA), [first, third]);
       assert.deepEqual(store.listByHost(hostB), [second]);
       assert.deepEqual(store.listByHost('52:54:00:00:00:00'), []);
-      store.close();
     });
 
-    test('appendAll keeps a burst in order, with increasing ids, interleaved with single appends', () => {
-      const store = create();
+    test('appendAll keeps a burst in order, with increasing ids, interleaved with single appends', async () => {
+      const store = await create();
       const before = store.append({ time: t0, mac: hostA, source: 'dhcp', stage: 'dhcp-offer' });
       const burst = store.appendAll([
         { time: t0 + 1, mac: hostA, source: 'dhcp', stage: 'dhcp-ack', detail: '198.18.0.100' },
@@ -51,32 +76,29 @@ export function eventStoreContract(name: string, create: () => EventStore): void
       );
       assert.deepEqual(store.listByHost(hostB), [burst[1]]);
       assert.deepEqual(store.appendAll([]), []);
-      store.close();
     });
 
-    test('listByHost with a limit keeps the newest, still oldest first', () => {
-      const store = create();
+    test('listByHost with a limit keeps the newest, still oldest first', async () => {
+      const store = await create();
       const stages = ['booted', 'configured', 'domain-started', 'ready'];
       const appended = stages.map((stage, index) => store.append({ time: t0 + index, mac: hostA, source: 'runtime', stage }));
       assert.deepEqual(store.listByHost(hostA, { limit: 2 }), appended.slice(2));
       assert.deepEqual(store.listByHost(hostA, { limit: 10 }), appended);
       assert.deepEqual(store.listByHost(hostA, { limit: 0 }), []);
-      store.close();
     });
 
-    test('latestByHost: the last event of each host, by MAC', () => {
-      const store = create();
+    test('latestByHost: the last event of each host, by MAC', async () => {
+      const store = await create();
       assert.deepEqual(store.latestByHost(), []);
       store.append({ time: t0, mac: hostB, source: 'runtime', stage: 'booted' });
       const a = store.append({ time: t0 + 1, mac: hostA, source: 'runtime', stage: 'ready' });
       const b = store.append({ time: t0 + 2, mac: hostB, source: 'runtime', stage: 'failed', detail: 'no network' });
       assert.deepEqual(store.latestByHost(), [a, b]);
-      store.close();
     });
 
-    test('host reports: the newest of each kind per host replaces the one before; other hosts keep theirs', () => {
-      const store = create();
-      try {
+    test('host reports: the newest of each kind per host replaces the one before; other hosts keep theirs', async () => {
+      const store = await create();
+      {
         assert.equal(store.hostReport(hostA, 'storage'), undefined);
         store.putHostReport({ mac: hostA, kind: 'storage', time: t0, body: '{"disks":[]}' });
         store.putHostReport({ mac: hostB, kind: 'storage', time: t0 + 1, body: '{"disks":[1]}' });
@@ -87,23 +109,20 @@ export function eventStoreContract(name: string, create: () => EventStore): void
         copy.body = 'changed';
         assert.equal(store.hostReport(hostA, 'storage')!.body, '{"disks":[2]}');
         assert.deepEqual(store.listByHost(hostA), [], 'a report is not an event');
-      } finally {
-        store.close();
       }
     });
 
-    test('events read out are copies', () => {
-      const store = create();
+    test('events read out are copies', async () => {
+      const store = await create();
       const event = store.append({ time: t0, mac: hostA, source: 'runtime', stage: 'booted' });
       event.stage = 'changed';
       store.listByHost(hostA)[0]!.stage = 'changed';
       store.latestByHost()[0]!.stage = 'changed';
       assert.equal(store.listByHost(hostA)[0]!.stage, 'booted');
-      store.close();
     });
 
-    test('prune: older than a time, or past the newest N of a host, goes; each host keeps its newest event', () => {
-      const store = create();
+    test('prune: older than a time, or past the newest N of a host, goes; each host keeps its newest event', async () => {
+      const store = await create();
       const a = [0, 1, 2, 3, 4].map((index) => store.append({ time: t0 + index * 1000, mac: hostA, source: 'runtime', stage: `a${index}` }));
       const b = store.append({ time: t0, mac: hostB, source: 'runtime', stage: 'b0' });
       assert.equal(store.prune({ before: t0 + 2500 }), 3, 'a0, a1, a2 are older; b0 is older but its host has nothing newer');
@@ -115,19 +134,18 @@ export function eventStoreContract(name: string, create: () => EventStore): void
       assert.deepEqual(store.latestByHost(), [a[4], b]);
       const next = store.append({ time: t0 + 9000, mac: hostB, source: 'runtime', stage: 'b1' });
       assert.ok(next.id > a[4]!.id, 'ids keep increasing after a prune');
-      store.close();
     });
 
-    test('random appends and a prune: what stays is exactly what the retention rule keeps (property)', () => {
+    test('random appends and a prune: what stays is exactly what the retention rule keeps (property)', async () => {
       const macs = [hostA, hostB, '02:00:00:00:00:01'];
       const step = fc.record({ mac: fc.constantFrom(...macs), gap: fc.integer({ min: 0, max: 5000 }) });
-      fc.assert(
-        fc.property(
+      await fc.assert(
+        fc.asyncProperty(
           fc.array(step, { maxLength: 40 }),
           fc.option(fc.integer({ min: 0, max: 100_000 })),
           fc.option(fc.integer({ min: 1, max: 6 })),
-          (steps, cutoff, cap) => {
-            const store = create();
+          async (steps, cutoff, cap) => {
+            const store = await create();
             try {
               let time = t0;
               const appended = steps.map((entry, index) => store.append({ time: (time += entry.gap), mac: entry.mac, source: 'dhcp', stage: `s${index}` }));
@@ -145,15 +163,15 @@ export function eventStoreContract(name: string, create: () => EventStore): void
               assert.equal(removed, appended.length - expected.flat().length);
               macs.forEach((mac, index) => assert.deepEqual(store.listByHost(mac), expected[index]));
             } finally {
-              store.close();
+              await settle(store);
             }
           },
         ),
-        { numRuns: 100 },
+        { numRuns: runs(100) },
       );
     });
 
-    test('random appends: each host reads back exactly its own events, in order (property)', () => {
+    test('random appends: each host reads back exactly its own events, in order (property)', async () => {
       const macs = [hostA, hostB, '02:00:00:00:00:01'];
       const newEvent = fc.record(
         {
@@ -165,9 +183,9 @@ export function eventStoreContract(name: string, create: () => EventStore): void
         },
         { requiredKeys: ['mac', 'source', 'stage'] },
       );
-      fc.assert(
-        fc.property(fc.array(newEvent, { maxLength: 40 }), (events) => {
-          const store = create();
+      await fc.assert(
+        fc.asyncProperty(fc.array(newEvent, { maxLength: 40 }), async (events) => {
+          const store = await create();
           try {
             const appended = events.map((event, index) => store.append({ ...event, time: t0 + index } as NewBootEvent));
             for (const mac of macs)
@@ -181,10 +199,10 @@ export function eventStoreContract(name: string, create: () => EventStore): void
               latest.sort((x, y) => (x.mac < y.mac ? -1 : 1)),
             );
           } finally {
-            store.close();
+            await settle(store);
           }
         }),
-        { numRuns: 100 },
+        { numRuns: runs(100) },
       );
     });
   });
