@@ -195,7 +195,7 @@ export class PostgresEventStore implements EventStore {
 
   /** Resolves once everything appended so far is in the database (or failed) and every notification so far is read. */
   async flush(): Promise<void> {
-    this.writeUnwritten();
+    void this.writeUnwritten();
     await this.tail;
   }
 
@@ -246,7 +246,7 @@ export class PostgresEventStore implements EventStore {
     this.writeScheduled = true;
     setImmediate(() => {
       this.writeScheduled = false;
-      this.writeUnwritten();
+      void this.writeUnwritten();
     });
   }
 
@@ -324,7 +324,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   private inTurn(work: () => Promise<void>): void {
-    this.tail = this.tail.then(work);
+    this.tail = this.tail.then(work).catch((error: unknown) => this.options.onProblem?.(`timeline in ${this.database}: ${(error as Error).message}`, error));
   }
 }
 

@@ -23,7 +23,8 @@ export interface EventStore {
   putHostReport(report: HostReport): void;
   /** A host's newest report of `kind`, if it ever sent one. */
   hostReport(mac: string, kind: HostReportKind): HostReport | undefined;
-  close(): void;
+  /** A store that writes behind (PostgreSQL) resolves once what it held is written. */
+  close(): void | Promise<void>;
 }
 
 /** What a host reports as a whole, beside its timeline: its storage, and its guests' network counters (server/storage/report.ts). */
