@@ -58,6 +58,12 @@ export async function debianGuestFiles(runtimeDir: string, runtimeVersion: strin
     { type: 'symlink', path: 'etc/systemd/system/multi-user.target.wants/rackboot-guest.service', target: `/${GUEST_REPORT_UNIT}` },
     { type: 'file', path: 'etc/systemd/system/ssh.service.d/rackboot-host-keys.conf', mode: 0o644, data: await readFile(join(dir, 'ssh-host-keys.conf')) },
     { type: 'file', path: 'etc/rackboot-release', mode: 0o644, data: Buffer.from(`rackboot-debian-guest ${runtimeVersion}\n`, 'utf8') },
+    // The kernel's eth0 keeps its name: udev would make it enX0, and the
+    // first-boot settings' /etc/network/interfaces name eth0.
+    { type: 'symlink', path: 'etc/systemd/network/99-default.link', target: '/dev/null' },
+    // A PV guest's console is hvc0 (serial-getty@hvc0): no getty on virtual terminals it has no screen for.
+    { type: 'symlink', path: 'etc/systemd/system/getty@tty1.service', target: '/dev/null' },
+    { type: 'symlink', path: 'etc/systemd/system/getty-static.service', target: '/dev/null' },
   ];
 }
 

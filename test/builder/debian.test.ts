@@ -16,7 +16,18 @@ import { baseKernelArgs } from '../../server/core/resolve.js';
 import { readyLinePattern } from '../../server/demo/qemu.js';
 import { silentLogger } from '../../server/log.js';
 import { profileDefaults } from '../../server/profiles/parse.js';
-import { addClient, httpPort, serverAddress, startMachine, startRack, type Rack, type RackClient } from '../support/boot.js';
+import {
+  addClient,
+  httpPort,
+  resetMachine,
+  rewriteProfile,
+  serverAddress,
+  sshAsRoot,
+  startMachine,
+  startRack,
+  type Rack,
+  type RackClient,
+} from '../support/boot.js';
 import { cliPath } from '../support/build.js';
 import { until } from '../support/until.js';
 import { assertRoot, Netns, run } from '../support/netns.js';
@@ -418,23 +429,7 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
           }
           assert.ok(!machine.transcript.includes(ROOT_HASH), 'the root hash never reaches the console');
 
-          const ssh = (command: string): string =>
-            rack!.ns.exec('ssh', [
-              '-i',
-              join(work, 'id'),
-              '-o',
-              'BatchMode=yes',
-              '-o',
-              'StrictHostKeyChecking=no',
-              '-o',
-              'UserKnownHostsFile=/dev/null',
-              '-o',
-              'ConnectTimeout=60',
-              '-o',
-              'LogLevel=ERROR',
-              `root@${DOM0_IP}`,
-              command,
-            ]);
+          const ssh = (command: string): string => sshAsRoot(rack!, join(work, 'id'), DOM0_IP, command);
           // Under TCG on a busy host, a dom0 that has just started two guests may take a while to answer.
           await until(
             'ssh to dom0',
@@ -810,23 +805,13 @@ test(
       );
 
       // For the second boot, the guests it checks: the profile loses lab1, tag1 and out1 (read again without a restart).
-      const profileFile = join(rack.work, 'profiles', 'xen01.yaml');
-      const profileText = await readFile(profileFile, 'utf8');
+      const profileText = await readFile(join(rack.work, 'profiles', 'xen01.yaml'), 'utf8');
       const dropped = profileText.replace(/  - name: (lab1|tag1|out1)\n(    .*\n)*/g, '');
       assert.ok(!/lab1|tag1|out1/.test(dropped) && dropped.includes('name: db1'), dropped);
-      const loadsBefore = rack.events().filter((e) => e.msg === 'profile loaded' && e.mac === MAC).length;
-      await writeFile(profileFile, dropped);
-      await until(
-        'the server reading the profile again',
-        30_000,
-        () => (rack!.events().filter((e) => e.msg === 'profile loaded' && e.mac === MAC).length > loadsBefore ? true : undefined),
-        () => 'the profile change was not read',
-      );
+      await rewriteProfile(rack, MAC, 'xen01.yaml', dropped);
 
       // Reset: the RAM-only dom0 loses everything; the disks stay.
-      qemu.kill('SIGKILL');
-      await new Promise((resolve) => qemu!.once('exit', resolve));
-      booting = await startMachine(rack, 'bios', MAC, STORAGE_MACHINE_MIB, disks);
+      booting = await resetMachine(rack, qemu, MAC, STORAGE_MACHINE_MIB, disks);
       qemu = booting.qemu;
       machine = booting.console;
       const again = await machine.waitFor(readyLinePattern, QEMU_DEADLINE_MS, 'the ready line after the reset');

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConsoleWatcher, assertQemu, prepareOvmfVars, readyLinePattern, spawnQemu, type Firmware, type QemuMachineOptions } from '../../server/demo/qemu.js';
 import { watchOutput } from './failure-report.js';
+import { until } from './until.js';
 import { Netns } from './netns.js';
 import { cliPath, ensureTestBuild } from './build.js';
 import { bridgeTap, startSiteDhcp, type SiteDhcp } from './site-dhcp.js';
@@ -249,4 +250,50 @@ export async function bootMachine(rack: Rack, firmware: Firmware, mac: string, t
   } finally {
     qemu.kill('SIGKILL');
   }
+}
+
+/** Runs `command` as root on a machine of the rack over ssh with `keyFile` (no host key checks: every boot makes new keys); its output. */
+export function sshAsRoot(rack: Rack, keyFile: string, address: string, command: string): string {
+  return rack.ns.exec('ssh', [
+    '-i',
+    keyFile,
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    'UserKnownHostsFile=/dev/null',
+    '-o',
+    'ConnectTimeout=60',
+    '-o',
+    'LogLevel=ERROR',
+    `root@${address}`,
+    command,
+  ]);
+}
+
+/** Writes a profile of the rack anew and waits until the server has read it again (no restart). */
+export async function rewriteProfile(rack: Rack, mac: string, file: string, text: string): Promise<void> {
+  const loaded = () => rack.events().filter((e) => e.msg === 'profile loaded' && e.mac === mac).length;
+  const before = loaded();
+  await writeFile(path.join(rack.work, 'profiles', file), text);
+  await until(
+    'the server reading the profile again',
+    30_000,
+    () => (loaded() > before ? true : undefined),
+    () => 'the profile change was not read',
+  );
+}
+
+/** A reset: the machine's QEMU is killed (its RAM is gone, its disks stay) and started again with the same disks. */
+export async function resetMachine(
+  rack: Rack,
+  qemu: ChildProcess,
+  mac: string,
+  memoryMiB: number,
+  disks: QemuMachineOptions['disks'],
+): Promise<{ qemu: ChildProcess; console: ConsoleWatcher }> {
+  qemu.kill('SIGKILL');
+  if (qemu.exitCode === null && qemu.signalCode === null) await new Promise((resolve) => qemu.once('exit', resolve));
+  return startMachine(rack, 'bios', mac, memoryMiB, disks);
 }
