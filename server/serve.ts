@@ -10,13 +10,13 @@ import { hostFile, tftpHostFile, type HostSources } from './core/host-files.js';
 import { chooseBootFile, type ServerEndpoints } from './core/resolve.js';
 import { DhcpServer } from './dhcp/server.js';
 import type { LeaseStore } from './dhcp/leases/leases.js';
-import { PostgresLeaseStore } from './dhcp/leases/postgres.js';
+import { PostgresLeaseStore, postgresLeaseSchemaVersion } from './dhcp/leases/postgres.js';
 import { SqliteLeaseStore } from './dhcp/leases/sqlite.js';
-import { describeDatabaseUrl } from './postgres/database.js';
-import { ServerMembership } from './postgres/membership.js';
-import { loadOrCreateSharedSecrets } from './postgres/secrets.js';
+import { checkDatabase, describeDatabaseUrl } from './postgres/database.js';
+import { ServerMembership, serversSchemaVersion } from './postgres/membership.js';
+import { loadOrCreateSharedSecrets, secretsSchemaVersion } from './postgres/secrets.js';
 import { answeringServer } from './dhcp/decide/peers.js';
-import { PostgresEventStore } from './events/postgres-store.js';
+import { PostgresEventStore, postgresEventSchemaVersion } from './events/postgres-store.js';
 import { SqliteEventStore } from './events/sqlite-store.js';
 import { defaultRetention, startEventRetention, type RetentionSettings } from './events/retention.js';
 import { listImages } from './http/downloads.js';
@@ -38,7 +38,7 @@ import { defaultPool, interfaceAddress, type InterfaceAddress, parsePool, parseP
 import { formatProfileError } from './profiles/error.js';
 import { formatProfileWarning, profileWarnings } from './profiles/lint.js';
 import { ProfileDirectory } from './profiles/store.js';
-import { PostgresSlotSightings } from './profiles/postgres-sightings.js';
+import { PostgresSlotSightings, postgresSightingsSchemaVersion } from './profiles/postgres-sightings.js';
 import { SqliteSlotSightings } from './profiles/sqlite-sightings.js';
 import type { RelaySlot } from './profiles/slot.js';
 import { fileFromBuffer, fileFromDisk } from './tftp/io/file.js';
@@ -238,10 +238,23 @@ export async function checkServe(options: ServeOptions): Promise<CheckReport> {
   } catch (error) {
     problems.push((error as Error).message);
   }
+  let stateIn = '';
+  if (options.database !== undefined) {
+    stateIn = `; state in ${attempt(() => describeDatabaseUrl(options.database!)) ?? 'no usable database'}`;
+    problems.push(
+      ...(await checkDatabase(options.database, {
+        leases: postgresLeaseSchemaVersion,
+        events: postgresEventSchemaVersion,
+        sightings: postgresSightingsSchemaVersion,
+        secrets: secretsSchemaVersion,
+        servers: serversSchemaVersion,
+      })),
+    );
+  }
   const build = await new AssetStore(options.assets).current().catch(() => undefined);
   if (!build) warnings.push(`${options.assets}: warning: no build yet: machines will be told to wait (run "rackboot build")`);
   const summary = served
-    ? `would serve ${served.address}/${served.prefixLength} on ${served.interfaceName}: DHCP ${options.dhcp}${pool ? ` (pool ${pool.start}-${pool.end})` : ''}, TFTP port ${options.tftpPort}, HTTP port ${options.httpPort}; ${profileCount} profile file${profileCount === 1 ? '' : 's'}; build ${build?.id ?? 'none'}`
+    ? `would serve ${served.address}/${served.prefixLength} on ${served.interfaceName}: DHCP ${options.dhcp}${pool ? ` (pool ${pool.start}-${pool.end})` : ''}, TFTP port ${options.tftpPort}, HTTP port ${options.httpPort}; ${profileCount} profile file${profileCount === 1 ? '' : 's'}; build ${build?.id ?? 'none'}${stateIn}`
     : '';
   return { problems, warnings, summary };
 }

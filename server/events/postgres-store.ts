@@ -52,6 +52,8 @@ const migrations: readonly string[][] = [
   ],
 ];
 
+export const postgresEventSchemaVersion = migrations.length;
+
 interface EventRow {
   id: string;
   time: string;

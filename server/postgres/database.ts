@@ -102,6 +102,42 @@ export async function connectDatabase(url: string, options: ConnectOptions = {})
 }
 
 /**
+ * For `serve --check`: connects as serve would, and compares each store's
+ * schema version in the database with the versions this rackboot knows
+ * (`known`, by store). Makes and changes nothing. Returns the problems,
+ * each naming the database (none: it would be used as it is, or set up).
+ */
+export async function checkDatabase(url: string, known: Readonly<Record<string, number>>): Promise<string[]> {
+  let database: string;
+  try {
+    database = describeDatabaseUrl(url);
+  } catch (error) {
+    return [(error as Error).message];
+  }
+  let client: pg.Client;
+  try {
+    client = await connectDatabase(url, { applicationName: 'rackboot serve --check' });
+  } catch (error) {
+    return [(error as Error).message];
+  }
+  try {
+    const exists = await client.query<{ found: string | null }>("SELECT to_regclass('schema_versions') AS found");
+    if (exists.rows[0]?.found === null) return [];
+    const rows = await client.query<{ store: string; version: number }>('SELECT store, version FROM schema_versions');
+    return rows.rows
+      .filter((row) => known[row.store] !== undefined && row.version > known[row.store]!)
+      .map(
+        (row) =>
+          `database ${database}: the ${row.store} tables are at schema version ${row.version}, written by a newer rackboot (this one knows up to ${known[row.store]})`,
+      );
+  } catch (error) {
+    return [asDatabaseError(database, error).message];
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
  * Brings one store's tables in the database to the newest schema, the
  * versions kept per store in `schema_versions`. Several servers may start
  * at once: a transaction-scoped advisory lock lets one migrate while the

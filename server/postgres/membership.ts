@@ -19,6 +19,8 @@ const migrations: readonly string[][] = [
   ],
 ];
 
+export const serversSchemaVersion = migrations.length;
+
 export interface MembershipOptions {
   /** This server's id: its address on the served segment (its DHCP server identifier). */
   id: string;

@@ -17,6 +17,8 @@ const migrations: readonly string[][] = [
   ],
 ];
 
+export const secretsSchemaVersion = migrations.length;
+
 export interface SharedSecret {
   name: string;
   value: string;

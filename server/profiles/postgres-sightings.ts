@@ -44,6 +44,8 @@ const migrations: readonly string[][] = [
   ],
 ];
 
+export const postgresSightingsSchemaVersion = migrations.length;
+
 interface Row {
   mac: string;
   circuit_id: string;
