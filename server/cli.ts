@@ -38,6 +38,13 @@ async function printListing<T>(json: boolean, items: T[], header: string[], row:
   process.stdout.write(table(header, items.map(row)));
 }
 
+/** --database, else RACKBOOT_DATABASE; one of them is needed. */
+function databaseOf(args: { database?: string | undefined }): string {
+  const database = args.database ?? (process.env.RACKBOOT_DATABASE || undefined);
+  if (database === undefined) throw new Error('name the database: --database postgres://USER@HOST/DATABASE (or RACKBOOT_DATABASE)');
+  return database;
+}
+
 async function adminClient(args: { server?: string; 'token-file'?: string; state: string }) {
   const server = args.server ?? process.env.RACKBOOT_SERVER;
   if (server === undefined || server === '') throw new Error('name the server: --server ADDRESS (or RACKBOOT_SERVER)');
@@ -206,14 +213,20 @@ async function main(argv: string[]): Promise<void> {
           .option('token-file', { type: 'string', describe: 'with --server: a file holding the admin token (else RACKBOOT_TOKEN, else <state>/admin.token)' })
           .option('state', { ...stateOption, describe: 'the folder "rackboot serve --state" uses (its admin token, or its timeline)' })
           .options({ profiles: folderOptions.profiles })
+          .option('database', {
+            type: 'string',
+            describe: 'the PostgreSQL URL servers share ("serve --database"; else RACKBOOT_DATABASE): read the timeline there instead of the state folder',
+          })
           .option('json', { type: 'boolean', default: false, describe: 'one JSON array instead of a table' }),
       async (args) => {
         const { listHosts, renderHostDetail, renderHostTable, showHost } = await import('./status/hosts-command.js');
         const server = args.server ?? (process.env.RACKBOOT_SERVER || undefined);
+        const database = args.database ?? (process.env.RACKBOOT_DATABASE || undefined);
         const options = {
           state: args.state,
           profiles: args.profiles,
           ...(server ? { server } : {}),
+          ...(database !== undefined ? { database } : {}),
           ...(args['token-file'] !== undefined ? { tokenFile: args['token-file'] } : {}),
         };
         if (args.mac !== undefined) {
@@ -497,7 +510,35 @@ async function main(argv: string[]): Promise<void> {
             process.stdout.write(`deleted ${args.name}\n`);
           },
         )
-        .demandCommand(1, 'name a profiles command: validate, list, show, apply or rm'),
+        .command(
+          'import <dir>',
+          'put every profile file of a folder into the database servers share ("serve --database"), checked as the server checks them: a folder with problems imports nothing; every server reads them within a second',
+          (v) =>
+            v
+              .positional('dir', { type: 'string', demandOption: true })
+              .option('database', { type: 'string', describe: 'the PostgreSQL URL (else RACKBOOT_DATABASE)' }),
+          async (args) => {
+            const { importFolderToDatabase } = await import('./profiles/postgres-profiles.js');
+            const report = await importFolderToDatabase(databaseOf(args), args.dir);
+            for (const line of report.problems) process.stderr.write(`${line}\n`);
+            process.stdout.write(`${report.summary}\n`);
+            process.exitCode = report.problems.length > 0 ? 1 : 0;
+          },
+        )
+        .command(
+          'export <dir>',
+          'write every profile of the database servers share as a file of a folder (to keep in git, or to serve from a folder again)',
+          (v) =>
+            v
+              .positional('dir', { type: 'string', demandOption: true })
+              .option('database', { type: 'string', describe: 'the PostgreSQL URL (else RACKBOOT_DATABASE)' }),
+          async (args) => {
+            const { exportProfiles } = await import('./profiles/postgres-profiles.js');
+            const names = await exportProfiles(databaseOf(args), args.dir);
+            process.stdout.write(`${args.dir}: ${names.length} profile file${names.length === 1 ? '' : 's'} written from the database\n`);
+          },
+        )
+        .demandCommand(1, 'name a profiles command: validate, list, show, apply, rm, import or export'),
     )
     .demandCommand(1, 'name a command: serve, leases, hosts, build, builds, whatif, demo, hash-password or profiles')
     .strict()

@@ -1,4 +1,5 @@
-import { stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adoptSharedAdminToken, loadOrCreateAdminToken, loadOrCreateSecret, type AdminToken } from './admin/token.js';
 import { HostTokens } from './tokens/host-token.js';
@@ -38,6 +39,7 @@ import { defaultPool, interfaceAddress, type InterfaceAddress, parsePool, parseP
 import { formatProfileError } from './profiles/error.js';
 import { formatProfileWarning, profileWarnings } from './profiles/lint.js';
 import { ProfileDirectory } from './profiles/store.js';
+import { DatabaseProfiles, exportProfiles, postgresProfilesSchemaVersion } from './profiles/postgres-profiles.js';
 import { PostgresSlotSightings, postgresSightingsSchemaVersion } from './profiles/postgres-sightings.js';
 import { SqliteSlotSightings } from './profiles/sqlite-sightings.js';
 import type { RelaySlot } from './profiles/slot.js';
@@ -223,20 +225,37 @@ export async function checkServe(options: ServeOptions): Promise<CheckReport> {
   const pool = served && options.dhcp === 'full' ? attempt(() => fullModePool(options.pool, served)) : undefined;
   const relaySubnets = attempt(() => relaySubnetsOf(options)) ?? [];
   let profileCount = 0;
+  // With --database, the database's profiles are checked, from a copy made for the check.
+  const copy = options.database === undefined ? undefined : await mkdtemp(join(tmpdir(), 'rackboot-check-profiles-'));
   try {
-    await checkProfileFolder(options.profiles);
-    const profiles = await ProfileDirectory.open(options.profiles, silentLogger(), { infrastructure: infrastructureOf(served, options.router) });
+    if (copy !== undefined) await exportProfiles(options.database!, copy);
+    const folder = copy ?? options.profiles;
+    await checkProfileFolder(folder);
+    const profiles = await ProfileDirectory.open(folder, silentLogger(), { infrastructure: infrastructureOf(served, options.router) });
     try {
       problems.push(...profiles.errors().map(formatProfileError));
       const subnets = served ? [new Subnet(served.address, served.prefixLength), ...relaySubnets] : relaySubnets;
       warnings.push(...profileWarnings(profiles.all(), subnets).map(formatProfileWarning));
       profileCount = profiles.fileStatuses().length;
-      if (profileCount === 0) warnings.push(`${options.profiles}: warning: the profile folder holds no profile: no machine will be booted until one is added`);
+      if (profileCount === 0) {
+        warnings.push(
+          copy === undefined
+            ? `${options.profiles}: warning: the profile folder holds no profile: no machine will be booted until one is added`
+            : 'warning: the database holds no profile: no machine will be booted until one is added (rackboot profiles import DIR)',
+        );
+      }
     } finally {
       profiles.close();
     }
   } catch (error) {
     problems.push((error as Error).message);
+  } finally {
+    if (copy !== undefined) {
+      await rm(copy, { recursive: true, force: true });
+      // Name the database's profiles, not the copy: "postgres://rackboot@db/site profiles/a.yaml:3:5: ...".
+      const named = `${attempt(() => describeDatabaseUrl(options.database!)) ?? 'the database'} profiles/`;
+      for (const list of [problems, warnings]) list.forEach((line, index) => (list[index] = line.split(`${copy}/`).join(named)));
+    }
   }
   let stateIn = '';
   if (options.database !== undefined) {
@@ -248,6 +267,7 @@ export async function checkServe(options: ServeOptions): Promise<CheckReport> {
         sightings: postgresSightingsSchemaVersion,
         secrets: secretsSchemaVersion,
         servers: serversSchemaVersion,
+        profiles: postgresProfilesSchemaVersion,
       })),
     );
   }
@@ -272,14 +292,28 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   // Full DHCP hands out addresses on a network that may have its own DHCP
   // server: the admin says which ones, never a default.
   const pool = options.dhcp === 'full' ? fullModePool(options.pool, served) : undefined;
-  await checkProfileFolder(options.profiles); // before the state folder is made: a mistyped path leaves nothing behind
+  // With --database the profiles are the database's, served from a copy in the state folder.
+  if (options.database === undefined) await checkProfileFolder(options.profiles); // before the state folder is made: a mistyped path leaves nothing behind
   const stateModes = await secureStateFolder(options.state);
   if (stateModes.tightened.length > 0) log.warn({ files: stateModes.tightened }, 'state folder: files readable by others set back to 0700/0600');
+  let readProfilesAgain = async (): Promise<void> => undefined;
+  const databaseProfiles =
+    options.database === undefined
+      ? undefined
+      : await DatabaseProfiles.open(options.database, join(options.state, 'profiles'), {
+          onChange: () => readProfilesAgain(),
+          onProblem: (message, error) => log.error({ err: error }, message),
+        });
+  const profileFolder = databaseProfiles?.folder ?? options.profiles;
+  if (databaseProfiles) log.info({ database: databaseProfiles.database, copy: profileFolder }, 'profiles: served from the database');
 
   // A profile may not claim the server's own address or the router's as its static address.
-  const profiles = await ProfileDirectory.open(options.profiles, log, {
+  const profiles = await ProfileDirectory.open(profileFolder, log, {
     infrastructure: infrastructureOf(served, options.router),
   });
+  readProfilesAgain = async () => {
+    await profiles.reload();
+  };
   profiles.watch();
   // Profiles that are valid but likely wrong for this site, at start and after each change.
   const servedSubnets = [new Subnet(served.address, served.prefixLength), ...relaySubnetsOf(options)];
@@ -293,7 +327,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   profiles.onChange(warnAboutProfiles);
   if (profiles.fileStatuses().length === 0) {
     log.warn(
-      { profiles: options.profiles },
+      { profiles: profileFolder },
       'the profile folder holds no profile: no machine will be booted until one is added (a default.yaml boots every machine)',
     );
   }
@@ -310,6 +344,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   } else log.warn({ assets: assets.dir }, 'no build yet: machines will be told to wait (run "rackboot build")');
 
   const closers: Array<() => Promise<void>> = [async () => profiles.close()];
+  if (databaseProfiles) closers.push(() => databaseProfiles.close());
   // What a draining stop waits for (see RunningServer.close), set as each starts.
   const draining: { stopFirst: Array<() => Promise<void>>; http?: ListeningHttp; tftp?: TftpServer } = { stopFirst: [] };
   try {
@@ -449,6 +484,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       admin: {
         token,
         profiles,
+        ...(databaseProfiles ? { profileStore: databaseProfiles } : {}),
         assets,
         ...(leases ? { leases } : {}),
         hosts: {
@@ -600,7 +636,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       else log.info({ interface: served.interfaceName, relaySubnets }, "dhcp: proxy (boot information only, beside the network's DHCP server)");
     }
     // Every socket is bound and the state is open: root is no longer needed.
-    await becomeServerUser({ user, state: options.state, profiles: options.profiles, assets: assets.dir, code: packageRoot(), log });
+    await becomeServerUser({ user, state: options.state, profiles: profileFolder, assets: assets.dir, code: packageRoot(), log });
     log.info(
       {
         interface: served.interfaceName,

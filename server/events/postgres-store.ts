@@ -22,7 +22,7 @@
  * and from its own copy.
  */
 import type pg from 'pg';
-import { asDatabaseError, connectDatabase, describeDatabaseUrl, migrateDatabase } from '../postgres/database.js';
+import { asDatabaseError, connectDatabase, describeDatabaseUrl, migrateDatabase, PostgresDatabaseError } from '../postgres/database.js';
 import type { BootEvent, EventSource, NewBootEvent } from './event.js';
 import type { EventRetention, EventStore, HostReport, HostReportKind } from './store.js';
 
@@ -53,6 +53,29 @@ const migrations: readonly string[][] = [
 ];
 
 export const postgresEventSchemaVersion = migrations.length;
+
+/** The whole timeline and every host report in the database, for `rackboot hosts --database` (reads only; makes no table). Throws PostgresDatabaseError. */
+export async function readTimelineDatabase(url: string): Promise<{ events: BootEvent[]; reports: HostReport[] }> {
+  const database = describeDatabaseUrl(url);
+  const client = await connectDatabase(url, { applicationName: 'rackboot hosts' });
+  try {
+    const events = await client.query<EventRow>(`SELECT ${columns} FROM events ORDER BY mac, time, id`);
+    const reports = await client.query<{ mac: string; kind: HostReportKind; time: string; body: string }>('SELECT mac, kind, time, body FROM host_reports');
+    return {
+      events: events.rows.map(fromRow),
+      reports: reports.rows.map((row) => ({ mac: row.mac, kind: row.kind, time: Number(row.time), body: row.body })),
+    };
+  } catch (error) {
+    if ((error as { code?: unknown }).code === '42P01') {
+      throw new PostgresDatabaseError(database, 'QUERY', 'holds no rackboot timeline (no events table): has a server run with --database on it?', {
+        cause: error,
+      });
+    }
+    throw asDatabaseError(database, error);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
 
 interface EventRow {
   id: string;

@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { AdminToken } from '../admin/token.js';
@@ -10,6 +9,7 @@ import { firstProblems, formatProfileError, type ProfileError } from '../profile
 import { normaliseMac } from '../profiles/mac.js';
 import type { ProfileDirectory } from '../profiles/store.js';
 import { isGroupProfile } from '../profiles/profile.js';
+import { writeAtomically } from '../profiles/write-atomically.js';
 import type { HostStatus } from '../status/snapshot.js';
 import type { ImageLinks } from './image-links.js';
 import type { TimelineEvent } from '../status/timeline.js';
@@ -18,6 +18,12 @@ import type { ReportedGuestInterface, StorageReport } from '../storage/report.js
 export interface AdminApiOptions {
   token: AdminToken;
   profiles: ProfileDirectory;
+  /**
+   * Where a saved or deleted profile goes when the profile folder is a copy
+   * (`serve --database`: the database, see profiles/postgres-profiles.ts);
+   * resolves once the folder has the change. Absent: the folder itself.
+   */
+  profileStore?: { save(name: string, text: string): Promise<void>; remove(name: string): Promise<void> };
   assets: AssetStore;
   /** The DHCP lease store; absent when this server gives no addresses (proxy or off). */
   leases?: LeaseStore;
@@ -134,8 +140,11 @@ export function createAdminRouter(options: AdminApiOptions): Router {
       res.status(422).json({ error: `profile ${name} was not saved`, problems: shown.map(describeError), ...(more > 0 ? { moreProblems: more } : {}) });
       return;
     }
-    await writeAtomically(join(profiles.dir, name), text);
-    await profiles.reload();
+    if (options.profileStore) await options.profileStore.save(name, text);
+    else {
+      await writeAtomically(join(profiles.dir, name), text);
+      await profiles.reload();
+    }
     log.info(
       {
         event: 'admin-profile',
@@ -158,8 +167,11 @@ export function createAdminRouter(options: AdminApiOptions): Router {
       res.status(404).json({ error: `no profile file "${String(req.params.name)}" in ${profiles.dir}` });
       return;
     }
-    await unlink(join(profiles.dir, name));
-    await profiles.reload();
+    if (options.profileStore) await options.profileStore.remove(name);
+    else {
+      await unlink(join(profiles.dir, name));
+      await profiles.reload();
+    }
     log.info({ event: 'admin-profile', action: 'deleted', file: name }, 'admin api: profile deleted');
     res.status(204).end();
   });
@@ -310,25 +322,4 @@ function leaseJson(lease: Lease) {
 
 async function readText(path: string): Promise<string | null> {
   return readFile(path, 'utf8').catch(() => null);
-}
-
-/** Write a file so that readers see the old text or the new one, never a part. */
-export async function writeAtomically(path: string, text: string): Promise<void> {
-  const slash = path.lastIndexOf('/');
-  // A hidden name: the profile directory ignores dot files while it is being written.
-  const temp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${randomBytes(6).toString('hex')}.tmp`;
-  // 0600: a profile may hold a root password hash.
-  const handle = await open(temp, 'wx', 0o600);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
 }

@@ -46,6 +46,23 @@ const migrations: readonly string[][] = [
 
 export const postgresSightingsSchemaVersion = migrations.length;
 
+/** Every sighting in the database, for `rackboot hosts --database` (reads only; none when no server has made the table). Throws PostgresDatabaseError. */
+export async function readSightingsDatabase(url: string): Promise<MemorySlotSightings> {
+  const database = describeDatabaseUrl(url);
+  const client = await connectDatabase(url, { applicationName: 'rackboot hosts' });
+  const sightings = new MemorySlotSightings();
+  try {
+    const rows = await client.query<Row>('SELECT mac, circuit_id, remote_id FROM slot_sightings ORDER BY seen, mac');
+    for (const row of rows.rows) sightings.record(row.mac, fromRow(row));
+    return sightings;
+  } catch (error) {
+    if ((error as { code?: unknown }).code === '42P01') return sightings;
+    throw asDatabaseError(database, error);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 interface Row {
   mac: string;
   circuit_id: string;

@@ -5,6 +5,9 @@ import type { HostReport } from '../events/store.js';
 import { formatBytes, type ReportedGuestInterface, type StorageReport } from '../storage/report.js';
 import { silentLogger } from '../log.js';
 import { readSightingsFile } from '../profiles/sqlite-sightings.js';
+import { readSightingsDatabase } from '../profiles/postgres-sightings.js';
+import { readTimelineDatabase } from '../events/postgres-store.js';
+import { describeDatabaseUrl } from '../postgres/database.js';
 import { ProfileDirectory } from '../profiles/store.js';
 import { describeHost, guestNetworkOf, storageOf } from './hosts.js';
 import type { HostStatus } from './snapshot.js';
@@ -12,13 +15,13 @@ import type { TimelineEvent } from './timeline.js';
 
 /**
  * `rackboot hosts`: where each host stands. With --server, asked of the
- * running server's admin API (the token from the state folder); without,
- * read from the state folder's timeline, which only works while no server
- * holds it.
+ * running server's admin API (the token from the state folder); with
+ * --database, read from the database servers share; else from the state
+ * folder's timeline, which only works while no server holds it.
  */
 export async function listHosts(options: HostsOptions): Promise<HostStatus[]> {
   if (options.server !== undefined) return (await askServer(options, options.server, 'hosts')) as HostStatus[];
-  const timeline = readTimeline(options.state);
+  const timeline = await readTimeline(options);
   return describe([...timeline.macs()], timeline, options);
 }
 
@@ -27,6 +30,8 @@ export interface HostsOptions {
   tokenFile?: string;
   state: string;
   profiles: string;
+  /** The PostgreSQL URL servers share (`serve --database`): read there instead of the state folder. */
+  database?: string;
 }
 
 /** One host as `rackboot hosts MAC` shows it: its row, its newest storage report and its timeline. */
@@ -39,9 +44,12 @@ export type HostDetail = HostStatus & {
 /** `rackboot hosts MAC`: one host in full, from the running server or the state folder. */
 export async function showHost(mac: string, options: HostsOptions): Promise<HostDetail> {
   if (options.server !== undefined) return (await askServer(options, options.server, `hosts/${mac}`)) as HostDetail;
-  const timeline = readTimeline(options.state);
+  const timeline = await readTimeline(options);
   const [host] = await describe([mac], timeline, options);
-  if (host === undefined) throw new Error(`no host ${mac} has been seen (timeline ${join(options.state, 'events.sqlite')})`);
+  if (host === undefined)
+    throw new Error(
+      `no host ${mac} has been seen (timeline ${options.database !== undefined ? describeDatabaseUrl(options.database) : join(options.state, 'events.sqlite')})`,
+    );
   return {
     ...host,
     storageReport: storageOf(timeline, mac) ?? null,
@@ -63,14 +71,17 @@ interface TimelineFile {
   hostReport(mac: string, kind: HostReport['kind']): HostReport | undefined;
 }
 
-/** Read the state folder's timeline and host reports, while no server holds them. */
-function readTimeline(state: string): TimelineFile {
-  const file = join(state, 'events.sqlite');
+/** Read the timeline and host reports: the database's, or the state folder's while no server holds them. */
+async function readTimeline(options: HostsOptions): Promise<TimelineFile> {
+  const file = join(options.state, 'events.sqlite');
   let events: TimelineEvent[];
   let reports: HostReport[];
   try {
-    events = readEventFile(file);
-    reports = readHostReportFile(file);
+    if (options.database !== undefined) ({ events, reports } = await readTimelineDatabase(options.database));
+    else {
+      events = readEventFile(file);
+      reports = readHostReportFile(file);
+    }
   } catch (error) {
     if ((error as { code?: string }).code === 'LOCKED') {
       throw new Error(`${file} is held by a running rackboot serve; ask it instead: rackboot hosts --server http://ADDRESS:PORT`);
@@ -94,7 +105,7 @@ function readTimeline(state: string): TimelineFile {
 /** The rows of the hosts named that the timeline has seen, newest first, with their profiles and slots. */
 async function describe(macs: string[], timeline: TimelineFile, options: HostsOptions): Promise<HostStatus[]> {
   // Which machine sat in which slot, for slot profiles (absent before the first relayed request).
-  const sightings = readSightingsFile(join(options.state, 'slots.sqlite'));
+  const sightings = options.database !== undefined ? await readSightingsDatabase(options.database) : readSightingsFile(join(options.state, 'slots.sqlite'));
   const profiles = await ProfileDirectory.open(options.profiles, silentLogger()).catch(() => undefined);
   try {
     return macs

@@ -11,7 +11,7 @@
  * fails, never skips, without them.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -19,6 +19,7 @@ import { MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
 import { readLeaseDatabase } from '../../server/dhcp/leases/postgres.js';
 import { Netns, assertRoot } from '../support/netns.js';
 import { startPostgres, type TestPostgres } from '../support/postgres.js';
+import { runRackboot } from '../support/run.js';
 import { until } from '../support/until.js';
 import { assertConsistent } from './lease-store-contract.js';
 import { assertOneHolderEach, Capture, load, requireTool, Server, type Reply } from './load-support.js';
@@ -105,6 +106,38 @@ test('two servers on one database answer one segment together; when one is kille
     const writers = await postgres.psql('site', "SELECT count(DISTINCT id / 1000000) FROM events WHERE source = 'dhcp'");
     t.diagnostic(`timeline: DHCP events from ${writers} servers`);
     assert.equal(writers, '2', 'DHCP events from both servers in the one timeline');
+    const hosts = await runRackboot(['hosts', '--database', database, '--profiles', join(dir, 'profiles'), '--json'], { timeoutMs: 30_000 });
+    assert.equal(hosts.code, 0, hosts.stderr);
+    const seen = await postgres.psql('site', 'SELECT count(DISTINCT mac) FROM events');
+    assert.equal((JSON.parse(hosts.stdout) as unknown[]).length, Number(seen), 'rackboot hosts --database lists every host of the timeline');
+
+    // A profile saved through A's admin API is served by B (the database's profiles, in each server's copy).
+    const token = readFileSync(join(dir, 'state-a', 'admin.token'), 'utf8').trim();
+    const api = (server: string, method: string, name: string, body?: string) =>
+      clientNs.exec('curl', [
+        '-sS',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '-X',
+        method,
+        '-H',
+        `Authorization: Bearer ${token}`,
+        ...(body === undefined ? [] : ['-H', 'Content-Type: application/yaml', '--data-binary', body]),
+        `http://${server}:8080/api/profiles/${name}`,
+      ]);
+    const savedAt = Date.now();
+    assert.equal(api(serverA, 'PUT', 'xen09.yaml', 'mac: 52:54:00:00:09:09\nhostname: xen09\n'), '201');
+    await until(
+      'the profile saved at A served by B',
+      10_000,
+      () => (api(serverB, 'GET', 'xen09.yaml') === '200' ? true : undefined),
+      () => `${a.errors.join('')}${b.errors.join('')}`,
+    );
+    t.diagnostic(`a profile saved through A's admin API was served by B ${Date.now() - savedAt} ms later`);
+    assert.equal(api(serverA, 'PUT', 'bad.yaml', 'mac: 52:54:00:00:09:10\nhostname: -bad-\n'), '422', 'the same checks as for a folder');
+    assert.equal(await postgres.psql('site', "SELECT count(*) FROM profiles WHERE name = 'bad.yaml'"), '0');
 
     // A dies under load: its clients are answered by B once A's heartbeat is stale.
     const capture2 = await Capture.start(clientNs, 'vc', join(dir, 'failover.pcap'));

@@ -1,0 +1,186 @@
+/**
+ * Profiles kept in the PostgreSQL database several servers share (`serve
+ * --database`): one row per profile file, its YAML as written. Each server
+ * keeps a copy of them as files in a folder of its own (`<state>/profiles`)
+ * and serves that folder as it serves any profile folder, with the same
+ * parser, the same line-precise errors and the same rule that a bad file
+ * never replaces the last good one. A change (the admin API on any server,
+ * `rackboot profiles import`) is written to the database and notified
+ * (rackboot_profiles); every server writes the changed file into its copy
+ * and reads its profiles again.
+ */
+import { readdir, readFile, rm, writeFile as writeFileRaw } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { validateProfiles } from './validate.js';
+import { writeAtomically } from './write-atomically.js';
+import { asDatabaseError, connectDatabase, describeDatabaseUrl, migrateDatabase } from '../postgres/database.js';
+
+const CHANNEL = 'rackboot_profiles';
+
+const migrations: readonly string[][] = [
+  [
+    `CREATE TABLE profiles (
+       name TEXT NOT NULL PRIMARY KEY,
+       text TEXT NOT NULL,
+       updated_at BIGINT NOT NULL
+     )`,
+  ],
+];
+
+export const postgresProfilesSchemaVersion = migrations.length;
+
+const isProfileFile = (name: string) => /\.ya?ml$/.test(name);
+
+export interface DatabaseProfilesOptions {
+  /** The copy changed (another server's edit, or this one's): read the folder again. */
+  onChange: (names: readonly string[]) => Promise<void> | void;
+  onProblem?: (message: string, error: unknown) => void;
+}
+
+export class DatabaseProfiles {
+  private tail: Promise<void> = Promise.resolve();
+
+  private constructor(
+    readonly database: string,
+    /** The folder this server serves its copy from. */
+    readonly folder: string,
+    private readonly client: pg.Client,
+    private readonly listener: pg.Client,
+    private readonly options: DatabaseProfilesOptions,
+  ) {}
+
+  /** Connects, brings the table to the newest schema and makes `folder` hold exactly the database's profiles. Throws PostgresDatabaseError. */
+  static async open(url: string, folder: string, options: DatabaseProfilesOptions): Promise<DatabaseProfiles> {
+    const database = describeDatabaseUrl(url);
+    mkdirSync(folder, { recursive: true, mode: 0o755 });
+    const client = await connectDatabase(url, { applicationName: 'rackboot profiles' });
+    let listener: pg.Client | undefined;
+    try {
+      await migrateDatabase(client, database, 'profiles', migrations);
+      listener = await connectDatabase(url, { applicationName: 'rackboot profile changes' });
+      await listener.query(`LISTEN ${CHANNEL}`);
+      const profiles = new DatabaseProfiles(database, folder, client, listener, options);
+      const report = (error: Error) => options.onProblem?.(`profiles connection to ${database}: ${error.message}`, error);
+      client.on('error', report);
+      listener.on('error', report);
+      listener.on('notification', (message) => {
+        if (message.payload) void profiles.copyInTurn(message.payload === '*' ? undefined : [message.payload]);
+      });
+      await profiles.copy(undefined);
+      return profiles;
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      await listener?.end().catch(() => undefined);
+      throw asDatabaseError(database, error);
+    }
+  }
+
+  /** Saves a profile file (already checked by the caller) for every server; resolves once this server's copy has it. */
+  async save(name: string, text: string): Promise<void> {
+    try {
+      await this.client.query(
+        'INSERT INTO profiles (name, text, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET text = EXCLUDED.text, updated_at = EXCLUDED.updated_at',
+        [name, text, Date.now()],
+      );
+      await this.client.query('SELECT pg_notify($1, $2)', [CHANNEL, name]);
+    } catch (error) {
+      throw asDatabaseError(this.database, error);
+    }
+    await this.copyInTurn([name]);
+  }
+
+  /** Deletes a profile file for every server; resolves once this server's copy has lost it. */
+  async remove(name: string): Promise<void> {
+    try {
+      await this.client.query('DELETE FROM profiles WHERE name = $1', [name]);
+      await this.client.query('SELECT pg_notify($1, $2)', [CHANNEL, name]);
+    } catch (error) {
+      throw asDatabaseError(this.database, error);
+    }
+    await this.copyInTurn([name]);
+  }
+
+  async close(): Promise<void> {
+    await this.tail;
+    await Promise.all([this.client.end().catch(() => undefined), this.listener.end().catch(() => undefined)]);
+  }
+
+  private copyInTurn(names: readonly string[] | undefined): Promise<void> {
+    const done = this.tail.then(() => this.copy(names));
+    this.tail = done.catch((error: unknown) => this.options.onProblem?.(`profiles not copied from ${this.database}`, error));
+    return done;
+  }
+
+  /** The named files (undefined: all of them) as the database has them now, into the folder; then the server reads them. */
+  private async copy(names: readonly string[] | undefined): Promise<void> {
+    const rows =
+      names === undefined
+        ? await this.client.query<{ name: string; text: string }>('SELECT name, text FROM profiles')
+        : await this.client.query<{ name: string; text: string }>('SELECT name, text FROM profiles WHERE name = ANY($1)', [names]);
+    const found = new Map(rows.rows.map((row) => [row.name, row.text]));
+    const gone =
+      names === undefined ? (await readdir(this.folder)).filter((name) => isProfileFile(name) && !found.has(name)) : names.filter((name) => !found.has(name));
+    for (const [name, text] of found) {
+      if (!isProfileFile(name) || name.includes('/')) continue;
+      await writeAtomically(join(this.folder, name), text);
+    }
+    for (const name of gone) await rm(join(this.folder, name), { force: true });
+    await this.options.onChange([...found.keys(), ...gone]);
+  }
+}
+
+/**
+ * `rackboot profiles import DIR`: the folder checked as the server checks a
+ * profile folder (validateProfiles); with no problem, every profile file
+ * of it into the database in one transaction, else nothing.
+ */
+export async function importFolderToDatabase(url: string, dir: string): Promise<{ problems: string[]; summary: string }> {
+  const report = await validateProfiles(dir);
+  if (report.problems.length > 0) return { problems: report.problems, summary: `${report.summary}; nothing imported` };
+  const names = (await readdir(dir)).filter((name) => isProfileFile(name) && !name.startsWith('.')).sort();
+  const files = await Promise.all(names.map(async (name) => ({ name, text: await readFile(join(dir, name), 'utf8') })));
+  await importProfiles(url, files);
+  return { problems: [], summary: `${files.length} profile file${files.length === 1 ? '' : 's'} imported into ${describeDatabaseUrl(url)}` };
+}
+
+/** Every profile file given into the database, in one transaction (the caller has checked them). */
+export async function importProfiles(url: string, files: ReadonlyArray<{ name: string; text: string }>): Promise<void> {
+  const database = describeDatabaseUrl(url);
+  const client = await connectDatabase(url, { applicationName: 'rackboot profiles import' });
+  try {
+    await migrateDatabase(client, database, 'profiles', migrations);
+    await client.query('BEGIN');
+    for (const file of files) {
+      await client.query(
+        'INSERT INTO profiles (name, text, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET text = EXCLUDED.text, updated_at = EXCLUDED.updated_at',
+        [file.name, file.text, Date.now()],
+      );
+    }
+    await client.query('SELECT pg_notify($1, $2)', [CHANNEL, '*']);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw asDatabaseError(database, error);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** `rackboot profiles export DIR`: every profile of the database as a file of the folder; returns the names written. */
+export async function exportProfiles(url: string, folder: string): Promise<string[]> {
+  const database = describeDatabaseUrl(url);
+  const client = await connectDatabase(url, { applicationName: 'rackboot profiles export' });
+  try {
+    const rows = await client.query<{ name: string; text: string }>('SELECT name, text FROM profiles ORDER BY name');
+    mkdirSync(folder, { recursive: true });
+    for (const row of rows.rows) await writeFileRaw(join(folder, row.name), row.text);
+    return rows.rows.map((row) => row.name);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === '42P01') return [];
+    throw asDatabaseError(database, error);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
