@@ -21,7 +21,7 @@
  * runs on every server with the same rule; each deletes from the database
  * and from its own copy.
  */
-import type pg from 'pg';
+import { DatabaseConnection, DatabaseListener } from '../postgres/connection.js';
 import { asDatabaseError, connectDatabase, describeDatabaseUrl, migrateDatabase, PostgresDatabaseError } from '../postgres/database.js';
 import type { BootEvent, EventSource, NewBootEvent } from './event.js';
 import type { EventRetention, EventStore, HostReport, HostReportKind } from './store.js';
@@ -115,10 +115,10 @@ export class PostgresEventStore implements EventStore {
   private tail: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
 
+  private listener: DatabaseListener | undefined;
+
   private constructor(
-    readonly database: string,
-    private readonly client: pg.Client,
-    private readonly listener: pg.Client,
+    private readonly client: DatabaseConnection,
     firstBlock: number,
     private readonly options: PostgresEventStoreOptions,
   ) {
@@ -126,33 +126,31 @@ export class PostgresEventStore implements EventStore {
     this.blockEnd = firstBlock + BLOCK;
   }
 
+  /** The database's URL without its password. */
+  get database(): string {
+    return this.client.database;
+  }
+
   /** Connects, brings the tables to the newest schema, reads the timeline and listens for other servers' events. Throws PostgresDatabaseError. */
   static async open(url: string, options: PostgresEventStoreOptions = {}): Promise<PostgresEventStore> {
-    const database = describeDatabaseUrl(url);
-    const client = await connectDatabase(url, { applicationName: 'rackboot timeline' });
-    let listener: pg.Client | undefined;
+    const client = new DatabaseConnection(url, 'rackboot timeline');
     try {
-      await migrateDatabase(client, database, 'events', migrations);
-      listener = await connectDatabase(url, { applicationName: 'rackboot timeline changes' });
-      await listener.query(`LISTEN ${CHANNEL}`);
+      await migrateDatabase(client, client.database, 'events', migrations);
       const block = await client.query<{ start: string }>("SELECT nextval('event_id_blocks') AS start");
-      const store = new PostgresEventStore(database, client, listener, Number(block.rows[0]!.start), options);
-      const report = (error: Error) => options.onProblem?.(`timeline connection to ${database}: ${error.message}`, error);
-      client.on('error', report);
-      listener.on('error', report);
-      listener.on('notification', (message) => {
-        if (message.processId === (client as unknown as { processID?: number }).processID || !message.payload) return;
-        store.readNotified(message.payload);
+      const store = new PostgresEventStore(client, Number(block.rows[0]!.start), options);
+      store.listener = await DatabaseListener.open(url, CHANNEL, {
+        applicationName: 'rackboot timeline changes',
+        onNotification: (payload, processId) => {
+          if (processId !== client.processId) store.readNotified(payload);
+        },
+        onReconnected: () => store.inTurn(() => store.readEverything()),
+        ...(options.onProblem ? { onProblem: options.onProblem } : {}),
       });
-      const rows = await client.query<EventRow>(`SELECT ${columns} FROM events ORDER BY time, id`);
-      for (const row of rows.rows) store.place(fromRow(row));
-      const reports = await client.query<{ mac: string; kind: HostReportKind; time: string; body: string }>('SELECT mac, kind, time, body FROM host_reports');
-      for (const row of reports.rows) store.reports.set(`${row.mac} ${row.kind}`, { mac: row.mac, kind: row.kind, time: Number(row.time), body: row.body });
+      await store.readEverything();
       return store;
     } catch (error) {
-      await client.end().catch(() => undefined);
-      await listener?.end().catch(() => undefined);
-      throw asDatabaseError(database, error);
+      await client.end();
+      throw asDatabaseError(client.database, error);
     }
   }
 
@@ -227,7 +225,7 @@ export class PostgresEventStore implements EventStore {
   /** Writes what is left, then disconnects. */
   close(): Promise<void> {
     this.closing ??= this.flush().then(async () => {
-      await Promise.all([this.client.end().catch(() => undefined), this.listener.end().catch(() => undefined)]);
+      await Promise.all([this.client.end(), this.listener?.end()]);
     });
     return this.closing;
   }
@@ -288,30 +286,31 @@ export class PostgresEventStore implements EventStore {
 
   private async write(events: BootEvent[], reports: HostReport[]): Promise<void> {
     if (events.length === 0 && reports.length === 0) return;
+    // One statement each, the notification in it: atomic whichever connection it goes over.
+    const latest = new Map(reports.map((report) => [`${report.mac} ${report.kind}`, report]));
     try {
-      await this.client.query('BEGIN');
       if (events.length > 0) {
         await this.client.query(
-          `INSERT INTO events (${columns})
-           SELECT id, time, mac, source, stage, detail, domain
-           FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, time bigint, mac text, source text, stage text, detail text, domain text)
-           ON CONFLICT (id) DO NOTHING`,
-          [JSON.stringify(events)],
+          `WITH written AS (
+             INSERT INTO events (${columns})
+             SELECT id, time, mac, source, stage, detail, domain
+             FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, time bigint, mac text, source text, stage text, detail text, domain text)
+             ON CONFLICT (id) DO NOTHING RETURNING id)
+           SELECT pg_notify($2, $3)`,
+          [JSON.stringify(events), CHANNEL, noticeOf({ ids: idRanges(events) })],
         );
       }
-      for (const report of reports) {
+      if (latest.size > 0) {
         await this.client.query(
-          'INSERT INTO host_reports (mac, kind, time, body) VALUES ($1, $2, $3, $4) ON CONFLICT (mac, kind) DO UPDATE SET time = EXCLUDED.time, body = EXCLUDED.body',
-          [report.mac, report.kind, report.time, report.body],
+          `WITH written AS (
+             INSERT INTO host_reports (mac, kind, time, body)
+             SELECT mac, kind, time, body FROM jsonb_to_recordset($1::jsonb) AS x(mac text, kind text, time bigint, body text)
+             ON CONFLICT (mac, kind) DO UPDATE SET time = EXCLUDED.time, body = EXCLUDED.body RETURNING 1)
+           SELECT pg_notify($2, $3)`,
+          [JSON.stringify([...latest.values()]), CHANNEL, noticeOf({ reports: [...latest.values()].map((r) => [r.mac, r.kind]) })],
         );
       }
-      await this.client.query('SELECT pg_notify($1, $2)', [
-        CHANNEL,
-        JSON.stringify({ ids: idRanges(events), reports: reports.map((r) => [r.mac, r.kind]) }).slice(0, 7900),
-      ]);
-      await this.client.query('COMMIT');
     } catch (error) {
-      await this.client.query('ROLLBACK').catch(() => undefined);
       // Kept in memory; tried again with the next write.
       this.unwritten.unshift(...events);
       this.unwrittenReports.unshift(...reports);
@@ -322,15 +321,23 @@ export class PostgresEventStore implements EventStore {
     }
   }
 
+  /** The whole timeline and every report, read into the copy (at open, and after a lost connection to the database). */
+  private async readEverything(): Promise<void> {
+    const rows = await this.client.query<EventRow>(`SELECT ${columns} FROM events ORDER BY time, id`);
+    for (const row of rows.rows) this.place(fromRow(row));
+    const reports = await this.client.query<{ mac: string; kind: HostReportKind; time: string; body: string }>(
+      'SELECT mac, kind, time, body FROM host_reports',
+    );
+    for (const row of reports.rows) this.reports.set(`${row.mac} ${row.kind}`, { mac: row.mac, kind: row.kind, time: Number(row.time), body: row.body });
+  }
+
   /** Another server wrote events or reports: read them into the copy. */
   private readNotified(payload: string): void {
-    let notice: { ids?: Array<[number, number]>; reports?: Array<[string, HostReportKind]> };
-    try {
-      notice = JSON.parse(payload) as typeof notice;
-    } catch {
-      // Cut short (too many ranges): read every event newer than any known.
-      notice = { ids: [[0, Number.MAX_SAFE_INTEGER]] };
+    if (payload === '*') {
+      this.inTurn(() => this.readEverything());
+      return;
     }
+    const notice = JSON.parse(payload) as { ids?: Array<[number, number]>; reports?: Array<[string, HostReportKind]> };
     this.inTurn(async () => {
       try {
         for (const [first, last] of notice.ids ?? []) {
@@ -351,6 +358,12 @@ export class PostgresEventStore implements EventStore {
   private inTurn(work: () => Promise<void>): void {
     this.tail = this.tail.then(work).catch((error: unknown) => this.options.onProblem?.(`timeline in ${this.database}: ${(error as Error).message}`, error));
   }
+}
+
+/** A notification's payload: what was written, or "*" (read everything) past the 8000 bytes a notification carries. */
+function noticeOf(notice: { ids?: Array<[number, number]>; reports?: Array<[string, string]> }): string {
+  const text = JSON.stringify(notice);
+  return text.length > 7000 ? '*' : text;
 }
 
 /** Ids as [first, last] runs of consecutive ids (a server's ids mostly are). */

@@ -144,7 +144,12 @@ export async function checkDatabase(url: string, known: Readonly<Record<string, 
  * others wait and then find nothing left to do. A database migrated by a
  * newer rackboot is refused.
  */
-export async function migrateDatabase(client: pg.Client, database: string, store: string, migrations: readonly (readonly string[])[]): Promise<void> {
+export async function migrateDatabase(
+  client: { query: pg.Client['query'] } | { query(text: string, values?: unknown[]): Promise<pg.QueryResult> },
+  database: string,
+  store: string,
+  migrations: readonly (readonly string[])[],
+): Promise<void> {
   try {
     await client.query('BEGIN');
     await client.query("SELECT pg_advisory_xact_lock(hashtext('rackboot schema'))");

@@ -12,9 +12,9 @@
 import { readdir, readFile, rm, writeFile as writeFileRaw } from 'node:fs/promises';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type pg from 'pg';
 import { validateProfiles } from './validate.js';
 import { writeAtomically } from './write-atomically.js';
+import { DatabaseConnection, DatabaseListener } from '../postgres/connection.js';
 import { asDatabaseError, connectDatabase, describeDatabaseUrl, migrateDatabase } from '../postgres/database.js';
 
 const CHANNEL = 'rackboot_profiles';
@@ -42,38 +42,39 @@ export interface DatabaseProfilesOptions {
 export class DatabaseProfiles {
   private tail: Promise<void> = Promise.resolve();
 
+  private listener: DatabaseListener | undefined;
+
   private constructor(
-    readonly database: string,
+    private readonly client: DatabaseConnection,
     /** The folder this server serves its copy from. */
     readonly folder: string,
-    private readonly client: pg.Client,
-    private readonly listener: pg.Client,
     private readonly options: DatabaseProfilesOptions,
   ) {}
 
+  /** The database's URL without its password. */
+  get database(): string {
+    return this.client.database;
+  }
+
   /** Connects, brings the table to the newest schema and makes `folder` hold exactly the database's profiles. Throws PostgresDatabaseError. */
   static async open(url: string, folder: string, options: DatabaseProfilesOptions): Promise<DatabaseProfiles> {
-    const database = describeDatabaseUrl(url);
     mkdirSync(folder, { recursive: true, mode: 0o755 });
-    const client = await connectDatabase(url, { applicationName: 'rackboot profiles' });
-    let listener: pg.Client | undefined;
+    const client = new DatabaseConnection(url, 'rackboot profiles');
     try {
-      await migrateDatabase(client, database, 'profiles', migrations);
-      listener = await connectDatabase(url, { applicationName: 'rackboot profile changes' });
-      await listener.query(`LISTEN ${CHANNEL}`);
-      const profiles = new DatabaseProfiles(database, folder, client, listener, options);
-      const report = (error: Error) => options.onProblem?.(`profiles connection to ${database}: ${error.message}`, error);
-      client.on('error', report);
-      listener.on('error', report);
-      listener.on('notification', (message) => {
-        if (message.payload) void profiles.copyInTurn(message.payload === '*' ? undefined : [message.payload]);
+      await migrateDatabase(client, client.database, 'profiles', migrations);
+      const profiles = new DatabaseProfiles(client, folder, options);
+      profiles.listener = await DatabaseListener.open(url, CHANNEL, {
+        applicationName: 'rackboot profile changes',
+        onNotification: (payload) => void profiles.copyInTurn(payload === '*' ? undefined : [payload]),
+        // Changes made while the connection was lost were not notified: copy everything again.
+        onReconnected: () => void profiles.copyInTurn(undefined),
+        ...(options.onProblem ? { onProblem: options.onProblem } : {}),
       });
       await profiles.copy(undefined);
       return profiles;
     } catch (error) {
-      await client.end().catch(() => undefined);
-      await listener?.end().catch(() => undefined);
-      throw asDatabaseError(database, error);
+      await client.end();
+      throw asDatabaseError(client.database, error);
     }
   }
 
@@ -81,10 +82,12 @@ export class DatabaseProfiles {
   async save(name: string, text: string): Promise<void> {
     try {
       await this.client.query(
-        'INSERT INTO profiles (name, text, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET text = EXCLUDED.text, updated_at = EXCLUDED.updated_at',
-        [name, text, Date.now()],
+        `WITH saved AS (
+           INSERT INTO profiles (name, text, updated_at) VALUES ($1, $2, $3)
+           ON CONFLICT (name) DO UPDATE SET text = EXCLUDED.text, updated_at = EXCLUDED.updated_at RETURNING 1)
+         SELECT pg_notify($4, $1)`,
+        [name, text, Date.now(), CHANNEL],
       );
-      await this.client.query('SELECT pg_notify($1, $2)', [CHANNEL, name]);
     } catch (error) {
       throw asDatabaseError(this.database, error);
     }
@@ -94,8 +97,7 @@ export class DatabaseProfiles {
   /** Deletes a profile file for every server; resolves once this server's copy has lost it. */
   async remove(name: string): Promise<void> {
     try {
-      await this.client.query('DELETE FROM profiles WHERE name = $1', [name]);
-      await this.client.query('SELECT pg_notify($1, $2)', [CHANNEL, name]);
+      await this.client.query('WITH gone AS (DELETE FROM profiles WHERE name = $1 RETURNING 1) SELECT pg_notify($2, $1)', [name, CHANNEL]);
     } catch (error) {
       throw asDatabaseError(this.database, error);
     }
@@ -104,7 +106,7 @@ export class DatabaseProfiles {
 
   async close(): Promise<void> {
     await this.tail;
-    await Promise.all([this.client.end().catch(() => undefined), this.listener.end().catch(() => undefined)]);
+    await Promise.all([this.client.end(), this.listener?.end()]);
   }
 
   private copyInTurn(names: readonly string[] | undefined): Promise<void> {

@@ -9,7 +9,7 @@
  * copy. A sighting the database could not take stays in memory and is
  * handed to onWriteError; the machine's next request writes it again.
  */
-import type pg from 'pg';
+import { DatabaseConnection, DatabaseListener } from '../postgres/connection.js';
 import { asDatabaseError, connectDatabase, describeDatabaseUrl, migrateDatabase } from '../postgres/database.js';
 import { MemorySlotSightings, type SlotSightings } from './sightings.js';
 import { sameSlot, type RelaySlot } from './slot.js';
@@ -78,38 +78,45 @@ export class PostgresSlotSightings implements SlotSightings {
   private tail: Promise<void> = Promise.resolve();
   private closed = false;
 
+  private listener: DatabaseListener | undefined;
+
   private constructor(
-    /** The database's URL without its password. */
-    readonly database: string,
-    private readonly client: pg.Client,
-    private readonly listener: pg.Client,
+    private readonly client: DatabaseConnection,
     private readonly now: () => number,
     private readonly onWriteError: (error: unknown, mac: string) => void,
   ) {}
 
+  /** The database's URL without its password. */
+  get database(): string {
+    return this.client.database;
+  }
+
   /** Connects, brings the table to the newest schema and reads every sighting. Throws PostgresDatabaseError. */
   static async open(url: string, options: { now?: () => number; onWriteError?: (error: unknown, mac: string) => void } = {}): Promise<PostgresSlotSightings> {
-    const database = describeDatabaseUrl(url);
-    const client = await connectDatabase(url, { applicationName: 'rackboot sightings' });
-    let listener: pg.Client | undefined;
+    const client = new DatabaseConnection(url, 'rackboot sightings');
     try {
-      await migrateDatabase(client, database, 'sightings', migrations);
-      listener = await connectDatabase(url, { applicationName: 'rackboot sighting changes' });
-      await listener.query(`LISTEN ${CHANNEL}`);
-      const sightings = new PostgresSlotSightings(database, client, listener, options.now ?? Date.now, options.onWriteError ?? (() => undefined));
-      client.on('error', (error) => sightings.onWriteError(error, ''));
-      listener.on('error', (error) => sightings.onWriteError(error, ''));
-      listener.on('notification', (message) => {
-        if (message.processId !== (client as unknown as { processID?: number }).processID && message.payload) sightings.readMac(message.payload);
+      await migrateDatabase(client, client.database, 'sightings', migrations);
+      const sightings = new PostgresSlotSightings(client, options.now ?? Date.now, options.onWriteError ?? (() => undefined));
+      sightings.listener = await DatabaseListener.open(url, CHANNEL, {
+        applicationName: 'rackboot sighting changes',
+        onNotification: (payload, processId) => {
+          if (processId !== client.processId && payload !== '') sightings.readMac(payload);
+        },
+        onReconnected: () => sightings.inTurn(() => sightings.readAll()),
+        onProblem: (_message, error) => sightings.onWriteError(error, ''),
       });
-      const rows = await client.query<Row>('SELECT mac, circuit_id, remote_id FROM slot_sightings ORDER BY seen, mac');
-      for (const row of rows.rows) sightings.memory.record(row.mac, fromRow(row));
+      await sightings.readAll();
       return sightings;
     } catch (error) {
-      await client.end().catch(() => undefined);
-      await listener?.end().catch(() => undefined);
-      throw asDatabaseError(database, error);
+      await client.end();
+      throw asDatabaseError(client.database, error);
     }
+  }
+
+  /** Every sighting, as the database has them, into the copy (at open, and after a lost connection). */
+  private async readAll(): Promise<void> {
+    const rows = await this.client.query<Row>('SELECT mac, circuit_id, remote_id FROM slot_sightings ORDER BY seen, mac');
+    for (const row of rows.rows) this.memory.record(row.mac, fromRow(row));
   }
 
   slotOf(mac: string): RelaySlot | undefined {
@@ -146,7 +153,7 @@ export class PostgresSlotSightings implements SlotSightings {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    void this.tail.then(() => Promise.all([this.client.end(), this.listener.end()])).catch(() => undefined);
+    void this.tail.then(() => Promise.all([this.client.end(), this.listener?.end()])).catch(() => undefined);
   }
 
   /** Another server saw this MAC: its row, as the database has it now, into the copy. */
@@ -164,6 +171,6 @@ export class PostgresSlotSightings implements SlotSightings {
 
   private inTurn(work: () => Promise<void>): void {
     if (this.closed) return;
-    this.tail = this.tail.then(work);
+    this.tail = this.tail.then(work).catch((error: unknown) => this.onWriteError(error, ''));
   }
 }

@@ -128,3 +128,54 @@ test("two servers on one timeline: a host's events from both, in the order they 
     await b.close();
   }
 });
+
+test('events appended while PostgreSQL restarts are kept in memory and written once it is back; another server hears of them after its listener reconnects', async () => {
+  const { schema, url: shared } = await schemaUrl();
+  const problems: string[] = [];
+  const a = await PostgresEventStore.open(shared, { onProblem: (message) => problems.push(message) });
+  const b = await PostgresEventStore.open(shared, { onProblem: (message) => problems.push(message) });
+  const host = '52:54:00:12:34:57';
+  const t0 = 1_700_000_000_000;
+  try {
+    a.append({ time: t0, mac: host, source: 'dhcp', stage: 'dhcp-offer' });
+    await a.flush();
+    await admin.end();
+    await server.stop();
+    a.append({ time: t0 + 1, mac: host, source: 'http', stage: 'boot-script' });
+    await a.flush();
+    assert.ok(
+      problems.some((message) => /timeline events not written/.test(message)),
+      problems.join('\n'),
+    );
+    assert.deepEqual(
+      a.listByHost(host).map((event) => event.stage),
+      ['dhcp-offer', 'boot-script'],
+      'served from memory meanwhile',
+    );
+    await server.start();
+    admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    a.append({ time: t0 + 2, mac: host, source: 'runtime', stage: 'ready' });
+    await until(
+      'every event in the table after the restart',
+      30_000,
+      async () => {
+        await a.flush();
+        return (await tableOf(schema)).length === 3 ? true : undefined;
+      },
+      () => problems.join('\n'),
+    );
+    await until(
+      'the other server holding all three',
+      30_000,
+      async () => {
+        await b.flush();
+        return b.listByHost(host).length === 3 ? true : undefined;
+      },
+      () => JSON.stringify(b.listByHost(host)),
+    );
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
