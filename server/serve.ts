@@ -594,7 +594,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       const fullMode = {
         pool: pool!,
         leases: leases!,
-        ...(peers ? { answersFor: (mac: string) => answeringServer(mac, peers.live()) === served.address } : {}),
+        ...(peers
+          ? {
+              answersFor: (mac: string) => answeringServer(mac, peers.live()) === served.address,
+              // The same hashing splits the pool's never-used addresses: each server gives out its own share first.
+              prefersAddress: (address: string) => answeringServer(address, peers.live()) === served.address,
+            }
+          : {}),
         ...(options.firstLeaseSeconds !== undefined ? { firstLeaseSeconds: options.firstLeaseSeconds } : {}),
         ...(options.dhcpNewClientsPerSecond !== undefined ? { newClientsPerSecond: options.dhcpNewClientsPerSecond } : {}),
         ...(options.router ? { router: options.router } : {}),

@@ -75,6 +75,8 @@ export interface DhcpServerOptions {
   leases?: LeaseStore;
   /** Several servers on one database: whether this one answers the MAC's broadcasts now (see decide/peers.ts). */
   answersFor?: (mac: string) => boolean;
+  /** Several servers on one database: the never-used pool addresses this one gives out first. */
+  prefersAddress?: (address: string) => boolean;
   /** Where MACs were seen (option 82), recorded on every offer and ack through a relay; read back for later requests and by HTTP/TFTP lookups. */
   sightings?: SlotSightings;
   log: Logger;
@@ -210,6 +212,7 @@ export class DhcpServer {
       bootFile: (facts) => options.bootFile(facts),
       knownOnly: options.knownOnly === true ? (mac, slot) => options.hasOwnProfile?.(mac, slot) === true : undefined,
       answersFor: options.answersFor,
+      prefersAddress: options.prefersAddress,
       leases: this.leases,
       serverPort: this.port,
       clientPort: options.clientPort ?? 68,

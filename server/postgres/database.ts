@@ -79,6 +79,12 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** Named in pg_stat_activity. */
   applicationName?: string;
+  /**
+   * How long a query may wait for its answer; default 5000 ms. A cut link
+   * gives no error, only silence: without this a commit would wait for
+   * TCP to give up, minutes later, and DHCP with it.
+   */
+  queryTimeoutMs?: number;
 }
 
 /** One connection to the database, or the reason there is none (PostgresDatabaseError). */
@@ -88,6 +94,7 @@ export async function connectDatabase(url: string, options: ConnectOptions = {})
     connectionString: url,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     application_name: options.applicationName ?? 'rackboot',
+    query_timeout: options.queryTimeoutMs ?? 5000,
     // Keep-alives notice a peer that vanished without a word (a cut link).
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,

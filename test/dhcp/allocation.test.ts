@@ -68,3 +68,22 @@ test('a decision depends only on its inputs: the same request in the same contex
   const later = decide(request, { ...context, allocationCursors: new Map([['198.18.0.10-198.18.0.13', 2]]) }, now);
   assert.deepEqual(later.kind === 'reply' && [later.address, later.cursor], ['198.18.0.12', { pool: '198.18.0.10-198.18.0.13', next: 3 }]);
 });
+
+test("servers sharing a pool give out their own share of never-used addresses first, then the others'", () => {
+  const cursors = new Map<string, number>();
+  // This server's share: the even addresses of 198.18.0.10-198.18.0.15.
+  const context = testContext({
+    pool: { start: '198.18.0.10', end: '198.18.0.15' },
+    allocationCursors: cursors,
+    prefersAddress: (address) => Number(address.split('.')[3]) % 2 === 0,
+  });
+  const offer = (mac: string) => {
+    const decision = decide(clientRequest({ mac, options: { messageType: MessageType.discover } }), context, now);
+    if (decision.kind !== 'ignore') applyLeaseChanges(context.leases, decision.leaseChanges, now);
+    keepCursor(cursors, decision);
+    return decision.kind === 'reply' ? decision.address : decision.kind;
+  };
+  const given = ['01', '02', '03', '04', '05', '06'].map((n) => offer(`02:00:00:00:00:${n}`));
+  assert.deepEqual(given.slice(0, 3), ['198.18.0.10', '198.18.0.12', '198.18.0.14'], 'its own share first');
+  assert.deepEqual([...given.slice(3)].sort(), ['198.18.0.11', '198.18.0.13', '198.18.0.15'], "then the others' share, the pool being full otherwise");
+});

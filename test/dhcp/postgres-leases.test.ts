@@ -102,6 +102,30 @@ describe('PostgresLeaseStore: two servers on one table', () => {
       assert.equal(b.byAddress('198.18.0.101')?.mac, '02:00:00:00:00:02', 'the refused change is replaced by what the database holds');
       assert.equal(b.byMac('02:00:00:00:00:03'), undefined);
 
+      // B reclaims what it saw as an offer, but the database has it bound since (behind B's back): the bound lease stays.
+      await admin.query(`INSERT INTO ${schema}.leases (address, mac, state, expires_at) VALUES ('198.18.0.102', '02:00:00:00:00:04', 'offered', $1)`, [
+        t0 + 60_000,
+      ]);
+      await admin.query(`SELECT pg_notify('rackboot_leases', '["198.18.0.102"]')`);
+      await until(
+        "the offer in B's view",
+        5000,
+        () => (b.byAddress('198.18.0.102')?.state === 'offered' ? true : undefined),
+        () => JSON.stringify(b.all()),
+      );
+      await admin.query(`UPDATE ${schema}.leases SET state = 'bound', expires_at = $1 WHERE address = '198.18.0.102'`, [t0 + 3_600_000]);
+      const reclaim = b.transactionSyncedLater(() => {
+        b.remove('198.18.0.102');
+        b.upsert(lease('02:00:00:00:00:05', '198.18.0.102', 'offered', t0 + 60_000), t0);
+      }).synced;
+      await assert.rejects(reclaim, LeaseConflictError);
+      assert.equal(
+        await admin.query(`SELECT mac, state FROM ${schema}.leases WHERE address = '198.18.0.102'`).then((r) => `${r.rows[0].mac} ${r.rows[0].state}`),
+        '02:00:00:00:00:04 bound',
+      );
+      // Told now, both views can follow the table again.
+      await admin.query(`SELECT pg_notify('rackboot_leases', '["198.18.0.102"]')`);
+
       // Both at once, for 40 addresses: each address ends with exactly the one client whose change committed.
       const outcomes = await Promise.all(
         Array.from({ length: 40 }, (_, i) => {
@@ -203,7 +227,7 @@ describe('PostgresLeaseStore: what goes wrong, said by name', () => {
       const { synced } = store.transactionSyncedLater(() => store.upsert(lease('02:00:00:00:00:02', '198.18.0.101', 'bound', t0 + 3_600_000), t0));
       await assert.rejects(synced, (error: unknown) => error instanceof PostgresDatabaseError && error.code === 'UNREACHABLE');
       assert.ok(
-        problems.some((message) => /not kept in postgres:\/\/rackboot@127\.0\.0\.1:\d+\/leases/.test(message)),
+        problems.some((message) => /not kept: database postgres:\/\/rackboot@127\.0\.0\.1:\d+\/leases/.test(message)),
         problems.join('\n'),
       );
       assert.equal(store.healthy, false);

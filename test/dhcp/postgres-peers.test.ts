@@ -5,7 +5,13 @@
  * answered by one server alone, both servers answer about half of them, no
  * address goes to two clients, and every captured ACK is in the database.
  * Then one server is killed with SIGKILL under load: once its heartbeat is
- * stale, the other answers its clients too.
+ * stale, the other answers its clients too. And a server cut off from the
+ * database (its link to it set down) stops giving leases and says why,
+ * while the other carries on with all the clients.
+ *
+ * PostgreSQL runs in a namespace of its own, reached by each server over a
+ * link of its own (TCP), which the partition test sets down; the test
+ * itself reaches it through its Unix socket.
  *
  * Needs root, iproute2, perfdhcp, tcpdump and Debian's postgresql-15;
  * fails, never skips, without them.
@@ -22,6 +28,7 @@ import { startPostgres, type TestPostgres } from '../support/postgres.js';
 import { runRackboot } from '../support/run.js';
 import { until } from '../support/until.js';
 import { assertConsistent } from './lease-store-contract.js';
+import { runIn } from './live-support.js';
 import { assertOneHolderEach, Capture, load, requireTool, Server, type Reply } from './load-support.js';
 
 const serverA = '198.18.0.1';
@@ -31,7 +38,11 @@ const clientAddress = '198.18.0.2';
 let nsA: Netns;
 let nsB: Netns;
 let clientNs: Netns;
+let dbNs: Netns;
 let postgres: TestPostgres;
+/** The database as each server reaches it (over its own link), and as the test does (the Unix socket). */
+let databaseA: string;
+let databaseB: string;
 let database: string;
 const dir = mkdtempSync(join(tmpdir(), 'rackboot-pg-peers-'));
 
@@ -41,11 +52,17 @@ before(async () => {
   mkdirSync(join(dir, 'assets'));
   requireTool('perfdhcp', 'kea-admin');
   requireTool('tcpdump', 'tcpdump');
-  postgres = await startPostgres();
-  database = await postgres.createDatabase('site').then(() => postgres.socketUrl('site'));
   nsA = Netns.create('rbppa');
   nsB = Netns.create('rbppb');
   clientNs = Netns.create('rbppc');
+  dbNs = Netns.create('rbppd');
+  dbNs.linkTo(nsA, { device: 'ta', cidr: '198.18.10.1/24' }, { device: 'dba', cidr: '198.18.10.2/24' });
+  dbNs.linkTo(nsB, { device: 'tb', cidr: '198.18.11.1/24' }, { device: 'dbb', cidr: '198.18.11.2/24' });
+  postgres = await startPostgres({ netns: dbNs.name, host: '198.18.10.1', listen: '198.18.10.1,198.18.11.1' });
+  await postgres.createDatabase('site');
+  database = postgres.socketUrl('site');
+  databaseA = postgres.url('site');
+  databaseB = databaseA.replace('@198.18.10.1:', '@198.18.11.1:');
   // One segment: a bridge in the client's namespace, the servers' links in it.
   nsA.linkTo(clientNs, { device: 'vs', cidr: `${serverA}/24` }, { device: 'pa' });
   nsB.linkTo(clientNs, { device: 'vs', cidr: `${serverB}/24` }, { device: 'pb' });
@@ -59,6 +76,7 @@ before(async () => {
 after(async () => {
   for (const ns of [clientNs, nsA, nsB]) ns?.delete();
   await postgres?.close();
+  dbNs?.delete();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -77,8 +95,8 @@ function answeredBy(replies: readonly Reply[]): Map<string, Set<string>> {
 }
 
 test('two servers on one database answer one segment together; when one is killed the other takes its clients', { timeout: 180_000 }, async (t) => {
-  const a = await Server.start(nsA, dir, { state: join(dir, 'state-a'), args: ['--database', database] });
-  const b = await Server.start(nsB, dir, { state: join(dir, 'state-b'), args: ['--database', database] });
+  const a = await Server.start(nsA, dir, { state: join(dir, 'state-a'), args: ['--database', databaseA] });
+  const b = await Server.start(nsB, dir, { state: join(dir, 'state-b'), args: ['--database', databaseB] });
   try {
     await until(
       'both servers alive in the database',
@@ -168,5 +186,54 @@ test('two servers on one database answer one segment together; when one is kille
   } finally {
     await b.kill('SIGTERM');
     if (a.child.exitCode === null && a.child.signalCode === null) await a.kill('SIGKILL');
+  }
+});
+
+test('a server cut off from the database gives no lease and says why; the other answers every client', { timeout: 180_000 }, async (t) => {
+  // The pool to itself: the other test's clients hold most of it for an hour.
+  await postgres.psql('site', 'DELETE FROM leases');
+  const a = await Server.start(nsA, dir, { state: join(dir, 'state-a2'), args: ['--database', databaseA] });
+  const b = await Server.start(nsB, dir, { state: join(dir, 'state-b2'), args: ['--database', databaseB] });
+  try {
+    await until(
+      'both servers alive in the database',
+      15_000,
+      async () => ((await liveServers()).length === 2 ? true : undefined),
+      () => `${a.errors.join('')}${b.errors.join('')}`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const capture = await Capture.start(clientNs, 'vc', join(dir, 'partition.pcap'));
+    // New clients (another MAC base than the other test's), so every one needs a new lease.
+    const running = runIn(clientNs, 'perfdhcp', ['-4', '-l', 'vc', '-r', '200', '-R', '100', '-b', 'mac=02:00:00:aa:00:00', '-p', '14'], 40_000);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    nsA.ip('link', 'set', 'dba', 'down');
+    const cutAt = Date.now() / 1000;
+    const run = await running;
+    assert.match(run.stdout, /REQUEST-ACK/, `perfdhcp did not run: ${run.stderr}`);
+    const replies = await capture.stop([serverA, serverB]);
+    const lateFromA = replies.filter((reply) => reply.server === serverA && reply.type === 'ack' && reply.time > cutAt + 1);
+    assert.deepEqual(lateFromA, [], 'no ACK from the server cut off from the database');
+    assert.ok(
+      a.errors.some((line) => /lease changes not kept: database postgres:\/\/rackboot@198\.18\.10\.1:\d+\/site: unreachable/.test(line)),
+      `the cut-off server says why:\n${a.errors.join('').slice(0, 3000)}`,
+    );
+    const answeredAfter = new Set(replies.filter((reply) => reply.type === 'ack' && reply.time > cutAt + 6).map((reply) => reply.mac));
+    const macs = new Set(replies.map((reply) => reply.mac));
+    t.diagnostic(`partition: ${macs.size} clients; ${answeredAfter.size} ACKed by B from 6 s after the cut; A's errors: ${a.errors.length}`);
+    assert.ok(
+      replies.filter((reply) => reply.type === 'ack' && reply.time > cutAt + 6).every((reply) => reply.server === serverB),
+      'after the cut, only B',
+    );
+    const boundTo = assertOneHolderEach(replies);
+    const view = new MemoryLeaseStore();
+    view.adoptAll(await readLeaseDatabase(database));
+    for (const [address, mac] of boundTo) assert.equal(view.byAddress(address)?.mac, mac, `${address} was ACKed to ${mac}`);
+    const unanswered = [...macs].filter((mac) => !replies.some((reply) => reply.mac === mac && reply.type === 'ack'));
+    assert.deepEqual(unanswered, [], 'every client got a lease in the end');
+    assert.equal(macs.size, 100, 'every client was answered');
+  } finally {
+    nsA.ip('link', 'set', 'dba', 'up');
+    await b.kill('SIGTERM');
+    await a.kill('SIGKILL');
   }
 });

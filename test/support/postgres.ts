@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,8 +49,13 @@ export function assertPostgres(): void {
     throw new Error(`PostgreSQL 15 is not installed (${BIN}/postgres): bash builder/install-deps.sh --test installs postgresql-15`);
 }
 
-/** Starts a cluster; `host` is the TCP address it listens on (default 127.0.0.1), inside `netns` when given. */
-export async function startPostgres(options: { host?: string; port?: number; netns?: string } = {}): Promise<TestPostgres> {
+/**
+ * Starts a cluster; `host` is the TCP address it listens on (default
+ * 127.0.0.1) and URLs name, `listen` every address it listens on (default
+ * `host`), inside `netns` when given. psql and socketUrl() reach it through
+ * its Unix socket from any namespace.
+ */
+export async function startPostgres(options: { host?: string; listen?: string; port?: number; netns?: string } = {}): Promise<TestPostgres> {
   assertPostgres();
   const dir = await mkdtemp(join(tmpdir(), 'rackboot-pg-'));
   const host = options.host ?? '127.0.0.1';
@@ -73,6 +78,8 @@ export async function startPostgres(options: { host?: string; port?: number; net
   ]);
   const made = await runCommand(init.command, init.args, { timeoutMs: 120_000, what: 'initdb' });
   if (made.code !== 0) throw new Error(`initdb failed (${made.code}): ${made.stderr}${made.stdout}`);
+  // Logins over TCP from the tests' namespaces too (198.18.0.0/15), with the password.
+  await appendFile(join(data, 'pg_hba.conf'), 'host all all 198.18.0.0/15 scram-sha-256\n');
 
   let server: ChildProcess | undefined;
   let log = '';
@@ -85,7 +92,7 @@ export async function startPostgres(options: { host?: string; port?: number; net
       '-p',
       String(port),
       '-c',
-      `listen_addresses=${host}`,
+      `listen_addresses=${options.listen ?? host}`,
       '-c',
       'max_connections=200',
     ]);

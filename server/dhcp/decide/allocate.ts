@@ -42,6 +42,12 @@ export interface PoolSearch {
   isInfrastructure(address: string): boolean;
   /** Who an address is reserved for, if anyone: the pool never gives it to another client. */
   reservationOwner(address: string): string | undefined;
+  /**
+   * Servers sharing the pool through one database: whether this server
+   * gives out this never-used address first (each server its own share, so
+   * two servers rarely race for one address); the others' come after.
+   */
+  prefers?: ((address: string) => boolean) | undefined;
 }
 
 /**
@@ -69,6 +75,7 @@ export function allocateFromPool(search: PoolSearch): Allocation {
   // one stopped (wrapping round the pool), so a busy pool costs one lookup
   // per new client instead of a walk over every address handed out before.
   let longestFree: Lease | undefined;
+  let notPreferred: Allocation | undefined;
   const start = ipv4ToNumber(pool.start);
   const size = ipv4ToNumber(pool.end) - start + 1;
   const cursorKey = `${pool.start}-${pool.end}`;
@@ -79,10 +86,16 @@ export function allocateFromPool(search: PoolSearch): Allocation {
     if (!subnet.isHostAddress(address) || search.isInfrastructure(address)) continue;
     if (search.reservationOwner(address) !== undefined) continue;
     const record = leases.byAddress(address);
-    if (record === undefined) return { address, changes: [], cursor: { pool: cursorKey, next: (offset + 1) % size } };
+    if (record === undefined) {
+      const found = { address, changes: [], cursor: { pool: cursorKey, next: (offset + 1) % size } };
+      if (search.prefers === undefined || search.prefers(address)) return found;
+      notPreferred ??= { address, changes: [] };
+      continue;
+    }
     if (holdsAddress(record, now) && (record.mac !== mac || record.state === 'declined')) continue;
     if (longestFree === undefined || record.expiresAt < longestFree.expiresAt) longestFree = record;
   }
+  if (notPreferred !== undefined) return notPreferred;
   if (longestFree !== undefined) return { address: longestFree.address, changes: [] };
 
   const oldestOffer = leases

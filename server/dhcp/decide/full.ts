@@ -379,6 +379,7 @@ class Decision {
       cursors: this.context.allocationCursors,
       isInfrastructure: (address) => this.isInfrastructure(address),
       reservationOwner: (address) => this.context.reservationOwner(address),
+      prefers: this.context.prefersAddress,
     });
   }
 

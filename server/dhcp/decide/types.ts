@@ -98,6 +98,8 @@ export interface DhcpContext {
    * (decide/peers.ts). Undefined: this server answers every client.
    */
   answersFor?: ((mac: string) => boolean) | undefined;
+  /** With servers on one database: the never-used pool addresses this server gives out first (see allocateFromPool). */
+  prefersAddress?: ((address: string) => boolean) | undefined;
   leases: Pick<LeaseStore, 'byMac' | 'byAddress' | 'all'>;
   /**
    * Where each pool's search for a never-used address starts, by pool

@@ -49,7 +49,7 @@ export const postgresLeaseMigrations: readonly string[][] = [
     `CREATE INDEX leases_expires_at ON leases (expires_at)`,
     // One transaction's changes, applied with the same rules as MemoryLeaseStore,
     // checked against the rows as they are now. Returns the addresses it touched
-    // and notifies them. ops: [{k:'u',a,m,s,e,h,n} | {k:'r',m,n} | {k:'d',a,m} | {k:'x',n}]
+    // and notifies them. ops: [{k:'u',a,m,s,e,h,n} | {k:'r',m,n} | {k:'d',a,m,s,e} | {k:'x',n}]
     // (upsert, release, remove, expire; n is the change's "now" in ms).
     `CREATE FUNCTION rackboot_lease_ops(ops jsonb) RETURNS text[] LANGUAGE plpgsql AS $$
      DECLARE
@@ -88,7 +88,8 @@ export const postgresLeaseMigrations: readonly string[][] = [
            SELECT coalesce(array_agg(address), '{}') INTO addresses FROM done;
            touched := touched || addresses;
          ELSIF op->>'k' = 'd' THEN
-           DELETE FROM leases WHERE address = op->>'a' AND mac = op->>'m';
+           -- Only the record the deciding server saw: an offer it reclaims may be bound by now, through another server.
+           DELETE FROM leases WHERE address = op->>'a' AND mac = op->>'m' AND state = op->>'s' AND expires_at = (op->>'e')::bigint;
            touched := touched || (op->>'a');
          ELSIF op->>'k' = 'x' THEN
            WITH gone AS (DELETE FROM leases WHERE expires_at <= now_ms AND state IN ('offered', 'declined') RETURNING address)
@@ -119,7 +120,7 @@ export const postgresLeaseSchemaVersion = postgresLeaseMigrations.length;
 type LeaseOp =
   | { k: 'u'; a: string; m: string; s: LeaseState; e: number; h: string | null; n: number }
   | { k: 'r'; m: string; n: number }
-  | { k: 'd'; a: string; m: string }
+  | { k: 'd'; a: string; m: string; s: LeaseState; e: number }
   | { k: 'x'; n: number };
 
 interface LeaseRow {
@@ -260,7 +261,7 @@ export class PostgresLeaseStore implements LeaseStore {
     const record = this.view.byAddress(address);
     if (record === undefined) return;
     this.view.remove(address);
-    this.ops.push({ k: 'd', a: address, m: record.mac });
+    this.ops.push({ k: 'd', a: address, m: record.mac, s: record.state, e: record.expiresAt });
     this.opAddresses!.add(address);
   }
 
@@ -339,7 +340,7 @@ export class PostgresLeaseStore implements LeaseStore {
     } catch (error) {
       this.queued.delete(call.seq);
       const failure = this.callError(error);
-      this.options.onProblem?.(`lease changes not kept in ${this.database}: ${failure.message}`, failure);
+      this.options.onProblem?.(`lease changes not kept: ${failure.message}`, failure);
       // The view holds changes the database refused: read those rows again.
       this.want(call.addresses);
       throw failure;
