@@ -20,8 +20,12 @@ const ioModules = ['fs', 'fs/promises', 'dgram', 'net', 'dns', 'http', 'https', 
 const shells = new Set([
   'server/dhcp/server.ts',
   'server/dhcp/leases/sqlite.ts',
+  'server/dhcp/leases/postgres.ts',
   'server/profiles/store.ts',
   'server/profiles/sqlite-sightings.ts',
+  'server/profiles/postgres-sightings.ts',
+  'server/profiles/postgres-profiles.ts',
+  'server/profiles/write-atomically.ts',
   'server/profiles/validate.ts',
   'server/assets/builds.ts',
 ]);

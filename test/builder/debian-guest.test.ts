@@ -11,10 +11,8 @@ import { assertRoot, run } from '../support/netns.js';
 
 /**
  * The Debian guest image (`rackboot build --debian-guest`): two builds
- * from the same cached debootstrap tree, and what the image holds. Its boot
- * under QEMU is in debian.test.ts, after the storage boot (one machine at a
- * time). Needs root, debootstrap and squashfs-tools; without them the test
- * fails.
+ * from the same cached debootstrap tree, and what the image holds. Needs
+ * root, debootstrap and squashfs-tools; without them the test fails.
  */
 
 let out: string;
