@@ -22,7 +22,8 @@
  * and from its own copy.
  */
 import { DatabaseConnection, DatabaseListener } from '../postgres/connection.js';
-import { asDatabaseError, connectDatabase, describeDatabaseUrl, migrateDatabase, PostgresDatabaseError } from '../postgres/database.js';
+import { asDatabaseError, migrateDatabase, PostgresDatabaseError, withDatabase } from '../postgres/database.js';
+import { eventsTable, hostReportsTable } from './tables.js';
 import type { BootEvent, EventSource, NewBootEvent } from './event.js';
 import type { EventRetention, EventStore, HostReport, HostReportKind } from './store.js';
 
@@ -30,51 +31,27 @@ const CHANNEL = 'rackboot_events';
 const BLOCK = 1_000_000;
 
 const migrations: readonly string[][] = [
-  [
-    `CREATE SEQUENCE event_id_blocks START 1 INCREMENT ${BLOCK}`,
-    `CREATE TABLE events (
-       id BIGINT NOT NULL PRIMARY KEY,
-       time BIGINT NOT NULL,
-       mac TEXT NOT NULL,
-       source TEXT NOT NULL CHECK (source IN ('runtime', 'guest', 'dhcp', 'tftp', 'http')),
-       stage TEXT NOT NULL,
-       detail TEXT,
-       domain TEXT
-     )`,
-    `CREATE INDEX events_mac_time ON events (mac, time, id)`,
-    `CREATE TABLE host_reports (
-       mac TEXT NOT NULL,
-       kind TEXT NOT NULL,
-       time BIGINT NOT NULL,
-       body TEXT NOT NULL,
-       PRIMARY KEY (mac, kind)
-     )`,
-  ],
+  [`CREATE SEQUENCE event_id_blocks START 1 INCREMENT ${BLOCK}`, eventsTable, `CREATE INDEX events_mac_time ON events (mac, time, id)`, hostReportsTable],
 ];
 
 export const postgresEventSchemaVersion = migrations.length;
 
 /** The whole timeline and every host report in the database, for `rackboot hosts --database` (reads only; makes no table). Throws PostgresDatabaseError. */
 export async function readTimelineDatabase(url: string): Promise<{ events: BootEvent[]; reports: HostReport[] }> {
-  const database = describeDatabaseUrl(url);
-  const client = await connectDatabase(url, { applicationName: 'rackboot hosts' });
-  try {
-    const events = await client.query<EventRow>(`SELECT ${columns} FROM events ORDER BY mac, time, id`);
-    const reports = await client.query<{ mac: string; kind: HostReportKind; time: string; body: string }>('SELECT mac, kind, time, body FROM host_reports');
-    return {
-      events: events.rows.map(fromRow),
-      reports: reports.rows.map((row) => ({ mac: row.mac, kind: row.kind, time: Number(row.time), body: row.body })),
-    };
-  } catch (error) {
-    if ((error as { code?: unknown }).code === '42P01') {
+  return withDatabase(
+    url,
+    'rackboot hosts',
+    async (client) => {
+      const events = await client.query<EventRow>(`SELECT ${columns} FROM events ORDER BY mac, time, id`);
+      const reports = await client.query<ReportRow>('SELECT mac, kind, time, body FROM host_reports');
+      return { events: events.rows.map(fromRow), reports: reports.rows.map(reportFromRow) };
+    },
+    (database, error) => {
       throw new PostgresDatabaseError(database, 'QUERY', 'holds no rackboot timeline (no events table): has a server run with --database on it?', {
         cause: error,
       });
-    }
-    throw asDatabaseError(database, error);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+    },
+  );
 }
 
 interface EventRow {
@@ -86,6 +63,15 @@ interface EventRow {
   detail: string | null;
   domain: string | null;
 }
+
+interface ReportRow {
+  mac: string;
+  kind: HostReportKind;
+  time: string;
+  body: string;
+}
+
+const reportFromRow = (row: ReportRow): HostReport => ({ mac: row.mac, kind: row.kind, time: Number(row.time), body: row.body });
 
 function fromRow(row: EventRow): BootEvent {
   const event: BootEvent = { id: Number(row.id), time: Number(row.time), mac: row.mac, source: row.source, stage: row.stage };
@@ -325,10 +311,8 @@ export class PostgresEventStore implements EventStore {
   private async readEverything(): Promise<void> {
     const rows = await this.client.query<EventRow>(`SELECT ${columns} FROM events ORDER BY time, id`);
     for (const row of rows.rows) this.place(fromRow(row));
-    const reports = await this.client.query<{ mac: string; kind: HostReportKind; time: string; body: string }>(
-      'SELECT mac, kind, time, body FROM host_reports',
-    );
-    for (const row of reports.rows) this.reports.set(`${row.mac} ${row.kind}`, { mac: row.mac, kind: row.kind, time: Number(row.time), body: row.body });
+    const reports = await this.client.query<ReportRow>('SELECT mac, kind, time, body FROM host_reports');
+    for (const row of reports.rows) this.reports.set(`${row.mac} ${row.kind}`, reportFromRow(row));
   }
 
   /** Another server wrote events or reports: read them into the copy. */

@@ -15,33 +15,12 @@
  */
 import Database from 'better-sqlite3';
 import { openExclusiveStore, StoreDatabaseError, storeError, type StoreErrors, type StoreFailure } from '../sqlite/open.js';
+import { eventsTable, hostReportsTable } from './tables.js';
 import type { BootEvent, EventSource, NewBootEvent } from './event.js';
 import type { EventRetention, EventStore, HostReport, HostReportKind } from './store.js';
 
 /** Schema migrations: entry i takes the file from version i to i + 1. Append only. */
-const migrations: readonly string[][] = [
-  [
-    `CREATE TABLE events (
-       id BIGINT NOT NULL PRIMARY KEY,
-       time BIGINT NOT NULL,
-       mac TEXT NOT NULL,
-       source TEXT NOT NULL CHECK (source IN ('runtime', 'guest', 'dhcp', 'tftp', 'http')),
-       stage TEXT NOT NULL,
-       detail TEXT,
-       domain TEXT
-     )`,
-    `CREATE INDEX events_mac_id ON events (mac, id)`,
-  ],
-  [
-    `CREATE TABLE host_reports (
-       mac TEXT NOT NULL,
-       kind TEXT NOT NULL,
-       time BIGINT NOT NULL,
-       body TEXT NOT NULL,
-       PRIMARY KEY (mac, kind)
-     )`,
-  ],
-];
+const migrations: readonly string[][] = [[eventsTable, `CREATE INDEX events_mac_id ON events (mac, id)`], [hostReportsTable]];
 
 export const eventSchemaVersion = migrations.length;
 

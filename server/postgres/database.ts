@@ -109,38 +109,51 @@ export async function connectDatabase(url: string, options: ConnectOptions = {})
 }
 
 /**
+ * One piece of work on a connection of its own (the commands that read or
+ * write the database once: leases, hosts, profiles import and export, the
+ * shared secrets), closed after it; what fails comes back naming the
+ * database. A table no server has made yet (42P01) gives `whenNoTable`'s
+ * answer, when there is one.
+ */
+export async function withDatabase<T>(
+  url: string,
+  applicationName: string,
+  work: (client: pg.Client, database: string) => Promise<T>,
+  whenNoTable?: (database: string, error: unknown) => T,
+): Promise<T> {
+  const database = describeDatabaseUrl(url);
+  const client = await connectDatabase(url, { applicationName });
+  try {
+    return await work(client, database);
+  } catch (error) {
+    if (whenNoTable !== undefined && (error as { code?: unknown }).code === '42P01') return whenNoTable(database, error);
+    throw asDatabaseError(database, error);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
  * For `serve --check`: connects as serve would, and compares each store's
  * schema version in the database with the versions this rackboot knows
  * (`known`, by store). Makes and changes nothing. Returns the problems,
  * each naming the database (none: it would be used as it is, or set up).
  */
 export async function checkDatabase(url: string, known: Readonly<Record<string, number>>): Promise<string[]> {
-  let database: string;
   try {
-    database = describeDatabaseUrl(url);
+    return await withDatabase(url, 'rackboot serve --check', async (client, database) => {
+      const exists = await client.query<{ found: string | null }>("SELECT to_regclass('schema_versions') AS found");
+      if (exists.rows[0]?.found === null) return [];
+      const rows = await client.query<{ store: string; version: number }>('SELECT store, version FROM schema_versions');
+      return rows.rows
+        .filter((row) => known[row.store] !== undefined && row.version > known[row.store]!)
+        .map(
+          (row) =>
+            `database ${database}: the ${row.store} tables are at schema version ${row.version}, written by a newer rackboot (this one knows up to ${known[row.store]})`,
+        );
+    });
   } catch (error) {
     return [(error as Error).message];
-  }
-  let client: pg.Client;
-  try {
-    client = await connectDatabase(url, { applicationName: 'rackboot serve --check' });
-  } catch (error) {
-    return [(error as Error).message];
-  }
-  try {
-    const exists = await client.query<{ found: string | null }>("SELECT to_regclass('schema_versions') AS found");
-    if (exists.rows[0]?.found === null) return [];
-    const rows = await client.query<{ store: string; version: number }>('SELECT store, version FROM schema_versions');
-    return rows.rows
-      .filter((row) => known[row.store] !== undefined && row.version > known[row.store]!)
-      .map(
-        (row) =>
-          `database ${database}: the ${row.store} tables are at schema version ${row.version}, written by a newer rackboot (this one knows up to ${known[row.store]})`,
-      );
-  } catch (error) {
-    return [asDatabaseError(database, error).message];
-  } finally {
-    await client.end().catch(() => undefined);
   }
 }
 

@@ -6,8 +6,8 @@
  * (dhcp/decide/peers.ts). A server that cannot reach the database keeps the
  * last list it read: it commits nothing meanwhile, so it answers nothing.
  */
-import type pg from 'pg';
-import { asDatabaseError, connectDatabase, describeDatabaseUrl, migrateDatabase } from './database.js';
+import { DatabaseConnection } from './connection.js';
+import { asDatabaseError, migrateDatabase } from './database.js';
 
 const migrations: readonly string[][] = [
   [
@@ -37,33 +37,36 @@ export class ServerMembership {
   private current: readonly string[];
   private timer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | undefined;
-  private client: pg.Client | undefined;
   private closed = false;
   private failing = false;
 
   private constructor(
-    private readonly url: string,
-    readonly database: string,
+    /** Connected again at the next beat when it was lost. */
+    private readonly client: DatabaseConnection,
     private readonly options: MembershipOptions,
   ) {
     this.current = [options.id];
   }
 
+  /** The database's URL without its password. */
+  get database(): string {
+    return this.client.database;
+  }
+
   /** Registers this server and reads who else is alive; then beats every heartbeatMs. Throws PostgresDatabaseError. */
   static async open(url: string, options: MembershipOptions): Promise<ServerMembership> {
-    const membership = new ServerMembership(url, describeDatabaseUrl(url), options);
-    const client = await connectDatabase(url, { applicationName: 'rackboot heartbeat' });
-    membership.attach(client);
+    const client = new DatabaseConnection(url, 'rackboot heartbeat', 2000);
     try {
-      await migrateDatabase(client, membership.database, 'servers', migrations);
+      await migrateDatabase(client, client.database, 'servers', migrations);
       await client.query(
         'INSERT INTO servers (id, started_at, seen_at) VALUES ($1, now(), now()) ON CONFLICT (id) DO UPDATE SET started_at = now(), seen_at = now()',
         [options.id],
       );
     } catch (error) {
-      await client.end().catch(() => undefined);
-      throw asDatabaseError(membership.database, error);
+      await client.end();
+      throw asDatabaseError(client.database, error);
     }
+    const membership = new ServerMembership(client, options);
     await membership.beat();
     membership.schedule();
     return membership;
@@ -79,15 +82,8 @@ export class ServerMembership {
     clearTimeout(this.timer);
     await this.beating;
     // Leave at once rather than after goneAfterMs: the others take over this server's clients now.
-    await this.client?.query('DELETE FROM servers WHERE id = $1', [this.options.id]).catch(() => undefined);
-    await this.client?.end().catch(() => undefined);
-  }
-
-  private attach(client: pg.Client): void {
-    this.client = client;
-    client.on('error', () => {
-      if (this.client === client) this.client = undefined;
-    });
+    await this.client.query('DELETE FROM servers WHERE id = $1', [this.options.id]).catch(() => undefined);
+    await this.client.end();
   }
 
   private schedule(): void {
@@ -103,19 +99,13 @@ export class ServerMembership {
 
   private async beat(): Promise<void> {
     try {
-      if (this.client === undefined) this.attach(await connectDatabase(this.url, { applicationName: 'rackboot heartbeat', connectTimeoutMs: 2000 }));
-      const client = this.client!;
-      await client.query('UPDATE servers SET seen_at = now() WHERE id = $1', [this.options.id]);
-      const rows = await client.query<{ id: string }>("SELECT id FROM servers WHERE id = $1 OR seen_at > now() - $2 * interval '1 millisecond' ORDER BY id", [
+      // An upsert: the row comes back should another server's cleanup or a restart have raced it away.
+      await this.client.query('INSERT INTO servers (id, started_at, seen_at) VALUES ($1, now(), now()) ON CONFLICT (id) DO UPDATE SET seen_at = now()', [
         this.options.id,
+      ]);
+      const rows = await this.client.query<{ id: string }>("SELECT id FROM servers WHERE seen_at > now() - $1 * interval '1 millisecond' ORDER BY id", [
         this.options.goneAfterMs ?? 3000,
       ]);
-      // A row deleted meanwhile (another server thought this one gone and a restart raced it): write it again.
-      if (!rows.rows.some((row) => row.id === this.options.id)) {
-        await client.query('INSERT INTO servers (id, started_at, seen_at) VALUES ($1, now(), now()) ON CONFLICT (id) DO UPDATE SET seen_at = now()', [
-          this.options.id,
-        ]);
-      }
       const live = [...new Set([this.options.id, ...rows.rows.map((row) => row.id)])].sort();
       this.failing = false;
       if (live.join(' ') !== this.current.join(' ')) {
@@ -125,9 +115,6 @@ export class ServerMembership {
         this.options.onChange?.(live, came, went);
       }
     } catch (error) {
-      const client = this.client;
-      this.client = undefined;
-      void client?.end().catch(() => undefined);
       if (!this.failing) this.options.onProblem?.(`heartbeat not written to ${this.database}`, asDatabaseError(this.database, error));
       this.failing = true;
     }

@@ -5,7 +5,7 @@
  * server comes first (INSERT ... ON CONFLICT DO NOTHING), read by the others.
  */
 import { randomBytes } from 'node:crypto';
-import { asDatabaseError, connectDatabase, describeDatabaseUrl, migrateDatabase } from './database.js';
+import { migrateDatabase, withDatabase } from './database.js';
 
 const migrations: readonly string[][] = [
   [
@@ -28,9 +28,7 @@ export interface SharedSecret {
 
 /** The secrets called `names`, each made (32 random bytes, base64url) if the database has none yet. Throws PostgresDatabaseError. */
 export async function loadOrCreateSharedSecrets(url: string, names: readonly string[]): Promise<SharedSecret[]> {
-  const database = describeDatabaseUrl(url);
-  const client = await connectDatabase(url, { applicationName: 'rackboot secrets' });
-  try {
+  return withDatabase(url, 'rackboot secrets', async (client, database) => {
     await migrateDatabase(client, database, 'secrets', migrations);
     const secrets: SharedSecret[] = [];
     for (const name of names) {
@@ -43,9 +41,5 @@ export async function loadOrCreateSharedSecrets(url: string, names: readonly str
       secrets.push({ name, value: row.rows[0]!.value, created: made.rowCount === 1 });
     }
     return secrets;
-  } catch (error) {
-    throw asDatabaseError(database, error);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  });
 }

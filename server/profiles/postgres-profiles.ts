@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { validateProfiles } from './validate.js';
 import { writeAtomically } from './write-atomically.js';
 import { DatabaseConnection, DatabaseListener } from '../postgres/connection.js';
-import { asDatabaseError, connectDatabase, describeDatabaseUrl, migrateDatabase } from '../postgres/database.js';
+import { asDatabaseError, describeDatabaseUrl, migrateDatabase, withDatabase } from '../postgres/database.js';
 
 const CHANNEL = 'rackboot_profiles';
 
@@ -149,40 +149,36 @@ export async function importFolderToDatabase(url: string, dir: string): Promise<
 
 /** Every profile file given into the database, in one transaction (the caller has checked them). */
 export async function importProfiles(url: string, files: ReadonlyArray<{ name: string; text: string }>): Promise<void> {
-  const database = describeDatabaseUrl(url);
-  const client = await connectDatabase(url, { applicationName: 'rackboot profiles import' });
-  try {
+  await withDatabase(url, 'rackboot profiles import', async (client, database) => {
     await migrateDatabase(client, database, 'profiles', migrations);
-    await client.query('BEGIN');
-    for (const file of files) {
-      await client.query(
-        'INSERT INTO profiles (name, text, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET text = EXCLUDED.text, updated_at = EXCLUDED.updated_at',
-        [file.name, file.text, Date.now()],
-      );
+    try {
+      await client.query('BEGIN');
+      for (const file of files) {
+        await client.query(
+          'INSERT INTO profiles (name, text, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET text = EXCLUDED.text, updated_at = EXCLUDED.updated_at',
+          [file.name, file.text, Date.now()],
+        );
+      }
+      await client.query('SELECT pg_notify($1, $2)', [CHANNEL, '*']);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
     }
-    await client.query('SELECT pg_notify($1, $2)', [CHANNEL, '*']);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw asDatabaseError(database, error);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  });
 }
 
 /** `rackboot profiles export DIR`: every profile of the database as a file of the folder; returns the names written. */
 export async function exportProfiles(url: string, folder: string): Promise<string[]> {
-  const database = describeDatabaseUrl(url);
-  const client = await connectDatabase(url, { applicationName: 'rackboot profiles export' });
-  try {
-    const rows = await client.query<{ name: string; text: string }>('SELECT name, text FROM profiles ORDER BY name');
-    mkdirSync(folder, { recursive: true });
-    for (const row of rows.rows) await writeFileRaw(join(folder, row.name), row.text);
-    return rows.rows.map((row) => row.name);
-  } catch (error) {
-    if ((error as { code?: unknown }).code === '42P01') return [];
-    throw asDatabaseError(database, error);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  return withDatabase(
+    url,
+    'rackboot profiles export',
+    async (client) => {
+      const rows = await client.query<{ name: string; text: string }>('SELECT name, text FROM profiles ORDER BY name');
+      mkdirSync(folder, { recursive: true });
+      for (const row of rows.rows) await writeFileRaw(join(folder, row.name), row.text);
+      return rows.rows.map((row) => row.name);
+    },
+    () => [],
+  );
 }

@@ -10,21 +10,16 @@
  * handed to onWriteError; the machine's next request writes it again.
  */
 import { DatabaseConnection, DatabaseListener } from '../postgres/connection.js';
-import { asDatabaseError, connectDatabase, describeDatabaseUrl, migrateDatabase } from '../postgres/database.js';
+import { asDatabaseError, migrateDatabase, withDatabase } from '../postgres/database.js';
 import { MemorySlotSightings, type SlotSightings } from './sightings.js';
+import { sightingsTables } from './sightings-tables.js';
 import { sameSlot, type RelaySlot } from './slot.js';
 
 const CHANNEL = 'rackboot_sightings';
 
 const migrations: readonly string[][] = [
   [
-    `CREATE TABLE slot_sightings (
-       mac TEXT NOT NULL PRIMARY KEY,
-       circuit_id TEXT NOT NULL,
-       remote_id TEXT NOT NULL,
-       seen BIGINT NOT NULL
-     )`,
-    `CREATE UNIQUE INDEX slot_sightings_slot ON slot_sightings (circuit_id, remote_id)`,
+    ...sightingsTables,
     // The MAC is in the slot now: whoever held the slot, and wherever the MAC was, leave.
     // Two servers recording one slot at once: the later retries and wins.
     `CREATE FUNCTION rackboot_sighting(the_mac text, circuit text, remote text, seen_at bigint) RETURNS void LANGUAGE plpgsql AS $$
@@ -48,19 +43,12 @@ export const postgresSightingsSchemaVersion = migrations.length;
 
 /** Every sighting in the database, for `rackboot hosts --database` (reads only; none when no server has made the table). Throws PostgresDatabaseError. */
 export async function readSightingsDatabase(url: string): Promise<MemorySlotSightings> {
-  const database = describeDatabaseUrl(url);
-  const client = await connectDatabase(url, { applicationName: 'rackboot hosts' });
-  const sightings = new MemorySlotSightings();
-  try {
-    const rows = await client.query<Row>('SELECT mac, circuit_id, remote_id FROM slot_sightings ORDER BY seen, mac');
-    for (const row of rows.rows) sightings.record(row.mac, fromRow(row));
-    return sightings;
-  } catch (error) {
-    if ((error as { code?: unknown }).code === '42P01') return sightings;
-    throw asDatabaseError(database, error);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  return withDatabase(
+    url,
+    'rackboot hosts',
+    async (client) => placed((await client.query<Row>(`SELECT ${columns} FROM slot_sightings ORDER BY seen, mac`)).rows, new MemorySlotSightings()),
+    () => new MemorySlotSightings(),
+  );
 }
 
 interface Row {
@@ -71,6 +59,14 @@ interface Row {
 
 function fromRow(row: Row): RelaySlot {
   return row.remote_id === '' ? { circuitId: row.circuit_id } : { circuitId: row.circuit_id, remoteId: row.remote_id };
+}
+
+const columns = 'mac, circuit_id, remote_id';
+
+/** Rows read oldest first, each placed in turn: every slot is left to its latest MAC. */
+function placed(rows: readonly Row[], sightings: MemorySlotSightings): MemorySlotSightings {
+  for (const row of rows) sightings.record(row.mac, fromRow(row));
+  return sightings;
 }
 
 export class PostgresSlotSightings implements SlotSightings {
@@ -115,8 +111,7 @@ export class PostgresSlotSightings implements SlotSightings {
 
   /** Every sighting, as the database has them, into the copy (at open, and after a lost connection). */
   private async readAll(): Promise<void> {
-    const rows = await this.client.query<Row>('SELECT mac, circuit_id, remote_id FROM slot_sightings ORDER BY seen, mac');
-    for (const row of rows.rows) this.memory.record(row.mac, fromRow(row));
+    placed((await this.client.query<Row>(`SELECT ${columns} FROM slot_sightings ORDER BY seen, mac`)).rows, this.memory);
   }
 
   slotOf(mac: string): RelaySlot | undefined {
@@ -160,7 +155,7 @@ export class PostgresSlotSightings implements SlotSightings {
   private readMac(mac: string): void {
     this.inTurn(async () => {
       try {
-        const rows = await this.client.query<Row>('SELECT mac, circuit_id, remote_id FROM slot_sightings WHERE mac = $1', [mac]);
+        const rows = await this.client.query<Row>(`SELECT ${columns} FROM slot_sightings WHERE mac = $1`, [mac]);
         const row = rows.rows[0];
         if (row !== undefined) this.memory.record(row.mac, fromRow(row));
       } catch (error) {

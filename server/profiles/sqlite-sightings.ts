@@ -21,20 +21,11 @@ import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { openExclusiveStore, storeError, StoreDatabaseError, type StoreErrors, type StoreFailure } from '../sqlite/open.js';
 import { MemorySlotSightings, type SlotSightings } from './sightings.js';
+import { sightingsTables } from './sightings-tables.js';
 import { sameSlot, type RelaySlot } from './slot.js';
 
 /** Schema migrations: entry i takes the file from version i to i + 1. Append only. */
-const migrations: readonly string[][] = [
-  [
-    `CREATE TABLE slot_sightings (
-       mac TEXT NOT NULL PRIMARY KEY,
-       circuit_id TEXT NOT NULL,
-       remote_id TEXT NOT NULL,
-       seen BIGINT NOT NULL
-     )`,
-    `CREATE UNIQUE INDEX slot_sightings_slot ON slot_sightings (circuit_id, remote_id)`,
-  ],
-];
+const migrations: readonly (readonly string[])[] = [sightingsTables];
 
 export const sightingsSchemaVersion = migrations.length;
 

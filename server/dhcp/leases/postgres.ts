@@ -30,23 +30,17 @@
  * queued; `flush()` resolves once every queued call has settled.
  */
 import pg from 'pg';
-import { asDatabaseError, connectDatabase, describeDatabaseUrl, migrateDatabase, PostgresDatabaseError } from '../../postgres/database.js';
+import { DatabaseConnection, DatabaseListener } from '../../postgres/connection.js';
+import { asDatabaseError, migrateDatabase, PostgresDatabaseError, withDatabase } from '../../postgres/database.js';
+import { leaseTables } from './tables.js';
 import { LeaseConflictError, MemoryLeaseStore, type Lease, type LeaseState, type LeaseStore, type TransactionOptions } from './leases.js';
 
 const CHANNEL = 'rackboot_leases';
 
 /** Schema migrations of the lease tables: entry i takes them from version i to i + 1. Append only. */
-export const postgresLeaseMigrations: readonly string[][] = [
+export const postgresLeaseMigrations: readonly (readonly string[])[] = [
   [
-    `CREATE TABLE leases (
-       address TEXT NOT NULL PRIMARY KEY,
-       mac TEXT NOT NULL,
-       state TEXT NOT NULL CHECK (state IN ('offered', 'bound', 'released', 'expired', 'declined')),
-       expires_at BIGINT NOT NULL,
-       hostname TEXT
-     )`,
-    `CREATE UNIQUE INDEX leases_client_mac ON leases (mac) WHERE state <> 'declined'`,
-    `CREATE INDEX leases_expires_at ON leases (expires_at)`,
+    ...leaseTables,
     // One transaction's changes, applied with the same rules as MemoryLeaseStore,
     // checked against the rows as they are now. Returns the addresses it touched
     // and notifies them. ops: [{k:'u',a,m,s,e,h,n} | {k:'r',m,n} | {k:'d',a,m,s,e} | {k:'x',n}]
@@ -139,28 +133,23 @@ function fromRow(row: LeaseRow): Lease {
 
 /** Every lease record in the database, for `rackboot leases --database` (reads only; makes no table). Throws PostgresDatabaseError. */
 export async function readLeaseDatabase(url: string): Promise<Lease[]> {
-  const database = describeDatabaseUrl(url);
-  const client = await connectDatabase(url, { applicationName: 'rackboot leases' });
-  try {
-    const rows = await client.query<LeaseRow>('SELECT address, mac, state, expires_at, hostname FROM leases ORDER BY address');
-    return rows.rows.map(fromRow);
-  } catch (error) {
-    if ((error as { code?: unknown }).code === '42P01') {
+  return withDatabase(
+    url,
+    'rackboot leases',
+    async (client) => (await client.query<LeaseRow>('SELECT address, mac, state, expires_at, hostname FROM leases ORDER BY address')).rows.map(fromRow),
+    (database, error) => {
       throw new PostgresDatabaseError(database, 'QUERY', 'holds no rackboot leases (no leases table): has a server run with --database on it?', {
         cause: error,
       });
-    }
-    throw asDatabaseError(database, error);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+    },
+  );
 }
 
 /** A transaction's changes on their way to the database. */
 interface QueuedCall {
   seq: number;
   /** Addresses the changes may touch, as the view saw them. */
-  addresses: Set<string>;
+  addresses: readonly string[];
 }
 
 export interface PostgresLeaseStoreOptions {
@@ -176,47 +165,64 @@ export class PostgresLeaseStore implements LeaseStore {
   private readonly view = new MemoryLeaseStore();
   /** The changes of the open outermost transaction. */
   private ops: LeaseOp[] | undefined;
-  private opAddresses: Set<string> | undefined;
+  /** The addresses those changes may touch (a nested transaction that fails drops what it added). */
+  private opAddresses: string[] | undefined;
   private tail: Promise<void> = Promise.resolve();
   private seq = 0;
   private readonly queued = new Map<number, QueuedCall>();
-  private client: pg.Client | undefined;
-  private connecting: Promise<pg.Client> | undefined;
-  private listener: pg.Client | undefined;
+  private listener: DatabaseListener | undefined;
   private closed = false;
   /** Set when the view may have missed changes (a lost connection): the whole table is read again once the database answers. */
   private stale = false;
   private refreshing: Promise<void> | undefined;
   private readonly wanted = new Set<string>();
   private wantAll = false;
-  private listenerRetry: NodeJS.Timeout | undefined;
   /** Connected and in step: false while the database cannot be reached. */
   healthy = true;
 
   private constructor(
-    private readonly url: string,
-    /** The database's URL without its password. */
-    readonly database: string,
+    /** Calls and reads, one at a time (inTurn); connected again on the next one when it was lost. */
+    private readonly client: DatabaseConnection,
     private readonly options: PostgresLeaseStoreOptions,
   ) {}
 
+  /** The database's URL without its password. */
+  get database(): string {
+    return this.client.database;
+  }
+
   /** Connects, brings the tables to the newest schema, reads every lease and listens for other servers' changes. Throws PostgresDatabaseError. */
   static async open(url: string, options: PostgresLeaseStoreOptions = {}): Promise<PostgresLeaseStore> {
-    const store = new PostgresLeaseStore(url, describeDatabaseUrl(url), options);
-    const client = await store.connection();
-    await migrateDatabase(client, store.database, 'leases', postgresLeaseMigrations);
-    await store.listen();
-    await store.inTurn(() => store.readAll());
-    return store;
+    const client = new DatabaseConnection(url, 'rackboot leases', options.connectTimeoutMs);
+    try {
+      await migrateDatabase(client, client.database, 'leases', postgresLeaseMigrations);
+      const store = new PostgresLeaseStore(client, options);
+      store.listener = await DatabaseListener.open(url, CHANNEL, {
+        applicationName: 'rackboot lease changes',
+        onNotification: (payload, processId) => {
+          if (processId === client.processId) return; // our own call: the view has it already
+          if (payload === '*') store.wantEverything();
+          else store.want(JSON.parse(payload) as string[]);
+        },
+        // Changes made while it was not listening were not notified.
+        onReconnected: () => store.wantEverything(),
+        onProblem: (message, error) => {
+          options.onProblem?.(message, error);
+          store.lost();
+        },
+      });
+      await store.inTurn(() => store.readAll());
+      return store;
+    } catch (error) {
+      await client.end();
+      throw asDatabaseError(client.database, error);
+    }
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.listenerRetry);
     await this.tail;
-    await Promise.all([this.client?.end().catch(() => undefined), this.listener?.end().catch(() => undefined)]);
-    this.client = undefined;
-    this.listener = undefined;
+    await Promise.all([this.client.end(), this.listener?.end()]);
   }
 
   /** Resolves once every transaction so far has reached the database or failed. */
@@ -242,8 +248,8 @@ export class PostgresLeaseStore implements LeaseStore {
     const before = lease.state === 'declined' ? undefined : this.view.byMac(lease.mac)?.address;
     this.view.upsert(lease, now);
     this.ops.push({ k: 'u', a: lease.address, m: lease.mac, s: lease.state, e: lease.expiresAt, h: lease.hostname ?? null, n: now });
-    this.opAddresses!.add(lease.address);
-    if (before !== undefined) this.opAddresses!.add(before);
+    this.opAddresses!.push(lease.address);
+    if (before !== undefined) this.opAddresses!.push(before);
   }
 
   release(mac: string, now: number): Lease | undefined {
@@ -251,7 +257,7 @@ export class PostgresLeaseStore implements LeaseStore {
     const released = this.view.release(mac, now);
     if (released !== undefined) {
       this.ops.push({ k: 'r', m: mac, n: now });
-      this.opAddresses!.add(released.address);
+      this.opAddresses!.push(released.address);
     }
     return released;
   }
@@ -262,14 +268,14 @@ export class PostgresLeaseStore implements LeaseStore {
     if (record === undefined) return;
     this.view.remove(address);
     this.ops.push({ k: 'd', a: address, m: record.mac, s: record.state, e: record.expiresAt });
-    this.opAddresses!.add(address);
+    this.opAddresses!.push(address);
   }
 
   expire(now: number): Lease[] {
     if (this.ops === undefined) return this.transaction(() => this.expire(now));
     const ended = this.view.expire(now);
     this.ops.push({ k: 'x', n: now });
-    for (const record of ended) this.opAddresses!.add(record.address);
+    for (const record of ended) this.opAddresses!.push(record.address);
     return ended;
   }
 
@@ -285,17 +291,17 @@ export class PostgresLeaseStore implements LeaseStore {
   private run<T>(work: () => T, options: TransactionOptions): { result: T; synced: Promise<void> } {
     if (this.ops !== undefined) {
       const mark = this.ops.length;
-      const addresses = new Set(this.opAddresses);
+      const addressMark = this.opAddresses!.length;
       try {
         return { result: this.view.transaction(work, options), synced: Promise.resolve() };
       } catch (error) {
         this.ops.length = mark;
-        this.opAddresses = addresses;
+        this.opAddresses!.length = addressMark;
         throw error;
       }
     }
     this.ops = [];
-    this.opAddresses = new Set();
+    this.opAddresses = [];
     let result: T;
     try {
       result = this.view.transaction(work, options);
@@ -315,7 +321,7 @@ export class PostgresLeaseStore implements LeaseStore {
   }
 
   /** Sends one transaction's changes after those before it. */
-  private enqueue(ops: LeaseOp[], addresses: Set<string>): Promise<void> {
+  private enqueue(ops: LeaseOp[], addresses: readonly string[]): Promise<void> {
     const call: QueuedCall = { seq: ++this.seq, addresses };
     this.queued.set(call.seq, call);
     return this.inTurn(() => this.send(call, ops));
@@ -334,8 +340,7 @@ export class PostgresLeaseStore implements LeaseStore {
   private async send(call: QueuedCall, ops: LeaseOp[]): Promise<void> {
     try {
       if (this.stale) await this.readAll();
-      const client = await this.connection();
-      await client.query('SELECT rackboot_lease_ops($1::jsonb)', [JSON.stringify(ops)]);
+      await this.client.query('SELECT rackboot_lease_ops($1::jsonb)', [JSON.stringify(ops)]);
       this.queued.delete(call.seq);
     } catch (error) {
       this.queued.delete(call.seq);
@@ -349,9 +354,11 @@ export class PostgresLeaseStore implements LeaseStore {
 
   /** What a failed call threw, as a LeaseConflictError (another server holds the address) or a PostgresDatabaseError. */
   private callError(error: unknown): Error {
-    const code = (error as { code?: unknown }).code;
+    // DatabaseConnection wraps pg's error; the refusal's SQLSTATE and detail are on the original.
+    const original = error instanceof PostgresDatabaseError && error.cause !== undefined ? error.cause : error;
+    const code = (original as { code?: unknown }).code;
     if (code === 'RB001') {
-      const detail = JSON.parse(String((error as { detail?: unknown }).detail)) as {
+      const detail = JSON.parse(String((original as { detail?: unknown }).detail)) as {
         address: string;
         mac: string;
         state: LeaseState;
@@ -368,8 +375,8 @@ export class PostgresLeaseStore implements LeaseStore {
       return new PostgresDatabaseError(
         this.database,
         'QUERY',
-        `another server changed the same client's lease at the same time (${(error as Error).message})`,
-        { cause: error },
+        `another server changed the same client's lease at the same time (${(original as Error).message})`,
+        { cause: original },
       );
     }
     const failure = asDatabaseError(this.database, error);
@@ -377,71 +384,10 @@ export class PostgresLeaseStore implements LeaseStore {
     return failure;
   }
 
-  /** The connection for changes and reads, made again when it was lost. */
-  private connection(): Promise<pg.Client> {
-    if (this.client !== undefined) return Promise.resolve(this.client);
-    this.connecting ??= (async () => {
-      try {
-        const client = await connectDatabase(this.url, { connectTimeoutMs: this.options.connectTimeoutMs ?? 5000, applicationName: 'rackboot leases' });
-        client.on('error', (error) => {
-          if (this.client === client) this.client = undefined;
-          this.options.onProblem?.(`connection to ${this.database} lost: ${error.message}`, error);
-          this.lost();
-        });
-        this.client = client;
-        return client;
-      } catch (error) {
-        this.lost();
-        throw error;
-      } finally {
-        this.connecting = undefined;
-      }
-    })();
-    return this.connecting;
-  }
-
+  /** The database could not be reached: read the whole table again once it can. */
   private lost(): void {
     this.stale = true;
     this.healthy = false;
-    const client = this.client;
-    this.client = undefined;
-    void client?.end().catch(() => undefined);
-  }
-
-  /** A second connection, LISTENing for the addresses other servers' calls touched. */
-  private async listen(): Promise<void> {
-    const listener = await connectDatabase(this.url, { connectTimeoutMs: this.options.connectTimeoutMs ?? 5000, applicationName: 'rackboot lease changes' });
-    listener.on('notification', (message) => {
-      if (message.processId === this.clientProcessId()) return; // our own call: the view has it already
-      if (message.payload === '*') this.wantEverything();
-      else this.want(JSON.parse(message.payload ?? '[]') as string[]);
-    });
-    listener.on('error', (error) => {
-      if (this.listener !== listener) return;
-      this.listener = undefined;
-      this.options.onProblem?.(`listening for lease changes on ${this.database} stopped: ${error.message}`, error);
-      this.lost();
-      this.retryListen();
-    });
-    await listener.query(`LISTEN ${CHANNEL}`);
-    this.listener = listener;
-  }
-
-  private retryListen(): void {
-    if (this.closed || this.listenerRetry !== undefined) return;
-    this.listenerRetry = setTimeout(() => {
-      this.listenerRetry = undefined;
-      if (this.closed) return;
-      this.listen().then(
-        () => this.wantEverything(),
-        () => this.retryListen(),
-      );
-    }, 1000);
-    this.listenerRetry.unref();
-  }
-
-  private clientProcessId(): number | undefined {
-    return (this.client as unknown as { processID?: number } | undefined)?.processID;
   }
 
   private want(addresses: Iterable<string>): void {
@@ -485,14 +431,11 @@ export class PostgresLeaseStore implements LeaseStore {
    * order (inTurn), so a read's rows hold every call that ended before it.
    */
   private pendingAddresses(): Set<string> {
-    const addresses = new Set<string>();
-    for (const call of this.queued.values()) for (const address of call.addresses) addresses.add(address);
-    return addresses;
+    return new Set([...this.queued.values()].flatMap((call) => call.addresses));
   }
 
   private async readSome(addresses: string[]): Promise<void> {
-    const client = await this.connection();
-    const rows = await client.query<LeaseRow>('SELECT address, mac, state, expires_at, hostname FROM leases WHERE address = ANY($1)', [addresses]);
+    const rows = await this.client.query<LeaseRow>('SELECT address, mac, state, expires_at, hostname FROM leases WHERE address = ANY($1)', [addresses]);
     const keep = this.pendingAddresses();
     this.view.adopt(
       addresses.filter((address) => !keep.has(address)),
@@ -501,10 +444,9 @@ export class PostgresLeaseStore implements LeaseStore {
   }
 
   private async readAll(): Promise<void> {
-    const client = await this.connection();
     let rows: pg.QueryResult<LeaseRow>;
     try {
-      rows = await client.query<LeaseRow>('SELECT address, mac, state, expires_at, hostname FROM leases');
+      rows = await this.client.query<LeaseRow>('SELECT address, mac, state, expires_at, hostname FROM leases');
     } catch (error) {
       throw this.callError(error);
     }
@@ -513,6 +455,5 @@ export class PostgresLeaseStore implements LeaseStore {
     this.stale = false;
     this.healthy = true;
     if (wasStale) this.options.onRecovered?.(`leases read again from ${this.database}: ${rows.rowCount ?? 0} records`);
-    if (this.listener === undefined) this.retryListen();
   }
 }

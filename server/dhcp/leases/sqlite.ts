@@ -46,6 +46,7 @@
 import { closeSync, existsSync, fsync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { migrateSchema } from '../../sqlite/schema.js';
+import { leaseTables } from './tables.js';
 import { storeOpenError } from '../../sqlite/errors.js';
 import {
   holdsAddress,
@@ -63,20 +64,7 @@ import {
  * only; never edit a released one. The version lives in a one-row table
  * (portable) rather than PRAGMA user_version.
  */
-const migrations: readonly string[][] = [
-  [
-    `CREATE TABLE leases (
-       address TEXT NOT NULL PRIMARY KEY,
-       mac TEXT NOT NULL,
-       state TEXT NOT NULL CHECK (state IN ('offered', 'bound', 'released', 'expired', 'declined')),
-       expires_at BIGINT NOT NULL,
-       hostname TEXT
-     )`,
-    // One client record per MAC; declined records (quarantines) are per address only.
-    `CREATE UNIQUE INDEX leases_client_mac ON leases (mac) WHERE state <> 'declined'`,
-    `CREATE INDEX leases_expires_at ON leases (expires_at)`,
-  ],
-];
+const migrations: readonly (readonly string[])[] = [leaseTables];
 
 export const leaseSchemaVersion = migrations.length;
 
