@@ -38,9 +38,19 @@ async function printListing<T>(json: boolean, items: T[], header: string[], row:
   process.stdout.write(table(header, items.map(row)));
 }
 
+/** The --database flag of the commands that read or write the database servers share. */
+function databaseOption(what: string) {
+  return { type: 'string', describe: `the PostgreSQL URL servers share ("serve --database"; else RACKBOOT_DATABASE): ${what}` } as const;
+}
+
+/** --database, else RACKBOOT_DATABASE, else none. */
+function databaseFrom(args: { database?: string | undefined }): string | undefined {
+  return args.database ?? (process.env.RACKBOOT_DATABASE || undefined);
+}
+
 /** --database, else RACKBOOT_DATABASE; one of them is needed. */
 function databaseOf(args: { database?: string | undefined }): string {
-  const database = args.database ?? (process.env.RACKBOOT_DATABASE || undefined);
+  const database = databaseFrom(args);
   if (database === undefined) throw new Error('name the database: --database postgres://USER@HOST/DATABASE (or RACKBOOT_DATABASE)');
   return database;
 }
@@ -184,17 +194,14 @@ async function main(argv: string[]): Promise<void> {
               process.stdout.write(`released ${lease.address} (${lease.mac}); it is ${lease.state} now\n`);
             },
           )
-          .option('database', {
-            type: 'string',
-            describe: 'the PostgreSQL URL servers share ("serve --database"; else RACKBOOT_DATABASE): read the leases there instead of the state folder',
-          })
+          .option('database', databaseOption('read the leases there instead of the state folder'))
           .option('json', { type: 'boolean', default: false, describe: 'one JSON array instead of a table' }),
       async (args) => {
         const { join } = await import('node:path');
         const { readLeaseFile } = await import('./dhcp/leases/sqlite.js');
         const { readLeaseDatabase } = await import('./dhcp/leases/postgres.js');
         const { leaseRows, renderLeaseTable } = await import('./dhcp/leases/table.js');
-        const database = args.database ?? (process.env.RACKBOOT_DATABASE || undefined);
+        const database = databaseFrom(args);
         const leases = database !== undefined ? await readLeaseDatabase(database) : readLeaseFile(join(args.state, 'leases.sqlite'));
         const now = Date.now();
         process.stdout.write(args.json ? `${JSON.stringify(leaseRows(leases, now), null, 2)}\n` : renderLeaseTable(leases, now));
@@ -213,15 +220,12 @@ async function main(argv: string[]): Promise<void> {
           .option('token-file', { type: 'string', describe: 'with --server: a file holding the admin token (else RACKBOOT_TOKEN, else <state>/admin.token)' })
           .option('state', { ...stateOption, describe: 'the folder "rackboot serve --state" uses (its admin token, or its timeline)' })
           .options({ profiles: folderOptions.profiles })
-          .option('database', {
-            type: 'string',
-            describe: 'the PostgreSQL URL servers share ("serve --database"; else RACKBOOT_DATABASE): read the timeline there instead of the state folder',
-          })
+          .option('database', databaseOption('read the timeline there instead of the state folder'))
           .option('json', { type: 'boolean', default: false, describe: 'one JSON array instead of a table' }),
       async (args) => {
         const { listHosts, renderHostDetail, renderHostTable, showHost } = await import('./status/hosts-command.js');
         const server = args.server ?? (process.env.RACKBOOT_SERVER || undefined);
-        const database = args.database ?? (process.env.RACKBOOT_DATABASE || undefined);
+        const database = databaseFrom(args);
         const options = {
           state: args.state,
           profiles: args.profiles,
@@ -514,9 +518,7 @@ async function main(argv: string[]): Promise<void> {
           'import <dir>',
           'put every profile file of a folder into the database servers share ("serve --database"), checked as the server checks them: a folder with problems imports nothing; every server reads them within a second',
           (v) =>
-            v
-              .positional('dir', { type: 'string', demandOption: true })
-              .option('database', { type: 'string', describe: 'the PostgreSQL URL (else RACKBOOT_DATABASE)' }),
+            v.positional('dir', { type: 'string', demandOption: true }).option('database', databaseOption('a folder of profile files goes in, or comes out')),
           async (args) => {
             const { importFolderToDatabase } = await import('./profiles/postgres-profiles.js');
             const report = await importFolderToDatabase(databaseOf(args), args.dir);
@@ -529,9 +531,7 @@ async function main(argv: string[]): Promise<void> {
           'export <dir>',
           'write every profile of the database servers share as a file of a folder (to keep in git, or to serve from a folder again)',
           (v) =>
-            v
-              .positional('dir', { type: 'string', demandOption: true })
-              .option('database', { type: 'string', describe: 'the PostgreSQL URL (else RACKBOOT_DATABASE)' }),
+            v.positional('dir', { type: 'string', demandOption: true }).option('database', databaseOption('a folder of profile files goes in, or comes out')),
           async (args) => {
             const { exportProfiles } = await import('./profiles/postgres-profiles.js');
             const names = await exportProfiles(databaseOf(args), args.dir);

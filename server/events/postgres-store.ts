@@ -216,13 +216,14 @@ export class PostgresEventStore implements EventStore {
     return this.closing;
   }
 
-  private place(event: BootEvent): void {
+  /** Puts an event in its host's list, in time order; `read` (from the database) may be one the list holds already. */
+  private place(event: BootEvent, read = false): void {
     const events = this.byHost.get(event.mac);
     if (events === undefined) {
       this.byHost.set(event.mac, [event]);
       return;
     }
-    if (events.some((known) => known.id === event.id)) return;
+    if (read && events.some((known) => known.id === event.id)) return;
     let at = events.length;
     while (at > 0 && before(events[at - 1]!, event) > 0) at--;
     events.splice(at, 0, event);
@@ -310,7 +311,7 @@ export class PostgresEventStore implements EventStore {
   /** The whole timeline and every report, read into the copy (at open, and after a lost connection to the database). */
   private async readEverything(): Promise<void> {
     const rows = await this.client.query<EventRow>(`SELECT ${columns} FROM events ORDER BY time, id`);
-    for (const row of rows.rows) this.place(fromRow(row));
+    for (const row of rows.rows) this.place(fromRow(row), true);
     const reports = await this.client.query<ReportRow>('SELECT mac, kind, time, body FROM host_reports');
     for (const row of reports.rows) this.reports.set(`${row.mac} ${row.kind}`, reportFromRow(row));
   }
@@ -326,7 +327,7 @@ export class PostgresEventStore implements EventStore {
       try {
         for (const [first, last] of notice.ids ?? []) {
           const rows = await this.client.query<EventRow>(`SELECT ${columns} FROM events WHERE id BETWEEN $1 AND $2`, [first, last]);
-          for (const row of rows.rows) this.place(fromRow(row));
+          for (const row of rows.rows) this.place(fromRow(row), true);
         }
         for (const [mac, kind] of notice.reports ?? []) {
           const rows = await this.client.query<{ time: string; body: string }>('SELECT time, body FROM host_reports WHERE mac = $1 AND kind = $2', [mac, kind]);

@@ -11,25 +11,21 @@
  * never skips, without them (builder/install-deps.sh installs them).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { SqliteLeaseStore } from '../../server/dhcp/leases/sqlite.js';
-import { Netns, assertRoot } from '../support/netns.js';
+import { Netns } from '../support/netns.js';
 import { assertConsistent } from './lease-store-contract.js';
-import { assertOneHolderEach, Capture, clientAddress, load, loadThenKill, requireTool, Server, serverAddress } from './load-support.js';
+import { assertOneHolderEach, Capture, clientAddress, load, loadThenKill, prepareLoadTest, Server, serverAddress } from './load-support.js';
 
 let serverNs: Netns;
 let clientNs: Netns;
 const dir = mkdtempSync(join(tmpdir(), 'rackboot-durable-'));
 
 before(() => {
-  assertRoot();
-  mkdirSync(join(dir, 'profiles'));
-  mkdirSync(join(dir, 'assets'));
-  requireTool('perfdhcp', 'kea-admin');
-  requireTool('tcpdump', 'tcpdump');
+  prepareLoadTest(dir);
   serverNs = Netns.create('rbdus');
   clientNs = Netns.create('rbduc');
   serverNs.linkTo(clientNs, { device: 'vs', cidr: `${serverAddress}/24` }, { device: 'vc', cidr: `${clientAddress}/24` });

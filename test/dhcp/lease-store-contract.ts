@@ -4,9 +4,10 @@
  * leaseStoreContract('name', () => new Store(), { verify, close }).
  */
 import assert from 'node:assert/strict';
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { holdsAddress, LeaseConflictError, NotDurableError, type Lease, type LeaseStore } from '../../server/dhcp/leases/leases.js';
+import { contractStores, type ContractOptions } from '../support/contract.js';
 
 const t0 = 1_700_000_000_000;
 
@@ -26,34 +27,9 @@ export function assertConsistent(store: LeaseStore): void {
   for (const record of clients) assert.deepEqual(store.byMac(record.mac), record);
 }
 
-export interface ContractOptions<S extends LeaseStore> {
-  /**
-   * After each test, and each run of a property: checks what the store
-   * keeps beyond its own view (PostgreSQL: the database's rows equal all()).
-   */
-  verify?: (store: S) => Promise<void>;
-  close?: (store: S) => Promise<void>;
-  /** Runs of each property (stores that are costly to make run fewer); default as written. */
-  propertyRuns?: (runs: number) => number;
-}
-
 export function leaseStoreContract<S extends LeaseStore>(name: string, make: () => S | Promise<S>, options: ContractOptions<S> = {}): void {
-  const open: S[] = [];
-  const create = async (): Promise<S> => {
-    const store = await make();
-    open.push(store);
-    return store;
-  };
-  const settle = async (store: S): Promise<void> => {
-    open.splice(open.indexOf(store), 1);
-    await options.verify?.(store);
-    await options.close?.(store);
-  };
-  const runs = (count: number) => options.propertyRuns?.(count) ?? count;
   describe(`LeaseStore contract: ${name}`, () => {
-    afterEach(async () => {
-      for (const store of [...open]) await settle(store);
-    });
+    const { create, settle, runs } = contractStores(make, options);
 
     test('upsert, then read by MAC and by address', async () => {
       const store = await create();

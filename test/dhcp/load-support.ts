@@ -8,11 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodePacket } from '../../server/dhcp/wire/packet.js';
 import { formatMac } from '../../server/dhcp/decide/client-facts.js';
-import type { Netns } from '../support/netns.js';
+import { assertRoot, type Netns } from '../support/netns.js';
 import { readPcap } from '../support/pcap.js';
 import { runIn } from './live-support.js';
 
@@ -20,6 +21,15 @@ const cliPath = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 export const serverAddress = '198.18.0.1';
 export const clientAddress = '198.18.0.2';
 export const pool = '198.18.0.10-198.18.0.250';
+
+/** Before a load test: root, the load and capture tools, and `dir`'s empty profile and build folders for the servers. */
+export function prepareLoadTest(dir: string): void {
+  assertRoot();
+  mkdirSync(join(dir, 'profiles'));
+  mkdirSync(join(dir, 'assets'));
+  requireTool('perfdhcp', 'kea-admin');
+  requireTool('tcpdump', 'tcpdump');
+}
 
 export function requireTool(name: string, debianPackage: string): void {
   if (spawnSync('sh', ['-c', `command -v ${name}`]).status !== 0) {

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
 import { LeaseConflictError, type Lease } from '../../server/dhcp/leases/leases.js';
 import { PostgresLeaseStore, postgresLeaseSchemaVersion } from '../../server/dhcp/leases/postgres.js';
 import { PostgresDatabaseError } from '../../server/postgres/database.js';
-import { POSTGRES_PASSWORD, startPostgres, type TestPostgres } from '../support/postgres.js';
+import { POSTGRES_PASSWORD, startSchemaDatabase, type SchemaDatabase } from '../support/postgres.js';
 import { until } from '../support/until.js';
 import { leaseStoreContract } from './lease-store-contract.js';
 
@@ -18,21 +17,14 @@ import { leaseStoreContract } from './lease-store-contract.js';
  */
 
 const t0 = 1_700_000_000_000;
-let server: TestPostgres;
-let url: string;
-let admin: pg.Client;
-let schemas = 0;
+let db: SchemaDatabase;
 
 before(async () => {
-  server = await startPostgres();
-  url = await server.createDatabase('leases');
-  admin = new pg.Client({ connectionString: url });
-  await admin.connect();
+  db = await startSchemaDatabase('leases');
 });
 
 after(async () => {
-  await admin?.end();
-  await server?.close();
+  await db?.close();
 });
 
 interface SchemaStore extends PostgresLeaseStore {
@@ -41,15 +33,14 @@ interface SchemaStore extends PostgresLeaseStore {
 
 /** A store in a new schema of the test database (search_path), so each starts empty. */
 async function openInSchema(): Promise<SchemaStore> {
-  const schema = `contract_${++schemas}`;
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  const store: SchemaStore = await PostgresLeaseStore.open(`${url}?options=${encodeURIComponent(`-c search_path=${schema}`)}`);
+  const { schema, url } = await db.schema('contract');
+  const store: SchemaStore = await PostgresLeaseStore.open(url);
   store.schema = schema;
   return store;
 }
 
 async function rowsOf(schema: string): Promise<Lease[]> {
-  const result = await admin.query<{ address: string; mac: string; state: Lease['state']; expires_at: string; hostname: string | null }>(
+  const result = await db.admin.query<{ address: string; mac: string; state: Lease['state']; expires_at: string; hostname: string | null }>(
     `SELECT address, mac, state, expires_at, hostname FROM ${schema}.leases ORDER BY address`,
   );
   return result.rows.map((row) => ({
@@ -74,9 +65,7 @@ const lease = (mac: string, address: string, state: Lease['state'], expiresAt: n
 
 describe('PostgresLeaseStore: two servers on one table', () => {
   test("one server's changes reach the other's view; the database refuses an address the other holds even when the view did not know", async () => {
-    const schema = `shared_${++schemas}`;
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    const shared = `${url}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    const { schema, url: shared } = await db.schema('shared');
     const a = await PostgresLeaseStore.open(shared);
     const b = await PostgresLeaseStore.open(shared);
     try {
@@ -89,7 +78,7 @@ describe('PostgresLeaseStore: two servers on one table', () => {
       );
 
       // Written behind both views' backs: B offers the address anyway, and the database says no.
-      await admin.query(`INSERT INTO ${schema}.leases (address, mac, state, expires_at) VALUES ('198.18.0.101', '02:00:00:00:00:02', 'bound', $1)`, [
+      await db.admin.query(`INSERT INTO ${schema}.leases (address, mac, state, expires_at) VALUES ('198.18.0.101', '02:00:00:00:00:02', 'bound', $1)`, [
         t0 + 3_600_000,
       ]);
       const { synced } = b.transactionSyncedLater(() => b.upsert(lease('02:00:00:00:00:03', '198.18.0.101', 'offered', t0 + 60_000), t0));
@@ -103,28 +92,28 @@ describe('PostgresLeaseStore: two servers on one table', () => {
       assert.equal(b.byMac('02:00:00:00:00:03'), undefined);
 
       // B reclaims what it saw as an offer, but the database has it bound since (behind B's back): the bound lease stays.
-      await admin.query(`INSERT INTO ${schema}.leases (address, mac, state, expires_at) VALUES ('198.18.0.102', '02:00:00:00:00:04', 'offered', $1)`, [
+      await db.admin.query(`INSERT INTO ${schema}.leases (address, mac, state, expires_at) VALUES ('198.18.0.102', '02:00:00:00:00:04', 'offered', $1)`, [
         t0 + 60_000,
       ]);
-      await admin.query(`SELECT pg_notify('rackboot_leases', '["198.18.0.102"]')`);
+      await db.admin.query(`SELECT pg_notify('rackboot_leases', '["198.18.0.102"]')`);
       await until(
         "the offer in B's view",
         5000,
         () => (b.byAddress('198.18.0.102')?.state === 'offered' ? true : undefined),
         () => JSON.stringify(b.all()),
       );
-      await admin.query(`UPDATE ${schema}.leases SET state = 'bound', expires_at = $1 WHERE address = '198.18.0.102'`, [t0 + 3_600_000]);
+      await db.admin.query(`UPDATE ${schema}.leases SET state = 'bound', expires_at = $1 WHERE address = '198.18.0.102'`, [t0 + 3_600_000]);
       const reclaim = b.transactionSyncedLater(() => {
         b.remove('198.18.0.102');
         b.upsert(lease('02:00:00:00:00:05', '198.18.0.102', 'offered', t0 + 60_000), t0);
       }).synced;
       await assert.rejects(reclaim, LeaseConflictError);
       assert.equal(
-        await admin.query(`SELECT mac, state FROM ${schema}.leases WHERE address = '198.18.0.102'`).then((r) => `${r.rows[0].mac} ${r.rows[0].state}`),
+        await db.admin.query(`SELECT mac, state FROM ${schema}.leases WHERE address = '198.18.0.102'`).then((r) => `${r.rows[0].mac} ${r.rows[0].state}`),
         '02:00:00:00:00:04 bound',
       );
       // Told now, both views can follow the table again.
-      await admin.query(`SELECT pg_notify('rackboot_leases', '["198.18.0.102"]')`);
+      await db.admin.query(`SELECT pg_notify('rackboot_leases', '["198.18.0.102"]')`);
 
       // Both at once, for 40 addresses: each address ends with exactly the one client whose change committed.
       const outcomes = await Promise.all(
@@ -180,7 +169,7 @@ describe('PostgresLeaseStore: what goes wrong, said by name', () => {
       assert.ok(!error.message.includes(POSTGRES_PASSWORD));
       return true;
     });
-    await assert.rejects(PostgresLeaseStore.open(server.url('leases', 'not-the-password')), (error: unknown) => {
+    await assert.rejects(PostgresLeaseStore.open(db.server.url('leases', 'not-the-password')), (error: unknown) => {
       assert.ok(error instanceof PostgresDatabaseError);
       assert.equal(error.code, 'CREDENTIALS');
       assert.match(error.message, /refused the credentials/);
@@ -188,20 +177,18 @@ describe('PostgresLeaseStore: what goes wrong, said by name', () => {
       return true;
     });
     await assert.rejects(
-      PostgresLeaseStore.open(server.url('no-such-database')),
+      PostgresLeaseStore.open(db.server.url('no-such-database')),
       (error: unknown) => error instanceof PostgresDatabaseError && error.code === 'NO_DATABASE',
     );
 
-    const schema = `newer_${++schemas}`;
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    const inSchema = `${url}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    const { schema, url: inSchema } = await db.schema('newer');
     const first = await PostgresLeaseStore.open(inSchema);
     await first.close();
     assert.equal(
-      Number((await admin.query(`SELECT version FROM ${schema}.schema_versions WHERE store = 'leases'`)).rows[0].version),
+      Number((await db.admin.query(`SELECT version FROM ${schema}.schema_versions WHERE store = 'leases'`)).rows[0].version),
       postgresLeaseSchemaVersion,
     );
-    await admin.query(`UPDATE ${schema}.schema_versions SET version = 99 WHERE store = 'leases'`);
+    await db.admin.query(`UPDATE ${schema}.schema_versions SET version = 99 WHERE store = 'leases'`);
     await assert.rejects(PostgresLeaseStore.open(inSchema), (error: unknown) => {
       assert.ok(error instanceof PostgresDatabaseError);
       assert.equal(error.code, 'NEWER_SCHEMA');
@@ -211,19 +198,17 @@ describe('PostgresLeaseStore: what goes wrong, said by name', () => {
   });
 
   test('while PostgreSQL restarts nothing is kept and the caller is told; afterwards the store carries on by itself', async () => {
-    const schema = `restart_${++schemas}`;
-    await admin.query(`CREATE SCHEMA ${schema}`);
+    const { schema, url } = await db.schema('restart');
     const problems: string[] = [];
     const recovered: string[] = [];
-    const store = await PostgresLeaseStore.open(`${url}?options=${encodeURIComponent(`-c search_path=${schema}`)}`, {
+    const store = await PostgresLeaseStore.open(url, {
       connectTimeoutMs: 1000,
       onProblem: (message) => problems.push(message),
       onRecovered: (message) => recovered.push(message),
     });
     try {
       await store.transactionSyncedLater(() => store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), t0)).synced;
-      await admin.end();
-      await server.stop();
+      await db.stop();
       const { synced } = store.transactionSyncedLater(() => store.upsert(lease('02:00:00:00:00:02', '198.18.0.101', 'bound', t0 + 3_600_000), t0));
       await assert.rejects(synced, (error: unknown) => error instanceof PostgresDatabaseError && error.code === 'UNREACHABLE');
       assert.ok(
@@ -231,9 +216,7 @@ describe('PostgresLeaseStore: what goes wrong, said by name', () => {
         problems.join('\n'),
       );
       assert.equal(store.healthy, false);
-      await server.start();
-      admin = new pg.Client({ connectionString: url });
-      await admin.connect();
+      await db.start();
       await until(
         'a change kept after the restart',
         30_000,

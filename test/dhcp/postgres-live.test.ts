@@ -12,17 +12,17 @@
  * fails, never skips, without them.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { readLeaseDatabase } from '../../server/dhcp/leases/postgres.js';
 import { MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
-import { Netns, assertRoot } from '../support/netns.js';
+import { Netns } from '../support/netns.js';
 import { POSTGRES_PASSWORD, startPostgres, type TestPostgres } from '../support/postgres.js';
 import { runRackboot } from '../support/run.js';
 import { assertConsistent } from './lease-store-contract.js';
-import { assertOneHolderEach, Capture, clientAddress, load, loadThenKill, requireTool, Server, serverAddress } from './load-support.js';
+import { assertOneHolderEach, Capture, clientAddress, load, loadThenKill, prepareLoadTest, Server, serverAddress } from './load-support.js';
 
 let serverNs: Netns;
 let clientNs: Netns;
@@ -31,11 +31,7 @@ let database: string;
 const dir = mkdtempSync(join(tmpdir(), 'rackboot-pg-live-'));
 
 before(async () => {
-  assertRoot();
-  mkdirSync(join(dir, 'profiles'));
-  mkdirSync(join(dir, 'assets'));
-  requireTool('perfdhcp', 'kea-admin');
-  requireTool('tcpdump', 'tcpdump');
+  prepareLoadTest(dir);
   postgres = await startPostgres();
   await postgres.createDatabase('site');
   // As the README says to run it: no password in the URL, a pgpass file named by PGPASSFILE (the servers inherit it).

@@ -17,19 +17,19 @@
  * fails, never skips, without them.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
 import { readLeaseDatabase } from '../../server/dhcp/leases/postgres.js';
-import { Netns, assertRoot } from '../support/netns.js';
+import { Netns } from '../support/netns.js';
 import { startPostgres, type TestPostgres } from '../support/postgres.js';
 import { runRackboot } from '../support/run.js';
 import { until } from '../support/until.js';
 import { assertConsistent } from './lease-store-contract.js';
 import { runIn } from './live-support.js';
-import { assertOneHolderEach, Capture, load, requireTool, Server, type Reply } from './load-support.js';
+import { assertOneHolderEach, Capture, load, prepareLoadTest, Server, type Reply } from './load-support.js';
 
 const serverA = '198.18.0.1';
 const serverB = '198.18.0.3';
@@ -47,11 +47,7 @@ let database: string;
 const dir = mkdtempSync(join(tmpdir(), 'rackboot-pg-peers-'));
 
 before(async () => {
-  assertRoot();
-  mkdirSync(join(dir, 'profiles'));
-  mkdirSync(join(dir, 'assets'));
-  requireTool('perfdhcp', 'kea-admin');
-  requireTool('tcpdump', 'tcpdump');
+  prepareLoadTest(dir);
   nsA = Netns.create('rbppa');
   nsB = Netns.create('rbppb');
   clientNs = Netns.create('rbppc');
@@ -84,6 +80,21 @@ async function liveServers(): Promise<string[]> {
   return (await postgres.psql('site', "SELECT id FROM servers WHERE seen_at > now() - interval '3 seconds' ORDER BY id")).split('\n').filter(Boolean);
 }
 
+/** Servers A and B, each with a state folder of its own, once both are alive in the database and each has read the other's heartbeat. */
+async function startPair(suffix: string): Promise<[Server, Server]> {
+  const a = await Server.start(nsA, dir, { state: join(dir, `state-a${suffix}`), args: ['--database', databaseA] });
+  const b = await Server.start(nsB, dir, { state: join(dir, `state-b${suffix}`), args: ['--database', databaseB] });
+  await until(
+    'both servers alive in the database',
+    15_000,
+    async () => ((await liveServers()).length === 2 ? true : undefined),
+    () => `${a.errors.join('')}${b.errors.join('')}`,
+  );
+  // Each reads the list within its next heartbeat.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  return [a, b];
+}
+
 /** Which servers answered each MAC. */
 function answeredBy(replies: readonly Reply[]): Map<string, Set<string>> {
   const by = new Map<string, Set<string>>();
@@ -95,18 +106,8 @@ function answeredBy(replies: readonly Reply[]): Map<string, Set<string>> {
 }
 
 test('two servers on one database answer one segment together; when one is killed the other takes its clients', { timeout: 180_000 }, async (t) => {
-  const a = await Server.start(nsA, dir, { state: join(dir, 'state-a'), args: ['--database', databaseA] });
-  const b = await Server.start(nsB, dir, { state: join(dir, 'state-b'), args: ['--database', databaseB] });
+  const [a, b] = await startPair('');
   try {
-    await until(
-      'both servers alive in the database',
-      15_000,
-      async () => ((await liveServers()).length === 2 ? true : undefined),
-      () => `${a.errors.join('')}${b.errors.join('')}`,
-    );
-    // Each reads the list within its next heartbeat.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-
     const capture = await Capture.start(clientNs, 'vc', join(dir, 'together.pcap'));
     const run = await load(clientNs, 400, 200, 4, 'broadcast');
     assert.match(run.stdout, /REQUEST-ACK/, `perfdhcp did not run: ${run.stderr}`);
@@ -192,16 +193,8 @@ test('two servers on one database answer one segment together; when one is kille
 test('a server cut off from the database gives no lease and says why; the other answers every client', { timeout: 180_000 }, async (t) => {
   // The pool to itself: the other test's clients hold most of it for an hour.
   await postgres.psql('site', 'DELETE FROM leases');
-  const a = await Server.start(nsA, dir, { state: join(dir, 'state-a2'), args: ['--database', databaseA] });
-  const b = await Server.start(nsB, dir, { state: join(dir, 'state-b2'), args: ['--database', databaseB] });
+  const [a, b] = await startPair('2');
   try {
-    await until(
-      'both servers alive in the database',
-      15_000,
-      async () => ((await liveServers()).length === 2 ? true : undefined),
-      () => `${a.errors.join('')}${b.errors.join('')}`,
-    );
-    await new Promise((resolve) => setTimeout(resolve, 1500));
     const capture = await Capture.start(clientNs, 'vc', join(dir, 'partition.pcap'));
     // New clients (another MAC base than the other test's), so every one needs a new lease.
     const running = runIn(clientNs, 'perfdhcp', ['-4', '-l', 'vc', '-r', '200', '-R', '100', '-b', 'mac=02:00:00:aa:00:00', '-p', '14'], 40_000);

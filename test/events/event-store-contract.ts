@@ -3,42 +3,19 @@
  * eventStoreContract('name', () => new Store(), { verify }).
  */
 import assert from 'node:assert/strict';
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { eventSources, type NewBootEvent } from '../../server/events/event.js';
 import type { EventStore } from '../../server/events/store.js';
+import { contractStores, type ContractOptions } from '../support/contract.js';
 
 const t0 = 1_700_000_000_000;
 const hostA = '52:54:00:12:34:56';
 const hostB = '52:54:00:ab:cd:ef';
 
-export interface ContractOptions<S extends EventStore> {
-  /** After each test and each run of a property: checks what the store keeps beyond its own copy (PostgreSQL: the tables). */
-  verify?: (store: S) => Promise<void>;
-  /** Runs of each property (stores that are costly to make run fewer); default as written. */
-  propertyRuns?: (runs: number) => number;
-}
-
 export function eventStoreContract<S extends EventStore>(name: string, make: () => S | Promise<S>, options: ContractOptions<S> = {}): void {
-  const open: S[] = [];
-  const create = async (): Promise<S> => {
-    const store = await make();
-    open.push(store);
-    return store;
-  };
-  const settle = async (store: S): Promise<void> => {
-    open.splice(open.indexOf(store), 1);
-    try {
-      await options.verify?.(store);
-    } finally {
-      await store.close();
-    }
-  };
-  const runs = (count: number) => options.propertyRuns?.(count) ?? count;
   describe(`EventStore contract: ${name}`, () => {
-    afterEach(async () => {
-      for (const store of [...open]) await settle(store);
-    });
+    const { create, settle, runs } = contractStores(make, options);
 
     test('append returns the event with an increasing id; listByHost gives a host its own, oldest first', async () => {
       const store = await create();

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
 import type { BootEvent } from '../../server/events/event.js';
 import { PostgresEventStore } from '../../server/events/postgres-store.js';
 import { eventStoreContract } from '../events/event-store-contract.js';
-import { startPostgres, type TestPostgres } from '../support/postgres.js';
+import { startSchemaDatabase, type SchemaDatabase } from '../support/postgres.js';
 import { until } from '../support/until.js';
 
 /**
@@ -14,35 +13,22 @@ import { until } from '../support/until.js';
  * writing one host's timeline. Needs root and postgresql-15; fails without them.
  */
 
-let server: TestPostgres;
-let url: string;
-let admin: pg.Client;
-let schemas = 0;
+let db: SchemaDatabase;
 
 before(async () => {
-  server = await startPostgres();
-  url = await server.createDatabase('timeline');
-  admin = new pg.Client({ connectionString: url });
-  await admin.connect();
+  db = await startSchemaDatabase('timeline');
 });
 
 after(async () => {
-  await admin?.end();
-  await server?.close();
+  await db?.close();
 });
 
 interface InSchema extends PostgresEventStore {
   schema?: string;
 }
 
-async function schemaUrl(): Promise<{ schema: string; url: string }> {
-  const schema = `e_${++schemas}`;
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  return { schema, url: `${url}?options=${encodeURIComponent(`-c search_path=${schema}`)}` };
-}
-
 async function tableOf(schema: string): Promise<BootEvent[]> {
-  const rows = await admin.query<{
+  const rows = await db.admin.query<{
     id: string;
     time: string;
     mac: string;
@@ -65,7 +51,7 @@ async function tableOf(schema: string): Promise<BootEvent[]> {
 eventStoreContract(
   'PostgresEventStore',
   async () => {
-    const { schema, url: inSchema } = await schemaUrl();
+    const { schema, url: inSchema } = await db.schema('e');
     const store: InSchema = await PostgresEventStore.open(inSchema, {
       onProblem: (message, error) => {
         throw new Error(message, { cause: error });
@@ -82,7 +68,7 @@ eventStoreContract(
         .map((latest) => latest.mac)
         .flatMap((mac) => store.listByHost(mac));
       assert.deepEqual(await tableOf(store.schema!), copy, "the table holds the store's timeline");
-      const reports = await admin.query<{ mac: string; kind: 'storage'; time: string; body: string }>(
+      const reports = await db.admin.query<{ mac: string; kind: 'storage'; time: string; body: string }>(
         `SELECT mac, kind, time, body FROM ${store.schema}.host_reports`,
       );
       for (const row of reports.rows)
@@ -93,7 +79,7 @@ eventStoreContract(
 );
 
 test("two servers on one timeline: a host's events from both, in the order they happened, at each", async () => {
-  const { url: shared } = await schemaUrl();
+  const { url: shared } = await db.schema('e');
   const a = await PostgresEventStore.open(shared);
   const b = await PostgresEventStore.open(shared);
   try {
@@ -130,7 +116,7 @@ test("two servers on one timeline: a host's events from both, in the order they 
 });
 
 test('events appended while PostgreSQL restarts are kept in memory and written once it is back; another server hears of them after its listener reconnects', async () => {
-  const { schema, url: shared } = await schemaUrl();
+  const { schema, url: shared } = await db.schema('e');
   const problems: string[] = [];
   const a = await PostgresEventStore.open(shared, { onProblem: (message) => problems.push(message) });
   const b = await PostgresEventStore.open(shared, { onProblem: (message) => problems.push(message) });
@@ -139,8 +125,7 @@ test('events appended while PostgreSQL restarts are kept in memory and written o
   try {
     a.append({ time: t0, mac: host, source: 'dhcp', stage: 'dhcp-offer' });
     await a.flush();
-    await admin.end();
-    await server.stop();
+    await db.stop();
     a.append({ time: t0 + 1, mac: host, source: 'http', stage: 'boot-script' });
     await a.flush();
     assert.ok(
@@ -152,9 +137,7 @@ test('events appended while PostgreSQL restarts are kept in memory and written o
       ['dhcp-offer', 'boot-script'],
       'served from memory meanwhile',
     );
-    await server.start();
-    admin = new pg.Client({ connectionString: url });
-    await admin.connect();
+    await db.start();
     a.append({ time: t0 + 2, mac: host, source: 'runtime', stage: 'ready' });
     await until(
       'every event in the table after the restart',

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
 import { PostgresSlotSightings } from '../../server/profiles/postgres-sightings.js';
 import type { RelaySlot } from '../../server/profiles/slot.js';
 import { slotSightingsContract } from '../profiles/sightings-contract.js';
-import { startPostgres, type TestPostgres } from '../support/postgres.js';
+import { startSchemaDatabase, type SchemaDatabase } from '../support/postgres.js';
 import { until } from '../support/until.js';
 
 /**
@@ -14,38 +13,25 @@ import { until } from '../support/until.js';
  * servers on one table. Needs root and postgresql-15; fails without them.
  */
 
-let server: TestPostgres;
-let url: string;
-let admin: pg.Client;
-let schemas = 0;
+let db: SchemaDatabase;
 
 before(async () => {
-  server = await startPostgres();
-  url = await server.createDatabase('sightings');
-  admin = new pg.Client({ connectionString: url });
-  await admin.connect();
+  db = await startSchemaDatabase('sightings');
 });
 
 after(async () => {
-  await admin?.end();
-  await server?.close();
+  await db?.close();
 });
 
 interface InSchema extends PostgresSlotSightings {
   schema?: string;
 }
 
-async function schemaUrl(): Promise<{ schema: string; url: string }> {
-  const schema = `s_${++schemas}`;
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  return { schema, url: `${url}?options=${encodeURIComponent(`-c search_path=${schema}`)}` };
-}
-
 type Entry = { mac: string; slot: RelaySlot };
 const sorted = (entries: Entry[]) => [...entries].sort((a, b) => a.mac.localeCompare(b.mac));
 
 async function tableOf(schema: string): Promise<Entry[]> {
-  const rows = await admin.query<{ mac: string; circuit_id: string; remote_id: string }>(`SELECT mac, circuit_id, remote_id FROM ${schema}.slot_sightings`);
+  const rows = await db.admin.query<{ mac: string; circuit_id: string; remote_id: string }>(`SELECT mac, circuit_id, remote_id FROM ${schema}.slot_sightings`);
   return sorted(
     rows.rows.map((row) => ({
       mac: row.mac,
@@ -57,7 +43,7 @@ async function tableOf(schema: string): Promise<Entry[]> {
 slotSightingsContract(
   'PostgresSlotSightings',
   async () => {
-    const { schema, url: inSchema } = await schemaUrl();
+    const { schema, url: inSchema } = await db.schema('s');
     const sightings: InSchema = await PostgresSlotSightings.open(inSchema, {
       onWriteError: (error) => {
         throw error;
@@ -76,7 +62,7 @@ slotSightingsContract(
 );
 
 test('two servers on one table: a sighting at one places the machine at the other; racing for one slot, both end with the one the table kept', async () => {
-  const { schema, url: shared } = await schemaUrl();
+  const { schema, url: shared } = await db.schema('s');
   const a = await PostgresSlotSightings.open(shared);
   const b = await PostgresSlotSightings.open(shared);
   try {

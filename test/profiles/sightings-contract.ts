@@ -3,40 +3,18 @@
  * slotSightingsContract('name', () => new Store(), { verify }).
  */
 import assert from 'node:assert/strict';
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { SlotSightings } from '../../server/profiles/sightings.js';
 import type { RelaySlot } from '../../server/profiles/slot.js';
+import { contractStores, type ContractOptions } from '../support/contract.js';
 
 const slot1 = { circuitId: '7231' };
 const slot2 = { circuitId: '7232' };
 
-export interface ContractOptions<S extends SlotSightings> {
-  /** After each test and each run of the property: checks what the store keeps beyond its copy in memory. */
-  verify?: (sightings: S) => Promise<void>;
-  /** Runs of the property (stores that are costly to make run fewer); default as written. */
-  propertyRuns?: (runs: number) => number;
-}
-
 export function slotSightingsContract<S extends SlotSightings>(name: string, make: () => S | Promise<S>, options: ContractOptions<S> = {}): void {
-  const open: S[] = [];
-  const create = async (): Promise<S> => {
-    const sightings = await make();
-    open.push(sightings);
-    return sightings;
-  };
-  const settle = async (sightings: S): Promise<void> => {
-    open.splice(open.indexOf(sightings), 1);
-    try {
-      await options.verify?.(sightings);
-    } finally {
-      sightings.close();
-    }
-  };
   describe(`SlotSightings contract: ${name}`, () => {
-    afterEach(async () => {
-      for (const sightings of [...open]) await settle(sightings);
-    });
+    const { create, settle, runs } = contractStores(make, options);
 
     test('one MAC per slot: a new machine in a slot takes it from the old one', async () => {
       const sightings = await create();
@@ -108,7 +86,7 @@ export function slotSightingsContract<S extends SlotSightings>(name: string, mak
             await settle(sightings);
           }
         }),
-        { numRuns: options.propertyRuns?.(100) ?? 100 },
+        { numRuns: runs(100) },
       );
     });
   });

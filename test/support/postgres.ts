@@ -3,6 +3,7 @@ import { appendFile, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { runCommand } from './run.js';
 import { until } from './until.js';
 
@@ -168,4 +169,54 @@ async function idsOf(user: string): Promise<{ uid: number; gid: number }> {
   const gid = await runCommand('id', ['-g', user]);
   if (uid.code !== 0 || gid.code !== 0) throw new Error(`no user ${user}: PostgreSQL's package makes it (${uid.stderr.trim()})`);
   return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+/** A test file's PostgreSQL with one database, in which each store gets a schema of its own (so each starts empty). */
+export interface SchemaDatabase {
+  readonly server: TestPostgres;
+  readonly url: string;
+  /** The test's own connection, for reading and writing behind the stores' backs. */
+  readonly admin: pg.Client;
+  /** A new empty schema, and the database's URL with it as the search path. */
+  schema(prefix: string): Promise<{ schema: string; url: string }>;
+  /** Stops PostgreSQL (the test's connection first); start() brings both back. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startSchemaDatabase(name: string): Promise<SchemaDatabase> {
+  const server = await startPostgres();
+  const url = await server.createDatabase(name);
+  const connect = async () => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    return client;
+  };
+  let admin = await connect();
+  let schemas = 0;
+  return {
+    server,
+    url,
+    get admin() {
+      return admin;
+    },
+    async schema(prefix: string) {
+      const schema = `${prefix}_${++schemas}`;
+      await admin.query(`CREATE SCHEMA ${schema}`);
+      return { schema, url: `${url}?options=${encodeURIComponent(`-c search_path=${schema}`)}` };
+    },
+    async stop() {
+      await admin.end();
+      await server.stop();
+    },
+    async start() {
+      await server.start();
+      admin = await connect();
+    },
+    async close() {
+      await admin.end().catch(() => undefined);
+      await server.close();
+    },
+  };
 }
