@@ -185,9 +185,23 @@ export class DhcpServer {
   private readonly quietIgnores: RateLimitedLog;
   /** Other DHCP servers seen, and when each was last warned about. */
   private readonly otherServersWarned = new Map<string, number>();
+  /**
+   * While lease commits fail (the database is down or cut off): since when,
+   * how many requests went unanswered, and the latest reason. The first
+   * failure is an error line, the rest are summed up every 10 s, and the
+   * first commit that works again ends it with one line.
+   */
+  private commitOutage: { since: number; unanswered: number; reason: string } | undefined;
+  private readonly outageSummary: RateLimitedLog;
 
   constructor(private readonly options: DhcpServerOptions) {
     this.quietIgnores = new RateLimitedLog((ignored) => options.log.info({ ignored }, 'DHCP requests ignored (summed up)'));
+    this.outageSummary = new RateLimitedLog((unanswered, last) => {
+      const count = Object.values(unanswered).reduce((sum, n) => sum + n, 0);
+      if (count > 0 && this.commitOutage !== undefined) {
+        options.log.warn({ unanswered: count, ...last }, `DHCP lease commits still failing: ${count} more requests unanswered; ${this.commitOutage.reason}`);
+      }
+    });
     validateOptions(options);
     // Proxy mode decides with an empty store: it gives no addresses.
     this.leases = options.leases ?? new MemoryLeaseStore();
@@ -235,7 +249,7 @@ export class DhcpServer {
       // Proxy mode writes no leases, so nothing needs to be durable.
       mayBind: full ? (request) => mayBind(request.packet) : () => false,
       carryOut: (outcome) => this.carryOut(outcome),
-      failed: (request, error, failure) => this.failed(request, error, failureMessages[failure]),
+      failed: (request, error, failure) => this.failed(request, error, failureMessages[failure], failure),
     });
   }
 
@@ -269,6 +283,7 @@ export class DhcpServer {
 
   async close(): Promise<void> {
     this.quietIgnores.stop();
+    this.outageSummary.stop();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
     // Requests not decided yet are dropped unanswered: the lease store may be
@@ -354,11 +369,38 @@ export class DhcpServer {
     this.emit({ kind: 'other-server', mac, server });
   }
 
-  private failed(request: Request, error: unknown, message: string): void {
+  private failed(request: Request, error: unknown, message: string, failure: CommitFailure): void {
     const { mac, type, source } = request;
+    const reason = error instanceof Error ? error.message : String(error);
     this.stats.errors++;
-    this.options.log.error({ err: error, mac, type, source }, message);
-    this.emit({ kind: 'error', mac, type, source, error: error instanceof Error ? error.message : String(error) });
+    this.emit({ kind: 'error', mac, type, source, error: reason });
+    if (failure !== 'commit') {
+      this.options.log.error({ err: error, mac, type, source }, message);
+      return;
+    }
+    // One error line when commits start failing; then each request a debug line and a summary every 10 s.
+    if (this.commitOutage === undefined) {
+      this.commitOutage = { since: Date.now(), unanswered: 1, reason };
+      this.options.log.error({ err: error, mac, type, source }, `${message}; no request that needs a lease is answered until commits work again`);
+      return;
+    }
+    this.commitOutage.unanswered++;
+    this.commitOutage.reason = reason;
+    this.options.log.debug({ mac, type, source, reason }, message);
+    this.outageSummary.note('unanswered', { mac, type });
+  }
+
+  /** A lease was committed: if commits were failing, they work again. */
+  private committed(): void {
+    const outage = this.commitOutage;
+    if (outage === undefined) return;
+    this.commitOutage = undefined;
+    this.outageSummary.stop();
+    const seconds = Math.round((Date.now() - outage.since) / 100) / 10;
+    this.options.log.warn(
+      { unanswered: outage.unanswered, seconds },
+      `DHCP lease commits work again: ${outage.unanswered} requests went unanswered over ${seconds} s (last reason: ${outage.reason})`,
+    );
   }
 
   /** Decides one request (inside the batch's transaction; GroupCommit applies its lease changes). */
@@ -397,6 +439,8 @@ export class DhcpServer {
   private carryOut({ request, decision, bytes }: Outcome): void {
     const { packet, source, mac, type, bootServerSource } = request;
     const { log } = this.options;
+    // An ACK binds a lease, so its batch was committed for certain (an offer may have changed nothing).
+    if (decision.kind === 'reply' && decision.result === 'ack') this.committed();
     switch (decision.kind) {
       case 'ignore':
         this.stats.ignored++;

@@ -40,7 +40,7 @@ describe('group commit', () => {
     serverPort = await freePort();
     const clientPort = await freePort();
     leases = SqliteLeaseStore.open(join(dir, 'leases.sqlite'), { busyTimeoutMs: 50 });
-    const log = pino({ level: 'info', base: undefined, timestamp: false }, { write: (line: string) => logLines.push(JSON.parse(line)) });
+    const log = pino({ level: 'debug', base: undefined, timestamp: false }, { write: (line: string) => logLines.push(JSON.parse(line)) });
     server = new DhcpServer({
       interfaceName: 'lo',
       serverAddress: '127.0.0.1',
@@ -119,7 +119,7 @@ describe('group commit', () => {
     }
   });
 
-  test('when the batch cannot commit, nothing is answered and each request gets an error line; the next batch is answered', async () => {
+  test('when the batch cannot commit, nothing is answered: one error line, then a debug line per request; the next batch is answered and one line says commits work again', async () => {
     // Another writer holds the lease file's write lock (as the sqlite3 CLI
     // would inside a transaction): the batch cannot begin within the busy timeout.
     const other = new Database(join(dir, 'leases.sqlite'));
@@ -134,9 +134,17 @@ describe('group commit', () => {
       await new Promise((resolve) => setTimeout(resolve, 200));
       assert.equal(replies.length, 0, 'no reply may promise what was not committed');
       assert.equal(server.stats.errors, errorsBefore + 2);
-      const lines = logLines.slice(linesBefore).filter((line) => line.msg === 'DHCP lease commit failed, no reply sent');
-      assert.deepEqual(lines.map((line) => line.mac).sort(), ['02:00:00:00:02:01', '02:00:00:00:02:02']);
+      const lines = logLines.slice(linesBefore).filter((line) => String(line.msg).startsWith('DHCP lease commit failed, no reply sent'));
+      assert.deepEqual(
+        lines.map((line) => [line.level, line.mac]),
+        [
+          [50, '02:00:00:00:02:01'],
+          [20, '02:00:00:00:02:02'],
+        ],
+      );
+      assert.match(String(lines[0]!.msg), /no request that needs a lease is answered until commits work again$/);
       assert.match(String((lines[0]!.err as { message: string }).message), /leases database .*leases\.sqlite: cannot begin a transaction: database is locked/);
+      assert.match(String(lines[1]!.reason), /database is locked/);
       assert.equal(leases.byAddress('127.0.0.150'), undefined);
     } finally {
       other.prepare('ROLLBACK').run();
@@ -144,8 +152,13 @@ describe('group commit', () => {
     }
     replies = [];
     client.send(renew('02:00:00:00:02:01', '127.0.0.150', 3003));
+    const linesBefore = logLines.length;
     await settle(() => replies.length >= 1);
     assert.equal(replies[0]?.options.messageType, MessageType.ack);
     assert.equal(leases.byAddress('127.0.0.150')?.state, 'bound');
+    const back = logLines.slice(linesBefore).filter((line) => String(line.msg).startsWith('DHCP lease commits work again'));
+    assert.equal(back.length, 1, JSON.stringify(logLines.slice(linesBefore)));
+    assert.equal(back[0]!.unanswered, 2);
+    assert.match(String(back[0]!.msg), /^DHCP lease commits work again: 2 requests went unanswered over [\d.]+ s \(last reason: .*database is locked\)$/);
   });
 });

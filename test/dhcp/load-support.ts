@@ -104,12 +104,14 @@ export class Server {
         if (line.includes('"result":"ack"')) this.acksLogged++;
         else if (line.includes('rackboot is serving')) this.serving = true;
         else if (line.includes('"level":50') || line.includes('"level":60')) this.errors.push(line);
+        else if (line.includes('"level":40')) this.warnings.push(line);
       }
     });
     child.stderr!.on('data', (chunk: Buffer) => this.errors.push(chunk.toString()));
   }
   serving = false;
   readonly errors: string[] = [];
+  readonly warnings: string[] = [];
 
   /** Serves `pool` on vs from `dir`'s profiles and assets, its state in `dir`/`state` (or `options.state`), with `options.args` added. */
   static async start(ns: Netns, dir: string, options: { state?: string; args?: string[] } = {}): Promise<Server> {
