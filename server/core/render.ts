@@ -31,12 +31,26 @@ export function renderEntryScript(endpoints: ServerEndpoints): string {
     '#!ipxe',
     '# rackboot: hand this machine over to its own boot script',
     `chain ${base}/hosts/\${mac:hexhyp}/boot.ipxe?platform=\${platform} || goto retry`,
-    ':retry',
-    'echo rackboot: could not load the boot script for ${mac}; trying again in 10 seconds',
-    'sleep 10',
-    `chain ${base}/boot.ipxe`,
-    '',
+    ...retryLines('retry', 'could not load the boot script for ${mac}', base),
   ].join('\n');
+}
+
+/**
+ * Trying again after `label`: DHCP first, then the boot file it names.
+ * When this server died mid-boot, another rackboot server on the same
+ * database answers that DHCP and names itself, so the machine boots from
+ * it; with one server it is the same server again. Without a boot file
+ * name (iPXE started some other way) it chains to this server's script.
+ */
+function retryLines(label: string, what: string, base: string): string[] {
+  return [
+    `:${label}`,
+    `echo rackboot: ${what}; asking DHCP again in 10 seconds`,
+    'sleep 10',
+    `dhcp || goto ${label}`,
+    `isset \${filename} && chain \${filename} || chain ${base}/boot.ipxe || goto ${label}`,
+    '',
+  ];
 }
 
 /** The per-host iPXE script for one boot, or a script that says why there is none. */
@@ -92,7 +106,10 @@ function renderMenuScript(plan: BootPlan, endpoints: ServerEndpoints): string {
     lines.push(`goto ${plan.defaultEntry}`);
   }
   for (const item of plan.menu) {
-    lines.push('', `:${item.name}`, `echo rackboot: booting ${profile.hostname} (${mac}): ${item.title}`);
+    // imgfree: images left from an attempt that failed half-way (a server
+    // that died mid-download) would otherwise go along as multiboot modules
+    // or initrds in front of this attempt's own.
+    lines.push('', `:${item.name}`, `echo rackboot: booting ${profile.hostname} (${mac}): ${item.title}`, 'imgfree');
     switch (item.kind) {
       case 'xen':
         lines.push(...(plan.platform === 'bios' ? multibootLines(plan, item) : efiXenLines(plan, item)));
@@ -110,14 +127,7 @@ function renderMenuScript(plan: BootPlan, endpoints: ServerEndpoints): string {
         break;
     }
   }
-  lines.push(
-    '',
-    ':failed',
-    `echo rackboot: ${profile.hostname} (${mac}) did not boot; trying again in 10 seconds`,
-    'sleep 10',
-    `chain ${httpBase(endpoints)}/boot.ipxe`,
-    '',
-  );
+  lines.push('', ...retryLines('failed', `${profile.hostname} (${mac}) did not boot`, httpBase(endpoints)));
   return lines.join('\n');
 }
 

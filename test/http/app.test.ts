@@ -130,9 +130,10 @@ test('GET /boot.ipxe chains to the per-host script with the MAC and platform', a
       '# rackboot: hand this machine over to its own boot script',
       'chain http://198.18.0.1:8080/hosts/${mac:hexhyp}/boot.ipxe?platform=${platform} || goto retry',
       ':retry',
-      'echo rackboot: could not load the boot script for ${mac}; trying again in 10 seconds',
+      'echo rackboot: could not load the boot script for ${mac}; asking DHCP again in 10 seconds',
       'sleep 10',
-      'chain http://198.18.0.1:8080/boot.ipxe',
+      'dhcp || goto retry',
+      'isset ${filename} && chain ${filename} || chain http://198.18.0.1:8080/boot.ipxe || goto retry',
       '',
     ].join('\n'),
   );
@@ -159,6 +160,7 @@ test('BIOS host script: the boot menu, each entry as XenCD had it, multiboot Xen
       '',
       ':standard',
       'echo rackboot: booting node01 (52:54:00:12:34:56): Xen with the rackboot runtime',
+      'imgfree',
       'kernel http://198.18.0.1:8080/builds/b1/xen console=com1,vga com1=115200,8n1 dom0_mem=512M',
       `module http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=hvc0 swiotlb=8192 quiet ${staticArgs}`,
       'module http://198.18.0.1:8080/builds/b1/initrd.gz',
@@ -166,6 +168,7 @@ test('BIOS host script: the boot menu, each entry as XenCD had it, multiboot Xen
       '',
       ':testing',
       'echo rackboot: booting node01 (52:54:00:12:34:56): Xen with the rackboot runtime, verbose (testing)',
+      'imgfree',
       'kernel http://198.18.0.1:8080/builds/b1/xen console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M',
       `module http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=hvc0 swiotlb=8192 ignore_loglevel ${staticArgs}`,
       'module http://198.18.0.1:8080/builds/b1/initrd.gz',
@@ -173,6 +176,7 @@ test('BIOS host script: the boot menu, each entry as XenCD had it, multiboot Xen
       '',
       ':guest',
       'echo rackboot: booting node01 (52:54:00:12:34:56): Demo guest on bare metal (no Xen)',
+      'imgfree',
       'kernel http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=ttyS0,115200n8 rackboot.server=http://198.18.0.1:8080 ' +
         'rackboot.parent=52:54:00:12:34:56 rackboot.domain=bare-metal',
       'initrd http://198.18.0.1:8080/builds/b1/guest.initrd.gz',
@@ -180,13 +184,15 @@ test('BIOS host script: the boot menu, each entry as XenCD had it, multiboot Xen
       '',
       ':memtest',
       'echo rackboot: booting node01 (52:54:00:12:34:56): Memory test (memtest86+)',
+      'imgfree',
       'kernel http://198.18.0.1:8080/builds/b1/memtest86+x64.bin',
       'boot || goto failed',
       '',
       ':failed',
-      'echo rackboot: node01 (52:54:00:12:34:56) did not boot; trying again in 10 seconds',
+      'echo rackboot: node01 (52:54:00:12:34:56) did not boot; asking DHCP again in 10 seconds',
       'sleep 10',
-      'chain http://198.18.0.1:8080/boot.ipxe',
+      'dhcp || goto failed',
+      'isset ${filename} && chain ${filename} || chain http://198.18.0.1:8080/boot.ipxe || goto failed',
       '',
     ].join('\n'),
   );
@@ -205,7 +211,7 @@ test("menuTimeout 0: no menu, straight to the profile's entry; notes for guests 
     ].join('\n'),
   );
   assert.ok(!body.includes('\nmenu ') && !body.includes('\nchoose '));
-  assert.match(body, /\n:testing\n.*\nkernel \S+\/xen console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M\n/);
+  assert.match(body, /\n:testing\n.*\nimgfree\nkernel \S+\/xen console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M\n/);
 });
 
 test('EFI host script: xen.efi with a xen.cfg per Xen entry, memtest86+ as an EFI program', async () => {
@@ -216,6 +222,7 @@ test('EFI host script: xen.efi with a xen.cfg per Xen entry, memtest86+ as an EF
     [
       ':standard',
       'echo rackboot: booting node01 (52:54:00:12:34:56): Xen with the rackboot runtime',
+      'imgfree',
       'imgfetch http://198.18.0.1:8080/hosts/52-54-00-12-34-56/builds/b1/standard/xen.cfg',
       'imgfetch http://198.18.0.1:8080/builds/b1/vmlinuz',
       'imgfetch http://198.18.0.1:8080/builds/b1/initrd.gz',
