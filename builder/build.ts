@@ -313,7 +313,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     if (parts.debianGuest) {
       await step('debian-guest', async () => {
         const tree = await ensureRootfs(cacheDir, { release, mirror: fetch.mirror!, packages: GUEST_IMAGE_PACKAGES, sources: await machineSources() }, log);
-        const image = await squashRootfs(tree.dir, await debianGuestFiles(runtimeDir, runtimeVersion));
+        const image = await squashRootfs(tree.dir, await debianGuestFiles(runtimeDir, runtimeVersion), 'zstd');
         await writeFile(join(partial, debianGuestImage), image);
         log.info({ rootfs: tree.cached ? 'cached' : 'debootstrap', packages: tree.packages.length, bytes: image.length }, 'Debian guest image written');
         made.push({

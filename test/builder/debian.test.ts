@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { build, kernelVersionOf, type BuildResult } from '../../builder/build.js';
+import { DEFAULT_BUILD_SETTINGS } from '../../builder/config.js';
 import { decodeCpio, type CpioEntry } from '../../builder/cpio.js';
 import { kernelElfOf } from '../../builder/bzimage.js';
 import { DEBIAN_ON_DEMAND_MODULES, DEBIAN_RUNTIME_MODULES, GUEST_KERNEL_DIR, GUEST_MODULES, VIF_SCRIPT } from '../../builder/initrd.js';
@@ -64,8 +65,10 @@ before(async () => {
   run('ssh', ['-V']); // openssh-client, with ssh-keygen
   run('sh', ['-c', 'command -v mksquashfs && command -v unsquashfs']); // squashfs-tools
   out = await mkdtemp(join(tmpdir(), 'rackboot-debian-'));
-  first = await build({ out, variant: 'debian', log: silentLogger() }); // shares the download and debootstrap caches
-  second = await build({ out, variant: 'debian', log: silentLogger() });
+  // With the Debian guest image, which the last test boots.
+  const settings = { ...DEFAULT_BUILD_SETTINGS, parts: { ...DEFAULT_BUILD_SETTINGS.parts, debianGuest: true } };
+  first = await build({ out, variant: 'debian', settings, log: silentLogger() }); // shares the download and debootstrap caches
+  second = await build({ out, variant: 'debian', settings, log: silentLogger() });
   const initrd = second.manifest.files.find((f) => f.name === 'initrd.gz')!;
   process.stdout.write(
     `# debian build: first ${(first.durationMs / 1000).toFixed(1)} s, second ${(second.durationMs / 1000).toFixed(1)} s; ` +
@@ -210,6 +213,35 @@ test('the Debian runtime: a busybox first stage and a squashfs holding xl, sshd,
     assert.ok(!atBoot.has(moduleNameOf(wanted)), `${wanted} is not loaded at boot`);
   }
   for (const backend of ['xen_netback', 'xen_blkback', 'xen_gntdev', 'xen_evtchn', 'xenfs', 'bridge']) assert.ok(shipped.has(backend), backend);
+});
+
+test('the Debian guest image: systemd as init, sshd making its own host keys, the report unit enabled, no docs; the same bytes from the cached tree', async () => {
+  const sums = [first, second].map((result) => result.manifest.files.find((f) => f.name === 'debian-guest.squashfs')?.sha256);
+  assert.ok(sums[0] !== undefined && sums[0] === sums[1], `debian-guest.squashfs ${JSON.stringify(sums)}`);
+  const image = second.manifest.files.find((f) => f.name === 'debian-guest.squashfs')!;
+  const contained = new Map(image.contains!.map((c) => [c.package, c.version]));
+  for (const pkg of ['systemd-sysv', 'udev', 'ifupdown', 'isc-dhcp-client', 'openssh-server', 'wget', 'e2fsprogs']) assert.ok(contained.has(pkg), pkg);
+  assert.ok(image.size < 60_000_000, `debian-guest.squashfs is ${image.size} bytes`);
+  assert.match(
+    execFileSync('unsquashfs', ['-s', join(second.dir, 'debian-guest.squashfs')], { encoding: 'utf8' }),
+    /Compression zstd/,
+    'zstd: it unpacks fast on a guest CPU',
+  );
+  const listing = execFileSync('unsquashfs', ['-lln', '-d', 'R', join(second.dir, 'debian-guest.squashfs')], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const paths = new Map<string, string>();
+  for (const line of listing.split('\n')) {
+    const m = /^(\S+) \S+ .* R\/?(.*?)(?: -> (.*))?$/.exec(line);
+    if (m && m[2] !== '') paths.set(m[2]!, m[3] ?? m[1]!);
+  }
+  assert.equal(paths.get('usr/sbin/init'), '/lib/systemd/systemd');
+  assert.equal(paths.get('etc/systemd/system/multi-user.target.wants/rackboot-guest.service'), '/etc/systemd/system/rackboot-guest.service');
+  assert.equal(paths.get('usr/lib/rackboot/rackboot-guest'), '-rwxr-xr-x');
+  assert.ok(paths.has('etc/systemd/system/ssh.service.d/rackboot-host-keys.conf'));
+  assert.equal(paths.get('etc/systemd/network/99-default.link'), '/dev/null', 'eth0 keeps its name');
+  assert.equal(paths.get('etc/systemd/system/getty-static.service'), '/dev/null');
+  assert.ok(paths.has('usr/sbin/mkfs.ext4'), "the first stage makes the root's filesystem with the image's own mkfs.ext4");
+  const leftIn = [...paths.keys()].filter((path) => /^usr\/share\/(doc|man|locale)\/.|^etc\/ssh\/ssh_host_|^var\/lib\/apt\/lists\/./.test(path));
+  assert.deepEqual(leftIn, [], 'no docs, man pages, locales, host keys or apt lists');
 });
 
 test('the guest image: busybox, xen-netfront and the guest /init', async () => {
@@ -920,3 +952,199 @@ for (const memoryMiB of [512]) {
     },
   );
 }
+
+/**
+ * Debian guests (the build's debian-guest.squashfs) on a QEMU machine that
+ * network-boots Xen and the Debian runtime from `rackboot serve`. At the
+ * first boot deb1 installs the image on a new volume of a blank disk and
+ * boots it, and deb3, whose disk holds a filesystem of its own, is refused
+ * and the disk left as it was. The machine is reset: deb1 boots from its
+ * disk again, and deb2 runs the image from RAM with a static address. The
+ * guests are spread over the two boots: three Debian guests booting at
+ * once on one emulated CPU take longer than two boots of two.
+ */
+const GUEST_MAC = '52:54:00:12:34:58';
+/** deb2's static address (its first-boot settings), outside the rack's pool. */
+const DEB2_ADDRESS = '198.18.0.170';
+/** dom0's 256 MiB, Debian guests of 256, 256 and 192, and Xen's own. */
+const GUEST_MACHINE_MIB = 1088;
+
+test(
+  'Debian guests: one installs the image on its blank volume and boots it again after a reset, one whose disk holds data is refused, one runs it from RAM; first-boot settings reach each, and ssh logs in with their key',
+  { timeout: 1_800_000 },
+  async () => {
+    const testStart = Date.now();
+    const work = await mkdtemp(join(tmpdir(), 'rackboot-debian-guests-'));
+    const MiB = 1024 * 1024;
+    let rack: Rack | undefined;
+    let qemu: ChildProcess | undefined;
+    try {
+      const blank = join(work, 'blank.img');
+      const data = join(work, 'data.img');
+      execFileSync('truncate', ['-s', `${1024 * MiB}`, blank]);
+      execFileSync('truncate', ['-s', `${64 * MiB}`, data]);
+      execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'keepme', data]);
+      const dataBefore = execFileSync('sha256sum', [data], { encoding: 'utf8' }).split(' ')[0];
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'rackboot-test', '-f', join(work, 'id')]);
+      const publicKey = (await readFile(join(work, 'id.pub'), 'utf8')).trim();
+      const disks = [
+        { file: blank, serial: 'rb-blank', bus: 'virtio' as const },
+        { file: data, serial: 'rb-data', bus: 'virtio' as const },
+      ];
+      const domains: Record<string, string[]> = {
+        deb1: [
+          '  - name: deb1',
+          '    image: debian',
+          '    disks:',
+          '      - volume: vg0/deb1',
+          '        size: 512M',
+          '    firstBoot:',
+          '      hostname: deb-one',
+          `      rootPasswordHash: "${ROOT_HASH}"`,
+          `      sshAuthorizedKeys: ["${publicKey}"]`,
+        ],
+        deb2: [
+          '  - name: deb2',
+          '    image: debian',
+          '    firstBoot:',
+          `      network: { mode: static, address: ${DEB2_ADDRESS}/24, gateway: 198.18.0.1, dns: [198.18.0.1] }`,
+          `      sshAuthorizedKeys: ["${publicKey}"]`,
+        ],
+        deb3: ['  - name: deb3', '    image: debian', '    memory: 192', '    disks:', '      - disk: serial:rb-data'],
+      };
+      const profile = (names: string[]): string =>
+        [
+          `mac: ${GUEST_MAC}`,
+          'hostname: xen03',
+          // dom0 takes the key too: a failure shows the guests' consoles (xenconsoled keeps them there).
+          'ssh: true',
+          `sshAuthorizedKeys: ["${publicKey}"]`,
+          'boot:',
+          '  menuTimeout: 0',
+          'storage:',
+          '  volumeGroups:',
+          '    - name: vg0',
+          '      disks: [serial:rb-blank]',
+          '      initialize: true',
+          'domains:',
+          ...names.flatMap((name) => domains[name]!),
+          '',
+        ].join('\n');
+      rack = await startRack(
+        {
+          'xen03.yaml': profile(['deb1', 'deb3']),
+        },
+        { assets: out, bridge: true },
+      );
+      const hostEvents = (): Array<Record<string, unknown>> => rack!.events().filter((e) => e.event === 'host-event' && e.mac === GUEST_MAC);
+      const reports = (domain: string, stage = 'guest-ready'): string[] =>
+        hostEvents()
+          .filter((e) => e.stage === stage && e.domain === domain)
+          .map((e) => String(e.detail));
+      let dom0Address = '';
+      const guestEvents = (): string => {
+        const events = JSON.stringify(hostEvents().filter((e) => String(e.domain ?? '').startsWith('deb')));
+        let consoles: string;
+        try {
+          consoles = ssh(dom0Address, 'for f in /var/log/xen/console/guest-*.log; do echo "== $f"; grep -av "Job \\|A start job" "$f" | tail -n 60; done');
+        } catch (error) {
+          consoles = `(the guests' consoles were not read from dom0: ${String(error)})`;
+        }
+        return `${events}\n${consoles}`;
+      };
+      const ssh = (address: string, command: string): string => sshAsRoot(rack!, join(work, 'id'), address, command);
+
+      const timing = (name: string, address: string): void => {
+        process.stdout.write(
+          `# ${name}: ${ssh(address, 'systemd-analyze time 2>&1 | head -n 1; systemctl is-system-running 2>&1').trim().replace(/\n/g, '; ')}\n`,
+        );
+      };
+      const startedDomains = (count: number): Promise<unknown[]> =>
+        until(
+          `${count} domain-started events`,
+          120_000,
+          () => {
+            const names = hostEvents()
+              .filter((e) => e.stage === 'domain-started')
+              .map((e) => e.domain);
+            return names.length >= count ? names : undefined;
+          },
+          guestEvents,
+        );
+
+      // The first boot: deb1 installs the image on its new volume, deb3's disk is refused.
+      let booting = await startMachine(rack, 'bios', GUEST_MAC, GUEST_MACHINE_MIB, disks);
+      qemu = booting.qemu;
+      let machine = booting.console;
+      const ready = await machine.waitFor(readyLinePattern, 900_000, 'the ready line');
+      dom0Address = ready.groups!.ip!.split('/')[0]!;
+      assert.equal(ready.groups!.domains, '2', machine.transcript.slice(-6000));
+      assert.deepEqual(await startedDomains(2), ['deb1', 'deb3'], 'each domain started under its own name (deb3 on a whole disk too)');
+      const deb3 = await until('deb3 saying why it did not boot the image', 600_000, () => reports('deb3', 'guest-failed')[0], guestEvents);
+      assert.equal(deb3, 'disk xvda holds a filesystem that is no rackboot Debian guest; left untouched');
+      const deb1 = await until('deb1 reporting from the image it installed', 600_000, () => reports('deb1')[0], guestEvents);
+      assert.match(deb1, /^ip=198\.18\.0\.\d+\/24 mac=\S+ image=debian-12 root=xvda:installed hostname=deb-one$/, deb1);
+      const firstSeconds = (Date.now() - testStart) / 1000;
+
+      // Root logs in with the key of the first-boot settings; hostname, hash and root are as the profile says, under systemd.
+      const deb1Address = /^ip=([\d.]+)\//.exec(deb1)![1]!;
+      const [deb1Hostname, deb1Hash, deb1Root, deb1Init, deb1MachineId] = ssh(
+        deb1Address,
+        'hostname; grep "^root:" /etc/shadow | cut -d: -f2; findmnt -n -o SOURCE,FSTYPE /; cat /proc/1/comm; cat /etc/machine-id',
+      )
+        .trim()
+        .split('\n');
+      assert.deepEqual([deb1Hostname, deb1Hash, deb1Root, deb1Init], ['deb-one', ROOT_HASH, '/dev/xvda ext4', 'systemd']);
+      assert.match(deb1MachineId ?? '', /^[0-9a-f]{32}$/);
+      timing('deb1', deb1Address);
+      ssh(deb1Address, 'echo kept-across-the-reset > /root/note && sync');
+      assert.ok(!machine.transcript.includes(ROOT_HASH), "the guest's root hash never reaches dom0's console");
+
+      // The second boot: deb1 from its own disk, deb2 from RAM (the profile is read again without a restart).
+      await rewriteProfile(rack, GUEST_MAC, 'xen03.yaml', profile(['deb1', 'deb2']));
+      const resetAt = Date.now();
+      booting = await resetMachine(rack, qemu, GUEST_MAC, GUEST_MACHINE_MIB, disks);
+      qemu = booting.qemu;
+      machine = booting.console;
+      const again = await machine.waitFor(readyLinePattern, 900_000, 'the ready line after the reset');
+      dom0Address = again.groups!.ip!.split('/')[0]!;
+      assert.equal(again.groups!.domains, '2', machine.transcript.slice(-6000));
+      const deb1Again = await until('deb1 reporting after the reset', 600_000, () => reports('deb1')[1], guestEvents);
+      assert.match(deb1Again, / root=xvda:kept hostname=deb-one$/, deb1Again);
+      const deb2 = await until('deb2 reporting from the image in RAM', 600_000, () => reports('deb2')[0], guestEvents);
+      assert.match(deb2, new RegExp(`^ip=${DEB2_ADDRESS.replace(/\./g, '\\.')}/24 mac=\\S+ image=debian-12 root=ram hostname=deb2$`), deb2);
+      const secondSeconds = (Date.now() - resetAt) / 1000;
+      const deb1AddressAgain = /^ip=([\d.]+)\//.exec(deb1Again)![1]!;
+      assert.deepEqual(
+        ssh(deb1AddressAgain, 'cat /root/note /etc/machine-id').trim().split('\n'),
+        ['kept-across-the-reset', deb1MachineId],
+        'deb1 booted its own disk again, with the machine id it was installed with',
+      );
+      const deb2Address = /^ip=([\d.]+)\//.exec(deb2)![1]!;
+      const [deb2Hostname, deb2Hash, deb2Root, deb2MachineId, ...rest] = ssh(
+        deb2Address,
+        'hostname; grep "^root:" /etc/shadow | cut -d: -f2; findmnt -n -o FSTYPE /; cat /etc/machine-id; ip -4 route show default; grep ^nameserver /etc/resolv.conf',
+      )
+        .trim()
+        .split('\n');
+      assert.deepEqual([deb2Hostname, deb2Hash, deb2Root], ['deb2', '*', 'overlay']);
+      assert.match(rest[0] ?? '', /^default via 198\.18\.0\.1 dev eth0\b/, "deb2's gateway from its first-boot settings");
+      assert.equal(rest[1], 'nameserver 198.18.0.1', "deb2's DNS server from its first-boot settings");
+      assert.notEqual(deb1MachineId, deb2MachineId, 'each guest has a machine id of its own');
+      timing('deb1 from its disk', deb1AddressAgain);
+      timing('deb2', deb2Address);
+      assert.ok(!JSON.stringify(rack.events()).includes(ROOT_HASH), "the guest's root hash is not in the server's log");
+      process.stdout.write(
+        `# Debian guests: first boot to deb1's report ${firstSeconds.toFixed(1)} s, second boot to both reports ${secondSeconds.toFixed(1)} s\n`,
+      );
+      qemu.kill('SIGKILL');
+      await new Promise((resolve) => qemu!.once('exit', resolve));
+      qemu = undefined;
+      assert.equal(execFileSync('sha256sum', [data], { encoding: 'utf8' }).split(' ')[0], dataBefore, "deb3's disk was never written");
+    } finally {
+      qemu?.kill('SIGKILL');
+      await rack?.close();
+      await rm(work, { recursive: true, force: true });
+    }
+  },
+);
