@@ -16,6 +16,12 @@
  *   (every ACKed lease fsynced before the ACK leaves).
  * - dnsmasq: addresses only (`--port=0`, no DNS), `--no-ping`, a lease file.
  * - kea-dhcp4: UDP sockets, memfile lease store with persist on (CSV file).
+ * - rackboot-pg and kea-pg: the same two with their leases in PostgreSQL
+ *   (Debian's postgresql-15, one server started by the benchmark in a
+ *   temporary folder, a fresh database per run, reached through its Unix
+ *   socket): rackboot with `--database`, Kea with its `postgresql` lease
+ *   backend (`kea-admin db-init pgsql`). Both commit every lease before
+ *   its ACK leaves.
  * Each logs at its usual level (rackboot info, dnsmasq's default DHCP log,
  * Kea INFO as in Debian's config: a line per lease) into a file of the run.
  *
@@ -59,6 +65,8 @@ import { Netns, assertRoot } from '../support/netns.js';
 import { unpackedProgram } from '../support/unpacked.js';
 import { benchBaseline } from '../support/bench/baseline.js';
 import { markdownTable } from '../support/bench/table.js';
+import { POSTGRES_PASSWORD, startPostgres, type TestPostgres } from '../support/postgres.js';
+import { runCommand } from '../support/run.js';
 
 const cliPath = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 const serverAddress = '198.18.0.1';
@@ -72,13 +80,27 @@ const seconds = Number(process.env.BENCH_DHCP_SECONDS ?? 4);
 const clients = 60_000;
 
 const baseline = benchBaseline();
-type ServerName = 'rackboot' | 'baseline' | 'dnsmasq' | 'kea';
-const allServers: ServerName[] = baseline === undefined ? ['rackboot', 'dnsmasq', 'kea'] : ['rackboot', 'baseline', 'dnsmasq', 'kea'];
+type ServerName = 'rackboot' | 'baseline' | 'dnsmasq' | 'kea' | 'rackboot-pg' | 'kea-pg';
+const allServers: ServerName[] = ['rackboot', ...(baseline === undefined ? [] : (['baseline'] as const)), 'dnsmasq', 'kea', 'rackboot-pg', 'kea-pg'];
 const serverNames: ServerName[] = process.env.BENCH_DHCP_SERVERS
   ? allServers.filter((name) => process.env.BENCH_DHCP_SERVERS!.split(',').includes(name))
   : allServers;
 const cpuProfileDir = process.env.BENCH_DHCP_CPU_PROFILE;
-const labels: Record<ServerName, string> = { rackboot: 'rackboot', baseline: baseline?.label ?? 'baseline', dnsmasq: 'dnsmasq', kea: 'kea-dhcp4' };
+const labels: Record<ServerName, string> = {
+  rackboot: 'rackboot',
+  baseline: baseline?.label ?? 'baseline',
+  dnsmasq: 'dnsmasq',
+  kea: 'kea-dhcp4',
+  'rackboot-pg': 'rackboot (PostgreSQL)',
+  'kea-pg': 'kea-dhcp4 (PostgreSQL)',
+};
+/** The rates compared in the first table: each PostgreSQL server against the other, the rest against rackboot. */
+const comparisons: Array<[ServerName, ServerName]> = [
+  ...(baseline === undefined ? [] : [['rackboot', 'baseline'] as [ServerName, ServerName]]),
+  ['rackboot', 'dnsmasq'],
+  ['rackboot', 'kea'],
+  ['rackboot-pg', 'kea-pg'],
+];
 
 interface Result {
   /** Completed 4-way exchanges per second, as perfdhcp reports it. */
@@ -107,8 +129,11 @@ const clockTicksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encodi
 interface Running {
   child: ChildProcess;
   /** Counts the leases the server stored, once it has stopped. */
-  stored: () => number;
+  stored: () => number | Promise<number>;
 }
+
+/** The benchmark's PostgreSQL, started when a -pg server is among those run. */
+let postgres: TestPostgres | undefined;
 
 async function waitUntil(what: string, ready: () => boolean, child: ChildProcess, log: () => string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -145,19 +170,23 @@ function tail(file: string): string {
 }
 
 /** Starts one server on an empty lease store in `dir`, its output going to dir/log. */
-async function start(name: ServerName, ns: Netns, dir: string, kea: string): Promise<Running> {
+async function start(name: ServerName, ns: Netns, dir: string, kea: string, run: number): Promise<Running> {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const logFile = join(dir, 'log');
   const log = openSync(logFile, 'w');
   const stdio: ['ignore', number, number] = ['ignore', log, log];
+  const database = `run${run}`;
+  if (name === 'rackboot-pg' || name === 'kea-pg') await postgres!.createDatabase(database);
   try {
-    if (name === 'rackboot' || name === 'baseline') {
+    if (name === 'rackboot' || name === 'baseline' || name === 'rackboot-pg') {
       for (const sub of ['state', 'profiles', 'assets']) mkdirSync(join(dir, sub));
       const cli = name === 'baseline' ? baseline!.script(['server/cli.js']) : cliPath;
       const args = [cli, 'serve', '--interface', serverDevice, '--address', serverAddress, '--dhcp', 'full'];
       args.push('--pool', `${pool.start}-${pool.end}`, '--lease-time', '3600');
       args.push('--state', join(dir, 'state'), '--profiles', join(dir, 'profiles'), '--assets', join(dir, 'assets'));
       args.push('--http-port', '8080', '--tftp-port', '6969');
+      // The password comes from the pgpass file (PGPASSFILE), never the URL.
+      if (name === 'rackboot-pg') args.push('--database', postgres!.socketUrl(database).replace(`:${POSTGRES_PASSWORD}@`, '@'));
       const nodeArgs = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : [];
       const child = ns.spawn(process.execPath, [...nodeArgs, ...args], { stdio });
       await waitUntil(
@@ -166,6 +195,9 @@ async function start(name: ServerName, ns: Netns, dir: string, kea: string): Pro
         child,
         () => tail(logFile),
       );
+      if (name === 'rackboot-pg') {
+        return { child, stored: async () => Number(await postgres!.psql(database, "SELECT count(*) FROM leases WHERE state = 'bound'")) };
+      }
       return {
         child,
         stored: () => {
@@ -207,12 +239,25 @@ async function start(name: ServerName, ns: Netns, dir: string, kea: string): Pro
     }
     const leases = join(dir, 'kea-leases4.csv');
     const config = join(dir, 'kea-dhcp4.json');
+    if (name === 'kea-pg') {
+      const init = await runCommand(
+        'kea-admin',
+        ['db-init', 'pgsql', '-h', postgres!.dir, '-P', String(postgres!.port), '-u', 'rackboot', '-p', POSTGRES_PASSWORD, '-n', database],
+        { timeoutMs: 60_000 },
+      );
+      if (init.code !== 0) throw new Error(`kea-admin db-init pgsql failed: ${init.stdout}${init.stderr}`);
+    }
+    // libpq takes a host that starts with "/" as the folder of the server's Unix socket.
+    const leaseDatabase =
+      name === 'kea-pg'
+        ? { type: 'postgresql', name: database, host: postgres!.dir, port: postgres!.port, user: 'rackboot', password: POSTGRES_PASSWORD }
+        : { type: 'memfile', persist: true, name: leases, 'lfc-interval': 0 };
     writeFileSync(
       config,
       JSON.stringify({
         Dhcp4: {
           'interfaces-config': { interfaces: [serverDevice], 'dhcp-socket-type': 'udp' },
-          'lease-database': { type: 'memfile', persist: true, name: leases, 'lfc-interval': 0 },
+          'lease-database': leaseDatabase,
           'valid-lifetime': 3600,
           subnet4: [{ id: 1, subnet: `198.18.0.0/${prefix}`, pools: [{ pool: `${pool.start} - ${pool.end}` }] }],
           loggers: [{ name: 'kea-dhcp4', output_options: [{ output: 'stderr' }], severity: 'INFO' }],
@@ -226,6 +271,7 @@ async function start(name: ServerName, ns: Netns, dir: string, kea: string): Pro
       child,
       () => tail(logFile),
     );
+    if (name === 'kea-pg') return { child, stored: async () => Number(await postgres!.psql(database, 'SELECT count(*) FROM lease4 WHERE state = 0')) };
     return {
       child,
       // The CSV gets a line per change of a lease: count addresses, not lines.
@@ -276,16 +322,20 @@ function formatCpu(title: string, results: Map<number, Partial<Record<ServerName
 }
 
 function formatTable(title: string, results: Map<number, Partial<Record<ServerName, Result>>>): string {
-  const against: ServerName[] = baseline === undefined ? ['dnsmasq', 'kea'] : ['baseline', 'dnsmasq', 'kea'];
-  const header = ['offered/s', ...serverNames.flatMap((name) => [`${labels[name]} x/s`, 'drops']), ...against.map((name) => `vs ${labels[name]}`)];
+  const pairs = comparisons.filter(([ours, theirs]) => serverNames.includes(ours) && serverNames.includes(theirs));
+  const header = [
+    'offered/s',
+    ...serverNames.flatMap((name) => [`${labels[name]} x/s`, 'drops']),
+    ...pairs.map(([ours, theirs]) => `${labels[ours]} vs ${labels[theirs]}`),
+  ];
   const body = [...results].map(([offered, row]) => {
     const cells = (name: ServerName): string[] => {
       const result = row[name];
       return result === undefined ? ['-', '-'] : [result.rate.toFixed(0), `${(result.dropRatio * 100).toFixed(result.dropRatio < 0.1 ? 2 : 1)}%`];
     };
-    const ratio = (name: ServerName): string =>
-      row.rackboot !== undefined && row[name] !== undefined && row[name]!.rate > 0 ? `${(row.rackboot.rate / row[name]!.rate).toFixed(2)}x` : '-';
-    return [String(offered), ...serverNames.flatMap(cells), ...against.map(ratio)];
+    const ratio = ([ours, theirs]: [ServerName, ServerName]): string =>
+      row[ours] !== undefined && row[theirs] !== undefined && row[theirs]!.rate > 0 ? `${(row[ours]!.rate / row[theirs]!.rate).toFixed(2)}x` : '-';
+    return [String(offered), ...serverNames.flatMap(cells), ...pairs.map(ratio)];
   });
   return markdownTable(title, header, body);
 }
@@ -304,6 +354,11 @@ async function main(): Promise<void> {
   // dnsmasq drops privileges to nobody: the folders must be readable by all.
   chmodSync(work, 0o755);
 
+  if (serverNames.some((name) => name.endsWith('-pg'))) {
+    postgres = await startPostgres();
+    writeFileSync(join(work, 'pgpass'), `*:*:*:rackboot:${POSTGRES_PASSWORD}\n`, { mode: 0o600 });
+    process.env.PGPASSFILE = join(work, 'pgpass');
+  }
   const serverNs = Netns.create('rbd');
   const clientNs = Netns.create('rbd');
   let running: Running | undefined;
@@ -317,7 +372,7 @@ async function main(): Promise<void> {
       results.set(offered, row);
       for (const name of serverNames) {
         const dir = join(work, `run${(runs += 1)}-${name}`);
-        running = await start(name, serverNs, dir, kea);
+        running = await start(name, serverNs, dir, kea, runs);
         // -W: after the last request, wait 0.5 s for late answers, so replies
         // still in flight when the run ends are not counted as drops.
         const args = ['-4', '-l', clientDevice, '-r', String(offered), '-R', String(clients), '-p', String(seconds), '-t', '1', '-W', '500000', serverAddress];
@@ -328,7 +383,7 @@ async function main(): Promise<void> {
         const system = cpuAfter.system - cpuBefore.system;
         const cpu = user + system;
         await stop(running.child);
-        const stored = running.stored();
+        const stored = await running.stored();
         running = undefined;
         const parsed = parsePerfdhcp(finished.stdout, seconds);
         const result: Result = { ...parsed, stored, cpuMicrosPerExchange: parsed.acks > 0 ? cpu / parsed.acks : Number.NaN };
@@ -349,6 +404,7 @@ async function main(): Promise<void> {
     await stop(running?.child);
     clientNs.delete();
     serverNs.delete();
+    await postgres?.close();
     rmSync(work, { recursive: true, force: true });
   }
 }
