@@ -95,13 +95,14 @@ export interface ServeOptions {
 }
 
 /** The lease store serve's options name: a PostgreSQL database shared with other servers, or leases.sqlite in the state folder. */
-async function openLeases(options: ServeOptions, log: Logger): Promise<LeaseStore & { close(): void | Promise<void> }> {
+async function openLeases(options: ServeOptions, log: Logger, server: string): Promise<LeaseStore & { close(): void | Promise<void> }> {
   if (options.database === undefined) {
     const leases = SqliteLeaseStore.open(join(options.state, 'leases.sqlite'));
     log.info({ file: leases.file, leases: leases.all().length }, 'dhcp: leases opened');
     return leases;
   }
   const leases = await PostgresLeaseStore.open(options.database, {
+    server,
     // Until the database answers again, DHCP requests get no reply: each is logged as not kept.
     onProblem: (message, error) => log.error({ err: error, database: describeDatabaseUrl(options.database!) }, message),
     onRecovered: (message) => log.info({ database: describeDatabaseUrl(options.database!) }, message),
@@ -351,7 +352,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     // Durable: an ACKed lease survives a crash or restart (see sqlite-leases.ts),
     // in PostgreSQL the death of this server too (see postgres.ts). Opened
     // before HTTP starts, since the admin API lists and releases leases.
-    const leases = options.dhcp === 'full' ? await openLeases(options, log) : undefined;
+    const leases = options.dhcp === 'full' ? await openLeases(options, log, served.address) : undefined;
     if (leases) closers.push(async () => await leases.close());
     // With --database, the host-token key and the admin token are the database's, so every server on it honours the same tokens.
     const { hostTokenSecret, token } = await openSecrets(options);

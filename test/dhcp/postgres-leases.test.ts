@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { LeaseConflictError, type Lease } from '../../server/dhcp/leases/leases.js';
-import { PostgresLeaseStore, postgresLeaseSchemaVersion } from '../../server/dhcp/leases/postgres.js';
-import { PostgresDatabaseError } from '../../server/postgres/database.js';
+import { PostgresLeaseStore, postgresLeaseMigrations, postgresLeaseSchemaVersion, readLeaseDatabase } from '../../server/dhcp/leases/postgres.js';
+import { renderLeaseTable } from '../../server/dhcp/leases/table.js';
+import { DatabaseConnection } from '../../server/postgres/connection.js';
+import { migrateDatabase, PostgresDatabaseError } from '../../server/postgres/database.js';
 import { POSTGRES_PASSWORD, startSchemaDatabase, type SchemaDatabase } from '../support/postgres.js';
 import { until } from '../support/until.js';
 import { leaseStoreContract } from './lease-store-contract.js';
@@ -195,6 +197,47 @@ describe('PostgresLeaseStore: what goes wrong, said by name', () => {
       assert.match(error.message, /schema version 99, written by a newer rackboot/);
       return true;
     });
+  });
+
+  test('a table at the previous schema (version 1) is brought to version 2 with its leases; each change then names its server, and a previous server still writes', async () => {
+    const { schema, url } = await db.schema('previous');
+    // The database as the previous rackboot left it: version 1 and a lease it wrote.
+    const previous = new DatabaseConnection(url, 'rackboot test');
+    try {
+      await migrateDatabase(previous, previous.database, 'leases', postgresLeaseMigrations.slice(0, 1));
+      const op = { k: 'u', a: '198.18.0.100', m: '02:00:00:00:00:01', s: 'bound', e: t0 + 3_600_000, h: 'old', n: t0 };
+      await previous.query('SELECT rackboot_lease_ops($1::jsonb)', [JSON.stringify([op])]);
+    } finally {
+      await previous.end();
+    }
+    const version = async () => Number((await db.admin.query(`SELECT version FROM ${schema}.schema_versions WHERE store = 'leases'`)).rows[0].version);
+    assert.equal(await version(), 1);
+
+    const store = await PostgresLeaseStore.open(url, { server: '198.18.0.1' });
+    try {
+      assert.equal(await version(), 2);
+      assert.equal(postgresLeaseSchemaVersion, 2);
+      assert.deepEqual(store.byAddress('198.18.0.100'), { ...lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), hostname: 'old' });
+      await store.transactionSyncedLater(() => store.upsert(lease('02:00:00:00:00:02', '198.18.0.101', 'bound', t0 + 3_600_000), t0)).synced;
+      // A server of the previous version, during an upgrade, still calls with one argument.
+      const op = { k: 'u', a: '198.18.0.102', m: '02:00:00:00:00:03', s: 'bound', e: t0 + 3_600_000, h: null, n: t0 };
+      await db.admin.query(`SELECT ${schema}.rackboot_lease_ops($1::jsonb)`, [JSON.stringify([op])]);
+    } finally {
+      await store.close();
+    }
+    const read = await readLeaseDatabase(url);
+    assert.deepEqual(
+      read.map((record) => [record.address, record.server, record.changedAt === null]),
+      [
+        ['198.18.0.100', null, true],
+        ['198.18.0.101', '198.18.0.1', false],
+        ['198.18.0.102', null, false],
+      ],
+    );
+    assert.match(
+      renderLeaseTable(read, t0),
+      /^MAC +ADDRESS +STATE +EXPIRES \(UTC\) +ENDS +SERVER +HOSTNAME\n.*\n02:00:00:00:00:02 +198\.18\.0\.101 +bound .* 198\.18\.0\.1 +-\n/m,
+    );
   });
 
   test('while PostgreSQL restarts nothing is kept and the caller is told; afterwards the store carries on by itself', async () => {

@@ -108,6 +108,8 @@ test(
     const rows = JSON.parse(listed.stdout) as Array<{ address: string; mac: string; state: string }>;
     assert.equal(rows.length, final.all().length);
     assert.ok(rows.every((row) => final.byAddress(row.address)?.mac === row.mac));
+    const servers = new Set(rows.map((row) => (row as { server?: string | null }).server));
+    assert.deepEqual([...servers], [serverAddress], 'each record names the server that made its last change');
     assert.ok(!database.includes(POSTGRES_PASSWORD));
   },
 );

@@ -106,6 +106,76 @@ export const postgresLeaseMigrations: readonly (readonly string[])[] = [
      END
      $$`,
   ],
+  // Version 2: which server made each record's last change, and when (by
+  // the database's clock), for `rackboot leases --database`. The one-argument
+  // call stays, for servers of the previous version during an upgrade.
+  [
+    'ALTER TABLE leases ADD COLUMN server TEXT',
+    'ALTER TABLE leases ADD COLUMN changed_at TIMESTAMPTZ',
+    `CREATE FUNCTION rackboot_lease_ops(ops jsonb, server_id text) RETURNS text[] LANGUAGE plpgsql AS $$
+     DECLARE
+       op jsonb;
+       now_ms bigint;
+       touched text[] := '{}';
+       addresses text[];
+       changed integer;
+       holder leases%ROWTYPE;
+       payload text;
+     BEGIN
+       FOR op IN SELECT value FROM jsonb_array_elements(ops) LOOP
+         now_ms := (op->>'n')::bigint;
+         IF op->>'k' = 'u' THEN
+           IF op->>'s' <> 'declined' THEN
+             WITH gone AS (DELETE FROM leases WHERE mac = op->>'m' AND state <> 'declined' AND address <> op->>'a' RETURNING address)
+             SELECT coalesce(array_agg(address), '{}') INTO addresses FROM gone;
+             touched := touched || addresses;
+           END IF;
+           INSERT INTO leases AS l (address, mac, state, expires_at, hostname, server, changed_at)
+           VALUES (op->>'a', op->>'m', op->>'s', (op->>'e')::bigint, op->>'h', server_id, now())
+           ON CONFLICT (address) DO UPDATE SET mac = EXCLUDED.mac, state = EXCLUDED.state, expires_at = EXCLUDED.expires_at, hostname = EXCLUDED.hostname,
+                                               server = EXCLUDED.server, changed_at = EXCLUDED.changed_at
+           WHERE NOT (l.state IN ('offered', 'bound', 'declined') AND l.expires_at > now_ms
+                      AND (l.mac <> EXCLUDED.mac OR (l.state = 'declined' AND EXCLUDED.state <> 'declined')));
+           GET DIAGNOSTICS changed = ROW_COUNT;
+           IF changed = 0 THEN
+             SELECT * INTO holder FROM leases WHERE address = op->>'a';
+             RAISE EXCEPTION 'lease conflict' USING ERRCODE = 'RB001',
+               DETAIL = json_build_object('address', holder.address, 'mac', holder.mac, 'state', holder.state,
+                                          'expiresAt', holder.expires_at, 'wantedBy', op->>'m')::text;
+           END IF;
+           touched := touched || (op->>'a');
+         ELSIF op->>'k' = 'r' THEN
+           WITH done AS (UPDATE leases SET state = 'released', expires_at = now_ms, server = server_id, changed_at = now()
+                         WHERE mac = op->>'m' AND state IN ('offered', 'bound') RETURNING address)
+           SELECT coalesce(array_agg(address), '{}') INTO addresses FROM done;
+           touched := touched || addresses;
+         ELSIF op->>'k' = 'd' THEN
+           -- Only the record the deciding server saw: an offer it reclaims may be bound by now, through another server.
+           DELETE FROM leases WHERE address = op->>'a' AND mac = op->>'m' AND state = op->>'s' AND expires_at = (op->>'e')::bigint;
+           touched := touched || (op->>'a');
+         ELSIF op->>'k' = 'x' THEN
+           WITH gone AS (DELETE FROM leases WHERE expires_at <= now_ms AND state IN ('offered', 'declined') RETURNING address)
+           SELECT coalesce(array_agg(address), '{}') INTO addresses FROM gone;
+           touched := touched || addresses;
+           WITH ended AS (UPDATE leases SET state = 'expired', server = server_id, changed_at = now() WHERE expires_at <= now_ms AND state = 'bound' RETURNING address)
+           SELECT coalesce(array_agg(address), '{}') INTO addresses FROM ended;
+           touched := touched || addresses;
+         ELSE
+           RAISE EXCEPTION 'unknown lease change %', op->>'k';
+         END IF;
+       END LOOP;
+       IF cardinality(touched) > 0 THEN
+         payload := array_to_json(touched)::text;
+         -- A notification carries at most 8000 bytes: past that, "*" (read everything).
+         IF length(payload) > 7000 THEN payload := '*'; END IF;
+         PERFORM pg_notify('${CHANNEL}', payload);
+       END IF;
+       RETURN touched;
+     END
+     $$`,
+    `CREATE OR REPLACE FUNCTION rackboot_lease_ops(ops jsonb) RETURNS text[] LANGUAGE sql SET search_path FROM CURRENT
+     AS $$ SELECT rackboot_lease_ops(ops, NULL::text) $$`,
+  ],
 ];
 
 export const postgresLeaseSchemaVersion = postgresLeaseMigrations.length;
@@ -125,6 +195,9 @@ interface LeaseRow {
   hostname: string | null;
 }
 
+/** A record as `rackboot leases --database` shows it: with the server that made its last change, and when (schema version 2 on). */
+export type DatabaseLease = Lease & { server: string | null; changedAt: string | null };
+
 function fromRow(row: LeaseRow): Lease {
   const lease: Lease = { mac: row.mac, address: row.address, state: row.state, expiresAt: Number(row.expires_at) };
   if (row.hostname !== null) lease.hostname = row.hostname;
@@ -132,11 +205,17 @@ function fromRow(row: LeaseRow): Lease {
 }
 
 /** Every lease record in the database, for `rackboot leases --database` (reads only; makes no table). Throws PostgresDatabaseError. */
-export async function readLeaseDatabase(url: string): Promise<Lease[]> {
+export async function readLeaseDatabase(url: string): Promise<DatabaseLease[]> {
   return withDatabase(
     url,
     'rackboot leases',
-    async (client) => (await client.query<LeaseRow>('SELECT address, mac, state, expires_at, hostname FROM leases ORDER BY address')).rows.map(fromRow),
+    // SELECT *: a table still at version 1 (no server yet) reads too.
+    async (client) =>
+      (await client.query<LeaseRow & { server?: string | null; changed_at?: Date | null }>('SELECT * FROM leases ORDER BY address')).rows.map((row) => ({
+        ...fromRow(row),
+        server: row.server ?? null,
+        changedAt: row.changed_at?.toISOString() ?? null,
+      })),
     (database, error) => {
       throw new PostgresDatabaseError(database, 'QUERY', 'holds no rackboot leases (no leases table): has a server run with --database on it?', {
         cause: error,
@@ -157,6 +236,8 @@ export interface PostgresLeaseStoreOptions {
   onProblem?: (message: string, error?: unknown) => void;
   onRecovered?: (message: string) => void;
   connectTimeoutMs?: number;
+  /** This server's name in the records it changes (its address on the segment). */
+  server?: string;
 }
 
 export class PostgresLeaseStore implements LeaseStore {
@@ -340,7 +421,7 @@ export class PostgresLeaseStore implements LeaseStore {
   private async send(call: QueuedCall, ops: LeaseOp[]): Promise<void> {
     try {
       if (this.stale) await this.readAll();
-      await this.client.query('SELECT rackboot_lease_ops($1::jsonb)', [JSON.stringify(ops)]);
+      await this.client.query('SELECT rackboot_lease_ops($1::jsonb, $2::text)', [JSON.stringify(ops), this.options.server ?? null]);
       this.queued.delete(call.seq);
     } catch (error) {
       this.queued.delete(call.seq);

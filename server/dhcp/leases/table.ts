@@ -15,10 +15,16 @@ export interface LeaseRow {
   /** Whether the record keeps the address from other clients at the time of reading. */
   holdsAddress: boolean;
   hostname: string | null;
+  /** From a PostgreSQL database: the server that made the record's last change, and when. */
+  server?: string | null;
+  changed?: string | null;
 }
 
+/** A record as read: from PostgreSQL it also names the server of its last change. */
+type ReadLease = Lease & { server?: string | null; changedAt?: string | null };
+
 /** Records in address order (numerically, 198.18.0.9 before 198.18.0.10). */
-export function leaseRows(leases: readonly Lease[], now: number): LeaseRow[] {
+export function leaseRows(leases: readonly ReadLease[], now: number): LeaseRow[] {
   const key = (address: string) => (isIpv4(address) ? ipv4ToNumber(address) : Number.MAX_SAFE_INTEGER);
   return [...leases]
     .sort((a, b) => key(a.address) - key(b.address) || a.address.localeCompare(b.address))
@@ -29,6 +35,7 @@ export function leaseRows(leases: readonly Lease[], now: number): LeaseRow[] {
       expires: new Date(lease.expiresAt).toISOString(),
       holdsAddress: holdsAddress(lease, now),
       hostname: lease.hostname ?? null,
+      ...(lease.server === undefined ? {} : { server: lease.server, changed: lease.changedAt ?? null }),
     }));
 }
 
@@ -52,15 +59,18 @@ export function describeExpiry(expiresAt: number, now: number): string {
 }
 
 /** An aligned text table, one line per record, with a header; a note when there is none. */
-export function renderLeaseTable(leases: readonly Lease[], now: number): string {
+export function renderLeaseTable(leases: readonly ReadLease[], now: number): string {
   if (leases.length === 0) return 'no leases\n';
-  const header = ['MAC', 'ADDRESS', 'STATE', 'EXPIRES (UTC)', 'ENDS', 'HOSTNAME'];
+  // From PostgreSQL: which server made each record's last change.
+  const servers = leases.some((lease) => lease.server !== undefined);
+  const header = ['MAC', 'ADDRESS', 'STATE', 'EXPIRES (UTC)', 'ENDS', ...(servers ? ['SERVER'] : []), 'HOSTNAME'];
   const body = leaseRows(leases, now).map((row) => [
     row.mac,
     row.address,
     row.state,
     row.expires.replace('T', ' ').replace(/\.\d+Z$/, ''),
     describeExpiry(Date.parse(row.expires), now),
+    ...(servers ? [row.server ?? '-'] : []),
     row.hostname ?? '-',
   ]);
   const widths = header.map((_, column) => Math.max(...[header, ...body].map((cells) => cells[column]!.length)));
