@@ -25,7 +25,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -160,24 +160,15 @@ async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
-async function waitForLine(child: ChildProcess, pattern: RegExp, what: string): Promise<void> {
-  let seen = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not start: ${seen.slice(-2000)}`)), 30_000);
-    const look = (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (pattern.test(seen)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout?.on('data', look);
-    child.stderr?.on('data', look);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited with ${code}: ${seen.slice(-2000)}`));
-    });
-  });
+/** Waits for `pattern` in a server's log file. */
+async function waitForLine(child: ChildProcess, logFile: string, pattern: RegExp, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const seen = readFileSync(logFile, 'utf8');
+    if (pattern.test(seen)) return;
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${what} did not start: ${seen.slice(-2000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 async function startRackboot(wire: Wire, dir: string, assets: string, count: 1 | 2, postgres: TestPostgres | undefined): Promise<Servers> {
@@ -196,9 +187,13 @@ async function startRackboot(wire: Wire, dir: string, assets: string, count: 1 |
     const args = [cliPath, 'serve', '--interface', 'vs', '--pool', pool, '--profiles', profiles, '--assets', assets];
     args.push('--state', join(dir, `state${i}`), '--http-port', String(httpPort), '--config', '/dev/null', '--drain-seconds', '1');
     if (database !== undefined) args.push('--database', database);
-    const child = wire.servers[i]!.spawn(process.execPath, args, { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'warn' } });
+    // Its log (a line per protocol event) goes to a file, as a service's would go to the journal.
+    const logFile = join(dir, `serve${i}.log`);
+    const log = openSync(logFile, 'w');
+    const child = wire.servers[i]!.spawn(process.execPath, args, { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'info' }, stdio: ['ignore', log, log] });
+    closeSync(log);
     children.push(child);
-    await waitForLine(child, /rackboot is serving/, `rackboot serve ${i}`);
+    await waitForLine(child, logFile, /rackboot is serving/, `rackboot serve ${i}`);
   }
   // Two servers: each reads the other's heartbeat before the storm.
   if (count === 2) await new Promise((resolve) => setTimeout(resolve, 2500));
@@ -222,24 +217,29 @@ async function startDnsmasqNginx(wire: Wire, dir: string, assets: string): Promi
   );
   chmodSync(dir, 0o755);
   for (const folder of [tftp, www]) chmodSync(folder, 0o755);
-  const dnsmasq = ns.spawn('dnsmasq', [
-    '--keep-in-foreground',
-    '--conf-file=/dev/null',
-    '--port=0',
-    '--no-ping',
-    '--interface=vs',
-    '--bind-interfaces',
-    '--dhcp-range=198.18.1.0,198.18.3.254,255.255.0.0,1h',
-    '--dhcp-lease-max=100000',
-    `--dhcp-leasefile=${join(dir, 'dnsmasq.leases')}`,
-    '--dhcp-boot=undionly.kpxe',
-    '--enable-tftp',
-    `--tftp-root=${tftp}`,
-    '--tftp-max=1000',
-    '--pid-file=',
-    '--log-facility=-',
-    '--quiet-dhcp',
-  ]);
+  const log = openSync(join(dir, 'servers.log'), 'w');
+  const dnsmasq = ns.spawn(
+    'dnsmasq',
+    [
+      '--keep-in-foreground',
+      '--conf-file=/dev/null',
+      '--port=0',
+      '--no-ping',
+      '--interface=vs',
+      '--bind-interfaces',
+      '--dhcp-range=198.18.1.0,198.18.3.254,255.255.0.0,1h',
+      '--dhcp-lease-max=100000',
+      `--dhcp-leasefile=${join(dir, 'dnsmasq.leases')}`,
+      '--dhcp-boot=undionly.kpxe',
+      '--enable-tftp',
+      `--tftp-root=${tftp}`,
+      '--tftp-max=1000',
+      '--pid-file=',
+      '--log-facility=-',
+      '--quiet-dhcp',
+    ],
+    { stdio: ['ignore', log, log] },
+  );
   const conf = join(dir, 'nginx.conf');
   writeFileSync(
     conf,
@@ -259,7 +259,8 @@ async function startDnsmasqNginx(wire: Wire, dir: string, assets: string): Promi
       '',
     ].join('\n'),
   );
-  const nginx = ns.spawn('nginx', ['-c', conf, '-g', 'daemon off;']);
+  const nginx = ns.spawn('nginx', ['-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', log, log] });
+  closeSync(log);
   await new Promise((resolve) => setTimeout(resolve, 1000));
   for (const [name, child] of [
     ['dnsmasq', dnsmasq],
