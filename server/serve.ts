@@ -34,7 +34,7 @@ import { HostIsoCache, hostImageFolder } from './iso/host-iso.js';
 import { LoadSampler } from './status/load.js';
 import { hostsPerStage } from './status/timeline.js';
 import { createHttpApp } from './http/app.js';
-import { silentLogger, type Logger } from './log.js';
+import { RateLimitedLog, silentLogger, type Logger } from './log.js';
 import { defaultPool, interfaceAddress, type InterfaceAddress, parsePool, parseProxyRelaySubnet, parseRelaySubnet, parseTftpServer } from './net/interfaces.js';
 import { formatProfileError } from './profiles/error.js';
 import { formatProfileWarning, profileWarnings } from './profiles/lint.js';
@@ -101,10 +101,27 @@ async function openLeases(options: ServeOptions, log: Logger, server: string): P
     log.info({ file: leases.file, leases: leases.all().length }, 'dhcp: leases opened');
     return leases;
   }
+  // Until the database answers again, DHCP requests get no reply. Each
+  // failed call is a problem: the first of a kind is logged at once, the
+  // rest summed up every 10 s (a busy segment makes hundreds a second).
+  const database = describeDatabaseUrl(options.database);
+  const problems = new Map<string, RateLimitedLog>();
+  const problem = (message: string, error: unknown) => {
+    let summed = problems.get(message);
+    if (summed === undefined) {
+      summed = new RateLimitedLog((counts, last) => {
+        const times = counts[message] ?? 0;
+        if (times > 0) log.error({ ...last, database, times }, times > 1 ? `${message} (${times} times in 10 s)` : message);
+      });
+      // Kinds of problem, not occurrences: a few at most; the oldest goes past 100.
+      if (problems.size >= 100) problems.delete(problems.keys().next().value!);
+      problems.set(message, summed);
+    }
+    summed.note(message, { err: error });
+  };
   const leases = await PostgresLeaseStore.open(options.database, {
     server,
-    // Until the database answers again, DHCP requests get no reply: each is logged as not kept.
-    onProblem: (message, error) => log.error({ err: error, database: describeDatabaseUrl(options.database!) }, message),
+    onProblem: problem,
     onRecovered: (message) => log.info({ database: describeDatabaseUrl(options.database!) }, message),
   });
   log.info({ database: leases.database, leases: leases.all().length }, 'dhcp: leases opened');

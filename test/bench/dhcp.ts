@@ -49,6 +49,9 @@
  * CLI, the same flags) as a fourth server, and a column of this tree's
  * rate against it.
  *
+ * With rackboot-pg among the servers, a last table compares one rackboot
+ * on PostgreSQL with two on the same database (BENCH_DHCP_PEERS=0 skips it).
+ *
  * For a quicker look: BENCH_DHCP_RATES=2000,4000 and
  * BENCH_DHCP_SERVERS=rackboot pick a subset, BENCH_DHCP_SECONDS=10 runs longer; BENCH_DHCP_CPU_PROFILE=DIR
  * runs rackboot under `node --cpu-prof` and keeps its profiles in DIR.
@@ -340,6 +343,77 @@ function formatTable(title: string, results: Map<number, Partial<Record<ServerNa
   return markdownTable(title, header, body);
 }
 
+/**
+ * One rackboot against two on one PostgreSQL, with broadcast traffic on
+ * one bridge (no relay: two servers split a segment's clients between them
+ * by rendezvous hashing, and a relay would send each request to both). The
+ * CPU column is both servers' CPU together, per exchange.
+ */
+async function peersTable(work: string): Promise<string> {
+  const bridgeNs = Netns.create('rbdp');
+  const peers = ['198.18.0.1', '198.18.0.3'].map((address, i) => {
+    const ns = Netns.create('rbdp');
+    ns.linkTo(bridgeNs, { device: serverDevice, cidr: `${address}/${prefix}` }, { device: `p${i}` });
+    return ns;
+  });
+  bridgeNs.ip('link', 'add', clientDevice, 'type', 'bridge');
+  for (let i = 0; i < peers.length; i++) bridgeNs.ip('link', 'set', `p${i}`, 'master', clientDevice);
+  bridgeNs.ip('addr', 'add', `${clientAddress}/${prefix}`, 'dev', clientDevice);
+  bridgeNs.ip('link', 'set', clientDevice, 'up');
+  const rows: string[][] = [];
+  const running: ChildProcess[] = [];
+  try {
+    for (const offered of rates) {
+      const row = [String(offered)];
+      const rateOf: number[] = [];
+      for (const count of [1, 2]) {
+        const name = `peers${offered}x${count}`;
+        await postgres!.createDatabase(name);
+        const database = postgres!.socketUrl(name).replace(`:${POSTGRES_PASSWORD}@`, '@');
+        for (let i = 0; i < count; i++) {
+          const dir = join(work, `${name}-${i}`);
+          for (const sub of ['state', 'profiles', 'assets']) mkdirSync(join(dir, sub), { recursive: true });
+          const logFile = join(dir, 'log');
+          const log = openSync(logFile, 'w');
+          const args = [cliPath, 'serve', '--interface', serverDevice, '--dhcp', 'full', '--pool', `${pool.start}-${pool.end}`, '--lease-time', '3600'];
+          args.push('--state', join(dir, 'state'), '--profiles', join(dir, 'profiles'), '--assets', join(dir, 'assets'), '--database', database);
+          args.push('--http-port', '8080', '--tftp-port', '6969');
+          const child = peers[i]!.spawn(process.execPath, args, { stdio: ['ignore', log, log] });
+          closeSync(log);
+          running.push(child);
+          await waitUntil(
+            'rackboot serve',
+            () => tail(logFile).includes('rackboot is serving'),
+            child,
+            () => tail(logFile),
+          );
+        }
+        // Each reads the other's heartbeat before the load.
+        if (count === 2) await new Promise((resolve) => setTimeout(resolve, 2500));
+        const args = ['-4', '-l', clientDevice, '-r', String(offered), '-R', String(clients), '-p', String(seconds), '-t', '1', '-W', '500000'];
+        const before = running.map((child) => cpuMicros(child.pid!));
+        const finished = await runIn(bridgeNs, 'perfdhcp', args, (seconds + 20) * 1000);
+        const after = running.map((child) => cpuMicros(child.pid!));
+        const cpu = after.reduce((sum, now, i) => sum + now.user + now.system - before[i]!.user - before[i]!.system, 0);
+        await Promise.all(running.splice(0).map(stop));
+        const parsed = parsePerfdhcp(finished.stdout, seconds);
+        rateOf.push(parsed.rate);
+        row.push(parsed.rate.toFixed(0), `${(parsed.dropRatio * 100).toFixed(1)}%`, parsed.acks > 0 ? (cpu / parsed.acks).toFixed(0) : '-');
+        process.stderr.write(
+          `${offered}/s broadcast, ${count} rackboot on PostgreSQL: ${parsed.rate} exchanges/s, drops ${(parsed.dropRatio * 100).toFixed(2)}%\n`,
+        );
+      }
+      row.push(rateOf[0]! > 0 ? `${(rateOf[1]! / rateOf[0]!).toFixed(2)}x` : '-');
+      rows.push(row);
+    }
+  } finally {
+    await Promise.all(running.map(stop));
+    for (const ns of [...peers, bridgeNs]) ns.delete();
+  }
+  const header = ['offered/s', 'one server x/s', 'drops', 'µs/x', 'two servers x/s', 'drops', 'µs/x (both)', 'two vs one'];
+  return markdownTable(`One rackboot against two on one PostgreSQL: broadcast on one segment, ${seconds} s per run, ${clients} client MACs`, header, rows);
+}
+
 async function main(): Promise<void> {
   assertRoot();
   for (const tool of ['perfdhcp', 'dnsmasq', 'ss']) {
@@ -400,6 +474,7 @@ async function main(): Promise<void> {
         `${formatSeconds('ACKs received in each second of a run (the lease store fills as the run goes on)', results)}\n` +
         `${formatCpu('Server CPU time (user + system) per completed exchange, microseconds', results)}\n`,
     );
+    if (serverNames.includes('rackboot-pg') && process.env.BENCH_DHCP_PEERS !== '0') process.stdout.write(`${await peersTable(work)}\n`);
   } finally {
     await stop(running?.child);
     clientNs.delete();
