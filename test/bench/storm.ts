@@ -18,7 +18,9 @@
  * boot script with the same lines. It prints, per server and N: the time
  * to the last machine's last byte, the 50th and 99th percentile of a
  * machine's boot, machines that failed (and at which step), the servers'
- * CPU time and their peak resident memory.
+ * CPU time and their peak resident memory, and the mean time of each step.
+ * Both get the same TFTP capacity: 1000 transfers at once
+ * (BENCH_STORM_TFTP_MAX; rackboot's own default is 64).
  *
  * The clients and the servers share the machine's cores: compare the
  * servers within one run only. Run by hand as root.
@@ -41,6 +43,7 @@ const serverAddresses = ['198.18.0.1', '198.18.0.2'];
 const prefix = 16;
 const pool = '198.18.1.0-198.18.3.254';
 const httpPort = 8080;
+const tftpMax = Number(process.env.BENCH_STORM_TFTP_MAX ?? 1000);
 
 type Setup = 'rackboot' | 'rackboot x2' | 'dnsmasq + nginx';
 const setups: Setup[] = ['rackboot', 'rackboot x2', 'dnsmasq + nginx'];
@@ -52,6 +55,8 @@ interface MachineResult {
   failed?: string;
   seconds: number;
   bytes: number;
+  /** Seconds spent in DHCP, TFTP, the boot scripts and the files. */
+  steps?: number[];
 }
 
 interface RunResult {
@@ -62,6 +67,8 @@ interface RunResult {
   cpuSeconds: number;
   peakMiB: number;
   bytes: number;
+  /** The mean seconds of each step (DHCP, TFTP, scripts, files) over the machines that booted. */
+  steps: number[];
 }
 
 /**
@@ -73,10 +80,14 @@ const CLIENT = [
   'set -u',
   'out=$1; work=$2; mac=$3; port=$4',
   'start=$(date +%s%N)',
-  'finish() { echo "$1 $(( ($(date +%s%N) - start) / 1000000 )) ${2:-0}" > "$out"; exit 0; }',
+  // Milliseconds since the start at the end of each step, for the steps' share of the boot.
+  'marks=""; mark() { marks="$marks $(( ($(date +%s%N) - start) / 1000000 ))"; }',
+  'finish() { echo "$1 $(( ($(date +%s%N) - start) / 1000000 )) ${2:-0}$marks" > "$out"; exit 0; }',
   'busybox udhcpc -i eth0 -f -q -n -t 20 -T 2 -V PXEClient:Arch:00000:UNDI:002001 -x 0x5d:0000 -s "$work/udhcpc.script" > /dev/null 2>&1 || finish "fail dhcp"',
   '. "/run/storm-$mac.env" || finish "fail dhcp"',
+  'mark',
   'atftp --option "blksize 1468" -g -r "$boot_file" -l /dev/null "$siaddr" 69 > /dev/null 2>&1 || finish "fail tftp"',
+  'mark',
   'script=$(curl -sf --max-time 120 "http://$siaddr:$port/boot.ipxe") || finish "fail script"',
   // rackboot's entry script chains to the host's own one, with the MAC and the platform filled in by iPXE.
   'chain=$(printf "%s\\n" "$script" | awk \'$1 == "chain" { print $2; exit }\')',
@@ -84,6 +95,7 @@ const CLIENT = [
   '  url=$(printf "%s" "$chain" | sed -e "s/\\${mac:hexhyp}/$(echo "$mac" | tr : -)/" -e "s/\\${platform}/pcbios/")',
   '  script=$(curl -sf --max-time 120 "$url") || finish "fail host-script"',
   'fi',
+  'mark',
   // The default entry's kernel, modules and initrds, as iPXE would load them.
   'entry=$(printf "%s\\n" "$script" | awk \'$1 == "goto" { print $2; exit }\')',
   'bytes=0',
@@ -186,6 +198,8 @@ async function startRackboot(wire: Wire, dir: string, assets: string, count: 1 |
   for (let i = 0; i < count; i++) {
     const args = [cliPath, 'serve', '--interface', 'vs', '--pool', pool, '--profiles', profiles, '--assets', assets];
     args.push('--state', join(dir, `state${i}`), '--http-port', String(httpPort), '--config', '/dev/null', '--drain-seconds', '1');
+    // TFTP transfers at once: as many as dnsmasq gets (--tftp-max) unless BENCH_STORM_TFTP_MAX says otherwise (rackboot's default is 64).
+    args.push('--tftp-max-transfers', String(tftpMax));
     if (database !== undefined) args.push('--database', database);
     // Its log (a line per protocol event) goes to a file, as a service's would go to the journal.
     const logFile = join(dir, `serve${i}.log`);
@@ -233,7 +247,7 @@ async function startDnsmasqNginx(wire: Wire, dir: string, assets: string): Promi
       '--dhcp-boot=undionly.kpxe',
       '--enable-tftp',
       `--tftp-root=${tftp}`,
-      '--tftp-max=1000',
+      `--tftp-max=${tftpMax}`,
       '--pid-file=',
       '--log-facility=-',
       '--quiet-dhcp',
@@ -310,8 +324,11 @@ async function storm(wire: Wire, servers: Servers, dir: string, count: number): 
       line = 'fail no-result 0';
     }
     const [status, ...rest] = line.split(' ');
-    if (status === 'ok') machines.push({ ok: true, seconds: Number(rest[0]) / 1000, bytes: Number(rest[1]) });
-    else machines.push({ ok: false, failed: rest[0] ?? 'unknown', seconds: Number(rest[1] ?? 0) / 1000, bytes: 0 });
+    if (status === 'ok') {
+      const marks = [0, ...rest.slice(2).map(Number), Number(rest[0])];
+      const steps = marks.slice(1).map((mark, step) => (mark - marks[step]!) / 1000);
+      machines.push({ ok: true, seconds: Number(rest[0]) / 1000, bytes: Number(rest[1]), steps });
+    } else machines.push({ ok: false, failed: rest[0] ?? 'unknown', seconds: Number(rest[1] ?? 0) / 1000, bytes: 0 });
   }
   const times = machines
     .filter((m) => m.ok)
@@ -329,6 +346,10 @@ async function storm(wire: Wire, servers: Servers, dir: string, count: number): 
     cpuSeconds,
     peakMiB: peak,
     bytes: machines.reduce((sum, m) => sum + m.bytes, 0),
+    steps: [0, 1, 2, 3].map((step) => {
+      const booted = machines.filter((m) => m.ok && m.steps?.length === 4);
+      return booted.reduce((sum, m) => sum + m.steps![step]!, 0) / Math.max(1, booted.length);
+    }),
   };
 }
 
@@ -371,7 +392,8 @@ async function main(): Promise<void> {
           const failures = [...result.failed].map(([step, n]) => `${n} at ${step}`).join(', ') || 'none';
           process.stderr.write(
             `${count} machines, ${setup}: last byte after ${result.total.toFixed(1)} s, p50 ${result.p50.toFixed(1)} s, p99 ${result.p99.toFixed(1)} s, ` +
-              `${(result.bytes / 1e9).toFixed(2)} GB, failed: ${failures}; servers' CPU ${result.cpuSeconds.toFixed(1)} s, peak ${result.peakMiB.toFixed(0)} MiB\n`,
+              `${(result.bytes / 1e9).toFixed(2)} GB, failed: ${failures}; servers' CPU ${result.cpuSeconds.toFixed(1)} s, peak ${result.peakMiB.toFixed(0)} MiB; ` +
+              `mean s in DHCP ${result.steps[0]!.toFixed(1)}, TFTP ${result.steps[1]!.toFixed(1)}, scripts ${result.steps[2]!.toFixed(1)}, files ${result.steps[3]!.toFixed(1)}\n`,
           );
         } finally {
           await servers.stop();
