@@ -157,7 +157,7 @@ describe('TFTP pump', () => {
     });
   });
 
-  test('a client slower than the poll (each ACK 3 ms late): nothing is caught by polling, and the back-off keeps the misses to a handful', async () => {
+  test('a client slower than the poll (each ACK 3 ms late): polling catches next to nothing, and the back-off keeps the polls to a handful', async () => {
     await withServer(patient, async (fixture) => {
       const content = fixture.writeRandomFile('slow', 400 * 1468 + 100);
       const result = await runTool(process.execPath, [slowClient, String(fixture.port), 'slow', '3']);
@@ -166,9 +166,13 @@ describe('TFTP pump', () => {
       const ended = await fixture.waitForEvent('transferEnded', (event) => event.file === 'slow');
       assert.equal(ended.outcome, 'complete');
       assert.equal(ended.pumpedBlocks, 401);
-      assert.equal(ended.polledAcks, 0);
+      // A poll catches an ACK only when the server itself was held up for
+      // 3 ms just before it (a busy machine): rare, never one per block.
+      assert.ok(ended.polledAcks <= 3, `caught: ${ended.polledAcks}`);
       // Polls at blocks 2, 4, 7, 12, 21, 38, 71, 136, 265 (then every 257th): each one a 50 us wait, not one per block.
-      assert.ok(ended.pollMisses >= 1 && ended.pollMisses <= 9 + Math.ceil(401 / 257), `misses: ${ended.pollMisses}`);
+      // A caught ACK starts the back-off over.
+      const handful = 9 + Math.ceil(401 / 257);
+      assert.ok(ended.pollMisses >= 1 && ended.pollMisses <= handful * (ended.polledAcks + 1), `misses: ${ended.pollMisses}, caught: ${ended.polledAcks}`);
     });
   });
 
