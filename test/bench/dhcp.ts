@@ -57,7 +57,6 @@
  * runs rackboot under `node --cpu-prof` and keeps its profiles in DIR.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +67,7 @@ import { Netns, assertRoot } from '../support/netns.js';
 import { unpackedProgram } from '../support/unpacked.js';
 import { benchBaseline } from '../support/bench/baseline.js';
 import { markdownTable } from '../support/bench/table.js';
+import { stopProcess } from '../support/bench/proc.js';
 import { POSTGRES_PASSWORD, startPostgres, type TestPostgres } from '../support/postgres.js';
 import { runCommand } from '../support/run.js';
 
@@ -144,17 +144,6 @@ async function waitUntil(what: string, ready: () => boolean, child: ChildProcess
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited with ${child.exitCode ?? child.signalCode}: ${log()}`);
     if (Date.now() > deadline) throw new Error(`${what} did not start within ${timeoutMs} ms: ${log()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-async function stop(child: ChildProcess | undefined): Promise<void> {
-  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))]);
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGKILL');
-    await exited;
   }
 }
 
@@ -395,7 +384,7 @@ async function peersTable(work: string): Promise<string> {
         const finished = await runIn(bridgeNs, 'perfdhcp', args, (seconds + 20) * 1000);
         const after = running.map((child) => cpuMicros(child.pid!));
         const cpu = after.reduce((sum, now, i) => sum + now.user + now.system - before[i]!.user - before[i]!.system, 0);
-        await Promise.all(running.splice(0).map(stop));
+        await Promise.all(running.splice(0).map((child) => stopProcess(child)));
         const parsed = parsePerfdhcp(finished.stdout, seconds);
         rateOf.push(parsed.rate);
         row.push(parsed.rate.toFixed(0), `${(parsed.dropRatio * 100).toFixed(1)}%`, parsed.acks > 0 ? (cpu / parsed.acks).toFixed(0) : '-');
@@ -407,7 +396,7 @@ async function peersTable(work: string): Promise<string> {
       rows.push(row);
     }
   } finally {
-    await Promise.all(running.map(stop));
+    await Promise.all(running.map((child) => stopProcess(child)));
     for (const ns of [...peers, bridgeNs]) ns.delete();
   }
   const header = ['offered/s', 'one server x/s', 'drops', 'µs/x', 'two servers x/s', 'drops', 'µs/x (both)', 'two vs one'];
@@ -456,7 +445,7 @@ async function main(): Promise<void> {
         const user = cpuAfter.user - cpuBefore.user;
         const system = cpuAfter.system - cpuBefore.system;
         const cpu = user + system;
-        await stop(running.child);
+        await stopProcess(running.child);
         const stored = await running.stored();
         running = undefined;
         const parsed = parsePerfdhcp(finished.stdout, seconds);
@@ -476,7 +465,7 @@ async function main(): Promise<void> {
     );
     if (serverNames.includes('rackboot-pg') && process.env.BENCH_DHCP_PEERS !== '0') process.stdout.write(`${await peersTable(work)}\n`);
   } finally {
-    await stop(running?.child);
+    await stopProcess(running?.child);
     clientNs.delete();
     serverNs.delete();
     await postgres?.close();

@@ -22,7 +22,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Netns, assertRoot } from '../support/netns.js';
-import { cpuMs, rssMiB } from '../support/bench/proc.js';
+import { cpuMs, rssMiB, stopProcess } from '../support/bench/proc.js';
+import { writeNginxConfig } from '../support/bench/nginx.js';
 import { benchBaseline } from '../support/bench/baseline.js';
 import { markdownTable } from '../support/bench/table.js';
 
@@ -90,29 +91,6 @@ function writeAssets(root: string): { assets: string; file: string; sha256: stri
   return { assets, file: join(dir, 'initrd.gz'), sha256 };
 }
 
-function nginxConfig(root: string, docroot: string): string {
-  const conf = join(root, 'nginx.conf');
-  writeFileSync(
-    conf,
-    [
-      'worker_processes 1;',
-      `pid ${root}/nginx.pid;`,
-      `error_log ${root}/nginx-error.log warn;`,
-      'events { worker_connections 1024; }',
-      'http {',
-      '  sendfile on;',
-      '  tcp_nopush on;',
-      '  access_log off;',
-      '  default_type application/octet-stream;',
-      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${root}/${t}-temp;`),
-      `  server { listen ${serverAddress}:${ports.nginx}; root ${docroot}; }`,
-      '}',
-      '',
-    ].join('\n'),
-  );
-  return conf;
-}
-
 async function startRackboot(ns: Netns, assets: string, port: number, flags: string, script: string): Promise<ChildProcess> {
   const child = ns.spawn(process.execPath, [script, assets, serverAddress, String(port), '256', flags], { stdio: ['ignore', 'pipe', 'inherit'] });
   await once(createInterface({ input: child.stdout! }), 'line');
@@ -124,14 +102,6 @@ async function startNginx(ns: Netns, nginx: string, conf: string): Promise<Child
   await new Promise((resolve) => setTimeout(resolve, 500));
   if (child.exitCode !== null) throw new Error(`nginx exited at once with ${child.exitCode}`);
   return child;
-}
-
-async function stop(child: ChildProcess | undefined): Promise<void> {
-  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))]);
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
 /** "3.01GB" -> bytes */
@@ -221,7 +191,7 @@ async function main(): Promise<void> {
       children.push(child);
       pids.baseline = child.pid!;
     }
-    const nginxChild = await startNginx(serverNs, nginx, nginxConfig(root, assets));
+    const nginxChild = await startNginx(serverNs, nginx, writeNginxConfig(root, `${serverAddress}:${ports.nginx}`, assets));
     children.push(nginxChild);
     pids.nginx = nginxChild.pid!;
     const names = (Object.keys(ports) as ServerName[]).filter((name) => name !== 'baseline' || baseline !== undefined);
@@ -303,7 +273,7 @@ async function main(): Promise<void> {
       ].join('\n'),
     );
   } finally {
-    for (const child of children) await stop(child);
+    for (const child of children) await stopProcess(child);
     serverNs.delete();
     clientNs.delete();
     rmSync(root, { recursive: true, force: true });

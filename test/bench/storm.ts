@@ -32,7 +32,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureTestBuild } from '../support/build.js';
-import { cpuMs, rssMiB } from '../support/bench/proc.js';
+import { cpuMs, rssMiB, stopProcess } from '../support/bench/proc.js';
+import { writeNginxConfig } from '../support/bench/nginx.js';
 import { markdownTable } from '../support/bench/table.js';
 import { assertRoot, Netns } from '../support/netns.js';
 import { POSTGRES_PASSWORD, startPostgres, type TestPostgres } from '../support/postgres.js';
@@ -164,14 +165,6 @@ interface Servers {
   stop(): Promise<void>;
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-}
-
 /** Waits for `pattern` in a server's log file. */
 async function waitForLine(child: ChildProcess, logFile: string, pattern: RegExp, what: string): Promise<void> {
   const deadline = Date.now() + 30_000;
@@ -211,7 +204,7 @@ async function startRackboot(wire: Wire, dir: string, assets: string, count: 1 |
   }
   // Two servers: each reads the other's heartbeat before the storm.
   if (count === 2) await new Promise((resolve) => setTimeout(resolve, 2500));
-  return { pids: children.map((child) => child.pid!), stop: async () => void (await Promise.all(children.map(stopChild))) };
+  return { pids: children.map((child) => child.pid!), stop: async () => void (await Promise.all(children.map((child) => stopProcess(child, 5000)))) };
 }
 
 async function startDnsmasqNginx(wire: Wire, dir: string, assets: string): Promise<Servers> {
@@ -254,25 +247,7 @@ async function startDnsmasqNginx(wire: Wire, dir: string, assets: string): Promi
     ],
     { stdio: ['ignore', log, log] },
   );
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    [
-      'worker_processes 1;',
-      `pid ${dir}/nginx.pid;`,
-      `error_log ${dir}/nginx-error.log warn;`,
-      'events { worker_connections 4096; }',
-      'http {',
-      '  sendfile on;',
-      '  tcp_nopush on;',
-      '  access_log off;',
-      '  default_type application/octet-stream;',
-      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${dir}/${t}-temp;`),
-      `  server { listen ${serverAddresses[0]}:${httpPort}; root ${www}; }`,
-      '}',
-      '',
-    ].join('\n'),
-  );
+  const conf = writeNginxConfig(dir, `${serverAddresses[0]}:${httpPort}`, www, 4096);
   const nginx = ns.spawn('nginx', ['-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', log, log] });
   closeSync(log);
   await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -282,7 +257,7 @@ async function startDnsmasqNginx(wire: Wire, dir: string, assets: string): Promi
   ] as const) {
     if (child.exitCode !== null) throw new Error(`${name} exited at once with ${child.exitCode}`);
   }
-  return { pids: [dnsmasq.pid!, nginx.pid!], stop: async () => void (await Promise.all([stopChild(dnsmasq), stopChild(nginx)])) };
+  return { pids: [dnsmasq.pid!, nginx.pid!], stop: async () => void (await Promise.all([stopProcess(dnsmasq, 5000), stopProcess(nginx, 5000)])) };
 }
 
 /** Boots `count` machines at once; their results and what the servers used meanwhile. */

@@ -53,7 +53,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Netns, assertRoot } from '../support/netns.js';
 import { unpackedProgram } from '../support/unpacked.js';
-import { cpuMs } from '../support/bench/proc.js';
+import { cpuMs, stopProcess } from '../support/bench/proc.js';
 import { benchBaseline } from '../support/bench/baseline.js';
 import { markdownTable } from '../support/bench/table.js';
 
@@ -116,14 +116,6 @@ async function startIn(ns: Netns, cmd: string, args: string[], waitForJson: bool
   }
   const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
   return { child, info: JSON.parse(line) as { port: number } };
-}
-
-async function stop(child: ChildProcess | undefined): Promise<void> {
-  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2000))]);
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
 /** One atftp download in the client namespace, on CPU `cpu` (or anywhere); returns MB/s and checks the hash. */
@@ -342,7 +334,7 @@ async function main(): Promise<void> {
           relayRows[i]!.results[name] = { speeds: [speed], cpu: [cpu] };
           process.stderr.write(`${relayRows[i]!.what} ${labels[name]}: ${speed.toFixed(3)}\n`);
         } finally {
-          await stop(relay.child);
+          await stopProcess(relay.child, 2000);
         }
       }
     }
@@ -362,7 +354,7 @@ async function main(): Promise<void> {
 
     process.stdout.write(`${tables.join('\n')}\n`);
   } finally {
-    for (const child of children) await stop(child);
+    for (const child of children) await stopProcess(child, 2000);
     clientNs.delete();
     serverNs.delete();
     rmSync(work, { recursive: true, force: true });

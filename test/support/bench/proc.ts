@@ -2,7 +2,8 @@
  * What /proc says of a benchmarked server: CPU time and resident memory,
  * of one process or of it and its children (nginx's master and worker).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 
 const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
@@ -43,4 +44,16 @@ export function rssMiB(pid: number): number {
     }
   }
   return kib / 1024;
+}
+
+/** Stops a benchmarked server: SIGTERM, then SIGKILL if it is still there after `graceMs`; resolves once it has exited. */
+export async function stopProcess(child: ChildProcess | undefined, graceMs = 3000): Promise<void> {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, graceMs))]);
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL');
+    await exited;
+  }
 }
