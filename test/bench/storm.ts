@@ -14,16 +14,23 @@
  * Against, in the same run and on the same files (the tiny test build):
  * rackboot (one server, SQLite), two rackboot servers on one PostgreSQL
  * (each machine boots from the one that answers its DHCP), and dnsmasq
- * (DHCP and TFTP) with nginx (HTTP, one worker, sendfile) serving a static
- * boot script with the same lines. It prints, per server and N: the time
+ * (DHCP and TFTP) with nginx (HTTP, one worker, sendfile) serving the very
+ * scripts rackboot served, as static files, and the files at the paths
+ * they name: the machines do the same work against both. The servers run
+ * on CPU 0 and the machines on the other CPU (BENCH_STORM_SERVER_CPUS,
+ * BENCH_STORM_CLIENT_CPUS), as in a rack, where they are other computers.
+ * It prints, per server and N: the time
  * to the last machine's last byte, the 50th and 99th percentile of a
  * machine's boot, machines that failed (and at which step), the servers'
  * CPU time and their peak resident memory, and the mean time of each step.
  * Both get the same TFTP capacity: 1000 transfers at once
  * (BENCH_STORM_TFTP_MAX; rackboot's own default is 64).
  *
- * The clients and the servers share the machine's cores: compare the
- * servers within one run only. Run by hand as root.
+ * On a machine of two CPUs the machines' side (a bash, curl and atftp per
+ * machine) is the limit, so the time to the last byte says more about the
+ * clients than the servers; the step times and the servers' CPU say how
+ * each server answers. Compare the servers within one run only. Run by
+ * hand as root.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -45,9 +52,14 @@ const prefix = 16;
 const pool = '198.18.1.0-198.18.3.254';
 const httpPort = 8080;
 const tftpMax = Number(process.env.BENCH_STORM_TFTP_MAX ?? 1000);
+// The servers get CPU 0, the machines' clients and the bench the rest: in a rack they are other machines.
+const serverCpus = process.env.BENCH_STORM_SERVER_CPUS ?? '0';
+const clientCpus = process.env.BENCH_STORM_CLIENT_CPUS ?? '1';
 
 type Setup = 'rackboot' | 'rackboot x2' | 'dnsmasq + nginx';
-const setups: Setup[] = ['rackboot', 'rackboot x2', 'dnsmasq + nginx'];
+const allSetups: Setup[] = ['rackboot', 'rackboot x2', 'dnsmasq + nginx'];
+// BENCH_STORM_SETUPS picks some ("rackboot,dnsmasq + nginx"), to look at one closely.
+const setups = process.env.BENCH_STORM_SETUPS ? allSetups.filter((s) => process.env.BENCH_STORM_SETUPS!.split(',').includes(s)) : allSetups;
 
 /** One machine's boot, as its client script wrote it. */
 interface MachineResult {
@@ -197,7 +209,12 @@ async function startRackboot(wire: Wire, dir: string, assets: string, count: 1 |
     // Its log (a line per protocol event) goes to a file, as a service's would go to the journal.
     const logFile = join(dir, `serve${i}.log`);
     const log = openSync(logFile, 'w');
-    const child = wire.servers[i]!.spawn(process.execPath, args, { env: { ...process.env, RACKBOOT_LOG_LEVEL: 'info' }, stdio: ['ignore', log, log] });
+    // BENCH_STORM_NODE_ARGS: flags for the servers' node ("--cpu-prof --cpu-prof-dir=/tmp/prof"), to see where their time goes.
+    const nodeArgs = (process.env.BENCH_STORM_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const child = wire.servers[i]!.spawn('taskset', ['-c', serverCpus, process.execPath, ...nodeArgs, ...args], {
+      env: { ...process.env, RACKBOOT_LOG_LEVEL: 'info' },
+      stdio: ['ignore', log, log],
+    });
     closeSync(log);
     children.push(child);
     await waitForLine(child, logFile, /rackboot is serving/, `rackboot serve ${i}`);
@@ -207,7 +224,29 @@ async function startRackboot(wire: Wire, dir: string, assets: string, count: 1 |
   return { pids: children.map((child) => child.pid!), stop: async () => void (await Promise.all(children.map((child) => stopProcess(child, 5000)))) };
 }
 
-async function startDnsmasqNginx(wire: Wire, dir: string, assets: string): Promise<Servers> {
+/**
+ * The scripts rackboot served one machine (the entry script and its own),
+ * fetched from the running server: the reference serves the same text, so
+ * the machines do the same work against both.
+ */
+interface ServedScripts {
+  entry: string;
+  host: string;
+}
+
+function fetchScripts(wire: Wire): ServedScripts {
+  const base = `http://${serverAddresses[0]}:${httpPort}`;
+  const get = (path: string) => wire.servers[0]!.exec('curl', ['-sf', '--max-time', '10', `${base}${path}`]);
+  return { entry: get('/boot.ipxe'), host: get(`/hosts/${macOf(0).replaceAll(':', '-')}/boot.ipxe?platform=pcbios`) };
+}
+
+/**
+ * dnsmasq (DHCP, TFTP) and nginx (HTTP) serving the same files and the
+ * same scripts as rackboot: the entry script at /boot.ipxe, the host script
+ * at every /hosts/<mac>/boot.ipxe, and each boot part at the path the host
+ * script names.
+ */
+async function startDnsmasqNginx(wire: Wire, dir: string, assets: string, scripts: ServedScripts): Promise<Servers> {
   const ns = wire.servers[0]!;
   const tftp = join(dir, 'tftp');
   const www = join(dir, 'www');
@@ -215,19 +254,29 @@ async function startDnsmasqNginx(wire: Wire, dir: string, assets: string): Promi
   mkdirSync(www, { recursive: true });
   const build = join(assets, 'current');
   execFileSync('cp', [join(build, 'undionly.kpxe'), tftp]);
-  for (const name of ['xen', 'vmlinuz', 'initrd.gz']) execFileSync('cp', [join(build, name), www]);
-  const base = `http://${serverAddresses[0]}:${httpPort}`;
-  // The same lines as rackboot's script for the default entry (its command lines shortened: nothing here reads them).
-  writeFileSync(
-    join(www, 'boot.ipxe'),
-    ['#!ipxe', 'goto standard', '', ':standard', `kernel ${base}/xen`, `module ${base}/vmlinuz`, `module ${base}/initrd.gz`, 'boot', ''].join('\n'),
-  );
+  writeFileSync(join(www, 'boot.ipxe'), scripts.entry);
+  writeFileSync(join(www, 'host.ipxe'), scripts.host);
+  const parts = scripts.host
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([command, url]) => (command === 'kernel' || command === 'module' || command === 'initrd') && url?.startsWith('http'))
+    .map(([, url]) => new URL(url!).pathname);
+  if (parts.length === 0) throw new Error(`rackboot's host script names no boot parts:\n${scripts.host}`);
+  for (const part of new Set(parts)) {
+    const name = part.split('/').at(-1)!;
+    const source = join(build, name);
+    mkdirSync(join(www, part, '..'), { recursive: true });
+    execFileSync('cp', [source, join(www, part)]);
+  }
   chmodSync(dir, 0o755);
   for (const folder of [tftp, www]) chmodSync(folder, 0o755);
   const log = openSync(join(dir, 'servers.log'), 'w');
   const dnsmasq = ns.spawn(
-    'dnsmasq',
+    'taskset',
     [
+      '-c',
+      serverCpus,
+      'dnsmasq',
       '--keep-in-foreground',
       '--conf-file=/dev/null',
       '--port=0',
@@ -247,8 +296,8 @@ async function startDnsmasqNginx(wire: Wire, dir: string, assets: string): Promi
     ],
     { stdio: ['ignore', log, log] },
   );
-  const conf = writeNginxConfig(dir, `${serverAddresses[0]}:${httpPort}`, www, 4096);
-  const nginx = ns.spawn('nginx', ['-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', log, log] });
+  const conf = writeNginxConfig(dir, `${serverAddresses[0]}:${httpPort}`, www, 4096, ['location ~ ^/hosts/[^/]+/boot\\.ipxe$ { try_files /host.ipxe =404; }']);
+  const nginx = ns.spawn('taskset', ['-c', serverCpus, 'nginx', '-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', log, log] });
   closeSync(log);
   await new Promise((resolve) => setTimeout(resolve, 1000));
   for (const [name, child] of [
@@ -258,6 +307,17 @@ async function startDnsmasqNginx(wire: Wire, dir: string, assets: string): Promi
     if (child.exitCode !== null) throw new Error(`${name} exited at once with ${child.exitCode}`);
   }
   return { pids: [dnsmasq.pid!, nginx.pid!], stop: async () => void (await Promise.all([stopProcess(dnsmasq, 5000), stopProcess(nginx, 5000)])) };
+}
+
+/** rackboot's scripts when the reference runs without rackboot before it (BENCH_STORM_SETUPS): a server started for that alone. */
+async function scriptsFromRackboot(wire: Wire, dir: string, assets: string): Promise<ServedScripts> {
+  mkdirSync(dir, { recursive: true });
+  const servers = await startRackboot(wire, dir, assets, 1, undefined);
+  try {
+    return fetchScripts(wire);
+  } finally {
+    await servers.stop();
+  }
 }
 
 /** Boots `count` machines at once; their results and what the servers used meanwhile. */
@@ -278,8 +338,21 @@ async function storm(wire: Wire, servers: Servers, dir: string, count: number): 
   const started = Date.now();
   const clients = wire.machines.slice(0, count).map((ns, i) => {
     const child = spawn(
-      'ip',
-      ['netns', 'exec', ns.name, 'bash', join(dir, '..', 'client.sh'), join(results, String(i)), join(dir, '..'), macOf(i), String(httpPort)],
+      'taskset',
+      [
+        '-c',
+        clientCpus,
+        'ip',
+        'netns',
+        'exec',
+        ns.name,
+        'bash',
+        join(dir, '..', 'client.sh'),
+        join(results, String(i)),
+        join(dir, '..'),
+        macOf(i),
+        String(httpPort),
+      ],
       {
         stdio: 'ignore',
       },
@@ -330,7 +403,8 @@ async function storm(wire: Wire, servers: Servers, dir: string, count: number): 
 
 async function main(): Promise<void> {
   assertRoot();
-  for (const tool of ['busybox', 'atftp', 'curl', 'dnsmasq', 'nginx']) {
+  execFileSync('taskset', ['-pc', clientCpus, String(process.pid)], { stdio: 'ignore' });
+  for (const tool of ['taskset', 'busybox', 'atftp', 'curl', 'dnsmasq', 'nginx']) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
     } catch {
@@ -350,6 +424,7 @@ async function main(): Promise<void> {
   process.stderr.write(`${wire.machines.length} machines on one bridge, made in ${((Date.now() - made) / 1000).toFixed(1)} s\n`);
   const results = new Map<number, Partial<Record<Setup, RunResult>>>();
   let runs = 0;
+  let scripts: ServedScripts | undefined;
   try {
     for (const count of sizes) {
       const row: Partial<Record<Setup, RunResult>> = {};
@@ -359,10 +434,11 @@ async function main(): Promise<void> {
         mkdirSync(dir);
         const servers =
           setup === 'dnsmasq + nginx'
-            ? await startDnsmasqNginx(wire, dir, assets)
+            ? await startDnsmasqNginx(wire, dir, assets, (scripts ??= await scriptsFromRackboot(wire, join(work, 'scripts'), assets)))
             : await startRackboot(wire, dir, assets, setup === 'rackboot' ? 1 : 2, postgres);
         try {
           const result = await storm(wire, servers, dir, count);
+          if (setup === 'rackboot' && scripts === undefined) scripts = fetchScripts(wire);
           row[setup] = result;
           const failures = [...result.failed].map(([step, n]) => `${n} at ${step}`).join(', ') || 'none';
           process.stderr.write(
@@ -378,7 +454,9 @@ async function main(): Promise<void> {
   } finally {
     wire.delete();
     await postgres.close();
-    rmSync(work, { recursive: true, force: true });
+    // BENCH_STORM_KEEP=1 keeps the servers' logs and the machines' results.
+    if (process.env.BENCH_STORM_KEEP) process.stderr.write(`kept ${work}\n`);
+    else rmSync(work, { recursive: true, force: true });
   }
   const header = [
     'machines',
