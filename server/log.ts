@@ -33,15 +33,20 @@ function bufferedStdout(): ReturnType<typeof pino.destination> {
 }
 
 /**
- * Summary log lines for floods: the first event of a quiet period is
- * written at once, the rest are counted by reason and written as one line
- * per `windowMs` (with the fields of the last one), so a flood costs a few
- * lines rather than one per packet or connection.
+ * Summary log lines for floods: the first event of each reason is written
+ * at once (a new kind of trouble is never held back behind an old one's
+ * flood), the rest are counted by reason and written as one line per
+ * `windowMs` (with the fields of the last one), so a flood costs a few
+ * lines rather than one per packet or connection. A reason that stays
+ * quiet for a whole window is written at once again when it comes back.
  */
 export class RateLimitedLog {
   private counts = new Map<string, number>();
   private last: Record<string, unknown> = {};
   private timer: NodeJS.Timeout | undefined;
+  /** Reasons written or counted in this window or the one before: their next events are summed. */
+  private recent = new Set<string>();
+  private previous = new Set<string>();
 
   constructor(
     private readonly write: (counts: Record<string, number>, last: Record<string, unknown>) => void,
@@ -49,21 +54,25 @@ export class RateLimitedLog {
   ) {}
 
   note(reason: string, fields: Record<string, unknown> = {}): void {
+    if (!this.recent.has(reason) && !this.previous.has(reason)) {
+      this.recent.add(reason);
+      this.write({ [reason]: 1 }, fields);
+      if (this.timer === undefined) this.arm();
+      return;
+    }
+    this.recent.add(reason);
     this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
     this.last = fields;
-    if (this.timer === undefined) {
-      this.flush();
-      this.arm();
-    }
+    if (this.timer === undefined) this.arm();
   }
 
   private arm(): void {
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (this.counts.size > 0) {
-        this.flush();
-        this.arm();
-      }
+      if (this.counts.size > 0) this.flush();
+      this.previous = this.recent;
+      this.recent = new Set();
+      if (this.previous.size > 0) this.arm();
     }, this.windowMs);
     this.timer.unref();
   }
@@ -73,9 +82,13 @@ export class RateLimitedLog {
     this.counts = new Map();
   }
 
+  /** Forget everything counted (unwritten counts are dropped): the next event of any reason is written at once. */
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.counts = new Map();
+    this.recent = new Set();
+    this.previous = new Set();
   }
 }
 

@@ -54,7 +54,7 @@ export const serveOptions = {
   },
   'http-port': { type: 'number', default: 80, describe: 'HTTP port (boot scripts, boot files, the status page and the admin API)' },
   'tftp-port': { type: 'number', default: 69, describe: 'TFTP port' },
-  'tftp-max-transfers': { type: 'number', default: 64, describe: 'TFTP transfers at once; past it clients get "server busy"' },
+  'tftp-max-transfers': { type: 'number', default: 64, describe: 'TFTP transfers at once; past it requests wait unanswered for the client to repeat them' },
   'tftp-max-per-client': { type: 'number', default: 8, describe: 'TFTP transfers at once from one client address, and from one MAC' },
   'tftp-server': { type: 'string', describe: 'TFTP server to name in DHCP replies (siaddr, option 66) when another host serves TFTP (full mode)' },
   'dhcp-port': { type: 'number', default: 67, describe: 'DHCP server port' },

@@ -55,8 +55,8 @@ export interface TftpServerOptions {
   log: Logger;
   /**
    * Transfers in progress at once (size probes and resolving included);
-   * requests beyond are refused with error 0 "server busy: N transfers in
-   * progress, try again". Default 64.
+   * requests beyond are left unanswered (the client repeats its request,
+   * and is served once a transfer ends). Default 64.
    */
   maxTransfers?: number;
   /**
@@ -278,25 +278,28 @@ export class TftpServer {
       return;
     }
     const path = requestPath.path;
-    // Past a cap the client gets an ERROR that says why, rather than
-    // silence: a person at the console, or a script, sees the cause at once
-    // instead of a timeout. Firmware that gives up on it retries the boot.
+    // Past the server's cap a request is left unanswered, as dnsmasq leaves
+    // it: PXE firmware gives up the boot on a TFTP error (the machine falls
+    // through to its next boot device and stays there), but sends its
+    // request again on silence, and by then a slot is free. That is what a
+    // rack coming back from a power cut needs. Past one client's cap (more
+    // than a PXE ROM ever asks for) the client gets an ERROR that says why.
     // The server's cap is checked before the MAC lookup (which may wait on
     // ARP) and again after it, when others may have taken the last slots.
-    if (this.refusedAsBusy(client, request.fileName, startedAt)) return;
+    if (this.unansweredAsBusy(client, request.fileName, startedAt)) return;
     const mac = await this.macOf(client.address);
     if (this.closing) return;
     if (this.active.has(key)) {
       this.drop(client, 'repeated request for a transfer in progress', 0);
       return;
     }
-    if (this.refusedAsBusy(client, request.fileName, startedAt)) return;
+    if (this.unansweredAsBusy(client, request.fileName, startedAt)) return;
     const counted = mac ?? client.address;
     const fromClient = this.activeByClient.get(counted) ?? 0;
     if (fromClient >= this.options.maxTransfersPerClient) {
       const message = `too many transfers from ${counted}: ${fromClient} in progress, try again`;
       const limit = { maxTransfersPerClient: this.options.maxTransfersPerClient, address: client.address, ...(mac === undefined ? {} : { mac }) };
-      this.refuseBusy('client', client, request.fileName, message, startedAt, limit);
+      this.refuseBusy(client, request.fileName, message, startedAt, limit);
       return;
     }
     this.claim(client, 'resolving', counted);
@@ -435,24 +438,32 @@ export class TftpServer {
     else this.activeByClient.delete(counted);
   }
 
-  /** Refuses the request when the server runs its most transfers already. */
-  private refusedAsBusy(client: TftpClient, file: string, now: number): boolean {
+  /** Leaves the request unanswered when the server runs its most transfers already (the client asks again). */
+  private unansweredAsBusy(client: TftpClient, file: string, now: number): boolean {
     if (this.active.size < this.options.maxTransfers) return false;
-    const message = `server busy: ${this.active.size} transfers in progress, try again`;
-    this.refuseBusy('server', client, file, message, now, { maxTransfers: this.options.maxTransfers });
+    this.drop(client, `server busy: ${this.active.size} transfers in progress (request for "${file}" left for the client to repeat)`, 0);
+    this.warnBusy('server', client, now, { maxTransfers: this.options.maxTransfers });
     return true;
   }
 
-  /**
-   * Refuse a request past a cap. Each refusal is a debug line; a warning
-   * goes out at most every 10 s per kind of cap, so a crowd of retrying
-   * clients cannot flood the log.
-   */
-  private refuseBusy(cap: 'server' | 'client', client: TftpClient, file: string, message: string, now: number, fields: Record<string, unknown>): void {
+  /** Refuse a request past one client's cap, with an ERROR that says why. */
+  private refuseBusy(client: TftpClient, file: string, message: string, now: number, fields: Record<string, unknown>): void {
     this.refuse(client, file, ErrorCode.notDefined, message, 'debug');
+    this.warnBusy('client', client, now, fields);
+  }
+
+  /**
+   * Each request past a cap is a debug line; a warning goes out at most
+   * every 10 s per kind of cap, so a crowd of retrying clients cannot
+   * flood the log.
+   */
+  private warnBusy(cap: 'server' | 'client', client: TftpClient, now: number, fields: Record<string, unknown>): void {
     if (now - this.lastBusyWarning[cap] < 10_000) return;
     this.lastBusyWarning[cap] = now;
-    const what = cap === 'server' ? 'tftp at its transfer limit, refusing requests' : 'tftp client at its transfer limit, refusing its requests';
+    const what =
+      cap === 'server'
+        ? 'tftp at its transfer limit: new requests are left unanswered until a transfer ends (clients ask again)'
+        : 'tftp client at its transfer limit, refusing its requests';
     this.log.warn({ ...fields, client: clientLabel(client) }, what);
   }
 
