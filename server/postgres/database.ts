@@ -7,6 +7,7 @@
  * named by its URL with the password left out.
  */
 import pg from 'pg';
+import { readPgpassPassword } from './pgpass.js';
 
 /** UNREACHABLE: no answer at the address; CREDENTIALS: the login was refused; NO_DATABASE: no such database; NEWER_SCHEMA; QUERY: anything else. */
 export type DatabaseFailure = 'UNREACHABLE' | 'CREDENTIALS' | 'NO_DATABASE' | 'NEWER_SCHEMA' | 'QUERY';
@@ -66,7 +67,7 @@ export function asDatabaseError(database: string, error: unknown): PostgresDatab
   const message = error instanceof Error ? error.message : String(error);
   const what: Record<DatabaseFailure, string> = {
     UNREACHABLE: `unreachable (${message}); is PostgreSQL running there, and does the network reach it?`,
-    CREDENTIALS: `refused the credentials (${message}); check the user and password in the URL`,
+    CREDENTIALS: `refused the credentials (${message}); check the user, and the password in the URL or the pgpass file (PGPASSFILE)`,
     NO_DATABASE: `does not exist (${message}); create it (createdb) and give the URL's user its ownership`,
     NEWER_SCHEMA: message,
     QUERY: message,
@@ -87,10 +88,20 @@ export interface ConnectOptions {
   queryTimeoutMs?: number;
 }
 
+/** The password for a client's connection from the pgpass file; an error that names the file and the connection when it has none. */
+async function passwordFromFile(client: pg.Client): Promise<string> {
+  const { host, port, database, user } = client as unknown as { host: string; port: number; database: string; user: string };
+  const { file, password } = await readPgpassPassword({ host, port, database, user });
+  if (password !== undefined) return password;
+  throw Object.assign(new Error(`the server wants a password for ${user}@${host}:${port}/${database}; the URL has none and ${file} has no line for it`), {
+    code: '28P01',
+  });
+}
+
 /** One connection to the database, or the reason there is none (PostgresDatabaseError). */
 export async function connectDatabase(url: string, options: ConnectOptions = {}): Promise<pg.Client> {
   const database = describeDatabaseUrl(url);
-  const client = new pg.Client({
+  const client: pg.Client = new pg.Client({
     connectionString: url,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     application_name: options.applicationName ?? 'rackboot',
@@ -99,6 +110,11 @@ export async function connectDatabase(url: string, options: ConnectOptions = {})
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
   });
+  // Without a password in the URL (or PGPASSWORD), the pgpass file's, asked for only when the server wants one.
+  const parameters = client as unknown as { password: unknown };
+  if (parameters.password === null || parameters.password === undefined || parameters.password === '') {
+    parameters.password = async () => passwordFromFile(client);
+  }
   try {
     await client.connect();
     return client;

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { LeaseConflictError, type Lease } from '../../server/dhcp/leases/leases.js';
 import { PostgresLeaseStore, postgresLeaseMigrations, postgresLeaseSchemaVersion, readLeaseDatabase } from '../../server/dhcp/leases/postgres.js';
@@ -178,6 +181,29 @@ describe('PostgresLeaseStore: what goes wrong, said by name', () => {
       assert.ok(!error.message.includes('not-the-password'));
       return true;
     });
+    // No password in the URL: the pgpass file's; a file without a line for it, or one others may read, is named.
+    const withoutPassword = db.server.url('leases').replace(`:${POSTGRES_PASSWORD}@`, '@');
+    assert.ok(!withoutPassword.includes(POSTGRES_PASSWORD));
+    const pgpassDir = mkdtempSync(join(tmpdir(), 'rackboot-pgpass-'));
+    const savedPgpass = process.env.PGPASSFILE;
+    try {
+      process.env.PGPASSFILE = join(pgpassDir, 'pgpass');
+      writeFileSync(process.env.PGPASSFILE, `*:*:other-database:rackboot:${POSTGRES_PASSWORD}\n`, { mode: 0o600 });
+      await assert.rejects(PostgresLeaseStore.open(withoutPassword), (error: unknown) => {
+        assert.ok(error instanceof PostgresDatabaseError);
+        assert.equal(error.code, 'CREDENTIALS');
+        assert.match(error.message, /the URL has none and .*pgpass has no line for it/);
+        return true;
+      });
+      writeFileSync(process.env.PGPASSFILE, `*:*:leases:rackboot:${POSTGRES_PASSWORD}\n`, { mode: 0o600 });
+      await (await PostgresLeaseStore.open(withoutPassword)).close();
+      chmodSync(process.env.PGPASSFILE, 0o644);
+      await assert.rejects(PostgresLeaseStore.open(withoutPassword), /pgpass may be read by group or others/);
+    } finally {
+      if (savedPgpass === undefined) delete process.env.PGPASSFILE;
+      else process.env.PGPASSFILE = savedPgpass;
+      rmSync(pgpassDir, { recursive: true, force: true });
+    }
     await assert.rejects(
       PostgresLeaseStore.open(db.server.url('no-such-database')),
       (error: unknown) => error instanceof PostgresDatabaseError && error.code === 'NO_DATABASE',

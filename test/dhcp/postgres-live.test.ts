@@ -105,6 +105,8 @@ test(
 
     const listed = await runRackboot(['leases', '--database', database, '--json'], { timeoutMs: 30_000 });
     assert.equal(listed.code, 0, listed.stderr);
+    // The password came from the pgpass file through rackboot's own reader, not pg's deprecated one.
+    assert.doesNotMatch(listed.stderr, /DeprecationWarning|pgpass support is deprecated/);
     const rows = JSON.parse(listed.stdout) as Array<{ address: string; mac: string; state: string }>;
     assert.equal(rows.length, final.all().length);
     assert.ok(rows.every((row) => final.byAddress(row.address)?.mac === row.mac));
