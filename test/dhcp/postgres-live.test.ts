@@ -157,6 +157,7 @@ test(
     const saidSo = server.errors.find((line) => line.includes('DHCP lease commit failed, no reply sent'));
     assert.ok(saidSo, `no error line during the outage; errors: ${server.errors.join('').slice(0, 2000)}`);
     assert.match(saidSo, /outage/, 'the error names the database');
+    assert.ok(!server.errors.some((line) => line.includes('lease changes not kept')), 'the lease store does not say it again');
     const restartAt = Date.now() / 1000;
     await postgres.start();
     const finished = await running;

@@ -366,10 +366,10 @@ export class PostgresLeaseStore implements LeaseStore {
 
   transactionSyncedLater<T>(work: () => T): { result: T; synced: Promise<void> } {
     if (this.ops !== undefined) throw new Error('transactionSyncedLater cannot be nested');
-    return this.run(work, { durable: true });
+    return this.run(work, { durable: true, callerWaits: true });
   }
 
-  private run<T>(work: () => T, options: TransactionOptions): { result: T; synced: Promise<void> } {
+  private run<T>(work: () => T, options: TransactionOptions & { callerWaits?: boolean }): { result: T; synced: Promise<void> } {
     if (this.ops !== undefined) {
       const mark = this.ops.length;
       const addressMark = this.opAddresses!.length;
@@ -395,17 +395,19 @@ export class PostgresLeaseStore implements LeaseStore {
     const addresses = this.opAddresses;
     this.ops = undefined;
     this.opAddresses = undefined;
-    const synced = ops.length === 0 ? Promise.resolve() : this.enqueue(ops, addresses);
-    // A caller that does not wait (transaction()) is told through onProblem.
+    // A caller that waits for `synced` (transactionSyncedLater: the DHCP
+    // server's group commit) hears of a failure from it and says so itself;
+    // one that does not (transaction()) is told through onProblem.
+    const synced = ops.length === 0 ? Promise.resolve() : this.enqueue(ops, addresses, options.callerWaits === true);
     synced.catch(() => undefined);
     return { result, synced };
   }
 
   /** Sends one transaction's changes after those before it. */
-  private enqueue(ops: LeaseOp[], addresses: readonly string[]): Promise<void> {
+  private enqueue(ops: LeaseOp[], addresses: readonly string[], callerWaits: boolean): Promise<void> {
     const call: QueuedCall = { seq: ++this.seq, addresses };
     this.queued.set(call.seq, call);
-    return this.inTurn(() => this.send(call, ops));
+    return this.inTurn(() => this.send(call, ops, callerWaits));
   }
 
   /** Runs `work` on the connection once everything queued before it has ended: calls and reads, one at a time, in order. */
@@ -418,7 +420,7 @@ export class PostgresLeaseStore implements LeaseStore {
     return done;
   }
 
-  private async send(call: QueuedCall, ops: LeaseOp[]): Promise<void> {
+  private async send(call: QueuedCall, ops: LeaseOp[], callerWaits: boolean): Promise<void> {
     try {
       if (this.stale) await this.readAll();
       await this.client.query('SELECT rackboot_lease_ops($1::jsonb, $2::text)', [JSON.stringify(ops), this.options.server ?? null]);
@@ -426,7 +428,7 @@ export class PostgresLeaseStore implements LeaseStore {
     } catch (error) {
       this.queued.delete(call.seq);
       const failure = this.callError(error);
-      this.options.onProblem?.(`lease changes not kept: ${failure.message}`, failure);
+      if (!callerWaits) this.options.onProblem?.(`lease changes not kept: ${failure.message}`, failure);
       // The view holds changes the database refused: read those rows again.
       this.want(call.addresses);
       throw failure;
