@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { clientFacts } from '../../server/dhcp/decide/client-facts.js';
 import type { DhcpDecision } from '../../server/dhcp/decide/types.js';
 import { GroupCommit, type CommitFailure } from '../../server/dhcp/leases/commit.js';
-import { MemoryLeaseStore, type Lease } from '../../server/dhcp/leases/leases.js';
+import { LeaseConflictError, MemoryLeaseStore, PartialCommitError, type Lease } from '../../server/dhcp/leases/leases.js';
 import { clientRequest } from '../support/dhcp.js';
 
 const now = 1_700_000_000_000;
@@ -233,4 +233,31 @@ test('close() drops the requests not decided yet and waits for the batches being
   assert.deepEqual(run.carried, ['52:54:00:00:00:01']);
   assert.equal(run.batches, 1);
   assert.equal(store.byAddress('198.18.0.11'), undefined);
+});
+
+test('a batch the store keeps but for one request’s changes (another server’s conflict): only that request goes unanswered, as a failed request', async () => {
+  const store = new ScriptedStore();
+  const run = harness(store, { durable: true });
+  const conflict = new LeaseConflictError(
+    '198.18.0.11',
+    { mac: '52:54:00:00:00:99', address: '198.18.0.11', state: 'bound', expiresAt: now + 60_000 },
+    '52:54:00:00:00:02',
+  );
+  // Units count the requests' nested transactions in order, the one whose deciding threw too.
+  store.synced = Promise.reject(new PartialCommitError(new Map([[3, conflict]])));
+  run.commits.add({ mac: '52:54:00:00:00:01', address: '198.18.0.10' });
+  run.commits.add({ mac: '52:54:00:00:00:04', address: '198.18.0.13', throws: true });
+  run.commits.add({ mac: '52:54:00:00:00:02', address: '198.18.0.11' });
+  run.commits.add({ mac: '52:54:00:00:00:03', address: '198.18.0.12' });
+  run.flush();
+  await run.commits.close();
+  assert.deepEqual(run.carried, ['52:54:00:00:00:01', '52:54:00:00:00:03']);
+  assert.deepEqual(
+    run.failures.map(({ mac, failure }) => [mac, failure]),
+    [
+      ['52:54:00:00:00:04', 'decide'],
+      ['52:54:00:00:00:02', 'decide'],
+    ],
+  );
+  assert.match(run.failures[1]!.error, /198\.18\.0\.11 is held by 52:54:00:00:00:99/);
 });

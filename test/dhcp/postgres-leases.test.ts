@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { LeaseConflictError, type Lease } from '../../server/dhcp/leases/leases.js';
+import { LeaseConflictError, PartialCommitError, type Lease } from '../../server/dhcp/leases/leases.js';
 import { PostgresLeaseStore, postgresLeaseMigrations, postgresLeaseSchemaVersion, readLeaseDatabase } from '../../server/dhcp/leases/postgres.js';
 import { renderLeaseTable } from '../../server/dhcp/leases/table.js';
 import { DatabaseConnection } from '../../server/postgres/connection.js';
@@ -225,7 +225,7 @@ describe('PostgresLeaseStore: what goes wrong, said by name', () => {
     });
   });
 
-  test('a table at the previous schema (version 1) is brought to version 2 with its leases; each change then names its server, and a previous server still writes', async () => {
+  test('a table at the first schema (version 1) is brought to the newest with its leases; each change then names its server, and servers of the previous versions still write', async () => {
     const { schema, url } = await db.schema('previous');
     // The database as the previous rackboot left it: version 1 and a lease it wrote.
     const previous = new DatabaseConnection(url, 'rackboot test');
@@ -241,13 +241,20 @@ describe('PostgresLeaseStore: what goes wrong, said by name', () => {
 
     const store = await PostgresLeaseStore.open(url, { server: '198.18.0.1' });
     try {
-      assert.equal(await version(), 2);
-      assert.equal(postgresLeaseSchemaVersion, 2);
+      assert.equal(await version(), 3);
+      assert.equal(postgresLeaseSchemaVersion, 3);
       assert.deepEqual(store.byAddress('198.18.0.100'), { ...lease('02:00:00:00:00:01', '198.18.0.100', 'bound', t0 + 3_600_000), hostname: 'old' });
       await store.transactionSyncedLater(() => store.upsert(lease('02:00:00:00:00:02', '198.18.0.101', 'bound', t0 + 3_600_000), t0)).synced;
-      // A server of the previous version, during an upgrade, still calls with one argument.
+      // Servers of the previous versions, during an upgrade, still call with one argument (version 1) or two (version 2).
       const op = { k: 'u', a: '198.18.0.102', m: '02:00:00:00:00:03', s: 'bound', e: t0 + 3_600_000, h: null, n: t0 };
       await db.admin.query(`SELECT ${schema}.rackboot_lease_ops($1::jsonb)`, [JSON.stringify([op])]);
+      const op2 = { k: 'u', a: '198.18.0.103', m: '02:00:00:00:00:04', s: 'bound', e: t0 + 3_600_000, h: null, n: t0 };
+      const secondVersion = new DatabaseConnection(url, 'rackboot test');
+      try {
+        await secondVersion.query('SELECT rackboot_lease_ops($1::jsonb, $2::text)', [JSON.stringify([op2]), '198.18.0.2']);
+      } finally {
+        await secondVersion.end();
+      }
     } finally {
       await store.close();
     }
@@ -258,12 +265,57 @@ describe('PostgresLeaseStore: what goes wrong, said by name', () => {
         ['198.18.0.100', null, true],
         ['198.18.0.101', '198.18.0.1', false],
         ['198.18.0.102', null, false],
+        ['198.18.0.103', '198.18.0.2', false],
       ],
     );
     assert.match(
       renderLeaseTable(read, t0),
       /^MAC +ADDRESS +STATE +EXPIRES \(UTC\) +ENDS +SERVER +HOSTNAME\n.*\n02:00:00:00:00:02 +198\.18\.0\.101 +bound .* 198\.18\.0\.1 +-\n/m,
     );
+  });
+
+  test('a batch whose one request conflicts with another server’s change: that request’s changes are refused alone, the rest are kept', async () => {
+    const { schema, url } = await db.schema('units');
+    const store = await PostgresLeaseStore.open(url, { server: '198.18.0.1' });
+    try {
+      // Another server's lease, written without a notification: this store's view does not know it.
+      await db.admin.query(`INSERT INTO ${schema}.leases (address, mac, state, expires_at) VALUES ('198.18.0.101', '02:00:00:00:00:99', 'bound', $1)`, [
+        t0 + 3_600_000,
+      ]);
+      const { synced } = store.transactionSyncedLater(() => {
+        store.transaction(() => store.upsert(lease('02:00:00:00:00:01', '198.18.0.100', 'offered', t0 + 60_000), t0));
+        store.transaction(() => {
+          store.upsert(lease('02:00:00:00:00:05', '198.18.0.102', 'offered', t0 + 60_000), t0);
+          store.upsert(lease('02:00:00:00:00:02', '198.18.0.101', 'bound', t0 + 3_600_000), t0);
+        });
+        store.transaction(() => store.upsert(lease('02:00:00:00:00:03', '198.18.0.103', 'bound', t0 + 3_600_000), t0));
+      });
+      await assert.rejects(synced, (error: unknown) => {
+        assert.ok(error instanceof PartialCommitError, String(error));
+        assert.deepEqual([...error.refused.keys()], [2]);
+        const refusal = error.refused.get(2);
+        assert.ok(refusal instanceof LeaseConflictError);
+        assert.equal(refusal.heldBy.mac, '02:00:00:00:00:99');
+        return true;
+      });
+      assert.deepEqual(
+        (await rowsOf(schema)).map((row) => [row.address, row.mac]),
+        [
+          ['198.18.0.100', '02:00:00:00:00:01'],
+          ['198.18.0.101', '02:00:00:00:00:99'],
+          ['198.18.0.103', '02:00:00:00:00:03'],
+        ],
+        'the second unit is undone whole (198.18.0.102 too), the first and third are kept',
+      );
+      await until(
+        "the view reads the refused unit's rows again",
+        10_000,
+        async () => (store.byAddress('198.18.0.101')?.mac === '02:00:00:00:00:99' && store.byAddress('198.18.0.102') === undefined) || undefined,
+        () => JSON.stringify(store.all()),
+      );
+    } finally {
+      await store.close();
+    }
   });
 
   test('while PostgreSQL restarts nothing is kept and the caller is told; afterwards the store carries on by itself', async () => {

@@ -15,6 +15,10 @@
  * (transactionSyncedLater): the next batches are decided meanwhile, and
  * every batch that committed while one fsync ran shares the next one.
  *
+ * A store several servers share may keep the batch but refuse some
+ * requests' changes, which another server's conflict with (the database
+ * decides, request by request): only those requests go unanswered.
+ *
  * When the commit or its fsync fails, no request of the batch is answered,
  * ACK or not: a reply may promise nothing the store does not hold. Silence
  * rather than a NAK because a NAK makes a renewing client drop an address
@@ -23,7 +27,7 @@
  * changed nothing and are still carried out (logged as ignored).
  */
 import type { DhcpDecision } from '../decide/types.js';
-import { applyLeaseChanges, type LeaseStore } from './leases.js';
+import { applyLeaseChanges, PartialCommitError, type LeaseStore } from './leases.js';
 
 /** What deciding one request gives: its decision, and whatever else the server carries out with it. */
 export interface Decided {
@@ -83,13 +87,14 @@ export class GroupCommit<Request, Outcome extends Decided> {
     if (batch.length === 0) return; // close() dropped it
     this.queue = [];
     const now = this.steps.beginBatch();
-    const decided: Array<{ request: Request; outcome: Outcome }> = [];
+    // unit: the order of the request's nested transaction in the batch (the first is 1), as PartialCommitError names them.
+    const decided: Array<{ request: Request; outcome: Outcome; unit: number }> = [];
     let reached = 0;
     const decideAll = () => {
       for (const request of batch) {
         reached++;
         try {
-          decided.push({ request, outcome: this.store.transaction(() => this.decideOne(request, now)) });
+          decided.push({ request, outcome: this.store.transaction(() => this.decideOne(request, now)), unit: reached });
         } catch (error) {
           this.steps.failed(request, error, 'decide');
         }
@@ -112,7 +117,7 @@ export class GroupCommit<Request, Outcome extends Decided> {
       () => {
         for (const { outcome } of decided) this.steps.carryOut(outcome);
       },
-      (error: unknown) => this.batchFailed(decided, [], error),
+      (error: unknown) => (error instanceof PartialCommitError ? this.partlyKept(decided, error) : this.batchFailed(decided, [], error)),
     );
     this.syncing.add(waiting);
     void waiting.finally(() => this.syncing.delete(waiting));
@@ -124,6 +129,19 @@ export class GroupCommit<Request, Outcome extends Decided> {
     if (decision.kind !== 'ignore') applyLeaseChanges(this.store, decision.leaseChanges, now);
     this.steps.applied(outcome);
     return outcome;
+  }
+
+  /**
+   * The store kept the batch but for some requests' changes (another
+   * server's change conflicted with them): those requests get no reply, as
+   * a request whose own changes failed while deciding; the rest go.
+   */
+  private partlyKept(decided: ReadonlyArray<{ request: Request; outcome: Outcome; unit: number }>, error: PartialCommitError): void {
+    for (const { request, outcome, unit } of decided) {
+      const refused = error.refused.get(unit);
+      if (refused === undefined) this.steps.carryOut(outcome);
+      else this.steps.failed(request, refused, 'decide');
+    }
   }
 
   /**

@@ -52,6 +52,25 @@ export class LeaseConflictError extends Error {
   }
 }
 
+/**
+ * transactionSyncedLater's `synced` when only some of the transactions
+ * nested in its work were kept (a store several servers share refuses a
+ * change another server's conflicts with): `refused` holds, by the order
+ * of each nested call (the first is 1), why it was not kept; every other
+ * nested transaction was kept.
+ */
+export class PartialCommitError extends Error {
+  override readonly name = 'PartialCommitError';
+  constructor(readonly refused: ReadonlyMap<number, Error>) {
+    super(
+      `${refused.size} of the batch's changes refused: ${[...refused.values()]
+        .slice(0, 3)
+        .map((error) => error.message)
+        .join('; ')}${refused.size > 3 ? '; …' : ''}`,
+    );
+  }
+}
+
 export interface TransactionOptions {
   /** Commit to stable storage before returning (needed to write a bound lease). Default false. */
   durable?: boolean;
@@ -111,6 +130,8 @@ export interface LeaseStore {
    * rejects if it cannot be. The caller keeps every promise that depends
    * on the transaction (the DHCPACKs) until `synced` resolves, and may run
    * further transactions meanwhile: their reads see this one's writes.
+   * `synced` rejects with PartialCommitError when only some of the
+   * transactions nested directly in `work` were kept.
    * Throws, with nothing committed, like transaction(); not nested.
    */
   transactionSyncedLater<T>(work: () => T): { result: T; synced: Promise<void> };

@@ -33,7 +33,7 @@ import pg from 'pg';
 import { DatabaseConnection, DatabaseListener } from '../../postgres/connection.js';
 import { asDatabaseError, migrateDatabase, PostgresDatabaseError, withDatabase } from '../../postgres/database.js';
 import { leaseTables } from './tables.js';
-import { LeaseConflictError, MemoryLeaseStore, type Lease, type LeaseState, type LeaseStore, type TransactionOptions } from './leases.js';
+import { LeaseConflictError, MemoryLeaseStore, PartialCommitError, type Lease, type LeaseState, type LeaseStore, type TransactionOptions } from './leases.js';
 
 const CHANNEL = 'rackboot_leases';
 
@@ -176,16 +176,128 @@ export const postgresLeaseMigrations: readonly (readonly string[])[] = [
     `CREATE OR REPLACE FUNCTION rackboot_lease_ops(ops jsonb) RETURNS text[] LANGUAGE sql SET search_path FROM CURRENT
      AS $$ SELECT rackboot_lease_ops(ops, NULL::text) $$`,
   ],
+  // Version 3: a batch's changes in units (op field g: the DHCP request that
+  // made them), each kept or refused on its own. A unit another server's
+  // change conflicts with is undone alone (a subtransaction) and reported;
+  // the rest of the batch is kept. Ops without g are kept all or nothing,
+  // with the call. The older calls stay, for servers of the previous
+  // versions during an upgrade.
+  [
+    // One change, checked and applied as in version 2's loop, without notifying: the caller notifies once.
+    `CREATE FUNCTION rackboot_lease_op(op jsonb, server_id text) RETURNS text[] LANGUAGE plpgsql AS $$
+     DECLARE
+       now_ms bigint;
+       touched text[] := '{}';
+       addresses text[];
+       changed integer;
+       holder leases%ROWTYPE;
+     BEGIN
+       now_ms := (op->>'n')::bigint;
+       IF op->>'k' = 'u' THEN
+         IF op->>'s' <> 'declined' THEN
+           WITH gone AS (DELETE FROM leases WHERE mac = op->>'m' AND state <> 'declined' AND address <> op->>'a' RETURNING address)
+           SELECT coalesce(array_agg(address), '{}') INTO addresses FROM gone;
+           touched := touched || addresses;
+         END IF;
+         INSERT INTO leases AS l (address, mac, state, expires_at, hostname, server, changed_at)
+         VALUES (op->>'a', op->>'m', op->>'s', (op->>'e')::bigint, op->>'h', server_id, now())
+         ON CONFLICT (address) DO UPDATE SET mac = EXCLUDED.mac, state = EXCLUDED.state, expires_at = EXCLUDED.expires_at, hostname = EXCLUDED.hostname,
+                                             server = EXCLUDED.server, changed_at = EXCLUDED.changed_at
+         WHERE NOT (l.state IN ('offered', 'bound', 'declined') AND l.expires_at > now_ms
+                    AND (l.mac <> EXCLUDED.mac OR (l.state = 'declined' AND EXCLUDED.state <> 'declined')));
+         GET DIAGNOSTICS changed = ROW_COUNT;
+         IF changed = 0 THEN
+           SELECT * INTO holder FROM leases WHERE address = op->>'a';
+           RAISE EXCEPTION 'lease conflict' USING ERRCODE = 'RB001',
+             DETAIL = json_build_object('address', holder.address, 'mac', holder.mac, 'state', holder.state,
+                                        'expiresAt', holder.expires_at, 'wantedBy', op->>'m')::text;
+         END IF;
+         touched := touched || (op->>'a');
+       ELSIF op->>'k' = 'r' THEN
+         WITH done AS (UPDATE leases SET state = 'released', expires_at = now_ms, server = server_id, changed_at = now()
+                       WHERE mac = op->>'m' AND state IN ('offered', 'bound') RETURNING address)
+         SELECT coalesce(array_agg(address), '{}') INTO addresses FROM done;
+         touched := touched || addresses;
+       ELSIF op->>'k' = 'd' THEN
+         -- Only the record the deciding server saw: an offer it reclaims may be bound by now, through another server.
+         DELETE FROM leases WHERE address = op->>'a' AND mac = op->>'m' AND state = op->>'s' AND expires_at = (op->>'e')::bigint;
+         touched := touched || (op->>'a');
+       ELSIF op->>'k' = 'x' THEN
+         WITH gone AS (DELETE FROM leases WHERE expires_at <= now_ms AND state IN ('offered', 'declined') RETURNING address)
+         SELECT coalesce(array_agg(address), '{}') INTO addresses FROM gone;
+         touched := touched || addresses;
+         WITH ended AS (UPDATE leases SET state = 'expired', server = server_id, changed_at = now() WHERE expires_at <= now_ms AND state = 'bound' RETURNING address)
+         SELECT coalesce(array_agg(address), '{}') INTO addresses FROM ended;
+         touched := touched || addresses;
+       ELSE
+         RAISE EXCEPTION 'unknown lease change %', op->>'k';
+       END IF;
+       RETURN touched;
+     END
+     $$`,
+    `CREATE FUNCTION rackboot_lease_units(ops jsonb, server_id text) RETURNS jsonb LANGUAGE plpgsql AS $$
+     DECLARE
+       n integer := jsonb_array_length(ops);
+       i integer := 0;
+       unit integer;
+       touched text[] := '{}';
+       unit_touched text[];
+       failed jsonb := '[]';
+       detail text;
+       payload text;
+     BEGIN
+       WHILE i < n LOOP
+         unit := coalesce((ops->i->>'g')::integer, 0);
+         IF unit = 0 THEN
+           touched := touched || rackboot_lease_op(ops->i, server_id);
+           i := i + 1;
+         ELSE
+           unit_touched := '{}';
+           BEGIN
+             WHILE i < n AND coalesce((ops->i->>'g')::integer, 0) = unit LOOP
+               unit_touched := unit_touched || rackboot_lease_op(ops->i, server_id);
+               i := i + 1;
+             END LOOP;
+             touched := touched || unit_touched;
+           EXCEPTION WHEN SQLSTATE 'RB001' OR unique_violation THEN
+             GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+             failed := failed || jsonb_build_array(jsonb_build_object('g', unit, 'code', SQLSTATE, 'message', SQLERRM, 'detail', detail));
+             -- Variables keep their values past the rollback: skip the rest of the unit.
+             WHILE i < n AND coalesce((ops->i->>'g')::integer, 0) = unit LOOP
+               i := i + 1;
+             END LOOP;
+           END;
+         END IF;
+       END LOOP;
+       IF cardinality(touched) > 0 THEN
+         payload := array_to_json(touched)::text;
+         -- A notification carries at most 8000 bytes: past that, "*" (read everything).
+         IF length(payload) > 7000 THEN payload := '*'; END IF;
+         PERFORM pg_notify('${CHANNEL}', payload);
+       END IF;
+       RETURN jsonb_build_object('failed', failed);
+     END
+     $$`,
+  ],
 ];
 
 export const postgresLeaseSchemaVersion = postgresLeaseMigrations.length;
 
-/** One change as rackboot_lease_ops() takes it. */
-type LeaseOp =
+/** One change as rackboot_lease_units() takes it; g: the unit (the nested transaction of the batch) it belongs to. */
+type LeaseOp = (
   | { k: 'u'; a: string; m: string; s: LeaseState; e: number; h: string | null; n: number }
   | { k: 'r'; m: string; n: number }
   | { k: 'd'; a: string; m: string; s: LeaseState; e: number }
-  | { k: 'x'; n: number };
+  | { k: 'x'; n: number }
+) & { g?: number };
+
+/** A unit rackboot_lease_units() refused: its number, and the refusal's SQLSTATE, message and detail. */
+interface RefusedUnit {
+  g: number;
+  code: string;
+  message: string;
+  detail: string | null;
+}
 
 interface LeaseRow {
   address: string;
@@ -248,6 +360,9 @@ export class PostgresLeaseStore implements LeaseStore {
   private ops: LeaseOp[] | undefined;
   /** The addresses those changes may touch (a nested transaction that fails drops what it added). */
   private opAddresses: string[] | undefined;
+  /** The depth of nested transactions inside the open outermost one, and how many began at depth 1 (each a unit). */
+  private depth = 0;
+  private units = 0;
   private tail: Promise<void> = Promise.resolve();
   private seq = 0;
   private readonly queued = new Map<number, QueuedCall>();
@@ -373,16 +488,25 @@ export class PostgresLeaseStore implements LeaseStore {
     if (this.ops !== undefined) {
       const mark = this.ops.length;
       const addressMark = this.opAddresses!.length;
+      // A transaction nested directly in the outermost one is a unit, kept or refused on its own.
+      const unit = this.depth === 0 ? ++this.units : undefined;
+      this.depth += 1;
       try {
-        return { result: this.view.transaction(work, options), synced: Promise.resolve() };
+        const result = this.view.transaction(work, options);
+        if (unit !== undefined) for (let i = mark; i < this.ops.length; i += 1) this.ops[i]!.g = unit;
+        return { result, synced: Promise.resolve() };
       } catch (error) {
         this.ops.length = mark;
         this.opAddresses!.length = addressMark;
         throw error;
+      } finally {
+        this.depth -= 1;
       }
     }
     this.ops = [];
     this.opAddresses = [];
+    this.depth = 0;
+    this.units = 0;
     let result: T;
     try {
       result = this.view.transaction(work, options);
@@ -423,9 +547,21 @@ export class PostgresLeaseStore implements LeaseStore {
   private async send(call: QueuedCall, ops: LeaseOp[], callerWaits: boolean): Promise<void> {
     try {
       if (this.stale) await this.readAll();
-      await this.client.query('SELECT rackboot_lease_ops($1::jsonb, $2::text)', [JSON.stringify(ops), this.options.server ?? null]);
+      const answer = await this.client.query<{ r: { failed: RefusedUnit[] } }>('SELECT rackboot_lease_units($1::jsonb, $2::text) AS r', [
+        JSON.stringify(ops),
+        this.options.server ?? null,
+      ]);
       this.queued.delete(call.seq);
+      const refused = answer.rows[0]?.r.failed ?? [];
+      if (refused.length > 0) {
+        // The view holds the refused units' changes: read those rows again.
+        this.want(call.addresses);
+        const partial = new PartialCommitError(new Map(refused.map((unit) => [unit.g, this.unitError(unit)])));
+        if (!callerWaits) this.options.onProblem?.(`lease changes not kept: ${partial.message}`, partial);
+        throw partial;
+      }
     } catch (error) {
+      if (error instanceof PartialCommitError) throw error;
       this.queued.delete(call.seq);
       const failure = this.callError(error);
       if (!callerWaits) this.options.onProblem?.(`lease changes not kept: ${failure.message}`, failure);
@@ -433,6 +569,11 @@ export class PostgresLeaseStore implements LeaseStore {
       this.want(call.addresses);
       throw failure;
     }
+  }
+
+  /** Why one unit was refused, as callError says it of a whole call. */
+  private unitError(unit: RefusedUnit): Error {
+    return this.callError(Object.assign(new Error(unit.message), { code: unit.code, detail: unit.detail }));
   }
 
   /** What a failed call threw, as a LeaseConflictError (another server holds the address) or a PostgresDatabaseError. */
