@@ -5,7 +5,7 @@
  */
 import type { ClientFacts } from '../../core/facts.js';
 import { anyAddress, limitedBroadcast, type Subnet } from '../../net/ipv4.js';
-import { typedOptionName, type DhcpOptions, type OptionName } from '../wire/options.js';
+import { typedOptionName, type DhcpOptions } from '../wire/options.js';
 import { BootOp, type DhcpPacket } from '../wire/packet.js';
 import { relayAgentInformation } from '../wire/relay-agent.js';
 import { echoedRelayInformation } from './screen.js';
@@ -33,16 +33,24 @@ export function unknownClient(packet: DhcpPacket, facts: ClientFacts, context: P
  * not they listed them.
  */
 export function orderOptions(first: DhcpOptions, offered: DhcpOptions, requestList: readonly number[]): DhcpOptions {
-  const ordered: DhcpOptions = { ...first };
-  const put = (name: OptionName) => {
-    if (!(name in ordered) && offered[name] !== undefined) (ordered as Record<string, unknown>)[name] = offered[name];
+  // Gathered as entries and made into one object at the end: adding the
+  // names one by one, in an order each client chooses, would make the
+  // engine build and look up an object shape per order, per reply (the
+  // dearest step of a decision; see docs/performance.md).
+  const values = offered as Record<string, unknown>;
+  const entries: Array<[string, unknown]> = Object.entries(first);
+  const taken = new Set(entries.map(([name]) => name));
+  const take = (name: string) => {
+    if (taken.has(name) || values[name] === undefined) return;
+    taken.add(name);
+    entries.push([name, values[name]]);
   };
   for (const code of requestList) {
     const name = typedOptionName(code);
-    if (name !== undefined) put(name);
+    if (name !== undefined) take(name);
   }
-  for (const name of Object.keys(offered) as OptionName[]) put(name);
-  return ordered;
+  for (const name in values) take(name);
+  return Object.fromEntries(entries) as DhcpOptions;
 }
 
 /** RFC 6842: a reply carries the client identifier (61) the request had. */

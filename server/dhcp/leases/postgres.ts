@@ -5,19 +5,23 @@
  * decides), and a database across a network is not. So each server keeps a
  * view of the table in memory (a MemoryLeaseStore) and decides against it,
  * and every transaction's changes go to the database as one call of
- * rackboot_lease_ops(), in the order they were made, over one connection.
+ * rackboot_lease_units(), in the order they were made, over one connection.
  * The database is the authority:
- * - rackboot_lease_ops() checks each change against the rows as they are
- *   when it runs (INSERT ... ON CONFLICT DO UPDATE ... WHERE, which locks
- *   the row and sees the newest version of it), so two servers can never
- *   give one address to two clients, nor one client two addresses (the
- *   partial unique index on mac), whatever their views said. A change that
- *   breaks that fails the whole call: nothing of the transaction is kept.
+ * - rackboot_lease_units() checks each change against the rows as they
+ *   are when it runs (INSERT ... ON CONFLICT DO UPDATE ... WHERE, which
+ *   locks the row and sees the newest version of it), so two servers can
+ *   never give one address to two clients, nor one client two addresses
+ *   (the partial unique index on mac), whatever their views said. The
+ *   changes of each transaction nested directly in the outermost one (the
+ *   group commit's requests) are a unit: a unit with a change that breaks
+ *   that is undone alone (a subtransaction) and reported; a change outside
+ *   any unit that breaks it fails the whole call.
  * - transactionSyncedLater()'s `synced` resolves once the call has
  *   committed (PostgreSQL's commit is durable: synchronous_commit is on by
- *   default), and rejects when it did not: the server's group commit sends
- *   no reply of such a batch, offers included, so nothing is promised that
- *   the database does not hold.
+ *   default), rejects with PartialCommitError naming the units refused,
+ *   and rejects with the call's error when nothing was kept: the server's
+ *   group commit sends no reply of what was not kept, offers included, so
+ *   nothing is promised that the database does not hold.
  * - Every call notifies (pg_notify on rackboot_leases) the addresses it
  *   touched; each server reads those rows again and puts them in its view.
  *   A call that failed has its addresses read again the same way. Whatever

@@ -168,40 +168,67 @@ function setOption(options: DhcpOptions, name: OptionName, value: unknown): void
   (options as Record<string, unknown>)[name] = value;
 }
 
-/** code/length/value instances, split into 255-byte pieces (RFC 3396). */
-function optionInstances(code: number, data: Buffer): Buffer[] {
-  if (data.length === 0) return [Buffer.from([code, 0])];
-  const parts: Buffer[] = [];
-  for (let i = 0; i < data.length; i += 255) {
-    const piece = data.subarray(i, i + 255);
-    parts.push(Buffer.from([code, piece.length]), piece);
-  }
-  return parts;
+/** One option's value, encoded by its codec (or raw), before it is split into instances. */
+interface EncodedOption {
+  code: number;
+  data: Buffer;
 }
 
-function encodeOptions(packet: DhcpPacket): Buffer[] {
-  const parts: Buffer[] = [];
-  for (const [name, value] of Object.entries(packet.options)) {
+/**
+ * The packet's options, encoded, in the order the options object holds
+ * them, then the raw ones. Written into the packet by writeOptions, which
+ * adds each instance's code and length in place (no buffer per instance).
+ */
+function encodeOptions(packet: DhcpPacket): EncodedOption[] {
+  const encoded: EncodedOption[] = [];
+  const options = packet.options as Record<string, unknown>;
+  for (const name in options) {
+    const value = options[name];
     if (value === undefined) continue;
     const entry = optionCodecs[name as OptionName];
     if (entry === undefined) throw new DhcpEncodeError(`unknown option name '${name}'`);
-    parts.push(...optionInstances(entry.code, (entry.codec as OptionCodec<unknown>).encode(value, entry.code)));
+    encoded.push({ code: entry.code, data: (entry.codec as OptionCodec<unknown>).encode(value, entry.code) });
   }
   for (const [code, data] of packet.rawOptions ?? []) {
     if (!Number.isInteger(code) || code < 1 || code > 254 || code === optionCode.overload) {
       throw new DhcpEncodeError(`raw option code ${code} cannot be encoded`);
     }
     if (typedOptionName(code) !== undefined) throw new DhcpEncodeError(`raw option ${code} has a typed codec; set it in options`);
-    parts.push(...optionInstances(code, data));
+    encoded.push({ code, data });
   }
-  parts.push(Buffer.from([optionCode.end]));
-  return parts;
+  return encoded;
+}
+
+/** Bytes the options take on the wire: code/length/value instances of at most 255 bytes each (RFC 3396), then END. */
+function optionsLength(options: readonly EncodedOption[]): number {
+  let length = 1;
+  for (const { data } of options) length += data.length === 0 ? 2 : data.length + 2 * Math.ceil(data.length / 255);
+  return length;
+}
+
+/** Writes the options' instances and END at `offset`. */
+function writeOptions(buf: Buffer, offset: number, options: readonly EncodedOption[]): void {
+  let at = offset;
+  for (const { code, data } of options) {
+    if (data.length === 0) {
+      buf[at++] = code;
+      buf[at++] = 0;
+      continue;
+    }
+    for (let i = 0; i < data.length; i += 255) {
+      const piece = Math.min(255, data.length - i);
+      buf[at++] = code;
+      buf[at++] = piece;
+      data.copy(buf, at, i, i + piece);
+      at += piece;
+    }
+  }
+  buf[at] = optionCode.end;
 }
 
 /** Bytes encodePacket will produce for this packet. */
 export function encodingLength(packet: DhcpPacket): number {
-  const optionsLength = encodeOptions(packet).reduce((n, part) => n + part.length, 0);
-  return Math.max(minimumPacketLength, optionsStart + optionsLength);
+  return Math.max(minimumPacketLength, optionsStart + optionsLength(encodeOptions(packet)));
 }
 
 function checkField(name: string, value: number, max: number): void {
@@ -241,8 +268,7 @@ export function encodePacket(packet: DhcpPacket): Buffer {
   for (const [name, value] of addresses) checkAddress(name, value);
 
   const options = encodeOptions(packet);
-  const optionsLength = options.reduce((n, part) => n + part.length, 0);
-  const buf = Buffer.alloc(Math.max(minimumPacketLength, optionsStart + optionsLength));
+  const buf = Buffer.alloc(Math.max(minimumPacketLength, optionsStart + optionsLength(options)));
   buf[0] = packet.op;
   buf[1] = packet.hardwareType;
   buf[2] = packet.hardwareAddress.length;
@@ -255,10 +281,6 @@ export function encodePacket(packet: DhcpPacket): Buffer {
   writeText(buf, 'sname', packet.serverName, field.sname.offset, field.sname.length);
   writeText(buf, 'file', packet.bootFile, field.file.offset, field.file.length);
   buf.writeUInt32BE(magicCookie, headerLength);
-  let offset = optionsStart;
-  for (const part of options) {
-    part.copy(buf, offset);
-    offset += part.length;
-  }
+  writeOptions(buf, optionsStart, options);
   return buf;
 }
