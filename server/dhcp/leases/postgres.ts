@@ -41,6 +41,56 @@ import { LeaseConflictError, MemoryLeaseStore, PartialCommitError, type Lease, t
 
 const CHANNEL = 'rackboot_leases';
 
+/**
+ * One change applied, checked against the row as it is now: the body shared
+ * by version 2's loop and version 3's rackboot_lease_op(). Reads `op` and
+ * `server_id`; sets `now_ms`, `addresses`, `changed`, `holder`; appends to
+ * `touched`. A change another client's lease forbids raises RB001 with the
+ * holder as its detail.
+ */
+const applyLeaseOp = `
+       now_ms := (op->>'n')::bigint;
+       IF op->>'k' = 'u' THEN
+         IF op->>'s' <> 'declined' THEN
+           WITH gone AS (DELETE FROM leases WHERE mac = op->>'m' AND state <> 'declined' AND address <> op->>'a' RETURNING address)
+           SELECT coalesce(array_agg(address), '{}') INTO addresses FROM gone;
+           touched := touched || addresses;
+         END IF;
+         INSERT INTO leases AS l (address, mac, state, expires_at, hostname, server, changed_at)
+         VALUES (op->>'a', op->>'m', op->>'s', (op->>'e')::bigint, op->>'h', server_id, now())
+         ON CONFLICT (address) DO UPDATE SET mac = EXCLUDED.mac, state = EXCLUDED.state, expires_at = EXCLUDED.expires_at, hostname = EXCLUDED.hostname,
+                                             server = EXCLUDED.server, changed_at = EXCLUDED.changed_at
+         WHERE NOT (l.state IN ('offered', 'bound', 'declined') AND l.expires_at > now_ms
+                    AND (l.mac <> EXCLUDED.mac OR (l.state = 'declined' AND EXCLUDED.state <> 'declined')));
+         GET DIAGNOSTICS changed = ROW_COUNT;
+         IF changed = 0 THEN
+           SELECT * INTO holder FROM leases WHERE address = op->>'a';
+           RAISE EXCEPTION 'lease conflict' USING ERRCODE = 'RB001',
+             DETAIL = json_build_object('address', holder.address, 'mac', holder.mac, 'state', holder.state,
+                                        'expiresAt', holder.expires_at, 'wantedBy', op->>'m')::text;
+         END IF;
+         touched := touched || (op->>'a');
+       ELSIF op->>'k' = 'r' THEN
+         WITH done AS (UPDATE leases SET state = 'released', expires_at = now_ms, server = server_id, changed_at = now()
+                       WHERE mac = op->>'m' AND state IN ('offered', 'bound') RETURNING address)
+         SELECT coalesce(array_agg(address), '{}') INTO addresses FROM done;
+         touched := touched || addresses;
+       ELSIF op->>'k' = 'd' THEN
+         -- Only the record the deciding server saw: an offer it reclaims may be bound by now, through another server.
+         DELETE FROM leases WHERE address = op->>'a' AND mac = op->>'m' AND state = op->>'s' AND expires_at = (op->>'e')::bigint;
+         touched := touched || (op->>'a');
+       ELSIF op->>'k' = 'x' THEN
+         WITH gone AS (DELETE FROM leases WHERE expires_at <= now_ms AND state IN ('offered', 'declined') RETURNING address)
+         SELECT coalesce(array_agg(address), '{}') INTO addresses FROM gone;
+         touched := touched || addresses;
+         WITH ended AS (UPDATE leases SET state = 'expired', server = server_id, changed_at = now() WHERE expires_at <= now_ms AND state = 'bound' RETURNING address)
+         SELECT coalesce(array_agg(address), '{}') INTO addresses FROM ended;
+         touched := touched || addresses;
+       ELSE
+         RAISE EXCEPTION 'unknown lease change %', op->>'k';
+       END IF;
+`;
+
 /** Schema migrations of the lease tables: entry i takes them from version i to i + 1. Append only. */
 export const postgresLeaseMigrations: readonly (readonly string[])[] = [
   [
@@ -127,47 +177,7 @@ export const postgresLeaseMigrations: readonly (readonly string[])[] = [
        payload text;
      BEGIN
        FOR op IN SELECT value FROM jsonb_array_elements(ops) LOOP
-         now_ms := (op->>'n')::bigint;
-         IF op->>'k' = 'u' THEN
-           IF op->>'s' <> 'declined' THEN
-             WITH gone AS (DELETE FROM leases WHERE mac = op->>'m' AND state <> 'declined' AND address <> op->>'a' RETURNING address)
-             SELECT coalesce(array_agg(address), '{}') INTO addresses FROM gone;
-             touched := touched || addresses;
-           END IF;
-           INSERT INTO leases AS l (address, mac, state, expires_at, hostname, server, changed_at)
-           VALUES (op->>'a', op->>'m', op->>'s', (op->>'e')::bigint, op->>'h', server_id, now())
-           ON CONFLICT (address) DO UPDATE SET mac = EXCLUDED.mac, state = EXCLUDED.state, expires_at = EXCLUDED.expires_at, hostname = EXCLUDED.hostname,
-                                               server = EXCLUDED.server, changed_at = EXCLUDED.changed_at
-           WHERE NOT (l.state IN ('offered', 'bound', 'declined') AND l.expires_at > now_ms
-                      AND (l.mac <> EXCLUDED.mac OR (l.state = 'declined' AND EXCLUDED.state <> 'declined')));
-           GET DIAGNOSTICS changed = ROW_COUNT;
-           IF changed = 0 THEN
-             SELECT * INTO holder FROM leases WHERE address = op->>'a';
-             RAISE EXCEPTION 'lease conflict' USING ERRCODE = 'RB001',
-               DETAIL = json_build_object('address', holder.address, 'mac', holder.mac, 'state', holder.state,
-                                          'expiresAt', holder.expires_at, 'wantedBy', op->>'m')::text;
-           END IF;
-           touched := touched || (op->>'a');
-         ELSIF op->>'k' = 'r' THEN
-           WITH done AS (UPDATE leases SET state = 'released', expires_at = now_ms, server = server_id, changed_at = now()
-                         WHERE mac = op->>'m' AND state IN ('offered', 'bound') RETURNING address)
-           SELECT coalesce(array_agg(address), '{}') INTO addresses FROM done;
-           touched := touched || addresses;
-         ELSIF op->>'k' = 'd' THEN
-           -- Only the record the deciding server saw: an offer it reclaims may be bound by now, through another server.
-           DELETE FROM leases WHERE address = op->>'a' AND mac = op->>'m' AND state = op->>'s' AND expires_at = (op->>'e')::bigint;
-           touched := touched || (op->>'a');
-         ELSIF op->>'k' = 'x' THEN
-           WITH gone AS (DELETE FROM leases WHERE expires_at <= now_ms AND state IN ('offered', 'declined') RETURNING address)
-           SELECT coalesce(array_agg(address), '{}') INTO addresses FROM gone;
-           touched := touched || addresses;
-           WITH ended AS (UPDATE leases SET state = 'expired', server = server_id, changed_at = now() WHERE expires_at <= now_ms AND state = 'bound' RETURNING address)
-           SELECT coalesce(array_agg(address), '{}') INTO addresses FROM ended;
-           touched := touched || addresses;
-         ELSE
-           RAISE EXCEPTION 'unknown lease change %', op->>'k';
-         END IF;
-       END LOOP;
+${applyLeaseOp}       END LOOP;
        IF cardinality(touched) > 0 THEN
          payload := array_to_json(touched)::text;
          -- A notification carries at most 8000 bytes: past that, "*" (read everything).
@@ -196,47 +206,7 @@ export const postgresLeaseMigrations: readonly (readonly string[])[] = [
        changed integer;
        holder leases%ROWTYPE;
      BEGIN
-       now_ms := (op->>'n')::bigint;
-       IF op->>'k' = 'u' THEN
-         IF op->>'s' <> 'declined' THEN
-           WITH gone AS (DELETE FROM leases WHERE mac = op->>'m' AND state <> 'declined' AND address <> op->>'a' RETURNING address)
-           SELECT coalesce(array_agg(address), '{}') INTO addresses FROM gone;
-           touched := touched || addresses;
-         END IF;
-         INSERT INTO leases AS l (address, mac, state, expires_at, hostname, server, changed_at)
-         VALUES (op->>'a', op->>'m', op->>'s', (op->>'e')::bigint, op->>'h', server_id, now())
-         ON CONFLICT (address) DO UPDATE SET mac = EXCLUDED.mac, state = EXCLUDED.state, expires_at = EXCLUDED.expires_at, hostname = EXCLUDED.hostname,
-                                             server = EXCLUDED.server, changed_at = EXCLUDED.changed_at
-         WHERE NOT (l.state IN ('offered', 'bound', 'declined') AND l.expires_at > now_ms
-                    AND (l.mac <> EXCLUDED.mac OR (l.state = 'declined' AND EXCLUDED.state <> 'declined')));
-         GET DIAGNOSTICS changed = ROW_COUNT;
-         IF changed = 0 THEN
-           SELECT * INTO holder FROM leases WHERE address = op->>'a';
-           RAISE EXCEPTION 'lease conflict' USING ERRCODE = 'RB001',
-             DETAIL = json_build_object('address', holder.address, 'mac', holder.mac, 'state', holder.state,
-                                        'expiresAt', holder.expires_at, 'wantedBy', op->>'m')::text;
-         END IF;
-         touched := touched || (op->>'a');
-       ELSIF op->>'k' = 'r' THEN
-         WITH done AS (UPDATE leases SET state = 'released', expires_at = now_ms, server = server_id, changed_at = now()
-                       WHERE mac = op->>'m' AND state IN ('offered', 'bound') RETURNING address)
-         SELECT coalesce(array_agg(address), '{}') INTO addresses FROM done;
-         touched := touched || addresses;
-       ELSIF op->>'k' = 'd' THEN
-         -- Only the record the deciding server saw: an offer it reclaims may be bound by now, through another server.
-         DELETE FROM leases WHERE address = op->>'a' AND mac = op->>'m' AND state = op->>'s' AND expires_at = (op->>'e')::bigint;
-         touched := touched || (op->>'a');
-       ELSIF op->>'k' = 'x' THEN
-         WITH gone AS (DELETE FROM leases WHERE expires_at <= now_ms AND state IN ('offered', 'declined') RETURNING address)
-         SELECT coalesce(array_agg(address), '{}') INTO addresses FROM gone;
-         touched := touched || addresses;
-         WITH ended AS (UPDATE leases SET state = 'expired', server = server_id, changed_at = now() WHERE expires_at <= now_ms AND state = 'bound' RETURNING address)
-         SELECT coalesce(array_agg(address), '{}') INTO addresses FROM ended;
-         touched := touched || addresses;
-       ELSE
-         RAISE EXCEPTION 'unknown lease change %', op->>'k';
-       END IF;
-       RETURN touched;
+${applyLeaseOp}       RETURN touched;
      END
      $$`,
     `CREATE FUNCTION rackboot_lease_units(ops jsonb, server_id text) RETURNS jsonb LANGUAGE plpgsql AS $$
