@@ -9,7 +9,7 @@ import { isIpv4, Subnet } from './net/ipv4.js';
 import { AssetStore } from './assets/builds.js';
 import { hostFile, tftpHostFile, type HostSources } from './core/host-files.js';
 import { chooseBootFile, type ServerEndpoints } from './core/resolve.js';
-import { DhcpServer } from './dhcp/server.js';
+import { DhcpServer, type DhcpServerOptions } from './dhcp/server.js';
 import type { LeaseStore } from './dhcp/leases/leases.js';
 import { PostgresLeaseStore, postgresLeaseSchemaVersion } from './dhcp/leases/postgres.js';
 import { SqliteLeaseStore } from './dhcp/leases/sqlite.js';
@@ -93,6 +93,38 @@ export interface ServeOptions {
   hostImageCacheBytes?: number;
   log: Logger;
 }
+
+/**
+ * Runs the DHCP request path over made-up clients against a scratch lease
+ * file before the server listens (DhcpServer.warmUp): a rack that powers
+ * on together with its server otherwise meets code V8 has not compiled yet,
+ * and the first second's requests wait. Leaves nothing behind; a warm-up
+ * that fails costs a warning, never the start.
+ */
+async function warmUpDhcp(options: DhcpServerOptions, log: Logger): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'rackboot-warm-up-'));
+  try {
+    const scratch = SqliteLeaseStore.open(join(dir, 'leases.sqlite'));
+    try {
+      const { exchanges, ms } = await DhcpServer.warmUp(options, scratch, warmUpClients);
+      log.info({ exchanges, ms }, 'dhcp: request path warmed up on made-up clients');
+    } finally {
+      scratch.close();
+    }
+  } catch (error) {
+    log.warn({ err: error }, 'dhcp: warm-up failed; the first requests are answered more slowly');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Made-up clients of the warm-up, fewer when the pool is smaller (a pool
+ * of 50 addresses never meets a storm of thousands): at 2048, a storm of
+ * 4000 requests a second is answered in full from its first second, where
+ * 512 were not enough. About 0.6 s on one core.
+ */
+const warmUpClients = 2048;
 
 /** The lease store serve's options name: a PostgreSQL database shared with other servers, or leases.sqlite in the state folder. */
 async function openLeases(options: ServeOptions, log: Logger, server: string): Promise<LeaseStore & { close(): void | Promise<void> }> {
@@ -626,7 +658,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         reservationOwner: (address: string) => profiles.reservationOwner(address),
         sightings,
       };
-      const dhcp = new DhcpServer({
+      const dhcpOptions: DhcpServerOptions = {
         mode: options.dhcp,
         interfaceName: served.interfaceName,
         serverAddress: served.address,
@@ -648,7 +680,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         },
         log,
         port: options.dhcpPort,
-      });
+      };
+      if (full) await warmUpDhcp(dhcpOptions, log);
+      const dhcp = new DhcpServer(dhcpOptions);
       await dhcp.start();
       if (full) warnAboutSharedDhcpPort(options.dhcpPort, log);
       closers.push(() => dhcp.close());

@@ -8,6 +8,8 @@
  * it returns (Node tries the send at once): a burst sent in one synchronous
  * loop is all queued on the server's socket before its event loop runs again,
  * and libuv reads up to 32 datagrams a turn, so the burst is one batch.
+ * The server's commit window is 50 ms here (1 ms by default), so requests
+ * sent a few milliseconds apart join one batch too.
  */
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -55,6 +57,7 @@ describe('group commit', () => {
       log,
       port: serverPort,
       clientPort,
+      commitWindowMs: 50,
       onEvent: (event) => events.push(event),
     });
     await server.start();
@@ -117,6 +120,43 @@ describe('group commit', () => {
       assert.equal(record?.mac, `02:00:00:00:01:${i.toString(16).padStart(2, '0')}`);
       assert.equal(record?.state, 'bound');
     }
+  });
+
+  test('requests that arrive apart within the commit window are one batch, answered once it has committed', async () => {
+    replies = [];
+    const batchesBefore = server.stats.batches;
+    const sent = Date.now();
+    for (let i = 0; i < 3; i++) {
+      client.send(renew(`02:00:00:00:03:0${i}`, `127.0.0.${160 + i}`, 4000 + i));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await settle(() => replies.length >= 3);
+    assert.equal(server.stats.batches, batchesBefore + 1, 'one batch, one commit');
+    assert.deepEqual(replies.map((reply) => [reply.transactionId, reply.options.messageType]).sort(), [
+      [4000, MessageType.ack],
+      [4001, MessageType.ack],
+      [4002, MessageType.ack],
+    ]);
+    assert.ok(Date.now() - sent >= 50, 'the replies waited for the window');
+    for (let i = 0; i < 3; i++) assert.equal(leases.byAddress(`127.0.0.${160 + i}`)?.state, 'bound');
+  });
+
+  test('a commit window out of range is refused', () => {
+    const options = {
+      interfaceName: 'lo',
+      serverAddress: '127.0.0.1',
+      prefixLength: 8,
+      pool: { start: '127.0.0.100', end: '127.0.0.199' },
+      leaseSeconds: 3600,
+      dns: [],
+      reservationFor: () => undefined,
+      reservationOwner: () => undefined,
+      bootFile: testBootFile,
+      leases,
+      log: pino({ level: 'silent' }),
+    };
+    assert.throws(() => new DhcpServer({ ...options, commitWindowMs: 101 }), /DHCP configuration: commitWindowMs 101 is not a whole number in 0-100/);
+    assert.throws(() => new DhcpServer({ ...options, commitWindowMs: 0.5 }), /commitWindowMs 0\.5 is not a whole number/);
   });
 
   test('when the batch cannot commit, nothing is answered: one error line, then a debug line per request; the next batch is answered and one line says commits work again', async () => {

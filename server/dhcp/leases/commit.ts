@@ -4,8 +4,8 @@
  * own: the server says when to flush, reads the clock and carries out what
  * this module lets go.
  *
- * Every request of a batch (the server's: one turn of the event loop, and
- * libuv reads up to 32 datagrams per socket per turn) is decided inside one
+ * Every request of a batch (the server's: those that arrive within its
+ * commit window, a millisecond after the first) is decided inside one
  * lease transaction, each in a nested one, so a later request sees the
  * leases an earlier one was given and no address is promised twice; a
  * request whose deciding or changes throw is undone alone, and the batch
@@ -39,7 +39,7 @@ export type CommitFailure = 'decide' | 'commit';
 
 /** The server's part of group commit. */
 export interface GroupCommitSteps<Request, Outcome extends Decided> {
-  /** Runs `flush` once the requests that arrive together are queued (the server: setImmediate). */
+  /** Runs `flush` once the requests that arrive together are queued (the server: after its commit window). */
   schedule(flush: () => void): void;
   /** A batch begins: the time its requests are decided at. */
   beginBatch(): number;
