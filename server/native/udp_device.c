@@ -15,6 +15,13 @@
  *   SO_BROADCAST     replies to clients without an address are broadcast
  *   SO_BINDTODEVICE  receive from (and send through) this device only;
  *                    Linux before 5.7 wants CAP_NET_RAW for it
+ *   SO_RCVBUFFORCE   when a receive buffer size is given: what queues while
+ *                    the server is busy (a commit, a collection) instead of
+ *                    being dropped. SO_RCVBUF is capped by net.core.rmem_max
+ *                    (208 KiB on a stock Debian, about 150 DHCP packets);
+ *                    the FORCE variant, which the server may use as root at
+ *                    start, is not. Without CAP_NET_ADMIN it falls back to
+ *                    SO_RCVBUF; the caller reads what it got.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -35,10 +42,10 @@ static napi_value throw_type(napi_env env, const char *message) {
 }
 
 static napi_value open_udp4_on_device(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc != 3) return throw_type(env, "openUdp4OnDevice(device, address, port) takes 3 arguments");
+  if (argc != 3 && argc != 4) return throw_type(env, "openUdp4OnDevice(device, address, port[, receiveBufferBytes]) takes 3 or 4 arguments");
 
   char device[IFNAMSIZ + 1];
   size_t device_length;
@@ -63,6 +70,11 @@ static napi_value open_udp4_on_device(napi_env env, napi_callback_info info) {
   }
   address.sin_port = htons((uint16_t)port);
 
+  int32_t receive_buffer = 0;
+  if (argc == 4 && (napi_get_value_int32(env, argv[3], &receive_buffer) != napi_ok || receive_buffer < 0)) {
+    return throw_type(env, "receiveBufferBytes must be a non-negative integer");
+  }
+
   /* Close-on-exec: the server spawns no children that should hold port 67. */
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return rb_throw_errno(env, errno, "socket", "AF_INET SOCK_DGRAM");
@@ -71,6 +83,10 @@ static napi_value open_udp4_on_device(napi_env env, napi_callback_info info) {
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0) failed = "SO_REUSEADDR";
   else if (setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &on, sizeof on) < 0) failed = "SO_BROADCAST";
   else if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device, (socklen_t)device_length) < 0) failed = "SO_BINDTODEVICE";
+  else if (receive_buffer > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer, sizeof receive_buffer) < 0 &&
+           (errno != EPERM || setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer) < 0)) {
+    failed = "SO_RCVBUF";
+  }
   if (failed != NULL) {
     int error = errno;
     close(fd);

@@ -21,6 +21,12 @@ export interface DeviceSocketOptions {
   /** Local IPv4 address to bind; 0.0.0.0 for broadcasts. */
   address: string;
   port: number;
+  /**
+   * The receive buffer to ask for (SO_RCVBUFFORCE, or SO_RCVBUF capped by
+   * net.core.rmem_max without CAP_NET_ADMIN); the kernel's default if unset.
+   * socket.getRecvBufferSize() tells what was given (Linux doubles it).
+   */
+  receiveBufferBytes?: number;
 }
 
 /**
@@ -30,10 +36,13 @@ export interface DeviceSocketOptions {
  * needs root anyway.
  */
 export function bindUdp4ToDevice(options: DeviceSocketOptions): Promise<dgram.Socket> {
-  const { device, address, port } = options;
+  const { device, address, port, receiveBufferBytes } = options;
   return new Promise((resolve, reject) => {
     // Throws for bad arguments and failed system calls; the promise rejects.
-    const fd = nativeBinding().openUdp4OnDevice(device, address, port);
+    const fd =
+      receiveBufferBytes === undefined
+        ? nativeBinding().openUdp4OnDevice(device, address, port)
+        : nativeBinding().openUdp4OnDevice(device, address, port, receiveBufferBytes);
     const socket = dgram.createSocket({ type: 'udp4' });
     const onError = (error: Error) => {
       socket.close();

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
  */
 export interface NativeBinding {
   /** A bound UDP socket's descriptor; throws an Error with code/errno/syscall like Node's. See udp_device.c. */
-  openUdp4OnDevice(device: string, address: string, port: number): number;
+  openUdp4OnDevice(device: string, address: string, port: number, receiveBufferBytes?: number): number;
   /** A UDP socket bound to address and an ephemeral port, as a descriptor for dgram's bind({ fd }). See udp_segments.c. */
   openUdp4(address: string): number;
   /** The buffer as datagrams of segmentSize bytes (the last may be shorter) in one sendmsg; bytes sent, or -errno. See udp_segments.c. */

@@ -10,7 +10,8 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -20,6 +21,8 @@ import { Netns, run } from '../support/netns.js';
 import { bindingChildScript, type InformConfig } from './binding-child.js';
 import { runIn, ServerChild } from './live-support.js';
 import { childScript, type ChildServerConfig } from './netns-child.js';
+
+const deviceSocketModule = new URL('../../server/net/device-socket.js', import.meta.url).href;
 
 const servedAddress = '198.18.0.1';
 const otherAddress = '198.18.1.1';
@@ -163,6 +166,28 @@ describe('bindUdp4ToDevice', () => {
     } finally {
       holder.close();
     }
+  });
+
+  test('the receive buffer asked for is forced past net.core.rmem_max with CAP_NET_ADMIN; without it, capped there, and no error', async () => {
+    const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+    const wanted = 2 * rmemMax;
+    const socket = await bindUdp4ToDevice({ device: 'lo', address: '127.0.0.1', port: 0, receiveBufferBytes: wanted });
+    try {
+      // Linux reports twice the size set.
+      assert.equal(socket.getRecvBufferSize(), 2 * wanted);
+    } finally {
+      socket.close();
+    }
+    // The same as root without CAP_NET_ADMIN (setpriv drops it from the bounding set): SO_RCVBUF, capped.
+    const script = `import(${JSON.stringify(deviceSocketModule)})
+      .then(({ bindUdp4ToDevice }) => bindUdp4ToDevice({ device: 'lo', address: '127.0.0.1', port: 0, receiveBufferBytes: ${wanted} }))
+      .then((socket) => { console.log(socket.getRecvBufferSize()); socket.close(); }, (error) => { console.error(error.message); process.exit(1); })`;
+    const child = spawnSync('setpriv', ['--bounding-set=-net_admin', '--inh-caps=-net_admin', process.execPath, '-e', script], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(Number(child.stdout.trim()), 2 * rmemMax);
   });
 
   test('arguments are checked before any socket is made', async () => {

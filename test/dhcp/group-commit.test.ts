@@ -91,6 +91,15 @@ describe('group commit', () => {
     while (!until() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
   }
 
+  test('the sockets get a 4 MiB receive buffer, past net.core.rmem_max (the tests run as root, as serve starts)', () => {
+    const listening = logLines.find((line) => line.msg === 'DHCP server listening');
+    assert.equal(listening?.receiveBuffer, 2 * 4 * 1024 * 1024, 'Linux reports twice the size set');
+    assert.equal(
+      logLines.some((line) => String(line.msg).includes('receive buffer')),
+      false,
+    );
+  });
+
   test('a burst is decided in one transaction; a later request sees an earlier one’s lease', async () => {
     replies = [];
     const batchesBefore = server.stats.batches;
