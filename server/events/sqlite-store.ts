@@ -51,6 +51,19 @@ function fromRow(row: EventRow): BootEvent {
 
 const columns = 'id, time, mac, source, stage, detail, domain';
 
+/** Rows one INSERT of appendAll() writes. */
+const rowsPerInsert = 16;
+
+/** The column values of `count` events from `at`, in the order of `columns`. */
+function rowValues(events: readonly BootEvent[], at: number, count: number): Array<number | string | null> {
+  const values: Array<number | string | null> = [];
+  for (let i = at; i < at + count; i++) {
+    const event = events[i]!;
+    values.push(event.id, event.time, event.mac, event.source, event.stage, event.detail ?? null, event.domain ?? null);
+  }
+  return values;
+}
+
 export class SqliteEventStore implements EventStore {
   private readonly statements: ReturnType<SqliteEventStore['prepare']>;
   private nextId: number;
@@ -80,6 +93,9 @@ export class SqliteEventStore implements EventStore {
       maxId: db.prepare<[], { id: number | null }>('SELECT MAX(id) AS id FROM events'),
       insert: db.prepare<[number, number, string, string, string, string | null, string | null]>(
         `INSERT INTO events (${columns}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      insertMany: db.prepare<[Array<number | string | null>]>(
+        `INSERT INTO events (${columns}) VALUES ${Array.from({ length: rowsPerInsert }, () => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
       ),
       byHost: db.prepare<[string], EventRow>(`SELECT ${columns} FROM events WHERE mac = ? ORDER BY id`),
       newestByHost: db.prepare<[string, number], EventRow>(
@@ -120,7 +136,18 @@ export class SqliteEventStore implements EventStore {
     // One commit for the lot; if it fails, none is kept and nextId is put back.
     const first = this.nextId;
     try {
-      return this.db.transaction(() => events.map((event) => this.append(event)))();
+      return this.db.transaction(() => {
+        const stored = events.map((event, i): BootEvent => ({ ...event, id: first + i }));
+        // Rows a statement at a time: each call into SQLite costs more than a row.
+        let at = 0;
+        for (; at + rowsPerInsert <= stored.length; at += rowsPerInsert) this.statements.insertMany.run(rowValues(stored, at, rowsPerInsert));
+        for (; at < stored.length; at++) {
+          const event = stored[at]!;
+          this.statements.insert.run(event.id, event.time, event.mac, event.source, event.stage, event.detail ?? null, event.domain ?? null);
+        }
+        this.nextId = first + stored.length;
+        return stored;
+      })();
     } catch (error) {
       this.nextId = first;
       throw error;

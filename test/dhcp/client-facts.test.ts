@@ -92,6 +92,14 @@ describe('helpers and tables', () => {
   test('formatMac', () => {
     assert.equal(formatMac(Buffer.from([0x52, 0x54, 0, 0x12, 0xab, 0xff])), '52:54:00:12:ab:ff');
     assert.equal(formatMac(Buffer.alloc(0)), '');
+    assert.equal(formatMac(Buffer.from([0x0a])), '0a');
+    // Every byte value, in hardware addresses of 1-16 bytes (chaddr's length).
+    for (let length = 1; length <= 16; length++) {
+      for (let first = 0; first < 256; first += length) {
+        const bytes = Buffer.from(Array.from({ length }, (_, i) => (first + i * 17) % 256));
+        assert.equal(formatMac(bytes), [...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join(':'));
+      }
+    }
   });
 
   test('userClasses: bare string or RFC 3004 instances', () => {

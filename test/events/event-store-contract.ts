@@ -55,6 +55,30 @@ export function eventStoreContract<S extends EventStore>(name: string, make: () 
       assert.deepEqual(store.appendAll([]), []);
     });
 
+    test('appendAll of a long burst (more rows than one statement writes) keeps every field, in order', async () => {
+      const store = await create();
+      const events = Array.from({ length: 37 }, (_, i) => ({
+        time: t0 + i,
+        mac: i % 3 === 0 ? hostB : hostA,
+        source: 'guest' as const,
+        stage: `stage-${i}`,
+        ...(i % 2 === 0 ? { detail: `detail ${i}` } : {}),
+        ...(i % 5 === 0 ? { domain: `web${i}` } : {}),
+      }));
+      const stored = store.appendAll(events);
+      assert.deepEqual(
+        stored.map(({ id: _, ...event }) => event),
+        events,
+      );
+      assert.ok(stored.every((event, i) => i === 0 || event.id > stored[i - 1]!.id));
+      assert.deepEqual(
+        [...store.listByHost(hostA), ...store.listByHost(hostB)].sort((x, y) => x.id - y.id),
+        stored,
+      );
+      const next = store.append({ time: t0 + 100, mac: hostA, source: 'runtime', stage: 'ready' });
+      assert.ok(next.id > stored[36]!.id);
+    });
+
     test('listByHost with a limit keeps the newest, still oldest first', async () => {
       const store = await create();
       const stages = ['booted', 'configured', 'domain-started', 'ready'];

@@ -36,6 +36,24 @@ describe('SqliteEventStore', () => {
     again.close();
   });
 
+  test('a burst with a row the table refuses keeps none of it, and the ids go on from where they were', () => {
+    const file = join(dir, 'refused-burst.sqlite');
+    const store = SqliteEventStore.open(file);
+    try {
+      const good = Array.from({ length: 20 }, (_, i) => ({ time: 1000 + i, mac: '52:54:00:00:00:01', source: 'dhcp' as const, stage: `s${i}` }));
+      const before = store.append({ time: 999, mac: '52:54:00:00:00:01', source: 'dhcp', stage: 'first' });
+      // A source outside the table's CHECK, after a full statement's worth of rows.
+      assert.throws(
+        () => store.appendAll([...good, { time: 2000, mac: '52:54:00:00:00:01', source: 'nowhere' as never, stage: 'x' }]),
+        /CHECK constraint failed/,
+      );
+      assert.deepEqual(store.listByHost('52:54:00:00:00:01'), [before]);
+      assert.equal(store.append({ time: 2001, mac: '52:54:00:00:00:01', source: 'dhcp', stage: 'next' }).id, before.id + 1);
+    } finally {
+      store.close();
+    }
+  });
+
   test('a second server on the same file fails, naming it', () => {
     const file = join(dir, 'locked.sqlite');
     const owner = SqliteEventStore.open(file);
