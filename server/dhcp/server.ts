@@ -29,7 +29,7 @@ import { GroupCommit, type CommitFailure } from './leases/commit.js';
 import { holdsAddress, MemoryLeaseStore, type LeaseStore } from './leases/leases.js';
 import { TokenBucket } from './rate-limit.js';
 import { MessageType, messageTypeName } from './wire/options.js';
-import { decodePacket, encodePacket, type DhcpPacket } from './wire/packet.js';
+import { clientPacket, decodePacket, encodePacket, type DhcpPacket } from './wire/packet.js';
 import type { SlotSightings } from '../profiles/sightings.js';
 import { formatSlot, type RelaySlot } from '../profiles/slot.js';
 
@@ -162,20 +162,9 @@ function warmUpMac(n: number): Buffer {
 
 /** A request as iPXE sends it, from a made-up client of the warm-up. */
 function warmUpRequest(mac: Buffer, transactionId: number, options: DhcpPacket['options']): DhcpPacket {
-  return {
-    op: 1,
-    hardwareType: 1,
+  return clientPacket({
     hardwareAddress: mac,
-    hops: 0,
     transactionId,
-    secondsElapsed: 0,
-    broadcast: false,
-    clientAddress: '0.0.0.0',
-    yourAddress: '0.0.0.0',
-    serverAddress: '0.0.0.0',
-    relayAddress: '0.0.0.0',
-    serverName: '',
-    bootFile: '',
     options: {
       ...options,
       vendorClass: 'PXEClient:Arch:00000:UNDI:002001',
@@ -183,8 +172,9 @@ function warmUpRequest(mac: Buffer, transactionId: number, options: DhcpPacket['
       userClass: Buffer.from('iPXE'),
       parameterRequestList: [1, 3, 6, 12, 15, 43, 54, 60, 66, 67, 119, 175],
     },
-  };
+  });
 }
+
 const defaultCommitWindowMs = 1;
 
 export class DhcpServer {

@@ -22,11 +22,30 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { MessageType } from '../../server/dhcp/wire/options.js';
 import { decodePacket, encodePacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
-import { DhcpServer, type DhcpEvent } from '../../server/dhcp/server.js';
+import { DhcpServer, type DhcpEvent, type DhcpServerOptions } from '../../server/dhcp/server.js';
+import type { LeaseStore } from '../../server/dhcp/leases/leases.js';
+import type { Logger } from '../../server/log.js';
 import { SqliteLeaseStore } from '../../server/dhcp/leases/sqlite.js';
 import { clientRequest, freePort, testBootFile } from '../support/dhcp.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rackboot-group-commit-'));
+
+/** A full-mode server on lo with a pool of 100 and nothing reserved. */
+function onLoopback(leases: LeaseStore, log: Logger): DhcpServerOptions {
+  return {
+    interfaceName: 'lo',
+    serverAddress: '127.0.0.1',
+    prefixLength: 8,
+    pool: { start: '127.0.0.100', end: '127.0.0.199' },
+    leaseSeconds: 3600,
+    dns: [],
+    reservationFor: () => undefined,
+    reservationOwner: () => undefined,
+    bootFile: testBootFile,
+    leases,
+    log,
+  };
+}
 
 describe('group commit', () => {
   let leases: SqliteLeaseStore;
@@ -44,17 +63,7 @@ describe('group commit', () => {
     leases = SqliteLeaseStore.open(join(dir, 'leases.sqlite'), { busyTimeoutMs: 50 });
     const log = pino({ level: 'debug', base: undefined, timestamp: false }, { write: (line: string) => logLines.push(JSON.parse(line)) });
     server = new DhcpServer({
-      interfaceName: 'lo',
-      serverAddress: '127.0.0.1',
-      prefixLength: 8,
-      pool: { start: '127.0.0.100', end: '127.0.0.199' },
-      leaseSeconds: 3600,
-      dns: [],
-      reservationFor: () => undefined,
-      reservationOwner: () => undefined,
-      bootFile: testBootFile,
-      leases,
-      log,
+      ...onLoopback(leases, log),
       port: serverPort,
       clientPort,
       commitWindowMs: 50,
@@ -151,19 +160,7 @@ describe('group commit', () => {
   });
 
   test('a commit window out of range is refused', () => {
-    const options = {
-      interfaceName: 'lo',
-      serverAddress: '127.0.0.1',
-      prefixLength: 8,
-      pool: { start: '127.0.0.100', end: '127.0.0.199' },
-      leaseSeconds: 3600,
-      dns: [],
-      reservationFor: () => undefined,
-      reservationOwner: () => undefined,
-      bootFile: testBootFile,
-      leases,
-      log: pino({ level: 'silent' }),
-    };
+    const options = onLoopback(leases, pino({ level: 'silent' }));
     assert.throws(() => new DhcpServer({ ...options, commitWindowMs: 101 }), /DHCP configuration: commitWindowMs 101 is not a whole number in 0-100/);
     assert.throws(() => new DhcpServer({ ...options, commitWindowMs: 0.5 }), /commitWindowMs 0\.5 is not a whole number/);
   });

@@ -7,7 +7,7 @@ import { repoRoot } from './repo.js';
 import type { BootFileChoice, ClientFacts } from '../../server/core/facts.js';
 import type { DhcpContext, Reservation } from '../../server/dhcp/decide/types.js';
 import { MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
-import type { DhcpPacket } from '../../server/dhcp/wire/packet.js';
+import { clientPacket, type DhcpPacket } from '../../server/dhcp/wire/packet.js';
 import { readPcap, type UdpDatagram } from './pcap.js';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
@@ -40,23 +40,7 @@ export function macBytes(mac: string): Buffer {
 /** A client request with sensible defaults. */
 export function clientRequest(fields: Partial<DhcpPacket> & { mac?: string } = {}): DhcpPacket {
   const { mac = '02:00:00:00:00:01', ...rest } = fields;
-  return {
-    op: 1,
-    hardwareType: 1,
-    hardwareAddress: macBytes(mac),
-    hops: 0,
-    transactionId: 0x1234abcd,
-    secondsElapsed: 0,
-    broadcast: false,
-    clientAddress: '0.0.0.0',
-    yourAddress: '0.0.0.0',
-    serverAddress: '0.0.0.0',
-    relayAddress: '0.0.0.0',
-    serverName: '',
-    bootFile: '',
-    options: { messageType: 1 },
-    ...rest,
-  };
+  return clientPacket({ hardwareAddress: macBytes(mac), transactionId: 0x1234abcd, options: { messageType: 1 }, ...rest });
 }
 
 export const server = '198.18.0.1';

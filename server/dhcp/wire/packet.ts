@@ -36,6 +36,26 @@ export interface DhcpPacket {
   rawOptions?: Map<number, Buffer>;
 }
 
+/** A client's request (BOOTREQUEST, Ethernet): every field empty but those given. */
+export function clientPacket(fields: Partial<DhcpPacket> & Pick<DhcpPacket, 'hardwareAddress'>): DhcpPacket {
+  return {
+    op: 1,
+    hardwareType: hardwareTypeEthernet,
+    hops: 0,
+    transactionId: 0,
+    secondsElapsed: 0,
+    broadcast: false,
+    clientAddress: '0.0.0.0',
+    yourAddress: '0.0.0.0',
+    serverAddress: '0.0.0.0',
+    relayAddress: '0.0.0.0',
+    serverName: '',
+    bootFile: '',
+    options: {},
+    ...fields,
+  };
+}
+
 export const magicCookie = 0x63825363;
 const headerLength = 236;
 const optionsStart = headerLength + 4;
