@@ -282,16 +282,15 @@ export class DhcpServer {
       // writes, an fsync for ACKs) for one request as for twenty, and at a
       // few thousand requests a second one turn of the event loop reads
       // just one: the batch waits a millisecond for those that follow.
-      schedule: (flush) => {
-        if (commitWindowMs === 0) {
-          setImmediate(flush);
-          return;
-        }
-        this.flushTimer = setTimeout(() => {
-          this.flushTimer = undefined;
-          flush();
-        }, commitWindowMs);
-      },
+      schedule:
+        commitWindowMs === 0
+          ? (flush) => setImmediate(flush)
+          : (flush) => {
+              this.flushTimer = setTimeout(() => {
+                this.flushTimer = undefined;
+                flush();
+              }, commitWindowMs);
+            },
       beginBatch: () => {
         this.stats.batches++;
         return this.now();
@@ -320,13 +319,18 @@ export class DhcpServer {
   static async warmUp(options: DhcpServerOptions, scratch: LeaseStore, clients: number): Promise<{ exchanges: number; ms: number }> {
     const started = performance.now();
     const replies: Buffer[] = [];
+    // Every request ends in one event (a reply once sent, an ignore, an update, an error): the batch is done when each has.
+    let outstanding = 0;
+    let batchDone = (): void => undefined;
     const server = new DhcpServer({
       ...options,
       mode: 'full',
       leases: scratch,
       knownOnly: false,
       log: pino({ level: 'info' }, { write: () => undefined }),
-      onEvent: undefined,
+      onEvent: (event) => {
+        if (event.kind !== 'other-server' && --outstanding === 0) batchDone();
+      },
       sightings: undefined,
       answersFor: undefined,
       prefersAddress: undefined,
@@ -340,9 +344,11 @@ export class DhcpServer {
     const source = { address: '0.0.0.0', port: options.clientPort ?? 68, family: 'IPv4' as const, size: 0 };
     const exchange = async (packets: Buffer[]): Promise<DhcpPacket[]> => {
       replies.length = 0;
-      for (const packet of packets) server.receive(packet, { ...source, size: packet.length });
+      outstanding = packets.length;
       // Replies come once their batch is committed (an ACK's after its fsync).
-      for (let turns = 0; replies.length < packets.length && turns < 10_000; turns++) await new Promise((resolve) => setImmediate(resolve));
+      const done = new Promise<void>((resolve) => (batchDone = resolve));
+      for (const packet of packets) server.receive(packet, { ...source, size: packet.length });
+      await done;
       return replies.map((reply) => decodePacket(reply));
     };
     let exchanges = 0;

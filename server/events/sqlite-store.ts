@@ -127,9 +127,13 @@ export class SqliteEventStore implements EventStore {
 
   append(event: NewBootEvent): BootEvent {
     const stored: BootEvent = { ...event, id: this.nextId };
-    this.statements.insert.run(stored.id, stored.time, stored.mac, stored.source, stored.stage, stored.detail ?? null, stored.domain ?? null);
+    this.insertOne(stored);
     this.nextId++;
     return stored;
+  }
+
+  private insertOne(event: BootEvent): void {
+    this.statements.insert.run(event.id, event.time, event.mac, event.source, event.stage, event.detail ?? null, event.domain ?? null);
   }
 
   appendAll(events: readonly NewBootEvent[]): BootEvent[] {
@@ -141,10 +145,7 @@ export class SqliteEventStore implements EventStore {
         // Rows a statement at a time: each call into SQLite costs more than a row.
         let at = 0;
         for (; at + rowsPerInsert <= stored.length; at += rowsPerInsert) this.statements.insertMany.run(rowValues(stored, at, rowsPerInsert));
-        for (; at < stored.length; at++) {
-          const event = stored[at]!;
-          this.statements.insert.run(event.id, event.time, event.mac, event.source, event.stage, event.detail ?? null, event.domain ?? null);
-        }
+        for (; at < stored.length; at++) this.insertOne(stored[at]!);
         this.nextId = first + stored.length;
         return stored;
       })();
