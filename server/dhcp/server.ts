@@ -348,7 +348,12 @@ export class DhcpServer {
       // Replies come once their batch is committed (an ACK's after its fsync).
       const done = new Promise<void>((resolve) => (batchDone = resolve));
       for (const packet of packets) server.receive(packet, { ...source, size: packet.length });
-      await done;
+      // A request that ended without its event would hold the start forever: a warm-up is never worth that.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${outstanding} made-up requests still unanswered after 10 s`)), 10_000);
+      });
+      await Promise.race([done, late]).finally(() => clearTimeout(timer));
       return replies.map((reply) => decodePacket(reply));
     };
     let exchanges = 0;
