@@ -176,4 +176,57 @@ describe('SqliteLeaseStore', () => {
     reopened.upsert({ mac: '02:00:00:00:00:03', address: '198.18.0.101', state: 'offered', expiresAt: t0 + 100 }, t0 + 11);
     assert.equal(reopened.byMac('02:00:00:00:00:02'), undefined);
   });
+
+  test('reads come from memory, and a write SQLite refuses leaves memory as the file: nothing of its transaction, nested or not', () => {
+    const file = join(dir, 'refused.sqlite');
+    open(file).close();
+    // A trigger planted in the file refuses one address, the way a full disk or an I/O error would refuse a write.
+    const planted = new Database(file);
+    planted.exec(`CREATE TRIGGER refuse BEFORE INSERT ON leases WHEN NEW.address = '198.18.0.199' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`);
+    planted.close();
+    const store = open(file);
+    const mac = (n: number): string => `02:00:00:00:01:${String(n).padStart(2, '0')}`;
+    store.upsert({ mac: mac(1), address: '198.18.0.100', state: 'offered', expiresAt: t0 + 60_000 }, t0);
+    store.upsert({ mac: mac(2), address: '198.18.0.101', state: 'bound', expiresAt: t0 + 60_000 }, t0);
+    const before = store.all();
+    // Outermost: a client moving to the refused address keeps its record, and the release before it in the same transaction is undone.
+    assert.throws(
+      () =>
+        store.transaction(
+          () => {
+            store.release(mac(2), t0 + 1);
+            store.upsert({ mac: mac(1), address: '198.18.0.199', state: 'bound', expiresAt: t0 + 60_000 }, t0 + 1);
+          },
+          { durable: true },
+        ),
+      /refused by the test/,
+    );
+    assert.deepEqual(store.all(), before);
+    assert.equal(store.byMac(mac(1))?.address, '198.18.0.100');
+    assert.equal(store.byAddress('198.18.0.199'), undefined);
+    assert.equal(store.byMac(mac(2))?.state, 'bound');
+    // Nested: the inner transaction's changes go, the outer one's stay and commit.
+    store.transaction(() => {
+      store.upsert({ mac: mac(3), address: '198.18.0.102', state: 'offered', expiresAt: t0 + 60_000 }, t0 + 2);
+      assert.throws(
+        () =>
+          store.transaction(() => {
+            store.remove('198.18.0.100');
+            store.upsert({ mac: mac(4), address: '198.18.0.199', state: 'offered', expiresAt: t0 + 60_000 }, t0 + 2);
+          }),
+        /refused by the test/,
+      );
+    });
+    assert.equal(store.byAddress('198.18.0.100')?.mac, mac(1), 'the nested remove was undone');
+    assert.equal(store.byMac(mac(4)), undefined);
+    const inMemory = store.all();
+    assert.deepEqual(
+      inMemory.map((lease) => lease.address),
+      ['198.18.0.100', '198.18.0.101', '198.18.0.102'],
+    );
+    // What memory answers is what the file holds.
+    assert.deepEqual(readLeaseFile(file), inMemory);
+    store.close();
+    assert.deepEqual(open(file).all(), inMemory);
+  });
 });
