@@ -8,7 +8,7 @@
  * it returns (Node tries the send at once): a burst sent in one synchronous
  * loop is all queued on the server's socket before its event loop runs again,
  * and libuv reads up to 32 datagrams a turn, so the burst is one batch.
- * The server's commit window is 50 ms here (1 ms by default), so requests
+ * The server's commit window is 50 ms here (5 ms by default), so requests
  * sent a few milliseconds apart join one batch too.
  */
 import assert from 'node:assert/strict';
