@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { createGzip, gunzipSync } from 'node:zlib';
 import type { Logger } from '../server/log.js';
 import { AptClient, sha256File, type FetchedPackage } from './apt.js';
-import { DEFAULT_BUILD_SETTINGS, PINNED_PACKAGES, type BuildSettings, type PinnedPart } from './config.js';
+import { DEFAULT_BUILD_SETTINGS, DEFAULT_CHANNEL, PINNED_PACKAGES, type BuildSettings, type PinnedPart } from './config.js';
 import { encodeCpio, type CpioEntry } from './cpio.js';
 import { BuildStepError } from './errors.js';
 import {
@@ -65,6 +65,12 @@ export interface BuildOptions {
   variant?: RuntimeVariant;
   /** Make the CD/USB image (rackboot.iso), over settings.parts.iso (`--no-iso` turns it off). */
   iso?: boolean;
+  /**
+   * The channel the build is for (settings already chosen with
+   * settingsForChannel): recorded in the manifest, and the build becomes
+   * that channel's current one instead of ASSETS/current.
+   */
+  channel?: string;
   /** Where each step's start, amount done and end go (a terminal's bars, plain lines); default nowhere. */
   progress?: BuildProgress;
   log: Logger;
@@ -119,7 +125,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const root = packageRoot();
   const runtimeVersion = (JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string }).version;
   const apt = new AptClient({ cacheDir, log });
-  log.info({ out, cacheDir, variant, release, versions: settings.versions, parts }, 'build started');
+  log.info({ out, cacheDir, channel: options.channel ?? DEFAULT_CHANNEL, variant, release, versions: settings.versions, parts }, 'build started');
 
   // Each step reports its start and end (with duration) to the log and the
   // progress display, and any failure inside it leaves as a BuildStepError
@@ -369,12 +375,13 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       const files = manifestFiles ?? (await describe());
       const created = new Date();
       const id = buildId(created, createHash('sha256').update(contentDigestInput(files)).digest('hex'));
-      const manifest = createManifest(id, created, files, variant, await builderRecipe(root));
+      const channel = options.channel === DEFAULT_CHANNEL ? undefined : options.channel;
+      const manifest = createManifest(id, created, files, variant, await builderRecipe(root), channel);
       await writeFile(join(partial, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
       const dir = join(out, 'builds', id);
       await rename(partial, dir);
       published = dir;
-      await publishCurrent(out, id);
+      await publishCurrent(out, id, channel);
       return manifest;
     });
 
@@ -527,9 +534,9 @@ export function explainFailure(reason: string, errno: { code: string; path?: str
 }
 
 /** switchCurrent, its failure reported as the publish step's. */
-async function publishCurrent(out: string, id: string): Promise<void> {
+async function publishCurrent(out: string, id: string, channel: string | undefined): Promise<void> {
   try {
-    await switchCurrent(out, id);
+    await switchCurrent(out, id, channel);
   } catch (error) {
     throw new BuildStepError('publish', undefined, (error as Error).message, { cause: (error as Error).cause ?? error });
   }

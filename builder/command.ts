@@ -1,6 +1,6 @@
 import type { Logger } from '../server/log.js';
 import { build, packageRoot, type BuildResult } from './build.js';
-import { applySwitches, BuildConfigError, type BuildSwitches } from './config.js';
+import { applySwitches, BuildConfigError, settingsForChannel, type BuildSwitches } from './config.js';
 import { defaultConfigPath, loadBuildConfig } from './config-file.js';
 import { BuildStepError } from './errors.js';
 import { progressFor, type ProgressStream } from './progress.js';
@@ -18,6 +18,8 @@ export interface BuildCommandOptions {
   cacheDir?: string;
   /** The settings file; default builder/build.yaml. */
   config?: string;
+  /** Build for this channel of the settings file (its settings, its current build); default the default channel. */
+  channel?: string;
   switches: BuildSwitches;
   log: Logger;
   stderr?: ProgressStream;
@@ -36,7 +38,9 @@ export async function runBuildCommand(options: BuildCommandOptions): Promise<num
   const stderr = options.stderr ?? process.stderr;
   let settings;
   try {
-    settings = applySwitches(await loadBuildConfig(options.config ?? defaultConfigPath(packageRoot())), options.switches);
+    // switch > the channel's setting > the file's top level > default.
+    const config = options.config ?? defaultConfigPath(packageRoot());
+    settings = applySwitches(settingsForChannel(await loadBuildConfig(config), options.channel, config), options.switches);
   } catch (error) {
     if (!(error instanceof BuildConfigError)) throw error;
     for (const problem of error.problems) stderr.write(`rackboot build: ${problem}\n`);
@@ -48,6 +52,7 @@ export async function runBuildCommand(options: BuildCommandOptions): Promise<num
       out: options.out,
       cacheDir: options.cacheDir,
       settings,
+      ...(options.channel === undefined ? {} : { channel: options.channel }),
       progress: progressFor(stderr),
       log: options.log,
     });

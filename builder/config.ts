@@ -33,6 +33,29 @@ export const SUPPORTED_RELEASES = [RELEASE] as const;
 export const OPTIONAL_PARTS = ['memtest', 'guest', 'debianGuest', 'iso'] as const;
 export type OptionalPart = (typeof OPTIONAL_PARTS)[number];
 
+/**
+ * A channel: a name for a line of builds with settings of its own, laid
+ * over the file's top-level ones by `rackboot build --channel NAME` (a
+ * `testing` that pins a newer Xen, say). Each channel has its own current
+ * build (server/assets/builds.ts); builds made without --channel are the
+ * default channel's, with the top-level settings as they are.
+ */
+export interface ChannelSettings {
+  versions?: Partial<Record<PinnedPart, string>>;
+  variant?: RuntimeVariant;
+  parts?: Partial<Record<OptionalPart, boolean>>;
+}
+
+/** The channel of builds made without --channel; its current build is ASSETS/current. */
+export const DEFAULT_CHANNEL = 'default';
+
+/** A channel's name: a lower-case word (it names a link in the assets folder and appears in URLs). */
+export function channelNameProblem(name: string): string | undefined {
+  if (name === DEFAULT_CHANNEL) return `"${DEFAULT_CHANNEL}" is the channel of builds made without --channel; its settings are the top-level ones`;
+  if (/^[a-z][a-z0-9-]{0,31}$/.test(name)) return undefined;
+  return `${JSON.stringify(name)} is not a channel name (want a lower-case letter, then up to 31 of a-z, 0-9 and -)`;
+}
+
 export interface BuildSettings {
   release: (typeof SUPPORTED_RELEASES)[number];
   /** Debian version per pinned part; '' takes the newest the machine's apt sources offer. */
@@ -45,6 +68,8 @@ export interface BuildSettings {
     /** ISO 9660 volume identifier. */
     volumeLabel: string;
   };
+  /** Channels by name; empty unless the file names some. */
+  channels: Record<string, ChannelSettings>;
 }
 
 export const DEFAULT_BUILD_SETTINGS: BuildSettings = {
@@ -53,6 +78,7 @@ export const DEFAULT_BUILD_SETTINGS: BuildSettings = {
   variant: 'debian',
   parts: { memtest: true, guest: true, debianGuest: false, iso: true },
   iso: { sourceDateEpoch: undefined, volumeLabel: 'RACKBOOT' },
+  channels: {},
 };
 
 /** What the command line sets; anything left out comes from the file. */
@@ -110,7 +136,8 @@ export function epochProblem(value: number | string): string | undefined {
   return `${JSON.stringify(value)} is not a whole number of seconds since 1970 (want e.g. 1686355200)`;
 }
 
-const topLevelFields = ['release', 'versions', 'variant', 'parts', 'iso'] as const;
+const topLevelFields = ['release', 'versions', 'variant', 'parts', 'iso', 'channels'] as const;
+const channelFields = ['versions', 'variant', 'parts'] as const;
 const isoFields = ['sourceDateEpoch', 'volumeLabel'] as const;
 
 interface Entry {
@@ -198,23 +225,50 @@ export function parseBuildConfig(text: string, source: string): BuildConfigResul
     const value = checked(release, (v) => (v === '' ? 'empty; want bookworm' : releaseProblem(v)));
     if (value !== undefined) settings.release = value as BuildSettings['release'];
   }
-  const variant = top.get('variant');
-  if (variant !== undefined) {
-    const value = checked(variant, (v) => (v === '' ? `empty; want ${RUNTIME_VARIANTS.join(' or ')}` : variantProblem(v)));
-    if (value !== undefined) settings.variant = value as RuntimeVariant;
-  }
-  const versions = top.get('versions');
-  if (versions !== undefined) {
-    for (const [name, entry] of mapping(versions, PINNED_PARTS) ?? []) {
-      const value = checked(entry, debianVersionProblem);
-      if (value !== undefined) settings.versions[name as PinnedPart] = value;
+  // variant, versions and parts: at the top level and in each channel alike.
+  const readOverrides = (fields: Map<string, Entry>, into: ChannelSettings): void => {
+    const variant = fields.get('variant');
+    if (variant !== undefined) {
+      const value = checked(variant, (v) => (v === '' ? `empty; want ${RUNTIME_VARIANTS.join(' or ')}` : variantProblem(v)));
+      if (value !== undefined) into.variant = value as RuntimeVariant;
     }
-  }
-  const parts = top.get('parts');
-  if (parts !== undefined) {
-    for (const [name, entry] of mapping(parts, OPTIONAL_PARTS) ?? []) {
-      if (isScalar(entry.value) && typeof entry.value.value === 'boolean') settings.parts[name as OptionalPart] = entry.value.value;
-      else at(entry.value ?? entry.key, entry.path, 'want true or false');
+    const versions = fields.get('versions');
+    if (versions !== undefined) {
+      into.versions ??= {};
+      for (const [name, entry] of mapping(versions, PINNED_PARTS) ?? []) {
+        const value = checked(entry, debianVersionProblem);
+        if (value !== undefined) into.versions[name as PinnedPart] = value;
+      }
+    }
+    const parts = fields.get('parts');
+    if (parts !== undefined) {
+      into.parts ??= {};
+      for (const [name, entry] of mapping(parts, OPTIONAL_PARTS) ?? []) {
+        if (isScalar(entry.value) && typeof entry.value.value === 'boolean') into.parts[name as OptionalPart] = entry.value.value;
+        else at(entry.value ?? entry.key, entry.path, 'want true or false');
+      }
+    }
+  };
+  const topLevel: ChannelSettings = {};
+  readOverrides(top, topLevel);
+  Object.assign(settings, overlay(settings, topLevel));
+  const channels = top.get('channels');
+  if (channels !== undefined) {
+    if (channels.value !== null && !(isScalar(channels.value) && channels.value.value === null) && !isMap(channels.value)) {
+      at(channels.value, 'channels', 'want a mapping of channel names to their settings (versions, variant, parts)');
+    } else if (isMap(channels.value)) {
+      for (const pair of (channels.value as YAMLMap<unknown, unknown>).items as Array<Pair<Node | null, Node | null>>) {
+        const name = isScalar(pair.key) && typeof pair.key.value === 'string' ? pair.key.value : undefined;
+        const why = name === undefined ? 'a channel name is a plain word' : channelNameProblem(name);
+        if (why !== undefined) {
+          at(pair.key, name === undefined ? 'channels' : `channels.${name}`, why);
+          continue;
+        }
+        const fields = mapping({ path: `channels.${name}`, key: pair.key, value: pair.value }, channelFields);
+        const channel: ChannelSettings = {};
+        if (fields !== undefined) readOverrides(fields, channel);
+        settings.channels[name!] = channel;
+      }
     }
   }
   const iso = top.get('iso');
@@ -264,6 +318,34 @@ export function applySwitches(base: BuildSettings, switches: BuildSwitches): Bui
   if (label !== undefined && check('--volume-label', volumeLabelProblem(label))) settings.iso.volumeLabel = label;
   if (problems.length > 0) throw new BuildConfigError(problems);
   return settings;
+}
+
+/** Settings with a channel's (or the top level's) variant, versions and parts laid over them. */
+function overlay(settings: BuildSettings, over: ChannelSettings): BuildSettings {
+  return {
+    ...settings,
+    variant: over.variant ?? settings.variant,
+    versions: { ...settings.versions, ...over.versions },
+    parts: { ...settings.parts, ...over.parts },
+  };
+}
+
+/**
+ * The settings a build of `channel` uses: the channel's own laid over the
+ * top-level ones (the default channel, or none named, takes those as they
+ * are). An unknown channel is an error naming the file and the channels it has.
+ */
+export function settingsForChannel(settings: BuildSettings, channel: string | undefined, source: string): BuildSettings {
+  if (channel === undefined || channel === DEFAULT_CHANNEL) return settings;
+  const own = Object.hasOwn(settings.channels, channel) ? settings.channels[channel] : undefined;
+  if (own === undefined) {
+    const known = Object.keys(settings.channels);
+    const why = channelNameProblem(channel);
+    throw new BuildConfigError([
+      `--channel ${channel}: ${why ?? `no channel of that name in ${source} (${known.length === 0 ? 'it names none' : `it has ${known.join(', ')}`})`}`,
+    ]);
+  }
+  return overlay(settings, own);
 }
 
 /** parseBuildConfig, throwing a BuildConfigError with every problem in compiler style. */

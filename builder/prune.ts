@@ -10,7 +10,8 @@ export interface PruneResult {
 
 /**
  * `rackboot build --keep N`: keep the N newest builds (by the time their
- * manifest records) and always the current one, remove the rest.
+ * manifest records) and always the current one of every channel, remove
+ * the rest.
  *
  * A build is first renamed out of `builds/` and only then deleted, so the
  * server never sees half of one: a request either finds the whole build or
@@ -21,7 +22,8 @@ export interface PruneResult {
 export async function pruneBuilds(out: string, keep: number, log: Logger): Promise<PruneResult> {
   if (!Number.isInteger(keep) || keep < 1) throw new Error(`--keep ${keep}: want a whole number of builds, at least 1`);
   const buildsDir = join(out, 'builds');
-  const current = await realpath(join(out, 'current')).then(basename, () => undefined);
+  const links = [join(out, 'current'), ...(await readdir(join(out, 'channels')).catch(() => [] as string[])).map((name) => join(out, 'channels', name))];
+  const current = (await Promise.all(links.map((link) => realpath(link).then(basename, () => undefined)))).filter((id) => id !== undefined);
   const builds: Array<{ id: string; created: string }> = [];
   for (const id of await readdir(buildsDir).catch(() => [] as string[])) {
     if (id.startsWith('.')) continue;
@@ -35,7 +37,7 @@ export async function pruneBuilds(out: string, keep: number, log: Logger): Promi
   }
   builds.sort((a, b) => (a.created === b.created ? (a.id < b.id ? 1 : -1) : a.created < b.created ? 1 : -1));
   const kept = new Set(builds.slice(0, keep).map((build) => build.id));
-  if (current !== undefined) kept.add(current);
+  for (const id of current) kept.add(id);
   const removed: string[] = [];
   for (const build of builds) {
     if (kept.has(build.id)) continue;

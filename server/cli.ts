@@ -258,6 +258,10 @@ async function main(argv: string[]): Promise<void> {
           })
           .option('cache', { type: 'string', describe: 'download cache (default: ~/.cache/rackboot)' })
           .option('config', { type: 'string', describe: 'build settings file (default: builder/build.yaml, which documents each setting)' })
+          .option('channel', {
+            type: 'string',
+            describe: "build for this channel of the settings file: its settings over the top-level ones, and it becomes the channel's current build",
+          })
           .option('host', { type: 'string', describe: "instead of a build: one host's CD/USB image from the current build, with its profile on the boot line" })
           .option('iso-file', { type: 'string', describe: 'with --host: where to write the image (default rackboot-<mac>.iso)' })
           .option('profiles', folderOptions.profiles)
@@ -298,6 +302,7 @@ async function main(argv: string[]): Promise<void> {
           out: args.assets,
           ...(args.cache ? { cacheDir: args.cache } : {}),
           ...(args.config !== undefined ? { config: args.config } : {}),
+          ...(args.channel !== undefined ? { channel: args.channel } : {}),
           switches: switchesFromArgs(args as Record<string, unknown>),
           log,
         });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { MANIFEST_NAME, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
+import { CHANNEL_NAME, MANIFEST_NAME, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
 
 export interface Build {
   id: string;
@@ -26,6 +26,10 @@ export interface BuildFile {
  * scripts pin the build id so a machine that booted half-way through a switch
  * still gets parts that belong together. Only files named in a manifest are
  * ever served, which leaves nothing to traverse.
+ *
+ * Channels (`rackboot build --channel NAME`) each have a current build of
+ * their own, `ASSETS/channels/NAME`, a symlink switched the same way;
+ * `current` is the default channel's.
  */
 export class AssetStore {
   readonly dir: string;
@@ -35,15 +39,28 @@ export class AssetStore {
     this.dir = path.resolve(dir);
   }
 
-  /** The build `current` points at, or undefined when there is none yet. */
-  async current(): Promise<Build | undefined> {
+  /** The build `current` (or the channel's link) points at, or undefined when there is none yet. */
+  async current(channel?: string): Promise<Build | undefined> {
+    const link = channelLink(this.dir, channel);
+    if (link === undefined) return undefined;
     let target: string;
     try {
-      target = await realpath(path.join(this.dir, 'current'));
+      target = await realpath(link);
     } catch {
       return undefined;
     }
     return this.load(target);
+  }
+
+  /** The named channels that have a current build, by name; the default channel is not among them. */
+  async channels(): Promise<Map<string, Build>> {
+    const names = await readdir(path.join(this.dir, 'channels')).catch(() => [] as string[]);
+    const found = new Map<string, Build>();
+    for (const name of names.sort()) {
+      const build = await this.current(name).catch(() => undefined);
+      if (build !== undefined) found.set(name, build);
+    }
+    return found;
   }
 
   /** A build by id, current or not, or undefined; an error naming the file when its manifest is malformed. */
@@ -88,11 +105,11 @@ export class AssetStore {
     return builds;
   }
 
-  /** Make `id` the current build (see switchCurrent); throws when there is no such build. */
-  async switchTo(id: string): Promise<Build> {
+  /** Make `id` the current build, of the default channel or the one named (see switchCurrent); throws when there is no such build. */
+  async switchTo(id: string, channel?: string): Promise<Build> {
     const build = await this.build(id);
     if (build === undefined) throw new Error(`no build "${id}" in ${path.join(this.dir, 'builds')}`);
-    await switchCurrent(this.dir, build.id);
+    await switchCurrent(this.dir, build.id, channel);
     return build;
   }
 
@@ -127,18 +144,29 @@ export class AssetStore {
   }
 }
 
+/** ASSETS/current for the default channel (none named, or "default"), ASSETS/channels/NAME for another; undefined for a name that is none. */
+function channelLink(assets: string, channel: string | undefined): string | undefined {
+  if (channel === undefined || channel === 'default') return path.join(assets, 'current');
+  return CHANNEL_NAME.test(channel) ? path.join(assets, 'channels', channel) : undefined;
+}
+
 /**
- * Point ASSETS/current at builds/<id>: a new symlink under a temporary name,
- * renamed over the old one (rename(2) replaces atomically, so a reader sees
- * the old build or the new one, never neither).
+ * Point ASSETS/current (or the channel's link) at builds/<id>: a new
+ * symlink under a temporary name, renamed over the old one (rename(2)
+ * replaces atomically, so a reader sees the old build or the new one,
+ * never neither).
  */
-export async function switchCurrent(assets: string, id: string): Promise<void> {
-  const temp = path.join(assets, `.current-${randomBytes(6).toString('hex')}`);
-  await symlink(path.join('builds', id), temp);
+export async function switchCurrent(assets: string, id: string, channel?: string): Promise<void> {
+  const link = channelLink(assets, channel);
+  if (link === undefined) throw new Error(`cannot switch channel ${JSON.stringify(channel)}: not a channel name`);
+  const folder = path.dirname(link);
+  const temp = path.join(folder, `.current-${randomBytes(6).toString('hex')}`);
   try {
-    await rename(temp, path.join(assets, 'current'));
+    if (folder !== assets) await mkdir(folder, { recursive: true });
+    await symlink(path.relative(folder, path.join(assets, 'builds', id)), temp);
+    await rename(temp, link);
   } catch (error) {
     await rm(temp, { force: true });
-    throw new Error(`cannot switch ${path.join(assets, 'current')}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new Error(`cannot switch ${link}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
 }

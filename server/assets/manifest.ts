@@ -54,8 +54,13 @@ export interface Manifest {
   variant: RuntimeVariant;
   /** builderRecipe() of the source tree that made it; absent in builds made before it was recorded. */
   recipe?: string;
+  /** The channel it was built for (`rackboot build --channel`); absent for the default channel. */
+  channel?: string;
   files: ManifestFile[];
 }
+
+/** A channel's name in a manifest or a link: a lower-case word (builder/config.ts checks it with its reasons). */
+export const CHANNEL_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
 /**
  * A build id that sorts by time: "20250520T101500.123Z-1a2b3c4d" (UTC, with
@@ -81,15 +86,22 @@ export function contentDigestInput(files: Array<{ name: string; sha256: string }
  * the builder writes it; throws when a required file is missing or a name
  * is unknown or repeated.
  */
-export function createManifest(id: string, created: Date, files: ManifestFile[], variant: RuntimeVariant, recipe?: string): Manifest {
-  const manifest = orderedManifest(id, created.toISOString(), files, variant, recipe);
+export function createManifest(id: string, created: Date, files: ManifestFile[], variant: RuntimeVariant, recipe?: string, channel?: string): Manifest {
+  const manifest = orderedManifest(id, created.toISOString(), files, variant, recipe, channel);
   const missing = BUILD_FILES.filter((name) => !manifest.files.some((file) => file.name === name));
   if (missing.length > 0) throw new Error(`manifest is missing ${missing.join(', ')}`);
   return manifest;
 }
 
 /** The fields in order, with the checks every manifest passes, complete or not. */
-function orderedManifest(id: string, created: string, files: ManifestFile[], variant: RuntimeVariant, recipe: string | undefined): Manifest {
+function orderedManifest(
+  id: string,
+  created: string,
+  files: ManifestFile[],
+  variant: RuntimeVariant,
+  recipe: string | undefined,
+  channel: string | undefined,
+): Manifest {
   const byName = new Map(files.map((f) => [f.name, f]));
   const extra = files.filter((f) => !ALL_BUILD_FILES.includes(f.name));
   if (extra.length > 0 || byName.size !== files.length) {
@@ -98,7 +110,16 @@ function orderedManifest(id: string, created: string, files: ManifestFile[], var
   if (!(RUNTIME_VARIANTS as readonly string[]).includes(variant)) throw new Error(`manifest variant "${variant}" is not one of ${RUNTIME_VARIANTS.join(', ')}`);
   const ordered = [...BUILD_FILES, ...OPTIONAL_BUILD_FILES].filter((name) => byName.has(name)).map((name) => byName.get(name)!);
   if (recipe !== undefined && !/^[0-9a-f]{64}$/.test(recipe)) throw new Error(`manifest recipe "${recipe}" is not 64 lower-case hex digits`);
-  return { id, created, release: RELEASE, variant, ...(recipe === undefined ? {} : { recipe }), files: ordered };
+  if (channel !== undefined && !CHANNEL_NAME.test(channel)) throw new Error(`manifest channel ${JSON.stringify(channel)} is not a channel name`);
+  return {
+    id,
+    created,
+    release: RELEASE,
+    variant,
+    ...(recipe === undefined ? {} : { recipe }),
+    ...(channel === undefined ? {} : { channel }),
+    files: ordered,
+  };
 }
 
 function fail(what: string): never {
@@ -152,5 +173,7 @@ export function parseManifest(json: unknown): Manifest {
     fail(`variant is ${JSON.stringify(m.variant)}, want one of ${RUNTIME_VARIANTS.map((v) => `"${v}"`).join(', ')}`);
   }
   if (m.recipe !== undefined && (typeof m.recipe !== 'string' || !/^[0-9a-f]{64}$/.test(m.recipe))) fail('recipe is not 64 lower-case hex digits');
-  return orderedManifest(id, created, files, variant as RuntimeVariant, m.recipe as string | undefined);
+  if (m.channel !== undefined && (typeof m.channel !== 'string' || !CHANNEL_NAME.test(m.channel)))
+    fail(`channel is ${JSON.stringify(m.channel)}, not a channel name`);
+  return orderedManifest(id, created, files, variant as RuntimeVariant, m.recipe as string | undefined, m.channel as string | undefined);
 }

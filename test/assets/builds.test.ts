@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -48,4 +48,32 @@ test('switchTo points current at a build atomically, and refuses one that does n
   assert.equal((await store.current())?.id, 'b2');
   await assert.rejects(store.switchTo('nope'), new RegExp(`^Error: no build "nope" in ${path.join(assets, 'builds').replaceAll('/', '\\/')}$`));
   assert.equal((await store.current())?.id, 'b2');
+});
+
+test("each channel has its own current build, switched the same way; the default channel's is current", async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'rackboot-channels-'));
+  try {
+    await writeTestBuild(dir, 'c1', { vmlinuz: Buffer.from('one') }, '2026-11-20T10:00:00Z');
+    await writeTestBuild(dir, 'c2', { vmlinuz: Buffer.from('two') }, '2026-11-21T10:00:00Z');
+    const store = new AssetStore(dir);
+    assert.deepEqual([...(await store.channels()).keys()], [], 'no channel before the first build for one');
+    assert.equal(await store.current('testing'), undefined);
+    await store.switchTo('c1');
+    await store.switchTo('c2', 'testing');
+    assert.equal(await readlink(path.join(dir, 'channels', 'testing')), path.join('..', 'builds', 'c2'));
+    assert.equal((await store.current())?.id, 'c1', 'the default channel is untouched');
+    assert.equal((await store.current('default'))?.id, 'c1');
+    assert.equal((await store.current('testing'))?.id, 'c2');
+    await switchCurrent(dir, 'c1', 'stable');
+    assert.deepEqual(
+      [...(await store.channels())].map(([name, build]) => `${name}=${build.id}`),
+      ['stable=c1', 'testing=c2'],
+    );
+    // A name that is no channel never reaches the file system.
+    assert.equal(await store.current('../current'), undefined);
+    await assert.rejects(switchCurrent(dir, 'c1', '../x'), /cannot switch channel "\.\.\/x": not a channel name/);
+    assert.deepEqual((await readdir(path.join(dir, 'channels'))).sort(), ['stable', 'testing'], 'no temporary link left behind');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -96,3 +96,13 @@ test('the builder recipe round-trips; a malformed one is refused; builds from be
   assert.equal(parseManifest(old).recipe, undefined);
   assert.ok(!('recipe' in createManifest('id1', new Date(), files(), 'debian')), 'no recipe, no field');
 });
+
+test('the channel round-trips; a malformed one is refused; the default channel writes none', () => {
+  const m = createManifest('id1', new Date('2025-05-20T10:00:00Z'), files(), 'debian', sha('7'), 'testing');
+  assert.equal(m.channel, 'testing');
+  assert.deepEqual(parseManifest(JSON.parse(JSON.stringify(m))), m);
+  assert.deepEqual(Object.keys(m), ['id', 'created', 'release', 'variant', 'recipe', 'channel', 'files']);
+  assert.throws(() => createManifest('id1', new Date(), files(), 'debian', undefined, '../x'), /manifest channel "\.\.\/x" is not a channel name/);
+  assert.throws(() => parseManifest({ ...JSON.parse(JSON.stringify(m)), channel: 'Testing' }), /manifest: channel is "Testing", not a channel name/);
+  assert.ok(!('channel' in createManifest('id1', new Date(), files(), 'debian')), 'no channel, no field');
+});

@@ -167,6 +167,42 @@ test('off a terminal, with a settings file and switches over it: plain step line
   assert.ok(done.parts.every((p) => Number.isInteger(p.ms) && p.ms >= 0));
 });
 
+test("--channel: the channel's settings over the file's, the build becomes the channel's current one and the default channel's stays", async () => {
+  const out = join(scratch, 'channels');
+  await mkdir(join(out, 'builds'), { recursive: true });
+  // The default channel's build, copied from the good one (hard links: the same bytes).
+  const goodDir = join(goodOut, 'builds', good.id);
+  await mkdir(join(out, 'builds', good.id));
+  for (const name of await readdir(goodDir)) await link(join(goodDir, name), join(out, 'builds', good.id, name));
+  execFileSync('ln', ['-s', `builds/${good.id}`, join(out, 'current')]);
+  const config = join(scratch, 'channels.yaml');
+  await writeFile(
+    config,
+    `variant: tiny\nparts:\n  iso: false\nchannels:\n  testing:\n    versions:\n      xen: ${OLDER_XEN}\n    parts:\n      memtest: false\n`,
+  );
+  const unknown = await run('node', [cli, 'build', '--out', out, '--config', config, '--channel', 'nightly']);
+  assert.equal(unknown.code, 2, unknown.stderr);
+  assert.equal(lastLine(unknown.stderr), `rackboot build: --channel nightly: no channel of that name in ${config} (it has testing)`);
+  assert.deepEqual(await readdir(join(out, 'builds')), [good.id], 'nothing built for a channel the file does not have');
+
+  const result = await run('node', [cli, 'build', '--out', out, '--config', config, '--channel', 'testing']);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(await readlink(join(out, 'current')), `builds/${good.id}`, "the default channel's current build is untouched");
+  const target = await readlink(join(out, 'channels', 'testing'));
+  assert.match(target, /^\.\.\/builds\/\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{8}$/);
+  const manifest = parseManifest(JSON.parse(await readFile(join(out, 'channels', 'testing', 'manifest.json'), 'utf8')));
+  assert.equal(manifest.channel, 'testing');
+  assert.equal(manifest.files.find((f) => f.name === 'xen')!.version, OLDER_XEN, "the channel's pin is the Xen built");
+  assert.ok(!manifest.files.some((f) => f.name.startsWith('memtest')), "the channel's parts: no memtest");
+  assert.equal(good.channel, undefined, 'a build without --channel records none');
+  const started = result.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { msg: string; channel?: string })
+    .find((l) => l.msg === 'build started');
+  assert.equal(started?.channel, 'testing');
+});
+
 test('a pinned kernel: the meta package at that version names the kernel package, asked for at the same version', async () => {
   const apt = new AptClient({ cacheDir: join(scratch, 'apt'), log: silentLogger() });
   const newest = await resolveKernel(apt, '');

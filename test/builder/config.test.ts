@@ -10,6 +10,7 @@ import {
   OPTIONAL_PARTS,
   parseBuildConfig,
   PINNED_PARTS,
+  settingsForChannel,
   settingsFromText,
 } from '../../builder/config.js';
 import { BUILD_SWITCHES, switchesFromArgs } from '../../builder/switches.js';
@@ -29,8 +30,8 @@ test('builder/build.yaml holds exactly the defaults, with a comment above every 
   assert.deepEqual(await loadBuildConfig(path), DEFAULT_BUILD_SETTINGS);
   const lines = (await readFile(path, 'utf8')).split('\n');
   const settings = lines.map((line, i) => ({ line, i })).filter(({ line }) => /^\s*[A-Za-z]+:/.test(line));
-  // release, versions: and each pin, variant, parts: and each part, iso: and its two settings.
-  assert.equal(settings.length, 2 + PINNED_PARTS.length + 2 + OPTIONAL_PARTS.length + 1 + 2, 'every setting and section is in the file');
+  // release, versions: and each pin, variant, parts: and each part, iso: and its two settings, channels.
+  assert.equal(settings.length, 2 + PINNED_PARTS.length + 2 + OPTIONAL_PARTS.length + 1 + 2 + 1, 'every setting and section is in the file');
   for (const { line, i } of settings) assert.match(lines[i - 1]!, /^\s*#/, `line ${i + 1} "${line.trim()}" has a comment above it`);
 });
 
@@ -60,6 +61,7 @@ test('a file sets every field; what it leaves out keeps its default', () => {
     versions: { xen: '4.17.5+72-g01140da4e8-1', kernel: '', ipxe: '', memtest: '6.10-4', busybox: '1:1.35.0-4+deb12u1+b1' },
     parts: { memtest: false, guest: true, debianGuest: true, iso: false },
     iso: { sourceDateEpoch: 1_700_000_000, volumeLabel: 'RB_TEST_01' },
+    channels: {},
   });
   assert.deepEqual(settingsFromText('# nothing set\n', 'empty.yaml'), DEFAULT_BUILD_SETTINGS);
   assert.deepEqual(
@@ -91,7 +93,7 @@ test('every problem names the file, line, column and field; unknown fields are r
     ),
     [
       'build.yaml:1:10: release: "trixie" is not a release this build knows (want bookworm: the package names are bookworm\'s)',
-      'build.yaml:2:1: varient: unknown field; known fields here: release, versions, variant, parts, iso',
+      'build.yaml:2:1: varient: unknown field; known fields here: release, versions, variant, parts, iso, channels',
       'build.yaml:4:8: versions.xen: "latest" is not a Debian version (want e.g. 4.17.5+72-g01140da4e8-1 or 1:1.35.0-4, or "" for the newest)',
       'build.yaml:5:3: versions.qemu: unknown field; known fields here: xen, kernel, ipxe, memtest, busybox',
       'build.yaml:7:8: parts.iso: want true or false',
@@ -106,11 +108,80 @@ test('every problem names the file, line, column and field; unknown fields are r
   assert.deepEqual(problems('versions:\n  1: x\n'), [
     'build.yaml:2:3: versions: field names are plain words; known fields here: xen, kernel, ipxe, memtest, busybox',
   ]);
-  assert.deepEqual(problems('- release\n'), ['build.yaml:1:1: want a mapping of release, versions, variant, parts, iso']);
+  assert.deepEqual(problems('- release\n'), ['build.yaml:1:1: want a mapping of release, versions, variant, parts, iso, channels']);
   assert.deepEqual(problems('variant: &x tiny\nrelease: *x\n'), ['build.yaml:2:10: aliases (*x) are not supported here; write the value out']);
   // The parser notices the missing quote at the end of the file.
   assert.deepEqual(problems('versions:\n  xen: "4.17\n'), ['build.yaml:3:1: Missing closing "quote']);
   assert.deepEqual(problems('variant: tiny\nvariant: debian\n').length, 1, 'a repeated key is refused');
+});
+
+test("channels: each lays its variant, versions and parts over the top level's; a bad or unknown channel is named", () => {
+  const text = [
+    'variant: tiny', // 1
+    'versions:', // 2
+    '  xen: 4.17.5+72-g01140da4e8-1', // 3
+    'channels:', // 4
+    '  testing:', // 5
+    '    versions:', // 6
+    '      kernel: 6.1.158-1', // 7
+    '    parts:', // 8
+    '      debianGuest: true', // 9
+    '  fat:', // 10
+    '    variant: debian', // 11
+    '  empty:', // 12
+    '',
+  ].join('\n');
+  const settings = settingsFromText(text, 'build.yaml');
+  assert.deepEqual(Object.keys(settings.channels), ['testing', 'fat', 'empty']);
+  // The default channel (none named, or "default") takes the top level as it is.
+  assert.equal(settingsForChannel(settings, undefined, 'build.yaml'), settings);
+  assert.equal(settingsForChannel(settings, 'default', 'build.yaml'), settings);
+  const testing = settingsForChannel(settings, 'testing', 'build.yaml');
+  assert.equal(testing.variant, 'tiny');
+  assert.deepEqual(testing.versions, { ...DEFAULT_BUILD_SETTINGS.versions, xen: '4.17.5+72-g01140da4e8-1', kernel: '6.1.158-1' });
+  assert.deepEqual(testing.parts, { ...DEFAULT_BUILD_SETTINGS.parts, debianGuest: true });
+  assert.equal(settingsForChannel(settings, 'fat', 'build.yaml').variant, 'debian');
+  assert.deepEqual(settingsForChannel(settings, 'empty', 'build.yaml').versions, settings.versions);
+  // Switches still win over the channel's settings.
+  assert.equal(applySwitches(testing, { versions: { kernel: '6.1.159-1' } }).versions.kernel, '6.1.159-1');
+  assert.throws(
+    () => settingsForChannel(settings, 'nightly', 'build.yaml'),
+    (error: unknown) =>
+      error instanceof BuildConfigError && error.message === '--channel nightly: no channel of that name in build.yaml (it has testing, fat, empty)',
+  );
+  assert.throws(
+    () => settingsForChannel(DEFAULT_BUILD_SETTINGS, 'testing', 'b.yaml'),
+    /--channel testing: no channel of that name in b\.yaml \(it names none\)/,
+  );
+  assert.throws(() => settingsForChannel(settings, 'Testing!', 'build.yaml'), /--channel Testing!: "Testing!" is not a channel name/);
+  assert.throws(() => settingsForChannel(settings, '__proto__', 'build.yaml'), /--channel __proto__: "__proto__" is not a channel name/);
+  assert.deepEqual(
+    problems(
+      [
+        'channels:', // 1
+        '  Testing:', // 2
+        '    variant: tiny', // 3
+        '  default:', // 4
+        '    variant: tiny', // 5
+        '  nightly:', // 6
+        '    release: trixie', // 7
+        '    versions:', // 8
+        '      xen: latest', // 9
+        '  weekly: tiny', // 10
+        '',
+      ].join('\n'),
+    ),
+    [
+      'build.yaml:2:3: channels.Testing: "Testing" is not a channel name (want a lower-case letter, then up to 31 of a-z, 0-9 and -)',
+      'build.yaml:4:3: channels.default: "default" is the channel of builds made without --channel; its settings are the top-level ones',
+      'build.yaml:7:5: channels.nightly.release: unknown field; known fields here: versions, variant, parts',
+      'build.yaml:9:12: channels.nightly.versions.xen: "latest" is not a Debian version (want e.g. 4.17.5+72-g01140da4e8-1 or 1:1.35.0-4, or "" for the newest)',
+      'build.yaml:10:11: channels.weekly: want a mapping of versions, variant, parts',
+    ],
+  );
+  assert.deepEqual(problems('channels: [testing]\n'), [
+    'build.yaml:1:11: channels: want a mapping of channel names to their settings (versions, variant, parts)',
+  ]);
 });
 
 test('switches win over the file, the file over the defaults; a bad switch is named', () => {
@@ -127,6 +198,7 @@ test('switches win over the file, the file over the defaults; a bad switch is na
     versions: { xen: '4.17.5+72-g01140da4e8-1', kernel: '', ipxe: '1.0.0+git-20190125.36a4c85-5.1', memtest: '', busybox: '' },
     parts: { memtest: true, guest: false, debianGuest: false, iso: false },
     iso: { sourceDateEpoch: 1_700_000_000, volumeLabel: 'X' },
+    channels: {},
   });
   assert.deepEqual(applySwitches(file, {}), file, 'no switches: the file as it was');
   assert.throws(

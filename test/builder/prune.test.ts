@@ -64,6 +64,25 @@ test('--keep N keeps the N newest builds and always the current one; unpublished
   await assert.rejects(pruneBuilds(out, 0, silentLogger()), /--keep 0: want a whole number of builds, at least 1/);
 });
 
+test("--keep N keeps every channel's current build too", async () => {
+  const out = path.join(root, 'channels');
+  for (const [id, created] of [
+    ['c1', '2026-11-20T10:00:00Z'],
+    ['c2', '2026-11-21T10:00:00Z'],
+    ['c3', '2026-11-22T10:00:00Z'],
+    ['c4', '2026-11-23T10:00:00Z'],
+  ] as const) {
+    await writeBuild(out, id, created, { vmlinuz: Buffer.from(id) });
+  }
+  await switchCurrent(out, 'c3');
+  await switchCurrent(out, 'c1', 'stable');
+  await switchCurrent(out, 'c4', 'testing');
+  const result = await pruneBuilds(out, 1, silentLogger());
+  assert.deepEqual(result.removed, ['c2']);
+  assert.deepEqual(result.kept, ['c4', 'c3', 'c1']);
+  assert.deepEqual((await readdir(path.join(out, 'builds'))).sort(), ['c1', 'c3', 'c4']);
+});
+
 test("downloads that started before a switch and a prune finish with the old build's bytes (HTTP and TFTP)", async () => {
   const out = path.join(root, 'inflight');
   const old = randomBytes(24 * 1024 * 1024);
