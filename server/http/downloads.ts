@@ -34,7 +34,12 @@ export interface DownloadImage {
   size: number;
   sha256: string;
   build: string;
+  /** Whether it is the default channel's current build. */
   current: boolean;
+  /** The channel it was built for (its manifest's; "default" when it names none). */
+  channel: string;
+  /** The channels whose current build it is, by name (the default one as "default"). */
+  currentFor: string[];
 }
 
 /** A file to send: the validators come from the manifest, not from reading the file. */
@@ -245,9 +250,10 @@ export async function sendDownload(
   }
 }
 
-/** Every build's image, newest build first. */
+/** Every build's image, newest build first, each with its channel and the channels it is current for. */
 export async function listImages(assets: AssetStore): Promise<DownloadImage[]> {
   const current = await assets.current();
+  const currents = [...(current === undefined ? [] : [['default', current] as const]), ...(await assets.channels())];
   const images: DownloadImage[] = [];
   for (const { id } of (await assets.list()).reverse()) {
     const file = await assets.file(ISO_FILE, id);
@@ -258,6 +264,8 @@ export async function listImages(assets: AssetStore): Promise<DownloadImage[]> {
       sha256: file.entry.sha256,
       build: file.build.id,
       current: file.build.id === current?.id,
+      channel: file.build.manifest.channel ?? 'default',
+      currentFor: currents.filter(([, build]) => build.id === file.build.id).map(([name]) => name),
     });
   }
   return images;
@@ -273,8 +281,9 @@ const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.char
 export function renderImageList(images: DownloadImage[]): string {
   const rows = images.map(
     (image) =>
-      `<tr><td><a href="/iso/${encodeURIComponent(image.name)}">${escapeHtml(image.name)}</a>${image.current ? ' (current)' : ''}</td>` +
-      `<td>${image.size}</td><td><code>${image.sha256}</code></td><td>${escapeHtml(image.build)}</td></tr>`,
+      `<tr><td><a href="/iso/${encodeURIComponent(image.name)}">${escapeHtml(image.name)}</a>` +
+      `${image.currentFor.length > 0 ? ` (current: ${escapeHtml(image.currentFor.join(', '))})` : ''}</td>` +
+      `<td>${image.size}</td><td><code>${image.sha256}</code></td><td>${escapeHtml(image.build)}</td><td>${escapeHtml(image.channel)}</td></tr>`,
   );
   return [
     '<!doctype html>',
@@ -282,7 +291,7 @@ export function renderImageList(images: DownloadImage[]): string {
     '<h1>rackboot CD/USB images</h1>',
     '<p>Write an image to a USB stick (<code>dd if=IMAGE of=/dev/sdX bs=4M</code>) or burn it to a CD; it boots BIOS and UEFI machines.',
     ' Check downloads with <a href="/iso/SHA256SUMS">SHA256SUMS</a>.</p>',
-    '<table><tr><th>image</th><th>bytes</th><th>sha256</th><th>build</th></tr>',
+    '<table><tr><th>image</th><th>bytes</th><th>sha256</th><th>build</th><th>channel</th></tr>',
     ...rows,
     '</table></body></html>',
     '',

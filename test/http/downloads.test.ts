@@ -9,12 +9,13 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
-import { AssetStore, type Build } from '../../server/assets/builds.js';
+import { AssetStore, switchCurrent, type Build } from '../../server/assets/builds.js';
 import { createHttpApp } from '../../server/http/app.js';
-import { decideRange, etagOf, isoSanbootUrl, notModified, renderSha256Sums } from '../../server/http/downloads.js';
+import { decideRange, etagOf, isoSanbootUrl, listImages, notModified, renderImageList, renderSha256Sums } from '../../server/http/downloads.js';
 import { silentLogger } from '../../server/log.js';
 import type { Profile } from '../../server/profiles/profile.js';
 import { ensureTestBuild } from '../support/build.js';
+import { writeTestBuild } from '../support/assets.js';
 import { makeProfile } from '../support/profiles.js';
 
 /**
@@ -108,7 +109,7 @@ test('GET /iso/ lists the images as JSON and HTML; SHA256SUMS checks a real down
   const name = `rackboot-${build.id}.iso`;
   assert.deepEqual(
     list.find((i) => i.build === build.id),
-    { name, size: iso.size, sha256: iso.sha256, build: build.id, current: true },
+    { name, size: iso.size, sha256: iso.sha256, build: build.id, current: true, channel: 'default', currentFor: ['default'] },
   );
   const html = await (await fetch(`${base}/iso`)).text();
   assert.match(html, new RegExp(`<a href="/iso/${name.replace(/[.+]/g, '\\$&')}">`));
@@ -120,6 +121,36 @@ test('GET /iso/ lists the images as JSON and HTML; SHA256SUMS checks a real down
   const unknown = await fetch(`${base}/iso/rackboot-nope.iso`);
   assert.equal(unknown.status, 404);
   assert.match(await unknown.text(), /no image "rackboot-nope.iso"/);
+});
+
+test("the image list: each build's channel, and the channels whose current build it is", async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'rackboot-iso-channels-'));
+  try {
+    await writeTestBuild(dir, 'd1', { 'rackboot.iso': Buffer.from('default one') }, '2026-11-20T10:00:00Z');
+    await writeTestBuild(dir, 't1', { 'rackboot.iso': Buffer.from('testing one') }, '2026-11-21T10:00:00Z', 'testing');
+    await writeTestBuild(dir, 't2', { 'rackboot.iso': Buffer.from('testing two') }, '2026-11-22T10:00:00Z', 'testing');
+    await writeTestBuild(dir, 'n1', { vmlinuz: Buffer.from('no image') }, '2026-11-23T10:00:00Z', 'testing');
+    await switchCurrent(dir, 'd1');
+    await switchCurrent(dir, 't2', 'testing');
+    // An admin made d1 the stable channel's too.
+    await switchCurrent(dir, 'd1', 'stable');
+    const images = await listImages(new AssetStore(dir));
+    assert.deepEqual(
+      images.map(({ build, current, channel, currentFor }) => ({ build, current, channel, currentFor })),
+      [
+        { build: 't2', current: false, channel: 'testing', currentFor: ['testing'] },
+        { build: 't1', current: false, channel: 'testing', currentFor: [] },
+        { build: 'd1', current: true, channel: 'default', currentFor: ['default', 'stable'] },
+      ],
+    );
+    const html = renderImageList(images);
+    assert.match(html, /rackboot-t2\.iso<\/a> \(current: testing\)<\/td>/);
+    assert.match(html, /rackboot-d1\.iso<\/a> \(current: default, stable\)<\/td>/);
+    assert.match(html, /rackboot-t1\.iso<\/a><\/td>/);
+    assert.equal(renderSha256Sums(images).split('\n').filter(Boolean).length, 3, 'every image is in SHA256SUMS');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('HEAD, Range (206), a bad range (416), ETag and If-None-Match (304), Last-Modified', async () => {

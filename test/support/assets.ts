@@ -14,10 +14,16 @@ export function manifestFile(name: string, data: Buffer): ManifestFile {
  * names (the server serves what a build has): ASSETS/builds/<id>/ with the
  * parts and manifest.json. Returns the manifest.
  */
-export async function writeTestBuild(assets: string, id: string, parts: Record<string, Buffer>, created = '2026-11-25T18:00:00Z'): Promise<Manifest> {
+export async function writeTestBuild(
+  assets: string,
+  id: string,
+  parts: Record<string, Buffer>,
+  created = '2026-11-25T18:00:00Z',
+  channel?: string,
+): Promise<Manifest> {
   const dir = path.join(assets, 'builds', id);
   await mkdir(dir, { recursive: true });
-  const manifest: Manifest = { id, created, release: 'bookworm', variant: 'tiny', files: [] };
+  const manifest: Manifest = { id, created, release: 'bookworm', variant: 'tiny', ...(channel === undefined ? {} : { channel }), files: [] };
   for (const [name, data] of Object.entries(parts)) {
     await writeFile(path.join(dir, name), data);
     manifest.files.push(manifestFile(name, data));
