@@ -401,23 +401,35 @@ async function main(argv: string[]): Promise<void> {
           (v) => withAdminOptions(v).option(jsonListing.name, jsonListing.option),
           async (args) => {
             const client = await adminClient(args);
-            const builds = (await client.call('GET', 'builds')) as Array<{ id: string; created: string; release: string; current: boolean }>;
-            await printListing(args.json, builds, ['BUILD', 'CREATED', 'RELEASE', 'CURRENT'], (build) => [
+            const builds = (await client.call('GET', 'builds')) as Array<{
+              id: string;
+              created: string;
+              release: string;
+              channel: string;
+              currentFor: string[];
+            }>;
+            await printListing(args.json, builds, ['BUILD', 'CREATED', 'RELEASE', 'CHANNEL', 'CURRENT FOR'], (build) => [
               build.id,
               build.created,
               build.release,
-              build.current ? 'yes' : '',
+              build.channel,
+              build.currentFor.join(','),
             ]);
           },
         )
         .command(
           'switch <id>',
-          'make a build the current one on a running server (machines get it at their next boot)',
-          (v) => withAdminOptions(v).positional('id', { type: 'string', demandOption: true }),
+          'make a build the current one on a running server, of the default channel or of --channel (machines get it at their next boot)',
+          (v) =>
+            withAdminOptions(v)
+              .positional('id', { type: 'string', demandOption: true })
+              .option('channel', { type: 'string', describe: 'the channel whose current build it becomes (default: the default channel)' }),
           async (args) => {
             const client = await adminClient(args);
-            const switched = (await client.call('PUT', 'builds/current', { json: { id: args.id } })) as { id: string };
-            process.stdout.write(`current build: ${switched.id}\n`);
+            const switched = (await client.call('PUT', 'builds/current', {
+              json: { id: args.id, ...(args.channel === undefined ? {} : { channel: args.channel }) },
+            })) as { id: string; channel: string };
+            process.stdout.write(`current build${switched.channel === 'default' ? '' : ` of channel ${switched.channel}`}: ${switched.id}\n`);
           },
         )
         .demandCommand(1, 'name a builds command: list or switch'),

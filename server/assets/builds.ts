@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { CHANNEL_NAME, MANIFEST_NAME, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
 
@@ -162,7 +162,8 @@ export async function switchCurrent(assets: string, id: string, channel?: string
   const folder = path.dirname(link);
   const temp = path.join(folder, `.current-${randomBytes(6).toString('hex')}`);
   try {
-    if (folder !== assets) await mkdir(folder, { recursive: true });
+    // Readable by all, as the builds are, whatever the umask of the process that makes it (a server's is 077).
+    if (folder !== assets && (await mkdir(folder, { recursive: true })) !== undefined) await chmod(folder, 0o755);
     await symlink(path.relative(folder, path.join(assets, 'builds', id)), temp);
     await rename(temp, link);
   } catch (error) {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { AdminToken } from '../admin/token.js';
 import type { AssetStore } from '../assets/builds.js';
+import { CHANNEL_NAME } from '../assets/manifest.js';
 import type { Lease, LeaseStore } from '../dhcp/leases/leases.js';
 import type { Logger } from '../log.js';
 import { firstProblems, formatProfileError, type ProfileError } from '../profiles/error.js';
@@ -257,19 +258,28 @@ export function createAdminRouter(options: AdminApiOptions): Router {
 
   router.get('/builds', async (_req, res) => {
     const current = await assets.current();
+    const currents = [...(current === undefined ? [] : [['default', current] as const]), ...(await assets.channels())];
     res.json(
       (await assets.list()).map(({ id, manifest }) => ({
         id,
         created: manifest.created,
         release: manifest.release,
+        channel: manifest.channel ?? 'default',
         current: current?.id === id,
+        currentFor: currents.filter(([, build]) => build.id === id).map(([name]) => name),
         files: manifest.files,
       })),
     );
   });
 
+  // {"id": ...} switches the default channel's current build; with "channel", that channel's.
   router.put('/builds/current', async (req, res) => {
     const id = bodyField(req.body, 'id');
+    const channel = bodyField(req.body, 'channel') ?? 'default';
+    if (channel !== 'default' && !CHANNEL_NAME.test(channel)) {
+      res.status(400).json({ error: `channel ${JSON.stringify(channel)} is not a channel name (a lower-case letter, then up to 31 of a-z, 0-9 and -)` });
+      return;
+    }
     const build = id === undefined ? undefined : await assets.build(id);
     if (id === undefined || build === undefined) {
       res
@@ -277,9 +287,9 @@ export function createAdminRouter(options: AdminApiOptions): Router {
         .json({ error: id === undefined ? 'send JSON {"id": "<build id>"}' : `no build "${id}" in ${join(assets.dir, 'builds')}` });
       return;
     }
-    await assets.switchTo(build.id);
-    log.info({ event: 'admin-build', action: 'switched', build: build.id }, 'admin api: current build switched');
-    res.json({ id: build.id, current: true });
+    await assets.switchTo(build.id, channel);
+    log.info({ event: 'admin-build', action: 'switched', build: build.id, channel }, 'admin api: current build switched');
+    res.json({ id: build.id, channel, current: true });
   });
 
   router.use((_req: Request, res: Response) => {

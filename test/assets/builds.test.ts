@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -59,7 +59,12 @@ test("each channel has its own current build, switched the same way; the default
     assert.deepEqual([...(await store.channels()).keys()], [], 'no channel before the first build for one');
     assert.equal(await store.current('testing'), undefined);
     await store.switchTo('c1');
-    await store.switchTo('c2', 'testing');
+    const umask = process.umask(0o077);
+    try {
+      await store.switchTo('c2', 'testing');
+    } finally {
+      process.umask(umask);
+    }
     assert.equal(await readlink(path.join(dir, 'channels', 'testing')), path.join('..', 'builds', 'c2'));
     assert.equal((await store.current())?.id, 'c1', 'the default channel is untouched');
     assert.equal((await store.current('default'))?.id, 'c1');
@@ -73,6 +78,7 @@ test("each channel has its own current build, switched the same way; the default
     assert.equal(await store.current('../current'), undefined);
     await assert.rejects(switchCurrent(dir, 'c1', '../x'), /cannot switch channel "\.\.\/x": not a channel name/);
     assert.deepEqual((await readdir(path.join(dir, 'channels'))).sort(), ['stable', 'testing'], 'no temporary link left behind');
+    assert.equal((await stat(path.join(dir, 'channels'))).mode & 0o777, 0o755, 'the channels folder is readable by all, whatever the umask');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

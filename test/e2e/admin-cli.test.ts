@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readlink, writeFile } from 'node:fs/promises';
+import { readlink, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { addClient, httpPort, serverAddress, startRack } from '../support/boot.js';
@@ -103,8 +103,15 @@ test(
       assert.equal(await ok(['leases', 'release', address, ...admin]), `released ${address} (02:00:00:00:ad:09); it is released now\n`);
 
       const builds = await ok(['builds', 'list', ...admin]);
-      assert.match(builds, new RegExp(`^${build.replaceAll('.', '\\.')}\\s+\\S+\\s+bookworm\\s+yes$`, 'm'));
+      assert.match(builds, new RegExp(`^${build.replaceAll('.', '\\.')}\\s+\\S+\\s+bookworm\\s+default\\s+default$`, 'm'));
       assert.equal(await ok(['builds', 'switch', build, ...admin]), `current build: ${build}\n`);
+      assert.equal(await ok(['builds', 'switch', build, '--channel', 'testing', ...admin]), `current build of channel testing: ${build}\n`);
+      assert.match(
+        await ok(['builds', 'list', ...admin]),
+        new RegExp(`^${build.replaceAll('.', '\\.')}\\s+\\S+\\s+bookworm\\s+default\\s+default,testing$`, 'm'),
+      );
+      // The shared test build's folder keeps no channel of this test's.
+      await rm(path.join(assets, 'channels'), { recursive: true, force: true });
       const noBuild = await cli(['builds', 'switch', 'nope', ...admin]);
       assert.equal(noBuild.code, 2);
       assert.match(noBuild.stderr, /^rackboot: PUT \/api\/builds\/current: 404 no build "nope"/);

@@ -266,6 +266,26 @@ test('builds are listed and the current one is switched atomically', async () =>
   assert.equal((await api('PUT', '/api/builds/current', { json: { id: '../../etc' } })).status, 404);
   assert.equal((await api('PUT', '/api/builds/current', { json: {} })).status, 400);
   assert.equal(await readlink(path.join(assetsDir, 'current')), path.join('builds', 'b2'));
+  // A channel's current build is switched the same way, and the default channel's stays.
+  const testing = await api('PUT', '/api/builds/current', { json: { id: 'b1', channel: 'testing' } });
+  assert.deepEqual([testing.status, testing.json], [200, { id: 'b1', channel: 'testing', current: true }]);
+  assert.equal(await readlink(path.join(assetsDir, 'channels', 'testing')), path.join('..', 'builds', 'b1'));
+  assert.equal(await readlink(path.join(assetsDir, 'current')), path.join('builds', 'b2'));
+  const bad = await api('PUT', '/api/builds/current', { json: { id: 'b1', channel: '../current' } });
+  assert.equal(bad.status, 400);
+  assert.match((bad.json as { error: string }).error, /channel "\.\.\/current" is not a channel name/);
+  assert.equal(await readlink(path.join(assetsDir, 'current')), path.join('builds', 'b2'));
+  assert.deepEqual(
+    ((await api('GET', '/api/builds')).json as Array<{ id: string; channel: string; currentFor: string[] }>).map(({ id, channel, currentFor }) => [
+      id,
+      channel,
+      currentFor,
+    ]),
+    [
+      ['b1', 'default', ['testing']],
+      ['b2', 'default', ['default']],
+    ],
+  );
 });
 
 test("a profile claiming the server's or the router's address is refused with 422 naming the field", async () => {
