@@ -18,8 +18,6 @@ export interface QemuMachineOptions {
   /** Tap device (inside the namespace QEMU runs in). */
   tap: string;
   memoryMiB?: number;
-  /** Virtual CPUs, default 1. Under TCG each is a host thread of its own (multi-threaded TCG). */
-  cpus?: number;
   /** Writable copy of OVMF's variable store (efi only); see prepareOvmfVars. */
   ovmfVars?: string;
   /** Disks (raw image files), each on its own kind of controller, with the serial the guest sees. */
@@ -43,8 +41,6 @@ export function qemuArgs(options: QemuMachineOptions): string[] {
     'Haswell-noTSX',
     '-m',
     String(options.memoryMiB ?? 1024),
-    '-smp',
-    String(options.cpus ?? 1),
     '-display',
     'none',
     '-serial',

@@ -211,7 +211,6 @@ export async function startMachine(
   mac: string,
   memoryMiB?: number,
   disks?: QemuMachineOptions['disks'],
-  cpus?: number,
 ): Promise<{ qemu: ChildProcess; console: ConsoleWatcher }> {
   await assertQemu(firmware);
   const qemu = spawnQemu(rack.ns.name, {
@@ -219,7 +218,6 @@ export async function startMachine(
     mac,
     tap: 'tap0',
     ...(memoryMiB === undefined ? {} : { memoryMiB }),
-    ...(cpus === undefined ? {} : { cpus }),
     ...(disks === undefined ? {} : { disks }),
     ...(firmware === 'bios' ? {} : { ovmfVars: await prepareOvmfVars(rack.work) }),
   });
@@ -294,9 +292,8 @@ export async function resetMachine(
   mac: string,
   memoryMiB: number,
   disks: QemuMachineOptions['disks'],
-  cpus?: number,
 ): Promise<{ qemu: ChildProcess; console: ConsoleWatcher }> {
   qemu.kill('SIGKILL');
   if (qemu.exitCode === null && qemu.signalCode === null) await new Promise((resolve) => qemu.once('exit', resolve));
-  return startMachine(rack, 'bios', mac, memoryMiB, disks, cpus);
+  return startMachine(rack, 'bios', mac, memoryMiB, disks);
 }
