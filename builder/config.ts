@@ -1,6 +1,8 @@
 import { isMap, isScalar, LineCounter, parseDocument, visit, type Node, type Pair, type YAMLMap } from 'yaml';
 import { compareProfileErrors, formatProfileError, type ProfileError } from '../server/profiles/error.js';
-import { RELEASE, RUNTIME_VARIANTS, type RuntimeVariant } from '../server/assets/manifest.js';
+import { CHANNEL_NAME, DEFAULT_CHANNEL, RELEASE, RUNTIME_VARIANTS, type RuntimeVariant } from '../server/assets/manifest.js';
+
+export { DEFAULT_CHANNEL };
 
 /**
  * The settings of `rackboot build`: builder/build.yaml documents the
@@ -46,13 +48,10 @@ export interface ChannelSettings {
   parts?: Partial<Record<OptionalPart, boolean>>;
 }
 
-/** The channel of builds made without --channel; its current build is ASSETS/current. */
-export const DEFAULT_CHANNEL = 'default';
-
 /** A channel's name: a lower-case word (it names a link in the assets folder and appears in URLs). */
 export function channelNameProblem(name: string): string | undefined {
   if (name === DEFAULT_CHANNEL) return `"${DEFAULT_CHANNEL}" is the channel of builds made without --channel; its settings are the top-level ones`;
-  if (/^[a-z][a-z0-9-]{0,31}$/.test(name)) return undefined;
+  if (CHANNEL_NAME.test(name)) return undefined;
   return `${JSON.stringify(name)} is not a channel name (want a lower-case letter, then up to 31 of a-z, 0-9 and -)`;
 }
 

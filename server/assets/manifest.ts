@@ -62,6 +62,9 @@ export interface Manifest {
 /** A channel's name in a manifest or a link: a lower-case word (builder/config.ts checks it with its reasons). */
 export const CHANNEL_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
+/** The channel of builds made without --channel; its current build is ASSETS/current, and its manifests name no channel. */
+export const DEFAULT_CHANNEL = 'default';
+
 /**
  * A build id that sorts by time: "20250520T101500.123Z-1a2b3c4d" (UTC, with
  * milliseconds so two builds in one second differ) plus the first 8 hex digits

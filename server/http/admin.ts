@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { AdminToken } from '../admin/token.js';
 import type { AssetStore } from '../assets/builds.js';
-import { CHANNEL_NAME } from '../assets/manifest.js';
+import { CHANNEL_NAME, DEFAULT_CHANNEL } from '../assets/manifest.js';
 import type { Lease, LeaseStore } from '../dhcp/leases/leases.js';
 import type { Logger } from '../log.js';
 import { firstProblems, formatProfileError, type ProfileError } from '../profiles/error.js';
@@ -257,16 +257,15 @@ export function createAdminRouter(options: AdminApiOptions): Router {
   // --- builds ---
 
   router.get('/builds', async (_req, res) => {
-    const current = await assets.current();
-    const currents = [...(current === undefined ? [] : [['default', current] as const]), ...(await assets.channels())];
+    const currentFor = await assets.currentFor();
     res.json(
       (await assets.list()).map(({ id, manifest }) => ({
         id,
         created: manifest.created,
         release: manifest.release,
-        channel: manifest.channel ?? 'default',
-        current: current?.id === id,
-        currentFor: currents.filter(([, build]) => build.id === id).map(([name]) => name),
+        channel: manifest.channel ?? DEFAULT_CHANNEL,
+        current: currentFor.get(id)?.includes(DEFAULT_CHANNEL) === true,
+        currentFor: currentFor.get(id) ?? [],
         files: manifest.files,
       })),
     );
@@ -275,8 +274,8 @@ export function createAdminRouter(options: AdminApiOptions): Router {
   // {"id": ...} switches the default channel's current build; with "channel", that channel's.
   router.put('/builds/current', async (req, res) => {
     const id = bodyField(req.body, 'id');
-    const channel = bodyField(req.body, 'channel') ?? 'default';
-    if (channel !== 'default' && !CHANNEL_NAME.test(channel)) {
+    const channel = bodyField(req.body, 'channel') ?? DEFAULT_CHANNEL;
+    if (channel !== DEFAULT_CHANNEL && !CHANNEL_NAME.test(channel)) {
       res.status(400).json({ error: `channel ${JSON.stringify(channel)} is not a channel name (a lower-case letter, then up to 31 of a-z, 0-9 and -)` });
       return;
     }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type Response } from 'express';
 import type { AssetStore } from '../assets/builds.js';
+import { DEFAULT_CHANNEL } from '../assets/manifest.js';
 import { httpBase, type ServerEndpoints } from '../core/resolve.js';
 import type { HostSources } from '../core/host-files.js';
 import type { AdminToken } from '../admin/token.js';
@@ -252,8 +253,7 @@ export async function sendDownload(
 
 /** Every build's image, newest build first, each with its channel and the channels it is current for. */
 export async function listImages(assets: AssetStore): Promise<DownloadImage[]> {
-  const current = await assets.current();
-  const currents = [...(current === undefined ? [] : [['default', current] as const]), ...(await assets.channels())];
+  const currentFor = await assets.currentFor();
   const images: DownloadImage[] = [];
   for (const { id } of (await assets.list()).reverse()) {
     const file = await assets.file(ISO_FILE, id);
@@ -263,9 +263,9 @@ export async function listImages(assets: AssetStore): Promise<DownloadImage[]> {
       size: file.entry.size,
       sha256: file.entry.sha256,
       build: file.build.id,
-      current: file.build.id === current?.id,
-      channel: file.build.manifest.channel ?? 'default',
-      currentFor: currents.filter(([, build]) => build.id === file.build.id).map(([name]) => name),
+      current: currentFor.get(file.build.id)?.includes(DEFAULT_CHANNEL) === true,
+      channel: file.build.manifest.channel ?? DEFAULT_CHANNEL,
+      currentFor: currentFor.get(file.build.id) ?? [],
     });
   }
   return images;
