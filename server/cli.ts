@@ -312,7 +312,8 @@ async function main(argv: string[]): Promise<void> {
         }
         if (args.keep !== undefined) {
           const { pruneBuilds } = await import('../builder/prune.js');
-          await pruneBuilds(args.assets, args.keep, log);
+          const { pinnedBuilds } = await import('./profiles/pinned-builds.js');
+          await pruneBuilds(args.assets, args.keep, log, await pinnedBuilds(args.profiles, log));
         }
       },
     )

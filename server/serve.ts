@@ -7,6 +7,7 @@ import { decideTokenGrant, DhcpAnswers } from './tokens/grant.js';
 import { BootLedger } from './tokens/use.js';
 import { isIpv4, Subnet } from './net/ipv4.js';
 import { AssetStore } from './assets/builds.js';
+import { DEFAULT_CHANNEL } from './assets/manifest.js';
 import { hostFile, tftpHostFile, type HostSources } from './core/host-files.js';
 import { chooseBootFile, type ServerEndpoints } from './core/resolve.js';
 import { DhcpServer, type DhcpServerOptions } from './dhcp/server.js';
@@ -502,12 +503,23 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
             build && { id: build.id, created: build.manifest.created, files: build.manifest.files.map(({ name, size, sha256 }) => ({ name, size, sha256 })) }
           );
         },
+        channels: async () => {
+          const current = await assets.current();
+          const named = [...(await assets.channels())];
+          return [...(current === undefined ? [] : [[DEFAULT_CHANNEL, current] as const]), ...named].map(([name, build]) => ({
+            name,
+            build: build.id,
+            created: build.manifest.created,
+          }));
+        },
         downloads: async () =>
           (await listImages(assets)).map((image) => ({
             name: image.name,
             size: image.size,
             sha256: image.sha256,
             url: `/iso/${encodeURIComponent(image.name)}`,
+            channel: image.channel,
+            currentFor: image.currentFor,
           })),
         load: () => load.current(),
         // Another DHCP server seen within the last hour.

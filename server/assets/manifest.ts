@@ -62,6 +62,9 @@ export interface Manifest {
 /** A channel's name in a manifest or a link: a lower-case word (builder/config.ts checks it with its reasons). */
 export const CHANNEL_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
+/** What buildId() makes: the form a profile's boot.build must have. */
+export const BUILD_ID = /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{8}$/;
+
 /** The channel of builds made without --channel; its current build is ASSETS/current, and its manifests name no channel. */
 export const DEFAULT_CHANNEL = 'default';
 

@@ -6,6 +6,7 @@ import type { Platform } from './facts.js';
 import type { HostTokens } from '../tokens/host-token.js';
 import type { TokenGrant } from '../tokens/grant.js';
 import { decideTokenUse, type BootLedger, type TokenUse, type TokenUseDecision } from '../tokens/use.js';
+import { hostBuild } from './build-choice.js';
 import { renderDomainConfig, renderFirstBoot, renderHostScript, renderRuntimeEnv, renderXenConfig } from './render.js';
 import { resolveHostBoot, type HostBoot, type ServerEndpoints } from './resolve.js';
 
@@ -80,11 +81,13 @@ export async function hostFile(
   const mac = normaliseMac(request.mac);
   if (!mac) return { kind: 'refused', status: 400, message: `"${request.mac}" is not a MAC address` };
   const { assets, endpoints } = sources;
-  const build = request.buildId === undefined ? await assets.current() : await assets.build(request.buildId);
-  if (request.buildId !== undefined && !build) return { kind: 'refused', status: 404, message: `no build "${request.buildId}"` };
   const slot = sources.slotOf?.(mac);
   const problems = (slot === undefined ? sources.profileProblems?.(mac) : sources.profileProblems?.(mac, slot)) ?? [];
   const profile = slot === undefined ? sources.lookupProfile(mac) : sources.lookupProfile(mac, slot);
+  // A file of a boot already under way names its build (the script pinned it); a new boot's script gets the host's build.
+  const chosen = request.buildId === undefined ? await hostBuild(assets, profile) : undefined;
+  const build = chosen === undefined ? await assets.build(request.buildId!) : chosen.build;
+  if (request.buildId !== undefined && !build) return { kind: 'refused', status: 404, message: `no build "${request.buildId}"` };
   const secret = request.name === 'runtime.env' || request.name === 'domain.cfg' || request.name === 'first-boot';
   const { token: presented, address } = request.requester ?? {};
   let attributed = false;
@@ -133,6 +136,7 @@ export async function hostFile(
     profile,
     problems,
     build,
+    ...(chosen === undefined ? {} : { buildReason: chosen.reason }),
     endpoints,
     ...(token === undefined ? {} : { token }),
     ...(guestToken === undefined ? {} : { guestToken }),

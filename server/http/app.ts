@@ -206,6 +206,8 @@ export function createHttpApp(options: HttpAppOptions) {
         result: boot.kind,
         hostname: boot.kind === 'boot' ? boot.plan.profile.hostname : undefined,
         entry: boot.kind === 'boot' ? boot.plan.defaultEntry : undefined,
+        build: boot.kind === 'boot' ? boot.plan.build.id : undefined,
+        buildFrom: boot.kind === 'boot' ? boot.plan.buildReason : boot.kind === 'no-build' ? boot.reason : undefined,
         notes: boot.kind === 'boot' && boot.plan.notes.length > 0 ? boot.plan.notes : undefined,
       },
       'boot script',

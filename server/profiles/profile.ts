@@ -28,6 +28,10 @@ export interface BootSettings {
   kernelArgs: string;
   /** Seconds the boot menu waits for a key before booting `entry`; 0 boots it at once, without a menu. */
   menuTimeout: number;
+  /** The channel whose current build the host boots (`rackboot build --channel`); the default channel's when neither this nor `build` is set. */
+  channel?: string;
+  /** A build id the host boots whatever the channels' current builds are. */
+  build?: string;
 }
 
 /**

@@ -74,10 +74,12 @@ export function statusPage(): string {
   <section id="build-section">
     <h2>Current build <span class="meta" id="build-id"></span></h2>
     <div class="scroll"><table id="build"><thead><tr><th>Part</th><th>Size</th><th>sha256</th></tr></thead><tbody></tbody></table></div>
+    <h3>Channels</h3>
+    <div class="scroll"><table id="channels"><thead><tr><th>Channel</th><th>Current build</th><th>Made</th></tr></thead><tbody></tbody></table></div>
   </section>
   <section id="downloads-section">
     <h2>Downloads</h2>
-    <div class="scroll"><table id="downloads"><thead><tr><th>Image</th><th>Size</th><th>sha256</th></tr></thead><tbody></tbody></table></div>
+    <div class="scroll"><table id="downloads"><thead><tr><th>Image</th><th>Size</th><th>sha256</th><th>Channel</th></tr></thead><tbody></tbody></table></div>
   </section>
 </main>
 <script>
@@ -192,8 +194,22 @@ function renderFiles(id, files) {
     }
     cell(row, bytes(f.size), "size");
     cell(row, f.sha256, "sha").title = f.sha256;
+    // An image: its build's channel, and the channels it is the current image of.
+    if (id === "downloads") cell(row, (f.channel || "default") + (f.currentFor && f.currentFor.length > 0 ? " (current for " + f.currentFor.join(", ") + ")" : ""), "channel");
   }
-  if (files.length === 0) cell(body.insertRow(), id === "build" ? "No build yet: run rackboot build." : "No images yet.", "empty").colSpan = 3;
+  if (files.length === 0) cell(body.insertRow(), id === "build" ? "No build yet: run rackboot build." : "No images yet.", "empty").colSpan = id === "downloads" ? 4 : 3;
+}
+
+function renderChannels() {
+  const body = $("channels").tBodies[0];
+  body.replaceChildren();
+  for (const c of state.channels || []) {
+    const row = body.insertRow();
+    cell(row, c.name, "name");
+    cell(row, c.build, "build");
+    cell(row, new Date(c.created).toLocaleString(), "made");
+  }
+  if (!state.channels || state.channels.length === 0) cell(body.insertRow(), "No build yet: run rackboot build.", "empty").colSpan = 3;
 }
 
 function renderLoad() {
@@ -226,6 +242,7 @@ function render() {
   renderHosts();
   $("build-id").textContent = state.build ? state.build.id : "";
   renderFiles("build", state.build ? state.build.files : []);
+  renderChannels();
   renderFiles("downloads", state.downloads);
   renderLoad();
 }

@@ -40,6 +40,17 @@ export interface DownloadStatus {
   size: number;
   sha256: string;
   url: string;
+  /** The channel its build was made for ("default" without --channel). */
+  channel?: string;
+  /** The channels whose current build it is. */
+  currentFor?: string[];
+}
+
+/** A channel and its current build. */
+export interface ChannelStatus {
+  name: string;
+  build: string;
+  created: string;
 }
 
 export interface ServerStatus {
@@ -56,6 +67,8 @@ export interface StatusSnapshot {
   server: ServerStatus;
   hosts: HostStatus[];
   build: BuildStatus | null;
+  /** Every channel with a current build, the default one first. */
+  channels: ChannelStatus[];
   downloads: DownloadStatus[];
   load: LoadSample | null;
 }
@@ -65,12 +78,20 @@ export interface StatusSources {
   server: ServerStatus;
   hosts(): HostStatus[] | Promise<HostStatus[]>;
   build(): Promise<BuildStatus | undefined>;
+  channels?(): Promise<ChannelStatus[]>;
   downloads(): Promise<DownloadStatus[]>;
   load(): LoadSample | undefined;
   warnings?(): string[];
 }
 
 export async function takeSnapshot(sources: StatusSources): Promise<StatusSnapshot> {
-  const [hosts, build, downloads] = await Promise.all([sources.hosts(), sources.build(), sources.downloads()]);
-  return { server: { ...sources.server, warnings: sources.warnings?.() ?? [] }, hosts, build: build ?? null, downloads, load: sources.load() ?? null };
+  const [hosts, build, channels, downloads] = await Promise.all([sources.hosts(), sources.build(), sources.channels?.() ?? [], sources.downloads()]);
+  return {
+    server: { ...sources.server, warnings: sources.warnings?.() ?? [] },
+    hosts,
+    build: build ?? null,
+    channels,
+    downloads,
+    load: sources.load() ?? null,
+  };
 }

@@ -53,7 +53,14 @@ before(async () => {
       created: '2026-11-25T18:00:00Z',
       files: [{ name: 'initrd.gz', size: 2_555_837, sha256: 'a'.repeat(64) }],
     }),
-    downloads: async () => [{ name: 'rackboot.iso', size: 50_000_000, sha256: 'b'.repeat(64), url: '/iso/rackboot.iso' }],
+    channels: async () => [
+      { name: 'default', build: '20261125-abcdef', created: '2026-11-25T18:00:00Z' },
+      { name: 'testing', build: '20261126-fedcba', created: '2026-11-26T18:00:00Z' },
+    ],
+    downloads: async () => [
+      { name: 'rackboot.iso', size: 50_000_000, sha256: 'b'.repeat(64), url: '/iso/rackboot.iso', channel: 'default', currentFor: ['default'] },
+      { name: 'rackboot-testing.iso', size: 51_000_000, sha256: 'c'.repeat(64), url: '/iso/rackboot-testing.iso', channel: 'testing', currentFor: [] },
+    ],
     load: () => sampler.current(),
   };
   status = createStatusRouter({ sources, log: silentLogger(), intervalMs: 100 });
@@ -83,7 +90,10 @@ test('the status page shows hosts moving through their stages live, and filters 
     assert.equal(await page.locator('#build-id').textContent(), '20261125-abcdef');
     assert.equal(await page.locator('#build .name').textContent(), 'initrd.gz');
     assert.equal(await page.locator('#build .size').textContent(), '2.4 MiB');
-    assert.equal(await page.locator('#downloads a').getAttribute('href'), '/iso/rackboot.iso');
+    assert.equal(await page.locator('#downloads a').first().getAttribute('href'), '/iso/rackboot.iso');
+    assert.deepEqual(await page.locator('#downloads .channel').allTextContents(), ['default (current for default)', 'testing']);
+    assert.deepEqual(await page.locator('#channels .name').allTextContents(), ['default', 'testing']);
+    assert.deepEqual(await page.locator('#channels .build').allTextContents(), ['20261125-abcdef', '20261126-fedcba']);
 
     // A machine boots: each stage shows up without reloading the page.
     hosts.push(host('52:54:00:00:00:01', 'node01', 'dhcp-discover'));
