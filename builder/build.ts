@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { createGzip, gunzipSync } from 'node:zlib';
 import type { Logger } from '../server/log.js';
 import { AptClient, sha256File, type FetchedPackage } from './apt.js';
-import { DEFAULT_BUILD_SETTINGS, DEFAULT_CHANNEL, PINNED_PACKAGES, type BuildSettings, type PinnedPart } from './config.js';
+import { DEFAULT_BUILD_SETTINGS, DEFAULT_CHANNEL, packagesVariantProblem, PINNED_PACKAGES, type BuildSettings, type PinnedPart } from './config.js';
 import { encodeCpio, type CpioEntry } from './cpio.js';
 import { BuildStepError } from './errors.js';
 import {
@@ -160,6 +160,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     // The Debian tree is made by debootstrap and read whole by mksquashfs
     // (every file with its owner, /etc/shadow too): both want root, so say
     // so before spending minutes on downloads.
+    const packagesProblem = packagesVariantProblem({ variant, packages: settings.packages });
+    if (packagesProblem !== undefined) throw new BuildStepError('rootfs', undefined, packagesProblem);
     if (variant === 'debian' && process.getuid?.() !== 0) {
       throw new BuildStepError(
         'rootfs',
@@ -253,7 +255,11 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     const rootfs =
       variant === 'debian'
         ? await step('rootfs', async () => {
-            const tree = await ensureRootfs(cacheDir, { release, mirror: fetch.mirror!, packages: ROOTFS_PACKAGES, sources: await machineSources() }, log);
+            const tree = await ensureRootfs(
+              cacheDir,
+              { release, mirror: fetch.mirror!, packages: ROOTFS_PACKAGES, extra: settings.packages, sources: await machineSources() },
+              log,
+            );
             const image = await squashRootfs(
               tree.dir,
               await debianRuntimeFiles(
@@ -376,7 +382,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       const created = new Date();
       const id = buildId(created, createHash('sha256').update(contentDigestInput(files)).digest('hex'));
       const channel = options.channel === DEFAULT_CHANNEL ? undefined : options.channel;
-      const manifest = createManifest(id, created, files, variant, await builderRecipe(root), channel);
+      const manifest = createManifest(id, created, files, variant, await builderRecipe(root), channel, rootfs?.extras);
       await writeFile(join(partial, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
       const dir = join(out, 'builds', id);
       await rename(partial, dir);
@@ -396,7 +402,15 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     }));
     const durationMs = Date.now() - started;
     log.info(
-      { id: manifest.id, dir: published, downloaded, cached, parts: summary, ms: durationMs },
+      {
+        id: manifest.id,
+        dir: published,
+        downloaded,
+        cached,
+        parts: summary,
+        ...(manifest.extraPackages === undefined ? {} : { extraPackages: manifest.extraPackages }),
+        ms: durationMs,
+      },
       downloaded.length === 0 ? 'build done; nothing downloaded' : 'build done',
     );
     return {

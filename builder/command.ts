@@ -4,7 +4,7 @@ import { applySwitches, BuildConfigError, settingsForChannel, type BuildSwitches
 import { defaultConfigPath, loadBuildConfig } from './config-file.js';
 import { BuildStepError } from './errors.js';
 import { progressFor, type ProgressStream } from './progress.js';
-import { renderSummaryTable } from './summary.js';
+import { renderExtraPackages, renderSummaryTable } from './summary.js';
 
 /**
  * `rackboot build` without --host: settings from the file and the switches,
@@ -61,5 +61,6 @@ export async function runBuildCommand(options: BuildCommandOptions): Promise<num
     return 1;
   }
   stderr.write(renderSummaryTable(result.parts, { terminal: stderr.isTTY === true, totalMs: result.durationMs }));
+  stderr.write(renderExtraPackages(result.manifest.extraPackages ?? []));
   return 0;
 }

@@ -56,7 +56,16 @@ export interface Manifest {
   recipe?: string;
   /** The channel it was built for (`rackboot build --channel`); absent for the default channel. */
   channel?: string;
+  /** The extra Debian packages its runtime carries (build settings' `packages`), as installed, with dpkg's Installed-Size. */
+  extraPackages?: ExtraPackage[];
   files: ManifestFile[];
+}
+
+export interface ExtraPackage extends PackageRef {
+  /** KiB, as dpkg records it (Installed-Size): what the package adds to the runtime's tree before pruning. */
+  installedKiB: number;
+  /** Not asked for: installed because an extra package depends on it. */
+  dependency?: true;
 }
 
 /** A channel's name in a manifest or a link: a lower-case word (builder/config.ts checks it with its reasons). */
@@ -92,8 +101,16 @@ export function contentDigestInput(files: Array<{ name: string; sha256: string }
  * the builder writes it; throws when a required file is missing or a name
  * is unknown or repeated.
  */
-export function createManifest(id: string, created: Date, files: ManifestFile[], variant: RuntimeVariant, recipe?: string, channel?: string): Manifest {
-  const manifest = orderedManifest(id, created.toISOString(), files, variant, recipe, channel);
+export function createManifest(
+  id: string,
+  created: Date,
+  files: ManifestFile[],
+  variant: RuntimeVariant,
+  recipe?: string,
+  channel?: string,
+  extraPackages?: ExtraPackage[],
+): Manifest {
+  const manifest = orderedManifest(id, created.toISOString(), files, variant, recipe, channel, extraPackages);
   const missing = BUILD_FILES.filter((name) => !manifest.files.some((file) => file.name === name));
   if (missing.length > 0) throw new Error(`manifest is missing ${missing.join(', ')}`);
   return manifest;
@@ -107,6 +124,7 @@ function orderedManifest(
   variant: RuntimeVariant,
   recipe: string | undefined,
   channel: string | undefined,
+  extraPackages?: ExtraPackage[],
 ): Manifest {
   const byName = new Map(files.map((f) => [f.name, f]));
   const extra = files.filter((f) => !ALL_BUILD_FILES.includes(f.name));
@@ -124,6 +142,7 @@ function orderedManifest(
     variant,
     ...(recipe === undefined ? {} : { recipe }),
     ...(channel === undefined ? {} : { channel }),
+    ...(extraPackages === undefined || extraPackages.length === 0 ? {} : { extraPackages }),
     files: ordered,
   };
 }
@@ -181,5 +200,17 @@ export function parseManifest(json: unknown): Manifest {
   if (m.recipe !== undefined && (typeof m.recipe !== 'string' || !/^[0-9a-f]{64}$/.test(m.recipe))) fail('recipe is not 64 lower-case hex digits');
   if (m.channel !== undefined && (typeof m.channel !== 'string' || !CHANNEL_NAME.test(m.channel)))
     fail(`channel is ${JSON.stringify(m.channel)}, not a channel name`);
-  return orderedManifest(id, created, files, variant as RuntimeVariant, m.recipe as string | undefined, m.channel as string | undefined);
+  let extraPackages: ExtraPackage[] | undefined;
+  if (m.extraPackages !== undefined) {
+    if (!Array.isArray(m.extraPackages)) fail('extraPackages must be an array');
+    extraPackages = m.extraPackages.map((raw, i) => {
+      const ref = asPackageRef(raw, `extraPackages[${i}]`);
+      const size = (raw as Record<string, unknown>).installedKiB;
+      if (typeof size !== 'number' || !Number.isInteger(size) || size < 0) fail(`extraPackages[${i}].installedKiB must be a whole number`);
+      const dependency = (raw as Record<string, unknown>).dependency;
+      if (dependency !== undefined && dependency !== true) fail(`extraPackages[${i}].dependency must be true or absent`);
+      return { ...ref, installedKiB: size, ...(dependency === true ? { dependency: true as const } : {}) };
+    });
+  }
+  return orderedManifest(id, created, files, variant as RuntimeVariant, m.recipe as string | undefined, m.channel as string | undefined, extraPackages);
 }

@@ -1,4 +1,4 @@
-import type { AssetStore } from '../assets/builds.js';
+import type { AssetStore, Build } from '../assets/builds.js';
 import { normaliseMac } from '../profiles/mac.js';
 import type { Profile } from '../profiles/profile.js';
 import type { RelaySlot } from '../profiles/slot.js';
@@ -84,14 +84,11 @@ export async function hostFile(
   const slot = sources.slotOf?.(mac);
   const problems = (slot === undefined ? sources.profileProblems?.(mac) : sources.profileProblems?.(mac, slot)) ?? [];
   const profile = slot === undefined ? sources.lookupProfile(mac) : sources.lookupProfile(mac, slot);
-  // A file of a boot already under way names its build (the script pinned it); a new boot's script gets the host's build.
-  const chosen = request.buildId === undefined ? await hostBuild(assets, profile) : undefined;
-  const build = chosen === undefined ? await assets.build(request.buildId!) : chosen.build;
-  if (request.buildId !== undefined && !build) return { kind: 'refused', status: 404, message: `no build "${request.buildId}"` };
   const secret = request.name === 'runtime.env' || request.name === 'domain.cfg' || request.name === 'first-boot';
   const { token: presented, address } = request.requester ?? {};
   let attributed = false;
   let bootNonce: string | undefined;
+  let bootBuild: string | undefined;
   if (secret && sources.secrets) {
     const use = authorizeHost(sources.secrets, {
       mac,
@@ -113,6 +110,19 @@ export async function hostFile(
     }
     attributed = true;
     bootNonce = use.claims.kind === 'guest' ? undefined : use.claims.nonce;
+    bootBuild = sources.secrets.ledger.buildOf(use.claims);
+  }
+  // The build: the one the request names (a script pinned it), else the one
+  // this boot's script was handed (the ledger), else the host's own choice.
+  let build: Build | undefined;
+  let buildReason: string | undefined;
+  if (request.buildId !== undefined) {
+    build = await assets.build(request.buildId);
+    if (!build) return { kind: 'refused', status: 404, message: `no build "${request.buildId}"` };
+  } else {
+    const handed = bootBuild === undefined ? undefined : await assets.build(bootBuild);
+    ({ build, reason: buildReason } =
+      handed !== undefined ? { build: handed, reason: "the build this boot's script was handed" } : await hostBuild(assets, profile));
   }
   // A boot script or xen.cfg: a new boot token when the requester is proven to be the MAC.
   let token: string | undefined;
@@ -121,7 +131,7 @@ export async function hostFile(
     const grant = await sources.secrets.prove(mac, address);
     if (grant.kind === 'grant') {
       const minted = sources.secrets.tokens.mintBoot(mac, address!, sources.secrets.now());
-      sources.secrets.ledger.minted(minted.claims);
+      sources.secrets.ledger.minted(minted.claims, build?.id);
       token = minted.token;
       bootNonce = minted.claims.nonce;
       attributed = true;
@@ -136,7 +146,7 @@ export async function hostFile(
     profile,
     problems,
     build,
-    ...(chosen === undefined ? {} : { buildReason: chosen.reason }),
+    ...(buildReason === undefined ? {} : { buildReason }),
     endpoints,
     ...(token === undefined ? {} : { token }),
     ...(guestToken === undefined ? {} : { guestToken }),

@@ -63,7 +63,7 @@ export function statusPage(): string {
       <select id="stage-filter"><option value="">All stages</option></select>
     </div>
     <div class="scroll"><table id="hosts">
-      <thead><tr><th>MAC</th><th>Hostname</th><th>Profile</th><th>Address</th><th>Stage</th><th>Last seen</th><th>Last boot</th><th>Failures</th><th>Storage</th><th>Image</th></tr></thead>
+      <thead><tr><th>MAC</th><th>Hostname</th><th>Profile</th><th>Address</th><th>Stage</th><th>Last seen</th><th>Last boot</th><th>Failures</th><th>Build</th><th>Storage</th><th>Image</th></tr></thead>
       <tbody></tbody>
     </table></div>
   </section>
@@ -149,6 +149,8 @@ function renderHosts() {
     cell(row, h.lastBootSeconds === null ? "" : h.lastBootSeconds.toFixed(1) + " s", "last-boot");
     const failures = cell(row, h.failures ? String(h.failures) : "", "failures");
     if (h.lastFailure) failures.title = h.lastFailure;
+    // The build its runtime last reported ready with; the title names the Xen and kernel it ran.
+    cell(row, h.build || "", "build").title = h.build ? "Xen " + (h.xen || "?") + ", kernel " + (h.kernel || "?") : "";
     cell(row, h.storage || "", "storage");
     const imageCell = cell(row, "", "image");
     if (h.profile && h.profile !== "default.yaml" && h.profile !== "default.yml") {
@@ -164,7 +166,7 @@ function renderHosts() {
   if (shown.length === 0) {
     const row = body.insertRow();
     const td = cell(row, hosts.length === 0 ? "No host has asked to boot yet." : "No host matches.", "empty");
-    td.colSpan = 9;
+    td.colSpan = 11;
   }
   $("host-count").textContent = shown.length === hosts.length ? "(" + hosts.length + ")" : "(" + shown.length + " of " + hosts.length + ")";
 }

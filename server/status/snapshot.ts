@@ -25,6 +25,10 @@ export interface HostStatus {
   /** Alarms about the host's token on its timeline (a copied token, two boots of one MAC), and the newest. */
   alarms: number;
   lastAlarm: string | null;
+  /** The build its runtime last reported ready with (build=), and the Xen and dom0 kernel versions it ran; null before such a report. */
+  build: string | null;
+  xen: string | null;
+  kernel: string | null;
   /** What its runtime last reported of its disks, in a line ("2 disks (1.0 GiB, 64 MiB), 1 volume group (vg0)"); null before any report. */
   storage: string | null;
 }

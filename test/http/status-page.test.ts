@@ -39,6 +39,9 @@ const host = (mac: string, hostname: string, stage: string, extra: Partial<HostS
   lastFailure: null,
   alarms: 0,
   lastAlarm: null,
+  build: null,
+  xen: null,
+  kernel: null,
   storage: null,
   ...extra,
 });
@@ -100,7 +103,14 @@ test('the status page shows hosts moving through their stages live, and filters 
     await stageOf('52:54:00:00:00:01').filter({ hasText: 'dhcp-discover' }).waitFor();
     for (const stage of ['dhcp-ack', 'boot-script', 'booted', 'ready']) {
       Object.assign(hosts[0]!, { stage, address: '198.18.0.50', lastSeen: new Date().toISOString() });
-      if (stage === 'ready') Object.assign(hosts[0]!, { lastBootSeconds: 28.4, storage: '2 disks (64 GiB, 932 GiB), 1 volume group (vg0)' });
+      if (stage === 'ready')
+        Object.assign(hosts[0]!, {
+          lastBootSeconds: 28.4,
+          storage: '2 disks (64 GiB, 932 GiB), 1 volume group (vg0)',
+          build: '20261206T074500.123Z-1a2b3c4d',
+          xen: '4.17.5',
+          kernel: '6.1.0-28-amd64',
+        });
       await stageOf('52:54:00:00:00:01')
         .filter({ hasText: new RegExp(`^${stage}$`) })
         .waitFor();
@@ -108,6 +118,8 @@ test('the status page shows hosts moving through their stages live, and filters 
     const row = page.locator('#hosts tr[data-mac="52:54:00:00:00:01"]');
     assert.equal(await row.locator('.address').textContent(), '198.18.0.50');
     assert.equal(await row.locator('.last-boot').textContent(), '28.4 s');
+    assert.equal(await row.locator('.build').textContent(), '20261206T074500.123Z-1a2b3c4d');
+    assert.equal(await row.locator('.build').getAttribute('title'), 'Xen 4.17.5, kernel 6.1.0-28-amd64');
     assert.equal(await row.locator('.stage').getAttribute('class'), 'stage ready');
     assert.equal(await row.locator('.profile').getAttribute('title'), 'node01.yaml (its own file)');
     assert.equal(await row.locator('.storage').textContent(), '2 disks (64 GiB, 932 GiB), 1 volume group (vg0)');
