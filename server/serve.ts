@@ -8,6 +8,10 @@ import { BootLedger } from './tokens/use.js';
 import { isIpv4, Subnet } from './net/ipv4.js';
 import { AssetStore } from './assets/builds.js';
 import { DEFAULT_CHANNEL } from './assets/manifest.js';
+import { buildWanted } from './core/build-choice.js';
+import { PostgresRolloutStore, postgresRolloutSchemaVersion } from './rollouts/postgres-store.js';
+import { Rollouts } from './rollouts/rollouts.js';
+import { SqliteRolloutStore } from './rollouts/sqlite-store.js';
 import { hostFile, tftpHostFile, type HostSources } from './core/host-files.js';
 import { chooseBootFile, type ServerEndpoints } from './core/resolve.js';
 import { DhcpServer, type DhcpServerOptions } from './dhcp/server.js';
@@ -319,6 +323,7 @@ export async function checkServe(options: ServeOptions): Promise<CheckReport> {
         secrets: secretsSchemaVersion,
         servers: serversSchemaVersion,
         profiles: postgresProfilesSchemaVersion,
+        rollouts: postgresRolloutSchemaVersion,
       })),
     );
   }
@@ -459,6 +464,25 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
             onWriteError: (error, mac) => log.warn({ err: error, mac }, 'slot sighting not written to the database; kept in memory until the next one'),
           });
     closers.push(async () => sightings.close());
+    // Canary rollouts (see rollouts/rollouts.ts): beside the timeline in the state folder, or shared through the database.
+    const rolloutStore =
+      options.database === undefined ? SqliteRolloutStore.open(join(options.state, 'rollouts.sqlite')) : await PostgresRolloutStore.open(options.database);
+    closers.push(async () => rolloutStore.close());
+    const rollouts = await Rollouts.open(
+      rolloutStore,
+      assets,
+      {
+        members: (channel) =>
+          profiles.all().flatMap((profile) => {
+            const want = buildWanted(profile);
+            return typeof profile.mac === 'string' && want.kind === 'channel' && want.channel === channel ? [profile.mac] : [];
+          }),
+        wantDomains: (mac) => profiles.lookup(mac, sightings.slotOf(mac))?.domains.filter((domain) => domain.autostart).length ?? 0,
+      },
+      log,
+    );
+    closers.push(async () => rollouts.close());
+    hosts.rollouts = rollouts;
     const stopRetention = startEventRetention(events, options.eventRetention ?? defaultRetention, log);
     closers.push(async () => stopRetention());
     const partNames = new BuildPartNames(assets);
@@ -536,6 +560,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     draining.stopFirst.push(async () => status.close());
     const app = createHttpApp({
       ...hosts,
+      rollouts,
       log,
       events: timeline,
       observer: bootObserver,
@@ -548,6 +573,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         profiles,
         ...(databaseProfiles ? { profileStore: databaseProfiles } : {}),
         assets,
+        rollouts,
         ...(leases ? { leases } : {}),
         hosts: {
           list: () => {

@@ -47,9 +47,28 @@ export function explainBuild(want: BuildWant, build: Build | undefined): HostBui
   return { want, build, reason };
 }
 
-/** The shell around it: look the wanted build up in the assets folder. */
-export async function hostBuild(assets: AssetStore, profile: Profile | undefined): Promise<HostBuild> {
+/** What an active rollout of a channel gives a host (rollouts/rollout.ts: rolloutBuildFor). */
+export interface RolloutDecider {
+  buildFor(mac: string, channel: string): { build: string; reason: string } | undefined;
+}
+
+/**
+ * The shell around it: look the wanted build up in the assets folder. A
+ * host on a channel with an active rollout gets the build the rollout
+ * gives it (the new one once moved, else the previous one); a pinned build
+ * is never rolled.
+ */
+export async function hostBuild(
+  assets: AssetStore,
+  profile: Profile | undefined,
+  host?: { mac: string; rollouts?: RolloutDecider | undefined },
+): Promise<HostBuild> {
   const want = buildWanted(profile);
+  const rolled = want.kind === 'channel' && host?.rollouts !== undefined ? host.rollouts.buildFor(host.mac, want.channel) : undefined;
+  if (rolled !== undefined) {
+    const build = await assets.build(rolled.build);
+    return { want, build, reason: build === undefined ? `${rolled.reason}; but build ${rolled.build} is not in the server's builds` : rolled.reason };
+  }
   const build = want.kind === 'pinned' ? await assets.build(want.id) : await assets.current(want.channel);
   return explainBuild(want, build);
 }

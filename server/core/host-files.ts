@@ -6,7 +6,7 @@ import type { Platform } from './facts.js';
 import type { HostTokens } from '../tokens/host-token.js';
 import type { TokenGrant } from '../tokens/grant.js';
 import { decideTokenUse, type BootLedger, type TokenUse, type TokenUseDecision } from '../tokens/use.js';
-import { hostBuild } from './build-choice.js';
+import { hostBuild, type RolloutDecider } from './build-choice.js';
 import { renderDomainConfig, renderFirstBoot, renderHostScript, renderRuntimeEnv, renderXenConfig } from './render.js';
 import { resolveHostBoot, type HostBoot, type ServerEndpoints } from './resolve.js';
 
@@ -31,6 +31,8 @@ export interface HostSources {
    * proven to be the MAC (token-grant.ts).
    */
   secrets?: HostSecrets;
+  /** Active rollouts (rollouts/rollouts.ts): which build a host on a rolled channel gets. */
+  rollouts?: RolloutDecider;
 }
 
 export interface HostSecrets {
@@ -122,7 +124,9 @@ export async function hostFile(
   } else {
     const handed = bootBuild === undefined ? undefined : await assets.build(bootBuild);
     ({ build, reason: buildReason } =
-      handed !== undefined ? { build: handed, reason: "the build this boot's script was handed" } : await hostBuild(assets, profile));
+      handed !== undefined
+        ? { build: handed, reason: "the build this boot's script was handed" }
+        : await hostBuild(assets, profile, { mac, rollouts: sources.rollouts }));
   }
   // A boot script or xen.cfg: a new boot token when the requester is proven to be the MAC.
   let token: string | undefined;

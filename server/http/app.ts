@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { platformOf, type Platform } from '../core/facts.js';
 import { authorizeHost, domainConfigName, hostFile, type HostFileName, type HostSources } from '../core/host-files.js';
+import type { Rollouts } from '../rollouts/rollouts.js';
 import { renderEntryScript } from '../core/render.js';
 import { parseEventReport } from '../events/event.js';
 import { maximumStorageReportBytes, parseGuestNetworkReport, parseStorageReport, summarizeGuestNetwork, summarizeStorage } from '../storage/report.js';
@@ -43,6 +44,8 @@ export interface HttpAppOptions extends HostSources {
    * their disk budget.
    */
   hostImages?: { token?: Pick<AdminApiOptions['token'], 'matches'>; links?: ImageLinks; cache?: HostIsoCache };
+  /** Told of the boot scripts and reports that move a rollout on (rollouts/rollouts.ts); also decides builds (HostSources). */
+  rollouts?: HostSources['rollouts'] & Pick<Rollouts, 'bootScript' | 'reported'>;
 }
 
 /** Event bodies are one line of text or so; anything bigger is not a report. */
@@ -198,6 +201,8 @@ export function createHttpApp(options: HttpAppOptions) {
     }
     const boot = await sendHostFile(req, res, 'boot.ipxe', platform);
     if (!boot) return;
+    // Only a script that went to the host itself starts its boot's deadline in a rollout.
+    if (boot.kind === 'boot' && res.locals.hostMac !== undefined) options.rollouts?.bootScript(boot.plan.mac, boot.plan.build.id);
     log.info(
       {
         event: 'boot-script',
@@ -294,6 +299,7 @@ export function createHttpApp(options: HttpAppOptions) {
       return;
     }
     const stored = events.append({ ...report.event, time: now(), mac });
+    options.rollouts?.reported(mac, stored);
     log.info(
       { event: 'host-event', mac, source: stored.source, stage: stored.stage, detail: stored.detail, domain: stored.domain, remote: req.socket.remoteAddress },
       'host event',

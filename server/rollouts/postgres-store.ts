@@ -61,4 +61,3 @@ export class PostgresRolloutStore implements RolloutStore {
 
   close(): void {}
 }
-

@@ -79,7 +79,8 @@ export function startRollout(input: {
   now: number;
 }): RolloutResult {
   const { channel, build, previous, now } = input;
-  if (previous === undefined) return { ok: false, problem: `channel ${channel} has no current build to roll out from; make ${build} its current build instead (rackboot builds switch)` };
+  if (previous === undefined)
+    return { ok: false, problem: `channel ${channel} has no current build to roll out from; make ${build} its current build instead (rackboot builds switch)` };
   if (previous === build) return { ok: false, problem: `${build} is already channel ${channel}'s current build` };
   const order = [...new Set(input.members)].sort();
   if (order.length === 0) return { ok: false, problem: `no host's profile is on channel ${channel} (boot.channel), so there is no one to roll out to` };
@@ -101,15 +102,17 @@ export function startRollout(input: {
   return { ok: true, rollout };
 }
 
-/** Which build a host boots while the rollout stands, and why; undefined when the rollout does not decide it (done, or not one of its hosts' turn to differ). Pure. */
+/** Which build a host boots while the rollout stands, and why; undefined once it is done (the channel's current build decides). Pure. */
 export function rolloutBuildFor(rollout: Rollout, mac: string): { build: string; reason: string } | undefined {
   if (rollout.state === 'done') return undefined;
   const moved = rollout.moved.find((host) => host.mac === mac);
   const tag = `rollout of ${rollout.build} on channel ${rollout.channel}`;
   if (rollout.state === 'aborted') return { build: rollout.previous, reason: `${tag} was aborted: back on ${rollout.previous}` };
   if (moved === undefined) return { build: rollout.previous, reason: `${tag}: not moved yet, on the previous build` };
-  if (moved.failedAt !== undefined) return { build: rollout.previous, reason: `${tag}: failed on it (${moved.reason ?? 'no reason'}), back on the previous build` };
-  if (rollout.state === 'failed' && moved.healthyAt === undefined) return { build: rollout.previous, reason: `${tag} stopped before this host was healthy: back on the previous build` };
+  if (moved.failedAt !== undefined)
+    return { build: rollout.previous, reason: `${tag}: failed on it (${moved.reason ?? 'no reason'}), back on the previous build` };
+  if (rollout.state === 'failed' && moved.healthyAt === undefined)
+    return { build: rollout.previous, reason: `${tag} stopped before this host was healthy: back on the previous build` };
   return { build: rollout.build, reason: `${tag}: moved ${new Date(moved.movedAt).toISOString()}` };
 }
 
@@ -142,7 +145,8 @@ export function observe(rollout: Rollout, seen: RolloutObservation, now: number)
       return seen.build === rollout.build && host.healthyAt === undefined ? withHost(rollout, seen.mac, now, (h) => ({ ...h, bootedAt: now })) : rollout;
     case 'ready':
       if (host.bootedAt === undefined || seen.build !== rollout.build || host.healthyAt !== undefined) return rollout;
-      if (seen.domains < seen.wantDomains) return fail(rollout, seen.mac, `reported ready with ${seen.domains} of the ${seen.wantDomains} domains its profile starts`, now);
+      if (seen.domains < seen.wantDomains)
+        return fail(rollout, seen.mac, `reported ready with ${seen.domains} of the ${seen.wantDomains} domains its profile starts`, now);
       return withHost(rollout, seen.mac, now, (h) => ({ ...h, healthyAt: now }));
     case 'failed':
       return host.bootedAt === undefined || host.healthyAt !== undefined ? rollout : fail(rollout, seen.mac, `reported a failure: ${seen.detail}`, now);
@@ -164,7 +168,8 @@ export function advance(rollout: Rollout, now: number): Rollout {
     }
   }
   if (next.state !== 'running' || !next.moved.every((host) => host.healthyAt !== undefined)) return next;
-  if (next.moved.length === next.order.length) return change(next, now, { state: 'done', reason: `every host (${next.order.length}) healthy on ${next.build}` });
+  if (next.moved.length === next.order.length)
+    return change(next, now, { state: 'done', reason: `every host (${next.order.length}) healthy on ${next.build}` });
   const moved = new Set(next.moved.map((host) => host.mac));
   const wave = next.order.filter((mac) => !moved.has(mac)).slice(0, next.moved.length);
   return change(next, now, { moved: [...next.moved, ...wave.map((mac) => ({ mac, movedAt: now }))] });
@@ -175,9 +180,13 @@ export function command(rollout: Rollout, action: 'pause' | 'resume' | 'abort', 
   const is = (state: RolloutState) => rollout.state === state;
   switch (action) {
     case 'pause':
-      return is('running') ? { ok: true, rollout: change(rollout, now, { state: 'paused' }) } : { ok: false, problem: `the rollout is ${rollout.state}, not running` };
+      return is('running')
+        ? { ok: true, rollout: change(rollout, now, { state: 'paused' }) }
+        : { ok: false, problem: `the rollout is ${rollout.state}, not running` };
     case 'resume':
-      return is('paused') ? { ok: true, rollout: change(rollout, now, { state: 'running' }) } : { ok: false, problem: `the rollout is ${rollout.state}, not paused` };
+      return is('paused')
+        ? { ok: true, rollout: change(rollout, now, { state: 'running' }) }
+        : { ok: false, problem: `the rollout is ${rollout.state}, not paused` };
     case 'abort':
       return is('running') || is('paused') || is('failed')
         ? { ok: true, rollout: change(rollout, now, { state: 'aborted', reason: 'aborted by an admin' }) }
@@ -188,6 +197,16 @@ export function command(rollout: Rollout, action: 'pause' | 'resume' | 'abort', 
 /** Whether the rollout still decides what its hosts boot (the store keeps one per channel). */
 export function isActive(rollout: Rollout): boolean {
   return rollout.state === 'running' || rollout.state === 'paused' || rollout.state === 'failed';
+}
+
+/** How long a moved host has from its boot script to its ready report, unless the rollout says otherwise. */
+export const defaultDeadlineMs = 30 * 60_000;
+
+/** "90s", "20m", "1h" (or a bare number of seconds) as ms, or a problem naming the flag. Pure. */
+export function parseDeadline(text: string): number | { problem: string } {
+  const match = /^(\d{1,6})(s|m|h)?$/.exec(text.trim());
+  const ms = match === null ? 0 : Number(match[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 's' | 'm' | 'h'];
+  return ms > 0 ? ms : { problem: `--deadline ${text}: want a time such as 90s, 20m or 1h` };
 }
 
 /** "20 min", "90 s". */

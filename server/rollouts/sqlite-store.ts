@@ -65,13 +65,17 @@ export class SqliteRolloutStore implements RolloutStore {
         const body = JSON.stringify(next);
         parseStoredRollout(body, channel);
         this.db
-          .prepare('INSERT INTO rollouts (channel, body, updated_at) VALUES (?, ?, ?) ON CONFLICT (channel) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at')
+          .prepare(
+            'INSERT INTO rollouts (channel, body, updated_at) VALUES (?, ?, ?) ON CONFLICT (channel) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at',
+          )
           .run(channel, body, next.updatedAt);
         return next;
       });
       return Promise.resolve(run.immediate());
     } catch (error) {
-      return Promise.reject(error instanceof Error && !(error as { code?: string }).code?.startsWith('SQLITE') ? error : storeError(error, rolloutErrors(this.file)));
+      return Promise.reject(
+        error instanceof Error && !(error as { code?: string }).code?.startsWith('SQLITE') ? error : storeError(error, rolloutErrors(this.file)),
+      );
     }
   }
 

@@ -60,7 +60,8 @@ function checkRollout(rollout: Rollout, channel: string): Rollout {
   if (typeof rollout !== 'object' || rollout === null) problem('not a record');
   if (rollout.channel !== channel) problem(`it names channel ${JSON.stringify(rollout.channel)}`);
   for (const field of ['build', 'previous'] as const) if (typeof rollout[field] !== 'string' || rollout[field] === '') problem(`${field} is not a build id`);
-  if (!(rolloutStates as readonly string[]).includes(rollout.state)) problem(`state ${JSON.stringify(rollout.state)} is not one of ${rolloutStates.join(', ')}`);
+  if (!(rolloutStates as readonly string[]).includes(rollout.state))
+    problem(`state ${JSON.stringify(rollout.state)} is not one of ${rolloutStates.join(', ')}`);
   for (const field of ['first', 'deadlineMs', 'startedAt', 'updatedAt'] as const) if (!Number.isFinite(rollout[field])) problem(`${field} is not a number`);
   if (!Array.isArray(rollout.order) || !Array.isArray(rollout.moved)) problem('order and moved must be lists');
   return rollout;

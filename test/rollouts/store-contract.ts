@@ -10,7 +10,15 @@ import type { RolloutStore } from '../../server/rollouts/store.js';
  */
 export function rolloutStoreContract(name: string, open: () => Promise<RolloutStore>, reopen?: (store: RolloutStore) => Promise<RolloutStore>): void {
   const rollout = (channel: string, build = 'new'): Rollout => {
-    const result = startRollout({ channel, build, previous: 'old', members: ['52:54:00:00:00:01', '52:54:00:00:00:02'], first: { count: 1 }, deadlineMs: 60_000, now: 1000 });
+    const result = startRollout({
+      channel,
+      build,
+      previous: 'old',
+      members: ['52:54:00:00:00:01', '52:54:00:00:00:02'],
+      first: { count: 1 },
+      deadlineMs: 60_000,
+      now: 1000,
+    });
     assert.ok(result.ok);
     return result.rollout;
   };
@@ -49,8 +57,14 @@ export function rolloutStoreContract(name: string, open: () => Promise<RolloutSt
   test(`${name}: a record that is not a rollout of its channel is refused, and nothing is stored`, async () => {
     const store = await open();
     try {
-      await assert.rejects(store.update('stable', () => rollout('testing')), /the rollout of channel stable: it names channel "testing"/);
-      await assert.rejects(store.update('stable', () => ({ ...rollout('stable'), state: 'sideways' as never })), /state "sideways" is not one of running/);
+      await assert.rejects(
+        store.update('stable', () => rollout('testing')),
+        /the rollout of channel stable: it names channel "testing"/,
+      );
+      await assert.rejects(
+        store.update('stable', () => ({ ...rollout('stable'), state: 'sideways' as never })),
+        /state "sideways" is not one of running/,
+      );
       assert.deepEqual(await store.list(), []);
     } finally {
       await store.close();
@@ -63,7 +77,10 @@ export function rolloutStoreContract(name: string, open: () => Promise<RolloutSt
       await store.update('stable', () => rollout('stable'));
       await Promise.all(
         Array.from({ length: 12 }, (_, i) =>
-          store.update('stable', (current) => ({ ...current!, moved: [...current!.moved, { mac: `02:00:00:00:00:${String(i).padStart(2, '0')}`, movedAt: i }] })),
+          store.update('stable', (current) => ({
+            ...current!,
+            moved: [...current!.moved, { mac: `02:00:00:00:00:${String(i).padStart(2, '0')}`, movedAt: i }],
+          })),
         ),
       );
       assert.equal((await store.list())[0]!.moved.length, 13);
