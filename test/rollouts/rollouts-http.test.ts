@@ -11,6 +11,7 @@ import { loadOrCreateAdminToken } from '../../server/admin/token.js';
 import { AssetStore, switchCurrent } from '../../server/assets/builds.js';
 import { MemoryEventStore } from '../../server/events/store.js';
 import { createHttpApp } from '../../server/http/app.js';
+import { domainDefaults } from '../../server/profiles/domain.js';
 import type { Profile } from '../../server/profiles/profile.js';
 import { ProfileDirectory } from '../../server/profiles/store.js';
 import { Rollouts } from '../../server/rollouts/rollouts.js';
@@ -48,17 +49,7 @@ before(async () => {
   await switchCurrent(path.join(dir, 'assets'), 'b-old', 'stable');
   await switchCurrent(path.join(dir, 'assets'), 'b-old');
   for (const mac of macs) {
-    const domain = {
-      name: 'web',
-      memory: 96,
-      vcpus: 1,
-      kernel: 'vmlinuz',
-      ramdisk: 'guest.initrd.gz',
-      extraArgs: '',
-      bridge: 'xenbr0',
-      autostart: true,
-      restart: false,
-    };
+    const domain = { name: 'web', ...domainDefaults };
     profiles.set(
       mac,
       makeProfile({
