@@ -484,12 +484,18 @@ async function main(argv: string[]): Promise<void> {
                 type: 'string',
                 default: '30m',
                 describe: 'how long a moved host has from its boot script to its ready report (90s, 20m, 1h)',
+              })
+              .option('reboot', {
+                type: 'boolean',
+                default: false,
+                describe:
+                  "ask moved hosts to reboot, one at a time (and failed ones to reboot back), through their runtime's heartbeat; never hosts whose profile says boot.allowReboot: false",
               }),
           async (args) => {
             const client = await adminClient(args);
             show(
               (await client.call('POST', 'rollouts', {
-                json: { channel: args.channel, build: args.build, first: args.first, deadline: args.deadline },
+                json: { channel: args.channel, build: args.build, first: args.first, deadline: args.deadline, reboot: args.reboot },
               })) as RolloutView,
             );
           },

@@ -478,6 +478,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
             return typeof profile.mac === 'string' && want.kind === 'channel' && want.channel === channel ? [profile.mac] : [];
           }),
         wantDomains: (mac) => profiles.lookup(mac, sightings.slotOf(mac))?.domains.filter((domain) => domain.autostart).length ?? 0,
+        mayReboot: (mac) => profiles.lookup(mac, sightings.slotOf(mac))?.boot.allowReboot !== false,
       },
       log,
     );

@@ -330,7 +330,7 @@ export function createAdminRouter(options: AdminApiOptions): Router {
     res.json((options.rollouts?.list() ?? []).map(describeRollout));
   });
 
-  // {"channel", "build", "first": "1" | "25%", "deadline": "20m"}: start one.
+  // {"channel", "build", "first": "1" | "25%", "deadline": "20m", "reboot": true}: start one.
   router.post('/rollouts', async (req, res) => {
     if (options.rollouts === undefined) {
       res.status(404).json({ error: 'this server keeps no rollouts' });
@@ -354,7 +354,18 @@ export function createAdminRouter(options: AdminApiOptions): Router {
       res.status(400).json({ error: problem });
       return;
     }
-    const started = await options.rollouts.start({ channel, build: build!, first: first as FirstWave, deadlineMs: deadline as number });
+    const reboot = (req.body as { reboot?: unknown } | undefined)?.reboot;
+    if (reboot !== undefined && typeof reboot !== 'boolean') {
+      res.status(400).json({ error: 'reboot: want true or false' });
+      return;
+    }
+    const started = await options.rollouts.start({
+      channel,
+      build: build!,
+      first: first as FirstWave,
+      deadlineMs: deadline as number,
+      reboot: reboot === true,
+    });
     if (!started.ok) {
       res.status(started.problem.startsWith('no build') ? 404 : 409).json({ error: started.problem });
       return;

@@ -45,7 +45,7 @@ export interface HttpAppOptions extends HostSources {
    */
   hostImages?: { token?: Pick<AdminApiOptions['token'], 'matches'>; links?: ImageLinks; cache?: HostIsoCache };
   /** Told of the boot scripts and reports that move a rollout on (rollouts/rollouts.ts); also decides builds (HostSources). */
-  rollouts?: HostSources['rollouts'] & Pick<Rollouts, 'bootScript' | 'reported'>;
+  rollouts?: HostSources['rollouts'] & Pick<Rollouts, 'bootScript' | 'reported' | 'rebootFor'>;
 }
 
 /** Event bodies are one line of text or so; anything bigger is not a report. */
@@ -353,6 +353,13 @@ export function createHttpApp(options: HttpAppOptions) {
       log.info({ event: 'host-alive-refused', mac, remote: remoteAddress(req), reason }, 'heartbeat refused');
       options.observer?.hostRefused('alive');
       text(res.status(403), `rackboot: ${reason}\n`);
+      return;
+    }
+    // A rollout may want this host on another build: the answer asks its runtime to reboot (rollout --reboot).
+    const claims = options.secrets?.tokens.read(mac, req.get(hostTokenHeader));
+    const running = claims === undefined ? undefined : options.secrets!.ledger.buildOf(claims);
+    if (options.rollouts?.rebootFor(mac, running) === true) {
+      text(res.status(200).set('Cache-Control', 'no-store'), 'reboot\n');
       return;
     }
     res.status(204).set('Cache-Control', 'no-store').end();

@@ -109,7 +109,7 @@ const topLevelFields = [
 ] as const;
 const groupHostFields = ['mac', 'hostname', 'address'] as const;
 const networkFields = ['mode', 'address', 'gateway', 'dns'] as const;
-const bootFields = ['entry', 'menuTimeout', 'xenArgs', 'kernelArgs', 'channel', 'build'] as const;
+const bootFields = ['entry', 'menuTimeout', 'xenArgs', 'kernelArgs', 'channel', 'build', 'allowReboot'] as const;
 const domainFields = [
   'name',
   'memory',
@@ -647,6 +647,12 @@ class ProfileReader extends YamlReader {
       );
       if (channel === undefined) ok = false;
       else boot.channel = channel;
+    }
+    const rebootEntry = fields.get('allowReboot');
+    if (rebootEntry !== undefined) {
+      const allowed = this.boolean(rebootEntry);
+      if (allowed === undefined) ok = false;
+      else boot.allowReboot = allowed;
     }
     const buildEntry = fields.get('build');
     if (buildEntry !== undefined) {

@@ -32,6 +32,8 @@ export interface BootSettings {
   channel?: string;
   /** A build id the host boots whatever the channels' current builds are. */
   build?: string;
+  /** false: rackboot never asks the host to reboot (a rollout's --reboot); its guests are not interrupted. Default true. */
+  allowReboot?: boolean;
 }
 
 /**

@@ -28,6 +28,8 @@ export interface RolloutHost {
   failedAt?: number;
   /** Why it failed. */
   reason?: string;
+  /** When the server first asked it to reboot (rollout --reboot, through its heartbeat). */
+  rebootAskedAt?: number;
 }
 
 export interface Rollout {
@@ -40,6 +42,8 @@ export interface Rollout {
   first: number;
   /** How long a moved host has from its boot script to its ready report. */
   deadlineMs: number;
+  /** Ask moved hosts to reboot (one at a time), and failed ones to reboot back to the previous build. */
+  reboot?: boolean;
   state: RolloutState;
   startedAt: number;
   updatedAt: number;
@@ -76,6 +80,7 @@ export function startRollout(input: {
   members: readonly string[];
   first: FirstWave;
   deadlineMs: number;
+  reboot?: boolean;
   now: number;
 }): RolloutResult {
   const { channel, build, previous, now } = input;
@@ -93,6 +98,7 @@ export function startRollout(input: {
     previous,
     first: Math.min(first, order.length),
     deadlineMs: input.deadlineMs,
+    ...(input.reboot === true ? { reboot: true } : {}),
     state: 'running',
     startedAt: now,
     updatedAt: now,
@@ -132,12 +138,16 @@ function fail(rollout: Rollout, mac: string, reason: string, now: number): Rollo
 export type RolloutObservation =
   | { kind: 'boot-script'; mac: string; build: string }
   | { kind: 'ready'; mac: string; build: string | null; domains: number; wantDomains: number }
-  | { kind: 'failed'; mac: string; detail: string };
+  | { kind: 'failed'; mac: string; detail: string }
+  | { kind: 'reboot-asked'; mac: string };
 
 /** Count one observation of a moved host of an active rollout; anything else leaves it as it is. Pure. */
 export function observe(rollout: Rollout, seen: RolloutObservation, now: number): Rollout {
-  if (rollout.state !== 'running' && rollout.state !== 'paused') return rollout;
   const host = rollout.moved.find((candidate) => candidate.mac === seen.mac);
+  if (seen.kind === 'reboot-asked') {
+    return host === undefined || host.rebootAskedAt !== undefined ? rollout : withHost(rollout, seen.mac, now, (h) => ({ ...h, rebootAskedAt: now }));
+  }
+  if (rollout.state !== 'running' && rollout.state !== 'paused') return rollout;
   if (host === undefined || host.failedAt !== undefined) return rollout;
   switch (seen.kind) {
     case 'boot-script':
@@ -162,9 +172,11 @@ export function advance(rollout: Rollout, now: number): Rollout {
   let next = rollout;
   if (next.state !== 'running' && next.state !== 'paused') return next;
   for (const host of next.moved) {
-    if (host.bootedAt === undefined || host.healthyAt !== undefined || host.failedAt !== undefined) continue;
-    if (now - host.bootedAt > next.deadlineMs) {
+    if (host.healthyAt !== undefined || host.failedAt !== undefined) continue;
+    if (host.bootedAt !== undefined && now - host.bootedAt > next.deadlineMs) {
       next = fail(next, host.mac, `no ready report with ${next.build} within ${formatDuration(next.deadlineMs)} of its boot script`, now);
+    } else if (host.bootedAt === undefined && host.rebootAskedAt !== undefined && now - host.rebootAskedAt > next.deadlineMs) {
+      next = fail(next, host.mac, `asked to reboot, and no boot script of ${next.build} within ${formatDuration(next.deadlineMs)}`, now);
     }
   }
   if (next.state !== 'running' || !next.moved.every((host) => host.healthyAt !== undefined)) return next;
@@ -173,6 +185,26 @@ export function advance(rollout: Rollout, now: number): Rollout {
   const moved = new Set(next.moved.map((host) => host.mac));
   const wave = next.order.filter((mac) => !moved.has(mac)).slice(0, next.moved.length);
   return change(next, now, { moved: [...next.moved, ...wave.map((mac) => ({ mac, movedAt: now }))] });
+}
+
+/**
+ * Whether a host running `running` (the build its boot was handed) should
+ * reboot now, for a rollout started with --reboot: a moved host still on
+ * another build, when no other moved host is between its reboot and its
+ * health (so hosts go one at a time); and, once the rollout failed, a
+ * failed host still on the new build, to go back. Pure.
+ */
+export function rebootWanted(rollout: Rollout, mac: string, running: string | undefined): boolean {
+  if (rollout.reboot !== true || running === undefined) return false;
+  const host = rollout.moved.find((candidate) => candidate.mac === mac);
+  if (host === undefined) return false;
+  if (rollout.state === 'failed') return host.failedAt !== undefined && running === rollout.build;
+  if (rollout.state !== 'running' || host.failedAt !== undefined || host.healthyAt !== undefined || running === rollout.build) return false;
+  const inFlight = rollout.moved.some(
+    (other) =>
+      other.mac !== mac && other.failedAt === undefined && other.healthyAt === undefined && (other.rebootAskedAt !== undefined || other.bootedAt !== undefined),
+  );
+  return !inFlight;
 }
 
 /** pause, resume and abort, or why not in this state. Pure. */

@@ -8,6 +8,7 @@ import {
   formatDuration,
   isActive,
   observe,
+  rebootWanted,
   rolloutBuildFor,
   startRollout,
   type FirstWave,
@@ -22,6 +23,8 @@ export interface RolloutHosts {
   members(channel: string): string[];
   /** How many domains the host's profile starts at boot: its ready report must name at least as many. */
   wantDomains(mac: string): number;
+  /** Whether rackboot may ask the host to reboot (its profile's boot.allowReboot). */
+  mayReboot(mac: string): boolean;
 }
 
 /** Stages of the runtime that count as a failed boot for a rollout. */
@@ -80,6 +83,7 @@ export class Rollouts {
     build: string;
     first: FirstWave;
     deadlineMs: number;
+    reboot?: boolean;
   }): Promise<{ ok: true; rollout: Rollout } | { ok: false; problem: string }> {
     const build = await this.assets.build(input.build);
     if (build === undefined) return { ok: false, problem: `no build "${input.build}" in ${this.assets.dir}/builds` };
@@ -127,6 +131,21 @@ export class Rollouts {
   /** A boot script (or xen.cfg) of `build` went to `mac`, proven to be that host. */
   bootScript(mac: string, build: string): void {
     this.seen({ kind: 'boot-script', mac, build });
+  }
+
+  /**
+   * Whether the host should reboot now, asked through its heartbeat
+   * (rollout --reboot; `running` is the build its boot was handed). A host
+   * whose profile says boot.allowReboot: false is never asked.
+   */
+  rebootFor(mac: string, running: string | undefined): boolean {
+    for (const rollout of this.cached.values()) {
+      if (!isActive(rollout) || !rebootWanted(rollout, mac, running) || !this.hosts.mayReboot(mac)) continue;
+      this.log.info({ event: 'rollout', channel: rollout.channel, build: rollout.build, mac, running }, 'rollout: asked the host to reboot');
+      this.seen({ kind: 'reboot-asked', mac });
+      return true;
+    }
+    return false;
   }
 
   /** A report stored on `mac`'s timeline: its ready report, or a failure. */

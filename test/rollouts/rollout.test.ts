@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { advance, command, isActive, observe, parseFirstWave, rolloutBuildFor, startRollout, type Rollout } from '../../server/rollouts/rollout.js';
+import {
+  advance,
+  command,
+  isActive,
+  observe,
+  parseFirstWave,
+  rebootWanted,
+  rolloutBuildFor,
+  startRollout,
+  type Rollout,
+} from '../../server/rollouts/rollout.js';
 
 const hosts = ['52:54:00:00:00:05', '52:54:00:00:00:01', '52:54:00:00:00:03', '52:54:00:00:00:02', '52:54:00:00:00:04'];
 const [h1, h2, h3, h4, h5] = [...hosts].sort() as [string, string, string, string, string];
@@ -126,4 +136,55 @@ test('pause holds the waves (deadlines still count), resume goes on; commands ou
   assert.ok(resumed.ok);
   assert.equal(advance(resumed.rollout, 4 * minute).moved.length, 2);
   assert.deepEqual(command(resumed.rollout, 'resume', 5 * minute), { ok: false, problem: 'the rollout is running, not paused' });
+});
+
+test('--reboot: moved hosts on another build are asked one at a time; failed ones on the new build are asked back; without --reboot none', () => {
+  const result = startRollout({
+    channel: 'stable',
+    build: 'new',
+    previous: 'old',
+    members: hosts,
+    first: { count: 2 },
+    deadlineMs: 20 * minute,
+    reboot: true,
+    now: 0,
+  });
+  assert.ok(result.ok);
+  let rollout = result.rollout;
+  assert.equal(rebootWanted(rollout, h1, 'old'), true);
+  assert.equal(rebootWanted(rollout, h1, undefined), false, 'what it runs is unknown (a server restart): not asked');
+  assert.equal(rebootWanted(rollout, h3, 'old'), false, 'not moved');
+  rollout = observe(rollout, { kind: 'reboot-asked', mac: h1 }, minute);
+  assert.equal(rollout.moved[0]!.rebootAskedAt, minute);
+  assert.equal(rebootWanted(rollout, h2, 'old'), false, 'h1 is between its reboot and its health');
+  assert.equal(rebootWanted(rollout, h1, 'old'), true, 'asked again until it goes');
+  rollout = healthy(rollout, h1, 2 * minute);
+  assert.equal(rebootWanted(rollout, h1, 'new'), false);
+  assert.equal(rebootWanted(rollout, h2, 'old'), true, 'h1 healthy: h2 goes next');
+  rollout = observe(rollout, { kind: 'reboot-asked', mac: h2 }, 4 * minute);
+  // Asked, and no boot script within the deadline: it fails, and once failed a host on the old build is not asked again.
+  rollout = advance(rollout, 25 * minute);
+  assert.equal(rollout.reason, `${h2}: asked to reboot, and no boot script of new within 20 min`);
+  assert.equal(rebootWanted(rollout, h2, 'old'), false);
+  assert.equal(rebootWanted(rollout, h1, 'new'), false, 'a healthy host keeps the new build');
+
+  // A failed host still on the new build goes back.
+  let other = startRollout({
+    channel: 'stable',
+    build: 'new',
+    previous: 'old',
+    members: hosts,
+    first: { count: 1 },
+    deadlineMs: 20 * minute,
+    reboot: true,
+    now: 0,
+  });
+  assert.ok(other.ok);
+  const booted = observe(other.rollout, { kind: 'boot-script', mac: h1, build: 'new' }, minute);
+  const failed = observe(booted, { kind: 'ready', mac: h1, build: 'new', domains: 0, wantDomains: 1 }, 2 * minute);
+  assert.equal(rebootWanted(failed, h1, 'new'), true);
+  assert.equal(rebootWanted(failed, h1, 'old'), false);
+  other = startRollout({ channel: 'stable', build: 'new', previous: 'old', members: hosts, first: { count: 1 }, deadlineMs: minute, now: 0 });
+  assert.ok(other.ok);
+  assert.equal(rebootWanted(other.rollout, h1, 'old'), false, 'without --reboot no host is asked');
 });

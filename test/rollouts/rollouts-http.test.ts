@@ -66,7 +66,11 @@ before(async () => {
   rollouts = await Rollouts.open(
     new MemoryRolloutStore(),
     assets,
-    { members: (channel) => (channel === 'stable' ? [...profiles.keys()] : []), wantDomains: (mac) => profiles.get(mac)?.domains.length ?? 0 },
+    {
+      members: (channel) => (channel === 'stable' ? [...profiles.keys()] : []),
+      wantDomains: (mac) => profiles.get(mac)?.domains.length ?? 0,
+      mayReboot: (mac) => profiles.get(mac)?.boot.allowReboot !== false,
+    },
     log,
     { now: () => clock, refreshMs: 3_600_000 },
   );
@@ -223,4 +227,45 @@ test('a moved host that boots and never reports fails at its deadline; a rollout
   assert.equal((await new AssetStore(path.join(dir, 'assets')).current())?.id, 'b-old', "the default channel's current build is untouched");
   const after = await boot(h2);
   assert.deepEqual([after.build, after.why], ['b-new', "channel stable's current build (boot.channel in n2.yaml)"]);
+});
+
+test("--reboot: a moved host's heartbeat answers reboot, one host at a time; a host whose profile forbids it is never asked", async () => {
+  await switchCurrent(path.join(dir, 'assets'), 'b-old', 'stable');
+  profiles.set(h3, { ...profiles.get(h3)!, boot: { ...profiles.get(h3)!.boot, allowReboot: false } });
+  const alive = async (mac: string, token: string) => {
+    const response = await fetch(`${base}/hosts/${mac}/alive`, { method: 'POST', headers: { 'x-rackboot-token': token } });
+    return { status: response.status, body: await response.text() };
+  };
+  try {
+    // Every host runs the old build.
+    const running = new Map<string, string>();
+    for (const mac of macs) {
+      const booted = await boot(mac);
+      assert.equal(booted.build, 'b-old');
+      running.set(mac, booted.token);
+    }
+    assert.equal((await api('POST', 'rollouts', { channel: 'stable', build: 'b-newer', first: '100%', reboot: 'yes' })).status, 400);
+    const started = await api('POST', 'rollouts', { channel: 'stable', build: 'b-newer', first: '100%', reboot: true, deadline: '10m' });
+    assert.equal(started.status, 201, JSON.stringify(started.body));
+    assert.deepEqual(await alive(h1, running.get(h1)!), { status: 200, body: 'reboot\n' });
+    await until(
+      'h1 asked',
+      5000,
+      async () => ((await api('GET', 'rollouts')).body[0].moved[0].rebootAskedAt !== undefined ? true : undefined),
+      () => '',
+    );
+    assert.equal((await alive(h2, running.get(h2)!)).status, 204, 'one host at a time');
+    // h1 reboots onto the new build and is healthy: h2 is asked next; h3 never is.
+    const renewed = await boot(h1);
+    assert.equal(renewed.build, 'b-newer');
+    assert.equal((await alive(h1, renewed.token)).status, 204, 'on the new build: nothing to ask');
+    await waitFor('h1 booting', (seen) => seen[h1] === 'booting');
+    await ready(h1, renewed.token, 'b-newer', 1);
+    await waitFor('h1 healthy', (seen) => seen[h1] === 'healthy');
+    assert.deepEqual(await alive(h2, running.get(h2)!), { status: 200, body: 'reboot\n' });
+    assert.equal((await alive(h3, running.get(h3)!)).status, 204, 'boot.allowReboot: false');
+    assert.ok(logLines.some((line) => line.includes('rollout: asked the host to reboot') && line.includes(h2)));
+  } finally {
+    await api('POST', 'rollouts/stable/abort');
+  }
 });
