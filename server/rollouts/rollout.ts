@@ -151,8 +151,8 @@ export function observe(rollout: Rollout, seen: RolloutObservation, now: number)
   if (host === undefined || host.failedAt !== undefined) return rollout;
   switch (seen.kind) {
     case 'boot-script':
-      // Each boot of the new build starts its own deadline; a healthy host stays healthy.
-      return seen.build === rollout.build && host.healthyAt === undefined ? withHost(rollout, seen.mac, now, (h) => ({ ...h, bootedAt: now })) : rollout;
+      // The deadline counts from its first boot of the new build: a host that a watchdog resets again and again still fails in time.
+      return seen.build === rollout.build && host.bootedAt === undefined ? withHost(rollout, seen.mac, now, (h) => ({ ...h, bootedAt: now })) : rollout;
     case 'ready':
       if (host.bootedAt === undefined || seen.build !== rollout.build || host.healthyAt !== undefined) return rollout;
       if (seen.domains < seen.wantDomains)

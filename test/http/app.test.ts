@@ -386,7 +386,7 @@ test('POST /hosts/<mac>/events: 400 (413 for a body too large) naming the field,
   const before = events.listByHost('52:54:00:12:34:58').length;
   const rows: Array<[string, string, string | undefined, string, number?]> = [
     ['/hosts/not-a-mac/events', 'stage=booted', form, 'rackboot: mac: "not-a-mac" is not a MAC address\n'],
-    ['/hosts/52-54-00-12-34-58/events', 'stage=rebooting', form, /^rackboot: stage: "rebooting" is not a stage; want one of booted, /.source],
+    ['/hosts/52-54-00-12-34-58/events', 'stage=exploding', form, /^rackboot: stage: "exploding" is not a stage; want one of booted, /.source],
     ['/hosts/52-54-00-12-34-58/events', '', form, /^rackboot: stage: missing; want one of /.source],
     ['/hosts/52-54-00-12-34-58/events', 'stage=domain-started', form, 'rackboot: domain: missing; stage domain-started is about one domain\n'],
     ['/hosts/52-54-00-12-34-58/events', 'stage=ready&stage=failed', form, 'rackboot: stage: want text, got a list (the field was given twice?)\n'],

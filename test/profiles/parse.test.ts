@@ -98,6 +98,9 @@ describe('parseProfile: valid profiles', () => {
     assert.equal(parsed(`${base}  channel: default\n`).boot.channel, 'default');
     assert.equal(parsed(`${base}  build: 20261206T074500.123Z-1a2b3c4d\n`).boot.build, '20261206T074500.123Z-1a2b3c4d');
     assert.equal(parsed(`${base}  entry: testing\n`).boot.channel, undefined);
+    assert.equal(parsed(`${base}  allowReboot: false\n`).boot.allowReboot, false);
+    assert.equal(parsed(`${base}  entry: testing\n`).boot.allowReboot, undefined, 'left out: allowed');
+    assert.deepEqual(errors(`${base}  allowReboot: "no"\n`), [`${file}:4:16: boot.allowReboot: want true or false, got the string "no"`]);
   });
 
   test('static without gateway or dns', () => {

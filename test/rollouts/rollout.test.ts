@@ -16,8 +16,8 @@ const hosts = ['52:54:00:00:00:05', '52:54:00:00:00:01', '52:54:00:00:00:03', '5
 const [h1, h2, h3, h4, h5] = [...hosts].sort() as [string, string, string, string, string];
 const minute = 60_000;
 
-function started(first = { count: 1 } as { count: number } | { percent: number }): Rollout {
-  const result = startRollout({ channel: 'stable', build: 'new', previous: 'old', members: hosts, first, deadlineMs: 20 * minute, now: 0 });
+function started(first = { count: 1 } as { count: number } | { percent: number }, reboot = false): Rollout {
+  const result = startRollout({ channel: 'stable', build: 'new', previous: 'old', members: hosts, first, deadlineMs: 20 * minute, reboot, now: 0 });
   assert.ok(result.ok, result.ok ? '' : result.problem);
   return result.rollout;
 }
@@ -139,18 +139,7 @@ test('pause holds the waves (deadlines still count), resume goes on; commands ou
 });
 
 test('--reboot: moved hosts on another build are asked one at a time; failed ones on the new build are asked back; without --reboot none', () => {
-  const result = startRollout({
-    channel: 'stable',
-    build: 'new',
-    previous: 'old',
-    members: hosts,
-    first: { count: 2 },
-    deadlineMs: 20 * minute,
-    reboot: true,
-    now: 0,
-  });
-  assert.ok(result.ok);
-  let rollout = result.rollout;
+  let rollout = started({ count: 2 }, true);
   assert.equal(rebootWanted(rollout, h1, 'old'), true);
   assert.equal(rebootWanted(rollout, h1, undefined), false, 'what it runs is unknown (a server restart): not asked');
   assert.equal(rebootWanted(rollout, h3, 'old'), false, 'not moved');
@@ -169,22 +158,16 @@ test('--reboot: moved hosts on another build are asked one at a time; failed one
   assert.equal(rebootWanted(rollout, h1, 'new'), false, 'a healthy host keeps the new build');
 
   // A failed host still on the new build goes back.
-  let other = startRollout({
-    channel: 'stable',
-    build: 'new',
-    previous: 'old',
-    members: hosts,
-    first: { count: 1 },
-    deadlineMs: 20 * minute,
-    reboot: true,
-    now: 0,
-  });
-  assert.ok(other.ok);
-  const booted = observe(other.rollout, { kind: 'boot-script', mac: h1, build: 'new' }, minute);
+  const booted = observe(started({ count: 1 }, true), { kind: 'boot-script', mac: h1, build: 'new' }, minute);
   const failed = observe(booted, { kind: 'ready', mac: h1, build: 'new', domains: 0, wantDomains: 1 }, 2 * minute);
   assert.equal(rebootWanted(failed, h1, 'new'), true);
   assert.equal(rebootWanted(failed, h1, 'old'), false);
-  other = startRollout({ channel: 'stable', build: 'new', previous: 'old', members: hosts, first: { count: 1 }, deadlineMs: minute, now: 0 });
-  assert.ok(other.ok);
-  assert.equal(rebootWanted(other.rollout, h1, 'old'), false, 'without --reboot no host is asked');
+  assert.equal(rebootWanted(started(), h1, 'old'), false, 'without --reboot no host is asked');
+});
+
+test('the deadline counts from the first boot of the new build: a host reset by its watchdog again and again still fails in time', () => {
+  let rollout = observe(started(), { kind: 'boot-script', mac: h1, build: 'new' }, 0);
+  rollout = observe(rollout, { kind: 'boot-script', mac: h1, build: 'new' }, 15 * minute);
+  assert.equal(rollout.moved[0]!.bootedAt, 0);
+  assert.equal(advance(rollout, 20 * minute + 1).state, 'failed');
 });
