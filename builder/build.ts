@@ -35,6 +35,7 @@ import {
   type RuntimeVariant,
   type BuildFileName,
   type Manifest,
+  type ManifestChanges,
   type ManifestFile,
   type PackageRef,
 } from '../server/assets/manifest.js';
@@ -71,6 +72,8 @@ export interface BuildOptions {
    * that channel's current one instead of ASSETS/current.
    */
   channel?: string;
+  /** What changed since the channel's current build (`--if-changed`), recorded in the manifest. */
+  changes?: ManifestChanges;
   /** Where each step's start, amount done and end go (a terminal's bars, plain lines); default nowhere. */
   progress?: BuildProgress;
   log: Logger;
@@ -382,7 +385,10 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       const created = new Date();
       const id = buildId(created, createHash('sha256').update(contentDigestInput(files)).digest('hex'));
       const channel = options.channel === DEFAULT_CHANNEL ? undefined : options.channel;
-      const manifest = createManifest(id, created, files, variant, await builderRecipe(root), channel, rootfs?.extras);
+      const manifest = createManifest(id, created, files, variant, await builderRecipe(root), channel, {
+        ...(rootfs === undefined ? {} : { extraPackages: rootfs.extras }),
+        ...(options.changes === undefined ? {} : { changes: options.changes }),
+      });
       await writeFile(join(partial, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
       const dir = join(out, 'builds', id);
       await rename(partial, dir);

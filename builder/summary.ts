@@ -30,6 +30,15 @@ export function renderExtraPackages(packages: Array<{ package: string; version: 
   return `extra packages in the runtime (installed size, before pruning):\n${lines.join('\n')}\n  ${packages.length} package${packages.length === 1 ? '' : 's'}, ${formatBytes(total * 1024)}\n`;
 }
 
+/** What changed since the build before (`--if-changed`): a line per reason and per package, "from -> to". */
+export function renderChanges(changes: { packages: Array<{ package: string; from: string | null; to: string | null }>; reasons: string[] }): string {
+  const lines = [
+    ...changes.reasons.map((reason) => `  ${reason}`),
+    ...changes.packages.map((change) => `  ${change.package}: ${change.from ?? '(none)'} -> ${change.to ?? '(none)'}`),
+  ];
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+}
+
 export function renderSummaryTable(parts: PartSummary[], options: { terminal: boolean; totalMs?: number }): string {
   const rows = parts.map((p) => [p.name, formatBytes(p.size), options.terminal ? p.sha256.slice(0, 16) : p.sha256, formatSeconds(p.ms)]);
   const header = ['part', 'size', 'sha256', 'time'];

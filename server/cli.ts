@@ -272,13 +272,21 @@ async function main(argv: string[]): Promise<void> {
           .option('http-port', { type: 'number', default: 80, describe: "with --host: that server's HTTP port" })
           .option('state', { ...stateOption, describe: "with --host: that server's state folder, whose host-token.key signs the image's token" })
           .option('keep', { type: 'number', describe: 'after the build, keep only the N newest builds (and the current one)' })
+          .option('if-changed', {
+            type: 'boolean',
+            default: false,
+            describe:
+              "build only when a build now would differ from the channel's current one (a newer Debian package, a new pin, another builder or settings); what changed goes into the manifest",
+          })
           .check(
             (values) =>
               checkNumberFlags(values, { 'http-port': serveNumberFlags['http-port']!, keep: { min: 1, integer: true, unit: 'builds' } }, argv) ??
               checkAddressFlags(values.address === undefined ? {} : { address: values.address }) ??
               (values.host !== undefined && values.address === undefined
                 ? "--host needs --address: the address of the rackboot server this host's image fetches its secrets from"
-                : true),
+                : values.host !== undefined && (values.channel !== undefined || values['if-changed'] === true)
+                  ? '--host makes a host image from the build its profile chooses (boot.channel, boot.build); --channel and --if-changed are for builds'
+                  : true),
           ),
       async (args) => {
         // Under live progress bars, log lines on the same terminal would tear them; warnings still show.
@@ -303,6 +311,7 @@ async function main(argv: string[]): Promise<void> {
           ...(args.cache ? { cacheDir: args.cache } : {}),
           ...(args.config !== undefined ? { config: args.config } : {}),
           ...(args.channel !== undefined ? { channel: args.channel } : {}),
+          ...(args['if-changed'] ? { ifChanged: true } : {}),
           switches: switchesFromArgs(args as Record<string, unknown>),
           log,
         });

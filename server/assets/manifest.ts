@@ -58,7 +58,30 @@ export interface Manifest {
   channel?: string;
   /** The extra Debian packages its runtime carries (build settings' `packages`), as installed, with dpkg's Installed-Size. */
   extraPackages?: ExtraPackage[];
+  /** What changed since the build it followed (`rackboot build --if-changed`). */
+  changes?: ManifestChanges;
   files: ManifestFile[];
+}
+
+export interface ManifestChanges {
+  /** The channel's current build it was compared with. */
+  since: string;
+  packages: PackageChange[];
+  /** What else changed: the builder, the variant, the parts, the extra packages. */
+  reasons: string[];
+}
+
+/** What createManifest records beside the files, when there is something to record. */
+export interface ManifestExtras {
+  extraPackages?: ExtraPackage[];
+  changes?: ManifestChanges;
+}
+
+/** A package whose version differs from the build before (`rackboot build --if-changed`); null: not there. */
+export interface PackageChange {
+  package: string;
+  from: string | null;
+  to: string | null;
 }
 
 export interface ExtraPackage extends PackageRef {
@@ -108,9 +131,9 @@ export function createManifest(
   variant: RuntimeVariant,
   recipe?: string,
   channel?: string,
-  extraPackages?: ExtraPackage[],
+  extras: ManifestExtras = {},
 ): Manifest {
-  const manifest = orderedManifest(id, created.toISOString(), files, variant, recipe, channel, extraPackages);
+  const manifest = orderedManifest(id, created.toISOString(), files, variant, recipe, channel, extras);
   const missing = BUILD_FILES.filter((name) => !manifest.files.some((file) => file.name === name));
   if (missing.length > 0) throw new Error(`manifest is missing ${missing.join(', ')}`);
   return manifest;
@@ -124,8 +147,9 @@ function orderedManifest(
   variant: RuntimeVariant,
   recipe: string | undefined,
   channel: string | undefined,
-  extraPackages?: ExtraPackage[],
+  extras: ManifestExtras = {},
 ): Manifest {
+  const { extraPackages, changes } = extras;
   const byName = new Map(files.map((f) => [f.name, f]));
   const extra = files.filter((f) => !ALL_BUILD_FILES.includes(f.name));
   if (extra.length > 0 || byName.size !== files.length) {
@@ -143,6 +167,7 @@ function orderedManifest(
     ...(recipe === undefined ? {} : { recipe }),
     ...(channel === undefined ? {} : { channel }),
     ...(extraPackages === undefined || extraPackages.length === 0 ? {} : { extraPackages }),
+    ...(changes === undefined ? {} : { changes }),
     files: ordered,
   };
 }
@@ -212,5 +237,26 @@ export function parseManifest(json: unknown): Manifest {
       return { ...ref, installedKiB: size, ...(dependency === true ? { dependency: true as const } : {}) };
     });
   }
-  return orderedManifest(id, created, files, variant as RuntimeVariant, m.recipe as string | undefined, m.channel as string | undefined, extraPackages);
+  let changes: ManifestChanges | undefined;
+  if (m.changes !== undefined) {
+    const c = m.changes as Record<string, unknown>;
+    if (typeof c !== 'object' || c === null || !Array.isArray(c.packages) || !Array.isArray(c.reasons)) fail('changes must be {since, packages, reasons}');
+    const text = (value: unknown, what: string): string | null => (value === null ? null : asString(value, what));
+    changes = {
+      since: asString(c.since, 'changes.since'),
+      packages: c.packages.map((raw: unknown, i: number) => {
+        const p = raw as Record<string, unknown>;
+        return {
+          package: asString(p.package, `changes.packages[${i}].package`),
+          from: text(p.from, `changes.packages[${i}].from`),
+          to: text(p.to, `changes.packages[${i}].to`),
+        };
+      }),
+      reasons: c.reasons.map((reason: unknown, i: number) => asString(reason, `changes.reasons[${i}]`)),
+    };
+  }
+  return orderedManifest(id, created, files, variant as RuntimeVariant, m.recipe as string | undefined, m.channel as string | undefined, {
+    ...(extraPackages === undefined ? {} : { extraPackages }),
+    ...(changes === undefined ? {} : { changes }),
+  });
 }

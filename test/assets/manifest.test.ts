@@ -112,7 +112,7 @@ test('the extra packages round-trip with their installed sizes; malformed ones a
     { package: 'htop', version: '3.2.2-2', installedKiB: 412 },
     { package: 'libnl-3-200', version: '3.7.0-0.2+b1', installedKiB: 175, dependency: true as const },
   ];
-  const m = createManifest('id1', new Date('2025-05-20T10:00:00Z'), files(), 'debian', sha('7'), 'fat', extras);
+  const m = createManifest('id1', new Date('2025-05-20T10:00:00Z'), files(), 'debian', sha('7'), 'fat', { extraPackages: extras });
   assert.deepEqual(m.extraPackages, extras);
   assert.deepEqual(parseManifest(JSON.parse(JSON.stringify(m))), m);
   assert.deepEqual(Object.keys(m), ['id', 'created', 'release', 'variant', 'recipe', 'channel', 'extraPackages', 'files']);
@@ -126,5 +126,5 @@ test('the extra packages round-trip with their installed sizes; malformed ones a
     () => parseManifest({ ...json, extraPackages: [{ package: 'htop', version: '1', installedKiB: 1, dependency: 'yes' }] }),
     /extraPackages\[0\]\.dependency/,
   );
-  assert.ok(!('extraPackages' in createManifest('id1', new Date(), files(), 'debian', undefined, undefined, [])), 'none, no field');
+  assert.ok(!('extraPackages' in createManifest('id1', new Date(), files(), 'debian', undefined, undefined, { extraPackages: [] })), 'none, no field');
 });
