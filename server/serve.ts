@@ -25,7 +25,7 @@ import { answeringServer } from './dhcp/decide/peers.js';
 import { PostgresEventStore, postgresEventSchemaVersion } from './events/postgres-store.js';
 import { SqliteEventStore } from './events/sqlite-store.js';
 import { defaultRetention, startEventRetention, type RetentionSettings } from './events/retention.js';
-import { listImages } from './http/downloads.js';
+import { changeLines, listImages } from './http/downloads.js';
 import { createStatusRouter } from './http/status.js';
 import { Metrics } from './metrics.js';
 import { NeighborTable, openNeighborResolver } from './net/neighbors.js';
@@ -535,6 +535,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
             name,
             build: build.id,
             created: build.manifest.created,
+            changes: changeLines(build.manifest.changes),
           }));
         },
         downloads: async () =>
@@ -545,6 +546,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
             url: `/iso/${encodeURIComponent(image.name)}`,
             channel: image.channel,
             currentFor: image.currentFor,
+            changes: image.changes,
           })),
         load: () => load.current(),
         // Another DHCP server seen within the last hour.

@@ -75,7 +75,7 @@ export function statusPage(): string {
     <h2>Current build <span class="meta" id="build-id"></span></h2>
     <div class="scroll"><table id="build"><thead><tr><th>Part</th><th>Size</th><th>sha256</th></tr></thead><tbody></tbody></table></div>
     <h3>Channels</h3>
-    <div class="scroll"><table id="channels"><thead><tr><th>Channel</th><th>Current build</th><th>Made</th></tr></thead><tbody></tbody></table></div>
+    <div class="scroll"><table id="channels"><thead><tr><th>Channel</th><th>Current build</th><th>Made</th><th>Changes</th></tr></thead><tbody></tbody></table></div>
   </section>
   <section id="downloads-section">
     <h2>Downloads</h2>
@@ -210,8 +210,11 @@ function renderChannels() {
     cell(row, c.name, "name");
     cell(row, c.build, "build");
     cell(row, new Date(c.created).toLocaleString(), "made");
+    // What changed since the build before it: the first line, and every line in the title.
+    const changes = c.changes || [];
+    cell(row, changes.length === 0 ? "" : changes[0] + (changes.length > 1 ? " (+" + (changes.length - 1) + " more)" : ""), "changes").title = changes.join("\\n");
   }
-  if (!state.channels || state.channels.length === 0) cell(body.insertRow(), "No build yet: run rackboot build.", "empty").colSpan = 3;
+  if (!state.channels || state.channels.length === 0) cell(body.insertRow(), "No build yet: run rackboot build.", "empty").colSpan = 4;
 }
 
 function renderLoad() {

@@ -48,6 +48,8 @@ export interface DownloadStatus {
   channel?: string;
   /** The channels whose current build it is. */
   currentFor?: string[];
+  /** What changed since the build before it, a line each. */
+  changes?: string[];
 }
 
 /** A channel and its current build. */
@@ -55,6 +57,8 @@ export interface ChannelStatus {
   name: string;
   build: string;
   created: string;
+  /** What changed in that build since the one before it (`rackboot build --if-changed`), a line each. */
+  changes?: string[];
 }
 
 export interface ServerStatus {

@@ -58,7 +58,12 @@ before(async () => {
     }),
     channels: async () => [
       { name: 'default', build: '20261125-abcdef', created: '2026-11-25T18:00:00Z' },
-      { name: 'testing', build: '20261126-fedcba', created: '2026-11-26T18:00:00Z' },
+      {
+        name: 'testing',
+        build: '20261126-fedcba',
+        created: '2026-11-26T18:00:00Z',
+        changes: ['xen-hypervisor-4.17-amd64: 4.17.7-1 -> 4.17.7-2', 'busybox-static: 1:1.35.0-4 -> 1:1.35.0-4+deb12u1'],
+      },
     ],
     downloads: async () => [
       { name: 'rackboot.iso', size: 50_000_000, sha256: 'b'.repeat(64), url: '/iso/rackboot.iso', channel: 'default', currentFor: ['default'] },
@@ -97,6 +102,11 @@ test('the status page shows hosts moving through their stages live, and filters 
     assert.deepEqual(await page.locator('#downloads .channel').allTextContents(), ['default (current for default)', 'testing']);
     assert.deepEqual(await page.locator('#channels .name').allTextContents(), ['default', 'testing']);
     assert.deepEqual(await page.locator('#channels .build').allTextContents(), ['20261125-abcdef', '20261126-fedcba']);
+    assert.deepEqual(await page.locator('#channels .changes').allTextContents(), ['', 'xen-hypervisor-4.17-amd64: 4.17.7-1 -> 4.17.7-2 (+1 more)']);
+    assert.equal(
+      await page.locator('#channels .changes').nth(1).getAttribute('title'),
+      'xen-hypervisor-4.17-amd64: 4.17.7-1 -> 4.17.7-2\nbusybox-static: 1:1.35.0-4 -> 1:1.35.0-4+deb12u1',
+    );
 
     // A machine boots: each stage shows up without reloading the page.
     hosts.push(host('52:54:00:00:00:01', 'node01', 'dhcp-discover'));
