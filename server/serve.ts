@@ -25,6 +25,7 @@ import { answeringServer } from './dhcp/decide/peers.js';
 import { PostgresEventStore, postgresEventSchemaVersion } from './events/postgres-store.js';
 import { SqliteEventStore } from './events/sqlite-store.js';
 import { defaultRetention, startEventRetention, type RetentionSettings } from './events/retention.js';
+import { describeRollout } from './http/admin.js';
 import { changeLines, listImages } from './http/downloads.js';
 import { createStatusRouter } from './http/status.js';
 import { Metrics } from './metrics.js';
@@ -548,6 +549,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
             currentFor: image.currentFor,
             changes: image.changes,
           })),
+        rollouts: () => rollouts.list().map(describeRollout),
         load: () => load.current(),
         // Another DHCP server seen within the last hour.
         warnings: () =>

@@ -77,6 +77,10 @@ export function statusPage(): string {
     <h3>Channels</h3>
     <div class="scroll"><table id="channels"><thead><tr><th>Channel</th><th>Current build</th><th>Made</th><th>Changes</th></tr></thead><tbody></tbody></table></div>
   </section>
+  <section id="rollouts-section">
+    <h2>Rollouts</h2>
+    <div class="scroll"><table id="rollouts"><thead><tr><th>Channel</th><th>Build</th><th>State</th><th>Hosts</th><th></th></tr></thead><tbody></tbody></table></div>
+  </section>
   <section id="downloads-section">
     <h2>Downloads</h2>
     <div class="scroll"><table id="downloads"><thead><tr><th>Image</th><th>Size</th><th>sha256</th><th>Channel</th></tr></thead><tbody></tbody></table></div>
@@ -202,6 +206,41 @@ function renderFiles(id, files) {
   if (files.length === 0) cell(body.insertRow(), id === "build" ? "No build yet: run rackboot build." : "No images yet.", "empty").colSpan = id === "downloads" ? 4 : 3;
 }
 
+// A rollout's pause, resume or abort: an admin call, so it asks for the admin token.
+async function rolloutAction(channel, action) {
+  const token = prompt("Admin token (the file admin.token in the server's state folder) to " + action + " the rollout of channel " + channel + ":");
+  if (!token) return;
+  const response = await fetch("/api/rollouts/" + encodeURIComponent(channel) + "/" + action, { method: "POST", headers: { Authorization: "Bearer " + token.trim() } });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) alert("Not done: " + (body.error || response.status));
+}
+
+function renderRollouts() {
+  const body = $("rollouts").tBodies[0];
+  body.replaceChildren();
+  for (const r of state.rollouts || []) {
+    const row = body.insertRow();
+    row.dataset.channel = r.channel;
+    cell(row, r.channel, "channel");
+    cell(row, r.build + " (from " + r.previous + ")", "build");
+    cell(row, r.state + (r.reason ? ": " + r.reason : ""), "state");
+    const counts = {};
+    for (const h of r.hosts) counts[h.stage] = (counts[h.stage] || 0) + 1;
+    const hosts = cell(row, Object.entries(counts).map(([stage, n]) => n + " " + stage).join(", "), "hosts");
+    hosts.title = r.hosts.map((h) => h.mac + " " + h.stage + (h.reason ? ": " + h.reason : "")).join("\\n");
+    const actions = cell(row, "", "actions");
+    const allowed = { running: ["pause", "abort"], paused: ["resume", "abort"], failed: ["abort"] }[r.state] || [];
+    for (const action of allowed) {
+      const button = document.createElement("button");
+      button.textContent = action;
+      button.className = "rollout-" + action;
+      button.addEventListener("click", () => rolloutAction(r.channel, action));
+      actions.append(button, " ");
+    }
+  }
+  if (!state.rollouts || state.rollouts.length === 0) cell(body.insertRow(), "No rollout: rackboot rollout start --channel NAME --build ID.", "empty").colSpan = 5;
+}
+
 function renderChannels() {
   const body = $("channels").tBodies[0];
   body.replaceChildren();
@@ -248,6 +287,7 @@ function render() {
   $("build-id").textContent = state.build ? state.build.id : "";
   renderFiles("build", state.build ? state.build.files : []);
   renderChannels();
+  renderRollouts();
   renderFiles("downloads", state.downloads);
   renderLoad();
 }

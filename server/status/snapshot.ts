@@ -61,6 +61,16 @@ export interface ChannelStatus {
   changes?: string[];
 }
 
+/** A channel's newest rollout, and where each of its hosts stands (waiting, moved, booting, healthy, failed). */
+export interface RolloutStatus {
+  channel: string;
+  build: string;
+  previous: string;
+  state: string;
+  reason?: string;
+  hosts: Array<{ mac: string; stage: string; reason?: string }>;
+}
+
 export interface ServerStatus {
   address: string;
   interface: string;
@@ -78,6 +88,8 @@ export interface StatusSnapshot {
   /** Every channel with a current build, the default one first. */
   channels: ChannelStatus[];
   downloads: DownloadStatus[];
+  /** Each channel's newest rollout. */
+  rollouts: RolloutStatus[];
   load: LoadSample | null;
 }
 
@@ -88,6 +100,7 @@ export interface StatusSources {
   build(): Promise<BuildStatus | undefined>;
   channels?(): Promise<ChannelStatus[]>;
   downloads(): Promise<DownloadStatus[]>;
+  rollouts?(): RolloutStatus[];
   load(): LoadSample | undefined;
   warnings?(): string[];
 }
@@ -100,6 +113,7 @@ export async function takeSnapshot(sources: StatusSources): Promise<StatusSnapsh
     build: build ?? null,
     channels,
     downloads,
+    rollouts: sources.rollouts?.() ?? [],
     load: sources.load() ?? null,
   };
 }

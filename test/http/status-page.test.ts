@@ -69,6 +69,19 @@ before(async () => {
       { name: 'rackboot.iso', size: 50_000_000, sha256: 'b'.repeat(64), url: '/iso/rackboot.iso', channel: 'default', currentFor: ['default'] },
       { name: 'rackboot-testing.iso', size: 51_000_000, sha256: 'c'.repeat(64), url: '/iso/rackboot-testing.iso', channel: 'testing', currentFor: [] },
     ],
+    rollouts: () => [
+      {
+        channel: 'stable',
+        build: '20261126-fedcba',
+        previous: '20261125-abcdef',
+        state: 'running',
+        hosts: [
+          { mac: '52:54:00:00:00:01', stage: 'healthy' },
+          { mac: '52:54:00:00:00:02', stage: 'booting' },
+          { mac: '52:54:00:00:00:03', stage: 'waiting' },
+        ],
+      },
+    ],
     load: () => sampler.current(),
   };
   status = createStatusRouter({ sources, log: silentLogger(), intervalMs: 100 });
@@ -101,6 +114,11 @@ test('the status page shows hosts moving through their stages live, and filters 
     assert.equal(await page.locator('#downloads a').first().getAttribute('href'), '/iso/rackboot.iso');
     assert.deepEqual(await page.locator('#downloads .channel').allTextContents(), ['default (current for default)', 'testing']);
     assert.deepEqual(await page.locator('#channels .name').allTextContents(), ['default', 'testing']);
+    const rollout = page.locator('#rollouts tr[data-channel="stable"]');
+    assert.equal(await rollout.locator('.build').textContent(), '20261126-fedcba (from 20261125-abcdef)');
+    assert.equal(await rollout.locator('.state').textContent(), 'running');
+    assert.equal(await rollout.locator('.hosts').textContent(), '1 healthy, 1 booting, 1 waiting');
+    assert.deepEqual(await rollout.locator('.actions button').allTextContents(), ['pause', 'abort']);
     assert.deepEqual(await page.locator('#channels .build').allTextContents(), ['20261125-abcdef', '20261126-fedcba']);
     assert.deepEqual(await page.locator('#channels .changes').allTextContents(), ['', 'xen-hypervisor-4.17-amd64: 4.17.7-1 -> 4.17.7-2 (+1 more)']);
     assert.equal(
