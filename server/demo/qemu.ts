@@ -22,8 +22,6 @@ export interface QemuMachineOptions {
   ovmfVars?: string;
   /** Disks (raw image files), each on its own kind of controller, with the serial the guest sees. */
   disks?: ReadonlyArray<{ file: string; serial: string; bus: 'virtio' | 'sata' | 'usb' }>;
-  /** A reboot restarts the machine (a rack's machine, rebooted by a rollout or reset by its watchdog); else QEMU exits on one. */
-  rebootable?: boolean;
 }
 
 /**
@@ -49,7 +47,7 @@ export function qemuArgs(options: QemuMachineOptions): string[] {
     'stdio',
     '-monitor',
     'none',
-    ...(options.rebootable === true ? [] : ['-no-reboot']),
+    '-no-reboot',
     '-netdev',
     `tap,id=n0,ifname=${options.tap},script=no,downscript=no`,
   ];

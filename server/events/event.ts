@@ -20,7 +20,6 @@ export const reportedStages = [
   'guest-ready',
   'guest-failed',
   'failed',
-  'rebooting',
 ] as const;
 export type ReportedStage = (typeof reportedStages)[number];
 
