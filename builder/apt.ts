@@ -46,6 +46,26 @@ export function parsePrintUris(text: string): AptFile[] {
   return files;
 }
 
+/**
+ * `apt-cache policy A B ...`: each package's "Candidate:" line ("(none)"
+ * when no source offers it); a package apt does not know at all is left
+ * out of its output, and null here too.
+ */
+export function parsePolicy(text: string, pkgs: readonly string[]): Map<string, string | null> {
+  const found = new Map<string, string | null>(pkgs.map((pkg) => [pkg, null]));
+  let current: string | undefined;
+  for (const line of text.split('\n')) {
+    const header = /^(\S+?)(?::amd64)?:$/.exec(line);
+    if (header) {
+      current = header[1];
+      continue;
+    }
+    const candidate = /^\s+Candidate:\s*(\S+)/.exec(line);
+    if (candidate && current !== undefined && found.has(current)) found.set(current, candidate[1] === '(none)' ? null : candidate[1]!);
+  }
+  return found;
+}
+
 /** The fields of one control paragraph (`apt-cache show`, `dpkg-deb -f`); continuation lines are joined. */
 export function parseControlParagraph(text: string): Map<string, string> {
   const fields = new Map<string, string>();
@@ -167,6 +187,16 @@ export class AptClient {
         return files[0]!;
       });
     });
+  }
+
+  /**
+   * The version apt would install of each package now (its candidate), in
+   * one apt-cache run; null for a package the sources do not offer.
+   */
+  async candidates(pkgs: readonly string[]): Promise<Map<string, string | null>> {
+    if (pkgs.length === 0) return new Map();
+    const { stdout } = await this.run('apt-cache', ['policy', ...pkgs]);
+    return parsePolicy(stdout, pkgs);
   }
 
   /** The Depends field of a package's candidate version. */

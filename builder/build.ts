@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { createGzip, gunzipSync } from 'node:zlib';
 import type { Logger } from '../server/log.js';
 import { AptClient, sha256File, type FetchedPackage } from './apt.js';
-import { DEFAULT_BUILD_SETTINGS, DEFAULT_CHANNEL, PINNED_PACKAGES, type BuildSettings, type PinnedPart } from './config.js';
+import { DEFAULT_BUILD_SETTINGS, DEFAULT_CHANNEL, packagesVariantProblem, PINNED_PACKAGES, type BuildSettings, type PinnedPart } from './config.js';
 import { encodeCpio, type CpioEntry } from './cpio.js';
 import { BuildStepError } from './errors.js';
 import {
@@ -35,6 +35,7 @@ import {
   type RuntimeVariant,
   type BuildFileName,
   type Manifest,
+  type ManifestChanges,
   type ManifestFile,
   type PackageRef,
 } from '../server/assets/manifest.js';
@@ -71,6 +72,8 @@ export interface BuildOptions {
    * that channel's current one instead of ASSETS/current.
    */
   channel?: string;
+  /** What changed since the channel's current build (`--if-changed`), recorded in the manifest. */
+  changes?: ManifestChanges;
   /** Where each step's start, amount done and end go (a terminal's bars, plain lines); default nowhere. */
   progress?: BuildProgress;
   log: Logger;
@@ -160,6 +163,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     // The Debian tree is made by debootstrap and read whole by mksquashfs
     // (every file with its owner, /etc/shadow too): both want root, so say
     // so before spending minutes on downloads.
+    const packagesProblem = packagesVariantProblem({ variant, packages: settings.packages });
+    if (packagesProblem !== undefined) throw new BuildStepError('rootfs', undefined, packagesProblem);
     if (variant === 'debian' && process.getuid?.() !== 0) {
       throw new BuildStepError(
         'rootfs',
@@ -253,7 +258,11 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     const rootfs =
       variant === 'debian'
         ? await step('rootfs', async () => {
-            const tree = await ensureRootfs(cacheDir, { release, mirror: fetch.mirror!, packages: ROOTFS_PACKAGES, sources: await machineSources() }, log);
+            const tree = await ensureRootfs(
+              cacheDir,
+              { release, mirror: fetch.mirror!, packages: ROOTFS_PACKAGES, extra: settings.packages, sources: await machineSources() },
+              log,
+            );
             const image = await squashRootfs(
               tree.dir,
               await debianRuntimeFiles(
@@ -376,7 +385,10 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       const created = new Date();
       const id = buildId(created, createHash('sha256').update(contentDigestInput(files)).digest('hex'));
       const channel = options.channel === DEFAULT_CHANNEL ? undefined : options.channel;
-      const manifest = createManifest(id, created, files, variant, await builderRecipe(root), channel);
+      const manifest = createManifest(id, created, files, variant, await builderRecipe(root), channel, {
+        ...(rootfs === undefined ? {} : { extraPackages: rootfs.extras }),
+        ...(options.changes === undefined ? {} : { changes: options.changes }),
+      });
       await writeFile(join(partial, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
       const dir = join(out, 'builds', id);
       await rename(partial, dir);
@@ -396,7 +408,15 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     }));
     const durationMs = Date.now() - started;
     log.info(
-      { id: manifest.id, dir: published, downloaded, cached, parts: summary, ms: durationMs },
+      {
+        id: manifest.id,
+        dir: published,
+        downloaded,
+        cached,
+        parts: summary,
+        ...(manifest.extraPackages === undefined ? {} : { extraPackages: manifest.extraPackages }),
+        ms: durationMs,
+      },
       downloaded.length === 0 ? 'build done; nothing downloaded' : 'build done',
     );
     return {

@@ -1,10 +1,15 @@
 import type { Logger } from '../server/log.js';
-import { build, packageRoot, type BuildResult } from './build.js';
+import { build, defaultCacheDir, packageRoot, type BuildResult } from './build.js';
 import { applySwitches, BuildConfigError, settingsForChannel, type BuildSwitches } from './config.js';
 import { defaultConfigPath, loadBuildConfig } from './config-file.js';
 import { BuildStepError } from './errors.js';
 import { progressFor, type ProgressStream } from './progress.js';
-import { renderSummaryTable } from './summary.js';
+import { renderChanges, renderExtraPackages, renderSummaryTable } from './summary.js';
+import { buildNow, changed, changesSince, type BuildChanges } from './if-changed.js';
+import { AptClient } from './apt.js';
+import { AssetStore } from '../server/assets/builds.js';
+import { DEFAULT_CHANNEL } from '../server/assets/manifest.js';
+import { builderRecipe } from './recipe.js';
 
 /**
  * `rackboot build` without --host: settings from the file and the switches,
@@ -20,6 +25,8 @@ export interface BuildCommandOptions {
   config?: string;
   /** Build for this channel of the settings file (its settings, its current build); default the default channel. */
   channel?: string;
+  /** Build only when a build now would differ from the channel's current one (see if-changed.ts); exit 0 either way. */
+  ifChanged?: boolean;
   switches: BuildSwitches;
   log: Logger;
   stderr?: ProgressStream;
@@ -46,9 +53,30 @@ export async function runBuildCommand(options: BuildCommandOptions): Promise<num
     for (const problem of error.problems) stderr.write(`rackboot build: ${problem}\n`);
     return 2;
   }
+  let changes: BuildChanges | undefined;
+  if (options.ifChanged) {
+    const current = await new AssetStore(options.out).current(options.channel);
+    if (current !== undefined) {
+      try {
+        const apt = new AptClient({ cacheDir: options.cacheDir ?? defaultCacheDir(), log: options.log });
+        changes = changesSince(current.manifest, await buildNow(current.manifest, settings, apt, await builderRecipe(packageRoot())));
+      } catch (error) {
+        stderr.write(`${failureLine(error)}\n`);
+        return 1;
+      }
+      const channel = options.channel === undefined || options.channel === DEFAULT_CHANNEL ? '' : ` of channel ${options.channel}`;
+      if (!changed(changes)) {
+        options.log.info({ channel: options.channel ?? DEFAULT_CHANNEL, current: current.id }, 'build: nothing changed; no build made');
+        stderr.write(`rackboot build: nothing changed since ${current.id}, the current build${channel}; no build made\n`);
+        return 0;
+      }
+      stderr.write(`rackboot build: ${current.id}, the current build${channel}, is out of date:\n${renderChanges(changes)}`);
+    }
+  }
   let result: BuildResult;
   try {
     result = await build({
+      ...(changes === undefined ? {} : { changes }),
       out: options.out,
       cacheDir: options.cacheDir,
       settings,
@@ -61,5 +89,6 @@ export async function runBuildCommand(options: BuildCommandOptions): Promise<num
     return 1;
   }
   stderr.write(renderSummaryTable(result.parts, { terminal: stderr.isTTY === true, totalMs: result.durationMs }));
+  stderr.write(renderExtraPackages(result.manifest.extraPackages ?? []));
   return 0;
 }

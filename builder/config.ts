@@ -1,6 +1,8 @@
-import { isMap, isScalar, LineCounter, parseDocument, visit, type Node, type Pair, type YAMLMap } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node, type Pair, type YAMLMap, type YAMLSeq } from 'yaml';
 import { compareProfileErrors, formatProfileError, type ProfileError } from '../server/profiles/error.js';
-import { RELEASE, RUNTIME_VARIANTS, type RuntimeVariant } from '../server/assets/manifest.js';
+import { CHANNEL_NAME, DEFAULT_CHANNEL, RELEASE, RUNTIME_VARIANTS, type RuntimeVariant } from '../server/assets/manifest.js';
+
+export { DEFAULT_CHANNEL };
 
 /**
  * The settings of `rackboot build`: builder/build.yaml documents the
@@ -44,15 +46,14 @@ export interface ChannelSettings {
   versions?: Partial<Record<PinnedPart, string>>;
   variant?: RuntimeVariant;
   parts?: Partial<Record<OptionalPart, boolean>>;
+  /** Replaces the top level's list (a channel lists every extra package it wants). */
+  packages?: string[];
 }
-
-/** The channel of builds made without --channel; its current build is ASSETS/current. */
-export const DEFAULT_CHANNEL = 'default';
 
 /** A channel's name: a lower-case word (it names a link in the assets folder and appears in URLs). */
 export function channelNameProblem(name: string): string | undefined {
   if (name === DEFAULT_CHANNEL) return `"${DEFAULT_CHANNEL}" is the channel of builds made without --channel; its settings are the top-level ones`;
-  if (/^[a-z][a-z0-9-]{0,31}$/.test(name)) return undefined;
+  if (CHANNEL_NAME.test(name)) return undefined;
   return `${JSON.stringify(name)} is not a channel name (want a lower-case letter, then up to 31 of a-z, 0-9 and -)`;
 }
 
@@ -62,6 +63,11 @@ export interface BuildSettings {
   versions: Record<PinnedPart, string>;
   variant: RuntimeVariant;
   parts: Record<OptionalPart, boolean>;
+  /**
+   * Debian packages the Debian runtime carries beyond its own (XenCD's "fat"
+   * build: more tools for the admin), with what they depend on.
+   */
+  packages: string[];
   iso: {
     /** Every date in the image; undefined: SOURCE_DATE_EPOCH from the environment, else bookworm's release day. */
     sourceDateEpoch: number | undefined;
@@ -77,6 +83,7 @@ export const DEFAULT_BUILD_SETTINGS: BuildSettings = {
   versions: { xen: '', kernel: '', ipxe: '', memtest: '', busybox: '' },
   variant: 'debian',
   parts: { memtest: true, guest: true, debianGuest: false, iso: true },
+  packages: [],
   iso: { sourceDateEpoch: undefined, volumeLabel: 'RACKBOOT' },
   channels: {},
 };
@@ -136,8 +143,20 @@ export function epochProblem(value: number | string): string | undefined {
   return `${JSON.stringify(value)} is not a whole number of seconds since 1970 (want e.g. 1686355200)`;
 }
 
-const topLevelFields = ['release', 'versions', 'variant', 'parts', 'iso', 'channels'] as const;
-const channelFields = ['versions', 'variant', 'parts'] as const;
+const topLevelFields = ['release', 'versions', 'variant', 'parts', 'packages', 'iso', 'channels'] as const;
+const channelFields = ['versions', 'variant', 'parts', 'packages'] as const;
+
+/** Debian policy 5.6.1: lower-case letters, digits, + - and ., at least two, starting with a letter or digit. */
+export function packageNameProblem(value: string): string | undefined {
+  if (/^[a-z0-9][a-z0-9+.-]+$/.test(value)) return undefined;
+  return `${JSON.stringify(value)} is not a Debian package name (want lower-case letters, digits, +, - and ., such as htop or tcpdump; no version)`;
+}
+
+/** Extra packages go into the Debian runtime's tree: the tiny runtime has no package manager to install them with. */
+export function packagesVariantProblem(settings: Pick<BuildSettings, 'variant' | 'packages'>): string | undefined {
+  if (settings.packages.length === 0 || settings.variant === 'debian') return undefined;
+  return `extra packages (${settings.packages.join(', ')}) go into the Debian runtime; variant ${settings.variant} has no package manager (use variant debian)`;
+}
 const isoFields = ['sourceDateEpoch', 'volumeLabel'] as const;
 
 interface Entry {
@@ -240,6 +259,20 @@ export function parseBuildConfig(text: string, source: string): BuildConfigResul
         if (value !== undefined) into.versions[name as PinnedPart] = value;
       }
     }
+    const packages = fields.get('packages');
+    if (packages !== undefined) {
+      if (packages.value === null || (isScalar(packages.value) && packages.value.value === null)) into.packages = [];
+      else if (!isSeq(packages.value)) at(packages.value, packages.path, 'want a list of Debian package names, such as [htop, tcpdump]');
+      else {
+        into.packages = [];
+        (packages.value as YAMLSeq<Node | null>).items.forEach((item, index) => {
+          const name = checked({ path: `${packages.path}[${index}]`, key: null, value: item }, (v) =>
+            v === '' ? 'empty; want a Debian package name' : into.packages!.includes(v) ? `${JSON.stringify(v)} is listed twice` : packageNameProblem(v),
+          );
+          if (name !== undefined) into.packages!.push(name);
+        });
+      }
+    }
     const parts = fields.get('parts');
     if (parts !== undefined) {
       into.parts ??= {};
@@ -255,7 +288,7 @@ export function parseBuildConfig(text: string, source: string): BuildConfigResul
   const channels = top.get('channels');
   if (channels !== undefined) {
     if (channels.value !== null && !(isScalar(channels.value) && channels.value.value === null) && !isMap(channels.value)) {
-      at(channels.value, 'channels', 'want a mapping of channel names to their settings (versions, variant, parts)');
+      at(channels.value, 'channels', 'want a mapping of channel names to their settings (versions, variant, parts, packages)');
     } else if (isMap(channels.value)) {
       for (const pair of (channels.value as YAMLMap<unknown, unknown>).items as Array<Pair<Node | null, Node | null>>) {
         const name = isScalar(pair.key) && typeof pair.key.value === 'string' ? pair.key.value : undefined;
@@ -316,6 +349,7 @@ export function applySwitches(base: BuildSettings, switches: BuildSwitches): Bui
   if (epoch !== undefined && check('--source-date-epoch', epochProblem(epoch))) settings.iso.sourceDateEpoch = Number(epoch);
   const label = switches.iso?.volumeLabel;
   if (label !== undefined && check('--volume-label', volumeLabelProblem(label))) settings.iso.volumeLabel = label;
+  check('packages', packagesVariantProblem(settings));
   if (problems.length > 0) throw new BuildConfigError(problems);
   return settings;
 }
@@ -327,6 +361,7 @@ function overlay(settings: BuildSettings, over: ChannelSettings): BuildSettings 
     variant: over.variant ?? settings.variant,
     versions: { ...settings.versions, ...over.versions },
     parts: { ...settings.parts, ...over.parts },
+    packages: over.packages ?? settings.packages,
   };
 }
 

@@ -39,6 +39,8 @@ export const RUNTIME_MODULES = [
   'xen-privcmd',
   'xen-netback',
   'xen-blkback',
+  // dom0's watchdog: Xen reboots the machine when it runs out (rackboot.watchdog).
+  'xen_wdt',
   'ahci',
   'sd_mod',
   'nvme',

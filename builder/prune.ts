@@ -11,7 +11,8 @@ export interface PruneResult {
 /**
  * `rackboot build --keep N`: keep the N newest builds (by the time their
  * manifest records) and always the current one of every channel, remove
- * the rest.
+ * the rest. Builds in `pinned` (profiles' boot.build) are kept too: their
+ * hosts would not boot without them.
  *
  * A build is first renamed out of `builds/` and only then deleted, so the
  * server never sees half of one: a request either finds the whole build or
@@ -19,7 +20,7 @@ export interface PruneResult {
  * kernel frees them when the last reader closes), so a machine in the middle
  * of a download finishes it with the old content.
  */
-export async function pruneBuilds(out: string, keep: number, log: Logger): Promise<PruneResult> {
+export async function pruneBuilds(out: string, keep: number, log: Logger, pinned: ReadonlySet<string> = new Set()): Promise<PruneResult> {
   if (!Number.isInteger(keep) || keep < 1) throw new Error(`--keep ${keep}: want a whole number of builds, at least 1`);
   const buildsDir = join(out, 'builds');
   const links = [join(out, 'current'), ...(await readdir(join(out, 'channels')).catch(() => [] as string[])).map((name) => join(out, 'channels', name))];
@@ -38,6 +39,7 @@ export async function pruneBuilds(out: string, keep: number, log: Logger): Promi
   builds.sort((a, b) => (a.created === b.created ? (a.id < b.id ? 1 : -1) : a.created < b.created ? 1 : -1));
   const kept = new Set(builds.slice(0, keep).map((build) => build.id));
   for (const id of current) kept.add(id);
+  for (const id of pinned) kept.add(id);
   const removed: string[] = [];
   for (const build of builds) {
     if (kept.has(build.id)) continue;

@@ -7,7 +7,7 @@ import type { Logger } from '../server/log.js';
 import type { CpioEntry } from './cpio.js';
 import { BuildStepError } from './errors.js';
 import { runCommand } from './exec.js';
-import type { PackageRef } from '../server/assets/manifest.js';
+import type { ExtraPackage, PackageRef } from '../server/assets/manifest.js';
 
 /**
  * The Debian variant's root file system: `debootstrap --variant=minbase`
@@ -75,6 +75,8 @@ export interface RootfsInputs {
   release: string;
   mirror: string;
   packages: readonly string[];
+  /** Installed after `packages` (build settings' `packages`), so that what they bring in can be told apart. */
+  extra?: readonly string[];
   /** The machine's apt sources, file name to content, copied into the tree. */
   sources: Record<string, string>;
 }
@@ -84,7 +86,17 @@ export function rootfsKey(inputs: RootfsInputs): string {
     .sort()
     .map((name) => [name, inputs.sources[name]]);
   return createHash('sha256')
-    .update(JSON.stringify({ recipe: RECIPE_VERSION, release: inputs.release, mirror: inputs.mirror, packages: [...inputs.packages].sort(), sources }))
+    .update(
+      JSON.stringify({
+        recipe: RECIPE_VERSION,
+        release: inputs.release,
+        mirror: inputs.mirror,
+        packages: [...inputs.packages].sort(),
+        // Only when there are some: trees made without extra packages keep their keys.
+        ...(inputs.extra !== undefined && inputs.extra.length > 0 ? { extra: [...inputs.extra].sort() } : {}),
+        sources,
+      }),
+    )
     .digest('hex')
     .slice(0, 16);
 }
@@ -170,8 +182,39 @@ export interface Rootfs {
   key: string;
   /** Every installed package and its version, sorted by name. */
   packages: PackageRef[];
+  /** The extra packages and what they brought in (not in the tree without them), sorted by name; [] without extras. */
+  extras: ExtraPackage[];
   /** True when the tree came from the cache. */
   cached: boolean;
+}
+
+/** What a cached tree's package list holds; a bare array is the list of a tree made before extra packages were recorded. */
+interface PackagesFile {
+  packages: PackageRef[];
+  extras: ExtraPackage[];
+}
+
+async function readPackagesFile(file: string): Promise<PackagesFile> {
+  const parsed = JSON.parse(await readFile(file, 'utf8')) as PackagesFile | PackageRef[];
+  return Array.isArray(parsed) ? { packages: parsed, extras: [] } : parsed;
+}
+
+/** Every package installed in the tree, with its Installed-Size (KiB), sorted by name. */
+async function installed(root: string): Promise<ExtraPackage[]> {
+  const listing = await inChroot(root, ['dpkg-query', '-W', '-f', '${Package}\\t${Version}\\t${Installed-Size}\\n']);
+  return parseInstalled(listing);
+}
+
+/** dpkg-query's "package TAB version TAB installed-size" lines (the size may be empty), sorted by name. Pure. */
+export function parseInstalled(listing: string): ExtraPackage[] {
+  return listing
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [name, version, size] = line.split('\t');
+      return { package: name!, version: version!, installedKiB: /^\d+$/.test(size ?? '') ? Number(size) : 0 };
+    })
+    .sort((a, b) => (a.package < b.package ? -1 : a.package > b.package ? 1 : 0));
 }
 
 async function inChroot(root: string, args: string[]): Promise<string> {
@@ -191,9 +234,7 @@ export async function ensureRootfs(cacheDir: string, inputs: RootfsInputs, log: 
   const base = join(cacheDir, 'rootfs');
   const dir = join(base, key);
   const packagesFile = `${dir}.packages.json`;
-  if (existsSync(dir) && existsSync(packagesFile)) {
-    return { dir, key, packages: JSON.parse(await readFile(packagesFile, 'utf8')) as PackageRef[], cached: true };
-  }
+  if (existsSync(dir) && existsSync(packagesFile)) return { dir, key, ...(await readPackagesFile(packagesFile)), cached: true };
   if (process.getuid?.() !== 0) throw new BuildStepError('rootfs', undefined, 'debootstrap needs root; run "rackboot build" as root or use --variant tiny');
   await mkdir(base, { recursive: true });
   const temp = join(base, `.partial-${randomBytes(6).toString('hex')}`);
@@ -219,31 +260,38 @@ export async function ensureRootfs(cacheDir: string, inputs: RootfsInputs, log: 
       await inChroot(temp, ['apt-get', 'update', '-qq']);
       await inChroot(temp, ['apt-get', 'dist-upgrade', '-y', '-qq', '--no-install-recommends']);
       await inChroot(temp, ['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...inputs.packages]);
-      await inChroot(temp, ['apt-get', 'clean']);
     } catch (error) {
       throw new BuildStepError('rootfs', 'apt-get', error instanceof Error ? error.message : String(error), { cause: error });
     }
-    const listing = await inChroot(temp, ['dpkg-query', '-W', '-f', '${Package}\\t${Version}\\n']);
+    const extra = inputs.extra ?? [];
+    const before = extra.length > 0 ? new Set((await installed(temp)).map((p) => p.package)) : undefined;
+    try {
+      if (extra.length > 0) await inChroot(temp, ['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...extra]);
+      await inChroot(temp, ['apt-get', 'clean']);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new BuildStepError('rootfs', 'apt-get', `installing the extra packages ${extra.join(', ')}: ${reason}`, { cause: error });
+    }
+    const listing = await installed(temp);
     await runCommand('umount', [join(temp, 'proc')]);
     procMounted = false;
     await rm(join(temp, 'usr/sbin/policy-rc.d'));
     // The build machine's resolver means nothing to the runtime; /init writes its own.
     await writeFile(join(temp, 'etc/resolv.conf'), '');
-    const packages = listing
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => {
-        const [pkg, version] = line.split('\t');
-        return { package: pkg!, version: version! };
-      })
-      .sort((a, b) => (a.package < b.package ? -1 : a.package > b.package ? 1 : 0));
-    await writeFile(`${temp}.packages.json`, JSON.stringify(packages));
+    const packages = listing.map(({ package: name, version }) => ({ package: name, version }));
+    const extras: ExtraPackage[] =
+      before === undefined
+        ? []
+        : listing
+            .filter((p) => !before.has(p.package) || extra.includes(p.package))
+            .map((p) => (extra.includes(p.package) ? p : { ...p, dependency: true as const }));
+    await writeFile(`${temp}.packages.json`, JSON.stringify({ packages, extras } satisfies PackagesFile));
     // Another build with the same inputs (run at the same time) may have put its tree in the cache first: use that one.
     const theirs = async (): Promise<Rootfs | undefined> => {
       if (!existsSync(dir) || !existsSync(packagesFile)) return undefined;
       await rm(temp, { recursive: true, force: true });
       await rm(`${temp}.packages.json`, { force: true });
-      return { dir, key, packages: JSON.parse(await readFile(packagesFile, 'utf8')) as PackageRef[], cached: true };
+      return { dir, key, ...(await readPackagesFile(packagesFile)), cached: true };
     };
     const ready = await theirs();
     if (ready) return ready;
@@ -257,8 +305,8 @@ export async function ensureRootfs(cacheDir: string, inputs: RootfsInputs, log: 
       throw error;
     }
     await rename(`${temp}.packages.json`, packagesFile);
-    log.info({ key, packages: packages.length, ms: Date.now() - started }, 'debootstrap done; tree cached');
-    return { dir, key, packages, cached: false };
+    log.info({ key, packages: packages.length, extras: extras.length, ms: Date.now() - started }, 'debootstrap done; tree cached');
+    return { dir, key, packages, extras, cached: false };
   } catch (error) {
     if (procMounted) await runCommand('umount', ['-l', join(temp, 'proc')]).catch(() => undefined);
     await rm(temp, { recursive: true, force: true });

@@ -15,7 +15,7 @@ function withBuildSwitches<T>(y: Argv<T>): Argv<T> {
   return y;
 }
 
-const commandNames = ['serve', 'leases', 'hosts', 'build', 'builds', 'whatif', 'demo', 'hash-password', 'profiles', 'manpage', 'completion'];
+const commandNames = ['serve', 'leases', 'hosts', 'build', 'builds', 'rollout', 'whatif', 'demo', 'hash-password', 'profiles', 'manpage', 'completion'];
 
 /** --json on the admin API's listings. */
 const jsonListing = { name: 'json', option: { type: 'boolean', default: false, describe: "the API's JSON instead of a table" } } as const;
@@ -272,13 +272,21 @@ async function main(argv: string[]): Promise<void> {
           .option('http-port', { type: 'number', default: 80, describe: "with --host: that server's HTTP port" })
           .option('state', { ...stateOption, describe: "with --host: that server's state folder, whose host-token.key signs the image's token" })
           .option('keep', { type: 'number', describe: 'after the build, keep only the N newest builds (and the current one)' })
+          .option('if-changed', {
+            type: 'boolean',
+            default: false,
+            describe:
+              "build only when a build now would differ from the channel's current one (a newer Debian package, a new pin, another builder or settings); what changed goes into the manifest",
+          })
           .check(
             (values) =>
               checkNumberFlags(values, { 'http-port': serveNumberFlags['http-port']!, keep: { min: 1, integer: true, unit: 'builds' } }, argv) ??
               checkAddressFlags(values.address === undefined ? {} : { address: values.address }) ??
               (values.host !== undefined && values.address === undefined
                 ? "--host needs --address: the address of the rackboot server this host's image fetches its secrets from"
-                : true),
+                : values.host !== undefined && (values.channel !== undefined || values['if-changed'] === true)
+                  ? '--host makes a host image from the build its profile chooses (boot.channel, boot.build); --channel and --if-changed are for builds'
+                  : true),
           ),
       async (args) => {
         // Under live progress bars, log lines on the same terminal would tear them; warnings still show.
@@ -303,6 +311,7 @@ async function main(argv: string[]): Promise<void> {
           ...(args.cache ? { cacheDir: args.cache } : {}),
           ...(args.config !== undefined ? { config: args.config } : {}),
           ...(args.channel !== undefined ? { channel: args.channel } : {}),
+          ...(args['if-changed'] ? { ifChanged: true } : {}),
           switches: switchesFromArgs(args as Record<string, unknown>),
           log,
         });
@@ -312,7 +321,8 @@ async function main(argv: string[]): Promise<void> {
         }
         if (args.keep !== undefined) {
           const { pruneBuilds } = await import('../builder/prune.js');
-          await pruneBuilds(args.assets, args.keep, log);
+          const { pinnedBuilds } = await import('./profiles/pinned-builds.js');
+          await pruneBuilds(args.assets, args.keep, log, await pinnedBuilds(args.profiles, log));
         }
       },
     )
@@ -434,6 +444,93 @@ async function main(argv: string[]): Promise<void> {
         )
         .demandCommand(1, 'name a builds command: list or switch'),
     )
+    .command('rollout', "canary rollouts of a build to a channel's hosts, on a running server", (y) => {
+      type RolloutView = {
+        channel: string;
+        build: string;
+        previous: string;
+        state: string;
+        reason?: string;
+        deadlineMs: number;
+        hosts: Array<{ mac: string; stage: string; reason?: string }>;
+      };
+      const channelOption = { type: 'string', describe: 'the channel (default: the default channel)', default: 'default' } as const;
+      const show = (rollout: RolloutView) => {
+        const counts = new Map<string, number>();
+        for (const host of rollout.hosts) counts.set(host.stage, (counts.get(host.stage) ?? 0) + 1);
+        const summary = [...counts].map(([stage, n]) => `${n} ${stage}`).join(', ');
+        process.stdout.write(
+          `channel ${rollout.channel}: ${rollout.build} (from ${rollout.previous}), ${rollout.state}${rollout.reason ? `: ${rollout.reason}` : ''}; ${summary}\n`,
+        );
+      };
+      const actions = {
+        pause: "pause a channel's rollout: no new wave starts (deadlines still count)",
+        resume: "resume a channel's paused rollout",
+        abort: "abort a channel's rollout: every host of the channel boots the previous build again at its next boot",
+      } as const;
+      let commands = y;
+      for (const [action, describe] of Object.entries(actions)) {
+        commands = commands.command(
+          action,
+          describe,
+          (v) => withAdminOptions(v).option('channel', channelOption),
+          async (args) => {
+            const client = await adminClient(args);
+            show((await client.call('POST', `rollouts/${encodeURIComponent(String(args.channel))}/${action}`)) as RolloutView);
+          },
+        );
+      }
+      return commands
+        .command(
+          'start',
+          "move the channel's hosts to --build, the first few first; each next wave waits until every moved host reports ready with it",
+          (v) =>
+            withAdminOptions(v)
+              .option('channel', channelOption)
+              .option('build', { type: 'string', demandOption: true, describe: 'the build id to roll out (rackboot builds list)' })
+              .option('first', { type: 'string', default: '1', describe: 'hosts in the first wave: a number, or a share such as 25%' })
+              .option('deadline', {
+                type: 'string',
+                default: '30m',
+                describe: 'how long a moved host has from its boot script to its ready report (90s, 20m, 1h)',
+              })
+              .option('reboot', {
+                type: 'boolean',
+                default: false,
+                describe:
+                  "ask moved hosts to reboot, one at a time (and failed ones to reboot back), through their runtime's heartbeat; never hosts whose profile says boot.allowReboot: false",
+              }),
+          async (args) => {
+            const client = await adminClient(args);
+            show(
+              (await client.call('POST', 'rollouts', {
+                json: { channel: args.channel, build: args.build, first: args.first, deadline: args.deadline, reboot: args.reboot },
+              })) as RolloutView,
+            );
+          },
+        )
+        .command(
+          'status',
+          "each channel's newest rollout and where each of its hosts stands",
+          (v) => withAdminOptions(v).option(jsonListing.name, jsonListing.option).option('channel', { type: 'string', describe: 'only this channel' }),
+          async (args) => {
+            const client = await adminClient(args);
+            const rollouts = ((await client.call('GET', 'rollouts')) as RolloutView[]).filter(
+              (rollout) => args.channel === undefined || rollout.channel === args.channel,
+            );
+            if (args.json) {
+              process.stdout.write(`${JSON.stringify(rollouts, null, 2)}\n`);
+              return;
+            }
+            if (rollouts.length === 0) process.stdout.write(`no rollout${args.channel === undefined ? '' : ` on channel ${args.channel}`}\n`);
+            for (const rollout of rollouts) {
+              show(rollout);
+              await printListing(false, rollout.hosts, ['HOST', 'STAGE', 'REASON'], (host) => [host.mac, host.stage, host.reason ?? '']);
+            }
+          },
+        )
+        .demandCommand(1, 'name a rollout command: start, status, pause, resume or abort');
+    })
     .command('profiles', 'work with the profile files', (y) =>
       y
         .command(
@@ -557,7 +654,7 @@ async function main(argv: string[]): Promise<void> {
         )
         .demandCommand(1, 'name a profiles command: validate, list, show, apply, rm, import or export'),
     )
-    .demandCommand(1, 'name a command: serve, leases, hosts, build, builds, whatif, demo, hash-password or profiles')
+    .demandCommand(1, 'name a command: serve, leases, hosts, build, builds, rollout, whatif, demo, hash-password or profiles')
     .strict()
     .recommendCommands()
     .completion('completion', 'print a bash completion script (source it, or put it in /etc/bash_completion.d/rackboot)')

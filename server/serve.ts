@@ -7,6 +7,11 @@ import { decideTokenGrant, DhcpAnswers } from './tokens/grant.js';
 import { BootLedger } from './tokens/use.js';
 import { isIpv4, Subnet } from './net/ipv4.js';
 import { AssetStore } from './assets/builds.js';
+import { DEFAULT_CHANNEL } from './assets/manifest.js';
+import { buildWanted } from './core/build-choice.js';
+import { PostgresRolloutStore, postgresRolloutSchemaVersion } from './rollouts/postgres-store.js';
+import { Rollouts } from './rollouts/rollouts.js';
+import { SqliteRolloutStore } from './rollouts/sqlite-store.js';
 import { hostFile, tftpHostFile, type HostSources } from './core/host-files.js';
 import { chooseBootFile, type ServerEndpoints } from './core/resolve.js';
 import { DhcpServer, type DhcpServerOptions } from './dhcp/server.js';
@@ -20,7 +25,8 @@ import { answeringServer } from './dhcp/decide/peers.js';
 import { PostgresEventStore, postgresEventSchemaVersion } from './events/postgres-store.js';
 import { SqliteEventStore } from './events/sqlite-store.js';
 import { defaultRetention, startEventRetention, type RetentionSettings } from './events/retention.js';
-import { listImages } from './http/downloads.js';
+import { describeRollout } from './http/admin.js';
+import { changeLines, listImages } from './http/downloads.js';
 import { createStatusRouter } from './http/status.js';
 import { Metrics } from './metrics.js';
 import { NeighborTable, openNeighborResolver } from './net/neighbors.js';
@@ -318,6 +324,7 @@ export async function checkServe(options: ServeOptions): Promise<CheckReport> {
         secrets: secretsSchemaVersion,
         servers: serversSchemaVersion,
         profiles: postgresProfilesSchemaVersion,
+        rollouts: postgresRolloutSchemaVersion,
       })),
     );
   }
@@ -458,6 +465,26 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
             onWriteError: (error, mac) => log.warn({ err: error, mac }, 'slot sighting not written to the database; kept in memory until the next one'),
           });
     closers.push(async () => sightings.close());
+    // Canary rollouts (see rollouts/rollouts.ts): beside the timeline in the state folder, or shared through the database.
+    const rolloutStore =
+      options.database === undefined ? SqliteRolloutStore.open(join(options.state, 'rollouts.sqlite')) : await PostgresRolloutStore.open(options.database);
+    closers.push(async () => rolloutStore.close());
+    const rollouts = await Rollouts.open(
+      rolloutStore,
+      assets,
+      {
+        members: (channel) =>
+          profiles.all().flatMap((profile) => {
+            const want = buildWanted(profile);
+            return typeof profile.mac === 'string' && want.kind === 'channel' && want.channel === channel ? [profile.mac] : [];
+          }),
+        wantDomains: (mac) => profiles.lookup(mac, sightings.slotOf(mac))?.domains.filter((domain) => domain.autostart).length ?? 0,
+        mayReboot: (mac) => profiles.lookup(mac, sightings.slotOf(mac))?.boot.allowReboot !== false,
+      },
+      log,
+    );
+    closers.push(async () => rollouts.close());
+    hosts.rollouts = rollouts;
     const stopRetention = startEventRetention(events, options.eventRetention ?? defaultRetention, log);
     closers.push(async () => stopRetention());
     const partNames = new BuildPartNames(assets);
@@ -502,13 +529,27 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
             build && { id: build.id, created: build.manifest.created, files: build.manifest.files.map(({ name, size, sha256 }) => ({ name, size, sha256 })) }
           );
         },
+        channels: async () => {
+          const current = await assets.current();
+          const named = [...(await assets.channels())];
+          return [...(current === undefined ? [] : [[DEFAULT_CHANNEL, current] as const]), ...named].map(([name, build]) => ({
+            name,
+            build: build.id,
+            created: build.manifest.created,
+            changes: changeLines(build.manifest.changes),
+          }));
+        },
         downloads: async () =>
           (await listImages(assets)).map((image) => ({
             name: image.name,
             size: image.size,
             sha256: image.sha256,
             url: `/iso/${encodeURIComponent(image.name)}`,
+            channel: image.channel,
+            currentFor: image.currentFor,
+            changes: image.changes,
           })),
+        rollouts: () => rollouts.list().map(describeRollout),
         load: () => load.current(),
         // Another DHCP server seen within the last hour.
         warnings: () =>
@@ -524,6 +565,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     draining.stopFirst.push(async () => status.close());
     const app = createHttpApp({
       ...hosts,
+      rollouts,
       log,
       events: timeline,
       observer: bootObserver,
@@ -536,6 +578,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         profiles,
         ...(databaseProfiles ? { profileStore: databaseProfiles } : {}),
         assets,
+        rollouts,
         ...(leases ? { leases } : {}),
         hosts: {
           list: () => {

@@ -1,4 +1,5 @@
 import { AssetStore } from './assets/builds.js';
+import { hostBuild } from './core/build-choice.js';
 import { ClientArch, type Platform } from './core/facts.js';
 import { renderHostScript, renderRuntimeEnv, renderXenConfig } from './core/render.js';
 import { chooseBootFile, resolveHostBoot, type ServerEndpoints } from './core/resolve.js';
@@ -29,11 +30,11 @@ export async function whatif(options: {
   const slot = slotOption(options.circuitId, options.remoteId);
   const log = createLogger({ level: 'silent', pretty: false });
   const profiles = await ProfileDirectory.open(options.profiles, log);
-  const build = await new AssetStore(options.assets).current();
   const profile = profiles.lookup(mac, slot);
+  const { build, reason: buildReason } = await hostBuild(new AssetStore(options.assets), profile);
   const problems = profiles.problemsFor(mac, slot).map(formatProfileError);
   const reservation = profiles.reservationFor(mac, slot);
-  const boot = resolveHostBoot({ mac, platform: options.platform, profile, problems, build, endpoints: options.endpoints });
+  const boot = resolveHostBoot({ mac, platform: options.platform, profile, problems, build, buildReason, endpoints: options.endpoints });
   const firmwareArch = options.platform === 'bios' ? ClientArch.biosX86 : ClientArch.efiBc;
   const facts = { mac, arch: firmwareArch, platform: options.platform, isPxe: true, isHttpBoot: false, isIpxe: false };
   profiles.close();
@@ -46,6 +47,8 @@ export async function whatif(options: {
     reservation: reservation === undefined ? null : { address: `${reservation.address}/${reservation.prefixLength}`, source: reservation.source },
     profileErrors: profiles.errors().map(formatProfileError),
     build: build ? build.id : null,
+    // Which build and why: the default channel's, the profile's channel's, or a pinned one (core/build-choice.ts).
+    buildFrom: buildReason,
     dhcp: {
       firmware: chooseBootFile(facts, options.endpoints),
       ipxe: chooseBootFile({ ...facts, isPxe: false, isIpxe: true }, options.endpoints),

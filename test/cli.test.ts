@@ -144,6 +144,25 @@ test('whatif: with a build, the exact command lines and script; unknown MAC uses
       'domain demo2 not started: build has no vmlinuz or guest.initrd.gz',
     ]);
     assert.match(report.runtimeEnv, /^RACKBOOT_DOMAINS=''$/m);
+    assert.equal(report.buildFrom, "the default channel's current build");
+
+    // A host whose profile names a channel gets that channel's current build, and whatif says why.
+    const channelBuild = path.join(work, 'assets/builds/c1');
+    await mkdir(channelBuild, { recursive: true });
+    await writeFile(
+      path.join(channelBuild, 'manifest.json'),
+      JSON.stringify({ id: 'c1', created: '2026-11-26T18:00:00Z', release: 'bookworm', channel: 'testing', files: [] }),
+    );
+    await mkdir(path.join(work, 'assets/channels'));
+    await import('node:fs/promises').then((fs) => fs.symlink('../builds/c1', path.join(work, 'assets/channels/testing')));
+    await mkdir(path.join(work, 'profiles'));
+    await writeFile(path.join(work, 'profiles/n2.yaml'), 'mac: aa:bb:cc:dd:ee:02\nhostname: n2\nboot:\n  channel: testing\n');
+    const onChannel = await rackboot(['whatif', 'aa:bb:cc:dd:ee:02', '--profiles', path.join(work, 'profiles'), '--assets', path.join(work, 'assets')]);
+    assert.equal(onChannel.code, 0, onChannel.stderr);
+    const channelReport = JSON.parse(onChannel.stdout) as Record<string, any>;
+    assert.equal(channelReport.build, 'c1');
+    assert.equal(channelReport.buildFrom, "channel testing's current build (boot.channel in n2.yaml)");
+    assert.match(channelReport.script, /\/builds\/c1\/xen /);
   } finally {
     await rm(work, { recursive: true, force: true });
   }

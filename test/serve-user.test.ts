@@ -200,6 +200,7 @@ test(
         'leases.sqlite-shm',
         'leases.sqlite-wal',
         'notes.txt',
+        'rollouts.sqlite',
         'slots.sqlite',
       ]) {
         assert.ok(names.includes(wanted), `${wanted} is in the state folder (${names.join(', ')})`);

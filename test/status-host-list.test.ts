@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryEventStore } from '../server/events/store.js';
-import { describeHost } from '../server/status/hosts.js';
+import { describeHost, readyFacts } from '../server/status/hosts.js';
 import { HostList, keepUnknown, notifyingAppends } from '../server/status/host-list.js';
 import { makeProfile } from './support/profiles.js';
 
@@ -80,4 +80,32 @@ test('3000 strangers: the list keeps the known host and the newest strangers up 
     [known],
   );
   assert.equal(hosts.size, 1);
+});
+
+test("a host's row names the build, Xen and kernel of its newest ready report; odd or missing fields are null", () => {
+  assert.deepEqual(
+    readyFacts('hostname=n1 ip=198.18.0.50/24 mac=52:54:00:00:00:01 domains=2 build=20261206T074500.123Z-1a2b3c4d xen=4.17.5 kernel=6.1.0-28-amd64'),
+    {
+      build: '20261206T074500.123Z-1a2b3c4d',
+      xen: '4.17.5',
+      kernel: '6.1.0-28-amd64',
+    },
+  );
+  assert.deepEqual(readyFacts('ip=none domains=0 build=none xen=none kernel=6.1.0-28-amd64'), { build: null, xen: null, kernel: '6.1.0-28-amd64' });
+  assert.deepEqual(readyFacts('domains=1'), { build: null, xen: null, kernel: null });
+  assert.deepEqual(readyFacts(undefined), { build: null, xen: null, kernel: null });
+  assert.deepEqual(readyFacts('build=<script> xen=4.17 kernel=x'), { build: null, xen: '4.17', kernel: 'x' });
+  assert.deepEqual(readyFacts('notbuild=b1 build=b2'), { build: 'b2', xen: null, kernel: null });
+
+  const store = new MemoryEventStore();
+  const mac = '52:54:00:00:00:01';
+  const profile = makeProfile({ mac, hostname: 'node01' });
+  const describe = () => describeHost(mac, store, { profiles: { lookup: () => profile } })!;
+  store.append({ time: 1, mac, source: 'runtime', stage: 'booted', detail: 'kernel=6.1.0-28-amd64 runtime=debian' });
+  assert.equal(describe().build, null, 'no ready report yet');
+  store.append({ time: 2, mac, source: 'runtime', stage: 'ready', detail: 'domains=0 build=b1 xen=4.17.5 kernel=6.1.0-28-amd64' });
+  store.append({ time: 3, mac, source: 'runtime', stage: 'booted', detail: 'kernel=6.1.0-28-amd64 runtime=debian' });
+  assert.equal(describe().build, 'b1', 'the last ready report holds until the next one');
+  store.append({ time: 4, mac, source: 'runtime', stage: 'ready', detail: 'domains=0 build=b2 xen=4.17.5 kernel=6.1.0-29-amd64' });
+  assert.deepEqual([describe().build, describe().kernel], ['b2', '6.1.0-29-amd64']);
 });

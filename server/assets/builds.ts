@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { CHANNEL_NAME, MANIFEST_NAME, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
+import { CHANNEL_NAME, DEFAULT_CHANNEL, MANIFEST_NAME, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
 
 export interface Build {
   id: string;
@@ -61,6 +61,16 @@ export class AssetStore {
       if (build !== undefined) found.set(name, build);
     }
     return found;
+  }
+
+  /** Which channels (the default one as "default") each build is current for, by build id. */
+  async currentFor(): Promise<Map<string, string[]>> {
+    const current = await this.current();
+    const byBuild = new Map<string, string[]>();
+    for (const [name, build] of [...(current === undefined ? [] : [[DEFAULT_CHANNEL, current] as const]), ...(await this.channels())]) {
+      byBuild.set(build.id, [...(byBuild.get(build.id) ?? []), name]);
+    }
+    return byBuild;
   }
 
   /** A build by id, current or not, or undefined; an error naming the file when its manifest is malformed. */
@@ -146,7 +156,7 @@ export class AssetStore {
 
 /** ASSETS/current for the default channel (none named, or "default"), ASSETS/channels/NAME for another; undefined for a name that is none. */
 function channelLink(assets: string, channel: string | undefined): string | undefined {
-  if (channel === undefined || channel === 'default') return path.join(assets, 'current');
+  if (channel === undefined || channel === DEFAULT_CHANNEL) return path.join(assets, 'current');
   return CHANNEL_NAME.test(channel) ? path.join(assets, 'channels', channel) : undefined;
 }
 

@@ -56,11 +56,49 @@ export interface Manifest {
   recipe?: string;
   /** The channel it was built for (`rackboot build --channel`); absent for the default channel. */
   channel?: string;
+  /** The extra Debian packages its runtime carries (build settings' `packages`), as installed, with dpkg's Installed-Size. */
+  extraPackages?: ExtraPackage[];
+  /** What changed since the build it followed (`rackboot build --if-changed`). */
+  changes?: ManifestChanges;
   files: ManifestFile[];
+}
+
+export interface ManifestChanges {
+  /** The channel's current build it was compared with. */
+  since: string;
+  packages: PackageChange[];
+  /** What else changed: the builder, the variant, the parts, the extra packages. */
+  reasons: string[];
+}
+
+/** What createManifest records beside the files, when there is something to record. */
+export interface ManifestExtras {
+  extraPackages?: ExtraPackage[];
+  changes?: ManifestChanges;
+}
+
+/** A package whose version differs from the build before (`rackboot build --if-changed`); null: not there. */
+export interface PackageChange {
+  package: string;
+  from: string | null;
+  to: string | null;
+}
+
+export interface ExtraPackage extends PackageRef {
+  /** KiB, as dpkg records it (Installed-Size): what the package adds to the runtime's tree before pruning. */
+  installedKiB: number;
+  /** Not asked for: installed because an extra package depends on it. */
+  dependency?: true;
 }
 
 /** A channel's name in a manifest or a link: a lower-case word (builder/config.ts checks it with its reasons). */
 export const CHANNEL_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
+/** What buildId() makes: the form a profile's boot.build must have. */
+export const BUILD_ID = /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{8}$/;
+
+/** The channel of builds made without --channel; its current build is ASSETS/current, and its manifests name no channel. */
+export const DEFAULT_CHANNEL = 'default';
 
 /**
  * A build id that sorts by time: "20250520T101500.123Z-1a2b3c4d" (UTC, with
@@ -86,8 +124,16 @@ export function contentDigestInput(files: Array<{ name: string; sha256: string }
  * the builder writes it; throws when a required file is missing or a name
  * is unknown or repeated.
  */
-export function createManifest(id: string, created: Date, files: ManifestFile[], variant: RuntimeVariant, recipe?: string, channel?: string): Manifest {
-  const manifest = orderedManifest(id, created.toISOString(), files, variant, recipe, channel);
+export function createManifest(
+  id: string,
+  created: Date,
+  files: ManifestFile[],
+  variant: RuntimeVariant,
+  recipe?: string,
+  channel?: string,
+  extras: ManifestExtras = {},
+): Manifest {
+  const manifest = orderedManifest(id, created.toISOString(), files, variant, recipe, channel, extras);
   const missing = BUILD_FILES.filter((name) => !manifest.files.some((file) => file.name === name));
   if (missing.length > 0) throw new Error(`manifest is missing ${missing.join(', ')}`);
   return manifest;
@@ -101,7 +147,9 @@ function orderedManifest(
   variant: RuntimeVariant,
   recipe: string | undefined,
   channel: string | undefined,
+  extras: ManifestExtras = {},
 ): Manifest {
+  const { extraPackages, changes } = extras;
   const byName = new Map(files.map((f) => [f.name, f]));
   const extra = files.filter((f) => !ALL_BUILD_FILES.includes(f.name));
   if (extra.length > 0 || byName.size !== files.length) {
@@ -118,6 +166,8 @@ function orderedManifest(
     variant,
     ...(recipe === undefined ? {} : { recipe }),
     ...(channel === undefined ? {} : { channel }),
+    ...(extraPackages === undefined || extraPackages.length === 0 ? {} : { extraPackages }),
+    ...(changes === undefined ? {} : { changes }),
     files: ordered,
   };
 }
@@ -175,5 +225,38 @@ export function parseManifest(json: unknown): Manifest {
   if (m.recipe !== undefined && (typeof m.recipe !== 'string' || !/^[0-9a-f]{64}$/.test(m.recipe))) fail('recipe is not 64 lower-case hex digits');
   if (m.channel !== undefined && (typeof m.channel !== 'string' || !CHANNEL_NAME.test(m.channel)))
     fail(`channel is ${JSON.stringify(m.channel)}, not a channel name`);
-  return orderedManifest(id, created, files, variant as RuntimeVariant, m.recipe as string | undefined, m.channel as string | undefined);
+  let extraPackages: ExtraPackage[] | undefined;
+  if (m.extraPackages !== undefined) {
+    if (!Array.isArray(m.extraPackages)) fail('extraPackages must be an array');
+    extraPackages = m.extraPackages.map((raw, i) => {
+      const ref = asPackageRef(raw, `extraPackages[${i}]`);
+      const size = (raw as Record<string, unknown>).installedKiB;
+      if (typeof size !== 'number' || !Number.isInteger(size) || size < 0) fail(`extraPackages[${i}].installedKiB must be a whole number`);
+      const dependency = (raw as Record<string, unknown>).dependency;
+      if (dependency !== undefined && dependency !== true) fail(`extraPackages[${i}].dependency must be true or absent`);
+      return { ...ref, installedKiB: size, ...(dependency === true ? { dependency: true as const } : {}) };
+    });
+  }
+  let changes: ManifestChanges | undefined;
+  if (m.changes !== undefined) {
+    const c = m.changes as Record<string, unknown>;
+    if (typeof c !== 'object' || c === null || !Array.isArray(c.packages) || !Array.isArray(c.reasons)) fail('changes must be {since, packages, reasons}');
+    const text = (value: unknown, what: string): string | null => (value === null ? null : asString(value, what));
+    changes = {
+      since: asString(c.since, 'changes.since'),
+      packages: c.packages.map((raw: unknown, i: number) => {
+        const p = raw as Record<string, unknown>;
+        return {
+          package: asString(p.package, `changes.packages[${i}].package`),
+          from: text(p.from, `changes.packages[${i}].from`),
+          to: text(p.to, `changes.packages[${i}].to`),
+        };
+      }),
+      reasons: c.reasons.map((reason: unknown, i: number) => asString(reason, `changes.reasons[${i}]`)),
+    };
+  }
+  return orderedManifest(id, created, files, variant as RuntimeVariant, m.recipe as string | undefined, m.channel as string | undefined, {
+    ...(extraPackages === undefined ? {} : { extraPackages }),
+    ...(changes === undefined ? {} : { changes }),
+  });
 }

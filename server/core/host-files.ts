@@ -1,4 +1,4 @@
-import type { AssetStore } from '../assets/builds.js';
+import type { AssetStore, Build } from '../assets/builds.js';
 import { normaliseMac } from '../profiles/mac.js';
 import type { Profile } from '../profiles/profile.js';
 import type { RelaySlot } from '../profiles/slot.js';
@@ -6,6 +6,7 @@ import type { Platform } from './facts.js';
 import type { HostTokens } from '../tokens/host-token.js';
 import type { TokenGrant } from '../tokens/grant.js';
 import { decideTokenUse, type BootLedger, type TokenUse, type TokenUseDecision } from '../tokens/use.js';
+import { hostBuild, type RolloutDecider } from './build-choice.js';
 import { renderDomainConfig, renderFirstBoot, renderHostScript, renderRuntimeEnv, renderXenConfig } from './render.js';
 import { resolveHostBoot, type HostBoot, type ServerEndpoints } from './resolve.js';
 
@@ -30,6 +31,8 @@ export interface HostSources {
    * proven to be the MAC (token-grant.ts).
    */
   secrets?: HostSecrets;
+  /** Active rollouts (rollouts/rollouts.ts): which build a host on a rolled channel gets. */
+  rollouts?: RolloutDecider;
 }
 
 export interface HostSecrets {
@@ -80,8 +83,6 @@ export async function hostFile(
   const mac = normaliseMac(request.mac);
   if (!mac) return { kind: 'refused', status: 400, message: `"${request.mac}" is not a MAC address` };
   const { assets, endpoints } = sources;
-  const build = request.buildId === undefined ? await assets.current() : await assets.build(request.buildId);
-  if (request.buildId !== undefined && !build) return { kind: 'refused', status: 404, message: `no build "${request.buildId}"` };
   const slot = sources.slotOf?.(mac);
   const problems = (slot === undefined ? sources.profileProblems?.(mac) : sources.profileProblems?.(mac, slot)) ?? [];
   const profile = slot === undefined ? sources.lookupProfile(mac) : sources.lookupProfile(mac, slot);
@@ -89,6 +90,7 @@ export async function hostFile(
   const { token: presented, address } = request.requester ?? {};
   let attributed = false;
   let bootNonce: string | undefined;
+  let bootBuild: string | undefined;
   if (secret && sources.secrets) {
     const use = authorizeHost(sources.secrets, {
       mac,
@@ -110,6 +112,21 @@ export async function hostFile(
     }
     attributed = true;
     bootNonce = use.claims.kind === 'guest' ? undefined : use.claims.nonce;
+    bootBuild = sources.secrets.ledger.buildOf(use.claims);
+  }
+  // The build: the one the request names (a script pinned it), else the one
+  // this boot's script was handed (the ledger), else the host's own choice.
+  let build: Build | undefined;
+  let buildReason: string | undefined;
+  if (request.buildId !== undefined) {
+    build = await assets.build(request.buildId);
+    if (!build) return { kind: 'refused', status: 404, message: `no build "${request.buildId}"` };
+  } else {
+    const handed = bootBuild === undefined ? undefined : await assets.build(bootBuild);
+    ({ build, reason: buildReason } =
+      handed !== undefined
+        ? { build: handed, reason: "the build this boot's script was handed" }
+        : await hostBuild(assets, profile, { mac, rollouts: sources.rollouts }));
   }
   // A boot script or xen.cfg: a new boot token when the requester is proven to be the MAC.
   let token: string | undefined;
@@ -118,7 +135,7 @@ export async function hostFile(
     const grant = await sources.secrets.prove(mac, address);
     if (grant.kind === 'grant') {
       const minted = sources.secrets.tokens.mintBoot(mac, address!, sources.secrets.now());
-      sources.secrets.ledger.minted(minted.claims);
+      sources.secrets.ledger.minted(minted.claims, build?.id);
       token = minted.token;
       bootNonce = minted.claims.nonce;
       attributed = true;
@@ -133,6 +150,7 @@ export async function hostFile(
     profile,
     problems,
     build,
+    ...(buildReason === undefined ? {} : { buildReason }),
     endpoints,
     ...(token === undefined ? {} : { token }),
     ...(guestToken === undefined ? {} : { guestToken }),

@@ -76,7 +76,7 @@ export function renderHostScript(boot: HostBoot, endpoints: ServerEndpoints): st
         '',
       ].join('\n');
     case 'no-build':
-      return ['#!ipxe', `echo rackboot: the server has no boot parts yet (run "rackboot build"); retrying in 30 seconds`, 'sleep 30', retry, ''].join('\n');
+      return ['#!ipxe', `echo rackboot: ${ipxeText(boot.reason)}; retrying in 30 seconds`, 'sleep 30', retry, ''].join('\n');
     case 'boot':
       return renderMenuScript(boot.plan, endpoints);
   }
@@ -96,7 +96,8 @@ function ipxeText(text: string): string {
  */
 function renderMenuScript(plan: BootPlan, endpoints: ServerEndpoints): string {
   const { profile, mac, build } = plan;
-  const lines = ['#!ipxe', `# rackboot: ${profile.hostname} (${mac}) from ${profile.source}, build ${build.id}, entry ${plan.defaultEntry}`];
+  const why = plan.buildReason === undefined ? '' : ` (${plan.buildReason})`;
+  const lines = ['#!ipxe', `# rackboot: ${profile.hostname} (${mac}) from ${profile.source}, build ${build.id}${why}, entry ${plan.defaultEntry}`];
   for (const note of [...(plan.entryNote ? [plan.entryNote] : []), ...plan.notes]) lines.push(`echo rackboot: ${ipxeText(note)}`);
   if (plan.menuTimeout > 0) {
     lines.push(`menu rackboot: ${profile.hostname} (${mac}), build ${ipxeText(build.id)}`);

@@ -104,6 +104,8 @@ export interface BootPlan {
   platform: Platform;
   profile: Profile;
   build: Build;
+  /** Why this build (build-choice.ts): "channel testing's current build (boot.channel in rack3.yaml)". */
+  buildReason?: string;
   /** The Xen entry xen.cfg describes when no entry is named: the profile's, if it is a Xen entry, else standard. */
   entry: BootEntry;
   /** The menu, in display order; `defaultEntry` names one of them. */
@@ -153,7 +155,8 @@ export type HostBoot =
   | { kind: 'boot'; plan: BootPlan }
   | { kind: 'no-profile'; mac: string }
   | { kind: 'broken-profile'; mac: string; problems: string[] }
-  | { kind: 'no-build'; mac: string };
+  /** reason: why there is no build for this host (see build-choice.ts). */
+  | { kind: 'no-build'; mac: string; reason: string };
 
 /** Always on the hypervisor line: serial console for racks (and the tests), VGA for a crash cart. */
 export const baseXenArgs = ['console=com1,vga', 'com1=115200,8n1'];
@@ -178,6 +181,8 @@ export function resolveHostBoot(input: {
   /** Why the host's own profile file is not served (it never parsed), formatted. */
   problems?: string[];
   build: Build | undefined;
+  /** Why the host gets `build`, or why there is none (build-choice.ts); said in the boot script. */
+  buildReason?: string;
   endpoints: ServerEndpoints;
   /**
    * This boot's host token (boot/host-token.ts), put on dom0's command line:
@@ -193,7 +198,7 @@ export function resolveHostBoot(input: {
   const { mac, platform, build, endpoints } = input;
   if (!input.profile && input.problems && input.problems.length > 0) return { kind: 'broken-profile', mac, problems: input.problems };
   if (!input.profile) return { kind: 'no-profile', mac };
-  if (!build) return { kind: 'no-build', mac };
+  if (!build) return { kind: 'no-build', mac, reason: input.buildReason ?? 'the server has no boot parts yet (run "rackboot build")' };
   const profile = profileForHost(input.profile, mac);
   const base = httpBase(endpoints);
   const has = (part: string) => build.manifest.files.some((file) => file.name === part);
@@ -287,6 +292,7 @@ export function resolveHostBoot(input: {
     platform,
     profile,
     build,
+    ...(input.buildReason === undefined ? {} : { buildReason: input.buildReason }),
     entry,
     menu,
     defaultEntry,

@@ -22,6 +22,8 @@ export interface QemuMachineOptions {
   ovmfVars?: string;
   /** Disks (raw image files), each on its own kind of controller, with the serial the guest sees. */
   disks?: ReadonlyArray<{ file: string; serial: string; bus: 'virtio' | 'sata' | 'usb' }>;
+  /** A reboot restarts the machine (a rack's machine, rebooted by a rollout or reset by its watchdog); else QEMU exits on one. */
+  rebootable?: boolean;
 }
 
 /**
@@ -47,7 +49,7 @@ export function qemuArgs(options: QemuMachineOptions): string[] {
     'stdio',
     '-monitor',
     'none',
-    '-no-reboot',
+    ...(options.rebootable === true ? [] : ['-no-reboot']),
     '-netdev',
     `tap,id=n0,ifname=${options.tap},script=no,downscript=no`,
   ];

@@ -20,6 +20,7 @@ export const reportedStages = [
   'guest-ready',
   'guest-failed',
   'failed',
+  'rebooting',
 ] as const;
 export type ReportedStage = (typeof reportedStages)[number];
 

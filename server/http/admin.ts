@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { AdminToken } from '../admin/token.js';
 import type { AssetStore } from '../assets/builds.js';
-import { CHANNEL_NAME } from '../assets/manifest.js';
+import { CHANNEL_NAME, DEFAULT_CHANNEL } from '../assets/manifest.js';
 import type { Lease, LeaseStore } from '../dhcp/leases/leases.js';
 import type { Logger } from '../log.js';
 import { firstProblems, formatProfileError, type ProfileError } from '../profiles/error.js';
@@ -15,6 +15,8 @@ import type { HostStatus } from '../status/snapshot.js';
 import type { ImageLinks } from './image-links.js';
 import type { TimelineEvent } from '../status/timeline.js';
 import type { ReportedGuestInterface, StorageReport } from '../storage/report.js';
+import { defaultDeadlineMs, isActive, parseDeadline, parseFirstWave, type FirstWave, type Rollout } from '../rollouts/rollout.js';
+import type { Rollouts } from '../rollouts/rollouts.js';
 
 export interface AdminApiOptions {
   token: AdminToken;
@@ -39,6 +41,30 @@ export interface AdminApiOptions {
   now?: () => number;
   /** Signed links to hosts' own images (POST /api/hosts/<mac>/image-link), and the server's http://address:port they start with. */
   imageLinks?: { links: ImageLinks; base: string };
+  /** Canary rollouts of builds to channels (rollouts/rollouts.ts). */
+  rollouts?: Pick<Rollouts, 'list' | 'start' | 'command'>;
+}
+
+/** A rollout as the admin API and `rackboot rollout status` show it: each host of the channel with where it stands. */
+export function describeRollout(rollout: Rollout) {
+  const moved = new Map(rollout.moved.map((host) => [host.mac, host]));
+  return {
+    ...rollout,
+    hosts: rollout.order.map((mac) => {
+      const host = moved.get(mac);
+      const stage =
+        host === undefined
+          ? 'waiting'
+          : host.failedAt !== undefined
+            ? 'failed'
+            : host.healthyAt !== undefined
+              ? 'healthy'
+              : host.bootedAt !== undefined
+                ? 'booting'
+                : 'moved';
+      return { mac, stage, ...(host?.reason === undefined ? {} : { reason: host.reason }) };
+    }),
+  };
 }
 
 /** Whether a request carries the admin token (`Authorization: Bearer <token>`), and if not, what it showed. */
@@ -257,16 +283,15 @@ export function createAdminRouter(options: AdminApiOptions): Router {
   // --- builds ---
 
   router.get('/builds', async (_req, res) => {
-    const current = await assets.current();
-    const currents = [...(current === undefined ? [] : [['default', current] as const]), ...(await assets.channels())];
+    const currentFor = await assets.currentFor();
     res.json(
       (await assets.list()).map(({ id, manifest }) => ({
         id,
         created: manifest.created,
         release: manifest.release,
-        channel: manifest.channel ?? 'default',
-        current: current?.id === id,
-        currentFor: currents.filter(([, build]) => build.id === id).map(([name]) => name),
+        channel: manifest.channel ?? DEFAULT_CHANNEL,
+        current: currentFor.get(id)?.includes(DEFAULT_CHANNEL) === true,
+        currentFor: currentFor.get(id) ?? [],
         files: manifest.files,
       })),
     );
@@ -275,9 +300,16 @@ export function createAdminRouter(options: AdminApiOptions): Router {
   // {"id": ...} switches the default channel's current build; with "channel", that channel's.
   router.put('/builds/current', async (req, res) => {
     const id = bodyField(req.body, 'id');
-    const channel = bodyField(req.body, 'channel') ?? 'default';
-    if (channel !== 'default' && !CHANNEL_NAME.test(channel)) {
+    const channel = bodyField(req.body, 'channel') ?? DEFAULT_CHANNEL;
+    if (channel !== DEFAULT_CHANNEL && !CHANNEL_NAME.test(channel)) {
       res.status(400).json({ error: `channel ${JSON.stringify(channel)} is not a channel name (a lower-case letter, then up to 31 of a-z, 0-9 and -)` });
+      return;
+    }
+    const rolling = options.rollouts?.list().find((rollout) => rollout.channel === channel && isActive(rollout));
+    if (rolling !== undefined) {
+      res.status(409).json({
+        error: `a rollout of ${rolling.build} on channel ${channel} is ${rolling.state}; abort it first (rackboot rollout abort --channel ${channel})`,
+      });
       return;
     }
     const build = id === undefined ? undefined : await assets.build(id);
@@ -290,6 +322,71 @@ export function createAdminRouter(options: AdminApiOptions): Router {
     await assets.switchTo(build.id, channel);
     log.info({ event: 'admin-build', action: 'switched', build: build.id, channel }, 'admin api: current build switched');
     res.json({ id: build.id, channel, current: true });
+  });
+
+  // --- rollouts ---
+
+  router.get('/rollouts', (_req, res) => {
+    res.json((options.rollouts?.list() ?? []).map(describeRollout));
+  });
+
+  // {"channel", "build", "first": "1" | "25%", "deadline": "20m", "reboot": true}: start one.
+  router.post('/rollouts', async (req, res) => {
+    if (options.rollouts === undefined) {
+      res.status(404).json({ error: 'this server keeps no rollouts' });
+      return;
+    }
+    const channel = bodyField(req.body, 'channel') ?? DEFAULT_CHANNEL;
+    const build = bodyField(req.body, 'build');
+    const first = parseFirstWave(bodyField(req.body, 'first') ?? '1');
+    const deadline = parseDeadline(bodyField(req.body, 'deadline') ?? `${defaultDeadlineMs / 1000}s`);
+    const problem =
+      channel !== DEFAULT_CHANNEL && !CHANNEL_NAME.test(channel)
+        ? `channel ${JSON.stringify(channel)} is not a channel name`
+        : build === undefined
+          ? 'send JSON {"channel": ..., "build": "<build id>", "first": "1" or "25%", "deadline": "20m"}'
+          : 'problem' in first
+            ? first.problem
+            : typeof deadline !== 'number'
+              ? deadline.problem
+              : undefined;
+    if (problem !== undefined) {
+      res.status(400).json({ error: problem });
+      return;
+    }
+    const reboot = (req.body as { reboot?: unknown } | undefined)?.reboot;
+    if (reboot !== undefined && typeof reboot !== 'boolean') {
+      res.status(400).json({ error: 'reboot: want true or false' });
+      return;
+    }
+    const started = await options.rollouts.start({
+      channel,
+      build: build!,
+      first: first as FirstWave,
+      deadlineMs: deadline as number,
+      reboot: reboot === true,
+    });
+    if (!started.ok) {
+      res.status(started.problem.startsWith('no build') ? 404 : 409).json({ error: started.problem });
+      return;
+    }
+    log.info({ event: 'admin-rollout', action: 'start', channel, build }, 'admin api: rollout started');
+    res.status(201).json(describeRollout(started.rollout));
+  });
+
+  router.post('/rollouts/:channel/:action', async (req, res) => {
+    const action = String(req.params.action);
+    if (options.rollouts === undefined || (action !== 'pause' && action !== 'resume' && action !== 'abort')) {
+      res.status(404).json({ error: "no such admin API call (pause, resume or abort a channel's rollout)" });
+      return;
+    }
+    const done = await options.rollouts.command(String(req.params.channel), action);
+    if (!done.ok) {
+      res.status(done.problem.includes('has no rollout') ? 404 : 409).json({ error: done.problem });
+      return;
+    }
+    log.info({ event: 'admin-rollout', action, channel: done.rollout.channel }, `admin api: rollout ${action}`);
+    res.json(describeRollout(done.rollout));
   });
 
   router.use((_req: Request, res: Response) => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type Response } from 'express';
 import type { AssetStore } from '../assets/builds.js';
+import { DEFAULT_CHANNEL, type ManifestChanges } from '../assets/manifest.js';
 import { httpBase, type ServerEndpoints } from '../core/resolve.js';
 import type { HostSources } from '../core/host-files.js';
 import type { AdminToken } from '../admin/token.js';
@@ -40,6 +41,14 @@ export interface DownloadImage {
   channel: string;
   /** The channels whose current build it is, by name (the default one as "default"). */
   currentFor: string[];
+  /** What changed since the build before it (`rackboot build --if-changed`), a line each; [] when it recorded none. */
+  changes: string[];
+}
+
+/** A manifest's changes as lines: each reason, then "package: from -> to". Pure. */
+export function changeLines(changes: ManifestChanges | undefined): string[] {
+  if (changes === undefined) return [];
+  return [...changes.reasons, ...changes.packages.map((change) => `${change.package}: ${change.from ?? '(none)'} -> ${change.to ?? '(none)'}`)];
 }
 
 /** A file to send: the validators come from the manifest, not from reading the file. */
@@ -252,8 +261,7 @@ export async function sendDownload(
 
 /** Every build's image, newest build first, each with its channel and the channels it is current for. */
 export async function listImages(assets: AssetStore): Promise<DownloadImage[]> {
-  const current = await assets.current();
-  const currents = [...(current === undefined ? [] : [['default', current] as const]), ...(await assets.channels())];
+  const currentFor = await assets.currentFor();
   const images: DownloadImage[] = [];
   for (const { id } of (await assets.list()).reverse()) {
     const file = await assets.file(ISO_FILE, id);
@@ -263,9 +271,10 @@ export async function listImages(assets: AssetStore): Promise<DownloadImage[]> {
       size: file.entry.size,
       sha256: file.entry.sha256,
       build: file.build.id,
-      current: file.build.id === current?.id,
-      channel: file.build.manifest.channel ?? 'default',
-      currentFor: currents.filter(([, build]) => build.id === file.build.id).map(([name]) => name),
+      current: currentFor.get(file.build.id)?.includes(DEFAULT_CHANNEL) === true,
+      channel: file.build.manifest.channel ?? DEFAULT_CHANNEL,
+      currentFor: currentFor.get(file.build.id) ?? [],
+      changes: changeLines(file.build.manifest.changes),
     });
   }
   return images;
@@ -283,7 +292,8 @@ export function renderImageList(images: DownloadImage[]): string {
     (image) =>
       `<tr><td><a href="/iso/${encodeURIComponent(image.name)}">${escapeHtml(image.name)}</a>` +
       `${image.currentFor.length > 0 ? ` (current: ${escapeHtml(image.currentFor.join(', '))})` : ''}</td>` +
-      `<td>${image.size}</td><td><code>${image.sha256}</code></td><td>${escapeHtml(image.build)}</td><td>${escapeHtml(image.channel)}</td></tr>`,
+      `<td>${image.size}</td><td><code>${image.sha256}</code></td><td>${escapeHtml(image.build)}</td><td>${escapeHtml(image.channel)}</td>` +
+      `<td>${image.changes.map(escapeHtml).join('<br>')}</td></tr>`,
   );
   return [
     '<!doctype html>',
@@ -291,7 +301,7 @@ export function renderImageList(images: DownloadImage[]): string {
     '<h1>rackboot CD/USB images</h1>',
     '<p>Write an image to a USB stick (<code>dd if=IMAGE of=/dev/sdX bs=4M</code>) or burn it to a CD; it boots BIOS and UEFI machines.',
     ' Check downloads with <a href="/iso/SHA256SUMS">SHA256SUMS</a>.</p>',
-    '<table><tr><th>image</th><th>bytes</th><th>sha256</th><th>build</th><th>channel</th></tr>',
+    '<table><tr><th>image</th><th>bytes</th><th>sha256</th><th>build</th><th>channel</th><th>changes since the build before</th></tr>',
     ...rows,
     '</table></body></html>',
     '',

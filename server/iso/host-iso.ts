@@ -5,6 +5,7 @@ import { sha256File } from '../../builder/apt.js';
 import { isoLabel, makeIso } from '../../builder/iso.js';
 import type { IsoXenEntry } from '../../builder/iso-menu.js';
 import type { Build } from '../assets/builds.js';
+import { hostBuild } from '../core/build-choice.js';
 import { bootEntries, resolveHostBoot, type BootPlan, type HostBoot } from '../core/resolve.js';
 import type { HostSecrets, HostSources } from '../core/host-files.js';
 import { nonceLength } from '../tokens/host-token.js';
@@ -51,11 +52,12 @@ export type HostIsoSources = Pick<HostSources, 'assets' | 'lookupProfile' | 'pro
 export type HostIsoPlan =
   { kind: 'plan'; mac: string; plan: BootPlan; menu: HostIsoMenu; key: string } | { kind: 'refused'; status: 400 | 404; message: string };
 
-/** What a host's image holds, from its profile and the current build, or why it gets none. */
+/** What a host's image holds, from its profile and its build (build-choice.ts), or why it gets none. */
 export async function planHostIso(sources: HostIsoSources, macText: string): Promise<HostIsoPlan> {
   const mac = normaliseMac(macText);
   if (!mac) return { kind: 'refused', status: 400, message: `"${macText}" is not a MAC address` };
-  const build = await sources.assets.current();
+  const profile = sources.lookupProfile(mac);
+  const { build, reason: buildReason } = await hostBuild(sources.assets, profile);
   const problems = sources.profileProblems?.(mac) ?? [];
   // The image is this host's boot medium for as long as the build lives: its
   // token is tied to the build (same build and MAC, same token, so the cached
@@ -71,11 +73,13 @@ export async function planHostIso(sources: HostIsoSources, macText: string): Pro
       profile,
       problems,
       build,
+      buildReason,
       endpoints: sources.endpoints,
       ...(token === undefined ? {} : { token }),
       ...(guestToken === undefined ? {} : { guestToken }),
     });
-  const boot = resolve(sources.lookupProfile(mac));
+  const boot = resolve(profile);
+  if (boot.kind === 'no-build') return { kind: 'refused', status: 404, message: `no build for ${boot.mac}: ${boot.reason}` };
   if (boot.kind !== 'boot') return { kind: 'refused', status: 404, message: `${boot.kind.replace('-', ' ')} for ${boot.mac}` };
   const menu = hostIsoMenu(boot.plan, resolve);
   return { kind: 'plan', mac, plan: boot.plan, menu, key: hostIsoKey(boot.plan.build, mac, menu) };

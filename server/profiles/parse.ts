@@ -1,4 +1,5 @@
 import { isMap, isScalar, isSeq, Scalar, type LineCounter, type Node, type YAMLMap, type YAMLSeq } from 'yaml';
+import { BUILD_ID, CHANNEL_NAME, DEFAULT_CHANNEL } from '../assets/manifest.js';
 import type { ProfileError } from './error.js';
 import { bootArgsProblem, bootEntryNames, hostnameProblem, isBootEntryName, passwordHashProblem, timezoneProblem } from './fields.js';
 import { nonUnicastReason, parseIpv4, parseIpv4WithPrefix, reservedInSubnetReason } from './addresses.js';
@@ -108,7 +109,7 @@ const topLevelFields = [
 ] as const;
 const groupHostFields = ['mac', 'hostname', 'address'] as const;
 const networkFields = ['mode', 'address', 'gateway', 'dns'] as const;
-const bootFields = ['entry', 'menuTimeout', 'xenArgs', 'kernelArgs'] as const;
+const bootFields = ['entry', 'menuTimeout', 'xenArgs', 'kernelArgs', 'channel', 'build', 'allowReboot'] as const;
 const domainFields = [
   'name',
   'memory',
@@ -636,6 +637,34 @@ class ProfileReader extends YamlReader {
       const args = this.string(argsEntry, (text) => bootArgsProblem(text, passwordHash));
       if (args === undefined) ok = false;
       else boot[name] = args;
+    }
+    const channelEntry = fields.get('channel');
+    if (channelEntry !== undefined) {
+      const channel = this.string(channelEntry, (text) =>
+        text === DEFAULT_CHANNEL || CHANNEL_NAME.test(text)
+          ? undefined
+          : `${JSON.stringify(text)} is not a channel name (want "${DEFAULT_CHANNEL}", or a lower-case letter then up to 31 of a-z, 0-9 and -, as in "rackboot build --channel testing")`,
+      );
+      if (channel === undefined) ok = false;
+      else boot.channel = channel;
+    }
+    const rebootEntry = fields.get('allowReboot');
+    if (rebootEntry !== undefined) {
+      const allowed = this.boolean(rebootEntry);
+      if (allowed === undefined) ok = false;
+      else boot.allowReboot = allowed;
+    }
+    const buildEntry = fields.get('build');
+    if (buildEntry !== undefined) {
+      const build = this.string(buildEntry, (text) =>
+        channelEntry !== undefined
+          ? `names a build and a channel (boot.channel); a pinned build is the same whatever the channel, so leave one out`
+          : BUILD_ID.test(text)
+            ? undefined
+            : `${JSON.stringify(text)} is not a build id (want one as "rackboot builds list" prints it, such as 20261206T074500.123Z-1a2b3c4d)`,
+      );
+      if (build === undefined) ok = false;
+      else boot.build = build;
     }
     return ok ? boot : undefined;
   }

@@ -28,6 +28,12 @@ export interface BootSettings {
   kernelArgs: string;
   /** Seconds the boot menu waits for a key before booting `entry`; 0 boots it at once, without a menu. */
   menuTimeout: number;
+  /** The channel whose current build the host boots (`rackboot build --channel`); the default channel's when neither this nor `build` is set. */
+  channel?: string;
+  /** A build id the host boots whatever the channels' current builds are. */
+  build?: string;
+  /** false: rackboot never asks the host to reboot (a rollout's --reboot); its guests are not interrupted. Default true. */
+  allowReboot?: boolean;
 }
 
 /**

@@ -30,6 +30,7 @@ export function describeHost(
   // Our own lease when we gave one; else the last address a DHCP reply or the runtime named.
   const seen = [...timeline].reverse().find((event) => event.source === 'dhcp' && event.detail !== undefined && /^\d+\.\d+\.\d+\.\d+$/.test(event.detail));
   const address = lease?.state === 'bound' ? lease.address : (seen?.detail ?? null);
+  const ready = readyFacts([...timeline].reverse().find((event) => event.source === 'runtime' && event.stage === 'ready')?.detail);
   return {
     mac,
     hostname: profile?.hostname ?? lease?.hostname ?? null,
@@ -43,11 +44,26 @@ export function describeHost(
     lastFailure: summary.lastFailure,
     alarms: summary.alarms,
     lastAlarm: summary.lastAlarm,
+    ...ready,
     storage: (() => {
       const report = storageOf(events, mac);
       return report === undefined ? null : summarizeStorage(report);
     })(),
   };
+}
+
+/**
+ * What a runtime's ready report says of what it runs: "... build=ID
+ * xen=4.17.5 kernel=6.1.0-28-amd64" (builder/runtime/init*). A field that
+ * is missing, "none" or not a plain word is null: the report comes from
+ * the host, so it is shown, never trusted further. Pure.
+ */
+export function readyFacts(detail: string | undefined): { build: string | null; xen: string | null; kernel: string | null } {
+  const field = (name: string): string | null => {
+    const value = new RegExp(`(?:^|\\s)${name}=([A-Za-z0-9._+~:-]{1,64})(?=\\s|$)`).exec(detail ?? '')?.[1];
+    return value === undefined || value === 'none' ? null : value;
+  };
+  return { build: field('build'), xen: field('xen'), kernel: field('kernel') };
 }
 
 type ReportSource = { hostReport?(mac: string, kind: HostReportKind): HostReport | undefined };

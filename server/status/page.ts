@@ -63,7 +63,7 @@ export function statusPage(): string {
       <select id="stage-filter"><option value="">All stages</option></select>
     </div>
     <div class="scroll"><table id="hosts">
-      <thead><tr><th>MAC</th><th>Hostname</th><th>Profile</th><th>Address</th><th>Stage</th><th>Last seen</th><th>Last boot</th><th>Failures</th><th>Storage</th><th>Image</th></tr></thead>
+      <thead><tr><th>MAC</th><th>Hostname</th><th>Profile</th><th>Address</th><th>Stage</th><th>Last seen</th><th>Last boot</th><th>Failures</th><th>Build</th><th>Storage</th><th>Image</th></tr></thead>
       <tbody></tbody>
     </table></div>
   </section>
@@ -74,10 +74,16 @@ export function statusPage(): string {
   <section id="build-section">
     <h2>Current build <span class="meta" id="build-id"></span></h2>
     <div class="scroll"><table id="build"><thead><tr><th>Part</th><th>Size</th><th>sha256</th></tr></thead><tbody></tbody></table></div>
+    <h3>Channels</h3>
+    <div class="scroll"><table id="channels"><thead><tr><th>Channel</th><th>Current build</th><th>Made</th><th>Changes</th></tr></thead><tbody></tbody></table></div>
+  </section>
+  <section id="rollouts-section">
+    <h2>Rollouts</h2>
+    <div class="scroll"><table id="rollouts"><thead><tr><th>Channel</th><th>Build</th><th>State</th><th>Hosts</th><th></th></tr></thead><tbody></tbody></table></div>
   </section>
   <section id="downloads-section">
     <h2>Downloads</h2>
-    <div class="scroll"><table id="downloads"><thead><tr><th>Image</th><th>Size</th><th>sha256</th></tr></thead><tbody></tbody></table></div>
+    <div class="scroll"><table id="downloads"><thead><tr><th>Image</th><th>Size</th><th>sha256</th><th>Channel</th></tr></thead><tbody></tbody></table></div>
   </section>
 </main>
 <script>
@@ -147,6 +153,8 @@ function renderHosts() {
     cell(row, h.lastBootSeconds === null ? "" : h.lastBootSeconds.toFixed(1) + " s", "last-boot");
     const failures = cell(row, h.failures ? String(h.failures) : "", "failures");
     if (h.lastFailure) failures.title = h.lastFailure;
+    // The build its runtime last reported ready with; the title names the Xen and kernel it ran.
+    cell(row, h.build || "", "build").title = h.build ? "Xen " + (h.xen || "?") + ", kernel " + (h.kernel || "?") : "";
     cell(row, h.storage || "", "storage");
     const imageCell = cell(row, "", "image");
     if (h.profile && h.profile !== "default.yaml" && h.profile !== "default.yml") {
@@ -162,7 +170,7 @@ function renderHosts() {
   if (shown.length === 0) {
     const row = body.insertRow();
     const td = cell(row, hosts.length === 0 ? "No host has asked to boot yet." : "No host matches.", "empty");
-    td.colSpan = 9;
+    td.colSpan = 11;
   }
   $("host-count").textContent = shown.length === hosts.length ? "(" + hosts.length + ")" : "(" + shown.length + " of " + hosts.length + ")";
 }
@@ -192,8 +200,60 @@ function renderFiles(id, files) {
     }
     cell(row, bytes(f.size), "size");
     cell(row, f.sha256, "sha").title = f.sha256;
+    // An image: its build's channel, and the channels it is the current image of.
+    if (id === "downloads") cell(row, (f.channel || "default") + (f.currentFor && f.currentFor.length > 0 ? " (current for " + f.currentFor.join(", ") + ")" : ""), "channel");
   }
-  if (files.length === 0) cell(body.insertRow(), id === "build" ? "No build yet: run rackboot build." : "No images yet.", "empty").colSpan = 3;
+  if (files.length === 0) cell(body.insertRow(), id === "build" ? "No build yet: run rackboot build." : "No images yet.", "empty").colSpan = id === "downloads" ? 4 : 3;
+}
+
+// A rollout's pause, resume or abort: an admin call, so it asks for the admin token.
+async function rolloutAction(channel, action) {
+  const token = prompt("Admin token (the file admin.token in the server's state folder) to " + action + " the rollout of channel " + channel + ":");
+  if (!token) return;
+  const response = await fetch("/api/rollouts/" + encodeURIComponent(channel) + "/" + action, { method: "POST", headers: { Authorization: "Bearer " + token.trim() } });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) alert("Not done: " + (body.error || response.status));
+}
+
+function renderRollouts() {
+  const body = $("rollouts").tBodies[0];
+  body.replaceChildren();
+  for (const r of state.rollouts || []) {
+    const row = body.insertRow();
+    row.dataset.channel = r.channel;
+    cell(row, r.channel, "channel");
+    cell(row, r.build + " (from " + r.previous + ")", "build");
+    cell(row, r.state + (r.reason ? ": " + r.reason : ""), "state");
+    const counts = {};
+    for (const h of r.hosts) counts[h.stage] = (counts[h.stage] || 0) + 1;
+    const hosts = cell(row, Object.entries(counts).map(([stage, n]) => n + " " + stage).join(", "), "hosts");
+    hosts.title = r.hosts.map((h) => h.mac + " " + h.stage + (h.reason ? ": " + h.reason : "")).join("\\n");
+    const actions = cell(row, "", "actions");
+    const allowed = { running: ["pause", "abort"], paused: ["resume", "abort"], failed: ["abort"] }[r.state] || [];
+    for (const action of allowed) {
+      const button = document.createElement("button");
+      button.textContent = action;
+      button.className = "rollout-" + action;
+      button.addEventListener("click", () => rolloutAction(r.channel, action));
+      actions.append(button, " ");
+    }
+  }
+  if (!state.rollouts || state.rollouts.length === 0) cell(body.insertRow(), "No rollout: rackboot rollout start --channel NAME --build ID.", "empty").colSpan = 5;
+}
+
+function renderChannels() {
+  const body = $("channels").tBodies[0];
+  body.replaceChildren();
+  for (const c of state.channels || []) {
+    const row = body.insertRow();
+    cell(row, c.name, "name");
+    cell(row, c.build, "build");
+    cell(row, new Date(c.created).toLocaleString(), "made");
+    // What changed since the build before it: the first line, and every line in the title.
+    const changes = c.changes || [];
+    cell(row, changes.length === 0 ? "" : changes[0] + (changes.length > 1 ? " (+" + (changes.length - 1) + " more)" : ""), "changes").title = changes.join("\\n");
+  }
+  if (!state.channels || state.channels.length === 0) cell(body.insertRow(), "No build yet: run rackboot build.", "empty").colSpan = 4;
 }
 
 function renderLoad() {
@@ -226,6 +286,8 @@ function render() {
   renderHosts();
   $("build-id").textContent = state.build ? state.build.id : "";
   renderFiles("build", state.build ? state.build.files : []);
+  renderChannels();
+  renderRollouts();
   renderFiles("downloads", state.downloads);
   renderLoad();
 }

@@ -25,6 +25,10 @@ export interface HostStatus {
   /** Alarms about the host's token on its timeline (a copied token, two boots of one MAC), and the newest. */
   alarms: number;
   lastAlarm: string | null;
+  /** The build its runtime last reported ready with (build=), and the Xen and dom0 kernel versions it ran; null before such a report. */
+  build: string | null;
+  xen: string | null;
+  kernel: string | null;
   /** What its runtime last reported of its disks, in a line ("2 disks (1.0 GiB, 64 MiB), 1 volume group (vg0)"); null before any report. */
   storage: string | null;
 }
@@ -40,6 +44,31 @@ export interface DownloadStatus {
   size: number;
   sha256: string;
   url: string;
+  /** The channel its build was made for ("default" without --channel). */
+  channel?: string;
+  /** The channels whose current build it is. */
+  currentFor?: string[];
+  /** What changed since the build before it, a line each. */
+  changes?: string[];
+}
+
+/** A channel and its current build. */
+export interface ChannelStatus {
+  name: string;
+  build: string;
+  created: string;
+  /** What changed in that build since the one before it (`rackboot build --if-changed`), a line each. */
+  changes?: string[];
+}
+
+/** A channel's newest rollout, and where each of its hosts stands (waiting, moved, booting, healthy, failed). */
+export interface RolloutStatus {
+  channel: string;
+  build: string;
+  previous: string;
+  state: string;
+  reason?: string;
+  hosts: Array<{ mac: string; stage: string; reason?: string }>;
 }
 
 export interface ServerStatus {
@@ -56,7 +85,11 @@ export interface StatusSnapshot {
   server: ServerStatus;
   hosts: HostStatus[];
   build: BuildStatus | null;
+  /** Every channel with a current build, the default one first. */
+  channels: ChannelStatus[];
   downloads: DownloadStatus[];
+  /** Each channel's newest rollout. */
+  rollouts: RolloutStatus[];
   load: LoadSample | null;
 }
 
@@ -65,12 +98,22 @@ export interface StatusSources {
   server: ServerStatus;
   hosts(): HostStatus[] | Promise<HostStatus[]>;
   build(): Promise<BuildStatus | undefined>;
+  channels?(): Promise<ChannelStatus[]>;
   downloads(): Promise<DownloadStatus[]>;
+  rollouts?(): RolloutStatus[];
   load(): LoadSample | undefined;
   warnings?(): string[];
 }
 
 export async function takeSnapshot(sources: StatusSources): Promise<StatusSnapshot> {
-  const [hosts, build, downloads] = await Promise.all([sources.hosts(), sources.build(), sources.downloads()]);
-  return { server: { ...sources.server, warnings: sources.warnings?.() ?? [] }, hosts, build: build ?? null, downloads, load: sources.load() ?? null };
+  const [hosts, build, channels, downloads] = await Promise.all([sources.hosts(), sources.build(), sources.channels?.() ?? [], sources.downloads()]);
+  return {
+    server: { ...sources.server, warnings: sources.warnings?.() ?? [] },
+    hosts,
+    build: build ?? null,
+    channels,
+    downloads,
+    rollouts: sources.rollouts?.() ?? [],
+    load: sources.load() ?? null,
+  };
 }

@@ -114,6 +114,8 @@ interface LedgerBoot {
   nonce: string;
   address: string;
   issuedAt: number;
+  /** The build its boot script or xen.cfg pinned: runtime.env and the domain configs of this boot come from it too. */
+  build?: string;
   /** When runtime.env first went out with this token, and how often. */
   runtimeEnv?: { firstAt: number; fetches: number };
 }
@@ -131,12 +133,13 @@ export class BootLedger {
 
   constructor(private readonly capacity = 65_536) {}
 
-  /** A boot token went out. */
-  minted(claims: BootTokenClaims): void {
+  /** A boot token went out, in a file of `build`. */
+  minted(claims: BootTokenClaims, build?: string): void {
     const previous = this.boots.get(claims.mac);
     this.boots.delete(claims.mac);
     const earlier = previous ? [previous.current.nonce, ...previous.earlier].slice(0, 8) : [];
-    this.boots.set(claims.mac, { current: { nonce: claims.nonce, address: claims.address, issuedAt: claims.issuedAt }, earlier });
+    const current: LedgerBoot = { nonce: claims.nonce, address: claims.address, issuedAt: claims.issuedAt, ...(build === undefined ? {} : { build }) };
+    this.boots.set(claims.mac, { current, earlier });
     if (this.boots.size > this.capacity) this.boots.delete(this.boots.keys().next().value!);
   }
 
@@ -147,6 +150,15 @@ export class BootLedger {
     if (current.nonce === claims.nonce) return { kind: 'current', ...(current.runtimeEnv ? { runtimeEnv: { ...current.runtimeEnv } } : {}) };
     const older = entry.earlier.includes(claims.nonce) || (claims.kind === 'boot' && claims.issuedAt < current.issuedAt);
     return older ? { kind: 'superseded', newer: { address: current.address, issuedAt: current.issuedAt } } : { kind: 'current' };
+  }
+
+  /**
+   * The build the boot of this token was handed (minted), while it is its
+   * MAC's newest boot; undefined after a restart or for another token.
+   */
+  buildOf(claims: HostTokenClaims): string | undefined {
+    const current = this.boots.get(claims.mac)?.current;
+    return current !== undefined && current.nonce === claims.nonce ? current.build : undefined;
   }
 
   /** runtime.env went out with this boot's token at `now`. */

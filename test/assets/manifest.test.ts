@@ -106,3 +106,25 @@ test('the channel round-trips; a malformed one is refused; the default channel w
   assert.throws(() => parseManifest({ ...JSON.parse(JSON.stringify(m)), channel: 'Testing' }), /manifest: channel is "Testing", not a channel name/);
   assert.ok(!('channel' in createManifest('id1', new Date(), files(), 'debian')), 'no channel, no field');
 });
+
+test('the extra packages round-trip with their installed sizes; malformed ones are refused; a build without any writes none', () => {
+  const extras = [
+    { package: 'htop', version: '3.2.2-2', installedKiB: 412 },
+    { package: 'libnl-3-200', version: '3.7.0-0.2+b1', installedKiB: 175, dependency: true as const },
+  ];
+  const m = createManifest('id1', new Date('2025-05-20T10:00:00Z'), files(), 'debian', sha('7'), 'fat', { extraPackages: extras });
+  assert.deepEqual(m.extraPackages, extras);
+  assert.deepEqual(parseManifest(JSON.parse(JSON.stringify(m))), m);
+  assert.deepEqual(Object.keys(m), ['id', 'created', 'release', 'variant', 'recipe', 'channel', 'extraPackages', 'files']);
+  const json = JSON.parse(JSON.stringify(m)) as Record<string, unknown>;
+  assert.throws(() => parseManifest({ ...json, extraPackages: 'htop' }), /manifest: extraPackages must be an array/);
+  assert.throws(
+    () => parseManifest({ ...json, extraPackages: [{ package: 'htop', version: '1', installedKiB: -1 }] }),
+    /extraPackages\[0\]\.installedKiB must be a whole number/,
+  );
+  assert.throws(
+    () => parseManifest({ ...json, extraPackages: [{ package: 'htop', version: '1', installedKiB: 1, dependency: 'yes' }] }),
+    /extraPackages\[0\]\.dependency/,
+  );
+  assert.ok(!('extraPackages' in createManifest('id1', new Date(), files(), 'debian', undefined, undefined, { extraPackages: [] })), 'none, no field');
+});

@@ -173,6 +173,7 @@ test('resolveHostBoot: no profile and no build are named results', () => {
   assert.deepEqual(resolveHostBoot({ mac: 'aa:bb:cc:dd:ee:ff', platform: 'bios', profile: makeProfile(), build: undefined, endpoints }), {
     kind: 'no-build',
     mac: 'aa:bb:cc:dd:ee:ff',
+    reason: 'the server has no boot parts yet (run "rackboot build")',
   });
 });
 

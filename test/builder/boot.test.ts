@@ -112,7 +112,7 @@ test('static network: the runtime fetches runtime.env, applies it, prints one re
     assert.equal(failed.get('detail'), "timezone: '../../etc/passwd' is not a zoneinfo name");
     assert.match(
       new URLSearchParams(requests.filter((r) => r.method === 'POST' && r.url.endsWith('/events')).at(-1)!.body).get('detail') ?? '',
-      /^ip=198\.18\.0\.50\/24 domains=0$/,
+      /^ip=198\.18\.0\.50\/24 domains=0 build=none xen=4\.17\S* kernel=6\.1\.\S+-amd64$/,
     );
     assert.match(console, /rackboot-runtime: setting timezone failed: '\.\.\/\.\.\/etc\/passwd' is not a zoneinfo name/);
     assert.match(console, /runtime\.env: ignored 1 line\(s\)/);

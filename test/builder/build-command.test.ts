@@ -203,6 +203,38 @@ test("--channel: the channel's settings over the file's, the build becomes the c
   assert.equal(started?.channel, 'testing');
 });
 
+test('--if-changed: nothing changed makes no build; a new pin makes one that records what changed; the same again makes none', async () => {
+  const out = join(scratch, 'if-changed');
+  await mkdir(join(out, 'builds', good.id), { recursive: true });
+  const goodDir = join(goodOut, 'builds', good.id);
+  for (const name of await readdir(goodDir)) await link(join(goodDir, name), join(out, 'builds', good.id, name));
+  execFileSync('ln', ['-s', `builds/${good.id}`, join(out, 'current')]);
+  const ifChanged = (extra: string[] = []) => run('node', [cli, 'build', '--out', out, '--variant', 'tiny', '--no-iso', '--if-changed', ...extra]);
+
+  const same = await ifChanged();
+  assert.equal(same.code, 0, same.stderr);
+  assert.equal(lastLine(same.stderr), `rackboot build: nothing changed since ${good.id}, the current build; no build made`);
+  assert.deepEqual(await readdir(join(out, 'builds')), [good.id]);
+
+  const xen = good.files.find((file) => file.name === 'xen')!;
+  const pinned = await ifChanged(['--xen-version', OLDER_XEN]);
+  assert.equal(pinned.code, 0, pinned.stderr);
+  assert.ok(
+    pinned.stderr.includes(`rackboot build: ${good.id}, the current build, is out of date:\n  ${xen.package}: ${xen.version} -> ${OLDER_XEN}\n`),
+    pinned.stderr,
+  );
+  const made = await manifestOf(out);
+  assert.notEqual(made.id, good.id);
+  assert.deepEqual(made.changes, { since: good.id, packages: [{ package: xen.package, from: xen.version, to: OLDER_XEN }], reasons: [] });
+
+  const again = await ifChanged(['--xen-version', OLDER_XEN]);
+  assert.equal(lastLine(again.stderr), `rackboot build: nothing changed since ${made.id}, the current build; no build made`);
+  const parts = await ifChanged(['--xen-version', OLDER_XEN, '--no-memtest']);
+  assert.equal(parts.code, 0, parts.stderr);
+  assert.deepEqual((await manifestOf(out)).changes?.reasons, ['drops memtest86+x64.bin']);
+  assert.equal((await readdir(join(out, 'builds'))).length, 3, 'one build per change, none when nothing changed');
+});
+
 test('a pinned kernel: the meta package at that version names the kernel package, asked for at the same version', async () => {
   const apt = new AptClient({ cacheDir: join(scratch, 'apt'), log: silentLogger() });
   const newest = await resolveKernel(apt, '');

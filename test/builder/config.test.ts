@@ -30,8 +30,8 @@ test('builder/build.yaml holds exactly the defaults, with a comment above every 
   assert.deepEqual(await loadBuildConfig(path), DEFAULT_BUILD_SETTINGS);
   const lines = (await readFile(path, 'utf8')).split('\n');
   const settings = lines.map((line, i) => ({ line, i })).filter(({ line }) => /^\s*[A-Za-z]+:/.test(line));
-  // release, versions: and each pin, variant, parts: and each part, iso: and its two settings, channels.
-  assert.equal(settings.length, 2 + PINNED_PARTS.length + 2 + OPTIONAL_PARTS.length + 1 + 2 + 1, 'every setting and section is in the file');
+  // release, versions: and each pin, variant, parts: and each part, packages, iso: and its two settings, channels.
+  assert.equal(settings.length, 2 + PINNED_PARTS.length + 2 + OPTIONAL_PARTS.length + 1 + 1 + 2 + 1, 'every setting and section is in the file');
   for (const { line, i } of settings) assert.match(lines[i - 1]!, /^\s*#/, `line ${i + 1} "${line.trim()}" has a comment above it`);
 });
 
@@ -60,6 +60,7 @@ test('a file sets every field; what it leaves out keeps its default', () => {
     variant: 'tiny',
     versions: { xen: '4.17.5+72-g01140da4e8-1', kernel: '', ipxe: '', memtest: '6.10-4', busybox: '1:1.35.0-4+deb12u1+b1' },
     parts: { memtest: false, guest: true, debianGuest: true, iso: false },
+    packages: [],
     iso: { sourceDateEpoch: 1_700_000_000, volumeLabel: 'RB_TEST_01' },
     channels: {},
   });
@@ -93,7 +94,7 @@ test('every problem names the file, line, column and field; unknown fields are r
     ),
     [
       'build.yaml:1:10: release: "trixie" is not a release this build knows (want bookworm: the package names are bookworm\'s)',
-      'build.yaml:2:1: varient: unknown field; known fields here: release, versions, variant, parts, iso, channels',
+      'build.yaml:2:1: varient: unknown field; known fields here: release, versions, variant, parts, packages, iso, channels',
       'build.yaml:4:8: versions.xen: "latest" is not a Debian version (want e.g. 4.17.5+72-g01140da4e8-1 or 1:1.35.0-4, or "" for the newest)',
       'build.yaml:5:3: versions.qemu: unknown field; known fields here: xen, kernel, ipxe, memtest, busybox',
       'build.yaml:7:8: parts.iso: want true or false',
@@ -108,7 +109,7 @@ test('every problem names the file, line, column and field; unknown fields are r
   assert.deepEqual(problems('versions:\n  1: x\n'), [
     'build.yaml:2:3: versions: field names are plain words; known fields here: xen, kernel, ipxe, memtest, busybox',
   ]);
-  assert.deepEqual(problems('- release\n'), ['build.yaml:1:1: want a mapping of release, versions, variant, parts, iso, channels']);
+  assert.deepEqual(problems('- release\n'), ['build.yaml:1:1: want a mapping of release, versions, variant, parts, packages, iso, channels']);
   assert.deepEqual(problems('variant: &x tiny\nrelease: *x\n'), ['build.yaml:2:10: aliases (*x) are not supported here; write the value out']);
   // The parser notices the missing quote at the end of the file.
   assert.deepEqual(problems('versions:\n  xen: "4.17\n'), ['build.yaml:3:1: Missing closing "quote']);
@@ -174,14 +175,49 @@ test("channels: each lays its variant, versions and parts over the top level's; 
     [
       'build.yaml:2:3: channels.Testing: "Testing" is not a channel name (want a lower-case letter, then up to 31 of a-z, 0-9 and -)',
       'build.yaml:4:3: channels.default: "default" is the channel of builds made without --channel; its settings are the top-level ones',
-      'build.yaml:7:5: channels.nightly.release: unknown field; known fields here: versions, variant, parts',
+      'build.yaml:7:5: channels.nightly.release: unknown field; known fields here: versions, variant, parts, packages',
       'build.yaml:9:12: channels.nightly.versions.xen: "latest" is not a Debian version (want e.g. 4.17.5+72-g01140da4e8-1 or 1:1.35.0-4, or "" for the newest)',
-      'build.yaml:10:11: channels.weekly: want a mapping of versions, variant, parts',
+      'build.yaml:10:11: channels.weekly: want a mapping of versions, variant, parts, packages',
     ],
   );
   assert.deepEqual(problems('channels: [testing]\n'), [
-    'build.yaml:1:11: channels: want a mapping of channel names to their settings (versions, variant, parts)',
+    'build.yaml:1:11: channels: want a mapping of channel names to their settings (versions, variant, parts, packages)',
   ]);
+});
+
+test("packages: extra Debian packages at the top level, a channel's list replacing it; bad names, repeats and the tiny variant are refused", () => {
+  const settings = settingsFromText(
+    [
+      'packages: [htop, tcpdump]',
+      'channels:',
+      '  fat:',
+      '    packages: [htop, tcpdump, ethtool, g++]',
+      '  lean:',
+      '    packages: []',
+      '  same:',
+      '    variant: debian',
+      '',
+    ].join('\n'),
+    'build.yaml',
+  );
+  assert.deepEqual(settings.packages, ['htop', 'tcpdump']);
+  assert.deepEqual(settingsForChannel(settings, 'fat', 'build.yaml').packages, ['htop', 'tcpdump', 'ethtool', 'g++']);
+  assert.deepEqual(settingsForChannel(settings, 'lean', 'build.yaml').packages, []);
+  assert.deepEqual(settingsForChannel(settings, 'same', 'build.yaml').packages, ['htop', 'tcpdump']);
+  assert.deepEqual(problems(['packages: htop', 'channels:', '  fat:', '    packages: [htop, "htop", Tcpdump, "vim=2:9.0", ""]', ''].join('\n')), [
+    'build.yaml:1:11: packages: want a list of Debian package names, such as [htop, tcpdump]',
+    'build.yaml:4:22: channels.fat.packages[1]: "htop" is listed twice',
+    'build.yaml:4:30: channels.fat.packages[2]: "Tcpdump" is not a Debian package name (want lower-case letters, digits, +, - and ., such as htop or tcpdump; no version)',
+    'build.yaml:4:39: channels.fat.packages[3]: "vim=2:9.0" is not a Debian package name (want lower-case letters, digits, +, - and ., such as htop or tcpdump; no version)',
+    'build.yaml:4:52: channels.fat.packages[4]: empty; want a Debian package name',
+  ]);
+  // The tiny runtime has no package manager: said before anything is built, naming the setting.
+  assert.throws(
+    () => applySwitches(settings, { variant: 'tiny' }),
+    (error: unknown) =>
+      error instanceof BuildConfigError &&
+      error.message === 'packages: extra packages (htop, tcpdump) go into the Debian runtime; variant tiny has no package manager (use variant debian)',
+  );
 });
 
 test('switches win over the file, the file over the defaults; a bad switch is named', () => {
@@ -197,6 +233,7 @@ test('switches win over the file, the file over the defaults; a bad switch is na
     variant: 'debian',
     versions: { xen: '4.17.5+72-g01140da4e8-1', kernel: '', ipxe: '1.0.0+git-20190125.36a4c85-5.1', memtest: '', busybox: '' },
     parts: { memtest: true, guest: false, debianGuest: false, iso: false },
+    packages: [],
     iso: { sourceDateEpoch: 1_700_000_000, volumeLabel: 'X' },
     channels: {},
   });

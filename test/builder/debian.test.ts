@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { build, kernelVersionOf, type BuildResult } from '../../builder/build.js';
-import { DEFAULT_BUILD_SETTINGS } from '../../builder/config.js';
+import { testDebianSettings } from '../support/debian-build.js';
 import { decodeCpio, type CpioEntry } from '../../builder/cpio.js';
 import { kernelElfOf } from '../../builder/bzimage.js';
 import { DEBIAN_ON_DEMAND_MODULES, DEBIAN_RUNTIME_MODULES, GUEST_KERNEL_DIR, GUEST_MODULES, VIF_SCRIPT } from '../../builder/initrd.js';
@@ -66,7 +66,7 @@ before(async () => {
   run('sh', ['-c', 'command -v mksquashfs && command -v unsquashfs']); // squashfs-tools
   out = await mkdtemp(join(tmpdir(), 'rackboot-debian-'));
   // With the Debian guest image, which the last test boots.
-  const settings = { ...DEFAULT_BUILD_SETTINGS, parts: { ...DEFAULT_BUILD_SETTINGS.parts, debianGuest: true } };
+  const settings = { ...testDebianSettings, parts: { ...testDebianSettings.parts, debianGuest: true } };
   first = await build({ out, variant: 'debian', settings, log: silentLogger() }); // shares the download and debootstrap caches
   second = await build({ out, variant: 'debian', settings, log: silentLogger() });
   const initrd = second.manifest.files.find((f) => f.name === 'initrd.gz')!;
@@ -104,6 +104,14 @@ test("the manifest records the variant, the runtime's Debian packages, the guest
   const hypervisor = manifest.files.find((f) => f.name === 'xen')!;
   assert.equal(contained.get('xen-utils-4.17'), hypervisor.version, 'xl matches the hypervisor it drives');
   assert.ok(initrd.size < 70_000_000, `initrd.gz is ${initrd.size} bytes`);
+  // The extra package (build settings' packages): installed after the runtime's own, with its size; less needs nothing more.
+  assert.equal(manifest.extraPackages?.length, 1, JSON.stringify(manifest.extraPackages));
+  const [less] = manifest.extraPackages!;
+  assert.equal(less!.package, 'less');
+  assert.equal(less!.version, contained.get('less'));
+  assert.equal(less!.dependency, undefined);
+  assert.ok(less!.installedKiB > 100 && less!.installedKiB < 10_000, `less installs ${less!.installedKiB} KiB`);
+  assert.equal((await rootImageListing(second)).get('usr/bin/less'), '-rwxr-xr-x 0/0', 'the extra package is in the runtime');
 });
 
 /** The Debian tree inside the runtime: path -> "mode uid/gid" from unsquashfs's long listing. */
@@ -416,6 +424,9 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
             ['booted', 'configured', 'domain-started:demo1', 'domain-started:demo2', 'ready'],
             `events in order; console:\n${machine.transcript.slice(-6000)}`,
           );
+          // The ready report names the build it runs and the Xen and dom0 kernel versions (the host table's Build column).
+          const readyDetail = String(hostEvents().find((e) => e.stage === 'ready')!.detail);
+          assert.match(readyDetail, new RegExp(` build=${second.id.replaceAll('.', '\\.')} xen=4\\.17\\S* kernel=6\\.1\\.\\S+-amd64$`), readyDetail);
           // The server keeps them: its events store (GET /hosts/<mac>/events) and
           // the host's timeline as `rackboot hosts` shows it.
           const stored = JSON.parse(rack.ns.exec('curl', ['-sSf', `http://${serverAddress}:${httpPort}/hosts/${MAC}/events`])) as Array<{
@@ -530,7 +541,13 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
           const after = ssh('xl list');
           assert.match(after, /^demo1 +\d+ /m);
           assert.doesNotMatch(after, /^demo2 /m, 'demo2 asked for no restart');
-          assert.ok(hostEvents().some((e) => e.stage === 'domain-started' && e.domain === 'demo1' && e.detail === 'restarted'));
+          // dom0's report of the restart and the guest's own report race: on a loaded host the guest's may land first.
+          await until(
+            "dom0's report of demo1's restart",
+            60_000,
+            () => (hostEvents().some((e) => e.stage === 'domain-started' && e.domain === 'demo1' && e.detail === 'restarted') ? true : undefined),
+            () => `events: ${JSON.stringify(hostEvents())}\nconsole:\n${machine.transcript.slice(-3000)}`,
+          );
           const initrd = second.manifest.files.find((f) => f.name === 'initrd.gz')!;
           process.stdout.write(
             `# debian network boot${runName} (-m ${memoryMiB}, ${xenArgs ?? 'defaults'}): ready line after ${readySeconds.toFixed(1)} s, both guests ready after ${guestSeconds.toFixed(1)} s; ` +

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LineProgress, NO_PROGRESS, progressFor, renderStepLine, TerminalProgress, type ProgressStream } from '../../builder/progress.js';
-import { renderSummaryTable } from '../../builder/summary.js';
+import { renderExtraPackages, renderSummaryTable } from '../../builder/summary.js';
 
 /** A stream that keeps what is written, posing as a terminal or not. */
 function captured(isTTY: boolean, columns = 100): ProgressStream & { text: string } {
@@ -107,4 +107,23 @@ test('the summary table: full sha256 off a terminal, 16 digits on one; sizes and
   const full = renderSummaryTable(parts, { terminal: false });
   assert.ok(full.includes(`xen            2.4 MiB  ${'a'.repeat(64)}   0.4 s\n`));
   assert.equal(full.split('\n').length, 6, 'no total line without a total time');
+});
+
+test('the extra packages under the summary: each with its version and installed size, dependencies marked, and the total', () => {
+  assert.equal(renderExtraPackages([]), '');
+  assert.equal(
+    renderExtraPackages([
+      { package: 'htop', version: '3.2.2-2', installedKiB: 412 },
+      { package: 'libnl-3-200', version: '3.7.0-0.2+b1', installedKiB: 175, dependency: true },
+      { package: 'tcpdump', version: '4.99.3-1', installedKiB: 1234 },
+    ]),
+    [
+      'extra packages in the runtime (installed size, before pruning):',
+      '  htop         3.2.2-2         412 KiB',
+      '  libnl-3-200  3.7.0-0.2+b1    175 KiB  (a dependency)',
+      '  tcpdump      4.99.3-1        1.2 MiB',
+      '  3 packages, 1.8 MiB',
+      '',
+    ].join('\n'),
+  );
 });

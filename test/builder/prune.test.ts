@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,8 @@ import { promisify } from 'node:util';
 import { switchCurrent } from '../../server/assets/builds.js';
 import { writeTestBuild } from '../support/assets.js';
 import { pruneBuilds } from '../../builder/prune.js';
+import { pinnedBuilds } from '../../server/profiles/pinned-builds.js';
+import { pino } from 'pino';
 import { AssetStore } from '../../server/assets/builds.js';
 import { createHttpApp } from '../../server/http/app.js';
 import { silentLogger } from '../../server/log.js';
@@ -147,4 +149,34 @@ test("downloads that started before a switch and a prune finish with the old bui
     await tftp.close();
     await new Promise((resolve) => http.close(resolve));
   }
+});
+
+test('--keep N also keeps every build a profile or group file pins with boot.build', async () => {
+  const out = path.join(root, 'pinned');
+  const profiles = path.join(root, 'pinned-profiles');
+  const ids = ['20261120T100000.000Z-0000000a', '20261121T100000.000Z-0000000b', '20261122T100000.000Z-0000000c', '20261123T100000.000Z-0000000d'];
+  for (const [index, id] of ids.entries()) await writeBuild(out, id, `2026-11-2${index}T10:00:00Z`, { vmlinuz: Buffer.from(id) });
+  await switchCurrent(out, ids[3]!);
+  await mkdir(profiles);
+  await writeFile(path.join(profiles, 'node01.yaml'), `mac: 52:54:00:00:00:01\nhostname: node01\nboot:\n  build: ${ids[0]}\n`);
+  await writeFile(
+    path.join(profiles, 'rack3.yaml'),
+    `boot:\n  build: "${ids[1]}"\nnetwork:\n  mode: static\nhosts:\n  - {mac: 52:54:00:03:00:01, hostname: r3n01, address: 198.18.3.11/24}\n`,
+  );
+  await writeFile(path.join(profiles, 'broken.yaml'), `mac: 52:54:00:00:00:09\nhostname: node_9\n`);
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+  const pinned = await pinnedBuilds(profiles, log);
+  assert.deepEqual([...pinned].sort(), [ids[0], ids[1]]);
+  assert.ok(
+    lines.some((line) => line.includes('broken.yaml') && line.includes('not read for boot.build pins')),
+    `a file that does not parse is named: ${lines.join('')}`,
+  );
+  const result = await pruneBuilds(out, 1, silentLogger(), pinned);
+  assert.deepEqual(result.removed, [ids[2]]);
+  assert.deepEqual(result.kept, [ids[3], ids[1], ids[0]]);
+  // A missing profiles folder keeps nothing extra, and says so.
+  lines.length = 0;
+  assert.deepEqual([...(await pinnedBuilds(path.join(root, 'no-such-folder'), log))], []);
+  assert.ok(lines.some((line) => line.includes('cannot read the profiles folder')));
 });

@@ -110,6 +110,17 @@ test(
         await ok(['builds', 'list', ...admin]),
         new RegExp(`^${build.replaceAll('.', '\\.')}\\s+\\S+\\s+bookworm\\s+default\\s+default,testing$`, 'm'),
       );
+      // Rollouts through the CLI: nothing to show yet, and a start that has nothing to move says why.
+      assert.equal(await ok(['rollout', 'status', ...admin]), 'no rollout\n');
+      const same = await cli(['rollout', 'start', '--channel', 'testing', '--build', build, ...admin]);
+      assert.equal(same.code, 2);
+      assert.match(same.stderr, new RegExp(`^rackboot: POST /api/rollouts: 409 ${build.replaceAll('.', '\\.')} is already channel testing's current build`));
+      const fresh = await cli(['rollout', 'start', '--channel', 'nightly', '--build', build, '--first', '25%', ...admin]);
+      assert.match(fresh.stderr, /^rackboot: POST \/api\/rollouts: 409 channel nightly has no current build to roll out from/);
+      const badFirst = await cli(['rollout', 'start', '--build', build, '--first', 'some', ...admin]);
+      assert.match(badFirst.stderr, /^rackboot: POST \/api\/rollouts: 400 --first some: want a number of hosts/);
+      const none = await cli(['rollout', 'abort', '--channel', 'testing', ...admin]);
+      assert.match(none.stderr, /^rackboot: POST \/api\/rollouts\/testing\/abort: 404 channel testing has no rollout/);
       // The shared test build's folder keeps no channel of this test's.
       await rm(path.join(assets, 'channels'), { recursive: true, force: true });
       const noBuild = await cli(['builds', 'switch', 'nope', ...admin]);

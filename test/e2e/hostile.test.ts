@@ -11,6 +11,7 @@ import { silentLogger } from '../../server/log.js';
 import { addClient, httpPort, serverAddress, startMachine, startRack, type Rack, type RackClient } from '../support/boot.js';
 import { cliPath, repoRoot } from '../support/build.js';
 import { assertRoot, run } from '../support/netns.js';
+import { testDebianSettings } from '../support/debian-build.js';
 
 /**
  * A hostile neighbour on the rack's wire while a machine network-boots to
@@ -41,7 +42,7 @@ before(async () => {
   assertRoot();
   run('qemu-system-x86_64', ['--version']);
   out = await mkdtemp(join(tmpdir(), 'rackboot-hostile-'));
-  await build({ out, variant: 'debian', log: silentLogger() });
+  await build({ out, variant: 'debian', settings: testDebianSettings, log: silentLogger() });
   rack = await startRack(
     {
       'xen01.yaml': [

@@ -3,7 +3,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { cliPath, repoRoot } from '../support/build.js';
+import { cliPath, ensureTestBuild, repoRoot } from '../support/build.js';
 import { bootMachine, httpPort, serverAddress, startRack, type Rack } from '../support/boot.js';
 import { launchBrowser } from '../support/browser.js';
 
@@ -86,6 +86,10 @@ test('a booting host appears on the status page and moves through its stages to 
     assert.equal(await row.locator('.profile').textContent(), 'node01.yaml');
     assert.equal(await row.locator('.address').textContent(), '198.18.0.61');
     assert.match((await row.locator('.last-boot').textContent()) ?? '', /^\d+\.\d s$/);
+    // The build its runtime reported ready with: the one the server handed it, with the Xen and kernel it ran.
+    const served = (JSON.parse(await readFile(path.join(await ensureTestBuild(), 'current', 'manifest.json'), 'utf8')) as { id: string }).id;
+    await row.locator('.build', { hasText: served }).waitFor({ timeout: 15_000 });
+    assert.match((await row.locator('.build').getAttribute('title')) ?? '', /^Xen 4\.17\S*, kernel 6\.1\.\S+-amd64$/);
 
     // It moved: DHCP first, then the boot files, then the runtime's own reports.
     process.stderr.write(`stages seen live: ${seen.join(' > ')}\n`);

@@ -22,7 +22,7 @@ test('bad reports name the field', () => {
     [['stage'], 'body', /want form fields/],
     [{}, 'stage', /missing; want one of booted, configured/],
     [{ stage: '' }, 'stage', /missing/],
-    [{ stage: 'rebooting' }, 'stage', /"rebooting" is not a stage/],
+    [{ stage: 'exploding' }, 'stage', /"exploding" is not a stage/],
     [{ stage: 5 }, 'stage', /want text, got number/],
     [{ stage: ['ready', 'failed'] }, 'stage', /given twice/],
     [{ stage: 'ready', colour: 'blue' }, 'colour', /unknown field; known fields: stage, detail, domain/],

@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { AssetStore } from '../../server/assets/builds.js';
+import { AssetStore, switchCurrent as switchChannel } from '../../server/assets/builds.js';
 import { writeTestBuild } from '../support/assets.js';
 import { MemoryEventStore } from '../../server/events/store.js';
 import { createHttpApp } from '../../server/http/app.js';
@@ -149,7 +149,7 @@ test('BIOS host script: the boot menu, each entry as XenCD had it, multiboot Xen
     body,
     [
       '#!ipxe',
-      '# rackboot: node01 (52:54:00:12:34:56) from profiles/node01.yaml, build b1, entry standard',
+      "# rackboot: node01 (52:54:00:12:34:56) from profiles/node01.yaml, build b1 (the default channel's current build), entry standard",
       'menu rackboot: node01 (52:54:00:12:34:56), build b1',
       'item standard Xen with the rackboot runtime',
       'item testing Xen with the rackboot runtime, verbose (testing)',
@@ -205,7 +205,7 @@ test("menuTimeout 0: no menu, straight to the profile's entry; notes for guests 
     head,
     [
       '#!ipxe',
-      '# rackboot: node02 (52:54:00:12:34:57) from profiles/node02.yaml, build b1, entry testing',
+      "# rackboot: node02 (52:54:00:12:34:57) from profiles/node02.yaml, build b1 (the default channel's current build), entry testing",
       'echo rackboot: domain other not started: build has no vmlinuz-other',
       'goto testing',
     ].join('\n'),
@@ -386,7 +386,7 @@ test('POST /hosts/<mac>/events: 400 (413 for a body too large) naming the field,
   const before = events.listByHost('52:54:00:12:34:58').length;
   const rows: Array<[string, string, string | undefined, string, number?]> = [
     ['/hosts/not-a-mac/events', 'stage=booted', form, 'rackboot: mac: "not-a-mac" is not a MAC address\n'],
-    ['/hosts/52-54-00-12-34-58/events', 'stage=rebooting', form, /^rackboot: stage: "rebooting" is not a stage; want one of booted, /.source],
+    ['/hosts/52-54-00-12-34-58/events', 'stage=exploding', form, /^rackboot: stage: "exploding" is not a stage; want one of booted, /.source],
     ['/hosts/52-54-00-12-34-58/events', '', form, /^rackboot: stage: missing; want one of /.source],
     ['/hosts/52-54-00-12-34-58/events', 'stage=domain-started', form, 'rackboot: domain: missing; stage domain-started is about one domain\n'],
     ['/hosts/52-54-00-12-34-58/events', 'stage=ready&stage=failed', form, 'rackboot: stage: want text, got a list (the field was given twice?)\n'],
@@ -498,4 +498,46 @@ test('a new build is served at once; pinned URLs keep the old one', async () => 
   const pinned = await fetch(`${base}/builds/b1/xen`);
   assert.deepEqual(Buffer.from(await pinned.arrayBuffer()), files.xen);
   assert.match((await get('/hosts/52-54-00-12-34-56/boot.ipxe')).body, /builds\/b2\/xen /);
+});
+
+test("a profile's boot.channel or boot.build chooses its build; a channel or pin with no build is said on the console", async () => {
+  const testing = { ...files, xen: randomBytes(2345) };
+  await writeBuild('c1', testing);
+  await switchChannel(dir, 'c1', 'testing');
+  const boot = (extra: Partial<Profile['boot']>) => ({ ...makeProfile().boot, ...extra });
+  const cases = [
+    { mac: '52:54:00:12:34:60', file: 'node60.yaml', boot: boot({ channel: 'testing' }) },
+    { mac: '52:54:00:12:34:61', file: 'node61.yaml', boot: boot({ build: 'b1' }) },
+    { mac: '52:54:00:12:34:62', file: 'node62.yaml', boot: boot({ channel: 'nightly' }) },
+    { mac: '52:54:00:12:34:63', file: 'node63.yaml', boot: boot({ build: 'gone' }) },
+  ];
+  for (const item of cases) profiles.set(item.mac, makeProfile({ mac: item.mac, source: `profiles/${item.file}`, boot: item.boot }));
+  try {
+    const onChannel = await get('/hosts/52-54-00-12-34-60/boot.ipxe?platform=pcbios');
+    assert.match(onChannel.body, /^# rackboot: .* build c1 \(channel testing's current build \(boot\.channel in node60\.yaml\)\)/m);
+    // The build the script pins serves its own files: the channel's Xen.
+    const efi = await get('/hosts/52-54-00-12-34-60/boot.ipxe?platform=efi');
+    assert.match(efi.body, /builds\/c1\/xen\.efi/);
+    const pinned = await get('/hosts/52-54-00-12-34-61/boot.ipxe?platform=efi');
+    assert.match(pinned.body, /^# rackboot: .* build b1 \(pinned by boot\.build in node61\.yaml\)/m);
+    assert.match(pinned.body, /builds\/b1\/xen\.efi/);
+    assert.equal(
+      (await get('/hosts/52-54-00-12-34-62/boot.ipxe?platform=pcbios')).body,
+      [
+        '#!ipxe',
+        'echo rackboot: channel nightly (boot.channel in node62.yaml) has no build yet (run "rackboot build --channel nightly"); retrying in 30 seconds',
+        'sleep 30',
+        'chain http://198.18.0.1:8080/boot.ipxe',
+        '',
+      ].join('\n'),
+    );
+    assert.match(
+      (await get('/hosts/52-54-00-12-34-63/boot.ipxe?platform=pcbios')).body,
+      /^echo rackboot: build gone, pinned by boot\.build in node63\.yaml, is not in the server's builds \(pruned, or made on another server\); change or remove the pin; retrying in 30 seconds$/m,
+    );
+    // Without a channel of its own a host keeps the default channel's current build.
+    assert.match((await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=efi')).body, /build b[12] \(the default channel's current build\)/);
+  } finally {
+    for (const item of cases) profiles.delete(item.mac);
+  }
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -109,7 +109,7 @@ test('GET /iso/ lists the images as JSON and HTML; SHA256SUMS checks a real down
   const name = `rackboot-${build.id}.iso`;
   assert.deepEqual(
     list.find((i) => i.build === build.id),
-    { name, size: iso.size, sha256: iso.sha256, build: build.id, current: true, channel: 'default', currentFor: ['default'] },
+    { name, size: iso.size, sha256: iso.sha256, build: build.id, current: true, channel: 'default', currentFor: ['default'], changes: [] },
   );
   const html = await (await fetch(`${base}/iso`)).text();
   assert.match(html, new RegExp(`<a href="/iso/${name.replace(/[.+]/g, '\\$&')}">`));
@@ -128,7 +128,10 @@ test("the image list: each build's channel, and the channels whose current build
   try {
     await writeTestBuild(dir, 'd1', { 'rackboot.iso': Buffer.from('default one') }, '2026-11-20T10:00:00Z');
     await writeTestBuild(dir, 't1', { 'rackboot.iso': Buffer.from('testing one') }, '2026-11-21T10:00:00Z', 'testing');
-    await writeTestBuild(dir, 't2', { 'rackboot.iso': Buffer.from('testing two') }, '2026-11-22T10:00:00Z', 'testing');
+    const t2 = await writeTestBuild(dir, 't2', { 'rackboot.iso': Buffer.from('testing two') }, '2026-11-22T10:00:00Z', 'testing');
+    // t2 was made by --if-changed, which recorded why.
+    const changes = { since: 't1', packages: [{ package: 'xen-hypervisor-4.17-amd64', from: '4.17.7-1', to: '4.17.7-2' }], reasons: ['adds guest.initrd.gz'] };
+    await writeFile(path.join(dir, 'builds', 't2', 'manifest.json'), JSON.stringify({ ...t2, changes }));
     await writeTestBuild(dir, 'n1', { vmlinuz: Buffer.from('no image') }, '2026-11-23T10:00:00Z', 'testing');
     await switchCurrent(dir, 'd1');
     await switchCurrent(dir, 't2', 'testing');
@@ -147,6 +150,8 @@ test("the image list: each build's channel, and the channels whose current build
     assert.match(html, /rackboot-t2\.iso<\/a> \(current: testing\)<\/td>/);
     assert.match(html, /rackboot-d1\.iso<\/a> \(current: default, stable\)<\/td>/);
     assert.match(html, /rackboot-t1\.iso<\/a><\/td>/);
+    assert.deepEqual(images[0]!.changes, ['adds guest.initrd.gz', 'xen-hypervisor-4.17-amd64: 4.17.7-1 -> 4.17.7-2']);
+    assert.match(html, /<td>adds guest\.initrd\.gz<br>xen-hypervisor-4\.17-amd64: 4\.17\.7-1 -&#62; 4\.17\.7-2<\/td><\/tr>/);
     assert.equal(renderSha256Sums(images).split('\n').filter(Boolean).length, 3, 'every image is in SHA256SUMS');
   } finally {
     await rm(dir, { recursive: true, force: true });

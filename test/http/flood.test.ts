@@ -352,6 +352,9 @@ test('a live page that never reads is dropped at the buffer limit; one that read
       lastFailure: null,
       alarms: 0,
       lastAlarm: null,
+      build: null,
+      xen: null,
+      kernel: null,
       storage: null,
     },
   ];

@@ -73,6 +73,9 @@ before(async () => {
     lastFailure: null,
     alarms: 0,
     lastAlarm: null,
+    build: null,
+    xen: null,
+    kernel: null,
     storage: null,
   });
   status = createStatusRouter({

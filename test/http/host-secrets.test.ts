@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { AssetStore } from '../../server/assets/builds.js';
+import { AssetStore, switchCurrent } from '../../server/assets/builds.js';
 import { writeTestBuild } from '../support/assets.js';
 import { HostTokens } from '../../server/tokens/host-token.js';
 import type { TokenGrant } from '../../server/tokens/grant.js';
@@ -332,4 +332,25 @@ test('the heartbeat: a running boot shows its token every 30 s; once another boo
   const timeline = (await (await fetch(`${base}/hosts/52-54-00-12-34-56/events`)).json()) as Array<{ stage: string }>;
   assert.ok(!timeline.some((event) => event.stage === 'alive'), 'heartbeats are not written to the timeline');
   alarms.length = 0;
+});
+
+test("runtime.env comes from the build the boot's script was handed, even after the current build moved on; a new boot gets the new one", async () => {
+  proven = { kind: 'grant' };
+  const token = tokenIn((await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios')).body)!;
+  await writeTestBuild(
+    dir,
+    'b2',
+    Object.fromEntries(['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'guest.initrd.gz', 'debian-guest.squashfs'].map((name) => [name, Buffer.from(`${name} 2`)])),
+  );
+  await switchCurrent(dir, 'b2');
+  try {
+    const env = await get('/hosts/52-54-00-12-34-56/runtime.env', token);
+    assert.equal(env.status, 200, env.body);
+    assert.match(env.body, /^RACKBOOT_BUILD='?b1'?$/m, 'the booted build, not the current one');
+    const next = await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios');
+    assert.match(next.body, /build b2 \(the default channel's current build\)/);
+    assert.match((await get('/hosts/52-54-00-12-34-56/runtime.env', tokenIn(next.body)!)).body, /^RACKBOOT_BUILD='?b2'?$/m);
+  } finally {
+    await switchCurrent(dir, 'b1');
+  }
 });

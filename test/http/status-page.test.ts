@@ -39,6 +39,9 @@ const host = (mac: string, hostname: string, stage: string, extra: Partial<HostS
   lastFailure: null,
   alarms: 0,
   lastAlarm: null,
+  build: null,
+  xen: null,
+  kernel: null,
   storage: null,
   ...extra,
 });
@@ -53,7 +56,32 @@ before(async () => {
       created: '2026-11-25T18:00:00Z',
       files: [{ name: 'initrd.gz', size: 2_555_837, sha256: 'a'.repeat(64) }],
     }),
-    downloads: async () => [{ name: 'rackboot.iso', size: 50_000_000, sha256: 'b'.repeat(64), url: '/iso/rackboot.iso' }],
+    channels: async () => [
+      { name: 'default', build: '20261125-abcdef', created: '2026-11-25T18:00:00Z' },
+      {
+        name: 'testing',
+        build: '20261126-fedcba',
+        created: '2026-11-26T18:00:00Z',
+        changes: ['xen-hypervisor-4.17-amd64: 4.17.7-1 -> 4.17.7-2', 'busybox-static: 1:1.35.0-4 -> 1:1.35.0-4+deb12u1'],
+      },
+    ],
+    downloads: async () => [
+      { name: 'rackboot.iso', size: 50_000_000, sha256: 'b'.repeat(64), url: '/iso/rackboot.iso', channel: 'default', currentFor: ['default'] },
+      { name: 'rackboot-testing.iso', size: 51_000_000, sha256: 'c'.repeat(64), url: '/iso/rackboot-testing.iso', channel: 'testing', currentFor: [] },
+    ],
+    rollouts: () => [
+      {
+        channel: 'stable',
+        build: '20261126-fedcba',
+        previous: '20261125-abcdef',
+        state: 'running',
+        hosts: [
+          { mac: '52:54:00:00:00:01', stage: 'healthy' },
+          { mac: '52:54:00:00:00:02', stage: 'booting' },
+          { mac: '52:54:00:00:00:03', stage: 'waiting' },
+        ],
+      },
+    ],
     load: () => sampler.current(),
   };
   status = createStatusRouter({ sources, log: silentLogger(), intervalMs: 100 });
@@ -83,14 +111,34 @@ test('the status page shows hosts moving through their stages live, and filters 
     assert.equal(await page.locator('#build-id').textContent(), '20261125-abcdef');
     assert.equal(await page.locator('#build .name').textContent(), 'initrd.gz');
     assert.equal(await page.locator('#build .size').textContent(), '2.4 MiB');
-    assert.equal(await page.locator('#downloads a').getAttribute('href'), '/iso/rackboot.iso');
+    assert.equal(await page.locator('#downloads a').first().getAttribute('href'), '/iso/rackboot.iso');
+    assert.deepEqual(await page.locator('#downloads .channel').allTextContents(), ['default (current for default)', 'testing']);
+    assert.deepEqual(await page.locator('#channels .name').allTextContents(), ['default', 'testing']);
+    const rollout = page.locator('#rollouts tr[data-channel="stable"]');
+    assert.equal(await rollout.locator('.build').textContent(), '20261126-fedcba (from 20261125-abcdef)');
+    assert.equal(await rollout.locator('.state').textContent(), 'running');
+    assert.equal(await rollout.locator('.hosts').textContent(), '1 healthy, 1 booting, 1 waiting');
+    assert.deepEqual(await rollout.locator('.actions button').allTextContents(), ['pause', 'abort']);
+    assert.deepEqual(await page.locator('#channels .build').allTextContents(), ['20261125-abcdef', '20261126-fedcba']);
+    assert.deepEqual(await page.locator('#channels .changes').allTextContents(), ['', 'xen-hypervisor-4.17-amd64: 4.17.7-1 -> 4.17.7-2 (+1 more)']);
+    assert.equal(
+      await page.locator('#channels .changes').nth(1).getAttribute('title'),
+      'xen-hypervisor-4.17-amd64: 4.17.7-1 -> 4.17.7-2\nbusybox-static: 1:1.35.0-4 -> 1:1.35.0-4+deb12u1',
+    );
 
     // A machine boots: each stage shows up without reloading the page.
     hosts.push(host('52:54:00:00:00:01', 'node01', 'dhcp-discover'));
     await stageOf('52:54:00:00:00:01').filter({ hasText: 'dhcp-discover' }).waitFor();
     for (const stage of ['dhcp-ack', 'boot-script', 'booted', 'ready']) {
       Object.assign(hosts[0]!, { stage, address: '198.18.0.50', lastSeen: new Date().toISOString() });
-      if (stage === 'ready') Object.assign(hosts[0]!, { lastBootSeconds: 28.4, storage: '2 disks (64 GiB, 932 GiB), 1 volume group (vg0)' });
+      if (stage === 'ready')
+        Object.assign(hosts[0]!, {
+          lastBootSeconds: 28.4,
+          storage: '2 disks (64 GiB, 932 GiB), 1 volume group (vg0)',
+          build: '20261206T074500.123Z-1a2b3c4d',
+          xen: '4.17.5',
+          kernel: '6.1.0-28-amd64',
+        });
       await stageOf('52:54:00:00:00:01')
         .filter({ hasText: new RegExp(`^${stage}$`) })
         .waitFor();
@@ -98,6 +146,8 @@ test('the status page shows hosts moving through their stages live, and filters 
     const row = page.locator('#hosts tr[data-mac="52:54:00:00:00:01"]');
     assert.equal(await row.locator('.address').textContent(), '198.18.0.50');
     assert.equal(await row.locator('.last-boot').textContent(), '28.4 s');
+    assert.equal(await row.locator('.build').textContent(), '20261206T074500.123Z-1a2b3c4d');
+    assert.equal(await row.locator('.build').getAttribute('title'), 'Xen 4.17.5, kernel 6.1.0-28-amd64');
     assert.equal(await row.locator('.stage').getAttribute('class'), 'stage ready');
     assert.equal(await row.locator('.profile').getAttribute('title'), 'node01.yaml (its own file)');
     assert.equal(await row.locator('.storage').textContent(), '2 disks (64 GiB, 932 GiB), 1 volume group (vg0)');

@@ -92,6 +92,17 @@ describe('parseProfile: valid profiles', () => {
     assert.deepEqual(profile.boot, { entry: 'memtest', xenArgs: 'dom0_mem=256M,max:256M', kernelArgs: '', menuTimeout: 5 });
   });
 
+  test('boot.channel and boot.build: a channel by name ("default" too), or a build by id', () => {
+    const base = 'mac: 52:54:00:12:34:56\nhostname: n\nboot:\n';
+    assert.equal(parsed(`${base}  channel: testing\n`).boot.channel, 'testing');
+    assert.equal(parsed(`${base}  channel: default\n`).boot.channel, 'default');
+    assert.equal(parsed(`${base}  build: 20261206T074500.123Z-1a2b3c4d\n`).boot.build, '20261206T074500.123Z-1a2b3c4d');
+    assert.equal(parsed(`${base}  entry: testing\n`).boot.channel, undefined);
+    assert.equal(parsed(`${base}  allowReboot: false\n`).boot.allowReboot, false);
+    assert.equal(parsed(`${base}  entry: testing\n`).boot.allowReboot, undefined, 'left out: allowed');
+    assert.deepEqual(errors(`${base}  allowReboot: "no"\n`), [`${file}:4:16: boot.allowReboot: want true or false, got the string "no"`]);
+  });
+
   test('static without gateway or dns', () => {
     const profile = parsed('mac: 52:54:00:12:34:56\nhostname: n\nnetwork: {mode: static, address: 198.19.2.3/8}\n');
     assert.deepEqual(profile.network, { mode: 'static', address: '198.19.2.3', prefixLength: 8, dns: [] });
@@ -602,6 +613,23 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
       name: 'menuTimeout as a fraction',
       text: withLine(14, '  menuTimeout: 2.5'),
       want: [`${file}:14:16: boot.menuTimeout: want a whole number of seconds (such as 5, or 0 to boot the entry at once without a menu), got the number 2.5`],
+    },
+    {
+      name: 'a channel that is no channel name',
+      text: 'mac: 52:54:00:12:34:56\nhostname: n\nboot:\n  channel: Testing/1\n',
+      want: [
+        `${file}:4:12: boot.channel: "Testing/1" is not a channel name (want "default", or a lower-case letter then up to 31 of a-z, 0-9 and -, as in "rackboot build --channel testing")`,
+      ],
+    },
+    {
+      name: 'a build that is no build id',
+      text: 'mac: 52:54:00:12:34:56\nhostname: n\nboot:\n  build: ../current\n',
+      want: [`${file}:4:10: boot.build: "../current" is not a build id (want one as "rackboot builds list" prints it, such as 20261206T074500.123Z-1a2b3c4d)`],
+    },
+    {
+      name: 'a build and a channel at once',
+      text: 'mac: 52:54:00:12:34:56\nhostname: n\nboot:\n  channel: testing\n  build: 20261206T074500.123Z-1a2b3c4d\n',
+      want: [`${file}:5:10: boot.build: names a build and a channel (boot.channel); a pinned build is the same whatever the channel, so leave one out`],
     },
     {
       name: 'menuTimeout of more than an hour',

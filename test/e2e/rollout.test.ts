@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { after, before, test } from 'node:test';
+import { decodeCpio, encodeCpio } from '../../builder/cpio.js';
+import { AssetStore, switchCurrent } from '../../server/assets/builds.js';
+import { ConsoleWatcher, readyLinePattern, spawnQemu } from '../../server/demo/qemu.js';
+import { writeTestBuild } from '../support/assets.js';
+import { httpPort, serverAddress, startRack, type Rack } from '../support/boot.js';
+import { cliPath, ensureTestBuild } from '../support/build.js';
+import { assertRoot } from '../support/netns.js';
+import { collect } from '../support/run.js';
+import { until } from '../support/until.js';
+
+/**
+ * A canary rollout on a real rack: two QEMU machines on channel stable
+ * (BIOS, iPXE, Xen and the tiny runtime), rackboot serve, and the CLI.
+ * A new build is rolled out with --reboot: the first machine is asked to
+ * reboot through its heartbeat, reports ready with the new build, and the
+ * rollout widens to the second; then the build is the channel's current.
+ * Then a broken build (its runtime hangs before the ready line) is rolled
+ * out to one machine: its watchdog (rackboot.watchdog, Xen's watchdog on
+ * dom0) resets it with no help from the test, the rollout fails at its
+ * deadline, and the machine comes back ready on the previous build, while
+ * the second never left it. Needs root and QEMU; fails without them.
+ */
+
+const m1 = '52:54:00:00:18:01';
+const m2 = '52:54:00:00:18:02';
+/** Seconds from the runtime's start to its ready line before Xen resets the machine: far more than a boot takes on a loaded CI machine. */
+const watchdogSeconds = 300;
+let rack: Rack;
+let assets: string;
+const machines = new Map<string, { qemu: ChildProcess; console: ConsoleWatcher }>();
+
+before(async () => {
+  assertRoot();
+  const source = (await new AssetStore(await ensureTestBuild()).current())!;
+  assets = path.join(await mkdtemp(path.join(tmpdir(), 'rackboot-rollout-')), 'assets');
+  const files: Record<string, Buffer> = {};
+  for (const file of source.manifest.files) if (file.name !== 'rackboot.iso') files[file.name] = await readFile(path.join(source.dir, file.name));
+  await writeTestBuild(assets, 'old', files);
+  await writeTestBuild(assets, 'new', files);
+  // The broken build: the same runtime, made to hang before its ready line.
+  const entries = decodeCpio(gunzipSync(files['initrd.gz']!));
+  const init = entries.find((entry) => entry.path === 'init' && entry.type === 'file');
+  assert.ok(init?.type === 'file', 'the initrd has /init');
+  const text = Buffer.from(init.data).toString('utf8');
+  const ready = '# --- ready ---';
+  assert.ok(text.includes(ready), '/init has its ready section');
+  init.data = Buffer.from(text.replace(ready, `say "this build hangs before its ready line"\nwhile :; do sleep 60; done\n${ready}`));
+  await writeTestBuild(assets, 'broken', { ...files, 'initrd.gz': gzipSync(encodeCpio(entries)) });
+  await switchCurrent(assets, 'old');
+  await switchCurrent(assets, 'old', 'stable');
+  const profile = (mac: string, name: string) =>
+    [
+      `mac: ${mac}`,
+      `hostname: ${name}`,
+      'boot:',
+      '  channel: stable',
+      '  menuTimeout: 0',
+      `  kernelArgs: "rackboot.watchdog=${watchdogSeconds}"`,
+      'domains: []',
+      '',
+    ].join('\n');
+  rack = await startRack({ 'r1.yaml': profile(m1, 'r1'), 'r2.yaml': profile(m2, 'r2') }, { assets, bridge: true });
+  // The second machine's wire joins the first's bridge.
+  rack.ns.ip('tuntap', 'add', 'dev', 'tap1', 'mode', 'tap');
+  rack.ns.ip('link', 'set', 'tap1', 'master', 'br0');
+  rack.ns.ip('link', 'set', 'tap1', 'up');
+});
+
+after(async () => {
+  for (const { qemu } of machines.values()) qemu.kill('SIGKILL');
+  await rack?.close();
+  if (assets) await rm(path.dirname(assets), { recursive: true, force: true });
+});
+
+function start(mac: string, tap: string): ConsoleWatcher {
+  const qemu = spawnQemu(rack.ns.name, { firmware: 'bios', mac, tap, memoryMiB: 512, rebootable: true });
+  const console = new ConsoleWatcher(qemu);
+  machines.set(mac, { qemu, console });
+  return console;
+}
+
+async function cli(args: string[]): Promise<string> {
+  const result = await collect(
+    rack.ns.spawn(process.execPath, [cliPath, ...args, '--server', `${serverAddress}:${httpPort}`, '--state', path.join(rack.work, 'state')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+    {
+      timeoutMs: 30_000,
+      what: args.join(' '),
+    },
+  );
+  assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+  return result.stdout;
+}
+
+type Status = { state: string; reason?: string; hosts: Array<{ mac: string; stage: string }> };
+const status = async (): Promise<Status> => (JSON.parse(await cli(['rollout', 'status', '--json'])) as Status[])[0]!;
+
+/** The ready reports the server took from `mac`, newest last. */
+function readyReports(mac: string): string[] {
+  const events = JSON.parse(rack.ns.exec('curl', ['-sSf', `http://${serverAddress}:${httpPort}/hosts/${mac}/events`])) as Array<{
+    stage: string;
+    detail?: string;
+  }>;
+  return events.filter((event) => event.stage === 'ready').map((event) => event.detail ?? '');
+}
+
+const context = () =>
+  `server log:\n${rack.server.transcript.slice(-3000)}\nr1:\n${machines.get(m1)?.console.transcript.slice(-2500)}\nr2:\n${machines.get(m2)?.console.transcript.slice(-2500)}`;
+
+test(
+  'a rollout reboots the first machine onto the new build, widens to the second, and a broken build comes back by its watchdog',
+  { timeout: 2_400_000 },
+  async () => {
+    // One boot at a time: two emulated machines booting at once beside the other tests starve a loaded host.
+    const one = start(m1, 'tap0');
+    await one.waitFor(readyLinePattern, 600_000, 'r1 ready on the old build');
+    const two = start(m2, 'tap1');
+    await two.waitFor(readyLinePattern, 600_000, 'r2 ready on the old build');
+    await until('both ready reports', 60_000, () => (readyReports(m1).length > 0 && readyReports(m2).length > 0 ? true : undefined), context);
+    assert.match(readyReports(m1).at(-1)!, / build=old xen=4\.17\S* kernel=6\.1\.\S+$/);
+
+    // The new build, one machine first, with reboots: r1 is asked through its heartbeat, reboots and is healthy; then r2.
+    const fromOne = one.transcript.length;
+    const fromTwo = two.transcript.length;
+    const rolled = Date.now();
+    assert.match(
+      await cli(['rollout', 'start', '--channel', 'stable', '--build', 'new', '--first', '1', '--reboot', '--deadline', '10m']),
+      /^channel stable: new \(from old\), running; 1 moved, 1 waiting$/m,
+    );
+    const asked = await one.waitFor(/the server asks this host to reboot/, 120_000, 'r1 asked to reboot', fromOne);
+    await one.waitFor(readyLinePattern, 600_000, 'r1 ready on the new build', asked.end);
+    const askedTwo = await two.waitFor(/the server asks this host to reboot/, 300_000, 'r2 asked to reboot once r1 is healthy', fromTwo);
+    await two.waitFor(readyLinePattern, 600_000, 'r2 ready on the new build', askedTwo.end);
+    const done = await until('the rollout done', 120_000, async () => ((await status()).state === 'done' ? await status() : undefined), context);
+    assert.deepEqual(
+      done.hosts.map((host) => host.stage),
+      ['healthy', 'healthy'],
+    );
+    assert.equal(path.basename(await readlink(path.join(assets, 'channels', 'stable'))), 'new', "the channel's current build");
+    const rolledSeconds = (Date.now() - rolled) / 1000;
+    assert.match(readyReports(m2).at(-1)!, / build=new /);
+
+    // A broken build to r1 alone: it hangs, its watchdog resets it, the rollout fails, and it comes back on "new"; r2 stays.
+    const brokenFrom = one.transcript.length;
+    const stayFrom = two.transcript.length;
+    const readyBefore = readyReports(m2).length;
+    const broke = Date.now();
+    await cli(['rollout', 'start', '--channel', 'stable', '--build', 'broken', '--first', '1', '--reboot', '--deadline', '240s']);
+    const hang = await one.waitFor(/this build hangs before its ready line/, 300_000, 'r1 running the broken build', brokenFrom);
+    assert.match(one.transcript.slice(brokenFrom), /watchdog armed: the machine resets unless it is ready within 300 s/);
+    const reset = await one.waitFor(
+      /Watchdog timer fired for domain 0|watchdog rebooting machine/i,
+      (watchdogSeconds + 120) * 1000,
+      "Xen's watchdog resetting r1",
+      hang.end,
+    );
+    const resetSeconds = (Date.now() - broke) / 1000;
+    const failed = await until('the rollout failed', 300_000, async () => ((await status()).state === 'failed' ? await status() : undefined), context);
+    assert.match(failed.reason ?? '', new RegExp(`^${m1}: no ready report with broken within 4 min of its boot script$`));
+    await one.waitFor(readyLinePattern, 900_000, 'r1 ready again', reset.end);
+    await until('r1 reports ready on the previous build', 120_000, () => (/ build=new /.test(readyReports(m1).at(-1)!) ? true : undefined), context);
+    process.stdout.write(
+      `# rollout: the new build healthy on both machines ${rolledSeconds.toFixed(0)} s after the start; the broken one: Xen's watchdog reset r1 ${resetSeconds.toFixed(0)} s after its rollout started, ready again on the previous build after ${((Date.now() - broke) / 1000).toFixed(0)} s\n`,
+    );
+    assert.deepEqual(
+      failed.hosts.map((host) => [host.mac, host.stage]),
+      [
+        [m1, 'failed'],
+        [m2, 'waiting'],
+      ],
+    );
+    assert.doesNotMatch(two.transcript.slice(stayFrom), /asks this host to reboot|rackboot-runtime: ready/, 'r2 never left its build');
+    assert.equal(readyReports(m2).length, readyBefore);
+    assert.equal(two.exitCode, undefined, 'r2 still runs');
+  },
+);
