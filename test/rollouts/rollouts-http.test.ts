@@ -117,7 +117,7 @@ async function api(method: string, url: string, json?: unknown): Promise<{ statu
 /** A host's boot: its script (which build, why) and the token its runtime reports with. */
 async function boot(mac: string): Promise<{ build: string; why: string; token: string }> {
   const body = await (await fetch(`${base}/hosts/${mac.replaceAll(':', '-')}/boot.ipxe?platform=pcbios`)).text();
-  const line = /^# rackboot: .* build (\S+) \((.*)\), entry \S+$/m.exec(body);
+  const line = /^# rackboot: build (\S+): (.*)$/m.exec(body);
   assert.ok(line, body);
   return { build: line[1]!, why: line[2]!, token: /rackboot\.token=(b\.\S+)/.exec(body)![1]! };
 }
