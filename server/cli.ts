@@ -338,13 +338,33 @@ async function main(argv: string[]): Promise<void> {
           .option('http-port', { type: 'number', default: 80 })
           .option('circuit-id', { type: 'string', describe: 'as if the machine sat in this slot: option 82 circuit-id (text, or 0x... hex)' })
           .option('remote-id', { type: 'string', describe: 'and behind this relay: option 82 remote-id (text, or 0x... hex)' })
+          .option('server', {
+            type: 'string',
+            describe:
+              'ask this running server (admin API) for its rollouts, which can give the host another build (else RACKBOOT_SERVER; without either, they are not asked)',
+          })
+          .option('token-file', { type: 'string', describe: 'with --server: a file holding the admin token (else RACKBOOT_TOKEN, else <state>/admin.token)' })
+          .option('state', { ...stateOption, describe: "with --server: the server's state folder, for its admin.token" })
           .check(
             (values) =>
               checkNumberFlags(values, { 'http-port': serveNumberFlags['http-port']! }, argv) ?? checkAddressFlags({ address: values.address }) ?? true,
           ),
       async (args) => {
         const { whatif } = await import('./whatif.js');
+        const server = args.server ?? (process.env.RACKBOOT_SERVER || undefined);
+        let rollouts;
+        if (server !== undefined) {
+          const { parseStoredRollout } = await import('./rollouts/store.js');
+          const client = await adminClient({ server, 'token-file': args['token-file'], state: args.state });
+          // The API's view is the stored rollout with a summary per host beside it.
+          const views = (await client.call('GET', 'rollouts')) as Array<{ channel: string; hosts?: unknown }>;
+          rollouts = {
+            from: `the server at ${client.base.origin}`,
+            rollouts: views.map(({ hosts: _hosts, ...stored }) => parseStoredRollout(JSON.stringify(stored), stored.channel)),
+          };
+        }
         const report = await whatif({
+          ...(rollouts === undefined ? {} : { rollouts }),
           mac: args.mac,
           ...(args['circuit-id'] === undefined ? {} : { circuitId: args['circuit-id'] }),
           ...(args['remote-id'] === undefined ? {} : { remoteId: args['remote-id'] }),
