@@ -261,6 +261,13 @@ test(
       const applied = await must(['rackboot', 'profiles', 'apply', '/root/pkg03.yaml', '--server', serverAddress]);
       assert.match(applied.stdout, /^saved pkg03\.yaml: pkg03 \(52:54:00:12:34:5e\)$/m);
       assert.equal((await must(['stat', '-c', '%U %a', '/etc/rackboot/profiles/pkg03.yaml'])).stdout.trim(), 'rackboot 600');
+      // The server switches current-build links (the admin API, a rollout that ends done) in the root-owned
+      // assets folder: of the default channel and of a channel, whose link it makes.
+      assert.match((await must(['rackboot', 'builds', 'switch', buildId, '--server', serverAddress])).stdout, new RegExp(`^current build: ${buildId}$`, 'm'));
+      const switched = await must(['rackboot', 'builds', 'switch', buildId, '--channel', 'testing', '--server', serverAddress]);
+      assert.match(switched.stdout, new RegExp(`^current build of channel testing: ${buildId}$`, 'm'));
+      assert.equal(await readlink(inTree('var/lib/rackboot/boot-assets/channels/testing')), `../builds/${buildId}`);
+      assert.equal((await must(['stat', '-c', '%U', `/var/lib/rackboot/boot-assets/builds/${buildId}`])).stdout.trim(), 'root', "the builds stay root's");
 
       // Upgrade: installing the package again restarts the running server on the
       // new code; the state stays (the machine's lease, read from the installed state folder).
