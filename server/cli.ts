@@ -270,8 +270,15 @@ async function main(argv: string[]): Promise<void> {
             describe: "with --host (needed): the address of the rackboot server the image's runtime fetches its secrets from",
           })
           .option('http-port', { type: 'number', default: 80, describe: "with --host: that server's HTTP port" })
-          .option('state', { ...stateOption, describe: "with --host: that server's state folder, whose host-token.key signs the image's token" })
-          .option('keep', { type: 'number', describe: 'after the build, keep only the N newest builds (and the current one)' })
+          .option('state', {
+            ...stateOption,
+            describe:
+              "the server's state folder: with --host, its host-token.key signs the image's token; with --keep, its rollout-builds.json names the builds its rollouts use",
+          })
+          .option('keep', {
+            type: 'number',
+            describe: "after the build, keep only the N newest builds, and each channel's current one, those profiles pin and those the server's rollouts use",
+          })
           .option('if-changed', {
             type: 'boolean',
             default: false,
@@ -322,7 +329,17 @@ async function main(argv: string[]): Promise<void> {
         if (args.keep !== undefined) {
           const { pruneBuilds } = await import('../builder/prune.js');
           const { pinnedBuilds } = await import('./profiles/pinned-builds.js');
-          await pruneBuilds(args.assets, args.keep, log, await pinnedBuilds(args.profiles, log));
+          const { buildsInUse, readRolloutBuilds } = await import('./rollouts/in-use.js');
+          // Pinned by profiles, or handed out by the server's active rollouts (its state folder says which).
+          let inUse: Set<string>;
+          try {
+            inUse = buildsInUse(await readRolloutBuilds(args.state));
+          } catch (error) {
+            process.stderr.write(`rackboot build: --keep: ${(error as Error).message}; no build pruned\n`);
+            process.exitCode = 1;
+            return;
+          }
+          await pruneBuilds(args.assets, args.keep, log, new Set([...(await pinnedBuilds(args.profiles, log)), ...inUse]));
         }
       },
     )

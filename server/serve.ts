@@ -483,6 +483,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         mayReboot: (mac) => profiles.lookup(mac, sightings.slotOf(mac))?.boot.allowReboot !== false,
       },
       log,
+      // rollout-builds.json: the builds "rackboot build --keep" must not prune.
+      { state: options.state },
     );
     closers.push(async () => rollouts.close());
     hosts.rollouts = rollouts;

@@ -15,6 +15,7 @@ import { createHttpApp } from '../../server/http/app.js';
 import { domainDefaults } from '../../server/profiles/domain.js';
 import type { Profile } from '../../server/profiles/profile.js';
 import { ProfileDirectory } from '../../server/profiles/store.js';
+import { readRolloutBuilds } from '../../server/rollouts/in-use.js';
 import { Rollouts } from '../../server/rollouts/rollouts.js';
 import { MemoryRolloutStore } from '../../server/rollouts/store.js';
 import { HostTokens } from '../../server/tokens/host-token.js';
@@ -67,6 +68,7 @@ before(async () => {
   await mkdir(path.join(dir, 'profiles'));
   for (const mac of macs)
     await writeFile(path.join(dir, 'profiles', `n${mac.slice(-1)}.yaml`), `mac: "${mac}"\nhostname: n${mac.slice(-1)}\nboot:\n  channel: stable\n`);
+  await mkdir(path.join(dir, 'state'));
   const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   const assets = new AssetStore(path.join(dir, 'assets'));
   rollouts = await Rollouts.open(
@@ -78,7 +80,7 @@ before(async () => {
       mayReboot: (mac) => profiles.get(mac)?.boot.allowReboot !== false,
     },
     log,
-    { now: () => clock, refreshMs: 3_600_000 },
+    { now: () => clock, refreshMs: 3_600_000, state: path.join(dir, 'state') },
   );
   const token = await loadOrCreateAdminToken(path.join(dir, 'state'));
   secret = (await readFile(token.file, 'utf8')).trim();
@@ -179,6 +181,9 @@ test('a rollout moves the first host, widens when it is healthy, stops at a host
     "no switching a channel's current build under a rollout",
   );
 
+  // The builds it hands out, where "rackboot build --keep" looks so as not to prune them.
+  assert.deepEqual((await readRolloutBuilds(path.join(dir, 'state'))).active, [{ channel: 'stable', build: 'b-new', previous: 'b-old', state: 'running' }]);
+
   const first = await boot(h1);
   assert.equal(first.build, 'b-new');
   assert.match(first.why, /^rollout of b-new on channel stable: moved /);
@@ -216,6 +221,7 @@ test('a rollout moves the first host, widens when it is healthy, stops at a host
 
   const aborted = await api('POST', 'rollouts/stable/abort');
   assert.equal(aborted.body.state, 'aborted');
+  assert.deepEqual((await readRolloutBuilds(path.join(dir, 'state'))).active, [], 'an aborted rollout uses no build');
   // Aborted, the rollout decides nothing more: the channel's current build (still the previous one) does.
   const back = await boot(h1);
   assert.deepEqual([back.build, back.why], ['b-old', "channel stable's current build (boot.channel in n1.yaml)"]);
