@@ -36,7 +36,7 @@ export async function writeRolloutBuilds(state: string, builds: RolloutBuilds): 
   const file = join(state, ROLLOUT_BUILDS_FILE);
   const temp = `${file}.${randomBytes(4).toString('hex')}`;
   try {
-    await writeFile(temp, `${JSON.stringify(builds, null, 2)}\n`, { mode: 0o644 });
+    await writeFile(temp, `${JSON.stringify(builds, null, 2)}\n`, { mode: 0o600 });
     await rename(temp, file);
   } catch (error) {
     await rm(temp, { force: true });
