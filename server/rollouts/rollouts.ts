@@ -108,7 +108,6 @@ export class Rollouts {
     });
     if (problem !== undefined || stored === undefined) return { ok: false, problem: problem ?? 'not stored' };
     this.cached.set(stored.channel, stored);
-    await this.publishBuilds();
     this.log.info(
       {
         event: 'rollout',
@@ -120,6 +119,7 @@ export class Rollouts {
       },
       'rollout started',
     );
+    await this.publishBuilds();
     return { ok: true, rollout: stored };
   }
 
@@ -197,8 +197,9 @@ export class Rollouts {
     });
     if (stored === undefined) return undefined;
     this.cached.set(channel, stored);
-    await this.publishBuilds();
+    // Logged as soon as it is what the server hands out; the file for --keep follows.
     if (before !== undefined && stored !== before) this.logChange(before, stored);
+    await this.publishBuilds();
     if (before?.state !== 'done' && stored.state === 'done') {
       try {
         await this.assets.switchTo(stored.build, channel);
