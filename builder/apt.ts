@@ -190,6 +190,23 @@ export class AptClient {
   }
 
   /**
+   * Refresh apt's package lists from the machine's sources (`apt-get
+   * update`), so that candidates() sees what the mirrors publish now: a
+   * security update reaches the lists only this way. Needs root (apt's
+   * lists and their lock are root's). A source that cannot be reached is
+   * an error (--error-on=any), not a warning over the old lists.
+   */
+  async update(): Promise<void> {
+    try {
+      await this.run('apt-get', [...this.aptOptions(), '-q', '--error-on=any', 'update']);
+      this.updated = true;
+    } catch (error) {
+      const reason = error instanceof CommandError ? updateFailure(error.stderr) : undefined;
+      throw new BuildStepError('apt-get update', undefined, reason ?? reasonOf(error), { cause: error });
+    }
+  }
+
+  /**
    * The version apt would install of each package now (its candidate), in
    * one apt-cache run; null for a package the sources do not offer.
    */
@@ -326,6 +343,20 @@ async function folderBytes(dir: string): Promise<number> {
     return 0;
   }
   return total;
+}
+
+/**
+ * Why `apt-get update` failed, from its stderr: the sources it could not
+ * fetch ("E: Failed to fetch URL  REASON"), the first with its reason and
+ * how many more; apt's closing summary line says nothing of which.
+ */
+export function updateFailure(stderr: string): string | undefined {
+  const errors = stderr
+    .split('\n')
+    .filter((line) => line.startsWith('E: ') && !line.startsWith('E: Some index files failed'))
+    .map((line) => line.slice(3).replace(/\s{2,}/g, ': '));
+  if (errors.length === 0) return undefined;
+  return errors.length === 1 ? errors[0] : `${errors[0]} (and ${errors.length - 1} more)`;
 }
 
 function reasonOf(error: unknown): string {

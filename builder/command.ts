@@ -59,6 +59,12 @@ export async function runBuildCommand(options: BuildCommandOptions): Promise<num
     if (current !== undefined) {
       try {
         const apt = new AptClient({ cacheDir: options.cacheDir ?? defaultCacheDir(), log: options.log });
+        // What Debian publishes now reaches apt's lists only through an update, which only root may run.
+        if (process.getuid?.() === 0) await apt.update();
+        else
+          stderr.write(
+            `rackboot build: not root: apt's package lists were not refreshed, so this compares with the lists as they are (run apt-get update first, or build as root)\n`,
+          );
         changes = changesSince(current.manifest, await buildNow(current.manifest, settings, apt, await builderRecipe(packageRoot())));
       } catch (error) {
         stderr.write(`${failureLine(error)}\n`);

@@ -270,8 +270,15 @@ async function main(argv: string[]): Promise<void> {
             describe: "with --host (needed): the address of the rackboot server the image's runtime fetches its secrets from",
           })
           .option('http-port', { type: 'number', default: 80, describe: "with --host: that server's HTTP port" })
-          .option('state', { ...stateOption, describe: "with --host: that server's state folder, whose host-token.key signs the image's token" })
-          .option('keep', { type: 'number', describe: 'after the build, keep only the N newest builds (and the current one)' })
+          .option('state', {
+            ...stateOption,
+            describe:
+              "the server's state folder: with --host, its host-token.key signs the image's token; with --keep, its rollout-builds.json names the builds its rollouts use",
+          })
+          .option('keep', {
+            type: 'number',
+            describe: "after the build, keep only the N newest builds, and each channel's current one, those profiles pin and those the server's rollouts use",
+          })
           .option('if-changed', {
             type: 'boolean',
             default: false,
@@ -322,7 +329,17 @@ async function main(argv: string[]): Promise<void> {
         if (args.keep !== undefined) {
           const { pruneBuilds } = await import('../builder/prune.js');
           const { pinnedBuilds } = await import('./profiles/pinned-builds.js');
-          await pruneBuilds(args.assets, args.keep, log, await pinnedBuilds(args.profiles, log));
+          const { buildsInUse, readRolloutBuilds } = await import('./rollouts/in-use.js');
+          // Pinned by profiles, or handed out by the server's active rollouts (its state folder says which).
+          let inUse: Set<string>;
+          try {
+            inUse = buildsInUse(await readRolloutBuilds(args.state));
+          } catch (error) {
+            process.stderr.write(`rackboot build: --keep: ${(error as Error).message}; no build pruned\n`);
+            process.exitCode = 1;
+            return;
+          }
+          await pruneBuilds(args.assets, args.keep, log, new Set([...(await pinnedBuilds(args.profiles, log)), ...inUse]));
         }
       },
     )
@@ -338,13 +355,33 @@ async function main(argv: string[]): Promise<void> {
           .option('http-port', { type: 'number', default: 80 })
           .option('circuit-id', { type: 'string', describe: 'as if the machine sat in this slot: option 82 circuit-id (text, or 0x... hex)' })
           .option('remote-id', { type: 'string', describe: 'and behind this relay: option 82 remote-id (text, or 0x... hex)' })
+          .option('server', {
+            type: 'string',
+            describe:
+              'ask this running server (admin API) for its rollouts, which can give the host another build (else RACKBOOT_SERVER; without either, they are not asked)',
+          })
+          .option('token-file', { type: 'string', describe: 'with --server: a file holding the admin token (else RACKBOOT_TOKEN, else <state>/admin.token)' })
+          .option('state', { ...stateOption, describe: "with --server: the server's state folder, for its admin.token" })
           .check(
             (values) =>
               checkNumberFlags(values, { 'http-port': serveNumberFlags['http-port']! }, argv) ?? checkAddressFlags({ address: values.address }) ?? true,
           ),
       async (args) => {
         const { whatif } = await import('./whatif.js');
+        const server = args.server ?? (process.env.RACKBOOT_SERVER || undefined);
+        let rollouts;
+        if (server !== undefined) {
+          const { parseStoredRollout } = await import('./rollouts/store.js');
+          const client = await adminClient({ server, 'token-file': args['token-file'], state: args.state });
+          // The API's view is the stored rollout with a summary per host beside it.
+          const views = (await client.call('GET', 'rollouts')) as Array<{ channel: string; hosts?: unknown }>;
+          rollouts = {
+            from: `the server at ${client.base.origin}`,
+            rollouts: views.map(({ hosts: _hosts, ...stored }) => parseStoredRollout(JSON.stringify(stored), stored.channel)),
+          };
+        }
         const report = await whatif({
+          ...(rollouts === undefined ? {} : { rollouts }),
           mac: args.mac,
           ...(args['circuit-id'] === undefined ? {} : { circuitId: args['circuit-id'] }),
           ...(args['remote-id'] === undefined ? {} : { remoteId: args['remote-id'] }),

@@ -7,7 +7,8 @@ import { decideTokenGrant, DhcpAnswers } from './tokens/grant.js';
 import { BootLedger } from './tokens/use.js';
 import { isIpv4, Subnet } from './net/ipv4.js';
 import { AssetStore } from './assets/builds.js';
-import { DEFAULT_CHANNEL } from './assets/manifest.js';
+import { DEFAULT_CHANNEL, LOADER_FILES } from './assets/manifest.js';
+import { hostBuild } from './core/build-choice.js';
 import { buildWanted } from './core/build-choice.js';
 import { PostgresRolloutStore, postgresRolloutSchemaVersion } from './rollouts/postgres-store.js';
 import { Rollouts } from './rollouts/rollouts.js';
@@ -482,6 +483,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         mayReboot: (mac) => profiles.lookup(mac, sightings.slotOf(mac))?.boot.allowReboot !== false,
       },
       log,
+      // rollout-builds.json: the builds "rackboot build --keep" must not prune.
+      { state: options.state },
     );
     closers.push(async () => rollouts.close());
     hosts.rollouts = rollouts;
@@ -563,8 +566,21 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     });
     closers.push(async () => status.close());
     draining.stopFirst.push(async () => status.close());
+    // A machine's iPXE loader comes from the build it boots (its channel's, a rollout's, a pinned one), found by
+    // its address (the neighbour table, as TFTP counts clients); unknown, the default channel's. Loaders are public:
+    // a stranger posing as a machine gets nothing it could not fetch by its build's URL.
+    const loaderBuildOf = async (mac: string | undefined): Promise<string | undefined> => {
+      if (mac === undefined) return undefined;
+      try {
+        return (await hostBuild(assets, profiles.lookup(mac, sightings.slotOf(mac)), { mac, rollouts })).build?.id;
+      } catch (error) {
+        log.warn({ err: error, mac }, "loader: cannot tell the machine's build; the default channel's loader goes out");
+        return undefined;
+      }
+    };
     const app = createHttpApp({
       ...hosts,
+      loaderBuild: async (address) => loaderBuildOf(await neighbors.macOf(address)),
       rollouts,
       log,
       events: timeline,
@@ -651,7 +667,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         }
         const wanted = resolveTftpPath(requested);
         if (!wanted) return undefined;
-        const file = await assets.file(wanted.name, wanted.buildId);
+        const loaderBuild =
+          wanted.buildId === undefined && LOADER_FILES.has(wanted.name) ? await loaderBuildOf(await tftpClients.macOf(client.address)) : undefined;
+        const file = await assets.file(wanted.name, wanted.buildId ?? loaderBuild);
         return file ? await fileFromDisk(file.path) : undefined;
       },
     });

@@ -1,5 +1,5 @@
 import { AssetStore } from './assets/builds.js';
-import { hostBuild } from './core/build-choice.js';
+import { hostBuild, type RolloutDecider } from './core/build-choice.js';
 import { ClientArch, type Platform } from './core/facts.js';
 import { renderHostScript, renderRuntimeEnv, renderXenConfig } from './core/render.js';
 import { chooseBootFile, resolveHostBoot, type ServerEndpoints } from './core/resolve.js';
@@ -10,6 +10,7 @@ import { ProfileDirectory } from './profiles/store.js';
 import { profileOrigin, type Profile } from './profiles/profile.js';
 import { storageWithoutSecrets } from './profiles/storage.js';
 import { formatSlot, slotIdFromText, type RelaySlot } from './profiles/slot.js';
+import { isActive, rolloutBuildFor, type Rollout } from './rollouts/rollout.js';
 
 /**
  * `rackboot whatif MAC`: the same decisions `serve` makes, printed instead
@@ -24,6 +25,12 @@ export async function whatif(options: {
   profiles: string;
   assets: string;
   endpoints: ServerEndpoints;
+  /**
+   * The running server's rollouts (rollouts live in its state, which it
+   * holds): they can give a host another build than its channel's current
+   * one. Undefined: not asked, said in the answer.
+   */
+  rollouts?: { from: string; rollouts: Rollout[] };
 }) {
   const mac = normaliseMac(options.mac);
   if (!mac) throw new Error(`"${options.mac}" is not a MAC address (want e.g. 52:54:00:12:34:56)`);
@@ -31,7 +38,10 @@ export async function whatif(options: {
   const log = createLogger({ level: 'silent', pretty: false });
   const profiles = await ProfileDirectory.open(options.profiles, log);
   const profile = profiles.lookup(mac, slot);
-  const { build, reason: buildReason } = await hostBuild(new AssetStore(options.assets), profile);
+  const { build, reason: buildReason } = await hostBuild(new AssetStore(options.assets), profile, {
+    mac,
+    rollouts: rolloutDecider(options.rollouts?.rollouts),
+  });
   const problems = profiles.problemsFor(mac, slot).map(formatProfileError);
   const reservation = profiles.reservationFor(mac, slot);
   const boot = resolveHostBoot({ mac, platform: options.platform, profile, problems, build, buildReason, endpoints: options.endpoints });
@@ -49,6 +59,10 @@ export async function whatif(options: {
     build: build ? build.id : null,
     // Which build and why: the default channel's, the profile's channel's, or a pinned one (core/build-choice.ts).
     buildFrom: buildReason,
+    rolloutsFrom:
+      options.rollouts === undefined
+        ? 'not asked (no --server): a rollout on the channel would give this host its previous or its new build'
+        : options.rollouts.from,
     dhcp: {
       firmware: chooseBootFile(facts, options.endpoints),
       ipxe: chooseBootFile({ ...facts, isPxe: false, isIpxe: true }, options.endpoints),
@@ -69,6 +83,17 @@ export async function whatif(options: {
       : {}),
     script: renderHostScript(boot, options.endpoints),
     ...(boot.kind === 'boot' && options.platform === 'efi64' ? { xenCfg: renderXenConfig(boot.plan) } : {}),
+  };
+}
+
+/** The rollouts as a build decider: an active rollout of the host's channel decides (rollouts/rollout.ts: rolloutBuildFor). Pure. */
+export function rolloutDecider(rollouts: readonly Rollout[] | undefined): RolloutDecider | undefined {
+  if (rollouts === undefined) return undefined;
+  return {
+    buildFor(mac, channel) {
+      const rollout = rollouts.find((candidate) => candidate.channel === channel);
+      return rollout === undefined || !isActive(rollout) ? undefined : rolloutBuildFor(rollout, mac);
+    },
   };
 }
 

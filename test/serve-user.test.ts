@@ -200,6 +200,7 @@ test(
         'leases.sqlite-shm',
         'leases.sqlite-wal',
         'notes.txt',
+        'rollout-builds.json',
         'rollouts.sqlite',
         'slots.sqlite',
       ]) {

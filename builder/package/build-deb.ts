@@ -221,6 +221,10 @@ export async function buildPackage(options: PackageOptions): Promise<BuiltPackag
   const packaging = (name: string) => readFile(path.join(root, 'builder', 'package', name));
   await put('/usr/bin/rackboot', await packaging('rackboot.sh'), 0o755);
   await put('/lib/systemd/system/rackboot.service', await packaging('rackboot.service'));
+  // The nightly build of a channel, made only when a package changed: systemctl enable --now rackboot-rebuild@testing.timer
+  await put('/lib/systemd/system/rackboot-rebuild@.service', await packaging('rackboot-rebuild@.service'));
+  await put('/lib/systemd/system/rackboot-rebuild@.timer', await packaging('rackboot-rebuild@.timer'));
+  await put('/etc/rackboot/build.yaml', await readFile(path.join(root, 'builder/build.yaml')));
   await put('/usr/lib/sysusers.d/rackboot.conf', await packaging('rackboot.sysusers'));
   await put('/etc/rackboot/rackboot.yaml', renderSampleConfig(serveOptions, installedLayout));
   await put('/etc/rackboot/profiles/default.yaml', await readFile(path.join(root, 'profiles/default.yaml')));
@@ -304,7 +308,7 @@ export async function buildPackage(options: PackageOptions): Promise<BuiltPackag
   const debian = at('/DEBIAN');
   await mkdir(debian, { mode: 0o755 });
   await writeFile(path.join(debian, 'control'), control);
-  await writeFile(path.join(debian, 'conffiles'), '/etc/rackboot/rackboot.yaml\n/etc/rackboot/profiles/default.yaml\n');
+  await writeFile(path.join(debian, 'conffiles'), '/etc/rackboot/rackboot.yaml\n/etc/rackboot/build.yaml\n/etc/rackboot/profiles/default.yaml\n');
   await writeFile(path.join(debian, 'md5sums'), `${sums.sort((a, b) => a.slice(34).localeCompare(b.slice(34))).join('\n')}\n`);
   for (const script of ['postinst', 'prerm', 'postrm']) {
     await copyFile(path.join(root, 'builder', 'package', script), path.join(debian, script));

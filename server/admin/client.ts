@@ -47,7 +47,7 @@ export async function adminToken(target: Pick<AdminTarget, 'tokenFile' | 'state'
 
 export class AdminClient {
   private constructor(
-    private readonly base: URL,
+    readonly base: URL,
     private readonly token: string,
   ) {}
 

@@ -7,6 +7,8 @@
 
 /** Files every build folder holds, besides manifest.json. */
 export const BUILD_FILES = ['xen', 'xen.efi', 'vmlinuz', 'initrd.gz', 'undionly.kpxe', 'ipxe.efi', 'snponly.efi'] as const;
+/** The iPXE loaders firmware fetches by bare name (TFTP, or HTTP Boot's /ipxe.efi) before any boot script. */
+export const LOADER_FILES: ReadonlySet<string> = new Set(['undionly.kpxe', 'ipxe.efi', 'snponly.efi']);
 /**
  * Files a build may hold besides those: the demo guest's userland (booted
  * with the same vmlinuz as a PV domU) and memtest86+ for BIOS and EFI. The

@@ -96,8 +96,9 @@ function ipxeText(text: string): string {
  */
 function renderMenuScript(plan: BootPlan, endpoints: ServerEndpoints): string {
   const { profile, mac, build } = plan;
-  const why = plan.buildReason === undefined ? '' : ` (${plan.buildReason})`;
-  const lines = ['#!ipxe', `# rackboot: ${profile.hostname} (${mac}) from ${profile.source}, build ${build.id}${why}, entry ${plan.defaultEntry}`];
+  const lines = ['#!ipxe', `# rackboot: ${profile.hostname} (${mac}) from ${profile.source}, build ${build.id}, entry ${plan.defaultEntry}`];
+  // Why this build, on a line of its own (the line above is parsed by people's scripts and tests as it always was).
+  if (plan.buildReason !== undefined) lines.push(`# rackboot: build ${build.id}: ${ipxeText(plan.buildReason)}`);
   for (const note of [...(plan.entryNote ? [plan.entryNote] : []), ...plan.notes]) lines.push(`echo rackboot: ${ipxeText(note)}`);
   if (plan.menuTimeout > 0) {
     lines.push(`menu rackboot: ${profile.hostname} (${mac}), build ${ipxeText(build.id)}`);

@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { platformOf, type Platform } from '../core/facts.js';
 import { authorizeHost, domainConfigName, hostFile, type HostFileName, type HostSources } from '../core/host-files.js';
+import { LOADER_FILES } from '../assets/manifest.js';
 import type { Rollouts } from '../rollouts/rollouts.js';
 import { renderEntryScript } from '../core/render.js';
 import { parseEventReport } from '../events/event.js';
@@ -44,6 +45,12 @@ export interface HttpAppOptions extends HostSources {
    * their disk budget.
    */
   hostImages?: { token?: Pick<AdminApiOptions['token'], 'matches'>; links?: ImageLinks; cache?: HostIsoCache };
+  /**
+   * The build whose iPXE loader a machine gets when it asks for one by bare
+   * name (HTTP Boot's /ipxe.efi): the build it boots, found from its
+   * address; undefined (or left out): the default channel's current build.
+   */
+  loaderBuild?: (address: string) => Promise<string | undefined>;
   /** Told of the boot scripts and reports that move a rollout on (rollouts/rollouts.ts); also decides builds (HostSources). */
   rollouts?: HostSources['rollouts'] & Pick<Rollouts, 'bootScript' | 'reported' | 'rebootFor'>;
 }
@@ -417,7 +424,12 @@ export function createHttpApp(options: HttpAppOptions) {
     }
     await sendBuildFile(res, String(req.params.file), build.id);
   });
-  app.get('/:file', (req, res) => sendBuildFile(res, String(req.params.file)));
+  app.get('/:file', async (req, res) => {
+    const name = String(req.params.file);
+    const address = remoteAddress(req);
+    const loaderBuild = LOADER_FILES.has(name) && address !== undefined ? await options.loaderBuild?.(address) : undefined;
+    await sendBuildFile(res, name, loaderBuild);
+  });
 
   // Bodies the parsers refuse (bad JSON, too large) get a 400 naming the body,
   // as every other bad request does, instead of express's HTML page.

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AssetStore } from '../assets/builds.js';
 import type { BootEvent } from '../events/event.js';
@@ -16,6 +17,7 @@ import {
   type RolloutObservation,
 } from './rollout.js';
 import type { RolloutStore } from './store.js';
+import { ROLLOUT_BUILDS_FILE, rolloutBuilds, writeRolloutBuilds } from './in-use.js';
 
 /** What the server knows of the hosts a rollout counts. */
 export interface RolloutHosts {
@@ -39,6 +41,8 @@ const failureStages = new Set(['failed', 'setting-failed', 'domain-failed']);
  */
 export class Rollouts {
   private cached = new Map<string, Rollout>();
+  /** What rollout-builds.json last said. */
+  private publishedBuilds: string | undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly now: () => number;
 
@@ -47,7 +51,7 @@ export class Rollouts {
     private readonly assets: AssetStore,
     private readonly hosts: RolloutHosts,
     private readonly log: Logger,
-    options: { now?: () => number; refreshMs?: number },
+    private readonly options: { now?: () => number; refreshMs?: number; state?: string },
   ) {
     this.now = options.now ?? Date.now;
     this.timer = setInterval(() => void this.tick(), options.refreshMs ?? 2000);
@@ -59,7 +63,8 @@ export class Rollouts {
     assets: AssetStore,
     hosts: RolloutHosts,
     log: Logger,
-    options: { now?: () => number; refreshMs?: number } = {},
+    /** state: the folder to keep rollout-builds.json in (in-use.ts), for `rackboot build --keep`. */
+    options: { now?: () => number; refreshMs?: number; state?: string } = {},
   ): Promise<Rollouts> {
     const rollouts = new Rollouts(store, assets, hosts, log.child({ component: 'rollouts' }), options);
     await rollouts.refresh();
@@ -114,6 +119,7 @@ export class Rollouts {
       },
       'rollout started',
     );
+    await this.publishBuilds();
     return { ok: true, rollout: stored };
   }
 
@@ -191,7 +197,9 @@ export class Rollouts {
     });
     if (stored === undefined) return undefined;
     this.cached.set(channel, stored);
+    // Logged as soon as it is what the server hands out; the file for --keep follows.
     if (before !== undefined && stored !== before) this.logChange(before, stored);
+    await this.publishBuilds();
     if (before?.state !== 'done' && stored.state === 'done') {
       try {
         await this.assets.switchTo(stored.build, channel);
@@ -228,5 +236,23 @@ export class Rollouts {
 
   private async refresh(): Promise<void> {
     this.cached = new Map((await this.store.list()).map((rollout) => [rollout.channel, rollout]));
+    await this.publishBuilds();
+  }
+
+  /** The builds the active rollouts hand out, in the state folder when they changed (in-use.ts); a failed write is logged, not thrown. */
+  private async publishBuilds(): Promise<void> {
+    if (this.options.state === undefined) return;
+    const builds = rolloutBuilds(this.list());
+    const text = JSON.stringify(builds);
+    if (text === this.publishedBuilds) return;
+    try {
+      await writeRolloutBuilds(this.options.state, builds);
+      this.publishedBuilds = text;
+    } catch (error) {
+      this.log.error(
+        { err: error, file: join(this.options.state, ROLLOUT_BUILDS_FILE) },
+        'rollouts: cannot write the builds they use; "rackboot build --keep" may prune them',
+      );
+    }
   }
 }

@@ -4,7 +4,7 @@ import { appendFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { AptClient, dependencyNames, parseControlParagraph, parsePrintUris } from '../../builder/apt.js';
+import { AptClient, dependencyNames, parseControlParagraph, parsePrintUris, updateFailure } from '../../builder/apt.js';
 import { BuildStepError } from '../../builder/errors.js';
 import { CommandError, type CommandRunner } from '../../builder/exec.js';
 import { resolveInRoot } from '../../builder/unpack.js';
@@ -77,6 +77,25 @@ function fakeApt(options: { knownAfterUpdate?: boolean; deb?: Buffer } = {}) {
   };
   return { run, calls };
 }
+
+test("apt-get update's failure: the first source it could not fetch, with apt's reason and how many more; nothing from its summary line", () => {
+  // As apt 2.6 prints it in a namespace with no way out (--error-on=any).
+  const stderr = [
+    "E: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Temporary failure resolving 'deb.debian.org'",
+    "E: Failed to fetch http://deb.debian.org/debian/dists/bookworm-updates/InRelease  Temporary failure resolving 'deb.debian.org'",
+    'E: Some index files failed to download. They have been ignored, or old ones used instead.',
+    '',
+  ].join('\n');
+  assert.equal(
+    updateFailure(stderr),
+    "Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease: Temporary failure resolving 'deb.debian.org' (and 1 more)",
+  );
+  assert.equal(
+    updateFailure('E: Could not open lock file /var/lib/apt/lists/lock - open (13: Permission denied)\n'),
+    'Could not open lock file /var/lib/apt/lists/lock - open (13: Permission denied)',
+  );
+  assert.equal(updateFailure('W: something else\n'), undefined);
+});
 
 test('an unknown package makes apt-get update run once, then the step is retried', async () => {
   const cacheDir = await mkdtemp(join(tmpdir(), 'rackboot-apt-'));

@@ -10,6 +10,7 @@ import { defaultCacheDir, packageRoot as repoRootOf, resolveKernel } from '../..
 import { builderRecipe } from '../../builder/recipe.js';
 import { parseManifest, type Manifest } from '../../server/assets/manifest.js';
 import { silentLogger } from '../../server/log.js';
+import { createTestMirror } from '../support/apt-mirror.js';
 import { openCheckoutView, type CheckoutView } from '../support/as-user.js';
 import { assertRoot, Netns } from '../support/netns.js';
 import { runCommand, type Finished } from '../support/run.js';
@@ -203,12 +204,18 @@ test("--channel: the channel's settings over the file's, the build becomes the c
   assert.equal(started?.channel, 'testing');
 });
 
-test('--if-changed: nothing changed makes no build; a new pin makes one that records what changed; the same again makes none', async () => {
-  const out = join(scratch, 'if-changed');
+/** A folder of its own whose current build is the good one (its files linked). */
+async function withGoodCurrent(name: string): Promise<string> {
+  const out = join(scratch, name);
   await mkdir(join(out, 'builds', good.id), { recursive: true });
   const goodDir = join(goodOut, 'builds', good.id);
-  for (const name of await readdir(goodDir)) await link(join(goodDir, name), join(out, 'builds', good.id, name));
+  for (const file of await readdir(goodDir)) await link(join(goodDir, file), join(out, 'builds', good.id, file));
   execFileSync('ln', ['-s', `builds/${good.id}`, join(out, 'current')]);
+  return out;
+}
+
+test('--if-changed: nothing changed makes no build; a new pin makes one that records what changed; the same again makes none', async () => {
+  const out = await withGoodCurrent('if-changed');
   const ifChanged = (extra: string[] = []) => run('node', [cli, 'build', '--out', out, '--variant', 'tiny', '--no-iso', '--if-changed', ...extra]);
 
   const same = await ifChanged();
@@ -235,6 +242,46 @@ test('--if-changed: nothing changed makes no build; a new pin makes one that rec
   assert.equal((await readdir(join(out, 'builds'))).length, 3, 'one build per change, none when nothing changed');
 });
 
+test('--if-changed with a package mirror the test controls: a newer busybox-static published there makes exactly one build, which records it; nothing new makes none', async () => {
+  const out = await withGoodCurrent('if-changed-mirror');
+  const mirror = await createTestMirror(join(scratch, 'apt-mirror'));
+  const ifChanged = () => run('node', [cli, 'build', '--out', out, '--variant', 'tiny', '--no-iso', '--if-changed'], { APT_CONFIG: mirror.aptConfig });
+  const builds = async () => (await readdir(join(out, 'builds'))).length;
+
+  const unchanged = await ifChanged();
+  assert.equal(unchanged.code, 0, unchanged.stderr);
+  assert.equal(lastLine(unchanged.stderr), `rackboot build: nothing changed since ${good.id}, the current build; no build made`);
+  assert.equal(await builds(), 1);
+
+  // A "security update": the same busybox-static as a newer version, published only in the test's mirror.
+  const initrd = (manifest: Manifest) => manifest.files.find((file) => file.name === 'initrd.gz')!;
+  const old = initrd(good).contains!.find((ref) => ref.package === 'busybox-static')!.version;
+  const newer = `${old}+rbtest1`;
+  const apt = new AptClient({ cacheDir: defaultCacheDir(), log: silentLogger() });
+  const [debFile] = await apt.resolveAll([`busybox-static=${old}`]);
+  await mirror.publishAs((await apt.fetch(debFile!)).path, newer);
+  const published = await ifChanged();
+  assert.equal(published.code, 0, published.stderr);
+  assert.ok(
+    published.stderr.includes(`rackboot build: ${good.id}, the current build, is out of date:\n  busybox-static: ${old} -> ${newer}\n`),
+    published.stderr,
+  );
+  const made = await manifestOf(out);
+  assert.notEqual(made.id, good.id);
+  assert.deepEqual(made.changes, { since: good.id, packages: [{ package: 'busybox-static', from: old, to: newer }], reasons: [] });
+  assert.deepEqual(
+    initrd(made).contains!.find((ref) => ref.package === 'busybox-static'),
+    { package: 'busybox-static', version: newer },
+    "the new build's initrd holds the published version",
+  );
+  assert.equal(await builds(), 2, 'exactly one new build');
+
+  const again = await ifChanged();
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(lastLine(again.stderr), `rackboot build: nothing changed since ${made.id}, the current build; no build made`);
+  assert.equal(await builds(), 2);
+});
+
 test('a pinned kernel: the meta package at that version names the kernel package, asked for at the same version', async () => {
   const apt = new AptClient({ cacheDir: join(scratch, 'apt'), log: silentLogger() });
   const newest = await resolveKernel(apt, '');
@@ -259,12 +306,19 @@ test('a pinned version the mirror does not have: the fetch step fails naming it,
   await assertUntouched(goodOut, good.id);
 });
 
-test('no network (a namespace with loopback only, empty download cache): the fetch step fails naming the mirror', async () => {
+test('no network (a namespace with loopback only, empty download cache): the fetch step fails naming the mirror, and --if-changed fails at apt-get update', async () => {
   const ns = Netns.create('rbt-build');
   try {
     const cache = join(scratch, 'empty-cache');
     const result = await run('ip', ['netns', 'exec', ns.name, 'node', cli, 'build', '--out', goodOut, '--cache', cache, '--variant', 'tiny', '--no-iso']);
     assertOneFailureLine(result, /^rackboot build: step "fetch packages" failed: cannot reach the apt mirror: .+ \(fetching http:\/\/\S+\.deb\)$/);
+    await assertUntouched(goodOut, good.id);
+    // --if-changed refreshes apt's lists first: a mirror it cannot reach is a failure, not "nothing changed" from old lists.
+    const mirror = await createTestMirror(join(scratch, 'apt-offline'));
+    const ifChanged = await run('ip', ['netns', 'exec', ns.name, 'node', cli, 'build', '--out', goodOut, '--variant', 'tiny', '--no-iso', '--if-changed'], {
+      APT_CONFIG: mirror.aptConfig,
+    });
+    assertOneFailureLine(ifChanged, /^rackboot build: step "apt-get update" failed: .*(Temporary failure resolving|Could not resolve|unreachable)/);
     await assertUntouched(goodOut, good.id);
   } finally {
     ns.delete();

@@ -12,6 +12,8 @@ import { switchCurrent } from '../../server/assets/builds.js';
 import { writeTestBuild } from '../support/assets.js';
 import { pruneBuilds } from '../../builder/prune.js';
 import { pinnedBuilds } from '../../server/profiles/pinned-builds.js';
+import { buildsInUse, readRolloutBuilds, ROLLOUT_BUILDS_FILE, rolloutBuilds, writeRolloutBuilds } from '../../server/rollouts/in-use.js';
+import { startRollout } from '../../server/rollouts/rollout.js';
 import { pino } from 'pino';
 import { AssetStore } from '../../server/assets/builds.js';
 import { createHttpApp } from '../../server/http/app.js';
@@ -179,4 +181,30 @@ test('--keep N also keeps every build a profile or group file pins with boot.bui
   lines.length = 0;
   assert.deepEqual([...(await pinnedBuilds(path.join(root, 'no-such-folder'), log))], []);
   assert.ok(lines.some((line) => line.includes('cannot read the profiles folder')));
+});
+
+test("--keep N also keeps both builds of every active rollout, as the server's rollout-builds.json names them; a damaged file is an error naming it", async () => {
+  const out = path.join(root, 'rolled');
+  const state = path.join(root, 'rolled-state');
+  await mkdir(state);
+  const ids = ['20261120T100000.000Z-0000001a', '20261121T100000.000Z-0000001b', '20261122T100000.000Z-0000001c', '20261123T100000.000Z-0000001d'];
+  for (const [index, id] of ids.entries()) await writeBuild(out, id, `2026-11-2${index}T10:00:00Z`, { vmlinuz: Buffer.from(id) });
+  await switchCurrent(out, ids[3]!);
+  assert.deepEqual(await readRolloutBuilds(state), { active: [] }, 'no file: no server ran rollouts from this state folder');
+
+  const rollout = (channel: string, build: string, previous: string) => {
+    const started = startRollout({ channel, build, previous, members: ['52:54:00:00:00:01'], first: { count: 1 }, deadlineMs: 60_000, now: 0 });
+    assert.ok(started.ok);
+    return started.rollout;
+  };
+  const done = { ...rollout('testing', ids[2]!, ids[3]!), state: 'done' as const };
+  await writeRolloutBuilds(state, rolloutBuilds([rollout('stable', ids[1]!, ids[0]!), done]));
+  const read = await readRolloutBuilds(state);
+  assert.deepEqual(read.active, [{ channel: 'stable', build: ids[1], previous: ids[0], state: 'running' }], 'a finished rollout uses no build');
+  const result = await pruneBuilds(out, 1, silentLogger(), buildsInUse(read));
+  assert.deepEqual(result.removed, [ids[2]]);
+  assert.deepEqual(result.kept.sort(), [ids[0], ids[1], ids[3]]);
+
+  await writeFile(path.join(state, ROLLOUT_BUILDS_FILE), '{"active": [{"channel": 1}]}\n');
+  await assert.rejects(readRolloutBuilds(state), new RegExp(`${ROLLOUT_BUILDS_FILE}: want \\{"active"`));
 });

@@ -165,6 +165,7 @@ test(
       assert.match(help, /--state .*\[default: "\/var\/lib\/rackboot"\]/);
       assert.ok(existsSync(inTree('usr/share/man/man8/rackboot.8.gz')) && existsSync(inTree('usr/share/bash-completion/completions/rackboot')));
       assert.match(await readFile(inTree('etc/rackboot/rackboot.yaml'), 'utf8'), /^#interface: eth1$/m, 'the sample settings file is installed');
+      assert.match(await readFile(inTree('etc/rackboot/build.yaml'), 'utf8'), /^channels:/m, 'the build settings file is installed');
 
       // Configure: the settings file, profiles, and a build in the assets folder.
       await writeFile(
@@ -178,6 +179,18 @@ test(
       await cp(path.join(assets, 'builds', buildId), inTree(`var/lib/rackboot/boot-assets/builds/${buildId}`), { recursive: true });
       await symlink(`builds/${buildId}`, inTree('var/lib/rackboot/boot-assets/current'));
       await must(['rackboot', 'serve', '--check']);
+
+      // The nightly build: a timer per channel, shipped disabled; its service runs "rackboot build --if-changed" as root.
+      assert.equal((await inside(['systemctl', 'is-enabled', 'rackboot-rebuild@default.timer'])).stdout.trim(), 'disabled');
+      await must(['systemctl', 'enable', '--now', 'rackboot-rebuild@default.timer']);
+      const timers = (await must(['systemctl', 'list-timers', '--all', '--no-pager', 'rackboot-rebuild@default.timer'])).stdout;
+      assert.match(timers, /\b03:[0-5]\d:\d\d\b.*rackboot-rebuild@default\.timer\s+rackboot-rebuild@default\.service/, timers);
+      // Run now: the container has no way out to a mirror, so the build stops at apt-get update, saying so, and the build stays.
+      const rebuilt = await inside(['systemctl', 'start', 'rackboot-rebuild@default.service'], 120_000);
+      assert.notEqual(rebuilt.code, 0, 'the unit reports the failed build');
+      const rebuildLog = (await must(['journalctl', '--no-pager', '-u', 'rackboot-rebuild@default.service', '-o', 'cat'])).stdout;
+      assert.match(rebuildLog, /^rackboot build: step "apt-get update" failed: /m, rebuildLog);
+      assert.equal(await readlink(inTree('var/lib/rackboot/boot-assets/current')), `builds/${buildId}`);
 
       // Start: systemd runs it as rackboot, and once bound it holds nothing.
       const startAsked = Date.now();
@@ -248,6 +261,13 @@ test(
       const applied = await must(['rackboot', 'profiles', 'apply', '/root/pkg03.yaml', '--server', serverAddress]);
       assert.match(applied.stdout, /^saved pkg03\.yaml: pkg03 \(52:54:00:12:34:5e\)$/m);
       assert.equal((await must(['stat', '-c', '%U %a', '/etc/rackboot/profiles/pkg03.yaml'])).stdout.trim(), 'rackboot 600');
+      // The server switches current-build links (the admin API, a rollout that ends done) in the root-owned
+      // assets folder: of the default channel and of a channel, whose link it makes.
+      assert.match((await must(['rackboot', 'builds', 'switch', buildId, '--server', serverAddress])).stdout, new RegExp(`^current build: ${buildId}$`, 'm'));
+      const switched = await must(['rackboot', 'builds', 'switch', buildId, '--channel', 'testing', '--server', serverAddress]);
+      assert.match(switched.stdout, new RegExp(`^current build of channel testing: ${buildId}$`, 'm'));
+      assert.equal(await readlink(inTree('var/lib/rackboot/boot-assets/channels/testing')), `../builds/${buildId}`);
+      assert.equal((await must(['stat', '-c', '%U', `/var/lib/rackboot/boot-assets/builds/${buildId}`])).stdout.trim(), 'root', "the builds stay root's");
 
       // Upgrade: installing the package again restarts the running server on the
       // new code; the state stays (the machine's lease, read from the installed state folder).

@@ -149,7 +149,8 @@ test('BIOS host script: the boot menu, each entry as XenCD had it, multiboot Xen
     body,
     [
       '#!ipxe',
-      "# rackboot: node01 (52:54:00:12:34:56) from profiles/node01.yaml, build b1 (the default channel's current build), entry standard",
+      '# rackboot: node01 (52:54:00:12:34:56) from profiles/node01.yaml, build b1, entry standard',
+      "# rackboot: build b1: the default channel's current build",
       'menu rackboot: node01 (52:54:00:12:34:56), build b1',
       'item standard Xen with the rackboot runtime',
       'item testing Xen with the rackboot runtime, verbose (testing)',
@@ -205,7 +206,8 @@ test("menuTimeout 0: no menu, straight to the profile's entry; notes for guests 
     head,
     [
       '#!ipxe',
-      "# rackboot: node02 (52:54:00:12:34:57) from profiles/node02.yaml, build b1 (the default channel's current build), entry testing",
+      '# rackboot: node02 (52:54:00:12:34:57) from profiles/node02.yaml, build b1, entry testing',
+      "# rackboot: build b1: the default channel's current build",
       'echo rackboot: domain other not started: build has no vmlinuz-other',
       'goto testing',
     ].join('\n'),
@@ -514,12 +516,12 @@ test("a profile's boot.channel or boot.build chooses its build; a channel or pin
   for (const item of cases) profiles.set(item.mac, makeProfile({ mac: item.mac, source: `profiles/${item.file}`, boot: item.boot }));
   try {
     const onChannel = await get('/hosts/52-54-00-12-34-60/boot.ipxe?platform=pcbios');
-    assert.match(onChannel.body, /^# rackboot: .* build c1 \(channel testing's current build \(boot\.channel in node60\.yaml\)\)/m);
+    assert.match(onChannel.body, /^# rackboot: build c1: channel testing's current build \(boot\.channel in node60\.yaml\)$/m);
     // The build the script pins serves its own files: the channel's Xen.
     const efi = await get('/hosts/52-54-00-12-34-60/boot.ipxe?platform=efi');
     assert.match(efi.body, /builds\/c1\/xen\.efi/);
     const pinned = await get('/hosts/52-54-00-12-34-61/boot.ipxe?platform=efi');
-    assert.match(pinned.body, /^# rackboot: .* build b1 \(pinned by boot\.build in node61\.yaml\)/m);
+    assert.match(pinned.body, /^# rackboot: build b1: pinned by boot\.build in node61\.yaml$/m);
     assert.match(pinned.body, /builds\/b1\/xen\.efi/);
     assert.equal(
       (await get('/hosts/52-54-00-12-34-62/boot.ipxe?platform=pcbios')).body,
@@ -536,7 +538,7 @@ test("a profile's boot.channel or boot.build chooses its build; a channel or pin
       /^echo rackboot: build gone, pinned by boot\.build in node63\.yaml, is not in the server's builds \(pruned, or made on another server\); change or remove the pin; retrying in 30 seconds$/m,
     );
     // Without a channel of its own a host keeps the default channel's current build.
-    assert.match((await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=efi')).body, /build b[12] \(the default channel's current build\)/);
+    assert.match((await get('/hosts/52-54-00-12-34-56/boot.ipxe?platform=efi')).body, /^# rackboot: build b[12]: the default channel's current build$/m);
   } finally {
     for (const item of cases) profiles.delete(item.mac);
   }

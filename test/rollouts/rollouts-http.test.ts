@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { loadOrCreateAdminToken } from '../../server/admin/token.js';
 import { AssetStore, switchCurrent } from '../../server/assets/builds.js';
@@ -14,12 +15,14 @@ import { createHttpApp } from '../../server/http/app.js';
 import { domainDefaults } from '../../server/profiles/domain.js';
 import type { Profile } from '../../server/profiles/profile.js';
 import { ProfileDirectory } from '../../server/profiles/store.js';
+import { readRolloutBuilds } from '../../server/rollouts/in-use.js';
 import { Rollouts } from '../../server/rollouts/rollouts.js';
 import { MemoryRolloutStore } from '../../server/rollouts/store.js';
 import { HostTokens } from '../../server/tokens/host-token.js';
 import { BootLedger } from '../../server/tokens/use.js';
 import { writeTestBuild } from '../support/assets.js';
 import { makeProfile } from '../support/profiles.js';
+import { runCommand } from '../support/run.js';
 import { until } from '../support/until.js';
 
 /**
@@ -61,6 +64,11 @@ before(async () => {
       }),
     );
   }
+  // The same hosts as profile files, for `rackboot whatif`.
+  await mkdir(path.join(dir, 'profiles'));
+  for (const mac of macs)
+    await writeFile(path.join(dir, 'profiles', `n${mac.slice(-1)}.yaml`), `mac: "${mac}"\nhostname: n${mac.slice(-1)}\nboot:\n  channel: stable\n`);
+  await mkdir(path.join(dir, 'state'));
   const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   const assets = new AssetStore(path.join(dir, 'assets'));
   rollouts = await Rollouts.open(
@@ -72,7 +80,7 @@ before(async () => {
       mayReboot: (mac) => profiles.get(mac)?.boot.allowReboot !== false,
     },
     log,
-    { now: () => clock, refreshMs: 3_600_000 },
+    { now: () => clock, refreshMs: 3_600_000, state: path.join(dir, 'state') },
   );
   const token = await loadOrCreateAdminToken(path.join(dir, 'state'));
   secret = (await readFile(token.file, 'utf8')).trim();
@@ -117,7 +125,7 @@ async function api(method: string, url: string, json?: unknown): Promise<{ statu
 /** A host's boot: its script (which build, why) and the token its runtime reports with. */
 async function boot(mac: string): Promise<{ build: string; why: string; token: string }> {
   const body = await (await fetch(`${base}/hosts/${mac.replaceAll(':', '-')}/boot.ipxe?platform=pcbios`)).text();
-  const line = /^# rackboot: .* build (\S+) \((.*)\), entry \S+$/m.exec(body);
+  const line = /^# rackboot: build (\S+): (.*)$/m.exec(body);
   assert.ok(line, body);
   return { build: line[1]!, why: line[2]!, token: /rackboot\.token=(b\.\S+)/.exec(body)![1]! };
 }
@@ -132,6 +140,16 @@ async function ready(mac: string, token: string, build: string, domains: number)
     }).toString(),
   });
   assert.equal(response.status, 204, await response.text());
+}
+
+const cli = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
+
+/** `rackboot whatif MAC` on the same profiles and builds, asking this server for its rollouts or not. */
+async function whatif(mac: string, askServer: boolean): Promise<{ build: string; buildFrom: string; rolloutsFrom: string }> {
+  const args = [cli, 'whatif', mac, '--profiles', path.join(dir, 'profiles'), '--assets', path.join(dir, 'assets'), '--state', path.join(dir, 'state')];
+  const done = await runCommand('node', askServer ? [...args, '--server', base] : args, { env: { RACKBOOT_SERVER: '', RACKBOOT_TOKEN: '' } });
+  assert.equal(done.code, 0, done.stderr);
+  return JSON.parse(done.stdout);
 }
 
 const stages = async () =>
@@ -163,11 +181,22 @@ test('a rollout moves the first host, widens when it is healthy, stops at a host
     "no switching a channel's current build under a rollout",
   );
 
+  // The builds it hands out, where "rackboot build --keep" looks so as not to prune them.
+  assert.deepEqual((await readRolloutBuilds(path.join(dir, 'state'))).active, [{ channel: 'stable', build: 'b-new', previous: 'b-old', state: 'running' }]);
+
   const first = await boot(h1);
   assert.equal(first.build, 'b-new');
   assert.match(first.why, /^rollout of b-new on channel stable: moved /);
   const second = await boot(h2);
   assert.deepEqual([second.build, second.why], ['b-old', 'rollout of b-new on channel stable: not moved yet, on the previous build']);
+  // whatif, asking the server, says what the boot scripts say; not asking it, the channel's current build, and that it did not ask.
+  const asked = await whatif(h1, true);
+  assert.deepEqual([asked.build, asked.buildFrom, asked.rolloutsFrom], ['b-new', first.why, `the server at ${base}`]);
+  const waiting = await whatif(h2, true);
+  assert.deepEqual([waiting.build, waiting.buildFrom], ['b-old', second.why]);
+  const notAsked = await whatif(h1, false);
+  assert.deepEqual([notAsked.build, notAsked.buildFrom], ['b-old', "channel stable's current build (boot.channel in n1.yaml)"]);
+  assert.match(notAsked.rolloutsFrom, /^not asked \(no --server\)/);
   await waitFor('h1 booting', (seen) => seen[h1] === 'booting');
 
   // A ready report with another build does not count; one with the new build and every domain does, and the next wave moves.
@@ -192,6 +221,7 @@ test('a rollout moves the first host, widens when it is healthy, stops at a host
 
   const aborted = await api('POST', 'rollouts/stable/abort');
   assert.equal(aborted.body.state, 'aborted');
+  assert.deepEqual((await readRolloutBuilds(path.join(dir, 'state'))).active, [], 'an aborted rollout uses no build');
   // Aborted, the rollout decides nothing more: the channel's current build (still the previous one) does.
   const back = await boot(h1);
   assert.deepEqual([back.build, back.why], ['b-old', "channel stable's current build (boot.channel in n1.yaml)"]);
