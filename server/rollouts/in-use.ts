@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeAtomically } from '../profiles/write-atomically.js';
 import { isActive, type Rollout } from './rollout.js';
 
 /**
@@ -31,17 +31,9 @@ export function buildsInUse(file: RolloutBuilds): Set<string> {
   return new Set(file.active.flatMap((rollout) => [rollout.build, rollout.previous]));
 }
 
-/** Write the file whole (a new file renamed over the old one), so a reader never sees half of it. */
+/** Write the file whole (profiles/write-atomically.ts), so a reader never sees half of it. */
 export async function writeRolloutBuilds(state: string, builds: RolloutBuilds): Promise<void> {
-  const file = join(state, ROLLOUT_BUILDS_FILE);
-  const temp = `${file}.${randomBytes(4).toString('hex')}`;
-  try {
-    await writeFile(temp, `${JSON.stringify(builds, null, 2)}\n`, { mode: 0o600 });
-    await rename(temp, file);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
+  await writeAtomically(join(state, ROLLOUT_BUILDS_FILE), `${JSON.stringify(builds, null, 2)}\n`);
 }
 
 /** The file in `state`; none there (no server ran rollouts from it) is no active rollout. A file that does not parse is an error naming it. */
