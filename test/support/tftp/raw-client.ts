@@ -93,7 +93,14 @@ export interface DownloadResult {
  * need more control than the real clients give (block size 8, windows of 64,
  * recording the block numbers).
  */
-export async function download(serverPort: number, request: string | Buffer, options: TftpOption[] = [], mode = 'octet'): Promise<DownloadResult> {
+export async function download(
+  serverPort: number,
+  request: string | Buffer,
+  options: TftpOption[] = [],
+  mode = 'octet',
+  /** Runs before the client acknowledges each block, while the server waits for that ACK. */
+  beforeAck?: (block: number) => Promise<void>,
+): Promise<DownloadResult> {
   const client = await RawClient.open();
   try {
     if (typeof request === 'string') await client.readRequest(serverPort, request, options, mode);
@@ -129,6 +136,7 @@ export async function download(serverPort: number, request: string | Buffer, opt
       const last = received.packet.data.length < blockSize;
       inWindow += 1;
       if (last || inWindow === windowSize) {
+        await beforeAck?.(expected);
         await client.send({ kind: 'acknowledgement', block: received.packet.block }, transferPort);
         acknowledged.push(received.packet.block);
         inWindow = 0;
