@@ -481,6 +481,24 @@ async function main(argv: string[]): Promise<void> {
         )
         .demandCommand(1, 'name a builds command: list or switch'),
     )
+    .command(
+      'power-cycle <mac>',
+      'power-cycle a host through its BMC (bmc: in its profile) into a network boot, on a running server',
+      (v) =>
+        withAdminOptions(v).positional('mac', { type: 'string', demandOption: true }).option('efi', {
+          type: 'boolean',
+          describe: "boot from the network in UEFI mode (--no-efi: legacy BIOS); default: the platform of the host's last boot script",
+        }),
+      async (args) => {
+        const client = await adminClient(args);
+        const done = (await client.call('POST', `hosts/${encodeURIComponent(args.mac)}/power-cycle`, {
+          json: args.efi === undefined ? {} : { efi: args.efi },
+        })) as { mac: string; bmc: string; wasOn: boolean; nextBoot: string };
+        process.stdout.write(
+          `${done.mac}: ${done.wasOn ? 'power-cycled' : 'powered on (it was off)'} through its BMC ${done.bmc}; next boot: ${done.nextBoot}\n`,
+        );
+      },
+    )
     .command('rollout', "canary rollouts of a build to a channel's hosts, on a running server", (y) => {
       type RolloutView = {
         channel: string;

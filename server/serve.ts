@@ -12,6 +12,7 @@ import { hostBuild } from './core/build-choice.js';
 import { buildWanted } from './core/build-choice.js';
 import { PostgresRolloutStore, postgresRolloutSchemaVersion } from './rollouts/postgres-store.js';
 import { Rollouts } from './rollouts/rollouts.js';
+import { HostPower } from './bmc/power.js';
 import { SqliteRolloutStore } from './rollouts/sqlite-store.js';
 import { hostFile, tftpHostFile, type HostSources } from './core/host-files.js';
 import { chooseBootFile, type ServerEndpoints } from './core/resolve.js';
@@ -470,6 +471,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const rolloutStore =
       options.database === undefined ? SqliteRolloutStore.open(join(options.state, 'rollouts.sqlite')) : await PostgresRolloutStore.open(options.database);
     closers.push(async () => rolloutStore.close());
+    // Hosts whose profile names a BMC: power-cycled into a network boot when a rollout's host goes silent, or by an admin.
+    const power = new HostPower((mac) => profiles.lookup(mac, sightings.slotOf(mac))?.bmc, log);
     const rollouts = await Rollouts.open(
       rolloutStore,
       assets,
@@ -484,7 +487,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       },
       log,
       // rollout-builds.json: the builds "rackboot build --keep" must not prune.
-      { state: options.state },
+      { state: options.state, power },
     );
     closers.push(async () => rollouts.close());
     hosts.rollouts = rollouts;
@@ -582,6 +585,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       ...hosts,
       loaderBuild: async (address) => loaderBuildOf(await neighbors.macOf(address)),
       rollouts,
+      power,
       log,
       events: timeline,
       observer: bootObserver,
@@ -595,6 +599,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         ...(databaseProfiles ? { profileStore: databaseProfiles } : {}),
         assets,
         rollouts,
+        power,
         ...(leases ? { leases } : {}),
         hosts: {
           list: () => {

@@ -17,6 +17,7 @@ import type { TimelineEvent } from '../status/timeline.js';
 import type { ReportedGuestInterface, StorageReport } from '../storage/report.js';
 import { defaultDeadlineMs, isActive, parseDeadline, parseFirstWave, type FirstWave, type Rollout } from '../rollouts/rollout.js';
 import type { Rollouts } from '../rollouts/rollouts.js';
+import type { HostPower } from '../bmc/power.js';
 
 export interface AdminApiOptions {
   token: AdminToken;
@@ -43,6 +44,8 @@ export interface AdminApiOptions {
   imageLinks?: { links: ImageLinks; base: string };
   /** Canary rollouts of builds to channels (rollouts/rollouts.ts). */
   rollouts?: Pick<Rollouts, 'list' | 'start' | 'command'>;
+  /** Hosts' BMCs (bmc/power.ts). */
+  power?: Pick<HostPower, 'powerCycle'>;
 }
 
 /** A rollout as the admin API and `rackboot rollout status` show it: each host of the channel with where it stands. */
@@ -322,6 +325,41 @@ export function createAdminRouter(options: AdminApiOptions): Router {
     await assets.switchTo(build.id, channel);
     log.info({ event: 'admin-build', action: 'switched', build: build.id, channel }, 'admin api: current build switched');
     res.json({ id: build.id, channel, current: true });
+  });
+
+  // --- power ---
+
+  // {"efi": true|false} (optional; else the platform of the host's last boot script): power-cycle into a network boot.
+  router.post('/hosts/:mac/power-cycle', async (req, res) => {
+    const mac = normaliseMac(String(req.params.mac));
+    if (mac === undefined) {
+      res.status(400).json({ error: `${JSON.stringify(String(req.params.mac))} is not a MAC address` });
+      return;
+    }
+    const efi = (req.body as { efi?: unknown } | undefined)?.efi;
+    if (efi !== undefined && typeof efi !== 'boolean') {
+      res.status(400).json({ error: 'efi: want true or false' });
+      return;
+    }
+    if (options.power === undefined) {
+      res.status(404).json({ error: 'this server powers no hosts' });
+      return;
+    }
+    const outcome = await options.power.powerCycle(mac, 'asked through the admin API', efi);
+    log.info({ event: 'admin-power', mac, outcome: outcome.kind }, 'admin api: power-cycle');
+    switch (outcome.kind) {
+      case 'no-bmc':
+        res.status(404).json({ error: `${mac}'s profile names no BMC (bmc: in its own file)` });
+        return;
+      case 'busy':
+        res.status(409).json({ error: `${mac} is being power-cycled through ${outcome.bmc} already` });
+        return;
+      case 'failed':
+        res.status(502).json({ error: outcome.problem });
+        return;
+      case 'done':
+        res.json({ mac, bmc: outcome.bmc, wasOn: outcome.result.wasOn, nextBoot: outcome.result.efi ? 'network (UEFI)' : 'network' });
+    }
   });
 
   // --- rollouts ---

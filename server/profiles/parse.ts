@@ -18,7 +18,7 @@ import {
   partNameProblem,
 } from './domain.js';
 import { normaliseMac } from './mac.js';
-import type { BootSettings, DomainConfig, GroupHost, GroupProfile, NetworkConfig, Profile, ProfileFileContent, RoutedBridge } from './profile.js';
+import type { BmcConfig, BootSettings, DomainConfig, GroupHost, GroupProfile, NetworkConfig, Profile, ProfileFileContent, RoutedBridge } from './profile.js';
 import { slotIdFromText, type RelaySlot } from './slot.js';
 import { sshPublicKeyProblem } from './ssh-key.js';
 import {
@@ -106,6 +106,7 @@ const topLevelFields = [
   'storage',
   'relay',
   'hosts',
+  'bmc',
 ] as const;
 const groupHostFields = ['mac', 'hostname', 'address'] as const;
 const networkFields = ['mode', 'address', 'gateway', 'dns'] as const;
@@ -134,6 +135,7 @@ const iscsiFields = ['name', 'portal', 'target', 'chapUser', 'chapSecret'] as co
 const volumeGroupFields = ['name', 'disks', 'initialize'] as const;
 const domainDiskFields = ['volume', 'size', 'disk', 'iscsi', 'lun', 'file', 'filesystem', 'device', 'readOnly'] as const;
 const relayFields = ['circuitId', 'remoteId'] as const;
+const bmcFields = ['address', 'port', 'user', 'passwordFile', 'cipherSuite'] as const;
 
 /**
  * Turn the text of one host's, slot's or the default profile file into a
@@ -266,6 +268,15 @@ class ProfileReader extends YamlReader {
       );
     }
     const storage = storageEntry === undefined || isDefault ? undefined : this.storage(storageEntry);
+    const bmcEntry = fields.get('bmc');
+    if (bmcEntry !== undefined && isDefault) {
+      this.error(
+        bmcEntry.key,
+        'bmc',
+        `not allowed in ${baseName(this.source)}, the profile for hosts without a file of their own: a BMC is one machine's; put it in that host's file`,
+      );
+    }
+    const bmc = bmcEntry === undefined || isDefault ? undefined : this.bmc(bmcEntry);
     const domains =
       this.optional(fields.get('domains'), (entry) =>
         this.domains(
@@ -283,6 +294,7 @@ class ProfileReader extends YamlReader {
     if (rootPasswordHash !== undefined) profile.rootPasswordHash = rootPasswordHash;
     if (relay !== undefined) profile.relay = relay;
     if (storage !== undefined) profile.storage = storage;
+    if (bmc !== undefined) profile.bmc = bmc;
     return profile;
   }
 
@@ -306,6 +318,7 @@ class ProfileReader extends YamlReader {
       hostname: 'a group names each machine in its hosts: entry (hostname:)',
       relay: 'a group is for the MACs of its hosts: table; give the slot a file of its own',
       storage: "a volume group names one machine's own disks (by serial or id); put it in that host's own file",
+      bmc: "a BMC is one machine's; put it in that host's own file",
     };
     for (const [name, why] of Object.entries(elsewhere)) {
       const entry = fields.get(name);
@@ -683,6 +696,65 @@ class ProfileReader extends YamlReader {
     const remoteId = remoteEntry === undefined ? undefined : this.slotId(remoteEntry);
     if (circuitId === undefined || (remoteEntry !== undefined && remoteId === undefined)) return undefined;
     return remoteId === undefined ? { circuitId } : { circuitId, remoteId };
+  }
+
+  /** bmc: the host's BMC, reached over IPMI (profile.ts's BmcConfig). */
+  private bmc(entry: Entry): BmcConfig | undefined {
+    const fields = this.mapping(entry, bmcFields);
+    if (fields === undefined) return undefined;
+    const before = this.errors.length;
+    const required = (field: string, example: string): Entry | undefined => {
+      const found = fields.get(field);
+      if (found === undefined) this.error(entry.key, `${entry.path}.${field}`, `missing; such as ${example}`);
+      return found;
+    };
+    const addressEntry = required('address', '198.18.10.21 or node01-bmc.lab.example');
+    const address =
+      addressEntry === undefined
+        ? undefined
+        : this.string(addressEntry, (text) =>
+            parseIpv4(text) !== undefined || (/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(text) && /[A-Za-z]/.test(text))
+              ? undefined
+              : `${JSON.stringify(text)} is not an IPv4 address or a DNS name${ipv4Hint(text)}`,
+          );
+    const portEntry = fields.get('port');
+    const port = portEntry === undefined ? 623 : this.integer(portEntry, 1, 65535, '(a UDP port)', '623');
+    const userEntry = required('user', 'admin');
+    const user =
+      userEntry === undefined
+        ? undefined
+        : this.string(userEntry, (text) =>
+            text.length === 0 || Buffer.byteLength(text) > 16 || /[\x00-\x1f\x7f]/.test(text)
+              ? `${JSON.stringify(text)} is not an IPMI user name (1 to 16 bytes, no control characters)`
+              : undefined,
+          );
+    const fileEntry = required('passwordFile', '/etc/rackboot/bmc/node01.password');
+    const passwordFile =
+      fileEntry === undefined
+        ? undefined
+        : this.string(fileEntry, (text) =>
+            text.startsWith('/') && !text.includes('\0')
+              ? undefined
+              : `${JSON.stringify(text)} is not an absolute path; want the file that holds the password (never the password itself), such as /etc/rackboot/bmc/node01.password`,
+          );
+    const suiteEntry = fields.get('cipherSuite');
+    let cipherSuite: 3 | 17 | undefined = 17;
+    if (suiteEntry !== undefined) {
+      const suite = this.integer(suiteEntry, 0, 255, '(an IPMI cipher suite)', '17');
+      if (suite !== undefined && suite !== 3 && suite !== 17)
+        this.entryError(suiteEntry, `${suite} is not a cipher suite rackboot uses; want 17 (HMAC-SHA256) or 3 (HMAC-SHA1)`);
+      cipherSuite = suite === 3 || suite === 17 ? suite : undefined;
+    }
+    if (
+      this.errors.length > before ||
+      address === undefined ||
+      port === undefined ||
+      user === undefined ||
+      passwordFile === undefined ||
+      cipherSuite === undefined
+    )
+      return undefined;
+    return { address, port, user, passwordFile, cipherSuite };
   }
 
   /** A circuit-id or remote-id: text, or hex bytes written 0x... (see slot.ts). */

@@ -89,6 +89,24 @@ export interface FirstBoot {
   sshAuthorizedKeys: string[];
 }
 
+/**
+ * The host's BMC, reached over IPMI v2.0 (RMCP+, ipmitool's lanplus): rackboot
+ * power-cycles the host through it, with its next boot set to the network,
+ * when a rollout's host hangs or an admin asks (rackboot power-cycle).
+ */
+export interface BmcConfig {
+  /** IPv4 address or DNS name of the BMC. */
+  address: string;
+  /** UDP port, 623 unless written. */
+  port: number;
+  /** IPMI user name (at most 16 bytes). */
+  user: string;
+  /** Absolute path of a file holding the user's password, readable by the server (never the password itself: profiles are diffed and shared). */
+  passwordFile: string;
+  /** RMCP+ cipher suite: 17 (HMAC-SHA256, AES-128; the default) or 3 (HMAC-SHA1, AES-128) for BMCs without 17. */
+  cipherSuite: 3 | 17;
+}
+
 export interface Profile {
   /** Path of the YAML file this profile came from. */
   source: string;
@@ -120,6 +138,8 @@ export interface Profile {
   domains: DomainConfig[];
   /** The host's own storage: volume groups found or created at boot (only in a host's or a slot's own file). */
   storage?: StorageConfig;
+  /** The host's BMC (only in a host's or a slot's own file); never sent to the host. */
+  bmc?: BmcConfig;
 }
 
 /** default.yaml's profile: the one that names neither a MAC nor a slot. */

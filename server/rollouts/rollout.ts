@@ -28,6 +28,8 @@ export interface RolloutHost {
   failedAt?: number;
   /** Why it failed. */
   reason?: string;
+  /** It failed by silence (no ready report, or no boot, within the deadline): it may hang, and only a reset brings it back. */
+  silent?: boolean;
   /** When the server first asked it to reboot (rollout --reboot, through its heartbeat). */
   rebootAskedAt?: number;
 }
@@ -128,8 +130,8 @@ function withHost(rollout: Rollout, mac: string, now: number, patch: (host: Roll
   return change(rollout, now, { moved: rollout.moved.map((host) => (host.mac === mac ? patch(host) : host)) });
 }
 
-function fail(rollout: Rollout, mac: string, reason: string, now: number): Rollout {
-  const failed = withHost(rollout, mac, now, (host) => ({ ...host, failedAt: now, reason }));
+function fail(rollout: Rollout, mac: string, reason: string, now: number, silent = false): Rollout {
+  const failed = withHost(rollout, mac, now, (host) => ({ ...host, failedAt: now, reason, ...(silent ? { silent: true } : {}) }));
   const stopping = rollout.state === 'running' || rollout.state === 'paused';
   return stopping ? change(failed, now, { state: 'failed', reason: `${mac}: ${reason}` }) : failed;
 }
@@ -174,9 +176,9 @@ export function advance(rollout: Rollout, now: number): Rollout {
   for (const host of next.moved) {
     if (host.healthyAt !== undefined || host.failedAt !== undefined) continue;
     if (host.bootedAt !== undefined && now - host.bootedAt > next.deadlineMs) {
-      next = fail(next, host.mac, `no ready report with ${next.build} within ${formatDuration(next.deadlineMs)} of its boot script`, now);
+      next = fail(next, host.mac, `no ready report with ${next.build} within ${formatDuration(next.deadlineMs)} of its boot script`, now, true);
     } else if (host.bootedAt === undefined && host.rebootAskedAt !== undefined && now - host.rebootAskedAt > next.deadlineMs) {
-      next = fail(next, host.mac, `asked to reboot, and no boot script of ${next.build} within ${formatDuration(next.deadlineMs)}`, now);
+      next = fail(next, host.mac, `asked to reboot, and no boot script of ${next.build} within ${formatDuration(next.deadlineMs)}`, now, true);
     }
   }
   if (next.state !== 'running' || !next.moved.every((host) => host.healthyAt !== undefined)) return next;
@@ -185,6 +187,11 @@ export function advance(rollout: Rollout, now: number): Rollout {
   const moved = new Set(next.moved.map((host) => host.mac));
   const wave = next.order.filter((mac) => !moved.has(mac)).slice(0, next.moved.length);
   return change(next, now, { moved: [...next.moved, ...wave.map((mac) => ({ mac, movedAt: now }))] });
+}
+
+/** The hosts that failed by silence between `before` and `after`: those a BMC should reset. Pure. */
+export function newlySilent(before: Rollout, after: Rollout): string[] {
+  return after.moved.filter((host) => host.silent === true && before.moved.find((was) => was.mac === host.mac)?.failedAt === undefined).map((host) => host.mac);
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   command,
   formatDuration,
   isActive,
+  newlySilent,
   observe,
   rebootWanted,
   rolloutBuildFor,
@@ -17,6 +18,7 @@ import {
   type RolloutObservation,
 } from './rollout.js';
 import type { RolloutStore } from './store.js';
+import type { HostPower } from '../bmc/power.js';
 import { ROLLOUT_BUILDS_FILE, rolloutBuilds, writeRolloutBuilds } from './in-use.js';
 
 /** What the server knows of the hosts a rollout counts. */
@@ -27,6 +29,15 @@ export interface RolloutHosts {
   wantDomains(mac: string): number;
   /** Whether rackboot may ask the host to reboot (its profile's boot.allowReboot). */
   mayReboot(mac: string): boolean;
+}
+
+export interface RolloutsOptions {
+  now?: () => number;
+  refreshMs?: number;
+  /** The folder to keep rollout-builds.json in (in-use.ts), for `rackboot build --keep`. */
+  state?: string;
+  /** Hosts' BMCs: a host that fails by silence (it may hang) is power-cycled through its BMC, unless its profile says boot.allowReboot: false. */
+  power?: Pick<HostPower, 'powerCycle' | 'hasBmc'>;
 }
 
 /** Stages of the runtime that count as a failed boot for a rollout. */
@@ -51,21 +62,14 @@ export class Rollouts {
     private readonly assets: AssetStore,
     private readonly hosts: RolloutHosts,
     private readonly log: Logger,
-    private readonly options: { now?: () => number; refreshMs?: number; state?: string },
+    private readonly options: RolloutsOptions,
   ) {
     this.now = options.now ?? Date.now;
     this.timer = setInterval(() => void this.tick(), options.refreshMs ?? 2000);
     this.timer.unref();
   }
 
-  static async open(
-    store: RolloutStore,
-    assets: AssetStore,
-    hosts: RolloutHosts,
-    log: Logger,
-    /** state: the folder to keep rollout-builds.json in (in-use.ts), for `rackboot build --keep`. */
-    options: { now?: () => number; refreshMs?: number; state?: string } = {},
-  ): Promise<Rollouts> {
+  static async open(store: RolloutStore, assets: AssetStore, hosts: RolloutHosts, log: Logger, options: RolloutsOptions = {}): Promise<Rollouts> {
     const rollouts = new Rollouts(store, assets, hosts, log.child({ component: 'rollouts' }), options);
     await rollouts.refresh();
     return rollouts;
@@ -198,7 +202,10 @@ export class Rollouts {
     if (stored === undefined) return undefined;
     this.cached.set(channel, stored);
     // Logged as soon as it is what the server hands out; the file for --keep follows.
-    if (before !== undefined && stored !== before) this.logChange(before, stored);
+    if (before !== undefined && stored !== before) {
+      this.logChange(before, stored);
+      for (const mac of newlySilent(before, stored)) this.resetSilent(stored, mac);
+    }
     await this.publishBuilds();
     if (before?.state !== 'done' && stored.state === 'done') {
       try {
@@ -212,6 +219,21 @@ export class Rollouts {
       }
     }
     return stored;
+  }
+
+  /** A moved host went silent on the new build: its BMC resets it into a network boot, which hands it the previous build. */
+  private resetSilent(rollout: Rollout, mac: string): void {
+    const fields = { event: 'rollout', channel: rollout.channel, build: rollout.build, mac };
+    const power = this.options.power;
+    if (power === undefined || !power.hasBmc(mac)) {
+      this.log.warn(fields, 'rollout: the silent host names no BMC (bmc: in its profile); it comes back only by its watchdog (rackboot.watchdog) or by hand');
+      return;
+    }
+    if (!this.hosts.mayReboot(mac)) {
+      this.log.warn(fields, 'rollout: the silent host is not power-cycled, since its profile says boot.allowReboot: false');
+      return;
+    }
+    void power.powerCycle(mac, `rollout of ${rollout.build} on channel ${rollout.channel}: the host went silent`);
   }
 
   private logChange(before: Rollout, after: Rollout): void {

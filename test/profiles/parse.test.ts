@@ -262,7 +262,7 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
       name: 'unknown top-level field, with the list of known ones',
       text: withLine(15, 'colour: blue'),
       want: [
-        `${file}:15:1: colour: unknown field; known fields here: mac, hostname, network, rootPasswordHash, ssh, sshAuthorizedKeys, timezone, aptUpdate, boot, domains, storage, relay, hosts`,
+        `${file}:15:1: colour: unknown field; known fields here: mac, hostname, network, rootPasswordHash, ssh, sshAuthorizedKeys, timezone, aptUpdate, boot, domains, storage, relay, hosts, bmc`,
       ],
     },
     {
@@ -782,7 +782,7 @@ describe('parseProfile: rejections, with file:line:column and field', () => {
       `${file}:6:12: network.gateway: "198.18.9.1" is outside the host's subnet 198.18.0.0/24; the gateway must be directly reachable`,
       `${file}:7:6: ssh: want true or false, got the number 1`,
       `${file}:9:10: boot.entry: "fast" is not a boot entry (want standard, testing, guest or memtest)`,
-      `${file}:10:1: extra: unknown field; known fields here: mac, hostname, network, rootPasswordHash, ssh, sshAuthorizedKeys, timezone, aptUpdate, boot, domains, storage, relay, hosts`,
+      `${file}:10:1: extra: unknown field; known fields here: mac, hostname, network, rootPasswordHash, ssh, sshAuthorizedKeys, timezone, aptUpdate, boot, domains, storage, relay, hosts, bmc`,
     ]);
   });
 
