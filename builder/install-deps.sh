@@ -56,6 +56,8 @@ test_packages=(
   postgresql-15
   # the guest storage test runs an iSCSI target (tgtd, its own process in its own namespace; installed with service starts denied)
   tgt
+  # BMCs: OpenIPMI's ipmi_sim is the BMC of the tests' machines; ipmitool is how rackboot speaks IPMI (the package recommends it)
+  openipmi ipmitool
 )
 
 list=0

@@ -291,6 +291,8 @@ export async function buildPackage(options: PackageOptions): Promise<BuiltPackag
     // systemd-sysusers makes the rackboot user (postinst), as dh_installsysusers does;
     // procps has /bin/kill, which the unit's ExecReload sends SIGHUP with.
     `Depends: ${depends}, procps, systemd | systemd-standalone-sysusers | systemd-sysusers`,
+    // How the server power-cycles hosts through their BMCs (bmc: in a profile; server/bmc/ipmi.ts).
+    'Recommends: ipmitool',
     // What `rackboot build` takes the boot parts and the CD image with (builder/install-deps.sh).
     'Suggests: debootstrap, squashfs-tools, cpio, xz-utils, xorriso, mtools, grub-common, grub-pc-bin, grub-efi-amd64-bin',
     'Section: net',
