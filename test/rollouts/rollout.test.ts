@@ -4,6 +4,7 @@ import {
   advance,
   command,
   isActive,
+  newlySilent,
   observe,
   parseFirstWave,
   rebootWanted,
@@ -170,4 +171,23 @@ test('the deadline counts from the first boot of the new build: a host reset by 
   rollout = observe(rollout, { kind: 'boot-script', mac: h1, build: 'new' }, 15 * minute);
   assert.equal(rollout.moved[0]!.bootedAt, 0);
   assert.equal(advance(rollout, 20 * minute + 1).state, 'failed');
+});
+
+test('a host that fails by silence is marked so (its BMC may reset it), once; a host that reported its failure is not', () => {
+  let rollout = observe(started({ count: 2 }, true), { kind: 'boot-script', mac: h1, build: 'new' }, 0);
+  rollout = observe(rollout, { kind: 'reboot-asked', mac: h2 }, 0);
+  const silent = advance(rollout, 20 * minute + 1);
+  assert.deepEqual(
+    silent.moved.map((host) => [host.mac, host.silent]),
+    [
+      [h1, true],
+      [h2, true],
+    ],
+  );
+  assert.equal(silent.moved[1]!.reason, 'asked to reboot, and no boot script of new within 20 min');
+  assert.deepEqual(newlySilent(rollout, silent), [h1, h2]);
+  assert.deepEqual(newlySilent(silent, advance(silent, 40 * minute)), [], 'only when it goes silent, not at every later tick');
+  const reported = observe(rollout, { kind: 'failed', mac: h1, detail: 'domain web did not start' }, minute);
+  assert.equal(reported.moved[0]!.silent, undefined);
+  assert.deepEqual(newlySilent(rollout, reported), []);
 });
