@@ -24,6 +24,8 @@ export interface QemuMachineOptions {
   disks?: ReadonlyArray<{ file: string; serial: string; bus: 'virtio' | 'sata' | 'usb' }>;
   /** A reboot restarts the machine (a rack's machine, rebooted by a rollout or reset by its watchdog); else QEMU exits on one. */
   rebootable?: boolean;
+  /** A QMP socket (unix path) to control the machine through: how a simulated BMC powers it off and on. */
+  qmp?: string;
 }
 
 /**
@@ -50,6 +52,7 @@ export function qemuArgs(options: QemuMachineOptions): string[] {
     '-monitor',
     'none',
     ...(options.rebootable === true ? [] : ['-no-reboot']),
+    ...(options.qmp === undefined ? [] : ['-qmp', `unix:${options.qmp},server=on,wait=off`]),
     '-netdev',
     `tap,id=n0,ifname=${options.tap},script=no,downscript=no`,
   ];

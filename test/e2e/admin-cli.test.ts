@@ -4,6 +4,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { addClient, httpPort, serverAddress, startRack } from '../support/boot.js';
 import { cliPath, ensureTestBuild } from '../support/build.js';
+import { freePort } from '../support/dhcp.js';
+import { startIpmiSim } from '../support/ipmi-sim.js';
 import { collect } from '../support/run.js';
 
 /**
@@ -16,7 +18,7 @@ import { collect } from '../support/run.js';
  */
 
 test(
-  'profiles list/show/apply/rm, leases release, builds list/switch and hosts drive a running server through its admin API',
+  'profiles list/show/apply/rm, leases release, builds list/switch, hosts and power-cycle drive a running server through its admin API',
   { timeout: 120_000 },
   async () => {
     const assets = await ensureTestBuild();
@@ -126,6 +128,52 @@ test(
       const noBuild = await cli(['builds', 'switch', 'nope', ...admin]);
       assert.equal(noBuild.code, 2);
       assert.match(noBuild.stderr, /^rackboot: PUT \/api\/builds\/current: 404 no build "nope"/);
+
+      // Power through a BMC (ipmi_sim in the wire's namespace, on its loopback): a host that names one, one that names none, a wrong password.
+      const bmcPort = await freePort();
+      const sim = await startIpmiSim({
+        address: '127.0.0.1',
+        port: bmcPort,
+        user: 'admin',
+        password: 'rack-secret',
+        spawn: (command, args, options) => rack.ns.spawn(command, args, options),
+      });
+      try {
+        const bmcProfile = path.join(rack.work, 'bmc01.yaml');
+        const withBmc = (passwordFile: string) =>
+          `mac: 02:00:00:00:ad:0b\nhostname: bmc01\nbmc:\n  address: 127.0.0.1\n  port: ${bmcPort}\n  user: admin\n  passwordFile: ${passwordFile}\n  cipherSuite: 3\n`;
+        await writeFile(bmcProfile, withBmc(sim.passwordFile));
+        assert.equal(await ok(['profiles', 'apply', bmcProfile, ...admin]), 'saved bmc01.yaml: bmc01 (02:00:00:00:ad:0b)\n');
+        assert.equal(
+          await ok(['power-cycle', '02-00-00-00-AD-0B', ...admin]),
+          `02:00:00:00:ad:0b: power-cycled through its BMC 127.0.0.1:${bmcPort}; next boot: network\n`,
+        );
+        await sim.waitForCall(/^set power 1$/, 15_000);
+        assert.deepEqual(
+          sim.calls().filter((call) => call !== 'get power'),
+          ['get boot', 'set boot pxe', 'set power 0', 'set power 1'],
+        );
+        const logged = rack.events().find((event) => event.event === 'bmc');
+        assert.equal(logged?.mac, '02:00:00:00:ad:0b');
+        assert.equal(logged?.bmc, `127.0.0.1:${bmcPort}`);
+        assert.equal(logged?.why, 'asked through the admin API');
+        const noBmc = await cli(['power-cycle', '02:00:00:00:ad:01', ...admin]);
+        assert.equal(noBmc.code, 2);
+        assert.match(noBmc.stderr, /: 404 02:00:00:00:ad:01's profile names no BMC \(bmc: in its own file\)\n$/);
+        const wrongPassword = path.join(rack.work, 'wrong.password');
+        await writeFile(wrongPassword, 'not-it\n', { mode: 0o600 });
+        await writeFile(bmcProfile, withBmc(wrongPassword));
+        await ok(['profiles', 'apply', bmcProfile, ...admin]);
+        const refusedByBmc = await cli(['power-cycle', '02:00:00:00:ad:0b', ...admin]);
+        assert.equal(refusedByBmc.code, 2);
+        assert.match(
+          refusedByBmc.stderr,
+          new RegExp(`: 502 BMC 127\\.0\\.0\\.1:${bmcPort}: ipmitool chassis bootdev pxe: Error: Unable to establish IPMI v2 / RMCP\\+ session\\n$`),
+        );
+        assert.doesNotMatch(rack.server.transcript, /rack-secret/, 'the password is in no log line');
+      } finally {
+        await sim.close();
+      }
 
       // The token three ways: --token-file, RACKBOOT_TOKEN (a wrong one here), the state folder.
       const tokenFile = path.join(rack.work, 'token');
