@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -10,6 +10,8 @@ import { AssetStore, switchCurrent } from '../../server/assets/builds.js';
 import { ConsoleWatcher, readyLinePattern, spawnQemu } from '../../server/demo/qemu.js';
 import { writeTestBuild } from '../support/assets.js';
 import { httpPort, serverAddress, startRack, type Rack } from '../support/boot.js';
+import { freePort } from '../support/dhcp.js';
+import { startIpmiSim, type IpmiSim } from '../support/ipmi-sim.js';
 import { cliPath, ensureTestBuild } from '../support/build.js';
 import { assertRoot } from '../support/netns.js';
 import { collect } from '../support/run.js';
@@ -25,15 +27,24 @@ import { until } from '../support/until.js';
  * out to one machine: its watchdog (rackboot.watchdog, Xen's watchdog on
  * dom0) resets it with no help from the test, the rollout fails at its
  * deadline, and the machine comes back ready on the previous build, while
- * the second never left it. Needs root and QEMU; fails without them.
+ * the second never left it. Last, the first machine gets a BMC (OpenIPMI's
+ * ipmi_sim, which powers it off and on through QEMU's QMP) and the broken
+ * build again, with a deadline shorter than its watchdog: at the deadline
+ * rackboot power-cycles it through the BMC into a network boot, and it is
+ * ready on the previous build. Needs root, QEMU and openipmi; fails without
+ * them.
  */
 
 const m1 = '52:54:00:00:18:01';
 const m2 = '52:54:00:00:18:02';
 /** Seconds from the runtime's start to its ready line before Xen resets the machine: far more than a boot takes on a loaded CI machine. */
 const watchdogSeconds = 300;
+/** The last rollout's deadline: enough to reach the broken build's hang, and well short of the watchdog. */
+const bmcDeadlineSeconds = 180;
 let rack: Rack;
+let sim: IpmiSim | undefined;
 let assets: string;
+let profile: (mac: string, name: string) => string;
 const machines = new Map<string, { qemu: ChildProcess; console: ConsoleWatcher }>();
 
 before(async () => {
@@ -55,7 +66,7 @@ before(async () => {
   await writeTestBuild(assets, 'broken', { ...files, 'initrd.gz': gzipSync(encodeCpio(entries)) });
   await switchCurrent(assets, 'old');
   await switchCurrent(assets, 'old', 'stable');
-  const profile = (mac: string, name: string) =>
+  profile = (mac: string, name: string) =>
     [
       `mac: ${mac}`,
       `hostname: ${name}`,
@@ -74,13 +85,17 @@ before(async () => {
 });
 
 after(async () => {
+  await sim?.close();
   for (const { qemu } of machines.values()) qemu.kill('SIGKILL');
   await rack?.close();
   if (assets) await rm(path.dirname(assets), { recursive: true, force: true });
 });
 
+/** r1's QMP socket: how its BMC (ipmi_sim's chassis program) switches it off and on. */
+const qmpOf = (mac: string) => path.join(rack.work, `${mac.replaceAll(':', '')}.qmp`);
+
 function start(mac: string, tap: string): ConsoleWatcher {
-  const qemu = spawnQemu(rack.ns.name, { firmware: 'bios', mac, tap, memoryMiB: 512, rebootable: true });
+  const qemu = spawnQemu(rack.ns.name, { firmware: 'bios', mac, tap, memoryMiB: 512, rebootable: true, qmp: qmpOf(mac) });
   const console = new ConsoleWatcher(qemu);
   machines.set(mac, { qemu, console });
   return console;
@@ -113,10 +128,10 @@ function readyReports(mac: string): string[] {
 }
 
 const context = () =>
-  `server log:\n${rack.server.transcript.slice(-3000)}\nr1:\n${machines.get(m1)?.console.transcript.slice(-2500)}\nr2:\n${machines.get(m2)?.console.transcript.slice(-2500)}`;
+  `${sim === undefined ? '' : `BMC calls: ${JSON.stringify(sim.calls())}\n${sim.transcript.slice(-1000)}\n`}server log:\n${rack.server.transcript.slice(-3000)}\nr1:\n${machines.get(m1)?.console.transcript.slice(-2500)}\nr2:\n${machines.get(m2)?.console.transcript.slice(-2500)}`;
 
 test(
-  'a rollout reboots the first machine onto the new build, widens to the second, and a broken build comes back by its watchdog',
+  'a rollout reboots the first machine onto the new build, widens to the second, and a broken build comes back by its watchdog, then by its BMC',
   { timeout: 2_400_000 },
   async () => {
     // One boot at a time: two emulated machines booting at once beside the other tests starve a loaded host.
@@ -180,5 +195,58 @@ test(
     assert.doesNotMatch(two.transcript.slice(stayFrom), /asks this host to reboot|rackboot-runtime: ready/, 'r2 never left its build');
     assert.equal(readyReports(m2).length, readyBefore);
     assert.equal(two.exitCode, undefined, 'r2 still runs');
+
+    // r1 gets a BMC, and the broken build again with a deadline short of its watchdog: rackboot power-cycles it through the BMC.
+    await cli(['rollout', 'abort', '--channel', 'stable']);
+    const bmcPort = await freePort();
+    sim = await startIpmiSim({
+      address: '127.0.0.1',
+      port: bmcPort,
+      user: 'admin',
+      password: 'rack-secret',
+      qmpSocket: qmpOf(m1),
+      spawn: (command, args, options) => rack.ns.spawn(command, args, options),
+    });
+    const withBmc = path.join(rack.work, 'r1-bmc.yaml');
+    await writeFile(
+      withBmc,
+      `${profile(m1, 'r1')}bmc:\n  address: 127.0.0.1\n  port: ${bmcPort}\n  user: admin\n  passwordFile: ${sim.passwordFile}\n  cipherSuite: 3\n`,
+    );
+    assert.match(await cli(['profiles', 'apply', withBmc, '--name', 'r1']), /^saved r1\.yaml: r1 /);
+    const bmcFrom = one.transcript.length;
+    const stayAgain = two.transcript.length;
+    const readyAgain = readyReports(m2).length;
+    const bmcStarted = Date.now();
+    await cli(['rollout', 'start', '--channel', 'stable', '--build', 'broken', '--first', '1', '--reboot', '--deadline', `${bmcDeadlineSeconds}s`]);
+    const hangAgain = await one.waitFor(/this build hangs before its ready line/, 300_000, 'r1 running the broken build again', bmcFrom);
+    const hangSeconds = (Date.now() - bmcStarted) / 1000;
+    await sim.waitForCall(/^set power 0$/, (bmcDeadlineSeconds + 120) * 1000);
+    const offAt = one.transcript.length;
+    const offSeconds = (Date.now() - bmcStarted) / 1000;
+    await sim.waitForCall(/^set power 1$/, 30_000);
+    assert.deepEqual(
+      sim.calls().filter((call) => call !== 'get power'),
+      ['get boot', 'set boot pxe', 'set power 0', 'set power 1'],
+      'next boot from the network, then off and on',
+    );
+    assert.doesNotMatch(one.transcript.slice(hangAgain.end, offAt), /Watchdog timer fired|watchdog rebooting/i, 'the BMC, not the watchdog, reset r1');
+    const silent = await until(
+      'the rollout failed by silence',
+      60_000,
+      async () => ((await status()).state === 'failed' ? await status() : undefined),
+      context,
+    );
+    assert.match(silent.reason ?? '', new RegExp(`^${m1}: no ready report with broken within 3 min of its boot script$`));
+    const cycled = rack.events().find((event) => event.event === 'bmc' && event.mac === m1);
+    assert.equal(cycled?.bmc, `127.0.0.1:${bmcPort}`, 'the server logged the power-cycle with the BMC');
+    assert.match(String(cycled?.why), /rollout of broken on channel stable: the host went silent/);
+    await one.waitFor(readyLinePattern, 900_000, 'r1 ready again after its BMC power-cycled it', offAt);
+    await until('r1 reports ready on the previous build', 120_000, () => (/ build=new /.test(readyReports(m1).at(-1)!) ? true : undefined), context);
+    process.stdout.write(
+      `# rollout with a BMC: r1 hung ${hangSeconds.toFixed(0)} s after the rollout started, was powered off by its BMC at ${offSeconds.toFixed(0)} s (deadline ${bmcDeadlineSeconds} s from its boot script), ready on the previous build at ${((Date.now() - bmcStarted) / 1000).toFixed(0)} s\n`,
+    );
+    assert.doesNotMatch(two.transcript.slice(stayAgain), /asks this host to reboot|rackboot-runtime: ready/, 'r2 never left its build');
+    assert.equal(readyReports(m2).length, readyAgain);
+    assert.doesNotMatch(rack.server.transcript, /rack-secret/, 'the BMC password is in no log line');
   },
 );
