@@ -42,6 +42,7 @@ const pureFolders = [
   'server/profiles',
   'server/assets',
   'server/storage',
+  'server/logs',
 ];
 
 /** Folders the builder must stay out of: the server's protocol code and state. */

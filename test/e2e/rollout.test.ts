@@ -40,7 +40,7 @@ const m2 = '52:54:00:00:18:02';
 /** Seconds from the runtime's start to its ready line before Xen resets the machine: far more than a boot takes on a loaded CI machine. */
 const watchdogSeconds = 300;
 /** The last rollout's deadline: enough to reach the broken build's hang, and well short of the watchdog. */
-const bmcDeadlineSeconds = 180;
+const bmcDeadlineSeconds = 120;
 let rack: Rack;
 let sim: IpmiSim | undefined;
 let assets: string;
@@ -236,7 +236,7 @@ test(
       async () => ((await status()).state === 'failed' ? await status() : undefined),
       context,
     );
-    assert.match(silent.reason ?? '', new RegExp(`^${m1}: no ready report with broken within 3 min of its boot script$`));
+    assert.match(silent.reason ?? '', new RegExp(`^${m1}: no ready report with broken within 2 min of its boot script$`));
     const cycled = rack.events().find((event) => event.event === 'bmc' && event.mac === m1);
     assert.equal(cycled?.bmc, `127.0.0.1:${bmcPort}`, 'the server logged the power-cycle with the BMC');
     assert.match(String(cycled?.why), /rollout of broken on channel stable: the host went silent/);
