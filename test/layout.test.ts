@@ -28,6 +28,9 @@ const shells = new Set([
   'server/profiles/write-atomically.ts',
   'server/profiles/validate.ts',
   'server/assets/builds.ts',
+  'server/logs/receiver.ts',
+  'server/logs/sqlite-store.ts',
+  'server/logs/postgres-store.ts',
 ]);
 
 /** Folders of codecs, decisions and state machines: pure but for the shells above. */
