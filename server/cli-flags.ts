@@ -29,6 +29,8 @@ const count: NumberRule = { min: 1, integer: true };
 export const serveNumberFlags: Readonly<Record<string, NumberRule>> = {
   'http-port': port,
   'tftp-port': port,
+  'syslog-port': port,
+  'keep-log-mb': count,
   'dhcp-port': port,
   'lease-time': { min: 60, integer: true, unit: 'seconds' },
   'first-lease-time': { min: 60, integer: true, unit: 'seconds' },

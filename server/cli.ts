@@ -112,6 +112,8 @@ async function main(argv: string[]): Promise<void> {
           ...(args.database !== undefined ? { database: args.database } : {}),
           httpPort: args['http-port'],
           tftpPort: args['tftp-port'],
+          syslogPort: args['syslog-port'],
+          logRetention: { maxBytesPerHost: args['keep-log-mb'] * 1024 * 1024, days: args['keep-days'] },
           tftpMaxTransfers: args['tftp-max-transfers'],
           tftpMaxTransfersPerClient: args['tftp-max-per-client'],
           ...(args['tftp-server'] !== undefined ? { tftpServer: args['tftp-server'] } : {}),
@@ -480,6 +482,47 @@ async function main(argv: string[]): Promise<void> {
           },
         )
         .demandCommand(1, 'name a builds command: list or switch'),
+    )
+    .command(
+      'logs <mac>',
+      "a host's log lines (its syslog and netconsole), from a running server: every boot kept, or --boot N; --follow waits for more",
+      (v) =>
+        withAdminOptions(v)
+          .positional('mac', { type: 'string', demandOption: true })
+          .option('boot', { type: 'number', describe: "only this boot's lines (boots are numbered per host, from 1)" })
+          .option('since', { type: 'string', describe: 'only lines from the last 90s, 20m, 2h...' })
+          .option('limit', { type: 'number', default: 1000, describe: 'at most this many lines (the newest)' })
+          .option('follow', { type: 'boolean', default: false, describe: 'keep printing new lines as they come (Ctrl-C ends)' })
+          .option(jsonListing.name, jsonListing.option),
+      async (args) => {
+        const { parseDeadline } = await import('./rollouts/rollout.js');
+        const since = args.since === undefined ? undefined : parseDeadline(args.since);
+        if (since !== undefined && typeof since !== 'number') throw new Error(since.problem.replace('--deadline', '--since'));
+        const client = await adminClient(args);
+        type Line = { id: number; boot: number; receivedAt: number; source: string; app?: string; text: string };
+        const ask = async (query: Record<string, number | undefined>) => {
+          const params = Object.entries(query)
+            .filter((entry): entry is [string, number] => entry[1] !== undefined)
+            .map(([name, value]) => `${name}=${value}`)
+            .join('&');
+          return (await client.call('GET', `hosts/${encodeURIComponent(args.mac)}/logs${params ? `?${params}` : ''}`)) as { lines: Line[] };
+        };
+        const print = (lines: Line[]) => {
+          for (const line of lines) {
+            if (args.json) process.stdout.write(`${JSON.stringify(line)}\n`);
+            else process.stdout.write(`${line.boot} ${new Date(line.receivedAt).toISOString()} ${line.source} ${line.app ?? '-'}: ${line.text}\n`);
+          }
+        };
+        let { lines } = await ask({ boot: args.boot, since: since === undefined ? undefined : Date.now() - since, limit: args.limit });
+        print(lines);
+        let last = lines.at(-1)?.id ?? 0;
+        while (args.follow) {
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          ({ lines } = await ask({ boot: args.boot, sinceId: last, limit: 1000 }));
+          print(lines);
+          last = lines.at(-1)?.id ?? last;
+        }
+      },
     )
     .command(
       'power-cycle <mac>',

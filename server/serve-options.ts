@@ -54,6 +54,12 @@ export const serveOptions = {
   },
   'http-port': { type: 'number', default: 80, describe: 'HTTP port (boot scripts, boot files, the status page and the admin API)' },
   'tftp-port': { type: 'number', default: 69, describe: 'TFTP port' },
+  'syslog-port': {
+    type: 'number',
+    default: 514,
+    describe: "UDP port the hosts' syslog and netconsole lines come to (kept per host and boot: rackboot logs MAC)",
+  },
+  'keep-log-mb': { type: 'number', default: 16, describe: "hosts' logs: at most this many MiB of lines per host (the oldest go first)" },
   'tftp-max-transfers': { type: 'number', default: 64, describe: 'TFTP transfers at once; past it requests wait unanswered for the client to repeat them' },
   'tftp-max-per-client': { type: 'number', default: 8, describe: 'TFTP transfers at once from one client address, and from one MAC' },
   'tftp-server': { type: 'string', describe: 'TFTP server to name in DHCP replies (siaddr, option 66) when another host serves TFTP (full mode)' },

@@ -13,6 +13,12 @@ import { buildWanted } from './core/build-choice.js';
 import { PostgresRolloutStore, postgresRolloutSchemaVersion } from './rollouts/postgres-store.js';
 import { Rollouts } from './rollouts/rollouts.js';
 import { HostPower } from './bmc/power.js';
+import type { Platform } from './core/facts.js';
+import { attributeLogSource } from './logs/attribution.js';
+import { PostgresLogStore, postgresLogSchemaVersion } from './logs/postgres-store.js';
+import { LogReceiver } from './logs/receiver.js';
+import { FlightRecorder } from './logs/recorder.js';
+import { SqliteLogStore } from './logs/sqlite-store.js';
 import { SqliteRolloutStore } from './rollouts/sqlite-store.js';
 import { hostFile, tftpHostFile, type HostSources } from './core/host-files.js';
 import { chooseBootFile, type ServerEndpoints } from './core/resolve.js';
@@ -99,6 +105,10 @@ export interface ServeOptions {
   hostList?: Partial<HostListSettings>;
   /** Disk budget of the per-host image cache, bytes (default: defaultHostImageBudgetBytes). */
   hostImageCacheBytes?: number;
+  /** `--syslog-port`: where hosts' syslog and netconsole lines come (default 514). */
+  syslogPort?: number;
+  /** Hosts' logs: bytes per host, and days kept (default 16 MiB, and the timeline's days). */
+  logRetention?: { maxBytesPerHost: number; days: number };
   log: Logger;
 }
 
@@ -327,6 +337,7 @@ export async function checkServe(options: ServeOptions): Promise<CheckReport> {
         servers: serversSchemaVersion,
         profiles: postgresProfilesSchemaVersion,
         rollouts: postgresRolloutSchemaVersion,
+        logs: postgresLogSchemaVersion,
       })),
     );
   }
@@ -491,6 +502,21 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     );
     closers.push(async () => rollouts.close());
     hosts.rollouts = rollouts;
+    // The flight recorder: hosts' syslog and netconsole lines, per host and boot (see logs/).
+    const logStore = options.database === undefined ? SqliteLogStore.open(join(options.state, 'logs.sqlite')) : await PostgresLogStore.open(options.database);
+    closers.push(async () => logStore.close());
+    const logRetention = options.logRetention ?? { maxBytesPerHost: 16 * 1024 * 1024, days: (options.eventRetention ?? defaultRetention).days };
+    const recorder = new FlightRecorder(logStore, log, {
+      retention: { maxBytesPerHost: logRetention.maxBytesPerHost, keepMs: logRetention.days * 86_400_000 },
+    });
+    closers.push(async () => recorder.close());
+    /** MACs handed a boot script since the start: hosts rackboot boots, for the logs' attribution beside another DHCP server. */
+    const bootScripted = new Set<string>();
+    const sawBootScript = (mac: string, platform: Platform) => {
+      power.sawBootScript(mac, platform);
+      recorder.startBoot(mac);
+      if (bootScripted.size < 65_536) bootScripted.add(mac);
+    };
     const stopRetention = startEventRetention(events, options.eventRetention ?? defaultRetention, log);
     closers.push(async () => stopRetention());
     const partNames = new BuildPartNames(assets);
@@ -585,7 +611,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       ...hosts,
       loaderBuild: async (address) => loaderBuildOf(await neighbors.macOf(address)),
       rollouts,
-      power,
+      power: { sawBootScript },
       log,
       events: timeline,
       observer: bootObserver,
@@ -600,6 +626,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         assets,
         rollouts,
         power,
+        logs: logStore,
         ...(leases ? { leases } : {}),
         hosts: {
           list: () => {
@@ -758,6 +785,37 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       );
       if (full) log.info({ interface: served.interfaceName, pool, relaySubnets }, 'dhcp: full server');
       else log.info({ interface: served.interfaceName, relaySubnets }, "dhcp: proxy (boot information only, beside the network's DHCP server)");
+    }
+    // Hosts' syslog and netconsole lines: a port that cannot be bound is said, by name, and serving goes on without them.
+    const syslogPort = options.syslogPort ?? 514;
+    const receiver = new LogReceiver({
+      address: served.address,
+      port: syslogPort,
+      attribute: async (address) => {
+        const onSegment = servedSubnet.contains(address);
+        const mac = onSegment ? await neighbors.currentMacOf(address, served.interfaceName) : undefined;
+        const slot = mac === undefined ? undefined : sightings.slotOf(mac);
+        const profile = mac === undefined ? undefined : profiles.lookup(mac, slot);
+        const lease = mac === undefined ? undefined : leases?.byMac(mac);
+        return attributeLogSource({
+          mode: options.dhcp,
+          address,
+          onSegment,
+          neighborMac: mac,
+          dhcpAddress: lease?.state === 'bound' && lease.address === address ? lease.address : mac === undefined ? undefined : dhcpAnswers.of(mac)?.address,
+          staticAddress: profile?.network.mode === 'static' ? profile.network.address : undefined,
+          known: mac !== undefined && (profiles.hasOwnProfile(mac, slot) || bootScripted.has(mac)),
+        });
+      },
+      onLine: (mac, message) => recorder.syslog(mac, message),
+      log,
+    });
+    try {
+      await receiver.start();
+      closers.push(() => receiver.close());
+      log.info({ port: receiver.port }, `syslog: receiving hosts' lines on UDP ${served.address}:${receiver.port}`);
+    } catch (error) {
+      log.error({ err: error }, `${(error as Error).message}; hosts' syslog and netconsole lines are not received`);
     }
     // Every socket is bound and the state is open: root is no longer needed.
     await becomeServerUser({ user, state: options.state, profiles: profileFolder, assets: assets.dir, code: packageRoot(), log });

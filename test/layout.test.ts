@@ -29,6 +29,7 @@ const shells = new Set([
   'server/profiles/validate.ts',
   'server/assets/builds.ts',
   'server/logs/receiver.ts',
+  'server/logs/recorder.ts',
   'server/logs/sqlite-store.ts',
   'server/logs/postgres-store.ts',
 ]);

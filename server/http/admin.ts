@@ -18,6 +18,7 @@ import type { ReportedGuestInterface, StorageReport } from '../storage/report.js
 import { defaultDeadlineMs, isActive, parseDeadline, parseFirstWave, type FirstWave, type Rollout } from '../rollouts/rollout.js';
 import type { Rollouts } from '../rollouts/rollouts.js';
 import type { HostPower } from '../bmc/power.js';
+import type { HostLogStore, LogQuery } from '../logs/store.js';
 
 export interface AdminApiOptions {
   token: AdminToken;
@@ -46,6 +47,8 @@ export interface AdminApiOptions {
   rollouts?: Pick<Rollouts, 'list' | 'start' | 'command'>;
   /** Hosts' BMCs (bmc/power.ts). */
   power?: Pick<HostPower, 'powerCycle'>;
+  /** Hosts' logs (logs/store.ts). */
+  logs?: Pick<HostLogStore, 'list' | 'boots'>;
 }
 
 /** A rollout as the admin API and `rackboot rollout status` show it: each host of the channel with where it stands. */
@@ -325,6 +328,36 @@ export function createAdminRouter(options: AdminApiOptions): Router {
     await assets.switchTo(build.id, channel);
     log.info({ event: 'admin-build', action: 'switched', build: build.id, channel }, 'admin api: current build switched');
     res.json({ id: build.id, channel, current: true });
+  });
+
+  // --- logs ---
+
+  // ?boot=N (default: every boot kept), ?sinceId=ID (the lines after one already read: --follow), ?since=MS,
+  // ?limit=N (the newest N; after sinceId, the next N).
+  router.get('/hosts/:mac/logs', async (req, res) => {
+    const mac = normaliseMac(String(req.params.mac));
+    if (mac === undefined) {
+      res.status(400).json({ error: `${JSON.stringify(String(req.params.mac))} is not a MAC address` });
+      return;
+    }
+    if (options.logs === undefined) {
+      res.status(404).json({ error: 'this server keeps no logs' });
+      return;
+    }
+    const query: LogQuery = {};
+    for (const name of ['boot', 'sinceId', 'since', 'limit'] as const) {
+      const text = req.query[name];
+      if (text === undefined) continue;
+      const value = Number(text);
+      if (typeof text !== 'string' || !/^\d{1,15}$/.test(text) || !Number.isSafeInteger(value)) {
+        res.status(400).json({ error: `${name}: want a whole number, got ${JSON.stringify(text)}` });
+        return;
+      }
+      query[name] = value;
+    }
+    query.limit = Math.min(query.limit ?? 1000, 10_000);
+    const [lines, boots] = await Promise.all([options.logs.list(mac, query), options.logs.boots(mac)]);
+    res.json({ mac, boots, lines });
   });
 
   // --- power ---

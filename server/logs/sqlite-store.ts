@@ -28,6 +28,7 @@ import Database from 'better-sqlite3';
 import { openExclusiveStore, StoreDatabaseError, storeError, type StoreErrors, type StoreFailure } from '../sqlite/open.js';
 import {
   bootTotals,
+  newestByHost,
   checkLogLines,
   checkLogQuery,
   checkLogRetention,
@@ -227,7 +228,7 @@ export class SqliteLogStore implements HostLogStore {
   }
 
   startBoot(mac: string, at: number): Promise<number> {
-    return settled(() => {
+    return this.answer(() => {
       if (!Number.isSafeInteger(at)) throw new RangeError(`startBoot ${mac}: ${at} is not a time in whole milliseconds`);
       return this.db.transaction(() => {
         const { boot } = this.statements.nextBoot.get(mac)!;
@@ -238,11 +239,11 @@ export class SqliteLogStore implements HostLogStore {
   }
 
   currentBoot(mac: string): Promise<number | undefined> {
-    return settled(() => this.statements.currentBoot.get(mac)?.boot);
+    return this.answer(() => this.statements.currentBoot.get(mac)?.boot);
   }
 
   append(lines: readonly NewLogLine[]): Promise<LogLine[]> {
-    return settled(() => {
+    return this.answer(() => {
       checkLogLines(lines);
       if (lines.length === 0) return [];
       // One commit for the lot; if it fails, none is kept and nextId is put back.
@@ -254,7 +255,7 @@ export class SqliteLogStore implements HostLogStore {
           let at = 0;
           for (; at + rowsPerInsert <= stored.length; at += rowsPerInsert) this.statements.insertMany.run(rowValues(stored, at, rowsPerInsert));
           for (; at < stored.length; at++) this.statements.insert.run(...rowValues(stored, at, 1));
-          for (const total of bootTotals(stored).values()) this.statements.countBoot.run(total.mac, total.boot, total.firstAt, total.lines, total.bytes);
+          for (const total of bootTotals(stored)) this.statements.countBoot.run(total.mac, total.boot, total.firstAt, total.lines, total.bytes);
           for (const host of newestByHost(stored)) this.statements.noteHost.run(host.mac, host.boot, host.id);
         })();
         this.nextId = first + stored.length;
@@ -267,7 +268,7 @@ export class SqliteLogStore implements HostLogStore {
   }
 
   list(mac: string, query: LogQuery = {}): Promise<LogLine[]> {
-    return settled(() => {
+    return this.answer(() => {
       checkLogQuery(query);
       const where = ['mac = ?'];
       const values: number[] = [];
@@ -296,11 +297,11 @@ export class SqliteLogStore implements HostLogStore {
   }
 
   boots(mac: string): Promise<LoggedBoot[]> {
-    return settled(() => this.statements.boots.all(mac));
+    return this.answer(() => this.statements.boots.all(mac));
   }
 
   prune(retention: LogRetention): Promise<number> {
-    return settled(() => {
+    return this.answer(() => {
       checkLogRetention(retention);
       return this.db.transaction(() => {
         const removed = new Removed();
@@ -318,34 +319,21 @@ export class SqliteLogStore implements HostLogStore {
   }
 
   stats(): Promise<LogStats> {
-    return settled(() => this.statements.stats.get()!);
+    return this.answer(() => this.statements.stats.get()!);
   }
 
   close(): Promise<void> {
     if (this.db.open) this.db.close();
     return Promise.resolve();
   }
-}
 
-/** Each host of a batch with its newest boot in it and its last line's id (the batch's lines are in id order). */
-export function newestByHost(lines: readonly LogLine[]): Array<{ mac: string; boot: number; id: number }> {
-  const hosts = new Map<string, { mac: string; boot: number; id: number }>();
-  for (const line of lines) {
-    const host = hosts.get(line.mac);
-    if (host === undefined) hosts.set(line.mac, { mac: line.mac, boot: line.boot, id: line.id });
-    else {
-      host.boot = Math.max(host.boot, line.boot);
-      host.id = line.id;
+  /** A synchronous answer as a promise: what it throws rejects it, as the same call to PostgreSQL would. */
+  private answer<T>(work: () => T): Promise<T> {
+    try {
+      if (!this.db.open) throw new Error(`logs database ${this.file}: the store is closed`);
+      return Promise.resolve(work());
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-  }
-  return [...hosts.values()];
-}
-
-/** A synchronous answer as a promise: what it throws rejects it, as the same call to PostgreSQL would. */
-function settled<T>(work: () => T): Promise<T> {
-  try {
-    return Promise.resolve(work());
-  } catch (error) {
-    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
   }
 }

@@ -160,13 +160,23 @@ export function checkLogQuery(query: LogQuery): void {
 export function checkLogRetention(retention: LogRetention): void {
   for (const key of ['maxBytesPerHost', 'before'] as const) {
     const value = retention[key];
-    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) throw new RangeError(`log retention: ${key} ${value} is not a whole number from 0`);
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0))
+      throw new RangeError(`log retention: ${key} ${value} is not a whole number from 0`);
   }
 }
 
-/** The boots a batch of lines touches, each with its lines' count and bytes and its earliest line's time, keyed "MAC BOOT". */
-export function bootTotals(lines: readonly NewLogLine[]): Map<string, { mac: string; boot: number; firstAt: number; lines: number; bytes: number }> {
-  const totals = new Map<string, { mac: string; boot: number; firstAt: number; lines: number; bytes: number }>();
+/** What a batch adds to one boot: its lines' count and bytes, and its earliest line's time (the boot's start, when the batch begins it). */
+export interface BootTotal {
+  mac: string;
+  boot: number;
+  firstAt: number;
+  lines: number;
+  bytes: number;
+}
+
+/** The boots a batch of lines touches, each with what the batch adds to it. */
+export function bootTotals(lines: readonly NewLogLine[]): BootTotal[] {
+  const totals = new Map<string, BootTotal>();
   for (const line of lines) {
     const key = `${line.mac} ${line.boot}`;
     const total = totals.get(key);
@@ -177,5 +187,19 @@ export function bootTotals(lines: readonly NewLogLine[]): Map<string, { mac: str
       total.bytes += textBytes(line.text);
     }
   }
-  return totals;
+  return [...totals.values()];
+}
+
+/** Each host of a batch with its newest boot in it and its last line's id (the batch's lines are in id order). */
+export function newestByHost(lines: readonly LogLine[]): Array<{ mac: string; boot: number; id: number }> {
+  const hosts = new Map<string, { mac: string; boot: number; id: number }>();
+  for (const line of lines) {
+    const host = hosts.get(line.mac);
+    if (host === undefined) hosts.set(line.mac, { mac: line.mac, boot: line.boot, id: line.id });
+    else {
+      host.boot = Math.max(host.boot, line.boot);
+      host.id = line.id;
+    }
+  }
+  return [...hosts.values()];
 }

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { test } from 'node:test';
+import { addClient, httpPort, serverAddress, startRack } from '../support/boot.js';
+import { cliPath } from '../support/build.js';
+import { collect } from '../support/run.js';
+import { until } from '../support/until.js';
+
+/**
+ * Hosts' syslog on a test wire: a host that took its address from
+ * rackboot's DHCP sends lines with util-linux logger (RFC 5424 and RFC
+ * 3164, over UDP), and `rackboot logs` shows them, by boot: lines before
+ * its boot script are boot 0, after it boot 1. A stranger on the same
+ * wire (its own MAC, an address it chose) sends lines too: they reach no
+ * host's log. Needs root; fails (never skips) without it.
+ */
+
+const hostMac = '02:00:00:00:19:01';
+
+test("a host's syslog lines are kept per boot and shown by rackboot logs; a stranger's are attributed to no one", { timeout: 120_000 }, async () => {
+  const rack = await startRack({ 'h1.yaml': `mac: ${hostMac}\nhostname: h1\n` }, { bridge: true });
+  try {
+    const admin = ['--server', `${serverAddress}:${httpPort}`, '--state', path.join(rack.work, 'state')];
+    const logs = async (args: string[]) => {
+      const result = await collect(rack.ns.spawn(process.execPath, [cliPath, 'logs', ...args, ...admin], { stdio: ['ignore', 'pipe', 'pipe'] }), {
+        timeoutMs: 30_000,
+        what: `rackboot logs ${args.join(' ')}`,
+      });
+      assert.equal(result.code, 0, result.stderr);
+      return result.stdout;
+    };
+    const host = await addClient(rack, hostMac);
+    host.dhcp();
+    const stranger = await addClient(rack, '02:66:66:66:66:66');
+    stranger.setAddress('198.18.0.77/24');
+    const send = (client: typeof host, args: string[], text: string) =>
+      client.ns.exec('logger', ['--server', serverAddress, '--port', '514', '--udp', ...args, text]);
+
+    send(host, ['--rfc5424', '-t', 'rackboot-runtime', '-p', 'daemon.info'], 'before the boot script');
+    send(host, ['--rfc3164', '-t', 'udhcpc'], 'lease obtained');
+    send(stranger, ['--rfc5424', '-t', 'rackboot-runtime'], 'a stranger pretending');
+    const context = () => rack.server.transcript.slice(-3000);
+    await until('two lines in the log', 20_000, async () => ((await logs([hostMac])).split('\n').filter(Boolean).length >= 2 ? true : undefined), context);
+
+    // Its boot script starts boot 1.
+    host.ns.exec('curl', ['-sSf', '-o', '/dev/null', `http://${serverAddress}:${httpPort}/hosts/${hostMac}/boot.ipxe?platform=pcbios`]);
+    send(host, ['--rfc5424', '-t', 'rackboot-runtime'], 'ready hostname=h1');
+    await until('the line of boot 1', 20_000, async () => ((await logs([hostMac, '--boot', '1'])).includes('ready hostname=h1') ? true : undefined), context);
+
+    const all = (await logs([hostMac]))
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.replace(/ \d{4}-\d\d-\d\dT\S+Z /, ' TIME '));
+    assert.deepEqual(all, [
+      '0 TIME syslog rackboot-runtime: before the boot script',
+      '0 TIME syslog udhcpc: lease obtained',
+      '1 TIME syslog rackboot-runtime: ready hostname=h1',
+    ]);
+    const json = (await logs([hostMac, '--boot', '1', '--json']))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(
+      json.map((line) => [line.mac, line.boot, line.source, line.app, line.severity, line.text]),
+      [[hostMac, 1, 'syslog', 'rackboot-runtime', 5, 'ready hostname=h1']],
+    );
+    assert.equal(await logs(['02:66:66:66:66:66']), '', "the stranger's MAC has no log");
+    assert.doesNotMatch(await logs([hostMac]), /stranger/);
+    host.close();
+    stranger.close();
+  } finally {
+    await rack.close();
+  }
+});
