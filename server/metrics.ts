@@ -72,6 +72,24 @@ export class Metrics {
     }
   }
 
+  /** Syslog datagrams the receiver took (logs/receiver.ts), by what became of them: read from its counts at each scrape. */
+  syslogCounts(counts: () => { attributed: number; strangers: number; overRate: number; malformed: number }): void {
+    new Counter({
+      name: 'rackboot_syslog_datagrams_total',
+      help: "Syslog and netconsole datagrams received, by result: kept in a host's log, or dropped (a stranger's, past its sender's rate, unreadable)",
+      labelNames: ['result'] as const,
+      registers: [this.registry],
+      collect() {
+        const now = counts();
+        this.reset();
+        this.inc({ result: 'kept' }, now.attributed);
+        this.inc({ result: 'stranger' }, now.strangers);
+        this.inc({ result: 'over-rate' }, now.overRate);
+        this.inc({ result: 'unreadable' }, now.malformed);
+      },
+    });
+  }
+
   dhcpPacket(type: string, result: string): void {
     this.dhcpPackets.inc({ type, result });
   }

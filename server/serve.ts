@@ -810,6 +810,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       onLine: (mac, message) => recorder.syslog(mac, message),
       log,
     });
+    metrics.syslogCounts(() => receiver.counts);
     try {
       await receiver.start();
       closers.push(() => receiver.close());

@@ -65,6 +65,9 @@ test("a host's syslog lines are kept per boot and shown by rackboot logs; a stra
       [[hostMac, 1, 'syslog', 'rackboot-runtime', 5, 'ready hostname=h1']],
     );
     assert.equal(await logs(['02:66:66:66:66:66']), '', "the stranger's MAC has no log");
+    const metrics = rack.ns.exec('curl', ['-sSf', `http://${serverAddress}:${httpPort}/metrics`]);
+    assert.match(metrics, /^rackboot_syslog_datagrams_total\{result="kept"\} 3$/m);
+    assert.match(metrics, /^rackboot_syslog_datagrams_total\{result="stranger"\} 1$/m, 'the stranger is counted');
     assert.doesNotMatch(await logs([hostMac]), /stranger/);
     host.close();
     stranger.close();
