@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { until } from '../support/until.js';
 import { bootMachine, httpPort, poolEnd, poolStart, startRack, type Rack } from '../support/boot.js';
 import { ipv4ToNumber } from '../../server/net/ipv4.js';
 import type { StorageReport } from '../../server/storage/report.js';
@@ -137,6 +138,44 @@ test('BIOS: iPXE ROM boots Xen and dom0 with its own profile to the ready line, 
   assert.equal(usb.label, 'usbdata');
   assert.equal(usb.table, undefined, 'a filesystem on the whole disk is no partition table');
   assert.ok(Date.parse(storageReport.reportedAt) > Date.now() - 600_000);
+
+  // Its log on the server (syslogd -R in the runtime): the runtime's own lines and the kernel's, in the boot its boot script began.
+  type Logged = { boots: Array<{ boot: number }>; lines: Array<{ boot: number; source: string; app?: string; text: string }> };
+  const logged = await until(
+    "node01's ready line in its log on the server",
+    30_000,
+    () => {
+      const body = JSON.parse(
+        execFileSync(
+          'ip',
+          [
+            'netns',
+            'exec',
+            rack.ns.name,
+            'curl',
+            '-sf',
+            '-H',
+            `Authorization: Bearer ${token}`,
+            `http://198.18.0.1:${httpPort}/api/hosts/52:54:00:12:34:56/logs`,
+          ],
+          { encoding: 'utf8' },
+        ),
+      ) as Logged;
+      return body.lines.some((line) => line.text.startsWith('ready hostname=node01')) ? body : undefined;
+    },
+    () => rack.server.transcript.slice(-3000),
+  );
+  const bootNumber = logged.boots.at(-1)!.boot;
+  const thisBoot = logged.lines.filter((line) => line.boot === bootNumber);
+  assert.ok(
+    thisBoot.some((line) => line.app === 'rackboot-runtime' && line.source === 'syslog' && /^storage: 3 disk\(s\)/.test(line.text)),
+    "the runtime's lines",
+  );
+  assert.ok(
+    thisBoot.some((line) => line.app === 'kernel' && /Linux version 6\.1/.test(line.text)),
+    `the kernel's lines from its first one: ${JSON.stringify(thisBoot.filter((line) => line.app === 'kernel').slice(0, 3))}`,
+  );
+  assert.ok(!thisBoot.some((line) => line.text.includes(hash)), 'no secret in the log');
 });
 
 test('BIOS: an unknown MAC boots with the default profile and a pool address', { timeout: 420_000 }, async () => {
