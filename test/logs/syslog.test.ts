@@ -79,8 +79,8 @@ describe('busybox syslogd -R', () => {
    */
   const captures: Array<{ command: string; datagram: string; expected: Partial<SyslogMessage>; line: string }> = [
     {
-      command: "busybox logger -t dhcp 'udhcpc: lease of 10.0.2.15 obtained'",
-      datagram: '<13>Dec  6 15:24:34 dhcp: udhcpc: lease of 10.0.2.15 obtained\n',
+      command: "busybox logger -t dhcp 'udhcpc: lease of 198.18.0.15 obtained'",
+      datagram: '<13>Dec  6 15:24:34 dhcp: udhcpc: lease of 198.18.0.15 obtained\n',
       expected: {
         format: 'rfc3164',
         facility: 1,
@@ -90,9 +90,9 @@ describe('busybox syslogd -R', () => {
         hostname: undefined,
         appName: 'dhcp',
         procId: undefined,
-        text: 'udhcpc: lease of 10.0.2.15 obtained',
+        text: 'udhcpc: lease of 198.18.0.15 obtained',
       },
-      line: '2026-12-06T15:24:34.000Z dhcp: udhcpc: lease of 10.0.2.15 obtained',
+      line: '2026-12-06T15:24:34.000Z dhcp: udhcpc: lease of 198.18.0.15 obtained',
     },
     {
       command: "busybox logger -p local3.err -t kernel-ish 'disk sda: I/O error'",
@@ -1101,7 +1101,7 @@ describe('random bytes', () => {
     const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
     const noise = (length: number): Buffer => Buffer.from(Array.from({ length }, () => int(256)));
     const seeds = [
-      '<13>Dec  6 15:24:34 dhcp: udhcpc: lease of 10.0.2.15 obtained\n',
+      '<13>Dec  6 15:24:34 dhcp: udhcpc: lease of 198.18.0.15 obtained\n',
       '<30>Dec  6 15:24:41 udhcpc[18175]: started, v1.35.0\n',
       '<86>Feb 29 15:24:34 node7 sshd[812]: Accepted publickey',
       '<133>1 2026-12-06T15:27:15.982673+00:00 vm rackboot-agent - BOOT [timeQuality tzKnown="1" isSynced="0"][b@1 n="q \\" \\\\ \\]"] fetched',
