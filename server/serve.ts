@@ -483,7 +483,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       options.database === undefined ? SqliteRolloutStore.open(join(options.state, 'rollouts.sqlite')) : await PostgresRolloutStore.open(options.database);
     closers.push(async () => rolloutStore.close());
     // Hosts whose profile names a BMC: power-cycled into a network boot when a rollout's host goes silent, or by an admin.
-    const power = new HostPower((mac) => profiles.lookup(mac, sightings.slotOf(mac))?.bmc, log);
+    // The platform of each host's last boot script: hosts rackboot boots (the logs' attribution beside another DHCP
+    // server), and the firmware path a BMC power-cycle asks for. Bounded: the oldest host is forgotten first.
+    const bootScripts = new Map<string, Platform>();
+    const power = new HostPower(
+      (mac) => profiles.lookup(mac, sightings.slotOf(mac))?.bmc,
+      (mac) => bootScripts.get(mac),
+      log,
+    );
     const rollouts = await Rollouts.open(
       rolloutStore,
       assets,
@@ -510,12 +517,11 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       retention: { maxBytesPerHost: logRetention.maxBytesPerHost, keepMs: logRetention.days * 86_400_000 },
     });
     closers.push(async () => recorder.close());
-    /** MACs handed a boot script since the start: hosts rackboot boots, for the logs' attribution beside another DHCP server. */
-    const bootScripted = new Set<string>();
     const sawBootScript = (mac: string, platform: Platform) => {
-      power.sawBootScript(mac, platform);
+      bootScripts.delete(mac);
+      bootScripts.set(mac, platform);
+      if (bootScripts.size > 65_536) bootScripts.delete(bootScripts.keys().next().value!);
       recorder.startBoot(mac);
-      if (bootScripted.size < 65_536) bootScripted.add(mac);
     };
     const stopRetention = startEventRetention(events, options.eventRetention ?? defaultRetention, log);
     closers.push(async () => stopRetention());
@@ -611,7 +617,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       ...hosts,
       loaderBuild: async (address) => loaderBuildOf(await neighbors.macOf(address)),
       rollouts,
-      power: { sawBootScript },
+      bootScripts: { saw: sawBootScript },
       log,
       events: timeline,
       observer: bootObserver,
@@ -804,7 +810,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
           neighborMac: mac,
           dhcpAddress: lease?.state === 'bound' && lease.address === address ? lease.address : mac === undefined ? undefined : dhcpAnswers.of(mac)?.address,
           staticAddress: profile?.network.mode === 'static' ? profile.network.address : undefined,
-          known: mac !== undefined && (profiles.hasOwnProfile(mac, slot) || bootScripted.has(mac)),
+          known: mac !== undefined && (profiles.hasOwnProfile(mac, slot) || bootScripts.has(mac)),
         });
       },
       onLine: (mac, message) => recorder.syslog(mac, message),

@@ -18,20 +18,16 @@ export type PowerCycleOutcome =
   | { kind: 'failed'; bmc: string; problem: string };
 
 export class HostPower {
-  private readonly platforms = new Map<string, Platform>();
   private readonly cycling = new Set<string>();
 
   constructor(
     /** The host's BMC, from its profile; undefined when it names none. */
     private readonly bmcOf: (mac: string) => BmcConfig | undefined,
+    /** The platform of the host's last boot script, when one went to it. */
+    private readonly platformOf: (mac: string) => Platform | undefined,
     private readonly log: Logger,
     private readonly cycle: (bmc: BmcConfig, efi: boolean) => Promise<PowerCycleResult> = powerCycleToNetwork,
   ) {}
-
-  /** A boot script for `platform` went to the host. */
-  sawBootScript(mac: string, platform: Platform): void {
-    this.platforms.set(mac, platform);
-  }
 
   hasBmc(mac: string): boolean {
     return this.bmcOf(mac) !== undefined;
@@ -47,7 +43,7 @@ export class HostPower {
     const name = bmcName(bmc);
     if (this.cycling.has(mac)) return { kind: 'busy', bmc: name };
     this.cycling.add(mac);
-    const uefi = efi ?? this.platforms.get(mac) === 'efi64';
+    const uefi = efi ?? this.platformOf(mac) === 'efi64';
     try {
       const result = await this.cycle(bmc, uefi);
       this.log.info(

@@ -4,7 +4,6 @@ import { platformOf, type Platform } from '../core/facts.js';
 import { authorizeHost, domainConfigName, hostFile, type HostFileName, type HostSources } from '../core/host-files.js';
 import { LOADER_FILES } from '../assets/manifest.js';
 import type { Rollouts } from '../rollouts/rollouts.js';
-import type { HostPower } from '../bmc/power.js';
 import { renderEntryScript } from '../core/render.js';
 import { parseEventReport } from '../events/event.js';
 import { maximumStorageReportBytes, parseGuestNetworkReport, parseStorageReport, summarizeGuestNetwork, summarizeStorage } from '../storage/report.js';
@@ -54,8 +53,8 @@ export interface HttpAppOptions extends HostSources {
   loaderBuild?: (address: string) => Promise<string | undefined>;
   /** Told of the boot scripts and reports that move a rollout on (rollouts/rollouts.ts); also decides builds (HostSources). */
   rollouts?: HostSources['rollouts'] & Pick<Rollouts, 'bootScript' | 'reported' | 'rebootFor'>;
-  /** Hosts' BMCs (bmc/power.ts): told the platform of each host's boot script. */
-  power?: Pick<HostPower, 'sawBootScript'>;
+  /** Told of each boot script that went to its host (not a stranger asking for it), with its platform. */
+  bootScripts?: { saw(mac: string, platform: Platform): void };
 }
 
 /** Event bodies are one line of text or so; anything bigger is not a report. */
@@ -214,7 +213,7 @@ export function createHttpApp(options: HttpAppOptions) {
     // Only a script that went to the host itself starts its boot's deadline in a rollout.
     if (boot.kind === 'boot' && res.locals.hostMac !== undefined) {
       options.rollouts?.bootScript(boot.plan.mac, boot.plan.build.id);
-      options.power?.sawBootScript(boot.plan.mac, platform);
+      options.bootScripts?.saw(boot.plan.mac, platform);
     }
     log.info(
       {

@@ -111,8 +111,10 @@ describe('BMC over IPMI (ipmitool against ipmi_sim)', () => {
   test("HostPower: the platform of the host's last boot script, one power-cycle per host at a time, and hosts with no BMC", async () => {
     const asked: Array<{ efi: boolean }> = [];
     let release: () => void = () => undefined;
+    const bootScripts = new Map<string, 'bios' | 'efi64'>();
     const power = new HostPower(
       (mac) => (mac === '52:54:00:00:19:01' ? bmc : undefined),
+      (mac) => bootScripts.get(mac),
       silentLogger(),
       async (_bmc, efi) => {
         asked.push({ efi });
@@ -121,7 +123,7 @@ describe('BMC over IPMI (ipmitool against ipmi_sim)', () => {
       },
     );
     assert.deepEqual(await power.powerCycle('52:54:00:00:19:02', 'test'), { kind: 'no-bmc' });
-    power.sawBootScript('52:54:00:00:19:01', 'efi64');
+    bootScripts.set('52:54:00:00:19:01', 'efi64');
     const first = power.powerCycle('52:54:00:00:19:01', 'test');
     assert.deepEqual(await power.powerCycle('52:54:00:00:19:01', 'test'), { kind: 'busy', bmc: `127.0.0.1:${bmc.port}` });
     release();
@@ -132,6 +134,7 @@ describe('BMC over IPMI (ipmitool against ipmi_sim)', () => {
     assert.deepEqual(asked, [{ efi: true }, { efi: false }]);
     const failing = new HostPower(
       () => bmc,
+      () => undefined,
       silentLogger(),
       async () => {
         throw new Error('BMC 127.0.0.1:1: no answer');
