@@ -37,7 +37,7 @@ import { describeRollout } from './http/admin.js';
 import { changeLines, listImages } from './http/downloads.js';
 import { createStatusRouter } from './http/status.js';
 import { Metrics } from './metrics.js';
-import { NeighborTable, openNeighborResolver } from './net/neighbors.js';
+import { currentNeighbor, NeighborTable, openNeighborResolver } from './net/neighbors.js';
 import { portHolders } from './net/port-holder.js';
 import { BootObserver, observeDhcp } from './observe.js';
 import { builderRecipe, packageRoot } from '../builder/recipe.js';
@@ -659,7 +659,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     closers.push(() => http.close());
     draining.http = http;
 
-    // TFTP counts a client's transfers per machine: its MAC, resolved on a miss (see resolveNeighbor).
+    // TFTP counts a client's transfers per machine: its MAC, resolved on a miss (see resolveNeighbor); syslog's attribution pokes with it too.
     const tftpClients = await openNeighborResolver({
       table: neighbors,
       onLink: (client) => servedSubnet.contains(client),
@@ -799,7 +799,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       port: syslogPort,
       attribute: async (address) => {
         const onSegment = servedSubnet.contains(address);
-        const mac = onSegment ? await neighbors.currentMacOf(address, served.interfaceName) : undefined;
+        const mac = onSegment ? await currentNeighbor(neighbors, address, served.interfaceName, tftpClients.poke) : undefined;
         const slot = mac === undefined ? undefined : sightings.slotOf(mac);
         const profile = mac === undefined ? undefined : profiles.lookup(mac, slot);
         const lease = mac === undefined ? undefined : leases?.byMac(mac);

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { NeighborTable, parseArpTable, resolveNeighbor, unresolvedNeighbor } from '../server/net/neighbors.js';
+import { currentNeighbor, NeighborTable, parseArpTable, resolveNeighbor, unresolvedNeighbor } from '../server/net/neighbors.js';
 import { Netns } from './support/netns.js';
 
 test('parseArpTable keeps complete Ethernet entries only, with normalised MACs', () => {
@@ -77,4 +77,21 @@ test('resolveNeighbor: a miss on the link pokes the address and reads again; no 
   assert.equal(await resolveNeighbor(table, '198.18.0.30', { onLink, poke, waitsMs: [1, 1] }), unresolvedNeighbor);
   assert.equal(await resolveNeighbor(table, '198.18.2.5', { onLink, poke }), undefined);
   assert.deepEqual(poked, ['198.18.0.20', '198.18.0.30']);
+});
+
+test('currentNeighbor: the table as it is now, on the asked device; a miss pokes and reads again; no answer is undefined', async () => {
+  const entries = new Map<string, { mac: string; device: string }>();
+  const table = { currentMacOf: async (address: string, device: string) => (entries.get(address)?.device === device ? entries.get(address)!.mac : undefined) };
+  const poked: string[] = [];
+  const poke = (address: string) => {
+    poked.push(address);
+    if (address === '198.18.0.20') setTimeout(() => entries.set(address, { mac: '02:00:00:00:00:20', device: 'br0' }), 1);
+  };
+  entries.set('198.18.0.10', { mac: '02:00:00:00:00:10', device: 'br0' });
+  entries.set('198.18.0.40', { mac: '02:00:00:00:00:40', device: 'eth9' });
+  assert.equal(await currentNeighbor(table, '198.18.0.10', 'br0', poke), '02:00:00:00:00:10');
+  assert.equal(await currentNeighbor(table, '198.18.0.20', 'br0', poke), '02:00:00:00:00:20');
+  assert.equal(await currentNeighbor(table, '198.18.0.30', 'br0', poke, [1, 1]), undefined);
+  assert.equal(await currentNeighbor(table, '198.18.0.40', 'br0', poke, [1]), undefined, 'an entry on another device is not this one');
+  assert.deepEqual(poked, ['198.18.0.20', '198.18.0.30', '198.18.0.40']);
 });

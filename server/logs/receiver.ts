@@ -2,7 +2,7 @@
  * The syslog receiver: UDP datagrams (RFC 5426, and netconsole's plain
  * lines) on the served address, each parsed (syslog.ts) and attributed to
  * a host by its sender's address (attribution.ts). A stranger's lines are
- * dropped and counted; so are lines past a sender's rate, so one noisy or
+ * dropped and counted, and the reason logged once a minute per sender; so are lines past a sender's rate, so one noisy or
  * hostile sender cannot fill the store or starve the others. A malformed
  * datagram is counted and logged (rate-limited by the caller's logger), and
  * never stops the receiver.
@@ -45,7 +45,12 @@ interface Sender {
   source?: LogSource;
   attributedAt: number;
   pending?: Promise<LogSource>;
+  /** When a drop of this sender's lines as a stranger's was last logged. */
+  strangerLoggedAt?: number;
 }
+
+/** A stranger's drops are logged, with the reason, at most this often per sender. */
+const strangerLogEveryMs = 60_000;
 
 /** Senders remembered at most (their rate and attribution); the oldest are forgotten first. */
 const maxSenders = 4096;
@@ -114,6 +119,13 @@ export class LogReceiver {
     const source = await this.attribution(sender, address, now);
     if (source.kind === 'stranger') {
       this.counts.strangers += 1;
+      if (sender.strangerLoggedAt === undefined || now - sender.strangerLoggedAt >= strangerLogEveryMs) {
+        sender.strangerLoggedAt = now;
+        this.options.log.info(
+          { event: 'syslog', remote: address, reason: source.reason },
+          "syslog: a stranger's lines dropped (said once a minute per sender)",
+        );
+      }
       return;
     }
     const message = parseSyslog(bytes, new Date(now));

@@ -114,6 +114,31 @@ export async function resolveNeighbor(
 }
 
 /**
+ * The MAC behind `address` on `device` from the table as it is now, for
+ * decisions (currentMacOf); on a miss, `poke` makes the kernel resolve it
+ * and the table is read again after each of `waitsMs`. A host that only
+ * sends to us (syslog over UDP) has no entry once the kernel let its entry
+ * go: the kernel needs none to receive. Undefined when no one answers.
+ */
+export async function currentNeighbor(
+  table: Pick<NeighborTable, 'currentMacOf'>,
+  address: string,
+  device: string,
+  poke: (address: string) => void,
+  waitsMs: readonly number[] = [5, 15, 30, 50],
+): Promise<string | undefined> {
+  const known = await table.currentMacOf(address, device);
+  if (known !== undefined) return known;
+  poke(address);
+  for (const wait of waitsMs) {
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    const mac = await table.currentMacOf(address, device);
+    if (mac !== undefined) return mac;
+  }
+  return undefined;
+}
+
+/**
  * resolveNeighbor with its poke: a UDP socket (bound to `bindAddress`, the
  * served address, or any) that sends an empty datagram to a client's
  * discard port (9), which makes the kernel resolve the client's MAC.
@@ -123,7 +148,7 @@ export async function openNeighborResolver(options: {
   onLink: (address: string) => boolean;
   bindAddress?: string;
   onError?: (error: Error) => void;
-}): Promise<{ macOf(address: string): Promise<string | undefined>; close(): Promise<void> }> {
+}): Promise<{ macOf(address: string): Promise<string | undefined>; poke(address: string): void; close(): Promise<void> }> {
   const socket = createSocket('udp4');
   socket.on('error', (error) => options.onError?.(error));
   await new Promise<void>((resolve, reject) => {
@@ -136,6 +161,7 @@ export async function openNeighborResolver(options: {
   const poke = (address: string) => socket.send(Buffer.alloc(0), 9, address, () => undefined);
   return {
     macOf: (address) => resolveNeighbor(options.table, address, { onLink: options.onLink, poke }),
+    poke,
     close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };
 }

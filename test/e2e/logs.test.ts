@@ -12,7 +12,8 @@ import { until } from '../support/until.js';
  * 3164, over UDP), and `rackboot logs` shows them, by boot: lines before
  * its boot script are boot 0, after it boot 1. A stranger on the same
  * wire (its own MAC, an address it chose) sends lines too: they reach no
- * host's log. Needs root; fails (never skips) without it.
+ * host's log, and the server says why. The server's neighbour entries are
+ * flushed first: a host that only sends is asked for its MAC (ARP). Needs root; fails (never skips) without it.
  */
 
 const hostMac = '02:00:00:00:19:01';
@@ -36,10 +37,24 @@ test("a host's syslog lines are kept per boot and shown by rackboot logs; a stra
     const send = (client: typeof host, args: string[], text: string) =>
       client.ns.exec('logger', ['--server', serverAddress, '--port', '514', '--udp', ...args, text]);
 
+    // The server's kernel needs no neighbour entry to receive a datagram: with
+    // the entries gone, the host is known only after the server asks (ARP).
+    rack.ns.ip('neigh', 'flush', 'dev', 'br0');
     send(host, ['--rfc5424', '-t', 'rackboot-runtime', '-p', 'daemon.info'], 'before the boot script');
     send(host, ['--rfc3164', '-t', 'udhcpc'], 'lease obtained');
     send(stranger, ['--rfc5424', '-t', 'rackboot-runtime'], 'a stranger pretending');
-    const context = () => rack.server.transcript.slice(-3000);
+    // What the server said, without the polls' own request lines.
+    const context = () =>
+      rack.server.transcript
+        .split('\n')
+        .filter((line) => !line.includes('"event":"http"'))
+        .join('\n')
+        .slice(-4000) +
+      rack.ns
+        .exec('curl', ['-sS', `http://${serverAddress}:${httpPort}/metrics`])
+        .split('\n')
+        .filter((line) => line.startsWith('rackboot_syslog'))
+        .join('\n');
     await until('two lines in the log', 20_000, async () => ((await logs([hostMac])).split('\n').filter(Boolean).length >= 2 ? true : undefined), context);
 
     // Its boot script starts boot 1.
@@ -69,6 +84,11 @@ test("a host's syslog lines are kept per boot and shown by rackboot logs; a stra
     assert.match(metrics, /^rackboot_syslog_datagrams_total\{result="kept"\} 3$/m);
     assert.match(metrics, /^rackboot_syslog_datagrams_total\{result="stranger"\} 1$/m, 'the stranger is counted');
     assert.doesNotMatch(await logs([hostMac]), /stranger/);
+    assert.match(
+      rack.server.transcript,
+      /"remote":"198\.18\.0\.77","reason":"198\.18\.0\.77 \(02:66:66:66:66:66\) is not the address rackboot's DHCP gave 02:66:66:66:66:66, nor its profile's static address"/,
+      "the stranger's drop is said with its reason",
+    );
     host.close();
     stranger.close();
   } finally {

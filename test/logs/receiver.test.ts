@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { test } from 'node:test';
+import { pino } from 'pino';
 import { silentLogger } from '../../server/log.js';
 import { LogReceiver } from '../../server/logs/receiver.js';
 import type { SyslogMessage } from '../../server/logs/syslog.js';
@@ -30,6 +31,7 @@ async function sendFrom(address: string, port: number, datagrams: Array<string |
 test('datagrams are attributed by sender, kept in order; strangers, unreadable ones and a flood past the rate are dropped and counted', async () => {
   const lines: Array<{ mac: string; text: string; app: string | undefined }> = [];
   const asked: string[] = [];
+  const logged: Array<Record<string, unknown>> = [];
   const receiver = new LogReceiver({
     address: '127.0.0.1',
     port: 0,
@@ -40,7 +42,7 @@ test('datagrams are attributed by sender, kept in order; strangers, unreadable o
       return { kind: 'stranger', reason: `the neighbour table has no MAC for ${address}` };
     },
     onLine: (mac, message: SyslogMessage) => lines.push({ mac, text: message.text, app: message.appName }),
-    log: silentLogger(),
+    log: pino({ level: 'debug', base: undefined, timestamp: false }, { write: (line: string) => logged.push(JSON.parse(line) as Record<string, unknown>) }),
     perSenderRate: { perSecond: 1, burst: 50 },
     attributionCacheMs: 60_000,
   });
@@ -49,7 +51,7 @@ test('datagrams are attributed by sender, kept in order; strangers, unreadable o
     const port = receiver.port!;
     const numbered = Array.from({ length: 20 }, (_, index) => `<30>Dec  6 15:24:41 rackboot-runtime: step ${index}\n`);
     await sendFrom('127.0.0.2', port, numbered);
-    await sendFrom('127.0.0.3', port, ['<13>Dec  6 15:24:41 evil: pretend to be a host\n']);
+    await sendFrom('127.0.0.3', port, ['<13>Dec  6 15:24:41 evil: pretend to be a host\n', '<13>Dec  6 15:24:41 evil: and again\n']);
     await sendFrom('127.0.0.2', port, ['<999>1 - - - - - broken\n', 'netconsole: plain kernel text\n']);
     await sendFrom(
       '127.0.0.4',
@@ -57,7 +59,7 @@ test('datagrams are attributed by sender, kept in order; strangers, unreadable o
       Array.from({ length: 80 }, (_, index) => `<13>Dec  6 15:24:41 spam: ${index}\n`),
     );
     const counts = () => JSON.stringify(receiver.counts);
-    await until('every datagram counted', 10_000, () => (receiver.counts.received === 20 + 1 + 2 + 80 ? true : undefined), counts);
+    await until('every datagram counted', 10_000, () => (receiver.counts.received === 20 + 2 + 2 + 80 ? true : undefined), counts);
     await until(
       'all handled',
       10_000,
@@ -74,9 +76,14 @@ test('datagrams are attributed by sender, kept in order; strangers, unreadable o
       'in the order sent',
     );
     assert.equal(fromHost[0]!.app, 'rackboot-runtime');
-    assert.equal(receiver.counts.strangers, 1);
+    assert.equal(receiver.counts.strangers, 2);
+    assert.deepEqual(
+      logged.filter((line) => line.msg === "syslog: a stranger's lines dropped (said once a minute per sender)").map((line) => [line.remote, line.reason]),
+      [['127.0.0.3', 'the neighbour table has no MAC for 127.0.0.3']],
+      "the stranger's drop is said once, with its reason",
+    );
     assert.equal(receiver.counts.malformed, 1);
-    assert.ok(!lines.some((line) => /pretend/.test(line.text)), "the stranger's line went nowhere");
+    assert.ok(!lines.some((line) => /pretend|again/.test(line.text)), "the stranger's lines went nowhere");
     const flood = lines.filter((line) => line.mac === flooder);
     assert.ok(flood.length >= 50 && flood.length <= 52, `the flood is cut at its burst: ${flood.length} of 80 kept`);
     assert.equal(receiver.counts.overRate, 80 - flood.length);

@@ -16,9 +16,14 @@ export interface SiteDhcp {
   close(): Promise<void>;
 }
 
-/** A bridge br0 at `bridgeCidr` in `wire`, holding its tap0 (which must exist), both up. */
+/**
+ * A bridge br0 at `bridgeCidr` in `wire`, holding its tap0 (which must
+ * exist), both up. br0's MAC is set, as a server's NIC has one: a bridge
+ * left to choose takes its ports' lowest MAC, so a port joining later can
+ * change it under the hosts that cached the old one in their ARP tables.
+ */
 export function bridgeTap(wire: Netns, bridgeCidr: string): void {
-  wire.ip('link', 'add', 'br0', 'type', 'bridge');
+  wire.ip('link', 'add', 'br0', 'address', '02:72:62:00:00:01', 'type', 'bridge');
   wire.ip('addr', 'add', bridgeCidr, 'dev', 'br0');
   wire.ip('link', 'set', 'br0', 'up');
   wire.ip('link', 'set', 'tap0', 'master', 'br0');
