@@ -588,6 +588,20 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
             changes: image.changes,
           })),
         rollouts: () => rollouts.list().map(describeRollout),
+        host: async (mac) => {
+          bootObserver.flush();
+          const host = hostList().find((row) => row.mac === mac);
+          if (host === undefined) return undefined;
+          const profile = profiles.lookup(mac, sightings.slotOf(mac));
+          const next = await hostBuild(assets, profile, { mac, rollouts });
+          return {
+            host,
+            profile,
+            lease: leases?.byMac(mac),
+            timeline: events.listByHost(mac, { limit: 1000 }),
+            nextBuild: { id: next.build?.id ?? null, reason: next.reason },
+          };
+        },
         load: () => load.current(),
         // Another DHCP server seen within the last hour.
         warnings: () =>
@@ -613,8 +627,41 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         return undefined;
       }
     };
+    // TFTP counts a client's transfers per machine: its MAC, resolved on a miss (see resolveNeighbor); syslog's attribution pokes with it too.
+    const tftpClients = await openNeighborResolver({
+      table: neighbors,
+      onLink: (client) => servedSubnet.contains(client),
+      bindAddress: served.address,
+      onError: (error) => log.debug({ err: error }, 'neighbour poke failed'),
+    });
+    closers.push(() => tftpClients.close());
+    // Whose is a report that carries no token (a syslog line, iPXE's failure report): logs/attribution.ts.
+    const attributeSender = async (address: string) => {
+      const onSegment = servedSubnet.contains(address);
+      const mac = onSegment ? await currentNeighbor(neighbors, address, served.interfaceName, tftpClients.poke) : undefined;
+      const slot = mac === undefined ? undefined : sightings.slotOf(mac);
+      const profile = mac === undefined ? undefined : profiles.lookup(mac, slot);
+      const lease = mac === undefined ? undefined : leases?.byMac(mac);
+      return attributeLogSource({
+        mode: options.dhcp,
+        address,
+        onSegment,
+        neighborMac: mac,
+        dhcpAddress: lease?.state === 'bound' && lease.address === address ? lease.address : mac === undefined ? undefined : dhcpAnswers.of(mac)?.address,
+        staticAddress: profile?.network.mode === 'static' ? profile.network.address : undefined,
+        known: mac !== undefined && (profiles.hasOwnProfile(mac, slot) || bootScripts.has(mac)),
+      });
+    };
     const app = createHttpApp({
       ...hosts,
+      ipxeReports: {
+        senderOf: async (address) => {
+          if (!isIpv4(address)) return undefined;
+          const source = await attributeSender(address);
+          return source.kind === 'host' ? source.mac : undefined;
+        },
+        log: (mac, text) => recorder.add(mac, 'ipxe', text, 3, 'ipxe'),
+      },
       loaderBuild: async (address) => loaderBuildOf(await neighbors.macOf(address)),
       rollouts,
       bootScripts: { saw: sawBootScript },
@@ -659,14 +706,6 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     closers.push(() => http.close());
     draining.http = http;
 
-    // TFTP counts a client's transfers per machine: its MAC, resolved on a miss (see resolveNeighbor); syslog's attribution pokes with it too.
-    const tftpClients = await openNeighborResolver({
-      table: neighbors,
-      onLink: (client) => servedSubnet.contains(client),
-      bindAddress: served.address,
-      onError: (error) => log.debug({ err: error }, 'neighbour poke failed'),
-    });
-    closers.push(() => tftpClients.close());
     const tftp = new TftpServer({
       onEvent: (event) => {
         if (event.kind === 'transferEnded' && event.outcome !== 'probe') {
@@ -797,22 +836,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const receiver = new LogReceiver({
       address: served.address,
       port: syslogPort,
-      attribute: async (address) => {
-        const onSegment = servedSubnet.contains(address);
-        const mac = onSegment ? await currentNeighbor(neighbors, address, served.interfaceName, tftpClients.poke) : undefined;
-        const slot = mac === undefined ? undefined : sightings.slotOf(mac);
-        const profile = mac === undefined ? undefined : profiles.lookup(mac, slot);
-        const lease = mac === undefined ? undefined : leases?.byMac(mac);
-        return attributeLogSource({
-          mode: options.dhcp,
-          address,
-          onSegment,
-          neighborMac: mac,
-          dhcpAddress: lease?.state === 'bound' && lease.address === address ? lease.address : mac === undefined ? undefined : dhcpAnswers.of(mac)?.address,
-          staticAddress: profile?.network.mode === 'static' ? profile.network.address : undefined,
-          known: mac !== undefined && (profiles.hasOwnProfile(mac, slot) || bootScripts.has(mac)),
-        });
-      },
+      attribute: attributeSender,
       onLine: (mac, message) => recorder.syslog(mac, message),
       log,
     });
@@ -821,6 +845,12 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       await receiver.start();
       closers.push(() => receiver.close());
       log.info({ port: receiver.port }, `syslog: receiving hosts' lines on UDP ${served.address}:${receiver.port}`);
+      try {
+        await receiver.startTcp();
+        log.info({ port: receiver.tcpPort }, `syslog: receiving hosts' lines on TCP ${served.address}:${receiver.tcpPort}`);
+      } catch (error) {
+        log.error({ err: error }, `${(error as Error).message}; hosts' lines come over UDP only`);
+      }
     } catch (error) {
       log.error({ err: error }, `${(error as Error).message}; hosts' syslog and netconsole lines are not received`);
     }

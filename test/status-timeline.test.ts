@@ -34,6 +34,7 @@ test('a boot is timed from its first DHCP packet to ready; guests do not move th
     lastSeen: 1_035_000,
     bootStartedAt: 1_000_000,
     lastBootSeconds: 28.4,
+    lastReadyAt: 1_028_400,
     failures: 1,
     lastFailure: 'domain web: xl create failed',
     alarms: 0,

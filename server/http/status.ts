@@ -1,5 +1,8 @@
 import express, { type Request, type Response, type Router } from 'express';
 import type { Logger } from '../log.js';
+import { normaliseMac } from '../profiles/mac.js';
+import { hostPage } from '../status/host-page.js';
+import { hostPageData } from '../status/host-page-data.js';
 import { statusPage } from '../status/page.js';
 import { takeSnapshot, type StatusSnapshot, type StatusSources } from '../status/snapshot.js';
 
@@ -31,9 +34,11 @@ export interface StatusRouter {
 /**
  * The status page: GET /status (the page), /status/state.json (the same
  * data as JSON) and /status/stream (server-sent events: a `state` event with
- * the whole snapshot whenever it changed, checked every second). Read-only,
- * and it shows no secrets (no hashes, keys or tokens), so it is open like
- * the boot endpoints.
+ * the whole snapshot whenever it changed, checked every second); and a
+ * page per host, /status/hosts/<mac> with its data at
+ * /status/hosts/<mac>.json. Read-only, and it shows no secrets (no hashes,
+ * keys or tokens), so it is open like the boot endpoints. A host's log is
+ * not open: its page asks the admin API for it, with the admin token.
  */
 export function createStatusRouter(options: StatusRouterOptions): StatusRouter {
   const { sources, log } = options;
@@ -102,6 +107,39 @@ export function createStatusRouter(options: StatusRouterOptions): StatusRouter {
       .type('json')
       .set('Cache-Control', 'no-store')
       .send(await snapshotJson());
+  });
+
+  // /status/hosts/<mac> is the page, /status/hosts/<mac>.json its data; any MAC spelling normaliseMac takes.
+  router.get('/hosts/:file', async (req: Request, res: Response) => {
+    const file = String(req.params.file);
+    const json = file.endsWith('.json');
+    const asked = json ? file.slice(0, -'.json'.length) : file;
+    const mac = normaliseMac(asked);
+    const notFound = (message: string) => {
+      res.status(404).set('Cache-Control', 'no-store');
+      // The message names what was asked for: as JSON or plain text, never as HTML.
+      if (json) res.json({ error: message });
+      else res.type('text/plain').send(`${message}\n`);
+    };
+    if (mac === undefined) {
+      notFound(`${JSON.stringify(asked.slice(0, 64))} is not a MAC address (want 52:54:00:12:34:56, 52-54-00-12-34-56 or 525400123456)`);
+      return;
+    }
+    let detail;
+    try {
+      detail = await sources.host?.(mac);
+    } catch (error) {
+      log.warn({ err: error, mac }, 'status: host page failed');
+      res.status(500).json({ error: 'host page failed (see the server log)' });
+      return;
+    }
+    if (detail === undefined) {
+      notFound(`no host ${mac} has been seen: it has not asked to boot, or it left the host list`);
+      return;
+    }
+    res.set('Cache-Control', 'no-store');
+    if (json) res.json(hostPageData(detail));
+    else res.type('html').send(hostPage());
   });
 
   router.get('/stream', async (req: Request, res: Response) => {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { AssetStore } from '../assets/builds.js';
 import type { LeaseStore } from '../dhcp/leases/leases.js';
-import type { RelaySlot } from '../profiles/slot.js';
+import { formatSlot, formatSlotId, type RelaySlot } from '../profiles/slot.js';
 import { profileOrigin, type Profile } from '../profiles/profile.js';
 import type { HostStatus } from './snapshot.js';
 import { summariseHost, type TimelineEvent } from './timeline.js';
@@ -25,7 +25,8 @@ export function describeHost(
   const timeline = events.listByHost(mac, { limit: summaryEvents });
   const summary = summariseHost(mac, timeline);
   if (summary === undefined) return undefined;
-  const profile = sources.profiles.lookup(mac, sources.sightings?.slotOf(mac));
+  const slot = sources.sightings?.slotOf(mac);
+  const profile = sources.profiles.lookup(mac, slot);
   const lease = sources.leases?.byMac(mac);
   // Our own lease when we gave one; else the last address a DHCP reply or the runtime named.
   const seen = [...timeline].reverse().find((event) => event.source === 'dhcp' && event.detail !== undefined && /^\d+\.\d+\.\d+\.\d+$/.test(event.detail));
@@ -40,6 +41,10 @@ export function describeHost(
     stage: summary.stage,
     lastSeen: new Date(summary.lastSeen).toISOString(),
     lastBootSeconds: summary.lastBootSeconds,
+    lastReadyAt: summary.lastReadyAt === null ? null : new Date(summary.lastReadyAt).toISOString(),
+    slot: slot === undefined ? null : formatSlot(slot),
+    rack: slot?.remoteId === undefined ? null : formatSlotId(slot.remoteId),
+    group: profile?.groupEntry === undefined ? null : basename(profile.source),
     failures: summary.failures,
     lastFailure: summary.lastFailure,
     alarms: summary.alarms,

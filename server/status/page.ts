@@ -23,7 +23,34 @@ export function statusPage(): string {
   main { padding: 1rem 1.2rem; display: grid; gap: 1rem; grid-template-columns: minmax(0, 2fr) minmax(22rem, 1fr); }
   section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: .8rem 1rem; min-width: 0; }
   section h2 { font-size: 1rem; margin: 0 0 .6rem; }
-  #hosts-section { grid-row: span 3; align-self: start; }
+  #hosts-section { grid-row: span 4; align-self: start; }
+  #warnings, #fleet-section { grid-column: 1 / -1; }
+  #warnings:empty { display: none; }
+  #fleet { display: grid; gap: 1rem; grid-template-columns: minmax(0, 3fr) minmax(18rem, 2fr); }
+  #fleet h3 { font-size: .85rem; margin: 0 0 .3rem; font-weight: 600; }
+  #racks { display: flex; flex-wrap: wrap; gap: .6rem 1.2rem; align-content: start; }
+  .rack { min-width: 9rem; max-width: 100%; }
+  .rack h3 .meta { font-weight: 400; }
+  .rack.failing h3 { color: var(--bad); }
+  .tiles { display: flex; flex-wrap: wrap; gap: 2px; max-width: 24rem; }
+  .tile { display: block; width: 12px; height: 12px; border-radius: 2px; background: #d0d7de; }
+  .tile:hover { outline: 2px solid var(--fg); }
+  .tile.s-ready { background: #2da44e; }
+  .tile.s-dhcp { background: #54aeff; }
+  .tile.s-tftp, .tile.s-files { background: #0969da; }
+  .tile.s-runtime { background: #8250df; }
+  .tile.s-rebooting { background: #bf8700; }
+  .tile.s-failing { background: var(--bad); outline: 2px solid #ff8182; outline-offset: 1px; }
+  .tile.alarmed { box-shadow: inset 0 0 0 2px var(--bad); }
+  .stage-legend { display: flex; flex-wrap: wrap; gap: .2rem .9rem; font-size: .8rem; color: var(--muted); margin-bottom: .5rem; }
+  .stage-legend .tile { display: inline-block; vertical-align: -1px; margin-right: .25rem; }
+  #boot-chart { width: 100%; height: auto; display: block; }
+  #boot-chart text { font: 11px system-ui, sans-serif; fill: var(--muted); }
+  #hosts tbody tr[data-mac] { cursor: pointer; }
+  #hosts tbody tr[data-mac]:hover { background: #f3f6f9; }
+  #hosts tbody tr.failing { background: #fff5f5; box-shadow: inset 3px 0 0 var(--bad); }
+  td.mac a { color: inherit; text-decoration: none; }
+  td.mac a:hover { text-decoration: underline; }
   .controls { display: flex; gap: .6rem; margin-bottom: .6rem; }
   .controls input { flex: 1; padding: .35rem .5rem; border: 1px solid var(--line); border-radius: 4px; font: inherit; }
   .controls select { padding: .35rem; border: 1px solid var(--line); border-radius: 4px; font: inherit; }
@@ -56,6 +83,19 @@ export function statusPage(): string {
 </header>
 <main>
   <ul id="warnings"></ul>
+  <section id="fleet-section">
+    <h2>Racks <span class="meta" id="fleet-count"></span></h2>
+    <div id="fleet">
+      <div>
+        <div class="stage-legend" id="stage-legend"></div>
+        <div id="racks"></div>
+      </div>
+      <div>
+        <h3>Boot durations <span class="meta">(each host's last boot to ready; failed hosts marked at the top, in red)</span></h3>
+        <svg id="boot-chart" viewBox="0 0 480 220" role="img" aria-label="Boot durations over time"></svg>
+      </div>
+    </div>
+  </section>
   <section id="hosts-section">
     <h2>Hosts <span class="meta" id="host-count"></span></h2>
     <div class="controls">
@@ -90,6 +130,40 @@ export function statusPage(): string {
 "use strict";
 let state = null;
 const $ = (id) => document.getElementById(id);
+const svgNs = "http://www.w3.org/2000/svg";
+const failureStages = new Set(["failed", "setting-failed", "domain-failed", "guest-failed", "tftp-failed", "dhcp-nak", "refused"]);
+
+/** Where a stage is in a boot, for a tile's colour. */
+function stageClass(stage) {
+  if (stage === "ready") return "ready";
+  if (failureStages.has(stage)) return "failing";
+  if (/^(dhcp|proxy)-/.test(stage)) return "dhcp";
+  if (stage === "tftp") return "tftp";
+  if (stage === "boot.ipxe" || stage === "xen.cfg" || stage === "boot-file") return "files";
+  if (stage === "rebooting") return "rebooting";
+  if (["booted", "runtime.env", "configured", "domain-started", "domain.cfg"].includes(stage)) return "runtime";
+  return "other";
+}
+const stageClassNames = { ready: "ready", failing: "failed", dhcp: "DHCP", tftp: "TFTP", files: "boot files", runtime: "runtime", rebooting: "rebooting", other: "other" };
+
+function hostPath(mac) {
+  return "/status/hosts/" + encodeURIComponent(mac);
+}
+
+/** The rack or group the overview files a host under. */
+function rackOf(h) {
+  if (h.rack) return "rack " + h.rack;
+  if (h.group) return "group " + h.group;
+  if (h.profile === "default.yaml" || h.profile === "default.yml") return "default profile";
+  return h.profile ? "own profile" : "no profile";
+}
+
+function svgElement(name, attributes, parent) {
+  const element = document.createElementNS(svgNs, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
+  if (parent) parent.append(element);
+  return element;
+}
 
 function cell(row, text, className) {
   const td = row.insertCell();
@@ -123,7 +197,9 @@ function renderHosts() {
   const select = $("stage-filter");
   const known = [...select.options].map((o) => o.value);
   for (const s of stages) if (!known.includes(s)) select.add(new Option(s, s));
-  const shown = hosts.filter((h) =>
+  // Failures first, the rest as the server sent them (the newest first).
+  const failingFirst = [...hosts.filter((h) => failureStages.has(h.stage)), ...hosts.filter((h) => !failureStages.has(h.stage))];
+  const shown = failingFirst.filter((h) =>
     (!stage || h.stage === stage) &&
     (!search || h.mac.includes(search) || h.mac.replaceAll(":", "").includes(search.replaceAll(/[:-]/g, "")) ||
       (h.hostname || "").toLowerCase().includes(search)));
@@ -131,7 +207,11 @@ function renderHosts() {
   for (const h of shown) {
     const row = body.insertRow();
     row.dataset.mac = h.mac;
-    cell(row, h.mac, "mac");
+    if (failureStages.has(h.stage)) row.className = "failing";
+    const link = document.createElement("a");
+    link.href = hostPath(h.mac);
+    link.textContent = h.mac;
+    cell(row, "", "mac").append(link);
     cell(row, h.hostname, "hostname");
     // The cell names the file; its title says how (own file, group entry, default).
     cell(row, h.profile, "profile").title = h.profileFrom || "";
@@ -173,6 +253,106 @@ function renderHosts() {
     td.colSpan = 11;
   }
   $("host-count").textContent = shown.length === hosts.length ? "(" + hosts.length + ")" : "(" + shown.length + " of " + hosts.length + ")";
+}
+
+/** Every host as a tile, coloured by stage, in its rack or group; failing racks first. */
+function renderRacks() {
+  const hosts = state.hosts;
+  const groups = new Map();
+  const counts = {};
+  for (const h of hosts) {
+    const key = rackOf(h);
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(h);
+    const kind = stageClass(h.stage);
+    counts[kind] = (counts[kind] || 0) + 1;
+  }
+  const legend = $("stage-legend");
+  legend.replaceChildren();
+  for (const [kind, name] of Object.entries(stageClassNames)) {
+    if (!counts[kind]) continue;
+    const item = document.createElement("span");
+    item.className = "legend-" + kind;
+    const key = document.createElement("span");
+    key.className = "tile s-" + kind;
+    item.append(key, counts[kind] + " " + name);
+    legend.append(item);
+  }
+  const failing = (list) => list.filter((h) => failureStages.has(h.stage)).length;
+  const ordered = [...groups].sort((a, b) => (failing(b[1]) > 0) - (failing(a[1]) > 0) || a[0].localeCompare(b[0], undefined, { numeric: true }));
+  const racks = $("racks");
+  racks.replaceChildren();
+  for (const [name, list] of ordered) {
+    const rack = document.createElement("div");
+    const failed = failing(list);
+    rack.className = "rack" + (failed ? " failing" : "");
+    rack.dataset.rack = name;
+    const heading = document.createElement("h3");
+    const count = document.createElement("span");
+    count.className = "meta";
+    count.textContent = " " + list.length + (failed ? ", " + failed + " failed" : "");
+    heading.append(name, count);
+    const tiles = document.createElement("div");
+    tiles.className = "tiles";
+    list.sort((a, b) => (a.hostname || a.mac).localeCompare(b.hostname || b.mac, undefined, { numeric: true }));
+    for (const h of list) {
+      const tile = document.createElement("a");
+      tile.className = "tile s-" + stageClass(h.stage) + (h.alarms ? " alarmed" : "");
+      tile.href = hostPath(h.mac);
+      tile.dataset.mac = h.mac;
+      tile.title = (h.hostname ? h.hostname + " " : "") + h.mac + ": " + h.stage + (h.lastFailure ? " (" + h.lastFailure + ")" : "");
+      tiles.append(tile);
+    }
+    rack.append(heading, tiles);
+    racks.append(rack);
+  }
+  $("fleet-count").textContent = hosts.length ? "(" + groups.size + " groups, " + hosts.length + " hosts)" : "";
+}
+
+/** Boot durations over time: a dot per host's last boot to ready, a red mark per failing host when it failed. */
+function renderChart() {
+  const chart = $("boot-chart");
+  chart.replaceChildren();
+  const width = 480, height = 220, left = 40, right = 470, top = 22, bottom = 190;
+  const done = state.hosts.filter((h) => h.lastReadyAt && h.lastBootSeconds !== null);
+  const failing = state.hosts.filter((h) => failureStages.has(h.stage));
+  if (done.length === 0 && failing.length === 0) {
+    svgElement("text", { x: width / 2, y: height / 2, "text-anchor": "middle" }, chart).textContent = "No boot has finished yet.";
+    return;
+  }
+  const times = [...done.map((h) => Date.parse(h.lastReadyAt)), ...failing.map((h) => Date.parse(h.lastSeen))];
+  let from = Math.min(...times), to = Math.max(...times);
+  if (to - from < 60000) { from -= 30000; to += 30000; }
+  const most = Math.ceil(Math.max(10, ...done.map((h) => h.lastBootSeconds)) / 20) * 20;
+  const x = (time) => left + ((time - from) / (to - from)) * (right - left);
+  const y = (seconds) => bottom - (seconds / most) * (bottom - top);
+  const axis = svgElement("g", { class: "axis" }, chart);
+  svgElement("line", { x1: left, x2: right, y1: bottom, y2: bottom, stroke: "#dde2e7" }, axis);
+  svgElement("line", { x1: left, x2: left, y1: top, y2: bottom, stroke: "#dde2e7" }, axis);
+  for (let i = 0; i <= 4; i++) {
+    const seconds = (most * i) / 4;
+    svgElement("line", { x1: left, x2: right, y1: y(seconds), y2: y(seconds), stroke: "#eef1f4" }, axis);
+    svgElement("text", { x: left - 4, y: y(seconds) + 4, "text-anchor": "end" }, axis).textContent = Math.round(seconds) + " s";
+  }
+  // Seconds on the time axis when the chart spans less than ten minutes, else they would repeat.
+  const clock = to - from < 600000 ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" };
+  for (let i = 0; i <= 3; i++) {
+    const time = from + ((to - from) * i) / 3;
+    svgElement("text", { x: x(time), y: bottom + 16, "text-anchor": i === 0 ? "start" : i === 3 ? "end" : "middle" }, axis).textContent = new Date(time).toLocaleTimeString([], clock);
+  }
+  const dots = svgElement("g", { class: "boots" }, chart);
+  for (const h of done) {
+    const link = svgElement("a", { href: hostPath(h.mac), "data-mac": h.mac }, dots);
+    const dot = svgElement("circle", { cx: x(Date.parse(h.lastReadyAt)), cy: y(h.lastBootSeconds), r: 3, fill: "#2da44e", "fill-opacity": 0.7 }, link);
+    svgElement("title", {}, dot).textContent = (h.hostname || h.mac) + ": " + h.lastBootSeconds.toFixed(1) + " s, ready at " + new Date(h.lastReadyAt).toLocaleString();
+  }
+  const marks = svgElement("g", { class: "failures" }, chart);
+  for (const h of failing) {
+    const link = svgElement("a", { href: hostPath(h.mac), "data-mac": h.mac }, marks);
+    const cx = x(Date.parse(h.lastSeen));
+    const mark = svgElement("path", { d: "M" + (cx - 4) + " " + (top - 12) + " l8 8 m0 -8 l-8 8", stroke: "#cf222e", "stroke-width": 2 }, link);
+    svgElement("title", {}, mark).textContent = (h.hostname || h.mac) + ": " + h.stage + (h.lastFailure ? " (" + h.lastFailure + ")" : "");
+  }
 }
 
 async function downloadImage(mac) {
@@ -284,6 +464,8 @@ function render() {
     return item;
   }));
   renderHosts();
+  renderRacks();
+  renderChart();
   $("build-id").textContent = state.build ? state.build.id : "";
   renderFiles("build", state.build ? state.build.files : []);
   renderChannels();
@@ -292,6 +474,12 @@ function render() {
   renderLoad();
 }
 
+// A click on a row opens the host's page (its buttons and links do what they say).
+$("hosts").tBodies[0].addEventListener("click", (event) => {
+  if (event.target.closest("a, button")) return;
+  const row = event.target.closest("tr[data-mac]");
+  if (row) location.href = hostPath(row.dataset.mac);
+});
 $("search").addEventListener("input", () => state && renderHosts());
 $("stage-filter").addEventListener("change", () => state && renderHosts());
 

@@ -1,4 +1,7 @@
+import type { Lease } from '../dhcp/leases/leases.js';
+import type { Profile } from '../profiles/profile.js';
 import type { LoadSample } from './load.js';
+import type { TimelineEvent } from './timeline.js';
 
 /**
  * What the status page shows, as one JSON document: the same data the page
@@ -31,6 +34,14 @@ export interface HostStatus {
   kernel: string | null;
   /** What its runtime last reported of its disks, in a line ("2 disks (1.0 GiB, 64 MiB), 1 volume group (vg0)"); null before any report. */
   storage: string | null;
+  /** ISO time its last boot that got there reported ready (the time of lastBootSeconds). */
+  lastReadyAt?: string | null;
+  /** The relay agent slot it was last seen in (option 82: circuit-id "r1" remote-id "sw-rack3"); null when none. */
+  slot?: string | null;
+  /** The relay agent (option 82 remote-id: the rack's switch) it was last seen through; null without one. */
+  rack?: string | null;
+  /** The group file whose hosts: table lists it (rack3.yaml); null for a host with a file of its own, a slot's or the default profile. */
+  group?: string | null;
 }
 
 export interface BuildStatus {
@@ -103,6 +114,8 @@ export interface StatusSources {
   rollouts?(): RolloutStatus[];
   load(): LoadSample | undefined;
   warnings?(): string[];
+  /** One host's page (status/host-page-data.ts); undefined for a host never seen. */
+  host?(mac: string): HostDetail | undefined | Promise<HostDetail | undefined>;
 }
 
 export async function takeSnapshot(sources: StatusSources): Promise<StatusSnapshot> {
@@ -116,4 +129,16 @@ export async function takeSnapshot(sources: StatusSources): Promise<StatusSnapsh
     rollouts: sources.rollouts?.() ?? [],
     load: sources.load() ?? null,
   };
+}
+
+/** What a host's page is made from (hostPageData makes it fit to show). */
+export interface HostDetail {
+  host: HostStatus;
+  /** Its profile, secrets and all: hostPageData keeps only what is open. */
+  profile: Profile | undefined;
+  lease: Lease | undefined;
+  /** Its timeline, oldest first (the newest part of it the store returns). */
+  timeline: TimelineEvent[];
+  /** The build it would boot now, and why (core/build-choice.ts). */
+  nextBuild?: { id: string | null; reason: string };
 }

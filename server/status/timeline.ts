@@ -24,6 +24,8 @@ export interface HostSummary {
   bootStartedAt: number | null;
   /** From the first DHCP packet to the ready report, of the last boot that got there. */
   lastBootSeconds: number | null;
+  /** When that boot reported ready (ms). */
+  lastReadyAt: number | null;
   /** Failures reported since the current boot started. */
   failures: number;
   lastFailure: string | null;
@@ -36,7 +38,7 @@ export interface HostSummary {
 export const failureStages: ReadonlySet<string> = new Set(['failed', 'setting-failed', 'domain-failed', 'guest-failed', 'tftp-failed', 'dhcp-nak', 'refused']);
 
 /** Stages that end a boot: the next DHCP packet starts a new one. */
-const endStages: ReadonlySet<string> = new Set(['ready', 'failed']);
+export const endStages: ReadonlySet<string> = new Set(['ready', 'failed']);
 
 /**
  * Events that do not move the host's own stage: its guests' reports, and
@@ -51,6 +53,7 @@ export function summariseHost(mac: string, events: readonly TimelineEvent[]): Ho
   let bootStartedAt: number | null = null;
   let bootEnded = true;
   let lastBootSeconds: number | null = null;
+  let lastReadyAt: number | null = null;
   let failures = 0;
   let lastFailure: string | null = null;
   let alarms = 0;
@@ -72,11 +75,14 @@ export function summariseHost(mac: string, events: readonly TimelineEvent[]): Ho
       lastFailure = [event.domain ? `domain ${event.domain}` : '', event.detail ?? event.stage].filter(Boolean).join(': ');
     }
     if (endStages.has(event.stage)) {
-      if (event.stage === 'ready' && bootStartedAt !== null && !bootEnded) lastBootSeconds = (event.time - bootStartedAt) / 1000;
+      if (event.stage === 'ready' && bootStartedAt !== null && !bootEnded) {
+        lastBootSeconds = (event.time - bootStartedAt) / 1000;
+        lastReadyAt = event.time;
+      }
       bootEnded = true;
     }
   }
-  return { mac, stage, lastSeen: ordered.at(-1)!.time, bootStartedAt, lastBootSeconds, failures, lastFailure, alarms, lastAlarm };
+  return { mac, stage, lastSeen: ordered.at(-1)!.time, bootStartedAt, lastBootSeconds, lastReadyAt, failures, lastFailure, alarms, lastAlarm };
 }
 
 /** How many hosts stand at each stage, for the metrics gauge. */
