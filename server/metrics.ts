@@ -73,10 +73,19 @@ export class Metrics {
   }
 
   /** Syslog datagrams the receiver took (logs/receiver.ts), by what became of them: read from its counts at each scrape. */
-  syslogCounts(counts: () => { attributed: number; strangers: number; overRate: number; malformed: number }): void {
+  syslogCounts(counts: () => { attributed: number; strangers: number; overRate: number; malformed: number; tcpRefused: number }): void {
+    new Counter({
+      name: 'rackboot_syslog_tcp_refused_total',
+      help: "TCP syslog connections closed as they opened: a stranger's, or past the per-sender or total cap",
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(counts().tcpRefused);
+      },
+    });
     new Counter({
       name: 'rackboot_syslog_datagrams_total',
-      help: "Syslog and netconsole datagrams received, by result: kept in a host's log, or dropped (a stranger's, past its sender's rate, unreadable)",
+      help: "Syslog and netconsole datagrams (and TCP frames) received, by result: kept in a host's log, or dropped (a stranger's, past its sender's rate, unreadable)",
       labelNames: ['result'] as const,
       registers: [this.registry],
       collect() {

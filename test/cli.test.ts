@@ -128,7 +128,7 @@ test('whatif: with a build, the exact command lines and script; unknown MAC uses
     assert.equal(report.profile.hostname, 'node-aabbccddee01');
     assert.equal(report.xenCommandLine, 'console=com1,vga com1=115200,8n1 dom0_mem=256M,max:256M');
     assert.match(report.kernelCommandLine, /rackboot\.mac=aa:bb:cc:dd:ee:01 rackboot\.hostname=node-aabbccddee01 rackboot\.net=dhcp/);
-    assert.match(report.script, /^kernel http:\/\/198\.18\.0\.1:8080\/builds\/b1\/xen console=com1,vga/m);
+    assert.match(report.script, /^set rbstep xen && kernel http:\/\/198\.18\.0\.1:8080\/builds\/b1\/xen console=com1,vga/m);
     // default.yaml's demo guests, which this empty build cannot start.
     assert.deepEqual(report.menu, ['standard', 'testing']);
     assert.equal(report.defaultEntry, 'standard');

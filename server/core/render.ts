@@ -30,9 +30,23 @@ export function renderEntryScript(endpoints: ServerEndpoints): string {
   return [
     '#!ipxe',
     '# rackboot: hand this machine over to its own boot script',
-    `chain ${base}/hosts/\${mac:hexhyp}/boot.ipxe?platform=\${platform} || goto retry`,
+    `set rbstep boot-script && chain ${base}/hosts/\${mac:hexhyp}/boot.ipxe?platform=\${platform} || goto retry`,
     ...retryLines('retry', 'could not load the boot script for ${mac}', base),
   ].join('\n');
+}
+
+/**
+ * A fetch or boot line that names its step first (iPXE's setting rbstep), so
+ * the `:failed` label can report which file or step failed.
+ */
+function step(name: string, command: string): string {
+  return `set rbstep ${name} && ${command} || goto failed`;
+}
+
+/** The file a URL names: its last path segment. */
+function fileOf(url: string): string {
+  const path = url.split('?')[0]!;
+  return path.slice(path.lastIndexOf('/') + 1);
 }
 
 /**
@@ -45,7 +59,9 @@ export function renderEntryScript(endpoints: ServerEndpoints): string {
 function retryLines(label: string, what: string, base: string): string[] {
   return [
     `:${label}`,
-    `echo rackboot: ${what}; asking DHCP again in 10 seconds`,
+    `echo rackboot: ${what} (at \${rbstep}: iPXE error \${errno}); asking DHCP again in 10 seconds`,
+    // The server hears what failed (server/logs/ipxe-report.ts); a server that cannot be reached is no reason to stop.
+    `imgfetch --name rbreport ${base}/hosts/\${mac:hexhyp}/ipxe-failed/\${rbstep}/\${errno} && imgfree rbreport || echo rackboot: the failure could not be reported`,
     'sleep 10',
     `dhcp || goto ${label}`,
     `isset \${filename} && chain \${filename} || chain ${base}/boot.ipxe || goto ${label}`,
@@ -117,15 +133,19 @@ function renderMenuScript(plan: BootPlan, endpoints: ServerEndpoints): string {
         lines.push(...(plan.platform === 'bios' ? multibootLines(plan, item) : efiXenLines(plan, item)));
         break;
       case 'linux':
-        lines.push(`kernel ${item.kernelUrl} ${item.commandLine}`, `initrd ${item.initrdUrl}`, 'boot || goto failed');
+        lines.push(
+          step(fileOf(item.kernelUrl), `kernel ${item.kernelUrl} ${item.commandLine}`),
+          step(fileOf(item.initrdUrl), `initrd ${item.initrdUrl}`),
+          step('boot', 'boot'),
+        );
         break;
       case 'memtest':
         // memtest86+ 6's .bin has a Linux boot header (iPXE loads it as a
         // bzImage); its .efi is an EFI application. `kernel` takes both.
-        lines.push(`kernel ${item.url}`, 'boot || goto failed');
+        lines.push(step(fileOf(item.url), `kernel ${item.url}`), step('boot', 'boot'));
         break;
       case 'sanboot':
-        lines.push(`sanboot ${item.url} || goto failed`);
+        lines.push(step('sanboot', `sanboot ${item.url}`));
         break;
     }
   }
@@ -140,10 +160,10 @@ function renderMenuScript(plan: BootPlan, endpoints: ServerEndpoints): string {
  */
 function multibootLines(plan: BootPlan, entry: MenuEntry & { kind: 'xen' }): string[] {
   return [
-    `kernel ${plan.urls.multiboot.xen} ${entry.xenCommandLine}`,
-    `module ${plan.urls.multiboot.kernel} ${entry.kernelCommandLine}`,
-    `module ${plan.urls.multiboot.initrd}`,
-    'boot || goto failed',
+    step(fileOf(plan.urls.multiboot.xen), `kernel ${plan.urls.multiboot.xen} ${entry.xenCommandLine}`),
+    step(fileOf(plan.urls.multiboot.kernel), `module ${plan.urls.multiboot.kernel} ${entry.kernelCommandLine}`),
+    step(fileOf(plan.urls.multiboot.initrd), `module ${plan.urls.multiboot.initrd}`),
+    step('boot', 'boot'),
   ];
 }
 
@@ -156,10 +176,10 @@ function multibootLines(plan: BootPlan, entry: MenuEntry & { kind: 'xen' }): str
  */
 function efiXenLines(plan: BootPlan, entry: MenuEntry & { kind: 'xen' }): string[] {
   return [
-    `imgfetch ${entry.xenCfgUrl}`,
-    `imgfetch ${plan.urls.kernel}`,
-    `imgfetch ${plan.urls.initrd}`,
-    `chain ${plan.urls.xenEfi} -cfg=xen.cfg || goto failed`,
+    step(fileOf(entry.xenCfgUrl), `imgfetch ${entry.xenCfgUrl}`),
+    step(fileOf(plan.urls.kernel), `imgfetch ${plan.urls.kernel}`),
+    step(fileOf(plan.urls.initrd), `imgfetch ${plan.urls.initrd}`),
+    step(fileOf(plan.urls.xenEfi), `chain ${plan.urls.xenEfi} -cfg=xen.cfg`),
   ];
 }
 

@@ -6,6 +6,7 @@ import { LOADER_FILES } from '../assets/manifest.js';
 import type { Rollouts } from '../rollouts/rollouts.js';
 import { renderEntryScript } from '../core/render.js';
 import { parseEventReport } from '../events/event.js';
+import { describeIpxeFailure, parseIpxeFailure } from '../logs/ipxe-report.js';
 import { maximumStorageReportBytes, parseGuestNetworkReport, parseStorageReport, summarizeGuestNetwork, summarizeStorage } from '../storage/report.js';
 import { MemoryEventStore, type EventStore, type HostReportKind } from '../events/store.js';
 import type { Logger } from '../log.js';
@@ -55,6 +56,13 @@ export interface HttpAppOptions extends HostSources {
   rollouts?: HostSources['rollouts'] & Pick<Rollouts, 'bootScript' | 'reported' | 'rebootFor'>;
   /** Told of each boot script that went to its host (not a stranger asking for it), with its platform. */
   bootScripts?: { saw(mac: string, platform: Platform): void };
+  /**
+   * iPXE's failure reports (GET /hosts/<mac>/ipxe-failed/<step>/<errno>,
+   * logs/ipxe-report.ts): the host a sender's address belongs to, as for its
+   * syslog lines (undefined: no host's), and where the host's log line goes.
+   * Left out, there are no such reports (404).
+   */
+  ipxeReports?: { senderOf(address: string): Promise<string | undefined>; log(mac: string, text: string): void };
 }
 
 /** Event bodies are one line of text or so; anything bigger is not a report. */
@@ -317,6 +325,42 @@ export function createHttpApp(options: HttpAppOptions) {
       'host event',
     );
     res.status(204).set('Cache-Control', 'no-store').end();
+    void options.observer?.reported(mac, stored.stage);
+  });
+
+  // iPXE's failure reports: the step that failed and iPXE's error number, from
+  // the `:failed` label of the host's boot script. No token (iPXE sends no
+  // header of ours): taken only from the host's own address.
+  app.get('/hosts/:mac/ipxe-failed/:step/:errno', async (req: Request, res: Response) => {
+    const mac = macParameter(req, res);
+    if (mac === undefined) return;
+    const reports = options.ipxeReports;
+    if (reports === undefined) {
+      text(res.status(404), 'rackboot: this server takes no iPXE reports\n');
+      return;
+    }
+    const parsed = parseIpxeFailure(String(req.params.step), String(req.params.errno));
+    if (!parsed.ok) {
+      text(res.status(400), `rackboot: ${parsed.field}: ${parsed.message}\n`);
+      return;
+    }
+    const address = remoteAddress(req);
+    const sender = address === undefined ? undefined : await reports.senderOf(address);
+    if (sender !== mac) {
+      log.warn({ event: 'host-event-refused', mac, stage: 'failed', remote: address, sender }, 'iPXE report refused: not from the host');
+      options.observer?.hostRefused('event');
+      text(
+        res.status(403),
+        `rackboot: reports about ${mac} are taken only from that host: ${address ?? 'this sender'} is ${sender ?? "no host of rackboot's"}\n`,
+      );
+      return;
+    }
+    const detail = describeIpxeFailure(parsed.failure);
+    const stored = events.append({ source: 'http', stage: 'failed', detail, time: now(), mac });
+    options.rollouts?.reported(mac, stored);
+    reports.log(mac, detail);
+    log.warn({ event: 'host-event', mac, source: stored.source, stage: stored.stage, detail, remote: address }, 'host event');
+    text(res.status(200).set('Cache-Control', 'no-store'), 'rackboot: noted\n');
     void options.observer?.reported(mac, stored.stage);
   });
 

@@ -10,9 +10,10 @@
 
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
+import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
 import type { Logger } from 'pino';
 import type { LogSource } from './attribution.js';
-import { parseSyslog, type SyslogMessage } from './syslog.js';
+import { parseSyslog, splitTcpFrames, type SyslogMessage } from './syslog.js';
 
 export interface LogReceiverOptions {
   address: string;
@@ -25,6 +26,10 @@ export interface LogReceiverOptions {
   /** Lines a second each sender may send, and the burst above it (default 200 and 2000). */
   perSenderRate?: { perSecond: number; burst: number };
   attributionCacheMs?: number;
+  /** TCP (RFC 6587): connections at once from one sender, and in all (default 4 and 256). */
+  tcpConnections?: { perSender: number; total: number };
+  /** A TCP connection that sends nothing for this long is closed (default 10 min). */
+  tcpIdleMs?: number;
   now?: () => number;
 }
 
@@ -37,6 +42,8 @@ export interface LogReceiverCounts {
   overRate: number;
   /** Dropped: not syslog rackboot can read. */
   malformed: number;
+  /** TCP connections closed at once: a stranger's, or past the per-sender or total cap. */
+  tcpRefused: number;
 }
 
 interface Sender {
@@ -56,8 +63,11 @@ const strangerLogEveryMs = 60_000;
 const maxSenders = 4096;
 
 export class LogReceiver {
-  readonly counts: LogReceiverCounts = { received: 0, attributed: 0, strangers: 0, overRate: 0, malformed: 0 };
+  readonly counts: LogReceiverCounts = { received: 0, attributed: 0, strangers: 0, overRate: 0, malformed: 0, tcpRefused: 0 };
   private socket: Socket | undefined;
+  private tcp: Server | undefined;
+  /** Open TCP connections, by sender address. */
+  private readonly connections = new Map<string, Set<TcpSocket>>();
   private readonly senders = new Map<string, Sender>();
   private readonly now: () => number;
 
@@ -82,15 +92,96 @@ export class LogReceiver {
     this.socket = socket;
   }
 
+  /**
+   * Listens for TCP syslog (RFC 6587, octet-counted or LF-framed) on the
+   * served address, on `port` (default: the UDP socket's). A sender is
+   * judged when it connects: a stranger's connection is closed at once, so
+   * a stranger cannot hold sockets; each frame then goes the way of a
+   * datagram (rate, attribution, parse). Rejects, naming the address and
+   * port, when it cannot listen.
+   */
+  async startTcp(port = this.port ?? this.options.port): Promise<void> {
+    const server = createServer((connection) => void this.accept(connection));
+    try {
+      const listening = once(server, 'listening');
+      server.listen({ port, host: this.options.address, exclusive: true });
+      await listening;
+    } catch (error) {
+      server.close();
+      throw new Error(`syslog: cannot listen on TCP ${this.options.address}:${port}: ${(error as Error).message}`);
+    }
+    server.on('error', (error) => this.options.log.error({ err: error }, 'syslog: TCP listener error'));
+    this.tcp = server;
+  }
+
   get port(): number | undefined {
     return this.socket?.address().port;
   }
 
+  get tcpPort(): number | undefined {
+    const address = this.tcp?.address();
+    return address !== null && typeof address === 'object' ? address.port : undefined;
+  }
+
   close(): Promise<void> {
     const socket = this.socket;
+    const tcp = this.tcp;
     this.socket = undefined;
-    if (socket === undefined) return Promise.resolve();
-    return new Promise((resolve) => socket.close(() => resolve()));
+    this.tcp = undefined;
+    for (const open of this.connections.values()) for (const connection of open) connection.destroy();
+    this.connections.clear();
+    return Promise.all([
+      socket === undefined ? undefined : new Promise<void>((resolve) => socket.close(() => resolve())),
+      tcp === undefined ? undefined : new Promise<void>((resolve) => tcp.close(() => resolve())),
+    ]).then(() => undefined);
+  }
+
+  private async accept(connection: TcpSocket): Promise<void> {
+    const address = connection.remoteAddress?.replace(/^::ffff:/, '');
+    connection.on('error', () => undefined); // a reset by the sender is its own business
+    if (address === undefined) {
+      connection.destroy();
+      return;
+    }
+    const limits = this.options.tcpConnections ?? { perSender: 4, total: 256 };
+    const open = this.connections.get(address) ?? new Set<TcpSocket>();
+    let total = 0;
+    for (const set of this.connections.values()) total += set.size;
+    if (open.size >= limits.perSender || total >= limits.total) {
+      this.counts.tcpRefused += 1;
+      connection.destroy();
+      return;
+    }
+    open.add(connection);
+    this.connections.set(address, open);
+    connection.once('close', () => {
+      open.delete(connection);
+      if (open.size === 0 && this.connections.get(address) === open) this.connections.delete(address);
+    });
+    connection.pause();
+    const sender = this.sender(address);
+    const source = await this.attribution(sender, address, this.now());
+    if (source.kind === 'stranger') {
+      this.counts.tcpRefused += 1;
+      this.logStranger(sender, address, source.reason, this.now());
+      connection.destroy();
+      return;
+    }
+    connection.setTimeout(this.options.tcpIdleMs ?? 600_000, () => connection.destroy());
+    let pending = Buffer.alloc(0);
+    connection.on('data', (chunk: Buffer) => {
+      const framed = splitTcpFrames(pending.length === 0 ? chunk : Buffer.concat([pending, chunk]));
+      for (const frame of framed.frames) void this.receive(Buffer.from(frame), address);
+      if (framed.problem !== undefined) {
+        this.counts.malformed += 1;
+        this.options.log.info({ event: 'syslog', remote: address, problem: framed.problem }, 'syslog: TCP stream cannot be framed; connection closed');
+        connection.destroy();
+        return;
+      }
+      // Copied, so a partial frame does not keep the whole chunk alive.
+      pending = Buffer.from(framed.rest);
+    });
+    connection.resume();
   }
 
   private sender(address: string): Sender {
@@ -119,13 +210,7 @@ export class LogReceiver {
     const source = await this.attribution(sender, address, now);
     if (source.kind === 'stranger') {
       this.counts.strangers += 1;
-      if (sender.strangerLoggedAt === undefined || now - sender.strangerLoggedAt >= strangerLogEveryMs) {
-        sender.strangerLoggedAt = now;
-        this.options.log.info(
-          { event: 'syslog', remote: address, reason: source.reason },
-          "syslog: a stranger's lines dropped (said once a minute per sender)",
-        );
-      }
+      this.logStranger(sender, address, source.reason, now);
       return;
     }
     const message = parseSyslog(bytes, new Date(now));
@@ -136,6 +221,12 @@ export class LogReceiver {
     }
     this.counts.attributed += 1;
     this.options.onLine(source.mac, message, address);
+  }
+
+  private logStranger(sender: Sender, address: string, reason: string, now: number): void {
+    if (sender.strangerLoggedAt !== undefined && now - sender.strangerLoggedAt < strangerLogEveryMs) return;
+    sender.strangerLoggedAt = now;
+    this.options.log.info({ event: 'syslog', remote: address, reason }, "syslog: a stranger's lines dropped (said once a minute per sender)");
   }
 
   /** The sender's attribution, asked again once it is older than the cache time; one question at a time per sender. */

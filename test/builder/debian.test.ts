@@ -333,9 +333,9 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
   for (let run = 1; run <= bootRuns; run++) {
     const runName = bootRuns > 1 ? ` (run ${run} of ${bootRuns})` : '';
     test(
-      `rackboot serve network-boots Xen + the Debian runtime in ${memoryMiB} MiB (BIOS, iPXE): two guests start and report, root logs in over ssh with a key${runName}`,
+      `rackboot serve network-boots Xen + the Debian runtime in ${memoryMiB} MiB (BIOS, iPXE): two guests start and report, root logs in over ssh with a key, the host's log has its kernel, Xen and guests${runName}`,
       { timeout: 900_000 },
-      async () => {
+      async (t) => {
         const work = await mkdtemp(join(tmpdir(), 'rackboot-debian-boot-'));
         let rack: Rack | undefined;
         let qemu: ChildProcess | undefined;
@@ -512,6 +512,53 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
           const rootKb = Number(/root=\S+:(\d+)/.exec(facts)?.[1]);
           assert.ok(rootKb > 0 && rootKb <= (dom0MiB * 1024) / 2, `the root tmpfs is limited to half of dom0's memory: ${facts}`);
           assert.equal(ssh(`grep -c '^root:${ROOT_HASH.replaceAll('$', '\\$')}:' /etc/shadow`).trim(), '1', 'the root hash is in /etc/shadow');
+
+          // The host's logs at the server (rackboot logs): the runtime's lines
+          // and the kernel's (syslogd, klogd), Xen's log and each guest's
+          // console (xenconsoled's files, forwarded by dom0).
+          type LogLine = { boot: number; source: string; app: string | null; text: string };
+          const hostLogs = (): LogLine[] =>
+            rack!.ns
+              .exec(process.execPath, [cliPath, 'logs', MAC, '--json', '--server', `http://${serverAddress}:${httpPort}`, '--state', join(rack!.work, 'state')])
+              .split('\n')
+              .filter(Boolean)
+              .map((line) => JSON.parse(line) as LogLine);
+          const syslogCounts = () =>
+            rack!.ns
+              .exec('curl', ['-sSf', `http://${serverAddress}:${httpPort}/metrics`])
+              .split('\n')
+              .filter((line) => line.startsWith('rackboot_syslog'))
+              .join('\n');
+          const apps = ['rackboot-runtime', 'kernel', 'xen', 'guest-demo1', 'guest-demo2'];
+          const logLines = await until(
+            "the runtime's, the kernel's, Xen's and both guests' lines in the host's log",
+            120_000,
+            () => {
+              const lines = hostLogs();
+              const seen = new Set(lines.map((line) => line.app));
+              return apps.every((app) => seen.has(app)) ? lines : undefined;
+            },
+            () => `${syslogCounts()}\napps: ${JSON.stringify([...new Set(hostLogs().map((line) => line.app))])}`,
+          );
+          const byApp = (app: string) => logLines.filter((line) => line.app === app).map((line) => line.text);
+          assert.ok(
+            byApp('rackboot-runtime').some((text) => text.startsWith('ready hostname=xen01 ')),
+            byApp('rackboot-runtime').join('\n'),
+          );
+          assert.ok(byApp('kernel').length > 20, `kernel lines: ${byApp('kernel').length}`);
+          assert.ok(
+            byApp('xen').some((text) => text.startsWith('(XEN) ')),
+            byApp('xen').slice(0, 20).join('\n'),
+          );
+          for (const guest of ['demo1', 'demo2'])
+            assert.ok(
+              byApp(`guest-${guest}`).some((text) => text.startsWith('rackboot-guest: ')),
+              byApp(`guest-${guest}`).join('\n'),
+            );
+          assert.ok(!JSON.stringify(logLines).includes(ROOT_HASH), "the root hash is in no line of the host's log");
+          t.diagnostic(
+            `host log: ${logLines.length} lines (${apps.map((app) => `${app} ${byApp(app).length}`).join(', ')}); ${syslogCounts().replaceAll('\n', ', ')}`,
+          );
           // sshd is restarted when it dies.
           // The listener is the oldest sshd; killed a moment after this session has ended.
           ssh('nohup sh -c "sleep 1; pkill -o -x sshd" >/dev/null 2>&1 &');

@@ -50,7 +50,7 @@ test('tftpHostFile: which generated files TFTP serves', () => {
 test('per-host files by TFTP are the bytes HTTP serves, with the right tsize', { timeout: 60_000 }, async () => {
   const http = host.ns.exec('curl', ['-sS', '--fail', `http://${serverAddress}:${httpPort}/hosts/52-54-00-12-34-56/boot.ipxe?platform=pcbios`]);
   // Multiboot lines name the build by its digest alone: iPXE has 512 bytes for all of them.
-  assert.match(http, /^kernel http:\/\/198\.18\.0\.1:8080\/b\/[0-9a-f]{8}\/xen console=com1/m);
+  assert.match(http, /^set rbstep xen && kernel http:\/\/198\.18\.0\.1:8080\/b\/[0-9a-f]{8}\/xen console=com1/m);
   const tftp = host.ns.exec('curl', ['-sS', '--fail', `tftp://${serverAddress}/hosts/52-54-00-12-34-56/boot.ipxe`]);
   // The same script, but each one carries a token of its own (per boot, see host-token.ts), of the same length.
   const tokens = (script: string) => [...script.matchAll(/rackboot\.token=(b\.\S+)/g)].map((match) => match[1]!);

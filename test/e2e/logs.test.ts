@@ -34,8 +34,8 @@ test("a host's syslog lines are kept per boot and shown by rackboot logs; a stra
     host.dhcp();
     const stranger = await addClient(rack, '02:66:66:66:66:66');
     stranger.setAddress('198.18.0.77/24');
-    const send = (client: typeof host, args: string[], text: string) =>
-      client.ns.exec('logger', ['--server', serverAddress, '--port', '514', '--udp', ...args, text]);
+    const send = (client: typeof host, args: string[], text: string, transport: string[] = ['--udp']) =>
+      client.ns.exec('logger', ['--server', serverAddress, '--port', '514', ...transport, ...args, text]);
 
     // The server's kernel needs no neighbour entry to receive a datagram: with
     // the entries gone, the host is known only after the server asks (ARP).
@@ -60,7 +60,15 @@ test("a host's syslog lines are kept per boot and shown by rackboot logs; a stra
     // Its boot script starts boot 1.
     host.ns.exec('curl', ['-sSf', '-o', '/dev/null', `http://${serverAddress}:${httpPort}/hosts/${hostMac}/boot.ipxe?platform=pcbios`]);
     send(host, ['--rfc5424', '-t', 'rackboot-runtime'], 'ready hostname=h1');
-    await until('the line of boot 1', 20_000, async () => ((await logs([hostMac, '--boot', '1'])).includes('ready hostname=h1') ? true : undefined), context);
+    // TCP too (RFC 6587), in both framings.
+    send(host, ['--rfc5424', '-t', 'rackboot-runtime'], 'over TCP, octet-counted', ['--tcp', '--octet-count']);
+    send(host, ['--rfc3164', '-t', 'udhcpc'], 'over TCP, one line', ['--tcp']);
+    await until(
+      'the lines of boot 1',
+      20_000,
+      async () => ((await logs([hostMac, '--boot', '1'])).split('\n').filter(Boolean).length >= 3 ? true : undefined),
+      context,
+    );
 
     const all = (await logs([hostMac]))
       .split('\n')
@@ -70,6 +78,8 @@ test("a host's syslog lines are kept per boot and shown by rackboot logs; a stra
       '0 TIME syslog rackboot-runtime: before the boot script',
       '0 TIME syslog udhcpc: lease obtained',
       '1 TIME syslog rackboot-runtime: ready hostname=h1',
+      '1 TIME syslog rackboot-runtime: over TCP, octet-counted',
+      '1 TIME syslog udhcpc: over TCP, one line',
     ]);
     const json = (await logs([hostMac, '--boot', '1', '--json']))
       .trim()
@@ -77,13 +87,26 @@ test("a host's syslog lines are kept per boot and shown by rackboot logs; a stra
       .map((line) => JSON.parse(line) as Record<string, unknown>);
     assert.deepEqual(
       json.map((line) => [line.mac, line.boot, line.source, line.app, line.severity, line.text]),
-      [[hostMac, 1, 'syslog', 'rackboot-runtime', 5, 'ready hostname=h1']],
+      [
+        [hostMac, 1, 'syslog', 'rackboot-runtime', 5, 'ready hostname=h1'],
+        [hostMac, 1, 'syslog', 'rackboot-runtime', 5, 'over TCP, octet-counted'],
+        [hostMac, 1, 'syslog', 'udhcpc', 5, 'over TCP, one line'],
+      ],
     );
     assert.equal(await logs(['02:66:66:66:66:66']), '', "the stranger's MAC has no log");
     const metrics = rack.ns.exec('curl', ['-sSf', `http://${serverAddress}:${httpPort}/metrics`]);
-    assert.match(metrics, /^rackboot_syslog_datagrams_total\{result="kept"\} 3$/m);
+    assert.match(metrics, /^rackboot_syslog_datagrams_total\{result="kept"\} 5$/m);
     assert.match(metrics, /^rackboot_syslog_datagrams_total\{result="stranger"\} 1$/m, 'the stranger is counted');
     assert.doesNotMatch(await logs([hostMac]), /stranger/);
+    // A stranger's TCP connection is closed as it opens (logger may or may not see it fail).
+    try {
+      send(stranger, ['-t', 'evil'], 'a stranger over TCP', ['--tcp']);
+    } catch {
+      // refused: what is asserted is the server's count
+    }
+    const refused = () => /^rackboot_syslog_tcp_refused_total 1$/m.test(rack.ns.exec('curl', ['-sSf', `http://${serverAddress}:${httpPort}/metrics`]));
+    await until("the stranger's TCP connection refused", 10_000, () => (refused() ? true : undefined), context);
+    assert.doesNotMatch(await logs([hostMac]), /a stranger over TCP/);
     assert.match(
       rack.server.transcript,
       /"remote":"198\.18\.0\.77","reason":"198\.18\.0\.77 \(02:66:66:66:66:66\) is not the address rackboot's DHCP gave 02:66:66:66:66:66, nor its profile's static address"/,

@@ -23,6 +23,9 @@ const files: Record<string, Buffer> = {};
 const profiles = new Map<string, Profile>();
 let defaultProfile: Profile | undefined;
 const events = new MemoryEventStore();
+/** The host the address of iPXE's reports in these tests belongs to (ipxeReports.senderOf). */
+let ipxeSender: string | undefined;
+const ipxeLines: Array<{ mac: string; text: string }> = [];
 let clock = Date.parse('2026-11-26T02:00:00.000Z');
 /** A key made with ssh-keygen (test/fixtures/ssh-public-keys.txt). */
 const sshKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlkc/VLZAO/Wa+NXrNh7Hd4k4QcdyIL1kKnAu8qDRUD test-ked25519@rackboot';
@@ -103,6 +106,11 @@ before(async () => {
     log: silentLogger(),
     events,
     now: () => clock,
+    ipxeReports: {
+      // 127.0.0.1 is node01's address here; any other sender is no host's.
+      senderOf: async (address) => (address === '127.0.0.1' ? ipxeSender : undefined),
+      log: (mac, text) => ipxeLines.push({ mac, text }),
+    },
   });
   server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -128,9 +136,10 @@ test('GET /boot.ipxe chains to the per-host script with the MAC and platform', a
     [
       '#!ipxe',
       '# rackboot: hand this machine over to its own boot script',
-      'chain http://198.18.0.1:8080/hosts/${mac:hexhyp}/boot.ipxe?platform=${platform} || goto retry',
+      'set rbstep boot-script && chain http://198.18.0.1:8080/hosts/${mac:hexhyp}/boot.ipxe?platform=${platform} || goto retry',
       ':retry',
-      'echo rackboot: could not load the boot script for ${mac}; asking DHCP again in 10 seconds',
+      'echo rackboot: could not load the boot script for ${mac} (at ${rbstep}: iPXE error ${errno}); asking DHCP again in 10 seconds',
+      'imgfetch --name rbreport http://198.18.0.1:8080/hosts/${mac:hexhyp}/ipxe-failed/${rbstep}/${errno} && imgfree rbreport || echo rackboot: the failure could not be reported',
       'sleep 10',
       'dhcp || goto retry',
       'isset ${filename} && chain ${filename} || chain http://198.18.0.1:8080/boot.ipxe || goto retry',
@@ -162,35 +171,36 @@ test('BIOS host script: the boot menu, each entry as XenCD had it, multiboot Xen
       ':standard',
       'echo rackboot: booting node01 (52:54:00:12:34:56): Xen with the rackboot runtime',
       'imgfree',
-      'kernel http://198.18.0.1:8080/builds/b1/xen console=com1,vga com1=115200,8n1 dom0_mem=512M',
-      `module http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=hvc0 swiotlb=8192 quiet ${staticArgs}`,
-      'module http://198.18.0.1:8080/builds/b1/initrd.gz',
-      'boot || goto failed',
+      'set rbstep xen && kernel http://198.18.0.1:8080/builds/b1/xen console=com1,vga com1=115200,8n1 dom0_mem=512M || goto failed',
+      `set rbstep vmlinuz && module http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=hvc0 swiotlb=8192 quiet ${staticArgs} || goto failed`,
+      'set rbstep initrd.gz && module http://198.18.0.1:8080/builds/b1/initrd.gz || goto failed',
+      'set rbstep boot && boot || goto failed',
       '',
       ':testing',
       'echo rackboot: booting node01 (52:54:00:12:34:56): Xen with the rackboot runtime, verbose (testing)',
       'imgfree',
-      'kernel http://198.18.0.1:8080/builds/b1/xen console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M',
-      `module http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=hvc0 swiotlb=8192 ignore_loglevel ${staticArgs}`,
-      'module http://198.18.0.1:8080/builds/b1/initrd.gz',
-      'boot || goto failed',
+      'set rbstep xen && kernel http://198.18.0.1:8080/builds/b1/xen console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M || goto failed',
+      `set rbstep vmlinuz && module http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=hvc0 swiotlb=8192 ignore_loglevel ${staticArgs} || goto failed`,
+      'set rbstep initrd.gz && module http://198.18.0.1:8080/builds/b1/initrd.gz || goto failed',
+      'set rbstep boot && boot || goto failed',
       '',
       ':guest',
       'echo rackboot: booting node01 (52:54:00:12:34:56): Demo guest on bare metal (no Xen)',
       'imgfree',
-      'kernel http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=ttyS0,115200n8 rackboot.server=http://198.18.0.1:8080 ' +
-        'rackboot.parent=52:54:00:12:34:56 rackboot.domain=bare-metal',
-      'initrd http://198.18.0.1:8080/builds/b1/guest.initrd.gz',
-      'boot || goto failed',
+      'set rbstep vmlinuz && kernel http://198.18.0.1:8080/builds/b1/vmlinuz console=tty0 console=ttyS0,115200n8 rackboot.server=http://198.18.0.1:8080 ' +
+        'rackboot.parent=52:54:00:12:34:56 rackboot.domain=bare-metal || goto failed',
+      'set rbstep guest.initrd.gz && initrd http://198.18.0.1:8080/builds/b1/guest.initrd.gz || goto failed',
+      'set rbstep boot && boot || goto failed',
       '',
       ':memtest',
       'echo rackboot: booting node01 (52:54:00:12:34:56): Memory test (memtest86+)',
       'imgfree',
-      'kernel http://198.18.0.1:8080/builds/b1/memtest86+x64.bin',
-      'boot || goto failed',
+      'set rbstep memtest86+x64.bin && kernel http://198.18.0.1:8080/builds/b1/memtest86+x64.bin || goto failed',
+      'set rbstep boot && boot || goto failed',
       '',
       ':failed',
-      'echo rackboot: node01 (52:54:00:12:34:56) did not boot; asking DHCP again in 10 seconds',
+      'echo rackboot: node01 (52:54:00:12:34:56) did not boot (at ${rbstep}: iPXE error ${errno}); asking DHCP again in 10 seconds',
+      'imgfetch --name rbreport http://198.18.0.1:8080/hosts/${mac:hexhyp}/ipxe-failed/${rbstep}/${errno} && imgfree rbreport || echo rackboot: the failure could not be reported',
       'sleep 10',
       'dhcp || goto failed',
       'isset ${filename} && chain ${filename} || chain http://198.18.0.1:8080/boot.ipxe || goto failed',
@@ -213,7 +223,10 @@ test("menuTimeout 0: no menu, straight to the profile's entry; notes for guests 
     ].join('\n'),
   );
   assert.ok(!body.includes('\nmenu ') && !body.includes('\nchoose '));
-  assert.match(body, /\n:testing\n.*\nimgfree\nkernel \S+\/xen console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M\n/);
+  assert.match(
+    body,
+    /\n:testing\n.*\nimgfree\nset rbstep xen && kernel \S+\/xen console=com1,vga com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M \|\| goto failed\n/,
+  );
 });
 
 test('EFI host script: xen.efi with a xen.cfg per Xen entry, memtest86+ as an EFI program', async () => {
@@ -225,16 +238,16 @@ test('EFI host script: xen.efi with a xen.cfg per Xen entry, memtest86+ as an EF
       ':standard',
       'echo rackboot: booting node01 (52:54:00:12:34:56): Xen with the rackboot runtime',
       'imgfree',
-      'imgfetch http://198.18.0.1:8080/hosts/52-54-00-12-34-56/builds/b1/standard/xen.cfg',
-      'imgfetch http://198.18.0.1:8080/builds/b1/vmlinuz',
-      'imgfetch http://198.18.0.1:8080/builds/b1/initrd.gz',
-      'chain http://198.18.0.1:8080/builds/b1/xen.efi -cfg=xen.cfg || goto failed',
+      'set rbstep xen.cfg && imgfetch http://198.18.0.1:8080/hosts/52-54-00-12-34-56/builds/b1/standard/xen.cfg || goto failed',
+      'set rbstep vmlinuz && imgfetch http://198.18.0.1:8080/builds/b1/vmlinuz || goto failed',
+      'set rbstep initrd.gz && imgfetch http://198.18.0.1:8080/builds/b1/initrd.gz || goto failed',
+      'set rbstep xen.efi && chain http://198.18.0.1:8080/builds/b1/xen.efi -cfg=xen.cfg || goto failed',
     ].join('\n'),
   );
-  assert.match(sections[2]!, /imgfetch http:\/\/198\.18\.0\.1:8080\/hosts\/52-54-00-12-34-56\/builds\/b1\/testing\/xen\.cfg\n/);
+  assert.match(sections[2]!, /imgfetch http:\/\/198\.18\.0\.1:8080\/hosts\/52-54-00-12-34-56\/builds\/b1\/testing\/xen\.cfg \|\| goto failed\n/);
   // Linux's EFI stub loads the initrd iPXE fetched by its image name.
   assert.match(sections[3]!, /console=ttyS0,115200n8 initrd=guest\.initrd\.gz rackboot\.server=/);
-  assert.match(sections[4]!, /\nkernel http:\/\/198\.18\.0\.1:8080\/builds\/b1\/memtest86\+x64\.efi\n/);
+  assert.match(sections[4]!, /\nset rbstep memtest86\+x64\.efi && kernel http:\/\/198\.18\.0\.1:8080\/builds\/b1\/memtest86\+x64\.efi \|\| goto failed\n/);
 
   const config = await get('/hosts/52-54-00-12-34-56/builds/b1/xen.cfg');
   assert.equal(config.status, 200);
@@ -431,7 +444,7 @@ test('unknown MAC: a clear no-profile script, then the default profile once ther
   defaultProfile = makeProfile({ mac: null, hostname: 'node-{mac}', network: { mode: 'dhcp' }, source: 'profiles/default.yaml' });
   try {
     const boot = await get('/hosts/aa-bb-cc-dd-ee-ff/boot.ipxe?platform=pcbios');
-    assert.match(boot.body, /rackboot\.hostname=node-aabbccddeeff rackboot\.net=dhcp\n/);
+    assert.match(boot.body, /rackboot\.hostname=node-aabbccddeeff rackboot\.net=dhcp \|\| goto failed\n/);
   } finally {
     defaultProfile = undefined;
   }
@@ -542,4 +555,34 @@ test("a profile's boot.channel or boot.build chooses its build; a channel or pin
   } finally {
     for (const item of cases) profiles.delete(item.mac);
   }
+});
+
+test("iPXE's failure report: from the host's own address it is a failed event and a line in its log; a bad step or errno is 400; from anyone else 403", async () => {
+  ipxeSender = '52:54:00:12:34:56';
+  const before = events.listByHost('52:54:00:12:34:56', { limit: 1000 }).length;
+  const reported = await get('/hosts/52-54-00-12-34-56/ipxe-failed/initrd.gz/0x3d12608e');
+  assert.equal(reported.status, 200, reported.body);
+  const timeline = events.listByHost('52:54:00:12:34:56', { limit: 1000 });
+  assert.equal(timeline.length, before + 1);
+  const failed = timeline.at(-1)!;
+  assert.deepEqual(
+    [failed.source, failed.stage, failed.detail],
+    ['http', 'failed', 'iPXE failed at initrd.gz: iPXE error 0x3d12608e (https://ipxe.org/err/3d12608e)'],
+  );
+  assert.deepEqual(ipxeLines.at(-1), { mac: '52:54:00:12:34:56', text: 'iPXE failed at initrd.gz: iPXE error 0x3d12608e (https://ipxe.org/err/3d12608e)' });
+
+  const badErrno = await get('/hosts/52-54-00-12-34-56/ipxe-failed/initrd.gz/0xnothex');
+  assert.equal(badErrno.status, 400);
+  assert.match(badErrno.body, /^rackboot: errno: want iPXE's \$\{errno\}/);
+  assert.equal((await get('/hosts/52-54-00-12-34-56/ipxe-failed/..%2Fetc/0x1')).status, 400);
+
+  // Another host's address (or a stranger's) cannot write into this host's timeline.
+  ipxeSender = '52:54:00:12:34:57';
+  const forged = await get('/hosts/52-54-00-12-34-56/ipxe-failed/xen/0x1');
+  assert.equal(forged.status, 403);
+  assert.match(forged.body, /taken only from that host: 127\.0\.0\.1 is 52:54:00:12:34:57/);
+  ipxeSender = undefined;
+  assert.equal((await get('/hosts/52-54-00-12-34-56/ipxe-failed/xen/0x1')).status, 403);
+  assert.equal(events.listByHost('52:54:00:12:34:56', { limit: 1000 }).length, before + 1, 'nothing refused was kept');
+  assert.equal(ipxeLines.length, 1);
 });

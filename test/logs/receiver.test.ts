@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { silentLogger } from '../../server/log.js';
@@ -114,5 +115,74 @@ test('a port already taken is a clear error naming the address and port', async 
     await assert.rejects(second.start(), { message: new RegExp(`^syslog: cannot listen on UDP 127\\.0\\.0\\.1:${first.port}: .*EADDRINUSE`) });
   } finally {
     await first.close();
+  }
+});
+
+/** A TCP connection from `address` to the receiver; resolves once connected. */
+async function connectFrom(address: string, port: number): Promise<Socket> {
+  const socket = connect({ host: '127.0.0.1', port, localAddress: address });
+  await once(socket, 'connect');
+  return socket;
+}
+
+test('TCP (RFC 6587): both framings, split across writes, in order; a stranger is cut off as it connects; past the per-sender cap and on bad framing the connection closes', async () => {
+  const lines: Array<{ mac: string; text: string }> = [];
+  const receiver = new LogReceiver({
+    address: '127.0.0.1',
+    port: 0,
+    attribute: async (address) =>
+      address === '127.0.0.2' ? { kind: 'host', mac: host } : address === '127.0.0.4' ? { kind: 'host', mac: flooder } : { kind: 'stranger', reason: 'no MAC' },
+    onLine: (mac, message: SyslogMessage) => lines.push({ mac, text: message.text }),
+    log: silentLogger(),
+    tcpConnections: { perSender: 2, total: 256 },
+  });
+  await receiver.start();
+  await receiver.startTcp();
+  const closed = (socket: Socket) => new Promise<void>((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())));
+  try {
+    const port = receiver.tcpPort!;
+    assert.equal(port, receiver.port, 'TCP listens on the UDP port');
+    const hostSocket = await connectFrom('127.0.0.2', port);
+    const octetCounted = '<30>1 2026-12-06T15:24:41Z h1 rackboot-runtime - - - first';
+    hostSocket.write(`${Buffer.byteLength(octetCounted)} ${octetCounted}<30>Dec  6 15:2`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    hostSocket.write('4:41 udhcpc: second\n<30>Dec  6 15:24:41 udhcpc: third\n');
+    await until(
+      'three lines over TCP',
+      10_000,
+      () => (lines.length >= 3 ? true : undefined),
+      () => JSON.stringify(lines),
+    );
+    assert.deepEqual(lines, [
+      { mac: host, text: 'first' },
+      { mac: host, text: 'second' },
+      { mac: host, text: 'third' },
+    ]);
+
+    const stranger = await connectFrom('127.0.0.3', port);
+    stranger.on('error', () => undefined);
+    await closed(stranger);
+    assert.equal(receiver.counts.tcpRefused, 1, "the stranger's connection is refused");
+
+    const held = [await connectFrom('127.0.0.4', port), await connectFrom('127.0.0.4', port)];
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const third = await connectFrom('127.0.0.4', port);
+    third.on('error', () => undefined);
+    await closed(third);
+    assert.equal(receiver.counts.tcpRefused, 2, 'a third connection from one sender is past the cap of 2');
+    assert.ok(
+      held.every((socket) => !socket.destroyed),
+      'the two within the cap stay open',
+    );
+
+    held[0]!.on('error', () => undefined);
+    held[0]!.write('0123 not a frame\n');
+    await closed(held[0]!);
+    assert.equal(receiver.counts.malformed, 1, 'a stream that cannot be framed is closed and counted');
+    held[1]!.destroy();
+    hostSocket.destroy();
+    assert.equal(lines.length, 3);
+  } finally {
+    await receiver.close();
   }
 });
