@@ -6,6 +6,7 @@ import { builderRecipe, packageRoot } from '../builder/recipe.js';
 import { AssetStore } from './assets/builds.js';
 import { Netns } from './demo/netns.js';
 import { ConsoleWatcher, assertQemu, prepareOvmfVars, readyLinePattern, spawnQemu, type Firmware } from './demo/qemu.js';
+import { openNamespaceWindow, type NamespaceWindow } from './demo/window.js';
 import type { Logger } from './log.js';
 
 export interface DemoOptions {
@@ -87,6 +88,19 @@ export async function demo(options: DemoOptions): Promise<number> {
       for (const line of chunk.split('\n').filter(Boolean)) process.stderr.write(`  server | ${summariseLogLine(line)}\n`);
     });
     await serverLog.waitFor(/rackboot is serving/, 20_000, 'the server to start');
+    // Where to watch the boot live: the status page and the machine's own page, through loopback.
+    let window: NamespaceWindow | undefined;
+    try {
+      window = await openNamespaceWindow(ns, { host: '198.18.0.1', port: 80 }, path.join(work, 'status.sock'));
+      const state = path.join(work, 'state');
+      process.stdout.write(
+        `demo: watch the boot live at ${window.url}/status/hosts/${options.mac} (the whole rack: ${window.url}/status;\n` +
+          `      its log needs the admin token in ${state}/admin.token), or on this terminal:\n` +
+          `      ip netns exec ${ns.name} ${process.execPath} ${cliPath} logs ${options.mac} --follow --server 198.18.0.1 --state ${state}\n`,
+      );
+    } catch (error) {
+      log.warn({ err: error }, 'demo: no window onto the status page; the serial console below still shows the boot');
+    }
 
     log.info(
       { firmware: options.firmware, mac: options.mac, build: build.id },
@@ -113,6 +127,7 @@ export async function demo(options: DemoOptions): Promise<number> {
       await new Promise((resolve) => qemu.once('exit', resolve));
     }
     qemu.kill('SIGKILL');
+    await window?.close();
     server.kill('SIGTERM');
     return 0;
   } finally {

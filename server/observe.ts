@@ -54,6 +54,8 @@ export class BootObserver {
   private readonly flushMs: number;
   private readonly now: () => number;
   private readonly partNames: () => ReadonlySet<string>;
+  /** When each host fetched its boot script, and when its runtime first reported after it: iPXE fetches its files in between. */
+  private readonly firmware = new Map<string, { since: number; until?: number }>();
 
   constructor(
     private readonly options: {
@@ -63,6 +65,12 @@ export class BootObserver {
       log: Logger;
       /** Names of the current build's parts, for HTTP metric labels. */
       partNames: () => ReadonlySet<string>;
+      /**
+       * iPXE's fetches as the server answered them (its boot script, then the
+       * files up to the runtime's first report), for the host's log: iPXE
+       * itself has no syslog.
+       */
+      firmwareLog?: (mac: string, text: string, at: number) => void;
       flushMs?: number;
       now?: () => number;
     },
@@ -105,7 +113,10 @@ export class BootObserver {
     // or not, is no stage of that host's boot (it is logged and counted instead).
     if (observation.status >= 400 || label === 'other' || observation.path.includes('/events')) return;
     const stage = label.startsWith('host:') ? label.slice('host:'.length) : 'boot-file';
-    const record = (mac: string) => this.enqueue({ time, mac, source: 'http', stage, ...(stage === 'boot-file' ? { detail: label } : {}) });
+    const record = (mac: string) => {
+      this.enqueue({ time, mac, source: 'http', stage, ...(stage === 'boot-file' ? { detail: label } : {}) });
+      this.firmwareFetch(mac, stage, label, observation.bytes, time);
+    };
     if (hostMac !== undefined) {
       if (observation.host !== undefined) record(observation.host);
     } else if (observation.client !== undefined) {
@@ -141,6 +152,8 @@ export class BootObserver {
 
   /** A runtime report was stored: a ready report ends a boot, timed for the histogram. */
   async reported(mac: string, stage: string): Promise<void> {
+    const firmware = this.firmware.get(mac);
+    if (firmware !== undefined && firmware.until === undefined) firmware.until = this.now();
     if (stage !== 'ready') return;
     await this.settle();
     const summary = summariseHost(mac, this.options.timeline.listByHost(mac, { limit: 500 }));
@@ -169,6 +182,25 @@ export class BootObserver {
 
   async close(): Promise<void> {
     await this.settle();
+  }
+
+  private firmwareFetch(mac: string, stage: string, label: string, bytes: number, time: number): void {
+    const log = this.options.firmwareLog;
+    if (log === undefined) return;
+    const firmware = this.firmware.get(mac);
+    if (stage === 'boot.ipxe') {
+      this.firmware.delete(mac);
+      this.firmware.set(mac, { since: time });
+      if (this.firmware.size > 65_536) this.firmware.delete(this.firmware.keys().next().value!);
+      log(mac, `iPXE fetched its boot script (${bytes} bytes)`, time);
+    } else if (
+      firmware !== undefined &&
+      time >= firmware.since &&
+      (firmware.until === undefined || time < firmware.until) &&
+      (stage === 'boot-file' || stage === 'xen.cfg')
+    ) {
+      log(mac, `iPXE fetched ${stage === 'boot-file' ? label : stage} (${bytes} bytes)`, time);
+    }
   }
 
   private enqueue(event: TimelineEvent): void {

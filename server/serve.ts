@@ -541,7 +541,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const timeline = notifyingAppends(events, (mac, time) => hostRows.touched(mac, time));
     const hostList = () => hostRows.list();
     const metrics = new Metrics(() => hostsPerStage(hostList()));
-    const bootObserver = new BootObserver({ timeline, metrics, neighbors, log, partNames: () => partNames.current });
+    const bootObserver = new BootObserver({
+      timeline,
+      metrics,
+      neighbors,
+      log,
+      partNames: () => partNames.current,
+      firmwareLog: (mac, text, at) => recorder.add(mac, 'ipxe', text, 6, 'ipxe', at),
+    });
     observer = bootObserver;
     closers.push(() => bootObserver.close());
     const load = new LoadSampler(served.interfaceName, { log });

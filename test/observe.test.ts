@@ -30,7 +30,9 @@ test('protocol events become one timeline per MAC and metrics; TFTP and HTTP cli
     let clock = 1_000_000;
     const sink = new ArraySink();
     const metrics = new Metrics();
+    const firmware: Array<[string, string, number]> = [];
     const observer = new BootObserver({
+      firmwareLog: (logged, text, at) => firmware.push([logged, text, at - 1_000_000]),
       timeline: sink,
       metrics,
       neighbors: new NeighborTable(arp),
@@ -88,6 +90,13 @@ test('protocol events become one timeline per MAC and metrics; TFTP and HTTP cli
     assert.doesNotMatch(text, /file="other"/);
     assert.match(text, /^rackboot_boot_duration_seconds_sum 28$/m);
     assert.match(text, /^rackboot_boot_duration_seconds_count 1$/m);
+    // iPXE's fetches, for the host's log: from its boot script to the runtime's first report, not the stranger's.
+    observer.http({ path: '/builds/b1/vmlinuz', status: 200, bytes: 5, client: '::ffff:198.18.0.100' });
+    await observer.settle();
+    assert.deepEqual(firmware, [
+      [mac, 'iPXE fetched its boot script (400 bytes)', 2000],
+      [mac, 'iPXE fetched xen (1000000 bytes)', 2000],
+    ]);
     await observer.close();
   } finally {
     await rm(dir, { recursive: true, force: true });

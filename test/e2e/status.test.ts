@@ -6,6 +6,7 @@ import type { Browser } from 'playwright-core';
 import { cliPath, ensureTestBuild, repoRoot } from '../support/build.js';
 import { bootMachine, httpPort, serverAddress, startRack, type Rack } from '../support/boot.js';
 import { launchBrowser } from '../support/browser.js';
+import { until } from '../support/until.js';
 
 /**
  * A real machine on the status page: QEMU's BIOS iPXE ROM boots through
@@ -30,6 +31,8 @@ before(async () => {
       'boot:',
       '  menuTimeout: 0',
       '  kernelArgs: "rackboot.poweroff=1"',
+      // A setting the tiny runtime cannot apply: the boot goes on, and says why.
+      'ssh: true',
       'domains: []',
       '',
     ].join('\n'),
@@ -69,7 +72,27 @@ test('a booting host appears on the status page and moves through its stages to 
       }).observe(document.querySelector('#hosts tbody')!, { childList: true, subtree: true, characterData: true });
     }, mac);
 
-    const result = await bootMachine(rack, 'bios', mac);
+    const booting = bootMachine(rack, 'bios', mac);
+    // The host's own page, opened from its row as soon as the host shows up
+    // (its first DHCP packet), follows its log for the rest of the boot.
+    const hostPage = await browser.newPage();
+    const href = await page.locator(`#hosts tr[data-mac="${mac}"] a`).first().getAttribute('href', { timeout: 120_000 });
+    assert.equal(href, `/status/hosts/${mac}`);
+    await hostPage.goto(`${base}${href}`);
+    const adminToken = (await readFile(path.join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
+    await hostPage.fill('#token', adminToken);
+    await hostPage.click('#token-form button');
+    await hostPage.locator('#log-view').waitFor({ state: 'visible' });
+    // When each line reached the page.
+    await hostPage.evaluate(() => {
+      const seen: Array<{ text: string; at: number }> = [];
+      (window as unknown as { seenLines: typeof seen }).seenLines = seen;
+      new MutationObserver((changes) => {
+        for (const change of changes) for (const node of change.addedNodes) seen.push({ text: node.textContent ?? '', at: Date.now() });
+      }).observe(document.getElementById('log-lines')!, { childList: true });
+    });
+    const result = await booting;
+    const offAt = Date.now();
     process.stderr.write(`BIOS boot watched on the status page: ${result.seconds.toFixed(1)} s to ready\n`);
     // The boot took its secrets with its token (runtime.env served to it), and
     // no token of any kind is in the whole server log of the boot.
@@ -101,6 +124,44 @@ test('a booting host appears on the status page and moves through its stages to 
     await mkdir(artifacts, { recursive: true });
     await page.setViewportSize({ width: 1280, height: 560 });
     await page.screenshot({ path: path.join(artifacts, 'status-page-boot.png'), fullPage: true });
+
+    // The host's page: its log had iPXE's fetches, the kernel's lines and
+    // the runtime's while the machine ran, the setting it could not apply
+    // among them.
+    const lines = () => hostPage.locator('#log-lines .line').evaluateAll((list) => list.map((line) => line.textContent ?? ''));
+    const wanted: Array<[string, RegExp]> = [
+      ["iPXE's boot script", /ipxe: iPXE fetched its boot script \(\d+ bytes\)/],
+      ["iPXE's initrd.gz", /ipxe: iPXE fetched initrd\.gz \(\d+ bytes\)/],
+      ['a kernel line', /kernel: Linux version|kernel: \S/],
+      ["the runtime's failed setting", /rackboot-runtime: setting ssh failed: this runtime has no SSH server yet/],
+      ["the runtime's ready line", /rackboot-runtime: ready hostname=status01 ip=198\.18\.0\.61\/24/],
+    ];
+    let last: string[] = [];
+    const have = async () => {
+      const now = await lines();
+      last = now;
+      return wanted.every(([, pattern]) => now.some((line) => pattern.test(line))) ? now : undefined;
+    };
+    const shown = await until("the boot's lines on the host page", 30_000, have, () => last.slice(-40).join('\n'));
+    assert.ok(shown.filter((line) => /\bkernel: /.test(line)).length > 20, 'the kernel lines klogd sent');
+    const seenLines = (await hostPage.evaluate(() => (window as unknown as { seenLines: Array<{ text: string; at: number }> }).seenLines)) ?? [];
+    const firstKernel = seenLines.find((line) => /\bkernel: /.test(line.text));
+    assert.ok(firstKernel !== undefined && firstKernel.at < offAt, 'kernel lines reached the page while the machine still ran');
+    // Its boot picture names the failure.
+    assert.match((await hostPage.locator('#boots .failures').first().textContent()) ?? '', /setting-failed ssh: this runtime has no SSH server yet/);
+    await hostPage.setViewportSize({ width: 1280, height: 1000 });
+    await hostPage.screenshot({ path: path.join(artifacts, 'host-page-boot.png'), fullPage: true });
+    // The machine is off: the lines stay (the page, reloaded, reads them again).
+    await hostPage.reload();
+    await hostPage
+      .locator('#log-lines .line')
+      .nth(shown.length - 1)
+      .waitFor({ timeout: 15_000 });
+    assert.deepEqual(await lines(), shown);
+    await hostPage.close();
+    // The same failure in rackboot logs.
+    const logged = rack.ns.exec(process.execPath, [cliPath, 'logs', mac, '--server', base, '--state', path.join(rack.work, 'state')]);
+    assert.match(logged, /^1 \S+ syslog rackboot-runtime: setting ssh failed: this runtime has no SSH server yet$/m);
   } finally {
     await page.close();
   }
@@ -201,7 +262,7 @@ test(
       JSON.stringify(host.timeline),
     );
     assert.equal(host.stage, 'ready', 'a refused stranger does not move the host');
-    assert.equal(host.failures, 0);
+    assert.equal(host.failures, 1, 'the one failure is its own (ssh), not the forged report');
     const metrics = curl(`${base}/metrics`);
     assert.match(metrics, /^rackboot_host_refusals_total\{what="runtime.env"\} 2$/m);
     assert.match(metrics, /^rackboot_host_refusals_total\{what="domain.cfg"\} 1$/m);
