@@ -23,7 +23,11 @@ export interface LogReceiverOptions {
   /** An attributed line. */
   onLine(mac: string, message: SyslogMessage, address: string): void;
   log: Logger;
-  /** Lines a second each sender may send, and the burst above it (default 200 and 2000). */
+  /**
+   * Lines a second each sender may send, and the burst above it (default 200
+   * and 5000: a Debian dom0's first minute, its kernel's buffer, Xen's log
+   * and two guests' consoles, fits in the burst).
+   */
   perSenderRate?: { perSecond: number; burst: number };
   attributionCacheMs?: number;
   /** TCP (RFC 6587): connections at once from one sender, and in all (default 4 and 256). */
@@ -58,6 +62,8 @@ interface Sender {
 
 /** A stranger's drops are logged, with the reason, at most this often per sender. */
 const strangerLogEveryMs = 60_000;
+
+const defaultRate = { perSecond: 200, burst: 5000 };
 
 /** Senders remembered at most (their rate and attribution); the oldest are forgotten first. */
 const maxSenders = 4096;
@@ -187,7 +193,7 @@ export class LogReceiver {
   private sender(address: string): Sender {
     let sender = this.senders.get(address);
     if (sender === undefined) {
-      const burst = this.options.perSenderRate?.burst ?? 2000;
+      const burst = this.options.perSenderRate?.burst ?? defaultRate.burst;
       sender = { tokens: burst, refilledAt: this.now(), attributedAt: 0 };
       this.senders.set(address, sender);
       if (this.senders.size > maxSenders) this.senders.delete(this.senders.keys().next().value!);
@@ -198,7 +204,7 @@ export class LogReceiver {
   private async receive(bytes: Buffer, address: string): Promise<void> {
     this.counts.received += 1;
     const sender = this.sender(address);
-    const { perSecond, burst } = this.options.perSenderRate ?? { perSecond: 200, burst: 2000 };
+    const { perSecond, burst } = this.options.perSenderRate ?? defaultRate;
     const now = this.now();
     sender.tokens = Math.min(burst, sender.tokens + ((now - sender.refilledAt) / 1000) * perSecond);
     sender.refilledAt = now;
