@@ -40,8 +40,9 @@ test("iPXE's failure at a boot file reaches the server: the step, iPXE's error, 
     );
     assert.equal(failed.source, 'http');
     assert.match(String(failed.detail), /^iPXE failed at initrd\.gz: iPXE error 0x[0-9a-f]{8} \(https:\/\/ipxe\.org\/err\/[0-9a-f]{8}\)$/);
-    // The server answered 404 for the file, and the report came from the machine's own address.
-    assert.ok(rack.events().some((event) => event.event === 'http' && String(event.path).endsWith('/initrd.gz') && event.status === 404));
+    // The server could not send the file (its build lost it: 500), and the report came from the machine's own address.
+    assert.ok(rack.events().some((event) => event.event === 'http' && String(event.path).endsWith('/initrd.gz') && event.status === 500));
+    assert.equal(failed.remote, rack.events().find((event) => event.event === 'http' && String(event.path).endsWith('/initrd.gz'))?.remote);
     const log = rack.ns.exec(process.execPath, [cliPath, 'logs', mac, '--server', `${serverAddress}:${httpPort}`, '--state', path.join(rack.work, 'state')]);
     assert.match(log, /^1 \S+ ipxe ipxe: iPXE failed at initrd\.gz: iPXE error 0x[0-9a-f]{8} /m, log);
     const timeline = JSON.parse(rack.ns.exec('curl', ['-sSf', `http://${serverAddress}:${httpPort}/hosts/${mac}/events`])) as Array<{

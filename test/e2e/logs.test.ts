@@ -73,10 +73,12 @@ test("a host's syslog lines are kept per boot and shown by rackboot logs; a stra
     const all = (await logs([hostMac]))
       .split('\n')
       .filter(Boolean)
-      .map((line) => line.replace(/ \d{4}-\d\d-\d\dT\S+Z /, ' TIME '));
+      .map((line) => line.replace(/ \d{4}-\d\d-\d\dT\S+Z /, ' TIME ').replace(/\(\d+ bytes\)$/, '(NN bytes)'));
     assert.deepEqual(all, [
       '0 TIME syslog rackboot-runtime: before the boot script',
       '0 TIME syslog udhcpc: lease obtained',
+      // The server's own line: the host fetched its boot script (what iPXE does first).
+      '1 TIME ipxe ipxe: iPXE fetched its boot script (NN bytes)',
       '1 TIME syslog rackboot-runtime: ready hostname=h1',
       '1 TIME syslog rackboot-runtime: over TCP, octet-counted',
       '1 TIME syslog udhcpc: over TCP, one line',
@@ -86,8 +88,9 @@ test("a host's syslog lines are kept per boot and shown by rackboot logs; a stra
       .split('\n')
       .map((line) => JSON.parse(line) as Record<string, unknown>);
     assert.deepEqual(
-      json.map((line) => [line.mac, line.boot, line.source, line.app, line.severity, line.text]),
+      json.map((line) => [line.mac, line.boot, line.source, line.app, line.severity, String(line.text).replace(/\(\d+ bytes\)$/, '(NN bytes)')]),
       [
+        [hostMac, 1, 'ipxe', 'ipxe', 6, 'iPXE fetched its boot script (NN bytes)'],
         [hostMac, 1, 'syslog', 'rackboot-runtime', 5, 'ready hostname=h1'],
         [hostMac, 1, 'syslog', 'rackboot-runtime', 5, 'over TCP, octet-counted'],
         [hostMac, 1, 'syslog', 'udhcpc', 5, 'over TCP, one line'],

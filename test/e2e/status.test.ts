@@ -77,8 +77,8 @@ test('a booting host appears on the status page and moves through its stages to 
     // (its first DHCP packet), follows its log for the rest of the boot.
     const hostPage = await browser.newPage();
     const href = await page.locator(`#hosts tr[data-mac="${mac}"] a`).first().getAttribute('href', { timeout: 120_000 });
-    assert.equal(href, `/status/hosts/${mac}`);
-    await hostPage.goto(`${base}${href}`);
+    assert.equal(decodeURIComponent(href ?? ''), `/status/hosts/${mac}`);
+    await hostPage.goto(`${base}${href ?? ''}`);
     const adminToken = (await readFile(path.join(rack.work, 'state', 'admin.token'), 'utf8')).trim();
     await hostPage.fill('#token', adminToken);
     await hostPage.click('#token-form button');
@@ -148,7 +148,7 @@ test('a booting host appears on the status page and moves through its stages to 
     const firstKernel = seenLines.find((line) => /\bkernel: /.test(line.text));
     assert.ok(firstKernel !== undefined && firstKernel.at < offAt, 'kernel lines reached the page while the machine still ran');
     // Its boot picture names the failure.
-    assert.match((await hostPage.locator('#boots .failures').first().textContent()) ?? '', /setting-failed ssh: this runtime has no SSH server yet/);
+    assert.match((await hostPage.locator('#boots .failures').first().textContent()) ?? '', /setting-failed: ssh: this runtime has no SSH server yet/);
     await hostPage.setViewportSize({ width: 1280, height: 1000 });
     await hostPage.screenshot({ path: path.join(artifacts, 'host-page-boot.png'), fullPage: true });
     // The machine is off: the lines stay (the page, reloaded, reads them again).
