@@ -8,6 +8,7 @@
  */
 
 import type { Logger } from 'pino';
+import { redactTokens } from './redact.js';
 import type { SyslogMessage } from './syslog.js';
 import type { HostLogStore, LogLineSource, NewLogLine } from './store.js';
 
@@ -69,7 +70,16 @@ export class FlightRecorder {
       this.dropped += 1;
     }
     // The boot is filled in at the flush, once the host's boot number is known.
-    this.pending.push({ mac, boot: -1, receivedAt: at, source, text, ...(severity === undefined ? {} : { severity }), ...(app === undefined ? {} : { app }) });
+    // Tokens are never kept (a kernel's command line carries its boot's).
+    this.pending.push({
+      mac,
+      boot: -1,
+      receivedAt: at,
+      source,
+      text: redactTokens(text),
+      ...(severity === undefined ? {} : { severity }),
+      ...(app === undefined ? {} : { app }),
+    });
   }
 
   /** Writes what is gathered; resolves once it is written (or its loss logged). */

@@ -30,6 +30,7 @@ import {
   type RackClient,
 } from '../support/boot.js';
 import { cliPath } from '../support/build.js';
+import { launchBrowser } from '../support/browser.js';
 import { until } from '../support/until.js';
 import { assertRoot, Netns, run } from '../support/netns.js';
 import { ConsoleMachine, serveInNamespace, testBootToken, xenBootArgs, type HttpRoute, type SeenRequest } from './qemu.js';
@@ -536,7 +537,11 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
             () => {
               const lines = hostLogs();
               const seen = new Set(lines.map((line) => line.app));
-              return apps.every((app) => seen.has(app)) ? lines : undefined;
+              // Each guest's console ends with its ready line (after its getty's prompt, on the same line).
+              const guestsReady = ['demo1', 'demo2'].every((guest) =>
+                lines.some((line) => line.app === `guest-${guest}` && line.text.includes(`rackboot-guest: ready domain=${guest} `)),
+              );
+              return apps.every((app) => seen.has(app)) && guestsReady ? lines : undefined;
             },
             () => `${syslogCounts()}\napps: ${JSON.stringify([...new Set(hostLogs().map((line) => line.app))])}`,
           );
@@ -550,15 +555,38 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
             byApp('xen').some((text) => text.startsWith('(XEN) ')),
             byApp('xen').slice(0, 20).join('\n'),
           );
-          for (const guest of ['demo1', 'demo2'])
-            assert.ok(
-              byApp(`guest-${guest}`).some((text) => text.startsWith('rackboot-guest: ')),
-              byApp(`guest-${guest}`).join('\n'),
-            );
+          // The kernels print their command lines, boot tokens and all: the store keeps none of them.
+          assert.ok(
+            logLines.some((line) => line.text.includes('rackboot.token=(not kept)')),
+            'a command line, its token left out',
+          );
+          assert.doesNotMatch(JSON.stringify(logLines), /rackboot\.token=(?!\(not kept\))|\b[bgi]\.[A-Za-z0-9_-]{12}\.[A-Za-z0-9_.-]{22,}/);
           assert.ok(!JSON.stringify(logLines).includes(ROOT_HASH), "the root hash is in no line of the host's log");
           t.diagnostic(
             `host log: ${logLines.length} lines (${apps.map((app) => `${app} ${byApp(app).length}`).join(', ')}); ${syslogCounts().replaceAll('\n', ', ')}`,
           );
+          // The same log on the host's page, in a browser: Xen's lines and a guest's console among them.
+          const browser = await launchBrowser({ netns: rack.ns.name, workDir: work });
+          try {
+            const page = await browser.newPage();
+            await page.goto(`http://${serverAddress}:${httpPort}/status/hosts/${MAC}`);
+            await page.fill('#token', (await readFile(join(rack.work, 'state', 'admin.token'), 'utf8')).trim());
+            await page.click('#token-form button');
+            for (const app of ['xen', 'guest-demo1', 'kernel', 'rackboot-runtime'])
+              await page
+                .locator('#log-lines .line .app', { hasText: `${app}:` })
+                .first()
+                .waitFor({ timeout: 30_000 });
+            await page.fill('#log-search', 'rackboot-guest: ready');
+            assert.equal(await page.locator('#log-lines .line:visible').count(), 2, "each guest's ready line, found by the search");
+            await page.fill('#log-search', '');
+            const artifacts = join(packageRoot(), 'test', '.work', 'artifacts');
+            await mkdir(artifacts, { recursive: true });
+            await page.setViewportSize({ width: 1280, height: 1000 });
+            await page.screenshot({ path: join(artifacts, 'host-page-debian.png'), fullPage: true });
+          } finally {
+            await browser.close();
+          }
           // sshd is restarted when it dies.
           // The listener is the oldest sshd; killed a moment after this session has ended.
           ssh('nohup sh -c "sleep 1; pkill -o -x sshd" >/dev/null 2>&1 &');

@@ -144,6 +144,7 @@ test('a booting host appears on the status page and moves through its stages to 
     };
     const shown = await until("the boot's lines on the host page", 30_000, have, () => last.slice(-40).join('\n'));
     assert.ok(shown.filter((line) => /\bkernel: /.test(line)).length > 20, 'the kernel lines klogd sent');
+    assert.ok(!shown.some((line) => /rackboot\.token=(?!\(not kept\))|\b[bgi]\.[A-Za-z0-9_-]{12}\.[A-Za-z0-9_.-]{22,}/.test(line)), 'no token on the page');
     const seenLines = (await hostPage.evaluate(() => (window as unknown as { seenLines: Array<{ text: string; at: number }> }).seenLines)) ?? [];
     const firstKernel = seenLines.find((line) => /\bkernel: /.test(line.text));
     assert.ok(firstKernel !== undefined && firstKernel.at < offAt, 'kernel lines reached the page while the machine still ran');
