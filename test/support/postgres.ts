@@ -60,7 +60,9 @@ export async function startPostgres(options: { host?: string; listen?: string; p
   assertPostgres();
   const dir = await mkdtemp(join(tmpdir(), 'rackboot-pg-'));
   const host = options.host ?? '127.0.0.1';
-  const port = options.port ?? 20000 + Math.floor(Math.random() * 20000);
+  // Below Linux's ephemeral range (32768-60999), where the tests' own outgoing connections take their ports.
+  const pickPort = () => 20000 + Math.floor(Math.random() * 12000);
+  let port = options.port ?? pickPort();
   const data = join(dir, 'data');
   const { uid, gid } = await idsOf(USER);
   await chown(dir, uid, gid);
@@ -120,7 +122,17 @@ export async function startPostgres(options: { host?: string; listen?: string; p
     child.kill('SIGINT');
     await exited;
   };
-  await start();
+  // A port some other process holds (another test's server) is no failure of
+  // PostgreSQL's: the first start tries again on another, unless one was asked for.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await start();
+      break;
+    } catch (error) {
+      if (options.port !== undefined || attempt === 5 || !log.includes('Address already in use')) throw error;
+      port = pickPort();
+    }
+  }
 
   const url = (database = 'rackboot', password = POSTGRES_PASSWORD) =>
     `postgres://rackboot:${encodeURIComponent(password)}@${host}:${port}/${encodeURIComponent(database)}`;
