@@ -74,6 +74,8 @@ export class LogReceiver {
   private tcp: Server | undefined;
   /** Open TCP connections, by sender address. */
   private readonly connections = new Map<string, Set<TcpSocket>>();
+  /** Open TCP connections in all (the sum of the sets above). */
+  private tcpOpen = 0;
   private readonly senders = new Map<string, Sender>();
   private readonly now: () => number;
 
@@ -151,16 +153,16 @@ export class LogReceiver {
     }
     const limits = this.options.tcpConnections ?? { perSender: 4, total: 256 };
     const open = this.connections.get(address) ?? new Set<TcpSocket>();
-    let total = 0;
-    for (const set of this.connections.values()) total += set.size;
-    if (open.size >= limits.perSender || total >= limits.total) {
+    if (open.size >= limits.perSender || this.tcpOpen >= limits.total) {
       this.counts.tcpRefused += 1;
       connection.destroy();
       return;
     }
     open.add(connection);
+    this.tcpOpen += 1;
     this.connections.set(address, open);
     connection.once('close', () => {
+      this.tcpOpen -= 1;
       open.delete(connection);
       if (open.size === 0 && this.connections.get(address) === open) this.connections.delete(address);
     });

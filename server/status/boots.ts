@@ -1,4 +1,4 @@
-import { endStages, failureStages, type TimelineEvent } from './timeline.js';
+import { endStages, failureStages, stationaryStages, type TimelineEvent } from './timeline.js';
 
 /**
  * A host's timeline cut into boots, and each boot as the host page draws
@@ -35,8 +35,8 @@ const phaseLabels: Record<BootPhase, string> = {
 const runtimeFiles: ReadonlySet<string> = new Set(['runtime.env', 'domain.cfg']);
 /** What iPXE fetches over HTTP before Xen starts. */
 const loaderFiles: ReadonlySet<string> = new Set(['boot.ipxe', 'xen.cfg', 'boot-file']);
-/** Events beside the boot's course: its guests' reports and alarms about its token. */
-const besideStages: ReadonlySet<string> = new Set(['guest-ready', 'guest-failed', 'refused', 'alarm', 'rebooting']);
+/** Events beside the boot's course: those that do not move the host's stage (timeline.ts), and its reboot. */
+const besideStages: ReadonlySet<string> = new Set([...stationaryStages, 'rebooting']);
 
 export interface BootSegment {
   phase: BootPhase;

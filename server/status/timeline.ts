@@ -44,7 +44,7 @@ export const endStages: ReadonlySet<string> = new Set(['ready', 'failed']);
  * Events that do not move the host's own stage: its guests' reports, and
  * alarms about its token (worth seeing, but the host itself is where it was).
  */
-const stationaryStages: ReadonlySet<string> = new Set(['guest-ready', 'guest-failed', 'refused', 'alarm']);
+export const stationaryStages: ReadonlySet<string> = new Set(['guest-ready', 'guest-failed', 'refused', 'alarm']);
 
 export function summariseHost(mac: string, events: readonly TimelineEvent[]): HostSummary | undefined {
   if (events.length === 0) return undefined;
