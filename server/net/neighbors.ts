@@ -102,15 +102,13 @@ export async function resolveNeighbor(
   options: { onLink: (address: string) => boolean; poke: (address: string) => void; waitsMs?: readonly number[] },
 ): Promise<string | undefined> {
   if (!options.onLink(address)) return undefined;
-  const known = await table.macOf(address);
-  if (known !== undefined) return known;
-  options.poke(address);
-  for (const wait of options.waitsMs ?? [5, 15, 30, 50]) {
-    await new Promise((resolve) => setTimeout(resolve, wait));
-    const mac = await table.macOf(address);
-    if (mac !== undefined) return mac;
-  }
-  return unresolvedNeighbor;
+  return (
+    (await readWithPoke(
+      () => table.macOf(address),
+      () => options.poke(address),
+      options.waitsMs,
+    )) ?? unresolvedNeighbor
+  );
 }
 
 /**
@@ -120,19 +118,32 @@ export async function resolveNeighbor(
  * sends to us (syslog over UDP) has no entry once the kernel let its entry
  * go: the kernel needs none to receive. Undefined when no one answers.
  */
-export async function currentNeighbor(
+export function currentNeighbor(
   table: Pick<NeighborTable, 'currentMacOf'>,
   address: string,
   device: string,
   poke: (address: string) => void,
+  waitsMs?: readonly number[],
+): Promise<string | undefined> {
+  return readWithPoke(
+    () => table.currentMacOf(address, device),
+    () => poke(address),
+    waitsMs,
+  );
+}
+
+/** `read`; on a miss, `poke` once and `read` again after each of `waitsMs` (a LAN answers ARP within a few ms). */
+async function readWithPoke(
+  read: () => Promise<string | undefined>,
+  poke: () => void,
   waitsMs: readonly number[] = [5, 15, 30, 50],
 ): Promise<string | undefined> {
-  const known = await table.currentMacOf(address, device);
+  const known = await read();
   if (known !== undefined) return known;
-  poke(address);
+  poke();
   for (const wait of waitsMs) {
     await new Promise((resolve) => setTimeout(resolve, wait));
-    const mac = await table.currentMacOf(address, device);
+    const mac = await read();
     if (mac !== undefined) return mac;
   }
   return undefined;
