@@ -4,9 +4,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { after, before, test } from 'node:test';
-import { build, kernelVersionOf, type BuildResult } from '../../builder/build.js';
-import { testDebianSettings } from '../support/debian-build.js';
+import { before, test } from 'node:test';
+import { kernelVersionOf, type BuildResult } from '../../builder/build.js';
+import { debianTestAssets, freshDebianTestBuilds } from '../support/debian-build.js';
 import { decodeCpio, type CpioEntry } from '../../builder/cpio.js';
 import { kernelElfOf } from '../../builder/bzimage.js';
 import { DEBIAN_ON_DEMAND_MODULES, DEBIAN_RUNTIME_MODULES, GUEST_KERNEL_DIR, GUEST_MODULES, VIF_SCRIPT } from '../../builder/initrd.js';
@@ -15,7 +15,6 @@ import { moduleNameOf } from '../../builder/modules.js';
 import { packageRoot } from '../../builder/recipe.js';
 import { baseKernelArgs } from '../../server/core/resolve.js';
 import { readyLinePattern } from '../../server/demo/qemu.js';
-import { silentLogger } from '../../server/log.js';
 import { profileDefaults } from '../../server/profiles/parse.js';
 import {
   addClient,
@@ -65,20 +64,14 @@ before(async () => {
   run('qemu-system-x86_64', ['--version']);
   run('ssh', ['-V']); // openssh-client, with ssh-keygen
   run('sh', ['-c', 'command -v mksquashfs && command -v unsquashfs']); // squashfs-tools
-  out = await mkdtemp(join(tmpdir(), 'rackboot-debian-'));
-  // With the Debian guest image, which the last test boots.
-  const settings = { ...testDebianSettings, parts: { ...testDebianSettings.parts, debianGuest: true } };
-  first = await build({ out, variant: 'debian', settings, log: silentLogger() }); // shares the download and debootstrap caches
-  second = await build({ out, variant: 'debian', settings, log: silentLogger() });
+  // Both from the same cached debootstrap tree, with the Debian guest image, which the last test boots; kept for the tests that only boot the runtime.
+  [first, second] = await freshDebianTestBuilds();
+  out = debianTestAssets;
   const initrd = second.manifest.files.find((f) => f.name === 'initrd.gz')!;
   process.stdout.write(
     `# debian build: first ${(first.durationMs / 1000).toFixed(1)} s, second ${(second.durationMs / 1000).toFixed(1)} s; ` +
       `initrd.gz ${(initrd.size / 1e6).toFixed(1)} MB (XenCD: 70 MB before compression)\n`,
   );
-});
-
-after(async () => {
-  if (out) await rm(out, { recursive: true, force: true });
 });
 
 async function members(result: BuildResult, name: string): Promise<Map<string, CpioEntry>> {

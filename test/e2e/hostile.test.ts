@@ -1,17 +1,15 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import { build } from '../../builder/build.js';
 import { ConsoleWatcher, readyLinePattern } from '../../server/demo/qemu.js';
-import { silentLogger } from '../../server/log.js';
 import { addClient, httpPort, serverAddress, startMachine, startRack, type Rack, type RackClient } from '../support/boot.js';
 import { cliPath, repoRoot } from '../support/build.js';
 import { assertRoot, run } from '../support/netns.js';
-import { testDebianSettings } from '../support/debian-build.js';
+import { ensureDebianTestBuild } from '../support/debian-build.js';
 
 /**
  * A hostile neighbour on the rack's wire while a machine network-boots to
@@ -42,7 +40,8 @@ before(async () => {
   assertRoot();
   run('qemu-system-x86_64', ['--version']);
   out = await mkdtemp(join(tmpdir(), 'rackboot-hostile-'));
-  await build({ out, variant: 'debian', settings: testDebianSettings, log: silentLogger() });
+  // The Debian tests' build (or one made now), hard-linked: a copy of the folder the server may write in.
+  execFileSync('cp', ['-al', await ensureDebianTestBuild(), join(out, 'assets')]);
   rack = await startRack(
     {
       'xen01.yaml': [
@@ -59,7 +58,7 @@ before(async () => {
         'domains:',
         '  - name: demo1',
         '  - name: demo2',
-        // A Debian guest's first-boot settings hold a root hash of their own (not started: this build has no image).
+        // A Debian guest's first-boot settings hold a root hash of their own (not started).
         '  - name: deb1',
         '    image: debian',
         '    autostart: false',
@@ -68,7 +67,7 @@ before(async () => {
         '',
       ].join('\n'),
     },
-    { assets: out, bridge: true },
+    { assets: join(out, 'assets'), bridge: true },
   );
   stranger = await addClient(rack, strangerMac);
   stranger.dhcp();

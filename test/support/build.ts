@@ -8,7 +8,8 @@ export { repoRoot };
 export const cliPath = path.join(repoRoot, 'dist/server/cli.js');
 export const testAssets = path.join(repoRoot, 'test/.work/boot-assets');
 
-async function lock(dir: string): Promise<() => Promise<void>> {
+/** A lock between test processes: a folder made with mkdir, removed by the returned function; one older than 30 min is a dead holder's. */
+export async function lock(dir: string): Promise<() => Promise<void>> {
   const deadline = Date.now() + 30 * 60_000;
   for (;;) {
     try {
