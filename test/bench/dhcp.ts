@@ -14,6 +14,11 @@
  *
  * - rackboot: the real CLI (`rackboot serve --dhcp full`), leases in SQLite
  *   (every ACKed lease fsynced before the ACK leaves).
+ * - rackboot-tmpfs: the same with its state folder on a tmpfs, where
+ *   fsync(2) costs nothing: what durability costs rackboot. Kea's memfile
+ *   never fsyncs its lease file (it writes each lease and flushes its
+ *   stream to the kernel), so a crash of the machine can lose the leases of
+ *   ACKs it sent; this is the closer match to it.
  * - dnsmasq: addresses only (`--port=0`, no DNS), `--no-ping`, a lease file.
  * - kea-dhcp4: UDP sockets, memfile lease store with persist on (CSV file).
  * - rackboot-pg and kea-pg: the same two with their leases in PostgreSQL
@@ -83,14 +88,23 @@ const seconds = Number(process.env.BENCH_DHCP_SECONDS ?? 4);
 const clients = 60_000;
 
 const baseline = benchBaseline();
-type ServerName = 'rackboot' | 'baseline' | 'dnsmasq' | 'kea' | 'rackboot-pg' | 'kea-pg';
-const allServers: ServerName[] = ['rackboot', ...(baseline === undefined ? [] : (['baseline'] as const)), 'dnsmasq', 'kea', 'rackboot-pg', 'kea-pg'];
+type ServerName = 'rackboot' | 'rackboot-tmpfs' | 'baseline' | 'dnsmasq' | 'kea' | 'rackboot-pg' | 'kea-pg';
+const allServers: ServerName[] = [
+  'rackboot',
+  'rackboot-tmpfs',
+  ...(baseline === undefined ? [] : (['baseline'] as const)),
+  'dnsmasq',
+  'kea',
+  'rackboot-pg',
+  'kea-pg',
+];
 const serverNames: ServerName[] = process.env.BENCH_DHCP_SERVERS
   ? allServers.filter((name) => process.env.BENCH_DHCP_SERVERS!.split(',').includes(name))
   : allServers;
 const cpuProfileDir = process.env.BENCH_DHCP_CPU_PROFILE;
 const labels: Record<ServerName, string> = {
   rackboot: 'rackboot',
+  'rackboot-tmpfs': 'rackboot (tmpfs)',
   baseline: baseline?.label ?? 'baseline',
   dnsmasq: 'dnsmasq',
   kea: 'kea-dhcp4',
@@ -102,6 +116,7 @@ const comparisons: Array<[ServerName, ServerName]> = [
   ...(baseline === undefined ? [] : [['rackboot', 'baseline'] as [ServerName, ServerName]]),
   ['rackboot', 'dnsmasq'],
   ['rackboot', 'kea'],
+  ['rackboot-tmpfs', 'kea'],
   ['rackboot-pg', 'kea-pg'],
 ];
 
@@ -133,6 +148,8 @@ interface Running {
   child: ChildProcess;
   /** Counts the leases the server stored, once it has stopped. */
   stored: () => number | Promise<number>;
+  /** Undoes what start() set up beside the server (a tmpfs mount), once it has stopped. */
+  cleanup?: () => void;
 }
 
 /** The benchmark's PostgreSQL, started when a -pg server is among those run. */
@@ -170,8 +187,11 @@ async function start(name: ServerName, ns: Netns, dir: string, kea: string, run:
   const database = `run${run}`;
   if (name === 'rackboot-pg' || name === 'kea-pg') await postgres!.createDatabase(database);
   try {
-    if (name === 'rackboot' || name === 'baseline' || name === 'rackboot-pg') {
+    if (name === 'rackboot' || name === 'rackboot-tmpfs' || name === 'baseline' || name === 'rackboot-pg') {
       for (const sub of ['state', 'profiles', 'assets']) mkdirSync(join(dir, sub));
+      const state = join(dir, 'state');
+      if (name === 'rackboot-tmpfs') execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512m,mode=0755', 'tmpfs', state]);
+      const cleanup = name === 'rackboot-tmpfs' ? () => execFileSync('umount', [state]) : undefined;
       const cli = name === 'baseline' ? baseline!.script(['server/cli.js']) : cliPath;
       const args = [cli, 'serve', '--interface', serverDevice, '--address', serverAddress, '--dhcp', 'full'];
       args.push('--pool', `${pool.start}-${pool.end}`, '--lease-time', '3600');
@@ -181,17 +201,24 @@ async function start(name: ServerName, ns: Netns, dir: string, kea: string, run:
       if (name === 'rackboot-pg') args.push('--database', postgres!.socketUrl(database).replace(`:${POSTGRES_PASSWORD}@`, '@'));
       const nodeArgs = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : [];
       const child = ns.spawn(process.execPath, [...nodeArgs, ...args], { stdio });
-      await waitUntil(
-        'rackboot serve',
-        () => tail(logFile).includes('rackboot is serving'),
-        child,
-        () => tail(logFile),
-      );
+      try {
+        await waitUntil(
+          'rackboot serve',
+          () => tail(logFile).includes('rackboot is serving'),
+          child,
+          () => tail(logFile),
+        );
+      } catch (error) {
+        await stopProcess(child);
+        cleanup?.();
+        throw error;
+      }
       if (name === 'rackboot-pg') {
         return { child, stored: async () => Number(await postgres!.psql(database, "SELECT count(*) FROM leases WHERE state = 'bound'")) };
       }
       return {
         child,
+        cleanup,
         stored: () => {
           const store = SqliteLeaseStore.open(join(dir, 'state', 'leases.sqlite'));
           try {
@@ -447,6 +474,7 @@ async function main(): Promise<void> {
         const cpu = user + system;
         await stopProcess(running.child);
         const stored = await running.stored();
+        running.cleanup?.();
         running = undefined;
         const parsed = parsePerfdhcp(finished.stdout, seconds);
         const result: Result = { ...parsed, stored, cpuMicrosPerExchange: parsed.acks > 0 ? cpu / parsed.acks : Number.NaN };
@@ -466,6 +494,7 @@ async function main(): Promise<void> {
     if (serverNames.includes('rackboot-pg') && process.env.BENCH_DHCP_PEERS !== '0') process.stdout.write(`${await peersTable(work)}\n`);
   } finally {
     await stopProcess(running?.child);
+    running?.cleanup?.();
     clientNs.delete();
     serverNs.delete();
     await postgres?.close();
