@@ -195,7 +195,7 @@ async function start(name: ServerName, ns: Netns, dir: string, kea: string, run:
       const cli = name === 'baseline' ? baseline!.script(['server/cli.js']) : cliPath;
       const args = [cli, 'serve', '--interface', serverDevice, '--address', serverAddress, '--dhcp', 'full'];
       args.push('--pool', `${pool.start}-${pool.end}`, '--lease-time', '3600');
-      args.push('--state', join(dir, 'state'), '--profiles', join(dir, 'profiles'), '--assets', join(dir, 'assets'));
+      args.push('--state', state, '--profiles', join(dir, 'profiles'), '--assets', join(dir, 'assets'));
       args.push('--http-port', '8080', '--tftp-port', '6969');
       // The password comes from the pgpass file (PGPASSFILE), never the URL.
       if (name === 'rackboot-pg') args.push('--database', postgres!.socketUrl(database).replace(`:${POSTGRES_PASSWORD}@`, '@'));
@@ -220,7 +220,7 @@ async function start(name: ServerName, ns: Netns, dir: string, kea: string, run:
         child,
         cleanup,
         stored: () => {
-          const store = SqliteLeaseStore.open(join(dir, 'state', 'leases.sqlite'));
+          const store = SqliteLeaseStore.open(join(state, 'leases.sqlite'));
           try {
             return store.all().filter((lease) => lease.state === 'bound').length;
           } finally {

@@ -59,7 +59,8 @@ const ROOT_HASH = '$6$rackboottest$R3I6dZFiAb60PrrUAAtXOMq7uhRrLSm.wvav/fW7uy9vr
 const QEMU_DEADLINE_MS = 1_200_000;
 const READY = /rackboot-runtime: ready hostname=(\S+) ip=(\S+) mac=(\S+) domains=(\d+)\r*\n/;
 
-let out: string;
+/** The shared Debian builds' folder: what the racks of these tests serve. */
+const out = debianTestAssets;
 let first: BuildResult;
 let second: BuildResult;
 
@@ -71,7 +72,6 @@ before(async () => {
   run('sh', ['-c', 'command -v mksquashfs && command -v unsquashfs']); // squashfs-tools
   // Both from the same cached debootstrap tree, with the Debian guest image, which the last test boots; kept for the tests that only boot the runtime.
   [first, second] = await freshDebianTestBuilds();
-  out = debianTestAssets;
   const initrd = second.manifest.files.find((f) => f.name === 'initrd.gz')!;
   process.stdout.write(
     `# debian build: first ${(first.durationMs / 1000).toFixed(1)} s, second ${(second.durationMs / 1000).toFixed(1)} s; ` +

@@ -1,10 +1,12 @@
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { build, type BuildResult } from '../../builder/build.js';
 import { DEFAULT_BUILD_SETTINGS, type BuildSettings } from '../../builder/config.js';
 import { builderRecipe } from '../../builder/recipe.js';
 import { silentLogger } from '../../server/log.js';
-import { lock, repoRoot } from './build.js';
+import type { Manifest } from '../../server/assets/manifest.js';
+import { debianGuestImage } from '../../server/profiles/domain.js';
+import { currentManifest, repoRoot, withAssetsLock } from './build.js';
 
 /**
  * The Debian runtime the QEMU tests build: the defaults plus one extra
@@ -21,30 +23,19 @@ const sharedSettings: BuildSettings = { ...testDebianSettings, parts: { ...testD
 /** Where the shared Debian builds are kept between test processes (and runs), like the tiny one in test/.work/boot-assets. */
 export const debianTestAssets = path.join(repoRoot, 'test/.work/debian-assets');
 
-/** What made the builds in the folder: a build of another builder or with other settings is not reused. */
-const stampFile = path.join(debianTestAssets, 'made-by.json');
-
-async function stamp(): Promise<string> {
-  return JSON.stringify({ recipe: await builderRecipe(repoRoot), settings: sharedSettings });
+/** Whether a build's manifest says this builder made it with sharedSettings: the Debian variant, the same extra packages, the guest image. */
+async function madeWithSharedSettings(manifest: Manifest | undefined): Promise<boolean> {
+  if (manifest === undefined || manifest.recipe !== (await builderRecipe(repoRoot)) || manifest.variant !== 'debian') return false;
+  const asked = (manifest.extraPackages ?? []).filter((extra) => extra.dependency !== true).map((extra) => extra.package);
+  return asked.join(' ') === (sharedSettings.packages ?? []).join(' ') && manifest.files.some((file) => file.name === debianGuestImage);
 }
 
 /** Makes `count` fresh builds in the folder (its lock held); the builds an earlier run left go first. */
 async function buildFresh(count: number): Promise<BuildResult[]> {
   await rm(path.join(debianTestAssets, 'builds'), { recursive: true, force: true });
-  await rm(stampFile, { force: true });
   const results: BuildResult[] = [];
   for (let i = 0; i < count; i++) results.push(await build({ out: debianTestAssets, variant: 'debian', settings: sharedSettings, log: silentLogger() }));
-  await writeFile(stampFile, await stamp());
   return results;
-}
-
-async function withLock<T>(work: () => Promise<T>): Promise<T> {
-  const release = await lock(`${debianTestAssets}.lock`);
-  try {
-    return await work();
-  } finally {
-    await release();
-  }
 }
 
 /**
@@ -54,7 +45,7 @@ async function withLock<T>(work: () => Promise<T>): Promise<T> {
  * runtime reuse them through ensureDebianTestBuild.
  */
 export function freshDebianTestBuilds(): Promise<[BuildResult, BuildResult]> {
-  return withLock(async () => {
+  return withAssetsLock(debianTestAssets, async () => {
     const [first, second] = await buildFresh(2);
     return [first!, second!];
   });
@@ -66,10 +57,8 @@ export function freshDebianTestBuilds(): Promise<[BuildResult, BuildResult]> {
  * (cp -al) before serving it: the Debian tests may build there again.
  */
 export function ensureDebianTestBuild(): Promise<string> {
-  return withLock(async () => {
-    const made = await readFile(stampFile, 'utf8').catch(() => undefined);
-    const current = await readFile(path.join(debianTestAssets, 'current', 'manifest.json')).catch(() => undefined);
-    if (made !== (await stamp()) || current === undefined) await buildFresh(1);
+  return withAssetsLock(debianTestAssets, async () => {
+    if (!(await madeWithSharedSettings(await currentManifest(debianTestAssets)))) await buildFresh(1);
     return debianTestAssets;
   });
 }
