@@ -416,6 +416,11 @@ function xlString(value: string): string {
 export function renderDomainConfig(plan: BootPlan, domain: PlannedDomain, endpoints: ServerEndpoints, guestToken?: string): string {
   const extra = [
     'console=hvc0',
+    // The console shows the kernel's warnings and worse, not every line of its
+    // boot: a guest writing its console faster than dom0's xenconsoled drains
+    // it waits, yielding, and every line also crosses dom0's log forwarding.
+    // A loglevel= in the profile's kernel arguments comes later and wins.
+    'loglevel=5',
     `rackboot.server=${httpBase(endpoints)}`,
     `rackboot.parent=${plan.mac}`,
     `rackboot.domain=${domain.name}`,

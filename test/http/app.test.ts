@@ -324,7 +324,7 @@ test('domain configurations: xl syntax, a stable guest MAC, restart setting; 404
       'vcpus = 2',
       'kernel = "/run/rackboot/parts/vmlinuz"',
       'ramdisk = "/run/rackboot/parts/guest.initrd.gz"',
-      'extra = "console=hvc0 rackboot.server=http://198.18.0.1:8080 rackboot.parent=52:54:00:12:34:57 rackboot.domain=web quiet web.title=\\"a \\\\ b\\""',
+      'extra = "console=hvc0 loglevel=5 rackboot.server=http://198.18.0.1:8080 rackboot.parent=52:54:00:12:34:57 rackboot.domain=web quiet web.title=\\"a \\\\ b\\""',
       "vif = [ 'mac=02:00:00:00:00:07,bridge=xenbr0' ]",
       'on_poweroff = "restart"',
       'on_reboot = "restart"',

@@ -137,7 +137,7 @@ test('a Debian guest rendered: its config names the image and the root, its firs
   const config = renderDomainConfig(boot.plan, db1!, endpoints, 'g.token');
   assert.match(
     config,
-    /^extra = "console=hvc0 rackboot\.server=http:\/\/198\.18\.0\.1:8080 rackboot\.parent=52:54:00:12:34:56 rackboot\.domain=db1 rackboot\.token=g\.token rackboot\.image=builds\/20261205T070000Z-abc123\/debian-guest\.squashfs rackboot\.root=xvda rackboot\.ip=198\.18\.0\.61\/24 rackboot\.gw=198\.18\.0\.1"$/m,
+    /^extra = "console=hvc0 loglevel=5 rackboot\.server=http:\/\/198\.18\.0\.1:8080 rackboot\.parent=52:54:00:12:34:56 rackboot\.domain=db1 rackboot\.token=g\.token rackboot\.image=builds\/20261205T070000Z-abc123\/debian-guest\.squashfs rackboot\.root=xvda rackboot\.ip=198\.18\.0\.61\/24 rackboot\.gw=198\.18\.0\.1"$/m,
   );
   assert.match(config, /^ramdisk = "\/run\/rackboot\/parts\/guest\.initrd\.gz"$/m);
   assert.doesNotMatch(config, /\$6\$/);
