@@ -81,7 +81,7 @@ export function xenBootArgs(buildDir: string, dom0Args: string, mac: string, mac
     '-accel',
     'tcg',
     '-cpu',
-    'Haswell-noTSX',
+    'Haswell-noTSX,-erms',
     '-m',
     String(machine.memoryMiB ?? 1024),
     '-nographic',

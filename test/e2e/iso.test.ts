@@ -43,7 +43,7 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-const machineArgs = ['-accel', 'tcg', '-cpu', 'Haswell-noTSX', '-m', '1024', '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot'];
+const machineArgs = ['-accel', 'tcg', '-cpu', 'Haswell-noTSX,-erms', '-m', '1024', '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot'];
 
 async function bootToReady(ns: Netns, args: string[]): Promise<{ machine: ConsoleMachine; ready: RegExpExecArray }> {
   const machine = new ConsoleMachine(ns, [...machineArgs, ...args], DEADLINE_MS);
