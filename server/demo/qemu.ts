@@ -29,24 +29,29 @@ export interface QemuMachineOptions {
 }
 
 /**
- * QEMU arguments for a machine that network-boots from a tap device.
- *
- * KVM cannot run Xen on these hosts, so QEMU emulates (TCG); "-cpu max" makes
- * Xen's PV dom0 crash under TCG, Haswell-noTSX does not. Without ERMS
- * (-erms) Linux clears and copies pages with rep stosq/movsq, not rep
- * stosb/movsb, which TCG (QEMU 7.2) runs one byte per loop: a Debian dom0
- * short of memory had soft lockups of 20-50 s in xenconsoled, vgs and xl,
- * each in clear_page_erms; the next boot, without ERMS, had none. BIOS
- * machines get an e1000 with QEMU's iPXE option ROM (already iPXE: it sends user class
- * "iPXE"). EFI machines get virtio-net with no option ROM ("romfile="), so
- * OVMF's own UEFI PXE client boots, the way most UEFI PCs do.
+ * The CPU every emulated machine gets. KVM cannot run Xen on these hosts, so
+ * QEMU emulates (TCG); "-cpu max" makes Xen's PV dom0 crash under TCG,
+ * Haswell-noTSX does not. Without ERMS (-erms) Linux clears and copies pages
+ * with rep stosq/movsq, not rep stosb/movsb, which TCG (QEMU 7.2) runs one
+ * byte per loop: a Debian dom0 short of memory had soft lockups of 20-50 s
+ * in xenconsoled, vgs and xl, each in clear_page_erms; the next boot,
+ * without ERMS, had none.
+ */
+export const emulatedCpu = 'Haswell-noTSX,-erms';
+
+/**
+ * QEMU arguments for a machine that network-boots from a tap device, on
+ * emulatedCpu. BIOS machines get an e1000 with QEMU's iPXE option ROM
+ * (already iPXE: it sends user class "iPXE"). EFI machines get virtio-net
+ * with no option ROM ("romfile="), so OVMF's own UEFI PXE client boots, the
+ * way most UEFI PCs do.
  */
 export function qemuArgs(options: QemuMachineOptions): string[] {
   const args = [
     '-accel',
     'tcg',
     '-cpu',
-    'Haswell-noTSX,-erms',
+    emulatedCpu,
     '-m',
     String(options.memoryMiB ?? 1024),
     '-display',

@@ -20,6 +20,9 @@ import type { Rollouts } from '../rollouts/rollouts.js';
 import type { HostPower } from '../bmc/power.js';
 import type { HostLogStore, LogQuery } from '../logs/store.js';
 
+/** The most lines one GET /api/hosts/<mac>/logs answers with, whatever its ?limit. */
+export const maxLogLinesPerAnswer = 10_000;
+
 export interface AdminApiOptions {
   token: AdminToken;
   profiles: ProfileDirectory;
@@ -355,7 +358,7 @@ export function createAdminRouter(options: AdminApiOptions): Router {
       }
       query[name] = value;
     }
-    query.limit = Math.min(query.limit ?? 1000, 10_000);
+    query.limit = Math.min(query.limit ?? 1000, maxLogLinesPerAnswer);
     const [lines, boots] = await Promise.all([options.logs.list(mac, query), options.logs.boots(mac)]);
     res.json({ mac, boots, lines });
   });

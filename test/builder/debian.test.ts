@@ -15,6 +15,7 @@ import { moduleNameOf } from '../../builder/modules.js';
 import { packageRoot } from '../../builder/recipe.js';
 import { baseKernelArgs } from '../../server/core/resolve.js';
 import { readyLinePattern } from '../../server/demo/qemu.js';
+import { maxLogLinesPerAnswer } from '../../server/http/admin.js';
 import { profileDefaults } from '../../server/profiles/parse.js';
 import {
   addClient,
@@ -518,7 +519,6 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
           // Every line of the boot: the CLI prints the newest 1000 unless told, and
           // a slow boot's guests can push Xen's early lines out of those.
           type LogLine = { boot: number; source: string; app: string | null; text: string };
-          const maxLines = 10_000; // the server's cap on one answer
           const hostLogs = (): LogLine[] => {
             const lines = rack!.ns
               .exec(process.execPath, [
@@ -527,7 +527,7 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
                 MAC,
                 '--json',
                 '--limit',
-                String(maxLines),
+                String(maxLogLinesPerAnswer),
                 '--server',
                 `http://${serverAddress}:${httpPort}`,
                 '--state',
@@ -536,7 +536,7 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
               .split('\n')
               .filter(Boolean)
               .map((line) => JSON.parse(line) as LogLine);
-            assert.ok(lines.length < maxLines, `the host's log holds ${lines.length} lines or more: the check would see only the newest`);
+            assert.ok(lines.length < maxLogLinesPerAnswer, `the host's log holds ${lines.length} lines or more: the check would see only the newest`);
             return lines;
           };
           const syslogCounts = () =>

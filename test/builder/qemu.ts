@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { ConsoleWatcher } from '../../server/demo/qemu.js';
+import { ConsoleWatcher, emulatedCpu } from '../../server/demo/qemu.js';
 import { watchOutput } from '../support/failure-report.js';
 import type { Netns } from '../support/netns.js';
 
@@ -81,7 +81,7 @@ export function xenBootArgs(buildDir: string, dom0Args: string, mac: string, mac
     '-accel',
     'tcg',
     '-cpu',
-    'Haswell-noTSX,-erms',
+    emulatedCpu,
     '-m',
     String(machine.memoryMiB ?? 1024),
     '-nographic',

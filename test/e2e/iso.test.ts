@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
-import { assertQemu, ovmfCode, prepareOvmfVars, readyLinePattern } from '../../server/demo/qemu.js';
+import { assertQemu, emulatedCpu, ovmfCode, prepareOvmfVars, readyLinePattern } from '../../server/demo/qemu.js';
 import { isoSanbootUrl } from '../../server/http/downloads.js';
 import { HostTokens } from '../../server/tokens/host-token.js';
 import { ConsoleMachine } from '../builder/qemu.js';
@@ -43,7 +43,7 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-const machineArgs = ['-accel', 'tcg', '-cpu', 'Haswell-noTSX,-erms', '-m', '1024', '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot'];
+const machineArgs = ['-accel', 'tcg', '-cpu', emulatedCpu, '-m', '1024', '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot'];
 
 async function bootToReady(ns: Netns, args: string[]): Promise<{ machine: ConsoleMachine; ready: RegExpExecArray }> {
   const machine = new ConsoleMachine(ns, [...machineArgs, ...args], DEADLINE_MS);
