@@ -64,6 +64,9 @@ export async function debianGuestFiles(runtimeDir: string, runtimeVersion: strin
     // A PV guest's console is hvc0 (serial-getty@hvc0): no getty on virtual terminals it has no screen for.
     { type: 'symlink', path: 'etc/systemd/system/getty@tty1.service', target: '/dev/null' },
     { type: 'symlink', path: 'etc/systemd/system/getty-static.service', target: '/dev/null' },
+    { type: 'file', path: 'etc/systemd/system.conf.d/rackboot-show-status.conf', mode: 0o644, data: await readFile(join(dir, 'show-status.conf')) },
+    // e2scrub checks ext4 on LVM snapshots; the image has no LVM, and the job only lengthens the boot.
+    { type: 'symlink', path: 'etc/systemd/system/e2scrub_reap.service', target: '/dev/null' },
   ];
 }
 

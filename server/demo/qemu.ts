@@ -18,6 +18,8 @@ export interface QemuMachineOptions {
   /** Tap device (inside the namespace QEMU runs in). */
   tap: string;
   memoryMiB?: number;
+  /** Emulated CPUs (-smp); one unless asked. QEMU runs each on a host thread of its own (multi-threaded TCG). */
+  cpus?: number;
   /** Writable copy of OVMF's variable store (efi only); see prepareOvmfVars. */
   ovmfVars?: string;
   /** Disks (raw image files), each on its own kind of controller, with the serial the guest sees. */
@@ -54,6 +56,7 @@ export function qemuArgs(options: QemuMachineOptions): string[] {
     emulatedCpu,
     '-m',
     String(options.memoryMiB ?? 1024),
+    ...(options.cpus === undefined || options.cpus === 1 ? [] : ['-smp', String(options.cpus)]),
     '-display',
     'none',
     '-serial',

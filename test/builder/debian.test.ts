@@ -58,6 +58,12 @@ const ROOT_HASH = '$6$rackboottest$R3I6dZFiAb60PrrUAAtXOMq7uhRrLSm.wvav/fW7uy9vr
  * past 600 s in a third (dom0's vCPU starved: RCU stalls, a soft lockup).
  */
 const QEMU_DEADLINE_MS = 1_200_000;
+/**
+ * The network-booted Debian machines have two CPUs: Xen runs dom0's
+ * backends, its storage scan and xl beside the guests' boots instead of
+ * between them, and QEMU runs each CPU on a host thread of its own.
+ */
+const DEBIAN_MACHINE_CPUS = 2;
 const READY = /rackboot-runtime: ready hostname=(\S+) ip=(\S+) mac=(\S+) domains=(\d+)\r*\n/;
 
 /** The shared Debian builds' folder: what the racks of these tests serve. */
@@ -247,6 +253,14 @@ test('the Debian guest image: systemd as init, sshd making its own host keys, th
   assert.ok(paths.has('etc/systemd/system/ssh.service.d/rackboot-host-keys.conf'));
   assert.equal(paths.get('etc/systemd/network/99-default.link'), '/dev/null', 'eth0 keeps its name');
   assert.equal(paths.get('etc/systemd/system/getty-static.service'), '/dev/null');
+  assert.equal(paths.get('etc/systemd/system/e2scrub_reap.service'), '/dev/null', 'no e2scrub job in a guest without LVM');
+  assert.match(
+    execFileSync('unsquashfs', ['-cat', join(second.dir, 'debian-guest.squashfs'), 'etc/systemd/system.conf.d/rackboot-show-status.conf'], {
+      encoding: 'utf8',
+    }),
+    /^\[Manager\]\nShowStatus=error$/m,
+    "the console shows failed units only, not systemd's running jobs",
+  );
   assert.ok(paths.has('usr/sbin/mkfs.ext4'), "the first stage makes the root's filesystem with the image's own mkfs.ext4");
   const leftIn = [...paths.keys()].filter((path) => /^usr\/share\/(doc|man|locale)\/.|^etc\/ssh\/ssh_host_|^var\/lib\/apt\/lists\/./.test(path));
   assert.deepEqual(leftIn, [], 'no docs, man pages, locales, host keys or apt lists');
@@ -373,7 +387,7 @@ for (const { memoryMiB, dom0MiB, xenArgs } of machines)
           );
           const started = Date.now();
           const seconds = (): number => (Date.now() - started) / 1000;
-          const booting = await startMachine(rack, 'bios', MAC, memoryMiB);
+          const booting = await startMachine(rack, 'bios', MAC, { memoryMiB, cpus: DEBIAN_MACHINE_CPUS });
           qemu = booting.qemu;
           const machine = booting.console;
           const ready = await machine.waitFor(readyLinePattern, QEMU_DEADLINE_MS, 'the ready line');
@@ -838,7 +852,7 @@ test(
       capture.stdout!.setEncoding('utf8').on('data', (chunk: string) => tagged.push(chunk));
 
       // First boot: vg0 made, keep refused, web1 on a new volume, web2 not started.
-      let booting = await startMachine(rack, 'bios', MAC, STORAGE_MACHINE_MIB, disks);
+      let booting = await startMachine(rack, 'bios', MAC, { memoryMiB: STORAGE_MACHINE_MIB, disks, cpus: DEBIAN_MACHINE_CPUS });
       qemu = booting.qemu;
       let machine = booting.console;
       const ready = await machine.waitFor(readyLinePattern, STORAGE_DEADLINE_MS, 'the ready line');
@@ -962,7 +976,7 @@ test(
       // its 5 s timeout is sent again), so the second boot's reports are the
       // ones after those counted now.
       const firstBootReports = { web1: web1Reports().length, db1: reports('db1').length };
-      booting = await resetMachine(rack, qemu, MAC, STORAGE_MACHINE_MIB, disks);
+      booting = await resetMachine(rack, qemu, MAC, { memoryMiB: STORAGE_MACHINE_MIB, disks, cpus: DEBIAN_MACHINE_CPUS });
       qemu = booting.qemu;
       machine = booting.console;
       const again = await machine.waitFor(readyLinePattern, STORAGE_DEADLINE_MS, 'the ready line after the reset');
@@ -1026,7 +1040,11 @@ for (const memoryMiB of [512]) {
           },
         });
         const dom0Line = [...baseKernelArgs.filter((arg) => !arg.startsWith('console=')), dom0Args].join(' ');
-        machine = new ConsoleMachine(ns, xenBootArgs(second.dir, dom0Line, MAC, { memoryMiB, xenArgs: profileDefaults.boot.xenArgs }), QEMU_DEADLINE_MS);
+        machine = new ConsoleMachine(
+          ns,
+          xenBootArgs(second.dir, dom0Line, MAC, { memoryMiB, xenArgs: profileDefaults.boot.xenArgs, cpus: DEBIAN_MACHINE_CPUS }),
+          QEMU_DEADLINE_MS,
+        );
         const ready = await machine.waitFor(READY, QEMU_DEADLINE_MS);
         const readySeconds = machine.elapsed();
         assert.equal(ready[1], 'xen02');
@@ -1179,7 +1197,7 @@ test(
       };
 
       // deb1 installs the image on its new volume, deb2 runs it from RAM, deb3's disk is refused.
-      const booting = await startMachine(rack, 'bios', GUEST_MAC, GUEST_MACHINE_MIB, disks);
+      const booting = await startMachine(rack, 'bios', GUEST_MAC, { memoryMiB: GUEST_MACHINE_MIB, disks, cpus: DEBIAN_MACHINE_CPUS });
       qemu = booting.qemu;
       const machine = booting.console;
       const ready = await machine.waitFor(readyLinePattern, 900_000, 'the ready line');

@@ -75,7 +75,7 @@ export class ConsoleMachine {
  * QEMU arguments for a direct Xen multiboot boot with one e1000 NIC on tap0;
  * by default 1024 MiB of which dom0 gets 512.
  */
-export function xenBootArgs(buildDir: string, dom0Args: string, mac: string, machine: { memoryMiB?: number; xenArgs?: string } = {}): string[] {
+export function xenBootArgs(buildDir: string, dom0Args: string, mac: string, machine: { memoryMiB?: number; xenArgs?: string; cpus?: number } = {}): string[] {
   if (buildDir.includes(',')) throw new Error(`build folder ${buildDir} has a comma, which QEMU's -initrd would split on`);
   return [
     '-accel',
@@ -84,6 +84,7 @@ export function xenBootArgs(buildDir: string, dom0Args: string, mac: string, mac
     emulatedCpu,
     '-m',
     String(machine.memoryMiB ?? 1024),
+    ...(machine.cpus === undefined || machine.cpus === 1 ? [] : ['-smp', String(machine.cpus)]),
     '-nographic',
     '-no-reboot',
     '-kernel',

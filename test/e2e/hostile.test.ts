@@ -139,7 +139,7 @@ test(
     strangerSequence("on the host's reserved address");
     stranger.setAddress(`${own}/24`);
 
-    ({ qemu, console: machine } = await startMachine(rack, 'bios', victim, 512));
+    ({ qemu, console: machine } = await startMachine(rack, 'bios', victim, { memoryMiB: 512 }));
     const started = Date.now();
     // At once: a pool grab, silent TFTP transfers, a connection flood and never-read live pages, held for 40 s.
     const flood = stranger.ns.spawn(process.execPath, [floodScript, serverAddress, String(httpPort), '40000']);

@@ -201,6 +201,9 @@ export interface BootResult {
   console: string;
 }
 
+/** What a test machine has beside its firmware and MAC: memory, disks and CPUs (QEMU's defaults otherwise). */
+export type Machine = Pick<QemuMachineOptions, 'memoryMiB' | 'disks' | 'cpus'>;
+
 /**
  * A QEMU machine on the rack's tap0, its console watched and in the test's
  * failure report.
@@ -209,16 +212,14 @@ export async function startMachine(
   rack: Rack,
   firmware: Firmware,
   mac: string,
-  memoryMiB?: number,
-  disks?: QemuMachineOptions['disks'],
+  machine: Machine = {},
 ): Promise<{ qemu: ChildProcess; console: ConsoleWatcher }> {
   await assertQemu(firmware);
   const qemu = spawnQemu(rack.ns.name, {
     firmware,
     mac,
     tap: 'tap0',
-    ...(memoryMiB === undefined ? {} : { memoryMiB }),
-    ...(disks === undefined ? {} : { disks }),
+    ...machine,
     ...(firmware === 'bios' ? {} : { ovmfVars: await prepareOvmfVars(rack.work) }),
   });
   const console = new ConsoleWatcher(qemu);
@@ -232,7 +233,7 @@ export async function startMachine(
  */
 export async function bootMachine(rack: Rack, firmware: Firmware, mac: string, timeoutMs = 300_000, disks?: QemuMachineOptions['disks']): Promise<BootResult> {
   const started = Date.now();
-  const { qemu, console } = await startMachine(rack, firmware, mac, undefined, disks);
+  const { qemu, console } = await startMachine(rack, firmware, mac, disks === undefined ? {} : { disks });
   try {
     const ready = await console.waitFor(readyLinePattern, timeoutMs, `the ready line from ${mac}`);
     const seconds = (Date.now() - started) / 1000;
@@ -286,14 +287,8 @@ export async function rewriteProfile(rack: Rack, mac: string, file: string, text
 }
 
 /** A reset: the machine's QEMU is killed (its RAM is gone, its disks stay) and started again with the same disks. */
-export async function resetMachine(
-  rack: Rack,
-  qemu: ChildProcess,
-  mac: string,
-  memoryMiB: number,
-  disks: QemuMachineOptions['disks'],
-): Promise<{ qemu: ChildProcess; console: ConsoleWatcher }> {
+export async function resetMachine(rack: Rack, qemu: ChildProcess, mac: string, machine: Machine): Promise<{ qemu: ChildProcess; console: ConsoleWatcher }> {
   qemu.kill('SIGKILL');
   if (qemu.exitCode === null && qemu.signalCode === null) await new Promise((resolve) => qemu.once('exit', resolve));
-  return startMachine(rack, 'bios', mac, memoryMiB, disks);
+  return startMachine(rack, 'bios', mac, machine);
 }
