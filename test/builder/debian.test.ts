@@ -270,10 +270,10 @@ test('the guest image: busybox, xen-netfront and the guest /init', async () => {
   const entries = await members(second, 'guest.initrd.gz');
   const kver = kernelVersionOf(second.manifest.files.find((f) => f.name === 'vmlinuz')!.package);
   assert.ok(entries.get('init')?.type === 'file');
-  assert.ok(
-    Buffer.from((entries.get('init') as { data: Uint8Array }).data)
-      .toString()
-      .includes('stage=guest-ready'),
+  assert.equal(
+    Buffer.from((entries.get('init') as { data: Uint8Array }).data).toString(),
+    await readFile(join(packageRoot(), 'builder', 'runtime', 'guest-init'), 'utf8'),
+    "the guest's /init is builder/runtime/guest-init as it is",
   );
   assert.equal(entries.get('bin/busybox')?.type, 'file');
   const shipped = [...entries.keys()].filter((p) => p.startsWith(`lib/modules/${kver}/`) && p.endsWith('.ko')).map(moduleNameOf);
