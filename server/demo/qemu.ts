@@ -41,6 +41,11 @@ export interface QemuMachineOptions {
  */
 export const emulatedCpu = 'Haswell-noTSX,-erms';
 
+/** QEMU's -smp for `cpus` emulated CPUs: nothing for one (QEMU's default) or unset. */
+export function cpuArgs(cpus: number | undefined): string[] {
+  return cpus === undefined || cpus === 1 ? [] : ['-smp', String(cpus)];
+}
+
 /**
  * QEMU arguments for a machine that network-boots from a tap device, on
  * emulatedCpu. BIOS machines get an e1000 with QEMU's iPXE option ROM
@@ -56,7 +61,7 @@ export function qemuArgs(options: QemuMachineOptions): string[] {
     emulatedCpu,
     '-m',
     String(options.memoryMiB ?? 1024),
-    ...(options.cpus === undefined || options.cpus === 1 ? [] : ['-smp', String(options.cpus)]),
+    ...cpuArgs(options.cpus),
     '-display',
     'none',
     '-serial',

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { ConsoleWatcher, emulatedCpu } from '../../server/demo/qemu.js';
+import { ConsoleWatcher, cpuArgs, emulatedCpu } from '../../server/demo/qemu.js';
 import { watchOutput } from '../support/failure-report.js';
 import type { Netns } from '../support/netns.js';
 
@@ -84,7 +84,7 @@ export function xenBootArgs(buildDir: string, dom0Args: string, mac: string, mac
     emulatedCpu,
     '-m',
     String(machine.memoryMiB ?? 1024),
-    ...(machine.cpus === undefined || machine.cpus === 1 ? [] : ['-smp', String(machine.cpus)]),
+    ...cpuArgs(machine.cpus),
     '-nographic',
     '-no-reboot',
     '-kernel',

@@ -9,6 +9,7 @@ import { ConsoleWatcher, readyLinePattern } from '../../server/demo/qemu.js';
 import { addClient, httpPort, serverAddress, startMachine, startRack, type Rack, type RackClient } from '../support/boot.js';
 import { cliPath, repoRoot } from '../support/build.js';
 import { assertRoot, run } from '../support/netns.js';
+import { until } from '../support/until.js';
 import { ensureDebianTestBuild } from '../support/debian-build.js';
 
 /**
@@ -91,19 +92,26 @@ function strangerFetch(url: string, ...args: string[]): { status: number; body: 
  * strangerFetch while the machine is on the wire with the same MAC and
  * address: the bridge may send a reply of the server's to the machine, whose
  * kernel resets a connection it never opened (curl exits 56, or 7 or 52).
- * The stranger tries again, as any would: up to 5 times, 1 s apart.
+ * The stranger tries again, as any would, for up to 10 s.
  */
 async function fetchBesideTheMachine(url: string): Promise<{ status: number; body: string }> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return strangerFetch(url);
-    } catch (error) {
-      const code = (error as { status?: number }).status;
-      if (attempt === 5 || code === undefined || ![7, 52, 56].includes(code)) throw error;
-      process.stderr.write(`hostile neighbour: the stranger's fetch beside the machine failed (curl exit ${code}), try ${attempt + 1}\n`);
-      await delay(1000);
-    }
-  }
+  let reset = '';
+  return until(
+    `a fetch of ${url} beside the machine`,
+    10_000,
+    () => {
+      try {
+        return strangerFetch(url);
+      } catch (error) {
+        const code = (error as { status?: number }).status;
+        if (code === undefined || ![7, 52, 56].includes(code)) throw error;
+        reset = String(error);
+        process.stderr.write(`hostile neighbour: the stranger's fetch beside the machine failed (curl exit ${code}); trying again\n`);
+        return undefined;
+      }
+    },
+    () => reset,
+  );
 }
 
 const tokenPattern = /rackboot\.token=(\S+)/;
