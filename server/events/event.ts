@@ -45,9 +45,19 @@ export interface BootEvent extends NewBootEvent {
 /** The longest detail kept; runtimes send one line of reason, not logs. */
 export const maximumDetailLength = 1000;
 
-export type EventReport = { ok: true; event: Omit<NewBootEvent, 'time' | 'mac'> } | { ok: false; field: string; message: string };
+export type EventReport =
+  | {
+      ok: true;
+      event: Omit<NewBootEvent, 'time' | 'mac'>;
+      /** The sender's name for this report, the same on each of its retries: a repeat is taken once. */
+      reportId?: string;
+    }
+  | { ok: false; field: string; message: string };
 
-const reportFields = ['stage', 'detail', 'domain'] as const;
+const reportFields = ['stage', 'detail', 'domain', 'report'] as const;
+
+/** A report id: what a guest's retry loop sends with each try (a random UUID from the kernel). */
+const reportIdPattern = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
  * Check a report's fields, as they came from a form or JSON body. Pure: the
@@ -107,5 +117,11 @@ export function parseEventReport(body: unknown): EventReport {
   if (stage.startsWith('domain-') || stage.startsWith('guest-')) {
     if (event.domain === undefined) return { ok: false, field: 'domain', message: `missing; stage ${stage} is about one domain` };
   }
-  return { ok: true, event };
+  const reportId = text('report');
+  if (reportId === undefined || reportId === '') return { ok: true, event };
+  if (typeof reportId !== 'string') return { ok: false, field: 'report', message: reportId.problem };
+  if (!reportIdPattern.test(reportId)) {
+    return { ok: false, field: 'report', message: 'want 1 to 64 letters, digits, dots, dashes or underscores (a UUID)' };
+  }
+  return { ok: true, event, reportId };
 }

@@ -6,6 +6,7 @@ import { LOADER_FILES } from '../assets/manifest.js';
 import type { Rollouts } from '../rollouts/rollouts.js';
 import { renderEntryScript } from '../core/render.js';
 import { parseEventReport } from '../events/event.js';
+import { RepeatedReports } from '../events/repeats.js';
 import { describeIpxeFailure, parseIpxeFailure } from '../logs/ipxe-report.js';
 import { maximumStorageReportBytes, parseGuestNetworkReport, parseStorageReport, summarizeGuestNetwork, summarizeStorage } from '../storage/report.js';
 import { MemoryEventStore, type EventStore, type HostReportKind } from '../events/store.js';
@@ -292,6 +293,7 @@ export function createHttpApp(options: HttpAppOptions) {
   // Reports from a host's runtime and its guests: where the boot stands.
   // Form-encoded, so busybox `wget --post-data` can send them, or JSON.
   const eventBody = [express.urlencoded({ extended: false, limit: eventBodyLimit }), express.json({ limit: eventBodyLimit, strict: false })];
+  const repeatedReports = new RepeatedReports();
   app.post('/hosts/:mac/events', ...eventBody, (req: Request, res: Response) => {
     const mac = macParameter(req, res);
     if (mac === undefined) return;
@@ -316,6 +318,23 @@ export function createHttpApp(options: HttpAppOptions) {
       log.warn({ event: 'host-event-refused', mac, stage: report.event.stage, remote: remoteAddress(req), reason }, 'report refused: not from the host');
       options.observer?.hostRefused('event');
       text(res.status(403), `rackboot: reports about ${mac} are taken only from that host, with its token: ${reason}\n`);
+      return;
+    }
+    // A retry of a report already taken (its answer came too late for the
+    // sender): answered as taken, and not put on the timeline again.
+    if (report.reportId !== undefined && repeatedReports.repeated(mac, report.reportId, now())) {
+      log.info(
+        {
+          event: 'host-event-repeated',
+          mac,
+          stage: report.event.stage,
+          domain: report.event.domain,
+          report: report.reportId,
+          remote: req.socket.remoteAddress,
+        },
+        'host event already taken',
+      );
+      res.status(204).set('Cache-Control', 'no-store').end();
       return;
     }
     const stored = events.append({ ...report.event, time: now(), mac });

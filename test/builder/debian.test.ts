@@ -971,10 +971,8 @@ test(
       assert.ok(!/lab1|tag1|out1/.test(dropped) && dropped.includes('name: db1'), dropped);
       await rewriteProfile(rack, MAC, 'xen01.yaml', dropped);
 
-      // Reset: the RAM-only dom0 loses everything; the disks stay. A guest may
-      // have reported twice in the first boot (a report whose answer came after
-      // its 5 s timeout is sent again), so the second boot's reports are the
-      // ones after those counted now.
+      // Reset: the RAM-only dom0 loses everything; the disks stay. The second
+      // boot's reports are the ones after those counted now.
       const firstBootReports = { web1: web1Reports().length, db1: reports('db1').length };
       booting = await resetMachine(rack, qemu, MAC, { memoryMiB: STORAGE_MACHINE_MIB, disks, cpus: DEBIAN_MACHINE_CPUS });
       qemu = booting.qemu;

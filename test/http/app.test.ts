@@ -11,7 +11,7 @@ import { AssetStore, switchCurrent as switchChannel } from '../../server/assets/
 import { writeTestBuild } from '../support/assets.js';
 import { MemoryEventStore } from '../../server/events/store.js';
 import { createHttpApp } from '../../server/http/app.js';
-import { silentLogger } from '../../server/log.js';
+import { pino } from 'pino';
 import { deriveDomainMac } from '../../server/profiles/domain.js';
 import type { Profile } from '../../server/profiles/profile.js';
 import { makeProfile } from '../support/profiles.js';
@@ -30,6 +30,8 @@ let clock = Date.parse('2026-11-26T02:00:00.000Z');
 /** A key made with ssh-keygen (test/fixtures/ssh-public-keys.txt). */
 const sshKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlkc/VLZAO/Wa+NXrNh7Hd4k4QcdyIL1kKnAu8qDRUD test-ked25519@rackboot';
 const problems = new Map<string, string[]>();
+/** The app's log lines. */
+const logLines: Array<Record<string, unknown>> = [];
 
 async function writeBuild(id: string, content: Record<string, Buffer>): Promise<void> {
   await writeTestBuild(dir, id, content);
@@ -103,7 +105,7 @@ before(async () => {
     lookupProfile: (mac) => profiles.get(mac) ?? (defaultProfile && !problems.has(mac) ? { ...defaultProfile } : undefined),
     profileProblems: (mac) => problems.get(mac) ?? [],
     endpoints: { address: '198.18.0.1', httpPort: 8080 },
-    log: silentLogger(),
+    log: pino({ level: 'info', base: undefined, timestamp: false }, { write: (line: string) => logLines.push(JSON.parse(line) as Record<string, unknown>) }),
     events,
     now: () => clock,
     ipxeReports: {
@@ -396,6 +398,46 @@ test('POST /hosts/<mac>/events: form or JSON, 204, then in GET /hosts/<mac>/even
   assert.deepEqual(JSON.parse((await get('/hosts/52-54-00-00-00-99/events')).body), []);
 });
 
+test("POST /hosts/<mac>/events: a report's retry (same report id) is answered 204 and kept once; a new id, another host or 15 min later is a new report", async () => {
+  const form = 'application/x-www-form-urlencoded';
+  const mac = '52:54:00:12:34:59';
+  const id = '8b0c2a6e-3f41-4c59-9a57-1d2e3f405162';
+  const guestReady = `stage=guest-ready&domain=web&detail=ip%3D198.18.0.121%2F24&report=${id}`;
+  const stages = (host: string): string[] => events.listByHost(host).map((event) => `${event.stage} ${event.detail ?? ''}`);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const answer = await post(`/hosts/${mac}/events`, guestReady, form);
+    assert.equal(answer.status, 204, answer.body);
+    clock += 5000;
+  }
+  assert.deepEqual(stages(mac), ['guest-ready ip=198.18.0.121/24'], 'taken once');
+  const repeats = logLines.filter((line) => line.event === 'host-event-repeated');
+  assert.equal(repeats.length, 2);
+  assert.deepEqual(
+    { mac: repeats[0]!.mac, stage: repeats[0]!.stage, domain: repeats[0]!.domain, report: repeats[0]!.report },
+    { mac, stage: 'guest-ready', domain: 'web', report: id },
+  );
+  // JSON carries the id too; another id is another report.
+  const json = await post(`/hosts/${mac}/events`, JSON.stringify({ stage: 'guest-ready', domain: 'web', detail: 'second', report: 'b-2' }), 'application/json');
+  assert.equal(json.status, 204);
+  assert.equal((await post(`/hosts/${mac}/events`, 'stage=guest-ready&domain=web&detail=second&report=b-2', form)).status, 204);
+  // The same id from another host is that host's report; without an id every report is kept.
+  assert.equal((await post('/hosts/52:54:00:12:34:5a/events', guestReady, form)).status, 204);
+  assert.equal((await post(`/hosts/${mac}/events`, 'stage=booted', form)).status, 204);
+  assert.equal((await post(`/hosts/${mac}/events`, 'stage=booted', form)).status, 204);
+  // 15 minutes after it was taken, an id is forgotten: a host that reboots gets new ids anyway.
+  clock += 15 * 60_000;
+  assert.equal((await post(`/hosts/${mac}/events`, guestReady, form)).status, 204);
+  assert.deepEqual(stages(mac), ['guest-ready ip=198.18.0.121/24', 'guest-ready second', 'booted ', 'booted ', 'guest-ready ip=198.18.0.121/24']);
+  assert.deepEqual(stages('52:54:00:12:34:5a'), ['guest-ready ip=198.18.0.121/24']);
+  // A bad id is refused, naming the field, and nothing is stored.
+  for (const bad of ['a%20b', 'x'.repeat(65), 'r%2F1']) {
+    const answer = await post(`/hosts/${mac}/events`, `stage=booted&report=${bad}`, form);
+    assert.equal(answer.status, 400);
+    assert.equal(answer.body, 'rackboot: report: want 1 to 64 letters, digits, dots, dashes or underscores (a UUID)\n');
+  }
+  assert.equal(events.listByHost(mac).length, 5);
+});
+
 test('POST /hosts/<mac>/events: 400 (413 for a body too large) naming the field, nothing stored', async () => {
   const form = 'application/x-www-form-urlencoded';
   const before = events.listByHost('52:54:00:12:34:58').length;
@@ -405,7 +447,7 @@ test('POST /hosts/<mac>/events: 400 (413 for a body too large) naming the field,
     ['/hosts/52-54-00-12-34-58/events', '', form, /^rackboot: stage: missing; want one of /.source],
     ['/hosts/52-54-00-12-34-58/events', 'stage=domain-started', form, 'rackboot: domain: missing; stage domain-started is about one domain\n'],
     ['/hosts/52-54-00-12-34-58/events', 'stage=ready&stage=failed', form, 'rackboot: stage: want text, got a list (the field was given twice?)\n'],
-    ['/hosts/52-54-00-12-34-58/events', 'stage=ready&host=x', form, 'rackboot: host: unknown field; known fields: stage, detail, domain\n'],
+    ['/hosts/52-54-00-12-34-58/events', 'stage=ready&host=x', form, 'rackboot: host: unknown field; known fields: stage, detail, domain, report\n'],
     ['/hosts/52-54-00-12-34-58/events', '{"stage": "ready"', 'application/json', /^rackboot: body: not valid JSON/.source],
     ['/hosts/52-54-00-12-34-58/events', '"ready"', 'application/json', /^rackboot: body: want form fields or a JSON object/.source],
     [
