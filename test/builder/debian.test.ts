@@ -701,6 +701,10 @@ test(
     let san: RackClient | undefined;
     let tgtd: ChildProcess | undefined;
     let capture: ChildProcess | undefined;
+    // Seconds from the test's start to each step, for the log (never asserted).
+    const testStart = Date.now();
+    const steps: string[] = [];
+    const step = (what: string): void => void steps.push(`${what} ${((Date.now() - testStart) / 1000).toFixed(1)} s`);
     try {
       const MiB = 1024 * 1024;
       const blank = join(work, 'blank.img');
@@ -855,7 +859,9 @@ test(
       let booting = await startMachine(rack, 'bios', MAC, { memoryMiB: STORAGE_MACHINE_MIB, disks, cpus: DEBIAN_MACHINE_CPUS });
       qemu = booting.qemu;
       let machine = booting.console;
+      step('power-on');
       const ready = await machine.waitFor(readyLinePattern, STORAGE_DEADLINE_MS, 'the ready line');
+      step('ready');
       assert.equal(ready.groups!.domains, '6', `web1, db1, lab1, tag1, out1 and found1; console:\n${machine.transcript.slice(-6000)}`);
       assert.match(machine.transcript, /rackboot-runtime: network: bridge lab0 made \(private\)/);
       assert.match(machine.transcript, /rackboot-runtime: network: bridge vlan42 made \(vlan 42\)/);
@@ -878,6 +884,7 @@ test(
         () => web1Reports()[0],
         () => machine.transcript.slice(-6000),
       );
+      step('web1 reported');
       assert.match(first, / disks=xvda:new-filesystem:boot1,xvdb:new-filesystem:boot1$/, first);
       assert.match(machine.transcript, /rackboot-runtime: domain web1: file images\/web1\.img on label:guests created \(16 MiB\)/);
       // iSCSI: db1 on LUN 1 of san1 (CHAP), db2 not started: its target refused the secret.
@@ -901,6 +908,7 @@ test(
         () => reports('db1')[0],
         () => machine.transcript.slice(-6000),
       );
+      step('db1 reported');
       assert.match(db1First, / disks=xvda:new-filesystem:boot1$/, db1First);
       // Networks, by dom0's counters (POST /hosts/MAC/network, every minute): lab1 and tag1 sent
       // (their DHCP requests); rackboot heard web1's, never lab1's (no way out of lab0) nor
@@ -919,6 +927,7 @@ test(
         },
         () => machine.transcript.slice(-3000),
       );
+      step('guest network counters');
       assert.equal(counters.get('web1')!.bridge, 'xenbr0');
       assert.equal(counters.get('lab1')!.bridge, 'lab0');
       assert.equal(counters.get('tag1')!.bridge, 'vlan42');
@@ -940,6 +949,7 @@ test(
         () => reports('out1')[0],
         () => machine.transcript.slice(-3000),
       );
+      step('out1 reported');
       assert.match(out1, /^ip=198\.19\.7\.(1\d\d|200)\/24 /, out1);
       assert.match(tagged.join(''), new RegExp(`${counters.get('tag1')!.mac}.*vlan 42`), 'tag1 is on VLAN 42 of the wire');
       // The CHAP secret went to the host alone: never on its console or in the server's log.
@@ -977,7 +987,9 @@ test(
       booting = await resetMachine(rack, qemu, MAC, { memoryMiB: STORAGE_MACHINE_MIB, disks, cpus: DEBIAN_MACHINE_CPUS });
       qemu = booting.qemu;
       machine = booting.console;
+      step('reset');
       const again = await machine.waitFor(readyLinePattern, STORAGE_DEADLINE_MS, 'the ready line after the reset');
+      step('ready again');
       assert.equal(again.groups!.domains, '3', `web1, db1 and found1; console:\n${machine.transcript.slice(-6000)}`);
       assert.match(machine.transcript, /rackboot-runtime: storage: volume group vg0 found on \/dev\/vd[a-z]/);
       assert.doesNotMatch(
@@ -991,6 +1003,7 @@ test(
         () => web1Reports()[firstBootReports.web1],
         () => machine.transcript.slice(-6000),
       );
+      step('web1 reported again');
       assert.match(second, / disks=xvda:boot2,xvdb:boot2$/, 'the same volume and disk file, with the files of the first boot');
       const db1Second = await until(
         'db1 reporting after the reset',
@@ -998,12 +1011,14 @@ test(
         () => reports('db1')[firstBootReports.db1],
         () => machine.transcript.slice(-6000),
       );
+      step('db1 reported again');
       assert.match(db1Second, / disks=xvda:boot2$/, 'the same LUN, with the file of the first boot');
       qemu.kill('SIGKILL');
       await new Promise((resolve) => qemu!.once('exit', resolve));
       qemu = undefined;
       assert.equal(execFileSync('sha256sum', [data], { encoding: 'utf8' }).split(' ')[0], dataBefore, 'the disk with data was never written');
     } finally {
+      process.stdout.write(`# storage: ${steps.join(', ')}\n`);
       qemu?.kill('SIGKILL');
       capture?.kill('SIGKILL');
       tgtd?.kill('SIGKILL');
