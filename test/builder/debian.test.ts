@@ -1203,10 +1203,13 @@ test(
       const ssh = (address: string, command: string): string => sshAsRoot(rack!, join(work, 'id'), address, command);
 
       // For the log only: is-system-running exits non-zero while the guest is still starting, which is no failure here.
+      // The slowest units and the chain that held the boot say where a guest's boot time goes.
       const timing = (name: string, address: string): void => {
         process.stdout.write(
           `# ${name}: ${ssh(address, 'systemd-analyze time 2>&1 | head -n 1; systemctl is-system-running 2>&1; true').trim().replace(/\n/g, '; ')}\n`,
         );
+        const chain = ssh(address, 'systemd-analyze blame 2>&1 | head -n 8; systemd-analyze critical-chain --no-pager 2>&1 | tail -n +3; true');
+        process.stdout.write(`# ${name}: ${chain.trim().replace(/\s+/g, ' ')}\n`);
       };
 
       // deb1 installs the image on its new volume, deb2 runs it from RAM, deb3's disk is refused.
