@@ -25,7 +25,14 @@ export interface RecorderOptions {
 }
 
 export class FlightRecorder {
+  /** Lines gathered since the last write; those before `head` were dropped. */
   private pending: NewLogLine[] = [];
+  /**
+   * How many lines at the front of `pending` were dropped, the store having
+   * fallen behind: a flood past maxPending costs a step of this index per
+   * line, not a shift of the whole array.
+   */
+  private head = 0;
   private readonly boots = new Map<string, Promise<number>>();
   private readonly flushTimer: NodeJS.Timeout;
   private readonly pruneTimer: NodeJS.Timeout;
@@ -65,9 +72,15 @@ export class FlightRecorder {
   }
 
   add(mac: string, source: LogLineSource, text: string, severity?: number, app?: string, at = this.now()): void {
-    if (this.pending.length >= (this.options.maxPending ?? 50_000)) {
-      this.pending.shift();
+    const maxPending = this.options.maxPending ?? 50_000;
+    if (this.pending.length - this.head >= maxPending) {
+      this.head += 1;
       this.dropped += 1;
+      // Once as many are dropped as are kept, the array sheds them (amortised: one copy per maxPending drops).
+      if (this.head >= maxPending) {
+        this.pending = this.pending.slice(this.head);
+        this.head = 0;
+      }
     }
     // The boot is filled in at the flush, once the host's boot number is known.
     // Tokens are never kept (a kernel's command line carries its boot's).
@@ -111,9 +124,10 @@ export class FlightRecorder {
       this.log.warn({ dropped: this.dropped }, 'logs: the log store fell behind; the oldest lines waiting were dropped');
       this.dropped = 0;
     }
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
+    const batch = this.head === 0 ? this.pending : this.pending.slice(this.head);
     this.pending = [];
+    this.head = 0;
+    if (batch.length === 0) return;
     const lines = await Promise.all(batch.map(async (line) => ({ ...line, boot: await this.bootOf(line.mac) })));
     try {
       await this.store.append(lines);
