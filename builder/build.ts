@@ -159,6 +159,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const work = await mkdtemp(join(tmpdir(), 'rackboot-build-'));
   const partial = join(out, 'builds', `.partial-${randomBytes(6).toString('hex')}`);
   let published: string | undefined;
+  /** The Debian guest image's tree, made beside the rest of the build (see below). */
+  let debianGuestTree: Promise<Awaited<ReturnType<typeof ensureRootfs>>> | undefined;
   try {
     // The Debian tree is made by debootstrap and read whole by mksquashfs
     // (every file with its owner, /etc/shadow too): both want root, so say
@@ -188,6 +190,14 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       return { fetched, kernelPackage, mirror };
     });
     const { fetched, kernelPackage } = fetch;
+    // The guest image's tree is made while the rest of the build goes on: a
+    // debootstrap waits on downloads and on dpkg, one package at a time, so
+    // two trees made one after the other took most of a build with no cached
+    // tree. Its step below waits for it and reports its failure.
+    if (parts.debianGuest) {
+      debianGuestTree = ensureRootfs(cacheDir, { release, mirror: fetch.mirror!, packages: GUEST_IMAGE_PACKAGES, sources: await machineSources() }, log);
+      debianGuestTree.catch(() => undefined);
+    }
     const kernelVersion = kernelVersionOf(kernelPackage);
     const ref = (pkg: string): PackageRef => ({ package: pkg, version: fetched.get(pkg)!.file.version });
 
@@ -327,7 +337,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     // The Debian guest image: its own debootstrap'd tree (cached like the runtime's), squashed with rackboot's first-boot files.
     if (parts.debianGuest) {
       await step('debian-guest', async () => {
-        const tree = await ensureRootfs(cacheDir, { release, mirror: fetch.mirror!, packages: GUEST_IMAGE_PACKAGES, sources: await machineSources() }, log);
+        const tree = await debianGuestTree!;
         const image = await squashRootfs(tree.dir, await debianGuestFiles(runtimeDir, runtimeVersion), 'zstd');
         await writeFile(join(partial, debianGuestImage), image);
         log.info({ rootfs: tree.cached ? 'cached' : 'debootstrap', packages: tree.packages.length, bytes: image.length }, 'Debian guest image written');
@@ -441,6 +451,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     );
     throw error;
   } finally {
+    // A build that failed elsewhere still lets the guest tree finish or clean up after itself before it returns.
+    await debianGuestTree?.catch(() => undefined);
     await rm(work, { recursive: true, force: true });
   }
 }
