@@ -123,6 +123,8 @@ export async function startRack(profileFiles: Record<string, string>, options: R
       unwatch();
       child.kill('SIGTERM');
       await site?.close();
+      // The hosts addClient put on this rack's wire go with it, whether or not their test closed them.
+      for (const client of clientsOnWire.get(ns) ?? []) client.close();
       ns.delete();
       await rm(work, { recursive: true, force: true });
     },
@@ -143,6 +145,8 @@ export interface RackClient {
 }
 
 let clients = 0;
+/** The clients addClient put on each rack's wire, by the rack's namespace: closing the rack closes them. */
+const clientsOnWire = new WeakMap<Netns, Set<RackClient>>();
 
 /**
  * Another host on the wire of a rack started with `bridge: true`: a
@@ -184,8 +188,14 @@ export async function addClient(rack: Rack, mac: string): Promise<RackClient> {
         client.address = cidr.split('/')[0]!;
         announce();
       },
-      close: () => ns.delete(),
+      close: () => {
+        clientsOnWire.get(rack.ns)?.delete(client);
+        ns.delete();
+      },
     };
+    const onWire = clientsOnWire.get(rack.ns) ?? new Set<RackClient>();
+    onWire.add(client);
+    clientsOnWire.set(rack.ns, onWire);
     return client;
   } catch (error) {
     ns.delete();
