@@ -44,7 +44,7 @@ import { NO_PROGRESS, type BuildProgress, type BuildStep, type ProgressUnit } fr
 import { builderRecipe, packageRoot } from './recipe.js';
 
 export { packageRoot };
-import { debianGuestFiles, ensureRootfs, GUEST_IMAGE_PACKAGES, machineSources, mirrorOfUri, ROOTFS_PACKAGES, squashRootfs } from './rootfs.js';
+import { debianGuestFiles, ensureRootfs, GUEST_IMAGE_PACKAGES, machineSources, mirrorOfUri, ROOTFS_PACKAGES, squashRootfs, type Rootfs } from './rootfs.js';
 import type { PartSummary } from './summary.js';
 import { resolveInRoot, unpackDeb } from './unpack.js';
 
@@ -160,7 +160,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const partial = join(out, 'builds', `.partial-${randomBytes(6).toString('hex')}`);
   let published: string | undefined;
   /** The Debian guest image's tree, made beside the rest of the build (see below). */
-  let debianGuestTree: Promise<Awaited<ReturnType<typeof ensureRootfs>>> | undefined;
+  let debianGuestTree: Promise<Rootfs> | undefined;
   try {
     // The Debian tree is made by debootstrap and read whole by mksquashfs
     // (every file with its owner, /etc/shadow too): both want root, so say

@@ -146,7 +146,7 @@ export interface RackClient {
 
 let clients = 0;
 /** The clients addClient put on each rack's wire, by the rack's namespace: closing the rack closes them. */
-const clientsOnWire = new WeakMap<Netns, Set<RackClient>>();
+const clientsOnWire = new WeakMap<Netns, RackClient[]>();
 
 /**
  * Another host on the wire of a rack started with `bridge: true`: a
@@ -188,14 +188,10 @@ export async function addClient(rack: Rack, mac: string): Promise<RackClient> {
         client.address = cidr.split('/')[0]!;
         announce();
       },
-      close: () => {
-        clientsOnWire.get(rack.ns)?.delete(client);
-        ns.delete();
-      },
+      // Deleting a namespace twice does nothing: the rack may close this client again.
+      close: () => ns.delete(),
     };
-    const onWire = clientsOnWire.get(rack.ns) ?? new Set<RackClient>();
-    onWire.add(client);
-    clientsOnWire.set(rack.ns, onWire);
+    clientsOnWire.set(rack.ns, [...(clientsOnWire.get(rack.ns) ?? []), client]);
     return client;
   } catch (error) {
     ns.delete();
