@@ -40,17 +40,18 @@ const m2 = '52:54:00:00:18:02';
 /**
  * Seconds from the runtime's start to its ready line before Xen resets the
  * machine: the tiny runtime is ready 10-30 s after its start on a loaded
- * CI machine, so this is far more than a boot takes.
+ * CI machine, so this is three times what a boot takes. Every second of it
+ * is waited out once, when the broken build hangs.
  */
-const watchdogSeconds = 180;
+const watchdogSeconds = 90;
 /**
- * The broken builds' deadlines, from the boot script: enough to reach the
- * broken build's hang (under 30 s after the boot script on a loaded CI
- * machine), and short of the watchdog, which counts from the runtime's
- * start, later still; so the rollout fails, and stops handing out the broken
- * build, before the watchdog or the BMC brings the machine back.
+ * The broken builds' deadlines, from the boot script: twice what it takes to
+ * reach the broken build's hang (under 30 s after the boot script on a
+ * loaded CI machine), and short of the watchdog, which counts from the
+ * runtime's start, later still; so the rollout fails, and stops handing out
+ * the broken build, before the watchdog or the BMC brings the machine back.
  */
-const brokenDeadlineSeconds = 120;
+const brokenDeadlineSeconds = 60;
 let rack: Rack;
 let sim: IpmiSim | undefined;
 let assets: string;
