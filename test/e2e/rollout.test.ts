@@ -52,6 +52,8 @@ const watchdogSeconds = 90;
  * the broken build, before the watchdog or the BMC brings the machine back.
  */
 const brokenDeadlineSeconds = 60;
+/** How often the runtimes' heartbeats come (rackboot.heartbeat): the reboot requests ride on them. */
+const heartbeatSeconds = 5;
 let rack: Rack;
 let sim: IpmiSim | undefined;
 let assets: string;
@@ -84,7 +86,7 @@ before(async () => {
       'boot:',
       '  channel: stable',
       '  menuTimeout: 0',
-      `  kernelArgs: "rackboot.watchdog=${watchdogSeconds}"`,
+      `  kernelArgs: "rackboot.watchdog=${watchdogSeconds} rackboot.heartbeat=${heartbeatSeconds}"`,
       'domains: []',
       '',
     ].join('\n');
@@ -152,6 +154,7 @@ test(
     await two.waitFor(readyLinePattern, 600_000, 'r2 ready on the old build');
     await until('both ready reports', 60_000, () => (readyReports(m1).length > 0 && readyReports(m2).length > 0 ? true : undefined), context);
     assert.match(readyReports(m1).at(-1)!, / build=old xen=4\.17\S* kernel=6\.1\.\S+$/);
+    assert.match(one.transcript, new RegExp(`rackboot-runtime: heartbeat every ${heartbeatSeconds} s`));
 
     // The new build, one machine first, with reboots: r1 is asked through its heartbeat, reboots and is healthy; then r2.
     const fromOne = one.transcript.length;
