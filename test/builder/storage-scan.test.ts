@@ -21,10 +21,17 @@ const MiB = 1024 * 1024;
 const script = join(repoRoot, 'builder/runtime/storage-scan');
 let work: string;
 const loops: string[] = [];
+/** Each shell the scan runs under, as the PATH that picks it: the host's, and busybox's applets (the tiny runtime's). */
+const shells: Array<[string, string]> = [];
 
 before(async () => {
   assertRoot();
   work = await mkdtemp(join(tmpdir(), 'rackboot-storage-scan-'));
+  const bin = join(work, 'busybox-bin');
+  await mkdir(bin);
+  const busybox = execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim();
+  for (const applet of ['sh', 'awk', 'od', 'dd', 'tr', 'sed', 'readlink', 'cat']) await symlink(busybox, join(bin, applet));
+  shells.push(['sh', process.env.PATH ?? ''], ['busybox sh', `${bin}:${process.env.PATH}`]);
 });
 
 after(async () => {
@@ -46,7 +53,7 @@ async function disk(name: string, write: Array<[number, Buffer]> = [], prepare?:
 }
 
 function blank(device: string): { status: number | null; said: string } {
-  const result = spawnSync('sh', [script, '--blank', device], { encoding: 'utf8' });
+  const result = scan(['--blank', device], shells[0]![1]);
   return { status: result.status, said: result.stdout.trim() };
 }
 
@@ -67,13 +74,9 @@ test('storage-scan --blank: only a disk that holds nothing is blank, and it says
   assert.deepEqual(blank(join(work, 'zeros.img')), { status: 1, said: 'is not a block device' });
 });
 
-/** A folder of busybox applets first on PATH: the scan as the tiny runtime runs it. */
-async function busyboxPath(): Promise<string> {
-  const bin = join(work, 'busybox-bin');
-  await mkdir(bin, { recursive: true });
-  const busybox = execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim();
-  for (const applet of ['sh', 'awk', 'od', 'dd', 'tr', 'sed', 'readlink', 'cat']) await symlink(busybox, join(bin, applet)).catch(() => undefined);
-  return `${bin}:${process.env.PATH}`;
+/** storage-scan with `args` under the shell that PATH picks. */
+function scan(args: string[], PATH: string): { status: number | null; stdout: string; stderr: string } {
+  return spawnSync('sh', [script, ...args], { encoding: 'utf8', env: { ...process.env, PATH } });
 }
 
 test('storage-scan --probe: partition tables, filesystems and labels as blkid names them, in one pipeline, under sh and under busybox', async () => {
@@ -143,41 +146,29 @@ test('storage-scan --probe: partition tables, filesystems and labels as blkid na
       'table= filesystem=vfat label=EFI',
     ],
   ];
-  const withBusybox = await busyboxPath();
   for (const [device, said] of cases) {
-    for (const [shell, PATH] of [
-      ['sh', process.env.PATH],
-      ['busybox sh', withBusybox],
-    ] as const) {
-      const result = spawnSync('sh', [script, '--probe', device], { encoding: 'utf8', env: { ...process.env, PATH } });
+    for (const [shell, PATH] of shells) {
+      const result = scan(['--probe', device], PATH);
       assert.equal(result.status, 0, `${shell} ${device}: ${result.stderr}`);
       assert.equal(result.stdout, `${said}\n`, `${shell}, ${device}`);
     }
   }
-  const notDevice = spawnSync('sh', [script, '--probe', join(work, 'p-zeros.img')], { encoding: 'utf8' });
+  const notDevice = scan(['--probe', join(work, 'p-zeros.img')], shells[0]![1]);
   assert.equal(notDevice.status, 1);
   assert.match(notDevice.stderr, /p-zeros\.img is not a block device/);
 });
 
-test("storage-scan: the whole scan of this host's disks is a report the server reads, with the same disks as /sys/block", async () => {
-  const withBusybox = await busyboxPath();
-  for (const PATH of [process.env.PATH, withBusybox]) {
-    const result = spawnSync('sh', [script], { encoding: 'utf8', env: { ...process.env, PATH } });
-    assert.equal(result.status, 0, result.stderr);
+const listDisks =
+  'for b in /sys/block/*; do n=${b##*/}; case $n in loop*|ram*|zram*|dm-*|sr*|nbd*|md*|fd*) continue;; esac; [ "$(cat $b/size)" -gt 0 ] && echo $n; done';
+
+test("storage-scan: the whole scan of this host's disks is a report the server reads, with the same disks as /sys/block", () => {
+  for (const [shell, PATH] of shells) {
+    const result = scan([], PATH);
+    assert.equal(result.status, 0, `${shell}: ${result.stderr}`);
     const parsed = parseStorageReport(result.stdout);
-    assert.ok(parsed.ok, `${parsed.ok ? '' : `line ${parsed.line}: ${parsed.message}`}\n${result.stdout}`);
-    const disks = execFileSync(
-      'sh',
-      [
-        '-c',
-        'for b in /sys/block/*; do n=${b##*/}; case $n in loop*|ram*|zram*|dm-*|sr*|nbd*|md*|fd*) continue;; esac; [ "$(cat $b/size)" -gt 0 ] && echo $n; done',
-      ],
-      {
-        encoding: 'utf8',
-      },
-    )
-      .split('\n')
-      .filter(Boolean);
+    assert.ok(parsed.ok, `${shell}: ${parsed.ok ? '' : `line ${parsed.line}: ${parsed.message}`}\n${result.stdout}`);
+    // Written out here rather than asked of the script: the disks of /sys/block a scan must list.
+    const disks = execFileSync('sh', ['-c', listDisks], { encoding: 'utf8' }).split('\n').filter(Boolean);
     assert.ok(disks.length > 0, 'this host has a disk to scan');
     assert.deepEqual(
       parsed.report.disks.map((d) => d.name),
