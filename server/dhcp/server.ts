@@ -12,11 +12,10 @@
  * not even received.
  */
 import { heldBy } from '../net/port-holder.js';
-import dgram from 'node:dgram';
 import { pino } from 'pino';
 import type { BootFileChoice, ClientFacts } from '../core/facts.js';
 import { RateLimitedLog, type Logger } from '../log.js';
-import { bindUdp4ToDevice } from '../net/device-socket.js';
+import { DeviceSocket, type Outgoing } from '../net/device-socket.js';
 import { ipv4AddressesOf } from '../net/interfaces.js';
 import { answer, type Arrival } from './decide/answer.js';
 import { otherServerShown } from './decide/full.js';
@@ -106,7 +105,8 @@ export interface DhcpServerOptions {
 
 /** One protocol event; also written as one log line. */
 export type DhcpEvent =
-  | { kind: 'malformed'; source: string; code: DhcpDecodeErrorCode; reason: string }
+  /** TOO_LONG: a datagram over the 8 KiB a socket read keeps (never a DHCP message), dropped before decoding. */
+  | { kind: 'malformed'; source: string; code: DhcpDecodeErrorCode | 'TOO_LONG'; reason: string }
   | {
       kind: 'reply';
       mac: string;
@@ -177,6 +177,17 @@ function warmUpRequest(mac: Buffer, transactionId: number, options: DhcpPacket['
 
 const defaultCommitWindowMs = 5;
 
+/**
+ * Replies sent in one system call at most. The slice's log lines are
+ * written before the next slice goes, which spaces a large batch's replies
+ * (the ACKs of several commits released by one fsync) so that no client
+ * socket (or load generator) is handed hundreds at once.
+ */
+const sendSliceMax = 16;
+
+/** Datagrams read from a socket at a time: a batch larger than this reads the rest at its next wake-up or window. */
+const readBatchMax = 512;
+
 export class DhcpServer {
   readonly stats: DhcpServerStats = {
     received: 0,
@@ -197,7 +208,7 @@ export class DhcpServer {
   private readonly port: number;
   private readonly now: () => number;
   /** Bound to 0.0.0.0: receives the broadcasts of clients that have no address yet. */
-  private broadcastSocket: dgram.Socket | undefined;
+  private broadcastSocket: DeviceSocket | undefined;
   /**
    * Bound to serverAddress: receives unicast (renewals, relays) and sends
    * every reply. A broadcast sent from a 0.0.0.0 socket needs a route for
@@ -205,12 +216,24 @@ export class DhcpServer {
    * route's interface, which may be the wrong one); from a socket bound to
    * an address, Linux sends it out of the interface that owns the address.
    */
-  private addressSocket: dgram.Socket | undefined;
+  private addressSocket: DeviceSocket | undefined;
   /**
    * Proxy mode: bound to serverAddress on the boot server port (4011). Its
    * replies leave from it too: iPXE takes a ProxyDHCPACK only from port 4011.
    */
-  private bootServerSocket: dgram.Socket | undefined;
+  private bootServerSocket: DeviceSocket | undefined;
+  /**
+   * Sockets not watched while a batch gathers: what arrives on them during
+   * the commit window is read in one go when it ends (readBatch), so a
+   * batch costs one wake-up, not one per request.
+   */
+  private readonly unwatched = new Set<DeviceSocket>();
+  /** Each open socket, and whether it is the boot server port's (proxy mode). */
+  private readonly sockets = new Map<DeviceSocket, boolean>();
+  /** Whether a batch is gathering (its flush is scheduled). */
+  private gathering = false;
+  /** The replies carried out in this turn of the event loop, sent together (sendReplies). */
+  private outbox: Array<Outgoing & { socket: DeviceSocket; sent: (error: Error | null) => void }> = [];
   private sweepTimer: NodeJS.Timeout | undefined;
   /** The commit window of the batch being gathered. */
   private flushTimer: NodeJS.Timeout | undefined;
@@ -283,15 +306,19 @@ export class DhcpServer {
       // few thousand requests a second one turn of the event loop reads
       // just one: the batch waits 5 ms for those that follow (at 1000/s,
       // about ten requests a transaction; a client waits seconds for a reply).
-      schedule:
-        commitWindowMs === 0
-          ? (flush) => setImmediate(flush)
-          : (flush) => {
-              this.flushTimer = setTimeout(() => {
-                this.flushTimer = undefined;
-                flush();
-              }, commitWindowMs);
-            },
+      schedule: (flush) => {
+        this.gathering = true;
+        const run = () => {
+          this.flushTimer = undefined;
+          this.readBatch();
+          this.gathering = false;
+          flush();
+          for (const socket of this.unwatched) socket.resume();
+          this.unwatched.clear();
+        };
+        if (commitWindowMs === 0) setImmediate(run);
+        else this.flushTimer = setTimeout(run, commitWindowMs);
+      },
       beginBatch: () => {
         this.stats.batches++;
         return this.now();
@@ -342,13 +369,13 @@ export class DhcpServer {
         process.nextTick(sent, null);
       },
     });
-    const source = { address: '0.0.0.0', port: options.clientPort ?? 68, family: 'IPv4' as const, size: 0 };
+    const clientPort = options.clientPort ?? 68;
     const exchange = async (packets: Buffer[]): Promise<DhcpPacket[]> => {
       replies.length = 0;
       outstanding = packets.length;
       // Replies come once their batch is committed (an ACK's after its fsync).
       const done = new Promise<void>((resolve) => (batchDone = resolve));
-      for (const packet of packets) server.receive(packet, { ...source, size: packet.length });
+      for (const packet of packets) server.receive(packet, '0.0.0.0', clientPort);
       // A request that ended without its event would hold the start forever: a warm-up is never worth that.
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<never>((_, reject) => {
@@ -394,10 +421,10 @@ export class DhcpServer {
     // Both sockets need SO_REUSEADDR to share the port; the kernel hands a
     // unicast datagram to the socket with the exact address and a broadcast
     // to the wildcard one, so nothing arrives twice.
-    this.broadcastSocket = await this.bind(anyAddress);
+    this.broadcastSocket = this.bind(anyAddress);
     try {
-      this.addressSocket = await this.bind(serverAddress);
-      if (this.context.mode === 'proxy') this.bootServerSocket = await this.bind(serverAddress, this.options.bootServerPort ?? bootServerPort);
+      this.addressSocket = this.bind(serverAddress);
+      if (this.context.mode === 'proxy') this.bootServerSocket = this.bind(serverAddress, this.options.bootServerPort ?? bootServerPort);
     } catch (error) {
       await this.close();
       throw error;
@@ -405,7 +432,7 @@ export class DhcpServer {
     this.sweepTimer = setInterval(() => this.sweep(), expirySweepMs);
     this.sweepTimer.unref();
     // Linux reports twice what it was asked for (the other half is its bookkeeping).
-    const receiveBuffer = this.broadcastSocket.getRecvBufferSize();
+    const receiveBuffer = this.broadcastSocket.receiveBufferSize();
     if (receiveBuffer < receiveBufferBytes) {
       this.options.log.warn(
         { interface: interfaceName, receiveBuffer, wanted: receiveBufferBytes },
@@ -437,25 +464,77 @@ export class DhcpServer {
     // Requests not decided yet are dropped unanswered: the lease store may be
     // closed next. Committed batches get their replies once synced.
     await this.commits.close();
-    const sockets = [this.broadcastSocket, this.addressSocket, this.bootServerSocket].filter((s): s is dgram.Socket => s !== undefined);
+    for (const socket of [this.broadcastSocket, this.addressSocket, this.bootServerSocket]) socket?.close();
     this.broadcastSocket = this.addressSocket = this.bootServerSocket = undefined;
-    await Promise.all(sockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))));
+    this.unwatched.clear();
+    this.sockets.clear();
   }
 
   /** A socket on interfaceName only, with SO_REUSEADDR and SO_BROADCAST. */
-  private async bind(address: string, port = this.port): Promise<dgram.Socket> {
+  private bind(address: string, port = this.port): DeviceSocket {
     const device = this.options.interfaceName;
-    let socket: dgram.Socket;
+    const onBootServerPort = port !== this.port;
     try {
-      socket = await bindUdp4ToDevice({ device, address, port, receiveBufferBytes });
+      const socket: DeviceSocket = new DeviceSocket({ device, address, port, receiveBufferBytes }, () => {
+        this.readFrom(socket, onBootServerPort);
+        // A request read starts a batch: the rest of its window is read when the window ends.
+        if (this.gathering) this.unwatched.add(socket);
+        else socket.resume();
+      });
+      this.sockets.set(socket, onBootServerPort);
+      return socket;
     } catch (error) {
       throw new Error(`DHCP: cannot bind ${address}:${port}: ${error instanceof Error ? error.message : String(error)}${heldBy(error, 'udp', port)}`);
     }
-    socket.on('error', (error) => this.options.log.error({ err: error, address }, 'DHCP socket error'));
-    const onBootServerPort = port !== this.port;
-    socket.on('message', (message, remote) => this.receive(message, remote, onBootServerPort));
-    return socket;
   }
+
+  /** The batch's window ended: what queued on every socket meanwhile joins it. */
+  private readBatch(): void {
+    for (const [socket, onBootServerPort] of this.sockets) this.readFrom(socket, onBootServerPort);
+  }
+
+  /** Hands each datagram queued on the socket to receive(). */
+  private readFrom(socket: DeviceSocket, onBootServerPort: boolean): void {
+    let datagrams;
+    try {
+      datagrams = socket.read(readBatchMax);
+    } catch (error) {
+      this.stats.errors++;
+      this.options.log.error({ err: error }, 'DHCP socket error');
+      return;
+    }
+    for (const { message, address, port } of datagrams) {
+      if (message !== null) {
+        this.receive(message, address, port, onBootServerPort);
+        continue;
+      }
+      this.stats.received++;
+      this.stats.malformed++;
+      const source = `${address}:${port}`;
+      const reason = 'the datagram is longer than the 8 KiB a read keeps (a DHCP message over Ethernet is at most 1500 bytes)';
+      this.options.log.debug({ source, code: 'TOO_LONG', reason }, 'malformed DHCP packet dropped');
+      this.emit({ kind: 'malformed', source, code: 'TOO_LONG', reason });
+    }
+  }
+
+  /** Sends the replies carried out in this turn of the event loop, a system call per socket; each is logged once the kernel has it, or its failure. */
+  private readonly sendReplies = (): void => {
+    const outbox = this.outbox;
+    this.outbox = [];
+    const bySocket = new Map<DeviceSocket, typeof outbox>();
+    for (const reply of outbox) {
+      const list = bySocket.get(reply.socket);
+      if (list === undefined) bySocket.set(reply.socket, [reply]);
+      else list.push(reply);
+    }
+    for (const [socket, replies] of bySocket) {
+      for (let first = 0; first < replies.length; first += sendSliceMax) {
+        const slice = replies.slice(first, first + sendSliceMax);
+        const results = socket.send(slice);
+        for (let i = 0; i < slice.length; i++) slice[i]!.sent(results[i] ?? null);
+      }
+    }
+  };
 
   private sweep(): void {
     for (const lease of this.leases.expire(this.now())) {
@@ -471,9 +550,9 @@ export class DhcpServer {
     }
   }
 
-  private receive(message: Buffer, remote: dgram.RemoteInfo, onBootServerPort = false): void {
+  private receive(message: Buffer, remoteAddress: string, remotePort: number, onBootServerPort = false): void {
     this.stats.received++;
-    const source = `${remote.address}:${remote.port}`;
+    const source = `${remoteAddress}:${remotePort}`;
     let packet: DhcpPacket;
     try {
       packet = decodePacket(message);
@@ -495,10 +574,10 @@ export class DhcpServer {
     const request: Request = {
       packet,
       source,
-      sourceAddress: remote.address,
+      sourceAddress: remoteAddress,
       mac: formatMac(packet.hardwareAddress),
       type: messageTypeName(packet.options.messageType),
-      bootServerSource: onBootServerPort ? { address: remote.address, port: remote.port } : undefined,
+      bootServerSource: onBootServerPort ? { address: remoteAddress, port: remotePort } : undefined,
     };
     this.commits.add(request);
   }
@@ -629,9 +708,9 @@ export class DhcpServer {
           ...(decision.note === undefined ? {} : { note: decision.note }),
           arch: decision.facts.arch,
         };
-        // Logged once the kernel has the datagram (Node calls back on the
-        // next tick), so a logged reply is one that went out: a line read
-        // from the log before a kill -9 is an answer the client can have.
+        // Logged once the kernel has the datagram, so a logged reply is one
+        // that went out: a line read from the log before a kill -9 is an
+        // answer the client can have.
         const sent = (error: Error | null) => {
           if (error) {
             this.stats.errors++;
@@ -645,7 +724,11 @@ export class DhcpServer {
         const socket = bootServerSource !== undefined ? this.bootServerSocket : this.addressSocket;
         if (this.options.replyTo !== undefined) this.options.replyTo(bytes!, port, address, sent);
         else if (socket === undefined) sent(new Error('the server is closed'));
-        else socket.send(bytes!, port, address, sent);
+        else {
+          // Sent with the rest of this turn's replies (GroupCommit carries out a batch's outcomes in one go).
+          if (this.outbox.length === 0) queueMicrotask(this.sendReplies);
+          this.outbox.push({ socket, bytes: bytes!, port, address, sent });
+        }
         return;
       }
     }

@@ -1,8 +1,10 @@
 /* rackboot's native addon: the functions of each file, as one module, and the helpers they share. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "native.h"
 
@@ -42,6 +44,15 @@ int rb_get_sockaddr(napi_env env, napi_value port, napi_value address, struct so
   return rb_get_ipv4(env, address, &out->sin_addr);
 }
 
+napi_value rb_local_port(napi_env env, int fd, int closed) {
+  struct sockaddr_in local;
+  socklen_t length = sizeof local;
+  if (closed || getsockname(fd, (struct sockaddr *)&local, &length) < 0) return rb_throw_errno(env, closed ? EBADF : errno, "getsockname", "");
+  napi_value result;
+  napi_create_uint32(env, ntohs(local.sin_port), &result);
+  return result;
+}
+
 void rb_hold_object(napi_env env, napi_value self, void *data, napi_finalize finalize, const char *resource, napi_ref *self_ref, napi_async_context *context) {
   napi_value name;
   napi_create_string_utf8(env, resource, NAPI_AUTO_LENGTH, &name);
@@ -67,5 +78,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   register_udp_segments(env, exports);
   register_send_file(env, exports);
   register_privileges(env, exports);
+  register_udp_batch(env, exports);
   return exports;
 }

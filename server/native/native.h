@@ -9,6 +9,7 @@ void register_tftp_endpoint(napi_env env, napi_value exports);
 void register_udp_segments(napi_env env, napi_value exports);
 void register_send_file(napi_env env, napi_value exports);
 void register_privileges(napi_env env, napi_value exports);
+void register_udp_batch(napi_env env, napi_value exports);
 
 /* An Error shaped like Node's system errors ("bind EADDRINUSE 0.0.0.0:67 (Address in use)", code, errno, syscall). */
 napi_value rb_errno_error(napi_env env, int error, const char *syscall, const char *detail);
@@ -24,6 +25,8 @@ int rb_get_ipv4(napi_env env, napi_value value, struct in_addr *address);
 void rb_hold_object(napi_env env, napi_value self, void *data, napi_finalize finalize, const char *resource, napi_ref *self_ref, napi_async_context *context);
 /* Call a JavaScript function from a libuv callback, as Node's own handles do: microtasks run after it, async hooks see it, a throw is fatal. */
 void rb_call_back(napi_env env, napi_async_context context, napi_ref self_ref, napi_ref function_ref, size_t argc, napi_value *argv);
+/* The local port of a bound socket as a JavaScript number; throws (EBADF when closed) and returns NULL when it cannot be read. */
+napi_value rb_local_port(napi_env env, int fd, int closed);
 /* An IPv4 socket address from a JavaScript port number (0-65535) and dotted address; 0 when either is not one. */
 int rb_get_sockaddr(napi_env env, napi_value port, napi_value address, struct sockaddr_in *out);
 

@@ -559,13 +559,7 @@ static napi_value construct(napi_env env, napi_callback_info info) {
 static napi_value method_port(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   endpoint_t *ep = unwrap(env, info, &argc, NULL);
-  if (ep == NULL) return NULL;
-  struct sockaddr_in local;
-  socklen_t length = sizeof local;
-  if (ep->closed || getsockname(ep->fd, (struct sockaddr *)&local, &length) < 0) return rb_throw_errno(env, ep->closed ? EBADF : errno, "getsockname", "");
-  napi_value result;
-  napi_create_uint32(env, ntohs(local.sin_port), &result);
-  return result;
+  return ep == NULL ? NULL : rb_local_port(env, ep->fd, ep->closed);
 }
 
 static napi_value method_send(napi_env env, napi_callback_info info) {

@@ -1,9 +1,10 @@
-import dgram from 'node:dgram';
 import { closeSync } from 'node:fs';
-import { nativeBinding } from './native.js';
+import { getSystemErrorName } from 'node:util';
+import { nativeBinding, type NativeUdpBatch } from './native.js';
 
 /**
- * UDP sockets that hear one network device only (SO_BINDTODEVICE).
+ * UDP sockets that hear one network device only (SO_BINDTODEVICE), read
+ * and written a batch at a time.
  *
  * A DHCP server binds 0.0.0.0:67 to hear clients that have no address yet,
  * and on Linux that socket hears the broadcasts of every interface: on a
@@ -12,7 +13,10 @@ import { nativeBinding } from './native.js';
  * datagram came in on (IP_PKTINFO), so a small addon of ours
  * (server/native, built by node-gyp at npm install) creates the socket, sets
  * the option before bind() so nothing from another device is ever queued,
- * binds it, and hands the descriptor to dgram's documented bind({ fd }).
+ * and binds it (udp_device.c). The same addon then reads and writes it
+ * (udp_batch.c): the DHCP server takes its requests a commit window at a
+ * time and sends a batch's replies together, where dgram would enter
+ * JavaScript for each datagram and each completed send.
  */
 
 export interface DeviceSocketOptions {
@@ -24,40 +28,98 @@ export interface DeviceSocketOptions {
   /**
    * The receive buffer to ask for (SO_RCVBUFFORCE, or SO_RCVBUF capped by
    * net.core.rmem_max without CAP_NET_ADMIN); the kernel's default if unset.
-   * socket.getRecvBufferSize() tells what was given (Linux doubles it).
+   * receiveBufferSize() tells what was given (Linux doubles it).
    */
   receiveBufferBytes?: number;
 }
 
+/** A datagram received; message is null for one longer than the socket keeps (8 KiB), which was dropped. */
+export interface Datagram {
+  message: Buffer | null;
+  address: string;
+  port: number;
+}
+
+/** A datagram to send. */
+export interface Outgoing {
+  bytes: Buffer;
+  port: number;
+  address: string;
+}
+
 /**
- * A udp4 dgram socket bound to address:port that receives only what arrives
- * on `device` and sends only through it. SO_REUSEADDR and SO_BROADCAST are
- * set. Linux before 5.7 wants CAP_NET_RAW for SO_BINDTODEVICE; port 67
- * needs root anyway.
+ * A udp4 socket bound to address:port that receives only what arrives on
+ * `device` and sends only through it, with SO_REUSEADDR and SO_BROADCAST.
+ * Linux before 5.7 wants CAP_NET_RAW for SO_BINDTODEVICE; port 67 needs
+ * root anyway. Throws an Error with code, errno and syscall like Node's
+ * system errors when a system call fails.
+ *
+ * onReadable is called once datagrams are queued; the socket is then not
+ * watched until resume(), so whatever arrives meanwhile waits in the
+ * kernel for the next read().
  */
-export function bindUdp4ToDevice(options: DeviceSocketOptions): Promise<dgram.Socket> {
-  const { device, address, port, receiveBufferBytes } = options;
-  return new Promise((resolve, reject) => {
-    // Throws for bad arguments and failed system calls; the promise rejects.
+export class DeviceSocket {
+  private readonly batch: NativeUdpBatch;
+  private closed = false;
+
+  constructor(options: DeviceSocketOptions, onReadable: () => void) {
+    const { device, address, port, receiveBufferBytes } = options;
+    const binding = nativeBinding();
     const fd =
-      receiveBufferBytes === undefined
-        ? nativeBinding().openUdp4OnDevice(device, address, port)
-        : nativeBinding().openUdp4OnDevice(device, address, port, receiveBufferBytes);
-    const socket = dgram.createSocket({ type: 'udp4' });
-    const onError = (error: Error) => {
-      socket.close();
-      reject(error);
-    };
-    socket.once('error', onError);
+      receiveBufferBytes === undefined ? binding.openUdp4OnDevice(device, address, port) : binding.openUdp4OnDevice(device, address, port, receiveBufferBytes);
     try {
-      // With fd, dgram adopts the socket as it is: address and port are ignored.
-      socket.bind({ fd }, () => {
-        socket.off('error', onError);
-        resolve(socket);
-      });
+      this.batch = new binding.UdpBatch(fd, onReadable);
     } catch (error) {
       closeSync(fd);
-      reject(error);
+      throw error;
     }
-  });
+  }
+
+  /** The datagrams queued now, at most `max`. Throws for a failed recvmmsg(2). */
+  read(max: number): Datagram[] {
+    const flat = this.batch.read(max);
+    const datagrams: Datagram[] = [];
+    for (let i = 0; i < flat.length; i += 3) {
+      datagrams.push({ message: flat[i] as Buffer | null, address: flat[i + 1] as string, port: flat[i + 2] as number });
+    }
+    return datagrams;
+  }
+
+  /** Watch the socket again: onReadable once something is queued, at once when something still is. */
+  resume(): void {
+    if (!this.closed) this.batch.resume();
+  }
+
+  /** Sends all of them in one system call: for each, null once the kernel has it, or why not. */
+  send(outgoing: readonly Outgoing[]): Array<NodeJS.ErrnoException | null> {
+    const flat: Array<Buffer | string | number> = [];
+    for (const { bytes, port, address } of outgoing) flat.push(bytes, port, address);
+    const codes = this.batch.send(flat);
+    return codes.map((code, i) => {
+      if (code === 0) return null;
+      const { port, address } = outgoing[i]!;
+      const name = getSystemErrorName(-code);
+      const error: NodeJS.ErrnoException = new Error(`sendmmsg ${name} ${address}:${port}`);
+      error.code = name;
+      error.errno = -code;
+      error.syscall = 'sendmmsg';
+      return error;
+    });
+  }
+
+  /** SO_RCVBUF as Linux reports it: twice what was set (the other half is its bookkeeping). */
+  receiveBufferSize(): number {
+    return this.batch.receiveBufferSize();
+  }
+
+  /** The local port (the one the kernel chose, when bound to port 0). */
+  port(): number {
+    return this.batch.localPort();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.batch.close();
+  }
 }

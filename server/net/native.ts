@@ -7,6 +7,8 @@ import { createRequire } from 'node:module';
 export interface NativeBinding {
   /** A bound UDP socket's descriptor; throws an Error with code/errno/syscall like Node's. See udp_device.c. */
   openUdp4OnDevice(device: string, address: string, port: number, receiveBufferBytes?: number): number;
+  /** A bound UDP socket (openUdp4OnDevice's) read and written a batch at a time; it closes the descriptor. See udp_batch.c. */
+  UdpBatch: new (fd: number, onReadable: () => void) => NativeUdpBatch;
   /** A UDP socket bound to address and an ephemeral port, as a descriptor for dgram's bind({ fd }). See udp_segments.c. */
   openUdp4(address: string): number;
   /** The buffer as datagrams of segmentSize bytes (the last may be shorter) in one sendmsg; bytes sent, or -errno. See udp_segments.c. */
@@ -42,6 +44,19 @@ export interface NativeBinding {
     /** Check the page cache with mincore() (kernels before 6.5) even where cachestat() works: for tests of the older way. */
     checkWithMincore(on: boolean): void;
   };
+}
+
+export interface NativeUdpBatch {
+  /** The datagrams queued now, at most max, as [message, address, port, ...]; message null for one over 8 KiB. Throws for a failed recvmmsg. */
+  read(max: number): Array<Buffer | string | number | null>;
+  /** Watch the socket again: onReadable once something is queued (at once when something still is). */
+  resume(): void;
+  /** [buffer, port, address, ...] in one sendmmsg: each datagram's errno, 0 for sent. */
+  send(list: Array<Buffer | string | number>): number[];
+  /** SO_RCVBUF as Linux reports it (twice what was set). */
+  receiveBufferSize(): number;
+  localPort(): number;
+  close(): void;
 }
 
 export interface NativeFileSend {

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DhcpEvent } from '../../server/dhcp/server.js';
-import { bindUdp4ToDevice } from '../../server/net/device-socket.js';
+import { DeviceSocket, type DeviceSocketOptions } from '../../server/net/device-socket.js';
 import { Netns, run } from '../support/netns.js';
 import { bindingChildScript, type InformConfig } from './binding-child.js';
 import { runIn, ServerChild } from './live-support.js';
@@ -130,28 +130,103 @@ describe('DHCP on a host with two networks answers only on its own', () => {
   });
 });
 
-describe('bindUdp4ToDevice', () => {
-  test('a socket on lo sends and receives through dgram as usual', async () => {
-    const socket = await bindUdp4ToDevice({ device: 'lo', address: '127.0.0.1', port: 0 });
+describe('DeviceSocket', () => {
+  /** A socket on lo, and a promise of its next onReadable. */
+  const openOnLo = () => {
+    let readable: () => void = () => undefined;
+    let wakeUps = 0;
+    const socket = new DeviceSocket({ device: 'lo', address: '127.0.0.1', port: 0 }, () => {
+      wakeUps++;
+      readable();
+    });
+    const nextReadable = () => new Promise<void>((resolve) => (readable = resolve));
+    return { socket, nextReadable, wakeUps: () => wakeUps };
+  };
+
+  test('a socket on lo reads what queued since its wake-up in one go, and sends a batch in one call', async () => {
+    const { socket, nextReadable, wakeUps } = openOnLo();
     try {
-      const { port } = socket.address();
+      const port = socket.port();
       assert.ok(port > 0);
-      const heard = once(socket, 'message');
-      socket.send(Buffer.from('ping'), port, '127.0.0.1');
-      const [message] = (await heard) as [Buffer];
-      assert.equal(message.toString(), 'ping');
+      const woken = nextReadable();
+      assert.deepEqual(socket.send([{ bytes: Buffer.from('one'), port, address: '127.0.0.1' }]), [null]);
+      await woken;
+      assert.equal(wakeUps(), 1);
+      // Not watched until resume(): what arrives now waits in the kernel, and wakes nobody.
+      const sent = socket.send(['two', 'three', 'four'].map((text) => ({ bytes: Buffer.from(text), port, address: '127.0.0.1' })));
+      assert.deepEqual(sent, [null, null, null]);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(wakeUps(), 1);
+      const read = socket.read(3);
+      assert.deepEqual(
+        read.map(({ message, address, port: from }) => [message?.toString(), address, from]),
+        [
+          ['one', '127.0.0.1', port],
+          ['two', '127.0.0.1', port],
+          ['three', '127.0.0.1', port],
+        ],
+      );
+      // At most max a read; the rest stays queued, and resume() wakes at once for it.
+      const again = nextReadable();
+      socket.resume();
+      await again;
+      assert.equal(wakeUps(), 2);
+      assert.deepEqual(
+        socket.read(64).map(({ message }) => message?.toString()),
+        ['four'],
+      );
+      assert.deepEqual(socket.read(64), []);
+      // A datagram longer than a read keeps is dropped, and said so (message null), not cut short.
+      assert.deepEqual(socket.send([{ bytes: Buffer.alloc(9000, 1), port, address: '127.0.0.1' }]), [null]);
+      const long = nextReadable();
+      socket.resume();
+      await long;
+      assert.deepEqual(
+        socket.read(64).map(({ message }) => message),
+        [null],
+      );
     } finally {
       socket.close();
     }
   });
 
+  test('a datagram the kernel refuses is reported by name, and the others of its batch still go', async () => {
+    const { socket, nextReadable } = openOnLo();
+    try {
+      const port = socket.port();
+      const woken = nextReadable();
+      const results = socket.send([
+        { bytes: Buffer.from('first'), port, address: '127.0.0.1' },
+        { bytes: Buffer.alloc(70_000), port, address: '127.0.0.1' },
+        { bytes: Buffer.from('last'), port, address: '127.0.0.1' },
+      ]);
+      assert.equal(results[0], null);
+      assert.equal(results[1]?.code, 'EMSGSIZE');
+      assert.equal(results[1]?.syscall, 'sendmmsg');
+      assert.match(results[1]!.message, new RegExp(`^sendmmsg EMSGSIZE 127\\.0\\.0\\.1:${port}$`));
+      assert.equal(results[2], null);
+      await woken;
+      assert.deepEqual(
+        socket.read(64).map(({ message }) => message?.toString()),
+        ['first', 'last'],
+      );
+      socket.close();
+      assert.equal(socket.send([{ bytes: Buffer.from('late'), port, address: '127.0.0.1' }])[0]?.code, 'EBADF');
+      assert.deepEqual(socket.read(64), []);
+    } finally {
+      socket.close();
+    }
+  });
+
+  const open = (options: DeviceSocketOptions) => new DeviceSocket(options, () => undefined);
+
   test('errors carry the errno code and the call that failed, like Node system errors', async () => {
-    await assert.rejects(bindUdp4ToDevice({ device: 'no-such-if0', address: '0.0.0.0', port: 0 }), {
+    assert.throws(() => open({ device: 'no-such-if0', address: '0.0.0.0', port: 0 }), {
       code: 'ENODEV',
       syscall: 'setsockopt',
       message: /^setsockopt ENODEV SO_BINDTODEVICE no-such-if0/,
     });
-    await assert.rejects(bindUdp4ToDevice({ device: 'lo', address: '198.18.255.254', port: 0 }), {
+    assert.throws(() => open({ device: 'lo', address: '198.18.255.254', port: 0 }), {
       code: 'EADDRNOTAVAIL',
       syscall: 'bind',
       message: /^bind EADDRNOTAVAIL 198\.18\.255\.254:0 on lo/,
@@ -162,7 +237,7 @@ describe('bindUdp4ToDevice', () => {
     await once(holder, 'listening');
     try {
       const { port } = holder.address();
-      await assert.rejects(bindUdp4ToDevice({ device: 'lo', address: '127.0.0.1', port }), { code: 'EADDRINUSE', syscall: 'bind' });
+      assert.throws(() => open({ device: 'lo', address: '127.0.0.1', port }), { code: 'EADDRINUSE', syscall: 'bind' });
     } finally {
       holder.close();
     }
@@ -171,17 +246,17 @@ describe('bindUdp4ToDevice', () => {
   test('the receive buffer asked for is forced past net.core.rmem_max with CAP_NET_ADMIN; without it, capped there, and no error', async () => {
     const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
     const wanted = 2 * rmemMax;
-    const socket = await bindUdp4ToDevice({ device: 'lo', address: '127.0.0.1', port: 0, receiveBufferBytes: wanted });
+    const socket = open({ device: 'lo', address: '127.0.0.1', port: 0, receiveBufferBytes: wanted });
     try {
       // Linux reports twice the size set.
-      assert.equal(socket.getRecvBufferSize(), 2 * wanted);
+      assert.equal(socket.receiveBufferSize(), 2 * wanted);
     } finally {
       socket.close();
     }
     // The same as root without CAP_NET_ADMIN (setpriv drops it from the bounding set): SO_RCVBUF, capped.
     const script = `import(${JSON.stringify(deviceSocketModule)})
-      .then(({ bindUdp4ToDevice }) => bindUdp4ToDevice({ device: 'lo', address: '127.0.0.1', port: 0, receiveBufferBytes: ${wanted} }))
-      .then((socket) => { console.log(socket.getRecvBufferSize()); socket.close(); }, (error) => { console.error(error.message); process.exit(1); })`;
+      .then(({ DeviceSocket }) => new DeviceSocket({ device: 'lo', address: '127.0.0.1', port: 0, receiveBufferBytes: ${wanted} }, () => undefined))
+      .then((socket) => { console.log(socket.receiveBufferSize()); socket.close(); }, (error) => { console.error(error.message); process.exit(1); })`;
     const child = spawnSync('setpriv', ['--bounding-set=-net_admin', '--inh-caps=-net_admin', process.execPath, '-e', script], {
       encoding: 'utf8',
       timeout: 20_000,
@@ -190,9 +265,9 @@ describe('bindUdp4ToDevice', () => {
     assert.equal(Number(child.stdout.trim()), 2 * rmemMax);
   });
 
-  test('arguments are checked before any socket is made', async () => {
-    await assert.rejects(bindUdp4ToDevice({ device: 'an-overlong-device-name', address: '0.0.0.0', port: 0 }), { code: 'ERR_INVALID_ARG_TYPE' });
-    await assert.rejects(bindUdp4ToDevice({ device: 'lo', address: 'not-an-address', port: 0 }), { code: 'ERR_INVALID_ARG_TYPE' });
-    await assert.rejects(bindUdp4ToDevice({ device: 'lo', address: '0.0.0.0', port: 70000 }), { code: 'ERR_INVALID_ARG_TYPE' });
+  test('arguments are checked before any socket is made', () => {
+    assert.throws(() => open({ device: 'an-overlong-device-name', address: '0.0.0.0', port: 0 }), { code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => open({ device: 'lo', address: 'not-an-address', port: 0 }), { code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => open({ device: 'lo', address: '0.0.0.0', port: 70000 }), { code: 'ERR_INVALID_ARG_TYPE' });
   });
 });
