@@ -6,10 +6,11 @@
  *
  * The client socket is connected, so each send() reaches the kernel before
  * it returns (Node tries the send at once): a burst sent in one synchronous
- * loop is all queued on the server's socket before its event loop runs again,
- * and libuv reads up to 32 datagrams a turn, so the burst is one batch.
- * The server's commit window is 50 ms here (5 ms by default), so requests
- * sent a few milliseconds apart join one batch too.
+ * loop is all queued on the server's socket before its event loop runs again.
+ * The server reads what is queued when it wakes and again when the commit
+ * window ends, and does not watch its sockets in between, so the burst is
+ * one batch. The window is 50 ms here (5 ms by default), so requests sent a
+ * few milliseconds apart join one batch too.
  */
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -138,6 +139,22 @@ describe('group commit', () => {
       assert.equal(record?.mac, `02:00:00:00:01:${i.toString(16).padStart(2, '0')}`);
       assert.equal(record?.state, 'bound');
     }
+  });
+
+  test('a burst larger than one read is one batch, and the sockets are watched again once it is decided', async () => {
+    replies = [];
+    const batchesBefore = server.stats.batches;
+    // More than one recvmmsg call's 32 datagrams; each client renews an address of the pool (127.0.0.100-199) that no other test uses.
+    const macs = Array.from({ length: 36 }, (_, i) => `02:00:00:00:04:${i.toString(16).padStart(2, '0')}`);
+    macs.forEach((mac, i) => client.send(renew(mac, `127.0.0.${163 + i}`, 5000 + i)));
+    await settle(() => replies.length >= 36);
+    assert.equal(server.stats.batches, batchesBefore + 1, 'one batch for the 36');
+    assert.equal(replies.filter((reply) => reply.options.messageType === MessageType.ack).length, 36);
+    // After the batch: a lone request wakes the server and is answered in a batch of its own.
+    client.send(renew('02:00:00:00:04:ff', '127.0.0.199', 5999));
+    await settle(() => replies.length >= 37);
+    assert.equal(replies.at(-1)?.transactionId, 5999);
+    assert.equal(server.stats.batches, batchesBefore + 2);
   });
 
   test('requests that arrive apart within the commit window are one batch, answered once it has committed', async () => {
