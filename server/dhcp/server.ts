@@ -310,11 +310,16 @@ export class DhcpServer {
         this.gathering = true;
         const run = () => {
           this.flushTimer = undefined;
-          this.readBatch();
-          this.gathering = false;
-          flush();
-          for (const socket of this.unwatched) socket.resume();
-          this.unwatched.clear();
+          try {
+            this.readBatch();
+            this.gathering = false;
+            flush();
+          } finally {
+            // Whatever happened to the batch, the sockets are heard again.
+            this.gathering = false;
+            for (const socket of this.unwatched) socket.resume();
+            this.unwatched.clear();
+          }
         };
         if (commitWindowMs === 0) setImmediate(run);
         else this.flushTimer = setTimeout(run, commitWindowMs);
