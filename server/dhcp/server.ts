@@ -160,18 +160,26 @@ function warmUpMac(n: number): Buffer {
   return Buffer.from([0x02, 0x72, 0x62, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
 }
 
-/** A request as iPXE sends it, from a made-up client of the warm-up. */
+/**
+ * A request from a made-up client of the warm-up: as iPXE sends it for an
+ * even-numbered MAC, as an operating system's client (no PXE options) for
+ * an odd one. A rack sees both, and each takes its own path through the
+ * decision and the encoder.
+ */
 function warmUpRequest(mac: Buffer, transactionId: number, options: DhcpPacket['options']): DhcpPacket {
+  const pxe = (mac.at(-1)! & 1) === 0;
   return clientPacket({
     hardwareAddress: mac,
     transactionId,
-    options: {
-      ...options,
-      vendorClass: 'PXEClient:Arch:00000:UNDI:002001',
-      clientArch: [0],
-      userClass: Buffer.from('iPXE'),
-      parameterRequestList: [1, 3, 6, 12, 15, 43, 54, 60, 66, 67, 119, 175],
-    },
+    options: pxe
+      ? {
+          ...options,
+          vendorClass: 'PXEClient:Arch:00000:UNDI:002001',
+          clientArch: [0],
+          userClass: Buffer.from('iPXE'),
+          parameterRequestList: [1, 3, 6, 12, 15, 43, 54, 60, 66, 67, 119, 175],
+        }
+      : { ...options, parameterRequestList: [1, 3, 6, 12, 15, 28, 42] },
   });
 }
 
