@@ -240,8 +240,8 @@ export class DhcpServer {
   private readonly sockets = new Map<DeviceSocket, boolean>();
   /** Whether a batch is gathering (its flush is scheduled). */
   private gathering = false;
-  /** The replies carried out in this turn of the event loop, sent together (sendReplies). */
-  private outbox: Array<Outgoing & { socket: DeviceSocket; sent: (error: Error | null) => void }> = [];
+  /** The replies carried out in this turn of the event loop, by the socket they leave from, sent together (sendReplies). */
+  private outbox = new Map<DeviceSocket, Array<Outgoing & { sent: (error: Error | null) => void }>>();
   private sweepTimer: NodeJS.Timeout | undefined;
   /** The commit window of the batch being gathered. */
   private flushTimer: NodeJS.Timeout | undefined;
@@ -320,7 +320,6 @@ export class DhcpServer {
           this.flushTimer = undefined;
           try {
             this.readBatch();
-            this.gathering = false;
             flush();
           } finally {
             // Whatever happened to the batch, the sockets are heard again.
@@ -477,7 +476,7 @@ export class DhcpServer {
     // Requests not decided yet are dropped unanswered: the lease store may be
     // closed next. Committed batches get their replies once synced.
     await this.commits.close();
-    for (const socket of [this.broadcastSocket, this.addressSocket, this.bootServerSocket]) socket?.close();
+    for (const socket of this.sockets.keys()) socket.close();
     this.broadcastSocket = this.addressSocket = this.bootServerSocket = undefined;
     this.unwatched.clear();
     this.sockets.clear();
@@ -516,31 +515,14 @@ export class DhcpServer {
       this.options.log.error({ err: error }, 'DHCP socket error');
       return;
     }
-    for (const { message, address, port } of datagrams) {
-      if (message !== null) {
-        this.receive(message, address, port, onBootServerPort);
-        continue;
-      }
-      this.stats.received++;
-      this.stats.malformed++;
-      const source = `${address}:${port}`;
-      const reason = 'the datagram is longer than the 8 KiB a read keeps (a DHCP message over Ethernet is at most 1500 bytes)';
-      this.options.log.debug({ source, code: 'TOO_LONG', reason }, 'malformed DHCP packet dropped');
-      this.emit({ kind: 'malformed', source, code: 'TOO_LONG', reason });
-    }
+    for (const { message, address, port } of datagrams) this.receive(message, address, port, onBootServerPort);
   }
 
   /** Sends the replies carried out in this turn of the event loop, a system call per socket; each is logged once the kernel has it, or its failure. */
   private readonly sendReplies = (): void => {
     const outbox = this.outbox;
-    this.outbox = [];
-    const bySocket = new Map<DeviceSocket, typeof outbox>();
-    for (const reply of outbox) {
-      const list = bySocket.get(reply.socket);
-      if (list === undefined) bySocket.set(reply.socket, [reply]);
-      else list.push(reply);
-    }
-    for (const [socket, replies] of bySocket) {
+    this.outbox = new Map();
+    for (const [socket, replies] of outbox) {
       for (let first = 0; first < replies.length; first += sendSliceMax) {
         const slice = replies.slice(first, first + sendSliceMax);
         const results = socket.send(slice);
@@ -563,9 +545,14 @@ export class DhcpServer {
     }
   }
 
-  private receive(message: Buffer, remoteAddress: string, remotePort: number, onBootServerPort = false): void {
+  /** message is null for a datagram longer than a socket read keeps, which was dropped. */
+  private receive(message: Buffer | null, remoteAddress: string, remotePort: number, onBootServerPort = false): void {
     this.stats.received++;
     const source = `${remoteAddress}:${remotePort}`;
+    if (message === null) {
+      this.dropMalformed(source, 'TOO_LONG', 'the datagram is longer than the 8 KiB a read keeps (a DHCP message over Ethernet is at most 1500 bytes)');
+      return;
+    }
     let packet: DhcpPacket;
     try {
       packet = decodePacket(message);
@@ -577,9 +564,7 @@ export class DhcpServer {
         this.emit({ kind: 'error', source, error: error instanceof Error ? error.message : String(error) });
         return;
       }
-      this.stats.malformed++;
-      this.options.log.debug({ source, code: error.code, reason: error.message, bytes: message.length }, 'malformed DHCP packet dropped');
-      this.emit({ kind: 'malformed', source, code: error.code, reason: error.message });
+      this.dropMalformed(source, error.code, error.message, message.length);
       return;
     }
     const other = this.otherServerOf(packet);
@@ -593,6 +578,13 @@ export class DhcpServer {
       bootServerSource: onBootServerPort ? { address: remoteAddress, port: remotePort } : undefined,
     };
     this.commits.add(request);
+  }
+
+  /** A packet that cannot be read: counted, one debug line and an event; the server goes on. */
+  private dropMalformed(source: string, code: DhcpDecodeErrorCode | 'TOO_LONG', reason: string, bytes?: number): void {
+    this.stats.malformed++;
+    this.options.log.debug({ source, code, reason, ...(bytes === undefined ? {} : { bytes }) }, 'malformed DHCP packet dropped');
+    this.emit({ kind: 'malformed', source, code, reason });
   }
 
   /** Another DHCP server answers here: a warning per server at most every 10 minutes, an event each time. */
@@ -739,8 +731,11 @@ export class DhcpServer {
         else if (socket === undefined) sent(new Error('the server is closed'));
         else {
           // Sent with the rest of this turn's replies (GroupCommit carries out a batch's outcomes in one go).
-          if (this.outbox.length === 0) queueMicrotask(this.sendReplies);
-          this.outbox.push({ socket, bytes: bytes!, port, address, sent });
+          if (this.outbox.size === 0) queueMicrotask(this.sendReplies);
+          const replies = this.outbox.get(socket);
+          const reply = { bytes: bytes!, port, address, sent };
+          if (replies === undefined) this.outbox.set(socket, [reply]);
+          else replies.push(reply);
         }
         return;
       }

@@ -44,6 +44,19 @@ int rb_get_sockaddr(napi_env env, napi_value port, napi_value address, struct so
   return rb_get_ipv4(env, address, &out->sin_addr);
 }
 
+void *rb_unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, const char *class_name) {
+  napi_value self;
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok) return NULL;
+  if (napi_unwrap(env, self, &data) != napi_ok || data == NULL) {
+    char message[64];
+    snprintf(message, sizeof message, "not a %s", class_name);
+    napi_throw_type_error(env, NULL, message);
+    return NULL;
+  }
+  return data;
+}
+
 napi_value rb_local_port(napi_env env, int fd, int closed) {
   struct sockaddr_in local;
   socklen_t length = sizeof local;

@@ -25,6 +25,8 @@ int rb_get_ipv4(napi_env env, napi_value value, struct in_addr *address);
 void rb_hold_object(napi_env env, napi_value self, void *data, napi_finalize finalize, const char *resource, napi_ref *self_ref, napi_async_context *context);
 /* Call a JavaScript function from a libuv callback, as Node's own handles do: microtasks run after it, async hooks see it, a throw is fatal. */
 void rb_call_back(napi_env env, napi_async_context context, napi_ref self_ref, napi_ref function_ref, size_t argc, napi_value *argv);
+/* The native data of `this` of a method call, with its arguments; NULL (and a TypeError thrown) when `this` is not a `class_name`. */
+void *rb_unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, const char *class_name);
 /* The local port of a bound socket as a JavaScript number; throws (EBADF when closed) and returns NULL when it cannot be read. */
 napi_value rb_local_port(napi_env env, int fd, int closed);
 /* An IPv4 socket address from a JavaScript port number (0-65535) and dotted address; 0 when either is not one. */

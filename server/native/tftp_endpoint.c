@@ -477,14 +477,7 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
 }
 
 static endpoint_t *unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
-  napi_value self;
-  void *data = NULL;
-  if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok) return NULL;
-  if (napi_unwrap(env, self, &data) != napi_ok || data == NULL) {
-    napi_throw_type_error(env, NULL, "not a TftpEndpoint");
-    return NULL;
-  }
-  return data;
+  return rb_unwrap(env, info, argc, argv, "TftpEndpoint");
 }
 
 /* The two sockets of a transfer on one port (see the top of this file); 0, or an errno with *syscall set. */

@@ -100,10 +100,7 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
 }
 
 static batch_t *unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
-  napi_value self;
-  void *data = NULL;
-  if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok || napi_unwrap(env, self, &data) != napi_ok) return NULL;
-  return data;
+  return rb_unwrap(env, info, argc, argv, "UdpBatch");
 }
 
 static napi_value construct(napi_env env, napi_callback_info info) {

@@ -60,7 +60,6 @@ export interface Outgoing {
  */
 export class DeviceSocket {
   private readonly batch: NativeUdpBatch;
-  private closed = false;
 
   constructor(options: DeviceSocketOptions, onReadable: () => void) {
     const { device, address, port, receiveBufferBytes } = options;
@@ -87,7 +86,7 @@ export class DeviceSocket {
 
   /** Watch the socket again: onReadable once something is queued, at once when something still is. */
   resume(): void {
-    if (!this.closed) this.batch.resume();
+    this.batch.resume();
   }
 
   /** Sends all of them in one system call: for each, null once the kernel has it, or why not. */
@@ -117,9 +116,8 @@ export class DeviceSocket {
     return this.batch.localPort();
   }
 
+  /** Closes the descriptor; again is nothing. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
     this.batch.close();
   }
 }
