@@ -177,18 +177,38 @@ static napi_value method_read(napi_env env, napi_callback_info info) {
       if (count > 0) break;
       return rb_throw_errno(env, errno, "recvmmsg", "");
     }
+    /*
+     * The round's datagrams are copied back to back into one ArrayBuffer,
+     * which JavaScript views as Buffers: one allocation per round, and
+     * Buffers of the same kind as those JavaScript makes (one made here
+     * with napi_create_buffer_copy has another hidden class, and code V8
+     * compiled for the one deoptimizes on meeting the other).
+     */
+    size_t total = 0;
     for (int i = 0; i < got; i++) {
-      napi_value message, address, port;
-      if (messages[i].msg_hdr.msg_flags & MSG_TRUNC) {
-        napi_get_null(env, &message);
-      } else {
-        napi_create_buffer_copy(env, messages[i].msg_len, vectors[i].iov_base, NULL, &message);
+      if (!(messages[i].msg_hdr.msg_flags & MSG_TRUNC)) total += messages[i].msg_len;
+    }
+    void *data = NULL;
+    napi_value round;
+    if (napi_create_arraybuffer(env, total, &data, &round) != napi_ok) return NULL;
+    size_t offset = 0;
+    for (int i = 0; i < got; i++) {
+      napi_value start, length, address, port;
+      int32_t bytes = -1; /* too long for a slot: dropped, and said so */
+      if (!(messages[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+        bytes = (int32_t)messages[i].msg_len;
+        memcpy((char *)data + offset, vectors[i].iov_base, messages[i].msg_len);
       }
+      napi_create_uint32(env, (uint32_t)offset, &start);
+      napi_create_int32(env, bytes, &length);
+      if (bytes > 0) offset += (size_t)bytes;
       char text[INET_ADDRSTRLEN];
       inet_ntop(AF_INET, &sources[i].sin_addr, text, sizeof text);
       napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &address);
       napi_create_uint32(env, ntohs(sources[i].sin_port), &port);
-      napi_set_element(env, result, index++, message);
+      napi_set_element(env, result, index++, round);
+      napi_set_element(env, result, index++, start);
+      napi_set_element(env, result, index++, length);
       napi_set_element(env, result, index++, address);
       napi_set_element(env, result, index++, port);
     }

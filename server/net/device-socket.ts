@@ -76,10 +76,13 @@ export class DeviceSocket {
 
   /** The datagrams queued now, at most `max`. Throws for a failed recvmmsg(2). */
   read(max: number): Datagram[] {
+    // Five values a datagram: the ArrayBuffer of its recvmmsg(2) call, where in it, how long (-1: too long, dropped), from where.
     const flat = this.batch.read(max);
     const datagrams: Datagram[] = [];
-    for (let i = 0; i < flat.length; i += 3) {
-      datagrams.push({ message: flat[i] as Buffer | null, address: flat[i + 1] as string, port: flat[i + 2] as number });
+    for (let i = 0; i < flat.length; i += 5) {
+      const length = flat[i + 2] as number;
+      const message = length < 0 ? null : Buffer.from(flat[i] as ArrayBuffer, flat[i + 1] as number, length);
+      datagrams.push({ message, address: flat[i + 3] as string, port: flat[i + 4] as number });
     }
     return datagrams;
   }

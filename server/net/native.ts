@@ -47,8 +47,13 @@ export interface NativeBinding {
 }
 
 export interface NativeUdpBatch {
-  /** The datagrams queued now, at most max, as [message, address, port, ...]; message null for one over 8 KiB. Throws for a failed recvmmsg. */
-  read(max: number): Array<Buffer | string | number | null>;
+  /**
+   * The datagrams queued now, at most max, as [round, offset, length,
+   * address, port, ...]: each recvmmsg call's datagrams are copied into one
+   * ArrayBuffer (round), a datagram at offset for length bytes; length -1
+   * for one over 8 KiB. Throws for a failed recvmmsg.
+   */
+  read(max: number): Array<ArrayBuffer | string | number>;
   /** Watch the socket again: onReadable once something is queued (at once when something still is). */
   resume(): void;
   /** [buffer, port, address, ...] in one sendmmsg: each datagram's errno, 0 for sent. */
