@@ -482,7 +482,8 @@ async function main(): Promise<void> {
         process.stderr.write(
           `${offered}/s ${labels[name]}: ${result.rate.toFixed(0)} exchanges/s, ${result.discovers} DISCOVERs sent, ${result.acks} ACKs received, ` +
             `drops ${(result.dropRatio * 100).toFixed(2)}%, ${result.stored} leases stored, ${result.cpuMicrosPerExchange.toFixed(0)} µs CPU per exchange ` +
-            `(user ${(user / Math.max(1, result.acks)).toFixed(0)}, system ${(system / Math.max(1, result.acks)).toFixed(0)})\n`,
+            `(user ${(user / Math.max(1, result.acks)).toFixed(0)}, system ${(system / Math.max(1, result.acks)).toFixed(0)}), ` +
+            `ACKs by second ${result.acksPerSecond.join(' ')}\n`,
         );
       }
     }
