@@ -23,7 +23,7 @@ import { defaultFirstLeaseSeconds, type AddressRange, type DhcpContext, type Dhc
 import { bootServerPort } from './decide/proxy.js';
 import { DhcpDecodeError, type DhcpDecodeErrorCode } from './wire/errors.js';
 import { formatMac } from './decide/client-facts.js';
-import { anyAddress, ipv4ToNumber, isIpv4, Subnet } from '../net/ipv4.js';
+import { anyAddress, ipv4ToNumber, isIpv4, numberToIpv4, Subnet } from '../net/ipv4.js';
 import { GroupCommit, type CommitFailure } from './leases/commit.js';
 import { holdsAddress, MemoryLeaseStore, type LeaseStore } from './leases/leases.js';
 import { TokenBucket } from './rate-limit.js';
@@ -161,16 +161,31 @@ function warmUpMac(n: number): Buffer {
 }
 
 /**
+ * The relays the warm-up's made-up clients come through: a host of the
+ * server's own subnet (a relay may sit on the server's wire) and the first
+ * host of each relay subnet, so that each scope's path is compiled too.
+ */
+function warmUpRelays(options: DhcpServerOptions): string[] {
+  const local = new Subnet(options.serverAddress, options.prefixLength);
+  const first = local.network + 1;
+  const neighbour = numberToIpv4(numberToIpv4(first) === options.serverAddress ? first + 1 : first);
+  return [neighbour, ...(options.relayScopes ?? []).map((scope) => numberToIpv4(scope.subnet.network + 1))];
+}
+
+/**
  * A request from a made-up client of the warm-up: as iPXE sends it for an
  * even-numbered MAC, as an operating system's client (no PXE options) for
- * an odd one. A rack sees both, and each takes its own path through the
- * decision and the encoder.
+ * an odd one; on the server's own wire for two MACs of four, through a
+ * relay (relayAddress) for the other two. A rack sees all of these, and
+ * each takes its own path through the decision and the encoder.
  */
-function warmUpRequest(mac: Buffer, transactionId: number, options: DhcpPacket['options']): DhcpPacket {
-  const pxe = (mac.at(-1)! & 1) === 0;
+function warmUpRequest(mac: Buffer, transactionId: number, options: DhcpPacket['options'], relayAddress: string): DhcpPacket {
+  const last = mac.at(-1)!;
+  const pxe = (last & 1) === 0;
   return clientPacket({
     hardwareAddress: mac,
     transactionId,
+    ...((last & 2) === 0 ? {} : { relayAddress, hops: 1 }),
     options: pxe
       ? {
           ...options,
@@ -382,12 +397,16 @@ export class DhcpServer {
       },
     });
     const clientPort = options.clientPort ?? 68;
-    const exchange = async (packets: Buffer[]): Promise<DhcpPacket[]> => {
+    const exchange = async (packets: DhcpPacket[]): Promise<DhcpPacket[]> => {
       replies.length = 0;
       outstanding = packets.length;
       // Replies come once their batch is committed (an ACK's after its fsync).
       const done = new Promise<void>((resolve) => (batchDone = resolve));
-      for (const packet of packets) server.receive(packet, '0.0.0.0', clientPort);
+      // From where the kernel would say: the relay's server port, or the client's port with no address yet.
+      for (const packet of packets) {
+        const relayed = packet.relayAddress !== anyAddress;
+        server.receive(encodePacket(packet), relayed ? packet.relayAddress : anyAddress, relayed ? (options.port ?? 67) : clientPort);
+      }
       // A request that ended without its event would hold the start forever: a warm-up is never worth that.
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<never>((_, reject) => {
@@ -396,21 +415,22 @@ export class DhcpServer {
       await Promise.race([done, late]).finally(() => clearTimeout(timer));
       return replies.map((reply) => decodePacket(reply));
     };
+    const relays = warmUpRelays(options);
+    const relayOf = (mac: Buffer) => relays[(mac.readUIntBE(3, 3) >> 2) % relays.length]!;
     let exchanges = 0;
     const perBatch = 16;
     try {
       for (let first = 0; first < clients; first += perBatch) {
         const macs = Array.from({ length: Math.min(perBatch, clients - first) }, (_, i) => warmUpMac(first + i));
-        const offers = await exchange(macs.map((mac, i) => encodePacket(warmUpRequest(mac, i, { messageType: MessageType.discover }))));
+        const offers = await exchange(macs.map((mac, i) => warmUpRequest(mac, i, { messageType: MessageType.discover }, relayOf(mac))));
         const requests = offers
           .filter((offer) => offer.options.messageType === MessageType.offer)
           .map((offer) =>
-            encodePacket(
-              warmUpRequest(offer.hardwareAddress, offer.transactionId, {
-                messageType: MessageType.request,
-                requestedAddress: offer.yourAddress,
-                serverIdentifier: options.serverAddress,
-              }),
+            warmUpRequest(
+              offer.hardwareAddress,
+              offer.transactionId,
+              { messageType: MessageType.request, requestedAddress: offer.yourAddress, serverIdentifier: options.serverAddress },
+              relayOf(offer.hardwareAddress),
             ),
           );
         if (requests.length === 0) break; // nothing to offer: no pool, or a pool all reserved

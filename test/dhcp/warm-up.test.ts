@@ -12,6 +12,7 @@ import { pino } from 'pino';
 import { DhcpServer, type DhcpEvent, type DhcpServerOptions } from '../../server/dhcp/server.js';
 import { MemoryLeaseStore } from '../../server/dhcp/leases/leases.js';
 import { SqliteLeaseStore } from '../../server/dhcp/leases/sqlite.js';
+import { Subnet } from '../../server/net/ipv4.js';
 import { testBootFile } from '../support/dhcp.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rackboot-warm-up-test-'));
@@ -63,4 +64,19 @@ test('the warm-up stops when the pool has no address left', async () => {
   const result = await DhcpServer.warmUp(options({ start: '198.18.1.1', end: '198.18.1.20' }, new MemoryLeaseStore(), [], []), scratch, 2048);
   assert.equal(result.exchanges, 20);
   assert.equal(scratch.all().length, 20);
+});
+
+test("half the made-up clients come through relays: one on the server's own wire and one per relay subnet, each given an address of its scope", async () => {
+  const scratch = new MemoryLeaseStore();
+  const relayed: DhcpServerOptions = {
+    ...options({ start: '198.18.1.1', end: '198.18.4.254' }, new MemoryLeaseStore(), [], []),
+    relayScopes: [{ subnet: new Subnet('198.19.7.0', 24), pool: { start: '198.19.7.10', end: '198.19.7.200' }, router: '198.19.7.1', dns: [] }],
+  };
+  const result = await DhcpServer.warmUp(relayed, scratch, 64);
+  assert.equal(result.exchanges, 64);
+  const leases = scratch.all();
+  const inRelaySubnet = leases.filter((lease) => lease.address.startsWith('198.19.7.'));
+  // Clients 2, 3 of every four are relayed; the relay alternates between the own wire's and the relay subnet's every four clients.
+  assert.equal(inRelaySubnet.length, 16, 'a quarter through the relay subnet');
+  assert.equal(leases.length - inRelaySubnet.length, 48, 'the rest from the own pool');
 });
