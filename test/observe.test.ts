@@ -102,3 +102,44 @@ test('protocol events become one timeline per MAC and metrics; TFTP and HTTP cli
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("the timer's flush writes a storm's events a chunk at a time, in order, with turns of the event loop between; settle() writes the rest at once", async () => {
+  const calls: number[] = [];
+  const sink = new ArraySink();
+  const counting: TimelineSink = {
+    appendAll: (events) => {
+      calls.push(events.length);
+      sink.appendAll(events);
+    },
+    listByHost: (mac) => sink.listByHost(mac),
+  };
+  let clock = 1_000_000;
+  const observer = new BootObserver({
+    timeline: counting,
+    metrics: new Metrics(),
+    neighbors: new NeighborTable('/nonexistent'),
+    log: silentLogger(),
+    partNames: () => new Set(),
+    flushMs: 5,
+    now: () => clock++,
+  });
+  const macs = Array.from({ length: 700 }, (_, i) => `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`);
+  // Two events an exchange: 1400 in all.
+  for (const mac of macs) observer.dhcp({ mac, type: 'DHCPDISCOVER', result: 'offer', address: '198.18.0.100' });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.ok(calls.length >= 1 && calls[0] === 512, `the first write is one chunk of 512 (writes: ${calls.join(', ')})`);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(calls, [512, 512, 376]);
+  const times = sink.events.map((event) => event.time);
+  assert.deepEqual(
+    times,
+    [...times].sort((x, y) => x - y),
+    'in the order they were queued',
+  );
+  // settle() (before the timeline is read) writes everything queued in one go.
+  calls.length = 0;
+  for (const mac of macs) observer.dhcp({ mac, type: 'DHCPREQUEST', result: 'ack', address: '198.18.0.100' });
+  await observer.settle();
+  assert.deepEqual(calls, [1400]);
+  await observer.close();
+});
