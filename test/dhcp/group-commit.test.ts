@@ -55,6 +55,7 @@ describe('group commit', () => {
   let client: dgram.Socket;
   let receiver: dgram.Socket;
   const events: DhcpEvent[] = [];
+  const listeners = new Set<(event: DhcpEvent) => void>();
   const logLines: Array<Record<string, unknown>> = [];
   let replies: DhcpPacket[] = [];
 
@@ -68,7 +69,10 @@ describe('group commit', () => {
       port: serverPort,
       clientPort,
       commitWindowMs: 50,
-      onEvent: (event) => events.push(event),
+      onEvent: (event) => {
+        events.push(event);
+        for (const listener of listeners) listener(event);
+      },
     });
     await server.start();
     // Replies go to ciaddr:clientPort; 0.0.0.0 hears every 127.0.0.0/8
@@ -155,6 +159,52 @@ describe('group commit', () => {
     await settle(() => replies.length >= 37);
     assert.equal(replies.at(-1)?.transactionId, 5999);
     assert.equal(server.stats.batches, batchesBefore + 2);
+  });
+
+  test('a batch of more than 32 replies sends 32 in one turn of the event loop and the rest in the next, in order', async () => {
+    replies = [];
+    const batchesBefore = server.stats.batches;
+    const eventsBefore = events.length;
+    // Turns of the event loop, counted in its check phase: events emitted in one turn see one value.
+    let turn = 0;
+    let ticking: NodeJS.Immediate | undefined;
+    const tick = () => {
+      turn++;
+      ticking = setImmediate(tick);
+    };
+    tick();
+    const turns = new Map<string, number>();
+    const onReply = (event: DhcpEvent) => {
+      if (event.kind === 'reply') turns.set(event.mac, turn);
+    };
+    listeners.add(onReply);
+    try {
+      // 36 clients renewing addresses no other test uses: 127.0.0.120-149 and 152-157.
+      const addresses = [...Array.from({ length: 30 }, (_, i) => 120 + i), ...Array.from({ length: 6 }, (_, i) => 152 + i)];
+      const macs = addresses.map((_, i) => `02:00:00:00:05:${i.toString(16).padStart(2, '0')}`);
+      macs.forEach((mac, i) => client.send(renew(mac, `127.0.0.${addresses[i]}`, 6000 + i)));
+      await settle(() => replies.length >= 36);
+      assert.equal(server.stats.batches, batchesBefore + 1, 'one batch');
+      assert.equal(replies.filter((reply) => reply.options.messageType === MessageType.ack).length, 36);
+      const sent = events.slice(eventsBefore).filter((event) => event.kind === 'reply');
+      assert.deepEqual(
+        sent.map((event) => event.mac),
+        macs,
+        'sent in the order the requests came',
+      );
+      const first = turns.get(macs[0]!)!;
+      assert.ok(
+        macs.slice(0, 32).every((mac) => turns.get(mac) === first),
+        'the first 32 in one turn',
+      );
+      assert.ok(
+        macs.slice(32).every((mac) => turns.get(mac)! > first),
+        'the other 4 in a later one',
+      );
+    } finally {
+      listeners.delete(onReply);
+      clearImmediate(ticking);
+    }
   });
 
   test('requests that arrive apart within the commit window are one batch, answered once it has committed', async () => {
