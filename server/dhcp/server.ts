@@ -204,17 +204,19 @@ const defaultCommitWindowMs = 5;
 const sendSliceMax = 16;
 
 /**
- * Replies a socket sends in one turn of the event loop; the rest wait for
- * the next turn of the timers (a millisecond or more), in order, and
- * replies carried out meanwhile queue behind them. A batch decided after
- * the server was held up (its first second of requests, a slow fsync)
- * carries out hundreds of replies at once, and they often go to one
- * receiver: a relay agent (a switch's CPU, behind its control-plane
- * policer) or a load generator's socket. Sent in one go they overflowed
- * it: bench:dhcp at 4000/s lost 1.5-5% of its exchanges in perfdhcp's
- * receive buffer, and 0-0.4% at 32 a turn.
+ * How fast replies leave a socket: at most `sendPerMs` a millisecond on
+ * average, at most `sendBurstMax` at once; the rest wait, in order, for
+ * the next turn of the timers, and replies carried out meanwhile queue
+ * behind them. A batch decided after the server was held up (its first
+ * second of requests, a slow fsync) carries out hundreds of replies at
+ * once, and they often go to one receiver: a relay agent (a switch's CPU,
+ * behind its control-plane policer) or a load generator's socket. Sent in
+ * one go they overflowed it: bench:dhcp at 4000/s lost 1.5-5% of its
+ * exchanges in perfdhcp's receive buffer. 32 a millisecond is four times
+ * the replies of that storm.
  */
-const sendTurnMax = 32;
+const sendPerMs = 32;
+const sendBurstMax = 64;
 
 /** Datagrams read from a socket at a time: a batch larger than this reads the rest at its next wake-up or window. */
 const readBatchMax = 512;
@@ -265,8 +267,11 @@ export class DhcpServer {
   private gathering = false;
   /** The replies carried out and not sent yet, by the socket they leave from (sendReplies). */
   private readonly outbox = new Map<DeviceSocket, Array<Outgoing & { sent: (error: Error | null) => void }>>();
-  /** Whether sendReplies is due (at the end of this turn, or after a turn's worth was sent). */
+  /** Whether sendReplies is due (at the end of this turn, or in a later one while replies wait). */
   private sendDue = false;
+  /** Replies that may leave now (sendPerMs, sendBurstMax), as of sendCreditAt (performance.now()). */
+  private sendCredit = sendBurstMax;
+  private sendCreditAt = 0;
   /** The next turn's sendReplies, while replies wait beyond a turn's worth. */
   private sendTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -554,36 +559,41 @@ export class DhcpServer {
     for (const { message, address, port } of datagrams) this.receive(message, address, port, onBootServerPort);
   }
 
-  /** Sends the replies waiting, up to a turn's worth per socket (sendTurnMax); the rest in the next turns. */
+  /** Sends the replies waiting, as many as may leave now (sendPerMs, sendBurstMax); the rest in the next turns. */
   private readonly sendReplies = (): void => {
     this.sendDue = false;
     this.sendTimer = undefined;
-    if (this.sendWaiting(sendTurnMax)) {
+    const now = performance.now();
+    this.sendCredit = Math.min(sendBurstMax, this.sendCredit + (now - this.sendCreditAt) * sendPerMs);
+    this.sendCreditAt = now;
+    const sent = this.sendWaiting(Math.max(1, Math.floor(this.sendCredit)));
+    this.sendCredit -= sent;
+    if (this.outbox.size > 0) {
       this.sendDue = true;
       this.sendTimer = setTimeout(this.sendReplies, 0);
     }
   };
 
   /**
-   * Sends up to `max` replies waiting on each socket, a system call per
-   * slice; each is logged once the kernel has it, or its failure. Whether
-   * any are left.
+   * Sends up to `max` of the replies waiting, the oldest socket's first, a
+   * system call per slice; each is logged once the kernel has it, or its
+   * failure. How many were sent.
    */
-  private sendWaiting(max: number): boolean {
-    let left = false;
+  private sendWaiting(max: number): number {
+    let sent = 0;
     for (const [socket, replies] of this.outbox) {
-      const count = Math.min(replies.length, max);
+      if (sent >= max) break;
+      const count = Math.min(replies.length, max - sent);
+      sent += count;
       for (let first = 0; first < count; first += sendSliceMax) {
         const slice = replies.slice(first, Math.min(count, first + sendSliceMax));
         const results = socket.send(slice);
         for (let i = 0; i < slice.length; i++) slice[i]!.sent(results[i] ?? null);
       }
-      if (count < replies.length) {
-        this.outbox.set(socket, replies.slice(count));
-        left = true;
-      } else this.outbox.delete(socket);
+      if (count < replies.length) this.outbox.set(socket, replies.slice(count));
+      else this.outbox.delete(socket);
     }
-    return left;
+    return sent;
   }
 
   private sweep(): void {

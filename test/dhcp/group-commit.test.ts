@@ -161,7 +161,7 @@ describe('group commit', () => {
     assert.equal(server.stats.batches, batchesBefore + 2);
   });
 
-  test('a batch of more than 32 replies sends 32 in one turn of the event loop and the rest in the next, in order', async () => {
+  test('a batch of 100 replies sends 64 at once and the rest at most 32 a millisecond, in order', async () => {
     replies = [];
     const batchesBefore = server.stats.batches;
     const eventsBefore = events.length;
@@ -173,34 +173,40 @@ describe('group commit', () => {
       ticking = setImmediate(tick);
     };
     tick();
-    const turns = new Map<string, number>();
+    const sentAt = new Map<string, { turn: number; ms: number }>();
     const onReply = (event: DhcpEvent) => {
-      if (event.kind === 'reply') turns.set(event.mac, turn);
+      if (event.kind === 'reply') sentAt.set(event.mac, { turn, ms: performance.now() });
     };
     listeners.add(onReply);
     try {
-      // 36 clients renewing addresses no other test uses: 127.0.0.120-149 and 152-157.
-      const addresses = [...Array.from({ length: 30 }, (_, i) => 120 + i), ...Array.from({ length: 6 }, (_, i) => 152 + i)];
-      const macs = addresses.map((_, i) => `02:00:00:00:05:${i.toString(16).padStart(2, '0')}`);
-      macs.forEach((mac, i) => client.send(renew(mac, `127.0.0.${addresses[i]}`, 6000 + i)));
-      await settle(() => replies.length >= 36);
+      // DHCPINFORMs (RFC 2131 section 3.4): each ACKed to its ciaddr, with no lease.
+      const macs = Array.from({ length: 100 }, (_, i) => `02:00:00:00:06:${i.toString(16).padStart(2, '0')}`);
+      macs.forEach((mac, i) =>
+        client.send(
+          encodePacket(clientRequest({ mac, clientAddress: `127.0.1.${i + 1}`, transactionId: 7000 + i, options: { messageType: MessageType.inform } })),
+        ),
+      );
+      await settle(() => replies.length >= 100);
       assert.equal(server.stats.batches, batchesBefore + 1, 'one batch');
-      assert.equal(replies.filter((reply) => reply.options.messageType === MessageType.ack).length, 36);
+      assert.equal(replies.filter((reply) => reply.options.messageType === MessageType.ack).length, 100);
       const sent = events.slice(eventsBefore).filter((event) => event.kind === 'reply');
       assert.deepEqual(
         sent.map((event) => event.mac),
         macs,
         'sent in the order the requests came',
       );
-      const first = turns.get(macs[0]!)!;
+      const first = sentAt.get(macs[0]!)!;
       assert.ok(
-        macs.slice(0, 32).every((mac) => turns.get(mac) === first),
-        'the first 32 in one turn',
+        macs.slice(0, 64).every((mac) => sentAt.get(mac)!.turn === first.turn),
+        'the first 64 in one turn',
       );
+      const rest = macs.slice(64).map((mac) => sentAt.get(mac)!);
       assert.ok(
-        macs.slice(32).every((mac) => turns.get(mac)! > first),
-        'the other 4 in a later one',
+        rest.every((at) => at.turn > first.turn),
+        'the other 36 in later turns',
       );
+      // 36 more at 32 a millisecond: not before a millisecond has passed.
+      assert.ok(rest.at(-1)!.ms - first.ms >= 1, `the last left ${(rest.at(-1)!.ms - first.ms).toFixed(2)} ms after the first`);
     } finally {
       listeners.delete(onReply);
       clearImmediate(ticking);
