@@ -211,12 +211,18 @@ const sendSliceMax = 16;
  * second of requests, a slow fsync) carries out hundreds of replies at
  * once, and they often go to one receiver: a relay agent (a switch's CPU,
  * behind its control-plane policer) or a load generator's socket. Sent in
- * one go they overflowed it: bench:dhcp at 4000/s lost 1.5-5% of its
- * exchanges in perfdhcp's receive buffer. 32 a millisecond is four times
- * the replies of that storm.
+ * one go they overflowed it: bench:dhcp at 4000/s lost 0.6-4% of its
+ * exchanges in perfdhcp's receive buffer, and 0-0.1% paced. 32 a
+ * millisecond is four times the replies of that storm.
  */
 const sendPerMs = 32;
 const sendBurstMax = 64;
+/**
+ * But no reply waits longer than this (milliseconds): past what the server
+ * can decide (a storm beyond its CPU) its turns are long, replies would
+ * queue without end and reach their clients after they gave up.
+ */
+const sendWaitMax = 50;
 
 /** Datagrams read from a socket at a time: a batch larger than this reads the rest at its next wake-up or window. */
 const readBatchMax = 512;
@@ -266,7 +272,7 @@ export class DhcpServer {
   /** Whether a batch is gathering (its flush is scheduled). */
   private gathering = false;
   /** The replies carried out and not sent yet, by the socket they leave from (sendReplies). */
-  private readonly outbox = new Map<DeviceSocket, Array<Outgoing & { sent: (error: Error | null) => void }>>();
+  private readonly outbox = new Map<DeviceSocket, Array<Outgoing & { sent: (error: Error | null) => void; queuedAt: number }>>();
   /** Whether sendReplies is due (at the end of this turn, or in a later one while replies wait). */
   private sendDue = false;
   /** Replies that may leave now (sendPerMs, sendBurstMax), as of sendCreditAt (performance.now()). */
@@ -566,7 +572,7 @@ export class DhcpServer {
     const now = performance.now();
     this.sendCredit = Math.min(sendBurstMax, this.sendCredit + (now - this.sendCreditAt) * sendPerMs);
     this.sendCreditAt = now;
-    const sent = this.sendWaiting(Math.max(1, Math.floor(this.sendCredit)));
+    const sent = this.sendWaiting(Math.max(1, Math.floor(this.sendCredit)), now - sendWaitMax);
     this.sendCredit -= sent;
     if (this.outbox.size > 0) {
       this.sendDue = true;
@@ -579,11 +585,12 @@ export class DhcpServer {
    * system call per slice; each is logged once the kernel has it, or its
    * failure. How many were sent.
    */
-  private sendWaiting(max: number): number {
+  private sendWaiting(max: number, overdue = Number.NEGATIVE_INFINITY): number {
     let sent = 0;
     for (const [socket, replies] of this.outbox) {
-      if (sent >= max) break;
-      const count = Math.min(replies.length, max - sent);
+      let count = Math.min(replies.length, Math.max(0, max - sent));
+      while (count < replies.length && replies[count]!.queuedAt <= overdue) count++;
+      if (count === 0) continue;
       sent += count;
       for (let first = 0; first < count; first += sendSliceMax) {
         const slice = replies.slice(first, Math.min(count, first + sendSliceMax));
@@ -797,7 +804,7 @@ export class DhcpServer {
         else {
           // Sent with the rest of this turn's replies (GroupCommit carries out a batch's outcomes in one go), behind any still waiting.
           const replies = this.outbox.get(socket);
-          const reply = { bytes: bytes!, port, address, sent };
+          const reply = { bytes: bytes!, port, address, sent, queuedAt: performance.now() };
           if (replies === undefined) this.outbox.set(socket, [reply]);
           else replies.push(reply);
           if (!this.sendDue) {

@@ -213,6 +213,63 @@ describe('group commit', () => {
     }
   });
 
+  test('a reply that waited 50 ms goes at the next turn, past the pace: a busy server does not let its replies queue without end', async () => {
+    replies = [];
+    const eventsBefore = events.length;
+    let turn = 0;
+    let ticking: NodeJS.Immediate | undefined;
+    const tick = () => {
+      turn++;
+      ticking = setImmediate(tick);
+    };
+    tick();
+    const turns = new Map<string, number>();
+    let held = false;
+    const onReply = (event: DhcpEvent) => {
+      if (event.kind !== 'reply') return;
+      turns.set(event.mac, turn);
+      // The server is held up for 60 ms after its first 64 replies, as by a long batch.
+      if (turns.size === 64 && !held) {
+        held = true;
+        const until = performance.now() + 60;
+        while (performance.now() < until);
+      }
+    };
+    listeners.add(onReply);
+    try {
+      // 136 in all: the receiver, in this process and so not reading while the server is held up, holds them.
+      const macs = Array.from({ length: 136 }, (_, i) => `02:00:00:00:07:${i.toString(16).padStart(2, '0')}`);
+      macs.forEach((mac, i) =>
+        client.send(
+          encodePacket(clientRequest({ mac, clientAddress: `127.0.2.${i + 1}`, transactionId: 8000 + i, options: { messageType: MessageType.inform } })),
+        ),
+      );
+      await settle(() => replies.length >= 136);
+      assert.equal(replies.length, 136);
+      assert.deepEqual(
+        events
+          .slice(eventsBefore)
+          .filter((event) => event.kind === 'reply')
+          .map((event) => event.mac),
+        macs,
+      );
+      const first = turns.get(macs[0]!)!;
+      assert.ok(
+        macs.slice(0, 64).every((mac) => turns.get(mac) === first),
+        'the first 64 in one turn',
+      );
+      const second = turns.get(macs[64]!)!;
+      assert.ok(second > first);
+      assert.ok(
+        macs.slice(64).every((mac) => turns.get(mac) === second),
+        'the other 72, overdue, all in the next turn (the pace alone would send 64)',
+      );
+    } finally {
+      listeners.delete(onReply);
+      clearImmediate(ticking);
+    }
+  });
+
   test('requests that arrive apart within the commit window are one batch, answered once it has committed', async () => {
     replies = [];
     const batchesBefore = server.stats.batches;
