@@ -19,8 +19,6 @@ class ScriptedStore extends MemoryLeaseStore {
   readonly commits: string[] = [];
   failCommit: Error | undefined;
   synced: Promise<void> = Promise.resolve();
-  /** As a store several servers share (PostgreSQL): the database may refuse requests when the batch commits. */
-  commitsRemotely = false;
   private depth = 0;
 
   override transaction<T>(work: () => T, options: { durable?: boolean } = {}): T {
@@ -165,54 +163,6 @@ test('a durable batch is carried out only once its fsync is done', async () => {
   assert.deepEqual(run.carried, ['52:54:00:00:00:01']);
 });
 
-test('on a store of this machine, what binds nothing goes once the batch is committed, before the fsync; the ACKs after it', async () => {
-  const store = new ScriptedStore();
-  let sync!: () => void;
-  store.synced = new Promise((resolve) => (sync = resolve));
-  const run = harness(store, { durable: true });
-  run.commits.add({ mac: '52:54:00:00:00:01', address: '198.18.0.10', state: 'bound' });
-  run.commits.add({ mac: '52:54:00:00:00:02', address: '198.18.0.11' });
-  run.commits.add({ mac: '52:54:00:00:00:03', address: '198.18.0.12', ignore: true });
-  run.commits.add({ mac: '52:54:00:00:00:04', address: '198.18.0.13', state: 'bound' });
-  run.flush();
-  assert.deepEqual(store.commits, ['durable']);
-  assert.deepEqual(run.carried, ['52:54:00:00:00:02', '52:54:00:00:00:03'], 'the offer and the ignore at once, in their order');
-  await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(run.carried, ['52:54:00:00:00:02', '52:54:00:00:00:03'], 'no ACK before the fsync');
-  sync();
-  await run.commits.close();
-  assert.deepEqual(run.carried, ['52:54:00:00:00:02', '52:54:00:00:00:03', '52:54:00:00:00:01', '52:54:00:00:00:04']);
-});
-
-test('a failing fsync leaves unanswered only what waited for it', async () => {
-  const store = new ScriptedStore();
-  store.synced = Promise.reject(new Error('fsync failed'));
-  const run = harness(store, { durable: true });
-  run.commits.add({ mac: '52:54:00:00:00:01', address: '198.18.0.10', state: 'bound' });
-  run.commits.add({ mac: '52:54:00:00:00:02', address: '198.18.0.11' });
-  run.flush();
-  await run.commits.close();
-  assert.deepEqual(run.carried, ['52:54:00:00:00:02']);
-  assert.deepEqual(run.failures, [{ mac: '52:54:00:00:00:01', failure: 'commit', error: 'fsync failed' }]);
-});
-
-test('on a store several servers share, every outcome of the batch waits for its commit', async () => {
-  const store = new ScriptedStore();
-  store.commitsRemotely = true;
-  let sync!: () => void;
-  store.synced = new Promise((resolve) => (sync = resolve));
-  const run = harness(store, { durable: false });
-  run.commits.add({ mac: '52:54:00:00:00:01', address: '198.18.0.10' });
-  run.commits.add({ mac: '52:54:00:00:00:02', address: '198.18.0.11', ignore: true });
-  run.flush();
-  assert.deepEqual(store.commits, ['durable'], 'committed remotely even with nothing to bind');
-  await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(run.carried, []);
-  sync();
-  await run.commits.close();
-  assert.deepEqual(run.carried, ['52:54:00:00:00:01', '52:54:00:00:00:02']);
-});
-
 test('a batch that cannot bind commits without waiting for durability, and is carried out at once', () => {
   const store = new ScriptedStore();
   const run = harness(store, { durable: false });
@@ -270,7 +220,7 @@ test('close() drops the requests not decided yet and waits for the batches being
   let sync!: () => void;
   store.synced = new Promise((resolve) => (sync = resolve));
   const run = harness(store, { durable: true });
-  run.commits.add({ mac: '52:54:00:00:00:01', address: '198.18.0.10', state: 'bound' });
+  run.commits.add({ mac: '52:54:00:00:00:01', address: '198.18.0.10' });
   run.flush();
   run.commits.add({ mac: '52:54:00:00:00:02', address: '198.18.0.11' });
   let closed = false;
@@ -293,7 +243,6 @@ test('a batch the store keeps but for one request’s changes (another server’
     { mac: '52:54:00:00:00:99', address: '198.18.0.11', state: 'bound', expiresAt: now + 60_000 },
     '52:54:00:00:00:02',
   );
-  store.commitsRemotely = true;
   // Units count the requests' nested transactions in order, the one whose deciding threw too.
   store.synced = Promise.reject(new PartialCommitError(new Map([[3, conflict]])));
   run.commits.add({ mac: '52:54:00:00:00:01', address: '198.18.0.10' });

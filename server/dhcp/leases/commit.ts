@@ -9,33 +9,22 @@
  * lease transaction, each in a nested one, so a later request sees the
  * leases an earlier one was given and no address is promised twice; a
  * request whose deciding or changes throw is undone alone, and the batch
- * goes on. The batch commits once, and its outcomes are carried out in
- * the order the requests came; when the batch may hold an ACK, those that
- * bind a lease wait until the commit is on stable storage. That fsync
- * runs in the background (transactionSyncedLater): the next batches are
- * decided meanwhile, and every batch that committed while one fsync ran
- * shares the next one.
+ * goes on. The batch commits once, and its outcomes are carried out, in
+ * the order the requests came, only once the commit is on stable storage
+ * when the batch may hold an ACK. That fsync runs in the background
+ * (transactionSyncedLater): the next batches are decided meanwhile, and
+ * every batch that committed while one fsync ran shares the next one.
  *
- * On a store of this machine's (SQLite) the rest of such a batch (offers,
- * NAKs, ignores) goes as soon as the batch is committed, before its fsync:
- * every later batch already sees the commit, and what those replies
- * promise need not outlive a crash (a client whose offer's hold was lost
- * is given the address if it is still free, or a NAK and then a new
- * offer). So one client's offer does not wait for other clients' ACKs to
- * reach the disk, and a batch's replies leave in two smaller bursts
- * instead of one. A store several servers share may still refuse any
- * request's changes when the batch commits, because another server's
- * conflict with them (the database decides, request by request): there
- * every outcome waits for the commit, and only the refused requests go
- * unanswered.
+ * A store several servers share may keep the batch but refuse some
+ * requests' changes, which another server's conflict with (the database
+ * decides, request by request): only those requests go unanswered.
  *
- * When the commit fails, no request of the batch is answered, and when
- * its fsync fails, none that waited for it: a reply may promise nothing
- * the store does not hold. Silence rather than a NAK because a NAK makes a
- * renewing client drop an address it may keep using (RFC 2131 section
- * 4.4.5); a silent server only makes clients retransmit, and a later batch
- * tries again. Ignored requests changed nothing and are still carried out
- * (logged as ignored).
+ * When the commit or its fsync fails, no request of the batch is answered,
+ * ACK or not: a reply may promise nothing the store does not hold. Silence
+ * rather than a NAK because a NAK makes a renewing client drop an address
+ * it may keep using (RFC 2131 section 4.4.5); a silent server only makes
+ * clients retransmit, and a later batch tries again. Ignored requests
+ * changed nothing and are still carried out (logged as ignored).
  */
 import type { DhcpDecision } from '../decide/types.js';
 import { applyLeaseChanges, PartialCommitError, type LeaseStore } from './leases.js';
@@ -124,20 +113,11 @@ export class GroupCommit<Request, Outcome extends Decided> {
       for (const { outcome } of decided) this.steps.carryOut(outcome);
       return;
     }
-    let held = decided;
-    if (this.store.commitsRemotely !== true) {
-      held = [];
-      for (const entry of decided) {
-        if (binds(entry.outcome.decision)) held.push(entry);
-        else this.steps.carryOut(entry.outcome);
-      }
-      if (held.length === 0) return;
-    }
     const waiting = synced.then(
       () => {
-        for (const { outcome } of held) this.steps.carryOut(outcome);
+        for (const { outcome } of decided) this.steps.carryOut(outcome);
       },
-      (error: unknown) => (error instanceof PartialCommitError ? this.partlyKept(held, error) : this.batchFailed(held, [], error)),
+      (error: unknown) => (error instanceof PartialCommitError ? this.partlyKept(decided, error) : this.batchFailed(decided, [], error)),
     );
     this.syncing.add(waiting);
     void waiting.finally(() => this.syncing.delete(waiting));
@@ -176,11 +156,4 @@ export class GroupCommit<Request, Outcome extends Decided> {
     }
     for (const request of undecided) this.steps.failed(request, error, 'commit');
   }
-}
-
-/** Whether carrying out the decision promises a bound lease (an ACK), so it waits for the fsync. */
-function binds(decision: DhcpDecision): boolean {
-  if (decision.kind === 'ignore') return false;
-  if (decision.kind === 'reply' && decision.result === 'ack') return true;
-  return decision.leaseChanges.some((change) => change.kind === 'upsert' && change.lease.state === 'bound');
 }
