@@ -161,11 +161,15 @@ describe('group commit', () => {
     assert.equal(server.stats.batches, batchesBefore + 2);
   });
 
-  test('a batch of 100 replies sends 64 at once and the rest at most 32 a millisecond, in order', async () => {
-    replies = [];
-    const batchesBefore = server.stats.batches;
+  /**
+   * Sends `count` DHCPINFORMs at once (RFC 2131 section 3.4: each ACKed to
+   * its ciaddr, with no lease) and waits for their ACKs. Returns the MACs in
+   * the order sent, the MACs of the server's reply events in their order,
+   * and for each reply the turn of the event loop it left in (counted in the
+   * loop's check phase) and when. `onReply` runs with each reply event.
+   */
+  async function informBurst(count: number, subnet: number, onReply: (sent: number) => void = () => undefined) {
     const eventsBefore = events.length;
-    // Turns of the event loop, counted in its check phase: events emitted in one turn see one value.
     let turn = 0;
     let ticking: NodeJS.Immediate | undefined;
     const tick = () => {
@@ -174,100 +178,75 @@ describe('group commit', () => {
     };
     tick();
     const sentAt = new Map<string, { turn: number; ms: number }>();
-    const onReply = (event: DhcpEvent) => {
-      if (event.kind === 'reply') sentAt.set(event.mac, { turn, ms: performance.now() });
+    const listener = (event: DhcpEvent) => {
+      if (event.kind !== 'reply') return;
+      sentAt.set(event.mac, { turn, ms: performance.now() });
+      onReply(sentAt.size);
     };
-    listeners.add(onReply);
+    listeners.add(listener);
     try {
-      // DHCPINFORMs (RFC 2131 section 3.4): each ACKed to its ciaddr, with no lease.
-      const macs = Array.from({ length: 100 }, (_, i) => `02:00:00:00:06:${i.toString(16).padStart(2, '0')}`);
+      replies = [];
+      const macs = Array.from({ length: count }, (_, i) => `02:00:00:00:${subnet.toString(16).padStart(2, '0')}:${i.toString(16).padStart(2, '0')}`);
       macs.forEach((mac, i) =>
         client.send(
-          encodePacket(clientRequest({ mac, clientAddress: `127.0.1.${i + 1}`, transactionId: 7000 + i, options: { messageType: MessageType.inform } })),
+          encodePacket(
+            clientRequest({ mac, clientAddress: `127.0.${subnet}.${i + 1}`, transactionId: subnet * 1000 + i, options: { messageType: MessageType.inform } }),
+          ),
         ),
       );
-      await settle(() => replies.length >= 100);
-      assert.equal(server.stats.batches, batchesBefore + 1, 'one batch');
-      assert.equal(replies.filter((reply) => reply.options.messageType === MessageType.ack).length, 100);
-      const sent = events.slice(eventsBefore).filter((event) => event.kind === 'reply');
-      assert.deepEqual(
-        sent.map((event) => event.mac),
-        macs,
-        'sent in the order the requests came',
-      );
-      const first = sentAt.get(macs[0]!)!;
-      assert.ok(
-        macs.slice(0, 64).every((mac) => sentAt.get(mac)!.turn === first.turn),
-        'the first 64 in one turn',
-      );
-      const rest = macs.slice(64).map((mac) => sentAt.get(mac)!);
-      assert.ok(
-        rest.every((at) => at.turn > first.turn),
-        'the other 36 in later turns',
-      );
-      // 36 more at 32 a millisecond: not before a millisecond has passed.
-      assert.ok(rest.at(-1)!.ms - first.ms >= 1, `the last left ${(rest.at(-1)!.ms - first.ms).toFixed(2)} ms after the first`);
+      await settle(() => replies.length >= count);
+      assert.equal(replies.filter((reply) => reply.options.messageType === MessageType.ack).length, count);
+      const order = events
+        .slice(eventsBefore)
+        .filter((event) => event.kind === 'reply')
+        .map((event) => event.mac);
+      return { macs, order, at: (mac: string) => sentAt.get(mac)! };
     } finally {
-      listeners.delete(onReply);
+      listeners.delete(listener);
       clearImmediate(ticking);
     }
+  }
+
+  test('a batch of 100 replies sends 64 at once and the rest at most 32 a millisecond, in order', async () => {
+    const batchesBefore = server.stats.batches;
+    const { macs, order, at } = await informBurst(100, 1);
+    assert.equal(server.stats.batches, batchesBefore + 1, 'one batch');
+    assert.deepEqual(order, macs, 'sent in the order the requests came');
+    const first = at(macs[0]!);
+    assert.ok(
+      macs.slice(0, 64).every((mac) => at(mac).turn === first.turn),
+      'the first 64 in one turn',
+    );
+    const rest = macs.slice(64).map(at);
+    assert.ok(
+      rest.every((sent) => sent.turn > first.turn),
+      'the other 36 in later turns',
+    );
+    // 36 more at 32 a millisecond: not before a millisecond has passed.
+    assert.ok(rest.at(-1)!.ms - first.ms >= 1, `the last left ${(rest.at(-1)!.ms - first.ms).toFixed(2)} ms after the first`);
   });
 
   test('a reply that waited 50 ms goes at the next turn, past the pace: a busy server does not let its replies queue without end', async () => {
-    replies = [];
-    const eventsBefore = events.length;
-    let turn = 0;
-    let ticking: NodeJS.Immediate | undefined;
-    const tick = () => {
-      turn++;
-      ticking = setImmediate(tick);
-    };
-    tick();
-    const turns = new Map<string, number>();
-    let held = false;
-    const onReply = (event: DhcpEvent) => {
-      if (event.kind !== 'reply') return;
-      turns.set(event.mac, turn);
-      // The server is held up for 60 ms after its first 64 replies, as by a long batch.
-      if (turns.size === 64 && !held) {
-        held = true;
-        const until = performance.now() + 60;
-        while (performance.now() < until);
-      }
-    };
-    listeners.add(onReply);
-    try {
-      // 136 in all: the receiver, in this process and so not reading while the server is held up, holds them.
-      const macs = Array.from({ length: 136 }, (_, i) => `02:00:00:00:07:${i.toString(16).padStart(2, '0')}`);
-      macs.forEach((mac, i) =>
-        client.send(
-          encodePacket(clientRequest({ mac, clientAddress: `127.0.2.${i + 1}`, transactionId: 8000 + i, options: { messageType: MessageType.inform } })),
-        ),
-      );
-      await settle(() => replies.length >= 136);
-      assert.equal(replies.length, 136);
-      assert.deepEqual(
-        events
-          .slice(eventsBefore)
-          .filter((event) => event.kind === 'reply')
-          .map((event) => event.mac),
-        macs,
-      );
-      const first = turns.get(macs[0]!)!;
-      assert.ok(
-        macs.slice(0, 64).every((mac) => turns.get(mac) === first),
-        'the first 64 in one turn',
-      );
-      const second = turns.get(macs[64]!)!;
-      assert.ok(second > first);
-      assert.ok(
-        macs.slice(64).every((mac) => turns.get(mac) === second),
-        'the other 72, overdue, all in the next turn (the pace alone would send 64)',
-      );
-    } finally {
-      listeners.delete(onReply);
-      clearImmediate(ticking);
-    }
+    // The server is held up for 60 ms after its first 64 replies, as by a
+    // long batch. 136 in all: the receiver, in this process and so not
+    // reading meanwhile, holds them.
+    const { macs, order, at } = await informBurst(136, 2, (sent) => {
+      if (sent !== 64) return;
+      const until = performance.now() + 60;
+      while (performance.now() < until);
+    });
+    assert.deepEqual(order, macs);
+    const first = at(macs[0]!).turn;
+    assert.ok(
+      macs.slice(0, 64).every((mac) => at(mac).turn === first),
+      'the first 64 in one turn',
+    );
+    const second = at(macs[64]!).turn;
+    assert.ok(second > first);
+    assert.ok(
+      macs.slice(64).every((mac) => at(mac).turn === second),
+      'the other 72, overdue, all in the next turn (the pace alone would send 64)',
+    );
   });
 
   test('requests that arrive apart within the commit window are one batch, answered once it has committed', async () => {
