@@ -573,7 +573,8 @@ export class DhcpServer {
     this.sendCredit = Math.min(sendBurstMax, this.sendCredit + (now - this.sendCreditAt) * sendPerMs);
     this.sendCreditAt = now;
     const sent = this.sendWaiting(Math.max(1, Math.floor(this.sendCredit)), now - sendWaitMax);
-    this.sendCredit -= sent;
+    // Overdue replies may take more than the credit; they are not held against the replies after them.
+    this.sendCredit = Math.max(0, this.sendCredit - sent);
     if (this.outbox.size > 0) {
       this.sendDue = true;
       this.sendTimer = setTimeout(this.sendReplies, 0);
