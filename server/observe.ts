@@ -182,9 +182,9 @@ export class BootObserver {
   /**
    * The timer's flush: the first `writeChunk` events queued, and the rest
    * in the next turns. A storm queues thousands of events in `flushMs`
-   * (four an exchange, 3500 at 4000 exchanges a second), and writing them
-   * in one go held the DHCP server off its sockets for 15-40 ms, long
-   * enough for its replies to leave in one burst after it.
+   * (four an exchange), and writing them in one go held the DHCP server
+   * off its sockets for tens of milliseconds, long enough for its replies
+   * to leave in one burst after it.
    */
   private readonly flushChunk = (): void => {
     this.timer = undefined;

@@ -210,10 +210,10 @@ const sendSliceMax = 16;
  * behind them. A batch decided after the server was held up (its first
  * second of requests, a slow fsync) carries out hundreds of replies at
  * once, and they often go to one receiver: a relay agent (a switch's CPU,
- * behind its control-plane policer) or a load generator's socket. Sent in
- * one go they overflowed it: bench:dhcp at 4000/s lost 0.6-4% of its
- * exchanges in perfdhcp's receive buffer, and 0-0.1% paced. 32 a
- * millisecond is four times the replies of that storm.
+ * behind its control-plane policer) or a load generator's socket, and
+ * sent in one go they overflow it (bench:dhcp's perfdhcp at 4000/s; the
+ * figures are in docs/performance.md). 32 a millisecond is four times the
+ * replies of a storm of 4000 exchanges a second.
  */
 const sendPerMs = 32;
 const sendBurstMax = 64;
